@@ -1,0 +1,175 @@
+package keyward
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+)
+
+// Role is the tier of a key. Roles are ordered: root > account_admin > user.
+type Role string
+
+// The three key tiers.
+const (
+	RoleRoot         Role = "root"
+	RoleAccountAdmin Role = "account_admin"
+	RoleUser         Role = "user"
+)
+
+// Valid reports whether r is one of the three roles.
+func (r Role) Valid() bool { return r.rank() > 0 }
+
+// Covers reports whether a caller of role r may hold power of role o: a role
+// covers itself and every role below it.
+func (r Role) Covers(o Role) bool { return r.rank() >= o.rank() && o.Valid() }
+
+func (r Role) rank() int {
+	switch r {
+	case RoleRoot:
+		return 3
+	case RoleAccountAdmin:
+		return 2
+	case RoleUser:
+		return 1
+	}
+	return 0
+}
+
+// Account is a tenant. Every non-root key and every user belongs to one.
+type Account struct {
+	ID string `json:"id"`
+	// Name is a human label, unique among accounts.
+	Name string `json:"name"`
+	// KeyPrefix is the prefix of this account's user keys; empty means the
+	// default "kw_user".
+	KeyPrefix string    `json:"key_prefix,omitempty"`
+	Disabled  bool      `json:"disabled"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// User is a person or service inside an account.
+type User struct {
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
+	Name      string `json:"name"`
+	// ExternalID is the caller's own id for this user, unique per account
+	// when set.
+	ExternalID string    `json:"external_id,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// KeyHash is HMAC-SHA256(pepper[v], raw key): the only form in which a key's
+// secret is stored.
+type KeyHash [32]byte
+
+// Key is an issued API key, without its secret.
+type Key struct {
+	ID string `json:"id"`
+	// Hash identifies the key in storage; it is never sent to clients.
+	Hash          KeyHash `json:"-"`
+	PepperVersion int     `json:"-"`
+	// Start is the prefix plus the first four characters of the body, for
+	// people to recognise a key.
+	Start       string          `json:"start"`
+	Prefix      string          `json:"prefix"`
+	Name        string          `json:"name"`
+	Role        Role            `json:"role"`
+	AccountID   string          `json:"account_id,omitempty"`
+	UserID      string          `json:"user_id,omitempty"`
+	Permissions []string        `json:"permissions"`
+	Meta        json.RawMessage `json:"meta,omitempty"`
+	ExpiresAt   *time.Time      `json:"expires_at"`
+	Disabled    bool            `json:"disabled"`
+	// RevokedAt is when the key stops working: the moment of a revoke, or
+	// the end of the grace window of a rotated key.
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// RotatedFrom names the key this one replaced.
+	RotatedFrom string `json:"rotated_from,omitempty"`
+	// GraceUntil is set on a rotated key: it keeps verifying until then.
+	GraceUntil *time.Time `json:"grace_until,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	// CreatedBy is the id of the key that created this one; empty for the
+	// bootstrap root key.
+	CreatedBy  string     `json:"created_by,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+
+	// AccountDisabled mirrors the owning account's flag, filled by stores
+	// on reads so a verification needs one lookup.
+	AccountDisabled bool `json:"-"`
+}
+
+// Status returns the decision the key's own state gives at now: VALID,
+// DISABLED, REVOKED or EXPIRED, checked in that order.
+func (k *Key) Status(now time.Time) Decision {
+	switch {
+	case k.Disabled || k.AccountDisabled:
+		return DecisionDisabled
+	case k.RevokedAt != nil && !now.Before(*k.RevokedAt):
+		return DecisionRevoked
+	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+		return DecisionExpired
+	}
+	return DecisionValid
+}
+
+// HasPermissions reports whether the key holds every permission in want.
+// Root keys hold all permissions.
+func (k *Key) HasPermissions(want []string) bool {
+	if k.Role == RoleRoot {
+		return true
+	}
+	for _, p := range want {
+		if !slices.Contains(k.Permissions, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// Clone returns a deep copy of k.
+func (k *Key) Clone() *Key {
+	c := *k
+	c.Permissions = slices.Clone(k.Permissions)
+	c.Meta = slices.Clone(k.Meta)
+	c.ExpiresAt = cloneTime(k.ExpiresAt)
+	c.RevokedAt = cloneTime(k.RevokedAt)
+	c.GraceUntil = cloneTime(k.GraceUntil)
+	c.LastUsedAt = cloneTime(k.LastUsedAt)
+	return &c
+}
+
+func cloneTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
+}
+
+// Identity is who a verified key speaks for.
+type Identity struct {
+	KeyID     string `json:"key_id"`
+	AccountID string `json:"account_id,omitempty"`
+	UserID    string `json:"user_id,omitempty"`
+	Role      Role   `json:"role"`
+	// Agent is the agent named by the request (X-Keyward-Agent); it is
+	// informational and never grants anything.
+	Agent       string     `json:"agent,omitempty"`
+	Permissions []string   `json:"permissions,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+}
+
+// IdentityOf returns the identity of key k acting through agent.
+func IdentityOf(k *Key, agent string) *Identity {
+	return &Identity{
+		KeyID:       k.ID,
+		AccountID:   k.AccountID,
+		UserID:      k.UserID,
+		Role:        k.Role,
+		Agent:       agent,
+		Permissions: k.Permissions,
+		ExpiresAt:   k.ExpiresAt,
+	}
+}

@@ -1,0 +1,153 @@
+package keyward
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// AccountCreate is the input of AccountService.CreateAccount.
+type AccountCreate struct {
+	Name      string `json:"name"`
+	KeyPrefix string `json:"key_prefix,omitempty"`
+}
+
+// AccountUpdate changes the fields that are set.
+type AccountUpdate struct {
+	Name      *string `json:"name,omitempty"`
+	KeyPrefix *string `json:"key_prefix,omitempty"`
+	Disabled  *bool   `json:"disabled,omitempty"`
+}
+
+// AccountList is one page of accounts.
+type AccountList struct {
+	Items []*Account `json:"items"`
+	Next  string     `json:"next,omitempty"`
+}
+
+// AccountService manages accounts. The caller is the identity in ctx.
+// Implemented by admin.Service (in process) and client.Client (over HTTP).
+type AccountService interface {
+	CreateAccount(ctx context.Context, c AccountCreate) (*Account, error)
+	Account(ctx context.Context, id string) (*Account, error)
+	Accounts(ctx context.Context, p Page) (*AccountList, error)
+	UpdateAccount(ctx context.Context, id string, u AccountUpdate) (*Account, error)
+	DeleteAccount(ctx context.Context, id string) error
+}
+
+// UserCreate is the input of UserService.CreateUser.
+type UserCreate struct {
+	Name       string `json:"name"`
+	ExternalID string `json:"external_id,omitempty"`
+}
+
+// UserList is one page of users.
+type UserList struct {
+	Items []*User `json:"items"`
+	Next  string  `json:"next,omitempty"`
+}
+
+// UserService manages the users of an account.
+type UserService interface {
+	CreateUser(ctx context.Context, accountID string, c UserCreate) (*User, error)
+	User(ctx context.Context, accountID, id string) (*User, error)
+	Users(ctx context.Context, accountID string, p Page) (*UserList, error)
+	DeleteUser(ctx context.Context, accountID, id string) error
+}
+
+// KeyCreate is the input of KeyService.CreateKey. AccountID is required
+// unless Role is root; UserID is required when Role is user (and only then).
+type KeyCreate struct {
+	AccountID   string          `json:"account_id,omitempty"`
+	UserID      string          `json:"user_id,omitempty"`
+	Role        Role            `json:"role"`
+	Name        string          `json:"name,omitempty"`
+	Permissions []string        `json:"permissions,omitempty"`
+	Meta        json.RawMessage `json:"meta,omitempty"`
+	ExpiresAt   *time.Time      `json:"expires_at,omitempty"`
+}
+
+// CreatedKey is a new key with its secret. The secret is shown this once;
+// keyward keeps only its hash.
+type CreatedKey struct {
+	Key
+	// Secret is the raw key, serialised as "key".
+	Secret string `json:"key"`
+}
+
+// KeyUpdate changes the fields that are set. Permissions replace the whole
+// list; ClearExpiry removes the expiry.
+type KeyUpdate struct {
+	Name        *string          `json:"name,omitempty"`
+	Permissions *[]string        `json:"permissions,omitempty"`
+	Meta        *json.RawMessage `json:"meta,omitempty"`
+	ExpiresAt   *time.Time       `json:"expires_at,omitempty"`
+	ClearExpiry bool             `json:"clear_expiry,omitempty"`
+	Disabled    *bool            `json:"disabled,omitempty"`
+}
+
+// KeyRotate is the input of KeyService.RotateKey: the old key keeps working
+// for Grace (0: it stops at once), the new one works at once.
+type KeyRotate struct {
+	Grace Duration `json:"grace,omitempty"`
+}
+
+// KeyList is one page of keys.
+type KeyList struct {
+	Items []*Key `json:"items"`
+	Next  string `json:"next,omitempty"`
+}
+
+// VerifyRequest asks whether a key is valid for some permissions.
+type VerifyRequest struct {
+	Key         string   `json:"key"`
+	Permissions []string `json:"permissions,omitempty"`
+	// Agent names the agent acting with the key; it is echoed in the
+	// identity and grants nothing.
+	Agent string `json:"agent,omitempty"`
+}
+
+// VerifyResult is the answer to a VerifyRequest. Code says why a key is not
+// valid; only the caller of verify (a trusted service) sees it.
+type VerifyResult struct {
+	Valid       bool            `json:"valid"`
+	Code        Decision        `json:"code"`
+	KeyID       string          `json:"key_id,omitempty"`
+	Identity    *Identity       `json:"identity,omitempty"`
+	Permissions []string        `json:"permissions,omitempty"`
+	Meta        json.RawMessage `json:"meta,omitempty"`
+	ExpiresAt   *time.Time      `json:"expires_at"`
+}
+
+// KeyService manages keys and verifies them.
+type KeyService interface {
+	CreateKey(ctx context.Context, c KeyCreate) (*CreatedKey, error)
+	Key(ctx context.Context, id string) (*Key, error)
+	Keys(ctx context.Context, f KeyFilter, p Page) (*KeyList, error)
+	UpdateKey(ctx context.Context, id string, u KeyUpdate) (*Key, error)
+	RevokeKey(ctx context.Context, id string) (*Key, error)
+	RotateKey(ctx context.Context, id string, r KeyRotate) (*CreatedKey, error)
+	DeleteKey(ctx context.Context, id string) error
+	VerifyKey(ctx context.Context, r VerifyRequest) (*VerifyResult, error)
+	WhoAmI(ctx context.Context) (*Identity, error)
+}
+
+// Duration is a time.Duration that reads and writes as a Go duration string
+// ("24h", "90m") in JSON.
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return Errorf(EINVALID, "invalid duration %q: use a Go duration such as 30s, 15m or 24h", b)
+	}
+	if v < 0 {
+		return Errorf(EINVALID, "duration %q must not be negative", b)
+	}
+	*d = Duration(v)
+	return nil
+}

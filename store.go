@@ -1,0 +1,123 @@
+package keyward
+
+import (
+	"context"
+	"time"
+)
+
+// Page selects a slice of a list ordered by id. Ids are time-ordered, so a
+// list reads oldest first.
+type Page struct {
+	// After is the cursor: the last id of the previous page, or "" for the
+	// first page.
+	After string
+	// Limit is the page size; 0 means DefaultPageLimit, and it is capped at
+	// MaxPageLimit.
+	Limit int
+}
+
+// Page size bounds.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+)
+
+// Size returns the effective page size.
+func (p Page) Size() int {
+	switch {
+	case p.Limit <= 0:
+		return DefaultPageLimit
+	case p.Limit > MaxPageLimit:
+		return MaxPageLimit
+	}
+	return p.Limit
+}
+
+// KeyFilter narrows a key list. Empty fields match everything.
+type KeyFilter struct {
+	AccountID string
+	UserID    string
+	Role      Role
+}
+
+// KeyUse records that a key was used at a time.
+type KeyUse struct {
+	ID string
+	At time.Time
+}
+
+// Store is the storage contract every backend (sqlite, postgres) meets; the
+// suite in keywardtest is its executable specification. Methods return
+// *Error with ENOTFOUND for a missing id, ECONFLICT for a uniqueness
+// violation, EUNAVAILABLE when the backend cannot be reached, and EINVALID
+// for a value the backend cannot store.
+type Store interface {
+	// CreateAccount inserts a. ECONFLICT if the id or name is taken.
+	CreateAccount(ctx context.Context, a *Account) error
+	// Account returns the account with id. ENOTFOUND if none.
+	Account(ctx context.Context, id string) (*Account, error)
+	// Accounts lists accounts by id after the cursor; next is the cursor of
+	// the following page or "" on the last one.
+	Accounts(ctx context.Context, p Page) (accounts []*Account, next string, err error)
+	// UpdateAccount loads the account, applies fn and saves the result in
+	// one transaction; an error from fn aborts it unchanged.
+	UpdateAccount(ctx context.Context, id string, fn func(*Account) error) (*Account, error)
+	// DeleteAccount deletes the account with its users and keys and
+	// returns the hashes of the deleted keys.
+	DeleteAccount(ctx context.Context, id string) ([]KeyHash, error)
+
+	// CreateUser inserts u. ENOTFOUND if its account does not exist,
+	// ECONFLICT if the id or the external id (within the account) is taken.
+	CreateUser(ctx context.Context, u *User) error
+	// User returns the user with id. ENOTFOUND if none.
+	User(ctx context.Context, id string) (*User, error)
+	// Users lists the users of an account.
+	Users(ctx context.Context, accountID string, p Page) (users []*User, next string, err error)
+	// DeleteUser deletes the user with its keys and returns their hashes.
+	DeleteUser(ctx context.Context, id string) ([]KeyHash, error)
+
+	// CreateKey inserts k. ENOTFOUND if its account or user does not exist,
+	// ECONFLICT if the id or hash is taken.
+	CreateKey(ctx context.Context, k *Key) error
+	// BootstrapRootKey inserts k, a root key, only if the store holds no
+	// root key yet; otherwise ECONFLICT.
+	BootstrapRootKey(ctx context.Context, k *Key) error
+	// Key returns the key with id. ENOTFOUND if none.
+	Key(ctx context.Context, id string) (*Key, error)
+	// KeyByHash returns the key with hash h, with AccountDisabled filled.
+	// ENOTFOUND if none. This is the verification cache's miss path.
+	KeyByHash(ctx context.Context, h KeyHash) (*Key, error)
+	// Keys lists the keys matching f.
+	Keys(ctx context.Context, f KeyFilter, p Page) (keys []*Key, next string, err error)
+	// UpdateKey loads the key, applies fn and saves the result in one
+	// transaction; an error from fn aborts it unchanged. The id, hash,
+	// role, account and user of a key never change.
+	UpdateKey(ctx context.Context, id string, fn func(*Key) error) (*Key, error)
+	// RotateKey loads the key, lets fn change it (setting its grace window)
+	// and return its replacement, then saves both in one transaction.
+	RotateKey(ctx context.Context, id string, fn func(old *Key) (next *Key, err error)) (old, next *Key, err error)
+	// DeleteKey deletes the key with id and returns it.
+	DeleteKey(ctx context.Context, id string) (*Key, error)
+	// TouchKeys raises last_used_at of each key to the given time; unknown
+	// ids are ignored. It is called with batches, off the hot path.
+	TouchKeys(ctx context.Context, uses []KeyUse) error
+
+	// Ping reports whether the backend is reachable (EUNAVAILABLE if not).
+	Ping(ctx context.Context) error
+	// Close releases the backend.
+	Close() error
+}
+
+// KeyObserver is told, after each commit, about every change that can alter
+// a verification outcome, so caches (local, or on other instances through an
+// invalidation bus) never keep serving a stale state.
+type KeyObserver interface {
+	// KeyChanged gives the new state of a key; caches overwrite their entry
+	// with it rather than only dropping it.
+	KeyChanged(k *Key)
+	// KeysDeleted names keys that no longer exist.
+	KeysDeleted(hashes []KeyHash)
+	// AccountChanged says an account's state changed (disabled, enabled):
+	// every cached key of it must be reloaded.
+	AccountChanged(accountID string)
+}
