@@ -1,0 +1,131 @@
+// Package keywardtest helps keyward's tests: real stores in temporary
+// directories, a hasher with a fixed pepper, builders that create real
+// accounts, users and keys, and TestStore, the contract suite every
+// keyward.Store backend must pass. Import it only from tests.
+package keywardtest
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/sqlite"
+)
+
+// Pepper is the fixed pepper (version 1) of NewHasher. It is for tests only.
+const Pepper keyward.Secret = "keywardtest-pepper-not-a-secret-0123456789"
+
+// NewSQLiteStore returns a store on a new SQLite database in t.TempDir(),
+// closed when the test ends.
+func NewSQLiteStore(t testing.TB) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keyward.db"))
+	if err != nil {
+		t.Fatalf("open sqlite store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close sqlite store: %v", err)
+		}
+	})
+	return s
+}
+
+// NewHasher returns a hasher whose only pepper, version 1, is Pepper.
+func NewHasher(t testing.TB) *apikey.Hasher {
+	t.Helper()
+	h, err := apikey.NewHasher(map[int]keyward.Secret{1: Pepper})
+	if err != nil {
+		t.Fatalf("new hasher: %v", err)
+	}
+	return h
+}
+
+// Now returns the current time in UTC truncated to microseconds, the
+// precision every store keeps, so a value written compares equal to the
+// value read back.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// NewAccount creates an account named name in s and returns it.
+func NewAccount(t testing.TB, s keyward.Store, name string) *keyward.Account {
+	t.Helper()
+	now := Now()
+	a := &keyward.Account{ID: apikey.NewID("acc"), Name: name, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateAccount(t.Context(), a); err != nil {
+		t.Fatalf("create account %q: %v", name, err)
+	}
+	return a
+}
+
+// NewUser creates a user named name in account accountID and returns it.
+func NewUser(t testing.TB, s keyward.Store, accountID, name string) *keyward.User {
+	t.Helper()
+	u := &keyward.User{ID: apikey.NewID("usr"), AccountID: accountID, Name: name, CreatedAt: Now()}
+	if err := s.CreateUser(t.Context(), u); err != nil {
+		t.Fatalf("create user %q: %v", name, err)
+	}
+	return u
+}
+
+// NewKey creates a key from the template k and returns it as stored, with
+// its secret. Role, AccountID and UserID must be set as the role requires;
+// the other fields are kept when set. NewKey fills an empty ID, Prefix
+// (the role's default), CreatedAt and UpdatedAt, and always fills Hash,
+// PepperVersion and Start from a newly generated secret hashed with h.
+func NewKey(t testing.TB, s keyward.Store, h *apikey.Hasher, k keyward.Key) *keyward.CreatedKey {
+	t.Helper()
+	if k.ID == "" {
+		k.ID = apikey.NewID("key")
+	}
+	if k.Prefix == "" {
+		k.Prefix = apikey.DefaultPrefix(k.Role, "")
+	}
+	now := Now()
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = now
+	}
+	if k.UpdatedAt.IsZero() {
+		k.UpdatedAt = now
+	}
+	secret, err := apikey.Generate(k.Prefix)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
+	raw := secret.Reveal()
+	k.Hash = h.Hash(raw)
+	k.PepperVersion = h.Current()
+	k.Start = apikey.Start(raw)
+	if err := s.CreateKey(t.Context(), &k); err != nil {
+		t.Fatalf("create %s key: %v", k.Role, err)
+	}
+	stored, err := s.Key(t.Context(), k.ID)
+	if err != nil {
+		t.Fatalf("read back key %s: %v", k.ID, err)
+	}
+	return &keyward.CreatedKey{Key: *stored, Secret: raw}
+}
+
+// NewRootKey creates a root key. Unlike Store.BootstrapRootKey it works
+// whether or not a root key exists.
+func NewRootKey(t testing.TB, s keyward.Store, h *apikey.Hasher) *keyward.CreatedKey {
+	t.Helper()
+	return NewKey(t, s, h, keyward.Key{Role: keyward.RoleRoot, Name: "root"})
+}
+
+// NewAdminKey creates an account_admin key of account accountID.
+func NewAdminKey(t testing.TB, s keyward.Store, h *apikey.Hasher, accountID string, permissions ...string) *keyward.CreatedKey {
+	t.Helper()
+	return NewKey(t, s, h, keyward.Key{
+		Role: keyward.RoleAccountAdmin, AccountID: accountID, Name: "admin", Permissions: permissions,
+	})
+}
+
+// NewUserKey creates a user key of user userID in account accountID.
+func NewUserKey(t testing.TB, s keyward.Store, h *apikey.Hasher, accountID, userID string, permissions ...string) *keyward.CreatedKey {
+	t.Helper()
+	return NewKey(t, s, h, keyward.Key{
+		Role: keyward.RoleUser, AccountID: accountID, UserID: userID, Name: "user", Permissions: permissions,
+	})
+}

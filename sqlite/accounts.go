@@ -1,0 +1,277 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/keyward/keyward"
+)
+
+const selectAccount = "SELECT id, name, key_prefix, disabled, created_at, updated_at FROM accounts"
+
+// CreateAccount inserts a. ECONFLICT if the id or the name is taken.
+func (s *Store) CreateAccount(ctx context.Context, a *keyward.Account) error {
+	if a.ID == "" {
+		return keyward.Errorf(keyward.EINVALID, "sqlite: create account: id is required")
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, name, key_prefix, disabled, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?)`,
+			a.ID, a.Name, a.KeyPrefix, a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt))
+		return s.dbError(err, conflicts{
+			pk:     fmt.Sprintf("account %s already exists", a.ID),
+			unique: fmt.Sprintf("an account named %q already exists", a.Name),
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create account %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// Account returns the account with id. ENOTFOUND if none.
+func (s *Store) Account(ctx context.Context, id string) (*keyward.Account, error) {
+	a, err := s.account(ctx, s.r, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: account %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// querier is a *sql.DB or *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (s *Store) account(ctx context.Context, q querier, id string) (*keyward.Account, error) {
+	a, err := scanAccount(q.QueryRowContext(ctx, selectAccount+" WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, keyward.Errorf(keyward.ENOTFOUND, "account %s not found", id)
+	}
+	return a, s.dbError(err, conflicts{})
+}
+
+// Accounts lists accounts by id after p.After.
+func (s *Store) Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Account, string, error) {
+	query, args := pageQuery(selectAccount+" WHERE 1=1", "id", nil, p)
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list accounts: %w", s.dbError(err, conflicts{}))
+	}
+	defer rows.Close()
+	accounts := []*keyward.Account{}
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list accounts: %w", err)
+		}
+		accounts = append(accounts, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list accounts: %w", s.dbError(err, conflicts{}))
+	}
+	accounts, next := page(accounts, p, func(a *keyward.Account) string { return a.ID })
+	return accounts, next, nil
+}
+
+// UpdateAccount loads the account, applies fn and saves the result in one
+// transaction. An error from fn aborts it and is returned. fn may not
+// change the id; ECONFLICT if the new name is taken.
+func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.Account) error) (*keyward.Account, error) {
+	var out *keyward.Account
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		a, err := s.account(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(a); err != nil {
+			return err
+		}
+		if a.ID != id {
+			return keyward.Errorf(keyward.EINVALID, "the id of an account cannot change")
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE accounts SET name = ?, key_prefix = ?, disabled = ?, created_at = ?, updated_at = ?
+			WHERE id = ?`, a.Name, a.KeyPrefix, a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt), id)
+		if err != nil {
+			return s.dbError(err, conflicts{unique: fmt.Sprintf("an account named %q already exists", a.Name)})
+		}
+		out, err = s.account(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: update account %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// DeleteAccount deletes the account with its users and keys (by cascade)
+// and returns the hashes of the deleted keys, read in the same transaction.
+func (s *Store) DeleteAccount(ctx context.Context, id string) ([]keyward.KeyHash, error) {
+	var hashes []keyward.KeyHash
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := s.account(ctx, tx, id); err != nil {
+			return err
+		}
+		var err error
+		if hashes, err = s.keyHashes(ctx, tx, "account_id", id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM accounts WHERE id = ?", id)
+		return s.dbError(err, conflicts{})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: delete account %s: %w", id, err)
+	}
+	return hashes, nil
+}
+
+func scanAccount(row scanner) (*keyward.Account, error) {
+	var a keyward.Account
+	var created, updated string
+	if err := row.Scan(&a.ID, &a.Name, &a.KeyPrefix, &a.Disabled, &created, &updated); err != nil {
+		return nil, err
+	}
+	var err error
+	if a.CreatedAt, err = parseTime(created); err != nil {
+		return nil, err
+	}
+	if a.UpdatedAt, err = parseTime(updated); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+const selectUser = "SELECT id, account_id, name, external_id, created_at FROM users"
+
+// CreateUser inserts u. ENOTFOUND if its account does not exist, ECONFLICT
+// if the id or the external id (within the account) is taken.
+func (s *Store) CreateUser(ctx context.Context, u *keyward.User) error {
+	if u.ID == "" {
+		return keyward.Errorf(keyward.EINVALID, "sqlite: create user: id is required")
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := s.account(ctx, tx, u.AccountID); err != nil {
+			return err
+		}
+		// Checked first: the (id, account_id) index could otherwise
+		// report a taken id as a taken external id.
+		var taken bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)", u.ID).Scan(&taken); err != nil {
+			return s.dbError(err, conflicts{})
+		}
+		if taken {
+			return keyward.Errorf(keyward.ECONFLICT, "user %s already exists", u.ID)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO users (id, account_id, name, external_id, created_at)
+			VALUES (?, ?, ?, ?, ?)`,
+			u.ID, u.AccountID, u.Name, u.ExternalID, formatTime(u.CreatedAt))
+		return s.dbError(err, conflicts{
+			pk:     fmt.Sprintf("user %s already exists", u.ID),
+			unique: fmt.Sprintf("account %s already has a user with external id %q", u.AccountID, u.ExternalID),
+			fk:     fmt.Sprintf("account %s not found", u.AccountID),
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create user %s: %w", u.ID, err)
+	}
+	return nil
+}
+
+// User returns the user with id. ENOTFOUND if none.
+func (s *Store) User(ctx context.Context, id string) (*keyward.User, error) {
+	u, err := scanUser(s.r.QueryRowContext(ctx, selectUser+" WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = keyward.Errorf(keyward.ENOTFOUND, "user %s not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: user %s: %w", id, s.dbError(err, conflicts{}))
+	}
+	return u, nil
+}
+
+// Users lists the users of an account by id after p.After. An unknown
+// account has no users.
+func (s *Store) Users(ctx context.Context, accountID string, p keyward.Page) ([]*keyward.User, string, error) {
+	query, args := pageQuery(selectUser+" WHERE account_id = ?", "id", []any{accountID}, p)
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list users of %s: %w", accountID, s.dbError(err, conflicts{}))
+	}
+	defer rows.Close()
+	users := []*keyward.User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list users of %s: %w", accountID, err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list users of %s: %w", accountID, s.dbError(err, conflicts{}))
+	}
+	users, next := page(users, p, func(u *keyward.User) string { return u.ID })
+	return users, next, nil
+}
+
+// DeleteUser deletes the user with its keys (by cascade) and returns the
+// hashes of the deleted keys, read in the same transaction.
+func (s *Store) DeleteUser(ctx context.Context, id string) ([]keyward.KeyHash, error) {
+	var hashes []keyward.KeyHash
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, "SELECT 1 FROM users WHERE id = ?", id).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return keyward.Errorf(keyward.ENOTFOUND, "user %s not found", id)
+		}
+		if err != nil {
+			return s.dbError(err, conflicts{})
+		}
+		if hashes, err = s.keyHashes(ctx, tx, "user_id", id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM users WHERE id = ?", id)
+		return s.dbError(err, conflicts{})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: delete user %s: %w", id, err)
+	}
+	return hashes, nil
+}
+
+func scanUser(row scanner) (*keyward.User, error) {
+	var u keyward.User
+	var created string
+	if err := row.Scan(&u.ID, &u.AccountID, &u.Name, &u.ExternalID, &created); err != nil {
+		return nil, err
+	}
+	var err error
+	if u.CreatedAt, err = parseTime(created); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// keyHashes returns the hashes of the keys whose column col equals v.
+func (s *Store) keyHashes(ctx context.Context, tx *sql.Tx, col, v string) ([]keyward.KeyHash, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT key_hash FROM keys WHERE "+col+" = ?", v)
+	if err != nil {
+		return nil, s.dbError(err, conflicts{})
+	}
+	defer rows.Close()
+	hashes := []keyward.KeyHash{}
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		h, err := toHash(b)
+		if err != nil {
+			return nil, err
+		}
+		hashes = append(hashes, h)
+	}
+	return hashes, s.dbError(rows.Err(), conflicts{})
+}

@@ -1,0 +1,417 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// selectKey reads a key with its account's disabled flag; it is completed
+// by a WHERE clause.
+const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
+	k.account_id, k.user_id, k.permissions, k.meta, k.expires_at, k.disabled, k.revoked_at,
+	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
+	COALESCE(a.disabled, 0)
+	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id`
+
+// CreateKey inserts k. ENOTFOUND if its account or user does not exist (or
+// the user is not in the account), ECONFLICT if the id or hash is taken,
+// EINVALID if the role does not match the account and user or the meta is
+// not JSON. It fills k.AccountDisabled from the account, so a caller that
+// caches k caches the state a read would return.
+func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
+	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertKey(ctx, tx, k) })
+	if err != nil {
+		return fmt.Errorf("sqlite: create key %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+// BootstrapRootKey inserts k, a root key, only if the database holds no
+// root key yet; ECONFLICT otherwise. The check and the insert share one
+// write transaction, so two concurrent bootstraps cannot both succeed.
+func (s *Store) BootstrapRootKey(ctx context.Context, k *keyward.Key) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if k.Role != keyward.RoleRoot {
+			return keyward.Errorf(keyward.EINVALID, "the bootstrap key must have role root, not %q", k.Role)
+		}
+		var exists bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'root')").Scan(&exists); err != nil {
+			return s.dbError(err, conflicts{})
+		}
+		if exists {
+			return keyward.Errorf(keyward.ECONFLICT, "a root key already exists")
+		}
+		return s.insertKey(ctx, tx, k)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: bootstrap root key %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+// insertKey checks k's shape and owners and inserts it.
+func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error {
+	if err := validateKey(k); err != nil {
+		return err
+	}
+	accountDisabled := false
+	if k.AccountID != "" {
+		a, err := s.account(ctx, tx, k.AccountID)
+		if err != nil {
+			return err
+		}
+		accountDisabled = a.Disabled
+	}
+	if k.UserID != "" {
+		var accountID string
+		err := tx.QueryRowContext(ctx, "SELECT account_id FROM users WHERE id = ?", k.UserID).Scan(&accountID)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && accountID != k.AccountID {
+			return keyward.Errorf(keyward.ENOTFOUND, "user %s not found in account %s", k.UserID, k.AccountID)
+		}
+		if err != nil {
+			return s.dbError(err, conflicts{})
+		}
+	}
+	perms, err := encodePermissions(k.Permissions)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO keys (id, key_hash, pepper_version, start, prefix, name, role,
+		account_id, user_id, permissions, meta, expires_at, disabled, revoked_at, rotated_from, grace_until,
+		created_at, created_by, last_used_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
+		nullString(k.AccountID), nullString(k.UserID), perms, encodeMeta(k.Meta), nullTime(k.ExpiresAt),
+		k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
+		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt))
+	if err != nil {
+		return s.dbError(err, conflicts{
+			pk:     fmt.Sprintf("key %s already exists", k.ID),
+			unique: "a key with the same hash already exists",
+			fk:     fmt.Sprintf("account %s or user %s not found", k.AccountID, k.UserID),
+		})
+	}
+	k.AccountDisabled = accountDisabled
+	return nil
+}
+
+// validateKey checks what the schema would reject, with clear messages.
+func validateKey(k *keyward.Key) error {
+	if k.ID == "" {
+		return keyward.Errorf(keyward.EINVALID, "key id is required")
+	}
+	if k.Hash == (keyward.KeyHash{}) {
+		return keyward.Errorf(keyward.EINVALID, "key hash is required")
+	}
+	switch k.Role {
+	case keyward.RoleRoot:
+		if k.AccountID != "" || k.UserID != "" {
+			return keyward.Errorf(keyward.EINVALID, "a root key belongs to no account or user")
+		}
+	case keyward.RoleAccountAdmin:
+		if k.AccountID == "" || k.UserID != "" {
+			return keyward.Errorf(keyward.EINVALID, "an account_admin key needs an account and no user")
+		}
+	case keyward.RoleUser:
+		if k.AccountID == "" || k.UserID == "" {
+			return keyward.Errorf(keyward.EINVALID, "a user key needs an account and a user")
+		}
+	default:
+		return keyward.Errorf(keyward.EINVALID, "invalid key role %q", k.Role)
+	}
+	return validateMeta(k.Meta)
+}
+
+func validateMeta(m json.RawMessage) error {
+	if len(m) > 0 && !json.Valid(m) {
+		return keyward.Errorf(keyward.EINVALID, "key meta must be valid JSON")
+	}
+	return nil
+}
+
+// Key returns the key with id. ENOTFOUND if none.
+func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
+	k, err := scanKey(s.keyByID.QueryRowContext(ctx, id))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: key %s: %w", id, s.keyError(err, id))
+	}
+	return k, nil
+}
+
+// KeyByHash returns the key with hash h, with AccountDisabled filled.
+// ENOTFOUND if none.
+func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key, error) {
+	k, err := scanKey(s.keyByHash.QueryRowContext(ctx, h[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: key by hash: %w", keyward.Errorf(keyward.ENOTFOUND, "key not found"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: key by hash: %w", s.dbError(err, conflicts{}))
+	}
+	return k, nil
+}
+
+func (s *Store) keyError(err error, id string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return keyward.Errorf(keyward.ENOTFOUND, "key %s not found", id)
+	}
+	return s.dbError(err, conflicts{})
+}
+
+// keyTx reads a key inside a write transaction.
+func (s *Store) keyTx(ctx context.Context, tx *sql.Tx, id string) (*keyward.Key, error) {
+	k, err := scanKey(tx.QueryRowContext(ctx, selectKey+" WHERE k.id = ?", id))
+	if err != nil {
+		return nil, s.keyError(err, id)
+	}
+	return k, nil
+}
+
+// Keys lists the keys matching f by id after p.After.
+func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) ([]*keyward.Key, string, error) {
+	query, args := selectKey+" WHERE 1=1", []any(nil)
+	if f.AccountID != "" {
+		query += " AND k.account_id = ?"
+		args = append(args, f.AccountID)
+	}
+	if f.UserID != "" {
+		query += " AND k.user_id = ?"
+		args = append(args, f.UserID)
+	}
+	if f.Role != "" {
+		query += " AND k.role = ?"
+		args = append(args, string(f.Role))
+	}
+	query, args = pageQuery(query, "k.id", args, p)
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list keys: %w", s.dbError(err, conflicts{}))
+	}
+	defer rows.Close()
+	keys := []*keyward.Key{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list keys: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list keys: %w", s.dbError(err, conflicts{}))
+	}
+	keys, next := page(keys, p, func(k *keyward.Key) string { return k.ID })
+	return keys, next, nil
+}
+
+// UpdateKey loads the key, applies fn and saves the result in one write
+// transaction; an error from fn aborts it unchanged and is returned. fn
+// must not change the id, hash, pepper version, role, account or user
+// (EINVALID). It returns the key as stored.
+func (s *Store) UpdateKey(ctx context.Context, id string, fn func(*keyward.Key) error) (*keyward.Key, error) {
+	var out *keyward.Key
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		k, err := s.keyTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		orig := k.Clone()
+		if err := fn(k); err != nil {
+			return err
+		}
+		if err := s.saveKey(ctx, tx, orig, k); err != nil {
+			return err
+		}
+		out, err = s.keyTx(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: update key %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// RotateKey loads the key, lets fn change it and return its replacement,
+// then saves both in one write transaction: either the old key is updated
+// and the new one inserted, or nothing changes. It returns both as stored.
+func (s *Store) RotateKey(ctx context.Context, id string, fn func(old *keyward.Key) (*keyward.Key, error)) (old, next *keyward.Key, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		k, err := s.keyTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		orig := k.Clone()
+		n, err := fn(k)
+		if err != nil {
+			return err
+		}
+		if n == nil {
+			return keyward.Errorf(keyward.EINVALID, "rotation produced no replacement key")
+		}
+		if err := s.saveKey(ctx, tx, orig, k); err != nil {
+			return err
+		}
+		if err := s.insertKey(ctx, tx, n); err != nil {
+			return err
+		}
+		if old, err = s.keyTx(ctx, tx, id); err != nil {
+			return err
+		}
+		next, err = s.keyTx(ctx, tx, n.ID)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite: rotate key %s: %w", id, err)
+	}
+	return old, next, nil
+}
+
+// saveKey writes the mutable fields of k, loaded as orig.
+func (s *Store) saveKey(ctx context.Context, tx *sql.Tx, orig, k *keyward.Key) error {
+	if k.ID != orig.ID || k.Hash != orig.Hash || k.PepperVersion != orig.PepperVersion ||
+		k.Role != orig.Role || k.AccountID != orig.AccountID || k.UserID != orig.UserID {
+		return keyward.Errorf(keyward.EINVALID, "the id, hash, role, account and user of a key cannot change")
+	}
+	if err := validateMeta(k.Meta); err != nil {
+		return err
+	}
+	perms, err := encodePermissions(k.Permissions)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE keys SET start = ?, prefix = ?, name = ?, permissions = ?, meta = ?,
+		expires_at = ?, disabled = ?, revoked_at = ?, rotated_from = ?, grace_until = ?, created_at = ?,
+		created_by = ?, last_used_at = ?, updated_at = ?
+		WHERE id = ?`,
+		k.Start, k.Prefix, k.Name, perms, encodeMeta(k.Meta),
+		nullTime(k.ExpiresAt), k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
+		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt),
+		k.ID)
+	return s.dbError(err, conflicts{})
+}
+
+// DeleteKey deletes the key with id and returns it as it was.
+func (s *Store) DeleteKey(ctx context.Context, id string) (*keyward.Key, error) {
+	var k *keyward.Key
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		if k, err = s.keyTx(ctx, tx, id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM keys WHERE id = ?", id)
+		return s.dbError(err, conflicts{})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: delete key %s: %w", id, err)
+	}
+	return k, nil
+}
+
+// TouchKeys raises last_used_at of each key to the given time, never
+// lowering it, in one transaction. Unknown ids are ignored.
+func (s *Store) TouchKeys(ctx context.Context, uses []keyward.KeyUse) error {
+	if len(uses) == 0 {
+		return nil
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `UPDATE keys SET last_used_at = ?1
+			WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)`)
+		if err != nil {
+			return s.dbError(err, conflicts{})
+		}
+		defer st.Close()
+		for _, u := range uses {
+			if _, err := st.ExecContext(ctx, formatTime(u.At), u.ID); err != nil {
+				return s.dbError(err, conflicts{})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: touch %d keys: %w", len(uses), err)
+	}
+	return nil
+}
+
+func scanKey(row scanner) (*keyward.Key, error) {
+	var (
+		k                                               keyward.Key
+		hash                                            []byte
+		role, perms                                     string
+		accountID, userID, meta, rotatedFrom, createdBy sql.NullString
+		expires, revoked, grace, lastUsed               sql.NullString
+		created, updated                                string
+	)
+	err := row.Scan(&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
+		&accountID, &userID, &perms, &meta, &expires, &k.Disabled, &revoked,
+		&rotatedFrom, &grace, &created, &createdBy, &lastUsed, &updated,
+		&k.AccountDisabled)
+	if err != nil {
+		return nil, err
+	}
+	if k.Hash, err = toHash(hash); err != nil {
+		return nil, err
+	}
+	k.Role = keyward.Role(role)
+	k.AccountID, k.UserID = accountID.String, userID.String
+	k.RotatedFrom, k.CreatedBy = rotatedFrom.String, createdBy.String
+	if err := json.Unmarshal([]byte(perms), &k.Permissions); err != nil {
+		return nil, fmt.Errorf("key %s: stored permissions: %w", k.ID, err)
+	}
+	if k.Permissions == nil {
+		k.Permissions = []string{}
+	}
+	if meta.Valid {
+		k.Meta = json.RawMessage(meta.String)
+	}
+	for _, t := range []struct {
+		dst **time.Time
+		src sql.NullString
+	}{{&k.ExpiresAt, expires}, {&k.RevokedAt, revoked}, {&k.GraceUntil, grace}, {&k.LastUsedAt, lastUsed}} {
+		if *t.dst, err = parseNullTime(t.src); err != nil {
+			return nil, fmt.Errorf("key %s: %w", k.ID, err)
+		}
+	}
+	if k.CreatedAt, err = parseTime(created); err != nil {
+		return nil, fmt.Errorf("key %s: %w", k.ID, err)
+	}
+	if k.UpdatedAt, err = parseTime(updated); err != nil {
+		return nil, fmt.Errorf("key %s: %w", k.ID, err)
+	}
+	return &k, nil
+}
+
+func toHash(b []byte) (keyward.KeyHash, error) {
+	var h keyward.KeyHash
+	if len(b) != len(h) {
+		return h, fmt.Errorf("stored key hash has %d bytes, want %d", len(b), len(h))
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+// encodePermissions stores permissions as a JSON array; nil is "[]".
+func encodePermissions(p []string) (string, error) {
+	if p == nil {
+		p = []string{}
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", keyward.WrapError(keyward.EINVALID, err, "permissions cannot be stored")
+	}
+	return string(b), nil
+}
+
+// encodeMeta stores empty meta as NULL and anything else as its JSON text.
+func encodeMeta(m json.RawMessage) any {
+	if len(bytes.TrimSpace(m)) == 0 {
+		return nil
+	}
+	return string(m)
+}
