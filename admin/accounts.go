@@ -1,0 +1,130 @@
+package admin
+
+import (
+	"context"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+)
+
+// CreateAccount creates an account. Root only.
+func (s *Service) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*keyward.Account, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRoot(id, "create accounts"); err != nil {
+		return nil, err
+	}
+	if err := validateName("name", c.Name, true); err != nil {
+		return nil, err
+	}
+	if err := validateAccountPrefix(c.KeyPrefix); err != nil {
+		return nil, err
+	}
+	now := s.utc()
+	a := &keyward.Account{
+		ID:        apikey.NewID("acc"),
+		Name:      c.Name,
+		KeyPrefix: c.KeyPrefix,
+		CreatedAt: now,
+		UpdatedAt: now,
+	}
+	if err := s.store.CreateAccount(ctx, a); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "account created", "account_id", a.ID, "by", id.KeyID)
+	return a, nil
+}
+
+// Account returns an account to root or to its admins.
+func (s *Service) Account(ctx context.Context, accountID string) (*keyward.Account, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireAccountManager(id, accountID, "read accounts"); err != nil {
+		return nil, err
+	}
+	return s.store.Account(ctx, accountID)
+}
+
+// Accounts lists accounts. Root only.
+func (s *Service) Accounts(ctx context.Context, p keyward.Page) (*keyward.AccountList, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRoot(id, "list accounts"); err != nil {
+		return nil, err
+	}
+	items, next, err := s.store.Accounts(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return &keyward.AccountList{Items: items, Next: next}, nil
+}
+
+// UpdateAccount renames, re-prefixes, disables or enables an account. Root
+// only. Disabling an account makes all its keys answer DISABLED at once.
+func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward.AccountUpdate) (*keyward.Account, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRoot(id, "update accounts"); err != nil {
+		return nil, err
+	}
+	if u.Name != nil {
+		if err := validateName("name", *u.Name, true); err != nil {
+			return nil, err
+		}
+	}
+	if u.KeyPrefix != nil {
+		if err := validateAccountPrefix(*u.KeyPrefix); err != nil {
+			return nil, err
+		}
+	}
+	var disabledChanged bool
+	a, err := s.store.UpdateAccount(ctx, accountID, func(a *keyward.Account) error {
+		if u.Name != nil {
+			a.Name = *u.Name
+		}
+		if u.KeyPrefix != nil {
+			a.KeyPrefix = *u.KeyPrefix
+		}
+		if u.Disabled != nil {
+			disabledChanged = a.Disabled != *u.Disabled
+			a.Disabled = *u.Disabled
+		}
+		a.UpdatedAt = s.utc()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if disabledChanged {
+		s.accountChanged(a.ID)
+	}
+	s.log.InfoContext(ctx, "account updated", "account_id", a.ID, "disabled", a.Disabled, "by", id.KeyID)
+	return a, nil
+}
+
+// DeleteAccount deletes an account with its users and keys. Root only.
+func (s *Service) DeleteAccount(ctx context.Context, accountID string) error {
+	id, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	if err := requireRoot(id, "delete accounts"); err != nil {
+		return err
+	}
+	hashes, err := s.store.DeleteAccount(ctx, accountID)
+	if err != nil {
+		return err
+	}
+	s.keysDeleted(hashes)
+	s.accountChanged(accountID)
+	s.log.InfoContext(ctx, "account deleted", "account_id", accountID, "keys", len(hashes), "by", id.KeyID)
+	return nil
+}

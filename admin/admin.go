@@ -1,0 +1,106 @@
+// Package admin implements keyward's account, user and key services on top
+// of a keyward.Store: the permission model (who may do what to whom), the key
+// lifecycle (create, update, revoke, rotate, delete) and the notifications
+// that keep verification caches current. The HTTP API and the CLI reach it
+// through the keyward service interfaces.
+package admin
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/verify"
+)
+
+// Config configures a Service.
+type Config struct {
+	// Store holds accounts, users and keys.
+	Store keyward.Store
+	// Hasher hashes new keys with the current pepper.
+	Hasher *apikey.Hasher
+	// Verifier answers VerifyKey.
+	Verifier *verify.Engine
+	// Observer is told about every committed change that can alter a
+	// verification; it defaults to Verifier so the local cache is updated
+	// at once.
+	Observer keyward.KeyObserver
+	// Now is the clock; it defaults to time.Now.
+	Now func() time.Time
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Service implements keyward.AccountService, keyward.UserService and
+// keyward.KeyService. Every method acts for the identity in its context
+// (keyward.NewContextWithIdentity) and returns EUNAUTHORIZED without one.
+type Service struct {
+	store    keyward.Store
+	hasher   *apikey.Hasher
+	verifier *verify.Engine
+	observer keyward.KeyObserver
+	now      func() time.Time
+	log      *slog.Logger
+}
+
+var (
+	_ keyward.AccountService = (*Service)(nil)
+	_ keyward.UserService    = (*Service)(nil)
+	_ keyward.KeyService     = (*Service)(nil)
+)
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	s := &Service{
+		store:    cfg.Store,
+		hasher:   cfg.Hasher,
+		verifier: cfg.Verifier,
+		observer: cfg.Observer,
+		now:      cfg.Now,
+		log:      cfg.Logger,
+	}
+	if s.observer == nil && cfg.Verifier != nil {
+		s.observer = cfg.Verifier
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("component", "admin")
+	return s
+}
+
+// caller returns the authenticated identity of ctx.
+func caller(ctx context.Context) (*keyward.Identity, error) {
+	id := keyward.IdentityFromContext(ctx)
+	if id == nil {
+		return nil, keyward.Errorf(keyward.EUNAUTHORIZED, "authentication required")
+	}
+	return id, nil
+}
+
+func (s *Service) keyChanged(k *keyward.Key) {
+	if s.observer != nil {
+		s.observer.KeyChanged(k)
+	}
+}
+
+func (s *Service) keysDeleted(hashes []keyward.KeyHash) {
+	if s.observer != nil && len(hashes) > 0 {
+		s.observer.KeysDeleted(hashes)
+	}
+}
+
+func (s *Service) accountChanged(id string) {
+	if s.observer != nil {
+		s.observer.AccountChanged(id)
+	}
+}
+
+// utc returns the current time, in UTC, truncated to microseconds so what
+// is returned equals what every backend stores.
+func (s *Service) utc() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

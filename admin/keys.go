@@ -1,0 +1,423 @@
+package admin
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/verify"
+)
+
+// MaxGrace bounds the grace window of a rotation.
+const MaxGrace = 30 * 24 * time.Hour
+
+// PermissionVerify lets a non-root key call VerifyKey.
+const PermissionVerify = "keys:verify"
+
+// CreateKey issues a key and returns it with its secret, shown this once.
+// Root may issue any key; an account admin keys of its own account below
+// root; a user keys for itself. No key may hold a permission, role or
+// lifetime beyond the caller's.
+func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.CreatedKey, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.Role == "" && c.UserID != "" {
+		c.Role = keyward.RoleUser
+	}
+	if err := s.checkCreate(id, &c); err != nil {
+		return nil, err
+	}
+	perms, err := normalizePermissions(c.Permissions)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := normalizeMeta(c.Meta)
+	if err != nil {
+		return nil, err
+	}
+	now := s.utc()
+	if c.ExpiresAt != nil {
+		t := c.ExpiresAt.UTC().Truncate(time.Microsecond)
+		if !t.After(now) {
+			return nil, keyward.Errorf(keyward.EINVALID, "expires_at %s is not in the future", t.Format(time.RFC3339))
+		}
+		c.ExpiresAt = &t
+	}
+	if err := checkGrant(id, c.Role, perms, c.ExpiresAt); err != nil {
+		return nil, err
+	}
+	var account keyward.Account
+	if c.Role != keyward.RoleRoot {
+		a, err := s.store.Account(ctx, c.AccountID)
+		if err != nil {
+			return nil, err
+		}
+		account = *a
+	}
+	if c.Role == keyward.RoleUser {
+		if _, err := s.user(ctx, c.AccountID, c.UserID); err != nil {
+			return nil, err
+		}
+	}
+	k := &keyward.Key{
+		ID:          apikey.NewID("key"),
+		Prefix:      apikey.DefaultPrefix(c.Role, account.KeyPrefix),
+		Name:        c.Name,
+		Role:        c.Role,
+		AccountID:   c.AccountID,
+		UserID:      c.UserID,
+		Permissions: perms,
+		Meta:        meta,
+		ExpiresAt:   c.ExpiresAt,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+		CreatedBy:   id.KeyID,
+
+		AccountDisabled: account.Disabled,
+	}
+	created, err := s.issue(ctx, k, s.store.CreateKey)
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "key created", "key_id", k.ID, "role", k.Role, "account_id", k.AccountID, "by", id.KeyID)
+	return created, nil
+}
+
+// checkCreate validates the shape of c and the caller's right to create a
+// key of that role in that account for that user.
+func (s *Service) checkCreate(id *keyward.Identity, c *keyward.KeyCreate) error {
+	if err := validateName("name", c.Name, false); err != nil {
+		return err
+	}
+	switch c.Role {
+	case keyward.RoleRoot:
+		if c.AccountID != "" || c.UserID != "" {
+			return keyward.Errorf(keyward.EINVALID, "a root key belongs to no account: omit account_id and user_id")
+		}
+	case keyward.RoleAccountAdmin:
+		if c.AccountID == "" || c.UserID != "" {
+			return keyward.Errorf(keyward.EINVALID, "an account_admin key needs account_id and no user_id")
+		}
+	case keyward.RoleUser:
+		if c.AccountID == "" || c.UserID == "" {
+			return keyward.Errorf(keyward.EINVALID, "a user key needs account_id and user_id")
+		}
+	default:
+		return keyward.Errorf(keyward.EINVALID, "role must be root, account_admin or user")
+	}
+	switch id.Role {
+	case keyward.RoleRoot:
+		return nil
+	case keyward.RoleAccountAdmin:
+		if c.AccountID != id.AccountID {
+			return keyward.Errorf(keyward.EFORBIDDEN, "an account_admin key may create keys only in its own account")
+		}
+	case keyward.RoleUser:
+		if c.Role != keyward.RoleUser || c.AccountID != id.AccountID || c.UserID != id.UserID {
+			return keyward.Errorf(keyward.EFORBIDDEN, "a user key may create keys only for its own user")
+		}
+	}
+	return nil
+}
+
+// mint generates the secret of k and fills its hash, pepper version and
+// start. The secret is returned to be shown once; only the hash is stored.
+func (s *Service) mint(k *keyward.Key) (*keyward.CreatedKey, error) {
+	secret, err := apikey.Generate(k.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	raw := secret.Reveal()
+	k.Hash = s.hasher.Hash(raw)
+	k.PepperVersion = s.hasher.Current()
+	k.Start = apikey.Start(raw)
+	if k.Permissions == nil {
+		k.Permissions = []string{}
+	}
+	return &keyward.CreatedKey{Key: *k, Secret: raw}, nil
+}
+
+// issue mints k, stores it with save and, after the commit, tells the
+// observer so any cached state for its hash is overwritten.
+func (s *Service) issue(ctx context.Context, k *keyward.Key, save func(context.Context, *keyward.Key) error) (*keyward.CreatedKey, error) {
+	created, err := s.mint(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := save(ctx, k); err != nil {
+		return nil, err
+	}
+	s.keyChanged(k)
+	return created, nil
+}
+
+// Bootstrap creates the first root key of an empty store and returns its
+// secret. It fails with ECONFLICT once any root key exists.
+func (s *Service) Bootstrap(ctx context.Context) (keyward.Secret, *keyward.Key, error) {
+	now := s.utc()
+	k := &keyward.Key{
+		ID:        apikey.NewID("key"),
+		Prefix:    apikey.PrefixRoot,
+		Name:      "bootstrap root key",
+		Role:      keyward.RoleRoot,
+		CreatedAt: now,
+		UpdatedAt: now,
+	}
+	created, err := s.issue(ctx, k, s.store.BootstrapRootKey)
+	if err != nil {
+		return "", nil, err
+	}
+	s.log.InfoContext(ctx, "root key bootstrapped", "key_id", k.ID)
+	return keyward.Secret(created.Secret), &created.Key, nil
+}
+
+// Key returns a key the caller may see.
+func (s *Service) Key(ctx context.Context, keyID string) (*keyward.Key, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.visibleKey(ctx, id, keyID)
+}
+
+func (s *Service) visibleKey(ctx context.Context, id *keyward.Identity, keyID string) (*keyward.Key, error) {
+	k, err := s.store.Key(ctx, keyID)
+	if err != nil {
+		return nil, err
+	}
+	if !canSeeKey(id, k) {
+		return nil, notFound("key", keyID)
+	}
+	return k, nil
+}
+
+// Keys lists the keys the caller may see: all for root, its account's for
+// an admin, its own for a user. A filter outside that scope finds nothing.
+func (s *Service) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (*keyward.KeyList, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch id.Role {
+	case keyward.RoleAccountAdmin:
+		if f.AccountID != "" && f.AccountID != id.AccountID {
+			return nil, notFound("account", f.AccountID)
+		}
+		f.AccountID = id.AccountID
+	case keyward.RoleUser:
+		if (f.AccountID != "" && f.AccountID != id.AccountID) || (f.UserID != "" && f.UserID != id.UserID) {
+			return nil, notFound("user", f.UserID)
+		}
+		f.AccountID, f.UserID = id.AccountID, id.UserID
+	}
+	if f.Role != "" && !f.Role.Valid() {
+		return nil, keyward.Errorf(keyward.EINVALID, "role must be root, account_admin or user")
+	}
+	items, next, err := s.store.Keys(ctx, f, p)
+	if err != nil {
+		return nil, err
+	}
+	return &keyward.KeyList{Items: items, Next: next}, nil
+}
+
+// UpdateKey changes a key's name, permissions, meta, expiry or disabled
+// flag. Permissions and expiry may not exceed the caller's.
+func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpdate) (*keyward.Key, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.visibleKey(ctx, id, keyID); err != nil {
+		return nil, err
+	}
+	var perms []string
+	if u.Permissions != nil {
+		if perms, err = normalizePermissions(*u.Permissions); err != nil {
+			return nil, err
+		}
+	}
+	if u.Name != nil {
+		if err := validateName("name", *u.Name, false); err != nil {
+			return nil, err
+		}
+	}
+	var meta []byte
+	if u.Meta != nil {
+		if meta, err = normalizeMeta(*u.Meta); err != nil {
+			return nil, err
+		}
+	}
+	if u.ExpiresAt != nil && u.ClearExpiry {
+		return nil, keyward.Errorf(keyward.EINVALID, "set expires_at or clear_expiry, not both")
+	}
+	now := s.utc()
+	k, err := s.store.UpdateKey(ctx, keyID, func(k *keyward.Key) error {
+		if u.Name != nil {
+			k.Name = *u.Name
+		}
+		if u.Permissions != nil {
+			k.Permissions = perms
+		}
+		if u.Meta != nil {
+			k.Meta = meta
+		}
+		if u.ExpiresAt != nil {
+			t := u.ExpiresAt.UTC().Truncate(time.Microsecond)
+			k.ExpiresAt = &t
+		}
+		if u.ClearExpiry {
+			k.ExpiresAt = nil
+		}
+		if u.Disabled != nil {
+			k.Disabled = *u.Disabled
+		}
+		if u.Permissions != nil || u.ExpiresAt != nil || u.ClearExpiry {
+			if err := checkGrant(id, k.Role, k.Permissions, k.ExpiresAt); err != nil {
+				return err
+			}
+		}
+		k.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.keyChanged(k)
+	s.log.InfoContext(ctx, "key updated", "key_id", k.ID, "disabled", k.Disabled, "by", id.KeyID)
+	return k, nil
+}
+
+// RevokeKey makes a key stop working at once, also one in a rotation grace
+// window. Revoking a revoked key changes nothing.
+func (s *Service) RevokeKey(ctx context.Context, keyID string) (*keyward.Key, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.visibleKey(ctx, id, keyID); err != nil {
+		return nil, err
+	}
+	now := s.utc()
+	k, err := s.store.UpdateKey(ctx, keyID, func(k *keyward.Key) error {
+		if k.RevokedAt != nil && !k.RevokedAt.After(now) {
+			return nil
+		}
+		k.RevokedAt = &now
+		k.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.keyChanged(k)
+	s.log.InfoContext(ctx, "key revoked", "key_id", k.ID, "by", id.KeyID)
+	return k, nil
+}
+
+// RotateKey issues a replacement for a key with the same role, owner,
+// permissions, meta and expiry; the old key keeps working for r.Grace.
+func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRotate) (*keyward.CreatedKey, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	grace := time.Duration(r.Grace)
+	if grace > MaxGrace {
+		return nil, keyward.Errorf(keyward.EINVALID, "grace %s is longer than the maximum %s", grace, MaxGrace)
+	}
+	if _, err := s.visibleKey(ctx, id, keyID); err != nil {
+		return nil, err
+	}
+	now := s.utc()
+	var created *keyward.CreatedKey
+	old, _, err := s.store.RotateKey(ctx, keyID, func(old *keyward.Key) (*keyward.Key, error) {
+		if old.RevokedAt != nil {
+			if old.GraceUntil != nil {
+				return nil, keyward.Errorf(keyward.ECONFLICT, "key %s was already rotated", old.ID)
+			}
+			return nil, keyward.Errorf(keyward.ECONFLICT, "key %s is revoked: create a new key instead", old.ID)
+		}
+		if err := checkGrant(id, old.Role, old.Permissions, old.ExpiresAt); err != nil {
+			return nil, err
+		}
+		end := now.Add(grace)
+		old.RevokedAt = &end
+		if grace > 0 {
+			old.GraceUntil = &end
+		}
+		old.UpdatedAt = now
+		next := old.Clone()
+		next.ID = apikey.NewID("key")
+		next.RevokedAt, next.GraceUntil, next.LastUsedAt = nil, nil, nil
+		next.RotatedFrom = old.ID
+		next.CreatedAt, next.UpdatedAt = now, now
+		next.CreatedBy = id.KeyID
+		var err error
+		if created, err = s.mint(next); err != nil {
+			return nil, err
+		}
+		return next, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.keyChanged(old)
+	s.keyChanged(&created.Key)
+	s.log.InfoContext(ctx, "key rotated", "key_id", old.ID, "new_key_id", created.ID, "grace", grace, "by", id.KeyID)
+	return created, nil
+}
+
+// DeleteKey deletes a key; it stops verifying at once.
+func (s *Service) DeleteKey(ctx context.Context, keyID string) error {
+	id, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := s.visibleKey(ctx, id, keyID); err != nil {
+		return err
+	}
+	k, err := s.store.DeleteKey(ctx, keyID)
+	if err != nil {
+		return err
+	}
+	s.keysDeleted([]keyward.KeyHash{k.Hash})
+	s.log.InfoContext(ctx, "key deleted", "key_id", k.ID, "by", id.KeyID)
+	return nil
+}
+
+// VerifyKey verifies a key for a trusted caller: root, or a key holding
+// keys:verify. A non-root caller learns nothing about keys of other
+// accounts: they answer NOT_FOUND.
+func (s *Service) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyward.VerifyResult, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !isRoot(id) && !slices.Contains(id.Permissions, PermissionVerify) {
+		return nil, keyward.Errorf(keyward.EFORBIDDEN, "verifying keys needs a root key or a key with the %s permission", PermissionVerify)
+	}
+	res := s.verifier.Verify(ctx, verify.Request{Key: r.Key, Permissions: r.Permissions, Agent: r.Agent})
+	if res.Key != nil && !isRoot(id) && id.AccountID != "" && res.Key.AccountID != id.AccountID {
+		return &keyward.VerifyResult{Code: keyward.DecisionNotFound}, nil
+	}
+	out := &keyward.VerifyResult{Valid: res.Decision.Valid(), Code: res.Decision}
+	if res.Key != nil {
+		out.KeyID = res.Key.ID
+		out.ExpiresAt = res.Key.ExpiresAt
+		if out.Valid {
+			out.Identity = res.Identity()
+			out.Permissions = res.Key.Permissions
+			out.Meta = res.Key.Meta
+		}
+	}
+	return out, nil
+}
+
+// WhoAmI returns the caller's identity.
+func (s *Service) WhoAmI(ctx context.Context) (*keyward.Identity, error) {
+	return caller(ctx)
+}

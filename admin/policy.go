@@ -1,0 +1,79 @@
+package admin
+
+import (
+	"slices"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// The permission model. Two kinds of refusal, used consistently:
+//   - forbidden: the caller's role may never do this kind of thing (a user
+//     listing accounts, an admin creating a root key). It reveals nothing.
+//   - not found: the object lies outside the caller's scope (another
+//     account's key). Answering "forbidden" there would reveal that it exists.
+
+func isRoot(id *keyward.Identity) bool { return id.Role == keyward.RoleRoot }
+
+// inAccount reports whether id is an account admin of accountID.
+func adminOf(id *keyward.Identity, accountID string) bool {
+	return id.Role == keyward.RoleAccountAdmin && id.AccountID == accountID
+}
+
+// requireRoot refuses every caller but root.
+func requireRoot(id *keyward.Identity, action string) error {
+	if !isRoot(id) {
+		return keyward.Errorf(keyward.EFORBIDDEN, "only a root key may %s", action)
+	}
+	return nil
+}
+
+// requireAccountManager allows root and the admins of accountID; other
+// admins get not found, users forbidden.
+func requireAccountManager(id *keyward.Identity, accountID, action string) error {
+	switch {
+	case isRoot(id), adminOf(id, accountID):
+		return nil
+	case id.Role == keyward.RoleAccountAdmin:
+		return notFound("account", accountID)
+	}
+	return keyward.Errorf(keyward.EFORBIDDEN, "a user key may not %s", action)
+}
+
+// canSeeKey reports whether id may read and manage k: root any key, an
+// admin the keys of its account, a user its own keys.
+func canSeeKey(id *keyward.Identity, k *keyward.Key) bool {
+	switch id.Role {
+	case keyward.RoleRoot:
+		return true
+	case keyward.RoleAccountAdmin:
+		return k.AccountID == id.AccountID
+	case keyward.RoleUser:
+		return k.Role == keyward.RoleUser && k.AccountID == id.AccountID && k.UserID == id.UserID
+	}
+	return false
+}
+
+// checkGrant refuses a key that would hold more power than the caller: a
+// higher role, a permission the caller lacks, or a longer life.
+func checkGrant(id *keyward.Identity, role keyward.Role, perms []string, expiresAt *time.Time) error {
+	if !id.Role.Covers(role) {
+		return keyward.Errorf(keyward.EFORBIDDEN, "a %s key cannot grant role %s", id.Role, role)
+	}
+	if isRoot(id) {
+		return nil
+	}
+	for _, p := range perms {
+		if !slices.Contains(id.Permissions, p) {
+			return keyward.Errorf(keyward.EFORBIDDEN, "cannot grant permission %q: the calling key does not hold it", p)
+		}
+	}
+	if id.ExpiresAt != nil && (expiresAt == nil || expiresAt.After(*id.ExpiresAt)) {
+		return keyward.Errorf(keyward.EFORBIDDEN, "a key cannot outlive the key that grants it: set expires_at at or before %s", id.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func notFound(kind, id string) error {
+	return keyward.Errorf(keyward.ENOTFOUND, "%s %s not found", kind, id)
+}

@@ -1,0 +1,104 @@
+package admin
+
+import (
+	"context"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+)
+
+// CreateUser creates a user in an account: root, or the account's admins.
+func (s *Service) CreateUser(ctx context.Context, accountID string, c keyward.UserCreate) (*keyward.User, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireAccountManager(id, accountID, "create users"); err != nil {
+		return nil, err
+	}
+	if err := validateName("name", c.Name, true); err != nil {
+		return nil, err
+	}
+	if err := validateName("external_id", c.ExternalID, false); err != nil {
+		return nil, err
+	}
+	u := &keyward.User{
+		ID:         apikey.NewID("usr"),
+		AccountID:  accountID,
+		Name:       c.Name,
+		ExternalID: c.ExternalID,
+		CreatedAt:  s.utc(),
+	}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "user created", "account_id", accountID, "user_id", u.ID, "by", id.KeyID)
+	return u, nil
+}
+
+// User returns a user to root, the account's admins, or the user itself.
+func (s *Service) User(ctx context.Context, accountID, userID string) (*keyward.User, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	self := id.Role == keyward.RoleUser && id.AccountID == accountID && id.UserID == userID
+	if !self {
+		if err := requireAccountManager(id, accountID, "read other users"); err != nil {
+			return nil, err
+		}
+	}
+	return s.user(ctx, accountID, userID)
+}
+
+// user loads a user and checks that it belongs to accountID.
+func (s *Service) user(ctx context.Context, accountID, userID string) (*keyward.User, error) {
+	u, err := s.store.User(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if u.AccountID != accountID {
+		return nil, notFound("user", userID)
+	}
+	return u, nil
+}
+
+// Users lists an account's users: root, or the account's admins.
+func (s *Service) Users(ctx context.Context, accountID string, p keyward.Page) (*keyward.UserList, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireAccountManager(id, accountID, "list users"); err != nil {
+		return nil, err
+	}
+	if _, err := s.store.Account(ctx, accountID); err != nil {
+		return nil, err
+	}
+	items, next, err := s.store.Users(ctx, accountID, p)
+	if err != nil {
+		return nil, err
+	}
+	return &keyward.UserList{Items: items, Next: next}, nil
+}
+
+// DeleteUser deletes a user and its keys: root, or the account's admins.
+func (s *Service) DeleteUser(ctx context.Context, accountID, userID string) error {
+	id, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	if err := requireAccountManager(id, accountID, "delete users"); err != nil {
+		return err
+	}
+	if _, err := s.user(ctx, accountID, userID); err != nil {
+		return err
+	}
+	hashes, err := s.store.DeleteUser(ctx, userID)
+	if err != nil {
+		return err
+	}
+	s.keysDeleted(hashes)
+	s.log.InfoContext(ctx, "user deleted", "account_id", accountID, "user_id", userID, "keys", len(hashes), "by", id.KeyID)
+	return nil
+}

@@ -1,0 +1,87 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+)
+
+// Input limits.
+const (
+	maxNameLen       = 200
+	maxPermissions   = 100
+	maxPermissionLen = 128
+	maxMetaLen       = 16 << 10
+)
+
+func validateName(field, v string, required bool) error {
+	switch {
+	case required && strings.TrimSpace(v) == "":
+		return keyward.Errorf(keyward.EINVALID, "%s is required", field)
+	case utf8.RuneCountInString(v) > maxNameLen:
+		return keyward.Errorf(keyward.EINVALID, "%s is longer than %d characters", field, maxNameLen)
+	case !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl):
+		return keyward.Errorf(keyward.EINVALID, "%s must be printable text", field)
+	}
+	return nil
+}
+
+// validateAccountPrefix checks an account's user-key prefix: the key
+// format's prefix rule, and not one of the reserved tier prefixes.
+func validateAccountPrefix(p string) error {
+	if p == "" {
+		return nil
+	}
+	if !apikey.ValidPrefix(p) {
+		return keyward.Errorf(keyward.EINVALID, "key_prefix %q must match [a-z][a-z0-9_]{0,18}[a-z0-9]", p)
+	}
+	if p == apikey.PrefixRoot || p == apikey.PrefixAccountAdmin {
+		return keyward.Errorf(keyward.EINVALID, "key_prefix %q is reserved for keyward's own tiers", p)
+	}
+	return nil
+}
+
+// normalizePermissions validates perms and returns them sorted without
+// duplicates, never nil.
+func normalizePermissions(perms []string) ([]string, error) {
+	if len(perms) > maxPermissions {
+		return nil, keyward.Errorf(keyward.EINVALID, "a key holds at most %d permissions", maxPermissions)
+	}
+	out := make([]string, 0, len(perms))
+	for _, p := range perms {
+		if p == "" || len(p) > maxPermissionLen || strings.ContainsFunc(p, func(r rune) bool {
+			return unicode.IsSpace(r) || unicode.IsControl(r)
+		}) {
+			return nil, keyward.Errorf(keyward.EINVALID, "permission %q must be 1-%d characters without spaces", p, maxPermissionLen)
+		}
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// normalizeMeta checks that meta is a JSON object of bounded size and
+// returns it compacted; empty input gives nil.
+func normalizeMeta(meta json.RawMessage) (json.RawMessage, error) {
+	if len(bytes.TrimSpace(meta)) == 0 || bytes.Equal(bytes.TrimSpace(meta), []byte("null")) {
+		return nil, nil
+	}
+	if len(meta) > maxMetaLen {
+		return nil, keyward.Errorf(keyward.EINVALID, "meta is larger than %d bytes", maxMetaLen)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(meta, &obj); err != nil {
+		return nil, keyward.Errorf(keyward.EINVALID, "meta must be a JSON object")
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, meta); err != nil {
+		return nil, keyward.Errorf(keyward.EINVALID, "meta must be a JSON object")
+	}
+	return buf.Bytes(), nil
+}
