@@ -1,0 +1,163 @@
+package main
+
+import (
+	"io"
+
+	"github.com/keyward/keyward"
+	"github.com/spf13/cobra"
+)
+
+// show writes v as JSON with -o json, or with people (a table) otherwise.
+func (a *app) show(v any, people func(w io.Writer) error) error {
+	if a.output == "json" {
+		return printJSON(a.stdout, v)
+	}
+	return people(a.stdout)
+}
+
+// pageFlags adds --limit and --after to a list command.
+func pageFlags(cmd *cobra.Command, p *keyward.Page) {
+	cmd.Flags().IntVar(&p.Limit, "limit", 0, "page size (default 100, at most 1000)")
+	cmd.Flags().StringVar(&p.After, "after", "", "cursor: list after this id (the \"next\" of the previous page)")
+}
+
+func (a *app) accountsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "accounts",
+		Aliases: []string{"account"},
+		Short:   "Manage accounts (tenants)",
+	}
+	a.addClientFlags(cmd)
+
+	var create keyward.AccountCreate
+	createCmd := &cobra.Command{
+		Use:   "create --name NAME [--key-prefix PREFIX]",
+		Short: "Create an account (root key only)",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			acc, err := c.CreateAccount(cmd.Context(), create)
+			if err != nil {
+				return err
+			}
+			return a.show(acc, func(w io.Writer) error { return printAccount(w, acc) })
+		},
+	}
+	createCmd.Flags().StringVar(&create.Name, "name", "", "account name, unique (required)")
+	createCmd.Flags().StringVar(&create.KeyPrefix, "key-prefix", "", "prefix of this account's user keys, e.g. acme_live (default kw_user)")
+	createCmd.MarkFlagRequired("name")
+
+	var page keyward.Page
+	listCmd := &cobra.Command{
+		Use:   "list",
+		Short: "List accounts",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			l, err := c.Accounts(cmd.Context(), page)
+			if err != nil {
+				return err
+			}
+			return a.show(l, func(w io.Writer) error {
+				t := newTable(w, accountHeader...)
+				for _, acc := range l.Items {
+					accountRow(t, acc)
+				}
+				err := t.flush()
+				printNext(w, l.Next)
+				return err
+			})
+		},
+	}
+	pageFlags(listCmd, &page)
+
+	getCmd := &cobra.Command{
+		Use:   "get ACCOUNT_ID",
+		Short: "Show an account",
+		Args:  exactArgs("ACCOUNT_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			acc, err := c.Account(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.show(acc, func(w io.Writer) error { return printAccount(w, acc) })
+		},
+	}
+
+	var (
+		name, prefix string
+		disabled     bool
+	)
+	updateCmd := &cobra.Command{
+		Use:   "update ACCOUNT_ID [--name NAME] [--key-prefix PREFIX] [--disabled=true|false]",
+		Short: "Change an account's name, user-key prefix or disabled state",
+		Long: `Change the fields given by flags; others stay as they are.
+A disabled account's keys stop verifying until it is enabled again (--disabled=false).`,
+		Args: exactArgs("ACCOUNT_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var u keyward.AccountUpdate
+			f := cmd.Flags()
+			if f.Changed("name") {
+				u.Name = &name
+			}
+			if f.Changed("key-prefix") {
+				u.KeyPrefix = &prefix
+			}
+			if f.Changed("disabled") {
+				u.Disabled = &disabled
+			}
+			if u == (keyward.AccountUpdate{}) {
+				return usageErrorf("nothing to update: give --name, --key-prefix or --disabled")
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			acc, err := c.UpdateAccount(cmd.Context(), args[0], u)
+			if err != nil {
+				return err
+			}
+			return a.show(acc, func(w io.Writer) error { return printAccount(w, acc) })
+		},
+	}
+	updateCmd.Flags().StringVar(&name, "name", "", "new name")
+	updateCmd.Flags().StringVar(&prefix, "key-prefix", "", "new prefix of user keys (existing keys keep theirs)")
+	updateCmd.Flags().BoolVar(&disabled, "disabled", false, "disable (true) or enable (false) the account")
+
+	deleteCmd := &cobra.Command{
+		Use:   "delete ACCOUNT_ID",
+		Short: "Delete an account with all its users and keys",
+		Args:  exactArgs("ACCOUNT_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteAccount(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			return a.done("deleted", args[0])
+		},
+	}
+
+	cmd.AddCommand(createCmd, listCmd, getCmd, updateCmd, deleteCmd)
+	return cmd
+}
+
+// done reports a change that returns no object.
+func (a *app) done(what, id string) error {
+	return a.show(map[string]string{"id": id, "status": what}, func(w io.Writer) error {
+		_, err := io.WriteString(w, what+" "+id+"\n")
+		return err
+	})
+}

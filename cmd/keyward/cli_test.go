@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+)
+
+func TestServePrintsRootKeyOnce(t *testing.T) {
+	s := startServer(t, nil)
+	if _, ok := apikey.Parse(s.rootKey); !ok || !strings.HasPrefix(s.rootKey, "kw_root_") {
+		t.Fatalf("root key %q is not a kw_root key; stdout:\n%s", s.rootKey, s.stdout)
+	}
+	out := s.stdout.String()
+	if !strings.Contains(out, "root key: "+s.rootKey+"\n") || !strings.Contains(out, "will not show it again") {
+		t.Errorf("stdout = %q", out)
+	}
+	s.stop(t)
+
+	again := startServer(t, map[string]string{"KEYWARD_DATA": s.data})
+	if again.rootKey != "" || strings.Contains(again.stdout.String(), "root key") {
+		t.Errorf("second start printed a root key: %q", again.stdout)
+	}
+	var id keyward.Identity
+	again.okJSON(t, s.rootKey, &id, "whoami")
+	if id.Role != keyward.RoleRoot {
+		t.Errorf("whoami = %+v", id)
+	}
+}
+
+// TestLifecycle drives accounts, users and keys of every tier through the
+// CLI against an in-process server.
+func TestLifecycle(t *testing.T) {
+	s := startServer(t, nil)
+	root := s.rootKey
+
+	// Accounts.
+	var acme, other keyward.Account
+	s.okJSON(t, root, &acme, "accounts", "create", "--name", "acme", "--key-prefix", "acme_live")
+	s.okJSON(t, root, &other, "accounts", "create", "--name", "other")
+	if acme.ID == "" || acme.Name != "acme" || acme.KeyPrefix != "acme_live" {
+		t.Fatalf("created account = %+v", acme)
+	}
+	var accounts keyward.AccountList
+	s.okJSON(t, root, &accounts, "accounts", "list")
+	if len(accounts.Items) != 2 {
+		t.Errorf("accounts list = %d items", len(accounts.Items))
+	}
+	if out := s.ok(t, root, "accounts", "list"); !strings.Contains(out, "NAME") || !strings.Contains(out, acme.ID) {
+		t.Errorf("accounts table:\n%s", out)
+	}
+	var got keyward.Account
+	s.okJSON(t, root, &got, "accounts", "get", acme.ID)
+	if got.ID != acme.ID {
+		t.Errorf("accounts get = %+v", got)
+	}
+	s.okJSON(t, root, &got, "accounts", "update", other.ID, "--name", "other-renamed")
+	if got.Name != "other-renamed" {
+		t.Errorf("accounts update = %+v", got)
+	}
+
+	// Users.
+	var alice, bob keyward.User
+	s.okJSON(t, root, &alice, "users", "create", "--account", acme.ID, "--name", "alice", "--external-id", "a-1")
+	s.okJSON(t, root, &bob, "users", "create", "--account", acme.ID, "--name", "bob")
+	var users keyward.UserList
+	s.okJSON(t, root, &users, "users", "list", "--account", acme.ID)
+	if len(users.Items) != 2 {
+		t.Errorf("users list = %d items", len(users.Items))
+	}
+	var gotUser keyward.User
+	s.okJSON(t, root, &gotUser, "users", "get", "--account", acme.ID, alice.ID)
+	if gotUser.ExternalID != "a-1" {
+		t.Errorf("users get = %+v", gotUser)
+	}
+
+	// Keys of each tier.
+	var root2, admin, user keyward.CreatedKey
+	s.okJSON(t, root, &root2, "keys", "create", "--role", "root", "--name", "ops")
+	s.okJSON(t, root, &admin, "keys", "create", "--account", acme.ID, "--role", "account_admin", "--name", "ci",
+		"--permission", "keys:verify", "--permission", "memories:read")
+	s.okJSON(t, admin.Secret, &user, "keys", "create", "--account", acme.ID, "--user", alice.ID, "--name", "laptop",
+		"--permission", "memories:read", "--meta", `{"plan":"pro"}`, "--expires", "30d")
+	for _, k := range []keyward.CreatedKey{root2, admin, user} {
+		if _, ok := apikey.Parse(k.Secret); !ok {
+			t.Fatalf("created key %s has no valid secret", k.ID)
+		}
+	}
+	if user.Role != keyward.RoleUser || !strings.HasPrefix(user.Secret, "acme_live_") || user.ExpiresAt == nil ||
+		compactJSON(user.Meta) != `{"plan":"pro"}` {
+		t.Errorf("user key = %+v", user.Key)
+	}
+	// The table form shows the secret once with a warning.
+	out := s.ok(t, root, "keys", "create", "--account", acme.ID, "--user", bob.ID)
+	if !strings.Contains(out, "\nkey: acme_live_") || !strings.Contains(out, "will not show it again") {
+		t.Errorf("keys create table:\n%s", out)
+	}
+	bobKey := strings.Fields(out[strings.Index(out, "\nkey: "):])[1]
+	if _, ok := apikey.Parse(bobKey); !ok {
+		t.Fatalf("cannot read the key from the table:\n%s", out)
+	}
+
+	// whoami for each tier.
+	for _, tt := range []struct {
+		key  string
+		role keyward.Role
+	}{{root2.Secret, keyward.RoleRoot}, {admin.Secret, keyward.RoleAccountAdmin}, {user.Secret, keyward.RoleUser}} {
+		var id keyward.Identity
+		s.okJSON(t, tt.key, &id, "whoami")
+		if id.Role != tt.role {
+			t.Errorf("whoami = %+v, want role %s", id, tt.role)
+		}
+	}
+
+	// Lists never carry secrets and respect scope.
+	var keys keyward.KeyList
+	s.okJSON(t, admin.Secret, &keys, "keys", "list")
+	for _, k := range keys.Items {
+		if k.AccountID != acme.ID {
+			t.Errorf("account admin sees key %s of account %q", k.ID, k.AccountID)
+		}
+	}
+	listing := s.ok(t, root, "keys", "list", "-o", "json")
+	for _, secret := range []string{root, root2.Secret, admin.Secret, user.Secret} {
+		if strings.Contains(listing, secret) {
+			t.Error("keys list shows a secret")
+		}
+	}
+	var k keyward.Key
+	s.okJSON(t, user.Secret, &k, "keys", "get", user.ID)
+	if k.ID != user.ID {
+		t.Errorf("keys get = %+v", k)
+	}
+	s.okJSON(t, admin.Secret, &k, "keys", "update", user.ID, "--name", "alice-laptop", "--no-expiry")
+	if k.Name != "alice-laptop" || k.ExpiresAt != nil {
+		t.Errorf("keys update = %+v", k)
+	}
+
+	// Verify: valid, missing permission, disabled, enabled.
+	verifyAs := func(caller, key string, perms ...string) (keyward.VerifyResult, int) {
+		t.Helper()
+		args := []string{"verify", key, "-o", "json"}
+		for _, p := range perms {
+			args = append(args, "--permission", p)
+		}
+		r := s.cli(t, caller, args...)
+		var res keyward.VerifyResult
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+			t.Fatalf("verify -o json: %v\n%s%s", err, r.stdout, r.stderr)
+		}
+		return res, r.code
+	}
+	verify := func(key string, perms ...string) (keyward.VerifyResult, int) {
+		t.Helper()
+		return verifyAs(admin.Secret, key, perms...)
+	}
+	if res, code := verify(user.Secret, "memories:read"); !res.Valid || code != 0 || res.Identity == nil || res.Identity.UserID != alice.ID {
+		t.Errorf("verify valid key = %+v, exit %d", res, code)
+	}
+	if res, code := verify(user.Secret, "memories:write"); res.Valid || res.Code != keyward.DecisionInsufficientPermissions || code != ExitKeyInvalid {
+		t.Errorf("verify without permission = %+v, exit %d", res, code)
+	}
+	s.okJSON(t, admin.Secret, &k, "keys", "disable", user.ID)
+	if !k.Disabled {
+		t.Error("keys disable did not disable")
+	}
+	if res, _ := verify(user.Secret); res.Code != keyward.DecisionDisabled {
+		t.Errorf("verify disabled key = %s", res.Code)
+	}
+	s.okJSON(t, admin.Secret, &k, "keys", "enable", user.ID)
+	if res, _ := verify(user.Secret); res.Code != keyward.DecisionValid {
+		t.Errorf("verify enabled key = %s", res.Code)
+	}
+	// verify - reads the key from stdin.
+	m := &Main{Getenv: mapEnv(map[string]string{"KEYWARD_URL": s.url, "KEYWARD_API_KEY": admin.Secret}), Stdin: strings.NewReader(user.Secret + "\n")}
+	var stdout, stderr strings.Builder
+	if code := m.Run(t.Context(), []string{"verify", "-"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "VALID") {
+		t.Errorf("verify -: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+
+	// Rotate with grace: both work; revoke: the old one stops.
+	var rotated keyward.CreatedKey
+	s.okJSON(t, admin.Secret, &rotated, "keys", "rotate", user.ID, "--grace", "1d")
+	if rotated.RotatedFrom != user.ID || rotated.Secret == "" {
+		t.Errorf("rotate = %+v", rotated.Key)
+	}
+	if res, _ := verify(user.Secret); !res.Valid {
+		t.Errorf("old key in grace = %s", res.Code)
+	}
+	if res, _ := verify(rotated.Secret); !res.Valid {
+		t.Errorf("new key = %s", res.Code)
+	}
+	s.okJSON(t, admin.Secret, &k, "keys", "revoke", user.ID)
+	if res, _ := verify(user.Secret); res.Code != keyward.DecisionRevoked {
+		t.Errorf("revoked key = %s", res.Code)
+	}
+	s.ok(t, admin.Secret, "keys", "delete", rotated.ID)
+	if res, _ := verify(rotated.Secret); res.Code != keyward.DecisionNotFound {
+		t.Errorf("deleted key = %s", res.Code)
+	}
+
+	// Roles: what each tier must not do, as one error line and exit code.
+	msg := s.fails(t, ExitForbidden, bobKey, "accounts", "create", "--name", "evil")
+	if !strings.Contains(msg, "root") {
+		t.Errorf("forbidden message %q", msg)
+	}
+	s.fails(t, ExitForbidden, admin.Secret, "keys", "create", "--role", "root")
+	s.fails(t, ExitNotFound, admin.Secret, "accounts", "get", other.ID)
+	s.fails(t, ExitUnauthorized, user.Secret, "whoami") // revoked
+	s.fails(t, ExitConflict, root, "accounts", "create", "--name", "acme")
+
+	s.fails(t, ExitForbidden, bobKey, "keys", "create", "--account", acme.ID, "--user", alice.ID)
+
+	// Disabling an account disables its keys; enabling restores them.
+	s.okJSON(t, root, &got, "accounts", "update", acme.ID, "--disabled")
+	if res, _ := verifyAs(root, admin.Secret); res.Code != keyward.DecisionDisabled {
+		t.Errorf("key of a disabled account = %s", res.Code)
+	}
+	s.okJSON(t, root, &got, "accounts", "update", acme.ID, "--disabled=false")
+	if res, _ := verifyAs(root, bobKey); !res.Valid {
+		t.Errorf("key of a re-enabled account = %s", res.Code)
+	}
+
+	// Deleting a user deletes its keys.
+	s.ok(t, root, "users", "delete", "--account", acme.ID, bob.ID)
+	s.fails(t, ExitNotFound, root, "users", "get", "--account", acme.ID, bob.ID)
+	if res, _ := verifyAs(root, bobKey); res.Code != keyward.DecisionNotFound {
+		t.Errorf("key of a deleted user = %s", res.Code)
+	}
+	if out := s.ok(t, root, "accounts", "delete", other.ID); !strings.Contains(out, "deleted "+other.ID) {
+		t.Errorf("accounts delete: %q", out)
+	}
+	s.fails(t, ExitNotFound, root, "accounts", "get", other.ID)
+}
+
+func compactJSON(b []byte) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return string(b)
+	}
+	return buf.String()
+}
+
+func TestErrorLines(t *testing.T) {
+	s := startServer(t, nil)
+	root := s.rootKey
+	wellFormedUnknown, _ := apikey.Generate("kw_root")
+	tests := []struct {
+		name string
+		code int
+		key  string
+		args []string
+		want string
+	}{
+		{"no api key", ExitUnauthorized, "", []string{"whoami"}, "KEYWARD_API_KEY"},
+		{"malformed api key", ExitUnauthorized, "kw_root_nope", []string{"whoami"}, "invalid API key"},
+		{"unknown api key", ExitUnauthorized, wellFormedUnknown.Reveal(), []string{"accounts", "list"}, "invalid API key"},
+		{"not found", ExitNotFound, root, []string{"keys", "get", "key_doesnotexist"}, "not found"},
+		{"unknown flag", ExitUsage, root, []string{"keys", "create", "--colour", "red"}, "unknown flag"},
+		{"missing arg", ExitUsage, root, []string{"keys", "get"}, "missing KEY_ID"},
+		{"extra arg", ExitUsage, root, []string{"whoami", "extra"}, "unexpected argument"},
+		{"unknown command", ExitUsage, root, []string{"frobnicate"}, "unknown command"},
+		{"required flag", ExitUsage, root, []string{"users", "list"}, `"account"`},
+		{"bad role", ExitUsage, root, []string{"keys", "create", "--role", "god"}, "--role"},
+		{"no role", ExitUsage, root, []string{"keys", "create", "--name", "x"}, "--role is required"},
+		{"bad meta", ExitUsage, root, []string{"keys", "create", "--role", "root", "--meta", "[1]"}, "JSON object"},
+		{"bad expiry", ExitUsage, root, []string{"keys", "create", "--role", "root", "--expires", "soon"}, "--expires"},
+		{"bad output", ExitUsage, root, []string{"whoami", "-o", "yaml"}, "table or json"},
+		{"invalid input", ExitUsage, root, []string{"accounts", "create", "--name", ""}, "name"},
+		{"nothing to update", ExitUsage, root, []string{"keys", "update", "key_x"}, "nothing to update"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := s.fails(t, tt.code, tt.key, tt.args...)
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("message %q does not contain %q", msg, tt.want)
+			}
+			if tt.key != "" && len(tt.key) > 12 && strings.Contains(msg, tt.key) {
+				t.Errorf("message holds the API key: %q", msg)
+			}
+		})
+	}
+
+	// A server that is not there is "unavailable".
+	r := runCLI(t, map[string]string{"KEYWARD_URL": "http://127.0.0.1:1", "KEYWARD_API_KEY": root}, "whoami")
+	checkFails(t, r, ExitUnavailable, []string{"whoami"})
+
+	// A bad configuration stops serve with exit 3 naming the setting.
+	r = runCLI(t, map[string]string{"KEYWARD_LOG_LEVEL": "loud"}, "serve", "--data", t.TempDir())
+	if msg := checkFails(t, r, ExitConfig, []string{"serve"}); !strings.Contains(msg, "log_level") {
+		t.Errorf("config error %q", msg)
+	}
+	r = runCLI(t, nil, "serve", "--listen", "127.0.0.1", "--data", t.TempDir())
+	if msg := checkFails(t, r, ExitConfig, []string{"serve"}); !strings.Contains(msg, "listen") {
+		t.Errorf("config error %q", msg)
+	}
+}
+
+func TestBootstrapCommand(t *testing.T) {
+	data := t.TempDir() + "/data"
+	r := runCLI(t, nil, "bootstrap", "--data", data)
+	if r.code != 0 {
+		t.Fatalf("bootstrap: exit %d, %s", r.code, r.stderr)
+	}
+	key := strings.TrimSpace(r.stdout)
+	if prefix, ok := apikey.Parse(key); !ok || prefix != apikey.PrefixRoot || strings.Count(r.stdout, "\n") != 1 {
+		t.Fatalf("bootstrap printed %q, want a bare root key", r.stdout)
+	}
+	if strings.Contains(r.stderr, key) {
+		t.Error("bootstrap logged the key")
+	}
+	r = runCLI(t, nil, "bootstrap", "--data", data)
+	if msg := checkFails(t, r, ExitConflict, []string{"bootstrap"}); !strings.Contains(msg, "already exists") {
+		t.Errorf("second bootstrap: %q", msg)
+	}
+	if r.stdout != "" {
+		t.Errorf("second bootstrap printed %q", r.stdout)
+	}
+
+	// serve on the bootstrapped store prints nothing and accepts the key.
+	s := startServer(t, map[string]string{"KEYWARD_DATA": data})
+	if s.stdout.String() != "" {
+		t.Errorf("serve after bootstrap printed %q", s.stdout)
+	}
+	var id keyward.Identity
+	s.okJSON(t, key, &id, "whoami")
+	if id.Role != keyward.RoleRoot {
+		t.Errorf("whoami = %+v", id)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"KEYWARD_PEPPERS": "1:" + testPepperHex + ",2:hex:" + strings.Repeat("cd", 32), "KEYWARD_DATA": dir}
+	r := runCLI(t, env, "config", "check", "--log-level", "debug")
+	if r.code != 0 {
+		t.Fatalf("config check: exit %d, %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"REDACTED", "2: REDACTED (current)", "env KEYWARD_PEPPERS", "flag --log-level", "configuration OK"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("config check output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = runCLI(t, env, "config", "check", "-o", "json")
+	var eff effectiveConfig
+	if err := json.Unmarshal([]byte(r.stdout), &eff); err != nil {
+		t.Fatal(err)
+	}
+	if eff.Peppers[1] != "REDACTED" || eff.PepperCurrent != 2 || eff.Sources["data"] != "env KEYWARD_DATA" {
+		t.Errorf("config check json = %+v", eff)
+	}
+	for _, out := range []string{r.stdout, r.stderr} {
+		if strings.Contains(out, strings.TrimPrefix(testPepperHex, "hex:")) || strings.Contains(out, string(testPepperBytes)) {
+			t.Error("config check shows the pepper")
+		}
+	}
+	r = runCLI(t, map[string]string{"KEYWARD_PEPPER": "hex:0011"}, "config", "check")
+	if msg := checkFails(t, r, ExitConfig, []string{"config", "check"}); !strings.Contains(msg, "peppers") || !strings.Contains(msg, "at least 32") {
+		t.Errorf("short pepper: %q", msg)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := runCLI(t, nil, "version", "-o", "json")
+	var b buildInfo
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &b) != nil || b.Version != "test" || b.GoVersion == "" {
+		t.Errorf("version: exit %d %q", r.code, r.stdout)
+	}
+}

@@ -1,0 +1,471 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/verify"
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultConfigFile is read when neither --config nor KEYWARD_CONFIG names
+// a file and it exists in the working directory.
+const DefaultConfigFile = "keyward.yaml"
+
+// Bounds of the duration settings. A cache entry older than maxCacheTTL
+// would keep a revoked key working too long on an instance that missed an
+// invalidation.
+const (
+	minCacheTTL        = time.Second
+	maxCacheTTL        = time.Hour
+	maxShutdownTimeout = 10 * time.Minute
+)
+
+// Config is the configuration of the server commands (serve, bootstrap,
+// config check). It is read from keyward.yaml, then KEYWARD_* environment
+// variables, then flags; each layer overrides the one before it.
+type Config struct {
+	// Listen is the TCP address the HTTP API listens on, host:port.
+	Listen string `yaml:"listen"`
+	// Data is the directory holding the SQLite database (keyward.db) and,
+	// when no pepper is configured, the generated pepper file.
+	Data string `yaml:"data"`
+	// Peppers are the HMAC peppers by version, each "hex:..." or
+	// "base64:..."; the highest version hashes new keys.
+	Peppers map[int]keyward.Secret `yaml:"peppers"`
+	// PepperFile names a file holding the peppers, one "VERSION:ENCODING:VALUE"
+	// per line. Empty with no Peppers: DATA/pepper, generated if missing.
+	PepperFile string `yaml:"pepper_file"`
+	// CacheTTL bounds how long a verification result is cached.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json.
+	LogFormat string `yaml:"log_format"`
+	// ShutdownTimeout bounds the graceful shutdown of serve.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	// sources records where each setting came from, for config check.
+	sources map[string]string
+}
+
+// DefaultConfig returns the configuration used when nothing is set.
+func DefaultConfig() *Config {
+	return &Config{
+		Listen:          "127.0.0.1:8080",
+		Data:            "./keyward-data",
+		CacheTTL:        verify.DefaultCacheTTL,
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// setting describes one configuration setting in its three spellings.
+type setting struct {
+	key  string // yaml key, also the name in errors
+	env  string
+	flag string
+	set  func(c *Config, v string) error
+	get  func(c *Config) string
+}
+
+var settings = []setting{
+	{key: "listen", env: "KEYWARD_LISTEN", flag: "listen",
+		set: func(c *Config, v string) error { c.Listen = v; return nil },
+		get: func(c *Config) string { return c.Listen }},
+	{key: "data", env: "KEYWARD_DATA", flag: "data",
+		set: func(c *Config, v string) error { c.Data = v; return nil },
+		get: func(c *Config) string { return c.Data }},
+	{key: "pepper_file", env: "KEYWARD_PEPPER_FILE", flag: "pepper-file",
+		set: func(c *Config, v string) error { c.PepperFile = v; c.Peppers = nil; return nil },
+		get: func(c *Config) string { return c.PepperFile }},
+	{key: "cache_ttl", env: "KEYWARD_CACHE_TTL", flag: "cache-ttl",
+		set: func(c *Config, v string) error { return setDuration(&c.CacheTTL, v) },
+		get: func(c *Config) string { return c.CacheTTL.String() }},
+	{key: "log_level", env: "KEYWARD_LOG_LEVEL", flag: "log-level",
+		set: func(c *Config, v string) error { c.LogLevel = v; return nil },
+		get: func(c *Config) string { return c.LogLevel }},
+	{key: "log_format", env: "KEYWARD_LOG_FORMAT", flag: "log-format",
+		set: func(c *Config, v string) error { c.LogFormat = v; return nil },
+		get: func(c *Config) string { return c.LogFormat }},
+	{key: "shutdown_timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout",
+		set: func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) },
+		get: func(c *Config) string { return c.ShutdownTimeout.String() }},
+}
+
+// Pepper environment variables. KEYWARD_PEPPER is a single pepper (version
+// 1); KEYWARD_PEPPERS lists versioned peppers. They have no flags: a secret
+// on a command line is visible to every user of the machine.
+const (
+	envPepper  = "KEYWARD_PEPPER"
+	envPeppers = "KEYWARD_PEPPERS"
+	envConfig  = "KEYWARD_CONFIG"
+)
+
+func setDuration(d *time.Duration, v string) error {
+	p, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration: use a Go duration such as 30s, 5m or 1h", v)
+	}
+	*d = p
+	return nil
+}
+
+// lookupSetting returns the setting with yaml key or flag name key.
+func lookupSetting(key string) setting {
+	for _, s := range settings {
+		if s.key == key || s.flag == key {
+			return s
+		}
+	}
+	panic("unknown setting " + key)
+}
+
+// ParseConfig reads a YAML configuration from r on top of DefaultConfig.
+// Unknown keys are an error. It does not validate; call Validate.
+func ParseConfig(r io.Reader) (*Config, error) {
+	c := DefaultConfig()
+	if err := c.readYAML(r, "config"); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// readYAML decodes r over c; settings r names are recorded as coming from
+// source.
+func (c *Config) readYAML(r io.Reader, source string) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", source, err)
+	}
+	// Decode twice: into c (so absent keys keep their defaults) and into a
+	// map to learn which keys the file sets.
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %s", source, yamlError(err))
+	}
+	var keys map[string]any
+	if err := yaml.Unmarshal(b, &keys); err == nil {
+		for k := range keys {
+			c.setSource(k, source)
+		}
+	}
+	return nil
+}
+
+// yamlError flattens yaml.v3's multi-line errors into one line, drops the
+// values it quotes (one could be a pepper) and points at the documentation
+// for unknown keys.
+func yamlError(err error) string {
+	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	for i, m := range msgs {
+		m = quotedValue.ReplaceAllString(strings.TrimSpace(m), "")
+		m = strings.ReplaceAll(m, "field ", "")
+		m = strings.ReplaceAll(m, "not found in type main.Config", "is not a keyward setting (see docs/configuration.md)")
+		msgs[i] = strings.ReplaceAll(m, "\n", " ")
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// quotedValue matches a value yaml.v3 quotes in an error message.
+var quotedValue = regexp.MustCompile(" `[^`]*`")
+
+// setSource records where key came from; "" forgets it (back to default).
+func (c *Config) setSource(key, source string) {
+	if c.sources == nil {
+		c.sources = map[string]string{}
+	}
+	if source == "" {
+		delete(c.sources, key)
+		return
+	}
+	c.sources[key] = source
+}
+
+// Source says where setting key came from: "default", "file PATH",
+// "env NAME" or "flag --NAME".
+func (c *Config) Source(key string) string {
+	if s, ok := c.sources[key]; ok {
+		return s
+	}
+	return "default"
+}
+
+// applyEnv overrides c with the KEYWARD_* variables that are set and not
+// empty.
+func (c *Config) applyEnv(getenv func(string) string) error {
+	for _, s := range settings {
+		v := getenv(s.env)
+		if v == "" {
+			continue
+		}
+		if err := s.set(c, v); err != nil {
+			return configErrorf(s.key, "%s %v", s.env, err)
+		}
+		c.setSource(s.key, "env "+s.env)
+		if s.key == "pepper_file" {
+			c.setSource("peppers", "")
+		}
+	}
+	one, many := getenv(envPepper), getenv(envPeppers)
+	switch {
+	case one != "" && many != "":
+		return configErrorf("peppers", "both %s and %s are set: set %s alone for one pepper, or list every version in %s", envPepper, envPeppers, envPepper, envPeppers)
+	case one != "":
+		c.Peppers = map[int]keyward.Secret{1: keyward.Secret(one)}
+	case many != "":
+		p, err := parsePepperList(strings.Split(many, ","), envPeppers)
+		if err != nil {
+			return err
+		}
+		c.Peppers = p
+	default:
+		return nil
+	}
+	src := "env " + envPepper
+	if many != "" {
+		src = "env " + envPeppers
+	}
+	if c.Source("pepper_file") != "default" && !strings.HasPrefix(c.Source("pepper_file"), "env ") {
+		// A pepper from the environment replaces a pepper file set in
+		// the config file.
+		c.PepperFile = ""
+		c.setSource("pepper_file", "")
+	}
+	c.setSource("peppers", src)
+	return nil
+}
+
+// applyFlags overrides c with the flags of fs that were given. Flags that
+// fs does not define are skipped.
+func (c *Config) applyFlags(fs *pflag.FlagSet) error {
+	for _, s := range settings {
+		f := fs.Lookup(s.flag)
+		if f == nil || !f.Changed {
+			continue
+		}
+		if err := s.set(c, f.Value.String()); err != nil {
+			return configErrorf(s.key, "--%s %v", s.flag, err)
+		}
+		c.setSource(s.key, "flag --"+s.flag)
+		if s.key == "pepper_file" {
+			c.setSource("peppers", "")
+		}
+	}
+	return nil
+}
+
+// addConfigFlags defines the flags of the named settings on fs.
+func addConfigFlags(fs *pflag.FlagSet, flags ...string) {
+	d := DefaultConfig()
+	for _, name := range flags {
+		s := lookupSetting(name)
+		usage := map[string]string{
+			"listen":           "address to listen on, host:port (env KEYWARD_LISTEN)",
+			"data":             "data directory: SQLite database and generated pepper (env KEYWARD_DATA)",
+			"pepper-file":      "file holding the peppers, mode 0600 (env KEYWARD_PEPPER_FILE)",
+			"cache-ttl":        "how long verification results are cached (env KEYWARD_CACHE_TTL)",
+			"log-level":        "debug, info, warn or error (env KEYWARD_LOG_LEVEL)",
+			"log-format":       "text or json (env KEYWARD_LOG_FORMAT)",
+			"shutdown-timeout": "how long serve waits for requests on shutdown (env KEYWARD_SHUTDOWN_TIMEOUT)",
+		}[s.flag]
+		fs.String(s.flag, s.get(d), usage)
+	}
+}
+
+// Validate checks every setting and returns a *ConfigError naming each
+// setting that is wrong and how to fix it. It touches no files: pepper
+// files are checked when they are read.
+func (c *Config) Validate() error {
+	var errs []*SettingError
+	add := func(key, format string, args ...any) {
+		errs = append(errs, &SettingError{Setting: key, Problem: fmt.Sprintf(format, args...)})
+	}
+	if err := validListen(c.Listen); err != nil {
+		add("listen", "%q %v", c.Listen, err)
+	}
+	if strings.TrimSpace(c.Data) == "" {
+		add("data", "is empty: name the data directory, e.g. ./keyward-data")
+	}
+	if len(c.Peppers) > 0 && c.PepperFile != "" {
+		add("peppers", "both peppers and pepper_file are set: keep one of them")
+	}
+	for _, v := range sortedVersions(c.Peppers) {
+		if v <= 0 {
+			add("peppers", "version %d must be a positive integer", v)
+			continue
+		}
+		if _, err := decodePepper(c.Peppers[v]); err != nil {
+			add("peppers", "version %d: %v", v, err)
+		}
+	}
+	if c.CacheTTL < minCacheTTL || c.CacheTTL > maxCacheTTL {
+		add("cache_ttl", "%s is out of range: use between %s and %s (a long TTL keeps revoked keys cached)", c.CacheTTL, minCacheTTL, maxCacheTTL)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		add("log_level", "%q is not a log level: use debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		add("log_format", "%q is not a log format: use text or json", c.LogFormat)
+	}
+	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > maxShutdownTimeout {
+		add("shutdown_timeout", "%s is out of range: use a duration above 0 and at most %s, e.g. 15s", c.ShutdownTimeout, maxShutdownTimeout)
+	}
+	if len(errs) > 0 {
+		return &ConfigError{Errors: errs}
+	}
+	return nil
+}
+
+func validListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("must be host:port, e.g. 127.0.0.1:8080")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("has port %q: use a number from 0 to 65535, e.g. 127.0.0.1:8080", port)
+	}
+	if strings.ContainsAny(host, " /?#@") {
+		return errors.New("has an invalid host: use an IP address or host name, e.g. 127.0.0.1:8080")
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("unknown log level %q", s)
+}
+
+// newLogger returns the logger of the server commands, writing to w.
+func (c *Config) newLogger(w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// DatabasePath is the SQLite database inside the data directory.
+func (c *Config) DatabasePath() string { return joinPath(c.Data, "keyward.db") }
+
+// DefaultPepperPath is the pepper generated when none is configured.
+func (c *Config) DefaultPepperPath() string { return joinPath(c.Data, "pepper") }
+
+// SettingError says what is wrong with one setting and how to fix it.
+type SettingError struct {
+	Setting string
+	Problem string
+}
+
+func (e *SettingError) Error() string {
+	s := lookupSettingOrNil(e.Setting)
+	where := ""
+	switch {
+	case s != nil:
+		where = fmt.Sprintf(" (yaml %s, env %s, flag --%s)", s.key, s.env, s.flag)
+	case e.Setting == "peppers":
+		where = " (yaml peppers, env KEYWARD_PEPPER or KEYWARD_PEPPERS)"
+	}
+	return e.Setting + ": " + e.Problem + where
+}
+
+func lookupSettingOrNil(key string) *setting {
+	for i := range settings {
+		if settings[i].key == key {
+			return &settings[i]
+		}
+	}
+	return nil
+}
+
+// ConfigError lists every invalid setting. Its message is one line.
+type ConfigError struct {
+	Errors []*SettingError
+}
+
+func (e *ConfigError) Error() string {
+	parts := make([]string, len(e.Errors))
+	for i, s := range e.Errors {
+		parts[i] = s.Error()
+	}
+	return "invalid configuration: " + strings.Join(parts, "; ")
+}
+
+func configErrorf(key, format string, args ...any) *ConfigError {
+	return &ConfigError{Errors: []*SettingError{{Setting: key, Problem: fmt.Sprintf(format, args...)}}}
+}
+
+func sortedVersions(m map[int]keyward.Secret) []int {
+	vs := make([]int, 0, len(m))
+	for v := range m {
+		vs = append(vs, v)
+	}
+	slices.Sort(vs)
+	return vs
+}
+
+// loadConfig builds the configuration of a server command: defaults, the
+// config file, the environment, then the flags of fs; then validates it.
+func loadConfig(getenv func(string) string, fs *pflag.FlagSet) (*Config, error) {
+	path, explicit := "", false
+	if f := fs.Lookup("config"); f != nil && f.Changed {
+		path, explicit = f.Value.String(), true
+	} else if v := getenv(envConfig); v != "" {
+		path, explicit = v, true
+	} else if _, err := os.Stat(DefaultConfigFile); err == nil {
+		path = DefaultConfigFile
+	}
+	c := DefaultConfig()
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			if explicit && errors.Is(err, os.ErrNotExist) {
+				return nil, configErrorf("config", "file %s does not exist: create it or fix --config / %s", path, envConfig)
+			}
+			return nil, configErrorf("config", "%v", err)
+		}
+		err = c.readYAML(f, "file "+path)
+		f.Close()
+		if err != nil {
+			return nil, &ConfigError{Errors: []*SettingError{{Setting: "config", Problem: err.Error()}}}
+		}
+	}
+	if err := c.applyEnv(getenv); err != nil {
+		return nil, err
+	}
+	if err := c.applyFlags(fs); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/spf13/pflag"
+)
+
+var (
+	testPepperBytes = []byte("0123456789abcdef0123456789abcdef")
+	testPepperHex   = "hex:" + hex.EncodeToString(testPepperBytes)
+)
+
+func TestParseConfigDefaults(t *testing.T) {
+	c, err := ParseConfig(strings.NewReader(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DefaultConfig()
+	if c.Listen != "127.0.0.1:8080" || c.Data != "./keyward-data" || c.CacheTTL != d.CacheTTL || c.LogLevel != "info" || c.LogFormat != "text" || c.ShutdownTimeout != d.ShutdownTimeout {
+		t.Errorf("defaults = %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("defaults do not validate: %v", err)
+	}
+}
+
+func TestParseConfigFile(t *testing.T) {
+	c, err := ParseConfig(strings.NewReader(`
+listen: 0.0.0.0:9000
+data: /var/lib/keyward
+peppers:
+  1: "` + testPepperHex + `"
+  2: "base64:` + base64.StdEncoding.EncodeToString(testPepperBytes) + `"
+cache_ttl: 30s
+log_level: debug
+log_format: json
+shutdown_timeout: 1m
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "0.0.0.0:9000" || c.Data != "/var/lib/keyward" || c.CacheTTL != 30*time.Second ||
+		c.LogLevel != "debug" || c.LogFormat != "json" || c.ShutdownTimeout != time.Minute || len(c.Peppers) != 2 {
+		t.Errorf("parsed = %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+	raw, err := c.loadPeppers(slog.New(slog.DiscardHandler), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw[1].Reveal() != string(testPepperBytes) || raw[2].Reveal() != string(testPepperBytes) {
+		t.Error("peppers not decoded")
+	}
+}
+
+func TestParseConfigRejectsUnknownKeys(t *testing.T) {
+	_, err := ParseConfig(strings.NewReader("listen: 127.0.0.1:1\nlisten_addr: 0.0.0.0:1\n"))
+	if err == nil || !strings.Contains(err.Error(), "listen_addr") || !strings.Contains(err.Error(), "not a keyward setting") {
+		t.Errorf("err = %v, want it to name listen_addr as unknown", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "\n") {
+		t.Errorf("error is not one line: %q", err)
+	}
+}
+
+// load runs loadConfig with a config file holding yaml, env and args.
+func load(t *testing.T, yaml string, env map[string]string, args ...string) (*Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	fs.String("config", "", "")
+	addConfigFlags(fs, "listen", "data", "pepper-file", "cache-ttl", "log-level", "log-format", "shutdown-timeout")
+	if yaml != "" {
+		path := filepath.Join(t.TempDir(), "keyward.yaml")
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{"--config", path}, args...)
+	}
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return loadConfig(mapEnv(env), fs)
+}
+
+func TestParseConfigErrorsDoNotQuoteValues(t *testing.T) {
+	_, err := ParseConfig(strings.NewReader("peppers: \"hex:abcdef0123\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("err = %v", err)
+	}
+	if strings.Contains(err.Error(), "hex:") || strings.Contains(err.Error(), "abc") {
+		t.Errorf("error quotes the value: %v", err)
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	yaml := "listen: 127.0.0.1:1001\nlog_level: warn\ncache_ttl: 10s\nlog_format: json\n"
+	env := map[string]string{"KEYWARD_LOG_LEVEL": "error", "KEYWARD_CACHE_TTL": "20s"}
+	c, err := load(t, yaml, env, "--cache-ttl", "30s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		setting, got, want, source string
+	}{
+		{"listen", c.Listen, "127.0.0.1:1001", "file "},             // file only
+		{"log_format", c.LogFormat, "json", "file "},                // file only
+		{"log_level", c.LogLevel, "error", "env KEYWARD_LOG_LEVEL"}, // env beats file
+		{"cache_ttl", c.CacheTTL.String(), "30s", "flag --cache-ttl"},
+		{"data", c.Data, "./keyward-data", "default"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s = %q, want %q", tt.setting, tt.got, tt.want)
+		}
+		if src := c.Source(tt.setting); !strings.HasPrefix(src, tt.source) {
+			t.Errorf("source of %s = %q, want %q...", tt.setting, src, tt.source)
+		}
+	}
+}
+
+func TestConfigFileFromEnvAndMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.yaml")
+	os.WriteFile(path, []byte("log_level: debug\n"), 0o600)
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	fs.String("config", "", "")
+	c, err := loadConfig(mapEnv(map[string]string{"KEYWARD_CONFIG": path}), fs)
+	if err != nil || c.LogLevel != "debug" {
+		t.Fatalf("KEYWARD_CONFIG: %v, %+v", err, c)
+	}
+	_, err = loadConfig(mapEnv(map[string]string{"KEYWARD_CONFIG": path + ".missing"}), fs)
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("missing config file: err = %v", err)
+	}
+}
+
+func TestPepperPrecedence(t *testing.T) {
+	other := "hex:" + strings.Repeat("ab", 32)
+	yaml := "peppers:\n  1: \"" + testPepperHex + "\"\n"
+
+	c, err := load(t, yaml, map[string]string{"KEYWARD_PEPPERS": "1:" + testPepperHex + ",2:" + other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Peppers) != 2 || c.Source("peppers") != "env KEYWARD_PEPPERS" {
+		t.Errorf("env KEYWARD_PEPPERS did not replace the file's peppers: %d, %s", len(c.Peppers), c.Source("peppers"))
+	}
+
+	pf := filepath.Join(t.TempDir(), "pepper")
+	os.WriteFile(pf, []byte("1:"+testPepperHex+"\n"), 0o600)
+	c, err = load(t, yaml, map[string]string{"KEYWARD_PEPPER": other}, "--pepper-file", pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Peppers) != 0 || c.PepperFile != pf {
+		t.Errorf("--pepper-file did not win: %+v", c)
+	}
+
+	_, err = load(t, "", map[string]string{"KEYWARD_PEPPER": other, "KEYWARD_PEPPERS": "1:" + other})
+	if err == nil || !strings.Contains(err.Error(), "KEYWARD_PEPPER") {
+		t.Errorf("both pepper variables: err = %v", err)
+	}
+}
+
+func TestValidateNamesSettingAndFix(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*Config)
+		setting string
+		fix     string
+	}{
+		{"listen without port", func(c *Config) { c.Listen = "localhost" }, "listen", "host:port"},
+		{"listen bad port", func(c *Config) { c.Listen = "127.0.0.1:99999" }, "listen", "0 to 65535"},
+		{"empty data", func(c *Config) { c.Data = " " }, "data", "name the data directory"},
+		{"short pepper", func(c *Config) { c.Peppers = map[int]keyward.Secret{1: "hex:00112233"} }, "peppers", "at least 32"},
+		{"pepper without encoding", func(c *Config) { c.Peppers = map[int]keyward.Secret{1: "correct horse battery staple and more words"} }, "peppers", "hex:VALUE"},
+		{"pepper bad hex", func(c *Config) { c.Peppers = map[int]keyward.Secret{1: "hex:zz"} }, "peppers", "openssl rand"},
+		{"pepper version 0", func(c *Config) { c.Peppers = map[int]keyward.Secret{0: keyward.Secret(testPepperHex)} }, "peppers", "positive"},
+		{"pepper and pepper file", func(c *Config) {
+			c.Peppers = map[int]keyward.Secret{1: keyward.Secret(testPepperHex)}
+			c.PepperFile = "/x"
+		}, "peppers", "keep one"},
+		{"zero cache ttl", func(c *Config) { c.CacheTTL = 0 }, "cache_ttl", "between"},
+		{"long cache ttl", func(c *Config) { c.CacheTTL = 24 * time.Hour }, "cache_ttl", "revoked"},
+		{"unknown log level", func(c *Config) { c.LogLevel = "verbose" }, "log_level", "debug, info, warn or error"},
+		{"unknown log format", func(c *Config) { c.LogFormat = "xml" }, "log_format", "text or json"},
+		{"zero shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout", "above 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.mutate(c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("Validate accepted it")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.setting+": ") || !strings.Contains(msg, tt.fix) {
+				t.Errorf("error %q does not name %s and the fix %q", msg, tt.setting, tt.fix)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error is not one line: %q", msg)
+			}
+			for _, p := range c.Peppers {
+				if strings.Contains(msg, strings.TrimPrefix(p.Reveal(), "hex:")) {
+					t.Errorf("error quotes the pepper: %q", msg)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateReportsEverySetting(t *testing.T) {
+	c := DefaultConfig()
+	c.LogLevel, c.LogFormat, c.Listen = "loud", "xml", "nope"
+	var ce *ConfigError
+	err := c.Validate()
+	if !errors.As(err, &ce) || len(ce.Errors) != 3 {
+		t.Fatalf("err = %v, want 3 setting errors", err)
+	}
+}
+
+func TestEnvAndFlagErrorsNameTheSource(t *testing.T) {
+	_, err := load(t, "", map[string]string{"KEYWARD_CACHE_TTL": "soon"})
+	if err == nil || !strings.Contains(err.Error(), "cache_ttl") || !strings.Contains(err.Error(), "KEYWARD_CACHE_TTL") {
+		t.Errorf("err = %v", err)
+	}
+	_, err = load(t, "", nil, "--log-level", "chatty")
+	if err == nil || !strings.Contains(err.Error(), "log_level") || !strings.Contains(err.Error(), "--log-level") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestPepperList(t *testing.T) {
+	b64 := "base64:" + base64.RawURLEncoding.EncodeToString(testPepperBytes)
+	p, err := parsePepperList([]string{"# comment", "", "1:" + testPepperHex, " 3:" + b64 + " "}, "pepper_file")
+	if err != nil || len(p) != 2 || p[3] != keyward.Secret(b64) {
+		t.Fatalf("parsePepperList = %v, %v", p, err)
+	}
+	if p, err := parsePepperList([]string{testPepperHex}, "peppers"); err != nil || p[1] != keyward.Secret(testPepperHex) {
+		t.Errorf("a lone unversioned pepper is version 1: %v, %v", p, err)
+	}
+	for _, bad := range [][]string{
+		{testPepperHex, testPepperHex},               // two without versions
+		{"1:" + testPepperHex, "1:" + testPepperHex}, // duplicate
+		{"-1:" + testPepperHex},
+		{"# nothing"},
+	} {
+		if _, err := parsePepperList(bad, "peppers"); err == nil {
+			t.Errorf("parsePepperList(%q) accepted", bad)
+		} else if strings.Contains(err.Error(), hex.EncodeToString(testPepperBytes)) {
+			t.Errorf("error quotes the pepper: %v", err)
+		}
+	}
+}
+
+func TestGeneratedPepperFile(t *testing.T) {
+	c := DefaultConfig()
+	c.Data = filepath.Join(t.TempDir(), "data")
+	if err := c.prepareDataDir(true); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	first, err := c.loadPeppers(log, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 1 || len(first[1].Reveal()) != generatedPepperLen {
+		t.Fatalf("generated peppers = %d", len(first))
+	}
+	fi, err := os.Stat(c.DefaultPepperPath())
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("pepper file: %v, mode %v", err, fi.Mode())
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "generated") {
+		t.Errorf("no warning logged: %s", logs.String())
+	}
+	if strings.Contains(logs.String(), hex.EncodeToString([]byte(first[1].Reveal()))) {
+		t.Error("the log holds the pepper")
+	}
+	logs.Reset()
+	again, err := c.loadPeppers(log, true)
+	if err != nil || again[1] != first[1] {
+		t.Fatalf("second load did not reuse the pepper: %v", err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("second load logged: %s", logs.String())
+	}
+
+	// A pepper file others can read is refused, saying how to fix it.
+	os.Chmod(c.DefaultPepperPath(), 0o644)
+	_, err = c.loadPeppers(log, true)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600 "+c.DefaultPepperPath()) {
+		t.Errorf("loose pepper file: err = %v", err)
+	}
+}
+
+func TestPepperFileSetting(t *testing.T) {
+	dir := t.TempDir()
+	c := DefaultConfig()
+	c.Data = dir
+	c.PepperFile = filepath.Join(dir, "missing")
+	if _, err := c.loadPeppers(slog.New(slog.DiscardHandler), true); err == nil || !strings.Contains(err.Error(), "pepper_file") {
+		t.Errorf("missing pepper_file: err = %v", err)
+	}
+	if _, err := os.Stat(c.PepperFile); err == nil {
+		t.Error("a configured pepper_file was generated")
+	}
+	c.PepperFile = filepath.Join(dir, "short")
+	os.WriteFile(c.PepperFile, []byte("1:hex:0011\n"), 0o600)
+	if _, err := c.loadPeppers(slog.New(slog.DiscardHandler), true); err == nil || !strings.Contains(err.Error(), "at least 32") {
+		t.Errorf("short pepper in file: err = %v", err)
+	}
+	c.PepperFile = filepath.Join(dir, "loose")
+	os.WriteFile(c.PepperFile, []byte("1:"+testPepperHex+"\n"), 0o640)
+	if _, err := c.loadPeppers(slog.New(slog.DiscardHandler), true); err == nil || !strings.Contains(err.Error(), "chmod 600 "+c.PepperFile) {
+		t.Errorf("group-readable pepper_file: err = %v", err)
+	}
+}
+
+func TestDataDirPermissions(t *testing.T) {
+	c := DefaultConfig()
+	c.Data = t.TempDir()
+	os.Chmod(c.Data, 0o777)
+	if err := c.prepareDataDir(true); err == nil || !strings.Contains(err.Error(), "chmod 700") {
+		t.Errorf("world-writable data dir: err = %v", err)
+	}
+}
+
+func TestParseExpiry(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Time
+	}{
+		{"2027-01-01T00:00:00Z", time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"30d", now.Add(30 * 24 * time.Hour)},
+		{"720h", now.Add(720 * time.Hour)},
+		{"1d12h", now.Add(36 * time.Hour)},
+	}
+	for _, tt := range tests {
+		got, err := parseExpiry(tt.in, now)
+		if err != nil || !got.Equal(tt.want) {
+			t.Errorf("parseExpiry(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "tomorrow", "-1h", "0s", "xd", "2027-01-01"} {
+		if _, err := parseExpiry(bad, now); err == nil {
+			t.Errorf("parseExpiry(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/admin"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/sqlite"
+	"github.com/keyward/keyward/verify"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+)
+
+// HTTP server limits. Request bodies are bounded by httpapi.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+)
+
+// rootKeyNotice follows the root key printed by the first serve.
+const rootKeyNotice = "Store this root key now (a password manager or secret store): keyward keeps only its hash and will not show it again."
+
+func (a *app) serveCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the keyward server",
+		Long: `Run the keyward HTTP API on --listen with its data in --data (SQLite).
+
+On the first start with an empty store it creates a root key and prints it once
+on stdout, on a line beginning "root key: ". Later starts never print it.
+SIGINT or SIGTERM shut it down gracefully, flushing recorded key usage.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			return a.serve(cmd.Context(), cfg)
+		},
+	}
+	addConfigFlags(cmd.Flags(), "listen", "data", "pepper-file", "cache-ttl", "log-level", "log-format", "shutdown-timeout")
+	return cmd
+}
+
+// core is the wired server side: store, hasher, engine, admin service.
+type core struct {
+	store  *sqlite.Store
+	hasher *apikey.Hasher
+	engine *verify.Engine
+	admin  *admin.Service
+}
+
+// openCore opens the data directory, loads (or generates) the peppers and
+// opens the store. withEngine also starts the verification engine.
+func openCore(ctx context.Context, cfg *Config, log *slog.Logger, withEngine bool) (*core, error) {
+	if err := cfg.prepareDataDir(true); err != nil {
+		return nil, err
+	}
+	peppers, err := cfg.loadPeppers(log, true)
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := apikey.NewHasher(peppers)
+	if err != nil {
+		return nil, configErrorf("peppers", "%s", keyward.ErrorMessage(err))
+	}
+	store, err := sqlite.Open(ctx, cfg.DatabasePath())
+	if err != nil {
+		return nil, fmt.Errorf("opening the database %s: %w", cfg.DatabasePath(), err)
+	}
+	c := &core{store: store, hasher: hasher}
+	if withEngine {
+		c.engine, err = verify.New(verify.Config{
+			Store:    store,
+			Hasher:   hasher,
+			CacheTTL: cfg.CacheTTL,
+			Logger:   log,
+		})
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("starting the verification engine: %w", err)
+		}
+	}
+	c.admin = admin.New(admin.Config{
+		Store:    store,
+		Hasher:   hasher,
+		Verifier: c.engine,
+		Logger:   log,
+	})
+	return c, nil
+}
+
+// close flushes the engine's usage batch, then closes the store.
+func (c *core) close(ctx context.Context, log *slog.Logger) error {
+	var errs []error
+	if c.engine != nil {
+		if err := c.engine.Close(ctx); err != nil {
+			log.Error("flushing key usage", "err", err)
+			errs = append(errs, fmt.Errorf("flushing key usage: %w", err))
+		}
+	}
+	if err := c.store.Close(); err != nil {
+		log.Error("closing the store", "err", err)
+		errs = append(errs, fmt.Errorf("closing the store: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
+	log := cfg.newLogger(a.stderr)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	log.Info("starting keyward", "version", a.version(), "data", cfg.Data, "peppers", cfg.pepperSource())
+	c, err := openCore(ctx, cfg, log, true)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Shutdown and the final usage flush get their own deadline: ctx
+		// is already cancelled by then.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		if cerr := c.close(sctx, log); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			log.Info("keyward stopped")
+		}
+	}()
+
+	// Bind first so a busy port fails before a root key is created.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return configErrorf("listen", "cannot listen on %s: %v", cfg.Listen, err)
+	}
+	defer ln.Close()
+
+	// The first start of an empty store creates the root key and shows it
+	// once; once a root key exists this is a conflict and prints nothing.
+	secret, key, err := c.admin.Bootstrap(ctx)
+	switch {
+	case err == nil:
+		fmt.Fprintf(a.stdout, "root key: %s\n%s\n", secret.Reveal(), rootKeyNotice)
+		log.Warn("created the root key and printed it on stdout; it will not be shown again", "key_id", key.ID)
+	case keyward.ErrorCode(err) == keyward.ECONFLICT:
+		log.Debug("root key exists; not bootstrapping")
+	default:
+		return fmt.Errorf("bootstrapping the root key: %w", err)
+	}
+
+	// A registry of our own: no package-global metrics.
+	reg := prometheus.NewRegistry()
+	for _, col := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		c.engine,
+	} {
+		if err := reg.Register(col); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	handler := httpapi.New(httpapi.Config{
+		Service:    c.admin,
+		Engine:     c.engine,
+		Store:      c.store,
+		Gatherer:   reg,
+		Registerer: reg,
+		Logger:     log,
+		Version:    a.version(),
+	})
+
+	addr := ln.Addr().String()
+	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
+		log.Warn("serving plain HTTP on a non-loopback address: put keyward behind a TLS-terminating proxy", "addr", addr)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", addr, "url", "http://"+addr)
+	if a.m.Listening != nil {
+		a.m.Listening(addr)
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	stop() // a second signal kills the process at once
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutting down HTTP: %w", err)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (a *app) bootstrapCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bootstrap [--data DIR]",
+		Short: "Create the root key of an empty store offline and print it",
+		Long: `Create the first root key in the data directory without starting the server,
+and print the bare key on stdout (for scripts). Uses the same configuration as
+serve (data directory and peppers). Refuses, exiting 7, if a root key exists.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			log := cfg.newLogger(a.stderr)
+			c, err := openCore(cmd.Context(), cfg, log, false)
+			if err != nil {
+				return err
+			}
+			secret, _, err := c.admin.Bootstrap(cmd.Context())
+			if err == nil {
+				// Print before closing: the key is committed, and a
+				// failing close must not lose the only copy.
+				_, err = fmt.Fprintln(a.stdout, secret.Reveal())
+			}
+			cerr := c.close(cmd.Context(), log)
+			switch {
+			case keyward.ErrorCode(err) == keyward.ECONFLICT:
+				return keyward.Errorf(keyward.ECONFLICT, "a root key already exists in %s: bootstrap only works on an empty store (create more root keys with: keyward keys create --role root)", cfg.DatabasePath())
+			case err != nil:
+				return fmt.Errorf("bootstrapping the root key: %w", err)
+			}
+			return cerr
+		},
+	}
+	addConfigFlags(cmd.Flags(), "data", "pepper-file", "log-level", "log-format")
+	return cmd
+}
