@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// Page selects a slice of a list ordered by id. Ids are time-ordered, so a
-// list reads oldest first.
+// Page selects a slice of a list ordered by id. Ids begin with their
+// creation time in milliseconds, so a list reads roughly oldest first (ids
+// made within one millisecond are in random order).
 type Page struct {
 	// After is the cursor: the last id of the previous page, or "" for the
 	// first page.

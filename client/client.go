@@ -1,0 +1,341 @@
+// Package client is keyward's Go client for its HTTP API. A *Client
+// implements keyward.AccountService, UserService and KeyService, so code
+// written against those interfaces runs the same in process (admin.Service)
+// or over the network. Errors come back as *keyward.Error with the code the
+// server sent, so keyward.ErrorCode and errors.As work across the network.
+//
+// The package imports only the standard library and the keyward root
+// package: programs that embed it pull in no database driver.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/keyward/keyward"
+)
+
+// DefaultURL is the server a zero Client talks to.
+const DefaultURL = "http://127.0.0.1:8080"
+
+// maxResponseBytes bounds a response body the client will read.
+const maxResponseBytes = 64 << 20
+
+// Client talks to a keyward server. The zero value is usable: it talks to
+// DefaultURL without a key using http.DefaultClient. Its fields must not
+// change while requests are in flight.
+type Client struct {
+	// URL is the server's base URL, e.g. https://keyward.example.com; a
+	// path is kept as a prefix. Empty means DefaultURL.
+	URL string
+	// APIKey authenticates every request (Authorization: Bearer).
+	APIKey keyward.Secret
+	// Agent, if set, is sent as X-Keyward-Agent and appears in the
+	// identity of the calls.
+	Agent string
+	// HTTPClient sends the requests; nil means http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+var (
+	_ keyward.AccountService = (*Client)(nil)
+	_ keyward.UserService    = (*Client)(nil)
+	_ keyward.KeyService     = (*Client)(nil)
+)
+
+// New returns a Client for the server at url authenticating with apiKey.
+func New(url string, apiKey keyward.Secret) *Client {
+	return &Client{URL: url, APIKey: apiKey}
+}
+
+// CreateAccount creates an account (root only).
+func (c *Client) CreateAccount(ctx context.Context, in keyward.AccountCreate) (*keyward.Account, error) {
+	var out keyward.Account
+	return &out, c.do(ctx, http.MethodPost, "/v1/accounts", nil, in, &out)
+}
+
+// Account returns an account.
+func (c *Client) Account(ctx context.Context, id string) (*keyward.Account, error) {
+	var out keyward.Account
+	return &out, c.do(ctx, http.MethodGet, path("/v1/accounts", id), nil, nil, &out)
+}
+
+// Accounts returns one page of accounts.
+func (c *Client) Accounts(ctx context.Context, p keyward.Page) (*keyward.AccountList, error) {
+	var out keyward.AccountList
+	return &out, c.do(ctx, http.MethodGet, "/v1/accounts", pageQuery(p), nil, &out)
+}
+
+// UpdateAccount changes the fields of u that are set.
+func (c *Client) UpdateAccount(ctx context.Context, id string, u keyward.AccountUpdate) (*keyward.Account, error) {
+	var out keyward.Account
+	return &out, c.do(ctx, http.MethodPatch, path("/v1/accounts", id), nil, u, &out)
+}
+
+// DeleteAccount deletes an account with its users and keys.
+func (c *Client) DeleteAccount(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, path("/v1/accounts", id), nil, nil, nil)
+}
+
+// CreateUser creates a user in an account.
+func (c *Client) CreateUser(ctx context.Context, accountID string, in keyward.UserCreate) (*keyward.User, error) {
+	var out keyward.User
+	return &out, c.do(ctx, http.MethodPost, path("/v1/accounts", accountID, "users"), nil, in, &out)
+}
+
+// User returns a user of an account.
+func (c *Client) User(ctx context.Context, accountID, id string) (*keyward.User, error) {
+	var out keyward.User
+	return &out, c.do(ctx, http.MethodGet, path("/v1/accounts", accountID, "users", id), nil, nil, &out)
+}
+
+// Users returns one page of an account's users.
+func (c *Client) Users(ctx context.Context, accountID string, p keyward.Page) (*keyward.UserList, error) {
+	var out keyward.UserList
+	return &out, c.do(ctx, http.MethodGet, path("/v1/accounts", accountID, "users"), pageQuery(p), nil, &out)
+}
+
+// DeleteUser deletes a user and its keys.
+func (c *Client) DeleteUser(ctx context.Context, accountID, id string) error {
+	return c.do(ctx, http.MethodDelete, path("/v1/accounts", accountID, "users", id), nil, nil, nil)
+}
+
+// CreateKey issues a key; the result carries its secret, shown this once.
+func (c *Client) CreateKey(ctx context.Context, in keyward.KeyCreate) (*keyward.CreatedKey, error) {
+	var out keyward.CreatedKey
+	return &out, c.do(ctx, http.MethodPost, "/v1/keys", nil, in, &out)
+}
+
+// Key returns a key (never its secret).
+func (c *Client) Key(ctx context.Context, id string) (*keyward.Key, error) {
+	var out keyward.Key
+	return &out, c.do(ctx, http.MethodGet, path("/v1/keys", id), nil, nil, &out)
+}
+
+// Keys returns one page of the keys matching f.
+func (c *Client) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (*keyward.KeyList, error) {
+	q := pageQuery(p)
+	if f.AccountID != "" {
+		q.Set("account_id", f.AccountID)
+	}
+	if f.UserID != "" {
+		q.Set("user_id", f.UserID)
+	}
+	if f.Role != "" {
+		q.Set("role", string(f.Role))
+	}
+	var out keyward.KeyList
+	return &out, c.do(ctx, http.MethodGet, "/v1/keys", q, nil, &out)
+}
+
+// UpdateKey changes the fields of u that are set.
+func (c *Client) UpdateKey(ctx context.Context, id string, u keyward.KeyUpdate) (*keyward.Key, error) {
+	var out keyward.Key
+	return &out, c.do(ctx, http.MethodPatch, path("/v1/keys", id), nil, u, &out)
+}
+
+// DisableKey disables a key (POST /v1/keys/{id}/disable).
+func (c *Client) DisableKey(ctx context.Context, id string) (*keyward.Key, error) {
+	var out keyward.Key
+	return &out, c.do(ctx, http.MethodPost, path("/v1/keys", id, "disable"), nil, nil, &out)
+}
+
+// EnableKey enables a disabled key (POST /v1/keys/{id}/enable).
+func (c *Client) EnableKey(ctx context.Context, id string) (*keyward.Key, error) {
+	var out keyward.Key
+	return &out, c.do(ctx, http.MethodPost, path("/v1/keys", id, "enable"), nil, nil, &out)
+}
+
+// RevokeKey makes a key stop working at once.
+func (c *Client) RevokeKey(ctx context.Context, id string) (*keyward.Key, error) {
+	var out keyward.Key
+	return &out, c.do(ctx, http.MethodPost, path("/v1/keys", id, "revoke"), nil, nil, &out)
+}
+
+// RotateKey issues a replacement for a key; the old one keeps working for
+// r.Grace.
+func (c *Client) RotateKey(ctx context.Context, id string, r keyward.KeyRotate) (*keyward.CreatedKey, error) {
+	var out keyward.CreatedKey
+	return &out, c.do(ctx, http.MethodPost, path("/v1/keys", id, "rotate"), nil, r, &out)
+}
+
+// DeleteKey deletes a key.
+func (c *Client) DeleteKey(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, path("/v1/keys", id), nil, nil, nil)
+}
+
+// VerifyKey asks the server whether r.Key is valid for r.Permissions. Any
+// outcome for the key is a result (see its Code); an error is about the
+// caller's own key or an outage.
+func (c *Client) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyward.VerifyResult, error) {
+	var out keyward.VerifyResult
+	return &out, c.do(ctx, http.MethodPost, "/v1/keys/verify", nil, r, &out)
+}
+
+// WhoAmI returns the identity of the client's key.
+func (c *Client) WhoAmI(ctx context.Context) (*keyward.Identity, error) {
+	var out keyward.Identity
+	return &out, c.do(ctx, http.MethodGet, "/v1/whoami", nil, nil, &out)
+}
+
+// base returns the server URL without a trailing slash.
+func (c *Client) base() string {
+	if c.URL == "" {
+		return DefaultURL
+	}
+	return strings.TrimRight(c.URL, "/")
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTPClient != nil {
+		return c.HTTPClient
+	}
+	return http.DefaultClient
+}
+
+// do sends one request and decodes a 2xx JSON body into out (if not nil),
+// or turns an error response into a *keyward.Error.
+func (c *Client) do(ctx context.Context, method, p string, q url.Values, in, out any) error {
+	base := c.base()
+	u := base + p
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return keyward.WrapError(keyward.EINVALID, err, "encoding %s %s request", method, p)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return keyward.WrapError(keyward.EINVALID, err, "invalid keyward URL %q", base)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json, application/problem+json")
+	req.Header.Set("User-Agent", "keyward-client")
+	if k := c.APIKey.Reveal(); k != "" {
+		req.Header.Set("Authorization", "Bearer "+k)
+	}
+	if c.Agent != "" {
+		req.Header.Set("X-Keyward-Agent", c.Agent)
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		// A *url.Error names the method and URL; it never holds the key.
+		return keyward.WrapError(keyward.EUNAVAILABLE, err, "cannot reach keyward at %s", base)
+	}
+	defer resp.Body.Close()
+	r := io.LimitReader(resp.Body, maxResponseBytes)
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if out == nil || resp.StatusCode == http.StatusNoContent {
+			io.Copy(io.Discard, r)
+			return nil
+		}
+		if err := json.NewDecoder(r).Decode(out); err != nil {
+			return keyward.WrapError(keyward.EINTERNAL, err, "decoding the response of %s %s from %s", method, p, base)
+		}
+		return nil
+	}
+	return responseError(resp, r, base)
+}
+
+// problem is the part of an RFC 9457 problem the client uses.
+type problem struct {
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Title  string `json:"title"`
+	Code   string `json:"code"`
+}
+
+// responseError turns an error response into a *keyward.Error: the code
+// and detail of a problem+json body, or a code derived from the status for
+// anything else (a proxy's HTML 502 page, say).
+func responseError(resp *http.Response, r io.Reader, base string) error {
+	b, _ := io.ReadAll(io.LimitReader(r, 1<<20))
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	var p problem
+	if (mt == "application/problem+json" || mt == "application/json") && json.Unmarshal(b, &p) == nil && p.Code != "" {
+		msg := p.Detail
+		if msg == "" {
+			msg = p.Title
+		}
+		return &keyward.Error{Code: p.Code, Message: msg}
+	}
+	return &keyward.Error{
+		Code:    codeOfStatus(resp.StatusCode),
+		Message: fmt.Sprintf("keyward at %s answered %s", base, resp.Status),
+		Err:     errors.New(strconv.Quote(firstLine(b))),
+	}
+}
+
+// codeOfStatus inverts httpapi's error table for responses without a code.
+func codeOfStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType:
+		return keyward.EINVALID
+	case http.StatusUnauthorized:
+		return keyward.EUNAUTHORIZED
+	case http.StatusForbidden:
+		return keyward.EFORBIDDEN
+	case http.StatusNotFound:
+		return keyward.ENOTFOUND
+	case http.StatusConflict:
+		return keyward.ECONFLICT
+	case http.StatusRequestEntityTooLarge:
+		return keyward.ETOOLARGE
+	case http.StatusTooManyRequests:
+		return keyward.ERATELIMITED
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return keyward.EUNAVAILABLE
+	}
+	return keyward.EINTERNAL
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(string(b), "\n")
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// path joins a route prefix and escaped path segments. An empty segment
+// becomes "-", which the server answers as not found, rather than
+// collapsing into a different route.
+func path(prefix string, segs ...string) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	for _, s := range segs {
+		if s == "" {
+			s = "-"
+		}
+		b.WriteByte('/')
+		b.WriteString(url.PathEscape(s))
+	}
+	return b.String()
+}
+
+func pageQuery(p keyward.Page) url.Values {
+	q := url.Values{}
+	if p.After != "" {
+		q.Set("after", p.After)
+	}
+	if p.Limit > 0 {
+		q.Set("limit", strconv.Itoa(p.Size()))
+	}
+	return q
+}

@@ -1,0 +1,115 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/keyward/keyward"
+)
+
+// ProblemContentType is the media type of every error response (RFC 9457).
+const ProblemContentType = "application/problem+json"
+
+// ProblemTypePrefix starts the type URI of every problem; the error code
+// follows it ("urn:keyward:error:not_found").
+const ProblemTypePrefix = "urn:keyward:error:"
+
+// wwwAuthenticate is sent with every 401.
+const wwwAuthenticate = `Bearer realm="keyward"`
+
+// Problem is an RFC 9457 problem detail with keyward's stable error code.
+type Problem struct {
+	// Type is ProblemTypePrefix + Code.
+	Type string `json:"type"`
+	// Title is a short summary of the code, the same for every occurrence.
+	Title string `json:"title"`
+	// Status is the HTTP status code.
+	Status int `json:"status"`
+	// Detail explains this occurrence; it is safe to show to a user.
+	Detail string `json:"detail"`
+	// Code is the stable keyward error code (keyward.ENOTFOUND, ...).
+	Code string `json:"code"`
+	// Instance is the path of the request that failed.
+	Instance string `json:"instance,omitempty"`
+}
+
+// codeInfo is one row of the error table.
+type codeInfo struct {
+	status int
+	title  string
+}
+
+// errorTable maps every keyward error code to its HTTP status and title. It
+// is the only place where codes meet statuses; the client inverts it.
+var errorTable = map[string]codeInfo{
+	keyward.EINVALID:      {http.StatusBadRequest, "Invalid request"},
+	keyward.EUNAUTHORIZED: {http.StatusUnauthorized, "Unauthorized"},
+	keyward.EFORBIDDEN:    {http.StatusForbidden, "Forbidden"},
+	keyward.ENOTFOUND:     {http.StatusNotFound, "Not found"},
+	keyward.ECONFLICT:     {http.StatusConflict, "Conflict"},
+	keyward.ETOOLARGE:     {http.StatusRequestEntityTooLarge, "Request too large"},
+	keyward.ERATELIMITED:  {http.StatusTooManyRequests, "Rate limited"},
+	keyward.EUNAVAILABLE:  {http.StatusServiceUnavailable, "Unavailable"},
+	keyward.EINTERNAL:     {http.StatusInternalServerError, "Internal error"},
+}
+
+// StatusOf returns the HTTP status for an error code; unknown codes are
+// internal errors.
+func StatusOf(code string) int {
+	if info, ok := errorTable[code]; ok {
+		return info.status
+	}
+	return http.StatusInternalServerError
+}
+
+// problemOf builds the problem for err. Internal errors get a generic
+// detail: their cause is for the log, never for the client.
+func problemOf(err error, instance string) *Problem {
+	code := keyward.ErrorCode(err)
+	info, ok := errorTable[code]
+	if !ok {
+		code, info = keyward.EINTERNAL, errorTable[keyward.EINTERNAL]
+	}
+	detail := keyward.ErrorMessage(err)
+	if code == keyward.EINTERNAL {
+		detail = "internal error: the cause has been logged"
+	}
+	return &Problem{
+		Type:     ProblemTypePrefix + code,
+		Title:    info.title,
+		Status:   info.status,
+		Detail:   detail,
+		Code:     code,
+		Instance: instance,
+	}
+}
+
+// writeError renders err as problem+json and logs what the client does not
+// see: the cause of internal and unavailable errors.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	// Logs name the route pattern, not the path: a path may hold anything
+	// a client typed, a raw key included.
+	p := problemOf(err, r.URL.Path)
+	switch p.Code {
+	case keyward.EINTERNAL:
+		s.log.ErrorContext(r.Context(), "internal error", "route", r.Pattern, "err", err)
+	case keyward.EUNAVAILABLE:
+		s.log.WarnContext(r.Context(), "unavailable", "route", r.Pattern, "err", err)
+	default:
+		s.log.DebugContext(r.Context(), "request refused", "route", r.Pattern, "code", p.Code, "err", err)
+	}
+	writeProblem(w, p)
+}
+
+// writeProblem writes p with its status, and the challenge on a 401.
+func writeProblem(w http.ResponseWriter, p *Problem) {
+	h := w.Header()
+	if p.Status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", wwwAuthenticate)
+	}
+	if p.Status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", strconv.Itoa(1))
+	}
+	h.Set("Cache-Control", "no-store")
+	writeBody(w, p.Status, ProblemContentType, p) // a Problem always encodes
+}

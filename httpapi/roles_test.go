@@ -1,0 +1,270 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/keywardtest"
+)
+
+// principal is who calls a route in the role table.
+type principal string
+
+const (
+	noKey      principal = "no key"
+	malformed  principal = "malformed key"
+	revoked    principal = "revoked key"
+	root       principal = "root"
+	adminOf    principal = "account_admin of the account"
+	adminOther principal = "account_admin of another account"
+	userOf     principal = "user of the account"
+	userOther  principal = "user of another account"
+)
+
+// want gives the expected status for each authenticated principal; the
+// unauthenticated ones (no key, malformed, revoked) always get 401.
+type want map[principal]int
+
+// The outcome of every route for roles that may not use it:
+//   - 403 forbidden: the caller's role may never do this (a user listing
+//     accounts, an account_admin deleting one, anyone but root creating
+//     accounts), or the request would create a key outside the caller's
+//     own account or user.
+//   - 404 not found: the object lies in another account (or belongs to
+//     another user), so that its existence is not revealed.
+var (
+	onlyRoot       = func(ok int) want { return want{root: ok, adminOf: 403, adminOther: 403, userOf: 403, userOther: 403} }
+	accountManager = func(ok int) want { return want{root: ok, adminOf: ok, adminOther: 404, userOf: 403, userOther: 403} }
+	keyOwner       = func(ok int) want { return want{root: ok, adminOf: ok, adminOther: 404, userOf: ok, userOther: 404} }
+	anyKey         = func(ok int) want { return want{root: ok, adminOf: ok, adminOther: ok, userOf: ok, userOther: ok} }
+)
+
+// roleTable is the spec of the permission model: every admin route for
+// objects of account A, called by each principal. {account} is A, {user}
+// the user whose key "user of the account" is, {other_user} another user
+// of A, {key} a key of {user}, {admin_key} an account_admin key of A.
+var roleTable = []struct {
+	route string
+	body  string
+	want  want
+}{
+	{"POST /v1/accounts", `{"name":"new {n}"}`, onlyRoot(201)},
+	{"GET /v1/accounts", ``, onlyRoot(200)},
+	{"GET /v1/accounts/{account}", ``, accountManager(200)},
+	{"PATCH /v1/accounts/{account}", `{"name":"renamed {n}"}`, onlyRoot(200)},
+	{"DELETE /v1/accounts/{account}", ``, onlyRoot(204)},
+
+	{"POST /v1/accounts/{account}/users", `{"name":"new user"}`, accountManager(201)},
+	{"GET /v1/accounts/{account}/users", ``, accountManager(200)},
+	{"GET /v1/accounts/{account}/users/{user}", ``, want{root: 200, adminOf: 200, adminOther: 404, userOf: 200, userOther: 403}},
+	{"GET /v1/accounts/{account}/users/{other_user}", ``, accountManager(200)},
+	{"DELETE /v1/accounts/{account}/users/{user}", ``, accountManager(204)},
+
+	{"POST /v1/keys", `{"account_id":"{account}","user_id":"{user}","role":"user","permissions":["memories:read"]}`,
+		want{root: 201, adminOf: 201, adminOther: 403, userOf: 201, userOther: 403}},
+	{"POST /v1/keys", `{"account_id":"{account}","role":"account_admin"}`,
+		want{root: 201, adminOf: 201, adminOther: 403, userOf: 403, userOther: 403}},
+	{"POST /v1/keys", `{"role":"root"}`, onlyRoot(201)},
+	{"GET /v1/keys", ``, anyKey(200)},
+	{"GET /v1/keys?account_id={account}", ``, keyOwner(200)},
+	// A user_id filter outside an admin's account finds nothing (an empty
+	// page); an account_id filter outside it is not found.
+	{"GET /v1/keys?user_id={user}", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 200, userOther: 404}},
+	{"GET /v1/keys/{key}", ``, keyOwner(200)},
+	{"GET /v1/keys/{admin_key}", ``, want{root: 200, adminOf: 200, adminOther: 404, userOf: 404, userOther: 404}},
+	{"PATCH /v1/keys/{key}", `{"name":"renamed"}`, keyOwner(200)},
+	{"DELETE /v1/keys/{key}", ``, keyOwner(204)},
+	{"POST /v1/keys/{key}/revoke", ``, keyOwner(200)},
+	{"POST /v1/keys/{key}/rotate", `{"grace":"1h"}`, keyOwner(201)},
+	{"POST /v1/keys/{key}/disable", ``, keyOwner(200)},
+	{"POST /v1/keys/{key}/enable", ``, keyOwner(200)},
+	{"POST /v1/keys/verify", `{"key":"{key_secret}"}`, onlyRoot(200)},
+	{"GET /v1/whoami", ``, anyKey(200)},
+}
+
+// world is a fresh set of objects for one case of the role table.
+type world struct {
+	callers map[principal]string
+	vars    map[string]string
+}
+
+func (e *env) newWorld(n int) *world {
+	e.t.Helper()
+	perms := []string{"memories:read", "memories:write"}
+	a := e.mustAccount(fmt.Sprintf("A %d", n))
+	b := e.mustAccount(fmt.Sprintf("B %d", n))
+	ua, ua2, ub := e.mustUser(a.ID, "ua"), e.mustUser(a.ID, "ua2"), e.mustUser(b.ID, "ub")
+	adminA := e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: perms})
+	adminB := e.mustKey(keyward.KeyCreate{AccountID: b.ID, Role: keyward.RoleAccountAdmin, Permissions: perms})
+	userA := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: ua.ID, Role: keyward.RoleUser, Permissions: perms})
+	userB := e.mustKey(keyward.KeyCreate{AccountID: b.ID, UserID: ub.ID, Role: keyward.RoleUser, Permissions: perms})
+	target := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: ua.ID, Role: keyward.RoleUser, Permissions: []string{"memories:read"}})
+	gone := e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: perms})
+	if _, err := e.svc.RevokeKey(e.rootCtx(), gone.ID); err != nil {
+		e.t.Fatalf("revoke: %v", err)
+	}
+	return &world{
+		callers: map[principal]string{
+			noKey:      "",
+			malformed:  "kw_user_notarealkeyatall",
+			revoked:    gone.Secret,
+			root:       e.root.Reveal(),
+			adminOf:    adminA.Secret,
+			adminOther: adminB.Secret,
+			userOf:     userA.Secret,
+			userOther:  userB.Secret,
+		},
+		vars: map[string]string{
+			"{account}":    a.ID,
+			"{user}":       ua.ID,
+			"{other_user}": ua2.ID,
+			"{key}":        target.ID,
+			"{key_secret}": target.Secret,
+			"{admin_key}":  adminA.ID,
+			"{n}":          fmt.Sprint(n),
+		},
+	}
+}
+
+func (w *world) expand(s string) string {
+	for k, v := range w.vars {
+		s = strings.ReplaceAll(s, k, v)
+	}
+	return s
+}
+
+// TestRoleTable runs every route of roleTable as every principal, each
+// case in a fresh world so destructive routes do not disturb the others.
+func TestRoleTable(t *testing.T) {
+	e := newEnv(t)
+	principals := []principal{noKey, malformed, revoked, root, adminOf, adminOther, userOf, userOther}
+	n := 0
+	for _, row := range roleTable {
+		for _, p := range principals {
+			name := fmt.Sprintf("%s %s as %s", row.route, row.body, p)
+			t.Run(name, func(t *testing.T) {
+				n++
+				w := e.newWorld(n)
+				method, path, _ := strings.Cut(w.expand(row.route), " ")
+				r := e.send(request{method: method, path: path, header: bearer(w.callers[p]), body: w.expand(row.body)})
+				wantStatus, ok := row.want[p]
+				switch p {
+				case noKey, malformed, revoked:
+					wantStatus, ok = http.StatusUnauthorized, true
+				}
+				if !ok {
+					t.Fatalf("roleTable has no expectation for %s", p)
+				}
+				if r.status != wantStatus {
+					t.Fatalf("status = %d, want %d; body: %s", r.status, wantStatus, r.body)
+				}
+				if wantStatus >= 400 {
+					pr := r.problem(t)
+					if pr.Status != wantStatus {
+						t.Errorf("problem status = %d, want %d", pr.Status, wantStatus)
+					}
+				}
+				switch p {
+				case noKey:
+					wantUnauthorized(t, r, "Authorization: Bearer <key>")
+				case malformed, revoked:
+					wantUnauthorized(t, r, "invalid API key")
+				}
+			})
+		}
+	}
+}
+
+// wantUnauthorized checks a 401: the challenge header and the detail
+// (exactly "invalid API key" for a refused key, or a how-to).
+func wantUnauthorized(t *testing.T, r *response, detail string) {
+	t.Helper()
+	if got := r.header.Get("WWW-Authenticate"); got != `Bearer realm="keyward"` {
+		t.Errorf("WWW-Authenticate = %q", got)
+	}
+	p := r.problem(t)
+	if p.Code != keyward.EUNAUTHORIZED {
+		t.Errorf("code = %q, want unauthorized", p.Code)
+	}
+	if detail == "invalid API key" && p.Detail != detail || !strings.Contains(p.Detail, detail) {
+		t.Errorf("detail = %q, want %q", p.Detail, detail)
+	}
+}
+
+// TestNoPrivilegeEscalation: no caller creates or updates a key to more
+// power than its own.
+func TestNoPrivilegeEscalation(t *testing.T) {
+	e := newEnv(t)
+	w := e.newWorld(0)
+	a, ua, ua2 := w.vars["{account}"], w.vars["{user}"], w.vars["{other_user}"]
+	b := e.mustAccount("B other")
+	admin, user := keyward.Secret(w.callers[adminOf]), keyward.Secret(w.callers[userOf])
+
+	cases := []struct {
+		name   string
+		caller keyward.Secret
+		create keyward.KeyCreate
+		want   string // "" for allowed
+	}{
+		{"admin creates a root key", admin, keyward.KeyCreate{Role: keyward.RoleRoot}, keyward.EFORBIDDEN},
+		{"admin creates an admin key in another account", admin, keyward.KeyCreate{AccountID: b.ID, Role: keyward.RoleAccountAdmin}, keyward.EFORBIDDEN},
+		{"admin creates a key with a permission it lacks", admin, keyward.KeyCreate{AccountID: a, UserID: ua, Role: keyward.RoleUser, Permissions: []string{"billing:write"}}, keyward.EFORBIDDEN},
+		{"admin creates a user key with its permissions", admin, keyward.KeyCreate{AccountID: a, UserID: ua, Role: keyward.RoleUser, Permissions: []string{"memories:write"}}, ""},
+		{"user creates an admin key", user, keyward.KeyCreate{AccountID: a, Role: keyward.RoleAccountAdmin}, keyward.EFORBIDDEN},
+		{"user creates a root key", user, keyward.KeyCreate{Role: keyward.RoleRoot}, keyward.EFORBIDDEN},
+		{"user creates a key for another user", user, keyward.KeyCreate{AccountID: a, UserID: ua2, Role: keyward.RoleUser}, keyward.EFORBIDDEN},
+		{"user creates a key with a permission it lacks", user, keyward.KeyCreate{AccountID: a, UserID: ua, Role: keyward.RoleUser, Permissions: []string{"memories:read", "keys:verify"}}, keyward.EFORBIDDEN},
+		{"user creates a key with a subset of its permissions", user, keyward.KeyCreate{AccountID: a, UserID: ua, Role: keyward.RoleUser, Permissions: []string{"memories:read"}}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			k, err := e.client(c.caller).CreateKey(t.Context(), c.create)
+			if k != nil && k.Secret != "" {
+				e.remember(k.Secret)
+			}
+			if got := keyward.ErrorCode(err); got != c.want {
+				t.Fatalf("CreateKey: code %q (%v), want %q", got, err, c.want)
+			}
+		})
+	}
+
+	t.Run("a key cannot outlive the key that grants it", func(t *testing.T) {
+		exp := keywardtest.Now().Add(48 * time.Hour)
+		short := e.mustKey(keyward.KeyCreate{AccountID: a, UserID: ua, Role: keyward.RoleUser, Permissions: []string{"memories:read"}, ExpiresAt: &exp})
+		_, err := e.client(keyward.Secret(short.Secret)).CreateKey(t.Context(), keyward.KeyCreate{AccountID: a, UserID: ua, Role: keyward.RoleUser})
+		if keyward.ErrorCode(err) != keyward.EFORBIDDEN {
+			t.Fatalf("CreateKey without expiry by an expiring key: %v, want forbidden", err)
+		}
+	})
+
+	// Update: permissions may not grow beyond the caller's.
+	target := w.vars["{key}"]
+	for _, c := range []struct {
+		name   string
+		caller keyward.Secret
+		perms  []string
+		want   string
+	}{
+		{"admin adds a permission it lacks", admin, []string{"memories:read", "billing:write"}, keyward.EFORBIDDEN},
+		{"user adds a permission it lacks", user, []string{"memories:read", "keys:verify"}, keyward.EFORBIDDEN},
+		{"user sets permissions it holds", user, []string{"memories:read", "memories:write"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := e.client(c.caller).UpdateKey(t.Context(), target, keyward.KeyUpdate{Permissions: &c.perms})
+			if got := keyward.ErrorCode(err); got != c.want {
+				t.Fatalf("UpdateKey: code %q (%v), want %q", got, err, c.want)
+			}
+		})
+	}
+	t.Run("user cannot disable its way into another user's key", func(t *testing.T) {
+		other := e.mustKey(keyward.KeyCreate{AccountID: a, UserID: ua2, Role: keyward.RoleUser})
+		_, err := e.client(user).DisableKey(t.Context(), other.ID)
+		if keyward.ErrorCode(err) != keyward.ENOTFOUND {
+			t.Fatalf("DisableKey of another user's key: %v, want not_found", err)
+		}
+	})
+}

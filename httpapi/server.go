@@ -1,0 +1,229 @@
+// Package httpapi serves keyward's HTTP API: the v1 admin routes for
+// accounts, users and keys, key verification, whoami, health, readiness,
+// Prometheus metrics, the OpenAPI 3.1 document and a docs page.
+//
+// Every authenticated route goes through one generic handler that
+// authenticates the caller's key with the verification engine, decodes the
+// body strictly, calls the service and maps errors through one table to RFC
+// 9457 problem+json responses. Authorisation is the service's job (package
+// admin): this package only establishes who the caller is.
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/verify"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Service is what the API serves: the account, user and key services of
+// package keyward, acting for the identity in the context. admin.Service
+// implements it in process; client.Client over HTTP.
+type Service interface {
+	keyward.AccountService
+	keyward.UserService
+	keyward.KeyService
+}
+
+// Pinger reports whether storage is reachable; keyward.Store is one.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Config configures a Server.
+type Config struct {
+	// Service answers every /v1 route except authentication. Required.
+	Service Service
+	// Engine authenticates the caller's key on every /v1 request.
+	// Required.
+	Engine *verify.Engine
+	// Store is pinged by /readyz; nil means always ready.
+	Store Pinger
+	// Gatherer is exposed on /metrics. Nil: a private registry holding
+	// only the HTTP metrics of this server.
+	Gatherer prometheus.Gatherer
+	// Registerer receives this server's HTTP request metrics. Nil: the
+	// private registry used when Gatherer is nil, or none.
+	Registerer prometheus.Registerer
+	// ReadyTimeout bounds the store ping of /readyz; 0 means 2s.
+	ReadyTimeout time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Version is reported by /healthz and /readyz.
+	Version string
+}
+
+// Server is the keyward HTTP API; it is an http.Handler.
+type Server struct {
+	svc          Service
+	engine       *verify.Engine
+	store        Pinger
+	readyTimeout time.Duration
+	log          *slog.Logger
+	version      string
+	mux          *http.ServeMux
+	routes       []string
+	metrics      *httpMetrics
+	docs         []byte
+}
+
+// New returns a Server for cfg. It panics if Service or Engine is missing
+// or the metrics cannot be registered: both are wiring bugs.
+func New(cfg Config) *Server {
+	if cfg.Service == nil || cfg.Engine == nil {
+		panic("httpapi: Config.Service and Config.Engine are required")
+	}
+	s := &Server{
+		svc:          cfg.Service,
+		engine:       cfg.Engine,
+		store:        cfg.Store,
+		readyTimeout: cfg.ReadyTimeout,
+		log:          cfg.Logger,
+		version:      cfg.Version,
+		mux:          http.NewServeMux(),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("component", "httpapi")
+	if s.readyTimeout <= 0 {
+		s.readyTimeout = 2 * time.Second
+	}
+	gatherer, registerer := cfg.Gatherer, cfg.Registerer
+	if gatherer == nil && registerer == nil {
+		reg := prometheus.NewRegistry()
+		gatherer, registerer = reg, reg
+	} else if gatherer == nil {
+		gatherer = prometheus.NewRegistry()
+	}
+	s.metrics = newHTTPMetrics(registerer)
+	s.addRoutes(gatherer)
+	s.metrics.init(s.routes)
+	docs, err := renderDocs(openapiJSON)
+	if err != nil {
+		panic(fmt.Sprintf("httpapi: embedded OpenAPI document: %v", err))
+	}
+	s.docs = docs
+	return s
+}
+
+// Routes returns the registered route patterns ("GET /v1/keys/{id}"), in
+// registration order.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
+
+func (s *Server) handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.routes = append(s.routes, pattern)
+}
+
+func (s *Server) addRoutes(gatherer prometheus.Gatherer) {
+	// Accounts.
+	s.handle("POST /v1/accounts", serveJSON(s, http.StatusCreated, s.createAccount))
+	s.handle("GET /v1/accounts", serveJSON(s, http.StatusOK, s.listAccounts))
+	s.handle("GET /v1/accounts/{id}", serveJSON(s, http.StatusOK, s.getAccount))
+	s.handle("PATCH /v1/accounts/{id}", serveJSON(s, http.StatusOK, s.updateAccount))
+	s.handle("DELETE /v1/accounts/{id}", serveJSON(s, http.StatusNoContent, s.deleteAccount))
+
+	// Users.
+	s.handle("POST /v1/accounts/{id}/users", serveJSON(s, http.StatusCreated, s.createUser))
+	s.handle("GET /v1/accounts/{id}/users", serveJSON(s, http.StatusOK, s.listUsers))
+	s.handle("GET /v1/accounts/{id}/users/{uid}", serveJSON(s, http.StatusOK, s.getUser))
+	s.handle("DELETE /v1/accounts/{id}/users/{uid}", serveJSON(s, http.StatusNoContent, s.deleteUser))
+
+	// Keys.
+	s.handle("POST /v1/keys", serveJSON(s, http.StatusCreated, s.createKey))
+	s.handle("GET /v1/keys", serveJSON(s, http.StatusOK, s.listKeys))
+	s.handle("GET /v1/keys/{id}", serveJSON(s, http.StatusOK, s.getKey))
+	s.handle("PATCH /v1/keys/{id}", serveJSON(s, http.StatusOK, s.updateKey))
+	s.handle("DELETE /v1/keys/{id}", serveJSON(s, http.StatusNoContent, s.deleteKey))
+	s.handle("POST /v1/keys/{id}/revoke", serveJSON(s, http.StatusOK, s.revokeKey))
+	s.handle("POST /v1/keys/{id}/rotate", serveJSON(s, http.StatusCreated, s.rotateKey))
+	s.handle("POST /v1/keys/{id}/disable", serveJSON(s, http.StatusOK, s.setKeyDisabled(true)))
+	s.handle("POST /v1/keys/{id}/enable", serveJSON(s, http.StatusOK, s.setKeyDisabled(false)))
+	s.handle("POST /v1/keys/verify", serveJSON(s, http.StatusOK, s.verifyKey))
+	s.handle("GET /v1/whoami", serveJSON(s, http.StatusOK, s.whoami))
+
+	// Operations; no key needed.
+	s.handle("GET /healthz", http.HandlerFunc(s.healthz))
+	s.handle("GET /readyz", http.HandlerFunc(s.readyz))
+	s.handle("GET /metrics", metricsHandler(gatherer, s.log))
+	s.handle("GET /openapi.json", http.HandlerFunc(serveOpenAPI))
+	s.handle("GET /docs", http.HandlerFunc(s.serveDocs))
+}
+
+// ServeHTTP routes r, renders unknown routes and methods as problem+json,
+// turns a panic into a 500, and records the request's metrics.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &responseWriter{ResponseWriter: w, r: r}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.ErrorContext(r.Context(), "panic serving request", "route", r.Pattern, "panic", v)
+			if !sw.wroteHeader {
+				writeProblem(sw, problemOf(fmt.Errorf("panic: %v", v), r.URL.Path))
+			}
+		}
+		s.metrics.observe(r.Pattern, sw.status, time.Since(start))
+	}()
+	s.mux.ServeHTTP(sw, r)
+}
+
+// responseWriter records the status for metrics, and replaces the mux's
+// plain-text 404 and 405 (written when no pattern matched) with problems.
+type responseWriter struct {
+	http.ResponseWriter
+	r           *http.Request
+	status      int
+	wroteHeader bool
+	discard     bool
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader, w.status = true, code
+	if w.r.Pattern == "" && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
+		w.discard = true
+		writeProblem(w.ResponseWriter, unmatchedProblem(w.r, code, w.Header().Get("Allow")))
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.discard {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func unmatchedProblem(r *http.Request, code int, allow string) *Problem {
+	if code == http.StatusMethodNotAllowed {
+		return &Problem{
+			Type:     ProblemTypePrefix + keyward.EINVALID,
+			Title:    "Method not allowed",
+			Status:   code,
+			Detail:   fmt.Sprintf("%s is not allowed here; allowed: %s", r.Method, strings.ReplaceAll(allow, ",", ", ")),
+			Code:     keyward.EINVALID,
+			Instance: r.URL.Path,
+		}
+	}
+	return problemOf(keyward.Errorf(keyward.ENOTFOUND, "no such endpoint: the routes are listed in /openapi.json"), r.URL.Path)
+}
