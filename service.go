@@ -105,6 +105,9 @@ type VerifyRequest struct {
 	// Agent names the agent acting with the key; it is echoed in the
 	// identity and grants nothing.
 	Agent string `json:"agent,omitempty"`
+	// IP is the address of the client that presented the key, when known;
+	// IP rules are checked against it.
+	IP string `json:"ip,omitempty"`
 }
 
 // VerifyResult is the answer to a VerifyRequest. Code says why a key is not
@@ -117,6 +120,16 @@ type VerifyResult struct {
 	Permissions []string        `json:"permissions,omitempty"`
 	Meta        json.RawMessage `json:"meta,omitempty"`
 	ExpiresAt   *time.Time      `json:"expires_at"`
+}
+
+// KeyVerifier verifies a credential presented to a protected service. It is
+// what the gateway, the forward-auth endpoint and the middleware depend on,
+// implemented in process (verify.Engine), by a remote keyward
+// (client.Client) and by the simple modes (a static keystore, one legacy
+// key). A key outcome, valid or not, is a result; an error means no
+// decision could be made (the caller answers 503).
+type KeyVerifier interface {
+	VerifyKey(ctx context.Context, r VerifyRequest) (*VerifyResult, error)
 }
 
 // KeyService manages keys and verifies them.

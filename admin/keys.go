@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -400,21 +401,17 @@ func (s *Service) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyw
 	if !isRoot(id) && !slices.Contains(id.Permissions, PermissionVerify) {
 		return nil, keyward.Errorf(keyward.EFORBIDDEN, "verifying keys needs a root key or a key with the %s permission", PermissionVerify)
 	}
-	res := s.verifier.Verify(ctx, verify.Request{Key: r.Key, Permissions: r.Permissions, Agent: r.Agent})
-	if res.Key != nil && !isRoot(id) && id.AccountID != "" && res.Key.AccountID != id.AccountID {
-		return &keyward.VerifyResult{Code: keyward.DecisionNotFound}, nil
-	}
-	out := &keyward.VerifyResult{Valid: res.Decision.Valid(), Code: res.Decision}
-	if res.Key != nil {
-		out.KeyID = res.Key.ID
-		out.ExpiresAt = res.Key.ExpiresAt
-		if out.Valid {
-			out.Identity = res.Identity()
-			out.Permissions = res.Key.Permissions
-			out.Meta = res.Key.Meta
+	req := verify.Request{Key: r.Key, Permissions: r.Permissions, Agent: r.Agent}
+	if r.IP != "" {
+		if req.IP, err = netip.ParseAddr(r.IP); err != nil {
+			return nil, keyward.Errorf(keyward.EINVALID, "ip %q is not an IP address", r.IP)
 		}
 	}
-	return out, nil
+	res := s.verifier.Verify(ctx, req)
+	if res.Key != nil && !isRoot(id) && res.Key.AccountID != id.AccountID {
+		return &keyward.VerifyResult{Code: keyward.DecisionNotFound}, nil
+	}
+	return res.VerifyResult(), nil
 }
 
 // WhoAmI returns the caller's identity.
