@@ -9,9 +9,9 @@ func NewContextWithIdentity(ctx context.Context, id *Identity) context.Context {
 	return context.WithValue(ctx, identityKey{}, id)
 }
 
-// IdentityFromContext returns the caller's identity, or nil if the request
+// IdentityFrom returns the caller's identity, or nil if the request
 // is not authenticated.
-func IdentityFromContext(ctx context.Context) *Identity {
+func IdentityFrom(ctx context.Context) *Identity {
 	id, _ := ctx.Value(identityKey{}).(*Identity)
 	return id
 }

@@ -76,7 +76,7 @@ func New(cfg Config) *Service {
 
 // caller returns the authenticated identity of ctx.
 func caller(ctx context.Context) (*keyward.Identity, error) {
-	id := keyward.IdentityFromContext(ctx)
+	id := keyward.IdentityFrom(ctx)
 	if id == nil {
 		return nil, keyward.Errorf(keyward.EUNAUTHORIZED, "authentication required")
 	}

@@ -131,7 +131,7 @@ func (s *Server) setKeyDisabled(disabled bool) handlerFunc[noBody, *keyward.Key]
 // the verified key is the body's "agent", else the X-Keyward-Agent header.
 func (s *Server) verifyKey(ctx context.Context, r *http.Request, in keyward.VerifyRequest) (*keyward.VerifyResult, error) {
 	if in.Agent == "" {
-		in.Agent = keyward.IdentityFromContext(ctx).Agent
+		in.Agent = keyward.IdentityFrom(ctx).Agent
 	}
 	res, err := s.svc.VerifyKey(ctx, in)
 	if err != nil {
