@@ -173,3 +173,26 @@ func IdentityOf(k *Key, agent string) *Identity {
 		ExpiresAt:   k.ExpiresAt,
 	}
 }
+
+// ValidateOwner checks that a key's role and owner fit together: a root key
+// belongs to no account, an account_admin key to an account and no user, a
+// user key to an account and one of its users. It returns EINVALID.
+func ValidateOwner(r Role, accountID, userID string) error {
+	switch r {
+	case RoleRoot:
+		if accountID != "" || userID != "" {
+			return Errorf(EINVALID, "a root key belongs to no account: omit account_id and user_id")
+		}
+	case RoleAccountAdmin:
+		if accountID == "" || userID != "" {
+			return Errorf(EINVALID, "an account_admin key needs account_id and no user_id")
+		}
+	case RoleUser:
+		if accountID == "" || userID == "" {
+			return Errorf(EINVALID, "a user key needs account_id and user_id")
+		}
+	default:
+		return Errorf(EINVALID, "role %q is not one of root, account_admin, user", r)
+	}
+	return nil
+}

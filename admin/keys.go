@@ -94,21 +94,8 @@ func (s *Service) checkCreate(id *keyward.Identity, c *keyward.KeyCreate) error 
 	if err := validateName("name", c.Name, false); err != nil {
 		return err
 	}
-	switch c.Role {
-	case keyward.RoleRoot:
-		if c.AccountID != "" || c.UserID != "" {
-			return keyward.Errorf(keyward.EINVALID, "a root key belongs to no account: omit account_id and user_id")
-		}
-	case keyward.RoleAccountAdmin:
-		if c.AccountID == "" || c.UserID != "" {
-			return keyward.Errorf(keyward.EINVALID, "an account_admin key needs account_id and no user_id")
-		}
-	case keyward.RoleUser:
-		if c.AccountID == "" || c.UserID == "" {
-			return keyward.Errorf(keyward.EINVALID, "a user key needs account_id and user_id")
-		}
-	default:
-		return keyward.Errorf(keyward.EINVALID, "role must be root, account_admin or user")
+	if err := keyward.ValidateOwner(c.Role, c.AccountID, c.UserID); err != nil {
+		return err
 	}
 	switch id.Role {
 	case keyward.RoleRoot:

@@ -110,21 +110,8 @@ func validateKey(k *keyward.Key) error {
 	if k.Hash == (keyward.KeyHash{}) {
 		return keyward.Errorf(keyward.EINVALID, "key hash is required")
 	}
-	switch k.Role {
-	case keyward.RoleRoot:
-		if k.AccountID != "" || k.UserID != "" {
-			return keyward.Errorf(keyward.EINVALID, "a root key belongs to no account or user")
-		}
-	case keyward.RoleAccountAdmin:
-		if k.AccountID == "" || k.UserID != "" {
-			return keyward.Errorf(keyward.EINVALID, "an account_admin key needs an account and no user")
-		}
-	case keyward.RoleUser:
-		if k.AccountID == "" || k.UserID == "" {
-			return keyward.Errorf(keyward.EINVALID, "a user key needs an account and a user")
-		}
-	default:
-		return keyward.Errorf(keyward.EINVALID, "invalid key role %q", k.Role)
+	if err := keyward.ValidateOwner(k.Role, k.AccountID, k.UserID); err != nil {
+		return err
 	}
 	return validateMeta(k.Meta)
 }
