@@ -1,0 +1,356 @@
+package verify
+
+import (
+	"context"
+	"encoding/binary"
+	"time"
+
+	"sync"
+	"sync/atomic"
+
+	"github.com/keyward/keyward"
+)
+
+// numShards spreads the cache over this many independently locked maps.
+// Hashes are uniformly random, so the first byte picks the shard.
+const numShards = 256
+
+// staleRetry is how long a cached key whose reload failed keeps being served
+// before the store is asked again, so an outage costs one failed lookup per
+// key per staleRetry rather than one per request.
+const staleRetry = int64(time.Second)
+
+// cache holds what the engine knows about key hashes.
+//
+// Positive entries (a key) are immutable apart from their expiry and usage
+// fields; a change replaces the entry. Negative entries ("no such key") are
+// an expiry time in a separate map, so each costs a few dozen bytes; their
+// total is bounded by Config.MaxNegative.
+//
+// Every invalidation increments gen under the lock of the shard it writes.
+// A store load remembers gen before it reads the store and inserts its result
+// only if gen is unchanged (checked under the shard lock), so a load that
+// raced with an invalidation never re-inserts the state the invalidation
+// replaced. Loads are also collapsed per (hash, gen), so a request that
+// arrives after an invalidation never joins a load that started before it.
+type cache struct {
+	shards   [numShards]shard
+	gen      atomic.Uint64
+	negCount atomic.Int64
+	// legacy is set once a key hashed with an older pepper is cached. Such
+	// an entry sits under the current-pepper hash of its key while the
+	// store and invalidations name it by its stored hash, so invalidations
+	// then also scan the cache for it (see invalidateLegacy).
+	legacy atomic.Bool
+}
+
+type shard struct {
+	mu  sync.RWMutex
+	pos map[keyward.KeyHash]*entry
+	neg map[keyward.KeyHash]int64 // expiry, Unix nanoseconds
+	_   [24]byte                  // keep shards on separate cache lines
+}
+
+// entry is a cached key. key is shared with every Result that found it and
+// must not be modified. It is held in the entry itself, not behind another
+// pointer, so a hit reads one object less.
+type entry struct {
+	key keyward.Key
+	// expires is when the entry must be reloaded, Unix nanoseconds by
+	// Config.Now. It moves only to keep serving a key during an outage.
+	expires atomic.Int64
+	// lastUsed is the latest authenticated use of the key through this
+	// entry, Unix nanoseconds; queued says the entry waits in the usage
+	// batch. See usage.go.
+	lastUsed atomic.Int64
+	queued   atomic.Bool
+}
+
+func (c *cache) init() {
+	for i := range c.shards {
+		c.shards[i].pos = make(map[keyward.KeyHash]*entry)
+		c.shards[i].neg = make(map[keyward.KeyHash]int64)
+	}
+}
+
+func (c *cache) shard(h keyward.KeyHash) *shard { return &c.shards[h[0]] }
+
+func (e *Engine) newEntry(k *keyward.Key, now int64) *entry {
+	en := &entry{key: *k}
+	en.expires.Store(now + e.ttl)
+	return en
+}
+
+// lookup returns the entry for hash h of the raw key, from the cache or, on a
+// miss or an expired entry, from the store. It returns nil, nil if no key
+// has that hash and an error if the store could not tell.
+func (e *Engine) lookup(ctx context.Context, h keyward.KeyHash, raw string, now int64) (*entry, error) {
+	if en, ok := e.cached(h, now); ok {
+		e.m.hits.Add(1)
+		return en, nil
+	}
+	e.m.misses.Add(1)
+	return e.load(ctx, h, raw)
+}
+
+// cached returns the entry for h if the cache holds a fresh one at now: a
+// key, or nil for a negative entry. ok is false on a miss.
+func (e *Engine) cached(h keyward.KeyHash, now int64) (en *entry, ok bool) {
+	s := e.cache.shard(h)
+	s.mu.RLock()
+	en = s.pos[h]
+	var negUntil int64
+	if en == nil {
+		negUntil = s.neg[h]
+	}
+	s.mu.RUnlock()
+	if en != nil {
+		return en, now < en.expires.Load()
+	}
+	return nil, now < negUntil
+}
+
+// load fetches hash h from the store, once for all concurrent callers. If the
+// store fails, a positive entry still cached for h, however old, is served
+// (DESIGN.md section 4: cached keys keep verifying during an outage).
+func (e *Engine) load(ctx context.Context, h keyward.KeyHash, raw string) (*entry, error) {
+	gen := e.cache.gen.Load()
+	var flight [len(h) + 8]byte
+	copy(flight[:], h[:])
+	binary.LittleEndian.PutUint64(flight[len(h):], gen)
+	ch := e.group.DoChan(string(flight[:]), func() (any, error) {
+		return e.fetch(ctx, h, raw, gen)
+	})
+	var err error
+	select {
+	case r := <-ch:
+		if r.Err == nil {
+			return r.Val.(*entry), nil
+		}
+		err = r.Err
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s := e.cache.shard(h)
+	s.mu.RLock()
+	stale := s.pos[h]
+	s.mu.RUnlock()
+	if stale == nil {
+		return nil, err
+	}
+	now := e.now().UnixNano()
+	if exp := stale.expires.Load(); exp <= now {
+		stale.expires.CompareAndSwap(exp, now+min(e.ttl, staleRetry))
+	}
+	return stale, nil
+}
+
+// fetch reads hash h from the store, then the hashes of raw under older
+// peppers, and caches the answer unless an invalidation happened since gen.
+// It runs once per collapsed load, detached from the first caller's
+// cancellation and bounded by Config.LoadTimeout.
+func (e *Engine) fetch(ctx context.Context, h keyward.KeyHash, raw string, gen uint64) (en *entry, err error) {
+	// A panic here would crash the process (singleflight re-panics it in a
+	// new goroutine): a broken store answers UNAVAILABLE instead.
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.ErrorContext(ctx, "key lookup panicked", "panic", r)
+			en, err = nil, keyward.Errorf(keyward.EINTERNAL, "key lookup panicked")
+		}
+	}()
+	// A load that finished just before this one started may have cached
+	// the answer: misses at an expiry boundary then cost one lookup.
+	if c, ok := e.cached(h, e.now().UnixNano()); ok {
+		return c, nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.loadTimeout)
+	defer cancel()
+	k, err := e.store.KeyByHash(ctx, h)
+	for _, v := range e.hasher.Versions()[1:] {
+		if keyward.ErrorCode(err) != keyward.ENOTFOUND {
+			break
+		}
+		k, err = e.store.KeyByHash(ctx, e.hasher.HashVersion(raw, v))
+	}
+	if err == nil && k == nil {
+		err = keyward.Errorf(keyward.EINTERNAL, "store returned no key and no error")
+	}
+	switch keyward.ErrorCode(err) {
+	case "":
+	case keyward.ENOTFOUND:
+		e.putNegative(h, gen)
+		return nil, nil
+	default:
+		e.log.WarnContext(ctx, "key lookup failed: cached keys keep verifying, others are UNAVAILABLE", "err", err)
+		return nil, err
+	}
+	en = e.newEntry(k, e.now().UnixNano())
+	if k.Hash != h {
+		e.cache.legacy.Store(true)
+	}
+	s := e.cache.shard(h)
+	s.mu.Lock()
+	if e.cache.gen.Load() == gen {
+		e.setLocked(s, h, en)
+	}
+	s.mu.Unlock()
+	return en, nil
+}
+
+func (e *Engine) putNegative(h keyward.KeyHash, gen uint64) {
+	until := e.now().UnixNano() + e.negTTL
+	s := e.cache.shard(h)
+	s.mu.Lock()
+	if e.cache.gen.Load() == gen {
+		e.setNegativeLocked(s, h, until)
+	}
+	s.mu.Unlock()
+}
+
+// setLocked makes en the entry of h in s, whose lock is held.
+func (e *Engine) setLocked(s *shard, h keyward.KeyHash, en *entry) {
+	if _, ok := s.neg[h]; ok {
+		delete(s.neg, h)
+		e.cache.negCount.Add(-1)
+	}
+	s.pos[h] = en
+}
+
+// setNegativeLocked records that h is no key until the given time, in s,
+// whose lock is held. When Config.MaxNegative entries exist it evicts
+// another negative entry of s, or gives up if s has none: the bound holds
+// exactly, and a negative entry is only an optimisation.
+func (e *Engine) setNegativeLocked(s *shard, h keyward.KeyHash, until int64) {
+	delete(s.pos, h)
+	if _, ok := s.neg[h]; ok {
+		s.neg[h] = until
+		return
+	}
+	for {
+		n := e.cache.negCount.Load()
+		if n < e.maxNeg {
+			if !e.cache.negCount.CompareAndSwap(n, n+1) {
+				continue
+			}
+			s.neg[h] = until
+			return
+		}
+		for victim := range s.neg {
+			delete(s.neg, victim)
+			s.neg[h] = until
+			return
+		}
+		return
+	}
+}
+
+// KeyChanged implements keyward.KeyObserver: the cache entry of k is
+// overwritten with its new state at once.
+func (e *Engine) KeyChanged(k *keyward.Key) {
+	if k == nil {
+		return
+	}
+	k = k.Clone()
+	now := e.now().UnixNano()
+	if k.PepperVersion == e.hasher.Current() || k.PepperVersion == 0 {
+		s := e.cache.shard(k.Hash)
+		s.mu.Lock()
+		e.cache.gen.Add(1)
+		e.setLocked(s, k.Hash, e.newEntry(k, now))
+		s.mu.Unlock()
+	} else {
+		e.cache.gen.Add(1)
+	}
+	e.invalidateLegacy(func(old *keyward.Key) bool { return old.ID == k.ID }, func(s *shard, h keyward.KeyHash) {
+		e.setLocked(s, h, e.newEntry(k, now))
+	})
+}
+
+// KeysDeleted implements keyward.KeyObserver: each hash becomes a negative
+// entry at once.
+func (e *Engine) KeysDeleted(hashes []keyward.KeyHash) {
+	if len(hashes) == 0 {
+		return
+	}
+	until := e.now().UnixNano() + e.negTTL
+	for _, h := range hashes {
+		s := e.cache.shard(h)
+		s.mu.Lock()
+		e.cache.gen.Add(1)
+		e.setNegativeLocked(s, h, until)
+		s.mu.Unlock()
+	}
+	if !e.cache.legacy.Load() {
+		return
+	}
+	deleted := make(map[keyward.KeyHash]bool, len(hashes))
+	for _, h := range hashes {
+		deleted[h] = true
+	}
+	e.invalidateLegacy(func(old *keyward.Key) bool { return deleted[old.Hash] }, func(s *shard, h keyward.KeyHash) {
+		e.setNegativeLocked(s, h, until)
+	})
+}
+
+// AccountChanged implements keyward.KeyObserver: every cached key of the
+// account is dropped, to be reloaded (with the account's new state) on its
+// next verification.
+func (e *Engine) AccountChanged(accountID string) {
+	e.cache.gen.Add(1)
+	e.scan(func(s *shard) {
+		for h, en := range s.pos {
+			if en.key.AccountID == accountID {
+				delete(s.pos, h)
+			}
+		}
+	})
+}
+
+// invalidateLegacy applies set to every cached entry whose key matches and is
+// cached under a hash other than its stored one (an older pepper). It scans
+// the whole cache, and does so only once such a key has been cached; the
+// caller has already incremented gen, so a load racing with the scan either
+// inserts before the scan reaches its shard or sees the new gen.
+func (e *Engine) invalidateLegacy(match func(*keyward.Key) bool, set func(s *shard, h keyward.KeyHash)) {
+	if !e.cache.legacy.Load() {
+		return
+	}
+	e.scan(func(s *shard) {
+		for h, en := range s.pos {
+			if en.key.Hash != h && match(&en.key) {
+				set(s, h)
+			}
+		}
+	})
+}
+
+// sweep drops negative entries that have expired and positive entries that
+// expired at least a TTL ago (nobody verified them since: a verification
+// reloads an expired entry), so the cache holds the keys in use, not every
+// key ever seen.
+func (e *Engine) sweep() {
+	now := e.now().UnixNano()
+	e.scan(func(s *shard) {
+		for h, en := range s.pos {
+			if en.expires.Load()+e.ttl <= now {
+				delete(s.pos, h)
+			}
+		}
+		for h, until := range s.neg {
+			if until <= now {
+				delete(s.neg, h)
+				e.cache.negCount.Add(-1)
+			}
+		}
+	})
+}
+
+// scan calls fn on every shard in turn with its lock held.
+func (e *Engine) scan(fn func(*shard)) {
+	for i := range e.cache.shards {
+		s := &e.cache.shards[i]
+		s.mu.Lock()
+		fn(s)
+		s.mu.Unlock()
+	}
+}

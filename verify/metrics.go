@@ -1,0 +1,87 @@
+package verify
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the engine's Prometheus metrics, kept as plain atomic counters
+// that Collect turns into constant metrics: the hot path pays one atomic add
+// per number and never a float or a lock. The Engine is a
+// prometheus.Collector; register it with the registry of your choice.
+type metrics struct {
+	decisions    []atomic.Uint64 // parallel to keyward.Decisions
+	hits, misses atomic.Uint64
+	buckets      [len(durationBounds) + 1]atomic.Uint64 // the last is +Inf
+	sumNanos     atomic.Uint64
+}
+
+// durationBounds are the upper bounds of the latency histogram's buckets:
+// 1µs to about 1s, by fours.
+var durationBounds = [...]time.Duration{
+	1 << 0 * time.Microsecond, 1 << 2 * time.Microsecond, 1 << 4 * time.Microsecond,
+	1 << 6 * time.Microsecond, 1 << 8 * time.Microsecond, 1 << 10 * time.Microsecond,
+	1 << 12 * time.Microsecond, 1 << 14 * time.Microsecond, 1 << 16 * time.Microsecond,
+	1 << 18 * time.Microsecond, 1 << 20 * time.Microsecond,
+}
+
+var (
+	verificationsDesc = prometheus.NewDesc("keyward_verifications_total",
+		"Key verifications by decision code.", []string{"code"}, nil)
+	durationDesc = prometheus.NewDesc("keyward_verify_duration_seconds",
+		"Time to verify a key in process, cache hits and misses alike.", nil, nil)
+	hitsDesc = prometheus.NewDesc("keyward_verify_cache_hits_total",
+		"Verifications answered from the cache (positive or negative entry).", nil, nil)
+	missesDesc = prometheus.NewDesc("keyward_verify_cache_misses_total",
+		"Verifications that had to ask the store.", nil, nil)
+)
+
+func newMetrics() *metrics {
+	return &metrics{decisions: make([]atomic.Uint64, len(keyward.Decisions))}
+}
+
+func (m *metrics) observe(d keyward.Decision, took time.Duration) {
+	for i := range keyward.Decisions {
+		if keyward.Decisions[i] == d {
+			m.decisions[i].Add(1)
+			break
+		}
+	}
+	b := 0
+	for b < len(durationBounds) && took > durationBounds[b] {
+		b++
+	}
+	m.buckets[b].Add(1)
+	m.sumNanos.Add(uint64(max(took, 0)))
+}
+
+// Describe implements prometheus.Collector.
+func (e *Engine) Describe(ch chan<- *prometheus.Desc) {
+	ch <- verificationsDesc
+	ch <- durationDesc
+	ch <- hitsDesc
+	ch <- missesDesc
+}
+
+// Collect implements prometheus.Collector.
+func (e *Engine) Collect(ch chan<- prometheus.Metric) {
+	m := e.m
+	for i, d := range keyward.Decisions {
+		ch <- prometheus.MustNewConstMetric(verificationsDesc, prometheus.CounterValue, float64(m.decisions[i].Load()), string(d))
+	}
+	var count uint64
+	cumulative := make(map[float64]uint64, len(durationBounds))
+	for i, le := range durationBounds {
+		count += m.buckets[i].Load()
+		cumulative[le.Seconds()] = count
+	}
+	count += m.buckets[len(durationBounds)].Load()
+	ch <- prometheus.MustNewConstHistogram(durationDesc, count, float64(m.sumNanos.Load())/1e9, cumulative)
+	ch <- prometheus.MustNewConstMetric(hitsDesc, prometheus.CounterValue, float64(m.hits.Load()))
+	ch <- prometheus.MustNewConstMetric(missesDesc, prometheus.CounterValue, float64(m.misses.Load()))
+}
+
+var _ prometheus.Collector = (*Engine)(nil)

@@ -1,0 +1,100 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// usageResolution is the precision of last_used_at: a use within this long
+// of the last recorded one changes nothing, so a hot key costs one atomic
+// load per verification rather than a contended store.
+const usageResolution = int64(time.Millisecond)
+
+// flushTimeout bounds one TouchKeys call of the background flusher.
+const flushTimeout = 10 * time.Second
+
+// maxUsageRetry bounds the usage kept for the next flush when TouchKeys
+// fails; beyond it the failed batch is dropped (last_used_at is advisory).
+const maxUsageRetry = 250_000
+
+// usage is the batch of entries used since the last flush. An entry is
+// queued once per flush (its queued flag), however often it is used; the
+// flusher reads its latest use when it writes the batch.
+type usage struct {
+	mu      sync.Mutex
+	pending []*entry
+	spare   []*entry // the previous batch's array, reused by the next
+
+	flushMu sync.Mutex       // one flush at a time
+	retry   map[string]int64 // uses of a failed flush, by key id
+}
+
+// used records an authenticated use of en at now (Unix nanoseconds).
+func (e *Engine) used(en *entry, now int64) {
+	if now-en.lastUsed.Load() < usageResolution {
+		return
+	}
+	en.lastUsed.Store(now)
+	// The flusher clears queued before it reads lastUsed, so a use stored
+	// after that read finds queued false and queues the entry again.
+	if en.queued.Load() || !en.queued.CompareAndSwap(false, true) {
+		return
+	}
+	e.usage.mu.Lock()
+	e.usage.pending = append(e.usage.pending, en)
+	e.usage.mu.Unlock()
+}
+
+// flush writes the latest use of every key used since the last flush with
+// one TouchKeys call.
+func (e *Engine) flush(ctx context.Context) error {
+	u := &e.usage
+	u.flushMu.Lock()
+	defer u.flushMu.Unlock()
+
+	u.mu.Lock()
+	batch := u.pending
+	u.pending, u.spare = u.spare, nil
+	u.mu.Unlock()
+	defer func() {
+		clear(batch)
+		u.mu.Lock()
+		u.spare = batch[:0]
+		u.mu.Unlock()
+	}()
+
+	at := u.retry
+	u.retry = nil
+	if at == nil {
+		at = make(map[string]int64, len(batch))
+	}
+	for _, en := range batch {
+		en.queued.Store(false)
+		if t := en.lastUsed.Load(); t > at[en.key.ID] {
+			at[en.key.ID] = t
+		}
+	}
+	if len(at) == 0 {
+		return nil
+	}
+	uses := make([]keyward.KeyUse, 0, len(at))
+	for id, t := range at {
+		uses = append(uses, keyward.KeyUse{ID: id, At: time.Unix(0, t).UTC()})
+	}
+	slices.SortFunc(uses, func(a, b keyward.KeyUse) int { return strings.Compare(a.ID, b.ID) })
+	if err := e.store.TouchKeys(ctx, uses); err != nil {
+		if len(at) <= maxUsageRetry {
+			u.retry = at
+		} else {
+			e.log.Warn("dropping key usage after a failed flush", "keys", len(at))
+		}
+		return fmt.Errorf("verify: record usage of %d keys: %w", len(uses), err)
+	}
+	return nil
+}

@@ -1,0 +1,290 @@
+// Package verify is keyward's verification engine, the hot path of every
+// authenticated request: parse the key and its checksum, hash it with the
+// current pepper, find it in an in-process cache (positive entries with a TTL
+// and a bounded set of negative entries), load it from the store on a miss
+// with concurrent misses for one key collapsed into one lookup, then decide
+// on its status and the permissions the request needs. Usage (last_used_at)
+// is recorded asynchronously in batches.
+//
+// A cache hit allocates nothing and costs little more than the HMAC of the
+// key (see BenchmarkVerifyCacheHit beside BenchmarkHMACKey). Mutations reach
+// the cache through keyward.KeyObserver, which the Engine implements; the
+// cache TTL is the backstop for a lost notification. When the store is down,
+// cached keys keep verifying and a miss answers UNAVAILABLE.
+package verify
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"golang.org/x/sync/singleflight"
+)
+
+// KeyLoader is the part of keyward.Store the engine uses.
+type KeyLoader interface {
+	// KeyByHash returns the key with hash h, with AccountDisabled filled;
+	// ENOTFOUND if none, EUNAVAILABLE (or any other error) if the store
+	// cannot answer.
+	KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key, error)
+	// TouchKeys raises last_used_at of each key to the given time.
+	TouchKeys(ctx context.Context, uses []keyward.KeyUse) error
+}
+
+var _ KeyLoader = keyward.Store(nil)
+
+// Defaults of Config.
+const (
+	DefaultCacheTTL           = 30 * time.Second
+	DefaultNegativeTTL        = 10 * time.Second
+	DefaultMaxNegative        = 100_000
+	DefaultUsageFlushInterval = time.Second
+	DefaultLoadTimeout        = 2 * time.Second
+)
+
+// Config configures an Engine. Zero values take the defaults.
+type Config struct {
+	// Store loads keys on a cache miss and records usage. Required.
+	Store KeyLoader
+	// Hasher hashes keys: the current pepper first, then older versions on
+	// a miss. Required.
+	Hasher *apikey.Hasher
+	// CacheTTL is how long a found key is served from the cache before it
+	// is reloaded. Invalidation (KeyObserver) is immediate; the TTL is the
+	// backstop if a notification is lost. Default DefaultCacheTTL.
+	CacheTTL time.Duration
+	// NegativeTTL is how long "no such key" is remembered. Default
+	// DefaultNegativeTTL.
+	NegativeTTL time.Duration
+	// MaxNegative bounds the number of negative entries; when full, an
+	// arbitrary one is evicted. Default DefaultMaxNegative.
+	MaxNegative int
+	// UsageFlushInterval is how often last_used_at is written, in one
+	// batch. Default DefaultUsageFlushInterval.
+	UsageFlushInterval time.Duration
+	// LoadTimeout bounds one store lookup on a cache miss, shared by every
+	// request waiting on it. Default DefaultLoadTimeout.
+	LoadTimeout time.Duration
+	// Now is the clock deciding expiry, revocation and cache TTLs. Default
+	// time.Now.
+	Now func() time.Time
+	// Logger receives store errors and flush failures, never a raw key.
+	// Default slog.Default(); the engine adds component=verify.
+	Logger *slog.Logger
+}
+
+// Request is one verification.
+type Request struct {
+	// Key is the raw credential presented by the client.
+	Key string
+	// Permissions the request needs; the key must hold all of them.
+	Permissions []string
+	// Agent names the agent acting with the key; it is echoed in the
+	// identity and grants nothing.
+	Agent string
+	// IP is the client address. It is not used yet: IP rules come with
+	// the abuse-protection issue (DESIGN.md section 4, steps 2 and 6).
+	IP netip.Addr
+}
+
+// Result is the outcome of a verification.
+type Result struct {
+	// Decision is VALID, or why the key is refused.
+	Decision keyward.Decision
+	// Key is the key found, whatever the decision; nil unless the key was
+	// found (MALFORMED, NOT_FOUND, UNAVAILABLE). It is a snapshot shared
+	// with the cache and other requests: read-only.
+	Key *keyward.Key
+	// Agent is Request.Agent.
+	Agent string
+}
+
+// Identity returns who the key speaks for, or nil if no key was found.
+// Callers that let a request through must check Decision first.
+func (r Result) Identity() *keyward.Identity {
+	if r.Key == nil {
+		return nil
+	}
+	return keyward.IdentityOf(r.Key, r.Agent)
+}
+
+// Engine verifies keys. It is safe for concurrent use. Close it to stop its
+// background goroutine and flush pending usage.
+type Engine struct {
+	store       KeyLoader
+	hasher      *apikey.Hasher
+	now         func() time.Time
+	realClock   bool // now is time.Now: Verify reads the clock once
+	log         *slog.Logger
+	ttl         int64 // nanoseconds
+	negTTL      int64
+	maxNeg      int64
+	loadTimeout time.Duration
+	interval    time.Duration
+
+	cache cache
+	group singleflight.Group
+	usage usage
+	m     *metrics
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+var _ keyward.KeyObserver = (*Engine)(nil)
+
+// New returns an Engine and starts its background goroutine, which flushes
+// usage and sweeps idle cache entries.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Store == nil {
+		return nil, keyward.Errorf(keyward.EINVALID, "verify: Config.Store is required")
+	}
+	if cfg.Hasher == nil {
+		return nil, keyward.Errorf(keyward.EINVALID, "verify: Config.Hasher is required")
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"CacheTTL", &cfg.CacheTTL, DefaultCacheTTL},
+		{"NegativeTTL", &cfg.NegativeTTL, DefaultNegativeTTL},
+		{"UsageFlushInterval", &cfg.UsageFlushInterval, DefaultUsageFlushInterval},
+		{"LoadTimeout", &cfg.LoadTimeout, DefaultLoadTimeout},
+	} {
+		switch {
+		case *d.v < 0:
+			return nil, keyward.Errorf(keyward.EINVALID, "verify: Config.%s is %v; it must be positive (or zero for the default %v)", d.name, *d.v, d.def)
+		case *d.v == 0:
+			*d.v = d.def
+		}
+	}
+	switch {
+	case cfg.MaxNegative < 0:
+		return nil, keyward.Errorf(keyward.EINVALID, "verify: Config.MaxNegative is %d; it must be positive (or zero for the default %d)", cfg.MaxNegative, DefaultMaxNegative)
+	case cfg.MaxNegative == 0:
+		cfg.MaxNegative = DefaultMaxNegative
+	}
+	realClock := cfg.Now == nil
+	if realClock {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	e := &Engine{
+		store:       cfg.Store,
+		hasher:      cfg.Hasher,
+		now:         cfg.Now,
+		realClock:   realClock,
+		log:         cfg.Logger.With("component", "verify"),
+		ttl:         int64(cfg.CacheTTL),
+		negTTL:      int64(cfg.NegativeTTL),
+		maxNeg:      int64(cfg.MaxNegative),
+		loadTimeout: cfg.LoadTimeout,
+		interval:    cfg.UsageFlushInterval,
+		m:           newMetrics(),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	e.cache.init()
+	go e.run(cfg.CacheTTL)
+	return e, nil
+}
+
+// Verify decides whether req.Key may make a request needing
+// req.Permissions. It never panics on any input and never answers VALID when
+// it could not find out.
+func (e *Engine) Verify(ctx context.Context, req Request) Result {
+	start := time.Now()
+	now := start
+	if !e.realClock {
+		now = e.now()
+	}
+	res := e.verify(ctx, &req, now)
+	e.m.observe(res.Decision, time.Since(start))
+	return res
+}
+
+// verify runs the pipeline of DESIGN.md section 4 from step 3. Steps 2 and 6
+// (IP rules) and 7 (rate limits, quotas) belong to later issues; see the
+// marked seam below.
+func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result {
+	// 3. Format and checksum: garbage costs no hashing and no lookup.
+	if _, ok := apikey.Parse(req.Key); !ok {
+		return Result{Decision: keyward.DecisionMalformed, Agent: req.Agent}
+	}
+
+	// 4. HMAC, cache, store.
+	h := e.hasher.Hash(req.Key)
+	en, err := e.lookup(ctx, h, req.Key, now.UnixNano())
+	if err != nil {
+		return Result{Decision: keyward.DecisionUnavailable, Agent: req.Agent}
+	}
+	if en == nil {
+		return Result{Decision: keyward.DecisionNotFound, Agent: req.Agent}
+	}
+	k := &en.key
+
+	// 5. Status: disabled (key or account), revoked (a rotated key at the
+	// end of its grace), expired.
+	if d := k.Status(now); d != keyward.DecisionValid {
+		return Result{Decision: d, Key: k, Agent: req.Agent}
+	}
+	// The key authenticated the request: that is a use, whatever the
+	// permission check below says.
+	e.used(en, now.UnixNano())
+
+	// 6. Required permissions.
+	if !k.HasPermissions(req.Permissions) {
+		return Result{Decision: keyward.DecisionInsufficientPermissions, Key: k, Agent: req.Agent}
+	}
+
+	// SEAM (later issue): IP allow lists of the key (step 6), then named
+	// rate limits with a cost and quota/credits (step 7) go here, each
+	// returning IP_NOT_ALLOWED, RATE_LIMITED or USAGE_EXCEEDED with k. Until
+	// then no limit is enforced.
+
+	return Result{Decision: keyward.DecisionValid, Key: k, Agent: req.Agent}
+}
+
+// Close stops the background goroutine and flushes pending usage. Verify
+// keeps working after Close, but usage recorded after it is not written.
+func (e *Engine) Close(ctx context.Context) error {
+	e.closeOnce.Do(func() { close(e.stop) })
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return e.flush(ctx)
+}
+
+// run flushes usage every interval and sweeps idle cache entries every
+// ttl, until Close.
+func (e *Engine) run(ttl time.Duration) {
+	defer close(e.done)
+	flush := time.NewTicker(e.interval)
+	defer flush.Stop()
+	sweep := time.NewTicker(ttl)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-flush.C:
+			ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+			if err := e.flush(ctx); err != nil {
+				e.log.Warn("recording key usage failed; will retry", "err", err)
+			}
+			cancel()
+		case <-sweep.C:
+			e.sweep()
+		}
+	}
+}
