@@ -76,6 +76,9 @@ func TestNewHasherRejects(t *testing.T) {
 }
 
 func TestHashDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector (sync.Pool drops items)")
+	}
 	h, _ := NewHasher(map[int]keyward.Secret{1: pepper1})
 	s, _ := Generate(PrefixUser)
 	raw := s.Reveal()
