@@ -1,11 +1,3 @@
-// Package client is keyward's Go client for its HTTP API. A *Client
-// implements keyward.AccountService, UserService and KeyService, so code
-// written against those interfaces runs the same in process (admin.Service)
-// or over the network. Errors come back as *keyward.Error with the code the
-// server sent, so keyward.ErrorCode and errors.As work across the network.
-//
-// The package imports only the standard library and the keyward root
-// package: programs that embed it pull in no database driver.
 package client
 
 import (

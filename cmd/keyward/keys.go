@@ -40,6 +40,7 @@ func (a *app) keysCreateCommand() *cobra.Command {
 		role    string
 		meta    string
 		expires string
+		out     emitFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create [--account ACCOUNT_ID] [--user USER_ID] [--role ROLE] [flags]",
@@ -50,9 +51,23 @@ func (a *app) keysCreateCommand() *cobra.Command {
   account admin key:  keyward keys create --account acc_... --role account_admin --name ci
   user key:           keyward keys create --account acc_... --user usr_... --name laptop
 
---role defaults to user when --user is given and is required otherwise.`,
+--role defaults to user when --user is given and is required otherwise.
+
+--emit prints a ready client configuration with the new key instead of its
+fields, for the URL given by --emit-url (default: the keyward URL):
+
+  keyward keys create --account acc_... --user usr_... --name claude \
+      --emit mcp --emit-url https://memory.example.com/mcp
+  {"mcpServers": {"claude": {"type": "http", "url": "https://memory.example.com/mcp",
+                             "headers": {"Authorization": "Bearer kw_user_..."}}}}
+
+  --emit env    KEYWARD_URL=... and KEYWARD_API_KEY=... lines (a .env file)
+  --emit curl   a curl command sending the key (default URL: /v1/whoami)`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.check(cmd, a); err != nil {
+				return err
+			}
 			switch {
 			case role != "":
 				c.Role = keyward.Role(role)
@@ -83,9 +98,10 @@ func (a *app) keysCreateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.showCreatedKey(k)
+			return out.show(a, k)
 		},
 	}
+	out.add(cmd)
 	f := cmd.Flags()
 	f.StringVar(&c.AccountID, "account", "", "account id (required unless --role root)")
 	f.StringVar(&c.UserID, "user", "", "user id (for --role user)")
@@ -268,15 +284,24 @@ func (a *app) keyActionCommand(verb, short string) *cobra.Command {
 }
 
 func (a *app) keysRotateCommand() *cobra.Command {
-	var grace string
+	var (
+		grace string
+		out   emitFlags
+	)
 	cmd := &cobra.Command{
-		Use:   "rotate KEY_ID [--grace DURATION]",
+		Use:   "rotate KEY_ID [--grace DURATION] [--emit mcp|env|curl [--emit-url URL]]",
 		Short: "Replace a key with a new one; the old one works for the grace period",
 		Long: `Issue a replacement for a key, with the same role, owner, permissions and
 metadata. The new key is printed once. The old key keeps working for --grace
-(e.g. 24h or 7d; default 0: it stops at once).`,
+(e.g. 24h or 7d; default 0: it stops at once).
+
+--emit prints a ready client configuration with the new key instead (see
+"keyward keys create --help").`,
 		Args: exactArgs("KEY_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(cmd, a); err != nil {
+				return err
+			}
 			var r keyward.KeyRotate
 			if grace != "" {
 				d, err := parseDays(grace)
@@ -293,9 +318,10 @@ metadata. The new key is printed once. The old key keeps working for --grace
 			if err != nil {
 				return err
 			}
-			return a.showCreatedKey(k)
+			return out.show(a, k)
 		},
 	}
+	out.add(cmd)
 	cmd.Flags().StringVar(&grace, "grace", "", "how long the old key keeps working, e.g. 24h or 7d (default 0)")
 	return cmd
 }

@@ -1,0 +1,295 @@
+package middleware
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+)
+
+// HeaderAgent names the agent acting with a key, as on the keyward server.
+// It is echoed in the identity and never grants anything.
+const HeaderAgent = "X-Keyward-Agent"
+
+// MaxAgentLen bounds the X-Keyward-Agent header, as on the keyward server.
+const MaxAgentLen = 200
+
+// Option configures New.
+type Option func(*config)
+
+type config struct {
+	perms    []string
+	exempt   []string
+	exemptFn func(*http.Request) bool
+	write    ErrorWriter
+	log      *slog.Logger
+	trusted  []netip.Prefix
+}
+
+// WithPermissions makes every request need all of perms: a valid key
+// without them is refused with 403. Permissions of single routes are
+// checked with RequirePermissions.
+func WithPermissions(perms ...string) Option {
+	return func(c *config) { c.perms = append(c.perms, perms...) }
+}
+
+// WithExempt lets requests for paths through without a key (a landing
+// page, /healthz, /openapi.json). A path matches exactly ("/docs"), or as
+// a prefix when it ends in "*" ("/public/*" matches "/public/a.css"). A
+// request path that is not clean ("/public/../admin", "//x") is never
+// exempt. Handlers behind an exempt path see no identity. Each path must
+// start with "/"; New panics otherwise.
+func WithExempt(paths ...string) Option {
+	return func(c *config) { c.exempt = append(c.exempt, paths...) }
+}
+
+// WithExemptFunc lets requests for which f reports true through without a
+// key, in addition to WithExempt (e.g. CORS preflight: OPTIONS requests).
+func WithExemptFunc(f func(*http.Request) bool) Option {
+	return func(c *config) { c.exemptFn = f }
+}
+
+// WithErrorWriter replaces WriteProblem as the writer of refusals, for
+// services with their own error format. WWW-Authenticate (on 401),
+// Retry-After (on 503) and Cache-Control are set before it is called.
+// RequirePermissions behind this middleware uses the same writer.
+func WithErrorWriter(w ErrorWriter) Option {
+	return func(c *config) { c.write = w }
+}
+
+// WithLogger sets the logger of refusals (debug) and verifier failures
+// (warn); default slog.Default(). The middleware adds
+// component=keyward-middleware. Raw keys are never logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.log = l }
+}
+
+// WithTrustedProxies names the reverse proxies in front of the service.
+// When the peer (RemoteAddr) is one of them, the client IP sent to the
+// verifier is the right-most address of X-Forwarded-For that is not a
+// trusted proxy. Without this option X-Forwarded-For is ignored: any
+// client can write it.
+func WithTrustedProxies(prefixes ...netip.Prefix) Option {
+	return func(c *config) {
+		for _, p := range prefixes {
+			c.trusted = append(c.trusted, p.Masked())
+		}
+	}
+}
+
+// New returns middleware that admits a request only with a key v accepts.
+//
+// The key is read as the keyward server reads it: "Authorization: Bearer
+// KEY" or "X-API-Key: KEY" (both with different keys: 401), never from the
+// query string. X-Keyward-Agent names the agent; the client IP is the peer
+// address (see WithTrustedProxies). On VALID the request goes on with the
+// identity in its context, for handlers to read with keyward.IdentityFrom
+// (and the whole result with ResultFrom). Anything else is refused as RFC
+// 9457 problem+json: 401 with WWW-Authenticate for a missing or refused
+// key, 403 for missing permissions or a refused address, 429 for a rate
+// limit or quota, 503 when v fails or answers UNAVAILABLE, 400 for a
+// malformed X-Keyward-Agent. Refusals never say which check failed.
+//
+// v is typically a client.CachedVerifier (a remote keyward) or a
+// verify.Engine (in process). New panics if v is nil or an exempt path does
+// not start with "/": both are wiring bugs.
+func New(v keyward.KeyVerifier, opts ...Option) func(http.Handler) http.Handler {
+	if v == nil {
+		panic("middleware: New needs a keyward.KeyVerifier")
+	}
+	c := &config{}
+	for _, o := range opts {
+		o(c)
+	}
+	for _, p := range c.exempt {
+		if !strings.HasPrefix(p, "/") {
+			panic("middleware: exempt path " + p + " must start with /")
+		}
+	}
+	if c.write == nil {
+		c.write = WriteProblem
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	c.log = c.log.With("component", "keyward-middleware")
+	c.perms = slices.Clone(c.perms)
+	return func(next http.Handler) http.Handler {
+		return &handler{v: v, c: c, next: next}
+	}
+}
+
+type handler struct {
+	v    keyward.KeyVerifier
+	c    *config
+	next http.Handler
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.exempt(r) {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	raw, err := apikey.FromRequest(r)
+	if err != nil {
+		h.deny(w, r, &Denial{Status: http.StatusUnauthorized, Code: keyward.EUNAUTHORIZED, Detail: keyward.ErrorMessage(err)})
+		return
+	}
+	agent, ok := agentOf(r)
+	if !ok {
+		h.deny(w, r, &Denial{Status: http.StatusBadRequest, Code: keyward.EINVALID, Detail: errBadAgent})
+		return
+	}
+	req := keyward.VerifyRequest{Key: raw, Permissions: h.c.perms, Agent: agent}
+	if ip := clientIP(r, h.c.trusted); ip.IsValid() {
+		req.IP = ip.String()
+	}
+	res, err := h.v.VerifyKey(r.Context(), req)
+	if err == nil && res == nil {
+		err = keyward.Errorf(keyward.EINTERNAL, "the verifier returned neither a result nor an error")
+	}
+	if err != nil {
+		h.deny(w, r, unavailable(err))
+		return
+	}
+	if !res.Valid || res.Code != keyward.DecisionValid {
+		h.deny(w, r, denialOf(res))
+		return
+	}
+	ctx := keyward.NewContextWithIdentity(r.Context(), identityOf(res, agent))
+	ctx = context.WithValue(ctx, stateKey{}, &state{result: res, write: h.c.write})
+	h.next.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// exempt reports whether r may pass without a key.
+func (h *handler) exempt(r *http.Request) bool {
+	if h.c.exemptFn != nil && h.c.exemptFn(r) {
+		return true
+	}
+	if len(h.c.exempt) == 0 {
+		return false
+	}
+	p := r.URL.Path
+	if !isClean(p) {
+		return false
+	}
+	for _, e := range h.c.exempt {
+		if prefix, ok := strings.CutSuffix(e, "*"); ok {
+			if strings.HasPrefix(p, prefix) {
+				return true
+			}
+		} else if p == e {
+			return true
+		}
+	}
+	return false
+}
+
+// isClean reports whether p is an absolute path without empty, "." or ".."
+// segments (a trailing slash is allowed), so prefix matching cannot be
+// walked around.
+func isClean(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	segs := strings.Split(p[1:], "/")
+	for i, s := range segs {
+		switch {
+		case s == "" && i == len(segs)-1:
+		case s == "", s == ".", s == "..":
+			return false
+		}
+	}
+	return true
+}
+
+// deny logs d and writes it.
+func (h *handler) deny(w http.ResponseWriter, r *http.Request, d *Denial) {
+	// Logs carry the method and never the path: a path can hold anything
+	// a client typed, a raw key included.
+	switch {
+	case d.Err != nil && r.Context().Err() == nil:
+		h.c.log.WarnContext(r.Context(), "API key could not be checked", "method", r.Method, "err", d.Err)
+	default:
+		h.c.log.DebugContext(r.Context(), "request refused", "method", r.Method, "status", d.Status,
+			"decision", d.Decision, "key_id", d.KeyID, "err", d.Err)
+	}
+	writeDenial(w, r, h.c.write, d)
+}
+
+const (
+	errBadAgent    = "X-Keyward-Agent must be printable text of at most 200 bytes"
+	errInvalidKey  = "invalid API key"
+	errUnavailable = "API keys cannot be checked right now: try again shortly"
+	errPermissions = "the API key lacks the required permissions"
+)
+
+// unavailable is the refusal of a request whose key could not be checked.
+func unavailable(err error) *Denial {
+	return &Denial{Status: http.StatusServiceUnavailable, Code: keyward.EUNAVAILABLE, Detail: errUnavailable, Err: err}
+}
+
+// denialOf maps a refused result to its status and client-safe detail, as
+// the keyward server does for its own routes.
+func denialOf(res *keyward.VerifyResult) *Denial {
+	d := &Denial{Decision: res.Code, KeyID: res.KeyID}
+	switch c := res.Code; {
+	case c.Unauthenticated():
+		d.Status, d.Code, d.Detail = http.StatusUnauthorized, keyward.EUNAUTHORIZED, errInvalidKey
+	case c == keyward.DecisionInsufficientPermissions:
+		d.Status, d.Code, d.Detail = http.StatusForbidden, keyward.EFORBIDDEN, errPermissions
+	case c == keyward.DecisionIPBlocked, c == keyward.DecisionIPNotAllowed:
+		d.Status, d.Code, d.Detail = http.StatusForbidden, keyward.EFORBIDDEN, "requests from this address are not allowed"
+	case c == keyward.DecisionRateLimited:
+		d.Status, d.Code, d.Detail = http.StatusTooManyRequests, keyward.ERATELIMITED, "rate limit exceeded: slow down"
+	case c == keyward.DecisionUsageExceeded:
+		d.Status, d.Code, d.Detail = http.StatusTooManyRequests, keyward.ERATELIMITED, "usage quota exhausted"
+	case c == keyward.DecisionUnavailable:
+		d.Status, d.Code, d.Detail = http.StatusServiceUnavailable, keyward.EUNAVAILABLE, errUnavailable
+	default:
+		// An unknown code, or VALID with valid false: fail closed.
+		d.Status, d.Code, d.Detail = http.StatusServiceUnavailable, keyward.EUNAVAILABLE, errUnavailable
+		d.Err = keyward.Errorf(keyward.EINTERNAL, "the verifier answered code %q with valid=%t", res.Code, res.Valid)
+	}
+	return d
+}
+
+// identityOf returns the identity of a valid result for this request: a
+// copy whose agent is the request's own.
+func identityOf(res *keyward.VerifyResult, agent string) *keyward.Identity {
+	var id keyward.Identity
+	if res.Identity != nil {
+		id = *res.Identity
+	} else {
+		id = keyward.Identity{KeyID: res.KeyID, Permissions: res.Permissions, ExpiresAt: res.ExpiresAt}
+	}
+	if id.KeyID == "" {
+		id.KeyID = res.KeyID
+	}
+	id.Agent = agent
+	return &id
+}
+
+// agentOf returns the X-Keyward-Agent header, checked as the server does.
+func agentOf(r *http.Request) (string, bool) {
+	vs := r.Header.Values(HeaderAgent)
+	switch len(vs) {
+	case 0:
+		return "", true
+	case 1:
+	default:
+		return "", false
+	}
+	a := strings.TrimSpace(vs[0])
+	if len(a) > MaxAgentLen || !utf8.ValidString(a) || strings.ContainsFunc(a, unicode.IsControl) {
+		return "", false
+	}
+	return a, true
+}
