@@ -156,14 +156,20 @@ type Identity struct {
 	Role      Role   `json:"role"`
 	// Agent is the agent named by the request (X-Keyward-Agent); it is
 	// informational and never grants anything.
-	Agent       string     `json:"agent,omitempty"`
-	Permissions []string   `json:"permissions,omitempty"`
-	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	Agent       string   `json:"agent,omitempty"`
+	Permissions []string `json:"permissions,omitempty"`
+	// ExpiresAt is when the key stops working: its expiry or, for a key
+	// rotated with a grace window, the end of the window, whichever is
+	// first.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Retiring is set for a rotated key in its grace window: it still
+	// authenticates, but may not change anything (use its replacement).
+	Retiring bool `json:"retiring,omitempty"`
 }
 
 // IdentityOf returns the identity of key k acting through agent.
 func IdentityOf(k *Key, agent string) *Identity {
-	return &Identity{
+	id := &Identity{
 		KeyID:       k.ID,
 		AccountID:   k.AccountID,
 		UserID:      k.UserID,
@@ -171,7 +177,12 @@ func IdentityOf(k *Key, agent string) *Identity {
 		Agent:       agent,
 		Permissions: k.Permissions,
 		ExpiresAt:   k.ExpiresAt,
+		Retiring:    k.RevokedAt != nil,
 	}
+	if k.RevokedAt != nil && (k.ExpiresAt == nil || k.RevokedAt.Before(*k.ExpiresAt)) {
+		id.ExpiresAt = k.RevokedAt
+	}
+	return id
 }
 
 // ValidateOwner checks that a key's role and owner fit together: a root key

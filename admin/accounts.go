@@ -9,10 +9,11 @@ import (
 
 // CreateAccount creates an account. Root only.
 func (s *Service) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*keyward.Account, error) {
-	id, err := caller(ctx)
+	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	if err := requireRoot(id, "create accounts"); err != nil {
 		return nil, err
 	}
@@ -68,10 +69,11 @@ func (s *Service) Accounts(ctx context.Context, p keyward.Page) (*keyward.Accoun
 // UpdateAccount renames, re-prefixes, disables or enables an account. Root
 // only. Disabling an account makes all its keys answer DISABLED at once.
 func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward.AccountUpdate) (*keyward.Account, error) {
-	id, err := caller(ctx)
+	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	if err := requireRoot(id, "update accounts"); err != nil {
 		return nil, err
 	}
@@ -112,10 +114,11 @@ func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward
 
 // DeleteAccount deletes an account with its users and keys. Root only.
 func (s *Service) DeleteAccount(ctx context.Context, accountID string) error {
-	id, err := caller(ctx)
+	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	if err := requireRoot(id, "delete accounts"); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ package admin
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -37,6 +38,8 @@ type Config struct {
 // keyward.KeyService. Every method acts for the identity in its context
 // (keyward.NewContextWithIdentity) and returns EUNAUTHORIZED without one.
 type Service struct {
+	mu sync.Mutex // serialises changes with their notices; see writer
+
 	store    keyward.Store
 	hasher   *apikey.Hasher
 	verifier *verify.Engine
@@ -81,6 +84,26 @@ func caller(ctx context.Context) (*keyward.Identity, error) {
 		return nil, keyward.Errorf(keyward.EUNAUTHORIZED, "authentication required")
 	}
 	return id, nil
+}
+
+// writer returns the authenticated identity of ctx for a change, and locks
+// the service until the returned unlock is called. A rotated key in its
+// grace window may not change anything: it was replaced, perhaps because it
+// leaked.
+//
+// The lock makes observers hear of changes in the order they were
+// committed: without it a slow notice of an older state (a key enabled)
+// could overwrite a newer one (the same key disabled) in the cache.
+func (s *Service) writer(ctx context.Context) (*keyward.Identity, func(), error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if id.Retiring {
+		return nil, nil, keyward.Errorf(keyward.EFORBIDDEN, "key %s was rotated and may only authenticate until its grace ends: use its replacement", id.KeyID)
+	}
+	s.mu.Lock()
+	return id, s.mu.Unlock, nil
 }
 
 func (s *Service) keyChanged(k *keyward.Key) {

@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -308,5 +309,85 @@ func TestVerifyKeyIsScopedToCallersAccount(t *testing.T) {
 	res := must(e.svc.VerifyKey(ctx, keyward.VerifyRequest{Key: userB.Secret}))
 	if res.Valid || res.Code != keyward.DecisionNotFound || res.KeyID != "" {
 		t.Fatalf("other account key answered %+v, want NOT_FOUND and nothing else", res)
+	}
+}
+
+func TestRetiringKeyMayNotChangeAnything(t *testing.T) {
+	e := newEnv(t)
+	a, u, adminKey, _ := e.tenant(t, "acme", "memories:read")
+	must(e.svc.RotateKey(e.root, adminKey.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)}))
+	old := must(e.store.Key(t.Context(), adminKey.ID))
+	id := keyward.IdentityOf(old, "")
+	if !id.Retiring || !id.ExpiresAt.Equal(*old.GraceUntil) {
+		t.Fatalf("identity of a key in grace = %+v, want retiring, expiring with its grace", id)
+	}
+	ctx := keyward.NewContextWithIdentity(t.Context(), id)
+	_, err := e.svc.CreateKey(ctx, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID})
+	wantCode(t, err, keyward.EFORBIDDEN)
+	_, err = e.svc.RotateKey(ctx, adminKey.ID, keyward.KeyRotate{})
+	wantCode(t, err, keyward.EFORBIDDEN)
+	// It may still read.
+	if _, err := e.svc.Account(ctx, a.ID); err != nil {
+		t.Fatalf("a key in grace could not read its account: %v", err)
+	}
+}
+
+func TestOnlyRootSetsMeta(t *testing.T) {
+	e := newEnv(t)
+	a, u, adminKey, userKey := e.tenant(t, "acme")
+	meta := []byte(`{"plan":"pro"}`)
+	_, err := e.svc.CreateKey(as(t, &adminKey.Key), keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Meta: meta})
+	wantCode(t, err, keyward.EFORBIDDEN)
+	raw := json.RawMessage(meta)
+	_, err = e.svc.UpdateKey(as(t, &userKey.Key), userKey.ID, keyward.KeyUpdate{Meta: &raw})
+	wantCode(t, err, keyward.EFORBIDDEN)
+	k := must(e.svc.UpdateKey(e.root, userKey.ID, keyward.KeyUpdate{Meta: &raw}))
+	if string(k.Meta) != string(meta) {
+		t.Fatalf("meta = %s", k.Meta)
+	}
+}
+
+func TestLastRootKeyCannotBeDeleted(t *testing.T) {
+	e := newEnv(t)
+	rootID := keyward.IdentityFrom(e.root).KeyID
+	err := e.svc.DeleteKey(e.root, rootID)
+	wantCode(t, err, keyward.ECONFLICT)
+	second := must(e.svc.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot}))
+	if err := e.svc.DeleteKey(e.root, rootID); err != nil {
+		t.Fatalf("deleting a root key with another one left: %v", err)
+	}
+	err = e.svc.DeleteKey(as(t, &second.Key), second.ID)
+	wantCode(t, err, keyward.ECONFLICT)
+}
+
+func TestVerifyKeyRejectsBadAgent(t *testing.T) {
+	e := newEnv(t)
+	_, _, _, userKey := e.tenant(t, "acme")
+	_, err := e.svc.VerifyKey(e.root, keyward.VerifyRequest{Key: userKey.Secret, Agent: "bot\nX-Injected: 1"})
+	wantCode(t, err, keyward.EINVALID)
+}
+
+// TestCacheFollowsCommitOrder toggles one key from many goroutines; however
+// the notices interleave, the cache must end in the state the store holds.
+func TestCacheFollowsCommitOrder(t *testing.T) {
+	e := newEnv(t)
+	_, _, _, userKey := e.tenant(t, "acme")
+	var wg sync.WaitGroup
+	for i := range 16 {
+		disabled := i%2 == 0
+		wg.Go(func() {
+			if _, err := e.svc.UpdateKey(e.root, userKey.ID, keyward.KeyUpdate{Disabled: &disabled}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	stored := must(e.store.Key(t.Context(), userKey.ID))
+	want := keyward.DecisionValid
+	if stored.Disabled {
+		want = keyward.DecisionDisabled
+	}
+	if got := e.engine.Verify(t.Context(), verify.Request{Key: userKey.Secret}).Decision; got != want {
+		t.Fatalf("cache says %s, store says disabled=%v", got, stored.Disabled)
 	}
 }

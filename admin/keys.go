@@ -22,10 +22,11 @@ const PermissionVerify = "keys:verify"
 // root; a user keys for itself. No key may hold a permission, role or
 // lifetime beyond the caller's.
 func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.CreatedKey, error) {
-	id, err := caller(ctx)
+	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	if c.Role == "" && c.UserID != "" {
 		c.Role = keyward.RoleUser
 	}
@@ -38,6 +39,9 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 	}
 	meta, err := normalizeMeta(c.Meta)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkMeta(id, meta); err != nil {
 		return nil, err
 	}
 	now := s.utc()
@@ -198,7 +202,7 @@ func (s *Service) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page)
 		f.AccountID = id.AccountID
 	case keyward.RoleUser:
 		if (f.AccountID != "" && f.AccountID != id.AccountID) || (f.UserID != "" && f.UserID != id.UserID) {
-			return nil, notFound("user", f.UserID)
+			return &keyward.KeyList{Items: []*keyward.Key{}}, nil
 		}
 		f.AccountID, f.UserID = id.AccountID, id.UserID
 	}
@@ -215,10 +219,11 @@ func (s *Service) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page)
 // UpdateKey changes a key's name, permissions, meta, expiry or disabled
 // flag. Permissions and expiry may not exceed the caller's.
 func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpdate) (*keyward.Key, error) {
-	id, err := caller(ctx)
+	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	if _, err := s.visibleKey(ctx, id, keyID); err != nil {
 		return nil, err
 	}
@@ -236,6 +241,9 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 	var meta []byte
 	if u.Meta != nil {
 		if meta, err = normalizeMeta(*u.Meta); err != nil {
+			return nil, err
+		}
+		if err := checkMeta(id, meta); err != nil {
 			return nil, err
 		}
 	}
@@ -282,10 +290,11 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 // RevokeKey makes a key stop working at once, also one in a rotation grace
 // window. Revoking a revoked key changes nothing.
 func (s *Service) RevokeKey(ctx context.Context, keyID string) (*keyward.Key, error) {
-	id, err := caller(ctx)
+	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	if _, err := s.visibleKey(ctx, id, keyID); err != nil {
 		return nil, err
 	}
@@ -309,10 +318,11 @@ func (s *Service) RevokeKey(ctx context.Context, keyID string) (*keyward.Key, er
 // RotateKey issues a replacement for a key with the same role, owner,
 // permissions, meta and expiry; the old key keeps working for r.Grace.
 func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRotate) (*keyward.CreatedKey, error) {
-	id, err := caller(ctx)
+	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	grace := time.Duration(r.Grace)
 	if grace > MaxGrace {
 		return nil, keyward.Errorf(keyward.EINVALID, "grace %s is longer than the maximum %s", grace, MaxGrace)
@@ -361,14 +371,27 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 
 // DeleteKey deletes a key; it stops verifying at once.
 func (s *Service) DeleteKey(ctx context.Context, keyID string) error {
-	id, err := caller(ctx)
+	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return err
 	}
-	if _, err := s.visibleKey(ctx, id, keyID); err != nil {
+	defer unlock()
+	k, err := s.visibleKey(ctx, id, keyID)
+	if err != nil {
 		return err
 	}
-	k, err := s.store.DeleteKey(ctx, keyID)
+	if k.Role == keyward.RoleRoot {
+		roots, _, err := s.store.Keys(ctx, keyward.KeyFilter{Role: keyward.RoleRoot}, keyward.Page{Limit: 2})
+		if err != nil {
+			return err
+		}
+		if len(roots) < 2 {
+			return keyward.Errorf(keyward.ECONFLICT, "key %s is the last root key: create another root key first, or revoke this one instead", keyID)
+		}
+	}
+	if k, err = s.store.DeleteKey(ctx, keyID); err != nil {
+		return err
+	}
 	if err != nil {
 		return err
 	}
@@ -387,6 +410,9 @@ func (s *Service) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyw
 	}
 	if !isRoot(id) && !slices.Contains(id.Permissions, PermissionVerify) {
 		return nil, keyward.Errorf(keyward.EFORBIDDEN, "verifying keys needs a root key or a key with the %s permission", PermissionVerify)
+	}
+	if err := validateAgent(r.Agent); err != nil {
+		return nil, err
 	}
 	req := verify.Request{Key: r.Key, Permissions: r.Permissions, Agent: r.Agent}
 	if r.IP != "" {

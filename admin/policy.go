@@ -77,3 +77,12 @@ func checkGrant(id *keyward.Identity, role keyward.Role, perms []string, expires
 func notFound(kind, id string) error {
 	return keyward.Errorf(keyward.ENOTFOUND, "%s %s not found", kind, id)
 }
+
+// checkMeta refuses meta from a non-root caller: verifiers trust a key's
+// meta (a plan, a tenant), so setting it is a power only root holds.
+func checkMeta(id *keyward.Identity, meta []byte) error {
+	if len(meta) > 0 && !isRoot(id) {
+		return keyward.Errorf(keyward.EFORBIDDEN, "only a root key may set meta: services that verify keys trust it")
+	}
+	return nil
+}

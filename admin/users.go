@@ -9,10 +9,11 @@ import (
 
 // CreateUser creates a user in an account: root, or the account's admins.
 func (s *Service) CreateUser(ctx context.Context, accountID string, c keyward.UserCreate) (*keyward.User, error) {
-	id, err := caller(ctx)
+	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	if err := requireAccountManager(id, accountID, "create users"); err != nil {
 		return nil, err
 	}
@@ -84,10 +85,11 @@ func (s *Service) Users(ctx context.Context, accountID string, p keyward.Page) (
 
 // DeleteUser deletes a user and its keys: root, or the account's admins.
 func (s *Service) DeleteUser(ctx context.Context, accountID, userID string) error {
-	id, err := caller(ctx)
+	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	if err := requireAccountManager(id, accountID, "delete users"); err != nil {
 		return err
 	}

@@ -85,3 +85,15 @@ func normalizeMeta(meta json.RawMessage) (json.RawMessage, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// maxAgentLen bounds an agent name.
+const maxAgentLen = 200
+
+// validateAgent checks an agent name: it is echoed in identities, logs and
+// headers, so it must be short printable text.
+func validateAgent(a string) error {
+	if len(a) > maxAgentLen || !utf8.ValidString(a) || strings.ContainsFunc(a, unicode.IsControl) {
+		return keyward.Errorf(keyward.EINVALID, "agent must be printable text of at most %d bytes", maxAgentLen)
+	}
+	return nil
+}

@@ -70,10 +70,11 @@ var roleTable = []struct {
 		want{root: 201, adminOf: 201, adminOther: 403, userOf: 403, userOther: 403}},
 	{"POST /v1/keys", `{"role":"root"}`, onlyRoot(201)},
 	{"GET /v1/keys", ``, anyKey(200)},
-	{"GET /v1/keys?account_id={account}", ``, keyOwner(200)},
-	// A user_id filter outside an admin's account finds nothing (an empty
-	// page); an account_id filter outside it is not found.
-	{"GET /v1/keys?user_id={user}", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 200, userOther: 404}},
+	// A filter outside an admin's account: an account_id is not found, a
+	// user_id finds nothing (an empty page). A user's filter on anyone but
+	// itself finds nothing.
+	{"GET /v1/keys?account_id={account}", ``, want{root: 200, adminOf: 200, adminOther: 404, userOf: 200, userOther: 200}},
+	{"GET /v1/keys?user_id={user}", ``, anyKey(200)},
 	{"GET /v1/keys/{key}", ``, keyOwner(200)},
 	{"GET /v1/keys/{admin_key}", ``, want{root: 200, adminOf: 200, adminOther: 404, userOf: 404, userOther: 404}},
 	{"PATCH /v1/keys/{key}", `{"name":"renamed"}`, keyOwner(200)},

@@ -25,10 +25,11 @@ func (e *Engine) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keywa
 func (r Result) VerifyResult() *keyward.VerifyResult {
 	out := &keyward.VerifyResult{Valid: r.Decision.Valid(), Code: r.Decision}
 	if r.Key != nil {
+		id := r.Identity()
 		out.KeyID = r.Key.ID
-		out.ExpiresAt = r.Key.ExpiresAt
+		out.ExpiresAt = id.ExpiresAt // a rotated key ends with its grace
 		if out.Valid {
-			out.Identity = r.Identity()
+			out.Identity = id
 			out.Permissions = r.Key.Permissions
 			out.Meta = r.Key.Meta
 		}

@@ -83,7 +83,7 @@ func TestLifecycle(t *testing.T) {
 	s.okJSON(t, root, &root2, "keys", "create", "--role", "root", "--name", "ops")
 	s.okJSON(t, root, &admin, "keys", "create", "--account", acme.ID, "--role", "account_admin", "--name", "ci",
 		"--permission", "keys:verify", "--permission", "memories:read")
-	s.okJSON(t, admin.Secret, &user, "keys", "create", "--account", acme.ID, "--user", alice.ID, "--name", "laptop",
+	s.okJSON(t, root, &user, "keys", "create", "--account", acme.ID, "--user", alice.ID, "--name", "laptop",
 		"--permission", "memories:read", "--meta", `{"plan":"pro"}`, "--expires", "30d")
 	for _, k := range []keyward.CreatedKey{root2, admin, user} {
 		if _, ok := apikey.Parse(k.Secret); !ok {
