@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward"
 )
@@ -23,7 +24,7 @@ const DefaultURL = "http://127.0.0.1:8080"
 const maxResponseBytes = 64 << 20
 
 // Client talks to a keyward server. The zero value is usable: it talks to
-// DefaultURL without a key using http.DefaultClient. Its fields must not
+// DefaultURL without a key. Its fields must not
 // change while requests are in flight.
 type Client struct {
 	// URL is the server's base URL, e.g. https://keyward.example.com; a
@@ -34,7 +35,8 @@ type Client struct {
 	// Agent, if set, is sent as X-Keyward-Agent and appears in the
 	// identity of the calls.
 	Agent string
-	// HTTPClient sends the requests; nil means http.DefaultClient.
+	// HTTPClient sends the requests; nil means a client that follows no
+	// redirects and gives up after 30 seconds.
 	HTTPClient *http.Client
 }
 
@@ -51,26 +53,22 @@ func New(url string, apiKey keyward.Secret) *Client {
 
 // CreateAccount creates an account (root only).
 func (c *Client) CreateAccount(ctx context.Context, in keyward.AccountCreate) (*keyward.Account, error) {
-	var out keyward.Account
-	return &out, c.do(ctx, http.MethodPost, "/v1/accounts", nil, in, &out)
+	return send[keyward.Account](ctx, c, http.MethodPost, "/v1/accounts", nil, in)
 }
 
 // Account returns an account.
 func (c *Client) Account(ctx context.Context, id string) (*keyward.Account, error) {
-	var out keyward.Account
-	return &out, c.do(ctx, http.MethodGet, path("/v1/accounts", id), nil, nil, &out)
+	return send[keyward.Account](ctx, c, http.MethodGet, path("/v1/accounts", id), nil, nil)
 }
 
 // Accounts returns one page of accounts.
 func (c *Client) Accounts(ctx context.Context, p keyward.Page) (*keyward.AccountList, error) {
-	var out keyward.AccountList
-	return &out, c.do(ctx, http.MethodGet, "/v1/accounts", pageQuery(p), nil, &out)
+	return send[keyward.AccountList](ctx, c, http.MethodGet, "/v1/accounts", pageQuery(p), nil)
 }
 
 // UpdateAccount changes the fields of u that are set.
 func (c *Client) UpdateAccount(ctx context.Context, id string, u keyward.AccountUpdate) (*keyward.Account, error) {
-	var out keyward.Account
-	return &out, c.do(ctx, http.MethodPatch, path("/v1/accounts", id), nil, u, &out)
+	return send[keyward.Account](ctx, c, http.MethodPatch, path("/v1/accounts", id), nil, u)
 }
 
 // DeleteAccount deletes an account with its users and keys.
@@ -80,20 +78,17 @@ func (c *Client) DeleteAccount(ctx context.Context, id string) error {
 
 // CreateUser creates a user in an account.
 func (c *Client) CreateUser(ctx context.Context, accountID string, in keyward.UserCreate) (*keyward.User, error) {
-	var out keyward.User
-	return &out, c.do(ctx, http.MethodPost, path("/v1/accounts", accountID, "users"), nil, in, &out)
+	return send[keyward.User](ctx, c, http.MethodPost, path("/v1/accounts", accountID, "users"), nil, in)
 }
 
 // User returns a user of an account.
 func (c *Client) User(ctx context.Context, accountID, id string) (*keyward.User, error) {
-	var out keyward.User
-	return &out, c.do(ctx, http.MethodGet, path("/v1/accounts", accountID, "users", id), nil, nil, &out)
+	return send[keyward.User](ctx, c, http.MethodGet, path("/v1/accounts", accountID, "users", id), nil, nil)
 }
 
 // Users returns one page of an account's users.
 func (c *Client) Users(ctx context.Context, accountID string, p keyward.Page) (*keyward.UserList, error) {
-	var out keyward.UserList
-	return &out, c.do(ctx, http.MethodGet, path("/v1/accounts", accountID, "users"), pageQuery(p), nil, &out)
+	return send[keyward.UserList](ctx, c, http.MethodGet, path("/v1/accounts", accountID, "users"), pageQuery(p), nil)
 }
 
 // DeleteUser deletes a user and its keys.
@@ -103,14 +98,12 @@ func (c *Client) DeleteUser(ctx context.Context, accountID, id string) error {
 
 // CreateKey issues a key; the result carries its secret, shown this once.
 func (c *Client) CreateKey(ctx context.Context, in keyward.KeyCreate) (*keyward.CreatedKey, error) {
-	var out keyward.CreatedKey
-	return &out, c.do(ctx, http.MethodPost, "/v1/keys", nil, in, &out)
+	return send[keyward.CreatedKey](ctx, c, http.MethodPost, "/v1/keys", nil, in)
 }
 
 // Key returns a key (never its secret).
 func (c *Client) Key(ctx context.Context, id string) (*keyward.Key, error) {
-	var out keyward.Key
-	return &out, c.do(ctx, http.MethodGet, path("/v1/keys", id), nil, nil, &out)
+	return send[keyward.Key](ctx, c, http.MethodGet, path("/v1/keys", id), nil, nil)
 }
 
 // Keys returns one page of the keys matching f.
@@ -125,39 +118,33 @@ func (c *Client) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) 
 	if f.Role != "" {
 		q.Set("role", string(f.Role))
 	}
-	var out keyward.KeyList
-	return &out, c.do(ctx, http.MethodGet, "/v1/keys", q, nil, &out)
+	return send[keyward.KeyList](ctx, c, http.MethodGet, "/v1/keys", q, nil)
 }
 
 // UpdateKey changes the fields of u that are set.
 func (c *Client) UpdateKey(ctx context.Context, id string, u keyward.KeyUpdate) (*keyward.Key, error) {
-	var out keyward.Key
-	return &out, c.do(ctx, http.MethodPatch, path("/v1/keys", id), nil, u, &out)
+	return send[keyward.Key](ctx, c, http.MethodPatch, path("/v1/keys", id), nil, u)
 }
 
 // DisableKey disables a key (POST /v1/keys/{id}/disable).
 func (c *Client) DisableKey(ctx context.Context, id string) (*keyward.Key, error) {
-	var out keyward.Key
-	return &out, c.do(ctx, http.MethodPost, path("/v1/keys", id, "disable"), nil, nil, &out)
+	return send[keyward.Key](ctx, c, http.MethodPost, path("/v1/keys", id, "disable"), nil, nil)
 }
 
 // EnableKey enables a disabled key (POST /v1/keys/{id}/enable).
 func (c *Client) EnableKey(ctx context.Context, id string) (*keyward.Key, error) {
-	var out keyward.Key
-	return &out, c.do(ctx, http.MethodPost, path("/v1/keys", id, "enable"), nil, nil, &out)
+	return send[keyward.Key](ctx, c, http.MethodPost, path("/v1/keys", id, "enable"), nil, nil)
 }
 
 // RevokeKey makes a key stop working at once.
 func (c *Client) RevokeKey(ctx context.Context, id string) (*keyward.Key, error) {
-	var out keyward.Key
-	return &out, c.do(ctx, http.MethodPost, path("/v1/keys", id, "revoke"), nil, nil, &out)
+	return send[keyward.Key](ctx, c, http.MethodPost, path("/v1/keys", id, "revoke"), nil, nil)
 }
 
 // RotateKey issues a replacement for a key; the old one keeps working for
 // r.Grace.
 func (c *Client) RotateKey(ctx context.Context, id string, r keyward.KeyRotate) (*keyward.CreatedKey, error) {
-	var out keyward.CreatedKey
-	return &out, c.do(ctx, http.MethodPost, path("/v1/keys", id, "rotate"), nil, r, &out)
+	return send[keyward.CreatedKey](ctx, c, http.MethodPost, path("/v1/keys", id, "rotate"), nil, r)
 }
 
 // DeleteKey deletes a key.
@@ -169,14 +156,12 @@ func (c *Client) DeleteKey(ctx context.Context, id string) error {
 // outcome for the key is a result (see its Code); an error is about the
 // caller's own key or an outage.
 func (c *Client) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyward.VerifyResult, error) {
-	var out keyward.VerifyResult
-	return &out, c.do(ctx, http.MethodPost, "/v1/keys/verify", nil, r, &out)
+	return send[keyward.VerifyResult](ctx, c, http.MethodPost, "/v1/keys/verify", nil, r)
 }
 
 // WhoAmI returns the identity of the client's key.
 func (c *Client) WhoAmI(ctx context.Context) (*keyward.Identity, error) {
-	var out keyward.Identity
-	return &out, c.do(ctx, http.MethodGet, "/v1/whoami", nil, nil, &out)
+	return send[keyward.Identity](ctx, c, http.MethodGet, "/v1/whoami", nil, nil)
 }
 
 // base returns the server URL without a trailing slash.
@@ -187,11 +172,32 @@ func (c *Client) base() string {
 	return strings.TrimRight(c.URL, "/")
 }
 
+// defaultHTTPClient follows no redirects: a redirect would carry the API
+// key (Go keeps Authorization on a same-host redirect, even from https to
+// http) and re-send bodies that hold keys being verified. It also bounds
+// every call.
+var defaultHTTPClient = &http.Client{
+	Timeout: 30 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+}
+
 func (c *Client) httpClient() *http.Client {
 	if c.HTTPClient != nil {
 		return c.HTTPClient
 	}
-	return http.DefaultClient
+	return defaultHTTPClient
+}
+
+// send sends one request and returns the decoded 2xx body, or nil and the
+// error.
+func send[T any](ctx context.Context, c *Client, method, p string, q url.Values, in any) (*T, error) {
+	var out T
+	if err := c.do(ctx, method, p, q, in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // do sends one request and decodes a 2xx JSON body into out (if not nil),

@@ -125,3 +125,24 @@ func TestDependencies(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectsAreNotFollowed: a redirect would carry the API key and the
+// body (a key being verified) to wherever it points.
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	var followed bool
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		followed = true
+	}))
+	defer target.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusPermanentRedirect)
+	}))
+	defer srv.Close()
+	res, err := client.New(srv.URL, secret).VerifyKey(t.Context(), keyward.VerifyRequest{Key: "kw_user_x"})
+	if err == nil || res != nil {
+		t.Fatalf("VerifyKey through a redirect = %+v, %v; want nil and an error", res, err)
+	}
+	if followed {
+		t.Fatal("the client followed the redirect")
+	}
+}
