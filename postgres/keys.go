@@ -1,0 +1,356 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyward/keyward"
+)
+
+// keyCols are the columns of a key under the alias k, in scanKey's order,
+// followed by its account's disabled flag (false for root keys).
+const keyCols = `k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
+	COALESCE(k.account_id, ''), COALESCE(k.user_id, ''), k.permissions, k.meta, k.expires_at, k.disabled,
+	k.revoked_at, COALESCE(k.rotated_from, ''), k.grace_until, k.created_at, COALESCE(k.created_by, ''),
+	k.last_used_at, k.updated_at`
+
+// returningKey ends an INSERT, UPDATE or DELETE on keys AS k with the key
+// as scanKey reads it.
+const returningKey = " RETURNING " + keyCols +
+	", COALESCE((SELECT a.disabled FROM accounts a WHERE a.id = k.account_id), false)"
+
+// selectKey reads keys with their account's disabled flag; it is completed
+// by a WHERE clause.
+const selectKey = "SELECT " + keyCols + ", COALESCE(a.disabled, false) FROM keys k LEFT JOIN accounts a ON a.id = k.account_id"
+
+// keyConflicts are the messages of the constraints a key insert can break.
+func keyConflicts(k *keyward.Key) conflicts {
+	return conflicts{
+		"keys_pkey":         fmt.Sprintf("key %s already exists", k.ID),
+		"keys_hash_key":     "a key with the same hash already exists",
+		"keys_account_fkey": fmt.Sprintf("account %s not found", k.AccountID),
+		"keys_user_fkey":    fmt.Sprintf("user %s not found in account %s", k.UserID, k.AccountID),
+	}
+}
+
+// CreateKey inserts k. ENOTFOUND if its account or user does not exist (or
+// the user is not in the account), ECONFLICT if the id or hash is taken,
+// EINVALID if the role does not match the account and user or the meta is
+// not JSON. It fills k.AccountDisabled from the account, so a caller that
+// caches k caches the state a read would return.
+func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
+	stored, err := s.insertKey(ctx, s.pool, k)
+	if err != nil {
+		return fmt.Errorf("postgres: create key %s: %w", k.ID, err)
+	}
+	k.AccountDisabled = stored.AccountDisabled
+	return nil
+}
+
+// BootstrapRootKey inserts k, a root key, only if the database holds no
+// root key yet; ECONFLICT otherwise. Bootstraps serialise on an advisory
+// lock of the schema, held to the end of the transaction, so of concurrent
+// bootstraps from any number of instances exactly one inserts.
+func (s *Store) BootstrapRootKey(ctx context.Context, k *keyward.Key) error {
+	if k.Role != keyward.RoleRoot {
+		return keyward.Errorf(keyward.EINVALID, "postgres: bootstrap root key %s: the bootstrap key must have role root, not %q", k.ID, k.Role)
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey(s.schema, "bootstrap")); err != nil {
+			return s.dbError(err, nil)
+		}
+		// Read committed: this statement's snapshot is taken after the lock
+		// is held, so it sees the key of a bootstrap that committed before.
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'root')").Scan(&exists); err != nil {
+			return s.dbError(err, nil)
+		}
+		if exists {
+			return keyward.Errorf(keyward.ECONFLICT, "a root key already exists")
+		}
+		_, err := s.insertKey(ctx, tx, k)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: bootstrap root key %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+// insertKey checks k's shape and inserts it; the foreign keys check its
+// account and user. It returns the key as stored.
+func (s *Store) insertKey(ctx context.Context, q querier, k *keyward.Key) (*keyward.Key, error) {
+	if err := validateKey(k); err != nil {
+		return nil, err
+	}
+	stored, err := scanKey(q.QueryRow(ctx, `INSERT INTO keys AS k (id, key_hash, pepper_version, start, prefix, name, role,
+		account_id, user_id, permissions, meta, expires_at, disabled, revoked_at, rotated_from, grace_until,
+		created_at, created_by, last_used_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`+returningKey,
+		k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
+		nullString(k.AccountID), nullString(k.UserID), permissions(k.Permissions), metaArg(k.Meta), k.ExpiresAt,
+		k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
+		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt))
+	if err != nil {
+		return nil, s.dbError(err, keyConflicts(k))
+	}
+	return stored, nil
+}
+
+// validateKey checks what the schema would reject, with clear messages.
+func validateKey(k *keyward.Key) error {
+	if k.ID == "" {
+		return keyward.Errorf(keyward.EINVALID, "key id is required")
+	}
+	if k.Hash == (keyward.KeyHash{}) {
+		return keyward.Errorf(keyward.EINVALID, "key hash is required")
+	}
+	if err := keyward.ValidateOwner(k.Role, k.AccountID, k.UserID); err != nil {
+		return err
+	}
+	return validateMeta(k.Meta)
+}
+
+func validateMeta(m json.RawMessage) error {
+	if len(m) > 0 && !json.Valid(m) {
+		return keyward.Errorf(keyward.EINVALID, "key meta must be valid JSON")
+	}
+	return nil
+}
+
+// Key returns the key with id. ENOTFOUND if none.
+func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
+	k, err := s.keyByID(ctx, s.pool, id, "")
+	if err != nil {
+		return nil, fmt.Errorf("postgres: key %s: %w", id, err)
+	}
+	return k, nil
+}
+
+// KeyByHash returns the key with hash h, with AccountDisabled filled.
+// ENOTFOUND if none. It is one prepared statement on the hash's unique
+// index.
+func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key, error) {
+	k, err := scanKey(s.pool.QueryRow(ctx, selectKey+" WHERE k.key_hash = $1", h[:]))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("postgres: key by hash: %w", keyward.Errorf(keyward.ENOTFOUND, "key not found"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: key by hash: %w", s.dbError(err, nil))
+	}
+	return k, nil
+}
+
+// keyByID reads a key; lock is "" or a locking clause.
+func (s *Store) keyByID(ctx context.Context, q querier, id, lock string) (*keyward.Key, error) {
+	k, err := scanKey(q.QueryRow(ctx, selectKey+" WHERE k.id = $1 "+lock, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, keyward.Errorf(keyward.ENOTFOUND, "key %s not found", id)
+	}
+	return k, s.dbError(err, nil)
+}
+
+// Keys lists the keys matching f by id after p.After.
+func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) ([]*keyward.Key, string, error) {
+	query, args := selectKey+" WHERE true", []any(nil)
+	for _, c := range []struct{ col, v string }{
+		{"k.account_id", f.AccountID}, {"k.user_id", f.UserID}, {"k.role", string(f.Role)},
+	} {
+		if c.v != "" {
+			args = append(args, c.v)
+			query += " AND " + c.col + " = $" + strconv.Itoa(len(args))
+		}
+	}
+	query, args = pageQuery(query, "k.id", args, p)
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list keys: %w", s.dbError(err, nil))
+	}
+	keys, err := collect(rows, scanKey)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list keys: %w", s.dbError(err, nil))
+	}
+	keys, next := page(keys, p, func(k *keyward.Key) string { return k.ID })
+	return keys, next, nil
+}
+
+// UpdateKey locks the key, applies fn and saves the result in one
+// transaction; an error from fn aborts it unchanged and is returned. fn
+// must not change the id, hash, pepper version, role, account or user
+// (EINVALID). It returns the key as stored.
+func (s *Store) UpdateKey(ctx context.Context, id string, fn func(*keyward.Key) error) (*keyward.Key, error) {
+	var out *keyward.Key
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		k, err := s.keyByID(ctx, tx, id, "FOR UPDATE OF k")
+		if err != nil {
+			return err
+		}
+		orig := k.Clone()
+		if err := fn(k); err != nil {
+			return err
+		}
+		out, err = s.saveKey(ctx, tx, orig, k)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: update key %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// RotateKey locks the key, lets fn change it and return its replacement,
+// then saves both in one transaction: either the old key is updated and
+// the new one inserted, or nothing changes. It returns both as stored.
+func (s *Store) RotateKey(ctx context.Context, id string, fn func(old *keyward.Key) (*keyward.Key, error)) (old, next *keyward.Key, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		k, err := s.keyByID(ctx, tx, id, "FOR UPDATE OF k")
+		if err != nil {
+			return err
+		}
+		orig := k.Clone()
+		n, err := fn(k)
+		if err != nil {
+			return err
+		}
+		if n == nil {
+			return keyward.Errorf(keyward.EINVALID, "rotation produced no replacement key")
+		}
+		if old, err = s.saveKey(ctx, tx, orig, k); err != nil {
+			return err
+		}
+		next, err = s.insertKey(ctx, tx, n)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: rotate key %s: %w", id, err)
+	}
+	return old, next, nil
+}
+
+// saveKey writes the mutable fields of k, loaded (and locked) as orig, and
+// returns the key as stored.
+func (s *Store) saveKey(ctx context.Context, tx pgx.Tx, orig, k *keyward.Key) (*keyward.Key, error) {
+	if k.ID != orig.ID || k.Hash != orig.Hash || k.PepperVersion != orig.PepperVersion ||
+		k.Role != orig.Role || k.AccountID != orig.AccountID || k.UserID != orig.UserID {
+		return nil, keyward.Errorf(keyward.EINVALID, "the id, hash, role, account and user of a key cannot change")
+	}
+	if err := validateMeta(k.Meta); err != nil {
+		return nil, err
+	}
+	stored, err := scanKey(tx.QueryRow(ctx, `UPDATE keys AS k SET start = $1, prefix = $2, name = $3,
+		permissions = $4, meta = $5, expires_at = $6, disabled = $7, revoked_at = $8, rotated_from = $9,
+		grace_until = $10, created_at = $11, created_by = $12, last_used_at = $13, updated_at = $14
+		WHERE k.id = $15`+returningKey,
+		k.Start, k.Prefix, k.Name, permissions(k.Permissions), metaArg(k.Meta),
+		k.ExpiresAt, k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
+		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt,
+		k.ID))
+	if err != nil {
+		return nil, s.dbError(err, nil)
+	}
+	return stored, nil
+}
+
+// DeleteKey deletes the key with id and returns it as it was.
+func (s *Store) DeleteKey(ctx context.Context, id string) (*keyward.Key, error) {
+	k, err := scanKey(s.pool.QueryRow(ctx, "DELETE FROM keys AS k WHERE k.id = $1"+returningKey, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = keyward.Errorf(keyward.ENOTFOUND, "key %s not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: delete key %s: %w", id, s.dbError(err, nil))
+	}
+	return k, nil
+}
+
+// touchKeys raises last_used_at to the latest use of each key in one
+// statement. The rows are locked in id order first, so concurrent batches
+// from several instances cannot deadlock on each other.
+const touchKeys = `WITH u AS (
+		SELECT t.id, max(t.at) AS at FROM unnest($1::text[], $2::timestamptz[]) AS t(id, at) GROUP BY t.id
+	), locked AS MATERIALIZED (
+		SELECT k.id FROM keys k JOIN u ON u.id = k.id
+		WHERE k.last_used_at IS NULL OR k.last_used_at < u.at
+		ORDER BY k.id FOR UPDATE OF k
+	)
+	UPDATE keys k SET last_used_at = GREATEST(k.last_used_at, u.at)
+	FROM u, locked WHERE k.id = u.id AND k.id = locked.id`
+
+// TouchKeys raises last_used_at of each key to the given time, never
+// lowering it, in one statement. Unknown ids are ignored.
+func (s *Store) TouchKeys(ctx context.Context, uses []keyward.KeyUse) error {
+	if len(uses) == 0 {
+		return nil
+	}
+	ids, ats := make([]string, len(uses)), make([]time.Time, len(uses))
+	for i, u := range uses {
+		ids[i], ats[i] = u.ID, u.At
+	}
+	if _, err := s.pool.Exec(ctx, touchKeys, ids, ats); err != nil {
+		return fmt.Errorf("postgres: touch %d keys: %w", len(uses), s.dbError(err, nil))
+	}
+	return nil
+}
+
+func scanKey(row pgx.Row) (*keyward.Key, error) {
+	var (
+		k           keyward.Key
+		hash, meta  []byte
+		role        string
+		createdAt   time.Time
+		updatedAt   time.Time
+		permissions []string
+	)
+	err := row.Scan(&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
+		&k.AccountID, &k.UserID, &permissions, &meta, &k.ExpiresAt, &k.Disabled,
+		&k.RevokedAt, &k.RotatedFrom, &k.GraceUntil, &createdAt, &k.CreatedBy,
+		&k.LastUsedAt, &updatedAt, &k.AccountDisabled)
+	if err != nil {
+		return nil, err
+	}
+	if k.Hash, err = toHash(hash); err != nil {
+		return nil, fmt.Errorf("key %s: %w", k.ID, err)
+	}
+	k.Role = keyward.Role(role)
+	k.Permissions = permissions
+	if k.Permissions == nil {
+		k.Permissions = []string{}
+	}
+	if meta != nil {
+		k.Meta = json.RawMessage(meta)
+	}
+	k.CreatedAt, k.UpdatedAt = createdAt.UTC(), updatedAt.UTC()
+	k.ExpiresAt, k.RevokedAt, k.GraceUntil, k.LastUsedAt = utc(k.ExpiresAt), utc(k.RevokedAt), utc(k.GraceUntil), utc(k.LastUsedAt)
+	return &k, nil
+}
+
+func toHash(b []byte) (keyward.KeyHash, error) {
+	var h keyward.KeyHash
+	if len(b) != len(h) {
+		return h, fmt.Errorf("stored key hash has %d bytes, want %d", len(b), len(h))
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+// permissions stores nil as an empty array.
+func permissions(p []string) []string {
+	if p == nil {
+		return []string{}
+	}
+	return p
+}
+
+// metaArg stores empty meta as NULL and anything else as its JSON text.
+func metaArg(m json.RawMessage) any {
+	if len(bytes.TrimSpace(m)) == 0 {
+		return nil
+	}
+	return string(m)
+}
