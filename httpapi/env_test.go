@@ -16,6 +16,7 @@ import (
 	"github.com/keyward/keyward/admin"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/gateway"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/keywardtest"
 	"github.com/keyward/keyward/verify"
@@ -67,14 +68,23 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	e.reg = prometheus.NewRegistry()
 	e.reg.MustRegister(engine)
 	e.svc = admin.New(admin.Config{Store: e.store, Hasher: e.hasher, Verifier: engine, Logger: log})
+	fa, err := gateway.NewForwardAuth(gateway.Config{
+		Verifier: engine,
+		Routes:   []gateway.Route{{PathPrefix: "/admin", Permissions: []string{"admin"}, Exempt: []string{"/admin/docs"}}},
+		Logger:   log,
+	})
+	if err != nil {
+		t.Fatalf("gateway.NewForwardAuth: %v", err)
+	}
 	e.srv = httpapi.New(httpapi.Config{
-		Service:    e.svc,
-		Engine:     engine,
-		Store:      e.store,
-		Gatherer:   e.reg,
-		Registerer: e.reg,
-		Logger:     log,
-		Version:    "test",
+		Service:     e.svc,
+		Engine:      engine,
+		Store:       e.store,
+		Gatherer:    e.reg,
+		Registerer:  e.reg,
+		ForwardAuth: fa,
+		Logger:      log,
+		Version:     "test",
 	})
 	e.ts = httptest.NewServer(e.srv)
 	t.Cleanup(e.ts.Close)

@@ -32,13 +32,17 @@ const MaxAgentLen = 200
 // Authentication failures. A key that was sent but refused always gets the
 // same detail: the client never learns which check failed (the log does).
 var (
-	errInvalidKey       = keyward.Errorf(keyward.EUNAUTHORIZED, "invalid API key")
-	errAuthUnavailable  = keyward.Errorf(keyward.EUNAVAILABLE, "API keys cannot be checked right now: try again shortly")
-	errMalformedID      = keyward.Errorf(keyward.ENOTFOUND, "not found: malformed id")
-	errBodyTooLarge     = keyward.Errorf(keyward.ETOOLARGE, "request body is larger than %d bytes", MaxBodyBytes)
-	errBadAgent         = keyward.Errorf(keyward.EINVALID, "%s must be printable text of at most %d bytes", HeaderAgent, MaxAgentLen)
-	errTrailingData     = keyward.Errorf(keyward.EINVALID, "request body must hold a single JSON object")
-	errInvalidBodyTypes = keyward.Errorf(keyward.EINVALID, "request body does not match the schema: check field types and formats (times are RFC 3339)")
+	errInvalidKey              = keyward.Errorf(keyward.EUNAUTHORIZED, "invalid API key")
+	errAuthUnavailable         = keyward.Errorf(keyward.EUNAVAILABLE, "API keys cannot be checked right now: try again shortly")
+	errRateLimited             = keyward.Errorf(keyward.ERATELIMITED, "rate limit exceeded: slow down")
+	errUsageExceeded           = keyward.Errorf(keyward.ERATELIMITED, "usage quota exhausted")
+	errIPRefused               = keyward.Errorf(keyward.EFORBIDDEN, "requests from this address are not allowed")
+	errInsufficientPermissions = keyward.Errorf(keyward.EFORBIDDEN, "the API key lacks the required permissions")
+	errMalformedID             = keyward.Errorf(keyward.ENOTFOUND, "not found: malformed id")
+	errBodyTooLarge            = keyward.Errorf(keyward.ETOOLARGE, "request body is larger than %d bytes", MaxBodyBytes)
+	errBadAgent                = keyward.Errorf(keyward.EINVALID, "%s must be printable text of at most %d bytes", HeaderAgent, MaxAgentLen)
+	errTrailingData            = keyward.Errorf(keyward.EINVALID, "request body must hold a single JSON object")
+	errInvalidBodyTypes        = keyward.Errorf(keyward.EINVALID, "request body does not match the schema: check field types and formats (times are RFC 3339)")
 )
 
 // noBody is the request type of operations that take no body. Decoding
@@ -97,7 +101,7 @@ func (s *Server) authenticate(r *http.Request) (*keyward.Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	agent, err := agentOf(r)
+	agent, err := Agent(r.Header)
 	if err != nil {
 		return nil, err
 	}
@@ -110,26 +114,38 @@ func (s *Server) authenticate(r *http.Request) (*keyward.Identity, error) {
 		keyID = res.Key.ID
 	}
 	s.log.DebugContext(r.Context(), "authentication refused", "decision", res.Decision, "key_id", keyID, "route", r.Pattern, "agent", agent)
-	switch d := res.Decision; {
-	case d.Unauthenticated():
-		return nil, errInvalidKey
-	case d == keyward.DecisionUnavailable:
-		return nil, errAuthUnavailable
-	case d == keyward.DecisionRateLimited:
-		return nil, keyward.Errorf(keyward.ERATELIMITED, "rate limit exceeded: slow down")
-	case d == keyward.DecisionUsageExceeded:
-		return nil, keyward.Errorf(keyward.ERATELIMITED, "usage quota exhausted")
-	case d == keyward.DecisionIPBlocked, d == keyward.DecisionIPNotAllowed:
-		return nil, keyward.Errorf(keyward.EFORBIDDEN, "requests from this address are not allowed")
-	case d == keyward.DecisionInsufficientPermissions:
-		return nil, keyward.Errorf(keyward.EFORBIDDEN, "the API key lacks the required permissions")
-	}
-	return nil, keyward.Errorf(keyward.EINTERNAL, "unexpected decision %s", res.Decision)
+	return nil, DecisionError(res.Decision)
 }
 
-// agentOf returns the X-Keyward-Agent header, checked.
-func agentOf(r *http.Request) (string, error) {
-	vs := r.Header.Values(HeaderAgent)
+// DecisionError returns the client-facing error for a key refused with
+// decision d: EUNAUTHORIZED "invalid API key" for every decision about the
+// credential itself (the client never learns which check failed),
+// EFORBIDDEN for permissions and IP rules, ERATELIMITED for limits and
+// EUNAVAILABLE when the key could not be checked. Every service that
+// protects requests with keyward (this API, the gateway, forward-auth)
+// answers through it, so their refusals match.
+func DecisionError(d keyward.Decision) error {
+	switch {
+	case d.Unauthenticated():
+		return errInvalidKey
+	case d == keyward.DecisionUnavailable:
+		return errAuthUnavailable
+	case d == keyward.DecisionRateLimited:
+		return errRateLimited
+	case d == keyward.DecisionUsageExceeded:
+		return errUsageExceeded
+	case d == keyward.DecisionIPBlocked, d == keyward.DecisionIPNotAllowed:
+		return errIPRefused
+	case d == keyward.DecisionInsufficientPermissions:
+		return errInsufficientPermissions
+	}
+	return keyward.Errorf(keyward.EINTERNAL, "unexpected decision %q", d)
+}
+
+// Agent returns the X-Keyward-Agent header of h, trimmed: printable text
+// of at most MaxAgentLen bytes, sent at most once (EINVALID otherwise).
+func Agent(h http.Header) (string, error) {
+	vs := h.Values(HeaderAgent)
 	switch len(vs) {
 	case 0:
 		return "", nil

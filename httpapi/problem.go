@@ -101,6 +101,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeProblem(w, p)
 }
 
+// WriteError renders err as problem+json in the API's shape: the status and
+// title of its keyward error code, its client-safe message as the detail
+// (a generic one for internal errors), the request path as the instance,
+// WWW-Authenticate on a 401 and Retry-After on a 503. It logs nothing: the
+// caller logs what the client must not see. Services that answer for
+// keyward outside this package (the gateway, forward-auth) use it so every
+// refusal looks the same.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	writeProblem(w, problemOf(err, r.URL.Path))
+}
+
 // writeProblem writes p with its status, and the challenge on a 401.
 func writeProblem(w http.ResponseWriter, p *Problem) {
 	h := w.Header()

@@ -54,11 +54,21 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// ReadyTimeout bounds the store ping of /readyz; 0 means 2s.
 	ReadyTimeout time.Duration
+	// ForwardAuth, if set, answers /v1/forward-auth for every method, and
+	// every path below it (Envoy ext_authz appends the original path): the
+	// endpoint reverse proxies (nginx auth_request, Traefik ForwardAuth,
+	// Caddy forward_auth, Envoy ext_authz) call to authenticate a request.
+	// It authenticates the forwarded credential itself (gateway.ForwardAuth);
+	// nil leaves the routes unregistered.
+	ForwardAuth http.Handler
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Version is reported by /healthz and /readyz.
 	Version string
 }
+
+// ForwardAuthPath is where Config.ForwardAuth is mounted.
+const ForwardAuthPath = "/v1/forward-auth"
 
 // Server is the keyward HTTP API; it is an http.Handler.
 type Server struct {
@@ -104,7 +114,7 @@ func New(cfg Config) *Server {
 		gatherer = prometheus.NewRegistry()
 	}
 	s.metrics = newHTTPMetrics(registerer)
-	s.addRoutes(gatherer)
+	s.addRoutes(gatherer, cfg.ForwardAuth)
 	s.metrics.init(s.routes)
 	docs, err := renderDocs(openapiJSON)
 	if err != nil {
@@ -115,7 +125,8 @@ func New(cfg Config) *Server {
 }
 
 // Routes returns the registered route patterns ("GET /v1/keys/{id}"), in
-// registration order.
+// registration order. A pattern without a method ("/v1/forward-auth")
+// answers every method.
 func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 func (s *Server) handle(pattern string, h http.Handler) {
@@ -123,7 +134,7 @@ func (s *Server) handle(pattern string, h http.Handler) {
 	s.routes = append(s.routes, pattern)
 }
 
-func (s *Server) addRoutes(gatherer prometheus.Gatherer) {
+func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handler) {
 	// Accounts.
 	s.handle("POST /v1/accounts", serveJSON(s, http.StatusCreated, s.createAccount))
 	s.handle("GET /v1/accounts", serveJSON(s, http.StatusOK, s.listAccounts))
@@ -149,6 +160,11 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer) {
 	s.handle("POST /v1/keys/{id}/enable", serveJSON(s, http.StatusOK, s.setKeyDisabled(false)))
 	s.handle("POST /v1/keys/verify", serveJSON(s, http.StatusOK, s.verifyKey))
 	s.handle("GET /v1/whoami", serveJSON(s, http.StatusOK, s.whoami))
+	if forwardAuth != nil {
+		// Any method: proxies send the original one (Envoy) or their own.
+		s.handle(ForwardAuthPath, forwardAuth)
+		s.handle(ForwardAuthPath+"/{original_path...}", forwardAuth)
+	}
 
 	// Operations; no key needed.
 	s.handle("GET /healthz", http.HandlerFunc(s.healthz))

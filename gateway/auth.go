@@ -1,0 +1,141 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/httpapi"
+)
+
+// Refusals of the gateway itself; refused keys answer with
+// httpapi.DecisionError so every keyward service refuses alike.
+var (
+	errNoRoute      = keyward.Errorf(keyward.ENOTFOUND, "no route for this path")
+	errPathNotClean = keyward.Errorf(keyward.EINVALID, "the request path is not canonical: remove . and .. segments and repeated slashes")
+	errUpstream     = keyward.Errorf(keyward.EUNAVAILABLE, "the upstream service did not answer: try again shortly")
+)
+
+// authenticator verifies the credential of a request; the gateway and the
+// forward-auth handler share it.
+type authenticator struct {
+	verifier keyward.KeyVerifier
+	ids      *identityHeaders
+	trusted  []netip.Prefix
+	log      *slog.Logger
+}
+
+// verify checks the credential in h for perms on behalf of agent at ip. It
+// returns the identity of a valid key, or the client-facing error: 401 for
+// no or a refused credential, 403, 429, or 503 when no decision could be
+// made (the verifier failed, or answered UNAVAILABLE).
+func (a *authenticator) verify(ctx context.Context, h http.Header, perms []string, agent string, ip netip.Addr, route string) (*keyward.Identity, error) {
+	raw, err := apikey.FromHeaders(h)
+	if err != nil {
+		a.log.DebugContext(ctx, "request refused", "route", route, "reason", keyward.ErrorMessage(err))
+		return nil, err
+	}
+	req := keyward.VerifyRequest{Key: raw, Permissions: perms, Agent: agent}
+	if ip.IsValid() {
+		req.IP = ip.String()
+	}
+	res, err := a.verifier.VerifyKey(ctx, req)
+	switch {
+	case err != nil:
+		a.log.WarnContext(ctx, "key verification failed", "route", route, "err", err)
+		return nil, httpapi.DecisionError(keyward.DecisionUnavailable)
+	case res == nil || res.Valid != (res.Code == keyward.DecisionValid) || res.Valid && res.Identity == nil:
+		a.log.ErrorContext(ctx, "verifier returned an inconsistent result", "route", route)
+		return nil, httpapi.DecisionError(keyward.DecisionUnavailable)
+	case !res.Valid:
+		a.log.DebugContext(ctx, "request refused", "route", route, "decision", res.Code, "key_id", res.KeyID, "agent", agent, "ip", req.IP)
+		return nil, httpapi.DecisionError(res.Code)
+	}
+	id := *res.Identity
+	if id.KeyID == "" {
+		id.KeyID = res.KeyID
+	}
+	if res.Permissions != nil {
+		id.Permissions = res.Permissions
+	}
+	id.Agent = agent
+	return &id, nil
+}
+
+// route is a Route ready for matching.
+type route struct {
+	Route
+	prefix string
+	host   string
+	name   string // for logs: host + prefix
+	exempt map[string]bool
+	proxy  http.Handler // set by New
+}
+
+// router finds the route of a request: the longest matching prefix among
+// the routes of the request's host, else among the routes without a host.
+type router struct {
+	byHost map[string][]*route // longest prefix first
+	any    []*route
+}
+
+func newRouter(routes []Route) *router {
+	rt := &router{byHost: map[string][]*route{}}
+	for _, r := range routes {
+		p, _ := cleanPrefix(r.PathPrefix) // checked by Validate
+		x := &route{Route: r, prefix: p, host: hostKey(r.Host), exempt: map[string]bool{}}
+		x.name = x.host + x.prefix
+		for _, e := range r.Exempt {
+			x.exempt[e] = true
+		}
+		if x.host == "" {
+			rt.any = append(rt.any, x)
+		} else {
+			rt.byHost[x.host] = append(rt.byHost[x.host], x)
+		}
+	}
+	longestFirst := func(a, b *route) int { return len(b.prefix) - len(a.prefix) }
+	slices.SortStableFunc(rt.any, longestFirst)
+	for _, rs := range rt.byHost {
+		slices.SortStableFunc(rs, longestFirst)
+	}
+	return rt
+}
+
+func (rt *router) all() []*route {
+	out := slices.Clone(rt.any)
+	for _, rs := range rt.byHost {
+		out = append(out, rs...)
+	}
+	return out
+}
+
+// match returns the route for host and path, or nil.
+func (rt *router) match(host, path string) *route {
+	if len(rt.byHost) > 0 {
+		for _, r := range rt.byHost[hostKey(host)] {
+			if matchPrefix(r.prefix, path) {
+				return r
+			}
+		}
+	}
+	for _, r := range rt.any {
+		if matchPrefix(r.prefix, path) {
+			return r
+		}
+	}
+	return nil
+}
+
+// matchPrefix reports whether path is prefix or below it.
+func matchPrefix(prefix, path string) bool {
+	if prefix == "/" {
+		return true
+	}
+	return strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/')
+}

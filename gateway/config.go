@@ -1,0 +1,401 @@
+package gateway
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/httpapi"
+)
+
+// Defaults of Config.
+const (
+	DefaultDialTimeout           = 10 * time.Second
+	DefaultTLSHandshakeTimeout   = 10 * time.Second
+	DefaultResponseHeaderTimeout = 2 * time.Minute
+	DefaultIdleConnTimeout       = 90 * time.Second
+	DefaultReadHeaderTimeout     = 10 * time.Second
+	DefaultIdleTimeout           = 2 * time.Minute
+	DefaultMaxHeaderBytes        = 64 << 10
+	DefaultMaxBodyBytes          = 10 << 20
+)
+
+// HeaderNames are the request headers that carry the identity of a
+// verified key to the upstream (and the forward-auth answer). Empty fields
+// take the defaults of DefaultHeaderNames.
+type HeaderNames struct {
+	// KeyID carries the key's id. Default X-Keyward-Key-Id.
+	KeyID string `yaml:"key_id"`
+	// Account carries the key's account id; absent for root keys.
+	// Default X-Keyward-Account.
+	Account string `yaml:"account"`
+	// User carries the key's user id; absent unless a user key. Default
+	// X-Keyward-User.
+	User string `yaml:"user"`
+	// Role carries root, account_admin or user. Default X-Keyward-Role.
+	Role string `yaml:"role"`
+	// Agent carries the agent the client named in X-Keyward-Agent. Default
+	// X-Keyward-Agent.
+	Agent string `yaml:"agent"`
+	// Permissions carries the key's permissions separated by single
+	// spaces (a permission never contains a space). Default
+	// X-Keyward-Permissions.
+	Permissions string `yaml:"permissions"`
+}
+
+// DefaultHeaderNames returns the default identity header names.
+func DefaultHeaderNames() HeaderNames {
+	return HeaderNames{
+		KeyID:       "X-Keyward-Key-Id",
+		Account:     "X-Keyward-Account",
+		User:        "X-Keyward-User",
+		Role:        "X-Keyward-Role",
+		Agent:       "X-Keyward-Agent",
+		Permissions: "X-Keyward-Permissions",
+	}
+}
+
+// list returns the names in a fixed order, with their field names.
+func (h *HeaderNames) list() []struct {
+	field string
+	name  *string
+} {
+	return []struct {
+		field string
+		name  *string
+	}{
+		{"key_id", &h.KeyID}, {"account", &h.Account}, {"user", &h.User},
+		{"role", &h.Role}, {"agent", &h.Agent}, {"permissions", &h.Permissions},
+	}
+}
+
+// Route sends the requests under PathPrefix (on Host, if set) to Upstream.
+type Route struct {
+	// PathPrefix selects the requests of this route: the path equals it or
+	// continues it with a "/" ("/api" matches /api and /api/x, not
+	// /apix). "/" matches every path. The longest matching prefix wins.
+	PathPrefix string
+	// Host, if set, limits the route to requests for this host (the Host
+	// header, port ignored, case-insensitive). Routes of the request's
+	// host are tried first, then those without a host.
+	Host string
+	// Upstream is where requests are sent: scheme http or https and a
+	// host, with an optional base path that the request path is appended
+	// to. Required by New; ignored by NewForwardAuth.
+	Upstream *url.URL
+	// Permissions the key must hold for every request of the route.
+	Permissions []string
+	// Exempt lists exact paths that pass without a key ("/", "/docs",
+	// "/openapi.json"). Identity headers sent by the client are removed
+	// from them too.
+	Exempt []string
+	// StampField, if set, is a top-level field of the JSON body of POST,
+	// PUT and PATCH requests that is overwritten with the id of the
+	// verified key (e.g. "created_by"), whatever the client sent; fields
+	// with the same name in another case are removed. Such requests must
+	// send Content-Type: application/json (or +json), no
+	// Content-Encoding, and a JSON object of at most MaxBodyBytes.
+	StampField string
+}
+
+// Config configures a Gateway (New) and the forward-auth handler
+// (NewForwardAuth). Zero values take the defaults.
+type Config struct {
+	// Verifier decides on every key: verify.Engine in process,
+	// client.Client for a remote keyward, or a simple-mode verifier.
+	// Required.
+	Verifier keyward.KeyVerifier
+	// Routes maps requests to upstreams and the permissions they need. New
+	// needs at least one; NewForwardAuth may have none (then every request
+	// only needs a valid key).
+	Routes []Route
+	// Headers names the identity headers. Every one of them, in any case
+	// and with "_" for "-", is removed from each client request before
+	// anything else, so a client cannot forge an identity; the default
+	// names are removed too when renamed.
+	Headers HeaderNames
+	// ForwardCredentials keeps the Authorization and X-API-Key headers on
+	// requests sent upstream. By default they are removed: the upstream
+	// sees the identity, never the key.
+	ForwardCredentials bool
+	// TrustedProxies are the peers whose X-Forwarded-For is believed: the
+	// client address is then the right-most address of the chain that is
+	// not a trusted proxy. From any other peer the socket address is the
+	// client, and forwarding headers it sends are replaced.
+	TrustedProxies []netip.Prefix
+	// DialTimeout bounds connecting to an upstream. Default
+	// DefaultDialTimeout.
+	DialTimeout time.Duration
+	// TLSHandshakeTimeout bounds the TLS handshake with an https upstream.
+	// Default DefaultTLSHandshakeTimeout.
+	TLSHandshakeTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the upstream's response
+	// headers once the request is sent; a streamed body is not bounded.
+	// Default DefaultResponseHeaderTimeout.
+	ResponseHeaderTimeout time.Duration
+	// IdleConnTimeout closes idle upstream connections. Default
+	// DefaultIdleConnTimeout.
+	IdleConnTimeout time.Duration
+	// FlushInterval is how often a response is flushed to the client while
+	// it is copied; 0 flushes streamed responses (no Content-Length, or
+	// text/event-stream) after every write and others when done; negative
+	// flushes after every write.
+	FlushInterval time.Duration
+	// ReadHeaderTimeout bounds reading a client's request headers (see
+	// Server). Default DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes idle client connections (see Server). Default
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a client's request headers (see Server).
+	// Default DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
+	// MaxBodyBytes bounds a request body sent upstream; larger bodies get
+	// 413. Default DefaultMaxBodyBytes; negative: no limit (except for
+	// stamped bodies, which are read whole: DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// ForwardAuthPath is where NewForwardAuth's handler is mounted; a
+	// request below it (Envoy ext_authz appends the original path) carries
+	// the original path. Default httpapi.ForwardAuthPath.
+	ForwardAuthPath string
+	// Transport sends requests upstream. Default: an http.Transport with
+	// the timeouts above, no proxy from the environment, and up to 256
+	// idle connections per upstream.
+	Transport http.RoundTripper
+	// Logger receives refusals (debug), verifier failures and upstream
+	// errors, never a key. Default slog.Default(); component=gateway is
+	// added.
+	Logger *slog.Logger
+}
+
+// FieldError says what is wrong with one field of a Config, named as in
+// the YAML configuration ("routes[1].upstream").
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+// ConfigError lists every invalid field of a Config.
+type ConfigError struct {
+	Errors []*FieldError
+}
+
+func (e *ConfigError) Error() string {
+	parts := make([]string, len(e.Errors))
+	for i, f := range e.Errors {
+		parts[i] = f.Error()
+	}
+	return "gateway: invalid configuration: " + strings.Join(parts, "; ")
+}
+
+// Validate checks cfg as New (needUpstream) or NewForwardAuth would and
+// returns a *ConfigError naming each wrong field, or nil. It does not
+// change cfg.
+func Validate(cfg Config, needUpstream bool) error {
+	var errs []*FieldError
+	add := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+	}
+	if cfg.Verifier == nil {
+		add("verifier", "is required: a verification engine, a remote keyward client or a simple-mode verifier")
+	}
+	if needUpstream && len(cfg.Routes) == 0 {
+		add("routes", "is empty: add a route with a prefix and an upstream, e.g. prefix / and upstream http://127.0.0.1:9000")
+	}
+	seen := map[string]int{}
+	for i, r := range cfg.Routes {
+		f := fmt.Sprintf("routes[%d]", i)
+		prefix, err := cleanPrefix(r.PathPrefix)
+		if err != nil {
+			add(f+".prefix", "%q %v", r.PathPrefix, err)
+		}
+		host := hostKey(r.Host)
+		if strings.ContainsAny(host, "/ @?#") {
+			add(f+".host", "%q is not a host name: use a bare name such as api.example.com", r.Host)
+		}
+		k := host + prefix
+		if j, dup := seen[k]; dup && err == nil {
+			add(f+".prefix", "prefix %q with host %q repeats routes[%d]: merge the two routes or change one", prefix, r.Host, j)
+		} else {
+			seen[k] = i
+		}
+		if needUpstream || r.Upstream != nil {
+			if err := checkUpstream(r.Upstream); err != nil {
+				add(f+".upstream", "%v", err)
+			}
+		}
+		for _, p := range r.Permissions {
+			if p == "" || strings.ContainsFunc(p, isSpaceOrControl) {
+				add(f+".permissions", "%q is not a permission: use 1 or more characters without spaces, e.g. memories:read", p)
+			}
+		}
+		for _, p := range r.Exempt {
+			if !strings.HasPrefix(p, "/") || !canonicalPath(p) {
+				add(f+".exempt", "%q is not a canonical path: start with / and use no . or .. segments or repeated slashes, e.g. /docs", p)
+			}
+		}
+		if r.StampField != "" && (strings.TrimSpace(r.StampField) != r.StampField || strings.ContainsFunc(r.StampField, isSpaceOrControl)) {
+			add(f+".stamp_field", "%q is not a JSON field name: use a plain name such as created_by", r.StampField)
+		}
+	}
+	names := cfg.Headers
+	names.fill()
+	used := map[string]string{}
+	for _, h := range names.list() {
+		if !validHeaderName(*h.name) {
+			add("headers."+h.field, "%q is not a header name: use letters, digits and '-', e.g. X-Keyward-User", *h.name)
+			continue
+		}
+		k := foldName(*h.name)
+		if other, dup := used[k]; dup {
+			add("headers."+h.field, "%q is also the %s header: give each identity header its own name", *h.name, other)
+		}
+		used[k] = h.field
+		for _, c := range credentialHeaders {
+			if foldName(c) == k {
+				add("headers."+h.field, "%q is a credential header: pick another name", *h.name)
+			}
+		}
+	}
+	for i, p := range cfg.TrustedProxies {
+		if !p.IsValid() {
+			add(fmt.Sprintf("trusted_proxies[%d]", i), "is not a CIDR prefix: use e.g. 10.0.0.0/8 or 127.0.0.1/32")
+		}
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"dial_timeout", cfg.DialTimeout}, {"tls_handshake_timeout", cfg.TLSHandshakeTimeout},
+		{"response_header_timeout", cfg.ResponseHeaderTimeout}, {"idle_conn_timeout", cfg.IdleConnTimeout},
+		{"read_header_timeout", cfg.ReadHeaderTimeout}, {"idle_timeout", cfg.IdleTimeout},
+	} {
+		if d.v < 0 {
+			add(d.field, "%s is negative: use a positive duration, or 0 for the default", d.v)
+		}
+	}
+	if cfg.MaxHeaderBytes < 0 {
+		add("max_header_bytes", "%d is negative: use a positive size, or 0 for the default %d", cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	}
+	if cfg.ForwardAuthPath != "" && (!strings.HasPrefix(cfg.ForwardAuthPath, "/") || !canonicalPath(cfg.ForwardAuthPath)) {
+		add("forward_auth_path", "%q is not a canonical path: use e.g. %s", cfg.ForwardAuthPath, httpapi.ForwardAuthPath)
+	}
+	if len(errs) > 0 {
+		return &ConfigError{Errors: errs}
+	}
+	return nil
+}
+
+// withDefaults returns cfg with every zero value replaced by its default.
+func withDefaults(cfg Config) Config {
+	cfg.Headers.fill()
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&cfg.DialTimeout, DefaultDialTimeout}, {&cfg.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout},
+		{&cfg.ResponseHeaderTimeout, DefaultResponseHeaderTimeout}, {&cfg.IdleConnTimeout, DefaultIdleConnTimeout},
+		{&cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout}, {&cfg.IdleTimeout, DefaultIdleTimeout},
+	} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.ForwardAuthPath == "" {
+		cfg.ForwardAuthPath = httpapi.ForwardAuthPath
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Logger = cfg.Logger.With("component", "gateway")
+	return cfg
+}
+
+func (h *HeaderNames) fill() {
+	d := DefaultHeaderNames()
+	dl := d.list()
+	for i, f := range h.list() {
+		if *f.name == "" {
+			*f.name = *dl[i].name
+		}
+	}
+}
+
+// checkUpstream checks an upstream URL.
+func checkUpstream(u *url.URL) error {
+	switch {
+	case u == nil:
+		return fmt.Errorf("is required: the URL requests are sent to, e.g. http://127.0.0.1:9000")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q must start with http:// or https://, e.g. http://127.0.0.1:9000", u.Redacted())
+	case u.Host == "":
+		return fmt.Errorf("%q has no host: use e.g. http://127.0.0.1:9000", u.Redacted())
+	case u.User != nil:
+		return fmt.Errorf("%q carries credentials: remove user:password@ (identity reaches the upstream in headers)", u.Redacted())
+	case u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q has a query or fragment: use scheme, host and an optional base path only", u.Redacted())
+	}
+	return nil
+}
+
+// cleanPrefix returns p without a trailing slash ("/" stays), after
+// checking it is a canonical absolute path.
+func cleanPrefix(p string) (string, error) {
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("must start with /, e.g. /api")
+	}
+	if !canonicalPath(p) {
+		return "", fmt.Errorf("is not canonical: use no . or .. segments or repeated slashes")
+	}
+	if len(p) > 1 {
+		p = strings.TrimSuffix(p, "/")
+	}
+	return p, nil
+}
+
+// hostKey is the form of a host that routes compare: lower case, no port.
+func hostKey(h string) string {
+	h = strings.ToLower(strings.TrimSpace(h))
+	if strings.HasPrefix(h, "[") {
+		if i := strings.IndexByte(h, ']'); i > 0 {
+			return h[:i+1]
+		}
+		return h
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.Count(h, ":") == 1 {
+		h = h[:i]
+	}
+	return strings.TrimSuffix(h, ".")
+}
+
+func isSpaceOrControl(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r < 0x20 || r == 0x7f
+}
+
+// validHeaderName reports whether s is an HTTP token usable as a header
+// name.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

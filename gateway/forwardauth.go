@@ -1,0 +1,154 @@
+package gateway
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/httpapi"
+)
+
+// Headers a proxy names the original request with.
+const (
+	HeaderForwardedMethod = "X-Forwarded-Method" // Traefik, Caddy
+	HeaderOriginalMethod  = "X-Original-Method"  // nginx configurations, ingress-nginx
+	HeaderForwardedURI    = "X-Forwarded-Uri"    // Traefik, Caddy
+	HeaderOriginalURI     = "X-Original-URI"     // nginx auth_request configurations
+	HeaderOriginalURL     = "X-Original-URL"     // ingress-nginx: an absolute URL
+	HeaderForwardedHost   = "X-Forwarded-Host"   // Traefik, Caddy
+)
+
+var (
+	errURIConflict = keyward.Errorf(keyward.EINVALID, "the original URI headers (X-Forwarded-Uri, X-Original-URI, X-Original-URL) disagree or repeat: the proxy must send one")
+	errBadURI      = keyward.Errorf(keyward.EINVALID, "the original URI is not a valid request URI")
+	errNoURI       = keyward.Errorf(keyward.EINVALID, "no original URI: the proxy must send X-Forwarded-Uri or X-Original-URI (routes with permissions depend on it)")
+)
+
+// ForwardAuth answers authentication subrequests of reverse proxies (nginx
+// auth_request, Traefik ForwardAuth, Caddy forward_auth, Envoy ext_authz
+// HTTP) for any method, reading no body. It is an http.Handler.
+//
+// The credential is the forwarded request's Authorization: Bearer or
+// X-API-Key header. The original path comes from X-Forwarded-Uri,
+// X-Original-URI or X-Original-URL (which must agree when several are
+// sent), else from the request path below Config.ForwardAuthPath (Envoy);
+// its route (path prefix and X-Forwarded-Host or Host) gives the
+// permissions required and the exempt paths. Without a matching route a
+// valid key is enough. The client address is the peer's X-Forwarded-For
+// only when the peer is a trusted proxy.
+//
+// A valid key answers 200 with every identity header, empty when it does
+// not apply, so a proxy that copies them overwrites what the client sent;
+// an exempt path answers 200 with them all empty. Refusals are the API's
+// problem+json: 401 with WWW-Authenticate, 403, 429, 503.
+type ForwardAuth struct {
+	auth   *authenticator
+	routes *router
+	mount  string
+}
+
+// NewForwardAuth returns the forward-auth handler for cfg; routes need no
+// upstream. It returns a *ConfigError naming each invalid field.
+func NewForwardAuth(cfg Config) (*ForwardAuth, error) {
+	if err := Validate(cfg, false); err != nil {
+		return nil, err
+	}
+	cfg = withDefaults(cfg)
+	return &ForwardAuth{auth: newAuthenticator(cfg), routes: newRouter(cfg.Routes), mount: cfg.ForwardAuthPath}, nil
+}
+
+// ServeHTTP authenticates the request r was sent for.
+func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	path, err := f.originalPath(r)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	var rt *route
+	if path != "" {
+		if !canonicalPath(path) {
+			httpapi.WriteError(w, r, errPathNotClean)
+			return
+		}
+		host := firstValue(r.Header.Get(HeaderForwardedHost))
+		if host == "" {
+			host = r.Host
+		}
+		rt = f.routes.match(host, path)
+	} else if len(f.routes.any)+len(f.routes.byHost) > 0 {
+		httpapi.WriteError(w, r, errNoURI)
+		return
+	}
+	var perms []string
+	name := "(none)"
+	if rt != nil {
+		if rt.exempt[path] {
+			f.auth.ids.set(h, nil, true)
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		perms, name = rt.Permissions, rt.name
+	}
+	agent, err := httpapi.Agent(r.Header)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	ip := clientIP(r.RemoteAddr, r.Header["X-Forwarded-For"], f.auth.trusted)
+	id, err := f.auth.verify(r.Context(), r.Header, perms, agent, ip, name)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	f.auth.ids.set(h, id, true)
+	w.WriteHeader(http.StatusOK)
+}
+
+// originalPath returns the decoded path of the original request, or ""
+// when the proxy named none.
+func (f *ForwardAuth) originalPath(r *http.Request) (string, error) {
+	var uri string
+	n := 0
+	for _, name := range [...]string{HeaderForwardedURI, HeaderOriginalURI, HeaderOriginalURL} {
+		vs := r.Header[http.CanonicalHeaderKey(name)]
+		if len(vs) > 1 {
+			return "", errURIConflict
+		}
+		if len(vs) == 0 {
+			continue
+		}
+		v := vs[0]
+		if name == HeaderOriginalURL {
+			u, err := url.Parse(v)
+			if err != nil || !u.IsAbs() {
+				return "", errBadURI
+			}
+			v = u.RequestURI()
+		}
+		if n > 0 && v != uri {
+			return "", errURIConflict
+		}
+		uri, n = v, n+1
+	}
+	if n == 0 {
+		// Envoy ext_authz appends the original path to the mount point.
+		if rest, ok := strings.CutPrefix(r.URL.Path, f.mount+"/"); ok {
+			return "/" + rest, nil
+		}
+		return "", nil
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil || u.Path == "" || u.Path[0] != '/' {
+		return "", errBadURI
+	}
+	return u.Path, nil
+}
+
+// firstValue returns the first element of a comma-separated header value.
+func firstValue(v string) string {
+	v, _, _ = strings.Cut(v, ",")
+	return strings.TrimSpace(v)
+}

@@ -1,0 +1,275 @@
+// Package gateway protects HTTP services with keyward keys, two ways.
+//
+// A Gateway is a reverse proxy: it routes each request by path prefix (and
+// optional host) to an upstream, verifies the request's key with a
+// keyward.KeyVerifier (the in-process verify.Engine, a remote keyward
+// through client.Client, or a simple-mode verifier) for the route's
+// permissions, and forwards it with the key's identity in headers
+// (X-Keyward-Key-Id, -Account, -User, -Role, -Agent, -Permissions).
+//
+// A ForwardAuth answers the authentication subrequests of a reverse proxy
+// that already fronts the service: nginx auth_request, Traefik ForwardAuth,
+// Caddy forward_auth, Envoy ext_authz (HTTP). It reads the credential and
+// the original URI from the forwarded headers and answers 200 with the
+// identity headers, or a refusal.
+//
+// Both remove identity headers sent by the client before anything else,
+// never read a key from the query string, believe X-Forwarded-For only from
+// trusted proxies, and refuse in the keyward API's problem+json shape: 401
+// with WWW-Authenticate, 403, 429 or 503 (no decision could be made). A
+// refused request never reaches the upstream.
+package gateway
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/httpapi"
+)
+
+// Gateway is an authenticating reverse proxy; it is an http.Handler. Serve
+// it with the limits of its Config through Server.
+type Gateway struct {
+	cfg         Config
+	auth        *authenticator
+	routes      *router
+	credentials headerSet
+	transport   http.RoundTripper
+	buffers     *bufferPool
+	log         *slog.Logger
+}
+
+var (
+	_ http.Handler = (*Gateway)(nil)
+	_ http.Handler = (*ForwardAuth)(nil)
+)
+
+// New returns a Gateway for cfg, or a *ConfigError naming each invalid
+// field.
+func New(cfg Config) (*Gateway, error) {
+	if err := Validate(cfg, true); err != nil {
+		return nil, err
+	}
+	cfg = withDefaults(cfg)
+	g := &Gateway{
+		cfg:         cfg,
+		auth:        newAuthenticator(cfg),
+		routes:      newRouter(cfg.Routes),
+		credentials: newHeaderSet(credentialHeaders...),
+		transport:   cfg.Transport,
+		buffers:     newBufferPool(),
+		log:         cfg.Logger,
+	}
+	if g.transport == nil {
+		g.transport = newTransport(cfg)
+	}
+	errorLog := slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)
+	for _, r := range g.routes.all() {
+		r.proxy = &httputil.ReverseProxy{
+			Rewrite:       g.rewrite(r),
+			Transport:     g.transport,
+			FlushInterval: cfg.FlushInterval,
+			BufferPool:    g.buffers,
+			ErrorLog:      errorLog,
+			ErrorHandler:  g.proxyError(r),
+		}
+	}
+	return g, nil
+}
+
+func newAuthenticator(cfg Config) *authenticator {
+	return &authenticator{
+		verifier: cfg.Verifier,
+		ids:      newIdentityHeaders(cfg.Headers),
+		trusted:  slices.Clone(cfg.TrustedProxies),
+		log:      cfg.Logger,
+	}
+}
+
+// newTransport is the default upstream transport: bounded dial, TLS and
+// response-header waits, no proxy from the environment (the upstream is
+// named explicitly), and a pool large enough for a busy gateway.
+func newTransport(cfg Config) *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       cfg.IdleConnTimeout,
+		TLSHandshakeTimeout:   cfg.TLSHandshakeTimeout,
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Server returns an http.Server for g on addr with its header limits and
+// timeouts. It has no read or write timeout: streamed responses and
+// websockets may last.
+func (g *Gateway) Server(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           g,
+		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
+		IdleTimeout:       g.cfg.IdleTimeout,
+		MaxHeaderBytes:    g.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Close closes idle upstream connections.
+func (g *Gateway) Close() {
+	if t, ok := g.transport.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+}
+
+// ServeHTTP authenticates r and proxies it to its route's upstream.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The agent is read before the identity headers go: the client names
+	// it in X-Keyward-Agent, which is also an identity header.
+	agentHeader := r.Header[httpapi.HeaderAgent]
+	g.auth.ids.strip.remove(r.Header)
+
+	if !canonicalPath(r.URL.Path) {
+		httpapi.WriteError(w, r, errPathNotClean)
+		return
+	}
+	rt := g.routes.match(r.Host, r.URL.Path)
+	if rt == nil {
+		httpapi.WriteError(w, r, errNoRoute)
+		return
+	}
+	if rt.exempt[r.URL.Path] {
+		g.forward(w, r, rt)
+		return
+	}
+	agent, err := httpapi.Agent(http.Header{httpapi.HeaderAgent: agentHeader})
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	ip := clientIP(r.RemoteAddr, r.Header["X-Forwarded-For"], g.auth.trusted)
+	id, err := g.auth.verify(r.Context(), r.Header, rt.Permissions, agent, ip, rt.name)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	g.auth.ids.set(r.Header, id, false)
+	if rt.StampField != "" {
+		if err := stamp(r, rt.StampField, id.KeyID, g.stampLimit()); err != nil {
+			httpapi.WriteError(w, r, err)
+			return
+		}
+	}
+	g.forward(w, r, rt)
+}
+
+// forward sends r upstream through rt, without its credentials unless
+// configured, and with its body bounded.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route) {
+	if !g.cfg.ForwardCredentials {
+		g.credentials.remove(r.Header)
+	}
+	if max := g.cfg.MaxBodyBytes; max > 0 && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength > max {
+			httpapi.WriteError(w, r, errBodyTooLarge(max))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+	}
+	rt.proxy.ServeHTTP(w, r)
+}
+
+func (g *Gateway) stampLimit() int64 {
+	if g.cfg.MaxBodyBytes > 0 {
+		return g.cfg.MaxBodyBytes
+	}
+	return DefaultMaxBodyBytes
+}
+
+func errBodyTooLarge(max int64) error {
+	return keyward.Errorf(keyward.ETOOLARGE, "request body is larger than %d bytes", max)
+}
+
+// rewrite returns the Rewrite of rt's proxy.
+func (g *Gateway) rewrite(rt *route) func(*httputil.ProxyRequest) {
+	return func(pr *httputil.ProxyRequest) {
+		pr.SetURL(rt.Upstream)
+		in, out := pr.In, pr.Out
+		// Hop-by-hop removal (a client may list any header in
+		// Connection) ran before Rewrite: put the identity back.
+		g.auth.ids.copy(out.Header, in.Header)
+
+		// X-Forwarded-*: the chain a trusted proxy sent plus the peer;
+		// from anyone else, only the peer.
+		peer := parseAddr(in.RemoteAddr)
+		trusted := peer.IsValid() && isTrusted(peer, g.auth.trusted)
+		xff := ""
+		if trusted {
+			xff = strings.Join(in.Header["X-Forwarded-For"], ", ")
+		} else {
+			out.Header.Del("Forwarded")
+			out.Header.Del("X-Real-Ip")
+		}
+		if peer.IsValid() {
+			if xff != "" {
+				xff += ", "
+			}
+			xff += peer.String()
+		}
+		if xff != "" {
+			out.Header.Set("X-Forwarded-For", xff)
+		}
+		host, proto := in.Host, "http"
+		if in.TLS != nil {
+			proto = "https"
+		}
+		if trusted {
+			if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+				host = v
+			}
+			if v := in.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
+				proto = v
+			}
+		}
+		out.Header.Set("X-Forwarded-Host", host)
+		out.Header.Set("X-Forwarded-Proto", proto)
+	}
+}
+
+// proxyError answers when the upstream cannot be reached or the request
+// body cannot be sent.
+func (g *Gateway) proxyError(rt *route) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLarge):
+			httpapi.WriteError(w, r, errBodyTooLarge(tooLarge.Limit))
+		case r.Context().Err() != nil:
+			// The client went away; nobody reads an answer.
+			g.log.DebugContext(r.Context(), "client gone before the upstream answered", "route", rt.name)
+		default:
+			g.log.WarnContext(r.Context(), "upstream failed", "route", rt.name, "upstream", rt.Upstream.Redacted(), "err", err)
+			httpapi.WriteError(w, r, errUpstream)
+		}
+	}
+}
+
+// bufferPool lends the 32 KiB copy buffers of a gateway's proxies.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { return make([]byte, 32<<10) }}}
+}
+
+func (b *bufferPool) Get() []byte { return b.p.Get().([]byte) }
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(buf) }

@@ -1,0 +1,220 @@
+package gateway
+
+import (
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/httpapi"
+)
+
+// credentialHeaders carry a key (apikey.FromHeaders reads them).
+var credentialHeaders = []string{apikey.HeaderAuthorization, apikey.HeaderAPIKey}
+
+// headerSet matches header names the way the most lenient upstream would:
+// case-insensitively and with "_" equal to "-" (CGI, WSGI, Rack and PHP
+// turn both into "_", so X_Keyward_User would reach them as
+// X-Keyward-User).
+type headerSet []string // folded names
+
+func newHeaderSet(names ...string) headerSet {
+	var s headerSet
+	for _, n := range names {
+		f := foldName(n)
+		if !slices.Contains(s, f) {
+			s = append(s, f)
+		}
+	}
+	return s
+}
+
+// has reports whether name is in the set.
+func (s headerSet) has(name string) bool {
+	for _, f := range s {
+		if len(f) == len(name) && equalFolded(f, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// remove deletes every header of h in the set.
+func (s headerSet) remove(h http.Header) {
+	for k := range h {
+		if s.has(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// foldName lower-cases name and turns "_" into "-".
+func foldName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		case c == '_':
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+// equalFolded reports whether name folds to folded (same length).
+func equalFolded(folded, name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		if c != folded[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// identityHeaders writes an identity as headers.
+type identityHeaders struct {
+	names HeaderNames
+	// strip holds every identity header name, configured and default,
+	// and the agent header clients send.
+	strip headerSet
+	// canonical forms of the configured names, set directly in maps.
+	keyID, account, user, role, agent, permissions string
+}
+
+func newIdentityHeaders(n HeaderNames) *identityHeaders {
+	d := DefaultHeaderNames()
+	return &identityHeaders{
+		names: n,
+		strip: newHeaderSet(n.KeyID, n.Account, n.User, n.Role, n.Agent, n.Permissions,
+			d.KeyID, d.Account, d.User, d.Role, d.Agent, d.Permissions, httpapi.HeaderAgent),
+		keyID:       http.CanonicalHeaderKey(n.KeyID),
+		account:     http.CanonicalHeaderKey(n.Account),
+		user:        http.CanonicalHeaderKey(n.User),
+		role:        http.CanonicalHeaderKey(n.Role),
+		agent:       http.CanonicalHeaderKey(n.Agent),
+		permissions: http.CanonicalHeaderKey(n.Permissions),
+	}
+}
+
+// set writes id into h. With all, every header is written, empty when it
+// does not apply (forward-auth: a proxy copying the headers then
+// overwrites whatever the client sent); otherwise empty ones are left out.
+// id may be nil (an exempt path).
+func (ih *identityHeaders) set(h http.Header, id *keyward.Identity, all bool) {
+	var keyID, account, user, role, agent, perms string
+	if id != nil {
+		keyID, account, user, role, agent = id.KeyID, id.AccountID, id.UserID, string(id.Role), id.Agent
+		perms = strings.Join(id.Permissions, " ")
+	}
+	for _, kv := range [...][2]string{
+		{ih.keyID, keyID}, {ih.account, account}, {ih.user, user},
+		{ih.role, role}, {ih.agent, agent}, {ih.permissions, perms},
+	} {
+		if kv[1] != "" || all {
+			h[kv[0]] = []string{kv[1]}
+		}
+	}
+}
+
+// copy copies the identity headers from src to dst.
+func (ih *identityHeaders) copy(dst, src http.Header) {
+	for _, k := range [...]string{ih.keyID, ih.account, ih.user, ih.role, ih.agent, ih.permissions} {
+		if v, ok := src[k]; ok {
+			dst[k] = v
+		}
+	}
+}
+
+// canonicalPath reports whether p, an absolute path, has no "." or ".."
+// segment and no empty segment except a trailing one: routing on a path an
+// upstream would normalise differently could send a request past its
+// permissions (/public/../admin).
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 1; i <= len(p); {
+		j := strings.IndexByte(p[i:], '/')
+		if j < 0 {
+			j = len(p) - i
+		}
+		seg := p[i : i+j]
+		switch {
+		case seg == "." || seg == "..":
+			return false
+		case seg == "" && i+j < len(p): // "//"
+			return false
+		}
+		i += j + 1
+	}
+	return true
+}
+
+// clientIP returns the address of the client of a request that arrived
+// from remoteAddr (host:port) with the X-Forwarded-For lines xff: the peer
+// itself, unless it is a trusted proxy; then the right-most address of the
+// chain that is not a trusted proxy. Where the chain ends, or holds
+// something that is not an address, the last trusted hop is the answer.
+// The result is invalid only if remoteAddr is not an address.
+func clientIP(remoteAddr string, xff []string, trusted []netip.Prefix) netip.Addr {
+	ip := parseAddr(remoteAddr)
+	if !ip.IsValid() || !isTrusted(ip, trusted) {
+		return ip
+	}
+	for i := len(xff) - 1; i >= 0; i-- {
+		line := xff[i]
+		for line != "" {
+			var entry string
+			if j := strings.LastIndexByte(line, ','); j >= 0 {
+				line, entry = line[:j], line[j+1:]
+			} else {
+				line, entry = "", line
+			}
+			entry = strings.TrimSpace(entry)
+			if entry == "" {
+				continue
+			}
+			hop := parseAddr(entry)
+			if !hop.IsValid() {
+				return ip
+			}
+			ip = hop
+			if !isTrusted(ip, trusted) {
+				return ip
+			}
+		}
+	}
+	return ip
+}
+
+// parseAddr parses "ip", "ip:port", "[ipv6]:port" or "[ipv6]", unmapping
+// IPv4-in-IPv6 and dropping zones.
+func parseAddr(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone("")
+	}
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone("")
+	}
+	return netip.Addr{}
+}
+
+func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
