@@ -1,9 +1,9 @@
 package keywardtest
 
 import (
-	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -13,6 +13,8 @@ import (
 type Proxy struct {
 	target string
 	ln     net.Listener
+
+	stalled atomic.Bool
 
 	mu    sync.Mutex
 	cut   bool
@@ -53,8 +55,15 @@ func (p *Proxy) Cut() {
 	clear(p.conns)
 }
 
-// Restore forwards new connections again.
+// Stall keeps every connection open but drops the bytes in both
+// directions, as a network partition does: nothing tells either side that
+// the other is gone.
+func (p *Proxy) Stall() { p.stalled.Store(true) }
+
+// Restore undoes Cut and Stall: bytes flow again and new connections are
+// forwarded.
 func (p *Proxy) Restore() {
+	p.stalled.Store(false)
 	p.mu.Lock()
 	p.cut = false
 	p.mu.Unlock()
@@ -98,7 +107,19 @@ func (p *Proxy) forward(c net.Conn) {
 	}
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		io.Copy(dst, src) // ends when either side closes, or on Cut
+		// Ends when either side closes, or on Cut.
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 && !p.stalled.Load() {
+				if _, err := dst.Write(buf[:n]); err != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
 		dst.Close()
 		src.Close()
 		done <- struct{}{}

@@ -77,7 +77,7 @@ func (c *cache) shard(h keyward.KeyHash) *shard { return &c.shards[h[0]] }
 
 func (e *Engine) newEntry(k *keyward.Key, now int64) *entry {
 	en := &entry{key: *k}
-	en.expires.Store(now + e.ttl)
+	en.expires.Store(now + e.ttl.Load())
 	return en
 }
 
@@ -140,7 +140,7 @@ func (e *Engine) load(ctx context.Context, h keyward.KeyHash, raw string) (*entr
 	}
 	now := e.now().UnixNano()
 	if exp := stale.expires.Load(); exp <= now {
-		stale.expires.CompareAndSwap(exp, now+min(e.ttl, staleRetry))
+		stale.expires.CompareAndSwap(exp, now+min(e.ttl.Load(), staleRetry))
 	}
 	return stale, nil
 }
@@ -330,9 +330,10 @@ func (e *Engine) invalidateLegacy(match func(*keyward.Key) bool, set func(s *sha
 // key ever seen.
 func (e *Engine) sweep() {
 	now := e.now().UnixNano()
+	ttl := e.ttl.Load()
 	e.scan(func(s *shard) {
 		for h, en := range s.pos {
-			if en.expires.Load()+e.ttl <= now {
+			if en.expires.Load()+ttl <= now {
 				delete(s.pos, h)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -120,7 +121,8 @@ type Engine struct {
 	now         func() time.Time
 	realClock   bool // now is time.Now: Verify reads the clock once
 	log         *slog.Logger
-	ttl         int64 // nanoseconds
+	ttl         atomic.Int64 // nanoseconds; SetCacheTTL changes it
+	baseTTL     int64        // Config.CacheTTL, which SetCacheTTL(0) restores
 	negTTL      int64
 	maxNeg      int64
 	loadTimeout time.Duration
@@ -183,7 +185,7 @@ func New(cfg Config) (*Engine, error) {
 		now:         cfg.Now,
 		realClock:   realClock,
 		log:         cfg.Logger.With("component", "verify"),
-		ttl:         int64(cfg.CacheTTL),
+		baseTTL:     int64(cfg.CacheTTL),
 		negTTL:      int64(cfg.NegativeTTL),
 		maxNeg:      int64(cfg.MaxNegative),
 		loadTimeout: cfg.LoadTimeout,
@@ -192,6 +194,7 @@ func New(cfg Config) (*Engine, error) {
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
+	e.ttl.Store(e.baseTTL)
 	e.cache.init()
 	go e.run(cfg.CacheTTL)
 	return e, nil
