@@ -24,10 +24,11 @@ var (
 // authenticator verifies the credential of a request; the gateway and the
 // forward-auth handler share it.
 type authenticator struct {
-	verifier keyward.KeyVerifier
-	ids      *identityHeaders
-	trusted  []netip.Prefix
-	log      *slog.Logger
+	verifier  keyward.KeyVerifier
+	anonymous bool // see Config.Anonymous
+	ids       *identityHeaders
+	trusted   []netip.Prefix
+	log       *slog.Logger
 }
 
 // verify checks the credential in h for perms on behalf of agent at ip. It
@@ -36,7 +37,7 @@ type authenticator struct {
 // made (the verifier failed, or answered UNAVAILABLE).
 func (a *authenticator) verify(ctx context.Context, h http.Header, perms []string, agent string, ip netip.Addr, route string) (*keyward.Identity, error) {
 	raw, err := apikey.FromHeaders(h)
-	if err != nil {
+	if err != nil && !(a.anonymous && err == apikey.ErrNoCredential) {
 		a.log.DebugContext(ctx, "request refused", "route", route, "reason", keyward.ErrorMessage(err))
 		return nil, err
 	}

@@ -123,6 +123,11 @@ type Config struct {
 	// requests sent upstream. By default they are removed: the upstream
 	// sees the identity, never the key.
 	ForwardCredentials bool
+	// Anonymous passes requests without a credential to the Verifier too
+	// (with an empty key) instead of refusing them at once. Only dev mode
+	// (keystore.Dev, loopback only) sets it; every other verifier refuses
+	// an empty key.
+	Anonymous bool
 	// TrustedProxies are the peers whose X-Forwarded-For is believed: the
 	// client address is then the right-most address of the chain that is
 	// not a trusted proxy. From any other peer the socket address is the

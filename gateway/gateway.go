@@ -87,10 +87,11 @@ func New(cfg Config) (*Gateway, error) {
 
 func newAuthenticator(cfg Config) *authenticator {
 	return &authenticator{
-		verifier: cfg.Verifier,
-		ids:      newIdentityHeaders(cfg.Headers),
-		trusted:  slices.Clone(cfg.TrustedProxies),
-		log:      cfg.Logger,
+		verifier:  cfg.Verifier,
+		anonymous: cfg.Anonymous,
+		ids:       newIdentityHeaders(cfg.Headers),
+		trusted:   slices.Clone(cfg.TrustedProxies),
+		log:       cfg.Logger,
 	}
 }
 
@@ -267,9 +268,14 @@ func (g *Gateway) proxyError(rt *route) func(http.ResponseWriter, *http.Request,
 type bufferPool struct{ p sync.Pool }
 
 func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { return make([]byte, 32<<10) }}}
+	return &bufferPool{p: sync.Pool{New: func() any {
+		buf := make([]byte, 32<<10)
+		return &buf
+	}}}
 }
 
-func (b *bufferPool) Get() []byte { return b.p.Get().([]byte) }
+// Get implements httputil.BufferPool.
+func (b *bufferPool) Get() []byte { return *b.p.Get().(*[]byte) }
 
-func (b *bufferPool) Put(buf []byte) { b.p.Put(buf) }
+// Put implements httputil.BufferPool.
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
