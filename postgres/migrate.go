@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -21,6 +22,11 @@ import (
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
+
+// ErrSchemaTooNew is wrapped by the error of Open, OpenOptions and Migrate
+// when the database schema is newer than this binary knows: a newer keyward
+// migrated it, and this one must not write to it.
+var ErrSchemaTooNew = errors.New("the database schema is newer than this keyward binary")
 
 type migration struct {
 	version int
@@ -154,7 +160,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (used strin
 		return "", 0, 0, fmt.Errorf("migrate: read schema version: %w", mapError(err, nil))
 	}
 	if current > latest {
-		return "", 0, 0, fmt.Errorf("migrate: database schema %s is version %d but this keyward binary supports at most version %d: run a newer keyward binary (the database was upgraded by one)", schema, current, latest)
+		return "", 0, 0, fmt.Errorf("migrate: %w: schema %s is version %d but this binary supports at most version %d: run a newer keyward binary (the database was upgraded by one)", ErrSchemaTooNew, schema, current, latest)
 	}
 	for _, m := range ms[current:] {
 		if _, err := tx.Exec(ctx, m.sql); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -19,6 +20,11 @@ import (
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
+
+// ErrSchemaTooNew is wrapped by the error of Open and Migrate when the
+// database schema is newer than this binary knows: a newer keyward migrated
+// it, and this one must not write to it.
+var ErrSchemaTooNew = errors.New("the database schema is newer than this keyward binary")
 
 type migration struct {
 	version int
@@ -64,11 +70,27 @@ func SchemaVersion() int {
 	return ms[len(ms)-1].version
 }
 
+// Migrate opens the SQLite database at path as Open does (creating it if
+// missing), brings its schema up to SchemaVersion, closes it and returns the
+// version it found and the version it left. It is for `keyward migrate`;
+// Open migrates by itself.
+func Migrate(ctx context.Context, path string) (from, to int, err error) {
+	s, err := open(ctx, path, &from)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := s.Close(); err != nil {
+		return 0, 0, fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return from, SchemaVersion(), nil
+}
+
 // migrate brings the schema of db up to the newest embedded version in one
 // transaction: either every pending migration applies or none does. A
 // database whose schema is newer than this binary is refused, so an old
-// binary never writes to a schema it does not understand.
-func migrate(ctx context.Context, db *sql.DB) error {
+// binary never writes to a schema it does not understand. It stores the
+// version it found in *from when from is not nil.
+func migrate(ctx context.Context, db *sql.DB, from *int) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -92,8 +114,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&current); err != nil {
 		return fmt.Errorf("migrate: read schema version: %w", err)
 	}
+	if from != nil {
+		*from = current
+	}
 	if current > latest {
-		return fmt.Errorf("migrate: database schema is version %d but this keyward binary supports at most version %d: run a newer keyward binary (the database was upgraded by one)", current, latest)
+		return fmt.Errorf("migrate: %w: schema is version %d but this binary supports at most version %d: run a newer keyward binary (the database was upgraded by one)", ErrSchemaTooNew, current, latest)
 	}
 	for _, m := range ms[current:] {
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {

@@ -53,6 +53,12 @@ var _ keyward.Store = (*Store)(nil)
 // whose schema is newer than this binary knows. The directory of path must
 // exist.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, nil)
+}
+
+// open is Open; it stores the schema version it found in *from when from
+// is not nil.
+func open(ctx context.Context, path string, from *int) (*Store, error) {
 	if path == "" || strings.ContainsRune(path, '?') || strings.HasPrefix(path, "file:") || path == ":memory:" {
 		return nil, keyward.Errorf(keyward.EINVALID, "sqlite: database path %q must be a plain file path (no \"?\", \"file:\" or \":memory:\")", path)
 	}
@@ -78,7 +84,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.w.SetConnMaxLifetime(0)
 	s.w.SetConnMaxIdleTime(0)
 
-	if err := migrate(ctx, s.w); err != nil {
+	if err := migrate(ctx, s.w, from); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}

@@ -117,6 +117,10 @@ HTTP API, configured by --url/KEYWARD_URL and --api-key/KEYWARD_API_KEY.`,
 		a.verifyCommand(),
 		a.whoamiCommand(),
 		a.configCommand(),
+		a.keystoreCommand(),
+		a.gatewayCommand(),
+		a.migrateCommand(),
+		a.devCommand(),
 		a.versionCommand(),
 	)
 	return root

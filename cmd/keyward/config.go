@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/bus"
 	"github.com/keyward/keyward/verify"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
@@ -48,14 +49,41 @@ type Config struct {
 	// PepperFile names a file holding the peppers, one "VERSION:ENCODING:VALUE"
 	// per line. Empty with no Peppers: DATA/pepper, generated if missing.
 	PepperFile string `yaml:"pepper_file"`
-	// CacheTTL bounds how long a verification result is cached.
+	// CacheTTL bounds how long a verification result is cached: the worst
+	// case for another instance to see a change whose invalidation was lost.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// Store selects the store: empty for SQLite in Data, or a postgres://
+	// (postgresql://) URL. See store.go.
+	Store string `yaml:"store"`
+	// Redis is an optional redis:// or rediss:// URL; set, it carries the
+	// invalidation bus between instances.
+	Redis string `yaml:"redis"`
+	// BusChannel is the channel of the invalidation bus (Redis pub/sub, or
+	// PostgreSQL LISTEN/NOTIFY); empty means the bus's default. Separate
+	// keyward clusters sharing one Redis or one database set their own.
+	BusChannel string `yaml:"bus_channel"`
+	// BusDownCacheTTL is the cache TTL while the invalidation bus is down.
+	BusDownCacheTTL time.Duration `yaml:"bus_down_cache_ttl"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json.
 	LogFormat string `yaml:"log_format"`
 	// ShutdownTimeout bounds the graceful shutdown of serve.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// GatewayListen, if set, is where serve runs the gateway over
+	// Gateway.Routes (see gateway.go and docs/gateway.md).
+	GatewayListen string `yaml:"gateway_listen"`
+	// TrustedProxies are the CIDR prefixes of proxies whose
+	// X-Forwarded-For the gateway and forward-auth believe.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Gateway configures the gateway and the routes forward-auth uses.
+	Gateway GatewayConfig `yaml:"gateway"`
+	// Keystore names a static keystore file (docs/simple-modes.md); empty
+	// turns the keystore off.
+	Keystore string `yaml:"keystore"`
+	// DevMode turns authentication off for local development; Validate
+	// allows it only with a loopback Listen.
+	DevMode bool `yaml:"dev_mode"`
 
 	// sources records where each setting came from, for config check.
 	sources map[string]string
@@ -67,6 +95,7 @@ func DefaultConfig() *Config {
 		Listen:          "127.0.0.1:8080",
 		Data:            "./keyward-data",
 		CacheTTL:        verify.DefaultCacheTTL,
+		BusDownCacheTTL: bus.DefaultDegradedTTL,
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
@@ -95,6 +124,19 @@ var settings = []setting{
 	{key: "cache_ttl", env: "KEYWARD_CACHE_TTL", flag: "cache-ttl",
 		set: func(c *Config, v string) error { return setDuration(&c.CacheTTL, v) },
 		get: func(c *Config) string { return c.CacheTTL.String() }},
+	// The store and the invalidation bus: see store.go.
+	{key: "store", env: "KEYWARD_STORE", flag: "store",
+		set: func(c *Config, v string) error { c.Store = v; return nil },
+		get: func(c *Config) string { return redactURL(c.Store) }},
+	{key: "redis", env: "KEYWARD_REDIS_URL", flag: "redis",
+		set: func(c *Config, v string) error { c.Redis = v; return nil },
+		get: func(c *Config) string { return redactURL(c.Redis) }},
+	{key: "bus_channel", env: "KEYWARD_BUS_CHANNEL", flag: "bus-channel",
+		set: func(c *Config, v string) error { c.BusChannel = v; return nil },
+		get: func(c *Config) string { return c.BusChannel }},
+	{key: "bus_down_cache_ttl", env: "KEYWARD_BUS_DOWN_CACHE_TTL", flag: "bus-down-cache-ttl",
+		set: func(c *Config, v string) error { return setDuration(&c.BusDownCacheTTL, v) },
+		get: func(c *Config) string { return c.BusDownCacheTTL.String() }},
 	{key: "log_level", env: "KEYWARD_LOG_LEVEL", flag: "log-level",
 		set: func(c *Config, v string) error { c.LogLevel = v; return nil },
 		get: func(c *Config) string { return c.LogLevel }},
@@ -104,6 +146,19 @@ var settings = []setting{
 	{key: "shutdown_timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout",
 		set: func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) },
 		get: func(c *Config) string { return c.ShutdownTimeout.String() }},
+	// The gateway: see gateway.go.
+	{key: "gateway_listen", env: "KEYWARD_GATEWAY_LISTEN", flag: "gateway-listen",
+		set: func(c *Config, v string) error { c.GatewayListen = v; return nil },
+		get: func(c *Config) string { return c.GatewayListen }},
+	{key: "trusted_proxies", env: "KEYWARD_TRUSTED_PROXIES", flag: "trusted-proxies",
+		set: setTrustedProxies,
+		get: func(c *Config) string { return strings.Join(c.TrustedProxies, ",") }},
+	// The simple modes: see simple.go.
+	{key: "keystore", env: "KEYWARD_KEYSTORE", flag: "keystore",
+		set: func(c *Config, v string) error { c.Keystore = v; return nil },
+		get: func(c *Config) string { return c.Keystore }},
+	{key: "dev_mode", env: "KEYWARD_DEV_MODE", flag: "dev", set: setDevMode,
+		get: func(c *Config) string { return strconv.FormatBool(c.DevMode) }},
 }
 
 // Pepper environment variables. KEYWARD_PEPPER is a single pepper (version
@@ -179,11 +234,15 @@ func yamlError(err error) string {
 	for i, m := range msgs {
 		m = quotedValue.ReplaceAllString(strings.TrimSpace(m), "")
 		m = strings.ReplaceAll(m, "field ", "")
-		m = strings.ReplaceAll(m, "not found in type main.Config", "is not a keyward setting (see docs/configuration.md)")
+		m = notFoundInType.ReplaceAllString(m, "is not a keyward setting (see docs/configuration.md)")
 		msgs[i] = strings.ReplaceAll(m, "\n", " ")
 	}
 	return strings.Join(msgs, "; ")
 }
+
+// notFoundInType ends yaml.v3's message for an unknown key, at the top
+// level (main.Config) or in a block (main.GatewayConfig, ...).
+var notFoundInType = regexp.MustCompile(`not found in type main\.\w+`)
 
 // quotedValue matches a value yaml.v3 quotes in an error message.
 var quotedValue = regexp.MustCompile(" `[^`]*`")
@@ -279,14 +338,26 @@ func addConfigFlags(fs *pflag.FlagSet, flags ...string) {
 	for _, name := range flags {
 		s := lookupSetting(name)
 		usage := map[string]string{
-			"listen":           "address to listen on, host:port (env KEYWARD_LISTEN)",
-			"data":             "data directory: SQLite database and generated pepper (env KEYWARD_DATA)",
-			"pepper-file":      "file holding the peppers, mode 0600 (env KEYWARD_PEPPER_FILE)",
-			"cache-ttl":        "how long verification results are cached (env KEYWARD_CACHE_TTL)",
-			"log-level":        "debug, info, warn or error (env KEYWARD_LOG_LEVEL)",
-			"log-format":       "text or json (env KEYWARD_LOG_FORMAT)",
-			"shutdown-timeout": "how long serve waits for requests on shutdown (env KEYWARD_SHUTDOWN_TIMEOUT)",
+			"listen":             "address to listen on, host:port (env KEYWARD_LISTEN)",
+			"data":               "data directory: SQLite database and generated pepper (env KEYWARD_DATA)",
+			"pepper-file":        "file holding the peppers, mode 0600 (env KEYWARD_PEPPER_FILE)",
+			"cache-ttl":          "how long verification results are cached (env KEYWARD_CACHE_TTL)",
+			"log-level":          "debug, info, warn or error (env KEYWARD_LOG_LEVEL)",
+			"store":              "store: empty for SQLite in --data, or a postgres:// URL (env KEYWARD_STORE)",
+			"redis":              "redis:// or rediss:// URL of the invalidation bus (env KEYWARD_REDIS_URL)",
+			"bus-channel":        "channel of the invalidation bus, Redis or LISTEN/NOTIFY (env KEYWARD_BUS_CHANNEL)",
+			"bus-down-cache-ttl": "cache TTL while the invalidation bus is down (env KEYWARD_BUS_DOWN_CACHE_TTL)",
+			"log-format":         "text or json (env KEYWARD_LOG_FORMAT)",
+			"shutdown-timeout":   "how long serve waits for requests on shutdown (env KEYWARD_SHUTDOWN_TIMEOUT)",
+			"gateway-listen":     "address serve runs the gateway routes on, host:port (env KEYWARD_GATEWAY_LISTEN)",
+			"trusted-proxies":    "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (env KEYWARD_TRUSTED_PROXIES)",
+			"keystore":           "static keystore file of SHA-256 token digests, see docs/simple-modes.md (env KEYWARD_KEYSTORE)",
+			"dev":                "DEV MODE: no authentication at all; loopback listen only (env KEYWARD_DEV_MODE)",
 		}[s.flag]
+		if s.flag == "dev" {
+			fs.Bool(s.flag, d.DevMode, usage)
+			continue
+		}
 		fs.String(s.flag, s.get(d), usage)
 	}
 }
@@ -329,6 +400,9 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > maxShutdownTimeout {
 		add("shutdown_timeout", "%s is out of range: use a duration above 0 and at most %s, e.g. 15s", c.ShutdownTimeout, maxShutdownTimeout)
 	}
+	c.validateStore(add)
+	c.validateSimpleModes(add)
+	c.validateGateway(add)
 	if len(errs) > 0 {
 		return &ConfigError{Errors: errs}
 	}

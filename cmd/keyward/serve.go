@@ -14,8 +14,8 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/admin"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/bus"
 	"github.com/keyward/keyward/httpapi"
-	"github.com/keyward/keyward/sqlite"
 	"github.com/keyward/keyward/verify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -38,7 +38,9 @@ func (a *app) serveCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the keyward server",
-		Long: `Run the keyward HTTP API on --listen with its data in --data (SQLite).
+		Long: `Run the keyward HTTP API on --listen with its data in --data (SQLite), or in
+the PostgreSQL database of --store; --redis shares cache invalidations between
+instances (docs/deployment.md). Pending schema migrations are applied first.
 
 On the first start with an empty store it creates a root key and prints it once
 on stdout, on a line beginning "root key: ". Later starts never print it.
@@ -52,16 +54,18 @@ SIGINT or SIGTERM shut it down gracefully, flushing recorded key usage.`,
 			return a.serve(cmd.Context(), cfg)
 		},
 	}
-	addConfigFlags(cmd.Flags(), "listen", "data", "pepper-file", "cache-ttl", "log-level", "log-format", "shutdown-timeout")
+	addConfigFlags(cmd.Flags(), "listen", "data", "store", "redis", "bus-channel", "pepper-file", "cache-ttl", "bus-down-cache-ttl", "log-level", "log-format", "shutdown-timeout")
 	return cmd
 }
 
 // core is the wired server side: store, hasher, engine, admin service.
 type core struct {
-	store  *sqlite.Store
+	store  keyward.Store
 	hasher *apikey.Hasher
 	engine *verify.Engine
 	admin  *admin.Service
+	// broadcaster is set by startBus (store.go).
+	broadcaster *bus.Broadcaster
 }
 
 // openCore opens the data directory, loads (or generates) the peppers and
@@ -70,17 +74,21 @@ func openCore(ctx context.Context, cfg *Config, log *slog.Logger, withEngine boo
 	if err := cfg.prepareDataDir(true); err != nil {
 		return nil, err
 	}
-	peppers, err := cfg.loadPeppers(log, true)
+	// A shared PostgreSQL store needs a shared pepper: never generate one.
+	peppers, err := cfg.loadPeppers(log, !cfg.usesPostgres())
 	if err != nil {
 		return nil, err
+	}
+	if len(peppers) == 0 {
+		return nil, sharedPepperError(cfg)
 	}
 	hasher, err := apikey.NewHasher(peppers)
 	if err != nil {
 		return nil, configErrorf("peppers", "%s", keyward.ErrorMessage(err))
 	}
-	store, err := sqlite.Open(ctx, cfg.DatabasePath())
+	store, err := openStore(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("opening the database %s: %w", cfg.DatabasePath(), err)
+		return nil, err
 	}
 	c := &core{store: store, hasher: hasher}
 	if withEngine {
@@ -95,12 +103,7 @@ func openCore(ctx context.Context, cfg *Config, log *slog.Logger, withEngine boo
 			return nil, fmt.Errorf("starting the verification engine: %w", err)
 		}
 	}
-	c.admin = admin.New(admin.Config{
-		Store:    store,
-		Hasher:   hasher,
-		Verifier: c.engine,
-		Logger:   log,
-	})
+	c.admin = c.newAdmin(nil, log)
 	return c, nil
 }
 
@@ -125,7 +128,7 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	log.Info("starting keyward", "version", a.version(), "data", cfg.Data, "peppers", cfg.pepperSource())
+	log.Info("starting keyward", "version", a.version(), "data", cfg.Data, "store", cfg.storeName(), "peppers", cfg.pepperSource())
 	c, err := openCore(ctx, cfg, log, true)
 	if err != nil {
 		return err
@@ -142,6 +145,11 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 			log.Info("keyward stopped")
 		}
 	}()
+	stopBus, err := c.startBus(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopBus() // after the HTTP server is shut down, before the store closes
 
 	// Bind first so a busy port fails before a root key is created.
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -149,6 +157,18 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 		return configErrorf("listen", "cannot listen on %s: %v", cfg.Listen, err)
 	}
 	defer ln.Close()
+	var gw *gatewayServer
+	if cfg.GatewayListen != "" {
+		gc, errs := cfg.gatewayConfig()
+		if len(errs) > 0 {
+			return &ConfigError{Errors: errs}
+		}
+		gc.Verifier, gc.Logger = c.engine, log
+		if gw, err = listenGateway(ctx, cfg.GatewayListen, gc, log, yamlName, "gateway_listen"); err != nil {
+			return err
+		}
+		defer gw.ln.Close()
+	}
 
 	// The first start of an empty store creates the root key and shows it
 	// once; once a root key exists this is a conflict and prints nothing.
@@ -169,19 +189,25 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		c.engine,
+		c.broadcaster,
 	} {
 		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("registering metrics: %w", err)
 		}
 	}
+	forwardAuth, err := newForwardAuth(cfg, c.engine, log)
+	if err != nil {
+		return err
+	}
 	handler := httpapi.New(httpapi.Config{
-		Service:    c.admin,
-		Engine:     c.engine,
-		Store:      c.store,
-		Gatherer:   reg,
-		Registerer: reg,
-		Logger:     log,
-		Version:    a.version(),
+		Service:     c.admin,
+		Engine:      c.engine,
+		Store:       c.store,
+		Gatherer:    reg,
+		Registerer:  reg,
+		ForwardAuth: forwardAuth,
+		Logger:      log,
+		Version:     a.version(),
 	})
 
 	addr := ln.Addr().String()
@@ -201,6 +227,11 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("listening", "addr", addr, "url", "http://"+addr)
+	var gwErr chan error // nil (never ready) without a gateway
+	if gw != nil {
+		gw.start(log)
+		gwErr = gw.err
+	}
 	if a.m.Listening != nil {
 		a.m.Listening(addr)
 	}
@@ -208,17 +239,23 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serving HTTP: %w", err)
+	case err := <-gwErr:
+		return fmt.Errorf("serving the gateway: %w", err)
 	case <-ctx.Done():
 	}
 	stop() // a second signal kills the process at once
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
+	var gwShutdown error
+	if gw != nil {
+		gwShutdown = gw.shutdown(sctx)
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		srv.Close()
 		return fmt.Errorf("shutting down HTTP: %w", err)
 	}
-	return nil
+	return gwShutdown
 }
 
 func isLoopback(host string) bool {

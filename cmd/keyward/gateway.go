@@ -1,0 +1,479 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/admin"
+	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/gateway"
+	"github.com/keyward/keyward/keystore"
+	"github.com/spf13/cobra"
+)
+
+// defaultGatewayListen is where "keyward gateway" listens without --listen
+// or gateway_listen.
+const defaultGatewayListen = "127.0.0.1:8081"
+
+// remoteVerifyTimeout bounds one verification by a remote keyward.
+const remoteVerifyTimeout = 5 * time.Second
+
+// GatewayConfig is the gateway block of keyward.yaml: the routes (served by
+// "keyward gateway", and by serve on gateway_listen; their permissions and
+// exempt paths also apply to /v1/forward-auth) and the proxy's limits.
+type GatewayConfig struct {
+	// Routes map path prefixes (and hosts) to upstreams.
+	Routes []RouteConfig `yaml:"routes"`
+	// Headers renames the identity headers.
+	Headers gateway.HeaderNames `yaml:"headers"`
+	// ForwardCredentials sends Authorization and X-API-Key upstream too.
+	ForwardCredentials bool `yaml:"forward_credentials"`
+	// DialTimeout bounds connecting to an upstream.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ResponseHeaderTimeout bounds the wait for an upstream's headers.
+	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// IdleConnTimeout closes idle upstream connections.
+	IdleConnTimeout time.Duration `yaml:"idle_conn_timeout"`
+	// ReadHeaderTimeout bounds reading a client's request headers.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes idle client connections.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds a client's request headers.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxBodyBytes bounds a request body; negative: no limit.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// RouteConfig is one route of GatewayConfig; see gateway.Route.
+type RouteConfig struct {
+	Prefix      string   `yaml:"prefix"`
+	Host        string   `yaml:"host"`
+	Upstream    string   `yaml:"upstream"`
+	Permissions []string `yaml:"permissions"`
+	Exempt      []string `yaml:"exempt"`
+	StampField  string   `yaml:"stamp_field"`
+}
+
+func setTrustedProxies(c *Config, v string) error {
+	c.TrustedProxies = nil
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.TrustedProxies = append(c.TrustedProxies, p)
+		}
+	}
+	return nil
+}
+
+// trustedProxies parses TrustedProxies; a bare address is a /32 or /128.
+func (c *Config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not a CIDR prefix or an address: use e.g. 10.0.0.0/8 or 127.0.0.1", s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// gatewayConfig returns the gateway.Config of c's settings, without a
+// verifier or logger; a route's upstream may be nil when forward-auth
+// alone uses the routes. Errors name the setting.
+func (c *Config) gatewayConfig() (gateway.Config, []*SettingError) {
+	var errs []*SettingError
+	g := c.Gateway
+	cfg := gateway.Config{
+		Headers:               g.Headers,
+		ForwardCredentials:    g.ForwardCredentials,
+		DialTimeout:           g.DialTimeout,
+		ResponseHeaderTimeout: g.ResponseHeaderTimeout,
+		IdleConnTimeout:       g.IdleConnTimeout,
+		ReadHeaderTimeout:     g.ReadHeaderTimeout,
+		IdleTimeout:           g.IdleTimeout,
+		MaxHeaderBytes:        g.MaxHeaderBytes,
+		MaxBodyBytes:          g.MaxBodyBytes,
+	}
+	tp, err := c.trustedProxies()
+	if err != nil {
+		errs = append(errs, &SettingError{Setting: "trusted_proxies", Problem: err.Error()})
+	}
+	cfg.TrustedProxies = tp
+	for i, r := range g.Routes {
+		route := gateway.Route{PathPrefix: r.Prefix, Host: r.Host, Permissions: r.Permissions, Exempt: r.Exempt, StampField: r.StampField}
+		if route.PathPrefix == "" {
+			route.PathPrefix = "/"
+		}
+		if r.Upstream != "" {
+			u, err := url.Parse(r.Upstream)
+			if err != nil {
+				errs = append(errs, &SettingError{Setting: fmt.Sprintf("gateway.routes[%d].upstream", i), Problem: "is not a URL: use e.g. http://127.0.0.1:9000"})
+			} else {
+				route.Upstream = u
+			}
+		}
+		cfg.Routes = append(cfg.Routes, route)
+	}
+	return cfg, errs
+}
+
+// gatewayErrors turns the *gateway.ConfigError of err into setting errors;
+// name maps a gateway field to its setting.
+func gatewayErrors(err error, name func(field string) string) []*SettingError {
+	var ce *gateway.ConfigError
+	if !errors.As(err, &ce) {
+		return []*SettingError{{Setting: "gateway", Problem: err.Error()}}
+	}
+	var out []*SettingError
+	for _, f := range ce.Errors {
+		if f.Field == "verifier" {
+			continue // wired by the command, not configured
+		}
+		out = append(out, &SettingError{Setting: name(f.Field), Problem: f.Problem})
+	}
+	return out
+}
+
+// yamlName names a gateway field as a keyward.yaml setting.
+func yamlName(field string) string {
+	switch {
+	case field == "trusted_proxies" || strings.HasPrefix(field, "trusted_proxies["):
+		return "trusted_proxies"
+	case field == "routes":
+		return "gateway.routes"
+	}
+	return "gateway." + field
+}
+
+// validateGateway adds the problems of the gateway settings. Routes need
+// an upstream only when serve runs the gateway (gateway_listen); without
+// it they only give forward-auth its permissions and exempt paths.
+func (c *Config) validateGateway(add func(key, format string, args ...any)) {
+	if c.GatewayListen != "" {
+		if err := validListen(c.GatewayListen); err != nil {
+			add("gateway_listen", "%q %v", c.GatewayListen, err)
+		} else if c.GatewayListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+			add("gateway_listen", "%q is also listen: give the gateway its own port, e.g. 127.0.0.1:8081", c.GatewayListen)
+		}
+		if len(c.Gateway.Routes) == 0 {
+			add("gateway_listen", "is set but gateway.routes is empty: add routes (prefix, upstream), or unset gateway_listen")
+		}
+	}
+	cfg, errs := c.gatewayConfig()
+	for _, e := range errs {
+		add(e.Setting, "%s", e.Problem)
+	}
+	if len(errs) > 0 {
+		return
+	}
+	needUpstream := c.GatewayListen != ""
+	if len(cfg.Routes) == 0 {
+		needUpstream = false // no gateway; "routes is empty" is not a problem
+	}
+	if err := gateway.Validate(cfg, needUpstream); err != nil {
+		for _, e := range gatewayErrors(err, yamlName) {
+			add(e.Setting, "%s", e.Problem)
+		}
+	}
+}
+
+// newForwardAuth is serve's /v1/forward-auth over v with the configured
+// routes.
+func newForwardAuth(cfg *Config, v keyward.KeyVerifier, log *slog.Logger) (http.Handler, error) {
+	gc, errs := cfg.gatewayConfig()
+	if len(errs) > 0 {
+		return nil, &ConfigError{Errors: errs}
+	}
+	gc.Verifier, gc.Logger = v, log
+	fa, err := gateway.NewForwardAuth(gc)
+	if err != nil {
+		return nil, &ConfigError{Errors: gatewayErrors(err, yamlName)}
+	}
+	return fa, nil
+}
+
+// gatewayServer is a running gateway listener.
+type gatewayServer struct {
+	gw  *gateway.Gateway
+	srv *http.Server
+	ln  net.Listener
+	err chan error
+}
+
+// listenGateway binds addr for a gateway over cfg; start serves it.
+func listenGateway(ctx context.Context, addr string, cfg gateway.Config, log *slog.Logger, name func(string) string, listenSetting string) (*gatewayServer, error) {
+	g, err := gateway.New(cfg)
+	if err != nil {
+		return nil, &ConfigError{Errors: gatewayErrors(err, name)}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		g.Close()
+		return nil, configErrorf(listenSetting, "cannot listen on %s: %v", addr, err)
+	}
+	srv := g.Server(addr)
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
+	return &gatewayServer{gw: g, srv: srv, ln: ln, err: make(chan error, 1)}, nil
+}
+
+func (s *gatewayServer) start(log *slog.Logger) {
+	go func() { s.err <- s.srv.Serve(s.ln) }()
+	addr := s.ln.Addr().String()
+	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
+		log.Warn("gateway serving plain HTTP on a non-loopback address: put it behind a TLS-terminating proxy", "addr", addr)
+	}
+	log.Info("gateway listening", "addr", addr, "url", "http://"+addr)
+}
+
+// shutdown stops accepting, waits for requests in flight until ctx ends,
+// then closes upstream connections.
+func (s *gatewayServer) shutdown(ctx context.Context) error {
+	defer s.gw.Close()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.srv.Close()
+		return fmt.Errorf("shutting down the gateway: %w", err)
+	}
+	return nil
+}
+
+// gatewayFlags are the flags of "keyward gateway" that are not settings.
+type gatewayFlags struct {
+	listen      string
+	upstream    string
+	prefix      string
+	host        string
+	exempt      []string
+	permissions []string
+	stampField  string
+	remote      string
+	apiKey      string
+	forwardCred bool
+	maxBody     int64
+}
+
+func (a *app) gatewayCommand() *cobra.Command {
+	var f gatewayFlags
+	cmd := &cobra.Command{
+		Use:   "gateway --upstream URL [--listen ADDR] [--exempt PATH]... [--permission P]... [--keystore FILE | --data DIR | --remote URL]",
+		Short: "Run an authenticating reverse proxy in front of an HTTP service",
+		Long: `Run a reverse proxy that lets through only requests with a valid key, sends
+them to --upstream with the key's identity in X-Keyward-* headers (removing any
+the client sent), and refuses the others with 401, 403 or 503 (problem+json).
+
+Keys are checked by, in this order:
+  --remote URL           a remote keyward (POST /v1/keys/verify), authenticated
+                         by --api-key or KEYWARD_API_KEY (root or keys:verify);
+  --keystore FILE and/or KEYWARD_ADMIN_API_KEY
+                         the simple modes, no database (docs/simple-modes.md);
+                         with --data as well, the key store is asked first;
+  --data DIR | --store URL
+                         the key store of "keyward serve", verified in
+                         process: SQLite in DIR (the default, ./keyward-data)
+                         or PostgreSQL at URL.
+
+Without --upstream the routes come from the gateway block of the config file.
+See docs/gateway.md.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			return a.runGateway(cmd, cfg, &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "", "address to listen on, host:port (default gateway_listen, else "+defaultGatewayListen+")")
+	fl.StringVar(&f.upstream, "upstream", "", "URL of the service to protect, e.g. http://127.0.0.1:9000")
+	fl.StringVar(&f.prefix, "prefix", "/", "path prefix the --upstream route serves")
+	fl.StringVar(&f.host, "host", "", "host the --upstream route is limited to (default any)")
+	fl.StringArrayVar(&f.exempt, "exempt", nil, "exact path that passes without a key, e.g. /docs (repeatable)")
+	fl.StringArrayVar(&f.permissions, "permission", nil, "permission every request needs (repeatable)")
+	fl.StringVar(&f.stampField, "stamp-field", "", "JSON body field set to the key id on POST/PUT/PATCH, e.g. created_by")
+	fl.StringVar(&f.remote, "remote", "", "URL of a remote keyward that verifies the keys")
+	fl.StringVar(&f.apiKey, "api-key", "", "API key for --remote, root or keys:verify (env KEYWARD_API_KEY, preferred: flags show in ps)")
+	fl.BoolVar(&f.forwardCred, "forward-credentials", false, "send Authorization and X-API-Key upstream too (default: removed)")
+	fl.Int64Var(&f.maxBody, "max-body-bytes", 0, fmt.Sprintf("largest request body (default gateway.max_body_bytes, else %d; negative: no limit)", gateway.DefaultMaxBodyBytes))
+	addConfigFlags(fl, "data", "store", "pepper-file", "cache-ttl", "keystore", "dev", "trusted-proxies", "log-level", "log-format", "shutdown-timeout")
+	cmd.MarkFlagsMutuallyExclusive("remote", "keystore")
+	cmd.MarkFlagsMutuallyExclusive("remote", "data")
+	cmd.MarkFlagsMutuallyExclusive("remote", "store")
+	return cmd
+}
+
+func (a *app) runGateway(cmd *cobra.Command, cfg *Config, f *gatewayFlags) (err error) {
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log := cfg.newLogger(a.stderr)
+	gc, errs := cfg.gatewayConfig()
+	if len(errs) > 0 {
+		return &ConfigError{Errors: errs}
+	}
+	name := yamlName
+	if f.upstream != "" {
+		u, err := url.Parse(f.upstream)
+		if err != nil {
+			return configErrorf("upstream", "--upstream %q is not a URL: use e.g. http://127.0.0.1:9000", f.upstream)
+		}
+		gc.Routes = []gateway.Route{{PathPrefix: f.prefix, Host: f.host, Upstream: u, Permissions: f.permissions, Exempt: f.exempt, StampField: f.stampField}}
+		name = flagName
+	} else if len(gc.Routes) == 0 {
+		return usageErrorf("--upstream is required (or routes in the gateway block of the config file)")
+	} else if len(f.exempt)+len(f.permissions) > 0 || f.stampField != "" || cmd.Flags().Changed("prefix") || f.host != "" {
+		return usageErrorf("--prefix, --host, --exempt, --permission and --stamp-field describe the --upstream route: give --upstream, or set them in gateway.routes")
+	}
+	if cmd.Flags().Changed("forward-credentials") {
+		gc.ForwardCredentials = f.forwardCred
+	}
+	if f.maxBody != 0 {
+		gc.MaxBodyBytes = f.maxBody
+	}
+	listen := firstNonEmpty(f.listen, cfg.GatewayListen, defaultGatewayListen)
+	if err := validListen(listen); err != nil {
+		return configErrorf("listen", "--listen %q %v", listen, err)
+	}
+
+	verifier, closeVerifier, err := a.gatewayVerifier(ctx, cmd, cfg, f, listen, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		if cerr := closeVerifier(sctx); err == nil {
+			err = cerr
+		}
+	}()
+	gc.Verifier, gc.Logger, gc.Anonymous = verifier, log, cfg.DevMode
+	gs, err := listenGateway(ctx, listen, gc, log, name, "listen")
+	if err != nil {
+		return err
+	}
+	gs.start(log)
+	for _, r := range gc.Routes {
+		log.Info("gateway route", "prefix", r.PathPrefix, "host", r.Host, "upstream", r.Upstream.Redacted(), "permissions", r.Permissions, "exempt", r.Exempt)
+	}
+	if a.m.Listening != nil {
+		a.m.Listening(gs.ln.Addr().String())
+	}
+	select {
+	case err := <-gs.err:
+		return fmt.Errorf("serving the gateway: %w", err)
+	case <-ctx.Done():
+	}
+	stop()
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	return gs.shutdown(sctx)
+}
+
+// flagName names a gateway field as a flag of "keyward gateway".
+func flagName(field string) string {
+	_, f, ok := strings.Cut(field, ".")
+	if !ok {
+		return yamlName(field)
+	}
+	switch f {
+	case "upstream", "prefix", "host", "exempt":
+		return f
+	case "permissions":
+		return "permission"
+	case "stamp_field":
+		return "stamp-field"
+	}
+	return yamlName(field)
+}
+
+// gatewayVerifier picks what checks keys (see the command's help) and
+// returns it with the function that releases it.
+func (a *app) gatewayVerifier(ctx context.Context, cmd *cobra.Command, cfg *Config, f *gatewayFlags, listen string, log *slog.Logger) (keyward.KeyVerifier, func(context.Context) error, error) {
+	noop := func(context.Context) error { return nil }
+	if f.remote != "" {
+		if a.getenv(envAdminAPIKey) != "" || cfg.Keystore != "" {
+			return nil, nil, configErrorf("remote", "--remote verifies with a remote keyward, but %s or keystore is set too: unset them, or drop --remote", envAdminAPIKey)
+		}
+		v, err := a.remoteVerifier(ctx, f, log)
+		return v, noop, err
+	}
+	simple, err := loadSimpleModes(cfg, a.getenv, listen, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	explicitStore := cfg.Source("data") != "default" || cfg.Store != ""
+	if simple != nil && !explicitStore {
+		return simple, noop, nil
+	}
+	// The SQLite key store of "keyward serve": never create one here, it
+	// could only refuse every key.
+	if _, err := os.Stat(cfg.DatabasePath()); cfg.Store == "" && errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, configErrorf("data", "no keyward database in %s: run keyward serve there first, point --data at its data directory, or use --keystore, %s or --remote", cfg.Data, envAdminAPIKey)
+	}
+	c, err := openCore(ctx, cfg, log, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("verifying keys in process", "data", cfg.Data, "store", redactURL(cfg.Store), "cache_ttl", cfg.CacheTTL)
+	closeCore := func(ctx context.Context) error { return c.close(ctx, log) }
+	if simple != nil {
+		return keystore.Chain(c.engine, simple), closeCore, nil
+	}
+	return c.engine, closeCore, nil
+}
+
+// remoteVerifier verifies with a remote keyward. It checks the API key
+// once at start and only warns on failure: keyward may start later.
+// Answers are cached briefly (client.CachedVerifier), so a revocation
+// reaches this gateway within client.DefaultCacheTTL.
+func (a *app) remoteVerifier(ctx context.Context, f *gatewayFlags, log *slog.Logger) (keyward.KeyVerifier, error) {
+	u, err := url.Parse(f.remote)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, configErrorf("remote", "--remote %q is not a keyward URL: use e.g. http://127.0.0.1:8080", f.remote)
+	}
+	key := firstNonEmpty(f.apiKey, a.getenv("KEYWARD_API_KEY"))
+	if key == "" {
+		return nil, configErrorf("remote", "--remote needs an API key with keys:verify: set KEYWARD_API_KEY (or --api-key)")
+	}
+	c := client.New(f.remote, keyward.Secret(key))
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 256
+	t.Proxy = nil
+	c.HTTPClient = &http.Client{
+		Transport: t,
+		Timeout:   remoteVerifyTimeout,
+		// A redirect would carry the API key and the keys being verified.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, remoteVerifyTimeout)
+	defer cancel()
+	id, err := c.WhoAmI(cctx)
+	switch {
+	case keyward.ErrorCode(err) == keyward.EUNAUTHORIZED:
+		return nil, configErrorf("remote", "the remote keyward refused the API key: set KEYWARD_API_KEY to a root key or one with keys:verify")
+	case err != nil:
+		log.Warn("the remote keyward cannot be reached yet; requests get 503 until it can", "remote", u.Redacted(), "err", err)
+	case id.Role != keyward.RoleRoot && !slices.Contains(id.Permissions, admin.PermissionVerify):
+		log.Warn("the API key may lack keys:verify: the remote keyward may refuse to verify", "key_id", id.KeyID)
+	}
+	log.Info("verifying keys with a remote keyward", "remote", u.Redacted(), "cache_ttl", client.DefaultCacheTTL)
+	return client.NewCachedVerifier(c, client.CacheConfig{}), nil
+}
