@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -334,7 +336,7 @@ func TestBootstrapCommand(t *testing.T) {
 }
 
 func TestConfigCheck(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "data") // created by no one: config check creates nothing
 	env := map[string]string{"KEYWARD_PEPPERS": "1:" + testPepperHex + ",2:hex:" + strings.Repeat("cd", 32), "KEYWARD_DATA": dir}
 	r := runCLI(t, env, "config", "check", "--log-level", "debug")
 	if r.code != 0 {
@@ -361,6 +363,93 @@ func TestConfigCheck(t *testing.T) {
 	r = runCLI(t, map[string]string{"KEYWARD_PEPPER": "hex:0011"}, "config", "check")
 	if msg := checkFails(t, r, ExitConfig, []string{"config", "check"}); !strings.Contains(msg, "peppers") || !strings.Contains(msg, "at least 32") {
 		t.Errorf("short pepper: %q", msg)
+	}
+}
+
+func TestConfigCheckShowsEverySetting(t *testing.T) {
+	dir := t.TempDir()
+	ks := filepath.Join(dir, "keys.yaml")
+	if err := os.WriteFile(ks, []byte("keys:\n  "+strings.Repeat("ab", 32)+": {id: ci, role: root}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "keyward.yaml")
+	if err := os.WriteFile(cfg, []byte("gateway_listen: 127.0.0.1:8081\ngateway:\n  routes:\n    - {prefix: /, upstream: http://127.0.0.1:9000}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const storePW, redisPW, legacy = "st0re-pa55", "red1s-pa55", "legacy-admin-key-0123456789abcdef"
+	env := map[string]string{
+		"KEYWARD_CONFIG":          cfg,
+		"KEYWARD_PEPPER":          testPepperHex,
+		"KEYWARD_DATA":            filepath.Join(dir, "data"),
+		"KEYWARD_STORE":           "postgres://keyward:" + storePW + "@db.internal:5432/keyward?sslmode=disable",
+		"KEYWARD_REDIS_URL":       "redis://:" + redisPW + "@127.0.0.1:6379/0",
+		"KEYWARD_BUS_CHANNEL":     "cluster_a",
+		"KEYWARD_KEYSTORE":        ks,
+		"KEYWARD_ADMIN_API_KEY":   legacy,
+		"KEYWARD_TRUSTED_PROXIES": "10.0.0.0/8,127.0.0.1",
+	}
+	args := []string{"config", "check", "--bus-down-cache-ttl", "3s"}
+	r := runCLI(t, env, args...)
+	if r.code != 0 {
+		t.Fatalf("config check: exit %d, %s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"postgres://keyward:xxxxx@db.internal:5432/keyward?sslmode=disable", "env KEYWARD_STORE",
+		"redis://:xxxxx@127.0.0.1:6379/0", "env KEYWARD_REDIS_URL",
+		"cluster_a", "3s", "flag --bus-down-cache-ttl", "127.0.0.1:8081", "file " + cfg,
+		"10.0.0.0/8,127.0.0.1", "env KEYWARD_TRUSTED_PROXIES", ks, "env KEYWARD_KEYSTORE",
+		"dev_mode", "admin_api_key", "env KEYWARD_ADMIN_API_KEY", "gateway.routes", "configuration OK",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("config check output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	for _, secret := range []string{storePW, redisPW, legacy, strings.TrimPrefix(testPepperHex, "hex:")} {
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Errorf("config check shows a secret %q:\n%s", secret, r.stdout)
+		}
+	}
+
+	r = runCLI(t, env, append(args, "-o", "json")...)
+	var eff effectiveConfig
+	if err := json.Unmarshal([]byte(r.stdout), &eff); err != nil {
+		t.Fatalf("%v: %s", err, r.stdout)
+	}
+	if eff.Store != "postgres://keyward:xxxxx@db.internal:5432/keyward?sslmode=disable" || eff.Redis != "redis://:xxxxx@127.0.0.1:6379/0" ||
+		eff.BusChannel != "cluster_a" || eff.BusDownCacheTTL != "3s" || eff.Keystore != ks || eff.DevMode ||
+		eff.AdminAPIKey != "REDACTED" || eff.GatewayListen != "127.0.0.1:8081" || len(eff.TrustedProxies) != 2 ||
+		eff.Sources["store"] != "env KEYWARD_STORE" || eff.Sources["redis"] != "env KEYWARD_REDIS_URL" || eff.Sources["keystore"] != "env KEYWARD_KEYSTORE" ||
+		eff.Sources["dev_mode"] != "default" || eff.Sources["gateway_listen"] != "file "+cfg || eff.GatewayRoutes != 1 {
+		t.Errorf("config check json = %+v", eff)
+	}
+	for _, secret := range []string{storePW, redisPW, legacy} {
+		if strings.Contains(r.stdout, secret) {
+			t.Errorf("config check json shows a secret %q", secret)
+		}
+	}
+
+	// Dev mode, shown as such.
+	r = runCLI(t, map[string]string{"KEYWARD_DATA": filepath.Join(dir, "data")}, "config", "check", "--dev")
+	if r.code != 0 || !strings.Contains(r.stdout, "NO AUTHENTICATION") || !strings.Contains(r.stdout, "flag --dev") {
+		t.Errorf("config check --dev: exit %d %s\n%s", r.code, r.stderr, r.stdout)
+	}
+	// What serve or gateway would refuse, config check refuses too.
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"missing keystore", nil, []string{"--keystore", filepath.Join(dir, "nope.yaml")}, "keystore: file "},
+		{"dev mode off loopback", nil, []string{"--dev", "--listen", "0.0.0.0:8080"}, "dev_mode: "},
+		{"shared store without a pepper", nil, []string{"--store", "postgres://keyward@db.internal/keyward"}, "peppers: none configured"},
+		{"bad store", nil, []string{"--store", "mysql://u:" + storePW + "@db/k"}, "store: "},
+	} {
+		env := map[string]string{"KEYWARD_DATA": filepath.Join(dir, "data")}
+		r := runCLI(t, env, append([]string{"config", "check"}, tt.args...)...)
+		if msg := checkFails(t, r, ExitConfig, []string{"config", "check"}); !strings.Contains(msg, tt.want) || strings.Contains(msg, storePW) {
+			t.Errorf("%s: %q", tt.name, msg)
+		}
 	}
 }
 

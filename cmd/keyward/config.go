@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -527,8 +528,15 @@ func loadConfig(getenv func(string) string, fs *pflag.FlagSet) (*Config, error) 
 			return nil, configErrorf("config", "%v", err)
 		}
 		err = c.readYAML(f, "file "+path)
+		if err == nil {
+			err = checkConfigFileMode(f, path, c)
+		}
 		f.Close()
 		if err != nil {
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				return nil, ce
+			}
 			return nil, &ConfigError{Errors: []*SettingError{{Setting: "config", Problem: err.Error()}}}
 		}
 	}
@@ -542,4 +550,21 @@ func loadConfig(getenv func(string) string, fs *pflag.FlagSet) (*Config, error) 
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkConfigFileMode refuses a config file holding peppers that group or
+// others can read, as readPepperFile refuses such a pepper file (fail
+// closed): whoever reads a pepper can test stolen key hashes offline.
+func checkConfigFileMode(f *os.File, path string, c *Config) error {
+	if runtime.GOOS == "windows" || len(c.Peppers) == 0 || c.Source("peppers") != "file "+path {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return configErrorf("config", "%v", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return configErrorf("config", "file %s holds peppers and has mode %04o, so others on this machine can read them: run chmod 600 %s (or move the peppers to a pepper_file or KEYWARD_PEPPERS)", path, perm, path)
+	}
+	return nil
 }

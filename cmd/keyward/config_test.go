@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -330,12 +331,92 @@ func TestPepperFileSetting(t *testing.T) {
 	}
 }
 
+func TestConfigFilePermissions(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permissions")
+	}
+	dir := t.TempDir()
+	loadFile := func(content string, mode os.FileMode, env map[string]string) error {
+		path := filepath.Join(dir, "keyward.yaml")
+		os.Remove(path)
+		if err := os.WriteFile(path, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(path, mode) // past the umask
+		fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+		fs.String("config", "", "")
+		if err := fs.Parse([]string{"--config", path}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loadConfig(mapEnv(env), fs)
+		return err
+	}
+	path := filepath.Join(dir, "keyward.yaml")
+	withPeppers := "peppers:\n  1: \"" + testPepperHex + "\"\n"
+	// A config file holding peppers that group or others can read is
+	// refused, naming the file and the fix, even when the environment
+	// overrides its peppers.
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660} {
+		for _, env := range []map[string]string{nil, {"KEYWARD_PEPPER": testPepperHex}} {
+			err := loadFile(withPeppers, mode, env)
+			if err == nil || !strings.Contains(err.Error(), "config: file "+path) || !strings.Contains(err.Error(), "chmod 600 "+path) {
+				t.Errorf("peppers in a %04o config file: err = %v", mode, err)
+			}
+			if err != nil && strings.Contains(err.Error(), hex.EncodeToString(testPepperBytes)) {
+				t.Errorf("error shows the pepper: %v", err)
+			}
+		}
+	}
+	for _, mode := range []os.FileMode{0o600, 0o400} {
+		if err := loadFile(withPeppers, mode, nil); err != nil {
+			t.Errorf("peppers in a %04o config file: %v", mode, err)
+		}
+	}
+	// Without peppers a config file may be readable by others.
+	if err := loadFile("log_level: debug\n", 0o644, nil); err != nil {
+		t.Errorf("config file without peppers, 0644: %v", err)
+	}
+	// The exit code is the configuration one.
+	os.Chmod(path, 0o644)
+	os.WriteFile(path, []byte(withPeppers), 0o644)
+	r := runCLI(t, map[string]string{"KEYWARD_CONFIG": path, "KEYWARD_DATA": filepath.Join(dir, "data")}, "config", "check")
+	if msg := checkFails(t, r, ExitConfig, []string{"config", "check"}); !strings.Contains(msg, "chmod 600 "+path) {
+		t.Errorf("config check on a 0644 config file with peppers: %q", msg)
+	}
+}
+
 func TestDataDirPermissions(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permissions")
+	}
+	// A data directory group or others can reach at all is refused, naming
+	// the setting and the fix (fail closed).
+	for _, mode := range []os.FileMode{0o777, 0o755, 0o750, 0o710, 0o701} {
+		c := DefaultConfig()
+		c.Data = t.TempDir()
+		if err := os.Chmod(c.Data, mode); err != nil {
+			t.Fatal(err)
+		}
+		for _, create := range []bool{true, false} {
+			err := c.prepareDataDir(create)
+			if err == nil || !strings.HasPrefix(err.Error(), "invalid configuration: data: ") || !strings.Contains(err.Error(), "chmod 700 "+c.Data) {
+				t.Errorf("data dir mode %04o (create %v): err = %v", mode, create, err)
+			}
+		}
+	}
 	c := DefaultConfig()
 	c.Data = t.TempDir()
-	os.Chmod(c.Data, 0o777)
-	if err := c.prepareDataDir(true); err == nil || !strings.Contains(err.Error(), "chmod 700") {
-		t.Errorf("world-writable data dir: err = %v", err)
+	os.Chmod(c.Data, 0o700)
+	if err := c.prepareDataDir(true); err != nil {
+		t.Errorf("data dir mode 0700: %v", err)
+	}
+	// keyward creates a missing data directory with mode 0700.
+	c.Data = filepath.Join(t.TempDir(), "new", "data")
+	if err := c.prepareDataDir(true); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(c.Data); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("created data dir: %v, mode %v", err, fi.Mode())
 	}
 }
 

@@ -13,7 +13,8 @@ import (
 )
 
 // effectiveConfig is what config check prints: every setting with secrets
-// as REDACTED (keyward.Secret marshals so).
+// as REDACTED (keyward.Secret marshals so) and the passwords of URLs as
+// xxxxx (redactURL).
 type effectiveConfig struct {
 	Listen          string                 `json:"listen"`
 	Data            string                 `json:"data"`
@@ -22,10 +23,21 @@ type effectiveConfig struct {
 	PepperSource    string                 `json:"pepper_source"`
 	PepperCurrent   int                    `json:"pepper_current_version"`
 	CacheTTL        string                 `json:"cache_ttl"`
+	Store           string                 `json:"store"`
+	Redis           string                 `json:"redis"`
+	BusChannel      string                 `json:"bus_channel"`
+	BusDownCacheTTL string                 `json:"bus_down_cache_ttl"`
 	LogLevel        string                 `json:"log_level"`
 	LogFormat       string                 `json:"log_format"`
 	ShutdownTimeout string                 `json:"shutdown_timeout"`
-	Sources         map[string]string      `json:"sources"`
+	GatewayListen   string                 `json:"gateway_listen"`
+	TrustedProxies  []string               `json:"trusted_proxies"`
+	GatewayRoutes   int                    `json:"gateway_routes"`
+	Keystore        string                 `json:"keystore"`
+	DevMode         bool                   `json:"dev_mode"`
+	// AdminAPIKey is REDACTED when KEYWARD_ADMIN_API_KEY is set, else empty.
+	AdminAPIKey keyward.Secret    `json:"admin_api_key,omitempty"`
+	Sources     map[string]string `json:"sources"`
 }
 
 func (a *app) configCommand() *cobra.Command {
@@ -37,10 +49,11 @@ func (a *app) configCommand() *cobra.Command {
 		Use:   "check",
 		Short: "Validate the configuration and print the effective settings (secrets REDACTED)",
 		Long: `Read keyward.yaml, KEYWARD_* variables and flags as serve would, check every
-setting (including the pepper file's permissions) and print the result with
-the source of each setting. Secrets are printed as REDACTED. Exits 3 if the
-configuration is invalid. It creates nothing: a pepper that serve would
-generate is reported as such.`,
+setting (including the permissions of the config file, the data directory
+and the pepper file, and the keystore file) and print the result with the
+source of each setting. Secrets are printed as REDACTED and passwords in the
+store and redis URLs as xxxxx. Exits 3 if the configuration is invalid. It
+creates nothing: a pepper that serve would generate is reported as such.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(a.getenv, cmd.Flags())
@@ -54,17 +67,42 @@ generate is reported as such.`,
 			if err != nil {
 				return err
 			}
+			if len(peppers) == 0 && cfg.usesPostgres() {
+				// serve generates no pepper for a shared store.
+				return sharedPepperError(cfg)
+			}
+			// The keystore file and KEYWARD_ADMIN_API_KEY, as the gateway
+			// and serve's forward-auth would load them.
+			if _, err := loadSimpleModes(cfg, a.getenv, cfg.Listen, slog.New(slog.DiscardHandler)); err != nil {
+				return err
+			}
 			eff := effectiveConfig{
 				Listen:          cfg.Listen,
 				Data:            cfg.Data,
-				Database:        cfg.DatabasePath(),
+				Database:        cfg.storeName(),
 				Peppers:         map[int]keyward.Secret{},
 				PepperSource:    cfg.pepperSource(),
 				CacheTTL:        cfg.CacheTTL.String(),
+				Store:           redactURL(cfg.Store),
+				Redis:           redactURL(cfg.Redis),
+				BusChannel:      cfg.BusChannel,
+				BusDownCacheTTL: cfg.BusDownCacheTTL.String(),
 				LogLevel:        cfg.LogLevel,
 				LogFormat:       cfg.LogFormat,
 				ShutdownTimeout: cfg.ShutdownTimeout.String(),
+				GatewayListen:   cfg.GatewayListen,
+				TrustedProxies:  cfg.TrustedProxies,
+				GatewayRoutes:   len(cfg.Gateway.Routes),
+				Keystore:        cfg.Keystore,
+				DevMode:         cfg.DevMode,
 				Sources:         map[string]string{},
+			}
+			if eff.TrustedProxies == nil {
+				eff.TrustedProxies = []string{}
+			}
+			if v := a.getenv(envAdminAPIKey); v != "" {
+				eff.AdminAPIKey = keyward.Secret(v)
+				eff.Sources["admin_api_key"] = "env " + envAdminAPIKey
 			}
 			for v, p := range peppers {
 				eff.Peppers[v] = p
@@ -73,13 +111,21 @@ generate is reported as such.`,
 			if len(peppers) == 0 {
 				eff.PepperSource = "will be generated in " + cfg.DefaultPepperPath() + " on first start"
 			}
-			for _, k := range []string{"listen", "data", "peppers", "pepper_file", "cache_ttl", "log_level", "log_format", "shutdown_timeout"} {
-				eff.Sources[k] = cfg.Source(k)
+			eff.Sources["peppers"] = cfg.Source("peppers")
+			eff.Sources["gateway"] = cfg.Source("gateway")
+			for _, s := range settings {
+				eff.Sources[s.key] = cfg.Source(s.key)
 			}
 			return a.show(eff, func(w io.Writer) error { return printEffective(w, &eff) })
 		},
 	}
-	addConfigFlags(check.Flags(), "listen", "data", "pepper-file", "cache-ttl", "log-level", "log-format", "shutdown-timeout")
+	// Every setting has its flag here, so config check can check exactly
+	// what a command line of serve or gateway would run.
+	var flags []string
+	for _, s := range settings {
+		flags = append(flags, s.flag)
+	}
+	addConfigFlags(check.Flags(), flags...)
 	cmd.AddCommand(check)
 	return cmd
 }
@@ -102,15 +148,37 @@ func printEffective(w io.Writer, e *effectiveConfig) error {
 	if pv == "" {
 		pv = "none yet"
 	}
+	store := e.Store
+	if store == "" {
+		store = "sqlite"
+	}
 	t := newTable(w, "SETTING", "VALUE", "SOURCE")
 	t.row("listen", e.Listen, e.Sources["listen"])
 	t.row("data", e.Data, e.Sources["data"])
-	t.row("database", e.Database, "data")
+	t.row("store", store, e.Sources["store"])
+	t.row("database", e.Database, "store")
 	t.row("peppers", pv, e.PepperSource)
 	t.row("cache_ttl", e.CacheTTL, e.Sources["cache_ttl"])
+	t.row("redis", e.Redis, e.Sources["redis"])
+	t.row("bus_channel", e.BusChannel, e.Sources["bus_channel"])
+	t.row("bus_down_cache_ttl", e.BusDownCacheTTL, e.Sources["bus_down_cache_ttl"])
 	t.row("log_level", e.LogLevel, e.Sources["log_level"])
 	t.row("log_format", e.LogFormat, e.Sources["log_format"])
 	t.row("shutdown_timeout", e.ShutdownTimeout, e.Sources["shutdown_timeout"])
+	t.row("gateway_listen", e.GatewayListen, e.Sources["gateway_listen"])
+	t.row("trusted_proxies", strings.Join(e.TrustedProxies, ","), e.Sources["trusted_proxies"])
+	t.row("gateway.routes", strconv.Itoa(e.GatewayRoutes), e.Sources["gateway"])
+	t.row("keystore", e.Keystore, e.Sources["keystore"])
+	dev := strconv.FormatBool(e.DevMode)
+	if e.DevMode {
+		dev += " (NO AUTHENTICATION)"
+	}
+	t.row("dev_mode", dev, e.Sources["dev_mode"])
+	admin, src := "unset", "default"
+	if e.AdminAPIKey != "" {
+		admin, src = e.AdminAPIKey.String(), e.Sources["admin_api_key"]
+	}
+	t.row("admin_api_key", admin, src)
 	if err := t.flush(); err != nil {
 		return err
 	}

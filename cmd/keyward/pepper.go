@@ -229,8 +229,9 @@ func generatePepperFile(path string) (map[int]keyward.Secret, error) {
 }
 
 // prepareDataDir creates the data directory (mode 0700) when create is set
-// and refuses one that group or others can write to, since whoever can
-// replace its files can replace the pepper and the database.
+// and refuses one that group or others can access at all: whoever can
+// replace its files can replace the pepper and the database, and whoever
+// can read them can read the pepper and the key hashes (fail closed).
 func (c *Config) prepareDataDir(create bool) error {
 	if create {
 		if err := os.MkdirAll(c.Data, 0o700); err != nil {
@@ -247,8 +248,8 @@ func (c *Config) prepareDataDir(create bool) error {
 	if !fi.IsDir() {
 		return configErrorf("data", "%s is not a directory: point data at a directory", c.Data)
 	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o022 != 0 {
-		return configErrorf("data", "directory %s has mode %04o, so others on this machine can replace its files: run chmod 700 %s", c.Data, fi.Mode().Perm(), c.Data)
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return configErrorf("data", "directory %s has mode %04o, so others on this machine can reach the pepper and the database in it: run chmod 700 %s", c.Data, fi.Mode().Perm(), c.Data)
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ SIGINT or SIGTERM shut it down gracefully, flushing recorded key usage.`,
 			return a.serve(cmd.Context(), cfg)
 		},
 	}
-	addConfigFlags(cmd.Flags(), "listen", "data", "store", "redis", "bus-channel", "pepper-file", "cache-ttl", "bus-down-cache-ttl", "log-level", "log-format", "shutdown-timeout")
+	addConfigFlags(cmd.Flags(), "listen", "data", "store", "redis", "bus-channel", "pepper-file", "cache-ttl", "bus-down-cache-ttl", "log-level", "log-format", "shutdown-timeout", "gateway-listen", "trusted-proxies")
 	return cmd
 }
 
