@@ -1,0 +1,242 @@
+// Command cachemem measures the verification cache (DESIGN.md section 9):
+//
+//   - memory per cached key: a fresh verify.Engine's cache is filled with N
+//     realistic keys through KeyChanged, and the growth of the live heap
+//     (runtime.MemStats.HeapAlloc after a full GC) is divided by N. Each
+//     key is shaped as a store load returns it: every string its own
+//     allocation, two permissions, last_used_at set, no meta. Target: under
+//     512 bytes;
+//   - hit rate under a skewed key distribution: requests pick among N keys
+//     by a Zipf distribution (math/rand/v2, exponent -zipf-s) and go through
+//     the whole Engine.Verify with the default cache TTL; an injected clock
+//     advances 1/rate per request, so "requests per second" is simulated
+//     and the run takes as long as the CPU needs. After a warm-up of two
+//     TTLs, hits are counted as verifications that did not reach the store.
+//
+// It needs no database: the store is an in-memory map. Run it with
+// bench/cachemem.sh.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/verify"
+)
+
+func main() {
+	mode := flag.String("mode", "all", "what to measure: mem, hit or all")
+	memKeys := flag.String("mem-keys", "100000,1000000", "cache sizes for the memory measurement, comma separated (each <= 5,000,000)")
+	memProfile := flag.String("memprofile", "", "write a heap profile of the last memory measurement to this file (go tool pprof -sample_index=inuse_space -top)")
+	hitKeys := flag.Int("hit-keys", 1_000_000, "keys the Zipf distribution picks from (<= 5,000,000)")
+	zipfS := flag.Float64("zipf-s", 1.1, "Zipf exponent s (> 1): larger is more skewed")
+	rates := flag.String("rates", "100,1000,10000", "simulated request rates in requests per second, comma separated")
+	requests := flag.Int("requests", 2_000_000, "measured verifications per rate, after the warm-up (<= 50,000,000)")
+	seed := flag.Uint64("seed", 1, "seed of the key picks")
+	flag.Parse()
+	if *memProfile != "" {
+		runtime.MemProfileRate = 64
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+
+	hasher, err := apikey.NewHasher(map[int]keyward.Secret{1: "cachemem-bench-pepper-not-a-secret-0123456789"})
+	check(err)
+	fmt.Printf("verify cache: %d CPUs, GOMAXPROCS %d, %s, keyward.Key is %d bytes by value\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), unsafe.Sizeof(keyward.Key{}))
+	if *mode == "mem" || *mode == "all" {
+		sizes := parseInts(*memKeys, 1, 5_000_000)
+		for i, n := range sizes {
+			prof := ""
+			if i == len(sizes)-1 {
+				prof = *memProfile
+			}
+			measureMemory(hasher, n, prof)
+		}
+	}
+	if *mode == "hit" || *mode == "all" {
+		if *hitKeys < 1 || *hitKeys > 5_000_000 || *zipfS <= 1 || *requests < 1 || *requests > 50_000_000 {
+			fatalf("-hit-keys must be 1..5000000, -zipf-s > 1, -requests 1..50000000")
+		}
+		measureHitRate(hasher, *hitKeys, *zipfS, parseInts(*rates, 1, 10_000_000), *requests, *seed)
+	}
+}
+
+// loader is the engine's store: a read-only map of keys, counting lookups.
+type loader struct {
+	keys    map[keyward.KeyHash]string // hash -> key id
+	tmpl    keyward.Key
+	lookups atomic.Int64
+}
+
+func (l *loader) KeyByHash(_ context.Context, h keyward.KeyHash) (*keyward.Key, error) {
+	l.lookups.Add(1)
+	id, ok := l.keys[h]
+	if !ok {
+		return nil, keyward.Errorf(keyward.ENOTFOUND, "no such key")
+	}
+	k := l.tmpl
+	k.ID, k.Hash = id, h
+	return &k, nil
+}
+
+func (l *loader) TouchKeys(context.Context, []keyward.KeyUse) error { return nil }
+
+// realisticKey returns a user key as a store load returns it: every string
+// (and the permissions' backing array, and last_used_at) its own
+// allocation, nothing shared with other keys.
+func realisticKey(h *apikey.Hasher, i int, now time.Time) *keyward.Key {
+	s, err := apikey.Generate(apikey.PrefixUser)
+	check(err)
+	raw := s.Reveal()
+	used := now.Add(-time.Duration(i) * time.Second)
+	return &keyward.Key{
+		ID:            apikey.NewID("key"),
+		Hash:          h.Hash(raw),
+		PepperVersion: h.Current(),
+		Start:         strings.Clone(apikey.Start(raw)),
+		Prefix:        strings.Clone(apikey.PrefixUser),
+		Name:          "service key " + strconv.Itoa(i),
+		Role:          keyward.Role(strings.Clone(string(keyward.RoleUser))),
+		AccountID:     apikey.NewID("acc"),
+		UserID:        apikey.NewID("usr"),
+		Permissions:   []string{strings.Clone("memories:read"), strings.Clone("memories:write")},
+		CreatedAt:     now.Add(-24 * time.Hour),
+		CreatedBy:     apikey.NewID("key"),
+		LastUsedAt:    &used,
+		UpdatedAt:     now.Add(-24 * time.Hour),
+	}
+}
+
+func measureMemory(h *apikey.Hasher, n int, profile string) {
+	eng, err := verify.New(verify.Config{Store: &loader{}, Hasher: h, CacheTTL: time.Hour})
+	check(err)
+	before := liveHeap()
+	now := time.Now()
+	start := time.Now()
+	for i := range n {
+		// KeyChanged clones the key; the template is garbage afterwards
+		// except for the strings the clone shares, as with a store load.
+		eng.KeyChanged(realisticKey(h, i, now))
+	}
+	fill := time.Since(start)
+	after := liveHeap()
+	if profile != "" {
+		f, err := os.Create(profile)
+		check(err)
+		check(pprof.Lookup("heap").WriteTo(f, 0))
+		check(f.Close())
+	}
+	perKey := float64(after-before) / float64(n)
+	verdict := "met"
+	if perKey >= 512 {
+		verdict = fmt.Sprintf("missed by %.0f B (%.0f%%)", perKey-512, 100*(perKey-512)/512)
+	}
+	fmt.Printf("memory: %9d cached keys: heap +%7.1f MiB, %6.1f B per key (target < 512 B: %s); filled in %v\n",
+		n, float64(after-before)/(1<<20), perKey, verdict, fill.Round(time.Millisecond))
+	runtime.KeepAlive(eng)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	check(eng.Close(ctx))
+}
+
+// liveHeap returns the live heap after a complete collection.
+func liveHeap() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+func measureHitRate(h *apikey.Hasher, n int, s float64, rates []int, requests int, seed uint64) {
+	start := time.Now()
+	secrets := make([]string, n)
+	l := &loader{keys: make(map[keyward.KeyHash]string, n)}
+	created := time.Now().Add(-24 * time.Hour)
+	l.tmpl = keyward.Key{
+		PepperVersion: h.Current(), Prefix: apikey.PrefixUser, Role: keyward.RoleUser, Name: "service key",
+		AccountID: apikey.NewID("acc"), UserID: apikey.NewID("usr"), Permissions: []string{"memories:read", "memories:write"},
+		CreatedAt: created, UpdatedAt: created,
+	}
+	for i := range secrets {
+		sec, err := apikey.Generate(apikey.PrefixUser)
+		check(err)
+		secrets[i] = sec.Reveal()
+		l.keys[h.Hash(secrets[i])] = apikey.NewID("key")
+	}
+	fmt.Printf("hit rate: %d keys, Zipf s=%g v=1, default cache TTL %v, %d measured verifications per rate after a %v warm-up (keys made in %v)\n",
+		n, s, verify.DefaultCacheTTL, requests, 2*verify.DefaultCacheTTL, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("%12s %10s %12s %12s %14s\n", "req/s", "hit rate", "store loads", "distinct keys", "wall time")
+	perms := []string{"memories:read"}
+	for _, rate := range rates {
+		var clock atomic.Int64 // injected clock, Unix nanoseconds
+		clock.Store(time.Now().UnixNano())
+		eng, err := verify.New(verify.Config{
+			Store: l, Hasher: h, Now: func() time.Time { return time.Unix(0, clock.Load()) },
+		})
+		check(err)
+		zipf := mrand.NewZipf(mrand.New(mrand.NewPCG(seed, uint64(rate))), s, 1, uint64(n-1))
+		step := int64(time.Second) / int64(rate)
+		warm := int(2 * verify.DefaultCacheTTL / time.Second * time.Duration(rate))
+		ctx := context.Background()
+		seen := make([]bool, n)
+		distinct := 0
+		var loadsAtStart int64
+		t0 := time.Now()
+		for i := range warm + requests {
+			if i == warm {
+				loadsAtStart = l.lookups.Load()
+			}
+			k := zipf.Uint64()
+			if i >= warm && !seen[k] {
+				seen[k] = true
+				distinct++
+			}
+			if d := eng.Verify(ctx, verify.Request{Key: secrets[k], Permissions: perms}).Decision; d != keyward.DecisionValid {
+				fatalf("verification %d: %s, want VALID", i, d)
+			}
+			clock.Add(step)
+		}
+		loads := l.lookups.Load() - loadsAtStart
+		fmt.Printf("%12d %9.2f%% %12d %13d %14v\n", rate, 100*(1-float64(loads)/float64(requests)), loads, distinct, time.Since(t0).Round(time.Millisecond))
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		check(eng.Close(cctx))
+		cancel()
+	}
+}
+
+func parseInts(s string, lo, hi int) []int {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < lo || v > hi {
+			fatalf("%q: want integers %d..%d, comma separated", s, lo, hi)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func check(err error) {
+	if err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "cachemem: "+format+"\n", args...)
+	os.Exit(1)
+}
