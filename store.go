@@ -80,6 +80,14 @@ type Store interface {
 	// CreateKey inserts k. ENOTFOUND if its account or user does not exist,
 	// ECONFLICT if the id or hash is taken.
 	CreateKey(ctx context.Context, k *Key) error
+	// CreateKeys inserts many keys at once (bulk loads, benchmarks), far
+	// faster than one CreateKey each. It is all-or-nothing: every key is
+	// inserted in one transaction, or none is. It returns the errors of
+	// CreateKey (ENOTFOUND, ECONFLICT, EINVALID, EUNAVAILABLE), ECONFLICT
+	// also when two keys of the batch share an id or hash; the message may
+	// not say which key failed. Like CreateKey it fills AccountDisabled of
+	// each key. An empty batch does nothing.
+	CreateKeys(ctx context.Context, keys []*Key) error
 	// BootstrapRootKey inserts k, a root key, only if the store holds no
 	// root key yet; otherwise ECONFLICT.
 	BootstrapRootKey(ctx context.Context, k *Key) error

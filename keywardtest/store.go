@@ -31,6 +31,7 @@ func TestStore(t *testing.T, open func(t *testing.T) keyward.Store) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, open) })
 	t.Run("DeleteUser", func(t *testing.T) { testDeleteUser(t, open) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
+	t.Run("CreateKeys", func(t *testing.T) { testCreateKeys(t, open) })
 	t.Run("KeyByHash", func(t *testing.T) { testKeyByHash(t, open) })
 	t.Run("ListKeys", func(t *testing.T) { testListKeys(t, open) })
 	t.Run("UpdateKey", func(t *testing.T) { testUpdateKey(t, open) })

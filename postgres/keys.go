@@ -103,6 +103,86 @@ func (s *Store) insertKey(ctx context.Context, q querier, k *keyward.Key) (*keyw
 	return stored, nil
 }
 
+// keyColumns are the columns CreateKeys copies, in keyRow's order.
+var keyColumns = []string{"id", "key_hash", "pepper_version", "start", "prefix", "name", "role",
+	"account_id", "user_id", "permissions", "meta", "expires_at", "disabled", "revoked_at", "rotated_from",
+	"grace_until", "created_at", "created_by", "last_used_at", "updated_at"}
+
+// keyRow returns the values of k for keyColumns.
+func keyRow(k *keyward.Key) []any {
+	return []any{k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
+		nullString(k.AccountID), nullString(k.UserID), permissions(k.Permissions), metaArg(k.Meta), k.ExpiresAt,
+		k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
+		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt}
+}
+
+// batchConflicts are the messages of the constraints CreateKeys can break;
+// COPY does not tell which row broke them.
+var batchConflicts = conflicts{
+	"keys_pkey":         "a key of the batch has an id that already exists",
+	"keys_hash_key":     "a key of the batch has a hash that already exists",
+	"keys_account_fkey": "an account of the batch was not found",
+	"keys_user_fkey":    "a user of the batch was not found in its account",
+}
+
+// CreateKeys inserts keys with one COPY in one transaction, all or none;
+// the foreign keys check their accounts and users. A conflict names no
+// key. It fills AccountDisabled of every key once the transaction has
+// committed.
+func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	var accountIDs []string
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if err := validateKey(k); err != nil {
+			return fmt.Errorf("postgres: create %d keys: key %s: %w", len(keys), k.ID, err)
+		}
+		if k.AccountID != "" && !seen[k.AccountID] {
+			seen[k.AccountID] = true
+			accountIDs = append(accountIDs, k.AccountID)
+		}
+	}
+	disabled := map[string]bool{}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		i := 0
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"keys"}, keyColumns, pgx.CopyFromFunc(func() ([]any, error) {
+			if i == len(keys) {
+				return nil, nil
+			}
+			i++
+			return keyRow(keys[i-1]), nil
+		}))
+		if err != nil {
+			return s.dbError(err, batchConflicts)
+		}
+		if len(accountIDs) == 0 {
+			return nil
+		}
+		rows, err := tx.Query(ctx, "SELECT id, disabled FROM accounts WHERE id = ANY($1)", accountIDs)
+		if err != nil {
+			return s.dbError(err, nil)
+		}
+		var (
+			id string
+			d  bool
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id, &d}, func() error {
+			disabled[id] = d
+			return nil
+		})
+		return s.dbError(err, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: create %d keys: %w", len(keys), err)
+	}
+	for _, k := range keys {
+		k.AccountDisabled = disabled[k.AccountID]
+	}
+	return nil
+}
+
 // validateKey checks what the schema would reject, with clear messages.
 func validateKey(k *keyward.Key) error {
 	if k.ID == "" {

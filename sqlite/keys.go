@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -79,19 +80,11 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error
 			return s.dbError(err, conflicts{})
 		}
 	}
-	perms, err := encodePermissions(k.Permissions)
+	args, err := appendKeyArgs(nil, k)
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO keys (id, key_hash, pepper_version, start, prefix, name, role,
-		account_id, user_id, permissions, meta, expires_at, disabled, revoked_at, rotated_from, grace_until,
-		created_at, created_by, last_used_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
-		nullString(k.AccountID), nullString(k.UserID), perms, encodeMeta(k.Meta), nullTime(k.ExpiresAt),
-		k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
-		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt))
-	if err != nil {
+	if _, err = tx.ExecContext(ctx, insertOneKey, args...); err != nil {
 		return s.dbError(err, conflicts{
 			pk:     fmt.Sprintf("key %s already exists", k.ID),
 			unique: "a key with the same hash already exists",
@@ -100,6 +93,134 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error
 	}
 	k.AccountDisabled = accountDisabled
 	return nil
+}
+
+// insertKeys returns an INSERT of n keys, whose arguments appendKeyArgs
+// appends key by key.
+func insertKeys(n int) string {
+	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	var b strings.Builder
+	b.WriteString(`INSERT INTO keys (id, key_hash, pepper_version, start, prefix, name, role,
+		account_id, user_id, permissions, meta, expires_at, disabled, revoked_at, rotated_from, grace_until,
+		created_at, created_by, last_used_at, updated_at) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}
+
+// insertOneKey is the INSERT of CreateKey.
+var insertOneKey = insertKeys(1)
+
+// appendKeyArgs appends the 20 column values of k, in insertKeys' order.
+func appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
+	perms, err := encodePermissions(k.Permissions)
+	if err != nil {
+		return nil, err
+	}
+	return append(args,
+		k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
+		nullString(k.AccountID), nullString(k.UserID), perms, encodeMeta(k.Meta), nullTime(k.ExpiresAt),
+		k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
+		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt)), nil
+}
+
+// createKeysChunk is the number of rows of one multi-row INSERT in
+// CreateKeys: 20 parameters each, far below SQLite's limit of 32766.
+const createKeysChunk = 250
+
+// CreateKeys inserts keys in one write transaction, all or none, with
+// prepared multi-row INSERTs of createKeysChunk keys. Each key is checked
+// as CreateKey checks it (its account and user are looked up once per
+// batch); a conflict names no key. It fills AccountDisabled of every key
+// once the transaction has committed.
+func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	var disabled map[string]bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		if disabled, err = s.checkOwners(ctx, tx, keys); err != nil {
+			return err
+		}
+		stmts := map[int]*sql.Stmt{} // by row count: the full chunk and the tail
+		defer func() {
+			for _, st := range stmts {
+				st.Close()
+			}
+		}()
+		args := make([]any, 0, 20*min(len(keys), createKeysChunk))
+		for start := 0; start < len(keys); start += createKeysChunk {
+			chunk := keys[start:min(start+createKeysChunk, len(keys))]
+			args = args[:0]
+			for _, k := range chunk {
+				if args, err = appendKeyArgs(args, k); err != nil {
+					return err
+				}
+			}
+			st := stmts[len(chunk)]
+			if st == nil {
+				if st, err = tx.PrepareContext(ctx, insertKeys(len(chunk))); err != nil {
+					return s.dbError(err, conflicts{})
+				}
+				stmts[len(chunk)] = st
+			}
+			if _, err := st.ExecContext(ctx, args...); err != nil {
+				return s.dbError(err, conflicts{
+					pk:     "a key of the batch has an id that already exists",
+					unique: "a key of the batch has a hash that already exists",
+					fk:     "an account or user of the batch was not found",
+				})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create %d keys: %w", len(keys), err)
+	}
+	for _, k := range keys {
+		k.AccountDisabled = disabled[k.AccountID]
+	}
+	return nil
+}
+
+// checkOwners validates every key of a batch and checks its account and
+// user exist (and the user is in the account), looking each up once. It
+// returns the disabled flag of every account named.
+func (s *Store) checkOwners(ctx context.Context, tx *sql.Tx, keys []*keyward.Key) (map[string]bool, error) {
+	disabled := map[string]bool{}
+	userAccount := map[string]string{}
+	for _, k := range keys {
+		if err := validateKey(k); err != nil {
+			return nil, fmt.Errorf("key %s: %w", k.ID, err)
+		}
+		if _, ok := disabled[k.AccountID]; !ok && k.AccountID != "" {
+			a, err := s.account(ctx, tx, k.AccountID)
+			if err != nil {
+				return nil, err
+			}
+			disabled[k.AccountID] = a.Disabled
+		}
+		if k.UserID == "" {
+			continue
+		}
+		accountID, ok := userAccount[k.UserID]
+		if !ok {
+			err := tx.QueryRowContext(ctx, "SELECT account_id FROM users WHERE id = ?", k.UserID).Scan(&accountID)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return nil, s.dbError(err, conflicts{})
+			}
+			userAccount[k.UserID] = accountID // "" if none
+		}
+		if accountID != k.AccountID {
+			return nil, keyward.Errorf(keyward.ENOTFOUND, "user %s not found in account %s", k.UserID, k.AccountID)
+		}
+	}
+	return disabled, nil
 }
 
 // validateKey checks what the schema would reject, with clear messages.

@@ -16,12 +16,6 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// keyBatcher is a store that can insert many keys in one transaction. The
-// seed uses it when the store has it, and CreateKey otherwise.
-type keyBatcher interface {
-	CreateKeys(ctx context.Context, keys []*keyward.Key) error
-}
-
 func (a *app) devCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -84,13 +78,13 @@ Progress goes to stderr: a bar on a terminal, a line every 5s otherwise.`,
 	f.IntVar(&n, "keys", 0, "number of keys to create")
 	f.StringVar(&account, "account", "seed", "name of the account the keys belong to (created if missing)")
 	f.IntVar(&sample, "print-sample", 0, "print the secrets of the first N keys on stdout")
-	f.IntVar(&workers, "workers", 4, "concurrent writers (SQLite serialises them anyway)")
+	f.IntVar(&workers, "workers", 4, "concurrent key generators and writers (SQLite serialises the writes)")
 	addConfigFlags(f, "data", "store", "pepper-file", "log-level", "log-format")
 	return cmd
 }
 
-// seedBatch is the number of keys per progress step and, with a batching
-// store, per transaction.
+// seedBatch is the number of keys per Store.CreateKeys call (one
+// transaction) and per progress step.
 const seedBatch = 1000
 
 func (a *app) seed(ctx context.Context, c *core, accountName string, n, sample, workers int) ([]string, error) {
@@ -121,7 +115,6 @@ func (a *app) seed(ctx context.Context, c *core, accountName string, n, sample, 
 		}
 		return nil
 	})
-	batcher, _ := c.store.(keyBatcher)
 	for range workers {
 		g.Go(func() error {
 			for start := range batches {
@@ -153,19 +146,10 @@ func (a *app) seed(ctx context.Context, c *core, accountName string, n, sample, 
 					}
 					keys = append(keys, k)
 				}
-				if batcher != nil {
-					if err := batcher.CreateKeys(gctx, keys); err != nil {
-						return fmt.Errorf("seeding keys: %w", err)
-					}
-					done.Add(int64(len(keys)))
-					continue
+				if err := c.store.CreateKeys(gctx, keys); err != nil {
+					return fmt.Errorf("seeding keys: %w", err)
 				}
-				for _, k := range keys {
-					if err := c.store.CreateKey(gctx, k); err != nil {
-						return fmt.Errorf("seeding keys: %w", err)
-					}
-					done.Add(1)
-				}
+				done.Add(int64(len(keys)))
 			}
 			return nil
 		})

@@ -1,0 +1,356 @@
+// Command cachemiss measures verification latency on a cache miss with many
+// keys in the store (DESIGN.md section 9: p99 under 2 ms at 1M keys, on
+// SQLite and on PostgreSQL).
+//
+// For each store it seeds -keys account_admin keys with Store.CreateKeys
+// into a fresh SQLite file (in a temporary directory) or a fresh PostgreSQL
+// schema (dropped at the end), reopens the store, then times, one request
+// at a time and in random order:
+//
+//   - KeyByHash: the store lookup alone, for -samples random keys;
+//   - Verify: verify.Engine.Verify on a new engine (empty cache) for
+//     -samples other random keys, each verified once, so each is a miss:
+//     parse, HMAC, cache lookup, store lookup, decision, usage recording.
+//
+// Seeding stops after -seed-timeout; the latencies are then measured at
+// the number of keys reached, which the report states.
+//
+//	go run ./bench/cachemiss -keys 1000000 -stores sqlite,postgres
+//
+// See bench/cachemiss.sh.
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/postgres"
+	"github.com/keyward/keyward/sqlite"
+	"github.com/keyward/keyward/verify"
+	"golang.org/x/sync/errgroup"
+)
+
+func main() {
+	var (
+		n           = flag.Int("keys", 1_000_000, "keys to seed into each store")
+		samples     = flag.Int("samples", 20_000, "keys timed per measurement (each looked up once)")
+		stores      = flag.String("stores", "sqlite,postgres", "comma-separated stores to measure: sqlite, postgres")
+		pgURL       = flag.String("postgres", os.Getenv("KEYWARD_TEST_POSTGRES_URL"), "PostgreSQL URL (default $KEYWARD_TEST_POSTGRES_URL)")
+		seedTimeout = flag.Duration("seed-timeout", 8*time.Minute, "stop seeding a store after this long and measure at the keys reached")
+		batch       = flag.Int("batch", 5000, "keys per CreateKeys call")
+		workers     = flag.Int("workers", 2, "concurrent key generators/writers while seeding")
+		dir         = flag.String("dir", "", "directory of the SQLite file (default: a new temporary directory, removed at the end)")
+	)
+	flag.Parse()
+	if *n <= 0 || *samples <= 0 || *batch <= 0 || *workers <= 0 {
+		fatalf("-keys, -samples, -batch and -workers must be positive")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	fmt.Printf("cache-miss benchmark: %d keys per store, %d samples, GOMAXPROCS %d, %s\n",
+		*n, *samples, runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
+	failed := false
+	for _, name := range strings.Split(*stores, ",") {
+		var err error
+		switch strings.TrimSpace(name) {
+		case "sqlite":
+			err = runSQLite(ctx, *dir, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers})
+		case "postgres":
+			if *pgURL == "" {
+				fmt.Fprintln(os.Stderr, "cachemiss: postgres: skipped, set KEYWARD_TEST_POSTGRES_URL or -postgres")
+				continue
+			}
+			err = runPostgres(ctx, *pgURL, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers})
+		default:
+			fatalf("unknown store %q (want sqlite or postgres)", name)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cachemiss: %s: %v\n", name, err)
+			failed = true
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	n, samples, batch, workers int
+	seedTimeout                time.Duration
+}
+
+func runSQLite(ctx context.Context, dir string, cfg config) error {
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "keyward-cachemiss-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	path := filepath.Join(dir, fmt.Sprintf("cachemiss-%d.db", time.Now().UnixNano()))
+	defer func() {
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(path + suffix)
+		}
+	}()
+	open := func() (keyward.Store, error) { return sqlite.Open(ctx, path) }
+	return run(ctx, "sqlite", open, cfg)
+}
+
+func runPostgres(ctx context.Context, url string, cfg config) error {
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "kw_cachemiss_" + hex.EncodeToString(b)
+	defer func() {
+		// The run's context may be canceled (Ctrl-C): drop with a fresh one.
+		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := pgx.Connect(dctx, url)
+		if err == nil {
+			_, err = conn.Exec(dctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			conn.Close(dctx)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cachemiss: dropping schema %s: %v\n", schema, err)
+		}
+	}()
+	open := func() (keyward.Store, error) {
+		return postgres.OpenOptions(ctx, url, postgres.Options{Schema: schema})
+	}
+	return run(ctx, "postgres", open, cfg)
+}
+
+// run seeds a fresh store, reopens it and measures it.
+func run(ctx context.Context, name string, open func() (keyward.Store, error), cfg config) error {
+	pepper := make([]byte, 32)
+	rand.Read(pepper)
+	hasher, err := apikey.NewHasher(map[int]keyward.Secret{1: keyward.Secret(hex.EncodeToString(pepper))})
+	if err != nil {
+		return err
+	}
+	s, err := open()
+	if err != nil {
+		return err
+	}
+	secrets, took, err := seed(ctx, s, hasher, cfg)
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("seeding: %w", err)
+	}
+	seeded := len(secrets)
+	fmt.Printf("\n%s: seeded %d keys in %s (%.0f keys/s, batches of %d, %d workers)\n",
+		name, seeded, took.Round(time.Millisecond), float64(seeded)/took.Seconds(), cfg.batch, cfg.workers)
+	if seeded < cfg.n {
+		fmt.Printf("%s: NOTE: seeding stopped after -seed-timeout %s at %d of %d keys; latencies below are at %d keys\n",
+			name, cfg.seedTimeout, seeded, cfg.n, seeded)
+	}
+
+	// Reopen: the lookups run on fresh connections, not those that wrote.
+	if s, err = open(); err != nil {
+		return err
+	}
+	defer s.Close()
+
+	// Disjoint random samples: warm-up, KeyByHash, Verify.
+	const warm = 200
+	k := min(seeded, warm+2*cfg.samples)
+	pick := make([]int, 0, k)
+	for i, j := range mrand.Perm(seeded) {
+		if i == k {
+			break
+		}
+		pick = append(pick, j)
+	}
+	per := (len(pick) - min(warm, len(pick))) / 2
+	warmup, byHash, byVerify := pick[:len(pick)-2*per], pick[len(pick)-2*per:len(pick)-per], pick[len(pick)-per:]
+
+	for _, i := range warmup {
+		if _, err := s.KeyByHash(ctx, hasher.Hash(secrets[i])); err != nil {
+			return fmt.Errorf("warm-up KeyByHash: %w", err)
+		}
+	}
+
+	lat := make([]time.Duration, 0, per)
+	for _, i := range byHash {
+		h := hasher.Hash(secrets[i])
+		t0 := time.Now()
+		_, err := s.KeyByHash(ctx, h)
+		lat = append(lat, time.Since(t0))
+		if err != nil {
+			return fmt.Errorf("KeyByHash: %w", err)
+		}
+	}
+	report(name, "KeyByHash", seeded, lat)
+
+	engine, err := verify.New(verify.Config{
+		Store: s, Hasher: hasher, CacheTTL: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	lat, invalid := lat[:0], 0
+	for _, i := range byVerify {
+		t0 := time.Now()
+		res := engine.Verify(ctx, verify.Request{Key: secrets[i]})
+		lat = append(lat, time.Since(t0))
+		if res.Decision != keyward.DecisionValid {
+			invalid++
+		}
+	}
+	if err := engine.Close(ctx); err != nil {
+		return err
+	}
+	report(name, "Verify (miss)", seeded, lat)
+	if invalid > 0 {
+		return fmt.Errorf("%d of %d verifications were not VALID", invalid, len(lat))
+	}
+	return nil
+}
+
+// seed creates an account and loads up to cfg.n keys into it within
+// cfg.seedTimeout, and returns the secrets of the keys stored, by index.
+func seed(ctx context.Context, s keyward.Store, h *apikey.Hasher, cfg config) ([]string, time.Duration, error) {
+	now := time.Now().UTC()
+	acc := &keyward.Account{ID: apikey.NewID("acc"), Name: "cachemiss", CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateAccount(ctx, acc); err != nil {
+		return nil, 0, err
+	}
+	prefix := apikey.DefaultPrefix(keyward.RoleAccountAdmin, acc.KeyPrefix)
+	secrets := make([]string, cfg.n)
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, cfg.seedTimeout)
+	defer cancel()
+
+	var (
+		next   atomic.Int64 // next batch start
+		mu     sync.Mutex
+		stored []int // batch starts committed
+		done   atomic.Int64
+	)
+	stopProgress := progress(&done, cfg.n, start)
+	g, gctx := errgroup.WithContext(sctx)
+	for range cfg.workers {
+		g.Go(func() error {
+			for {
+				from := int(next.Add(int64(cfg.batch))) - cfg.batch
+				if from >= cfg.n || gctx.Err() != nil {
+					return nil
+				}
+				to := min(from+cfg.batch, cfg.n)
+				keys := make([]*keyward.Key, 0, to-from)
+				for i := from; i < to; i++ {
+					secret, err := apikey.Generate(prefix)
+					if err != nil {
+						return err
+					}
+					raw := secret.Reveal()
+					secrets[i] = raw
+					keys = append(keys, &keyward.Key{
+						ID: apikey.NewID("key"), Hash: h.Hash(raw), PepperVersion: h.Current(), Start: apikey.Start(raw),
+						Prefix: prefix, Name: fmt.Sprintf("cachemiss %d", i), Role: keyward.RoleAccountAdmin,
+						AccountID: acc.ID, Permissions: []string{}, CreatedAt: now, UpdatedAt: now,
+					})
+				}
+				if err := s.CreateKeys(gctx, keys); err != nil {
+					if gctx.Err() != nil && ctx.Err() == nil {
+						return nil // seed timeout: this batch is rolled back
+					}
+					return err
+				}
+				mu.Lock()
+				stored = append(stored, from)
+				mu.Unlock()
+				done.Add(int64(len(keys)))
+			}
+		})
+	}
+	err := g.Wait()
+	took := time.Since(start)
+	stopProgress()
+	if err != nil {
+		return nil, took, err
+	}
+	if ctx.Err() != nil {
+		return nil, took, ctx.Err()
+	}
+	// Keep the secrets of committed batches only, in one slice.
+	slices.Sort(stored)
+	kept := make([]string, 0, len(stored)*cfg.batch)
+	for _, from := range stored {
+		kept = append(kept, secrets[from:min(from+cfg.batch, cfg.n)]...)
+	}
+	if len(kept) == 0 {
+		return nil, took, errors.New("no key stored before -seed-timeout")
+	}
+	return kept, took, nil
+}
+
+// progress prints the seeded count to stderr every 10s until stopped.
+func progress(done *atomic.Int64, total int, start time.Time) func() {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				d := done.Load()
+				fmt.Fprintf(os.Stderr, "  seeded %d/%d keys (%.0f/s)\n", d, total, float64(d)/time.Since(start).Seconds())
+			}
+		}
+	})
+	return func() { close(stop); wg.Wait() }
+}
+
+// report prints percentiles of lat.
+func report(store, what string, keys int, lat []time.Duration) {
+	slices.SortFunc(lat, cmp.Compare)
+	q := func(p float64) time.Duration {
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	var sum time.Duration
+	for _, d := range lat {
+		sum += d
+	}
+	f := func(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond)) }
+	fmt.Printf("%-8s %-14s keys=%d n=%d  p50=%s  p90=%s  p99=%s  p999=%s  max=%s  mean=%s\n",
+		store, what, keys, len(lat), f(q(0.50)), f(q(0.90)), f(q(0.99)), f(q(0.999)), f(lat[len(lat)-1]),
+		f(sum/time.Duration(len(lat))))
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "cachemiss: "+format+"\n", args...)
+	os.Exit(2)
+}
