@@ -33,7 +33,8 @@ var (
 // X-API-Key header. The original path comes from X-Forwarded-Uri,
 // X-Original-URI or X-Original-URL (which must agree when several are
 // sent), else from the request path below Config.ForwardAuthPath (Envoy);
-// its route (path prefix and X-Forwarded-Host or Host) gives the
+// its route (path prefix, and X-Forwarded-Host from a trusted proxy, else
+// Host) gives the
 // permissions required and the exempt paths. Without a matching route a
 // valid key is enough. The client address is the peer's X-Forwarded-For
 // only when the peer is a trusted proxy.
@@ -73,9 +74,15 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpapi.WriteError(w, r, errPathNotClean)
 			return
 		}
-		host := firstValue(r.Header.Get(HeaderForwardedHost))
-		if host == "" {
-			host = r.Host
+		// The original host picks host routes; like X-Forwarded-For it is
+		// believed only from a trusted proxy, else a client could name the
+		// host of a more lenient route through a proxy that passes the
+		// header on.
+		host := r.Host
+		if isTrusted(parseAddr(r.RemoteAddr), f.auth.trusted) {
+			if fh := firstValue(r.Header.Get(HeaderForwardedHost)); fh != "" {
+				host = fh
+			}
 		}
 		rt = f.routes.match(host, path)
 	} else if len(f.routes.any)+len(f.routes.byHost) > 0 {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/keyward/keyward"
@@ -34,11 +35,15 @@ func TestForwardAuthContracts(t *testing.T) {
 	e := newEnv(t)
 	reader := e.userKey("notes:read")
 	writer := e.userKey("notes:read", "notes:write")
-	fa := e.forwardAuth(gateway.Config{Routes: []gateway.Route{
+	routes := []gateway.Route{
 		{PathPrefix: "/notes", Permissions: []string{"notes:read"}, Exempt: []string{"/notes/docs"}},
 		{PathPrefix: "/notes/admin", Permissions: []string{"notes:write"}},
 		{PathPrefix: "/", Host: "write.example", Permissions: []string{"notes:write"}},
-	}})
+	}
+	// The test client is the proxy, on loopback: trusted, so its
+	// X-Forwarded-Host picks host routes.
+	fa := e.forwardAuth(gateway.Config{Routes: routes, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
+	untrusted := e.forwardAuth(gateway.Config{Routes: routes})
 	nginx := func(uri string) http.Header { return http.Header{"X-Original-URI": {uri}} }
 	traefik := func(method, host, uri string) http.Header {
 		return http.Header{"X-Forwarded-Method": {method}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {host}, "X-Forwarded-Uri": {uri}}
@@ -65,6 +70,7 @@ func TestForwardAuthContracts(t *testing.T) {
 		{"traefik valid", "GET", "/v1/forward-auth", key(traefik("POST", "api.example", "/notes/2"), reader.Secret), 200, reader.ID},
 		{"traefik X-API-Key", "GET", "/v1/forward-auth", with(traefik("POST", "api.example", "/notes/2"), "X-Api-Key", reader.Secret), 200, reader.ID},
 		{"traefik host route", "GET", "/v1/forward-auth", key(traefik("GET", "write.example:443", "/notes/2"), reader.Secret), 403, ""},
+		{"host from an untrusted peer is ignored", "GET", "untrusted:/v1/forward-auth", key(traefik("GET", "write.example", "/notes/2"), reader.Secret), 200, reader.ID},
 		{"caddy host route allowed", "GET", "/v1/forward-auth", key(traefik("GET", "write.example", "/x"), writer.Secret), 200, writer.ID},
 		{"ingress-nginx absolute URL", "GET", "/v1/forward-auth", key(http.Header{"X-Original-Url": {"https://api.example/notes/admin/1"}}, reader.Secret), 403, ""},
 		{"agreeing URIs", "GET", "/v1/forward-auth", key(with(nginx("/notes/1"), "X-Forwarded-Uri", "/notes/1"), reader.Secret), 200, reader.ID},
@@ -76,7 +82,11 @@ func TestForwardAuthContracts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := with(tc.header, forged...)
-			r := do(t, call{method: tc.method, url: fa.URL + tc.path, header: h})
+			base, path := fa.URL, tc.path
+			if p, ok := strings.CutPrefix(path, "untrusted:"); ok {
+				base, path = untrusted.URL, p
+			}
+			r := do(t, call{method: tc.method, url: base + path, header: h})
 			if r.status != tc.status {
 				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
 			}

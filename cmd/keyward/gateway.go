@@ -312,7 +312,7 @@ See docs/gateway.md.`,
 	fl.StringVar(&f.apiKey, "api-key", "", "API key for --remote, root or keys:verify (env KEYWARD_API_KEY, preferred: flags show in ps)")
 	fl.BoolVar(&f.forwardCred, "forward-credentials", false, "send Authorization and X-API-Key upstream too (default: removed)")
 	fl.Int64Var(&f.maxBody, "max-body-bytes", 0, fmt.Sprintf("largest request body (default gateway.max_body_bytes, else %d; negative: no limit)", gateway.DefaultMaxBodyBytes))
-	addConfigFlags(fl, "data", "store", "pepper-file", "cache-ttl", "keystore", "dev", "trusted-proxies", "log-level", "log-format", "shutdown-timeout")
+	addConfigFlags(fl, "data", "store", "redis", "bus-channel", "bus-down-cache-ttl", "pepper-file", "cache-ttl", "keystore", "dev", "trusted-proxies", "log-level", "log-format", "shutdown-timeout")
 	cmd.MarkFlagsMutuallyExclusive("remote", "keystore")
 	cmd.MarkFlagsMutuallyExclusive("remote", "data")
 	cmd.MarkFlagsMutuallyExclusive("remote", "store")
@@ -408,10 +408,13 @@ func flagName(field string) string {
 func (a *app) gatewayVerifier(ctx context.Context, cmd *cobra.Command, cfg *Config, f *gatewayFlags, listen string, log *slog.Logger) (keyward.KeyVerifier, func(context.Context) error, error) {
 	noop := func(context.Context) error { return nil }
 	if f.remote != "" {
+		if cfg.DevMode {
+			return nil, nil, configErrorf("dev_mode", "dev mode lets every request through, so --remote would never be consulted: turn dev mode off, or drop --remote")
+		}
 		if a.getenv(envAdminAPIKey) != "" || cfg.Keystore != "" {
 			return nil, nil, configErrorf("remote", "--remote verifies with a remote keyward, but %s or keystore is set too: unset them, or drop --remote", envAdminAPIKey)
 		}
-		v, err := a.remoteVerifier(ctx, f, log)
+		v, err := a.remoteVerifier(ctx, cfg, f, log)
 		return v, noop, err
 	}
 	simple, err := loadSimpleModes(cfg, a.getenv, listen, log)
@@ -431,8 +434,18 @@ func (a *app) gatewayVerifier(ctx context.Context, cmd *cobra.Command, cfg *Conf
 	if err != nil {
 		return nil, nil, err
 	}
+	// Join the invalidation bus, as serve does, so a key revoked on any
+	// instance stops passing here at once rather than after cache_ttl.
+	stopBus, err := c.startBus(ctx, cfg, log)
+	if err != nil {
+		cerr := c.close(context.WithoutCancel(ctx), log)
+		return nil, nil, errors.Join(err, cerr)
+	}
 	log.Info("verifying keys in process", "data", cfg.Data, "store", redactURL(cfg.Store), "cache_ttl", cfg.CacheTTL)
-	closeCore := func(ctx context.Context) error { return c.close(ctx, log) }
+	closeCore := func(ctx context.Context) error {
+		stopBus()
+		return c.close(ctx, log)
+	}
 	if simple != nil {
 		return keystore.Chain(c.engine, simple), closeCore, nil
 	}
@@ -443,7 +456,7 @@ func (a *app) gatewayVerifier(ctx context.Context, cmd *cobra.Command, cfg *Conf
 // once at start and only warns on failure: keyward may start later.
 // Answers are cached briefly (client.CachedVerifier), so a revocation
 // reaches this gateway within client.DefaultCacheTTL.
-func (a *app) remoteVerifier(ctx context.Context, f *gatewayFlags, log *slog.Logger) (keyward.KeyVerifier, error) {
+func (a *app) remoteVerifier(ctx context.Context, cfg *Config, f *gatewayFlags, log *slog.Logger) (keyward.KeyVerifier, error) {
 	u, err := url.Parse(f.remote)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, configErrorf("remote", "--remote %q is not a keyward URL: use e.g. http://127.0.0.1:8080", f.remote)
@@ -474,6 +487,12 @@ func (a *app) remoteVerifier(ctx context.Context, f *gatewayFlags, log *slog.Log
 	case id.Role != keyward.RoleRoot && !slices.Contains(id.Permissions, admin.PermissionVerify):
 		log.Warn("the API key may lack keys:verify: the remote keyward may refuse to verify", "key_id", id.KeyID)
 	}
-	log.Info("verifying keys with a remote keyward", "remote", u.Redacted(), "cache_ttl", client.DefaultCacheTTL)
-	return client.NewCachedVerifier(c, client.CacheConfig{}), nil
+	// --cache-ttl bounds how long a revocation on the remote takes to be
+	// seen here; by default the remote cache's own, shorter TTL.
+	ttl := client.DefaultCacheTTL
+	if cfg.Source("cache_ttl") != "default" {
+		ttl = cfg.CacheTTL
+	}
+	log.Info("verifying keys with a remote keyward", "remote", u.Redacted(), "cache_ttl", ttl)
+	return client.NewCachedVerifier(c, client.CacheConfig{TTL: ttl}), nil
 }

@@ -289,6 +289,7 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"unknown route key", map[string]string{"KEYWARD_CONFIG": unknown}, []string{"serve"}, ExitConfig, "permission is not a keyward setting"},
 		{"bad trusted proxy", map[string]string{"KEYWARD_CONFIG": badProxy}, []string{"serve"}, ExitConfig, "trusted_proxies"},
 		{"remote without key", nil, []string{"gateway", "--upstream", "http://a", "--remote", "http://127.0.0.1:1"}, ExitConfig, "KEYWARD_API_KEY"},
+		{"dev mode with remote", nil, []string{"gateway", "--dev", "--upstream", "http://a", "--remote", "http://127.0.0.1:1"}, ExitConfig, "dev_mode"},
 		{"dev mode off loopback", nil, []string{"gateway", "--dev", "--upstream", "http://a", "--listen", "0.0.0.0:0"}, ExitConfig, "dev_mode"},
 		{"dev mode with keystore", map[string]string{"KEYWARD_DEV_MODE": "true"}, []string{"gateway", "--upstream", "http://a", "--keystore", "k"}, ExitConfig, "dev_mode"},
 	} {
