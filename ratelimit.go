@@ -1,0 +1,65 @@
+package keyward
+
+import "time"
+
+// RateLimit is a named limit on a key: at most Limit units of cost per
+// Window, refilled smoothly (one unit every Window/Limit), with a burst of
+// the whole Limit. Name identifies the limit among the key's limits and in
+// the RateLimit-Policy header.
+type RateLimit struct {
+	Name   string   `json:"name"`
+	Limit  int64    `json:"limit"`
+	Window Duration `json:"window"`
+}
+
+// Bounds of a RateLimit, checked by Validate.
+const (
+	MaxRateLimitName   = 64
+	MinRateLimitWindow = time.Second
+	MaxRateLimitWindow = 366 * 24 * time.Hour
+	// MinRateLimitInterval is the shortest time in which one unit of a
+	// limit refills (Window/Limit): a microsecond, the clock resolution of
+	// the Redis engine.
+	MinRateLimitInterval = time.Microsecond
+)
+
+// Validate returns EINVALID, naming the field, unless the name is 1 to 64 of
+// [A-Za-z0-9_.-], Limit is at least 1, Window is between a second and 366
+// days, and Window/Limit is at least a microsecond.
+func (r RateLimit) Validate() error {
+	if r.Name == "" || len(r.Name) > MaxRateLimitName {
+		return Errorf(EINVALID, "rate limit name %q: must be 1 to %d characters", r.Name, MaxRateLimitName)
+	}
+	for i := 0; i < len(r.Name); i++ {
+		c := r.Name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return Errorf(EINVALID, "rate limit name %q: use only letters, digits, '_', '.' and '-'", r.Name)
+		}
+	}
+	if r.Limit < 1 {
+		return Errorf(EINVALID, "rate limit %q: limit must be at least 1, got %d", r.Name, r.Limit)
+	}
+	w := time.Duration(r.Window)
+	if w < MinRateLimitWindow || w > MaxRateLimitWindow {
+		return Errorf(EINVALID, "rate limit %q: window must be between %v and %v, got %v", r.Name, MinRateLimitWindow, MaxRateLimitWindow, w)
+	}
+	if w/time.Duration(r.Limit) < MinRateLimitInterval {
+		return Errorf(EINVALID, "rate limit %q: %d per %v is more than one per %v", r.Name, r.Limit, w, MinRateLimitInterval)
+	}
+	return nil
+}
+
+// ValidateRateLimits validates each limit and that no two share a name.
+func ValidateRateLimits(limits []RateLimit) error {
+	for i, l := range limits {
+		if err := l.Validate(); err != nil {
+			return err
+		}
+		for _, prev := range limits[:i] {
+			if prev.Name == l.Name {
+				return Errorf(EINVALID, "rate limit %q appears twice", l.Name)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+// Package redislimit is the ratelimit.Limiter shared by every keyward
+// instance through Redis: one Lua script decides and updates a key's buckets
+// atomically on the server, with the same GCRA as ratelimit.Local.
+//
+// Keys. A bucket lives at <prefix>{<key>}:<limit name> and holds its
+// theoretical arrival time in Unix microseconds, with a TTL of the time
+// until it is full again (a full bucket holds no information, so expiry loses
+// nothing). The braces are a Cluster hash tag: all the buckets of one key sit
+// in one slot, which is what lets AllowAll decide several limits in one
+// script, all or nothing, on a Cluster too.
+//
+// Time. The script uses the now of the caller (its injected clock), not
+// Redis TIME: tests drive refills without sleeping, and both engines decide
+// from the same clock. The cost is that instances' clocks must agree. An
+// instance whose clock is d ahead sees buckets refill d early and may admit
+// about d/(Window/Limit) calls more than the limit; one d behind admits that
+// much less (the script clamps a bucket that looks more than full-spent, so
+// Remaining is never negative). With NTP (skew of milliseconds) that is
+// negligible for limits counted per second or longer; without a synchronised
+// clock, do not share limits across hosts.
+//
+// Failure. Every Redis error (unreachable, timeout, ctx ended) is returned
+// as EUNAVAILABLE and nothing is admitted: keyward then answers UNAVAILABLE
+// (HTTP 503), never VALID. Falling back to a local limiter is the caller's
+// choice, not this package's.
+package redislimit
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/ratelimit"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// DefaultPrefix is the key prefix of New when none is given.
+const DefaultPrefix = "keyward:rl:"
+
+//go:embed gcra.lua
+var gcraSource string
+
+// script is sent with EVALSHA, and with EVAL once after a NOSCRIPT (a new or
+// restarted server).
+var script = goredis.NewScript(gcraSource)
+
+// Limiter is a ratelimit.Limiter on Redis. Safe for concurrent use; it
+// holds no state but the client.
+type Limiter struct {
+	client goredis.UniversalClient
+	prefix string
+}
+
+var _ ratelimit.Limiter = (*Limiter)(nil)
+
+// New returns a Limiter that keeps its buckets under prefix ("" means
+// DefaultPrefix) in client, which it does not close. EINVALID if prefix
+// holds '{' or '}', which would break the hash tag.
+func New(client goredis.UniversalClient, prefix string) (*Limiter, error) {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		return nil, keyward.Errorf(keyward.EINVALID, "redislimit: key prefix %q must not contain '{' or '}'", prefix)
+	}
+	return &Limiter{client: client, prefix: prefix}, nil
+}
+
+// Allow implements ratelimit.Limiter.
+func (l *Limiter) Allow(ctx context.Context, key string, limit keyward.RateLimit, cost int64, now time.Time) (ratelimit.Decision, error) {
+	var buf [1]ratelimit.Decision
+	ds, _, err := l.AllowAll(ctx, key, []keyward.RateLimit{limit}, cost, now, buf[:0])
+	if err != nil {
+		return ratelimit.Decision{}, err
+	}
+	return ds[0], nil
+}
+
+// AllowAll implements ratelimit.Limiter: one round trip for all the limits.
+func (l *Limiter) AllowAll(ctx context.Context, key string, limits []keyward.RateLimit, cost int64, now time.Time, dst []ratelimit.Decision) ([]ratelimit.Decision, bool, error) {
+	if len(limits) == 0 {
+		return dst, true, nil
+	}
+	if key == "" {
+		return dst, false, keyward.Errorf(keyward.EINVALID, "redislimit: empty key")
+	}
+	keys := make([]string, len(limits))
+	args := make([]any, 2, 2+2*len(limits))
+	args[0], args[1] = now.UnixMicro(), cost
+	for i, lim := range limits {
+		if err := ratelimit.Check(lim, cost); err != nil {
+			return dst, false, err
+		}
+		keys[i] = l.prefix + "{" + key + "}:" + lim.Name
+		args = append(args, time.Duration(lim.Window).Microseconds()/lim.Limit, lim.Limit)
+	}
+	res, err := script.Run(ctx, l.client, keys, args...).Int64Slice()
+	if err != nil {
+		return dst, false, keyward.WrapError(keyward.EUNAVAILABLE, err, "redislimit: rate limit of %s", key)
+	}
+	if len(res) != 1+4*len(limits) {
+		return dst, false, keyward.WrapError(keyward.EINTERNAL, fmt.Errorf("script returned %d values for %d limits", len(res), len(limits)), "redislimit: rate limit of %s", key)
+	}
+	for i, lim := range limits {
+		r := res[1+4*i:]
+		dst = append(dst, ratelimit.Decision{
+			Limit:      lim,
+			Allowed:    r[0] == 1,
+			Remaining:  r[1],
+			ResetAfter: time.Duration(r[2]) * time.Microsecond,
+			RetryAfter: time.Duration(r[3]) * time.Microsecond,
+		})
+	}
+	return dst, res[0] == 1, nil
+}
