@@ -3,13 +3,7 @@ package postgres
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,47 +17,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// ErrSchemaTooNew is wrapped by the error of Open, OpenOptions and Migrate
-// when the database schema is newer than this binary knows: a newer keyward
-// migrated it, and this one must not write to it.
-var ErrSchemaTooNew = errors.New("the database schema is newer than this keyward binary")
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // loadMigrations returns the embedded migrations in version order.
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_description.sql", base)
-		}
-		b, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: expected version %d", m.name, i+1)
-		}
-	}
-	if len(ms) == 0 {
-		return nil, fmt.Errorf("no migrations embedded")
-	}
-	return ms, nil
+func loadMigrations() ([]keyward.Migration, error) {
+	return keyward.ReadMigrations(migrationFiles, "migrations/*.sql")
 }
 
 // SchemaVersion returns the newest schema version this binary knows.
@@ -72,7 +28,7 @@ func SchemaVersion() int {
 	if err != nil {
 		return 0
 	}
-	return ms[len(ms)-1].version
+	return ms[len(ms)-1].Version
 }
 
 // Migrate brings the schema at url up to SchemaVersion, as OpenOptions
@@ -108,7 +64,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (used strin
 	if err != nil {
 		return "", 0, 0, fmt.Errorf("migrate: %w", err)
 	}
-	latest := ms[len(ms)-1].version
+	latest := ms[len(ms)-1].Version
 
 	tx, err := pool.Begin(ctx)
 	if err != nil {
@@ -160,14 +116,14 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (used strin
 		return "", 0, 0, fmt.Errorf("migrate: read schema version: %w", mapError(err, nil))
 	}
 	if current > latest {
-		return "", 0, 0, fmt.Errorf("migrate: %w: schema %s is version %d but this binary supports at most version %d: run a newer keyward binary (the database was upgraded by one)", ErrSchemaTooNew, schema, current, latest)
+		return "", 0, 0, fmt.Errorf("migrate: %w: schema %s is version %d but this binary supports at most version %d: run a newer keyward binary (the database was upgraded by one)", keyward.ErrSchemaTooNew, schema, current, latest)
 	}
 	for _, m := range ms[current:] {
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return "", 0, 0, fmt.Errorf("migrate: apply %s: %w", m.name, mapError(err, nil))
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return "", 0, 0, fmt.Errorf("migrate: apply %s: %w", m.Name, mapError(err, nil))
 		}
-		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
-			return "", 0, 0, fmt.Errorf("migrate: record %s: %w", m.name, mapError(err, nil))
+		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
+			return "", 0, 0, fmt.Errorf("migrate: record %s: %w", m.Name, mapError(err, nil))
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -4,14 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/keyward/keyward"
 )
 
 // migrationFiles holds the schema migrations: migrations/NNNN_name.sql,
@@ -21,44 +17,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// ErrSchemaTooNew is wrapped by the error of Open and Migrate when the
-// database schema is newer than this binary knows: a newer keyward migrated
-// it, and this one must not write to it.
-var ErrSchemaTooNew = errors.New("the database schema is newer than this keyward binary")
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // loadMigrations returns the embedded migrations in version order.
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_description.sql", base)
-		}
-		b, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: expected version %d", m.name, i+1)
-		}
-	}
-	return ms, nil
+func loadMigrations() ([]keyward.Migration, error) {
+	return keyward.ReadMigrations(migrationFiles, "migrations/*.sql")
 }
 
 // SchemaVersion returns the newest schema version this binary knows.
@@ -67,7 +28,7 @@ func SchemaVersion() int {
 	if err != nil || len(ms) == 0 {
 		return 0
 	}
-	return ms[len(ms)-1].version
+	return ms[len(ms)-1].Version
 }
 
 // Migrate opens the SQLite database at path as Open does (creating it if
@@ -95,7 +56,7 @@ func migrate(ctx context.Context, db *sql.DB, from *int) error {
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	latest := ms[len(ms)-1].version
+	latest := ms[len(ms)-1].Version
 
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -118,15 +79,15 @@ func migrate(ctx context.Context, db *sql.DB, from *int) error {
 		*from = current
 	}
 	if current > latest {
-		return fmt.Errorf("migrate: %w: schema is version %d but this binary supports at most version %d: run a newer keyward binary (the database was upgraded by one)", ErrSchemaTooNew, current, latest)
+		return fmt.Errorf("migrate: %w: schema is version %d but this binary supports at most version %d: run a newer keyward binary (the database was upgraded by one)", keyward.ErrSchemaTooNew, current, latest)
 	}
 	for _, m := range ms[current:] {
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("migrate: apply %s: %w", m.name, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migrate: apply %s: %w", m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-			m.version, m.name, formatTime(time.Now())); err != nil {
-			return fmt.Errorf("migrate: record %s: %w", m.name, err)
+			m.Version, m.Name, formatTime(time.Now())); err != nil {
+			return fmt.Errorf("migrate: record %s: %w", m.Name, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

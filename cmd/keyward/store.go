@@ -136,7 +136,7 @@ func openStore(ctx context.Context, cfg *Config) (keyward.Store, error) {
 
 // storeError describes a failure to open or migrate the store.
 func storeError(cfg *Config, err error) error {
-	if errors.Is(err, postgres.ErrSchemaTooNew) || errors.Is(err, sqlite.ErrSchemaTooNew) {
+	if errors.Is(err, keyward.ErrSchemaTooNew) {
 		return &exitError{code: ExitConfig, err: fmt.Errorf("store %s: %w", cfg.storeName(), err)}
 	}
 	return fmt.Errorf("opening the store %s: %w", cfg.storeName(), err)
