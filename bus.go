@@ -5,6 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
 )
 
 // Invalidation tells other instances that cached state is stale: the keys
@@ -108,4 +111,42 @@ type BusHandler struct {
 	// the first attempt to establish it fails, with the cause. The bus keeps
 	// retrying and calls Connected when it succeeds. Optional.
 	Disconnected func(err error)
+}
+
+// Resubscribe runs the reconnect loop every Bus.Subscribe shares: it calls
+// session until ctx ends, with exponential backoff and jitter between
+// failed sessions (from minBackoff to maxBackoff), and calls h.Disconnected
+// once per outage. session reports whether it got as far as subscribing
+// (and so called h.Connected), which resets the backoff. Resubscribe
+// returns nil when ctx ends.
+func Resubscribe(ctx context.Context, h BusHandler, minBackoff, maxBackoff time.Duration, log *slog.Logger,
+	session func(context.Context, BusHandler) (established bool, err error)) error {
+	down := false // Disconnected was called and Connected not since
+	backoff := minBackoff
+	for {
+		established, err := session(ctx, h)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if established {
+			down, backoff = false, minBackoff
+		}
+		log.Debug("bus subscription failed; retrying", "err", err, "retry_in", backoff)
+		if !down {
+			down = true
+			if h.Disconnected != nil {
+				h.Disconnected(err)
+			}
+		}
+		// Jitter spreads the reconnections of many instances.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"regexp"
 	"sync/atomic"
 	"time"
@@ -163,33 +162,7 @@ func (b *NotifyBus) Subscribe(ctx context.Context, h keyward.BusHandler) error {
 	if h.Receive == nil {
 		return keyward.Errorf(keyward.EINVALID, "postgres: BusHandler.Receive is required")
 	}
-	down := false // Disconnected was called and Connected not since
-	backoff := notifyMinBackoff
-	for {
-		established, err := b.listen(ctx, h)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if established {
-			down, backoff = false, notifyMinBackoff
-		}
-		b.log.Debug("listening failed; retrying", "err", err, "retry_in", backoff)
-		if !down {
-			down = true
-			if h.Disconnected != nil {
-				h.Disconnected(err)
-			}
-		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		backoff = min(2*backoff, notifyMaxBackoff)
-	}
+	return keyward.Resubscribe(ctx, h, notifyMinBackoff, notifyMaxBackoff, b.log, b.listen)
 }
 
 // listen connects, LISTENs, calls h.Connected and delivers notifications

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"sync/atomic"
 	"time"
@@ -89,34 +88,7 @@ func (b *Bus) Subscribe(ctx context.Context, h keyward.BusHandler) error {
 	if h.Receive == nil {
 		return keyward.Errorf(keyward.EINVALID, "redis: BusHandler.Receive is required")
 	}
-	down := false // Disconnected was called and Connected not since
-	backoff := minBackoff
-	for {
-		established, err := b.session(ctx, h)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if established {
-			down, backoff = false, minBackoff
-		}
-		b.log.Debug("subscription failed; retrying", "err", err, "retry_in", backoff)
-		if !down {
-			down = true
-			if h.Disconnected != nil {
-				h.Disconnected(err)
-			}
-		}
-		// Jitter spreads the reconnections of many instances.
-		wait := backoff/2 + rand.N(backoff/2+1)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		backoff = min(2*backoff, b.maxBackoff)
-	}
+	return keyward.Resubscribe(ctx, h, minBackoff, b.maxBackoff, b.log, b.session)
 }
 
 // session subscribes, calls h.Connected once Redis confirms, and delivers
