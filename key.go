@@ -2,6 +2,7 @@ package keyward
 
 import (
 	"encoding/json"
+	"net/netip"
 	"slices"
 	"time"
 )
@@ -80,7 +81,11 @@ type Key struct {
 	Permissions []string        `json:"permissions"`
 	Meta        json.RawMessage `json:"meta,omitempty"`
 	ExpiresAt   *time.Time      `json:"expires_at"`
-	Disabled    bool            `json:"disabled"`
+	// IPAllow, when not empty, lists the only networks the key verifies
+	// from (IP_NOT_ALLOWED elsewhere, and when the client address is
+	// unknown). Sorted, without duplicates.
+	IPAllow  []netip.Prefix `json:"ip_allow,omitempty"`
+	Disabled bool           `json:"disabled"`
 	// RevokedAt is when the key stops working: the moment of a revoke, or
 	// the end of the grace window of a rotated key.
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
@@ -133,6 +138,7 @@ func (k *Key) Clone() *Key {
 	c := *k
 	c.Permissions = slices.Clone(k.Permissions)
 	c.Meta = slices.Clone(k.Meta)
+	c.IPAllow = slices.Clone(k.IPAllow)
 	c.ExpiresAt = cloneTime(k.ExpiresAt)
 	c.RevokedAt = cloneTime(k.RevokedAt)
 	c.GraceUntil = cloneTime(k.GraceUntil)

@@ -65,6 +65,9 @@ type KeyCreate struct {
 	Permissions []string        `json:"permissions,omitempty"`
 	Meta        json.RawMessage `json:"meta,omitempty"`
 	ExpiresAt   *time.Time      `json:"expires_at,omitempty"`
+	// IPAllow restricts the key to these networks (CIDRs or addresses);
+	// see Key.IPAllow.
+	IPAllow []string `json:"ip_allow,omitempty"`
 }
 
 // CreatedKey is a new key with its secret. The secret is shown this once;
@@ -84,6 +87,8 @@ type KeyUpdate struct {
 	ExpiresAt   *time.Time       `json:"expires_at,omitempty"`
 	ClearExpiry bool             `json:"clear_expiry,omitempty"`
 	Disabled    *bool            `json:"disabled,omitempty"`
+	// IPAllow replaces the key's allow list; an empty list removes it.
+	IPAllow *[]string `json:"ip_allow,omitempty"`
 }
 
 // KeyRotate is the input of KeyService.RotateKey: the old key keeps working

@@ -111,6 +111,23 @@ type Store interface {
 	// ids are ignored. It is called with batches, off the hot path.
 	TouchKeys(ctx context.Context, uses []KeyUse) error
 
+	// CreateIPRule inserts r. ENOTFOUND if its account does not exist,
+	// ECONFLICT if the id is taken, EINVALID for an action other than
+	// block or allow or an invalid CIDR.
+	CreateIPRule(ctx context.Context, r *IPRule) error
+	// IPRule returns the rule with id. ENOTFOUND if none.
+	IPRule(ctx context.Context, id string) (*IPRule, error)
+	// IPRules lists the rules matching f by id, expired ones included.
+	// EINVALID if f sets both AccountID and Global.
+	IPRules(ctx context.Context, f IPRuleFilter, p Page) (rules []*IPRule, next string, err error)
+	// ActiveIPRules returns every rule that applies at now (no expiry, or
+	// one after now), global and of every account, in id order. It is how
+	// the verification engine loads its matcher.
+	ActiveIPRules(ctx context.Context, now time.Time) ([]*IPRule, error)
+	// DeleteIPRule deletes the rule with id and returns it. ENOTFOUND if
+	// none. Deleting an account deletes its rules.
+	DeleteIPRule(ctx context.Context, id string) (*IPRule, error)
+
 	// Ping reports whether the backend is reachable (EUNAVAILABLE if not).
 	Ping(ctx context.Context) error
 	// Close releases the backend.

@@ -55,6 +55,10 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 	if err := checkGrant(id, c.Role, perms, c.ExpiresAt); err != nil {
 		return nil, err
 	}
+	ipAllow, err := s.checkIPAllow(ctx, id, c.IPAllow)
+	if err != nil {
+		return nil, err
+	}
 	var account keyward.Account
 	if c.Role != keyward.RoleRoot {
 		a, err := s.store.Account(ctx, c.AccountID)
@@ -78,6 +82,7 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 		Permissions: perms,
 		Meta:        meta,
 		ExpiresAt:   c.ExpiresAt,
+		IPAllow:     ipAllow,
 		CreatedAt:   now,
 		UpdatedAt:   now,
 		CreatedBy:   id.KeyID,
@@ -216,8 +221,9 @@ func (s *Service) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page)
 	return &keyward.KeyList{Items: items, Next: next}, nil
 }
 
-// UpdateKey changes a key's name, permissions, meta, expiry or disabled
-// flag. Permissions and expiry may not exceed the caller's.
+// UpdateKey changes a key's name, permissions, meta, expiry, allow list or
+// disabled flag. Permissions, expiry and allow list may not exceed the
+// caller's.
 func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpdate) (*keyward.Key, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
@@ -247,6 +253,12 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 			return nil, err
 		}
 	}
+	var ipAllow []netip.Prefix
+	if u.IPAllow != nil {
+		if ipAllow, err = s.checkIPAllow(ctx, id, *u.IPAllow); err != nil {
+			return nil, err
+		}
+	}
 	if u.ExpiresAt != nil && u.ClearExpiry {
 		return nil, keyward.Errorf(keyward.EINVALID, "set expires_at or clear_expiry, not both")
 	}
@@ -270,6 +282,9 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 		}
 		if u.Disabled != nil {
 			k.Disabled = *u.Disabled
+		}
+		if u.IPAllow != nil {
+			k.IPAllow = ipAllow
 		}
 		if u.Permissions != nil || u.ExpiresAt != nil || u.ClearExpiry {
 			if err := checkGrant(id, k.Role, k.Permissions, k.ExpiresAt); err != nil {

@@ -85,6 +85,28 @@ var roleTable = []struct {
 	{"POST /v1/keys/{key}/enable", ``, keyOwner(200)},
 	{"POST /v1/keys/verify", `{"key":"{key_secret}"}`, onlyRoot(200)},
 	{"GET /v1/whoami", ``, anyKey(200)},
+
+	// IP rules: root manages global rules and any account's; an
+	// account_admin its own account's; users none. A global rule is
+	// outside an admin's scope (404), like another account's.
+	{"POST /v1/ip-rules", `{"action":"block","cidr":"198.51.100.{n}"}`, onlyRoot(201)},
+	{"POST /v1/ip-rules", `{"account_id":"{account}","action":"block","cidr":"203.0.113.0/24","reason":"abuse"}`, onlyRoot(201).with(adminOf, 201)},
+	{"POST /v1/ip-rules", `{"account_id":"{account}","action":"allow","cidr":"2001:db8::/32"}`, onlyRoot(201).with(adminOf, 201)},
+	{"GET /v1/ip-rules", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 403, userOther: 403}},
+	{"GET /v1/ip-rules?account_id={account}", ``, accountManager(200)},
+	{"GET /v1/ip-rules?scope=global", ``, onlyRoot(200)},
+	{"DELETE /v1/ip-rules/{ip_rule}", ``, accountManager(204)},
+	{"DELETE /v1/ip-rules/{global_rule}", ``, want{root: 204, adminOf: 404, adminOther: 404, userOf: 403, userOther: 403}},
+}
+
+// with returns a copy of w with p expecting status.
+func (w want) with(p principal, status int) want {
+	out := want{}
+	for k, v := range w {
+		out[k] = v
+	}
+	out[p] = status
+	return out
 }
 
 // world is a fresh set of objects for one case of the role table.
@@ -108,6 +130,15 @@ func (e *env) newWorld(n int) *world {
 	if _, err := e.svc.RevokeKey(e.rootCtx(), gone.ID); err != nil {
 		e.t.Fatalf("revoke: %v", err)
 	}
+	// Rules on documentation networks: they never match the test client.
+	acctRule, err := e.svc.CreateIPRule(e.rootCtx(), keyward.IPRuleCreate{AccountID: a.ID, Action: keyward.IPBlock, CIDR: "192.0.2.0/24"})
+	if err != nil {
+		e.t.Fatalf("create ip rule: %v", err)
+	}
+	globalRule, err := e.svc.CreateIPRule(e.rootCtx(), keyward.IPRuleCreate{Action: keyward.IPBlock, CIDR: fmt.Sprintf("198.18.%d.0/24", n%256)})
+	if err != nil {
+		e.t.Fatalf("create ip rule: %v", err)
+	}
 	return &world{
 		callers: map[principal]string{
 			noKey:      "",
@@ -120,13 +151,15 @@ func (e *env) newWorld(n int) *world {
 			userOther:  userB.Secret,
 		},
 		vars: map[string]string{
-			"{account}":    a.ID,
-			"{user}":       ua.ID,
-			"{other_user}": ua2.ID,
-			"{key}":        target.ID,
-			"{key_secret}": target.Secret,
-			"{admin_key}":  adminA.ID,
-			"{n}":          fmt.Sprint(n),
+			"{account}":     a.ID,
+			"{user}":        ua.ID,
+			"{other_user}":  ua2.ID,
+			"{key}":         target.ID,
+			"{key_secret}":  target.Secret,
+			"{admin_key}":   adminA.ID,
+			"{ip_rule}":     acctRule.ID,
+			"{global_rule}": globalRule.ID,
+			"{n}":           fmt.Sprint(n),
 		},
 	}
 }

@@ -30,6 +30,7 @@ type Service interface {
 	keyward.AccountService
 	keyward.UserService
 	keyward.KeyService
+	keyward.IPRuleService
 }
 
 // Pinger reports whether storage is reachable; keyward.Store is one.
@@ -160,6 +161,11 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("POST /v1/keys/{id}/enable", serveJSON(s, http.StatusOK, s.setKeyDisabled(false)))
 	s.handle("POST /v1/keys/verify", serveJSON(s, http.StatusOK, s.verifyKey))
 	s.handle("GET /v1/whoami", serveJSON(s, http.StatusOK, s.whoami))
+
+	// IP rules.
+	s.handle("POST /v1/ip-rules", serveJSON(s, http.StatusCreated, s.createIPRule))
+	s.handle("GET /v1/ip-rules", serveJSON(s, http.StatusOK, s.listIPRules))
+	s.handle("DELETE /v1/ip-rules/{id}", serveJSON(s, http.StatusNoContent, s.deleteIPRule))
 	if forwardAuth != nil {
 		// Any method: proxies send the original one (Envoy) or their own.
 		s.handle(ForwardAuthPath, forwardAuth)

@@ -39,6 +39,9 @@ func TestStore(t *testing.T, open func(t *testing.T) keyward.Store) {
 	t.Run("DeleteKey", func(t *testing.T) { testDeleteKey(t, open) })
 	t.Run("TouchKeys", func(t *testing.T) { testTouchKeys(t, open) })
 	t.Run("BootstrapRootKey", func(t *testing.T) { testBootstrapRootKey(t, open) })
+	t.Run("IPRules", func(t *testing.T) { testIPRules(t, open) })
+	t.Run("ActiveIPRules", func(t *testing.T) { testActiveIPRules(t, open) })
+	t.Run("KeyIPAllow", func(t *testing.T) { testKeyIPAllow(t, open) })
 	t.Run("Ping", func(t *testing.T) { testPing(t, open) })
 }
 

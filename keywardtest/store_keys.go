@@ -3,6 +3,7 @@ package keywardtest
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sync"
@@ -43,6 +44,7 @@ func diffKey(got, want *keyward.Key) string {
 	check("Permissions non-nil", got.Permissions != nil, "nil", "an empty slice")
 	check("Meta", jsonEqual(got.Meta, want.Meta), string(got.Meta), string(want.Meta))
 	check("ExpiresAt", timeEqual(got.ExpiresAt, want.ExpiresAt), got.ExpiresAt, want.ExpiresAt)
+	check("IPAllow", slices.Equal(got.IPAllow, want.IPAllow), got.IPAllow, want.IPAllow)
 	check("Disabled", got.Disabled == want.Disabled, got.Disabled, want.Disabled)
 	check("RevokedAt", timeEqual(got.RevokedAt, want.RevokedAt), got.RevokedAt, want.RevokedAt)
 	check("RotatedFrom", got.RotatedFrom == want.RotatedFrom, got.RotatedFrom, want.RotatedFrom)
@@ -95,6 +97,7 @@ func fullKey(accountID, userID string) *keyward.Key {
 		Permissions:   []string{"memories:write", "memories:read"},
 		Meta:          json.RawMessage(`{"tier": "gold", "limits": {"rps": 10}, "tags": ["a", "b"]}`),
 		ExpiresAt:     ptr(fixedTime.Add(90 * 24 * time.Hour).In(inTwoHours)),
+		IPAllow:       []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")},
 		Disabled:      true,
 		RevokedAt:     ptr(fixedTime.Add(48 * time.Hour)),
 		RotatedFrom:   apikey.NewID("key"),

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 const keyCols = `k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
 	COALESCE(k.account_id, ''), COALESCE(k.user_id, ''), k.permissions, k.meta, k.expires_at, k.disabled,
 	k.revoked_at, COALESCE(k.rotated_from, ''), k.grace_until, k.created_at, COALESCE(k.created_by, ''),
-	k.last_used_at, k.updated_at`
+	k.last_used_at, k.updated_at, k.ip_allow`
 
 // returningKey ends an INSERT, UPDATE or DELETE on keys AS k with the key
 // as scanKey reads it.
@@ -91,12 +92,12 @@ func (s *Store) insertKey(ctx context.Context, q querier, k *keyward.Key) (*keyw
 	}
 	stored, err := scanKey(q.QueryRow(ctx, `INSERT INTO keys AS k (id, key_hash, pepper_version, start, prefix, name, role,
 		account_id, user_id, permissions, meta, expires_at, disabled, revoked_at, rotated_from, grace_until,
-		created_at, created_by, last_used_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`+returningKey,
+		created_at, created_by, last_used_at, updated_at, ip_allow)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`+returningKey,
 		k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
 		nullString(k.AccountID), nullString(k.UserID), permissions(k.Permissions), metaArg(k.Meta), k.ExpiresAt,
 		k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
-		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt))
+		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt, prefixStrings(k.IPAllow)))
 	if err != nil {
 		return nil, s.dbError(err, keyConflicts(k))
 	}
@@ -106,14 +107,14 @@ func (s *Store) insertKey(ctx context.Context, q querier, k *keyward.Key) (*keyw
 // keyColumns are the columns CreateKeys copies, in keyRow's order.
 var keyColumns = []string{"id", "key_hash", "pepper_version", "start", "prefix", "name", "role",
 	"account_id", "user_id", "permissions", "meta", "expires_at", "disabled", "revoked_at", "rotated_from",
-	"grace_until", "created_at", "created_by", "last_used_at", "updated_at"}
+	"grace_until", "created_at", "created_by", "last_used_at", "updated_at", "ip_allow"}
 
 // keyRow returns the values of k for keyColumns.
 func keyRow(k *keyward.Key) []any {
 	return []any{k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
 		nullString(k.AccountID), nullString(k.UserID), permissions(k.Permissions), metaArg(k.Meta), k.ExpiresAt,
 		k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
-		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt}
+		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt, prefixStrings(k.IPAllow)}
 }
 
 // batchConflicts are the messages of the constraints CreateKeys can break;
@@ -325,12 +326,13 @@ func (s *Store) saveKey(ctx context.Context, tx pgx.Tx, orig, k *keyward.Key) (*
 	}
 	stored, err := scanKey(tx.QueryRow(ctx, `UPDATE keys AS k SET start = $1, prefix = $2, name = $3,
 		permissions = $4, meta = $5, expires_at = $6, disabled = $7, revoked_at = $8, rotated_from = $9,
-		grace_until = $10, created_at = $11, created_by = $12, last_used_at = $13, updated_at = $14
-		WHERE k.id = $15`+returningKey,
+		grace_until = $10, created_at = $11, created_by = $12, last_used_at = $13, updated_at = $14,
+		ip_allow = $15
+		WHERE k.id = $16`+returningKey,
 		k.Start, k.Prefix, k.Name, permissions(k.Permissions), metaArg(k.Meta),
 		k.ExpiresAt, k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
 		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt,
-		k.ID))
+		prefixStrings(k.IPAllow), k.ID))
 	if err != nil {
 		return nil, s.dbError(err, nil)
 	}
@@ -386,11 +388,12 @@ func scanKey(row pgx.Row) (*keyward.Key, error) {
 		createdAt   time.Time
 		updatedAt   time.Time
 		permissions []string
+		ipAllow     []string
 	)
 	err := row.Scan(&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
 		&k.AccountID, &k.UserID, &permissions, &meta, &k.ExpiresAt, &k.Disabled,
 		&k.RevokedAt, &k.RotatedFrom, &k.GraceUntil, &createdAt, &k.CreatedBy,
-		&k.LastUsedAt, &updatedAt, &k.AccountDisabled)
+		&k.LastUsedAt, &updatedAt, &ipAllow, &k.AccountDisabled)
 	if err != nil {
 		return nil, err
 	}
@@ -404,6 +407,13 @@ func scanKey(row pgx.Row) (*keyward.Key, error) {
 	}
 	if meta != nil {
 		k.Meta = json.RawMessage(meta)
+	}
+	for _, c := range ipAllow {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: stored ip_allow: %w", k.ID, err)
+		}
+		k.IPAllow = append(k.IPAllow, p)
 	}
 	k.CreatedAt, k.UpdatedAt = createdAt.UTC(), updatedAt.UTC()
 	k.ExpiresAt, k.RevokedAt, k.GraceUntil, k.LastUsedAt = utc(k.ExpiresAt), utc(k.RevokedAt), utc(k.GraceUntil), utc(k.LastUsedAt)
@@ -425,6 +435,15 @@ func permissions(p []string) []string {
 		return []string{}
 	}
 	return p
+}
+
+// prefixStrings stores an allow list as text[]; nil is an empty array.
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }
 
 // metaArg stores empty meta as NULL and anything else as its JSON text.

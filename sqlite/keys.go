@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
 	k.account_id, k.user_id, k.permissions, k.meta, k.expires_at, k.disabled, k.revoked_at,
 	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
-	COALESCE(a.disabled, 0)
+	k.ip_allow, COALESCE(a.disabled, 0)
 	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id`
 
 // CreateKey inserts k. ENOTFOUND if its account or user does not exist (or
@@ -98,11 +99,11 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error
 // insertKeys returns an INSERT of n keys, whose arguments appendKeyArgs
 // appends key by key.
 func insertKeys(n int) string {
-	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	var b strings.Builder
 	b.WriteString(`INSERT INTO keys (id, key_hash, pepper_version, start, prefix, name, role,
 		account_id, user_id, permissions, meta, expires_at, disabled, revoked_at, rotated_from, grace_until,
-		created_at, created_by, last_used_at, updated_at) VALUES `)
+		created_at, created_by, last_used_at, updated_at, ip_allow) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
@@ -115,7 +116,7 @@ func insertKeys(n int) string {
 // insertOneKey is the INSERT of CreateKey.
 var insertOneKey = insertKeys(1)
 
-// appendKeyArgs appends the 20 column values of k, in insertKeys' order.
+// appendKeyArgs appends the 21 column values of k, in insertKeys' order.
 func appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
 	perms, err := encodePermissions(k.Permissions)
 	if err != nil {
@@ -125,11 +126,12 @@ func appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
 		k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
 		nullString(k.AccountID), nullString(k.UserID), perms, encodeMeta(k.Meta), nullTime(k.ExpiresAt),
 		k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
-		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt)), nil
+		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt),
+		encodePrefixes(k.IPAllow)), nil
 }
 
 // createKeysChunk is the number of rows of one multi-row INSERT in
-// CreateKeys: 20 parameters each, far below SQLite's limit of 32766.
+// CreateKeys: 21 parameters each, far below SQLite's limit of 32766.
 const createKeysChunk = 250
 
 // CreateKeys inserts keys in one write transaction, all or none, with
@@ -153,7 +155,7 @@ func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
 				st.Close()
 			}
 		}()
-		args := make([]any, 0, 20*min(len(keys), createKeysChunk))
+		args := make([]any, 0, 21*min(len(keys), createKeysChunk))
 		for start := 0; start < len(keys); start += createKeysChunk {
 			chunk := keys[start:min(start+createKeysChunk, len(keys))]
 			args = args[:0]
@@ -395,12 +397,12 @@ func (s *Store) saveKey(ctx context.Context, tx *sql.Tx, orig, k *keyward.Key) e
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE keys SET start = ?, prefix = ?, name = ?, permissions = ?, meta = ?,
 		expires_at = ?, disabled = ?, revoked_at = ?, rotated_from = ?, grace_until = ?, created_at = ?,
-		created_by = ?, last_used_at = ?, updated_at = ?
+		created_by = ?, last_used_at = ?, updated_at = ?, ip_allow = ?
 		WHERE id = ?`,
 		k.Start, k.Prefix, k.Name, perms, encodeMeta(k.Meta),
 		nullTime(k.ExpiresAt), k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
 		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt),
-		k.ID)
+		encodePrefixes(k.IPAllow), k.ID)
 	return s.dbError(err, conflicts{})
 }
 
@@ -451,7 +453,7 @@ func scanKey(row scanner) (*keyward.Key, error) {
 	var (
 		k                                               keyward.Key
 		hash                                            []byte
-		role, perms                                     string
+		role, perms, ipAllow                            string
 		accountID, userID, meta, rotatedFrom, createdBy sql.NullString
 		expires, revoked, grace, lastUsed               sql.NullString
 		created, updated                                string
@@ -459,7 +461,7 @@ func scanKey(row scanner) (*keyward.Key, error) {
 	err := row.Scan(&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
 		&accountID, &userID, &perms, &meta, &expires, &k.Disabled, &revoked,
 		&rotatedFrom, &grace, &created, &createdBy, &lastUsed, &updated,
-		&k.AccountDisabled)
+		&ipAllow, &k.AccountDisabled)
 	if err != nil {
 		return nil, err
 	}
@@ -477,6 +479,9 @@ func scanKey(row scanner) (*keyward.Key, error) {
 	}
 	if meta.Valid {
 		k.Meta = json.RawMessage(meta.String)
+	}
+	if k.IPAllow, err = decodePrefixes(ipAllow); err != nil {
+		return nil, fmt.Errorf("key %s: stored ip_allow: %w", k.ID, err)
 	}
 	for _, t := range []struct {
 		dst **time.Time
@@ -514,6 +519,28 @@ func encodePermissions(p []string) (string, error) {
 		return "", keyward.WrapError(keyward.EINVALID, err, "permissions cannot be stored")
 	}
 	return string(b), nil
+}
+
+// encodePrefixes stores an allow list as a JSON array of CIDRs; nil is
+// "[]".
+func encodePrefixes(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(ps) // netip.Prefix marshals as text: cannot fail
+	return string(b)
+}
+
+// decodePrefixes reads what encodePrefixes stored; "[]" is nil.
+func decodePrefixes(s string) ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	if err := json.Unmarshal([]byte(s), &ps); err != nil {
+		return nil, err
+	}
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	return ps, nil
 }
 
 // encodeMeta stores empty meta as NULL and anything else as its JSON text.

@@ -68,8 +68,18 @@ type Config struct {
 	// batch. Default DefaultUsageFlushInterval.
 	UsageFlushInterval time.Duration
 	// LoadTimeout bounds one store lookup on a cache miss, shared by every
-	// request waiting on it. Default DefaultLoadTimeout.
+	// request waiting on it, and one load of the IP rules. Default
+	// DefaultLoadTimeout.
 	LoadTimeout time.Duration
+	// IPRules loads the IP rules to enforce. Nil: Store, if it implements
+	// IPRuleLoader (keyward.Store does); otherwise no IP rules apply (key
+	// allow lists still do).
+	IPRules IPRuleLoader
+	// IPRuleRefresh is how often the IP rules are reloaded. The instance
+	// that changes a rule applies it at once (ReloadIPRules); other
+	// instances sharing the store apply it within this interval. Default
+	// DefaultIPRuleRefresh.
+	IPRuleRefresh time.Duration
 	// Now is the clock deciding expiry, revocation and cache TTLs. Default
 	// time.Now.
 	Now func() time.Time
@@ -87,8 +97,10 @@ type Request struct {
 	// Agent names the agent acting with the key; it is echoed in the
 	// identity and grants nothing.
 	Agent string
-	// IP is the client address. It is not used yet: IP rules come with
-	// the abuse-protection issue (DESIGN.md section 4, steps 2 and 6).
+	// IP is the client address, checked against the IP rules and the
+	// key's allow list. An unknown (zero) address matches no network: no
+	// block rule refuses it, and an allow list (global, the account's or
+	// the key's) refuses it with IP_NOT_ALLOWED.
 	IP netip.Addr
 }
 
@@ -128,6 +140,11 @@ type Engine struct {
 	loadTimeout time.Duration
 	interval    time.Duration
 
+	ipLoader  IPRuleLoader
+	ipRefresh time.Duration
+	ipMu      sync.Mutex // serialises reloads, so an older load never wins
+	ipRules   atomic.Pointer[ipMatcher]
+
 	cache cache
 	group singleflight.Group
 	usage usage
@@ -158,6 +175,7 @@ func New(cfg Config) (*Engine, error) {
 		{"NegativeTTL", &cfg.NegativeTTL, DefaultNegativeTTL},
 		{"UsageFlushInterval", &cfg.UsageFlushInterval, DefaultUsageFlushInterval},
 		{"LoadTimeout", &cfg.LoadTimeout, DefaultLoadTimeout},
+		{"IPRuleRefresh", &cfg.IPRuleRefresh, DefaultIPRuleRefresh},
 	} {
 		switch {
 		case *d.v < 0:
@@ -179,7 +197,12 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.IPRules == nil {
+		cfg.IPRules, _ = cfg.Store.(IPRuleLoader)
+	}
 	e := &Engine{
+		ipLoader:    cfg.IPRules,
+		ipRefresh:   cfg.IPRuleRefresh,
 		store:       cfg.Store,
 		hasher:      cfg.Hasher,
 		now:         cfg.Now,
@@ -196,6 +219,11 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.ttl.Store(e.baseTTL)
 	e.cache.init()
+	if err := e.ReloadIPRules(context.Background()); err != nil {
+		// Until a load succeeds, every verification answers UNAVAILABLE
+		// (see verify); the background goroutine keeps trying.
+		e.log.Warn("loading IP rules failed; verifications answer UNAVAILABLE until they load", "err", err)
+	}
 	go e.run(cfg.CacheTTL)
 	return e, nil
 }
@@ -214,10 +242,21 @@ func (e *Engine) Verify(ctx context.Context, req Request) Result {
 	return res
 }
 
-// verify runs the pipeline of DESIGN.md section 4 from step 3. Steps 2 and 6
-// (IP rules) and 7 (rate limits, quotas) belong to later issues; see the
-// marked seam below.
+// verify runs the pipeline of DESIGN.md section 4 from step 2. Step 7 (rate
+// limits, quotas) belongs to a later issue; see the marked seam below.
 func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result {
+	// 2. Global IP rules: a blocked address costs no parsing, hashing or
+	// lookup. Rules that were never loaded fail closed.
+	var rules *ipMatcher
+	if e.ipLoader != nil {
+		if rules = e.ipRulesAt(now); rules == nil {
+			return Result{Decision: keyward.DecisionUnavailable, Agent: req.Agent}
+		}
+		if d := rules.global(req.IP); d != keyward.DecisionValid {
+			return Result{Decision: d, Agent: req.Agent}
+		}
+	}
+
 	// 3. Format and checksum: garbage costs no hashing and no lookup.
 	if _, ok := apikey.Parse(req.Key); !ok {
 		return Result{Decision: keyward.DecisionMalformed, Agent: req.Agent}
@@ -234,6 +273,13 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 	}
 	k := &en.key
 
+	// 2, continued. The rules of the key's account, known only now.
+	if rules != nil {
+		if d := rules.forAccount(k.AccountID, req.IP); d != keyward.DecisionValid {
+			return Result{Decision: d, Key: k, Agent: req.Agent}
+		}
+	}
+
 	// 5. Status: disabled (key or account), revoked (a rotated key at the
 	// end of its grace), expired.
 	if d := k.Status(now); d != keyward.DecisionValid {
@@ -243,15 +289,17 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 	// permission check below says.
 	e.used(en, now.UnixNano())
 
-	// 6. Required permissions.
+	// 6. The key's own allow list, then required permissions.
+	if len(k.IPAllow) > 0 && !keyward.PrefixesContain(k.IPAllow, req.IP) {
+		return Result{Decision: keyward.DecisionIPNotAllowed, Key: k, Agent: req.Agent}
+	}
 	if !k.HasPermissions(req.Permissions) {
 		return Result{Decision: keyward.DecisionInsufficientPermissions, Key: k, Agent: req.Agent}
 	}
 
-	// SEAM (later issue): IP allow lists of the key (step 6), then named
-	// rate limits with a cost and quota/credits (step 7) go here, each
-	// returning IP_NOT_ALLOWED, RATE_LIMITED or USAGE_EXCEEDED with k. Until
-	// then no limit is enforced.
+	// SEAM (later issue): named rate limits with a cost and quota/credits
+	// (step 7) go here, each returning RATE_LIMITED or USAGE_EXCEEDED with
+	// k. Until then no limit is enforced.
 
 	return Result{Decision: keyward.DecisionValid, Key: k, Agent: req.Agent}
 }
@@ -276,10 +324,20 @@ func (e *Engine) run(ttl time.Duration) {
 	defer flush.Stop()
 	sweep := time.NewTicker(ttl)
 	defer sweep.Stop()
+	var reload <-chan time.Time
+	if e.ipLoader != nil {
+		t := time.NewTicker(e.ipRefresh)
+		defer t.Stop()
+		reload = t.C
+	}
 	for {
 		select {
 		case <-e.stop:
 			return
+		case <-reload:
+			if err := e.ReloadIPRules(context.Background()); err != nil {
+				e.log.Warn("reloading IP rules failed; the rules loaded before stay in force", "err", err)
+			}
 		case <-flush.C:
 			ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 			if err := e.flush(ctx); err != nil {

@@ -110,6 +110,7 @@ fields, for the URL given by --emit-url (default: the keyward URL):
 	f.StringSliceVar(&c.Permissions, "permission", nil, "permission granted to the key, e.g. memories:read (repeatable)")
 	f.StringVar(&meta, "meta", "", `JSON object returned to verifiers, e.g. '{"plan":"pro"}'`)
 	f.StringVar(&expires, "expires", "", "expiry: an RFC 3339 time (2027-01-01T00:00:00Z) or a duration from now (30d, 720h, 1d12h)")
+	f.StringSliceVar(&c.IPAllow, "ip-allow", nil, "network the key may be used from, e.g. 10.0.0.0/8 or 2001:db8::1 (repeatable; default anywhere)")
 	return cmd
 }
 
@@ -185,14 +186,16 @@ func (a *app) showKey(k *keyward.Key) error {
 func (a *app) keysUpdateCommand() *cobra.Command {
 	var (
 		name, meta, expires string
-		perms               []string
+		perms, ipAllow      []string
 		clearPerms, noExp   bool
+		clearIPAllow        bool
 	)
 	cmd := &cobra.Command{
-		Use:   "update KEY_ID [--name NAME] [--permission P]... [--meta JSON] [--expires WHEN | --no-expiry]",
+		Use:   "update KEY_ID [--name NAME] [--permission P]... [--ip-allow CIDR]... [--meta JSON] [--expires WHEN | --no-expiry]",
 		Short: "Change a key's name, permissions, metadata or expiry",
 		Long: `Change the fields given by flags; others stay as they are.
---permission replaces the whole list; --clear-permissions empties it.`,
+--permission replaces the whole list; --clear-permissions empties it.
+--ip-allow replaces the key's allow list; --clear-ip-allow removes it.`,
 		Args: exactArgs("KEY_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var u keyward.KeyUpdate
@@ -207,6 +210,14 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 				u.Permissions = &[]string{}
 			case f.Changed("permission"):
 				u.Permissions = &perms
+			}
+			switch {
+			case clearIPAllow && f.Changed("ip-allow"):
+				return usageErrorf("give --ip-allow or --clear-ip-allow, not both")
+			case clearIPAllow:
+				u.IPAllow = &[]string{}
+			case f.Changed("ip-allow"):
+				u.IPAllow = &ipAllow
 			}
 			if f.Changed("meta") {
 				m, err := parseMeta(meta)
@@ -230,8 +241,8 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 				}
 				u.ExpiresAt = &t
 			}
-			if u.Name == nil && u.Permissions == nil && u.Meta == nil && u.ExpiresAt == nil && !u.ClearExpiry {
-				return usageErrorf("nothing to update: give --name, --permission, --clear-permissions, --meta, --expires or --no-expiry")
+			if u.Name == nil && u.Permissions == nil && u.Meta == nil && u.ExpiresAt == nil && !u.ClearExpiry && u.IPAllow == nil {
+				return usageErrorf("nothing to update: give --name, --permission, --clear-permissions, --ip-allow, --clear-ip-allow, --meta, --expires or --no-expiry")
 			}
 			c, err := a.client()
 			if err != nil {
@@ -251,6 +262,8 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 	f.StringVar(&meta, "meta", "", "new metadata, a JSON object (replaces the old)")
 	f.StringVar(&expires, "expires", "", "new expiry: RFC 3339 time or a duration from now (30d, 720h)")
 	f.BoolVar(&noExp, "no-expiry", false, "remove the expiry")
+	f.StringSliceVar(&ipAllow, "ip-allow", nil, "network the key may be used from (repeatable); replaces the list")
+	f.BoolVar(&clearIPAllow, "clear-ip-allow", false, "let the key be used from anywhere")
 	return cmd
 }
 

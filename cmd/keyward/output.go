@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -137,6 +138,7 @@ func printKey(w io.Writer, k *keyward.Key, now time.Time) error {
 		"account", k.AccountID,
 		"user", k.UserID,
 		"permissions", strings.Join(k.Permissions, ","),
+		"ip allow", prefixList(k.IPAllow),
 		"meta", meta,
 		"status", keyStatus(k, now),
 		"expires", formatTimePtr(k.ExpiresAt),
@@ -191,6 +193,15 @@ func printVerifyResult(w io.Writer, r *keyward.VerifyResult) error {
 }
 
 // printNext tells people how to get the next page of a list.
+// prefixList joins networks with commas.
+func prefixList(ps []netip.Prefix) string {
+	ss := make([]string, len(ps))
+	for i, p := range ps {
+		ss[i] = p.String()
+	}
+	return strings.Join(ss, ",")
+}
+
 func printNext(w io.Writer, next string) {
 	if next != "" {
 		fmt.Fprintf(w, "\nmore: run again with --after %s\n", next)

@@ -1,0 +1,181 @@
+package admin
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+)
+
+var _ keyward.IPRuleService = (*Service)(nil)
+
+// maxIPAllow bounds a key's allow list.
+const maxIPAllow = 100
+
+// CreateIPRule stores a rule and applies it on this instance at once (other
+// instances within their IP rule refresh interval). Root may create global
+// rules and rules of any account; an account admin only rules of its own
+// account; a user none.
+func (s *Service) CreateIPRule(ctx context.Context, c keyward.IPRuleCreate) (*keyward.IPRule, error) {
+	id, unlock, err := s.writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := checkIPRuleScope(id, c.AccountID, "create IP rules"); err != nil {
+		return nil, err
+	}
+	if !c.Action.Valid() {
+		return nil, keyward.Errorf(keyward.EINVALID, "action %q: use block or allow", c.Action)
+	}
+	cidr, err := keyward.ParsePrefix(c.CIDR)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateName("reason", c.Reason, false); err != nil {
+		return nil, err
+	}
+	now := s.utc()
+	if c.ExpiresAt != nil {
+		t := c.ExpiresAt.UTC().Truncate(time.Microsecond)
+		if !t.After(now) {
+			return nil, keyward.Errorf(keyward.EINVALID, "expires_at %s is not in the future", t.Format(time.RFC3339))
+		}
+		c.ExpiresAt = &t
+	}
+	r := &keyward.IPRule{
+		ID: apikey.NewID("ipr"), AccountID: c.AccountID, Action: c.Action, CIDR: cidr,
+		Reason: c.Reason, ExpiresAt: c.ExpiresAt, CreatedAt: now, CreatedBy: id.KeyID,
+	}
+	if err := s.store.CreateIPRule(ctx, r); err != nil {
+		return nil, err
+	}
+	s.ipRulesChanged(ctx)
+	s.log.InfoContext(ctx, "ip rule created", "rule_id", r.ID, "action", r.Action, "cidr", r.CIDR, "account_id", r.AccountID, "by", id.KeyID)
+	return r, nil
+}
+
+// IPRules lists the rules the caller may see: every rule for root (or those
+// of f), the rules of its own account for an admin.
+func (s *Service) IPRules(ctx context.Context, f keyward.IPRuleFilter, p keyward.Page) (*keyward.IPRuleList, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if f.Global && f.AccountID != "" {
+		return nil, keyward.Errorf(keyward.EINVALID, "filter by account_id or global rules, not both")
+	}
+	switch {
+	case isRoot(id):
+	case id.Role == keyward.RoleAccountAdmin:
+		if f.Global {
+			return nil, keyward.Errorf(keyward.EFORBIDDEN, "only a root key may list global IP rules")
+		}
+		if f.AccountID != "" && f.AccountID != id.AccountID {
+			return nil, notFound("account", f.AccountID)
+		}
+		f.AccountID = id.AccountID
+	default:
+		return nil, keyward.Errorf(keyward.EFORBIDDEN, "a user key may not list IP rules")
+	}
+	items, next, err := s.store.IPRules(ctx, f, p)
+	if err != nil {
+		return nil, err
+	}
+	return &keyward.IPRuleList{Items: items, Next: next}, nil
+}
+
+// DeleteIPRule deletes a rule the caller manages and applies the change.
+func (s *Service) DeleteIPRule(ctx context.Context, ruleID string) error {
+	id, unlock, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if id.Role == keyward.RoleUser {
+		return keyward.Errorf(keyward.EFORBIDDEN, "a user key may not delete IP rules")
+	}
+	r, err := s.store.IPRule(ctx, ruleID)
+	if err != nil {
+		return err
+	}
+	if !isRoot(id) && r.AccountID != id.AccountID {
+		return notFound("ip rule", ruleID)
+	}
+	if _, err := s.store.DeleteIPRule(ctx, ruleID); err != nil {
+		return err
+	}
+	s.ipRulesChanged(ctx)
+	s.log.InfoContext(ctx, "ip rule deleted", "rule_id", r.ID, "by", id.KeyID)
+	return nil
+}
+
+// checkIPRuleScope allows root any scope and an admin its own account.
+func checkIPRuleScope(id *keyward.Identity, accountID, action string) error {
+	switch {
+	case isRoot(id):
+		return nil
+	case id.Role == keyward.RoleAccountAdmin && accountID == "":
+		return keyward.Errorf(keyward.EFORBIDDEN, "only a root key may %s that apply to every account: set account_id", action)
+	case id.Role == keyward.RoleAccountAdmin && accountID != id.AccountID:
+		return keyward.Errorf(keyward.EFORBIDDEN, "an account_admin key may %s only for its own account", action)
+	case id.Role == keyward.RoleAccountAdmin:
+		return nil
+	}
+	return keyward.Errorf(keyward.EFORBIDDEN, "a user key may not %s", action)
+}
+
+// ipRulesChanged makes the local engine apply the committed rules now.
+func (s *Service) ipRulesChanged(ctx context.Context) {
+	if s.verifier == nil {
+		return
+	}
+	if err := s.verifier.ReloadIPRules(context.WithoutCancel(ctx)); err != nil {
+		s.log.WarnContext(ctx, "applying IP rules failed; they apply at the next refresh", "err", err)
+	}
+}
+
+// checkIPAllow parses a key's allow list and applies the no-escalation
+// rule: a non-root caller whose own key has an allow list may only give
+// networks inside it (so not an empty list, which means "anywhere"). It
+// returns the list sorted, nil for none.
+func (s *Service) checkIPAllow(ctx context.Context, id *keyward.Identity, list []string) ([]netip.Prefix, error) {
+	if len(list) > maxIPAllow {
+		return nil, keyward.Errorf(keyward.EINVALID, "ip_allow holds at most %d networks", maxIPAllow)
+	}
+	ps, err := keyward.ParsePrefixes(list)
+	if err != nil {
+		return nil, err
+	}
+	if isRoot(id) {
+		return nilIfEmpty(ps), nil
+	}
+	own, err := s.store.Key(ctx, id.KeyID)
+	if keyward.ErrorCode(err) == keyward.ENOTFOUND {
+		return nilIfEmpty(ps), nil // not a stored key (a simple mode): no list to stay within
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(own.IPAllow) == 0 {
+		return nilIfEmpty(ps), nil
+	}
+	if len(ps) == 0 {
+		return nil, keyward.Errorf(keyward.EFORBIDDEN, "the calling key may be used only from its ip_allow networks: a key it grants needs an ip_allow within them")
+	}
+	for _, p := range ps {
+		if !keyward.PrefixCovered(own.IPAllow, p) {
+			return nil, keyward.Errorf(keyward.EFORBIDDEN, "cannot allow %s: it is outside the calling key's ip_allow", p)
+		}
+	}
+	return ps, nil
+}
+
+func nilIfEmpty(ps []netip.Prefix) []netip.Prefix {
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
