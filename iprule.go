@@ -164,12 +164,13 @@ func comparePrefix(a, b netip.Prefix) int {
 }
 
 // PrefixesContain reports whether addr lies in one of ps. An invalid
-// (unknown) address lies in none.
+// (unknown) address lies in none; a zone (fe80::1%eth0) is ignored, as the
+// engine's rule matcher ignores it.
 func PrefixesContain(ps []netip.Prefix, addr netip.Addr) bool {
 	if !addr.IsValid() {
 		return false
 	}
-	addr = addr.Unmap()
+	addr = addr.Unmap().WithZone("")
 	for _, p := range ps {
 		if p.Contains(addr) {
 			return true

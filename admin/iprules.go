@@ -14,6 +14,11 @@ var _ keyward.IPRuleService = (*Service)(nil)
 // maxIPAllow bounds a key's allow list.
 const maxIPAllow = 100
 
+// maxAccountIPRules bounds the rules of one account: every instance holds
+// and recompiles all rules, so one tenant must not be able to slow every
+// other tenant's verifications. Root's global rules are not bounded.
+const maxAccountIPRules = 1000
+
 // CreateIPRule stores a rule and applies it on this instance at once (other
 // instances within their IP rule refresh interval). Root may create global
 // rules and rules of any account; an account admin only rules of its own
@@ -44,6 +49,15 @@ func (s *Service) CreateIPRule(ctx context.Context, c keyward.IPRuleCreate) (*ke
 			return nil, keyward.Errorf(keyward.EINVALID, "expires_at %s is not in the future", t.Format(time.RFC3339))
 		}
 		c.ExpiresAt = &t
+	}
+	if c.AccountID != "" && !isRoot(id) {
+		existing, _, err := s.store.IPRules(ctx, keyward.IPRuleFilter{AccountID: c.AccountID}, keyward.Page{Limit: maxAccountIPRules})
+		if err != nil {
+			return nil, err
+		}
+		if len(existing) >= maxAccountIPRules {
+			return nil, keyward.Errorf(keyward.ECONFLICT, "account %s has %d IP rules, the most an account admin may create: delete some, or ask root", c.AccountID, maxAccountIPRules)
+		}
 	}
 	r := &keyward.IPRule{
 		ID: apikey.NewID("ipr"), AccountID: c.AccountID, Action: c.Action, CIDR: cidr,
@@ -149,28 +163,49 @@ func (s *Service) checkIPAllow(ctx context.Context, id *keyward.Identity, list [
 	if err != nil {
 		return nil, err
 	}
+	own, err := s.callerIPAllow(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := withinIPAllow(own, ps); err != nil {
+		return nil, err
+	}
+	return nilIfEmpty(ps), nil
+}
+
+// callerIPAllow returns the allow list of the caller's own key: nil for
+// root, for a key with no list, and for a caller that is not a stored key
+// (a simple mode).
+func (s *Service) callerIPAllow(ctx context.Context, id *keyward.Identity) ([]netip.Prefix, error) {
 	if isRoot(id) {
-		return nilIfEmpty(ps), nil
+		return nil, nil
 	}
 	own, err := s.store.Key(ctx, id.KeyID)
 	if keyward.ErrorCode(err) == keyward.ENOTFOUND {
-		return nilIfEmpty(ps), nil // not a stored key (a simple mode): no list to stay within
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if len(own.IPAllow) == 0 {
-		return nilIfEmpty(ps), nil
+	return own.IPAllow, nil
+}
+
+// withinIPAllow refuses a key allow list ps that reaches beyond own, the
+// caller's list: with a list of its own, a caller may grant only keys bound
+// to networks inside it.
+func withinIPAllow(own, ps []netip.Prefix) error {
+	if len(own) == 0 {
+		return nil
 	}
 	if len(ps) == 0 {
-		return nil, keyward.Errorf(keyward.EFORBIDDEN, "the calling key may be used only from its ip_allow networks: a key it grants needs an ip_allow within them")
+		return keyward.Errorf(keyward.EFORBIDDEN, "the calling key may be used only from its ip_allow networks: a key it grants needs an ip_allow within them")
 	}
 	for _, p := range ps {
-		if !keyward.PrefixCovered(own.IPAllow, p) {
-			return nil, keyward.Errorf(keyward.EFORBIDDEN, "cannot allow %s: it is outside the calling key's ip_allow", p)
+		if !keyward.PrefixCovered(own, p) {
+			return keyward.Errorf(keyward.EFORBIDDEN, "cannot allow %s: it is outside the calling key's ip_allow", p)
 		}
 	}
-	return ps, nil
+	return nil
 }
 
 func nilIfEmpty(ps []netip.Prefix) []netip.Prefix {

@@ -345,6 +345,12 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 	if _, err := s.visibleKey(ctx, id, keyID); err != nil {
 		return nil, err
 	}
+	// Read outside the rotation's transaction: its function must not call
+	// the store.
+	ownIPAllow, err := s.callerIPAllow(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	now := s.utc()
 	var created *keyward.CreatedKey
 	old, _, err := s.store.RotateKey(ctx, keyID, func(old *keyward.Key) (*keyward.Key, error) {
@@ -355,6 +361,11 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 			return nil, keyward.Errorf(keyward.ECONFLICT, "key %s is revoked: create a new key instead", old.ID)
 		}
 		if err := checkGrant(id, old.Role, old.Permissions, old.ExpiresAt); err != nil {
+			return nil, err
+		}
+		// The replacement's secret goes to the caller: it may not work
+		// from networks the caller's own key may not.
+		if err := withinIPAllow(ownIPAllow, old.IPAllow); err != nil {
 			return nil, err
 		}
 		end := now.Add(grace)

@@ -145,4 +145,18 @@ func TestIPAllowNoEscalation(t *testing.T) {
 			t.Fatalf("root clears the list: %+v, %v", k, err)
 		}
 	})
+	// Rotation hands the caller a new secret with the old key's list: a
+	// restricted caller may not rotate a key that works from elsewhere.
+	t.Run("rotate", func(t *testing.T) {
+		open := e.mustKey(userKey())
+		if _, err := e.client(restricted).RotateKey(t.Context(), open.ID, keyward.KeyRotate{}); keyward.ErrorCode(err) != keyward.EFORBIDDEN {
+			t.Fatalf("rotating an unrestricted key by a restricted caller: %v, want forbidden", err)
+		}
+		inside := e.mustKey(userKey("127.0.0.1"))
+		k, err := e.client(restricted).RotateKey(t.Context(), inside.ID, keyward.KeyRotate{})
+		if err != nil {
+			t.Fatalf("rotating a key inside the caller's list: %v", err)
+		}
+		e.remember(k.Secret)
+	})
 }

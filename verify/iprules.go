@@ -217,6 +217,12 @@ func (e *Engine) ipRulesAt(now time.Time) *ipMatcher {
 	if m == nil || now.UnixNano() < m.validUntil {
 		return m
 	}
+	// One request rebuilds; the others go on with the matcher in force,
+	// where the expired rule applies a moment longer.
+	if !e.ipCompiling.CompareAndSwap(false, true) {
+		return m
+	}
+	defer e.ipCompiling.Store(false)
 	next := compileIPRules(m.rules, now)
 	e.ipRules.CompareAndSwap(m, next) // a concurrent reload wins
 	return e.ipRules.Load()

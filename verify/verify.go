@@ -144,6 +144,9 @@ type Engine struct {
 	ipRefresh time.Duration
 	ipMu      sync.Mutex // serialises reloads, so an older load never wins
 	ipRules   atomic.Pointer[ipMatcher]
+	// ipCompiling lets one request at a time rebuild the matcher when a
+	// rule expires.
+	ipCompiling atomic.Bool
 
 	cache cache
 	group singleflight.Group
@@ -285,14 +288,16 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 	if d := k.Status(now); d != keyward.DecisionValid {
 		return Result{Decision: d, Key: k, Agent: req.Agent}
 	}
+	// 6. The key's own allow list: a key used from elsewhere did not
+	// authenticate the request.
+	if len(k.IPAllow) > 0 && !keyward.PrefixesContain(k.IPAllow, req.IP) {
+		return Result{Decision: keyward.DecisionIPNotAllowed, Key: k, Agent: req.Agent}
+	}
 	// The key authenticated the request: that is a use, whatever the
 	// permission check below says.
 	e.used(en, now.UnixNano())
 
-	// 6. The key's own allow list, then required permissions.
-	if len(k.IPAllow) > 0 && !keyward.PrefixesContain(k.IPAllow, req.IP) {
-		return Result{Decision: keyward.DecisionIPNotAllowed, Key: k, Agent: req.Agent}
-	}
+	// Required permissions.
 	if !k.HasPermissions(req.Permissions) {
 		return Result{Decision: keyward.DecisionInsufficientPermissions, Key: k, Agent: req.Agent}
 	}
