@@ -125,22 +125,16 @@ func (s *Server) setKeyDisabled(disabled bool) handlerFunc[noBody, *keyward.Key]
 	}
 }
 
-// verifyKey answers 200 for every outcome of the key being verified (its
-// code says why it is not valid); errors are about the caller (401, 403)
-// or an outage (503, when the key's state cannot be known). The agent of
+// verifyKey answers 200 for every outcome of the key being verified, its
+// code saying why it is not valid (UNAVAILABLE when its state cannot be
+// known, the store being down and the key not cached); errors are about the
+// caller (401, 403, or 503 when the caller's own key cannot be checked). The agent of
 // the verified key is the body's "agent", else the X-Keyward-Agent header.
 func (s *Server) verifyKey(ctx context.Context, r *http.Request, in keyward.VerifyRequest) (*keyward.VerifyResult, error) {
 	if in.Agent == "" {
 		in.Agent = keyward.IdentityFrom(ctx).Agent
 	}
-	res, err := s.svc.VerifyKey(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	if res.Code == keyward.DecisionUnavailable {
-		return nil, keyward.Errorf(keyward.EUNAVAILABLE, "the key cannot be checked right now: try again shortly")
-	}
-	return res, nil
+	return s.svc.VerifyKey(ctx, in)
 }
 
 func (s *Server) whoami(ctx context.Context, _ *http.Request, _ noBody) (*keyward.Identity, error) {

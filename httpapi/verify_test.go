@@ -203,6 +203,12 @@ func TestOperations(t *testing.T) {
 	if _, err := e.client(unknown).WhoAmI(t.Context()); keyward.ErrorCode(err) != keyward.EUNAVAILABLE {
 		t.Errorf("client: %v, want unavailable", err)
 	}
+	// Verifying that key (the caller's own key is cached) is a result like
+	// any other: 200 with code UNAVAILABLE, never valid.
+	r = e.do("POST", "/v1/keys/verify", e.root, `{"key":"`+unknown.Reveal()+`"}`)
+	if r.status != 200 || !strings.Contains(string(r.body), `"valid":false`) || !strings.Contains(string(r.body), `"code":"UNAVAILABLE"`) {
+		t.Errorf("verify of an uncached key with the store closed: %d %s", r.status, r.body)
+	}
 }
 
 // BenchmarkVerifyHTTP measures POST /v1/keys/verify through the whole
