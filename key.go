@@ -213,3 +213,27 @@ func ValidateOwner(r Role, accountID, userID string) error {
 	}
 	return nil
 }
+
+// ValidateRecord checks what every store's schema requires of a key about
+// to be written, with clear messages (EINVALID): an id, a hash, a role that
+// fits its owner (ValidateOwner) and meta that is JSON.
+func (k *Key) ValidateRecord() error {
+	if k.ID == "" {
+		return Errorf(EINVALID, "key id is required")
+	}
+	if k.Hash == (KeyHash{}) {
+		return Errorf(EINVALID, "key hash is required")
+	}
+	if err := ValidateOwner(k.Role, k.AccountID, k.UserID); err != nil {
+		return err
+	}
+	return ValidateMeta(k.Meta)
+}
+
+// ValidateMeta checks that a key's meta, when set, is JSON (EINVALID).
+func ValidateMeta(m json.RawMessage) error {
+	if len(m) > 0 && !json.Valid(m) {
+		return Errorf(EINVALID, "key meta must be valid JSON")
+	}
+	return nil
+}

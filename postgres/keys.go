@@ -87,7 +87,7 @@ func (s *Store) BootstrapRootKey(ctx context.Context, k *keyward.Key) error {
 // insertKey checks k's shape and inserts it; the foreign keys check its
 // account and user. It returns the key as stored.
 func (s *Store) insertKey(ctx context.Context, q querier, k *keyward.Key) (*keyward.Key, error) {
-	if err := validateKey(k); err != nil {
+	if err := k.ValidateRecord(); err != nil {
 		return nil, err
 	}
 	stored, err := scanKey(q.QueryRow(ctx, `INSERT INTO keys AS k (id, key_hash, pepper_version, start, prefix, name, role,
@@ -137,7 +137,7 @@ func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
 	var accountIDs []string
 	seen := map[string]bool{}
 	for _, k := range keys {
-		if err := validateKey(k); err != nil {
+		if err := k.ValidateRecord(); err != nil {
 			return fmt.Errorf("postgres: create %d keys: key %s: %w", len(keys), k.ID, err)
 		}
 		if k.AccountID != "" && !seen[k.AccountID] {
@@ -180,27 +180,6 @@ func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
 	}
 	for _, k := range keys {
 		k.AccountDisabled = disabled[k.AccountID]
-	}
-	return nil
-}
-
-// validateKey checks what the schema would reject, with clear messages.
-func validateKey(k *keyward.Key) error {
-	if k.ID == "" {
-		return keyward.Errorf(keyward.EINVALID, "key id is required")
-	}
-	if k.Hash == (keyward.KeyHash{}) {
-		return keyward.Errorf(keyward.EINVALID, "key hash is required")
-	}
-	if err := keyward.ValidateOwner(k.Role, k.AccountID, k.UserID); err != nil {
-		return err
-	}
-	return validateMeta(k.Meta)
-}
-
-func validateMeta(m json.RawMessage) error {
-	if len(m) > 0 && !json.Valid(m) {
-		return keyward.Errorf(keyward.EINVALID, "key meta must be valid JSON")
 	}
 	return nil
 }
@@ -321,7 +300,7 @@ func (s *Store) saveKey(ctx context.Context, tx pgx.Tx, orig, k *keyward.Key) (*
 		k.Role != orig.Role || k.AccountID != orig.AccountID || k.UserID != orig.UserID {
 		return nil, keyward.Errorf(keyward.EINVALID, "the id, hash, role, account and user of a key cannot change")
 	}
-	if err := validateMeta(k.Meta); err != nil {
+	if err := keyward.ValidateMeta(k.Meta); err != nil {
 		return nil, err
 	}
 	stored, err := scanKey(tx.QueryRow(ctx, `UPDATE keys AS k SET start = $1, prefix = $2, name = $3,

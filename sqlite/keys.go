@@ -60,7 +60,7 @@ func (s *Store) BootstrapRootKey(ctx context.Context, k *keyward.Key) error {
 
 // insertKey checks k's shape and owners and inserts it.
 func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error {
-	if err := validateKey(k); err != nil {
+	if err := k.ValidateRecord(); err != nil {
 		return err
 	}
 	accountDisabled := false
@@ -197,7 +197,7 @@ func (s *Store) checkOwners(ctx context.Context, tx *sql.Tx, keys []*keyward.Key
 	disabled := map[string]bool{}
 	userAccount := map[string]string{}
 	for _, k := range keys {
-		if err := validateKey(k); err != nil {
+		if err := k.ValidateRecord(); err != nil {
 			return nil, fmt.Errorf("key %s: %w", k.ID, err)
 		}
 		if _, ok := disabled[k.AccountID]; !ok && k.AccountID != "" {
@@ -223,27 +223,6 @@ func (s *Store) checkOwners(ctx context.Context, tx *sql.Tx, keys []*keyward.Key
 		}
 	}
 	return disabled, nil
-}
-
-// validateKey checks what the schema would reject, with clear messages.
-func validateKey(k *keyward.Key) error {
-	if k.ID == "" {
-		return keyward.Errorf(keyward.EINVALID, "key id is required")
-	}
-	if k.Hash == (keyward.KeyHash{}) {
-		return keyward.Errorf(keyward.EINVALID, "key hash is required")
-	}
-	if err := keyward.ValidateOwner(k.Role, k.AccountID, k.UserID); err != nil {
-		return err
-	}
-	return validateMeta(k.Meta)
-}
-
-func validateMeta(m json.RawMessage) error {
-	if len(m) > 0 && !json.Valid(m) {
-		return keyward.Errorf(keyward.EINVALID, "key meta must be valid JSON")
-	}
-	return nil
 }
 
 // Key returns the key with id. ENOTFOUND if none.
@@ -388,7 +367,7 @@ func (s *Store) saveKey(ctx context.Context, tx *sql.Tx, orig, k *keyward.Key) e
 		k.Role != orig.Role || k.AccountID != orig.AccountID || k.UserID != orig.UserID {
 		return keyward.Errorf(keyward.EINVALID, "the id, hash, role, account and user of a key cannot change")
 	}
-	if err := validateMeta(k.Meta); err != nil {
+	if err := keyward.ValidateMeta(k.Meta); err != nil {
 		return err
 	}
 	perms, err := encodePermissions(k.Permissions)
