@@ -251,21 +251,13 @@ func (c *Client) do(ctx context.Context, method, p string, q url.Values, in, out
 	return responseError(resp, r, base)
 }
 
-// problem is the part of an RFC 9457 problem the client uses.
-type problem struct {
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Title  string `json:"title"`
-	Code   string `json:"code"`
-}
-
 // responseError turns an error response into a *keyward.Error: the code
 // and detail of a problem+json body, or a code derived from the status for
 // anything else (a proxy's HTML 502 page, say).
 func responseError(resp *http.Response, r io.Reader, base string) error {
 	b, _ := io.ReadAll(io.LimitReader(r, 1<<20))
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	var p problem
+	var p keyward.Problem
 	if (mt == "application/problem+json" || mt == "application/json") && json.Unmarshal(b, &p) == nil && p.Code != "" {
 		msg := p.Detail
 		if msg == "" {

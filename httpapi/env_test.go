@@ -179,12 +179,12 @@ type response struct {
 }
 
 // problem decodes the body as a problem, checking its media type.
-func (r *response) problem(t *testing.T) *httpapi.Problem {
+func (r *response) problem(t *testing.T) *keyward.Problem {
 	t.Helper()
 	if ct := r.header.Get("Content-Type"); ct != httpapi.ProblemContentType {
 		t.Fatalf("Content-Type = %q, want %q (status %d, body %s)", ct, httpapi.ProblemContentType, r.status, r.body)
 	}
-	var p httpapi.Problem
+	var p keyward.Problem
 	if err := json.Unmarshal(r.body, &p); err != nil {
 		t.Fatalf("decode problem %s: %v", r.body, err)
 	}

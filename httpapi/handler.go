@@ -271,7 +271,7 @@ func writeBody(w http.ResponseWriter, status int, contentType string, v any) err
 	if err != nil {
 		// Only a bug can get here (an unencodable type).
 		buf.Reset()
-		buf.WriteString(`{"type":"` + ProblemTypePrefix + keyward.EINTERNAL + `","title":"Internal error","status":500,"detail":"internal error: response encoding failed","code":"internal"}` + "\n")
+		buf.WriteString(`{"type":"` + keyward.ProblemTypePrefix + keyward.EINTERNAL + `","title":"Internal error","status":500,"detail":"internal error: response encoding failed","code":"internal"}` + "\n")
 		status, contentType = http.StatusInternalServerError, ProblemContentType
 	}
 	h.Set("Content-Type", contentType)

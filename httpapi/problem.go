@@ -10,29 +10,6 @@ import (
 // ProblemContentType is the media type of every error response (RFC 9457).
 const ProblemContentType = "application/problem+json"
 
-// ProblemTypePrefix starts the type URI of every problem; the error code
-// follows it ("urn:keyward:error:not_found").
-const ProblemTypePrefix = "urn:keyward:error:"
-
-// wwwAuthenticate is sent with every 401.
-const wwwAuthenticate = `Bearer realm="keyward"`
-
-// Problem is an RFC 9457 problem detail with keyward's stable error code.
-type Problem struct {
-	// Type is ProblemTypePrefix + Code.
-	Type string `json:"type"`
-	// Title is a short summary of the code, the same for every occurrence.
-	Title string `json:"title"`
-	// Status is the HTTP status code.
-	Status int `json:"status"`
-	// Detail explains this occurrence; it is safe to show to a user.
-	Detail string `json:"detail"`
-	// Code is the stable keyward error code (keyward.ENOTFOUND, ...).
-	Code string `json:"code"`
-	// Instance is the path of the request that failed.
-	Instance string `json:"instance,omitempty"`
-}
-
 // codeInfo is one row of the error table.
 type codeInfo struct {
 	status int
@@ -64,7 +41,7 @@ func StatusOf(code string) int {
 
 // problemOf builds the problem for err. Internal errors get a generic
 // detail: their cause is for the log, never for the client.
-func problemOf(err error, instance string) *Problem {
+func problemOf(err error, instance string) *keyward.Problem {
 	code := keyward.ErrorCode(err)
 	info, ok := errorTable[code]
 	if !ok {
@@ -74,8 +51,8 @@ func problemOf(err error, instance string) *Problem {
 	if code == keyward.EINTERNAL {
 		detail = "internal error: the cause has been logged"
 	}
-	return &Problem{
-		Type:     ProblemTypePrefix + code,
+	return &keyward.Problem{
+		Type:     keyward.ProblemTypePrefix + code,
 		Title:    info.title,
 		Status:   info.status,
 		Detail:   detail,
@@ -113,10 +90,10 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // writeProblem writes p with its status, and the challenge on a 401.
-func writeProblem(w http.ResponseWriter, p *Problem) {
+func writeProblem(w http.ResponseWriter, p *keyward.Problem) {
 	h := w.Header()
 	if p.Status == http.StatusUnauthorized {
-		h.Set("WWW-Authenticate", wwwAuthenticate)
+		h.Set("WWW-Authenticate", keyward.WWWAuthenticate)
 	}
 	if p.Status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", strconv.Itoa(1))

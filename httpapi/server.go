@@ -236,10 +236,10 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func unmatchedProblem(r *http.Request, code int, allow string) *Problem {
+func unmatchedProblem(r *http.Request, code int, allow string) *keyward.Problem {
 	if code == http.StatusMethodNotAllowed {
-		return &Problem{
-			Type:     ProblemTypePrefix + keyward.EINVALID,
+		return &keyward.Problem{
+			Type:     keyward.ProblemTypePrefix + keyward.EINVALID,
 			Title:    "Method not allowed",
 			Status:   code,
 			Detail:   fmt.Sprintf("%s is not allowed here; allowed: %s", r.Method, strings.ReplaceAll(allow, ",", ", ")),

@@ -13,7 +13,7 @@ import (
 const ProblemContentType = "application/problem+json"
 
 // WWWAuthenticate is the challenge sent with every 401.
-const WWWAuthenticate = `Bearer realm="keyward"`
+const WWWAuthenticate = keyward.WWWAuthenticate
 
 // Denial is a refused request, handed to the ErrorWriter.
 type Denial struct {
@@ -39,16 +39,6 @@ type Denial struct {
 // its job; see WithErrorWriter.
 type ErrorWriter func(w http.ResponseWriter, r *http.Request, d *Denial)
 
-// problem is an RFC 9457 problem detail in the shape of the keyward API.
-type problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail"`
-	Code     string `json:"code"`
-	Instance string `json:"instance,omitempty"`
-}
-
 // WriteProblem is the default ErrorWriter: d as application/problem+json
 // in the shape of the keyward API's own errors
 // ({"type":"urn:keyward:error:unauthorized","title":"Unauthorized","status":401,"detail":"invalid API key","code":"unauthorized",...}),
@@ -57,8 +47,8 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, d *Denial) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // "<key>" reads better than "\u003ckey\u003e"
-	enc.Encode(problem{
-		Type:     "urn:keyward:error:" + d.Code,
+	enc.Encode(keyward.Problem{
+		Type:     keyward.ProblemTypePrefix + d.Code,
 		Title:    title(d),
 		Status:   d.Status,
 		Detail:   d.Detail,
