@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -10,9 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +17,7 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/keywardtest"
 )
 
 // waitTimeout bounds every wait for a process: to listen, to log a line,
@@ -30,62 +28,27 @@ const waitTimeout = 30 * time.Second
 // keeps the two equal).
 const caddyVersion = "v2.11.9"
 
-// binary is the keyward binary TestMain builds once; empty when the tests
-// cannot run (binarySkip says why) or the build failed (binaryErr).
+// keywardBinary is the keyward binary TestMain builds once for the
+// end-to-end tests; binary is its path, "" when they cannot run
+// (requireBinary says why).
 var (
-	binary     string
-	binarySkip string
-	binaryErr  error
+	keywardBinary *keywardtest.Binary
+	binary        string
 )
 
 func TestMain(m *testing.M) {
 	flag.Parse()
 	os.Exit(func() int {
-		dir, err := buildBinary()
-		if dir != "" {
-			defer os.RemoveAll(dir)
-		}
-		binaryErr = err
+		keywardBinary = keywardtest.BuildBinary()
+		defer keywardBinary.Remove()
+		binary = keywardBinary.Path
 		return m.Run()
 	}())
 }
 
-func buildBinary() (string, error) {
-	switch {
-	case flag.Lookup("test.list").Value.String() != "":
-		return "", nil // go test -list runs no test
-	case testing.Short():
-		binarySkip = "-short: not building keyward"
-		return "", nil
-	case runtime.GOOS == "windows":
-		binarySkip = "the end-to-end tests need nginx and caddy on a Unix system"
-		return "", nil
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		binarySkip = "no go command to build keyward with"
-		return "", nil
-	}
-	dir, err := os.MkdirTemp("", "keyward-e2e-")
-	if err != nil {
-		return "", err
-	}
-	out, err := exec.Command(goTool, "build", "-o", filepath.Join(dir, "keyward"), "github.com/keyward/keyward/cmd/keyward").CombinedOutput()
-	if err != nil {
-		return dir, fmt.Errorf("go build ./cmd/keyward: %v\n%s", err, out)
-	}
-	binary = filepath.Join(dir, "keyward")
-	return dir, nil
-}
-
 func requireBinary(t *testing.T) {
 	t.Helper()
-	if binaryErr != nil {
-		t.Fatal(binaryErr)
-	}
-	if binary == "" {
-		t.Skip(binarySkip)
-	}
+	keywardBinary.Require(t)
 }
 
 // requireTool returns the path of a proxy's binary: in PATH, or in one of
@@ -122,63 +85,12 @@ func gopathBin() string {
 	return filepath.Join(gp, "bin")
 }
 
-// lines collects a process's output and lets a test wait for a line.
-type lines struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed (and replaced) on every write
-}
-
-func newLines() *lines { return &lines{changed: make(chan struct{})} }
-
-func (l *lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (l *lines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// waitLine returns the first complete line that match accepts, failing
-// the test when exited is closed first or after waitTimeout.
-func (l *lines) waitLine(t *testing.T, what string, exited <-chan struct{}, match func(string) bool) string {
-	t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		l.mu.Lock()
-		text, changed := l.buf.String(), l.changed
-		l.mu.Unlock()
-		if i := strings.LastIndexByte(text, '\n'); i >= 0 {
-			for _, line := range strings.Split(text[:i], "\n") {
-				if match(line) {
-					return line
-				}
-			}
-		}
-		select {
-		case <-changed:
-		case <-exited:
-			t.Fatalf("the process exited before %s; output:\n%s", what, text)
-		case <-deadline.C:
-			t.Fatalf("no %s after %s; output:\n%s", what, waitTimeout, text)
-		}
-	}
-}
-
 // proc is a process a test started; it is stopped at cleanup.
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	stdout *lines
-	stderr *lines
+	stdout *keywardtest.Lines
+	stderr *keywardtest.Lines
 	exited chan struct{} // closed when the process has exited
 	err    error         // Wait's result, once exited is closed
 }
@@ -187,7 +99,7 @@ type proc struct {
 // SIGTERM (then SIGKILL), logging its output when the test failed.
 func start(t *testing.T, name string, cmd *exec.Cmd) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: cmd, stdout: newLines(), stderr: newLines(), exited: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, stdout: keywardtest.NewLines(), stderr: keywardtest.NewLines(), exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
@@ -292,7 +204,7 @@ func startKeyward(t *testing.T, config string) *server {
 	cmd.Env = env()
 	cmd.Dir = t.TempDir()
 	s := &server{proc: start(t, "keyward", cmd)}
-	line := s.stderr.waitLine(t, `the "listening" log line`, s.exited, func(l string) bool {
+	line := s.stderr.WaitLine(t, `the "listening" log line`, s.exited, func(l string) bool {
 		return strings.Contains(l, `"msg":"listening"`)
 	})
 	var rec struct{ Addr string }
@@ -300,7 +212,7 @@ func startKeyward(t *testing.T, config string) *server {
 		t.Fatalf("cannot read the address from %q: %v", line, err)
 	}
 	s.addr = rec.Addr
-	line = s.stdout.waitLine(t, "the root key line", s.exited, func(l string) bool { return strings.HasPrefix(l, "root key: ") })
+	line = s.stdout.WaitLine(t, "the root key line", s.exited, func(l string) bool { return strings.HasPrefix(l, "root key: ") })
 	s.root = strings.TrimPrefix(line, "root key: ")
 	if prefix, ok := apikey.Parse(s.root); !ok || prefix != apikey.PrefixRoot {
 		t.Fatalf("root key line %q", line)

@@ -119,7 +119,7 @@ func (c *cluster) env(extra ...string) []string {
 // start runs "keyward serve" with env and waits for it to listen.
 func (c *cluster) start(t *testing.T, env []string) *proc {
 	t.Helper()
-	p := &proc{stdout: newLines(), stderr: newLines(), done: make(chan error, 1)}
+	p := &proc{stdout: keywardtest.NewLines(), stderr: keywardtest.NewLines(), done: make(chan error, 1)}
 	data := filepath.Join(t.TempDir(), "data")
 	p.cmd = exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data", data, "--log-format", "json")
 	p.cmd.Env = env
@@ -138,7 +138,7 @@ func (c *cluster) start(t *testing.T, env []string) *proc {
 			t.Logf("log of %s:\n%s", p.url, p.stderr)
 		}
 	})
-	line := p.stderr.waitLine(t, `the "listening" log line`, func(l string) bool {
+	line := p.stderr.WaitLine(t, `the "listening" log line`, nil, func(l string) bool {
 		return strings.Contains(l, `"msg":"listening"`)
 	})
 	var rec struct{ Addr string }
@@ -152,7 +152,7 @@ func (c *cluster) start(t *testing.T, env []string) *proc {
 // rootKey waits for the root key line of the first instance.
 func rootKey(t *testing.T, p *proc) string {
 	t.Helper()
-	line := p.stdout.waitLine(t, "the root key line", func(l string) bool { return strings.HasPrefix(l, "root key: ") })
+	line := p.stdout.WaitLine(t, "the root key line", nil, func(l string) bool { return strings.HasPrefix(l, "root key: ") })
 	return strings.TrimPrefix(line, "root key: ")
 }
 
@@ -252,8 +252,8 @@ func testCluster(t *testing.T, withRedis bool) {
 		wantBus = "redis pub/sub"
 	}
 	for _, p := range []*proc{a, b} {
-		p.stderr.waitLine(t, "the bus in use", func(l string) bool { return strings.Contains(l, `"bus":"`+wantBus) })
-		p.stderr.waitLine(t, "the bus subscription", func(l string) bool {
+		p.stderr.WaitLine(t, "the bus in use", nil, func(l string) bool { return strings.Contains(l, `"bus":"`+wantBus) })
+		p.stderr.WaitLine(t, "the bus subscription", nil, func(l string) bool {
 			return strings.Contains(l, "listening for invalidations")
 		})
 	}
@@ -426,7 +426,7 @@ func TestClusterRedisOutage(t *testing.T) {
 	proxied, proxy := viaProxy(t, c.redisURL, "6379")
 	p := c.start(t, c.env("KEYWARD_REDIS_URL="+proxied, "KEYWARD_BUS_DOWN_CACHE_TTL=3s"))
 	root := rootKey(t, p)
-	p.stderr.waitLine(t, "the bus subscription", func(l string) bool { return strings.Contains(l, "listening for invalidations") })
+	p.stderr.WaitLine(t, "the bus subscription", nil, func(l string) bool { return strings.Contains(l, "listening for invalidations") })
 	busUp := func(want string) func() string {
 		return func() string {
 			req, _ := http.NewRequest("GET", p.url+"/metrics", nil)
@@ -452,7 +452,7 @@ func TestClusterRedisOutage(t *testing.T) {
 
 	proxy.Cut()
 	eventually(t, 15*time.Second, "bus down in /metrics", busUp("0"))
-	down := p.stderr.waitLine(t, "the bus-down warning", func(l string) bool { return strings.Contains(l, "invalidation bus is down") })
+	down := p.stderr.WaitLine(t, "the bus-down warning", nil, func(l string) bool { return strings.Contains(l, "invalidation bus is down") })
 	if !strings.Contains(down, `"cache_ttl":"3s"`) && !strings.Contains(down, `"cache_ttl":3000000000`) {
 		t.Errorf("bus-down warning does not give the shorter cache TTL: %s", down)
 	}
@@ -468,7 +468,7 @@ func TestClusterRedisOutage(t *testing.T) {
 
 	proxy.Restore()
 	eventually(t, 15*time.Second, "bus up again in /metrics", busUp("1"))
-	p.stderr.waitLine(t, "the bus-back log", func(l string) bool { return strings.Contains(l, "invalidation bus is back") })
+	p.stderr.WaitLine(t, "the bus-back log", nil, func(l string) bool { return strings.Contains(l, "invalidation bus is back") })
 	if n := strings.Count(p.stderr.String(), "invalidation bus is down"); n != 1 {
 		t.Errorf("the bus-down warning was logged %d times, want once", n)
 	}

@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,62 +16,30 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/keywardtest"
 )
 
-// binary is the keyward binary built once by TestMain for the end-to-end
-// tests; empty when they cannot run.
+// keywardBinary is the keyward binary TestMain builds once for the
+// end-to-end tests; binary is its path, "" when they cannot run
+// (requireBinary says why).
 var (
-	binary      string
-	binarySkip  string // why the e2e tests skip
-	binaryError error  // why the build failed
+	keywardBinary *keywardtest.Binary
+	binary        string
 )
 
 func TestMain(m *testing.M) {
 	flag.Parse()
 	os.Exit(func() int {
-		dir, err := buildBinary()
-		if dir != "" {
-			defer os.RemoveAll(dir)
-		}
-		binaryError = err
+		keywardBinary = keywardtest.BuildBinary()
+		defer keywardBinary.Remove()
+		binary = keywardBinary.Path
 		return m.Run()
 	}())
 }
 
-func buildBinary() (string, error) {
-	switch {
-	case testing.Short():
-		binarySkip = "-short: not building the binary"
-		return "", nil
-	case runtime.GOOS == "windows":
-		binarySkip = "the end-to-end tests send SIGTERM"
-		return "", nil
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		binarySkip = "no go command to build the binary with"
-		return "", nil
-	}
-	dir, err := os.MkdirTemp("", "keyward-e2e-")
-	if err != nil {
-		return "", err
-	}
-	out, err := exec.Command(goTool, "build", "-o", filepath.Join(dir, "keyward"), ".").CombinedOutput()
-	if err != nil {
-		return dir, fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	binary = filepath.Join(dir, "keyward")
-	return dir, nil
-}
-
 func requireBinary(t *testing.T) {
 	t.Helper()
-	if binaryError != nil {
-		t.Fatal(binaryError)
-	}
-	if binary == "" {
-		t.Skip(binarySkip)
-	}
+	keywardBinary.Require(t)
 }
 
 // baseEnv is the test process's environment without KEYWARD_ variables,
@@ -91,8 +57,8 @@ func baseEnv(env ...string) []string {
 // proc is a running "keyward serve".
 type proc struct {
 	cmd    *exec.Cmd
-	stdout *lines
-	stderr *lines // JSON log lines
+	stdout *keywardtest.Lines
+	stderr *keywardtest.Lines // JSON log lines
 	url    string
 	done   chan error
 }
@@ -101,7 +67,7 @@ type proc struct {
 // log line, which carries the address it bound.
 func startBinary(t *testing.T, data string) *proc {
 	t.Helper()
-	p := &proc{stdout: newLines(), stderr: newLines(), done: make(chan error, 1)}
+	p := &proc{stdout: keywardtest.NewLines(), stderr: keywardtest.NewLines(), done: make(chan error, 1)}
 	p.cmd = exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data", data, "--log-format", "json", "--log-level", "debug")
 	p.cmd.Env = baseEnv()
 	p.cmd.Dir = t.TempDir()
@@ -116,7 +82,7 @@ func startBinary(t *testing.T, data string) *proc {
 			<-p.done
 		}
 	})
-	line := p.stderr.waitLine(t, `the "listening" log line`, func(l string) bool {
+	line := p.stderr.WaitLine(t, `the "listening" log line`, nil, func(l string) bool {
 		return strings.Contains(l, `"msg":"listening"`)
 	})
 	var rec struct{ Addr string }
@@ -202,7 +168,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// First start: the root key is printed once, on its own line.
 	p := startBinary(t, data)
-	line := p.stdout.waitLine(t, "the root key line", func(l string) bool { return strings.HasPrefix(l, "root key: ") })
+	line := p.stdout.WaitLine(t, "the root key line", nil, func(l string) bool { return strings.HasPrefix(l, "root key: ") })
 	root := strings.TrimPrefix(line, "root key: ")
 	if prefix, ok := apikey.Parse(root); !ok || prefix != apikey.PrefixRoot {
 		t.Fatalf("root key line %q", line)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/keystore"
+	"github.com/keyward/keyward/keywardtest"
 )
 
 // echoUpstream records the headers of each request it gets.
@@ -44,14 +45,14 @@ func (u *echoUpstream) requests() []http.Header {
 // runningGateway is an in-process "keyward gateway" on port 0.
 type runningGateway struct {
 	url    string
-	stderr *lines
+	stderr *keywardtest.Lines
 }
 
 // startGateway runs "keyward gateway --listen 127.0.0.1:0 args..." with env
 // and returns once it accepts connections; it stops when the test ends.
 func startGateway(t *testing.T, env map[string]string, args ...string) *runningGateway {
 	t.Helper()
-	g := &runningGateway{stderr: newLines()}
+	g := &runningGateway{stderr: keywardtest.NewLines()}
 	addr, done := make(chan string, 1), make(chan int, 1)
 	m := &Main{Getenv: mapEnv(env), Listening: func(a string) { addr <- a }, Version: "test"}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -226,7 +227,7 @@ gateway:
 		t.Fatal(err)
 	}
 	s := startServer(t, map[string]string{"KEYWARD_CONFIG": cfg})
-	line := s.stderr.waitLine(t, "the gateway listening", func(l string) bool { return strings.Contains(l, "gateway listening") })
+	line := s.stderr.WaitLine(t, "the gateway listening", nil, func(l string) bool { return strings.Contains(l, "gateway listening") })
 	_, after, _ := strings.Cut(line, "url=")
 	g := &runningGateway{url: strings.Fields(after)[0]}
 

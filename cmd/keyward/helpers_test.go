@@ -6,69 +6,22 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/keywardtest"
 )
 
 // waitTimeout bounds every wait for a server; tests never sleep.
 const waitTimeout = 30 * time.Second
-
-// lines is a concurrency-safe writer that keeps what is written and lets
-// tests wait for a line.
-type lines struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
-}
-
-func newLines() *lines { return &lines{changed: make(chan struct{})} }
-
-func (l *lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (l *lines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// waitLine waits until a complete line satisfies match and returns it.
-func (l *lines) waitLine(t *testing.T, what string, match func(string) bool) string {
-	t.Helper()
-	deadline := time.After(waitTimeout)
-	for {
-		l.mu.Lock()
-		s, ch := l.buf.String(), l.changed
-		l.mu.Unlock()
-		if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-			for _, line := range strings.Split(s[:i], "\n") {
-				if match(line) {
-					return line
-				}
-			}
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s; output so far:\n%s", what, s)
-		}
-	}
-}
 
 // server is an in-process "keyward serve" on port 0.
 type server struct {
 	url     string
 	data    string
 	rootKey string
-	stdout  *lines
-	stderr  *lines // the server's log
+	stdout  *keywardtest.Lines
+	stderr  *keywardtest.Lines // the server's log
 	cancel  context.CancelFunc
 	done    chan int
 }
@@ -77,7 +30,7 @@ type server struct {
 // returns once it accepts connections. It stops when the test ends.
 func startServer(t *testing.T, env map[string]string, args ...string) *server {
 	t.Helper()
-	s := &server{data: filepath.Join(t.TempDir(), "data"), stdout: newLines(), stderr: newLines(), done: make(chan int, 1)}
+	s := &server{data: filepath.Join(t.TempDir(), "data"), stdout: keywardtest.NewLines(), stderr: keywardtest.NewLines(), done: make(chan int, 1)}
 	if d, ok := env["KEYWARD_DATA"]; ok {
 		s.data = d
 	}
