@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"net/netip"
-	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
@@ -43,12 +42,8 @@ func (s *Service) CreateIPRule(ctx context.Context, c keyward.IPRuleCreate) (*ke
 		return nil, err
 	}
 	now := s.utc()
-	if c.ExpiresAt != nil {
-		t := c.ExpiresAt.UTC().Truncate(time.Microsecond)
-		if !t.After(now) {
-			return nil, keyward.Errorf(keyward.EINVALID, "expires_at %s is not in the future", t.Format(time.RFC3339))
-		}
-		c.ExpiresAt = &t
+	if c.ExpiresAt, err = futureExpiry(c.ExpiresAt, now); err != nil {
+		return nil, err
 	}
 	if c.AccountID != "" && !isRoot(id) {
 		existing, _, err := s.store.IPRules(ctx, keyward.IPRuleFilter{AccountID: c.AccountID}, keyward.Page{Limit: maxAccountIPRules})

@@ -45,12 +45,8 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 		return nil, err
 	}
 	now := s.utc()
-	if c.ExpiresAt != nil {
-		t := c.ExpiresAt.UTC().Truncate(time.Microsecond)
-		if !t.After(now) {
-			return nil, keyward.Errorf(keyward.EINVALID, "expires_at %s is not in the future", t.Format(time.RFC3339))
-		}
-		c.ExpiresAt = &t
+	if c.ExpiresAt, err = futureExpiry(c.ExpiresAt, now); err != nil {
+		return nil, err
 	}
 	if err := checkGrant(id, c.Role, perms, c.ExpiresAt); err != nil {
 		return nil, err

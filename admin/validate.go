@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -96,4 +97,17 @@ func validateAgent(a string) error {
 		return keyward.Errorf(keyward.EINVALID, "agent must be printable text of at most %d bytes", maxAgentLen)
 	}
 	return nil
+}
+
+// futureExpiry returns t in UTC at the microsecond precision every store
+// keeps, refusing a time that is not after now; nil stays nil.
+func futureExpiry(t *time.Time, now time.Time) (*time.Time, error) {
+	if t == nil {
+		return nil, nil
+	}
+	u := t.UTC().Truncate(time.Microsecond)
+	if !u.After(now) {
+		return nil, keyward.Errorf(keyward.EINVALID, "expires_at %s is not in the future", u.Format(time.RFC3339))
+	}
+	return &u, nil
 }
