@@ -43,10 +43,13 @@ type Account struct {
 	Name string `json:"name"`
 	// KeyPrefix is the prefix of this account's user keys; empty means the
 	// default "kw_user".
-	KeyPrefix string    `json:"key_prefix,omitempty"`
-	Disabled  bool      `json:"disabled"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	KeyPrefix string `json:"key_prefix,omitempty"`
+	// RateLimits are the default limits of the account's keys: they apply
+	// to every key of the account that sets none of its own.
+	RateLimits []RateLimit `json:"rate_limits,omitempty"`
+	Disabled   bool        `json:"disabled"`
+	CreatedAt  time.Time   `json:"created_at"`
+	UpdatedAt  time.Time   `json:"updated_at"`
 }
 
 // User is a person or service inside an account.
@@ -84,8 +87,15 @@ type Key struct {
 	// IPAllow, when not empty, lists the only networks the key verifies
 	// from (IP_NOT_ALLOWED elsewhere, and when the client address is
 	// unknown). Sorted, without duplicates.
-	IPAllow  []netip.Prefix `json:"ip_allow,omitempty"`
-	Disabled bool           `json:"disabled"`
+	IPAllow []netip.Prefix `json:"ip_allow,omitempty"`
+	// RateLimits are the key's named limits (RATE_LIMITED beyond them);
+	// when empty, the account's default limits apply.
+	RateLimits []RateLimit `json:"rate_limits,omitempty"`
+	// Credits, when set, is the key's quota (USAGE_EXCEEDED when spent).
+	// In a key read from the cache it is a snapshot: the ledger holds the
+	// live count.
+	Credits  *Credits `json:"credits,omitempty"`
+	Disabled bool     `json:"disabled"`
 	// RevokedAt is when the key stops working: the moment of a revoke, or
 	// the end of the grace window of a rotated key.
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
@@ -103,6 +113,18 @@ type Key struct {
 	// AccountDisabled mirrors the owning account's flag, filled by stores
 	// on reads so a verification needs one lookup.
 	AccountDisabled bool `json:"-"`
+	// AccountRateLimits mirrors the owning account's default limits,
+	// filled by stores on reads like AccountDisabled.
+	AccountRateLimits []RateLimit `json:"-"`
+}
+
+// EffectiveRateLimits returns the limits that apply to the key: its own, or
+// the account's defaults when it sets none.
+func (k *Key) EffectiveRateLimits() []RateLimit {
+	if len(k.RateLimits) > 0 {
+		return k.RateLimits
+	}
+	return k.AccountRateLimits
 }
 
 // Status returns the decision the key's own state gives at now: VALID,
@@ -139,6 +161,16 @@ func (k *Key) Clone() *Key {
 	c.Permissions = slices.Clone(k.Permissions)
 	c.Meta = slices.Clone(k.Meta)
 	c.IPAllow = slices.Clone(k.IPAllow)
+	c.RateLimits = slices.Clone(k.RateLimits)
+	c.AccountRateLimits = slices.Clone(k.AccountRateLimits)
+	if k.Credits != nil {
+		cr := *k.Credits
+		if cr.Refill != nil {
+			rf := *cr.Refill
+			cr.Refill = &rf
+		}
+		c.Credits = &cr
+	}
 	c.ExpiresAt = cloneTime(k.ExpiresAt)
 	c.RevokedAt = cloneTime(k.RevokedAt)
 	c.GraceUntil = cloneTime(k.GraceUntil)
@@ -216,7 +248,8 @@ func ValidateOwner(r Role, accountID, userID string) error {
 
 // ValidateRecord checks what every store's schema requires of a key about
 // to be written, with clear messages (EINVALID): an id, a hash, a role that
-// fits its owner (ValidateOwner) and meta that is JSON.
+// fits its owner (ValidateOwner), valid rate limits and credits, and meta
+// that is JSON.
 func (k *Key) ValidateRecord() error {
 	if k.ID == "" {
 		return Errorf(EINVALID, "key id is required")
@@ -226,6 +259,14 @@ func (k *Key) ValidateRecord() error {
 	}
 	if err := ValidateOwner(k.Role, k.AccountID, k.UserID); err != nil {
 		return err
+	}
+	if err := ValidateRateLimits(k.RateLimits); err != nil {
+		return err
+	}
+	if k.Credits != nil {
+		if err := k.Credits.Validate(); err != nil {
+			return err
+		}
 	}
 	return ValidateMeta(k.Meta)
 }

@@ -10,6 +10,8 @@ import (
 type AccountCreate struct {
 	Name      string `json:"name"`
 	KeyPrefix string `json:"key_prefix,omitempty"`
+	// RateLimits are the default limits of the account's keys.
+	RateLimits []RateLimit `json:"rate_limits,omitempty"`
 }
 
 // AccountUpdate changes the fields that are set.
@@ -17,6 +19,8 @@ type AccountUpdate struct {
 	Name      *string `json:"name,omitempty"`
 	KeyPrefix *string `json:"key_prefix,omitempty"`
 	Disabled  *bool   `json:"disabled,omitempty"`
+	// RateLimits replaces the default limits; an empty list removes them.
+	RateLimits *[]RateLimit `json:"rate_limits,omitempty"`
 }
 
 // AccountList is one page of accounts.
@@ -68,6 +72,12 @@ type KeyCreate struct {
 	// IPAllow restricts the key to these networks (CIDRs or addresses);
 	// see Key.IPAllow.
 	IPAllow []string `json:"ip_allow,omitempty"`
+	// RateLimits are the key's named limits; none means the account's
+	// defaults apply.
+	RateLimits []RateLimit `json:"rate_limits,omitempty"`
+	// Credits, when set, gives the key a quota; RefilledAt is ignored
+	// (the period starts at creation).
+	Credits *Credits `json:"credits,omitempty"`
 }
 
 // CreatedKey is a new key with its secret. The secret is shown this once;
@@ -89,6 +99,9 @@ type KeyUpdate struct {
 	Disabled    *bool            `json:"disabled,omitempty"`
 	// IPAllow replaces the key's allow list; an empty list removes it.
 	IPAllow *[]string `json:"ip_allow,omitempty"`
+	// RateLimits replaces the key's limits; an empty list removes them
+	// (the account's defaults apply again).
+	RateLimits *[]RateLimit `json:"rate_limits,omitempty"`
 }
 
 // KeyRotate is the input of KeyService.RotateKey: the old key keeps working
@@ -113,6 +126,12 @@ type VerifyRequest struct {
 	// IP is the address of the client that presented the key, when known;
 	// IP rules are checked against it.
 	IP string `json:"ip,omitempty"`
+	// Limits names which of the key's rate limits this call counts
+	// against; empty means all of them.
+	Limits []string `json:"limits,omitempty"`
+	// Cost is what the call spends from each rate limit and from the
+	// key's credits; 0 means 1.
+	Cost int64 `json:"cost,omitempty"`
 }
 
 // VerifyResult is the answer to a VerifyRequest. Code says why a key is not
@@ -125,6 +144,30 @@ type VerifyResult struct {
 	Permissions []string        `json:"permissions,omitempty"`
 	Meta        json.RawMessage `json:"meta,omitempty"`
 	ExpiresAt   *time.Time      `json:"expires_at"`
+	// RateLimits is the state of each limit the call counted against,
+	// when the key was found valid up to its limits (VALID, RATE_LIMITED,
+	// or USAGE_EXCEEDED: a call refused for credits has counted against
+	// the limits).
+	RateLimits []RateLimitStatus `json:"rate_limits,omitempty"`
+	// CreditsRemaining is what the key has left after this call, when it
+	// has credits and the call reached them (VALID or USAGE_EXCEEDED).
+	CreditsRemaining *int64 `json:"credits_remaining,omitempty"`
+}
+
+// RateLimitStatus is the state of one rate limit after a verification.
+type RateLimitStatus struct {
+	Name   string   `json:"name"`
+	Limit  int64    `json:"limit"`
+	Window Duration `json:"window"`
+	// Allowed says whether this limit admitted the call.
+	Allowed bool `json:"allowed"`
+	// Remaining is the cost the limit would still admit now.
+	Remaining int64 `json:"remaining"`
+	// ResetMS is how many milliseconds until the limit is full again.
+	ResetMS int64 `json:"reset_ms"`
+	// RetryAfterMS is how many milliseconds until the same call would be
+	// admitted by this limit; 0 when Allowed.
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 }
 
 // KeyVerifier verifies a credential presented to a protected service. It is

@@ -47,6 +47,14 @@ type KeyUse struct {
 	At time.Time
 }
 
+// CreditWrite is one key's credits in a Store.WriteCredits batch.
+type CreditWrite struct {
+	KeyID      string
+	Remaining  int64
+	RefilledAt time.Time
+	Version    int64
+}
+
 // Store is the storage contract every backend (sqlite, postgres) meets; the
 // suite in keywardtest is its executable specification. Methods return
 // *Error with ENOTFOUND for a missing id, ECONFLICT for a uniqueness
@@ -127,6 +135,26 @@ type Store interface {
 	// DeleteIPRule deletes the rule with id and returns it. ENOTFOUND if
 	// none. Deleting an account deletes its rules.
 	DeleteIPRule(ctx context.Context, id string) (*IPRule, error)
+
+	// SpendCredits applies the refills due at now to the key's credits and,
+	// if at least cost remains, spends it, atomically: concurrent spends
+	// (of this and other instances sharing the store) never take
+	// Remaining below zero. It returns the credits after the call and
+	// whether cost was spent; nil credits (the key has no quota) with ok
+	// true. ENOTFOUND if the key does not exist. It bumps Version.
+	SpendCredits(ctx context.Context, keyID string, cost int64, now time.Time) (c *Credits, ok bool, err error)
+	// WriteCredits stores credits counted elsewhere (the Redis ledger's
+	// write-back): for each write whose Version is newer than the stored
+	// one, Remaining, RefilledAt and Version are replaced; older writes,
+	// keys without credits and unknown ids are ignored.
+	WriteCredits(ctx context.Context, writes []CreditWrite) error
+
+	// CreateAnomaly inserts a. ECONFLICT if the id is taken. A key or
+	// account it names need not exist any more.
+	CreateAnomaly(ctx context.Context, a *Anomaly) error
+	// Anomalies lists the anomalies matching f, newest first; the cursor
+	// is the last id of the previous page.
+	Anomalies(ctx context.Context, f AnomalyFilter, p Page) (anomalies []*Anomaly, next string, err error)
 
 	// Ping reports whether the backend is reachable (EUNAVAILABLE if not).
 	Ping(ctx context.Context) error

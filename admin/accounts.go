@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"slices"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
@@ -23,13 +24,17 @@ func (s *Service) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*
 	if err := validateAccountPrefix(c.KeyPrefix); err != nil {
 		return nil, err
 	}
+	if err := keyward.ValidateRateLimits(c.RateLimits); err != nil {
+		return nil, err
+	}
 	now := s.utc()
 	a := &keyward.Account{
-		ID:        apikey.NewID("acc"),
-		Name:      c.Name,
-		KeyPrefix: c.KeyPrefix,
-		CreatedAt: now,
-		UpdatedAt: now,
+		ID:         apikey.NewID("acc"),
+		Name:       c.Name,
+		KeyPrefix:  c.KeyPrefix,
+		RateLimits: slices.Clone(c.RateLimits),
+		CreatedAt:  now,
+		UpdatedAt:  now,
 	}
 	if err := s.store.CreateAccount(ctx, a); err != nil {
 		return nil, err
@@ -66,8 +71,9 @@ func (s *Service) Accounts(ctx context.Context, p keyward.Page) (*keyward.Accoun
 	return &keyward.AccountList{Items: items, Next: next}, nil
 }
 
-// UpdateAccount renames, re-prefixes, disables or enables an account. Root
-// only. Disabling an account makes all its keys answer DISABLED at once.
+// UpdateAccount renames, re-prefixes, disables or enables an account, or
+// sets its default rate limits. Root only. Disabling an account makes all
+// its keys answer DISABLED at once; new default limits apply at once too.
 func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward.AccountUpdate) (*keyward.Account, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
@@ -87,7 +93,12 @@ func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward
 			return nil, err
 		}
 	}
-	var disabledChanged bool
+	if u.RateLimits != nil {
+		if err := keyward.ValidateRateLimits(*u.RateLimits); err != nil {
+			return nil, err
+		}
+	}
+	var changed bool // a change cached keys must see
 	a, err := s.store.UpdateAccount(ctx, accountID, func(a *keyward.Account) error {
 		if u.Name != nil {
 			a.Name = *u.Name
@@ -96,8 +107,15 @@ func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward
 			a.KeyPrefix = *u.KeyPrefix
 		}
 		if u.Disabled != nil {
-			disabledChanged = a.Disabled != *u.Disabled
+			changed = changed || a.Disabled != *u.Disabled
 			a.Disabled = *u.Disabled
+		}
+		if u.RateLimits != nil {
+			a.RateLimits = slices.Clone(*u.RateLimits)
+			if len(a.RateLimits) == 0 {
+				a.RateLimits = nil
+			}
+			changed = true
 		}
 		a.UpdatedAt = s.utc()
 		return nil
@@ -105,7 +123,7 @@ func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward
 	if err != nil {
 		return nil, err
 	}
-	if disabledChanged {
+	if changed {
 		s.accountChanged(a.ID)
 	}
 	s.log.InfoContext(ctx, "account updated", "account_id", a.ID, "disabled", a.Disabled, "by", id.KeyID)

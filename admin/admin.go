@@ -28,6 +28,9 @@ type Config struct {
 	// verification; it defaults to Verifier so the local cache is updated
 	// at once.
 	Observer keyward.KeyObserver
+	// Credits is the ledger that holds the live credit counts; the
+	// credit methods answer EINTERNAL without one.
+	Credits keyward.CreditLedger
 	// Now is the clock; it defaults to time.Now.
 	Now func() time.Time
 	// Logger defaults to slog.Default().
@@ -43,6 +46,7 @@ type Service struct {
 	store    keyward.Store
 	hasher   *apikey.Hasher
 	verifier *verify.Engine
+	credits  keyward.CreditLedger
 	observer keyward.KeyObserver
 	now      func() time.Time
 	log      *slog.Logger
@@ -52,6 +56,8 @@ var (
 	_ keyward.AccountService = (*Service)(nil)
 	_ keyward.UserService    = (*Service)(nil)
 	_ keyward.KeyService     = (*Service)(nil)
+	_ keyward.CreditService  = (*Service)(nil)
+	_ keyward.AnomalyService = (*Service)(nil)
 )
 
 // New returns a Service.
@@ -60,6 +66,7 @@ func New(cfg Config) *Service {
 		store:    cfg.Store,
 		hasher:   cfg.Hasher,
 		verifier: cfg.Verifier,
+		credits:  cfg.Credits,
 		observer: cfg.Observer,
 		now:      cfg.Now,
 		log:      cfg.Logger,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/admin"
+	"github.com/keyward/keyward/credits"
 	"github.com/keyward/keyward/keywardtest"
 	"github.com/keyward/keyward/verify"
 )
@@ -53,13 +54,14 @@ func newEnv(t *testing.T) *env {
 	e := &env{store: keywardtest.NewSQLiteStore(t), obs: &recorder{}, now: keywardtest.Now()}
 	clock := func() time.Time { return e.now }
 	h := keywardtest.NewHasher(t)
-	engine, err := verify.New(verify.Config{Store: e.store, Hasher: h, Now: clock})
+	ledger := credits.NewStoreLedger(e.store)
+	engine, err := verify.New(verify.Config{Store: e.store, Hasher: h, Credits: ledger, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.engine = engine
-	e.svc = admin.New(admin.Config{Store: e.store, Hasher: h, Verifier: engine, Observer: e.obs, Now: clock})
+	e.svc = admin.New(admin.Config{Store: e.store, Hasher: h, Verifier: engine, Observer: e.obs, Credits: ledger, Now: clock})
 	_, root, err := e.svc.Bootstrap(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -55,6 +55,10 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 	if err != nil {
 		return nil, err
 	}
+	limits, credits, err := s.metering(ctx, id, c.RateLimits, c.Credits, now)
+	if err != nil {
+		return nil, err
+	}
 	var account keyward.Account
 	if c.Role != keyward.RoleRoot {
 		a, err := s.store.Account(ctx, c.AccountID)
@@ -79,11 +83,14 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 		Meta:        meta,
 		ExpiresAt:   c.ExpiresAt,
 		IPAllow:     ipAllow,
+		RateLimits:  limits,
+		Credits:     credits,
 		CreatedAt:   now,
 		UpdatedAt:   now,
 		CreatedBy:   id.KeyID,
 
-		AccountDisabled: account.Disabled,
+		AccountDisabled:   account.Disabled,
+		AccountRateLimits: account.RateLimits,
 	}
 	created, err := s.issue(ctx, k, s.store.CreateKey)
 	if err != nil {
@@ -91,6 +98,34 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 	}
 	s.log.InfoContext(ctx, "key created", "key_id", k.ID, "role", k.Role, "account_id", k.AccountID, "by", id.KeyID)
 	return created, nil
+}
+
+// metering validates the rate limits and credits of a new key and applies
+// the metering policy (see limits.go): only root sets them, and a key made by
+// anyone else inherits its maker's limits.
+func (s *Service) metering(ctx context.Context, id *keyward.Identity, limits []keyward.RateLimit, credits *keyward.Credits, now time.Time) ([]keyward.RateLimit, *keyward.Credits, error) {
+	if err := keyward.ValidateRateLimits(limits); err != nil {
+		return nil, nil, err
+	}
+	if credits != nil {
+		if err := credits.Validate(); err != nil {
+			return nil, nil, err
+		}
+		c := *credits
+		c.RefilledAt, c.Version = now, 0
+		credits = &c
+	}
+	if err := checkMetering(id, limits, credits); err != nil {
+		return nil, nil, err
+	}
+	if !isRoot(id) {
+		inherited, err := s.inheritedLimits(ctx, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		limits = inherited
+	}
+	return limits, credits, nil
 }
 
 // checkCreate validates the shape of c and the caller's right to create a
@@ -174,7 +209,15 @@ func (s *Service) Key(ctx context.Context, keyID string) (*keyward.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.visibleKey(ctx, id, keyID)
+	k, err := s.visibleKey(ctx, id, keyID)
+	if err != nil || k.Credits == nil || s.credits == nil {
+		return k, err
+	}
+	// The store's count may trail a ledger that counts elsewhere (Redis).
+	if k.Credits, err = s.credits.Credits(ctx, keyID, s.utc()); err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 func (s *Service) visibleKey(ctx context.Context, id *keyward.Identity, keyID string) (*keyward.Key, error) {
@@ -255,6 +298,14 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 			return nil, err
 		}
 	}
+	if u.RateLimits != nil {
+		if err := keyward.ValidateRateLimits(*u.RateLimits); err != nil {
+			return nil, err
+		}
+		if err := requireRoot(id, "change rate limits"); err != nil {
+			return nil, err
+		}
+	}
 	if u.ExpiresAt != nil && u.ClearExpiry {
 		return nil, keyward.Errorf(keyward.EINVALID, "set expires_at or clear_expiry, not both")
 	}
@@ -281,6 +332,12 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 		}
 		if u.IPAllow != nil {
 			k.IPAllow = ipAllow
+		}
+		if u.RateLimits != nil {
+			k.RateLimits = slices.Clone(*u.RateLimits)
+			if len(k.RateLimits) == 0 {
+				k.RateLimits = nil
+			}
 		}
 		if u.Permissions != nil || u.ExpiresAt != nil || u.ClearExpiry {
 			if err := checkGrant(id, k.Role, k.Permissions, k.ExpiresAt); err != nil {
@@ -338,7 +395,8 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 	if grace > MaxGrace {
 		return nil, keyward.Errorf(keyward.EINVALID, "grace %s is longer than the maximum %s", grace, MaxGrace)
 	}
-	if _, err := s.visibleKey(ctx, id, keyID); err != nil {
+	current, err := s.visibleKey(ctx, id, keyID)
+	if err != nil {
 		return nil, err
 	}
 	// Read outside the rotation's transaction: its function must not call
@@ -346,6 +404,16 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 	ownIPAllow, err := s.callerIPAllow(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	// The replacement takes over what remains of the credits, live (the
+	// store's count may trail a Redis ledger). During the grace window
+	// the old key spends from its own count, so a rotation can at most
+	// double what remains, for the length of the grace.
+	var live *keyward.Credits
+	if current.Credits != nil && s.credits != nil {
+		if live, err = s.credits.Credits(ctx, keyID, s.utc()); err != nil {
+			return nil, err
+		}
 	}
 	now := s.utc()
 	var created *keyward.CreatedKey
@@ -376,6 +444,12 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 		next.RotatedFrom = old.ID
 		next.CreatedAt, next.UpdatedAt = now, now
 		next.CreatedBy = id.KeyID
+		if next.Credits != nil {
+			if live != nil {
+				next.Credits.Remaining, next.Credits.RefilledAt = live.Remaining, live.RefilledAt
+			}
+			next.Credits.Version = 0
+		}
 		var err error
 		if created, err = s.mint(next); err != nil {
 			return nil, err
@@ -436,16 +510,16 @@ func (s *Service) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyw
 	if err := validateAgent(r.Agent); err != nil {
 		return nil, err
 	}
-	req := verify.Request{Key: r.Key, Permissions: r.Permissions, Agent: r.Agent}
-	if r.IP != "" {
-		if req.IP, err = netip.ParseAddr(r.IP); err != nil {
-			return nil, keyward.Errorf(keyward.EINVALID, "ip %q is not an IP address", r.IP)
-		}
+	req, err := verify.NewRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	if !isRoot(id) {
+		// Another account's key is not found, before any of its
+		// limits or credits is spent.
+		req.Account = id.AccountID
 	}
 	res := s.verifier.Verify(ctx, req)
-	if res.Key != nil && !isRoot(id) && res.Key.AccountID != id.AccountID {
-		return &keyward.VerifyResult{Code: keyward.DecisionNotFound}, nil
-	}
 	return res.VerifyResult(), nil
 }
 

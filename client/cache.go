@@ -31,7 +31,8 @@ type CacheConfig struct {
 	// NegativeTTL is how long a refusal (NOT_FOUND, REVOKED,
 	// INSUFFICIENT_PERMISSIONS, ...) is served from the cache, so a
 	// client retrying a bad key does not reach keyward on every request.
-	// RATE_LIMITED and USAGE_EXCEEDED are never cached. Default
+	// RATE_LIMITED and USAGE_EXCEEDED are never cached, nor is any result
+	// for a key with rate limits or credits. Default
 	// DefaultNegativeCacheTTL; negative: refusals are not cached.
 	NegativeTTL time.Duration
 	// MaxEntries bounds the cached VALID results; when full, an expired
@@ -57,15 +58,22 @@ type CacheConfig struct {
 // result: the middleware answers 503 and the next request asks again.
 //
 // Entries are keyed by a SHA-256 digest of the key, the permissions asked
-// for and the client IP: raw keys are held only while their remote call
-// is in flight. The agent is not part of the key; each result carries the
-// agent of its own request.
+// for, the limits named, the cost and the client IP: raw keys are held only
+// while their remote call is in flight. The agent is not part of the key;
+// each result carries the agent of its own request.
+//
+// A key with rate limits or credits (a result with RateLimits or
+// CreditsRemaining) is metered: every request must reach keyward to be
+// counted. Its results are never cached; for TTL the verifier remembers
+// that the key is metered and sends each request for it on its own, and a
+// request that waited on a shared call whose result turns out metered
+// makes its own call.
 //
 // What the cache trades: a revoked or disabled key keeps passing until its
 // entry expires (at most TTL), and keyward sees at most one verification
-// per key, permission set and IP per TTL, so its rate limits, quotas and
-// last-used times count those, not every request. Use a negative TTL, the
-// gateway or forward-auth where every request must reach keyward.
+// per key, permission set and IP per TTL of a key that is not metered, so
+// its last-used time counts those, not every request. Use a negative TTL,
+// the gateway or forward-auth where every request must reach keyward.
 //
 // A CachedVerifier is safe for concurrent use and needs no Close.
 type CachedVerifier struct {
@@ -88,10 +96,13 @@ type CachedVerifier struct {
 
 var _ keyward.KeyVerifier = (*CachedVerifier)(nil)
 
-// digest identifies a cache entry: SHA-256 of key, permissions and IP.
+// digest identifies a cache entry: SHA-256 of key, permissions, limits,
+// cost and IP.
 type digest [sha256.Size]byte
 
 type cacheEntry struct {
+	// res is the cached answer; nil marks a metered key, whose requests
+	// each go to the verifier.
 	res     *keyward.VerifyResult
 	expires time.Time
 }
@@ -154,10 +165,14 @@ func (c *CachedVerifier) VerifyKey(ctx context.Context, r keyward.VerifyRequest)
 	c.mu.Lock()
 	if res, ok := c.cached(d, c.now()); ok {
 		c.mu.Unlock()
+		if res == nil {
+			return c.direct(ctx, d, r)
+		}
 		return copyResult(res, r.Agent), nil
 	}
 	cl := c.calls[d]
-	if cl == nil {
+	own := cl == nil
+	if own {
 		cl = &call{done: make(chan struct{})}
 		c.calls[d] = cl
 		// The call outlives any one waiter: a request that gives up
@@ -172,6 +187,11 @@ func (c *CachedVerifier) VerifyKey(ctx context.Context, r keyward.VerifyRequest)
 	case <-cl.done:
 		if cl.err != nil {
 			return nil, cl.err
+		}
+		if !own && metered(cl.res) {
+			// The shared call counted one request: this one must be
+			// counted too.
+			return c.direct(ctx, d, r)
 		}
 		return copyResult(cl.res, r.Agent), nil
 	case <-ctx.Done():
@@ -198,7 +218,33 @@ func (c *CachedVerifier) fetch(ctx context.Context, d digest, cl *call, r keywar
 	close(cl.done)
 }
 
-// cached returns the unexpired answer for d. Called with mu held.
+// direct asks the verifier for r alone, without the cache or sharing the
+// call, and caches the answer as fetch does.
+func (c *CachedVerifier) direct(ctx context.Context, d digest, r keyward.VerifyRequest) (*keyward.VerifyResult, error) {
+	start := c.now()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	res, err := c.v.VerifyKey(ctx, r)
+	if err == nil && res == nil {
+		err = keyward.Errorf(keyward.EINTERNAL, "the verifier returned neither a result nor an error")
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.store(d, res, start)
+	c.mu.Unlock()
+	return copyResult(res, r.Agent), nil
+}
+
+// metered reports whether res is of a key with rate limits or credits,
+// whose every request must reach keyward.
+func metered(res *keyward.VerifyResult) bool {
+	return len(res.RateLimits) > 0 || res.CreditsRemaining != nil
+}
+
+// cached returns the unexpired answer for d, nil for a metered key. Called
+// with mu held.
 func (c *CachedVerifier) cached(d digest, now time.Time) (*keyward.VerifyResult, bool) {
 	for _, m := range [...]map[digest]cacheEntry{c.pos, c.neg} {
 		if e, ok := m[d]; ok {
@@ -217,6 +263,14 @@ func (c *CachedVerifier) store(d digest, res *keyward.VerifyResult, now time.Tim
 	switch code := res.Code; {
 	case res.Valid != code.Valid():
 		// Inconsistent: the middleware refuses it; do not keep it.
+	case metered(res):
+		// Remember the key is metered, so its requests are neither
+		// answered from the cache nor made to share a call.
+		if c.ttl < 0 {
+			return
+		}
+		delete(c.neg, d)
+		put(c.pos, c.maxPos, d, cacheEntry{expires: now.Add(c.ttl)}, now)
 	case code == keyward.DecisionValid:
 		if c.ttl < 0 {
 			return
@@ -265,22 +319,31 @@ func put(m map[digest]cacheEntry, max int, d digest, e cacheEntry, now time.Time
 	m[d] = e
 }
 
-// digestOf hashes what decides a verification: the key, the set of
-// permissions (order and duplicates do not matter) and the IP. Each part
-// is length-prefixed so no two requests share a digest by concatenation.
+// digestOf hashes what decides a verification: the key, the sets of
+// permissions and of limits (order and duplicates do not matter), the
+// cost and the IP. Each part is length-prefixed so no two requests share a
+// digest by concatenation.
 func digestOf(r keyward.VerifyRequest) digest {
 	h := sha256.New()
 	writePart(h, r.Key)
-	perms := slices.Compact(slices.Sorted(slices.Values(r.Permissions)))
+	writeSet(h, r.Permissions)
+	writeSet(h, r.Limits)
 	var n [binary.MaxVarintLen64]byte
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(perms)))])
-	for _, p := range perms {
-		writePart(h, p)
-	}
+	h.Write(n[:binary.PutVarint(n[:], r.Cost)])
 	writePart(h, r.IP)
 	var d digest
 	h.Sum(d[:0])
 	return d
+}
+
+// writeSet writes the distinct strings of ss, sorted, after their number.
+func writeSet(h hash.Hash, ss []string) {
+	set := slices.Compact(slices.Sorted(slices.Values(ss)))
+	var n [binary.MaxVarintLen64]byte
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(set)))])
+	for _, s := range set {
+		writePart(h, s)
+	}
 }
 
 func writePart(h hash.Hash, s string) {

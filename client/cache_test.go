@@ -330,3 +330,83 @@ func TestCachedVerifierRefusedVerifierKey(t *testing.T) {
 	}
 	wantCalls(t, rt, 2)
 }
+
+// TestCachedVerifierMetered: a key with rate limits or credits is never
+// answered from the cache, so every request is counted by keyward, also
+// when requests for it arrive together; other keys are still cached.
+func TestCachedVerifierMetered(t *testing.T) {
+	e := newEnv(t)
+	limited := e.key(keyward.KeyCreate{AccountID: e.acct.ID, UserID: e.user.ID, Role: keyward.RoleUser,
+		RateLimits: []keyward.RateLimit{{Name: "min", Limit: 3, Window: keyward.Duration(time.Minute)}}})
+	metered := e.key(keyward.KeyCreate{AccountID: e.acct.ID, UserID: e.user.ID, Role: keyward.RoleUser,
+		Credits: &keyward.Credits{Remaining: 2}})
+	plain := e.userKey()
+	c, rt := e.verifier(e.root)
+	v := client.NewCachedVerifier(c, client.CacheConfig{Now: newClock().Now})
+
+	for i, want := range []keyward.Decision{keyward.DecisionValid, keyward.DecisionValid, keyward.DecisionValid, keyward.DecisionRateLimited, keyward.DecisionRateLimited} {
+		res := verifyCode(t, v, keyward.VerifyRequest{Key: limited.Secret}, want)
+		if len(res.RateLimits) != 1 || res.RateLimits[0].Remaining != max(0, 2-int64(i)) {
+			t.Errorf("call %d: limits %+v", i, res.RateLimits)
+		}
+	}
+	wantCalls(t, rt, 5)
+	for i, want := range []keyward.Decision{keyward.DecisionValid, keyward.DecisionValid, keyward.DecisionUsageExceeded} {
+		res := verifyCode(t, v, keyward.VerifyRequest{Key: metered.Secret}, want)
+		if res.CreditsRemaining == nil || *res.CreditsRemaining != max(0, 1-int64(i)) {
+			t.Errorf("call %d: credits remaining %v", i, res.CreditsRemaining)
+		}
+	}
+	wantCalls(t, rt, 8)
+	verifyCode(t, v, keyward.VerifyRequest{Key: plain.Secret}, keyward.DecisionValid)
+	verifyCode(t, v, keyward.VerifyRequest{Key: plain.Secret}, keyward.DecisionValid)
+	wantCalls(t, rt, 9)
+
+	// Named limits and the cost are part of the question: a call naming
+	// a limit the key lacks counts against none and is cached, one
+	// naming "min" is not.
+	verifyCode(t, v, keyward.VerifyRequest{Key: limited.Secret, Limits: []string{"other"}}, keyward.DecisionValid)
+	verifyCode(t, v, keyward.VerifyRequest{Key: limited.Secret, Limits: []string{"other"}}, keyward.DecisionValid)
+	wantCalls(t, rt, 10)
+	verifyCode(t, v, keyward.VerifyRequest{Key: limited.Secret, Limits: []string{"min"}}, keyward.DecisionRateLimited)
+	wantCalls(t, rt, 11)
+}
+
+// TestCachedVerifierMeteredTogether: requests for a metered key that
+// arrive together, before the verifier knows the key is metered, share
+// the first call and then each make their own: all are counted.
+func TestCachedVerifierMeteredTogether(t *testing.T) {
+	e := newEnv(t)
+	k := e.key(keyward.KeyCreate{AccountID: e.acct.ID, UserID: e.user.ID, Role: keyward.RoleUser,
+		RateLimits: []keyward.RateLimit{{Name: "min", Limit: 3, Window: keyward.Duration(time.Minute)}}})
+	c, rt := e.verifier(e.root)
+	rt.gate = make(chan struct{})
+	v := client.NewCachedVerifier(c, client.CacheConfig{Now: newClock().Now})
+
+	const n = 8
+	var joined sync.WaitGroup
+	joined.Add(n)
+	client.SetOnWait(v, joined.Done)
+	codes := make(chan keyward.Decision, n)
+	for range n {
+		go func() {
+			res, err := v.VerifyKey(context.Background(), keyward.VerifyRequest{Key: k.Secret})
+			if err != nil {
+				t.Errorf("VerifyKey: %v", err)
+				codes <- ""
+				return
+			}
+			codes <- res.Code
+		}()
+	}
+	joined.Wait()
+	close(rt.gate)
+	count := map[keyward.Decision]int{}
+	for range n {
+		count[<-codes]++
+	}
+	if count[keyward.DecisionValid] != 3 || count[keyward.DecisionRateLimited] != n-3 {
+		t.Errorf("codes %v, want 3 VALID and %d RATE_LIMITED", count, n-3)
+	}
+	wantCalls(t, rt, n)
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/admin"
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/credits"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/keywardtest"
 	"github.com/keyward/keyward/verify"
@@ -43,12 +44,13 @@ func newEnv(t *testing.T) *env {
 	hasher := keywardtest.NewHasher(t)
 	e := &env{t: t, logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	engine, err := verify.New(verify.Config{Store: store, Hasher: hasher, Logger: log})
+	ledger := credits.NewStoreLedger(store)
+	engine, err := verify.New(verify.Config{Store: store, Hasher: hasher, Credits: ledger, Logger: log})
 	if err != nil {
 		t.Fatalf("verify.New: %v", err)
 	}
 	t.Cleanup(func() { engine.Close(context.Background()) })
-	e.svc = admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: engine, Logger: log})
+	e.svc = admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: engine, Credits: ledger, Logger: log})
 	e.handler = httpapi.New(httpapi.Config{Service: e.svc, Engine: engine, Store: store, Logger: log, Version: "test"})
 	e.ts = httptest.NewServer(e.handler)
 	t.Cleanup(e.ts.Close)

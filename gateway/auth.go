@@ -11,6 +11,7 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/ratelimit"
 )
 
 // Refusals of the gateway itself; refused keys answer with
@@ -31,31 +32,40 @@ type authenticator struct {
 	log       *slog.Logger
 }
 
-// verify checks the credential in h for perms on behalf of agent at ip. It
-// returns the identity of a valid key, or the client-facing error: 401 for
-// no or a refused credential, 403, 429, or 503 when no decision could be
-// made (the verifier failed, or answered UNAVAILABLE).
-func (a *authenticator) verify(ctx context.Context, h http.Header, perms []string, agent string, ip netip.Addr, route string) (*keyward.Identity, error) {
+// verify checks the credential in h for the permissions of rt (nil: none)
+// on behalf of agent at ip, counting against the route's rate limits with
+// its cost. It returns the identity of a valid key, or the client-facing
+// error: 401 for no or a refused credential, 403, 429, or 503 when no
+// decision could be made (the verifier failed, or answered UNAVAILABLE);
+// and in both cases the state of the rate limits the request counted
+// against, for the RateLimit headers (see setLimitHeaders).
+func (a *authenticator) verify(ctx context.Context, h http.Header, rt *route, agent string, ip netip.Addr) (*keyward.Identity, []keyward.RateLimitStatus, error) {
+	name := "(none)"
+	var req keyward.VerifyRequest
+	if rt != nil {
+		name = rt.name
+		req = keyward.VerifyRequest{Permissions: rt.Permissions, Limits: rt.Limits, Cost: rt.Cost}
+	}
 	raw, err := apikey.FromHeaders(h)
 	if err != nil && !(a.anonymous && err == apikey.ErrNoCredential) {
-		a.log.DebugContext(ctx, "request refused", "route", route, "reason", keyward.ErrorMessage(err))
-		return nil, err
+		a.log.DebugContext(ctx, "request refused", "route", name, "reason", keyward.ErrorMessage(err))
+		return nil, nil, err
 	}
-	req := keyward.VerifyRequest{Key: raw, Permissions: perms, Agent: agent}
+	req.Key, req.Agent = raw, agent
 	if ip.IsValid() {
 		req.IP = ip.String()
 	}
 	res, err := a.verifier.VerifyKey(ctx, req)
 	switch {
 	case err != nil:
-		a.log.WarnContext(ctx, "key verification failed", "route", route, "err", err)
-		return nil, httpapi.DecisionError(keyward.DecisionUnavailable)
+		a.log.WarnContext(ctx, "key verification failed", "route", name, "err", err)
+		return nil, nil, httpapi.DecisionError(keyward.DecisionUnavailable)
 	case res == nil || res.Valid != (res.Code == keyward.DecisionValid) || res.Valid && res.Identity == nil:
-		a.log.ErrorContext(ctx, "verifier returned an inconsistent result", "route", route)
-		return nil, httpapi.DecisionError(keyward.DecisionUnavailable)
+		a.log.ErrorContext(ctx, "verifier returned an inconsistent result", "route", name)
+		return nil, nil, httpapi.DecisionError(keyward.DecisionUnavailable)
 	case !res.Valid:
-		a.log.DebugContext(ctx, "request refused", "route", route, "decision", res.Code, "key_id", res.KeyID, "agent", agent, "ip", req.IP)
-		return nil, httpapi.DecisionError(res.Code)
+		a.log.DebugContext(ctx, "request refused", "route", name, "decision", res.Code, "key_id", res.KeyID, "agent", agent, "ip", req.IP)
+		return nil, res.RateLimits, httpapi.DecisionError(res.Code)
 	}
 	id := *res.Identity
 	if id.KeyID == "" {
@@ -65,7 +75,17 @@ func (a *authenticator) verify(ctx context.Context, h http.Header, perms []strin
 		id.Permissions = res.Permissions
 	}
 	id.Agent = agent
-	return &id, nil
+	return &id, res.RateLimits, nil
+}
+
+// refuse writes err, the refusal of a request, with the RateLimit headers
+// of limits on a 429 (Retry-After too when a limit refused; a request
+// refused for its credits gets none: when they refill is not known here).
+func refuse(w http.ResponseWriter, r *http.Request, limits []keyward.RateLimitStatus, err error) {
+	if keyward.ErrorCode(err) == keyward.ERATELIMITED {
+		ratelimit.SetStatusHeaders(w.Header(), limits)
+	}
+	httpapi.WriteError(w, r, err)
 }
 
 // route is a Route ready for matching.

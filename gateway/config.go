@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,6 +91,15 @@ type Route struct {
 	Upstream *url.URL
 	// Permissions the key must hold for every request of the route.
 	Permissions []string
+	// Limits names the key's rate limits every request of the route
+	// counts against (YAML "limits"); empty: all of the key's limits. A
+	// name the key does not carry is ignored, so a route naming only
+	// "heavy" is unlimited for keys without a limit of that name.
+	Limits []string
+	// Cost is what each request spends from those limits and the key's
+	// credits (YAML "cost"): 0 to keyward.MaxVerificationCost, 0 meaning
+	// 1.
+	Cost int64
 	// Exempt lists exact paths that pass without a key ("/", "/docs",
 	// "/openapi.json"). Identity headers sent by the client are removed
 	// from them too.
@@ -240,6 +250,16 @@ func Validate(cfg Config, needUpstream bool) error {
 			if p == "" || strings.ContainsFunc(p, isSpaceOrControl) {
 				add(f+".permissions", "%q is not a permission: use 1 or more characters without spaces, e.g. memories:read", p)
 			}
+		}
+		for j, name := range r.Limits {
+			if err := (keyward.RateLimit{Name: name, Limit: 1, Window: keyward.Duration(time.Second)}).Validate(); err != nil {
+				add(f+".limits", "%q is not a rate limit name: use 1 to %d letters, digits, '_', '.' or '-', e.g. per-minute", name, keyward.MaxRateLimitName)
+			} else if slices.Contains(r.Limits[:j], name) {
+				add(f+".limits", "%q is named twice: name each limit once", name)
+			}
+		}
+		if r.Cost < 0 || r.Cost > keyward.MaxVerificationCost {
+			add(f+".cost", "%d is out of range: use 1 to %d (0 or omitted means 1)", r.Cost, int64(keyward.MaxVerificationCost))
 		}
 		for _, p := range r.Exempt {
 			if !strings.HasPrefix(p, "/") || !canonicalPath(p) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/ratelimit"
 )
 
 // Headers a proxy names the original request with.
@@ -43,6 +44,15 @@ var (
 // not apply, so a proxy that copies them overwrites what the client sent;
 // an exempt path answers 200 with them all empty. Refusals are the API's
 // problem+json: 401 with WWW-Authenticate, 403, 429, 503.
+//
+// The rate limits a request counts against and its cost come from its
+// route (Route.Limits, Route.Cost), like its permissions, and never from
+// the subrequest's query or headers: proxies pass the client's headers on
+// (Traefik) or append the client's URI to the subrequest's (Envoy), so a
+// client could name a cheaper cost or a limit its key lacks. The 200 and
+// a 429 carry RateLimit-Policy and RateLimit (a 429 by a limit also
+// Retry-After) for a key with limits; configure the proxy to copy them to
+// the client (Traefik authResponseHeaders, nginx auth_request_set).
 type ForwardAuth struct {
 	auth   *authenticator
 	routes *router
@@ -89,15 +99,10 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, errNoURI)
 		return
 	}
-	var perms []string
-	name := "(none)"
-	if rt != nil {
-		if rt.exempt[path] {
-			f.auth.ids.set(h, nil, true)
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		perms, name = rt.Permissions, rt.name
+	if rt != nil && rt.exempt[path] {
+		f.auth.ids.set(h, nil, true)
+		w.WriteHeader(http.StatusOK)
+		return
 	}
 	agent, err := httpapi.Agent(r.Header)
 	if err != nil {
@@ -105,11 +110,12 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := clientIP(r.RemoteAddr, r.Header["X-Forwarded-For"], f.auth.trusted)
-	id, err := f.auth.verify(r.Context(), r.Header, perms, agent, ip, name)
+	id, limits, err := f.auth.verify(r.Context(), r.Header, rt, agent, ip)
 	if err != nil {
-		httpapi.WriteError(w, r, err)
+		refuse(w, r, limits, err)
 		return
 	}
+	ratelimit.SetStatusHeaders(h, limits)
 	f.auth.ids.set(h, id, true)
 	w.WriteHeader(http.StatusOK)
 }

@@ -18,6 +18,12 @@
 // trusted proxies, and refuse in the keyward API's problem+json shape: 401
 // with WWW-Authenticate, 403, 429 or 503 (no decision could be made). A
 // refused request never reaches the upstream.
+//
+// A route may name the key's rate limits its requests count against and a
+// cost per request (Route.Limits, Route.Cost). A request over a limit, or
+// beyond the key's credits, is refused with 429; every response for a key
+// with limits carries the IETF RateLimit-Policy and RateLimit fields, and a
+// refusal by a limit Retry-After.
 package gateway
 
 import (
@@ -33,6 +39,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/ratelimit"
 )
 
 // Gateway is an authenticating reverse proxy; it is an http.Handler. Serve
@@ -158,11 +165,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := clientIP(r.RemoteAddr, r.Header["X-Forwarded-For"], g.auth.trusted)
-	id, err := g.auth.verify(r.Context(), r.Header, rt.Permissions, agent, ip, rt.name)
+	id, limits, err := g.auth.verify(r.Context(), r.Header, rt, agent, ip)
 	if err != nil {
-		httpapi.WriteError(w, r, err)
+		refuse(w, r, limits, err)
 		return
 	}
+	// The limits' state goes to the client with the upstream's response:
+	// the upstream's own fields of these names, if any, are added after
+	// ours (both are structured-field Lists).
+	ratelimit.SetStatusHeaders(w.Header(), limits)
 	g.auth.ids.set(r.Header, id, false)
 	if rt.StampField != "" {
 		if err := stamp(r, rt.StampField, id.KeyID, g.stampLimit()); err != nil {

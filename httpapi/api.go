@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/verify"
 )
 
 // The /v1 operations. Each takes the caller's context, the request (for
@@ -127,10 +128,16 @@ func (s *Server) setKeyDisabled(disabled bool) handlerFunc[noBody, *keyward.Key]
 
 // verifyKey answers 200 for every outcome of the key being verified, its
 // code saying why it is not valid (UNAVAILABLE when its state cannot be
-// known, the store being down and the key not cached); errors are about the
-// caller (401, 403, or 503 when the caller's own key cannot be checked). The agent of
-// the verified key is the body's "agent", else the X-Keyward-Agent header.
+// known, the store being down and the key not cached; RATE_LIMITED and
+// USAGE_EXCEEDED with the limits' state and the credits left in the body,
+// never as headers); errors are about the caller (401, 403, or 503 when
+// the caller's own key cannot be checked) or the request (400: a cost
+// outside 0 to keyward.MaxVerificationCost). The agent of the verified key
+// is the body's "agent", else the X-Keyward-Agent header.
 func (s *Server) verifyKey(ctx context.Context, r *http.Request, in keyward.VerifyRequest) (*keyward.VerifyResult, error) {
+	if err := verify.CheckCost(in.Cost); err != nil {
+		return nil, err
+	}
 	if in.Agent == "" {
 		in.Agent = keyward.IdentityFrom(ctx).Agent
 	}

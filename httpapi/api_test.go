@@ -120,7 +120,7 @@ func TestAuthentication(t *testing.T) {
 		{"both headers, different keys", map[string]string{"Authorization": "Bearer " + k.Secret, "X-API-Key": other.Secret}, 401, "different keys"},
 		{"basic auth", map[string]string{"Authorization": "Basic dXNlcjpwYXNz"}, 401, "Bearer"},
 		{"malformed", map[string]string{"X-API-Key": "hunter2"}, 401, "invalid API key"},
-		{"bad checksum", map[string]string{"X-API-Key": k.Secret[:len(k.Secret)-1] + "x"}, 401, "invalid API key"},
+		{"bad checksum", map[string]string{"X-API-Key": keywardtest.BreakChecksum(k.Secret)}, 401, "invalid API key"},
 		{"unknown", map[string]string{"X-API-Key": unknown.Reveal()}, 401, "invalid API key"},
 		{"disabled", map[string]string{"X-API-Key": disabled.Secret}, 401, "invalid API key"},
 		{"expired", map[string]string{"X-API-Key": expired.Secret}, 401, "invalid API key"},
@@ -353,3 +353,4 @@ func TestPagination(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+

@@ -16,6 +16,7 @@ import (
 	"github.com/keyward/keyward/admin"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/credits"
 	"github.com/keyward/keyward/gateway"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/keywardtest"
@@ -59,7 +60,8 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		e.store = keywardtest.NewSQLiteStore(t)
 	}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	engine, err := verify.New(verify.Config{Store: e.store, Hasher: e.hasher, Logger: log})
+	ledger := credits.NewStoreLedger(e.store)
+	engine, err := verify.New(verify.Config{Store: e.store, Hasher: e.hasher, Credits: ledger, Logger: log})
 	if err != nil {
 		t.Fatalf("verify.New: %v", err)
 	}
@@ -67,7 +69,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.reg = prometheus.NewRegistry()
 	e.reg.MustRegister(engine)
-	e.svc = admin.New(admin.Config{Store: e.store, Hasher: e.hasher, Verifier: engine, Logger: log})
+	e.svc = admin.New(admin.Config{Store: e.store, Hasher: e.hasher, Verifier: engine, Credits: ledger, Logger: log})
 	fa, err := gateway.NewForwardAuth(gateway.Config{
 		Verifier: engine,
 		Routes:   []gateway.Route{{PathPrefix: "/admin", Permissions: []string{"admin"}, Exempt: []string{"/admin/docs"}}},

@@ -2,7 +2,9 @@ package httpapi_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward"
 )
@@ -51,5 +53,25 @@ func TestForwardAuthMounted(t *testing.T) {
 				t.Error("401 without WWW-Authenticate")
 			}
 		})
+	}
+}
+
+// TestForwardAuthRateLimits: the mounted handler answers for a key's rate
+// limits with the RateLimit fields, and 429 with Retry-After beyond them.
+func TestForwardAuthRateLimits(t *testing.T) {
+	e := newEnv(t)
+	acc := e.mustAccount("acme")
+	k := e.mustKey(keyward.KeyCreate{AccountID: acc.ID, Role: keyward.RoleAccountAdmin,
+		RateLimits: []keyward.RateLimit{{Name: "min", Limit: 1, Window: keyward.Duration(time.Minute)}}})
+	e.remember(k.Secret)
+	req := request{method: "GET", path: "/v1/forward-auth", header: map[string]string{"X-Forwarded-Uri": "/x", "Authorization": "Bearer " + k.Secret}}
+	r := e.send(req)
+	if r.status != http.StatusOK || r.header.Get("RateLimit-Policy") != `"min";q=1;w=60` || !strings.HasPrefix(r.header.Get("RateLimit"), `"min";r=0;t=`) {
+		t.Fatalf("first request: %d %v", r.status, r.header)
+	}
+	r = e.send(req)
+	if r.status != http.StatusTooManyRequests || r.problem(t).Code != keyward.ERATELIMITED ||
+		r.header.Get("Retry-After") == "" || r.header.Get("RateLimit-Policy") != `"min";q=1;w=60` {
+		t.Fatalf("second request: %d %v %s", r.status, r.header, r.body)
 	}
 }

@@ -95,7 +95,8 @@ func serveJSON[REQ, RESP any](s *Server, status int, fn handlerFunc[REQ, RESP]) 
 }
 
 // authenticate verifies the caller's own key with the engine and returns
-// its identity.
+// its identity. It spends none of the key's rate limits or credits: those
+// meter the protected service, not the admin API.
 func (s *Server) authenticate(r *http.Request) (*keyward.Identity, error) {
 	raw, err := apikey.FromRequest(r)
 	if err != nil {
@@ -105,7 +106,7 @@ func (s *Server) authenticate(r *http.Request) (*keyward.Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := s.engine.Verify(r.Context(), verify.Request{Key: raw, Agent: agent, IP: clientIP(r)})
+	res := s.engine.Verify(r.Context(), verify.Request{Key: raw, Agent: agent, IP: clientIP(r), Unmetered: true})
 	if res.Decision.Valid() {
 		return res.Identity(), nil
 	}

@@ -84,12 +84,24 @@ var roleTable = []struct {
 	{"POST /v1/keys/{key}/disable", ``, keyOwner(200)},
 	{"POST /v1/keys/{key}/enable", ``, keyOwner(200)},
 	{"POST /v1/keys/verify", `{"key":"{key_secret}"}`, onlyRoot(200)},
+
+	// Metering: only root sets rate limits and credits; whoever may see a
+	// key reads its credits.
+	{"POST /v1/keys", `{"account_id":"{account}","role":"account_admin","rate_limits":[{"name":"m","limit":5,"window":"1m"}]}`, onlyRoot(201)},
+	{"PATCH /v1/keys/{key}", `{"rate_limits":[]}`, want{root: 200, adminOf: 403, adminOther: 404, userOf: 403, userOther: 404}},
+	{"PATCH /v1/accounts/{account}", `{"rate_limits":[{"name":"m","limit":5,"window":"1m"}]}`, onlyRoot(200)},
+	{"GET /v1/keys/{metered_key}/credits", ``, keyOwner(200)},
+	{"PUT /v1/keys/{metered_key}/credits", `{"remaining":10,"refill":{"amount":10,"interval":"24h"}}`, onlyRoot(200)},
+	{"DELETE /v1/keys/{metered_key}/credits", ``, onlyRoot(204)},
+	{"POST /v1/keys/{metered_key}/credits/top-up", `{"amount":5}`, onlyRoot(200)},
+	{"GET /v1/anomalies", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 403, userOther: 403}},
+	{"GET /v1/anomalies?account_id={account}&type=brute_force", ``, accountManager(200)},
 	{"GET /v1/whoami", ``, anyKey(200)},
 
 	// IP rules: root manages global rules and any account's; an
 	// account_admin its own account's; users none. A global rule is
 	// outside an admin's scope (404), like another account's.
-	{"POST /v1/ip-rules", `{"action":"block","cidr":"198.51.100.{n}"}`, onlyRoot(201)},
+	{"POST /v1/ip-rules", `{"action":"block","cidr":"198.51.100.{n8}"}`, onlyRoot(201)},
 	{"POST /v1/ip-rules", `{"account_id":"{account}","action":"block","cidr":"203.0.113.0/24","reason":"abuse"}`, onlyRoot(201).with(adminOf, 201)},
 	{"POST /v1/ip-rules", `{"account_id":"{account}","action":"allow","cidr":"2001:db8::/32"}`, onlyRoot(201).with(adminOf, 201)},
 	{"GET /v1/ip-rules", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 403, userOther: 403}},
@@ -126,6 +138,10 @@ func (e *env) newWorld(n int) *world {
 	userA := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: ua.ID, Role: keyward.RoleUser, Permissions: perms})
 	userB := e.mustKey(keyward.KeyCreate{AccountID: b.ID, UserID: ub.ID, Role: keyward.RoleUser, Permissions: perms})
 	target := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: ua.ID, Role: keyward.RoleUser, Permissions: []string{"memories:read"}})
+	metered := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: ua.ID, Role: keyward.RoleUser, Credits: &keyward.Credits{Remaining: 3}})
+	if err := e.store.CreateAnomaly(e.t.Context(), &keyward.Anomaly{ID: fmt.Sprintf("anm_%d", n), Type: keyward.AnomalyBruteForce, Severity: keyward.SeverityHigh, AccountID: a.ID, CreatedAt: time.Now()}); err != nil {
+		e.t.Fatalf("create anomaly: %v", err)
+	}
 	gone := e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: perms})
 	if _, err := e.svc.RevokeKey(e.rootCtx(), gone.ID); err != nil {
 		e.t.Fatalf("revoke: %v", err)
@@ -156,10 +172,12 @@ func (e *env) newWorld(n int) *world {
 			"{other_user}":  ua2.ID,
 			"{key}":         target.ID,
 			"{key_secret}":  target.Secret,
+			"{metered_key}": metered.ID,
 			"{admin_key}":   adminA.ID,
 			"{ip_rule}":     acctRule.ID,
 			"{global_rule}": globalRule.ID,
 			"{n}":           fmt.Sprint(n),
+			"{n8}":          fmt.Sprint(n % 256), // for an IPv4 address
 		},
 	}
 }

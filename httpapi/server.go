@@ -31,6 +31,8 @@ type Service interface {
 	keyward.UserService
 	keyward.KeyService
 	keyward.IPRuleService
+	keyward.CreditService
+	keyward.AnomalyService
 }
 
 // Pinger reports whether storage is reachable; keyward.Store is one.
@@ -160,12 +162,17 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("POST /v1/keys/{id}/disable", serveJSON(s, http.StatusOK, s.setKeyDisabled(true)))
 	s.handle("POST /v1/keys/{id}/enable", serveJSON(s, http.StatusOK, s.setKeyDisabled(false)))
 	s.handle("POST /v1/keys/verify", serveJSON(s, http.StatusOK, s.verifyKey))
+	s.handle("GET /v1/keys/{id}/credits", serveJSON(s, http.StatusOK, s.getCredits))
+	s.handle("PUT /v1/keys/{id}/credits", serveJSON(s, http.StatusOK, s.setCredits))
+	s.handle("DELETE /v1/keys/{id}/credits", serveJSON(s, http.StatusNoContent, s.deleteCredits))
+	s.handle("POST /v1/keys/{id}/credits/top-up", serveJSON(s, http.StatusOK, s.topUpCredits))
 	s.handle("GET /v1/whoami", serveJSON(s, http.StatusOK, s.whoami))
 
 	// IP rules.
 	s.handle("POST /v1/ip-rules", serveJSON(s, http.StatusCreated, s.createIPRule))
 	s.handle("GET /v1/ip-rules", serveJSON(s, http.StatusOK, s.listIPRules))
 	s.handle("DELETE /v1/ip-rules/{id}", serveJSON(s, http.StatusNoContent, s.deleteIPRule))
+	s.handle("GET /v1/anomalies", serveJSON(s, http.StatusOK, s.listAnomalies))
 	if forwardAuth != nil {
 		// Any method: proxies send the original one (Envoy) or their own.
 		s.handle(ForwardAuthPath, forwardAuth)

@@ -284,3 +284,49 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	}
 	return &benchEnv{srv: srv, root: root.Reveal(), userKey: k.Secret}
 }
+
+// TestVerifyLimits: the endpoint takes limits and a cost, answers 200 with
+// RATE_LIMITED in the body (never as headers) and the state of each limit,
+// and refuses a cost out of range with 400.
+func TestVerifyLimits(t *testing.T) {
+	e := newEnv(t)
+	a := e.mustAccount("acme")
+	u := e.mustUser(a.ID, "alice")
+	minute := keyward.RateLimit{Name: "min", Limit: 4, Window: keyward.Duration(time.Minute)}
+	day := keyward.RateLimit{Name: "day", Limit: 1000, Window: keyward.Duration(24 * time.Hour)}
+	k := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser, RateLimits: []keyward.RateLimit{minute, day}})
+	root := e.client(e.root)
+
+	names := func(res *keyward.VerifyResult) (out []string) {
+		for _, s := range res.RateLimits {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	// "min" only, cost 3: one unit left.
+	res, err := root.VerifyKey(t.Context(), keyward.VerifyRequest{Key: k.Secret, Limits: []string{"min", "other"}, Cost: 3})
+	if err != nil || res.Code != keyward.DecisionValid || strings.Join(names(res), ",") != "min" ||
+		res.RateLimits[0].Remaining != 1 || !res.RateLimits[0].Allowed || res.RateLimits[0].Limit != 4 {
+		t.Fatalf("named limit with cost 3: %+v, %v", res, err)
+	}
+	// All limits, cost 2: "min" refuses, "day" is not spent.
+	r := e.do("POST", "/v1/keys/verify", e.root, `{"key":"`+k.Secret+`","cost":2}`)
+	var out keyward.VerifyResult
+	r.decode(t, &out)
+	if r.status != http.StatusOK || out.Valid || out.Code != keyward.DecisionRateLimited || strings.Join(names(&out), ",") != "min,day" ||
+		out.RateLimits[0].Allowed || out.RateLimits[0].RetryAfterMS <= 0 || !out.RateLimits[1].Allowed || out.RateLimits[1].Remaining != 1000 {
+		t.Fatalf("over the limit: %d %s", r.status, r.body)
+	}
+	if r.header.Get("Retry-After") != "" || r.header.Get("RateLimit") != "" {
+		t.Errorf("the verify endpoint sets rate limit headers: %v", r.header)
+	}
+	if out.CreditsRemaining != nil {
+		t.Errorf("credits_remaining for a key without credits: %d", *out.CreditsRemaining)
+	}
+	for _, body := range []string{`{"key":"` + k.Secret + `","cost":-1}`, `{"key":"` + k.Secret + `","cost":1048577}`} {
+		r := e.do("POST", "/v1/keys/verify", e.root, body)
+		if r.status != http.StatusBadRequest || r.problem(t).Code != keyward.EINVALID {
+			t.Errorf("cost out of range: %d %s", r.status, r.body)
+		}
+	}
+}

@@ -6,6 +6,7 @@ package keywardtest
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,4 +129,14 @@ func NewUserKey(t testing.TB, s keyward.Store, h *apikey.Hasher, accountID, user
 	return NewKey(t, s, h, keyward.Key{
 		Role: keyward.RoleUser, AccountID: accountID, UserID: userID, Name: "user", Permissions: permissions,
 	})
+}
+
+// BreakChecksum returns secret with its last character changed, so that it
+// is well formed but its checksum no longer matches.
+func BreakChecksum(secret string) string {
+	last := "x"
+	if strings.HasSuffix(secret, last) {
+		last = "y"
+	}
+	return secret[:len(secret)-1] + last
 }

@@ -42,6 +42,11 @@ func TestStore(t *testing.T, open func(t *testing.T) keyward.Store) {
 	t.Run("IPRules", func(t *testing.T) { testIPRules(t, open) })
 	t.Run("ActiveIPRules", func(t *testing.T) { testActiveIPRules(t, open) })
 	t.Run("KeyIPAllow", func(t *testing.T) { testKeyIPAllow(t, open) })
+	t.Run("RateLimits", func(t *testing.T) { testRateLimits(t, open) })
+	t.Run("KeyCredits", func(t *testing.T) { testKeyCredits(t, open) })
+	t.Run("SpendCredits", func(t *testing.T) { testSpendCredits(t, open) })
+	t.Run("WriteCredits", func(t *testing.T) { testWriteCredits(t, open) })
+	t.Run("Anomalies", func(t *testing.T) { testAnomalies(t, open) })
 	t.Run("Ping", func(t *testing.T) { testPing(t, open) })
 }
 
@@ -169,7 +174,7 @@ func accountIDs(as []*keyward.Account) []string {
 func wantAccount(t testing.TB, got, want *keyward.Account) {
 	t.Helper()
 	if got.ID != want.ID || got.Name != want.Name || got.KeyPrefix != want.KeyPrefix || got.Disabled != want.Disabled ||
-		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		!slices.Equal(got.RateLimits, want.RateLimits) || !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
 		t.Fatalf("account = %+v, want %+v", got, want)
 	}
 	isUTC(t, "CreatedAt", got.CreatedAt)
@@ -187,7 +192,7 @@ func testAccounts(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("create then get returns every field", func(t *testing.T) {
 		f := newFixture(t, open)
 		a := &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", KeyPrefix: "acme_live", Disabled: true,
-			CreatedAt: fixedTime, UpdatedAt: fixedTime.Add(time.Hour)}
+			RateLimits: accountLimits, CreatedAt: fixedTime, UpdatedAt: fixedTime.Add(time.Hour)}
 		must(t, f.s.CreateAccount(f.ctx, a))
 		got, err := f.s.Account(f.ctx, a.ID)
 		must(t, err)
@@ -234,7 +239,7 @@ func testAccounts(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("list returns every field", func(t *testing.T) {
 		f := newFixture(t, open)
 		a := &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", KeyPrefix: "acme_live", Disabled: true,
-			CreatedAt: fixedTime, UpdatedAt: fixedTime}
+			RateLimits: accountLimits, CreatedAt: fixedTime, UpdatedAt: fixedTime}
 		must(t, f.s.CreateAccount(f.ctx, a))
 		as, _, err := f.s.Accounts(f.ctx, keyward.Page{})
 		must(t, err)
@@ -252,11 +257,13 @@ func testUpdateAccount(t *testing.T, open func(*testing.T) keyward.Store) {
 		later := fixedTime.Add(time.Hour)
 		got, err := f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error {
 			a.Name, a.KeyPrefix, a.Disabled, a.UpdatedAt = "acme corp", "acme_live", true, later
+			a.RateLimits = accountLimits
 			return nil
 		})
 		must(t, err)
 		want := *a
 		want.Name, want.KeyPrefix, want.Disabled, want.UpdatedAt = "acme corp", "acme_live", true, later
+		want.RateLimits = accountLimits
 		wantAccount(t, got, &want)
 		read, err := f.s.Account(f.ctx, a.ID)
 		must(t, err)

@@ -45,6 +45,8 @@ func diffKey(got, want *keyward.Key) string {
 	check("Meta", jsonEqual(got.Meta, want.Meta), string(got.Meta), string(want.Meta))
 	check("ExpiresAt", timeEqual(got.ExpiresAt, want.ExpiresAt), got.ExpiresAt, want.ExpiresAt)
 	check("IPAllow", slices.Equal(got.IPAllow, want.IPAllow), got.IPAllow, want.IPAllow)
+	check("RateLimits", slices.Equal(got.RateLimits, want.RateLimits), got.RateLimits, want.RateLimits)
+	check("Credits", creditsEqual(got.Credits, want.Credits), fmtCredits(got.Credits), fmtCredits(want.Credits))
 	check("Disabled", got.Disabled == want.Disabled, got.Disabled, want.Disabled)
 	check("RevokedAt", timeEqual(got.RevokedAt, want.RevokedAt), got.RevokedAt, want.RevokedAt)
 	check("RotatedFrom", got.RotatedFrom == want.RotatedFrom, got.RotatedFrom, want.RotatedFrom)
@@ -54,11 +56,37 @@ func diffKey(got, want *keyward.Key) string {
 	check("LastUsedAt", timeEqual(got.LastUsedAt, want.LastUsedAt), got.LastUsedAt, want.LastUsedAt)
 	check("UpdatedAt", got.UpdatedAt.Equal(want.UpdatedAt), got.UpdatedAt, want.UpdatedAt)
 	check("AccountDisabled", got.AccountDisabled == want.AccountDisabled, got.AccountDisabled, want.AccountDisabled)
-	for field, v := range map[string]*time.Time{"ExpiresAt": got.ExpiresAt, "RevokedAt": got.RevokedAt,
-		"GraceUntil": got.GraceUntil, "LastUsedAt": got.LastUsedAt, "CreatedAt": &got.CreatedAt, "UpdatedAt": &got.UpdatedAt} {
+	check("AccountRateLimits", slices.Equal(got.AccountRateLimits, want.AccountRateLimits), got.AccountRateLimits, want.AccountRateLimits)
+	times := map[string]*time.Time{"ExpiresAt": got.ExpiresAt, "RevokedAt": got.RevokedAt,
+		"GraceUntil": got.GraceUntil, "LastUsedAt": got.LastUsedAt, "CreatedAt": &got.CreatedAt, "UpdatedAt": &got.UpdatedAt}
+	if got.Credits != nil {
+		times["Credits.RefilledAt"] = &got.Credits.RefilledAt
+	}
+	for field, v := range times {
 		check(field+" location", v == nil || v.Location() == time.UTC, "not UTC", "UTC")
 	}
 	return d
+}
+
+// creditsEqual compares credits field by field, RefilledAt as an instant.
+func creditsEqual(a, b *keyward.Credits) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	refillEqual := a.Refill == nil && b.Refill == nil || a.Refill != nil && b.Refill != nil && *a.Refill == *b.Refill
+	return a.Remaining == b.Remaining && refillEqual && a.RefilledAt.Equal(b.RefilledAt) && a.Version == b.Version
+}
+
+// fmtCredits prints credits with their refill and version.
+func fmtCredits(c *keyward.Credits) string {
+	if c == nil {
+		return "none"
+	}
+	refill := "none"
+	if c.Refill != nil {
+		refill = fmt.Sprintf("%d per %v", c.Refill.Amount, time.Duration(c.Refill.Interval))
+	}
+	return fmt.Sprintf("{remaining %d, refill %s, refilled at %v, version %d}", c.Remaining, refill, c.RefilledAt, c.Version)
 }
 
 func timeEqual(a, b *time.Time) bool {
@@ -98,14 +126,24 @@ func fullKey(accountID, userID string) *keyward.Key {
 		Meta:          json.RawMessage(`{"tier": "gold", "limits": {"rps": 10}, "tags": ["a", "b"]}`),
 		ExpiresAt:     ptr(fixedTime.Add(90 * 24 * time.Hour).In(inTwoHours)),
 		IPAllow:       []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")},
-		Disabled:      true,
-		RevokedAt:     ptr(fixedTime.Add(48 * time.Hour)),
-		RotatedFrom:   apikey.NewID("key"),
-		GraceUntil:    ptr(fixedTime.Add(47 * time.Hour)),
-		CreatedAt:     fixedTime,
-		CreatedBy:     apikey.NewID("key"),
-		LastUsedAt:    ptr(fixedTime.Add(time.Minute)),
-		UpdatedAt:     fixedTime.Add(time.Second),
+		RateLimits: []keyward.RateLimit{
+			{Name: "per-second", Limit: 10, Window: keyward.Duration(time.Second)},
+			{Name: "daily", Limit: 100000, Window: keyward.Duration(24 * time.Hour)},
+		},
+		Credits: &keyward.Credits{
+			Remaining:  1234,
+			Refill:     &keyward.CreditRefill{Amount: 5000, Interval: keyward.Duration(30 * 24 * time.Hour)},
+			RefilledAt: fixedTime.In(inTwoHours),
+			Version:    7,
+		},
+		Disabled:    true,
+		RevokedAt:   ptr(fixedTime.Add(48 * time.Hour)),
+		RotatedFrom: apikey.NewID("key"),
+		GraceUntil:  ptr(fixedTime.Add(47 * time.Hour)),
+		CreatedAt:   fixedTime,
+		CreatedBy:   apikey.NewID("key"),
+		LastUsedAt:  ptr(fixedTime.Add(time.Minute)),
+		UpdatedAt:   fixedTime.Add(time.Second),
 	}
 }
 

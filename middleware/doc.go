@@ -6,9 +6,9 @@
 // reach the handler with the caller's identity in their context; all
 // others are refused before the handler runs.
 //
-// The package imports only the standard library, the keyward root package
-// and apikey (credential extraction): no database driver, Redis or
-// Prometheus.
+// The package imports only the standard library, the keyward root package,
+// apikey (credential extraction) and ratelimit (the RateLimit header
+// fields): no database driver, Redis or Prometheus.
 //
 // # Protecting a service with a remote keyward
 //
@@ -64,7 +64,10 @@
 // Refusals are RFC 9457 problem+json in the keyward API's shape: 401 with
 // WWW-Authenticate when the key is missing ("no API key: send it as ...")
 // or not accepted ("invalid API key", whatever the reason), 403 when it
-// lacks permissions, 429 for limits, 503 when the verifier cannot decide
+// lacks permissions, 429 for limits (with the IETF RateLimit-Policy and
+// RateLimit fields, and Retry-After when a rate limit refused; responses to
+// keys with rate limits carry the RateLimit fields too), 503 when the
+// verifier cannot decide
 // (keyward unreachable: the service fails closed). WithErrorWriter changes
 // the format; WithLogger sets where the reasons go.
 //

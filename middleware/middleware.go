@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/ratelimit"
 )
 
 // HeaderAgent names the agent acting with a key, as on the keyward server.
@@ -57,7 +58,8 @@ func WithExemptFunc(f func(*http.Request) bool) Option {
 }
 
 // WithErrorWriter replaces WriteProblem as the writer of refusals, for
-// services with their own error format. WWW-Authenticate (on 401),
+// services with their own error format. WWW-Authenticate (on 401), the
+// RateLimit fields and Retry-After (on 429, see Denial.RateLimits),
 // Retry-After (on 503) and Cache-Control are set before it is called.
 // RequirePermissions behind this middleware uses the same writer.
 func WithErrorWriter(w ErrorWriter) Option {
@@ -91,11 +93,14 @@ func WithTrustedProxies(prefixes ...netip.Prefix) Option {
 // query string. X-Keyward-Agent names the agent; the client IP is the peer
 // address (see WithTrustedProxies). On VALID the request goes on with the
 // identity in its context, for handlers to read with keyward.IdentityFrom
-// (and the whole result with ResultFrom). Anything else is refused as RFC
-// 9457 problem+json: 401 with WWW-Authenticate for a missing or refused
-// key, 403 for missing permissions or a refused address, 429 for a rate
-// limit or quota, 503 when v fails or answers UNAVAILABLE, 400 for a
-// malformed X-Keyward-Agent. Refusals never say which check failed.
+// (and the whole result with ResultFrom), and the response carries the
+// RateLimit-Policy and RateLimit fields when the key has rate limits.
+// Anything else is refused as RFC 9457 problem+json: 401 with
+// WWW-Authenticate for a missing or refused key, 403 for missing
+// permissions or a refused address, 429 with the RateLimit fields for a
+// rate limit (and Retry-After) or quota, 503 when v fails or answers
+// UNAVAILABLE, 400 for a malformed X-Keyward-Agent. Refusals never say
+// which check failed.
 //
 // v is typically a client.CachedVerifier (a remote keyward) or a
 // verify.Engine (in process). New panics if v is nil or an exempt path does
@@ -163,6 +168,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.deny(w, r, denialOf(res))
 		return
 	}
+	// The state of the key's rate limits goes out with the handler's
+	// response.
+	ratelimit.SetStatusHeaders(w.Header(), res.RateLimits)
 	ctx := keyward.NewContextWithIdentity(r.Context(), identityOf(res, agent))
 	ctx = context.WithValue(ctx, stateKey{}, &state{result: res, write: h.c.write})
 	h.next.ServeHTTP(w, r.WithContext(ctx))
@@ -249,8 +257,10 @@ func denialOf(res *keyward.VerifyResult) *Denial {
 		d.Status, d.Code, d.Detail = http.StatusForbidden, keyward.EFORBIDDEN, "requests from this address are not allowed"
 	case c == keyward.DecisionRateLimited:
 		d.Status, d.Code, d.Detail = http.StatusTooManyRequests, keyward.ERATELIMITED, "rate limit exceeded: slow down"
+		d.RateLimits = res.RateLimits
 	case c == keyward.DecisionUsageExceeded:
 		d.Status, d.Code, d.Detail = http.StatusTooManyRequests, keyward.ERATELIMITED, "usage quota exhausted"
+		d.RateLimits = res.RateLimits
 	case c == keyward.DecisionUnavailable:
 		d.Status, d.Code, d.Detail = http.StatusServiceUnavailable, keyward.EUNAVAILABLE, errUnavailable
 	default:

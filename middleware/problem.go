@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/ratelimit"
 )
 
 // ProblemContentType is the media type of refusals written by WriteProblem
@@ -33,6 +34,10 @@ type Denial struct {
 	// Err is why no decision could be made (a 503). For logs, never for
 	// the client.
 	Err error
+	// RateLimits is the state of the key's rate limits on a 429, from
+	// which the RateLimit-Policy, RateLimit and Retry-After fields are
+	// set before the ErrorWriter is called.
+	RateLimits []keyward.RateLimitStatus
 }
 
 // ErrorWriter writes a refusal. The status, body and any other header are
@@ -68,6 +73,10 @@ func writeDenial(w http.ResponseWriter, r *http.Request, write ErrorWriter, d *D
 	switch d.Status {
 	case http.StatusUnauthorized:
 		h.Set("WWW-Authenticate", WWWAuthenticate)
+	case http.StatusTooManyRequests:
+		// Retry-After only when a limit refused: when credits refill is
+		// not known here.
+		ratelimit.SetStatusHeaders(h, d.RateLimits)
 	case http.StatusServiceUnavailable:
 		h.Set("Retry-After", "1")
 	}

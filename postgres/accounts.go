@@ -9,16 +9,20 @@ import (
 	"github.com/keyward/keyward"
 )
 
-const accountCols = "id, name, key_prefix, disabled, created_at, updated_at"
+const accountCols = "id, name, key_prefix, rate_limits, disabled, created_at, updated_at"
 
-// CreateAccount inserts a. ECONFLICT if the id or the name is taken.
+// CreateAccount inserts a. ECONFLICT if the id or the name is taken,
+// EINVALID if its rate limits are not valid.
 func (s *Store) CreateAccount(ctx context.Context, a *keyward.Account) error {
 	if a.ID == "" {
 		return keyward.Errorf(keyward.EINVALID, "postgres: create account: id is required")
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO accounts (id, name, key_prefix, disabled, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`,
-		a.ID, a.Name, a.KeyPrefix, a.Disabled, a.CreatedAt, a.UpdatedAt)
+	if err := keyward.ValidateRateLimits(a.RateLimits); err != nil {
+		return fmt.Errorf("postgres: create account %s: %w", a.ID, err)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO accounts (id, name, key_prefix, rate_limits, disabled, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		a.ID, a.Name, a.KeyPrefix, encodeRateLimits(a.RateLimits), a.Disabled, a.CreatedAt, a.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("postgres: create account %s: %w", a.ID, s.dbError(err, conflicts{
 			"accounts_pkey":     fmt.Sprintf("account %s already exists", a.ID),
@@ -53,7 +57,7 @@ func (s *Store) account(ctx context.Context, q querier, id, lock string) (*keywa
 
 // Accounts lists accounts by id after p.After.
 func (s *Store) Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Account, string, error) {
-	query, args := pageQuery("SELECT "+accountCols+" FROM accounts WHERE true", "id", nil, p)
+	query, args := pageQuery("SELECT "+accountCols+" FROM accounts WHERE true", "id", ascending, nil, p)
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list accounts: %w", s.dbError(err, nil))
@@ -68,7 +72,8 @@ func (s *Store) Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Accoun
 
 // UpdateAccount locks the account, applies fn and saves the result in one
 // transaction. An error from fn aborts it and is returned. fn may not
-// change the id; ECONFLICT if the new name is taken.
+// change the id; ECONFLICT if the new name is taken, EINVALID if the rate
+// limits are not valid.
 func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.Account) error) (*keyward.Account, error) {
 	var out *keyward.Account
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -82,10 +87,13 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.A
 		if a.ID != id {
 			return keyward.Errorf(keyward.EINVALID, "the id of an account cannot change")
 		}
+		if err := keyward.ValidateRateLimits(a.RateLimits); err != nil {
+			return err
+		}
 		out, err = scanAccount(tx.QueryRow(ctx, `UPDATE accounts
-			SET name = $1, key_prefix = $2, disabled = $3, created_at = $4, updated_at = $5
-			WHERE id = $6 RETURNING `+accountCols,
-			a.Name, a.KeyPrefix, a.Disabled, a.CreatedAt, a.UpdatedAt, id))
+			SET name = $1, key_prefix = $2, rate_limits = $3, disabled = $4, created_at = $5, updated_at = $6
+			WHERE id = $7 RETURNING `+accountCols,
+			a.Name, a.KeyPrefix, encodeRateLimits(a.RateLimits), a.Disabled, a.CreatedAt, a.UpdatedAt, id))
 		return s.dbError(err, conflicts{"accounts_name_key": fmt.Sprintf("an account named %q already exists", a.Name)})
 	})
 	if err != nil {
@@ -118,11 +126,18 @@ func (s *Store) DeleteAccount(ctx context.Context, id string) ([]keyward.KeyHash
 }
 
 func scanAccount(row pgx.Row) (*keyward.Account, error) {
-	var a keyward.Account
-	if err := row.Scan(&a.ID, &a.Name, &a.KeyPrefix, &a.Disabled, &a.CreatedAt, &a.UpdatedAt); err != nil {
+	var (
+		a      keyward.Account
+		limits []byte
+	)
+	if err := row.Scan(&a.ID, &a.Name, &a.KeyPrefix, &limits, &a.Disabled, &a.CreatedAt, &a.UpdatedAt); err != nil {
 		return nil, err
 	}
 	a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()
+	var err error
+	if a.RateLimits, err = decodeRateLimits(limits); err != nil {
+		return nil, fmt.Errorf("account %s: stored rate_limits: %w", a.ID, err)
+	}
 	return &a, nil
 }
 
@@ -164,7 +179,7 @@ func (s *Store) User(ctx context.Context, id string) (*keyward.User, error) {
 // Users lists the users of an account by id after p.After. An unknown
 // account has no users.
 func (s *Store) Users(ctx context.Context, accountID string, p keyward.Page) ([]*keyward.User, string, error) {
-	query, args := pageQuery("SELECT "+userCols+" FROM users WHERE account_id = $1", "id", []any{accountID}, p)
+	query, args := pageQuery("SELECT "+userCols+" FROM users WHERE account_id = $1", "id", ascending, []any{accountID}, p)
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list users of %s: %w", accountID, s.dbError(err, nil))

@@ -58,7 +58,7 @@ func (s *Store) IPRules(ctx context.Context, f keyward.IPRuleFilter, p keyward.P
 		args = append(args, f.AccountID)
 		query += " AND account_id = $1"
 	}
-	query, args = pageQuery(query, "id", args, p)
+	query, args = pageQuery(query, "id", ascending, args, p)
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list ip rules: %w", s.dbError(err, nil))

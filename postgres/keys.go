@@ -8,27 +8,32 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/keyward/keyward"
 )
 
-// keyCols are the columns of a key under the alias k, in scanKey's order,
-// followed by its account's disabled flag (false for root keys).
+// keyCols are the columns of a key under the alias k, in scanKey's order;
+// scanKey then reads its account's disabled flag (false for root keys) and
+// rate limits.
 const keyCols = `k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
 	COALESCE(k.account_id, ''), COALESCE(k.user_id, ''), k.permissions, k.meta, k.expires_at, k.disabled,
 	k.revoked_at, COALESCE(k.rotated_from, ''), k.grace_until, k.created_at, COALESCE(k.created_by, ''),
-	k.last_used_at, k.updated_at, k.ip_allow`
+	k.last_used_at, k.updated_at, k.ip_allow, k.rate_limits, k.credits_remaining, k.credits_refill_amount,
+	k.credits_refill_interval, k.credits_refilled_at, k.credits_version`
 
 // returningKey ends an INSERT, UPDATE or DELETE on keys AS k with the key
 // as scanKey reads it.
 const returningKey = " RETURNING " + keyCols +
-	", COALESCE((SELECT a.disabled FROM accounts a WHERE a.id = k.account_id), false)"
+	", COALESCE((SELECT a.disabled FROM accounts a WHERE a.id = k.account_id), false)" +
+	", COALESCE((SELECT a.rate_limits FROM accounts a WHERE a.id = k.account_id), '[]')"
 
-// selectKey reads keys with their account's disabled flag; it is completed
-// by a WHERE clause.
-const selectKey = "SELECT " + keyCols + ", COALESCE(a.disabled, false) FROM keys k LEFT JOIN accounts a ON a.id = k.account_id"
+// selectKey reads keys with their account's disabled flag and rate limits;
+// it is completed by a WHERE clause.
+const selectKey = "SELECT " + keyCols + ", COALESCE(a.disabled, false), COALESCE(a.rate_limits, '[]')" +
+	" FROM keys k LEFT JOIN accounts a ON a.id = k.account_id"
 
 // keyConflicts are the messages of the constraints a key insert can break.
 func keyConflicts(k *keyward.Key) conflicts {
@@ -43,14 +48,14 @@ func keyConflicts(k *keyward.Key) conflicts {
 // CreateKey inserts k. ENOTFOUND if its account or user does not exist (or
 // the user is not in the account), ECONFLICT if the id or hash is taken,
 // EINVALID if the role does not match the account and user or the meta is
-// not JSON. It fills k.AccountDisabled from the account, so a caller that
-// caches k caches the state a read would return.
+// not JSON. It fills k.AccountDisabled and k.AccountRateLimits from the
+// account, so a caller that caches k caches the state a read would return.
 func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
 	stored, err := s.insertKey(ctx, s.pool, k)
 	if err != nil {
 		return fmt.Errorf("postgres: create key %s: %w", k.ID, err)
 	}
-	k.AccountDisabled = stored.AccountDisabled
+	k.AccountDisabled, k.AccountRateLimits = stored.AccountDisabled, stored.AccountRateLimits
 	return nil
 }
 
@@ -90,31 +95,36 @@ func (s *Store) insertKey(ctx context.Context, q querier, k *keyward.Key) (*keyw
 	if err := k.ValidateRecord(); err != nil {
 		return nil, err
 	}
-	stored, err := scanKey(q.QueryRow(ctx, `INSERT INTO keys AS k (id, key_hash, pepper_version, start, prefix, name, role,
-		account_id, user_id, permissions, meta, expires_at, disabled, revoked_at, rotated_from, grace_until,
-		created_at, created_by, last_used_at, updated_at, ip_allow)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`+returningKey,
-		k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
-		nullString(k.AccountID), nullString(k.UserID), permissions(k.Permissions), metaArg(k.Meta), k.ExpiresAt,
-		k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
-		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt, prefixStrings(k.IPAllow)))
+	stored, err := scanKey(q.QueryRow(ctx, insertOneKey, keyRow(k)...))
 	if err != nil {
 		return nil, s.dbError(err, keyConflicts(k))
 	}
 	return stored, nil
 }
 
-// keyColumns are the columns CreateKeys copies, in keyRow's order.
-var keyColumns = []string{"id", "key_hash", "pepper_version", "start", "prefix", "name", "role",
+// keyColumns are the columns a key is inserted with, in keyRow's order.
+var keyColumns = append([]string{"id", "key_hash", "pepper_version", "start", "prefix", "name", "role",
 	"account_id", "user_id", "permissions", "meta", "expires_at", "disabled", "revoked_at", "rotated_from",
-	"grace_until", "created_at", "created_by", "last_used_at", "updated_at", "ip_allow"}
+	"grace_until", "created_at", "created_by", "last_used_at", "updated_at", "ip_allow", "rate_limits"},
+	creditColumns...)
+
+// insertOneKey is the INSERT of insertKey, returning the key as stored.
+var insertOneKey = func() string {
+	params := make([]string, len(keyColumns))
+	for i := range params {
+		params[i] = "$" + strconv.Itoa(i+1)
+	}
+	return "INSERT INTO keys AS k (" + strings.Join(keyColumns, ", ") + ") VALUES (" + strings.Join(params, ", ") + ")" + returningKey
+}()
 
 // keyRow returns the values of k for keyColumns.
 func keyRow(k *keyward.Key) []any {
-	return []any{k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
-		nullString(k.AccountID), nullString(k.UserID), permissions(k.Permissions), metaArg(k.Meta), k.ExpiresAt,
+	row := []any{k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
+		nullString(k.AccountID), nullString(k.UserID), permissions(k.Permissions), nullJSON(k.Meta), k.ExpiresAt,
 		k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
-		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt, prefixStrings(k.IPAllow)}
+		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt, prefixStrings(k.IPAllow),
+		encodeRateLimits(k.RateLimits)}
+	return append(row, creditArgs(k.Credits)...)
 }
 
 // batchConflicts are the messages of the constraints CreateKeys can break;
@@ -128,8 +138,8 @@ var batchConflicts = conflicts{
 
 // CreateKeys inserts keys with one COPY in one transaction, all or none;
 // the foreign keys check their accounts and users. A conflict names no
-// key. It fills AccountDisabled of every key once the transaction has
-// committed.
+// key. It fills AccountDisabled and AccountRateLimits of every key once the
+// transaction has committed.
 func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
 	if len(keys) == 0 {
 		return nil
@@ -145,7 +155,7 @@ func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
 			accountIDs = append(accountIDs, k.AccountID)
 		}
 	}
-	disabled := map[string]bool{}
+	accounts := map[string]*keyward.Account{}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		i := 0
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"keys"}, keyColumns, pgx.CopyFromFunc(func() ([]any, error) {
@@ -161,25 +171,24 @@ func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
 		if len(accountIDs) == 0 {
 			return nil
 		}
-		rows, err := tx.Query(ctx, "SELECT id, disabled FROM accounts WHERE id = ANY($1)", accountIDs)
+		rows, err := tx.Query(ctx, "SELECT "+accountCols+" FROM accounts WHERE id = ANY($1)", accountIDs)
 		if err != nil {
 			return s.dbError(err, nil)
 		}
-		var (
-			id string
-			d  bool
-		)
-		_, err = pgx.ForEachRow(rows, []any{&id, &d}, func() error {
-			disabled[id] = d
-			return nil
-		})
+		as, err := collect(rows, scanAccount)
+		for _, a := range as {
+			accounts[a.ID] = a
+		}
 		return s.dbError(err, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: create %d keys: %w", len(keys), err)
 	}
 	for _, k := range keys {
-		k.AccountDisabled = disabled[k.AccountID]
+		k.AccountDisabled, k.AccountRateLimits = false, nil
+		if a := accounts[k.AccountID]; a != nil {
+			k.AccountDisabled, k.AccountRateLimits = a.Disabled, a.RateLimits
+		}
 	}
 	return nil
 }
@@ -227,7 +236,7 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 			query += " AND " + c.col + " = $" + strconv.Itoa(len(args))
 		}
 	}
-	query, args = pageQuery(query, "k.id", args, p)
+	query, args = pageQuery(query, "k.id", ascending, args, p)
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list keys: %w", s.dbError(err, nil))
@@ -300,18 +309,20 @@ func (s *Store) saveKey(ctx context.Context, tx pgx.Tx, orig, k *keyward.Key) (*
 		k.Role != orig.Role || k.AccountID != orig.AccountID || k.UserID != orig.UserID {
 		return nil, keyward.Errorf(keyward.EINVALID, "the id, hash, role, account and user of a key cannot change")
 	}
-	if err := keyward.ValidateMeta(k.Meta); err != nil {
+	if err := k.ValidateRecord(); err != nil {
 		return nil, err
 	}
+	args := []any{k.Start, k.Prefix, k.Name, permissions(k.Permissions), nullJSON(k.Meta),
+		k.ExpiresAt, k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
+		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt,
+		prefixStrings(k.IPAllow), encodeRateLimits(k.RateLimits)}
+	args = append(append(args, creditArgs(k.Credits)...), k.ID)
 	stored, err := scanKey(tx.QueryRow(ctx, `UPDATE keys AS k SET start = $1, prefix = $2, name = $3,
 		permissions = $4, meta = $5, expires_at = $6, disabled = $7, revoked_at = $8, rotated_from = $9,
 		grace_until = $10, created_at = $11, created_by = $12, last_used_at = $13, updated_at = $14,
-		ip_allow = $15
-		WHERE k.id = $16`+returningKey,
-		k.Start, k.Prefix, k.Name, permissions(k.Permissions), metaArg(k.Meta),
-		k.ExpiresAt, k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
-		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt,
-		prefixStrings(k.IPAllow), k.ID))
+		ip_allow = $15, rate_limits = $16, credits_remaining = $17, credits_refill_amount = $18,
+		credits_refill_interval = $19, credits_refilled_at = $20, credits_version = $21
+		WHERE k.id = $22`+returningKey, args...))
 	if err != nil {
 		return nil, s.dbError(err, nil)
 	}
@@ -368,11 +379,16 @@ func scanKey(row pgx.Row) (*keyward.Key, error) {
 		updatedAt   time.Time
 		permissions []string
 		ipAllow     []string
+		rateLimits  []byte
+		accountRLs  []byte
+		credits     storedCredits
 	)
-	err := row.Scan(&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
+	dest := []any{&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
 		&k.AccountID, &k.UserID, &permissions, &meta, &k.ExpiresAt, &k.Disabled,
 		&k.RevokedAt, &k.RotatedFrom, &k.GraceUntil, &createdAt, &k.CreatedBy,
-		&k.LastUsedAt, &updatedAt, &ipAllow, &k.AccountDisabled)
+		&k.LastUsedAt, &updatedAt, &ipAllow, &rateLimits}
+	dest = append(append(dest, credits.dest()...), &k.AccountDisabled, &accountRLs)
+	err := row.Scan(dest...)
 	if err != nil {
 		return nil, err
 	}
@@ -394,6 +410,13 @@ func scanKey(row pgx.Row) (*keyward.Key, error) {
 		}
 		k.IPAllow = append(k.IPAllow, p)
 	}
+	if k.RateLimits, err = decodeRateLimits(rateLimits); err != nil {
+		return nil, fmt.Errorf("key %s: stored rate_limits: %w", k.ID, err)
+	}
+	if k.AccountRateLimits, err = decodeRateLimits(accountRLs); err != nil {
+		return nil, fmt.Errorf("key %s: stored account rate_limits: %w", k.ID, err)
+	}
+	k.Credits = credits.credits()
 	k.CreatedAt, k.UpdatedAt = createdAt.UTC(), updatedAt.UTC()
 	k.ExpiresAt, k.RevokedAt, k.GraceUntil, k.LastUsedAt = utc(k.ExpiresAt), utc(k.RevokedAt), utc(k.GraceUntil), utc(k.LastUsedAt)
 	return &k, nil
@@ -425,8 +448,30 @@ func prefixStrings(ps []netip.Prefix) []string {
 	return out
 }
 
-// metaArg stores empty meta as NULL and anything else as its JSON text.
-func metaArg(m json.RawMessage) any {
+// encodeRateLimits stores rate limits as a JSON array; nil is "[]".
+func encodeRateLimits(ls []keyward.RateLimit) string {
+	if len(ls) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(ls) // a RateLimit marshals without error
+	return string(b)
+}
+
+// decodeRateLimits reads what encodeRateLimits stored; "[]" is nil.
+func decodeRateLimits(b []byte) ([]keyward.RateLimit, error) {
+	var ls []keyward.RateLimit
+	if err := json.Unmarshal(b, &ls); err != nil {
+		return nil, err
+	}
+	if len(ls) == 0 {
+		return nil, nil
+	}
+	return ls, nil
+}
+
+// nullJSON stores empty JSON (key meta, anomaly details) as NULL and
+// anything else as its text.
+func nullJSON(m json.RawMessage) any {
 	if len(bytes.TrimSpace(m)) == 0 {
 		return nil
 	}

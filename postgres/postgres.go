@@ -280,16 +280,29 @@ func utc(t *time.Time) *time.Time {
 	return &u
 }
 
+// order is the direction of a list by id.
+type order bool
+
+// The orders of lists: by ascending id (oldest first), or newest first.
+const (
+	ascending   order = false
+	newestFirst order = true
+)
+
 // pageQuery appends the cursor condition, order and limit (one more than
 // the page size, to learn whether another page follows) to a query whose
 // WHERE clause is already open ("WHERE true" or conditions).
-func pageQuery(query, idCol string, args []any, p keyward.Page) (string, []any) {
+func pageQuery(query, idCol string, o order, args []any, p keyward.Page) (string, []any) {
+	cmp, dir := " > ", ""
+	if o == newestFirst {
+		cmp, dir = " < ", " DESC"
+	}
 	if p.After != "" {
 		args = append(args, p.After)
-		query += " AND " + idCol + " > $" + strconv.Itoa(len(args))
+		query += " AND " + idCol + cmp + "$" + strconv.Itoa(len(args))
 	}
 	args = append(args, p.Size()+1)
-	return query + " ORDER BY " + idCol + " LIMIT $" + strconv.Itoa(len(args)), args
+	return query + " ORDER BY " + idCol + dir + " LIMIT $" + strconv.Itoa(len(args)), args
 }
 
 // page trims items fetched by pageQuery to the page size and returns the

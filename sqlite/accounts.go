@@ -9,17 +9,21 @@ import (
 	"github.com/keyward/keyward"
 )
 
-const selectAccount = "SELECT id, name, key_prefix, disabled, created_at, updated_at FROM accounts"
+const selectAccount = "SELECT id, name, key_prefix, rate_limits, disabled, created_at, updated_at FROM accounts"
 
-// CreateAccount inserts a. ECONFLICT if the id or the name is taken.
+// CreateAccount inserts a. ECONFLICT if the id or the name is taken,
+// EINVALID if its rate limits are not valid.
 func (s *Store) CreateAccount(ctx context.Context, a *keyward.Account) error {
 	if a.ID == "" {
 		return keyward.Errorf(keyward.EINVALID, "sqlite: create account: id is required")
 	}
+	if err := keyward.ValidateRateLimits(a.RateLimits); err != nil {
+		return fmt.Errorf("sqlite: create account %s: %w", a.ID, err)
+	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, name, key_prefix, disabled, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?)`,
-			a.ID, a.Name, a.KeyPrefix, a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, name, key_prefix, rate_limits, disabled, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, a.Name, a.KeyPrefix, encodeList(a.RateLimits), a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt))
 		return s.dbError(err, conflicts{
 			pk:     fmt.Sprintf("account %s already exists", a.ID),
 			unique: fmt.Sprintf("an account named %q already exists", a.Name),
@@ -56,7 +60,7 @@ func (s *Store) account(ctx context.Context, q querier, id string) (*keyward.Acc
 
 // Accounts lists accounts by id after p.After.
 func (s *Store) Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Account, string, error) {
-	query, args := pageQuery(selectAccount+" WHERE 1=1", "id", nil, p)
+	query, args := pageQuery(selectAccount+" WHERE 1=1", "id", ascending, nil, p)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list accounts: %w", s.dbError(err, conflicts{}))
@@ -79,7 +83,8 @@ func (s *Store) Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Accoun
 
 // UpdateAccount loads the account, applies fn and saves the result in one
 // transaction. An error from fn aborts it and is returned. fn may not
-// change the id; ECONFLICT if the new name is taken.
+// change the id; ECONFLICT if the new name is taken, EINVALID if the rate
+// limits are not valid.
 func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.Account) error) (*keyward.Account, error) {
 	var out *keyward.Account
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -93,8 +98,12 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.A
 		if a.ID != id {
 			return keyward.Errorf(keyward.EINVALID, "the id of an account cannot change")
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE accounts SET name = ?, key_prefix = ?, disabled = ?, created_at = ?, updated_at = ?
-			WHERE id = ?`, a.Name, a.KeyPrefix, a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt), id)
+		if err := keyward.ValidateRateLimits(a.RateLimits); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE accounts SET name = ?, key_prefix = ?, rate_limits = ?, disabled = ?,
+			created_at = ?, updated_at = ? WHERE id = ?`,
+			a.Name, a.KeyPrefix, encodeList(a.RateLimits), a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt), id)
 		if err != nil {
 			return s.dbError(err, conflicts{unique: fmt.Sprintf("an account named %q already exists", a.Name)})
 		}
@@ -130,11 +139,14 @@ func (s *Store) DeleteAccount(ctx context.Context, id string) ([]keyward.KeyHash
 
 func scanAccount(row scanner) (*keyward.Account, error) {
 	var a keyward.Account
-	var created, updated string
-	if err := row.Scan(&a.ID, &a.Name, &a.KeyPrefix, &a.Disabled, &created, &updated); err != nil {
+	var limits, created, updated string
+	if err := row.Scan(&a.ID, &a.Name, &a.KeyPrefix, &limits, &a.Disabled, &created, &updated); err != nil {
 		return nil, err
 	}
 	var err error
+	if a.RateLimits, err = decodeList[keyward.RateLimit](limits); err != nil {
+		return nil, fmt.Errorf("account %s: stored rate_limits: %w", a.ID, err)
+	}
 	if a.CreatedAt, err = parseTime(created); err != nil {
 		return nil, err
 	}
@@ -195,7 +207,7 @@ func (s *Store) User(ctx context.Context, id string) (*keyward.User, error) {
 // Users lists the users of an account by id after p.After. An unknown
 // account has no users.
 func (s *Store) Users(ctx context.Context, accountID string, p keyward.Page) ([]*keyward.User, string, error) {
-	query, args := pageQuery(selectUser+" WHERE account_id = ?", "id", []any{accountID}, p)
+	query, args := pageQuery(selectUser+" WHERE account_id = ?", "id", ascending, []any{accountID}, p)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list users of %s: %w", accountID, s.dbError(err, conflicts{}))

@@ -60,7 +60,7 @@ func (s *Store) IPRules(ctx context.Context, f keyward.IPRuleFilter, p keyward.P
 		query += " AND account_id = ?"
 		args = append(args, f.AccountID)
 	}
-	query, args = pageQuery(query, "id", args, p)
+	query, args = pageQuery(query, "id", ascending, args, p)
 	rules, err := s.queryIPRules(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list ip rules: %w", err)

@@ -14,19 +14,28 @@ import (
 	"github.com/keyward/keyward"
 )
 
-// selectKey reads a key with its account's disabled flag; it is completed
-// by a WHERE clause.
+// keyCols are the columns of a key, in insertKeys' and scanKey's order.
+const keyCols = `id, key_hash, pepper_version, start, prefix, name, role,
+	account_id, user_id, permissions, meta, expires_at, disabled, revoked_at, rotated_from, grace_until,
+	created_at, created_by, last_used_at, updated_at, ip_allow, rate_limits, ` + creditCols
+
+// keyParams is the number of keyCols.
+var keyParams = strings.Count(keyCols, ",") + 1
+
+// selectKey reads a key with its account's disabled flag and rate limits;
+// it is completed by a WHERE clause.
 const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
 	k.account_id, k.user_id, k.permissions, k.meta, k.expires_at, k.disabled, k.revoked_at,
 	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
-	k.ip_allow, COALESCE(a.disabled, 0)
+	k.ip_allow, k.rate_limits, k.credits_remaining, k.credits_refill_amount, k.credits_refill_interval,
+	k.credits_refilled_at, k.credits_version, COALESCE(a.disabled, 0), COALESCE(a.rate_limits, '[]')
 	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id`
 
 // CreateKey inserts k. ENOTFOUND if its account or user does not exist (or
 // the user is not in the account), ECONFLICT if the id or hash is taken,
 // EINVALID if the role does not match the account and user or the meta is
-// not JSON. It fills k.AccountDisabled from the account, so a caller that
-// caches k caches the state a read would return.
+// not JSON. It fills k.AccountDisabled and k.AccountRateLimits from the
+// account, so a caller that caches k caches the state a read would return.
 func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
 	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertKey(ctx, tx, k) })
 	if err != nil {
@@ -63,13 +72,12 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error
 	if err := k.ValidateRecord(); err != nil {
 		return err
 	}
-	accountDisabled := false
+	var account *keyward.Account
 	if k.AccountID != "" {
-		a, err := s.account(ctx, tx, k.AccountID)
-		if err != nil {
+		var err error
+		if account, err = s.account(ctx, tx, k.AccountID); err != nil {
 			return err
 		}
-		accountDisabled = a.Disabled
 	}
 	if k.UserID != "" {
 		var accountID string
@@ -92,18 +100,25 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error
 			fk:     fmt.Sprintf("account %s or user %s not found", k.AccountID, k.UserID),
 		})
 	}
-	k.AccountDisabled = accountDisabled
+	fillAccount(k, account)
 	return nil
+}
+
+// fillAccount sets the fields of k that mirror its account a (nil for a
+// root key).
+func fillAccount(k *keyward.Key, a *keyward.Account) {
+	k.AccountDisabled, k.AccountRateLimits = false, nil
+	if a != nil {
+		k.AccountDisabled, k.AccountRateLimits = a.Disabled, a.RateLimits
+	}
 }
 
 // insertKeys returns an INSERT of n keys, whose arguments appendKeyArgs
 // appends key by key.
 func insertKeys(n int) string {
-	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	row := "(?" + strings.Repeat(", ?", keyParams-1) + ")"
 	var b strings.Builder
-	b.WriteString(`INSERT INTO keys (id, key_hash, pepper_version, start, prefix, name, role,
-		account_id, user_id, permissions, meta, expires_at, disabled, revoked_at, rotated_from, grace_until,
-		created_at, created_by, last_used_at, updated_at, ip_allow) VALUES `)
+	b.WriteString("INSERT INTO keys (" + keyCols + ") VALUES ")
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
@@ -116,37 +131,38 @@ func insertKeys(n int) string {
 // insertOneKey is the INSERT of CreateKey.
 var insertOneKey = insertKeys(1)
 
-// appendKeyArgs appends the 21 column values of k, in insertKeys' order.
+// appendKeyArgs appends the keyParams column values of k, in keyCols' order.
 func appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
 	perms, err := encodePermissions(k.Permissions)
 	if err != nil {
 		return nil, err
 	}
-	return append(args,
+	args = append(args,
 		k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
-		nullString(k.AccountID), nullString(k.UserID), perms, encodeMeta(k.Meta), nullTime(k.ExpiresAt),
+		nullString(k.AccountID), nullString(k.UserID), perms, nullJSON(k.Meta), nullTime(k.ExpiresAt),
 		k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
 		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt),
-		encodePrefixes(k.IPAllow)), nil
+		encodeList(k.IPAllow), encodeList(k.RateLimits))
+	return append(args, creditArgs(k.Credits)...), nil
 }
 
 // createKeysChunk is the number of rows of one multi-row INSERT in
-// CreateKeys: 21 parameters each, far below SQLite's limit of 32766.
+// CreateKeys: keyParams parameters each, far below SQLite's limit of 32766.
 const createKeysChunk = 250
 
 // CreateKeys inserts keys in one write transaction, all or none, with
 // prepared multi-row INSERTs of createKeysChunk keys. Each key is checked
 // as CreateKey checks it (its account and user are looked up once per
 // batch); a conflict names no key. It fills AccountDisabled of every key
-// once the transaction has committed.
+// and AccountRateLimits once the transaction has committed.
 func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	var disabled map[string]bool
+	var accounts map[string]*keyward.Account
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		if disabled, err = s.checkOwners(ctx, tx, keys); err != nil {
+		if accounts, err = s.checkOwners(ctx, tx, keys); err != nil {
 			return err
 		}
 		stmts := map[int]*sql.Stmt{} // by row count: the full chunk and the tail
@@ -155,7 +171,7 @@ func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
 				st.Close()
 			}
 		}()
-		args := make([]any, 0, 21*min(len(keys), createKeysChunk))
+		args := make([]any, 0, keyParams*min(len(keys), createKeysChunk))
 		for start := 0; start < len(keys); start += createKeysChunk {
 			chunk := keys[start:min(start+createKeysChunk, len(keys))]
 			args = args[:0]
@@ -185,27 +201,27 @@ func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
 		return fmt.Errorf("sqlite: create %d keys: %w", len(keys), err)
 	}
 	for _, k := range keys {
-		k.AccountDisabled = disabled[k.AccountID]
+		fillAccount(k, accounts[k.AccountID])
 	}
 	return nil
 }
 
 // checkOwners validates every key of a batch and checks its account and
 // user exist (and the user is in the account), looking each up once. It
-// returns the disabled flag of every account named.
-func (s *Store) checkOwners(ctx context.Context, tx *sql.Tx, keys []*keyward.Key) (map[string]bool, error) {
-	disabled := map[string]bool{}
+// returns every account named, by id.
+func (s *Store) checkOwners(ctx context.Context, tx *sql.Tx, keys []*keyward.Key) (map[string]*keyward.Account, error) {
+	accounts := map[string]*keyward.Account{}
 	userAccount := map[string]string{}
 	for _, k := range keys {
 		if err := k.ValidateRecord(); err != nil {
 			return nil, fmt.Errorf("key %s: %w", k.ID, err)
 		}
-		if _, ok := disabled[k.AccountID]; !ok && k.AccountID != "" {
+		if _, ok := accounts[k.AccountID]; !ok && k.AccountID != "" {
 			a, err := s.account(ctx, tx, k.AccountID)
 			if err != nil {
 				return nil, err
 			}
-			disabled[k.AccountID] = a.Disabled
+			accounts[k.AccountID] = a
 		}
 		if k.UserID == "" {
 			continue
@@ -222,7 +238,7 @@ func (s *Store) checkOwners(ctx context.Context, tx *sql.Tx, keys []*keyward.Key
 			return nil, keyward.Errorf(keyward.ENOTFOUND, "user %s not found in account %s", k.UserID, k.AccountID)
 		}
 	}
-	return disabled, nil
+	return accounts, nil
 }
 
 // Key returns the key with id. ENOTFOUND if none.
@@ -278,7 +294,7 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 		query += " AND k.role = ?"
 		args = append(args, string(f.Role))
 	}
-	query, args = pageQuery(query, "k.id", args, p)
+	query, args = pageQuery(query, "k.id", ascending, args, p)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list keys: %w", s.dbError(err, conflicts{}))
@@ -367,21 +383,24 @@ func (s *Store) saveKey(ctx context.Context, tx *sql.Tx, orig, k *keyward.Key) e
 		k.Role != orig.Role || k.AccountID != orig.AccountID || k.UserID != orig.UserID {
 		return keyward.Errorf(keyward.EINVALID, "the id, hash, role, account and user of a key cannot change")
 	}
-	if err := keyward.ValidateMeta(k.Meta); err != nil {
+	if err := k.ValidateRecord(); err != nil {
 		return err
 	}
 	perms, err := encodePermissions(k.Permissions)
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE keys SET start = ?, prefix = ?, name = ?, permissions = ?, meta = ?,
-		expires_at = ?, disabled = ?, revoked_at = ?, rotated_from = ?, grace_until = ?, created_at = ?,
-		created_by = ?, last_used_at = ?, updated_at = ?, ip_allow = ?
-		WHERE id = ?`,
-		k.Start, k.Prefix, k.Name, perms, encodeMeta(k.Meta),
+	args := []any{k.Start, k.Prefix, k.Name, perms, nullJSON(k.Meta),
 		nullTime(k.ExpiresAt), k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
 		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt),
-		encodePrefixes(k.IPAllow), k.ID)
+		encodeList(k.IPAllow), encodeList(k.RateLimits)}
+	args = append(append(args, creditArgs(k.Credits)...), k.ID)
+	_, err = tx.ExecContext(ctx, `UPDATE keys SET start = ?, prefix = ?, name = ?, permissions = ?, meta = ?,
+		expires_at = ?, disabled = ?, revoked_at = ?, rotated_from = ?, grace_until = ?, created_at = ?,
+		created_by = ?, last_used_at = ?, updated_at = ?, ip_allow = ?, rate_limits = ?,
+		credits_remaining = ?, credits_refill_amount = ?, credits_refill_interval = ?, credits_refilled_at = ?,
+		credits_version = ?
+		WHERE id = ?`, args...)
 	return s.dbError(err, conflicts{})
 }
 
@@ -432,15 +451,18 @@ func scanKey(row scanner) (*keyward.Key, error) {
 	var (
 		k                                               keyward.Key
 		hash                                            []byte
-		role, perms, ipAllow                            string
+		role, perms, ipAllow, rateLimits, accountLimits string
 		accountID, userID, meta, rotatedFrom, createdBy sql.NullString
 		expires, revoked, grace, lastUsed               sql.NullString
 		created, updated                                string
+		credits                                         storedCredits
 	)
-	err := row.Scan(&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
+	dest := []any{&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
 		&accountID, &userID, &perms, &meta, &expires, &k.Disabled, &revoked,
 		&rotatedFrom, &grace, &created, &createdBy, &lastUsed, &updated,
-		&ipAllow, &k.AccountDisabled)
+		&ipAllow, &rateLimits}
+	dest = append(append(dest, credits.dest()...), &k.AccountDisabled, &accountLimits)
+	err := row.Scan(dest...)
 	if err != nil {
 		return nil, err
 	}
@@ -459,8 +481,17 @@ func scanKey(row scanner) (*keyward.Key, error) {
 	if meta.Valid {
 		k.Meta = json.RawMessage(meta.String)
 	}
-	if k.IPAllow, err = decodePrefixes(ipAllow); err != nil {
+	if k.IPAllow, err = decodeList[netip.Prefix](ipAllow); err != nil {
 		return nil, fmt.Errorf("key %s: stored ip_allow: %w", k.ID, err)
+	}
+	if k.RateLimits, err = decodeList[keyward.RateLimit](rateLimits); err != nil {
+		return nil, fmt.Errorf("key %s: stored rate_limits: %w", k.ID, err)
+	}
+	if k.AccountRateLimits, err = decodeList[keyward.RateLimit](accountLimits); err != nil {
+		return nil, fmt.Errorf("key %s: stored account rate_limits: %w", k.ID, err)
+	}
+	if k.Credits, err = credits.credits(); err != nil {
+		return nil, fmt.Errorf("key %s: %w", k.ID, err)
 	}
 	for _, t := range []struct {
 		dst **time.Time
@@ -500,30 +531,31 @@ func encodePermissions(p []string) (string, error) {
 	return string(b), nil
 }
 
-// encodePrefixes stores an allow list as a JSON array of CIDRs; nil is
-// "[]".
-func encodePrefixes(ps []netip.Prefix) string {
-	if len(ps) == 0 {
+// encodeList stores a list (an allow list of CIDRs, rate limits) as a JSON
+// array; nil is "[]". Its element types marshal without error.
+func encodeList[T netip.Prefix | keyward.RateLimit](xs []T) string {
+	if len(xs) == 0 {
 		return "[]"
 	}
-	b, _ := json.Marshal(ps) // netip.Prefix marshals as text: cannot fail
+	b, _ := json.Marshal(xs)
 	return string(b)
 }
 
-// decodePrefixes reads what encodePrefixes stored; "[]" is nil.
-func decodePrefixes(s string) ([]netip.Prefix, error) {
-	var ps []netip.Prefix
-	if err := json.Unmarshal([]byte(s), &ps); err != nil {
+// decodeList reads what encodeList stored; "[]" is nil.
+func decodeList[T any](s string) ([]T, error) {
+	var xs []T
+	if err := json.Unmarshal([]byte(s), &xs); err != nil {
 		return nil, err
 	}
-	if len(ps) == 0 {
+	if len(xs) == 0 {
 		return nil, nil
 	}
-	return ps, nil
+	return xs, nil
 }
 
-// encodeMeta stores empty meta as NULL and anything else as its JSON text.
-func encodeMeta(m json.RawMessage) any {
+// nullJSON stores empty JSON (key meta, anomaly details) as NULL and
+// anything else as its text.
+func nullJSON(m json.RawMessage) any {
 	if len(bytes.TrimSpace(m)) == 0 {
 		return nil
 	}

@@ -267,15 +267,28 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
+// order is the direction of a list by id.
+type order bool
+
+// The orders of lists: by ascending id (oldest first), or newest first.
+const (
+	ascending   order = false
+	newestFirst order = true
+)
+
 // pageQuery appends the cursor condition, order and limit (one more than
 // the page size, to learn whether another page follows) to a query whose
 // WHERE clause is already open ("WHERE 1=1" or conditions).
-func pageQuery(query, idCol string, args []any, p keyward.Page) (string, []any) {
+func pageQuery(query, idCol string, o order, args []any, p keyward.Page) (string, []any) {
+	cmp, dir := " > ", ""
+	if o == newestFirst {
+		cmp, dir = " < ", " DESC"
+	}
 	if p.After != "" {
-		query += " AND " + idCol + " > ?"
+		query += " AND " + idCol + cmp + "?"
 		args = append(args, p.After)
 	}
-	query += " ORDER BY " + idCol + " LIMIT ?"
+	query += " ORDER BY " + idCol + dir + " LIMIT ?"
 	return query, append(args, p.Size()+1)
 }
 

@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -15,8 +16,20 @@ import (
 // keys through SQLite would only slow the benchmark down; the store is
 // never asked (checked after each benchmark).
 func benchKeys(b *testing.B, n int) (*env, []string) {
+	return benchKeysWith(b, n, nil, nil)
+}
+
+// benchKeysWith is benchKeys with rate limits on every key and configure
+// applied to the engine's config.
+func benchKeysWith(b *testing.B, n int, limits []keyward.RateLimit, configure func(*verify.Config)) (*env, []string) {
 	// The real clock: the test clock's mutex would be measured too.
-	e := newEnv(b, func(c *verify.Config) { c.CacheTTL = time.Hour; c.Now = nil })
+	e := newEnv(b, func(c *verify.Config) {
+		c.CacheTTL = time.Hour
+		c.Now = nil
+		if configure != nil {
+			configure(c)
+		}
+	})
 	secrets := make([]string, n)
 	now := e.clock.Now()
 	for i := range secrets {
@@ -30,7 +43,7 @@ func benchKeys(b *testing.B, n int) (*env, []string) {
 			ID: apikey.NewID("key"), Hash: e.hasher.Hash(raw), PepperVersion: e.hasher.Current(),
 			Start: apikey.Start(raw), Prefix: apikey.PrefixUser, Role: keyward.RoleUser,
 			AccountID: e.acct.ID, UserID: e.user.ID, Permissions: []string{"memories:read", "memories:write"},
-			CreatedAt: now, UpdatedAt: now,
+			RateLimits: limits, CreatedAt: now, UpdatedAt: now,
 		})
 	}
 	e.want(secrets[0], keyward.DecisionValid, "memories:read")
@@ -84,6 +97,49 @@ func BenchmarkVerifyCacheHit(b *testing.B) {
 					}
 				}
 			})
+			e.wantLookups(before, 0)
+		})
+	}
+}
+
+// discard is a signal sink that keeps nothing, so the benchmark measures
+// the engine's side of signalling.
+type discard struct{}
+
+func (discard) Signal(keyward.Signal) {}
+
+// BenchmarkVerifyCacheHitWith is BenchmarkVerifyCacheHit (10 keys) from a
+// client address, as the gateway verifies: plain ("none"), with one rate
+// limit on every key decided by the local limiter (a limit no call
+// reaches), with a signal sink (counting uses, tracking networks: every
+// call from one address, as most keys are used), and with both. The
+// differences to "none" are what a rate limit and signals add to the hot
+// path.
+func BenchmarkVerifyCacheHitWith(b *testing.B) {
+	limits := []keyward.RateLimit{{Name: "per-hour", Limit: 1 << 30, Window: keyward.Duration(time.Hour)}}
+	withSink := func(c *verify.Config) { c.Signals = discard{} }
+	for _, bc := range []struct {
+		name      string
+		limits    []keyward.RateLimit
+		configure func(*verify.Config)
+	}{
+		{"none", nil, nil},
+		{"limit", limits, nil},
+		{"sink", nil, withSink},
+		{"limit+sink", limits, withSink},
+	} {
+		e, secrets := benchKeysWith(b, 10, bc.limits, bc.configure)
+		perms := []string{"memories:read"}
+		ip := netip.MustParseAddr("192.0.2.1")
+		b.Run(bc.name, func(b *testing.B) {
+			before := e.lookups()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				res := e.engine.Verify(e.ctx, verify.Request{Key: secrets[i%len(secrets)], Permissions: perms, IP: ip})
+				if res.Decision != keyward.DecisionValid {
+					b.Fatalf("Decision = %s", res.Decision)
+				}
+			}
 			e.wantLookups(before, 0)
 		})
 	}

@@ -64,6 +64,11 @@ type entry struct {
 	// batch. See usage.go.
 	lastUsed atomic.Int64
 	queued   atomic.Bool
+	// uses counts the VALID uses since the last usage flush, and network
+	// is the network of the latest (networkOf); both are kept only with
+	// a signal sink. See signals.go.
+	uses    atomic.Int64
+	network atomic.Uint64
 }
 
 func (c *cache) init() {
@@ -207,11 +212,16 @@ func (e *Engine) putNegative(h keyward.KeyHash, gen uint64) {
 	s.mu.Unlock()
 }
 
-// setLocked makes en the entry of h in s, whose lock is held.
+// setLocked makes en the entry of h in s, whose lock is held. en inherits
+// the network of the entry it replaces, so a reload is no change of
+// network.
 func (e *Engine) setLocked(s *shard, h keyward.KeyHash, en *entry) {
 	if _, ok := s.neg[h]; ok {
 		delete(s.neg, h)
 		e.cache.negCount.Add(-1)
+	}
+	if old := s.pos[h]; old != nil {
+		en.network.Store(old.network.Load())
 	}
 	s.pos[h] = en
 }

@@ -5,23 +5,54 @@ import (
 	"net/netip"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/ratelimit"
 )
 
 var _ keyward.KeyVerifier = (*Engine)(nil)
 
+// NewRequest returns r in the engine's shape, or EINVALID naming what
+// cannot be verified: an IP that is not an address, or a cost outside 0 to
+// keyward.MaxVerificationCost. Every entry point taking the API's shape
+// (VerifyKey, the HTTP API) converts through it.
+func NewRequest(r keyward.VerifyRequest) (Request, error) {
+	req := Request{Key: r.Key, Permissions: r.Permissions, Agent: r.Agent, Limits: r.Limits, Cost: r.Cost}
+	if err := CheckCost(r.Cost); err != nil {
+		return Request{}, err
+	}
+	if r.IP != "" {
+		ip, err := netip.ParseAddr(r.IP)
+		if err != nil {
+			return Request{}, keyward.Errorf(keyward.EINVALID, "ip %q is not an IP address", r.IP)
+		}
+		req.IP = ip
+	}
+	return req, nil
+}
+
+// CheckCost returns EINVALID unless cost is a valid Request.Cost: 0 (which
+// means 1) to keyward.MaxVerificationCost.
+func CheckCost(cost int64) error {
+	if cost < 0 || cost > keyward.MaxVerificationCost {
+		return keyward.Errorf(keyward.EINVALID, "cost must be between 1 and %d (0 or omitted means 1), got %d", int64(keyward.MaxVerificationCost), cost)
+	}
+	return nil
+}
+
 // VerifyKey implements keyward.KeyVerifier for in-process callers (the
 // gateway, the middleware): Verify with the API's request and result
-// shapes. It never returns an error: an outage is the UNAVAILABLE result.
+// shapes. It returns EINVALID for a request NewRequest refuses, and no
+// other error: an outage is the UNAVAILABLE result.
 func (e *Engine) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyward.VerifyResult, error) {
-	req := Request{Key: r.Key, Permissions: r.Permissions, Agent: r.Agent}
-	if r.IP != "" {
-		req.IP, _ = netip.ParseAddr(r.IP)
+	req, err := NewRequest(r)
+	if err != nil {
+		return nil, err
 	}
 	return e.Verify(ctx, req).VerifyResult(), nil
 }
 
 // VerifyResult returns r in the API's shape: the key id and expiry whenever
-// the key was found, identity, permissions and meta only when it is valid.
+// the key was found, identity, permissions and meta only when it is valid,
+// the rate limits and the credits left whenever the call reached them.
 func (r Result) VerifyResult() *keyward.VerifyResult {
 	out := &keyward.VerifyResult{Valid: r.Decision.Valid(), Code: r.Decision}
 	if r.Key != nil {
@@ -33,6 +64,11 @@ func (r Result) VerifyResult() *keyward.VerifyResult {
 			out.Permissions = r.Key.Permissions
 			out.Meta = r.Key.Meta
 		}
+	}
+	out.RateLimits = ratelimit.Statuses(r.RateLimits())
+	if r.HasCredits {
+		remaining := r.CreditsRemaining
+		out.CreditsRemaining = &remaining
 	}
 	return out
 }

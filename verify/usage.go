@@ -41,8 +41,13 @@ func (e *Engine) used(en *entry, now int64) {
 		return
 	}
 	en.lastUsed.Store(now)
-	// The flusher clears queued before it reads lastUsed, so a use stored
-	// after that read finds queued false and queues the entry again.
+	e.queue(en)
+}
+
+// queue adds en to the next flush's batch unless it waits there already.
+// The flusher clears queued before it reads lastUsed and uses, so a use
+// stored after that read finds queued false and queues the entry again.
+func (e *Engine) queue(en *entry) {
 	if en.queued.Load() || !en.queued.CompareAndSwap(false, true) {
 		return
 	}
@@ -52,7 +57,8 @@ func (e *Engine) used(en *entry, now int64) {
 }
 
 // flush writes the latest use of every key used since the last flush with
-// one TouchKeys call.
+// one TouchKeys call, and reports their VALID uses to the signal sink
+// (whether or not the write succeeds).
 func (e *Engine) flush(ctx context.Context) error {
 	u := &e.usage
 	u.flushMu.Lock()
@@ -79,6 +85,9 @@ func (e *Engine) flush(ctx context.Context) error {
 		if t := en.lastUsed.Load(); t > at[en.key.ID] {
 			at[en.key.ID] = t
 		}
+	}
+	if e.signals != nil {
+		e.usageSignals(batch, e.now())
 	}
 	if len(at) == 0 {
 		return nil

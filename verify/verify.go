@@ -3,14 +3,17 @@
 // current pepper, find it in an in-process cache (positive entries with a TTL
 // and a bounded set of negative entries), load it from the store on a miss
 // with concurrent misses for one key collapsed into one lookup, then decide
-// on its status and the permissions the request needs. Usage (last_used_at)
-// is recorded asynchronously in batches.
+// on its status, the permissions the request needs, the key's rate limits
+// and its credits. Usage (last_used_at) is recorded asynchronously in
+// batches, and outcomes are reported to a keyward.SignalSink (abuse
+// detection) off the hot path.
 //
 // A cache hit allocates nothing and costs little more than the HMAC of the
-// key (see BenchmarkVerifyCacheHit beside BenchmarkHMACKey). Mutations reach
-// the cache through keyward.KeyObserver, which the Engine implements; the
-// cache TTL is the backstop for a lost notification. When the store is down,
-// cached keys keep verifying and a miss answers UNAVAILABLE.
+// key (see BenchmarkVerifyCacheHit beside BenchmarkHMACKey; what a rate limit
+// and a signal sink add, BenchmarkVerifyCacheHitWith measures). Mutations
+// reach the cache through keyward.KeyObserver, which the Engine implements;
+// the cache TTL is the backstop for a lost notification. When the store is
+// down, cached keys keep verifying and a miss answers UNAVAILABLE.
 package verify
 
 import (
@@ -23,6 +26,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/ratelimit"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -80,8 +84,20 @@ type Config struct {
 	// instances sharing the store apply it within this interval. Default
 	// DefaultIPRuleRefresh.
 	IPRuleRefresh time.Duration
-	// Now is the clock deciding expiry, revocation and cache TTLs. Default
-	// time.Now.
+	// Limiter decides the keys' rate limits. Default: a ratelimit.Local
+	// with its default bound, exact for this instance alone (every
+	// instance admits a key's whole limit); instances that share a store
+	// share limits through a redislimit.Limiter.
+	Limiter ratelimit.Limiter
+	// Credits holds the live credits of keys and spends them. Nil: no
+	// ledger, and a key with credits answers UNAVAILABLE (fail closed:
+	// its quota cannot be enforced), which is logged once.
+	Credits keyward.CreditLedger
+	// Signals receives the outcomes abuse detection needs (see Verify).
+	// Nil: none are reported, and the hot path does none of that work.
+	Signals keyward.SignalSink
+	// Now is the clock deciding expiry, revocation, cache TTLs, rate
+	// limits and credit refills. Default time.Now.
 	Now func() time.Time
 	// Logger receives store errors and flush failures, never a raw key.
 	// Default slog.Default(); the engine adds component=verify.
@@ -102,6 +118,26 @@ type Request struct {
 	// block rule refuses it, and an allow list (global, the account's or
 	// the key's) refuses it with IP_NOT_ALLOWED.
 	IP netip.Addr
+	// Limits names the key's rate limits the call counts against; empty:
+	// all of them. A name the key does not have is ignored, not an error
+	// (a service names the limits some of its keys carry), so a call that
+	// names none of the key's limits counts against none.
+	Limits []string
+	// Cost is what the call spends from each of those limits and from the
+	// key's credits; 0 means 1. It must be between 0 and
+	// keyward.MaxVerificationCost (NewRequest checks it); Verify answers
+	// UNAVAILABLE for any other cost, clamping nothing. A cost above a
+	// limit's Limit never fits that limit: RATE_LIMITED.
+	Cost int64
+	// Account, when set, scopes the verification to that account's keys:
+	// any other key answers NOT_FOUND before anything about it is
+	// checked or spent (a tenant's verifier must not spend another
+	// tenant's limits, nor learn its key's state).
+	Account string
+	// Unmetered authenticates without counting against the key's rate
+	// limits or spending its credits: the admin API's own authentication,
+	// which meters nothing of the protected service.
+	Unmetered bool
 }
 
 // Result is the outcome of a verification.
@@ -109,11 +145,24 @@ type Result struct {
 	// Decision is VALID, or why the key is refused.
 	Decision keyward.Decision
 	// Key is the key found, whatever the decision; nil unless the key was
-	// found (MALFORMED, NOT_FOUND, UNAVAILABLE). It is a snapshot shared
-	// with the cache and other requests: read-only.
+	// found (MALFORMED, NOT_FOUND, and UNAVAILABLE before the key could be
+	// read; an UNAVAILABLE of the rate limits or credits names it). It is
+	// a snapshot shared with the cache and other requests: read-only.
 	Key *keyward.Key
 	// Agent is Request.Agent.
 	Agent string
+	// CreditsRemaining is what the key's credits hold after the call,
+	// when HasCredits.
+	CreditsRemaining int64
+	// HasCredits says the key has credits and the call reached them
+	// (VALID or USAGE_EXCEEDED).
+	HasCredits bool
+
+	// The decisions of RateLimits: the first inlineLimits in limits, all
+	// of them in moreLimits when there are more.
+	limits     [inlineLimits]ratelimit.Decision
+	nLimits    int
+	moreLimits []ratelimit.Decision
 }
 
 // Identity returns who the key speaks for, or nil if no key was found.
@@ -147,6 +196,14 @@ type Engine struct {
 	// ipCompiling lets one request at a time rebuild the matcher when a
 	// rule expires.
 	ipCompiling atomic.Bool
+
+	limiter ratelimit.Limiter
+	credits keyward.CreditLedger
+	signals keyward.SignalSink
+	// noLedger logs, once, that a key with credits met no ledger; warned
+	// throttles the warnings of a failing limiter or ledger.
+	noLedger sync.Once
+	warned   atomic.Int64
 
 	cache cache
 	group singleflight.Group
@@ -203,7 +260,13 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.IPRules == nil {
 		cfg.IPRules, _ = cfg.Store.(IPRuleLoader)
 	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = ratelimit.NewLocal(ratelimit.LocalOptions{})
+	}
 	e := &Engine{
+		limiter:     cfg.Limiter,
+		credits:     cfg.Credits,
+		signals:     cfg.Signals,
 		ipLoader:    cfg.IPRules,
 		ipRefresh:   cfg.IPRuleRefresh,
 		store:       cfg.Store,
@@ -232,8 +295,16 @@ func New(cfg Config) (*Engine, error) {
 }
 
 // Verify decides whether req.Key may make a request needing
-// req.Permissions. It never panics on any input and never answers VALID when
-// it could not find out.
+// req.Permissions, and spends req.Cost from the key's rate limits and
+// credits. It never panics on any input and never answers VALID when it
+// could not find out.
+//
+// With Config.Signals, every decision other than VALID and UNAVAILABLE is
+// reported as a SignalFailure (with the key, when it was found), a VALID
+// use from a network other than the previous one seen for the key (this
+// instance, while it is cached) as a SignalNetwork, and the VALID uses of
+// each key are counted and reported as a SignalUsage with every usage
+// flush.
 func (e *Engine) Verify(ctx context.Context, req Request) Result {
 	start := time.Now()
 	now := start
@@ -241,13 +312,20 @@ func (e *Engine) Verify(ctx context.Context, req Request) Result {
 		now = e.now()
 	}
 	res := e.verify(ctx, &req, now)
+	if e.signals != nil && res.Decision != keyward.DecisionValid && res.Decision != keyward.DecisionUnavailable {
+		e.signalFailure(&req, &res, now)
+	}
 	e.m.observe(res.Decision, time.Since(start))
 	return res
 }
 
-// verify runs the pipeline of DESIGN.md section 4 from step 2. Step 7 (rate
-// limits, quotas) belongs to a later issue; see the marked seam below.
+// verify runs the pipeline of DESIGN.md section 4 from step 2.
 func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result {
+	if req.Cost < 0 || req.Cost > keyward.MaxVerificationCost {
+		e.badCost(req.Cost)
+		return Result{Decision: keyward.DecisionUnavailable, Agent: req.Agent}
+	}
+
 	// 2. Global IP rules: a blocked address costs no parsing, hashing or
 	// lookup. Rules that were never loaded fail closed.
 	var rules *ipMatcher
@@ -275,6 +353,9 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 		return Result{Decision: keyward.DecisionNotFound, Agent: req.Agent}
 	}
 	k := &en.key
+	if req.Account != "" && k.AccountID != req.Account {
+		return Result{Decision: keyward.DecisionNotFound, Agent: req.Agent}
+	}
 
 	// 2, continued. The rules of the key's account, known only now.
 	if rules != nil {
@@ -302,11 +383,29 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 		return Result{Decision: keyward.DecisionInsufficientPermissions, Key: k, Agent: req.Agent}
 	}
 
-	// SEAM (later issue): named rate limits with a cost and quota/credits
-	// (step 7) go here, each returning RATE_LIMITED or USAGE_EXCEEDED with
-	// k. Until then no limit is enforced.
-
-	return Result{Decision: keyward.DecisionValid, Key: k, Agent: req.Agent}
+	// 7. Rate limits, then credits: a call the limits refuse spends no
+	// credits (but one the credits refuse has counted against the
+	// limits: they measure attempts, credits what was served).
+	res := Result{Decision: keyward.DecisionValid, Key: k, Agent: req.Agent}
+	if req.Unmetered {
+		return res
+	}
+	if limits := k.EffectiveRateLimits(); len(limits) > 0 {
+		e.rateLimit(ctx, &res, req, limits, now)
+		if res.Decision != keyward.DecisionValid {
+			return res
+		}
+	}
+	if k.Credits != nil {
+		e.spend(ctx, &res, req, now)
+		if res.Decision != keyward.DecisionValid {
+			return res
+		}
+	}
+	if e.signals != nil {
+		e.validUse(en, req.IP, now)
+	}
+	return res
 }
 
 // Close stops the background goroutine and flushes pending usage. Verify

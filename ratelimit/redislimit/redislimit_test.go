@@ -19,18 +19,7 @@ import (
 // client returns a client for the test Redis, at addr if not empty,
 // closed when the test ends.
 func client(t testing.TB, addr string) goredis.UniversalClient {
-	t.Helper()
-	opts, err := goredis.ParseURL(keywardtest.RedisURL(t))
-	if err != nil {
-		t.Fatalf("KEYWARD_TEST_REDIS_URL: %v", err)
-	}
-	if addr != "" {
-		opts.Addr = addr
-		opts.MaxRetries = -1
-	}
-	c := goredis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c
+	return keywardtest.NewRedisClient(t, addr)
 }
 
 // newLimiter returns a Limiter under a prefix of the test's own, whose keys

@@ -1,0 +1,153 @@
+package admin
+
+import (
+	"context"
+	"slices"
+
+	"github.com/keyward/keyward"
+)
+
+// The metering policy. Rate limits and credits are how a provider meters its
+// tenants, so only root sets them (on keys, and as an account's defaults). A
+// key created by a non-root caller inherits the caller's own rate limits, so
+// minting a new key never escapes them; a caller whose key has credits may
+// not create keys at all, since their credits could not bind the new key.
+
+// checkMetering refuses limits or credits from a non-root caller.
+func checkMetering(id *keyward.Identity, limits []keyward.RateLimit, credits *keyward.Credits) error {
+	if isRoot(id) {
+		return nil
+	}
+	if len(limits) > 0 {
+		return keyward.Errorf(keyward.EFORBIDDEN, "only a root key may set rate limits: they are how a provider meters its tenants")
+	}
+	if credits != nil {
+		return keyward.Errorf(keyward.EFORBIDDEN, "only a root key may set credits: they are how a provider meters its tenants")
+	}
+	return nil
+}
+
+// inheritedLimits returns the rate limits a key created by id must carry:
+// none for root, else the caller key's own. EFORBIDDEN if the caller's key
+// has credits.
+func (s *Service) inheritedLimits(ctx context.Context, id *keyward.Identity) ([]keyward.RateLimit, error) {
+	if isRoot(id) {
+		return nil, nil
+	}
+	own, err := s.store.Key(ctx, id.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	if own.Credits != nil {
+		return nil, keyward.Errorf(keyward.EFORBIDDEN, "key %s has credits, which would not bind the keys it creates: ask root to create the key", id.KeyID)
+	}
+	return slices.Clone(own.RateLimits), nil
+}
+
+// Credits returns the live credits of a key the caller may see.
+func (s *Service) Credits(ctx context.Context, keyID string) (*keyward.Credits, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.visibleKey(ctx, id, keyID); err != nil {
+		return nil, err
+	}
+	if err := s.ledgerConfigured(); err != nil {
+		return nil, err
+	}
+	c, err := s.credits.Credits(ctx, keyID, s.utc())
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, keyward.Errorf(keyward.ENOTFOUND, "key %s has no credits: set them first", keyID)
+	}
+	return c, nil
+}
+
+// SetCredits replaces a key's credits (nil removes them). Root only.
+func (s *Service) SetCredits(ctx context.Context, keyID string, c *keyward.Credits) (*keyward.Credits, error) {
+	id, unlock, err := s.writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := requireRoot(id, "set credits"); err != nil {
+		return nil, err
+	}
+	if c != nil {
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.ledgerConfigured(); err != nil {
+		return nil, err
+	}
+	k, err := s.credits.SetCredits(ctx, keyID, c, s.utc())
+	if err != nil {
+		return nil, err
+	}
+	s.keyChanged(k)
+	s.log.InfoContext(ctx, "key credits set", "key_id", keyID, "removed", c == nil, "by", id.KeyID)
+	return k.Credits, nil
+}
+
+// TopUpCredits adds n credits to a key. Root only.
+func (s *Service) TopUpCredits(ctx context.Context, keyID string, n int64) (*keyward.Credits, error) {
+	id, unlock, err := s.writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := requireRoot(id, "top up credits"); err != nil {
+		return nil, err
+	}
+	if n < 1 || n > keyward.MaxCredits {
+		return nil, keyward.Errorf(keyward.EINVALID, "top-up amount must be between 1 and %d, got %d", int64(keyward.MaxCredits), n)
+	}
+	if err := s.ledgerConfigured(); err != nil {
+		return nil, err
+	}
+	k, err := s.credits.TopUpCredits(ctx, keyID, n, s.utc())
+	if err != nil {
+		return nil, err
+	}
+	s.keyChanged(k)
+	s.log.InfoContext(ctx, "key credits topped up", "key_id", keyID, "amount", n, "by", id.KeyID)
+	return k.Credits, nil
+}
+
+func (s *Service) ledgerConfigured() error {
+	if s.credits == nil {
+		return keyward.Errorf(keyward.EINTERNAL, "admin: no credit ledger is configured")
+	}
+	return nil
+}
+
+// Anomalies lists anomalies: all for root, its own account's for an
+// account admin; a user may not.
+func (s *Service) Anomalies(ctx context.Context, f keyward.AnomalyFilter, p keyward.Page) (*keyward.AnomalyList, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case isRoot(id):
+	case id.Role == keyward.RoleAccountAdmin:
+		if f.AccountID != "" && f.AccountID != id.AccountID {
+			return nil, notFound("account", f.AccountID)
+		}
+		f.AccountID = id.AccountID
+	default:
+		return nil, keyward.Errorf(keyward.EFORBIDDEN, "a user key may not list anomalies")
+	}
+	if f.Type != "" && !f.Type.Valid() {
+		return nil, keyward.Errorf(keyward.EINVALID, "anomaly type %q is not one of ip_spread, usage_spike, revoked_key_use, failure_burst, brute_force", f.Type)
+	}
+	items, next, err := s.store.Anomalies(ctx, f, p)
+	if err != nil {
+		return nil, err
+	}
+	return &keyward.AnomalyList{Items: items, Next: next}, nil
+}

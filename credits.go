@@ -1,0 +1,121 @@
+package keyward
+
+import (
+	"context"
+	"time"
+)
+
+// Credits is a key's quota (DESIGN.md section 4, step 7): each verification
+// spends its cost from Remaining, and a key with too few remaining answers
+// USAGE_EXCEEDED. Remaining never goes below zero. With a Refill, Remaining
+// is raised back to Refill.Amount (never lowered: credits topped up beyond it
+// are kept) once per Refill.Interval, counted from RefilledAt.
+type Credits struct {
+	Remaining int64         `json:"remaining"`
+	Refill    *CreditRefill `json:"refill,omitempty"`
+	// RefilledAt is when the current refill period began: when the
+	// credits were set, or the last refill.
+	RefilledAt time.Time `json:"refilled_at"`
+	// Version orders the writes of a counter kept outside the store
+	// (Redis): a store ignores a write-back older than what it holds.
+	Version int64 `json:"-"`
+}
+
+// CreditRefill raises a key's credits to Amount every Interval.
+type CreditRefill struct {
+	Amount   int64    `json:"amount"`
+	Interval Duration `json:"interval"`
+}
+
+// Bounds of Credits, checked by Validate.
+const (
+	MaxCredits          = 1 << 53 // exact in JSON numbers and Lua doubles
+	MinRefillInterval   = time.Second
+	MaxRefillInterval   = 366 * 24 * time.Hour
+	MaxVerificationCost = 1 << 20
+)
+
+// Validate returns EINVALID, naming the field, unless Remaining is between 0
+// and MaxCredits and a Refill has an Amount of 1 to MaxCredits and an Interval
+// between a second and 366 days.
+func (c *Credits) Validate() error {
+	if c.Remaining < 0 || c.Remaining > MaxCredits {
+		return Errorf(EINVALID, "credits remaining must be between 0 and %d, got %d", int64(MaxCredits), c.Remaining)
+	}
+	if r := c.Refill; r != nil {
+		if r.Amount < 1 || r.Amount > MaxCredits {
+			return Errorf(EINVALID, "credit refill amount must be between 1 and %d, got %d", int64(MaxCredits), r.Amount)
+		}
+		if iv := time.Duration(r.Interval); iv < MinRefillInterval || iv > MaxRefillInterval {
+			return Errorf(EINVALID, "credit refill interval must be between %v and %v, got %v", MinRefillInterval, MaxRefillInterval, iv)
+		}
+	}
+	return nil
+}
+
+// At returns the credits as they stand at now, with every refill due by then
+// applied: Remaining raised to Refill.Amount and RefilledAt advanced by whole
+// intervals. A clock that went backwards refills nothing.
+func (c Credits) At(now time.Time) Credits {
+	if c.Refill == nil {
+		return c
+	}
+	iv := time.Duration(c.Refill.Interval)
+	elapsed := now.Sub(c.RefilledAt)
+	if iv <= 0 || elapsed < iv {
+		return c
+	}
+	c.RefilledAt = c.RefilledAt.Add(elapsed / iv * iv)
+	c.Remaining = max(c.Remaining, c.Refill.Amount)
+	return c
+}
+
+// Spend returns the credits at now after spending cost, and whether enough
+// remained; when not, nothing is spent (but due refills are applied).
+func (c Credits) Spend(cost int64, now time.Time) (Credits, bool) {
+	c = c.At(now)
+	if cost > c.Remaining {
+		return c, false
+	}
+	c.Remaining -= cost
+	return c, true
+}
+
+// CreditService reads and changes the credits of keys for a caller (the
+// identity in ctx): anyone who may see a key reads its live credits; only
+// root sets or tops them up. Implemented by admin.Service and client.Client.
+type CreditService interface {
+	// Credits returns the key's live credits; ENOTFOUND if it has none.
+	Credits(ctx context.Context, keyID string) (*Credits, error)
+	// SetCredits replaces the key's credits (nil removes them) and
+	// returns them as now stored.
+	SetCredits(ctx context.Context, keyID string, c *Credits) (*Credits, error)
+	// TopUpCredits adds n credits and returns the live credits.
+	TopUpCredits(ctx context.Context, keyID string, n int64) (*Credits, error)
+}
+
+// CreditLedger holds the live credit counts of keys: the store itself
+// (every spend an atomic update), or a counter in Redis written back to the
+// store. Verifications spend through it, and the admin API sets, tops up and
+// reads credits through it, so the counter that decides is the one changed.
+// Implemented by package credits.
+type CreditLedger interface {
+	// Spend applies the refills due at now to k's credits and spends cost
+	// if that much remains, atomically across every instance sharing the
+	// ledger. It returns what remains after the call and whether cost
+	// was spent. k is the key as the caller knows it (possibly a cached
+	// snapshot): its id and refill settings are used, never its
+	// Remaining. A key without credits spends nothing: (0, true, nil).
+	// EUNAVAILABLE if the ledger cannot decide; nothing is then spent.
+	Spend(ctx context.Context, k *Key, cost int64, now time.Time) (remaining int64, ok bool, err error)
+	// Credits returns the live credits of the key at now, nil if it has
+	// none. ENOTFOUND if the key does not exist.
+	Credits(ctx context.Context, keyID string, now time.Time) (*Credits, error)
+	// SetCredits replaces the key's credits (nil removes them; RefilledAt
+	// is set to now) and returns the key as stored.
+	SetCredits(ctx context.Context, keyID string, c *Credits, now time.Time) (*Key, error)
+	// TopUpCredits adds n (>= 1) to what remains after due refills and
+	// returns the key as stored, its Credits live. EINVALID if the key has
+	// no credits (set them first) or the sum exceeds MaxCredits.
+	TopUpCredits(ctx context.Context, keyID string, n int64, now time.Time) (*Key, error)
+}

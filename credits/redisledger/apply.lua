@@ -1,0 +1,58 @@
+-- Applies the refills due at now to a key's credits, then adds delta (a
+-- spend when negative, a top-up when positive) if the result stays between
+-- 0 and the maximum. The refill is a transcription of keyward.Credits.At
+-- (credits.go): change both together.
+--
+-- KEYS[1]   the key's counter, a hash: r remaining, t refilled at (Unix µs),
+--           v version
+-- ARGV[1]   delta, not 0
+-- ARGV[2]   now, Unix µs (the caller's clock)
+-- ARGV[3]   refill amount, 0 for none
+-- ARGV[4]   refill interval, µs
+-- ARGV[5]   idle TTL, ms
+-- ARGV[6]   the maximum of remaining (keyward.MaxCredits)
+-- ARGV[7-9] optional: r, t and v to create the counter with if it is absent
+--
+-- Returns {applied, r, t, v, changed} (applied and changed 1 or 0; changed
+-- when v was bumped), or {-1} if the counter is absent and ARGV[7-9] are
+-- not given. Every number stays below 2^53, exact in Lua's doubles.
+local r, t, v
+local write = false
+local h = redis.call('HMGET', KEYS[1], 'r', 't', 'v')
+if h[1] then
+  r, t, v = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
+elseif ARGV[7] then
+  r, t, v = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+  write = true
+else
+  return {-1}
+end
+local delta = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
+local amount = tonumber(ARGV[3])
+local interval = tonumber(ARGV[4])
+local changed = 0
+if amount > 0 and interval > 0 and now - t >= interval then
+  local elapsed = now - t
+  -- fmod is exact, where a floor of the quotient may round.
+  t = t + elapsed - math.fmod(elapsed, interval)
+  if r < amount then r = amount end
+  changed = 1
+end
+local applied = 0
+-- Compared so, not as r + delta, which could pass 2^53 and round.
+if delta >= -r and delta <= tonumber(ARGV[6]) - r then
+  applied = 1
+  r = r + delta
+  changed = 1
+end
+if changed == 1 then
+  v = v + 1
+  write = true
+end
+if write then
+  -- %d: a number argument would be formatted with %.17g.
+  redis.call('HSET', KEYS[1], 'r', string.format('%d', r), 't', string.format('%d', t), 'v', string.format('%d', v))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {applied, r, t, v, changed}

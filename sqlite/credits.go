@@ -1,0 +1,124 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// creditCols are the credits columns of keys, in creditArgs' and
+// storedCredits' order.
+const creditCols = "credits_remaining, credits_refill_amount, credits_refill_interval, credits_refilled_at, credits_version"
+
+// creditArgs returns the values of c for creditCols: NULLs and version 0
+// for a key without credits.
+func creditArgs(c *keyward.Credits) []any {
+	if c == nil {
+		return []any{nil, nil, nil, nil, 0}
+	}
+	var amount, interval any
+	if c.Refill != nil {
+		amount, interval = c.Refill.Amount, int64(c.Refill.Interval)
+	}
+	return []any{c.Remaining, amount, interval, formatTime(c.RefilledAt), c.Version}
+}
+
+// storedCredits receives creditCols.
+type storedCredits struct {
+	remaining, amount, interval sql.NullInt64
+	refilledAt                  sql.NullString
+	version                     int64
+}
+
+func (c *storedCredits) dest() []any {
+	return []any{&c.remaining, &c.amount, &c.interval, &c.refilledAt, &c.version}
+}
+
+// credits returns the credits scanned, nil if the key has none.
+func (c *storedCredits) credits() (*keyward.Credits, error) {
+	if !c.remaining.Valid {
+		return nil, nil
+	}
+	out := &keyward.Credits{Remaining: c.remaining.Int64, Version: c.version}
+	if c.amount.Valid {
+		out.Refill = &keyward.CreditRefill{Amount: c.amount.Int64, Interval: keyward.Duration(c.interval.Int64)}
+	}
+	var err error
+	if out.RefilledAt, err = parseTime(c.refilledAt.String); err != nil {
+		return nil, fmt.Errorf("stored credits_refilled_at: %w", err)
+	}
+	return out, nil
+}
+
+// SpendCredits applies the refills due at now to the key's credits and
+// spends cost if that much remains, in one write transaction: spends run
+// one after another through the single writer, so they never overspend.
+// Every spend or refill raises Version. It returns the credits after the
+// call and whether cost was spent; a key without credits gives (nil, true).
+// ENOTFOUND if the key does not exist, EINVALID if cost is below 1.
+func (s *Store) SpendCredits(ctx context.Context, keyID string, cost int64, now time.Time) (*keyward.Credits, bool, error) {
+	if cost < 1 {
+		return nil, false, keyward.Errorf(keyward.EINVALID, "sqlite: spend credits of key %s: cost must be at least 1, got %d", keyID, cost)
+	}
+	var (
+		c  *keyward.Credits
+		ok bool
+	)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var sc storedCredits
+		err := tx.QueryRowContext(ctx, "SELECT "+creditCols+" FROM keys WHERE id = ?", keyID).Scan(sc.dest()...)
+		if err != nil {
+			return s.keyError(err, keyID)
+		}
+		if c, err = sc.credits(); err != nil {
+			return err
+		}
+		if c == nil {
+			ok = true
+			return nil
+		}
+		refilledAt := c.RefilledAt
+		if *c, ok = c.Spend(cost, now); !ok && c.RefilledAt.Equal(refilledAt) {
+			return nil // neither spent nor refilled
+		}
+		c.Version++
+		_, err = tx.ExecContext(ctx, `UPDATE keys SET credits_remaining = ?, credits_refilled_at = ?, credits_version = ?
+			WHERE id = ?`, c.Remaining, formatTime(c.RefilledAt), c.Version, keyID)
+		return s.dbError(err, conflicts{})
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlite: spend credits of key %s: %w", keyID, err)
+	}
+	return c, ok, nil
+}
+
+// WriteCredits stores credits counted elsewhere in one write transaction:
+// each write replaces Remaining, RefilledAt and Version of a key that has
+// credits of an older version. Other writes are ignored. EINVALID, and
+// nothing written, if a Remaining is negative.
+func (s *Store) WriteCredits(ctx context.Context, writes []keyward.CreditWrite) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `UPDATE keys SET credits_remaining = ?1, credits_refilled_at = ?2, credits_version = ?3
+			WHERE id = ?4 AND credits_remaining IS NOT NULL AND credits_version < ?3`)
+		if err != nil {
+			return s.dbError(err, conflicts{})
+		}
+		defer st.Close()
+		for _, w := range writes {
+			if _, err := st.ExecContext(ctx, w.Remaining, formatTime(w.RefilledAt), w.Version, w.KeyID); err != nil {
+				return s.dbError(err, conflicts{})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: write credits of %d keys: %w", len(writes), err)
+	}
+	return nil
+}
