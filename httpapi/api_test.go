@@ -353,4 +353,3 @@ func TestPagination(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
-

@@ -29,12 +29,22 @@ func (a *app) accountsCommand() *cobra.Command {
 	}
 	a.addClientFlags(cmd)
 
-	var create keyward.AccountCreate
+	var (
+		create       keyward.AccountCreate
+		createLimits []string
+	)
 	createCmd := &cobra.Command{
-		Use:   "create --name NAME [--key-prefix PREFIX]",
+		Use:   "create --name NAME [--key-prefix PREFIX] [--rate-limit NAME=LIMIT/WINDOW]...",
 		Short: "Create an account (root key only)",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(createLimits) > 0 {
+				ls, err := parseRateLimits(createLimits)
+				if err != nil {
+					return err
+				}
+				create.RateLimits = ls
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -48,6 +58,7 @@ func (a *app) accountsCommand() *cobra.Command {
 	}
 	createCmd.Flags().StringVar(&create.Name, "name", "", "account name, unique (required)")
 	createCmd.Flags().StringVar(&create.KeyPrefix, "key-prefix", "", "prefix of this account's user keys, e.g. acme_live (default kw_user)")
+	createCmd.Flags().StringArrayVar(&createLimits, "rate-limit", nil, "default rate limit of the account's keys that set none, NAME=LIMIT/WINDOW (repeatable)")
 	createCmd.MarkFlagRequired("name")
 
 	var page keyward.Page
@@ -97,6 +108,7 @@ func (a *app) accountsCommand() *cobra.Command {
 	var (
 		name, prefix string
 		disabled     bool
+		limits       limitFlags
 	)
 	updateCmd := &cobra.Command{
 		Use:   "update ACCOUNT_ID [--name NAME] [--key-prefix PREFIX] [--disabled=true|false]",
@@ -116,8 +128,12 @@ A disabled account's keys stop verifying until it is enabled again (--disabled=f
 			if f.Changed("disabled") {
 				u.Disabled = &disabled
 			}
+			var err error
+			if u.RateLimits, err = limits.update(cmd); err != nil {
+				return err
+			}
 			if u == (keyward.AccountUpdate{}) {
-				return usageErrorf("nothing to update: give --name, --key-prefix or --disabled")
+				return usageErrorf("nothing to update: give --name, --key-prefix, --disabled, --rate-limit or --clear-rate-limits")
 			}
 			c, err := a.client()
 			if err != nil {
@@ -133,6 +149,7 @@ A disabled account's keys stop verifying until it is enabled again (--disabled=f
 	updateCmd.Flags().StringVar(&name, "name", "", "new name")
 	updateCmd.Flags().StringVar(&prefix, "key-prefix", "", "new prefix of user keys (existing keys keep theirs)")
 	updateCmd.Flags().BoolVar(&disabled, "disabled", false, "disable (true) or enable (false) the account")
+	limits.add(updateCmd, "default rate limit of the account's keys, NAME=LIMIT/WINDOW (repeatable; replaces the defaults)", "remove the account's default rate limits")
 
 	deleteCmd := &cobra.Command{
 		Use:   "delete ACCOUNT_ID",

@@ -82,6 +82,14 @@ type Config struct {
 	// Keystore names a static keystore file (docs/simple-modes.md); empty
 	// turns the keystore off.
 	Keystore string `yaml:"keystore"`
+	// RateLimitEngine is local (each instance counts alone) or redis
+	// (instances share the counts); empty: redis when Redis is set.
+	RateLimitEngine string `yaml:"rate_limit_engine"`
+	// CreditLedger is store (every spend an atomic store update) or redis
+	// (counted in Redis, written back); empty: redis when Redis is set.
+	CreditLedger string `yaml:"credit_ledger"`
+	// Abuse configures brute-force blocking and the anomaly rules.
+	Abuse AbuseConfig `yaml:"abuse"`
 	// DevMode turns authentication off for local development; Validate
 	// allows it only with a loopback Listen.
 	DevMode bool `yaml:"dev_mode"`
@@ -154,6 +162,13 @@ var settings = []setting{
 	{key: "trusted_proxies", env: "KEYWARD_TRUSTED_PROXIES", flag: "trusted-proxies",
 		set: setTrustedProxies,
 		get: func(c *Config) string { return strings.Join(c.TrustedProxies, ",") }},
+	// Rate limits and credits: see abuse.go.
+	{key: "rate_limit_engine", env: "KEYWARD_RATE_LIMIT_ENGINE", flag: "rate-limit-engine",
+		set: func(c *Config, v string) error { c.RateLimitEngine = v; return nil },
+		get: func(c *Config) string { return c.RateLimitEngine }},
+	{key: "credit_ledger", env: "KEYWARD_CREDIT_LEDGER", flag: "credit-ledger",
+		set: func(c *Config, v string) error { c.CreditLedger = v; return nil },
+		get: func(c *Config) string { return c.CreditLedger }},
 	// The simple modes: see simple.go.
 	{key: "keystore", env: "KEYWARD_KEYSTORE", flag: "keystore",
 		set: func(c *Config, v string) error { c.Keystore = v; return nil },
@@ -352,6 +367,8 @@ func addConfigFlags(fs *pflag.FlagSet, flags ...string) {
 			"shutdown-timeout":   "how long serve waits for requests on shutdown (env KEYWARD_SHUTDOWN_TIMEOUT)",
 			"gateway-listen":     "address serve runs the gateway routes on, host:port (env KEYWARD_GATEWAY_LISTEN)",
 			"trusted-proxies":    "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (env KEYWARD_TRUSTED_PROXIES)",
+			"rate-limit-engine":  "local or redis; empty: redis when --redis is set (env KEYWARD_RATE_LIMIT_ENGINE)",
+			"credit-ledger":      "store or redis; empty: redis when --redis is set (env KEYWARD_CREDIT_LEDGER)",
 			"keystore":           "static keystore file of SHA-256 token digests, see docs/simple-modes.md (env KEYWARD_KEYSTORE)",
 			"dev":                "DEV MODE: no authentication at all; loopback listen only (env KEYWARD_DEV_MODE)",
 		}[s.flag]
@@ -404,6 +421,7 @@ func (c *Config) Validate() error {
 	c.validateStore(add)
 	c.validateSimpleModes(add)
 	c.validateGateway(add)
+	c.validateAbuse(add)
 	if len(errs) > 0 {
 		return &ConfigError{Errors: errs}
 	}

@@ -197,6 +197,13 @@ func TestValidateNamesSettingAndFix(t *testing.T) {
 		{"unknown log level", func(c *Config) { c.LogLevel = "verbose" }, "log_level", "debug, info, warn or error"},
 		{"unknown log format", func(c *Config) { c.LogFormat = "xml" }, "log_format", "text or json"},
 		{"zero shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout", "above 0"},
+		{"unknown rate limit engine", func(c *Config) { c.RateLimitEngine = "memcached" }, "rate_limit_engine", "use local or redis"},
+		{"redis limits without redis", func(c *Config) { c.RateLimitEngine = "redis" }, "rate_limit_engine", "set redis"},
+		{"redis credits without redis", func(c *Config) { c.CreditLedger = "redis" }, "credit_ledger", "or use store"},
+		{"short brute-force window", func(c *Config) { c.Abuse.BruteForce.Window = 500 * time.Millisecond }, "abuse", "BruteForce.Window"},
+		{"setting of another rule", func(c *Config) { c.Abuse.BruteForce.Factor = 2 }, "abuse", "brute_force.factor: not a setting of that rule"},
+		{"bad allow list", func(c *Config) { c.Abuse.AllowList = []string{"10.0.0.0/99"} }, "abuse", "allow_list"},
+		{"unknown action", func(c *Config) { c.Abuse.IPSpread.Action = "block_ip" }, "abuse", "IPSpread.Action"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,6 +226,37 @@ func TestValidateNamesSettingAndFix(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestAbuseConfig(t *testing.T) {
+	c, err := ParseConfig(strings.NewReader(`
+abuse:
+  block_for: 1h
+  allow_list: [10.0.0.0/8]
+  brute_force: {threshold: 5, window: 30s}
+  usage_spike: {enabled: false}
+  revoked_key_use: {action: block_ip}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := c.abuseConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ac.BlockFor != time.Hour || len(ac.AllowList) != 1 || ac.AllowList[0].String() != "10.0.0.0/8" {
+		t.Errorf("block_for %v, allow_list %v", ac.BlockFor, ac.AllowList)
+	}
+	if !ac.BruteForce.Enabled || ac.BruteForce.Threshold != 5 || ac.BruteForce.Window != 30*time.Second {
+		t.Errorf("brute force = %+v, want enabled, 5 in 30s", ac.BruteForce)
+	}
+	if ac.UsageSpike.Enabled || !ac.IPSpread.Enabled || ac.RevokedKeyUse.Action != keyward.AnomalyActionBlockIP {
+		t.Errorf("usage spike enabled %v, ip spread enabled %v, revoked key action %q", ac.UsageSpike.Enabled, ac.IPSpread.Enabled, ac.RevokedKeyUse.Action)
+	}
+	c.Abuse.Disabled = true
+	if ac, _ = c.abuseConfig(); ac.BruteForce.Enabled || ac.IPSpread.Enabled || ac.FailureBurst.Enabled {
+		t.Error("abuse.disabled left a rule on")
 	}
 }
 

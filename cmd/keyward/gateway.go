@@ -64,6 +64,8 @@ type RouteConfig struct {
 	Host        string   `yaml:"host"`
 	Upstream    string   `yaml:"upstream"`
 	Permissions []string `yaml:"permissions"`
+	Limits      []string `yaml:"limits"`
+	Cost        int64    `yaml:"cost"`
 	Exempt      []string `yaml:"exempt"`
 	StampField  string   `yaml:"stamp_field"`
 }
@@ -118,7 +120,7 @@ func (c *Config) gatewayConfig() (gateway.Config, []*SettingError) {
 	}
 	cfg.TrustedProxies = tp
 	for i, r := range g.Routes {
-		route := gateway.Route{PathPrefix: r.Prefix, Host: r.Host, Permissions: r.Permissions, Exempt: r.Exempt, StampField: r.StampField}
+		route := gateway.Route{PathPrefix: r.Prefix, Host: r.Host, Permissions: r.Permissions, Limits: r.Limits, Cost: r.Cost, Exempt: r.Exempt, StampField: r.StampField}
 		if route.PathPrefix == "" {
 			route.PathPrefix = "/"
 		}

@@ -41,6 +41,7 @@ func (a *app) keysCreateCommand() *cobra.Command {
 		meta    string
 		expires string
 		out     emitFlags
+		meter   meteringFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create [--account ACCOUNT_ID] [--user USER_ID] [--role ROLE] [flags]",
@@ -79,6 +80,9 @@ fields, for the URL given by --emit-url (default: the keyward URL):
 			if !c.Role.Valid() {
 				return usageErrorf("--role %q: use root, account_admin or user", role)
 			}
+			if err := meter.apply(cmd, &c); err != nil {
+				return err
+			}
 			var err error
 			if c.Meta, err = parseMeta(meta); err != nil {
 				return err
@@ -102,6 +106,7 @@ fields, for the URL given by --emit-url (default: the keyward URL):
 		},
 	}
 	out.add(cmd)
+	meter.add(cmd)
 	f := cmd.Flags()
 	f.StringVar(&c.AccountID, "account", "", "account id (required unless --role root)")
 	f.StringVar(&c.UserID, "user", "", "user id (for --role user)")
@@ -189,6 +194,7 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 		perms, ipAllow      []string
 		clearPerms, noExp   bool
 		clearIPAllow        bool
+		limits              limitFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "update KEY_ID [--name NAME] [--permission P]... [--ip-allow CIDR]... [--meta JSON] [--expires WHEN | --no-expiry]",
@@ -219,6 +225,10 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 			case f.Changed("ip-allow"):
 				u.IPAllow = &ipAllow
 			}
+			var err error
+			if u.RateLimits, err = limits.update(cmd); err != nil {
+				return err
+			}
 			if f.Changed("meta") {
 				m, err := parseMeta(meta)
 				if err != nil {
@@ -241,8 +251,8 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 				}
 				u.ExpiresAt = &t
 			}
-			if u.Name == nil && u.Permissions == nil && u.Meta == nil && u.ExpiresAt == nil && !u.ClearExpiry && u.IPAllow == nil {
-				return usageErrorf("nothing to update: give --name, --permission, --clear-permissions, --ip-allow, --clear-ip-allow, --meta, --expires or --no-expiry")
+			if u.Name == nil && u.Permissions == nil && u.Meta == nil && u.ExpiresAt == nil && !u.ClearExpiry && u.IPAllow == nil && u.RateLimits == nil {
+				return usageErrorf("nothing to update: give --name, --permission, --clear-permissions, --ip-allow, --clear-ip-allow, --rate-limit, --clear-rate-limits, --meta, --expires or --no-expiry")
 			}
 			c, err := a.client()
 			if err != nil {
@@ -264,6 +274,7 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 	f.BoolVar(&noExp, "no-expiry", false, "remove the expiry")
 	f.StringSliceVar(&ipAllow, "ip-allow", nil, "network the key may be used from (repeatable); replaces the list")
 	f.BoolVar(&clearIPAllow, "clear-ip-allow", false, "let the key be used from anywhere")
+	limits.add(cmd, "named rate limit NAME=LIMIT/WINDOW (repeatable; replaces the key's limits; root only)", "remove the key's own limits (the account's defaults apply)")
 	return cmd
 }
 

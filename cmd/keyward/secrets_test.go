@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/keywardtest"
 )
 
 // secretForms returns the ways a secret could show up in text: as is and,
@@ -106,7 +107,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 
 	// Verify: valid, missing permission, malformed, unknown.
 	unknown, _ := apikey.Generate("kw_user")
-	malformed := user.Secret[:len(user.Secret)-1] + "x" // checksum broken
+	malformed := keywardtest.BreakChecksum(user.Secret)
 	secrets = append(secrets, unknown.Reveal(), malformed)
 	for _, k := range []string{user.Secret, malformed, unknown.Reveal()} {
 		cli(admin.Secret, "verify", k, "--permission", "memories:read")

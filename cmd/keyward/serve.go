@@ -12,13 +12,16 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/abuse"
 	"github.com/keyward/keyward/admin"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/bus"
 	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/redis"
 	"github.com/keyward/keyward/verify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 )
 
@@ -64,6 +67,16 @@ type core struct {
 	hasher *apikey.Hasher
 	engine *verify.Engine
 	admin  *admin.Service
+	// redis is the client shared by the bus, the rate limiter, the credit
+	// ledger and the abuse counter; nil without Redis.
+	redis goredis.UniversalClient
+	// ledger holds the live credits; closeLedger writes back its last
+	// counts.
+	ledger      keyward.CreditLedger
+	closeLedger func() error
+	// detector is the abuse detector, stopped by stopDetector.
+	detector     *abuse.Detector
+	stopDetector func()
 	// broadcaster is set by startBus (store.go).
 	broadcaster *bus.Broadcaster
 }
@@ -91,34 +104,75 @@ func openCore(ctx context.Context, cfg *Config, log *slog.Logger, withEngine boo
 		return nil, err
 	}
 	c := &core{store: store, hasher: hasher}
-	if withEngine {
-		c.engine, err = verify.New(verify.Config{
-			Store:    store,
-			Hasher:   hasher,
-			CacheTTL: cfg.CacheTTL,
-			Logger:   log,
-		})
-		if err != nil {
-			store.Close()
-			return nil, fmt.Errorf("starting the verification engine: %w", err)
-		}
+	if err := c.openEngine(cfg, log, withEngine); err != nil {
+		c.close(context.Background(), log)
+		return nil, err
 	}
 	c.admin = c.newAdmin(nil, log)
 	return c, nil
 }
 
-// close flushes the engine's usage batch, then closes the store.
+// openEngine opens the Redis client, the rate limiter, the credit ledger,
+// the abuse detector and (withEngine) the verification engine of c.
+func (c *core) openEngine(cfg *Config, log *slog.Logger, withEngine bool) error {
+	if cfg.Redis != "" {
+		client, err := redis.Open(cfg.Redis)
+		if err != nil {
+			return configErrorf("redis", "%s", keyward.ErrorMessage(err))
+		}
+		c.redis = client
+	}
+	limiter, ledger, closeLedger, err := openMetering(cfg, c.store, c.redis, log)
+	if err != nil {
+		return fmt.Errorf("opening the rate limiter and credit ledger: %w", err)
+	}
+	c.ledger, c.closeLedger = ledger, closeLedger
+	if !withEngine {
+		return nil
+	}
+	if c.detector, c.stopDetector, err = startDetector(cfg, c, log); err != nil {
+		return err
+	}
+	c.engine, err = verify.New(verify.Config{
+		Store:    c.store,
+		Hasher:   c.hasher,
+		CacheTTL: cfg.CacheTTL,
+		Limiter:  limiter,
+		Credits:  ledger,
+		Signals:  c.detector,
+		Logger:   log,
+	})
+	if err != nil {
+		return fmt.Errorf("starting the verification engine: %w", err)
+	}
+	return nil
+}
+
+// close stops the abuse detector, flushes the engine's usage batch and the
+// credit ledger's counts, then closes the store and Redis.
 func (c *core) close(ctx context.Context, log *slog.Logger) error {
 	var errs []error
+	if c.stopDetector != nil {
+		c.stopDetector()
+	}
 	if c.engine != nil {
 		if err := c.engine.Close(ctx); err != nil {
 			log.Error("flushing key usage", "err", err)
 			errs = append(errs, fmt.Errorf("flushing key usage: %w", err))
 		}
 	}
+	if c.closeLedger != nil {
+		if err := c.closeLedger(); err != nil {
+			log.Error("writing back credits", "err", err)
+			errs = append(errs, fmt.Errorf("writing back credits: %w", err))
+		}
+	}
 	if err := c.store.Close(); err != nil {
 		log.Error("closing the store", "err", err)
 		errs = append(errs, fmt.Errorf("closing the store: %w", err))
+	}
+	if c.redis != nil {
+		c.redis.Close()
 	}
 	return errors.Join(errs...)
 }
@@ -190,6 +244,7 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		c.engine,
 		c.broadcaster,
+		c.detector,
 	} {
 		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("registering metrics: %w", err)

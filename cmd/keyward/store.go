@@ -16,6 +16,7 @@ import (
 	"github.com/keyward/keyward/postgres"
 	"github.com/keyward/keyward/redis"
 	"github.com/keyward/keyward/sqlite"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // The store and the invalidation bus (DESIGN.md sections 4 and 7): the
@@ -152,7 +153,7 @@ func sharedPepperError(cfg *Config) error {
 // newAdmin returns the admin service of c telling observer about changes
 // (nil: the engine).
 func (c *core) newAdmin(observer keyward.KeyObserver, log *slog.Logger) *admin.Service {
-	return admin.New(admin.Config{Store: c.store, Hasher: c.hasher, Verifier: c.engine, Observer: observer, Logger: log})
+	return admin.New(admin.Config{Store: c.store, Hasher: c.hasher, Verifier: c.engine, Observer: observer, Credits: c.ledger, Logger: log})
 }
 
 // startBus connects c's engine to the invalidation bus: it chooses the bus
@@ -162,7 +163,7 @@ func (c *core) newAdmin(observer keyward.KeyObserver, log *slog.Logger) *admin.S
 // returned stop ends the loop and releases the bus; call it after the HTTP
 // server has shut down and before closing the store.
 func (c *core) startBus(ctx context.Context, cfg *Config, log *slog.Logger) (stop func(), err error) {
-	b, kind, release, err := openBus(cfg, log)
+	b, kind, release, err := openBus(cfg, c.redis, log)
 	if err != nil {
 		return nil, err
 	}
@@ -194,16 +195,12 @@ func (c *core) startBus(ctx context.Context, cfg *Config, log *slog.Logger) (sto
 }
 
 // openBus returns the bus cfg selects, its name for logs and a function
-// that releases it.
-func openBus(cfg *Config, log *slog.Logger) (keyward.Bus, string, func(), error) {
+// that releases it. A Redis bus uses client, which the core closes.
+func openBus(cfg *Config, client goredis.UniversalClient, log *slog.Logger) (keyward.Bus, string, func(), error) {
 	switch {
-	case cfg.Redis != "":
-		client, err := redis.Open(cfg.Redis)
-		if err != nil {
-			return nil, "", nil, configErrorf("redis", "%s", keyward.ErrorMessage(err))
-		}
+	case client != nil:
 		name := "redis pub/sub " + redis.Redact(cfg.Redis)
-		return redis.NewBus(client, cfg.BusChannel, log), name, func() { client.Close() }, nil
+		return redis.NewBus(client, cfg.BusChannel, log), name, func() {}, nil
 	case cfg.usesPostgres():
 		nb, err := postgres.NewNotifyBus(cfg.Store, cfg.BusChannel, log)
 		if err != nil {
