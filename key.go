@@ -91,6 +91,11 @@ type Key struct {
 	// RateLimits are the key's named limits (RATE_LIMITED beyond them);
 	// when empty, the account's default limits apply.
 	RateLimits []RateLimit `json:"rate_limits,omitempty"`
+	// MeterID, when set, is the key whose rate limit buckets this key
+	// counts against: the key it replaced by rotation (so a rotation
+	// never refills the limits), or the user key that created it (so a
+	// user minting keys never multiplies its limits). Empty: its own.
+	MeterID string `json:"meter_id,omitempty"`
 	// Credits, when set, is the key's quota (USAGE_EXCEEDED when spent).
 	// In a key read from the cache it is a snapshot: the ledger holds the
 	// live count.
@@ -116,6 +121,15 @@ type Key struct {
 	// AccountRateLimits mirrors the owning account's default limits,
 	// filled by stores on reads like AccountDisabled.
 	AccountRateLimits []RateLimit `json:"-"`
+}
+
+// Meter returns the id whose rate limit buckets the key counts against:
+// MeterID, or its own id.
+func (k *Key) Meter() string {
+	if k.MeterID != "" {
+		return k.MeterID
+	}
+	return k.ID
 }
 
 // EffectiveRateLimits returns the limits that apply to the key: its own, or

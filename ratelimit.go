@@ -18,14 +18,15 @@ const (
 	MinRateLimitWindow = time.Second
 	MaxRateLimitWindow = 366 * 24 * time.Hour
 	// MinRateLimitInterval is the shortest time in which one unit of a
-	// limit refills (Window/Limit): a microsecond, the clock resolution of
-	// the Redis engine.
-	MinRateLimitInterval = time.Microsecond
+	// limit refills (Window/Limit), so at most 10,000 per second: the
+	// Redis engine counts in whole microseconds, and rounding an interval
+	// of at least 100µs down to one keeps its error under 1%.
+	MinRateLimitInterval = 100 * time.Microsecond
 )
 
 // Validate returns EINVALID, naming the field, unless the name is 1 to 64 of
 // [A-Za-z0-9_.-], Limit is at least 1, Window is between a second and 366
-// days, and Window/Limit is at least a microsecond.
+// days, and Window/Limit is at least MinRateLimitInterval.
 func (r RateLimit) Validate() error {
 	if r.Name == "" || len(r.Name) > MaxRateLimitName {
 		return Errorf(EINVALID, "rate limit name %q: must be 1 to %d characters", r.Name, MaxRateLimitName)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/credits"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -55,7 +56,7 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 	if err != nil {
 		return nil, err
 	}
-	limits, credits, err := s.metering(ctx, id, c.RateLimits, c.Credits, now)
+	limits, credits, meter, err := s.metering(ctx, id, c.RateLimits, c.Credits, now)
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +85,7 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 		ExpiresAt:   c.ExpiresAt,
 		IPAllow:     ipAllow,
 		RateLimits:  limits,
+		MeterID:     meter,
 		Credits:     credits,
 		CreatedAt:   now,
 		UpdatedAt:   now,
@@ -102,30 +104,27 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 
 // metering validates the rate limits and credits of a new key and applies
 // the metering policy (see limits.go): only root sets them, and a key made by
-// anyone else inherits its maker's limits.
-func (s *Service) metering(ctx context.Context, id *keyward.Identity, limits []keyward.RateLimit, credits *keyward.Credits, now time.Time) ([]keyward.RateLimit, *keyward.Credits, error) {
+// anyone else inherits its maker's limits (and a user key's meter).
+func (s *Service) metering(ctx context.Context, id *keyward.Identity, limits []keyward.RateLimit, credits *keyward.Credits, now time.Time) ([]keyward.RateLimit, *keyward.Credits, string, error) {
 	if err := keyward.ValidateRateLimits(limits); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if credits != nil {
 		if err := credits.Validate(); err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 		c := *credits
 		c.RefilledAt, c.Version = now, 0
 		credits = &c
 	}
 	if err := checkMetering(id, limits, credits); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	if !isRoot(id) {
-		inherited, err := s.inheritedLimits(ctx, id)
-		if err != nil {
-			return nil, nil, err
-		}
-		limits = inherited
+	if isRoot(id) {
+		return limits, credits, "", nil
 	}
-	return limits, credits, nil
+	inherited, meter, err := s.inherited(ctx, id)
+	return inherited, credits, meter, err
 }
 
 // checkCreate validates the shape of c and the caller's right to create a
@@ -406,9 +405,7 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 		return nil, err
 	}
 	// The replacement takes over what remains of the credits, live (the
-	// store's count may trail a Redis ledger). During the grace window
-	// the old key spends from its own count, so a rotation can at most
-	// double what remains, for the length of the grace.
+	// store's count may trail a Redis ledger); the old key keeps none.
 	var live *keyward.Credits
 	if current.Credits != nil && s.credits != nil {
 		if live, err = s.credits.Credits(ctx, keyID, s.utc()); err != nil {
@@ -444,6 +441,10 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 		next.RotatedFrom = old.ID
 		next.CreatedAt, next.UpdatedAt = now, now
 		next.CreatedBy = id.KeyID
+		next.MeterID = old.Meter()
+		if old.Credits != nil {
+			old.Credits = credits.Fresh(&keyward.Credits{}, now, credits.NextVersion(old.Credits.Version, now))
+		}
 		if next.Credits != nil {
 			if live != nil {
 				next.Credits.Remaining, next.Credits.RefilledAt = live.Remaining, live.RefilledAt
@@ -458,6 +459,16 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 	})
 	if err != nil {
 		return nil, err
+	}
+	if old.Credits != nil && s.credits != nil {
+		// The store holds the old key's credits at zero; a ledger
+		// counting elsewhere (Redis) must be told too.
+		cleared, err := s.credits.SetCredits(ctx, old.ID, &keyward.Credits{}, s.utc())
+		if err != nil {
+			s.log.ErrorContext(ctx, "rotated key's credits not cleared in the ledger: clear them with keyward credits set", "key_id", old.ID, "err", err)
+		} else {
+			old = cleared
+		}
 	}
 	s.keyChanged(old)
 	s.keyChanged(&created.Key)

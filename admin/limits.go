@@ -8,10 +8,17 @@ import (
 )
 
 // The metering policy. Rate limits and credits are how a provider meters its
-// tenants, so only root sets them (on keys, and as an account's defaults). A
-// key created by a non-root caller inherits the caller's own rate limits, so
-// minting a new key never escapes them; a caller whose key has credits may
-// not create keys at all, since their credits could not bind the new key.
+// tenants, so only root sets them (on keys, and as an account's defaults).
+// Minting or rotating keys never escapes them:
+//   - a key created by a non-root key inherits its creator's own limits,
+//     and one created by a user key counts against its creator's buckets
+//     (Key.MeterID), so a user minting keys gets no more than it had;
+//   - a rotation's replacement counts against the old key's buckets, and
+//     takes over its credits (the old key keeps none);
+//   - a key with credits may not create keys, since its credits could not
+//     bind them.
+// An account admin's keys for its users each get their own buckets: per-key
+// limits bound each key, not the account as a whole.
 
 // checkMetering refuses limits or credits from a non-root caller.
 func checkMetering(id *keyward.Identity, limits []keyward.RateLimit, credits *keyward.Credits) error {
@@ -27,21 +34,21 @@ func checkMetering(id *keyward.Identity, limits []keyward.RateLimit, credits *ke
 	return nil
 }
 
-// inheritedLimits returns the rate limits a key created by id must carry:
-// none for root, else the caller key's own. EFORBIDDEN if the caller's key
-// has credits.
-func (s *Service) inheritedLimits(ctx context.Context, id *keyward.Identity) ([]keyward.RateLimit, error) {
-	if isRoot(id) {
-		return nil, nil
-	}
+// inherited returns the rate limits and meter a key created by id, not
+// root, must carry: the caller key's own limits, and for a user key its
+// meter too. EFORBIDDEN if the caller's key has credits.
+func (s *Service) inherited(ctx context.Context, id *keyward.Identity) (limits []keyward.RateLimit, meter string, err error) {
 	own, err := s.store.Key(ctx, id.KeyID)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if own.Credits != nil {
-		return nil, keyward.Errorf(keyward.EFORBIDDEN, "key %s has credits, which would not bind the keys it creates: ask root to create the key", id.KeyID)
+		return nil, "", keyward.Errorf(keyward.EFORBIDDEN, "key %s has credits, which would not bind the keys it creates: ask root to create the key", id.KeyID)
 	}
-	return slices.Clone(own.RateLimits), nil
+	if own.Role == keyward.RoleUser {
+		meter = own.Meter()
+	}
+	return slices.Clone(own.RateLimits), meter, nil
 }
 
 // Credits returns the live credits of a key the caller may see.

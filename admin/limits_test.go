@@ -53,6 +53,45 @@ func TestKeysInheritTheirMakersLimits(t *testing.T) {
 	wantCode(t, err, keyward.EFORBIDDEN)
 }
 
+// Neither minting keys nor rotating them refills a rate limit: the new
+// keys count against the buckets of the key they came from.
+func TestMintingAndRotatingShareTheBuckets(t *testing.T) {
+	e := newEnv(t)
+	a, u, adminKey, _ := e.tenant(t, "acme", "p")
+	twice := keyward.RateLimit{Name: "h", Limit: 2, Window: keyward.Duration(time.Hour)}
+	user := must(e.svc.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Permissions: []string{"p"}, RateLimits: []keyward.RateLimit{twice}}))
+	verify := func(k *keyward.CreatedKey) keyward.Decision {
+		t.Helper()
+		return must(e.svc.VerifyKey(e.root, keyward.VerifyRequest{Key: k.Secret})).Code
+	}
+	if d := verify(user); d != keyward.DecisionValid {
+		t.Fatalf("first call: %s", d)
+	}
+	child := must(e.svc.CreateKey(as(t, &user.Key), keyward.KeyCreate{AccountID: a.ID, UserID: u.ID}))
+	if child.MeterID != user.ID {
+		t.Fatalf("a user key's child meters against %q, want its maker %s", child.MeterID, user.ID)
+	}
+	if d := verify(child); d != keyward.DecisionValid {
+		t.Fatalf("the child's first call, the maker's second: %s", d)
+	}
+	if d := verify(child); d != keyward.DecisionRateLimited {
+		t.Fatalf("the third call across maker and child: %s, want RATE_LIMITED", d)
+	}
+	next := must(e.svc.RotateKey(e.root, user.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)}))
+	again := must(e.svc.RotateKey(e.root, next.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)}))
+	if next.MeterID != user.ID || again.MeterID != user.ID {
+		t.Fatalf("replacements meter against %q and %q, want the first key %s", next.MeterID, again.MeterID, user.ID)
+	}
+	if d := verify(again); d != keyward.DecisionRateLimited {
+		t.Fatalf("after two rotations: %s, want RATE_LIMITED (the buckets are shared)", d)
+	}
+	// An account admin's keys for its users each have their own buckets.
+	own := must(e.svc.CreateKey(as(t, &adminKey.Key), keyward.KeyCreate{AccountID: a.ID, UserID: u.ID}))
+	if own.MeterID != "" {
+		t.Fatalf("an account admin's key for a user meters against %q, want its own", own.MeterID)
+	}
+}
+
 func TestCredits(t *testing.T) {
 	e := newEnv(t)
 	_, _, adminKey, userKey := e.tenant(t, "acme", "p")
@@ -93,10 +132,17 @@ func TestCredits(t *testing.T) {
 		t.Fatalf("after the refill interval, key credits = %+v, want 100", got.Credits)
 	}
 
-	// Rotation hands the live count to the replacement.
-	next := must(e.svc.RotateKey(e.root, userKey.ID, keyward.KeyRotate{}))
+	// Rotation hands the live count to the replacement; the old key,
+	// in its grace window, keeps none.
+	next := must(e.svc.RotateKey(e.root, userKey.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)}))
 	if next.Credits == nil || next.Credits.Remaining != 100 {
 		t.Fatalf("replacement credits = %+v, want 100", next.Credits)
+	}
+	if old := must(e.svc.Credits(e.root, userKey.ID)); old.Remaining != 0 || old.Refill != nil {
+		t.Fatalf("the rotated key's credits = %+v, want none left and no refill", old)
+	}
+	if res := must(e.svc.VerifyKey(e.root, keyward.VerifyRequest{Key: userKey.Secret})); res.Code != keyward.DecisionUsageExceeded {
+		t.Fatalf("the rotated key in its grace window: %s, want USAGE_EXCEEDED", res.Code)
 	}
 	if _, err := e.svc.SetCredits(e.root, next.ID, nil); err != nil {
 		t.Fatal(err)

@@ -90,7 +90,7 @@ func testRateLimits(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("update sets and clears a key's limits", func(t *testing.T) {
 		f := newFixture(t, open)
 		k := f.rootKey()
-		limits := []keyward.RateLimit{{Name: "a.b_c-1", Limit: 1_000_000, Window: keyward.Duration(time.Second)}}
+		limits := []keyward.RateLimit{{Name: "a.b_c-1", Limit: 10_000, Window: keyward.Duration(time.Second)}}
 		got, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.RateLimits = limits; return nil })
 		must(t, err)
 		want := k.Clone()

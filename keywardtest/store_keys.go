@@ -50,6 +50,7 @@ func diffKey(got, want *keyward.Key) string {
 	check("Disabled", got.Disabled == want.Disabled, got.Disabled, want.Disabled)
 	check("RevokedAt", timeEqual(got.RevokedAt, want.RevokedAt), got.RevokedAt, want.RevokedAt)
 	check("RotatedFrom", got.RotatedFrom == want.RotatedFrom, got.RotatedFrom, want.RotatedFrom)
+	check("MeterID", got.MeterID == want.MeterID, got.MeterID, want.MeterID)
 	check("GraceUntil", timeEqual(got.GraceUntil, want.GraceUntil), got.GraceUntil, want.GraceUntil)
 	check("CreatedAt", got.CreatedAt.Equal(want.CreatedAt), got.CreatedAt, want.CreatedAt)
 	check("CreatedBy", got.CreatedBy == want.CreatedBy, got.CreatedBy, want.CreatedBy)
@@ -139,6 +140,7 @@ func fullKey(accountID, userID string) *keyward.Key {
 		Disabled:    true,
 		RevokedAt:   ptr(fixedTime.Add(48 * time.Hour)),
 		RotatedFrom: apikey.NewID("key"),
+		MeterID:     apikey.NewID("key"),
 		GraceUntil:  ptr(fixedTime.Add(47 * time.Hour)),
 		CreatedAt:   fixedTime,
 		CreatedBy:   apikey.NewID("key"),

@@ -204,7 +204,7 @@ func rotation(grace time.Time, next **keyward.Key) func(*keyward.Key) (*keyward.
 	return func(old *keyward.Key) (*keyward.Key, error) {
 		old.RevokedAt, old.GraceUntil, old.UpdatedAt = &grace, &grace, fixedTime
 		n := old.Clone()
-		n.ID, n.Hash, n.RotatedFrom = apikey.NewID("key"), randomHash(), old.ID
+		n.ID, n.Hash, n.RotatedFrom, n.MeterID = apikey.NewID("key"), randomHash(), old.ID, old.Meter()
 		n.RevokedAt, n.GraceUntil, n.LastUsedAt = nil, nil, nil
 		n.CreatedAt, n.UpdatedAt = fixedTime, fixedTime
 		*next = n
@@ -229,8 +229,8 @@ func testRotateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		byHash, err := f.s.KeyByHash(f.ctx, next.Hash)
 		must(t, err)
 		wantKey(t, byHash, next)
-		if gotNext.RotatedFrom != k.ID {
-			t.Fatalf("RotatedFrom = %q, want %q", gotNext.RotatedFrom, k.ID)
+		if gotNext.RotatedFrom != k.ID || gotNext.MeterID != k.Meter() {
+			t.Fatalf("RotatedFrom, MeterID = %q, %q; want %q, %q", gotNext.RotatedFrom, gotNext.MeterID, k.ID, k.Meter())
 		}
 	})
 	t.Run("an error from fn changes nothing", func(t *testing.T) {

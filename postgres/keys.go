@@ -21,7 +21,7 @@ import (
 const keyCols = `k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
 	COALESCE(k.account_id, ''), COALESCE(k.user_id, ''), k.permissions, k.meta, k.expires_at, k.disabled,
 	k.revoked_at, COALESCE(k.rotated_from, ''), k.grace_until, k.created_at, COALESCE(k.created_by, ''),
-	k.last_used_at, k.updated_at, k.ip_allow, k.rate_limits, k.credits_remaining, k.credits_refill_amount,
+	k.last_used_at, k.updated_at, k.ip_allow, k.rate_limits, COALESCE(k.meter_id, ''), k.credits_remaining, k.credits_refill_amount,
 	k.credits_refill_interval, k.credits_refilled_at, k.credits_version`
 
 // returningKey ends an INSERT, UPDATE or DELETE on keys AS k with the key
@@ -105,7 +105,7 @@ func (s *Store) insertKey(ctx context.Context, q querier, k *keyward.Key) (*keyw
 // keyColumns are the columns a key is inserted with, in keyRow's order.
 var keyColumns = append([]string{"id", "key_hash", "pepper_version", "start", "prefix", "name", "role",
 	"account_id", "user_id", "permissions", "meta", "expires_at", "disabled", "revoked_at", "rotated_from",
-	"grace_until", "created_at", "created_by", "last_used_at", "updated_at", "ip_allow", "rate_limits"},
+	"grace_until", "created_at", "created_by", "last_used_at", "updated_at", "ip_allow", "rate_limits", "meter_id"},
 	creditColumns...)
 
 // insertOneKey is the INSERT of insertKey, returning the key as stored.
@@ -123,7 +123,7 @@ func keyRow(k *keyward.Key) []any {
 		nullString(k.AccountID), nullString(k.UserID), permissions(k.Permissions), nullJSON(k.Meta), k.ExpiresAt,
 		k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
 		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt, prefixStrings(k.IPAllow),
-		encodeRateLimits(k.RateLimits)}
+		encodeRateLimits(k.RateLimits), nullString(k.MeterID)}
 	return append(row, creditArgs(k.Credits)...)
 }
 
@@ -315,14 +315,14 @@ func (s *Store) saveKey(ctx context.Context, tx pgx.Tx, orig, k *keyward.Key) (*
 	args := []any{k.Start, k.Prefix, k.Name, permissions(k.Permissions), nullJSON(k.Meta),
 		k.ExpiresAt, k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
 		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt,
-		prefixStrings(k.IPAllow), encodeRateLimits(k.RateLimits)}
+		prefixStrings(k.IPAllow), encodeRateLimits(k.RateLimits), nullString(k.MeterID)}
 	args = append(append(args, creditArgs(k.Credits)...), k.ID)
 	stored, err := scanKey(tx.QueryRow(ctx, `UPDATE keys AS k SET start = $1, prefix = $2, name = $3,
 		permissions = $4, meta = $5, expires_at = $6, disabled = $7, revoked_at = $8, rotated_from = $9,
 		grace_until = $10, created_at = $11, created_by = $12, last_used_at = $13, updated_at = $14,
-		ip_allow = $15, rate_limits = $16, credits_remaining = $17, credits_refill_amount = $18,
-		credits_refill_interval = $19, credits_refilled_at = $20, credits_version = $21
-		WHERE k.id = $22`+returningKey, args...))
+		ip_allow = $15, rate_limits = $16, meter_id = $17, credits_remaining = $18, credits_refill_amount = $19,
+		credits_refill_interval = $20, credits_refilled_at = $21, credits_version = $22
+		WHERE k.id = $23`+returningKey, args...))
 	if err != nil {
 		return nil, s.dbError(err, nil)
 	}
@@ -386,7 +386,7 @@ func scanKey(row pgx.Row) (*keyward.Key, error) {
 	dest := []any{&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
 		&k.AccountID, &k.UserID, &permissions, &meta, &k.ExpiresAt, &k.Disabled,
 		&k.RevokedAt, &k.RotatedFrom, &k.GraceUntil, &createdAt, &k.CreatedBy,
-		&k.LastUsedAt, &updatedAt, &ipAllow, &rateLimits}
+		&k.LastUsedAt, &updatedAt, &ipAllow, &rateLimits, &k.MeterID}
 	dest = append(append(dest, credits.dest()...), &k.AccountDisabled, &accountRLs)
 	err := row.Scan(dest...)
 	if err != nil {

@@ -192,14 +192,14 @@ func TestRateLimitValidate(t *testing.T) {
 		ok     bool
 	}{
 		{[]keyward.RateLimit{{Name: "per-second", Limit: 10, Window: sec}, {Name: "day.v2_x", Limit: 1e6, Window: keyward.Duration(24 * time.Hour)}}, true},
-		{[]keyward.RateLimit{{Name: "max", Limit: 1e6, Window: sec}}, true},
+		{[]keyward.RateLimit{{Name: "max", Limit: 1e4, Window: sec}}, true},
 		{[]keyward.RateLimit{{Name: "", Limit: 10, Window: sec}}, false},
 		{[]keyward.RateLimit{{Name: `a"b`, Limit: 10, Window: sec}}, false},
 		{[]keyward.RateLimit{{Name: strings.Repeat("a", 65), Limit: 10, Window: sec}}, false},
 		{[]keyward.RateLimit{{Name: "a", Limit: 0, Window: sec}}, false},
 		{[]keyward.RateLimit{{Name: "a", Limit: 10, Window: keyward.Duration(time.Millisecond)}}, false},
 		{[]keyward.RateLimit{{Name: "a", Limit: 10, Window: keyward.Duration(400 * 24 * time.Hour)}}, false},
-		{[]keyward.RateLimit{{Name: "a", Limit: 1e6 + 1, Window: sec}}, false},
+		{[]keyward.RateLimit{{Name: "a", Limit: 1e4 + 1, Window: sec}}, false},
 		{[]keyward.RateLimit{{Name: "a", Limit: 1, Window: sec}, {Name: "a", Limit: 2, Window: sec}}, false},
 	} {
 		err := keyward.ValidateRateLimits(tc.limits)

@@ -17,7 +17,7 @@ import (
 // keyCols are the columns of a key, in insertKeys' and scanKey's order.
 const keyCols = `id, key_hash, pepper_version, start, prefix, name, role,
 	account_id, user_id, permissions, meta, expires_at, disabled, revoked_at, rotated_from, grace_until,
-	created_at, created_by, last_used_at, updated_at, ip_allow, rate_limits, ` + creditCols
+	created_at, created_by, last_used_at, updated_at, ip_allow, rate_limits, meter_id, ` + creditCols
 
 // keyParams is the number of keyCols.
 var keyParams = strings.Count(keyCols, ",") + 1
@@ -27,7 +27,7 @@ var keyParams = strings.Count(keyCols, ",") + 1
 const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
 	k.account_id, k.user_id, k.permissions, k.meta, k.expires_at, k.disabled, k.revoked_at,
 	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
-	k.ip_allow, k.rate_limits, k.credits_remaining, k.credits_refill_amount, k.credits_refill_interval,
+	k.ip_allow, k.rate_limits, k.meter_id, k.credits_remaining, k.credits_refill_amount, k.credits_refill_interval,
 	k.credits_refilled_at, k.credits_version, COALESCE(a.disabled, 0), COALESCE(a.rate_limits, '[]')
 	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id`
 
@@ -142,7 +142,7 @@ func appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
 		nullString(k.AccountID), nullString(k.UserID), perms, nullJSON(k.Meta), nullTime(k.ExpiresAt),
 		k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
 		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt),
-		encodeList(k.IPAllow), encodeList(k.RateLimits))
+		encodeList(k.IPAllow), encodeList(k.RateLimits), nullString(k.MeterID))
 	return append(args, creditArgs(k.Credits)...), nil
 }
 
@@ -393,11 +393,11 @@ func (s *Store) saveKey(ctx context.Context, tx *sql.Tx, orig, k *keyward.Key) e
 	args := []any{k.Start, k.Prefix, k.Name, perms, nullJSON(k.Meta),
 		nullTime(k.ExpiresAt), k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
 		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt),
-		encodeList(k.IPAllow), encodeList(k.RateLimits)}
+		encodeList(k.IPAllow), encodeList(k.RateLimits), nullString(k.MeterID)}
 	args = append(append(args, creditArgs(k.Credits)...), k.ID)
 	_, err = tx.ExecContext(ctx, `UPDATE keys SET start = ?, prefix = ?, name = ?, permissions = ?, meta = ?,
 		expires_at = ?, disabled = ?, revoked_at = ?, rotated_from = ?, grace_until = ?, created_at = ?,
-		created_by = ?, last_used_at = ?, updated_at = ?, ip_allow = ?, rate_limits = ?,
+		created_by = ?, last_used_at = ?, updated_at = ?, ip_allow = ?, rate_limits = ?, meter_id = ?,
 		credits_remaining = ?, credits_refill_amount = ?, credits_refill_interval = ?, credits_refilled_at = ?,
 		credits_version = ?
 		WHERE id = ?`, args...)
@@ -453,6 +453,7 @@ func scanKey(row scanner) (*keyward.Key, error) {
 		hash                                            []byte
 		role, perms, ipAllow, rateLimits, accountLimits string
 		accountID, userID, meta, rotatedFrom, createdBy sql.NullString
+		meterID                                         sql.NullString
 		expires, revoked, grace, lastUsed               sql.NullString
 		created, updated                                string
 		credits                                         storedCredits
@@ -460,7 +461,7 @@ func scanKey(row scanner) (*keyward.Key, error) {
 	dest := []any{&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
 		&accountID, &userID, &perms, &meta, &expires, &k.Disabled, &revoked,
 		&rotatedFrom, &grace, &created, &createdBy, &lastUsed, &updated,
-		&ipAllow, &rateLimits}
+		&ipAllow, &rateLimits, &meterID}
 	dest = append(append(dest, credits.dest()...), &k.AccountDisabled, &accountLimits)
 	err := row.Scan(dest...)
 	if err != nil {
@@ -471,7 +472,7 @@ func scanKey(row scanner) (*keyward.Key, error) {
 	}
 	k.Role = keyward.Role(role)
 	k.AccountID, k.UserID = accountID.String, userID.String
-	k.RotatedFrom, k.CreatedBy = rotatedFrom.String, createdBy.String
+	k.RotatedFrom, k.CreatedBy, k.MeterID = rotatedFrom.String, createdBy.String, meterID.String
 	if err := json.Unmarshal([]byte(perms), &k.Permissions); err != nil {
 		return nil, fmt.Errorf("key %s: stored permissions: %w", k.ID, err)
 	}

@@ -91,7 +91,7 @@ func (e *Engine) rateLimit(ctx context.Context, res *Result, req *Request, limit
 		res.Decision = keyward.DecisionRateLimited
 		return
 	}
-	ds, ok, err := e.limiter.AllowAll(ctx, res.Key.ID, limits, cost, now, ds)
+	ds, ok, err := e.limiter.AllowAll(ctx, res.Key.Meter(), limits, cost, now, ds)
 	buf.ds = ds
 	if err != nil {
 		e.warn("rate limits could not be decided: keys with limits answer UNAVAILABLE", "key_id", res.Key.ID, "err", err)

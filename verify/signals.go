@@ -10,11 +10,22 @@ import (
 
 // signalFailure reports a refused verification to the sink.
 func (e *Engine) signalFailure(req *Request, res *Result, now time.Time) {
-	s := keyward.Signal{Kind: keyward.SignalFailure, At: now, Decision: res.Decision, IP: req.IP, Count: 1}
+	s := keyward.Signal{Kind: keyward.SignalFailure, At: now, Decision: res.Decision, IP: req.signalIP(), Count: 1}
 	if k := res.Key; k != nil {
 		s.KeyID, s.AccountID = k.ID, k.AccountID
 	}
 	e.signals.Signal(s)
+}
+
+// signalIP is the client address signals may carry: none when a scoped
+// verifier (Request.Account) asserts it, since a tenant must not make the
+// brute-force rule block an address for everyone, nor an anomaly action
+// act on one.
+func (r *Request) signalIP() netip.Addr {
+	if r.Account != "" {
+		return netip.Addr{}
+	}
+	return r.IP
 }
 
 // validUse counts a VALID use of en for the next usage flush, and reports a

@@ -70,6 +70,11 @@ func TestSignals(t *testing.T) {
 		{"malformed", verify.Request{Key: "kw_user_nope", IP: ip("203.0.113.5")},
 			[]keyward.Signal{{Kind: keyward.SignalFailure, Decision: keyward.DecisionMalformed, IP: ip("203.0.113.5"), Count: 1}}, false},
 		{"unavailable: no signal", verify.Request{Key: k.Secret, Cost: -1, IP: ip("203.0.113.5")}, nil, false},
+		// A scoped verifier's address is its own assertion: no IP in
+		// signals, so it cannot get an address blocked for everyone.
+		{"scoped verifier, failure", verify.Request{Key: unknown, IP: ip("203.0.113.9"), Account: e.acct.ID},
+			[]keyward.Signal{{Kind: keyward.SignalFailure, Decision: keyward.DecisionNotFound, Count: 1}}, false},
+		{"scoped verifier, valid use", verify.Request{Key: k.Secret, IP: ip("203.0.113.9"), Account: e.acct.ID}, nil, true},
 	} {
 		e.clock.Advance(time.Second)
 		e.engine.Verify(e.ctx, tc.req)
@@ -106,9 +111,9 @@ func TestSignals(t *testing.T) {
 	if err := e.engine.Flush(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	// 8 valid uses before the reload (the first eight cases), 1 after,
-	// then 5.
-	want := []keyward.Signal{{Kind: keyward.SignalUsage, At: e.clock.Now(), Decision: keyward.DecisionValid, KeyID: k.ID, AccountID: e.acct.ID, Count: 14}}
+	// 9 valid uses before the reload (the first eight cases and the
+	// scoped one), 1 after, then 5.
+	want := []keyward.Signal{{Kind: keyward.SignalUsage, At: e.clock.Now(), Decision: keyward.DecisionValid, KeyID: k.ID, AccountID: e.acct.ID, Count: 15}}
 	if got := sk.take(); !slices.Equal(got, want) {
 		t.Errorf("usage\n got %+v\nwant %+v", got, want)
 	}

@@ -132,7 +132,10 @@ type Request struct {
 	// Account, when set, scopes the verification to that account's keys:
 	// any other key answers NOT_FOUND before anything about it is
 	// checked or spent (a tenant's verifier must not spend another
-	// tenant's limits, nor learn its key's state).
+	// tenant's limits, nor learn its key's state). The IP of a scoped
+	// request is the verifier's assertion: it is checked against the IP
+	// rules, but signals do not carry it, so it never counts towards
+	// brute-force blocking or triggers an action against an address.
 	Account string
 	// Unmetered authenticates without counting against the key's rate
 	// limits or spending its credits: the admin API's own authentication,
@@ -388,6 +391,9 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 	// limits: they measure attempts, credits what was served).
 	res := Result{Decision: keyward.DecisionValid, Key: k, Agent: req.Agent}
 	if req.Unmetered {
+		if e.signals != nil {
+			e.validUse(en, req.signalIP(), now)
+		}
 		return res
 	}
 	if limits := k.EffectiveRateLimits(); len(limits) > 0 {
@@ -403,7 +409,7 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 		}
 	}
 	if e.signals != nil {
-		e.validUse(en, req.IP, now)
+		e.validUse(en, req.signalIP(), now)
 	}
 	return res
 }
