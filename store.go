@@ -156,6 +156,20 @@ type Store interface {
 	// is the last id of the previous page.
 	Anomalies(ctx context.Context, f AnomalyFilter, p Page) (anomalies []*Anomaly, next string, err error)
 
+	// AppendAudit appends e to the audit log on its own: an event that
+	// changes nothing else (a refused admin action). Every other write
+	// method appends the entry its ctx carries (NewContextWithAudit) in
+	// its own transaction, so a change never commits without its entry.
+	// The store sets Seq (the next number, without gaps, also with
+	// concurrent writers), PrevHash (the previous entry's Hash, nil for
+	// the first) and Hash (ChainHash). EINVALID without an Action, an
+	// Outcome or a Time.
+	AppendAudit(ctx context.Context, e *AuditEntry) error
+	// AuditEntries lists the audit entries matching f by Seq, oldest
+	// first; the cursor is the last Seq of the previous page, in decimal.
+	// Entries come as stored: Sealed, not Details.
+	AuditEntries(ctx context.Context, f AuditFilter, p Page) (entries []*AuditEntry, next string, err error)
+
 	// Ping reports whether the backend is reachable (EUNAVAILABLE if not).
 	Ping(ctx context.Context) error
 	// Close releases the backend.

@@ -36,7 +36,11 @@ func (s *Service) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*
 		CreatedAt:  now,
 		UpdatedAt:  now,
 	}
-	if err := s.store.CreateAccount(ctx, a); err != nil {
+	actx, err := s.audit(ctx, id, "account.create", "account", a.ID, a.ID, map[string]any{"name": a.Name, "key_prefix": a.KeyPrefix, "rate_limits": a.RateLimits})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateAccount(actx, a); err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "account created", "account_id", a.ID, "by", id.KeyID)
@@ -98,8 +102,12 @@ func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward
 			return nil, err
 		}
 	}
+	actx, err := s.audit(ctx, id, "account.update", "account", accountID, accountID, u)
+	if err != nil {
+		return nil, err
+	}
 	var changed bool // a change cached keys must see
-	a, err := s.store.UpdateAccount(ctx, accountID, func(a *keyward.Account) error {
+	a, err := s.store.UpdateAccount(actx, accountID, func(a *keyward.Account) error {
 		if u.Name != nil {
 			a.Name = *u.Name
 		}
@@ -140,7 +148,11 @@ func (s *Service) DeleteAccount(ctx context.Context, accountID string) error {
 	if err := requireRoot(id, "delete accounts"); err != nil {
 		return err
 	}
-	hashes, err := s.store.DeleteAccount(ctx, accountID)
+	actx, err := s.audit(ctx, id, "account.delete", "account", accountID, accountID, nil)
+	if err != nil {
+		return err
+	}
+	hashes, err := s.store.DeleteAccount(actx, accountID)
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,9 @@ type Config struct {
 	// Credits is the ledger that holds the live credit counts; the
 	// credit methods answer EINTERNAL without one.
 	Credits keyward.CreditLedger
+	// Sealer encrypts audit details; without one they are not recorded
+	// (the entries still are).
+	Sealer Sealer
 	// Now is the clock; it defaults to time.Now.
 	Now func() time.Time
 	// Logger defaults to slog.Default().
@@ -47,6 +50,7 @@ type Service struct {
 	hasher   *apikey.Hasher
 	verifier *verify.Engine
 	credits  keyward.CreditLedger
+	sealer   Sealer
 	observer keyward.KeyObserver
 	now      func() time.Time
 	log      *slog.Logger
@@ -58,6 +62,7 @@ var (
 	_ keyward.KeyService     = (*Service)(nil)
 	_ keyward.CreditService  = (*Service)(nil)
 	_ keyward.AnomalyService = (*Service)(nil)
+	_ keyward.AuditService   = (*Service)(nil)
 )
 
 // New returns a Service.
@@ -67,6 +72,7 @@ func New(cfg Config) *Service {
 		hasher:   cfg.Hasher,
 		verifier: cfg.Verifier,
 		credits:  cfg.Credits,
+		sealer:   cfg.Sealer,
 		observer: cfg.Observer,
 		now:      cfg.Now,
 		log:      cfg.Logger,

@@ -61,7 +61,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.engine = engine
-	e.svc = admin.New(admin.Config{Store: e.store, Hasher: h, Verifier: engine, Observer: e.obs, Credits: ledger, Now: clock})
+	e.svc = admin.New(admin.Config{Store: e.store, Hasher: h, Verifier: engine, Observer: e.obs, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Now: clock})
 	_, root, err := e.svc.Bootstrap(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -58,7 +58,11 @@ func (s *Service) CreateIPRule(ctx context.Context, c keyward.IPRuleCreate) (*ke
 		ID: apikey.NewID("ipr"), AccountID: c.AccountID, Action: c.Action, CIDR: cidr,
 		Reason: c.Reason, ExpiresAt: c.ExpiresAt, CreatedAt: now, CreatedBy: id.KeyID,
 	}
-	if err := s.store.CreateIPRule(ctx, r); err != nil {
+	actx, err := s.audit(ctx, id, "ip_rule.create", "ip_rule", r.ID, r.AccountID, map[string]any{"action": r.Action, "cidr": r.CIDR.String(), "reason": r.Reason, "expires_at": r.ExpiresAt})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateIPRule(actx, r); err != nil {
 		return nil, err
 	}
 	s.ipRulesChanged(ctx)
@@ -113,7 +117,11 @@ func (s *Service) DeleteIPRule(ctx context.Context, ruleID string) error {
 	if !isRoot(id) && r.AccountID != id.AccountID {
 		return notFound("ip rule", ruleID)
 	}
-	if _, err := s.store.DeleteIPRule(ctx, ruleID); err != nil {
+	actx, err := s.audit(ctx, id, "ip_rule.delete", "ip_rule", ruleID, r.AccountID, map[string]any{"action": r.Action, "cidr": r.CIDR.String()})
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.DeleteIPRule(actx, ruleID); err != nil {
 		return err
 	}
 	s.ipRulesChanged(ctx)

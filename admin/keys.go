@@ -94,7 +94,11 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 		AccountDisabled:   account.Disabled,
 		AccountRateLimits: account.RateLimits,
 	}
-	created, err := s.issue(ctx, k, s.store.CreateKey)
+	actx, err := s.audit(ctx, id, "key.create", "key", k.ID, k.AccountID, map[string]any{"role": k.Role, "name": k.Name, "user_id": k.UserID, "permissions": k.Permissions, "expires_at": k.ExpiresAt, "ip_allow": k.IPAllow, "rate_limits": k.RateLimits, "credits": k.Credits})
+	if err != nil {
+		return nil, err
+	}
+	created, err := s.issue(actx, k, s.store.CreateKey)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +198,11 @@ func (s *Service) Bootstrap(ctx context.Context) (keyward.Secret, *keyward.Key, 
 		CreatedAt: now,
 		UpdatedAt: now,
 	}
-	created, err := s.issue(ctx, k, s.store.BootstrapRootKey)
+	actx, err := s.audit(ctx, &keyward.Identity{Role: keyward.RoleRoot}, "key.bootstrap", "key", k.ID, "", nil)
+	if err != nil {
+		return "", nil, err
+	}
+	created, err := s.issue(actx, k, s.store.BootstrapRootKey)
 	if err != nil {
 		return "", nil, err
 	}
@@ -268,7 +276,8 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 		return nil, err
 	}
 	defer unlock()
-	if _, err := s.visibleKey(ctx, id, keyID); err != nil {
+	current, err := s.visibleKey(ctx, id, keyID)
+	if err != nil {
 		return nil, err
 	}
 	var perms []string
@@ -308,8 +317,12 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 	if u.ExpiresAt != nil && u.ClearExpiry {
 		return nil, keyward.Errorf(keyward.EINVALID, "set expires_at or clear_expiry, not both")
 	}
+	actx, err := s.audit(ctx, id, "key.update", "key", keyID, current.AccountID, u)
+	if err != nil {
+		return nil, err
+	}
 	now := s.utc()
-	k, err := s.store.UpdateKey(ctx, keyID, func(k *keyward.Key) error {
+	k, err := s.store.UpdateKey(actx, keyID, func(k *keyward.Key) error {
 		if u.Name != nil {
 			k.Name = *u.Name
 		}
@@ -362,11 +375,16 @@ func (s *Service) RevokeKey(ctx context.Context, keyID string) (*keyward.Key, er
 		return nil, err
 	}
 	defer unlock()
-	if _, err := s.visibleKey(ctx, id, keyID); err != nil {
+	current, err := s.visibleKey(ctx, id, keyID)
+	if err != nil {
+		return nil, err
+	}
+	actx, err := s.audit(ctx, id, "key.revoke", "key", keyID, current.AccountID, nil)
+	if err != nil {
 		return nil, err
 	}
 	now := s.utc()
-	k, err := s.store.UpdateKey(ctx, keyID, func(k *keyward.Key) error {
+	k, err := s.store.UpdateKey(actx, keyID, func(k *keyward.Key) error {
 		if k.RevokedAt != nil && !k.RevokedAt.After(now) {
 			return nil
 		}
@@ -414,7 +432,12 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 	}
 	now := s.utc()
 	var created *keyward.CreatedKey
-	old, _, err := s.store.RotateKey(ctx, keyID, func(old *keyward.Key) (*keyward.Key, error) {
+	nextID := apikey.NewID("key")
+	actx, err := s.audit(ctx, id, "key.rotate", "key", keyID, current.AccountID, map[string]any{"new_key_id": nextID, "grace": grace.String()})
+	if err != nil {
+		return nil, err
+	}
+	old, _, err := s.store.RotateKey(actx, keyID, func(old *keyward.Key) (*keyward.Key, error) {
 		if old.RevokedAt != nil {
 			if old.GraceUntil != nil {
 				return nil, keyward.Errorf(keyward.ECONFLICT, "key %s was already rotated", old.ID)
@@ -436,7 +459,7 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 		}
 		old.UpdatedAt = now
 		next := old.Clone()
-		next.ID = apikey.NewID("key")
+		next.ID = nextID
 		next.RevokedAt, next.GraceUntil, next.LastUsedAt = nil, nil, nil
 		next.RotatedFrom = old.ID
 		next.CreatedAt, next.UpdatedAt = now, now
@@ -496,7 +519,11 @@ func (s *Service) DeleteKey(ctx context.Context, keyID string) error {
 			return keyward.Errorf(keyward.ECONFLICT, "key %s is the last root key: create another root key first, or revoke this one instead", keyID)
 		}
 	}
-	if k, err = s.store.DeleteKey(ctx, keyID); err != nil {
+	actx, err := s.audit(ctx, id, "key.delete", "key", keyID, k.AccountID, nil)
+	if err != nil {
+		return err
+	}
+	if k, err = s.store.DeleteKey(actx, keyID); err != nil {
 		return err
 	}
 	if err != nil {

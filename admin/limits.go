@@ -91,7 +91,15 @@ func (s *Service) SetCredits(ctx context.Context, keyID string, c *keyward.Credi
 	if err := s.ledgerConfigured(); err != nil {
 		return nil, err
 	}
-	k, err := s.credits.SetCredits(ctx, keyID, c, s.utc())
+	target, err := s.visibleKey(ctx, id, keyID)
+	if err != nil {
+		return nil, err
+	}
+	actx, err := s.audit(ctx, id, "key.credits_set", "key", keyID, target.AccountID, c)
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.credits.SetCredits(actx, keyID, c, s.utc())
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +128,11 @@ func (s *Service) TopUpCredits(ctx context.Context, keyID string, n int64) (*key
 	if err != nil {
 		return nil, err
 	}
+	// The ledger may count outside the store (Redis): the entry is
+	// appended on its own, after the top-up.
+	if e, err := s.auditEntry(ctx, id, "key.credits_top_up", "key", keyID, k.AccountID, keyward.AuditSuccess, map[string]any{"amount": n, "remaining": k.Credits.Remaining}); err != nil || s.store.AppendAudit(ctx, e) != nil {
+		s.log.ErrorContext(ctx, "recording a credit top-up in the audit log failed", "key_id", keyID)
+	}
 	s.keyChanged(k)
 	s.log.InfoContext(ctx, "key credits topped up", "key_id", keyID, "amount", n, "by", id.KeyID)
 	return k.Credits, nil
@@ -139,15 +152,8 @@ func (s *Service) Anomalies(ctx context.Context, f keyward.AnomalyFilter, p keyw
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case isRoot(id):
-	case id.Role == keyward.RoleAccountAdmin:
-		if f.AccountID != "" && f.AccountID != id.AccountID {
-			return nil, notFound("account", f.AccountID)
-		}
-		f.AccountID = id.AccountID
-	default:
-		return nil, keyward.Errorf(keyward.EFORBIDDEN, "a user key may not list anomalies")
+	if err := scopeToAccount(id, &f.AccountID, "list anomalies"); err != nil {
+		return nil, err
 	}
 	if f.Type != "" && !f.Type.Valid() {
 		return nil, keyward.Errorf(keyward.EINVALID, "anomaly type %q is not one of ip_spread, usage_spike, revoked_key_use, failure_burst, brute_force", f.Type)

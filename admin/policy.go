@@ -86,3 +86,21 @@ func checkMeta(id *keyward.Identity, meta []byte) error {
 	}
 	return nil
 }
+
+// scopeToAccount scopes a read of account-owned records (anomalies, audit
+// entries) to what id may see: root anything; an account admin its own
+// account, which *accountID is set to (another account's is not found); a
+// user nothing (EFORBIDDEN, naming action).
+func scopeToAccount(id *keyward.Identity, accountID *string, action string) error {
+	switch {
+	case isRoot(id):
+		return nil
+	case id.Role == keyward.RoleAccountAdmin:
+		if *accountID != "" && *accountID != id.AccountID {
+			return notFound("account", *accountID)
+		}
+		*accountID = id.AccountID
+		return nil
+	}
+	return keyward.Errorf(keyward.EFORBIDDEN, "a user key may not %s", action)
+}

@@ -69,7 +69,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.reg = prometheus.NewRegistry()
 	e.reg.MustRegister(engine)
-	e.svc = admin.New(admin.Config{Store: e.store, Hasher: e.hasher, Verifier: engine, Credits: ledger, Logger: log})
+	e.svc = admin.New(admin.Config{Store: e.store, Hasher: e.hasher, Verifier: engine, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Logger: log})
 	fa, err := gateway.NewForwardAuth(gateway.Config{
 		Verifier: engine,
 		Routes:   []gateway.Route{{PathPrefix: "/admin", Permissions: []string{"admin"}, Exempt: []string{"/admin/docs"}}},

@@ -79,8 +79,13 @@ func serveJSON[REQ, RESP any](s *Server, status int, fn handlerFunc[REQ, RESP]) 
 				return
 			}
 		}
-		out, err := fn(keyward.NewContextWithIdentity(r.Context(), id), r, in)
+		ctx := keyward.NewContextWithIdentity(r.Context(), id)
+		ctx = keyward.NewContextWithRequestInfo(ctx, requestInfo(r))
+		out, err := fn(ctx, r, in)
 		if err != nil {
+			if d, ok := s.svc.(deniedAuditor); ok && keyward.ErrorCode(err) == keyward.EFORBIDDEN {
+				d.AuditDenied(ctx, r.Pattern, err)
+			}
 			s.writeError(w, r, err)
 			return
 		}
@@ -164,6 +169,32 @@ func Agent(h http.Header) (string, error) {
 // clientIP is the address of the peer. keyward does not trust forwarding
 // headers here: a proxy in front of it must be configured explicitly (a
 // later issue).
+// deniedAuditor records refused admin actions in the audit log;
+// admin.Service is one.
+type deniedAuditor interface {
+	AuditDenied(ctx context.Context, route string, cause error)
+}
+
+// requestInfo returns what the audit log records of r: the client address
+// (the socket's peer), its User-Agent and its X-Request-Id, each cut to a
+// bounded length.
+func requestInfo(r *http.Request) keyward.RequestInfo {
+	ri := keyward.RequestInfo{UserAgent: bounded(r.UserAgent()), RequestID: bounded(r.Header.Get("X-Request-Id"))}
+	if ip := clientIP(r); ip.IsValid() {
+		ri.IP = ip.String()
+	}
+	return ri
+}
+
+// bounded cuts s to 200 bytes: enough for a user agent or a request id,
+// not a way to fill the audit log.
+func bounded(s string) string {
+	if len(s) > 200 {
+		return s[:200]
+	}
+	return s
+}
+
 func clientIP(r *http.Request) netip.Addr {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {

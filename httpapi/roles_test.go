@@ -96,6 +96,12 @@ var roleTable = []struct {
 	{"POST /v1/keys/{metered_key}/credits/top-up", `{"amount":5}`, onlyRoot(200)},
 	{"GET /v1/anomalies", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 403, userOther: 403}},
 	{"GET /v1/anomalies?account_id={account}&type=brute_force", ``, accountManager(200)},
+
+	// The audit log: root reads it all and verifies it; an account admin
+	// reads its account's entries.
+	{"GET /v1/audit", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 403, userOther: 403}},
+	{"GET /v1/audit?account_id={account}&action=key.create", ``, accountManager(200)},
+	{"GET /v1/audit/verify", ``, onlyRoot(200)},
 	{"GET /v1/whoami", ``, anyKey(200)},
 
 	// IP rules: root manages global rules and any account's; an

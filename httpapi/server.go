@@ -33,6 +33,7 @@ type Service interface {
 	keyward.IPRuleService
 	keyward.CreditService
 	keyward.AnomalyService
+	keyward.AuditService
 }
 
 // Pinger reports whether storage is reachable; keyward.Store is one.
@@ -173,6 +174,8 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("GET /v1/ip-rules", serveJSON(s, http.StatusOK, s.listIPRules))
 	s.handle("DELETE /v1/ip-rules/{id}", serveJSON(s, http.StatusNoContent, s.deleteIPRule))
 	s.handle("GET /v1/anomalies", serveJSON(s, http.StatusOK, s.listAnomalies))
+	s.handle("GET /v1/audit", serveJSON(s, http.StatusOK, s.listAudit))
+	s.handle("GET /v1/audit/verify", serveJSON(s, http.StatusOK, s.verifyAudit))
 	if forwardAuth != nil {
 		// Any method: proxies send the original one (Envoy) or their own.
 		s.handle(ForwardAuthPath, forwardAuth)

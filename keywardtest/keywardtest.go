@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/sqlite"
 )
 
@@ -139,4 +140,15 @@ func BreakChecksum(secret string) string {
 		last = "y"
 	}
 	return secret[:len(secret)-1] + last
+}
+
+// NewKeyring returns a keyring with one fixed master key (version 1), for
+// sealing audit details in tests.
+func NewKeyring(t testing.TB) *keyring.Keyring {
+	t.Helper()
+	k, err := keyring.New(map[int]keyward.Secret{1: keyward.Secret("hex:" + strings.Repeat("ab", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

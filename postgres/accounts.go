@@ -20,14 +20,17 @@ func (s *Store) CreateAccount(ctx context.Context, a *keyward.Account) error {
 	if err := keyward.ValidateRateLimits(a.RateLimits); err != nil {
 		return fmt.Errorf("postgres: create account %s: %w", a.ID, err)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO accounts (id, name, key_prefix, rate_limits, disabled, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		a.ID, a.Name, a.KeyPrefix, encodeRateLimits(a.RateLimits), a.Disabled, a.CreatedAt, a.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("postgres: create account %s: %w", a.ID, s.dbError(err, conflicts{
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO accounts (id, name, key_prefix, rate_limits, disabled, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			a.ID, a.Name, a.KeyPrefix, encodeRateLimits(a.RateLimits), a.Disabled, a.CreatedAt, a.UpdatedAt)
+		return s.dbError(err, conflicts{
 			"accounts_pkey":     fmt.Sprintf("account %s already exists", a.ID),
 			"accounts_name_key": fmt.Sprintf("an account named %q already exists", a.Name),
-		}))
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: create account %s: %w", a.ID, err)
 	}
 	return nil
 }
@@ -76,7 +79,7 @@ func (s *Store) Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Accoun
 // limits are not valid.
 func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.Account) error) (*keyward.Account, error) {
 	var out *keyward.Account
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
 		a, err := s.account(ctx, tx, id, "FOR UPDATE")
 		if err != nil {
 			return err
@@ -108,7 +111,7 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.A
 // after (ENOTFOUND).
 func (s *Store) DeleteAccount(ctx context.Context, id string) ([]keyward.KeyHash, error) {
 	var hashes []keyward.KeyHash
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
 		if _, err := s.account(ctx, tx, id, "FOR UPDATE"); err != nil {
 			return err
 		}
@@ -149,17 +152,20 @@ func (s *Store) CreateUser(ctx context.Context, u *keyward.User) error {
 	if u.ID == "" {
 		return keyward.Errorf(keyward.EINVALID, "postgres: create user: id is required")
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO users (id, account_id, name, external_id, created_at)
-		VALUES ($1, $2, $3, $4, $5)`,
-		u.ID, u.AccountID, u.Name, u.ExternalID, u.CreatedAt)
-	if err != nil {
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO users (id, account_id, name, external_id, created_at)
+			VALUES ($1, $2, $3, $4, $5)`,
+			u.ID, u.AccountID, u.Name, u.ExternalID, u.CreatedAt)
 		taken := fmt.Sprintf("user %s already exists", u.ID)
-		return fmt.Errorf("postgres: create user %s: %w", u.ID, s.dbError(err, conflicts{
+		return s.dbError(err, conflicts{
 			"users_pkey":            taken,
 			"users_id_account_key":  taken,
 			"users_external_id_key": fmt.Sprintf("account %s already has a user with external id %q", u.AccountID, u.ExternalID),
 			"users_account_fkey":    fmt.Sprintf("account %s not found", u.AccountID),
-		}))
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: create user %s: %w", u.ID, err)
 	}
 	return nil
 }
@@ -196,7 +202,7 @@ func (s *Store) Users(ctx context.Context, accountID string, p keyward.Page) ([]
 // deleted keys. The user row is locked first (see DeleteAccount).
 func (s *Store) DeleteUser(ctx context.Context, id string) ([]keyward.KeyHash, error) {
 	var hashes []keyward.KeyHash
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
 		var one int
 		err := tx.QueryRow(ctx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", id).Scan(&one)
 		if errors.Is(err, pgx.ErrNoRows) {

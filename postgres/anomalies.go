@@ -19,14 +19,15 @@ func (s *Store) CreateAnomaly(ctx context.Context, a *keyward.Anomaly) error {
 	if err := a.Validate(); err != nil {
 		return fmt.Errorf("postgres: create anomaly %s: %w", a.ID, err)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO anomalies (id, type, severity, account_id, key_id, ip, details,
-		action, action_error, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		a.ID, string(a.Type), string(a.Severity), nullString(a.AccountID), nullString(a.KeyID), nullString(a.IP),
-		nullJSON(a.Details), string(a.Action), a.ActionError, a.CreatedAt)
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO anomalies (id, type, severity, account_id, key_id, ip, details,
+			action, action_error, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			a.ID, string(a.Type), string(a.Severity), nullString(a.AccountID), nullString(a.KeyID), nullString(a.IP),
+			nullJSON(a.Details), string(a.Action), a.ActionError, a.CreatedAt)
+		return s.dbError(err, conflicts{"anomalies_pkey": fmt.Sprintf("anomaly %s already exists", a.ID)})
+	})
 	if err != nil {
-		return fmt.Errorf("postgres: create anomaly %s: %w", a.ID, s.dbError(err, conflicts{
-			"anomalies_pkey": fmt.Sprintf("anomaly %s already exists", a.ID),
-		}))
+		return fmt.Errorf("postgres: create anomaly %s: %w", a.ID, err)
 	}
 	return nil
 }

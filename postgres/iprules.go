@@ -20,15 +20,18 @@ func (s *Store) CreateIPRule(ctx context.Context, r *keyward.IPRule) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("postgres: create ip rule %s: %w", r.ID, err)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO ip_rules (id, account_id, action, cidr, reason, expires_at, created_at, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		r.ID, nullString(r.AccountID), string(r.Action), r.CIDR.String(), r.Reason, r.ExpiresAt,
-		r.CreatedAt, nullString(r.CreatedBy))
-	if err != nil {
-		return fmt.Errorf("postgres: create ip rule %s: %w", r.ID, s.dbError(err, conflicts{
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO ip_rules (id, account_id, action, cidr, reason, expires_at, created_at, created_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			r.ID, nullString(r.AccountID), string(r.Action), r.CIDR.String(), r.Reason, r.ExpiresAt,
+			r.CreatedAt, nullString(r.CreatedBy))
+		return s.dbError(err, conflicts{
 			"ip_rules_pkey":         fmt.Sprintf("ip rule %s already exists", r.ID),
 			"ip_rules_account_fkey": fmt.Sprintf("account %s not found", r.AccountID),
-		}))
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: create ip rule %s: %w", r.ID, err)
 	}
 	return nil
 }
@@ -87,13 +90,18 @@ func (s *Store) ActiveIPRules(ctx context.Context, now time.Time) ([]*keyward.IP
 
 // DeleteIPRule deletes the rule with id and returns it as it was.
 func (s *Store) DeleteIPRule(ctx context.Context, id string) (*keyward.IPRule, error) {
-	r, err := scanIPRule(s.pool.QueryRow(ctx, `DELETE FROM ip_rules WHERE id = $1
-		RETURNING id, COALESCE(account_id, ''), action, cidr, reason, expires_at, created_at, COALESCE(created_by, '')`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = keyward.Errorf(keyward.ENOTFOUND, "ip rule %s not found", id)
-	}
+	var r *keyward.IPRule
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		var err error
+		r, err = scanIPRule(tx.QueryRow(ctx, `DELETE FROM ip_rules WHERE id = $1
+			RETURNING id, COALESCE(account_id, ''), action, cidr, reason, expires_at, created_at, COALESCE(created_by, '')`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyward.Errorf(keyward.ENOTFOUND, "ip rule %s not found", id)
+		}
+		return s.dbError(err, nil)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: delete ip rule %s: %w", id, s.dbError(err, nil))
+		return nil, fmt.Errorf("postgres: delete ip rule %s: %w", id, err)
 	}
 	return r, nil
 }

@@ -51,7 +51,12 @@ func keyConflicts(k *keyward.Key) conflicts {
 // not JSON. It fills k.AccountDisabled and k.AccountRateLimits from the
 // account, so a caller that caches k caches the state a read would return.
 func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
-	stored, err := s.insertKey(ctx, s.pool, k)
+	var stored *keyward.Key
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		var err error
+		stored, err = s.insertKey(ctx, tx, k)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: create key %s: %w", k.ID, err)
 	}
@@ -67,7 +72,7 @@ func (s *Store) BootstrapRootKey(ctx context.Context, k *keyward.Key) error {
 	if k.Role != keyward.RoleRoot {
 		return keyward.Errorf(keyward.EINVALID, "postgres: bootstrap root key %s: the bootstrap key must have role root, not %q", k.ID, k.Role)
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey(s.schema, "bootstrap")); err != nil {
 			return s.dbError(err, nil)
 		}
@@ -156,7 +161,7 @@ func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
 		}
 	}
 	accounts := map[string]*keyward.Account{}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
 		i := 0
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"keys"}, keyColumns, pgx.CopyFromFunc(func() ([]any, error) {
 			if i == len(keys) {
@@ -255,7 +260,7 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 // (EINVALID). It returns the key as stored.
 func (s *Store) UpdateKey(ctx context.Context, id string, fn func(*keyward.Key) error) (*keyward.Key, error) {
 	var out *keyward.Key
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
 		k, err := s.keyByID(ctx, tx, id, "FOR UPDATE OF k")
 		if err != nil {
 			return err
@@ -277,7 +282,7 @@ func (s *Store) UpdateKey(ctx context.Context, id string, fn func(*keyward.Key) 
 // then saves both in one transaction: either the old key is updated and
 // the new one inserted, or nothing changes. It returns both as stored.
 func (s *Store) RotateKey(ctx context.Context, id string, fn func(old *keyward.Key) (*keyward.Key, error)) (old, next *keyward.Key, err error) {
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.write(ctx, func(tx pgx.Tx) error {
 		k, err := s.keyByID(ctx, tx, id, "FOR UPDATE OF k")
 		if err != nil {
 			return err
@@ -331,12 +336,17 @@ func (s *Store) saveKey(ctx context.Context, tx pgx.Tx, orig, k *keyward.Key) (*
 
 // DeleteKey deletes the key with id and returns it as it was.
 func (s *Store) DeleteKey(ctx context.Context, id string) (*keyward.Key, error) {
-	k, err := scanKey(s.pool.QueryRow(ctx, "DELETE FROM keys AS k WHERE k.id = $1"+returningKey, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = keyward.Errorf(keyward.ENOTFOUND, "key %s not found", id)
-	}
+	var k *keyward.Key
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		var err error
+		k, err = scanKey(tx.QueryRow(ctx, "DELETE FROM keys AS k WHERE k.id = $1"+returningKey, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyward.Errorf(keyward.ENOTFOUND, "key %s not found", id)
+		}
+		return s.dbError(err, nil)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: delete key %s: %w", id, s.dbError(err, nil))
+		return nil, fmt.Errorf("postgres: delete key %s: %w", id, err)
 	}
 	return k, nil
 }

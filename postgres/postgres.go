@@ -14,6 +14,11 @@
 // pooler that cannot keep prepared statements, set
 // default_query_exec_mode=exec in the URL.
 //
+// Every write method that changes state appends the audit entry its context
+// carries (keyward.NewContextWithAudit) in its own transaction; appends
+// queue on an advisory lock of the schema, so entries are numbered without
+// gaps across instances.
+//
 // The tables live in one schema (see Options.Schema) and are created and
 // upgraded by embedded, numbered migrations when the store is opened, under
 // an advisory lock, so instances starting together migrate once.
@@ -149,8 +154,26 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// write runs fn in a transaction (see inTx) and, if fn succeeds, appends
+// the audit entry ctx carries (keyward.AuditFrom) in the same transaction,
+// so the change and its entry commit together or not at all. Every write
+// method that changes state uses it, except the hot-path bookkeeping
+// (TouchKeys, SpendCredits, WriteCredits).
+func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if e := keyward.AuditFrom(ctx); e != nil {
+			return s.appendAudit(ctx, tx, e)
+		}
+		return nil
+	})
+}
+
 // inTx runs fn in a transaction and commits it unless fn fails. Errors of
-// fn are returned as they are; fn maps its own driver errors.
+// fn are returned as they are; fn maps its own driver errors. It does not
+// touch the audit log: see write.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {

@@ -67,7 +67,7 @@ func (s *Store) SpendCredits(ctx context.Context, keyID string, cost int64, now 
 		c  *keyward.Credits
 		ok bool
 	)
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
 		var sc storedCredits
 		err := tx.QueryRowContext(ctx, "SELECT "+creditCols+" FROM keys WHERE id = ?", keyID).Scan(sc.dest()...)
 		if err != nil {
@@ -103,7 +103,7 @@ func (s *Store) WriteCredits(ctx context.Context, writes []keyward.CreditWrite) 
 	if len(writes) == 0 {
 		return nil
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `UPDATE keys SET credits_remaining = ?1, credits_refilled_at = ?2, credits_version = ?3
 			WHERE id = ?4 AND credits_remaining IS NOT NULL AND credits_version < ?3`)
 		if err != nil {

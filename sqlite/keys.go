@@ -427,7 +427,7 @@ func (s *Store) TouchKeys(ctx context.Context, uses []keyward.KeyUse) error {
 	if len(uses) == 0 {
 		return nil
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `UPDATE keys SET last_used_at = ?1
 			WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)`)
 		if err != nil {

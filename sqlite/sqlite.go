@@ -10,6 +10,10 @@
 // the writer. The fn given to UpdateAccount, UpdateKey and RotateKey runs
 // while the writer is held, so it must not call the Store.
 //
+// Every write method that changes state appends the audit entry its context
+// carries (keyward.NewContextWithAudit) in its own transaction; the single
+// writer numbers the entries without gaps.
+//
 // The schema is created and upgraded by embedded, numbered migrations when
 // the database is opened.
 package sqlite
@@ -148,11 +152,30 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// write runs fn in a transaction on the writer connection. The transaction
-// begins IMMEDIATE and the writer is a single connection, so concurrent
-// writes run one after another and a read inside fn sees the latest commit.
-// fn must not call the Store: the writer is busy with fn's transaction.
+// write runs fn in a transaction on the writer connection (see
+// writeUnaudited) and, if fn succeeds, appends the audit entry ctx carries
+// (keyward.AuditFrom) in the same transaction, so the change and its entry
+// commit together or not at all. Every write method that changes state
+// uses it, except the hot-path bookkeeping.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if e := keyward.AuditFrom(ctx); e != nil {
+			return s.appendAudit(ctx, tx, e)
+		}
+		return nil
+	})
+}
+
+// writeUnaudited runs fn in a transaction on the writer connection, without
+// touching the audit log: it is for bookkeeping of the hot path (TouchKeys,
+// SpendCredits, WriteCredits) and for AppendAudit. The transaction begins
+// IMMEDIATE and the writer is a single connection, so concurrent writes run
+// one after another and a read inside fn sees the latest commit. fn must
+// not call the Store: the writer is busy with fn's transaction.
+func (s *Store) writeUnaudited(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return s.dbError(err, conflicts{})

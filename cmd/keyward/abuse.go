@@ -200,7 +200,7 @@ func startDetector(cfg *Config, c *core, log *slog.Logger) (*abuse.Detector, fun
 	if err != nil {
 		return nil, nil, configErrorf("abuse", "%v", err)
 	}
-	ac.Recorder, ac.Actions, ac.Logger = c.store, abuseActions{c}, log
+	ac.Recorder, ac.Actions, ac.Logger = abuseActions{c}, abuseActions{c}, log
 	if c.redis != nil {
 		// Counts are keyed by address: clusters sharing one Redis keep
 		// them apart by their bus channel, as they do their invalidations.
@@ -220,8 +220,9 @@ func startDetector(cfg *Config, c *core, log *slog.Logger) (*abuse.Detector, fun
 	return d, func() { cancel(); wg.Wait() }, nil
 }
 
-// abuseActions carries out the detector's actions as the system: blocks are
-// global IP rules with an expiry, made and applied like an operator's.
+// abuseActions carries out the detector's actions as the system, and
+// records its findings, through the admin service: blocks are global IP
+// rules with an expiry, made, applied and audited like an operator's.
 type abuseActions struct{ c *core }
 
 // systemIdentity is who the detector acts as: root power, no key.
@@ -238,6 +239,11 @@ func (a abuseActions) DisableKey(ctx context.Context, keyID, reason string) erro
 	disabled := true
 	_, err := a.c.admin.UpdateKey(ctx, keyID, keyward.KeyUpdate{Disabled: &disabled})
 	return err
+}
+
+// CreateAnomaly stores a finding with its audit entry.
+func (a abuseActions) CreateAnomaly(ctx context.Context, an *keyward.Anomaly) error {
+	return a.c.admin.RecordAnomaly(ctx, an)
 }
 
 func (a abuseActions) ReloadIPRules(ctx context.Context) error {

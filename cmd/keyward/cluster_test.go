@@ -108,6 +108,7 @@ func (c *cluster) env(extra ...string) []string {
 	env := []string{
 		"KEYWARD_STORE=" + c.storeURL,
 		"KEYWARD_PEPPER=" + c.pepper,
+		"KEYWARD_MASTER_KEYS=1:" + c.pepper,
 		"KEYWARD_BUS_CHANNEL=" + c.channel,
 	}
 	if c.redisURL != "" {

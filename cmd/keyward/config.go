@@ -17,6 +17,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/bus"
+	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/verify"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
@@ -82,6 +83,14 @@ type Config struct {
 	// Keystore names a static keystore file (docs/simple-modes.md); empty
 	// turns the keystore off.
 	Keystore string `yaml:"keystore"`
+	// MasterKeys are the AES-256 keys by version that encrypt audit
+	// details, each "hex:..." or "base64:..."; the highest version
+	// encrypts new entries.
+	MasterKeys map[int]keyward.Secret `yaml:"master_keys"`
+	// MasterKeyFile names a file of master keys, one
+	// "VERSION:ENCODING:VALUE" per line. Empty with no MasterKeys: DATA/
+	// master-keys on SQLite, generated if missing.
+	MasterKeyFile string `yaml:"master_key_file"`
 	// RateLimitEngine is local (each instance counts alone) or redis
 	// (instances share the counts); empty: redis when Redis is set.
 	RateLimitEngine string `yaml:"rate_limit_engine"`
@@ -162,6 +171,10 @@ var settings = []setting{
 	{key: "trusted_proxies", env: "KEYWARD_TRUSTED_PROXIES", flag: "trusted-proxies",
 		set: setTrustedProxies,
 		get: func(c *Config) string { return strings.Join(c.TrustedProxies, ",") }},
+	// Master keys of the audit log: see masterkeys.go.
+	{key: "master_key_file", env: "KEYWARD_MASTER_KEY_FILE", flag: "master-key-file",
+		set: func(c *Config, v string) error { c.MasterKeyFile = v; c.MasterKeys = nil; return nil },
+		get: func(c *Config) string { return c.MasterKeyFile }},
 	// Rate limits and credits: see abuse.go.
 	{key: "rate_limit_engine", env: "KEYWARD_RATE_LIMIT_ENGINE", flag: "rate-limit-engine",
 		set: func(c *Config, v string) error { c.RateLimitEngine = v; return nil },
@@ -300,6 +313,12 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 			c.setSource("peppers", "")
 		}
 	}
+	if v := getenv(envMasterKeys); v != "" {
+		if err := setMasterKeys(c, v); err != nil {
+			return configErrorf("master_keys", "%s %v", envMasterKeys, err)
+		}
+		c.setSource("master_keys", "env "+envMasterKeys)
+	}
 	one, many := getenv(envPepper), getenv(envPeppers)
 	switch {
 	case one != "" && many != "":
@@ -367,6 +386,7 @@ func addConfigFlags(fs *pflag.FlagSet, flags ...string) {
 			"shutdown-timeout":   "how long serve waits for requests on shutdown (env KEYWARD_SHUTDOWN_TIMEOUT)",
 			"gateway-listen":     "address serve runs the gateway routes on, host:port (env KEYWARD_GATEWAY_LISTEN)",
 			"trusted-proxies":    "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (env KEYWARD_TRUSTED_PROXIES)",
+			"master-key-file":    "file holding the master keys of the audit log, mode 0600 (env KEYWARD_MASTER_KEY_FILE)",
 			"rate-limit-engine":  "local or redis; empty: redis when --redis is set (env KEYWARD_RATE_LIMIT_ENGINE)",
 			"credit-ledger":      "store or redis; empty: redis when --redis is set (env KEYWARD_CREDIT_LEDGER)",
 			"keystore":           "static keystore file of SHA-256 token digests, see docs/simple-modes.md (env KEYWARD_KEYSTORE)",
@@ -393,6 +413,14 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.Data) == "" {
 		add("data", "is empty: name the data directory, e.g. ./keyward-data")
+	}
+	if len(c.MasterKeys) > 0 && c.MasterKeyFile != "" {
+		add("master_keys", "both master_keys and master_key_file are set: keep one of them")
+	}
+	if len(c.MasterKeys) > 0 {
+		if _, err := keyring.New(c.MasterKeys); err != nil {
+			add("master_keys", "%s", keyward.ErrorMessage(err))
+		}
 	}
 	if len(c.Peppers) > 0 && c.PepperFile != "" {
 		add("peppers", "both peppers and pepper_file are set: keep one of them")
@@ -574,7 +602,8 @@ func loadConfig(getenv func(string) string, fs *pflag.FlagSet) (*Config, error) 
 // others can read, as readPepperFile refuses such a pepper file (fail
 // closed): whoever reads a pepper can test stolen key hashes offline.
 func checkConfigFileMode(f *os.File, path string, c *Config) error {
-	if runtime.GOOS == "windows" || len(c.Peppers) == 0 || c.Source("peppers") != "file "+path {
+	holds := (len(c.Peppers) > 0 && c.Source("peppers") == "file "+path) || (len(c.MasterKeys) > 0 && c.Source("master_keys") == "file "+path)
+	if runtime.GOOS == "windows" || !holds {
 		return nil
 	}
 	fi, err := f.Stat()
@@ -582,7 +611,7 @@ func checkConfigFileMode(f *os.File, path string, c *Config) error {
 		return configErrorf("config", "%v", err)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return configErrorf("config", "file %s holds peppers and has mode %04o, so others on this machine can read them: run chmod 600 %s (or move the peppers to a pepper_file or KEYWARD_PEPPERS)", path, perm, path)
+		return configErrorf("config", "file %s holds peppers or master keys and has mode %04o, so others on this machine can read them: run chmod 600 %s (or move them to a pepper_file/master_key_file or KEYWARD_PEPPERS/KEYWARD_MASTER_KEYS)", path, perm, path)
 	}
 	return nil
 }

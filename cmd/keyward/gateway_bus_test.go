@@ -18,6 +18,7 @@ func TestGatewayJoinsInvalidationBus(t *testing.T) {
 	env := map[string]string{
 		"KEYWARD_STORE":       c.storeURL,
 		"KEYWARD_PEPPER":      c.pepper,
+		"KEYWARD_MASTER_KEYS": "1:" + c.pepper,
 		"KEYWARD_BUS_CHANNEL": c.channel,
 		"KEYWARD_REDIS_URL":   c.redisURL,
 		"KEYWARD_CACHE_TTL":   "10m",

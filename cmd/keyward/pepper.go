@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/keyring"
 )
 
 // Peppers are written as ENCODING:VALUE, where ENCODING is hex or base64
@@ -29,40 +29,14 @@ const generatedPepperLen = 32
 
 // decodePepper returns the bytes of an ENCODING:VALUE pepper.
 func decodePepper(s keyward.Secret) ([]byte, error) {
-	enc, val, ok := strings.Cut(strings.TrimSpace(s.Reveal()), ":")
-	if !ok {
-		return nil, fmt.Errorf("must be written hex:VALUE or base64:VALUE, e.g. %s", pepperExample)
-	}
-	var b []byte
-	var err error
-	switch enc {
-	case "hex":
-		b, err = hex.DecodeString(val)
-		if err != nil {
-			// The hex error quotes the offending character: keep it out.
-			return nil, fmt.Errorf("is not valid hex: generate one with %s", pepperExample)
-		}
-	case "base64":
-		b, err = decodeBase64(val)
-		if err != nil {
-			return nil, errors.New("is not valid base64: generate one with base64:$(openssl rand -base64 32)")
-		}
-	default:
-		return nil, fmt.Errorf("has encoding %q: use hex:VALUE or base64:VALUE, e.g. %s", enc, pepperExample)
+	b, err := s.Decode(pepperExample)
+	if err != nil {
+		return nil, err
 	}
 	if len(b) < apikey.MinPepperLen {
 		return nil, fmt.Errorf("is %d bytes: use at least %d random bytes, e.g. %s", len(b), apikey.MinPepperLen, pepperExample)
 	}
 	return b, nil
-}
-
-func decodeBase64(s string) ([]byte, error) {
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			return b, nil
-		}
-	}
-	return nil, errors.New("invalid base64")
 }
 
 // parsePepperList parses entries of the form VERSION:ENCODING:VALUE; a lone
@@ -204,25 +178,10 @@ func generatePepperFile(path string) (map[int]keyward.Secret, error) {
 		"# Keep it secret and back it up with the database: without it no key verifies.\n" +
 		"# Format: VERSION:ENCODING:VALUE, one per line; the highest version hashes new keys.\n" +
 		"1:" + spec + "\n"
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, configErrorf("data", "creating %s: %v", filepath.Dir(path), err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := keyring.CreateSecretFile(path, content); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
-		return nil, configErrorf("data", "generating the pepper: %v", err)
-	}
-	_, err = f.WriteString(content)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
 		return nil, configErrorf("data", "writing the pepper file %s: %v", path, err)
 	}
 	return map[int]keyward.Secret{1: keyward.Secret(spec)}, nil

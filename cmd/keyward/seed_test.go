@@ -122,7 +122,7 @@ func TestSeedSQLite(t *testing.T) {
 
 func TestSeedPostgres(t *testing.T) {
 	storeURL, schema, baseURL := pgSchema(t)
-	env := map[string]string{"KEYWARD_PEPPER": "hex:" + strings.Repeat("ab", 32)}
+	env := map[string]string{"KEYWARD_PEPPER": "hex:" + strings.Repeat("ab", 32), "KEYWARD_MASTER_KEYS": "1:hex:" + strings.Repeat("cd", 32)}
 	r := runCLI(t, env, "dev", "seed", "--keys", fmt.Sprint(seedKeys), "--store", storeURL, "--account", "bulk")
 	wantSeeded(t, r, seedKeys, 0)
 	s, err := postgres.OpenOptions(t.Context(), baseURL, postgres.Options{Schema: schema})

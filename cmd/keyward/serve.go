@@ -17,6 +17,7 @@ import (
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/bus"
 	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/redis"
 	"github.com/keyward/keyward/verify"
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,8 @@ type core struct {
 	hasher *apikey.Hasher
 	engine *verify.Engine
 	admin  *admin.Service
+	// keyring seals the details of audit entries.
+	keyring *keyring.Keyring
 	// redis is the client shared by the bus, the rate limiter, the credit
 	// ledger and the abuse counter; nil without Redis.
 	redis goredis.UniversalClient
@@ -104,6 +107,10 @@ func openCore(ctx context.Context, cfg *Config, log *slog.Logger, withEngine boo
 		return nil, err
 	}
 	c := &core{store: store, hasher: hasher}
+	if c.keyring, err = cfg.openKeyring(log); err != nil {
+		store.Close()
+		return nil, err
+	}
 	if err := c.openEngine(cfg, log, withEngine); err != nil {
 		c.close(context.Background(), log)
 		return nil, err

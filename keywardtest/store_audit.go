@@ -1,0 +1,419 @@
+package keywardtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+)
+
+// NewAuditEntry returns an audit entry of action, acted by key keyID of
+// account accountID on target key targetID, sealed with made-up bytes.
+// It is ready for Store.AppendAudit or keyward.NewContextWithAudit.
+func NewAuditEntry(action, keyID, accountID, targetID string) *keyward.AuditEntry {
+	return &keyward.AuditEntry{
+		Time:       Now(),
+		Actor:      keyward.AuditActor{KeyID: keyID, AccountID: accountID, Role: keyward.RoleAccountAdmin, IP: "192.0.2.7"},
+		Action:     action,
+		TargetType: "key",
+		TargetID:   targetID,
+		AccountID:  accountID,
+		Outcome:    keyward.AuditSuccess,
+		Sealed:     []byte("sealed:" + action),
+		KeyVersion: 1,
+	}
+}
+
+// AppendAuditEntries appends n entries to s with AppendAudit and returns
+// them as the store completed them (Seq, PrevHash, Hash set).
+func AppendAuditEntries(t testing.TB, s keyward.Store, n int) []*keyward.AuditEntry {
+	t.Helper()
+	entries := make([]*keyward.AuditEntry, n)
+	for i := range entries {
+		entries[i] = NewAuditEntry(fmt.Sprintf("test.action%d", i+1), apikey.NewID("key"), apikey.NewID("acc"), apikey.NewID("key"))
+		if err := s.AppendAudit(t.Context(), entries[i]); err != nil {
+			t.Fatalf("append audit entry %d: %v", i+1, err)
+		}
+	}
+	return entries
+}
+
+// AuditLog reads the whole audit log of s, oldest first, page by page.
+func AuditLog(t testing.TB, s keyward.Store) []*keyward.AuditEntry {
+	t.Helper()
+	var all []*keyward.AuditEntry
+	p := keyward.Page{Limit: keyward.MaxPageLimit}
+	for {
+		page, next, err := s.AuditEntries(t.Context(), keyward.AuditFilter{}, p)
+		if err != nil {
+			t.Fatalf("list audit entries after %q: %v", p.After, err)
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all
+		}
+		p.After = next
+	}
+}
+
+// VerifyAudit checks the hash chain of the whole audit log of s.
+func VerifyAudit(t testing.TB, s keyward.Store) keyward.AuditVerification {
+	t.Helper()
+	var c keyward.AuditChain
+	c.Check(AuditLog(t, s))
+	return c.Result()
+}
+
+// wantAuditChain fails unless the audit log of f's store is intact and
+// holds n entries.
+func (f *fixture) wantAuditChain(n int) {
+	f.t.Helper()
+	if v := VerifyAudit(f.t, f.s); !v.OK || v.Entries != int64(n) {
+		f.t.Fatalf("audit chain = %+v, want intact with %d entries", v, n)
+	}
+}
+
+// audited returns f's context carrying a new entry of action.
+func (f *fixture) audited(action string) context.Context {
+	return keyward.NewContextWithAudit(f.ctx, NewAuditEntry(action, apikey.NewID("key"), "", ""))
+}
+
+// wantAuditEntry fails unless got is want as the store completed it.
+func wantAuditEntry(t testing.TB, got, want *keyward.AuditEntry) {
+	t.Helper()
+	if got.Seq != want.Seq || !got.Time.Equal(want.Time) || got.Actor != want.Actor || got.Action != want.Action ||
+		got.TargetType != want.TargetType || got.TargetID != want.TargetID || got.AccountID != want.AccountID ||
+		got.Outcome != want.Outcome || !bytes.Equal(got.Sealed, want.Sealed) || got.KeyVersion != want.KeyVersion ||
+		!bytes.Equal(got.PrevHash, want.PrevHash) || !bytes.Equal(got.Hash, want.Hash) {
+		t.Fatalf("audit entry differs:\n got %+v\nwant %+v", got, want)
+	}
+	if got.Details != nil {
+		t.Fatalf("audit entry %d has Details %s; stores return Sealed only", got.Seq, got.Details)
+	}
+	isUTC(t, "Time", got.Time)
+}
+
+func testAudit(t *testing.T, open func(*testing.T) keyward.Store) {
+	t.Run("every mutation appends the entry of its context", func(t *testing.T) {
+		f := newFixture(t, open)
+		var (
+			a    = &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", CreatedAt: fixedTime, UpdatedAt: fixedTime}
+			u    = &keyward.User{ID: apikey.NewID("usr"), AccountID: a.ID, Name: "alice", CreatedAt: fixedTime}
+			root = minimalKey()
+			k    *keyward.Key
+			rule = ipRule("", keyward.IPBlock, "192.0.2.0/24")
+			next *keyward.Key
+		)
+		mutations := []struct {
+			action string
+			do     func(ctx context.Context) error
+		}{
+			{"account.create", func(ctx context.Context) error { return f.s.CreateAccount(ctx, a) }},
+			{"account.update", func(ctx context.Context) error {
+				_, err := f.s.UpdateAccount(ctx, a.ID, func(a *keyward.Account) error { a.Name = "acme2"; return nil })
+				return err
+			}},
+			{"user.create", func(ctx context.Context) error { return f.s.CreateUser(ctx, u) }},
+			{"key.bootstrap", func(ctx context.Context) error { return f.s.BootstrapRootKey(ctx, root) }},
+			{"key.create", func(ctx context.Context) error { k = fullKey(a.ID, u.ID); return f.s.CreateKey(ctx, k) }},
+			{"key.create_batch", func(ctx context.Context) error { return f.s.CreateKeys(ctx, batchKeys(a.ID, u.ID, 3)) }},
+			{"key.update", func(ctx context.Context) error {
+				_, err := f.s.UpdateKey(ctx, k.ID, func(k *keyward.Key) error { k.Name = "renamed"; return nil })
+				return err
+			}},
+			{"key.rotate", func(ctx context.Context) error {
+				_, _, err := f.s.RotateKey(ctx, k.ID, rotation(fixedTime.Add(time.Hour), &next))
+				return err
+			}},
+			{"ip.block", func(ctx context.Context) error { return f.s.CreateIPRule(ctx, rule) }},
+			{"ip.unblock", func(ctx context.Context) error { _, err := f.s.DeleteIPRule(ctx, rule.ID); return err }},
+			{"anomaly.detected", func(ctx context.Context) error {
+				return f.s.CreateAnomaly(ctx, anomaly(keyward.AnomalyIPSpread, a.ID, k.ID, fixedTime))
+			}},
+			{"key.delete", func(ctx context.Context) error { _, err := f.s.DeleteKey(ctx, next.ID); return err }},
+			{"user.delete", func(ctx context.Context) error { _, err := f.s.DeleteUser(ctx, u.ID); return err }},
+			{"account.delete", func(ctx context.Context) error { _, err := f.s.DeleteAccount(ctx, a.ID); return err }},
+		}
+		for i, m := range mutations {
+			ctx := f.audited(m.action)
+			if err := m.do(ctx); err != nil {
+				t.Fatalf("%s: %v", m.action, err)
+			}
+			e := keyward.AuditFrom(ctx)
+			if e.Seq != int64(i+1) || len(e.Hash) == 0 {
+				t.Fatalf("%s: the store set Seq %d and Hash %x, want Seq %d and a hash", m.action, e.Seq, e.Hash, i+1)
+			}
+			log := AuditLog(t, f.s)
+			if len(log) != i+1 {
+				t.Fatalf("%s: audit log has %d entries, want %d", m.action, len(log), i+1)
+			}
+			wantAuditEntry(t, log[i], e)
+		}
+		f.wantAuditChain(len(mutations))
+	})
+
+	t.Run("a failing mutation appends nothing", func(t *testing.T) {
+		f := newFixture(t, open)
+		a := f.account("acme")
+		k := f.adminKey(a.ID)
+		failures := []struct {
+			name string
+			code string // "" for errAbort
+			do   func(ctx context.Context) error
+		}{
+			{"UpdateKey whose fn fails", "", func(ctx context.Context) error {
+				_, err := f.s.UpdateKey(ctx, k.ID, func(*keyward.Key) error { return errAbort })
+				return err
+			}},
+			{"CreateKey with a taken id", keyward.ECONFLICT, func(ctx context.Context) error {
+				dup := minimalKey()
+				dup.ID = k.ID
+				return f.s.CreateKey(ctx, dup)
+			}},
+			{"UpdateAccount of a missing account", keyward.ENOTFOUND, func(ctx context.Context) error {
+				_, err := f.s.UpdateAccount(ctx, apikey.NewID("acc"), func(*keyward.Account) error { return nil })
+				return err
+			}},
+			{"DeleteKey of a missing key", keyward.ENOTFOUND, func(ctx context.Context) error {
+				_, err := f.s.DeleteKey(ctx, apikey.NewID("key"))
+				return err
+			}},
+			{"RotateKey whose fn fails", "", func(ctx context.Context) error {
+				_, _, err := f.s.RotateKey(ctx, k.ID, func(*keyward.Key) (*keyward.Key, error) { return nil, errAbort })
+				return err
+			}},
+		}
+		for _, c := range failures {
+			err := c.do(f.audited("test.fail"))
+			if c.code == "" && !errors.Is(err, errAbort) {
+				t.Fatalf("%s: error = %v, want fn's error", c.name, err)
+			}
+			if c.code != "" {
+				wantCode(t, err, c.code)
+			}
+		}
+		if log := AuditLog(t, f.s); len(log) != 0 {
+			t.Fatalf("failed mutations appended %d audit entries, want none", len(log))
+		}
+	})
+
+	t.Run("an invalid entry fails the mutation it records", func(t *testing.T) {
+		f := newFixture(t, open)
+		bad := NewAuditEntry("", "", "", "")
+		a := &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", CreatedAt: fixedTime, UpdatedAt: fixedTime}
+		wantCode(t, f.s.CreateAccount(keyward.NewContextWithAudit(f.ctx, bad), a), keyward.EINVALID)
+		_, err := f.s.Account(f.ctx, a.ID)
+		wantCode(t, err, keyward.ENOTFOUND)
+		if log := AuditLog(t, f.s); len(log) != 0 {
+			t.Fatalf("audit log has %d entries, want none", len(log))
+		}
+	})
+
+	t.Run("bookkeeping appends nothing", func(t *testing.T) {
+		f := newFixture(t, open)
+		k := creditKey(10, 0, 0)
+		must(t, f.s.CreateKey(f.ctx, k))
+		ctx := f.audited("test.bookkeeping")
+		must(t, f.s.TouchKeys(ctx, []keyward.KeyUse{{ID: k.ID, At: fixedTime}}))
+		_, _, err := f.s.SpendCredits(ctx, k.ID, 1, fixedTime)
+		must(t, err)
+		must(t, f.s.WriteCredits(ctx, []keyward.CreditWrite{{KeyID: k.ID, Remaining: 5, RefilledAt: fixedTime, Version: 100}}))
+		if log := AuditLog(t, f.s); len(log) != 0 {
+			t.Fatalf("TouchKeys, SpendCredits and WriteCredits appended %d audit entries, want none", len(log))
+		}
+	})
+
+	t.Run("AppendAudit chains entries from seq 1", func(t *testing.T) {
+		f := newFixture(t, open)
+		entries := AppendAuditEntries(t, f.s, 3)
+		var prev []byte
+		for i, e := range entries {
+			if e.Seq != int64(i+1) || !bytes.Equal(e.PrevHash, prev) || !bytes.Equal(e.Hash, e.ChainHash(prev)) {
+				t.Fatalf("entry %d: Seq %d, PrevHash %x, Hash %x; want Seq %d after hash %x", i+1, e.Seq, e.PrevHash, e.Hash, i+1, prev)
+			}
+			prev = e.Hash
+		}
+		if entries[0].PrevHash != nil {
+			t.Fatalf("first entry has PrevHash %x, want nil", entries[0].PrevHash)
+		}
+		f.wantAuditChain(3)
+	})
+
+	t.Run("AppendAudit requires action, outcome and time", func(t *testing.T) {
+		f := newFixture(t, open)
+		for name, edit := range map[string]func(*keyward.AuditEntry){
+			"action":  func(e *keyward.AuditEntry) { e.Action = "" },
+			"outcome": func(e *keyward.AuditEntry) { e.Outcome = "" },
+			"time":    func(e *keyward.AuditEntry) { e.Time = time.Time{} },
+		} {
+			e := NewAuditEntry("key.create", "", "", "")
+			edit(e)
+			if err := f.s.AppendAudit(f.ctx, e); keyward.ErrorCode(err) != keyward.EINVALID {
+				t.Fatalf("AppendAudit without %s = %v, want an invalid error", name, err)
+			}
+		}
+		if log := AuditLog(t, f.s); len(log) != 0 {
+			t.Fatalf("audit log has %d entries, want none", len(log))
+		}
+	})
+
+	t.Run("every field round-trips", func(t *testing.T) {
+		f := newFixture(t, open)
+		e := &keyward.AuditEntry{
+			Time: fixedTime.Add(123 * time.Nanosecond).In(time.FixedZone("X", 3600)), // kept to the microsecond
+			Actor: keyward.AuditActor{KeyID: apikey.NewID("key"), AccountID: apikey.NewID("acc"), UserID: apikey.NewID("usr"),
+				Role: keyward.RoleUser, Agent: "keyward-cli/1.0", IP: "2001:db8::1", UserAgent: "curl/8.0",
+				RequestID: "req-42", System: "abuse"},
+			Action: "key.revoke", TargetType: "key", TargetID: apikey.NewID("key"), AccountID: apikey.NewID("acc"),
+			Outcome: keyward.AuditDenied, Sealed: []byte{0, 1, 2, 0xff, 0xfe}, KeyVersion: 7,
+		}
+		must(t, f.s.AppendAudit(f.ctx, e))
+		if !e.Time.Equal(fixedTime) {
+			t.Fatalf("AppendAudit left Time %v, want it truncated to the stored %v", e.Time, fixedTime)
+		}
+		bare := &keyward.AuditEntry{Time: fixedTime, Action: "ip.blocked", Outcome: keyward.AuditSuccess}
+		must(t, f.s.AppendAudit(f.ctx, bare))
+		log := AuditLog(t, f.s)
+		if len(log) != 2 {
+			t.Fatalf("audit log has %d entries, want 2", len(log))
+		}
+		wantAuditEntry(t, log[0], e)
+		wantAuditEntry(t, log[1], bare)
+		if len(log[1].Sealed) != 0 {
+			t.Fatalf("entry without details has Sealed %x, want empty", log[1].Sealed)
+		}
+		f.wantAuditChain(2)
+	})
+
+	t.Run("concurrent mutations get seq 1..50 without gaps", func(t *testing.T) {
+		f := newFixture(t, open)
+		const n = 50
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Go(func() {
+				if i%2 == 0 {
+					errs <- f.s.AppendAudit(f.ctx, NewAuditEntry("test.event", "", "", ""))
+					return
+				}
+				a := &keyward.Account{ID: apikey.NewID("acc"), Name: fmt.Sprintf("acme %d", i), CreatedAt: fixedTime, UpdatedAt: fixedTime}
+				errs <- f.s.CreateAccount(f.audited("account.create"), a)
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			must(t, err)
+		}
+		log := AuditLog(t, f.s)
+		for i, e := range log {
+			if e.Seq != int64(i+1) {
+				t.Fatalf("entry %d has seq %d: seqs must run 1..%d without gaps", i, e.Seq, n)
+			}
+		}
+		f.wantAuditChain(n)
+	})
+
+	t.Run("filters and pagination", func(t *testing.T) {
+		f := newFixture(t, open)
+		actor, acc, target := apikey.NewID("key"), apikey.NewID("acc"), apikey.NewID("key")
+		t0 := fixedTime
+		add := func(action, actorKey, account, targetID string, at time.Time) int64 {
+			e := NewAuditEntry(action, actorKey, account, targetID)
+			e.Time = at
+			must(t, f.s.AppendAudit(f.ctx, e))
+			return e.Seq
+		}
+		s1 := add("key.create", actor, acc, target, t0)
+		s2 := add("key.update", actor, acc, target, t0.Add(time.Minute))
+		s3 := add("key.create", apikey.NewID("key"), acc, apikey.NewID("key"), t0.Add(2*time.Minute))
+		s4 := add("key.revoke", apikey.NewID("key"), apikey.NewID("acc"), target, t0.Add(3*time.Minute))
+		s5 := add("key.create", actor, "", apikey.NewID("key"), t0.Add(4*time.Minute))
+		for _, c := range []struct {
+			name string
+			f    keyward.AuditFilter
+			want []int64
+		}{
+			{"none", keyward.AuditFilter{}, []int64{s1, s2, s3, s4, s5}},
+			{"actor", keyward.AuditFilter{ActorKeyID: actor}, []int64{s1, s2, s5}},
+			{"action", keyward.AuditFilter{Action: "key.create"}, []int64{s1, s3, s5}},
+			{"target", keyward.AuditFilter{TargetID: target}, []int64{s1, s2, s4}},
+			{"account", keyward.AuditFilter{AccountID: acc}, []int64{s1, s2, s3}},
+			{"since", keyward.AuditFilter{Since: t0.Add(3 * time.Minute)}, []int64{s4, s5}},
+			{"until", keyward.AuditFilter{Until: t0.Add(time.Minute)}, []int64{s1}},
+			{"since and until", keyward.AuditFilter{Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}, []int64{s2, s3}},
+			{"actor and action", keyward.AuditFilter{ActorKeyID: actor, Action: "key.create"}, []int64{s1, s5}},
+			{"no match", keyward.AuditFilter{Action: "key.nothing"}, nil},
+		} {
+			for _, limit := range []int{1, 2, 10} {
+				ids := pageWalk(t, limit, func(p keyward.Page) ([]*keyward.AuditEntry, string, error) {
+					return f.s.AuditEntries(f.ctx, c.f, p)
+				}, func(e *keyward.AuditEntry) string { return strconv.FormatInt(e.Seq, 10) })
+				var want []string
+				for _, s := range c.want {
+					want = append(want, strconv.FormatInt(s, 10))
+				}
+				if fmt.Sprint(ids) != fmt.Sprint(want) {
+					t.Fatalf("filter %s, limit %d: seqs %v, want %v", c.name, limit, ids, want)
+				}
+			}
+		}
+		page, next, err := f.s.AuditEntries(f.ctx, keyward.AuditFilter{}, keyward.Page{After: strconv.FormatInt(s3, 10)})
+		must(t, err)
+		if len(page) != 2 || page[0].Seq != s4 || next != "" {
+			t.Fatalf("page after %d = %d entries, next %q; want %d and %d", s3, len(page), next, s4, s5)
+		}
+		for _, bad := range []string{"abc", "-1", "1.5"} {
+			_, _, err := f.s.AuditEntries(f.ctx, keyward.AuditFilter{}, keyward.Page{After: bad})
+			if keyward.ErrorCode(err) != keyward.EINVALID {
+				t.Fatalf("AuditEntries after %q = %v, want an invalid error", bad, err)
+			}
+		}
+	})
+}
+
+// TestAuditTamper checks that keyward.AuditChain names the first bad entry
+// of an audit log tampered with directly in the database. For each case,
+// open returns a new, empty store and exec, which runs a statement on the
+// store's database behind its back (the table is audit_log).
+func TestAuditTamper(t *testing.T, open func(t *testing.T) (s keyward.Store, exec func(query string) error)) {
+	for _, c := range []struct {
+		name     string
+		tamper   []string
+		firstBad int64
+	}{
+		{"edited action", []string{"UPDATE audit_log SET action = 'key.nothing' WHERE seq = 3"}, 3},
+		{"edited sealed details", []string{"UPDATE audit_log SET sealed = hash WHERE seq = 5"}, 5},
+		{"deleted row", []string{"DELETE FROM audit_log WHERE seq = 3"}, 4},
+		// Moving the rows' sequence numbers swaps their contents.
+		{"swapped rows", []string{
+			"UPDATE audit_log SET seq = -2 WHERE seq = 2",
+			"UPDATE audit_log SET seq = 2 WHERE seq = 3",
+			"UPDATE audit_log SET seq = 3 WHERE seq = -2",
+		}, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, exec := open(t)
+			AppendAuditEntries(t, s, 5)
+			if v := VerifyAudit(t, s); !v.OK || v.Entries != 5 {
+				t.Fatalf("before tampering: %+v, want an intact chain of 5", v)
+			}
+			for _, q := range c.tamper {
+				if err := exec(q); err != nil {
+					t.Fatalf("tamper %q: %v", q, err)
+				}
+			}
+			v := VerifyAudit(t, s)
+			if v.OK || v.FirstBad != c.firstBad || v.Problem == "" {
+				t.Fatalf("after tampering: %+v, want first bad entry %d with a problem", v, c.firstBad)
+			}
+		})
+	}
+}

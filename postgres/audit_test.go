@@ -1,0 +1,23 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/keywardtest"
+)
+
+func TestAuditTamper(t *testing.T) {
+	keywardtest.TestAuditTamper(t, func(t *testing.T) (keyward.Store, func(string) error) {
+		dbURL := keywardtest.PostgresURL(t)
+		schema := newSchema(t, dbURL)
+		s, conn := open(t, dbURL, schema), rawConn(t, dbURL)
+		if _, err := conn.Exec(t.Context(), "SET search_path TO "+schema); err != nil {
+			t.Fatal(err)
+		}
+		return s, func(query string) error {
+			_, err := conn.Exec(t.Context(), query)
+			return err
+		}
+	})
+}

@@ -1,0 +1,20 @@
+package sqlite_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/keywardtest"
+)
+
+func TestAuditTamper(t *testing.T) {
+	keywardtest.TestAuditTamper(t, func(t *testing.T) (keyward.Store, func(string) error) {
+		path := filepath.Join(t.TempDir(), "keyward.db")
+		s, db := open(t, path), rawDB(t, path)
+		return s, func(query string) error {
+			_, err := db.ExecContext(t.Context(), query)
+			return err
+		}
+	})
+}
