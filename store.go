@@ -170,6 +170,31 @@ type Store interface {
 	// Entries come as stored: Sealed, not Details.
 	AuditEntries(ctx context.Context, f AuditFilter, p Page) (entries []*AuditEntry, next string, err error)
 
+	// Usage analytics (see usage.go and package usage). Counts are added per
+	// minute, rolled up to hours and days, and deleted by retention.
+
+	// AddUsage adds the count of each row to the stored minute row of the
+	// same minute, key, account and code (creating it at zero), in one
+	// transaction. Start is truncated to the minute; rows that share a
+	// minute, key, account and code add up. EINVALID, and nothing added, if
+	// a row fails UsageRow.ValidateAdd. An empty batch does nothing.
+	AddUsage(ctx context.Context, rows []UsageRow) error
+	// RollUpUsage adds the minute rows of every complete hour before
+	// before (truncated to the hour) to hour rows, and the hour rows of
+	// every complete UTC day before before (truncated to the day) to day
+	// rows, in one transaction. Source rows are kept (retention deletes
+	// them); each remembers how much of its count is already rolled up, so
+	// a second call adds nothing and a count added to a source row later
+	// (a late flush) is added by the next call.
+	RollUpUsage(ctx context.Context, before time.Time) error
+	// Usage lists the stored rows of f.Granularity matching f, ordered by
+	// start, key, code and account. EINVALID if f fails Validate or more
+	// than MaxUsageRows rows match.
+	Usage(ctx context.Context, f UsageFilter) ([]UsageRow, error)
+	// DeleteUsageBefore deletes the rows of granularity g that start before
+	// before and returns how many it deleted. EINVALID for an unknown g.
+	DeleteUsageBefore(ctx context.Context, g UsageGranularity, before time.Time) (int64, error)
+
 	// Ping reports whether the backend is reachable (EUNAVAILABLE if not).
 	Ping(ctx context.Context) error
 	// Close releases the backend.

@@ -34,6 +34,11 @@ type Config struct {
 	// Sealer encrypts audit details; without one they are not recorded
 	// (the entries still are).
 	Sealer Sealer
+	// KeyLeaked, if set, is called after a reported leak has revoked a
+	// key (ReportLeaks), once per revoked token, with the service
+	// unlocked. It is the seam of the key.leaked webhook event (issue 6):
+	// it must not block, so an announcer queues the event and returns.
+	KeyLeaked func(ctx context.Context, e keyward.KeyLeaked)
 	// Now is the clock; it defaults to time.Now.
 	Now func() time.Time
 	// Logger defaults to slog.Default().
@@ -52,6 +57,7 @@ type Service struct {
 	credits  keyward.CreditLedger
 	sealer   Sealer
 	observer keyward.KeyObserver
+	leaked   func(context.Context, keyward.KeyLeaked)
 	now      func() time.Time
 	log      *slog.Logger
 }
@@ -63,6 +69,7 @@ var (
 	_ keyward.CreditService  = (*Service)(nil)
 	_ keyward.AnomalyService = (*Service)(nil)
 	_ keyward.AuditService   = (*Service)(nil)
+	_ keyward.LeakService    = (*Service)(nil)
 )
 
 // New returns a Service.
@@ -74,6 +81,7 @@ func New(cfg Config) *Service {
 		credits:  cfg.Credits,
 		sealer:   cfg.Sealer,
 		observer: cfg.Observer,
+		leaked:   cfg.KeyLeaked,
 		now:      cfg.Now,
 		log:      cfg.Logger,
 	}

@@ -20,6 +20,14 @@ type recorder struct {
 	changed  []string // key ids
 	deleted  []keyward.KeyHash
 	accounts []string
+	leaks    []keyward.KeyLeaked
+}
+
+// keyLeaked is the admin.Config.KeyLeaked hook.
+func (r *recorder) keyLeaked(_ context.Context, e keyward.KeyLeaked) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.leaks = append(r.leaks, e)
 }
 
 func (r *recorder) KeyChanged(k *keyward.Key) {
@@ -61,7 +69,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.engine = engine
-	e.svc = admin.New(admin.Config{Store: e.store, Hasher: h, Verifier: engine, Observer: e.obs, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Now: clock})
+	e.svc = admin.New(admin.Config{Store: e.store, Hasher: h, Verifier: engine, Observer: e.obs, KeyLeaked: e.obs.keyLeaked, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Now: clock})
 	_, root, err := e.svc.Bootstrap(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -383,21 +383,27 @@ func (s *Service) RevokeKey(ctx context.Context, keyID string) (*keyward.Key, er
 	if err != nil {
 		return nil, err
 	}
-	now := s.utc()
-	k, err := s.store.UpdateKey(actx, keyID, func(k *keyward.Key) error {
-		if k.RevokedAt != nil && !k.RevokedAt.After(now) {
-			return nil
-		}
-		k.RevokedAt = &now
-		k.UpdatedAt = now
-		return nil
-	})
+	k, err := s.store.UpdateKey(actx, keyID, revokeAt(s.utc()))
 	if err != nil {
 		return nil, err
 	}
 	s.keyChanged(k)
 	s.log.InfoContext(ctx, "key revoked", "key_id", k.ID, "by", id.KeyID)
 	return k, nil
+}
+
+// revokeAt returns the UpdateKey function that revokes a key at now: a key
+// revoked already stays as it is, one in a rotation grace window stops at
+// now.
+func revokeAt(now time.Time) func(*keyward.Key) error {
+	return func(k *keyward.Key) error {
+		if k.RevokedAt != nil && !k.RevokedAt.After(now) {
+			return nil
+		}
+		k.RevokedAt = &now
+		k.UpdatedAt = now
+		return nil
+	}
 }
 
 // RotateKey issues a replacement for a key with the same role, owner,

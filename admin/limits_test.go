@@ -234,3 +234,31 @@ func TestVerifyKeyOfAnotherAccountSpendsNothing(t *testing.T) {
 	_, err := e.svc.VerifyKey(e.root, keyward.VerifyRequest{Key: metered.Secret, Cost: -1})
 	wantCode(t, err, keyward.EINVALID)
 }
+
+func TestUsageIsScoped(t *testing.T) {
+	e := newEnv(t)
+	a, _, adminKey, userKey := e.tenant(t, "acme", "p")
+	b, _, _, _ := e.tenant(t, "other", "p")
+	minute := e.now.UTC().Truncate(time.Minute)
+	if err := e.store.AddUsage(t.Context(), []keyward.UsageRow{
+		{Start: minute, KeyID: "key_a", AccountID: a.ID, Code: keyward.DecisionValid, Count: 5},
+		{Start: minute, KeyID: "key_b", AccountID: b.ID, Code: keyward.DecisionRateLimited, Count: 2},
+		{Start: minute, Code: keyward.DecisionNotFound, Count: 1},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	all := must(e.svc.Usage(e.root, keyward.UsageFilter{Granularity: keyward.UsageMinute}))
+	if len(all.Items) != 3 {
+		t.Fatalf("root sees %d rows, want 3", len(all.Items))
+	}
+	own := must(e.svc.Usage(as(t, &adminKey.Key), keyward.UsageFilter{Granularity: keyward.UsageMinute}))
+	if len(own.Items) != 1 || own.Items[0].AccountID != a.ID || own.Items[0].Count != 5 {
+		t.Fatalf("account admin sees %+v, want only its account's row", own.Items)
+	}
+	_, err := e.svc.Usage(as(t, &adminKey.Key), keyward.UsageFilter{Granularity: keyward.UsageMinute, AccountID: b.ID})
+	wantCode(t, err, keyward.ENOTFOUND)
+	_, err = e.svc.Usage(as(t, &userKey.Key), keyward.UsageFilter{Granularity: keyward.UsageMinute})
+	wantCode(t, err, keyward.EFORBIDDEN)
+	_, err = e.svc.Usage(e.root, keyward.UsageFilter{Granularity: "week"})
+	wantCode(t, err, keyward.EINVALID)
+}

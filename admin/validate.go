@@ -93,7 +93,7 @@ const maxAgentLen = 200
 // validateAgent checks an agent name: it is echoed in identities, logs and
 // headers, so it must be short printable text.
 func validateAgent(a string) error {
-	if len(a) > maxAgentLen || !utf8.ValidString(a) || strings.ContainsFunc(a, unicode.IsControl) {
+	if !printable(a, maxAgentLen) {
 		return keyward.Errorf(keyward.EINVALID, "agent must be printable text of at most %d bytes", maxAgentLen)
 	}
 	return nil
@@ -110,4 +110,10 @@ func futureExpiry(t *time.Time, now time.Time) (*time.Time, error) {
 		return nil, keyward.Errorf(keyward.EINVALID, "expires_at %s is not in the future", u.Format(time.RFC3339))
 	}
 	return &u, nil
+}
+
+// printable reports whether v is valid UTF-8 of at most max bytes without
+// control characters.
+func printable(v string, max int) bool {
+	return len(v) <= max && utf8.ValidString(v) && !strings.ContainsFunc(v, unicode.IsControl)
 }

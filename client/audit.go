@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/keyward/keyward"
 )
@@ -17,12 +16,8 @@ func (c *Client) AuditEntries(ctx context.Context, f keyward.AuditFilter, p keyw
 	setIf(q, "action", f.Action)
 	setIf(q, "target_id", f.TargetID)
 	setIf(q, "account_id", f.AccountID)
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.UTC().Format(time.RFC3339))
-	}
-	if !f.Until.IsZero() {
-		q.Set("until", f.Until.UTC().Format(time.RFC3339))
-	}
+	setTime(q, "since", f.Since)
+	setTime(q, "until", f.Until)
 	return send[keyward.AuditList](ctx, c, http.MethodGet, "/v1/audit", q, nil)
 }
 

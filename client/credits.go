@@ -42,14 +42,19 @@ func (c *Client) Anomalies(ctx context.Context, f keyward.AnomalyFilter, p keywa
 	setIf(q, "account_id", f.AccountID)
 	setIf(q, "key_id", f.KeyID)
 	setIf(q, "type", string(f.Type))
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.UTC().Format(time.RFC3339))
-	}
+	setTime(q, "since", f.Since)
 	return send[keyward.AnomalyList](ctx, c, http.MethodGet, "/v1/anomalies", q, nil)
 }
 
 func setIf(q url.Values, name, v string) {
 	if v != "" {
 		q.Set(name, v)
+	}
+}
+
+// setTime sets q's parameter name to t in RFC 3339, unless t is zero.
+func setTime(q url.Values, name string, t time.Time) {
+	if !t.IsZero() {
+		q.Set(name, t.UTC().Format(time.RFC3339))
 	}
 }

@@ -45,10 +45,8 @@ func (s *Server) listAnomalies(ctx context.Context, r *http.Request, _ noBody) (
 		return nil, err
 	}
 	f := keyward.AnomalyFilter{AccountID: q.Get("account_id"), KeyID: q.Get("key_id"), Type: keyward.AnomalyType(q.Get("type"))}
-	if v := q.Get("since"); v != "" {
-		if f.Since, err = time.Parse(time.RFC3339, v); err != nil {
-			return nil, keyward.Errorf(keyward.EINVALID, "since %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", v)
-		}
+	if err := timeParams(q, map[string]*time.Time{"since": &f.Since}); err != nil {
+		return nil, err
 	}
 	l, err := s.svc.Anomalies(ctx, f, p)
 	if l != nil && l.Items == nil {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/verify"
@@ -183,4 +184,20 @@ func pageOf(q url.Values) (keyward.Page, error) {
 		p.Limit = min(n, keyward.MaxPageLimit)
 	}
 	return p, nil
+}
+
+// timeParams reads the RFC 3339 times of the named query parameters into
+// their destinations; an absent parameter leaves its destination zero.
+func timeParams(q url.Values, dst map[string]*time.Time) error {
+	for name, t := range dst {
+		v := q.Get(name)
+		if v == "" {
+			continue
+		}
+		var err error
+		if *t, err = time.Parse(time.RFC3339, v); err != nil {
+			return keyward.Errorf(keyward.EINVALID, "%s %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", name, v)
+		}
+	}
+	return nil
 }

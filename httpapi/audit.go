@@ -19,15 +19,8 @@ func (s *Server) listAudit(ctx context.Context, r *http.Request, _ noBody) (*key
 		return nil, err
 	}
 	f := keyward.AuditFilter{ActorKeyID: q.Get("actor_key_id"), Action: q.Get("action"), TargetID: q.Get("target_id"), AccountID: q.Get("account_id")}
-	for _, t := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if v := q.Get(t.name); v != "" {
-			if *t.dst, err = time.Parse(time.RFC3339, v); err != nil {
-				return nil, keyward.Errorf(keyward.EINVALID, "%s %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", t.name, v)
-			}
-		}
+	if err := timeParams(q, map[string]*time.Time{"since": &f.Since, "until": &f.Until}); err != nil {
+		return nil, err
 	}
 	l, err := s.svc.AuditEntries(ctx, f, p)
 	if l != nil && l.Items == nil {

@@ -84,6 +84,9 @@ var roleTable = []struct {
 	{"POST /v1/keys/{key}/disable", ``, keyOwner(200)},
 	{"POST /v1/keys/{key}/enable", ``, keyOwner(200)},
 	{"POST /v1/keys/verify", `{"key":"{key_secret}"}`, onlyRoot(200)},
+	// Leak reports: root, or a key holding keys:report_leak (none of
+	// these), and then for keys of any account.
+	{"POST /v1/leaks", `{"tokens":[{"token":"{key_secret}","source":"github"}]}`, onlyRoot(200)},
 
 	// Metering: only root sets rate limits and credits; whoever may see a
 	// key reads its credits.
@@ -102,6 +105,8 @@ var roleTable = []struct {
 	{"GET /v1/audit", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 403, userOther: 403}},
 	{"GET /v1/audit?account_id={account}&action=key.create", ``, accountManager(200)},
 	{"GET /v1/audit/verify", ``, onlyRoot(200)},
+	{"GET /v1/usage", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 403, userOther: 403}},
+	{"GET /v1/usage?account_id={account}&granularity=hour", ``, accountManager(200)},
 	{"GET /v1/whoami", ``, anyKey(200)},
 
 	// IP rules: root manages global rules and any account's; an

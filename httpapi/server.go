@@ -34,6 +34,8 @@ type Service interface {
 	keyward.CreditService
 	keyward.AnomalyService
 	keyward.AuditService
+	keyward.LeakService
+	keyward.UsageService
 }
 
 // Pinger reports whether storage is reachable; keyward.Store is one.
@@ -168,6 +170,7 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("DELETE /v1/keys/{id}/credits", serveJSON(s, http.StatusNoContent, s.deleteCredits))
 	s.handle("POST /v1/keys/{id}/credits/top-up", serveJSON(s, http.StatusOK, s.topUpCredits))
 	s.handle("GET /v1/whoami", serveJSON(s, http.StatusOK, s.whoami))
+	s.handle("POST /v1/leaks", serveJSON(s, http.StatusOK, s.reportLeaks))
 
 	// IP rules.
 	s.handle("POST /v1/ip-rules", serveJSON(s, http.StatusCreated, s.createIPRule))
@@ -176,6 +179,7 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("GET /v1/anomalies", serveJSON(s, http.StatusOK, s.listAnomalies))
 	s.handle("GET /v1/audit", serveJSON(s, http.StatusOK, s.listAudit))
 	s.handle("GET /v1/audit/verify", serveJSON(s, http.StatusOK, s.verifyAudit))
+	s.handle("GET /v1/usage", serveJSON(s, http.StatusOK, s.usage))
 	if forwardAuth != nil {
 		// Any method: proxies send the original one (Envoy) or their own.
 		s.handle(ForwardAuthPath, forwardAuth)

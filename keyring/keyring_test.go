@@ -56,7 +56,8 @@ func TestSealOpen(t *testing.T) {
 		if v != 1 {
 			t.Errorf("Seal version = %d, want 1", v)
 		}
-		if len(plain) > 0 && bytes.Contains(sealed, plain) {
+		// Short plaintexts turn up in random bytes by chance: check longer ones.
+		if len(plain) >= 8 && bytes.Contains(sealed, plain) {
 			t.Errorf("sealed value contains the plaintext")
 		}
 		got, err := k.Open(v, sealed, ad)

@@ -48,6 +48,7 @@ func TestStore(t *testing.T, open func(t *testing.T) keyward.Store) {
 	t.Run("WriteCredits", func(t *testing.T) { testWriteCredits(t, open) })
 	t.Run("Anomalies", func(t *testing.T) { testAnomalies(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
+	t.Run("Usage", func(t *testing.T) { testUsage(t, open) })
 	t.Run("Ping", func(t *testing.T) { testPing(t, open) })
 }
 

@@ -9,6 +9,9 @@ import (
 
 // show writes v as JSON with -o json, or with people (a table) otherwise.
 func (a *app) show(v any, people func(w io.Writer) error) error {
+	if a.output == "csv" {
+		return usageErrorf("--output csv is only for keyward report: use table or json")
+	}
 	if a.output == "json" {
 		return printJSON(a.stdout, v)
 	}

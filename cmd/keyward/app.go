@@ -97,15 +97,15 @@ HTTP API, configured by --url/KEYWARD_URL and --api-key/KEYWARD_API_KEY.`,
 				return &usageError{err: err}
 			}
 			a.started = true
-			if a.output != "table" && a.output != "json" {
-				return usageErrorf("--output %q: use table or json", a.output)
+			if a.output != "table" && a.output != "json" && a.output != "csv" {
+				return usageErrorf("--output %q: use table or json (or csv for keyward report)", a.output)
 			}
 			return nil
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	pf := root.PersistentFlags()
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (csv for keyward report)")
 	pf.String("config", "", "configuration file (env KEYWARD_CONFIG; default ./keyward.yaml if present)")
 
 	root.AddCommand(
@@ -115,9 +115,11 @@ HTTP API, configured by --url/KEYWARD_URL and --api-key/KEYWARD_API_KEY.`,
 		a.usersCommand(),
 		a.keysCommand(),
 		a.ipRulesCommand(),
+		a.leaksCommand(),
 		a.creditsCommand(),
 		a.anomaliesCommand(),
 		a.auditCommand(),
+		a.reportCommand(),
 		a.verifyCommand(),
 		a.whoamiCommand(),
 		a.configCommand(),

@@ -150,7 +150,7 @@ func (a *app) auditExportCommand() *cobra.Command {
 		out string
 	)
 	cmd := &cobra.Command{
-		Use:   "export [--output FILE] [filters]",
+		Use:   "export [--file FILE] [filters]",
 		Short: "Write the audit log as JSON lines, one entry per line, oldest first",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -166,7 +166,7 @@ func (a *app) auditExportCommand() *cobra.Command {
 			if out != "" && out != "-" {
 				file, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 				if err != nil {
-					return usageErrorf("--output: %v", err)
+					return usageErrorf("--file: %v", err)
 				}
 				defer file.Close()
 				w = file
@@ -191,6 +191,6 @@ func (a *app) auditExportCommand() *cobra.Command {
 		},
 	}
 	af.add(cmd)
-	cmd.Flags().StringVar(&out, "output", "", "file to write (mode 0600; default standard output)")
+	cmd.Flags().StringVar(&out, "file", "", "file to write (mode 0600; default standard output)")
 	return cmd
 }

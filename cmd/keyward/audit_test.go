@@ -28,7 +28,7 @@ func TestAuditCLI(t *testing.T) {
 		t.Errorf("audit list --action key.revoke:\n%s", out)
 	}
 	export := filepath.Join(t.TempDir(), "audit.jsonl")
-	s.ok(t, root, "audit", "export", "--output", export)
+	s.ok(t, root, "audit", "export", "--file", export)
 	b, err := os.ReadFile(export)
 	if err != nil {
 		t.Fatal(err)

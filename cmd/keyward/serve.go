@@ -19,6 +19,7 @@ import (
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/redis"
+	"github.com/keyward/keyward/usage"
 	"github.com/keyward/keyward/verify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -77,6 +78,10 @@ type core struct {
 	// counts.
 	ledger      keyward.CreditLedger
 	closeLedger func() error
+	// usage counts verification outcomes per minute, key and code;
+	// stopUsage writes the last counts.
+	usage     *usage.Aggregator
+	stopUsage func() error
 	// detector is the abuse detector, stopped by stopDetector.
 	detector     *abuse.Detector
 	stopDetector func()
@@ -140,13 +145,14 @@ func (c *core) openEngine(cfg *Config, log *slog.Logger, withEngine bool) error 
 	if c.detector, c.stopDetector, err = startDetector(cfg, c, log); err != nil {
 		return err
 	}
+	c.usage, c.stopUsage = startUsage(c.store, log)
 	c.engine, err = verify.New(verify.Config{
 		Store:    c.store,
 		Hasher:   c.hasher,
 		CacheTTL: cfg.CacheTTL,
 		Limiter:  limiter,
 		Credits:  ledger,
-		Signals:  c.detector,
+		Signals:  usage.Tee(c.detector, c.usage),
 		Logger:   log,
 	})
 	if err != nil {
@@ -155,8 +161,19 @@ func (c *core) openEngine(cfg *Config, log *slog.Logger, withEngine bool) error 
 	return nil
 }
 
-// close stops the abuse detector, flushes the engine's usage batch and the
-// credit ledger's counts, then closes the store and Redis.
+// startUsage runs the usage aggregator of store until the returned stop,
+// which writes its last counts.
+func startUsage(store keyward.Store, log *slog.Logger) (*usage.Aggregator, func() error) {
+	agg := usage.New(store, usage.Config{Logger: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agg.Run(ctx) }()
+	return agg, func() error { cancel(); return <-done }
+}
+
+// close stops the abuse detector, flushes the engine's usage batch, the
+// usage counts and the credit ledger's counts, then closes the store and
+// Redis.
 func (c *core) close(ctx context.Context, log *slog.Logger) error {
 	var errs []error
 	if c.stopDetector != nil {
@@ -166,6 +183,13 @@ func (c *core) close(ctx context.Context, log *slog.Logger) error {
 		if err := c.engine.Close(ctx); err != nil {
 			log.Error("flushing key usage", "err", err)
 			errs = append(errs, fmt.Errorf("flushing key usage: %w", err))
+		}
+	}
+	if c.stopUsage != nil {
+		// After the engine: its last usage batch is counted first.
+		if err := c.stopUsage(); err != nil {
+			log.Error("writing usage counts", "err", err)
+			errs = append(errs, fmt.Errorf("writing usage counts: %w", err))
 		}
 	}
 	if c.closeLedger != nil {

@@ -1,0 +1,134 @@
+package admin
+
+import (
+	"context"
+	"slices"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+)
+
+// ReportLeaks revokes at once every key whose raw token is reported found
+// somewhere public, and answers per token, in order: revoked, or not_found
+// for a token that is malformed or no key's (the two are not told apart). A
+// key already revoked is revoked again, idempotently; each report of a key
+// writes its own key.leaked audit entry, with the source and URL but never
+// the token.
+//
+// The caller must be root or hold keyward.PermissionReportLeak, and may
+// then report any key: a secret scanner finds keys of every account. Only
+// root learns the revoked key's id; other callers get the status alone, so
+// a scanner learns nothing about a key beyond what holding its token
+// already told it (that it was live), and cannot map tokens to keys or
+// accounts.
+//
+// Tokens are handled one by one; a store failure ends the report with its
+// error, after the keys of earlier tokens were revoked. Reporting again is
+// safe.
+func (s *Service) ReportLeaks(ctx context.Context, r keyward.LeakReport) (*keyward.LeakResults, error) {
+	id, unlock, err := s.writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, events, err := func() (*keyward.LeakResults, []keyward.KeyLeaked, error) {
+		defer unlock()
+		return s.revokeLeaked(ctx, id, r)
+	}()
+	if s.leaked != nil {
+		for _, e := range events {
+			s.leaked(ctx, e)
+		}
+	}
+	return res, err
+}
+
+// revokeLeaked checks and carries out a report for id; it returns the
+// results and the events of the keys it revoked, also when it fails part
+// way.
+func (s *Service) revokeLeaked(ctx context.Context, id *keyward.Identity, r keyward.LeakReport) (*keyward.LeakResults, []keyward.KeyLeaked, error) {
+	if !isRoot(id) && !slices.Contains(id.Permissions, keyward.PermissionReportLeak) {
+		return nil, nil, keyward.Errorf(keyward.EFORBIDDEN, "reporting leaked keys needs a root key or a key with the %s permission", keyward.PermissionReportLeak)
+	}
+	if err := validateLeakReport(r); err != nil {
+		return nil, nil, err
+	}
+	res := &keyward.LeakResults{Results: make([]keyward.LeakResult, 0, len(r.Tokens))}
+	var events []keyward.KeyLeaked
+	for _, t := range r.Tokens {
+		k, err := s.revokeLeakedToken(ctx, id, t)
+		if err != nil {
+			return nil, events, err
+		}
+		if k == nil {
+			res.Results = append(res.Results, keyward.LeakResult{Status: keyward.LeakNotFound})
+			continue
+		}
+		out := keyward.LeakResult{Status: keyward.LeakRevoked}
+		if isRoot(id) {
+			out.KeyID = k.ID
+		}
+		res.Results = append(res.Results, out)
+		events = append(events, keyward.KeyLeaked{KeyID: k.ID, AccountID: k.AccountID, Source: t.Source, URL: t.URL, Time: k.UpdatedAt, ReportedBy: id.KeyID})
+	}
+	return res, events, nil
+}
+
+// revokeLeakedToken revokes the key of t's token with its key.leaked audit
+// entry and returns it; nil if the token is malformed or no key's.
+func (s *Service) revokeLeakedToken(ctx context.Context, id *keyward.Identity, t keyward.LeakedToken) (*keyward.Key, error) {
+	k, err := s.keyByToken(ctx, t.Token)
+	if k == nil || err != nil {
+		return nil, err
+	}
+	actx, err := s.audit(ctx, id, "key.leaked", "key", k.ID, k.AccountID, map[string]string{"source": t.Source, "url": t.URL})
+	if err != nil {
+		return nil, err
+	}
+	k, err = s.store.UpdateKey(actx, k.ID, revokeAt(s.utc()))
+	switch keyward.ErrorCode(err) {
+	case "":
+	case keyward.ENOTFOUND: // deleted since the lookup
+		return nil, nil
+	default:
+		return nil, err
+	}
+	s.keyChanged(k)
+	s.log.WarnContext(ctx, "key revoked: reported leaked", "key_id", k.ID, "account_id", k.AccountID, "source", t.Source, "url", t.URL, "by", id.KeyID)
+	return k, nil
+}
+
+// keyByToken returns the key whose raw token is raw, trying every pepper
+// version as verification does; nil if raw is malformed or no key's.
+func (s *Service) keyByToken(ctx context.Context, raw string) (*keyward.Key, error) {
+	if _, ok := apikey.Parse(raw); !ok {
+		return nil, nil
+	}
+	for _, v := range s.hasher.Versions() {
+		k, err := s.store.KeyByHash(ctx, s.hasher.HashVersion(raw, v))
+		if keyward.ErrorCode(err) == keyward.ENOTFOUND {
+			continue
+		}
+		return k, err
+	}
+	return nil, nil
+}
+
+// validateLeakReport checks the bounds of r. Its errors name a token by
+// its position, never by its value.
+func validateLeakReport(r keyward.LeakReport) error {
+	if len(r.Tokens) == 0 || len(r.Tokens) > keyward.MaxLeakTokens {
+		return keyward.Errorf(keyward.EINVALID, "tokens must hold 1 to %d tokens; split a longer list into several reports", keyward.MaxLeakTokens)
+	}
+	for i, t := range r.Tokens {
+		if t.Token == "" || len(t.Token) > keyward.MaxLeakTokenLen {
+			return keyward.Errorf(keyward.EINVALID, "tokens[%d].token must be 1 to %d bytes", i, keyward.MaxLeakTokenLen)
+		}
+		if !printable(t.Source, keyward.MaxLeakSourceLen) {
+			return keyward.Errorf(keyward.EINVALID, "tokens[%d].source must be printable text of at most %d bytes", i, keyward.MaxLeakSourceLen)
+		}
+		if !printable(t.URL, keyward.MaxLeakURLLen) {
+			return keyward.Errorf(keyward.EINVALID, "tokens[%d].url must be printable text of at most %d bytes", i, keyward.MaxLeakURLLen)
+		}
+	}
+	return nil
+}
