@@ -81,6 +81,18 @@ func (c Credits) Spend(cost int64, now time.Time) (Credits, bool) {
 	return c, true
 }
 
+// SpendVersioned is Spend for a store that keeps the credits: it also
+// reports whether they changed (spent or refilled), and raises Version when
+// they did, so a store writes only what changed.
+func (c Credits) SpendVersioned(cost int64, now time.Time) (next Credits, ok, changed bool) {
+	next, ok = c.Spend(cost, now)
+	if !ok && next.RefilledAt.Equal(c.RefilledAt) {
+		return next, false, false // neither spent nor refilled
+	}
+	next.Version++
+	return next, ok, true
+}
+
 // CreditService reads and changes the credits of keys for a caller (the
 // identity in ctx): anyone who may see a key reads its live credits; only
 // root sets or tops them up. Implemented by admin.Service and client.Client.

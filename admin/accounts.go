@@ -119,10 +119,7 @@ func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward
 			a.Disabled = *u.Disabled
 		}
 		if u.RateLimits != nil {
-			a.RateLimits = slices.Clone(*u.RateLimits)
-			if len(a.RateLimits) == 0 {
-				a.RateLimits = nil
-			}
+			a.RateLimits = nilIfEmpty(slices.Clone(*u.RateLimits))
 			changed = true
 		}
 		a.UpdatedAt = s.utc()

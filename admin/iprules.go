@@ -210,10 +210,3 @@ func withinIPAllow(own, ps []netip.Prefix) error {
 	}
 	return nil
 }
-
-func nilIfEmpty(ps []netip.Prefix) []netip.Prefix {
-	if len(ps) == 0 {
-		return nil
-	}
-	return ps
-}

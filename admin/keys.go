@@ -346,10 +346,7 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 			k.IPAllow = ipAllow
 		}
 		if u.RateLimits != nil {
-			k.RateLimits = slices.Clone(*u.RateLimits)
-			if len(k.RateLimits) == 0 {
-				k.RateLimits = nil
-			}
+			k.RateLimits = nilIfEmpty(slices.Clone(*u.RateLimits))
 		}
 		if u.Permissions != nil || u.ExpiresAt != nil || u.ClearExpiry {
 			if err := checkGrant(id, k.Role, k.Permissions, k.ExpiresAt); err != nil {

@@ -117,3 +117,12 @@ func futureExpiry(t *time.Time, now time.Time) (*time.Time, error) {
 func printable(v string, max int) bool {
 	return len(v) <= max && utf8.ValidString(v) && !strings.ContainsFunc(v, unicode.IsControl)
 }
+
+// nilIfEmpty returns s, or nil when it is empty: stores and JSON keep an
+// empty list as none.
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}

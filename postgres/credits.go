@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -73,21 +72,17 @@ func (s *Store) SpendCredits(ctx context.Context, keyID string, cost int64, now 
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var sc storedCredits
 		err := tx.QueryRow(ctx, "SELECT "+strings.Join(creditColumns, ", ")+" FROM keys WHERE id = $1 FOR UPDATE", keyID).Scan(sc.dest()...)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return keyward.Errorf(keyward.ENOTFOUND, "key %s not found", keyID)
-		}
 		if err != nil {
-			return s.dbError(err, nil)
+			return s.keyError(err, keyID)
 		}
 		if c = sc.credits(); c == nil {
 			ok = true
 			return nil
 		}
-		refilledAt := c.RefilledAt
-		if *c, ok = c.Spend(cost, now); !ok && c.RefilledAt.Equal(refilledAt) {
-			return nil // neither spent nor refilled
+		var changed bool
+		if *c, ok, changed = c.SpendVersioned(cost, now); !changed {
+			return nil
 		}
-		c.Version++
 		_, err = tx.Exec(ctx, `UPDATE keys SET credits_remaining = $1, credits_refilled_at = $2, credits_version = $3
 			WHERE id = $4`, c.Remaining, c.RefilledAt, c.Version, keyID)
 		return s.dbError(err, nil)

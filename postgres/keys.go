@@ -224,10 +224,19 @@ func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key,
 // keyByID reads a key; lock is "" or a locking clause.
 func (s *Store) keyByID(ctx context.Context, q querier, id, lock string) (*keyward.Key, error) {
 	k, err := scanKey(q.QueryRow(ctx, selectKey+" WHERE k.id = $1 "+lock, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, keyward.Errorf(keyward.ENOTFOUND, "key %s not found", id)
+	if err != nil {
+		return nil, s.keyError(err, id)
 	}
-	return k, s.dbError(err, nil)
+	return k, nil
+}
+
+// keyError maps a failed read of key id: ENOTFOUND for no row, else the
+// database error.
+func (s *Store) keyError(err error, id string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return keyward.Errorf(keyward.ENOTFOUND, "key %s not found", id)
+	}
+	return s.dbError(err, nil)
 }
 
 // Keys lists the keys matching f by id after p.After.
@@ -340,10 +349,10 @@ func (s *Store) DeleteKey(ctx context.Context, id string) (*keyward.Key, error) 
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		var err error
 		k, err = scanKey(tx.QueryRow(ctx, "DELETE FROM keys AS k WHERE k.id = $1"+returningKey, id))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return keyward.Errorf(keyward.ENOTFOUND, "key %s not found", id)
+		if err != nil {
+			return s.keyError(err, id)
 		}
-		return s.dbError(err, nil)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: delete key %s: %w", id, err)

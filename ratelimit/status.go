@@ -7,11 +7,11 @@ import (
 	"github.com/keyward/keyward"
 )
 
-// StatusOf returns d in the API's shape (keyward.VerifyResult.RateLimits).
+// statusOf returns d in the API's shape (keyward.VerifyResult.RateLimits).
 // Durations become milliseconds rounded up, like the headers' seconds, so
 // that headers rendered from the status (SetStatusHeaders) equal those
 // rendered from d (SetHeaders).
-func StatusOf(d Decision) keyward.RateLimitStatus {
+func statusOf(d Decision) keyward.RateLimitStatus {
 	return keyward.RateLimitStatus{
 		Name:         d.Limit.Name,
 		Limit:        d.Limit.Limit,
@@ -24,7 +24,7 @@ func StatusOf(d Decision) keyward.RateLimitStatus {
 }
 
 // DecisionOf returns the Decision a status was made from (to the
-// millisecond): the inverse of StatusOf.
+// millisecond): the inverse of statusOf.
 func DecisionOf(s keyward.RateLimitStatus) Decision {
 	return Decision{
 		Limit:      keyward.RateLimit{Name: s.Name, Limit: s.Limit, Window: s.Window},
@@ -35,14 +35,14 @@ func DecisionOf(s keyward.RateLimitStatus) Decision {
 	}
 }
 
-// Statuses returns StatusOf of each decision; nil for none.
+// Statuses returns each decision in the API's shape; nil for none.
 func Statuses(ds []Decision) []keyward.RateLimitStatus {
 	if len(ds) == 0 {
 		return nil
 	}
 	out := make([]keyward.RateLimitStatus, len(ds))
 	for i, d := range ds {
-		out[i] = StatusOf(d)
+		out[i] = statusOf(d)
 	}
 	return out
 }

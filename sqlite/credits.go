@@ -80,11 +80,10 @@ func (s *Store) SpendCredits(ctx context.Context, keyID string, cost int64, now 
 			ok = true
 			return nil
 		}
-		refilledAt := c.RefilledAt
-		if *c, ok = c.Spend(cost, now); !ok && c.RefilledAt.Equal(refilledAt) {
-			return nil // neither spent nor refilled
+		var changed bool
+		if *c, ok, changed = c.SpendVersioned(cost, now); !changed {
+			return nil
 		}
-		c.Version++
 		_, err = tx.ExecContext(ctx, `UPDATE keys SET credits_remaining = ?, credits_refilled_at = ?, credits_version = ?
 			WHERE id = ?`, c.Remaining, formatTime(c.RefilledAt), c.Version, keyID)
 		return s.dbError(err, conflicts{})

@@ -324,7 +324,7 @@ func (e *Engine) Verify(ctx context.Context, req Request) Result {
 
 // verify runs the pipeline of DESIGN.md section 4 from step 2.
 func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result {
-	if req.Cost < 0 || req.Cost > keyward.MaxVerificationCost {
+	if CheckCost(req.Cost) != nil {
 		e.badCost(req.Cost)
 		return Result{Decision: keyward.DecisionUnavailable, Agent: req.Agent}
 	}
@@ -390,22 +390,18 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 	// credits (but one the credits refuse has counted against the
 	// limits: they measure attempts, credits what was served).
 	res := Result{Decision: keyward.DecisionValid, Key: k, Agent: req.Agent}
-	if req.Unmetered {
-		if e.signals != nil {
-			e.validUse(en, req.signalIP(), now)
+	if !req.Unmetered {
+		if limits := k.EffectiveRateLimits(); len(limits) > 0 {
+			e.rateLimit(ctx, &res, req, limits, now)
+			if res.Decision != keyward.DecisionValid {
+				return res
+			}
 		}
-		return res
-	}
-	if limits := k.EffectiveRateLimits(); len(limits) > 0 {
-		e.rateLimit(ctx, &res, req, limits, now)
-		if res.Decision != keyward.DecisionValid {
-			return res
-		}
-	}
-	if k.Credits != nil {
-		e.spend(ctx, &res, req, now)
-		if res.Decision != keyward.DecisionValid {
-			return res
+		if k.Credits != nil {
+			e.spend(ctx, &res, req, now)
+			if res.Decision != keyward.DecisionValid {
+				return res
+			}
 		}
 	}
 	if e.signals != nil {

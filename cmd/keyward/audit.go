@@ -44,24 +44,28 @@ func (af *auditFilterFlags) add(cmd *cobra.Command) {
 // filter returns the filter the flags give, now being the current time.
 func (af *auditFilterFlags) filter(now time.Time) (keyward.AuditFilter, error) {
 	f := af.f
-	for _, t := range []struct {
-		flag, v string
-		dst     *time.Time
-	}{{"since", af.since, &f.Since}, {"until", af.until, &f.Until}} {
-		if t.v == "" {
-			continue
-		}
-		if v, err := time.Parse(time.RFC3339, t.v); err == nil {
-			*t.dst = v
-			continue
-		}
-		d, err := parseDays(t.v)
-		if err != nil || d <= 0 {
-			return f, usageErrorf("--%s %q: use an RFC 3339 time or a duration back from now (24h, 7d)", t.flag, t.v)
-		}
-		*t.dst = now.Add(-d)
+	var err error
+	if f.Since, err = parseWhen("since", af.since, now); err != nil {
+		return f, err
 	}
-	return f, nil
+	f.Until, err = parseWhen("until", af.until, now)
+	return f, err
+}
+
+// parseWhen reads the value v of a --since or --until flag: an RFC 3339
+// time or a duration back from now (24h, 7d); "" is the zero time.
+func parseWhen(flag, v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	d, err := parseDays(v)
+	if err != nil || d <= 0 {
+		return time.Time{}, usageErrorf("--%s %q: use an RFC 3339 time or a duration back from now (24h, 7d)", flag, v)
+	}
+	return now.Add(-d), nil
 }
 
 func (a *app) auditListCommand() *cobra.Command {

@@ -128,6 +128,11 @@ func formatRateLimits(ls []keyward.RateLimit) string {
 	return strings.Join(parts, ", ")
 }
 
+// formatRefill shows a refill: "500 every 24h0m0s".
+func formatRefill(r *keyward.CreditRefill) string {
+	return strconv.FormatInt(r.Amount, 10) + " every " + time.Duration(r.Interval).String()
+}
+
 // formatCredits shows credits on one line: "480 (refill 500 every 24h0m0s)".
 func formatCredits(c *keyward.Credits) string {
 	if c == nil {
@@ -135,7 +140,7 @@ func formatCredits(c *keyward.Credits) string {
 	}
 	s := strconv.FormatInt(c.Remaining, 10)
 	if c.Refill != nil {
-		s += " (refill to " + strconv.FormatInt(c.Refill.Amount, 10) + " every " + time.Duration(c.Refill.Interval).String() + ")"
+		s += " (refill to " + formatRefill(c.Refill) + ")"
 	}
 	return s
 }
@@ -231,7 +236,7 @@ func (a *app) credits(cmd *cobra.Command, call func(keyward.CreditService) (*key
 	return a.show(c, func(w io.Writer) error {
 		refill := ""
 		if c.Refill != nil {
-			refill = strconv.FormatInt(c.Refill.Amount, 10) + " every " + time.Duration(c.Refill.Interval).String()
+			refill = formatRefill(c.Refill)
 		}
 		return fields(w,
 			"remaining", strconv.FormatInt(c.Remaining, 10),
@@ -266,16 +271,9 @@ from now (1h, 7d). See docs/abuse-protection.md.`,
 			if typ != "" && !f.Type.Valid() {
 				return usageErrorf("--type %q: use ip_spread, usage_spike, revoked_key_use, failure_burst or brute_force", typ)
 			}
-			if since != "" {
-				t, err := time.Parse(time.RFC3339, since)
-				if err != nil {
-					d, derr := parseDays(since)
-					if derr != nil || d <= 0 {
-						return usageErrorf("--since %q: use an RFC 3339 time or a duration back from now (1h, 7d)", since)
-					}
-					t = time.Now().Add(-d)
-				}
-				f.Since = t
+			var err error
+			if f.Since, err = parseWhen("since", since, time.Now()); err != nil {
+				return err
 			}
 			c, err := a.client()
 			if err != nil {

@@ -36,12 +36,13 @@ See docs/usage-reports.md.`,
 				return usageErrorf("--granularity %q: use minute, hour or day", gran)
 			}
 			now := time.Now()
-			af := auditFilterFlags{since: since, until: until}
-			tf, err := af.filter(now)
-			if err != nil {
+			var err error
+			if f.Since, err = parseWhen("since", since, now); err != nil {
 				return err
 			}
-			f.Since, f.Until = tf.Since, tf.Until
+			if f.Until, err = parseWhen("until", until, now); err != nil {
+				return err
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
