@@ -58,17 +58,42 @@ type AuditEntry struct {
 	// on append, readers get it once decrypted. It is never stored in
 	// clear: the store holds Sealed.
 	Details json.RawMessage `json:"details,omitempty"`
-	// Sealed is Details encrypted (AES-256-GCM) with master key
-	// KeyVersion; the hash covers it.
-	Sealed     []byte `json:"-"`
+	// Sealed is Details encrypted (AES-256-GCM); the hash covers it. With
+	// a WrappedKey (envelope encryption) it is sealed under a data key of
+	// its own, which is WrappedKey opened with master key KeyVersion;
+	// without one (entries written before envelopes) it is sealed directly
+	// under master key KeyVersion. Both use DetailsAD as additional data.
+	Sealed []byte `json:"-"`
+	// WrappedKey is the entry's data key sealed under master key
+	// KeyVersion. The hash covers neither, so a rekey can re-wrap the
+	// data key under a new master key without breaking the chain; an
+	// altered WrappedKey can only make the details unreadable, never
+	// change them (Sealed is authenticated under the data key).
+	WrappedKey []byte `json:"-"`
 	KeyVersion int    `json:"-"`
 	PrevHash   []byte `json:"-"`
 	Hash       []byte `json:"hash"`
 }
 
+// DetailsAD is the additional data of the entry's sealed details and
+// wrapped data key: they open only as the details of that action on that
+// target.
+func (e *AuditEntry) DetailsAD() []byte {
+	return []byte(e.Action + "\x00" + e.TargetType + "\x00" + e.TargetID)
+}
+
+// envelopeMark stands in the hash of an enveloped entry (one with a
+// WrappedKey) where an entry sealed directly has its KeyVersion. Its length
+// differs from the 8 bytes of a version, so no entry of one kind hashes
+// like an entry of the other.
+const envelopeMark = "envelope-v1"
+
 // ChainHash returns the hash of e after prev: SHA-256 over prev and each
 // field that the store keeps, length-prefixed so no two entries share an
-// encoding. Details (clear text) is not covered; Sealed is.
+// encoding. Details (clear text) is not covered; Sealed is. For an entry
+// sealed directly under a master key, KeyVersion is covered too; for an
+// enveloped one (with a WrappedKey) neither the wrapped key nor its
+// KeyVersion is, so re-wrapping leaves the hash as it was.
 func (e *AuditEntry) ChainHash(prev []byte) []byte {
 	h := sha256.New()
 	var n [8]byte
@@ -86,8 +111,12 @@ func (e *AuditEntry) ChainHash(prev []byte) []byte {
 	for _, s := range []string{e.Action, e.TargetType, e.TargetID, e.AccountID, string(e.Outcome)} {
 		field([]byte(s))
 	}
-	binary.BigEndian.PutUint64(n[:], uint64(e.KeyVersion))
-	field(n[:])
+	if len(e.WrappedKey) > 0 {
+		field([]byte(envelopeMark))
+	} else {
+		binary.BigEndian.PutUint64(n[:], uint64(e.KeyVersion))
+		field(n[:])
+	}
 	field(e.Sealed)
 	return h.Sum(nil)
 }
@@ -115,6 +144,15 @@ func (e *AuditEntry) SealedBytes() []byte {
 		return []byte{}
 	}
 	return e.Sealed
+}
+
+// WrappedKeyBytes returns WrappedKey, or an empty slice for nil, as stores
+// keep it.
+func (e *AuditEntry) WrappedKeyBytes() []byte {
+	if e.WrappedKey == nil {
+		return []byte{}
+	}
+	return e.WrappedKey
 }
 
 // ParseAuditCursor parses the cursor of an audit page: "" (the start) or

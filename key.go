@@ -50,6 +50,13 @@ type Account struct {
 	Disabled   bool        `json:"disabled"`
 	CreatedAt  time.Time   `json:"created_at"`
 	UpdatedAt  time.Time   `json:"updated_at"`
+	// SecretMeta is the account's secret metadata (a JSON object, such as
+	// the tenant's database DSN) sealed with AccountSecretMetaAD; nil when
+	// it has none. Only verifiers holding keys:verify_secrets (or root)
+	// ever see it in clear.
+	SecretMeta *Sealed `json:"-"`
+	// HasSecretMeta says SecretMeta is set; filled by stores on reads.
+	HasSecretMeta bool `json:"has_secret_meta,omitempty"`
 }
 
 // User is a person or service inside an account.
@@ -83,7 +90,14 @@ type Key struct {
 	UserID      string          `json:"user_id,omitempty"`
 	Permissions []string        `json:"permissions"`
 	Meta        json.RawMessage `json:"meta,omitempty"`
-	ExpiresAt   *time.Time      `json:"expires_at"`
+	// SecretMeta is the key's secret metadata sealed with
+	// KeySecretMetaAD; nil when it has none. It is never listed nor
+	// returned by a get: only verify returns it, opened, to callers
+	// holding keys:verify_secrets (or root).
+	SecretMeta *Sealed `json:"-"`
+	// HasSecretMeta says SecretMeta is set; filled by stores on reads.
+	HasSecretMeta bool       `json:"has_secret_meta,omitempty"`
+	ExpiresAt     *time.Time `json:"expires_at"`
 	// IPAllow, when not empty, lists the only networks the key verifies
 	// from (IP_NOT_ALLOWED elsewhere, and when the client address is
 	// unknown). Sorted, without duplicates.
@@ -121,6 +135,10 @@ type Key struct {
 	// AccountRateLimits mirrors the owning account's default limits,
 	// filled by stores on reads like AccountDisabled.
 	AccountRateLimits []RateLimit `json:"-"`
+	// AccountSecretMeta mirrors the owning account's sealed secret
+	// metadata, filled by stores on reads like AccountDisabled, so verify
+	// can return it without another lookup.
+	AccountSecretMeta *Sealed `json:"-"`
 }
 
 // Meter returns the id whose rate limit buckets the key counts against:
@@ -177,6 +195,8 @@ func (k *Key) Clone() *Key {
 	c.IPAllow = slices.Clone(k.IPAllow)
 	c.RateLimits = slices.Clone(k.RateLimits)
 	c.AccountRateLimits = slices.Clone(k.AccountRateLimits)
+	c.SecretMeta = k.SecretMeta.Clone()
+	c.AccountSecretMeta = k.AccountSecretMeta.Clone()
 	if k.Credits != nil {
 		cr := *k.Credits
 		if cr.Refill != nil {
@@ -262,8 +282,8 @@ func ValidateOwner(r Role, accountID, userID string) error {
 
 // ValidateRecord checks what every store's schema requires of a key about
 // to be written, with clear messages (EINVALID): an id, a hash, a role that
-// fits its owner (ValidateOwner), valid rate limits and credits, and meta
-// that is JSON.
+// fits its owner (ValidateOwner), valid rate limits and credits, secret
+// meta that is sealed, and meta that is JSON.
 func (k *Key) ValidateRecord() error {
 	if k.ID == "" {
 		return Errorf(EINVALID, "key id is required")
@@ -275,6 +295,9 @@ func (k *Key) ValidateRecord() error {
 		return err
 	}
 	if err := ValidateRateLimits(k.RateLimits); err != nil {
+		return err
+	}
+	if err := k.SecretMeta.ValidateRecord("key secret_meta"); err != nil {
 		return err
 	}
 	if k.Credits != nil {

@@ -1,9 +1,6 @@
 package keyward
 
-import (
-	"context"
-	"time"
-)
+import "context"
 
 // PermissionReportLeak lets a non-root key call LeakService.ReportLeaks: a
 // secret scanner's key holds it.
@@ -54,18 +51,6 @@ type LeakResult struct {
 // LeakResults answers a LeakReport: one result per token, in order.
 type LeakResults struct {
 	Results []LeakResult `json:"results"`
-}
-
-// KeyLeaked announces a key revoked because it was reported leaked; it is
-// the payload of the key.leaked event. It never holds the token.
-type KeyLeaked struct {
-	KeyID     string    `json:"key_id"`
-	AccountID string    `json:"account_id,omitempty"`
-	Source    string    `json:"source,omitempty"`
-	URL       string    `json:"url,omitempty"`
-	Time      time.Time `json:"time"`
-	// ReportedBy is the id of the reporting key.
-	ReportedBy string `json:"reported_by"`
 }
 
 // LeakService takes reports of leaked keys. Implemented by admin.Service (in

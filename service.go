@@ -12,6 +12,10 @@ type AccountCreate struct {
 	KeyPrefix string `json:"key_prefix,omitempty"`
 	// RateLimits are the default limits of the account's keys.
 	RateLimits []RateLimit `json:"rate_limits,omitempty"`
+	// SecretMeta is a JSON object of at most MaxSecretMetaBytes (such as
+	// the tenant's database DSN), stored encrypted and returned only by
+	// verify, to callers holding keys:verify_secrets (or root).
+	SecretMeta json.RawMessage `json:"secret_meta,omitempty"`
 }
 
 // AccountUpdate changes the fields that are set.
@@ -21,6 +25,10 @@ type AccountUpdate struct {
 	Disabled  *bool   `json:"disabled,omitempty"`
 	// RateLimits replaces the default limits; an empty list removes them.
 	RateLimits *[]RateLimit `json:"rate_limits,omitempty"`
+	// SecretMeta replaces the secret metadata (see AccountCreate);
+	// ClearSecretMeta removes it.
+	SecretMeta      *json.RawMessage `json:"secret_meta,omitempty"`
+	ClearSecretMeta bool             `json:"clear_secret_meta,omitempty"`
 }
 
 // AccountList is one page of accounts.
@@ -68,7 +76,11 @@ type KeyCreate struct {
 	Name        string          `json:"name,omitempty"`
 	Permissions []string        `json:"permissions,omitempty"`
 	Meta        json.RawMessage `json:"meta,omitempty"`
-	ExpiresAt   *time.Time      `json:"expires_at,omitempty"`
+	// SecretMeta is a JSON object of at most MaxSecretMetaBytes (such as
+	// a per-tenant database DSN), stored encrypted and returned only by
+	// verify, to callers holding keys:verify_secrets (or root).
+	SecretMeta json.RawMessage `json:"secret_meta,omitempty"`
+	ExpiresAt  *time.Time      `json:"expires_at,omitempty"`
 	// IPAllow restricts the key to these networks (CIDRs or addresses);
 	// see Key.IPAllow.
 	IPAllow []string `json:"ip_allow,omitempty"`
@@ -102,6 +114,10 @@ type KeyUpdate struct {
 	// RateLimits replaces the key's limits; an empty list removes them
 	// (the account's defaults apply again).
 	RateLimits *[]RateLimit `json:"rate_limits,omitempty"`
+	// SecretMeta replaces the secret metadata (see KeyCreate);
+	// ClearSecretMeta removes it.
+	SecretMeta      *json.RawMessage `json:"secret_meta,omitempty"`
+	ClearSecretMeta bool             `json:"clear_secret_meta,omitempty"`
 }
 
 // KeyRotate is the input of KeyService.RotateKey: the old key keeps working
@@ -152,6 +168,11 @@ type VerifyResult struct {
 	// CreditsRemaining is what the key has left after this call, when it
 	// has credits and the call reached them (VALID or USAGE_EXCEEDED).
 	CreditsRemaining *int64 `json:"credits_remaining,omitempty"`
+	// SecretMeta and AccountSecretMeta are the secret metadata of the key
+	// and of its account, in clear, when the key is VALID and the caller
+	// holds keys:verify_secrets (or is root); absent otherwise.
+	SecretMeta        json.RawMessage `json:"secret_meta,omitempty"`
+	AccountSecretMeta json.RawMessage `json:"account_secret_meta,omitempty"`
 }
 
 // RateLimitStatus is the state of one rate limit after a verification.

@@ -19,6 +19,10 @@ const (
 	// SignalUsage is Count valid uses of a key since its previous usage
 	// signal, reported in batches (about once a second).
 	SignalUsage
+	// SignalQuotaExhausted is a valid use that spent a key's last credit:
+	// its next use is refused with USAGE_EXCEEDED until a refill or
+	// top-up.
+	SignalQuotaExhausted
 )
 
 // Signal is a verification outcome reported off the hot path to abuse

@@ -195,6 +195,42 @@ type Store interface {
 	// before and returns how many it deleted. EINVALID for an unknown g.
 	DeleteUsageBefore(ctx context.Context, g UsageGranularity, before time.Time) (int64, error)
 
+	// WebhookStore holds webhook endpoints, the event outbox and
+	// deliveries (see webhooks.go).
+	WebhookStore
+
+	// LifecycleStore holds job locks, rotation policies and key notices,
+	// and finds the work of the lifecycle jobs (see lifecycle.go).
+	LifecycleStore
+
+	// Imported keys (keyimport.go, docs/importing-keys.md).
+
+	// ImportKeys inserts the keys of a batch with their digests, in one
+	// transaction, all or none. Each key is checked as CreateKey checks it
+	// (ENOTFOUND, ECONFLICT, EINVALID); ECONFLICT also when a digest is
+	// already stored (pending) or given twice in the batch. Like CreateKeys
+	// it fills AccountDisabled of each key. An empty batch does nothing.
+	ImportKeys(ctx context.Context, imports []KeyImport) error
+	// KeyByDigest returns the imported key whose digest is d and waits for
+	// its first use, with AccountDisabled filled. ENOTFOUND if none (never
+	// imported, adopted already, or deleted).
+	KeyByDigest(ctx context.Context, d KeyDigest) (*Key, error)
+	// AdoptKey replaces the digest d of a pending imported key by its
+	// peppered hash h (of pepper version v), in one transaction: the key's
+	// Hash and PepperVersion become h and v and the digest is removed. It
+	// returns the key as stored after the change. ENOTFOUND if no key waits
+	// with digest d: of two concurrent adoptions exactly one succeeds and
+	// the other gets ENOTFOUND (the key is then found by h). ECONFLICT if
+	// another key has hash h.
+	AdoptKey(ctx context.Context, d KeyDigest, h KeyHash, v int) (*Key, error)
+	// KeyImportCounts counts the pending and adopted imported keys.
+	KeyImportCounts(ctx context.Context) (KeyImportCounts, error)
+
+	// SealedStore walks the values sealed at rest under master keys
+	// (secret metadata, webhook secrets, audit data keys) for a rekey
+	// (see secretmeta.go).
+	SealedStore
+
 	// Ping reports whether the backend is reachable (EUNAVAILABLE if not).
 	Ping(ctx context.Context) error
 	// Close releases the backend.

@@ -27,6 +27,10 @@ func (s *Service) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*
 	if err := keyward.ValidateRateLimits(c.RateLimits); err != nil {
 		return nil, err
 	}
+	secretMeta, err := parseSecretMeta(&c.SecretMeta, false)
+	if err != nil {
+		return nil, err
+	}
 	now := s.utc()
 	a := &keyward.Account{
 		ID:         apikey.NewID("acc"),
@@ -36,7 +40,15 @@ func (s *Service) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*
 		CreatedAt:  now,
 		UpdatedAt:  now,
 	}
-	actx, err := s.audit(ctx, id, "account.create", "account", a.ID, a.ID, map[string]any{"name": a.Name, "key_prefix": a.KeyPrefix, "rate_limits": a.RateLimits})
+	if a.SecretMeta, err = s.apply(secretMeta, nil, keyward.AccountSecretMetaAD(a.ID)); err != nil {
+		return nil, err
+	}
+	a.HasSecretMeta = a.SecretMeta != nil
+	details := map[string]any{"name": a.Name, "key_prefix": a.KeyPrefix, "rate_limits": a.RateLimits}
+	if a.HasSecretMeta {
+		details["secret_meta"] = secretMeta.auditValue()
+	}
+	actx, err := s.audit(ctx, id, "account.create", "account", a.ID, a.ID, details)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +114,15 @@ func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward
 			return nil, err
 		}
 	}
-	actx, err := s.audit(ctx, id, "account.update", "account", accountID, accountID, u)
+	secretMeta, err := parseSecretMeta(u.SecretMeta, u.ClearSecretMeta)
+	if err != nil {
+		return nil, err
+	}
+	sealedMeta, err := s.apply(secretMeta, nil, keyward.AccountSecretMetaAD(accountID))
+	if err != nil {
+		return nil, err
+	}
+	actx, err := s.audit(ctx, id, "account.update", "account", accountID, accountID, accountUpdateDetails{AccountUpdate: u, SecretMeta: secretMeta.auditValue()})
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +140,11 @@ func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward
 		}
 		if u.RateLimits != nil {
 			a.RateLimits = nilIfEmpty(slices.Clone(*u.RateLimits))
+			changed = true
+		}
+		if secretMeta.changes() {
+			// Cached keys carry their account's secret metadata.
+			a.SecretMeta = sealedMeta
 			changed = true
 		}
 		a.UpdatedAt = s.utc()

@@ -14,6 +14,7 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/verify"
+	"github.com/keyward/keyward/webhook"
 )
 
 // Config configures a Service.
@@ -34,11 +35,9 @@ type Config struct {
 	// Sealer encrypts audit details; without one they are not recorded
 	// (the entries still are).
 	Sealer Sealer
-	// KeyLeaked, if set, is called after a reported leak has revoked a
-	// key (ReportLeaks), once per revoked token, with the service
-	// unlocked. It is the seam of the key.leaked webhook event (issue 6):
-	// it must not block, so an announcer queues the event and returns.
-	KeyLeaked func(ctx context.Context, e keyward.KeyLeaked)
+	// WebhookGuard checks the URLs of webhook endpoints; the zero Guard
+	// refuses every internal address.
+	WebhookGuard webhook.Guard
 	// Now is the clock; it defaults to time.Now.
 	Now func() time.Time
 	// Logger defaults to slog.Default().
@@ -51,15 +50,15 @@ type Config struct {
 type Service struct {
 	mu sync.Mutex // serialises changes with their notices; see writer
 
-	store    keyward.Store
-	hasher   *apikey.Hasher
-	verifier *verify.Engine
-	credits  keyward.CreditLedger
-	sealer   Sealer
-	observer keyward.KeyObserver
-	leaked   func(context.Context, keyward.KeyLeaked)
-	now      func() time.Time
-	log      *slog.Logger
+	store        keyward.Store
+	hasher       *apikey.Hasher
+	verifier     *verify.Engine
+	credits      keyward.CreditLedger
+	sealer       Sealer
+	observer     keyward.KeyObserver
+	webhookGuard webhook.Guard
+	now          func() time.Time
+	log          *slog.Logger
 }
 
 var (
@@ -70,20 +69,21 @@ var (
 	_ keyward.AnomalyService = (*Service)(nil)
 	_ keyward.AuditService   = (*Service)(nil)
 	_ keyward.LeakService    = (*Service)(nil)
+	_ keyward.WebhookService = (*Service)(nil)
 )
 
 // New returns a Service.
 func New(cfg Config) *Service {
 	s := &Service{
-		store:    cfg.Store,
-		hasher:   cfg.Hasher,
-		verifier: cfg.Verifier,
-		credits:  cfg.Credits,
-		sealer:   cfg.Sealer,
-		observer: cfg.Observer,
-		leaked:   cfg.KeyLeaked,
-		now:      cfg.Now,
-		log:      cfg.Logger,
+		store:        cfg.Store,
+		hasher:       cfg.Hasher,
+		verifier:     cfg.Verifier,
+		credits:      cfg.Credits,
+		sealer:       cfg.Sealer,
+		observer:     cfg.Observer,
+		webhookGuard: cfg.WebhookGuard,
+		now:          cfg.Now,
+		log:          cfg.Logger,
 	}
 	if s.observer == nil && cfg.Verifier != nil {
 		s.observer = cfg.Verifier

@@ -3,6 +3,8 @@ package admin_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,14 +22,6 @@ type recorder struct {
 	changed  []string // key ids
 	deleted  []keyward.KeyHash
 	accounts []string
-	leaks    []keyward.KeyLeaked
-}
-
-// keyLeaked is the admin.Config.KeyLeaked hook.
-func (r *recorder) keyLeaked(_ context.Context, e keyward.KeyLeaked) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.leaks = append(r.leaks, e)
 }
 
 func (r *recorder) KeyChanged(k *keyward.Key) {
@@ -55,6 +49,27 @@ type env struct {
 	now    time.Time
 	root   context.Context // acting as the bootstrap root key
 	engine *verify.Engine
+	hook   string // the global webhook endpoint of announced
+}
+
+// announced returns the events announced since its previous call, oldest
+// first, as a global webhook endpoint (created on the first call) gets
+// them.
+func (e *env) announced(t *testing.T) []*keyward.Event {
+	t.Helper()
+	if e.hook == "" {
+		e.hook = must(e.svc.CreateWebhookEndpoint(e.root, keyward.NewWebhookEndpoint{URL: "https://hooks.example.com/keyward"})).Endpoint.ID
+	}
+	must(e.store.DispatchEvents(t.Context(), e.now, keyward.MaxPageLimit))
+	ds := must(e.store.ClaimDeliveries(t.Context(), e.now, time.Hour, keyward.MaxPageLimit))
+	var events []*keyward.Event
+	for _, d := range ds {
+		events = append(events, d.Event)
+		must(0, e.store.FinishDelivery(t.Context(), keyward.DeliveryOutcome{EventID: d.EventID, EndpointID: d.EndpointID,
+			Time: e.now, Status: 200, State: keyward.DeliveryDelivered, NextAttemptAt: e.now}))
+	}
+	slices.SortFunc(events, func(a, b *keyward.Event) int { return strings.Compare(a.ID, b.ID) })
+	return events
 }
 
 func newEnv(t *testing.T) *env {
@@ -69,7 +84,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.engine = engine
-	e.svc = admin.New(admin.Config{Store: e.store, Hasher: h, Verifier: engine, Observer: e.obs, KeyLeaked: e.obs.keyLeaked, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Now: clock})
+	e.svc = admin.New(admin.Config{Store: e.store, Hasher: h, Verifier: engine, Observer: e.obs, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Now: clock})
 	_, root, err := e.svc.Bootstrap(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -6,13 +6,19 @@ import (
 	"strconv"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 )
 
-// Sealer encrypts the details of audit entries (keyring.Keyring). Additional
-// data binds a sealed text to its entry's action and target.
+// Sealer encrypts at rest (keyring.Keyring): the details of audit entries
+// by envelope (a data key per entry, wrapped by a master key, so a rekey
+// re-wraps the key without touching the hash chain), and secret metadata
+// directly. Additional data binds a sealed value to what it belongs to: an
+// entry's action and target, a key's or an account's id.
 type Sealer interface {
 	Seal(plaintext, additionalData []byte) (version int, sealed []byte, err error)
 	Open(version int, sealed, additionalData []byte) ([]byte, error)
+	SealEnvelope(plaintext, additionalData []byte) (version int, wrapped, sealed []byte, err error)
+	OpenEnvelope(version int, wrapped, sealed, additionalData []byte) ([]byte, error)
 }
 
 // auditPageSize is the page of entries VerifyAudit reads at a time.
@@ -26,7 +32,61 @@ func (s *Service) audit(ctx context.Context, id *keyward.Identity, action, targe
 	if err != nil {
 		return nil, err
 	}
-	return keyward.NewContextWithAudit(ctx, e), nil
+	ctx = keyward.NewContextWithAudit(ctx, e)
+	ev, err := announcement(e, details)
+	if err != nil || ev == nil {
+		return ctx, err
+	}
+	return keyward.NewContextWithEvent(ctx, ev), nil
+}
+
+// eventTypes maps audited actions to the webhook event announcing them.
+var eventTypes = map[string]string{
+	"key.create":       keyward.EventKeyCreated,
+	"key.update":       keyward.EventKeyUpdated,
+	"key.credits_set":  keyward.EventKeyUpdated,
+	"key.revoke":       keyward.EventKeyRevoked,
+	"key.rotate":       keyward.EventKeyRotated,
+	"key.leaked":       keyward.EventKeyLeaked,
+	"anomaly.detected": keyward.EventAnomaly,
+	"ip_rule.create":   keyward.EventIPBlocked, // block rules only; see announcement
+}
+
+// announcement returns the webhook event of audit entry e with its clear
+// details, or nil if e announces nothing. The event's data is the details
+// with the target's id (key_id, anomaly_id, ...), account_id and the actor
+// (key id, role, or keyward itself).
+func announcement(e *keyward.AuditEntry, details any) (*keyward.Event, error) {
+	typ, ok := eventTypes[e.Action]
+	if !ok {
+		return nil, nil
+	}
+	data := map[string]any{}
+	if details != nil {
+		b, err := json.Marshal(details)
+		if err == nil {
+			err = json.Unmarshal(b, &data)
+		}
+		if err != nil {
+			return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: event data of %s", e.Action)
+		}
+	}
+	if data == nil { // details marshalled to null
+		data = map[string]any{}
+	}
+	if e.Action == "ip_rule.create" && data["action"] != string(keyward.IPBlock) {
+		return nil, nil
+	}
+	data[e.TargetType+"_id"] = e.TargetID
+	if e.AccountID != "" {
+		data["account_id"] = e.AccountID
+	}
+	data["actor"] = keyward.AuditActor{KeyID: e.Actor.KeyID, Role: e.Actor.Role, System: e.Actor.System}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: event data of %s", e.Action)
+	}
+	return &keyward.Event{ID: apikey.NewID("msg"), Type: typ, Time: e.Time, AccountID: e.AccountID, Data: b}, nil
 }
 
 func (s *Service) auditEntry(ctx context.Context, id *keyward.Identity, action, targetType, targetID, accountID string, outcome keyward.AuditOutcome, details any) (*keyward.AuditEntry, error) {
@@ -54,7 +114,7 @@ func (s *Service) auditEntry(ctx context.Context, id *keyward.Identity, action, 
 	if err != nil {
 		return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: audit details of %s", action)
 	}
-	if e.KeyVersion, e.Sealed, err = s.sealer.Seal(b, auditAD(e)); err != nil {
+	if e.KeyVersion, e.WrappedKey, e.Sealed, err = s.sealer.SealEnvelope(b, e.DetailsAD()); err != nil {
 		return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: sealing the audit details of %s", action)
 	}
 	return e, nil
@@ -63,12 +123,6 @@ func (s *Service) auditEntry(ctx context.Context, id *keyward.Identity, action, 
 // SystemActor names keyward itself in audit entries of actions with no key
 // (abuse detection's blocks and disables).
 const SystemActor = "keyward"
-
-// auditAD is the additional data of an entry's sealed details: they open
-// only as the details of that action on that target.
-func auditAD(e *keyward.AuditEntry) []byte {
-	return []byte(e.Action + "\x00" + e.TargetType + "\x00" + e.TargetID)
-}
 
 // AuditDenied records a refused admin action (EFORBIDDEN) of the caller in
 // ctx: route names what was tried.
@@ -114,7 +168,12 @@ func (s *Service) AuditEntries(ctx context.Context, f keyward.AuditFilter, p key
 		if s.sealer == nil {
 			return nil, keyward.Errorf(keyward.EINTERNAL, "admin: audit details are sealed but no master key is configured")
 		}
-		if e.Details, err = s.sealer.Open(e.KeyVersion, e.Sealed, auditAD(e)); err != nil {
+		if len(e.WrappedKey) > 0 {
+			e.Details, err = s.sealer.OpenEnvelope(e.KeyVersion, e.WrappedKey, e.Sealed, e.DetailsAD())
+		} else { // sealed directly under a master key, before envelopes
+			e.Details, err = s.sealer.Open(e.KeyVersion, e.Sealed, e.DetailsAD())
+		}
+		if err != nil {
 			return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: opening the details of audit entry %d", e.Seq)
 		}
 	}

@@ -45,6 +45,13 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 	if err := checkMeta(id, meta); err != nil {
 		return nil, err
 	}
+	secretMeta, err := parseSecretMeta(&c.SecretMeta, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSecretMetaWriter(id, secretMeta); err != nil {
+		return nil, err
+	}
 	now := s.utc()
 	if c.ExpiresAt, err = futureExpiry(c.ExpiresAt, now); err != nil {
 		return nil, err
@@ -94,7 +101,15 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 		AccountDisabled:   account.Disabled,
 		AccountRateLimits: account.RateLimits,
 	}
-	actx, err := s.audit(ctx, id, "key.create", "key", k.ID, k.AccountID, map[string]any{"role": k.Role, "name": k.Name, "user_id": k.UserID, "permissions": k.Permissions, "expires_at": k.ExpiresAt, "ip_allow": k.IPAllow, "rate_limits": k.RateLimits, "credits": k.Credits})
+	if k.SecretMeta, err = s.apply(secretMeta, nil, keyward.KeySecretMetaAD(k.ID)); err != nil {
+		return nil, err
+	}
+	k.HasSecretMeta = k.SecretMeta != nil
+	details := map[string]any{"role": k.Role, "name": k.Name, "user_id": k.UserID, "permissions": k.Permissions, "expires_at": k.ExpiresAt, "ip_allow": k.IPAllow, "rate_limits": k.RateLimits, "credits": k.Credits}
+	if k.HasSecretMeta {
+		details["secret_meta"] = secretMeta.auditValue()
+	}
+	actx, err := s.audit(ctx, id, "key.create", "key", k.ID, k.AccountID, details)
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +332,20 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 	if u.ExpiresAt != nil && u.ClearExpiry {
 		return nil, keyward.Errorf(keyward.EINVALID, "set expires_at or clear_expiry, not both")
 	}
-	actx, err := s.audit(ctx, id, "key.update", "key", keyID, current.AccountID, u)
+	secretMeta, err := parseSecretMeta(u.SecretMeta, u.ClearSecretMeta)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSecretMetaWriter(id, secretMeta); err != nil {
+		return nil, err
+	}
+	// Sealed outside the store's transaction; the key's id, which the
+	// additional data binds it to, never changes.
+	sealedMeta, err := s.apply(secretMeta, nil, keyward.KeySecretMetaAD(keyID))
+	if err != nil {
+		return nil, err
+	}
+	actx, err := s.audit(ctx, id, "key.update", "key", keyID, current.AccountID, keyUpdateDetails{KeyUpdate: u, SecretMeta: secretMeta.auditValue()})
 	if err != nil {
 		return nil, err
 	}
@@ -347,6 +375,9 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 		}
 		if u.RateLimits != nil {
 			k.RateLimits = nilIfEmpty(slices.Clone(*u.RateLimits))
+		}
+		if secretMeta.changes() {
+			k.SecretMeta = sealedMeta
 		}
 		if u.Permissions != nil || u.ExpiresAt != nil || u.ClearExpiry {
 			if err := checkGrant(id, k.Role, k.Permissions, k.ExpiresAt); err != nil {
@@ -468,6 +499,16 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 		next.CreatedAt, next.UpdatedAt = now, now
 		next.CreatedBy = id.KeyID
 		next.MeterID = old.Meter()
+		// The secret metadata moves to the replacement, sealed for its id.
+		if old.SecretMeta != nil {
+			plain, err := s.openSecretMeta(old.SecretMeta, keyward.KeySecretMetaAD(old.ID), "key "+old.ID)
+			if err != nil {
+				return nil, err
+			}
+			if next.SecretMeta, err = s.sealSecretMeta(plain, keyward.KeySecretMetaAD(next.ID)); err != nil {
+				return nil, err
+			}
+		}
 		if old.Credits != nil {
 			old.Credits = credits.Fresh(&keyward.Credits{}, now, credits.NextVersion(old.Credits.Version, now))
 		}
@@ -538,14 +579,16 @@ func (s *Service) DeleteKey(ctx context.Context, keyID string) error {
 }
 
 // VerifyKey verifies a key for a trusted caller: root, or a key holding
-// keys:verify. A non-root caller learns nothing about keys of other
-// accounts: they answer NOT_FOUND.
+// keys:verify or keys:verify_secrets. A non-root caller learns nothing about
+// keys of other accounts: they answer NOT_FOUND. The secret metadata of a
+// valid key and of its account is returned, opened, only to root and to
+// callers holding keys:verify_secrets.
 func (s *Service) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyward.VerifyResult, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if !isRoot(id) && !slices.Contains(id.Permissions, PermissionVerify) {
+	if !isRoot(id) && !slices.Contains(id.Permissions, PermissionVerify) && !mayReadSecrets(id) {
 		return nil, keyward.Errorf(keyward.EFORBIDDEN, "verifying keys needs a root key or a key with the %s permission", PermissionVerify)
 	}
 	if err := validateAgent(r.Agent); err != nil {
@@ -561,7 +604,13 @@ func (s *Service) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyw
 		req.Account = id.AccountID
 	}
 	res := s.verifier.Verify(ctx, req)
-	return res.VerifyResult(), nil
+	out := res.VerifyResult()
+	if out.Valid && res.Key != nil && mayReadSecrets(id) {
+		if err := s.revealSecretMeta(out, res.Key); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // WhoAmI returns the caller's identity.

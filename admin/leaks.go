@@ -30,34 +30,18 @@ func (s *Service) ReportLeaks(ctx context.Context, r keyward.LeakReport) (*keywa
 	if err != nil {
 		return nil, err
 	}
-	res, events, err := func() (*keyward.LeakResults, []keyward.KeyLeaked, error) {
-		defer unlock()
-		return s.revokeLeaked(ctx, id, r)
-	}()
-	if s.leaked != nil {
-		for _, e := range events {
-			s.leaked(ctx, e)
-		}
-	}
-	return res, err
-}
-
-// revokeLeaked checks and carries out a report for id; it returns the
-// results and the events of the keys it revoked, also when it fails part
-// way.
-func (s *Service) revokeLeaked(ctx context.Context, id *keyward.Identity, r keyward.LeakReport) (*keyward.LeakResults, []keyward.KeyLeaked, error) {
+	defer unlock()
 	if !isRoot(id) && !slices.Contains(id.Permissions, keyward.PermissionReportLeak) {
-		return nil, nil, keyward.Errorf(keyward.EFORBIDDEN, "reporting leaked keys needs a root key or a key with the %s permission", keyward.PermissionReportLeak)
+		return nil, keyward.Errorf(keyward.EFORBIDDEN, "reporting leaked keys needs a root key or a key with the %s permission", keyward.PermissionReportLeak)
 	}
 	if err := validateLeakReport(r); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	res := &keyward.LeakResults{Results: make([]keyward.LeakResult, 0, len(r.Tokens))}
-	var events []keyward.KeyLeaked
 	for _, t := range r.Tokens {
 		k, err := s.revokeLeakedToken(ctx, id, t)
 		if err != nil {
-			return nil, events, err
+			return nil, err
 		}
 		if k == nil {
 			res.Results = append(res.Results, keyward.LeakResult{Status: keyward.LeakNotFound})
@@ -68,13 +52,12 @@ func (s *Service) revokeLeaked(ctx context.Context, id *keyward.Identity, r keyw
 			out.KeyID = k.ID
 		}
 		res.Results = append(res.Results, out)
-		events = append(events, keyward.KeyLeaked{KeyID: k.ID, AccountID: k.AccountID, Source: t.Source, URL: t.URL, Time: k.UpdatedAt, ReportedBy: id.KeyID})
 	}
-	return res, events, nil
+	return res, nil
 }
 
 // revokeLeakedToken revokes the key of t's token with its key.leaked audit
-// entry and returns it; nil if the token is malformed or no key's.
+// entry and event, and returns it; nil if the token is malformed or no key's.
 func (s *Service) revokeLeakedToken(ctx context.Context, id *keyward.Identity, t keyward.LeakedToken) (*keyward.Key, error) {
 	k, err := s.keyByToken(ctx, t.Token)
 	if k == nil || err != nil {

@@ -59,13 +59,30 @@ func TestReportLeaksRevokesFoundKeys(t *testing.T) {
 		t.Errorf("details = %s (%v), want the source and url", l.Items[0].Details, err)
 	}
 
-	// The observer dropped the cached key; the webhook seam heard of both
-	// reports.
+	// The observer dropped the cached key; both reports were announced.
 	if !slices.Contains(e.obs.changed, userA.ID) {
 		t.Errorf("observer was not told of the revocation: %v", e.obs.changed)
 	}
-	if len(e.obs.leaks) != 2 || e.obs.leaks[0].KeyID != userA.ID || e.obs.leaks[0].AccountID != a.ID || e.obs.leaks[0].Source != "github" || e.obs.leaks[1].Source != "pastebin" {
-		t.Errorf("KeyLeaked events = %+v", e.obs.leaks)
+	var sources []string
+	for _, ev := range e.announced(t) {
+		if ev.Type != keyward.EventKeyLeaked {
+			continue
+		}
+		var data struct {
+			KeyID     string `json:"key_id"`
+			AccountID string `json:"account_id"`
+			Source    string `json:"source"`
+		}
+		if err := json.Unmarshal(ev.Data, &data); err != nil || data.KeyID != userA.ID || data.AccountID != a.ID || ev.AccountID != a.ID {
+			t.Errorf("key.leaked event data = %s (%v)", ev.Data, err)
+		}
+		if strings.Contains(string(ev.Data), userA.Secret[len(userA.Start):]) {
+			t.Errorf("key.leaked event holds the token: %s", ev.Data)
+		}
+		sources = append(sources, data.Source)
+	}
+	if !slices.Equal(sources, []string{"github", "pastebin"}) {
+		t.Errorf("key.leaked events from sources %v, want github and pastebin", sources)
 	}
 }
 

@@ -69,14 +69,19 @@ func (h *Hasher) Hash(raw string) keyward.KeyHash {
 }
 
 // HashVersion returns the hash of raw under pepper version v, which must be
-// one of Versions. raw longer than MaxLen is hashed by its first MaxLen
-// bytes; Parse rejects such keys before they get here.
+// one of Versions. A raw key of at most MaxLen bytes (every key of keyward's
+// format) costs no allocation; a longer one (an imported key of another
+// format) is hashed whole, with one.
 func (h *Hasher) HashVersion(raw string, v int) keyward.KeyHash {
 	pool := h.pools[v]
 	s := pool.Get().(*hmacState)
-	n := copy(s.buf[:], raw)
 	s.mac.Reset()
-	s.mac.Write(s.buf[:n])
+	if len(raw) <= MaxLen {
+		n := copy(s.buf[:], raw)
+		s.mac.Write(s.buf[:n])
+	} else {
+		s.mac.Write([]byte(raw))
+	}
 	var out keyward.KeyHash
 	copy(out[:], s.mac.Sum(s.sum[:0]))
 	pool.Put(s)

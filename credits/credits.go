@@ -108,6 +108,30 @@ func (l *StoreLedger) TopUpCredits(ctx context.Context, keyID string, n int64, n
 	return k, nil
 }
 
+// RefillCredits stores the refills due at now in the key's credits, so
+// that reads of the store (key lists) show them; spends apply them anyway.
+// It writes with the next version of the credits it read (WriteCredits),
+// so a spend that commits first (and refills itself) wins and nothing is
+// refilled twice. It reports whether a refill was due.
+func (l *StoreLedger) RefillCredits(ctx context.Context, keyID string, now time.Time) (bool, error) {
+	k, err := l.store.Key(ctx, keyID)
+	if err != nil {
+		return false, fmt.Errorf("credits: refill key %s: %w", keyID, err)
+	}
+	if k.Credits == nil {
+		return false, nil
+	}
+	c := k.Credits.At(now)
+	if c.RefilledAt.Equal(k.Credits.RefilledAt) {
+		return false, nil
+	}
+	w := keyward.CreditWrite{KeyID: keyID, Remaining: c.Remaining, RefilledAt: c.RefilledAt, Version: k.Credits.Version + 1}
+	if err := l.store.WriteCredits(ctx, []keyward.CreditWrite{w}); err != nil {
+		return false, fmt.Errorf("credits: refill key %s: %w", keyID, err)
+	}
+	return true, nil
+}
+
 // Fresh returns a copy of c as SetCredits stores it at now: Remaining and
 // Refill from c, the refill period starting at now, and version.
 func Fresh(c *keyward.Credits, now time.Time, version int64) *keyward.Credits {

@@ -109,6 +109,13 @@ var roleTable = []struct {
 	{"GET /v1/usage?account_id={account}&granularity=hour", ``, accountManager(200)},
 	{"GET /v1/whoami", ``, anyKey(200)},
 
+	// Webhook endpoints: root's are global or of any account; an
+	// account_admin's are of its own account; users have none.
+	{"POST /v1/webhooks", `{"url":"https://hooks.example.com/{n8}"}`, want{root: 201, adminOf: 201, adminOther: 201, userOf: 403, userOther: 403}},
+	{"POST /v1/webhooks", `{"account_id":"{account}","url":"https://hooks.example.com/a"}`, accountManager(201)},
+	{"GET /v1/webhooks", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 403, userOther: 403}},
+	{"GET /v1/webhooks?account_id={account}", ``, accountManager(200)},
+
 	// IP rules: root manages global rules and any account's; an
 	// account_admin its own account's; users none. A global rule is
 	// outside an admin's scope (404), like another account's.
@@ -120,6 +127,16 @@ var roleTable = []struct {
 	{"GET /v1/ip-rules?scope=global", ``, onlyRoot(200)},
 	{"DELETE /v1/ip-rules/{ip_rule}", ``, accountManager(204)},
 	{"DELETE /v1/ip-rules/{global_rule}", ``, want{root: 204, adminOf: 404, adminOther: 404, userOf: 403, userOther: 403}},
+
+	// Rotation policies: root any, an account_admin those of its account
+	// and its account's keys; users none (403, even for their own key).
+	{"PUT /v1/accounts/{account}/rotation-policy", `{"max_age":"2160h","expire_after":"336h"}`, accountManager(200)},
+	{"GET /v1/accounts/{account}/rotation-policy", ``, accountManager(200)},
+	{"DELETE /v1/accounts/{account}/rotation-policy", ``, accountManager(204)},
+	{"PUT /v1/keys/{key}/rotation-policy", `{"max_age":"720h"}`, accountManager(200)},
+	{"GET /v1/keys/{key}/rotation-policy", ``, accountManager(200)},
+	{"DELETE /v1/keys/{key}/rotation-policy", ``, accountManager(204)},
+	{"PUT /v1/keys/{admin_key}/rotation-policy", `{"max_age":"720h"}`, accountManager(200)},
 }
 
 // with returns a copy of w with p expecting status.
@@ -165,6 +182,13 @@ func (e *env) newWorld(n int) *world {
 	globalRule, err := e.svc.CreateIPRule(e.rootCtx(), keyward.IPRuleCreate{Action: keyward.IPBlock, CIDR: fmt.Sprintf("198.18.%d.0/24", n%256)})
 	if err != nil {
 		e.t.Fatalf("create ip rule: %v", err)
+	}
+	// Rotation policies of the account and of {key}, for the GET and
+	// DELETE rows.
+	for _, sc := range []keyward.RotationScope{{AccountID: a.ID}, {KeyID: target.ID}} {
+		if _, err := e.svc.SetRotationPolicy(e.rootCtx(), sc, keyward.RotationPolicySet{MaxAge: keyward.Duration(90 * 24 * time.Hour)}); err != nil {
+			e.t.Fatalf("set rotation policy: %v", err)
+		}
 	}
 	return &world{
 		callers: map[principal]string{
@@ -282,6 +306,9 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 		{"user creates a key for another user", user, keyward.KeyCreate{AccountID: a, UserID: ua2, Role: keyward.RoleUser}, keyward.EFORBIDDEN},
 		{"user creates a key with a permission it lacks", user, keyward.KeyCreate{AccountID: a, UserID: ua, Role: keyward.RoleUser, Permissions: []string{"memories:read", "keys:verify"}}, keyward.EFORBIDDEN},
 		{"user creates a key with a subset of its permissions", user, keyward.KeyCreate{AccountID: a, UserID: ua, Role: keyward.RoleUser, Permissions: []string{"memories:read"}}, ""},
+		{"admin creates a key with keys:verify_secrets it lacks", admin, keyward.KeyCreate{AccountID: a, Role: keyward.RoleAccountAdmin, Permissions: []string{keyward.PermissionVerifySecrets}}, keyward.EFORBIDDEN},
+		{"admin creates a key with secret metadata", admin, keyward.KeyCreate{AccountID: a, UserID: ua, Role: keyward.RoleUser, SecretMeta: []byte(`{"dsn":"postgres://tenant"}`)}, ""},
+		{"user creates a key with secret metadata", user, keyward.KeyCreate{AccountID: a, UserID: ua, Role: keyward.RoleUser, SecretMeta: []byte(`{"dsn":"postgres://elsewhere"}`)}, keyward.EFORBIDDEN},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

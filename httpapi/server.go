@@ -35,7 +35,10 @@ type Service interface {
 	keyward.AnomalyService
 	keyward.AuditService
 	keyward.LeakService
+	keyward.KeyImportService
 	keyward.UsageService
+	keyward.WebhookService
+	keyward.RotationPolicyService
 }
 
 // Pinger reports whether storage is reachable; keyward.Store is one.
@@ -165,6 +168,7 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("POST /v1/keys/{id}/disable", serveJSON(s, http.StatusOK, s.setKeyDisabled(true)))
 	s.handle("POST /v1/keys/{id}/enable", serveJSON(s, http.StatusOK, s.setKeyDisabled(false)))
 	s.handle("POST /v1/keys/verify", serveJSON(s, http.StatusOK, s.verifyKey))
+	s.handle("POST /v1/keys/import", serveJSON(s, http.StatusOK, s.importKeys))
 	s.handle("GET /v1/keys/{id}/credits", serveJSON(s, http.StatusOK, s.getCredits))
 	s.handle("PUT /v1/keys/{id}/credits", serveJSON(s, http.StatusOK, s.setCredits))
 	s.handle("DELETE /v1/keys/{id}/credits", serveJSON(s, http.StatusNoContent, s.deleteCredits))
@@ -180,6 +184,23 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("GET /v1/audit", serveJSON(s, http.StatusOK, s.listAudit))
 	s.handle("GET /v1/audit/verify", serveJSON(s, http.StatusOK, s.verifyAudit))
 	s.handle("GET /v1/usage", serveJSON(s, http.StatusOK, s.usage))
+
+	// Webhooks.
+	s.handle("POST /v1/webhooks", serveJSON(s, http.StatusCreated, s.createWebhook))
+	s.handle("GET /v1/webhooks", serveJSON(s, http.StatusOK, s.listWebhooks))
+	s.handle("GET /v1/webhooks/{id}", serveJSON(s, http.StatusOK, s.getWebhook))
+	s.handle("PATCH /v1/webhooks/{id}", serveJSON(s, http.StatusOK, s.updateWebhook))
+	s.handle("DELETE /v1/webhooks/{id}", serveJSON(s, http.StatusNoContent, s.deleteWebhook))
+	s.handle("POST /v1/webhooks/{id}/rotate-secret", serveJSON(s, http.StatusOK, s.rotateWebhookSecret))
+	s.handle("GET /v1/webhooks/{id}/deliveries", serveJSON(s, http.StatusOK, s.listWebhookDeliveries))
+
+	// Rotation policies.
+	s.handle("PUT /v1/accounts/{id}/rotation-policy", serveJSON(s, http.StatusOK, s.setRotationPolicy(accountScope)))
+	s.handle("GET /v1/accounts/{id}/rotation-policy", serveJSON(s, http.StatusOK, s.getRotationPolicy(accountScope)))
+	s.handle("DELETE /v1/accounts/{id}/rotation-policy", serveJSON(s, http.StatusNoContent, s.deleteRotationPolicy(accountScope)))
+	s.handle("PUT /v1/keys/{id}/rotation-policy", serveJSON(s, http.StatusOK, s.setRotationPolicy(keyScope)))
+	s.handle("GET /v1/keys/{id}/rotation-policy", serveJSON(s, http.StatusOK, s.getRotationPolicy(keyScope)))
+	s.handle("DELETE /v1/keys/{id}/rotation-policy", serveJSON(s, http.StatusNoContent, s.deleteRotationPolicy(keyScope)))
 	if forwardAuth != nil {
 		// Any method: proxies send the original one (Envoy) or their own.
 		s.handle(ForwardAuthPath, forwardAuth)

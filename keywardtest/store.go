@@ -49,6 +49,16 @@ func TestStore(t *testing.T, open func(t *testing.T) keyward.Store) {
 	t.Run("Anomalies", func(t *testing.T) { testAnomalies(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("Usage", func(t *testing.T) { testUsage(t, open) })
+	t.Run("TryLock", func(t *testing.T) { testTryLock(t, open) })
+	t.Run("RotationPolicies", func(t *testing.T) { testRotationPolicies(t, open) })
+	t.Run("KeyNotices", func(t *testing.T) { testKeyNotices(t, open) })
+	t.Run("ExpiredKeys", func(t *testing.T) { testExpiredKeys(t, open) })
+	t.Run("RotationDueKeys", func(t *testing.T) { testRotationDueKeys(t, open) })
+	t.Run("RetiredKeysAndIPRules", func(t *testing.T) { testRetired(t, open) })
+	t.Run("CreditRefillsDue", func(t *testing.T) { testCreditRefillsDue(t, open) })
+	t.Run("KeyImports", func(t *testing.T) { testKeyImports(t, open) })
+	t.Run("Webhooks", func(t *testing.T) { testWebhooks(t, open) })
+	t.Run("SecretMeta", func(t *testing.T) { testSecretMeta(t, open) })
 	t.Run("Ping", func(t *testing.T) { testPing(t, open) })
 }
 

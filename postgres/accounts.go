@@ -9,7 +9,7 @@ import (
 	"github.com/keyward/keyward"
 )
 
-const accountCols = "id, name, key_prefix, rate_limits, disabled, created_at, updated_at"
+const accountCols = "id, name, key_prefix, rate_limits, disabled, created_at, updated_at, secret_meta, secret_meta_version"
 
 // CreateAccount inserts a. ECONFLICT if the id or the name is taken,
 // EINVALID if its rate limits are not valid.
@@ -20,10 +20,14 @@ func (s *Store) CreateAccount(ctx context.Context, a *keyward.Account) error {
 	if err := keyward.ValidateRateLimits(a.RateLimits); err != nil {
 		return fmt.Errorf("postgres: create account %s: %w", a.ID, err)
 	}
+	if err := a.SecretMeta.ValidateRecord("account secret_meta"); err != nil {
+		return fmt.Errorf("postgres: create account %s: %w", a.ID, err)
+	}
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO accounts (id, name, key_prefix, rate_limits, disabled, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			a.ID, a.Name, a.KeyPrefix, encodeRateLimits(a.RateLimits), a.Disabled, a.CreatedAt, a.UpdatedAt)
+		args := append([]any{a.ID, a.Name, a.KeyPrefix, encodeRateLimits(a.RateLimits), a.Disabled, a.CreatedAt, a.UpdatedAt},
+			sealedArgs(a.SecretMeta)...)
+		_, err := tx.Exec(ctx, `INSERT INTO accounts (id, name, key_prefix, rate_limits, disabled, created_at, updated_at,
+			secret_meta, secret_meta_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, args...)
 		return s.dbError(err, conflicts{
 			"accounts_pkey":     fmt.Sprintf("account %s already exists", a.ID),
 			"accounts_name_key": fmt.Sprintf("an account named %q already exists", a.Name),
@@ -93,10 +97,15 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.A
 		if err := keyward.ValidateRateLimits(a.RateLimits); err != nil {
 			return err
 		}
+		if err := a.SecretMeta.ValidateRecord("account secret_meta"); err != nil {
+			return err
+		}
+		args := append([]any{a.Name, a.KeyPrefix, encodeRateLimits(a.RateLimits), a.Disabled, a.CreatedAt, a.UpdatedAt},
+			sealedArgs(a.SecretMeta)...)
 		out, err = scanAccount(tx.QueryRow(ctx, `UPDATE accounts
-			SET name = $1, key_prefix = $2, rate_limits = $3, disabled = $4, created_at = $5, updated_at = $6
-			WHERE id = $7 RETURNING `+accountCols,
-			a.Name, a.KeyPrefix, encodeRateLimits(a.RateLimits), a.Disabled, a.CreatedAt, a.UpdatedAt, id))
+			SET name = $1, key_prefix = $2, rate_limits = $3, disabled = $4, created_at = $5, updated_at = $6,
+			secret_meta = $7, secret_meta_version = $8
+			WHERE id = $9 RETURNING `+accountCols, append(args, id)...))
 		return s.dbError(err, conflicts{"accounts_name_key": fmt.Sprintf("an account named %q already exists", a.Name)})
 	})
 	if err != nil {
@@ -130,12 +139,16 @@ func (s *Store) DeleteAccount(ctx context.Context, id string) ([]keyward.KeyHash
 
 func scanAccount(row pgx.Row) (*keyward.Account, error) {
 	var (
-		a      keyward.Account
-		limits []byte
+		a             keyward.Account
+		limits        []byte
+		secret        []byte
+		secretVersion int
 	)
-	if err := row.Scan(&a.ID, &a.Name, &a.KeyPrefix, &limits, &a.Disabled, &a.CreatedAt, &a.UpdatedAt); err != nil {
+	if err := row.Scan(&a.ID, &a.Name, &a.KeyPrefix, &limits, &a.Disabled, &a.CreatedAt, &a.UpdatedAt, &secret, &secretVersion); err != nil {
 		return nil, err
 	}
+	a.SecretMeta = storedSealed(secret, secretVersion)
+	a.HasSecretMeta = a.SecretMeta != nil
 	a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()
 	var err error
 	if a.RateLimits, err = decodeRateLimits(limits); err != nil {

@@ -13,7 +13,7 @@ import (
 )
 
 const selectAudit = `SELECT seq, time, actor, action, target_type, target_id, account_id, outcome,
-	sealed, key_version, prev_hash, hash FROM audit_log`
+	sealed, key_version, prev_hash, hash, wrapped_key FROM audit_log`
 
 // AppendAudit appends e to the audit log in a transaction of its own,
 // setting its Seq, PrevHash and Hash (and truncating its Time to the
@@ -58,10 +58,10 @@ func (s *Store) appendAudit(ctx context.Context, tx pgx.Tx, e *keyward.AuditEntr
 		return fmt.Errorf("append audit entry %d: actor: %w", e.Seq, err)
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO audit_log (seq, time, actor, action, target_type, target_id,
-		account_id, outcome, sealed, key_version, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		account_id, outcome, sealed, key_version, prev_hash, hash, wrapped_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		e.Seq, e.Time, string(actor), e.Action, e.TargetType, e.TargetID, e.AccountID,
-		string(e.Outcome), e.SealedBytes(), e.KeyVersion, e.PrevHash, e.Hash)
+		string(e.Outcome), e.SealedBytes(), e.KeyVersion, e.PrevHash, e.Hash, e.WrappedKeyBytes())
 	if err != nil {
 		return fmt.Errorf("append audit entry %d: %w", e.Seq, s.dbError(err, conflicts{
 			"audit_log_pkey": fmt.Sprintf("audit entry %d already exists", e.Seq),
@@ -116,7 +116,7 @@ func scanAudit(row pgx.Row) (*keyward.AuditEntry, error) {
 		out   string
 	)
 	if err := row.Scan(&e.Seq, &e.Time, &actor, &e.Action, &e.TargetType, &e.TargetID, &e.AccountID, &out,
-		&e.Sealed, &e.KeyVersion, &e.PrevHash, &e.Hash); err != nil {
+		&e.Sealed, &e.KeyVersion, &e.PrevHash, &e.Hash, &e.WrappedKey); err != nil {
 		return nil, err
 	}
 	e.Time, e.Outcome = e.Time.UTC(), keyward.AuditOutcome(out)

@@ -22,17 +22,20 @@ const keyCols = `k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, 
 	COALESCE(k.account_id, ''), COALESCE(k.user_id, ''), k.permissions, k.meta, k.expires_at, k.disabled,
 	k.revoked_at, COALESCE(k.rotated_from, ''), k.grace_until, k.created_at, COALESCE(k.created_by, ''),
 	k.last_used_at, k.updated_at, k.ip_allow, k.rate_limits, COALESCE(k.meter_id, ''), k.credits_remaining, k.credits_refill_amount,
-	k.credits_refill_interval, k.credits_refilled_at, k.credits_version`
+	k.credits_refill_interval, k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version`
 
 // returningKey ends an INSERT, UPDATE or DELETE on keys AS k with the key
 // as scanKey reads it.
 const returningKey = " RETURNING " + keyCols +
 	", COALESCE((SELECT a.disabled FROM accounts a WHERE a.id = k.account_id), false)" +
-	", COALESCE((SELECT a.rate_limits FROM accounts a WHERE a.id = k.account_id), '[]')"
+	", COALESCE((SELECT a.rate_limits FROM accounts a WHERE a.id = k.account_id), '[]')" +
+	", (SELECT a.secret_meta FROM accounts a WHERE a.id = k.account_id)" +
+	", COALESCE((SELECT a.secret_meta_version FROM accounts a WHERE a.id = k.account_id), 0)"
 
 // selectKey reads keys with their account's disabled flag and rate limits;
 // it is completed by a WHERE clause.
 const selectKey = "SELECT " + keyCols + ", COALESCE(a.disabled, false), COALESCE(a.rate_limits, '[]')" +
+	", a.secret_meta, COALESCE(a.secret_meta_version, 0)" +
 	" FROM keys k LEFT JOIN accounts a ON a.id = k.account_id"
 
 // keyConflicts are the messages of the constraints a key insert can break.
@@ -48,8 +51,9 @@ func keyConflicts(k *keyward.Key) conflicts {
 // CreateKey inserts k. ENOTFOUND if its account or user does not exist (or
 // the user is not in the account), ECONFLICT if the id or hash is taken,
 // EINVALID if the role does not match the account and user or the meta is
-// not JSON. It fills k.AccountDisabled and k.AccountRateLimits from the
-// account, so a caller that caches k caches the state a read would return.
+// not JSON. It fills k.AccountDisabled, k.AccountRateLimits and
+// k.AccountSecretMeta from the account, so a caller that caches k caches the
+// state a read would return.
 func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
 	var stored *keyward.Key
 	err := s.write(ctx, func(tx pgx.Tx) error {
@@ -60,7 +64,7 @@ func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
 	if err != nil {
 		return fmt.Errorf("postgres: create key %s: %w", k.ID, err)
 	}
-	k.AccountDisabled, k.AccountRateLimits = stored.AccountDisabled, stored.AccountRateLimits
+	k.AccountDisabled, k.AccountRateLimits, k.AccountSecretMeta = stored.AccountDisabled, stored.AccountRateLimits, stored.AccountSecretMeta
 	return nil
 }
 
@@ -111,7 +115,7 @@ func (s *Store) insertKey(ctx context.Context, q querier, k *keyward.Key) (*keyw
 var keyColumns = append([]string{"id", "key_hash", "pepper_version", "start", "prefix", "name", "role",
 	"account_id", "user_id", "permissions", "meta", "expires_at", "disabled", "revoked_at", "rotated_from",
 	"grace_until", "created_at", "created_by", "last_used_at", "updated_at", "ip_allow", "rate_limits", "meter_id"},
-	creditColumns...)
+	append(creditColumns, "secret_meta", "secret_meta_version")...)
 
 // insertOneKey is the INSERT of insertKey, returning the key as stored.
 var insertOneKey = func() string {
@@ -129,7 +133,7 @@ func keyRow(k *keyward.Key) []any {
 		k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
 		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt, prefixStrings(k.IPAllow),
 		encodeRateLimits(k.RateLimits), nullString(k.MeterID)}
-	return append(row, creditArgs(k.Credits)...)
+	return append(append(row, creditArgs(k.Credits)...), sealedArgs(k.SecretMeta)...)
 }
 
 // batchConflicts are the messages of the constraints CreateKeys can break;
@@ -190,9 +194,9 @@ func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
 		return fmt.Errorf("postgres: create %d keys: %w", len(keys), err)
 	}
 	for _, k := range keys {
-		k.AccountDisabled, k.AccountRateLimits = false, nil
+		k.AccountDisabled, k.AccountRateLimits, k.AccountSecretMeta = false, nil, nil
 		if a := accounts[k.AccountID]; a != nil {
-			k.AccountDisabled, k.AccountRateLimits = a.Disabled, a.RateLimits
+			k.AccountDisabled, k.AccountRateLimits, k.AccountSecretMeta = a.Disabled, a.RateLimits, a.SecretMeta
 		}
 	}
 	return nil
@@ -330,13 +334,14 @@ func (s *Store) saveKey(ctx context.Context, tx pgx.Tx, orig, k *keyward.Key) (*
 		k.ExpiresAt, k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
 		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt,
 		prefixStrings(k.IPAllow), encodeRateLimits(k.RateLimits), nullString(k.MeterID)}
-	args = append(append(args, creditArgs(k.Credits)...), k.ID)
+	args = append(append(append(args, creditArgs(k.Credits)...), sealedArgs(k.SecretMeta)...), k.ID)
 	stored, err := scanKey(tx.QueryRow(ctx, `UPDATE keys AS k SET start = $1, prefix = $2, name = $3,
 		permissions = $4, meta = $5, expires_at = $6, disabled = $7, revoked_at = $8, rotated_from = $9,
 		grace_until = $10, created_at = $11, created_by = $12, last_used_at = $13, updated_at = $14,
 		ip_allow = $15, rate_limits = $16, meter_id = $17, credits_remaining = $18, credits_refill_amount = $19,
-		credits_refill_interval = $20, credits_refilled_at = $21, credits_version = $22
-		WHERE k.id = $23`+returningKey, args...))
+		credits_refill_interval = $20, credits_refilled_at = $21, credits_version = $22,
+		secret_meta = $23, secret_meta_version = $24
+		WHERE k.id = $25`+returningKey, args...))
 	if err != nil {
 		return nil, s.dbError(err, nil)
 	}
@@ -401,12 +406,16 @@ func scanKey(row pgx.Row) (*keyward.Key, error) {
 		rateLimits  []byte
 		accountRLs  []byte
 		credits     storedCredits
+
+		secret, accountSecret               []byte
+		secretVersion, accountSecretVersion int
 	)
 	dest := []any{&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
 		&k.AccountID, &k.UserID, &permissions, &meta, &k.ExpiresAt, &k.Disabled,
 		&k.RevokedAt, &k.RotatedFrom, &k.GraceUntil, &createdAt, &k.CreatedBy,
 		&k.LastUsedAt, &updatedAt, &ipAllow, &rateLimits, &k.MeterID}
-	dest = append(append(dest, credits.dest()...), &k.AccountDisabled, &accountRLs)
+	dest = append(append(dest, credits.dest()...), &secret, &secretVersion,
+		&k.AccountDisabled, &accountRLs, &accountSecret, &accountSecretVersion)
 	err := row.Scan(dest...)
 	if err != nil {
 		return nil, err
@@ -415,6 +424,8 @@ func scanKey(row pgx.Row) (*keyward.Key, error) {
 		return nil, fmt.Errorf("key %s: %w", k.ID, err)
 	}
 	k.Role = keyward.Role(role)
+	k.SecretMeta, k.AccountSecretMeta = storedSealed(secret, secretVersion), storedSealed(accountSecret, accountSecretVersion)
+	k.HasSecretMeta = k.SecretMeta != nil
 	k.Permissions = permissions
 	if k.Permissions == nil {
 		k.Permissions = []string{}

@@ -154,14 +154,18 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// write runs fn in a transaction (see inTx) and, if fn succeeds, appends
-// the audit entry ctx carries (keyward.AuditFrom) in the same transaction,
-// so the change and its entry commit together or not at all. Every write
-// method that changes state uses it, except the hot-path bookkeeping
-// (TouchKeys, SpendCredits, WriteCredits).
+// write runs fn in a transaction (see inTx) and, if fn succeeds, writes the
+// events ctx carries (keyward.EventsFrom) to the outbox and appends the
+// audit entry it carries (keyward.AuditFrom) in the same transaction, so
+// the change, its announcements and its entry commit together or not at
+// all. Every write method that changes state uses it, except the hot-path
+// bookkeeping (TouchKeys, SpendCredits, WriteCredits).
 func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := fn(tx); err != nil {
+			return err
+		}
+		if err := s.insertEvents(ctx, tx, keyward.EventsFrom(ctx)); err != nil {
 			return err
 		}
 		if e := keyward.AuditFrom(ctx); e != nil {

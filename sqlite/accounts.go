@@ -9,7 +9,7 @@ import (
 	"github.com/keyward/keyward"
 )
 
-const selectAccount = "SELECT id, name, key_prefix, rate_limits, disabled, created_at, updated_at FROM accounts"
+const selectAccount = "SELECT id, name, key_prefix, rate_limits, disabled, created_at, updated_at, secret_meta, secret_meta_version FROM accounts"
 
 // CreateAccount inserts a. ECONFLICT if the id or the name is taken,
 // EINVALID if its rate limits are not valid.
@@ -20,10 +20,14 @@ func (s *Store) CreateAccount(ctx context.Context, a *keyward.Account) error {
 	if err := keyward.ValidateRateLimits(a.RateLimits); err != nil {
 		return fmt.Errorf("sqlite: create account %s: %w", a.ID, err)
 	}
+	if err := a.SecretMeta.ValidateRecord("account secret_meta"); err != nil {
+		return fmt.Errorf("sqlite: create account %s: %w", a.ID, err)
+	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, name, key_prefix, rate_limits, disabled, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			a.ID, a.Name, a.KeyPrefix, encodeList(a.RateLimits), a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt))
+		args := append([]any{a.ID, a.Name, a.KeyPrefix, encodeList(a.RateLimits), a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt)},
+			sealedArgs(a.SecretMeta)...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, name, key_prefix, rate_limits, disabled, created_at, updated_at,
+			secret_meta, secret_meta_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		return s.dbError(err, conflicts{
 			pk:     fmt.Sprintf("account %s already exists", a.ID),
 			unique: fmt.Sprintf("an account named %q already exists", a.Name),
@@ -101,9 +105,13 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.A
 		if err := keyward.ValidateRateLimits(a.RateLimits); err != nil {
 			return err
 		}
+		if err := a.SecretMeta.ValidateRecord("account secret_meta"); err != nil {
+			return err
+		}
+		args := append([]any{a.Name, a.KeyPrefix, encodeList(a.RateLimits), a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt)},
+			sealedArgs(a.SecretMeta)...)
 		_, err = tx.ExecContext(ctx, `UPDATE accounts SET name = ?, key_prefix = ?, rate_limits = ?, disabled = ?,
-			created_at = ?, updated_at = ? WHERE id = ?`,
-			a.Name, a.KeyPrefix, encodeList(a.RateLimits), a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt), id)
+			created_at = ?, updated_at = ?, secret_meta = ?, secret_meta_version = ? WHERE id = ?`, append(args, id)...)
 		if err != nil {
 			return s.dbError(err, conflicts{unique: fmt.Sprintf("an account named %q already exists", a.Name)})
 		}
@@ -140,9 +148,13 @@ func (s *Store) DeleteAccount(ctx context.Context, id string) ([]keyward.KeyHash
 func scanAccount(row scanner) (*keyward.Account, error) {
 	var a keyward.Account
 	var limits, created, updated string
-	if err := row.Scan(&a.ID, &a.Name, &a.KeyPrefix, &limits, &a.Disabled, &created, &updated); err != nil {
+	var secret []byte
+	var secretVersion int
+	if err := row.Scan(&a.ID, &a.Name, &a.KeyPrefix, &limits, &a.Disabled, &created, &updated, &secret, &secretVersion); err != nil {
 		return nil, err
 	}
+	a.SecretMeta = storedSealed(secret, secretVersion)
+	a.HasSecretMeta = a.SecretMeta != nil
 	var err error
 	if a.RateLimits, err = decodeList[keyward.RateLimit](limits); err != nil {
 		return nil, fmt.Errorf("account %s: stored rate_limits: %w", a.ID, err)

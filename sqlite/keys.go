@@ -17,7 +17,8 @@ import (
 // keyCols are the columns of a key, in insertKeys' and scanKey's order.
 const keyCols = `id, key_hash, pepper_version, start, prefix, name, role,
 	account_id, user_id, permissions, meta, expires_at, disabled, revoked_at, rotated_from, grace_until,
-	created_at, created_by, last_used_at, updated_at, ip_allow, rate_limits, meter_id, ` + creditCols
+	created_at, created_by, last_used_at, updated_at, ip_allow, rate_limits, meter_id, ` + creditCols +
+	`, secret_meta, secret_meta_version`
 
 // keyParams is the number of keyCols.
 var keyParams = strings.Count(keyCols, ",") + 1
@@ -28,14 +29,16 @@ const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix,
 	k.account_id, k.user_id, k.permissions, k.meta, k.expires_at, k.disabled, k.revoked_at,
 	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
 	k.ip_allow, k.rate_limits, k.meter_id, k.credits_remaining, k.credits_refill_amount, k.credits_refill_interval,
-	k.credits_refilled_at, k.credits_version, COALESCE(a.disabled, 0), COALESCE(a.rate_limits, '[]')
+	k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version,
+	COALESCE(a.disabled, 0), COALESCE(a.rate_limits, '[]'), a.secret_meta, COALESCE(a.secret_meta_version, 0)
 	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id`
 
 // CreateKey inserts k. ENOTFOUND if its account or user does not exist (or
 // the user is not in the account), ECONFLICT if the id or hash is taken,
 // EINVALID if the role does not match the account and user or the meta is
-// not JSON. It fills k.AccountDisabled and k.AccountRateLimits from the
-// account, so a caller that caches k caches the state a read would return.
+// not JSON. It fills k.AccountDisabled, k.AccountRateLimits and
+// k.AccountSecretMeta from the account, so a caller that caches k caches the
+// state a read would return.
 func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
 	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertKey(ctx, tx, k) })
 	if err != nil {
@@ -107,9 +110,9 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error
 // fillAccount sets the fields of k that mirror its account a (nil for a
 // root key).
 func fillAccount(k *keyward.Key, a *keyward.Account) {
-	k.AccountDisabled, k.AccountRateLimits = false, nil
+	k.AccountDisabled, k.AccountRateLimits, k.AccountSecretMeta = false, nil, nil
 	if a != nil {
-		k.AccountDisabled, k.AccountRateLimits = a.Disabled, a.RateLimits
+		k.AccountDisabled, k.AccountRateLimits, k.AccountSecretMeta = a.Disabled, a.RateLimits, a.SecretMeta
 	}
 }
 
@@ -143,7 +146,8 @@ func appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
 		k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
 		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt),
 		encodeList(k.IPAllow), encodeList(k.RateLimits), nullString(k.MeterID))
-	return append(args, creditArgs(k.Credits)...), nil
+	args = append(args, creditArgs(k.Credits)...)
+	return append(args, sealedArgs(k.SecretMeta)...), nil
 }
 
 // createKeysChunk is the number of rows of one multi-row INSERT in
@@ -394,12 +398,12 @@ func (s *Store) saveKey(ctx context.Context, tx *sql.Tx, orig, k *keyward.Key) e
 		nullTime(k.ExpiresAt), k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
 		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt),
 		encodeList(k.IPAllow), encodeList(k.RateLimits), nullString(k.MeterID)}
-	args = append(append(args, creditArgs(k.Credits)...), k.ID)
+	args = append(append(append(args, creditArgs(k.Credits)...), sealedArgs(k.SecretMeta)...), k.ID)
 	_, err = tx.ExecContext(ctx, `UPDATE keys SET start = ?, prefix = ?, name = ?, permissions = ?, meta = ?,
 		expires_at = ?, disabled = ?, revoked_at = ?, rotated_from = ?, grace_until = ?, created_at = ?,
 		created_by = ?, last_used_at = ?, updated_at = ?, ip_allow = ?, rate_limits = ?, meter_id = ?,
 		credits_remaining = ?, credits_refill_amount = ?, credits_refill_interval = ?, credits_refilled_at = ?,
-		credits_version = ?
+		credits_version = ?, secret_meta = ?, secret_meta_version = ?
 		WHERE id = ?`, args...)
 	return s.dbError(err, conflicts{})
 }
@@ -457,12 +461,15 @@ func scanKey(row scanner) (*keyward.Key, error) {
 		expires, revoked, grace, lastUsed               sql.NullString
 		created, updated                                string
 		credits                                         storedCredits
+		secret, accountSecret                           []byte
+		secretVersion, accountSecretVersion             int
 	)
 	dest := []any{&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
 		&accountID, &userID, &perms, &meta, &expires, &k.Disabled, &revoked,
 		&rotatedFrom, &grace, &created, &createdBy, &lastUsed, &updated,
 		&ipAllow, &rateLimits, &meterID}
-	dest = append(append(dest, credits.dest()...), &k.AccountDisabled, &accountLimits)
+	dest = append(append(dest, credits.dest()...), &secret, &secretVersion,
+		&k.AccountDisabled, &accountLimits, &accountSecret, &accountSecretVersion)
 	err := row.Scan(dest...)
 	if err != nil {
 		return nil, err
@@ -473,6 +480,8 @@ func scanKey(row scanner) (*keyward.Key, error) {
 	k.Role = keyward.Role(role)
 	k.AccountID, k.UserID = accountID.String, userID.String
 	k.RotatedFrom, k.CreatedBy, k.MeterID = rotatedFrom.String, createdBy.String, meterID.String
+	k.SecretMeta, k.AccountSecretMeta = storedSealed(secret, secretVersion), storedSealed(accountSecret, accountSecretVersion)
+	k.HasSecretMeta = k.SecretMeta != nil
 	if err := json.Unmarshal([]byte(perms), &k.Permissions); err != nil {
 		return nil, fmt.Errorf("key %s: stored permissions: %w", k.ID, err)
 	}

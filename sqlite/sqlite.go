@@ -153,13 +153,17 @@ func (s *Store) Close() error {
 }
 
 // write runs fn in a transaction on the writer connection (see
-// writeUnaudited) and, if fn succeeds, appends the audit entry ctx carries
-// (keyward.AuditFrom) in the same transaction, so the change and its entry
-// commit together or not at all. Every write method that changes state
-// uses it, except the hot-path bookkeeping.
+// writeUnaudited) and, if fn succeeds, writes the events ctx carries
+// (keyward.EventsFrom) to the outbox and appends the audit entry it carries
+// (keyward.AuditFrom) in the same transaction, so the change, its
+// announcements and its entry commit together or not at all. Every write
+// method that changes state uses it, except the hot-path bookkeeping.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return s.writeUnaudited(ctx, func(tx *sql.Tx) error {
 		if err := fn(tx); err != nil {
+			return err
+		}
+		if err := insertEvents(ctx, tx, keyward.EventsFrom(ctx)); err != nil {
 			return err
 		}
 		if e := keyward.AuditFrom(ctx); e != nil {

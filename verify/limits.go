@@ -126,8 +126,12 @@ func (e *Engine) spend(ctx context.Context, res *Result, req *Request, now time.
 		return
 	}
 	res.CreditsRemaining, res.HasCredits = remaining, true
-	if !ok {
+	switch {
+	case !ok:
 		res.Decision = keyward.DecisionUsageExceeded
+	case remaining == 0 && req.cost() > 0 && e.signals != nil:
+		e.signals.Signal(keyward.Signal{Kind: keyward.SignalQuotaExhausted, At: now, Decision: keyward.DecisionValid,
+			KeyID: res.Key.ID, AccountID: res.Key.AccountID, Count: 1})
 	}
 }
 

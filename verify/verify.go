@@ -84,6 +84,15 @@ type Config struct {
 	// instances sharing the store apply it within this interval. Default
 	// DefaultIPRuleRefresh.
 	IPRuleRefresh time.Duration
+	// Imports finds and adopts keys imported as SHA-256 digests (see
+	// imports.go). Nil: Store, if it implements ImportLoader (keyward.Store
+	// does); otherwise imported keys are not looked up.
+	Imports ImportLoader
+	// ImportRefresh is how often the store's import counts are reloaded.
+	// The instance that imports keys applies them at once
+	// (ReloadImports); other instances sharing the store within this
+	// interval. Default DefaultImportRefresh.
+	ImportRefresh time.Duration
 	// Limiter decides the keys' rate limits. Default: a ratelimit.Local
 	// with its default bound, exact for this instance alone (every
 	// instance admits a key's whole limit); instances that share a store
@@ -200,6 +209,12 @@ type Engine struct {
 	// rule expires.
 	ipCompiling atomic.Bool
 
+	imports       ImportLoader
+	importRefresh time.Duration
+	importMu      sync.Mutex // serialises ReloadImports
+	importPending int64      // the last count read, under importMu
+	importState   atomic.Pointer[importState]
+
 	limiter ratelimit.Limiter
 	credits keyward.CreditLedger
 	signals keyward.SignalSink
@@ -239,6 +254,7 @@ func New(cfg Config) (*Engine, error) {
 		{"UsageFlushInterval", &cfg.UsageFlushInterval, DefaultUsageFlushInterval},
 		{"LoadTimeout", &cfg.LoadTimeout, DefaultLoadTimeout},
 		{"IPRuleRefresh", &cfg.IPRuleRefresh, DefaultIPRuleRefresh},
+		{"ImportRefresh", &cfg.ImportRefresh, DefaultImportRefresh},
 	} {
 		switch {
 		case *d.v < 0:
@@ -262,6 +278,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.IPRules == nil {
 		cfg.IPRules, _ = cfg.Store.(IPRuleLoader)
+	}
+	if cfg.Imports == nil {
+		cfg.Imports, _ = cfg.Store.(ImportLoader)
 	}
 	if cfg.Limiter == nil {
 		cfg.Limiter = ratelimit.NewLocal(ratelimit.LocalOptions{})
@@ -292,6 +311,13 @@ func New(cfg Config) (*Engine, error) {
 		// Until a load succeeds, every verification answers UNAVAILABLE
 		// (see verify); the background goroutine keeps trying.
 		e.log.Warn("loading IP rules failed; verifications answer UNAVAILABLE until they load", "err", err)
+	}
+	e.imports, e.importRefresh = cfg.Imports, cfg.ImportRefresh
+	e.importState.Store(&unknownImports)
+	if err := e.ReloadImports(context.Background()); err != nil {
+		// Until a load succeeds, imported keys may exist: tokens of any
+		// format are looked up.
+		e.log.Warn("counting imported keys failed; every token is looked up until they are counted", "err", err)
 	}
 	go e.run(cfg.CacheTTL)
 	return e, nil
@@ -341,8 +367,10 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 		}
 	}
 
-	// 3. Format and checksum: garbage costs no hashing and no lookup.
-	if _, ok := apikey.Parse(req.Key); !ok {
+	// 3. Format and checksum: garbage costs no hashing and no lookup,
+	// unless imported keys (of any format) exist.
+	_, wellFormed := apikey.Parse(req.Key)
+	if !wellFormed && !e.mayBeImported(req.Key) {
 		return Result{Decision: keyward.DecisionMalformed, Agent: req.Agent}
 	}
 
@@ -351,6 +379,9 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 	en, err := e.lookup(ctx, h, req.Key, now.UnixNano())
 	if err != nil {
 		return Result{Decision: keyward.DecisionUnavailable, Agent: req.Agent}
+	}
+	if en == nil && !wellFormed {
+		return Result{Decision: keyward.DecisionMalformed, Agent: req.Agent}
 	}
 	if en == nil {
 		return Result{Decision: keyward.DecisionNotFound, Agent: req.Agent}
@@ -436,6 +467,12 @@ func (e *Engine) run(ttl time.Duration) {
 		defer t.Stop()
 		reload = t.C
 	}
+	var imports <-chan time.Time
+	if e.imports != nil {
+		t := time.NewTicker(e.importRefresh)
+		defer t.Stop()
+		imports = t.C
+	}
 	for {
 		select {
 		case <-e.stop:
@@ -443,6 +480,10 @@ func (e *Engine) run(ttl time.Duration) {
 		case <-reload:
 			if err := e.ReloadIPRules(context.Background()); err != nil {
 				e.log.Warn("reloading IP rules failed; the rules loaded before stay in force", "err", err)
+			}
+		case <-imports:
+			if err := e.ReloadImports(context.Background()); err != nil {
+				e.log.Warn("counting imported keys failed; the counts read before stay in force", "err", err)
 			}
 		case <-flush.C:
 			ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)

@@ -35,6 +35,7 @@ func (a *app) accountsCommand() *cobra.Command {
 	var (
 		create       keyward.AccountCreate
 		createLimits []string
+		createSecret secretMetaFlags
 	)
 	createCmd := &cobra.Command{
 		Use:   "create --name NAME [--key-prefix PREFIX] [--rate-limit NAME=LIMIT/WINDOW]...",
@@ -47,6 +48,10 @@ func (a *app) accountsCommand() *cobra.Command {
 					return err
 				}
 				create.RateLimits = ls
+			}
+			var err error
+			if create.SecretMeta, err = createSecret.read(); err != nil {
+				return err
 			}
 			c, err := a.client()
 			if err != nil {
@@ -62,6 +67,7 @@ func (a *app) accountsCommand() *cobra.Command {
 	createCmd.Flags().StringVar(&create.Name, "name", "", "account name, unique (required)")
 	createCmd.Flags().StringVar(&create.KeyPrefix, "key-prefix", "", "prefix of this account's user keys, e.g. acme_live (default kw_user)")
 	createCmd.Flags().StringArrayVar(&createLimits, "rate-limit", nil, "default rate limit of the account's keys that set none, NAME=LIMIT/WINDOW (repeatable)")
+	createSecret.add(createCmd, false)
 	createCmd.MarkFlagRequired("name")
 
 	var page keyward.Page
@@ -112,6 +118,7 @@ func (a *app) accountsCommand() *cobra.Command {
 		name, prefix string
 		disabled     bool
 		limits       limitFlags
+		secret       secretMetaFlags
 	)
 	updateCmd := &cobra.Command{
 		Use:   "update ACCOUNT_ID [--name NAME] [--key-prefix PREFIX] [--disabled=true|false]",
@@ -135,8 +142,11 @@ A disabled account's keys stop verifying until it is enabled again (--disabled=f
 			if u.RateLimits, err = limits.update(cmd); err != nil {
 				return err
 			}
+			if u.SecretMeta, u.ClearSecretMeta, err = secret.update(); err != nil {
+				return err
+			}
 			if u == (keyward.AccountUpdate{}) {
-				return usageErrorf("nothing to update: give --name, --key-prefix, --disabled, --rate-limit or --clear-rate-limits")
+				return usageErrorf("nothing to update: give --name, --key-prefix, --disabled, --rate-limit, --clear-rate-limits, --secret-meta, --secret-meta-file or --clear-secret-meta")
 			}
 			c, err := a.client()
 			if err != nil {
@@ -153,6 +163,7 @@ A disabled account's keys stop verifying until it is enabled again (--disabled=f
 	updateCmd.Flags().StringVar(&prefix, "key-prefix", "", "new prefix of user keys (existing keys keep theirs)")
 	updateCmd.Flags().BoolVar(&disabled, "disabled", false, "disable (true) or enable (false) the account")
 	limits.add(updateCmd, "default rate limit of the account's keys, NAME=LIMIT/WINDOW (repeatable; replaces the defaults)", "remove the account's default rate limits")
+	secret.add(updateCmd, true)
 
 	deleteCmd := &cobra.Command{
 		Use:   "delete ACCOUNT_ID",

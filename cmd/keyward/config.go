@@ -99,6 +99,11 @@ type Config struct {
 	CreditLedger string `yaml:"credit_ledger"`
 	// Abuse configures brute-force blocking and the anomaly rules.
 	Abuse AbuseConfig `yaml:"abuse"`
+	// Lifecycle configures the lifecycle jobs: expiry, rotation, cleanup
+	// and credit refills (see lifecycle.go and docs/lifecycle.md).
+	Lifecycle LifecycleConfig `yaml:"lifecycle"`
+	// Webhooks configures the delivery of webhook events (webhooks.go).
+	Webhooks WebhooksConfig `yaml:"webhooks"`
 	// DevMode turns authentication off for local development; Validate
 	// allows it only with a loopback Listen.
 	DevMode bool `yaml:"dev_mode"`
@@ -117,6 +122,7 @@ func DefaultConfig() *Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
+		Lifecycle:       defaultLifecycleConfig(),
 	}
 }
 
@@ -450,6 +456,8 @@ func (c *Config) Validate() error {
 	c.validateSimpleModes(add)
 	c.validateGateway(add)
 	c.validateAbuse(add)
+	c.validateLifecycle(add)
+	c.validateWebhooks(add)
 	if len(errs) > 0 {
 		return &ConfigError{Errors: errs}
 	}

@@ -63,12 +63,13 @@ type proc struct {
 	done   chan error
 }
 
-// startBinary runs "keyward serve" on port 0 and waits for its "listening"
-// log line, which carries the address it bound.
-func startBinary(t *testing.T, data string) *proc {
+// startBinary runs "keyward serve" on port 0, with args added, and waits
+// for its "listening" log line, which carries the address it bound.
+func startBinary(t *testing.T, data string, args ...string) *proc {
 	t.Helper()
 	p := &proc{stdout: keywardtest.NewLines(), stderr: keywardtest.NewLines(), done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data", data, "--log-format", "json", "--log-level", "debug")
+	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--data", data, "--log-format", "json", "--log-level", "debug"}, args...)
+	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = baseEnv()
 	p.cmd.Dir = t.TempDir()
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr

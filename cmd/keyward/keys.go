@@ -30,6 +30,7 @@ func (a *app) keysCommand() *cobra.Command {
 		a.keyActionCommand("revoke", "Revoke a key: it stops working at once, for good"),
 		a.keysRotateCommand(),
 		a.keysDeleteCommand(),
+		a.keysImportCommand(),
 	)
 	return cmd
 }
@@ -42,6 +43,7 @@ func (a *app) keysCreateCommand() *cobra.Command {
 		expires string
 		out     emitFlags
 		meter   meteringFlags
+		secret  secretMetaFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create [--account ACCOUNT_ID] [--user USER_ID] [--role ROLE] [flags]",
@@ -87,6 +89,9 @@ fields, for the URL given by --emit-url (default: the keyward URL):
 			if c.Meta, err = parseMeta(meta); err != nil {
 				return err
 			}
+			if c.SecretMeta, err = secret.read(); err != nil {
+				return err
+			}
 			if expires != "" {
 				t, err := parseExpiry(expires, time.Now())
 				if err != nil {
@@ -114,6 +119,7 @@ fields, for the URL given by --emit-url (default: the keyward URL):
 	f.StringVar(&c.Name, "name", "", "a label for people, e.g. ci or alice-laptop")
 	f.StringSliceVar(&c.Permissions, "permission", nil, "permission granted to the key, e.g. memories:read (repeatable)")
 	f.StringVar(&meta, "meta", "", `JSON object returned to verifiers, e.g. '{"plan":"pro"}'`)
+	secret.add(cmd, false)
 	f.StringVar(&expires, "expires", "", "expiry: an RFC 3339 time (2027-01-01T00:00:00Z) or a duration from now (30d, 720h, 1d12h)")
 	f.StringSliceVar(&c.IPAllow, "ip-allow", nil, "network the key may be used from, e.g. 10.0.0.0/8 or 2001:db8::1 (repeatable; default anywhere)")
 	return cmd
@@ -195,6 +201,7 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 		clearPerms, noExp   bool
 		clearIPAllow        bool
 		limits              limitFlags
+		secret              secretMetaFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "update KEY_ID [--name NAME] [--permission P]... [--ip-allow CIDR]... [--meta JSON] [--expires WHEN | --no-expiry]",
@@ -239,6 +246,9 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 				}
 				u.Meta = &m
 			}
+			if u.SecretMeta, u.ClearSecretMeta, err = secret.update(); err != nil {
+				return err
+			}
 			switch {
 			case noExp && expires != "":
 				return usageErrorf("give --expires or --no-expiry, not both")
@@ -251,8 +261,9 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 				}
 				u.ExpiresAt = &t
 			}
-			if u.Name == nil && u.Permissions == nil && u.Meta == nil && u.ExpiresAt == nil && !u.ClearExpiry && u.IPAllow == nil && u.RateLimits == nil {
-				return usageErrorf("nothing to update: give --name, --permission, --clear-permissions, --ip-allow, --clear-ip-allow, --rate-limit, --clear-rate-limits, --meta, --expires or --no-expiry")
+			if u.Name == nil && u.Permissions == nil && u.Meta == nil && u.ExpiresAt == nil && !u.ClearExpiry && u.IPAllow == nil && u.RateLimits == nil &&
+				u.SecretMeta == nil && !u.ClearSecretMeta {
+				return usageErrorf("nothing to update: give --name, --permission, --clear-permissions, --ip-allow, --clear-ip-allow, --rate-limit, --clear-rate-limits, --meta, --secret-meta, --secret-meta-file, --clear-secret-meta, --expires or --no-expiry")
 			}
 			c, err := a.client()
 			if err != nil {
@@ -270,6 +281,7 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 	f.StringSliceVar(&perms, "permission", nil, "permission (repeatable); replaces the list")
 	f.BoolVar(&clearPerms, "clear-permissions", false, "remove every permission")
 	f.StringVar(&meta, "meta", "", "new metadata, a JSON object (replaces the old)")
+	secret.add(cmd, true)
 	f.StringVar(&expires, "expires", "", "new expiry: RFC 3339 time or a duration from now (30d, 720h)")
 	f.BoolVar(&noExp, "no-expiry", false, "remove the expiry")
 	f.StringSliceVar(&ipAllow, "ip-allow", nil, "network the key may be used from (repeatable); replaces the list")

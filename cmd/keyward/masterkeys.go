@@ -12,7 +12,8 @@ import (
 	"github.com/keyward/keyward/keyring"
 )
 
-// envMasterKeys lists the master keys that encrypt audit details:
+// envMasterKeys lists the master keys that encrypt audit details, secret
+// metadata and webhook secrets:
 // comma-separated VERSION:ENCODING:VALUE. No flag: a secret on a command
 // line is visible to every user of the machine.
 const envMasterKeys = "KEYWARD_MASTER_KEYS"

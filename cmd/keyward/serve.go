@@ -21,6 +21,7 @@ import (
 	"github.com/keyward/keyward/redis"
 	"github.com/keyward/keyward/usage"
 	"github.com/keyward/keyward/verify"
+	"github.com/keyward/keyward/webhook"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	goredis "github.com/redis/go-redis/v9"
@@ -69,7 +70,7 @@ type core struct {
 	hasher *apikey.Hasher
 	engine *verify.Engine
 	admin  *admin.Service
-	// keyring seals the details of audit entries.
+	// keyring seals audit details, secret metadata and webhook secrets.
 	keyring *keyring.Keyring
 	// redis is the client shared by the bus, the rate limiter, the credit
 	// ledger and the abuse counter; nil without Redis.
@@ -87,6 +88,11 @@ type core struct {
 	stopDetector func()
 	// broadcaster is set by startBus (store.go).
 	broadcaster *bus.Broadcaster
+	// guard checks webhook endpoint URLs; sender delivers webhook events,
+	// stopped by stopSender.
+	guard      webhook.Guard
+	sender     *webhook.Sender
+	stopSender func()
 }
 
 // openCore opens the data directory, loads (or generates) the peppers and
@@ -116,6 +122,12 @@ func openCore(ctx context.Context, cfg *Config, log *slog.Logger, withEngine boo
 		store.Close()
 		return nil, err
 	}
+	wc, err := cfg.senderConfig()
+	if err != nil {
+		store.Close()
+		return nil, configErrorf("webhooks", "%v", err)
+	}
+	c.guard = wc.Guard
 	if err := c.openEngine(cfg, log, withEngine); err != nil {
 		c.close(context.Background(), log)
 		return nil, err
@@ -124,8 +136,9 @@ func openCore(ctx context.Context, cfg *Config, log *slog.Logger, withEngine boo
 	return c, nil
 }
 
-// openEngine opens the Redis client, the rate limiter, the credit ledger,
-// the abuse detector and (withEngine) the verification engine of c.
+// openEngine opens the Redis client, the rate limiter and the credit ledger
+// of c and, withEngine, starts the abuse detector, the usage aggregator, the
+// webhook sender and the verification engine.
 func (c *core) openEngine(cfg *Config, log *slog.Logger, withEngine bool) error {
 	if cfg.Redis != "" {
 		client, err := redis.Open(cfg.Redis)
@@ -146,13 +159,16 @@ func (c *core) openEngine(cfg *Config, log *slog.Logger, withEngine bool) error 
 		return err
 	}
 	c.usage, c.stopUsage = startUsage(c.store, log)
+	if c.sender, c.stopSender, err = startSender(cfg, c, log); err != nil {
+		return err
+	}
 	c.engine, err = verify.New(verify.Config{
 		Store:    c.store,
 		Hasher:   c.hasher,
 		CacheTTL: cfg.CacheTTL,
 		Limiter:  limiter,
 		Credits:  ledger,
-		Signals:  usage.Tee(c.detector, c.usage),
+		Signals:  usage.Tee(c.detector, c.usage, c.sender),
 		Logger:   log,
 	})
 	if err != nil {
@@ -171,13 +187,16 @@ func startUsage(store keyward.Store, log *slog.Logger) (*usage.Aggregator, func(
 	return agg, func() error { cancel(); return <-done }
 }
 
-// close stops the abuse detector, flushes the engine's usage batch, the
+// close stops the abuse detector and the webhook sender, flushes the engine's usage batch, the
 // usage counts and the credit ledger's counts, then closes the store and
 // Redis.
 func (c *core) close(ctx context.Context, log *slog.Logger) error {
 	var errs []error
 	if c.stopDetector != nil {
 		c.stopDetector()
+	}
+	if c.stopSender != nil {
+		c.stopSender()
 	}
 	if c.engine != nil {
 		if err := c.engine.Close(ctx); err != nil {
@@ -268,14 +287,26 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 		return fmt.Errorf("bootstrapping the root key: %w", err)
 	}
 
+	jobs, stopJobs, err := c.startLifecycle(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopJobs() // before the store closes
+
 	// A registry of our own: no package-global metrics.
 	reg := prometheus.NewRegistry()
+	if jobs != nil {
+		if err := reg.Register(jobs); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
 	for _, col := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		c.engine,
 		c.broadcaster,
 		c.detector,
+		c.sender,
 	} {
 		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("registering metrics: %w", err)

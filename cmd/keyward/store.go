@@ -153,7 +153,7 @@ func sharedPepperError(cfg *Config) error {
 // newAdmin returns the admin service of c telling observer about changes
 // (nil: the engine).
 func (c *core) newAdmin(observer keyward.KeyObserver, log *slog.Logger) *admin.Service {
-	return admin.New(admin.Config{Store: c.store, Hasher: c.hasher, Verifier: c.engine, Observer: observer, Credits: c.ledger, Sealer: c.keyring, Logger: log})
+	return admin.New(admin.Config{Store: c.store, Hasher: c.hasher, Verifier: c.engine, Observer: observer, Credits: c.ledger, Sealer: c.keyring, WebhookGuard: c.guard, Logger: log})
 }
 
 // startBus connects c's engine to the invalidation bus: it chooses the bus

@@ -5,7 +5,7 @@
 --
 -- KEYS[1]   the key's counter, a hash: r remaining, t refilled at (Unix µs),
 --           v version
--- ARGV[1]   delta, not 0
+-- ARGV[1]   delta; 0 applies the due refills alone (and bumps v)
 -- ARGV[2]   now, Unix µs (the caller's clock)
 -- ARGV[3]   refill amount, 0 for none
 -- ARGV[4]   refill interval, µs

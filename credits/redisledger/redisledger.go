@@ -348,6 +348,50 @@ func (l *Ledger) TopUpCredits(ctx context.Context, keyID string, n int64, now ti
 	return k, nil
 }
 
+// RefillCredits applies the refills due at now to the key's counter in
+// Redis, creating it from the store if it is absent, and writes the
+// counter back at once, so that reads of the store (key lists) show them;
+// spends apply them anyway. The refill happens in Redis, which decides,
+// and reaches the store as a versioned write-back like any spend, so it
+// never undoes a spend nor refills twice. A counter with no refill due but
+// ahead of the store (its instance stopped before writing it back) is
+// written back. It reports whether a refill was due.
+func (l *Ledger) RefillCredits(ctx context.Context, keyID string, now time.Time) (bool, error) {
+	k, err := l.store.Key(ctx, keyID)
+	if err != nil {
+		return false, fmt.Errorf("redisledger: refill key %s: %w", keyID, err)
+	}
+	if k.Credits == nil || k.Credits.Refill == nil {
+		return false, nil
+	}
+	vals, err := l.client.HMGet(ctx, l.key(keyID), "r", "t", "v").Result()
+	if err != nil {
+		return false, unavailable(err, keyID)
+	}
+	w, ok, err := parseCounter(keyID, vals)
+	if err != nil {
+		return false, err
+	}
+	live := *k.Credits
+	if ok {
+		live.Remaining, live.RefilledAt, live.Version = w.Remaining, w.RefilledAt, w.Version
+	}
+	due := !live.At(now).RefilledAt.Equal(live.RefilledAt)
+	if due {
+		c, err := l.apply(ctx, keyID, k.Credits.Refill, 0, now, k.Credits)
+		if err != nil {
+			return false, err
+		}
+		w, ok = keyward.CreditWrite{KeyID: keyID, Remaining: c.Remaining, RefilledAt: c.RefilledAt, Version: c.Version}, true
+	}
+	if ok && w.Version > k.Credits.Version {
+		if err := l.store.WriteCredits(ctx, []keyward.CreditWrite{w}); err != nil {
+			return due, fmt.Errorf("redisledger: write back the refill of key %s: %w", keyID, err)
+		}
+	}
+	return due, nil
+}
+
 // parseCounter reads the HMGET r t v of keyID's counter; ok is false if
 // the counter does not exist.
 func parseCounter(keyID string, vals []any) (w keyward.CreditWrite, ok bool, err error) {

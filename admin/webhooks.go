@@ -1,0 +1,260 @@
+package admin
+
+import (
+	"context"
+	"slices"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/webhook/signature"
+)
+
+var _ keyward.WebhookService = (*Service)(nil)
+
+// maxAccountWebhooks bounds the endpoints of one account: every event of
+// the account is delivered to each.
+const maxAccountWebhooks = 20
+
+// maxURLLen bounds an endpoint URL.
+const maxURLLen = 2048
+
+// CreateWebhookEndpoint registers an endpoint and returns it with its
+// signing secret, shown this once. Root may create global endpoints
+// (receiving every event) and endpoints of any account; an account admin
+// only endpoints of its own account; a user none.
+func (s *Service) CreateWebhookEndpoint(ctx context.Context, n keyward.NewWebhookEndpoint) (*keyward.CreatedWebhookEndpoint, error) {
+	id, unlock, err := s.writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := scopeToAccount(id, &n.AccountID, "manage webhooks"); err != nil {
+		return nil, err
+	}
+	if err := s.validateEndpoint(n.URL, n.Description, n.Events); err != nil {
+		return nil, err
+	}
+	if n.AccountID != "" {
+		existing, _, err := s.store.WebhookEndpoints(ctx, keyward.WebhookEndpointFilter{AccountID: n.AccountID}, keyward.Page{Limit: maxAccountWebhooks})
+		if err != nil {
+			return nil, err
+		}
+		if len(existing) >= maxAccountWebhooks {
+			return nil, keyward.Errorf(keyward.ECONFLICT, "account %s has %d webhook endpoints, the most allowed: delete one first", n.AccountID, maxAccountWebhooks)
+		}
+	}
+	now := s.utc()
+	e := &keyward.WebhookEndpoint{
+		ID: apikey.NewID("whe"), AccountID: n.AccountID, URL: n.URL, Description: n.Description,
+		Events: append([]string{}, n.Events...), CreatedBy: id.KeyID, CreatedAt: now, UpdatedAt: now,
+	}
+	secret, err := s.newWebhookSecret(e)
+	if err != nil {
+		return nil, err
+	}
+	actx, err := s.audit(ctx, id, "webhook.create", "webhook_endpoint", e.ID, e.AccountID,
+		map[string]any{"url": e.URL, "description": e.Description, "events": e.Events})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateWebhookEndpoint(actx, e); err != nil {
+		return nil, err
+	}
+	return &keyward.CreatedWebhookEndpoint{Endpoint: e, Secret: secret.Reveal()}, nil
+}
+
+// newWebhookSecret generates a signing secret and seals it into e.
+func (s *Service) newWebhookSecret(e *keyward.WebhookEndpoint) (keyward.Secret, error) {
+	if s.sealer == nil {
+		return "", keyward.Errorf(keyward.EINTERNAL, "webhooks need master keys to keep their secrets: configure master_keys")
+	}
+	secret, err := signature.NewSecret()
+	if err != nil {
+		return "", err
+	}
+	if e.SecretVersion, e.SealedSecret, err = s.sealer.Seal([]byte(secret), keyward.WebhookSecretAD(e.ID)); err != nil {
+		return "", keyward.WrapError(keyward.EINTERNAL, err, "admin: sealing the secret of webhook endpoint %s", e.ID)
+	}
+	return secret, nil
+}
+
+// validateEndpoint checks what a caller may set on an endpoint.
+func (s *Service) validateEndpoint(url, description string, events []string) error {
+	if url == "" {
+		return keyward.Errorf(keyward.EINVALID, "url is required: give the https URL that receives the events")
+	}
+	if len(url) > maxURLLen {
+		return keyward.Errorf(keyward.EINVALID, "url is %d bytes long, more than %d", len(url), maxURLLen)
+	}
+	if err := s.webhookGuard.CheckURL(url); err != nil {
+		return err
+	}
+	if err := validateName("description", description, false); err != nil {
+		return err
+	}
+	for i, ev := range events {
+		if !keyward.KnownEventType(ev) {
+			return keyward.Errorf(keyward.EINVALID, "events: %q is not an event type: use one of %v, or none for all", ev, keyward.EventTypes)
+		}
+		if slices.Contains(events[:i], ev) {
+			return keyward.Errorf(keyward.EINVALID, "events: %s is listed twice", ev)
+		}
+	}
+	return nil
+}
+
+// webhookEndpoint returns the endpoint with id if the caller may manage it
+// (ENOTFOUND otherwise, as for a missing one).
+func (s *Service) webhookEndpoint(ctx context.Context, id *keyward.Identity, endpointID string) (*keyward.WebhookEndpoint, error) {
+	account := ""
+	if err := scopeToAccount(id, &account, "manage webhooks"); err != nil {
+		return nil, err
+	}
+	e, err := s.store.WebhookEndpoint(ctx, endpointID)
+	if err != nil {
+		return nil, err
+	}
+	if account != "" && e.AccountID != account {
+		return nil, notFound("webhook endpoint", endpointID)
+	}
+	return e, nil
+}
+
+// WebhookEndpoint returns an endpoint the caller may manage.
+func (s *Service) WebhookEndpoint(ctx context.Context, endpointID string) (*keyward.WebhookEndpoint, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.webhookEndpoint(ctx, id, endpointID)
+}
+
+// WebhookEndpoints lists the endpoints the caller may manage: all (or one
+// account's) for root, its account's for an account admin.
+func (s *Service) WebhookEndpoints(ctx context.Context, f keyward.WebhookEndpointFilter, p keyward.Page) (*keyward.WebhookEndpointList, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := scopeToAccount(id, &f.AccountID, "manage webhooks"); err != nil {
+		return nil, err
+	}
+	items, next, err := s.store.WebhookEndpoints(ctx, f, p)
+	if err != nil {
+		return nil, err
+	}
+	return &keyward.WebhookEndpointList{Items: items, Next: next}, nil
+}
+
+// UpdateWebhookEndpoint changes an endpoint's URL, description, events or
+// disabled state; enabling it clears the reason it was disabled for, and
+// its pending deliveries resume.
+func (s *Service) UpdateWebhookEndpoint(ctx context.Context, endpointID string, u keyward.WebhookEndpointUpdate) (*keyward.WebhookEndpoint, error) {
+	id, unlock, err := s.writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	cur, err := s.webhookEndpoint(ctx, id, endpointID)
+	if err != nil {
+		return nil, err
+	}
+	next := *cur
+	if u.URL != nil {
+		next.URL = *u.URL
+	}
+	if u.Description != nil {
+		next.Description = *u.Description
+	}
+	if u.Events != nil {
+		next.Events = append([]string{}, *u.Events...)
+	}
+	if u.Disabled != nil {
+		next.Disabled = *u.Disabled
+		next.DisabledReason = ""
+		if next.Disabled {
+			next.DisabledReason = "disabled by an admin"
+		}
+	}
+	if err := s.validateEndpoint(next.URL, next.Description, next.Events); err != nil {
+		return nil, err
+	}
+	actx, err := s.audit(ctx, id, "webhook.update", "webhook_endpoint", endpointID, cur.AccountID, u)
+	if err != nil {
+		return nil, err
+	}
+	now := s.utc()
+	return s.store.UpdateWebhookEndpoint(actx, endpointID, func(e *keyward.WebhookEndpoint) error {
+		e.URL, e.Description, e.Events = next.URL, next.Description, next.Events
+		e.Disabled, e.DisabledReason, e.UpdatedAt = next.Disabled, next.DisabledReason, now
+		return nil
+	})
+}
+
+// RotateWebhookSecret gives an endpoint a new signing secret, returned this
+// once; deliveries are signed with it from the next attempt on.
+func (s *Service) RotateWebhookSecret(ctx context.Context, endpointID string) (*keyward.CreatedWebhookEndpoint, error) {
+	id, unlock, err := s.writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	cur, err := s.webhookEndpoint(ctx, id, endpointID)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := s.newWebhookSecret(cur)
+	if err != nil {
+		return nil, err
+	}
+	actx, err := s.audit(ctx, id, "webhook.rotate_secret", "webhook_endpoint", endpointID, cur.AccountID, nil)
+	if err != nil {
+		return nil, err
+	}
+	now := s.utc()
+	e, err := s.store.UpdateWebhookEndpoint(actx, endpointID, func(e *keyward.WebhookEndpoint) error {
+		e.SealedSecret, e.SecretVersion, e.UpdatedAt = cur.SealedSecret, cur.SecretVersion, now
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &keyward.CreatedWebhookEndpoint{Endpoint: e, Secret: secret.Reveal()}, nil
+}
+
+// DeleteWebhookEndpoint deletes an endpoint with its delivery log; its
+// pending deliveries are dropped.
+func (s *Service) DeleteWebhookEndpoint(ctx context.Context, endpointID string) error {
+	id, unlock, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cur, err := s.webhookEndpoint(ctx, id, endpointID)
+	if err != nil {
+		return err
+	}
+	actx, err := s.audit(ctx, id, "webhook.delete", "webhook_endpoint", endpointID, cur.AccountID, map[string]any{"url": cur.URL})
+	if err != nil {
+		return err
+	}
+	_, err = s.store.DeleteWebhookEndpoint(actx, endpointID)
+	return err
+}
+
+// WebhookDeliveries returns a page of an endpoint's delivery log, newest
+// event first.
+func (s *Service) WebhookDeliveries(ctx context.Context, endpointID string, p keyward.Page) (*keyward.WebhookDeliveryList, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.webhookEndpoint(ctx, id, endpointID); err != nil {
+		return nil, err
+	}
+	items, next, err := s.store.WebhookDeliveries(ctx, endpointID, p)
+	if err != nil {
+		return nil, err
+	}
+	return &keyward.WebhookDeliveryList{Items: items, Next: next}, nil
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/lifecycle"
+	"github.com/spf13/cobra"
+)
+
+// Bounds of the lifecycle settings.
+const (
+	minJobInterval = time.Second
+	maxJobInterval = 24 * time.Hour
+	minRetention   = time.Hour
+)
+
+// LifecycleConfig is the lifecycle: block of keyward.yaml
+// (docs/lifecycle.md). Zero intervals take the defaults of package
+// lifecycle; a zero retention keeps forever.
+type LifecycleConfig struct {
+	// Disabled runs no job on this instance (others sharing the store
+	// still may).
+	Disabled bool `yaml:"disabled"`
+	// ExpiryInterval, RotationInterval, CleanupInterval and
+	// RefillInterval are how often each job runs.
+	ExpiryInterval   time.Duration `yaml:"expiry_interval"`
+	RotationInterval time.Duration `yaml:"rotation_interval"`
+	CleanupInterval  time.Duration `yaml:"cleanup_interval"`
+	RefillInterval   time.Duration `yaml:"refill_interval"`
+	// KeyRetention is how long a revoked or expired key is kept before
+	// cleanup deletes it; 0 keeps keys forever.
+	KeyRetention time.Duration `yaml:"key_retention"`
+	// IPRuleRetention is how long an expired IP rule is kept; 0 keeps
+	// them forever.
+	IPRuleRetention time.Duration `yaml:"ip_rule_retention"`
+}
+
+// defaultLifecycleConfig is the lifecycle block when none is configured.
+func defaultLifecycleConfig() LifecycleConfig {
+	return LifecycleConfig{KeyRetention: 90 * 24 * time.Hour, IPRuleRetention: 7 * 24 * time.Hour}
+}
+
+// validateLifecycle checks the lifecycle block.
+func (c *Config) validateLifecycle(add func(key, format string, args ...any)) {
+	l := c.Lifecycle
+	for _, iv := range []struct {
+		name string
+		d    time.Duration
+	}{{"expiry_interval", l.ExpiryInterval}, {"rotation_interval", l.RotationInterval}, {"cleanup_interval", l.CleanupInterval}, {"refill_interval", l.RefillInterval}} {
+		if iv.d != 0 && (iv.d < minJobInterval || iv.d > maxJobInterval) {
+			add("lifecycle."+iv.name, "%s is out of range: use between %s and %s, or omit it for the default", iv.d, minJobInterval, maxJobInterval)
+		}
+	}
+	for _, r := range []struct {
+		name string
+		d    time.Duration
+	}{{"key_retention", l.KeyRetention}, {"ip_rule_retention", l.IPRuleRetention}} {
+		if r.d != 0 && r.d < minRetention {
+			add("lifecycle."+r.name, "%s is too short: use at least %s (e.g. 720h), or 0 to keep them forever", r.d, minRetention)
+		}
+	}
+}
+
+// newLifecycle returns the lifecycle runner of c.
+func (c *core) newLifecycle(cfg *Config, log *slog.Logger) (*lifecycle.Runner, error) {
+	l := cfg.Lifecycle
+	lc := lifecycle.Config{
+		Store:            c.store,
+		Actions:          c.admin,
+		ExpiryInterval:   l.ExpiryInterval,
+		RotationInterval: l.RotationInterval,
+		CleanupInterval:  l.CleanupInterval,
+		RefillInterval:   l.RefillInterval,
+		KeyRetention:     l.KeyRetention,
+		IPRuleRetention:  l.IPRuleRetention,
+		Logger:           log,
+	}
+	if r, ok := c.ledger.(lifecycle.Refiller); ok {
+		lc.Credits = r
+	}
+	return lifecycle.New(lc)
+}
+
+// startLifecycle runs the lifecycle jobs until the returned stop, unless
+// they are disabled on this instance (runner nil).
+func (c *core) startLifecycle(cfg *Config, log *slog.Logger) (*lifecycle.Runner, func(), error) {
+	if cfg.Lifecycle.Disabled {
+		log.Info("lifecycle jobs are disabled on this instance (lifecycle.disabled)")
+		return nil, func() {}, nil
+	}
+	r, err := c.newLifecycle(cfg, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting the lifecycle jobs: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	return r, func() { cancel(); <-done }, nil
+}
+
+func (a *app) jobsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "jobs",
+		Short: "Run the lifecycle jobs",
+	}
+	var job string
+	run := &cobra.Command{
+		Use:   "run [--job NAME]",
+		Short: "Run the lifecycle jobs once, on the store of the configuration",
+		Long: `Run every lifecycle job once (expiry, rotation, cleanup, refill), or the one
+named by --job, on the store of the configuration (the same settings as serve),
+and print what each did. A job whose lock another instance holds is skipped.
+See docs/lifecycle.md.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if job != "" && !slices.Contains(lifecycle.Jobs, job) {
+				return usageErrorf("--job %q: use one of %s", job, strings.Join(lifecycle.Jobs, ", "))
+			}
+			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			log := cfg.newLogger(a.stderr)
+			c, err := openCore(cmd.Context(), cfg, log, false)
+			if err != nil {
+				return err
+			}
+			results, err := runJobs(cmd.Context(), c, cfg, log, job)
+			if cerr := c.close(cmd.Context(), log); err == nil {
+				err = cerr
+			}
+			if perr := a.printResults(results); err == nil {
+				err = perr
+			}
+			return err
+		},
+	}
+	run.Flags().StringVar(&job, "job", "", "run only this job: "+strings.Join(lifecycle.Jobs, ", "))
+	addConfigFlags(run.Flags(), "data", "store", "redis", "pepper-file", "log-level", "log-format", "credit-ledger")
+	cmd.AddCommand(run)
+	return cmd
+}
+
+// runJobs runs every job, or job, once.
+func runJobs(ctx context.Context, c *core, cfg *Config, log *slog.Logger, job string) ([]lifecycle.Result, error) {
+	r, err := c.newLifecycle(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if job == "" {
+		return r.RunOnce(ctx)
+	}
+	res, err := r.RunJob(ctx, job)
+	return []lifecycle.Result{res}, err
+}
+
+// printResults prints what each job run did.
+func (a *app) printResults(results []lifecycle.Result) error {
+	if a.output == "json" {
+		return printJSON(a.stdout, results)
+	}
+	t := newTable(a.stdout, "JOB", "RAN", "CHANGES", "SKIPPED")
+	for _, r := range results {
+		var changes []string
+		for _, action := range []string{"key_expired", "key_rotation_due", "key_expiry_scheduled", "key_deleted", "ip_rule_deleted", "credits_refilled"} {
+			if n := r.Changes[action]; n > 0 {
+				changes = append(changes, action+"="+strconv.Itoa(n))
+			}
+		}
+		ran := yesNo(r.Ran)
+		if !r.Ran {
+			ran = "no (locked)"
+		}
+		t.row(r.Job, ran, strings.Join(changes, " "), strconv.Itoa(r.Skipped))
+	}
+	return t.flush()
+}

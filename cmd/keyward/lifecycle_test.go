@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/lifecycle"
+)
+
+func TestLifecycleConfig(t *testing.T) {
+	c, err := load(t, "lifecycle:\n  expiry_interval: 30s\n  key_retention: 720h\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Lifecycle
+	if l.ExpiryInterval != 30*time.Second || l.KeyRetention != 720*time.Hour || l.IPRuleRetention != 7*24*time.Hour {
+		t.Errorf("lifecycle = %+v: want the expiry interval and key retention set, the IP rule retention default", l)
+	}
+	_, err = load(t, "lifecycle:\n  cleanup_interval: 10ms\n  ip_rule_retention: 5m\n", nil)
+	for _, want := range []string{"lifecycle.cleanup_interval: 10ms is out of range", "lifecycle.ip_rule_retention: 5m0s is too short", "or 0 to keep them forever"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+	if _, err := load(t, "lifecycle:\n  key_retention: 0s\n", nil); err != nil {
+		t.Errorf("key_retention 0 (keep forever): %v", err)
+	}
+}
+
+func TestJobsRun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data") // created private
+	env := map[string]string{"KEYWARD_DATA": dir, "KEYWARD_LOG_LEVEL": "error"}
+	r := runCLI(t, env, "jobs", "run", "-o", "json")
+	if r.code != ExitOK {
+		t.Fatalf("jobs run: exit %d, stderr %s", r.code, r.stderr)
+	}
+	var results []lifecycle.Result
+	if err := json.Unmarshal([]byte(r.stdout), &results); err != nil {
+		t.Fatalf("jobs run -o json: %v\n%s", err, r.stdout)
+	}
+	if len(results) != len(lifecycle.Jobs) {
+		t.Fatalf("jobs run ran %d jobs, want %d: %s", len(results), len(lifecycle.Jobs), r.stdout)
+	}
+	for i, res := range results {
+		if res.Job != lifecycle.Jobs[i] || !res.Ran {
+			t.Errorf("result %d = %+v, want job %s run", i, res, lifecycle.Jobs[i])
+		}
+	}
+	r = runCLI(t, env, "jobs", "run", "--job", "nightly")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "use one of expiry, rotation, cleanup, refill") {
+		t.Errorf("jobs run --job nightly: exit %d, stderr %s", r.code, r.stderr)
+	}
+	r = runCLI(t, env, "jobs", "run", "--job", "expiry")
+	if r.code != ExitOK || !strings.Contains(r.stdout, "expiry") {
+		t.Errorf("jobs run --job expiry: exit %d, stdout %s, stderr %s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -1,0 +1,90 @@
+package keyward
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+)
+
+// Event types announced to webhook endpoints.
+const (
+	EventKeyCreated     = "key.created"
+	EventKeyUpdated     = "key.updated"
+	EventKeyRevoked     = "key.revoked"
+	EventKeyRotated     = "key.rotated"
+	EventKeyExpired     = "key.expired"
+	EventKeyRotationDue = "key.rotation_due"
+	EventKeyLeaked      = "key.leaked"
+	EventQuotaExhausted = "quota.exhausted"
+	EventIPBlocked      = "ip.blocked"
+	EventAnomaly        = "anomaly.detected"
+)
+
+// EventTypes lists every event type, in the order the docs give them.
+var EventTypes = []string{
+	EventKeyCreated, EventKeyUpdated, EventKeyRevoked, EventKeyRotated,
+	EventKeyExpired, EventKeyRotationDue, EventKeyLeaked,
+	EventQuotaExhausted, EventIPBlocked, EventAnomaly,
+}
+
+// Event is something that happened which webhook endpoints may be told
+// about. Events are written to an outbox in the same transaction as the
+// change they announce (NewContextWithEvent), so a committed change is
+// always announced and a rolled-back one never is.
+type Event struct {
+	// ID identifies the event; it is the webhook-id of every delivery of
+	// it, so receivers can drop a repeated delivery.
+	ID   string    `json:"id"`
+	Type string    `json:"type"`
+	Time time.Time `json:"timestamp"`
+	// AccountID is the account the event concerns: endpoints of that
+	// account and global endpoints receive it. Empty for global events,
+	// which only global endpoints receive.
+	AccountID string `json:"account_id,omitempty"`
+	// Data is the JSON object sent as the payload's "data". It never holds
+	// a secret.
+	Data json.RawMessage `json:"data"`
+}
+
+// Validate returns EINVALID unless e has an ID, a known Type, a Time and a
+// JSON object as Data.
+func (e *Event) Validate() error {
+	switch {
+	case e == nil:
+		return Errorf(EINVALID, "event: no event")
+	case e.ID == "":
+		return Errorf(EINVALID, "event %s: id is required", e.Type)
+	case !KnownEventType(e.Type):
+		return Errorf(EINVALID, "event %s: unknown type %q", e.ID, e.Type)
+	case e.Time.IsZero():
+		return Errorf(EINVALID, "event %s: time is required", e.ID)
+	case len(e.Data) == 0 || e.Data[0] != '{' || !json.Valid(e.Data):
+		return Errorf(EINVALID, "event %s: data must be a JSON object", e.ID)
+	}
+	return nil
+}
+
+// KnownEventType reports whether t is one of EventTypes.
+func KnownEventType(t string) bool {
+	return slices.Contains(EventTypes, t)
+}
+
+type eventsKey struct{}
+
+// NewContextWithEvent returns ctx carrying e besides the events ctx already
+// carries: a store's write method called with it writes them to the outbox
+// in the same transaction as its change. An invalid event (Validate) fails
+// the write with EINVALID, changing nothing.
+func NewContextWithEvent(ctx context.Context, e *Event) context.Context {
+	prev := EventsFrom(ctx)
+	events := make([]*Event, len(prev), len(prev)+1)
+	copy(events, prev)
+	return context.WithValue(ctx, eventsKey{}, append(events, e))
+}
+
+// EventsFrom returns the events ctx carries, oldest first, or nil.
+func EventsFrom(ctx context.Context) []*Event {
+	events, _ := ctx.Value(eventsKey{}).([]*Event)
+	return events
+}

@@ -1,0 +1,174 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyward/keyward"
+)
+
+// sealedArgs returns the values of the secret_meta and secret_meta_version
+// columns for s: NULL and 0 when there is none.
+func sealedArgs(s *keyward.Sealed) []any {
+	if s == nil {
+		return []any{nil, 0}
+	}
+	return []any{s.Data, s.Version}
+}
+
+// storedSealed returns the sealed value read from a secret_meta column and
+// its version, nil for none.
+func storedSealed(data []byte, version int) *keyward.Sealed {
+	if len(data) == 0 {
+		return nil
+	}
+	return &keyward.Sealed{Version: version, Data: data}
+}
+
+// sealedColumn is where the values of one keyward.SealedKind are kept.
+type sealedColumn struct {
+	table, id, data, version string
+	// has is the condition of a row holding a value of the kind.
+	has string
+	// start is the cursor before the first row: "" for text ids, 0 for
+	// the audit log's seq.
+	start any
+}
+
+var sealedColumns = map[keyward.SealedKind]sealedColumn{
+	keyward.SealedKeySecretMeta:     {"keys", "id", "secret_meta", "secret_meta_version", "secret_meta IS NOT NULL", ""},
+	keyward.SealedAccountSecretMeta: {"accounts", "id", "secret_meta", "secret_meta_version", "secret_meta IS NOT NULL", ""},
+	keyward.SealedWebhookSecret:     {"webhook_endpoints", "id", "secret", "secret_version", "length(secret) > 0", ""},
+	keyward.SealedAuditKey:          {"audit_log", "seq", "wrapped_key", "key_version", "length(wrapped_key) > 0", int64(0)},
+	keyward.SealedAuditDetails:      {"audit_log", "seq", "sealed", "key_version", "length(wrapped_key) = 0 AND length(sealed) > 0", int64(0)},
+}
+
+// Reseal passes every value of kind sealed under a version other than keep
+// to fn and writes what it returns in its place, keyward.ResealBatch values
+// per transaction. Each batch's rows are locked (FOR UPDATE) when read, so
+// a write of another instance to one of them waits for the batch, or
+// commits first and is read by it. It returns how many values it rewrote.
+// EINVALID for a kind not in keyward.ResealKinds.
+func (s *Store) Reseal(ctx context.Context, kind keyward.SealedKind, keep int, fn keyward.ResealFunc) (int64, error) {
+	c, ok := sealedColumns[kind]
+	if !ok || kind == keyward.SealedAuditDetails {
+		return 0, keyward.Errorf(keyward.EINVALID, "postgres: reseal: %q is not a kind of value that can be re-encrypted", kind)
+	}
+	adCols := ""
+	if kind == keyward.SealedAuditKey {
+		adCols = ", action, target_type, target_id"
+	}
+	query := "SELECT " + c.id + ", " + c.data + ", " + c.version + adCols + " FROM " + c.table +
+		" WHERE " + c.has + " AND " + c.version + " <> $1 AND " + c.id + " > $2 ORDER BY " + c.id +
+		" LIMIT " + strconv.Itoa(keyward.ResealBatch) + " FOR UPDATE"
+	update := "UPDATE " + c.table + " SET " + c.data + " = $1, " + c.version + " = $2 WHERE " + c.id + " = $3"
+	var total int64
+	cursor := c.start
+	for {
+		var n int
+		err := s.inTx(ctx, func(tx pgx.Tx) error {
+			vals, last, err := s.sealedBatch(ctx, tx, query, kind, keep, cursor)
+			if err != nil || len(vals) == 0 {
+				return err
+			}
+			var done int64
+			for _, v := range vals {
+				out, err := fn(v)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", kind, v.ID, err)
+				}
+				if out == nil {
+					return keyward.Errorf(keyward.EINVALID, "%s %s: re-encryption returned no sealed value", kind, v.ID)
+				}
+				if err := out.ValidateRecord(string(kind) + " " + v.ID); err != nil {
+					return err
+				}
+				var id any = v.ID
+				if kind == keyward.SealedAuditKey {
+					id, _ = strconv.ParseInt(v.ID, 10, 64) // formatted by sealedBatch
+				}
+				tag, err := tx.Exec(ctx, update, out.Data, out.Version, id)
+				if err != nil {
+					return s.dbError(err, nil)
+				}
+				done += tag.RowsAffected()
+			}
+			total += done
+			n, cursor = len(vals), last
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("postgres: reseal %s: %w", kind, err)
+		}
+		if n < keyward.ResealBatch {
+			return total, nil
+		}
+	}
+}
+
+// sealedBatch reads the next batch of query and returns it with the cursor
+// after it.
+func (s *Store) sealedBatch(ctx context.Context, tx pgx.Tx, query string, kind keyward.SealedKind, keep int, cursor any) ([]keyward.SealedValue, any, error) {
+	rows, err := tx.Query(ctx, query, keep, cursor)
+	if err != nil {
+		return nil, nil, s.dbError(err, nil)
+	}
+	defer rows.Close()
+	var vals []keyward.SealedValue
+	for rows.Next() {
+		var (
+			v                     keyward.SealedValue
+			id                    any
+			action, ttype, target string
+			dest                  = []any{&id, &v.Data, &v.Version}
+		)
+		if kind == keyward.SealedAuditKey {
+			dest = append(dest, &action, &ttype, &target)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, s.dbError(err, nil)
+		}
+		v.Kind, cursor = kind, id
+		switch id := id.(type) {
+		case int64:
+			v.ID = strconv.FormatInt(id, 10)
+		case string:
+			v.ID = id
+		}
+		if kind == keyward.SealedAuditKey {
+			v.AD = (&keyward.AuditEntry{Action: action, TargetType: ttype, TargetID: target}).DetailsAD()
+		} else {
+			v.AD = keyward.SealedAD(kind, v.ID)
+		}
+		vals = append(vals, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, s.dbError(err, nil)
+	}
+	return vals, cursor, nil
+}
+
+// SealedCounts counts the sealed values of every kind by master key
+// version.
+func (s *Store) SealedCounts(ctx context.Context) ([]keyward.SealedCount, error) {
+	var out []keyward.SealedCount
+	kinds := append([]keyward.SealedKind{}, keyward.ResealKinds...)
+	for _, kind := range append(kinds, keyward.SealedAuditDetails) {
+		c := sealedColumns[kind]
+		rows, err := s.pool.Query(ctx, "SELECT "+c.version+", count(*) FROM "+c.table+" WHERE "+c.has+" GROUP BY "+c.version+" ORDER BY "+c.version)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: count sealed values: %s: %w", kind, s.dbError(err, nil))
+		}
+		counts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (keyward.SealedCount, error) {
+			sc := keyward.SealedCount{Kind: kind}
+			return sc, row.Scan(&sc.Version, &sc.Count)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("postgres: count sealed values: %s: %w", kind, s.dbError(err, nil))
+		}
+		out = append(out, counts...)
+	}
+	return out, nil
+}

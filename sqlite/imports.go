@@ -1,0 +1,98 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// ImportKeys inserts the keys of a batch and their digests in one write
+// transaction, all or none. Each key is checked and inserted as CreateKey
+// does; a digest already stored or given twice is ECONFLICT. The time of
+// the import is the first key's CreatedAt.
+func (s *Store) ImportKeys(ctx context.Context, imports []keyward.KeyImport) error {
+	if len(imports) == 0 {
+		return nil
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, "INSERT INTO key_imports (key_id, digest, imported_at) VALUES (?, ?, ?)")
+		if err != nil {
+			return s.dbError(err, conflicts{})
+		}
+		defer st.Close()
+		for _, im := range imports {
+			if im.Key == nil {
+				return keyward.Errorf(keyward.EINVALID, "an import has no key")
+			}
+			if err := s.insertKey(ctx, tx, im.Key); err != nil {
+				return fmt.Errorf("key %s: %w", im.Key.ID, err)
+			}
+			if _, err := st.ExecContext(ctx, im.Key.ID, im.Digest[:], formatTime(im.Key.CreatedAt)); err != nil {
+				return s.dbError(err, conflicts{unique: fmt.Sprintf("key %s: the digest is already imported", im.Key.ID)})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: import %d keys: %w", len(imports), err)
+	}
+	return nil
+}
+
+// KeyByDigest returns the pending imported key with digest d. ENOTFOUND if
+// none.
+func (s *Store) KeyByDigest(ctx context.Context, d keyward.KeyDigest) (*keyward.Key, error) {
+	k, err := scanKey(s.r.QueryRowContext(ctx, selectKey+" JOIN key_imports i ON i.key_id = k.id WHERE i.digest = ?", d[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: key by digest: %w", keyward.Errorf(keyward.ENOTFOUND, "key not found"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: key by digest: %w", s.dbError(err, conflicts{}))
+	}
+	return k, nil
+}
+
+// AdoptKey replaces the digest d of a pending key by hash h of pepper
+// version v in one write transaction. The write transactions of a
+// database run one after another, so of two adoptions of one digest the
+// second finds it gone: ENOTFOUND.
+func (s *Store) AdoptKey(ctx context.Context, d keyward.KeyDigest, h keyward.KeyHash, v int) (*keyward.Key, error) {
+	if h == (keyward.KeyHash{}) || v <= 0 {
+		return nil, keyward.Errorf(keyward.EINVALID, "sqlite: adopt key: a hash and a positive pepper version are required")
+	}
+	var out *keyward.Key
+	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+		var id string
+		now := formatTime(time.Now())
+		err := tx.QueryRowContext(ctx, "UPDATE key_imports SET digest = NULL, adopted_at = ? WHERE digest = ? RETURNING key_id", now, d[:]).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return keyward.Errorf(keyward.ENOTFOUND, "no imported key waits with that digest: adopted already, or deleted")
+		}
+		if err != nil {
+			return s.dbError(err, conflicts{})
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE keys SET key_hash = ?, pepper_version = ? WHERE id = ?", h[:], v, id); err != nil {
+			return s.dbError(err, conflicts{unique: "another key has the same hash"})
+		}
+		out, err = s.keyTx(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: adopt key: %w", err)
+	}
+	return out, nil
+}
+
+// KeyImportCounts counts the pending and adopted imported keys.
+func (s *Store) KeyImportCounts(ctx context.Context) (keyward.KeyImportCounts, error) {
+	var c keyward.KeyImportCounts
+	err := s.r.QueryRowContext(ctx, "SELECT COUNT(digest), COUNT(*) - COUNT(digest) FROM key_imports").Scan(&c.Pending, &c.Adopted)
+	if err != nil {
+		return c, fmt.Errorf("sqlite: count imported keys: %w", s.dbError(err, conflicts{}))
+	}
+	return c, nil
+}

@@ -1,0 +1,365 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// micros returns the SQL expression of a stored time column as Unix
+// microseconds, exactly: times are fixed width (timeLayout), so the seconds
+// are its first 19 characters and the microseconds characters 21 to 26.
+func micros(col string) string {
+	return "(CAST(strftime('%s', substr(" + col + ", 1, 19)) AS INTEGER) * 1000000 + CAST(substr(" + col + ", 21, 6) AS INTEGER))"
+}
+
+// TryLock takes the lock called name with a lease of keyward.LockLease, in
+// the job_locks table: the processes sharing the database file take turns.
+// The release deletes the lease if it is still this holder's; if that
+// fails, the lease runs out.
+func (s *Store) TryLock(ctx context.Context, name string) (func(), bool, error) {
+	var b [16]byte
+	rand.Read(b[:])
+	holder := hex.EncodeToString(b[:])
+	now := time.Now()
+	var ok bool
+	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO job_locks (name, holder, expires_at) VALUES (?1, ?2, ?3)
+			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+			WHERE job_locks.expires_at <= ?4`, name, holder, formatTime(now.Add(keyward.LockLease)), formatTime(now))
+		if err != nil {
+			return s.dbError(err, conflicts{})
+		}
+		n, err := res.RowsAffected()
+		ok = n == 1
+		return s.dbError(err, conflicts{})
+	})
+	if err != nil || !ok {
+		return nil, false, wrapErr(err, "sqlite: lock %s", name)
+	}
+	release := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, "DELETE FROM job_locks WHERE name = ? AND holder = ?", name, holder)
+			return err
+		})
+	}
+	return release, true, nil
+}
+
+// wrapErr prefixes err with a formatted context; nil stays nil.
+func wrapErr(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}
+
+// scopeCond returns the condition selecting the policy of sc.
+func scopeCond(sc keyward.RotationScope) (string, string) {
+	if sc.KeyID != "" {
+		return "key_id = ?", sc.KeyID
+	}
+	return "account_id = ?", sc.AccountID
+}
+
+const selectPolicy = "SELECT COALESCE(account_id, ''), COALESCE(key_id, ''), max_age_us, expire_after_us, updated_at, updated_by FROM rotation_policies"
+
+func scanPolicy(row scanner) (*keyward.RotationPolicy, error) {
+	var (
+		p              keyward.RotationPolicy
+		maxAge, expire int64
+		updated        string
+	)
+	if err := row.Scan(&p.AccountID, &p.KeyID, &maxAge, &expire, &updated, &p.UpdatedBy); err != nil {
+		return nil, err
+	}
+	p.MaxAge, p.ExpireAfter = usDuration(maxAge), usDuration(expire)
+	var err error
+	p.UpdatedAt, err = parseTime(updated)
+	return &p, err
+}
+
+func usDuration(us int64) keyward.Duration {
+	return keyward.Duration(time.Duration(us) * time.Microsecond)
+}
+
+// SetRotationPolicy inserts p or replaces the policy of its scope.
+func (s *Store) SetRotationPolicy(ctx context.Context, p *keyward.RotationPolicy) error {
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("sqlite: set rotation policy: %w", err)
+	}
+	target := "key_id"
+	if p.AccountID != "" {
+		target = "account_id"
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO rotation_policies (account_id, key_id, max_age_us, expire_after_us, updated_at, updated_by)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (`+target+`) DO UPDATE SET max_age_us = excluded.max_age_us,
+			expire_after_us = excluded.expire_after_us, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+			nullString(p.AccountID), nullString(p.KeyID), time.Duration(p.MaxAge).Microseconds(),
+			time.Duration(p.ExpireAfter).Microseconds(), formatTime(p.UpdatedAt), p.UpdatedBy)
+		return s.dbError(err, conflicts{fk: p.Scope().String() + " not found"})
+	})
+	return wrapErr(err, "sqlite: set rotation policy of %s", p.Scope())
+}
+
+// RotationPolicy returns the policy of sc. ENOTFOUND if none.
+func (s *Store) RotationPolicy(ctx context.Context, sc keyward.RotationScope) (*keyward.RotationPolicy, error) {
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("sqlite: rotation policy: %w", err)
+	}
+	cond, arg := scopeCond(sc)
+	p, err := scanPolicy(s.r.QueryRowContext(ctx, selectPolicy+" WHERE "+cond, arg))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: rotation policy of %s: %w", sc, s.policyError(err, sc))
+	}
+	return p, nil
+}
+
+func (s *Store) policyError(err error, sc keyward.RotationScope) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return keyward.Errorf(keyward.ENOTFOUND, "%s has no rotation policy", sc)
+	}
+	return s.dbError(err, conflicts{})
+}
+
+// DeleteRotationPolicy deletes the policy of sc and returns it.
+func (s *Store) DeleteRotationPolicy(ctx context.Context, sc keyward.RotationScope) (*keyward.RotationPolicy, error) {
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("sqlite: delete rotation policy: %w", err)
+	}
+	cond, arg := scopeCond(sc)
+	var p *keyward.RotationPolicy
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		if p, err = scanPolicy(tx.QueryRowContext(ctx, selectPolicy+" WHERE "+cond, arg)); err != nil {
+			return s.policyError(err, sc)
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM rotation_policies WHERE "+cond, arg)
+		return s.dbError(err, conflicts{})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: delete rotation policy of %s: %w", sc, err)
+	}
+	return p, nil
+}
+
+// AddKeyNotice records n unless the key has it already (ECONFLICT).
+func (s *Store) AddKeyNotice(ctx context.Context, n *keyward.KeyNotice) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO key_notices (key_id, kind, subject, at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (key_id, kind) DO UPDATE SET subject = excluded.subject, at = excluded.at
+			WHERE key_notices.subject <> excluded.subject`, n.KeyID, string(n.Kind), formatTime(n.Subject), formatTime(n.At))
+		if err != nil {
+			return s.dbError(err, conflicts{fk: "key " + n.KeyID + " not found"})
+		}
+		if c, err := res.RowsAffected(); err != nil {
+			return s.dbError(err, conflicts{})
+		} else if c == 0 {
+			return keyward.Errorf(keyward.ECONFLICT, "key %s has its %s notice already", n.KeyID, n.Kind)
+		}
+		return nil
+	})
+	return wrapErr(err, "sqlite: add %s notice of key %s", n.Kind, n.KeyID)
+}
+
+// KeyNotices returns the notices of a key, by kind.
+func (s *Store) KeyNotices(ctx context.Context, keyID string) ([]*keyward.KeyNotice, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT key_id, kind, subject, at FROM key_notices WHERE key_id = ? ORDER BY kind", keyID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: notices of key %s: %w", keyID, s.dbError(err, conflicts{}))
+	}
+	defer rows.Close()
+	out := []*keyward.KeyNotice{}
+	for rows.Next() {
+		var (
+			n           keyward.KeyNotice
+			subject, at string
+		)
+		if err := rows.Scan(&n.KeyID, &n.Kind, &subject, &at); err != nil {
+			return nil, fmt.Errorf("sqlite: notices of key %s: %w", keyID, s.dbError(err, conflicts{}))
+		}
+		if n.Subject, err = parseTime(subject); err == nil {
+			n.At, err = parseTime(at)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: notices of key %s: %w", keyID, err)
+		}
+		out = append(out, &n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: notices of key %s: %w", keyID, s.dbError(err, conflicts{}))
+	}
+	return out, nil
+}
+
+// ExpiredKeys lists the expired keys whose expiry was not announced.
+func (s *Store) ExpiredKeys(ctx context.Context, now time.Time, after string, limit int) ([]*keyward.Key, error) {
+	keys, err := s.queryKeys(ctx, selectKey+` WHERE k.expires_at IS NOT NULL AND k.expires_at <= ?1
+		AND (k.revoked_at IS NULL OR k.revoked_at > k.expires_at)
+		AND NOT EXISTS (SELECT 1 FROM key_notices n WHERE n.key_id = k.id AND n.kind = 'expired' AND n.subject = k.expires_at)
+		AND k.id > ?2 ORDER BY k.id LIMIT ?3`, formatTime(now), after, limit)
+	return keys, wrapErr(err, "sqlite: expired keys")
+}
+
+// RetiredKeys lists the non-root keys revoked or expired by before.
+func (s *Store) RetiredKeys(ctx context.Context, before time.Time, after string, limit int) ([]*keyward.Key, error) {
+	keys, err := s.queryKeys(ctx, selectKey+` WHERE k.role <> 'root'
+		AND ((k.revoked_at IS NOT NULL AND k.revoked_at <= ?1) OR (k.expires_at IS NOT NULL AND k.expires_at <= ?1))
+		AND k.id > ?2 ORDER BY k.id LIMIT ?3`, formatTime(before), after, limit)
+	return keys, wrapErr(err, "sqlite: retired keys")
+}
+
+func (s *Store) queryKeys(ctx context.Context, query string, args ...any) ([]*keyward.Key, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, s.dbError(err, conflicts{})
+	}
+	defer rows.Close()
+	keys := []*keyward.Key{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, s.dbError(err, conflicts{})
+		}
+		keys = append(keys, k)
+	}
+	return keys, s.dbError(rows.Err(), conflicts{})
+}
+
+// ExpiredIPRules lists the IP rules expired by before.
+func (s *Store) ExpiredIPRules(ctx context.Context, before time.Time, after string, limit int) ([]*keyward.IPRule, error) {
+	rules, err := s.queryIPRules(ctx, selectIPRule+" WHERE expires_at IS NOT NULL AND expires_at <= ? AND id > ? ORDER BY id LIMIT ?",
+		formatTime(before), after, limit)
+	return rules, wrapErr(err, "sqlite: expired ip rules")
+}
+
+// CreditRefillsDue lists the keys whose stored credits have a refill due.
+// The interval is stored in nanoseconds; rounding it down to microseconds
+// may list a key a fraction of a microsecond early, which a refill then
+// finds not due.
+func (s *Store) CreditRefillsDue(ctx context.Context, now time.Time, after string, limit int) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM keys WHERE credits_refill_amount IS NOT NULL AND credits_remaining IS NOT NULL
+		AND `+micros("credits_refilled_at")+` + credits_refill_interval / 1000 <= ? AND id > ? ORDER BY id LIMIT ?`,
+		now.UnixMicro(), after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: credit refills due: %w", s.dbError(err, conflicts{}))
+	}
+	defer rows.Close()
+	ids := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sqlite: credit refills due: %w", s.dbError(err, conflicts{}))
+		}
+		ids = append(ids, id)
+	}
+	return ids, wrapErr(s.dbError(rows.Err(), conflicts{}), "sqlite: credit refills due")
+}
+
+// policyFrom joins each key (and join) to its own rotation policy (kp) and
+// its account's (ap), keeping the keys that have one; the key's own wins.
+// policyCols reads the effective one (see queryDue); dueAt is the key's
+// DueAt in Unix microseconds.
+func policyFrom(join string) string {
+	return ` FROM keys k ` + join + `
+		LEFT JOIN rotation_policies kp ON kp.key_id = k.id
+		LEFT JOIN rotation_policies ap ON ap.account_id = k.account_id
+		WHERE (kp.key_id IS NOT NULL OR ap.account_id IS NOT NULL)`
+}
+
+const (
+	policyCols = `k.id, kp.key_id IS NOT NULL, COALESCE(kp.max_age_us, ap.max_age_us),
+		COALESCE(kp.expire_after_us, ap.expire_after_us), COALESCE(kp.updated_at, ap.updated_at), COALESCE(kp.updated_by, ap.updated_by)`
+	effMaxAge      = "COALESCE(kp.max_age_us, ap.max_age_us)"
+	effExpireAfter = "COALESCE(kp.expire_after_us, ap.expire_after_us)"
+)
+
+var dueAt = micros("k.created_at") + " + " + effMaxAge
+
+// RotationDueKeys lists the live keys past their policy's max age that
+// were not announced due.
+func (s *Store) RotationDueKeys(ctx context.Context, now time.Time, after string, limit int) ([]*keyward.RotationDue, error) {
+	ds, err := s.queryDue(ctx, "SELECT "+policyCols+", ''"+policyFrom("")+`
+		AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?1)
+		AND `+dueAt+` <= ?2
+		AND NOT EXISTS (SELECT 1 FROM key_notices n WHERE n.key_id = k.id AND n.kind = 'rotation_due' AND `+micros("n.subject")+` = `+dueAt+`)
+		AND k.id > ?3 ORDER BY k.id LIMIT ?4`, formatTime(now), now.UnixMicro(), after, limit)
+	return ds, wrapErr(err, "sqlite: keys due for rotation")
+}
+
+// ExpiryDueKeys lists the keys announced due whose policy expires them and
+// whose expiry was not scheduled.
+func (s *Store) ExpiryDueKeys(ctx context.Context, after string, limit int) ([]*keyward.RotationDue, error) {
+	ds, err := s.queryDue(ctx, "SELECT "+policyCols+", n.at"+policyFrom("JOIN key_notices n ON n.key_id = k.id AND n.kind = 'rotation_due'")+`
+		AND `+effExpireAfter+` > 0 AND k.revoked_at IS NULL AND `+micros("n.subject")+` = `+dueAt+`
+		AND NOT EXISTS (SELECT 1 FROM key_notices x WHERE x.key_id = k.id AND x.kind = 'expiry_scheduled'
+			AND `+micros("x.subject")+` = `+micros("n.at")+` + `+effExpireAfter+`)
+		AND k.id > ?1 ORDER BY k.id LIMIT ?2`, after, limit)
+	return ds, wrapErr(err, "sqlite: keys due to expire by rotation policy")
+}
+
+// queryDue runs a query of policyCols and a notice time (” for none) and
+// reads each key.
+func (s *Store) queryDue(ctx context.Context, query string, args ...any) ([]*keyward.RotationDue, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, s.dbError(err, conflicts{})
+	}
+	var ds []*keyward.RotationDue
+	for rows.Next() {
+		var (
+			d              keyward.RotationDue
+			keyID, updated string
+			own            bool
+			maxAge, expire int64
+			noticeAt       string
+		)
+		if err := rows.Scan(&keyID, &own, &maxAge, &expire, &updated, &d.Policy.UpdatedBy, &noticeAt); err != nil {
+			rows.Close()
+			return nil, s.dbError(err, conflicts{})
+		}
+		d.Key = &keyward.Key{ID: keyID}
+		d.Policy.MaxAge, d.Policy.ExpireAfter = usDuration(maxAge), usDuration(expire)
+		if own {
+			d.Policy.KeyID = keyID
+		}
+		if d.Policy.UpdatedAt, err = parseTime(updated); err == nil && noticeAt != "" {
+			d.NoticeAt, err = parseTime(noticeAt)
+		}
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ds = append(ds, &d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, s.dbError(err, conflicts{})
+	}
+	out := make([]*keyward.RotationDue, 0, len(ds))
+	for _, d := range ds {
+		k, err := s.Key(ctx, d.Key.ID)
+		if keyward.ErrorCode(err) == keyward.ENOTFOUND {
+			continue // deleted since
+		}
+		if err != nil {
+			return nil, err
+		}
+		d.Key = k
+		if d.Policy.KeyID == "" {
+			d.Policy.AccountID = k.AccountID
+		}
+		d.DueAt = k.CreatedAt.Add(time.Duration(d.Policy.MaxAge))
+		out = append(out, d)
+	}
+	return out, nil
+}

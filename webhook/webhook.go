@@ -1,0 +1,430 @@
+// Package webhook delivers keyward's events to webhook endpoints.
+//
+// Events reach the outbox (keyward.WebhookStore) in the transaction of the
+// change they announce. A Sender, running on every instance, fans them out
+// to the endpoints that want them, claims due deliveries with a lease and
+// POSTs each one, signed by the Standard Webhooks scheme (package
+// signature). A delivery that fails is retried with exponential backoff and
+// jitter, or after the Retry-After the endpoint asked for, up to
+// Config.MaxAttempts; an endpoint answering 410 Gone is disabled. Redirects
+// are not followed, and internal addresses are refused (Guard).
+//
+// Delivery is at least once: an instance that dies after a receiver got a
+// delivery but before recording it sends it again after the lease. Every
+// attempt of an event carries the same webhook-id, by which receivers drop
+// repeats.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/webhook/signature"
+)
+
+// Opener opens sealed endpoint secrets (keyring.Keyring).
+type Opener interface {
+	Open(version int, sealed, additionalData []byte) ([]byte, error)
+}
+
+// Config configures a Sender. Zero durations and counts take the defaults
+// named.
+type Config struct {
+	Store  keyward.WebhookStore
+	Opener Opener
+	// Guard decides which addresses deliveries may reach.
+	Guard Guard
+	// Timeout bounds one attempt, connection to response (10s).
+	Timeout time.Duration
+	// MaxAttempts is how many attempts a delivery gets before it fails
+	// for good (12: with the default backoff, about 1.5 days).
+	MaxAttempts int
+	// RetryBase is the delay after the first failed attempt, doubled after
+	// each further one (30s), up to RetryMax (6h). Each delay is jittered:
+	// a random time between half of it and all of it.
+	RetryBase, RetryMax time.Duration
+	// PollInterval is how often the outbox is checked (1s).
+	PollInterval time.Duration
+	// Concurrency is how many deliveries are sent at once (8).
+	Concurrency int
+	// Now is the clock (time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// maxRetryAfter caps the wait an endpoint's Retry-After may ask for.
+const maxRetryAfter = 24 * time.Hour
+
+// Validate returns EINVALID for a setting out of range; the message names
+// the setting as keyward.yaml spells it in its webhooks: block.
+func (c *Config) Validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"timeout", c.Timeout}, {"retry_base", c.RetryBase}, {"retry_max", c.RetryMax}, {"poll_interval", c.PollInterval}} {
+		if d.v < 0 {
+			return keyward.Errorf(keyward.EINVALID, "%s is negative: give a duration such as 10s, or leave it out for the default", d.name)
+		}
+	}
+	if c.MaxAttempts < 0 || c.Concurrency < 0 {
+		return keyward.Errorf(keyward.EINVALID, "max_attempts and concurrency must be positive: leave them out for the defaults")
+	}
+	if c.RetryBase > 0 && c.RetryMax > 0 && c.RetryMax < c.RetryBase {
+		return keyward.Errorf(keyward.EINVALID, "retry_max (%s) is below retry_base (%s): raise retry_max", c.RetryMax, c.RetryBase)
+	}
+	return nil
+}
+
+func (c *Config) defaults() {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Timeout, 10*time.Second)
+	def(&c.RetryBase, 30*time.Second)
+	def(&c.RetryMax, 6*time.Hour)
+	def(&c.PollInterval, time.Second)
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 12
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// batch bounds the events dispatched and deliveries claimed at a time.
+const batch = 100
+
+// Sender delivers events (see the package comment). It is a
+// prometheus.Collector.
+type Sender struct {
+	cfg    Config
+	client *http.Client
+	lease  time.Duration
+	log    *slog.Logger
+
+	attempts [outcomeCount]atomic.Int64
+	// quota queues the quota.exhausted signals of the hot path (Signal)
+	// for the next RunOnce; dropped counts those it had no room for.
+	quota   chan keyward.Signal
+	dropped atomic.Int64
+}
+
+// quotaQueue bounds the quota.exhausted signals waiting for RunOnce.
+const quotaQueue = 1024
+
+// Signal implements keyward.SignalSink: a SignalQuotaExhausted becomes a
+// quota.exhausted event, written to the outbox by the next RunOnce. Other
+// signals are ignored. It never blocks: when the queue is full the signal
+// is dropped and counted.
+func (s *Sender) Signal(sig keyward.Signal) {
+	if sig.Kind != keyward.SignalQuotaExhausted {
+		return
+	}
+	select {
+	case s.quota <- sig:
+	default:
+		s.dropped.Add(1)
+	}
+}
+
+// announceQuota writes the queued quota.exhausted events to the outbox.
+func (s *Sender) announceQuota(ctx context.Context) error {
+	var events []*keyward.Event
+	for len(events) < batch {
+		var sig keyward.Signal
+		select {
+		case sig = <-s.quota:
+		default:
+			return s.cfg.Store.AppendEvents(ctx, events)
+		}
+		data, err := json.Marshal(map[string]any{"key_id": sig.KeyID, "account_id": sig.AccountID, "remaining": 0})
+		if err != nil {
+			return err
+		}
+		events = append(events, &keyward.Event{ID: apikey.NewID("msg"), Type: keyward.EventQuotaExhausted,
+			Time: sig.At.UTC().Truncate(time.Microsecond), AccountID: sig.AccountID, Data: data})
+	}
+	return s.cfg.Store.AppendEvents(ctx, events)
+}
+
+// New returns a Sender, or EINVALID for a bad Config.
+func New(cfg Config) (*Sender, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Store == nil || cfg.Opener == nil {
+		return nil, keyward.Errorf(keyward.EINVALID, "webhook: Config.Store and Config.Opener are required")
+	}
+	cfg.defaults()
+	dialer := &net.Dialer{Timeout: cfg.Timeout, Control: cfg.Guard.control}
+	transport := &http.Transport{
+		// No proxy: it would dial the target instead of the guarded dialer.
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   cfg.Timeout,
+		ResponseHeaderTimeout: cfg.Timeout,
+	}
+	return &Sender{
+		cfg: cfg,
+		client: &http.Client{
+			Transport: transport,
+			Timeout:   cfg.Timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
+		// A lease outlives the attempt it covers, with room for the
+		// database round trips around it.
+		lease: 2*cfg.Timeout + 5*time.Second,
+		log:   cfg.Logger.With("component", "webhook"),
+		quota: make(chan keyward.Signal, quotaQueue),
+	}, nil
+}
+
+// Run sends deliveries until ctx is done, checking the outbox every
+// PollInterval. Errors are logged and retried on the next tick. When ctx
+// is done it writes the queued quota.exhausted events to the outbox, for
+// the next start to deliver.
+func (s *Sender) Run(ctx context.Context) {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		if _, err := s.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "delivering webhooks", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			if err := s.announceQuota(context.WithoutCancel(ctx)); err != nil {
+				s.log.ErrorContext(ctx, "writing quota.exhausted events at shutdown: they are lost", "err", err)
+			}
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RunOnce writes the queued quota.exhausted events to the outbox,
+// dispatches the outbox's new events and sends the deliveries due now,
+// until none is left, and returns how many attempts it made.
+func (s *Sender) RunOnce(ctx context.Context) (int, error) {
+	for len(s.quota) > 0 {
+		if err := s.announceQuota(ctx); err != nil {
+			return 0, err
+		}
+	}
+	for {
+		n, err := s.cfg.Store.DispatchEvents(ctx, s.cfg.Now(), batch)
+		if err != nil {
+			return 0, err
+		}
+		if n < batch {
+			break
+		}
+	}
+	total := 0
+	for {
+		ds, err := s.cfg.Store.ClaimDeliveries(ctx, s.cfg.Now(), s.lease, batch)
+		if err != nil || len(ds) == 0 {
+			return total, err
+		}
+		total += len(ds)
+		var (
+			wg   sync.WaitGroup
+			sem  = make(chan struct{}, s.cfg.Concurrency)
+			errs = make([]error, len(ds))
+		)
+		for i, d := range ds {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				errs[i] = s.cfg.Store.FinishDelivery(ctx, s.attempt(ctx, d))
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			// ENOTFOUND: the endpoint was deleted meanwhile.
+			if err != nil && keyward.ErrorCode(err) != keyward.ENOTFOUND {
+				return total, err
+			}
+		}
+		if len(ds) < batch {
+			return total, nil
+		}
+	}
+}
+
+// Payload is the body of a delivery: the event's type, time and data, as
+// the Standard Webhooks spec suggests.
+type Payload struct {
+	Type      string          `json:"type"`
+	Timestamp time.Time       `json:"timestamp"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// attempt sends d once and returns what to record.
+func (s *Sender) attempt(ctx context.Context, d *keyward.WebhookDelivery) keyward.DeliveryOutcome {
+	start := s.cfg.Now()
+	o := keyward.DeliveryOutcome{EventID: d.EventID, EndpointID: d.EndpointID, Time: start}
+	status, retryAfter, err := s.send(ctx, d, start)
+	o.Duration, o.Status = s.cfg.Now().Sub(start), status
+	switch {
+	case err == nil:
+		o.State, o.NextAttemptAt = keyward.DeliveryDelivered, start
+		s.attempts[outcomeDelivered].Add(1)
+		return o
+	case status == http.StatusGone:
+		o.Error, o.State, o.NextAttemptAt = err.Error(), keyward.DeliveryFailed, start
+		o.DisableEndpoint = "the endpoint answered 410 Gone: fix the receiver, then enable the endpoint again"
+		s.attempts[outcomeFailed].Add(1)
+		s.log.WarnContext(ctx, "webhook endpoint answered 410 Gone: disabled it", "endpoint", d.EndpointID)
+		return o
+	}
+	o.Error = err.Error()
+	if d.Attempts+1 >= s.cfg.MaxAttempts {
+		o.State, o.NextAttemptAt = keyward.DeliveryFailed, start
+		s.attempts[outcomeFailed].Add(1)
+		s.log.WarnContext(ctx, "webhook delivery failed for good", "endpoint", d.EndpointID, "event", d.EventID,
+			"attempts", d.Attempts+1, "err", err)
+		return o
+	}
+	delay := retryAfter
+	if delay <= 0 {
+		delay = Backoff(s.cfg.RetryBase, s.cfg.RetryMax, d.Attempts+1, rand.Float64())
+	}
+	o.State, o.NextAttemptAt = keyward.DeliveryPending, start.Add(delay)
+	s.attempts[outcomeRetry].Add(1)
+	return o
+}
+
+// Backoff returns the delay before attempt n+1 after n failed ones: base
+// doubled n-1 times, at most max, jittered to between half of it and all
+// of it by r in [0, 1).
+func Backoff(base, max time.Duration, n int, r float64) time.Duration {
+	d := max
+	if n-1 < 62 && base <= max>>(n-1) {
+		d = base << (n - 1)
+	}
+	return d/2 + time.Duration(r*float64(d/2))
+}
+
+// send POSTs d's event, signed, and returns the response status, the
+// delay a Retry-After header asks for, and an error unless the endpoint
+// answered 2xx.
+func (s *Sender) send(ctx context.Context, d *keyward.WebhookDelivery, now time.Time) (int, time.Duration, error) {
+	secretText, err := s.cfg.Opener.Open(d.Endpoint.SecretVersion, d.Endpoint.SealedSecret, keyward.WebhookSecretAD(d.EndpointID))
+	if err != nil {
+		return 0, 0, fmt.Errorf("opening the endpoint's secret: %w", err)
+	}
+	secret, err := signature.ParseSecret(string(secretText))
+	if err != nil {
+		return 0, 0, err
+	}
+	body, err := json.Marshal(Payload{Type: d.Event.Type, Timestamp: d.Event.Time, Data: d.Event.Data})
+	if err != nil {
+		return 0, 0, fmt.Errorf("encoding the payload: %w", err)
+	}
+	if err := s.cfg.Guard.CheckURL(d.Endpoint.URL); err != nil {
+		return 0, 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Endpoint.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, fmt.Errorf("building the request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "keyward-webhooks")
+	signature.SetHeaders(req.Header, secret, d.EventID, now, body)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		var ke *keyward.Error
+		if errors.As(err, &ke) {
+			return 0, 0, ke // the guard refused the address
+		}
+		return 0, 0, fmt.Errorf("sending: %w", err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return resp.StatusCode, 0, nil
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return resp.StatusCode, 0, fmt.Errorf("%s to %q: redirects are not followed; point the endpoint at the final URL",
+			resp.Status, resp.Header.Get("Location"))
+	}
+	return resp.StatusCode, retryAfter(resp.Header.Get("Retry-After"), now), fmt.Errorf("endpoint answered %s", resp.Status)
+}
+
+// retryAfter returns the delay a Retry-After header value asks for
+// (seconds, or an HTTP date), at most maxRetryAfter; 0 if none or invalid.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
+}
+
+// The outcomes of attempts, for metrics.
+const (
+	outcomeDelivered = iota
+	outcomeRetry
+	outcomeFailed
+	outcomeCount
+)
+
+var (
+	outcomeNames = [outcomeCount]string{"delivered", "retry", "failed"}
+	attemptsDesc = prometheus.NewDesc("keyward_webhook_attempts_total",
+		"Webhook delivery attempts by outcome: delivered, retry (failed, tried again later), failed (given up, or 410 Gone).",
+		[]string{"outcome"}, nil)
+	droppedDesc = prometheus.NewDesc("keyward_webhook_quota_events_dropped_total",
+		"quota.exhausted events not announced because the queue to the outbox was full.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (s *Sender) Describe(ch chan<- *prometheus.Desc) {
+	ch <- attemptsDesc
+	ch <- droppedDesc
+}
+
+// Collect implements prometheus.Collector.
+func (s *Sender) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(s.dropped.Load()))
+	for i, name := range outcomeNames {
+		ch <- prometheus.MustNewConstMetric(attemptsDesc, prometheus.CounterValue, float64(s.attempts[i].Load()), name)
+	}
+}
