@@ -198,6 +198,12 @@ type LifecycleStore interface {
 	RetiredKeys(ctx context.Context, before time.Time, after string, limit int) ([]*Key, error)
 	// ExpiredIPRules lists the IP rules that expired at or before before.
 	ExpiredIPRules(ctx context.Context, before time.Time, after string, limit int) ([]*IPRule, error)
+	// DeleteWebhookEventsBefore deletes the webhook events announced
+	// before before whose deliveries are all finished (delivered or
+	// failed), with their deliveries and delivery log, and returns how
+	// many events it deleted. Events not yet dispatched or with a pending
+	// delivery are kept.
+	DeleteWebhookEventsBefore(ctx context.Context, before time.Time) (int64, error)
 	// CreditRefillsDue lists the ids of the keys whose stored credits
 	// have a refill due at now.
 	CreditRefillsDue(ctx context.Context, now time.Time, after string, limit int) ([]string, error)

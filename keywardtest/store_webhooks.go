@@ -216,6 +216,37 @@ func testWebhooks(t *testing.T, open func(*testing.T) keyward.Store) {
 			State: keyward.DeliveryDelivered, NextAttemptAt: retry}), keyward.ENOTFOUND)
 	})
 
+	t.Run("retention deletes finished events only", func(t *testing.T) {
+		f := newFixture(t, open)
+		ep := newEndpoint("")
+		must(t, f.s.CreateWebhookEndpoint(f.ctx, ep))
+		old := func() *keyward.Event { return newEvent(keyward.EventKeyCreated, "") }
+		delivered, failed, pending, undispatched := old(), old(), old(), old()
+		recent := newEvent(keyward.EventKeyCreated, "")
+		recent.Time = fixedTime.Add(48 * time.Hour)
+		must(t, f.s.AppendEvents(f.ctx, []*keyward.Event{delivered, failed, pending, recent}))
+		_, err := f.s.DispatchEvents(f.ctx, fixedTime, 100)
+		must(t, err)
+		must(t, f.s.AppendEvents(f.ctx, []*keyward.Event{undispatched}))
+		for ev, state := range map[*keyward.Event]keyward.DeliveryState{delivered: keyward.DeliveryDelivered, failed: keyward.DeliveryFailed, recent: keyward.DeliveryDelivered} {
+			must(t, f.s.FinishDelivery(f.ctx, keyward.DeliveryOutcome{EventID: ev.ID, EndpointID: ep.ID, Time: fixedTime,
+				Status: 200, State: state, NextAttemptAt: fixedTime}))
+		}
+		n, err := f.s.DeleteWebhookEventsBefore(f.ctx, fixedTime.Add(24*time.Hour))
+		must(t, err)
+		if n != 2 {
+			t.Fatalf("DeleteWebhookEventsBefore = %d, want 2 (the delivered and the failed event)", n)
+		}
+		var left []string
+		for _, d := range deliveries(t, f, ep.ID) {
+			left = append(left, d.EventID)
+		}
+		wantIDs(t, sorted(left...), sorted(pending.ID, recent.ID)...)
+		if n, err := f.s.DispatchEvents(f.ctx, fixedTime, 100); err != nil || n != 1 {
+			t.Fatalf("the undispatched event: DispatchEvents = %d, %v; want it kept and dispatched", n, err)
+		}
+	})
+
 	t.Run("concurrent claims never hand out a delivery twice", func(t *testing.T) {
 		f := newFixture(t, open)
 		ep := newEndpoint("")

@@ -98,6 +98,10 @@ type Config struct {
 	// IPRuleRetention is how long IP rules are kept after they expired; 0
 	// keeps them forever.
 	IPRuleRetention time.Duration
+	// WebhookRetention is how long finished webhook events (all their
+	// deliveries delivered or failed) and their delivery log are kept; 0
+	// keeps them forever.
+	WebhookRetention time.Duration
 	// BatchSize is how many items a job reads at a time.
 	BatchSize int
 	// Now is the clock (time.Now).
@@ -114,7 +118,7 @@ type Result struct {
 	Ran bool `json:"ran"`
 	// Changes counts what the run changed, by action (see Actions):
 	// key_expired, key_rotation_due, key_expiry_scheduled, key_deleted,
-	// ip_rule_deleted, credits_refilled.
+	// ip_rule_deleted, webhook_events_deleted, credits_refilled.
 	Changes map[string]int `json:"changes,omitempty"`
 	// Skipped counts items another instance dealt with first, or that
 	// were gone or changed when their turn came.
@@ -129,9 +133,10 @@ const (
 	actionKeyDelete = "key_deleted"
 	actionRuleDel   = "ip_rule_deleted"
 	actionRefilled  = "credits_refilled"
+	actionEventsDel = "webhook_events_deleted"
 )
 
-var actions = []string{actionExpired, actionDue, actionScheduled, actionKeyDelete, actionRuleDel, actionRefilled}
+var actions = []string{actionExpired, actionDue, actionScheduled, actionKeyDelete, actionRuleDel, actionEventsDel, actionRefilled}
 
 // Runner runs the lifecycle jobs. It is a prometheus.Collector.
 type Runner struct {
@@ -153,7 +158,7 @@ func New(cfg Config) (*Runner, error) {
 		return nil, keyward.Errorf(keyward.EINVALID, "lifecycle: a store and actions are required")
 	case cfg.ExpiryInterval < 0 || cfg.RotationInterval < 0 || cfg.CleanupInterval < 0 || cfg.RefillInterval < 0:
 		return nil, keyward.Errorf(keyward.EINVALID, "lifecycle: job intervals must be positive")
-	case cfg.KeyRetention < 0 || cfg.IPRuleRetention < 0 || cfg.BatchSize < 0:
+	case cfg.KeyRetention < 0 || cfg.IPRuleRetention < 0 || cfg.WebhookRetention < 0 || cfg.BatchSize < 0:
 		return nil, keyward.Errorf(keyward.EINVALID, "lifecycle: retentions and batch size must not be negative")
 	}
 	set := func(d *time.Duration, def time.Duration) {
@@ -342,9 +347,17 @@ func (r *Runner) rotation(ctx context.Context, res *Result) error {
 		})
 }
 
-// cleanup deletes the keys and IP rules past their retention.
+// cleanup deletes the keys, IP rules and webhook events past their
+// retention.
 func (r *Runner) cleanup(ctx context.Context, res *Result) error {
 	now := r.now()
+	if keep := r.cfg.WebhookRetention; keep > 0 {
+		n, err := r.cfg.Store.DeleteWebhookEventsBefore(ctx, now.Add(-keep))
+		if err != nil {
+			return fmt.Errorf("%s: %w", actionEventsDel, err)
+		}
+		res.Changes[actionEventsDel] += int(n)
+	}
 	if keep := r.cfg.KeyRetention; keep > 0 {
 		before := now.Add(-keep)
 		err := each(ctx, r, res, actionKeyDelete,

@@ -158,6 +158,17 @@ func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, events []*keyward.E
 	return nil
 }
 
+// DeleteWebhookEventsBefore deletes finished events announced before
+// before, with their deliveries and attempts (foreign keys cascade).
+func (s *Store) DeleteWebhookEventsBefore(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM webhook_events e WHERE e.dispatched AND e.time < $1
+		AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.state = 'pending')`, before)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete webhook events: %w", s.dbError(err, nil))
+	}
+	return tag.RowsAffected(), nil
+}
+
 // DispatchEvents fans undispatched events out to the endpoints that want
 // them. The events are locked with SKIP LOCKED, so instances dispatching at
 // the same time take different events.

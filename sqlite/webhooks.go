@@ -170,6 +170,26 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []*keyward.Event) erro
 	return nil
 }
 
+// DeleteWebhookEventsBefore deletes finished events announced before
+// before, with their deliveries and attempts (foreign keys cascade).
+func (s *Store) DeleteWebhookEventsBefore(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM webhook_events WHERE dispatched = 1 AND time < ?
+			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id AND d.state = 'pending')`,
+			formatTime(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete webhook events: %w", s.dbError(err, conflicts{}))
+	}
+	return n, nil
+}
+
 // DispatchEvents fans undispatched events out to the endpoints that want
 // them. The writer runs one transaction at a time, so instances sharing the
 // file never dispatch an event twice.

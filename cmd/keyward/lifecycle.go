@@ -39,11 +39,14 @@ type LifecycleConfig struct {
 	// IPRuleRetention is how long an expired IP rule is kept; 0 keeps
 	// them forever.
 	IPRuleRetention time.Duration `yaml:"ip_rule_retention"`
+	// WebhookRetention is how long finished webhook events and their
+	// delivery log are kept; 0 keeps them forever.
+	WebhookRetention time.Duration `yaml:"webhook_retention"`
 }
 
 // defaultLifecycleConfig is the lifecycle block when none is configured.
 func defaultLifecycleConfig() LifecycleConfig {
-	return LifecycleConfig{KeyRetention: 90 * 24 * time.Hour, IPRuleRetention: 7 * 24 * time.Hour}
+	return LifecycleConfig{KeyRetention: 90 * 24 * time.Hour, IPRuleRetention: 7 * 24 * time.Hour, WebhookRetention: 30 * 24 * time.Hour}
 }
 
 // validateLifecycle checks the lifecycle block.
@@ -60,7 +63,7 @@ func (c *Config) validateLifecycle(add func(key, format string, args ...any)) {
 	for _, r := range []struct {
 		name string
 		d    time.Duration
-	}{{"key_retention", l.KeyRetention}, {"ip_rule_retention", l.IPRuleRetention}} {
+	}{{"key_retention", l.KeyRetention}, {"ip_rule_retention", l.IPRuleRetention}, {"webhook_retention", l.WebhookRetention}} {
 		if r.d != 0 && r.d < minRetention {
 			add("lifecycle."+r.name, "%s is too short: use at least %s (e.g. 720h), or 0 to keep them forever", r.d, minRetention)
 		}
@@ -78,6 +81,7 @@ func (c *core) newLifecycle(cfg *Config, log *slog.Logger) (*lifecycle.Runner, e
 		CleanupInterval:  l.CleanupInterval,
 		RefillInterval:   l.RefillInterval,
 		KeyRetention:     l.KeyRetention,
+		WebhookRetention: l.WebhookRetention,
 		IPRuleRetention:  l.IPRuleRetention,
 		Logger:           log,
 	}
