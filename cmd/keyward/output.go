@@ -91,12 +91,21 @@ func accountRow(t *table, acc *keyward.Account) {
 
 var accountHeader = []string{"ID", "NAME", "KEY PREFIX", "DISABLED", "CREATED"}
 
+// secretMetaState says whether secret metadata is set, never what it is.
+func secretMetaState(set bool) string {
+	if set {
+		return "set (returned only to trusted verifiers)"
+	}
+	return ""
+}
+
 func printAccount(w io.Writer, acc *keyward.Account) error {
 	return fields(w,
 		"id", acc.ID,
 		"name", acc.Name,
 		"key prefix", acc.KeyPrefix,
 		"rate limits", formatRateLimits(acc.RateLimits),
+		"secret meta", secretMetaState(acc.HasSecretMeta),
 		"disabled", yesNo(acc.Disabled),
 		"created", formatTime(acc.CreatedAt),
 		"updated", formatTime(acc.UpdatedAt),
@@ -143,6 +152,7 @@ func printKey(w io.Writer, k *keyward.Key, now time.Time) error {
 		"rate limits", formatRateLimits(k.RateLimits),
 		"credits", formatCredits(k.Credits),
 		"meta", meta,
+		"secret meta", secretMetaState(k.HasSecretMeta),
 		"status", keyStatus(k, now),
 		"expires", formatTimePtr(k.ExpiresAt),
 		"revoked", formatTimePtr(k.RevokedAt),

@@ -57,6 +57,11 @@ func TestSecretMetaAndRekey(t *testing.T) {
 	if out := s.ok(t, root, "keys", "get", alice.ID, "-o", "json"); strings.Contains(out, "key-pw") || !strings.Contains(out, `"has_secret_meta": true`) {
 		t.Errorf("keys get shows the secret metadata, or not that there is some:\n%s", out)
 	}
+	for _, get := range [][]string{{"keys", "get", alice.ID}, {"accounts", "get", acme.ID}} {
+		if out := s.ok(t, root, get...); strings.Contains(out, "pw-") || !strings.Contains(out, "set (returned only to trusted verifiers)") {
+			t.Errorf("%s shows the secret metadata, or not that there is some:\n%s", strings.Join(get, " "), out)
+		}
+	}
 	s.fails(t, ExitUsage, root, "keys", "update", alice.ID, "--secret-meta", `{"a":1}`, "--clear-secret-meta")
 
 	wantSecrets := func(s *server, as string, key, account string) {
