@@ -128,6 +128,23 @@ type KeyNotice struct {
 	At time.Time `json:"at"`
 }
 
+type keyNoticeKey struct{}
+
+// NewContextWithKeyNotice returns ctx carrying n: a store's write method
+// called with it records n (as AddKeyNotice does) in the same transaction
+// as its change, so a job's change and the notice that it was made commit
+// together. ECONFLICT, and nothing written, if the key has that notice
+// already.
+func NewContextWithKeyNotice(ctx context.Context, n *KeyNotice) context.Context {
+	return context.WithValue(ctx, keyNoticeKey{}, n)
+}
+
+// KeyNoticeFrom returns the key notice ctx carries, or nil.
+func KeyNoticeFrom(ctx context.Context) *KeyNotice {
+	n, _ := ctx.Value(keyNoticeKey{}).(*KeyNotice)
+	return n
+}
+
 // RotationDue is a key past the MaxAge of its rotation policy (its own, or
 // its account's).
 type RotationDue struct {

@@ -75,9 +75,12 @@ type WebhookDelivery struct {
 	LastError  string    `json:"last_error,omitempty"`
 	UpdatedAt  time.Time `json:"updated_at"`
 
-	// Event and Endpoint are filled by ClaimDeliveries for the sender.
-	Event    *Event           `json:"-"`
-	Endpoint *WebhookEndpoint `json:"-"`
+	// Event, Endpoint and LeaseUntil are filled by ClaimDeliveries for
+	// the sender; LeaseUntil is the claim's lease, which FinishDelivery
+	// must name.
+	Event      *Event           `json:"-"`
+	Endpoint   *WebhookEndpoint `json:"-"`
+	LeaseUntil time.Time        `json:"-"`
 }
 
 // DeliveryOutcome is the result of one delivery attempt, for
@@ -85,6 +88,9 @@ type WebhookDelivery struct {
 type DeliveryOutcome struct {
 	EventID    string
 	EndpointID string
+	// LeaseUntil is the lease of the claim the attempt was made under
+	// (WebhookDelivery.LeaseUntil).
+	LeaseUntil time.Time
 	// Time is when the attempt started; Duration how long it took.
 	Time     time.Time
 	Duration time.Duration
@@ -137,14 +143,17 @@ type WebhookStore interface {
 	// dispatched.
 	DispatchEvents(ctx context.Context, now time.Time, limit int) (int, error)
 	// ClaimDeliveries leases up to limit pending deliveries due at now,
-	// of enabled endpoints, oldest first, until now+lease: no other claim
-	// returns them before then (so an instance that dies mid-delivery
-	// only delays it). Event and Endpoint are filled.
+	// of enabled endpoints, oldest first, until now+lease (truncated to
+	// the microsecond): no other claim returns them before then (so an
+	// instance that dies mid-delivery only delays it). Event, Endpoint and
+	// LeaseUntil are filled.
 	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*WebhookDelivery, error)
 	// FinishDelivery records an attempt in the delivery log and sets the
 	// delivery's state, releasing its lease; with DisableEndpoint it also
-	// disables the endpoint. ENOTFOUND if the delivery is gone (its
-	// endpoint deleted).
+	// disables the endpoint. It changes nothing and returns ENOTFOUND
+	// unless the delivery is pending under the lease o.LeaseUntil names:
+	// it is gone (its endpoint deleted), or its lease ran out and another
+	// claim took it over.
 	FinishDelivery(ctx context.Context, o DeliveryOutcome) error
 	// WebhookDeliveries lists the deliveries to an endpoint, newest event
 	// first; the cursor is the last event id of the previous page.

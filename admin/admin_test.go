@@ -65,7 +65,7 @@ func (e *env) announced(t *testing.T) []*keyward.Event {
 	var events []*keyward.Event
 	for _, d := range ds {
 		events = append(events, d.Event)
-		must(0, e.store.FinishDelivery(t.Context(), keyward.DeliveryOutcome{EventID: d.EventID, EndpointID: d.EndpointID,
+		must(0, e.store.FinishDelivery(t.Context(), keyward.DeliveryOutcome{EventID: d.EventID, EndpointID: d.EndpointID, LeaseUntil: d.LeaseUntil,
 			Time: e.now, Status: 200, State: keyward.DeliveryDelivered, NextAttemptAt: e.now}))
 	}
 	slices.SortFunc(events, func(a, b *keyward.Event) int { return strings.Compare(a.ID, b.ID) })

@@ -120,6 +120,9 @@ func (s *Service) auditEntry(ctx context.Context, id *keyward.Identity, action, 
 	return e, nil
 }
 
+// systemIdentity is keyward itself acting, with no key.
+var systemIdentity = &keyward.Identity{Role: keyward.RoleRoot}
+
 // SystemActor names keyward itself in audit entries of actions with no key
 // (abuse detection's blocks and disables).
 const SystemActor = "keyward"
@@ -212,7 +215,7 @@ func (s *Service) VerifyAudit(ctx context.Context) (*keyward.AuditVerification, 
 // (anomaly.detected, by keyward itself), in one transaction. It implements
 // abuse.Recorder.
 func (s *Service) RecordAnomaly(ctx context.Context, a *keyward.Anomaly) error {
-	actx, err := s.audit(ctx, &keyward.Identity{Role: keyward.RoleRoot}, "anomaly.detected", "anomaly", a.ID, a.AccountID,
+	actx, err := s.audit(ctx, systemIdentity, "anomaly.detected", "anomaly", a.ID, a.AccountID,
 		map[string]any{"type": a.Type, "severity": a.Severity, "key_id": a.KeyID, "ip": a.IP, "action": a.Action, "action_error": a.ActionError, "details": a.Details})
 	if err != nil {
 		return err

@@ -213,7 +213,7 @@ func (s *Service) Bootstrap(ctx context.Context) (keyward.Secret, *keyward.Key, 
 		CreatedAt: now,
 		UpdatedAt: now,
 	}
-	actx, err := s.audit(ctx, &keyward.Identity{Role: keyward.RoleRoot}, "key.bootstrap", "key", k.ID, "", nil)
+	actx, err := s.audit(ctx, systemIdentity, "key.bootstrap", "key", k.ID, "", nil)
 	if err != nil {
 		return "", nil, err
 	}

@@ -119,9 +119,6 @@ func policyTarget(sc keyward.RotationScope) (targetType, targetID string) {
 // entry and webhook event, and the notices make it happen once: a change
 // another instance made first fails with ECONFLICT and announces nothing.
 
-// systemIdentity is keyward itself acting, with no key.
-var systemIdentity = &keyward.Identity{Role: keyward.RoleRoot}
-
 // lock serialises a job's change with the admin changes of this instance,
 // so observers hear of them in commit order (see writer).
 func (s *Service) lock() func() {
@@ -214,7 +211,10 @@ func (s *Service) ScheduleExpiry(ctx context.Context, d *keyward.RotationDue, no
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.store.UpdateKey(actx, d.Key.ID, func(k *keyward.Key) error {
+	notice := &keyward.KeyNotice{KeyID: d.Key.ID, Kind: keyward.NoticeExpiryScheduled, Subject: at, At: now}
+	// The notice commits with the change: an admin's later extension of
+	// the key is never undone by a second run.
+	k, err := s.store.UpdateKey(keyward.NewContextWithKeyNotice(actx, notice), d.Key.ID, func(k *keyward.Key) error {
 		if k.RevokedAt != nil || (k.ExpiresAt != nil && !k.ExpiresAt.After(at)) {
 			return errUnchanged
 		}
@@ -223,15 +223,15 @@ func (s *Service) ScheduleExpiry(ctx context.Context, d *keyward.RotationDue, no
 	})
 	switch {
 	case errors.Is(err, errUnchanged):
-		k = nil
+		// Nothing to change: record that the key was dealt with.
+		if err := s.store.AddKeyNotice(ctx, notice); err != nil && keyward.ErrorCode(err) != keyward.ECONFLICT {
+			return nil, err
+		}
+		return nil, nil
 	case err != nil:
 		return nil, err
-	default:
-		s.keyChanged(k)
 	}
-	if err := s.store.AddKeyNotice(ctx, &keyward.KeyNotice{KeyID: d.Key.ID, Kind: keyward.NoticeExpiryScheduled, Subject: at, At: now}); err != nil && keyward.ErrorCode(err) != keyward.ECONFLICT {
-		return k, err
-	}
+	s.keyChanged(k)
 	return k, nil
 }
 

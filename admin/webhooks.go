@@ -159,35 +159,31 @@ func (s *Service) UpdateWebhookEndpoint(ctx context.Context, endpointID string, 
 	if err != nil {
 		return nil, err
 	}
-	next := *cur
-	if u.URL != nil {
-		next.URL = *u.URL
-	}
-	if u.Description != nil {
-		next.Description = *u.Description
-	}
-	if u.Events != nil {
-		next.Events = append([]string{}, *u.Events...)
-	}
-	if u.Disabled != nil {
-		next.Disabled = *u.Disabled
-		next.DisabledReason = ""
-		if next.Disabled {
-			next.DisabledReason = "disabled by an admin"
-		}
-	}
-	if err := s.validateEndpoint(next.URL, next.Description, next.Events); err != nil {
-		return nil, err
-	}
 	actx, err := s.audit(ctx, id, "webhook.update", "webhook_endpoint", endpointID, cur.AccountID, u)
 	if err != nil {
 		return nil, err
 	}
 	now := s.utc()
+	// Applied to the endpoint as stored in the transaction: a delivery
+	// that disabled it (410 Gone) since cur was read is not undone.
 	return s.store.UpdateWebhookEndpoint(actx, endpointID, func(e *keyward.WebhookEndpoint) error {
-		e.URL, e.Description, e.Events = next.URL, next.Description, next.Events
-		e.Disabled, e.DisabledReason, e.UpdatedAt = next.Disabled, next.DisabledReason, now
-		return nil
+		if u.URL != nil {
+			e.URL = *u.URL
+		}
+		if u.Description != nil {
+			e.Description = *u.Description
+		}
+		if u.Events != nil {
+			e.Events = append([]string{}, *u.Events...)
+		}
+		if u.Disabled != nil {
+			e.Disabled, e.DisabledReason = *u.Disabled, ""
+			if e.Disabled {
+				e.DisabledReason = "disabled by an admin"
+			}
+		}
+		e.UpdatedAt = now
+		return s.validateEndpoint(e.URL, e.Description, e.Events)
 	})
 }
 

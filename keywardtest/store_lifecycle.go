@@ -111,6 +111,23 @@ func testKeyNotices(t *testing.T, open func(*testing.T) keyward.Store) {
 		t.Fatalf("KeyNotices = %+v, want %+v and %+v", ns, later, due)
 	}
 	wantCode(t, f.s.AddKeyNotice(f.ctx, &keyward.KeyNotice{KeyID: "key_missing", Kind: keyward.NoticeExpired, Subject: fixedTime, At: fixedTime}), keyward.ENOTFOUND)
+
+	// A notice carried by a write's context commits with its change, and
+	// a notice the key has already refuses the change.
+	at := fixedTime.Add(48 * time.Hour)
+	scheduled := &keyward.KeyNotice{KeyID: k.ID, Kind: keyward.NoticeExpiryScheduled, Subject: at, At: fixedTime}
+	expire := func(k *keyward.Key) error { k.ExpiresAt = &at; return nil }
+	_, err = f.s.UpdateKey(keyward.NewContextWithKeyNotice(f.ctx, scheduled), k.ID, expire)
+	must(t, err)
+	if got := f.key(k.ID); got.ExpiresAt == nil || !got.ExpiresAt.Equal(at) {
+		t.Fatalf("expires_at after the update = %v, want %v", got.ExpiresAt, at)
+	}
+	must(t, func() error { _, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.ExpiresAt = nil; return nil }); return err }())
+	_, err = f.s.UpdateKey(keyward.NewContextWithKeyNotice(f.ctx, scheduled), k.ID, expire)
+	wantCode(t, err, keyward.ECONFLICT)
+	if got := f.key(k.ID); got.ExpiresAt != nil {
+		t.Fatalf("an update refused for its notice changed the key: expires_at %v", got.ExpiresAt)
+	}
 }
 
 func keyIDs(keys []*keyward.Key) []string {

@@ -186,17 +186,26 @@ func testWebhooks(t *testing.T, open func(*testing.T) keyward.Store) {
 			t.Fatalf("claim after the lease = %d deliveries, want the 1 whose sender died", len(expired))
 		}
 
+		if !d.LeaseUntil.Equal(fixedTime.Add(lease)) || !expired[0].LeaseUntil.Equal(fixedTime.Add(2*lease)) {
+			t.Fatalf("leases until %v and %v, want %v and %v", d.LeaseUntil, expired[0].LeaseUntil, fixedTime.Add(lease), fixedTime.Add(2*lease))
+		}
+		// The first claim's sender comes back late: its lease was taken
+		// over, so its outcome is refused and changes nothing.
 		t1 := fixedTime.Add(2 * lease)
 		retry := t1.Add(time.Hour)
-		must(t, f.s.FinishDelivery(f.ctx, keyward.DeliveryOutcome{EventID: ev.ID, EndpointID: ep.ID, Time: t1,
+		late := keyward.DeliveryOutcome{EventID: ev.ID, EndpointID: ep.ID, LeaseUntil: d.LeaseUntil, Time: t1,
+			Status: 200, State: keyward.DeliveryDelivered, NextAttemptAt: t1}
+		wantCode(t, f.s.FinishDelivery(f.ctx, late), keyward.ENOTFOUND)
+		must(t, f.s.FinishDelivery(f.ctx, keyward.DeliveryOutcome{EventID: ev.ID, EndpointID: ep.ID, LeaseUntil: expired[0].LeaseUntil, Time: t1,
 			Duration: time.Second, Status: 503, Error: "503 Service Unavailable", State: keyward.DeliveryPending, NextAttemptAt: retry}))
 		if early, err := f.s.ClaimDeliveries(f.ctx, retry.Add(-time.Second), lease, 10); err != nil || len(early) != 0 {
 			t.Fatalf("claim before the retry time = %d, %v; want none", len(early), err)
 		}
-		if due, err := f.s.ClaimDeliveries(f.ctx, retry, lease, 10); err != nil || len(due) != 1 {
+		due, err := f.s.ClaimDeliveries(f.ctx, retry, lease, 10)
+		if err != nil || len(due) != 1 {
 			t.Fatalf("claim at the retry time = %d, %v; want 1 (a finish releases the lease)", len(due), err)
 		}
-		must(t, f.s.FinishDelivery(f.ctx, keyward.DeliveryOutcome{EventID: ev.ID, EndpointID: ep.ID, Time: retry,
+		must(t, f.s.FinishDelivery(f.ctx, keyward.DeliveryOutcome{EventID: ev.ID, EndpointID: ep.ID, LeaseUntil: due[0].LeaseUntil, Time: retry,
 			Status: 410, Error: "410 Gone", State: keyward.DeliveryFailed, NextAttemptAt: retry, DisableEndpoint: "410 Gone"}))
 		ds := deliveries(t, f, ep.ID)
 		if len(ds) != 1 || ds[0].State != keyward.DeliveryFailed || ds[0].Attempts != 2 || ds[0].LastStatus != 410 || ds[0].LastError != "410 Gone" {
@@ -212,8 +221,8 @@ func testWebhooks(t *testing.T, open func(*testing.T) keyward.Store) {
 		}
 		_, err = f.s.DeleteWebhookEndpoint(f.ctx, ep.ID)
 		must(t, err)
-		wantCode(t, f.s.FinishDelivery(f.ctx, keyward.DeliveryOutcome{EventID: ev.ID, EndpointID: ep.ID, Time: retry,
-			State: keyward.DeliveryDelivered, NextAttemptAt: retry}), keyward.ENOTFOUND)
+		wantCode(t, f.s.FinishDelivery(f.ctx, keyward.DeliveryOutcome{EventID: ev.ID, EndpointID: ep.ID, LeaseUntil: due[0].LeaseUntil,
+			Time: retry, State: keyward.DeliveryDelivered, NextAttemptAt: retry}), keyward.ENOTFOUND)
 	})
 
 	t.Run("retention deletes finished events only", func(t *testing.T) {
@@ -228,9 +237,14 @@ func testWebhooks(t *testing.T, open func(*testing.T) keyward.Store) {
 		_, err := f.s.DispatchEvents(f.ctx, fixedTime, 100)
 		must(t, err)
 		must(t, f.s.AppendEvents(f.ctx, []*keyward.Event{undispatched}))
-		for ev, state := range map[*keyward.Event]keyward.DeliveryState{delivered: keyward.DeliveryDelivered, failed: keyward.DeliveryFailed, recent: keyward.DeliveryDelivered} {
-			must(t, f.s.FinishDelivery(f.ctx, keyward.DeliveryOutcome{EventID: ev.ID, EndpointID: ep.ID, Time: fixedTime,
-				Status: 200, State: state, NextAttemptAt: fixedTime}))
+		claimed, err := f.s.ClaimDeliveries(f.ctx, fixedTime, time.Hour, 100)
+		must(t, err)
+		finish := map[string]keyward.DeliveryState{delivered.ID: keyward.DeliveryDelivered, failed.ID: keyward.DeliveryFailed, recent.ID: keyward.DeliveryDelivered}
+		for _, d := range claimed {
+			if state, ok := finish[d.EventID]; ok {
+				must(t, f.s.FinishDelivery(f.ctx, keyward.DeliveryOutcome{EventID: d.EventID, EndpointID: ep.ID, LeaseUntil: d.LeaseUntil,
+					Time: fixedTime, Status: 200, State: state, NextAttemptAt: fixedTime}))
+			}
 		}
 		n, err := f.s.DeleteWebhookEventsBefore(f.ctx, fixedTime.Add(24*time.Hour))
 		must(t, err)

@@ -135,20 +135,23 @@ func (s *Store) DeleteRotationPolicy(ctx context.Context, sc keyward.RotationSco
 // Concurrent adds of one notice queue on its row: the first commits, the
 // others then find it and fail.
 func (s *Store) AddKeyNotice(ctx context.Context, n *keyward.KeyNotice) error {
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO key_notices (key_id, kind, subject, at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (key_id, kind) DO UPDATE SET subject = excluded.subject, at = excluded.at
-			WHERE key_notices.subject <> excluded.subject`, n.KeyID, string(n.Kind), n.Subject, n.At)
-		if err != nil {
-			return s.dbError(err, conflicts{"key_notices_key_fkey": "key " + n.KeyID + " not found"})
-		}
-		if tag.RowsAffected() == 0 {
-			return keyward.Errorf(keyward.ECONFLICT, "key %s has its %s notice already", n.KeyID, n.Kind)
-		}
-		return nil
-	})
+	err := s.write(ctx, func(tx pgx.Tx) error { return s.insertKeyNotice(ctx, tx, n) })
 	if err != nil {
 		return fmt.Errorf("postgres: add %s notice of key %s: %w", n.Kind, n.KeyID, err)
+	}
+	return nil
+}
+
+// insertKeyNotice records n in tx; ECONFLICT if the key has it already.
+func (s *Store) insertKeyNotice(ctx context.Context, tx pgx.Tx, n *keyward.KeyNotice) error {
+	tag, err := tx.Exec(ctx, `INSERT INTO key_notices (key_id, kind, subject, at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (key_id, kind) DO UPDATE SET subject = excluded.subject, at = excluded.at
+		WHERE key_notices.subject <> excluded.subject`, n.KeyID, string(n.Kind), n.Subject, n.At)
+	if err != nil {
+		return s.dbError(err, conflicts{"key_notices_key_fkey": "key " + n.KeyID + " not found"})
+	}
+	if tag.RowsAffected() == 0 {
+		return keyward.Errorf(keyward.ECONFLICT, "key %s has its %s notice already", n.KeyID, n.Kind)
 	}
 	return nil
 }

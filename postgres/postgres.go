@@ -155,7 +155,8 @@ func (s *Store) Close() error {
 }
 
 // write runs fn in a transaction (see inTx) and, if fn succeeds, writes the
-// events ctx carries (keyward.EventsFrom) to the outbox and appends the
+// events ctx carries (keyward.EventsFrom) to the outbox, records its key
+// notice (keyward.KeyNoticeFrom) and appends the
 // audit entry it carries (keyward.AuditFrom) in the same transaction, so
 // the change, its announcements and its entry commit together or not at
 // all. Every write method that changes state uses it, except the hot-path
@@ -167,6 +168,11 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		}
 		if err := s.insertEvents(ctx, tx, keyward.EventsFrom(ctx)); err != nil {
 			return err
+		}
+		if n := keyward.KeyNoticeFrom(ctx); n != nil {
+			if err := s.insertKeyNotice(ctx, tx, n); err != nil {
+				return err
+			}
 		}
 		if e := keyward.AuditFrom(ctx); e != nil {
 			return s.appendAudit(ctx, tx, e)

@@ -235,13 +235,15 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 		if out, err = collect(rows, scanClaimed); err != nil {
 			return s.dbError(err, nil)
 		}
+		leaseUntil := now.Add(lease).UTC().Truncate(time.Microsecond)
 		evIDs, epIDs := make([]string, len(out)), make([]string, len(out))
 		for i, d := range out {
 			evIDs[i], epIDs[i] = d.EventID, d.EndpointID
+			d.LeaseUntil = leaseUntil
 		}
 		_, err = tx.Exec(ctx, `UPDATE webhook_deliveries d SET locked_until = $3
 			FROM unnest($1::text[], $2::text[]) AS t(ev, ep) WHERE d.event_id = t.ev AND d.endpoint_id = t.ep`,
-			evIDs, epIDs, now.Add(lease))
+			evIDs, epIDs, leaseUntil)
 		return s.dbError(err, nil)
 	})
 	if err != nil {
@@ -256,10 +258,11 @@ func (s *Store) FinishDelivery(ctx context.Context, o keyward.DeliveryOutcome) e
 		var attempt int
 		err := tx.QueryRow(ctx, `UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2,
 			locked_until = NULL, last_status = $3, last_error = $4, updated_at = $5
-			WHERE event_id = $6 AND endpoint_id = $7 RETURNING attempts`,
-			string(o.State), o.NextAttemptAt, o.Status, o.Error, o.Time.Add(o.Duration), o.EventID, o.EndpointID).Scan(&attempt)
+			WHERE event_id = $6 AND endpoint_id = $7 AND state = 'pending' AND locked_until = $8 RETURNING attempts`,
+			string(o.State), o.NextAttemptAt, o.Status, o.Error, o.Time.Add(o.Duration), o.EventID, o.EndpointID,
+			o.LeaseUntil).Scan(&attempt)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return keyward.Errorf(keyward.ENOTFOUND, "delivery of event %s to webhook endpoint %s not found", o.EventID, o.EndpointID)
+			return keyward.Errorf(keyward.ENOTFOUND, "delivery of event %s to webhook endpoint %s not found under this lease: deleted, or taken over after the lease ran out", o.EventID, o.EndpointID)
 		}
 		if err != nil {
 			return s.dbError(err, nil)

@@ -154,21 +154,24 @@ func (s *Store) DeleteRotationPolicy(ctx context.Context, sc keyward.RotationSco
 
 // AddKeyNotice records n unless the key has it already (ECONFLICT).
 func (s *Store) AddKeyNotice(ctx context.Context, n *keyward.KeyNotice) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO key_notices (key_id, kind, subject, at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (key_id, kind) DO UPDATE SET subject = excluded.subject, at = excluded.at
-			WHERE key_notices.subject <> excluded.subject`, n.KeyID, string(n.Kind), formatTime(n.Subject), formatTime(n.At))
-		if err != nil {
-			return s.dbError(err, conflicts{fk: "key " + n.KeyID + " not found"})
-		}
-		if c, err := res.RowsAffected(); err != nil {
-			return s.dbError(err, conflicts{})
-		} else if c == 0 {
-			return keyward.Errorf(keyward.ECONFLICT, "key %s has its %s notice already", n.KeyID, n.Kind)
-		}
-		return nil
-	})
+	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertKeyNotice(ctx, tx, n) })
 	return wrapErr(err, "sqlite: add %s notice of key %s", n.Kind, n.KeyID)
+}
+
+// insertKeyNotice records n in tx; ECONFLICT if the key has it already.
+func (s *Store) insertKeyNotice(ctx context.Context, tx *sql.Tx, n *keyward.KeyNotice) error {
+	res, err := tx.ExecContext(ctx, `INSERT INTO key_notices (key_id, kind, subject, at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (key_id, kind) DO UPDATE SET subject = excluded.subject, at = excluded.at
+		WHERE key_notices.subject <> excluded.subject`, n.KeyID, string(n.Kind), formatTime(n.Subject), formatTime(n.At))
+	if err != nil {
+		return s.dbError(err, conflicts{fk: "key " + n.KeyID + " not found"})
+	}
+	if c, err := res.RowsAffected(); err != nil {
+		return s.dbError(err, conflicts{})
+	} else if c == 0 {
+		return keyward.Errorf(keyward.ECONFLICT, "key %s has its %s notice already", n.KeyID, n.Kind)
+	}
+	return nil
 }
 
 // KeyNotices returns the notices of a key, by kind.

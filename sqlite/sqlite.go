@@ -154,7 +154,8 @@ func (s *Store) Close() error {
 
 // write runs fn in a transaction on the writer connection (see
 // writeUnaudited) and, if fn succeeds, writes the events ctx carries
-// (keyward.EventsFrom) to the outbox and appends the audit entry it carries
+// (keyward.EventsFrom) to the outbox, records its key notice
+// (keyward.KeyNoticeFrom) and appends the audit entry it carries
 // (keyward.AuditFrom) in the same transaction, so the change, its
 // announcements and its entry commit together or not at all. Every write
 // method that changes state uses it, except the hot-path bookkeeping.
@@ -165,6 +166,11 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		}
 		if err := insertEvents(ctx, tx, keyward.EventsFrom(ctx)); err != nil {
 			return err
+		}
+		if n := keyward.KeyNoticeFrom(ctx); n != nil {
+			if err := s.insertKeyNotice(ctx, tx, n); err != nil {
+				return err
+			}
 		}
 		if e := keyward.AuditFrom(ctx); e != nil {
 			return s.appendAudit(ctx, tx, e)
@@ -327,4 +333,30 @@ func page[T any](items []T, p keyward.Page, id func(T) string) ([]T, string) {
 	}
 	items = items[:p.Size()]
 	return items, id(items[len(items)-1])
+}
+
+// queryRows runs query on q and scans every row with scan.
+func queryRows[T any](ctx context.Context, q querier, query string, args []any, scan func(scanner) (T, error)) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		x, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+// nonNil returns xs, or an empty slice for nil, so it is stored as [].
+func nonNil[T any](xs []T) []T {
+	if xs == nil {
+		return []T{}
+	}
+	return xs
 }

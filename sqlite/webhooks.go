@@ -47,24 +47,6 @@ func (s *Store) WebhookEndpoint(ctx context.Context, id string) (*keyward.Webhoo
 	return e, nil
 }
 
-// queryRows runs query on q and scans every row with scan.
-func queryRows[T any](ctx context.Context, q querier, query string, args []any, scan func(scanner) (T, error)) ([]T, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		x, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x)
-	}
-	return out, rows.Err()
-}
-
 func (s *Store) endpointTx(ctx context.Context, q querier, id string) (*keyward.WebhookEndpoint, error) {
 	e, err := scanEndpoint(q.QueryRowContext(ctx, selectEndpoint+" WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -244,8 +226,10 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 		if err != nil {
 			return err
 		}
-		until := formatTime(now.Add(lease))
+		leaseUntil := now.Add(lease).UTC().Truncate(time.Microsecond)
+		until := formatTime(leaseUntil)
 		for _, d := range out {
+			d.LeaseUntil = leaseUntil
 			if _, err := tx.ExecContext(ctx, "UPDATE webhook_deliveries SET locked_until = ? WHERE event_id = ? AND endpoint_id = ?",
 				until, d.EventID, d.EndpointID); err != nil {
 				return err
@@ -264,16 +248,16 @@ func (s *Store) FinishDelivery(ctx context.Context, o keyward.DeliveryOutcome) e
 	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1,
 			next_attempt_at = ?, locked_until = '', last_status = ?, last_error = ?, updated_at = ?
-			WHERE event_id = ? AND endpoint_id = ?`,
+			WHERE event_id = ? AND endpoint_id = ? AND state = 'pending' AND locked_until = ?`,
 			string(o.State), formatTime(o.NextAttemptAt), o.Status, o.Error, formatTime(o.Time.Add(o.Duration)),
-			o.EventID, o.EndpointID)
+			o.EventID, o.EndpointID, formatTime(o.LeaseUntil))
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return keyward.Errorf(keyward.ENOTFOUND, "delivery of event %s to webhook endpoint %s not found", o.EventID, o.EndpointID)
+			return keyward.Errorf(keyward.ENOTFOUND, "delivery of event %s to webhook endpoint %s not found under this lease: deleted, or taken over after the lease ran out", o.EventID, o.EndpointID)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts (event_id, endpoint_id, attempt, time, status, error, duration_us)
 			SELECT ?, ?, attempts, ?, ?, ?, ? FROM webhook_deliveries WHERE event_id = ? AND endpoint_id = ?`,
@@ -384,12 +368,4 @@ func scanEndpoint(row scanner) (*keyward.WebhookEndpoint, error) {
 	}
 	e.UpdatedAt, err = parseTime(updated)
 	return &e, err
-}
-
-// nonNil returns xs, or an empty slice for nil, so it is stored as [].
-func nonNil[T any](xs []T) []T {
-	if xs == nil {
-		return []T{}
-	}
-	return xs
 }

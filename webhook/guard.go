@@ -33,6 +33,11 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("198.51.100.0/24"), // documentation
 	netip.MustParsePrefix("203.0.113.0/24"),  // documentation
 	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, and broadcast
+	netip.MustParsePrefix("192.88.99.0/24"),  // 6to4 relay anycast
+	netip.MustParsePrefix("::/96"),           // IPv4-compatible: reaches IPv4 inside
+	netip.MustParsePrefix("2002::/16"),       // 6to4: reaches IPv4 inside
+	netip.MustParsePrefix("2001::/32"),       // Teredo: reaches IPv4 inside
+	netip.MustParsePrefix("fec0::/10"),       // deprecated site-local
 	netip.MustParsePrefix("64:ff9b::/96"),    // NAT64: reaches IPv4 inside
 	netip.MustParsePrefix("64:ff9b:1::/48"),  // local NAT64
 	netip.MustParsePrefix("2001:db8::/32"),   // documentation

@@ -46,7 +46,9 @@ type Opener interface {
 // Config configures a Sender. Zero durations and counts take the defaults
 // named.
 type Config struct {
-	Store  keyward.WebhookStore
+	// Store holds the outbox, the endpoints and the deliveries.
+	Store keyward.WebhookStore
+	// Opener opens the endpoints' sealed secrets.
 	Opener Opener
 	// Guard decides which addresses deliveries may reach.
 	Guard Guard
@@ -64,7 +66,8 @@ type Config struct {
 	// Concurrency is how many deliveries are sent at once (8).
 	Concurrency int
 	// Now is the clock (time.Now).
-	Now    func() time.Time
+	Now func() time.Time
+	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
 
@@ -115,7 +118,8 @@ func (c *Config) defaults() {
 	}
 }
 
-// batch bounds the events dispatched and deliveries claimed at a time.
+// batch bounds the events dispatched, and the quota.exhausted events
+// appended, at a time.
 const batch = 100
 
 // Sender delivers events (see the package comment). It is a
@@ -159,7 +163,7 @@ func (s *Sender) announceQuota(ctx context.Context) error {
 		select {
 		case sig = <-s.quota:
 		default:
-			return s.cfg.Store.AppendEvents(ctx, events)
+			return s.appendQuota(ctx, events)
 		}
 		data, err := json.Marshal(map[string]any{"key_id": sig.KeyID, "account_id": sig.AccountID, "remaining": 0})
 		if err != nil {
@@ -168,7 +172,17 @@ func (s *Sender) announceQuota(ctx context.Context) error {
 		events = append(events, &keyward.Event{ID: apikey.NewID("msg"), Type: keyward.EventQuotaExhausted,
 			Time: sig.At.UTC().Truncate(time.Microsecond), AccountID: sig.AccountID, Data: data})
 	}
-	return s.cfg.Store.AppendEvents(ctx, events)
+	return s.appendQuota(ctx, events)
+}
+
+// appendQuota writes quota.exhausted events to the outbox; when it cannot,
+// they are counted as dropped.
+func (s *Sender) appendQuota(ctx context.Context, events []*keyward.Event) error {
+	err := s.cfg.Store.AppendEvents(ctx, events)
+	if err != nil {
+		s.dropped.Add(int64(len(events)))
+	}
+	return err
 }
 
 // New returns a Sender, or EINVALID for a bad Config.
@@ -248,33 +262,29 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 			break
 		}
 	}
+	// Claim only what is sent at once, so every delivery is attempted
+	// well within its lease.
 	total := 0
 	for {
-		ds, err := s.cfg.Store.ClaimDeliveries(ctx, s.cfg.Now(), s.lease, batch)
+		ds, err := s.cfg.Store.ClaimDeliveries(ctx, s.cfg.Now(), s.lease, s.cfg.Concurrency)
 		if err != nil || len(ds) == 0 {
 			return total, err
 		}
 		total += len(ds)
-		var (
-			wg   sync.WaitGroup
-			sem  = make(chan struct{}, s.cfg.Concurrency)
-			errs = make([]error, len(ds))
-		)
+		var wg sync.WaitGroup
+		errs := make([]error, len(ds))
 		for i, d := range ds {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				errs[i] = s.cfg.Store.FinishDelivery(ctx, s.attempt(ctx, d))
-			})
+			wg.Go(func() { errs[i] = s.cfg.Store.FinishDelivery(ctx, s.attempt(ctx, d)) })
 		}
 		wg.Wait()
 		for _, err := range errs {
-			// ENOTFOUND: the endpoint was deleted meanwhile.
+			// ENOTFOUND: the endpoint was deleted meanwhile, or the lease
+			// was taken over.
 			if err != nil && keyward.ErrorCode(err) != keyward.ENOTFOUND {
 				return total, err
 			}
 		}
-		if len(ds) < batch {
+		if len(ds) < s.cfg.Concurrency {
 			return total, nil
 		}
 	}
@@ -291,7 +301,7 @@ type Payload struct {
 // attempt sends d once and returns what to record.
 func (s *Sender) attempt(ctx context.Context, d *keyward.WebhookDelivery) keyward.DeliveryOutcome {
 	start := s.cfg.Now()
-	o := keyward.DeliveryOutcome{EventID: d.EventID, EndpointID: d.EndpointID, Time: start}
+	o := keyward.DeliveryOutcome{EventID: d.EventID, EndpointID: d.EndpointID, LeaseUntil: d.LeaseUntil, Time: start}
 	status, retryAfter, err := s.send(ctx, d, start)
 	o.Duration, o.Status = s.cfg.Now().Sub(start), status
 	switch {
@@ -412,7 +422,7 @@ var (
 		"Webhook delivery attempts by outcome: delivered, retry (failed, tried again later), failed (given up, or 410 Gone).",
 		[]string{"outcome"}, nil)
 	droppedDesc = prometheus.NewDesc("keyward_webhook_quota_events_dropped_total",
-		"quota.exhausted events not announced because the queue to the outbox was full.", nil, nil)
+		"quota.exhausted events not announced: the queue to the outbox was full, or the outbox could not be written.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.

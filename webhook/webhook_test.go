@@ -299,6 +299,7 @@ func TestGuardCheckURL(t *testing.T) {
 		"http://127.0.0.1/x", "http://localhost:8080/", "https://api.localhost/", "http://10.0.0.1/", "http://192.168.1.1/",
 		"http://172.16.0.1/", "http://169.254.169.254/latest/meta-data", "http://[::1]/", "http://[::ffff:127.0.0.1]/",
 		"http://[fd00::1]/", "http://100.64.0.1/", "http://0.0.0.0/", "http://[::]/", "http://224.0.0.1/",
+		"http://[::7f00:1]/", "http://[2002:7f00:1::]/", "http://[2001:0:7f00:1::]/", "http://[fec0::1]/", "http://192.88.99.1/",
 		"ftp://example.com/", "example.com/hook", "https://user:pw@example.com/", "https://example.com/#x",
 	} {
 		if err := g.CheckURL(u); keyward.ErrorCode(err) != keyward.EINVALID {
