@@ -122,7 +122,8 @@ func testKeyNotices(t *testing.T, open func(*testing.T) keyward.Store) {
 	if got := f.key(k.ID); got.ExpiresAt == nil || !got.ExpiresAt.Equal(at) {
 		t.Fatalf("expires_at after the update = %v, want %v", got.ExpiresAt, at)
 	}
-	must(t, func() error { _, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.ExpiresAt = nil; return nil }); return err }())
+	_, err = f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.ExpiresAt = nil; return nil })
+	must(t, err)
 	_, err = f.s.UpdateKey(keyward.NewContextWithKeyNotice(f.ctx, scheduled), k.ID, expire)
 	wantCode(t, err, keyward.ECONFLICT)
 	if got := f.key(k.ID); got.ExpiresAt != nil {
