@@ -178,18 +178,23 @@ func (c *core) openEngine(cfg *Config, log *slog.Logger, withEngine bool) error 
 }
 
 // startUsage runs the usage aggregator of store until the returned stop,
-// which writes its last counts.
+// which writes its last counts. The rollups are brought up to date before
+// it returns, so reports served from the first request on include
+// everything counted before this start.
 func startUsage(store keyward.Store, log *slog.Logger) (*usage.Aggregator, func() error) {
 	agg := usage.New(store, usage.Config{Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
+	if err := agg.Maintain(ctx); err != nil {
+		log.Error("usage maintenance failed; it is tried again every minute", "error", err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- agg.Run(ctx) }()
 	return agg, func() error { cancel(); return <-done }
 }
 
-// close stops the abuse detector and the webhook sender, flushes the engine's usage batch, the
-// usage counts and the credit ledger's counts, then closes the store and
-// Redis.
+// close stops the abuse detector and the webhook sender, flushes the
+// engine's usage batch, the usage counts and the credit ledger's counts,
+// then closes the store and Redis.
 func (c *core) close(ctx context.Context, log *slog.Logger) error {
 	var errs []error
 	if c.stopDetector != nil {
