@@ -21,6 +21,11 @@ const (
 	ERATELIMITED  = "rate_limited"
 	EUNAVAILABLE  = "unavailable"
 	EINTERNAL     = "internal"
+	// EUPSTREAM is a failure of another system keyward acts on (a
+	// credential provider): unreachable, or an unexpected answer.
+	EUPSTREAM = "upstream_error"
+	// EUPSTREAMTIMEOUT is another system not answering in time.
+	EUPSTREAMTIMEOUT = "upstream_timeout"
 )
 
 // Error is a domain error: a stable code and a message safe to show to the

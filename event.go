@@ -26,6 +26,7 @@ var EventTypes = []string{
 	EventKeyCreated, EventKeyUpdated, EventKeyRevoked, EventKeyRotated,
 	EventKeyExpired, EventKeyRotationDue, EventKeyLeaked,
 	EventQuotaExhausted, EventIPBlocked, EventAnomaly,
+	EventCredentialCreated, EventCredentialRevoked, EventCredentialRotated, EventCredentialExpired,
 }
 
 // Event is something that happened which webhook endpoints may be told

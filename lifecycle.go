@@ -221,6 +221,10 @@ type LifecycleStore interface {
 	// many events it deleted. Events not yet dispatched or with a pending
 	// delivery are kept.
 	DeleteWebhookEventsBefore(ctx context.Context, before time.Time) (int64, error)
+	// CredentialsDue lists, by id after the cursor, the credentials the
+	// lifecycle job must revoke at now: active ones whose expiry is at or
+	// before now, and rotated ones whose grace ended at or before now.
+	CredentialsDue(ctx context.Context, now time.Time, after string, limit int) ([]*ManagedCredential, error)
 	// CreditRefillsDue lists the ids of the keys whose stored credits
 	// have a refill due at now.
 	CreditRefillsDue(ctx context.Context, now time.Time, after string, limit int) ([]string, error)

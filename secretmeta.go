@@ -55,6 +55,9 @@ const (
 	// SealedWebhookSecret is webhook_endpoints.secret; additional data
 	// WebhookSecretAD(id).
 	SealedWebhookSecret SealedKind = "webhook_secret"
+	// SealedProviderPassword is provider_connections.password;
+	// additional data ProviderPasswordAD(id).
+	SealedProviderPassword SealedKind = "provider_password"
 	// SealedAuditKey is the data key of an audit entry's details
 	// (envelope encryption), wrapped by a master key; the id is the
 	// entry's Seq in decimal, the additional data the entry's
@@ -72,7 +75,7 @@ const (
 
 // ResealKinds are the kinds Reseal re-encrypts, in the order a rekey walks
 // them.
-var ResealKinds = []SealedKind{SealedKeySecretMeta, SealedAccountSecretMeta, SealedWebhookSecret, SealedAuditKey}
+var ResealKinds = []SealedKind{SealedKeySecretMeta, SealedAccountSecretMeta, SealedWebhookSecret, SealedProviderPassword, SealedAuditKey}
 
 // SealedValue is one value sealed at rest, as Reseal passes it.
 type SealedValue struct {
@@ -129,6 +132,8 @@ func SealedAD(kind SealedKind, id string) []byte {
 		return AccountSecretMetaAD(id)
 	case SealedWebhookSecret:
 		return WebhookSecretAD(id)
+	case SealedProviderPassword:
+		return ProviderPasswordAD(id)
 	}
 	return nil
 }

@@ -199,6 +199,10 @@ type Store interface {
 	// deliveries (see webhooks.go).
 	WebhookStore
 
+	// CredentialStore holds provider connections and the credentials
+	// managed through them (see credential.go).
+	CredentialStore
+
 	// LifecycleStore holds job locks, rotation policies and key notices,
 	// and finds the work of the lifecycle jobs (see lifecycle.go).
 	LifecycleStore

@@ -170,6 +170,9 @@ func (s *Service) DeleteAccount(ctx context.Context, accountID string) error {
 	if err := requireRoot(id, "delete accounts"); err != nil {
 		return err
 	}
+	if err := s.noLiveCredentials(ctx, accountID); err != nil {
+		return err
+	}
 	actx, err := s.audit(ctx, id, "account.delete", "account", accountID, accountID, nil)
 	if err != nil {
 		return err

@@ -38,6 +38,9 @@ type Config struct {
 	// WebhookGuard checks the URLs of webhook endpoints; the zero Guard
 	// refuses every internal address.
 	WebhookGuard webhook.Guard
+	// Providers opens the providers of external credentials (package
+	// provider); the credential methods answer EINTERNAL without it.
+	Providers ProviderFactory
 	// Now is the clock; it defaults to time.Now.
 	Now func() time.Time
 	// Logger defaults to slog.Default().
@@ -57,8 +60,12 @@ type Service struct {
 	sealer       Sealer
 	observer     keyward.KeyObserver
 	webhookGuard webhook.Guard
-	now          func() time.Time
-	log          *slog.Logger
+	factory      ProviderFactory
+
+	provMu sync.Mutex // guards provs
+	provs  providers
+	now    func() time.Time
+	log    *slog.Logger
 }
 
 var (
@@ -82,6 +89,7 @@ func New(cfg Config) *Service {
 		sealer:       cfg.Sealer,
 		observer:     cfg.Observer,
 		webhookGuard: cfg.WebhookGuard,
+		factory:      cfg.Providers,
 		now:          cfg.Now,
 		log:          cfg.Logger,
 	}
@@ -116,15 +124,26 @@ func caller(ctx context.Context) (*keyward.Identity, error) {
 // committed: without it a slow notice of an older state (a key enabled)
 // could overwrite a newer one (the same key disabled) in the cache.
 func (s *Service) writer(ctx context.Context) (*keyward.Identity, func(), error) {
-	id, err := caller(ctx)
+	id, err := changer(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	if id.Retiring {
-		return nil, nil, keyward.Errorf(keyward.EFORBIDDEN, "key %s was rotated and may only authenticate until its grace ends: use its replacement", id.KeyID)
-	}
 	s.mu.Lock()
 	return id, s.mu.Unlock, nil
+}
+
+// changer returns the authenticated identity of ctx for a change that no
+// verification cache depends on (external credentials), without the lock
+// writer takes: such changes may wait on other systems.
+func changer(ctx context.Context) (*keyward.Identity, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if id.Retiring {
+		return nil, keyward.Errorf(keyward.EFORBIDDEN, "key %s was rotated and may only authenticate until its grace ends: use its replacement", id.KeyID)
+	}
+	return id, nil
 }
 
 func (s *Service) keyChanged(k *keyward.Key) {

@@ -42,14 +42,18 @@ func (s *Service) audit(ctx context.Context, id *keyward.Identity, action, targe
 
 // eventTypes maps audited actions to the webhook event announcing them.
 var eventTypes = map[string]string{
-	"key.create":       keyward.EventKeyCreated,
-	"key.update":       keyward.EventKeyUpdated,
-	"key.credits_set":  keyward.EventKeyUpdated,
-	"key.revoke":       keyward.EventKeyRevoked,
-	"key.rotate":       keyward.EventKeyRotated,
-	"key.leaked":       keyward.EventKeyLeaked,
-	"anomaly.detected": keyward.EventAnomaly,
-	"ip_rule.create":   keyward.EventIPBlocked, // block rules only; see announcement
+	"key.create":        keyward.EventKeyCreated,
+	"key.update":        keyward.EventKeyUpdated,
+	"key.credits_set":   keyward.EventKeyUpdated,
+	"key.revoke":        keyward.EventKeyRevoked,
+	"key.rotate":        keyward.EventKeyRotated,
+	"key.leaked":        keyward.EventKeyLeaked,
+	"anomaly.detected":  keyward.EventAnomaly,
+	"ip_rule.create":    keyward.EventIPBlocked, // block rules only; see announcement
+	"credential.create": keyward.EventCredentialCreated,
+	"credential.revoke": keyward.EventCredentialRevoked,
+	"credential.rotate": keyward.EventCredentialRotated,
+	"credential.expire": keyward.EventCredentialExpired,
 }
 
 // announcement returns the webhook event of audit entry e with its clear

@@ -42,6 +42,9 @@ type env struct {
 	logs    *syncBuffer
 	root    keyward.Secret
 	rootKey *keyward.Key
+	// providers are the fake credential providers of admin.Config.Providers
+	// (unless envOptions.providers replaced them).
+	providers *fakeProviders
 
 	mu      sync.Mutex
 	secrets []string
@@ -49,13 +52,18 @@ type env struct {
 
 type envOptions struct {
 	store keyward.Store // nil: keywardtest.NewSQLiteStore
+	// providers opens credential providers; nil: e.providers, fakes.
+	providers admin.ProviderFactory
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
 
 func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, store: o.store, hasher: keywardtest.NewHasher(t), logs: &syncBuffer{}}
+	e := &env{t: t, store: o.store, hasher: keywardtest.NewHasher(t), logs: &syncBuffer{}, providers: newFakeProviders()}
+	if o.providers == nil {
+		o.providers = e.providers.open
+	}
 	if e.store == nil {
 		e.store = keywardtest.NewSQLiteStore(t)
 	}
@@ -69,7 +77,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.reg = prometheus.NewRegistry()
 	e.reg.MustRegister(engine)
-	e.svc = admin.New(admin.Config{Store: e.store, Hasher: e.hasher, Verifier: engine, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Logger: log})
+	e.svc = admin.New(admin.Config{Store: e.store, Hasher: e.hasher, Verifier: engine, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Providers: o.providers, Logger: log})
 	fa, err := gateway.NewForwardAuth(gateway.Config{
 		Verifier: engine,
 		Routes:   []gateway.Route{{PathPrefix: "/admin", Permissions: []string{"admin"}, Exempt: []string{"/admin/docs"}}},

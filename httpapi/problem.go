@@ -28,6 +28,10 @@ var errorTable = map[string]codeInfo{
 	keyward.ERATELIMITED:  {http.StatusTooManyRequests, "Rate limited"},
 	keyward.EUNAVAILABLE:  {http.StatusServiceUnavailable, "Unavailable"},
 	keyward.EINTERNAL:     {http.StatusInternalServerError, "Internal error"},
+	// A provider of external credentials failed or timed out: the
+	// detail names it.
+	keyward.EUPSTREAM:        {http.StatusBadGateway, "Provider error"},
+	keyward.EUPSTREAMTIMEOUT: {http.StatusGatewayTimeout, "Provider timeout"},
 }
 
 // StatusOf returns the HTTP status for an error code; unknown codes are

@@ -39,6 +39,7 @@ type Service interface {
 	keyward.UsageService
 	keyward.WebhookService
 	keyward.RotationPolicyService
+	keyward.CredentialService
 }
 
 // Pinger reports whether storage is reachable; keyward.Store is one.
@@ -193,6 +194,21 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("DELETE /v1/webhooks/{id}", serveJSON(s, http.StatusNoContent, s.deleteWebhook))
 	s.handle("POST /v1/webhooks/{id}/rotate-secret", serveJSON(s, http.StatusOK, s.rotateWebhookSecret))
 	s.handle("GET /v1/webhooks/{id}/deliveries", serveJSON(s, http.StatusOK, s.listWebhookDeliveries))
+
+	// Provider connections and the external credentials managed through
+	// them.
+	s.handle("POST /v1/providers", serveJSON(s, http.StatusCreated, s.addProvider))
+	s.handle("GET /v1/providers", serveJSON(s, http.StatusOK, s.listProviders))
+	s.handle("GET /v1/providers/{id}", serveJSON(s, http.StatusOK, s.getProvider))
+	s.handle("DELETE /v1/providers/{id}", serveJSON(s, http.StatusNoContent, s.removeProvider))
+	s.handle("POST /v1/providers/{id}/test", serveJSON(s, http.StatusOK, s.testProvider))
+	s.handle("POST /v1/providers/{id}/reconcile", serveJSON(s, http.StatusOK, s.reconcileProvider))
+	s.handle("POST /v1/credentials", serveJSON(s, http.StatusCreated, s.createCredential))
+	s.handle("GET /v1/credentials", serveJSON(s, http.StatusOK, s.listCredentials))
+	s.handle("GET /v1/credentials/{id}", serveJSON(s, http.StatusOK, s.getCredential))
+	s.handle("POST /v1/credentials/{id}/revoke", serveJSON(s, http.StatusOK, s.revokeCredential))
+	s.handle("POST /v1/credentials/{id}/rotate", serveJSON(s, http.StatusCreated, s.rotateCredential))
+	s.handle("POST /v1/credentials/verify", serveJSON(s, http.StatusOK, s.verifyCredential))
 
 	// Rotation policies.
 	s.handle("PUT /v1/accounts/{id}/rotation-policy", serveJSON(s, http.StatusOK, s.setRotationPolicy(accountScope)))

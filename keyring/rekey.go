@@ -24,8 +24,9 @@ type RekeyReport struct {
 
 // Rekey re-encrypts every value st keeps sealed under a master key version
 // other than the current one, under the current one: secret metadata of
-// keys and accounts, webhook secrets, and the data keys of audit entries
-// (re-wrapped, so the entries and their hash chain stay as they are). It
+// keys and accounts, webhook secrets, provider connection passwords, and
+// the data keys of audit entries (re-wrapped, so the entries and their
+// hash chain stay as they are). It
 // works in the store's batches and transactions and can be run again at
 // any time: values already under the current version are left alone. A
 // value that cannot be opened (its version is not configured, or it fails

@@ -58,6 +58,7 @@ func TestStore(t *testing.T, open func(t *testing.T) keyward.Store) {
 	t.Run("CreditRefillsDue", func(t *testing.T) { testCreditRefillsDue(t, open) })
 	t.Run("KeyImports", func(t *testing.T) { testKeyImports(t, open) })
 	t.Run("Webhooks", func(t *testing.T) { testWebhooks(t, open) })
+	t.Run("Credentials", func(t *testing.T) { testCredentials(t, open) })
 	t.Run("SecretMeta", func(t *testing.T) { testSecretMeta(t, open) })
 	t.Run("Ping", func(t *testing.T) { testPing(t, open) })
 }

@@ -185,6 +185,12 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 		ep := newEndpoint(a.ID)
 		ep.SecretVersion, ep.SealedSecret, _ = v1.Seal([]byte("whsec_test"), keyward.WebhookSecretAD(ep.ID))
 		must(t, f.s.CreateWebhookEndpoint(f.ctx, ep))
+		conn := newConnection(a.ID, "git")
+		conn.PasswordVersion, conn.SealedPassword, _ = v1.Seal([]byte("gitea-pw"), keyward.ProviderPasswordAD(conn.ID))
+		must(t, f.s.CreateProviderConnection(f.ctx, conn))
+		nopw := newConnection(a.ID, "n8n")
+		nopw.SealedPassword, nopw.PasswordVersion = nil, 0
+		must(t, f.s.CreateProviderConnection(f.ctx, nopw))
 		for i := range 3 {
 			e := NewAuditEntry(fmt.Sprintf("enveloped.%d", i), "key_x", a.ID, keys[i].ID)
 			e.KeyVersion, e.WrappedKey, e.Sealed, _ = v1.SealEnvelope([]byte(fmt.Sprintf(`{"i":%d}`, i)), e.DetailsAD())
@@ -204,7 +210,7 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 				t.Errorf("SealedCounts = %s, want %s", strings.Join(got, " "), want)
 			}
 		}
-		wantCounts(fmt.Sprintf("key_secret_meta/1=%d account_secret_meta/1=1 webhook_secret/1=1 audit_key/1=3 audit_details/1=1", n))
+		wantCounts(fmt.Sprintf("key_secret_meta/1=%d account_secret_meta/1=1 webhook_secret/1=1 provider_password/1=1 audit_key/1=3 audit_details/1=1", n))
 
 		_, err := f.s.Reseal(f.ctx, keyward.SealedAuditDetails, 2, nil)
 		wantCode(t, err, keyward.EINVALID)
@@ -215,13 +221,13 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 		for _, c := range report.Resealed {
 			got = append(got, fmt.Sprintf("%s=%d", c.Kind, c.Count))
 		}
-		if want := fmt.Sprintf("key_secret_meta=%d account_secret_meta=1 webhook_secret=1 audit_key=3", n); strings.Join(got, " ") != want {
+		if want := fmt.Sprintf("key_secret_meta=%d account_secret_meta=1 webhook_secret=1 provider_password=1 audit_key=3", n); strings.Join(got, " ") != want {
 			t.Errorf("Rekey resealed %s, want %s", strings.Join(got, " "), want)
 		}
 		if len(report.Left) != 1 || report.Left[0].Kind != keyward.SealedAuditDetails || report.Left[0].Version != 1 || report.Left[0].Count != 1 {
 			t.Errorf("Rekey left %+v, want the one legacy audit entry under version 1", report.Left)
 		}
-		wantCounts(fmt.Sprintf("key_secret_meta/2=%d account_secret_meta/2=1 webhook_secret/2=1 audit_key/2=3 audit_details/1=1", n))
+		wantCounts(fmt.Sprintf("key_secret_meta/2=%d account_secret_meta/2=1 webhook_secret/2=1 provider_password/2=1 audit_key/2=3 audit_details/1=1", n))
 
 		// Everything but the legacy entry opens with version 2 alone.
 		for i, k := range keys {
@@ -238,6 +244,14 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 		must(t, err)
 		if s := openSealed(t, v2, &keyward.Sealed{Version: gep.SecretVersion, Data: gep.SealedSecret}, keyward.WebhookSecretAD(ep.ID)); s != "whsec_test" {
 			t.Errorf("webhook secret after rekey = %q", s)
+		}
+		gconn, err := f.s.ProviderConnection(f.ctx, conn.ID)
+		must(t, err)
+		if s := openSealed(t, v2, &keyward.Sealed{Version: gconn.PasswordVersion, Data: gconn.SealedPassword}, keyward.ProviderPasswordAD(conn.ID)); s != "gitea-pw" {
+			t.Errorf("provider password after rekey = %q", s)
+		}
+		if gnopw, err := f.s.ProviderConnection(f.ctx, nopw.ID); err != nil || gnopw.SealedPassword != nil || gnopw.PasswordVersion != 0 {
+			t.Errorf("connection without a password after rekey = %+v, %v; want it untouched", gnopw, err)
 		}
 		after := AuditLog(t, f.s)
 		var chain keyward.AuditChain

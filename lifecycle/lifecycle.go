@@ -71,6 +71,9 @@ type Actions interface {
 	DeleteRetiredKey(ctx context.Context, k *keyward.Key, before time.Time) error
 	// DeleteExpiredIPRule deletes an expired rule.
 	DeleteExpiredIPRule(ctx context.Context, r *keyward.IPRule) error
+	// RetireDueCredential revokes at its provider a managed credential
+	// that expired or whose rotation grace ended, if it still is.
+	RetireDueCredential(ctx context.Context, c *keyward.ManagedCredential, now time.Time) error
 }
 
 // Refiller stores the credit refills due at now of a key, through the
@@ -118,7 +121,8 @@ type Result struct {
 	Ran bool `json:"ran"`
 	// Changes counts what the run changed, by action (see Actions):
 	// key_expired, key_rotation_due, key_expiry_scheduled, key_deleted,
-	// ip_rule_deleted, webhook_events_deleted, credits_refilled.
+	// ip_rule_deleted, webhook_events_deleted, credits_refilled,
+	// credential_retired.
 	Changes map[string]int `json:"changes,omitempty"`
 	// Skipped counts items another instance dealt with first, or that
 	// were gone or changed when their turn came.
@@ -134,9 +138,12 @@ const (
 	actionRuleDel   = "ip_rule_deleted"
 	actionRefilled  = "credits_refilled"
 	actionEventsDel = "webhook_events_deleted"
+	// actionCredential counts managed credentials revoked at their
+	// provider: expired, or past their rotation grace.
+	actionCredential = "credential_retired"
 )
 
-var actions = []string{actionExpired, actionDue, actionScheduled, actionKeyDelete, actionRuleDel, actionEventsDel, actionRefilled}
+var actions = []string{actionExpired, actionDue, actionScheduled, actionKeyDelete, actionRuleDel, actionEventsDel, actionRefilled, actionCredential}
 
 // Runner runs the lifecycle jobs. It is a prometheus.Collector.
 type Runner struct {
@@ -313,14 +320,25 @@ func ruleID(rule *keyward.IPRule) string     { return rule.ID }
 func changed(err error) (bool, error)        { return err == nil, err }
 func identity(id string) string              { return id }
 
-// expiry announces the keys that expired.
+// expiry announces the keys that expired, and revokes at their providers
+// the managed credentials that expired or whose rotation grace ended.
 func (r *Runner) expiry(ctx context.Context, res *Result) error {
 	now := r.now()
-	return each(ctx, r, res, actionExpired,
+	err := each(ctx, r, res, actionExpired,
 		func(after string, limit int) ([]*keyward.Key, error) {
 			return r.cfg.Store.ExpiredKeys(ctx, now, after, limit)
 		}, keyID,
 		func(k *keyward.Key) (bool, error) { return changed(r.cfg.Actions.AnnounceExpired(ctx, k, now)) })
+	if err != nil {
+		return err
+	}
+	return each(ctx, r, res, actionCredential,
+		func(after string, limit int) ([]*keyward.ManagedCredential, error) {
+			return r.cfg.Store.CredentialsDue(ctx, now, after, limit)
+		}, func(c *keyward.ManagedCredential) string { return c.ID },
+		func(c *keyward.ManagedCredential) (bool, error) {
+			return changed(r.cfg.Actions.RetireDueCredential(ctx, c, now))
+		})
 }
 
 // rotation announces the keys due for rotation, then schedules the expiry

@@ -41,6 +41,7 @@ var sealedColumns = map[keyward.SealedKind]sealedColumn{
 	keyward.SealedKeySecretMeta:     {"keys", "id", "secret_meta", "secret_meta_version", "secret_meta IS NOT NULL", ""},
 	keyward.SealedAccountSecretMeta: {"accounts", "id", "secret_meta", "secret_meta_version", "secret_meta IS NOT NULL", ""},
 	keyward.SealedWebhookSecret:     {"webhook_endpoints", "id", "secret", "secret_version", "length(secret) > 0", ""},
+	keyward.SealedProviderPassword:  {"provider_connections", "id", "password", "password_version", "length(password) > 0", ""},
 	keyward.SealedAuditKey:          {"audit_log", "seq", "wrapped_key", "key_version", "length(wrapped_key) > 0", int64(0)},
 	keyward.SealedAuditDetails:      {"audit_log", "seq", "sealed", "key_version", "length(wrapped_key) = 0 AND length(sealed) > 0", int64(0)},
 }

@@ -117,6 +117,8 @@ HTTP API, configured by --url/KEYWARD_URL and --api-key/KEYWARD_API_KEY.`,
 		a.ipRulesCommand(),
 		a.leaksCommand(),
 		a.webhooksCommand(),
+		a.providersCommand(),
+		a.credentialsCommand(),
 		a.rotationPolicyCommand(),
 		a.creditsCommand(),
 		a.anomaliesCommand(),
@@ -217,7 +219,7 @@ func (a *app) describe(cmd *cobra.Command, err error) (int, string) {
 		code = ExitNotFound
 	case keyward.ECONFLICT:
 		code = ExitConflict
-	case keyward.EUNAVAILABLE, keyward.ERATELIMITED:
+	case keyward.EUNAVAILABLE, keyward.ERATELIMITED, keyward.EUPSTREAM, keyward.EUPSTREAMTIMEOUT:
 		code = ExitUnavailable
 	}
 	var ke *keyward.Error

@@ -78,6 +78,7 @@ var sealedKindNames = map[keyward.SealedKind]string{
 	keyward.SealedKeySecretMeta:     "key secret metadata",
 	keyward.SealedAccountSecretMeta: "account secret metadata",
 	keyward.SealedWebhookSecret:     "webhook secrets",
+	keyward.SealedProviderPassword:  "provider connection passwords",
 	keyward.SealedAuditKey:          "audit data keys",
 	keyward.SealedAuditDetails:      "audit details sealed before envelopes",
 }

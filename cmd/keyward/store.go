@@ -14,6 +14,9 @@ import (
 	"github.com/keyward/keyward/admin"
 	"github.com/keyward/keyward/bus"
 	"github.com/keyward/keyward/postgres"
+	"github.com/keyward/keyward/provider"
+	"github.com/keyward/keyward/provider/gitea"
+	"github.com/keyward/keyward/provider/n8n"
 	"github.com/keyward/keyward/redis"
 	"github.com/keyward/keyward/sqlite"
 	goredis "github.com/redis/go-redis/v9"
@@ -153,7 +156,18 @@ func sharedPepperError(cfg *Config) error {
 // newAdmin returns the admin service of c telling observer about changes
 // (nil: the engine).
 func (c *core) newAdmin(observer keyward.KeyObserver, log *slog.Logger) *admin.Service {
-	return admin.New(admin.Config{Store: c.store, Hasher: c.hasher, Verifier: c.engine, Observer: observer, Credits: c.ledger, Sealer: c.keyring, WebhookGuard: c.guard, Logger: log})
+	return admin.New(admin.Config{Store: c.store, Hasher: c.hasher, Verifier: c.engine, Observer: observer, Credits: c.ledger, Sealer: c.keyring, WebhookGuard: c.guard, Providers: openProvider, Logger: log})
+}
+
+// openProvider opens the provider of an external credentials connection.
+func openProvider(kind string, c provider.Connection) (provider.Provider, error) {
+	switch kind {
+	case provider.KindGitea:
+		return gitea.New(c)
+	case provider.KindN8n:
+		return n8n.New(c)
+	}
+	return nil, keyward.Errorf(keyward.EINVALID, "provider kind %q: use gitea or n8n", kind)
 }
 
 // startBus connects c's engine to the invalidation bus: it chooses the bus

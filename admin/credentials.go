@@ -1,0 +1,729 @@
+package admin
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/provider"
+)
+
+var _ keyward.CredentialService = (*Service)(nil)
+
+// ProviderFactory returns the Provider of a connection (gitea.New, n8n.New
+// by kind); EINVALID for an unknown kind.
+type ProviderFactory func(kind string, c provider.Connection) (provider.Provider, error)
+
+// maxScopes bounds the scopes of a credential.
+const maxScopes = 50
+
+// providers caches a Provider per connection, so a provider that keeps a
+// session (n8n logins are rate-limited) keeps it between calls. An entry
+// is replaced when its connection changed.
+type providers struct {
+	byConn map[string]cachedProvider
+}
+
+type cachedProvider struct {
+	updated time.Time
+	p       provider.Provider
+}
+
+// provider returns the Provider of c, opening its password.
+func (s *Service) provider(c *keyward.ProviderConnection) (provider.Provider, error) {
+	s.provMu.Lock()
+	defer s.provMu.Unlock()
+	if e, ok := s.provs.byConn[c.ID]; ok && e.updated.Equal(c.UpdatedAt) {
+		return e.p, nil
+	}
+	if s.factory == nil {
+		return nil, keyward.Errorf(keyward.EINTERNAL, "admin: no provider factory configured (admin.Config.Providers)")
+	}
+	if s.sealer == nil {
+		return nil, keyward.Errorf(keyward.EINTERNAL, "provider connections need master keys: configure master_keys")
+	}
+	pw, err := s.sealer.Open(c.PasswordVersion, c.SealedPassword, keyward.ProviderPasswordAD(c.ID))
+	if err != nil {
+		return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: opening the password of provider connection %s", c.ID)
+	}
+	p, err := s.factory(c.Kind, provider.Connection{BaseURL: c.BaseURL, Username: c.Username, Password: keyward.Secret(pw), Timeout: time.Duration(c.Timeout)})
+	if err != nil {
+		return nil, err
+	}
+	if s.provs.byConn == nil {
+		s.provs.byConn = map[string]cachedProvider{}
+	}
+	s.provs.byConn[c.ID] = cachedProvider{updated: c.UpdatedAt, p: p}
+	return p, nil
+}
+
+// AddProviderConnection checks that the provider is reachable and accepts
+// the credentials, then stores the connection with its password sealed.
+// Root may add connections to any account, an account admin to its own.
+func (s *Service) AddProviderConnection(ctx context.Context, n keyward.NewProviderConnection) (*keyward.ProviderConnection, error) {
+	id, err := changer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := scopeToAccount(id, &n.AccountID, "manage provider connections"); err != nil {
+		return nil, err
+	}
+	switch {
+	case n.AccountID == "":
+		return nil, keyward.Errorf(keyward.EINVALID, "account_id is required: a connection belongs to an account")
+	case n.Kind != provider.KindGitea && n.Kind != provider.KindN8n:
+		return nil, keyward.Errorf(keyward.EINVALID, "kind %q: use gitea or n8n", n.Kind)
+	case n.Username == "" || n.Password == "":
+		return nil, keyward.Errorf(keyward.EINVALID, "username and password are required: the %s credentials keyward manages tokens with", credentialOwner(n.Kind))
+	case n.Timeout < 0 || time.Duration(n.Timeout) > 5*time.Minute:
+		return nil, keyward.Errorf(keyward.EINVALID, "timeout %s is out of range: use up to 5m, or leave it out for the default", time.Duration(n.Timeout))
+	}
+	if err := validateName("name", n.Name, true); err != nil {
+		return nil, err
+	}
+	if _, err := provider.NewHTTP(n.Kind, provider.Connection{BaseURL: n.BaseURL}); err != nil {
+		return nil, err // not a URL keyward may store: no credentials in it
+	}
+	if s.sealer == nil {
+		return nil, keyward.Errorf(keyward.EINTERNAL, "provider connections need master keys: configure master_keys")
+	}
+	if _, err := s.store.Account(ctx, n.AccountID); err != nil {
+		return nil, err
+	}
+	now := s.utc()
+	c := &keyward.ProviderConnection{
+		ID: apikey.NewID("prv"), AccountID: n.AccountID, Kind: n.Kind, Name: n.Name,
+		BaseURL: strings.TrimRight(n.BaseURL, "/"), Username: n.Username, Timeout: n.Timeout,
+		CreatedBy: id.KeyID, CreatedAt: now, UpdatedAt: now,
+	}
+	if c.PasswordVersion, c.SealedPassword, err = s.sealer.Seal([]byte(n.Password), keyward.ProviderPasswordAD(c.ID)); err != nil {
+		return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: sealing the password of provider connection %s", c.ID)
+	}
+	p, err := s.provider(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Check(ctx); err != nil {
+		s.forget(c.ID)
+		if code := keyward.ErrorCode(err); code == keyward.EUNAUTHORIZED || code == keyward.EFORBIDDEN {
+			// The provider refused what the caller gave: bad input, not
+			// a refusal of the caller's own key.
+			return nil, keyward.WrapError(keyward.EINVALID, err, "%s", keyward.ErrorMessage(err))
+		}
+		return nil, err
+	}
+	actx, err := s.audit(ctx, id, "provider.add", "provider_connection", c.ID, c.AccountID,
+		map[string]any{"kind": c.Kind, "name": c.Name, "base_url": c.BaseURL, "username": c.Username})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateProviderConnection(actx, c); err != nil {
+		s.forget(c.ID)
+		return nil, err
+	}
+	return c, nil
+}
+
+// credentialOwner names who a connection's credentials belong to.
+func credentialOwner(kind string) string {
+	if kind == provider.KindN8n {
+		return "n8n owner's"
+	}
+	return "Gitea admin's"
+}
+
+// forget drops the cached Provider of a connection.
+func (s *Service) forget(connID string) {
+	s.provMu.Lock()
+	defer s.provMu.Unlock()
+	delete(s.provs.byConn, connID)
+}
+
+// connection returns the connection with id if the caller may use it
+// (ENOTFOUND otherwise, as for a missing one).
+func (s *Service) connection(ctx context.Context, id *keyward.Identity, connID string) (*keyward.ProviderConnection, error) {
+	account := ""
+	if err := scopeToAccount(id, &account, "manage provider connections"); err != nil {
+		return nil, err
+	}
+	c, err := s.store.ProviderConnection(ctx, connID)
+	if err != nil {
+		return nil, err
+	}
+	if account != "" && c.AccountID != account {
+		return nil, notFound("provider connection", connID)
+	}
+	return c, nil
+}
+
+// ProviderConnection returns a connection the caller may use.
+func (s *Service) ProviderConnection(ctx context.Context, connID string) (*keyward.ProviderConnection, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.connection(ctx, id, connID)
+}
+
+// ProviderConnections lists the connections the caller may use.
+func (s *Service) ProviderConnections(ctx context.Context, accountID string, p keyward.Page) (*keyward.ProviderConnectionList, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := scopeToAccount(id, &accountID, "manage provider connections"); err != nil {
+		return nil, err
+	}
+	items, next, err := s.store.ProviderConnections(ctx, accountID, p)
+	if err != nil {
+		return nil, err
+	}
+	return &keyward.ProviderConnectionList{Items: items, Next: next}, nil
+}
+
+// TestProviderConnection checks the provider is reachable and accepts the
+// connection's credentials.
+func (s *Service) TestProviderConnection(ctx context.Context, connID string) error {
+	id, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	c, err := s.connection(ctx, id, connID)
+	if err != nil {
+		return err
+	}
+	p, err := s.provider(c)
+	if err != nil {
+		return err
+	}
+	return upstream(p.Check(ctx))
+}
+
+// upstream maps a provider's refusal of the connection's own credentials
+// (EUNAUTHORIZED, EFORBIDDEN) to EUPSTREAM: the caller's key was not
+// refused, the stored connection was. Other errors pass unchanged.
+func upstream(err error) error {
+	if code := keyward.ErrorCode(err); code == keyward.EUNAUTHORIZED || code == keyward.EFORBIDDEN {
+		return keyward.WrapError(keyward.EUPSTREAM, err, "%s: update the connection's credentials", keyward.ErrorMessage(err))
+	}
+	return err
+}
+
+// RemoveProviderConnection deletes a connection; ECONFLICT while
+// credentials created through it still work (revoke them first).
+func (s *Service) RemoveProviderConnection(ctx context.Context, connID string) error {
+	id, err := changer(ctx)
+	if err != nil {
+		return err
+	}
+	c, err := s.connection(ctx, id, connID)
+	if err != nil {
+		return err
+	}
+	actx, err := s.audit(ctx, id, "provider.remove", "provider_connection", c.ID, c.AccountID, map[string]any{"kind": c.Kind, "name": c.Name})
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.DeleteProviderConnection(actx, connID); err != nil {
+		return err
+	}
+	s.forget(connID)
+	return nil
+}
+
+// CreateCredential creates a token at the connection's provider and records
+// it, without its secret, which is returned this once. If the record
+// cannot be written, the token is revoked at the provider again; if that
+// fails too, it is recorded as orphaned (or, failing even that, left for
+// reconcile to find) and the error says so.
+func (s *Service) CreateCredential(ctx context.Context, n keyward.NewCredential) (*keyward.CreatedCredential, error) {
+	id, err := changer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.connection(ctx, id, n.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.utc()
+	if err := validateNewCredential(n, now); err != nil {
+		return nil, err
+	}
+	return s.createCredential(ctx, id, c, n, nil, now)
+}
+
+// rotation is what a credential created by a rotation replaces.
+type rotation struct {
+	from  string
+	grace time.Duration
+}
+
+// validateNewCredential checks what a caller asks of a credential.
+func validateNewCredential(n keyward.NewCredential, now time.Time) error {
+	if err := validateName("name", n.Name, true); err != nil {
+		return err
+	}
+	if err := validateName("user", n.User, false); err != nil {
+		return err
+	}
+	if len(n.Scopes) > maxScopes {
+		return keyward.Errorf(keyward.EINVALID, "%d scopes: at most %d", len(n.Scopes), maxScopes)
+	}
+	for _, sc := range n.Scopes {
+		if err := validateName("scope", sc, true); err != nil {
+			return err
+		}
+	}
+	if n.ExpiresAt != nil && !n.ExpiresAt.After(now) {
+		return keyward.Errorf(keyward.EINVALID, "expires_at %s is not in the future", n.ExpiresAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// createCredential creates and records a credential through c; for a
+// rotation, the record of the credential it replaces is updated in the
+// same transaction.
+func (s *Service) createCredential(ctx context.Context, id *keyward.Identity, c *keyward.ProviderConnection, n keyward.NewCredential, rot *rotation, now time.Time) (*keyward.CreatedCredential, error) {
+	p, err := s.provider(c)
+	if err != nil {
+		return nil, err
+	}
+	created, err := p.Create(ctx, provider.NewToken{User: n.User, Name: n.Name, Scopes: n.Scopes, ExpiresAt: n.ExpiresAt})
+	if err != nil {
+		return nil, upstream(err)
+	}
+	cred := &keyward.ManagedCredential{
+		ID: apikey.NewID("crd"), ConnectionID: c.ID, Kind: c.Kind, AccountID: c.AccountID,
+		ExternalID: created.ExternalID, ExternalUser: cmp.Or(created.User, n.User), Name: created.Name,
+		Scopes: append([]string{}, n.Scopes...), Hint: created.Hint, ExpiresAt: n.ExpiresAt,
+		Status: keyward.CredentialActive, CreatedBy: id.KeyID, CreatedAt: now, UpdatedAt: now,
+	}
+	if rot == nil {
+		err = s.recordCredential(ctx, id, cred)
+	} else {
+		cred.RotatedFrom = rot.from
+		err = s.recordRotation(ctx, id, cred, rot.grace, now)
+	}
+	if err == nil {
+		return &keyward.CreatedCredential{Credential: cred, Secret: created.Secret.Reveal()}, nil
+	}
+	// No half-state: the token must not outlive its failed record.
+	if rerr := p.Revoke(ctx, cred.ExternalUser, cred.ExternalID); rerr == nil || keyward.ErrorCode(rerr) == keyward.ENOTFOUND {
+		return nil, err
+	}
+	s.log.ErrorContext(ctx, "a token created at a provider could not be recorded nor revoked: recording it as orphaned",
+		"connection", c.ID, "external_id", cred.ExternalID, "err", err)
+	cred.Status, cred.RotatedFrom = keyward.CredentialOrphaned, ""
+	if oerr := s.store.CreateCredential(ctx, cred); oerr != nil {
+		s.log.ErrorContext(ctx, "recording an orphaned token failed: keyward credentials reconcile lists it", "connection", c.ID,
+			"external_id", cred.ExternalID, "err", oerr)
+	}
+	return nil, keyward.WrapError(keyward.ErrorCode(err), err, "%s; the token created at %s (id %s) could not be revoked again: it is orphaned, see keyward credentials reconcile",
+		keyward.ErrorMessage(err), c.Kind, cred.ExternalID)
+}
+
+// recordCredential stores a new credential with its audit entry and event.
+func (s *Service) recordCredential(ctx context.Context, id *keyward.Identity, cred *keyward.ManagedCredential) error {
+	actx, err := s.audit(ctx, id, "credential.create", "credential", cred.ID, cred.AccountID, credentialDetails(cred))
+	if err != nil {
+		return err
+	}
+	return s.store.CreateCredential(actx, cred)
+}
+
+// credentialDetails are the audit details (and event data) of a
+// credential: what it is, never its token.
+func credentialDetails(c *keyward.ManagedCredential) map[string]any {
+	return map[string]any{
+		"connection_id": c.ConnectionID, "kind": c.Kind, "external_id": c.ExternalID, "external_user": c.ExternalUser,
+		"name": c.Name, "scopes": c.Scopes, "expires_at": c.ExpiresAt, "status": c.Status,
+	}
+}
+
+// credential returns the credential with id if the caller may manage it.
+func (s *Service) credential(ctx context.Context, id *keyward.Identity, credID string) (*keyward.ManagedCredential, error) {
+	account := ""
+	if err := scopeToAccount(id, &account, "manage credentials"); err != nil {
+		return nil, err
+	}
+	c, err := s.store.Credential(ctx, credID)
+	if err != nil {
+		return nil, err
+	}
+	if account != "" && c.AccountID != account {
+		return nil, notFound("credential", credID)
+	}
+	return c, nil
+}
+
+// Credential returns a credential the caller may manage.
+func (s *Service) Credential(ctx context.Context, credID string) (*keyward.ManagedCredential, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.credential(ctx, id, credID)
+}
+
+// Credentials lists the credentials the caller may manage.
+func (s *Service) Credentials(ctx context.Context, f keyward.CredentialFilter, p keyward.Page) (*keyward.CredentialList, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := scopeToAccount(id, &f.AccountID, "manage credentials"); err != nil {
+		return nil, err
+	}
+	items, next, err := s.store.Credentials(ctx, f, p)
+	if err != nil {
+		return nil, err
+	}
+	return &keyward.CredentialList{Items: items, Next: next}, nil
+}
+
+// RevokeCredential revokes a credential at its provider and records it. A
+// token the provider no longer has counts as revoked. Revoking a revoked
+// or expired credential again does nothing.
+func (s *Service) RevokeCredential(ctx context.Context, credID string) (*keyward.ManagedCredential, error) {
+	id, err := changer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := s.credential(ctx, id, credID)
+	if err != nil {
+		return nil, err
+	}
+	return s.retire(ctx, id, cred, keyward.CredentialRevoked, "credential.revoke")
+}
+
+// retire revokes cred at its provider and records status with the audit
+// action (credential.revoke, credential.expire) and its event.
+func (s *Service) retire(ctx context.Context, id *keyward.Identity, cred *keyward.ManagedCredential, status keyward.CredentialStatus, action string) (*keyward.ManagedCredential, error) {
+	if cred.Status == keyward.CredentialRevoked || cred.Status == keyward.CredentialExpired {
+		return cred, nil
+	}
+	conn, err := s.store.ProviderConnection(ctx, cred.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.provider(conn)
+	if err != nil {
+		return nil, err
+	}
+	gone := false
+	if err := p.Revoke(ctx, cred.ExternalUser, cred.ExternalID); keyward.ErrorCode(err) == keyward.ENOTFOUND {
+		gone = true
+	} else if err != nil {
+		return nil, upstream(err)
+	}
+	now := s.utc()
+	details := credentialDetails(cred)
+	details["status"], details["already_gone_at_provider"] = status, gone
+	actx, err := s.audit(ctx, id, action, "credential", cred.ID, cred.AccountID, details)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.store.UpdateCredential(actx, cred.ID, func(c *keyward.ManagedCredential) error {
+		if c.Status == keyward.CredentialRevoked || c.Status == keyward.CredentialExpired {
+			return errRetired // another call got there first
+		}
+		c.Status, c.RevokedAt, c.UpdatedAt = status, &now, now
+		return nil
+	})
+	if errors.Is(err, errRetired) {
+		return s.store.Credential(ctx, cred.ID)
+	}
+	return out, err
+}
+
+// errRetired aborts recording a retirement another call recorded first.
+var errRetired = errors.New("already retired")
+
+// RotateCredential creates a replacement of an active credential, with
+// the same user, scopes and expiry and a name marking the rotation, and
+// returns it with its token. The old one keeps working until grace ends,
+// when the lifecycle job revokes it (at once for a zero grace).
+func (s *Service) RotateCredential(ctx context.Context, credID string, grace time.Duration) (*keyward.CreatedCredential, error) {
+	id, err := changer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	old, err := s.credential(ctx, id, credID)
+	if err != nil {
+		return nil, err
+	}
+	if old.Status != keyward.CredentialActive {
+		return nil, keyward.Errorf(keyward.ECONFLICT, "credential %s is %s: only an active credential can be rotated", old.ID, old.Status)
+	}
+	if grace < 0 || grace > 30*24*time.Hour {
+		return nil, keyward.Errorf(keyward.EINVALID, "grace %s is out of range: use 0 to 720h", grace)
+	}
+	conn, err := s.store.ProviderConnection(ctx, old.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.utc()
+	n := keyward.NewCredential{ConnectionID: conn.ID, User: old.ExternalUser, Name: rotatedName(old.Name, now),
+		Scopes: old.Scopes, ExpiresAt: old.ExpiresAt}
+	if n.ExpiresAt != nil && !n.ExpiresAt.After(now) {
+		return nil, keyward.Errorf(keyward.ECONFLICT, "credential %s has expired: create a new one", old.ID)
+	}
+	created, err := s.createCredential(ctx, id, conn, n, &rotation{from: old.ID, grace: grace}, now)
+	if err != nil {
+		return nil, err
+	}
+	if grace == 0 {
+		// The old token stops now; the job would revoke it within its
+		// interval, but a rotation without grace means at once.
+		old, err = s.store.Credential(ctx, old.ID)
+		if err == nil {
+			_, err = s.retire(ctx, id, old, keyward.CredentialRevoked, "credential.revoke")
+		}
+		if err != nil {
+			s.log.WarnContext(ctx, "revoking a rotated credential at once failed: the lifecycle job will", "credential", old.ID, "err", err)
+		}
+	}
+	return created, nil
+}
+
+// rotatedName is the name of a rotation's replacement: providers require
+// unique names, so the base name gets the time of the rotation.
+func rotatedName(name string, now time.Time) string {
+	if i := strings.LastIndex(name, "-rot"); i > 0 && len(name)-i == len("-rot20060102150405") {
+		name = name[:i]
+	}
+	return name + "-rot" + now.Format("20060102150405")
+}
+
+// recordRotation stores the replacement and marks the old credential
+// rotated, in one transaction with the audit entry and event.
+func (s *Service) recordRotation(ctx context.Context, id *keyward.Identity, next *keyward.ManagedCredential, grace time.Duration, now time.Time) error {
+	details := credentialDetails(next)
+	details["new_credential_id"], details["grace"] = next.ID, grace.String()
+	actx, err := s.audit(ctx, id, "credential.rotate", "credential", next.RotatedFrom, next.AccountID, details)
+	if err != nil {
+		return err
+	}
+	until := now.Add(grace)
+	_, _, err = s.store.RotateCredential(actx, next.RotatedFrom, func(old *keyward.ManagedCredential) (*keyward.ManagedCredential, error) {
+		if old.Status != keyward.CredentialActive {
+			return nil, keyward.Errorf(keyward.ECONFLICT, "credential %s is %s: only an active credential can be rotated", old.ID, old.Status)
+		}
+		old.Status, old.ReplacedBy, old.GraceUntil, old.UpdatedAt = keyward.CredentialRotated, next.ID, &until, now
+		return next, nil
+	})
+	return err
+}
+
+// VerifyCredential checks a token at a connection's provider.
+func (s *Service) VerifyCredential(ctx context.Context, connID, token string) (*keyward.CredentialVerification, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.connection(ctx, id, connID)
+	if err != nil {
+		return nil, err
+	}
+	if token == "" {
+		return nil, keyward.Errorf(keyward.EINVALID, "token is required")
+	}
+	p, err := s.provider(c)
+	if err != nil {
+		return nil, err
+	}
+	who, err := p.Verify(ctx, keyward.Secret(token))
+	switch keyward.ErrorCode(err) {
+	case "":
+		return &keyward.CredentialVerification{Valid: true, User: who.User}, nil
+	case keyward.EUNAUTHORIZED:
+		return &keyward.CredentialVerification{Problem: keyward.ErrorMessage(err)}, nil
+	}
+	return nil, upstream(err)
+}
+
+// Reconcile compares the tokens at a connection's provider with keyward's
+// records: tokens keyward does not manage (created behind its back, or
+// orphaned), and records whose token vanished. It changes nothing unless
+// asked to revoke the unmanaged tokens or mark the vanished records.
+func (s *Service) Reconcile(ctx context.Context, connID string, r keyward.ReconcileRequest) (*keyward.ReconcileReport, error) {
+	id, err := changer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.connection(ctx, id, connID)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.provider(c)
+	if err != nil {
+		return nil, err
+	}
+	var records []*keyward.ManagedCredential
+	for page := (keyward.Page{Limit: keyward.MaxPageLimit}); ; {
+		items, next, err := s.store.Credentials(ctx, keyward.CredentialFilter{ConnectionID: c.ID}, page)
+		if err != nil {
+			return nil, err
+		}
+		records = append(records, items...)
+		if page.After = next; next == "" {
+			break
+		}
+	}
+	users := []string{""}
+	for _, u := range r.Users {
+		if err := validateName("user", u, true); err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+	}
+	for _, rec := range records {
+		users = append(users, rec.ExternalUser)
+	}
+	slices.Sort(users)
+	users = slices.Compact(users)
+
+	managed := map[string]*keyward.ManagedCredential{}
+	for _, rec := range records {
+		if rec.Status != keyward.CredentialOrphaned {
+			managed[rec.ExternalID] = rec
+		}
+	}
+	report := &keyward.ReconcileReport{Unmanaged: []keyward.ExternalToken{}, Vanished: []*keyward.ManagedCredential{}}
+	present := map[string]bool{}
+	for _, u := range users {
+		if c.Kind == provider.KindN8n && u != "" {
+			continue // n8n keys are all the owner's
+		}
+		tokens, err := p.List(ctx, u)
+		if keyward.ErrorCode(err) == keyward.ENOTFOUND && u != "" {
+			continue // the user is gone at the provider, with its tokens
+		}
+		if err != nil {
+			return nil, upstream(err)
+		}
+		for _, t := range tokens {
+			if present[t.ExternalID] {
+				continue
+			}
+			present[t.ExternalID] = true
+			if managed[t.ExternalID] == nil {
+				report.Unmanaged = append(report.Unmanaged, t)
+			}
+		}
+	}
+	for _, rec := range records {
+		live := rec.Status == keyward.CredentialActive || rec.Status == keyward.CredentialRotated
+		if live && !present[rec.ExternalID] {
+			report.Vanished = append(report.Vanished, rec)
+		}
+	}
+	if r.RevokeUnmanaged {
+		for _, t := range report.Unmanaged {
+			if err := p.Revoke(ctx, t.User, t.ExternalID); err != nil && keyward.ErrorCode(err) != keyward.ENOTFOUND {
+				return report, upstream(err)
+			}
+			report.Revoked = append(report.Revoked, t.ExternalID)
+		}
+		if err := s.settleOrphans(ctx, id, records, present); err != nil {
+			return report, err
+		}
+	}
+	if r.MarkVanished {
+		for _, rec := range report.Vanished {
+			if err := s.markVanished(ctx, id, rec); err != nil {
+				return report, err
+			}
+			report.Marked = append(report.Marked, rec.ID)
+		}
+	}
+	if len(report.Revoked) > 0 || len(report.Marked) > 0 {
+		e, err := s.auditEntry(ctx, id, "provider.reconcile", "provider_connection", c.ID, c.AccountID, keyward.AuditSuccess,
+			map[string]any{"revoked": report.Revoked, "marked": report.Marked})
+		if err == nil {
+			err = s.store.AppendAudit(ctx, e)
+		}
+		if err != nil {
+			return report, err
+		}
+	}
+	return report, nil
+}
+
+// settleOrphans marks the orphaned records whose token is now gone at the
+// provider as revoked.
+func (s *Service) settleOrphans(ctx context.Context, id *keyward.Identity, records []*keyward.ManagedCredential, present map[string]bool) error {
+	for _, rec := range records {
+		if rec.Status != keyward.CredentialOrphaned {
+			continue
+		}
+		now := s.utc()
+		actx, err := s.audit(ctx, id, "credential.revoke", "credential", rec.ID, rec.AccountID, credentialDetails(rec))
+		if err != nil {
+			return err
+		}
+		if _, err := s.store.UpdateCredential(actx, rec.ID, func(c *keyward.ManagedCredential) error {
+			c.Status, c.RevokedAt, c.UpdatedAt = keyward.CredentialRevoked, &now, now
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// markVanished records that rec's token is gone at the provider.
+func (s *Service) markVanished(ctx context.Context, id *keyward.Identity, rec *keyward.ManagedCredential) error {
+	now := s.utc()
+	actx, err := s.audit(ctx, id, "credential.vanished", "credential", rec.ID, rec.AccountID, credentialDetails(rec))
+	if err != nil {
+		return err
+	}
+	_, err = s.store.UpdateCredential(actx, rec.ID, func(c *keyward.ManagedCredential) error {
+		c.Status, c.UpdatedAt = keyward.CredentialVanished, now
+		return nil
+	})
+	return err
+}
+
+// noLiveCredentials returns ECONFLICT if the account has credentials that
+// still work at their provider: deleting the account would drop their
+// records and leave the tokens working, with no place left to revoke them.
+func (s *Service) noLiveCredentials(ctx context.Context, accountID string) error {
+	for _, st := range []keyward.CredentialStatus{keyward.CredentialActive, keyward.CredentialRotated, keyward.CredentialOrphaned} {
+		live, _, err := s.store.Credentials(ctx, keyward.CredentialFilter{AccountID: accountID, Status: st}, keyward.Page{Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(live) > 0 {
+			return keyward.Errorf(keyward.ECONFLICT, "account %s has %s external credentials (e.g. %s): revoke them first (keyward credentials list --account %s)",
+				accountID, st, live[0].ID, accountID)
+		}
+	}
+	return nil
+}
+
+// RetireDueCredential revokes at its provider a credential that expired
+// (credential.expired) or whose rotation grace ended (credential.revoked),
+// for the lifecycle job, as keyward itself. ECONFLICT if it changed since
+// it was listed.
+func (s *Service) RetireDueCredential(ctx context.Context, cred *keyward.ManagedCredential, now time.Time) error {
+	cur, err := s.store.Credential(ctx, cred.ID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case cur.Status == keyward.CredentialActive && cur.ExpiresAt != nil && !cur.ExpiresAt.After(now):
+		_, err = s.retire(ctx, systemIdentity, cur, keyward.CredentialExpired, "credential.expire")
+	case cur.Status == keyward.CredentialRotated && cur.GraceUntil != nil && !cur.GraceUntil.After(now):
+		_, err = s.retire(ctx, systemIdentity, cur, keyward.CredentialRevoked, "credential.revoke")
+	default:
+		return keyward.Errorf(keyward.ECONFLICT, "credential %s changed since it was listed", cred.ID)
+	}
+	return err
+}

@@ -1,0 +1,402 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+const selectConnection = `SELECT id, account_id, kind, name, base_url, username, password, password_version,
+	timeout_ms, created_by, created_at, updated_at FROM provider_connections`
+
+const selectCredential = `SELECT id, connection_id, kind, account_id, external_id, external_user, name, scopes,
+	hint, expires_at, status, rotated_from, replaced_by, grace_until, revoked_at, created_by, created_at, updated_at
+	FROM managed_credentials`
+
+// liveStatuses are the statuses of credentials that may still work at the
+// provider: their connection cannot be deleted.
+const liveStatuses = `('active', 'rotated', 'orphaned')`
+
+// CreateProviderConnection inserts c. ENOTFOUND if its account does not
+// exist, ECONFLICT if the id, or the name within the account, is taken.
+func (s *Store) CreateProviderConnection(ctx context.Context, c *keyward.ProviderConnection) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := validConnection(c); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO provider_connections (id, account_id, kind, name, base_url, username,
+			password, password_version, timeout_ms, created_by, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.AccountID, c.Kind, c.Name, c.BaseURL, c.Username, nonNil(c.SealedPassword), c.PasswordVersion,
+			time.Duration(c.Timeout).Milliseconds(), c.CreatedBy, formatTime(c.CreatedAt), formatTime(c.UpdatedAt))
+		return s.dbError(err, conflicts{
+			pk:     fmt.Sprintf("provider connection %s already exists", c.ID),
+			unique: fmt.Sprintf("account %s already has a provider connection named %q", c.AccountID, c.Name),
+			fk:     fmt.Sprintf("account %s not found", c.AccountID),
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create provider connection %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// validConnection returns EINVALID unless c's password is either empty or
+// sealed under a master key version.
+func validConnection(c *keyward.ProviderConnection) error {
+	if len(c.SealedPassword) == 0 {
+		return nil
+	}
+	return (&keyward.Sealed{Version: c.PasswordVersion, Data: c.SealedPassword}).ValidateRecord("the password of provider connection " + c.ID)
+}
+
+// ProviderConnection returns the connection with id. ENOTFOUND if none.
+func (s *Store) ProviderConnection(ctx context.Context, id string) (*keyward.ProviderConnection, error) {
+	c, err := s.connectionTx(ctx, s.r, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: provider connection %s: %w", id, err)
+	}
+	return c, nil
+}
+
+func (s *Store) connectionTx(ctx context.Context, q querier, id string) (*keyward.ProviderConnection, error) {
+	c, err := scanConnection(q.QueryRowContext(ctx, selectConnection+" WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, keyward.Errorf(keyward.ENOTFOUND, "provider connection %s not found", id)
+	}
+	return c, s.dbError(err, conflicts{})
+}
+
+// ProviderConnections lists the connections of an account ("" for all) by
+// id.
+func (s *Store) ProviderConnections(ctx context.Context, accountID string, p keyward.Page) ([]*keyward.ProviderConnection, string, error) {
+	query, args := selectConnection+" WHERE 1=1", []any(nil)
+	if accountID != "" {
+		query += " AND account_id = ?"
+		args = append(args, accountID)
+	}
+	query, args = pageQuery(query, "id", ascending, args, p)
+	conns, err := queryRows(ctx, s.r, query, args, scanConnection)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list provider connections: %w", s.dbError(err, conflicts{}))
+	}
+	conns, next := page(conns, p, func(c *keyward.ProviderConnection) string { return c.ID })
+	return conns, next, nil
+}
+
+// UpdateProviderConnection loads the connection, applies fn and saves the
+// result in one transaction. EINVALID if fn changes the id, account or
+// kind; ECONFLICT if it renames the connection to a name the account
+// already uses.
+func (s *Store) UpdateProviderConnection(ctx context.Context, id string, fn func(*keyward.ProviderConnection) error) (*keyward.ProviderConnection, error) {
+	var out *keyward.ProviderConnection
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		c, err := s.connectionTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		account, kind := c.AccountID, c.Kind
+		if err := fn(c); err != nil {
+			return err
+		}
+		if c.ID != id || c.AccountID != account || c.Kind != kind {
+			return keyward.Errorf(keyward.EINVALID, "the id, account and kind of a provider connection cannot change")
+		}
+		if err := validConnection(c); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE provider_connections SET name = ?, base_url = ?, username = ?, password = ?,
+			password_version = ?, timeout_ms = ?, updated_at = ? WHERE id = ?`,
+			c.Name, c.BaseURL, c.Username, nonNil(c.SealedPassword), c.PasswordVersion,
+			time.Duration(c.Timeout).Milliseconds(), formatTime(c.UpdatedAt), id)
+		if err != nil {
+			return s.dbError(err, conflicts{unique: fmt.Sprintf("account %s already has a provider connection named %q", account, c.Name)})
+		}
+		out, err = s.connectionTx(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: update provider connection %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// DeleteProviderConnection deletes the connection and returns it.
+// ENOTFOUND if none; ECONFLICT while credentials created through it are
+// active, rotated or orphaned. The records of its finished credentials
+// (revoked, expired, vanished) are deleted with it.
+func (s *Store) DeleteProviderConnection(ctx context.Context, id string) (*keyward.ProviderConnection, error) {
+	var c *keyward.ProviderConnection
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		if c, err = s.connectionTx(ctx, tx, id); err != nil {
+			return err
+		}
+		var live int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM managed_credentials WHERE connection_id = ? AND status IN "+liveStatuses,
+			id).Scan(&live); err != nil {
+			return s.dbError(err, conflicts{})
+		}
+		if live > 0 {
+			return keyward.Errorf(keyward.ECONFLICT, "provider connection %s still has %d credentials that are active, rotated or orphaned: revoke them first", id, live)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM managed_credentials WHERE connection_id = ?", id); err != nil {
+			return s.dbError(err, conflicts{})
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM provider_connections WHERE id = ?", id)
+		return s.dbError(err, conflicts{})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: delete provider connection %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// CreateCredential inserts c. ENOTFOUND if its connection does not exist,
+// ECONFLICT if the id, or the external id within the connection, is taken;
+// EINVALID if its account or kind is not its connection's, or its status
+// is unknown.
+func (s *Store) CreateCredential(ctx context.Context, c *keyward.ManagedCredential) error {
+	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertCredential(ctx, tx, c) })
+	if err != nil {
+		return fmt.Errorf("sqlite: create credential %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+func (s *Store) insertCredential(ctx context.Context, tx *sql.Tx, c *keyward.ManagedCredential) error {
+	conn, err := s.connectionTx(ctx, tx, c.ConnectionID)
+	if err != nil {
+		return err
+	}
+	if c.AccountID != conn.AccountID || c.Kind != conn.Kind {
+		return keyward.Errorf(keyward.EINVALID, "credential %s must have the account and kind of its provider connection %s", c.ID, conn.ID)
+	}
+	if err := validStatus(c.Status); err != nil {
+		return err
+	}
+	scopes, err := json.Marshal(nonNil(c.Scopes))
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO managed_credentials (id, connection_id, kind, account_id, external_id,
+		external_user, name, scopes, hint, expires_at, status, rotated_from, replaced_by, grace_until, revoked_at,
+		created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.ConnectionID, c.Kind, c.AccountID, c.ExternalID, c.ExternalUser, c.Name, string(scopes), c.Hint,
+		nullTime(c.ExpiresAt), string(c.Status), nullString(c.RotatedFrom), nullString(c.ReplacedBy),
+		nullTime(c.GraceUntil), nullTime(c.RevokedAt), c.CreatedBy, formatTime(c.CreatedAt), formatTime(c.UpdatedAt))
+	return s.dbError(err, conflicts{
+		pk:     fmt.Sprintf("credential %s already exists", c.ID),
+		unique: fmt.Sprintf("provider connection %s already has a credential with external id %s", c.ConnectionID, c.ExternalID),
+		fk:     fmt.Sprintf("provider connection %s not found", c.ConnectionID),
+	})
+}
+
+// validStatus returns EINVALID for a status that is not one of
+// keyward's credential statuses.
+func validStatus(st keyward.CredentialStatus) error {
+	switch st {
+	case keyward.CredentialActive, keyward.CredentialRotated, keyward.CredentialRevoked,
+		keyward.CredentialExpired, keyward.CredentialOrphaned, keyward.CredentialVanished:
+		return nil
+	}
+	return keyward.Errorf(keyward.EINVALID, "unknown credential status %q", st)
+}
+
+// Credential returns the credential with id. ENOTFOUND if none.
+func (s *Store) Credential(ctx context.Context, id string) (*keyward.ManagedCredential, error) {
+	c, err := s.credentialTx(ctx, s.r, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: credential %s: %w", id, err)
+	}
+	return c, nil
+}
+
+func (s *Store) credentialTx(ctx context.Context, q querier, id string) (*keyward.ManagedCredential, error) {
+	c, err := scanCredential(q.QueryRowContext(ctx, selectCredential+" WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, keyward.Errorf(keyward.ENOTFOUND, "credential %s not found", id)
+	}
+	return c, s.dbError(err, conflicts{})
+}
+
+// Credentials lists the credentials matching f by id.
+func (s *Store) Credentials(ctx context.Context, f keyward.CredentialFilter, p keyward.Page) ([]*keyward.ManagedCredential, string, error) {
+	query, args := selectCredential+" WHERE 1=1", []any(nil)
+	if f.AccountID != "" {
+		query += " AND account_id = ?"
+		args = append(args, f.AccountID)
+	}
+	if f.ConnectionID != "" {
+		query += " AND connection_id = ?"
+		args = append(args, f.ConnectionID)
+	}
+	if f.Status != "" {
+		query += " AND status = ?"
+		args = append(args, string(f.Status))
+	}
+	query, args = pageQuery(query, "id", ascending, args, p)
+	creds, err := queryRows(ctx, s.r, query, args, scanCredential)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list credentials: %w", s.dbError(err, conflicts{}))
+	}
+	creds, next := page(creds, p, func(c *keyward.ManagedCredential) string { return c.ID })
+	return creds, next, nil
+}
+
+// UpdateCredential loads the credential, applies fn and saves the result in
+// one transaction. EINVALID if fn changes the id, connection, account, kind
+// or external id, or sets an unknown status.
+func (s *Store) UpdateCredential(ctx context.Context, id string, fn func(*keyward.ManagedCredential) error) (*keyward.ManagedCredential, error) {
+	var out *keyward.ManagedCredential
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		c, err := s.credentialTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		orig := *c
+		if err := fn(c); err != nil {
+			return err
+		}
+		if err := s.saveCredential(ctx, tx, &orig, c); err != nil {
+			return err
+		}
+		out, err = s.credentialTx(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: update credential %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// RotateCredential loads the credential, lets fn change it and return its
+// replacement, then saves both in one transaction: an error from fn, or
+// from saving either, leaves both as they were.
+func (s *Store) RotateCredential(ctx context.Context, id string, fn func(old *keyward.ManagedCredential) (*keyward.ManagedCredential, error)) (old, next *keyward.ManagedCredential, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		c, err := s.credentialTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		orig := *c
+		n, err := fn(c)
+		if err != nil {
+			return err
+		}
+		if n == nil {
+			return keyward.Errorf(keyward.EINVALID, "rotation produced no replacement credential")
+		}
+		if err := s.saveCredential(ctx, tx, &orig, c); err != nil {
+			return err
+		}
+		if err := s.insertCredential(ctx, tx, n); err != nil {
+			return err
+		}
+		if old, err = s.credentialTx(ctx, tx, id); err != nil {
+			return err
+		}
+		next, err = s.credentialTx(ctx, tx, n.ID)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite: rotate credential %s: %w", id, err)
+	}
+	return old, next, nil
+}
+
+// saveCredential writes the mutable fields of c, loaded as orig.
+func (s *Store) saveCredential(ctx context.Context, tx *sql.Tx, orig, c *keyward.ManagedCredential) error {
+	if c.ID != orig.ID || c.ConnectionID != orig.ConnectionID || c.AccountID != orig.AccountID ||
+		c.Kind != orig.Kind || c.ExternalID != orig.ExternalID {
+		return keyward.Errorf(keyward.EINVALID, "the id, connection, account, kind and external id of a credential cannot change")
+	}
+	if err := validStatus(c.Status); err != nil {
+		return err
+	}
+	scopes, err := json.Marshal(nonNil(c.Scopes))
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE managed_credentials SET external_user = ?, name = ?, scopes = ?, hint = ?,
+		expires_at = ?, status = ?, rotated_from = ?, replaced_by = ?, grace_until = ?, revoked_at = ?, updated_at = ?
+		WHERE id = ?`,
+		c.ExternalUser, c.Name, string(scopes), c.Hint, nullTime(c.ExpiresAt), string(c.Status),
+		nullString(c.RotatedFrom), nullString(c.ReplacedBy), nullTime(c.GraceUntil), nullTime(c.RevokedAt),
+		formatTime(c.UpdatedAt), c.ID)
+	return s.dbError(err, conflicts{})
+}
+
+// CredentialsDue lists, by id after the cursor, the active credentials
+// whose expiry is at or before now and the rotated ones whose grace ended
+// at or before now.
+func (s *Store) CredentialsDue(ctx context.Context, now time.Time, after string, limit int) ([]*keyward.ManagedCredential, error) {
+	creds, err := queryRows(ctx, s.r, selectCredential+` WHERE
+		((status = 'active' AND expires_at <= ?1) OR (status = 'rotated' AND grace_until <= ?1))
+		AND id > ?2 ORDER BY id LIMIT ?3`, []any{formatTime(now), after, limit}, scanCredential)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: credentials due: %w", s.dbError(err, conflicts{}))
+	}
+	return creds, nil
+}
+
+func scanConnection(row scanner) (*keyward.ProviderConnection, error) {
+	var (
+		c                keyward.ProviderConnection
+		timeoutMS        int64
+		created, updated string
+	)
+	if err := row.Scan(&c.ID, &c.AccountID, &c.Kind, &c.Name, &c.BaseURL, &c.Username, &c.SealedPassword,
+		&c.PasswordVersion, &timeoutMS, &c.CreatedBy, &created, &updated); err != nil {
+		return nil, err
+	}
+	if len(c.SealedPassword) == 0 {
+		c.SealedPassword = nil
+	}
+	c.Timeout = keyward.Duration(time.Duration(timeoutMS) * time.Millisecond)
+	var err error
+	if c.CreatedAt, err = parseTime(created); err != nil {
+		return nil, err
+	}
+	c.UpdatedAt, err = parseTime(updated)
+	return &c, err
+}
+
+func scanCredential(row scanner) (*keyward.ManagedCredential, error) {
+	var (
+		c                         keyward.ManagedCredential
+		scopes, status            string
+		created, updated          string
+		rotatedFrom, replacedBy   sql.NullString
+		expires, grace, revokedAt sql.NullString
+	)
+	if err := row.Scan(&c.ID, &c.ConnectionID, &c.Kind, &c.AccountID, &c.ExternalID, &c.ExternalUser, &c.Name,
+		&scopes, &c.Hint, &expires, &status, &rotatedFrom, &replacedBy, &grace, &revokedAt, &c.CreatedBy,
+		&created, &updated); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(scopes), &c.Scopes); err != nil {
+		return nil, fmt.Errorf("credential %s: stored scopes: %w", c.ID, err)
+	}
+	c.Status, c.RotatedFrom, c.ReplacedBy = keyward.CredentialStatus(status), rotatedFrom.String, replacedBy.String
+	var err error
+	if c.ExpiresAt, err = parseNullTime(expires); err != nil {
+		return nil, err
+	}
+	if c.GraceUntil, err = parseNullTime(grace); err != nil {
+		return nil, err
+	}
+	if c.RevokedAt, err = parseNullTime(revokedAt); err != nil {
+		return nil, err
+	}
+	if c.CreatedAt, err = parseTime(created); err != nil {
+		return nil, err
+	}
+	c.UpdatedAt, err = parseTime(updated)
+	return &c, err
+}
