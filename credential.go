@@ -170,6 +170,15 @@ type NewProviderConnection struct {
 	Timeout  Duration `json:"timeout,omitempty"`
 }
 
+// ProviderConnectionUpdate changes a connection; nil fields stay as they
+// are. The password is kept encrypted and never shown.
+type ProviderConnectionUpdate struct {
+	BaseURL  *string   `json:"base_url,omitempty"`
+	Username *string   `json:"username,omitempty"`
+	Password *string   `json:"password,omitempty"`
+	Timeout  *Duration `json:"timeout,omitempty"`
+}
+
 // ProviderConnectionList is one page of connections.
 type ProviderConnectionList struct {
 	Items []*ProviderConnection `json:"items"`
@@ -245,6 +254,9 @@ type ReconcileReport struct {
 // own; users may not.
 type CredentialService interface {
 	AddProviderConnection(ctx context.Context, n NewProviderConnection) (*ProviderConnection, error)
+	// UpdateProviderConnection changes a connection after checking the
+	// provider accepts the result (root only).
+	UpdateProviderConnection(ctx context.Context, id string, u ProviderConnectionUpdate) (*ProviderConnection, error)
 	ProviderConnection(ctx context.Context, id string) (*ProviderConnection, error)
 	ProviderConnections(ctx context.Context, accountID string, p Page) (*ProviderConnectionList, error)
 	// TestProviderConnection checks that the provider is reachable and

@@ -64,30 +64,25 @@ func (s *Service) provider(c *keyward.ProviderConnection) (provider.Provider, er
 
 // AddProviderConnection checks that the provider is reachable and accepts
 // the credentials, then stores the connection with its password sealed.
-// Root may add connections to any account, an account admin to its own.
+// Only root adds, changes and removes connections: a connection makes
+// keyward send a password to a URL from its own network, which a tenant
+// must not be able to point anywhere. Account admins use their account's.
 func (s *Service) AddProviderConnection(ctx context.Context, n keyward.NewProviderConnection) (*keyward.ProviderConnection, error) {
 	id, err := changer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := scopeToAccount(id, &n.AccountID, "manage provider connections"); err != nil {
+	if err := requireRoot(id, "add provider connections"); err != nil {
 		return nil, err
 	}
-	switch {
-	case n.AccountID == "":
+	if n.AccountID == "" {
 		return nil, keyward.Errorf(keyward.EINVALID, "account_id is required: a connection belongs to an account")
-	case n.Kind != provider.KindGitea && n.Kind != provider.KindN8n:
-		return nil, keyward.Errorf(keyward.EINVALID, "kind %q: use gitea or n8n", n.Kind)
-	case n.Username == "" || n.Password == "":
-		return nil, keyward.Errorf(keyward.EINVALID, "username and password are required: the %s credentials keyward manages tokens with", credentialOwner(n.Kind))
-	case n.Timeout < 0 || time.Duration(n.Timeout) > 5*time.Minute:
-		return nil, keyward.Errorf(keyward.EINVALID, "timeout %s is out of range: use up to 5m, or leave it out for the default", time.Duration(n.Timeout))
+	}
+	if err := validateConnection(n.Kind, n.BaseURL, n.Username, n.Password, n.Timeout); err != nil {
+		return nil, err
 	}
 	if err := validateName("name", n.Name, true); err != nil {
 		return nil, err
-	}
-	if _, err := provider.NewHTTP(n.Kind, provider.Connection{BaseURL: n.BaseURL}); err != nil {
-		return nil, err // not a URL keyward may store: no credentials in it
 	}
 	if s.sealer == nil {
 		return nil, keyward.Errorf(keyward.EINTERNAL, "provider connections need master keys: configure master_keys")
@@ -108,13 +103,8 @@ func (s *Service) AddProviderConnection(ctx context.Context, n keyward.NewProvid
 	if err != nil {
 		return nil, err
 	}
-	if err := p.Check(ctx); err != nil {
+	if err := checkNew(ctx, p); err != nil {
 		s.forget(c.ID)
-		if code := keyward.ErrorCode(err); code == keyward.EUNAUTHORIZED || code == keyward.EFORBIDDEN {
-			// The provider refused what the caller gave: bad input, not
-			// a refusal of the caller's own key.
-			return nil, keyward.WrapError(keyward.EINVALID, err, "%s", keyward.ErrorMessage(err))
-		}
 		return nil, err
 	}
 	actx, err := s.audit(ctx, id, "provider.add", "provider_connection", c.ID, c.AccountID,
@@ -128,6 +118,101 @@ func (s *Service) AddProviderConnection(ctx context.Context, n keyward.NewProvid
 	}
 	return c, nil
 }
+
+// checkNew checks a provider with credentials a caller just gave: a refusal
+// of them is bad input, not a refusal of the caller's own key.
+func checkNew(ctx context.Context, p provider.Provider) error {
+	err := p.Check(ctx)
+	if code := keyward.ErrorCode(err); code == keyward.EUNAUTHORIZED || code == keyward.EFORBIDDEN {
+		return keyward.WrapError(keyward.EINVALID, err, "%s", keyward.ErrorMessage(err))
+	}
+	return err
+}
+
+// UpdateProviderConnection changes a connection's base URL, username,
+// password or timeout (root only), after checking the provider accepts the
+// result: the way to repair a connection whose admin password changed.
+func (s *Service) UpdateProviderConnection(ctx context.Context, connID string, u keyward.ProviderConnectionUpdate) (*keyward.ProviderConnection, error) {
+	id, err := changer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRoot(id, "change provider connections"); err != nil {
+		return nil, err
+	}
+	cur, err := s.store.ProviderConnection(ctx, connID)
+	if err != nil {
+		return nil, err
+	}
+	next := *cur
+	if u.BaseURL != nil {
+		next.BaseURL = strings.TrimRight(*u.BaseURL, "/")
+	}
+	if u.Username != nil {
+		next.Username = *u.Username
+	}
+	if u.Timeout != nil {
+		next.Timeout = *u.Timeout
+	}
+	if err := validateConnection(next.Kind, next.BaseURL, next.Username, "x", next.Timeout); err != nil {
+		return nil, err
+	}
+	next.UpdatedAt = s.utc()
+	if u.Password != nil {
+		if *u.Password == "" {
+			return nil, keyward.Errorf(keyward.EINVALID, "password must not be empty")
+		}
+		if s.sealer == nil {
+			return nil, keyward.Errorf(keyward.EINTERNAL, "provider connections need master keys: configure master_keys")
+		}
+		if next.PasswordVersion, next.SealedPassword, err = s.sealer.Seal([]byte(*u.Password), keyward.ProviderPasswordAD(next.ID)); err != nil {
+			return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: sealing the password of provider connection %s", next.ID)
+		}
+	}
+	p, err := s.provider(&next)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNew(ctx, p); err != nil {
+		s.forget(next.ID)
+		return nil, err
+	}
+	actx, err := s.audit(ctx, id, "provider.update", "provider_connection", next.ID, next.AccountID,
+		map[string]any{"base_url": next.BaseURL, "username": next.Username, "timeout": next.Timeout, "password_changed": u.Password != nil})
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.store.UpdateProviderConnection(actx, connID, func(c *keyward.ProviderConnection) error {
+		c.BaseURL, c.Username, c.Timeout, c.UpdatedAt = next.BaseURL, next.Username, next.Timeout, next.UpdatedAt
+		c.SealedPassword, c.PasswordVersion = next.SealedPassword, next.PasswordVersion
+		return nil
+	})
+	if err != nil {
+		s.forget(next.ID)
+	}
+	return out, err
+}
+
+// validateConnection checks the settings of a connection.
+func validateConnection(kind, baseURL, username, password string, timeout keyward.Duration) error {
+	switch {
+	case kind != provider.KindGitea && kind != provider.KindN8n:
+		return keyward.Errorf(keyward.EINVALID, "kind %q: use gitea or n8n", kind)
+	case username == "" || password == "":
+		return keyward.Errorf(keyward.EINVALID, "username and password are required: the %s credentials keyward manages tokens with", credentialOwner(kind))
+	case timeout < 0 || time.Duration(timeout) > maxProviderTimeout:
+		return keyward.Errorf(keyward.EINVALID, "timeout %s is out of range: use up to %s, or leave it out for the default", time.Duration(timeout), maxProviderTimeout)
+	}
+	if err := validateName("username", username, true); err != nil {
+		return err
+	}
+	_, err := provider.NewHTTP(kind, provider.Connection{BaseURL: baseURL})
+	return err // not a URL keyward may store: no credentials or query in it
+}
+
+// maxProviderTimeout bounds a connection's timeout: a credential's creation
+// makes a few requests, all within the API's own request deadlines.
+const maxProviderTimeout = 20 * time.Second
 
 // credentialOwner names who a connection's credentials belong to.
 func credentialOwner(kind string) string {
@@ -221,7 +306,10 @@ func (s *Service) RemoveProviderConnection(ctx context.Context, connID string) e
 	if err != nil {
 		return err
 	}
-	c, err := s.connection(ctx, id, connID)
+	if err := requireRoot(id, "remove provider connections"); err != nil {
+		return err
+	}
+	c, err := s.store.ProviderConnection(ctx, connID)
 	if err != nil {
 		return err
 	}
@@ -312,20 +400,31 @@ func (s *Service) createCredential(ctx context.Context, id *keyward.Identity, c 
 	if err == nil {
 		return &keyward.CreatedCredential{Credential: cred, Secret: created.Secret.Reveal()}, nil
 	}
-	// No half-state: the token must not outlive its failed record.
+	// No half-state: the token must not outlive its failed record, also
+	// when the caller has gone away meanwhile (its ctx cancelled).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	defer cancel()
 	if rerr := p.Revoke(ctx, cred.ExternalUser, cred.ExternalID); rerr == nil || keyward.ErrorCode(rerr) == keyward.ENOTFOUND {
 		return nil, err
 	}
 	s.log.ErrorContext(ctx, "a token created at a provider could not be recorded nor revoked: recording it as orphaned",
 		"connection", c.ID, "external_id", cred.ExternalID, "err", err)
 	cred.Status, cred.RotatedFrom = keyward.CredentialOrphaned, ""
-	if oerr := s.store.CreateCredential(ctx, cred); oerr != nil {
+	actx, oerr := s.audit(ctx, id, "credential.orphaned", "credential", cred.ID, cred.AccountID, credentialDetails(cred))
+	if oerr == nil {
+		oerr = s.store.CreateCredential(actx, cred)
+	}
+	if oerr != nil {
 		s.log.ErrorContext(ctx, "recording an orphaned token failed: keyward credentials reconcile lists it", "connection", c.ID,
 			"external_id", cred.ExternalID, "err", oerr)
 	}
 	return nil, keyward.WrapError(keyward.ErrorCode(err), err, "%s; the token created at %s (id %s) could not be revoked again: it is orphaned, see keyward credentials reconcile",
 		keyward.ErrorMessage(err), c.Kind, cred.ExternalID)
 }
+
+// undoTimeout bounds the revocation and orphan record that undo a
+// credential whose record failed.
+const undoTimeout = 30 * time.Second
 
 // recordCredential stores a new credential with its audit entry and event.
 func (s *Service) recordCredential(ctx context.Context, id *keyward.Identity, cred *keyward.ManagedCredential) error {
@@ -541,7 +640,7 @@ func (s *Service) VerifyCredential(ctx context.Context, connID, token string) (*
 	switch keyward.ErrorCode(err) {
 	case "":
 		return &keyward.CredentialVerification{Valid: true, User: who.User}, nil
-	case keyward.EUNAUTHORIZED:
+	case keyward.EUNAUTHORIZED, keyward.EFORBIDDEN: // a verdict on the token
 		return &keyward.CredentialVerification{Problem: keyward.ErrorMessage(err)}, nil
 	}
 	return nil, upstream(err)
@@ -550,7 +649,14 @@ func (s *Service) VerifyCredential(ctx context.Context, connID, token string) (*
 // Reconcile compares the tokens at a connection's provider with keyward's
 // records: tokens keyward does not manage (created behind its back, or
 // orphaned), and records whose token vanished. It changes nothing unless
-// asked to revoke the unmanaged tokens or mark the vanished records.
+// asked to revoke the unmanaged tokens or mark the vanished records; each
+// such change is audited as it is made.
+//
+// Records of every connection to the same system (same kind and base URL,
+// in any account) count as managed: two accounts sharing a Gitea admin must
+// not see, or revoke, each other's tokens as unmanaged. The provider is
+// listed before the records are read, so a credential created meanwhile is
+// known by then.
 func (s *Service) Reconcile(ctx context.Context, connID string, r keyward.ReconcileRequest) (*keyward.ReconcileReport, error) {
 	id, err := changer(ctx)
 	if err != nil {
@@ -560,41 +666,26 @@ func (s *Service) Reconcile(ctx context.Context, connID string, r keyward.Reconc
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.provider(c)
-	if err != nil {
-		return nil, err
-	}
-	var records []*keyward.ManagedCredential
-	for page := (keyward.Page{Limit: keyward.MaxPageLimit}); ; {
-		items, next, err := s.store.Credentials(ctx, keyward.CredentialFilter{ConnectionID: c.ID}, page)
-		if err != nil {
-			return nil, err
-		}
-		records = append(records, items...)
-		if page.After = next; next == "" {
-			break
-		}
-	}
-	users := []string{""}
 	for _, u := range r.Users {
 		if err := validateName("user", u, true); err != nil {
 			return nil, err
 		}
-		users = append(users, u)
 	}
-	for _, rec := range records {
+	p, err := s.provider(c)
+	if err != nil {
+		return nil, err
+	}
+	own, err := s.allCredentials(ctx, keyward.CredentialFilter{ConnectionID: c.ID})
+	if err != nil {
+		return nil, err
+	}
+	users := append([]string{""}, r.Users...)
+	for _, rec := range own {
 		users = append(users, rec.ExternalUser)
 	}
 	slices.Sort(users)
 	users = slices.Compact(users)
-
-	managed := map[string]*keyward.ManagedCredential{}
-	for _, rec := range records {
-		if rec.Status != keyward.CredentialOrphaned {
-			managed[rec.ExternalID] = rec
-		}
-	}
-	report := &keyward.ReconcileReport{Unmanaged: []keyward.ExternalToken{}, Vanished: []*keyward.ManagedCredential{}}
+	var listed []keyward.ExternalToken
 	present := map[string]bool{}
 	for _, u := range users {
 		if c.Kind == provider.KindN8n && u != "" {
@@ -608,16 +699,23 @@ func (s *Service) Reconcile(ctx context.Context, connID string, r keyward.Reconc
 			return nil, upstream(err)
 		}
 		for _, t := range tokens {
-			if present[t.ExternalID] {
-				continue
-			}
-			present[t.ExternalID] = true
-			if managed[t.ExternalID] == nil {
-				report.Unmanaged = append(report.Unmanaged, t)
+			if !present[t.ExternalID] {
+				present[t.ExternalID] = true
+				listed = append(listed, t)
 			}
 		}
 	}
-	for _, rec := range records {
+	managed, err := s.managedAt(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	report := &keyward.ReconcileReport{Unmanaged: []keyward.ExternalToken{}, Vanished: []*keyward.ManagedCredential{}}
+	for _, t := range listed {
+		if !managed[t.ExternalID] {
+			report.Unmanaged = append(report.Unmanaged, t)
+		}
+	}
+	for _, rec := range own {
 		live := rec.Status == keyward.CredentialActive || rec.Status == keyward.CredentialRotated
 		if live && !present[rec.ExternalID] {
 			report.Vanished = append(report.Vanished, rec)
@@ -625,12 +723,12 @@ func (s *Service) Reconcile(ctx context.Context, connID string, r keyward.Reconc
 	}
 	if r.RevokeUnmanaged {
 		for _, t := range report.Unmanaged {
-			if err := p.Revoke(ctx, t.User, t.ExternalID); err != nil && keyward.ErrorCode(err) != keyward.ENOTFOUND {
-				return report, upstream(err)
+			if err := s.revokeUnmanaged(ctx, id, c, p, t); err != nil {
+				return report, err
 			}
 			report.Revoked = append(report.Revoked, t.ExternalID)
 		}
-		if err := s.settleOrphans(ctx, id, records, present); err != nil {
+		if err := s.settleOrphans(ctx, id, own); err != nil {
 			return report, err
 		}
 	}
@@ -642,22 +740,70 @@ func (s *Service) Reconcile(ctx context.Context, connID string, r keyward.Reconc
 			report.Marked = append(report.Marked, rec.ID)
 		}
 	}
-	if len(report.Revoked) > 0 || len(report.Marked) > 0 {
-		e, err := s.auditEntry(ctx, id, "provider.reconcile", "provider_connection", c.ID, c.AccountID, keyward.AuditSuccess,
-			map[string]any{"revoked": report.Revoked, "marked": report.Marked})
-		if err == nil {
-			err = s.store.AppendAudit(ctx, e)
-		}
-		if err != nil {
-			return report, err
-		}
-	}
 	return report, nil
 }
 
-// settleOrphans marks the orphaned records whose token is now gone at the
-// provider as revoked.
-func (s *Service) settleOrphans(ctx context.Context, id *keyward.Identity, records []*keyward.ManagedCredential, present map[string]bool) error {
+// allCredentials reads every credential matching f.
+func (s *Service) allCredentials(ctx context.Context, f keyward.CredentialFilter) ([]*keyward.ManagedCredential, error) {
+	var out []*keyward.ManagedCredential
+	for page := (keyward.Page{Limit: keyward.MaxPageLimit}); ; {
+		items, next, err := s.store.Credentials(ctx, f, page)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+		if page.After = next; next == "" {
+			return out, nil
+		}
+	}
+}
+
+// managedAt returns the external ids keyward manages (orphans excepted) at
+// the system c reaches, through c or any other connection to it.
+func (s *Service) managedAt(ctx context.Context, c *keyward.ProviderConnection) (map[string]bool, error) {
+	managed := map[string]bool{}
+	for page := (keyward.Page{Limit: keyward.MaxPageLimit}); ; {
+		conns, next, err := s.store.ProviderConnections(ctx, "", page)
+		if err != nil {
+			return nil, err
+		}
+		for _, other := range conns {
+			if other.Kind != c.Kind || !strings.EqualFold(other.BaseURL, c.BaseURL) {
+				continue
+			}
+			recs, err := s.allCredentials(ctx, keyward.CredentialFilter{ConnectionID: other.ID})
+			if err != nil {
+				return nil, err
+			}
+			for _, rec := range recs {
+				if rec.Status != keyward.CredentialOrphaned {
+					managed[rec.ExternalID] = true
+				}
+			}
+		}
+		if page.After = next; next == "" {
+			return managed, nil
+		}
+	}
+}
+
+// revokeUnmanaged revokes a token keyward does not manage, with its audit
+// entry.
+func (s *Service) revokeUnmanaged(ctx context.Context, id *keyward.Identity, c *keyward.ProviderConnection, p provider.Provider, t keyward.ExternalToken) error {
+	if err := p.Revoke(ctx, t.User, t.ExternalID); err != nil && keyward.ErrorCode(err) != keyward.ENOTFOUND {
+		return upstream(err)
+	}
+	e, err := s.auditEntry(ctx, id, "provider.revoke_unmanaged", "provider_connection", c.ID, c.AccountID, keyward.AuditSuccess,
+		map[string]any{"external_id": t.ExternalID, "external_user": t.User, "name": t.Name})
+	if err != nil {
+		return err
+	}
+	return s.store.AppendAudit(ctx, e)
+}
+
+// settleOrphans marks the orphaned records as revoked once their tokens,
+// unmanaged by definition, have been revoked.
+func (s *Service) settleOrphans(ctx context.Context, id *keyward.Identity, records []*keyward.ManagedCredential) error {
 	for _, rec := range records {
 		if rec.Status != keyward.CredentialOrphaned {
 			continue

@@ -17,6 +17,12 @@ func (c *Client) AddProviderConnection(ctx context.Context, n keyward.NewProvide
 	return send[keyward.ProviderConnection](ctx, c, http.MethodPost, "/v1/providers", nil, n)
 }
 
+// UpdateProviderConnection changes a connection (root only); the provider
+// must accept the result.
+func (c *Client) UpdateProviderConnection(ctx context.Context, id string, u keyward.ProviderConnectionUpdate) (*keyward.ProviderConnection, error) {
+	return send[keyward.ProviderConnection](ctx, c, http.MethodPatch, path("/v1/providers", id), nil, u)
+}
+
 // ProviderConnection returns a connection.
 func (c *Client) ProviderConnection(ctx context.Context, id string) (*keyward.ProviderConnection, error) {
 	return send[keyward.ProviderConnection](ctx, c, http.MethodGet, path("/v1/providers", id), nil, nil)

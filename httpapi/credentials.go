@@ -38,6 +38,10 @@ func (s *Server) getProvider(ctx context.Context, r *http.Request, _ noBody) (*k
 	return s.svc.ProviderConnection(ctx, r.PathValue("id"))
 }
 
+func (s *Server) updateProvider(ctx context.Context, r *http.Request, in keyward.ProviderConnectionUpdate) (*keyward.ProviderConnection, error) {
+	return s.svc.UpdateProviderConnection(ctx, r.PathValue("id"), in)
+}
+
 func (s *Server) removeProvider(ctx context.Context, r *http.Request, _ noBody) (*struct{}, error) {
 	return nil, s.svc.RemoveProviderConnection(ctx, r.PathValue("id"))
 }

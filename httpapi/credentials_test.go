@@ -203,13 +203,13 @@ func TestCredentials(t *testing.T) {
 
 	// A wrong password is refused by the provider; nothing is stored.
 	// It is bad input (400), not a refusal of the caller's key (401).
-	if r := e.do("POST", "/v1/providers", adminA, `{"kind":"gitea","name":"gitea","base_url":"`+base+`","username":"admin","password":"wrong-password-123"}`); r.status != http.StatusBadRequest || !strings.Contains(r.problem(t).Detail, "refused the credentials") {
+	if r := e.do("POST", "/v1/providers", e.root, `{"account_id":"`+a.ID+`","kind":"gitea","name":"gitea","base_url":"`+base+`","username":"admin","password":"wrong-password-123"}`); r.status != http.StatusBadRequest || !strings.Contains(r.problem(t).Detail, "refused the credentials") {
 		t.Fatalf("add with a wrong password: %d %s, want 400 naming the refusal", r.status, r.body)
 	}
-	if r := e.do("POST", "/v1/providers", adminA, `{"kind":"gitea","name":"gitea","base_url":"https://admin:pw@git.example.com","username":"admin","password":"x"}`); r.status != http.StatusBadRequest || strings.Contains(string(r.body), "pw@") {
+	if r := e.do("POST", "/v1/providers", e.root, `{"account_id":"`+a.ID+`","kind":"gitea","name":"gitea","base_url":"https://admin:pw@git.example.com","username":"admin","password":"x"}`); r.status != http.StatusBadRequest || strings.Contains(string(r.body), "pw@") {
 		t.Fatalf("add with credentials in the URL: %d %s, want 400 without quoting them", r.status, r.body)
 	}
-	r := e.do("POST", "/v1/providers", adminA, `{"kind":"gitea","name":"gitea","base_url":"`+base+`/","username":"admin","password":"`+password+`","timeout":"5s"}`)
+	r := e.do("POST", "/v1/providers", e.root, `{"account_id":"`+a.ID+`","kind":"gitea","name":"gitea","base_url":"`+base+`/","username":"admin","password":"`+password+`","timeout":"5s"}`)
 	if r.status != http.StatusCreated {
 		t.Fatalf("add as account admin: %d %s", r.status, r.body)
 	}
@@ -218,7 +218,7 @@ func TestCredentials(t *testing.T) {
 	if conn.AccountID != a.ID || conn.Kind != "gitea" || conn.BaseURL != base || conn.Timeout != keyward.Duration(5*time.Second) {
 		t.Fatalf("connection = %+v, want a gitea connection of %s to %s", conn, a.ID, base)
 	}
-	if r := e.do("POST", "/v1/providers", adminA, `{"kind":"gitea","name":"gitea","base_url":"`+base+`","username":"admin","password":"`+password+`"}`); r.status != http.StatusConflict {
+	if r := e.do("POST", "/v1/providers", e.root, `{"account_id":"`+a.ID+`","kind":"gitea","name":"gitea","base_url":"`+base+`","username":"admin","password":"`+password+`"}`); r.status != http.StatusConflict {
 		t.Errorf("add a second connection named gitea: %d %s, want 409", r.status, r.body)
 	}
 	if r := e.do("POST", "/v1/providers/"+conn.ID+"/test", adminA, ""); r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"ok":true}` {
@@ -270,7 +270,10 @@ func TestCredentials(t *testing.T) {
 	}{
 		{"GET", "/v1/providers/" + conn.ID, "", adminB, 404},
 		{"POST", "/v1/providers/" + conn.ID + "/test", "", adminB, 404},
-		{"DELETE", "/v1/providers/" + conn.ID, "", adminB, 404},
+		{"DELETE", "/v1/providers/" + conn.ID, "", adminB, 403},
+		{"DELETE", "/v1/providers/" + conn.ID, "", adminA, 403},
+		{"PATCH", "/v1/providers/" + conn.ID, `{"timeout":"3s"}`, adminA, 403},
+		{"POST", "/v1/providers", `{"account_id":"` + a.ID + `","kind":"gitea","name":"mine","base_url":"http://169.254.169.254","username":"admin","password":"x"}`, adminA, 403},
 		{"GET", "/v1/credentials/" + cred.ID, "", adminB, 404},
 		{"POST", "/v1/credentials/" + cred.ID + "/revoke", "", adminB, 404},
 		{"POST", "/v1/credentials", `{"connection_id":"` + conn.ID + `","name":"b"}`, adminB, 404},
@@ -352,14 +355,18 @@ func TestCredentials(t *testing.T) {
 		{keyward.Errorf(keyward.EUPSTREAMTIMEOUT, "gitea at %s did not answer within 5s: check that it is up, or raise the connection's timeout", base), http.StatusGatewayTimeout, keyward.EUPSTREAMTIMEOUT},
 	} {
 		sys.fail(c.fault)
-		for _, req := range []struct{ method, path, body string }{
-			{"POST", "/v1/providers/" + conn.ID + "/test", ""},
-			{"POST", "/v1/credentials", `{"connection_id":"` + conn.ID + `","name":"while-down","scopes":["read:user"]}`},
-			{"POST", "/v1/credentials/verify", `{"connection_id":"` + conn.ID + `","token":"` + rotated.Secret + `"}`},
-			{"POST", "/v1/providers/" + conn.ID + "/reconcile", ""},
-			{"POST", "/v1/providers", `{"kind":"gitea","name":"other","base_url":"` + base + `","username":"admin","password":"` + password + `"}`},
+		for _, req := range []struct {
+			method, path, body string
+			key                keyward.Secret
+		}{
+			{"POST", "/v1/providers/" + conn.ID + "/test", "", adminA},
+			{"POST", "/v1/credentials", `{"connection_id":"` + conn.ID + `","name":"while-down","scopes":["read:user"]}`, adminA},
+			{"POST", "/v1/credentials/verify", `{"connection_id":"` + conn.ID + `","token":"` + rotated.Secret + `"}`, adminA},
+			{"POST", "/v1/providers/" + conn.ID + "/reconcile", "", adminA},
+			{"PATCH", "/v1/providers/" + conn.ID, `{"timeout":"4s"}`, e.root},
+			{"POST", "/v1/providers", `{"account_id":"` + a.ID + `","kind":"gitea","name":"other","base_url":"` + base + `","username":"admin","password":"` + password + `"}`, e.root},
 		} {
-			r := e.do(req.method, req.path, adminA, req.body)
+			r := e.do(req.method, req.path, req.key, req.body)
 			if r.status != c.status {
 				t.Errorf("%s %s with the provider failing: %d %s, want %d", req.method, req.path, r.status, r.body, c.status)
 				continue
@@ -384,7 +391,7 @@ func TestCredentials(t *testing.T) {
 	var last keyward.CreatedCredential
 	r.decode(t, &last)
 	e.remember(last.Secret)
-	if r := e.do("DELETE", "/v1/providers/"+conn.ID, adminA, ""); r.status != http.StatusConflict {
+	if r := e.do("DELETE", "/v1/providers/"+conn.ID, e.root, ""); r.status != http.StatusConflict {
 		t.Errorf("remove with an active credential: %d %s, want 409", r.status, r.body)
 	}
 	// Nor may the account go while a token works at a provider: its
@@ -402,7 +409,7 @@ func TestCredentials(t *testing.T) {
 	if r := e.do("POST", "/v1/credentials/"+again.Credential.ID+"/revoke", adminA, ""); r.status != http.StatusOK {
 		t.Fatalf("revoke: %d %s", r.status, r.body)
 	}
-	if r := e.do("DELETE", "/v1/providers/"+conn.ID, adminA, ""); r.status != http.StatusNoContent {
+	if r := e.do("DELETE", "/v1/providers/"+conn.ID, e.root, ""); r.status != http.StatusNoContent {
 		t.Fatalf("remove: %d %s", r.status, r.body)
 	}
 	if r := e.do("GET", "/v1/providers/"+conn.ID, adminA, ""); r.status != http.StatusNotFound {
@@ -431,8 +438,9 @@ func TestCredentialsClient(t *testing.T) {
 	password := "n8n-owner-" + rand.Text()
 	e.remember(password)
 	sys := e.providers.system(base)
+	sys.password = password
 
-	conn, err := c.AddProviderConnection(ctx, keyward.NewProviderConnection{Kind: "n8n", Name: "flows", BaseURL: base, Username: "owner@example.com", Password: password})
+	conn, err := e.client(e.root).AddProviderConnection(ctx, keyward.NewProviderConnection{AccountID: a.ID, Kind: "n8n", Name: "flows", BaseURL: base, Username: "owner@example.com", Password: password})
 	if err != nil || conn.AccountID != a.ID || conn.Kind != "n8n" {
 		t.Fatalf("AddProviderConnection: %+v, %v", conn, err)
 	}
@@ -487,7 +495,14 @@ func TestCredentialsClient(t *testing.T) {
 	if rep, err := c.Reconcile(ctx, conn.ID, keyward.ReconcileRequest{}); err != nil || len(rep.Unmanaged) != 0 || len(rep.Vanished) != 0 {
 		t.Fatalf("Reconcile: %+v, %v", rep, err)
 	}
-	if err := c.RemoveProviderConnection(ctx, conn.ID); err != nil {
+	if _, err := e.client(e.root).UpdateProviderConnection(ctx, conn.ID, keyward.ProviderConnectionUpdate{Password: &password}); err != nil {
+		t.Fatalf("UpdateProviderConnection: %v", err)
+	}
+	wrong := "not-the-password"
+	if _, err := e.client(e.root).UpdateProviderConnection(ctx, conn.ID, keyward.ProviderConnectionUpdate{Password: &wrong}); keyward.ErrorCode(err) != keyward.EINVALID {
+		t.Fatalf("UpdateProviderConnection with a password the provider refuses: %v, want invalid", err)
+	}
+	if err := e.client(e.root).RemoveProviderConnection(ctx, conn.ID); err != nil {
 		t.Fatalf("RemoveProviderConnection: %v", err)
 	}
 	if _, err := c.ProviderConnection(ctx, conn.ID); keyward.ErrorCode(err) != keyward.ENOTFOUND {

@@ -76,6 +76,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.ErrorContext(r.Context(), "internal error", "route", r.Pattern, "err", err)
 	case keyward.EUNAVAILABLE:
 		s.log.WarnContext(r.Context(), "unavailable", "route", r.Pattern, "err", err)
+	case keyward.EUPSTREAM, keyward.EUPSTREAMTIMEOUT:
+		s.log.WarnContext(r.Context(), "a credential provider failed", "route", r.Pattern, "err", err)
 	default:
 		s.log.DebugContext(r.Context(), "request refused", "route", r.Pattern, "code", p.Code, "err", err)
 	}

@@ -116,12 +116,13 @@ var roleTable = []struct {
 	{"GET /v1/webhooks", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 403, userOther: 403}},
 	{"GET /v1/webhooks?account_id={account}", ``, accountManager(200)},
 
-	// Provider connections and managed credentials: root for any
-	// account, an account_admin for its own; users none. (The providers
+	// Provider connections: only root adds them (a connection points
+	// keyward's requests and a password at a URL); root and the account's
+	// admins use them and their credentials; users none. (The providers
 	// are fakes: see fakeProviders.)
-	{"POST /v1/providers", `{"account_id":"{account}","kind":"gitea","name":"git{n}","base_url":"https://git{n}.example.com","username":"admin","password":"admin-password"}`, accountManager(201)},
+	{"POST /v1/providers", `{"account_id":"{account}","kind":"gitea","name":"git{n}","base_url":"https://git{n}.example.com","username":"admin","password":"admin-password"}`, onlyRoot(201)},
 	{"POST /v1/providers", `{"kind":"n8n","name":"n8n","base_url":"https://n8n.example.com","username":"owner@example.com","password":"owner-password"}`,
-		want{root: 400, adminOf: 201, adminOther: 201, userOf: 403, userOther: 403}},
+		want{root: 400, adminOf: 403, adminOther: 403, userOf: 403, userOther: 403}},
 	{"GET /v1/providers", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 403, userOther: 403}},
 	{"GET /v1/providers?account_id={account}", ``, accountManager(200)},
 	{"GET /v1/credentials", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 403, userOther: 403}},

@@ -200,6 +200,7 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("POST /v1/providers", serveJSON(s, http.StatusCreated, s.addProvider))
 	s.handle("GET /v1/providers", serveJSON(s, http.StatusOK, s.listProviders))
 	s.handle("GET /v1/providers/{id}", serveJSON(s, http.StatusOK, s.getProvider))
+	s.handle("PATCH /v1/providers/{id}", serveJSON(s, http.StatusOK, s.updateProvider))
 	s.handle("DELETE /v1/providers/{id}", serveJSON(s, http.StatusNoContent, s.removeProvider))
 	s.handle("POST /v1/providers/{id}/test", serveJSON(s, http.StatusOK, s.testProvider))
 	s.handle("POST /v1/providers/{id}/reconcile", serveJSON(s, http.StatusOK, s.reconcileProvider))

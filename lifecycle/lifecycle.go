@@ -337,7 +337,17 @@ func (r *Runner) expiry(ctx context.Context, res *Result) error {
 			return r.cfg.Store.CredentialsDue(ctx, now, after, limit)
 		}, func(c *keyward.ManagedCredential) string { return c.ID },
 		func(c *keyward.ManagedCredential) (bool, error) {
-			return changed(r.cfg.Actions.RetireDueCredential(ctx, c, now))
+			err := r.cfg.Actions.RetireDueCredential(ctx, c, now)
+			switch keyward.ErrorCode(err) {
+			case keyward.EUPSTREAM, keyward.EUPSTREAMTIMEOUT:
+				// One provider down must not hold up the others: this
+				// credential is tried again on the next run.
+				r.m.errors[JobExpiry].Add(1)
+				r.log.WarnContext(ctx, "revoking a due credential at its provider failed; retrying on the next run",
+					"credential", c.ID, "connection", c.ConnectionID, "err", err)
+				return false, nil
+			}
+			return changed(err)
 		})
 }
 

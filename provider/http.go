@@ -38,6 +38,9 @@ func NewHTTP(kind string, c Connection) (*HTTP, error) {
 	if u.User != nil {
 		return nil, keyward.Errorf(keyward.EINVALID, "%s base URL carries credentials: remove them from the URL and give them as the username and password", kind)
 	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(c.BaseURL, "#") {
+		return nil, keyward.Errorf(keyward.EINVALID, "%s base URL has a query or fragment: give the URL the system is served at, such as https://git.example.com or https://example.com/gitea", kind)
+	}
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -114,18 +117,29 @@ func (h *HTTP) transportError(err error) error {
 }
 
 // Unexpected returns the EUPSTREAM error of an answer the provider should
-// not have given, quoting at most the start of its message.
+// not have given, with its Message.
 func (h *HTTP) Unexpected(r *Response, what string) error {
-	msg := strings.TrimSpace(string(r.Body))
-	if len(msg) > 200 {
-		msg = msg[:200] + "..."
-	}
-	return keyward.Errorf(keyward.EUPSTREAM, "%s at %s answered %s with %d: %s", h.Kind, h.Base, what, r.Status, or(msg, http.StatusText(r.Status)))
+	return keyward.Errorf(keyward.EUPSTREAM, "%s at %s answered %s with %d: %s", h.Kind, h.Base, what, r.Status, Message(r))
 }
 
-func or(s, def string) string {
-	if s == "" {
-		return def
+// maxMessage bounds the provider message quoted in an error, in runes.
+const maxMessage = 200
+
+// Message returns the "message" of an error answer as Gitea and n8n write
+// them (shortened), or the status text. Nothing else of a body is ever
+// quoted: a success body may hold a token, and a body from something that
+// is not the provider may hold anything. A 2xx answer gives the status
+// text alone.
+func Message(r *Response) string {
+	var e struct {
+		Message string `json:"message"`
 	}
-	return s
+	if r.Status/100 != 2 && json.Unmarshal(r.Body, &e) == nil {
+		if m := []rune(strings.TrimSpace(e.Message)); len(m) > maxMessage {
+			return string(m[:maxMessage]) + "..."
+		} else if len(m) > 0 {
+			return string(m)
+		}
+	}
+	return http.StatusText(r.Status)
 }

@@ -30,7 +30,7 @@ through it. See docs/providers.md.`,
 	}
 	a.addClientFlags(cmd)
 	cmd.AddCommand(a.providersAddCommand(), a.providersListCommand(), a.providersGetCommand(),
-		a.providersTestCommand(), a.providersRemoveCommand())
+		a.providersUpdateCommand(), a.providersTestCommand(), a.providersRemoveCommand())
 	return cmd
 }
 
@@ -60,26 +60,20 @@ line is visible to every user of the machine.
 				return usageErrorf("--kind %q: use gitea or n8n", n.Kind)
 			}
 			if timeout != "" {
-				d, err := time.ParseDuration(timeout)
-				if err != nil || d <= 0 {
-					return usageErrorf("--timeout %q: use a duration such as 10s or 1m", timeout)
+				d, err := parseTimeout(timeout)
+				if err != nil {
+					return err
 				}
-				n.Timeout = keyward.Duration(d)
+				n.Timeout = d
 			}
-			var err error
-			switch {
-			case passwordFile != "" && passwordStdin:
-				return usageErrorf("give --password-file or --password-stdin, not both")
-			case passwordFile != "":
-				n.Password, err = readPasswordFile(passwordFile)
-			case passwordStdin:
-				n.Password, err = a.readPasswordStdin()
-			default:
-				return usageErrorf("give the password with --password-file FILE or --password-stdin (never as a flag: command lines are visible to every user)")
-			}
+			pw, err := a.readPassword(passwordFile, passwordStdin)
 			if err != nil {
 				return err
 			}
+			if pw == nil {
+				return usageErrorf("give the password with --password-file FILE or --password-stdin (never as a flag: command lines are visible to every user)")
+			}
+			n.Password = *pw
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -98,11 +92,103 @@ line is visible to every user of the machine.
 	f.StringVar(&n.Username, "username", "", "a Gitea admin's user name, or the n8n owner's email (required)")
 	f.StringVar(&passwordFile, "password-file", "", "read the password from this file (its first line)")
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin (its first line)")
-	f.StringVar(&n.AccountID, "account", "", "the account the connection belongs to (default: your key's; required for root keys)")
+	f.StringVar(&n.AccountID, "account", "", "the account the connection belongs to (required)")
 	f.StringVar(&timeout, "timeout", "", "bound of each request to the system (default 10s)")
 	for _, name := range []string{"kind", "name", "url", "username"} {
 		cmd.MarkFlagRequired(name)
 	}
+	return cmd
+}
+
+// parseTimeout parses a connection's --timeout.
+func parseTimeout(s string) (keyward.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, usageErrorf("--timeout %q: use a duration such as 10s", s)
+	}
+	return keyward.Duration(d), nil
+}
+
+// readPassword reads a password from file or stdin, whichever was given;
+// nil when neither.
+func (a *app) readPassword(file string, stdin bool) (*string, error) {
+	var (
+		pw  string
+		err error
+	)
+	switch {
+	case file != "" && stdin:
+		return nil, usageErrorf("give --password-file or --password-stdin, not both")
+	case file != "":
+		pw, err = readPasswordFile(file)
+	case stdin:
+		pw, err = a.readPasswordStdin()
+	default:
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &pw, nil
+}
+
+func (a *app) providersUpdateCommand() *cobra.Command {
+	var (
+		url, username, passwordFile, timeout string
+		passwordStdin                        bool
+	)
+	cmd := &cobra.Command{
+		Use:   "update PROVIDER [--url URL] [--username USER] [--password-file FILE | --password-stdin] [--timeout 10s]",
+		Short: "Change a provider connection (root); keyward checks the result works first",
+		Long: `Change a connection's URL, user, password or timeout, for example after the
+Gitea admin's or n8n owner's password changed. keyward checks that the system
+accepts the result before it stores it.`,
+		Args: exactArgs("PROVIDER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var u keyward.ProviderConnectionUpdate
+			f := cmd.Flags()
+			if f.Changed("url") {
+				u.BaseURL = &url
+			}
+			if f.Changed("username") {
+				u.Username = &username
+			}
+			if timeout != "" {
+				d, err := parseTimeout(timeout)
+				if err != nil {
+					return err
+				}
+				u.Timeout = &d
+			}
+			pw, err := a.readPassword(passwordFile, passwordStdin)
+			if err != nil {
+				return err
+			}
+			u.Password = pw
+			if u == (keyward.ProviderConnectionUpdate{}) {
+				return usageErrorf("nothing to change: give --url, --username, --password-file, --password-stdin or --timeout")
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			conn, err := resolveProvider(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			out, err := c.UpdateProviderConnection(cmd.Context(), conn.ID, u)
+			if err != nil {
+				return err
+			}
+			return a.show(out, func(w io.Writer) error { return printProvider(w, out) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&url, "url", "", "new base URL")
+	f.StringVar(&username, "username", "", "new Gitea admin user name or n8n owner email")
+	f.StringVar(&passwordFile, "password-file", "", "read the new password from this file (its first line)")
+	f.BoolVar(&passwordStdin, "password-stdin", false, "read the new password from stdin (its first line)")
+	f.StringVar(&timeout, "timeout", "", "new bound of each request to the system")
 	return cmd
 }
 

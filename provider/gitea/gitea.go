@@ -71,19 +71,6 @@ type apiError struct {
 	Message string `json:"message"`
 }
 
-// message returns Gitea's message in r, or the status text.
-func message(r *provider.Response) string {
-	var e apiError
-	if err := json.Unmarshal(r.Body, &e); err == nil && strings.TrimSpace(e.Message) != "" {
-		m := strings.TrimSpace(e.Message)
-		if len(m) > 200 {
-			m = m[:200] + "..."
-		}
-		return m
-	}
-	return http.StatusText(r.Status)
-}
-
 // giteaError reports whether r's body is an error as Gitea writes them.
 func giteaError(r *provider.Response) bool {
 	var e apiError
@@ -148,7 +135,7 @@ func (p *Provider) Check(ctx context.Context) error {
 		}
 	}
 	if r.Status != http.StatusOK {
-		return keyward.Errorf(keyward.EUPSTREAM, "%s does not look like Gitea: GET /api/v1/version answered %d (%s); give the URL Gitea is served at, e.g. https://git.example.com", p.http.Base, r.Status, message(r))
+		return keyward.Errorf(keyward.EUPSTREAM, "%s does not look like Gitea: GET /api/v1/version answered %d (%s); give the URL Gitea is served at, e.g. https://git.example.com", p.http.Base, r.Status, provider.Message(r))
 	}
 	var v struct {
 		Version string `json:"version"`
@@ -166,7 +153,7 @@ func (p *Provider) Check(ctx context.Context) error {
 	case http.StatusUnauthorized:
 		return p.refused(r)
 	case http.StatusForbidden:
-		return keyward.Errorf(keyward.EFORBIDDEN, "gitea at %s does not let %s sign in: %s", p.http.Base, p.user, message(r))
+		return keyward.Errorf(keyward.EFORBIDDEN, "gitea at %s does not let %s sign in: %s", p.http.Base, p.user, provider.Message(r))
 	default:
 		return p.http.Unexpected(r, "GET /api/v1/user")
 	}
@@ -183,7 +170,7 @@ func (p *Provider) Check(ctx context.Context) error {
 // refused is the EUNAUTHORIZED error of a 401 to the connection's basic
 // auth.
 func (p *Provider) refused(r *provider.Response) error {
-	return keyward.Errorf(keyward.EUNAUTHORIZED, "gitea at %s refused the credentials of %s (%s): check the user name and password", p.http.Base, p.user, message(r))
+	return keyward.Errorf(keyward.EUNAUTHORIZED, "gitea at %s refused the credentials of %s (%s): check the user name and password", p.http.Base, p.user, provider.Message(r))
 }
 
 // owner returns the Gitea user whose tokens a call is about: user, or the
@@ -208,7 +195,7 @@ func (p *Provider) failed(r *provider.Response, user, what string) error {
 	case http.StatusUnauthorized:
 		return p.refused(r)
 	case http.StatusForbidden:
-		return keyward.Errorf(keyward.EFORBIDDEN, "gitea at %s does not let %s manage the tokens of %s (%s): the connection needs a Gitea admin", p.http.Base, p.user, user, message(r))
+		return keyward.Errorf(keyward.EFORBIDDEN, "gitea at %s does not let %s manage the tokens of %s (%s): the connection needs a Gitea admin", p.http.Base, p.user, user, provider.Message(r))
 	case http.StatusNotFound:
 		return p.userNotFound(user)
 	case http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound, http.StatusMovedPermanently:
@@ -237,9 +224,9 @@ func (p *Provider) Create(ctx context.Context, t provider.NewToken) (*provider.C
 	if err != nil {
 		return nil, err
 	}
-	switch r.Status {
-	case http.StatusCreated:
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+	switch {
+	case r.Status/100 == 2: // 201; any success carries the token
+	case r.Status == http.StatusBadRequest || r.Status == http.StatusUnprocessableEntity:
 		return nil, p.refusedToken(ctx, r, user, t.Name)
 	default:
 		return nil, p.failed(r, user, "POST "+tokensPath(user))
@@ -258,7 +245,7 @@ func (p *Provider) Create(ctx context.Context, t provider.NewToken) (*provider.C
 // for a name the user already has and for bad scopes, told apart only by
 // its message: the user's tokens are listed to tell them apart instead.
 func (p *Provider) refusedToken(ctx context.Context, r *provider.Response, user, name string) error {
-	msg := message(r)
+	msg := provider.Message(r)
 	if r.Status == http.StatusBadRequest && name != "" {
 		tokens, err := p.List(ctx, user)
 		if err == nil {
@@ -385,12 +372,12 @@ func (p *Provider) Verify(ctx context.Context, secret keyward.Secret) (*provider
 		}
 		return &provider.Identity{User: u.Login}, nil
 	case http.StatusUnauthorized:
-		return nil, keyward.Errorf(keyward.EUNAUTHORIZED, "gitea at %s refused the token (%s): it is revoked, or was never a Gitea token", p.http.Base, message(r))
+		return nil, keyward.Errorf(keyward.EUNAUTHORIZED, "gitea at %s refused the token (%s): it is revoked, or was never a Gitea token", p.http.Base, provider.Message(r))
 	case http.StatusForbidden:
 		// The token authenticated, but either lacks read:user (Gitea
 		// then names the scopes it requires) or belongs to a user who
 		// may not sign in.
-		if msg := message(r); !strings.Contains(msg, "required scope") {
+		if msg := provider.Message(r); !strings.Contains(msg, "required scope") {
 			return nil, keyward.Errorf(keyward.EFORBIDDEN, "gitea at %s accepts the token but not its user: %s", p.http.Base, msg)
 		}
 		return &provider.Identity{}, nil

@@ -340,7 +340,13 @@ func TestLoginRefused(t *testing.T) {
 	if msg := keyward.ErrorMessage(err); !strings.Contains(msg, "refused the login of "+fakeEmail) || strings.Contains(msg, "wrong") {
 		t.Fatalf("message %q", msg)
 	}
-	// A refused login is not retried.
+	// A refused login is not retried, and calls within the next minute
+	// are answered from memory: each attempt would spend one of the
+	// owner's five logins a minute.
+	for range 3 {
+		_, err = p.List(context.Background(), "")
+		wantCode(t, err, keyward.EUNAUTHORIZED)
+	}
 	if n := f.loginCount(); n != 1 {
 		t.Fatalf("%d logins, want 1", n)
 	}

@@ -52,7 +52,15 @@ type Provider struct {
 	mu      sync.Mutex
 	cookie  string // the n8n-auth cookie's value; "" before the first login
 	ownerID string // the n8n id of the user logged in
+	// refused and refusedAt remember a login n8n refused, which is
+	// answered again for refusedFor without asking n8n: every attempt
+	// spends one of the owner's five logins a minute.
+	refused   error
+	refusedAt time.Time
 }
+
+// refusedFor is how long a refused login is answered from memory.
+const refusedFor = time.Minute
 
 var _ provider.Provider = (*Provider)(nil)
 
@@ -77,22 +85,6 @@ func New(c provider.Connection) (*Provider, error) {
 // Kind returns provider.KindN8n.
 func (p *Provider) Kind() string { return provider.KindN8n }
 
-// message returns n8n's message in r ({"message": ...}), or the status
-// text.
-func message(r *provider.Response) string {
-	var e struct {
-		Message string `json:"message"`
-	}
-	if err := json.Unmarshal(r.Body, &e); err == nil && strings.TrimSpace(e.Message) != "" {
-		m := strings.TrimSpace(e.Message)
-		if len(m) > 200 {
-			m = m[:200] + "..."
-		}
-		return m
-	}
-	return http.StatusText(r.Status)
-}
-
 // Check asks GET /healthz (reachable), GET /rest/settings (n8n, with an
 // owner set up), then logs in if there is no session yet and lists the
 // keys with it: EUNAUTHORIZED when n8n refuses the login, EFORBIDDEN when
@@ -104,7 +96,7 @@ func (p *Provider) Check(ctx context.Context) error {
 		return err
 	}
 	if r.Status != http.StatusOK {
-		return keyward.Errorf(keyward.EUPSTREAM, "%s does not look like n8n: GET /healthz answered %d (%s); give the URL n8n is served at, e.g. https://n8n.example.com", p.http.Base, r.Status, message(r))
+		return keyward.Errorf(keyward.EUPSTREAM, "%s does not look like n8n: GET /healthz answered %d (%s); give the URL n8n is served at, e.g. https://n8n.example.com", p.http.Base, r.Status, provider.Message(r))
 	}
 	r, err = p.http.Do(ctx, http.MethodGet, "/rest/settings", nil, nil)
 	if err != nil {
@@ -140,9 +132,24 @@ func (p *Provider) apiDisabled() error {
 	return keyward.Errorf(keyward.EUPSTREAM, "n8n at %s has its public API disabled (N8N_PUBLIC_API_DISABLED): it has no API keys to manage", p.http.Base)
 }
 
-// login logs in with the connection's credentials and stores the session.
+// login logs in with the connection's credentials and stores the session;
+// a login n8n refused is answered again from memory for refusedFor.
 // The caller holds p.mu.
 func (p *Provider) login(ctx context.Context) error {
+	if p.refused != nil && time.Since(p.refusedAt) < refusedFor {
+		return p.refused
+	}
+	err := p.tryLogin(ctx)
+	if code := keyward.ErrorCode(err); code == keyward.EUNAUTHORIZED {
+		p.refused, p.refusedAt = err, time.Now()
+	} else {
+		p.refused = nil
+	}
+	return err
+}
+
+// tryLogin logs in with POST /rest/login and keeps the session.
+func (p *Provider) tryLogin(ctx context.Context) error {
 	body := struct {
 		Email    string `json:"emailOrLdapLoginId"`
 		Password string `json:"password"`
@@ -154,11 +161,11 @@ func (p *Provider) login(ctx context.Context) error {
 	switch r.Status {
 	case http.StatusOK:
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return keyward.Errorf(keyward.EUNAUTHORIZED, "n8n at %s refused the login of %s (%s): check the owner's email and password", p.http.Base, p.email, message(r))
+		return keyward.Errorf(keyward.EUNAUTHORIZED, "n8n at %s refused the login of %s (%s): check the owner's email and password", p.http.Base, p.email, provider.Message(r))
 	case http.StatusTooManyRequests:
 		return keyward.Errorf(keyward.EUPSTREAM, "n8n at %s refuses to log %s in for now: it allows 5 logins per minute per email; wait a minute and try again", p.http.Base, p.email)
 	case http.StatusBadRequest:
-		return keyward.Errorf(keyward.EUNAUTHORIZED, "n8n at %s refused the login of %s (%s): the connection's user name must be the owner's email", p.http.Base, p.email, message(r))
+		return keyward.Errorf(keyward.EUNAUTHORIZED, "n8n at %s refused the login of %s (%s): the connection's user name must be the owner's email", p.http.Base, p.email, provider.Message(r))
 	case http.StatusNotFound:
 		return keyward.Errorf(keyward.EUPSTREAM, "%s does not look like n8n: POST /rest/login answered 404; give the URL n8n is served at", p.http.Base)
 	default:
@@ -241,9 +248,9 @@ func (p *Provider) session(ctx context.Context, method, path string, body any) (
 	}
 	switch r.Status {
 	case http.StatusUnauthorized:
-		return nil, keyward.Errorf(keyward.EUNAUTHORIZED, "n8n at %s refused the session of %s right after logging in (%s)", p.http.Base, p.email, message(r))
+		return nil, keyward.Errorf(keyward.EUNAUTHORIZED, "n8n at %s refused the session of %s right after logging in (%s)", p.http.Base, p.email, provider.Message(r))
 	case http.StatusForbidden:
-		return nil, keyward.Errorf(keyward.EFORBIDDEN, "n8n user %s at %s may not manage API keys (%s): give the connection the owner's credentials", p.email, p.http.Base, message(r))
+		return nil, keyward.Errorf(keyward.EFORBIDDEN, "n8n user %s at %s may not manage API keys (%s): give the connection the owner's credentials", p.email, p.http.Base, provider.Message(r))
 	case http.StatusNotFound:
 		if strings.HasPrefix(path, "/rest/api-keys") && len(r.Body) == 0 {
 			// n8n answers an empty 404 to every /rest/api-keys
@@ -453,7 +460,7 @@ func (p *Provider) Create(ctx context.Context, t provider.NewToken) (*provider.C
 	switch r.Status {
 	case http.StatusOK, http.StatusCreated:
 	case http.StatusBadRequest:
-		return nil, keyward.Errorf(keyward.EINVALID, "n8n at %s refused API key %q: %s (scopes are n8n's, e.g. %s; an expiry must be in the future)", p.http.Base, t.Name, message(r), strings.Join(valid[:min(len(valid), 3)], ", "))
+		return nil, keyward.Errorf(keyward.EINVALID, "n8n at %s refused API key %q: %s (scopes are n8n's, e.g. %s; an expiry must be in the future)", p.http.Base, t.Name, provider.Message(r), strings.Join(valid[:min(len(valid), 3)], ", "))
 	case http.StatusInternalServerError:
 		// A key of that label created meanwhile: n8n's unique index
 		// answers 500.
@@ -534,7 +541,7 @@ func (p *Provider) Verify(ctx context.Context, secret keyward.Secret) (*provider
 	case http.StatusOK, http.StatusForbidden:
 		return &provider.Identity{User: p.subject(secret)}, nil
 	case http.StatusUnauthorized:
-		return nil, keyward.Errorf(keyward.EUNAUTHORIZED, "n8n at %s refused the API key (%s): it is deleted, expired, or was never an n8n key", p.http.Base, message(r))
+		return nil, keyward.Errorf(keyward.EUNAUTHORIZED, "n8n at %s refused the API key (%s): it is deleted, expired, or was never an n8n key", p.http.Base, provider.Message(r))
 	case http.StatusNotFound:
 		return nil, p.apiDisabled()
 	}
