@@ -605,8 +605,8 @@ func (s *Service) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyw
 	}
 	res := s.verifier.Verify(ctx, req)
 	out := res.VerifyResult()
-	if out.Valid && res.Key != nil && mayReadSecrets(id) {
-		if err := s.revealSecretMeta(out, res.Key); err != nil {
+	if out.Valid && mayReadSecrets(id) {
+		if err := s.revealSecretMeta(out, res.Key()); err != nil {
 			return nil, err
 		}
 	}

@@ -115,11 +115,7 @@ func (s *Server) authenticate(r *http.Request) (*keyward.Identity, error) {
 	if res.Decision.Valid() {
 		return res.Identity(), nil
 	}
-	keyID := ""
-	if res.Key != nil {
-		keyID = res.Key.ID
-	}
-	s.log.DebugContext(r.Context(), "authentication refused", "decision", res.Decision, "key_id", keyID, "route", r.Pattern, "agent", agent)
+	s.log.DebugContext(r.Context(), "authentication refused", "decision", res.Decision, "key_id", res.KeyID(), "route", r.Pattern, "agent", agent)
 	return nil, DecisionError(res.Decision)
 }
 

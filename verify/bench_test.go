@@ -110,13 +110,14 @@ func (discard) Signal(keyward.Signal) {}
 
 // BenchmarkVerifyCacheHitWith is BenchmarkVerifyCacheHit (10 keys) from a
 // client address, as the gateway verifies: plain ("none"), with one rate
-// limit on every key decided by the local limiter (a limit no call
-// reaches), with a signal sink (counting uses, tracking networks: every
+// limit on every key decided by the local limiter (a limit the benchmark
+// does not reach), with a signal sink (counting uses, tracking networks: every
 // call from one address, as most keys are used), and with both. The
 // differences to "none" are what a rate limit and signals add to the hot
 // path.
 func BenchmarkVerifyCacheHitWith(b *testing.B) {
-	limits := []keyward.RateLimit{{Name: "per-hour", Limit: 1 << 30, Window: keyward.Duration(time.Hour)}}
+	// The largest limit an hour may hold (keyward.MinRateLimitInterval).
+	limits := []keyward.RateLimit{{Name: "per-hour", Limit: int64(time.Hour / keyward.MinRateLimitInterval), Window: keyward.Duration(time.Hour)}}
 	withSink := func(c *verify.Config) { c.Signals = discard{} }
 	for _, bc := range []struct {
 		name      string

@@ -22,10 +22,10 @@ const staleRetry = int64(time.Second)
 
 // cache holds what the engine knows about key hashes.
 //
-// Positive entries (a key) are immutable apart from their expiry and usage
-// fields; a change replaces the entry. Negative entries ("no such key") are
-// an expiry time in a separate map, so each costs a few dozen bytes; their
-// total is bounded by Config.MaxNegative.
+// Positive entries (a key; see entry) are immutable apart from their expiry
+// and usage fields; a change replaces the entry. Negative entries ("no such
+// key") are an expiry time in a separate map, so each costs a few dozen
+// bytes; their total is bounded by Config.MaxNegative.
 //
 // Every invalidation increments gen under the lock of the shard it writes.
 // A store load remembers gen before it reads the store and inserts its result
@@ -51,26 +51,6 @@ type shard struct {
 	_   [24]byte                  // keep shards on separate cache lines
 }
 
-// entry is a cached key. key is shared with every Result that found it and
-// must not be modified. It is held in the entry itself, not behind another
-// pointer, so a hit reads one object less.
-type entry struct {
-	key keyward.Key
-	// expires is when the entry must be reloaded, Unix nanoseconds by
-	// Config.Now. It moves only to keep serving a key during an outage.
-	expires atomic.Int64
-	// lastUsed is the latest authenticated use of the key through this
-	// entry, Unix nanoseconds; queued says the entry waits in the usage
-	// batch. See usage.go.
-	lastUsed atomic.Int64
-	queued   atomic.Bool
-	// uses counts the VALID uses since the last usage flush, and network
-	// is the network of the latest (networkOf); both are kept only with
-	// a signal sink. See signals.go.
-	uses    atomic.Int64
-	network atomic.Uint64
-}
-
 func (c *cache) init() {
 	for i := range c.shards {
 		c.shards[i].pos = make(map[keyward.KeyHash]*entry)
@@ -79,12 +59,6 @@ func (c *cache) init() {
 }
 
 func (c *cache) shard(h keyward.KeyHash) *shard { return &c.shards[h[0]] }
-
-func (e *Engine) newEntry(k *keyward.Key, now int64) *entry {
-	en := &entry{key: *k}
-	en.expires.Store(now + e.ttl.Load())
-	return en
-}
 
 // lookup returns the entry for hash h of the raw key, from the cache or, on a
 // miss or an expired entry, from the store. It returns nil, nil if no key
@@ -186,7 +160,7 @@ func (e *Engine) fetch(ctx context.Context, h keyward.KeyHash, raw string, gen u
 		e.log.WarnContext(ctx, "key lookup failed: cached keys keep verifying, others are UNAVAILABLE", "err", err)
 		return nil, err
 	}
-	en = e.newEntry(k, e.now().UnixNano())
+	en = e.newEntry(k, h, e.now().UnixNano())
 	if k.Hash != h {
 		e.cache.legacy.Store(true)
 	}
@@ -265,7 +239,8 @@ func (e *Engine) setNegativeLocked(s *shard, h keyward.KeyHash, until int64) {
 }
 
 // KeyChanged implements keyward.KeyObserver: the cache entry of k is
-// overwritten with its new state at once.
+// overwritten with its new state at once. The entry shares nothing with k,
+// which the caller may go on modifying.
 func (e *Engine) KeyChanged(k *keyward.Key) {
 	if k == nil {
 		return
@@ -276,13 +251,13 @@ func (e *Engine) KeyChanged(k *keyward.Key) {
 		s := e.cache.shard(k.Hash)
 		s.mu.Lock()
 		e.cache.gen.Add(1)
-		e.setLocked(s, k.Hash, e.newEntry(k, now))
+		e.setLocked(s, k.Hash, e.newEntry(k, k.Hash, now))
 		s.mu.Unlock()
 	} else {
 		e.cache.gen.Add(1)
 	}
-	e.invalidateLegacy(func(old *keyward.Key) bool { return old.ID == k.ID }, func(s *shard, h keyward.KeyHash) {
-		e.setLocked(s, h, e.newEntry(k, now))
+	e.invalidateLegacy(func(old *entry, _ keyward.KeyHash) bool { return old.id == k.ID }, func(s *shard, h keyward.KeyHash) {
+		e.setLocked(s, h, e.newEntry(k, h, now))
 	})
 }
 
@@ -307,7 +282,7 @@ func (e *Engine) KeysDeleted(hashes []keyward.KeyHash) {
 	for _, h := range hashes {
 		deleted[h] = true
 	}
-	e.invalidateLegacy(func(old *keyward.Key) bool { return deleted[old.Hash] }, func(s *shard, h keyward.KeyHash) {
+	e.invalidateLegacy(func(_ *entry, stored keyward.KeyHash) bool { return deleted[stored] }, func(s *shard, h keyward.KeyHash) {
 		e.setNegativeLocked(s, h, until)
 	})
 }
@@ -319,25 +294,26 @@ func (e *Engine) AccountChanged(accountID string) {
 	e.cache.gen.Add(1)
 	e.scan(func(s *shard) {
 		for h, en := range s.pos {
-			if en.key.AccountID == accountID {
+			if en.accountID == accountID {
 				delete(s.pos, h)
 			}
 		}
 	})
 }
 
-// invalidateLegacy applies set to every cached entry whose key matches and is
-// cached under a hash other than its stored one (an older pepper). It scans
-// the whole cache, and does so only once such a key has been cached; the
-// caller has already incremented gen, so a load racing with the scan either
-// inserts before the scan reaches its shard or sees the new gen.
-func (e *Engine) invalidateLegacy(match func(*keyward.Key) bool, set func(s *shard, h keyward.KeyHash)) {
+// invalidateLegacy applies set to every entry cached under a hash other
+// than its key's stored one (an older pepper) that matches, given that
+// stored hash. It scans the whole cache, and does so only once such a key
+// has been cached; the caller has already incremented gen, so a load racing
+// with the scan either inserts before the scan reaches its shard or sees the
+// new gen.
+func (e *Engine) invalidateLegacy(match func(en *entry, stored keyward.KeyHash) bool, set func(s *shard, h keyward.KeyHash)) {
 	if !e.cache.legacy.Load() {
 		return
 	}
 	e.scan(func(s *shard) {
 		for h, en := range s.pos {
-			if en.key.Hash != h && match(&en.key) {
+			if stored := en.storedHash(h); stored != h && match(en, stored) {
 				set(s, h)
 			}
 		}

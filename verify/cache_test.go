@@ -218,8 +218,8 @@ func TestStoreOutage(t *testing.T) {
 	e.store.down.Store(true)
 	e.want(cached.Secret, keyward.DecisionValid)
 	res := e.want(uncached.Secret, keyward.DecisionUnavailable)
-	if res.Key != nil {
-		t.Fatalf("an UNAVAILABLE result names key %s", res.Key.ID)
+	if res.Key() != nil {
+		t.Fatalf("an UNAVAILABLE result names key %s", res.KeyID())
 	}
 	e.want(unknown, keyward.DecisionUnavailable)
 

@@ -33,7 +33,7 @@ func (e *Engine) Invalidate(hashes []keyward.KeyHash) {
 	for _, h := range hashes {
 		stale[h] = true
 	}
-	e.invalidateLegacy(func(old *keyward.Key) bool { return stale[old.Hash] }, e.dropLocked)
+	e.invalidateLegacy(func(_ *entry, stored keyward.KeyHash) bool { return stale[stored] }, e.dropLocked)
 }
 
 // InvalidateAccount drops every cached key of the account, to be reloaded

@@ -91,8 +91,8 @@ func TestIPRules(t *testing.T) {
 
 	t.Run("a key refused by its allow list names the key; permissions come after", func(t *testing.T) {
 		res := e.engine.Verify(e.ctx, verify.Request{Key: allowListed.Secret, IP: netip.MustParseAddr("192.0.2.1"), Permissions: []string{"nope"}})
-		if res.Decision != keyward.DecisionIPNotAllowed || res.Key == nil || res.Key.ID != allowListed.ID {
-			t.Fatalf("got %s with key %v, want IP_NOT_ALLOWED naming %s", res.Decision, res.Key, allowListed.ID)
+		if res.Decision != keyward.DecisionIPNotAllowed || res.KeyID() != allowListed.ID {
+			t.Fatalf("got %s with key %q, want IP_NOT_ALLOWED naming %s", res.Decision, res.KeyID(), allowListed.ID)
 		}
 	})
 }

@@ -52,7 +52,7 @@ func (r *Result) setRateLimits(ds []ratelimit.Decision) {
 // cost returns the cost of req: Cost, 0 meaning 1.
 func (req *Request) cost() int64 { return max(req.Cost, 1) }
 
-// rateLimit decides step 7's rate limits of res.Key for req: limits are
+// rateLimit decides step 7's rate limits of the key of res for req: limits are
 // the key's effective limits (its own, else its account's defaults, each
 // counted per key: the bucket is the key's id), restricted to those named
 // by req.Limits. It sets res.Decision to RATE_LIMITED when one of them
@@ -91,10 +91,10 @@ func (e *Engine) rateLimit(ctx context.Context, res *Result, req *Request, limit
 		res.Decision = keyward.DecisionRateLimited
 		return
 	}
-	ds, ok, err := e.limiter.AllowAll(ctx, res.Key.Meter(), limits, cost, now, ds)
+	ds, ok, err := e.limiter.AllowAll(ctx, res.key.meter(), limits, cost, now, ds)
 	buf.ds = ds
 	if err != nil {
-		e.warn("rate limits could not be decided: keys with limits answer UNAVAILABLE", "key_id", res.Key.ID, "err", err)
+		e.warn("rate limits could not be decided: keys with limits answer UNAVAILABLE", "key_id", res.key.id, "err", err)
 		res.Decision = keyward.DecisionUnavailable
 		return
 	}
@@ -104,7 +104,8 @@ func (e *Engine) rateLimit(ctx context.Context, res *Result, req *Request, limit
 	}
 }
 
-// spend spends req's cost from the credits of res.Key through the ledger.
+// spend spends req's cost from the credits of the key of res through the
+// ledger.
 // It sets res.Decision to USAGE_EXCEEDED when too few remain, UNAVAILABLE
 // (without the rate limits, although they counted the call) when there is
 // no ledger or it cannot decide.
@@ -112,15 +113,15 @@ func (e *Engine) spend(ctx context.Context, res *Result, req *Request, now time.
 	if e.credits == nil {
 		e.noLedger.Do(func() {
 			e.log.Error("a key has credits but the engine has no credit ledger (verify.Config.Credits): keys with credits answer UNAVAILABLE until one is configured",
-				"key_id", res.Key.ID)
+				"key_id", res.key.id)
 		})
 		res.Decision = keyward.DecisionUnavailable
 		res.setRateLimits(nil)
 		return
 	}
-	remaining, ok, err := e.credits.Spend(ctx, res.Key, req.cost(), now)
+	remaining, ok, err := e.credits.Spend(ctx, res.key.key(), req.cost(), now)
 	if err != nil {
-		e.warn("credits could not be spent: keys with credits answer UNAVAILABLE", "key_id", res.Key.ID, "err", err)
+		e.warn("credits could not be spent: keys with credits answer UNAVAILABLE", "key_id", res.key.id, "err", err)
 		res.Decision = keyward.DecisionUnavailable
 		res.setRateLimits(nil)
 		return
@@ -131,7 +132,7 @@ func (e *Engine) spend(ctx context.Context, res *Result, req *Request, now time.
 		res.Decision = keyward.DecisionUsageExceeded
 	case remaining == 0 && req.cost() > 0 && e.signals != nil:
 		e.signals.Signal(keyward.Signal{Kind: keyward.SignalQuotaExhausted, At: now, Decision: keyward.DecisionValid,
-			KeyID: res.Key.ID, AccountID: res.Key.AccountID, Count: 1})
+			KeyID: res.key.id, AccountID: res.key.accountID, Count: 1})
 	}
 }
 

@@ -242,7 +242,7 @@ func TestLimiterDown(t *testing.T) {
 	limited := e.key(keyward.Key{RateLimits: []keyward.RateLimit{limit("min", 100, time.Minute)}})
 	plain := e.key(keyward.Key{})
 	res := e.want(limited.Secret, keyward.DecisionUnavailable)
-	if res.Key == nil || res.Key.ID != limited.ID || len(res.RateLimits()) != 0 {
+	if res.KeyID() != limited.ID || len(res.RateLimits()) != 0 {
 		t.Errorf("result %+v: want the key and no limits", res)
 	}
 	e.want(plain.Secret, keyward.DecisionValid)

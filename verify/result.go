@@ -55,14 +55,16 @@ func (e *Engine) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keywa
 // the rate limits and the credits left whenever the call reached them.
 func (r Result) VerifyResult() *keyward.VerifyResult {
 	out := &keyward.VerifyResult{Valid: r.Decision.Valid(), Code: r.Decision}
-	if r.Key != nil {
+	if en := r.key; en != nil {
 		id := r.Identity()
-		out.KeyID = r.Key.ID
+		out.KeyID = en.id
 		out.ExpiresAt = id.ExpiresAt // a rotated key ends with its grace
 		if out.Valid {
 			out.Identity = id
-			out.Permissions = r.Key.Permissions
-			out.Meta = r.Key.Meta
+			out.Permissions = en.permissions
+			if en.extra != nil {
+				out.Meta = en.extra.meta
+			}
 		}
 	}
 	out.RateLimits = ratelimit.Statuses(r.RateLimits())

@@ -11,8 +11,8 @@ import (
 // signalFailure reports a refused verification to the sink.
 func (e *Engine) signalFailure(req *Request, res *Result, now time.Time) {
 	s := keyward.Signal{Kind: keyward.SignalFailure, At: now, Decision: res.Decision, IP: req.signalIP(), Count: 1}
-	if k := res.Key; k != nil {
-		s.KeyID, s.AccountID = k.ID, k.AccountID
+	if en := res.key; en != nil {
+		s.KeyID, s.AccountID = en.id, en.accountID
 	}
 	e.signals.Signal(s)
 }
@@ -42,7 +42,7 @@ func (e *Engine) validUse(en *entry, ip netip.Addr, now time.Time) {
 	}
 	e.signals.Signal(keyward.Signal{
 		Kind: keyward.SignalNetwork, At: now, Decision: keyward.DecisionValid, IP: ip,
-		KeyID: en.key.ID, AccountID: en.key.AccountID, Count: 1,
+		KeyID: en.id, AccountID: en.accountID, Count: 1,
 	})
 }
 
@@ -84,11 +84,11 @@ func (e *Engine) usageSignals(batch []*entry, now time.Time) {
 		if n == 0 {
 			continue
 		}
-		u, seen := byKey[en.key.ID]
+		u, seen := byKey[en.id]
 		if !seen {
-			order = append(order, en.key.ID)
+			order = append(order, en.id)
 		}
-		byKey[en.key.ID] = usage{en.key.AccountID, u.n + n}
+		byKey[en.id] = usage{en.accountID, u.n + n}
 	}
 	for _, id := range order {
 		u := byKey[id]

@@ -82,8 +82,8 @@ func (e *Engine) flush(ctx context.Context) error {
 	}
 	for _, en := range batch {
 		en.queued.Store(false)
-		if t := en.lastUsed.Load(); t > at[en.key.ID] {
-			at[en.key.ID] = t
+		if t := en.lastUsed.Load(); t > at[en.id] {
+			at[en.id] = t
 		}
 	}
 	if e.signals != nil {

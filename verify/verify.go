@@ -156,11 +156,6 @@ type Request struct {
 type Result struct {
 	// Decision is VALID, or why the key is refused.
 	Decision keyward.Decision
-	// Key is the key found, whatever the decision; nil unless the key was
-	// found (MALFORMED, NOT_FOUND, and UNAVAILABLE before the key could be
-	// read; an UNAVAILABLE of the rate limits or credits names it). It is
-	// a snapshot shared with the cache and other requests: read-only.
-	Key *keyward.Key
 	// Agent is Request.Agent.
 	Agent string
 	// CreditsRemaining is what the key's credits hold after the call,
@@ -170,6 +165,9 @@ type Result struct {
 	// (VALID or USAGE_EXCEEDED).
 	HasCredits bool
 
+	// key is the cache entry of the key found, nil if none (see Key).
+	key *entry
+
 	// The decisions of RateLimits: the first inlineLimits in limits, all
 	// of them in moreLimits when there are more.
 	limits     [inlineLimits]ratelimit.Decision
@@ -178,12 +176,39 @@ type Result struct {
 }
 
 // Identity returns who the key speaks for, or nil if no key was found.
-// Callers that let a request through must check Decision first.
+// Callers that let a request through must check Decision first. Its
+// permissions are shared with the cache: read-only.
 func (r Result) Identity() *keyward.Identity {
-	if r.Key == nil {
+	if r.key == nil {
 		return nil
 	}
-	return keyward.IdentityOf(r.Key, r.Agent)
+	return r.key.identity(r.Agent)
+}
+
+// KeyID returns the id of the key found, whatever the decision, or "" if
+// no key was found (see Key).
+func (r Result) KeyID() string {
+	if r.key == nil {
+		return ""
+	}
+	return r.key.id
+}
+
+// Key returns the key found, whatever the decision, or nil unless the key
+// was found (MALFORMED, NOT_FOUND, and UNAVAILABLE before the key could be
+// read; an UNAVAILABLE of the rate limits or credits names it). It is the
+// key as the cache holds it: the fields a verification and its result read
+// (id, owner, role, permissions, meta and secret metadata, expiry and
+// revocation, disabled flags, IP allow list, rate limits, meter and
+// credits); its name, start, prefix, hash, pepper version, creator,
+// rotation and times of creation, update and last use are zero. Each call
+// returns a new Key (one allocation: Verify and a cache hit make none)
+// whose slices and pointers are shared with the cache: read-only.
+func (r Result) Key() *keyward.Key {
+	if r.key == nil {
+		return nil
+	}
+	return r.key.key()
 }
 
 // Engine verifies keys. It is safe for concurrent use. Close it to stop its
@@ -223,10 +248,11 @@ type Engine struct {
 	noLedger sync.Once
 	warned   atomic.Int64
 
-	cache cache
-	group singleflight.Group
-	usage usage
-	m     *metrics
+	cache    cache
+	interner interner
+	group    singleflight.Group
+	usage    usage
+	m        *metrics
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -386,49 +412,48 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 	if en == nil {
 		return Result{Decision: keyward.DecisionNotFound, Agent: req.Agent}
 	}
-	k := &en.key
-	if req.Account != "" && k.AccountID != req.Account {
+	if req.Account != "" && en.accountID != req.Account {
 		return Result{Decision: keyward.DecisionNotFound, Agent: req.Agent}
 	}
 
 	// 2, continued. The rules of the key's account, known only now.
 	if rules != nil {
-		if d := rules.forAccount(k.AccountID, req.IP); d != keyward.DecisionValid {
-			return Result{Decision: d, Key: k, Agent: req.Agent}
+		if d := rules.forAccount(en.accountID, req.IP); d != keyward.DecisionValid {
+			return Result{Decision: d, key: en, Agent: req.Agent}
 		}
 	}
 
 	// 5. Status: disabled (key or account), revoked (a rotated key at the
 	// end of its grace), expired.
-	if d := k.Status(now); d != keyward.DecisionValid {
-		return Result{Decision: d, Key: k, Agent: req.Agent}
+	if d := en.status(now); d != keyward.DecisionValid {
+		return Result{Decision: d, key: en, Agent: req.Agent}
 	}
 	// 6. The key's own allow list: a key used from elsewhere did not
 	// authenticate the request.
-	if len(k.IPAllow) > 0 && !keyward.PrefixesContain(k.IPAllow, req.IP) {
-		return Result{Decision: keyward.DecisionIPNotAllowed, Key: k, Agent: req.Agent}
+	if x := en.extra; x != nil && len(x.ipAllow) > 0 && !keyward.PrefixesContain(x.ipAllow, req.IP) {
+		return Result{Decision: keyward.DecisionIPNotAllowed, key: en, Agent: req.Agent}
 	}
 	// The key authenticated the request: that is a use, whatever the
 	// permission check below says.
 	e.used(en, now.UnixNano())
 
 	// Required permissions.
-	if !k.HasPermissions(req.Permissions) {
-		return Result{Decision: keyward.DecisionInsufficientPermissions, Key: k, Agent: req.Agent}
+	if !en.hasPermissions(req.Permissions) {
+		return Result{Decision: keyward.DecisionInsufficientPermissions, key: en, Agent: req.Agent}
 	}
 
 	// 7. Rate limits, then credits: a call the limits refuse spends no
 	// credits (but one the credits refuse has counted against the
 	// limits: they measure attempts, credits what was served).
-	res := Result{Decision: keyward.DecisionValid, Key: k, Agent: req.Agent}
-	if !req.Unmetered {
-		if limits := k.EffectiveRateLimits(); len(limits) > 0 {
+	res := Result{Decision: keyward.DecisionValid, key: en, Agent: req.Agent}
+	if !req.Unmetered && en.extra != nil {
+		if limits := en.effectiveRateLimits(); len(limits) > 0 {
 			e.rateLimit(ctx, &res, req, limits, now)
 			if res.Decision != keyward.DecisionValid {
 				return res
 			}
 		}
-		if k.Credits != nil {
+		if en.extra.credits != nil {
 			e.spend(ctx, &res, req, now)
 			if res.Decision != keyward.DecisionValid {
 				return res

@@ -105,13 +105,13 @@ func TestDecisions(t *testing.T) {
 					t.Errorf("Agent = %q", res.Agent)
 				}
 				if tc.key == nil {
-					if res.Key != nil || res.Identity() != nil {
-						t.Fatalf("a %s result names key %v", res.Decision, res.Key)
+					if res.Key() != nil || res.KeyID() != "" || res.Identity() != nil {
+						t.Fatalf("a %s result names key %v", res.Decision, res.Key())
 					}
 					continue
 				}
-				if res.Key == nil || res.Key.ID != tc.key.ID {
-					t.Fatalf("Key = %v, want %s", res.Key, tc.key.ID)
+				if res.KeyID() != tc.key.ID || res.Key().ID != tc.key.ID {
+					t.Fatalf("Key = %v, want %s", res.Key(), tc.key.ID)
 				}
 				id := res.Identity()
 				if id.KeyID != tc.key.ID || id.AccountID != tc.key.AccountID || id.UserID != tc.key.UserID ||

@@ -1,0 +1,139 @@
+package verify
+
+import (
+	"encoding/json"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// TestEntryMatchesKey checks that a cache entry answers every question a
+// verification asks as the keyward.Key it was made from does, and that
+// Result.Key gives that key back without the fields the cache drops.
+func TestEntryMatchesKey(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { t := now.Add(d); return &t }
+	limits := []keyward.RateLimit{{Name: "min", Limit: 10, Window: keyward.Duration(time.Minute)}}
+	accountLimits := []keyward.RateLimit{{Name: "day", Limit: 1000, Window: keyward.Duration(24 * time.Hour)}}
+	var hash, older keyward.KeyHash
+	hash[0], older[0] = 1, 2
+	base := keyward.Key{
+		ID: "key_1", Hash: hash, PepperVersion: 2, Start: "kw_user_abcd", Prefix: "kw_user_", Name: "ci",
+		Role: keyward.RoleUser, AccountID: "acc_1", UserID: "usr_1", Permissions: []string{"a:read", "a:write"},
+		RotatedFrom: "key_0", GraceUntil: at(time.Hour), CreatedAt: now.Add(-time.Hour), CreatedBy: "key_9",
+		LastUsedAt: at(-time.Minute), UpdatedAt: now.Add(-time.Minute),
+	}
+	with := func(change func(k *keyward.Key)) keyward.Key {
+		k := base
+		change(&k)
+		return k
+	}
+	keys := map[string]keyward.Key{
+		"plain":            base,
+		"root":             with(func(k *keyward.Key) { k.Role, k.AccountID, k.UserID, k.Permissions = keyward.RoleRoot, "", "", nil }),
+		"no permissions":   with(func(k *keyward.Key) { k.Permissions = []string{} }),
+		"disabled":         with(func(k *keyward.Key) { k.Disabled = true }),
+		"account disabled": with(func(k *keyward.Key) { k.AccountDisabled = true }),
+		"revoked":          with(func(k *keyward.Key) { k.RevokedAt = at(-time.Second) }),
+		"retiring":         with(func(k *keyward.Key) { k.RevokedAt = at(time.Second) }),
+		"expired":          with(func(k *keyward.Key) { k.ExpiresAt = at(0) }),
+		"expires":          with(func(k *keyward.Key) { k.ExpiresAt = at(time.Hour) }),
+		"revoked before expiry": with(func(k *keyward.Key) {
+			k.RevokedAt, k.ExpiresAt = at(time.Minute), at(time.Hour)
+		}),
+		"expiry before revocation": with(func(k *keyward.Key) {
+			k.RevokedAt, k.ExpiresAt = at(time.Hour), at(time.Minute)
+		}),
+		"own limits":     with(func(k *keyward.Key) { k.RateLimits, k.AccountRateLimits = limits, accountLimits }),
+		"account limits": with(func(k *keyward.Key) { k.AccountRateLimits = accountLimits }),
+		"meter":          with(func(k *keyward.Key) { k.MeterID = "key_0" }),
+		"credits":        with(func(k *keyward.Key) { k.Credits = &keyward.Credits{Remaining: 5} }),
+		"extras": with(func(k *keyward.Key) {
+			k.Meta = json.RawMessage(`{"plan":"pro"}`)
+			k.SecretMeta, k.HasSecretMeta = &keyward.Sealed{Version: 1, Data: []byte("k")}, true
+			k.AccountSecretMeta = &keyward.Sealed{Version: 1, Data: []byte("a")}
+			k.IPAllow = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+		}),
+	}
+	var e Engine
+	for name, k := range keys {
+		for _, cachedUnder := range []keyward.KeyHash{hash, older} {
+			en := e.newEntry(&k, cachedUnder, 0)
+			for _, d := range []time.Duration{-time.Hour, 0, 30 * time.Second, 2 * time.Hour} {
+				if got, want := en.status(now.Add(d)), k.Status(now.Add(d)); got != want {
+					t.Errorf("%s: status at %v = %s, want %s", name, d, got, want)
+				}
+			}
+			for _, want := range [][]string{nil, {"a:read"}, {"a:read", "a:write"}, {"b:read"}} {
+				if got, want := en.hasPermissions(want), k.HasPermissions(want); got != want {
+					t.Errorf("%s: hasPermissions = %t, want %t", name, got, want)
+				}
+			}
+			if got, want := en.effectiveRateLimits(), k.EffectiveRateLimits(); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: effectiveRateLimits = %v, want %v", name, got, want)
+			}
+			if got, want := en.meter(), k.Meter(); got != want {
+				t.Errorf("%s: meter = %q, want %q", name, got, want)
+			}
+			if got, want := en.identity("agent"), keyward.IdentityOf(&k, "agent"); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: identity = %+v, want %+v", name, got, want)
+			}
+			if got := en.storedHash(cachedUnder); got != k.Hash {
+				t.Errorf("%s: storedHash = %x, want %x", name, got, k.Hash)
+			}
+			want := k
+			want.Hash, want.PepperVersion, want.Start, want.Prefix, want.Name = keyward.KeyHash{}, 0, "", "", ""
+			want.RotatedFrom, want.GraceUntil, want.CreatedAt, want.CreatedBy = "", nil, time.Time{}, ""
+			want.LastUsedAt, want.UpdatedAt = nil, time.Time{}
+			if got := (Result{key: en}).Key(); !reflect.DeepEqual(got, &want) {
+				t.Errorf("%s: Result.Key =\n%+v, want\n%+v", name, got, &want)
+			}
+		}
+	}
+}
+
+func TestInternerSharesEqualPermissionLists(t *testing.T) {
+	var in interner
+	a := in.permissions([]string{"a:read", "a:write"})
+	b := in.permissions([]string{"a:read", "a:write"})
+	if &a[0] != &b[0] {
+		t.Error("equal lists are not shared")
+	}
+	if c := in.permissions([]string{"a:read"}); &c[0] == &a[0] {
+		t.Error("a shorter list shares a longer one")
+	}
+	// Length prefixes keep lists apart that concatenate alike.
+	if c := in.permissions([]string{"a:reada:write"}); len(c) != 1 {
+		t.Errorf("got %q", c)
+	}
+	if cap(a) != len(a) {
+		t.Errorf("cap = %d, want the length %d: an append would write into the shared list", cap(a), len(a))
+	}
+	if p := in.permissions(nil); p != nil {
+		t.Errorf("nil became %q", p)
+	}
+	if p := in.permissions([]string{}); p == nil {
+		t.Error("an empty list became nil")
+	}
+	for i := range maxInterned / internOverhead {
+		in.permissions([]string{strconv.Itoa(i)})
+	}
+	if n := len(in.lists); n == 0 || n > maxInterned/(2*internOverhead) {
+		t.Errorf("the interner holds %d lists, want 1 to %d", n, maxInterned/(2*internOverhead))
+	}
+	// A list over the bound is returned as it is, never held.
+	huge := []string{strings.Repeat("x", maxInterned)}
+	again := slices.Clone(huge)
+	if p, q := in.permissions(huge), in.permissions(again); &p[0] != &huge[0] || &q[0] != &again[0] {
+		t.Error("a list over the bound was interned")
+	}
+	if in.size > maxInterned {
+		t.Errorf("the interner holds %d bytes, over %d", in.size, maxInterned)
+	}
+}
