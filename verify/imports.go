@@ -102,7 +102,8 @@ func (e *Engine) importsPending() bool {
 // its digest removed. A key found that does not verify (disabled, revoked,
 // expired) is returned as it is, not adopted: it answers its status, and
 // is adopted on a use once it verifies (enabled, say). ENOTFOUND if no key
-// waits with that digest.
+// waits with that digest, nor (adopted meanwhile by another instance) has
+// h.
 //
 // If the adoption fails, the key is returned all the same (it was found,
 // and the store said what it is) and a later load tries again, so no key is
@@ -110,6 +111,11 @@ func (e *Engine) importsPending() bool {
 func (e *Engine) adopt(ctx context.Context, h keyward.KeyHash, raw string) (*keyward.Key, error) {
 	d := keyward.DigestOf(raw)
 	k, err := e.imports.KeyByDigest(ctx, d)
+	if keyward.ErrorCode(err) == keyward.ENOTFOUND {
+		// Another instance may have adopted it since h missed: then it
+		// is stored under h now.
+		return e.storeKey(ctx, h, raw)
+	}
 	if err != nil {
 		return nil, err
 	}
