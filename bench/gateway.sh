@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# bench/gateway.sh: throughput and p99 latency of "keyward gateway" (keys
-# verified in process, cache hit) against a bare httputil.ReverseProxy to the
-# same upstream, in the same run, plus /v1/forward-auth requests/s. Loopback
-# only; every run is bounded by DURATION.
+# bench/gateway.sh: keyward over HTTP against bare net/http baselines, each
+# pair loaded in the same run by the same wrk with the same concurrency:
 #
-#   bench/gateway.sh                 # defaults: 10s per run, 64 connections
-#   DURATION=5s CONNS=32 ROUNDS=3 bench/gateway.sh
+#   - "keyward gateway" (keys verified in process, cache hit) against a bare
+#     httputil.ReverseProxy to the same upstream (DESIGN.md section 9 target:
+#     >= 85% of its requests/s);
+#   - POST /v1/keys/verify of "keyward serve" against a bare net/http JSON
+#     handler (bench/benchserver json) answering the same request with the
+#     same JSON (target: >= 60% of its requests/s);
+#   - /v1/forward-auth of "keyward serve", beside the bare upstream handler
+#     (200 "ok") for scale (no target).
 #
-# Needs wrk (Debian: apt-get install wrk). Load generator, proxies and upstream
-# share the machine: compare the columns of one run, not runs on different
-# machines. Target (DESIGN.md section 9): the gateway at >= 85% of the bare
-# proxy's throughput.
+# Rounds interleave the targets, so a noisy neighbour hits all of them.
+# Loopback only; every run is bounded by DURATION.
+#
+#   bench/gateway.sh                 # defaults: 3 rounds of 4s per target, 64 connections
+#   DURATION=10s CONNS=32 ROUNDS=2 bench/gateway.sh
+#   RESULTS=out.txt bench/gateway.sh # also write "target req/s p50_ms p99_ms" per round
+#
+# Needs wrk (Debian: apt-get install wrk). Load generator, servers and
+# upstream share the machine: compare the columns of one run, not runs on
+# different machines. KEYWARD_BIN may name a keyward binary already built.
 set -euo pipefail
 
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-4s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 BASE_PORT=${BASE_PORT:-18480}
 
 command -v wrk >/dev/null || { echo "bench/gateway.sh: wrk not found: apt-get install wrk" >&2; exit 1; }
@@ -31,13 +41,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$work/keyward" ./cmd/keyward
+if [ -n "${KEYWARD_BIN:-}" ]; then
+	cp "$KEYWARD_BIN" "$work/keyward"
+else
+	go build -o "$work/keyward" ./cmd/keyward
+fi
 go build -o "$work/benchserver" ./bench/benchserver
 
 up=127.0.0.1:$BASE_PORT
 bare=127.0.0.1:$((BASE_PORT + 1))
 api=127.0.0.1:$((BASE_PORT + 2))
 gw=127.0.0.1:$((BASE_PORT + 3))
+barejson=127.0.0.1:$((BASE_PORT + 4))
 
 wait_port() { # wait_port ADDR: until something accepts on ADDR (at most 20s)
 	for _ in $(seq 200); do
@@ -61,13 +76,30 @@ key=$(KEYWARD_URL=http://$api KEYWARD_API_KEY=$root "$work/keyward" keys create 
 "$work/keyward" gateway --listen "$gw" --upstream "http://$up" --permission bench:read 2>"$work/gateway.log" & pids+=($!)
 wait_port "$gw"
 
+# The verify endpoint's request, and keyward's answer to it, which the bare
+# JSON handler returns for every request.
+export WRK_BODY="{\"key\":\"$key\",\"permissions\":[\"bench:read\"]}"
+curl -sf -X POST -H "Authorization: Bearer $root" -H 'Content-Type: application/json' -d "$WRK_BODY" \
+	"http://$api/v1/keys/verify" >"$work/verify.json" || { echo "bench/gateway.sh: POST /v1/keys/verify failed" >&2; exit 1; }
+grep -q '"valid": *true' "$work/verify.json" || { echo "bench/gateway.sh: the key did not verify: $(cat "$work/verify.json")" >&2; exit 1; }
+"$work/benchserver" json "$barejson" "$work/verify.json" 2>"$work/barejson.log" & pids+=($!)
+wait_port "$barejson"
+
 # Check the setup before measuring: a key passes, none is refused.
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 [ "$(code -H "Authorization: Bearer $key" "http://$gw/x")" = 200 ] || { echo "gateway refused the key" >&2; exit 1; }
 [ "$(code "http://$gw/x")" = 401 ] || { echo "gateway let a request without a key through" >&2; exit 1; }
 [ "$(code -H "Authorization: Bearer $key" -H "X-Original-URI: /x" "http://$api/v1/forward-auth")" = 200 ] || { echo "forward-auth refused the key" >&2; exit 1; }
+[ "$(code -X POST -d "$WRK_BODY" "http://$barejson/v1/keys/verify")" = 200 ] || { echo "the bare JSON handler failed" >&2; exit 1; }
 
-run() { # run NAME URL [wrk args...]: prints "NAME req/s p50 p99"
+ms() { # ms LATENCY: wrk's "850.00us", "1.20ms" or "1.02s" in milliseconds
+	awk -v v="$1" 'BEGIN {
+		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+		printf "%.3f", u == "us" ? n / 1000 : u == "s" ? n * 1000 : u == "m" ? n * 60000 : n
+	}'
+}
+
+run() { # run NAME URL [wrk args...]: prints "NAME req/s p50_ms p99_ms"
 	local name=$1 url=$2
 	shift 2
 	local out
@@ -77,25 +109,39 @@ run() { # run NAME URL [wrk args...]: prints "NAME req/s p50 p99"
 	[ -z "$errs" ] || { echo "bench/gateway.sh: $name: $errs non-2xx responses" >&2; exit 1; }
 	printf '%s %s %s %s\n' "$name" \
 		"$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<<"$out")" \
-		"$(awk '$1 == "50%" {print $2}' <<<"$out")" \
-		"$(awk '$1 == "99%" {print $2}' <<<"$out")"
+		"$(ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")" \
+		"$(ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
 }
 
 results=$work/results
 wrk -t1 -c8 -d2s "http://$bare/x" >/dev/null # warm up
 wrk -t1 -c8 -d2s -H "Authorization: Bearer $key" "http://$gw/x" >/dev/null
+wrk -t1 -c8 -d1s -s bench/post.lua -H "Authorization: Bearer $root" "http://$api/v1/keys/verify" >/dev/null
+wrk -t1 -c8 -d1s -s bench/post.lua "http://$barejson/v1/keys/verify" >/dev/null
 for round in $(seq "$ROUNDS"); do
-	run bare "http://$bare/x" >>"$results"
+	echo "round $round of $ROUNDS: 6 targets x $DURATION" >&2
+	run bare-proxy "http://$bare/x" >>"$results"
 	run gateway "http://$gw/x" -H "Authorization: Bearer $key" >>"$results"
+	run bare-json "http://$barejson/v1/keys/verify" -s bench/post.lua >>"$results"
+	run verify "http://$api/v1/keys/verify" -s bench/post.lua -H "Authorization: Bearer $root" >>"$results"
+	run bare-handler "http://$up/x" >>"$results"
 	run forward-auth "http://$api/v1/forward-auth" -H "Authorization: Bearer $key" -H "X-Original-URI: /x" >>"$results"
 done
+[ -z "${RESULTS:-}" ] || cp "$results" "$RESULTS"
 
-echo "keyward gateway benchmark: $ROUNDS rounds x $DURATION, $CONNS connections, $THREADS wrk threads, $(nproc) CPUs, $(go env GOVERSION)"
+echo "keyward over HTTP: $ROUNDS rounds x $DURATION per target, $CONNS connections, $THREADS wrk threads, $(nproc) CPUs, $(go env GOVERSION)"
 awk '
-	{ n[$1]++; rps[$1] += $2; if (n[$1] == 1 || $4 > "") p99[$1] = p99[$1] (p99[$1] ? " " : "") $4; p50[$1] = p50[$1] (p50[$1] ? " " : "") $3 }
+	function median(s,   a, n, i, j, t) {
+		n = split(s, a, " ")
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+		return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+	}
+	{ rps[$1] = rps[$1] " " $2; p50[$1] = p50[$1] " " $3; p99[$1] = p99[$1] " " $4 }
 	END {
-		printf "%-14s %12s  %-22s %s\n", "target", "req/s (mean)", "p50 per round", "p99 per round"
-		split("bare gateway forward-auth", order, " ")
-		for (i = 1; i <= 3; i++) { t = order[i]; printf "%-14s %12.0f  %-22s %s\n", t, rps[t] / n[t], p50[t], p99[t] }
-		printf "gateway / bare proxy: %.1f%% (target >= 85%%)\n", 100 * rps["gateway"] / rps["bare"]
+		printf "%-14s %14s %10s %10s   %s\n", "target", "req/s (median)", "p50 ms", "p99 ms", "req/s per round"
+		split("bare-proxy gateway bare-json verify bare-handler forward-auth", order, " ")
+		for (i = 1; i <= 6; i++) { t = order[i]; printf "%-14s %14.0f %10.3f %10.3f  %s\n", t, median(rps[t]), median(p50[t]), median(p99[t]), rps[t] }
+		printf "gateway / bare proxy:        %.1f%% (target >= 85%%)\n", 100 * median(rps["gateway"]) / median(rps["bare-proxy"])
+		printf "verify / bare JSON handler:  %.1f%% (target >= 60%%)\n", 100 * median(rps["verify"]) / median(rps["bare-json"])
+		printf "forward-auth / bare handler: %.1f%% (no target)\n", 100 * median(rps["forward-auth"]) / median(rps["bare-handler"])
 	}' "$results"

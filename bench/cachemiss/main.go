@@ -15,12 +15,18 @@
 // Seeding stops after -seed-timeout; the latencies are then measured at
 // the number of keys reached, which the report states.
 //
+// With -keep-sqlite DIR the SQLite store is left in DIR as a keyward data
+// directory (keyward.db and the pepper file) beside secrets.txt, the
+// secrets of its keys one per line, so "keyward serve --data DIR" can
+// verify them (bench/run measures a server's memory with them).
+//
 //	go run ./bench/cachemiss -keys 1000000 -stores sqlite,postgres
 //
 // See bench/cachemiss.sh.
 package main
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -61,6 +67,7 @@ func main() {
 		batch       = flag.Int("batch", 5000, "keys per CreateKeys call")
 		workers     = flag.Int("workers", 2, "concurrent key generators/writers while seeding")
 		dir         = flag.String("dir", "", "directory of the SQLite file (default: a new temporary directory, removed at the end)")
+		keep        = flag.String("keep-sqlite", "", "leave the SQLite store in this new directory as a keyward data directory, with secrets.txt")
 	)
 	flag.Parse()
 	if *n <= 0 || *samples <= 0 || *batch <= 0 || *workers <= 0 {
@@ -76,7 +83,7 @@ func main() {
 		var err error
 		switch strings.TrimSpace(name) {
 		case "sqlite":
-			err = runSQLite(ctx, *dir, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers})
+			err = runSQLite(ctx, *dir, *keep, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers})
 		case "postgres":
 			if *pgURL == "" {
 				fmt.Fprintln(os.Stderr, "cachemiss: postgres: skipped, set KEYWARD_TEST_POSTGRES_URL or -postgres")
@@ -102,9 +109,19 @@ func main() {
 type config struct {
 	n, samples, batch, workers int
 	seedTimeout                time.Duration
+	// seeded, if set, is called with the pepper and the secrets of the
+	// keys stored once seeding is done.
+	seeded func(pepper []byte, secrets []string) error
 }
 
-func runSQLite(ctx context.Context, dir string, cfg config) error {
+func runSQLite(ctx context.Context, dir, keep string, cfg config) error {
+	if keep != "" {
+		if err := os.Mkdir(keep, 0o700); err != nil {
+			return err
+		}
+		cfg.seeded = func(pepper []byte, secrets []string) error { return keepData(keep, pepper, secrets) }
+		return run(ctx, "sqlite", func() (keyward.Store, error) { return sqlite.Open(ctx, filepath.Join(keep, "keyward.db")) }, cfg)
+	}
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "keyward-cachemiss-")
 		if err != nil {
@@ -166,6 +183,11 @@ func run(ctx context.Context, name string, open func() (keyward.Store, error), c
 		return fmt.Errorf("seeding: %w", err)
 	}
 	seeded := len(secrets)
+	if cfg.seeded != nil {
+		if err := cfg.seeded(pepper, secrets); err != nil {
+			return err
+		}
+	}
 	fmt.Printf("\n%s: seeded %d keys in %s (%.0f keys/s, batches of %d, %d workers)\n",
 		name, seeded, took.Round(time.Millisecond), float64(seeded)/took.Seconds(), cfg.batch, cfg.workers)
 	if seeded < cfg.n {
@@ -312,6 +334,30 @@ func seed(ctx context.Context, s keyward.Store, h *apikey.Hasher, cfg config) ([
 		return nil, took, errors.New("no key stored before -seed-timeout")
 	}
 	return kept, took, nil
+}
+
+// keepData writes the pepper file keyward reads from its data directory
+// and secrets.txt into dir. The hasher's pepper is the bytes of the hex
+// string (as NewHasher takes a Secret's bytes), so the file holds their hex.
+func keepData(dir string, pepper []byte, secrets []string) error {
+	p := "# bench/cachemiss pepper: VERSION:ENCODING:VALUE\n1:hex:" + hex.EncodeToString([]byte(hex.EncodeToString(pepper))) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "pepper"), []byte(p), 0o600); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "secrets.txt"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for _, s := range secrets {
+		w.WriteString(s)
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // progress prints the seeded count to stderr every 10s until stopped.
