@@ -17,7 +17,8 @@ import (
 // TestCredentialExpiryJob creates credentials at a real Gitea and a real
 // n8n through the admin service, moves an injected clock past their expiry
 // and runs the lifecycle jobs: each is revoked at its provider (the token
-// is refused there), recorded as expired and announced once.
+// is refused there), recorded as expired and announced once; a rotated one
+// is revoked when its grace ends.
 func TestCredentialExpiryJob(t *testing.T) {
 	g := providertest.StartGitea(t)
 	n := providertest.StartN8n(t)
@@ -79,6 +80,20 @@ func TestCredentialExpiryJob(t *testing.T) {
 	if !valid(gc.ID, gitToken.Secret) || !valid(nc.ID, n8nKey.Secret) {
 		t.Fatal("a new credential does not verify at its provider")
 	}
+	// A rotation with a grace: both tokens work until the grace ends,
+	// then the job revokes the old one.
+	deploy, err := svc.CreateCredential(root, keyward.NewCredential{ConnectionID: gc.ID, User: g.User.Name, Name: "deploy",
+		Scopes: []string{"read:user"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := svc.RotateCredential(root, deploy.Credential.ID, 90*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !valid(gc.ID, deploy.Secret) || !valid(gc.ID, rotated.Secret) {
+		t.Fatal("during the grace both tokens must work")
+	}
 
 	run := func() {
 		t.Helper()
@@ -97,6 +112,12 @@ func TestCredentialExpiryJob(t *testing.T) {
 	run() // a second run changes nothing
 	if valid(gc.ID, gitToken.Secret) {
 		t.Fatal("the expired Gitea token still works at Gitea")
+	}
+	if valid(gc.ID, deploy.Secret) || !valid(gc.ID, rotated.Secret) {
+		t.Fatal("after the grace the job must revoke the old token and keep the new one")
+	}
+	if c, err := svc.Credential(root, deploy.Credential.ID); err != nil || c.Status != keyward.CredentialRevoked {
+		t.Fatalf("the rotated credential after its grace: %+v, %v; want revoked", c, err)
 	}
 	if !valid(nc.ID, n8nKey.Secret) {
 		t.Fatal("the n8n key was revoked before its expiry")
@@ -130,7 +151,8 @@ func TestCredentialExpiryJob(t *testing.T) {
 	for _, d := range ds {
 		types[d.EventType]++
 	}
-	if types[keyward.EventCredentialCreated] != 2 || types[keyward.EventCredentialExpired] != 2 {
-		t.Fatalf("events announced: %v, want 2 credential.created and 2 credential.expired", types)
+	if types[keyward.EventCredentialCreated] != 3 || types[keyward.EventCredentialExpired] != 2 ||
+		types[keyward.EventCredentialRotated] != 1 || types[keyward.EventCredentialRevoked] != 1 {
+		t.Fatalf("events announced: %v, want 3 credential.created, 2 .expired, 1 .rotated, 1 .revoked", types)
 	}
 }
