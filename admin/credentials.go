@@ -591,12 +591,19 @@ func (s *Service) RotateCredential(ctx context.Context, credID string, grace tim
 }
 
 // rotatedName is the name of a rotation's replacement: providers require
-// unique names, so the base name gets the time of the rotation.
+// unique names, so the base name (without an earlier rotation's suffix)
+// gets the time of the rotation to the millisecond, and is shortened so the
+// whole fits the shortest limit of a provider (n8n: 50 characters).
 func rotatedName(name string, now time.Time) string {
-	if i := strings.LastIndex(name, "-rot"); i > 0 && len(name)-i == len("-rot20060102150405") {
+	const layout, maxName = "20060102150405.000", 50
+	suffix := "-rot" + strings.Replace(now.UTC().Format(layout), ".", "", 1)
+	if i := strings.LastIndex(name, "-rot"); i > 0 && len(name)-i == len(suffix) {
 		name = name[:i]
 	}
-	return name + "-rot" + now.Format("20060102150405")
+	if r := []rune(name); len(r) > maxName-len(suffix) {
+		name = string(r[:maxName-len(suffix)])
+	}
+	return name + suffix
 }
 
 // recordRotation stores the replacement and marks the old credential

@@ -107,3 +107,20 @@ func TestCreateCredentialLeavesNoHalfState(t *testing.T) {
 }
 
 func ptrTime(t time.Time) *time.Time { return &t }
+
+func TestRotatedName(t *testing.T) {
+	at := time.Date(2026, 11, 23, 16, 38, 5, 123_000_000, time.UTC)
+	for _, c := range []struct{ name, want string }{
+		{"ci", "ci-rot20261123163805123"},
+		{"ci-rot20261123101010999", "ci-rot20261123163805123"}, // a rotation of a rotation keeps the base name
+		{strings.Repeat("n", 49), strings.Repeat("n", 29) + "-rot20261123163805123"},
+	} {
+		got := admin.RotatedName(c.name, at)
+		if got != c.want || len([]rune(got)) > 50 {
+			t.Errorf("RotatedName(%q) = %q, want %q (at most 50 characters)", c.name, got, c.want)
+		}
+	}
+	if admin.RotatedName("ci", at) == admin.RotatedName("ci", at.Add(time.Millisecond)) {
+		t.Error("two rotations a millisecond apart got the same name")
+	}
+}

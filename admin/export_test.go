@@ -1,0 +1,4 @@
+package admin
+
+// RotatedName exposes rotatedName to the tests.
+var RotatedName = rotatedName
