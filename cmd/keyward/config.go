@@ -102,6 +102,8 @@ type Config struct {
 	// Lifecycle configures the lifecycle jobs: expiry, rotation, cleanup
 	// and credit refills (see lifecycle.go and docs/lifecycle.md).
 	Lifecycle LifecycleConfig `yaml:"lifecycle"`
+	// Usage configures how long usage analytics are kept (serve.go).
+	Usage UsageConfig `yaml:"usage"`
 	// Webhooks configures the delivery of webhook events (webhooks.go).
 	Webhooks WebhooksConfig `yaml:"webhooks"`
 	// DevMode turns authentication off for local development; Validate
@@ -457,6 +459,7 @@ func (c *Config) Validate() error {
 	c.validateGateway(add)
 	c.validateAbuse(add)
 	c.validateLifecycle(add)
+	c.validateUsage(add)
 	c.validateWebhooks(add)
 	if len(errs) > 0 {
 		return &ConfigError{Errors: errs}

@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/keywardtest"
 	"github.com/keyward/keyward/lifecycle"
 )
 
@@ -56,5 +59,42 @@ func TestJobsRun(t *testing.T) {
 	r = runCLI(t, env, "jobs", "run", "--job", "expiry")
 	if r.code != ExitOK || !strings.Contains(r.stdout, "expiry") {
 		t.Errorf("jobs run --job expiry: exit %d, stdout %s, stderr %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestUsageRetentionConfig(t *testing.T) {
+	c, err := load(t, "usage:\n  minute_retention: 3h\n  day_retention: 8760h\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Usage.MinuteRetention != 3*time.Hour || c.Usage.HourRetention != 0 || c.Usage.DayRetention != 8760*time.Hour {
+		t.Errorf("usage = %+v", c.Usage)
+	}
+	_, err = load(t, "usage:\n  minute_retention: 30m\n", nil)
+	if err == nil || !strings.Contains(err.Error(), "usage.minute_retention: 30m0s is too short") {
+		t.Errorf("minute_retention 30m: error %v, want it named as too short", err)
+	}
+
+	// The retention reaches the aggregator: a start applies it at once.
+	old := keyward.UsageRow{Granularity: keyward.UsageMinute, Start: time.Now().Add(-5 * time.Hour), KeyID: "key_1", Code: keyward.DecisionValid, Count: 1}
+	for _, c := range []struct {
+		retention time.Duration
+		kept      bool
+	}{{0, true}, {3 * time.Hour, false}} {
+		store := keywardtest.NewSQLiteStore(t)
+		if err := store.AddUsage(t.Context(), []keyward.UsageRow{old}); err != nil {
+			t.Fatal(err)
+		}
+		_, stop := startUsage(store, UsageConfig{MinuteRetention: c.retention}, slog.New(slog.DiscardHandler))
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := store.Usage(t.Context(), keyward.UsageFilter{Granularity: keyward.UsageMinute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (len(rows) == 1) != c.kept {
+			t.Errorf("minute retention %s: %d minute rows of 5h ago left, want kept=%v", c.retention, len(rows), c.kept)
+		}
 	}
 }

@@ -158,7 +158,7 @@ func (c *core) openEngine(cfg *Config, log *slog.Logger, withEngine bool) error 
 	if c.detector, c.stopDetector, err = startDetector(cfg, c, log); err != nil {
 		return err
 	}
-	c.usage, c.stopUsage = startUsage(c.store, log)
+	c.usage, c.stopUsage = startUsage(c.store, cfg.Usage, log)
 	if c.sender, c.stopSender, err = startSender(cfg, c, log); err != nil {
 		return err
 	}
@@ -177,12 +177,40 @@ func (c *core) openEngine(cfg *Config, log *slog.Logger, withEngine bool) error 
 	return nil
 }
 
+// UsageConfig is the usage: block of keyward.yaml: how long the counts of
+// each granularity are kept (docs/usage-reports.md). Zero keeps the
+// default.
+type UsageConfig struct {
+	MinuteRetention time.Duration `yaml:"minute_retention"`
+	HourRetention   time.Duration `yaml:"hour_retention"`
+	DayRetention    time.Duration `yaml:"day_retention"`
+}
+
+// validateUsage checks the usage block: a granularity's rows must outlive
+// the rollup into the next one (a minute row the hour it belongs to, an
+// hour row its day).
+func (c *Config) validateUsage(add func(key, format string, args ...any)) {
+	for _, r := range []struct {
+		name     string
+		d, least time.Duration
+	}{
+		{"minute_retention", c.Usage.MinuteRetention, 2 * time.Hour},
+		{"hour_retention", c.Usage.HourRetention, 48 * time.Hour},
+		{"day_retention", c.Usage.DayRetention, 48 * time.Hour},
+	} {
+		if r.d != 0 && r.d < r.least {
+			add("usage."+r.name, "%s is too short: use at least %s (its rows must outlive their rollup), or omit it for the default", r.d, r.least)
+		}
+	}
+}
+
 // startUsage runs the usage aggregator of store until the returned stop,
 // which writes its last counts. The rollups are brought up to date before
 // it returns, so reports served from the first request on include
 // everything counted before this start.
-func startUsage(store keyward.Store, log *slog.Logger) (*usage.Aggregator, func() error) {
-	agg := usage.New(store, usage.Config{Logger: log})
+func startUsage(store keyward.Store, uc UsageConfig, log *slog.Logger) (*usage.Aggregator, func() error) {
+	agg := usage.New(store, usage.Config{MinuteRetention: uc.MinuteRetention, HourRetention: uc.HourRetention,
+		DayRetention: uc.DayRetention, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := agg.Maintain(ctx); err != nil {
 		log.Error("usage maintenance failed; it is tried again every minute", "error", err)
