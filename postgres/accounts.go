@@ -56,10 +56,7 @@ type querier interface {
 // account reads an account; lock is "" or a locking clause ("FOR UPDATE").
 func (s *Store) account(ctx context.Context, q querier, id, lock string) (*keyward.Account, error) {
 	a, err := scanAccount(q.QueryRow(ctx, "SELECT "+accountCols+" FROM accounts WHERE id = $1 "+lock, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, keyward.Errorf(keyward.ENOTFOUND, "account %s not found", id)
-	}
-	return a, s.dbError(err, nil)
+	return a, s.rowError(err, "account", id)
 }
 
 // Accounts lists accounts by id after p.After.

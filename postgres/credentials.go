@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -78,10 +77,7 @@ func (s *Store) ProviderConnection(ctx context.Context, id string) (*keyward.Pro
 // connection reads a connection; lock is "" or a locking clause.
 func (s *Store) connection(ctx context.Context, q querier, id, lock string) (*keyward.ProviderConnection, error) {
 	c, err := scanConnection(q.QueryRow(ctx, selectConnection+" WHERE id = $1 "+lock, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, keyward.Errorf(keyward.ENOTFOUND, "provider connection %s not found", id)
-	}
-	return c, s.dbError(err, nil)
+	return c, s.rowError(err, "provider connection", id)
 }
 
 // ProviderConnections lists the connections of an account ("" for all) by
@@ -244,10 +240,7 @@ func (s *Store) Credential(ctx context.Context, id string) (*keyward.ManagedCred
 // credential reads a credential; lock is "" or a locking clause.
 func (s *Store) credential(ctx context.Context, q querier, id, lock string) (*keyward.ManagedCredential, error) {
 	c, err := scanCredential(q.QueryRow(ctx, selectCredential+" WHERE id = $1 "+lock, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, keyward.Errorf(keyward.ENOTFOUND, "credential %s not found", id)
-	}
-	return c, s.dbError(err, nil)
+	return c, s.rowError(err, "credential", id)
 }
 
 // Credentials lists the credentials matching f by id.

@@ -73,7 +73,7 @@ func (s *Store) SpendCredits(ctx context.Context, keyID string, cost int64, now 
 		var sc storedCredits
 		err := tx.QueryRow(ctx, "SELECT "+strings.Join(creditColumns, ", ")+" FROM keys WHERE id = $1 FOR UPDATE", keyID).Scan(sc.dest()...)
 		if err != nil {
-			return s.keyError(err, keyID)
+			return s.rowError(err, "key", keyID)
 		}
 		if c = sc.credits(); c == nil {
 			ok = true

@@ -229,16 +229,17 @@ func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key,
 func (s *Store) keyByID(ctx context.Context, q querier, id, lock string) (*keyward.Key, error) {
 	k, err := scanKey(q.QueryRow(ctx, selectKey+" WHERE k.id = $1 "+lock, id))
 	if err != nil {
-		return nil, s.keyError(err, id)
+		return nil, s.rowError(err, "key", id)
 	}
 	return k, nil
 }
 
-// keyError maps a failed read of key id: ENOTFOUND for no row, else the
-// database error.
-func (s *Store) keyError(err error, id string) error {
+// rowError maps a failed read of the kind of row with id (a key, an
+// account, a webhook endpoint, ...): ENOTFOUND "kind id not found" for no
+// row, else the database error.
+func (s *Store) rowError(err error, kind, id string) error {
 	if errors.Is(err, pgx.ErrNoRows) {
-		return keyward.Errorf(keyward.ENOTFOUND, "key %s not found", id)
+		return keyward.Errorf(keyward.ENOTFOUND, "%s %s not found", kind, id)
 	}
 	return s.dbError(err, nil)
 }
@@ -355,7 +356,7 @@ func (s *Store) DeleteKey(ctx context.Context, id string) (*keyward.Key, error) 
 		var err error
 		k, err = scanKey(tx.QueryRow(ctx, "DELETE FROM keys AS k WHERE k.id = $1"+returningKey, id))
 		if err != nil {
-			return s.keyError(err, id)
+			return s.rowError(err, "key", id)
 		}
 		return nil
 	})

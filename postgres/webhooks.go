@@ -56,10 +56,7 @@ func (s *Store) WebhookEndpoint(ctx context.Context, id string) (*keyward.Webhoo
 // endpoint reads an endpoint; lock is "" or a locking clause.
 func (s *Store) endpoint(ctx context.Context, q querier, id, lock string) (*keyward.WebhookEndpoint, error) {
 	e, err := scanEndpoint(q.QueryRow(ctx, selectEndpoint+" WHERE id = $1 "+lock, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, keyward.Errorf(keyward.ENOTFOUND, "webhook endpoint %s not found", id)
-	}
-	return e, s.dbError(err, nil)
+	return e, s.rowError(err, "webhook endpoint", id)
 }
 
 // WebhookEndpoints lists the endpoints matching f by id.

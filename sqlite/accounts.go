@@ -56,10 +56,7 @@ type querier interface {
 
 func (s *Store) account(ctx context.Context, q querier, id string) (*keyward.Account, error) {
 	a, err := scanAccount(q.QueryRowContext(ctx, selectAccount+" WHERE id = ?", id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, keyward.Errorf(keyward.ENOTFOUND, "account %s not found", id)
-	}
-	return a, s.dbError(err, conflicts{})
+	return a, s.rowError(err, "account", id)
 }
 
 // Accounts lists accounts by id after p.After.

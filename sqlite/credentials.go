@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -66,10 +65,7 @@ func (s *Store) ProviderConnection(ctx context.Context, id string) (*keyward.Pro
 
 func (s *Store) connectionTx(ctx context.Context, q querier, id string) (*keyward.ProviderConnection, error) {
 	c, err := scanConnection(q.QueryRowContext(ctx, selectConnection+" WHERE id = ?", id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, keyward.Errorf(keyward.ENOTFOUND, "provider connection %s not found", id)
-	}
-	return c, s.dbError(err, conflicts{})
+	return c, s.rowError(err, "provider connection", id)
 }
 
 // ProviderConnections lists the connections of an account ("" for all) by
@@ -219,10 +215,7 @@ func (s *Store) Credential(ctx context.Context, id string) (*keyward.ManagedCred
 
 func (s *Store) credentialTx(ctx context.Context, q querier, id string) (*keyward.ManagedCredential, error) {
 	c, err := scanCredential(q.QueryRowContext(ctx, selectCredential+" WHERE id = ?", id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, keyward.Errorf(keyward.ENOTFOUND, "credential %s not found", id)
-	}
-	return c, s.dbError(err, conflicts{})
+	return c, s.rowError(err, "credential", id)
 }
 
 // Credentials lists the credentials matching f by id.

@@ -71,7 +71,7 @@ func (s *Store) SpendCredits(ctx context.Context, keyID string, cost int64, now 
 		var sc storedCredits
 		err := tx.QueryRowContext(ctx, "SELECT "+creditCols+" FROM keys WHERE id = ?", keyID).Scan(sc.dest()...)
 		if err != nil {
-			return s.keyError(err, keyID)
+			return s.rowError(err, "key", keyID)
 		}
 		if c, err = sc.credits(); err != nil {
 			return err

@@ -249,7 +249,7 @@ func (s *Store) checkOwners(ctx context.Context, tx *sql.Tx, keys []*keyward.Key
 func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
 	k, err := scanKey(s.keyByID.QueryRowContext(ctx, id))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: key %s: %w", id, s.keyError(err, id))
+		return nil, fmt.Errorf("sqlite: key %s: %w", id, s.rowError(err, "key", id))
 	}
 	return k, nil
 }
@@ -267,9 +267,12 @@ func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key,
 	return k, nil
 }
 
-func (s *Store) keyError(err error, id string) error {
+// rowError maps a failed read of the kind of row with id (a key, an
+// account, a webhook endpoint, ...): ENOTFOUND "kind id not found" for no
+// row, else the database error.
+func (s *Store) rowError(err error, kind, id string) error {
 	if errors.Is(err, sql.ErrNoRows) {
-		return keyward.Errorf(keyward.ENOTFOUND, "key %s not found", id)
+		return keyward.Errorf(keyward.ENOTFOUND, "%s %s not found", kind, id)
 	}
 	return s.dbError(err, conflicts{})
 }
@@ -278,7 +281,7 @@ func (s *Store) keyError(err error, id string) error {
 func (s *Store) keyTx(ctx context.Context, tx *sql.Tx, id string) (*keyward.Key, error) {
 	k, err := scanKey(tx.QueryRowContext(ctx, selectKey+" WHERE k.id = ?", id))
 	if err != nil {
-		return nil, s.keyError(err, id)
+		return nil, s.rowError(err, "key", id)
 	}
 	return k, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -49,10 +48,7 @@ func (s *Store) WebhookEndpoint(ctx context.Context, id string) (*keyward.Webhoo
 
 func (s *Store) endpointTx(ctx context.Context, q querier, id string) (*keyward.WebhookEndpoint, error) {
 	e, err := scanEndpoint(q.QueryRowContext(ctx, selectEndpoint+" WHERE id = ?", id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, keyward.Errorf(keyward.ENOTFOUND, "webhook endpoint %s not found", id)
-	}
-	return e, s.dbError(err, conflicts{})
+	return e, s.rowError(err, "webhook endpoint", id)
 }
 
 // WebhookEndpoints lists the endpoints matching f by id.

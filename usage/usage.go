@@ -239,15 +239,15 @@ func (a *Aggregator) Maintain(ctx context.Context) error {
 const finalFlushTimeout = 5 * time.Second
 
 // Run flushes every FlushInterval and calls Maintain every RollUpInterval
-// (and once at start) until ctx ends, then flushes a last time and returns
-// that flush's error. Errors along the way are logged, and the counters of
-// a failed flush are kept for the next one.
+// until ctx ends, then flushes a last time and returns that flush's error.
+// Errors along the way are logged, and the counters of a failed flush are
+// kept for the next one. Call Maintain before Run for rollups that are
+// current from the start.
 func (a *Aggregator) Run(ctx context.Context) error {
 	flush := time.NewTicker(a.cfg.FlushInterval)
 	defer flush.Stop()
 	maintain := time.NewTicker(a.cfg.RollUpInterval)
 	defer maintain.Stop()
-	a.logErr(a.Maintain(ctx), "usage maintenance failed")
 	for {
 		select {
 		case <-ctx.Done():

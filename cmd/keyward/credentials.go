@@ -289,10 +289,13 @@ func (a *app) providersListCommand() *cobra.Command {
 	return cmd
 }
 
-func (a *app) providersGetCommand() *cobra.Command {
+// providerCommand is a command on one connection, named by its PROVIDER
+// argument (see resolveProvider): run gets the client and the connection.
+func (a *app) providerCommand(use, short, long string, run func(cmd *cobra.Command, c *client.Client, conn *keyward.ProviderConnection) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   "get PROVIDER",
-		Short: "Show a provider connection (by id, or by a name or kind that is unambiguous)",
+		Use:   use + " PROVIDER",
+		Short: short,
+		Long:  long,
 		Args:  exactArgs("PROVIDER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -303,29 +306,25 @@ func (a *app) providersGetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.show(conn, func(w io.Writer) error { return printProvider(w, conn) })
+			return run(cmd, c, conn)
 		},
 	}
 }
 
+func (a *app) providersGetCommand() *cobra.Command {
+	return a.providerCommand("get", "Show a provider connection (by id, or by a name or kind that is unambiguous)", "",
+		func(_ *cobra.Command, _ *client.Client, conn *keyward.ProviderConnection) error {
+			return a.show(conn, func(w io.Writer) error { return printProvider(w, conn) })
+		})
+}
+
 func (a *app) providersTestCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "test PROVIDER",
-		Short: "Check that the system is reachable and accepts the connection's credentials",
-		Long: `Ask the system behind a connection whether it is reachable and accepts the
+	return a.providerCommand("test", "Check that the system is reachable and accepts the connection's credentials",
+		`Ask the system behind a connection whether it is reachable and accepts the
 connection's credentials. On failure the message says what is wrong (not
 reachable, no answer in time, not the expected system, credentials refused, not
 an admin) and the exit code is 8 when the system failed.`,
-		Args: exactArgs("PROVIDER"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			conn, err := resolveProvider(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
+		func(cmd *cobra.Command, c *client.Client, conn *keyward.ProviderConnection) error {
 			if err := c.TestProviderConnection(cmd.Context(), conn.ID); err != nil {
 				return err
 			}
@@ -333,33 +332,20 @@ an admin) and the exit code is 8 when the system failed.`,
 				_, err := fmt.Fprintf(w, "ok: %s at %s accepts the credentials of %s\n", conn.Kind, conn.BaseURL, conn.Username)
 				return err
 			})
-		},
-	}
+		})
 }
 
 func (a *app) providersRemoveCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "remove PROVIDER",
-		Short: "Remove a provider connection (revoke its credentials first)",
-		Long: `Remove a connection and its stored password. While credentials created
+	return a.providerCommand("remove", "Remove a provider connection (revoke its credentials first)",
+		`Remove a connection and its stored password. While credentials created
 through it are active, rotated or orphaned, the removal is refused (exit 7):
 revoke them first. Tokens at the system are not touched.`,
-		Args: exactArgs("PROVIDER"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			conn, err := resolveProvider(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
+		func(cmd *cobra.Command, c *client.Client, conn *keyward.ProviderConnection) error {
 			if err := c.RemoveProviderConnection(cmd.Context(), conn.ID); err != nil {
 				return err
 			}
 			return a.done("removed", conn.ID)
-		},
-	}
+		})
 }
 
 // resolveProvider finds the connection ref names: its id (prv_...), or

@@ -205,9 +205,9 @@ func (c *Config) validateUsage(add func(key, format string, args ...any)) {
 }
 
 // startUsage runs the usage aggregator of store until the returned stop,
-// which writes its last counts. The rollups are brought up to date before
-// it returns, so reports served from the first request on include
-// everything counted before this start.
+// which writes its last counts. It brings the rollups up to date before it
+// returns (Run only maintains after its first interval), so reports served
+// from the first request on include everything counted before this start.
 func startUsage(store keyward.Store, uc UsageConfig, log *slog.Logger) (*usage.Aggregator, func() error) {
 	agg := usage.New(store, usage.Config{MinuteRetention: uc.MinuteRetention, HourRetention: uc.HourRetention,
 		DayRetention: uc.DayRetention, Logger: log})

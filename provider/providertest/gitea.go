@@ -55,14 +55,7 @@ func (g *Gitea) Connection(u GiteaUser, timeout time.Duration) provider.Connecti
 // a message saying how to provision them, or fails when CI is true.
 func GiteaBinary(t testing.TB) (bin, static string) {
 	t.Helper()
-	cache := os.Getenv("KEYWARD_E2E_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			giteaMissing(t, fmt.Sprintf("no home directory for the default cache ($HOME/.cache/keyward-e2e): %v", err))
-		}
-		cache = filepath.Join(home, ".cache", "keyward-e2e")
-	}
+	cache := cacheDir(t, giteaMissing)
 	bin = filepath.Join(cache, "gitea", "gitea")
 	static = filepath.Join(cache, "gitea", "static")
 	if fi, err := os.Stat(bin); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
@@ -78,11 +71,7 @@ func GiteaBinary(t testing.TB) (bin, static string) {
 
 func giteaMissing(t testing.TB, why string) {
 	t.Helper()
-	const how = "provision it with e2e/provision gitea (builds Gitea into $KEYWARD_E2E_CACHE, default $HOME/.cache/keyward-e2e; about 2-5 minutes)"
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatalf("real Gitea required when CI is true: %s: %s", why, how)
-	}
-	t.Skipf("real Gitea test: %s: %s", why, how)
+	missing(t, "Gitea", why, "provision it with e2e/provision gitea (builds Gitea into $KEYWARD_E2E_CACHE, default $HOME/.cache/keyward-e2e; about 2-5 minutes)")
 }
 
 // StartGitea starts a fresh Gitea on a free loopback port, its data in

@@ -47,14 +47,7 @@ func (n *N8n) Connection(timeout time.Duration) provider.Connection {
 // when CI is true.
 func N8nBinary(t testing.TB) string {
 	t.Helper()
-	cache := os.Getenv("KEYWARD_E2E_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			n8nMissing(t, fmt.Sprintf("no home directory for the default cache ($HOME/.cache/keyward-e2e): %v", err))
-		}
-		cache = filepath.Join(home, ".cache", "keyward-e2e")
-	}
+	cache := cacheDir(t, n8nMissing)
 	bin := filepath.Join(cache, "n8n", "node_modules", ".bin", "n8n")
 	if fi, err := os.Stat(bin); err != nil || fi.IsDir() {
 		n8nMissing(t, "no n8n command at "+bin)
@@ -67,11 +60,7 @@ func N8nBinary(t testing.TB) string {
 
 func n8nMissing(t testing.TB, why string) {
 	t.Helper()
-	const how = "provision it with e2e/provision n8n (installs n8n 2.8.4 with npm into $KEYWARD_E2E_CACHE, default $HOME/.cache/keyward-e2e; about 5 minutes and 2.3 GB)"
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatalf("real n8n required when CI is true: %s: %s", why, how)
-	}
-	t.Skipf("real n8n test: %s: %s", why, how)
+	missing(t, "n8n", why, "provision it with e2e/provision n8n (installs n8n 2.8.4 with npm into $KEYWARD_E2E_CACHE, default $HOME/.cache/keyward-e2e; about 5 minutes and 2.3 GB)")
 }
 
 // StartN8n starts a fresh n8n on a free loopback port, its data (SQLite)
