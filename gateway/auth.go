@@ -17,9 +17,8 @@ import (
 // Refusals of the gateway itself; refused keys answer with
 // httpapi.DecisionError so every keyward service refuses alike.
 var (
-	errNoRoute      = keyward.Errorf(keyward.ENOTFOUND, "no route for this path")
-	errPathNotClean = keyward.Errorf(keyward.EINVALID, "the request path is not canonical: remove . and .. segments and repeated slashes")
-	errUpstream     = keyward.Errorf(keyward.EUNAVAILABLE, "the upstream service did not answer: try again shortly")
+	errNoRoute  = keyward.Errorf(keyward.ENOTFOUND, "no route for this path")
+	errUpstream = keyward.Errorf(keyward.EUNAVAILABLE, "the upstream service did not answer: try again shortly")
 )
 
 // authenticator verifies the credential of a request; the gateway and the
@@ -136,27 +135,62 @@ func (rt *router) all() []*route {
 	return out
 }
 
+// resolve returns the route for host and p, or nil. A path holding ';'
+// or '\' is refused unless its route opts in to them and every way an
+// upstream could read it (see reqPath.variants) is canonical and has the
+// same route: otherwise "/admin;x" could pass by the rules of "/" and
+// reach an upstream that serves /admin.
+func (rt *router) resolve(host string, p reqPath) (*route, error) {
+	r := rt.match(host, p.path)
+	if !p.semicolon && !p.backslash {
+		return r, nil
+	}
+	if r == nil || p.semicolon && !r.AllowSemicolon || p.backslash && !r.AllowBackslash {
+		return nil, errPathSplit
+	}
+	for _, v := range p.variants() {
+		if !canonicalPath(v) {
+			return nil, errPathNotClean
+		}
+		if rt.match(host, v) != r {
+			return nil, errPathSplit
+		}
+	}
+	return r, nil
+}
+
 // match returns the route for host and path, or nil.
 func (rt *router) match(host, path string) *route {
 	if len(rt.byHost) > 0 {
 		for _, r := range rt.byHost[hostKey(host)] {
-			if matchPrefix(r.prefix, path) {
+			if r.matches(path) {
 				return r
 			}
 		}
 	}
 	for _, r := range rt.any {
-		if matchPrefix(r.prefix, path) {
+		if r.matches(path) {
 			return r
 		}
 	}
 	return nil
 }
 
-// matchPrefix reports whether path is prefix or below it.
-func matchPrefix(prefix, path string) bool {
+// matches reports whether path is r's prefix or below it, ignoring case
+// if r is case-insensitive.
+func (r *route) matches(path string) bool {
+	return matchPrefix(r.prefix, path, r.CaseInsensitive)
+}
+
+// matchPrefix reports whether path is prefix or below it, ignoring case
+// with fold.
+func matchPrefix(prefix, path string, fold bool) bool {
 	if prefix == "/" {
 		return true
 	}
-	return strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/')
+	n, ok := len(prefix), strings.HasPrefix(path, prefix)
+	if !ok && fold {
+		n, ok = hasPrefixFold(path, prefix)
+	}
+	return ok && (len(path) == n || path[n] == '/')
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/httpapi"
@@ -101,16 +102,33 @@ type Route struct {
 	// 1.
 	Cost int64
 	// Exempt lists exact paths that pass without a key ("/", "/docs",
-	// "/openapi.json"). Identity headers sent by the client are removed
-	// from them too.
+	// "/openapi.json"), compared case-sensitively with the decoded path.
+	// Identity headers sent by the client are removed from them too.
 	Exempt []string
-	// StampField, if set, is a top-level field of the JSON body of POST,
-	// PUT and PATCH requests that is overwritten with the id of the
-	// verified key (e.g. "created_by"), whatever the client sent; fields
-	// with the same name in another case are removed. Such requests must
-	// send Content-Type: application/json (or +json), no
+	// StampField, if set, is a top-level field of the JSON body of every
+	// request with a body, whatever its method, that is overwritten with
+	// the id of the verified key (e.g. "created_by"), whatever the client
+	// sent; fields with the same name in another case are removed. Such
+	// requests must send Content-Type: application/json (or +json), no
 	// Content-Encoding, and a JSON object of at most MaxBodyBytes.
 	StampField string
+	// CaseInsensitive matches PathPrefix ignoring case (YAML
+	// "case_insensitive"), for an upstream that serves /ADMIN as /admin:
+	// then /ADMIN/x needs this route's permissions too. Every route whose
+	// prefix lies under a case-insensitive one must be case-insensitive
+	// as well. Exempt paths still match exactly.
+	CaseInsensitive bool
+	// AllowSemicolon lets request paths of this route hold ';' or %3B
+	// (YAML "allow_semicolon"); by default they get 400, because servlet
+	// containers and others cut ";params" off path segments and would
+	// serve /admin;x as /admin. Even then a path is refused if, cut so,
+	// it would have another route or a dot segment.
+	AllowSemicolon bool
+	// AllowBackslash lets request paths of this route hold '\' or %5C
+	// (YAML "allow_backslash"); by default they get 400, because some
+	// upstreams take '\' for '/'. Even then a path is refused if, read
+	// so, it would have another route or a dot segment.
+	AllowBackslash bool
 }
 
 // Config configures a Gateway (New) and the forward-auth handler
@@ -230,12 +248,17 @@ func Validate(cfg Config, needUpstream bool) error {
 		prefix, err := cleanPrefix(r.PathPrefix)
 		if err != nil {
 			add(f+".prefix", "%q %v", r.PathPrefix, err)
+		} else if j, other := caseConflict(cfg.Routes, i); j >= 0 {
+			add(f+".prefix", "%q lies under %q of routes[%d], which is case_insensitive: set case_insensitive on this route too, or its paths in another case would pass by the rules of routes[%d]", r.PathPrefix, other, j, j)
 		}
 		host := hostKey(r.Host)
 		if strings.ContainsAny(host, "/ @?#") {
 			add(f+".host", "%q is not a host name: use a bare name such as api.example.com", r.Host)
 		}
 		k := host + prefix
+		if r.CaseInsensitive {
+			k = host + strings.ToLower(prefix)
+		}
 		if j, dup := seen[k]; dup && err == nil {
 			add(f+".prefix", "prefix %q with host %q repeats routes[%d]: merge the two routes or change one", prefix, r.Host, j)
 		} else {
@@ -262,8 +285,8 @@ func Validate(cfg Config, needUpstream bool) error {
 			add(f+".cost", "%d is out of range: use 1 to %d (0 or omitted means 1)", r.Cost, int64(keyward.MaxVerificationCost))
 		}
 		for _, p := range r.Exempt {
-			if !strings.HasPrefix(p, "/") || !canonicalPath(p) {
-				add(f+".exempt", "%q is not a canonical path: start with / and use no . or .. segments or repeated slashes, e.g. /docs", p)
+			if !strings.HasPrefix(p, "/") || !canonicalPath(p) || !plainPath(p) {
+				add(f+".exempt", "%q is not a canonical path: start with / and use no . or .. segments, repeated slashes, ';', '\\', '%%XX' or control characters, e.g. /docs", p)
 			}
 		}
 		if r.StampField != "" && (strings.TrimSpace(r.StampField) != r.StampField || strings.ContainsFunc(r.StampField, isSpaceOrControl)) {
@@ -382,13 +405,45 @@ func cleanPrefix(p string) (string, error) {
 	if !strings.HasPrefix(p, "/") {
 		return "", fmt.Errorf("must start with /, e.g. /api")
 	}
-	if !canonicalPath(p) {
-		return "", fmt.Errorf("is not canonical: use no . or .. segments or repeated slashes")
+	if !canonicalPath(p) || !plainPath(p) {
+		return "", fmt.Errorf("is not canonical: use no . or .. segments, repeated slashes, ';', '\\', '%%XX' or control characters, e.g. /api")
 	}
 	if len(p) > 1 {
 		p = strings.TrimSuffix(p, "/")
 	}
 	return p, nil
+}
+
+// plainPath reports whether p, a decoded path from the configuration, is
+// one parsePath can give: valid UTF-8 without ';', '\', a "%XX" escape or
+// a control character.
+func plainPath(p string) bool {
+	return utf8.ValidString(p) && !hasEscape(p) && !strings.ContainsFunc(p, func(r rune) bool {
+		return r == ';' || r == '\\' || r < 0x20 || r == 0x7f
+	})
+}
+
+// caseConflict returns the index and prefix of a case-insensitive route
+// that routes[i], a case-sensitive route, lies under ignoring case (same
+// host, or the other has none), or -1. Without the rule /API/ADMIN would
+// take the route of /api (case-insensitive) past the one of /api/admin.
+// Two prefixes equal ignoring case count as nested.
+func caseConflict(routes []Route, i int) (int, string) {
+	r := routes[i]
+	if r.CaseInsensitive {
+		return -1, ""
+	}
+	p, _ := cleanPrefix(r.PathPrefix)
+	for j, o := range routes {
+		if j == i || !o.CaseInsensitive || (hostKey(o.Host) != "" && hostKey(o.Host) != hostKey(r.Host)) {
+			continue
+		}
+		op, err := cleanPrefix(o.PathPrefix)
+		if err == nil && matchPrefix(op, p, true) {
+			return j, o.PathPrefix
+		}
+	}
+	return -1, ""
 }
 
 // hostKey is the form of a host that routes compare: lower case, no port.

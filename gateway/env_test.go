@@ -133,6 +133,7 @@ type upstream struct {
 // seen is a request the upstream got.
 type seen struct {
 	method, path, host string
+	uri                string // as sent: escaped path and query
 	header             http.Header
 	body               []byte
 }
@@ -148,7 +149,7 @@ func newUpstream(t *testing.T) *upstream {
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
-	u.reqs = append(u.reqs, &seen{method: r.Method, path: r.URL.Path, host: r.Host, header: r.Header.Clone(), body: body})
+	u.reqs = append(u.reqs, &seen{method: r.Method, path: r.URL.Path, uri: r.RequestURI, host: r.Host, header: r.Header.Clone(), body: body})
 	u.mu.Unlock()
 	switch r.URL.Path {
 	case "/stream":
@@ -272,6 +273,7 @@ var forged = []string{
 	"X_Keyward_User", "usr_forged",
 	"X-KEYWARD-ROLE", "root",
 	"X-Keyward-Permissions", "everything",
+	"X-Keyward.User", "usr_dot_forged",
 }
 
 // checkNoForged fails if any forged value reached the upstream.

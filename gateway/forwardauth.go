@@ -21,7 +21,7 @@ const (
 )
 
 var (
-	errURIConflict = keyward.Errorf(keyward.EINVALID, "the original URI headers (X-Forwarded-Uri, X-Original-URI, X-Original-URL) disagree or repeat: the proxy must send one")
+	errURIConflict = keyward.Errorf(keyward.EINVALID, "the original URI headers (X-Forwarded-Uri, X-Original-URI, X-Original-URL) and the path below the forward-auth endpoint disagree or repeat: the proxy must name one path")
 	errBadURI      = keyward.Errorf(keyward.EINVALID, "the original URI is not a valid request URI")
 	errNoURI       = keyward.Errorf(keyward.EINVALID, "no original URI: the proxy must send X-Forwarded-Uri or X-Original-URI (routes with permissions depend on it)")
 )
@@ -32,8 +32,10 @@ var (
 //
 // The credential is the forwarded request's Authorization: Bearer or
 // X-API-Key header. The original path comes from X-Forwarded-Uri,
-// X-Original-URI or X-Original-URL (which must agree when several are
-// sent), else from the request path below Config.ForwardAuthPath (Envoy);
+// X-Original-URI or X-Original-URL, or from the request path below
+// Config.ForwardAuthPath (Envoy); when several are sent they must agree.
+// It is checked in the gateway's canonical form and refused (400) where
+// the gateway would refuse it;
 // its route (path prefix, and X-Forwarded-Host from a trusted proxy, else
 // Host) gives the
 // permissions required and the exempt paths. Without a matching route a
@@ -73,17 +75,13 @@ func NewForwardAuth(cfg Config) (*ForwardAuth, error) {
 func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	path, err := f.originalPath(r)
+	p, named, err := f.originalPath(r)
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}
 	var rt *route
-	if path != "" {
-		if !canonicalPath(path) {
-			httpapi.WriteError(w, r, errPathNotClean)
-			return
-		}
+	if named {
 		// The original host picks host routes; like X-Forwarded-For it is
 		// believed only from a trusted proxy, else a client could name the
 		// host of a more lenient route through a proxy that passes the
@@ -94,12 +92,15 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				host = fh
 			}
 		}
-		rt = f.routes.match(host, path)
+		if rt, err = f.routes.resolve(host, p); err != nil {
+			httpapi.WriteError(w, r, err)
+			return
+		}
 	} else if len(f.routes.any)+len(f.routes.byHost) > 0 {
 		httpapi.WriteError(w, r, errNoURI)
 		return
 	}
-	if rt != nil && rt.exempt[path] {
+	if rt != nil && rt.exempt[p.path] {
 		f.auth.ids.set(h, nil, true)
 		w.WriteHeader(http.StatusOK)
 		return
@@ -120,15 +121,19 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// originalPath returns the decoded path of the original request, or ""
-// when the proxy named none.
-func (f *ForwardAuth) originalPath(r *http.Request) (string, error) {
+// originalPath returns the path of the original request in canonical
+// form (see parsePath), and whether the proxy named one. The URI headers
+// must agree with each other, and with the path below the mount point
+// when there is one: a proxy that appends the original path (Envoy) may
+// pass a client's X-Original-URI on, and preferring either would let the
+// client pick the path that is checked.
+func (f *ForwardAuth) originalPath(r *http.Request) (reqPath, bool, error) {
 	var uri string
 	n := 0
 	for _, name := range [...]string{HeaderForwardedURI, HeaderOriginalURI, HeaderOriginalURL} {
 		vs := r.Header[http.CanonicalHeaderKey(name)]
 		if len(vs) > 1 {
-			return "", errURIConflict
+			return reqPath{}, false, errURIConflict
 		}
 		if len(vs) == 0 {
 			continue
@@ -137,27 +142,42 @@ func (f *ForwardAuth) originalPath(r *http.Request) (string, error) {
 		if name == HeaderOriginalURL {
 			u, err := url.Parse(v)
 			if err != nil || !u.IsAbs() {
-				return "", errBadURI
+				return reqPath{}, false, errBadURI
 			}
 			v = u.RequestURI()
 		}
 		if n > 0 && v != uri {
-			return "", errURIConflict
+			return reqPath{}, false, errURIConflict
 		}
 		uri, n = v, n+1
 	}
-	if n == 0 {
-		// Envoy ext_authz appends the original path to the mount point.
-		if rest, ok := strings.CutPrefix(r.URL.Path, f.mount+"/"); ok {
-			return "/" + rest, nil
+	var below *reqPath
+	// Envoy ext_authz appends the original path to the mount point.
+	if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), f.mount+"/"); ok {
+		p, err := parsePath("/" + rest)
+		if err != nil {
+			return reqPath{}, false, err
 		}
-		return "", nil
+		below = &p
+	}
+	if n == 0 {
+		if below == nil {
+			return reqPath{}, false, nil
+		}
+		return *below, true, nil
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil || u.Path == "" || u.Path[0] != '/' {
-		return "", errBadURI
+		return reqPath{}, false, errBadURI
 	}
-	return u.Path, nil
+	p, err := parsePath(u.EscapedPath())
+	if err != nil {
+		return reqPath{}, false, err
+	}
+	if below != nil && below.raw != p.raw {
+		return reqPath{}, false, errURIConflict
+	}
+	return p, true, nil
 }
 
 // firstValue returns the first element of a comma-separated header value.

@@ -145,17 +145,30 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// it in X-Keyward-Agent, which is also an identity header.
 	agentHeader := r.Header[httpapi.HeaderAgent]
 	g.auth.ids.strip.remove(r.Header)
+	pathOverrides.remove(r.Header)
 
-	if !canonicalPath(r.URL.Path) {
-		httpapi.WriteError(w, r, errPathNotClean)
+	if !canonicalMethod(r.Method) {
+		httpapi.WriteError(w, r, errMethodCase)
 		return
 	}
-	rt := g.routes.match(r.Host, r.URL.Path)
+	p, err := parsePath(r.URL.EscapedPath())
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	rt, err := g.routes.resolve(r.Host, p)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
 	if rt == nil {
 		httpapi.WriteError(w, r, errNoRoute)
 		return
 	}
-	if rt.exempt[r.URL.Path] {
+	// The upstream gets the path the rules checked, in its one escaped
+	// form (EscapedPath gives RawPath: it is valid and decodes to Path).
+	r.URL.Path, r.URL.RawPath = p.path, p.raw
+	if rt.exempt[p.path] {
 		g.forward(w, r, rt)
 		return
 	}
@@ -183,6 +196,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	g.forward(w, r, rt)
 }
+
+// pathOverrides are headers with which IIS URL Rewrite, Symfony, Zend
+// and others replace the request path: an upstream honouring them would
+// serve a path the route rules never saw, so they never reach it.
+var pathOverrides = newHeaderSet("X-Original-URL", "X-Rewrite-URL")
 
 // forward sends r upstream through rt, without its credentials unless
 // configured, and with its body bounded.

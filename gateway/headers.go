@@ -15,9 +15,9 @@ import (
 var credentialHeaders = []string{apikey.HeaderAuthorization, apikey.HeaderAPIKey}
 
 // headerSet matches header names the way the most lenient upstream would:
-// case-insensitively and with "_" equal to "-" (CGI, WSGI, Rack and PHP
-// turn both into "_", so X_Keyward_User would reach them as
-// X-Keyward-User).
+// case-insensitively and with "_" and "." equal to "-" (CGI, WSGI, Rack
+// and PHP turn "-" into "_", and PHP "." too, so X_Keyward_User and
+// X-Keyward.User would reach them as X-Keyward-User).
 type headerSet []string // folded names
 
 func newHeaderSet(names ...string) headerSet {
@@ -50,14 +50,14 @@ func (s headerSet) remove(h http.Header) {
 	}
 }
 
-// foldName lower-cases name and turns "_" into "-".
+// foldName lower-cases name and turns "_" and "." into "-".
 func foldName(name string) string {
 	b := []byte(name)
 	for i, c := range b {
 		switch {
 		case c >= 'A' && c <= 'Z':
 			b[i] = c + 'a' - 'A'
-		case c == '_':
+		case c == '_' || c == '.':
 			b[i] = '-'
 		}
 	}
@@ -71,7 +71,7 @@ func equalFolded(folded, name string) bool {
 		switch {
 		case c >= 'A' && c <= 'Z':
 			c += 'a' - 'A'
-		case c == '_':
+		case c == '_' || c == '.':
 			c = '-'
 		}
 		if c != folded[i] {

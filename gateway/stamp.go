@@ -13,18 +13,14 @@ import (
 	"github.com/keyward/keyward"
 )
 
-// stamp overwrites the top-level field of r's JSON object body with value
-// on POST, PUT and PATCH; fields of the same name in another case go too
-// (some decoders match names case-insensitively). Other fields keep their
+// stamp overwrites the top-level field of r's JSON object body with value,
+// whatever r's method (an upstream may read the body of a DELETE or of an
+// unknown method); fields of the same name in another case go too (some
+// decoders match names case-insensitively). Other fields keep their
 // values; the object is re-encoded with its keys sorted. An empty body is
 // left alone. It refuses bodies it cannot rewrite: not JSON, compressed,
 // larger than max, or not an object.
 func stamp(r *http.Request, field, value string, max int64) error {
-	switch r.Method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch:
-	default:
-		return nil
-	}
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil
 	}

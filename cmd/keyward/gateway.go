@@ -68,6 +68,10 @@ type RouteConfig struct {
 	Cost        int64    `yaml:"cost"`
 	Exempt      []string `yaml:"exempt"`
 	StampField  string   `yaml:"stamp_field"`
+	// CaseInsensitive, AllowSemicolon and AllowBackslash: see gateway.Route.
+	CaseInsensitive bool `yaml:"case_insensitive"`
+	AllowSemicolon  bool `yaml:"allow_semicolon"`
+	AllowBackslash  bool `yaml:"allow_backslash"`
 }
 
 func setTrustedProxies(c *Config, v string) error {
@@ -120,7 +124,8 @@ func (c *Config) gatewayConfig() (gateway.Config, []*SettingError) {
 	}
 	cfg.TrustedProxies = tp
 	for i, r := range g.Routes {
-		route := gateway.Route{PathPrefix: r.Prefix, Host: r.Host, Permissions: r.Permissions, Limits: r.Limits, Cost: r.Cost, Exempt: r.Exempt, StampField: r.StampField}
+		route := gateway.Route{PathPrefix: r.Prefix, Host: r.Host, Permissions: r.Permissions, Limits: r.Limits, Cost: r.Cost, Exempt: r.Exempt, StampField: r.StampField,
+			CaseInsensitive: r.CaseInsensitive, AllowSemicolon: r.AllowSemicolon, AllowBackslash: r.AllowBackslash}
 		if route.PathPrefix == "" {
 			route.PathPrefix = "/"
 		}

@@ -248,6 +248,7 @@ gateway:
 		{[]string{"X-Original-URI", "/v1/memories", "Authorization", "Bearer " + weak.Secret}, 403},
 		{[]string{"X-Forwarded-Uri", "/docs"}, 200},
 		{[]string{"X-Forwarded-Uri", "/v1/memories"}, 401},
+		{[]string{"X-Original-URI", "/v1/memories;x", "Authorization", "Bearer " + good.Secret}, 400},
 	} {
 		if code, body := get(t, fa, tc.kv...); code != tc.code {
 			t.Errorf("forward-auth %v: %d %s, want %d", tc.kv, code, body, tc.code)
@@ -269,6 +270,7 @@ func TestGatewayConfigErrors(t *testing.T) {
 	badURL := write("bad-url.yaml", "gateway:\n  routes:\n    - {prefix: /, upstream: 'ftp://a'}\n")
 	unknown := write("unknown.yaml", "gateway:\n  routes:\n    - {prefix: /, upstream: 'http://a', permission: [x]}\n")
 	good := write("good.yaml", "gateway:\n  routes:\n    - {prefix: /, upstream: 'http://a'}\n")
+	caseNested := write("case.yaml", "gateway:\n  routes:\n    - {prefix: /api, upstream: 'http://a', case_insensitive: true, allow_semicolon: true, allow_backslash: true}\n    - {prefix: /API/admin, upstream: 'http://a'}\n")
 	badProxy := write("bad-proxy.yaml", "trusted_proxies: [10.0.0.0/33]\n")
 	emptyData := filepath.Join(dir, "empty-data")
 	for _, tc := range []struct {
@@ -286,6 +288,7 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"no database", nil, []string{"gateway", "--upstream", "http://a", "--data", emptyData}, ExitConfig, "no keyward database"},
 		{"route without upstream", map[string]string{"KEYWARD_CONFIG": noUpstream}, []string{"serve"}, ExitConfig, "gateway.routes[0].upstream: is required"},
 		{"duplicate prefix", map[string]string{"KEYWARD_CONFIG": dup}, []string{"config", "check"}, ExitConfig, "gateway.routes[1].prefix"},
+		{"case-sensitive route under a case-insensitive one", map[string]string{"KEYWARD_CONFIG": caseNested}, []string{"config", "check"}, ExitConfig, "gateway.routes[1].prefix: \"/API/admin\" lies under \"/api\" of routes[0], which is case_insensitive"},
 		{"bad upstream URL", map[string]string{"KEYWARD_CONFIG": badURL}, []string{"serve"}, ExitConfig, "must start with http:// or https://"},
 		{"unknown route key", map[string]string{"KEYWARD_CONFIG": unknown}, []string{"serve"}, ExitConfig, "permission is not a keyward setting"},
 		{"bad trusted proxy", map[string]string{"KEYWARD_CONFIG": badProxy}, []string{"serve"}, ExitConfig, "trusted_proxies"},
