@@ -271,6 +271,13 @@ func checkProxy(t *testing.T, base string, tn *tenant, up *upstream) {
 		{name: "dot segments from an exempt path", path: "/docs/../admin/users", header: [][2]string{bearer(tn.reader.Secret)},
 			status: 400},
 		{name: "encoded dot segments from an exempt path", path: "/docs/%2e%2e/admin/users", status: 400},
+		{name: "upper-case path of a case-insensitive route", path: "/ADMIN/users", header: [][2]string{bearer(tn.reader.Secret)},
+			status: 403},
+		{name: "encoded letter of a case-insensitive route", path: "/%41dmin/users", header: [][2]string{bearer(tn.reader.Secret)},
+			status: 403},
+		{name: "path parameter", path: "/admin;x/users", header: [][2]string{bearer(tn.reader.Secret)}, status: 400},
+		{name: "dot-dot with a path parameter", path: "/x/..;/admin/users", header: [][2]string{bearer(tn.reader.Secret)},
+			status: 400},
 	}
 	hc := &http.Client{Timeout: waitTimeout}
 	for _, pr := range probes {
@@ -387,6 +394,8 @@ func TestTraefikAndEnvoyShapes(t *testing.T) {
 		{"envoy: exempt path", "GET", fa + "/docs", nil, 200, ""},
 		{"envoy: revoked key", "GET", fa + "/memories", [][2]string{{"X-API-Key", tn.revoked.Secret}}, 401, ""},
 		{"envoy: dot segments", "GET", fa + "/docs/%2e%2e/admin/users", nil, 400, ""},
+		{"traefik: upper-case path of a case-insensitive route", "GET", fa, append(traefik("GET", "/ADMIN/users"), [2]string{"X-API-Key", tn.reader.Secret}), 403, ""},
+		{"envoy: a client's X-Original-URI disagrees with the path", "GET", fa + "/admin/users", [][2]string{{"X-Original-URI", "/docs"}}, 400, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := http.NewRequest(tc.method, tc.url, nil)
