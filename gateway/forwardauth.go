@@ -34,13 +34,12 @@ var (
 // X-API-Key header. The original path comes from X-Forwarded-Uri,
 // X-Original-URI or X-Original-URL, or from the request path below
 // Config.ForwardAuthPath (Envoy); when several are sent they must agree.
-// It is checked in the gateway's canonical form and refused (400) where
-// the gateway would refuse it;
-// its route (path prefix, and X-Forwarded-Host from a trusted proxy, else
-// Host) gives the
-// permissions required and the exempt paths. Without a matching route a
-// valid key is enough. The client address is the peer's X-Forwarded-For
-// only when the peer is a trusted proxy.
+// It is checked in the gateway's canonical form, and refused (400) where
+// the gateway would refuse it. Its route (path prefix, and
+// X-Forwarded-Host from a trusted proxy, else Host) gives the permissions
+// required and the exempt paths. Without a matching route a valid key is
+// enough. The client address is the peer's X-Forwarded-For only when the
+// peer is a trusted proxy.
 //
 // A valid key answers 200 with every identity header, empty when it does
 // not apply, so a proxy that copies them overwrites what the client sent;
@@ -151,20 +150,17 @@ func (f *ForwardAuth) originalPath(r *http.Request) (reqPath, bool, error) {
 		}
 		uri, n = v, n+1
 	}
-	var below *reqPath
 	// Envoy ext_authz appends the original path to the mount point.
-	if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), f.mount+"/"); ok {
-		p, err := parsePath("/" + rest)
-		if err != nil {
+	var below reqPath
+	rest, hasBelow := strings.CutPrefix(r.URL.EscapedPath(), f.mount+"/")
+	if hasBelow {
+		var err error
+		if below, err = parsePath("/" + rest); err != nil {
 			return reqPath{}, false, err
 		}
-		below = &p
 	}
 	if n == 0 {
-		if below == nil {
-			return reqPath{}, false, nil
-		}
-		return *below, true, nil
+		return below, hasBelow, nil
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil || u.Path == "" || u.Path[0] != '/' {
@@ -174,7 +170,7 @@ func (f *ForwardAuth) originalPath(r *http.Request) (reqPath, bool, error) {
 	if err != nil {
 		return reqPath{}, false, err
 	}
-	if below != nil && below.raw != p.raw {
+	if hasBelow && below.raw != p.raw {
 		return reqPath{}, false, errURIConflict
 	}
 	return p, true, nil

@@ -14,8 +14,10 @@
 // identity headers, or a refusal.
 //
 // Both remove identity headers sent by the client before anything else,
-// never read a key from the query string, believe X-Forwarded-For only from
-// trusted proxies, and refuse in the keyward API's problem+json shape: 401
+// check one canonical form of the request path and refuse (400) paths an
+// upstream could read as another one (see Route), never read a key from
+// the query string, believe X-Forwarded-For only from trusted proxies, and
+// refuse in the keyward API's problem+json shape: 401
 // with WWW-Authenticate, 403, 429 or 503 (no decision could be made). A
 // refused request never reaches the upstream.
 //
