@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/clientaddr"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/ratelimit"
 )
@@ -86,7 +87,7 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// host of a more lenient route through a proxy that passes the
 		// header on.
 		host := r.Host
-		if isTrusted(parseAddr(r.RemoteAddr), f.auth.trusted) {
+		if clientaddr.PeerTrusted(r.RemoteAddr, f.auth.trusted) {
 			if fh := firstValue(r.Header.Get(HeaderForwardedHost)); fh != "" {
 				host = fh
 			}
@@ -109,7 +110,7 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	ip := clientIP(r.RemoteAddr, r.Header["X-Forwarded-For"], f.auth.trusted)
+	ip := clientaddr.FromRequest(r, f.auth.trusted)
 	id, limits, err := f.auth.verify(r.Context(), r.Header, rt, agent, ip)
 	if err != nil {
 		refuse(w, r, limits, err)

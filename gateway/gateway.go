@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/clientaddr"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/ratelimit"
 )
@@ -179,7 +180,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	ip := clientIP(r.RemoteAddr, r.Header["X-Forwarded-For"], g.auth.trusted)
+	ip := clientaddr.FromRequest(r, g.auth.trusted)
 	id, limits, err := g.auth.verify(r.Context(), r.Header, rt, agent, ip)
 	if err != nil {
 		refuse(w, r, limits, err)
@@ -242,8 +243,8 @@ func (g *Gateway) rewrite(rt *route) func(*httputil.ProxyRequest) {
 
 		// X-Forwarded-*: the chain a trusted proxy sent plus the peer;
 		// from anyone else, only the peer.
-		peer := parseAddr(in.RemoteAddr)
-		trusted := peer.IsValid() && isTrusted(peer, g.auth.trusted)
+		peer := clientaddr.Parse(in.RemoteAddr)
+		trusted := clientaddr.Trusted(peer, g.auth.trusted)
 		xff := ""
 		if trusted {
 			xff = strings.Join(in.Header["X-Forwarded-For"], ", ")

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"net/http"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -158,63 +157,4 @@ func canonicalPath(p string) bool {
 		i += j + 1
 	}
 	return true
-}
-
-// clientIP returns the address of the client of a request that arrived
-// from remoteAddr (host:port) with the X-Forwarded-For lines xff: the peer
-// itself, unless it is a trusted proxy; then the right-most address of the
-// chain that is not a trusted proxy. Where the chain ends, or holds
-// something that is not an address, the last trusted hop is the answer.
-// The result is invalid only if remoteAddr is not an address.
-func clientIP(remoteAddr string, xff []string, trusted []netip.Prefix) netip.Addr {
-	ip := parseAddr(remoteAddr)
-	if !ip.IsValid() || !isTrusted(ip, trusted) {
-		return ip
-	}
-	for i := len(xff) - 1; i >= 0; i-- {
-		line := xff[i]
-		for line != "" {
-			var entry string
-			if j := strings.LastIndexByte(line, ','); j >= 0 {
-				line, entry = line[:j], line[j+1:]
-			} else {
-				line, entry = "", line
-			}
-			entry = strings.TrimSpace(entry)
-			if entry == "" {
-				continue
-			}
-			hop := parseAddr(entry)
-			if !hop.IsValid() {
-				return ip
-			}
-			ip = hop
-			if !isTrusted(ip, trusted) {
-				return ip
-			}
-		}
-	}
-	return ip
-}
-
-// parseAddr parses "ip", "ip:port", "[ipv6]:port" or "[ipv6]", unmapping
-// IPv4-in-IPv6 and dropping zones.
-func parseAddr(s string) netip.Addr {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone("")
-	}
-	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone("")
-	}
-	return netip.Addr{}
-}
-
-func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
-	for _, p := range trusted {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/clientaddr"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -80,7 +81,7 @@ func serveJSON[REQ, RESP any](s *Server, status int, fn handlerFunc[REQ, RESP]) 
 			}
 		}
 		ctx := keyward.NewContextWithIdentity(r.Context(), id)
-		ctx = keyward.NewContextWithRequestInfo(ctx, requestInfo(r))
+		ctx = keyward.NewContextWithRequestInfo(ctx, s.requestInfo(r))
 		out, err := fn(ctx, r, in)
 		if err != nil {
 			if d, ok := s.svc.(deniedAuditor); ok && keyward.ErrorCode(err) == keyward.EFORBIDDEN {
@@ -111,7 +112,7 @@ func (s *Server) authenticate(r *http.Request) (*keyward.Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := s.engine.Verify(r.Context(), verify.Request{Key: raw, Agent: agent, IP: clientIP(r), Unmetered: true})
+	res := s.engine.Verify(r.Context(), verify.Request{Key: raw, Agent: agent, IP: s.clientIP(r), Unmetered: true})
 	if res.Decision.Valid() {
 		return res.Identity(), nil
 	}
@@ -162,9 +163,6 @@ func Agent(h http.Header) (string, error) {
 	return a, nil
 }
 
-// clientIP is the address of the peer. keyward does not trust forwarding
-// headers here: a proxy in front of it must be configured explicitly (a
-// later issue).
 // deniedAuditor records refused admin actions in the audit log;
 // admin.Service is one.
 type deniedAuditor interface {
@@ -172,11 +170,11 @@ type deniedAuditor interface {
 }
 
 // requestInfo returns what the audit log records of r: the client address
-// (the socket's peer), its User-Agent and its X-Request-Id, each cut to a
+// (see clientIP), its User-Agent and its X-Request-Id, each cut to a
 // bounded length.
-func requestInfo(r *http.Request) keyward.RequestInfo {
+func (s *Server) requestInfo(r *http.Request) keyward.RequestInfo {
 	ri := keyward.RequestInfo{UserAgent: bounded(r.UserAgent()), RequestID: bounded(r.Header.Get("X-Request-Id"))}
-	if ip := clientIP(r); ip.IsValid() {
+	if ip := s.clientIP(r); ip.IsValid() {
 		ri.IP = ip.String()
 	}
 	return ri
@@ -191,12 +189,11 @@ func bounded(s string) string {
 	return s
 }
 
-func clientIP(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
+// clientIP is the address of the client of r: the peer, or, from one of
+// Config.TrustedProxies, the client its X-Forwarded-For names (package
+// clientaddr), as the gateway and forward-auth read it.
+func (s *Server) clientIP(r *http.Request) netip.Addr {
+	return clientaddr.FromRequest(r, s.trusted)
 }
 
 // validID reports whether v can be a keyward id ("key_..", "acc_.."): 1-64

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -71,6 +72,13 @@ type Config struct {
 	// It authenticates the forwarded credential itself (gateway.ForwardAuth);
 	// nil leaves the routes unregistered.
 	ForwardAuth http.Handler
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client (package clientaddr): the address the API's own
+	// authentication checks against the IP rules and brute-force
+	// blocking, and the audit log records. From any other peer the peer
+	// is the client. Serve passes its trusted_proxies setting, which the
+	// gateway and forward-auth use too.
+	TrustedProxies []netip.Prefix
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Version is reported by /healthz and /readyz.
@@ -92,6 +100,7 @@ type Server struct {
 	routes       []string
 	metrics      *httpMetrics
 	docs         []byte
+	trusted      []netip.Prefix
 }
 
 // New returns a Server for cfg. It panics if Service or Engine is missing
@@ -108,6 +117,7 @@ func New(cfg Config) *Server {
 		log:          cfg.Logger,
 		version:      cfg.Version,
 		mux:          http.NewServeMux(),
+		trusted:      slices.Clone(cfg.TrustedProxies),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

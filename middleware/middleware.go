@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/clientaddr"
 	"github.com/keyward/keyward/ratelimit"
 )
 
@@ -153,7 +154,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := keyward.VerifyRequest{Key: raw, Permissions: h.c.perms, Agent: agent}
-	if ip := clientIP(r, h.c.trusted); ip.IsValid() {
+	if ip := clientaddr.FromRequest(r, h.c.trusted); ip.IsValid() {
 		req.IP = ip.String()
 	}
 	res, err := h.v.VerifyKey(r.Context(), req)

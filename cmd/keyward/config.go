@@ -76,7 +76,8 @@ type Config struct {
 	// Gateway.Routes (see gateway.go and docs/gateway.md).
 	GatewayListen string `yaml:"gateway_listen"`
 	// TrustedProxies are the CIDR prefixes of proxies whose
-	// X-Forwarded-For the gateway and forward-auth believe.
+	// X-Forwarded-For the admin API, the gateway and forward-auth believe
+	// (package clientaddr); abuse detection never counts nor blocks them.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Gateway configures the gateway and the routes forward-auth uses.
 	Gateway GatewayConfig `yaml:"gateway"`

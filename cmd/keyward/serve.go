@@ -349,15 +349,20 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 	if err != nil {
 		return err
 	}
+	trusted, err := cfg.trustedProxies()
+	if err != nil {
+		return configErrorf("trusted_proxies", "%v", err)
+	}
 	handler := httpapi.New(httpapi.Config{
-		Service:     c.admin,
-		Engine:      c.engine,
-		Store:       c.store,
-		Gatherer:    reg,
-		Registerer:  reg,
-		ForwardAuth: forwardAuth,
-		Logger:      log,
-		Version:     a.version(),
+		TrustedProxies: trusted,
+		Service:        c.admin,
+		Engine:         c.engine,
+		Store:          c.store,
+		Gatherer:       reg,
+		Registerer:     reg,
+		ForwardAuth:    forwardAuth,
+		Logger:         log,
+		Version:        a.version(),
 	})
 
 	addr := ln.Addr().String()
