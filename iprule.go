@@ -31,6 +31,11 @@ func (a IPAction) Valid() bool { return a == IPBlock || a == IPAllow }
 // block answers IP_BLOCKED, and when the account has allow rules, its keys
 // verify only from their networks (IP_NOT_ALLOWED). Blocks win over allows.
 // An expired rule no longer applies.
+//
+// An Automatic rule is a global block made by brute-force blocking: it
+// refuses every request from its network except one whose key verifies
+// VALID (a guessed key is refused, a real one is not locked out by others
+// guessing from its address). A rule made by hand blocks everything.
 type IPRule struct {
 	ID string `json:"id"`
 	// AccountID scopes the rule to one account's keys; "" is global.
@@ -45,6 +50,8 @@ type IPRule struct {
 	CreatedAt time.Time  `json:"created_at"`
 	// CreatedBy is the id of the key that created the rule.
 	CreatedBy string `json:"created_by,omitempty"`
+	// Automatic marks a block made by abuse detection, not by hand.
+	Automatic bool `json:"automatic,omitempty"`
 }
 
 // Active reports whether r applies at now.
@@ -67,6 +74,10 @@ type IPRuleCreate struct {
 	CIDR      string     `json:"cidr"`
 	Reason    string     `json:"reason,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Automatic makes a global block an automatic one (see IPRule). Only
+	// keyward's abuse detection sets it, in process: it is not part of
+	// the API.
+	Automatic bool `json:"-"`
 }
 
 // IPRuleList is one page of IP rules.
@@ -201,6 +212,8 @@ func (r *IPRule) Validate() error {
 		return Errorf(EINVALID, "invalid CIDR %q", r.CIDR.String())
 	case r.CIDR != r.CIDR.Masked():
 		return Errorf(EINVALID, "CIDR %s has host bits set: use %s", r.CIDR, r.CIDR.Masked())
+	case r.Automatic && (r.AccountID != "" || r.Action != IPBlock):
+		return Errorf(EINVALID, "only a global block can be automatic")
 	}
 	return nil
 }

@@ -16,7 +16,8 @@
 // (MALFORMED, NOT_FOUND, REVOKED, EXPIRED, DISABLED) are counted per client
 // network: an IPv4 address, or the IPv6 network of Config.IPv6PrefixLen
 // bits (default /64, since one host commonly holds a whole /64). Signals
-// without an address, and addresses in Config.AllowList, are not counted.
+// without an address, addresses in Config.AllowList, and networks that
+// hold one of Config.TrustedProxies are not counted, and never blocked.
 // The count is kept in fixed windows of BruteForce.Window (default 1m) in a
 // Counter: NewLocalCounter for one instance, redisabuse.Counter to share the
 // count between instances. When it reaches BruteForce.Threshold (default
@@ -339,10 +340,24 @@ func (d *Detector) blockAction(ip netip.Addr) (act func(ctx context.Context, rea
 		return nil, fmt.Sprintf("not blocked: %s is in the abuse allow list", ip)
 	}
 	network := d.blockNetwork(ip)
+	if d.coversProxy(network) {
+		return nil, fmt.Sprintf("not blocked: %s holds a trusted proxy", network)
+	}
 	until := d.now().Add(d.cfg.BlockFor)
 	return func(ctx context.Context, reason string) error {
 		return d.cfg.Actions.BlockIP(ctx, network, until, reason)
 	}, ""
+}
+
+// coversProxy reports whether network overlaps a trusted proxy's: a block
+// of it would refuse every client behind that proxy.
+func (d *Detector) coversProxy(network netip.Prefix) bool {
+	for _, p := range d.cfg.TrustedProxies {
+		if p.Overlaps(network) {
+			return true
+		}
+	}
+	return false
 }
 
 // disableAction returns the action that disables keyID.

@@ -240,6 +240,7 @@ func TestConfig(t *testing.T) {
 		{"short block", func(c *abuse.Config) { c.BlockFor = time.Millisecond }, "Config.BlockFor"},
 		{"IPv6 prefix", func(c *abuse.Config) { c.IPv6PrefixLen = 129 }, "Config.IPv6PrefixLen"},
 		{"allow list", func(c *abuse.Config) { c.AllowList = []netip.Prefix{{}} }, "Config.AllowList[0]"},
+		{"trusted proxies", func(c *abuse.Config) { c.TrustedProxies = []netip.Prefix{{}} }, "Config.TrustedProxies[0]"},
 		{"threshold", func(c *abuse.Config) { c.BruteForce.Threshold = -5 }, "Config.BruteForce.Threshold"},
 		{"short window", func(c *abuse.Config) { c.BruteForce.Window = 500 * time.Millisecond }, "Config.BruteForce.Window"},
 		{"severity", func(c *abuse.Config) { c.IPSpread.Severity = "urgent" }, "Config.IPSpread.Severity"},
@@ -377,6 +378,37 @@ func TestBruteForce(t *testing.T) {
 	}
 	if got := e.metric("keyward_abuse_anomalies_total", "type", "brute_force"); got != 2 {
 		t.Errorf("keyward_abuse_anomalies_total{type=brute_force} = %v, want 2", got)
+	}
+}
+
+// TestBruteForceTrustedProxies: a trusted proxy's own address (what a
+// request it relays without naming the client carries) is never counted nor
+// blocked, by brute force or by a block_ip action, nor is an IPv6 network
+// that holds one; the clients it names are counted as usual.
+func TestBruteForceTrustedProxies(t *testing.T) {
+	e := newEnv(t, func(c *abuse.Config) {
+		c.BruteForce = abuse.BruteForce{Enabled: true, Threshold: 3}
+		c.RevokedKeyUse = abuse.RevokedKeyUse{Enabled: true, Action: keyward.AnomalyActionBlockIP}
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:1:2::5/128")}
+	})
+	for range 50 {
+		e.send(failure("10.0.0.1", keyward.DecisionNotFound), failure("2001:db8:1:2::99", keyward.DecisionNotFound))
+	}
+	if len(e.acts.blocks) != 0 {
+		t.Fatalf("a trusted proxy (or its /64) was blocked: %v", e.acts.blocks)
+	}
+	revoked := failure("10.0.0.1", keyward.DecisionRevoked)
+	revoked.KeyID, revoked.AccountID = "key_leaked", "acc_1"
+	e.send(revoked)
+	as := e.anomalies(keyward.AnomalyRevokedKeyUse)
+	if len(as) != 1 || !strings.Contains(as[0].ActionError, "trusted proxy") || len(e.acts.blocks) != 0 {
+		t.Fatalf("revoked_key_use from a proxy: anomalies %v, blocks %v; want the action refused", as, e.acts.blocks)
+	}
+	for range 3 {
+		e.send(failure("203.0.113.7", keyward.DecisionNotFound))
+	}
+	if len(e.acts.blocks) != 1 || e.acts.blocks[0].network != netip.MustParsePrefix("203.0.113.7/32") {
+		t.Fatalf("blocks = %v, want the forwarded client 203.0.113.7/32", e.acts.blocks)
 	}
 }
 

@@ -76,6 +76,13 @@ type Config struct {
 	// block_ip action against them fails with an ActionError saying so.
 	// Default none; loopback is not special.
 	AllowList []netip.Prefix
+	// TrustedProxies are the reverse proxies in front of keyward (the
+	// trusted_proxies setting): a request they relay without naming its
+	// client carries the proxy's own address, so their failures are never
+	// counted and no block covering one of them is ever made (a block_ip
+	// action against one fails with an ActionError saying so). Blocking
+	// one would refuse every client behind it. Default none.
+	TrustedProxies []netip.Prefix
 	// IPv6PrefixLen is the length of the IPv6 network that brute-force
 	// counting and blocking treat as one client: an IPv6 host commonly holds
 	// a whole /64, and could otherwise evade the count by changing address.
@@ -291,6 +298,14 @@ func (c *Config) Validate() error {
 		allow[i] = p.Masked()
 	}
 	c.AllowList = keyward.SortPrefixes(allow)
+	proxies := make([]netip.Prefix, len(c.TrustedProxies))
+	for i, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			return keyward.Errorf(keyward.EINVALID, "abuse: Config.TrustedProxies[%d] is not a valid network", i)
+		}
+		proxies[i] = p.Masked()
+	}
+	c.TrustedProxies = keyward.SortPrefixes(proxies)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -33,6 +33,9 @@ func (d *Detector) bruteForce(ctx context.Context, s *keyward.Signal) {
 		return
 	}
 	network := d.blockNetwork(ip)
+	if d.coversProxy(network) {
+		return
+	}
 	now := d.now()
 	if until, ok := d.blocked.m[network]; ok && now.Before(until) {
 		return

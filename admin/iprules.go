@@ -57,8 +57,13 @@ func (s *Service) CreateIPRule(ctx context.Context, c keyward.IPRuleCreate) (*ke
 	r := &keyward.IPRule{
 		ID: apikey.NewID("ipr"), AccountID: c.AccountID, Action: c.Action, CIDR: cidr,
 		Reason: c.Reason, ExpiresAt: c.ExpiresAt, CreatedAt: now, CreatedBy: id.KeyID,
+		Automatic: c.Automatic,
 	}
-	actx, err := s.audit(ctx, id, "ip_rule.create", "ip_rule", r.ID, r.AccountID, map[string]any{"action": r.Action, "cidr": r.CIDR.String(), "reason": r.Reason, "expires_at": r.ExpiresAt})
+	details := map[string]any{"action": r.Action, "cidr": r.CIDR.String(), "reason": r.Reason, "expires_at": r.ExpiresAt}
+	if r.Automatic {
+		details["automatic"] = true
+	}
+	actx, err := s.audit(ctx, id, "ip_rule.create", "ip_rule", r.ID, r.AccountID, details)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,7 @@ func wantIPRule(t testing.TB, got, want *keyward.IPRule) {
 	t.Helper()
 	if got.ID != want.ID || got.AccountID != want.AccountID || got.Action != want.Action || got.CIDR != want.CIDR ||
 		got.Reason != want.Reason || !timeEqual(got.ExpiresAt, want.ExpiresAt) || !got.CreatedAt.Equal(want.CreatedAt) ||
-		got.CreatedBy != want.CreatedBy {
+		got.CreatedBy != want.CreatedBy || got.Automatic != want.Automatic {
 		t.Fatalf("ip rule differs:\n got %+v\nwant %+v", got, want)
 	}
 	if got.CreatedAt.Location() != time.UTC || got.ExpiresAt != nil && got.ExpiresAt.Location() != time.UTC {
@@ -47,10 +47,14 @@ func testIPRules(t *testing.T, open func(*testing.T) keyward.Store) {
 	v6 := ipRule(a.ID, keyward.IPAllow, "2001:db8:1::/48")
 	host := ipRule(a.ID, keyward.IPBlock, "198.51.100.7/32")
 	other := ipRule(b.ID, keyward.IPBlock, "::1/128")
-	for _, r := range []*keyward.IPRule{global, v6, host, other} {
+	// An automatic block (brute-force blocking) keeps its mark, in every
+	// read: get, list, active and delete.
+	auto := ipRule("", keyward.IPBlock, "192.0.2.66/32")
+	auto.Automatic, auto.CreatedBy = true, ""
+	for _, r := range []*keyward.IPRule{global, v6, host, other, auto} {
 		must(t, f.s.CreateIPRule(f.ctx, r))
 	}
-	for _, r := range []*keyward.IPRule{global, v6, host, other} {
+	for _, r := range []*keyward.IPRule{global, v6, host, other, auto} {
 		got, err := f.s.IPRule(f.ctx, r.ID)
 		must(t, err)
 		wantIPRule(t, got, r)
@@ -67,6 +71,12 @@ func testIPRules(t *testing.T, open func(*testing.T) keyward.Store) {
 		unmasked := ipRule("", keyward.IPBlock, "10.0.0.0/8")
 		unmasked.CIDR = netip.MustParsePrefix("10.1.2.3/8")
 		wantCode(t, f.s.CreateIPRule(f.ctx, unmasked), keyward.EINVALID)
+		autoAllow := ipRule("", keyward.IPAllow, "10.0.0.0/8")
+		autoAllow.Automatic = true
+		wantCode(t, f.s.CreateIPRule(f.ctx, autoAllow), keyward.EINVALID)
+		autoAccount := ipRule(a.ID, keyward.IPBlock, "10.0.0.0/8")
+		autoAccount.Automatic = true
+		wantCode(t, f.s.CreateIPRule(f.ctx, autoAccount), keyward.EINVALID)
 		zero := ipRule("", keyward.IPBlock, "10.0.0.0/8")
 		zero.CIDR = netip.Prefix{}
 		wantCode(t, f.s.CreateIPRule(f.ctx, zero), keyward.EINVALID)
@@ -84,14 +94,21 @@ func testIPRules(t *testing.T, open func(*testing.T) keyward.Store) {
 			}
 			return ipRuleIDs(rs)
 		}
-		wantIDs(t, list(keyward.IPRuleFilter{}), sorted(global.ID, v6.ID, host.ID, other.ID)...)
-		wantIDs(t, list(keyward.IPRuleFilter{Global: true}), global.ID)
+		wantIDs(t, list(keyward.IPRuleFilter{}), sorted(global.ID, v6.ID, host.ID, other.ID, auto.ID)...)
+		wantIDs(t, list(keyward.IPRuleFilter{Global: true}), sorted(global.ID, auto.ID)...)
 		wantIDs(t, list(keyward.IPRuleFilter{AccountID: a.ID}), sorted(v6.ID, host.ID)...)
 		wantIDs(t, list(keyward.IPRuleFilter{AccountID: "acc_none"}))
 		ids := pageWalk(t, 1, func(p keyward.Page) ([]*keyward.IPRule, string, error) {
 			return f.s.IPRules(f.ctx, keyward.IPRuleFilter{}, p)
 		}, func(r *keyward.IPRule) string { return r.ID })
-		wantIDs(t, ids, sorted(global.ID, v6.ID, host.ID, other.ID)...)
+		wantIDs(t, ids, sorted(global.ID, v6.ID, host.ID, other.ID, auto.ID)...)
+		rs, err := f.s.ActiveIPRules(f.ctx, fixedTime)
+		must(t, err)
+		for _, r := range rs {
+			if r.ID == auto.ID {
+				wantIPRule(t, r, auto)
+			}
+		}
 	})
 
 	t.Run("delete", func(t *testing.T) {
@@ -102,6 +119,9 @@ func testIPRules(t *testing.T, open func(*testing.T) keyward.Store) {
 		wantCode(t, err, keyward.ENOTFOUND)
 		_, err = f.s.IPRule(f.ctx, host.ID)
 		wantCode(t, err, keyward.ENOTFOUND)
+		got, err = f.s.DeleteIPRule(f.ctx, auto.ID)
+		must(t, err)
+		wantIPRule(t, got, auto)
 	})
 
 	t.Run("deleting an account deletes its rules", func(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 )
 
 const selectIPRule = `SELECT id, COALESCE(account_id, ''), action, cidr, reason, expires_at, created_at,
-	COALESCE(created_by, '') FROM ip_rules`
+	COALESCE(created_by, ''), automatic FROM ip_rules`
 
 // CreateIPRule inserts r. ENOTFOUND if its account does not exist,
 // ECONFLICT if the id is taken, EINVALID for a bad action or CIDR.
@@ -21,10 +21,10 @@ func (s *Store) CreateIPRule(ctx context.Context, r *keyward.IPRule) error {
 		return fmt.Errorf("postgres: create ip rule %s: %w", r.ID, err)
 	}
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO ip_rules (id, account_id, action, cidr, reason, expires_at, created_at, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		_, err := tx.Exec(ctx, `INSERT INTO ip_rules (id, account_id, action, cidr, reason, expires_at, created_at, created_by, automatic)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			r.ID, nullString(r.AccountID), string(r.Action), r.CIDR.String(), r.Reason, r.ExpiresAt,
-			r.CreatedAt, nullString(r.CreatedBy))
+			r.CreatedAt, nullString(r.CreatedBy), r.Automatic)
 		return s.dbError(err, conflicts{
 			"ip_rules_pkey":         fmt.Sprintf("ip rule %s already exists", r.ID),
 			"ip_rules_account_fkey": fmt.Sprintf("account %s not found", r.AccountID),
@@ -94,7 +94,7 @@ func (s *Store) DeleteIPRule(ctx context.Context, id string) (*keyward.IPRule, e
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		var err error
 		r, err = scanIPRule(tx.QueryRow(ctx, `DELETE FROM ip_rules WHERE id = $1
-			RETURNING id, COALESCE(account_id, ''), action, cidr, reason, expires_at, created_at, COALESCE(created_by, '')`, id))
+			RETURNING id, COALESCE(account_id, ''), action, cidr, reason, expires_at, created_at, COALESCE(created_by, ''), automatic`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return keyward.Errorf(keyward.ENOTFOUND, "ip rule %s not found", id)
 		}
@@ -111,7 +111,7 @@ func scanIPRule(row pgx.Row) (*keyward.IPRule, error) {
 		r            keyward.IPRule
 		action, cidr string
 	)
-	if err := row.Scan(&r.ID, &r.AccountID, &action, &cidr, &r.Reason, &r.ExpiresAt, &r.CreatedAt, &r.CreatedBy); err != nil {
+	if err := row.Scan(&r.ID, &r.AccountID, &action, &cidr, &r.Reason, &r.ExpiresAt, &r.CreatedAt, &r.CreatedBy, &r.Automatic); err != nil {
 		return nil, err
 	}
 	r.Action = keyward.IPAction(action)

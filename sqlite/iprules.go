@@ -11,7 +11,7 @@ import (
 	"github.com/keyward/keyward"
 )
 
-const selectIPRule = "SELECT id, account_id, action, cidr, reason, expires_at, created_at, created_by FROM ip_rules"
+const selectIPRule = "SELECT id, account_id, action, cidr, reason, expires_at, created_at, created_by, automatic FROM ip_rules"
 
 // CreateIPRule inserts r. ENOTFOUND if its account does not exist,
 // ECONFLICT if the id is taken, EINVALID for a bad action or CIDR.
@@ -20,10 +20,10 @@ func (s *Store) CreateIPRule(ctx context.Context, r *keyward.IPRule) error {
 		return fmt.Errorf("sqlite: create ip rule %s: %w", r.ID, err)
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO ip_rules (id, account_id, action, cidr, reason, expires_at, created_at, created_by)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO ip_rules (id, account_id, action, cidr, reason, expires_at, created_at, created_by, automatic)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, nullString(r.AccountID), string(r.Action), r.CIDR.String(), r.Reason, nullTime(r.ExpiresAt),
-			formatTime(r.CreatedAt), nullString(r.CreatedBy))
+			formatTime(r.CreatedAt), nullString(r.CreatedBy), r.Automatic)
 		return s.dbError(err, conflicts{
 			pk: fmt.Sprintf("ip rule %s already exists", r.ID),
 			fk: fmt.Sprintf("account %s not found", r.AccountID),
@@ -128,7 +128,7 @@ func scanIPRule(row scanner) (*keyward.IPRule, error) {
 		action, cidr         string
 		created              string
 	)
-	if err := row.Scan(&r.ID, &accountID, &action, &cidr, &r.Reason, &expires, &created, &createdBy); err != nil {
+	if err := row.Scan(&r.ID, &accountID, &action, &cidr, &r.Reason, &expires, &created, &createdBy, &r.Automatic); err != nil {
 		return nil, err
 	}
 	r.AccountID, r.CreatedBy, r.Action = accountID.String, createdBy.String, keyward.IPAction(action)

@@ -201,6 +201,9 @@ func startDetector(cfg *Config, c *core, log *slog.Logger) (*abuse.Detector, fun
 		return nil, nil, configErrorf("abuse", "%v", err)
 	}
 	ac.Recorder, ac.Actions, ac.Logger = abuseActions{c}, abuseActions{c}, log
+	if ac.TrustedProxies, err = cfg.trustedProxies(); err != nil {
+		return nil, nil, configErrorf("trusted_proxies", "%v", err)
+	}
 	if c.redis != nil {
 		// Counts are keyed by address: clusters sharing one Redis keep
 		// them apart by their bus channel, as they do their invalidations.
@@ -222,7 +225,8 @@ func startDetector(cfg *Config, c *core, log *slog.Logger) (*abuse.Detector, fun
 
 // abuseActions carries out the detector's actions as the system, and
 // records its findings, through the admin service: blocks are global IP
-// rules with an expiry, made, applied and audited like an operator's.
+// rules with an expiry, made, applied and audited like an operator's, and
+// marked automatic (a valid key still passes them; see verify).
 type abuseActions struct{ c *core }
 
 // systemIdentity is who the detector acts as: root power, no key.
@@ -230,7 +234,7 @@ var systemIdentity = &keyward.Identity{Role: keyward.RoleRoot}
 
 func (a abuseActions) BlockIP(ctx context.Context, network netip.Prefix, until time.Time, reason string) error {
 	ctx = keyward.NewContextWithIdentity(ctx, systemIdentity)
-	_, err := a.c.admin.CreateIPRule(ctx, keyward.IPRuleCreate{Action: keyward.IPBlock, CIDR: network.String(), Reason: reason, ExpiresAt: &until})
+	_, err := a.c.admin.CreateIPRule(ctx, keyward.IPRuleCreate{Action: keyward.IPBlock, CIDR: network.String(), Reason: reason, ExpiresAt: &until, Automatic: true})
 	return err
 }
 
