@@ -102,8 +102,15 @@ func (s *netSet) empty() bool { return len(s.v4) == 0 && len(s.v6) == 0 }
 
 // contains reports whether a lies in the set; an invalid address in none.
 func (s *netSet) contains(a netip.Addr) bool {
+	_, ok := s.find(a)
+	return ok
+}
+
+// find returns the range of the set that holds a, if any; an invalid
+// address lies in none.
+func (s *netSet) find(a netip.Addr) (ipRange, bool) {
 	if !a.IsValid() {
-		return false
+		return ipRange{}, false
 	}
 	a = a.Unmap()
 	rs := s.v6
@@ -121,14 +128,22 @@ func (s *netSet) contains(a netip.Addr) bool {
 			i = h + 1
 		}
 	}
-	return i > 0 && !rs[i-1].hi.less(x)
+	if i > 0 && !rs[i-1].hi.less(x) {
+		return rs[i-1], true
+	}
+	return ipRange{}, false
 }
 
 // ipMatcher is the compiled form of the rules in force, replaced whole
 // (never modified) on every reload.
 type ipMatcher struct {
-	rules       []*keyward.IPRule // as loaded, for recompiling at expiry
+	rules []*keyward.IPRule // as loaded, for recompiling at expiry
+	// globalBlock holds every global block, handBlock those made by hand
+	// and autoBlock the automatic ones (keyward.IPRule.Automatic): the
+	// hot path of an unblocked address tests globalBlock alone.
 	globalBlock netSet
+	handBlock   netSet
+	autoBlock   netSet
 	globalAllow netSet
 	accounts    map[string]*accountNets
 	// validUntil is when the earliest rule expires, Unix nanoseconds
@@ -141,7 +156,7 @@ type accountNets struct{ block, allow netSet }
 // compileIPRules builds the matcher of the rules active at now.
 func compileIPRules(rules []*keyward.IPRule, now time.Time) *ipMatcher {
 	m := &ipMatcher{rules: rules, accounts: map[string]*accountNets{}, validUntil: math.MaxInt64}
-	var gBlock, gAllow []netip.Prefix
+	var gBlock, gAuto, gAllow []netip.Prefix
 	aBlock, aAllow := map[string][]netip.Prefix{}, map[string][]netip.Prefix{}
 	for _, r := range rules {
 		if !r.Active(now) {
@@ -151,6 +166,8 @@ func compileIPRules(rules []*keyward.IPRule, now time.Time) *ipMatcher {
 			m.validUntil = min(m.validUntil, r.ExpiresAt.UnixNano())
 		}
 		switch {
+		case r.AccountID == "" && r.Action == keyward.IPBlock && r.Automatic:
+			gAuto = append(gAuto, r.CIDR)
 		case r.AccountID == "" && r.Action == keyward.IPBlock:
 			gBlock = append(gBlock, r.CIDR)
 		case r.AccountID == "" && r.Action == keyward.IPAllow:
@@ -161,7 +178,8 @@ func compileIPRules(rules []*keyward.IPRule, now time.Time) *ipMatcher {
 			aAllow[r.AccountID] = append(aAllow[r.AccountID], r.CIDR)
 		}
 	}
-	m.globalBlock, m.globalAllow = newNetSet(gBlock), newNetSet(gAllow)
+	m.handBlock, m.autoBlock, m.globalAllow = newNetSet(gBlock), newNetSet(gAuto), newNetSet(gAllow)
+	m.globalBlock = newNetSet(append(slices.Clip(gBlock), gAuto...))
 	for id, ps := range aBlock {
 		m.account(id).block = newNetSet(ps)
 	}
@@ -181,16 +199,21 @@ func (m *ipMatcher) account(id string) *accountNets {
 }
 
 // global decides on the rules that apply before any lookup: VALID, or
-// IP_BLOCKED, or IP_NOT_ALLOWED when global allow rules exist and ip is in
-// none of them.
-func (m *ipMatcher) global(ip netip.Addr) keyward.Decision {
+// IP_BLOCKED (a block made by hand), or IP_NOT_ALLOWED when global allow
+// rules exist and ip is in none of them. auto reports a VALID address that
+// only automatic blocks hold: only a key that verifies VALID may pass (see
+// verifyAutoBlocked).
+func (m *ipMatcher) global(ip netip.Addr) (d keyward.Decision, auto bool) {
 	if m.globalBlock.contains(ip) {
-		return keyward.DecisionIPBlocked
+		if m.handBlock.contains(ip) {
+			return keyward.DecisionIPBlocked, false
+		}
+		auto = true
 	}
 	if !m.globalAllow.empty() && !m.globalAllow.contains(ip) {
-		return keyward.DecisionIPNotAllowed
+		return keyward.DecisionIPNotAllowed, false
 	}
-	return keyward.DecisionValid
+	return keyward.DecisionValid, auto
 }
 
 // forAccount decides on the rules of the account of a found key.

@@ -86,14 +86,14 @@ func TestMatcherExpiry(t *testing.T) {
 	}
 	m := compileIPRules(rules, now)
 	ip := netip.MustParseAddr("192.0.2.1")
-	if d := m.global(ip); d != keyward.DecisionIPBlocked {
+	if d, _ := m.global(ip); d != keyward.DecisionIPBlocked {
 		t.Fatalf("before expiry: %s, want IP_BLOCKED", d)
 	}
 	if m.validUntil != soon.UnixNano() {
 		t.Fatalf("validUntil = %d, want the expiry %d", m.validUntil, soon.UnixNano())
 	}
 	later := compileIPRules(rules, soon)
-	if d := later.global(ip); d != keyward.DecisionValid {
+	if d, _ := later.global(ip); d != keyward.DecisionValid {
 		t.Fatalf("after expiry: %s, want VALID", d)
 	}
 	if d := later.forAccount("acc", ip); d != keyward.DecisionIPNotAllowed {

@@ -14,6 +14,11 @@
 // reach the cache through keyward.KeyObserver, which the Engine implements;
 // the cache TTL is the backstop for a lost notification. When the store is
 // down, cached keys keep verifying and a miss answers UNAVAILABLE.
+//
+// A global block made by hand refuses every request from its network
+// before any parsing; an automatic one (brute-force blocking) lets a key
+// that verifies VALID through and bounds the store lookups the network can
+// cause (see blocked.go).
 package verify
 
 import (
@@ -250,9 +255,12 @@ type Engine struct {
 
 	cache    cache
 	interner interner
-	group    singleflight.Group
-	usage    usage
-	m        *metrics
+	// blockedLookups bounds the store lookups of automatically blocked
+	// networks (blocked.go).
+	blockedLookups lookupBudgets
+	group          singleflight.Group
+	usage          usage
+	m              *metrics
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -388,11 +396,22 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 		if rules = e.ipRulesAt(now); rules == nil {
 			return Result{Decision: keyward.DecisionUnavailable, Agent: req.Agent}
 		}
-		if d := rules.global(req.IP); d != keyward.DecisionValid {
+		d, auto := rules.global(req.IP)
+		if d != keyward.DecisionValid {
 			return Result{Decision: d, Agent: req.Agent}
 		}
+		if auto {
+			return e.verifyAutoBlocked(ctx, req, now, rules)
+		}
 	}
+	return e.verifyKey(ctx, req, now, rules, nil)
+}
 
+// verifyKey runs the pipeline from step 3 with the IP rules in force (nil
+// for none). blocked is nil, or the network of the automatic block that
+// holds the client address, whose misses reach the store only within its
+// budget (see lookupBlocked).
+func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rules *ipMatcher, blocked *blockedNet) Result {
 	// 3. Format and checksum: garbage costs no hashing and no lookup,
 	// unless imported keys (of any format) exist.
 	_, wellFormed := apikey.Parse(req.Key)
@@ -402,7 +421,18 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 
 	// 4. HMAC, cache, store.
 	h := e.hasher.Hash(req.Key)
-	en, err := e.lookup(ctx, h, req.Key, now.UnixNano())
+	var (
+		en  *entry
+		err error
+	)
+	if blocked == nil {
+		en, err = e.lookup(ctx, h, req.Key, now.UnixNano())
+	} else {
+		en, err = e.lookupBlocked(ctx, h, req.Key, now.UnixNano(), *blocked)
+	}
+	if err == errBlockedMiss {
+		return Result{Decision: keyward.DecisionIPBlocked, Agent: req.Agent}
+	}
 	if err != nil {
 		return Result{Decision: keyward.DecisionUnavailable, Agent: req.Agent}
 	}
