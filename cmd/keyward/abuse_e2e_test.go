@@ -177,7 +177,8 @@ abuse:
 	})
 
 	// Brute force: an address sends made-up keys to both instances until
-	// it is blocked, then even a valid key from it is refused on both.
+	// it is blocked, then its guesses are refused on both with 403, while
+	// a valid key from it still works (the block is automatic).
 	attacker := fmt.Sprintf("203.0.113.%d", 1+rand.IntN(254))
 	valid := create(keyward.KeyCreate{})
 	for i := range 6 {
@@ -187,11 +188,14 @@ abuse:
 	}
 	for _, gw := range gateways {
 		eventually(t, 15*time.Second, "the attacker blocked at "+gw, func() string {
-			if s := through(t, gw, valid.Secret, attacker).StatusCode; s != http.StatusForbidden {
+			if s := through(t, gw, "kw_user_guess_more", attacker).StatusCode; s != http.StatusForbidden {
 				return fmt.Sprint(s)
 			}
 			return ""
 		})
+		if s := through(t, gw, valid.Secret, attacker).StatusCode; s != http.StatusOK {
+			t.Errorf("a valid key from the blocked address at %s: %d, want 200", gw, s)
+		}
 	}
 	if s := through(t, gateways[0], valid.Secret, "198.51.100.30").StatusCode; s != http.StatusOK {
 		t.Errorf("a valid key from another address: %d, want 200", s)
@@ -200,8 +204,8 @@ abuse:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rules.Items) != 1 || rules.Items[0].CIDR.String() != attacker+"/32" || rules.Items[0].ExpiresAt == nil {
-		t.Errorf("global rules after the brute force = %+v, want one expiring block of %s", rules.Items, attacker)
+	if len(rules.Items) != 1 || rules.Items[0].CIDR.String() != attacker+"/32" || rules.Items[0].ExpiresAt == nil || !rules.Items[0].Automatic {
+		t.Errorf("global rules after the brute force = %+v, want one automatic, expiring block of %s", rules.Items, attacker)
 	}
 
 	// Both findings are listed by the CLI.
