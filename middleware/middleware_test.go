@@ -296,6 +296,9 @@ func TestClientIP(t *testing.T) {
 		{"IPv6 trusted proxy", proxies, "[::1]:443", []string{"2001:db8::2"}, "2001:db8::2"},
 		{"IPv4-mapped peer", nil, "[::ffff:192.0.2.1]:80", nil, "192.0.2.1"},
 		{"XFF with a port", proxies, "10.0.0.1:80", []string{"[2001:db8::3]:5555"}, "2001:db8::3"},
+		// Where the middleware once disagreed with the gateway (issue 13).
+		{"trailing empty XFF element", proxies, "10.0.0.1:80", []string{"203.0.113.7, "}, "203.0.113.7"},
+		{"bracketed IPv6 without port", proxies, "10.0.0.1:80", []string{"[2001:db8::1]"}, "2001:db8::1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recordingVerifier{next: e.engine}

@@ -161,5 +161,20 @@ func TestBruteForceBehindTrustedProxy(t *testing.T) {
 	if s := whoami(t, p.url, root, operator); s != http.StatusOK {
 		t.Errorf("the root key from the operator's address: %d, want 200", s)
 	}
+	// The audit log records the forwarded client, not the proxy.
+	s, body = apiCall(t, p.url, "GET", "/v1/audit?action=ip_rule.create", root, operator, nil)
+	var audit keyward.AuditList
+	if s != http.StatusOK || json.Unmarshal(body, &audit) != nil {
+		t.Fatalf("audit: %d %s", s, body)
+	}
+	var byHand *keyward.AuditEntry
+	for _, a := range audit.Items {
+		if a.Actor.KeyID != "" {
+			byHand = a
+		}
+	}
+	if byHand == nil || byHand.Actor.IP != operator {
+		t.Errorf("audit entries of ip_rule.create = %s; want the hand-made one from %s", body, operator)
+	}
 	p.stop(t)
 }
