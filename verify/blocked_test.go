@@ -164,3 +164,24 @@ func badChecksum(raw string) string {
 	}
 	return raw[:len(raw)-1] + string(last)
 }
+
+// TestAutomaticBlockCacheHitAllocatesNothing: automatic blocks in force add
+// no allocation to a cache hit, from an unblocked address or, for a valid
+// key, from a blocked one.
+func TestAutomaticBlockCacheHitAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	e := newEnv(t, nil)
+	k := e.key(keyward.Key{})
+	e.autoRule("203.0.113.7/32")
+	for _, ip := range []string{"192.0.2.1", "203.0.113.7"} {
+		req := verify.Request{Key: k.Secret, IP: netip.MustParseAddr(ip)}
+		if d := e.engine.Verify(e.ctx, req).Decision; d != keyward.DecisionValid {
+			t.Fatalf("from %s: %s", ip, d)
+		}
+		if n := testing.AllocsPerRun(100, func() { e.engine.Verify(e.ctx, req) }); n != 0 {
+			t.Errorf("a cache hit from %s allocates %v times, want 0", ip, n)
+		}
+	}
+}
