@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,6 +107,9 @@ func TestBruteForceSparesValidKeys(t *testing.T) {
 	rules := globalRules(t, p.url, root, "")
 	if len(rules) != 1 || rules[0].CIDR.String() != "127.0.0.1/32" || !rules[0].Automatic || rules[0].ExpiresAt == nil {
 		t.Fatalf("global rules = %+v, want one automatic, expiring block of 127.0.0.1", rules)
+	}
+	if r := runBinary(t, p.url, root, "ip-rules", "list", "--global"); r.code != 0 || !strings.Contains(r.stdout, "block (automatic)") {
+		t.Errorf("ip-rules list --global: exit %d, output:\n%s\nwant the block shown as automatic", r.code, r.stdout)
 	}
 	p.stop(t)
 }

@@ -81,7 +81,16 @@ func ipRuleRow(t *table, r *keyward.IPRule) {
 	if scope == "" {
 		scope = "global"
 	}
-	t.row(r.ID, scope, string(r.Action), r.CIDR.String(), formatTimePtr(r.ExpiresAt), r.Reason)
+	t.row(r.ID, scope, ipRuleAction(r), r.CIDR.String(), formatTimePtr(r.ExpiresAt), r.Reason)
+}
+
+// ipRuleAction shows the action of r, marking a block made by brute-force
+// blocking, which lets valid keys through, "block (automatic)".
+func ipRuleAction(r *keyward.IPRule) string {
+	if r.Automatic {
+		return string(r.Action) + " (automatic)"
+	}
+	return string(r.Action)
 }
 
 func printIPRule(w io.Writer, r *keyward.IPRule) error {
@@ -92,7 +101,7 @@ func printIPRule(w io.Writer, r *keyward.IPRule) error {
 	return fields(w,
 		"id", r.ID,
 		"scope", scope,
-		"action", string(r.Action),
+		"action", ipRuleAction(r),
 		"cidr", r.CIDR.String(),
 		"reason", r.Reason,
 		"expires", formatTimePtr(r.ExpiresAt),
