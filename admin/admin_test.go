@@ -74,7 +74,19 @@ func (e *env) announced(t *testing.T) []*keyward.Event {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{store: keywardtest.NewSQLiteStore(t), obs: &recorder{}, now: keywardtest.Now()}
+	return newEnvOn(t, keywardtest.NewSQLiteStore(t))
+}
+
+// onEachStore runs test on an env on SQLite and one on PostgreSQL.
+func onEachStore(t *testing.T, test func(t *testing.T, e *env)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, newEnv(t)) })
+	t.Run("postgres", func(t *testing.T) { test(t, newEnvOn(t, keywardtest.NewPostgresStore(t))) })
+}
+
+// newEnvOn returns an env on store s, bootstrapped.
+func newEnvOn(t *testing.T, s keyward.Store) *env {
+	t.Helper()
+	e := &env{store: s, obs: &recorder{}, now: keywardtest.Now()}
 	clock := func() time.Time { return e.now }
 	h := keywardtest.NewHasher(t)
 	ledger := credits.NewStoreLedger(e.store)

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"time"
@@ -396,7 +397,8 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 }
 
 // RevokeKey makes a key stop working at once, also one in a rotation grace
-// window. Revoking a revoked key changes nothing.
+// window. Revoking a revoked key changes nothing: no audit entry, no
+// webhook event, no cache notice; it returns the key as it is.
 func (s *Service) RevokeKey(ctx context.Context, keyID string) (*keyward.Key, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
@@ -411,7 +413,16 @@ func (s *Service) RevokeKey(ctx context.Context, keyID string) (*keyward.Key, er
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.store.UpdateKey(actx, keyID, revokeAt(s.utc()))
+	now := s.utc()
+	k, err := s.store.UpdateKey(actx, keyID, func(k *keyward.Key) error {
+		if revoked(k, now) {
+			return errUnchanged // aborts the transaction, audit entry and event included
+		}
+		return revokeAt(now)(k)
+	})
+	if errors.Is(err, errUnchanged) {
+		return s.store.Key(ctx, keyID)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -425,13 +436,19 @@ func (s *Service) RevokeKey(ctx context.Context, keyID string) (*keyward.Key, er
 // now.
 func revokeAt(now time.Time) func(*keyward.Key) error {
 	return func(k *keyward.Key) error {
-		if k.RevokedAt != nil && !k.RevokedAt.After(now) {
+		if revoked(k, now) {
 			return nil
 		}
 		k.RevokedAt = &now
 		k.UpdatedAt = now
 		return nil
 	}
+}
+
+// revoked reports whether k stopped working by revocation at or before now
+// (a key in a rotation grace window has not).
+func revoked(k *keyward.Key, now time.Time) bool {
+	return k.RevokedAt != nil && !k.RevokedAt.After(now)
 }
 
 // RotateKey issues a replacement for a key with the same role, owner,

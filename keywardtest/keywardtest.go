@@ -5,14 +5,19 @@
 package keywardtest
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/keyring"
+	"github.com/keyward/keyward/postgres"
 	"github.com/keyward/keyward/sqlite"
 )
 
@@ -32,6 +37,37 @@ func NewSQLiteStore(t testing.TB) *sqlite.Store {
 			t.Errorf("close sqlite store: %v", err)
 		}
 	})
+	return s
+}
+
+// NewPostgresStore returns a store in a new schema of the PostgreSQL test
+// database (PostgresURL: skipped when it is not set, outside CI), closed
+// and dropped with its schema when the test ends.
+func NewPostgresStore(t testing.TB) *postgres.Store {
+	t.Helper()
+	dbURL := PostgresURL(t)
+	var b [8]byte
+	rand.Read(b[:])
+	schema := "keyward_test_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		// t.Context is canceled before cleanups run.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	s, err := postgres.OpenOptions(t.Context(), dbURL, postgres.Options{Schema: schema})
+	if err != nil {
+		t.Fatalf("open postgres store in schema %s: %v", schema, err)
+	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
