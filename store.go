@@ -97,7 +97,9 @@ type Store interface {
 	// each key. An empty batch does nothing.
 	CreateKeys(ctx context.Context, keys []*Key) error
 	// BootstrapRootKey inserts k, a root key, only if the store holds no
-	// root key yet; otherwise ECONFLICT.
+	// usable root key at k.CreatedAt (one neither disabled, revoked nor
+	// expired, as Key.Status says); otherwise ECONFLICT. Unusable root
+	// keys do not count: they cannot manage anything.
 	BootstrapRootKey(ctx context.Context, k *Key) error
 	// Key returns the key with id. ENOTFOUND if none.
 	Key(ctx context.Context, id string) (*Key, error)

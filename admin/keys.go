@@ -202,8 +202,9 @@ func (s *Service) issue(ctx context.Context, k *keyward.Key, save func(context.C
 	return created, nil
 }
 
-// Bootstrap creates the first root key of an empty store and returns its
-// secret. It fails with ECONFLICT once any root key exists.
+// Bootstrap creates a root key in a store that has no usable one (none, or
+// only disabled, revoked or expired root keys) and returns its secret. It
+// fails with ECONFLICT while a usable root key exists.
 func (s *Service) Bootstrap(ctx context.Context) (keyward.Secret, *keyward.Key, error) {
 	now := s.utc()
 	k := &keyward.Key{
@@ -571,13 +572,13 @@ func (s *Service) DeleteKey(ctx context.Context, keyID string) error {
 	if err != nil {
 		return err
 	}
-	if k.Role == keyward.RoleRoot {
-		roots, _, err := s.store.Keys(ctx, keyward.KeyFilter{Role: keyward.RoleRoot}, keyward.Page{Limit: 2})
+	if k.Role == keyward.RoleRoot && k.Status(s.utc()) == keyward.DecisionValid {
+		other, err := s.otherUsableRoot(ctx, keyID)
 		if err != nil {
 			return err
 		}
-		if len(roots) < 2 {
-			return keyward.Errorf(keyward.ECONFLICT, "key %s is the last root key: create another root key first, or revoke this one instead", keyID)
+		if !other {
+			return keyward.Errorf(keyward.ECONFLICT, "key %s is the last usable root key: create another root key first", keyID)
 		}
 	}
 	actx, err := s.audit(ctx, id, "key.delete", "key", keyID, k.AccountID, nil)
@@ -593,6 +594,29 @@ func (s *Service) DeleteKey(ctx context.Context, keyID string) error {
 	s.keysDeleted([]keyward.KeyHash{k.Hash})
 	s.log.InfoContext(ctx, "key deleted", "key_id", k.ID, "by", id.KeyID)
 	return nil
+}
+
+// otherUsableRoot reports whether a root key other than keyID is usable
+// now (Key.Status VALID), as BootstrapRootKey counts them: deleting keyID
+// then leaves the store manageable without a bootstrap.
+func (s *Service) otherUsableRoot(ctx context.Context, keyID string) (bool, error) {
+	now := s.utc()
+	p := keyward.Page{Limit: keyward.MaxPageLimit}
+	for {
+		roots, next, err := s.store.Keys(ctx, keyward.KeyFilter{Role: keyward.RoleRoot}, p)
+		if err != nil {
+			return false, err
+		}
+		for _, k := range roots {
+			if k.ID != keyID && k.Status(now) == keyward.DecisionValid {
+				return true, nil
+			}
+		}
+		if next == "" {
+			return false, nil
+		}
+		p.After = next
+	}
 }
 
 // VerifyKey verifies a key for a trusted caller: root, or a key holding

@@ -77,3 +77,57 @@ func TestRevokeRevokedKeyChangesNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestOnlyUsableRootKeysCount: the last usable root key cannot be deleted
+// even while revoked, disabled or expired root keys exist, and bootstrap
+// works once no root key is usable, however many unusable ones exist.
+func TestOnlyUsableRootKeysCount(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e *env) {
+		rootID := keyward.IdentityFrom(e.root).KeyID
+		revoked := must(e.svc.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot, Name: "revoked"}))
+		must(e.svc.RevokeKey(e.root, revoked.ID))
+		disabled := must(e.svc.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot, Name: "disabled"}))
+		must(e.svc.UpdateKey(e.root, disabled.ID, keyward.KeyUpdate{Disabled: ptr(true)}))
+		expiring := must(e.svc.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot, Name: "expiring", ExpiresAt: ptr(e.now.Add(time.Hour))}))
+
+		// The expiring key is usable: the bootstrap key may go.
+		second := must(e.svc.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot, Name: "second"}))
+		if err := e.svc.DeleteKey(e.root, second.ID); err != nil {
+			t.Fatalf("deleting a root key while other usable ones exist: %v", err)
+		}
+		_, _, err := e.svc.Bootstrap(t.Context())
+		wantCode(t, err, keyward.ECONFLICT)
+
+		e.now = e.now.Add(2 * time.Hour) // the expiring key expired
+		err = e.svc.DeleteKey(e.root, rootID)
+		wantCode(t, err, keyward.ECONFLICT)
+		if _, err := e.store.Key(t.Context(), rootID); err != nil {
+			t.Fatalf("the last usable root key was deleted: %v", err)
+		}
+		// Unusable root keys can always be deleted.
+		if err := e.svc.DeleteKey(e.root, expiring.ID); err != nil {
+			t.Fatalf("deleting an expired root key: %v", err)
+		}
+
+		// A leaked last root key is revoked all the same; bootstrap is
+		// the way back in, despite the unusable root keys left.
+		must(e.svc.RevokeKey(e.root, rootID))
+		_, fresh, err := e.svc.Bootstrap(t.Context())
+		if err != nil {
+			t.Fatalf("bootstrap with only revoked and disabled root keys: %v", err)
+		}
+		if got := fresh.Status(e.now); got != keyward.DecisionValid {
+			t.Fatalf("bootstrapped root key is %s", got)
+		}
+		_, _, err = e.svc.Bootstrap(t.Context())
+		wantCode(t, err, keyward.ECONFLICT)
+		asFresh := as(t, fresh)
+		for _, id := range []string{rootID, revoked.ID, disabled.ID} {
+			if err := e.svc.DeleteKey(asFresh, id); err != nil {
+				t.Fatalf("deleting unusable root key %s: %v", id, err)
+			}
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }

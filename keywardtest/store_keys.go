@@ -461,10 +461,38 @@ func testBootstrapRootKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		_, err := f.s.Key(f.ctx, second.ID)
 		wantCode(t, err, keyward.ENOTFOUND)
 	})
-	t.Run("any existing root key is conflict", func(t *testing.T) {
+	t.Run("any usable root key is conflict", func(t *testing.T) {
 		f := newFixture(t, open)
 		f.rootKey()
 		wantCode(t, f.s.BootstrapRootKey(f.ctx, minimalKey()), keyward.ECONFLICT)
+	})
+	t.Run("revoked, disabled and expired root keys do not count", func(t *testing.T) {
+		f := newFixture(t, open)
+		for _, k := range []keyward.Key{
+			{RevokedAt: ptr(fixedTime)},
+			{RevokedAt: ptr(fixedTime.Add(-time.Hour)), GraceUntil: ptr(fixedTime.Add(-time.Hour))},
+			{Disabled: true},
+			{ExpiresAt: ptr(fixedTime)},
+		} {
+			k.Role, k.CreatedAt, k.UpdatedAt = keyward.RoleRoot, fixedTime.Add(-24*time.Hour), fixedTime.Add(-24*time.Hour)
+			NewKey(t, f.s, f.h, k)
+		}
+		k := minimalKey() // created at fixedTime
+		must(t, f.s.BootstrapRootKey(f.ctx, k))
+		wantKey(t, f.key(k.ID), k)
+	})
+	t.Run("a root key in its rotation grace window or expiring later counts", func(t *testing.T) {
+		for name, k := range map[string]keyward.Key{
+			"grace":    {RevokedAt: ptr(fixedTime.Add(time.Second)), GraceUntil: ptr(fixedTime.Add(time.Second))},
+			"expiring": {ExpiresAt: ptr(fixedTime.Add(time.Second))},
+		} {
+			t.Run(name, func(t *testing.T) {
+				f := newFixture(t, open)
+				k.Role, k.CreatedAt, k.UpdatedAt = keyward.RoleRoot, fixedTime.Add(-24*time.Hour), fixedTime.Add(-24*time.Hour)
+				NewKey(t, f.s, f.h, k)
+				wantCode(t, f.s.BootstrapRootKey(f.ctx, minimalKey()), keyward.ECONFLICT)
+			})
+		}
 	})
 	t.Run("keys of other roles do not count", func(t *testing.T) {
 		f := newFixture(t, open)

@@ -69,7 +69,8 @@ func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
 }
 
 // BootstrapRootKey inserts k, a root key, only if the database holds no
-// root key yet; ECONFLICT otherwise. Bootstraps serialise on an advisory
+// root key usable at k.CreatedAt (neither disabled, revoked nor expired:
+// keyward.Key.Status VALID); ECONFLICT otherwise. Bootstraps serialise on an advisory
 // lock of the schema, held to the end of the transaction, so of concurrent
 // bootstraps from any number of instances exactly one inserts.
 func (s *Store) BootstrapRootKey(ctx context.Context, k *keyward.Key) error {
@@ -83,11 +84,12 @@ func (s *Store) BootstrapRootKey(ctx context.Context, k *keyward.Key) error {
 		// Read committed: this statement's snapshot is taken after the lock
 		// is held, so it sees the key of a bootstrap that committed before.
 		var exists bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'root')").Scan(&exists); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'root' AND NOT disabled
+			AND (revoked_at IS NULL OR revoked_at > $1) AND (expires_at IS NULL OR expires_at > $1))`, k.CreatedAt).Scan(&exists); err != nil {
 			return s.dbError(err, nil)
 		}
 		if exists {
-			return keyward.Errorf(keyward.ECONFLICT, "a root key already exists")
+			return keyward.Errorf(keyward.ECONFLICT, "a usable root key already exists")
 		}
 		_, err := s.insertKey(ctx, tx, k)
 		return err

@@ -48,19 +48,20 @@ func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
 }
 
 // BootstrapRootKey inserts k, a root key, only if the database holds no
-// root key yet; ECONFLICT otherwise. The check and the insert share one
-// write transaction, so two concurrent bootstraps cannot both succeed.
+// usable root key at k.CreatedAt (usableRoot); ECONFLICT otherwise. The
+// check and the insert share one write transaction, so two concurrent
+// bootstraps cannot both succeed.
 func (s *Store) BootstrapRootKey(ctx context.Context, k *keyward.Key) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if k.Role != keyward.RoleRoot {
 			return keyward.Errorf(keyward.EINVALID, "the bootstrap key must have role root, not %q", k.Role)
 		}
 		var exists bool
-		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'root')").Scan(&exists); err != nil {
+		if err := tx.QueryRowContext(ctx, usableRoot, formatTime(k.CreatedAt)).Scan(&exists); err != nil {
 			return s.dbError(err, conflicts{})
 		}
 		if exists {
-			return keyward.Errorf(keyward.ECONFLICT, "a root key already exists")
+			return keyward.Errorf(keyward.ECONFLICT, "a usable root key already exists")
 		}
 		return s.insertKey(ctx, tx, k)
 	})
@@ -69,6 +70,11 @@ func (s *Store) BootstrapRootKey(ctx context.Context, k *keyward.Key) error {
 	}
 	return nil
 }
+
+// usableRoot asks whether a root key is usable at ?1: neither disabled,
+// revoked nor expired (keyward.Key.Status VALID).
+const usableRoot = `SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'root' AND disabled = 0
+	AND (revoked_at IS NULL OR revoked_at > ?1) AND (expires_at IS NULL OR expires_at > ?1))`
 
 // insertKey checks k's shape and owners and inserts it.
 func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error {

@@ -22,7 +22,7 @@ const (
 	ExitUnauthorized = 4 // no API key, or one that was refused
 	ExitForbidden    = 5 // the API key may not do this
 	ExitNotFound     = 6
-	ExitConflict     = 7 // e.g. the name is taken, a root key exists
+	ExitConflict     = 7 // e.g. the name is taken, a usable root key exists
 	ExitUnavailable  = 8 // keyward cannot be reached, or asks to retry later
 	ExitKeyInvalid   = 9 // verify: the key is not valid
 )

@@ -48,8 +48,9 @@ func (a *app) serveCommand() *cobra.Command {
 the PostgreSQL database of --store; --redis shares cache invalidations between
 instances (docs/deployment.md). Pending schema migrations are applied first.
 
-On the first start with an empty store it creates a root key and prints it once
-on stdout, on a line beginning "root key: ". Later starts never print it.
+On the first start with an empty store (or one whose root keys are all revoked,
+disabled or expired) it creates a root key and prints it once on stdout, on a
+line beginning "root key: ". Starts with a usable root key never print one.
 SIGINT or SIGTERM shut it down gracefully, flushing recorded key usage.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -307,15 +308,16 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 		defer gw.ln.Close()
 	}
 
-	// The first start of an empty store creates the root key and shows it
-	// once; once a root key exists this is a conflict and prints nothing.
+	// The first start of a store without a usable root key creates one and
+	// shows it once; while a usable root key exists this is a conflict and
+	// prints nothing.
 	secret, key, err := c.admin.Bootstrap(ctx)
 	switch {
 	case err == nil:
 		fmt.Fprintf(a.stdout, "root key: %s\n%s\n", secret.Reveal(), rootKeyNotice)
 		log.Warn("created the root key and printed it on stdout; it will not be shown again", "key_id", key.ID)
 	case keyward.ErrorCode(err) == keyward.ECONFLICT:
-		log.Debug("root key exists; not bootstrapping")
+		log.Debug("a usable root key exists; not bootstrapping")
 	default:
 		return fmt.Errorf("bootstrapping the root key: %w", err)
 	}
@@ -424,10 +426,11 @@ func isLoopback(host string) bool {
 func (a *app) bootstrapCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bootstrap [--data DIR]",
-		Short: "Create the root key of an empty store offline and print it",
-		Long: `Create the first root key in the data directory without starting the server,
-and print the bare key on stdout (for scripts). Uses the same configuration as
-serve (data directory and peppers). Refuses, exiting 7, if a root key exists.`,
+		Short: "Create the root key of a store without one offline and print it",
+		Long: `Create a root key in the data directory without starting the server, and
+print the bare key on stdout (for scripts). Uses the same configuration as serve
+(data directory and peppers). Refuses, exiting 7, if a usable root key exists
+(revoked, disabled and expired root keys do not count).`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(a.getenv, cmd.Flags())
@@ -448,7 +451,7 @@ serve (data directory and peppers). Refuses, exiting 7, if a root key exists.`,
 			cerr := c.close(cmd.Context(), log)
 			switch {
 			case keyward.ErrorCode(err) == keyward.ECONFLICT:
-				return keyward.Errorf(keyward.ECONFLICT, "a root key already exists in %s: bootstrap only works on an empty store (create more root keys with: keyward keys create --role root)", cfg.DatabasePath())
+				return keyward.Errorf(keyward.ECONFLICT, "a usable root key already exists in %s: bootstrap only works on a store without one (create more root keys with: keyward keys create --role root)", cfg.DatabasePath())
 			case err != nil:
 				return fmt.Errorf("bootstrapping the root key: %w", err)
 			}
