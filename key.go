@@ -98,6 +98,11 @@ type Key struct {
 	// HasSecretMeta says SecretMeta is set; filled by stores on reads.
 	HasSecretMeta bool       `json:"has_secret_meta,omitempty"`
 	ExpiresAt     *time.Time `json:"expires_at"`
+	// ExpiryScheduled says ExpiresAt was set by the key's rotation policy
+	// (the notice period of the rotation job), not by a person: a
+	// rotation does not give it to the replacement. Setting or clearing
+	// the expiry by hand clears it.
+	ExpiryScheduled bool `json:"expiry_scheduled,omitempty"`
 	// IPAllow, when not empty, lists the only networks the key verifies
 	// from (IP_NOT_ALLOWED elsewhere, and when the client address is
 	// unknown). Sorted, without duplicates.

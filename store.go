@@ -113,7 +113,8 @@ type Store interface {
 	// role, account and user of a key never change.
 	UpdateKey(ctx context.Context, id string, fn func(*Key) error) (*Key, error)
 	// RotateKey loads the key, lets fn change it (setting its grace window)
-	// and return its replacement, then saves both in one transaction.
+	// and return its replacement, then saves both in one transaction. The
+	// key's own rotation policy, if any, moves to the replacement.
 	RotateKey(ctx context.Context, id string, fn func(old *Key) (next *Key, err error)) (old, next *Key, err error)
 	// DeleteKey deletes the key with id and returns it.
 	DeleteKey(ctx context.Context, id string) (*Key, error)

@@ -364,10 +364,10 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 		}
 		if u.ExpiresAt != nil {
 			t := u.ExpiresAt.UTC().Truncate(time.Microsecond)
-			k.ExpiresAt = &t
+			k.ExpiresAt, k.ExpiryScheduled = &t, false
 		}
 		if u.ClearExpiry {
-			k.ExpiresAt = nil
+			k.ExpiresAt, k.ExpiryScheduled = nil, false
 		}
 		if u.Disabled != nil {
 			k.Disabled = *u.Disabled
@@ -453,7 +453,9 @@ func revoked(k *keyward.Key, now time.Time) bool {
 }
 
 // RotateKey issues a replacement for a key with the same role, owner,
-// permissions, meta and expiry; the old key keeps working for r.Grace.
+// permissions, meta, rotation policy and expiry, except an expiry that the
+// rotation policy scheduled (ExpiryScheduled): the replacement is due again
+// only after the policy's max age. The old key keeps working for r.Grace.
 func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRotate) (*keyward.CreatedKey, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
@@ -496,9 +498,6 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 			}
 			return nil, keyward.Errorf(keyward.ECONFLICT, "key %s is revoked: create a new key instead", old.ID)
 		}
-		if err := checkGrant(id, old.Role, old.Permissions, old.ExpiresAt); err != nil {
-			return nil, err
-		}
 		// The replacement's secret goes to the caller: it may not work
 		// from networks the caller's own key may not.
 		if err := withinIPAllow(ownIPAllow, old.IPAllow); err != nil {
@@ -517,6 +516,12 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 		next.CreatedAt, next.UpdatedAt = now, now
 		next.CreatedBy = id.KeyID
 		next.MeterID = old.Meter()
+		if old.ExpiryScheduled {
+			next.ExpiresAt, next.ExpiryScheduled = nil, false
+		}
+		if err := checkGrant(id, next.Role, next.Permissions, next.ExpiresAt); err != nil {
+			return nil, err
+		}
 		// The secret metadata moves to the replacement, sealed for its id.
 		if old.SecretMeta != nil {
 			plain, err := s.openSecretMeta(old.SecretMeta, keyward.KeySecretMetaAD(old.ID), "key "+old.ID)

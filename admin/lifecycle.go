@@ -218,7 +218,7 @@ func (s *Service) ScheduleExpiry(ctx context.Context, d *keyward.RotationDue, no
 		if k.RevokedAt != nil || (k.ExpiresAt != nil && !k.ExpiresAt.After(at)) {
 			return errUnchanged
 		}
-		k.ExpiresAt, k.UpdatedAt = &at, now
+		k.ExpiresAt, k.ExpiryScheduled, k.UpdatedAt = &at, true, now
 		return nil
 	})
 	switch {

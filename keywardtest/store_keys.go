@@ -44,6 +44,7 @@ func diffKey(got, want *keyward.Key) string {
 	check("Permissions non-nil", got.Permissions != nil, "nil", "an empty slice")
 	check("Meta", jsonEqual(got.Meta, want.Meta), string(got.Meta), string(want.Meta))
 	check("ExpiresAt", timeEqual(got.ExpiresAt, want.ExpiresAt), got.ExpiresAt, want.ExpiresAt)
+	check("ExpiryScheduled", got.ExpiryScheduled == want.ExpiryScheduled, got.ExpiryScheduled, want.ExpiryScheduled)
 	check("IPAllow", slices.Equal(got.IPAllow, want.IPAllow), got.IPAllow, want.IPAllow)
 	check("RateLimits", slices.Equal(got.RateLimits, want.RateLimits), got.RateLimits, want.RateLimits)
 	check("Credits", creditsEqual(got.Credits, want.Credits), fmtCredits(got.Credits), fmtCredits(want.Credits))
@@ -126,7 +127,9 @@ func fullKey(accountID, userID string) *keyward.Key {
 		Permissions:   []string{"memories:write", "memories:read"},
 		Meta:          json.RawMessage(`{"tier": "gold", "limits": {"rps": 10}, "tags": ["a", "b"]}`),
 		ExpiresAt:     ptr(fixedTime.Add(90 * 24 * time.Hour).In(inTwoHours)),
-		IPAllow:       []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")},
+		// As if a rotation policy had scheduled it.
+		ExpiryScheduled: true,
+		IPAllow:         []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")},
 		RateLimits: []keyward.RateLimit{
 			{Name: "per-second", Limit: 10, Window: keyward.Duration(time.Second)},
 			{Name: "daily", Limit: 100000, Window: keyward.Duration(24 * time.Hour)},

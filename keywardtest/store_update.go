@@ -25,6 +25,7 @@ func testUpdateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		want.Permissions = []string{"keys:verify", "memories:read"}
 		want.Meta = json.RawMessage(`{"team":"infra"}`)
 		want.ExpiresAt = ptr(fixedTime.Add(24 * time.Hour))
+		want.ExpiryScheduled = true
 		want.Disabled = true
 		want.RevokedAt = ptr(fixedTime.Add(2 * time.Hour))
 		want.GraceUntil = ptr(fixedTime.Add(2 * time.Hour))
@@ -32,6 +33,7 @@ func testUpdateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		want.UpdatedAt = fixedTime.Add(time.Hour)
 		got, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error {
 			k.Name, k.Permissions, k.Meta, k.ExpiresAt = want.Name, want.Permissions, want.Meta, want.ExpiresAt
+			k.ExpiryScheduled = want.ExpiryScheduled
 			k.Disabled, k.RevokedAt, k.GraceUntil = want.Disabled, want.RevokedAt, want.GraceUntil
 			k.LastUsedAt, k.UpdatedAt = want.LastUsedAt, want.UpdatedAt
 			return nil
@@ -62,11 +64,13 @@ func testUpdateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		must(t, f.s.CreateKey(f.ctx, k))
 		got, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error {
 			k.Meta, k.ExpiresAt, k.RevokedAt, k.GraceUntil, k.Permissions = nil, nil, nil, nil, nil
+			k.ExpiryScheduled = false
 			return nil
 		})
 		must(t, err)
 		want := k.Clone()
 		want.Meta, want.ExpiresAt, want.RevokedAt, want.GraceUntil, want.Permissions = nil, nil, nil, nil, []string{}
+		want.ExpiryScheduled = false
 		wantKey(t, got, want)
 		wantKey(t, f.key(k.ID), want)
 	})
@@ -232,6 +236,54 @@ func testRotateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		if gotNext.RotatedFrom != k.ID || gotNext.MeterID != k.Meter() {
 			t.Fatalf("RotatedFrom, MeterID = %q, %q; want %q, %q", gotNext.RotatedFrom, gotNext.MeterID, k.ID, k.Meter())
 		}
+	})
+	t.Run("the key's own rotation policy moves to the replacement", func(t *testing.T) {
+		f := newFixture(t, open)
+		a := f.account("acme")
+		k, other := f.adminKey(a.ID), f.adminKey(a.ID)
+		own := &keyward.RotationPolicy{KeyID: k.ID, MaxAge: keyward.Duration(48 * time.Hour), ExpireAfter: keyward.Duration(time.Hour), UpdatedAt: fixedTime, UpdatedBy: "key_admin"}
+		must(t, f.s.SetRotationPolicy(f.ctx, own))
+		must(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{KeyID: other.ID, MaxAge: keyward.Duration(72 * time.Hour), UpdatedAt: fixedTime}))
+		must(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{AccountID: a.ID, MaxAge: keyward.Duration(96 * time.Hour), UpdatedAt: fixedTime}))
+		var next *keyward.Key
+		_, _, err := f.s.RotateKey(f.ctx, k.ID, rotation(grace, &next))
+		must(t, err)
+		_, err = f.s.RotationPolicy(f.ctx, keyward.RotationScope{KeyID: k.ID})
+		wantCode(t, err, keyward.ENOTFOUND)
+		got, err := f.s.RotationPolicy(f.ctx, keyward.RotationScope{KeyID: next.ID})
+		must(t, err)
+		want := *own
+		want.KeyID = next.ID
+		if *got != want {
+			t.Fatalf("the replacement's policy = %+v, want %+v", got, want)
+		}
+		// Other policies stay where they are.
+		got, err = f.s.RotationPolicy(f.ctx, keyward.RotationScope{KeyID: other.ID})
+		must(t, err)
+		if got.MaxAge != keyward.Duration(72*time.Hour) {
+			t.Fatalf("another key's policy changed: %+v", got)
+		}
+		got, err = f.s.RotationPolicy(f.ctx, keyward.RotationScope{AccountID: a.ID})
+		must(t, err)
+		if got.MaxAge != keyward.Duration(96*time.Hour) {
+			t.Fatalf("the account's policy changed: %+v", got)
+		}
+		// A key without a policy of its own rotates as before.
+		_, _, err = f.s.RotateKey(f.ctx, f.adminKey(a.ID).ID, rotation(grace, &next))
+		must(t, err)
+		_, err = f.s.RotationPolicy(f.ctx, keyward.RotationScope{KeyID: next.ID})
+		wantCode(t, err, keyward.ENOTFOUND)
+	})
+	t.Run("an aborted rotation leaves the policy with the key", func(t *testing.T) {
+		f := newFixture(t, open)
+		k := f.adminKey(f.account("acme").ID)
+		must(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{KeyID: k.ID, MaxAge: keyward.Duration(48 * time.Hour), UpdatedAt: fixedTime}))
+		_, _, err := f.s.RotateKey(f.ctx, k.ID, func(old *keyward.Key) (*keyward.Key, error) { return nil, errAbort })
+		if !errors.Is(err, errAbort) {
+			t.Fatalf("RotateKey error = %v, want fn's error", err)
+		}
+		_, err = f.s.RotationPolicy(f.ctx, keyward.RotationScope{KeyID: k.ID})
+		must(t, err)
 	})
 	t.Run("an error from fn changes nothing", func(t *testing.T) {
 		f := newFixture(t, open)

@@ -22,7 +22,8 @@ const keyCols = `k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, 
 	COALESCE(k.account_id, ''), COALESCE(k.user_id, ''), k.permissions, k.meta, k.expires_at, k.disabled,
 	k.revoked_at, COALESCE(k.rotated_from, ''), k.grace_until, k.created_at, COALESCE(k.created_by, ''),
 	k.last_used_at, k.updated_at, k.ip_allow, k.rate_limits, COALESCE(k.meter_id, ''), k.credits_remaining, k.credits_refill_amount,
-	k.credits_refill_interval, k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version`
+	k.credits_refill_interval, k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version,
+	k.expiry_scheduled`
 
 // returningKey ends an INSERT, UPDATE or DELETE on keys AS k with the key
 // as scanKey reads it.
@@ -117,7 +118,7 @@ func (s *Store) insertKey(ctx context.Context, q querier, k *keyward.Key) (*keyw
 var keyColumns = append([]string{"id", "key_hash", "pepper_version", "start", "prefix", "name", "role",
 	"account_id", "user_id", "permissions", "meta", "expires_at", "disabled", "revoked_at", "rotated_from",
 	"grace_until", "created_at", "created_by", "last_used_at", "updated_at", "ip_allow", "rate_limits", "meter_id"},
-	append(creditColumns, "secret_meta", "secret_meta_version")...)
+	append(creditColumns, "secret_meta", "secret_meta_version", "expiry_scheduled")...)
 
 // insertOneKey is the INSERT of insertKey, returning the key as stored.
 var insertOneKey = func() string {
@@ -135,7 +136,7 @@ func keyRow(k *keyward.Key) []any {
 		k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
 		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt, prefixStrings(k.IPAllow),
 		encodeRateLimits(k.RateLimits), nullString(k.MeterID)}
-	return append(append(row, creditArgs(k.Credits)...), sealedArgs(k.SecretMeta)...)
+	return append(append(append(row, creditArgs(k.Credits)...), sealedArgs(k.SecretMeta)...), k.ExpiryScheduled)
 }
 
 // batchConflicts are the messages of the constraints CreateKeys can break;
@@ -295,8 +296,9 @@ func (s *Store) UpdateKey(ctx context.Context, id string, fn func(*keyward.Key) 
 }
 
 // RotateKey locks the key, lets fn change it and return its replacement,
-// then saves both in one transaction: either the old key is updated and
-// the new one inserted, or nothing changes. It returns both as stored.
+// then saves both in one transaction: either the old key is updated, the
+// new one inserted and the old key's own rotation policy moved to it, or
+// nothing changes. It returns both as stored.
 func (s *Store) RotateKey(ctx context.Context, id string, fn func(old *keyward.Key) (*keyward.Key, error)) (old, next *keyward.Key, err error) {
 	err = s.write(ctx, func(tx pgx.Tx) error {
 		k, err := s.keyByID(ctx, tx, id, "FOR UPDATE OF k")
@@ -314,8 +316,11 @@ func (s *Store) RotateKey(ctx context.Context, id string, fn func(old *keyward.K
 		if old, err = s.saveKey(ctx, tx, orig, k); err != nil {
 			return err
 		}
-		next, err = s.insertKey(ctx, tx, n)
-		return err
+		if next, err = s.insertKey(ctx, tx, n); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, "UPDATE rotation_policies SET key_id = $1 WHERE key_id = $2", n.ID, id)
+		return s.dbError(err, nil)
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres: rotate key %s: %w", id, err)
@@ -337,14 +342,14 @@ func (s *Store) saveKey(ctx context.Context, tx pgx.Tx, orig, k *keyward.Key) (*
 		k.ExpiresAt, k.Disabled, k.RevokedAt, nullString(k.RotatedFrom), k.GraceUntil,
 		k.CreatedAt, nullString(k.CreatedBy), k.LastUsedAt, k.UpdatedAt,
 		prefixStrings(k.IPAllow), encodeRateLimits(k.RateLimits), nullString(k.MeterID)}
-	args = append(append(append(args, creditArgs(k.Credits)...), sealedArgs(k.SecretMeta)...), k.ID)
+	args = append(append(append(args, creditArgs(k.Credits)...), sealedArgs(k.SecretMeta)...), k.ExpiryScheduled, k.ID)
 	stored, err := scanKey(tx.QueryRow(ctx, `UPDATE keys AS k SET start = $1, prefix = $2, name = $3,
 		permissions = $4, meta = $5, expires_at = $6, disabled = $7, revoked_at = $8, rotated_from = $9,
 		grace_until = $10, created_at = $11, created_by = $12, last_used_at = $13, updated_at = $14,
 		ip_allow = $15, rate_limits = $16, meter_id = $17, credits_remaining = $18, credits_refill_amount = $19,
 		credits_refill_interval = $20, credits_refilled_at = $21, credits_version = $22,
-		secret_meta = $23, secret_meta_version = $24
-		WHERE k.id = $25`+returningKey, args...))
+		secret_meta = $23, secret_meta_version = $24, expiry_scheduled = $25
+		WHERE k.id = $26`+returningKey, args...))
 	if err != nil {
 		return nil, s.dbError(err, nil)
 	}
@@ -417,7 +422,7 @@ func scanKey(row pgx.Row) (*keyward.Key, error) {
 		&k.AccountID, &k.UserID, &permissions, &meta, &k.ExpiresAt, &k.Disabled,
 		&k.RevokedAt, &k.RotatedFrom, &k.GraceUntil, &createdAt, &k.CreatedBy,
 		&k.LastUsedAt, &updatedAt, &ipAllow, &rateLimits, &k.MeterID}
-	dest = append(append(dest, credits.dest()...), &secret, &secretVersion,
+	dest = append(append(dest, credits.dest()...), &secret, &secretVersion, &k.ExpiryScheduled,
 		&k.AccountDisabled, &accountRLs, &accountSecret, &accountSecretVersion)
 	err := row.Scan(dest...)
 	if err != nil {

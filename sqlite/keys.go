@@ -18,7 +18,7 @@ import (
 const keyCols = `id, key_hash, pepper_version, start, prefix, name, role,
 	account_id, user_id, permissions, meta, expires_at, disabled, revoked_at, rotated_from, grace_until,
 	created_at, created_by, last_used_at, updated_at, ip_allow, rate_limits, meter_id, ` + creditCols +
-	`, secret_meta, secret_meta_version`
+	`, secret_meta, secret_meta_version, expiry_scheduled`
 
 // keyParams is the number of keyCols.
 var keyParams = strings.Count(keyCols, ",") + 1
@@ -29,7 +29,7 @@ const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix,
 	k.account_id, k.user_id, k.permissions, k.meta, k.expires_at, k.disabled, k.revoked_at,
 	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
 	k.ip_allow, k.rate_limits, k.meter_id, k.credits_remaining, k.credits_refill_amount, k.credits_refill_interval,
-	k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version,
+	k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version, k.expiry_scheduled,
 	COALESCE(a.disabled, 0), COALESCE(a.rate_limits, '[]'), a.secret_meta, COALESCE(a.secret_meta_version, 0)
 	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id`
 
@@ -153,7 +153,7 @@ func appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
 		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt),
 		encodeList(k.IPAllow), encodeList(k.RateLimits), nullString(k.MeterID))
 	args = append(args, creditArgs(k.Credits)...)
-	return append(args, sealedArgs(k.SecretMeta)...), nil
+	return append(append(args, sealedArgs(k.SecretMeta)...), k.ExpiryScheduled), nil
 }
 
 // createKeysChunk is the number of rows of one multi-row INSERT in
@@ -356,8 +356,9 @@ func (s *Store) UpdateKey(ctx context.Context, id string, fn func(*keyward.Key) 
 }
 
 // RotateKey loads the key, lets fn change it and return its replacement,
-// then saves both in one write transaction: either the old key is updated
-// and the new one inserted, or nothing changes. It returns both as stored.
+// then saves both in one write transaction: either the old key is updated,
+// the new one inserted and the old key's own rotation policy moved to it,
+// or nothing changes. It returns both as stored.
 func (s *Store) RotateKey(ctx context.Context, id string, fn func(old *keyward.Key) (*keyward.Key, error)) (old, next *keyward.Key, err error) {
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		k, err := s.keyTx(ctx, tx, id)
@@ -377,6 +378,9 @@ func (s *Store) RotateKey(ctx context.Context, id string, fn func(old *keyward.K
 		}
 		if err := s.insertKey(ctx, tx, n); err != nil {
 			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE rotation_policies SET key_id = ? WHERE key_id = ?", n.ID, id); err != nil {
+			return s.dbError(err, conflicts{})
 		}
 		if old, err = s.keyTx(ctx, tx, id); err != nil {
 			return err
@@ -407,12 +411,12 @@ func (s *Store) saveKey(ctx context.Context, tx *sql.Tx, orig, k *keyward.Key) e
 		nullTime(k.ExpiresAt), k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
 		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt),
 		encodeList(k.IPAllow), encodeList(k.RateLimits), nullString(k.MeterID)}
-	args = append(append(append(args, creditArgs(k.Credits)...), sealedArgs(k.SecretMeta)...), k.ID)
+	args = append(append(append(args, creditArgs(k.Credits)...), sealedArgs(k.SecretMeta)...), k.ExpiryScheduled, k.ID)
 	_, err = tx.ExecContext(ctx, `UPDATE keys SET start = ?, prefix = ?, name = ?, permissions = ?, meta = ?,
 		expires_at = ?, disabled = ?, revoked_at = ?, rotated_from = ?, grace_until = ?, created_at = ?,
 		created_by = ?, last_used_at = ?, updated_at = ?, ip_allow = ?, rate_limits = ?, meter_id = ?,
 		credits_remaining = ?, credits_refill_amount = ?, credits_refill_interval = ?, credits_refilled_at = ?,
-		credits_version = ?, secret_meta = ?, secret_meta_version = ?
+		credits_version = ?, secret_meta = ?, secret_meta_version = ?, expiry_scheduled = ?
 		WHERE id = ?`, args...)
 	return s.dbError(err, conflicts{})
 }
@@ -477,7 +481,7 @@ func scanKey(row scanner) (*keyward.Key, error) {
 		&accountID, &userID, &perms, &meta, &expires, &k.Disabled, &revoked,
 		&rotatedFrom, &grace, &created, &createdBy, &lastUsed, &updated,
 		&ipAllow, &rateLimits, &meterID}
-	dest = append(append(dest, credits.dest()...), &secret, &secretVersion,
+	dest = append(append(dest, credits.dest()...), &secret, &secretVersion, &k.ExpiryScheduled,
 		&k.AccountDisabled, &accountLimits, &accountSecret, &accountSecretVersion)
 	err := row.Scan(dest...)
 	if err != nil {
