@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/client"
@@ -25,6 +26,10 @@ const (
 	ExitConflict     = 7 // e.g. the name is taken, a usable root key exists
 	ExitUnavailable  = 8 // keyward cannot be reached, or asks to retry later
 	ExitKeyInvalid   = 9 // verify: the key is not valid
+	// ExitShutdown: serve or gateway stopped on a signal, but not
+	// cleanly: requests still in flight at shutdown_timeout were cut off,
+	// or the final write of key usage, usage counts or credits failed.
+	ExitShutdown = 10
 )
 
 // Main is the keyward program. Tests run it in process; main runs it with
@@ -184,6 +189,23 @@ type exitError struct {
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
+
+// shutdownError marks err, met while serve or gateway stops on a signal, as
+// an unclean stop (ExitShutdown); nil stays nil.
+func shutdownError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: ExitShutdown, err: err}
+}
+
+// cutOff explains a graceful shutdown that ran out of time.
+func cutOff(what string, err error, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: requests still in flight after shutdown_timeout (%s) were cut off: raise shutdown_timeout to let them finish", what, timeout)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
 func (e *exitError) Unwrap() error { return e.err }
 
 // describe maps err to an exit code and a message.

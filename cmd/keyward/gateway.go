@@ -250,13 +250,14 @@ func (s *gatewayServer) start(log *slog.Logger) {
 	log.Info("gateway listening", "addr", addr, "url", "http://"+addr)
 }
 
-// shutdown stops accepting, waits for requests in flight until ctx ends,
-// then closes upstream connections.
-func (s *gatewayServer) shutdown(ctx context.Context) error {
+// shutdown stops accepting, waits for requests in flight until ctx ends
+// (timeout, the shutdown_timeout it was given, is for the message), then
+// closes upstream connections.
+func (s *gatewayServer) shutdown(ctx context.Context, timeout time.Duration) error {
 	defer s.gw.Close()
 	if err := s.srv.Shutdown(ctx); err != nil {
 		s.srv.Close()
-		return fmt.Errorf("shutting down the gateway: %w", err)
+		return cutOff("shutting down the gateway", err, timeout)
 	}
 	return nil
 }
@@ -366,7 +367,8 @@ func (a *app) runGateway(cmd *cobra.Command, cfg *Config, f *gatewayFlags) (err 
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 		defer cancel()
 		if cerr := closeVerifier(sctx); err == nil {
-			err = cerr
+			// Only a stop on a signal gets here without an error.
+			err = shutdownError(cerr)
 		}
 	}()
 	gc.Verifier, gc.Logger, gc.Anonymous = verifier, log, cfg.DevMode
@@ -390,7 +392,7 @@ func (a *app) runGateway(cmd *cobra.Command, cfg *Config, f *gatewayFlags) (err 
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	return gs.shutdown(sctx)
+	return shutdownError(gs.shutdown(sctx, cfg.ShutdownTimeout))
 }
 
 // flagName names a gateway field as a flag of "keyward gateway".

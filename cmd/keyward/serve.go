@@ -277,7 +277,8 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 		defer cancel()
 		if cerr := c.close(sctx, log); err == nil {
-			err = cerr
+			// Only a stop on a signal gets here without an error.
+			err = shutdownError(cerr)
 		}
 		if err == nil {
 			log.Info("keyward stopped")
@@ -406,13 +407,13 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 	defer cancel()
 	var gwShutdown error
 	if gw != nil {
-		gwShutdown = gw.shutdown(sctx)
+		gwShutdown = gw.shutdown(sctx, cfg.ShutdownTimeout)
 	}
 	if err := srv.Shutdown(sctx); err != nil {
 		srv.Close()
-		return fmt.Errorf("shutting down HTTP: %w", err)
+		return shutdownError(cutOff("shutting down HTTP", err, cfg.ShutdownTimeout))
 	}
-	return gwShutdown
+	return shutdownError(gwShutdown)
 }
 
 func isLoopback(host string) bool {
