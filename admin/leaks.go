@@ -5,7 +5,7 @@ import (
 	"slices"
 
 	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/verify"
 )
 
 // ReportLeaks revokes at once every key whose raw token is reported found
@@ -80,20 +80,15 @@ func (s *Service) revokeLeakedToken(ctx context.Context, id *keyward.Identity, t
 	return k, nil
 }
 
-// keyByToken returns the key whose raw token is raw, trying every pepper
-// version as verification does; nil if raw is malformed or no key's.
+// keyByToken returns the key whose raw token is raw, found as verification
+// finds it (verify.FindKey): by its peppered hashes, then by its SHA-256
+// digest as an imported key; nil if raw is no key's.
 func (s *Service) keyByToken(ctx context.Context, raw string) (*keyward.Key, error) {
-	if _, ok := apikey.Parse(raw); !ok {
+	k, err := verify.FindKey(ctx, s.store, s.hasher, raw)
+	if keyward.ErrorCode(err) == keyward.ENOTFOUND {
 		return nil, nil
 	}
-	for _, v := range s.hasher.Versions() {
-		k, err := s.store.KeyByHash(ctx, s.hasher.HashVersion(raw, v))
-		if keyward.ErrorCode(err) == keyward.ENOTFOUND {
-			continue
-		}
-		return k, err
-	}
-	return nil, nil
+	return k, err
 }
 
 // validateLeakReport checks the bounds of r. Its errors name a token by

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/keystore"
 	"github.com/keyward/keyward/keywardtest"
 )
 
@@ -112,5 +113,63 @@ func TestReportLeaksBounds(t *testing.T) {
 		if r.status == 400 && strings.Contains(string(r.body), "kkkkkkkk") {
 			t.Errorf("%s: the problem quotes the token: %s", name, r.body)
 		}
+	}
+}
+
+// A token imported as a SHA-256 digest, of any format, is found by a leak
+// report as verification finds it, whether it waits for its first use or
+// was adopted by one, and is revoked: it verifies REVOKED afterwards.
+func TestReportLeaksRevokesImportedKeys(t *testing.T) {
+	e := newEnv(t)
+	a := e.mustAccount("acme")
+	pending, adopted, native := "legacy-token-pending-0123456789", "sk_live_adopted_0123456789", "ghp_never_imported_0123456789"
+	for _, tok := range []string{pending, adopted, native} {
+		e.remember(tok)
+	}
+	_, err := e.client(e.root).ImportKeys(t.Context(), keyward.KeyImportRequest{Keys: []keyward.KeyImportEntry{
+		{SHA256: keystore.Digest(pending), Name: "pending", Role: keyward.RoleAccountAdmin, Account: a.ID},
+		{SHA256: keystore.Digest(adopted), Name: "adopted", Role: keyward.RoleAccountAdmin, Account: a.ID},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyAs := func(tok string) keyward.Decision {
+		t.Helper()
+		v, err := e.client(e.root).VerifyKey(t.Context(), keyward.VerifyRequest{Key: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Code
+	}
+	// One is used (adopted: re-hashed with the pepper), the other not.
+	if d := verifyAs(adopted); d != keyward.DecisionValid {
+		t.Fatalf("imported key before the report: %s, want VALID", d)
+	}
+	if c, err := e.store.KeyImportCounts(t.Context()); err != nil || c.Pending != 1 || c.Adopted != 1 {
+		t.Fatalf("import counts = %+v, %v; want 1 pending, 1 adopted", c, err)
+	}
+
+	res, err := e.client(e.root).ReportLeaks(t.Context(), keyward.LeakReport{Tokens: []keyward.LeakedToken{
+		{Token: pending, Source: "github"}, {Token: adopted, Source: "github"}, {Token: native},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []keyward.LeakStatus{keyward.LeakRevoked, keyward.LeakRevoked, keyward.LeakNotFound} {
+		if res.Results[i].Status != want || (want == keyward.LeakRevoked) != (res.Results[i].KeyID != "") {
+			t.Errorf("result %d = %+v, want %s", i, res.Results[i], want)
+		}
+	}
+	for _, tok := range []string{pending, adopted} {
+		if d := verifyAs(tok); d != keyward.DecisionRevoked {
+			t.Errorf("imported key after the report: %s, want REVOKED", d)
+		}
+		if r := e.do("GET", "/v1/whoami", keyward.Secret(tok), ""); r.status != http.StatusUnauthorized {
+			t.Errorf("whoami with a reported imported key: %d, want 401", r.status)
+		}
+	}
+	// What verification does not know, a report does not find either.
+	if d := verifyAs(native); d != keyward.DecisionNotFound && d != keyward.DecisionMalformed {
+		t.Errorf("unknown token verifies %s", d)
 	}
 }

@@ -144,9 +144,13 @@ func (e *Engine) fetch(ctx context.Context, h keyward.KeyHash, raw string, gen u
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.loadTimeout)
 	defer cancel()
-	k, err := e.storeKey(ctx, h, raw)
-	if keyward.ErrorCode(err) == keyward.ENOTFOUND && e.importsPending() {
-		k, err = e.adopt(ctx, h, raw)
+	var digests digestFinder
+	if e.importsPending() {
+		digests = e.imports
+	}
+	k, byDigest, err := findKey(ctx, e.store, digests, e.hasher, h, raw)
+	if byDigest {
+		k, err = e.adopt(ctx, h, raw, k)
 	}
 	if err == nil && k == nil {
 		err = keyward.Errorf(keyward.EINTERNAL, "store returned no key and no error")
@@ -171,19 +175,6 @@ func (e *Engine) fetch(ctx context.Context, h keyward.KeyHash, raw string, gen u
 	}
 	s.mu.Unlock()
 	return en, nil
-}
-
-// storeKey reads the key of hash h from the store, then the hashes of raw
-// under older peppers.
-func (e *Engine) storeKey(ctx context.Context, h keyward.KeyHash, raw string) (*keyward.Key, error) {
-	k, err := e.store.KeyByHash(ctx, h)
-	for _, v := range e.hasher.Versions()[1:] {
-		if keyward.ErrorCode(err) != keyward.ENOTFOUND {
-			break
-		}
-		k, err = e.store.KeyByHash(ctx, e.hasher.HashVersion(raw, v))
-	}
-	return k, err
 }
 
 func (e *Engine) putNegative(h keyward.KeyHash, gen uint64) {

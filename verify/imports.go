@@ -85,10 +85,7 @@ func (e *Engine) ReloadImports(ctx context.Context) error {
 // mayBeImported reports whether a token that is not of keyward's format
 // must be looked up all the same: an imported key may have that format.
 func (e *Engine) mayBeImported(raw string) bool {
-	if e.imports == nil || raw == "" || len(raw) > MaxImportedKeyLen {
-		return false
-	}
-	return e.importState.Load().any
+	return e.imports != nil && mayBeImportedKey(raw) && e.importState.Load().any
 }
 
 // importsPending reports whether imported keys may wait for their first
@@ -97,38 +94,26 @@ func (e *Engine) importsPending() bool {
 	return e.imports != nil && e.importState.Load().pending
 }
 
-// adopt looks raw up by its digest, on a miss of its peppered hash h. A key
-// found that verifies is adopted: re-hashed to h with the current pepper,
-// its digest removed. A key found that does not verify (disabled, revoked,
-// expired) is returned as it is, not adopted: it answers its status, and
-// is adopted on a use once it verifies (enabled, say). ENOTFOUND if no key
-// waits with that digest, nor (adopted meanwhile by another instance) has
-// h.
+// adopt adopts k, the key found by the digest of raw on a miss of its
+// peppered hash h, if it verifies: re-hashes it to h with the current
+// pepper and removes its digest. A key that does not verify (disabled,
+// revoked, expired) is returned as it is, not adopted: it answers its
+// status, and is adopted on a use once it verifies (enabled, say).
 //
 // If the adoption fails, the key is returned all the same (it was found,
 // and the store said what it is) and a later load tries again, so no key is
 // lost; if another instance adopted it first, it is read by its new hash.
-func (e *Engine) adopt(ctx context.Context, h keyward.KeyHash, raw string) (*keyward.Key, error) {
-	d := keyward.DigestOf(raw)
-	k, err := e.imports.KeyByDigest(ctx, d)
-	if keyward.ErrorCode(err) == keyward.ENOTFOUND {
-		// Another instance may have adopted it since h missed: then it
-		// is stored under h now.
-		return e.storeKey(ctx, h, raw)
-	}
-	if err != nil {
-		return nil, err
-	}
+func (e *Engine) adopt(ctx context.Context, h keyward.KeyHash, raw string, k *keyward.Key) (*keyward.Key, error) {
 	if k.Status(e.now()) != keyward.DecisionValid {
 		return k, nil
 	}
-	adopted, err := e.imports.AdoptKey(ctx, d, h, e.hasher.Current())
+	adopted, err := e.imports.AdoptKey(ctx, keyward.DigestOf(raw), h, e.hasher.Current())
 	switch keyward.ErrorCode(err) {
 	case "":
 		e.log.InfoContext(ctx, "imported key adopted: re-hashed with the pepper, its SHA-256 digest removed", "key_id", adopted.ID)
 		return adopted, nil
 	case keyward.ENOTFOUND:
-		return e.storeKey(ctx, h, raw)
+		return keyByHashes(ctx, e.store, e.hasher, h, raw)
 	default:
 		e.log.WarnContext(ctx, "adopting an imported key failed; it verifies by its digest until a later load adopts it", "key_id", k.ID, "err", err)
 		return k, nil
