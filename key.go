@@ -57,6 +57,8 @@ type Account struct {
 	SecretMeta *Sealed `json:"-"`
 	// HasSecretMeta says SecretMeta is set; filled by stores on reads.
 	HasSecretMeta bool `json:"has_secret_meta,omitempty"`
+	// Policy says what the account's keys may do beyond their role.
+	Policy AccountPolicy `json:"policy"`
 }
 
 // User is a person or service inside an account.

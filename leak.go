@@ -29,6 +29,11 @@ type LeakedToken struct {
 // LeakReport is the input of LeakService.ReportLeaks.
 type LeakReport struct {
 	Tokens []LeakedToken `json:"tokens"`
+	// Cascade, unless false, revokes with each key found its descendants:
+	// the keys it created, the keys those created, and so on (see
+	// KeyRevocation), since whoever found the token may have minted keys
+	// with it. A root key's descendants are never revoked by a report.
+	Cascade *bool `json:"cascade,omitempty"`
 }
 
 // LeakStatus is what a report did with one token.
@@ -42,10 +47,13 @@ const (
 )
 
 // LeakResult is the outcome of one reported token. KeyID is the revoked
-// key's id, given to root callers only.
+// key's id and Cascaded how many of its descendants the report revoked
+// with it (their key.revoke audit entries name KeyID in cascade_from),
+// given to root callers only.
 type LeakResult struct {
-	Status LeakStatus `json:"status"`
-	KeyID  string     `json:"key_id,omitempty"`
+	Status   LeakStatus `json:"status"`
+	KeyID    string     `json:"key_id,omitempty"`
+	Cascaded int        `json:"cascaded,omitempty"`
 }
 
 // LeakResults answers a LeakReport: one result per token, in order.

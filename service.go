@@ -16,6 +16,9 @@ type AccountCreate struct {
 	// the tenant's database DSN), stored encrypted and returned only by
 	// verify, to callers holding keys:verify_secrets (or root).
 	SecretMeta json.RawMessage `json:"secret_meta,omitempty"`
+	// Policy sets what the account's keys may do; unset fields keep the
+	// default (allowed).
+	Policy *AccountPolicyUpdate `json:"policy,omitempty"`
 }
 
 // AccountUpdate changes the fields that are set.
@@ -29,6 +32,8 @@ type AccountUpdate struct {
 	// ClearSecretMeta removes it.
 	SecretMeta      *json.RawMessage `json:"secret_meta,omitempty"`
 	ClearSecretMeta bool             `json:"clear_secret_meta,omitempty"`
+	// Policy changes the fields of the account's policy that are set.
+	Policy *AccountPolicyUpdate `json:"policy,omitempty"`
 }
 
 // AccountList is one page of accounts.
@@ -208,6 +213,8 @@ type KeyService interface {
 	Keys(ctx context.Context, f KeyFilter, p Page) (*KeyList, error)
 	UpdateKey(ctx context.Context, id string, u KeyUpdate) (*Key, error)
 	RevokeKey(ctx context.Context, id string) (*Key, error)
+	// RevokeKeyCascade revokes the key and its descendants (keytree.go).
+	RevokeKeyCascade(ctx context.Context, id string) (*KeyRevocation, error)
 	RotateKey(ctx context.Context, id string, r KeyRotate) (*CreatedKey, error)
 	DeleteKey(ctx context.Context, id string) error
 	VerifyKey(ctx context.Context, r VerifyRequest) (*VerifyResult, error)

@@ -112,6 +112,17 @@ type Store interface {
 	// transaction; an error from fn aborts it unchanged. The id, hash,
 	// role, account and user of a key never change.
 	UpdateKey(ctx context.Context, id string, fn func(*Key) error) (*Key, error)
+	// UpdateKeyTree loads the key with id and its descendants (the keys
+	// it created, the keys those created, and so on: Key.CreatedBy) and
+	// calls fn on each in one transaction, the key with id first and
+	// every key before the keys it created. fn changes the key and returns
+	// the audit entry recording the change and the events announcing it,
+	// written with it; a nil entry means fn left the key as it was, and
+	// it is not saved. The audit entry and events ctx carries, if any, are
+	// written too. An error from fn aborts the whole, unchanged. It
+	// returns the keys fn changed, as stored, in the order fn saw them.
+	// ENOTFOUND if no key has id.
+	UpdateKeyTree(ctx context.Context, id string, fn func(*Key) (*AuditEntry, []*Event, error)) ([]*Key, error)
 	// RotateKey loads the key, lets fn change it (setting its grace window)
 	// and return its replacement, then saves both in one transaction. The
 	// key's own rotation policy, if any, moves to the replacement.

@@ -37,6 +37,7 @@ func (s *Service) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*
 		Name:       c.Name,
 		KeyPrefix:  c.KeyPrefix,
 		RateLimits: slices.Clone(c.RateLimits),
+		Policy:     c.Policy.Apply(keyward.AccountPolicy{}),
 		CreatedAt:  now,
 		UpdatedAt:  now,
 	}
@@ -44,7 +45,7 @@ func (s *Service) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*
 		return nil, err
 	}
 	a.HasSecretMeta = a.SecretMeta != nil
-	details := map[string]any{"name": a.Name, "key_prefix": a.KeyPrefix, "rate_limits": a.RateLimits}
+	details := map[string]any{"name": a.Name, "key_prefix": a.KeyPrefix, "rate_limits": a.RateLimits, "policy": a.Policy}
 	if a.HasSecretMeta {
 		details["secret_meta"] = secretMeta.auditValue()
 	}
@@ -88,7 +89,8 @@ func (s *Service) Accounts(ctx context.Context, p keyward.Page) (*keyward.Accoun
 }
 
 // UpdateAccount renames, re-prefixes, disables or enables an account, or
-// sets its default rate limits. Root only. Disabling an account makes all
+// sets its default rate limits or its policy (keyward.AccountPolicy, which
+// applies to the next key created). Root only. Disabling an account makes all
 // its keys answer DISABLED at once; new default limits apply at once too.
 func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward.AccountUpdate) (*keyward.Account, error) {
 	id, unlock, err := s.writer(ctx)
@@ -142,6 +144,7 @@ func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward
 			a.RateLimits = nilIfEmpty(slices.Clone(*u.RateLimits))
 			changed = true
 		}
+		a.Policy = u.Policy.Apply(a.Policy)
 		if secretMeta.changes() {
 			// Cached keys carry their account's secret metadata.
 			a.SecretMeta = sealedMeta

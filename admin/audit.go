@@ -28,16 +28,30 @@ const auditPageSize = keyward.MaxPageLimit
 // target: the store appends it in the transaction of the change. details
 // is marshalled to JSON and sealed; nil means none.
 func (s *Service) audit(ctx context.Context, id *keyward.Identity, action, targetType, targetID, accountID string, details any) (context.Context, error) {
-	e, err := s.auditEntry(ctx, id, action, targetType, targetID, accountID, keyward.AuditSuccess, details)
+	e, events, err := s.auditChange(ctx, id, action, targetType, targetID, accountID, details)
 	if err != nil {
 		return nil, err
 	}
 	ctx = keyward.NewContextWithAudit(ctx, e)
+	for _, ev := range events {
+		ctx = keyward.NewContextWithEvent(ctx, ev)
+	}
+	return ctx, nil
+}
+
+// auditChange returns the audit entry of an action by id on a target and
+// the webhook events announcing it, for a store to write with the change
+// (audit puts them in a context; Store.UpdateKeyTree takes them per key).
+func (s *Service) auditChange(ctx context.Context, id *keyward.Identity, action, targetType, targetID, accountID string, details any) (*keyward.AuditEntry, []*keyward.Event, error) {
+	e, err := s.auditEntry(ctx, id, action, targetType, targetID, accountID, keyward.AuditSuccess, details)
+	if err != nil {
+		return nil, nil, err
+	}
 	ev, err := announcement(e, details)
 	if err != nil || ev == nil {
-		return ctx, err
+		return e, nil, err
 	}
-	return keyward.NewContextWithEvent(ctx, ev), nil
+	return e, []*keyward.Event{ev}, nil
 }
 
 // eventTypes maps audited actions to the webhook event announcing them.

@@ -75,6 +75,9 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 			return nil, err
 		}
 		account = *a
+		if err := checkMintPolicy(id, c.Role, account.Policy); err != nil {
+			return nil, err
+		}
 	}
 	if c.Role == keyward.RoleUser {
 		if _, err := s.user(ctx, c.AccountID, c.UserID); err != nil {

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/verify"
@@ -11,9 +12,15 @@ import (
 // ReportLeaks revokes at once every key whose raw token is reported found
 // somewhere public, and answers per token, in order: revoked, or not_found
 // for a token that is malformed or no key's (the two are not told apart). A
-// key already revoked is revoked again, idempotently; each report of a key
-// writes its own key.leaked audit entry, with the source and URL but never
-// the token.
+// token is found exactly as verification finds it (verify.FindKey), so keys
+// imported as SHA-256 digests are found whatever their format. A key already
+// revoked is revoked again, idempotently; each report of a key writes its
+// own key.leaked audit entry, with the source and URL but never the token.
+//
+// Unless r.Cascade is false, the descendants of each key found (the keys it
+// created, and so on: see RevokeKeyCascade) are revoked with it in the same
+// transaction, each with a key.revoke entry; a root key's never are, as its
+// descendants are every account's keys.
 //
 // The caller must be root or hold keyward.PermissionReportLeak, and may
 // then report any key: a secret scanner finds keys of every account. Only
@@ -37,9 +44,10 @@ func (s *Service) ReportLeaks(ctx context.Context, r keyward.LeakReport) (*keywa
 	if err := validateLeakReport(r); err != nil {
 		return nil, err
 	}
+	cascade := r.Cascade == nil || *r.Cascade
 	res := &keyward.LeakResults{Results: make([]keyward.LeakResult, 0, len(r.Tokens))}
 	for _, t := range r.Tokens {
-		k, err := s.revokeLeakedToken(ctx, id, t)
+		k, cascaded, err := s.revokeLeakedToken(ctx, id, t, cascade)
 		if err != nil {
 			return nil, err
 		}
@@ -49,7 +57,7 @@ func (s *Service) ReportLeaks(ctx context.Context, r keyward.LeakReport) (*keywa
 		}
 		out := keyward.LeakResult{Status: keyward.LeakRevoked}
 		if isRoot(id) {
-			out.KeyID = k.ID
+			out.KeyID, out.Cascaded = k.ID, cascaded
 		}
 		res.Results = append(res.Results, out)
 	}
@@ -57,27 +65,41 @@ func (s *Service) ReportLeaks(ctx context.Context, r keyward.LeakReport) (*keywa
 }
 
 // revokeLeakedToken revokes the key of t's token with its key.leaked audit
-// entry and event, and returns it; nil if the token is malformed or no key's.
-func (s *Service) revokeLeakedToken(ctx context.Context, id *keyward.Identity, t keyward.LeakedToken) (*keyward.Key, error) {
+// entry and event and, with cascade, its descendants (each with its
+// key.revoke entry and event; never a root key's), in one transaction. It
+// returns the key and how many descendants it revoked; nil if the token is
+// no key's.
+func (s *Service) revokeLeakedToken(ctx context.Context, id *keyward.Identity, t keyward.LeakedToken, cascade bool) (*keyward.Key, int, error) {
 	k, err := s.keyByToken(ctx, t.Token)
 	if k == nil || err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	actx, err := s.audit(ctx, id, "key.leaked", "key", k.ID, k.AccountID, map[string]string{"source": t.Source, "url": t.URL})
-	if err != nil {
-		return nil, err
+	details := map[string]string{"source": t.Source, "url": t.URL}
+	var changed []*keyward.Key
+	if cascade && k.Role != keyward.RoleRoot {
+		changed, err = s.revokeTree(ctx, id, k.ID, "leaked", func(k *keyward.Key, _ time.Time) (*keyward.AuditEntry, []*keyward.Event, error) {
+			return s.auditChange(ctx, id, "key.leaked", "key", k.ID, k.AccountID, details)
+		})
+	} else {
+		var actx context.Context
+		if actx, err = s.audit(ctx, id, "key.leaked", "key", k.ID, k.AccountID, details); err != nil {
+			return nil, 0, err
+		}
+		if k, err = s.store.UpdateKey(actx, k.ID, revokeAt(s.utc())); err == nil {
+			s.keyChanged(k)
+			changed = []*keyward.Key{k}
+		}
 	}
-	k, err = s.store.UpdateKey(actx, k.ID, revokeAt(s.utc()))
 	switch keyward.ErrorCode(err) {
 	case "":
 	case keyward.ENOTFOUND: // deleted since the lookup
-		return nil, nil
+		return nil, 0, nil
 	default:
-		return nil, err
+		return nil, 0, err
 	}
-	s.keyChanged(k)
-	s.log.WarnContext(ctx, "key revoked: reported leaked", "key_id", k.ID, "account_id", k.AccountID, "source", t.Source, "url", t.URL, "by", id.KeyID)
-	return k, nil
+	cascaded := len(changed) - 1
+	s.log.WarnContext(ctx, "key revoked: reported leaked", "key_id", changed[0].ID, "account_id", changed[0].AccountID, "descendants", cascaded, "source", t.Source, "url", t.URL, "by", id.KeyID)
+	return changed[0], cascaded, nil
 }
 
 // keyByToken returns the key whose raw token is raw, found as verification

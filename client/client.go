@@ -141,6 +141,12 @@ func (c *Client) RevokeKey(ctx context.Context, id string) (*keyward.Key, error)
 	return send[keyward.Key](ctx, c, http.MethodPost, path("/v1/keys", id, "revoke"), nil, nil)
 }
 
+// RevokeKeyCascade revokes a key and its descendants, the keys it created
+// and so on (POST /v1/keys/{id}/revoke?cascade=true).
+func (c *Client) RevokeKeyCascade(ctx context.Context, id string) (*keyward.KeyRevocation, error) {
+	return send[keyward.KeyRevocation](ctx, c, http.MethodPost, path("/v1/keys", id, "revoke"), url.Values{"cascade": {"true"}}, nil)
+}
+
 // RotateKey issues a replacement for a key; the old one keeps working for
 // r.Grace.
 func (c *Client) RotateKey(ctx context.Context, id string, r keyward.KeyRotate) (*keyward.CreatedKey, error) {

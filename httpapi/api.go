@@ -111,8 +111,23 @@ func (s *Server) deleteKey(ctx context.Context, r *http.Request, _ noBody) (*str
 	return nil, s.svc.DeleteKey(ctx, r.PathValue("id"))
 }
 
-func (s *Server) revokeKey(ctx context.Context, r *http.Request, _ noBody) (*keyward.Key, error) {
-	return s.svc.RevokeKey(ctx, r.PathValue("id"))
+// revokeKey revokes a key; with ?cascade=true its descendants too.
+func (s *Server) revokeKey(ctx context.Context, r *http.Request, _ noBody) (*keyward.KeyRevocation, error) {
+	q, err := query(r, "cascade")
+	if err != nil {
+		return nil, err
+	}
+	switch q.Get("cascade") {
+	case "", "false":
+		k, err := s.svc.RevokeKey(ctx, r.PathValue("id"))
+		if err != nil {
+			return nil, err
+		}
+		return &keyward.KeyRevocation{Key: *k}, nil
+	case "true":
+		return s.svc.RevokeKeyCascade(ctx, r.PathValue("id"))
+	}
+	return nil, keyward.Errorf(keyward.EINVALID, "cascade must be true or false")
 }
 
 func (s *Server) rotateKey(ctx context.Context, r *http.Request, in keyward.KeyRotate) (*keyward.CreatedKey, error) {

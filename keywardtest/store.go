@@ -36,6 +36,8 @@ func TestStore(t *testing.T, open func(t *testing.T) keyward.Store) {
 	t.Run("ListKeys", func(t *testing.T) { testListKeys(t, open) })
 	t.Run("UpdateKey", func(t *testing.T) { testUpdateKey(t, open) })
 	t.Run("RotateKey", func(t *testing.T) { testRotateKey(t, open) })
+	t.Run("UpdateKeyTree", func(t *testing.T) { testUpdateKeyTree(t, open) })
+	t.Run("AccountPolicy", func(t *testing.T) { testAccountPolicy(t, open) })
 	t.Run("DeleteKey", func(t *testing.T) { testDeleteKey(t, open) })
 	t.Run("TouchKeys", func(t *testing.T) { testTouchKeys(t, open) })
 	t.Run("BootstrapRootKey", func(t *testing.T) { testBootstrapRootKey(t, open) })
@@ -186,7 +188,7 @@ func accountIDs(as []*keyward.Account) []string {
 
 func wantAccount(t testing.TB, got, want *keyward.Account) {
 	t.Helper()
-	if got.ID != want.ID || got.Name != want.Name || got.KeyPrefix != want.KeyPrefix || got.Disabled != want.Disabled ||
+	if got.ID != want.ID || got.Name != want.Name || got.KeyPrefix != want.KeyPrefix || got.Disabled != want.Disabled || got.Policy != want.Policy ||
 		!slices.Equal(got.RateLimits, want.RateLimits) || !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
 		t.Fatalf("account = %+v, want %+v", got, want)
 	}

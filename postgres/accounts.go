@@ -9,7 +9,7 @@ import (
 	"github.com/keyward/keyward"
 )
 
-const accountCols = "id, name, key_prefix, rate_limits, disabled, created_at, updated_at, secret_meta, secret_meta_version"
+const accountCols = "id, name, key_prefix, rate_limits, disabled, created_at, updated_at, secret_meta, secret_meta_version, users_may_mint_keys, admins_may_mint_admin_keys"
 
 // CreateAccount inserts a. ECONFLICT if the id or the name is taken,
 // EINVALID if its rate limits are not valid.
@@ -26,8 +26,10 @@ func (s *Store) CreateAccount(ctx context.Context, a *keyward.Account) error {
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		args := append([]any{a.ID, a.Name, a.KeyPrefix, encodeRateLimits(a.RateLimits), a.Disabled, a.CreatedAt, a.UpdatedAt},
 			sealedArgs(a.SecretMeta)...)
+		args = append(args, !a.Policy.NoUserMinting, !a.Policy.NoAdminMinting)
 		_, err := tx.Exec(ctx, `INSERT INTO accounts (id, name, key_prefix, rate_limits, disabled, created_at, updated_at,
-			secret_meta, secret_meta_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, args...)
+			secret_meta, secret_meta_version, users_may_mint_keys, admins_may_mint_admin_keys)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, args...)
 		return s.dbError(err, conflicts{
 			"accounts_pkey":     fmt.Sprintf("account %s already exists", a.ID),
 			"accounts_name_key": fmt.Sprintf("an account named %q already exists", a.Name),
@@ -99,10 +101,11 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.A
 		}
 		args := append([]any{a.Name, a.KeyPrefix, encodeRateLimits(a.RateLimits), a.Disabled, a.CreatedAt, a.UpdatedAt},
 			sealedArgs(a.SecretMeta)...)
+		args = append(args, !a.Policy.NoUserMinting, !a.Policy.NoAdminMinting, id)
 		out, err = scanAccount(tx.QueryRow(ctx, `UPDATE accounts
 			SET name = $1, key_prefix = $2, rate_limits = $3, disabled = $4, created_at = $5, updated_at = $6,
-			secret_meta = $7, secret_meta_version = $8
-			WHERE id = $9 RETURNING `+accountCols, append(args, id)...))
+			secret_meta = $7, secret_meta_version = $8, users_may_mint_keys = $9, admins_may_mint_admin_keys = $10
+			WHERE id = $11 RETURNING `+accountCols, args...))
 		return s.dbError(err, conflicts{"accounts_name_key": fmt.Sprintf("an account named %q already exists", a.Name)})
 	})
 	if err != nil {
@@ -140,10 +143,13 @@ func scanAccount(row pgx.Row) (*keyward.Account, error) {
 		limits        []byte
 		secret        []byte
 		secretVersion int
+		usersMint     bool
+		adminsMint    bool
 	)
-	if err := row.Scan(&a.ID, &a.Name, &a.KeyPrefix, &limits, &a.Disabled, &a.CreatedAt, &a.UpdatedAt, &secret, &secretVersion); err != nil {
+	if err := row.Scan(&a.ID, &a.Name, &a.KeyPrefix, &limits, &a.Disabled, &a.CreatedAt, &a.UpdatedAt, &secret, &secretVersion, &usersMint, &adminsMint); err != nil {
 		return nil, err
 	}
+	a.Policy = keyward.AccountPolicy{NoUserMinting: !usersMint, NoAdminMinting: !adminsMint}
 	a.SecretMeta = storedSealed(secret, secretVersion)
 	a.HasSecretMeta = a.SecretMeta != nil
 	a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()

@@ -295,6 +295,58 @@ func (s *Store) UpdateKey(ctx context.Context, id string, fn func(*keyward.Key) 
 	return out, nil
 }
 
+// keyTreeQuery selects and locks the key with id $1 and its descendants.
+const keyTreeQuery = `WITH RECURSIVE tree(id) AS (
+		SELECT id FROM keys WHERE id = $1
+		UNION SELECT c.id FROM keys c JOIN tree t ON c.created_by = t.id)
+	` + selectKey + ` WHERE k.id IN (SELECT id FROM tree) FOR UPDATE OF k`
+
+// UpdateKeyTree locks the key with id and its descendants and calls fn on
+// each, in one transaction (see keyward.Store).
+func (s *Store) UpdateKeyTree(ctx context.Context, id string, fn func(*keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error)) ([]*keyward.Key, error) {
+	var changed []*keyward.Key
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, keyTreeQuery, id)
+		if err != nil {
+			return s.dbError(err, nil)
+		}
+		tree, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*keyward.Key, error) { return scanKey(r) })
+		if err != nil {
+			return s.dbError(err, nil)
+		}
+		tree = keyward.KeyTreeOrder(id, tree)
+		if len(tree) == 0 {
+			return keyward.Errorf(keyward.ENOTFOUND, "key %s not found", id)
+		}
+		for _, k := range tree {
+			orig := k.Clone()
+			e, events, err := fn(k)
+			if err != nil {
+				return err
+			}
+			if e == nil {
+				continue
+			}
+			stored, err := s.saveKey(ctx, tx, orig, k)
+			if err != nil {
+				return err
+			}
+			if err := s.insertEvents(ctx, tx, events); err != nil {
+				return err
+			}
+			if err := s.appendAudit(ctx, tx, e); err != nil {
+				return err
+			}
+			changed = append(changed, stored)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: update key tree of %s: %w", id, err)
+	}
+	return changed, nil
+}
+
 // RotateKey locks the key, lets fn change it and return its replacement,
 // then saves both in one transaction: either the old key is updated, the
 // new one inserted and the old key's own rotation policy moved to it, or

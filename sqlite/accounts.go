@@ -9,7 +9,7 @@ import (
 	"github.com/keyward/keyward"
 )
 
-const selectAccount = "SELECT id, name, key_prefix, rate_limits, disabled, created_at, updated_at, secret_meta, secret_meta_version FROM accounts"
+const selectAccount = "SELECT id, name, key_prefix, rate_limits, disabled, created_at, updated_at, secret_meta, secret_meta_version, users_may_mint_keys, admins_may_mint_admin_keys FROM accounts"
 
 // CreateAccount inserts a. ECONFLICT if the id or the name is taken,
 // EINVALID if its rate limits are not valid.
@@ -26,8 +26,9 @@ func (s *Store) CreateAccount(ctx context.Context, a *keyward.Account) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		args := append([]any{a.ID, a.Name, a.KeyPrefix, encodeList(a.RateLimits), a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt)},
 			sealedArgs(a.SecretMeta)...)
+		args = append(args, !a.Policy.NoUserMinting, !a.Policy.NoAdminMinting)
 		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, name, key_prefix, rate_limits, disabled, created_at, updated_at,
-			secret_meta, secret_meta_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			secret_meta, secret_meta_version, users_may_mint_keys, admins_may_mint_admin_keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		return s.dbError(err, conflicts{
 			pk:     fmt.Sprintf("account %s already exists", a.ID),
 			unique: fmt.Sprintf("an account named %q already exists", a.Name),
@@ -107,8 +108,10 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.A
 		}
 		args := append([]any{a.Name, a.KeyPrefix, encodeList(a.RateLimits), a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt)},
 			sealedArgs(a.SecretMeta)...)
+		args = append(args, !a.Policy.NoUserMinting, !a.Policy.NoAdminMinting, id)
 		_, err = tx.ExecContext(ctx, `UPDATE accounts SET name = ?, key_prefix = ?, rate_limits = ?, disabled = ?,
-			created_at = ?, updated_at = ?, secret_meta = ?, secret_meta_version = ? WHERE id = ?`, append(args, id)...)
+			created_at = ?, updated_at = ?, secret_meta = ?, secret_meta_version = ?,
+			users_may_mint_keys = ?, admins_may_mint_admin_keys = ? WHERE id = ?`, args...)
 		if err != nil {
 			return s.dbError(err, conflicts{unique: fmt.Sprintf("an account named %q already exists", a.Name)})
 		}
@@ -147,9 +150,11 @@ func scanAccount(row scanner) (*keyward.Account, error) {
 	var limits, created, updated string
 	var secret []byte
 	var secretVersion int
-	if err := row.Scan(&a.ID, &a.Name, &a.KeyPrefix, &limits, &a.Disabled, &created, &updated, &secret, &secretVersion); err != nil {
+	var usersMint, adminsMint bool
+	if err := row.Scan(&a.ID, &a.Name, &a.KeyPrefix, &limits, &a.Disabled, &created, &updated, &secret, &secretVersion, &usersMint, &adminsMint); err != nil {
 		return nil, err
 	}
+	a.Policy = keyward.AccountPolicy{NoUserMinting: !usersMint, NoAdminMinting: !adminsMint}
 	a.SecretMeta = storedSealed(secret, secretVersion)
 	a.HasSecretMeta = a.SecretMeta != nil
 	var err error

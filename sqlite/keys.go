@@ -355,6 +355,69 @@ func (s *Store) UpdateKey(ctx context.Context, id string, fn func(*keyward.Key) 
 	return out, nil
 }
 
+// keyTreeQuery selects the key with id ? and its descendants.
+const keyTreeQuery = `WITH RECURSIVE tree(id) AS (
+		SELECT id FROM keys WHERE id = ?
+		UNION SELECT c.id FROM keys c JOIN tree t ON c.created_by = t.id)
+	` + selectKey + ` WHERE k.id IN (SELECT id FROM tree)`
+
+// UpdateKeyTree loads the key with id and its descendants and calls fn on
+// each, in one write transaction (see keyward.Store).
+func (s *Store) UpdateKeyTree(ctx context.Context, id string, fn func(*keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error)) ([]*keyward.Key, error) {
+	var changed []*keyward.Key
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, keyTreeQuery, id)
+		if err != nil {
+			return s.dbError(err, conflicts{})
+		}
+		var tree []*keyward.Key
+		for rows.Next() {
+			k, err := scanKey(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			tree = append(tree, k)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return s.dbError(err, conflicts{})
+		}
+		tree = keyward.KeyTreeOrder(id, tree)
+		if len(tree) == 0 {
+			return keyward.Errorf(keyward.ENOTFOUND, "key %s not found", id)
+		}
+		for _, k := range tree {
+			orig := k.Clone()
+			e, events, err := fn(k)
+			if err != nil {
+				return err
+			}
+			if e == nil {
+				continue
+			}
+			if err := s.saveKey(ctx, tx, orig, k); err != nil {
+				return err
+			}
+			if err := insertEvents(ctx, tx, events); err != nil {
+				return err
+			}
+			if err := s.appendAudit(ctx, tx, e); err != nil {
+				return err
+			}
+			stored, err := s.keyTx(ctx, tx, k.ID)
+			if err != nil {
+				return err
+			}
+			changed = append(changed, stored)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: update key tree of %s: %w", id, err)
+	}
+	return changed, nil
+}
+
 // RotateKey loads the key, lets fn change it and return its replacement,
 // then saves both in one write transaction: either the old key is updated,
 // the new one inserted and the old key's own rotation policy moved to it,

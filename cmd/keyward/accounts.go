@@ -36,6 +36,7 @@ func (a *app) accountsCommand() *cobra.Command {
 		create       keyward.AccountCreate
 		createLimits []string
 		createSecret secretMetaFlags
+		createPolicy policyFlags
 	)
 	createCmd := &cobra.Command{
 		Use:   "create --name NAME [--key-prefix PREFIX] [--rate-limit NAME=LIMIT/WINDOW]...",
@@ -53,6 +54,7 @@ func (a *app) accountsCommand() *cobra.Command {
 			if create.SecretMeta, err = createSecret.read(); err != nil {
 				return err
 			}
+			create.Policy = createPolicy.update(cmd)
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -68,6 +70,7 @@ func (a *app) accountsCommand() *cobra.Command {
 	createCmd.Flags().StringVar(&create.KeyPrefix, "key-prefix", "", "prefix of this account's user keys, e.g. acme_live (default kw_user)")
 	createCmd.Flags().StringArrayVar(&createLimits, "rate-limit", nil, "default rate limit of the account's keys that set none, NAME=LIMIT/WINDOW (repeatable)")
 	createSecret.add(createCmd, false)
+	createPolicy.add(createCmd)
 	createCmd.MarkFlagRequired("name")
 
 	var page keyward.Page
@@ -119,10 +122,11 @@ func (a *app) accountsCommand() *cobra.Command {
 		disabled     bool
 		limits       limitFlags
 		secret       secretMetaFlags
+		policy       policyFlags
 	)
 	updateCmd := &cobra.Command{
-		Use:   "update ACCOUNT_ID [--name NAME] [--key-prefix PREFIX] [--disabled=true|false]",
-		Short: "Change an account's name, user-key prefix or disabled state",
+		Use:   "update ACCOUNT_ID [--name NAME] [--key-prefix PREFIX] [--disabled=true|false] [--users-may-mint-keys=true|false] [--admins-may-mint-admin-keys=true|false]",
+		Short: "Change an account's name, user-key prefix, disabled state or policy",
 		Long: `Change the fields given by flags; others stay as they are.
 A disabled account's keys stop verifying until it is enabled again (--disabled=false).`,
 		Args: exactArgs("ACCOUNT_ID"),
@@ -145,8 +149,9 @@ A disabled account's keys stop verifying until it is enabled again (--disabled=f
 			if u.SecretMeta, u.ClearSecretMeta, err = secret.update(); err != nil {
 				return err
 			}
+			u.Policy = policy.update(cmd)
 			if u == (keyward.AccountUpdate{}) {
-				return usageErrorf("nothing to update: give --name, --key-prefix, --disabled, --rate-limit, --clear-rate-limits, --secret-meta, --secret-meta-file or --clear-secret-meta")
+				return usageErrorf("nothing to update: give --name, --key-prefix, --disabled, --rate-limit, --clear-rate-limits, --secret-meta, --secret-meta-file, --clear-secret-meta, --users-may-mint-keys or --admins-may-mint-admin-keys")
 			}
 			c, err := a.client()
 			if err != nil {
@@ -164,6 +169,7 @@ A disabled account's keys stop verifying until it is enabled again (--disabled=f
 	updateCmd.Flags().BoolVar(&disabled, "disabled", false, "disable (true) or enable (false) the account")
 	limits.add(updateCmd, "default rate limit of the account's keys, NAME=LIMIT/WINDOW (repeatable; replaces the defaults)", "remove the account's default rate limits")
 	secret.add(updateCmd, true)
+	policy.add(updateCmd)
 
 	deleteCmd := &cobra.Command{
 		Use:   "delete ACCOUNT_ID",
@@ -191,4 +197,29 @@ func (a *app) done(what, id string) error {
 		_, err := io.WriteString(w, what+" "+id+"\n")
 		return err
 	})
+}
+
+// policyFlags are the flags of an account's policy (keyward.AccountPolicy).
+type policyFlags struct {
+	usersMint, adminsMint bool
+}
+
+func (p *policyFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&p.usersMint, "users-may-mint-keys", true, "whether the account's user keys may create keys (=false forbids it)")
+	cmd.Flags().BoolVar(&p.adminsMint, "admins-may-mint-admin-keys", true, "whether the account's account_admin keys may create account_admin keys (=false forbids it)")
+}
+
+// update returns the policy fields given, or nil if none is.
+func (p *policyFlags) update(cmd *cobra.Command) *keyward.AccountPolicyUpdate {
+	var u keyward.AccountPolicyUpdate
+	if cmd.Flags().Changed("users-may-mint-keys") {
+		u.UsersMayMintKeys = &p.usersMint
+	}
+	if cmd.Flags().Changed("admins-may-mint-admin-keys") {
+		u.AdminsMayMintAdminKeys = &p.adminsMint
+	}
+	if u == (keyward.AccountPolicyUpdate{}) {
+		return nil
+	}
+	return &u
 }

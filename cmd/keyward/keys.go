@@ -291,8 +291,10 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 }
 
 // keyActionCommand is disable, enable or revoke: a key id in, the key out.
+// revoke --cascade also revokes the key's descendants and lists them.
 func (a *app) keyActionCommand(verb, short string) *cobra.Command {
-	return &cobra.Command{
+	var cascade bool
+	cmd := &cobra.Command{
 		Use:   verb + " KEY_ID",
 		Short: short,
 		Args:  exactArgs("KEY_ID"),
@@ -300,6 +302,18 @@ func (a *app) keyActionCommand(verb, short string) *cobra.Command {
 			c, err := a.client()
 			if err != nil {
 				return err
+			}
+			if cascade {
+				r, err := c.RevokeKeyCascade(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return a.show(r, func(w io.Writer) error {
+					if err := printKey(w, &r.Key, time.Now()); err != nil {
+						return err
+					}
+					return fields(w, "cascaded", strings.Join(r.Cascaded, " "))
+				})
 			}
 			var action func(context.Context, string) (*keyward.Key, error)
 			switch verb {
@@ -317,6 +331,10 @@ func (a *app) keyActionCommand(verb, short string) *cobra.Command {
 			return a.showKey(k)
 		},
 	}
+	if verb == "revoke" {
+		cmd.Flags().BoolVar(&cascade, "cascade", false, "also revoke the keys it created, the keys those created, and so on (not for root keys)")
+	}
+	return cmd
 }
 
 func (a *app) keysRotateCommand() *cobra.Command {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/keyward/keyward"
@@ -24,8 +25,14 @@ func (a *app) leaksCommand() *cobra.Command {
 	return cmd
 }
 
+// cascadeOff is LeakReport.Cascade of --no-cascade.
+var cascadeOff = false
+
 func (a *app) leaksReportCommand() *cobra.Command {
-	var source, url string
+	var (
+		source, url string
+		noCascade   bool
+	)
 	cmd := &cobra.Command{
 		Use:   "report TOKEN...|- [--source S] [--url U]",
 		Short: "Report raw keys found where they should not be; their keys are revoked at once",
@@ -35,10 +42,16 @@ per line (keeps them out of your shell history and ps):
 
   grep -ho 'kw_user_[0-9A-Za-z]*' leaked.txt | keyward leaks report - --source github --url https://...
 
+Tokens of any format are looked up as verification looks them up, so keys
+imported as SHA-256 digests are found too. With each key found, the keys it
+created (and the keys those created, and so on) are revoked as well, unless
+--no-cascade; a root key's never are.
+
 Needs a root key or a key with the keys:report_leak permission in --api-key.
-Prints, per token, its start, revoked or not_found (malformed and unknown tokens
-are not told apart) and, for root keys only, the revoked key's id. Exits 0
-whatever was found. See docs/api.md, "Leaked keys".`,
+Prints, per token, its start (its position for a token not of keyward's
+format), revoked or not_found (malformed and unknown tokens are not told
+apart) and, for root keys only, the revoked key's id and how many keys were
+revoked with it. Exits 0 whatever was found. See docs/api.md, "Leaked keys".`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErrorf("missing TOKEN (or - to read tokens from stdin)")
@@ -57,6 +70,9 @@ whatever was found. See docs/api.md, "Leaked keys".`,
 			all := &keyward.LeakResults{Results: make([]keyward.LeakResult, 0, len(tokens))}
 			for batch := range slices.Chunk(tokens, keyward.MaxLeakTokens) {
 				r := keyward.LeakReport{Tokens: make([]keyward.LeakedToken, len(batch))}
+				if noCascade {
+					r.Cascade = &cascadeOff
+				}
 				for i, t := range batch {
 					r.Tokens[i] = keyward.LeakedToken{Token: t, Source: source, URL: url}
 				}
@@ -70,15 +86,19 @@ whatever was found. See docs/api.md, "Leaked keys".`,
 				all.Results = append(all.Results, res.Results...)
 			}
 			return a.show(all, func(w io.Writer) error {
-				t := newTable(w, "TOKEN", "STATUS", "KEY ID")
+				t := newTable(w, "TOKEN", "STATUS", "KEY ID", "CASCADED")
 				for i, r := range all.Results {
 					start := apikey.Start(tokens[i])
 					if start == "" {
-						start = "(malformed)"
+						start = fmt.Sprintf("#%d (other format)", i+1)
 					} else {
 						start += "..."
 					}
-					t.row(start, string(r.Status), r.KeyID)
+					cascaded := ""
+					if r.Cascaded > 0 {
+						cascaded = strconv.Itoa(r.Cascaded)
+					}
+					t.row(start, string(r.Status), r.KeyID, cascaded)
 				}
 				return t.flush()
 			})
@@ -86,6 +106,7 @@ whatever was found. See docs/api.md, "Leaked keys".`,
 	}
 	cmd.Flags().StringVar(&source, "source", "", "where the tokens were found, e.g. github")
 	cmd.Flags().StringVar(&url, "url", "", "the URL where they were found")
+	cmd.Flags().BoolVar(&noCascade, "no-cascade", false, "revoke only the reported keys, not the keys they created (default: those too)")
 	return cmd
 }
 

@@ -107,6 +107,8 @@ func printAccount(w io.Writer, acc *keyward.Account) error {
 		"rate limits", formatRateLimits(acc.RateLimits),
 		"secret meta", secretMetaState(acc.HasSecretMeta),
 		"disabled", yesNo(acc.Disabled),
+		"users may mint keys", yesNo(!acc.Policy.NoUserMinting),
+		"admins may mint admin keys", yesNo(!acc.Policy.NoAdminMinting),
 		"created", formatTime(acc.CreatedAt),
 		"updated", formatTime(acc.UpdatedAt),
 	)
