@@ -17,7 +17,8 @@ const numShards = 256
 
 // staleRetry is how long a cached key whose reload failed keeps being served
 // before the store is asked again, so an outage costs one failed lookup per
-// key per staleRetry rather than one per request.
+// key per staleRetry rather than one per request. It never carries an entry
+// past its max_stale (see load).
 const staleRetry = int64(time.Second)
 
 // cache holds what the engine knows about key hashes.
@@ -90,8 +91,12 @@ func (e *Engine) cached(h keyward.KeyHash, now int64) (en *entry, ok bool) {
 }
 
 // load fetches hash h from the store, once for all concurrent callers. If the
-// store fails, a positive entry still cached for h, however old, is served
-// (DESIGN.md section 4: cached keys keep verifying during an outage).
+// store fails, a positive entry still cached for h is served as long as it
+// was read from the store less than Config.MaxStale ago (cached keys keep
+// verifying through a short outage); past that the store's failure is
+// returned, and the key answers UNAVAILABLE until the store is back. The
+// bound holds on the hit path too: a served entry's expiry is never moved
+// past its load time plus MaxStale.
 func (e *Engine) load(ctx context.Context, h keyward.KeyHash, raw string) (*entry, error) {
 	gen := e.cache.gen.Load()
 	var flight [len(h) + 8]byte
@@ -118,8 +123,12 @@ func (e *Engine) load(ctx context.Context, h keyward.KeyHash, raw string) (*entr
 		return nil, err
 	}
 	now := e.now().UnixNano()
+	until := stale.loaded + e.maxStale
+	if now >= until {
+		return nil, err
+	}
 	if exp := stale.expires.Load(); exp <= now {
-		stale.expires.CompareAndSwap(exp, now+min(e.ttl.Load(), staleRetry))
+		stale.expires.CompareAndSwap(exp, min(now+min(e.ttl.Load(), staleRetry), until))
 	}
 	return stale, nil
 }
@@ -138,8 +147,11 @@ func (e *Engine) fetch(ctx context.Context, h keyward.KeyHash, raw string, gen u
 		}
 	}()
 	// A load that finished just before this one started may have cached
-	// the answer: misses at an expiry boundary then cost one lookup.
-	if c, ok := e.cached(h, e.now().UnixNano()); ok {
+	// the answer: misses at an expiry boundary then cost one lookup. now
+	// is also the load time of what the store answers (entry.loaded), read
+	// before the store is, so max_stale errs on the safe side.
+	now := e.now().UnixNano()
+	if c, ok := e.cached(h, now); ok {
 		return c, nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.loadTimeout)
@@ -161,10 +173,10 @@ func (e *Engine) fetch(ctx context.Context, h keyward.KeyHash, raw string, gen u
 		e.putNegative(h, gen)
 		return nil, nil
 	default:
-		e.log.WarnContext(ctx, "key lookup failed: cached keys keep verifying, others are UNAVAILABLE", "err", err)
+		e.log.WarnContext(ctx, "key lookup failed: keys read from the store less than max_stale ago keep verifying, others are UNAVAILABLE", "err", err, "max_stale", time.Duration(e.maxStale))
 		return nil, err
 	}
-	en = e.newEntry(k, h, e.now().UnixNano())
+	en = e.newEntry(k, h, now)
 	if k.Hash != h {
 		e.cache.legacy.Store(true)
 	}

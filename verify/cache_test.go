@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -209,7 +210,7 @@ func TestLoadRacingInvalidation(t *testing.T) {
 }
 
 func TestStoreOutage(t *testing.T) {
-	e := newEnv(t, func(c *verify.Config) { c.CacheTTL = time.Minute })
+	e := newEnv(t, func(c *verify.Config) { c.CacheTTL, c.MaxStale = time.Minute, 5*time.Minute })
 	cached := e.key(keyward.Key{})
 	uncached := e.key(keyward.Key{})
 	e.want(cached.Secret, keyward.DecisionValid)
@@ -223,8 +224,8 @@ func TestStoreOutage(t *testing.T) {
 	}
 	e.want(unknown, keyward.DecisionUnavailable)
 
-	// Past its TTL the cached key is still served, and the store is asked
-	// again only after a pause, not on every request.
+	// Past its TTL, within MaxStale, the cached key is still served, and
+	// the store is asked again only after a pause, not on every request.
 	e.clock.Advance(2 * time.Minute)
 	before := e.lookups()
 	for range 10 {
@@ -242,6 +243,59 @@ func TestStoreOutage(t *testing.T) {
 	e.want(unknown, keyward.DecisionNotFound)
 	e.engine.KeyChanged(e.revoke(cached.ID))
 	e.want(cached.Secret, keyward.DecisionRevoked)
+}
+
+// TestMaxStaleBoundsAnOutage: while reloads fail, a cached key is served
+// until MaxStale after it was last read from the store, on the hit path as
+// on a failed reload, then answers UNAVAILABLE: a revocation the instance
+// cannot learn of is honoured within MaxStale. Once the store answers
+// again, the key's current state is.
+func TestMaxStaleBoundsAnOutage(t *testing.T) {
+	e := newEnv(t, func(c *verify.Config) { c.CacheTTL, c.MaxStale = time.Minute, 90*time.Second })
+	k := e.key(keyward.Key{})
+	e.want(k.Secret, keyward.DecisionValid) // read at T
+	e.store.down.Store(true)
+	e.revoke(k.ID) // elsewhere: this engine is not told
+
+	e.clock.Advance(time.Minute + time.Second) // T+61s: the reload fails
+	e.want(k.Secret, keyward.DecisionValid)
+	e.clock.Advance(28 * time.Second) // T+89s: it fails again
+	e.want(k.Secret, keyward.DecisionValid)
+	before := e.lookups()
+	e.clock.Advance(500 * time.Millisecond) // T+89.5s: a cache hit
+	e.want(k.Secret, keyward.DecisionValid)
+	e.wantLookups(before, 0)
+	e.clock.Advance(500 * time.Millisecond) // T+90s: MaxStale reached
+	for range 3 {
+		e.want(k.Secret, keyward.DecisionUnavailable)
+	}
+
+	e.store.down.Store(false)
+	e.want(k.Secret, keyward.DecisionRevoked)
+}
+
+// TestMaxStaleDefaultsToCacheTTL: by default no key is served from a store
+// read older than the cache TTL, outage or not; a shorter outage is
+// bridged (TestStoreOutage), and a longer TTL than MaxStale is refused.
+func TestMaxStaleDefaultsToCacheTTL(t *testing.T) {
+	e := newEnv(t, func(c *verify.Config) { c.CacheTTL = time.Minute })
+	k := e.key(keyward.Key{})
+	e.want(k.Secret, keyward.DecisionValid)
+	e.store.down.Store(true)
+	e.clock.Advance(59 * time.Second)
+	e.want(k.Secret, keyward.DecisionValid)
+	e.clock.Advance(time.Second)
+	e.want(k.Secret, keyward.DecisionUnavailable)
+
+	// SetCacheTTL cannot lift the TTL past MaxStale either.
+	e.engine.SetCacheTTL(time.Hour)
+	if got := e.engine.CacheTTL(); got != time.Minute {
+		t.Errorf("CacheTTL after SetCacheTTL(1h) = %v, want MaxStale (1m)", got)
+	}
+	_, err := verify.New(verify.Config{Store: e.store, Hasher: e.hasher, CacheTTL: time.Minute, MaxStale: time.Second})
+	if keyward.ErrorCode(err) != keyward.EINVALID || !strings.Contains(err.Error(), "MaxStale") {
+		t.Errorf("New with MaxStale below CacheTTL: %v, want EINVALID naming MaxStale", err)
+	}
 }
 
 func TestCanceledContextIsUnavailable(t *testing.T) {

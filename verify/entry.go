@@ -39,8 +39,13 @@ type entry struct {
 
 	// queued says the entry waits in the usage batch; see usage.go.
 	queued atomic.Bool
+	// loaded is when the entry's state was read from the store (or
+	// written to it by this instance), Unix nanoseconds by Config.Now:
+	// Config.MaxStale counts from it.
+	loaded int64
 	// expires is when the entry must be reloaded, Unix nanoseconds by
-	// Config.Now. It moves only to keep serving a key during an outage.
+	// Config.Now. It moves only to keep serving a key during an outage,
+	// and never past loaded + Config.MaxStale.
 	expires atomic.Int64
 	// lastUsed is the latest authenticated use of the key through this
 	// entry, Unix nanoseconds. See usage.go.
@@ -97,6 +102,7 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		x.rateLimits != nil || x.accountRateLimits != nil || x.meterID != "" || x.credits != nil {
 		en.extra = &x
 	}
+	en.loaded = now
 	en.expires.Store(now + e.ttl.Load())
 	return en
 }

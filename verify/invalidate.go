@@ -58,7 +58,8 @@ func (e *Engine) Purge() {
 func (e *Engine) CacheTTL() time.Duration { return time.Duration(e.ttl.Load()) }
 
 // SetCacheTTL changes how long a found key is served from the cache before
-// it is reloaded; d <= 0 restores Config.CacheTTL. A shorter TTL also brings
+// it is reloaded; d <= 0 restores Config.CacheTTL, and d is capped at
+// Config.MaxStale, which bounds the age of a cached key. A shorter TTL also brings
 // forward the expiry of entries already cached, so the new bound on
 // staleness holds at once; a longer one applies to entries loaded from now
 // on. An instance shortens its TTL while its invalidation bus is down.
@@ -66,6 +67,7 @@ func (e *Engine) SetCacheTTL(d time.Duration) {
 	if d <= 0 {
 		d = time.Duration(e.baseTTL)
 	}
+	d = min(d, time.Duration(e.maxStale))
 	if old := e.ttl.Swap(int64(d)); int64(d) >= old {
 		return
 	}

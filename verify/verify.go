@@ -13,7 +13,8 @@
 // and a signal sink add, BenchmarkVerifyCacheHitWith measures). Mutations
 // reach the cache through keyward.KeyObserver, which the Engine implements;
 // the cache TTL is the backstop for a lost notification. When the store is
-// down, cached keys keep verifying and a miss answers UNAVAILABLE.
+// down, cached keys keep verifying until they were last read from the store
+// Config.MaxStale ago, then answer UNAVAILABLE, as a miss does at once.
 //
 // A global block made by hand refuses every request from its network
 // before any parsing; an automatic one (brute-force blocking) lets a key
@@ -76,6 +77,12 @@ type Config struct {
 	// UsageFlushInterval is how often last_used_at is written, in one
 	// batch. Default DefaultUsageFlushInterval.
 	UsageFlushInterval time.Duration
+	// MaxStale bounds how old a cached key may be, counted from when it
+	// was last read from the store, while reloading it fails (the store
+	// cannot be reached): past it the key answers UNAVAILABLE until a
+	// reload succeeds. It is at least CacheTTL; default CacheTTL, so a key
+	// is never served from a read older than its TTL, outage or not.
+	MaxStale time.Duration
 	// LoadTimeout bounds one store lookup on a cache miss, shared by every
 	// request waiting on it, and one load of the IP rules. Default
 	// DefaultLoadTimeout.
@@ -226,6 +233,7 @@ type Engine struct {
 	log         *slog.Logger
 	ttl         atomic.Int64 // nanoseconds; SetCacheTTL changes it
 	baseTTL     int64        // Config.CacheTTL, which SetCacheTTL(0) restores
+	maxStale    int64        // Config.MaxStale, nanoseconds
 	negTTL      int64
 	maxNeg      int64
 	loadTimeout time.Duration
@@ -298,6 +306,12 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	switch {
+	case cfg.MaxStale == 0:
+		cfg.MaxStale = cfg.CacheTTL
+	case cfg.MaxStale < cfg.CacheTTL:
+		return nil, keyward.Errorf(keyward.EINVALID, "verify: Config.MaxStale is %v; it must be at least CacheTTL (%v), or zero for CacheTTL", cfg.MaxStale, cfg.CacheTTL)
+	}
+	switch {
 	case cfg.MaxNegative < 0:
 		return nil, keyward.Errorf(keyward.EINVALID, "verify: Config.MaxNegative is %d; it must be positive (or zero for the default %d)", cfg.MaxNegative, DefaultMaxNegative)
 	case cfg.MaxNegative == 0:
@@ -331,6 +345,7 @@ func New(cfg Config) (*Engine, error) {
 		realClock:   realClock,
 		log:         cfg.Logger.With("component", "verify"),
 		baseTTL:     int64(cfg.CacheTTL),
+		maxStale:    int64(cfg.MaxStale),
 		negTTL:      int64(cfg.NegativeTTL),
 		maxNeg:      int64(cfg.MaxNegative),
 		loadTimeout: cfg.LoadTimeout,
