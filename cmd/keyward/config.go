@@ -33,6 +33,7 @@ const DefaultConfigFile = "keyward.yaml"
 const (
 	minCacheTTL        = time.Second
 	maxCacheTTL        = time.Hour
+	maxMaxStale        = 24 * time.Hour
 	maxShutdownTimeout = 10 * time.Minute
 )
 
@@ -54,6 +55,11 @@ type Config struct {
 	// CacheTTL bounds how long a verification result is cached: the worst
 	// case for another instance to see a change whose invalidation was lost.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// MaxStale bounds how old a cached key may be, counted from its last
+	// read from the store, while the store cannot be reached; past it the
+	// key answers UNAVAILABLE. At least CacheTTL; it follows CacheTTL
+	// unless set (see deriveDefaults).
+	MaxStale time.Duration `yaml:"max_stale"`
 	// Store selects the store: empty for SQLite in Data, or a postgres://
 	// (postgresql://) URL. See store.go.
 	Store string `yaml:"store"`
@@ -64,7 +70,8 @@ type Config struct {
 	// PostgreSQL LISTEN/NOTIFY); empty means the bus's default. Separate
 	// keyward clusters sharing one Redis or one database set their own.
 	BusChannel string `yaml:"bus_channel"`
-	// BusDownCacheTTL is the cache TTL while the invalidation bus is down.
+	// BusDownCacheTTL is the cache TTL while the invalidation bus is down;
+	// unless set, the smaller of bus.DefaultDegradedTTL and CacheTTL.
 	BusDownCacheTTL time.Duration `yaml:"bus_down_cache_ttl"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
@@ -121,6 +128,7 @@ func DefaultConfig() *Config {
 		Listen:          "127.0.0.1:8080",
 		Data:            "./keyward-data",
 		CacheTTL:        verify.DefaultCacheTTL,
+		MaxStale:        verify.DefaultCacheTTL,
 		BusDownCacheTTL: bus.DefaultDegradedTTL,
 		LogLevel:        "info",
 		LogFormat:       "text",
@@ -151,6 +159,9 @@ var settings = []setting{
 	{key: "cache_ttl", env: "KEYWARD_CACHE_TTL", flag: "cache-ttl",
 		set: func(c *Config, v string) error { return setDuration(&c.CacheTTL, v) },
 		get: func(c *Config) string { return c.CacheTTL.String() }},
+	{key: "max_stale", env: "KEYWARD_MAX_STALE", flag: "max-stale",
+		set: func(c *Config, v string) error { return setDuration(&c.MaxStale, v) },
+		get: func(c *Config) string { return c.MaxStale.String() }},
 	// The store and the invalidation bus: see store.go.
 	{key: "store", env: "KEYWARD_STORE", flag: "store",
 		set: func(c *Config, v string) error { c.Store = v; return nil },
@@ -386,11 +397,12 @@ func addConfigFlags(fs *pflag.FlagSet, flags ...string) {
 			"data":               "data directory: SQLite database and generated pepper (env KEYWARD_DATA)",
 			"pepper-file":        "file holding the peppers, mode 0600 (env KEYWARD_PEPPER_FILE)",
 			"cache-ttl":          "how long verification results are cached (env KEYWARD_CACHE_TTL)",
+			"max-stale":          "how old a cached key may be while the store cannot be reached, then 503; default cache_ttl (env KEYWARD_MAX_STALE)",
 			"log-level":          "debug, info, warn or error (env KEYWARD_LOG_LEVEL)",
 			"store":              "store: empty for SQLite in --data, or a postgres:// URL (env KEYWARD_STORE)",
 			"redis":              "redis:// or rediss:// URL of the invalidation bus (env KEYWARD_REDIS_URL)",
 			"bus-channel":        "channel of the invalidation bus, Redis or LISTEN/NOTIFY (env KEYWARD_BUS_CHANNEL)",
-			"bus-down-cache-ttl": "cache TTL while the invalidation bus is down (env KEYWARD_BUS_DOWN_CACHE_TTL)",
+			"bus-down-cache-ttl": "cache TTL while the invalidation bus is down; default 5s, or cache_ttl if shorter (env KEYWARD_BUS_DOWN_CACHE_TTL)",
 			"log-format":         "text or json (env KEYWARD_LOG_FORMAT)",
 			"shutdown-timeout":   "how long serve waits for requests on shutdown (env KEYWARD_SHUTDOWN_TIMEOUT)",
 			"gateway-listen":     "address serve runs the gateway routes on, host:port (env KEYWARD_GATEWAY_LISTEN)",
@@ -445,6 +457,8 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheTTL < minCacheTTL || c.CacheTTL > maxCacheTTL {
 		add("cache_ttl", "%s is out of range: use between %s and %s (a long TTL keeps revoked keys cached)", c.CacheTTL, minCacheTTL, maxCacheTTL)
+	} else if c.MaxStale < c.CacheTTL || c.MaxStale > maxMaxStale {
+		add("max_stale", "%s is out of range: use between cache_ttl (%s) and %s (a long max_stale keeps revoked keys working on an instance cut off from the store), e.g. %s", c.MaxStale, c.CacheTTL, maxMaxStale, c.CacheTTL)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		add("log_level", "%q is not a log level: use debug, info, warn or error", c.LogLevel)
@@ -604,10 +618,23 @@ func loadConfig(getenv func(string) string, fs *pflag.FlagSet) (*Config, error) 
 	if err := c.applyFlags(fs); err != nil {
 		return nil, err
 	}
+	c.deriveDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// deriveDefaults gives the settings whose default follows cache_ttl their
+// value, unless they were set: max_stale is cache_ttl, bus_down_cache_ttl
+// is at most cache_ttl.
+func (c *Config) deriveDefaults() {
+	if c.Source("max_stale") == "default" {
+		c.MaxStale = c.CacheTTL
+	}
+	if c.Source("bus_down_cache_ttl") == "default" {
+		c.BusDownCacheTTL = min(bus.DefaultDegradedTTL, c.CacheTTL)
+	}
 }
 
 // checkConfigFileMode refuses a config file holding peppers that group or

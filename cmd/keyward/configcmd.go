@@ -23,6 +23,7 @@ type effectiveConfig struct {
 	PepperSource    string                 `json:"pepper_source"`
 	PepperCurrent   int                    `json:"pepper_current_version"`
 	CacheTTL        string                 `json:"cache_ttl"`
+	MaxStale        string                 `json:"max_stale"`
 	Store           string                 `json:"store"`
 	Redis           string                 `json:"redis"`
 	BusChannel      string                 `json:"bus_channel"`
@@ -83,6 +84,7 @@ creates nothing: a pepper that serve would generate is reported as such.`,
 				Peppers:         map[int]keyward.Secret{},
 				PepperSource:    cfg.pepperSource(),
 				CacheTTL:        cfg.CacheTTL.String(),
+				MaxStale:        cfg.MaxStale.String(),
 				Store:           redactURL(cfg.Store),
 				Redis:           redactURL(cfg.Redis),
 				BusChannel:      cfg.BusChannel,
@@ -159,6 +161,7 @@ func printEffective(w io.Writer, e *effectiveConfig) error {
 	t.row("database", e.Database, "store")
 	t.row("peppers", pv, e.PepperSource)
 	t.row("cache_ttl", e.CacheTTL, e.Sources["cache_ttl"])
+	t.row("max_stale", e.MaxStale, e.Sources["max_stale"])
 	t.row("redis", e.Redis, e.Sources["redis"])
 	t.row("bus_channel", e.BusChannel, e.Sources["bus_channel"])
 	t.row("bus_down_cache_ttl", e.BusDownCacheTTL, e.Sources["bus_down_cache_ttl"])

@@ -320,7 +320,7 @@ See docs/gateway.md.`,
 	fl.StringVar(&f.apiKey, "api-key", "", "API key for --remote, root or keys:verify (env KEYWARD_API_KEY, preferred: flags show in ps)")
 	fl.BoolVar(&f.forwardCred, "forward-credentials", false, "send Authorization and X-API-Key upstream too (default: removed)")
 	fl.Int64Var(&f.maxBody, "max-body-bytes", 0, fmt.Sprintf("largest request body (default gateway.max_body_bytes, else %d; negative: no limit)", gateway.DefaultMaxBodyBytes))
-	addConfigFlags(fl, "data", "store", "redis", "bus-channel", "bus-down-cache-ttl", "pepper-file", "cache-ttl", "keystore", "dev", "trusted-proxies", "log-level", "log-format", "shutdown-timeout")
+	addConfigFlags(fl, "data", "store", "redis", "bus-channel", "bus-down-cache-ttl", "pepper-file", "cache-ttl", "max-stale", "keystore", "dev", "trusted-proxies", "log-level", "log-format", "shutdown-timeout")
 	cmd.MarkFlagsMutuallyExclusive("remote", "keystore")
 	cmd.MarkFlagsMutuallyExclusive("remote", "data")
 	cmd.MarkFlagsMutuallyExclusive("remote", "store")
@@ -450,7 +450,7 @@ func (a *app) gatewayVerifier(ctx context.Context, cmd *cobra.Command, cfg *Conf
 		cerr := c.close(context.WithoutCancel(ctx), log)
 		return nil, nil, errors.Join(err, cerr)
 	}
-	log.Info("verifying keys in process", "data", cfg.Data, "store", redactURL(cfg.Store), "cache_ttl", cfg.CacheTTL)
+	log.Info("verifying keys in process", "data", cfg.Data, "store", redactURL(cfg.Store), "cache_ttl", cfg.CacheTTL, "max_stale", cfg.MaxStale)
 	closeCore := func(ctx context.Context) error {
 		stopBus()
 		return c.close(ctx, log)

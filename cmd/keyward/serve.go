@@ -61,7 +61,7 @@ SIGINT or SIGTERM shut it down gracefully, flushing recorded key usage.`,
 			return a.serve(cmd.Context(), cfg)
 		},
 	}
-	addConfigFlags(cmd.Flags(), "listen", "data", "store", "redis", "bus-channel", "pepper-file", "cache-ttl", "bus-down-cache-ttl", "log-level", "log-format", "shutdown-timeout", "gateway-listen", "trusted-proxies")
+	addConfigFlags(cmd.Flags(), "listen", "data", "store", "redis", "bus-channel", "pepper-file", "cache-ttl", "max-stale", "bus-down-cache-ttl", "log-level", "log-format", "shutdown-timeout", "gateway-listen", "trusted-proxies")
 	return cmd
 }
 
@@ -167,6 +167,7 @@ func (c *core) openEngine(cfg *Config, log *slog.Logger, withEngine bool) error 
 		Store:    c.store,
 		Hasher:   c.hasher,
 		CacheTTL: cfg.CacheTTL,
+		MaxStale: cfg.MaxStale,
 		Limiter:  limiter,
 		Credits:  ledger,
 		Signals:  usage.Tee(c.detector, c.usage, c.sender),
