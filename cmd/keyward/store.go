@@ -68,7 +68,7 @@ func (c *Config) validateStore(add func(key, format string, args ...any)) {
 		add("bus_channel", "%q cannot name a PostgreSQL LISTEN/NOTIFY channel: use lower case letters, digits and underscores, not starting with a digit, at most 63 characters", c.BusChannel)
 	}
 	if c.BusDownCacheTTL < minCacheTTL || c.BusDownCacheTTL > c.CacheTTL {
-		add("bus_down_cache_ttl", "%s is out of range: use between %s and cache_ttl (%s), e.g. 5s", c.BusDownCacheTTL, minCacheTTL, c.CacheTTL)
+		add("bus_down_cache_ttl", "%s is out of range: use between %s and cache_ttl (%s), e.g. %s", c.BusDownCacheTTL, minCacheTTL, c.CacheTTL, max(minCacheTTL, min(bus.DefaultDegradedTTL, c.CacheTTL)))
 	}
 }
 
