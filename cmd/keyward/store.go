@@ -25,7 +25,9 @@ import (
 // The store and the invalidation bus (DESIGN.md sections 4 and 7): the
 // store setting selects SQLite in the data directory (empty, the default)
 // or PostgreSQL (a postgres:// URL); the bus is Redis pub/sub when redis is
-// set, else PostgreSQL LISTEN/NOTIFY on a PostgreSQL store, else in process.
+// set, else PostgreSQL LISTEN/NOTIFY on a PostgreSQL store, else the polled
+// invalidations table of the SQLite file (sqlite.Bus), which reaches the
+// other processes on the same file (a gateway --data beside serve).
 
 // storeExample shows a store URL in messages.
 const storeExample = "postgres://keyward:PASSWORD@db.internal:5432/keyward"
@@ -171,13 +173,13 @@ func openProvider(kind string, c provider.Connection) (provider.Provider, error)
 }
 
 // startBus connects c's engine to the invalidation bus: it chooses the bus
-// (Redis, else PostgreSQL LISTEN/NOTIFY, else in process), makes the
+// (Redis, else PostgreSQL LISTEN/NOTIFY, else SQLite's table), makes the
 // Broadcaster the admin service's observer and runs its subscriber loop in
 // the background. Register c.broadcaster with the metrics registry. The
 // returned stop ends the loop and releases the bus; call it after the HTTP
 // server has shut down and before closing the store.
 func (c *core) startBus(ctx context.Context, cfg *Config, log *slog.Logger) (stop func(), err error) {
-	b, kind, release, err := openBus(cfg, c.redis, log)
+	b, kind, release, err := openBus(cfg, c.store, c.redis, log)
 	if err != nil {
 		return nil, err
 	}
@@ -209,8 +211,9 @@ func (c *core) startBus(ctx context.Context, cfg *Config, log *slog.Logger) (sto
 }
 
 // openBus returns the bus cfg selects, its name for logs and a function
-// that releases it. A Redis bus uses client, which the core closes.
-func openBus(cfg *Config, client goredis.UniversalClient, log *slog.Logger) (keyward.Bus, string, func(), error) {
+// that releases it. A Redis bus uses client, which the core closes; a
+// SQLite bus uses store.
+func openBus(cfg *Config, store keyward.Store, client goredis.UniversalClient, log *slog.Logger) (keyward.Bus, string, func(), error) {
 	switch {
 	case client != nil:
 		name := "redis pub/sub " + redis.Redact(cfg.Redis)
@@ -221,6 +224,9 @@ func openBus(cfg *Config, client goredis.UniversalClient, log *slog.Logger) (key
 			return nil, "", nil, configErrorf("bus_channel", "%s", keyward.ErrorMessage(err))
 		}
 		return nb, "postgres LISTEN/NOTIFY", nb.Close, nil
+	}
+	if s, ok := store.(*sqlite.Store); ok {
+		return sqlite.NewBus(s, 0, log), "sqlite " + cfg.DatabasePath(), func() {}, nil
 	}
 	return bus.NewLocal(), "in process", func() {}, nil
 }
