@@ -75,7 +75,8 @@ func (inv *Invalidation) UnmarshalJSON(b []byte) error {
 
 // Bus carries invalidations between the keyward instances that share a
 // store (DESIGN.md section 4). Implementations: bus.Local (in process),
-// redis.Bus (pub/sub), postgres.NotifyBus (LISTEN/NOTIFY).
+// redis.Bus (pub/sub), postgres.NotifyBus (LISTEN/NOTIFY), sqlite.Bus (a
+// polled table, between the processes on one SQLite file).
 //
 // Delivery is at most once, in no guaranteed order, and best effort: a
 // message published while a subscriber is disconnected is lost for it. The

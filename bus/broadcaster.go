@@ -32,7 +32,8 @@ type Config struct {
 	// Engine is this instance's verification engine. Required.
 	Engine *verify.Engine
 	// Bus carries invalidations between instances: NewLocal() for a single
-	// instance, redis.NewBus or postgres.NewNotifyBus for many. Required.
+	// process, redis.NewBus or postgres.NewNotifyBus for many instances,
+	// sqlite.NewBus for the processes on one SQLite file. Required.
 	Bus keyward.Bus
 	// Origin names this instance in the messages it publishes, so it can
 	// ignore them when they come back. Default: a new random id, which is

@@ -3,7 +3,7 @@
 // one instance: it applies each committed change to the local engine at once
 // and publishes a keyward.Invalidation on a keyward.Bus, and it applies the
 // invalidations other instances publish. Local is the in-process Bus; the
-// redis and postgres packages provide the ones that cross processes.
+// redis, postgres and sqlite packages provide the ones that cross processes.
 //
 // The guarantees, for docs/deployment.md: the instance that made a change
 // sees it at once; another instance sees it as soon as the bus delivers the

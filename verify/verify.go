@@ -13,8 +13,8 @@
 // and a signal sink add, BenchmarkVerifyCacheHitWith measures). Mutations
 // reach the cache through keyward.KeyObserver, which the Engine implements;
 // the cache TTL is the backstop for a lost notification. When the store is
-// down, cached keys keep verifying until they were last read from the store
-// Config.MaxStale ago, then answer UNAVAILABLE, as a miss does at once.
+// down, a cached key keeps verifying for up to Config.MaxStale after it was
+// last read from the store, then answers UNAVAILABLE, as a miss does at once.
 //
 // A global block made by hand refuses every request from its network
 // before any parsing; an automatic one (brute-force blocking) lets a key
