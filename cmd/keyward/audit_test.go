@@ -48,7 +48,7 @@ func TestAuditCLI(t *testing.T) {
 
 	// The details are encrypted at rest: the database file holds no clear
 	// text of them.
-	db, err := sql.Open("sqlite", filepath.Join(s.data, "keyward.db"))
+	db, err := sql.Open("sqlite", filepath.Join(s.data, "keyward.db")+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
