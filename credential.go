@@ -2,6 +2,7 @@ package keyward
 
 import (
 	"context"
+	"encoding/binary"
 	"time"
 )
 
@@ -21,9 +22,16 @@ type ProviderConnection struct {
 	// (n8n).
 	Username string `json:"username"`
 	// SealedPassword is the password encrypted with master key
-	// PasswordVersion; additional data ProviderPasswordAD(ID).
+	// PasswordVersion; additional data PasswordAD, which binds it to the
+	// connection's id, kind, base URL and user name.
 	SealedPassword  []byte `json:"-"`
 	PasswordVersion int    `json:"-"`
+	// PasswordBound says SealedPassword is sealed with PasswordAD. It is
+	// false only for a password sealed before keyward bound passwords to
+	// where they are sent (additional data LegacyProviderPasswordAD(ID)),
+	// until serve or rekey re-seals it: such a password is never opened
+	// to be sent.
+	PasswordBound bool `json:"-"`
 	// Timeout bounds each request to the provider; 0 is the default
 	// (10s).
 	Timeout   Duration  `json:"timeout,omitempty"`
@@ -33,8 +41,30 @@ type ProviderConnection struct {
 }
 
 // ProviderPasswordAD is the additional data of a connection's sealed
-// password: it opens only as the password of that connection.
-func ProviderPasswordAD(connectionID string) []byte {
+// password: it opens only as the password of connection id of that kind,
+// sent to baseURL as username. Changing any of them in the database (to
+// have keyward send the password elsewhere) makes the password fail to
+// open. The fields are length-prefixed, so no two bindings share bytes.
+func ProviderPasswordAD(id, kind, baseURL, username string) []byte {
+	b := []byte("provider_connection/v2")
+	for _, f := range []string{id, kind, baseURL, username} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+// PasswordAD is the additional data of c's sealed password:
+// ProviderPasswordAD of its id, kind, base URL and user name.
+func (c *ProviderConnection) PasswordAD() []byte {
+	return ProviderPasswordAD(c.ID, c.Kind, c.BaseURL, c.Username)
+}
+
+// LegacyProviderPasswordAD is the additional data passwords were sealed
+// with before they were bound to their kind, base URL and user name: the
+// connection id only. Only a re-seal (serve at start, rekey) opens with
+// it, to seal the password again with PasswordAD.
+func LegacyProviderPasswordAD(connectionID string) []byte {
 	return []byte("provider_connection\x00" + connectionID)
 }
 

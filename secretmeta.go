@@ -56,7 +56,9 @@ const (
 	// WebhookSecretAD(id).
 	SealedWebhookSecret SealedKind = "webhook_secret"
 	// SealedProviderPassword is provider_connections.password;
-	// additional data ProviderPasswordAD(id).
+	// additional data ProviderPasswordAD of the row's id, kind, base URL
+	// and user name (LegacyProviderPasswordAD(id) for a row sealed before
+	// that binding, which Reseal passes even under keep, to be bound).
 	SealedProviderPassword SealedKind = "provider_password"
 	// SealedAuditKey is the data key of an audit entry's details
 	// (envelope encryption), wrapped by a master key; the id is the
@@ -84,8 +86,13 @@ type SealedValue struct {
 	ID      string
 	Version int
 	Data    []byte
-	// AD is the additional data the value was sealed with.
+	// AD is the additional data the value is to be sealed with, and was
+	// sealed with unless LegacyAD is set.
 	AD []byte
+	// LegacyAD, when set, is the additional data the value was sealed
+	// with before its kind bound more (a provider password sealed with
+	// LegacyProviderPasswordAD): open it with LegacyAD, seal it with AD.
+	LegacyAD []byte
 }
 
 // ResealFunc re-encrypts one value: it returns the value sealed under
@@ -110,7 +117,9 @@ type SealedStore interface {
 	// keep to fn and stores what fn returns in its place, ResealBatch
 	// values per transaction. A value changed since it was read (a write
 	// racing the rekey) is left as it is. It returns how many values it
-	// rewrote; a second call with the same keep rewrites none. EINVALID
+	// rewrote; a second call with the same keep rewrites none. Provider
+	// passwords not yet bound (SealedValue.LegacyAD) are passed under any
+	// version, and stored bound. EINVALID
 	// for a kind not in ResealKinds.
 	Reseal(ctx context.Context, kind SealedKind, keep int, fn ResealFunc) (int64, error)
 	// SealedCounts counts the sealed values of every kind by master key
@@ -121,9 +130,9 @@ type SealedStore interface {
 }
 
 // SealedAD returns the additional data of the value of kind in row id:
-// what it was sealed with. An audit key's is its entry's DetailsAD, which
-// needs more of the row than its id: nil here, and stores fill
-// SealedValue.AD themselves.
+// what it was sealed with. An audit key's (its entry's DetailsAD) and a
+// provider password's (ProviderPasswordAD) need more of the row than its
+// id: nil here, and stores fill SealedValue.AD themselves.
 func SealedAD(kind SealedKind, id string) []byte {
 	switch kind {
 	case SealedKeySecretMeta:
@@ -132,8 +141,6 @@ func SealedAD(kind SealedKind, id string) []byte {
 		return AccountSecretMetaAD(id)
 	case SealedWebhookSecret:
 		return WebhookSecretAD(id)
-	case SealedProviderPassword:
-		return ProviderPasswordAD(id)
 	}
 	return nil
 }

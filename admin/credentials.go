@@ -47,9 +47,9 @@ func (s *Service) provider(c *keyward.ProviderConnection) (provider.Provider, er
 	if s.sealer == nil {
 		return nil, keyward.Errorf(keyward.EINTERNAL, "provider connections need master keys: configure master_keys")
 	}
-	pw, err := s.sealer.Open(c.PasswordVersion, c.SealedPassword, keyward.ProviderPasswordAD(c.ID))
+	pw, err := s.openPassword(c)
 	if err != nil {
-		return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: opening the password of provider connection %s", c.ID)
+		return nil, err
 	}
 	p, err := s.factory(c.Kind, provider.Connection{BaseURL: c.BaseURL, Username: c.Username, Password: keyward.Secret(pw), Timeout: time.Duration(c.Timeout)})
 	if err != nil {
@@ -60,6 +60,21 @@ func (s *Service) provider(c *keyward.ProviderConnection) (provider.Provider, er
 	}
 	s.provs.byConn[c.ID] = cachedProvider{updated: c.UpdatedAt, p: p}
 	return p, nil
+}
+
+// openPassword returns the password of c, which opens only with the kind,
+// base URL and user name it was sealed for: a connection whose fields were
+// changed in the database behind keyward's back is refused, and its
+// password is sent nowhere.
+func (s *Service) openPassword(c *keyward.ProviderConnection) ([]byte, error) {
+	if !c.PasswordBound {
+		return nil, keyward.Errorf(keyward.ECONFLICT, "the password of provider connection %s was sealed by an older keyward and is not yet bound to its kind, base URL and user name: restart keyward serve or run keyward rekey to bind it (see docs/providers.md)", c.ID)
+	}
+	pw, err := s.sealer.Open(c.PasswordVersion, c.SealedPassword, c.PasswordAD())
+	if err != nil {
+		return nil, keyward.WrapError(keyward.ECONFLICT, err, "the password of provider connection %s does not open with the connection's kind, base URL and user name: they were changed in the database behind keyward's back (or the password was altered); nothing was sent. Check the connection, then set its password again with keyward providers update %s --password-file FILE", c.ID, c.ID)
+	}
+	return pw, nil
 }
 
 // AddProviderConnection checks that the provider is reachable and accepts
@@ -96,7 +111,8 @@ func (s *Service) AddProviderConnection(ctx context.Context, n keyward.NewProvid
 		BaseURL: strings.TrimRight(n.BaseURL, "/"), Username: n.Username, Timeout: n.Timeout,
 		CreatedBy: id.KeyID, CreatedAt: now, UpdatedAt: now,
 	}
-	if c.PasswordVersion, c.SealedPassword, err = s.sealer.Seal([]byte(n.Password), keyward.ProviderPasswordAD(c.ID)); err != nil {
+	c.PasswordBound = true
+	if c.PasswordVersion, c.SealedPassword, err = s.sealer.Seal([]byte(n.Password), c.PasswordAD()); err != nil {
 		return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: sealing the password of provider connection %s", c.ID)
 	}
 	p, err := s.provider(c)
@@ -158,16 +174,23 @@ func (s *Service) UpdateProviderConnection(ctx context.Context, connID string, u
 		return nil, err
 	}
 	next.UpdatedAt = s.utc()
+	if u.Password != nil && *u.Password == "" {
+		return nil, keyward.Errorf(keyward.EINVALID, "password must not be empty")
+	}
+	if s.sealer == nil {
+		return nil, keyward.Errorf(keyward.EINTERNAL, "provider connections need master keys: configure master_keys")
+	}
+	// The password is bound to the base URL and user name: sealed again
+	// for the new ones, the stored one first opened with the old ones.
+	var pw []byte
 	if u.Password != nil {
-		if *u.Password == "" {
-			return nil, keyward.Errorf(keyward.EINVALID, "password must not be empty")
-		}
-		if s.sealer == nil {
-			return nil, keyward.Errorf(keyward.EINTERNAL, "provider connections need master keys: configure master_keys")
-		}
-		if next.PasswordVersion, next.SealedPassword, err = s.sealer.Seal([]byte(*u.Password), keyward.ProviderPasswordAD(next.ID)); err != nil {
-			return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: sealing the password of provider connection %s", next.ID)
-		}
+		pw = []byte(*u.Password)
+	} else if pw, err = s.openPassword(cur); err != nil {
+		return nil, err
+	}
+	next.PasswordBound = true
+	if next.PasswordVersion, next.SealedPassword, err = s.sealer.Seal(pw, next.PasswordAD()); err != nil {
+		return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: sealing the password of provider connection %s", next.ID)
 	}
 	p, err := s.provider(&next)
 	if err != nil {
@@ -184,7 +207,7 @@ func (s *Service) UpdateProviderConnection(ctx context.Context, connID string, u
 	}
 	out, err := s.store.UpdateProviderConnection(actx, connID, func(c *keyward.ProviderConnection) error {
 		c.BaseURL, c.Username, c.Timeout, c.UpdatedAt = next.BaseURL, next.Username, next.Timeout, next.UpdatedAt
-		c.SealedPassword, c.PasswordVersion = next.SealedPassword, next.PasswordVersion
+		c.SealedPassword, c.PasswordVersion, c.PasswordBound = next.SealedPassword, next.PasswordVersion, next.PasswordBound
 		return nil
 	})
 	if err != nil {

@@ -34,13 +34,7 @@ type RekeyReport struct {
 func (k *Keyring) Rekey(ctx context.Context, st keyward.SealedStore) (*RekeyReport, error) {
 	r := &RekeyReport{Version: k.current}
 	for _, kind := range keyward.ResealKinds {
-		n, err := st.Reseal(ctx, kind, k.current, func(v keyward.SealedValue) (*keyward.Sealed, error) {
-			version, sealed, err := k.Rewrap(v.Version, v.Data, v.AD)
-			if err != nil {
-				return nil, err
-			}
-			return &keyward.Sealed{Version: version, Data: sealed}, nil
-		})
+		n, err := k.ResealKind(ctx, st, kind)
 		r.Resealed = append(r.Resealed, keyward.SealedCount{Kind: kind, Version: k.current, Count: n})
 		if err != nil {
 			return r, err
@@ -56,4 +50,28 @@ func (k *Keyring) Rekey(ctx context.Context, st keyward.SealedStore) (*RekeyRepo
 		}
 	}
 	return r, nil
+}
+
+// ResealKind re-encrypts the values of one kind as Rekey does, and returns
+// how many it rewrote. A value with a LegacyAD (a provider password sealed
+// before it was bound to its kind, base URL and user name) is opened with
+// it and sealed with its AD, whatever its version: serve calls it for
+// provider passwords at start, so that passwords sealed by an older
+// keyward are bound as soon as the master keys are at hand.
+func (k *Keyring) ResealKind(ctx context.Context, st keyward.SealedStore, kind keyward.SealedKind) (int64, error) {
+	return st.Reseal(ctx, kind, k.current, func(v keyward.SealedValue) (*keyward.Sealed, error) {
+		openAD := v.AD
+		if v.LegacyAD != nil {
+			openAD = v.LegacyAD
+		}
+		plain, err := k.Open(v.Version, v.Data, openAD)
+		if err != nil {
+			return nil, err
+		}
+		version, sealed, err := k.Seal(plain, v.AD)
+		if err != nil {
+			return nil, err
+		}
+		return &keyward.Sealed{Version: version, Data: sealed}, nil
+	})
 }

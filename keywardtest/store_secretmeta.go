@@ -186,7 +186,9 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 		ep.SecretVersion, ep.SealedSecret, _ = v1.Seal([]byte("whsec_test"), keyward.WebhookSecretAD(ep.ID))
 		must(t, f.s.CreateWebhookEndpoint(f.ctx, ep))
 		conn := newConnection(a.ID, "git")
-		conn.PasswordVersion, conn.SealedPassword, _ = v1.Seal([]byte("gitea-pw"), keyward.ProviderPasswordAD(conn.ID))
+		// A password sealed before passwords were bound to their kind,
+		// base URL and user name: the rekey binds it.
+		conn.PasswordVersion, conn.SealedPassword, _ = v1.Seal([]byte("gitea-pw"), keyward.LegacyProviderPasswordAD(conn.ID))
 		must(t, f.s.CreateProviderConnection(f.ctx, conn))
 		nopw := newConnection(a.ID, "n8n")
 		nopw.SealedPassword, nopw.PasswordVersion = nil, 0
@@ -247,8 +249,8 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 		}
 		gconn, err := f.s.ProviderConnection(f.ctx, conn.ID)
 		must(t, err)
-		if s := openSealed(t, v2, &keyward.Sealed{Version: gconn.PasswordVersion, Data: gconn.SealedPassword}, keyward.ProviderPasswordAD(conn.ID)); s != "gitea-pw" {
-			t.Errorf("provider password after rekey = %q", s)
+		if s := openSealed(t, v2, &keyward.Sealed{Version: gconn.PasswordVersion, Data: gconn.SealedPassword}, gconn.PasswordAD()); s != "gitea-pw" || !gconn.PasswordBound {
+			t.Errorf("provider password after rekey = %q, bound %v", s, gconn.PasswordBound)
 		}
 		if gnopw, err := f.s.ProviderConnection(f.ctx, nopw.ID); err != nil || gnopw.SealedPassword != nil || gnopw.PasswordVersion != 0 {
 			t.Errorf("connection without a password after rekey = %+v, %v; want it untouched", gnopw, err)
@@ -280,6 +282,57 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 			if c.Count != 0 {
 				t.Errorf("second Rekey resealed %d of %s", c.Count, c.Kind)
 			}
+		}
+	})
+
+	t.Run("Provider passwords are bound to their kind, base URL and user name", func(t *testing.T) {
+		f := newFixture(t, open)
+		kr := NewKeyring(t)
+		a := f.account("tenant")
+		// Sealed by a keyward before the binding: the id only.
+		legacy := newConnection(a.ID, "old")
+		legacy.PasswordVersion, legacy.SealedPassword, _ = kr.Seal([]byte("old-pw"), keyward.LegacyProviderPasswordAD(legacy.ID))
+		must(t, f.s.CreateProviderConnection(f.ctx, legacy))
+		bound := newConnection(a.ID, "new")
+		bound.PasswordBound = true
+		bound.PasswordVersion, bound.SealedPassword, _ = kr.Seal([]byte("new-pw"), bound.PasswordAD())
+		must(t, f.s.CreateProviderConnection(f.ctx, bound))
+
+		// The legacy one is re-sealed under the same version, bound; the
+		// bound one is left alone; a second pass does nothing.
+		n, err := kr.ResealKind(f.ctx, f.s, keyward.SealedProviderPassword)
+		if err != nil || n != 1 {
+			t.Fatalf("ResealKind = %d, %v; want the one legacy password", n, err)
+		}
+		got, err := f.s.ProviderConnection(f.ctx, legacy.ID)
+		must(t, err)
+		if s := openSealed(t, kr, &keyward.Sealed{Version: got.PasswordVersion, Data: got.SealedPassword}, got.PasswordAD()); s != "old-pw" || !got.PasswordBound {
+			t.Fatalf("legacy password after the reseal = %q, bound %v", s, got.PasswordBound)
+		}
+		if n, err := kr.ResealKind(f.ctx, f.s, keyward.SealedProviderPassword); err != nil || n != 0 {
+			t.Fatalf("second ResealKind = %d, %v; want nothing to do", n, err)
+		}
+
+		// A base URL changed behind keyward's back: the password no
+		// longer opens, and marking it unbound to have it re-sealed with
+		// the new URL fails, naming the connection.
+		_, err = f.s.UpdateProviderConnection(f.ctx, bound.ID, func(c *keyward.ProviderConnection) error {
+			c.BaseURL = "https://attacker.example"
+			return nil
+		})
+		must(t, err)
+		got, err = f.s.ProviderConnection(f.ctx, bound.ID)
+		must(t, err)
+		if _, err := kr.Open(got.PasswordVersion, got.SealedPassword, got.PasswordAD()); err == nil {
+			t.Fatal("a password opened after its base URL was changed")
+		}
+		_, err = f.s.UpdateProviderConnection(f.ctx, bound.ID, func(c *keyward.ProviderConnection) error {
+			c.PasswordBound = false
+			return nil
+		})
+		must(t, err)
+		if _, err := kr.ResealKind(f.ctx, f.s, keyward.SealedProviderPassword); err == nil || !strings.Contains(err.Error(), bound.ID) {
+			t.Fatalf("ResealKind of a redirected password = %v, want an error naming %s", err, bound.ID)
 		}
 	})
 }

@@ -11,7 +11,7 @@ import (
 )
 
 const connectionColumns = `id, account_id, kind, name, base_url, username, password, password_version,
-	timeout_ms, created_by, created_at, updated_at`
+	password_bound, timeout_ms, created_by, created_at, updated_at`
 
 const selectConnection = `SELECT ` + connectionColumns + ` FROM provider_connections`
 
@@ -31,9 +31,9 @@ func (s *Store) CreateProviderConnection(ctx context.Context, c *keyward.Provide
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO provider_connections (id, account_id, kind, name, base_url, username,
-			password, password_version, timeout_ms, created_by, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			c.ID, c.AccountID, c.Kind, c.Name, c.BaseURL, c.Username, nonNilBytes(c.SealedPassword), c.PasswordVersion,
+			password, password_version, password_bound, timeout_ms, created_by, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			c.ID, c.AccountID, c.Kind, c.Name, c.BaseURL, c.Username, nonNilBytes(c.SealedPassword), c.PasswordVersion, c.PasswordBound,
 			time.Duration(c.Timeout).Milliseconds(), c.CreatedBy, c.CreatedAt, c.UpdatedAt)
 		return s.dbError(err, conflicts{
 			"provider_connections_pkey":         fmt.Sprintf("provider connection %s already exists", c.ID),
@@ -123,9 +123,9 @@ func (s *Store) UpdateProviderConnection(ctx context.Context, id string, fn func
 			return err
 		}
 		out, err = scanConnection(tx.QueryRow(ctx, `UPDATE provider_connections SET name = $1, base_url = $2, username = $3,
-			password = $4, password_version = $5, timeout_ms = $6, updated_at = $7 WHERE id = $8
+			password = $4, password_version = $5, password_bound = $6, timeout_ms = $7, updated_at = $8 WHERE id = $9
 			RETURNING `+connectionColumns,
-			c.Name, c.BaseURL, c.Username, nonNilBytes(c.SealedPassword), c.PasswordVersion,
+			c.Name, c.BaseURL, c.Username, nonNilBytes(c.SealedPassword), c.PasswordVersion, c.PasswordBound,
 			time.Duration(c.Timeout).Milliseconds(), c.UpdatedAt, id))
 		return s.dbError(err, conflicts{
 			"provider_connections_name_key": fmt.Sprintf("account %s already has a provider connection named %q", account, c.Name),
@@ -372,7 +372,7 @@ func scanConnection(row pgx.Row) (*keyward.ProviderConnection, error) {
 		timeoutMS int64
 	)
 	if err := row.Scan(&c.ID, &c.AccountID, &c.Kind, &c.Name, &c.BaseURL, &c.Username, &c.SealedPassword,
-		&c.PasswordVersion, &timeoutMS, &c.CreatedBy, &c.CreatedAt, &c.UpdatedAt); err != nil {
+		&c.PasswordVersion, &c.PasswordBound, &timeoutMS, &c.CreatedBy, &c.CreatedAt, &c.UpdatedAt); err != nil {
 		return nil, err
 	}
 	if len(c.SealedPassword) == 0 {

@@ -57,14 +57,19 @@ func (s *Store) Reseal(ctx context.Context, kind keyward.SealedKind, keep int, f
 	if !ok || kind == keyward.SealedAuditDetails {
 		return 0, keyward.Errorf(keyward.EINVALID, "postgres: reseal: %q is not a kind of value that can be re-encrypted", kind)
 	}
-	adCols := ""
-	if kind == keyward.SealedAuditKey {
+	adCols, stale, bind := "", c.version+" <> $1", ""
+	switch kind {
+	case keyward.SealedAuditKey:
 		adCols = ", action, target_type, target_id"
+	case keyward.SealedProviderPassword:
+		// A password not yet bound to its kind, base URL and user name
+		// is re-sealed under any version.
+		adCols, stale, bind = ", kind, base_url, username, password_bound", "("+stale+" OR NOT password_bound)", ", password_bound = true"
 	}
 	query := "SELECT " + c.id + ", " + c.data + ", " + c.version + adCols + " FROM " + c.table +
-		" WHERE " + c.has + " AND " + c.version + " <> $1 AND " + c.id + " > $2 ORDER BY " + c.id +
+		" WHERE " + c.has + " AND " + stale + " AND " + c.id + " > $2 ORDER BY " + c.id +
 		" LIMIT " + strconv.Itoa(keyward.ResealBatch) + " FOR UPDATE"
-	update := "UPDATE " + c.table + " SET " + c.data + " = $1, " + c.version + " = $2 WHERE " + c.id + " = $3"
+	update := "UPDATE " + c.table + " SET " + c.data + " = $1, " + c.version + " = $2" + bind + " WHERE " + c.id + " = $3"
 	var total int64
 	cursor := c.start
 	for {
@@ -123,10 +128,15 @@ func (s *Store) sealedBatch(ctx context.Context, tx pgx.Tx, query string, kind k
 			v                     keyward.SealedValue
 			id                    any
 			action, ttype, target string
+			bound                 bool
 			dest                  = []any{&id, &v.Data, &v.Version}
 		)
-		if kind == keyward.SealedAuditKey {
+		switch kind {
+		case keyward.SealedAuditKey:
 			dest = append(dest, &action, &ttype, &target)
+		case keyward.SealedProviderPassword:
+			// kind, base URL, user name
+			dest = append(dest, &action, &ttype, &target, &bound)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, nil, s.dbError(err, nil)
@@ -138,9 +148,15 @@ func (s *Store) sealedBatch(ctx context.Context, tx pgx.Tx, query string, kind k
 		case string:
 			v.ID = id
 		}
-		if kind == keyward.SealedAuditKey {
+		switch kind {
+		case keyward.SealedAuditKey:
 			v.AD = (&keyward.AuditEntry{Action: action, TargetType: ttype, TargetID: target}).DetailsAD()
-		} else {
+		case keyward.SealedProviderPassword:
+			v.AD = keyward.ProviderPasswordAD(v.ID, action, ttype, target)
+			if !bound {
+				v.LegacyAD = keyward.LegacyProviderPasswordAD(v.ID)
+			}
+		default:
 			v.AD = keyward.SealedAD(kind, v.ID)
 		}
 		vals = append(vals, v)

@@ -11,7 +11,7 @@ import (
 )
 
 const selectConnection = `SELECT id, account_id, kind, name, base_url, username, password, password_version,
-	timeout_ms, created_by, created_at, updated_at FROM provider_connections`
+	password_bound, timeout_ms, created_by, created_at, updated_at FROM provider_connections`
 
 const selectCredential = `SELECT id, connection_id, kind, account_id, external_id, external_user, name, scopes,
 	hint, expires_at, status, rotated_from, replaced_by, grace_until, revoked_at, created_by, created_at, updated_at
@@ -29,9 +29,9 @@ func (s *Store) CreateProviderConnection(ctx context.Context, c *keyward.Provide
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO provider_connections (id, account_id, kind, name, base_url, username,
-			password, password_version, timeout_ms, created_by, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.AccountID, c.Kind, c.Name, c.BaseURL, c.Username, nonNil(c.SealedPassword), c.PasswordVersion,
+			password, password_version, password_bound, timeout_ms, created_by, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.AccountID, c.Kind, c.Name, c.BaseURL, c.Username, nonNil(c.SealedPassword), c.PasswordVersion, c.PasswordBound,
 			time.Duration(c.Timeout).Milliseconds(), c.CreatedBy, formatTime(c.CreatedAt), formatTime(c.UpdatedAt))
 		return s.dbError(err, conflicts{
 			pk:     fmt.Sprintf("provider connection %s already exists", c.ID),
@@ -107,8 +107,8 @@ func (s *Store) UpdateProviderConnection(ctx context.Context, id string, fn func
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE provider_connections SET name = ?, base_url = ?, username = ?, password = ?,
-			password_version = ?, timeout_ms = ?, updated_at = ? WHERE id = ?`,
-			c.Name, c.BaseURL, c.Username, nonNil(c.SealedPassword), c.PasswordVersion,
+			password_version = ?, password_bound = ?, timeout_ms = ?, updated_at = ? WHERE id = ?`,
+			c.Name, c.BaseURL, c.Username, nonNil(c.SealedPassword), c.PasswordVersion, c.PasswordBound,
 			time.Duration(c.Timeout).Milliseconds(), formatTime(c.UpdatedAt), id)
 		if err != nil {
 			return s.dbError(err, conflicts{unique: fmt.Sprintf("account %s already has a provider connection named %q", account, c.Name)})
@@ -345,7 +345,7 @@ func scanConnection(row scanner) (*keyward.ProviderConnection, error) {
 		created, updated string
 	)
 	if err := row.Scan(&c.ID, &c.AccountID, &c.Kind, &c.Name, &c.BaseURL, &c.Username, &c.SealedPassword,
-		&c.PasswordVersion, &timeoutMS, &c.CreatedBy, &created, &updated); err != nil {
+		&c.PasswordVersion, &c.PasswordBound, &timeoutMS, &c.CreatedBy, &created, &updated); err != nil {
 		return nil, err
 	}
 	if len(c.SealedPassword) == 0 {

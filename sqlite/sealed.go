@@ -56,13 +56,18 @@ func (s *Store) Reseal(ctx context.Context, kind keyward.SealedKind, keep int, f
 	if !ok || kind == keyward.SealedAuditDetails {
 		return 0, keyward.Errorf(keyward.EINVALID, "sqlite: reseal: %q is not a kind of value that can be re-encrypted", kind)
 	}
-	adCols := ""
-	if kind == keyward.SealedAuditKey {
+	adCols, stale, bind := "", c.version+" != ?", ""
+	switch kind {
+	case keyward.SealedAuditKey:
 		adCols = ", action, target_type, target_id"
+	case keyward.SealedProviderPassword:
+		// A password not yet bound to its kind, base URL and user name
+		// is re-sealed under any version.
+		adCols, stale, bind = ", kind, base_url, username, password_bound", "("+stale+" OR password_bound = 0)", ", password_bound = 1"
 	}
 	query := "SELECT " + c.id + ", " + c.data + ", " + c.version + adCols + " FROM " + c.table +
-		" WHERE " + c.has + " AND " + c.version + " != ? AND " + c.id + " > ? ORDER BY " + c.id + " LIMIT " + strconv.Itoa(keyward.ResealBatch)
-	update := "UPDATE " + c.table + " SET " + c.data + " = ?, " + c.version + " = ? WHERE " + c.id + " = ? AND " + c.version + " = ?"
+		" WHERE " + c.has + " AND " + stale + " AND " + c.id + " > ? ORDER BY " + c.id + " LIMIT " + strconv.Itoa(keyward.ResealBatch)
+	update := "UPDATE " + c.table + " SET " + c.data + " = ?, " + c.version + " = ?" + bind + " WHERE " + c.id + " = ? AND " + c.version + " = ? AND " + c.data + " = ?"
 	var total int64
 	cursor := c.start
 	for {
@@ -83,7 +88,7 @@ func (s *Store) Reseal(ctx context.Context, kind keyward.SealedKind, keep int, f
 				if err := out.ValidateRecord(string(kind) + " " + v.ID); err != nil {
 					return err
 				}
-				res, err := tx.ExecContext(ctx, update, out.Data, out.Version, v.ID, v.Version)
+				res, err := tx.ExecContext(ctx, update, out.Data, out.Version, v.ID, v.Version, v.Data)
 				if err != nil {
 					return s.dbError(err, conflicts{})
 				}
@@ -117,10 +122,15 @@ func (s *Store) sealedBatch(ctx context.Context, tx *sql.Tx, query string, kind 
 			v                     keyward.SealedValue
 			id                    any
 			action, ttype, target string
+			bound                 bool
 			dest                  = []any{&id, &v.Data, &v.Version}
 		)
-		if kind == keyward.SealedAuditKey {
+		switch kind {
+		case keyward.SealedAuditKey:
 			dest = append(dest, &action, &ttype, &target)
+		case keyward.SealedProviderPassword:
+			// kind, base URL, user name
+			dest = append(dest, &action, &ttype, &target, &bound)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, nil, s.dbError(err, conflicts{})
@@ -135,9 +145,15 @@ func (s *Store) sealedBatch(ctx context.Context, tx *sql.Tx, query string, kind 
 			v.ID = string(id)
 			cursor = v.ID
 		}
-		if kind == keyward.SealedAuditKey {
+		switch kind {
+		case keyward.SealedAuditKey:
 			v.AD = (&keyward.AuditEntry{Action: action, TargetType: ttype, TargetID: target}).DetailsAD()
-		} else {
+		case keyward.SealedProviderPassword:
+			v.AD = keyward.ProviderPasswordAD(v.ID, action, ttype, target)
+			if !bound {
+				v.LegacyAD = keyward.LegacyProviderPasswordAD(v.ID)
+			}
+		default:
 			v.AD = keyward.SealedAD(kind, v.ID)
 		}
 		vals = append(vals, v)

@@ -18,8 +18,9 @@ func (a *app) rekeyCommand() *cobra.Command {
 		Long: `Re-encrypt every value sealed under an older master key version with the newest
 one configured (the highest version of master_keys, KEYWARD_MASTER_KEYS or
 master_key_file): the secret metadata of keys and accounts, webhook signing
-secrets, and the data keys of audit entries (re-wrapped: the entries and their
-hash chain do not change). It reads the store directly, like migrate, in
+secrets, provider connection passwords (also binding those an older keyward
+sealed to their kind, base URL and user name), and the data keys of audit
+entries (re-wrapped: the entries and their hash chain do not change). It reads the store directly, like migrate, in
 batches of ` + strconv.Itoa(keyward.ResealBatch) + ` values per transaction, and can be run again at any time.
 
 Rotating a master key:

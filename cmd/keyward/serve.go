@@ -137,6 +137,21 @@ func openCore(ctx context.Context, cfg *Config, log *slog.Logger, withEngine boo
 	return c, nil
 }
 
+// bindProviderPasswords re-seals the provider connection passwords that an
+// older keyward sealed with their connection id only, binding them to
+// their kind, base URL and user name (docs/providers.md). A password that
+// fails to open is logged and left: the connection refuses to send it
+// until root sets it again.
+func (c *core) bindProviderPasswords(ctx context.Context, log *slog.Logger) {
+	n, err := c.keyring.ResealKind(ctx, c.store, keyward.SealedProviderPassword)
+	if n > 0 {
+		log.Info("bound provider connection passwords to their kind, base URL and user name", "count", n)
+	}
+	if err != nil {
+		log.Error("binding provider connection passwords: a connection whose password does not open refuses to send it; set it again with keyward providers update ID --password-file FILE", "err", err)
+	}
+}
+
 // openEngine opens the Redis client, the rate limiter and the credit ledger
 // of c and, withEngine, starts the abuse detector, the usage aggregator, the
 // webhook sender and the verification engine.
@@ -272,6 +287,7 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 	if err != nil {
 		return err
 	}
+	c.bindProviderPasswords(ctx, log)
 	defer func() {
 		// Shutdown and the final usage flush get their own deadline: ctx
 		// is already cancelled by then.
