@@ -2,10 +2,15 @@ package keyward
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"hash"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -35,9 +40,11 @@ const (
 
 // AuditEntry is one row of the audit log: an admin mutation or a security
 // event, appended in the same transaction as the change it records. Entries
-// form a hash chain: Hash is SHA-256 over PrevHash and the entry's fields
-// (see ChainHash), so editing, deleting or reordering a row breaks the chain
-// from that row on.
+// form a chain: Hash is an HMAC-SHA256 (plain SHA-256 for entries written
+// before the chain was keyed) over PrevHash and the entry's fields (see
+// ChainHash), so editing, deleting or reordering a row breaks the chain
+// from that row on, and only a holder of the master keys can make a hash
+// that fits.
 type AuditEntry struct {
 	// Seq numbers the entries from 1, without gaps; set by the store.
 	Seq  int64     `json:"seq"`
@@ -73,6 +80,25 @@ type AuditEntry struct {
 	KeyVersion int    `json:"-"`
 	PrevHash   []byte `json:"-"`
 	Hash       []byte `json:"hash"`
+	// ChainVersion says how Hash was made: 0 is plain SHA-256 (entries
+	// written before the chain was keyed), V is HMAC-SHA256 under the
+	// chain key derived from master key version V. The store sets it from
+	// ChainKey on append.
+	ChainVersion int `json:"chain_version,omitempty"`
+	// ChainKey, set by whoever appends the entry, is the key the store
+	// chains it with. It is never stored. Without one the entry is hashed
+	// with plain SHA-256, which a keyed verification refuses after the
+	// first keyed entry: only tests and tools without master keys append
+	// so.
+	ChainKey *AuditChainKey `json:"-"`
+}
+
+// AuditChainKey keys the audit chain: HMAC-SHA256 under Key, derived from
+// master key Version (keyring.Keyring.AuditChainKey). It lives with the
+// master keys, outside the database.
+type AuditChainKey struct {
+	Version int
+	Key     []byte
 }
 
 // DetailsAD is the additional data of the entry's sealed details and
@@ -88,14 +114,22 @@ func (e *AuditEntry) DetailsAD() []byte {
 // like an entry of the other.
 const envelopeMark = "envelope-v1"
 
-// ChainHash returns the hash of e after prev: SHA-256 over prev and each
-// field that the store keeps, length-prefixed so no two entries share an
-// encoding. Details (clear text) is not covered; Sealed is. For an entry
-// sealed directly under a master key, KeyVersion is covered too; for an
-// enveloped one (with a WrappedKey) neither the wrapped key nor its
-// KeyVersion is, so re-wrapping leaves the hash as it was.
-func (e *AuditEntry) ChainHash(prev []byte) []byte {
-	h := sha256.New()
+// ChainHash returns the hash of e after prev, over prev and each field that
+// the store keeps, length-prefixed so no two entries share an encoding:
+// HMAC-SHA256 under key (the chain key of master key version
+// e.ChainVersion, which it covers too) for a keyed entry, plain SHA-256
+// (key unused) for an entry of ChainVersion 0. Details (clear text) is not
+// covered; Sealed is. For an entry sealed directly under a master key,
+// KeyVersion is covered too; for an enveloped one (with a WrappedKey)
+// neither the wrapped key nor its KeyVersion is, so re-wrapping leaves the
+// hash as it was.
+func (e *AuditEntry) ChainHash(prev, key []byte) []byte {
+	var h hash.Hash
+	if e.ChainVersion == 0 {
+		h = sha256.New()
+	} else {
+		h = hmac.New(sha256.New, key)
+	}
 	var n [8]byte
 	field := func(b []byte) {
 		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
@@ -118,7 +152,23 @@ func (e *AuditEntry) ChainHash(prev []byte) []byte {
 		field(n[:])
 	}
 	field(e.Sealed)
+	if e.ChainVersion != 0 {
+		binary.BigEndian.PutUint64(n[:], uint64(e.ChainVersion))
+		field(n[:])
+	}
 	return h.Sum(nil)
+}
+
+// Chain sets e's ChainVersion from its ChainKey (0 without one) and its
+// PrevHash and Hash as the entry after prev. Stores call it on append.
+func (e *AuditEntry) Chain(prev []byte) {
+	var key []byte
+	e.ChainVersion = 0
+	if e.ChainKey != nil {
+		e.ChainVersion, key = e.ChainKey.Version, e.ChainKey.Key
+	}
+	e.PrevHash = prev
+	e.Hash = e.ChainHash(prev, key)
 }
 
 // Validate returns EINVALID unless e has the fields a store requires: an
@@ -197,6 +247,9 @@ type AuditVerification struct {
 	FirstBad int64 `json:"first_bad,omitempty"`
 	// Problem says what is wrong with FirstBad.
 	Problem string `json:"problem,omitempty"`
+	// Truncated says the log ends before the checkpoint it was checked
+	// against: its newest entries were deleted.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 type auditKey struct{}
@@ -217,11 +270,26 @@ func AuditFrom(ctx context.Context) *AuditEntry {
 }
 
 // AuditChain checks entries read in order, page by page: feed each page to
-// Check. The zero value starts at the first entry.
+// Check. The zero value starts at the first entry and checks plain SHA-256
+// entries only; set Keys to check keyed ones, and Expect to check against
+// a checkpoint taken earlier.
 type AuditChain struct {
+	// Keys returns the chain key of a master key version
+	// (keyring.Keyring.AuditChainKey). With Keys set the chain must be
+	// keyed: once an entry is keyed every later one must be, and a chain
+	// of entries with none keyed fails (keyward serve keys the chain at
+	// start), so rewriting entries with plain SHA-256 hashes is detected.
+	// Without it a keyed entry cannot be checked and fails.
+	Keys func(version int) ([]byte, error)
+	// Expect is a checkpoint taken earlier (keyward audit head, the
+	// audit.checkpoint event): the chain must still hold its entry with
+	// its hash. A log that ends before it lost its tail.
+	Expect *AuditCheckpoint
+
 	prev    []byte
 	next    int64 // the Seq the next entry must have; 0 means 1
 	checked int64
+	keyed   bool
 	bad     *AuditVerification
 }
 
@@ -236,30 +304,108 @@ func (c *AuditChain) Check(entries []*AuditEntry) bool {
 	}
 	for _, e := range entries {
 		c.checked++
-		switch {
-		case e.Seq != c.next:
-			c.bad = &AuditVerification{FirstBad: e.Seq, Problem: "expected sequence " + itoa(c.next) + ": an entry before it was deleted or the rows were reordered"}
-		case string(e.PrevHash) != string(c.prev):
-			c.bad = &AuditVerification{FirstBad: e.Seq, Problem: "its previous hash does not match the entry before it: an entry before it was deleted, edited or reordered"}
-		case string(e.ChainHash(c.prev)) != string(e.Hash):
-			c.bad = &AuditVerification{FirstBad: e.Seq, Problem: "its hash does not match its contents: the entry was edited"}
-		}
-		if c.bad != nil {
+		if problem := c.problem(e); problem != "" {
+			c.bad = &AuditVerification{FirstBad: e.Seq, Problem: problem}
 			return false
 		}
 		c.prev, c.next = e.Hash, e.Seq+1
+		c.keyed = c.keyed || e.ChainVersion != 0
 	}
 	return true
 }
 
+// problem says what is wrong with e as the next entry of the chain; ""
+// when nothing is.
+func (c *AuditChain) problem(e *AuditEntry) string {
+	switch {
+	case e.Seq != c.next:
+		return "expected sequence " + itoa(c.next) + ": an entry before it was deleted or the rows were reordered"
+	case string(e.PrevHash) != string(c.prev):
+		return "its previous hash does not match the entry before it: an entry before it was deleted, edited or reordered"
+	case e.ChainVersion == 0 && c.keyed:
+		return "it is hashed with plain SHA-256 after keyed entries: it was written or rewritten without the chain key"
+	case e.ChainVersion < 0:
+		return "its chain version is negative: the entry was edited"
+	}
+	var key []byte
+	if e.ChainVersion != 0 {
+		if c.Keys == nil {
+			return "it is keyed with master key version " + strconv.Itoa(e.ChainVersion) + ": check it with the master keys (keyward audit verify)"
+		}
+		var err error
+		if key, err = c.Keys(e.ChainVersion); err != nil {
+			return "its chain key cannot be derived: " + ErrorMessage(err)
+		}
+	}
+	if !hmac.Equal(e.ChainHash(c.prev, key), e.Hash) {
+		return "its hash does not match its contents: the entry was edited"
+	}
+	if x := c.Expect; x != nil && e.Seq == x.Seq && hex.EncodeToString(e.Hash) != strings.ToLower(x.Hash) {
+		return "its hash differs from the checkpoint's: the log was rewritten from here, or the checkpoint is of another log"
+	}
+	return ""
+}
+
 // Result returns the verification of everything checked.
 func (c *AuditChain) Result() AuditVerification {
-	if c.bad != nil {
+	switch {
+	case c.bad != nil:
 		r := *c.bad
 		r.Entries = c.checked
 		return r
+	case c.Keys != nil && c.checked > 0 && !c.keyed:
+		return AuditVerification{Entries: c.checked, FirstBad: 1, Problem: "no entry is keyed: the log was rewritten with plain SHA-256 hashes (keyward serve appends a keyed entry at start)"}
+	case c.Expect != nil && c.next-1 < c.Expect.Seq:
+		last := c.next - 1
+		if last < 0 {
+			last = 0
+		}
+		return AuditVerification{Entries: c.checked, FirstBad: last + 1, Truncated: true,
+			Problem: fmt.Sprintf("the log ends at entry %d, before entry %d of the checkpoint: its newest entries were deleted", last, c.Expect.Seq)}
 	}
 	return AuditVerification{OK: true, Entries: c.checked}
+}
+
+// AuditCheckpoint is the head of the audit chain at a moment: its newest
+// entry's Seq and Hash (hex), with MAC (hex), an HMAC-SHA256 over both under
+// the chain key of master key KeyVersion, so a holder of the master keys
+// can tell a genuine checkpoint. Kept outside the database (published as
+// the audit.checkpoint event, printed by keyward audit head), it shows a
+// deleted tail: audit verify --expect SEQ:HASH.
+type AuditCheckpoint struct {
+	Seq        int64     `json:"seq"`
+	Hash       string    `json:"hash"`
+	KeyVersion int       `json:"key_version,omitempty"`
+	MAC        string    `json:"mac,omitempty"`
+	Time       time.Time `json:"time,omitzero"`
+}
+
+// CheckpointMAC returns the MAC of a checkpoint of entry seq with hash
+// under a chain key.
+func CheckpointMAC(key []byte, seq int64, hash []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("keyward audit checkpoint\x00"))
+	m.Write(binary.BigEndian.AppendUint64(nil, uint64(seq)))
+	m.Write(hash)
+	return m.Sum(nil)
+}
+
+// String returns c as audit verify --expect takes it: SEQ:HASH.
+func (c *AuditCheckpoint) String() string { return itoa(c.Seq) + ":" + c.Hash }
+
+// ParseAuditCheckpoint reads SEQ:HASH (a positive sequence number and a
+// hex SHA-256 size hash), as keyward audit head prints it. EINVALID
+// otherwise.
+func ParseAuditCheckpoint(s string) (*AuditCheckpoint, error) {
+	seqText, hashText, ok := strings.Cut(s, ":")
+	seq, err := strconv.ParseInt(seqText, 10, 64)
+	if !ok || err != nil || seq < 1 {
+		return nil, Errorf(EINVALID, "checkpoint %q: write it SEQ:HASH as keyward audit head prints it, e.g. 42:%s", s, strings.Repeat("0f", sha256.Size))
+	}
+	if b, err := hex.DecodeString(hashText); err != nil || len(b) != sha256.Size {
+		return nil, Errorf(EINVALID, "checkpoint %q: the hash is not %d hex digits: copy it from keyward audit head", s, 2*sha256.Size)
+	}
+	return &AuditCheckpoint{Seq: seq, Hash: strings.ToLower(hashText)}, nil
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -288,9 +434,14 @@ func RequestInfoFrom(ctx context.Context) RequestInfo {
 
 // AuditService reads and checks the audit log for a caller (the identity in
 // ctx): root reads everything, an account admin its account's entries, a
-// user nothing (EFORBIDDEN); only root verifies the chain. Implemented by
+// user nothing (EFORBIDDEN); only root verifies the chain and reads its
+// head. Implemented by
 // admin.Service and client.Client.
 type AuditService interface {
 	AuditEntries(ctx context.Context, f AuditFilter, p Page) (*AuditList, error)
-	VerifyAudit(ctx context.Context) (*AuditVerification, error)
+	// VerifyAudit checks the whole chain; with expect (nil: none) it also
+	// checks that the log still holds that checkpoint's entry.
+	VerifyAudit(ctx context.Context, expect *AuditCheckpoint) (*AuditVerification, error)
+	// AuditHead returns a checkpoint of the chain's newest entry.
+	AuditHead(ctx context.Context) (*AuditCheckpoint, error)
 }

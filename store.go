@@ -176,9 +176,12 @@ type Store interface {
 	// its own transaction, so a change never commits without its entry.
 	// The store sets Seq (the next number, without gaps, also with
 	// concurrent writers), PrevHash (the previous entry's Hash, nil for
-	// the first) and Hash (ChainHash). EINVALID without an Action, an
-	// Outcome or a Time.
+	// the first), ChainVersion and Hash (AuditEntry.Chain, keyed with
+	// e.ChainKey). EINVALID without an Action, an Outcome or a Time.
 	AppendAudit(ctx context.Context, e *AuditEntry) error
+	// LastAuditEntry returns the newest audit entry as stored, nil when
+	// the log is empty.
+	LastAuditEntry(ctx context.Context) (*AuditEntry, error)
 	// AuditEntries lists the audit entries matching f by Seq, oldest
 	// first; the cursor is the last Seq of the previous page, in decimal.
 	// Entries come as stored: Sealed, not Details.

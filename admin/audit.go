@@ -2,6 +2,8 @@ package admin
 
 import (
 	"context"
+	"crypto/hmac"
+	"encoding/hex"
 	"encoding/json"
 	"strconv"
 
@@ -19,6 +21,10 @@ type Sealer interface {
 	Open(version int, sealed, additionalData []byte) ([]byte, error)
 	SealEnvelope(plaintext, additionalData []byte) (version int, wrapped, sealed []byte, err error)
 	OpenEnvelope(version int, wrapped, sealed, additionalData []byte) ([]byte, error)
+	// CurrentAuditChainKey is the key new audit entries are chained
+	// with; AuditChainKey that of a master key version, to check them.
+	CurrentAuditChainKey() *keyward.AuditChainKey
+	AuditChainKey(version int) ([]byte, error)
 }
 
 // auditPageSize is the page of entries VerifyAudit reads at a time.
@@ -125,7 +131,11 @@ func (s *Service) auditEntry(ctx context.Context, id *keyward.Identity, action, 
 			e.Actor.System = SystemActor
 		}
 	}
-	if details == nil || s.sealer == nil {
+	if s.sealer == nil {
+		return e, nil
+	}
+	e.ChainKey = s.sealer.CurrentAuditChainKey()
+	if details == nil {
 		return e, nil
 	}
 	b, err := json.Marshal(details)
@@ -201,8 +211,10 @@ func (s *Service) AuditEntries(ctx context.Context, f keyward.AuditFilter, p key
 	return &keyward.AuditList{Items: items, Next: next}, nil
 }
 
-// VerifyAudit checks the whole audit log's hash chain. Root only.
-func (s *Service) VerifyAudit(ctx context.Context) (*keyward.AuditVerification, error) {
+// VerifyAudit checks the whole audit log's chain, keyed entries with the
+// master keys; with expect, a checkpoint taken earlier, it also reports a
+// log that no longer reaches it (a deleted tail). Root only.
+func (s *Service) VerifyAudit(ctx context.Context, expect *keyward.AuditCheckpoint) (*keyward.AuditVerification, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -210,7 +222,10 @@ func (s *Service) VerifyAudit(ctx context.Context) (*keyward.AuditVerification, 
 	if err := requireRoot(id, "verify the audit log"); err != nil {
 		return nil, err
 	}
-	var chain keyward.AuditChain
+	chain := keyward.AuditChain{Expect: expect}
+	if s.sealer != nil {
+		chain.Keys = s.sealer.AuditChainKey
+	}
 	p := keyward.Page{Limit: auditPageSize}
 	for {
 		items, next, err := s.store.AuditEntries(ctx, keyward.AuditFilter{}, p)
@@ -224,9 +239,75 @@ func (s *Service) VerifyAudit(ctx context.Context) (*keyward.AuditVerification, 
 	}
 	r := chain.Result()
 	if !r.OK {
-		s.log.ErrorContext(ctx, "the audit log's hash chain is broken", "first_bad", r.FirstBad, "problem", r.Problem)
+		s.log.ErrorContext(ctx, "the audit log's chain is broken", "first_bad", r.FirstBad, "problem", r.Problem)
 	}
 	return &r, nil
+}
+
+// AuditHead returns a checkpoint of the audit chain's newest entry, its
+// MAC under the current chain key: kept outside the database, it lets
+// VerifyAudit report a deleted tail later. Root only. The newest entry
+// must be keyed and its own MAC must fit (ECONFLICT otherwise: the log was
+// tampered with, see VerifyAudit); an empty log is ENOTFOUND.
+func (s *Service) AuditHead(ctx context.Context) (*keyward.AuditCheckpoint, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRoot(id, "read the audit log's head"); err != nil {
+		return nil, err
+	}
+	return s.checkpoint(ctx)
+}
+
+// checkpoint returns the signed checkpoint of the newest audit entry.
+func (s *Service) checkpoint(ctx context.Context) (*keyward.AuditCheckpoint, error) {
+	if s.sealer == nil {
+		return nil, keyward.Errorf(keyward.EINTERNAL, "admin: audit checkpoints need master keys: configure master_keys")
+	}
+	e, err := s.store.LastAuditEntry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, keyward.Errorf(keyward.ENOTFOUND, "the audit log is empty: there is no head to checkpoint")
+	}
+	if e.ChainVersion == 0 {
+		return nil, keyward.Errorf(keyward.ECONFLICT, "the newest audit entry (%d) is not keyed: run keyward audit verify", e.Seq)
+	}
+	key, err := s.sealer.AuditChainKey(e.ChainVersion)
+	if err != nil {
+		return nil, err
+	}
+	if !hmac.Equal(e.ChainHash(e.PrevHash, key), e.Hash) {
+		return nil, keyward.Errorf(keyward.ECONFLICT, "the newest audit entry (%d) does not fit its MAC: it was tampered with; run keyward audit verify", e.Seq)
+	}
+	ck := s.sealer.CurrentAuditChainKey()
+	return &keyward.AuditCheckpoint{Seq: e.Seq, Hash: hex.EncodeToString(e.Hash), KeyVersion: ck.Version,
+		MAC: hex.EncodeToString(keyward.CheckpointMAC(ck.Key, e.Seq, e.Hash)), Time: s.utc()}, nil
+}
+
+// KeyAuditChain makes sure the audit chain is keyed: when its newest entry
+// is hashed with plain SHA-256 (written before the chain was keyed), it
+// appends audit.chain_keyed, chained with the current chain key (an empty
+// log needs none: every entry appended to it is keyed). From then on a keyed verification refuses plain entries, so
+// the entries before cannot be rewritten without the master keys. It
+// returns the Seq of the plain head it keyed from, 0 when the chain was
+// keyed already. serve calls it at start.
+func (s *Service) KeyAuditChain(ctx context.Context) (plainUntil int64, err error) {
+	if s.sealer == nil {
+		return 0, keyward.Errorf(keyward.EINTERNAL, "admin: keying the audit chain needs master keys: configure master_keys")
+	}
+	last, err := s.store.LastAuditEntry(ctx)
+	if err != nil || last == nil || last.ChainVersion != 0 {
+		return 0, err
+	}
+	e, err := s.auditEntry(ctx, systemIdentity, "audit.chain_keyed", "audit_log", "", "", keyward.AuditSuccess,
+		map[string]any{"plain_until": last.Seq, "chain_version": s.sealer.CurrentAuditChainKey().Version})
+	if err != nil {
+		return 0, err
+	}
+	return last.Seq, s.store.AppendAudit(ctx, e)
 }
 
 // RecordAnomaly stores a finding of abuse detection with its audit entry

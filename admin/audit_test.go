@@ -50,7 +50,7 @@ func TestAuditRecordsChangesWithTheirActor(t *testing.T) {
 		t.Errorf("stored entry is not sealed: %+v", raw[0])
 	}
 
-	v := must(e.svc.VerifyAudit(e.root))
+	v := must(e.svc.VerifyAudit(e.root, nil))
 	if !v.OK || v.Entries != 5 {
 		t.Errorf("verify = %+v, want ok over 5 entries", v)
 	}
@@ -75,7 +75,7 @@ func TestAuditIsScopedAndDeniedActionsAreRecorded(t *testing.T) {
 	wantCode(t, err, keyward.ENOTFOUND)
 	_, err = e.svc.AuditEntries(as(t, &userKey.Key), keyward.AuditFilter{}, keyward.Page{})
 	wantCode(t, err, keyward.EFORBIDDEN)
-	_, err = e.svc.VerifyAudit(asAdmin)
+	_, err = e.svc.VerifyAudit(asAdmin, nil)
 	wantCode(t, err, keyward.EFORBIDDEN)
 	_, err = e.svc.AuditEntries(e.root, keyward.AuditFilter{}, keyward.Page{After: "x"})
 	wantCode(t, err, keyward.EINVALID)

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"net/http"
+	"net/url"
 
 	"github.com/keyward/keyward"
 )
@@ -21,7 +22,18 @@ func (c *Client) AuditEntries(ctx context.Context, f keyward.AuditFilter, p keyw
 	return send[keyward.AuditList](ctx, c, http.MethodGet, "/v1/audit", q, nil)
 }
 
-// VerifyAudit checks the audit log's hash chain on the server (root only).
-func (c *Client) VerifyAudit(ctx context.Context) (*keyward.AuditVerification, error) {
-	return send[keyward.AuditVerification](ctx, c, http.MethodGet, "/v1/audit/verify", nil, nil)
+// VerifyAudit checks the audit log's chain on the server (root only), and
+// with expect that the log still reaches that checkpoint.
+func (c *Client) VerifyAudit(ctx context.Context, expect *keyward.AuditCheckpoint) (*keyward.AuditVerification, error) {
+	q := url.Values{}
+	if expect != nil {
+		q.Set("expect", expect.String())
+	}
+	return send[keyward.AuditVerification](ctx, c, http.MethodGet, "/v1/audit/verify", q, nil)
+}
+
+// AuditHead returns a signed checkpoint of the audit chain's newest entry
+// (root only).
+func (c *Client) AuditHead(ctx context.Context) (*keyward.AuditCheckpoint, error) {
+	return send[keyward.AuditCheckpoint](ctx, c, http.MethodGet, "/v1/audit/head", nil, nil)
 }

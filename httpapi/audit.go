@@ -29,6 +29,22 @@ func (s *Server) listAudit(ctx context.Context, r *http.Request, _ noBody) (*key
 	return l, err
 }
 
-func (s *Server) verifyAudit(ctx context.Context, _ *http.Request, _ noBody) (*keyward.AuditVerification, error) {
-	return s.svc.VerifyAudit(ctx)
+// verifyAudit is GET /v1/audit/verify[?expect=SEQ:HASH].
+func (s *Server) verifyAudit(ctx context.Context, r *http.Request, _ noBody) (*keyward.AuditVerification, error) {
+	q, err := query(r, "expect")
+	if err != nil {
+		return nil, err
+	}
+	var expect *keyward.AuditCheckpoint
+	if v := q.Get("expect"); v != "" {
+		if expect, err = keyward.ParseAuditCheckpoint(v); err != nil {
+			return nil, err
+		}
+	}
+	return s.svc.VerifyAudit(ctx, expect)
+}
+
+// auditHead is GET /v1/audit/head.
+func (s *Server) auditHead(ctx context.Context, _ *http.Request, _ noBody) (*keyward.AuditCheckpoint, error) {
+	return s.svc.AuditHead(ctx)
 }

@@ -194,6 +194,7 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("GET /v1/anomalies", serveJSON(s, http.StatusOK, s.listAnomalies))
 	s.handle("GET /v1/audit", serveJSON(s, http.StatusOK, s.listAudit))
 	s.handle("GET /v1/audit/verify", serveJSON(s, http.StatusOK, s.verifyAudit))
+	s.handle("GET /v1/audit/head", serveJSON(s, http.StatusOK, s.auditHead))
 	s.handle("GET /v1/usage", serveJSON(s, http.StatusOK, s.usage))
 
 	// Webhooks.

@@ -13,7 +13,9 @@ package keyring
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -36,9 +38,15 @@ const keyExample = "hex:$(openssl rand -hex 32)"
 // Keyring holds master keys by version. It is safe for concurrent use and
 // never changes after New.
 type Keyring struct {
-	aeads   map[int]cipher.AEAD
+	aeads map[int]cipher.AEAD
+	// chain holds the audit chain key of each version (AuditChainKey).
+	chain   map[int][]byte
 	current int
 }
+
+// auditChainInfo is the HKDF label of the audit chain keys: a chain key is
+// never the master key itself nor any other key derived from it.
+const auditChainInfo = "keyward audit chain v1"
 
 // New returns a Keyring holding keys, each written ENCODING:VALUE (see the
 // package doc). The highest version is current: Seal uses it. It returns
@@ -48,7 +56,7 @@ func New(keys map[int]keyward.Secret) (*Keyring, error) {
 	if len(keys) == 0 {
 		return nil, keyward.Errorf(keyward.EINVALID, "no master key configured: add one to master_keys, e.g. 1:%s", keyExample)
 	}
-	k := &Keyring{aeads: make(map[int]cipher.AEAD, len(keys))}
+	k := &Keyring{aeads: make(map[int]cipher.AEAD, len(keys)), chain: make(map[int][]byte, len(keys))}
 	for v, s := range keys {
 		if v <= 0 {
 			return nil, keyward.Errorf(keyward.EINVALID, "master key version %d is not positive: versions are 1, 2, 3, ...", v)
@@ -66,6 +74,9 @@ func New(keys map[int]keyward.Secret) (*Keyring, error) {
 			return nil, keyward.WrapError(keyward.EINTERNAL, err, "master key version %d: creating the cipher", v)
 		}
 		k.aeads[v] = aead
+		if k.chain[v], err = hkdf.Key(sha256.New, raw, nil, auditChainInfo, KeyLen); err != nil {
+			return nil, keyward.WrapError(keyward.EINTERNAL, err, "master key version %d: deriving the audit chain key", v)
+		}
 		k.current = max(k.current, v)
 	}
 	return k, nil
@@ -73,6 +84,23 @@ func New(keys map[int]keyward.Secret) (*Keyring, error) {
 
 // Current returns the version Seal uses: the highest one configured.
 func (k *Keyring) Current() int { return k.current }
+
+// AuditChainKey returns the key that chains audit entries of chain
+// version version: HKDF-SHA256 of master key version with a fixed label.
+// EINTERNAL, naming the version, when it is not configured.
+func (k *Keyring) AuditChainKey(version int) ([]byte, error) {
+	key, ok := k.chain[version]
+	if !ok {
+		return nil, keyward.Errorf(keyward.EINTERNAL, "master key version %d is not configured: add it back to master_keys to check the audit entries chained with it (configured: %s)", version, k.versionList())
+	}
+	return key, nil
+}
+
+// CurrentAuditChainKey returns the chain key new audit entries are
+// chained with: that of the current version.
+func (k *Keyring) CurrentAuditChainKey() *keyward.AuditChainKey {
+	return &keyward.AuditChainKey{Version: k.current, Key: k.chain[k.current]}
+}
 
 // Versions returns the configured versions in increasing order.
 func (k *Keyring) Versions() []int {

@@ -3,15 +3,18 @@ package keywardtest
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/keyring"
 )
 
 // NewAuditEntry returns an audit entry of action, acted by key keyID of
@@ -235,7 +238,7 @@ func testAudit(t *testing.T, open func(*testing.T) keyward.Store) {
 		entries := AppendAuditEntries(t, f.s, 3)
 		var prev []byte
 		for i, e := range entries {
-			if e.Seq != int64(i+1) || !bytes.Equal(e.PrevHash, prev) || !bytes.Equal(e.Hash, e.ChainHash(prev)) {
+			if e.Seq != int64(i+1) || !bytes.Equal(e.PrevHash, prev) || !bytes.Equal(e.Hash, e.ChainHash(prev, nil)) {
 				t.Fatalf("entry %d: Seq %d, PrevHash %x, Hash %x; want Seq %d after hash %x", i+1, e.Seq, e.PrevHash, e.Hash, i+1, prev)
 			}
 			prev = e.Hash
@@ -382,8 +385,10 @@ func testAudit(t *testing.T, open func(*testing.T) keyward.Store) {
 // TestAuditTamper checks that keyward.AuditChain names the first bad entry
 // of an audit log tampered with directly in the database. For each case,
 // open returns a new, empty store and exec, which runs a statement on the
-// store's database behind its back (the table is audit_log).
-func TestAuditTamper(t *testing.T, open func(t *testing.T) (s keyward.Store, exec func(query string) error)) {
+// store's database behind its back (the table is audit_log), with
+// arguments numbered $1, $2, ...
+func TestAuditTamper(t *testing.T, open func(t *testing.T) (s keyward.Store, exec func(query string, args ...any) error)) {
+	t.Run("keyed", func(t *testing.T) { testKeyedAuditTamper(t, open) })
 	for _, c := range []struct {
 		name     string
 		tamper   []string
@@ -416,4 +421,159 @@ func TestAuditTamper(t *testing.T, open func(t *testing.T) (s keyward.Store, exe
 			}
 		})
 	}
+}
+
+// appendKeyed appends n entries chained with the chain key of kr.
+func appendKeyed(t testing.TB, s keyward.Store, kr *keyring.Keyring, n int) {
+	t.Helper()
+	for i := range n {
+		e := NewAuditEntry(fmt.Sprintf("keyed.action%d", i+1), apikey.NewID("key"), apikey.NewID("acc"), apikey.NewID("key"))
+		e.ChainKey = kr.CurrentAuditChainKey()
+		if err := s.AppendAudit(t.Context(), e); err != nil {
+			t.Fatalf("append keyed audit entry %d: %v", i+1, err)
+		}
+	}
+}
+
+// verifyKeyed checks the chain of s with the chain keys of kr, against
+// expect (nil: none).
+func verifyKeyed(t testing.TB, s keyward.Store, kr *keyring.Keyring, expect *keyward.AuditCheckpoint) keyward.AuditVerification {
+	t.Helper()
+	c := keyward.AuditChain{Keys: kr.AuditChainKey, Expect: expect}
+	c.Check(AuditLog(t, s))
+	return c.Result()
+}
+
+// rechain rewrites the entries of s from seq from on, as someone with write
+// access to the database and without the master keys would after editing
+// one: each hash recomputed after the one before, with chain version
+// version under key (0 and nil: plain SHA-256).
+func rechain(t testing.TB, s keyward.Store, exec func(string, ...any) error, from int64, version int, key []byte) {
+	t.Helper()
+	var prev []byte
+	for _, e := range AuditLog(t, s) {
+		if e.Seq >= from {
+			e.ChainVersion = version
+			e.PrevHash, e.Hash = prev, e.ChainHash(prev, key)
+			if err := exec("UPDATE audit_log SET prev_hash = $1, hash = $2, chain_version = $3 WHERE seq = $4", e.PrevHash, e.Hash, version, e.Seq); err != nil {
+				t.Fatalf("rewrite entry %d: %v", e.Seq, err)
+			}
+		}
+		prev = e.Hash
+	}
+}
+
+// testKeyedAuditTamper checks what a keyed chain shows of tampering by
+// someone with write access to the database and no master key.
+func testKeyedAuditTamper(t *testing.T, open func(t *testing.T) (keyward.Store, func(string, ...any) error)) {
+	kr := NewKeyring(t)
+	_, _, other := NewKeyrings(t) // a master key the attacker may have made up
+
+	t.Run("untouched chain verifies, with and without its checkpoint", func(t *testing.T) {
+		s, _ := open(t)
+		appendKeyed(t, s, kr, 5)
+		log := AuditLog(t, s)
+		head := &keyward.AuditCheckpoint{Seq: 5, Hash: hex.EncodeToString(log[4].Hash)}
+		for _, x := range []*keyward.AuditCheckpoint{nil, head, {Seq: 2, Hash: hex.EncodeToString(log[1].Hash)}} {
+			if v := verifyKeyed(t, s, kr, x); !v.OK || v.Entries != 5 {
+				t.Fatalf("verify against %v: %+v, want intact with 5 entries", x, v)
+			}
+		}
+		if log[0].ChainVersion != 1 {
+			t.Fatalf("chain version %d, want 1 (master key version 1)", log[0].ChainVersion)
+		}
+		// Without the master keys a keyed entry cannot be checked.
+		if v := VerifyAudit(t, s); v.OK || v.FirstBad != 1 {
+			t.Fatalf("verify without keys: %+v, want the first keyed entry unverifiable", v)
+		}
+	})
+
+	t.Run("deleted newest entries are reported against a checkpoint", func(t *testing.T) {
+		s, exec := open(t)
+		appendKeyed(t, s, kr, 5)
+		head := &keyward.AuditCheckpoint{Seq: 5, Hash: hex.EncodeToString(AuditLog(t, s)[4].Hash)}
+		if err := exec("DELETE FROM audit_log WHERE seq > $1", 3); err != nil {
+			t.Fatal(err)
+		}
+		// What is left is a valid chain: only the checkpoint shows the loss.
+		if v := verifyKeyed(t, s, kr, nil); !v.OK || v.Entries != 3 {
+			t.Fatalf("verify without a checkpoint: %+v, want the 3 left intact", v)
+		}
+		v := verifyKeyed(t, s, kr, head)
+		if v.OK || !v.Truncated || v.FirstBad != 4 || !strings.Contains(v.Problem, "ends at entry 3") {
+			t.Fatalf("verify against the checkpoint: %+v, want a truncated tail from entry 4", v)
+		}
+		// A tail deleted and re-appended (by whoever holds the keys, or
+		// replayed) no longer matches the checkpoint's hash.
+		appendKeyed(t, s, kr, 2)
+		if v := verifyKeyed(t, s, kr, head); v.OK || v.FirstBad != 5 {
+			t.Fatalf("verify of a replaced tail against the checkpoint: %+v, want entry 5 to differ", v)
+		}
+	})
+
+	t.Run("an edited entry with plain SHA-256 hashes recomputed fails", func(t *testing.T) {
+		s, exec := open(t)
+		appendKeyed(t, s, kr, 5)
+		if err := exec("UPDATE audit_log SET action = $1 WHERE seq = $2", "key.nothing", 3); err != nil {
+			t.Fatal(err)
+		}
+		rechain(t, s, exec, 3, 0, nil)
+		if v := verifyKeyed(t, s, kr, nil); v.OK || v.FirstBad != 3 {
+			t.Fatalf("after rewriting entries 3-5 with plain hashes: %+v, want entry 3 bad", v)
+		}
+		// The whole log rewritten with plain hashes: no entry is keyed.
+		rechain(t, s, exec, 1, 0, nil)
+		if v := verifyKeyed(t, s, kr, nil); v.OK || !strings.Contains(v.Problem, "no entry is keyed") {
+			t.Fatalf("after rewriting the whole log with plain hashes: %+v, want it refused as unkeyed", v)
+		}
+	})
+
+	t.Run("an edited entry cannot be re-keyed without the master key", func(t *testing.T) {
+		s, exec := open(t)
+		appendKeyed(t, s, kr, 5)
+		if err := exec("UPDATE audit_log SET target_id = $1 WHERE seq = $2", "key_innocent", 3); err != nil {
+			t.Fatal(err)
+		}
+		if v := verifyKeyed(t, s, kr, nil); v.OK || v.FirstBad != 3 {
+			t.Fatalf("after editing entry 3: %+v, want it bad", v)
+		}
+		guess := other.CurrentAuditChainKey()
+		rechain(t, s, exec, 3, 1, guess.Key) // claims version 1 with another key
+		if v := verifyKeyed(t, s, kr, nil); v.OK || v.FirstBad != 3 || !strings.Contains(v.Problem, "edited") {
+			t.Fatalf("after re-keying entries 3-5 with another key: %+v, want entry 3 bad", v)
+		}
+	})
+
+	t.Run("an upgraded log: plain entries, then keyed ones", func(t *testing.T) {
+		s, exec := open(t)
+		AppendAuditEntries(t, s, 3) // written before the chain was keyed
+		appendKeyed(t, s, kr, 2)
+		if v := verifyKeyed(t, s, kr, nil); !v.OK || v.Entries != 5 {
+			t.Fatalf("upgraded log: %+v, want intact with 5 entries", v)
+		}
+		// A plain entry after a keyed one is refused.
+		AppendAuditEntries(t, s, 1)
+		if v := verifyKeyed(t, s, kr, nil); v.OK || v.FirstBad != 6 {
+			t.Fatalf("a plain entry after keyed ones: %+v, want entry 6 bad", v)
+		}
+		if err := exec("DELETE FROM audit_log WHERE seq = $1", 6); err != nil {
+			t.Fatal(err)
+		}
+		// An old entry edited and the plain hashes recomputed up to the
+		// first keyed one: that one no longer follows.
+		if err := exec("UPDATE audit_log SET action = $1 WHERE seq = $2", "key.nothing", 2); err != nil {
+			t.Fatal(err)
+		}
+		var prev []byte
+		for _, e := range AuditLog(t, s)[:3] {
+			e.PrevHash, e.Hash = prev, e.ChainHash(prev, nil)
+			if err := exec("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE seq = $3", e.PrevHash, e.Hash, e.Seq); err != nil {
+				t.Fatal(err)
+			}
+			prev = e.Hash
+		}
+		if v := verifyKeyed(t, s, kr, nil); v.OK || v.FirstBad != 4 {
+			t.Fatalf("an old entry edited, plain hashes recomputed: %+v, want the first keyed entry (4) bad", v)
+		}
+	})
 }

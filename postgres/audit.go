@@ -13,7 +13,7 @@ import (
 )
 
 const selectAudit = `SELECT seq, time, actor, action, target_type, target_id, account_id, outcome,
-	sealed, key_version, prev_hash, hash, wrapped_key FROM audit_log`
+	sealed, key_version, prev_hash, hash, wrapped_key, chain_version FROM audit_log`
 
 // AppendAudit appends e to the audit log in a transaction of its own,
 // setting its Seq, PrevHash and Hash (and truncating its Time to the
@@ -51,17 +51,17 @@ func (s *Store) appendAudit(ctx context.Context, tx pgx.Tx, e *keyward.AuditEntr
 		return fmt.Errorf("append audit entry: read the last entry: %w", s.dbError(err, nil))
 	}
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
-	e.Seq, e.PrevHash = last+1, prev
-	e.Hash = e.ChainHash(e.PrevHash)
+	e.Seq = last + 1
+	e.Chain(prev)
 	actor, err := json.Marshal(e.Actor)
 	if err != nil {
 		return fmt.Errorf("append audit entry %d: actor: %w", e.Seq, err)
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO audit_log (seq, time, actor, action, target_type, target_id,
-		account_id, outcome, sealed, key_version, prev_hash, hash, wrapped_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		account_id, outcome, sealed, key_version, prev_hash, hash, wrapped_key, chain_version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		e.Seq, e.Time, string(actor), e.Action, e.TargetType, e.TargetID, e.AccountID,
-		string(e.Outcome), e.SealedBytes(), e.KeyVersion, e.PrevHash, e.Hash, e.WrappedKeyBytes())
+		string(e.Outcome), e.SealedBytes(), e.KeyVersion, e.PrevHash, e.Hash, e.WrappedKeyBytes(), e.ChainVersion)
 	if err != nil {
 		return fmt.Errorf("append audit entry %d: %w", e.Seq, s.dbError(err, conflicts{
 			"audit_log_pkey": fmt.Sprintf("audit entry %d already exists", e.Seq),
@@ -116,7 +116,7 @@ func scanAudit(row pgx.Row) (*keyward.AuditEntry, error) {
 		out   string
 	)
 	if err := row.Scan(&e.Seq, &e.Time, &actor, &e.Action, &e.TargetType, &e.TargetID, &e.AccountID, &out,
-		&e.Sealed, &e.KeyVersion, &e.PrevHash, &e.Hash, &e.WrappedKey); err != nil {
+		&e.Sealed, &e.KeyVersion, &e.PrevHash, &e.Hash, &e.WrappedKey, &e.ChainVersion); err != nil {
 		return nil, err
 	}
 	e.Time, e.Outcome = e.Time.UTC(), keyward.AuditOutcome(out)
@@ -124,4 +124,17 @@ func scanAudit(row pgx.Row) (*keyward.AuditEntry, error) {
 		return nil, fmt.Errorf("audit entry %d: stored actor: %w", e.Seq, err)
 	}
 	return &e, nil
+}
+
+// LastAuditEntry returns the newest audit entry as stored, nil when the
+// log is empty.
+func (s *Store) LastAuditEntry(ctx context.Context) (*keyward.AuditEntry, error) {
+	e, err := scanAudit(s.pool.QueryRow(ctx, selectAudit+" ORDER BY seq DESC LIMIT 1"))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: last audit entry: %w", s.dbError(err, nil))
+	}
+	return e, nil
 }

@@ -13,7 +13,7 @@ import (
 )
 
 const selectAudit = `SELECT seq, time, actor, action, target_type, target_id, account_id, outcome,
-	sealed, key_version, prev_hash, hash, wrapped_key FROM audit_log`
+	sealed, key_version, prev_hash, hash, wrapped_key, chain_version FROM audit_log`
 
 // AppendAudit appends e to the audit log in a transaction of its own,
 // setting its Seq, PrevHash and Hash (and truncating its Time to the
@@ -45,16 +45,16 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, e *keyward.AuditEnt
 		return fmt.Errorf("append audit entry: read the last entry: %w", s.dbError(err, conflicts{}))
 	}
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
-	e.Seq, e.PrevHash = last+1, prev
-	e.Hash = e.ChainHash(e.PrevHash)
+	e.Seq = last + 1
+	e.Chain(prev)
 	actor, err := json.Marshal(e.Actor)
 	if err != nil {
 		return fmt.Errorf("append audit entry %d: actor: %w", e.Seq, err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (seq, time, actor, action, target_type, target_id,
-		account_id, outcome, sealed, key_version, prev_hash, hash, wrapped_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		account_id, outcome, sealed, key_version, prev_hash, hash, wrapped_key, chain_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Seq, formatTime(e.Time), string(actor), e.Action, e.TargetType, e.TargetID, e.AccountID,
-		string(e.Outcome), e.SealedBytes(), e.KeyVersion, e.PrevHash, e.Hash, e.WrappedKeyBytes())
+		string(e.Outcome), e.SealedBytes(), e.KeyVersion, e.PrevHash, e.Hash, e.WrappedKeyBytes(), e.ChainVersion)
 	if err != nil {
 		return fmt.Errorf("append audit entry %d: %w", e.Seq, s.dbError(err, conflicts{
 			pk: fmt.Sprintf("audit entry %d already exists", e.Seq),
@@ -116,7 +116,7 @@ func scanAudit(row scanner) (*keyward.AuditEntry, error) {
 		at, actor, out string
 	)
 	if err := row.Scan(&e.Seq, &at, &actor, &e.Action, &e.TargetType, &e.TargetID, &e.AccountID, &out,
-		&e.Sealed, &e.KeyVersion, &e.PrevHash, &e.Hash, &e.WrappedKey); err != nil {
+		&e.Sealed, &e.KeyVersion, &e.PrevHash, &e.Hash, &e.WrappedKey, &e.ChainVersion); err != nil {
 		return nil, err
 	}
 	e.Outcome = keyward.AuditOutcome(out)
@@ -128,4 +128,17 @@ func scanAudit(row scanner) (*keyward.AuditEntry, error) {
 		return nil, fmt.Errorf("audit entry %d: stored actor: %w", e.Seq, err)
 	}
 	return &e, nil
+}
+
+// LastAuditEntry returns the newest audit entry as stored, nil when the
+// log is empty.
+func (s *Store) LastAuditEntry(ctx context.Context) (*keyward.AuditEntry, error) {
+	e, err := scanAudit(s.r.QueryRowContext(ctx, selectAudit+" ORDER BY seq DESC LIMIT 1"))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: last audit entry: %w", s.dbError(err, conflicts{}))
+	}
+	return e, nil
 }

@@ -9,11 +9,11 @@ import (
 )
 
 func TestAuditTamper(t *testing.T) {
-	keywardtest.TestAuditTamper(t, func(t *testing.T) (keyward.Store, func(string) error) {
+	keywardtest.TestAuditTamper(t, func(t *testing.T) (keyward.Store, func(string, ...any) error) {
 		path := filepath.Join(t.TempDir(), "keyward.db")
 		s, db := open(t, path), rawDB(t, path)
-		return s, func(query string) error {
-			_, err := db.ExecContext(t.Context(), query)
+		return s, func(query string, args ...any) error {
+			_, err := db.ExecContext(t.Context(), query, args...)
 			return err
 		}
 	})

@@ -16,12 +16,14 @@ func (a *app) auditCommand() *cobra.Command {
 		Use:   "audit",
 		Short: "Read, verify and export the audit log",
 		Long: `The audit log records every admin change and security event, appended in the
-same transaction as the change, in a hash chain that shows any edited, deleted
-or reordered entry. Root reads everything; an account admin its account's
-entries. See docs/audit.md.`,
+same transaction as the change, in a chain keyed by the master keys that shows
+any edited, deleted or reordered entry; a checkpoint of its head kept
+elsewhere (audit head, the audit.checkpoint event) also shows deleted newest
+entries. Root reads everything; an account admin its account's entries. See
+docs/audit.md.`,
 	}
 	a.addClientFlags(cmd)
-	cmd.AddCommand(a.auditListCommand(), a.auditVerifyCommand(), a.auditExportCommand())
+	cmd.AddCommand(a.auditListCommand(), a.auditVerifyCommand(), a.auditHeadCommand(), a.auditExportCommand())
 	return cmd
 }
 
@@ -111,16 +113,30 @@ func (a *app) auditListCommand() *cobra.Command {
 }
 
 func (a *app) auditVerifyCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "verify",
-		Short: "Check the audit log's hash chain (root key); exit 1 when it is broken",
-		Args:  exactArgs(),
+	var expect string
+	cmd := &cobra.Command{
+		Use:   "verify [--expect SEQ:HASH]",
+		Short: "Check the audit log's chain (root key); exit 1 when it is broken or misses a checkpoint's entry",
+		Long: `Check the audit log's chain on the server: every entry must follow the one
+before it and carry a MAC under the master keys that fits its contents.
+--expect SEQ:HASH, a checkpoint printed earlier by keyward audit head or sent
+as the audit.checkpoint webhook event, also checks that the log still holds
+entry SEQ with that hash: a log whose newest entries were deleted ends before
+it. Exit 1, with one line naming the first bad entry, when the check fails.`,
+		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var x *keyward.AuditCheckpoint
+			if expect != "" {
+				var err error
+				if x, err = keyward.ParseAuditCheckpoint(expect); err != nil {
+					return usageErrorf("--expect: %s", keyward.ErrorMessage(err))
+				}
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			v, err := c.VerifyAudit(cmd.Context())
+			v, err := c.VerifyAudit(cmd.Context(), x)
 			if err != nil {
 				return err
 			}
@@ -133,19 +149,51 @@ func (a *app) auditVerifyCommand() *cobra.Command {
 				return err
 			}
 			if !v.OK {
-				return &exitError{code: ExitError, err: errAuditBroken{v.FirstBad}}
+				return &exitError{code: ExitError, err: errAuditBroken{v}}
 			}
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&expect, "expect", "", "a checkpoint SEQ:HASH (keyward audit head) the log must still reach")
+	return cmd
 }
 
-// errAuditBroken is the error of a broken chain; its message names the
-// first bad entry.
-type errAuditBroken struct{ seq int64 }
+func (a *app) auditHeadCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "head",
+		Short: "Print a signed checkpoint of the audit log's newest entry (root key)",
+		Long: `Print the sequence number and hash of the audit log's newest entry, with a MAC
+over both under the chain key of the current master key. Keep the SEQ:HASH line
+outside the database (a ticket, a log host, a printout): keyward audit verify
+--expect SEQ:HASH then reports a log whose newest entries were deleted. The
+audit.checkpoint webhook event publishes the same on a schedule.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			h, err := c.AuditHead(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.show(h, func(w io.Writer) error {
+				return fields(w, "checkpoint", h.String(), "seq", strconv.FormatInt(h.Seq, 10), "hash", h.Hash,
+					"mac", h.MAC, "master key version", strconv.Itoa(h.KeyVersion), "time", formatTime(h.Time))
+			})
+		},
+	}
+}
+
+// errAuditBroken is the error of a failed verification; its message names
+// the first bad entry.
+type errAuditBroken struct{ v *keyward.AuditVerification }
 
 func (e errAuditBroken) Error() string {
-	return "the audit log's hash chain is broken at entry " + strconv.FormatInt(e.seq, 10) + ": it was edited, or follows a deleted or reordered entry"
+	if e.v.Truncated {
+		return "the audit log misses its newest entries: " + e.v.Problem
+	}
+	return "the audit log's chain is broken at entry " + strconv.FormatInt(e.v.FirstBad, 10) + ": " + e.v.Problem
 }
 
 func (a *app) auditExportCommand() *cobra.Command {

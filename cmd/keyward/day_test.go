@@ -217,7 +217,7 @@ func TestSimulatedDay(t *testing.T) {
 	if !strings.Contains(export.String(), `"action":"key.leaked"`) || !strings.Contains(export.String(), `"system":"keyward"`) {
 		t.Errorf("the audit export lacks the leak or the jobs' entries:\n%s", export.String())
 	}
-	if v, err := svc.VerifyAudit(root); err != nil || !v.OK {
+	if v, err := svc.VerifyAudit(root, nil); err != nil || !v.OK {
 		t.Fatalf("audit verify of the day: %+v, %v", v, err)
 	}
 	db, err := sql.Open("sqlite", store.Path())
@@ -228,7 +228,7 @@ func TestSimulatedDay(t *testing.T) {
 	if _, err := db.ExecContext(ctx, "UPDATE audit_log SET target_id = 'key_someone_else' WHERE seq = 4"); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := svc.VerifyAudit(root); err != nil || v.OK || v.FirstBad != 4 {
+	if v, err := svc.VerifyAudit(root, nil); err != nil || v.OK || v.FirstBad != 4 {
 		t.Fatalf("audit verify after tampering with entry 4: %+v, %v", v, err)
 	}
 

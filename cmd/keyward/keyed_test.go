@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -174,4 +175,101 @@ func TestProviderPasswordBoundToURL(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAuditCheckpoint: `audit head` prints a checkpoint of the newest
+// entry; after the newest rows are deleted in the database, `audit verify`
+// alone still passes (what is left is a valid chain) but `audit verify
+// --expect SEQ:HASH` exits 1 with one line saying the tail is missing.
+// Entries edited and their hashes recomputed with plain SHA-256, as someone
+// without the master keys could, fail verify; the whole log so rewritten
+// (which serve keys again from its head at the next start) fails against a
+// checkpoint.
+func TestAuditCheckpoint(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			s := startServer(t, b.env)
+			root := s.rootKey
+			for _, name := range []string{"a", "b", "c"} {
+				s.ok(t, root, "accounts", "create", "--name", name)
+			}
+			var head keyward.AuditCheckpoint
+			s.okJSON(t, root, &head, "audit", "head")
+			if head.Seq < 4 || len(head.Hash) != 64 || len(head.MAC) != 64 || head.KeyVersion != 1 {
+				t.Fatalf("audit head = %+v, want the newest of at least 4 entries with a hash and a MAC", head)
+			}
+			if out := s.ok(t, root, "audit", "head"); !strings.Contains(out, head.String()) {
+				t.Errorf("audit head prints %q, want the checkpoint %s", out, head.String())
+			}
+			s.ok(t, root, "audit", "verify", "--expect", head.String())
+			s.fails(t, ExitUsage, root, "audit", "verify", "--expect", "4:nothex")
+
+			s.stop(t)
+			b.exec(t, "DELETE FROM audit_log WHERE seq >= "+strconv.FormatInt(head.Seq-1, 10))
+			s = startServer(t, b.env)
+			s.ok(t, root, "audit", "verify")
+			msg := s.fails(t, ExitError, root, "audit", "verify", "--expect", head.String())
+			if !strings.Contains(msg, "misses its newest entries") || !strings.Contains(msg, "entry "+strconv.FormatInt(head.Seq, 10)) {
+				t.Errorf("verify --expect after deleting the tail: %q, want it to say the newest entries are missing", msg)
+			}
+			var left keyward.AuditCheckpoint
+			s.okJSON(t, root, &left, "audit", "head")
+
+			// Entry 2 edited, it and those after it rehashed with plain
+			// SHA-256: they follow a keyed entry, so verify fails.
+			s.stop(t)
+			b.exec(t, "UPDATE audit_log SET action = 'account.nothing' WHERE seq = 2")
+			b.rehashPlain(t, 2)
+			s = startServer(t, b.env)
+			if msg := s.fails(t, ExitError, root, "audit", "verify"); !strings.Contains(msg, "broken at entry 2") {
+				t.Errorf("verify after rehashing entries 2- with plain SHA-256: %q, want it broken at entry 2", msg)
+			}
+
+			// The whole log rehashed: serve keys the chain again from the
+			// forged head at start, and only a checkpoint shows it.
+			s.stop(t)
+			b.rehashPlain(t, 1)
+			s = startServer(t, b.env)
+			if msg := s.fails(t, ExitError, root, "audit", "verify", "--expect", left.String()); !strings.Contains(msg, "differs from the checkpoint") {
+				t.Errorf("verify --expect after rehashing the whole log: %q, want the checkpoint's entry to differ", msg)
+			}
+		})
+	}
+}
+
+// rehashPlain rewrites the audit log's entries from seq from on with plain
+// SHA-256 hashes, as someone with write access to the database and no
+// master key could. The server must be stopped.
+func (b backend) rehashPlain(t *testing.T, from int64) {
+	t.Helper()
+	st, err := openStore(t.Context(), &Config{Data: b.env["KEYWARD_DATA"], Store: b.env["KEYWARD_STORE"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev []byte
+	var rewrites []string
+	for _, e := range keywardtest.AuditLog(t, st) {
+		if e.Seq >= from {
+			e.ChainVersion = 0
+			e.PrevHash, e.Hash = prev, e.ChainHash(prev, nil)
+			prevSQL := "NULL"
+			if prev != nil {
+				prevSQL = hexLiteral(b.name, prev)
+			}
+			rewrites = append(rewrites, "UPDATE audit_log SET chain_version = 0, prev_hash = "+prevSQL+", hash = "+hexLiteral(b.name, e.Hash)+" WHERE seq = "+strconv.FormatInt(e.Seq, 10))
+		}
+		prev = e.Hash
+	}
+	st.Close()
+	for _, q := range rewrites {
+		b.exec(t, q)
+	}
+}
+
+// hexLiteral writes b as a byte string literal of the backend's SQL.
+func hexLiteral(backend string, b []byte) string {
+	if backend == "postgres" {
+		return "'\\x" + hex.EncodeToString(b) + "'::bytea"
+	}
+	return "x'" + hex.EncodeToString(b) + "'"
 }

@@ -288,6 +288,11 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 		return err
 	}
 	c.bindProviderPasswords(ctx, log)
+	if plainUntil, err := c.admin.KeyAuditChain(ctx); err != nil {
+		return fmt.Errorf("keying the audit chain: %w", err)
+	} else if plainUntil > 0 {
+		log.Warn("the audit log's newest entry is hashed with plain SHA-256: keyed the chain from it on (audit.chain_keyed). Expected once, at the upgrade that keys the chain; if this keyward was upgraded before, the log was rewritten: check it with keyward audit verify --expect against a checkpoint (docs/audit.md)", "plain_until", plainUntil)
+	}
 	defer func() {
 		// Shutdown and the final usage flush get their own deadline: ctx
 		// is already cancelled by then.
