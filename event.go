@@ -19,6 +19,9 @@ const (
 	EventQuotaExhausted = "quota.exhausted"
 	EventIPBlocked      = "ip.blocked"
 	EventAnomaly        = "anomaly.detected"
+	// EventAuditCheckpoint publishes a signed checkpoint of the audit
+	// log's head (AuditCheckpoint) on a schedule, to global endpoints.
+	EventAuditCheckpoint = "audit.checkpoint"
 )
 
 // EventTypes lists every event type, in the order the docs give them.
@@ -27,6 +30,7 @@ var EventTypes = []string{
 	EventKeyExpired, EventKeyRotationDue, EventKeyLeaked,
 	EventQuotaExhausted, EventIPBlocked, EventAnomaly,
 	EventCredentialCreated, EventCredentialRevoked, EventCredentialRotated, EventCredentialExpired,
+	EventAuditCheckpoint,
 }
 
 // Event is something that happened which webhook endpoints may be told

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
@@ -258,6 +259,28 @@ func (s *Service) AuditHead(ctx context.Context) (*keyward.AuditCheckpoint, erro
 		return nil, err
 	}
 	return s.checkpoint(ctx)
+}
+
+// PublishAuditCheckpoint writes a signed checkpoint of the audit log's
+// newest entry, taken at now, to the outbox as the audit.checkpoint event
+// (global: only global endpoints receive it). It returns false, publishing
+// nothing, when the log is empty. The lifecycle job runs it on a schedule,
+// so that a copy of the head lives outside the database.
+func (s *Service) PublishAuditCheckpoint(ctx context.Context, now time.Time) (bool, error) {
+	cp, err := s.checkpoint(ctx)
+	if keyward.ErrorCode(err) == keyward.ENOTFOUND {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	cp.Time = now
+	data, err := json.Marshal(cp)
+	if err != nil {
+		return false, keyward.WrapError(keyward.EINTERNAL, err, "admin: event data of the audit checkpoint")
+	}
+	ev := &keyward.Event{ID: apikey.NewID("msg"), Type: keyward.EventAuditCheckpoint, Time: now, Data: data}
+	return true, s.store.AppendEvents(ctx, []*keyward.Event{ev})
 }
 
 // checkpoint returns the signed checkpoint of the newest audit entry.

@@ -40,10 +40,13 @@ const (
 	JobRotation = "rotation"
 	JobCleanup  = "cleanup"
 	JobRefill   = "refill"
+	// JobCheckpoint publishes a signed checkpoint of the audit log's head
+	// (the audit.checkpoint event).
+	JobCheckpoint = "checkpoint"
 )
 
 // Jobs lists the jobs in the order RunOnce runs them.
-var Jobs = []string{JobExpiry, JobRotation, JobCleanup, JobRefill}
+var Jobs = []string{JobExpiry, JobRotation, JobCleanup, JobRefill, JobCheckpoint}
 
 // Defaults of Config.
 const (
@@ -51,7 +54,10 @@ const (
 	DefaultRotationInterval = 5 * time.Minute
 	DefaultCleanupInterval  = time.Hour
 	DefaultRefillInterval   = 5 * time.Minute
-	DefaultBatchSize        = 200
+	// DefaultCheckpointInterval is how often the audit log's head is
+	// published.
+	DefaultCheckpointInterval = time.Hour
+	DefaultBatchSize          = 200
 )
 
 // Actions makes the jobs' changes, each with its audit entry and webhook
@@ -74,6 +80,10 @@ type Actions interface {
 	// RetireDueCredential revokes at its provider a managed credential
 	// that expired or whose rotation grace ended, if it still is.
 	RetireDueCredential(ctx context.Context, c *keyward.ManagedCredential, now time.Time) error
+	// PublishAuditCheckpoint publishes a signed checkpoint of the audit
+	// log's newest entry as the audit.checkpoint event, and reports
+	// whether there was one (an empty log has none).
+	PublishAuditCheckpoint(ctx context.Context, now time.Time) (bool, error)
 }
 
 // Refiller stores the credit refills due at now of a key, through the
@@ -92,9 +102,9 @@ type Config struct {
 	Actions Actions
 	// Credits is the credit ledger; nil turns the refill job off.
 	Credits Refiller
-	// ExpiryInterval, RotationInterval, CleanupInterval and
-	// RefillInterval are how often Run runs each job.
-	ExpiryInterval, RotationInterval, CleanupInterval, RefillInterval time.Duration
+	// ExpiryInterval, RotationInterval, CleanupInterval, RefillInterval
+	// and CheckpointInterval are how often Run runs each job.
+	ExpiryInterval, RotationInterval, CleanupInterval, RefillInterval, CheckpointInterval time.Duration
 	// KeyRetention is how long keys are kept after they were revoked or
 	// expired; 0 keeps them forever. Root keys are never deleted.
 	KeyRetention time.Duration
@@ -122,7 +132,7 @@ type Result struct {
 	// Changes counts what the run changed, by action (see Actions):
 	// key_expired, key_rotation_due, key_expiry_scheduled, key_deleted,
 	// ip_rule_deleted, webhook_events_deleted, credits_refilled,
-	// credential_retired.
+	// credential_retired, audit_checkpoint_published.
 	Changes map[string]int `json:"changes,omitempty"`
 	// Skipped counts items another instance dealt with first, or that
 	// were gone or changed when their turn came.
@@ -141,9 +151,10 @@ const (
 	// actionCredential counts managed credentials revoked at their
 	// provider: expired, or past their rotation grace.
 	actionCredential = "credential_retired"
+	actionCheckpoint = "audit_checkpoint_published"
 )
 
-var actions = []string{actionExpired, actionDue, actionScheduled, actionKeyDelete, actionRuleDel, actionEventsDel, actionRefilled, actionCredential}
+var actions = []string{actionExpired, actionDue, actionScheduled, actionKeyDelete, actionRuleDel, actionEventsDel, actionRefilled, actionCredential, actionCheckpoint}
 
 // Runner runs the lifecycle jobs. It is a prometheus.Collector.
 type Runner struct {
@@ -163,7 +174,7 @@ func New(cfg Config) (*Runner, error) {
 	switch {
 	case cfg.Store == nil || cfg.Actions == nil:
 		return nil, keyward.Errorf(keyward.EINVALID, "lifecycle: a store and actions are required")
-	case cfg.ExpiryInterval < 0 || cfg.RotationInterval < 0 || cfg.CleanupInterval < 0 || cfg.RefillInterval < 0:
+	case cfg.ExpiryInterval < 0 || cfg.RotationInterval < 0 || cfg.CleanupInterval < 0 || cfg.RefillInterval < 0 || cfg.CheckpointInterval < 0:
 		return nil, keyward.Errorf(keyward.EINVALID, "lifecycle: job intervals must be positive")
 	case cfg.KeyRetention < 0 || cfg.IPRuleRetention < 0 || cfg.WebhookRetention < 0 || cfg.BatchSize < 0:
 		return nil, keyward.Errorf(keyward.EINVALID, "lifecycle: retentions and batch size must not be negative")
@@ -177,6 +188,7 @@ func New(cfg Config) (*Runner, error) {
 	set(&cfg.RotationInterval, DefaultRotationInterval)
 	set(&cfg.CleanupInterval, DefaultCleanupInterval)
 	set(&cfg.RefillInterval, DefaultRefillInterval)
+	set(&cfg.CheckpointInterval, DefaultCheckpointInterval)
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = DefaultBatchSize
 	}
@@ -189,6 +201,7 @@ func New(cfg Config) (*Runner, error) {
 	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "lifecycle")}
 	r.jobs = map[string]func(context.Context, *Result) error{
 		JobExpiry: r.expiry, JobRotation: r.rotation, JobCleanup: r.cleanup, JobRefill: r.refill,
+		JobCheckpoint: r.checkpoint,
 	}
 	counters := func(names []string) map[string]*atomic.Int64 {
 		m := make(map[string]*atomic.Int64, len(names))
@@ -261,6 +274,7 @@ func (r *Runner) Run(ctx context.Context) {
 	intervals := map[string]time.Duration{
 		JobExpiry: r.cfg.ExpiryInterval, JobRotation: r.cfg.RotationInterval,
 		JobCleanup: r.cfg.CleanupInterval, JobRefill: r.cfg.RefillInterval,
+		JobCheckpoint: r.cfg.CheckpointInterval,
 	}
 	var wg sync.WaitGroup
 	for _, job := range Jobs {
@@ -419,4 +433,13 @@ func (r *Runner) refill(ctx context.Context, res *Result) error {
 			return r.cfg.Store.CreditRefillsDue(ctx, now, after, limit)
 		}, identity,
 		func(id string) (bool, error) { return r.cfg.Credits.RefillCredits(ctx, id, now) })
+}
+
+// checkpoint publishes a signed checkpoint of the audit log's head.
+func (r *Runner) checkpoint(ctx context.Context, res *Result) error {
+	published, err := r.cfg.Actions.PublishAuditCheckpoint(ctx, r.now())
+	if published {
+		res.Changes[actionCheckpoint]++
+	}
+	return err
 }

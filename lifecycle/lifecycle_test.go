@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"net/netip"
@@ -372,5 +373,60 @@ func TestLockHeldSkipsRun(t *testing.T) {
 	}
 	if _, err := in.runner.RunJob(context.Background(), "nightly"); keyward.ErrorCode(err) != keyward.EINVALID {
 		t.Fatalf("RunJob(unknown) = %v, want EINVALID", err)
+	}
+}
+
+// TestCheckpointJob: the checkpoint job publishes the audit log's head as
+// a global audit.checkpoint event, signed with the chain key, which a
+// verification against it accepts; an empty log publishes nothing.
+func TestCheckpointJob(t *testing.T) {
+	s := keywardtest.NewSQLiteStore(t)
+	c := &clock{t: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
+	in := newInstance(t, s, c, lifecycle.Config{})
+	db, err := sql.Open("sqlite", s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	checkpoints := func() []event {
+		return events(t, db, "SELECT type, data FROM webhook_events WHERE type = 'audit.checkpoint' AND account_id = '' ORDER BY id")
+	}
+	if res, err := in.runner.RunJob(t.Context(), lifecycle.JobCheckpoint); err != nil || !res.Ran || len(res.Changes) != 0 || len(checkpoints()) != 0 {
+		t.Fatalf("checkpoint of an empty log = %+v, %v, events %v; want nothing published", res, err, checkpoints())
+	}
+
+	_, rootKey, err := in.admin.Bootstrap(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := keyward.NewContextWithIdentity(t.Context(), keyward.IdentityOf(rootKey, ""))
+	if _, err := in.admin.CreateAccount(root, keyward.AccountCreate{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := in.runner.RunJob(t.Context(), lifecycle.JobCheckpoint)
+	if err != nil || res.Changes["audit_checkpoint_published"] != 1 {
+		t.Fatalf("checkpoint job = %+v, %v; want one published", res, err)
+	}
+	got := checkpoints()
+	if len(got) != 1 {
+		t.Fatalf("audit.checkpoint events: %v, want one global event", got)
+	}
+	b, _ := json.Marshal(got[0].Data)
+	var cp keyward.AuditCheckpoint
+	if err := json.Unmarshal(b, &cp); err != nil {
+		t.Fatal(err)
+	}
+	log := keywardtest.AuditLog(t, s)
+	head := log[len(log)-1]
+	key, err := keywardtest.NewKeyring(t).AuditChainKey(cp.KeyVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Seq != head.Seq || cp.Hash != hex.EncodeToString(head.Hash) || !cp.Time.Equal(c.Now()) ||
+		cp.MAC != hex.EncodeToString(keyward.CheckpointMAC(key, cp.Seq, head.Hash)) {
+		t.Fatalf("checkpoint %+v, want entry %d's hash signed with the chain key at %v", cp, head.Seq, c.Now())
+	}
+	if v, err := in.admin.VerifyAudit(root, &keyward.AuditCheckpoint{Seq: cp.Seq, Hash: cp.Hash}); err != nil || !v.OK {
+		t.Fatalf("verify against the published checkpoint = %+v, %v", v, err)
 	}
 }

@@ -10,7 +10,7 @@ var (
 	errorsDesc = prometheus.NewDesc("keyward_lifecycle_errors_total",
 		"Runs of each lifecycle job that failed (the next run tries again).", []string{"job"}, nil)
 	changesDesc = prometheus.NewDesc("keyward_lifecycle_changes_total",
-		"Changes made by the lifecycle jobs of this instance, by action: key_expired and key_rotation_due (announced), key_expiry_scheduled, key_deleted, ip_rule_deleted, credits_refilled.", []string{"action"}, nil)
+		"Changes made by the lifecycle jobs of this instance, by action: key_expired and key_rotation_due (announced), key_expiry_scheduled, key_deleted, ip_rule_deleted, credits_refilled, credential_retired, audit_checkpoint_published.", []string{"action"}, nil)
 )
 
 // Describe implements prometheus.Collector.

@@ -27,12 +27,13 @@ type LifecycleConfig struct {
 	// Disabled runs no job on this instance (others sharing the store
 	// still may).
 	Disabled bool `yaml:"disabled"`
-	// ExpiryInterval, RotationInterval, CleanupInterval and
-	// RefillInterval are how often each job runs.
-	ExpiryInterval   time.Duration `yaml:"expiry_interval"`
-	RotationInterval time.Duration `yaml:"rotation_interval"`
-	CleanupInterval  time.Duration `yaml:"cleanup_interval"`
-	RefillInterval   time.Duration `yaml:"refill_interval"`
+	// ExpiryInterval, RotationInterval, CleanupInterval, RefillInterval
+	// and CheckpointInterval are how often each job runs.
+	ExpiryInterval     time.Duration `yaml:"expiry_interval"`
+	RotationInterval   time.Duration `yaml:"rotation_interval"`
+	CleanupInterval    time.Duration `yaml:"cleanup_interval"`
+	RefillInterval     time.Duration `yaml:"refill_interval"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 	// KeyRetention is how long a revoked or expired key is kept before
 	// cleanup deletes it; 0 keeps keys forever.
 	KeyRetention time.Duration `yaml:"key_retention"`
@@ -55,7 +56,7 @@ func (c *Config) validateLifecycle(add func(key, format string, args ...any)) {
 	for _, iv := range []struct {
 		name string
 		d    time.Duration
-	}{{"expiry_interval", l.ExpiryInterval}, {"rotation_interval", l.RotationInterval}, {"cleanup_interval", l.CleanupInterval}, {"refill_interval", l.RefillInterval}} {
+	}{{"expiry_interval", l.ExpiryInterval}, {"rotation_interval", l.RotationInterval}, {"cleanup_interval", l.CleanupInterval}, {"refill_interval", l.RefillInterval}, {"checkpoint_interval", l.CheckpointInterval}} {
 		if iv.d != 0 && (iv.d < minJobInterval || iv.d > maxJobInterval) {
 			add("lifecycle."+iv.name, "%s is out of range: use between %s and %s, or omit it for the default", iv.d, minJobInterval, maxJobInterval)
 		}
@@ -84,6 +85,8 @@ func (c *core) newLifecycle(cfg *Config, log *slog.Logger) (*lifecycle.Runner, e
 		WebhookRetention: l.WebhookRetention,
 		IPRuleRetention:  l.IPRuleRetention,
 		Logger:           log,
+
+		CheckpointInterval: l.CheckpointInterval,
 	}
 	if r, ok := c.ledger.(lifecycle.Refiller); ok {
 		lc.Credits = r
