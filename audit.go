@@ -278,7 +278,9 @@ type AuditChain struct {
 	// (keyring.Keyring.AuditChainKey). With Keys set the chain must be
 	// keyed: once an entry is keyed every later one must be, and a chain
 	// of entries with none keyed fails (keyward serve keys the chain at
-	// start), so rewriting entries with plain SHA-256 hashes is detected.
+	// start), so rewriting entries with plain SHA-256 hashes is detected;
+	// and chain versions never go down along the chain, so a retired
+	// master key cannot chain entries after those of a newer one.
 	// Without it a keyed entry cannot be checked and fails.
 	Keys func(version int) ([]byte, error)
 	// Expect is a checkpoint taken earlier (keyward audit head, the
@@ -289,6 +291,7 @@ type AuditChain struct {
 	prev    []byte
 	next    int64 // the Seq the next entry must have; 0 means 1
 	checked int64
+	version int // the chain version of the last entry checked
 	keyed   bool
 	bad     *AuditVerification
 }
@@ -308,7 +311,7 @@ func (c *AuditChain) Check(entries []*AuditEntry) bool {
 			c.bad = &AuditVerification{FirstBad: e.Seq, Problem: problem}
 			return false
 		}
-		c.prev, c.next = e.Hash, e.Seq+1
+		c.prev, c.next, c.version = e.Hash, e.Seq+1, e.ChainVersion
 		c.keyed = c.keyed || e.ChainVersion != 0
 	}
 	return true
@@ -324,8 +327,10 @@ func (c *AuditChain) problem(e *AuditEntry) string {
 		return "its previous hash does not match the entry before it: an entry before it was deleted, edited or reordered"
 	case e.ChainVersion == 0 && c.keyed:
 		return "it is hashed with plain SHA-256 after keyed entries: it was written or rewritten without the chain key"
-	case e.ChainVersion < 0:
-		return "its chain version is negative: the entry was edited"
+	case e.ChainVersion < c.version:
+		// Master keys only move up: a retired key cannot chain entries
+		// after those of a newer one.
+		return "it is chained with master key version " + strconv.Itoa(e.ChainVersion) + ", older than the entry before it (" + strconv.Itoa(c.version) + "): it was written or rewritten with a retired master key"
 	}
 	var key []byte
 	if e.ChainVersion != 0 {

@@ -544,6 +544,25 @@ func testKeyedAuditTamper(t *testing.T, open func(t *testing.T) (keyward.Store, 
 		}
 	})
 
+	t.Run("a retired master key cannot rewrite entries chained under a newer one", func(t *testing.T) {
+		s, exec := open(t)
+		v1, both, _ := NewKeyrings(t)
+		appendKeyed(t, s, v1, 2)
+		appendKeyed(t, s, both, 2) // version 2 added: entries 3 and 4 chain under it
+		if v := verifyKeyed(t, s, both, nil); !v.OK || v.Entries != 4 {
+			t.Fatalf("a log chained under versions 1 then 2: %+v, want intact", v)
+		}
+		// Whoever holds the retired version 1 rewrites entry 4 under it.
+		if err := exec("UPDATE audit_log SET action = $1 WHERE seq = $2", "key.nothing", 4); err != nil {
+			t.Fatal(err)
+		}
+		old, _ := v1.AuditChainKey(1)
+		rechain(t, s, exec, 4, 1, old)
+		if v := verifyKeyed(t, s, both, nil); v.OK || v.FirstBad != 4 || !strings.Contains(v.Problem, "retired master key") {
+			t.Fatalf("entry 4 rewritten under the retired version: %+v, want it bad", v)
+		}
+	})
+
 	t.Run("an upgraded log: plain entries, then keyed ones", func(t *testing.T) {
 		s, exec := open(t)
 		AppendAuditEntries(t, s, 3) // written before the chain was keyed
