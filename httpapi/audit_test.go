@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -44,5 +45,20 @@ func TestAuditOverHTTP(t *testing.T) {
 	}
 	if r := e.do("GET", "/v1/audit?since=yesterday", e.root, ""); r.status != http.StatusBadRequest {
 		t.Errorf("bad since: %d, want 400", r.status)
+	}
+
+	// A checkpoint of the head, verified against; a malformed one is bad
+	// input.
+	r = e.do("GET", "/v1/audit/head", e.root, "")
+	var head keyward.AuditCheckpoint
+	if err := json.Unmarshal(r.body, &head); err != nil || r.status != http.StatusOK || head.Seq < 4 || head.MAC == "" {
+		t.Fatalf("head: %d %s", r.status, r.body)
+	}
+	r = e.do("GET", "/v1/audit/verify?expect="+head.String(), e.root, "")
+	if err := json.Unmarshal(r.body, &v); err != nil || !v.OK {
+		t.Fatalf("verify against the head: %s", r.body)
+	}
+	if r := e.do("GET", "/v1/audit/verify?expect=12:zz", e.root, ""); r.status != http.StatusBadRequest || !bytes.Contains(r.body, []byte(`"code":"invalid"`)) {
+		t.Errorf("verify with a malformed checkpoint: %d %s, want 400 invalid", r.status, r.body)
 	}
 }

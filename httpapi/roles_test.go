@@ -105,6 +105,7 @@ var roleTable = []struct {
 	{"GET /v1/audit", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 403, userOther: 403}},
 	{"GET /v1/audit?account_id={account}&action=key.create", ``, accountManager(200)},
 	{"GET /v1/audit/verify", ``, onlyRoot(200)},
+	{"GET /v1/audit/head", ``, onlyRoot(200)},
 	{"GET /v1/usage", ``, want{root: 200, adminOf: 200, adminOther: 200, userOf: 403, userOther: 403}},
 	{"GET /v1/usage?account_id={account}&granularity=hour", ``, accountManager(200)},
 	{"GET /v1/whoami", ``, anyKey(200)},
