@@ -429,3 +429,27 @@ func assertNoSecret(t *testing.T, err error, secret string) {
 		}
 	}
 }
+
+// TestAuditChainKey: the chain key of a version is derived from that
+// master key alone (the same in every keyring that holds it, never the
+// master key itself), differs between versions, and the current one is
+// the highest version's; an unknown version names itself.
+func TestAuditChainKey(t *testing.T) {
+	one := mustNew(t, map[int]keyward.Secret{1: key1})
+	both := mustNew(t, map[int]keyward.Secret{1: key1, 2: key2})
+	k1, err := one.AuditChainKey(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, _ := both.AuditChainKey(1)
+	b2, _ := both.AuditChainKey(2)
+	raw1, _ := hex.DecodeString(strings.Repeat("11", KeyLen))
+	if len(k1) != KeyLen || !bytes.Equal(k1, b1) || bytes.Equal(k1, b2) || bytes.Equal(k1, raw1) {
+		t.Fatalf("chain keys: v1 %x, v1 of both %x, v2 %x", k1, b1, b2)
+	}
+	if cur := both.CurrentAuditChainKey(); cur.Version != 2 || !bytes.Equal(cur.Key, b2) {
+		t.Errorf("current chain key = version %d, want 2", cur.Version)
+	}
+	_, err = one.AuditChainKey(2)
+	wantCode(t, err, keyward.EINTERNAL, "master key version 2 is not configured")
+}

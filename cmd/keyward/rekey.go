@@ -27,7 +27,9 @@ Rotating a master key:
   1. add the new version (e.g. 2:hex:...) beside the old one on every instance,
      and restart them: new values are sealed under it from then on;
   2. run keyward rekey;
-  3. remove the old version from the configuration and restart.
+  3. remove the old version from the configuration and restart; or keep it
+     to verify the audit entries chained under it (keyward audit verify needs
+     the chain key of every version that keyed entries: docs/audit.md).
 
 Audit entries written before envelope encryption (keyward before migration 8)
 have their details sealed directly under a master key, inside the hash
