@@ -273,3 +273,49 @@ func hexLiteral(backend string, b []byte) string {
 	}
 	return "x'" + hex.EncodeToString(b) + "'"
 }
+
+// TestAuditUpgradeKeysChain: a database left by a keyward before the keyed
+// chain (schema 11, every entry hashed with plain SHA-256) is migrated at
+// start, serve keys the chain from its head (one audit.chain_keyed entry
+// naming the last plain one), and the whole log verifies, also against a
+// checkpoint taken then.
+func TestAuditUpgradeKeysChain(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			s := startServer(t, b.env)
+			root := s.rootKey
+			s.ok(t, root, "accounts", "create", "--name", "acme")
+			s.stop(t)
+			b.rehashPlain(t, 1)
+			b.exec(t, "ALTER TABLE audit_log DROP COLUMN chain_version")
+			b.exec(t, "ALTER TABLE provider_connections DROP COLUMN password_bound")
+			b.exec(t, "DELETE FROM schema_migrations WHERE version = 12")
+
+			s = startServer(t, b.env)
+			if !strings.Contains(s.stderr.String(), "keyed the chain from it on") {
+				t.Errorf("serve did not log keying the chain; log:\n%s", s.stderr)
+			}
+			var l keyward.AuditList
+			s.okJSON(t, root, &l, "audit", "list", "--action", "audit.chain_keyed")
+			var details struct {
+				PlainUntil int64 `json:"plain_until"`
+			}
+			if len(l.Items) != 1 || l.Items[0].ChainVersion != 1 || json.Unmarshal(l.Items[0].Details, &details) != nil || details.PlainUntil != 2 {
+				t.Fatalf("audit.chain_keyed entries: %+v, want one after the 2 plain entries", l.Items)
+			}
+			s.ok(t, root, "accounts", "create", "--name", "beta")
+			var head keyward.AuditCheckpoint
+			s.okJSON(t, root, &head, "audit", "head")
+			if out := s.ok(t, root, "audit", "verify", "--expect", head.String()); !strings.Contains(out, "yes") {
+				t.Errorf("verify of the upgraded log: %s", out)
+			}
+			// A second start keys nothing more.
+			s.stop(t)
+			s = startServer(t, b.env)
+			s.okJSON(t, root, &l, "audit", "list", "--action", "audit.chain_keyed")
+			if len(l.Items) != 1 {
+				t.Errorf("audit.chain_keyed entries after a second start: %d, want 1", len(l.Items))
+			}
+		})
+	}
+}
