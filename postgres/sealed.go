@@ -125,18 +125,20 @@ func (s *Store) sealedBatch(ctx context.Context, tx pgx.Tx, query string, kind k
 	var vals []keyward.SealedValue
 	for rows.Next() {
 		var (
-			v                     keyward.SealedValue
-			id                    any
-			action, ttype, target string
-			bound                 bool
-			dest                  = []any{&id, &v.Data, &v.Version}
+			v  keyward.SealedValue
+			id any
+			// The additional data's columns: an audit key's action,
+			// target type and target id; a provider password's kind,
+			// base URL and user name.
+			ad1, ad2, ad3 string
+			bound         bool
+			dest          = []any{&id, &v.Data, &v.Version}
 		)
 		switch kind {
 		case keyward.SealedAuditKey:
-			dest = append(dest, &action, &ttype, &target)
+			dest = append(dest, &ad1, &ad2, &ad3)
 		case keyward.SealedProviderPassword:
-			// kind, base URL, user name
-			dest = append(dest, &action, &ttype, &target, &bound)
+			dest = append(dest, &ad1, &ad2, &ad3, &bound)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, nil, s.dbError(err, nil)
@@ -150,9 +152,9 @@ func (s *Store) sealedBatch(ctx context.Context, tx pgx.Tx, query string, kind k
 		}
 		switch kind {
 		case keyward.SealedAuditKey:
-			v.AD = (&keyward.AuditEntry{Action: action, TargetType: ttype, TargetID: target}).DetailsAD()
+			v.AD = (&keyward.AuditEntry{Action: ad1, TargetType: ad2, TargetID: ad3}).DetailsAD()
 		case keyward.SealedProviderPassword:
-			v.AD = keyward.ProviderPasswordAD(v.ID, action, ttype, target)
+			v.AD = keyward.ProviderPasswordAD(v.ID, ad1, ad2, ad3)
 			if !bound {
 				v.LegacyAD = keyward.LegacyProviderPasswordAD(v.ID)
 			}
