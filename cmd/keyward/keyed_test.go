@@ -275,7 +275,7 @@ func hexLiteral(backend string, b []byte) string {
 }
 
 // TestAuditUpgradeKeysChain: a database left by a keyward before the keyed
-// chain (schema 11, every entry hashed with plain SHA-256) is migrated at
+// chain (schema 15, every entry hashed with plain SHA-256) is migrated at
 // start, serve keys the chain from its head (one audit.chain_keyed entry
 // naming the last plain one), and the whole log verifies, also against a
 // checkpoint taken then.
@@ -289,7 +289,7 @@ func TestAuditUpgradeKeysChain(t *testing.T) {
 			b.rehashPlain(t, 1)
 			b.exec(t, "ALTER TABLE audit_log DROP COLUMN chain_version")
 			b.exec(t, "ALTER TABLE provider_connections DROP COLUMN password_bound")
-			b.exec(t, "DELETE FROM schema_migrations WHERE version = 12")
+			b.exec(t, "DELETE FROM schema_migrations WHERE version = 16")
 
 			s = startServer(t, b.env)
 			if !strings.Contains(s.stderr.String(), "keyed the chain from it on") {

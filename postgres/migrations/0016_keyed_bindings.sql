@@ -1,5 +1,5 @@
 -- Bindings keyed by the master keys: the PostgreSQL twin of
--- sqlite/migrations/0012_keyed_bindings.sql.
+-- sqlite/migrations/0016_keyed_bindings.sql.
 --
 -- password_bound says a provider connection's password is sealed with
 -- keyward.ProviderPasswordAD (bound to the connection's id, kind, base URL
