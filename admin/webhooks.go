@@ -6,6 +6,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/webhook"
 	"github.com/keyward/keyward/webhook/signature"
 )
 
@@ -239,7 +240,8 @@ func (s *Service) DeleteWebhookEndpoint(ctx context.Context, endpointID string) 
 }
 
 // WebhookDeliveries returns a page of an endpoint's delivery log, newest
-// event first.
+// event first. Root reads each delivery's last error in full; an account
+// admin reads webhook.PublicError of it.
 func (s *Service) WebhookDeliveries(ctx context.Context, endpointID string, p keyward.Page) (*keyward.WebhookDeliveryList, error) {
 	id, err := caller(ctx)
 	if err != nil {
@@ -251,6 +253,13 @@ func (s *Service) WebhookDeliveries(ctx context.Context, endpointID string, p ke
 	items, next, err := s.store.WebhookDeliveries(ctx, endpointID, p)
 	if err != nil {
 		return nil, err
+	}
+	if !isRoot(id) {
+		// The detail of a failure that got no response names resolver
+		// and internal addresses: an account admin sees its kind.
+		for _, d := range items {
+			d.LastError = webhook.PublicError(d.LastStatus, d.LastError)
+		}
 	}
 	return &keyward.WebhookDeliveryList{Items: items, Next: next}, nil
 }

@@ -19,8 +19,10 @@ import (
 	"github.com/keyward/keyward/credits"
 	"github.com/keyward/keyward/gateway"
 	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/keywardtest"
 	"github.com/keyward/keyward/verify"
+	"github.com/keyward/keyward/webhook"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -33,6 +35,7 @@ type env struct {
 	t       *testing.T
 	store   keyward.Store
 	hasher  *apikey.Hasher
+	ring    *keyring.Keyring
 	engine  *verify.Engine
 	svc     *admin.Service
 	reg     *prometheus.Registry
@@ -40,6 +43,7 @@ type env struct {
 	ts      *httptest.Server
 	rec     *recorder
 	logs    *syncBuffer
+	log     *slog.Logger
 	root    keyward.Secret
 	rootKey *keyward.Key
 	// providers are the fake credential providers of admin.Config.Providers
@@ -54,13 +58,15 @@ type envOptions struct {
 	store keyward.Store // nil: keywardtest.NewSQLiteStore
 	// providers opens credential providers; nil: e.providers, fakes.
 	providers admin.ProviderFactory
+	// webhookGuard checks the URLs of webhook endpoints (admin.Config).
+	webhookGuard webhook.Guard
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
 
 func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, store: o.store, hasher: keywardtest.NewHasher(t), logs: &syncBuffer{}, providers: newFakeProviders()}
+	e := &env{t: t, store: o.store, hasher: keywardtest.NewHasher(t), ring: keywardtest.NewKeyring(t), logs: &syncBuffer{}, providers: newFakeProviders()}
 	if o.providers == nil {
 		o.providers = e.providers.open
 	}
@@ -68,6 +74,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		e.store = keywardtest.NewSQLiteStore(t)
 	}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.log = log
 	ledger := credits.NewStoreLedger(e.store)
 	engine, err := verify.New(verify.Config{Store: e.store, Hasher: e.hasher, Credits: ledger, Logger: log})
 	if err != nil {
@@ -77,7 +84,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.reg = prometheus.NewRegistry()
 	e.reg.MustRegister(engine)
-	e.svc = admin.New(admin.Config{Store: e.store, Hasher: e.hasher, Verifier: engine, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Providers: o.providers, Logger: log})
+	e.svc = admin.New(admin.Config{Store: e.store, Hasher: e.hasher, Verifier: engine, Credits: ledger, Sealer: e.ring, Providers: o.providers, WebhookGuard: o.webhookGuard, Logger: log})
 	fa, err := gateway.NewForwardAuth(gateway.Config{
 		Verifier: engine,
 		Routes:   []gateway.Route{{PathPrefix: "/admin", Permissions: []string{"admin"}, Exempt: []string{"/admin/docs"}}},

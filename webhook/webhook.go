@@ -6,8 +6,10 @@
 // POSTs each one, signed by the Standard Webhooks scheme (package
 // signature). A delivery that fails is retried with exponential backoff and
 // jitter, or after the Retry-After the endpoint asked for, up to
-// Config.MaxAttempts; an endpoint answering 410 Gone is disabled. Redirects
-// are not followed, and internal addresses are refused (Guard).
+// Config.MaxAttempts; an endpoint answering 410 Gone is disabled, and its
+// deliveries, the one that met the 410 included, wait for it to be enabled
+// again. Redirects are not followed, and internal addresses are refused
+// (Guard).
 //
 // Delivery is at least once: an instance that dies after a receiver got a
 // delivery but before recording it sends it again after the lease. Every
@@ -18,6 +20,7 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +30,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -310,10 +314,13 @@ func (s *Sender) attempt(ctx context.Context, d *keyward.WebhookDelivery) keywar
 		s.attempts[outcomeDelivered].Add(1)
 		return o
 	case status == http.StatusGone:
-		o.Error, o.State, o.NextAttemptAt = err.Error(), keyward.DeliveryFailed, start
+		// The delivery waits with the endpoint's others, due at once, and
+		// goes out when the endpoint is enabled again.
+		o.Error, o.State, o.NextAttemptAt = err.Error(), keyward.DeliveryPending, start
 		o.DisableEndpoint = "the endpoint answered 410 Gone: fix the receiver, then enable the endpoint again"
-		s.attempts[outcomeFailed].Add(1)
-		s.log.WarnContext(ctx, "webhook endpoint answered 410 Gone: disabled it", "endpoint", d.EndpointID)
+		s.attempts[outcomeRetry].Add(1)
+		s.log.WarnContext(ctx, "webhook endpoint answered 410 Gone: disabled it; its deliveries wait for it to be enabled again",
+			"endpoint", d.EndpointID, "event", d.EventID)
 		return o
 	}
 	o.Error = err.Error()
@@ -330,6 +337,8 @@ func (s *Sender) attempt(ctx context.Context, d *keyward.WebhookDelivery) keywar
 	}
 	o.State, o.NextAttemptAt = keyward.DeliveryPending, start.Add(delay)
 	s.attempts[outcomeRetry].Add(1)
+	s.log.InfoContext(ctx, "webhook delivery attempt failed; will retry", "endpoint", d.EndpointID, "event", d.EventID,
+		"attempts", d.Attempts+1, "next_attempt_at", o.NextAttemptAt, "err", err)
 	return o
 }
 
@@ -346,26 +355,27 @@ func Backoff(base, max time.Duration, n int, r float64) time.Duration {
 
 // send POSTs d's event, signed, and returns the response status, the
 // delay a Retry-After header asks for, and an error unless the endpoint
-// answered 2xx.
+// answered 2xx. An error without a response starts with one of the
+// reasons PublicError shows.
 func (s *Sender) send(ctx context.Context, d *keyward.WebhookDelivery, now time.Time) (int, time.Duration, error) {
 	secretText, err := s.cfg.Opener.Open(d.Endpoint.SecretVersion, d.Endpoint.SealedSecret, keyward.WebhookSecretAD(d.EndpointID))
 	if err != nil {
-		return 0, 0, fmt.Errorf("opening the endpoint's secret: %w", err)
+		return 0, 0, fmt.Errorf("%s: opening the endpoint's secret: %w", reasonInternal, err)
 	}
 	secret, err := signature.ParseSecret(string(secretText))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("%s: %w", reasonInternal, err)
 	}
 	body, err := json.Marshal(Payload{Type: d.Event.Type, Timestamp: d.Event.Time, Data: d.Event.Data})
 	if err != nil {
-		return 0, 0, fmt.Errorf("encoding the payload: %w", err)
+		return 0, 0, fmt.Errorf("%s: encoding the payload: %w", reasonInternal, err)
 	}
 	if err := s.cfg.Guard.CheckURL(d.Endpoint.URL); err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("%s: %w", reasonRefused, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Endpoint.URL, bytes.NewReader(body))
 	if err != nil {
-		return 0, 0, fmt.Errorf("building the request: %w", err)
+		return 0, 0, fmt.Errorf("%s: building the request: %w", reasonInternal, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "keyward-webhooks")
@@ -374,9 +384,9 @@ func (s *Sender) send(ctx context.Context, d *keyward.WebhookDelivery, now time.
 	if err != nil {
 		var ke *keyward.Error
 		if errors.As(err, &ke) {
-			return 0, 0, ke // the guard refused the address
+			return 0, 0, fmt.Errorf("%s: %w", reasonRefused, ke) // the guard refused the address
 		}
-		return 0, 0, fmt.Errorf("sending: %w", err)
+		return 0, 0, fmt.Errorf("%s: sending: %w", sendReason(err), err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
@@ -384,10 +394,69 @@ func (s *Sender) send(ctx context.Context, d *keyward.WebhookDelivery, now time.
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return resp.StatusCode, 0, nil
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return resp.StatusCode, 0, fmt.Errorf("%s to %q: redirects are not followed; point the endpoint at the final URL",
-			resp.Status, resp.Header.Get("Location"))
+		return resp.StatusCode, 0, fmt.Errorf("%s to %q: %s", resp.Status, resp.Header.Get("Location"), redirectAdvice)
 	}
 	return resp.StatusCode, retryAfter(resp.Header.Get("Retry-After"), now), fmt.Errorf("endpoint answered %s", resp.Status)
+}
+
+// The reasons an attempt got no response, as every reader of the delivery
+// log sees them (PublicError); the errors of send start with them.
+const (
+	reasonInternal = "keyward could not prepare the delivery"
+	reasonRefused  = "the endpoint's address is not allowed (an internal network)"
+	reasonDNS      = "the endpoint's host name could not be resolved"
+	reasonTimeout  = "the endpoint did not answer in time"
+	reasonTLS      = "the TLS handshake with the endpoint failed"
+	reasonConnect  = "the endpoint could not be reached"
+	// reasonUnknown stands for an error that starts with none of them.
+	reasonUnknown = "the attempt failed before the endpoint answered"
+)
+
+var reasons = []string{reasonInternal, reasonRefused, reasonDNS, reasonTimeout, reasonTLS, reasonConnect}
+
+// redirectAdvice ends the error of a 3xx answer.
+const redirectAdvice = "redirects are not followed; point the endpoint at the final URL"
+
+// sendReason classifies an error of the HTTP client.
+func sendReason(err error) string {
+	var (
+		dnsErr  *net.DNSError
+		certErr *tls.CertificateVerificationError
+		alert   tls.AlertError
+		header  tls.RecordHeaderError
+		netErr  net.Error
+	)
+	switch {
+	case errors.As(err, &dnsErr):
+		return reasonDNS
+	case errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &header):
+		return reasonTLS
+	case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return reasonTimeout
+	}
+	return reasonConnect
+}
+
+// PublicError returns what a reader other than root may see of a
+// delivery's last error (keyward.WebhookDelivery.LastError) with its last
+// status: the endpoint's answer, or the kind of failure without the
+// detail (resolver and internal addresses, keyward's own errors), which
+// the log and root's readers keep. Empty for no error.
+func PublicError(status int, lastError string) string {
+	switch {
+	case lastError == "":
+		return ""
+	case status >= 300 && status < 400:
+		return fmt.Sprintf("endpoint answered %d %s: %s", status, http.StatusText(status), redirectAdvice)
+	case status != 0:
+		return fmt.Sprintf("endpoint answered %d %s", status, http.StatusText(status))
+	}
+	for _, r := range reasons {
+		if strings.HasPrefix(lastError, r+": ") {
+			return r
+		}
+	}
+	return reasonUnknown
 }
 
 // retryAfter returns the delay a Retry-After header value asks for
@@ -419,7 +488,7 @@ const (
 var (
 	outcomeNames = [outcomeCount]string{"delivered", "retry", "failed"}
 	attemptsDesc = prometheus.NewDesc("keyward_webhook_attempts_total",
-		"Webhook delivery attempts by outcome: delivered, retry (failed, tried again later), failed (given up, or 410 Gone).",
+		"Webhook delivery attempts by outcome: delivered, retry (failed, tried again later, or after a 410 Gone when the endpoint is enabled again), failed (given up).",
 		[]string{"outcome"}, nil)
 	droppedDesc = prometheus.NewDesc("keyward_webhook_quota_events_dropped_total",
 		"quota.exhausted events not announced: the queue to the outbox was full, or the outbox could not be written.", nil, nil)

@@ -1,16 +1,22 @@
 package webhook_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -229,13 +235,13 @@ func TestRetryHonoursRetryAfterThenBacksOff(t *testing.T) {
 	}
 }
 
-func TestGoneDisablesEndpoint(t *testing.T) {
+func TestGoneDisablesEndpointAndTheDeliveryWaits(t *testing.T) {
 	e := newEnv(t, webhook.Config{})
 	e.rcv.reply(status(http.StatusGone))
-	e.announce(t, keyward.EventKeyCreated)
+	ev := e.announce(t, keyward.EventKeyCreated)
 	e.run(t)
-	if d := e.delivery(t); d.State != keyward.DeliveryFailed || d.LastStatus != http.StatusGone {
-		t.Fatalf("after 410: %+v, want failed", d)
+	if d := e.delivery(t); d.State != keyward.DeliveryPending || d.LastStatus != http.StatusGone {
+		t.Fatalf("after 410: %+v, want pending until the endpoint is enabled again", d)
 	}
 	ep, err := e.store.WebhookEndpoint(t.Context(), e.ep.ID)
 	if err != nil || !ep.Disabled || !strings.Contains(ep.DisabledReason, "410") {
@@ -245,6 +251,18 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	e.now = e.now.Add(time.Hour)
 	if n := e.run(t); n != 0 || len(e.rcv.received()) != 1 {
 		t.Fatalf("a disabled endpoint got %d more attempts", n)
+	}
+	if _, err := e.store.UpdateWebhookEndpoint(t.Context(), e.ep.ID, func(ep *keyward.WebhookEndpoint) error {
+		ep.Disabled, ep.DisabledReason = false, ""
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.run(t); n != 2 {
+		t.Fatalf("enabled again: %d attempts, want the delivery that met the 410 and the one that waited", n)
+	}
+	if got := e.rcv.received(); len(got) != 3 || got[0].id != ev.ID || (got[1].id != ev.ID && got[2].id != ev.ID) {
+		t.Fatalf("received %+v, want %s again after enabling", got, ev.ID)
 	}
 }
 
@@ -347,5 +365,34 @@ func TestQuotaExhaustedSignalsBecomeEvents(t *testing.T) {
 	}
 	if err := json.Unmarshal(got[0].body.Data, &data); err != nil || data.KeyID != "key_1" || data.AccountID != "acc_1" {
 		t.Fatalf("quota.exhausted data = %s (%v)", got[0].body.Data, err)
+	}
+}
+
+func TestPublicErrorHidesTheDetail(t *testing.T) {
+	detail := map[string]error{
+		"the endpoint's host name could not be resolved": &net.DNSError{Err: "no such host", Name: "hooks.corp", Server: "10.0.0.2:53"},
+		"the endpoint did not answer in time":            &url.Error{Op: "Post", URL: "https://hooks.example.com", Err: context.DeadlineExceeded},
+		"the TLS handshake with the endpoint failed":     &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}},
+		"the endpoint could not be reached":              &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 443}, Err: syscall.ECONNREFUSED},
+	}
+	for want, err := range detail {
+		stored := webhook.SendReason(err) + ": sending: " + err.Error()
+		if got := webhook.PublicError(0, stored); got != want {
+			t.Errorf("PublicError(0, %q) = %q, want %q", stored, got, want)
+		}
+	}
+	for _, c := range []struct {
+		status      int
+		stored, out string
+	}{
+		{0, "", ""},
+		{0, "dial tcp 10.0.0.7:443: connect: connection refused", "the attempt failed before the endpoint answered"},
+		{503, "endpoint answered 503 Service Unavailable", "endpoint answered 503 Service Unavailable"},
+		{302, `302 Found to "http://10.0.0.7/x": redirects are not followed; point the endpoint at the final URL`,
+			"endpoint answered 302 Found: redirects are not followed; point the endpoint at the final URL"},
+	} {
+		if got := webhook.PublicError(c.status, c.stored); got != c.out {
+			t.Errorf("PublicError(%d, %q) = %q, want %q", c.status, c.stored, got, c.out)
+		}
 	}
 }

@@ -1,0 +1,4 @@
+package webhook
+
+// SendReason exports sendReason for tests.
+var SendReason = sendReason
