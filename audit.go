@@ -27,6 +27,20 @@ type AuditActor struct {
 	// System names keyward itself acting (abuse detection, a job), with
 	// no key.
 	System string `json:"system,omitempty"`
+	// Redacted says the actor is of another account than the reader's
+	// (a secret scanner reporting a leak, say): only its role is shown.
+	// Never stored: set on what a reader other than root is given.
+	Redacted bool `json:"redacted,omitempty"`
+}
+
+// RedactedFor returns the actor as a reader of account accountID may see
+// it: whole when it is of that account, keyward itself or has no account
+// (root); otherwise its role alone, marked Redacted.
+func (a AuditActor) RedactedFor(accountID string) AuditActor {
+	if a.AccountID == "" || a.AccountID == accountID {
+		return a
+	}
+	return AuditActor{Role: a.Role, Redacted: true}
 }
 
 // AuditOutcome says how an audited action ended.

@@ -106,7 +106,13 @@ func announcement(e *keyward.AuditEntry, details any) (*keyward.Event, error) {
 	if e.AccountID != "" {
 		data["account_id"] = e.AccountID
 	}
-	data["actor"] = keyward.AuditActor{KeyID: e.Actor.KeyID, Role: e.Actor.Role, System: e.Actor.System}
+	// The event reaches the account's endpoints: an actor of another
+	// account is named by its role alone.
+	actor := e.Actor
+	if e.AccountID != "" {
+		actor = actor.RedactedFor(e.AccountID)
+	}
+	data["actor"] = keyward.AuditActor{KeyID: actor.KeyID, Role: actor.Role, System: actor.System, Redacted: actor.Redacted}
 	b, err := json.Marshal(data)
 	if err != nil {
 		return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: event data of %s", e.Action)
@@ -175,7 +181,8 @@ func (s *Service) AuditDenied(ctx context.Context, route string, cause error) {
 
 // AuditEntries lists audit entries with their details opened: all for
 // root, its own account's for an account admin (entries about its
-// account's objects and those it made); a user may not.
+// account's objects and those it made), with actors of other accounts
+// redacted (keyward.AuditActor.RedactedFor); a user may not.
 func (s *Service) AuditEntries(ctx context.Context, f keyward.AuditFilter, p keyward.Page) (*keyward.AuditList, error) {
 	id, err := caller(ctx)
 	if err != nil {
@@ -194,6 +201,9 @@ func (s *Service) AuditEntries(ctx context.Context, f keyward.AuditFilter, p key
 		return nil, err
 	}
 	for _, e := range items {
+		if !isRoot(id) {
+			e.Actor = e.Actor.RedactedFor(id.AccountID)
+		}
 		if len(e.Sealed) == 0 {
 			continue
 		}

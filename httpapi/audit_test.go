@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/keyward/keyward"
@@ -60,5 +61,67 @@ func TestAuditOverHTTP(t *testing.T) {
 	}
 	if r := e.do("GET", "/v1/audit/verify?expect=12:zz", e.root, ""); r.status != http.StatusBadRequest || !bytes.Contains(r.body, []byte(`"code":"invalid"`)) {
 		t.Errorf("verify with a malformed checkpoint: %d %s, want 400 invalid", r.status, r.body)
+	}
+}
+
+// TestAuditRedactsActorsOfOtherAccounts: a secret scanner of account B
+// reports a key of account A leaked. A's admin sees the key.leaked entry
+// and event without the scanner's key, account, user, address, User-Agent
+// or request id; root sees them all; A's own actors stay visible to A.
+func TestAuditRedactsActorsOfOtherAccounts(t *testing.T) {
+	e := newEnvWith(t, envOptions{webhookGuard: loopback})
+	a, b := e.mustAccount("a"), e.mustAccount("b")
+	adminA := keyward.Secret(e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin}).Secret)
+	leaked := e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Name: "leaked"})
+	scanner := e.mustKey(keyward.KeyCreate{AccountID: b.ID, Role: keyward.RoleAccountAdmin, Permissions: []string{keyward.PermissionReportLeak}})
+	sender := e.sender(loopback)
+	if _, err := sender.RunOnce(t.Context()); err != nil { // the events so far, before any endpoint
+		t.Fatal(err)
+	}
+	rcv := newHookReceiver(t)
+	r := e.do("POST", "/v1/webhooks", adminA, `{"url":"`+rcv.srv.URL+`/hook","events":["key.leaked"]}`)
+	var created keyward.CreatedWebhookEndpoint
+	r.decode(t, &created)
+	e.remember(created.Secret)
+
+	h := bearer(scanner.Secret)
+	h["User-Agent"], h["X-Request-Id"] = "scanner/2.0", "req-b-7"
+	if r := e.send(request{method: "POST", path: "/v1/leaks", header: h, body: `{"tokens":[{"token":"` + leaked.Secret + `","source":"github"}]}`}); r.status != http.StatusOK {
+		t.Fatalf("report: %d %s", r.status, r.body)
+	}
+	entry := func(key keyward.Secret, action string) *keyward.AuditEntry {
+		t.Helper()
+		var l keyward.AuditList
+		e.do("GET", "/v1/audit?action="+action, key, "").decode(t, &l)
+		if len(l.Items) != 1 {
+			t.Fatalf("%s entries: %+v, want one", action, l.Items)
+		}
+		return l.Items[0]
+	}
+
+	full := keyward.AuditActor{KeyID: scanner.ID, AccountID: b.ID, Role: keyward.RoleAccountAdmin, IP: "127.0.0.1", UserAgent: "scanner/2.0", RequestID: "req-b-7"}
+	if got := entry(e.root, "key.leaked"); got.Actor != full || got.TargetID != leaked.ID {
+		t.Errorf("root's key.leaked entry: actor %+v, target %s; want actor %+v, target %s", got.Actor, got.TargetID, full, leaked.ID)
+	}
+	got := entry(adminA, "key.leaked")
+	if want := (keyward.AuditActor{Role: keyward.RoleAccountAdmin, Redacted: true}); got.Actor != want || got.TargetID != leaked.ID {
+		t.Errorf("A's key.leaked entry: actor %+v, target %s; want actor %+v, target %s", got.Actor, got.TargetID, want, leaked.ID)
+	}
+	for _, s := range []string{scanner.ID, b.ID, "scanner/2.0", "req-b-7"} {
+		if body := e.do("GET", "/v1/audit", adminA, "").body; strings.Contains(string(body), s) {
+			t.Errorf("A's audit log shows %q of account B", s)
+		}
+	}
+	// A's own actor is not redacted for A.
+	if got := entry(adminA, "webhook.create"); got.Actor.Redacted || got.Actor.KeyID == "" {
+		t.Errorf("A's webhook.create entry, A reading: actor %+v, want it whole", got.Actor)
+	}
+
+	if _, err := sender.RunOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	bodies := rcv.bodies()
+	if len(bodies) != 1 || strings.Contains(bodies[0], scanner.ID) || !strings.Contains(bodies[0], `"redacted":true`) {
+		t.Errorf("key.leaked event at A's endpoint: %q, want one, with the actor redacted", bodies)
 	}
 }

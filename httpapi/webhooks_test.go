@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -87,12 +88,14 @@ func TestWebhookEndpoints(t *testing.T) {
 }
 
 // hookReceiver is a webhook endpoint that answers with the statuses queued
-// in replies, then 204, and records the webhook-id of every request.
+// in replies, then 204, and records the webhook-id and body of every
+// request.
 type hookReceiver struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	replies []int
 	ids     []string
+	body    []string
 }
 
 func newHookReceiver(t *testing.T, replies ...int) *hookReceiver {
@@ -100,7 +103,8 @@ func newHookReceiver(t *testing.T, replies ...int) *hookReceiver {
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		h.ids = append(h.ids, r.Header.Get("webhook-id"))
+		b, _ := io.ReadAll(r.Body)
+		h.ids, h.body = append(h.ids, r.Header.Get("webhook-id")), append(h.body, string(b))
 		code := http.StatusNoContent
 		if len(h.replies) > 0 {
 			code, h.replies = h.replies[0], h.replies[1:]
@@ -115,6 +119,12 @@ func (h *hookReceiver) received() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.ids)
+}
+
+func (h *hookReceiver) bodies() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.body)
 }
 
 // loopback allows webhook endpoints on this machine, where the test
