@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -47,6 +48,8 @@ func (s *Service) ReportLeaks(ctx context.Context, r keyward.LeakReport) (*keywa
 	cascade := r.Cascade == nil || *r.Cascade
 	res := &keyward.LeakResults{Results: make([]keyward.LeakResult, 0, len(r.Tokens))}
 	for _, t := range r.Tokens {
+		// Where a key was found may quote it: never logged nor kept.
+		t.Source, t.URL = apikey.Redact(t.Source), apikey.Redact(t.URL)
 		k, cascaded, err := s.revokeLeakedToken(ctx, id, t, cascade)
 		if err != nil {
 			return nil, err

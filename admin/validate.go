@@ -29,6 +29,10 @@ func validateName(field, v string, required bool) error {
 		return keyward.Errorf(keyward.EINVALID, "%s is longer than %d characters", field, maxNameLen)
 	case !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl):
 		return keyward.Errorf(keyward.EINVALID, "%s must be printable text", field)
+	case apikey.Redact(v) != v:
+		// A raw key is never stored: a key pasted into the wrong field
+		// would be kept, and shown, in clear.
+		return keyward.Errorf(keyward.EINVALID, "%s holds what looks like an API key: a raw key is never stored; remove it, and treat the key as exposed", field)
 	}
 	return nil
 }

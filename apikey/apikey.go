@@ -213,3 +213,53 @@ func appendTime(b []byte, ms uint64) []byte {
 func checksum(s string) uint32 {
 	return crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
+
+// LooksLikeKey reports whether s has the shape of a key whatever its
+// checksum says: it ends in an underscore and BodyLen base62 characters,
+// after at least one character. Every key Parse accepts looks like one, a
+// key with a typo too (it is still nearly all secret); no id of NewID
+// does. Text a client sent is checked with it before it is echoed or
+// logged (Redact).
+func LooksLikeKey(s string) bool {
+	if len(s) < 2+BodyLen || s[len(s)-BodyLen-1] != '_' {
+		return false
+	}
+	for i := len(s) - BodyLen; i < len(s); i++ {
+		if base62Value(s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// RedactedKey replaces a key in text Redact returns.
+const RedactedKey = "[redacted key]"
+
+// Redact returns s with every word (a run of letters, digits and
+// underscores) that LooksLikeKey replaced by RedactedKey. It returns s
+// itself, without allocating, when there is none.
+func Redact(s string) string {
+	var b []byte
+	last := 0 // s[last:start] is yet to be copied to b
+	for start := 0; start < len(s); {
+		if !isWordByte(s[start]) {
+			start++
+			continue
+		}
+		end := start
+		for end < len(s) && isWordByte(s[end]) {
+			end++
+		}
+		if LooksLikeKey(s[start:end]) {
+			b = append(append(b, s[last:start]...), RedactedKey...)
+			last = end
+		}
+		start = end
+	}
+	if b == nil {
+		return s
+	}
+	return string(append(b, s[last:]...))
+}
+
+func isWordByte(c byte) bool { return c == '_' || base62Value(c) >= 0 }

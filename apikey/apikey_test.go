@@ -211,3 +211,34 @@ func checksumOf(raw string) uint32 {
 	}
 	return sum
 }
+
+func TestRedact(t *testing.T) {
+	key, err := Generate("kw_user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := key.Reveal()
+	typo := raw[:20] + "x" + raw[21:] // a wrong checksum still looks like a key
+	if _, ok := Parse(typo); ok || !LooksLikeKey(typo) || !LooksLikeKey(raw) {
+		t.Fatalf("LooksLikeKey(key) = %v, LooksLikeKey(key with a typo) = %v; want both", LooksLikeKey(raw), LooksLikeKey(typo))
+	}
+	for in, want := range map[string]string{
+		"key " + raw + " not found":              "key [redacted key] not found",
+		"/v1/keys/" + raw + "/revoke":            "/v1/keys/[redacted key]/revoke",
+		`after "` + typo + `": give a cursor`:    `after "[redacted key]": give a cursor`,
+		raw + "," + raw:                          "[redacted key],[redacted key]",
+		"key key_000VboA9b9FDaabsc2cM6y missing": "key key_000VboA9b9FDaabsc2cM6y missing",
+		"account acc_1 not found":                "account acc_1 not found",
+		"":                                       "",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if LooksLikeKey(NewID("key")) || LooksLikeKey("_"+raw[len(raw)-BodyLen:]) {
+		t.Error("an id, or a body without a prefix, looks like a key")
+	}
+	if n := testing.AllocsPerRun(10, func() { Redact("key key_000VboA9b9FDaabsc2cM6y not found") }); n != 0 {
+		t.Errorf("Redact of text without a key allocates %v times", n)
+	}
+}

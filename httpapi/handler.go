@@ -40,6 +40,7 @@ var (
 	errIPRefused               = keyward.Errorf(keyward.EFORBIDDEN, "requests from this address are not allowed")
 	errInsufficientPermissions = keyward.Errorf(keyward.EFORBIDDEN, "the API key lacks the required permissions")
 	errMalformedID             = keyward.Errorf(keyward.ENOTFOUND, "not found: malformed id")
+	errKeyAsID                 = keyward.Errorf(keyward.ENOTFOUND, "not found: the path holds an API key where an id belongs: use the key's id (key_...), and treat the key as exposed if it went through logs or proxies")
 	errBodyTooLarge            = keyward.Errorf(keyward.ETOOLARGE, "request body is larger than %d bytes", MaxBodyBytes)
 	errBadAgent                = keyward.Errorf(keyward.EINVALID, "%s must be printable text of at most %d bytes", HeaderAgent, MaxAgentLen)
 	errTrailingData            = keyward.Errorf(keyward.EINVALID, "request body must hold a single JSON object")
@@ -68,7 +69,12 @@ func serveJSON[REQ, RESP any](s *Server, status int, fn handlerFunc[REQ, RESP]) 
 			return
 		}
 		for _, name := range [...]string{"id", "uid"} {
-			if v := r.PathValue(name); v != "" && !validID(v) {
+			v := r.PathValue(name)
+			switch {
+			case apikey.LooksLikeKey(v):
+				s.writeError(w, r, errKeyAsID)
+				return
+			case v != "" && !validID(v):
 				s.writeError(w, r, errMalformedID)
 				return
 			}
@@ -116,7 +122,7 @@ func (s *Server) authenticate(r *http.Request) (*keyward.Identity, error) {
 	if res.Decision.Valid() {
 		return res.Identity(), nil
 	}
-	s.log.DebugContext(r.Context(), "authentication refused", "decision", res.Decision, "key_id", res.KeyID(), "route", r.Pattern, "agent", agent)
+	s.log.DebugContext(r.Context(), "authentication refused", "decision", res.Decision, "key_id", res.KeyID(), "route", r.Pattern, "agent", apikey.Redact(agent))
 	return nil, DecisionError(res.Decision)
 }
 

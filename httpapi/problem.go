@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 )
 
 // ProblemContentType is the media type of every error response (RFC 9457).
@@ -55,13 +56,15 @@ func problemOf(err error, instance string) *keyward.Problem {
 	if code == keyward.EINTERNAL {
 		detail = "internal error: the cause has been logged"
 	}
+	// A client may put a raw key where an id belongs (a path, a filter,
+	// a body field): it is never echoed.
 	return &keyward.Problem{
 		Type:     keyward.ProblemTypePrefix + code,
 		Title:    info.title,
 		Status:   info.status,
-		Detail:   detail,
+		Detail:   apikey.Redact(detail),
 		Code:     code,
-		Instance: instance,
+		Instance: apikey.Redact(instance),
 	}
 }
 
@@ -69,17 +72,18 @@ func problemOf(err error, instance string) *keyward.Problem {
 // see: the cause of internal and unavailable errors.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	// Logs name the route pattern, not the path: a path may hold anything
-	// a client typed, a raw key included.
+	// a client typed, a raw key included; so may an error's message.
 	p := problemOf(err, r.URL.Path)
+	cause := apikey.Redact(err.Error())
 	switch p.Code {
 	case keyward.EINTERNAL:
-		s.log.ErrorContext(r.Context(), "internal error", "route", r.Pattern, "err", err)
+		s.log.ErrorContext(r.Context(), "internal error", "route", r.Pattern, "err", cause)
 	case keyward.EUNAVAILABLE:
-		s.log.WarnContext(r.Context(), "unavailable", "route", r.Pattern, "err", err)
+		s.log.WarnContext(r.Context(), "unavailable", "route", r.Pattern, "err", cause)
 	case keyward.EUPSTREAM, keyward.EUPSTREAMTIMEOUT:
-		s.log.WarnContext(r.Context(), "a credential provider failed", "route", r.Pattern, "err", err)
+		s.log.WarnContext(r.Context(), "a credential provider failed", "route", r.Pattern, "err", cause)
 	default:
-		s.log.DebugContext(r.Context(), "request refused", "route", r.Pattern, "code", p.Code, "err", err)
+		s.log.DebugContext(r.Context(), "request refused", "route", r.Pattern, "code", p.Code, "err", cause)
 	}
 	writeProblem(w, p)
 }

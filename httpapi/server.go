@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/verify"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -307,7 +308,7 @@ func unmatchedProblem(r *http.Request, code int, allow string) *keyward.Problem 
 			Status:   code,
 			Detail:   fmt.Sprintf("%s is not allowed here; allowed: %s", r.Method, strings.ReplaceAll(allow, ",", ", ")),
 			Code:     keyward.EINVALID,
-			Instance: r.URL.Path,
+			Instance: apikey.Redact(r.URL.Path),
 		}
 	}
 	return problemOf(keyward.Errorf(keyward.ENOTFOUND, "no such endpoint: the routes are listed in /openapi.json"), r.URL.Path)
