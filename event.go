@@ -17,6 +17,7 @@ const (
 	EventKeyRotationDue = "key.rotation_due"
 	EventKeyLeaked      = "key.leaked"
 	EventQuotaExhausted = "quota.exhausted"
+	EventKeyRateLimited = "key.rate_limited"
 	EventIPBlocked      = "ip.blocked"
 	EventAnomaly        = "anomaly.detected"
 	// EventAuditCheckpoint publishes a signed checkpoint of the audit
@@ -28,7 +29,7 @@ const (
 var EventTypes = []string{
 	EventKeyCreated, EventKeyUpdated, EventKeyRevoked, EventKeyRotated,
 	EventKeyExpired, EventKeyRotationDue, EventKeyLeaked,
-	EventQuotaExhausted, EventIPBlocked, EventAnomaly,
+	EventQuotaExhausted, EventKeyRateLimited, EventIPBlocked, EventAnomaly,
 	EventCredentialCreated, EventCredentialRevoked, EventCredentialRotated, EventCredentialExpired,
 	EventAuditCheckpoint,
 }

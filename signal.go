@@ -39,6 +39,9 @@ type Signal struct {
 	// Count is how many verifications the signal stands for: 1, or the
 	// uses of a SignalUsage.
 	Count int64
+	// Limit is the rate limit that refused a SignalFailure of
+	// DecisionRateLimited; zero otherwise.
+	Limit RateLimit
 }
 
 // SignalSink receives signals. Signal is called on the verification path:

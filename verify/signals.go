@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/ratelimit"
 )
 
 // signalFailure reports a refused verification to the sink.
@@ -13,6 +14,11 @@ func (e *Engine) signalFailure(req *Request, res *Result, now time.Time) {
 	s := keyward.Signal{Kind: keyward.SignalFailure, At: now, Decision: res.Decision, IP: req.signalIP(), Count: 1}
 	if en := res.key; en != nil {
 		s.KeyID, s.AccountID = en.id, en.accountID
+	}
+	if res.Decision == keyward.DecisionRateLimited {
+		if d, ok := ratelimit.Denied(res.RateLimits()); ok {
+			s.Limit = d.Limit
+		}
 	}
 	e.signals.Signal(s)
 }

@@ -122,7 +122,7 @@ func (c *Config) defaults() {
 	}
 }
 
-// batch bounds the events dispatched, and the quota.exhausted events
+// batch bounds the events dispatched, and the events of signals
 // appended, at a time.
 const batch = 100
 
@@ -135,53 +135,114 @@ type Sender struct {
 	log    *slog.Logger
 
 	attempts [outcomeCount]atomic.Int64
-	// quota queues the quota.exhausted signals of the hot path (Signal)
-	// for the next RunOnce; dropped counts those it had no room for.
-	quota   chan keyward.Signal
+	// signals queues the signals of the hot path that become events
+	// (Signal) for the next RunOnce; dropped counts those it had no room
+	// for.
+	signals chan keyward.Signal
 	dropped atomic.Int64
+
+	// limited coalesces key.rate_limited: a key and limit announced at
+	// t are not announced again before until[...] (t plus the limit's
+	// window). At most maxLimited entries; earliest is the soonest of
+	// their ends, before which pruning frees nothing.
+	limitedMu sync.Mutex
+	limited   map[limitedKey]time.Time
+	earliest  time.Time
 }
 
-// quotaQueue bounds the quota.exhausted signals waiting for RunOnce.
-const quotaQueue = 1024
+// limitedKey names a rate limit of a key.
+type limitedKey struct{ keyID, limit string }
+
+// signalQueue bounds the signals waiting for RunOnce.
+const signalQueue = 1024
+
+// maxLimited bounds the keys and limits key.rate_limited remembers as
+// announced within their window: about a megabyte. A key refused when it
+// is full is not announced, and counted as dropped.
+const maxLimited = 10000
 
 // Signal implements keyward.SignalSink: a SignalQuotaExhausted becomes a
-// quota.exhausted event, written to the outbox by the next RunOnce. Other
-// signals are ignored. It never blocks: when the queue is full the signal
-// is dropped and counted.
+// quota.exhausted event, and a refusal by a rate limit (SignalFailure of
+// DecisionRateLimited) a key.rate_limited event, at most one per key and
+// limit per window of the limit on this instance, written to the outbox by
+// the next RunOnce. Other signals are ignored. It never blocks: when the
+// queue is full the signal is dropped and counted.
 func (s *Sender) Signal(sig keyward.Signal) {
-	if sig.Kind != keyward.SignalQuotaExhausted {
+	switch {
+	case sig.Kind == keyward.SignalQuotaExhausted:
+	case sig.Kind == keyward.SignalFailure && sig.Decision == keyward.DecisionRateLimited && sig.KeyID != "":
+		if !s.firstLimited(sig) {
+			return
+		}
+	default:
 		return
 	}
 	select {
-	case s.quota <- sig:
+	case s.signals <- sig:
 	default:
 		s.dropped.Add(1)
 	}
 }
 
-// announceQuota writes the queued quota.exhausted events to the outbox.
-func (s *Sender) announceQuota(ctx context.Context) error {
+// firstLimited reports whether sig is the first refusal of its key by its
+// limit within the limit's window, and if so remembers it.
+func (s *Sender) firstLimited(sig keyward.Signal) bool {
+	k := limitedKey{sig.KeyID, sig.Limit.Name}
+	s.limitedMu.Lock()
+	defer s.limitedMu.Unlock()
+	if until, ok := s.limited[k]; ok && sig.At.Before(until) {
+		return false
+	}
+	if len(s.limited) >= maxLimited && !sig.At.Before(s.earliest) {
+		s.earliest = time.Time{}
+		for key, until := range s.limited {
+			switch {
+			case !sig.At.Before(until):
+				delete(s.limited, key)
+			case s.earliest.IsZero() || until.Before(s.earliest):
+				s.earliest = until
+			}
+		}
+	}
+	if _, ok := s.limited[k]; !ok && len(s.limited) >= maxLimited {
+		s.dropped.Add(1)
+		return false
+	}
+	until := sig.At.Add(max(time.Duration(sig.Limit.Window), time.Second))
+	if s.earliest.IsZero() || until.Before(s.earliest) {
+		s.earliest = until
+	}
+	s.limited[k] = until
+	return true
+}
+
+// announceSignals writes the events of the queued signals to the outbox.
+func (s *Sender) announceSignals(ctx context.Context) error {
 	var events []*keyward.Event
 	for len(events) < batch {
 		var sig keyward.Signal
 		select {
-		case sig = <-s.quota:
+		case sig = <-s.signals:
 		default:
-			return s.appendQuota(ctx, events)
+			return s.appendSignaled(ctx, events)
 		}
-		data, err := json.Marshal(map[string]any{"key_id": sig.KeyID, "account_id": sig.AccountID, "remaining": 0})
+		typ, data := keyward.EventQuotaExhausted, map[string]any{"key_id": sig.KeyID, "account_id": sig.AccountID, "remaining": 0}
+		if sig.Kind != keyward.SignalQuotaExhausted {
+			typ, data = keyward.EventKeyRateLimited, map[string]any{"key_id": sig.KeyID, "account_id": sig.AccountID, "limit": sig.Limit}
+		}
+		b, err := json.Marshal(data)
 		if err != nil {
 			return err
 		}
-		events = append(events, &keyward.Event{ID: apikey.NewID("msg"), Type: keyward.EventQuotaExhausted,
-			Time: sig.At.UTC().Truncate(time.Microsecond), AccountID: sig.AccountID, Data: data})
+		events = append(events, &keyward.Event{ID: apikey.NewID("msg"), Type: typ,
+			Time: sig.At.UTC().Truncate(time.Microsecond), AccountID: sig.AccountID, Data: b})
 	}
-	return s.appendQuota(ctx, events)
+	return s.appendSignaled(ctx, events)
 }
 
-// appendQuota writes quota.exhausted events to the outbox; when it cannot,
-// they are counted as dropped.
-func (s *Sender) appendQuota(ctx context.Context, events []*keyward.Event) error {
+// appendSignaled writes the events of signals to the outbox; when it
+// cannot, they are counted as dropped.
+func (s *Sender) appendSignaled(ctx context.Context, events []*keyward.Event) error {
 	err := s.cfg.Store.AppendEvents(ctx, events)
 	if err != nil {
 		s.dropped.Add(int64(len(events)))
@@ -220,16 +281,17 @@ func New(cfg Config) (*Sender, error) {
 		},
 		// A lease outlives the attempt it covers, with room for the
 		// database round trips around it.
-		lease: 2*cfg.Timeout + 5*time.Second,
-		log:   cfg.Logger.With("component", "webhook"),
-		quota: make(chan keyward.Signal, quotaQueue),
+		lease:   2*cfg.Timeout + 5*time.Second,
+		log:     cfg.Logger.With("component", "webhook"),
+		signals: make(chan keyward.Signal, signalQueue),
+		limited: make(map[limitedKey]time.Time),
 	}, nil
 }
 
 // Run sends deliveries until ctx is done, checking the outbox every
 // PollInterval. Errors are logged and retried on the next tick. When ctx
-// is done it writes the queued quota.exhausted events to the outbox, for
-// the next start to deliver.
+// is done it writes the events of the queued signals (quota.exhausted,
+// key.rate_limited) to the outbox, for the next start to deliver.
 func (s *Sender) Run(ctx context.Context) {
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
@@ -239,8 +301,8 @@ func (s *Sender) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			if err := s.announceQuota(context.WithoutCancel(ctx)); err != nil {
-				s.log.ErrorContext(ctx, "writing quota.exhausted events at shutdown: they are lost", "err", err)
+			if err := s.announceSignals(context.WithoutCancel(ctx)); err != nil {
+				s.log.ErrorContext(ctx, "writing quota.exhausted and key.rate_limited events at shutdown: they are lost", "err", err)
 			}
 			return
 		case <-t.C:
@@ -248,12 +310,12 @@ func (s *Sender) Run(ctx context.Context) {
 	}
 }
 
-// RunOnce writes the queued quota.exhausted events to the outbox,
+// RunOnce writes the events of the queued signals to the outbox,
 // dispatches the outbox's new events and sends the deliveries due now,
 // until none is left, and returns how many attempts it made.
 func (s *Sender) RunOnce(ctx context.Context) (int, error) {
-	for len(s.quota) > 0 {
-		if err := s.announceQuota(ctx); err != nil {
+	for len(s.signals) > 0 {
+		if err := s.announceSignals(ctx); err != nil {
 			return 0, err
 		}
 	}
@@ -491,7 +553,7 @@ var (
 		"Webhook delivery attempts by outcome: delivered, retry (failed, tried again later, or after a 410 Gone when the endpoint is enabled again), failed (given up).",
 		[]string{"outcome"}, nil)
 	droppedDesc = prometheus.NewDesc("keyward_webhook_quota_events_dropped_total",
-		"quota.exhausted events not announced: the queue to the outbox was full, or the outbox could not be written.", nil, nil)
+		"quota.exhausted and key.rate_limited events not announced: the queue to the outbox, or the memory of rate-limited keys, was full, or the outbox could not be written.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.

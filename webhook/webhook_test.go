@@ -8,12 +8,14 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +26,7 @@ import (
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/keywardtest"
+	"github.com/keyward/keyward/verify"
 	"github.com/keyward/keyward/webhook"
 	"github.com/keyward/keyward/webhook/signature"
 )
@@ -394,5 +397,110 @@ func TestPublicErrorHidesTheDetail(t *testing.T) {
 		if got := webhook.PublicError(c.status, c.stored); got != c.out {
 			t.Errorf("PublicError(%d, %q) = %q, want %q", c.status, c.stored, got, c.out)
 		}
+	}
+}
+
+// TestRateLimitedCoalescedPerKeyAndWindow runs a flood of verifications of
+// two keys through a real engine whose signals go to the sender: each key
+// refused by its limit is announced once per window of the limit, however
+// many calls the limit refuses.
+func TestRateLimitedCoalescedPerKeyAndWindow(t *testing.T) {
+	e := newEnv(t, webhook.Config{})
+	h := keywardtest.NewHasher(t)
+	acc := keywardtest.NewAccount(t, e.store, "acme")
+	limit := keyward.RateLimit{Name: "per_minute", Limit: 2, Window: keyward.Duration(time.Minute)}
+	k1 := keywardtest.NewKey(t, e.store, h, keyward.Key{Role: keyward.RoleAccountAdmin, AccountID: acc.ID, Name: "one", RateLimits: []keyward.RateLimit{limit}})
+	k2 := keywardtest.NewKey(t, e.store, h, keyward.Key{Role: keyward.RoleAccountAdmin, AccountID: acc.ID, Name: "two", RateLimits: []keyward.RateLimit{limit}})
+	engine, err := verify.New(verify.Config{Store: e.store, Hasher: h, Signals: e.sender, Now: func() time.Time { return e.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engine.Close(context.Background()) })
+	flood := func(k *keyward.CreatedKey, n int) (limited int) {
+		for range n {
+			if engine.Verify(t.Context(), verify.Request{Key: k.Secret}).Decision == keyward.DecisionRateLimited {
+				limited++
+			}
+		}
+		return limited
+	}
+	limitedEvents := func() (keys []string) {
+		for _, r := range e.rcv.received() {
+			if r.body.Type != keyward.EventKeyRateLimited {
+				continue
+			}
+			var data struct {
+				KeyID     string            `json:"key_id"`
+				AccountID string            `json:"account_id"`
+				Limit     keyward.RateLimit `json:"limit"`
+			}
+			if err := json.Unmarshal(r.body.Data, &data); err != nil || data.AccountID != acc.ID || data.Limit != limit {
+				t.Errorf("key.rate_limited data %s (%v), want the account and the limit %+v", r.body.Data, err, limit)
+			}
+			keys = append(keys, data.KeyID)
+		}
+		return keys
+	}
+
+	if n := flood(k1, 200); n != 198 {
+		t.Fatalf("%d of 200 calls rate limited, want 198", n)
+	}
+	flood(k2, 10)
+	e.run(t)
+	if got := limitedEvents(); len(got) != 2 || !slices.Contains(got, k1.ID) || !slices.Contains(got, k2.ID) {
+		t.Fatalf("key.rate_limited for %v, want one for each key", got)
+	}
+	// Within the window, more refusals announce nothing.
+	e.now = e.now.Add(30 * time.Second)
+	flood(k1, 50)
+	e.run(t)
+	if got := limitedEvents(); len(got) != 2 {
+		t.Fatalf("key.rate_limited for %v after more refusals within the window, want no more", got)
+	}
+	// A window later, a refusal is announced again.
+	e.now = e.now.Add(31 * time.Second)
+	if n := flood(k1, 50); n == 0 {
+		t.Fatal("no call refused a window later")
+	}
+	e.run(t)
+	if got := limitedEvents(); len(got) != 3 || got[2] != k1.ID {
+		t.Fatalf("key.rate_limited for %v a window later, want a third, for %s", got, k1.ID)
+	}
+	// A key that is not limited announces nothing.
+	e.sender.Signal(keyward.Signal{Kind: keyward.SignalFailure, Decision: keyward.DecisionRevoked, KeyID: k2.ID, At: e.now})
+	e.run(t)
+	if got := limitedEvents(); len(got) != 3 {
+		t.Fatalf("key.rate_limited for %v after a refusal of another kind", got)
+	}
+}
+
+// TestRateLimitedMemoryBounded: the memory of announced keys is bounded;
+// beyond it refusals are dropped and counted, and room comes back as
+// windows end.
+func TestRateLimitedMemoryBounded(t *testing.T) {
+	e := newEnv(t, webhook.Config{})
+	if _, err := e.store.DeleteWebhookEndpoint(t.Context(), e.ep.ID); err != nil { // only the outbox is written
+		t.Fatal(err)
+	}
+	limit := keyward.RateLimit{Name: "l", Limit: 1, Window: keyward.Duration(time.Minute)}
+	signal := func(i int) {
+		e.sender.Signal(keyward.Signal{Kind: keyward.SignalFailure, Decision: keyward.DecisionRateLimited,
+			KeyID: fmt.Sprintf("key_%d", i), AccountID: "acc_1", At: e.now, Limit: limit})
+	}
+	for i := range webhook.MaxLimited + 10 {
+		signal(i)
+		if i%webhook.SignalQueue == webhook.SignalQueue-1 {
+			e.run(t) // empties the queue
+		}
+	}
+	e.run(t)
+	if got := e.sender.Dropped(); got != 10 {
+		t.Fatalf("dropped = %v, want the 10 beyond the bound", got)
+	}
+	e.now = e.now.Add(time.Minute)
+	signal(webhook.MaxLimited + 20)
+	e.run(t)
+	if got := e.sender.Dropped(); got != 10 {
+		t.Fatalf("dropped = %v after the windows ended, want no more", got)
 	}
 }
