@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/keyward/keyward"
 )
 
 // routeUnmatched labels requests that matched no route, so labels stay
@@ -42,6 +44,29 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		m.durations = register(reg, m.durations)
 	}
 	return m
+}
+
+// registerStorage exposes whether the store's storage is full, when it
+// tracks it (keyward.StorageReporter).
+func registerStorage(reg prometheus.Registerer, store any) {
+	r, ok := store.(keyward.StorageReporter)
+	if !ok || reg == nil {
+		return
+	}
+	f := r.Storage()
+	register(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "keyward_storage_full",
+		Help: "1 while the database refuses writes because its storage is full (SQLITE_FULL, PostgreSQL disk_full), else 0.",
+	}, func() float64 {
+		if f.Full() {
+			return 1
+		}
+		return 0
+	}))
+	register(reg, prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "keyward_storage_full_episodes_total",
+		Help: "Times the database's storage became full (each logged once at error level, \"storage full\").",
+	}, func() float64 { return float64(f.Episodes()) }))
 }
 
 // register registers c, or reuses the collector already registered under

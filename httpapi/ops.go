@@ -36,9 +36,14 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeBody(w, http.StatusOK, "application/json", Health{Status: "ok", Version: s.version})
 }
 
-// readyz says whether the store answers: 503 while it does not.
+// readyz says whether the store answers: 503 while it does not, or while
+// it refuses writes because its storage is full.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	if sr, ok := s.store.(keyward.StorageReporter); ok && sr.Storage().Full() {
+		s.writeError(w, r, keyward.Errorf(keyward.EUNAVAILABLE, "storage full: the database refuses writes until space is freed"))
+		return
+	}
 	if s.store != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), s.readyTimeout)
 		err := s.store.Ping(ctx)

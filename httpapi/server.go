@@ -135,6 +135,7 @@ func New(cfg Config) *Server {
 		gatherer = prometheus.NewRegistry()
 	}
 	s.metrics = newHTTPMetrics(registerer)
+	registerStorage(registerer, cfg.Store)
 	s.addRoutes(gatherer, cfg.ForwardAuth)
 	s.metrics.init(s.routes)
 	docs, err := renderDocs(openapiJSON)

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -328,5 +329,50 @@ func TestVerifyLimits(t *testing.T) {
 		if r.status != http.StatusBadRequest || r.problem(t).Code != keyward.EINVALID {
 			t.Errorf("cost out of range: %d %s", r.status, r.body)
 		}
+	}
+}
+
+// TestReadyzStorageFull: while the store reports its storage full (as it
+// does on SQLITE_FULL, see the sqlite package's TestStorageFull), /readyz
+// answers 503 saying so and the metrics show it; the API keeps verifying
+// keys; a committed write ends it.
+func TestReadyzStorageFull(t *testing.T) {
+	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keyward.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, envOptions{store: store})
+	metric := func(name string) string {
+		t.Helper()
+		for _, line := range strings.Split(string(e.send(request{method: "GET", path: "/metrics"}).body), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				return v
+			}
+		}
+		t.Fatalf("/metrics has no %s", name)
+		return ""
+	}
+	if v := metric("keyward_storage_full"); v != "0" {
+		t.Fatalf("keyward_storage_full = %s before, want 0", v)
+	}
+
+	store.Storage().Refused(errors.New("database or disk is full (13)"))
+	r := e.send(request{method: "GET", path: "/readyz"})
+	if p := r.problem(t); r.status != http.StatusServiceUnavailable || !strings.Contains(p.Detail, "storage full") {
+		t.Errorf("readyz while storage is full: %d %+v, want 503 saying storage full", r.status, p)
+	}
+	if full, episodes := metric("keyward_storage_full"), metric("keyward_storage_full_episodes_total"); full != "1" || episodes != "1" {
+		t.Errorf("keyward_storage_full = %s, episodes = %s; want 1, 1", full, episodes)
+	}
+	if r := e.do("GET", "/v1/whoami", e.root, ""); r.status != http.StatusOK {
+		t.Errorf("whoami while storage is full: %d, want 200 (reads work)", r.status)
+	}
+
+	e.mustAccount("room again") // a committed write
+	if r := e.send(request{method: "GET", path: "/readyz"}); r.status != http.StatusOK {
+		t.Errorf("readyz after a write committed: %d %s", r.status, r.body)
+	}
+	if v := metric("keyward_storage_full"); v != "0" {
+		t.Errorf("keyward_storage_full = %s after a write committed, want 0", v)
 	}
 }

@@ -51,6 +51,8 @@ type Store struct {
 	pool   *pgxpool.Pool
 	schema string
 	closed atomic.Bool
+	// storage tracks disk_full episodes.
+	storage keyward.StorageFull
 }
 
 var _ keyward.Store = (*Store)(nil)
@@ -193,7 +195,11 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	return s.dbError(tx.Commit(ctx), nil)
+	if err := tx.Commit(ctx); err != nil {
+		return s.dbError(err, nil)
+	}
+	s.storage.Wrote()
+	return nil
 }
 
 // lockKey returns the advisory lock key of a named lock in schema, so that
@@ -222,8 +228,16 @@ func (s *Store) dbError(err error, c conflicts) error {
 	if s.closed.Load() {
 		return keyward.WrapError(keyward.EUNAVAILABLE, err, "database unavailable: store is closed")
 	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "53100" { // disk_full
+		return s.storage.Refused(err)
+	}
 	return mapError(err, c)
 }
+
+// Storage implements keyward.StorageReporter: whether writes are refused
+// with disk_full (SQLSTATE 53100).
+func (s *Store) Storage() *keyward.StorageFull { return &s.storage }
 
 // mapError maps a driver error to a *keyward.Error by its SQLSTATE, never
 // by message text, keeping the driver error as the internal cause; c gives

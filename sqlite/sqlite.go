@@ -48,6 +48,8 @@ type Store struct {
 	keyByID   *sql.Stmt
 
 	closed atomic.Bool
+	// storage tracks SQLITE_FULL episodes.
+	storage keyward.StorageFull
 }
 
 var _ keyward.Store = (*Store)(nil)
@@ -116,6 +118,10 @@ func open(ctx context.Context, path string, from *int) (*Store, error) {
 
 // Path returns the database file path.
 func (s *Store) Path() string { return s.path }
+
+// Storage implements keyward.StorageReporter: whether writes are refused
+// with SQLITE_FULL (the disk, or the database's max_page_count).
+func (s *Store) Storage() *keyward.StorageFull { return &s.storage }
 
 // Ping checks that the database answers a query; EUNAVAILABLE if it does
 // not or the store is closed.
@@ -197,6 +203,7 @@ func (s *Store) writeUnaudited(ctx context.Context, fn func(tx *sql.Tx) error) e
 	if err := tx.Commit(); err != nil {
 		return s.dbError(err, conflicts{})
 	}
+	s.storage.Wrote()
 	return nil
 }
 
@@ -240,8 +247,10 @@ func (s *Store) dbError(err error, c conflicts) error {
 		return keyward.WrapError(keyward.EINVALID, err, "value cannot be stored")
 	}
 	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL:
+		return s.storage.Refused(err)
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
-		sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
+		sqlite3.SQLITE_READONLY, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
 		return keyward.WrapError(keyward.EUNAVAILABLE, err, "database unavailable")
 	}
 	return err

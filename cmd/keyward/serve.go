@@ -118,6 +118,9 @@ func openCore(ctx context.Context, cfg *Config, log *slog.Logger, withEngine boo
 	if err != nil {
 		return nil, err
 	}
+	if r, ok := store.(keyward.StorageReporter); ok {
+		r.Storage().SetLogger(log.With("component", "store"))
+	}
 	c := &core{store: store, hasher: hasher}
 	if c.keyring, err = cfg.openKeyring(log); err != nil {
 		store.Close()
