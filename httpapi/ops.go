@@ -36,14 +36,13 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeBody(w, http.StatusOK, "application/json", Health{Status: "ok", Version: s.version})
 }
 
-// readyz says whether the store answers: 503 while it does not, or while
-// it refuses writes because its storage is full.
+// readyz says whether the store answers: 503 while it does not. A store
+// that answers but refuses writes because its storage is full keeps the
+// instance ready (keys still verify, and every instance shares the store,
+// so a 503 would take them all out of a balancer at once): the status says
+// "storage_full" and the metrics show it.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if sr, ok := s.store.(keyward.StorageReporter); ok && sr.Storage().Full() {
-		s.writeError(w, r, keyward.Errorf(keyward.EUNAVAILABLE, "storage full: the database refuses writes until space is freed"))
-		return
-	}
 	if s.store != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), s.readyTimeout)
 		err := s.store.Ping(ctx)
@@ -53,7 +52,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeBody(w, http.StatusOK, "application/json", Health{Status: "ready", Version: s.version})
+	status := "ready"
+	if sr, ok := s.store.(keyward.StorageReporter); ok && sr.Storage().Full() {
+		status = "storage_full"
+	}
+	writeBody(w, http.StatusOK, "application/json", Health{Status: status, Version: s.version})
 }
 
 func serveOpenAPI(w http.ResponseWriter, r *http.Request) {

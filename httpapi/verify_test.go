@@ -334,8 +334,9 @@ func TestVerifyLimits(t *testing.T) {
 
 // TestReadyzStorageFull: while the store reports its storage full (as it
 // does on SQLITE_FULL, see the sqlite package's TestStorageFull), /readyz
-// answers 503 saying so and the metrics show it; the API keeps verifying
-// keys; a committed write ends it.
+// stays 200 (keys still verify; a 503 would take every instance sharing the
+// store out of its balancer) with the status storage_full, and the metrics
+// show it; the API keeps verifying keys; a committed write ends it.
 func TestReadyzStorageFull(t *testing.T) {
 	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keyward.db"))
 	if err != nil {
@@ -357,9 +358,8 @@ func TestReadyzStorageFull(t *testing.T) {
 	}
 
 	store.Storage().Refused(errors.New("database or disk is full (13)"))
-	r := e.send(request{method: "GET", path: "/readyz"})
-	if p := r.problem(t); r.status != http.StatusServiceUnavailable || !strings.Contains(p.Detail, "storage full") {
-		t.Errorf("readyz while storage is full: %d %+v, want 503 saying storage full", r.status, p)
+	if r := e.send(request{method: "GET", path: "/readyz"}); r.status != http.StatusOK || !strings.Contains(string(r.body), `"status":"storage_full"`) {
+		t.Errorf("readyz while storage is full: %d %s, want 200 with status storage_full", r.status, r.body)
 	}
 	if full, episodes := metric("keyward_storage_full"), metric("keyward_storage_full_episodes_total"); full != "1" || episodes != "1" {
 		t.Errorf("keyward_storage_full = %s, episodes = %s; want 1, 1", full, episodes)
@@ -369,8 +369,8 @@ func TestReadyzStorageFull(t *testing.T) {
 	}
 
 	e.mustAccount("room again") // a committed write
-	if r := e.send(request{method: "GET", path: "/readyz"}); r.status != http.StatusOK {
-		t.Errorf("readyz after a write committed: %d %s", r.status, r.body)
+	if r := e.send(request{method: "GET", path: "/readyz"}); r.status != http.StatusOK || !strings.Contains(string(r.body), `"status":"ready"`) {
+		t.Errorf("readyz after a write committed: %d %s, want 200 ready", r.status, r.body)
 	}
 	if v := metric("keyward_storage_full"); v != "0" {
 		t.Errorf("keyward_storage_full = %s after a write committed, want 0", v)
