@@ -3,8 +3,11 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // TestDocsMatchTestdata keeps the configurations docs/forward-auth.md
@@ -63,4 +66,90 @@ func TestCIInstallsCaddy(t *testing.T) {
 	if !strings.Contains(string(b), "github.com/caddyserver/caddy/v2/cmd/caddy@"+caddyVersion) {
 		t.Errorf(".ci/run does not install caddy %s: update caddyVersion or .ci/run", caddyVersion)
 	}
+}
+
+// TestDocLinks: every relative link in README.md and docs/*.md names a file
+// of the repository, and every #anchor a heading of the page it points to
+// (as GitHub renders them), so the design of record has no dead ends.
+func TestDocLinks(t *testing.T) {
+	pages, err := filepath.Glob(filepath.Join("..", "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages = append(pages, filepath.Join("..", "README.md"))
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	anchors := map[string]map[string]bool{}
+	anchorsOf := func(path string) map[string]bool {
+		if a, ok := anchors[path]; ok {
+			return a
+		}
+		a := map[string]bool{}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fenced := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "```") {
+				fenced = !fenced
+			}
+			if fenced || !strings.HasPrefix(line, "#") {
+				continue
+			}
+			slug := headingSlug(strings.TrimLeft(line, "# "))
+			for n, s := 1, slug; ; n++ {
+				if !a[s] {
+					a[s] = true
+					break
+				}
+				s = slug + "-" + strconv.Itoa(n)
+			}
+		}
+		anchors[path] = a
+		return a
+	}
+	for _, page := range pages {
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			file, anchor, _ := strings.Cut(target, "#")
+			path := page
+			if file != "" {
+				path = filepath.Join(filepath.Dir(page), file)
+				rel, err := filepath.Rel("..", path)
+				if err != nil || strings.HasPrefix(rel, "..") {
+					t.Errorf("%s links to %s, outside the repository", page, target)
+					continue
+				}
+				if _, err := os.Stat(path); err != nil {
+					t.Errorf("%s links to %s, which does not exist", page, target)
+					continue
+				}
+			}
+			if anchor != "" && strings.HasSuffix(path, ".md") && !anchorsOf(path)[anchor] {
+				t.Errorf("%s links to %s, but %s has no heading with that anchor", page, target, path)
+			}
+		}
+	}
+}
+
+// headingSlug is the anchor GitHub gives a heading: lower case, spaces as
+// hyphens, punctuation other than hyphens and underscores dropped.
+func headingSlug(h string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(h)) {
+		switch {
+		case r == ' ':
+			b.WriteByte('-')
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
