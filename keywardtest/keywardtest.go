@@ -40,12 +40,11 @@ func NewSQLiteStore(t testing.TB) *sqlite.Store {
 	return s
 }
 
-// NewPostgresStore returns a store in a new schema of the PostgreSQL test
-// database (PostgresURL: skipped when it is not set, outside CI), closed
-// and dropped with its schema when the test ends.
-func NewPostgresStore(t testing.TB) *postgres.Store {
+// NewPostgresSchema returns the name of a new schema of the PostgreSQL
+// test database at dbURL, which no other test uses; the schema and
+// everything in it is dropped when the test ends.
+func NewPostgresSchema(t testing.TB, dbURL string) string {
 	t.Helper()
-	dbURL := PostgresURL(t)
 	var b [8]byte
 	rand.Read(b[:])
 	schema := "keyward_test_" + hex.EncodeToString(b[:])
@@ -63,6 +62,16 @@ func NewPostgresStore(t testing.TB) *postgres.Store {
 			t.Errorf("drop schema %s: %v", schema, err)
 		}
 	})
+	return schema
+}
+
+// NewPostgresStore returns a store in a new schema of the PostgreSQL test
+// database (PostgresURL: skipped when it is not set, outside CI), closed
+// and dropped with its schema when the test ends.
+func NewPostgresStore(t testing.TB) *postgres.Store {
+	t.Helper()
+	dbURL := PostgresURL(t)
+	schema := NewPostgresSchema(t, dbURL)
 	s, err := postgres.OpenOptions(t.Context(), dbURL, postgres.Options{Schema: schema})
 	if err != nil {
 		t.Fatalf("open postgres store in schema %s: %v", schema, err)

@@ -1,15 +1,11 @@
 package lifecycle_test
 
 import (
-	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/keywardtest"
@@ -23,22 +19,7 @@ import (
 func sharedSchema(t *testing.T, n int) ([]*postgres.Store, *sql.DB, string) {
 	t.Helper()
 	dbURL := keywardtest.PostgresURL(t)
-	var b [8]byte
-	rand.Read(b[:])
-	schema := "keyward_test_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dbURL)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	stores := make([]*postgres.Store, n)
 	for i := range stores {
 		s, err := postgres.OpenOptions(t.Context(), dbURL, postgres.Options{Schema: schema})

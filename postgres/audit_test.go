@@ -10,7 +10,7 @@ import (
 func TestAuditTamper(t *testing.T) {
 	keywardtest.TestAuditTamper(t, func(t *testing.T) (keyward.Store, func(string, ...any) error) {
 		dbURL := keywardtest.PostgresURL(t)
-		schema := newSchema(t, dbURL)
+		schema := keywardtest.NewPostgresSchema(t, dbURL)
 		s, conn := open(t, dbURL, schema), rawConn(t, dbURL)
 		if _, err := conn.Exec(t.Context(), "SET search_path TO "+schema); err != nil {
 			t.Fatal(err)

@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	mrand "math/rand/v2"
@@ -23,30 +21,6 @@ import (
 	"github.com/keyward/keyward/postgres"
 )
 
-// newSchema returns the name of a schema no other test uses; the schema and
-// everything in it is dropped when the test ends.
-func newSchema(t testing.TB, dbURL string) string {
-	t.Helper()
-	var b [8]byte
-	rand.Read(b[:])
-	name := "keyward_test_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		// t.Context is canceled before cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dbURL)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
-	return name
-}
-
 // open opens the store in schema, closed when the test ends.
 func open(t testing.TB, dbURL, schema string) *postgres.Store {
 	t.Helper()
@@ -62,7 +36,7 @@ func open(t testing.TB, dbURL, schema string) *postgres.Store {
 func newStore(t testing.TB) *postgres.Store {
 	t.Helper()
 	dbURL := keywardtest.PostgresURL(t)
-	return open(t, dbURL, newSchema(t, dbURL))
+	return open(t, dbURL, keywardtest.NewPostgresSchema(t, dbURL))
 }
 
 // rawConn connects to the test database directly, bypassing the Store.
@@ -98,12 +72,12 @@ func wantAllVersionsOnce(t testing.TB, vs []int) {
 
 func TestStore(t *testing.T) {
 	dbURL := keywardtest.PostgresURL(t) // skip (or fail in CI) once, not per subtest
-	keywardtest.TestStore(t, func(t *testing.T) keyward.Store { return open(t, dbURL, newSchema(t, dbURL)) })
+	keywardtest.TestStore(t, func(t *testing.T) keyward.Store { return open(t, dbURL, keywardtest.NewPostgresSchema(t, dbURL)) })
 }
 
 func TestMigrationsAreIdempotent(t *testing.T) {
 	dbURL := keywardtest.PostgresURL(t)
-	schema := newSchema(t, dbURL)
+	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	for range 3 {
 		if err := open(t, dbURL, schema).Close(); err != nil {
 			t.Fatal(err)
@@ -114,7 +88,7 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 
 func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	dbURL := keywardtest.PostgresURL(t)
-	schema := newSchema(t, dbURL)
+	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	const n = 8
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -139,7 +113,7 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 
 func TestMigrate(t *testing.T) {
 	dbURL := keywardtest.PostgresURL(t)
-	schema := newSchema(t, dbURL)
+	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	opts := postgres.Options{Schema: schema}
 	from, to, err := postgres.Migrate(t.Context(), dbURL, opts)
 	if err != nil || from != 0 || to != postgres.SchemaVersion() {
@@ -156,7 +130,7 @@ func TestMigrate(t *testing.T) {
 
 func TestRefusesNewerSchema(t *testing.T) {
 	dbURL := keywardtest.PostgresURL(t)
-	schema := newSchema(t, dbURL)
+	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	if err := open(t, dbURL, schema).Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +169,7 @@ func withQuery(t testing.TB, dbURL, name, value string) string {
 
 func TestSchemaFromURLSearchPath(t *testing.T) {
 	dbURL := keywardtest.PostgresURL(t)
-	schema := newSchema(t, dbURL)
+	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	s, err := postgres.Open(t.Context(), withQuery(t, dbURL, "search_path", schema))
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +240,7 @@ func TestOutageIsUnavailableAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Host = p.Addr()
-	s := open(t, u.String(), newSchema(t, dbURL))
+	s := open(t, u.String(), keywardtest.NewPostgresSchema(t, dbURL))
 	h := keywardtest.NewHasher(t)
 	a := keywardtest.NewAccount(t, s, "acme")
 	k := keywardtest.NewAdminKey(t, s, h, a.ID)

@@ -16,7 +16,7 @@ import (
 // hold it, as text, straight from PostgreSQL: the values appear nowhere.
 func TestSecretMetaNotInClear(t *testing.T) {
 	dbURL := keywardtest.PostgresURL(t)
-	schema := newSchema(t, dbURL)
+	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	s := open(t, dbURL, schema)
 	svc := admin.New(admin.Config{Store: s, Hasher: keywardtest.NewHasher(t), Sealer: keywardtest.NewKeyring(t), Logger: slog.New(slog.DiscardHandler)})
 	_, rootKey, err := svc.Bootstrap(t.Context())
