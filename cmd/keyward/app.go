@@ -139,6 +139,7 @@ HTTP API, configured by --url/KEYWARD_URL and --api-key/KEYWARD_API_KEY.`,
 		a.rekeyCommand(),
 		a.devCommand(),
 		a.versionCommand(),
+		a.healthcheckCommand(),
 	)
 	return root
 }
