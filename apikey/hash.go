@@ -3,6 +3,7 @@ package apikey
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"hash"
 	"slices"
 	"sync"
@@ -86,4 +87,17 @@ func (h *Hasher) HashVersion(raw string, v int) keyward.KeyHash {
 	copy(out[:], s.mac.Sum(s.sum[:0]))
 	pool.Put(s)
 	return out
+}
+
+// fingerprintMessage is what Fingerprint MACs: the NUL keeps it from being
+// any key's raw value.
+const fingerprintMessage = "keyward pepper fingerprint\x00"
+
+// Fingerprint returns a check value of pepper version v (one of Versions),
+// hex: HMAC-SHA256(pepper, a fixed message), truncated to 16 bytes. It
+// tells whether two peppers of a version are the same without revealing
+// either; a backup manifest records it (keyward backup).
+func (h *Hasher) Fingerprint(v int) string {
+	sum := h.HashVersion(fingerprintMessage, v)
+	return hex.EncodeToString(sum[:16])
 }
