@@ -3,6 +3,7 @@ package apikey
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"sync"
 	"testing"
@@ -85,5 +86,32 @@ func TestHashDoesNotAllocate(t *testing.T) {
 	h.Hash(raw)
 	if n := testing.AllocsPerRun(100, func() { h.Hash(raw) }); n != 0 {
 		t.Errorf("Hash allocates %v times per call", n)
+	}
+}
+
+// TestFingerprint: the fingerprint tells peppers of a version apart, is the
+// same for the same pepper, and reveals neither the pepper nor a key hash.
+func TestFingerprint(t *testing.T) {
+	h, err := NewHasher(map[int]keyward.Secret{1: pepper1, 2: pepper2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, err := NewHasher(map[int]keyward.Secret{2: pepper2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewHasher(map[int]keyward.Secret{2: pepper1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := h.Fingerprint(2)
+	if len(fp) != 32 || fp != same.Fingerprint(2) {
+		t.Errorf("Fingerprint(2) = %q, the same pepper gives %q", fp, same.Fingerprint(2))
+	}
+	if fp == other.Fingerprint(2) || fp == h.Fingerprint(1) {
+		t.Error("different peppers give the same fingerprint")
+	}
+	if strings.Contains(fp, hex.EncodeToString([]byte(pepper2.Reveal()))[:16]) {
+		t.Error("the fingerprint shows the pepper")
 	}
 }

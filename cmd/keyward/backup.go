@@ -253,6 +253,9 @@ func (a *app) backupVerify(ctx context.Context, cfg *Config, dir string) error {
 	if err != nil {
 		return err
 	}
+	if m.Store == "postgres" && !cfg.usesPostgres() {
+		return usageErrorf("the backup in %s is of a PostgreSQL store: set --store (or KEYWARD_STORE) to the database restored from its dump", dir)
+	}
 	secrets, err := loadBackupSecrets(cfg, a.stderr)
 	if err != nil {
 		return err
@@ -277,9 +280,6 @@ func (a *app) backupVerify(ctx context.Context, cfg *Config, dir string) error {
 		}
 		st = ro
 	case "postgres":
-		if !cfg.usesPostgres() {
-			return usageErrorf("the backup in %s is of a PostgreSQL store: set --store (or KEYWARD_STORE) to the database restored from its dump", dir)
-		}
 		if st, err = openStore(ctx, cfg); err != nil {
 			return err
 		}
