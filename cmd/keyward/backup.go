@@ -226,6 +226,7 @@ func (a *app) backup(ctx context.Context, cfg *Config, dir string, includeSecret
 		if m.SecretsIncluded, err = copySecrets(cfg, dir); err != nil {
 			return err
 		}
+		cfg.newLogger(a.stderr).Warn("the backup holds the pepper and master keys: whoever reads it can check keys offline and read the audit log; keep it as secret as they are", "dir", dir)
 	}
 	if err := writeManifest(dir, m); err != nil {
 		return err
