@@ -211,7 +211,7 @@ func (a *app) backup(ctx context.Context, cfg *Config, dir string, includeSecret
 		st = ro
 	}
 	defer st.Close()
-	state, err := inspectStore(ctx, st, secrets)
+	state, err := inspectStore(ctx, st, secrets, nil)
 	if err != nil {
 		return err
 	}
@@ -421,8 +421,8 @@ func (s *backupSecrets) checkHead(h *keyward.AuditCheckpoint) error {
 }
 
 // inspectStore counts what st holds and checks its audit chain with the
-// master keys, against expect when given (a manifest's head).
-func inspectStore(ctx context.Context, st keyward.Store, s *backupSecrets, expect ...*keyward.AuditCheckpoint) (*inspected, error) {
+// master keys, against expect when not nil (a manifest's head).
+func inspectStore(ctx context.Context, st keyward.Store, s *backupSecrets, expect *keyward.AuditCheckpoint) (*inspected, error) {
 	r := &inspected{backupState: backupState{Keys: map[string]int64{}, MasterKeyVersions: []int{}, Peppers: []pepperUse{}}}
 	p := keyward.Page{Limit: keyward.MaxPageLimit}
 	for {
@@ -486,10 +486,7 @@ func inspectStore(ctx context.Context, st keyward.Store, s *backupSecrets, expec
 			masterKeys[c.Version] = true
 		}
 	}
-	chain := keyward.AuditChain{Keys: s.keyring.AuditChainKey}
-	if len(expect) > 0 {
-		chain.Expect = expect[0]
-	}
+	chain := keyward.AuditChain{Keys: s.keyring.AuditChainKey, Expect: expect}
 	var last *keyward.AuditEntry
 	p = keyward.Page{Limit: keyward.MaxPageLimit}
 	for {
