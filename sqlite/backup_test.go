@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/keywardtest"
 	"github.com/keyward/keyward/sqlite"
 )
@@ -24,16 +26,23 @@ func TestBackup(t *testing.T) {
 	acc := keywardtest.NewAccount(t, s, "acme")
 	before := keywardtest.NewAdminKey(t, s, h, acc.ID)
 
-	// Writers keep going while the copy is taken.
+	// A writer keeps going while the copy is taken.
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	var (
+		wg       sync.WaitGroup
+		writeErr error
+	)
 	wg.Go(func() {
-		for {
+		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
 			default:
-				keywardtest.NewAdminKey(t, s, h, acc.ID)
+			}
+			now := keywardtest.Now()
+			if err := s.CreateAccount(ctx, &keyward.Account{ID: apikey.NewID("acc"), Name: fmt.Sprintf("writer-%d", i), CreatedAt: now, UpdatedAt: now}); err != nil {
+				writeErr = err
+				return
 			}
 		}
 	})
@@ -44,6 +53,9 @@ func TestBackup(t *testing.T) {
 	err := sqlite.Backup(ctx, s.Path(), dst)
 	close(stop)
 	wg.Wait()
+	if writeErr != nil {
+		t.Fatalf("writing during the backup: %v", writeErr)
+	}
 	if err != nil {
 		t.Fatalf("Backup: %v", err)
 	}
