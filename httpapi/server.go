@@ -21,8 +21,10 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/tracing"
 	"github.com/keyward/keyward/verify"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Service is what the API serves: the account, user and key services of
@@ -84,6 +86,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is reported by /healthz and /readyz.
 	Version string
+	// TracerProvider traces every request with a server span named after
+	// its route pattern (package tracing). Nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // ForwardAuthPath is where Config.ForwardAuth is mounted.
@@ -102,6 +107,7 @@ type Server struct {
 	metrics      *httpMetrics
 	docs         []byte
 	trusted      []netip.Prefix
+	tracer       trace.Tracer // nil: tracing is off
 }
 
 // New returns a Server for cfg. It panics if Service or Engine is missing
@@ -119,6 +125,7 @@ func New(cfg Config) *Server {
 		version:      cfg.Version,
 		mux:          http.NewServeMux(),
 		trusted:      slices.Clone(cfg.TrustedProxies),
+		tracer:       tracing.Tracer(cfg.TracerProvider),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -246,9 +253,14 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 }
 
 // ServeHTTP routes r, renders unknown routes and methods as problem+json,
-// turns a panic into a 500, and records the request's metrics.
+// turns a panic into a 500, and records the request's metrics and, with
+// tracing, its span.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	var span trace.Span
+	if s.tracer != nil {
+		r, span = tracing.StartServer(s.tracer, r)
+	}
 	sw := &responseWriter{ResponseWriter: w, r: r}
 	defer func() {
 		if v := recover(); v != nil {
@@ -261,6 +273,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.metrics.observe(r.Pattern, sw.status, time.Since(start))
+		if span != nil {
+			tracing.SetRoute(span, r.Pattern)
+			tracing.EndServer(span, sw.status)
+		}
 	}()
 	s.mux.ServeHTTP(sw, r)
 }

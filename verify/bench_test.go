@@ -1,6 +1,7 @@
 package verify_test
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -8,7 +9,10 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/tracing"
 	"github.com/keyward/keyward/verify"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // benchKeys returns an engine whose cache holds n user keys, put there the
@@ -145,3 +149,38 @@ func BenchmarkVerifyCacheHitWith(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVerifyCacheHitTraced is BenchmarkVerifyCacheHit (10 keys) with
+// tracing on at the default sampling (parentbased_traceidratio,
+// tracing.DefaultSampleRatio) and spans batched to an exporter that drops
+// them: each verification runs inside a root span started as keyward's
+// HTTP server starts one, so it measures what a request pays for tracing
+// on the hit path, the sampled share included.
+func BenchmarkVerifyCacheHitTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(tracing.DefaultSampleRatio))),
+		sdktrace.WithBatcher(dropExporter{}))
+	b.Cleanup(func() { tp.Shutdown(context.Background()) })
+	e, secrets := benchKeysWith(b, 10, nil, func(c *verify.Config) { c.TracerProvider = tp })
+	tracer := tracing.Tracer(tp)
+	perms := []string{"memories:read"}
+	b.Run("keys=10", func(b *testing.B) {
+		before := e.lookups()
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			ctx, span := tracer.Start(e.ctx, "GET", trace.WithSpanKind(trace.SpanKindServer))
+			res := e.engine.Verify(ctx, verify.Request{Key: secrets[i%len(secrets)], Permissions: perms})
+			span.End()
+			if res.Decision != keyward.DecisionValid {
+				b.Fatalf("Decision = %s", res.Decision)
+			}
+		}
+		e.wantLookups(before, 0)
+	})
+}
+
+// dropExporter exports spans nowhere.
+type dropExporter struct{}
+
+func (dropExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (dropExporter) Shutdown(context.Context) error                             { return nil }

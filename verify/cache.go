@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/keyward/keyward"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // numShards spreads the cache over this many independently locked maps.
@@ -67,9 +68,15 @@ func (c *cache) shard(h keyward.KeyHash) *shard { return &c.shards[h[0]] }
 func (e *Engine) lookup(ctx context.Context, h keyward.KeyHash, raw string, now int64) (*entry, error) {
 	if en, ok := e.cached(h, now); ok {
 		e.m.hits.Add(1)
+		if e.tracer != nil {
+			addEvent(ctx, eventCacheHit)
+		}
 		return en, nil
 	}
 	e.m.misses.Add(1)
+	if e.tracer != nil {
+		addEvent(ctx, eventCacheMiss)
+	}
 	return e.load(ctx, h, raw)
 }
 
@@ -160,9 +167,16 @@ func (e *Engine) fetch(ctx context.Context, h keyward.KeyHash, raw string, gen u
 	if e.importsPending() {
 		digests = e.imports
 	}
+	var span trace.Span
+	if e.tracer != nil {
+		ctx, span = e.startSpan(ctx, spanStoreLookup)
+	}
 	k, byDigest, err := findKey(ctx, e.store, digests, e.hasher, h, raw)
 	if byDigest {
 		k, err = e.adopt(ctx, h, raw, k)
+	}
+	if span != nil {
+		endLookupSpan(span, err)
 	}
 	if err == nil && k == nil {
 		err = keyward.Errorf(keyward.EINTERNAL, "store returned no key and no error")

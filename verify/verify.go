@@ -33,6 +33,8 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/ratelimit"
+	"github.com/keyward/keyward/tracing"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -123,6 +125,10 @@ type Config struct {
 	// Logger receives store errors and flush failures, never a raw key.
 	// Default slog.Default(); the engine adds component=verify.
 	Logger *slog.Logger
+	// TracerProvider traces the verifications of sampled requests (see
+	// trace.go). Nil or a no-op provider: none, and the hot path does no
+	// tracing work beyond one nil check.
+	TracerProvider trace.TracerProvider
 }
 
 // Request is one verification.
@@ -256,6 +262,7 @@ type Engine struct {
 	limiter ratelimit.Limiter
 	credits keyward.CreditLedger
 	signals keyward.SignalSink
+	tracer  trace.Tracer // nil: tracing is off
 	// noLedger logs, once, that a key with credits met no ledger; warned
 	// throttles the warnings of a failing limiter or ledger.
 	noLedger sync.Once
@@ -337,6 +344,7 @@ func New(cfg Config) (*Engine, error) {
 		limiter:     cfg.Limiter,
 		credits:     cfg.Credits,
 		signals:     cfg.Signals,
+		tracer:      tracing.Tracer(cfg.TracerProvider),
 		ipLoader:    cfg.IPRules,
 		ipRefresh:   cfg.IPRuleRefresh,
 		store:       cfg.Store,
@@ -389,11 +397,18 @@ func (e *Engine) Verify(ctx context.Context, req Request) Result {
 	if !e.realClock {
 		now = e.now()
 	}
+	var span trace.Span
+	if e.tracer != nil {
+		ctx, span = e.startSpan(ctx, spanVerify)
+	}
 	res := e.verify(ctx, &req, now)
 	if e.signals != nil && res.Decision != keyward.DecisionValid && res.Decision != keyward.DecisionUnavailable {
 		e.signalFailure(&req, &res, now)
 	}
 	e.m.observe(res.Decision, time.Since(start))
+	if span != nil {
+		endVerifySpan(span, &res)
+	}
 	return res
 }
 
