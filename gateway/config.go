@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/httpapi"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of Config.
@@ -204,6 +205,11 @@ type Config struct {
 	// errors, never a key. Default slog.Default(); component=gateway is
 	// added.
 	Logger *slog.Logger
+	// TracerProvider traces each request with a server span (the child of
+	// the client's traceparent) and its upstream call with a client span
+	// whose traceparent replaces the client's (package tracing). Nil: no
+	// tracing, and the client's traceparent reaches the upstream as sent.
+	TracerProvider trace.TracerProvider
 }
 
 // FieldError says what is wrong with one field of a Config, named as in

@@ -43,6 +43,8 @@ import (
 	"github.com/keyward/keyward/clientaddr"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/ratelimit"
+	"github.com/keyward/keyward/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Gateway is an authenticating reverse proxy; it is an http.Handler. Serve
@@ -55,6 +57,7 @@ type Gateway struct {
 	transport   http.RoundTripper
 	buffers     *bufferPool
 	log         *slog.Logger
+	tracer      trace.Tracer // nil: tracing is off
 }
 
 var (
@@ -77,10 +80,12 @@ func New(cfg Config) (*Gateway, error) {
 		transport:   cfg.Transport,
 		buffers:     newBufferPool(),
 		log:         cfg.Logger,
+		tracer:      tracing.Tracer(cfg.TracerProvider),
 	}
 	if g.transport == nil {
 		g.transport = newTransport(cfg)
 	}
+	g.transport = tracing.Transport(g.tracer, spanUpstream, g.transport)
 	errorLog := slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)
 	for _, r := range g.routes.all() {
 		r.proxy = &httputil.ReverseProxy{
@@ -142,8 +147,24 @@ func (g *Gateway) Close() {
 	}
 }
 
-// ServeHTTP authenticates r and proxies it to its route's upstream.
+// spanUpstream names the client span of a call to an upstream.
+const spanUpstream = "gateway upstream"
+
+// ServeHTTP authenticates r and proxies it to its route's upstream, in a
+// server span when tracing.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.tracer == nil {
+		g.serve(w, r)
+		return
+	}
+	r, span := tracing.StartServer(g.tracer, r)
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() { tracing.EndServer(span, sw.status) }()
+	g.serve(sw, r)
+}
+
+// serve is ServeHTTP without its span.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	// The agent is read before the identity headers go: the client names
 	// it in X-Keyward-Agent, which is also an identity header.
 	agentHeader := r.Header[httpapi.HeaderAgent]
@@ -167,6 +188,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt == nil {
 		httpapi.WriteError(w, r, errNoRoute)
 		return
+	}
+	if g.tracer != nil {
+		tracing.SetRoute(trace.SpanFromContext(r.Context()), "gateway "+rt.name)
 	}
 	// The upstream gets the path the rules checked, in its one escaped
 	// form (EscapedPath gives RawPath: it is valid and decodes to Path).
@@ -295,6 +319,29 @@ func (g *Gateway) proxyError(rt *route) func(http.ResponseWriter, *http.Request,
 		}
 	}
 }
+
+// statusWriter records the status of a traced response. Unwrap lets the
+// proxy reach the connection's Flush and Hijack (upgrades).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // bufferPool lends the 32 KiB copy buffers of a gateway's proxies.
 type bufferPool struct{ p sync.Pool }

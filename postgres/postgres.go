@@ -40,6 +40,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // defaultConnectTimeout bounds a connection attempt when the URL sets no
@@ -66,6 +68,9 @@ type Options struct {
 	// exist. A schema name is lower case letters, digits and underscores,
 	// not starting with a digit, at most 63 characters.
 	Schema string
+	// TracerProvider traces the queries run inside a sampled request, a
+	// client span each (trace.go). Nil: none.
+	TracerProvider trace.TracerProvider
 }
 
 // schemaName is what Options.Schema accepts: identifiers PostgreSQL does not
@@ -112,6 +117,9 @@ func parseConfig(url string, opts Options) (*pgxpool.Config, string, error) {
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	if tracer := tracing.Tracer(opts.TracerProvider); tracer != nil {
+		cfg.ConnConfig.Tracer = queryTracer{tracer}
 	}
 	schema := opts.Schema
 	if schema == "" {

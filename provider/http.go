@@ -48,7 +48,7 @@ func NewHTTP(kind string, c Connection) (*HTTP, error) {
 	return &HTTP{
 		Kind:   kind,
 		Base:   strings.TrimRight(c.BaseURL, "/"),
-		Client: &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		Client: &http.Client{Transport: c.Transport, Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}, nil
 }
 

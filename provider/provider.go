@@ -17,6 +17,7 @@ package provider
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -86,6 +87,9 @@ type Connection struct {
 	Password keyward.Secret
 	// Timeout bounds each request to the provider (DefaultTimeout when 0).
 	Timeout time.Duration
+	// Transport sends the requests; nil: http.DefaultTransport. keyward
+	// serve passes one that traces them (tracing.Transport).
+	Transport http.RoundTripper
 }
 
 // DefaultTimeout bounds each request to a provider when the connection sets

@@ -155,6 +155,14 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// CloseIdleConnections closes the idle connections of the wrapped
+// transport, if it keeps any.
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // portOf is the port r goes to: the URL's, or its scheme's default.
 func portOf(r *http.Request) int {
 	if p := r.URL.Port(); p != "" {

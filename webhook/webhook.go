@@ -39,7 +39,10 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/tracing"
 	"github.com/keyward/keyward/webhook/signature"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Opener opens sealed endpoint secrets (keyring.Keyring).
@@ -73,6 +76,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// TracerProvider traces each attempt as the span
+	// keyward.webhook.deliver with the POST as its client span (package
+	// tracing); the receiver gets its traceparent. Nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // maxRetryAfter caps the wait an endpoint's Retry-After may ask for.
@@ -133,6 +140,7 @@ type Sender struct {
 	client *http.Client
 	lease  time.Duration
 	log    *slog.Logger
+	tracer trace.Tracer // nil: tracing is off
 
 	attempts [outcomeCount]atomic.Int64
 	// signals queues the signals of the hot path that become events
@@ -270,10 +278,12 @@ func New(cfg Config) (*Sender, error) {
 		TLSHandshakeTimeout:   cfg.Timeout,
 		ResponseHeaderTimeout: cfg.Timeout,
 	}
+	tracer := tracing.Tracer(cfg.TracerProvider)
 	return &Sender{
-		cfg: cfg,
+		cfg:    cfg,
+		tracer: tracer,
 		client: &http.Client{
-			Transport: transport,
+			Transport: tracing.Transport(tracer, "webhook POST", transport),
 			Timeout:   cfg.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
 				return http.ErrUseLastResponse
@@ -364,8 +374,36 @@ type Payload struct {
 	Data      json.RawMessage `json:"data"`
 }
 
-// attempt sends d once and returns what to record.
+// spanDeliver names the span of one delivery attempt.
+const spanDeliver = "keyward.webhook.deliver"
+
+// attempt sends d once and returns what to record, in a span when
+// tracing. The span records ids, the event type, the attempt's number and
+// outcome: never the endpoint's URL (it may carry a token), its secret or
+// the payload.
 func (s *Sender) attempt(ctx context.Context, d *keyward.WebhookDelivery) keyward.DeliveryOutcome {
+	if s.tracer == nil {
+		return s.try(ctx, d)
+	}
+	ctx, span := s.tracer.Start(ctx, spanDeliver, trace.WithAttributes(
+		attribute.String("keyward.webhook.event_id", d.EventID),
+		attribute.String("keyward.webhook.event_type", d.Event.Type),
+		attribute.String("keyward.webhook.endpoint_id", d.EndpointID),
+		attribute.Int("keyward.webhook.attempt", d.Attempts+1)))
+	o := s.try(ctx, d)
+	span.SetAttributes(attribute.String("keyward.webhook.state", string(o.State)))
+	if o.Status != 0 {
+		span.SetAttributes(attribute.Int("http.response.status_code", o.Status))
+	}
+	if o.State != keyward.DeliveryDelivered {
+		tracing.Error(span, "the attempt failed: "+PublicError(o.Status, o.Error))
+	}
+	span.End()
+	return o
+}
+
+// try is attempt without its span.
+func (s *Sender) try(ctx context.Context, d *keyward.WebhookDelivery) keyward.DeliveryOutcome {
 	start := s.cfg.Now()
 	o := keyward.DeliveryOutcome{EventID: d.EventID, EndpointID: d.EndpointID, LeaseUntil: d.LeaseUntil, Time: start}
 	status, retryAfter, err := s.send(ctx, d, start)

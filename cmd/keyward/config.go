@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/keyward/keyward/tracing"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"log/slog"
 	"net"
@@ -120,6 +122,9 @@ type Config struct {
 
 	// sources records where each setting came from, for config check.
 	sources map[string]string
+	// tracer is the tracer provider serve and gateway build from the
+	// OTEL_* environment (tracing.go); nil: tracing is off.
+	tracer trace.TracerProvider
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -514,10 +519,11 @@ func parseLevel(s string) (slog.Level, error) {
 func (c *Config) newLogger(w io.Writer) *slog.Logger {
 	level, _ := parseLevel(c.LogLevel)
 	opts := &slog.HandlerOptions{Level: level}
+	// The log lines of a traced request carry its trace_id and span_id.
 	if c.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(tracing.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(tracing.LogHandler(slog.NewTextHandler(w, opts)))
 }
 
 // DatabasePath is the SQLite database inside the data directory.

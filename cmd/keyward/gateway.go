@@ -335,6 +335,12 @@ func (a *app) runGateway(cmd *cobra.Command, cfg *Config, f *gatewayFlags) (err 
 	if len(errs) > 0 {
 		return &ConfigError{Errors: errs}
 	}
+	tp, stopTracing, err := startTracing(ctx, a.getenv, log, a.version())
+	if err != nil {
+		return err
+	}
+	defer a.stopTracing(ctx, cfg, stopTracing)
+	cfg.tracer = tp
 	name := yamlName
 	if f.upstream != "" {
 		u, err := url.Parse(f.upstream)
@@ -371,7 +377,7 @@ func (a *app) runGateway(cmd *cobra.Command, cfg *Config, f *gatewayFlags) (err 
 			err = shutdownError(cerr)
 		}
 	}()
-	gc.Verifier, gc.Logger, gc.Anonymous = verifier, log, cfg.DevMode
+	gc.Verifier, gc.Logger, gc.Anonymous, gc.TracerProvider = verifier, log, cfg.DevMode, cfg.tracer
 	gs, err := listenGateway(ctx, listen, gc, log, name, "listen")
 	if err != nil {
 		return err

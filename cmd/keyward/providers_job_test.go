@@ -31,7 +31,7 @@ func TestCredentialExpiryJob(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 	store := keywardtest.NewSQLiteStore(t)
 	svc := admin.New(admin.Config{Store: store, Hasher: keywardtest.NewHasher(t), Sealer: keywardtest.NewKeyring(t),
-		Providers: openProvider, Now: clock, Logger: quiet})
+		Providers: (&core{}).openProvider, Now: clock, Logger: quiet})
 	jobs, err := lifecycle.New(lifecycle.Config{Store: store, Actions: svc, Now: clock, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

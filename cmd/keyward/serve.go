@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // HTTP server limits. Request bodies are bounded by httpapi.
@@ -94,6 +95,8 @@ type core struct {
 	guard      webhook.Guard
 	sender     *webhook.Sender
 	stopSender func()
+	// tracer traces provider calls; nil: tracing is off.
+	tracer trace.TracerProvider
 }
 
 // openCore opens the data directory, loads (or generates) the peppers and
@@ -121,7 +124,7 @@ func openCore(ctx context.Context, cfg *Config, log *slog.Logger, withEngine boo
 	if r, ok := store.(keyward.StorageReporter); ok {
 		r.Storage().SetLogger(log.With("component", "store"))
 	}
-	c := &core{store: store, hasher: hasher}
+	c := &core{store: store, hasher: hasher, tracer: cfg.tracer}
 	if c.keyring, err = cfg.openKeyring(log); err != nil {
 		store.Close()
 		return nil, err
@@ -190,6 +193,8 @@ func (c *core) openEngine(cfg *Config, log *slog.Logger, withEngine bool) error 
 		Credits:  ledger,
 		Signals:  usage.Tee(c.detector, c.usage, c.sender),
 		Logger:   log,
+
+		TracerProvider: cfg.tracer,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the verification engine: %w", err)
@@ -286,6 +291,12 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 	defer stop()
 
 	log.Info("starting keyward", "version", a.version(), "data", cfg.Data, "store", cfg.storeName(), "peppers", cfg.pepperSource())
+	tp, stopTracing, err := startTracing(ctx, a.getenv, log, a.version())
+	if err != nil {
+		return err
+	}
+	defer a.stopTracing(ctx, cfg, stopTracing) // last: the spans of the shutdown are flushed too
+	cfg.tracer = tp
 	c, err := openCore(ctx, cfg, log, true)
 	if err != nil {
 		return err
@@ -327,7 +338,7 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 		if len(errs) > 0 {
 			return &ConfigError{Errors: errs}
 		}
-		gc.Verifier, gc.Logger = c.engine, log
+		gc.Verifier, gc.Logger, gc.TracerProvider = c.engine, log, cfg.tracer
 		if gw, err = listenGateway(ctx, cfg.GatewayListen, gc, log, yamlName, "gateway_listen"); err != nil {
 			return err
 		}
@@ -391,6 +402,7 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 		ForwardAuth:    forwardAuth,
 		Logger:         log,
 		Version:        a.version(),
+		TracerProvider: cfg.tracer,
 	})
 
 	addr := ln.Addr().String()
@@ -439,6 +451,13 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 		return shutdownError(cutOff("shutting down HTTP", err, cfg.ShutdownTimeout))
 	}
 	return shutdownError(gwShutdown)
+}
+
+// stopTracing flushes the last spans with the shutdown timeout of cfg.
+func (a *app) stopTracing(ctx context.Context, cfg *Config, stop func(context.Context)) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	stop(sctx)
 }
 
 func isLoopback(host string) bool {

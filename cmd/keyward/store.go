@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keyward/keyward/tracing"
 	"log/slog"
 	"net/url"
 	"regexp"
@@ -127,7 +128,7 @@ func redactURL(s string) string {
 // schema newer than this binary is an exitError with ExitConfig.
 func openStore(ctx context.Context, cfg *Config) (keyward.Store, error) {
 	if cfg.usesPostgres() {
-		s, err := postgres.Open(ctx, cfg.Store)
+		s, err := postgres.OpenOptions(ctx, cfg.Store, postgres.Options{TracerProvider: cfg.tracer})
 		if err != nil {
 			return nil, storeError(cfg, err)
 		}
@@ -158,16 +159,18 @@ func sharedPepperError(cfg *Config) error {
 // newAdmin returns the admin service of c telling observer about changes
 // (nil: the engine).
 func (c *core) newAdmin(observer keyward.KeyObserver, log *slog.Logger) *admin.Service {
-	return admin.New(admin.Config{Store: c.store, Hasher: c.hasher, Verifier: c.engine, Observer: observer, Credits: c.ledger, Sealer: c.keyring, WebhookGuard: c.guard, Providers: openProvider, Logger: log})
+	return admin.New(admin.Config{Store: c.store, Hasher: c.hasher, Verifier: c.engine, Observer: observer, Credits: c.ledger, Sealer: c.keyring, WebhookGuard: c.guard, Providers: c.openProvider, Logger: log})
 }
 
-// openProvider opens the provider of an external credentials connection.
-func openProvider(kind string, c provider.Connection) (provider.Provider, error) {
+// openProvider opens the provider of an external credentials connection,
+// its requests traced as client spans "provider KIND" when tracing.
+func (c *core) openProvider(kind string, conn provider.Connection) (provider.Provider, error) {
+	conn.Transport = tracing.Transport(tracing.Tracer(c.tracer), "provider "+kind, conn.Transport)
 	switch kind {
 	case provider.KindGitea:
-		return gitea.New(c)
+		return gitea.New(conn)
 	case provider.KindN8n:
-		return n8n.New(c)
+		return n8n.New(conn)
 	}
 	return nil, keyward.Errorf(keyward.EINVALID, "provider kind %q: use gitea or n8n", kind)
 }

@@ -58,7 +58,7 @@ func startSender(cfg *Config, c *core, log *slog.Logger) (*webhook.Sender, func(
 	if err != nil {
 		return nil, nil, err
 	}
-	wc.Store, wc.Opener, wc.Logger = c.store, c.keyring, log
+	wc.Store, wc.Opener, wc.Logger, wc.TracerProvider = c.store, c.keyring, log, cfg.tracer
 	s, err := webhook.New(wc)
 	if err != nil {
 		return nil, nil, err
