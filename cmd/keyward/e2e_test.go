@@ -67,10 +67,16 @@ type proc struct {
 // for its "listening" log line, which carries the address it bound.
 func startBinary(t *testing.T, data string, args ...string) *proc {
 	t.Helper()
+	return startBinaryWith(t, data, baseEnv(), args...)
+}
+
+// startBinaryWith is startBinary with the environment env.
+func startBinaryWith(t *testing.T, data string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{stdout: keywardtest.NewLines(), stderr: keywardtest.NewLines(), done: make(chan error, 1)}
 	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--data", data, "--log-format", "json", "--log-level", "debug"}, args...)
 	p.cmd = exec.Command(binary, args...)
-	p.cmd.Env = baseEnv()
+	p.cmd.Env = env
 	p.cmd.Dir = t.TempDir()
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
