@@ -50,7 +50,7 @@ func TestQueriesTraced(t *testing.T) {
 			t.Errorf("span %q (parent %s), want postgres SELECT under the request", sp.Name, sp.Parent.SpanID())
 		}
 		for _, a := range sp.Attributes {
-			v := a.Value.Emit()
+			v := a.Value.String()
 			if strings.Contains(strings.ToLower(v), "key_hash") || strings.Contains(v, hex.EncodeToString(h[:])) || strings.Contains(v, string(h[:])) {
 				t.Errorf("span %q attribute %s holds the statement or its argument: %q", sp.Name, a.Key, v)
 			}

@@ -83,8 +83,8 @@ func TestServerAndClientSpans(t *testing.T) {
 	}
 	for _, s := range spans {
 		for _, a := range s.Attributes {
-			if strings.Contains(a.Value.Emit(), "kw_secret") {
-				t.Errorf("span %q attribute %s = %q", s.Name, a.Key, a.Value.Emit())
+			if strings.Contains(a.Value.String(), "kw_secret") {
+				t.Errorf("span %q attribute %s = %q", s.Name, a.Key, a.Value.String())
 			}
 		}
 	}

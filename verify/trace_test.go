@@ -47,7 +47,7 @@ func TestVerifyTracesSampledRequests(t *testing.T) {
 		names = append(names, s.Name)
 		byName[s.Name] = append(byName[s.Name], s)
 		for _, a := range s.Attributes {
-			v := a.Value.Emit()
+			v := a.Value.String()
 			if strings.Contains(v, k.Secret) || strings.Contains(v, hex.EncodeToString(k.Key.Hash[:])) {
 				t.Errorf("span %s attribute %s holds the key or its hash", s.Name, a.Key)
 			}
@@ -69,7 +69,7 @@ func TestVerifyTracesSampledRequests(t *testing.T) {
 		}
 		attrs := map[string]string{}
 		for _, a := range v.Attributes {
-			attrs[string(a.Key)] = a.Value.Emit()
+			attrs[string(a.Key)] = a.Value.String()
 		}
 		if attrs["keyward.decision"] != string(keyward.DecisionValid) || attrs["keyward.key_id"] != k.Key.ID {
 			t.Errorf("verification %d: attributes %v", i, attrs)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/keyward/keyward/tracing"
-	"go.opentelemetry.io/otel/trace"
 	"io"
 	"log/slog"
 	"net"
@@ -20,8 +18,10 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/bus"
 	"github.com/keyward/keyward/keyring"
+	"github.com/keyward/keyward/tracing"
 	"github.com/keyward/keyward/verify"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/trace"
 	"gopkg.in/yaml.v3"
 )
 

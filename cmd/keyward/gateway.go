@@ -22,6 +22,7 @@ import (
 	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/gateway"
 	"github.com/keyward/keyward/keystore"
+	"github.com/keyward/keyward/tracing"
 	"github.com/spf13/cobra"
 )
 
@@ -485,7 +486,8 @@ func (a *app) remoteVerifier(ctx context.Context, cfg *Config, f *gatewayFlags, 
 	t.MaxIdleConnsPerHost = 256
 	t.Proxy = nil
 	c.HTTPClient = &http.Client{
-		Transport: t,
+		// Traced: the remote keyward's spans join the gateway's trace.
+		Transport: tracing.Transport(tracing.Tracer(cfg.tracer), "keyward remote verify", t),
 		Timeout:   remoteVerifyTimeout,
 		// A redirect would carry the API key and the keys being verified.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/keyward/keyward/tracing"
 	"log/slog"
 	"net/url"
 	"regexp"
@@ -20,6 +19,7 @@ import (
 	"github.com/keyward/keyward/provider/n8n"
 	"github.com/keyward/keyward/redis"
 	"github.com/keyward/keyward/sqlite"
+	"github.com/keyward/keyward/tracing"
 	goredis "github.com/redis/go-redis/v9"
 )
 
