@@ -151,26 +151,30 @@ func BenchmarkVerifyCacheHitWith(b *testing.B) {
 }
 
 // BenchmarkVerifyCacheHitTraced is BenchmarkVerifyCacheHit (10 keys) with
-// tracing on at the default sampling (parentbased_traceidratio,
-// tracing.DefaultSampleRatio) and spans batched to an exporter that drops
-// them: each verification runs inside a root span started as keyward's
-// HTTP server starts one, so it measures what a request pays for tracing
-// on the hit path, the sampled share included.
+// tracing on at the default sampling (tracing.DefaultSampleRatio, 1%):
+// one call in 100 runs inside a sampled request, so its verification span
+// and event are recorded and batched to an exporter that drops them; the
+// others run inside unsampled requests, as the rest of a service's traffic
+// does. The requests' own spans are made beforehand: this is what tracing
+// adds to the verification, not what the HTTP server's span costs.
 func BenchmarkVerifyCacheHitTraced(b *testing.B) {
-	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(tracing.DefaultSampleRatio))),
-		sdktrace.WithBatcher(dropExporter{}))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(dropExporter{}))
 	b.Cleanup(func() { tp.Shutdown(context.Background()) })
 	e, secrets := benchKeysWith(b, 10, nil, func(c *verify.Config) { c.TracerProvider = tp })
-	tracer := tracing.Tracer(tp)
+	period := int(1 / tracing.DefaultSampleRatio)
+	sampled, request := tracing.Tracer(tp).Start(e.ctx, "request")
+	defer request.End()
+	unsampled := trace.ContextWithSpanContext(e.ctx, request.SpanContext().WithTraceFlags(0))
 	perms := []string{"memories:read"}
 	b.Run("keys=10", func(b *testing.B) {
 		before := e.lookups()
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			ctx, span := tracer.Start(e.ctx, "GET", trace.WithSpanKind(trace.SpanKindServer))
+			ctx := unsampled
+			if i%period == 0 {
+				ctx = sampled
+			}
 			res := e.engine.Verify(ctx, verify.Request{Key: secrets[i%len(secrets)], Permissions: perms})
-			span.End()
 			if res.Decision != keyward.DecisionValid {
 				b.Fatalf("Decision = %s", res.Decision)
 			}
