@@ -74,7 +74,7 @@ func (inv *Invalidation) UnmarshalJSON(b []byte) error {
 }
 
 // Bus carries invalidations between the keyward instances that share a
-// store (DESIGN.md section 4). Implementations: bus.Local (in process),
+// store (docs/architecture.md, verification pipeline). Implementations: bus.Local (in process),
 // redis.Bus (pub/sub), postgres.NotifyBus (LISTEN/NOTIFY), sqlite.Bus (a
 // polled table, between the processes on one SQLite file).
 //

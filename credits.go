@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Credits is a key's quota (DESIGN.md section 4, step 7): each verification
+// Credits is a key's quota (docs/architecture.md, verification step 7): each verification
 // spends its cost from Remaining, and a key with too few remaining answers
 // USAGE_EXCEEDED. Remaining never goes below zero. With a Refill, Remaining
 // is raised back to Refill.Amount (never lowered: credits topped up beyond it

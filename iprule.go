@@ -22,7 +22,7 @@ const (
 // Valid reports whether a is block or allow.
 func (a IPAction) Valid() bool { return a == IPBlock || a == IPAllow }
 
-// IPRule blocks or allows a network (DESIGN.md section 4, steps 2 and 6).
+// IPRule blocks or allows a network (docs/architecture.md, verification steps 2 and 6).
 //
 // A global rule (AccountID "") applies to every request before any key
 // lookup: a global block answers IP_BLOCKED, and when global allow rules

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/cachemem.sh: memory per cached key of the verification cache (100k and
-# 1M realistic keys put in through KeyChanged; DESIGN.md section 9 target:
+# 1M realistic keys put in through KeyChanged; docs/benchmarks.md target:
 # under 512 B) and its hit rate when 1M keys are picked by a Zipf
 # distribution, with the default 30 s TTL and an injected clock at 100, 1k
 # and 10k requests/s. No database needed; about a minute and 2 GB of memory.

@@ -11,7 +11,7 @@
 #
 # PostgreSQL: KEYWARD_TEST_POSTGRES_URL (skipped when unset). Seeding a store
 # stops after SEED_TIMEOUT (default 8m); the report then says at how many keys
-# the latencies were measured. Target (DESIGN.md section 9): p99 < 2 ms.
+# the latencies were measured. Target (docs/benchmarks.md, targets): p99 < 2 ms.
 set -euo pipefail
 
 KEYS=${KEYS:-1000000}

@@ -3,7 +3,7 @@
 # pair loaded in the same run by the same wrk with the same concurrency:
 #
 #   - "keyward gateway" (keys verified in process, cache hit) against a bare
-#     httputil.ReverseProxy to the same upstream (DESIGN.md section 9 target:
+#     httputil.ReverseProxy to the same upstream (docs/benchmarks.md target:
 #     >= 85% of its requests/s);
 #   - POST /v1/keys/verify of "keyward serve" against a bare net/http JSON
 #     handler (bench/benchserver json) answering the same request with the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/propagation.sh: how long a revocation made on one keyward instance
 # takes to be seen by another, over the Redis pub/sub bus and over PostgreSQL
-# LISTEN/NOTIFY (DESIGN.md section 9: p99 under 100 ms). Two instances run in
+# LISTEN/NOTIFY (docs/benchmarks.md, targets: p99 under 100 ms). Two instances run in
 # one process (bench/propagation): each with its own PostgreSQL pool on one
 # fresh schema (dropped at the end), its own engine, bus client and
 # Broadcaster. Loopback only; every wait is bounded.

@@ -1,5 +1,5 @@
 // Package bus keeps the verification caches of many keyward instances
-// current (DESIGN.md section 4). A Broadcaster is the keyward.KeyObserver of
+// current (docs/architecture.md, verification pipeline). A Broadcaster is the keyward.KeyObserver of
 // one instance: it applies each committed change to the local engine at once
 // and publishes a keyward.Invalidation on a keyward.Bus, and it applies the
 // invalidations other instances publish. Local is the in-process Bus; the

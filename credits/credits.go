@@ -1,5 +1,5 @@
 // Package credits implements keyward.CreditLedger, the live credit counts
-// of keys (DESIGN.md section 4, step 7). StoreLedger keeps them in the store
+// of keys (docs/architecture.md, verification step 7). StoreLedger keeps them in the store
 // itself, each spend one atomic update: simple, and right for one instance
 // or a modest verification rate. Package redisledger keeps them in Redis,
 // written back to the store, for many instances and high rates.

@@ -215,7 +215,7 @@ func TestOperations(t *testing.T) {
 // BenchmarkVerifyHTTP measures POST /v1/keys/verify through the whole
 // handler (authentication of the caller, decoding, verification, encoding)
 // with both keys cached; BenchmarkBareJSONHandler is the baseline of
-// DESIGN.md section 9: a net/http handler that decodes and encodes the
+// docs/benchmarks.md, targets: a net/http handler that decodes and encodes the
 // same JSON.
 func BenchmarkVerifyHTTP(b *testing.B) {
 	e := newBenchEnv(b)

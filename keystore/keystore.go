@@ -1,5 +1,5 @@
 // Package keystore holds keyward's simple modes, for services that want
-// "one key, or a few" and no database (DESIGN.md section 6):
+// "one key, or a few" and no database (docs/simple-modes.md):
 //
 //   - Keystore, a static file mapping the SHA-256 digests of tokens to
 //     identities (Load, Parse);

@@ -1,5 +1,5 @@
 // Package ratelimit decides whether a call fits the named rate limits of a
-// key (DESIGN.md section 4, step 7). Limiter is the interface the verify
+// key (docs/architecture.md, verification step 7). Limiter is the interface the verify
 // engine and the gateway call; NewLocal is the in-process engine, exact for
 // one instance; package redislimit is the engine shared by every instance
 // through Redis. Both implement the same GCRA (generic cell rate algorithm,

@@ -1,6 +1,6 @@
 // Package redis adapts Redis to keyward with go-redis: the invalidation bus
 // on pub/sub (Bus), and later the distributed rate limits and counters
-// (DESIGN.md section 7). Everything takes a goredis.UniversalClient, so a
+// (docs/architecture.md, storage). Everything takes a goredis.UniversalClient, so a
 // standalone server, Sentinel and Cluster all work; Open builds one from a
 // URL.
 package redis

@@ -15,7 +15,7 @@ import (
 // entry is a cached key: what a verification and its result read of a
 // keyward.Key, and nothing else. A key's name, start, prefix, creator,
 // rotation, and times of creation, update and last use stay in the store,
-// so a cached key costs under the 512 bytes of DESIGN.md section 9
+// so a cached key costs under the 512 bytes of docs/benchmarks.md, targets
 // (bench/cachemem measures it). What few keys have (meta, limits,
 // credits...) is behind extra, so the others pay one pointer for it.
 //

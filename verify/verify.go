@@ -412,7 +412,7 @@ func (e *Engine) Verify(ctx context.Context, req Request) Result {
 	return res
 }
 
-// verify runs the pipeline of DESIGN.md section 4 from step 2.
+// verify runs the pipeline of docs/architecture.md, verification pipeline from step 2.
 func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result {
 	if CheckCost(req.Cost) != nil {
 		e.badCost(req.Cost)

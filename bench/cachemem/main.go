@@ -1,4 +1,4 @@
-// Command cachemem measures the verification cache (DESIGN.md section 9):
+// Command cachemem measures the verification cache (docs/benchmarks.md, targets):
 //
 //   - memory per cached key: a fresh verify.Engine's cache is filled with N
 //     realistic keys through KeyChanged, and the growth of the live heap

@@ -1,5 +1,5 @@
 // Command cachemiss measures verification latency on a cache miss with many
-// keys in the store (DESIGN.md section 9: p99 under 2 ms at 1M keys, on
+// keys in the store (docs/benchmarks.md, targets: p99 under 2 ms at 1M keys, on
 // SQLite and on PostgreSQL).
 //
 // For each store it seeds -keys account_admin keys with Store.CreateKeys

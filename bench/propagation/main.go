@@ -1,5 +1,5 @@
 // Command propagation measures how long a revocation made on one keyward
-// instance takes to be seen by another (DESIGN.md section 9: p99 under
+// instance takes to be seen by another (docs/benchmarks.md, targets: p99 under
 // 100 ms with Redis or LISTEN/NOTIFY).
 //
 // Two instances run in this process, each as `keyward serve` wires it: its

@@ -23,7 +23,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// The store and the invalidation bus (DESIGN.md sections 4 and 7): the
+// The store and the invalidation bus (docs/architecture.md, verification pipeline and storage): the
 // store setting selects SQLite in the data directory (empty, the default)
 // or PostgreSQL (a postgres:// URL); the bus is Redis pub/sub when redis is
 // set, else PostgreSQL LISTEN/NOTIFY on a PostgreSQL store, else the polled

@@ -1,4 +1,4 @@
--- Accounts, users and keys (DESIGN.md section 3): the PostgreSQL twin of
+-- Accounts, users and keys (docs/architecture.md, domain model): the PostgreSQL twin of
 -- sqlite/migrations/0001_init.sql.
 --
 -- Ids use the "C" collation so that they sort by bytes, as page cursors and

@@ -1,4 +1,4 @@
--- IP rules and per-key allow lists (DESIGN.md section 4, steps 2 and 6):
+-- IP rules and per-key allow lists (docs/architecture.md, verification steps 2 and 6):
 -- the PostgreSQL twin of sqlite/migrations/0002_ip_rules.sql.
 
 -- An IP rule blocks or allows a network, globally (account_id NULL) or

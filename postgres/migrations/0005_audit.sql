@@ -1,4 +1,4 @@
--- The audit log (DESIGN.md section 8): the PostgreSQL twin of
+-- The audit log (docs/audit.md): the PostgreSQL twin of
 -- sqlite/migrations/0005_audit.sql.
 --
 -- seq numbers the entries from 1 without gaps; the store sets it under an

@@ -1,4 +1,4 @@
--- Accounts, users and keys (DESIGN.md section 3).
+-- Accounts, users and keys (docs/architecture.md, domain model).
 --
 -- Times are TEXT in UTC, fixed width with microseconds
 -- ("2006-01-02T15:04:05.000000Z"), so they sort and compare as strings.

@@ -1,4 +1,4 @@
--- IP rules and per-key allow lists (DESIGN.md section 4, steps 2 and 6).
+-- IP rules and per-key allow lists (docs/architecture.md, verification steps 2 and 6).
 
 -- An IP rule blocks or allows a network, globally (account_id NULL) or
 -- for one account's keys. cidr is the masked network in CIDR notation.

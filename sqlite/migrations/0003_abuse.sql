@@ -1,4 +1,4 @@
--- Rate limits, credits and anomalies (DESIGN.md section 4, steps 5 and 7).
+-- Rate limits, credits and anomalies (docs/architecture.md, verification steps 5 and 7).
 
 -- A key's named rate limits, and an account's defaults for its keys that
 -- set none: a JSON array of {"name", "limit", "window"}, empty for none.

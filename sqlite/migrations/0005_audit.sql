@@ -1,4 +1,4 @@
--- The audit log (DESIGN.md section 8): admin mutations and security events,
+-- The audit log (docs/audit.md): admin mutations and security events,
 -- each appended in the transaction of the change it records.
 --
 -- seq numbers the entries from 1 without gaps; the store sets it under the
