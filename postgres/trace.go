@@ -3,10 +3,10 @@ package postgres
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/keyward/keyward/tracing"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -25,7 +25,7 @@ func (t queryTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.
 	if !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx
 	}
-	op := operation(data.SQL)
+	op := tracing.SQLOperation(data.SQL)
 	ctx, _ = t.tracer.Start(ctx, "postgres "+op, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("db.system.name", "postgresql"), attribute.String("db.operation.name", op)))
 	return ctx
@@ -44,20 +44,6 @@ func (t queryTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.Tr
 		}
 	}
 	span.End()
-}
-
-// operation is the first word of a statement, upper case ("SELECT"), or
-// "QUERY" when it does not start with a word.
-func operation(sql string) string {
-	sql = strings.TrimSpace(sql)
-	end := strings.IndexFunc(sql, func(r rune) bool { return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') })
-	if end < 0 {
-		end = len(sql)
-	}
-	if end == 0 || end > 16 {
-		return "QUERY"
-	}
-	return strings.ToUpper(sql[:end])
 }
 
 // errorCode is the SQLSTATE of err, or "" if it carries none.

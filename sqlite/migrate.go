@@ -36,7 +36,7 @@ func SchemaVersion() int {
 // version it found and the version it left. It is for `keyward migrate`;
 // Open migrates by itself.
 func Migrate(ctx context.Context, path string) (from, to int, err error) {
-	s, err := open(ctx, path, &from)
+	s, err := open(ctx, path, Options{}, &from)
 	if err != nil {
 		return 0, 0, err
 	}

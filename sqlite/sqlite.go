@@ -59,12 +59,17 @@ var _ keyward.Store = (*Store)(nil)
 // whose schema is newer than this binary knows. The directory of path must
 // exist.
 func Open(ctx context.Context, path string) (*Store, error) {
-	return open(ctx, path, nil)
+	return open(ctx, path, Options{}, nil)
 }
 
-// open is Open; it stores the schema version it found in *from when from
-// is not nil.
-func open(ctx context.Context, path string, from *int) (*Store, error) {
+// OpenOptions is Open with options.
+func OpenOptions(ctx context.Context, path string, opts Options) (*Store, error) {
+	return open(ctx, path, opts, nil)
+}
+
+// open is OpenOptions; it stores the schema version it found in *from
+// when from is not nil.
+func open(ctx context.Context, path string, opts Options, from *int) (*Store, error) {
 	if path == "" || strings.ContainsRune(path, '?') || strings.HasPrefix(path, "file:") || path == ":memory:" {
 		return nil, keyward.Errorf(keyward.EINVALID, "sqlite: database path %q must be a plain file path (no \"?\", \"file:\" or \":memory:\")", path)
 	}
@@ -81,7 +86,7 @@ func open(ctx context.Context, path string, from *int) (*Store, error) {
 	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)", busyTimeout.Milliseconds())
 	// synchronous(FULL): a revocation must survive a power cut; writes are
 	// rare admin operations and batched usage, so the fsync is affordable.
-	s.w, err = sql.Open("sqlite", path+"?"+pragmas+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	s.w, err = sqlOpen(path+"?"+pragmas+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate", opts.TracerProvider)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -95,7 +100,7 @@ func open(ctx context.Context, path string, from *int) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 
-	s.r, err = sql.Open("sqlite", path+"?"+pragmas+"&_pragma=query_only(1)")
+	s.r, err = sqlOpen(path+"?"+pragmas+"&_pragma=query_only(1)", opts.TracerProvider)
 	if err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -217,4 +218,21 @@ func (h *logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h *logHandler) WithGroup(name string) slog.Handler {
 	return &logHandler{h.Handler.WithGroup(name)}
+}
+
+// SQLOperation is the first word of a statement, upper case ("SELECT"),
+// or "QUERY" when it does not start with a word: what a query span is
+// named after. The statement's text never goes into a span (it would
+// carry nothing secret by itself, but its arguments would, and a store's
+// spans record neither).
+func SQLOperation(sql string) string {
+	sql = strings.TrimSpace(sql)
+	end := strings.IndexFunc(sql, func(r rune) bool { return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') })
+	if end < 0 {
+		end = len(sql)
+	}
+	if end == 0 || end > 16 {
+		return "QUERY"
+	}
+	return strings.ToUpper(sql[:end])
 }

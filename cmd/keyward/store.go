@@ -134,7 +134,7 @@ func openStore(ctx context.Context, cfg *Config) (keyward.Store, error) {
 		}
 		return s, nil
 	}
-	s, err := sqlite.Open(ctx, cfg.DatabasePath())
+	s, err := sqlite.OpenOptions(ctx, cfg.DatabasePath(), sqlite.Options{TracerProvider: cfg.tracer})
 	if err != nil {
 		return nil, storeError(cfg, err)
 	}

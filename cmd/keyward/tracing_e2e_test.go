@@ -310,6 +310,16 @@ func testTracingOTLP(t *testing.T, protocol string) {
 	if auth.attrs["keyward.decision"] != "VALID" || len(auth.events) != 1 || !strings.HasPrefix(auth.events[0], "cache.") {
 		t.Errorf("authentication span: %+v", auth)
 	}
+	// The store's queries (SQLite here) are client spans of the request.
+	queried := false
+	for _, s := range spans {
+		if s.traceID == adminTrace && s.name == "sqlite SELECT" && s.parentID == get.spanID {
+			queried = s.kind == "SPAN_KIND_CLIENT" && s.attrs["db.system.name"] == "sqlite"
+		}
+	}
+	if !queried {
+		t.Errorf("no sqlite SELECT client span under %q", get.name)
+	}
 	// A key pasted where an id belongs: the span has the pattern only.
 	find(keyAsIDTrace, "GET /v1/keys/{id}")
 
