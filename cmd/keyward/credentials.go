@@ -94,7 +94,7 @@ line is visible to every user of the machine.
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin (its first line)")
 	f.StringVar(&n.AccountID, "account", "", "the account the connection belongs to (required)")
 	f.StringVar(&timeout, "timeout", "", "bound of each request to the system (default 10s)")
-	for _, name := range []string{"kind", "name", "url", "username"} {
+	for _, name := range []string{"kind", "name", "url", "username", "account"} {
 		cmd.MarkFlagRequired(name)
 	}
 	return cmd

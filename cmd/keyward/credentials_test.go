@@ -21,7 +21,7 @@ import (
 // nowhere: a request would exit 8), and a password is never a flag.
 func TestCredentialsUsage(t *testing.T) {
 	env := map[string]string{"KEYWARD_URL": "http://127.0.0.1:1", "KEYWARD_API_KEY": "kw_root_unused"}
-	add := []string{"providers", "add", "--kind", "gitea", "--name", "g", "--url", "https://git.example.com", "--username", "admin"}
+	add := []string{"providers", "add", "--kind", "gitea", "--name", "g", "--url", "https://git.example.com", "--username", "admin", "--account", "acc_x"}
 	pwFile := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pwFile, []byte("secret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -37,8 +37,9 @@ func TestCredentialsUsage(t *testing.T) {
 		{"both password sources", "", append(add, "--password-file", pwFile, "--password-stdin"), "not both"},
 		{"empty stdin", "", append(add, "--password-stdin"), "no password"},
 		{"missing password file", "", append(add, "--password-file", pwFile+".missing"), "--password-file"},
-		{"unknown kind", "", []string{"providers", "add", "--kind", "gitlab", "--name", "g", "--url", "u", "--username", "a", "--password-stdin"}, "gitea or n8n"},
-		{"no url", "", []string{"providers", "add", "--kind", "gitea", "--name", "g", "--username", "a"}, `"url"`},
+		{"unknown kind", "", []string{"providers", "add", "--kind", "gitlab", "--name", "g", "--url", "u", "--username", "a", "--account", "acc_x", "--password-stdin"}, "gitea or n8n"},
+		{"no url", "", []string{"providers", "add", "--kind", "gitea", "--name", "g", "--username", "a", "--account", "acc_x"}, `"url"`},
+		{"no account", "", []string{"providers", "add", "--kind", "gitea", "--name", "g", "--url", "u", "--username", "a", "--password-stdin"}, `"account"`},
 		{"bad timeout", "pw\n", append(add, "--password-stdin", "--timeout", "soon"), "--timeout"},
 		{"provider get without id", "", []string{"providers", "get"}, "missing PROVIDER"},
 		{"create without provider", "", []string{"credentials", "create", "--user", "alice"}, `"provider"`},

@@ -207,7 +207,6 @@ func printVerifyResult(w io.Writer, r *keyward.VerifyResult) error {
 	return fields(w, kv...)
 }
 
-// printNext tells people how to get the next page of a list.
 // prefixList joins networks with commas.
 func prefixList(ps []netip.Prefix) string {
 	ss := make([]string, len(ps))
@@ -217,6 +216,7 @@ func prefixList(ps []netip.Prefix) string {
 	return strings.Join(ss, ",")
 }
 
+// printNext tells people how to get the next page of a list.
 func printNext(w io.Writer, next string) {
 	if next != "" {
 		fmt.Fprintf(w, "\nmore: run again with --after %s\n", next)
