@@ -1,0 +1,84 @@
+"""FastAPI integration: ``Depends(keyward.require("memories:read"))`` gives the handler the caller.
+
+    @app.get("/memories")
+    async def memories(identity: keyward.Identity = Depends(keyward.require("memories:read"))):
+        ...
+
+Refusals are raised as ``KeywardHTTPException`` (a Starlette
+``HTTPException`` with the status and headers of keyward's middleware), which
+FastAPI renders as ``{"detail": "..."}``; ``use_problem_details(app)``
+renders them as keyward's problem+json instead.
+"""
+# No "from __future__ import annotations": FastAPI reads the dependency's
+# annotations as objects.
+
+from typing import Any, Callable, Optional
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import Response
+
+from ._types import Identity
+from .asgi import passed_of, request_of
+from .guard import DEFAULT_CHALLENGE, Denial, Guard, Verifier
+
+__all__ = ["KeywardHTTPException", "require", "use_problem_details"]
+
+
+class KeywardHTTPException(HTTPException):
+    """A refused request: ``denial`` says why, ``instance`` is the request's path."""
+
+    def __init__(self, denial: Denial, instance: str) -> None:
+        super().__init__(denial.status, denial.detail, headers=dict(denial.headers()))
+        self.denial = denial
+        self.instance = instance
+
+
+def require(
+    *permissions: str, verifier: Verifier = None, challenge: str = DEFAULT_CHALLENGE
+) -> Callable[..., Any]:
+    """A dependency admitting a request only with a valid key holding every one of ``permissions``.
+
+    It returns the caller's ``Identity``. Behind ``KeywardMiddleware`` it
+    checks the identity the middleware verified (no second call); otherwise,
+    and on paths the middleware exempts, it asks ``verifier`` (default: a
+    cached verifier from ``KEYWARD_URL`` and ``KEYWARD_API_KEY``), which
+    checks the permissions. Missing key or refused: 401 with
+    ``WWW-Authenticate``; missing permission: 403; keyward unreachable and
+    the key not cached: 503 with ``Retry-After``.
+    """
+    guard = Guard(verifier, permissions=permissions, challenge=challenge)
+
+    async def keyward_identity(request: StarletteRequest, response: Response) -> Identity:
+        r = request_of(request.scope)
+        passed = passed_of(request.scope)
+        try:
+            if passed is not None and passed.identity is not None:
+                guard.authorize(r, passed.identity, permissions)
+                return passed.identity
+            passed = await guard.acheck(r)
+        except Denial as d:
+            raise KeywardHTTPException(d, r.path) from None
+        for k, v in passed.headers():
+            response.headers[k] = v
+        assert passed.identity is not None  # the guard exempts nothing
+        return passed.identity
+
+    return keyward_identity
+
+
+async def _problem_response(request: StarletteRequest, exc: Exception) -> Response:
+    assert isinstance(exc, KeywardHTTPException)
+    d = exc.denial
+    return Response(d.body(exc.instance), status_code=d.status, headers=dict(d.problem_headers()))
+
+
+def use_problem_details(app: Any) -> None:
+    """Makes ``app`` render the refusals of ``require`` as problem+json, like keyward's middleware."""
+    app.add_exception_handler(KeywardHTTPException, _problem_response)
+
+
+def current_identity(request: StarletteRequest) -> Optional[Identity]:
+    """The identity ``KeywardMiddleware`` verified for request; None on an exempt path or without it."""
+    passed = passed_of(request.scope)
+    return passed.identity if passed is not None else None
