@@ -189,6 +189,9 @@ class CachedVerifier(_Cache):
         super().__init__(ttl, negative_ttl, max_entries, max_negative, timeout, clock)
         self.client = client if client is not None else Client()
         self._calls: Dict[bytes, _SyncCall] = {}
+        # Set by tests: runs (under the lock) each time a request starts
+        # waiting on another's call.
+        self._on_wait: Optional[Callable[[], None]] = None
 
     def verify_key(self, key: str, *, permissions: Optional[Sequence[str]] = None, agent: Optional[str] = None,
                    ip: Optional[str] = None, limits: Optional[Sequence[str]] = None,
@@ -204,6 +207,8 @@ class CachedVerifier(_Cache):
                 own = call is None
                 if own:
                     call = self._calls[d] = _SyncCall()
+                elif self._on_wait is not None:
+                    self._on_wait()
         if hit:
             if res is None:
                 return self._direct(d, args, kw)

@@ -1,0 +1,234 @@
+"""The client against the real keyward: admin operations, verify, errors and configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import http.server
+import threading
+
+import pytest
+
+import keyward
+from keyward import ErrorCode, KeywardError
+
+
+def test_accounts_users_keys(tenant) -> None:
+    root = tenant.root
+    acct = root.get_account(tenant.account.id)
+    assert acct.name == tenant.account.name and acct.policy.users_may_mint_keys
+    assert isinstance(acct.created_at, dt.datetime) and acct.created_at.tzinfo is not None
+    acct = root.update_account(acct.id, policy={"users_may_mint_keys": False})
+    assert not acct.policy.users_may_mint_keys and acct.policy.admins_may_mint_admin_keys
+
+    bob = root.create_user(acct.id, name="bob")
+    assert [u.name for u in root.list_users(acct.id).items] == ["alice", "bob"]
+    page = root.list_users(acct.id, limit=1)
+    assert [u.name for u in page.items] == ["alice"] and page.next
+    assert [u.name for u in root.list_users(acct.id, after=page.next).items] == ["bob"]
+    assert root.get_user(acct.id, bob.id).external_id is None
+    assert root.get_user(acct.id, tenant.user.id).external_id == "u-1"
+
+    expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30)
+    k = root.create_key(account_id=acct.id, user_id=bob.id, name="laptop", permissions=["notes:read"],
+                        meta={"plan": "pro"}, expires_at=expires, ip_allow=["10.0.0.0/8"])
+    assert k.key.startswith("kw_user_") and k.role == keyward.Role.USER
+    assert k.key not in repr(k), "the secret must not show in repr"
+    assert k.permissions == ("notes:read",) and k.meta == {"plan": "pro"} and k.ip_allow == ("10.0.0.0/8",)
+    assert abs((k.expires_at - expires).total_seconds()) < 1
+    got = root.get_key(k.id)
+    assert got.id == k.id and not isinstance(got, keyward.CreatedKey)
+    assert [x.id for x in root.list_keys(user_id=bob.id).items] == [k.id]
+    assert root.list_keys(account_id=acct.id, role="account_admin").items[0].id == tenant.verifier_key.id
+
+    k2 = root.update_key(k.id, permissions=["notes:read", "notes:write"], clear_expiry=True)
+    assert k2.permissions == ("notes:read", "notes:write") and k2.expires_at is None
+    assert root.disable_key(k.id).disabled
+    assert not root.enable_key(k.id).disabled
+
+    rotated = root.rotate_key(k.id, grace="1h")
+    assert rotated.rotated_from == k.id and rotated.key and rotated.key != k.key
+    assert root.get_key(k.id).grace_until is not None
+
+    # The account's policy (above) forbids user keys to mint keys.
+    with pytest.raises(KeywardError) as e:
+        keyward.Client(root.url, rotated.key, environ={}).create_key(account_id=acct.id, user_id=bob.id)
+    assert e.value.code == ErrorCode.FORBIDDEN and e.value.status == 403
+
+    revoked = root.revoke_key(rotated.id)
+    assert revoked.revoked_at is not None and revoked.cascaded == ()
+    root.delete_key(rotated.id)
+    with pytest.raises(KeywardError) as e:
+        root.get_key(rotated.id)
+    assert e.value.code == ErrorCode.NOT_FOUND and e.value.status == 404
+
+    root.delete_user(acct.id, bob.id)
+    with pytest.raises(KeywardError) as e:
+        root.get_user(acct.id, bob.id)
+    assert e.value.code == ErrorCode.NOT_FOUND
+
+
+def test_revoke_cascade(tenant) -> None:
+    root = tenant.root
+    admin = root.create_key(account_id=tenant.account.id, role="account_admin", permissions=["keys:verify"])
+    minted = keyward.Client(root.url, admin.key, environ={}).create_key(
+        account_id=tenant.account.id, user_id=tenant.user.id, name="minted")
+    out = root.revoke_key(admin.id, cascade=True)
+    assert out.cascaded == (minted.id,)
+    assert root.get_key(minted.id).revoked_at is not None
+
+
+def test_credits(tenant) -> None:
+    root = tenant.root
+    k = tenant.user_key("notes:read")
+    with pytest.raises(KeywardError) as e:
+        root.get_credits(k.id)
+    assert e.value.code == ErrorCode.NOT_FOUND
+    c = root.set_credits(k.id, remaining=3, refill=keyward.CreditRefill(amount=10, interval="24h"))
+    assert c.remaining == 3 and c.refill == keyward.CreditRefill(amount=10, interval="24h0m0s")
+    assert root.top_up_credits(k.id, amount=2).remaining == 5
+    r = tenant.client().verify_key(k.key, cost=2)
+    assert r.valid and r.credits_remaining == 3 and r.metered
+    assert root.get_credits(k.id).remaining == 3
+    root.delete_credits(k.id)
+    with pytest.raises(KeywardError):
+        root.get_credits(k.id)
+
+
+def test_verify_and_whoami(tenant) -> None:
+    k = tenant.user_key("notes:read")
+    c = tenant.client()
+    r = c.verify_key(k.key, permissions=["notes:read"], agent="cursor")
+    assert r.valid and r.code == keyward.Decision.VALID and r.key_id == k.id
+    assert r.identity == keyward.Identity(key_id=k.id, role="user", account_id=tenant.account.id,
+                                          user_id=tenant.user.id, agent="cursor", permissions=("notes:read",))
+    assert c.verify_key(k.key, permissions=["notes:write"]).code == keyward.Decision.INSUFFICIENT_PERMISSIONS
+    assert c.verify_key("kw_user_nonsense").code == keyward.Decision.MALFORMED
+    me = keyward.Client(tenant.server.url, k.key, agent="ci", environ={}).whoami()
+    assert me.key_id == k.id and me.agent == "ci" and me.has_permissions("notes:read")
+    assert not me.has_permissions("notes:read", "notes:write")
+
+
+def test_refused_key_is_an_error(server) -> None:
+    bad = keyward.Client(server.url, "kw_root_" + "x" * 49, environ={})
+    with pytest.raises(KeywardError) as e:
+        bad.whoami()
+    assert e.value.code == ErrorCode.UNAUTHORIZED and e.value.status == 401
+    assert e.value.message == "invalid API key"
+    assert "kw_root_" not in str(e.value)
+
+
+def test_async_client(tenant) -> None:
+    async def run() -> None:
+        c = keyward.AsyncClient(tenant.server.url, tenant.server.root_key, environ={})
+        u = await c.create_user(tenant.account.id, name="carol")
+        k = await c.create_key(account_id=tenant.account.id, user_id=u.id, permissions=["a:b"])
+        tenant.secrets.append(k.key)
+        results = await asyncio.gather(*(c.verify_key(k.key, permissions=["a:b"]) for _ in range(4)))
+        assert all(r.valid and r.key_id == k.id for r in results)
+        assert (await c.revoke_key(k.id)).revoked_at is not None
+        assert (await c.verify_key(k.key)).code == keyward.Decision.REVOKED
+        with pytest.raises(KeywardError) as e:
+            await c.get_key("key_missing")
+        assert e.value.code == ErrorCode.NOT_FOUND
+
+    asyncio.run(run())
+
+
+def test_configuration_from_environment(server) -> None:
+    env = {"KEYWARD_URL": server.url + "/", "KEYWARD_API_KEY": server.root_key, "KEYWARD_AGENT": "env-agent"}
+    c = keyward.Client(environ=env)
+    assert c.url == server.url
+    me = c.whoami()
+    assert me.role == "root" and me.agent == "env-agent"
+    # Explicit options win over the environment.
+    with pytest.raises(KeywardError) as e:
+        keyward.Client(api_key="kw_root_" + "y" * 49, environ=env).whoami()
+    assert e.value.code == ErrorCode.UNAUTHORIZED
+    assert keyward.Client(agent="explicit", environ=env).whoami().agent == "explicit"
+    assert keyward.Client(environ={}).url == keyward.DEFAULT_URL
+    assert "kw_root" not in repr(c) and server.root_key not in repr(keyward.AsyncClient(environ=env))
+
+
+@pytest.mark.parametrize("url", ["http://keyward.internal:8080", "http://10.0.0.7", "http://[2001:db8::1]:8080"])
+def test_plain_http_to_other_hosts_is_refused(url: str) -> None:
+    with pytest.raises(keyward.ConfigError, match="allow_insecure_http=True"):
+        keyward.Client(url, "kw_root_abc", environ={})
+    with pytest.raises(keyward.ConfigError):
+        keyward.Client(environ={"KEYWARD_URL": url, "KEYWARD_API_KEY": "kw_root_abc"})
+    assert keyward.Client(url, "kw_root_abc", allow_insecure_http=True, environ={}).url == url
+    # Without a key nothing secret is sent.
+    assert keyward.Client(url, environ={}).url == url
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9", "https://keyward.example"])
+def test_loopback_and_https_are_allowed(url: str) -> None:
+    assert keyward.Client(url, "kw_root_abc", environ={}).url == url
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "keyward.example", "http://x/?a=b"])
+def test_bad_url(url: str) -> None:
+    with pytest.raises(keyward.ConfigError, match="KEYWARD_URL"):
+        keyward.Client(url, environ={})
+
+
+def test_unreachable_is_unavailable() -> None:
+    with pytest.raises(KeywardError) as e:
+        keyward.Client("http://127.0.0.1:9", "kw_root_abc", environ={}).whoami()
+    assert e.value.code == ErrorCode.UNAVAILABLE and e.value.status is None
+
+
+def test_redirects_are_not_followed(server) -> None:
+    """A redirect would carry the key elsewhere: it is answered as an error, and the target never sees a request."""
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(self.path)
+            if self.path.startswith("/v1/"):
+                self.send_response(302)
+                self.send_header("Location", server.url + "/elsewhere" + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        c = keyward.Client(f"http://127.0.0.1:{srv.server_port}", server.root_key, environ={})
+        with pytest.raises(KeywardError) as e:
+            c.whoami()
+        assert e.value.status == 302
+        assert seen == ["/v1/whoami"]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_non_problem_error_body(server) -> None:
+    """A proxy's error page becomes an error with a code derived from the status."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = b"<html>502 Bad Gateway</html>\nmore"
+            self.send_response(502)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(KeywardError) as e:
+            keyward.Client(f"http://127.0.0.1:{srv.server_port}", environ={}).whoami()
+        assert e.value.code == ErrorCode.UNAVAILABLE and e.value.status == 502
+        assert "<html>502 Bad Gateway</html>" in e.value.message and "more" not in e.value.message
+    finally:
+        srv.shutdown()
+        srv.server_close()
