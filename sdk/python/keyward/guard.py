@@ -458,6 +458,7 @@ class Guard:
         except (KeywardError, ConfigError, OSError) as e:
             raise self._unavailable(r, e) from None
         if inspect.isawaitable(res):
+            getattr(res, "close", lambda: None)()
             raise ConfigError("Guard.check needs a blocking verifier (CachedVerifier or Client): use acheck")
         return self._decide(r, res, kw["agent"])
 
