@@ -34,6 +34,13 @@ def _missing(what: str) -> None:
     pytest.skip(what)
 
 
+def need(module: str):  # type: ignore[no-untyped-def]
+    """Imports a framework the tests need: a skip when it is missing, a failure with CI=true."""
+    if os.environ.get("CI") == "true":
+        return __import__(module)
+    return pytest.importorskip(module, reason=f"{module} is missing: apt-get install python3-{module}")
+
+
 @pytest.fixture(scope="session")
 def keyward_binary(tmp_path_factory: pytest.TempPathFactory) -> str:
     given = os.environ.get("KEYWARD_BINARY")

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 
-import flask
-import httpx
 import pytest
-from fastapi import Depends, FastAPI
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
-from starlette.testclient import TestClient
+from conftest import need
 
-import keyward
-import keyward.fastapi
-import keyward.flask
-from keyward.asgi import KeywardMiddleware
+flask = need("flask")
+httpx = need("httpx")
+need("fastapi")
+need("starlette")
+
+from fastapi import Depends, FastAPI  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+import keyward  # noqa: E402
+import keyward.fastapi  # noqa: E402
+import keyward.flask  # noqa: E402
+from keyward.asgi import KeywardMiddleware  # noqa: E402
 
 INVALID = {"type": "urn:keyward:error:unauthorized", "title": "Unauthorized", "status": 401,
            "detail": "invalid API key", "code": "unauthorized"}
