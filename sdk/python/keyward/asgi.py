@@ -27,13 +27,25 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 STATE_KEY = "keyward"
 
 
+# The headers a guard reads, collected in one pass over the request's.
+_GUARD_HEADERS = frozenset((b"authorization", b"x-api-key", b"x-keyward-agent", b"x-forwarded-for"))
+
+
 def request_of(scope: Scope) -> Request:
     """What a guard reads of an ASGI request."""
     raw = scope.get("headers") or ()
+    found: dict = {}
+    for k, v in raw:
+        k = k.lower()
+        if k in _GUARD_HEADERS:
+            found.setdefault(k.decode(), []).append(v.decode("latin-1"))
 
     def headers(name: str) -> List[str]:
-        n = name.lower().encode("latin-1")
-        return [v.decode("latin-1") for k, v in raw if k.lower() == n]
+        n = name.lower()
+        if n.encode("latin-1") in _GUARD_HEADERS:
+            return found.get(n, [])
+        nb = n.encode("latin-1")
+        return [v.decode("latin-1") for k, v in raw if k.lower() == nb]
 
     client = scope.get("client")
     return Request(headers=headers, path=scope.get("path") or "/", peer=client[0] if client else None,

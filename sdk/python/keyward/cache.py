@@ -62,11 +62,23 @@ class _Entry:
         self.expires = expires
 
 
+# The encoded permission and limit sets seen, bounded: a service asks for a
+# few fixed sets, so their encoding is not redone on every request.
+_set_parts: Dict[Tuple[str, ...], str] = {}
+_MAX_SET_PARTS = 4096
+
+
 def _set_part(items: Optional[Sequence[str]]) -> str:
     if not items:
         return "0|"
-    s = sorted(set(items))
-    return f"{len(s)}|" + "".join(f"{len(x)}:{x}" for x in s)
+    key = items if type(items) is tuple else tuple(items)
+    part = _set_parts.get(key)  # type: ignore[arg-type]
+    if part is None:
+        s = sorted(set(key))
+        part = f"{len(s)}|" + "".join(f"{len(x)}:{x}" for x in s)
+        if len(_set_parts) < _MAX_SET_PARTS:
+            _set_parts[key] = part  # type: ignore[index]
+    return part
 
 
 def _digest(key: str, permissions: Optional[Sequence[str]], limits: Optional[Sequence[str]],
@@ -74,7 +86,11 @@ def _digest(key: str, permissions: Optional[Sequence[str]], limits: Optional[Seq
     """What decides a verification, hashed: each part length-prefixed so no two requests share a digest."""
     ip = ip or ""
     s = f"{len(key)}:{key}{_set_part(permissions)}{_set_part(limits)}{cost or 0}|{len(ip)}:{ip}"
-    return hashlib.sha256(s.encode("utf-8", "surrogatepass")).digest()
+    try:
+        b = s.encode()
+    except UnicodeEncodeError:  # lone surrogates: not from HTTP, but still a distinct key
+        b = s.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(b).digest()
 
 
 def _for_agent(res: t.VerifyResult, agent: Optional[str]) -> t.VerifyResult:
@@ -198,8 +214,6 @@ class CachedVerifier(_Cache):
                    cost: Optional[int] = None) -> t.VerifyResult:
         """``Client.verify_key`` answered from the cache when it holds an answer; raises ``KeywardError``."""
         d = _digest(key, permissions, limits, cost, ip)
-        args = (key,)
-        kw = dict(permissions=permissions, agent=agent, ip=ip, limits=limits, cost=cost)
         with self._lock:
             hit, res = self._cached(d, self.clock())
             if not hit:
@@ -209,10 +223,12 @@ class CachedVerifier(_Cache):
                     call = self._calls[d] = _SyncCall()
                 elif self._on_wait is not None:
                     self._on_wait()
-        if hit:
-            if res is None:
-                return self._direct(d, args, kw)
+        if hit and res is not None:
             return _for_agent(res, agent)
+        args = (key,)
+        kw = dict(permissions=permissions, agent=agent, ip=ip, limits=limits, cost=cost)
+        if hit:
+            return self._direct(d, args, kw)
         assert call is not None
         if own:
             self._fetch(d, call, args, kw)
@@ -270,14 +286,14 @@ class AsyncCachedVerifier(_Cache):
                          limits: Optional[Sequence[str]] = None, cost: Optional[int] = None) -> t.VerifyResult:
         """``AsyncClient.verify_key`` answered from the cache when it holds an answer; raises ``KeywardError``."""
         d = _digest(key, permissions, limits, cost, ip)
-        args = (key,)
-        kw = dict(permissions=permissions, agent=agent, ip=ip, limits=limits, cost=cost)
         with self._lock:
             hit, res = self._cached(d, self.clock())
-        if hit:
-            if res is None:
-                return await self._direct(d, args, kw)
+        if hit and res is not None:
             return _for_agent(res, agent)
+        args = (key,)
+        kw = dict(permissions=permissions, agent=agent, ip=ip, limits=limits, cost=cost)
+        if hit:
+            return await self._direct(d, args, kw)
         task = self._calls.get(d)
         own = task is None
         if task is None:

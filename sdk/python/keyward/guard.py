@@ -11,6 +11,7 @@ the request is refused with 503 and ``Retry-After``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import ipaddress
 import json
@@ -231,6 +232,7 @@ Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_address(s: str) -> Optional[Address]:
     """One address: ``ip``, ``ip:port``, ``[ipv6]`` or ``[ipv6]:port``, unmapped and without its zone."""
     s = s.strip()
@@ -273,6 +275,13 @@ def client_address(peer: Optional[str], xff: Sequence[str], trusted: Sequence[Ne
             if not _trusted(ip, trusted):
                 return ip
     return ip
+
+
+@functools.lru_cache(maxsize=4096)
+def _peer_ip(peer: str) -> Optional[str]:
+    """The client IP of a request from peer when no proxy is trusted."""
+    ip = parse_address(peer)
+    return str(ip) if ip else None
 
 
 def _trusted(a: Address, trusted: Sequence[Network]) -> bool:
@@ -420,8 +429,12 @@ class Guard:
     def _prepare(self, r: Request) -> Tuple[str, dict]:
         key = read_key(r.headers)
         agent = read_agent(r.headers)
-        ip = client_address(r.peer, r.headers("x-forwarded-for"), self.trusted)
-        return key, {"permissions": self.permissions or None, "agent": agent, "ip": str(ip) if ip else None}
+        if self.trusted:
+            ip = client_address(r.peer, r.headers("x-forwarded-for"), self.trusted)
+            ip_s = str(ip) if ip else None
+        else:
+            ip_s = _peer_ip(r.peer) if r.peer else None
+        return key, {"permissions": self.permissions or None, "agent": agent, "ip": ip_s}
 
     def _decide(self, r: Request, res: Any, agent: Optional[str]) -> Passed:
         if not isinstance(res, t.VerifyResult):
