@@ -11,9 +11,9 @@ keyward again. No framework is imported.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Iterable, List, MutableMapping, Optional
+from typing import Any, Awaitable, Callable, List, MutableMapping, Optional
 
-from .guard import DEFAULT_CHALLENGE, Denial, Guard, Passed, Request, Verifier
+from .guard import Denial, Guard, Passed, Request, Verifier
 
 __all__ = ["KeywardMiddleware", "STATE_KEY", "passed_of"]
 
@@ -72,25 +72,14 @@ class KeywardMiddleware:
 
     The options are ``Guard``'s: ``verifier`` (default: a cached verifier
     from ``KEYWARD_URL`` and ``KEYWARD_API_KEY``), ``permissions`` every
-    request needs, ``exempt`` paths, ``exempt_func``, ``trusted_proxies`` and
-    the 401 ``challenge``. A refused WebSocket is closed with code 1008
+    request needs, ``exempt`` paths, ``exempt_func``, ``trusted_proxies``,
+    the 401 ``challenge`` and ``agent_headers``. A refused WebSocket is closed with code 1008
     before it is accepted.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        verifier: Verifier = None,
-        *,
-        permissions: Iterable[str] = (),
-        exempt: Iterable[str] = (),
-        exempt_func: Optional[Callable[[Request], bool]] = None,
-        trusted_proxies: Iterable[str] = (),
-        challenge: str = DEFAULT_CHALLENGE,
-    ) -> None:
+    def __init__(self, app: ASGIApp, verifier: Verifier = None, **options: Any) -> None:
         self.app = app
-        self.guard = Guard(verifier, permissions=permissions, exempt=exempt, exempt_func=exempt_func,
-                           trusted_proxies=trusted_proxies, challenge=challenge)
+        self.guard = Guard(verifier, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from ._types import Identity
 from .asgi import passed_of, request_of
-from .guard import DEFAULT_CHALLENGE, Denial, Guard, Verifier
+from .guard import Denial, Guard, Verifier
 
 __all__ = ["KeywardHTTPException", "require", "use_problem_details"]
 
@@ -34,9 +34,7 @@ class KeywardHTTPException(HTTPException):
         self.instance = instance
 
 
-def require(
-    *permissions: str, verifier: Verifier = None, challenge: str = DEFAULT_CHALLENGE
-) -> Callable[..., Any]:
+def require(*permissions: str, verifier: Verifier = None, **options: Any) -> Callable[..., Any]:
     """A dependency admitting a request only with a valid key holding every one of ``permissions``.
 
     It returns the caller's ``Identity``. Behind ``KeywardMiddleware`` it
@@ -45,9 +43,10 @@ def require(
     cached verifier from ``KEYWARD_URL`` and ``KEYWARD_API_KEY``), which
     checks the permissions. Missing key or refused: 401 with
     ``WWW-Authenticate``; missing permission: 403; keyward unreachable and
-    the key not cached: 503 with ``Retry-After``.
+    the key not cached: 503 with ``Retry-After``. ``options`` are ``Guard``'s
+    (``trusted_proxies``, ``challenge``, ``agent_headers``).
     """
-    guard = Guard(verifier, permissions=permissions, challenge=challenge)
+    guard = Guard(verifier, permissions=permissions, **options)
 
     async def keyward_identity(request: StarletteRequest, response: Response) -> Identity:
         r = request_of(request.scope)

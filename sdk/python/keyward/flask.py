@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional, TypeVar
 import flask
 
 from ._types import Identity
-from .guard import DEFAULT_CHALLENGE, Denial, Guard, Passed, Request, Verifier
+from .guard import Denial, Guard, Passed, Request, Verifier
 
 __all__ = ["current_identity", "require"]
 
@@ -30,14 +30,13 @@ def _request() -> Request:
     return Request(headers=r.headers.getlist, path=r.path, peer=r.remote_addr, method=r.method)
 
 
-def require(*permissions: str, verifier: Verifier = None, challenge: str = DEFAULT_CHALLENGE,
-            trusted_proxies: Any = ()) -> Callable[[F], F]:
+def require(*permissions: str, verifier: Verifier = None, **options: Any) -> Callable[[F], F]:
     """A decorator admitting a request to the view only with a valid key holding every one of ``permissions``.
 
     The identity is ``current_identity()`` (also ``flask.g.keyward.identity``).
-    ``trusted_proxies`` are the networks whose ``X-Forwarded-For`` is believed.
+    ``options`` are ``Guard``'s (``trusted_proxies``, ``challenge``, ``agent_headers``).
     """
-    guard = Guard(verifier, permissions=permissions, challenge=challenge, trusted_proxies=trusted_proxies)
+    guard = Guard(verifier, permissions=permissions, **options)
 
     def decorate(view: F) -> F:
         @functools.wraps(view)

@@ -206,9 +206,16 @@ def read_key(headers: HeaderGetter) -> str:
     raise Denial(401, ErrorCode.UNAUTHORIZED, ERR_NO_KEY)
 
 
-def read_agent(headers: HeaderGetter) -> Optional[str]:
-    """The ``X-Keyward-Agent`` of a request, checked as keyward checks it; raises ``Denial`` (400)."""
-    vs = headers(HEADER_AGENT.lower())
+def read_agent(headers: HeaderGetter, names: Sequence[str] = (HEADER_AGENT,)) -> Optional[str]:
+    """The agent of a request, from the first of the headers ``names`` it sends (``X-Keyward-Agent``).
+
+    It is checked as keyward checks its own header; raises ``Denial`` (400).
+    """
+    vs: List[str] = []
+    for name in names:
+        vs = headers(name.lower())
+        if vs:
+            break
     if not vs:
         return None
     if len(vs) > 1:
@@ -338,7 +345,7 @@ def denial_of(res: t.VerifyResult) -> Denial:
     return d
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class Passed:
     """A request the guard let through: ``identity`` is None on an exempt path."""
 
@@ -385,7 +392,10 @@ class Guard:
     (``/a/../b``) is never exempt. ``exempt_func`` exempts by anything else
     (say, OPTIONS requests). ``trusted_proxies`` are the networks whose
     ``X-Forwarded-For`` is believed for the client IP sent to keyward.
-    ``challenge`` is the ``WWW-Authenticate`` value of a 401.
+    ``challenge`` is the ``WWW-Authenticate`` value of a 401 (``'ApiKey
+    realm="notes"'``). ``agent_headers`` name the headers the agent is read
+    from, the first one sent wins (default ``X-Keyward-Agent``; a service
+    whose clients send ``X-OpenViking-Agent`` adds it).
     """
 
     def __init__(
@@ -397,8 +407,10 @@ class Guard:
         exempt_func: Optional[Callable[[Request], bool]] = None,
         trusted_proxies: Iterable[str] = (),
         challenge: str = DEFAULT_CHALLENGE,
+        agent_headers: Iterable[str] = (HEADER_AGENT,),
     ) -> None:
         self.permissions = tuple(permissions)
+        self.agent_headers = tuple(agent_headers)
         self.exempt = tuple(exempt)
         for p in self.exempt:
             if not p.startswith("/"):
@@ -428,7 +440,7 @@ class Guard:
 
     def _prepare(self, r: Request) -> Tuple[str, dict]:
         key = read_key(r.headers)
-        agent = read_agent(r.headers)
+        agent = read_agent(r.headers, self.agent_headers)
         if self.trusted:
             ip = client_address(r.peer, r.headers("x-forwarded-for"), self.trusted)
             ip_s = str(ip) if ip else None

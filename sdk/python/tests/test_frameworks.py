@@ -158,6 +158,19 @@ def test_asgi_middleware(tenant) -> None:
     assert tc.get("/notes?api_key=" + k.key).status_code == 401
 
 
+def test_agent_headers_and_challenge(tenant) -> None:
+    k = tenant.user_key()
+    tc = TestClient(starlette_app(keyward.AsyncCachedVerifier(tenant.async_client()),
+                                  agent_headers=["X-OpenViking-Agent", "X-Keyward-Agent"],
+                                  challenge='ApiKey realm="memories"'))
+    r = tc.get("/x", headers=dict(bearer(k.key), **{"X-OpenViking-Agent": "ov", "X-Keyward-Agent": "kw"}))
+    assert r.json()["agent"] == "ov", "the first header named wins"
+    assert tc.get("/x", headers=dict(bearer(k.key), **{"X-Keyward-Agent": "kw"})).json()["agent"] == "kw"
+    r = tc.get("/x", headers=dict(bearer(k.key), **{"X-OpenViking-Agent": "x" * 201}))
+    assert r.status_code == 400
+    assert tc.get("/x").headers["www-authenticate"] == 'ApiKey realm="memories"'
+
+
 def test_asgi_permissions_limits_and_outage(tenant) -> None:
     reader = tenant.user_key("notes:read")
     writer = tenant.user_key("notes:write")
