@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import need
+from kwtest import need
 
 flask = need("flask")
 httpx = need("httpx")
