@@ -18,11 +18,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response
 
-from ._types import Identity
-from .asgi import passed_of, request_of
+from ._types import Identity, VerifyResult
+from .asgi import STATE_KEY, passed_of, request_of
 from .guard import Denial, Guard, Verifier
 
-__all__ = ["KeywardHTTPException", "require", "use_problem_details"]
+__all__ = ["KeywardHTTPException", "current_identity", "current_result", "require", "use_problem_details"]
 
 
 class KeywardHTTPException(HTTPException):
@@ -58,6 +58,9 @@ def require(*permissions: str, verifier: Verifier = None, **options: Any) -> Cal
             passed = await guard.acheck(r)
         except Denial as d:
             raise KeywardHTTPException(d, r.path) from None
+        # For current_identity/current_result, and for the next require of
+        # this request: it checks this identity instead of asking again.
+        request.scope.setdefault("state", {})[STATE_KEY] = passed
         for k, v in passed.headers():
             response.headers[k] = v
         assert passed.identity is not None  # the guard exempts nothing
@@ -78,6 +81,12 @@ def use_problem_details(app: Any) -> None:
 
 
 def current_identity(request: StarletteRequest) -> Optional[Identity]:
-    """The identity ``KeywardMiddleware`` verified for request; None on an exempt path or without it."""
+    """The identity ``KeywardMiddleware`` or ``require`` verified for request; None when neither did."""
     passed = passed_of(request.scope)
     return passed.identity if passed is not None else None
+
+
+def current_result(request: StarletteRequest) -> Optional[VerifyResult]:
+    """The whole verification result of request's key (its ``meta``, ``secret_meta``, ...), when verified."""
+    passed = passed_of(request.scope)
+    return passed.result if passed is not None else None
