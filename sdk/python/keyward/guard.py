@@ -497,7 +497,7 @@ class Guard:
             raise self._refused(r, d) from None
         try:
             res: Union[t.VerifyResult, Awaitable[t.VerifyResult]] = self.verifier(True).verify_key(key, **kw)
-            if inspect.isawaitable(res):
+            if not isinstance(res, t.VerifyResult) and inspect.isawaitable(res):
                 res = await res
         except (KeywardError, ConfigError, OSError) as e:
             raise self._unavailable(r, e) from None
