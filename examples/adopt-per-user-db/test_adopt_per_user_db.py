@@ -72,6 +72,8 @@ def test_after(tenant, tmp_path) -> None:
         keyward.AsyncCachedVerifier(keyward.AsyncClient(tenant.server.url, resolver.key, environ={}))))
 
     assert tc.get("/notes", headers={"Authorization": "Bearer " + alice.key}).json() == ["buy milk", "call mum"]
+    seen = keyward.Client(tenant.server.url, resolver.key, environ={}).verify_key(alice.key)
+    assert seen.secret_meta["database"].endswith("alice.db") and "alice.db" not in repr(seen)
     assert tc.get("/notes", headers={"X-API-Key": bob.key}).json() == ["fix bike"]
     assert tc.get("/notes", headers={"Authorization": "Bearer " + plain.key}).status_code == 403
     assert tc.get("/notes", headers={"Authorization": "Bearer kw_user_" + "N" * 49}).status_code == 401

@@ -124,10 +124,10 @@ class VerifyResult:
     rate_limits: Tuple[RateLimitStatus, ...] = ()
     credits_remaining: Optional[int] = None
     #: The key's secret metadata, in clear: only for callers holding
-    #: ``keys:verify_secrets`` (or root).
-    secret_meta: Optional[Dict[str, Any]] = None
+    #: ``keys:verify_secrets`` (or root). Never shown by ``repr``.
+    secret_meta: Optional[Dict[str, Any]] = dataclasses.field(default=None, repr=False)
     #: The secret metadata of the key's account, on the same terms.
-    account_secret_meta: Optional[Dict[str, Any]] = None
+    account_secret_meta: Optional[Dict[str, Any]] = dataclasses.field(default=None, repr=False)
 
     @property
     def metered(self) -> bool:
