@@ -385,9 +385,10 @@ def default_verifier(asynchronous: bool) -> Verifier:
 class Guard:
     """Admits a request only with a key the verifier accepts, holding ``permissions``.
 
-    ``verifier`` is a ``CachedVerifier`` or ``AsyncCachedVerifier`` (or a bare
-    client, to reach keyward on every request); None makes one from the
-    environment on first use. ``exempt`` paths pass without a key: an exact
+    ``verifier`` is an ``AsyncCachedVerifier`` for ``acheck`` or a
+    ``CachedVerifier`` for ``check`` (or a bare ``AsyncClient``/``Client``, to
+    reach keyward on every request); None makes one from the environment on
+    first use. ``exempt`` paths pass without a key: an exact
     path, or a prefix ending in ``*``; a path that is not clean
     (``/a/../b``) is never exempt. ``exempt_func`` exempts by anything else
     (say, OPTIONS requests). ``trusted_proxies`` are the networks whose

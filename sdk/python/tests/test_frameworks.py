@@ -158,6 +158,27 @@ def test_asgi_middleware(tenant) -> None:
     assert tc.get("/notes?api_key=" + k.key).status_code == 401
 
 
+def test_asgi_websocket(tenant) -> None:
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(ws.state.keyward.identity.key_id)
+        await ws.close()
+
+    app = Starlette(routes=[WebSocketRoute("/ws", echo)])
+    app.add_middleware(KeywardMiddleware, verifier=keyward.AsyncCachedVerifier(tenant.async_client()))
+    tc = TestClient(app)
+    k = tenant.user_key()
+    with tc.websocket_connect("/ws", headers=bearer(k.key)) as ws:
+        assert ws.receive_text() == k.id
+    with pytest.raises(WebSocketDisconnect) as e:
+        with tc.websocket_connect("/ws") as ws:
+            ws.receive_text()
+    assert e.value.code == 1008
+
+
 def test_agent_headers_and_challenge(tenant) -> None:
     k = tenant.user_key()
     tc = TestClient(starlette_app(keyward.AsyncCachedVerifier(tenant.async_client()),
