@@ -279,7 +279,7 @@ class AsyncCachedVerifier(_Cache):
                  clock: Optional[Callable[[], float]] = None) -> None:
         super().__init__(ttl, negative_ttl, max_entries, max_negative, timeout, clock)
         self.client = client if client is not None else AsyncClient()
-        self._calls: Dict[bytes, asyncio.Future] = {}
+        self._calls: Dict[bytes, "asyncio.Future[t.VerifyResult]"] = {}
 
     async def verify_key(self, key: str, *, permissions: Optional[Sequence[str]] = None,
                          agent: Optional[str] = None, ip: Optional[str] = None,
@@ -302,10 +302,10 @@ class AsyncCachedVerifier(_Cache):
             # Its error is raised to the waiters; retrieve it even when all
             # of them gave up, so asyncio does not log it as lost.
             task.add_done_callback(lambda f: f.cancelled() or f.exception())
-        res = await asyncio.shield(task)
-        if not own and res.metered:
+        answer: t.VerifyResult = await asyncio.shield(task)
+        if not own and answer.metered:
             return await self._direct(d, args, kw)
-        return _for_agent(res, agent)
+        return _for_agent(answer, agent)
 
     async def _ask(self, args: tuple, kw: dict) -> t.VerifyResult:
         path, data = _VERIFY_ROUTE.request(args, kw)
