@@ -41,3 +41,40 @@ func (d Decision) Unauthenticated() bool {
 	}
 	return false
 }
+
+// Refusals of a key, by decision. A key that was sent but refused always
+// gets the same message: the client never learns which check failed (the
+// log does).
+var (
+	errInvalidKey              = Errorf(EUNAUTHORIZED, "invalid API key")
+	errAuthUnavailable         = Errorf(EUNAVAILABLE, "API keys cannot be checked right now: try again shortly")
+	errRateLimited             = Errorf(ERATELIMITED, "rate limit exceeded: slow down")
+	errUsageExceeded           = Errorf(ERATELIMITED, "usage quota exhausted")
+	errIPRefused               = Errorf(EFORBIDDEN, "requests from this address are not allowed")
+	errInsufficientPermissions = Errorf(EFORBIDDEN, "the API key lacks the required permissions")
+)
+
+// Refusal returns the client-facing error for a key refused with decision
+// d: EUNAUTHORIZED "invalid API key" for every decision about the
+// credential itself, EFORBIDDEN for permissions and IP rules, ERATELIMITED
+// for limits and EUNAVAILABLE when the key could not be checked; EINTERNAL
+// for VALID or a decision keyward does not define. Every service that
+// protects requests with keyward (the API, the gateway, forward-auth, the
+// middleware) answers through it, so their refusals match.
+func (d Decision) Refusal() *Error {
+	switch {
+	case d.Unauthenticated():
+		return errInvalidKey
+	case d == DecisionUnavailable:
+		return errAuthUnavailable
+	case d == DecisionRateLimited:
+		return errRateLimited
+	case d == DecisionUsageExceeded:
+		return errUsageExceeded
+	case d == DecisionIPBlocked, d == DecisionIPNotAllowed:
+		return errIPRefused
+	case d == DecisionInsufficientPermissions:
+		return errInsufficientPermissions
+	}
+	return Errorf(EINTERNAL, "unexpected decision %q", d)
+}

@@ -229,13 +229,13 @@ func (c *Client) do(ctx context.Context, method, p string, q url.Values, in, out
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Accept", "application/json, application/problem+json")
+	req.Header.Set("Accept", "application/json, "+keyward.ProblemContentType)
 	req.Header.Set("User-Agent", "keyward-client")
 	if k := c.APIKey.Reveal(); k != "" {
 		req.Header.Set("Authorization", "Bearer "+k)
 	}
 	if c.Agent != "" {
-		req.Header.Set("X-Keyward-Agent", c.Agent)
+		req.Header.Set(keyward.HeaderAgent, c.Agent)
 	}
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
@@ -264,7 +264,7 @@ func responseError(resp *http.Response, r io.Reader, base string) error {
 	b, _ := io.ReadAll(io.LimitReader(r, 1<<20))
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	var p keyward.Problem
-	if (mt == "application/problem+json" || mt == "application/json") && json.Unmarshal(b, &p) == nil && p.Code != "" {
+	if (mt == keyward.ProblemContentType || mt == "application/json") && json.Unmarshal(b, &p) == nil && p.Code != "" {
 		msg := p.Detail
 		if msg == "" {
 			msg = p.Title
@@ -272,33 +272,10 @@ func responseError(resp *http.Response, r io.Reader, base string) error {
 		return &keyward.Error{Code: p.Code, Message: msg}
 	}
 	return &keyward.Error{
-		Code:    codeOfStatus(resp.StatusCode),
+		Code:    keyward.CodeOfHTTPStatus(resp.StatusCode),
 		Message: fmt.Sprintf("keyward at %s answered %s", base, resp.Status),
 		Err:     errors.New(strconv.Quote(firstLine(b))),
 	}
-}
-
-// codeOfStatus inverts httpapi's error table for responses without a code.
-func codeOfStatus(status int) string {
-	switch status {
-	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType:
-		return keyward.EINVALID
-	case http.StatusUnauthorized:
-		return keyward.EUNAUTHORIZED
-	case http.StatusForbidden:
-		return keyward.EFORBIDDEN
-	case http.StatusNotFound:
-		return keyward.ENOTFOUND
-	case http.StatusConflict:
-		return keyward.ECONFLICT
-	case http.StatusRequestEntityTooLarge:
-		return keyward.ETOOLARGE
-	case http.StatusTooManyRequests:
-		return keyward.ERATELIMITED
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return keyward.EUNAVAILABLE
-	}
-	return keyward.EINTERNAL
 }
 
 func firstLine(b []byte) string {

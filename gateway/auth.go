@@ -10,12 +10,11 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
-	"github.com/keyward/keyward/httpapi"
-	"github.com/keyward/keyward/ratelimit"
+	"github.com/keyward/keyward/httpedge"
 )
 
 // Refusals of the gateway itself; refused keys answer with
-// httpapi.DecisionError so every keyward service refuses alike.
+// keyward.Decision.Refusal so every keyward service refuses alike.
 var (
 	errNoRoute  = keyward.Errorf(keyward.ENOTFOUND, "no route for this path")
 	errUpstream = keyward.Errorf(keyward.EUNAVAILABLE, "the upstream service did not answer: try again shortly")
@@ -58,13 +57,13 @@ func (a *authenticator) verify(ctx context.Context, h http.Header, rt *route, ag
 	switch {
 	case err != nil:
 		a.log.WarnContext(ctx, "key verification failed", "route", name, "err", err)
-		return nil, nil, httpapi.DecisionError(keyward.DecisionUnavailable)
+		return nil, nil, keyward.DecisionUnavailable.Refusal()
 	case res == nil || res.Valid != (res.Code == keyward.DecisionValid) || res.Valid && res.Identity == nil:
 		a.log.ErrorContext(ctx, "verifier returned an inconsistent result", "route", name)
-		return nil, nil, httpapi.DecisionError(keyward.DecisionUnavailable)
+		return nil, nil, keyward.DecisionUnavailable.Refusal()
 	case !res.Valid:
 		a.log.DebugContext(ctx, "request refused", "route", name, "decision", res.Code, "key_id", res.KeyID, "agent", agent, "ip", req.IP)
-		return nil, res.RateLimits, httpapi.DecisionError(res.Code)
+		return nil, res.RateLimits, res.Code.Refusal()
 	}
 	id := *res.Identity
 	if id.KeyID == "" {
@@ -77,14 +76,12 @@ func (a *authenticator) verify(ctx context.Context, h http.Header, rt *route, ag
 	return &id, res.RateLimits, nil
 }
 
-// refuse writes err, the refusal of a request, with the RateLimit headers
-// of limits on a 429 (Retry-After too when a limit refused; a request
-// refused for its credits gets none: when they refill is not known here).
-func refuse(w http.ResponseWriter, r *http.Request, limits []keyward.RateLimitStatus, err error) {
-	if keyward.ErrorCode(err) == keyward.ERATELIMITED {
-		ratelimit.SetStatusHeaders(w.Header(), limits)
-	}
-	httpapi.WriteError(w, r, err)
+// refuse writes err, the refusal of r, in the keyward API's shape
+// (httpedge.WriteError), with the RateLimit headers of limits on a 429
+// (Retry-After too when a limit refused; a request refused for its credits
+// gets none: when they refill is not known here).
+func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, limits []keyward.RateLimitStatus, err error) {
+	httpedge.WriteError(w, r, err, "", limits)
 }
 
 // route is a Route ready for matching.

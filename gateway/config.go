@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/httpedge"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -58,7 +58,7 @@ func DefaultHeaderNames() HeaderNames {
 		Account:     "X-Keyward-Account",
 		User:        "X-Keyward-User",
 		Role:        "X-Keyward-Role",
-		Agent:       "X-Keyward-Agent",
+		Agent:       keyward.HeaderAgent,
 		Permissions: "X-Keyward-Permissions",
 	}
 }
@@ -195,7 +195,7 @@ type Config struct {
 	MaxBodyBytes int64
 	// ForwardAuthPath is where NewForwardAuth's handler is mounted; a
 	// request below it (Envoy ext_authz appends the original path) carries
-	// the original path. Default httpapi.ForwardAuthPath.
+	// the original path. Default httpedge.ForwardAuthPath.
 	ForwardAuthPath string
 	// Transport sends requests upstream. Default: an http.Transport with
 	// the timeouts above, no proxy from the environment, and up to 256
@@ -339,7 +339,7 @@ func Validate(cfg Config, needUpstream bool) error {
 		add("max_header_bytes", "%d is negative: use a positive size, or 0 for the default %d", cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	}
 	if cfg.ForwardAuthPath != "" && (!strings.HasPrefix(cfg.ForwardAuthPath, "/") || !canonicalPath(cfg.ForwardAuthPath)) {
-		add("forward_auth_path", "%q is not a canonical path: use e.g. %s", cfg.ForwardAuthPath, httpapi.ForwardAuthPath)
+		add("forward_auth_path", "%q is not a canonical path: use e.g. %s", cfg.ForwardAuthPath, httpedge.ForwardAuthPath)
 	}
 	if len(errs) > 0 {
 		return &ConfigError{Errors: errs}
@@ -369,7 +369,7 @@ func withDefaults(cfg Config) Config {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if cfg.ForwardAuthPath == "" {
-		cfg.ForwardAuthPath = httpapi.ForwardAuthPath
+		cfg.ForwardAuthPath = httpedge.ForwardAuthPath
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -7,7 +7,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/clientaddr"
-	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/httpedge"
 	"github.com/keyward/keyward/ratelimit"
 )
 
@@ -77,7 +77,7 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	p, named, err := f.originalPath(r)
 	if err != nil {
-		httpapi.WriteError(w, r, err)
+		f.auth.refuse(w, r, nil, err)
 		return
 	}
 	var rt *route
@@ -93,11 +93,11 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if rt, err = f.routes.resolve(host, p); err != nil {
-			httpapi.WriteError(w, r, err)
+			f.auth.refuse(w, r, nil, err)
 			return
 		}
 	} else if len(f.routes.any)+len(f.routes.byHost) > 0 {
-		httpapi.WriteError(w, r, errNoURI)
+		f.auth.refuse(w, r, nil, errNoURI)
 		return
 	}
 	if rt != nil && rt.exempt[p.path] {
@@ -105,15 +105,15 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	agent, err := httpapi.Agent(r.Header)
+	agent, err := httpedge.Agent(r.Header)
 	if err != nil {
-		httpapi.WriteError(w, r, err)
+		f.auth.refuse(w, r, nil, err)
 		return
 	}
 	ip := clientaddr.FromRequest(r, f.auth.trusted)
 	id, limits, err := f.auth.verify(r.Context(), r.Header, rt, agent, ip)
 	if err != nil {
-		refuse(w, r, limits, err)
+		f.auth.refuse(w, r, limits, err)
 		return
 	}
 	ratelimit.SetStatusHeaders(h, limits)

@@ -41,7 +41,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/clientaddr"
-	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/httpedge"
 	"github.com/keyward/keyward/ratelimit"
 	"github.com/keyward/keyward/tracing"
 	"go.opentelemetry.io/otel/trace"
@@ -167,26 +167,26 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	// The agent is read before the identity headers go: the client names
 	// it in X-Keyward-Agent, which is also an identity header.
-	agentHeader := r.Header[httpapi.HeaderAgent]
+	agentHeader := r.Header[keyward.HeaderAgent]
 	g.auth.ids.strip.remove(r.Header)
 	pathOverrides.remove(r.Header)
 
 	if !canonicalMethod(r.Method) {
-		httpapi.WriteError(w, r, errMethodCase)
+		g.auth.refuse(w, r, nil, errMethodCase)
 		return
 	}
 	p, err := parsePath(r.URL.EscapedPath())
 	if err != nil {
-		httpapi.WriteError(w, r, err)
+		g.auth.refuse(w, r, nil, err)
 		return
 	}
 	rt, err := g.routes.resolve(r.Host, p)
 	if err != nil {
-		httpapi.WriteError(w, r, err)
+		g.auth.refuse(w, r, nil, err)
 		return
 	}
 	if rt == nil {
-		httpapi.WriteError(w, r, errNoRoute)
+		g.auth.refuse(w, r, nil, errNoRoute)
 		return
 	}
 	if g.tracer != nil {
@@ -199,15 +199,15 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		g.forward(w, r, rt)
 		return
 	}
-	agent, err := httpapi.Agent(http.Header{httpapi.HeaderAgent: agentHeader})
+	agent, err := httpedge.Agent(http.Header{keyward.HeaderAgent: agentHeader})
 	if err != nil {
-		httpapi.WriteError(w, r, err)
+		g.auth.refuse(w, r, nil, err)
 		return
 	}
 	ip := clientaddr.FromRequest(r, g.auth.trusted)
 	id, limits, err := g.auth.verify(r.Context(), r.Header, rt, agent, ip)
 	if err != nil {
-		refuse(w, r, limits, err)
+		g.auth.refuse(w, r, limits, err)
 		return
 	}
 	// The limits' state goes to the client with the upstream's response:
@@ -217,7 +217,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	g.auth.ids.set(r.Header, id, false)
 	if rt.StampField != "" {
 		if err := stamp(r, rt.StampField, id.KeyID, g.stampLimit()); err != nil {
-			httpapi.WriteError(w, r, err)
+			g.auth.refuse(w, r, nil, err)
 			return
 		}
 	}
@@ -237,7 +237,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route) {
 	}
 	if max := g.cfg.MaxBodyBytes; max > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > max {
-			httpapi.WriteError(w, r, errBodyTooLarge(max))
+			g.auth.refuse(w, r, nil, errBodyTooLarge(max))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, max)
@@ -309,13 +309,13 @@ func (g *Gateway) proxyError(rt *route) func(http.ResponseWriter, *http.Request,
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooLarge):
-			httpapi.WriteError(w, r, errBodyTooLarge(tooLarge.Limit))
+			g.auth.refuse(w, r, nil, errBodyTooLarge(tooLarge.Limit))
 		case r.Context().Err() != nil:
 			// The client went away; nobody reads an answer.
 			g.log.DebugContext(r.Context(), "client gone before the upstream answered", "route", rt.name)
 		default:
 			g.log.WarnContext(r.Context(), "upstream failed", "route", rt.name, "upstream", rt.Upstream.Redacted(), "err", err)
-			httpapi.WriteError(w, r, errUpstream)
+			g.auth.refuse(w, r, nil, errUpstream)
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
-	"github.com/keyward/keyward/httpapi"
 )
 
 // credentialHeaders carry a key (apikey.FromHeaders reads them).
@@ -95,7 +94,7 @@ func newIdentityHeaders(n HeaderNames) *identityHeaders {
 	return &identityHeaders{
 		names: n,
 		strip: newHeaderSet(n.KeyID, n.Account, n.User, n.Role, n.Agent, n.Permissions,
-			d.KeyID, d.Account, d.User, d.Role, d.Agent, d.Permissions, httpapi.HeaderAgent),
+			d.KeyID, d.Account, d.User, d.Role, d.Agent, d.Permissions, keyward.HeaderAgent),
 		keyID:       http.CanonicalHeaderKey(n.KeyID),
 		account:     http.CanonicalHeaderKey(n.Account),
 		user:        http.CanonicalHeaderKey(n.User),

@@ -11,40 +11,24 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/clientaddr"
+	"github.com/keyward/keyward/httpedge"
 	"github.com/keyward/keyward/verify"
 )
 
 // MaxBodyBytes bounds every request body; larger bodies get 413.
 const MaxBodyBytes = 1 << 20
 
-// HeaderAgent names the agent acting with a key. It is part of the identity
-// and never grants anything.
-const HeaderAgent = "X-Keyward-Agent"
-
-// MaxAgentLen bounds the X-Keyward-Agent header.
-const MaxAgentLen = 200
-
-// Authentication failures. A key that was sent but refused always gets the
-// same detail: the client never learns which check failed (the log does).
+// Request errors; refused keys answer with keyward.Decision.Refusal.
 var (
-	errInvalidKey              = keyward.Errorf(keyward.EUNAUTHORIZED, "invalid API key")
-	errAuthUnavailable         = keyward.Errorf(keyward.EUNAVAILABLE, "API keys cannot be checked right now: try again shortly")
-	errRateLimited             = keyward.Errorf(keyward.ERATELIMITED, "rate limit exceeded: slow down")
-	errUsageExceeded           = keyward.Errorf(keyward.ERATELIMITED, "usage quota exhausted")
-	errIPRefused               = keyward.Errorf(keyward.EFORBIDDEN, "requests from this address are not allowed")
-	errInsufficientPermissions = keyward.Errorf(keyward.EFORBIDDEN, "the API key lacks the required permissions")
-	errMalformedID             = keyward.Errorf(keyward.ENOTFOUND, "not found: malformed id")
-	errKeyAsID                 = keyward.Errorf(keyward.ENOTFOUND, "not found: the path holds an API key where an id belongs: use the key's id (key_...), and treat the key as exposed if it went through logs or proxies")
-	errBodyTooLarge            = keyward.Errorf(keyward.ETOOLARGE, "request body is larger than %d bytes", MaxBodyBytes)
-	errBadAgent                = keyward.Errorf(keyward.EINVALID, "%s must be printable text of at most %d bytes", HeaderAgent, MaxAgentLen)
-	errTrailingData            = keyward.Errorf(keyward.EINVALID, "request body must hold a single JSON object")
-	errInvalidBodyTypes        = keyward.Errorf(keyward.EINVALID, "request body does not match the schema: check field types and formats (times are RFC 3339)")
+	errMalformedID      = keyward.Errorf(keyward.ENOTFOUND, "not found: malformed id")
+	errKeyAsID          = keyward.Errorf(keyward.ENOTFOUND, "not found: the path holds an API key where an id belongs: use the key's id (key_...), and treat the key as exposed if it went through logs or proxies")
+	errBodyTooLarge     = keyward.Errorf(keyward.ETOOLARGE, "request body is larger than %d bytes", MaxBodyBytes)
+	errTrailingData     = keyward.Errorf(keyward.EINVALID, "request body must hold a single JSON object")
+	errInvalidBodyTypes = keyward.Errorf(keyward.EINVALID, "request body does not match the schema: check field types and formats (times are RFC 3339)")
 )
 
 // noBody is the request type of operations that take no body. Decoding
@@ -114,7 +98,7 @@ func (s *Server) authenticate(r *http.Request) (*keyward.Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	agent, err := Agent(r.Header)
+	agent, err := httpedge.Agent(r.Header)
 	if err != nil {
 		return nil, err
 	}
@@ -123,50 +107,7 @@ func (s *Server) authenticate(r *http.Request) (*keyward.Identity, error) {
 		return res.Identity(), nil
 	}
 	s.log.DebugContext(r.Context(), "authentication refused", "decision", res.Decision, "key_id", res.KeyID(), "route", r.Pattern, "agent", apikey.Redact(agent))
-	return nil, DecisionError(res.Decision)
-}
-
-// DecisionError returns the client-facing error for a key refused with
-// decision d: EUNAUTHORIZED "invalid API key" for every decision about the
-// credential itself (the client never learns which check failed),
-// EFORBIDDEN for permissions and IP rules, ERATELIMITED for limits and
-// EUNAVAILABLE when the key could not be checked. Every service that
-// protects requests with keyward (this API, the gateway, forward-auth)
-// answers through it, so their refusals match.
-func DecisionError(d keyward.Decision) error {
-	switch {
-	case d.Unauthenticated():
-		return errInvalidKey
-	case d == keyward.DecisionUnavailable:
-		return errAuthUnavailable
-	case d == keyward.DecisionRateLimited:
-		return errRateLimited
-	case d == keyward.DecisionUsageExceeded:
-		return errUsageExceeded
-	case d == keyward.DecisionIPBlocked, d == keyward.DecisionIPNotAllowed:
-		return errIPRefused
-	case d == keyward.DecisionInsufficientPermissions:
-		return errInsufficientPermissions
-	}
-	return keyward.Errorf(keyward.EINTERNAL, "unexpected decision %q", d)
-}
-
-// Agent returns the X-Keyward-Agent header of h, trimmed: printable text
-// of at most MaxAgentLen bytes, sent at most once (EINVALID otherwise).
-func Agent(h http.Header) (string, error) {
-	vs := h.Values(HeaderAgent)
-	switch len(vs) {
-	case 0:
-		return "", nil
-	case 1:
-	default:
-		return "", errBadAgent
-	}
-	a := strings.TrimSpace(vs[0])
-	if len(a) > MaxAgentLen || !utf8.ValidString(a) || strings.ContainsFunc(a, unicode.IsControl) {
-		return "", errBadAgent
-	}
-	return a, nil
+	return nil, res.Decision.Refusal()
 }
 
 // deniedAuditor records refused admin actions in the audit log;

@@ -21,6 +21,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/httpedge"
 	"github.com/keyward/keyward/tracing"
 	"github.com/keyward/keyward/verify"
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,7 +93,7 @@ type Config struct {
 }
 
 // ForwardAuthPath is where Config.ForwardAuth is mounted.
-const ForwardAuthPath = "/v1/forward-auth"
+const ForwardAuthPath = httpedge.ForwardAuthPath
 
 // Server is the keyward HTTP API; it is an http.Handler.
 type Server struct {
@@ -261,7 +262,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.tracer != nil {
 		r, span = tracing.StartServer(s.tracer, r)
 	}
-	sw := &responseWriter{ResponseWriter: w, r: r}
+	sw := &responseWriter{ResponseWriter: w, r: r, s: s}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -269,7 +270,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			s.log.ErrorContext(r.Context(), "panic serving request", "route", r.Pattern, "panic", v)
 			if !sw.wroteHeader {
-				writeProblem(sw, problemOf(fmt.Errorf("panic: %v", v), r.URL.Path))
+				s.writeProblem(sw, httpedge.ProblemOf(fmt.Errorf("panic: %v", v), r.URL.Path))
 			}
 		}
 		s.metrics.observe(r.Pattern, sw.status, time.Since(start))
@@ -286,6 +287,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type responseWriter struct {
 	http.ResponseWriter
 	r           *http.Request
+	s           *Server
 	status      int
 	wroteHeader bool
 	discard     bool
@@ -298,7 +300,7 @@ func (w *responseWriter) WriteHeader(code int) {
 	w.wroteHeader, w.status = true, code
 	if w.r.Pattern == "" && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
 		w.discard = true
-		writeProblem(w.ResponseWriter, unmatchedProblem(w.r, code, w.Header().Get("Allow")))
+		w.s.writeProblem(w.ResponseWriter, unmatchedProblem(w.r, code, w.Header().Get("Allow")))
 		return
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -328,5 +330,5 @@ func unmatchedProblem(r *http.Request, code int, allow string) *keyward.Problem 
 			Instance: apikey.Redact(r.URL.Path),
 		}
 	}
-	return problemOf(keyward.Errorf(keyward.ENOTFOUND, "no such endpoint: the routes are listed in /openapi.json"), r.URL.Path)
+	return httpedge.ProblemOf(keyward.Errorf(keyward.ENOTFOUND, "no such endpoint: the routes are listed in /openapi.json"), r.URL.Path)
 }

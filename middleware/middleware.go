@@ -7,21 +7,20 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/clientaddr"
+	"github.com/keyward/keyward/httpedge"
 	"github.com/keyward/keyward/ratelimit"
 )
 
 // HeaderAgent names the agent acting with a key, as on the keyward server.
 // It is echoed in the identity and never grants anything.
-const HeaderAgent = "X-Keyward-Agent"
+const HeaderAgent = keyward.HeaderAgent
 
 // MaxAgentLen bounds the X-Keyward-Agent header, as on the keyward server.
-const MaxAgentLen = 200
+const MaxAgentLen = keyward.MaxAgentLen
 
 // Option configures New.
 type Option func(*config)
@@ -145,12 +144,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	raw, err := apikey.FromRequest(r)
 	if err != nil {
-		h.deny(w, r, &Denial{Status: http.StatusUnauthorized, Code: keyward.EUNAUTHORIZED, Detail: keyward.ErrorMessage(err)})
+		h.deny(w, r, refusal(err))
 		return
 	}
-	agent, ok := agentOf(r)
-	if !ok {
-		h.deny(w, r, &Denial{Status: http.StatusBadRequest, Code: keyward.EINVALID, Detail: errBadAgent})
+	agent, err := httpedge.Agent(r.Header)
+	if err != nil {
+		h.deny(w, r, refusal(err))
 		return
 	}
 	req := keyward.VerifyRequest{Key: raw, Permissions: h.c.perms, Agent: agent}
@@ -233,45 +232,6 @@ func (h *handler) deny(w http.ResponseWriter, r *http.Request, d *Denial) {
 	writeDenial(w, r, h.c.write, d)
 }
 
-const (
-	errBadAgent    = "X-Keyward-Agent must be printable text of at most 200 bytes"
-	errInvalidKey  = "invalid API key"
-	errUnavailable = "API keys cannot be checked right now: try again shortly"
-	errPermissions = "the API key lacks the required permissions"
-)
-
-// unavailable is the refusal of a request whose key could not be checked.
-func unavailable(err error) *Denial {
-	return &Denial{Status: http.StatusServiceUnavailable, Code: keyward.EUNAVAILABLE, Detail: errUnavailable, Err: err}
-}
-
-// denialOf maps a refused result to its status and client-safe detail, as
-// the keyward server does for its own routes.
-func denialOf(res *keyward.VerifyResult) *Denial {
-	d := &Denial{Decision: res.Code, KeyID: res.KeyID}
-	switch c := res.Code; {
-	case c.Unauthenticated():
-		d.Status, d.Code, d.Detail = http.StatusUnauthorized, keyward.EUNAUTHORIZED, errInvalidKey
-	case c == keyward.DecisionInsufficientPermissions:
-		d.Status, d.Code, d.Detail = http.StatusForbidden, keyward.EFORBIDDEN, errPermissions
-	case c == keyward.DecisionIPBlocked, c == keyward.DecisionIPNotAllowed:
-		d.Status, d.Code, d.Detail = http.StatusForbidden, keyward.EFORBIDDEN, "requests from this address are not allowed"
-	case c == keyward.DecisionRateLimited:
-		d.Status, d.Code, d.Detail = http.StatusTooManyRequests, keyward.ERATELIMITED, "rate limit exceeded: slow down"
-		d.RateLimits = res.RateLimits
-	case c == keyward.DecisionUsageExceeded:
-		d.Status, d.Code, d.Detail = http.StatusTooManyRequests, keyward.ERATELIMITED, "usage quota exhausted"
-		d.RateLimits = res.RateLimits
-	case c == keyward.DecisionUnavailable:
-		d.Status, d.Code, d.Detail = http.StatusServiceUnavailable, keyward.EUNAVAILABLE, errUnavailable
-	default:
-		// An unknown code, or VALID with valid false: fail closed.
-		d.Status, d.Code, d.Detail = http.StatusServiceUnavailable, keyward.EUNAVAILABLE, errUnavailable
-		d.Err = keyward.Errorf(keyward.EINTERNAL, "the verifier answered code %q with valid=%t", res.Code, res.Valid)
-	}
-	return d
-}
-
 // identityOf returns the identity of a valid result for this request: a
 // copy whose agent is the request's own.
 func identityOf(res *keyward.VerifyResult, agent string) *keyward.Identity {
@@ -286,21 +246,4 @@ func identityOf(res *keyward.VerifyResult, agent string) *keyward.Identity {
 	}
 	id.Agent = agent
 	return &id
-}
-
-// agentOf returns the X-Keyward-Agent header, checked as the server does.
-func agentOf(r *http.Request) (string, bool) {
-	vs := r.Header.Values(HeaderAgent)
-	switch len(vs) {
-	case 0:
-		return "", true
-	case 1:
-	default:
-		return "", false
-	}
-	a := strings.TrimSpace(vs[0])
-	if len(a) > MaxAgentLen || !utf8.ValidString(a) || strings.ContainsFunc(a, unicode.IsControl) {
-		return "", false
-	}
-	return a, true
 }

@@ -46,11 +46,11 @@ func RequirePermissions(perms ...string) func(http.Handler) http.Handler {
 			id := keyward.IdentityFrom(r.Context())
 			switch {
 			case id == nil:
-				writeDenial(w, r, write, &Denial{Status: http.StatusUnauthorized, Code: keyward.EUNAUTHORIZED,
-					Detail: keyward.ErrorMessage(apikey.ErrNoCredential)})
+				writeDenial(w, r, write, refusal(apikey.ErrNoCredential))
 			case !HasPermissions(id, perms...):
-				writeDenial(w, r, write, &Denial{Status: http.StatusForbidden, Code: keyward.EFORBIDDEN,
-					Detail: errPermissions, Decision: keyward.DecisionInsufficientPermissions, KeyID: id.KeyID})
+				d := refusal(keyward.DecisionInsufficientPermissions.Refusal())
+				d.Decision, d.KeyID = keyward.DecisionInsufficientPermissions, id.KeyID
+				writeDenial(w, r, write, d)
 			default:
 				next.ServeHTTP(w, r)
 			}

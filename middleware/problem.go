@@ -1,19 +1,18 @@
 package middleware
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/http"
 
 	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/ratelimit"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/httpedge"
 )
 
 // ProblemContentType is the media type of refusals written by WriteProblem
 // (RFC 9457), as on the keyward server.
-const ProblemContentType = "application/problem+json"
+const ProblemContentType = keyward.ProblemContentType
 
-// WWWAuthenticate is the challenge sent with every 401.
+// WWWAuthenticate is the default challenge sent with every 401.
 const WWWAuthenticate = keyward.WWWAuthenticate
 
 // Denial is a refused request, handed to the ErrorWriter.
@@ -49,52 +48,52 @@ type ErrorWriter func(w http.ResponseWriter, r *http.Request, d *Denial)
 // ({"type":"urn:keyward:error:unauthorized","title":"Unauthorized","status":401,"detail":"invalid API key","code":"unauthorized",...}),
 // which the client package turns back into a *keyward.Error.
 func WriteProblem(w http.ResponseWriter, r *http.Request, d *Denial) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // "<key>" reads better than "\u003ckey\u003e"
-	enc.Encode(keyward.Problem{
-		Type:     keyward.ProblemTypePrefix + d.Code,
-		Title:    title(d),
-		Status:   d.Status,
-		Detail:   d.Detail,
-		Code:     d.Code,
-		Instance: r.URL.Path,
-	})
-	w.Header().Set("Content-Type", ProblemContentType)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(d.Status)
-	w.Write(b.Bytes())
+	p := keyward.NewProblem(d.Code, d.Detail, apikey.Redact(r.URL.Path))
+	p.Status = d.Status
+	if p.Code != d.Code {
+		// A code keyward does not define, from a custom Denial.
+		p.Type, p.Title, p.Code = keyward.ProblemTypePrefix+d.Code, http.StatusText(d.Status), d.Code
+	}
+	httpedge.WriteProblem(w, p)
 }
 
-// writeDenial sets the headers every refusal needs, then calls write.
+// writeDenial sets the headers every refusal needs (httpedge), then calls
+// write.
 func writeDenial(w http.ResponseWriter, r *http.Request, write ErrorWriter, d *Denial) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	switch d.Status {
-	case http.StatusUnauthorized:
-		h.Set("WWW-Authenticate", WWWAuthenticate)
-	case http.StatusTooManyRequests:
-		// Retry-After only when a limit refused: when credits refill is
-		// not known here.
-		ratelimit.SetStatusHeaders(h, d.RateLimits)
-	case http.StatusServiceUnavailable:
-		h.Set("Retry-After", "1")
-	}
+	httpedge.SetRefusalHeaders(w.Header(), d.Status, WWWAuthenticate, d.RateLimits)
 	write(w, r, d)
 }
 
-// titles are the keyward API's problem titles, one per code.
-var titles = map[string]string{
-	keyward.EINVALID:      "Invalid request",
-	keyward.EUNAUTHORIZED: "Unauthorized",
-	keyward.EFORBIDDEN:    "Forbidden",
-	keyward.ERATELIMITED:  "Rate limited",
-	keyward.EUNAVAILABLE:  "Unavailable",
+// denialOf returns the Denial of a refused result: its status and
+// client-safe detail are keyward.Decision.Refusal's, as on the keyward
+// server.
+func denialOf(res *keyward.VerifyResult) *Denial {
+	e := res.Code.Refusal()
+	if res.Valid || e.Code == keyward.EINTERNAL {
+		// An unknown code, or VALID with valid false: fail closed.
+		d := unavailable(keyward.Errorf(keyward.EINTERNAL, "the verifier answered code %q with valid=%t", res.Code, res.Valid))
+		d.Decision, d.KeyID = res.Code, res.KeyID
+		return d
+	}
+	d := refusal(e)
+	d.Decision, d.KeyID = res.Code, res.KeyID
+	if d.Status == http.StatusTooManyRequests {
+		d.RateLimits = res.RateLimits
+	}
+	return d
 }
 
-func title(d *Denial) string {
-	if t, ok := titles[d.Code]; ok {
-		return t
-	}
-	return http.StatusText(d.Status)
+// unavailable is the refusal of a request whose key could not be checked.
+func unavailable(err error) *Denial {
+	d := refusal(keyward.DecisionUnavailable.Refusal())
+	d.Err = err
+	return d
+}
+
+// refusal returns the Denial of err, a client-safe *keyward.Error: the
+// status of its code (the domain's error table) and its message as the
+// detail.
+func refusal(err error) *Denial {
+	code := keyward.ErrorCode(err)
+	return &Denial{Status: keyward.HTTPStatus(code), Code: code, Detail: keyward.ErrorMessage(err)}
 }

@@ -1,0 +1,136 @@
+package httpedge_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/httpedge"
+)
+
+// refusal writes err through WriteError and returns the recorded response
+// and its decoded problem.
+func refusal(t *testing.T, path string, err error, challenge string, limits []keyward.RateLimitStatus) (*httptest.ResponseRecorder, keyward.Problem) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	httpedge.WriteError(w, httptest.NewRequest("GET", path, nil), err, challenge, limits)
+	var p keyward.Problem
+	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
+		t.Fatalf("body %q: %v", w.Body, err)
+	}
+	if ct := w.Header().Get("Content-Type"); ct != keyward.ProblemContentType {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	if w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("headers %v lack no-store or nosniff", w.Header())
+	}
+	return w, p
+}
+
+func TestWriteError(t *testing.T) {
+	w, p := refusal(t, "/v1/keys", keyward.DecisionNotFound.Refusal(), "", nil)
+	if w.Code != 401 || p.Status != 401 || p.Code != keyward.EUNAUTHORIZED || p.Title != "Unauthorized" ||
+		p.Detail != "invalid API key" || p.Instance != "/v1/keys" || p.Type != "urn:keyward:error:unauthorized" {
+		t.Errorf("401: %d %+v", w.Code, p)
+	}
+	if got := w.Header().Get("WWW-Authenticate"); got != `Bearer realm="keyward"` {
+		t.Errorf("default challenge = %q", got)
+	}
+	if w.Header().Get("Retry-After") != "" {
+		t.Error("a 401 carries Retry-After")
+	}
+
+	w, _ = refusal(t, "/", keyward.DecisionExpired.Refusal(), `ApiKey realm="memories"`, nil)
+	if got := w.Header().Get("WWW-Authenticate"); got != `ApiKey realm="memories"` {
+		t.Errorf("configured challenge = %q", got)
+	}
+
+	w, p = refusal(t, "/", keyward.DecisionUnavailable.Refusal(), "", nil)
+	if w.Code != 503 || p.Code != keyward.EUNAVAILABLE || w.Header().Get("Retry-After") != "1" || w.Header().Get("WWW-Authenticate") != "" {
+		t.Errorf("503: %d %+v %v", w.Code, p, w.Header())
+	}
+
+	limits := []keyward.RateLimitStatus{{Name: "default", Limit: 10, Window: keyward.Duration(time.Minute), Allowed: false, ResetMS: 30000, RetryAfterMS: 30000}}
+	w, p = refusal(t, "/", keyward.DecisionRateLimited.Refusal(), "", limits)
+	if w.Code != 429 || p.Code != keyward.ERATELIMITED || w.Header().Get("RateLimit-Policy") == "" || w.Header().Get("Retry-After") == "" {
+		t.Errorf("429: %d %+v %v", w.Code, p, w.Header())
+	}
+	// The limits go out on a 429 only.
+	w, _ = refusal(t, "/", keyward.DecisionInsufficientPermissions.Refusal(), "", limits)
+	if w.Code != 403 || w.Header().Get("RateLimit-Policy") != "" {
+		t.Errorf("403: %d %v", w.Code, w.Header())
+	}
+}
+
+// TestWriteErrorHidesWhatIsNotForTheClient: internal causes stay in the
+// log, and a raw key in the path or a message is never echoed.
+func TestWriteErrorHidesWhatIsNotForTheClient(t *testing.T) {
+	w, p := refusal(t, "/", errors.New("disk on fire at /var/lib/keyward"), "", nil)
+	if w.Code != 500 || p.Code != keyward.EINTERNAL || strings.Contains(p.Detail, "disk") {
+		t.Errorf("internal error: %d %+v", w.Code, p)
+	}
+	key, err := apikey.Generate(apikey.PrefixUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := key.Reveal()
+	_, p = refusal(t, "/v1/keys/"+raw, keyward.Errorf(keyward.ENOTFOUND, "no key %s", raw), "", nil)
+	if p.Code != keyward.ENOTFOUND || strings.Contains(p.Detail, raw) || strings.Contains(p.Instance, raw) {
+		t.Errorf("the key was echoed: %+v", p)
+	}
+}
+
+func TestAgent(t *testing.T) {
+	for _, tc := range []struct {
+		values []string
+		want   string
+		ok     bool
+	}{
+		{nil, "", true},
+		{[]string{"  planner  "}, "planner", true},
+		{[]string{strings.Repeat("a", keyward.MaxAgentLen)}, strings.Repeat("a", keyward.MaxAgentLen), true},
+		{[]string{strings.Repeat("a", keyward.MaxAgentLen+1)}, "", false},
+		{[]string{"a\x00b"}, "", false},
+		{[]string{"\xff"}, "", false},
+		{[]string{"a", "b"}, "", false},
+	} {
+		h := http.Header{keyward.HeaderAgent: tc.values}
+		got, err := httpedge.Agent(h)
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("Agent(%q) = %q, %v", tc.values, got, err)
+		}
+		if err != nil && keyward.ErrorCode(err) != keyward.EINVALID {
+			t.Errorf("Agent(%q) error code %q, want invalid", tc.values, keyward.ErrorCode(err))
+		}
+	}
+}
+
+// TestDependencies keeps the package light: the Go middleware imports it.
+func TestDependencies(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go command not found")
+	}
+	out, err := exec.Command(gobin, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	allowed := map[string]bool{
+		"github.com/keyward/keyward":           true,
+		"github.com/keyward/keyward/apikey":    true,
+		"github.com/keyward/keyward/httpedge":  true,
+		"github.com/keyward/keyward/ratelimit": true,
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if !allowed[dep] {
+			t.Errorf("httpedge depends on %s; it may import only the standard library, the root package, apikey and ratelimit", dep)
+		}
+	}
+}
