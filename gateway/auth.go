@@ -27,6 +27,8 @@ type authenticator struct {
 	anonymous bool // see Config.Anonymous
 	ids       *identityHeaders
 	trusted   []netip.Prefix
+	challenge string   // see Config.Challenge
+	aliases   []string // see Config.AgentHeaders
 	log       *slog.Logger
 }
 
@@ -81,7 +83,7 @@ func (a *authenticator) verify(ctx context.Context, h http.Header, rt *route, ag
 // (Retry-After too when a limit refused; a request refused for its credits
 // gets none: when they refill is not known here).
 func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, limits []keyward.RateLimitStatus, err error) {
-	httpedge.WriteError(w, r, err, "", limits)
+	httpedge.WriteError(w, r, err, a.challenge, limits)
 }
 
 // route is a Route ready for matching.

@@ -113,6 +113,13 @@ type Route struct {
 	// requests must send Content-Type: application/json (or +json), no
 	// Content-Encoding, and a JSON object of at most MaxBodyBytes.
 	StampField string
+	// StampValue says what StampField is set to (YAML "stamp_value"):
+	// StampKey (the default) the key's id; StampUser its user, refusing
+	// (403) keys that belong to no user; StampSubject whom the key speaks
+	// for: its user, else its account, else its id. The user and the
+	// subject stay the same when a key is rotated or a keystore token
+	// replaced, so attribution survives. Needs StampField.
+	StampValue string
 	// CaseInsensitive matches PathPrefix ignoring case (YAML
 	// "case_insensitive"), for an upstream that serves /ADMIN as /admin:
 	// then /ADMIN/x needs this route's permissions too. Every route whose
@@ -131,6 +138,13 @@ type Route struct {
 	// so, it would have another route or a dot segment.
 	AllowBackslash bool
 }
+
+// What Route.StampValue stamps.
+const (
+	StampKey     = "key"
+	StampUser    = "user"
+	StampSubject = "subject"
+)
 
 // Config configures a Gateway (New) and the forward-auth handler
 // (NewForwardAuth). Zero values take the defaults.
@@ -162,6 +176,15 @@ type Config struct {
 	// not a trusted proxy. From any other peer the socket address is the
 	// client, and forwarding headers it sends are replaced.
 	TrustedProxies []netip.Prefix
+	// Challenge is the WWW-Authenticate value of every 401; build it with
+	// httpedge.Challenge. Default keyward.WWWAuthenticate,
+	// Bearer realm="keyward".
+	Challenge string
+	// AgentHeaders are read as the agent besides X-Keyward-Agent
+	// (X-OpenViking-Agent, say; see httpedge.Agent). Like X-Keyward-Agent
+	// they are removed from the request: the upstream gets the agent in
+	// the identity header Headers.Agent only.
+	AgentHeaders []string
 	// DialTimeout bounds connecting to an upstream. Default
 	// DefaultDialTimeout.
 	DialTimeout time.Duration
@@ -298,12 +321,20 @@ func Validate(cfg Config, needUpstream bool) error {
 		if r.StampField != "" && (strings.TrimSpace(r.StampField) != r.StampField || strings.ContainsFunc(r.StampField, isSpaceOrControl)) {
 			add(f+".stamp_field", "%q is not a JSON field name: use a plain name such as created_by", r.StampField)
 		}
+		switch r.StampValue {
+		case "", StampKey, StampUser, StampSubject:
+			if r.StampValue != "" && r.StampField == "" {
+				add(f+".stamp_value", "%q needs stamp_field: name the JSON field to set, e.g. created_by", r.StampValue)
+			}
+		default:
+			add(f+".stamp_value", "%q is not one of key, user, subject", r.StampValue)
+		}
 	}
 	names := cfg.Headers
 	names.fill()
 	used := map[string]string{}
 	for _, h := range names.list() {
-		if !validHeaderName(*h.name) {
+		if !httpedge.ValidHeaderName(*h.name) {
 			add("headers."+h.field, "%q is not a header name: use letters, digits and '-', e.g. X-Keyward-User", *h.name)
 			continue
 		}
@@ -317,6 +348,12 @@ func Validate(cfg Config, needUpstream bool) error {
 				add("headers."+h.field, "%q is a credential header: pick another name", *h.name)
 			}
 		}
+	}
+	if err := httpedge.CheckAgentHeaders(cfg.AgentHeaders); err != nil {
+		add("agent_headers", "%s", keyward.ErrorMessage(err))
+	}
+	if strings.ContainsFunc(cfg.Challenge, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		add("challenge", "holds control characters: build it with httpedge.Challenge")
 	}
 	for i, p := range cfg.TrustedProxies {
 		if !p.IsValid() {
@@ -469,19 +506,4 @@ func hostKey(h string) string {
 
 func isSpaceOrControl(r rune) bool {
 	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r < 0x20 || r == 0x7f
-}
-
-// validHeaderName reports whether s is an HTTP token usable as a header
-// name.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }

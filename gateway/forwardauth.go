@@ -105,7 +105,7 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	agent, err := httpedge.Agent(r.Header)
+	agent, err := httpedge.Agent(r.Header, f.auth.aliases...)
 	if err != nil {
 		f.auth.refuse(w, r, nil, err)
 		return

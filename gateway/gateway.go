@@ -104,8 +104,10 @@ func newAuthenticator(cfg Config) *authenticator {
 	return &authenticator{
 		verifier:  cfg.Verifier,
 		anonymous: cfg.Anonymous,
-		ids:       newIdentityHeaders(cfg.Headers),
+		ids:       newIdentityHeaders(cfg.Headers, cfg.AgentHeaders),
 		trusted:   slices.Clone(cfg.TrustedProxies),
+		challenge: cfg.Challenge,
+		aliases:   slices.Clone(cfg.AgentHeaders),
 		log:       cfg.Logger,
 	}
 }
@@ -166,8 +168,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve is ServeHTTP without its span.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	// The agent is read before the identity headers go: the client names
-	// it in X-Keyward-Agent, which is also an identity header.
-	agentHeader := r.Header[keyward.HeaderAgent]
+	// it in X-Keyward-Agent (or an alias), which is also an identity
+	// header. A malformed one is refused below, unless the path is exempt.
+	agent, agentErr := httpedge.Agent(r.Header, g.auth.aliases...)
 	g.auth.ids.strip.remove(r.Header)
 	pathOverrides.remove(r.Header)
 
@@ -199,9 +202,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		g.forward(w, r, rt)
 		return
 	}
-	agent, err := httpedge.Agent(http.Header{keyward.HeaderAgent: agentHeader})
-	if err != nil {
-		g.auth.refuse(w, r, nil, err)
+	if agentErr != nil {
+		g.auth.refuse(w, r, nil, agentErr)
 		return
 	}
 	ip := clientaddr.FromRequest(r, g.auth.trusted)
@@ -216,7 +218,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	ratelimit.SetStatusHeaders(w.Header(), limits)
 	g.auth.ids.set(r.Header, id, false)
 	if rt.StampField != "" {
-		if err := stamp(r, rt.StampField, id.KeyID, g.stampLimit()); err != nil {
+		value, err := stampValue(rt.StampValue, id)
+		if err == nil {
+			err = stamp(r, rt.StampField, value, g.stampLimit())
+		}
+		if err != nil {
 			g.auth.refuse(w, r, nil, err)
 			return
 		}

@@ -83,18 +83,19 @@ func equalFolded(folded, name string) bool {
 type identityHeaders struct {
 	names HeaderNames
 	// strip holds every identity header name, configured and default,
-	// and the agent header clients send.
+	// and the agent headers clients send (X-Keyward-Agent and aliases).
 	strip headerSet
 	// canonical forms of the configured names, set directly in maps.
 	keyID, account, user, role, agent, permissions string
 }
 
-func newIdentityHeaders(n HeaderNames) *identityHeaders {
+func newIdentityHeaders(n HeaderNames, agentAliases []string) *identityHeaders {
 	d := DefaultHeaderNames()
+	strip := []string{n.KeyID, n.Account, n.User, n.Role, n.Agent, n.Permissions,
+		d.KeyID, d.Account, d.User, d.Role, d.Agent, d.Permissions, keyward.HeaderAgent}
 	return &identityHeaders{
-		names: n,
-		strip: newHeaderSet(n.KeyID, n.Account, n.User, n.Role, n.Agent, n.Permissions,
-			d.KeyID, d.Account, d.User, d.Role, d.Agent, d.Permissions, keyward.HeaderAgent),
+		names:       n,
+		strip:       newHeaderSet(append(strip, agentAliases...)...),
 		keyID:       http.CanonicalHeaderKey(n.KeyID),
 		account:     http.CanonicalHeaderKey(n.Account),
 		user:        http.CanonicalHeaderKey(n.User),

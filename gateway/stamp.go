@@ -55,6 +55,29 @@ func stamp(r *http.Request, field, value string, max int64) error {
 	return nil
 }
 
+// errNoUser refuses a request to a route that stamps the key's user when
+// the key belongs to no user.
+var errNoUser = keyward.Errorf(keyward.EFORBIDDEN, "this route records the user of the key: use a key that belongs to a user")
+
+// stampValue returns what a route with StampValue what stamps for id (see
+// Route.StampValue).
+func stampValue(what string, id *keyward.Identity) (string, error) {
+	switch what {
+	case StampUser:
+		if id.UserID == "" {
+			return "", errNoUser
+		}
+		return id.UserID, nil
+	case StampSubject:
+		for _, v := range [...]string{id.UserID, id.AccountID} {
+			if v != "" {
+				return v, nil
+			}
+		}
+	}
+	return id.KeyID, nil
+}
+
 var errNotObject = keyward.Errorf(keyward.EINVALID, "request body must be a single JSON object")
 
 // stampJSON sets field to value in the JSON object b.

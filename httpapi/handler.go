@@ -98,7 +98,7 @@ func (s *Server) authenticate(r *http.Request) (*keyward.Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	agent, err := httpedge.Agent(r.Header)
+	agent, err := httpedge.Agent(r.Header, s.agentHeaders...)
 	if err != nil {
 		return nil, err
 	}

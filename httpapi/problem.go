@@ -34,6 +34,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // writeProblem writes p with its status and the refusal headers, the
 // server's challenge on a 401.
 func (s *Server) writeProblem(w http.ResponseWriter, p *keyward.Problem) {
-	httpedge.SetRefusalHeaders(w.Header(), p.Status, "", nil)
+	httpedge.SetRefusalHeaders(w.Header(), p.Status, s.challenge, nil)
 	httpedge.WriteProblem(w, p)
 }

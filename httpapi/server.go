@@ -83,6 +83,13 @@ type Config struct {
 	// is the client. Serve passes its trusted_proxies setting, which the
 	// gateway and forward-auth use too.
 	TrustedProxies []netip.Prefix
+	// Challenge is the WWW-Authenticate value of every 401 (see
+	// httpedge.Challenge); empty: keyward.WWWAuthenticate. Serve passes
+	// its www_authenticate_scheme and _realm settings.
+	Challenge string
+	// AgentHeaders are read as the agent besides X-Keyward-Agent (see
+	// httpedge.Agent). Serve passes its agent_headers setting.
+	AgentHeaders []string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Version is reported by /healthz and /readyz.
@@ -108,6 +115,8 @@ type Server struct {
 	metrics      *httpMetrics
 	docs         []byte
 	trusted      []netip.Prefix
+	challenge    string
+	agentHeaders []string
 	tracer       trace.Tracer // nil: tracing is off
 }
 
@@ -126,6 +135,8 @@ func New(cfg Config) *Server {
 		version:      cfg.Version,
 		mux:          http.NewServeMux(),
 		trusted:      slices.Clone(cfg.TrustedProxies),
+		challenge:    cfg.Challenge,
+		agentHeaders: slices.Clone(cfg.AgentHeaders),
 		tracer:       tracing.Tracer(cfg.TracerProvider),
 	}
 	if s.log == nil {

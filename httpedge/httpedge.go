@@ -100,11 +100,40 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error, challenge str
 // of at most keyward.MaxAgentLen bytes, or is sent more than once.
 var ErrBadAgent = keyward.Errorf(keyward.EINVALID, "%s must be printable text of at most %d bytes", keyward.HeaderAgent, keyward.MaxAgentLen)
 
-// Agent returns the agent h names in keyward.HeaderAgent, trimmed:
-// printable text of at most keyward.MaxAgentLen bytes, sent at most once
-// (ErrBadAgent otherwise); "" when none is named.
-func Agent(h http.Header) (string, error) {
-	vs := h.Values(keyward.HeaderAgent)
+// errAgentConflict refuses a request that names two different agents in
+// keyward.HeaderAgent and an alias.
+var errAgentConflict = keyward.Errorf(keyward.EINVALID, "the agent headers name different agents: send the agent in one header")
+
+// Agent returns the agent h names in keyward.HeaderAgent or in one of
+// aliases (X-OpenViking-Agent, say: services that move to keyward keep
+// their clients' header), trimmed: printable text of at most
+// keyward.MaxAgentLen bytes, each header sent at most once (ErrBadAgent
+// otherwise). Several of these headers must name the same agent (EINVALID
+// otherwise). It returns "" when none is named. Check aliases with
+// CheckAgentHeaders.
+func Agent(h http.Header, aliases ...string) (string, error) {
+	agent, err := agentIn(h, keyward.HeaderAgent)
+	if err != nil {
+		return "", err
+	}
+	for _, name := range aliases {
+		a, err := agentIn(h, name)
+		switch {
+		case err != nil:
+			return "", err
+		case a == "":
+		case agent == "":
+			agent = a
+		case a != agent:
+			return "", errAgentConflict
+		}
+	}
+	return agent, nil
+}
+
+// agentIn returns the agent in header name of h.
+func agentIn(h http.Header, name string) (string, error) {
+	vs := h.Values(name)
 	switch len(vs) {
 	case 0:
 		return "", nil
@@ -117,4 +146,90 @@ func Agent(h http.Header) (string, error) {
 		return "", ErrBadAgent
 	}
 	return a, nil
+}
+
+// CheckAgentHeaders checks the names of agent header aliases: header names
+// (letters, digits, '-' and '_') other than keyward.HeaderAgent itself and
+// the credential headers, each given once. It returns EINVALID naming the
+// first bad one.
+func CheckAgentHeaders(names []string) error {
+	for i, n := range names {
+		switch {
+		case !ValidHeaderName(n):
+			return keyward.Errorf(keyward.EINVALID, "agent header %q is not a header name: use letters, digits and '-', e.g. X-OpenViking-Agent", n)
+		case strings.EqualFold(n, keyward.HeaderAgent):
+			return keyward.Errorf(keyward.EINVALID, "agent header %s is always read: list only other names", n)
+		case strings.EqualFold(n, apikey.HeaderAuthorization) || strings.EqualFold(n, apikey.HeaderAPIKey):
+			return keyward.Errorf(keyward.EINVALID, "agent header %q is a credential header: pick another name", n)
+		}
+		for _, m := range names[:i] {
+			if strings.EqualFold(n, m) {
+				return keyward.Errorf(keyward.EINVALID, "agent header %q is listed twice: list it once", n)
+			}
+		}
+	}
+	return nil
+}
+
+// ValidHeaderName reports whether s is a header name keyward accepts in
+// its configuration: letters, digits, '-' and '_'.
+func ValidHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Default challenge parts: keyward.WWWAuthenticate is
+// Challenge(DefaultScheme, DefaultRealm).
+const (
+	DefaultScheme = "Bearer"
+	DefaultRealm  = "keyward"
+)
+
+// maxRealmLen bounds a realm.
+const maxRealmLen = 100
+
+// Challenge returns the WWW-Authenticate value of a 401 for scheme and
+// realm: `Bearer realm="keyward"` (the default, keyward.WWWAuthenticate),
+// or `ApiKey realm="memories"` for services whose clients expect that
+// scheme. Empty parts take the defaults. The scheme must be an HTTP token
+// (RFC 9110: letters, digits and !#$%&'*+-.^_`|~); the realm printable
+// ASCII of at most 100 characters without '"' or '\'. It returns EINVALID
+// otherwise. The challenge only names the scheme: keys are still read
+// from Authorization: Bearer and X-API-Key.
+func Challenge(scheme, realm string) (string, error) {
+	if scheme == "" {
+		scheme = DefaultScheme
+	}
+	if realm == "" {
+		realm = DefaultRealm
+	}
+	if !isToken(scheme) {
+		return "", keyward.Errorf(keyward.EINVALID, "scheme %q is not an HTTP authentication scheme: use a single word such as Bearer or ApiKey", scheme)
+	}
+	if len(realm) > maxRealmLen || strings.ContainsFunc(realm, func(r rune) bool { return r < 0x20 || r > 0x7e || r == '"' || r == '\\' }) {
+		return "", keyward.Errorf(keyward.EINVALID, "realm must be printable ASCII of at most %d characters without '\"' or '\\', e.g. keyward", maxRealmLen)
+	}
+	return scheme + ` realm="` + realm + `"`, nil
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110, section 5.6.2).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

@@ -36,8 +36,9 @@ const seeImportDocs = "see docs/importing-keys.md"
 //     "meta": {...}, "expires_at": "2027-01-01T00:00:00Z"}; blank lines
 //     and lines beginning with # are skipped;
 //   - a keystore file (see Parse), the file services of the simple mode
-//     already have: each entry's id becomes the key's name. A keystore
-//     cannot name a user, so its entries of role user are refused.
+//     already have: each entry's id becomes the key's name, and the
+//     subject of an entry of role user its user; entries of role user
+//     without a subject are refused.
 //
 // It returns the entries in file order, each with its Line, and checks what
 // it can without the store: the digests (64 hex characters, each once), the
@@ -222,14 +223,19 @@ func parseKeystoreImport(b []byte, name string) ([]keyward.KeyImportEntry, error
 	slices.SortFunc(es, func(a, b *entry) int { return a.line - b.line })
 	out := make([]keyward.KeyImportEntry, len(es))
 	for i, e := range es {
+		if e.key.Role == keyward.RoleUser && e.key.UserID == "" {
+			return nil, fmt.Errorf("line %d: key %q has role user, and a keyward user key belongs to a user: give the entry subject: USER (the user's id or external id in its account), or write the file as JSON lines with user (%s)", e.line, e.key.ID, seeImportDocs)
+		}
+		var user string
 		if e.key.Role == keyward.RoleUser {
-			return nil, fmt.Errorf("line %d: key %q has role user, and a keyward user key belongs to a user, which a keystore file cannot name: write the file as JSON lines with user (%s)", e.line, e.key.ID, seeImportDocs)
+			user = e.key.UserID // a subject of another role is the keystore's alone
 		}
 		out[i] = keyward.KeyImportEntry{
 			SHA256:      hex.EncodeToString(e.digest[:]),
 			Name:        e.key.ID,
 			Role:        e.key.Role,
 			Account:     e.key.AccountID,
+			User:        user,
 			Permissions: e.key.Permissions,
 			Meta:        e.key.Meta,
 			Line:        e.line,

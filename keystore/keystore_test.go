@@ -262,7 +262,7 @@ func TestParseRefuses(t *testing.T) {
 		{"root with account", "keys:\n  " + d1 + ": {id: ci, role: root, account: acme}\n", []string{"a root key belongs to no account"}},
 		{"account_admin without account", "keys:\n  " + d1 + ": {id: ci, role: account_admin}\n", []string{"an account_admin key needs an account"}},
 
-		{"unknown field", "keys:\n  " + d1 + ":\n    id: ci\n    role: user\n    permission: [a]\n", []string{`key "ci" (line 2): unknown field "permission" on line 5: use id, role, account, permissions, meta`}},
+		{"unknown field", "keys:\n  " + d1 + ":\n    id: ci\n    role: user\n    permission: [a]\n", []string{`key "ci" (line 2): unknown field "permission" on line 5: use id, subject, role, account, permissions, meta`}},
 		{"unknown field not quoted back", "keys:\n  " + d1 + ": {id: ci, role: user, Secret-Token-123: x}\n", []string{"unknown field: use id"}},
 		{"unknown top-level field", "keys: {" + d1 + ": {id: ci, role: user}}\nlisten: x\n", []string{`line 2: unknown field "listen"`}},
 		{"field twice", "keys:\n  " + d1 + ":\n    id: ci\n    role: user\n    role: root\n", []string{`key "ci" (line 2): role appears twice on line 5`}},

@@ -12,6 +12,7 @@ import (
 func (k *Keystore) Marshal() ([]byte, error) {
 	type entryOut struct {
 		ID          string     `yaml:"id"`
+		Subject     string     `yaml:"subject,omitempty"`
 		Role        string     `yaml:"role"`
 		Account     string     `yaml:"account,omitempty"`
 		Permissions []string   `yaml:"permissions,omitempty,flow"`
@@ -21,7 +22,7 @@ func (k *Keystore) Marshal() ([]byte, error) {
 		Keys map[string]entryOut `yaml:"keys"`
 	}{Keys: make(map[string]entryOut, len(k.entries))}
 	for d, e := range k.entries {
-		eo := entryOut{ID: e.key.ID, Role: string(e.key.Role), Account: e.key.AccountID, Permissions: e.key.Permissions}
+		eo := entryOut{ID: e.key.ID, Subject: e.key.UserID, Role: string(e.key.Role), Account: e.key.AccountID, Permissions: e.key.Permissions}
 		if len(e.key.Meta) > 0 {
 			// JSON is YAML: the node keeps every value as written.
 			var n yaml.Node

@@ -37,12 +37,15 @@ const seeDocs = "see docs/simple-modes.md"
 //	keys:
 //	  <sha256 hex digest of the token>:
 //	    id: ci                       # required, unique: names the key in logs and headers
+//	    subject: alice               # optional: whom the token speaks for, shared by its tokens
 //	    role: user                   # required: root, account_admin or user
 //	    account: acme                # optional; required for account_admin, refused for root
 //	    permissions: [memories:read] # optional; root holds every permission
 //	    meta: {plan: pro}            # optional, returned by verify as JSON
 //
-// Parse fails closed: it returns a *FileError listing every problem, each
+// The subject is the identity's user id (X-Keyward-User), so several
+// tokens of one person or service (old and new, one per device) share it
+// while each keeps its own id. Parse fails closed: it returns a *FileError listing every problem, each
 // naming its entry, when the file is empty or has no keys (omit the
 // keystore setting to turn the keystore off), when a digest is not 64 hex
 // characters (uppercase is accepted and normalised to lowercase), when two
@@ -60,6 +63,10 @@ func Parse(r io.Reader, name string) (*Keystore, error) {
 	}
 	return ks, nil
 }
+
+// entryFields are the fields of an entry, in the order Marshal writes
+// them.
+var entryFields = []string{"id", "subject", "role", "account", "permissions", "meta"}
 
 type parser struct {
 	problems []string
@@ -176,7 +183,7 @@ func (p *parser) entry(kn, vn *yaml.Node) (e *entry, digestOK, idOK bool) {
 		bad("the key of an entry must be the SHA-256 hex digest of its token (64 hex characters), never the token itself: compute it with keyward keystore hash (%s)", seeDocs)
 	}
 
-	var id, role, account string
+	var id, role, account, subject string
 	var hasID, hasRole bool
 	var perms []string
 	var meta json.RawMessage
@@ -190,8 +197,8 @@ func (p *parser) entry(kn, vn *yaml.Node) (e *entry, digestOK, idOK bool) {
 		for i := 0; i+1 < len(vn.Content); i += 2 {
 			fk, fv := vn.Content[i], vn.Content[i+1]
 			name := fk.Value
-			if fk.Kind != yaml.ScalarNode || !slices.Contains([]string{"id", "role", "account", "permissions", "meta"}, name) {
-				bad("unknown field%s%s: use id, role, account, permissions, meta", quoteName(fk), onLine(fk.Line))
+			if fk.Kind != yaml.ScalarNode || !slices.Contains(entryFields, name) {
+				bad("unknown field%s%s: use %s", quoteName(fk), onLine(fk.Line), strings.Join(entryFields, ", "))
 				continue
 			}
 			if seen[name] {
@@ -219,6 +226,13 @@ func (p *parser) entry(kn, vn *yaml.Node) (e *entry, digestOK, idOK bool) {
 				} else if err := checkName(account); err != "" {
 					bad("account %s", err)
 				}
+			case "subject":
+				var ok bool
+				if subject, ok = scalar(fv); !ok {
+					bad("subject must be text")
+				} else if err := checkName(subject); err != "" {
+					bad("subject %s", err)
+				}
 			case "permissions":
 				perms = permissions(fv, bad, onLine)
 			case "meta":
@@ -244,7 +258,7 @@ func (p *parser) entry(kn, vn *yaml.Node) (e *entry, digestOK, idOK bool) {
 			bad("an account_admin key needs an account: add account: NAME")
 		}
 	}
-	e.key = keyward.Key{ID: id, Role: keyward.Role(role), AccountID: account, Permissions: perms, Meta: meta}
+	e.key = keyward.Key{ID: id, Role: keyward.Role(role), AccountID: account, UserID: subject, Permissions: perms, Meta: meta}
 	label := e.label(idOK)
 	for _, pr := range probs {
 		p.addf("%s: %s", label, pr)

@@ -32,6 +32,10 @@ type config struct {
 	write    ErrorWriter
 	log      *slog.Logger
 	trusted  []netip.Prefix
+	// challenge is the WWW-Authenticate value of a 401.
+	challenge string
+	// agentHeaders are read as the agent besides X-Keyward-Agent.
+	agentHeaders []string
 }
 
 // WithPermissions makes every request need all of perms: a valid key
@@ -86,6 +90,24 @@ func WithTrustedProxies(prefixes ...netip.Prefix) Option {
 	}
 }
 
+// WithChallenge sets the WWW-Authenticate value of every 401, built with
+// httpedge.Challenge: `ApiKey realm="memories"` for clients that expect
+// that scheme. Default WWWAuthenticate, Bearer realm="keyward". Keys are
+// still read from Authorization: Bearer and X-API-Key. New panics if the
+// challenge holds a control character.
+func WithChallenge(challenge string) Option {
+	return func(c *config) { c.challenge = challenge }
+}
+
+// WithAgentHeaders reads the agent from these headers too, besides
+// X-Keyward-Agent (X-OpenViking-Agent, say), so clients of a service that
+// moves to keyward keep their header; several of them must name the same
+// agent (400 otherwise). New panics if a name is not a header name, is
+// X-Keyward-Agent or a credential header, or repeats.
+func WithAgentHeaders(names ...string) Option {
+	return func(c *config) { c.agentHeaders = append(c.agentHeaders, names...) }
+}
+
 // New returns middleware that admits a request only with a key v accepts.
 //
 // The key is read as the keyward server reads it: "Authorization: Bearer
@@ -103,8 +125,9 @@ func WithTrustedProxies(prefixes ...netip.Prefix) Option {
 // which check failed.
 //
 // v is typically a client.CachedVerifier (a remote keyward) or a
-// verify.Engine (in process). New panics if v is nil or an exempt path does
-// not start with "/": both are wiring bugs.
+// verify.Engine (in process). New panics if v is nil, an exempt path does
+// not start with "/", or WithChallenge or WithAgentHeaders is given
+// something unusable: all are wiring bugs.
 func New(v keyward.KeyVerifier, opts ...Option) func(http.Handler) http.Handler {
 	if v == nil {
 		panic("middleware: New needs a keyward.KeyVerifier")
@@ -117,6 +140,15 @@ func New(v keyward.KeyVerifier, opts ...Option) func(http.Handler) http.Handler 
 		if !strings.HasPrefix(p, "/") {
 			panic("middleware: exempt path " + p + " must start with /")
 		}
+	}
+	if err := httpedge.CheckAgentHeaders(c.agentHeaders); err != nil {
+		panic("middleware: " + keyward.ErrorMessage(err))
+	}
+	if c.challenge == "" {
+		c.challenge = WWWAuthenticate
+	}
+	if strings.ContainsFunc(c.challenge, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		panic("middleware: the challenge holds a control character: build it with httpedge.Challenge")
 	}
 	if c.write == nil {
 		c.write = WriteProblem
@@ -147,7 +179,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.deny(w, r, refusal(err))
 		return
 	}
-	agent, err := httpedge.Agent(r.Header)
+	agent, err := httpedge.Agent(r.Header, h.c.agentHeaders...)
 	if err != nil {
 		h.deny(w, r, refusal(err))
 		return
@@ -172,7 +204,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// response.
 	ratelimit.SetStatusHeaders(w.Header(), res.RateLimits)
 	ctx := keyward.NewContextWithIdentity(r.Context(), identityOf(res, agent))
-	ctx = context.WithValue(ctx, stateKey{}, &state{result: res, write: h.c.write})
+	ctx = context.WithValue(ctx, stateKey{}, &state{result: res, write: h.c.write, challenge: h.c.challenge})
 	h.next.ServeHTTP(w, r.WithContext(ctx))
 }
 
@@ -229,7 +261,7 @@ func (h *handler) deny(w http.ResponseWriter, r *http.Request, d *Denial) {
 		h.c.log.DebugContext(r.Context(), "request refused", "method", r.Method, "status", d.Status,
 			"decision", d.Decision, "key_id", d.KeyID, "err", d.Err)
 	}
-	writeDenial(w, r, h.c.write, d)
+	writeDenial(w, r, h.c.write, h.c.challenge, d)
 }
 
 // identityOf returns the identity of a valid result for this request: a

@@ -14,8 +14,9 @@ import (
 type stateKey struct{}
 
 type state struct {
-	result *keyward.VerifyResult
-	write  ErrorWriter
+	result    *keyward.VerifyResult
+	write     ErrorWriter
+	challenge string
 }
 
 // ResultFrom returns the verification result of the request's key (its
@@ -39,18 +40,18 @@ func RequirePermissions(perms ...string) func(http.Handler) http.Handler {
 	perms = slices.Clone(perms)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			write := ErrorWriter(WriteProblem)
+			write, challenge := ErrorWriter(WriteProblem), WWWAuthenticate
 			if s, _ := r.Context().Value(stateKey{}).(*state); s != nil {
-				write = s.write
+				write, challenge = s.write, s.challenge
 			}
 			id := keyward.IdentityFrom(r.Context())
 			switch {
 			case id == nil:
-				writeDenial(w, r, write, refusal(apikey.ErrNoCredential))
+				writeDenial(w, r, write, challenge, refusal(apikey.ErrNoCredential))
 			case !HasPermissions(id, perms...):
 				d := refusal(keyward.DecisionInsufficientPermissions.Refusal())
 				d.Decision, d.KeyID = keyward.DecisionInsufficientPermissions, id.KeyID
-				writeDenial(w, r, write, d)
+				writeDenial(w, r, write, challenge, d)
 			default:
 				next.ServeHTTP(w, r)
 			}

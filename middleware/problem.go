@@ -57,10 +57,10 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, d *Denial) {
 	httpedge.WriteProblem(w, p)
 }
 
-// writeDenial sets the headers every refusal needs (httpedge), then calls
-// write.
-func writeDenial(w http.ResponseWriter, r *http.Request, write ErrorWriter, d *Denial) {
-	httpedge.SetRefusalHeaders(w.Header(), d.Status, WWWAuthenticate, d.RateLimits)
+// writeDenial sets the headers every refusal needs (httpedge), challenge
+// on a 401, then calls write.
+func writeDenial(w http.ResponseWriter, r *http.Request, write ErrorWriter, challenge string, d *Denial) {
+	httpedge.SetRefusalHeaders(w.Header(), d.Status, challenge, d.RateLimits)
 	write(w, r, d)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/bus"
+	"github.com/keyward/keyward/httpedge"
 	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/tracing"
 	"github.com/keyward/keyward/verify"
@@ -88,6 +89,16 @@ type Config struct {
 	// X-Forwarded-For the admin API, the gateway and forward-auth believe
 	// (package clientaddr); abuse detection never counts nor blocks them.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// WWWAuthenticateScheme and WWWAuthenticateRealm make the challenge of
+	// every 401 of the API, the gateway and forward-auth
+	// (httpedge.Challenge): Bearer realm="keyward" by default, ApiKey for
+	// services whose clients expect it.
+	WWWAuthenticateScheme string `yaml:"www_authenticate_scheme"`
+	WWWAuthenticateRealm  string `yaml:"www_authenticate_realm"`
+	// AgentHeaders are read as the agent besides X-Keyward-Agent by the
+	// API, the gateway and forward-auth (X-OpenViking-Agent, say); the
+	// gateway removes them from what reaches the upstream.
+	AgentHeaders []string `yaml:"agent_headers"`
 	// Gateway configures the gateway and the routes forward-auth uses.
 	Gateway GatewayConfig `yaml:"gateway"`
 	// Keystore names a static keystore file (docs/simple-modes.md); empty
@@ -139,6 +150,9 @@ func DefaultConfig() *Config {
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
 		Lifecycle:       defaultLifecycleConfig(),
+
+		WWWAuthenticateScheme: httpedge.DefaultScheme,
+		WWWAuthenticateRealm:  httpedge.DefaultRealm,
 	}
 }
 
@@ -196,6 +210,16 @@ var settings = []setting{
 	{key: "trusted_proxies", env: "KEYWARD_TRUSTED_PROXIES", flag: "trusted-proxies",
 		set: setTrustedProxies,
 		get: func(c *Config) string { return strings.Join(c.TrustedProxies, ",") }},
+	// What a client sees of authentication: see gateway.go.
+	{key: "www_authenticate_scheme", env: "KEYWARD_WWW_AUTHENTICATE_SCHEME", flag: "www-authenticate-scheme",
+		set: func(c *Config, v string) error { c.WWWAuthenticateScheme = v; return nil },
+		get: func(c *Config) string { return c.WWWAuthenticateScheme }},
+	{key: "www_authenticate_realm", env: "KEYWARD_WWW_AUTHENTICATE_REALM", flag: "www-authenticate-realm",
+		set: func(c *Config, v string) error { c.WWWAuthenticateRealm = v; return nil },
+		get: func(c *Config) string { return c.WWWAuthenticateRealm }},
+	{key: "agent_headers", env: "KEYWARD_AGENT_HEADERS", flag: "agent-headers",
+		set: func(c *Config, v string) error { c.AgentHeaders = splitList(v); return nil },
+		get: func(c *Config) string { return strings.Join(c.AgentHeaders, ",") }},
 	// Master keys of the audit log: see masterkeys.go.
 	{key: "master_key_file", env: "KEYWARD_MASTER_KEY_FILE", flag: "master-key-file",
 		set: func(c *Config, v string) error { c.MasterKeyFile = v; c.MasterKeys = nil; return nil },
@@ -398,25 +422,28 @@ func addConfigFlags(fs *pflag.FlagSet, flags ...string) {
 	for _, name := range flags {
 		s := lookupSetting(name)
 		usage := map[string]string{
-			"listen":             "address to listen on, host:port (env KEYWARD_LISTEN)",
-			"data":               "data directory: SQLite database and generated pepper (env KEYWARD_DATA)",
-			"pepper-file":        "file holding the peppers, mode 0600 (env KEYWARD_PEPPER_FILE)",
-			"cache-ttl":          "how long verification results are cached (env KEYWARD_CACHE_TTL)",
-			"max-stale":          "how old a cached key may be while the store cannot be reached, then 503; default cache_ttl (env KEYWARD_MAX_STALE)",
-			"log-level":          "debug, info, warn or error (env KEYWARD_LOG_LEVEL)",
-			"store":              "store: empty for SQLite in --data, or a postgres:// URL (env KEYWARD_STORE)",
-			"redis":              "redis:// or rediss:// URL of the invalidation bus (env KEYWARD_REDIS_URL)",
-			"bus-channel":        "channel of the invalidation bus, Redis or LISTEN/NOTIFY (env KEYWARD_BUS_CHANNEL)",
-			"bus-down-cache-ttl": "cache TTL while the invalidation bus is down; default 5s, or cache_ttl if shorter (env KEYWARD_BUS_DOWN_CACHE_TTL)",
-			"log-format":         "text or json (env KEYWARD_LOG_FORMAT)",
-			"shutdown-timeout":   "how long serve waits for requests on shutdown (env KEYWARD_SHUTDOWN_TIMEOUT)",
-			"gateway-listen":     "address serve runs the gateway routes on, host:port (env KEYWARD_GATEWAY_LISTEN)",
-			"trusted-proxies":    "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (env KEYWARD_TRUSTED_PROXIES)",
-			"master-key-file":    "file holding the master keys of the audit log, mode 0600 (env KEYWARD_MASTER_KEY_FILE)",
-			"rate-limit-engine":  "local or redis; empty: redis when --redis is set (env KEYWARD_RATE_LIMIT_ENGINE)",
-			"credit-ledger":      "store or redis; empty: redis when --redis is set (env KEYWARD_CREDIT_LEDGER)",
-			"keystore":           "static keystore file of SHA-256 token digests, see docs/simple-modes.md (env KEYWARD_KEYSTORE)",
-			"dev":                "DEV MODE: no authentication at all; loopback listen only (env KEYWARD_DEV_MODE)",
+			"listen":                  "address to listen on, host:port (env KEYWARD_LISTEN)",
+			"data":                    "data directory: SQLite database and generated pepper (env KEYWARD_DATA)",
+			"pepper-file":             "file holding the peppers, mode 0600 (env KEYWARD_PEPPER_FILE)",
+			"cache-ttl":               "how long verification results are cached (env KEYWARD_CACHE_TTL)",
+			"max-stale":               "how old a cached key may be while the store cannot be reached, then 503; default cache_ttl (env KEYWARD_MAX_STALE)",
+			"log-level":               "debug, info, warn or error (env KEYWARD_LOG_LEVEL)",
+			"store":                   "store: empty for SQLite in --data, or a postgres:// URL (env KEYWARD_STORE)",
+			"redis":                   "redis:// or rediss:// URL of the invalidation bus (env KEYWARD_REDIS_URL)",
+			"bus-channel":             "channel of the invalidation bus, Redis or LISTEN/NOTIFY (env KEYWARD_BUS_CHANNEL)",
+			"bus-down-cache-ttl":      "cache TTL while the invalidation bus is down; default 5s, or cache_ttl if shorter (env KEYWARD_BUS_DOWN_CACHE_TTL)",
+			"log-format":              "text or json (env KEYWARD_LOG_FORMAT)",
+			"shutdown-timeout":        "how long serve waits for requests on shutdown (env KEYWARD_SHUTDOWN_TIMEOUT)",
+			"gateway-listen":          "address serve runs the gateway routes on, host:port (env KEYWARD_GATEWAY_LISTEN)",
+			"trusted-proxies":         "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (env KEYWARD_TRUSTED_PROXIES)",
+			"www-authenticate-scheme": "scheme of the WWW-Authenticate challenge on a 401, e.g. ApiKey (env KEYWARD_WWW_AUTHENTICATE_SCHEME)",
+			"www-authenticate-realm":  "realm of the WWW-Authenticate challenge on a 401 (env KEYWARD_WWW_AUTHENTICATE_REALM)",
+			"agent-headers":           "comma-separated headers read as the agent besides X-Keyward-Agent, e.g. X-OpenViking-Agent (env KEYWARD_AGENT_HEADERS)",
+			"master-key-file":         "file holding the master keys of the audit log, mode 0600 (env KEYWARD_MASTER_KEY_FILE)",
+			"rate-limit-engine":       "local or redis; empty: redis when --redis is set (env KEYWARD_RATE_LIMIT_ENGINE)",
+			"credit-ledger":           "store or redis; empty: redis when --redis is set (env KEYWARD_CREDIT_LEDGER)",
+			"keystore":                "static keystore file of SHA-256 token digests, see docs/simple-modes.md (env KEYWARD_KEYSTORE)",
+			"dev":                     "DEV MODE: no authentication at all; loopback listen only (env KEYWARD_DEV_MODE)",
 		}[s.flag]
 		if s.flag == "dev" {
 			fs.Bool(s.flag, d.DevMode, usage)
@@ -476,6 +503,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateStore(add)
 	c.validateSimpleModes(add)
+	c.validateChallenge(add)
 	c.validateGateway(add)
 	c.validateAbuse(add)
 	c.validateLifecycle(add)

@@ -21,6 +21,7 @@ import (
 	"github.com/keyward/keyward/admin"
 	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/gateway"
+	"github.com/keyward/keyward/httpedge"
 	"github.com/keyward/keyward/keystore"
 	"github.com/keyward/keyward/tracing"
 	"github.com/spf13/cobra"
@@ -69,6 +70,7 @@ type RouteConfig struct {
 	Cost        int64    `yaml:"cost"`
 	Exempt      []string `yaml:"exempt"`
 	StampField  string   `yaml:"stamp_field"`
+	StampValue  string   `yaml:"stamp_value"`
 	// CaseInsensitive, AllowSemicolon and AllowBackslash: see gateway.Route.
 	CaseInsensitive bool `yaml:"case_insensitive"`
 	AllowSemicolon  bool `yaml:"allow_semicolon"`
@@ -76,13 +78,37 @@ type RouteConfig struct {
 }
 
 func setTrustedProxies(c *Config, v string) error {
-	c.TrustedProxies = nil
+	c.TrustedProxies = splitList(v)
+	return nil
+}
+
+// splitList reads a comma-separated setting: its elements trimmed, empty
+// ones dropped.
+func splitList(v string) []string {
+	var out []string
 	for _, p := range strings.Split(v, ",") {
 		if p = strings.TrimSpace(p); p != "" {
-			c.TrustedProxies = append(c.TrustedProxies, p)
+			out = append(out, p)
 		}
 	}
-	return nil
+	return out
+}
+
+// challenge returns the WWW-Authenticate value of the
+// www_authenticate_scheme and _realm settings.
+func (c *Config) challenge() (string, error) {
+	return httpedge.Challenge(c.WWWAuthenticateScheme, c.WWWAuthenticateRealm)
+}
+
+// validateChallenge adds the problems of the www_authenticate settings.
+// The agent headers are checked with the gateway's settings.
+func (c *Config) validateChallenge(add func(key, format string, args ...any)) {
+	if _, err := httpedge.Challenge(c.WWWAuthenticateScheme, ""); err != nil {
+		add("www_authenticate_scheme", "%s", keyward.ErrorMessage(err))
+	}
+	if _, err := httpedge.Challenge("", c.WWWAuthenticateRealm); err != nil {
+		add("www_authenticate_realm", "%s", keyward.ErrorMessage(err))
+	}
 }
 
 // trustedProxies parses TrustedProxies; a bare address is a /32 or /128.
@@ -118,14 +144,17 @@ func (c *Config) gatewayConfig() (gateway.Config, []*SettingError) {
 		IdleTimeout:           g.IdleTimeout,
 		MaxHeaderBytes:        g.MaxHeaderBytes,
 		MaxBodyBytes:          g.MaxBodyBytes,
+		AgentHeaders:          c.AgentHeaders,
 	}
+	// A bad challenge is reported by validateChallenge.
+	cfg.Challenge, _ = c.challenge()
 	tp, err := c.trustedProxies()
 	if err != nil {
 		errs = append(errs, &SettingError{Setting: "trusted_proxies", Problem: err.Error()})
 	}
 	cfg.TrustedProxies = tp
 	for i, r := range g.Routes {
-		route := gateway.Route{PathPrefix: r.Prefix, Host: r.Host, Permissions: r.Permissions, Limits: r.Limits, Cost: r.Cost, Exempt: r.Exempt, StampField: r.StampField,
+		route := gateway.Route{PathPrefix: r.Prefix, Host: r.Host, Permissions: r.Permissions, Limits: r.Limits, Cost: r.Cost, Exempt: r.Exempt, StampField: r.StampField, StampValue: r.StampValue,
 			CaseInsensitive: r.CaseInsensitive, AllowSemicolon: r.AllowSemicolon, AllowBackslash: r.AllowBackslash}
 		if route.PathPrefix == "" {
 			route.PathPrefix = "/"
@@ -167,6 +196,8 @@ func yamlName(field string) string {
 		return "trusted_proxies"
 	case field == "routes":
 		return "gateway.routes"
+	case field == "agent_headers":
+		return "agent_headers"
 	}
 	return "gateway." + field
 }
@@ -272,6 +303,7 @@ type gatewayFlags struct {
 	exempt      []string
 	permissions []string
 	stampField  string
+	stampValue  string
 	remote      string
 	apiKey      string
 	forwardCred bool
@@ -317,11 +349,12 @@ See docs/gateway.md.`,
 	fl.StringArrayVar(&f.exempt, "exempt", nil, "exact path that passes without a key, e.g. /docs (repeatable)")
 	fl.StringArrayVar(&f.permissions, "permission", nil, "permission every request needs (repeatable)")
 	fl.StringVar(&f.stampField, "stamp-field", "", "JSON body field set to the key id on POST/PUT/PATCH, e.g. created_by")
+	fl.StringVar(&f.stampValue, "stamp-value", "", "what --stamp-field is set to: key (the key id, default), user (the key's user; keys without one get 403) or subject (its user, else its account, else its id)")
 	fl.StringVar(&f.remote, "remote", "", "URL of a remote keyward that verifies the keys")
 	fl.StringVar(&f.apiKey, "api-key", "", "API key for --remote, root or keys:verify (env KEYWARD_API_KEY, preferred: flags show in ps)")
 	fl.BoolVar(&f.forwardCred, "forward-credentials", false, "send Authorization and X-API-Key upstream too (default: removed)")
 	fl.Int64Var(&f.maxBody, "max-body-bytes", 0, fmt.Sprintf("largest request body (default gateway.max_body_bytes, else %d; negative: no limit)", gateway.DefaultMaxBodyBytes))
-	addConfigFlags(fl, "data", "store", "redis", "bus-channel", "bus-down-cache-ttl", "pepper-file", "cache-ttl", "max-stale", "keystore", "dev", "trusted-proxies", "log-level", "log-format", "shutdown-timeout")
+	addConfigFlags(fl, "data", "store", "redis", "bus-channel", "bus-down-cache-ttl", "pepper-file", "cache-ttl", "max-stale", "keystore", "dev", "trusted-proxies", "www-authenticate-scheme", "www-authenticate-realm", "agent-headers", "log-level", "log-format", "shutdown-timeout")
 	cmd.MarkFlagsMutuallyExclusive("remote", "keystore")
 	cmd.MarkFlagsMutuallyExclusive("remote", "data")
 	cmd.MarkFlagsMutuallyExclusive("remote", "store")
@@ -348,12 +381,12 @@ func (a *app) runGateway(cmd *cobra.Command, cfg *Config, f *gatewayFlags) (err 
 		if err != nil {
 			return configErrorf("upstream", "--upstream %q is not a URL: use e.g. http://127.0.0.1:9000", f.upstream)
 		}
-		gc.Routes = []gateway.Route{{PathPrefix: f.prefix, Host: f.host, Upstream: u, Permissions: f.permissions, Exempt: f.exempt, StampField: f.stampField}}
+		gc.Routes = []gateway.Route{{PathPrefix: f.prefix, Host: f.host, Upstream: u, Permissions: f.permissions, Exempt: f.exempt, StampField: f.stampField, StampValue: f.stampValue}}
 		name = flagName
 	} else if len(gc.Routes) == 0 {
 		return usageErrorf("--upstream is required (or routes in the gateway block of the config file)")
-	} else if len(f.exempt)+len(f.permissions) > 0 || f.stampField != "" || cmd.Flags().Changed("prefix") || f.host != "" {
-		return usageErrorf("--prefix, --host, --exempt, --permission and --stamp-field describe the --upstream route: give --upstream, or set them in gateway.routes")
+	} else if len(f.exempt)+len(f.permissions) > 0 || f.stampField != "" || f.stampValue != "" || cmd.Flags().Changed("prefix") || f.host != "" {
+		return usageErrorf("--prefix, --host, --exempt, --permission, --stamp-field and --stamp-value describe the --upstream route: give --upstream, or set them in gateway.routes")
 	}
 	if cmd.Flags().Changed("forward-credentials") {
 		gc.ForwardCredentials = f.forwardCred
@@ -415,6 +448,8 @@ func flagName(field string) string {
 		return "permission"
 	case "stamp_field":
 		return "stamp-field"
+	case "stamp_value":
+		return "stamp-value"
 	}
 	return yamlName(field)
 }

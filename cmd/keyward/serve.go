@@ -62,7 +62,7 @@ SIGINT or SIGTERM shut it down gracefully, flushing recorded key usage.`,
 			return a.serve(cmd.Context(), cfg)
 		},
 	}
-	addConfigFlags(cmd.Flags(), "listen", "data", "store", "redis", "bus-channel", "pepper-file", "cache-ttl", "max-stale", "bus-down-cache-ttl", "log-level", "log-format", "shutdown-timeout", "gateway-listen", "trusted-proxies")
+	addConfigFlags(cmd.Flags(), "listen", "data", "store", "redis", "bus-channel", "pepper-file", "cache-ttl", "max-stale", "bus-down-cache-ttl", "log-level", "log-format", "shutdown-timeout", "gateway-listen", "trusted-proxies", "www-authenticate-scheme", "www-authenticate-realm", "agent-headers")
 	return cmd
 }
 
@@ -392,8 +392,14 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 	if err != nil {
 		return configErrorf("trusted_proxies", "%v", err)
 	}
+	challenge, err := cfg.challenge()
+	if err != nil {
+		return configErrorf("www_authenticate_scheme", "%s", keyward.ErrorMessage(err))
+	}
 	handler := httpapi.New(httpapi.Config{
 		TrustedProxies: trusted,
+		Challenge:      challenge,
+		AgentHeaders:   cfg.AgentHeaders,
 		Service:        c.admin,
 		Engine:         c.engine,
 		Store:          c.store,

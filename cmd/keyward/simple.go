@@ -143,7 +143,74 @@ request could present it. The token never goes on the command line.
 			return err
 		},
 	}
-	cmd.AddCommand(hash, check)
+	cmd.AddCommand(hash, check, a.keystoreAddCommand())
+	return cmd
+}
+
+// keystoreAdded is what keystore add prints with -o json.
+type keystoreAdded struct {
+	ID      string `json:"id"`
+	Subject string `json:"subject,omitempty"`
+	Role    string `json:"role"`
+	File    string `json:"file"`
+	SHA256  string `json:"sha256"`
+	// Token is shown this once; the file keeps only its digest.
+	Token string `json:"token"`
+}
+
+func (a *app) keystoreAddCommand() *cobra.Command {
+	var e keystore.NewEntry
+	var role string
+	cmd := &cobra.Command{
+		Use:   "add --id ID [--subject SUBJECT] [--role ROLE] [--account ACCOUNT] [--permission P]... FILE",
+		Short: "Generate a token, print it once and add its digest to a keystore file",
+		Long: `Generate a random token (256 bits), print it once on stdout and append its
+SHA-256 digest to the keystore FILE with the given id, subject, role, account
+and permissions (the file is created if missing; its comments are kept). The
+token is stored nowhere: give it to the client now. Tokens of one identity
+share a --subject (the identity's user id, X-Keyward-User) and each has its own
+--id, so a token can be replaced without changing who it speaks for: add the
+new one, hand it out, then remove the old entry. Processes that read FILE pick
+the key up when restarted.
+
+  keyward keystore add --id alice-laptop --subject alice keys.yaml`,
+		Args: exactArgs("FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.output == "csv" {
+				return usageErrorf("--output csv is only for keyward report: use table or json")
+			}
+			if strings.TrimSpace(e.ID) == "" {
+				return usageErrorf("--id is required: name the new key, e.g. --id alice-laptop")
+			}
+			e.Role = keyward.Role(role)
+			if !e.Role.Valid() {
+				return usageErrorf("--role %q: use root, account_admin or user", role)
+			}
+			token, err := keystore.Add(args[0], e)
+			var fe *keystore.FileError
+			switch {
+			case errors.As(err, &fe):
+				return configErrorf("keystore", "%v", err)
+			case err != nil:
+				return err
+			}
+			if a.output == "json" {
+				return printJSON(a.stdout, keystoreAdded{ID: e.ID, Subject: e.Subject, Role: role, File: args[0],
+					SHA256: keystore.Digest(token.Reveal()), Token: token.Reveal()})
+			}
+			if _, err := fmt.Fprintln(a.stdout, token.Reveal()); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(a.stderr, "added key %q to %s: the token above is shown once, the file keeps only its digest; restart the processes that read the file\n", e.ID, args[0])
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&e.ID, "id", "", "id of the new key, unique in the file (required)")
+	f.StringVar(&e.Subject, "subject", "", "whom the token speaks for, shared by the tokens of one identity")
+	f.StringVar(&role, "role", string(keyward.RoleUser), "root, account_admin or user")
+	f.StringVar(&e.Account, "account", "", "account of the key (required for account_admin, refused for root)")
+	f.StringArrayVar(&e.Permissions, "permission", nil, "permission of the key (repeatable)")
 	return cmd
 }
 
