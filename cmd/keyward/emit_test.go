@@ -17,6 +17,9 @@ type mcpConfig struct {
 		Type    string            `json:"type"`
 		URL     string            `json:"url"`
 		Headers map[string]string `json:"headers"`
+		Command string            `json:"command"`
+		Args    []string          `json:"args"`
+		Env     map[string]string `json:"env"`
 	} `json:"mcpServers"`
 }
 
@@ -29,6 +32,7 @@ func TestEmit(t *testing.T) {
 		key    *keyward.CreatedKey
 		url    string
 		want   string
+		flags  emitFlags // header, command, args, env
 	}{
 		{"mcp", emitMCP, k, "https://memory.example.com/mcp?a=1&b=2", `{
   "mcpServers": {
@@ -41,18 +45,52 @@ func TestEmit(t *testing.T) {
     }
   }
 }
-`},
+`, emitFlags{}},
 		{"env", emitEnv, k, "https://api.example.com", `# keyward key key_1 "claude": shown once, keyward keeps only its hash
 KEYWARD_URL=https://api.example.com
-KEYWARD_API_KEY=` + emitSecret + "\n"},
+KEYWARD_API_KEY=` + emitSecret + "\n", emitFlags{}},
 		{"env quotes what a shell would split", emitEnv, unnamed, "https://api.example.com/?a=1&b='2'", `# keyward key key_2 "key_2": shown once, keyward keeps only its hash
 KEYWARD_URL='https://api.example.com/?a=1&b='\''2'\'''
-KEYWARD_API_KEY=` + emitSecret + "\n"},
-		{"curl", emitCurl, k, "https://api.example.com/notes?x=1", `curl -H 'Authorization: Bearer ` + emitSecret + `' 'https://api.example.com/notes?x=1'` + "\n"},
+KEYWARD_API_KEY=` + emitSecret + "\n", emitFlags{}},
+		{"curl", emitCurl, k, "https://api.example.com/notes?x=1", `curl -H 'Authorization: Bearer ` + emitSecret + `' 'https://api.example.com/notes?x=1'` + "\n", emitFlags{}},
+		{"mcp with X-API-Key", emitMCP, k, "https://memory.example.com/mcp", `{
+  "mcpServers": {
+    "claude": {
+      "type": "http",
+      "url": "https://memory.example.com/mcp",
+      "headers": {
+        "X-API-Key": "` + emitSecret + `"
+      }
+    }
+  }
+}
+`, emitFlags{header: emitHeaderAPIKey}},
+		{"curl with X-API-Key", emitCurl, k, "https://api.example.com/", `curl -H 'X-API-Key: ` + emitSecret + `' https://api.example.com/` + "\n", emitFlags{header: emitHeaderAPIKey}},
+		{"mcp over stdio", emitMCP, k, "", `{
+  "mcpServers": {
+    "claude": {
+      "type": "stdio",
+      "command": "npx",
+      "args": [
+        "-y",
+        "@example/memory-mcp"
+      ],
+      "env": {
+        "MEMORY_API_KEY": "` + emitSecret + `"
+      }
+    }
+  }
+}
+`, emitFlags{command: "npx", args: []string{"-y", "@example/memory-mcp"}, env: "MEMORY_API_KEY"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := emit(&b, tt.format, tt.key, tt.url); err != nil {
+			e := tt.flags
+			e.format = tt.format
+			if e.header == "" {
+				e.header = emitHeaderAuthorization
+			}
+			if err := e.emit(&b, tt.key, tt.url); err != nil {
 				t.Fatal(err)
 			}
 			if b.String() != tt.want {
@@ -63,7 +101,7 @@ KEYWARD_API_KEY=` + emitSecret + "\n"},
 
 	// Without a name the MCP server is named after the key id.
 	var b bytes.Buffer
-	emit(&b, emitMCP, unnamed, "http://127.0.0.1:8080")
+	(&emitFlags{format: emitMCP, header: emitHeaderAuthorization}).emit(&b, unnamed, "http://127.0.0.1:8080")
 	var cfg mcpConfig
 	if err := json.Unmarshal(b.Bytes(), &cfg); err != nil {
 		t.Fatal(err)
@@ -122,7 +160,7 @@ func TestKeysEmit(t *testing.T) {
 	// rotate: the new key is emitted; the entry keeps the key's name.
 	var old keyward.CreatedKey
 	s.okJSON(t, root, &old, "keys", "create", "--role", "root", "--name", "ci")
-	out = s.ok(t, root, "keys", "rotate", old.ID, "--emit", "mcp")
+	out = s.ok(t, root, "keys", "rotate", old.ID, "--emit", "mcp", "--emit-url", s.url)
 	cfg = mcpConfig{}
 	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
 		t.Fatalf("rotate --emit mcp printed %q: %v", out, err)
@@ -134,6 +172,33 @@ func TestKeysEmit(t *testing.T) {
 	s.okJSON(t, rotated, &id, "whoami")
 	s.fails(t, ExitUnauthorized, old.Secret, "whoami")
 
+	// X-API-Key: the entry carries the key in that header; it works.
+	out = s.ok(t, root, "keys", "create", "--role", "root", "--name", "viking", "--emit", "mcp",
+		"--emit-url", "https://memory.example.com/mcp", "--emit-header", "x-api-key")
+	cfg = mcpConfig{}
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+		t.Fatalf("--emit-header x-api-key printed %q: %v", out, err)
+	}
+	viking := cfg.MCPServers["viking"]
+	if viking.Headers["X-API-Key"] == "" || viking.Headers["Authorization"] != "" || len(viking.Headers) != 1 {
+		t.Fatalf("--emit-header x-api-key printed %s", out)
+	}
+	s.okJSON(t, viking.Headers["X-API-Key"], &id, "whoami")
+
+	// stdio: the entry starts a program with the key in its environment.
+	out = s.ok(t, root, "keys", "create", "--role", "root", "--name", "local", "--emit", "mcp",
+		"--emit-command", "npx", "--emit-arg", "-y", "--emit-arg", "@example/memory-mcp")
+	cfg = mcpConfig{}
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+		t.Fatalf("--emit-command printed %q: %v", out, err)
+	}
+	local := cfg.MCPServers["local"]
+	if local.Type != "stdio" || local.Command != "npx" || strings.Join(local.Args, " ") != "-y @example/memory-mcp" ||
+		local.URL != "" || len(local.Headers) != 0 || len(local.Env) != 1 || local.Env["KEYWARD_API_KEY"] == "" {
+		t.Fatalf("--emit-command printed %s", out)
+	}
+	s.okJSON(t, local.Env["KEYWARD_API_KEY"], &id, "whoami")
+
 	// Bad flags are refused before a key is created.
 	var before keyward.KeyList
 	s.okJSON(t, root, &before, "keys", "list")
@@ -143,6 +208,17 @@ func TestKeysEmit(t *testing.T) {
 		{"keys", "create", "--role", "root", "--emit-url", "https://x.example.com"},
 		{"keys", "create", "--role", "root", "--emit", "mcp", "--emit-url", "memory.example.com"},
 		{"keys", "rotate", old.ID, "--emit", "yaml"},
+		// --emit mcp never points at keyward itself by default.
+		{"keys", "create", "--role", "root", "--emit", "mcp"},
+		{"keys", "rotate", old.ID, "--emit", "mcp"},
+		{"keys", "create", "--role", "root", "--emit", "mcp", "--emit-url", "https://x.example.com", "--emit-command", "npx"},
+		{"keys", "create", "--role", "root", "--emit", "mcp", "--emit-url", "https://x.example.com", "--emit-header", "cookie"},
+		{"keys", "create", "--role", "root", "--emit", "mcp", "--emit-command", "npx", "--emit-header", "x-api-key"},
+		{"keys", "create", "--role", "root", "--emit", "mcp", "--emit-command", "npx", "--emit-env", "NOT-A-NAME"},
+		{"keys", "create", "--role", "root", "--emit", "mcp", "--emit-url", "https://x.example.com", "--emit-arg", "x"},
+		{"keys", "create", "--role", "root", "--emit", "env", "--emit-command", "npx"},
+		{"keys", "create", "--role", "root", "--emit", "env", "--emit-header", "x-api-key"},
+		{"keys", "create", "--role", "root", "--emit-header", "x-api-key"},
 	} {
 		if msg := s.fails(t, ExitUsage, root, args...); !strings.Contains(msg, "emit") {
 			t.Errorf("keyward %s: %s", strings.Join(args, " "), msg)
