@@ -134,3 +134,64 @@ func TestDependencies(t *testing.T) {
 		}
 	}
 }
+
+func TestAgentAliases(t *testing.T) {
+	aliases := []string{"X-OpenViking-Agent", "X-Agent-Name"}
+	for _, tc := range []struct {
+		name string
+		h    http.Header
+		want string
+		ok   bool
+	}{
+		{"none", http.Header{}, "", true},
+		{"alias only", http.Header{"X-Openviking-Agent": {" planner "}}, "planner", true},
+		{"second alias", http.Header{"X-Agent-Name": {"ci"}}, "ci", true},
+		{"header and alias agree", http.Header{"X-Keyward-Agent": {"ci"}, "X-Openviking-Agent": {"ci"}}, "ci", true},
+		{"header and alias disagree", http.Header{"X-Keyward-Agent": {"ci"}, "X-Openviking-Agent": {"cd"}}, "", false},
+		{"aliases disagree", http.Header{"X-Agent-Name": {"a"}, "X-Openviking-Agent": {"b"}}, "", false},
+		{"alias twice", http.Header{"X-Openviking-Agent": {"a", "a"}}, "", false},
+		{"alias too long", http.Header{"X-Openviking-Agent": {strings.Repeat("a", keyward.MaxAgentLen+1)}}, "", false},
+		{"empty alias beside the header", http.Header{"X-Keyward-Agent": {"ci"}, "X-Openviking-Agent": {" "}}, "ci", true},
+	} {
+		got, err := httpedge.Agent(tc.h, aliases...)
+		if got != tc.want || (err == nil) != tc.ok || (err != nil && keyward.ErrorCode(err) != keyward.EINVALID) {
+			t.Errorf("%s: Agent = %q, %v", tc.name, got, err)
+		}
+	}
+	// Without aliases, other headers are not read.
+	if got, err := httpedge.Agent(http.Header{"X-Openviking-Agent": {"planner"}}); got != "" || err != nil {
+		t.Errorf("Agent without aliases = %q, %v", got, err)
+	}
+}
+
+func TestCheckAgentHeaders(t *testing.T) {
+	if err := httpedge.CheckAgentHeaders([]string{"X-OpenViking-Agent", "X_Agent"}); err != nil {
+		t.Errorf("valid aliases: %v", err)
+	}
+	for _, names := range [][]string{{""}, {"X Agent"}, {"X-Agent:"}, {"x-keyward-agent"}, {"authorization"}, {"X-API-KEY"}, {"X-A", "x-a"}} {
+		if err := httpedge.CheckAgentHeaders(names); keyward.ErrorCode(err) != keyward.EINVALID {
+			t.Errorf("CheckAgentHeaders(%q) = %v", names, err)
+		}
+	}
+}
+
+func TestChallenge(t *testing.T) {
+	for _, tc := range []struct{ scheme, realm, want string }{
+		{"", "", keyward.WWWAuthenticate},
+		{"Bearer", "keyward", keyward.WWWAuthenticate},
+		{"ApiKey", "", `ApiKey realm="keyward"`},
+		{"ApiKey", "OpenViking memories", `ApiKey realm="OpenViking memories"`},
+	} {
+		if got, err := httpedge.Challenge(tc.scheme, tc.realm); got != tc.want || err != nil {
+			t.Errorf("Challenge(%q, %q) = %q, %v; want %q", tc.scheme, tc.realm, got, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ scheme, realm string }{
+		{"Api Key", ""}, {"Api\"Key", ""}, {"ApiKey,", ""}, {"Bearer\r\n", ""},
+		{"", `a"b`}, {"", `a\b`}, {"", "a\nb"}, {"", "réalm"}, {"", strings.Repeat("r", 101)},
+	} {
+		if got, err := httpedge.Challenge(tc.scheme, tc.realm); keyward.ErrorCode(err) != keyward.EINVALID {
+			t.Errorf("Challenge(%q, %q) = %q, %v; want invalid", tc.scheme, tc.realm, got, err)
+		}
+	}
+}

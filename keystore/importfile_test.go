@@ -66,6 +66,7 @@ func TestParseImportErrors(t *testing.T) {
 		{"broken second line", line(`"role": "root"`) + "{\"sha256\": \n", "line 2: is not a JSON object"},
 		{"no sha256", line(`"role": "root"`) + `{"role": "root"}` + "\n", "line 2: sha256 is missing"},
 		{"keystore user key", "keys:\n  " + d + ": {id: ci, role: user, account: acme}\n", `line 2: key "ci" has role user`},
+		{"keystore user key, its subject blank", "keys:\n  " + d + ": {id: ci, role: user, account: acme, subject: ''}\n", "give the entry subject: USER"},
 		{"neither", "hello: world\n", "is neither JSON lines"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -404,3 +404,54 @@ func TestDocsExample(t *testing.T) {
 		{name: "baz", key: "baz", code: keyward.DecisionNotFound},
 	})
 }
+
+// TestSubject: tokens of one subject keep their own ids and share the
+// identity's user; the subject survives Marshal, and is checked like an id.
+func TestSubject(t *testing.T) {
+	old, fresh, other := "alice-old-token", "alice-new-token", "ci-token"
+	src := "keys:\n" +
+		"  " + keystore.Digest(old) + ": {id: alice-1, subject: alice, role: user, account: acme}\n" +
+		"  " + keystore.Digest(fresh) + ": {id: alice-2, subject: alice, role: user, account: acme}\n" +
+		"  " + keystore.Digest(other) + ": {id: ci, role: root}\n"
+	ks := mustParse(t, src)
+	for tok, id := range map[string]string{old: "alice-1", fresh: "alice-2"} {
+		res, _ := ks.VerifyKey(context.Background(), keyward.VerifyRequest{Key: tok, Agent: "a"})
+		if !res.Valid || res.KeyID != id || res.Identity.KeyID != id || res.Identity.UserID != "alice" || res.Identity.AccountID != "acme" || res.Identity.Agent != "a" {
+			t.Errorf("%s: %+v %+v", id, res, res.Identity)
+		}
+	}
+	if res, _ := ks.VerifyKey(context.Background(), keyward.VerifyRequest{Key: other}); res.Identity.UserID != "" {
+		t.Errorf("an entry without a subject has user %q", res.Identity.UserID)
+	}
+	out, err := ks.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := mustParse(t, string(out))
+	if res, _ := again.VerifyKey(context.Background(), keyward.VerifyRequest{Key: fresh}); res.Identity.UserID != "alice" {
+		t.Errorf("after Marshal: %+v\n%s", res.Identity, out)
+	}
+
+	d := keystore.Digest(old)
+	for _, tc := range []struct{ src, want string }{
+		{"keys:\n  " + d + ": {id: a, subject: [x], role: user}\n", `key "a" (line 2): subject must be text`},
+		{"keys:\n  " + d + ": {id: a, subject: ' x', role: user}\n", `key "a" (line 2): subject begins or ends with white space`},
+		{"keys:\n  " + d + ": {id: a, subject: x, subject: y, role: user}\n", "subject appears twice"},
+		// A shared subject never makes ids shareable.
+		{"keys:\n  " + d + ": {id: a, subject: x, role: user}\n  " + keystore.Digest(fresh) + ": {id: a, subject: x, role: user}\n", `id "a" is already used`},
+	} {
+		_, err := keystore.Parse(strings.NewReader(tc.src), "k.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want %q", tc.src, err, tc.want)
+		}
+	}
+
+	// Imported, the subject of a user entry is its user.
+	entries, err := keystore.ParseImport(strings.NewReader(src), "k.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 || entries[0].User != "alice" || entries[1].User != "alice" || entries[2].User != "" {
+		t.Errorf("import entries = %+v", entries)
+	}
+}

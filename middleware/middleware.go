@@ -171,7 +171,10 @@ type handler struct {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.exempt(r) {
-		h.next.ServeHTTP(w, r)
+		// No identity, but RequirePermissions behind refuses with this
+		// middleware's writer and challenge.
+		ctx := context.WithValue(r.Context(), stateKey{}, &state{write: h.c.write, challenge: h.c.challenge})
+		h.next.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
 	raw, err := apikey.FromRequest(r)

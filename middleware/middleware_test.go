@@ -415,3 +415,64 @@ func TestDependencies(t *testing.T) {
 		}
 	}
 }
+
+// TestDropIn: a service that moves to keyward keeps its clients' agent
+// header and its challenge; RequirePermissions answers with the same
+// challenge. Without the options nothing changes.
+func TestDropIn(t *testing.T) {
+	e := newEnv(t)
+	reader := e.userKey("notes:read")
+	writer := e.userKey("notes:write")
+	const challenge = `ApiKey realm="memories"`
+	ts := e.protect(e.engine, app(), append(appOptions,
+		middleware.WithAgentHeaders("X-OpenViking-Agent"), middleware.WithChallenge(challenge))...)
+
+	if id := get(t, ts, "/notes", "X-API-Key", reader.Secret, "X-OpenViking-Agent", "planner").seen(t).Identity; id == nil || id.Agent != "planner" {
+		t.Errorf("alias: identity %+v", id)
+	}
+	if id := get(t, ts, "/notes", "X-API-Key", reader.Secret, "X-OpenViking-Agent", "planner", "X-Keyward-Agent", "planner").seen(t).Identity; id.Agent != "planner" {
+		t.Errorf("alias and header agree: identity %+v", id)
+	}
+	get(t, ts, "/notes", "X-API-Key", reader.Secret, "X-OpenViking-Agent", "a", "X-Keyward-Agent", "b").problem(t, 400, keyward.EINVALID)
+	get(t, ts, "/notes", "X-API-Key", reader.Secret, "X-OpenViking-Agent", strings.Repeat("a", keyward.MaxAgentLen+1)).problem(t, 400, keyward.EINVALID)
+	r := get(t, ts, "/notes")
+	if got := r.header.Get("WWW-Authenticate"); r.status != 401 || got != challenge {
+		t.Errorf("no key: %d, challenge %q", r.status, got)
+	}
+	// A 403 carries no challenge.
+	if r := get(t, ts, "/notes", "X-API-Key", writer.Secret); r.header.Get("WWW-Authenticate") != "" {
+		t.Errorf("403 with a challenge: %v", r.header)
+	}
+	// RequirePermissions behind New without an identity: an exempt path.
+	r = get(t, ts, "/public/locked")
+	if got := r.header.Get("WWW-Authenticate"); r.status != 401 || got != challenge {
+		t.Errorf("RequirePermissions on an exempt path: %d, challenge %q", r.status, got)
+	}
+
+	plain := e.protect(e.engine, app(), appOptions...)
+	if id := get(t, plain, "/notes", "X-API-Key", reader.Secret, "X-OpenViking-Agent", "planner").seen(t).Identity; id.Agent != "" {
+		t.Errorf("without WithAgentHeaders the alias was read: %+v", id)
+	}
+	if got := get(t, plain, "/notes").header.Get("WWW-Authenticate"); got != `Bearer realm="keyward"` {
+		t.Errorf("default challenge = %q", got)
+	}
+}
+
+func TestDropInOptionsPanicOnWiringBugs(t *testing.T) {
+	for name, opt := range map[string]middleware.Option{
+		"credential header": middleware.WithAgentHeaders("Authorization"),
+		"not a header":      middleware.WithAgentHeaders("X Agent"),
+		"the agent header":  middleware.WithAgentHeaders("x-keyward-agent"),
+		"twice":             middleware.WithAgentHeaders("X-A", "x-a"),
+		"control character": middleware.WithChallenge("ApiKey\r\nX: y"),
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: New did not panic", name)
+				}
+			}()
+			middleware.New(&recordingVerifier{}, opt)
+		}()
+	}
+}
