@@ -620,3 +620,85 @@ func TestBodyLimitStreamed(t *testing.T) {
 		}
 	}
 }
+
+// TestStampValue: with stamp_value the user or the subject is stamped,
+// which a rotation does not change; a key without a user is refused by a
+// route stamping users.
+func TestStampValue(t *testing.T) {
+	e := newEnv(t)
+	k := e.userKey()
+	rotated, err := e.svc.RotateKey(e.rootCtx(), k.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)}) // both keys work
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.secrets = append(e.secrets, rotated.Secret)
+	admin, err := e.svc.CreateKey(e.rootCtx(), keyward.KeyCreate{AccountID: k.AccountID, Role: keyward.RoleAccountAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.secrets = append(e.secrets, admin.Secret)
+	stampedBy := func(gw, secret string) (int, string) {
+		t.Helper()
+		n := len(e.up.requests())
+		resp := do(t, call{method: "POST", url: gw + "/m", header: with(bearer(secret), "Content-Type", "application/json"), body: `{"created_by":"forged"}`})
+		if resp.status != http.StatusOK {
+			if len(e.up.requests()) != n {
+				t.Errorf("a refused request reached the upstream")
+			}
+			return resp.status, string(resp.body)
+		}
+		var body map[string]string
+		if err := json.Unmarshal(e.up.last(t, n).body, &body); err != nil {
+			t.Fatal(err)
+		}
+		return resp.status, body["created_by"]
+	}
+	route := func(value string) gateway.Route {
+		r := e.route("/")
+		r.StampField, r.StampValue = "created_by", value
+		return r
+	}
+	for _, tc := range []struct {
+		value, secret string
+		status        int
+		want          string
+	}{
+		{"", k.Secret, 200, k.ID},
+		{gateway.StampKey, rotated.Secret, 200, rotated.ID},
+		{gateway.StampUser, k.Secret, 200, k.UserID},
+		{gateway.StampUser, rotated.Secret, 200, k.UserID},
+		{gateway.StampUser, admin.Secret, 403, "this route records the user of the key"},
+		{gateway.StampSubject, rotated.Secret, 200, k.UserID},
+		{gateway.StampSubject, admin.Secret, 200, k.AccountID},
+		{gateway.StampSubject, e.secrets[0], 200, e.rootKey.ID}, // the root key: no user, no account
+	} {
+		gw := e.gateway(gateway.Config{Routes: []gateway.Route{route(tc.value)}})
+		if status, got := stampedBy(gw.URL, tc.secret); status != tc.status || !strings.Contains(got, tc.want) {
+			t.Errorf("stamp_value %q: %d %q, want %d %q", tc.value, status, got, tc.status, tc.want)
+		}
+	}
+}
+
+// TestAgentAliases: an alias is read as the agent and removed; renamed,
+// the identity header hands the verified agent on under the old name.
+func TestAgentAliases(t *testing.T) {
+	e := newEnv(t)
+	k := e.userKey()
+	gw := e.gateway(gateway.Config{Routes: []gateway.Route{e.route("/")}, AgentHeaders: []string{"X-OpenViking-Agent"},
+		Headers: gateway.HeaderNames{Agent: "X-OpenViking-Agent"}})
+	do(t, call{url: gw.URL + "/x", header: with(bearer(k.Secret), "X-OpenViking-Agent", "planner")})
+	got := e.up.last(t, 0)
+	if vs := got.header.Values("X-OpenViking-Agent"); len(vs) != 1 || vs[0] != "planner" || got.header.Get("X-Keyward-Agent") != "" {
+		t.Errorf("upstream headers %v", got.header)
+	}
+	// The agent a client sends in X-Keyward-Agent is read too, and goes
+	// upstream under the configured name only.
+	do(t, call{url: gw.URL + "/x", header: with(bearer(k.Secret), "X-Keyward-Agent", "ci")})
+	got = e.up.last(t, 1)
+	if got.header.Get("X-OpenViking-Agent") != "ci" || got.header.Get("X-Keyward-Agent") != "" {
+		t.Errorf("upstream headers %v", got.header)
+	}
+	if _, err := gateway.New(gateway.Config{Verifier: e.engine, Routes: []gateway.Route{e.route("/")}, AgentHeaders: []string{"X-API-Key"}}); err == nil || !strings.Contains(err.Error(), "agent_headers") {
+		t.Errorf("a credential header as alias: %v", err)
+	}
+}
