@@ -33,9 +33,13 @@ type effectiveConfig struct {
 	ShutdownTimeout string                 `json:"shutdown_timeout"`
 	GatewayListen   string                 `json:"gateway_listen"`
 	TrustedProxies  []string               `json:"trusted_proxies"`
-	GatewayRoutes   int                    `json:"gateway_routes"`
-	Keystore        string                 `json:"keystore"`
-	DevMode         bool                   `json:"dev_mode"`
+	// WWWAuthenticate is the challenge of every 401.
+	WWWAuthenticateScheme string   `json:"www_authenticate_scheme"`
+	WWWAuthenticateRealm  string   `json:"www_authenticate_realm"`
+	AgentHeaders          []string `json:"agent_headers"`
+	GatewayRoutes         int      `json:"gateway_routes"`
+	Keystore              string   `json:"keystore"`
+	DevMode               bool     `json:"dev_mode"`
 	// AdminAPIKey is REDACTED when KEYWARD_ADMIN_API_KEY is set, else empty.
 	AdminAPIKey keyward.Secret    `json:"admin_api_key,omitempty"`
 	Sources     map[string]string `json:"sources"`
@@ -94,13 +98,20 @@ creates nothing: a pepper that serve would generate is reported as such.`,
 				ShutdownTimeout: cfg.ShutdownTimeout.String(),
 				GatewayListen:   cfg.GatewayListen,
 				TrustedProxies:  cfg.TrustedProxies,
-				GatewayRoutes:   len(cfg.Gateway.Routes),
-				Keystore:        cfg.Keystore,
-				DevMode:         cfg.DevMode,
-				Sources:         map[string]string{},
+
+				WWWAuthenticateScheme: cfg.WWWAuthenticateScheme,
+				WWWAuthenticateRealm:  cfg.WWWAuthenticateRealm,
+				AgentHeaders:          cfg.AgentHeaders,
+				GatewayRoutes:         len(cfg.Gateway.Routes),
+				Keystore:              cfg.Keystore,
+				DevMode:               cfg.DevMode,
+				Sources:               map[string]string{},
 			}
 			if eff.TrustedProxies == nil {
 				eff.TrustedProxies = []string{}
+			}
+			if eff.AgentHeaders == nil {
+				eff.AgentHeaders = []string{}
 			}
 			if v := a.getenv(envAdminAPIKey); v != "" {
 				eff.AdminAPIKey = keyward.Secret(v)
@@ -170,6 +181,9 @@ func printEffective(w io.Writer, e *effectiveConfig) error {
 	t.row("shutdown_timeout", e.ShutdownTimeout, e.Sources["shutdown_timeout"])
 	t.row("gateway_listen", e.GatewayListen, e.Sources["gateway_listen"])
 	t.row("trusted_proxies", strings.Join(e.TrustedProxies, ","), e.Sources["trusted_proxies"])
+	t.row("www_authenticate_scheme", e.WWWAuthenticateScheme, e.Sources["www_authenticate_scheme"])
+	t.row("www_authenticate_realm", e.WWWAuthenticateRealm, e.Sources["www_authenticate_realm"])
+	t.row("agent_headers", strings.Join(e.AgentHeaders, ","), e.Sources["agent_headers"])
 	t.row("gateway.routes", strconv.Itoa(e.GatewayRoutes), e.Sources["gateway"])
 	t.row("keystore", e.Keystore, e.Sources["keystore"])
 	dev := strconv.FormatBool(e.DevMode)

@@ -323,3 +323,25 @@ func TestServeDropIn(t *testing.T) {
 		t.Errorf("forward-auth with an alias: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// TestConfigCheckDropIn: config check shows the drop-in settings and
+// where they came from.
+func TestConfigCheckDropIn(t *testing.T) {
+	env := map[string]string{"KEYWARD_DATA": filepath.Join(t.TempDir(), "data"), "KEYWARD_PEPPER": testPepperHex,
+		"KEYWARD_WWW_AUTHENTICATE_SCHEME": "ApiKey", "KEYWARD_AGENT_HEADERS": "X-OpenViking-Agent, X-Agent"}
+	r := runCLI(t, env, "config", "check", "--www-authenticate-realm", "memories", "-o", "json")
+	var eff effectiveConfig
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &eff) != nil {
+		t.Fatalf("config check: %+v", r)
+	}
+	if eff.WWWAuthenticateScheme != "ApiKey" || eff.WWWAuthenticateRealm != "memories" || strings.Join(eff.AgentHeaders, ",") != "X-OpenViking-Agent,X-Agent" ||
+		eff.Sources["www_authenticate_scheme"] != "env KEYWARD_WWW_AUTHENTICATE_SCHEME" || eff.Sources["www_authenticate_realm"] != "flag --www-authenticate-realm" ||
+		eff.Sources["agent_headers"] != "env KEYWARD_AGENT_HEADERS" {
+		t.Errorf("config check: %s", r.stdout)
+	}
+	r = runCLI(t, map[string]string{"KEYWARD_DATA": env["KEYWARD_DATA"], "KEYWARD_PEPPER": testPepperHex}, "config", "check", "-o", "json")
+	eff = effectiveConfig{}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &eff) != nil || eff.WWWAuthenticateScheme != "Bearer" || eff.WWWAuthenticateRealm != "keyward" || len(eff.AgentHeaders) != 0 {
+		t.Errorf("config check defaults: %+v", r)
+	}
+}
