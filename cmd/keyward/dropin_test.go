@@ -53,25 +53,10 @@ func (u *bodyUpstream) count() int {
 	return len(u.header)
 }
 
-// post sends POST url with a JSON body and header pairs; it returns the
-// response (body read into the string).
+// post sends POST url with a JSON body and header pairs.
 func post(t *testing.T, url, body string, kv ...string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), "POST", url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(kv); i += 2 {
-		req.Header.Add(kv[i], kv[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return send(t, "POST", url, body, kv...)
 }
 
 // stamped returns the created_by field of a JSON body.

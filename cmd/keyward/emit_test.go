@@ -13,14 +13,7 @@ const emitSecret = "kw_user_3vQb7Hq0N8y4J2kLm9XcA1sT5uVwYz0bC6dE8fG2hJ4kL0mN1pQ"
 
 // mcpConfig is the shape --emit mcp prints.
 type mcpConfig struct {
-	MCPServers map[string]struct {
-		Type    string            `json:"type"`
-		URL     string            `json:"url"`
-		Headers map[string]string `json:"headers"`
-		Command string            `json:"command"`
-		Args    []string          `json:"args"`
-		Env     map[string]string `json:"env"`
-	} `json:"mcpServers"`
+	MCPServers map[string]mcpServer `json:"mcpServers"`
 }
 
 func TestEmit(t *testing.T) {

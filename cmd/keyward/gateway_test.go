@@ -85,9 +85,23 @@ func startGateway(t *testing.T, env map[string]string, args ...string) *runningG
 // get sends GET url with header pairs and returns the status and body.
 func get(t *testing.T, url string, kv ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), "GET", url, nil)
+	resp, body := send(t, "GET", url, "", kv...)
+	if resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("GET %s: 401 without WWW-Authenticate", url)
+	}
+	return resp.StatusCode, body
+}
+
+// send sends a request with body (a JSON body unless empty) and header
+// pairs; it returns the response, its body read into the string.
+func send(t *testing.T, method, url, body string, kv ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(kv); i += 2 {
 		req.Header.Add(kv[i], kv[i+1])
@@ -98,10 +112,7 @@ func get(t *testing.T, url string, kv ...string) (int, string) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") == "" {
-		t.Errorf("GET %s: 401 without WWW-Authenticate", url)
-	}
-	return resp.StatusCode, string(b)
+	return resp, string(b)
 }
 
 // checkGateway probes a gateway protecting up, whose exempt path is /docs
