@@ -71,6 +71,13 @@
 // (keyward unreachable: the service fails closed). WithErrorWriter changes
 // the format; WithLogger sets where the reasons go.
 //
+// # Replacing a service's own key checks
+//
+// WithChallenge sets the WWW-Authenticate of a 401 (`ApiKey
+// realm="memories"`, built with httpedge.Challenge) and WithAgentHeaders
+// reads the agent from the service's old header (X-OpenViking-Agent) too,
+// so its clients keep working unchanged.
+//
 // # Behind a proxy
 //
 // The client IP sent to the verifier is the peer address; with
