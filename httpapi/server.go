@@ -120,11 +120,15 @@ type Server struct {
 	tracer       trace.Tracer // nil: tracing is off
 }
 
-// New returns a Server for cfg. It panics if Service or Engine is missing
-// or the metrics cannot be registered: both are wiring bugs.
+// New returns a Server for cfg. It panics if Service or Engine is missing,
+// an agent header cannot be one or the metrics cannot be registered: all
+// are wiring bugs.
 func New(cfg Config) *Server {
 	if cfg.Service == nil || cfg.Engine == nil {
 		panic("httpapi: Config.Service and Config.Engine are required")
+	}
+	if err := httpedge.CheckAgentHeaders(cfg.AgentHeaders); err != nil {
+		panic("httpapi: Config.AgentHeaders: " + keyward.ErrorMessage(err))
 	}
 	s := &Server{
 		svc:          cfg.Service,
