@@ -138,6 +138,13 @@ func TestKeystoreAdd(t *testing.T) {
 	if ks, err := keystore.Load(fresh); err != nil || ks.Len() != 1 {
 		t.Fatalf("the new file: %v", err)
 	}
+	// A file started with "keys:" and nothing under it gets the entry below.
+	started := filepath.Join(t.TempDir(), "started.yaml")
+	writeFile(t, started, "# service keys\nkeys:\n")
+	addToken(t, started, "--id", "first")
+	if ks, err := keystore.Load(started); err != nil || ks.Len() != 1 {
+		t.Fatalf("the started file: %v", err)
+	}
 
 	// Refusals leave the file as it was.
 	before, _ := os.ReadFile(file)
