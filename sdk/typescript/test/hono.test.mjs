@@ -1,0 +1,18 @@
+import { Hono } from "hono";
+import { keyward, requirePermissions } from "../dist/hono.js";
+import { conformance } from "./conformance.mjs";
+import { listen } from "./helpers.mjs";
+
+conformance("Hono", async ({ errorWriter, ...opts }) => {
+  const app = new Hono();
+  if (errorWriter) {
+    opts.errorWriter = (c, d) => c.json({ error: d.detail }, d.status);
+  }
+  app.use(keyward(opts));
+  app.get("/whoami", (c) => c.json(c.get("keyward")));
+  app.get("/admin", requirePermissions("notes:admin"), (c) => c.json(c.get("keyward")));
+  app.get("/healthz", (c) => c.text("ok"));
+  app.get("/public/*", (c) => c.text("public"));
+  return listen(app.fetch);
+});
+
