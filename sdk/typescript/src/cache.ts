@@ -150,7 +150,7 @@ export class CachedVerifier implements Verifier {
    * verifier, sharing one call among concurrent requests for the same key.
    */
   async verifyKey(req: VerifyRequest, opts?: CallOptions): Promise<VerifyResult> {
-    const material = JSON.stringify([req.key, setOf(req.permissions), setOf(req.limits), req.cost ?? 0, req.ip ?? ""]);
+    const material = materialOf(req);
     const d = syncSHA256 ? syncSHA256(material) : await webSHA256(material);
     const e = this.#cached(d, this.#now());
     if (e) {
@@ -257,11 +257,24 @@ export function metered(res: VerifyResult): boolean {
   return (res.rate_limits?.length ?? 0) > 0 || typeof res.credits_remaining === "number";
 }
 
-/** setOf returns the distinct strings of ss, sorted (order and duplicates do not change a verification). */
-function setOf(ss: readonly string[] | undefined): string[] {
-  if (!ss || ss.length === 0) return [];
-  if (ss.length === 1) return ss as string[];
-  return [...new Set(ss)].sort();
+/**
+ * materialOf is what decides a verification, hashed into the cache key:
+ * the key, the sets of permissions and of limits (order and duplicates do
+ * not matter), the cost and the IP. Every part is length-prefixed, so no
+ * two requests share it by concatenation.
+ */
+function materialOf(req: VerifyRequest): string {
+  const ip = req.ip ?? "";
+  return `${req.key.length}:${req.key}${setOf(req.permissions)}${setOf(req.limits)}${req.cost || 0};${ip.length}:${ip}`;
+}
+
+/** setOf encodes the distinct strings of ss, sorted, after their number. */
+function setOf(ss: readonly string[] | undefined): string {
+  if (!ss || ss.length === 0) return "0;";
+  const set = ss.length === 1 ? ss : [...new Set(ss)].sort();
+  let out = `${set.length};`;
+  for (const s of set) out += `${s.length}:${s}`;
+  return out;
 }
 
 /** waitFor resolves with call, or rejects when signal aborts first; the call goes on. */

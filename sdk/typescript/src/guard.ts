@@ -297,6 +297,8 @@ function denialOf(res: VerifyResult): Denial {
 
 /** identityOf returns the identity of a valid result for this request, with the request's own agent. */
 function identityOf(res: VerifyResult, agent: string): Identity {
+  // A CachedVerifier's answers are frozen, with the request's own agent.
+  if (res.identity && Object.isFrozen(res.identity) && (res.identity.agent ?? "") === agent && res.identity.key_id) return res.identity;
   const id: Identity = res.identity
     ? { ...res.identity }
     : { key_id: res.key_id ?? "", role: "user", permissions: res.permissions, expires_at: res.expires_at ?? undefined };

@@ -1,0 +1,156 @@
+// Benchmarks of the TypeScript SDK (not timed tests): what a cache hit
+// costs per request beside the framework's own per-request cost, and the
+// throughput Express and Hono apps keep behind the middleware, all in one
+// run on loopback against the real keyward. Targets (docs/benchmarks.md):
+// a cache hit under 2 us; >= 90% of the bare app's requests/s.
+//
+//   node bench/typescript-sdk/bench.mjs   (bench/typescript-sdk/run builds first)
+//
+// Environment: DURATION (wrk seconds per run, default 3), ROUNDS (default
+// 5), CONNS (default 32), ITER (micro-benchmark iterations, default 200000).
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { sdk } from "./sdk.mjs";
+
+const DURATION = Number(process.env.DURATION || 3);
+const ROUNDS = Number(process.env.ROUNDS || 5);
+const CONNS = Number(process.env.CONNS || 32);
+const ITER = Number(process.env.ITER || 200_000);
+const here = dirname(fileURLToPath(import.meta.url));
+
+const { Client, CachedVerifier, Guard } = await sdk.module("index");
+const { keyward: honoKeyward } = await sdk.module("hono");
+const { Hono } = await sdk.dep("hono");
+const { startKeyward } = await sdk.server();
+
+const kw = await startKeyward();
+const children = [];
+try {
+  const root = new Client({ url: kw.url, apiKey: kw.rootKey });
+  const account = await root.createAccount({ name: "bench" });
+  const user = await root.createUser(account.id, { name: "u" });
+  const verifierKey = (await root.createKey({ account_id: account.id, role: "account_admin", permissions: ["keys:verify"] })).key;
+  const userKey = (await root.createKey({ account_id: account.id, user_id: user.id, permissions: ["notes:read"] })).key;
+
+  // --- per request, in process -------------------------------------------
+  // A TTL far beyond the run: every request after the first is a hit.
+  const verifier = new CachedVerifier(new Client({ url: kw.url, apiKey: verifierKey }), { ttlMs: 3_600_000 });
+  const guard = new Guard({ verifier });
+  const headers = new Headers({ Authorization: `Bearer ${userKey}` });
+  const greq = {
+    header: (n) => {
+      const v = headers.get(n);
+      return v === null ? [] : [v];
+    },
+    path: "/notes",
+    method: "GET",
+    ip: "127.0.0.1",
+  };
+  const bare = new Hono().get("/notes", (c) => c.json({ ok: true }));
+  const noop = new Hono().use((c, next) => next()).get("/notes", (c) => c.json({ ok: true }));
+  const authed = new Hono().use(honoKeyward({ verifier })).get("/notes", (c) => c.json({ ok: c.get("keyward").key_id }));
+  const request = () => new Request("http://127.0.0.1/notes", { headers: { Authorization: `Bearer ${userKey}` } });
+
+  const micro = {
+    "CachedVerifier.verifyKey, cache hit": () => verifier.verifyKey({ key: userKey, ip: "127.0.0.1" }),
+    "Guard.check (headers, agent, cache hit)": () => guard.check(greq),
+    "Hono app.fetch, no auth (framework's own cost)": () => bare.fetch(request()),
+    "Hono app.fetch behind a no-op middleware": () => noop.fetch(request()),
+    "Hono app.fetch behind keyward() (cache hit)": () => authed.fetch(request()),
+  };
+  console.log(`per request, in process (${ITER} iterations, 5 interleaved rounds, median):`);
+  const perOp = await nsPerOp(micro);
+  for (const [name, ns] of Object.entries(perOp)) console.log(`  ${name.padEnd(48)} ${(ns / 1000).toFixed(3)} us`);
+  const framework = perOp["Hono app.fetch, no auth (framework's own cost)"];
+  const added = perOp["Hono app.fetch behind keyward() (cache hit)"] - framework;
+  console.log(`  keyward() adds ${(added / 1000).toFixed(3)} us to Hono's own ${(framework / 1000).toFixed(3)} us per request`);
+
+  // --- throughput under wrk -----------------------------------------------
+  if (spawnSync("wrk", ["--version"]).error) throw new Error("wrk not found: apt-get install -y wrk");
+  const env = { ...process.env, KEYWARD_URL: kw.url, KEYWARD_API_KEY: verifierKey };
+  console.log(`\nthroughput, wrk -t1 -c${CONNS} -d${DURATION}s per run, ${ROUNDS} rounds of a bare run beside a run with keyward():`);
+  for (const fw of (process.env.FRAMEWORKS || "express,hono").split(",")) {
+    const apps = {};
+    for (const variant of ["bare", "auth"]) apps[variant] = await startApp(fw, variant, env, userKey);
+    const rps = { bare: [], auth: [] };
+    const ratios = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      // Alternate which goes first, so a trend in the load favours neither.
+      for (const variant of r % 2 ? ["auth", "bare"] : ["bare", "auth"]) {
+        rps[variant].push(wrk(`http://127.0.0.1:${apps[variant].port}/notes`, userKey));
+      }
+      ratios.push(rps.auth[r] / rps.bare[r]);
+    }
+    for (const a of Object.values(apps)) a.child.kill();
+    console.log(
+      `  ${fw.padEnd(8)} bare ${median(rps.bare).toFixed(0).padStart(7)} req/s   with keyward() ${median(rps.auth).toFixed(0).padStart(7)} req/s   ` +
+        `median of the rounds' ratios ${(median(ratios) * 100).toFixed(1)}% (target >= 90%; rounds: ${ratios.map((x) => (x * 100).toFixed(0) + "%").join(" ")})`,
+    );
+  }
+} finally {
+  for (const c of children) c.kill();
+  await kw.stop();
+}
+
+/**
+ * nsPerOp times ITER awaited calls of each function, after a warm-up, in 5
+ * rounds that take every function in turn (a noisy neighbour slows them
+ * all alike), and returns each one's median nanoseconds per call.
+ */
+async function nsPerOp(fns) {
+  const runs = Object.fromEntries(Object.keys(fns).map((k) => [k, []]));
+  for (const fn of Object.values(fns)) for (let i = 0; i < ITER / 4; i++) await fn();
+  for (let r = 0; r < 5; r++) {
+    for (const [name, fn] of Object.entries(fns)) {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < ITER; i++) await fn();
+      runs[name].push(Number(process.hrtime.bigint() - t0) / ITER);
+    }
+  }
+  return Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+async function freePort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, "127.0.0.1", r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** startApp runs app.mjs in its own process and waits for "ready". */
+async function startApp(framework, variant, env, key) {
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(here, "app.mjs"), framework, variant, String(port)], { env, stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  const [line] = await Promise.race([
+    once(child.stdout.setEncoding("utf8"), "data"),
+    once(child, "exit").then(() => {
+      throw new Error(`${framework} ${variant} exited before it was ready`);
+    }),
+  ]);
+  if (!String(line).includes("ready")) throw new Error(`${framework} ${variant}: ${line}`);
+  // One request first: the middleware's cache is warm before wrk starts.
+  const res = await fetch(`http://127.0.0.1:${port}/notes`, { headers: { Authorization: `Bearer ${key}` } });
+  await res.body?.cancel();
+  if (res.status !== 200) throw new Error(`${framework} ${variant} answered ${res.status}`);
+  return { port, child };
+}
+
+/** wrk loads url with the key for DURATION seconds and returns requests/s; non-2xx answers fail the run. */
+function wrk(url, key) {
+  const out = spawnSync("wrk", ["-t1", `-c${CONNS}`, `-d${DURATION}s`, "-H", `Authorization: Bearer ${key}`, url], { encoding: "utf8" });
+  if (out.status !== 0) throw new Error(`wrk failed: ${out.stderr}`);
+  if (/Non-2xx or 3xx responses/.test(out.stdout)) throw new Error(`wrk saw refusals:\n${out.stdout}`);
+  const m = /Requests\/sec:\s+([\d.]+)/.exec(out.stdout);
+  if (!m) throw new Error(`no Requests/sec in wrk's output:\n${out.stdout}`);
+  return Number(m[1]);
+}
