@@ -7,7 +7,7 @@
 //   node bench/typescript-sdk/bench.mjs   (bench/typescript-sdk/run builds first)
 //
 // Environment: DURATION (wrk seconds per run, default 3), ROUNDS (default
-// 5), CONNS (default 32), ITER (micro-benchmark iterations, default 200000).
+// 7), CONNS (default 32), ITER (micro-benchmark iterations, default 100000).
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:net";
@@ -16,9 +16,9 @@ import { fileURLToPath } from "node:url";
 import { sdk } from "./sdk.mjs";
 
 const DURATION = Number(process.env.DURATION || 3);
-const ROUNDS = Number(process.env.ROUNDS || 5);
+const ROUNDS = Number(process.env.ROUNDS || 7);
 const CONNS = Number(process.env.CONNS || 32);
-const ITER = Number(process.env.ITER || 200_000);
+const ITER = Number(process.env.ITER || 100_000);
 const here = dirname(fileURLToPath(import.meta.url));
 
 const { Client, CachedVerifier, Guard } = await sdk.module("index");
@@ -61,12 +61,14 @@ try {
     "Hono app.fetch behind a no-op middleware": () => noop.fetch(request()),
     "Hono app.fetch behind keyward() (cache hit)": () => authed.fetch(request()),
   };
-  console.log(`per request, in process (${ITER} iterations, 5 interleaved rounds, median):`);
+  console.log(`per request, in process (${ITER} iterations, 5 interleaved rounds, median; CPU time of the process, then wall time):`);
   const perOp = await nsPerOp(micro);
-  for (const [name, ns] of Object.entries(perOp)) console.log(`  ${name.padEnd(48)} ${(ns / 1000).toFixed(3)} us`);
-  const framework = perOp["Hono app.fetch, no auth (framework's own cost)"];
-  const added = perOp["Hono app.fetch behind keyward() (cache hit)"] - framework;
-  console.log(`  keyward() adds ${(added / 1000).toFixed(3)} us to Hono's own ${(framework / 1000).toFixed(3)} us per request`);
+  for (const [name, { cpu, wall }] of Object.entries(perOp)) {
+    console.log(`  ${name.padEnd(48)} ${(cpu / 1000).toFixed(3).padStart(7)} us CPU ${(wall / 1000).toFixed(3).padStart(8)} us wall`);
+  }
+  const framework = perOp["Hono app.fetch, no auth (framework's own cost)"].cpu;
+  const added = perOp["Hono app.fetch behind keyward() (cache hit)"].cpu - framework;
+  console.log(`  keyward() adds ${(added / 1000).toFixed(3)} us CPU to Hono's own ${(framework / 1000).toFixed(3)} us per request`);
 
   // --- throughput under wrk -----------------------------------------------
   if (spawnSync("wrk", ["--version"]).error) throw new Error("wrk not found: apt-get install -y wrk");
@@ -98,19 +100,24 @@ try {
 /**
  * nsPerOp times ITER awaited calls of each function, after a warm-up, in 5
  * rounds that take every function in turn (a noisy neighbour slows them
- * all alike), and returns each one's median nanoseconds per call.
+ * all alike), and returns each one's median nanoseconds per call: CPU time
+ * of the process (what the call costs, whatever else runs) and wall time.
  */
 async function nsPerOp(fns) {
-  const runs = Object.fromEntries(Object.keys(fns).map((k) => [k, []]));
+  const runs = Object.fromEntries(Object.keys(fns).map((k) => [k, { cpu: [], wall: [] }]));
   for (const fn of Object.values(fns)) for (let i = 0; i < ITER / 4; i++) await fn();
   for (let r = 0; r < 5; r++) {
     for (const [name, fn] of Object.entries(fns)) {
+      const c0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       for (let i = 0; i < ITER; i++) await fn();
-      runs[name].push(Number(process.hrtime.bigint() - t0) / ITER);
+      const wall = Number(process.hrtime.bigint() - t0);
+      const c = process.cpuUsage(c0);
+      runs[name].wall.push(wall / ITER);
+      runs[name].cpu.push(((c.user + c.system) * 1000) / ITER);
     }
   }
-  return Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
+  return Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, { cpu: median(v.cpu), wall: median(v.wall) }]));
 }
 
 function median(xs) {

@@ -72,7 +72,16 @@ export function keyward(opts: HonoOptions = {}): MiddlewareHandler<KeywardEnv> {
     c.set("keywardResult", out.result);
     c.set(writerKey as never, write as never);
     await next();
-    for (const [k, v] of Object.entries(rateLimitHeaders(out.result.rate_limits))) c.res.headers.set(k, v);
+    const limits = Object.entries(rateLimitHeaders(out.result.rate_limits));
+    if (limits.length === 0) return;
+    try {
+      for (const [k, v] of limits) c.res.headers.set(k, v);
+    } catch {
+      // The handler returned a response whose headers cannot change (a
+      // fetched one): copy it.
+      c.res = new Response(c.res.body, c.res);
+      for (const [k, v] of limits) c.res.headers.set(k, v);
+    }
   };
 }
 

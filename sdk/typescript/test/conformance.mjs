@@ -158,13 +158,18 @@ export function conformance(name, serve, features = { exempt: true, rawHeaders: 
       assert.equal((await get(app + "/whoami", auth)).status, 401);
     });
 
-    test("keyward unreachable: 503 with Retry-After, for every uncached key", async () => {
-      const url = await start({ verifier: new CachedVerifier(new Client({ url: await deadURL(), apiKey: kw.verifierKey })) });
+    test("keyward unreachable: 503 with Retry-After, for every uncached key; logged without the key", async () => {
+      const logged = [];
+      const logger = { warn: (msg, fields) => logged.push(JSON.stringify([msg, fields])), debug: (msg, fields) => logged.push(JSON.stringify([msg, fields])) };
+      const url = await start({ verifier: new CachedVerifier(new Client({ url: await deadURL(), apiKey: kw.verifierKey })), logger });
       const r = await get(url + "/whoami", { Authorization: `Bearer ${reader.key}` });
       assert.equal(r.status, 503);
       assert.equal(r.headers.get("retry-after"), "1");
       assert.equal(r.body.detail, "API keys cannot be checked right now: try again shortly");
       assert.equal(r.body.code, "unavailable");
+      assert.equal((await get(url + "/whoami", { "X-API-Key": reader.key })).status, 503, "the failure was not cached as a refusal");
+      assert.ok(logged.some((l) => l.includes("API key could not be checked") && l.includes("cannot reach keyward")), logged.join("\n"));
+      assert.ok(!logged.some((l) => l.includes(reader.key) || l.includes(kw.verifierKey)), "no raw key in the logs");
     });
 
     test("the verifier key refused: 503, not the caller's fault", async () => {
