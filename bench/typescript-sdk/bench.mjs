@@ -7,19 +7,22 @@
 //   node bench/typescript-sdk/bench.mjs   (bench/typescript-sdk/run builds first)
 //
 // Environment: DURATION (wrk seconds per run, default 3), ROUNDS (default
-// 7), CONNS (default 32), ITER (micro-benchmark iterations, default 100000).
+// 5), CONNS (default 32), ITER (micro-benchmark iterations, default 100000).
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sdk } from "./sdk.mjs";
 
 const DURATION = Number(process.env.DURATION || 3);
-const ROUNDS = Number(process.env.ROUNDS || 7);
+const ROUNDS = Number(process.env.ROUNDS || 5);
 const CONNS = Number(process.env.CONNS || 32);
 const ITER = Number(process.env.ITER || 100_000);
 const here = dirname(fileURLToPath(import.meta.url));
+/** Clock ticks per second of /proc's CPU times (getconf CLK_TCK; 100 on Linux). */
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 
 const { Client, CachedVerifier, Guard } = await sdk.module("index");
 const { keyward: honoKeyward } = await sdk.module("hono");
@@ -73,23 +76,39 @@ try {
   // --- throughput under wrk -----------------------------------------------
   if (spawnSync("wrk", ["--version"]).error) throw new Error("wrk not found: apt-get install -y wrk");
   const env = { ...process.env, KEYWARD_URL: kw.url, KEYWARD_API_KEY: verifierKey };
-  console.log(`\nthroughput, wrk -t1 -c${CONNS} -d${DURATION}s per run, ${ROUNDS} rounds of a bare run beside a run with keyward():`);
+  console.log(
+    `\nthroughput, wrk -t1 -c${CONNS} -d${DURATION}s per run, ${ROUNDS} rounds of the bare app, one behind a no-op ` +
+      `middleware and one behind keyward(), medians; "CPU/req" is the app process's CPU time per request ` +
+      `(from /proc), which other work on the machine does not inflate as it does req/s:`,
+  );
+  const variants = ["bare", "noop", "auth"];
   for (const fw of (process.env.FRAMEWORKS || "express,hono").split(",")) {
     const apps = {};
-    for (const variant of ["bare", "auth"]) apps[variant] = await startApp(fw, variant, env, userKey);
-    const rps = { bare: [], auth: [] };
+    for (const variant of variants) apps[variant] = await startApp(fw, variant, env, userKey);
+    const rps = { bare: [], noop: [], auth: [] };
+    const cpu = { bare: [], noop: [], auth: [] };
     const ratios = [];
     for (let r = 0; r < ROUNDS; r++) {
-      // Alternate which goes first, so a trend in the load favours neither.
-      for (const variant of r % 2 ? ["auth", "bare"] : ["bare", "auth"]) {
-        rps[variant].push(wrk(`http://127.0.0.1:${apps[variant].port}/notes`, userKey));
+      // Rotate which goes first, so a trend in the load favours none.
+      for (let i = 0; i < variants.length; i++) {
+        const variant = variants[(i + r) % variants.length];
+        const before = cpuTicks(apps[variant].child.pid);
+        const run = wrk(`http://127.0.0.1:${apps[variant].port}/notes`, userKey);
+        rps[variant].push(run.rps);
+        cpu[variant].push(((cpuTicks(apps[variant].child.pid) - before) * (1e6 / CLK_TCK)) / run.requests);
       }
       ratios.push(rps.auth[r] / rps.bare[r]);
     }
     for (const a of Object.values(apps)) a.child.kill();
+    const c = Object.fromEntries(variants.map((v) => [v, median(cpu[v])]));
+    console.log(`  ${fw}:`);
+    for (const v of variants) {
+      console.log(`    ${{ bare: "bare", noop: "no-op middleware", auth: "keyward()" }[v].padEnd(17)} ${median(rps[v]).toFixed(0).padStart(7)} req/s ${c[v].toFixed(1).padStart(7)} us CPU/req`);
+    }
     console.log(
-      `  ${fw.padEnd(8)} bare ${median(rps.bare).toFixed(0).padStart(7)} req/s   with keyward() ${median(rps.auth).toFixed(0).padStart(7)} req/s   ` +
-        `median of the rounds' ratios ${(median(ratios) * 100).toFixed(1)}% (target >= 90%; rounds: ${ratios.map((x) => (x * 100).toFixed(0) + "%").join(" ")})`,
+      `    keyward() keeps ${((c.bare / c.auth) * 100).toFixed(1)}% of the bare app's requests per CPU second ` +
+        `(${((c.noop / c.auth) * 100).toFixed(1)}% of the no-op middleware's); req/s ratio, median of rounds: ` +
+        `${(median(ratios) * 100).toFixed(1)}% (rounds: ${ratios.map((x) => (x * 100).toFixed(0) + "%").join(" ")}); target >= 90%`,
     );
   }
 } finally {
@@ -152,12 +171,20 @@ async function startApp(framework, variant, env, key) {
   return { port, child };
 }
 
-/** wrk loads url with the key for DURATION seconds and returns requests/s; non-2xx answers fail the run. */
+/** cpuTicks returns the user + system CPU time of process pid so far, in clock ticks. */
+function cpuTicks(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** wrk loads url with the key for DURATION seconds and returns { rps, requests }; non-2xx answers fail the run. */
 function wrk(url, key) {
   const out = spawnSync("wrk", ["-t1", `-c${CONNS}`, `-d${DURATION}s`, "-H", `Authorization: Bearer ${key}`, url], { encoding: "utf8" });
   if (out.status !== 0) throw new Error(`wrk failed: ${out.stderr}`);
   if (/Non-2xx or 3xx responses/.test(out.stdout)) throw new Error(`wrk saw refusals:\n${out.stdout}`);
   const m = /Requests\/sec:\s+([\d.]+)/.exec(out.stdout);
-  if (!m) throw new Error(`no Requests/sec in wrk's output:\n${out.stdout}`);
-  return Number(m[1]);
+  const n = /(\d+) requests in/.exec(out.stdout);
+  if (!m || !n) throw new Error(`no request count in wrk's output:\n${out.stdout}`);
+  return { rps: Number(m[1]), requests: Number(n[1]) };
 }

@@ -160,6 +160,9 @@ export class CachedVerifier implements Verifier {
     const own = call === undefined;
     if (call === undefined) {
       call = this.#fetch(d, req);
+      // Every waiter may have given up before it fails: not an unhandled
+      // rejection.
+      call.catch(() => {});
       this.#calls.set(d, call);
     }
     const res = await waitFor(call, opts?.signal);

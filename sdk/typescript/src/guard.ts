@@ -150,7 +150,7 @@ export class Guard {
     let res: VerifyResult;
     try {
       res = await this.verifier.verifyKey(
-        { key, permissions: this.#perms, agent: agent || undefined, ip: r.ip || undefined },
+        { key, permissions: this.#perms, agent: agent || undefined, ip: unmapped(r.ip) },
         { signal: r.signal },
       );
     } catch (err) {
@@ -259,6 +259,12 @@ function isClean(p: string): boolean {
   if (!p.startsWith("/") || /%2e|%2f|%5c|\\/i.test(p)) return false;
   const segs = p.slice(1).split("/");
   return segs.every((s, i) => (s === "" ? i === segs.length - 1 : s !== "." && s !== ".."));
+}
+
+/** unmapped returns an IPv4-mapped IPv6 address (a dual-stack socket's "::ffff:10.0.0.1") as IPv4. */
+function unmapped(ip: string | undefined): string | undefined {
+  if (!ip) return undefined;
+  return ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
 }
 
 function unavailable(cause: unknown): Denial {

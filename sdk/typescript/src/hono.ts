@@ -70,7 +70,7 @@ export function keyward(opts: HonoOptions = {}): MiddlewareHandler<KeywardEnv> {
     if (!out.ok) return deny(c, write, out.denial);
     c.set("keyward", out.identity);
     c.set("keywardResult", out.result);
-    c.set(writerKey as never, write as never);
+    if (opts.errorWriter) c.set(writerKey as never, write as never);
     await next();
     const limits = Object.entries(rateLimitHeaders(out.result.rate_limits));
     if (limits.length === 0) return;

@@ -172,6 +172,23 @@ describe("CachedVerifier against a real keyward", { skip: skipReason() }, () => 
 });
 
 describe("CachedVerifier without a keyward", () => {
+  test("a request aborted before its call fails leaves no unhandled rejection", async (t) => {
+    const rejections = [];
+    const onUnhandled = (reason) => rejections.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    t.after(() => process.off("unhandledRejection", onUnhandled));
+    let settled;
+    const done = new Promise((r) => (settled = r));
+    const client = new Client({ url: await deadURL() });
+    const v = new CachedVerifier({ verifyKey: (req, opts) => client.verifyKey(req, opts).finally(settled) });
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(v.verifyKey({ key: "k" }, { signal: ac.signal }), { code: "unavailable" });
+    await done; // the shared call has failed by now
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(rejections, []);
+  });
+
   test("an unreachable keyward is an error every time, never a cached refusal", async () => {
     const inner = counting(new Client({ url: await deadURL() }));
     const v = new CachedVerifier(inner);
