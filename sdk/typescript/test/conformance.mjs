@@ -220,11 +220,14 @@ export function conformance(name, serve, features = { exempt: true, rawHeaders: 
         verifier: new Client({ url: kw.url, apiKey: kw.verifierKey }),
         errorWriter: true,
       });
-      const r = await get(url + "/whoami");
+      let r = await get(url + "/whoami");
       assert.equal(r.status, 401);
       assert.deepEqual(r.body, { error: 'no API key: send it as "Authorization: Bearer <key>" or "X-API-Key: <key>"' });
       assert.equal(r.headers.get("www-authenticate"), 'Bearer realm="keyward"');
       assert.equal(r.headers.get("cache-control"), "no-store");
+      r = await get(url + "/admin", { Authorization: `Bearer ${reader.key}` });
+      assert.equal(r.status, 403);
+      assert.deepEqual(r.body, { error: "the API key lacks the required permissions" }, "the per-route check uses the same writer");
     });
   });
 }
