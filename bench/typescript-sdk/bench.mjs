@@ -10,7 +10,6 @@
 // 5), CONNS (default 32), ITER (micro-benchmark iterations, default 100000).
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,11 +20,10 @@ const ROUNDS = Number(process.env.ROUNDS || 5);
 const CONNS = Number(process.env.CONNS || 32);
 const ITER = Number(process.env.ITER || 100_000);
 const here = dirname(fileURLToPath(import.meta.url));
-/** Clock ticks per second of /proc's CPU times (getconf CLK_TCK; 100 on Linux). */
-const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 
 const { Client, CachedVerifier, Guard } = await sdk.module("index");
 const { keyward: honoKeyward } = await sdk.module("hono");
+const { keyward: expressKeyward } = await sdk.module("express");
 const { Hono } = await sdk.dep("hono");
 const { startKeyward } = await sdk.server();
 
@@ -57,9 +55,16 @@ try {
   const authed = new Hono().use(honoKeyward({ verifier })).get("/notes", (c) => c.json({ ok: c.get("keyward").key_id }));
   const request = () => new Request("http://127.0.0.1/notes", { headers: { Authorization: `Bearer ${userKey}` } });
 
+  // The Express middleware alone, on the fields of a request it reads.
+  const expressMw = expressKeyward({ verifier });
+  const rawHeaders = ["Host", "127.0.0.1", "User-Agent", "wrk", "Authorization", `Bearer ${userKey}`];
+  const noHeaders = { setHeader() {} };
+  const expressCall = () =>
+    new Promise((next) => expressMw({ rawHeaders, ip: "127.0.0.1", originalUrl: "/notes", url: "/notes", method: "GET" }, noHeaders, next));
   const micro = {
     "CachedVerifier.verifyKey, cache hit": () => verifier.verifyKey({ key: userKey, ip: "127.0.0.1" }),
     "Guard.check (headers, agent, cache hit)": () => guard.check(greq),
+    "Express keyward() middleware call (cache hit)": expressCall,
     "Hono app.fetch, no auth (framework's own cost)": () => bare.fetch(request()),
     "Hono app.fetch behind a no-op middleware": () => noop.fetch(request()),
     "Hono app.fetch behind keyward() (cache hit)": () => authed.fetch(request()),
@@ -77,38 +82,30 @@ try {
   if (spawnSync("wrk", ["--version"]).error) throw new Error("wrk not found: apt-get install -y wrk");
   const env = { ...process.env, KEYWARD_URL: kw.url, KEYWARD_API_KEY: verifierKey };
   console.log(
-    `\nthroughput, wrk -t1 -c${CONNS} -d${DURATION}s per run, ${ROUNDS} rounds of the bare app, one behind a no-op ` +
-      `middleware and one behind keyward(), medians; "CPU/req" is the app process's CPU time per request ` +
-      `(from /proc), which other work on the machine does not inflate as it does req/s:`,
+    `\nthroughput, ${ROUNDS} rounds; in each, wrk -t1 -c${CONNS} -d${DURATION}s loads the bare app, one behind a no-op ` +
+      `middleware and one behind keyward(), one after the other in an order that rotates each round; medians:`,
   );
   const variants = ["bare", "noop", "auth"];
+  const labels = { bare: "bare", noop: "no-op middleware", auth: "keyward()" };
   for (const fw of (process.env.FRAMEWORKS || "express,hono").split(",")) {
     const apps = {};
     for (const variant of variants) apps[variant] = await startApp(fw, variant, env, userKey);
     const rps = { bare: [], noop: [], auth: [] };
-    const cpu = { bare: [], noop: [], auth: [] };
-    const ratios = [];
     for (let r = 0; r < ROUNDS; r++) {
       // Rotate which goes first, so a trend in the load favours none.
       for (let i = 0; i < variants.length; i++) {
-        const variant = variants[(i + r) % variants.length];
-        const before = cpuTicks(apps[variant].child.pid);
-        const run = wrk(`http://127.0.0.1:${apps[variant].port}/notes`, userKey);
-        rps[variant].push(run.rps);
-        cpu[variant].push(((cpuTicks(apps[variant].child.pid) - before) * (1e6 / CLK_TCK)) / run.requests);
+        const v = variants[(i + r) % variants.length];
+        rps[v].push(await wrk(`http://127.0.0.1:${apps[v].port}/notes`, userKey));
       }
-      ratios.push(rps.auth[r] / rps.bare[r]);
     }
     for (const a of Object.values(apps)) a.child.kill();
-    const c = Object.fromEntries(variants.map((v) => [v, median(cpu[v])]));
+    const ratio = (a, b) => median(rps[a].map((x, i) => x / rps[b][i]));
     console.log(`  ${fw}:`);
-    for (const v of variants) {
-      console.log(`    ${{ bare: "bare", noop: "no-op middleware", auth: "keyward()" }[v].padEnd(17)} ${median(rps[v]).toFixed(0).padStart(7)} req/s ${c[v].toFixed(1).padStart(7)} us CPU/req`);
-    }
+    for (const v of variants) console.log(`    ${labels[v].padEnd(17)} ${median(rps[v]).toFixed(0).padStart(7)} req/s`);
     console.log(
-      `    keyward() keeps ${((c.bare / c.auth) * 100).toFixed(1)}% of the bare app's requests per CPU second ` +
-        `(${((c.noop / c.auth) * 100).toFixed(1)}% of the no-op middleware's); req/s ratio, median of rounds: ` +
-        `${(median(ratios) * 100).toFixed(1)}% (rounds: ${ratios.map((x) => (x * 100).toFixed(0) + "%").join(" ")}); target >= 90%`,
+      `    keyward() keeps ${(ratio("auth", "bare") * 100).toFixed(1)}% of the bare app's requests/s ` +
+        `(${(ratio("auth", "noop") * 100).toFixed(1)}% of the no-op middleware's; the no-op keeps ${(ratio("noop", "bare") * 100).toFixed(1)}%); ` +
+        `rounds: ${rps.auth.map((x, i) => ((x / rps.bare[i]) * 100).toFixed(0) + "%").join(" ")}; target >= 90%`,
     );
   }
 } finally {
@@ -171,20 +168,17 @@ async function startApp(framework, variant, env, key) {
   return { port, child };
 }
 
-/** cpuTicks returns the user + system CPU time of process pid so far, in clock ticks. */
-function cpuTicks(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-/** wrk loads url with the key for DURATION seconds and returns { rps, requests }; non-2xx answers fail the run. */
-function wrk(url, key) {
-  const out = spawnSync("wrk", ["-t1", `-c${CONNS}`, `-d${DURATION}s`, "-H", `Authorization: Bearer ${key}`, url], { encoding: "utf8" });
-  if (out.status !== 0) throw new Error(`wrk failed: ${out.stderr}`);
-  if (/Non-2xx or 3xx responses/.test(out.stdout)) throw new Error(`wrk saw refusals:\n${out.stdout}`);
-  const m = /Requests\/sec:\s+([\d.]+)/.exec(out.stdout);
-  const n = /(\d+) requests in/.exec(out.stdout);
-  if (!m || !n) throw new Error(`no request count in wrk's output:\n${out.stdout}`);
-  return { rps: Number(m[1]), requests: Number(n[1]) };
+/** wrk loads url with the key for DURATION seconds and resolves to requests/s; non-2xx answers fail the run. */
+async function wrk(url, key) {
+  const child = spawn("wrk", ["-t1", `-c${CONNS}`, `-d${DURATION}s`, "-H", `Authorization: Bearer ${key}`, url], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stdout.setEncoding("utf8").on("data", (s) => (out += s));
+  child.stderr.setEncoding("utf8").on("data", (s) => (err += s));
+  const [code] = await once(child, "exit");
+  if (code !== 0) throw new Error(`wrk failed: ${err}`);
+  if (/Non-2xx or 3xx responses/.test(out)) throw new Error(`wrk saw refusals:\n${out}`);
+  const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  if (!m) throw new Error(`no Requests/sec in wrk's output:\n${out}`);
+  return Number(m[1]);
 }

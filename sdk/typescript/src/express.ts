@@ -27,7 +27,10 @@ export interface ExpressOptions extends GuardOptions {
   errorWriter?: ExpressErrorWriter;
 }
 
-const writers = new WeakMap<Request, ExpressErrorWriter>();
+/** Where keyward() leaves its error writer on the request, for requirePermissions. */
+const writerKey = Symbol("keyward.errorWriter");
+
+type WithWriter = Request & { [writerKey]?: ExpressErrorWriter };
 
 /**
  * keyward returns middleware that admits a request only with a key keyward
@@ -53,7 +56,7 @@ export function keyward(opts: ExpressOptions = {}): RequestHandler {
         if (!out.ok) return deny(req, res, write, out.denial);
         req.keyward = out.identity;
         req.keywardResult = out.result;
-        writers.set(req, write);
+        if (opts.errorWriter) (req as WithWriter)[writerKey] = write;
         for (const [k, v] of Object.entries(rateLimitHeaders(out.result.rate_limits))) res.setHeader(k, v);
         next();
       })
@@ -73,7 +76,7 @@ export function requirePermissions(...perms: string[]): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     const d = Guard.requirePermissions(req.keyward, need);
     if (!d) return next();
-    deny(req, res, writers.get(req) ?? writeProblem, d);
+    deny(req, res, (req as WithWriter)[writerKey] ?? writeProblem, d);
   };
 }
 
