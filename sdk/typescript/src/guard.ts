@@ -40,6 +40,8 @@ export interface Denial {
   cause?: unknown;
   /** The key's rate limits on a 429, from which the RateLimit fields are set. */
   rateLimits?: RateLimitStatus[];
+  /** The WWW-Authenticate challenge of a 401; absent: WWW_AUTHENTICATE. */
+  challenge?: string;
 }
 
 /** Where refusals and verifier failures are logged. Raw keys never are. */
@@ -69,6 +71,11 @@ export interface GuardOptions {
   exempt?: string[];
   /** Where failures (warn) and refusals (debug) go. Default: console.warn for failures. */
   logger?: Logger;
+  /**
+   * The WWW-Authenticate challenge sent with a 401, for clients that expect
+   * another scheme (e.g. 'ApiKey realm="notes"'). Default: 'Bearer realm="keyward"'.
+   */
+  wwwAuthenticate?: string;
 }
 
 /** What a framework gives the guard about a request. */
@@ -116,6 +123,7 @@ export class Guard {
   readonly #perms: string[] | undefined;
   readonly #exempt: readonly string[];
   readonly #log: Logger;
+  readonly #challenge: string | undefined;
 
   constructor(opts: GuardOptions = {}) {
     for (const p of opts.exempt ?? []) {
@@ -125,6 +133,10 @@ export class Guard {
     this.#perms = opts.permissions?.length ? [...opts.permissions] : undefined;
     this.#exempt = [...(opts.exempt ?? [])];
     this.#log = opts.logger ?? defaultLogger;
+    if (opts.wwwAuthenticate !== undefined && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+( [\x20-\x7e]*)?$/.test(opts.wwwAuthenticate)) {
+      throw new KeywardError("invalid", `wwwAuthenticate ${JSON.stringify(opts.wwwAuthenticate)} must be an auth scheme, optionally followed by printable parameters`);
+    }
+    this.#challenge = opts.wwwAuthenticate;
   }
 
   /** isExempt reports whether path may pass without a key. */
@@ -173,6 +185,7 @@ export class Guard {
   }
 
   #deny(r: GuardRequest, d: Denial): Verdict {
+    if (d.status === 401 && this.#challenge) d.challenge = this.#challenge;
     // Logs carry the method, never the path: a path can hold anything a
     // client typed, a raw key included.
     if (d.cause !== undefined && !r.signal?.aborted) {
@@ -333,7 +346,7 @@ const statusTexts: Record<number, string> = { 400: "Bad Request", 401: "Unauthor
  */
 export function refusalHeaders(d: Denial): Record<string, string> {
   const h: Record<string, string> = { "Cache-Control": "no-store" };
-  if (d.status === 401) h["WWW-Authenticate"] = WWW_AUTHENTICATE;
+  if (d.status === 401) h["WWW-Authenticate"] = d.challenge ?? WWW_AUTHENTICATE;
   else if (d.status === 429) Object.assign(h, rateLimitHeaders(d.rateLimits));
   else if (d.status === 503) h["Retry-After"] = "1";
   return h;

@@ -2,7 +2,7 @@
 // errors, configuration from the environment, and the plain-http refusal.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Client, KeywardError } from "../dist/index.js";
+import { Client, Guard, KeywardError } from "../dist/index.js";
 import { deadURL, setup, skipReason } from "./helpers.mjs";
 
 describe("Client against a real keyward", { skip: skipReason() }, () => {
@@ -157,6 +157,14 @@ describe("Client without a keyward", () => {
     t.after(() => (saved === undefined ? delete process.env.KEYWARD_URL : (process.env.KEYWARD_URL = saved)));
     process.env.KEYWARD_URL = "http://keyward.internal";
     assert.throws(() => new Client(), { code: "invalid" });
+  });
+
+  test("middleware options are checked when the middleware is made", () => {
+    const verifier = new Client();
+    assert.throws(() => new Guard({ verifier, exempt: ["healthz"] }), { code: "invalid" });
+    assert.throws(() => new Guard({ verifier, wwwAuthenticate: "Bearer\r\nX-Evil: 1" }), { code: "invalid" });
+    assert.throws(() => new Guard({ client: { url: "http://keyward.internal" } }), (err) => /allowInsecureHttp/.test(err.message));
+    assert.doesNotThrow(() => new Guard({ verifier, exempt: ["/healthz"], wwwAuthenticate: 'ApiKey realm="notes"' }));
   });
 
   test("keyward unreachable: a KeywardError with code unavailable", async () => {

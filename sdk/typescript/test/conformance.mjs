@@ -215,6 +215,12 @@ export function conformance(name, serve, features = { exempt: true, rawHeaders: 
       assert.equal(r.body.detail, "requests from this address are not allowed");
     });
 
+    test("another WWW-Authenticate challenge", async () => {
+      const url = await start({ verifier: new Client({ url: kw.url, apiKey: kw.verifierKey }), wwwAuthenticate: 'ApiKey realm="notes"' });
+      assert.equal((await get(url + "/whoami")).headers.get("www-authenticate"), 'ApiKey realm="notes"');
+      assert.equal((await get(url + "/whoami", { "X-API-Key": "nope" })).headers.get("www-authenticate"), 'ApiKey realm="notes"');
+    });
+
     test("a custom error writer gets the denial; the refusal headers are still set", async () => {
       const url = await start({
         verifier: new Client({ url: kw.url, apiKey: kw.verifierKey }),
