@@ -409,7 +409,7 @@ function sfString(s: string): string {
 const units: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, "μs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** durationMs parses a Go duration ("1m0s", "24h", "1.5s") into milliseconds; 0 when malformed. */
-export function durationMs(s: string): number {
+function durationMs(s: string): number {
   const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/gy;
   let total = 0;
   let end = 0;
