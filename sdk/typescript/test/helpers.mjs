@@ -48,13 +48,18 @@ export async function setup() {
   }
 }
 
-/** A loopback URL nothing listens on: a port bound, then closed. */
-export async function deadURL() {
+/** A loopback port free a moment ago: bound, then closed. */
+export async function freePort() {
   const srv = createServer();
   await new Promise((res) => srv.listen(0, "127.0.0.1", res));
   const { port } = srv.address();
   await new Promise((res) => srv.close(res));
-  return `http://127.0.0.1:${port}`;
+  return port;
+}
+
+/** A loopback URL nothing listens on. */
+export async function deadURL() {
+  return `http://127.0.0.1:${await freePort()}`;
 }
 
 /** A clock the tests move: now() in milliseconds. */
