@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // tokenBytes is the randomness of a generated token: 256 bits.

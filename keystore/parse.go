@@ -14,7 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyward/keyward"
-	"gopkg.in/yaml.v3"
+	"github.com/keyward/keyward/internal/yamldoc"
+	"go.yaml.in/yaml/v3"
 )
 
 // Limits of a keystore file. They match what the admin API accepts for
@@ -89,7 +90,7 @@ func (p *parser) file(b []byte) *Keystore {
 		if errors.Is(err, io.EOF) {
 			p.addf("is empty: list the keys under keys: (%s), %s", seeDocs, turnOff)
 		} else {
-			p.addf("is not valid YAML or JSON: %s", yamlError(err))
+			p.addf("is not valid YAML or JSON: %s", yamldoc.Message(err))
 		}
 		return nil
 	}
@@ -391,11 +392,4 @@ func quoteValue(v string) string {
 		return ""
 	}
 	return fmt.Sprintf(" %q", v)
-}
-
-// yamlError flattens a yaml.v3 error onto one line without the values it
-// quotes.
-func yamlError(err error) string {
-	s := strings.TrimPrefix(err.Error(), "yaml: ")
-	return strings.Join(strings.Fields(s), " ")
 }

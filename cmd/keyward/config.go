@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -18,12 +16,13 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/bus"
 	"github.com/keyward/keyward/httpedge"
+	"github.com/keyward/keyward/internal/yamldoc"
 	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/tracing"
 	"github.com/keyward/keyward/verify"
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/trace"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // DefaultConfigFile is read when neither --config nor KEYWARD_CONFIG names
@@ -284,46 +283,37 @@ func (c *Config) readYAML(r io.Reader, source string) error {
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", source, err)
 	}
-	// Decode twice: into c (so absent keys keep their defaults) and into a
-	// map to learn which keys the file sets.
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s: %s", source, yamlError(err))
+	root, err := yamldoc.Parse(b)
+	if err != nil {
+		return fmt.Errorf("%s: %v", source, err)
 	}
-	var keys map[string]any
-	if err := yaml.Unmarshal(b, &keys); err == nil {
-		for k := range keys {
-			c.setSource(k, source)
+	if probs := yamldoc.Decode(root, c); len(probs) > 0 {
+		return fmt.Errorf("%s: %s", source, yamlProblems(probs))
+	}
+	if root != nil && root.Kind == yaml.MappingNode {
+		for i := 0; i < len(root.Content); i += 2 {
+			c.setSource(root.Content[i].Value, source)
 		}
 	}
 	return nil
 }
 
-// yamlError flattens yaml.v3's multi-line errors into one line, drops the
-// values it quotes (one could be a pepper) and points at the documentation
-// for unknown keys.
-func yamlError(err error) string {
-	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	}
-	for i, m := range msgs {
-		m = quotedValue.ReplaceAllString(strings.TrimSpace(m), "")
-		m = strings.ReplaceAll(m, "field ", "")
-		m = notFoundInType.ReplaceAllString(m, "is not a keyward setting (see docs/configuration.md)")
-		msgs[i] = strings.ReplaceAll(m, "\n", " ")
+// yamlProblems says what is wrong in a configuration file on one line, by
+// line and setting name, without the values (one could be a pepper).
+func yamlProblems(probs []yamldoc.Problem) string {
+	msgs := make([]string, len(probs))
+	for i, p := range probs {
+		switch {
+		case p.Unknown:
+			msgs[i] = fmt.Sprintf("line %d: %s is not a keyward setting (see docs/configuration.md)", p.Line, p.Path)
+		case p.Path == "":
+			msgs[i] = fmt.Sprintf("line %d: the file must be %s", p.Line, p.Want)
+		default:
+			msgs[i] = fmt.Sprintf("line %d: %s must be %s", p.Line, p.Path, p.Want)
+		}
 	}
 	return strings.Join(msgs, "; ")
 }
-
-// notFoundInType ends yaml.v3's message for an unknown key, at the top
-// level (main.Config) or in a block (main.GatewayConfig, ...).
-var notFoundInType = regexp.MustCompile(`not found in type main\.\w+`)
-
-// quotedValue matches a value yaml.v3 quotes in an error message.
-var quotedValue = regexp.MustCompile(" `[^`]*`")
 
 // setSource records where key came from; "" forgets it (back to default).
 func (c *Config) setSource(key, source string) {

@@ -1,0 +1,100 @@
+package yamldoc
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+type block struct {
+	Window time.Duration `yaml:"window"`
+	Names  []string      `yaml:"names"`
+}
+
+type doc struct {
+	Listen  string         `yaml:"listen"`
+	Count   int            `yaml:"count"`
+	On      *bool          `yaml:"on"`
+	Block   block          `yaml:"block"`
+	Routes  []block        `yaml:"routes"`
+	Secrets map[int]string `yaml:"secrets"`
+	hidden  string
+}
+
+func parse(t *testing.T, src string) []Problem {
+	t.Helper()
+	n, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d doc
+	return Decode(n, &d)
+}
+
+func TestDecodeFillsAndKeepsDefaults(t *testing.T) {
+	n, err := Parse([]byte("count: 3\nblock: {window: 30s}\nsecrets: {2: x}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := doc{Listen: "default"}
+	if probs := Decode(n, &d); probs != nil {
+		t.Fatal(probs)
+	}
+	if d.Listen != "default" || d.Count != 3 || d.Block.Window != 30*time.Second || d.Secrets[2] != "x" {
+		t.Errorf("decoded %+v", d)
+	}
+}
+
+func TestDecodeReportsUnknownKeysAndTypes(t *testing.T) {
+	probs := parse(t, `listen: x
+hidden: 1
+count: "secret-value"
+block:
+  window: soon
+  extra: 1
+routes:
+  - names: one
+secrets: {abc: x}
+`)
+	want := []Problem{
+		{Line: 2, Path: "hidden", Unknown: true},
+		{Line: 3, Path: "count", Want: "a whole number"},
+		{Line: 5, Path: "block.window", Want: "a duration such as 30s"},
+		{Line: 6, Path: "block.extra", Unknown: true},
+		{Line: 8, Path: "routes[0].names", Want: "a list"},
+		{Line: 9, Path: "secrets", Want: "keys that are a whole number"},
+	}
+	if len(probs) != len(want) {
+		t.Fatalf("problems = %+v, want %+v", probs, want)
+	}
+	for i := range want {
+		if probs[i] != want[i] {
+			t.Errorf("problem %d = %+v, want %+v", i, probs[i], want[i])
+		}
+	}
+}
+
+func TestDecodeLeavesTargetOnProblems(t *testing.T) {
+	n, _ := Parse([]byte("listen: changed\ncount: many\n"))
+	d := doc{Listen: "kept"}
+	if probs := Decode(n, &d); len(probs) != 1 || d.Listen != "kept" {
+		t.Errorf("problems %+v, listen %q", probs, d.Listen)
+	}
+}
+
+func TestDecodeTopLevelMustBeMapping(t *testing.T) {
+	probs := parse(t, "- a\n- b\n")
+	if len(probs) != 1 || probs[0].Path != "" || probs[0].Want != "a mapping of settings" {
+		t.Errorf("problems = %+v", probs)
+	}
+}
+
+func TestParse(t *testing.T) {
+	if n, err := Parse(nil); n != nil || err != nil {
+		t.Errorf("empty: %v, %v", n, err)
+	}
+	_, err := Parse([]byte("a: 1\nb: [\"hex:secret\"\n"))
+	if err == nil || strings.Contains(err.Error(), "\n") || strings.HasPrefix(err.Error(), "yaml:") || !strings.Contains(err.Error(), "line") {
+		t.Errorf("syntax error = %v, want one line naming the line", err)
+	}
+}
