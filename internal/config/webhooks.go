@@ -1,0 +1,47 @@
+package main
+
+
+// WebhooksConfig is the webhooks: block of keyward.yaml: how events are
+// delivered (docs/webhooks.md). Zero values keep the defaults of package
+// webhook.
+type WebhooksConfig struct {
+	// AllowNetworks lists internal networks endpoints may be on (for a
+	// receiver on the same host or network: 127.0.0.0/8, 10.0.0.0/8);
+	// every other internal address is refused.
+	AllowNetworks []string      `yaml:"allow_networks"`
+	Timeout       time.Duration `yaml:"timeout"`
+	MaxAttempts   int           `yaml:"max_attempts"`
+	RetryBase     time.Duration `yaml:"retry_base"`
+	RetryMax      time.Duration `yaml:"retry_max"`
+	PollInterval  time.Duration `yaml:"poll_interval"`
+	Concurrency   int           `yaml:"concurrency"`
+}
+
+
+// senderConfig returns the webhook sender configuration of c, without its
+// store and opener; the error names the setting.
+func (c *Config) senderConfig() (webhook.Config, error) {
+	w := c.Webhooks
+	out := webhook.Config{Timeout: w.Timeout, MaxAttempts: w.MaxAttempts, RetryBase: w.RetryBase,
+		RetryMax: w.RetryMax, PollInterval: w.PollInterval, Concurrency: w.Concurrency}
+	for _, s := range w.AllowNetworks {
+		p, err := keyward.ParsePrefix(s)
+		if err != nil {
+			return out, fmt.Errorf("allow_networks: %s", keyward.ErrorMessage(err))
+		}
+		out.Guard.Allow = append(out.Guard.Allow, p)
+	}
+	if err := out.Validate(); err != nil {
+		return out, errors.New(keyward.ErrorMessage(err))
+	}
+	return out, nil
+}
+
+
+func (c *Config) validateWebhooks(add func(key, format string, args ...any)) {
+	if _, err := c.senderConfig(); err != nil {
+		add("webhooks", "%v", err)
+	}
+}
+
+
