@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 	"github.com/keyward/keyward/abuse/redisabuse"
 	"github.com/keyward/keyward/credits"
 	"github.com/keyward/keyward/credits/redisledger"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/ratelimit"
 	"github.com/keyward/keyward/ratelimit/redislimit"
 	goredis "github.com/redis/go-redis/v9"
@@ -22,16 +20,16 @@ import (
 
 // openMetering returns the rate limiter and the credit ledger cfg selects,
 // on the shared Redis client when they use Redis.
-func openMetering(cfg *Config, store keyward.Store, client goredis.UniversalClient, log *slog.Logger) (ratelimit.Limiter, keyward.CreditLedger, func() error, error) {
+func openMetering(cfg *config.Config, store keyward.Store, client goredis.UniversalClient, log *slog.Logger) (ratelimit.Limiter, keyward.CreditLedger, func() error, error) {
 	var limiter ratelimit.Limiter = ratelimit.NewLocal(ratelimit.LocalOptions{})
-	if cfg.usesRedis(cfg.RateLimitEngine) {
+	if cfg.UsesRedis(cfg.RateLimitEngine) {
 		l, err := redislimit.New(client, "")
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		limiter = l
 	}
-	if !cfg.usesRedis(cfg.CreditLedger) {
+	if !cfg.UsesRedis(cfg.CreditLedger) {
 		return limiter, credits.NewStoreLedger(store), func() error { return nil }, nil
 	}
 	ledger, err := redisledger.New(client, store, redisledger.Options{Logger: log})
@@ -44,14 +42,14 @@ func openMetering(cfg *Config, store keyward.Store, client goredis.UniversalClie
 // startDetector builds the abuse detector of cfg and runs it until the
 // returned stop. Its actions go through c's admin service, read when an
 // action runs, so they reach the invalidation bus once it is started.
-func startDetector(cfg *Config, c *core, log *slog.Logger) (*abuse.Detector, func(), error) {
-	ac, err := cfg.abuseConfig()
+func startDetector(cfg *config.Config, c *core, log *slog.Logger) (*abuse.Detector, func(), error) {
+	ac, err := cfg.DetectorConfig()
 	if err != nil {
-		return nil, nil, configErrorf("abuse", "%v", err)
+		return nil, nil, config.Errorf("abuse", "%v", err)
 	}
 	ac.Recorder, ac.Actions, ac.Logger = abuseActions{c}, abuseActions{c}, log
-	if ac.TrustedProxies, err = cfg.trustedProxies(); err != nil {
-		return nil, nil, configErrorf("trusted_proxies", "%v", err)
+	if ac.TrustedProxies, err = cfg.TrustedProxyPrefixes(); err != nil {
+		return nil, nil, config.Errorf("trusted_proxies", "%v", err)
 	}
 	if c.redis != nil {
 		// Counts are keyed by address: clusters sharing one Redis keep
@@ -64,7 +62,7 @@ func startDetector(cfg *Config, c *core, log *slog.Logger) (*abuse.Detector, fun
 	}
 	d, err := abuse.New(ac)
 	if err != nil {
-		return nil, nil, configErrorf("abuse", "%s", keyward.ErrorMessage(err))
+		return nil, nil, config.Errorf("abuse", "%s", keyward.ErrorMessage(err))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

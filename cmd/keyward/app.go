@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/spf13/cobra"
 )
 
@@ -215,7 +216,7 @@ func (a *app) describe(cmd *cobra.Command, err error) (int, string) {
 	var (
 		ue *usageError
 		ee *exitError
-		ce *ConfigError
+		ce *config.Error
 	)
 	switch {
 	case errors.As(err, &ee):

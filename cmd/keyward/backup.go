@@ -19,6 +19,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/postgres"
 	"github.com/keyward/keyward/sqlite"
@@ -87,7 +88,7 @@ type backupSecrets struct {
 
 // errBackupRefused is a backup that does not match its manifest or whose
 // database is damaged (exit 1); a backup the configured secrets cannot
-// restore is a *ConfigError (exit 3).
+// restore is a *config.Error (exit 3).
 var errBackupRefused = errors.New("backup refused")
 
 func refusef(format string, args ...any) error {
@@ -121,14 +122,14 @@ It refuses (exit 3) when a pepper version the keys use or a master key
 version the store needs is not configured: such a backup would not restore.`,
 		Args: exactArgs("DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			cfg, err := config.Load(a.getenv, cmd.Flags())
 			if err != nil {
 				return err
 			}
 			return a.backup(cmd.Context(), cfg, args[0], includeSecrets)
 		},
 	}
-	addConfigFlags(cmd.Flags(), "data", "store", "pepper-file", "master-key-file")
+	config.AddFlags(cmd.Flags(), "data", "store", "pepper-file", "master-key-file")
 	cmd.Flags().BoolVar(&includeSecrets, "include-secrets", false, "also copy the pepper and master key files into DIR (mode 0600)")
 	cmd.AddCommand(a.backupVerifyCommand())
 	return cmd
@@ -156,20 +157,20 @@ Exit 0 when all hold; 1 when the backup is damaged or differs from its
 manifest; 3 when the configured peppers or master keys cannot restore it.`,
 		Args: exactArgs("DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			cfg, err := config.Load(a.getenv, cmd.Flags())
 			if err != nil {
 				return err
 			}
 			return a.backupVerify(cmd.Context(), cfg, args[0])
 		},
 	}
-	addConfigFlags(cmd.Flags(), "data", "store", "pepper-file", "master-key-file")
+	config.AddFlags(cmd.Flags(), "data", "store", "pepper-file", "master-key-file")
 	return cmd
 }
 
 // backup takes the backup of cfg's store into dir. A backup that fails
 // leaves dir without the files it wrote.
-func (a *app) backup(ctx context.Context, cfg *Config, dir string, includeSecrets bool) (err error) {
+func (a *app) backup(ctx context.Context, cfg *config.Config, dir string, includeSecrets bool) (err error) {
 	secrets, err := loadBackupSecrets(cfg, a.stderr)
 	if err != nil {
 		return err
@@ -186,13 +187,13 @@ func (a *app) backup(ctx context.Context, cfg *Config, dir string, includeSecret
 	}()
 	m := &backupManifest{Format: backupFormat, KeywardVersion: a.version(), CreatedAt: time.Now().UTC()}
 	var st keyward.Store
-	if cfg.usesPostgres() {
+	if cfg.UsesPostgres() {
 		m.Store, m.SchemaVersion = "postgres", postgres.SchemaVersion()
-		if st, err = openStore(ctx, cfg); err != nil {
+		if st, err = openStore(ctx, cfg, nil); err != nil {
 			return err
 		}
 	} else {
-		if err := cfg.prepareDataDir(false); err != nil {
+		if err := cfg.PrepareDataDir(false); err != nil {
 			return err
 		}
 		m.Store, m.Database = "sqlite", backupDatabaseFile
@@ -226,7 +227,7 @@ func (a *app) backup(ctx context.Context, cfg *Config, dir string, includeSecret
 		if m.SecretsIncluded, err = copySecrets(cfg, dir); err != nil {
 			return err
 		}
-		cfg.newLogger(a.stderr).Warn("the backup holds the pepper and master keys: whoever reads it can check keys offline and read the audit log; keep it as secret as they are", "dir", dir)
+		cfg.Logger(a.stderr).Warn("the backup holds the pepper and master keys: whoever reads it can check keys offline and read the audit log; keep it as secret as they are", "dir", dir)
 	}
 	if err := writeManifest(dir, m); err != nil {
 		return err
@@ -249,12 +250,12 @@ func (a *app) backup(ctx context.Context, cfg *Config, dir string, includeSecret
 }
 
 // backupVerify checks the backup in dir.
-func (a *app) backupVerify(ctx context.Context, cfg *Config, dir string) error {
+func (a *app) backupVerify(ctx context.Context, cfg *config.Config, dir string) error {
 	m, err := readManifest(dir)
 	if err != nil {
 		return err
 	}
-	if m.Store == "postgres" && !cfg.usesPostgres() {
+	if m.Store == "postgres" && !cfg.UsesPostgres() {
 		return usageErrorf("the backup in %s is of a PostgreSQL store: set --store (or KEYWARD_STORE) to the database restored from its dump", dir)
 	}
 	secrets, err := loadBackupSecrets(cfg, a.stderr)
@@ -281,7 +282,7 @@ func (a *app) backupVerify(ctx context.Context, cfg *Config, dir string) error {
 		}
 		st = ro
 	case "postgres":
-		if st, err = openStore(ctx, cfg); err != nil {
+		if st, err = openStore(ctx, cfg, nil); err != nil {
 			return err
 		}
 		defer st.Close()
@@ -359,25 +360,25 @@ func joinInts(vs []int) string {
 
 // loadBackupSecrets reads the configured peppers and master keys, never
 // generating either: a backup is checked with the secrets that restore it.
-func loadBackupSecrets(cfg *Config, stderr io.Writer) (*backupSecrets, error) {
-	log := cfg.newLogger(stderr)
-	peppers, err := cfg.loadPeppers(log, false)
+func loadBackupSecrets(cfg *config.Config, stderr io.Writer) (*backupSecrets, error) {
+	log := cfg.Logger(stderr)
+	peppers, err := cfg.LoadPeppers(log, false)
 	if err != nil {
 		return nil, err
 	}
 	if len(peppers) == 0 {
-		return nil, configErrorf("peppers", "none configured and %s does not exist: configure the peppers the keys were hashed with (%s, pepper_file or peppers)", cfg.DefaultPepperPath(), envPepper)
+		return nil, config.Errorf("peppers", "none configured and %s does not exist: configure the peppers the keys were hashed with (%s, pepper_file or peppers)", cfg.DefaultPepperPath(), config.EnvPepper)
 	}
 	hasher, err := apikey.NewHasher(peppers)
 	if err != nil {
-		return nil, configErrorf("peppers", "%s", keyward.ErrorMessage(err))
+		return nil, config.Errorf("peppers", "%s", keyward.ErrorMessage(err))
 	}
-	if len(cfg.MasterKeys) == 0 && cfg.MasterKeyFile == "" && !cfg.usesPostgres() {
+	if len(cfg.MasterKeys) == 0 && cfg.MasterKeyFile == "" && !cfg.UsesPostgres() {
 		if _, err := os.Stat(cfg.DefaultMasterKeyPath()); errors.Is(err, fs.ErrNotExist) {
-			return nil, configErrorf("master_keys", "none configured and %s does not exist: configure the master keys of the store (%s or master_key_file)", cfg.DefaultMasterKeyPath(), envMasterKeys)
+			return nil, config.Errorf("master_keys", "none configured and %s does not exist: configure the master keys of the store (%s or master_key_file)", cfg.DefaultMasterKeyPath(), config.EnvMasterKeys)
 		}
 	}
-	kr, err := cfg.openKeyring(log)
+	kr, err := cfg.OpenKeyring(log)
 	if err != nil {
 		return nil, err
 	}
@@ -391,15 +392,15 @@ func (s *backupSecrets) restores(m *backupManifest) error {
 	configured := s.hasher.Versions()
 	for _, p := range m.Peppers {
 		if !slices.Contains(configured, p.Version) {
-			return configErrorf("peppers", "pepper version %d hashes %d keys of the backup but is not configured (configured: %s): without it those keys would not verify after a restore; configure it from your secret store", p.Version, p.Keys, joinInts(configured))
+			return config.Errorf("peppers", "pepper version %d hashes %d keys of the backup but is not configured (configured: %s): without it those keys would not verify after a restore; configure it from your secret store", p.Version, p.Keys, joinInts(configured))
 		}
 		if fp := s.hasher.Fingerprint(p.Version); fp != p.Fingerprint {
-			return configErrorf("peppers", "pepper version %d is not the pepper the backup's keys were hashed with (fingerprint %s, the backup's %s): none of its %d keys would verify; configure the pepper of the backup", p.Version, fp, p.Fingerprint, p.Keys)
+			return config.Errorf("peppers", "pepper version %d is not the pepper the backup's keys were hashed with (fingerprint %s, the backup's %s): none of its %d keys would verify; configure the pepper of the backup", p.Version, fp, p.Fingerprint, p.Keys)
 		}
 	}
 	for _, v := range m.MasterKeyVersions {
 		if _, err := s.keyring.AuditChainKey(v); err != nil {
-			return configErrorf("master_keys", "master key version %d is needed by the backup (its audit log and sealed values) but is not configured (configured: %s); configure it from your secret store", v, joinInts(s.keyring.Versions()))
+			return config.Errorf("master_keys", "master key version %d is needed by the backup (its audit log and sealed values) but is not configured (configured: %s); configure it from your secret store", v, joinInts(s.keyring.Versions()))
 		}
 	}
 	return nil
@@ -410,7 +411,7 @@ func (s *backupSecrets) restores(m *backupManifest) error {
 func (s *backupSecrets) checkHead(h *keyward.AuditCheckpoint) error {
 	key, err := s.keyring.AuditChainKey(h.KeyVersion)
 	if err != nil {
-		return configErrorf("master_keys", "master key version %d signed the backup's audit head but is not configured; configure it from your secret store", h.KeyVersion)
+		return config.Errorf("master_keys", "master key version %d signed the backup's audit head but is not configured; configure it from your secret store", h.KeyVersion)
 	}
 	hash, err := hex.DecodeString(h.Hash)
 	mac, macErr := hex.DecodeString(h.MAC)
@@ -609,7 +610,7 @@ func makeBackupDir(dir string) error {
 // copySecrets copies the pepper and master key files of cfg into dir with
 // mode 0600 and returns their names there. Secrets given in the
 // environment or keyward.yaml are not files: it refuses, naming them.
-func copySecrets(cfg *Config, dir string) ([]string, error) {
+func copySecrets(cfg *config.Config, dir string) ([]string, error) {
 	if len(cfg.Peppers) > 0 {
 		return nil, usageErrorf("--include-secrets: the peppers come from %s, not a file: back them up from your secret store", cfg.Source("peppers"))
 	}

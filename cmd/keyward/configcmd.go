@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/spf13/cobra"
 )
 
@@ -61,18 +62,18 @@ store and redis URLs as xxxxx. Exits 3 if the configuration is invalid. It
 creates nothing: a pepper that serve would generate is reported as such.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			cfg, err := config.Load(a.getenv, cmd.Flags())
 			if err != nil {
 				return err
 			}
-			if err := cfg.prepareDataDir(false); err != nil {
+			if err := cfg.PrepareDataDir(false); err != nil {
 				return err
 			}
-			peppers, err := cfg.loadPeppers(slog.New(slog.DiscardHandler), false)
+			peppers, err := cfg.LoadPeppers(slog.New(slog.DiscardHandler), false)
 			if err != nil {
 				return err
 			}
-			if len(peppers) == 0 && cfg.usesPostgres() {
+			if len(peppers) == 0 && cfg.UsesPostgres() {
 				// serve generates no pepper for a shared store.
 				return sharedPepperError(cfg)
 			}
@@ -84,13 +85,13 @@ creates nothing: a pepper that serve would generate is reported as such.`,
 			eff := effectiveConfig{
 				Listen:          cfg.Listen,
 				Data:            cfg.Data,
-				Database:        cfg.storeName(),
+				Database:        cfg.StoreName(),
 				Peppers:         map[int]keyward.Secret{},
-				PepperSource:    cfg.pepperSource(),
+				PepperSource:    cfg.PepperSource(),
 				CacheTTL:        cfg.CacheTTL.String(),
 				MaxStale:        cfg.MaxStale.String(),
-				Store:           redactURL(cfg.Store),
-				Redis:           redactURL(cfg.Redis),
+				Store:           config.RedactURL(cfg.Store),
+				Redis:           config.RedactURL(cfg.Redis),
 				BusChannel:      cfg.BusChannel,
 				BusDownCacheTTL: cfg.BusDownCacheTTL.String(),
 				LogLevel:        cfg.LogLevel,
@@ -113,9 +114,9 @@ creates nothing: a pepper that serve would generate is reported as such.`,
 			if eff.AgentHeaders == nil {
 				eff.AgentHeaders = []string{}
 			}
-			if v := a.getenv(envAdminAPIKey); v != "" {
+			if v := a.getenv(config.EnvAdminAPIKey); v != "" {
 				eff.AdminAPIKey = keyward.Secret(v)
-				eff.Sources["admin_api_key"] = "env " + envAdminAPIKey
+				eff.Sources["admin_api_key"] = "env " + config.EnvAdminAPIKey
 			}
 			for v, p := range peppers {
 				eff.Peppers[v] = p
@@ -126,19 +127,15 @@ creates nothing: a pepper that serve would generate is reported as such.`,
 			}
 			eff.Sources["peppers"] = cfg.Source("peppers")
 			eff.Sources["gateway"] = cfg.Source("gateway")
-			for _, s := range settings {
-				eff.Sources[s.key] = cfg.Source(s.key)
+			for _, key := range config.Keys() {
+				eff.Sources[key] = cfg.Source(key)
 			}
 			return a.show(eff, func(w io.Writer) error { return printEffective(w, &eff) })
 		},
 	}
 	// Every setting has its flag here, so config check can check exactly
 	// what a command line of serve or gateway would run.
-	var flags []string
-	for _, s := range settings {
-		flags = append(flags, s.flag)
-	}
-	addConfigFlags(check.Flags(), flags...)
+	config.AddFlags(check.Flags(), config.FlagNames()...)
 	cmd.AddCommand(check)
 	return cmd
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/keywardtest"
 )
 
@@ -241,12 +242,12 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peppers, err := parsePepperList(strings.Split(string(pepperText), "\n"), "pepper")
+	peppers, err := config.ParsePepperList(strings.Split(string(pepperText), "\n"), "pepper")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pepper, err := decodePepper(peppers[1])
-	if err != nil || len(pepper) != generatedPepperLen {
+	pepper, err := config.DecodePepper(peppers[1])
+	if err != nil || len(pepper) != config.GeneratedPepperLen {
 		t.Fatalf("cannot read the generated pepper: %v", err)
 	}
 	forms := map[string]string{}

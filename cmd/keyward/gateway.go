@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -21,10 +20,11 @@ import (
 	"github.com/keyward/keyward/admin"
 	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/gateway"
-	"github.com/keyward/keyward/httpedge"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/keystore"
 	"github.com/keyward/keyward/tracing"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // defaultGatewayListen is where "keyward gateway" listens without --listen
@@ -36,15 +36,15 @@ const remoteVerifyTimeout = 5 * time.Second
 
 // newForwardAuth is serve's /v1/forward-auth over v with the configured
 // routes.
-func newForwardAuth(cfg *Config, v keyward.KeyVerifier, log *slog.Logger) (http.Handler, error) {
-	gc, errs := cfg.gatewayConfig()
+func newForwardAuth(cfg *config.Config, v keyward.KeyVerifier, log *slog.Logger) (http.Handler, error) {
+	gc, errs := cfg.GatewayConfig()
 	if len(errs) > 0 {
-		return nil, &ConfigError{Errors: errs}
+		return nil, &config.Error{Errors: errs}
 	}
 	gc.Verifier, gc.Logger = v, log
 	fa, err := gateway.NewForwardAuth(gc)
 	if err != nil {
-		return nil, &ConfigError{Errors: gatewayErrors(err, yamlName)}
+		return nil, &config.Error{Errors: config.GatewayErrors(err, config.YAMLName)}
 	}
 	return fa, nil
 }
@@ -61,12 +61,12 @@ type gatewayServer struct {
 func listenGateway(ctx context.Context, addr string, cfg gateway.Config, log *slog.Logger, name func(string) string, listenSetting string) (*gatewayServer, error) {
 	g, err := gateway.New(cfg)
 	if err != nil {
-		return nil, &ConfigError{Errors: gatewayErrors(err, name)}
+		return nil, &config.Error{Errors: config.GatewayErrors(err, name)}
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		g.Close()
-		return nil, configErrorf(listenSetting, "cannot listen on %s: %v", addr, err)
+		return nil, config.Errorf(listenSetting, "cannot listen on %s: %v", addr, err)
 	}
 	srv := g.Server(addr)
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
@@ -134,7 +134,7 @@ Without --upstream the routes come from the gateway block of the config file.
 See docs/gateway.md.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			cfg, err := config.Load(a.getenv, cmd.Flags())
 			if err != nil {
 				return err
 			}
@@ -154,32 +154,31 @@ See docs/gateway.md.`,
 	fl.StringVar(&f.apiKey, "api-key", "", "API key for --remote, root or keys:verify (env KEYWARD_API_KEY, preferred: flags show in ps)")
 	fl.BoolVar(&f.forwardCred, "forward-credentials", false, "send Authorization and X-API-Key upstream too (default: removed)")
 	fl.Int64Var(&f.maxBody, "max-body-bytes", 0, fmt.Sprintf("largest request body (default gateway.max_body_bytes, else %d; negative: no limit)", gateway.DefaultMaxBodyBytes))
-	addConfigFlags(fl, "data", "store", "redis", "bus-channel", "bus-down-cache-ttl", "pepper-file", "cache-ttl", "max-stale", "keystore", "dev", "trusted-proxies", "www-authenticate-scheme", "www-authenticate-realm", "agent-headers", "log-level", "log-format", "shutdown-timeout")
+	config.AddFlags(fl, "data", "store", "redis", "bus-channel", "bus-down-cache-ttl", "pepper-file", "cache-ttl", "max-stale", "keystore", "dev", "trusted-proxies", "www-authenticate-scheme", "www-authenticate-realm", "agent-headers", "log-level", "log-format", "shutdown-timeout")
 	cmd.MarkFlagsMutuallyExclusive("remote", "keystore")
 	cmd.MarkFlagsMutuallyExclusive("remote", "data")
 	cmd.MarkFlagsMutuallyExclusive("remote", "store")
 	return cmd
 }
 
-func (a *app) runGateway(cmd *cobra.Command, cfg *Config, f *gatewayFlags) (err error) {
+func (a *app) runGateway(cmd *cobra.Command, cfg *config.Config, f *gatewayFlags) (err error) {
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log := cfg.newLogger(a.stderr)
-	gc, errs := cfg.gatewayConfig()
+	log := cfg.Logger(a.stderr)
+	gc, errs := cfg.GatewayConfig()
 	if len(errs) > 0 {
-		return &ConfigError{Errors: errs}
+		return &config.Error{Errors: errs}
 	}
 	tp, stopTracing, err := startTracing(ctx, a.getenv, log, a.version())
 	if err != nil {
 		return err
 	}
 	defer a.stopTracing(ctx, cfg, stopTracing)
-	cfg.tracer = tp
-	name := yamlName
+	name := config.YAMLName
 	if f.upstream != "" {
 		u, err := url.Parse(f.upstream)
 		if err != nil {
-			return configErrorf("upstream", "--upstream %q is not a URL: use e.g. http://127.0.0.1:9000", f.upstream)
+			return config.Errorf("upstream", "--upstream %q is not a URL: use e.g. http://127.0.0.1:9000", f.upstream)
 		}
 		gc.Routes = []gateway.Route{{PathPrefix: f.prefix, Host: f.host, Upstream: u, Permissions: f.permissions, Exempt: f.exempt, StampField: f.stampField, StampValue: f.stampValue}}
 		name = flagName
@@ -195,11 +194,11 @@ func (a *app) runGateway(cmd *cobra.Command, cfg *Config, f *gatewayFlags) (err 
 		gc.MaxBodyBytes = f.maxBody
 	}
 	listen := firstNonEmpty(f.listen, cfg.GatewayListen, defaultGatewayListen)
-	if err := validListen(listen); err != nil {
-		return configErrorf("listen", "--listen %q %v", listen, err)
+	if err := config.CheckListen(listen); err != nil {
+		return config.Errorf("listen", "--listen %q %v", listen, err)
 	}
 
-	verifier, closeVerifier, err := a.gatewayVerifier(ctx, cmd, cfg, f, listen, log)
+	verifier, closeVerifier, err := a.gatewayVerifier(ctx, cmd, cfg, tp, f, listen, log)
 	if err != nil {
 		return err
 	}
@@ -211,7 +210,7 @@ func (a *app) runGateway(cmd *cobra.Command, cfg *Config, f *gatewayFlags) (err 
 			err = shutdownError(cerr)
 		}
 	}()
-	gc.Verifier, gc.Logger, gc.Anonymous, gc.TracerProvider = verifier, log, cfg.DevMode, cfg.tracer
+	gc.Verifier, gc.Logger, gc.Anonymous, gc.TracerProvider = verifier, log, cfg.DevMode, tp
 	gs, err := listenGateway(ctx, listen, gc, log, name, "listen")
 	if err != nil {
 		return err
@@ -239,7 +238,7 @@ func (a *app) runGateway(cmd *cobra.Command, cfg *Config, f *gatewayFlags) (err 
 func flagName(field string) string {
 	_, f, ok := strings.Cut(field, ".")
 	if !ok {
-		return yamlName(field)
+		return config.YAMLName(field)
 	}
 	switch f {
 	case "upstream", "prefix", "host", "exempt":
@@ -251,21 +250,21 @@ func flagName(field string) string {
 	case "stamp_value":
 		return "stamp-value"
 	}
-	return yamlName(field)
+	return config.YAMLName(field)
 }
 
 // gatewayVerifier picks what checks keys (see the command's help) and
 // returns it with the function that releases it.
-func (a *app) gatewayVerifier(ctx context.Context, cmd *cobra.Command, cfg *Config, f *gatewayFlags, listen string, log *slog.Logger) (keyward.KeyVerifier, func(context.Context) error, error) {
+func (a *app) gatewayVerifier(ctx context.Context, cmd *cobra.Command, cfg *config.Config, tp trace.TracerProvider, f *gatewayFlags, listen string, log *slog.Logger) (keyward.KeyVerifier, func(context.Context) error, error) {
 	noop := func(context.Context) error { return nil }
 	if f.remote != "" {
 		if cfg.DevMode {
-			return nil, nil, configErrorf("dev_mode", "dev mode lets every request through, so --remote would never be consulted: turn dev mode off, or drop --remote")
+			return nil, nil, config.Errorf("dev_mode", "dev mode lets every request through, so --remote would never be consulted: turn dev mode off, or drop --remote")
 		}
-		if a.getenv(envAdminAPIKey) != "" || cfg.Keystore != "" {
-			return nil, nil, configErrorf("remote", "--remote verifies with a remote keyward, but %s or keystore is set too: unset them, or drop --remote", envAdminAPIKey)
+		if a.getenv(config.EnvAdminAPIKey) != "" || cfg.Keystore != "" {
+			return nil, nil, config.Errorf("remote", "--remote verifies with a remote keyward, but %s or keystore is set too: unset them, or drop --remote", config.EnvAdminAPIKey)
 		}
-		v, err := a.remoteVerifier(ctx, cfg, f, log)
+		v, err := a.remoteVerifier(ctx, cfg, tp, f, log)
 		return v, noop, err
 	}
 	simple, err := loadSimpleModes(cfg, a.getenv, listen, log)
@@ -279,9 +278,9 @@ func (a *app) gatewayVerifier(ctx context.Context, cmd *cobra.Command, cfg *Conf
 	// The SQLite key store of "keyward serve": never create one here, it
 	// could only refuse every key.
 	if _, err := os.Stat(cfg.DatabasePath()); cfg.Store == "" && errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, configErrorf("data", "no keyward database in %s: run keyward serve there first, point --data at its data directory, or use --keystore, %s or --remote", cfg.Data, envAdminAPIKey)
+		return nil, nil, config.Errorf("data", "no keyward database in %s: run keyward serve there first, point --data at its data directory, or use --keystore, %s or --remote", cfg.Data, config.EnvAdminAPIKey)
 	}
-	c, err := openCore(ctx, cfg, log, true)
+	c, err := openCore(ctx, cfg, tp, log, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -292,7 +291,7 @@ func (a *app) gatewayVerifier(ctx context.Context, cmd *cobra.Command, cfg *Conf
 		cerr := c.close(context.WithoutCancel(ctx), log)
 		return nil, nil, errors.Join(err, cerr)
 	}
-	log.Info("verifying keys in process", "data", cfg.Data, "store", redactURL(cfg.Store), "cache_ttl", cfg.CacheTTL, "max_stale", cfg.MaxStale)
+	log.Info("verifying keys in process", "data", cfg.Data, "store", config.RedactURL(cfg.Store), "cache_ttl", cfg.CacheTTL, "max_stale", cfg.MaxStale)
 	closeCore := func(ctx context.Context) error {
 		stopBus()
 		return c.close(ctx, log)
@@ -307,14 +306,14 @@ func (a *app) gatewayVerifier(ctx context.Context, cmd *cobra.Command, cfg *Conf
 // once at start and only warns on failure: keyward may start later.
 // Answers are cached briefly (client.CachedVerifier), so a revocation
 // reaches this gateway within client.DefaultCacheTTL.
-func (a *app) remoteVerifier(ctx context.Context, cfg *Config, f *gatewayFlags, log *slog.Logger) (keyward.KeyVerifier, error) {
+func (a *app) remoteVerifier(ctx context.Context, cfg *config.Config, tp trace.TracerProvider, f *gatewayFlags, log *slog.Logger) (keyward.KeyVerifier, error) {
 	u, err := url.Parse(f.remote)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, configErrorf("remote", "--remote %q is not a keyward URL: use e.g. http://127.0.0.1:8080", f.remote)
+		return nil, config.Errorf("remote", "--remote %q is not a keyward URL: use e.g. http://127.0.0.1:8080", f.remote)
 	}
 	key := firstNonEmpty(f.apiKey, a.getenv("KEYWARD_API_KEY"))
 	if key == "" {
-		return nil, configErrorf("remote", "--remote needs an API key with keys:verify: set KEYWARD_API_KEY (or --api-key)")
+		return nil, config.Errorf("remote", "--remote needs an API key with keys:verify: set KEYWARD_API_KEY (or --api-key)")
 	}
 	c := client.New(f.remote, keyward.Secret(key))
 	t := http.DefaultTransport.(*http.Transport).Clone()
@@ -322,7 +321,7 @@ func (a *app) remoteVerifier(ctx context.Context, cfg *Config, f *gatewayFlags, 
 	t.Proxy = nil
 	c.HTTPClient = &http.Client{
 		// Traced: the remote keyward's spans join the gateway's trace.
-		Transport: tracing.Transport(tracing.Tracer(cfg.tracer), "keyward remote verify", t),
+		Transport: tracing.Transport(tracing.Tracer(tp), "keyward remote verify", t),
 		Timeout:   remoteVerifyTimeout,
 		// A redirect would carry the API key and the keys being verified.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -333,7 +332,7 @@ func (a *app) remoteVerifier(ctx context.Context, cfg *Config, f *gatewayFlags, 
 	id, err := c.WhoAmI(cctx)
 	switch {
 	case keyward.ErrorCode(err) == keyward.EUNAUTHORIZED:
-		return nil, configErrorf("remote", "the remote keyward refused the API key: set KEYWARD_API_KEY to a root key or one with keys:verify")
+		return nil, config.Errorf("remote", "the remote keyward refused the API key: set KEYWARD_API_KEY to a root key or one with keys:verify")
 	case err != nil:
 		log.Warn("the remote keyward cannot be reached yet; requests get 503 until it can", "remote", u.Redacted(), "err", err)
 	case id.Role != keyward.RoleRoot && !slices.Contains(id.Permissions, admin.PermissionVerify):

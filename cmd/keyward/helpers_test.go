@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -139,3 +140,8 @@ func checkFails(t *testing.T, r result, code int, args []string) string {
 func mapEnv(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
 }
+
+var (
+	testPepperBytes = []byte("0123456789abcdef0123456789abcdef")
+	testPepperHex   = "hex:" + hex.EncodeToString(testPepperBytes)
+)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/keystore"
 	"github.com/keyward/keyward/sqlite"
 )
@@ -97,13 +98,13 @@ func TestEndToEndImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peppers, err := parsePepperList(strings.Split(string(pepperText), "\n"), "pepper")
+	peppers, err := config.ParsePepperList(strings.Split(string(pepperText), "\n"), "pepper")
 	if err != nil {
 		t.Fatal(err)
 	}
 	decoded := map[int]keyward.Secret{}
 	for v, enc := range peppers {
-		b, err := decodePepper(enc)
+		b, err := config.DecodePepper(enc)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,5 +1,9 @@
 package main
 
+import (
+	"testing"
+	"time"
+)
 
 func TestParseExpiry(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -24,5 +28,3 @@ func TestParseExpiry(t *testing.T) {
 		}
 	}
 }
-
-

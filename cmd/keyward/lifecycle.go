@@ -7,14 +7,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/lifecycle"
 	"github.com/spf13/cobra"
 )
 
 // newLifecycle returns the lifecycle runner of c.
-func (c *core) newLifecycle(cfg *Config, log *slog.Logger) (*lifecycle.Runner, error) {
+func (c *core) newLifecycle(cfg *config.Config, log *slog.Logger) (*lifecycle.Runner, error) {
 	l := cfg.Lifecycle
 	lc := lifecycle.Config{
 		Store:            c.store,
@@ -38,7 +38,7 @@ func (c *core) newLifecycle(cfg *Config, log *slog.Logger) (*lifecycle.Runner, e
 
 // startLifecycle runs the lifecycle jobs until the returned stop, unless
 // they are disabled on this instance (runner nil).
-func (c *core) startLifecycle(cfg *Config, log *slog.Logger) (*lifecycle.Runner, func(), error) {
+func (c *core) startLifecycle(cfg *config.Config, log *slog.Logger) (*lifecycle.Runner, func(), error) {
 	if cfg.Lifecycle.Disabled {
 		log.Info("lifecycle jobs are disabled on this instance (lifecycle.disabled)")
 		return nil, func() {}, nil
@@ -71,12 +71,12 @@ See docs/lifecycle.md.`,
 			if job != "" && !slices.Contains(lifecycle.Jobs, job) {
 				return usageErrorf("--job %q: use one of %s", job, strings.Join(lifecycle.Jobs, ", "))
 			}
-			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			cfg, err := config.Load(a.getenv, cmd.Flags())
 			if err != nil {
 				return err
 			}
-			log := cfg.newLogger(a.stderr)
-			c, err := openCore(cmd.Context(), cfg, log, false)
+			log := cfg.Logger(a.stderr)
+			c, err := openCore(cmd.Context(), cfg, nil, log, false)
 			if err != nil {
 				return err
 			}
@@ -91,13 +91,13 @@ See docs/lifecycle.md.`,
 		},
 	}
 	run.Flags().StringVar(&job, "job", "", "run only this job: "+strings.Join(lifecycle.Jobs, ", "))
-	addConfigFlags(run.Flags(), "data", "store", "redis", "pepper-file", "log-level", "log-format", "credit-ledger")
+	config.AddFlags(run.Flags(), "data", "store", "redis", "pepper-file", "log-level", "log-format", "credit-ledger")
 	cmd.AddCommand(run)
 	return cmd
 }
 
 // runJobs runs every job, or job, once.
-func runJobs(ctx context.Context, c *core, cfg *Config, log *slog.Logger, job string) ([]lifecycle.Result, error) {
+func runJobs(ctx context.Context, c *core, cfg *config.Config, log *slog.Logger, job string) ([]lifecycle.Result, error) {
 	r, err := c.newLifecycle(cfg, log)
 	if err != nil {
 		return nil, err

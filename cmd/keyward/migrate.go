@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/postgres"
 	"github.com/keyward/keyward/sqlite"
 	"github.com/spf13/cobra"
@@ -19,15 +20,15 @@ under load. A schema newer than this binary is refused (exit 3): an older
 keyward never writes to a schema it does not understand.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			cfg, err := config.Load(a.getenv, cmd.Flags())
 			if err != nil {
 				return err
 			}
 			var from, to int
-			if cfg.usesPostgres() {
+			if cfg.UsesPostgres() {
 				from, to, err = postgres.Migrate(cmd.Context(), cfg.Store, postgres.Options{})
 			} else {
-				if err := cfg.prepareDataDir(true); err != nil {
+				if err := cfg.PrepareDataDir(true); err != nil {
 					return err
 				}
 				from, to, err = sqlite.Migrate(cmd.Context(), cfg.DatabasePath())
@@ -39,6 +40,6 @@ keyward never writes to a schema it does not understand.`,
 			return err
 		},
 	}
-	addConfigFlags(cmd.Flags(), "data", "store")
+	config.AddFlags(cmd.Flags(), "data", "store")
 	return cmd
 }

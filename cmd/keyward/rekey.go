@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/keyring"
 	"github.com/spf13/cobra"
 )
@@ -39,20 +40,20 @@ version. Keep that version configured to read their details.
 --dry-run only counts the sealed values by kind and version.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			cfg, err := config.Load(a.getenv, cmd.Flags())
 			if err != nil {
 				return err
 			}
-			if !cfg.usesPostgres() {
-				if err := cfg.prepareDataDir(false); err != nil {
+			if !cfg.UsesPostgres() {
+				if err := cfg.PrepareDataDir(false); err != nil {
 					return err
 				}
 			}
-			kr, err := cfg.openKeyring(cfg.newLogger(a.stderr))
+			kr, err := cfg.OpenKeyring(cfg.Logger(a.stderr))
 			if err != nil {
 				return err
 			}
-			st, err := openStore(cmd.Context(), cfg)
+			st, err := openStore(cmd.Context(), cfg, nil)
 			if err != nil {
 				return err
 			}
@@ -71,7 +72,7 @@ version. Keep that version configured to read their details.
 			return a.show(r, func(w io.Writer) error { return printRekey(w, r) })
 		},
 	}
-	addConfigFlags(cmd.Flags(), "data", "store", "master-key-file")
+	config.AddFlags(cmd.Flags(), "data", "store", "master-key-file")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "count the sealed values by kind and master key version; change nothing")
 	return cmd
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 )
@@ -52,12 +53,12 @@ Progress goes to stderr: a bar on a terminal, a line every 5s otherwise.`,
 			if workers <= 0 {
 				return usageErrorf("--workers must be positive")
 			}
-			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			cfg, err := config.Load(a.getenv, cmd.Flags())
 			if err != nil {
 				return err
 			}
-			log := cfg.newLogger(a.stderr)
-			c, err := openCore(cmd.Context(), cfg, log, false)
+			log := cfg.Logger(a.stderr)
+			c, err := openCore(cmd.Context(), cfg, nil, log, false)
 			if err != nil {
 				return err
 			}
@@ -79,7 +80,7 @@ Progress goes to stderr: a bar on a terminal, a line every 5s otherwise.`,
 	f.StringVar(&account, "account", "seed", "name of the account the keys belong to (created if missing)")
 	f.IntVar(&sample, "print-sample", 0, "print the secrets of the first N keys on stdout")
 	f.IntVar(&workers, "workers", 4, "concurrent key generators and writers (SQLite serialises the writes)")
-	addConfigFlags(f, "data", "store", "pepper-file", "log-level", "log-format")
+	config.AddFlags(f, "data", "store", "pepper-file", "log-level", "log-format")
 	return cmd
 }
 

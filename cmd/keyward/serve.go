@@ -17,6 +17,7 @@ import (
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/bus"
 	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/redis"
 	"github.com/keyward/keyward/usage"
@@ -55,14 +56,14 @@ line beginning "root key: ". Starts with a usable root key never print one.
 SIGINT or SIGTERM shut it down gracefully, flushing recorded key usage.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			cfg, err := config.Load(a.getenv, cmd.Flags())
 			if err != nil {
 				return err
 			}
 			return a.serve(cmd.Context(), cfg)
 		},
 	}
-	addConfigFlags(cmd.Flags(), "listen", "data", "store", "redis", "bus-channel", "pepper-file", "cache-ttl", "max-stale", "bus-down-cache-ttl", "log-level", "log-format", "shutdown-timeout", "gateway-listen", "trusted-proxies", "www-authenticate-scheme", "www-authenticate-realm", "agent-headers")
+	config.AddFlags(cmd.Flags(), "listen", "data", "store", "redis", "bus-channel", "pepper-file", "cache-ttl", "max-stale", "bus-down-cache-ttl", "log-level", "log-format", "shutdown-timeout", "gateway-listen", "trusted-proxies", "www-authenticate-scheme", "www-authenticate-realm", "agent-headers")
 	return cmd
 }
 
@@ -101,12 +102,12 @@ type core struct {
 
 // openCore opens the data directory, loads (or generates) the peppers and
 // opens the store. withEngine also starts the verification engine.
-func openCore(ctx context.Context, cfg *Config, log *slog.Logger, withEngine bool) (*core, error) {
-	if err := cfg.prepareDataDir(true); err != nil {
+func openCore(ctx context.Context, cfg *config.Config, tp trace.TracerProvider, log *slog.Logger, withEngine bool) (*core, error) {
+	if err := cfg.PrepareDataDir(true); err != nil {
 		return nil, err
 	}
 	// A shared PostgreSQL store needs a shared pepper: never generate one.
-	peppers, err := cfg.loadPeppers(log, !cfg.usesPostgres())
+	peppers, err := cfg.LoadPeppers(log, !cfg.UsesPostgres())
 	if err != nil {
 		return nil, err
 	}
@@ -115,24 +116,24 @@ func openCore(ctx context.Context, cfg *Config, log *slog.Logger, withEngine boo
 	}
 	hasher, err := apikey.NewHasher(peppers)
 	if err != nil {
-		return nil, configErrorf("peppers", "%s", keyward.ErrorMessage(err))
+		return nil, config.Errorf("peppers", "%s", keyward.ErrorMessage(err))
 	}
-	store, err := openStore(ctx, cfg)
+	store, err := openStore(ctx, cfg, tp)
 	if err != nil {
 		return nil, err
 	}
 	if r, ok := store.(keyward.StorageReporter); ok {
 		r.Storage().SetLogger(log.With("component", "store"))
 	}
-	c := &core{store: store, hasher: hasher, tracer: cfg.tracer}
-	if c.keyring, err = cfg.openKeyring(log); err != nil {
+	c := &core{store: store, hasher: hasher, tracer: tp}
+	if c.keyring, err = cfg.OpenKeyring(log); err != nil {
 		store.Close()
 		return nil, err
 	}
-	wc, err := cfg.senderConfig()
+	wc, err := cfg.SenderConfig()
 	if err != nil {
 		store.Close()
-		return nil, configErrorf("webhooks", "%v", err)
+		return nil, config.Errorf("webhooks", "%v", err)
 	}
 	c.guard = wc.Guard
 	if err := c.openEngine(cfg, log, withEngine); err != nil {
@@ -161,11 +162,11 @@ func (c *core) bindProviderPasswords(ctx context.Context, log *slog.Logger) {
 // openEngine opens the Redis client, the rate limiter and the credit ledger
 // of c and, withEngine, starts the abuse detector, the usage aggregator, the
 // webhook sender and the verification engine.
-func (c *core) openEngine(cfg *Config, log *slog.Logger, withEngine bool) error {
+func (c *core) openEngine(cfg *config.Config, log *slog.Logger, withEngine bool) error {
 	if cfg.Redis != "" {
 		client, err := redis.Open(cfg.Redis)
 		if err != nil {
-			return configErrorf("redis", "%s", keyward.ErrorMessage(err))
+			return config.Errorf("redis", "%s", keyward.ErrorMessage(err))
 		}
 		c.redis = client
 	}
@@ -194,7 +195,7 @@ func (c *core) openEngine(cfg *Config, log *slog.Logger, withEngine bool) error 
 		Signals:  usage.Tee(c.detector, c.usage, c.sender),
 		Logger:   log,
 
-		TracerProvider: cfg.tracer,
+		TracerProvider: c.tracer,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the verification engine: %w", err)
@@ -206,7 +207,7 @@ func (c *core) openEngine(cfg *Config, log *slog.Logger, withEngine bool) error 
 // which writes its last counts. It brings the rollups up to date before it
 // returns (Run only maintains after its first interval), so reports served
 // from the first request on include everything counted before this start.
-func startUsage(store keyward.Store, uc UsageConfig, log *slog.Logger) (*usage.Aggregator, func() error) {
+func startUsage(store keyward.Store, uc config.Usage, log *slog.Logger) (*usage.Aggregator, func() error) {
 	agg := usage.New(store, usage.Config{MinuteRetention: uc.MinuteRetention, HourRetention: uc.HourRetention,
 		DayRetention: uc.DayRetention, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -258,19 +259,18 @@ func (c *core) close(ctx context.Context, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
-	log := cfg.newLogger(a.stderr)
+func (a *app) serve(ctx context.Context, cfg *config.Config) (err error) {
+	log := cfg.Logger(a.stderr)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	log.Info("starting keyward", "version", a.version(), "data", cfg.Data, "store", cfg.storeName(), "peppers", cfg.pepperSource())
+	log.Info("starting keyward", "version", a.version(), "data", cfg.Data, "store", cfg.StoreName(), "peppers", cfg.PepperSource())
 	tp, stopTracing, err := startTracing(ctx, a.getenv, log, a.version())
 	if err != nil {
 		return err
 	}
 	defer a.stopTracing(ctx, cfg, stopTracing) // last: the spans of the shutdown are flushed too
-	cfg.tracer = tp
-	c, err := openCore(ctx, cfg, log, true)
+	c, err := openCore(ctx, cfg, tp, log, true)
 	if err != nil {
 		return err
 	}
@@ -302,17 +302,17 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 	// Bind first so a busy port fails before a root key is created.
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return configErrorf("listen", "cannot listen on %s: %v", cfg.Listen, err)
+		return config.Errorf("listen", "cannot listen on %s: %v", cfg.Listen, err)
 	}
 	defer ln.Close()
 	var gw *gatewayServer
 	if cfg.GatewayListen != "" {
-		gc, errs := cfg.gatewayConfig()
+		gc, errs := cfg.GatewayConfig()
 		if len(errs) > 0 {
-			return &ConfigError{Errors: errs}
+			return &config.Error{Errors: errs}
 		}
-		gc.Verifier, gc.Logger, gc.TracerProvider = c.engine, log, cfg.tracer
-		if gw, err = listenGateway(ctx, cfg.GatewayListen, gc, log, yamlName, "gateway_listen"); err != nil {
+		gc.Verifier, gc.Logger, gc.TracerProvider = c.engine, log, tp
+		if gw, err = listenGateway(ctx, cfg.GatewayListen, gc, log, config.YAMLName, "gateway_listen"); err != nil {
 			return err
 		}
 		defer gw.ln.Close()
@@ -361,13 +361,13 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 	if err != nil {
 		return err
 	}
-	trusted, err := cfg.trustedProxies()
+	trusted, err := cfg.TrustedProxyPrefixes()
 	if err != nil {
-		return configErrorf("trusted_proxies", "%v", err)
+		return config.Errorf("trusted_proxies", "%v", err)
 	}
-	challenge, err := cfg.challenge()
+	challenge, err := cfg.Challenge()
 	if err != nil {
-		return configErrorf("www_authenticate_scheme", "%s", keyward.ErrorMessage(err))
+		return config.Errorf("www_authenticate_scheme", "%s", keyward.ErrorMessage(err))
 	}
 	handler := httpapi.New(httpapi.Config{
 		TrustedProxies: trusted,
@@ -381,7 +381,7 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 		ForwardAuth:    forwardAuth,
 		Logger:         log,
 		Version:        a.version(),
-		TracerProvider: cfg.tracer,
+		TracerProvider: tp,
 	})
 
 	addr := ln.Addr().String()
@@ -433,7 +433,7 @@ func (a *app) serve(ctx context.Context, cfg *Config) (err error) {
 }
 
 // stopTracing flushes the last spans with the shutdown timeout of cfg.
-func (a *app) stopTracing(ctx context.Context, cfg *Config, stop func(context.Context)) {
+func (a *app) stopTracing(ctx context.Context, cfg *config.Config, stop func(context.Context)) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	stop(sctx)
@@ -457,12 +457,12 @@ print the bare key on stdout (for scripts). Uses the same configuration as serve
 (revoked, disabled and expired root keys do not count).`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(a.getenv, cmd.Flags())
+			cfg, err := config.Load(a.getenv, cmd.Flags())
 			if err != nil {
 				return err
 			}
-			log := cfg.newLogger(a.stderr)
-			c, err := openCore(cmd.Context(), cfg, log, false)
+			log := cfg.Logger(a.stderr)
+			c, err := openCore(cmd.Context(), cfg, nil, log, false)
 			if err != nil {
 				return err
 			}
@@ -482,6 +482,6 @@ print the bare key on stdout (for scripts). Uses the same configuration as serve
 			return cerr
 		},
 	}
-	addConfigFlags(cmd.Flags(), "data", "pepper-file", "log-level", "log-format")
+	config.AddFlags(cmd.Flags(), "data", "pepper-file", "log-level", "log-format")
 	return cmd
 }

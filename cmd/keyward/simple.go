@@ -8,10 +8,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/keystore"
 	"github.com/spf13/cobra"
 )
@@ -26,19 +26,19 @@ import (
 // the legacy admin key from getenv (chained, keystore first). listenAddr is
 // the address the protected server listens on: pass the bound listener's
 // address (ln.Addr().String()) so dev mode checks where it really listens.
-// Every problem is a *ConfigError naming the setting.
-func loadSimpleModes(cfg *Config, getenv func(string) string, listenAddr string, log *slog.Logger) (keyward.KeyVerifier, error) {
-	legacy := getenv(envAdminAPIKey)
+// Every problem is a *config.Error naming the setting.
+func loadSimpleModes(cfg *config.Config, getenv func(string) string, listenAddr string, log *slog.Logger) (keyward.KeyVerifier, error) {
+	legacy := getenv(config.EnvAdminAPIKey)
 	if cfg.DevMode {
 		if legacy != "" {
-			return nil, configErrorf("dev_mode", "dev mode lets every request through, so %s would never be consulted: turn dev mode off, or unset %s", envAdminAPIKey, envAdminAPIKey)
+			return nil, config.Errorf("dev_mode", "dev mode lets every request through, so %s would never be consulted: turn dev mode off, or unset %s", config.EnvAdminAPIKey, config.EnvAdminAPIKey)
 		}
 		if cfg.Keystore != "" {
-			return nil, configErrorf("dev_mode", "dev mode lets every request through, so keystore %s would never be consulted: turn dev mode off, or unset keystore", cfg.Keystore)
+			return nil, config.Errorf("dev_mode", "dev mode lets every request through, so keystore %s would never be consulted: turn dev mode off, or unset keystore", cfg.Keystore)
 		}
 		d, err := keystore.NewDev(listenAddr, log)
 		if err != nil {
-			return nil, configErrorf("dev_mode", "%s", keyward.ErrorMessage(err))
+			return nil, config.Errorf("dev_mode", "%s", keyward.ErrorMessage(err))
 		}
 		return d, nil
 	}
@@ -47,9 +47,9 @@ func loadSimpleModes(cfg *Config, getenv func(string) string, listenAddr string,
 		ks, err := keystore.Load(cfg.Keystore)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return nil, configErrorf("keystore", "file %s does not exist: create it (docs/simple-modes.md), or unset keystore to turn the keystore off", cfg.Keystore)
+			return nil, config.Errorf("keystore", "file %s does not exist: create it (docs/simple-modes.md), or unset keystore to turn the keystore off", cfg.Keystore)
 		case err != nil:
-			return nil, configErrorf("keystore", "%v", err)
+			return nil, config.Errorf("keystore", "%v", err)
 		}
 		log.Info("keystore loaded", "component", "keystore", "file", cfg.Keystore, "keys", ks.Len())
 		vs = append(vs, ks)
@@ -57,7 +57,7 @@ func loadSimpleModes(cfg *Config, getenv func(string) string, listenAddr string,
 	if legacy != "" {
 		l, err := keystore.Legacy(keyward.Secret(legacy), log)
 		if err != nil {
-			return nil, configErrorf(envAdminAPIKey, "%s", keyward.ErrorMessage(err))
+			return nil, config.Errorf(config.EnvAdminAPIKey, "%s", keyward.ErrorMessage(err))
 		}
 		vs = append(vs, l)
 	}
@@ -101,7 +101,7 @@ request could present it. The token never goes on the command line.
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ks, err := keystore.Load(args[0])
 			if err != nil {
-				return configErrorf("keystore", "%v", err)
+				return config.Errorf("keystore", "%v", err)
 			}
 			_, err = fmt.Fprintf(a.stdout, "%s: %d keys: %s\n", args[0], ks.Len(), strings.Join(ks.IDs(), ", "))
 			return err
@@ -154,7 +154,7 @@ the key up when restarted.
 			var fe *keystore.FileError
 			switch {
 			case errors.As(err, &fe):
-				return configErrorf("keystore", "%v", err)
+				return config.Errorf("keystore", "%v", err)
 			case err != nil:
 				return err
 			}

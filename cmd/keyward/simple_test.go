@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/keystore"
 	"github.com/spf13/pflag"
 )
@@ -81,11 +82,11 @@ func writeFile(t *testing.T, path, content string) {
 func loadSimple(t *testing.T, env map[string]string, args ...string) (keyward.KeyVerifier, string, error) {
 	t.Helper()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
-	addConfigFlags(fs, "listen", "keystore", "dev")
+	config.AddFlags(fs, "listen", "keystore", "dev")
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig(mapEnv(env), fs)
+	cfg, err := config.Load(mapEnv(env), fs)
 	if err != nil {
 		return nil, "", err
 	}
@@ -118,7 +119,7 @@ func TestLoadSimpleModes(t *testing.T) {
 		}
 	})
 	t.Run("keystore and legacy key", func(t *testing.T) {
-		v, logs, err := loadSimple(t, map[string]string{envAdminAPIKey: legacy}, "--keystore", keys)
+		v, logs, err := loadSimple(t, map[string]string{config.EnvAdminAPIKey: legacy}, "--keystore", keys)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +137,7 @@ func TestLoadSimpleModes(t *testing.T) {
 		}
 	})
 	t.Run("short legacy key warns", func(t *testing.T) {
-		_, logs, err := loadSimple(t, map[string]string{envAdminAPIKey: "short"})
+		_, logs, err := loadSimple(t, map[string]string{config.EnvAdminAPIKey: "short"})
 		if err != nil || !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "shorter than 16 characters") || strings.Contains(logs, "short ") {
 			t.Errorf("err %v, logs:\n%s", err, logs)
 		}
@@ -164,18 +165,18 @@ func TestLoadSimpleModes(t *testing.T) {
 		{"dev mode with empty host", map[string]string{"KEYWARD_DEV_MODE": "1", "KEYWARD_LISTEN": ":8080"}, nil, []string{"dev_mode:", "loopback"}},
 		{"dev mode not a boolean", map[string]string{"KEYWARD_DEV_MODE": "yes please"}, nil, []string{"dev_mode: KEYWARD_DEV_MODE \"yes please\" is not a boolean"}},
 		{"dev mode with keystore", nil, []string{"--dev", "--keystore", keys}, []string{"dev_mode: dev mode lets every request through, so keystore"}},
-		{"dev mode with legacy key", map[string]string{envAdminAPIKey: legacy}, []string{"--dev"}, []string{"dev mode lets every request through, so KEYWARD_ADMIN_API_KEY"}},
+		{"dev mode with legacy key", map[string]string{config.EnvAdminAPIKey: legacy}, []string{"--dev"}, []string{"dev mode lets every request through, so KEYWARD_ADMIN_API_KEY"}},
 		{"missing keystore", nil, []string{"--keystore", filepath.Join(t.TempDir(), "nope.yaml")}, []string{"keystore: file ", "nope.yaml does not exist: create it", "unset keystore"}},
 		{"blank keystore", map[string]string{"KEYWARD_KEYSTORE": " "}, nil, []string{"keystore: is blank"}},
-		{"legacy key with a newline", map[string]string{envAdminAPIKey: legacy + "\n"}, nil, []string{"KEYWARD_ADMIN_API_KEY: the legacy admin key cannot be presented"}},
+		{"legacy key with a newline", map[string]string{config.EnvAdminAPIKey: legacy + "\n"}, nil, []string{"KEYWARD_ADMIN_API_KEY: the legacy admin key cannot be presented"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			v, _, err := loadSimple(t, tt.env, tt.args...)
 			if err == nil || v != nil {
 				t.Fatalf("= %v, %v", v, err)
 			}
-			if _, ok := err.(*ConfigError); !ok {
-				t.Errorf("error is %T, want *ConfigError", err)
+			if _, ok := err.(*config.Error); !ok {
+				t.Errorf("error is %T, want *config.Error", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {

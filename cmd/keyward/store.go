@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"regexp"
-	"strings"
 	"sync"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/admin"
 	"github.com/keyward/keyward/bus"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/postgres"
 	"github.com/keyward/keyward/provider"
 	"github.com/keyward/keyward/provider/gitea"
@@ -21,6 +19,7 @@ import (
 	"github.com/keyward/keyward/sqlite"
 	"github.com/keyward/keyward/tracing"
 	goredis "github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The store and the invalidation bus (docs/architecture.md, verification pipeline and storage): the
@@ -32,15 +31,15 @@ import (
 
 // openStore opens the configured store, applying pending migrations. A
 // schema newer than this binary is an exitError with ExitConfig.
-func openStore(ctx context.Context, cfg *Config) (keyward.Store, error) {
-	if cfg.usesPostgres() {
-		s, err := postgres.OpenOptions(ctx, cfg.Store, postgres.Options{TracerProvider: cfg.tracer})
+func openStore(ctx context.Context, cfg *config.Config, tp trace.TracerProvider) (keyward.Store, error) {
+	if cfg.UsesPostgres() {
+		s, err := postgres.OpenOptions(ctx, cfg.Store, postgres.Options{TracerProvider: tp})
 		if err != nil {
 			return nil, storeError(cfg, err)
 		}
 		return s, nil
 	}
-	s, err := sqlite.OpenOptions(ctx, cfg.DatabasePath(), sqlite.Options{TracerProvider: cfg.tracer})
+	s, err := sqlite.OpenOptions(ctx, cfg.DatabasePath(), sqlite.Options{TracerProvider: tp})
 	if err != nil {
 		return nil, storeError(cfg, err)
 	}
@@ -48,18 +47,18 @@ func openStore(ctx context.Context, cfg *Config) (keyward.Store, error) {
 }
 
 // storeError describes a failure to open or migrate the store.
-func storeError(cfg *Config, err error) error {
+func storeError(cfg *config.Config, err error) error {
 	if errors.Is(err, keyward.ErrSchemaTooNew) {
-		return &exitError{code: ExitConfig, err: fmt.Errorf("store %s: %w", cfg.storeName(), err)}
+		return &exitError{code: ExitConfig, err: fmt.Errorf("store %s: %w", cfg.StoreName(), err)}
 	}
-	return fmt.Errorf("opening the store %s: %w", cfg.storeName(), err)
+	return fmt.Errorf("opening the store %s: %w", cfg.StoreName(), err)
 }
 
 // sharedPepperError is returned when a PostgreSQL store has no pepper
 // configured: keyward would generate one per instance, and keys created on
 // one instance would verify on no other.
-func sharedPepperError(cfg *Config) error {
-	return configErrorf("peppers", "none configured, and the PostgreSQL store is shared by instances that must all hash keys with the same pepper: set %s (or pepper_file) to the same value on every instance, e.g. %s=%s", envPepper, envPepper, pepperExample)
+func sharedPepperError(cfg *config.Config) error {
+	return config.Errorf("peppers", "none configured, and the PostgreSQL store is shared by instances that must all hash keys with the same pepper: set %s (or pepper_file) to the same value on every instance, e.g. %s=%s", config.EnvPepper, config.EnvPepper, config.PepperExample)
 }
 
 // newAdmin returns the admin service of c telling observer about changes
@@ -87,7 +86,7 @@ func (c *core) openProvider(kind string, conn provider.Connection) (provider.Pro
 // the background. Register c.broadcaster with the metrics registry. The
 // returned stop ends the loop and releases the bus; call it after the HTTP
 // server has shut down and before closing the store.
-func (c *core) startBus(ctx context.Context, cfg *Config, log *slog.Logger) (stop func(), err error) {
+func (c *core) startBus(ctx context.Context, cfg *config.Config, log *slog.Logger) (stop func(), err error) {
 	b, kind, release, err := openBus(cfg, c.store, c.redis, log)
 	if err != nil {
 		return nil, err
@@ -122,15 +121,15 @@ func (c *core) startBus(ctx context.Context, cfg *Config, log *slog.Logger) (sto
 // openBus returns the bus cfg selects, its name for logs and a function
 // that releases it. A Redis bus uses client, which the core closes; a
 // SQLite bus uses store.
-func openBus(cfg *Config, store keyward.Store, client goredis.UniversalClient, log *slog.Logger) (keyward.Bus, string, func(), error) {
+func openBus(cfg *config.Config, store keyward.Store, client goredis.UniversalClient, log *slog.Logger) (keyward.Bus, string, func(), error) {
 	switch {
 	case client != nil:
 		name := "redis pub/sub " + redis.Redact(cfg.Redis)
 		return redis.NewBus(client, cfg.BusChannel, log), name, func() {}, nil
-	case cfg.usesPostgres():
+	case cfg.UsesPostgres():
 		nb, err := postgres.NewNotifyBus(cfg.Store, cfg.BusChannel, log)
 		if err != nil {
-			return nil, "", nil, configErrorf("bus_channel", "%s", keyward.ErrorMessage(err))
+			return nil, "", nil, config.Errorf("bus_channel", "%s", keyward.ErrorMessage(err))
 		}
 		return nb, "postgres LISTEN/NOTIFY", nb.Close, nil
 	}

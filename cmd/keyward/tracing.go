@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/tracing"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -35,7 +36,7 @@ type tracingSettings struct {
 }
 
 // readTracing returns the tracing settings of getenv, nil when tracing is
-// off, or a *ConfigError naming the variable that is wrong.
+// off, or a *config.Error naming the variable that is wrong.
 func readTracing(getenv func(string) string) (*tracingSettings, error) {
 	if v := strings.TrimSpace(getenv("OTEL_SDK_DISABLED")); strings.EqualFold(v, "true") {
 		return nil, nil
@@ -54,16 +55,16 @@ func readTracing(getenv func(string) string) (*tracingSettings, error) {
 	case "none":
 		return nil, nil
 	default:
-		return nil, configErrorf("OTEL_TRACES_EXPORTER", "%q is not an exporter keyward has: use otlp (with OTEL_EXPORTER_OTLP_ENDPOINT), or none", exp)
+		return nil, config.Errorf("OTEL_TRACES_EXPORTER", "%q is not an exporter keyward has: use otlp (with OTEL_EXPORTER_OTLP_ENDPOINT), or none", exp)
 	}
 	if s.endpoint != "" {
 		if u, err := url.Parse(s.endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, configErrorf(endpointVar(s), "is not an http(s) URL: use e.g. http://otel-collector:4318 (http/protobuf) or http://otel-collector:4317 (grpc)")
+			return nil, config.Errorf(endpointVar(s), "is not an http(s) URL: use e.g. http://otel-collector:4318 (http/protobuf) or http://otel-collector:4317 (grpc)")
 		}
 	}
 	s.protocol = firstNonEmpty(getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")
 	if s.protocol != "grpc" && s.protocol != "http/protobuf" {
-		return nil, configErrorf("OTEL_EXPORTER_OTLP_PROTOCOL", "%q is not supported: use http/protobuf (port 4318) or grpc (port 4317)", s.protocol)
+		return nil, config.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL", "%q is not supported: use http/protobuf (port 4318) or grpc (port 4317)", s.protocol)
 	}
 	var err error
 	if s.sampler, s.samplerName, err = readSampler(getenv("OTEL_TRACES_SAMPLER"), getenv("OTEL_TRACES_SAMPLER_ARG")); err != nil {
@@ -92,7 +93,7 @@ func readSampler(name, arg string) (sdktrace.Sampler, string, error) {
 	} else if arg != "" && strings.HasSuffix(name, "traceidratio") {
 		r, err := strconv.ParseFloat(arg, 64)
 		if err != nil || r < 0 || r > 1 {
-			return nil, "", configErrorf("OTEL_TRACES_SAMPLER_ARG", "%q is not a ratio: use a number from 0 to 1, e.g. 0.01", arg)
+			return nil, "", config.Errorf("OTEL_TRACES_SAMPLER_ARG", "%q is not a ratio: use a number from 0 to 1, e.g. 0.01", arg)
 		}
 		ratio = r
 	} else if strings.HasSuffix(name, "traceidratio") {
@@ -116,7 +117,7 @@ func readSampler(name, arg string) (sdktrace.Sampler, string, error) {
 	case "parentbased_traceidratio":
 		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)), desc, nil
 	}
-	return nil, "", configErrorf("OTEL_TRACES_SAMPLER", "%q is not a sampler keyward has: use parentbased_traceidratio (the default, with OTEL_TRACES_SAMPLER_ARG), parentbased_always_on, always_on, always_off, traceidratio or parentbased_always_off", name)
+	return nil, "", config.Errorf("OTEL_TRACES_SAMPLER", "%q is not a sampler keyward has: use parentbased_traceidratio (the default, with OTEL_TRACES_SAMPLER_ARG), parentbased_always_on, always_on, always_off, traceidratio or parentbased_always_off", name)
 }
 
 // startTracing returns the tracer provider the OTEL_* variables of getenv
@@ -149,7 +150,7 @@ func startTracing(ctx context.Context, getenv func(string) string, log *slog.Log
 		exp, err = otlptracehttp.New(ctx, opts...)
 	}
 	if err != nil {
-		return nil, nil, configErrorf(endpointVar(s), "cannot export traces: %v", err)
+		return nil, nil, config.Errorf(endpointVar(s), "cannot export traces: %v", err)
 	}
 	res, err := resource.New(ctx, resource.WithAttributes(attribute.String("service.name", s.service), attribute.String("service.version", version)),
 		resource.WithFromEnv())

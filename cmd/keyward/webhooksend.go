@@ -2,22 +2,19 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"time"
 
-	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/webhook"
 )
 
 // startSender runs the webhook sender of c until the returned stop.
-func startSender(cfg *Config, c *core, log *slog.Logger) (*webhook.Sender, func(), error) {
-	wc, err := cfg.senderConfig()
+func startSender(cfg *config.Config, c *core, log *slog.Logger) (*webhook.Sender, func(), error) {
+	wc, err := cfg.SenderConfig()
 	if err != nil {
 		return nil, nil, err
 	}
-	wc.Store, wc.Opener, wc.Logger, wc.TracerProvider = c.store, c.keyring, log, cfg.tracer
+	wc.Store, wc.Opener, wc.Logger, wc.TracerProvider = c.store, c.keyring, log, c.tracer
 	s, err := webhook.New(wc)
 	if err != nil {
 		return nil, nil, err

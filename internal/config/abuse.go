@@ -1,20 +1,28 @@
-package main
+package config
 
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/abuse"
+)
 
 // The engines of rate limits and credits: in this process (local, and the
 // store's atomic update for credits) or shared by every instance through
 // Redis. Empty settings choose Redis when Redis is configured.
 const (
-	engineLocal = "local"
-	engineStore = "store"
-	engineRedis = "redis"
+	EngineLocal = "local"
+	EngineStore = "store"
+	EngineRedis = "redis"
 )
 
-
-// AbuseConfig is the abuse: block of keyward.yaml: brute-force blocking and
+// Abuse is the abuse: block of keyward.yaml: brute-force blocking and
 // the anomaly rules (docs/abuse-protection.md). Zero values keep the
 // defaults of package abuse.
-type AbuseConfig struct {
+type Abuse struct {
 	// Disabled turns brute-force blocking and every anomaly rule off.
 	Disabled bool `yaml:"disabled"`
 	// BlockFor is how long an automatic block lasts.
@@ -31,7 +39,6 @@ type AbuseConfig struct {
 	FailureBurst  AbuseRule `yaml:"failure_burst"`
 }
 
-
 // AbuseRule is the settings of one rule; each rule reads those it has (see
 // docs/abuse-protection.md) and refuses the others.
 type AbuseRule struct {
@@ -46,10 +53,9 @@ type AbuseRule struct {
 	Action      string        `yaml:"action"`
 }
 
-
-// abuseConfig returns the detector configuration of c, with its defaults
+// DetectorConfig returns the detector configuration of c, with its defaults
 // filled and checked; the error names the setting.
-func (c *Config) abuseConfig() (abuse.Config, error) {
+func (c *Config) DetectorConfig() (abuse.Config, error) {
 	a := c.Abuse
 	out := abuse.DefaultConfig()
 	if a.BlockFor != 0 {
@@ -122,7 +128,6 @@ func (c *Config) abuseConfig() (abuse.Config, error) {
 	return out, nil
 }
 
-
 // override sets *dst to v unless v is the zero value.
 func override[T comparable](dst *T, v T) {
 	var zero T
@@ -131,16 +136,15 @@ func override[T comparable](dst *T, v T) {
 	}
 }
 
-
 // validateAbuse checks the engine selectors and the abuse block.
 func (c *Config) validateAbuse(add func(key, format string, args ...any)) {
 	for _, s := range []struct{ key, v, local string }{
-		{"rate_limit_engine", c.RateLimitEngine, engineLocal},
-		{"credit_ledger", c.CreditLedger, engineStore},
+		{"rate_limit_engine", c.RateLimitEngine, EngineLocal},
+		{"credit_ledger", c.CreditLedger, EngineStore},
 	} {
 		switch s.v {
 		case "", s.local:
-		case engineRedis:
+		case EngineRedis:
 			if c.Redis == "" {
 				add(s.key, "is redis but no Redis is configured: set redis (KEYWARD_REDIS_URL), or use %s", s.local)
 			}
@@ -148,14 +152,11 @@ func (c *Config) validateAbuse(add func(key, format string, args ...any)) {
 			add(s.key, "%q: use %s or redis (empty: redis when Redis is configured)", s.v, s.local)
 		}
 	}
-	if _, err := c.abuseConfig(); err != nil {
+	if _, err := c.DetectorConfig(); err != nil {
 		add("abuse", "%v", err)
 	}
 }
 
-
-// usesRedis reports whether setting v (rate_limit_engine or credit_ledger)
+// UsesRedis reports whether setting v (rate_limit_engine or credit_ledger)
 // selects Redis.
-func (c *Config) usesRedis(v string) bool { return v == engineRedis || (v == "" && c.Redis != "") }
-
-
+func (c *Config) UsesRedis(v string) bool { return v == EngineRedis || (v == "" && c.Redis != "") }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -21,7 +21,6 @@ import (
 	"github.com/keyward/keyward/tracing"
 	"github.com/keyward/keyward/verify"
 	"github.com/spf13/pflag"
-	"go.opentelemetry.io/otel/trace"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -99,7 +98,7 @@ type Config struct {
 	// gateway removes them from what reaches the upstream.
 	AgentHeaders []string `yaml:"agent_headers"`
 	// Gateway configures the gateway and the routes forward-auth uses.
-	Gateway GatewayConfig `yaml:"gateway"`
+	Gateway Gateway `yaml:"gateway"`
 	// Keystore names a static keystore file (docs/simple-modes.md); empty
 	// turns the keystore off.
 	Keystore string `yaml:"keystore"`
@@ -118,27 +117,24 @@ type Config struct {
 	// (counted in Redis, written back); empty: redis when Redis is set.
 	CreditLedger string `yaml:"credit_ledger"`
 	// Abuse configures brute-force blocking and the anomaly rules.
-	Abuse AbuseConfig `yaml:"abuse"`
+	Abuse Abuse `yaml:"abuse"`
 	// Lifecycle configures the lifecycle jobs: expiry, rotation, cleanup
 	// and credit refills (see lifecycle.go and docs/lifecycle.md).
-	Lifecycle LifecycleConfig `yaml:"lifecycle"`
+	Lifecycle Lifecycle `yaml:"lifecycle"`
 	// Usage configures how long usage analytics are kept (serve.go).
-	Usage UsageConfig `yaml:"usage"`
+	Usage Usage `yaml:"usage"`
 	// Webhooks configures the delivery of webhook events (webhooks.go).
-	Webhooks WebhooksConfig `yaml:"webhooks"`
+	Webhooks Webhooks `yaml:"webhooks"`
 	// DevMode turns authentication off for local development; Validate
 	// allows it only with a loopback Listen.
 	DevMode bool `yaml:"dev_mode"`
 
 	// sources records where each setting came from, for config check.
 	sources map[string]string
-	// tracer is the tracer provider serve and gateway build from the
-	// OTEL_* environment (tracing.go); nil: tracing is off.
-	tracer trace.TracerProvider
 }
 
-// DefaultConfig returns the configuration used when nothing is set.
-func DefaultConfig() *Config {
+// Default returns the configuration used when nothing is set.
+func Default() *Config {
 	return &Config{
 		Listen:          "127.0.0.1:8080",
 		Data:            "./keyward-data",
@@ -148,7 +144,7 @@ func DefaultConfig() *Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
-		Lifecycle:       defaultLifecycleConfig(),
+		Lifecycle:       defaultLifecycle(),
 
 		WWWAuthenticateScheme: httpedge.DefaultScheme,
 		WWWAuthenticateRealm:  httpedge.DefaultRealm,
@@ -160,81 +156,83 @@ type setting struct {
 	key  string // yaml key, also the name in errors
 	env  string
 	flag string
-	set  func(c *Config, v string) error
-	get  func(c *Config) string
+	// usage is the help of the flag; AddFlags adds the variable.
+	usage string
+	set   func(c *Config, v string) error
+	get   func(c *Config) string
 }
 
 var settings = []setting{
-	{key: "listen", env: "KEYWARD_LISTEN", flag: "listen",
+	{key: "listen", env: "KEYWARD_LISTEN", flag: "listen", usage: "address to listen on, host:port",
 		set: func(c *Config, v string) error { c.Listen = v; return nil },
 		get: func(c *Config) string { return c.Listen }},
-	{key: "data", env: "KEYWARD_DATA", flag: "data",
+	{key: "data", env: "KEYWARD_DATA", flag: "data", usage: "data directory: SQLite database and generated pepper",
 		set: func(c *Config, v string) error { c.Data = v; return nil },
 		get: func(c *Config) string { return c.Data }},
-	{key: "pepper_file", env: "KEYWARD_PEPPER_FILE", flag: "pepper-file",
+	{key: "pepper_file", env: "KEYWARD_PEPPER_FILE", flag: "pepper-file", usage: "file holding the peppers, mode 0600",
 		set: func(c *Config, v string) error { c.PepperFile = v; c.Peppers = nil; return nil },
 		get: func(c *Config) string { return c.PepperFile }},
-	{key: "cache_ttl", env: "KEYWARD_CACHE_TTL", flag: "cache-ttl",
+	{key: "cache_ttl", env: "KEYWARD_CACHE_TTL", flag: "cache-ttl", usage: "how long verification results are cached",
 		set: func(c *Config, v string) error { return setDuration(&c.CacheTTL, v) },
 		get: func(c *Config) string { return c.CacheTTL.String() }},
-	{key: "max_stale", env: "KEYWARD_MAX_STALE", flag: "max-stale",
+	{key: "max_stale", env: "KEYWARD_MAX_STALE", flag: "max-stale", usage: "how old a cached key may be while the store cannot be reached, then 503; default cache_ttl",
 		set: func(c *Config, v string) error { return setDuration(&c.MaxStale, v) },
 		get: func(c *Config) string { return c.MaxStale.String() }},
 	// The store and the invalidation bus: see store.go.
-	{key: "store", env: "KEYWARD_STORE", flag: "store",
+	{key: "store", env: "KEYWARD_STORE", flag: "store", usage: "store: empty for SQLite in --data, or a postgres:// URL",
 		set: func(c *Config, v string) error { c.Store = v; return nil },
-		get: func(c *Config) string { return redactURL(c.Store) }},
-	{key: "redis", env: "KEYWARD_REDIS_URL", flag: "redis",
+		get: func(c *Config) string { return RedactURL(c.Store) }},
+	{key: "redis", env: "KEYWARD_REDIS_URL", flag: "redis", usage: "redis:// or rediss:// URL of the invalidation bus",
 		set: func(c *Config, v string) error { c.Redis = v; return nil },
-		get: func(c *Config) string { return redactURL(c.Redis) }},
-	{key: "bus_channel", env: "KEYWARD_BUS_CHANNEL", flag: "bus-channel",
+		get: func(c *Config) string { return RedactURL(c.Redis) }},
+	{key: "bus_channel", env: "KEYWARD_BUS_CHANNEL", flag: "bus-channel", usage: "channel of the invalidation bus, Redis or LISTEN/NOTIFY",
 		set: func(c *Config, v string) error { c.BusChannel = v; return nil },
 		get: func(c *Config) string { return c.BusChannel }},
-	{key: "bus_down_cache_ttl", env: "KEYWARD_BUS_DOWN_CACHE_TTL", flag: "bus-down-cache-ttl",
+	{key: "bus_down_cache_ttl", env: "KEYWARD_BUS_DOWN_CACHE_TTL", flag: "bus-down-cache-ttl", usage: "cache TTL while the invalidation bus is down; default 5s, or cache_ttl if shorter",
 		set: func(c *Config, v string) error { return setDuration(&c.BusDownCacheTTL, v) },
 		get: func(c *Config) string { return c.BusDownCacheTTL.String() }},
-	{key: "log_level", env: "KEYWARD_LOG_LEVEL", flag: "log-level",
+	{key: "log_level", env: "KEYWARD_LOG_LEVEL", flag: "log-level", usage: "debug, info, warn or error",
 		set: func(c *Config, v string) error { c.LogLevel = v; return nil },
 		get: func(c *Config) string { return c.LogLevel }},
-	{key: "log_format", env: "KEYWARD_LOG_FORMAT", flag: "log-format",
+	{key: "log_format", env: "KEYWARD_LOG_FORMAT", flag: "log-format", usage: "text or json",
 		set: func(c *Config, v string) error { c.LogFormat = v; return nil },
 		get: func(c *Config) string { return c.LogFormat }},
-	{key: "shutdown_timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout",
+	{key: "shutdown_timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", usage: "how long serve waits for requests on shutdown",
 		set: func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) },
 		get: func(c *Config) string { return c.ShutdownTimeout.String() }},
 	// The gateway: see gateway.go.
-	{key: "gateway_listen", env: "KEYWARD_GATEWAY_LISTEN", flag: "gateway-listen",
+	{key: "gateway_listen", env: "KEYWARD_GATEWAY_LISTEN", flag: "gateway-listen", usage: "address serve runs the gateway routes on, host:port",
 		set: func(c *Config, v string) error { c.GatewayListen = v; return nil },
 		get: func(c *Config) string { return c.GatewayListen }},
-	{key: "trusted_proxies", env: "KEYWARD_TRUSTED_PROXIES", flag: "trusted-proxies",
+	{key: "trusted_proxies", env: "KEYWARD_TRUSTED_PROXIES", flag: "trusted-proxies", usage: "comma-separated CIDRs of proxies whose X-Forwarded-For is believed",
 		set: setTrustedProxies,
 		get: func(c *Config) string { return strings.Join(c.TrustedProxies, ",") }},
 	// What a client sees of authentication: see gateway.go.
-	{key: "www_authenticate_scheme", env: "KEYWARD_WWW_AUTHENTICATE_SCHEME", flag: "www-authenticate-scheme",
+	{key: "www_authenticate_scheme", env: "KEYWARD_WWW_AUTHENTICATE_SCHEME", flag: "www-authenticate-scheme", usage: "scheme of the WWW-Authenticate challenge on a 401, e.g. ApiKey",
 		set: func(c *Config, v string) error { c.WWWAuthenticateScheme = v; return nil },
 		get: func(c *Config) string { return c.WWWAuthenticateScheme }},
-	{key: "www_authenticate_realm", env: "KEYWARD_WWW_AUTHENTICATE_REALM", flag: "www-authenticate-realm",
+	{key: "www_authenticate_realm", env: "KEYWARD_WWW_AUTHENTICATE_REALM", flag: "www-authenticate-realm", usage: "realm of the WWW-Authenticate challenge on a 401",
 		set: func(c *Config, v string) error { c.WWWAuthenticateRealm = v; return nil },
 		get: func(c *Config) string { return c.WWWAuthenticateRealm }},
-	{key: "agent_headers", env: "KEYWARD_AGENT_HEADERS", flag: "agent-headers",
+	{key: "agent_headers", env: "KEYWARD_AGENT_HEADERS", flag: "agent-headers", usage: "comma-separated headers read as the agent besides X-Keyward-Agent, e.g. X-OpenViking-Agent",
 		set: func(c *Config, v string) error { c.AgentHeaders = splitList(v); return nil },
 		get: func(c *Config) string { return strings.Join(c.AgentHeaders, ",") }},
 	// Master keys of the audit log: see masterkeys.go.
-	{key: "master_key_file", env: "KEYWARD_MASTER_KEY_FILE", flag: "master-key-file",
+	{key: "master_key_file", env: "KEYWARD_MASTER_KEY_FILE", flag: "master-key-file", usage: "file holding the master keys of the audit log, mode 0600",
 		set: func(c *Config, v string) error { c.MasterKeyFile = v; c.MasterKeys = nil; return nil },
 		get: func(c *Config) string { return c.MasterKeyFile }},
 	// Rate limits and credits: see abuse.go.
-	{key: "rate_limit_engine", env: "KEYWARD_RATE_LIMIT_ENGINE", flag: "rate-limit-engine",
+	{key: "rate_limit_engine", env: "KEYWARD_RATE_LIMIT_ENGINE", flag: "rate-limit-engine", usage: "local or redis; empty: redis when --redis is set",
 		set: func(c *Config, v string) error { c.RateLimitEngine = v; return nil },
 		get: func(c *Config) string { return c.RateLimitEngine }},
-	{key: "credit_ledger", env: "KEYWARD_CREDIT_LEDGER", flag: "credit-ledger",
+	{key: "credit_ledger", env: "KEYWARD_CREDIT_LEDGER", flag: "credit-ledger", usage: "store or redis; empty: redis when --redis is set",
 		set: func(c *Config, v string) error { c.CreditLedger = v; return nil },
 		get: func(c *Config) string { return c.CreditLedger }},
 	// The simple modes: see simple.go.
-	{key: "keystore", env: "KEYWARD_KEYSTORE", flag: "keystore",
+	{key: "keystore", env: "KEYWARD_KEYSTORE", flag: "keystore", usage: "static keystore file of SHA-256 token digests, see docs/simple-modes.md",
 		set: func(c *Config, v string) error { c.Keystore = v; return nil },
 		get: func(c *Config) string { return c.Keystore }},
-	{key: "dev_mode", env: "KEYWARD_DEV_MODE", flag: "dev", set: setDevMode,
+	{key: "dev_mode", env: "KEYWARD_DEV_MODE", flag: "dev", usage: "DEV MODE: no authentication at all; loopback listen only", set: setDevMode,
 		get: func(c *Config) string { return strconv.FormatBool(c.DevMode) }},
 }
 
@@ -242,9 +240,9 @@ var settings = []setting{
 // 1); KEYWARD_PEPPERS lists versioned peppers. They have no flags: a secret
 // on a command line is visible to every user of the machine.
 const (
-	envPepper  = "KEYWARD_PEPPER"
-	envPeppers = "KEYWARD_PEPPERS"
-	envConfig  = "KEYWARD_CONFIG"
+	EnvPepper  = "KEYWARD_PEPPER"
+	EnvPeppers = "KEYWARD_PEPPERS"
+	EnvConfig  = "KEYWARD_CONFIG"
 )
 
 func setDuration(d *time.Duration, v string) error {
@@ -266,10 +264,10 @@ func lookupSetting(key string) setting {
 	panic("unknown setting " + key)
 }
 
-// ParseConfig reads a YAML configuration from r on top of DefaultConfig.
+// ParseConfig reads a YAML configuration from r on top of Default.
 // Unknown keys are an error. It does not validate; call Validate.
 func ParseConfig(r io.Reader) (*Config, error) {
-	c := DefaultConfig()
+	c := Default()
 	if err := c.readYAML(r, "config"); err != nil {
 		return nil, err
 	}
@@ -345,27 +343,27 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 			continue
 		}
 		if err := s.set(c, v); err != nil {
-			return configErrorf(s.key, "%s %v", s.env, err)
+			return Errorf(s.key, "%s %v", s.env, err)
 		}
 		c.setSource(s.key, "env "+s.env)
 		if s.key == "pepper_file" {
 			c.setSource("peppers", "")
 		}
 	}
-	if v := getenv(envMasterKeys); v != "" {
+	if v := getenv(EnvMasterKeys); v != "" {
 		if err := setMasterKeys(c, v); err != nil {
-			return configErrorf("master_keys", "%s %v", envMasterKeys, err)
+			return Errorf("master_keys", "%s %v", EnvMasterKeys, err)
 		}
-		c.setSource("master_keys", "env "+envMasterKeys)
+		c.setSource("master_keys", "env "+EnvMasterKeys)
 	}
-	one, many := getenv(envPepper), getenv(envPeppers)
+	one, many := getenv(EnvPepper), getenv(EnvPeppers)
 	switch {
 	case one != "" && many != "":
-		return configErrorf("peppers", "both %s and %s are set: set %s alone for one pepper, or list every version in %s", envPepper, envPeppers, envPepper, envPeppers)
+		return Errorf("peppers", "both %s and %s are set: set %s alone for one pepper, or list every version in %s", EnvPepper, EnvPeppers, EnvPepper, EnvPeppers)
 	case one != "":
 		c.Peppers = map[int]keyward.Secret{1: keyward.Secret(one)}
 	case many != "":
-		p, err := parsePepperList(strings.Split(many, ","), envPeppers)
+		p, err := ParsePepperList(strings.Split(many, ","), EnvPeppers)
 		if err != nil {
 			return err
 		}
@@ -373,9 +371,9 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	default:
 		return nil
 	}
-	src := "env " + envPepper
+	src := "env " + EnvPepper
 	if many != "" {
-		src = "env " + envPeppers
+		src = "env " + EnvPeppers
 	}
 	if c.Source("pepper_file") != "default" && !strings.HasPrefix(c.Source("pepper_file"), "env ") {
 		// A pepper from the environment replaces a pepper file set in
@@ -396,7 +394,7 @@ func (c *Config) applyFlags(fs *pflag.FlagSet) error {
 			continue
 		}
 		if err := s.set(c, f.Value.String()); err != nil {
-			return configErrorf(s.key, "--%s %v", s.flag, err)
+			return Errorf(s.key, "--%s %v", s.flag, err)
 		}
 		c.setSource(s.key, "flag --"+s.flag)
 		if s.key == "pepper_file" {
@@ -406,35 +404,12 @@ func (c *Config) applyFlags(fs *pflag.FlagSet) error {
 	return nil
 }
 
-// addConfigFlags defines the flags of the named settings on fs.
-func addConfigFlags(fs *pflag.FlagSet, flags ...string) {
-	d := DefaultConfig()
+// AddFlags defines the flags of the named settings on fs.
+func AddFlags(fs *pflag.FlagSet, flags ...string) {
+	d := Default()
 	for _, name := range flags {
 		s := lookupSetting(name)
-		usage := map[string]string{
-			"listen":                  "address to listen on, host:port (env KEYWARD_LISTEN)",
-			"data":                    "data directory: SQLite database and generated pepper (env KEYWARD_DATA)",
-			"pepper-file":             "file holding the peppers, mode 0600 (env KEYWARD_PEPPER_FILE)",
-			"cache-ttl":               "how long verification results are cached (env KEYWARD_CACHE_TTL)",
-			"max-stale":               "how old a cached key may be while the store cannot be reached, then 503; default cache_ttl (env KEYWARD_MAX_STALE)",
-			"log-level":               "debug, info, warn or error (env KEYWARD_LOG_LEVEL)",
-			"store":                   "store: empty for SQLite in --data, or a postgres:// URL (env KEYWARD_STORE)",
-			"redis":                   "redis:// or rediss:// URL of the invalidation bus (env KEYWARD_REDIS_URL)",
-			"bus-channel":             "channel of the invalidation bus, Redis or LISTEN/NOTIFY (env KEYWARD_BUS_CHANNEL)",
-			"bus-down-cache-ttl":      "cache TTL while the invalidation bus is down; default 5s, or cache_ttl if shorter (env KEYWARD_BUS_DOWN_CACHE_TTL)",
-			"log-format":              "text or json (env KEYWARD_LOG_FORMAT)",
-			"shutdown-timeout":        "how long serve waits for requests on shutdown (env KEYWARD_SHUTDOWN_TIMEOUT)",
-			"gateway-listen":          "address serve runs the gateway routes on, host:port (env KEYWARD_GATEWAY_LISTEN)",
-			"trusted-proxies":         "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (env KEYWARD_TRUSTED_PROXIES)",
-			"www-authenticate-scheme": "scheme of the WWW-Authenticate challenge on a 401, e.g. ApiKey (env KEYWARD_WWW_AUTHENTICATE_SCHEME)",
-			"www-authenticate-realm":  "realm of the WWW-Authenticate challenge on a 401 (env KEYWARD_WWW_AUTHENTICATE_REALM)",
-			"agent-headers":           "comma-separated headers read as the agent besides X-Keyward-Agent, e.g. X-OpenViking-Agent (env KEYWARD_AGENT_HEADERS)",
-			"master-key-file":         "file holding the master keys of the audit log, mode 0600 (env KEYWARD_MASTER_KEY_FILE)",
-			"rate-limit-engine":       "local or redis; empty: redis when --redis is set (env KEYWARD_RATE_LIMIT_ENGINE)",
-			"credit-ledger":           "store or redis; empty: redis when --redis is set (env KEYWARD_CREDIT_LEDGER)",
-			"keystore":                "static keystore file of SHA-256 token digests, see docs/simple-modes.md (env KEYWARD_KEYSTORE)",
-			"dev":                     "DEV MODE: no authentication at all; loopback listen only (env KEYWARD_DEV_MODE)",
-		}[s.flag]
+		usage := s.usage + " (env " + s.env + ")"
 		if s.flag == "dev" {
 			fs.Bool(s.flag, d.DevMode, usage)
 			continue
@@ -443,7 +418,7 @@ func addConfigFlags(fs *pflag.FlagSet, flags ...string) {
 	}
 }
 
-// Validate checks every setting and returns a *ConfigError naming each
+// Validate checks every setting and returns a *Error naming each
 // setting that is wrong and how to fix it. It touches no files: pepper
 // files are checked when they are read.
 func (c *Config) Validate() error {
@@ -451,7 +426,7 @@ func (c *Config) Validate() error {
 	add := func(key, format string, args ...any) {
 		errs = append(errs, &SettingError{Setting: key, Problem: fmt.Sprintf(format, args...)})
 	}
-	if err := validListen(c.Listen); err != nil {
+	if err := CheckListen(c.Listen); err != nil {
 		add("listen", "%q %v", c.Listen, err)
 	}
 	if strings.TrimSpace(c.Data) == "" {
@@ -473,7 +448,7 @@ func (c *Config) Validate() error {
 			add("peppers", "version %d must be a positive integer", v)
 			continue
 		}
-		if _, err := decodePepper(c.Peppers[v]); err != nil {
+		if _, err := DecodePepper(c.Peppers[v]); err != nil {
 			add("peppers", "version %d: %v", v, err)
 		}
 	}
@@ -500,12 +475,12 @@ func (c *Config) Validate() error {
 	c.validateUsage(add)
 	c.validateWebhooks(add)
 	if len(errs) > 0 {
-		return &ConfigError{Errors: errs}
+		return &Error{Errors: errs}
 	}
 	return nil
 }
 
-func validListen(addr string) error {
+func CheckListen(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return errors.New("must be host:port, e.g. 127.0.0.1:8080")
@@ -533,8 +508,8 @@ func parseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("unknown log level %q", s)
 }
 
-// newLogger returns the logger of the server commands, writing to w.
-func (c *Config) newLogger(w io.Writer) *slog.Logger {
+// Logger returns the logger of the server commands, writing to w.
+func (c *Config) Logger(w io.Writer) *slog.Logger {
 	level, _ := parseLevel(c.LogLevel)
 	opts := &slog.HandlerOptions{Level: level}
 	// The log lines of a traced request carry its trace_id and span_id.
@@ -577,12 +552,12 @@ func lookupSettingOrNil(key string) *setting {
 	return nil
 }
 
-// ConfigError lists every invalid setting. Its message is one line.
-type ConfigError struct {
+// Error lists every invalid setting. Its message is one line.
+type Error struct {
 	Errors []*SettingError
 }
 
-func (e *ConfigError) Error() string {
+func (e *Error) Error() string {
 	parts := make([]string, len(e.Errors))
 	for i, s := range e.Errors {
 		parts[i] = s.Error()
@@ -590,8 +565,8 @@ func (e *ConfigError) Error() string {
 	return "invalid configuration: " + strings.Join(parts, "; ")
 }
 
-func configErrorf(key, format string, args ...any) *ConfigError {
-	return &ConfigError{Errors: []*SettingError{{Setting: key, Problem: fmt.Sprintf(format, args...)}}}
+func Errorf(key, format string, args ...any) *Error {
+	return &Error{Errors: []*SettingError{{Setting: key, Problem: fmt.Sprintf(format, args...)}}}
 }
 
 func sortedVersions(m map[int]keyward.Secret) []int {
@@ -603,25 +578,25 @@ func sortedVersions(m map[int]keyward.Secret) []int {
 	return vs
 }
 
-// loadConfig builds the configuration of a server command: defaults, the
+// Load builds the configuration of a server command: defaults, the
 // config file, the environment, then the flags of fs; then validates it.
-func loadConfig(getenv func(string) string, fs *pflag.FlagSet) (*Config, error) {
+func Load(getenv func(string) string, fs *pflag.FlagSet) (*Config, error) {
 	path, explicit := "", false
 	if f := fs.Lookup("config"); f != nil && f.Changed {
 		path, explicit = f.Value.String(), true
-	} else if v := getenv(envConfig); v != "" {
+	} else if v := getenv(EnvConfig); v != "" {
 		path, explicit = v, true
 	} else if _, err := os.Stat(DefaultConfigFile); err == nil {
 		path = DefaultConfigFile
 	}
-	c := DefaultConfig()
+	c := Default()
 	if path != "" {
 		f, err := os.Open(path)
 		if err != nil {
 			if explicit && errors.Is(err, os.ErrNotExist) {
-				return nil, configErrorf("config", "file %s does not exist: create it or fix --config / %s", path, envConfig)
+				return nil, Errorf("config", "file %s does not exist: create it or fix --config / %s", path, EnvConfig)
 			}
-			return nil, configErrorf("config", "%v", err)
+			return nil, Errorf("config", "%v", err)
 		}
 		err = c.readYAML(f, "file "+path)
 		if err == nil {
@@ -629,11 +604,11 @@ func loadConfig(getenv func(string) string, fs *pflag.FlagSet) (*Config, error) 
 		}
 		f.Close()
 		if err != nil {
-			var ce *ConfigError
+			var ce *Error
 			if errors.As(err, &ce) {
 				return nil, ce
 			}
-			return nil, &ConfigError{Errors: []*SettingError{{Setting: "config", Problem: err.Error()}}}
+			return nil, &Error{Errors: []*SettingError{{Setting: "config", Problem: err.Error()}}}
 		}
 	}
 	if err := c.applyEnv(getenv); err != nil {
@@ -671,10 +646,29 @@ func checkConfigFileMode(f *os.File, path string, c *Config) error {
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return configErrorf("config", "%v", err)
+		return Errorf("config", "%v", err)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return configErrorf("config", "file %s holds peppers or master keys and has mode %04o, so others on this machine can read them: run chmod 600 %s (or move them to a pepper_file/master_key_file or KEYWARD_PEPPERS/KEYWARD_MASTER_KEYS)", path, perm, path)
+		return Errorf("config", "file %s holds peppers or master keys and has mode %04o, so others on this machine can read them: run chmod 600 %s (or move them to a pepper_file/master_key_file or KEYWARD_PEPPERS/KEYWARD_MASTER_KEYS)", path, perm, path)
 	}
 	return nil
+}
+
+// Keys returns the yaml key of every setting of the table (those with an
+// environment variable and a flag), in the table's order.
+func Keys() []string {
+	out := make([]string, len(settings))
+	for i, s := range settings {
+		out[i] = s.key
+	}
+	return out
+}
+
+// FlagNames returns the flag of every setting of the table, for AddFlags.
+func FlagNames() []string {
+	out := make([]string, len(settings))
+	for i, s := range settings {
+		out[i] = s.flag
+	}
+	return out
 }

@@ -1,15 +1,13 @@
-package main
+package config
 
 import (
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +26,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := DefaultConfig()
+	d := Default()
 	if c.Listen != "127.0.0.1:8080" || c.Data != "./keyward-data" || c.CacheTTL != d.CacheTTL || c.LogLevel != "info" || c.LogFormat != "text" || c.ShutdownTimeout != d.ShutdownTimeout {
 		t.Errorf("defaults = %+v", c)
 	}
@@ -59,7 +57,7 @@ shutdown_timeout: 1m
 	if err := c.Validate(); err != nil {
 		t.Error(err)
 	}
-	raw, err := c.loadPeppers(slog.New(slog.DiscardHandler), false)
+	raw, err := c.LoadPeppers(slog.New(slog.DiscardHandler), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,12 +76,12 @@ func TestParseConfigRejectsUnknownKeys(t *testing.T) {
 	}
 }
 
-// load runs loadConfig with a config file holding yaml, env and args.
+// load runs Load with a config file holding yaml, env and args.
 func load(t *testing.T, yaml string, env map[string]string, args ...string) (*Config, error) {
 	t.Helper()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	fs.String("config", "", "")
-	addConfigFlags(fs, "listen", "data", "pepper-file", "cache-ttl", "log-level", "log-format", "shutdown-timeout")
+	AddFlags(fs, "listen", "data", "pepper-file", "cache-ttl", "log-level", "log-format", "shutdown-timeout")
 	if yaml != "" {
 		path := filepath.Join(t.TempDir(), "keyward.yaml")
 		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
@@ -94,7 +92,7 @@ func load(t *testing.T, yaml string, env map[string]string, args ...string) (*Co
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
-	return loadConfig(mapEnv(env), fs)
+	return Load(mapEnv(env), fs)
 }
 
 func TestParseConfigErrorsDoNotQuoteValues(t *testing.T) {
@@ -138,11 +136,11 @@ func TestConfigFileFromEnvAndMissingFile(t *testing.T) {
 	os.WriteFile(path, []byte("log_level: debug\n"), 0o600)
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	fs.String("config", "", "")
-	c, err := loadConfig(mapEnv(map[string]string{"KEYWARD_CONFIG": path}), fs)
+	c, err := Load(mapEnv(map[string]string{"KEYWARD_CONFIG": path}), fs)
 	if err != nil || c.LogLevel != "debug" {
 		t.Fatalf("KEYWARD_CONFIG: %v, %+v", err, c)
 	}
-	_, err = loadConfig(mapEnv(map[string]string{"KEYWARD_CONFIG": path + ".missing"}), fs)
+	_, err = Load(mapEnv(map[string]string{"KEYWARD_CONFIG": path + ".missing"}), fs)
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing config file: err = %v", err)
 	}
@@ -209,7 +207,7 @@ func TestValidateNamesSettingAndFix(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := DefaultConfig()
+			c := Default()
 			tt.mutate(c)
 			err := c.Validate()
 			if err == nil {
@@ -243,7 +241,7 @@ abuse:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac, err := c.abuseConfig()
+	ac, err := c.DetectorConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,15 +255,15 @@ abuse:
 		t.Errorf("usage spike enabled %v, ip spread enabled %v, revoked key action %q", ac.UsageSpike.Enabled, ac.IPSpread.Enabled, ac.RevokedKeyUse.Action)
 	}
 	c.Abuse.Disabled = true
-	if ac, _ = c.abuseConfig(); ac.BruteForce.Enabled || ac.IPSpread.Enabled || ac.FailureBurst.Enabled {
+	if ac, _ = c.DetectorConfig(); ac.BruteForce.Enabled || ac.IPSpread.Enabled || ac.FailureBurst.Enabled {
 		t.Error("abuse.disabled left a rule on")
 	}
 }
 
 func TestValidateReportsEverySetting(t *testing.T) {
-	c := DefaultConfig()
+	c := Default()
 	c.LogLevel, c.LogFormat, c.Listen = "loud", "xml", "nope"
-	var ce *ConfigError
+	var ce *Error
 	err := c.Validate()
 	if !errors.As(err, &ce) || len(ce.Errors) != 3 {
 		t.Fatalf("err = %v, want 3 setting errors", err)
@@ -285,11 +283,11 @@ func TestEnvAndFlagErrorsNameTheSource(t *testing.T) {
 
 func TestPepperList(t *testing.T) {
 	b64 := "base64:" + base64.RawURLEncoding.EncodeToString(testPepperBytes)
-	p, err := parsePepperList([]string{"# comment", "", "1:" + testPepperHex, " 3:" + b64 + " "}, "pepper_file")
+	p, err := ParsePepperList([]string{"# comment", "", "1:" + testPepperHex, " 3:" + b64 + " "}, "pepper_file")
 	if err != nil || len(p) != 2 || p[3] != keyward.Secret(b64) {
-		t.Fatalf("parsePepperList = %v, %v", p, err)
+		t.Fatalf("ParsePepperList = %v, %v", p, err)
 	}
-	if p, err := parsePepperList([]string{testPepperHex}, "peppers"); err != nil || p[1] != keyward.Secret(testPepperHex) {
+	if p, err := ParsePepperList([]string{testPepperHex}, "peppers"); err != nil || p[1] != keyward.Secret(testPepperHex) {
 		t.Errorf("a lone unversioned pepper is version 1: %v, %v", p, err)
 	}
 	for _, bad := range [][]string{
@@ -298,8 +296,8 @@ func TestPepperList(t *testing.T) {
 		{"-1:" + testPepperHex},
 		{"# nothing"},
 	} {
-		if _, err := parsePepperList(bad, "peppers"); err == nil {
-			t.Errorf("parsePepperList(%q) accepted", bad)
+		if _, err := ParsePepperList(bad, "peppers"); err == nil {
+			t.Errorf("ParsePepperList(%q) accepted", bad)
 		} else if strings.Contains(err.Error(), hex.EncodeToString(testPepperBytes)) {
 			t.Errorf("error quotes the pepper: %v", err)
 		}
@@ -307,18 +305,18 @@ func TestPepperList(t *testing.T) {
 }
 
 func TestGeneratedPepperFile(t *testing.T) {
-	c := DefaultConfig()
+	c := Default()
 	c.Data = filepath.Join(t.TempDir(), "data")
-	if err := c.prepareDataDir(true); err != nil {
+	if err := c.PrepareDataDir(true); err != nil {
 		t.Fatal(err)
 	}
 	var logs strings.Builder
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	first, err := c.loadPeppers(log, true)
+	first, err := c.LoadPeppers(log, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first) != 1 || len(first[1].Reveal()) != generatedPepperLen {
+	if len(first) != 1 || len(first[1].Reveal()) != GeneratedPepperLen {
 		t.Fatalf("generated peppers = %d", len(first))
 	}
 	fi, err := os.Stat(c.DefaultPepperPath())
@@ -332,7 +330,7 @@ func TestGeneratedPepperFile(t *testing.T) {
 		t.Error("the log holds the pepper")
 	}
 	logs.Reset()
-	again, err := c.loadPeppers(log, true)
+	again, err := c.LoadPeppers(log, true)
 	if err != nil || again[1] != first[1] {
 		t.Fatalf("second load did not reuse the pepper: %v", err)
 	}
@@ -342,7 +340,7 @@ func TestGeneratedPepperFile(t *testing.T) {
 
 	// A pepper file others can read is refused, saying how to fix it.
 	os.Chmod(c.DefaultPepperPath(), 0o644)
-	_, err = c.loadPeppers(log, true)
+	_, err = c.LoadPeppers(log, true)
 	if err == nil || !strings.Contains(err.Error(), "chmod 600 "+c.DefaultPepperPath()) {
 		t.Errorf("loose pepper file: err = %v", err)
 	}
@@ -350,10 +348,10 @@ func TestGeneratedPepperFile(t *testing.T) {
 
 func TestPepperFileSetting(t *testing.T) {
 	dir := t.TempDir()
-	c := DefaultConfig()
+	c := Default()
 	c.Data = dir
 	c.PepperFile = filepath.Join(dir, "missing")
-	if _, err := c.loadPeppers(slog.New(slog.DiscardHandler), true); err == nil || !strings.Contains(err.Error(), "pepper_file") {
+	if _, err := c.LoadPeppers(slog.New(slog.DiscardHandler), true); err == nil || !strings.Contains(err.Error(), "pepper_file") {
 		t.Errorf("missing pepper_file: err = %v", err)
 	}
 	if _, err := os.Stat(c.PepperFile); err == nil {
@@ -361,12 +359,12 @@ func TestPepperFileSetting(t *testing.T) {
 	}
 	c.PepperFile = filepath.Join(dir, "short")
 	os.WriteFile(c.PepperFile, []byte("1:hex:0011\n"), 0o600)
-	if _, err := c.loadPeppers(slog.New(slog.DiscardHandler), true); err == nil || !strings.Contains(err.Error(), "at least 32") {
+	if _, err := c.LoadPeppers(slog.New(slog.DiscardHandler), true); err == nil || !strings.Contains(err.Error(), "at least 32") {
 		t.Errorf("short pepper in file: err = %v", err)
 	}
 	c.PepperFile = filepath.Join(dir, "loose")
 	os.WriteFile(c.PepperFile, []byte("1:"+testPepperHex+"\n"), 0o640)
-	if _, err := c.loadPeppers(slog.New(slog.DiscardHandler), true); err == nil || !strings.Contains(err.Error(), "chmod 600 "+c.PepperFile) {
+	if _, err := c.LoadPeppers(slog.New(slog.DiscardHandler), true); err == nil || !strings.Contains(err.Error(), "chmod 600 "+c.PepperFile) {
 		t.Errorf("group-readable pepper_file: err = %v", err)
 	}
 }
@@ -388,7 +386,7 @@ func TestConfigFilePermissions(t *testing.T) {
 		if err := fs.Parse([]string{"--config", path}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := loadConfig(mapEnv(env), fs)
+		_, err := Load(mapEnv(env), fs)
 		return err
 	}
 	path := filepath.Join(dir, "keyward.yaml")
@@ -416,13 +414,6 @@ func TestConfigFilePermissions(t *testing.T) {
 	if err := loadFile("log_level: debug\n", 0o644, nil); err != nil {
 		t.Errorf("config file without peppers, 0644: %v", err)
 	}
-	// The exit code is the configuration one.
-	os.Chmod(path, 0o644)
-	os.WriteFile(path, []byte(withPeppers), 0o644)
-	r := runCLI(t, map[string]string{"KEYWARD_CONFIG": path, "KEYWARD_DATA": filepath.Join(dir, "data")}, "config", "check")
-	if msg := checkFails(t, r, ExitConfig, []string{"config", "check"}); !strings.Contains(msg, "chmod 600 "+path) {
-		t.Errorf("config check on a 0644 config file with peppers: %q", msg)
-	}
 }
 
 func TestDataDirPermissions(t *testing.T) {
@@ -432,27 +423,27 @@ func TestDataDirPermissions(t *testing.T) {
 	// A data directory group or others can reach at all is refused, naming
 	// the setting and the fix (fail closed).
 	for _, mode := range []os.FileMode{0o777, 0o755, 0o750, 0o710, 0o701} {
-		c := DefaultConfig()
+		c := Default()
 		c.Data = t.TempDir()
 		if err := os.Chmod(c.Data, mode); err != nil {
 			t.Fatal(err)
 		}
 		for _, create := range []bool{true, false} {
-			err := c.prepareDataDir(create)
+			err := c.PrepareDataDir(create)
 			if err == nil || !strings.HasPrefix(err.Error(), "invalid configuration: data: ") || !strings.Contains(err.Error(), "chmod 700 "+c.Data) {
 				t.Errorf("data dir mode %04o (create %v): err = %v", mode, create, err)
 			}
 		}
 	}
-	c := DefaultConfig()
+	c := Default()
 	c.Data = t.TempDir()
 	os.Chmod(c.Data, 0o700)
-	if err := c.prepareDataDir(true); err != nil {
+	if err := c.PrepareDataDir(true); err != nil {
 		t.Errorf("data dir mode 0700: %v", err)
 	}
 	// keyward creates a missing data directory with mode 0700.
 	c.Data = filepath.Join(t.TempDir(), "new", "data")
-	if err := c.prepareDataDir(true); err != nil {
+	if err := c.PrepareDataDir(true); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(c.Data); err != nil || fi.Mode().Perm() != 0o700 {
@@ -460,56 +451,7 @@ func TestDataDirPermissions(t *testing.T) {
 	}
 }
 
-// TestDefaultsFollowCacheTTL: a short cache_ttl alone is a valid
-// configuration (it was refused because the default bus_down_cache_ttl
-// exceeded it): bus_down_cache_ttl and max_stale follow cache_ttl unless
-// set; set, they are checked against it, and the example an error gives is
-// itself accepted.
-func TestDefaultsFollowCacheTTL(t *testing.T) {
-	env := map[string]string{"KEYWARD_PEPPER": testPepperHex, "KEYWARD_DATA": filepath.Join(t.TempDir(), "data")}
-	effective := func(args ...string) effectiveConfig {
-		t.Helper()
-		r := runCLI(t, env, append([]string{"config", "check", "-o", "json"}, args...)...)
-		if r.code != 0 {
-			t.Fatalf("config check %v: exit %d, %s", args, r.code, r.stderr)
-		}
-		var eff effectiveConfig
-		if err := json.Unmarshal([]byte(r.stdout), &eff); err != nil {
-			t.Fatal(err)
-		}
-		return eff
-	}
-	for _, tc := range []struct {
-		args              []string
-		busDown, maxStale string
-	}{
-		{nil, "5s", "30s"},
-		{[]string{"--cache-ttl", "3s"}, "3s", "3s"},
-		{[]string{"--cache-ttl", "1m"}, "5s", "1m0s"},
-		{[]string{"--cache-ttl", "3s", "--max-stale", "2m", "--bus-down-cache-ttl", "2s"}, "2s", "2m0s"},
-	} {
-		eff := effective(tc.args...)
-		if eff.BusDownCacheTTL != tc.busDown || eff.MaxStale != tc.maxStale {
-			t.Errorf("%v: bus_down_cache_ttl %s, max_stale %s; want %s, %s", tc.args, eff.BusDownCacheTTL, eff.MaxStale, tc.busDown, tc.maxStale)
-		}
-	}
-	for _, tc := range []struct {
-		setting string
-		args    []string
-	}{
-		{"bus_down_cache_ttl", []string{"--cache-ttl", "3s", "--bus-down-cache-ttl", "5s"}},
-		{"max_stale", []string{"--cache-ttl", "3s", "--max-stale", "2s"}},
-		{"max_stale", []string{"--max-stale", "48h"}},
-	} {
-		r := runCLI(t, env, append([]string{"config", "check"}, tc.args...)...)
-		msg := checkFails(t, r, ExitConfig, []string{"config", "check"})
-		_, example, ok := strings.Cut(msg, "e.g. ")
-		if !strings.Contains(msg, tc.setting+": ") || !ok {
-			t.Errorf("%v: %q does not name %s with an example", tc.args, msg, tc.setting)
-			continue
-		}
-		example = strings.Fields(example)[0]
-		fixed := append(slices.Clone(tc.args[:len(tc.args)-1]), example)
-		effective(fixed...) // the example is valid
-	}
+// mapEnv is a getenv over env.
+func mapEnv(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
 }

@@ -1,12 +1,24 @@
-package main
+package config
 
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
 
-// GatewayConfig is the gateway block of keyward.yaml: the routes (served by
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/gateway"
+	"github.com/keyward/keyward/httpedge"
+)
+
+// Gateway is the gateway block of keyward.yaml: the routes (served by
 // "keyward gateway", and by serve on gateway_listen; their permissions and
 // exempt paths also apply to /v1/forward-auth) and the proxy's limits.
-type GatewayConfig struct {
+type Gateway struct {
 	// Routes map path prefixes (and hosts) to upstreams.
-	Routes []RouteConfig `yaml:"routes"`
+	Routes []Route `yaml:"routes"`
 	// Headers renames the identity headers.
 	Headers gateway.HeaderNames `yaml:"headers"`
 	// ForwardCredentials sends Authorization and X-API-Key upstream too.
@@ -27,9 +39,8 @@ type GatewayConfig struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 }
 
-
-// RouteConfig is one route of GatewayConfig; see gateway.Route.
-type RouteConfig struct {
+// Route is one route of Gateway; see gateway.Route.
+type Route struct {
 	Prefix      string   `yaml:"prefix"`
 	Host        string   `yaml:"host"`
 	Upstream    string   `yaml:"upstream"`
@@ -45,12 +56,10 @@ type RouteConfig struct {
 	AllowBackslash  bool `yaml:"allow_backslash"`
 }
 
-
 func setTrustedProxies(c *Config, v string) error {
 	c.TrustedProxies = splitList(v)
 	return nil
 }
-
 
 // splitList reads a comma-separated setting: its elements trimmed, empty
 // ones dropped.
@@ -64,13 +73,11 @@ func splitList(v string) []string {
 	return out
 }
 
-
 // challenge returns the WWW-Authenticate value of the
 // www_authenticate_scheme and _realm settings.
-func (c *Config) challenge() (string, error) {
+func (c *Config) Challenge() (string, error) {
 	return httpedge.Challenge(c.WWWAuthenticateScheme, c.WWWAuthenticateRealm)
 }
-
 
 // validateChallenge adds the problems of the www_authenticate settings.
 // The agent headers are checked with the gateway's settings.
@@ -83,9 +90,8 @@ func (c *Config) validateChallenge(add func(key, format string, args ...any)) {
 	}
 }
 
-
 // trustedProxies parses TrustedProxies; a bare address is a /32 or /128.
-func (c *Config) trustedProxies() ([]netip.Prefix, error) {
+func (c *Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range c.TrustedProxies {
 		p, err := netip.ParsePrefix(s)
@@ -101,11 +107,10 @@ func (c *Config) trustedProxies() ([]netip.Prefix, error) {
 	return out, nil
 }
 
-
-// gatewayConfig returns the gateway.Config of c's settings, without a
+// GatewayConfig returns the gateway.Config of c's settings, without a
 // verifier or logger; a route's upstream may be nil when forward-auth
 // alone uses the routes. Errors name the setting.
-func (c *Config) gatewayConfig() (gateway.Config, []*SettingError) {
+func (c *Config) GatewayConfig() (gateway.Config, []*SettingError) {
 	var errs []*SettingError
 	g := c.Gateway
 	cfg := gateway.Config{
@@ -121,8 +126,8 @@ func (c *Config) gatewayConfig() (gateway.Config, []*SettingError) {
 		AgentHeaders:          c.AgentHeaders,
 	}
 	// A bad challenge is reported by validateChallenge.
-	cfg.Challenge, _ = c.challenge()
-	tp, err := c.trustedProxies()
+	cfg.Challenge, _ = c.Challenge()
+	tp, err := c.TrustedProxyPrefixes()
 	if err != nil {
 		errs = append(errs, &SettingError{Setting: "trusted_proxies", Problem: err.Error()})
 	}
@@ -146,10 +151,9 @@ func (c *Config) gatewayConfig() (gateway.Config, []*SettingError) {
 	return cfg, errs
 }
 
-
-// gatewayErrors turns the *gateway.ConfigError of err into setting errors;
+// GatewayErrors turns the *gateway.ConfigError of err into setting errors;
 // name maps a gateway field to its setting.
-func gatewayErrors(err error, name func(field string) string) []*SettingError {
+func GatewayErrors(err error, name func(field string) string) []*SettingError {
 	var ce *gateway.ConfigError
 	if !errors.As(err, &ce) {
 		return []*SettingError{{Setting: "gateway", Problem: err.Error()}}
@@ -164,9 +168,8 @@ func gatewayErrors(err error, name func(field string) string) []*SettingError {
 	return out
 }
 
-
-// yamlName names a gateway field as a keyward.yaml setting.
-func yamlName(field string) string {
+// YAMLName names a gateway field as a keyward.yaml setting.
+func YAMLName(field string) string {
 	switch {
 	case field == "trusted_proxies" || strings.HasPrefix(field, "trusted_proxies["):
 		return "trusted_proxies"
@@ -178,13 +181,12 @@ func yamlName(field string) string {
 	return "gateway." + field
 }
 
-
 // validateGateway adds the problems of the gateway settings. Routes need
 // an upstream only when serve runs the gateway (gateway_listen); without
 // it they only give forward-auth its permissions and exempt paths.
 func (c *Config) validateGateway(add func(key, format string, args ...any)) {
 	if c.GatewayListen != "" {
-		if err := validListen(c.GatewayListen); err != nil {
+		if err := CheckListen(c.GatewayListen); err != nil {
 			add("gateway_listen", "%q %v", c.GatewayListen, err)
 		} else if c.GatewayListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 			add("gateway_listen", "%q is also listen: give the gateway its own port, e.g. 127.0.0.1:8081", c.GatewayListen)
@@ -193,7 +195,7 @@ func (c *Config) validateGateway(add func(key, format string, args ...any)) {
 			add("gateway_listen", "is set but gateway.routes is empty: add routes (prefix, upstream), or unset gateway_listen")
 		}
 	}
-	cfg, errs := c.gatewayConfig()
+	cfg, errs := c.GatewayConfig()
 	for _, e := range errs {
 		add(e.Setting, "%s", e.Problem)
 	}
@@ -205,10 +207,8 @@ func (c *Config) validateGateway(add func(key, format string, args ...any)) {
 		needUpstream = false // no gateway; "routes is empty" is not a problem
 	}
 	if err := gateway.Validate(cfg, needUpstream); err != nil {
-		for _, e := range gatewayErrors(err, yamlName) {
+		for _, e := range GatewayErrors(err, YAMLName) {
 			add(e.Setting, "%s", e.Problem)
 		}
 	}
 }
-
-

@@ -1,5 +1,6 @@
-package main
+package config
 
+import "time"
 
 // Bounds of the lifecycle settings.
 const (
@@ -8,11 +9,10 @@ const (
 	minRetention   = time.Hour
 )
 
-
-// LifecycleConfig is the lifecycle: block of keyward.yaml
+// Lifecycle is the lifecycle: block of keyward.yaml
 // (docs/lifecycle.md). Zero intervals take the defaults of package
 // lifecycle; a zero retention keeps forever.
-type LifecycleConfig struct {
+type Lifecycle struct {
 	// Disabled runs no job on this instance (others sharing the store
 	// still may).
 	Disabled bool `yaml:"disabled"`
@@ -34,12 +34,10 @@ type LifecycleConfig struct {
 	WebhookRetention time.Duration `yaml:"webhook_retention"`
 }
 
-
-// defaultLifecycleConfig is the lifecycle block when none is configured.
-func defaultLifecycleConfig() LifecycleConfig {
-	return LifecycleConfig{KeyRetention: 90 * 24 * time.Hour, IPRuleRetention: 7 * 24 * time.Hour, WebhookRetention: 30 * 24 * time.Hour}
+// defaultLifecycle is the lifecycle block when none is configured.
+func defaultLifecycle() Lifecycle {
+	return Lifecycle{KeyRetention: 90 * 24 * time.Hour, IPRuleRetention: 7 * 24 * time.Hour, WebhookRetention: 30 * 24 * time.Hour}
 }
-
 
 // validateLifecycle checks the lifecycle block.
 func (c *Config) validateLifecycle(add func(key, format string, args ...any)) {
@@ -61,5 +59,3 @@ func (c *Config) validateLifecycle(add func(key, format string, args ...any)) {
 		}
 	}
 }
-
-

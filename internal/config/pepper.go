@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"crypto/rand"
@@ -22,27 +22,27 @@ import (
 // Peppers are written as ENCODING:VALUE, where ENCODING is hex or base64
 // (standard or URL alphabet, padded or not), and listed as
 // VERSION:ENCODING:VALUE. Messages about a pepper never quote its value.
-const pepperExample = "hex:$(openssl rand -hex 32)"
+const PepperExample = "hex:$(openssl rand -hex 32)"
 
-// generatedPepperLen is the size of a pepper keyward generates.
-const generatedPepperLen = 32
+// GeneratedPepperLen is the size of a pepper keyward generates.
+const GeneratedPepperLen = 32
 
-// decodePepper returns the bytes of an ENCODING:VALUE pepper.
-func decodePepper(s keyward.Secret) ([]byte, error) {
-	b, err := s.Decode(pepperExample)
+// DecodePepper returns the bytes of an ENCODING:VALUE pepper.
+func DecodePepper(s keyward.Secret) ([]byte, error) {
+	b, err := s.Decode(PepperExample)
 	if err != nil {
 		return nil, err
 	}
 	if len(b) < apikey.MinPepperLen {
-		return nil, fmt.Errorf("is %d bytes: use at least %d random bytes, e.g. %s", len(b), apikey.MinPepperLen, pepperExample)
+		return nil, fmt.Errorf("is %d bytes: use at least %d random bytes, e.g. %s", len(b), apikey.MinPepperLen, PepperExample)
 	}
 	return b, nil
 }
 
-// parsePepperList parses entries of the form VERSION:ENCODING:VALUE; a lone
+// ParsePepperList parses entries of the form VERSION:ENCODING:VALUE; a lone
 // entry may leave out VERSION and is version 1. Blank entries and lines
 // starting with # are skipped. setting names the source in errors.
-func parsePepperList(entries []string, setting string) (map[int]keyward.Secret, error) {
+func ParsePepperList(entries []string, setting string) (map[int]keyward.Secret, error) {
 	var clean []string
 	for _, e := range entries {
 		e = strings.TrimSpace(e)
@@ -52,7 +52,7 @@ func parsePepperList(entries []string, setting string) (map[int]keyward.Secret, 
 		clean = append(clean, e)
 	}
 	if len(clean) == 0 {
-		return nil, configErrorf(setting, "holds no pepper: write VERSION:ENCODING:VALUE, e.g. 1:%s", pepperExample)
+		return nil, Errorf(setting, "holds no pepper: write VERSION:ENCODING:VALUE, e.g. 1:%s", PepperExample)
 	}
 	out := make(map[int]keyward.Secret, len(clean))
 	for i, e := range clean {
@@ -60,24 +60,24 @@ func parsePepperList(entries []string, setting string) (map[int]keyward.Secret, 
 		v, err := strconv.Atoi(first)
 		if err != nil {
 			if len(clean) > 1 {
-				return nil, configErrorf(setting, "entry %d has no version: write VERSION:ENCODING:VALUE, e.g. 2:%s", i+1, pepperExample)
+				return nil, Errorf(setting, "entry %d has no version: write VERSION:ENCODING:VALUE, e.g. 2:%s", i+1, PepperExample)
 			}
 			v, rest = 1, e
 		}
 		if v <= 0 {
-			return nil, configErrorf(setting, "entry %d has version %d: versions are positive integers", i+1, v)
+			return nil, Errorf(setting, "entry %d has version %d: versions are positive integers", i+1, v)
 		}
 		if _, dup := out[v]; dup {
-			return nil, configErrorf(setting, "version %d appears twice: give each pepper its own version", v)
+			return nil, Errorf(setting, "version %d appears twice: give each pepper its own version", v)
 		}
 		out[v] = keyward.Secret(rest)
 	}
 	return out, nil
 }
 
-// pepperSource says where the peppers of c come from, for logs and config
+// PepperSource says where the peppers of c come from, for logs and config
 // check. It never includes a pepper.
-func (c *Config) pepperSource() string {
+func (c *Config) PepperSource() string {
 	switch {
 	case len(c.Peppers) > 0:
 		return c.Source("peppers")
@@ -87,12 +87,12 @@ func (c *Config) pepperSource() string {
 	return "file " + c.DefaultPepperPath() + " (generated when missing)"
 }
 
-// loadPeppers returns the raw peppers by version, ready for apikey.NewHasher.
+// LoadPeppers returns the raw peppers by version, ready for apikey.NewHasher.
 // With none configured it reads DATA/pepper, generating it (mode 0600, with
 // a warning) when generate is set; without generate a missing file gives
 // nil peppers and no error. A pepper file readable by group or others is
 // refused.
-func (c *Config) loadPeppers(log *slog.Logger, generate bool) (map[int]keyward.Secret, error) {
+func (c *Config) LoadPeppers(log *slog.Logger, generate bool) (map[int]keyward.Secret, error) {
 	encoded := c.Peppers
 	if len(encoded) == 0 {
 		path, setting := c.PepperFile, "pepper_file"
@@ -103,7 +103,7 @@ func (c *Config) loadPeppers(log *slog.Logger, generate bool) (map[int]keyward.S
 		encoded, err = readPepperFile(path, setting)
 		switch {
 		case errors.Is(err, fs.ErrNotExist) && setting == "pepper_file":
-			return nil, configErrorf("pepper_file", "%s does not exist: create it (mode 0600) holding 1:%s, or unset pepper_file to have keyward generate one", path, pepperExample)
+			return nil, Errorf("pepper_file", "%s does not exist: create it (mode 0600) holding 1:%s, or unset pepper_file to have keyward generate one", path, PepperExample)
 		case errors.Is(err, fs.ErrNotExist) && !generate:
 			return nil, nil
 		case errors.Is(err, fs.ErrNotExist):
@@ -121,9 +121,9 @@ func (c *Config) loadPeppers(log *slog.Logger, generate bool) (map[int]keyward.S
 	}
 	raw := make(map[int]keyward.Secret, len(encoded))
 	for v, p := range encoded {
-		b, err := decodePepper(p)
+		b, err := DecodePepper(p)
 		if err != nil {
-			return nil, configErrorf("peppers", "version %d %v", v, err)
+			return nil, Errorf("peppers", "version %d %v", v, err)
 		}
 		raw[v] = keyward.Secret(b)
 	}
@@ -131,28 +131,28 @@ func (c *Config) loadPeppers(log *slog.Logger, generate bool) (map[int]keyward.S
 }
 
 // readPepperFile reads a pepper file after checking that only its owner
-// can read it. Errors other than a missing file are *ConfigError.
+// can read it. Errors other than a missing file are *Error.
 func readPepperFile(path, setting string) (map[int]keyward.Secret, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
-		return nil, configErrorf(setting, "pepper file: %v", err)
+		return nil, Errorf(setting, "pepper file: %v", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, configErrorf(setting, "pepper file %s is not a regular file", path)
+		return nil, Errorf(setting, "pepper file %s is not a regular file", path)
 	}
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, configErrorf(setting, "pepper file %s has mode %04o, so others on this machine can read it: run chmod 600 %s", path, fi.Mode().Perm(), path)
+		return nil, Errorf(setting, "pepper file %s has mode %04o, so others on this machine can read it: run chmod 600 %s", path, fi.Mode().Perm(), path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, configErrorf(setting, "pepper file: %v", err)
+		return nil, Errorf(setting, "pepper file: %v", err)
 	}
-	p, err := parsePepperList(strings.Split(string(b), "\n"), setting)
+	p, err := ParsePepperList(strings.Split(string(b), "\n"), setting)
 	if err != nil {
-		var ce *ConfigError
+		var ce *Error
 		if errors.As(err, &ce) {
 			for _, e := range ce.Errors {
 				e.Problem = "pepper file " + path + " " + e.Problem
@@ -161,8 +161,8 @@ func readPepperFile(path, setting string) (map[int]keyward.Secret, error) {
 		return nil, err
 	}
 	for v, s := range p {
-		if _, err := decodePepper(s); err != nil {
-			return nil, configErrorf(setting, "pepper file %s: version %d %v", path, v, err)
+		if _, err := DecodePepper(s); err != nil {
+			return nil, Errorf(setting, "pepper file %s: version %d %v", path, v, err)
 		}
 	}
 	return p, nil
@@ -171,7 +171,7 @@ func readPepperFile(path, setting string) (map[int]keyward.Secret, error) {
 // generatePepperFile writes a new random pepper to path (which must not
 // exist) with mode 0600 and returns it.
 func generatePepperFile(path string) (map[int]keyward.Secret, error) {
-	b := make([]byte, generatedPepperLen)
+	b := make([]byte, GeneratedPepperLen)
 	rand.Read(b)
 	spec := "hex:" + hex.EncodeToString(b)
 	content := "# keyward pepper, generated " + time.Now().UTC().Format(time.RFC3339) + ".\n" +
@@ -182,19 +182,19 @@ func generatePepperFile(path string) (map[int]keyward.Secret, error) {
 		if errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
-		return nil, configErrorf("data", "writing the pepper file %s: %v", path, err)
+		return nil, Errorf("data", "writing the pepper file %s: %v", path, err)
 	}
 	return map[int]keyward.Secret{1: keyward.Secret(spec)}, nil
 }
 
-// prepareDataDir creates the data directory (mode 0700) when create is set
+// PrepareDataDir creates the data directory (mode 0700) when create is set
 // and refuses one that group or others can access at all: whoever can
 // replace its files can replace the pepper and the database, and whoever
 // can read them can read the pepper and the key hashes (fail closed).
-func (c *Config) prepareDataDir(create bool) error {
+func (c *Config) PrepareDataDir(create bool) error {
 	if create {
 		if err := os.MkdirAll(c.Data, 0o700); err != nil {
-			return configErrorf("data", "creating the data directory: %v", err)
+			return Errorf("data", "creating the data directory: %v", err)
 		}
 	}
 	fi, err := os.Stat(c.Data)
@@ -202,13 +202,13 @@ func (c *Config) prepareDataDir(create bool) error {
 		if errors.Is(err, fs.ErrNotExist) && !create {
 			return nil
 		}
-		return configErrorf("data", "%v", err)
+		return Errorf("data", "%v", err)
 	}
 	if !fi.IsDir() {
-		return configErrorf("data", "%s is not a directory: point data at a directory", c.Data)
+		return Errorf("data", "%s is not a directory: point data at a directory", c.Data)
 	}
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return configErrorf("data", "directory %s has mode %04o, so others on this machine can reach the pepper and the database in it: run chmod 700 %s", c.Data, fi.Mode().Perm(), c.Data)
+		return Errorf("data", "directory %s has mode %04o, so others on this machine can reach the pepper and the database in it: run chmod 700 %s", c.Data, fi.Mode().Perm(), c.Data)
 	}
 	return nil
 }

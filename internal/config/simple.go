@@ -1,9 +1,16 @@
-package main
+package config
 
+import (
+	"fmt"
+	"strconv"
+	"strings"
 
-// envAdminAPIKey holds the legacy admin key. Empty counts as unset.
-const envAdminAPIKey = "KEYWARD_ADMIN_API_KEY"
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/keystore"
+)
 
+// EnvAdminAPIKey holds the legacy admin key. Empty counts as unset.
+const EnvAdminAPIKey = "KEYWARD_ADMIN_API_KEY"
 
 func setDevMode(c *Config, v string) error {
 	b, err := strconv.ParseBool(v)
@@ -13,7 +20,6 @@ func setDevMode(c *Config, v string) error {
 	c.DevMode = b
 	return nil
 }
-
 
 // validateSimpleModes adds the problems of the simple-mode settings. Files
 // are checked when they are read (loadSimpleModes).
@@ -38,5 +44,3 @@ func (c *Config) validateSimpleModes(add func(key, format string, args ...any)) 
 		add("dev_mode", "dev mode lets every request through, so keystore %s would never be consulted: turn dev mode off, or unset keystore", c.Keystore)
 	}
 }
-
-

@@ -1,27 +1,34 @@
-package main
+package config
 
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/bus"
+	"github.com/keyward/keyward/redis"
+)
 
 // storeExample shows a store URL in messages.
 const storeExample = "postgres://keyward:PASSWORD@db.internal:5432/keyward"
 
+// UsesPostgres reports whether the store setting selects PostgreSQL.
+func (c *Config) UsesPostgres() bool { return hasScheme(c.Store, "postgres", "postgresql") }
 
-// usesPostgres reports whether the store setting selects PostgreSQL.
-func (c *Config) usesPostgres() bool { return hasScheme(c.Store, "postgres", "postgresql") }
-
-
-// storeName describes the store for logs, without a password.
-func (c *Config) storeName() string {
-	if c.usesPostgres() {
-		return redactURL(c.Store)
+// StoreName describes the store for logs, without a password.
+func (c *Config) StoreName() string {
+	if c.UsesPostgres() {
+		return RedactURL(c.Store)
 	}
 	return "sqlite " + c.DatabasePath()
 }
 
-
 // validateStore checks store, redis, redis_channel and bus_down_cache_ttl.
 // Messages never quote a URL: it may hold a password.
 func (c *Config) validateStore(add func(key, format string, args ...any)) {
-	if c.Store != "" && !c.usesPostgres() {
+	if c.Store != "" && !c.UsesPostgres() {
 		add("store", "%s is not a store keyward knows: leave it empty for SQLite in the data directory, or set a PostgreSQL URL, e.g. %s", describeValue(c.Store), storeExample)
 	} else if c.Store != "" {
 		if _, err := url.Parse(c.Store); err != nil {
@@ -39,7 +46,7 @@ func (c *Config) validateStore(add func(key, format string, args ...any)) {
 	}
 	switch {
 	case c.BusChannel == "" || c.Redis != "":
-	case !c.usesPostgres():
+	case !c.UsesPostgres():
 		add("bus_channel", "is set but there is no bus to name: set redis or a PostgreSQL store too, or unset bus_channel")
 	case !notifyChannel.MatchString(c.BusChannel):
 		add("bus_channel", "%q cannot name a PostgreSQL LISTEN/NOTIFY channel: use lower case letters, digits and underscores, not starting with a digit, at most 63 characters", c.BusChannel)
@@ -49,10 +56,8 @@ func (c *Config) validateStore(add func(key, format string, args ...any)) {
 	}
 }
 
-
 // notifyChannel is what postgres.NewNotifyBus accepts as a channel.
 var notifyChannel = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
-
 
 // hasScheme reports whether s is a URL with one of schemes.
 func hasScheme(s string, schemes ...string) bool {
@@ -68,7 +73,6 @@ func hasScheme(s string, schemes ...string) bool {
 	return false
 }
 
-
 // describeValue names what s looks like without repeating it.
 func describeValue(s string) string {
 	if scheme, _, ok := strings.Cut(s, "://"); ok {
@@ -77,10 +81,9 @@ func describeValue(s string) string {
 	return "the value"
 }
 
-
-// redactURL returns s with the password of its user info and of its
+// RedactURL returns s with the password of its user info and of its
 // password query parameters replaced by xxxxx, for logs and config check.
-func redactURL(s string) string {
+func RedactURL(s string) string {
 	if s == "" {
 		return ""
 	}
@@ -101,5 +104,3 @@ func redactURL(s string) string {
 	}
 	return u.Redacted()
 }
-
-

@@ -1,15 +1,15 @@
-package main
+package config
 
+import "time"
 
-// UsageConfig is the usage: block of keyward.yaml: how long the counts of
+// Usage is the usage: block of keyward.yaml: how long the counts of
 // each granularity are kept (docs/usage-reports.md). Zero keeps the
 // default.
-type UsageConfig struct {
+type Usage struct {
 	MinuteRetention time.Duration `yaml:"minute_retention"`
 	HourRetention   time.Duration `yaml:"hour_retention"`
 	DayRetention    time.Duration `yaml:"day_retention"`
 }
-
 
 // validateUsage checks the usage block: a granularity's rows must outlive
 // the rollup into the next one (a minute row the hour it belongs to, an
@@ -28,5 +28,3 @@ func (c *Config) validateUsage(add func(key, format string, args ...any)) {
 		}
 	}
 }
-
-

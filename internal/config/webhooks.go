@@ -1,10 +1,18 @@
-package main
+package config
 
+import (
+	"errors"
+	"fmt"
+	"time"
 
-// WebhooksConfig is the webhooks: block of keyward.yaml: how events are
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/webhook"
+)
+
+// Webhooks is the webhooks: block of keyward.yaml: how events are
 // delivered (docs/webhooks.md). Zero values keep the defaults of package
 // webhook.
-type WebhooksConfig struct {
+type Webhooks struct {
 	// AllowNetworks lists internal networks endpoints may be on (for a
 	// receiver on the same host or network: 127.0.0.0/8, 10.0.0.0/8);
 	// every other internal address is refused.
@@ -17,10 +25,9 @@ type WebhooksConfig struct {
 	Concurrency   int           `yaml:"concurrency"`
 }
 
-
-// senderConfig returns the webhook sender configuration of c, without its
+// SenderConfig returns the webhook sender configuration of c, without its
 // store and opener; the error names the setting.
-func (c *Config) senderConfig() (webhook.Config, error) {
+func (c *Config) SenderConfig() (webhook.Config, error) {
 	w := c.Webhooks
 	out := webhook.Config{Timeout: w.Timeout, MaxAttempts: w.MaxAttempts, RetryBase: w.RetryBase,
 		RetryMax: w.RetryMax, PollInterval: w.PollInterval, Concurrency: w.Concurrency}
@@ -37,11 +44,8 @@ func (c *Config) senderConfig() (webhook.Config, error) {
 	return out, nil
 }
 
-
 func (c *Config) validateWebhooks(add func(key, format string, args ...any)) {
-	if _, err := c.senderConfig(); err != nil {
+	if _, err := c.SenderConfig(); err != nil {
 		add("webhooks", "%v", err)
 	}
 }
-
-

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestConfigFilePermissionsExitCode: config check refuses a config file
+// holding peppers that others can read with the configuration exit code
+// (the refusal itself is tested in internal/config).
+func TestConfigFilePermissionsExitCode(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permissions")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keyward.yaml")
+	withPeppers := "peppers:\n  1: \"" + testPepperHex + "\"\n"
+	// The exit code is the configuration one.
+	os.WriteFile(path, []byte(withPeppers), 0o644)
+	os.Chmod(path, 0o644) // past the umask
+	r := runCLI(t, map[string]string{"KEYWARD_CONFIG": path, "KEYWARD_DATA": filepath.Join(dir, "data")}, "config", "check")
+	if msg := checkFails(t, r, ExitConfig, []string{"config", "check"}); !strings.Contains(msg, "chmod 600 "+path) {
+		t.Errorf("config check on a 0644 config file with peppers: %q", msg)
+	}
+}
+
+// TestDefaultsFollowCacheTTL: a short cache_ttl alone is a valid
+// configuration (it was refused because the default bus_down_cache_ttl
+// exceeded it): bus_down_cache_ttl and max_stale follow cache_ttl unless
+// set; set, they are checked against it, and the example an error gives is
+// itself accepted.
+func TestDefaultsFollowCacheTTL(t *testing.T) {
+	env := map[string]string{"KEYWARD_PEPPER": testPepperHex, "KEYWARD_DATA": filepath.Join(t.TempDir(), "data")}
+	effective := func(args ...string) effectiveConfig {
+		t.Helper()
+		r := runCLI(t, env, append([]string{"config", "check", "-o", "json"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("config check %v: exit %d, %s", args, r.code, r.stderr)
+		}
+		var eff effectiveConfig
+		if err := json.Unmarshal([]byte(r.stdout), &eff); err != nil {
+			t.Fatal(err)
+		}
+		return eff
+	}
+	for _, tc := range []struct {
+		args              []string
+		busDown, maxStale string
+	}{
+		{nil, "5s", "30s"},
+		{[]string{"--cache-ttl", "3s"}, "3s", "3s"},
+		{[]string{"--cache-ttl", "1m"}, "5s", "1m0s"},
+		{[]string{"--cache-ttl", "3s", "--max-stale", "2m", "--bus-down-cache-ttl", "2s"}, "2s", "2m0s"},
+	} {
+		eff := effective(tc.args...)
+		if eff.BusDownCacheTTL != tc.busDown || eff.MaxStale != tc.maxStale {
+			t.Errorf("%v: bus_down_cache_ttl %s, max_stale %s; want %s, %s", tc.args, eff.BusDownCacheTTL, eff.MaxStale, tc.busDown, tc.maxStale)
+		}
+	}
+	for _, tc := range []struct {
+		setting string
+		args    []string
+	}{
+		{"bus_down_cache_ttl", []string{"--cache-ttl", "3s", "--bus-down-cache-ttl", "5s"}},
+		{"max_stale", []string{"--cache-ttl", "3s", "--max-stale", "2s"}},
+		{"max_stale", []string{"--max-stale", "48h"}},
+	} {
+		r := runCLI(t, env, append([]string{"config", "check"}, tc.args...)...)
+		msg := checkFails(t, r, ExitConfig, []string{"config", "check"})
+		_, example, ok := strings.Cut(msg, "e.g. ")
+		if !strings.Contains(msg, tc.setting+": ") || !ok {
+			t.Errorf("%v: %q does not name %s with an example", tc.args, msg, tc.setting)
+			continue
+		}
+		example = strings.Fields(example)[0]
+		fixed := append(slices.Clone(tc.args[:len(tc.args)-1]), example)
+		effective(fixed...) // the example is valid
+	}
+}
