@@ -18,7 +18,7 @@ type doc struct {
 	Block   block          `yaml:"block"`
 	Routes  []block        `yaml:"routes"`
 	Secrets map[int]string `yaml:"secrets"`
-	hidden  string
+	Skipped string         `yaml:"-"`
 }
 
 func parse(t *testing.T, src string) []Problem {
@@ -47,7 +47,7 @@ func TestDecodeFillsAndKeepsDefaults(t *testing.T) {
 
 func TestDecodeReportsUnknownKeysAndTypes(t *testing.T) {
 	probs := parse(t, `listen: x
-hidden: 1
+skipped: 1
 count: "secret-value"
 block:
   window: soon
@@ -57,7 +57,7 @@ routes:
 secrets: {abc: x}
 `)
 	want := []Problem{
-		{Line: 2, Path: "hidden", Unknown: true},
+		{Line: 2, Path: "skipped", Unknown: true},
 		{Line: 3, Path: "count", Want: "a whole number"},
 		{Line: 5, Path: "block.window", Want: "a duration such as 30s"},
 		{Line: 6, Path: "block.extra", Unknown: true},
