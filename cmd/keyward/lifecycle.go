@@ -13,46 +13,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// newLifecycle returns the lifecycle runner of c.
-func (c *core) newLifecycle(cfg *config.Config, log *slog.Logger) (*lifecycle.Runner, error) {
-	l := cfg.Lifecycle
-	lc := lifecycle.Config{
-		Store:            c.store,
-		Actions:          c.admin,
-		ExpiryInterval:   l.ExpiryInterval,
-		RotationInterval: l.RotationInterval,
-		CleanupInterval:  l.CleanupInterval,
-		RefillInterval:   l.RefillInterval,
-		KeyRetention:     l.KeyRetention,
-		WebhookRetention: l.WebhookRetention,
-		IPRuleRetention:  l.IPRuleRetention,
-		Logger:           log,
-
-		CheckpointInterval: l.CheckpointInterval,
-	}
-	if r, ok := c.ledger.(lifecycle.Refiller); ok {
-		lc.Credits = r
-	}
-	return lifecycle.New(lc)
-}
-
-// startLifecycle runs the lifecycle jobs until the returned stop, unless
-// they are disabled on this instance (runner nil).
-func (c *core) startLifecycle(cfg *config.Config, log *slog.Logger) (*lifecycle.Runner, func(), error) {
-	if cfg.Lifecycle.Disabled {
-		log.Info("lifecycle jobs are disabled on this instance (lifecycle.disabled)")
-		return nil, func() {}, nil
-	}
-	r, err := c.newLifecycle(cfg, log)
-	if err != nil {
-		return nil, nil, fmt.Errorf("starting the lifecycle jobs: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	return r, func() { cancel(); <-done }, nil
-}
-
 func (a *app) jobsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "jobs",
@@ -94,19 +54,6 @@ See docs/lifecycle.md.`,
 	config.AddFlags(run.Flags(), "data", "store", "redis", "pepper-file", "log-level", "log-format", "credit-ledger")
 	cmd.AddCommand(run)
 	return cmd
-}
-
-// runJobs runs every job, or job, once.
-func runJobs(ctx context.Context, c *core, cfg *config.Config, log *slog.Logger, job string) ([]lifecycle.Result, error) {
-	r, err := c.newLifecycle(cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	if job == "" {
-		return r.RunOnce(ctx)
-	}
-	res, err := r.RunJob(ctx, job)
-	return []lifecycle.Result{res}, err
 }
 
 // printResults prints what each job run did.

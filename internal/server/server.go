@@ -1,0 +1,421 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/abuse"
+	"github.com/keyward/keyward/admin"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/bus"
+	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/keyring"
+	"github.com/keyward/keyward/redis"
+	"github.com/keyward/keyward/usage"
+	"github.com/keyward/keyward/verify"
+	"github.com/keyward/keyward/webhook"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// HTTP server limits. Request bodies are bounded by httpapi.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+)
+
+// core is the wired server side: store, hasher, engine, admin service.
+type core struct {
+	store  keyward.Store
+	hasher *apikey.Hasher
+	engine *verify.Engine
+	admin  *admin.Service
+	// keyring seals audit details, secret metadata and webhook secrets.
+	keyring *keyring.Keyring
+	// redis is the client shared by the bus, the rate limiter, the credit
+	// ledger and the abuse counter; nil without Redis.
+	redis goredis.UniversalClient
+	// ledger holds the live credits; closeLedger writes back its last
+	// counts.
+	ledger      keyward.CreditLedger
+	closeLedger func() error
+	// usage counts verification outcomes per minute, key and code;
+	// stopUsage writes the last counts.
+	usage     *usage.Aggregator
+	stopUsage func() error
+	// detector is the abuse detector, stopped by stopDetector.
+	detector     *abuse.Detector
+	stopDetector func()
+	// broadcaster is set by startBus (store.go).
+	broadcaster *bus.Broadcaster
+	// guard checks webhook endpoint URLs; sender delivers webhook events,
+	// stopped by stopSender.
+	guard      webhook.Guard
+	sender     *webhook.Sender
+	stopSender func()
+	// tracer traces provider calls; nil: tracing is off.
+	tracer trace.TracerProvider
+}
+
+// openCore opens the data directory, loads (or generates) the peppers and
+// opens the store. withEngine also starts the verification engine.
+func openCore(ctx context.Context, cfg *config.Config, tp trace.TracerProvider, log *slog.Logger, withEngine bool) (*core, error) {
+	if err := cfg.PrepareDataDir(true); err != nil {
+		return nil, err
+	}
+	// A shared PostgreSQL store needs a shared pepper: never generate one.
+	peppers, err := cfg.LoadPeppers(log, !cfg.UsesPostgres())
+	if err != nil {
+		return nil, err
+	}
+	if len(peppers) == 0 {
+		return nil, sharedPepperError(cfg)
+	}
+	hasher, err := apikey.NewHasher(peppers)
+	if err != nil {
+		return nil, config.Errorf("peppers", "%s", keyward.ErrorMessage(err))
+	}
+	store, err := openStore(ctx, cfg, tp)
+	if err != nil {
+		return nil, err
+	}
+	if r, ok := store.(keyward.StorageReporter); ok {
+		r.Storage().SetLogger(log.With("component", "store"))
+	}
+	c := &core{store: store, hasher: hasher, tracer: tp}
+	if c.keyring, err = cfg.OpenKeyring(log); err != nil {
+		store.Close()
+		return nil, err
+	}
+	wc, err := cfg.SenderConfig()
+	if err != nil {
+		store.Close()
+		return nil, config.Errorf("webhooks", "%v", err)
+	}
+	c.guard = wc.Guard
+	if err := c.openEngine(cfg, log, withEngine); err != nil {
+		c.close(context.Background(), log)
+		return nil, err
+	}
+	c.admin = c.newAdmin(nil, log)
+	return c, nil
+}
+
+// bindProviderPasswords re-seals the provider connection passwords that an
+// older keyward sealed with their connection id only, binding them to
+// their kind, base URL and user name (docs/providers.md). A password that
+// fails to open is logged and left: the connection refuses to send it
+// until root sets it again.
+func (c *core) bindProviderPasswords(ctx context.Context, log *slog.Logger) {
+	n, err := c.keyring.ResealKind(ctx, c.store, keyward.SealedProviderPassword)
+	if n > 0 {
+		log.Info("bound provider connection passwords to their kind, base URL and user name", "count", n)
+	}
+	if err != nil {
+		log.Error("binding provider connection passwords: a connection whose password does not open refuses to send it; set it again with keyward providers update ID --password-file FILE", "err", err)
+	}
+}
+
+// openEngine opens the Redis client, the rate limiter and the credit ledger
+// of c and, withEngine, starts the abuse detector, the usage aggregator, the
+// webhook sender and the verification engine.
+func (c *core) openEngine(cfg *config.Config, log *slog.Logger, withEngine bool) error {
+	if cfg.Redis != "" {
+		client, err := redis.Open(cfg.Redis)
+		if err != nil {
+			return config.Errorf("redis", "%s", keyward.ErrorMessage(err))
+		}
+		c.redis = client
+	}
+	limiter, ledger, closeLedger, err := openMetering(cfg, c.store, c.redis, log)
+	if err != nil {
+		return fmt.Errorf("opening the rate limiter and credit ledger: %w", err)
+	}
+	c.ledger, c.closeLedger = ledger, closeLedger
+	if !withEngine {
+		return nil
+	}
+	if c.detector, c.stopDetector, err = startDetector(cfg, c, log); err != nil {
+		return err
+	}
+	c.usage, c.stopUsage = startUsage(c.store, cfg.Usage, log)
+	if c.sender, c.stopSender, err = startSender(cfg, c, log); err != nil {
+		return err
+	}
+	c.engine, err = verify.New(verify.Config{
+		Store:    c.store,
+		Hasher:   c.hasher,
+		CacheTTL: cfg.CacheTTL,
+		MaxStale: cfg.MaxStale,
+		Limiter:  limiter,
+		Credits:  ledger,
+		Signals:  usage.Tee(c.detector, c.usage, c.sender),
+		Logger:   log,
+
+		TracerProvider: c.tracer,
+	})
+	if err != nil {
+		return fmt.Errorf("starting the verification engine: %w", err)
+	}
+	return nil
+}
+
+// startUsage runs the usage aggregator of store until the returned stop,
+// which writes its last counts. It brings the rollups up to date before it
+// returns (Run only maintains after its first interval), so reports served
+// from the first request on include everything counted before this start.
+func startUsage(store keyward.Store, uc config.Usage, log *slog.Logger) (*usage.Aggregator, func() error) {
+	agg := usage.New(store, usage.Config{MinuteRetention: uc.MinuteRetention, HourRetention: uc.HourRetention,
+		DayRetention: uc.DayRetention, Logger: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := agg.Maintain(ctx); err != nil {
+		log.Error("usage maintenance failed; it is tried again every minute", "error", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- agg.Run(ctx) }()
+	return agg, func() error { cancel(); return <-done }
+}
+
+// close stops the abuse detector and the webhook sender, flushes the
+// engine's usage batch, the usage counts and the credit ledger's counts,
+// then closes the store and Redis.
+func (c *core) close(ctx context.Context, log *slog.Logger) error {
+	var errs []error
+	if c.stopDetector != nil {
+		c.stopDetector()
+	}
+	if c.stopSender != nil {
+		c.stopSender()
+	}
+	if c.engine != nil {
+		if err := c.engine.Close(ctx); err != nil {
+			log.Error("flushing key usage", "err", err)
+			errs = append(errs, fmt.Errorf("flushing key usage: %w", err))
+		}
+	}
+	if c.stopUsage != nil {
+		// After the engine: its last usage batch is counted first.
+		if err := c.stopUsage(); err != nil {
+			log.Error("writing usage counts", "err", err)
+			errs = append(errs, fmt.Errorf("writing usage counts: %w", err))
+		}
+	}
+	if c.closeLedger != nil {
+		if err := c.closeLedger(); err != nil {
+			log.Error("writing back credits", "err", err)
+			errs = append(errs, fmt.Errorf("writing back credits: %w", err))
+		}
+	}
+	if err := c.store.Close(); err != nil {
+		log.Error("closing the store", "err", err)
+		errs = append(errs, fmt.Errorf("closing the store: %w", err))
+	}
+	if c.redis != nil {
+		c.redis.Close()
+	}
+	return errors.Join(errs...)
+}
+
+func (a *app) serve(ctx context.Context, cfg *config.Config) (err error) {
+	log := cfg.Logger(a.stderr)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	log.Info("starting keyward", "version", a.version(), "data", cfg.Data, "store", cfg.StoreName(), "peppers", cfg.PepperSource())
+	tp, stopTracing, err := startTracing(ctx, a.getenv, log, a.version())
+	if err != nil {
+		return err
+	}
+	defer a.stopTracing(ctx, cfg, stopTracing) // last: the spans of the shutdown are flushed too
+	c, err := openCore(ctx, cfg, tp, log, true)
+	if err != nil {
+		return err
+	}
+	c.bindProviderPasswords(ctx, log)
+	if plainUntil, err := c.admin.KeyAuditChain(ctx); err != nil {
+		return fmt.Errorf("keying the audit chain: %w", err)
+	} else if plainUntil > 0 {
+		log.Warn("the audit log's newest entry is hashed with plain SHA-256: keyed the chain from it on (audit.chain_keyed). Expected once, at the upgrade that keys the chain; if this keyward was upgraded before, the log was rewritten: check it with keyward audit verify --expect against a checkpoint (docs/audit.md)", "plain_until", plainUntil)
+	}
+	defer func() {
+		// Shutdown and the final usage flush get their own deadline: ctx
+		// is already cancelled by then.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		if cerr := c.close(sctx, log); err == nil {
+			// Only a stop on a signal gets here without an error.
+			err = shutdownError(cerr)
+		}
+		if err == nil {
+			log.Info("keyward stopped")
+		}
+	}()
+	stopBus, err := c.startBus(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopBus() // after the HTTP server is shut down, before the store closes
+
+	// Bind first so a busy port fails before a root key is created.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return config.Errorf("listen", "cannot listen on %s: %v", cfg.Listen, err)
+	}
+	defer ln.Close()
+	var gw *gatewayServer
+	if cfg.GatewayListen != "" {
+		gc, errs := cfg.GatewayConfig()
+		if len(errs) > 0 {
+			return &config.Error{Errors: errs}
+		}
+		gc.Verifier, gc.Logger, gc.TracerProvider = c.engine, log, tp
+		if gw, err = listenGateway(ctx, cfg.GatewayListen, gc, log, config.YAMLName, "gateway_listen"); err != nil {
+			return err
+		}
+		defer gw.ln.Close()
+	}
+
+	// The first start of a store without a usable root key creates one and
+	// shows it once; while a usable root key exists this is a conflict and
+	// prints nothing.
+	secret, key, err := c.admin.Bootstrap(ctx)
+	switch {
+	case err == nil:
+		fmt.Fprintf(a.stdout, "root key: %s\n%s\n", secret.Reveal(), rootKeyNotice)
+		log.Warn("created the root key and printed it on stdout; it will not be shown again", "key_id", key.ID)
+	case keyward.ErrorCode(err) == keyward.ECONFLICT:
+		log.Debug("a usable root key exists; not bootstrapping")
+	default:
+		return fmt.Errorf("bootstrapping the root key: %w", err)
+	}
+
+	jobs, stopJobs, err := c.startLifecycle(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopJobs() // before the store closes
+
+	// A registry of our own: no package-global metrics.
+	reg := prometheus.NewRegistry()
+	if jobs != nil {
+		if err := reg.Register(jobs); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	for _, col := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		c.engine,
+		c.broadcaster,
+		c.detector,
+		c.sender,
+	} {
+		if err := reg.Register(col); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	forwardAuth, err := newForwardAuth(cfg, c.engine, log)
+	if err != nil {
+		return err
+	}
+	trusted, err := cfg.TrustedProxyPrefixes()
+	if err != nil {
+		return config.Errorf("trusted_proxies", "%v", err)
+	}
+	challenge, err := cfg.Challenge()
+	if err != nil {
+		return config.Errorf("www_authenticate_scheme", "%s", keyward.ErrorMessage(err))
+	}
+	handler := httpapi.New(httpapi.Config{
+		TrustedProxies: trusted,
+		Challenge:      challenge,
+		AgentHeaders:   cfg.AgentHeaders,
+		Service:        c.admin,
+		Engine:         c.engine,
+		Store:          c.store,
+		Gatherer:       reg,
+		Registerer:     reg,
+		ForwardAuth:    forwardAuth,
+		Logger:         log,
+		Version:        a.version(),
+		TracerProvider: tp,
+	})
+
+	addr := ln.Addr().String()
+	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
+		log.Warn("serving plain HTTP on a non-loopback address: put keyward behind a TLS-terminating proxy", "addr", addr)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", addr, "url", "http://"+addr)
+	var gwErr chan error // nil (never ready) without a gateway
+	if gw != nil {
+		gw.start(log)
+		gwErr = gw.err
+	}
+	if a.m.Listening != nil {
+		a.m.Listening(addr)
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving HTTP: %w", err)
+	case err := <-gwErr:
+		return fmt.Errorf("serving the gateway: %w", err)
+	case <-ctx.Done():
+	}
+	stop() // a second signal kills the process at once
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	var gwShutdown error
+	if gw != nil {
+		gwShutdown = gw.shutdown(sctx, cfg.ShutdownTimeout)
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return shutdownError(cutOff("shutting down HTTP", err, cfg.ShutdownTimeout))
+	}
+	return shutdownError(gwShutdown)
+}
+
+// stopTracing flushes the last spans with the shutdown timeout of cfg.
+func (a *app) stopTracing(ctx context.Context, cfg *config.Config, stop func(context.Context)) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	stop(sctx)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
