@@ -7,11 +7,11 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/spf13/cobra"
 )
 
@@ -193,22 +193,6 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 
-// shutdownError marks err, met while serve or gateway stops on a signal, as
-// an unclean stop (ExitShutdown); nil stays nil.
-func shutdownError(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &exitError{code: ExitShutdown, err: err}
-}
-
-// cutOff explains a graceful shutdown that ran out of time.
-func cutOff(what string, err error, timeout time.Duration) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: requests still in flight after shutdown_timeout (%s) were cut off: raise shutdown_timeout to let them finish", what, timeout)
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
 func (e *exitError) Unwrap() error { return e.err }
 
 // describe maps err to an exit code and a message.
@@ -216,13 +200,19 @@ func (a *app) describe(cmd *cobra.Command, err error) (int, string) {
 	var (
 		ue *usageError
 		ee *exitError
+		se *server.ShutdownError
 		ce *config.Error
 	)
 	switch {
 	case errors.As(err, &ee):
 		return ee.code, ee.err.Error()
+	case errors.As(err, &se):
+		return ExitShutdown, se.Err.Error()
 	case errors.As(err, &ce):
 		return ExitConfig, ce.Error()
+	case errors.Is(err, keyward.ErrSchemaTooNew):
+		// server.StoreError: the binary is older than the store.
+		return ExitConfig, err.Error()
 	case errors.As(err, &ue) || !a.started:
 		// Flag parsing, argument checks and unknown commands all fail
 		// before any command starts.

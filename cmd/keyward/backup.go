@@ -20,6 +20,7 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/postgres"
 	"github.com/keyward/keyward/sqlite"
@@ -189,7 +190,7 @@ func (a *app) backup(ctx context.Context, cfg *config.Config, dir string, includ
 	var st keyward.Store
 	if cfg.UsesPostgres() {
 		m.Store, m.SchemaVersion = "postgres", postgres.SchemaVersion()
-		if st, err = openStore(ctx, cfg, nil); err != nil {
+		if st, err = server.OpenStore(ctx, cfg, nil); err != nil {
 			return err
 		}
 	} else {
@@ -282,7 +283,7 @@ func (a *app) backupVerify(ctx context.Context, cfg *config.Config, dir string) 
 		}
 		st = ro
 	case "postgres":
-		if st, err = openStore(ctx, cfg, nil); err != nil {
+		if st, err = server.OpenStore(ctx, cfg, nil); err != nil {
 			return err
 		}
 		defer st.Close()

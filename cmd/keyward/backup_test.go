@@ -82,7 +82,7 @@ func TestBackupRestore(t *testing.T) {
 	s.okJSON(t, root, &acme, "accounts", "create", "--name", "acme")
 	var alice keyward.User
 	s.okJSON(t, root, &alice, "users", "create", "--account", acme.ID, "--name", "alice")
-	create := func(s *server, args ...string) keyward.CreatedKey {
+	create := func(s *testServer, args ...string) keyward.CreatedKey {
 		t.Helper()
 		var k keyward.CreatedKey
 		s.okJSON(t, root, &k, append([]string{"keys", "create", "--account", acme.ID}, args...)...)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/spf13/cobra"
 )
 
@@ -75,11 +76,11 @@ creates nothing: a pepper that serve would generate is reported as such.`,
 			}
 			if len(peppers) == 0 && cfg.UsesPostgres() {
 				// serve generates no pepper for a shared store.
-				return sharedPepperError(cfg)
+				return server.SharedPepperError(cfg)
 			}
 			// The keystore file and KEYWARD_ADMIN_API_KEY, as the gateway
 			// and serve's forward-auth would load them.
-			if _, err := loadSimpleModes(cfg, a.getenv, cfg.Listen, slog.New(slog.DiscardHandler)); err != nil {
+			if _, err := server.LoadSimpleModes(cfg, a.getenv, cfg.Listen, slog.New(slog.DiscardHandler)); err != nil {
 				return err
 			}
 			eff := effectiveConfig{

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/gateway"
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/keystore"
 	"github.com/keyward/keyward/tracing"
 	"github.com/spf13/cobra"
@@ -109,11 +109,11 @@ func (a *app) runGateway(cmd *cobra.Command, cfg *config.Config, f *gatewayFlags
 	if len(errs) > 0 {
 		return &config.Error{Errors: errs}
 	}
-	tp, stopTracing, err := startTracing(ctx, a.getenv, log, a.version())
+	tp, stopTracing, err := server.StartTracing(ctx, a.getenv, log, a.version())
 	if err != nil {
 		return err
 	}
-	defer a.stopTracing(ctx, cfg, stopTracing)
+	defer server.StopTracing(ctx, cfg, stopTracing)
 	name := config.YAMLName
 	if f.upstream != "" {
 		u, err := url.Parse(f.upstream)
@@ -147,23 +147,23 @@ func (a *app) runGateway(cmd *cobra.Command, cfg *config.Config, f *gatewayFlags
 		defer cancel()
 		if cerr := closeVerifier(sctx); err == nil {
 			// Only a stop on a signal gets here without an error.
-			err = shutdownError(cerr)
+			err = server.Unclean(cerr)
 		}
 	}()
 	gc.Verifier, gc.Logger, gc.Anonymous, gc.TracerProvider = verifier, log, cfg.DevMode, tp
-	gs, err := listenGateway(ctx, listen, gc, log, name, "listen")
+	gs, err := server.ListenGateway(ctx, listen, gc, log, name, "listen")
 	if err != nil {
 		return err
 	}
-	gs.start(log)
+	gs.Start(log)
 	for _, r := range gc.Routes {
 		log.Info("gateway route", "prefix", r.PathPrefix, "host", r.Host, "upstream", r.Upstream.Redacted(), "permissions", r.Permissions, "exempt", r.Exempt)
 	}
 	if a.m.Listening != nil {
-		a.m.Listening(gs.ln.Addr().String())
+		a.m.Listening(gs.Addr())
 	}
 	select {
-	case err := <-gs.err:
+	case err := <-gs.Err():
 		return fmt.Errorf("serving the gateway: %w", err)
 	case <-ctx.Done():
 	}
@@ -171,7 +171,7 @@ func (a *app) runGateway(cmd *cobra.Command, cfg *config.Config, f *gatewayFlags
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	return shutdownError(gs.shutdown(sctx, cfg.ShutdownTimeout))
+	return server.Unclean(gs.Shutdown(sctx, cfg.ShutdownTimeout))
 }
 
 // flagName names a gateway field as a flag of "keyward gateway".
@@ -207,7 +207,7 @@ func (a *app) gatewayVerifier(ctx context.Context, cmd *cobra.Command, cfg *conf
 		v, err := a.remoteVerifier(ctx, cfg, tp, f, log)
 		return v, noop, err
 	}
-	simple, err := loadSimpleModes(cfg, a.getenv, listen, log)
+	simple, err := server.LoadSimpleModes(cfg, a.getenv, listen, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -220,26 +220,26 @@ func (a *app) gatewayVerifier(ctx context.Context, cmd *cobra.Command, cfg *conf
 	if _, err := os.Stat(cfg.DatabasePath()); cfg.Store == "" && errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, config.Errorf("data", "no keyward database in %s: run keyward serve there first, point --data at its data directory, or use --keystore, %s or --remote", cfg.Data, config.EnvAdminAPIKey)
 	}
-	c, err := openCore(ctx, cfg, tp, log, true)
+	c, err := server.Open(ctx, cfg, tp, log, true)
 	if err != nil {
 		return nil, nil, err
 	}
 	// Join the invalidation bus, as serve does, so a key revoked on any
 	// instance stops passing here at once rather than after cache_ttl.
-	stopBus, err := c.startBus(ctx, cfg, log)
+	stopBus, err := c.StartBus(ctx, cfg, log)
 	if err != nil {
-		cerr := c.close(context.WithoutCancel(ctx), log)
+		cerr := c.Close(context.WithoutCancel(ctx), log)
 		return nil, nil, errors.Join(err, cerr)
 	}
 	log.Info("verifying keys in process", "data", cfg.Data, "store", config.RedactURL(cfg.Store), "cache_ttl", cfg.CacheTTL, "max_stale", cfg.MaxStale)
 	closeCore := func(ctx context.Context) error {
 		stopBus()
-		return c.close(ctx, log)
+		return c.Close(ctx, log)
 	}
 	if simple != nil {
-		return keystore.Chain(c.engine, simple), closeCore, nil
+		return keystore.Chain(c.Engine, simple), closeCore, nil
 	}
-	return c.engine, closeCore, nil
+	return c.Engine, closeCore, nil
 }
 
 // remoteVerifier verifies with a remote keyward. It checks the API key

@@ -16,8 +16,8 @@ import (
 // waitTimeout bounds every wait for a server; tests never sleep.
 const waitTimeout = 30 * time.Second
 
-// server is an in-process "keyward serve" on port 0.
-type server struct {
+// testServer is an in-process "keyward serve" on port 0.
+type testServer struct {
 	url     string
 	data    string
 	rootKey string
@@ -29,9 +29,9 @@ type server struct {
 
 // startServer runs "keyward serve" in process with env and extra args and
 // returns once it accepts connections. It stops when the test ends.
-func startServer(t *testing.T, env map[string]string, args ...string) *server {
+func startServer(t *testing.T, env map[string]string, args ...string) *testServer {
 	t.Helper()
-	s := &server{data: filepath.Join(t.TempDir(), "data"), stdout: keywardtest.NewLines(), stderr: keywardtest.NewLines(), done: make(chan int, 1)}
+	s := &testServer{data: filepath.Join(t.TempDir(), "data"), stdout: keywardtest.NewLines(), stderr: keywardtest.NewLines(), done: make(chan int, 1)}
 	if d, ok := env["KEYWARD_DATA"]; ok {
 		s.data = d
 	}
@@ -62,7 +62,7 @@ func startServer(t *testing.T, env map[string]string, args ...string) *server {
 }
 
 // stop shuts the server down as SIGTERM would and checks it exits 0.
-func (s *server) stop(t *testing.T) {
+func (s *testServer) stop(t *testing.T) {
 	t.Helper()
 	if s.cancel == nil {
 		return
@@ -87,7 +87,7 @@ type result struct {
 }
 
 // cli runs the CLI in process against s with apiKey.
-func (s *server) cli(t *testing.T, apiKey string, args ...string) result {
+func (s *testServer) cli(t *testing.T, apiKey string, args ...string) result {
 	t.Helper()
 	return runCLI(t, map[string]string{"KEYWARD_URL": s.url, "KEYWARD_API_KEY": apiKey}, args...)
 }
@@ -101,7 +101,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) result {
 }
 
 // ok runs the CLI, requires success and returns stdout.
-func (s *server) ok(t *testing.T, apiKey string, args ...string) string {
+func (s *testServer) ok(t *testing.T, apiKey string, args ...string) string {
 	t.Helper()
 	r := s.cli(t, apiKey, args...)
 	if r.code != 0 || r.stderr != "" {
@@ -111,7 +111,7 @@ func (s *server) ok(t *testing.T, apiKey string, args ...string) string {
 }
 
 // okJSON runs the CLI with -o json and decodes stdout into out.
-func (s *server) okJSON(t *testing.T, apiKey string, out any, args ...string) {
+func (s *testServer) okJSON(t *testing.T, apiKey string, out any, args ...string) {
 	t.Helper()
 	stdout := s.ok(t, apiKey, append(args, "-o", "json")...)
 	if err := json.Unmarshal([]byte(stdout), out); err != nil {
@@ -121,7 +121,7 @@ func (s *server) okJSON(t *testing.T, apiKey string, out any, args ...string) {
 
 // fails runs the CLI, requires exit code and one error line, and returns
 // that line.
-func (s *server) fails(t *testing.T, code int, apiKey string, args ...string) string {
+func (s *testServer) fails(t *testing.T, code int, apiKey string, args ...string) string {
 	t.Helper()
 	return checkFails(t, s.cli(t, apiKey, args...), code, args)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/keywardtest"
 )
 
@@ -243,7 +244,7 @@ func TestAuditCheckpoint(t *testing.T) {
 // master key could. The server must be stopped.
 func (b backend) rehashPlain(t *testing.T, from int64) {
 	t.Helper()
-	st, err := openStore(t.Context(), &config.Config{Data: b.env["KEYWARD_DATA"], Store: b.env["KEYWARD_STORE"]}, nil)
+	st, err := server.OpenStore(t.Context(), &config.Config{Data: b.env["KEYWARD_DATA"], Store: b.env["KEYWARD_STORE"]}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

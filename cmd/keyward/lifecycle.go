@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/lifecycle"
 	"github.com/spf13/cobra"
 )
@@ -36,12 +34,12 @@ See docs/lifecycle.md.`,
 				return err
 			}
 			log := cfg.Logger(a.stderr)
-			c, err := openCore(cmd.Context(), cfg, nil, log, false)
+			c, err := server.Open(cmd.Context(), cfg, nil, log, false)
 			if err != nil {
 				return err
 			}
-			results, err := runJobs(cmd.Context(), c, cfg, log, job)
-			if cerr := c.close(cmd.Context(), log); err == nil {
+			results, err := server.RunJobs(cmd.Context(), c, cfg, log, job)
+			if cerr := c.Close(cmd.Context(), log); err == nil {
 				err = cerr
 			}
 			if perr := a.printResults(results); err == nil {

@@ -2,15 +2,10 @@ package main
 
 import (
 	"encoding/json"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/internal/config"
-	"github.com/keyward/keyward/keywardtest"
 	"github.com/keyward/keyward/lifecycle"
 )
 
@@ -42,4 +37,3 @@ func TestJobsRun(t *testing.T) {
 		t.Errorf("jobs run --job expiry: exit %d, stdout %s, stderr %s", r.code, r.stdout, r.stderr)
 	}
 }
-

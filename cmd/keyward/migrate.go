@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/postgres"
 	"github.com/keyward/keyward/sqlite"
 	"github.com/spf13/cobra"
@@ -34,7 +35,7 @@ keyward never writes to a schema it does not understand.`,
 				from, to, err = sqlite.Migrate(cmd.Context(), cfg.DatabasePath())
 			}
 			if err != nil {
-				return storeError(cfg, err)
+				return server.StoreError(cfg, err)
 			}
 			_, err = fmt.Fprintf(a.stdout, "schema at version %d (was %d)\n", to, from)
 			return err

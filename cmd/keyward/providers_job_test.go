@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/admin"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/keywardtest"
 	"github.com/keyward/keyward/lifecycle"
 	"github.com/keyward/keyward/provider"
@@ -31,7 +32,7 @@ func TestCredentialExpiryJob(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 	store := keywardtest.NewSQLiteStore(t)
 	svc := admin.New(admin.Config{Store: store, Hasher: keywardtest.NewHasher(t), Sealer: keywardtest.NewKeyring(t),
-		Providers: (&core{}).openProvider, Now: clock, Logger: quiet})
+		Providers: (&server.Core{}).OpenProvider, Now: clock, Logger: quiet})
 	jobs, err := lifecycle.New(lifecycle.Config{Store: store, Actions: svc, Now: clock, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

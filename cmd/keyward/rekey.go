@@ -7,6 +7,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/keyring"
 	"github.com/spf13/cobra"
 )
@@ -53,7 +54,7 @@ version. Keep that version configured to read their details.
 			if err != nil {
 				return err
 			}
-			st, err := openStore(cmd.Context(), cfg, nil)
+			st, err := server.OpenStore(cmd.Context(), cfg, nil)
 			if err != nil {
 				return err
 			}

@@ -64,7 +64,7 @@ func TestSecretMetaAndRekey(t *testing.T) {
 	}
 	s.fails(t, ExitUsage, root, "keys", "update", alice.ID, "--secret-meta", `{"a":1}`, "--clear-secret-meta")
 
-	wantSecrets := func(s *server, as string, key, account string) {
+	wantSecrets := func(s *testServer, as string, key, account string) {
 		t.Helper()
 		var res keyward.VerifyResult
 		s.okJSON(t, as, &res, "verify", alice.Secret)

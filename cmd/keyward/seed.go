@@ -13,6 +13,7 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 )
@@ -58,12 +59,12 @@ Progress goes to stderr: a bar on a terminal, a line every 5s otherwise.`,
 				return err
 			}
 			log := cfg.Logger(a.stderr)
-			c, err := openCore(cmd.Context(), cfg, nil, log, false)
+			c, err := server.Open(cmd.Context(), cfg, nil, log, false)
 			if err != nil {
 				return err
 			}
 			secrets, err := a.seed(cmd.Context(), c, account, n, sample, workers)
-			if cerr := c.close(cmd.Context(), log); err == nil {
+			if cerr := c.Close(cmd.Context(), log); err == nil {
 				err = cerr
 			}
 			if err != nil {
@@ -88,8 +89,8 @@ Progress goes to stderr: a bar on a terminal, a line every 5s otherwise.`,
 // transaction) and per progress step.
 const seedBatch = 1000
 
-func (a *app) seed(ctx context.Context, c *core, accountName string, n, sample, workers int) ([]string, error) {
-	acc, err := seedAccount(ctx, c.store, accountName)
+func (a *app) seed(ctx context.Context, c *server.Core, accountName string, n, sample, workers int) ([]string, error) {
+	acc, err := seedAccount(ctx, c.Store, accountName)
 	if err != nil {
 		return nil, err
 	}
@@ -137,8 +138,8 @@ func (a *app) seed(ctx context.Context, c *core, accountName string, n, sample, 
 						return err
 					}
 					raw := secret.Reveal()
-					k.Hash = c.hasher.Hash(raw)
-					k.PepperVersion = c.hasher.Current()
+					k.Hash = c.Hasher.Hash(raw)
+					k.PepperVersion = c.Hasher.Current()
 					k.Start = apikey.Start(raw)
 					if i < sample {
 						mu.Lock()
@@ -147,7 +148,7 @@ func (a *app) seed(ctx context.Context, c *core, accountName string, n, sample, 
 					}
 					keys = append(keys, k)
 				}
-				if err := c.store.CreateKeys(gctx, keys); err != nil {
+				if err := c.Store.CreateKeys(gctx, keys); err != nil {
 					return fmt.Errorf("seeding keys: %w", err)
 				}
 				done.Add(int64(len(keys)))

@@ -1,9 +1,16 @@
 package main
 
+import (
+	"fmt"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/server"
+	"github.com/spf13/cobra"
+)
 
 // rootKeyNotice follows the root key printed by the first serve.
 const rootKeyNotice = "Store this root key now (a password manager or secret store): keyward keeps only its hash and will not show it again."
-
 
 func (a *app) serveCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -23,13 +30,20 @@ SIGINT or SIGTERM shut it down gracefully, flushing recorded key usage.`,
 			if err != nil {
 				return err
 			}
-			return a.serve(cmd.Context(), cfg)
+			return server.Serve(cmd.Context(), cfg, server.Options{
+				Getenv:  a.getenv,
+				Version: a.version(),
+				Log:     cfg.Logger(a.stderr),
+				RootKey: func(secret keyward.Secret) {
+					fmt.Fprintf(a.stdout, "root key: %s\n%s\n", secret.Reveal(), rootKeyNotice)
+				},
+				Listening: a.m.Listening,
+			})
 		},
 	}
 	config.AddFlags(cmd.Flags(), "listen", "data", "store", "redis", "bus-channel", "pepper-file", "cache-ttl", "max-stale", "bus-down-cache-ttl", "log-level", "log-format", "shutdown-timeout", "gateway-listen", "trusted-proxies", "www-authenticate-scheme", "www-authenticate-realm", "agent-headers")
 	return cmd
 }
-
 
 func (a *app) bootstrapCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -46,17 +60,17 @@ print the bare key on stdout (for scripts). Uses the same configuration as serve
 				return err
 			}
 			log := cfg.Logger(a.stderr)
-			c, err := openCore(cmd.Context(), cfg, nil, log, false)
+			c, err := server.Open(cmd.Context(), cfg, nil, log, false)
 			if err != nil {
 				return err
 			}
-			secret, _, err := c.admin.Bootstrap(cmd.Context())
+			secret, _, err := c.Admin.Bootstrap(cmd.Context())
 			if err == nil {
 				// Print before closing: the key is committed, and a
 				// failing close must not lose the only copy.
 				_, err = fmt.Fprintln(a.stdout, secret.Reveal())
 			}
-			cerr := c.close(cmd.Context(), log)
+			cerr := c.Close(cmd.Context(), log)
 			switch {
 			case keyward.ErrorCode(err) == keyward.ECONFLICT:
 				return keyward.Errorf(keyward.ECONFLICT, "a usable root key already exists in %s: bootstrap only works on a store without one (create more root keys with: keyward keys create --role root)", cfg.DatabasePath())
@@ -69,4 +83,3 @@ print the bare key on stdout (for scripts). Uses the same configuration as serve
 	config.AddFlags(cmd.Flags(), "data", "pepper-file", "log-level", "log-format")
 	return cmd
 }
-

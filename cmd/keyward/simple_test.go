@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/keystore"
 	"github.com/spf13/pflag"
 )
@@ -91,7 +92,7 @@ func loadSimple(t *testing.T, env map[string]string, args ...string) (keyward.Ke
 		return nil, "", err
 	}
 	var logs bytes.Buffer
-	v, err := loadSimpleModes(cfg, mapEnv(env), cfg.Listen, slog.New(slog.NewTextHandler(&logs, nil)))
+	v, err := server.LoadSimpleModes(cfg, mapEnv(env), cfg.Listen, slog.New(slog.NewTextHandler(&logs, nil)))
 	return v, logs.String(), err
 }
 

@@ -455,4 +455,3 @@ func TestTracingOff(t *testing.T) {
 		t.Errorf("the receiver was contacted %d times with tracing off", n)
 	}
 }
-

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -42,7 +42,7 @@ func openMetering(cfg *config.Config, store keyward.Store, client goredis.Univer
 // startDetector builds the abuse detector of cfg and runs it until the
 // returned stop. Its actions go through c's admin service, read when an
 // action runs, so they reach the invalidation bus once it is started.
-func startDetector(cfg *config.Config, c *core, log *slog.Logger) (*abuse.Detector, func(), error) {
+func startDetector(cfg *config.Config, c *Core, log *slog.Logger) (*abuse.Detector, func(), error) {
 	ac, err := cfg.DetectorConfig()
 	if err != nil {
 		return nil, nil, config.Errorf("abuse", "%v", err)
@@ -74,29 +74,29 @@ func startDetector(cfg *config.Config, c *core, log *slog.Logger) (*abuse.Detect
 // records its findings, through the admin service: blocks are global IP
 // rules with an expiry, made, applied and audited like an operator's, and
 // marked automatic (a valid key still passes them; see verify).
-type abuseActions struct{ c *core }
+type abuseActions struct{ c *Core }
 
 // systemIdentity is who the detector acts as: root power, no key.
 var systemIdentity = &keyward.Identity{Role: keyward.RoleRoot}
 
 func (a abuseActions) BlockIP(ctx context.Context, network netip.Prefix, until time.Time, reason string) error {
 	ctx = keyward.NewContextWithIdentity(ctx, systemIdentity)
-	_, err := a.c.admin.CreateIPRule(ctx, keyward.IPRuleCreate{Action: keyward.IPBlock, CIDR: network.String(), Reason: reason, ExpiresAt: &until, Automatic: true})
+	_, err := a.c.Admin.CreateIPRule(ctx, keyward.IPRuleCreate{Action: keyward.IPBlock, CIDR: network.String(), Reason: reason, ExpiresAt: &until, Automatic: true})
 	return err
 }
 
 func (a abuseActions) DisableKey(ctx context.Context, keyID, reason string) error {
 	ctx = keyward.NewContextWithIdentity(ctx, systemIdentity)
 	disabled := true
-	_, err := a.c.admin.UpdateKey(ctx, keyID, keyward.KeyUpdate{Disabled: &disabled})
+	_, err := a.c.Admin.UpdateKey(ctx, keyID, keyward.KeyUpdate{Disabled: &disabled})
 	return err
 }
 
 // CreateAnomaly stores a finding with its audit entry.
 func (a abuseActions) CreateAnomaly(ctx context.Context, an *keyward.Anomaly) error {
-	return a.c.admin.RecordAnomaly(ctx, an)
+	return a.c.Admin.RecordAnomaly(ctx, an)
 }
 
 func (a abuseActions) ReloadIPRules(ctx context.Context) error {
-	return a.c.engine.ReloadIPRules(ctx)
+	return a.c.Engine.ReloadIPRules(ctx)
 }

@@ -1,5 +1,16 @@
-package main
+package server
 
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/gateway"
+	"github.com/keyward/keyward/internal/config"
+)
 
 // newForwardAuth is serve's /v1/forward-auth over v with the configured
 // routes.
@@ -16,18 +27,16 @@ func newForwardAuth(cfg *config.Config, v keyward.KeyVerifier, log *slog.Logger)
 	return fa, nil
 }
 
-
-// gatewayServer is a running gateway listener.
-type gatewayServer struct {
+// GatewayServer is a running gateway listener.
+type GatewayServer struct {
 	gw  *gateway.Gateway
 	srv *http.Server
 	ln  net.Listener
 	err chan error
 }
 
-
-// listenGateway binds addr for a gateway over cfg; start serves it.
-func listenGateway(ctx context.Context, addr string, cfg gateway.Config, log *slog.Logger, name func(string) string, listenSetting string) (*gatewayServer, error) {
+// ListenGateway binds addr for a gateway over cfg; start serves it.
+func ListenGateway(ctx context.Context, addr string, cfg gateway.Config, log *slog.Logger, name func(string) string, listenSetting string) (*GatewayServer, error) {
 	g, err := gateway.New(cfg)
 	if err != nil {
 		return nil, &config.Error{Errors: config.GatewayErrors(err, name)}
@@ -39,11 +48,17 @@ func listenGateway(ctx context.Context, addr string, cfg gateway.Config, log *sl
 	}
 	srv := g.Server(addr)
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
-	return &gatewayServer{gw: g, srv: srv, ln: ln, err: make(chan error, 1)}, nil
+	return &GatewayServer{gw: g, srv: srv, ln: ln, err: make(chan error, 1)}, nil
 }
 
+// Addr is the address the gateway accepts connections on.
+func (s *GatewayServer) Addr() string { return s.ln.Addr().String() }
 
-func (s *gatewayServer) start(log *slog.Logger) {
+// Err delivers the error that ended serving, once Start ran.
+func (s *GatewayServer) Err() <-chan error { return s.err }
+
+// Start serves the gateway in the background and logs where.
+func (s *GatewayServer) Start(log *slog.Logger) {
 	go func() { s.err <- s.srv.Serve(s.ln) }()
 	addr := s.ln.Addr().String()
 	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
@@ -52,17 +67,14 @@ func (s *gatewayServer) start(log *slog.Logger) {
 	log.Info("gateway listening", "addr", addr, "url", "http://"+addr)
 }
 
-
-// shutdown stops accepting, waits for requests in flight until ctx ends
+// Shutdown stops accepting, waits for requests in flight until ctx ends
 // (timeout, the shutdown_timeout it was given, is for the message), then
 // closes upstream connections.
-func (s *gatewayServer) shutdown(ctx context.Context, timeout time.Duration) error {
+func (s *GatewayServer) Shutdown(ctx context.Context, timeout time.Duration) error {
 	defer s.gw.Close()
 	if err := s.srv.Shutdown(ctx); err != nil {
 		s.srv.Close()
-		return cutOff("shutting down the gateway", err, timeout)
+		return CutOff("shutting down the gateway", err, timeout)
 	}
 	return nil
 }
-
-

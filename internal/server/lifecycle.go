@@ -1,12 +1,20 @@
-package main
+package server
 
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/lifecycle"
+)
 
 // newLifecycle returns the lifecycle runner of c.
-func (c *core) newLifecycle(cfg *config.Config, log *slog.Logger) (*lifecycle.Runner, error) {
+func (c *Core) newLifecycle(cfg *config.Config, log *slog.Logger) (*lifecycle.Runner, error) {
 	l := cfg.Lifecycle
 	lc := lifecycle.Config{
-		Store:            c.store,
-		Actions:          c.admin,
+		Store:            c.Store,
+		Actions:          c.Admin,
 		ExpiryInterval:   l.ExpiryInterval,
 		RotationInterval: l.RotationInterval,
 		CleanupInterval:  l.CleanupInterval,
@@ -24,10 +32,9 @@ func (c *core) newLifecycle(cfg *config.Config, log *slog.Logger) (*lifecycle.Ru
 	return lifecycle.New(lc)
 }
 
-
 // startLifecycle runs the lifecycle jobs until the returned stop, unless
 // they are disabled on this instance (runner nil).
-func (c *core) startLifecycle(cfg *config.Config, log *slog.Logger) (*lifecycle.Runner, func(), error) {
+func (c *Core) startLifecycle(cfg *config.Config, log *slog.Logger) (*lifecycle.Runner, func(), error) {
 	if cfg.Lifecycle.Disabled {
 		log.Info("lifecycle jobs are disabled on this instance (lifecycle.disabled)")
 		return nil, func() {}, nil
@@ -42,9 +49,8 @@ func (c *core) startLifecycle(cfg *config.Config, log *slog.Logger) (*lifecycle.
 	return r, func() { cancel(); <-done }, nil
 }
 
-
-// runJobs runs every job, or job, once.
-func runJobs(ctx context.Context, c *core, cfg *config.Config, log *slog.Logger, job string) ([]lifecycle.Result, error) {
+// RunJobs runs every job, or job, once.
+func RunJobs(ctx context.Context, c *Core, cfg *config.Config, log *slog.Logger, job string) ([]lifecycle.Result, error) {
 	r, err := c.newLifecycle(cfg, log)
 	if err != nil {
 		return nil, err
@@ -55,5 +61,3 @@ func runJobs(ctx context.Context, c *core, cfg *config.Config, log *slog.Logger,
 	res, err := r.RunJob(ctx, job)
 	return []lifecycle.Result{res}, err
 }
-
-

@@ -1,5 +1,14 @@
-package main
+package server
 
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/keywardtest"
+)
 
 // TestUsageRetention: the retention of the usage block (checked in
 // internal/config) reaches the aggregator: a start applies it at once.
@@ -26,4 +35,3 @@ func TestUsageRetention(t *testing.T) {
 		}
 	}
 }
-

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -26,7 +26,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -39,12 +38,18 @@ const (
 	maxHeaderBytes    = 64 << 10
 )
 
-// core is the wired server side: store, hasher, engine, admin service.
-type core struct {
-	store  keyward.Store
-	hasher *apikey.Hasher
-	engine *verify.Engine
-	admin  *admin.Service
+// Core is the wired server side of serve, gateway and the commands that
+// work on the store directly: the store, the hasher, the verification
+// engine and the admin service, with what they run on.
+type Core struct {
+	// Store is the opened store, migrations applied.
+	Store keyward.Store
+	// Engine verifies keys; nil unless Open was asked for it.
+	Engine *verify.Engine
+	// Admin is the admin service over Store.
+	Admin *admin.Service
+	// Hasher hashes keys with the configured peppers.
+	Hasher *apikey.Hasher
 	// keyring seals audit details, secret metadata and webhook secrets.
 	keyring *keyring.Keyring
 	// redis is the client shared by the bus, the rate limiter, the credit
@@ -61,7 +66,7 @@ type core struct {
 	// detector is the abuse detector, stopped by stopDetector.
 	detector     *abuse.Detector
 	stopDetector func()
-	// broadcaster is set by startBus (store.go).
+	// broadcaster is set by StartBus (store.go).
 	broadcaster *bus.Broadcaster
 	// guard checks webhook endpoint URLs; sender delivers webhook events,
 	// stopped by stopSender.
@@ -72,9 +77,9 @@ type core struct {
 	tracer trace.TracerProvider
 }
 
-// openCore opens the data directory, loads (or generates) the peppers and
+// Open opens the data directory, loads (or generates) the peppers and
 // opens the store. withEngine also starts the verification engine.
-func openCore(ctx context.Context, cfg *config.Config, tp trace.TracerProvider, log *slog.Logger, withEngine bool) (*core, error) {
+func Open(ctx context.Context, cfg *config.Config, tp trace.TracerProvider, log *slog.Logger, withEngine bool) (*Core, error) {
 	if err := cfg.PrepareDataDir(true); err != nil {
 		return nil, err
 	}
@@ -84,20 +89,20 @@ func openCore(ctx context.Context, cfg *config.Config, tp trace.TracerProvider, 
 		return nil, err
 	}
 	if len(peppers) == 0 {
-		return nil, sharedPepperError(cfg)
+		return nil, SharedPepperError(cfg)
 	}
 	hasher, err := apikey.NewHasher(peppers)
 	if err != nil {
 		return nil, config.Errorf("peppers", "%s", keyward.ErrorMessage(err))
 	}
-	store, err := openStore(ctx, cfg, tp)
+	store, err := OpenStore(ctx, cfg, tp)
 	if err != nil {
 		return nil, err
 	}
 	if r, ok := store.(keyward.StorageReporter); ok {
 		r.Storage().SetLogger(log.With("component", "store"))
 	}
-	c := &core{store: store, hasher: hasher, tracer: tp}
+	c := &Core{Store: store, Hasher: hasher, tracer: tp}
 	if c.keyring, err = cfg.OpenKeyring(log); err != nil {
 		store.Close()
 		return nil, err
@@ -109,10 +114,10 @@ func openCore(ctx context.Context, cfg *config.Config, tp trace.TracerProvider, 
 	}
 	c.guard = wc.Guard
 	if err := c.openEngine(cfg, log, withEngine); err != nil {
-		c.close(context.Background(), log)
+		c.Close(context.Background(), log)
 		return nil, err
 	}
-	c.admin = c.newAdmin(nil, log)
+	c.Admin = c.newAdmin(nil, log)
 	return c, nil
 }
 
@@ -121,8 +126,8 @@ func openCore(ctx context.Context, cfg *config.Config, tp trace.TracerProvider, 
 // their kind, base URL and user name (docs/providers.md). A password that
 // fails to open is logged and left: the connection refuses to send it
 // until root sets it again.
-func (c *core) bindProviderPasswords(ctx context.Context, log *slog.Logger) {
-	n, err := c.keyring.ResealKind(ctx, c.store, keyward.SealedProviderPassword)
+func (c *Core) bindProviderPasswords(ctx context.Context, log *slog.Logger) {
+	n, err := c.keyring.ResealKind(ctx, c.Store, keyward.SealedProviderPassword)
 	if n > 0 {
 		log.Info("bound provider connection passwords to their kind, base URL and user name", "count", n)
 	}
@@ -134,7 +139,7 @@ func (c *core) bindProviderPasswords(ctx context.Context, log *slog.Logger) {
 // openEngine opens the Redis client, the rate limiter and the credit ledger
 // of c and, withEngine, starts the abuse detector, the usage aggregator, the
 // webhook sender and the verification engine.
-func (c *core) openEngine(cfg *config.Config, log *slog.Logger, withEngine bool) error {
+func (c *Core) openEngine(cfg *config.Config, log *slog.Logger, withEngine bool) error {
 	if cfg.Redis != "" {
 		client, err := redis.Open(cfg.Redis)
 		if err != nil {
@@ -142,7 +147,7 @@ func (c *core) openEngine(cfg *config.Config, log *slog.Logger, withEngine bool)
 		}
 		c.redis = client
 	}
-	limiter, ledger, closeLedger, err := openMetering(cfg, c.store, c.redis, log)
+	limiter, ledger, closeLedger, err := openMetering(cfg, c.Store, c.redis, log)
 	if err != nil {
 		return fmt.Errorf("opening the rate limiter and credit ledger: %w", err)
 	}
@@ -153,13 +158,13 @@ func (c *core) openEngine(cfg *config.Config, log *slog.Logger, withEngine bool)
 	if c.detector, c.stopDetector, err = startDetector(cfg, c, log); err != nil {
 		return err
 	}
-	c.usage, c.stopUsage = startUsage(c.store, cfg.Usage, log)
+	c.usage, c.stopUsage = startUsage(c.Store, cfg.Usage, log)
 	if c.sender, c.stopSender, err = startSender(cfg, c, log); err != nil {
 		return err
 	}
-	c.engine, err = verify.New(verify.Config{
-		Store:    c.store,
-		Hasher:   c.hasher,
+	c.Engine, err = verify.New(verify.Config{
+		Store:    c.Store,
+		Hasher:   c.Hasher,
 		CacheTTL: cfg.CacheTTL,
 		MaxStale: cfg.MaxStale,
 		Limiter:  limiter,
@@ -191,10 +196,10 @@ func startUsage(store keyward.Store, uc config.Usage, log *slog.Logger) (*usage.
 	return agg, func() error { cancel(); return <-done }
 }
 
-// close stops the abuse detector and the webhook sender, flushes the
+// Close stops the abuse detector and the webhook sender, flushes the
 // engine's usage batch, the usage counts and the credit ledger's counts,
 // then closes the store and Redis.
-func (c *core) close(ctx context.Context, log *slog.Logger) error {
+func (c *Core) Close(ctx context.Context, log *slog.Logger) error {
 	var errs []error
 	if c.stopDetector != nil {
 		c.stopDetector()
@@ -202,8 +207,8 @@ func (c *core) close(ctx context.Context, log *slog.Logger) error {
 	if c.stopSender != nil {
 		c.stopSender()
 	}
-	if c.engine != nil {
-		if err := c.engine.Close(ctx); err != nil {
+	if c.Engine != nil {
+		if err := c.Engine.Close(ctx); err != nil {
 			log.Error("flushing key usage", "err", err)
 			errs = append(errs, fmt.Errorf("flushing key usage: %w", err))
 		}
@@ -221,7 +226,7 @@ func (c *core) close(ctx context.Context, log *slog.Logger) error {
 			errs = append(errs, fmt.Errorf("writing back credits: %w", err))
 		}
 	}
-	if err := c.store.Close(); err != nil {
+	if err := c.Store.Close(); err != nil {
 		log.Error("closing the store", "err", err)
 		errs = append(errs, fmt.Errorf("closing the store: %w", err))
 	}
@@ -231,23 +236,42 @@ func (c *core) close(ctx context.Context, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-func (a *app) serve(ctx context.Context, cfg *config.Config) (err error) {
-	log := cfg.Logger(a.stderr)
+// Options is what Serve needs besides the settings.
+type Options struct {
+	// Getenv reads the environment (the OTEL_* variables of tracing).
+	Getenv func(string) string
+	// Version is reported in logs, on /healthz and in spans.
+	Version string
+	// Log receives the server's log.
+	Log *slog.Logger
+	// RootKey shows the root key created on the first start of a store;
+	// it is never shown again.
+	RootKey func(secret keyward.Secret)
+	// Listening, if set, is called with the address the API accepts
+	// connections on (useful with port 0).
+	Listening func(addr string)
+}
+
+// Serve runs the API (and, with gateway_listen, the gateway) of cfg until
+// ctx ends or SIGINT or SIGTERM arrives, then shuts down within
+// shutdown_timeout. An unclean stop is a *ShutdownError.
+func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
+	log := opts.Log
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	log.Info("starting keyward", "version", a.version(), "data", cfg.Data, "store", cfg.StoreName(), "peppers", cfg.PepperSource())
-	tp, stopTracing, err := startTracing(ctx, a.getenv, log, a.version())
+	log.Info("starting keyward", "version", opts.Version, "data", cfg.Data, "store", cfg.StoreName(), "peppers", cfg.PepperSource())
+	tp, stopTracing, err := StartTracing(ctx, opts.Getenv, log, opts.Version)
 	if err != nil {
 		return err
 	}
-	defer a.stopTracing(ctx, cfg, stopTracing) // last: the spans of the shutdown are flushed too
-	c, err := openCore(ctx, cfg, tp, log, true)
+	defer StopTracing(ctx, cfg, stopTracing) // last: the spans of the shutdown are flushed too
+	c, err := Open(ctx, cfg, tp, log, true)
 	if err != nil {
 		return err
 	}
 	c.bindProviderPasswords(ctx, log)
-	if plainUntil, err := c.admin.KeyAuditChain(ctx); err != nil {
+	if plainUntil, err := c.Admin.KeyAuditChain(ctx); err != nil {
 		return fmt.Errorf("keying the audit chain: %w", err)
 	} else if plainUntil > 0 {
 		log.Warn("the audit log's newest entry is hashed with plain SHA-256: keyed the chain from it on (audit.chain_keyed). Expected once, at the upgrade that keys the chain; if this keyward was upgraded before, the log was rewritten: check it with keyward audit verify --expect against a checkpoint (docs/audit.md)", "plain_until", plainUntil)
@@ -257,15 +281,15 @@ func (a *app) serve(ctx context.Context, cfg *config.Config) (err error) {
 		// is already cancelled by then.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 		defer cancel()
-		if cerr := c.close(sctx, log); err == nil {
+		if cerr := c.Close(sctx, log); err == nil {
 			// Only a stop on a signal gets here without an error.
-			err = shutdownError(cerr)
+			err = Unclean(cerr)
 		}
 		if err == nil {
 			log.Info("keyward stopped")
 		}
 	}()
-	stopBus, err := c.startBus(ctx, cfg, log)
+	stopBus, err := c.StartBus(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -277,14 +301,14 @@ func (a *app) serve(ctx context.Context, cfg *config.Config) (err error) {
 		return config.Errorf("listen", "cannot listen on %s: %v", cfg.Listen, err)
 	}
 	defer ln.Close()
-	var gw *gatewayServer
+	var gw *GatewayServer
 	if cfg.GatewayListen != "" {
 		gc, errs := cfg.GatewayConfig()
 		if len(errs) > 0 {
 			return &config.Error{Errors: errs}
 		}
-		gc.Verifier, gc.Logger, gc.TracerProvider = c.engine, log, tp
-		if gw, err = listenGateway(ctx, cfg.GatewayListen, gc, log, config.YAMLName, "gateway_listen"); err != nil {
+		gc.Verifier, gc.Logger, gc.TracerProvider = c.Engine, log, tp
+		if gw, err = ListenGateway(ctx, cfg.GatewayListen, gc, log, config.YAMLName, "gateway_listen"); err != nil {
 			return err
 		}
 		defer gw.ln.Close()
@@ -293,10 +317,10 @@ func (a *app) serve(ctx context.Context, cfg *config.Config) (err error) {
 	// The first start of a store without a usable root key creates one and
 	// shows it once; while a usable root key exists this is a conflict and
 	// prints nothing.
-	secret, key, err := c.admin.Bootstrap(ctx)
+	secret, key, err := c.Admin.Bootstrap(ctx)
 	switch {
 	case err == nil:
-		fmt.Fprintf(a.stdout, "root key: %s\n%s\n", secret.Reveal(), rootKeyNotice)
+		opts.RootKey(secret)
 		log.Warn("created the root key and printed it on stdout; it will not be shown again", "key_id", key.ID)
 	case keyward.ErrorCode(err) == keyward.ECONFLICT:
 		log.Debug("a usable root key exists; not bootstrapping")
@@ -320,7 +344,7 @@ func (a *app) serve(ctx context.Context, cfg *config.Config) (err error) {
 	for _, col := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		c.engine,
+		c.Engine,
 		c.broadcaster,
 		c.detector,
 		c.sender,
@@ -329,7 +353,7 @@ func (a *app) serve(ctx context.Context, cfg *config.Config) (err error) {
 			return fmt.Errorf("registering metrics: %w", err)
 		}
 	}
-	forwardAuth, err := newForwardAuth(cfg, c.engine, log)
+	forwardAuth, err := newForwardAuth(cfg, c.Engine, log)
 	if err != nil {
 		return err
 	}
@@ -345,14 +369,14 @@ func (a *app) serve(ctx context.Context, cfg *config.Config) (err error) {
 		TrustedProxies: trusted,
 		Challenge:      challenge,
 		AgentHeaders:   cfg.AgentHeaders,
-		Service:        c.admin,
-		Engine:         c.engine,
-		Store:          c.store,
+		Service:        c.Admin,
+		Engine:         c.Engine,
+		Store:          c.Store,
 		Gatherer:       reg,
 		Registerer:     reg,
 		ForwardAuth:    forwardAuth,
 		Logger:         log,
-		Version:        a.version(),
+		Version:        opts.Version,
 		TracerProvider: tp,
 	})
 
@@ -375,11 +399,11 @@ func (a *app) serve(ctx context.Context, cfg *config.Config) (err error) {
 	log.Info("listening", "addr", addr, "url", "http://"+addr)
 	var gwErr chan error // nil (never ready) without a gateway
 	if gw != nil {
-		gw.start(log)
+		gw.Start(log)
 		gwErr = gw.err
 	}
-	if a.m.Listening != nil {
-		a.m.Listening(addr)
+	if opts.Listening != nil {
+		opts.Listening(addr)
 	}
 
 	select {
@@ -395,22 +419,48 @@ func (a *app) serve(ctx context.Context, cfg *config.Config) (err error) {
 	defer cancel()
 	var gwShutdown error
 	if gw != nil {
-		gwShutdown = gw.shutdown(sctx, cfg.ShutdownTimeout)
+		gwShutdown = gw.Shutdown(sctx, cfg.ShutdownTimeout)
 	}
 	if err := srv.Shutdown(sctx); err != nil {
 		srv.Close()
-		return shutdownError(cutOff("shutting down HTTP", err, cfg.ShutdownTimeout))
+		return Unclean(CutOff("shutting down HTTP", err, cfg.ShutdownTimeout))
 	}
-	return shutdownError(gwShutdown)
+	return Unclean(gwShutdown)
 }
 
-// stopTracing flushes the last spans with the shutdown timeout of cfg.
-func (a *app) stopTracing(ctx context.Context, cfg *config.Config, stop func(context.Context)) {
+// StopTracing flushes the last spans with the shutdown timeout of cfg.
+func StopTracing(ctx context.Context, cfg *config.Config, stop func(context.Context)) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	stop(sctx)
 }
 
+// ShutdownError is a stop on a signal that was not clean: requests still
+// in flight at shutdown_timeout were cut off, or the final write of key
+// usage, usage counts or credits failed.
+type ShutdownError struct{ Err error }
+
+func (e *ShutdownError) Error() string { return e.Err.Error() }
+func (e *ShutdownError) Unwrap() error { return e.Err }
+
+// Unclean marks err, met while serve or gateway stops on a signal, as an
+// unclean stop (*ShutdownError); nil stays nil.
+func Unclean(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ShutdownError{Err: err}
+}
+
+// CutOff explains a graceful shutdown that ran out of time.
+func CutOff(what string, err error, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: requests still in flight after shutdown_timeout (%s) were cut off: raise shutdown_timeout to let them finish", what, timeout)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// isLoopback reports whether host names the loopback interface.
 func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
@@ -418,4 +468,3 @@ func isLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
-

@@ -1,13 +1,22 @@
-package main
+package server
 
+import (
+	"errors"
+	"io/fs"
+	"log/slog"
 
-// loadSimpleModes returns the verifier of the simple modes that are
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/keystore"
+)
+
+// LoadSimpleModes returns the verifier of the simple modes that are
 // configured, or nil if none is: dev mode alone, or the keystore file and
 // the legacy admin key from getenv (chained, keystore first). listenAddr is
 // the address the protected server listens on: pass the bound listener's
 // address (ln.Addr().String()) so dev mode checks where it really listens.
 // Every problem is a *config.Error naming the setting.
-func loadSimpleModes(cfg *config.Config, getenv func(string) string, listenAddr string, log *slog.Logger) (keyward.KeyVerifier, error) {
+func LoadSimpleModes(cfg *config.Config, getenv func(string) string, listenAddr string, log *slog.Logger) (keyward.KeyVerifier, error) {
 	legacy := getenv(config.EnvAdminAPIKey)
 	if cfg.DevMode {
 		if legacy != "" {
@@ -49,5 +58,3 @@ func loadSimpleModes(cfg *config.Config, getenv func(string) string, listenAddr 
 	}
 	return keystore.Chain(vs...), nil
 }
-
-

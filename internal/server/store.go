@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -29,47 +29,48 @@ import (
 // invalidations table of the SQLite file (sqlite.Bus), which reaches the
 // other processes on the same file (a gateway --data beside serve).
 
-// openStore opens the configured store, applying pending migrations. A
+// OpenStore opens the configured store, applying pending migrations. A
 // schema newer than this binary is an exitError with ExitConfig.
-func openStore(ctx context.Context, cfg *config.Config, tp trace.TracerProvider) (keyward.Store, error) {
+func OpenStore(ctx context.Context, cfg *config.Config, tp trace.TracerProvider) (keyward.Store, error) {
 	if cfg.UsesPostgres() {
 		s, err := postgres.OpenOptions(ctx, cfg.Store, postgres.Options{TracerProvider: tp})
 		if err != nil {
-			return nil, storeError(cfg, err)
+			return nil, StoreError(cfg, err)
 		}
 		return s, nil
 	}
 	s, err := sqlite.OpenOptions(ctx, cfg.DatabasePath(), sqlite.Options{TracerProvider: tp})
 	if err != nil {
-		return nil, storeError(cfg, err)
+		return nil, StoreError(cfg, err)
 	}
 	return s, nil
 }
 
-// storeError describes a failure to open or migrate the store.
-func storeError(cfg *config.Config, err error) error {
+// StoreError describes a failure to open or migrate the store. A schema
+// newer than this binary still wraps keyward.ErrSchemaTooNew.
+func StoreError(cfg *config.Config, err error) error {
 	if errors.Is(err, keyward.ErrSchemaTooNew) {
-		return &exitError{code: ExitConfig, err: fmt.Errorf("store %s: %w", cfg.StoreName(), err)}
+		return fmt.Errorf("store %s: %w", cfg.StoreName(), err)
 	}
 	return fmt.Errorf("opening the store %s: %w", cfg.StoreName(), err)
 }
 
-// sharedPepperError is returned when a PostgreSQL store has no pepper
+// SharedPepperError is returned when a PostgreSQL store has no pepper
 // configured: keyward would generate one per instance, and keys created on
 // one instance would verify on no other.
-func sharedPepperError(cfg *config.Config) error {
+func SharedPepperError(cfg *config.Config) error {
 	return config.Errorf("peppers", "none configured, and the PostgreSQL store is shared by instances that must all hash keys with the same pepper: set %s (or pepper_file) to the same value on every instance, e.g. %s=%s", config.EnvPepper, config.EnvPepper, config.PepperExample)
 }
 
 // newAdmin returns the admin service of c telling observer about changes
 // (nil: the engine).
-func (c *core) newAdmin(observer keyward.KeyObserver, log *slog.Logger) *admin.Service {
-	return admin.New(admin.Config{Store: c.store, Hasher: c.hasher, Verifier: c.engine, Observer: observer, Credits: c.ledger, Sealer: c.keyring, WebhookGuard: c.guard, Providers: c.openProvider, Logger: log})
+func (c *Core) newAdmin(observer keyward.KeyObserver, log *slog.Logger) *admin.Service {
+	return admin.New(admin.Config{Store: c.Store, Hasher: c.Hasher, Verifier: c.Engine, Observer: observer, Credits: c.ledger, Sealer: c.keyring, WebhookGuard: c.guard, Providers: c.OpenProvider, Logger: log})
 }
 
-// openProvider opens the provider of an external credentials connection,
+// OpenProvider opens the provider of an external credentials connection,
 // its requests traced as client spans "provider KIND" when tracing.
-func (c *core) openProvider(kind string, conn provider.Connection) (provider.Provider, error) {
+func (c *Core) OpenProvider(kind string, conn provider.Connection) (provider.Provider, error) {
 	conn.Transport = tracing.Transport(tracing.Tracer(c.tracer), "provider "+kind, conn.Transport)
 	switch kind {
 	case provider.KindGitea:
@@ -80,19 +81,19 @@ func (c *core) openProvider(kind string, conn provider.Connection) (provider.Pro
 	return nil, keyward.Errorf(keyward.EINVALID, "provider kind %q: use gitea or n8n", kind)
 }
 
-// startBus connects c's engine to the invalidation bus: it chooses the bus
+// StartBus connects c's engine to the invalidation bus: it chooses the bus
 // (Redis, else PostgreSQL LISTEN/NOTIFY, else SQLite's table), makes the
 // Broadcaster the admin service's observer and runs its subscriber loop in
 // the background. Register c.broadcaster with the metrics registry. The
 // returned stop ends the loop and releases the bus; call it after the HTTP
 // server has shut down and before closing the store.
-func (c *core) startBus(ctx context.Context, cfg *config.Config, log *slog.Logger) (stop func(), err error) {
-	b, kind, release, err := openBus(cfg, c.store, c.redis, log)
+func (c *Core) StartBus(ctx context.Context, cfg *config.Config, log *slog.Logger) (stop func(), err error) {
+	b, kind, release, err := openBus(cfg, c.Store, c.redis, log)
 	if err != nil {
 		return nil, err
 	}
 	c.broadcaster, err = bus.New(bus.Config{
-		Engine:      c.engine,
+		Engine:      c.Engine,
 		Bus:         b,
 		DegradedTTL: cfg.BusDownCacheTTL,
 		Logger:      log,
@@ -101,7 +102,7 @@ func (c *core) startBus(ctx context.Context, cfg *config.Config, log *slog.Logge
 		release()
 		return nil, fmt.Errorf("starting the invalidation bus: %w", err)
 	}
-	c.admin = c.newAdmin(c.broadcaster, log)
+	c.Admin = c.newAdmin(c.broadcaster, log)
 	log.Info("invalidation bus", "bus", kind, "cache_ttl", cfg.CacheTTL, "bus_down_cache_ttl", cfg.BusDownCacheTTL)
 
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -119,7 +120,7 @@ func (c *core) startBus(ctx context.Context, cfg *config.Config, log *slog.Logge
 }
 
 // openBus returns the bus cfg selects, its name for logs and a function
-// that releases it. A Redis bus uses client, which the core closes; a
+// that releases it. A Redis bus uses client, which the Core closes; a
 // SQLite bus uses store.
 func openBus(cfg *config.Config, store keyward.Store, client goredis.UniversalClient, log *slog.Logger) (keyward.Bus, string, func(), error) {
 	switch {

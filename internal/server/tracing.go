@@ -1,6 +1,7 @@
-package main
+package server
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/url"
@@ -23,7 +24,7 @@ import (
 // (headers, timeout, compression, certificates) and the batch processor
 // its OTEL_BSP_* settings from the process environment itself.
 
-// tracingSettings is what startTracing reads from the environment.
+// tracingSettings is what StartTracing reads from the environment.
 type tracingSettings struct {
 	protocol string // "grpc" or "http/protobuf"
 	endpoint string // as configured, "" for the exporter's default
@@ -62,7 +63,7 @@ func readTracing(getenv func(string) string) (*tracingSettings, error) {
 			return nil, config.Errorf(endpointVar(s), "is not an http(s) URL: use e.g. http://otel-collector:4318 (http/protobuf) or http://otel-collector:4317 (grpc)")
 		}
 	}
-	s.protocol = firstNonEmpty(getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")
+	s.protocol = cmp.Or(getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")
 	if s.protocol != "grpc" && s.protocol != "http/protobuf" {
 		return nil, config.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL", "%q is not supported: use http/protobuf (port 4318) or grpc (port 4317)", s.protocol)
 	}
@@ -70,7 +71,7 @@ func readTracing(getenv func(string) string) (*tracingSettings, error) {
 	if s.sampler, s.samplerName, err = readSampler(getenv("OTEL_TRACES_SAMPLER"), getenv("OTEL_TRACES_SAMPLER_ARG")); err != nil {
 		return nil, err
 	}
-	s.service = firstNonEmpty(getenv("OTEL_SERVICE_NAME"), "keyward")
+	s.service = cmp.Or(getenv("OTEL_SERVICE_NAME"), "keyward")
 	return s, nil
 }
 
@@ -120,10 +121,10 @@ func readSampler(name, arg string) (sdktrace.Sampler, string, error) {
 	return nil, "", config.Errorf("OTEL_TRACES_SAMPLER", "%q is not a sampler keyward has: use parentbased_traceidratio (the default, with OTEL_TRACES_SAMPLER_ARG), parentbased_always_on, always_on, always_off, traceidratio or parentbased_always_off", name)
 }
 
-// startTracing returns the tracer provider the OTEL_* variables of getenv
+// StartTracing returns the tracer provider the OTEL_* variables of getenv
 // ask for (nil when tracing is off) and the function that flushes and
 // stops it. It logs one line saying where spans go.
-func startTracing(ctx context.Context, getenv func(string) string, log *slog.Logger, version string) (trace.TracerProvider, func(context.Context), error) {
+func StartTracing(ctx context.Context, getenv func(string) string, log *slog.Logger, version string) (trace.TracerProvider, func(context.Context), error) {
 	s, err := readTracing(getenv)
 	if err != nil {
 		return nil, nil, err

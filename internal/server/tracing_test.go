@@ -1,5 +1,9 @@
-package main
+package server
 
+import (
+	"strings"
+	"testing"
+)
 
 // TestTracingSettings: a variable keyward cannot use stops serve with a
 // message naming it.
@@ -14,14 +18,15 @@ func TestTracingSettings(t *testing.T) {
 		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_SAMPLER": "sometimes"}, "OTEL_TRACES_SAMPLER"},
 		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}, "OTEL_TRACES_SAMPLER_ARG"},
 	} {
-		_, err := readTracing(mapEnv(tc.env))
+		_, err := readTracing(func(k string) string { return tc.env[k] })
 		if err == nil || !strings.Contains(err.Error(), tc.name) {
 			t.Errorf("%v: error %v, want one naming %s", tc.env, err, tc.name)
 		}
 	}
-	s, err := readTracing(mapEnv(map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}))
+	s, err := readTracing(func(k string) string {
+		return map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}[k]
+	})
 	if err != nil || s == nil || s.protocol != "http/protobuf" || s.samplerName != "parentbased_traceidratio 0.01" || s.service != "keyward" {
 		t.Errorf("defaults: %+v, %v", s, err)
 	}
 }
-

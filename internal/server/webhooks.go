@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -9,12 +9,12 @@ import (
 )
 
 // startSender runs the webhook sender of c until the returned stop.
-func startSender(cfg *config.Config, c *core, log *slog.Logger) (*webhook.Sender, func(), error) {
+func startSender(cfg *config.Config, c *Core, log *slog.Logger) (*webhook.Sender, func(), error) {
 	wc, err := cfg.SenderConfig()
 	if err != nil {
 		return nil, nil, err
 	}
-	wc.Store, wc.Opener, wc.Logger, wc.TracerProvider = c.store, c.keyring, log, c.tracer
+	wc.Store, wc.Opener, wc.Logger, wc.TracerProvider = c.Store, c.keyring, log, c.tracer
 	s, err := webhook.New(wc)
 	if err != nil {
 		return nil, nil, err
