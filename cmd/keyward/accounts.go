@@ -7,23 +7,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// show writes v as JSON with -o json, or with people (a table) otherwise.
-func (a *app) show(v any, people func(w io.Writer) error) error {
-	if a.output == "csv" {
-		return usageErrorf("--output csv is only for keyward report: use table or json")
-	}
-	if a.output == "json" {
-		return printJSON(a.stdout, v)
-	}
-	return people(a.stdout)
-}
-
-// pageFlags adds --limit and --after to a list command.
-func pageFlags(cmd *cobra.Command, p *keyward.Page) {
-	cmd.Flags().IntVar(&p.Limit, "limit", 0, "page size (default 100, at most 1000)")
-	cmd.Flags().StringVar(&p.After, "after", "", "cursor: list after this id (the \"next\" of the previous page)")
-}
-
 func (a *app) accountsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "accounts",
@@ -31,7 +14,11 @@ func (a *app) accountsCommand() *cobra.Command {
 		Short:   "Manage accounts (tenants)",
 	}
 	a.addClientFlags(cmd)
+	cmd.AddCommand(a.accountsCreateCommand(), a.accountsListCommand(), a.accountsGetCommand(), a.accountsUpdateCommand(), a.accountsDeleteCommand())
+	return cmd
+}
 
+func (a *app) accountsCreateCommand() *cobra.Command {
 	var (
 		create       keyward.AccountCreate
 		createLimits []string
@@ -72,7 +59,10 @@ func (a *app) accountsCommand() *cobra.Command {
 	createSecret.add(createCmd, false)
 	createPolicy.add(createCmd)
 	createCmd.MarkFlagRequired("name")
+	return createCmd
+}
 
+func (a *app) accountsListCommand() *cobra.Command {
 	var page keyward.Page
 	listCmd := &cobra.Command{
 		Use:   "list",
@@ -99,8 +89,11 @@ func (a *app) accountsCommand() *cobra.Command {
 		},
 	}
 	pageFlags(listCmd, &page)
+	return listCmd
+}
 
-	getCmd := &cobra.Command{
+func (a *app) accountsGetCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "get ACCOUNT_ID",
 		Short: "Show an account",
 		Args:  exactArgs("ACCOUNT_ID"),
@@ -116,7 +109,9 @@ func (a *app) accountsCommand() *cobra.Command {
 			return a.show(acc, func(w io.Writer) error { return printAccount(w, acc) })
 		},
 	}
+}
 
+func (a *app) accountsUpdateCommand() *cobra.Command {
 	var (
 		name, prefix string
 		disabled     bool
@@ -170,8 +165,11 @@ A disabled account's keys stop verifying until it is enabled again (--disabled=f
 	limits.add(updateCmd, "default rate limit of the account's keys, NAME=LIMIT/WINDOW (repeatable; replaces the defaults)", "remove the account's default rate limits")
 	secret.add(updateCmd, true)
 	policy.add(updateCmd)
+	return updateCmd
+}
 
-	deleteCmd := &cobra.Command{
+func (a *app) accountsDeleteCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "delete ACCOUNT_ID",
 		Short: "Delete an account with all its users and keys",
 		Args:  exactArgs("ACCOUNT_ID"),
@@ -186,17 +184,6 @@ A disabled account's keys stop verifying until it is enabled again (--disabled=f
 			return a.done("deleted", args[0])
 		},
 	}
-
-	cmd.AddCommand(createCmd, listCmd, getCmd, updateCmd, deleteCmd)
-	return cmd
-}
-
-// done reports a change that returns no object.
-func (a *app) done(what, id string) error {
-	return a.show(map[string]string{"id": id, "status": what}, func(w io.Writer) error {
-		_, err := io.WriteString(w, what+" "+id+"\n")
-		return err
-	})
 }
 
 // policyFlags are the flags of an account's policy (keyward.AccountPolicy).

@@ -52,6 +52,11 @@ func (a *app) configCommand() *cobra.Command {
 		Use:   "config",
 		Short: "Inspect the server configuration",
 	}
+	cmd.AddCommand(a.configCheckCommand())
+	return cmd
+}
+
+func (a *app) configCheckCommand() *cobra.Command {
 	check := &cobra.Command{
 		Use:   "check",
 		Short: "Validate the configuration and print the effective settings (secrets REDACTED)",
@@ -137,8 +142,7 @@ creates nothing: a pepper that serve would generate is reported as such.`,
 	// Every setting has its flag here, so config check can check exactly
 	// what a command line of serve or gateway would run.
 	config.AddFlags(check.Flags(), config.FlagNames()...)
-	cmd.AddCommand(check)
-	return cmd
+	return check
 }
 
 func printEffective(w io.Writer, e *effectiveConfig) error {

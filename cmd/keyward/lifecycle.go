@@ -16,6 +16,11 @@ func (a *app) jobsCommand() *cobra.Command {
 		Use:   "jobs",
 		Short: "Run the lifecycle jobs",
 	}
+	cmd.AddCommand(a.jobsRunCommand())
+	return cmd
+}
+
+func (a *app) jobsRunCommand() *cobra.Command {
 	var job string
 	run := &cobra.Command{
 		Use:   "run [--job NAME]",
@@ -50,8 +55,7 @@ See docs/lifecycle.md.`,
 	}
 	run.Flags().StringVar(&job, "job", "", "run only this job: "+strings.Join(lifecycle.Jobs, ", "))
 	config.AddFlags(run.Flags(), "data", "store", "redis", "pepper-file", "log-level", "log-format", "credit-ledger")
-	cmd.AddCommand(run)
-	return cmd
+	return run
 }
 
 // printResults prints what each job run did.

@@ -155,6 +155,11 @@ optional refill raises the credits back to an amount every interval.
 Setting and topping up take a root key. See docs/abuse-protection.md.`,
 	}
 	a.addClientFlags(cmd)
+	cmd.AddCommand(a.creditsGetCommand(), a.creditsSetCommand(), a.creditsTopUpCommand(), a.creditsRemoveCommand())
+	return cmd
+}
+
+func (a *app) creditsSetCommand() *cobra.Command {
 	var refill string
 	set := &cobra.Command{
 		Use:   "set KEY_ID REMAINING [--refill AMOUNT/INTERVAL]",
@@ -180,7 +185,11 @@ Setting and topping up take a root key. See docs/abuse-protection.md.`,
 		},
 	}
 	set.Flags().StringVar(&refill, "refill", "", "raise the credits to AMOUNT every INTERVAL, e.g. 1000/1d")
-	topUp := &cobra.Command{
+	return set
+}
+
+func (a *app) creditsTopUpCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "top-up KEY_ID AMOUNT",
 		Short: "Add credits to a key",
 		Args:  exactArgs("KEY_ID", "AMOUNT"),
@@ -194,7 +203,10 @@ Setting and topping up take a root key. See docs/abuse-protection.md.`,
 			})
 		},
 	}
-	get := &cobra.Command{
+}
+
+func (a *app) creditsGetCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "get KEY_ID",
 		Short: "Show a key's live credits",
 		Args:  exactArgs("KEY_ID"),
@@ -204,7 +216,10 @@ Setting and topping up take a root key. See docs/abuse-protection.md.`,
 			})
 		},
 	}
-	remove := &cobra.Command{
+}
+
+func (a *app) creditsRemoveCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "remove KEY_ID",
 		Short: "Remove a key's credits: it verifies without a quota",
 		Args:  exactArgs("KEY_ID"),
@@ -219,8 +234,6 @@ Setting and topping up take a root key. See docs/abuse-protection.md.`,
 			return a.done("credits removed from", args[0])
 		},
 	}
-	cmd.AddCommand(get, set, topUp, remove)
-	return cmd
 }
 
 // credits runs one credit call and shows its result.
@@ -253,6 +266,11 @@ func (a *app) anomaliesCommand() *cobra.Command {
 		Short:   "List what the anomaly rules found (brute force, leaks, spikes)",
 	}
 	a.addClientFlags(cmd)
+	cmd.AddCommand(a.anomaliesListCommand())
+	return cmd
+}
+
+func (a *app) anomaliesListCommand() *cobra.Command {
 	var (
 		f     keyward.AnomalyFilter
 		typ   string
@@ -300,6 +318,5 @@ from now (1h, 7d). See docs/abuse-protection.md.`,
 	fl.StringVar(&typ, "type", "", "only anomalies of this type")
 	fl.StringVar(&since, "since", "", "only anomalies since this time or duration back (1h, 7d)")
 	pageFlags(list, &page)
-	cmd.AddCommand(list)
-	return cmd
+	return list
 }

@@ -222,3 +222,22 @@ func printNext(w io.Writer, next string) {
 		fmt.Fprintf(w, "\nmore: run again with --after %s\n", next)
 	}
 }
+
+// show writes v as JSON with -o json, or with people (a table) otherwise.
+func (a *app) show(v any, people func(w io.Writer) error) error {
+	if a.output == "csv" {
+		return usageErrorf("--output csv is only for keyward report: use table or json")
+	}
+	if a.output == "json" {
+		return printJSON(a.stdout, v)
+	}
+	return people(a.stdout)
+}
+
+// done reports a change that returns no object.
+func (a *app) done(what, id string) error {
+	return a.show(map[string]string{"id": id, "status": what}, func(w io.Writer) error {
+		_, err := io.WriteString(w, what+" "+id+"\n")
+		return err
+	})
+}

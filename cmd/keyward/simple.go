@@ -24,7 +24,12 @@ func (a *app) keystoreCommand() *cobra.Command {
 		Use:   "keystore",
 		Short: "Work with static keystore files (docs/simple-modes.md)",
 	}
-	hash := &cobra.Command{
+	cmd.AddCommand(a.keystoreHashCommand(), a.keystoreCheckCommand(), a.keystoreAddCommand())
+	return cmd
+}
+
+func (a *app) keystoreHashCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "hash",
 		Short: "Print the SHA-256 digest of a token read from stdin, for a keystore file",
 		Long: `Read one token from stdin and print its SHA-256 hex digest: the key of its
@@ -43,7 +48,10 @@ request could present it. The token never goes on the command line.
 			return err
 		},
 	}
-	check := &cobra.Command{
+}
+
+func (a *app) keystoreCheckCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "check FILE",
 		Short: "Validate a keystore file and list its key ids (exit 3 if invalid)",
 		Args:  exactArgs("FILE"),
@@ -56,8 +64,6 @@ request could present it. The token never goes on the command line.
 			return err
 		},
 	}
-	cmd.AddCommand(hash, check, a.keystoreAddCommand())
-	return cmd
 }
 
 // keystoreAdded is what keystore add prints with -o json.

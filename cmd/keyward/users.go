@@ -14,13 +14,21 @@ func (a *app) usersCommand() *cobra.Command {
 		Short:   "Manage the users of an account",
 	}
 	a.addClientFlags(cmd)
-	var account string
-	accountFlag := func(c *cobra.Command) {
-		c.Flags().StringVar(&account, "account", "", "account id (required)")
-		c.MarkFlagRequired("account")
-	}
+	cmd.AddCommand(a.usersCreateCommand(), a.usersListCommand(), a.usersGetCommand(), a.usersDeleteCommand())
+	return cmd
+}
 
-	var create keyward.UserCreate
+// accountFlag adds the required --account of the users commands.
+func accountFlag(cmd *cobra.Command, account *string) {
+	cmd.Flags().StringVar(account, "account", "", "account id (required)")
+	cmd.MarkFlagRequired("account")
+}
+
+func (a *app) usersCreateCommand() *cobra.Command {
+	var (
+		account string
+		create  keyward.UserCreate
+	)
 	createCmd := &cobra.Command{
 		Use:   "create --account ACCOUNT_ID --name NAME [--external-id ID]",
 		Short: "Create a user in an account",
@@ -37,12 +45,18 @@ func (a *app) usersCommand() *cobra.Command {
 			return a.show(u, func(w io.Writer) error { return printUser(w, u) })
 		},
 	}
-	accountFlag(createCmd)
+	accountFlag(createCmd, &account)
 	createCmd.Flags().StringVar(&create.Name, "name", "", "user name (required)")
 	createCmd.Flags().StringVar(&create.ExternalID, "external-id", "", "your own id for this user, unique in the account")
 	createCmd.MarkFlagRequired("name")
+	return createCmd
+}
 
-	var page keyward.Page
+func (a *app) usersListCommand() *cobra.Command {
+	var (
+		account string
+		page    keyward.Page
+	)
 	listCmd := &cobra.Command{
 		Use:   "list --account ACCOUNT_ID",
 		Short: "List the users of an account",
@@ -67,9 +81,13 @@ func (a *app) usersCommand() *cobra.Command {
 			})
 		},
 	}
-	accountFlag(listCmd)
+	accountFlag(listCmd, &account)
 	pageFlags(listCmd, &page)
+	return listCmd
+}
 
+func (a *app) usersGetCommand() *cobra.Command {
+	var account string
 	getCmd := &cobra.Command{
 		Use:   "get --account ACCOUNT_ID USER_ID",
 		Short: "Show a user",
@@ -86,8 +104,12 @@ func (a *app) usersCommand() *cobra.Command {
 			return a.show(u, func(w io.Writer) error { return printUser(w, u) })
 		},
 	}
-	accountFlag(getCmd)
+	accountFlag(getCmd, &account)
+	return getCmd
+}
 
+func (a *app) usersDeleteCommand() *cobra.Command {
+	var account string
 	deleteCmd := &cobra.Command{
 		Use:   "delete --account ACCOUNT_ID USER_ID",
 		Short: "Delete a user and its keys",
@@ -103,8 +125,6 @@ func (a *app) usersCommand() *cobra.Command {
 			return a.done("deleted", args[0])
 		},
 	}
-	accountFlag(deleteCmd)
-
-	cmd.AddCommand(createCmd, listCmd, getCmd, deleteCmd)
-	return cmd
+	accountFlag(deleteCmd, &account)
+	return deleteCmd
 }

@@ -121,7 +121,7 @@ type Config struct {
 	// Lifecycle configures the lifecycle jobs: expiry, rotation, cleanup
 	// and credit refills (see lifecycle.go and docs/lifecycle.md).
 	Lifecycle Lifecycle `yaml:"lifecycle"`
-	// Usage configures how long usage analytics are kept (serve.go).
+	// Usage configures how long usage analytics are kept (usage.go).
 	Usage Usage `yaml:"usage"`
 	// Webhooks configures the delivery of webhook events (webhooks.go).
 	Webhooks Webhooks `yaml:"webhooks"`
