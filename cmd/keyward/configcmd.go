@@ -16,7 +16,7 @@ import (
 
 // effectiveConfig is what config check prints: every setting with secrets
 // as REDACTED (keyward.Secret marshals so) and the passwords of URLs as
-// xxxxx (redactURL).
+// xxxxx (config.RedactURL).
 type effectiveConfig struct {
 	Listen          string                 `json:"listen"`
 	Data            string                 `json:"data"`

@@ -1,3 +1,9 @@
+// Package config is the configuration of keyward's server commands (serve,
+// gateway, bootstrap, config check and the commands that open the store):
+// keyward.yaml, then KEYWARD_* variables, then flags, each setting described
+// once in a table that gives its yaml key, variable, flag and help.
+// ParseConfig reads a file, Load builds and validates the whole, Validate
+// names every invalid setting and its fix (*Error).
 package config
 
 import (
@@ -480,6 +486,8 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// CheckListen checks a listen address, host:port; the error says how to
+// write one.
 func CheckListen(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -565,6 +573,7 @@ func (e *Error) Error() string {
 	return "invalid configuration: " + strings.Join(parts, "; ")
 }
 
+// Errorf returns an *Error of the one setting key.
 func Errorf(key, format string, args ...any) *Error {
 	return &Error{Errors: []*SettingError{{Setting: key, Problem: fmt.Sprintf(format, args...)}}}
 }

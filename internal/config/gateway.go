@@ -73,7 +73,7 @@ func splitList(v string) []string {
 	return out
 }
 
-// challenge returns the WWW-Authenticate value of the
+// Challenge returns the WWW-Authenticate value of the
 // www_authenticate_scheme and _realm settings.
 func (c *Config) Challenge() (string, error) {
 	return httpedge.Challenge(c.WWWAuthenticateScheme, c.WWWAuthenticateRealm)
@@ -90,7 +90,7 @@ func (c *Config) validateChallenge(add func(key, format string, args ...any)) {
 	}
 }
 
-// trustedProxies parses TrustedProxies; a bare address is a /32 or /128.
+// TrustedProxyPrefixes parses TrustedProxies; a bare address is a /32 or /128.
 func (c *Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range c.TrustedProxies {

@@ -22,7 +22,7 @@ func setDevMode(c *Config, v string) error {
 }
 
 // validateSimpleModes adds the problems of the simple-mode settings. Files
-// are checked when they are read (loadSimpleModes).
+// are checked when they are read (server.LoadSimpleModes).
 func (c *Config) validateSimpleModes(add func(key, format string, args ...any)) {
 	if c.Keystore != "" && strings.TrimSpace(c.Keystore) == "" {
 		add("keystore", "is blank: name the keystore file, or leave keystore unset to turn the keystore off")

@@ -1,3 +1,9 @@
+// Package server wires keyward's server side from a config.Config: Open
+// assembles the store, hasher, admin service and (for serve and gateway)
+// the verification engine with its limiter, ledger, abuse detector, usage
+// aggregator and webhook sender; Serve runs the API and the gateway until a
+// signal; StartTracing, StartBus and ListenGateway are the pieces the
+// gateway command shares.
 package server
 
 import (
