@@ -310,6 +310,8 @@ func yamlProblems(probs []yamldoc.Problem) string {
 		switch {
 		case p.Unknown:
 			msgs[i] = fmt.Sprintf("line %d: %s is not a keyward setting (see docs/configuration.md)", p.Line, p.Path)
+		case p.Repeated:
+			msgs[i] = fmt.Sprintf("line %d: %s is set twice: keep one", p.Line, p.Path)
 		case p.Path == "":
 			msgs[i] = fmt.Sprintf("line %d: the file must be %s", p.Line, p.Want)
 		default:

@@ -455,3 +455,22 @@ func TestDataDirPermissions(t *testing.T) {
 func mapEnv(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
 }
+
+// TestParseConfigFileMistakes: a mistake in the file is named by line and
+// setting, every one of them, without the value.
+func TestParseConfigFileMistakes(t *testing.T) {
+	_, err := ParseConfig(strings.NewReader("listen: 127.0.0.1:1\ncache_ttl: soon\nabuse:\n  brute_forse: {}\nlisten: 127.0.0.1:2\ngateway:\n  routes:\n    - upstream: [\"hex:abcdef0123\"]\n"))
+	for _, want := range []string{
+		"line 2: cache_ttl must be a duration such as 30s",
+		"line 4: abuse.brute_forse is not a keyward setting",
+		"line 5: listen is set twice: keep one",
+		"line 8: gateway.routes[0].upstream must be a string",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to say %q", err, want)
+		}
+	}
+	if err != nil && (strings.Contains(err.Error(), "abcdef") || strings.Contains(err.Error(), "soon") || strings.Contains(err.Error(), "\n")) {
+		t.Errorf("error quotes a value or spans lines: %q", err)
+	}
+}

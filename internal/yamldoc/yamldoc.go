@@ -26,10 +26,12 @@ type Problem struct {
 	// Path names the setting, its keys joined by dots and sequence
 	// indexes in brackets: "gateway.routes[0].upstream".
 	Path string
-	// Unknown is true when Path names a key the target has no field for;
+	// Unknown is true when Path names a key the target has no field for,
+	// Repeated when its mapping sets Path twice (Line is the second);
 	// otherwise the value at Path has the wrong type and Want says what
 	// it should be.
-	Unknown bool
+	Unknown  bool
+	Repeated bool
 	// Want describes the expected value: "a duration", "a list", ...
 	Want string
 }
@@ -111,8 +113,7 @@ func check(n *yaml.Node, t reflect.Type, path string, probs *[]Problem) {
 			return
 		}
 		fields := yamlFields(t)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
+		for k, val := range pairs(n, t, path, probs) {
 			ft, ok := fields[k.Value]
 			if !ok || k.Kind != yaml.ScalarNode {
 				*probs = append(*probs, Problem{Line: k.Line, Path: join(path, k.Value), Unknown: true})
@@ -125,8 +126,7 @@ func check(n *yaml.Node, t reflect.Type, path string, probs *[]Problem) {
 			*probs = append(*probs, Problem{Line: n.Line, Path: path, Want: "a mapping"})
 			return
 		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
+		for k, val := range pairs(n, t, path, probs) {
 			if !decodes(k, t.Key()) {
 				*probs = append(*probs, Problem{Line: k.Line, Path: path, Want: "keys that are " + describe(t.Key())})
 				continue
@@ -143,6 +143,37 @@ func check(n *yaml.Node, t reflect.Type, path string, probs *[]Problem) {
 		}
 	default:
 		checkLeaf(n, t, path, probs)
+	}
+}
+
+// pairs yields the keys and values of mapping n, a value of type t at
+// path. The mappings a merge key (<<) brings in are checked as values of t
+// in their own right, as the YAML library merges them; a key the mapping
+// sets twice is a problem.
+func pairs(n *yaml.Node, t reflect.Type, path string, probs *[]Problem) func(func(k, v *yaml.Node) bool) {
+	return func(yield func(k, v *yaml.Node) bool) {
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+				merged := []*yaml.Node{v}
+				if v.Kind == yaml.SequenceNode {
+					merged = v.Content
+				}
+				for _, m := range merged {
+					check(m, t, path, probs)
+				}
+				continue
+			}
+			if k.Kind == yaml.ScalarNode && seen[k.Value] {
+				*probs = append(*probs, Problem{Line: k.Line, Path: join(path, k.Value), Repeated: true})
+				continue
+			}
+			seen[k.Value] = true
+			if !yield(k, v) {
+				return
+			}
+		}
 	}
 }
 

@@ -98,3 +98,25 @@ func TestParse(t *testing.T) {
 		t.Errorf("syntax error = %v, want one line naming the line", err)
 	}
 }
+
+func TestDecodeMergeKeysAndRepeatedKeys(t *testing.T) {
+	n, err := Parse([]byte("base: &b {window: 30s}\nblock:\n  <<: *b\n  names: [a]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var withBase struct {
+		Base  block `yaml:"base"`
+		Block block `yaml:"block"`
+	}
+	if probs := Decode(n, &withBase); probs != nil || withBase.Block.Window != 30*time.Second {
+		t.Errorf("merge key: %+v, %+v", probs, withBase)
+	}
+	n, _ = Parse([]byte("base: &b {extra: 1}\nblock:\n  <<: *b\n"))
+	if probs := Decode(n, &withBase); len(probs) != 2 || !probs[0].Unknown || probs[0].Path != "base.extra" || !probs[1].Unknown || probs[1].Path != "block.extra" {
+		t.Errorf("merged unknown key: %+v", probs)
+	}
+	probs := parse(t, "listen: a\ncount: 1\nlisten: b\n")
+	if len(probs) != 1 || probs[0] != (Problem{Line: 3, Path: "listen", Repeated: true}) {
+		t.Errorf("repeated key: %+v", probs)
+	}
+}
