@@ -251,7 +251,7 @@ type Options struct {
 	// Log receives the server's log.
 	Log *slog.Logger
 	// RootKey shows the root key created on the first start of a store;
-	// it is never shown again.
+	// it is never shown again, so it must be set.
 	RootKey func(secret keyward.Secret)
 	// Listening, if set, is called with the address the API accepts
 	// connections on (useful with port 0).

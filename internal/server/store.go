@@ -29,8 +29,8 @@ import (
 // invalidations table of the SQLite file (sqlite.Bus), which reaches the
 // other processes on the same file (a gateway --data beside serve).
 
-// OpenStore opens the configured store, applying pending migrations. A
-// schema newer than this binary is an exitError with ExitConfig.
+// OpenStore opens the configured store, applying pending migrations; its
+// errors come from StoreError.
 func OpenStore(ctx context.Context, cfg *config.Config, tp trace.TracerProvider) (keyward.Store, error) {
 	if cfg.UsesPostgres() {
 		s, err := postgres.OpenOptions(ctx, cfg.Store, postgres.Options{TracerProvider: tp})
