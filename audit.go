@@ -266,23 +266,6 @@ type AuditVerification struct {
 	Truncated bool `json:"truncated,omitempty"`
 }
 
-type auditKey struct{}
-
-// NewContextWithAudit returns ctx carrying e: a store's write method called
-// with it appends e to the audit log in the same transaction as its change
-// (Seq, PrevHash and Hash are set then, and Time truncated to the
-// microseconds stores keep, in UTC). The entry must be sealed already; an
-// invalid one (Validate) fails the write with EINVALID, changing nothing.
-func NewContextWithAudit(ctx context.Context, e *AuditEntry) context.Context {
-	return context.WithValue(ctx, auditKey{}, e)
-}
-
-// AuditFrom returns the audit entry ctx carries, or nil.
-func AuditFrom(ctx context.Context) *AuditEntry {
-	e, _ := ctx.Value(auditKey{}).(*AuditEntry)
-	return e
-}
-
 // AuditChain checks entries read in order, page by page: feed each page to
 // Check. The zero value starts at the first entry and checks plain SHA-256
 // entries only; set Keys to check keyed ones, and Expect to check against

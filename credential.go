@@ -137,7 +137,7 @@ type CredentialStore interface {
 	// CreateProviderConnection inserts c. ENOTFOUND if its account does
 	// not exist, ECONFLICT if the id, or the name within the account, is
 	// taken.
-	CreateProviderConnection(ctx context.Context, c *ProviderConnection) error
+	CreateProviderConnection(ctx context.Context, ch Change, c *ProviderConnection) error
 	// ProviderConnection returns the connection with id. ENOTFOUND if
 	// none.
 	ProviderConnection(ctx context.Context, id string) (*ProviderConnection, error)
@@ -147,16 +147,16 @@ type CredentialStore interface {
 	// UpdateProviderConnection loads the connection, applies fn and saves
 	// the result in one transaction; the id, account and kind never
 	// change (EINVALID).
-	UpdateProviderConnection(ctx context.Context, id string, fn func(*ProviderConnection) error) (*ProviderConnection, error)
+	UpdateProviderConnection(ctx context.Context, ch Change, id string, fn func(*ProviderConnection) error) (*ProviderConnection, error)
 	// DeleteProviderConnection deletes the connection and returns it.
 	// ENOTFOUND if none; ECONFLICT while credentials created through it
 	// are active, rotated or orphaned (revoke them first).
-	DeleteProviderConnection(ctx context.Context, id string) (*ProviderConnection, error)
+	DeleteProviderConnection(ctx context.Context, ch Change, id string) (*ProviderConnection, error)
 
 	// CreateCredential inserts c. ENOTFOUND if its connection does not
 	// exist, ECONFLICT if the id, or the external id within the
 	// connection, is taken.
-	CreateCredential(ctx context.Context, c *ManagedCredential) error
+	CreateCredential(ctx context.Context, ch Change, c *ManagedCredential) error
 	// Credential returns the credential with id. ENOTFOUND if none.
 	Credential(ctx context.Context, id string) (*ManagedCredential, error)
 	// Credentials lists the credentials matching f by id.
@@ -164,10 +164,10 @@ type CredentialStore interface {
 	// UpdateCredential loads the credential, applies fn and saves the
 	// result in one transaction; the id, connection, account and external
 	// id never change (EINVALID).
-	UpdateCredential(ctx context.Context, id string, fn func(*ManagedCredential) error) (*ManagedCredential, error)
+	UpdateCredential(ctx context.Context, ch Change, id string, fn func(*ManagedCredential) error) (*ManagedCredential, error)
 	// RotateCredential loads the credential, lets fn change it and
 	// return its replacement, then saves both in one transaction.
-	RotateCredential(ctx context.Context, id string, fn func(old *ManagedCredential) (next *ManagedCredential, err error)) (old, next *ManagedCredential, err error)
+	RotateCredential(ctx context.Context, ch Change, id string, fn func(old *ManagedCredential) (next *ManagedCredential, err error)) (old, next *ManagedCredential, err error)
 }
 
 // ExternalToken describes a token at a provider, without its secret.

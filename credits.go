@@ -124,8 +124,9 @@ type CreditLedger interface {
 	// none. ENOTFOUND if the key does not exist.
 	Credits(ctx context.Context, keyID string, now time.Time) (*Credits, error)
 	// SetCredits replaces the key's credits (nil removes them; RefilledAt
-	// is set to now) and returns the key as stored.
-	SetCredits(ctx context.Context, keyID string, c *Credits, now time.Time) (*Key, error)
+	// is set to now), recording ch with the stored change, and returns the
+	// key as stored.
+	SetCredits(ctx context.Context, ch Change, keyID string, c *Credits, now time.Time) (*Key, error)
 	// TopUpCredits adds n (>= 1) to what remains after due refills and
 	// returns the key as stored, its Credits live. EINVALID if the key has
 	// no credits (set them first) or the sum exceeds MaxCredits.

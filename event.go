@@ -1,7 +1,6 @@
 package keyward
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"time"
@@ -36,7 +35,7 @@ var EventTypes = []string{
 
 // Event is something that happened which webhook endpoints may be told
 // about. Events are written to an outbox in the same transaction as the
-// change they announce (NewContextWithEvent), so a committed change is
+// change they announce (Change.Events), so a committed change is
 // always announced and a rolled-back one never is.
 type Event struct {
 	// ID identifies the event; it is the webhook-id of every delivery of
@@ -74,23 +73,4 @@ func (e *Event) Validate() error {
 // KnownEventType reports whether t is one of EventTypes.
 func KnownEventType(t string) bool {
 	return slices.Contains(EventTypes, t)
-}
-
-type eventsKey struct{}
-
-// NewContextWithEvent returns ctx carrying e besides the events ctx already
-// carries: a store's write method called with it writes them to the outbox
-// in the same transaction as its change. An invalid event (Validate) fails
-// the write with EINVALID, changing nothing.
-func NewContextWithEvent(ctx context.Context, e *Event) context.Context {
-	prev := EventsFrom(ctx)
-	events := make([]*Event, len(prev), len(prev)+1)
-	copy(events, prev)
-	return context.WithValue(ctx, eventsKey{}, append(events, e))
-}
-
-// EventsFrom returns the events ctx carries, oldest first, or nil.
-func EventsFrom(ctx context.Context) []*Event {
-	events, _ := ctx.Value(eventsKey{}).([]*Event)
-	return events
 }

@@ -128,23 +128,6 @@ type KeyNotice struct {
 	At time.Time `json:"at"`
 }
 
-type keyNoticeKey struct{}
-
-// NewContextWithKeyNotice returns ctx carrying n: a store's write method
-// called with it records n (as AddKeyNotice does) in the same transaction
-// as its change, so a job's change and the notice that it was made commit
-// together. ECONFLICT, and nothing written, if the key has that notice
-// already.
-func NewContextWithKeyNotice(ctx context.Context, n *KeyNotice) context.Context {
-	return context.WithValue(ctx, keyNoticeKey{}, n)
-}
-
-// KeyNoticeFrom returns the key notice ctx carries, or nil.
-func KeyNoticeFrom(ctx context.Context) *KeyNotice {
-	n, _ := ctx.Value(keyNoticeKey{}).(*KeyNotice)
-	return n
-}
-
 // RotationDue is a key past the MaxAge of its rotation policy (its own, or
 // its account's).
 type RotationDue struct {
@@ -182,19 +165,19 @@ type LifecycleStore interface {
 	// SetRotationPolicy inserts p, replacing the policy of its scope.
 	// EINVALID if p fails Validate, ENOTFOUND if its account or key does
 	// not exist. Deleting the account or key deletes its policy.
-	SetRotationPolicy(ctx context.Context, p *RotationPolicy) error
+	SetRotationPolicy(ctx context.Context, ch Change, p *RotationPolicy) error
 	// RotationPolicy returns the policy of s. ENOTFOUND if none.
 	RotationPolicy(ctx context.Context, s RotationScope) (*RotationPolicy, error)
 	// DeleteRotationPolicy deletes the policy of s and returns it.
 	// ENOTFOUND if none.
-	DeleteRotationPolicy(ctx context.Context, s RotationScope) (*RotationPolicy, error)
+	DeleteRotationPolicy(ctx context.Context, ch Change, s RotationScope) (*RotationPolicy, error)
 
 	// AddKeyNotice records n, replacing the key's notice of the same kind
 	// about another Subject. ECONFLICT, and nothing written (events and
 	// audit entry of ctx included), if the key has that notice already:
 	// so of several instances announcing the same thing, one does.
 	// ENOTFOUND if the key does not exist.
-	AddKeyNotice(ctx context.Context, n *KeyNotice) error
+	AddKeyNotice(ctx context.Context, ch Change, n *KeyNotice) error
 	// KeyNotices returns the notices of a key, by kind.
 	KeyNotices(ctx context.Context, keyID string) ([]*KeyNotice, error)
 

@@ -55,6 +55,24 @@ type CreditWrite struct {
 	Version    int64
 }
 
+// Change is what a write method records besides the change itself, in the
+// same transaction, so the change and its records commit together or not
+// at all. The zero Change records nothing.
+type Change struct {
+	// Audit is appended to the audit log (Seq, PrevHash and Hash are set
+	// then, and Time truncated to the microseconds stores keep, in UTC).
+	// It must be sealed already; an invalid one (AuditEntry.Validate)
+	// fails the write with EINVALID, changing nothing.
+	Audit *AuditEntry
+	// Events are written to the webhook outbox, oldest first. An invalid
+	// one (Event.Validate) fails the write with EINVALID, changing nothing.
+	Events []*Event
+	// Notice is recorded as AddKeyNotice records it, so a job's change and
+	// the notice that it was made commit together. ECONFLICT, and nothing
+	// written, if the key has that notice already.
+	Notice *KeyNotice
+}
+
 // Store is the storage contract every backend (sqlite, postgres) meets; the
 // suite in keywardtest is its executable specification. Methods return
 // *Error with ENOTFOUND for a missing id, ECONFLICT for a uniqueness
@@ -62,7 +80,7 @@ type CreditWrite struct {
 // for a value the backend cannot store.
 type Store interface {
 	// CreateAccount inserts a. ECONFLICT if the id or name is taken.
-	CreateAccount(ctx context.Context, a *Account) error
+	CreateAccount(ctx context.Context, ch Change, a *Account) error
 	// Account returns the account with id. ENOTFOUND if none.
 	Account(ctx context.Context, id string) (*Account, error)
 	// Accounts lists accounts by id after the cursor; next is the cursor of
@@ -70,24 +88,24 @@ type Store interface {
 	Accounts(ctx context.Context, p Page) (accounts []*Account, next string, err error)
 	// UpdateAccount loads the account, applies fn and saves the result in
 	// one transaction; an error from fn aborts it unchanged.
-	UpdateAccount(ctx context.Context, id string, fn func(*Account) error) (*Account, error)
+	UpdateAccount(ctx context.Context, ch Change, id string, fn func(*Account) error) (*Account, error)
 	// DeleteAccount deletes the account with its users and keys and
 	// returns the hashes of the deleted keys.
-	DeleteAccount(ctx context.Context, id string) ([]KeyHash, error)
+	DeleteAccount(ctx context.Context, ch Change, id string) ([]KeyHash, error)
 
 	// CreateUser inserts u. ENOTFOUND if its account does not exist,
 	// ECONFLICT if the id or the external id (within the account) is taken.
-	CreateUser(ctx context.Context, u *User) error
+	CreateUser(ctx context.Context, ch Change, u *User) error
 	// User returns the user with id. ENOTFOUND if none.
 	User(ctx context.Context, id string) (*User, error)
 	// Users lists the users of an account.
 	Users(ctx context.Context, accountID string, p Page) (users []*User, next string, err error)
 	// DeleteUser deletes the user with its keys and returns their hashes.
-	DeleteUser(ctx context.Context, id string) ([]KeyHash, error)
+	DeleteUser(ctx context.Context, ch Change, id string) ([]KeyHash, error)
 
 	// CreateKey inserts k. ENOTFOUND if its account or user does not exist,
 	// ECONFLICT if the id or hash is taken.
-	CreateKey(ctx context.Context, k *Key) error
+	CreateKey(ctx context.Context, ch Change, k *Key) error
 	// CreateKeys inserts many keys at once (bulk loads, benchmarks), far
 	// faster than one CreateKey each. It is all-or-nothing: every key is
 	// inserted in one transaction, or none is. It returns the errors of
@@ -95,12 +113,12 @@ type Store interface {
 	// also when two keys of the batch share an id or hash; the message may
 	// not say which key failed. Like CreateKey it fills AccountDisabled of
 	// each key. An empty batch does nothing.
-	CreateKeys(ctx context.Context, keys []*Key) error
+	CreateKeys(ctx context.Context, ch Change, keys []*Key) error
 	// BootstrapRootKey inserts k, a root key, only if the store holds no
 	// usable root key at k.CreatedAt (one neither disabled, revoked nor
 	// expired, as Key.Status says); otherwise ECONFLICT. Unusable root
 	// keys do not count: they cannot manage anything.
-	BootstrapRootKey(ctx context.Context, k *Key) error
+	BootstrapRootKey(ctx context.Context, ch Change, k *Key) error
 	// Key returns the key with id. ENOTFOUND if none.
 	Key(ctx context.Context, id string) (*Key, error)
 	// KeyByHash returns the key with hash h, with AccountDisabled filled.
@@ -111,24 +129,24 @@ type Store interface {
 	// UpdateKey loads the key, applies fn and saves the result in one
 	// transaction; an error from fn aborts it unchanged. The id, hash,
 	// role, account and user of a key never change.
-	UpdateKey(ctx context.Context, id string, fn func(*Key) error) (*Key, error)
+	UpdateKey(ctx context.Context, ch Change, id string, fn func(*Key) error) (*Key, error)
 	// UpdateKeyTree loads the key with id and its descendants (the keys
 	// it created, the keys those created, and so on: Key.CreatedBy) and
 	// calls fn on each in one transaction, the key with id first and
 	// every key before the keys it created. fn changes the key and returns
 	// the audit entry recording the change and the events announcing it,
 	// written with it; a nil entry means fn left the key as it was, and
-	// it is not saved. The audit entry and events ctx carries, if any, are
+	// it is not saved. The audit entry, events and notice of ch, if any, are
 	// written too. An error from fn aborts the whole, unchanged. It
 	// returns the keys fn changed, as stored, in the order fn saw them.
 	// ENOTFOUND if no key has id.
-	UpdateKeyTree(ctx context.Context, id string, fn func(*Key) (*AuditEntry, []*Event, error)) ([]*Key, error)
+	UpdateKeyTree(ctx context.Context, ch Change, id string, fn func(*Key) (*AuditEntry, []*Event, error)) ([]*Key, error)
 	// RotateKey loads the key, lets fn change it (setting its grace window)
 	// and return its replacement, then saves both in one transaction. The
 	// key's own rotation policy, if any, moves to the replacement.
-	RotateKey(ctx context.Context, id string, fn func(old *Key) (next *Key, err error)) (old, next *Key, err error)
+	RotateKey(ctx context.Context, ch Change, id string, fn func(old *Key) (next *Key, err error)) (old, next *Key, err error)
 	// DeleteKey deletes the key with id and returns it.
-	DeleteKey(ctx context.Context, id string) (*Key, error)
+	DeleteKey(ctx context.Context, ch Change, id string) (*Key, error)
 	// TouchKeys raises last_used_at of each key to the given time; unknown
 	// ids are ignored. It is called with batches, off the hot path.
 	TouchKeys(ctx context.Context, uses []KeyUse) error
@@ -136,7 +154,7 @@ type Store interface {
 	// CreateIPRule inserts r. ENOTFOUND if its account does not exist,
 	// ECONFLICT if the id is taken, EINVALID for an action other than
 	// block or allow or an invalid CIDR.
-	CreateIPRule(ctx context.Context, r *IPRule) error
+	CreateIPRule(ctx context.Context, ch Change, r *IPRule) error
 	// IPRule returns the rule with id. ENOTFOUND if none.
 	IPRule(ctx context.Context, id string) (*IPRule, error)
 	// IPRules lists the rules matching f by id, expired ones included.
@@ -148,7 +166,7 @@ type Store interface {
 	ActiveIPRules(ctx context.Context, now time.Time) ([]*IPRule, error)
 	// DeleteIPRule deletes the rule with id and returns it. ENOTFOUND if
 	// none. Deleting an account deletes its rules.
-	DeleteIPRule(ctx context.Context, id string) (*IPRule, error)
+	DeleteIPRule(ctx context.Context, ch Change, id string) (*IPRule, error)
 
 	// SpendCredits applies the refills due at now to the key's credits and,
 	// if at least cost remains, spends it, atomically: concurrent spends
@@ -165,15 +183,15 @@ type Store interface {
 
 	// CreateAnomaly inserts a. ECONFLICT if the id is taken. A key or
 	// account it names need not exist any more.
-	CreateAnomaly(ctx context.Context, a *Anomaly) error
+	CreateAnomaly(ctx context.Context, ch Change, a *Anomaly) error
 	// Anomalies lists the anomalies matching f, newest first; the cursor
 	// is the last id of the previous page.
 	Anomalies(ctx context.Context, f AnomalyFilter, p Page) (anomalies []*Anomaly, next string, err error)
 
 	// AppendAudit appends e to the audit log on its own: an event that
 	// changes nothing else (a refused admin action). Every other write
-	// method appends the entry its ctx carries (NewContextWithAudit) in
-	// its own transaction, so a change never commits without its entry.
+	// method appends the entry of its Change in its own transaction, so a
+	// change never commits without its entry.
 	// The store sets Seq (the next number, without gaps, also with
 	// concurrent writers), PrevHash (the previous entry's Hash, nil for
 	// the first), ChainVersion and Hash (AuditEntry.Chain, keyed with
@@ -231,7 +249,7 @@ type Store interface {
 	// (ENOTFOUND, ECONFLICT, EINVALID); ECONFLICT also when a digest is
 	// already stored (pending) or given twice in the batch. Like CreateKeys
 	// it fills AccountDisabled of each key. An empty batch does nothing.
-	ImportKeys(ctx context.Context, imports []KeyImport) error
+	ImportKeys(ctx context.Context, ch Change, imports []KeyImport) error
 	// KeyByDigest returns the imported key whose digest is d and waits for
 	// its first use, with AccountDisabled filled. ENOTFOUND if none (never
 	// imported, adopted already, or deleted).

@@ -118,22 +118,21 @@ type WebhookEndpointFilter struct {
 type WebhookStore interface {
 	// CreateWebhookEndpoint inserts e. ENOTFOUND if its account does not
 	// exist, ECONFLICT if the id is taken.
-	CreateWebhookEndpoint(ctx context.Context, e *WebhookEndpoint) error
+	CreateWebhookEndpoint(ctx context.Context, ch Change, e *WebhookEndpoint) error
 	// WebhookEndpoint returns the endpoint with id. ENOTFOUND if none.
 	WebhookEndpoint(ctx context.Context, id string) (*WebhookEndpoint, error)
 	// WebhookEndpoints lists the endpoints matching f by id.
 	WebhookEndpoints(ctx context.Context, f WebhookEndpointFilter, p Page) (endpoints []*WebhookEndpoint, next string, err error)
 	// UpdateWebhookEndpoint loads the endpoint, applies fn and saves the
 	// result in one transaction. The id and account never change.
-	UpdateWebhookEndpoint(ctx context.Context, id string, fn func(*WebhookEndpoint) error) (*WebhookEndpoint, error)
+	UpdateWebhookEndpoint(ctx context.Context, ch Change, id string, fn func(*WebhookEndpoint) error) (*WebhookEndpoint, error)
 	// DeleteWebhookEndpoint deletes the endpoint with its deliveries and
 	// returns it. ENOTFOUND if none.
-	DeleteWebhookEndpoint(ctx context.Context, id string) (*WebhookEndpoint, error)
+	DeleteWebhookEndpoint(ctx context.Context, ch Change, id string) (*WebhookEndpoint, error)
 
 	// AppendEvents writes events that change nothing else to the outbox
 	// (a quota exhausted on the hot path). Every other write method writes
-	// the events its ctx carries (NewContextWithEvent) in its own
-	// transaction. EINVALID, and nothing written, if one fails Validate.
+	// the events of its Change in its own transaction. EINVALID, and nothing written, if one fails Validate.
 	AppendEvents(ctx context.Context, events []*Event) error
 	// DispatchEvents fans up to limit undispatched events out, oldest
 	// first: one pending delivery, due at now, per endpoint that Wants the

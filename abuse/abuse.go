@@ -94,7 +94,7 @@ import (
 // Recorder stores anomalies. keyward.Store implements it.
 type Recorder interface {
 	// CreateAnomaly inserts a; ECONFLICT if its id is taken.
-	CreateAnomaly(ctx context.Context, a *keyward.Anomaly) error
+	CreateAnomaly(ctx context.Context, ch keyward.Change, a *keyward.Anomaly) error
 }
 
 var _ Recorder = keyward.Store(nil)
@@ -313,7 +313,7 @@ func (d *Detector) report(ctx context.Context, a *keyward.Anomaly, details map[s
 		}
 	}
 	d.m.anomalies[a.Type].Add(1)
-	if err := d.cfg.Recorder.CreateAnomaly(ctx, a); err != nil {
+	if err := d.cfg.Recorder.CreateAnomaly(ctx, keyward.Change{}, a); err != nil {
 		d.fail(opRecord, fmt.Errorf("anomaly %s (%s): %w", a.ID, a.Type, err))
 	}
 	if d.cfg.Events != nil {

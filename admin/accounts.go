@@ -49,11 +49,11 @@ func (s *Service) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*
 	if a.HasSecretMeta {
 		details["secret_meta"] = secretMeta.auditValue()
 	}
-	actx, err := s.audit(ctx, id, "account.create", "account", a.ID, a.ID, details)
+	ch, err := s.audit(ctx, id, "account.create", "account", a.ID, a.ID, details)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.CreateAccount(actx, a); err != nil {
+	if err := s.store.CreateAccount(ctx, ch, a); err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "account created", "account_id", a.ID, "by", id.KeyID)
@@ -124,12 +124,12 @@ func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward
 	if err != nil {
 		return nil, err
 	}
-	actx, err := s.audit(ctx, id, "account.update", "account", accountID, accountID, accountUpdateDetails{AccountUpdate: u, SecretMeta: secretMeta.auditValue()})
+	ch, err := s.audit(ctx, id, "account.update", "account", accountID, accountID, accountUpdateDetails{AccountUpdate: u, SecretMeta: secretMeta.auditValue()})
 	if err != nil {
 		return nil, err
 	}
 	var changed bool // a change cached keys must see
-	a, err := s.store.UpdateAccount(actx, accountID, func(a *keyward.Account) error {
+	a, err := s.store.UpdateAccount(ctx, ch, accountID, func(a *keyward.Account) error {
 		if u.Name != nil {
 			a.Name = *u.Name
 		}
@@ -176,11 +176,11 @@ func (s *Service) DeleteAccount(ctx context.Context, accountID string) error {
 	if err := s.noLiveCredentials(ctx, accountID); err != nil {
 		return err
 	}
-	actx, err := s.audit(ctx, id, "account.delete", "account", accountID, accountID, nil)
+	ch, err := s.audit(ctx, id, "account.delete", "account", accountID, accountID, nil)
 	if err != nil {
 		return err
 	}
-	hashes, err := s.store.DeleteAccount(actx, accountID)
+	hashes, err := s.store.DeleteAccount(ctx, ch, accountID)
 	if err != nil {
 		return err
 	}

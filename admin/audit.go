@@ -31,24 +31,21 @@ type Sealer interface {
 // auditPageSize is the page of entries VerifyAudit reads at a time.
 const auditPageSize = keyward.MaxPageLimit
 
-// audit returns ctx carrying the audit entry of an action by id on a
-// target: the store appends it in the transaction of the change. details
-// is marshalled to JSON and sealed; nil means none.
-func (s *Service) audit(ctx context.Context, id *keyward.Identity, action, targetType, targetID, accountID string, details any) (context.Context, error) {
+// audit returns the change recording an action by id on a target: its
+// audit entry and the webhook events announcing it, which the store writes
+// in the transaction of the change. details is marshalled to JSON and
+// sealed; nil means none.
+func (s *Service) audit(ctx context.Context, id *keyward.Identity, action, targetType, targetID, accountID string, details any) (keyward.Change, error) {
 	e, events, err := s.auditChange(ctx, id, action, targetType, targetID, accountID, details)
 	if err != nil {
-		return nil, err
+		return keyward.Change{}, err
 	}
-	ctx = keyward.NewContextWithAudit(ctx, e)
-	for _, ev := range events {
-		ctx = keyward.NewContextWithEvent(ctx, ev)
-	}
-	return ctx, nil
+	return keyward.Change{Audit: e, Events: events}, nil
 }
 
 // auditChange returns the audit entry of an action by id on a target and
 // the webhook events announcing it, for a store to write with the change
-// (audit puts them in a context; Store.UpdateKeyTree takes them per key).
+// (audit puts them in a keyward.Change; Store.UpdateKeyTree takes them per key).
 func (s *Service) auditChange(ctx context.Context, id *keyward.Identity, action, targetType, targetID, accountID string, details any) (*keyward.AuditEntry, []*keyward.Event, error) {
 	e, err := s.auditEntry(ctx, id, action, targetType, targetID, accountID, keyward.AuditSuccess, details)
 	if err != nil {
@@ -347,10 +344,10 @@ func (s *Service) KeyAuditChain(ctx context.Context) (plainUntil int64, err erro
 // (anomaly.detected, by keyward itself), in one transaction. It implements
 // abuse.Recorder.
 func (s *Service) RecordAnomaly(ctx context.Context, a *keyward.Anomaly) error {
-	actx, err := s.audit(ctx, systemIdentity, "anomaly.detected", "anomaly", a.ID, a.AccountID,
+	ch, err := s.audit(ctx, systemIdentity, "anomaly.detected", "anomaly", a.ID, a.AccountID,
 		map[string]any{"type": a.Type, "severity": a.Severity, "key_id": a.KeyID, "ip": a.IP, "action": a.Action, "action_error": a.ActionError, "details": a.Details})
 	if err != nil {
 		return err
 	}
-	return s.store.CreateAnomaly(actx, a)
+	return s.store.CreateAnomaly(ctx, ch, a)
 }

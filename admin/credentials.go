@@ -123,12 +123,12 @@ func (s *Service) AddProviderConnection(ctx context.Context, n keyward.NewProvid
 		s.forget(c.ID)
 		return nil, err
 	}
-	actx, err := s.audit(ctx, id, "provider.add", "provider_connection", c.ID, c.AccountID,
+	ch, err := s.audit(ctx, id, "provider.add", "provider_connection", c.ID, c.AccountID,
 		map[string]any{"kind": c.Kind, "name": c.Name, "base_url": c.BaseURL, "username": c.Username})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.CreateProviderConnection(actx, c); err != nil {
+	if err := s.store.CreateProviderConnection(ctx, ch, c); err != nil {
 		s.forget(c.ID)
 		return nil, err
 	}
@@ -200,12 +200,12 @@ func (s *Service) UpdateProviderConnection(ctx context.Context, connID string, u
 		s.forget(next.ID)
 		return nil, err
 	}
-	actx, err := s.audit(ctx, id, "provider.update", "provider_connection", next.ID, next.AccountID,
+	ch, err := s.audit(ctx, id, "provider.update", "provider_connection", next.ID, next.AccountID,
 		map[string]any{"base_url": next.BaseURL, "username": next.Username, "timeout": next.Timeout, "password_changed": u.Password != nil})
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.store.UpdateProviderConnection(actx, connID, func(c *keyward.ProviderConnection) error {
+	out, err := s.store.UpdateProviderConnection(ctx, ch, connID, func(c *keyward.ProviderConnection) error {
 		c.BaseURL, c.Username, c.Timeout, c.UpdatedAt = next.BaseURL, next.Username, next.Timeout, next.UpdatedAt
 		c.SealedPassword, c.PasswordVersion, c.PasswordBound = next.SealedPassword, next.PasswordVersion, next.PasswordBound
 		return nil
@@ -336,11 +336,11 @@ func (s *Service) RemoveProviderConnection(ctx context.Context, connID string) e
 	if err != nil {
 		return err
 	}
-	actx, err := s.audit(ctx, id, "provider.remove", "provider_connection", c.ID, c.AccountID, map[string]any{"kind": c.Kind, "name": c.Name})
+	ch, err := s.audit(ctx, id, "provider.remove", "provider_connection", c.ID, c.AccountID, map[string]any{"kind": c.Kind, "name": c.Name})
 	if err != nil {
 		return err
 	}
-	if _, err := s.store.DeleteProviderConnection(actx, connID); err != nil {
+	if _, err := s.store.DeleteProviderConnection(ctx, ch, connID); err != nil {
 		return err
 	}
 	s.forget(connID)
@@ -433,9 +433,9 @@ func (s *Service) createCredential(ctx context.Context, id *keyward.Identity, c 
 	s.log.ErrorContext(ctx, "a token created at a provider could not be recorded nor revoked: recording it as orphaned",
 		"connection", c.ID, "external_id", cred.ExternalID, "err", err)
 	cred.Status, cred.RotatedFrom = keyward.CredentialOrphaned, ""
-	actx, oerr := s.audit(ctx, id, "credential.orphaned", "credential", cred.ID, cred.AccountID, credentialDetails(cred))
+	ch, oerr := s.audit(ctx, id, "credential.orphaned", "credential", cred.ID, cred.AccountID, credentialDetails(cred))
 	if oerr == nil {
-		oerr = s.store.CreateCredential(actx, cred)
+		oerr = s.store.CreateCredential(ctx, ch, cred)
 	}
 	if oerr != nil {
 		s.log.ErrorContext(ctx, "recording an orphaned token failed: keyward credentials reconcile lists it", "connection", c.ID,
@@ -451,11 +451,11 @@ const undoTimeout = 30 * time.Second
 
 // recordCredential stores a new credential with its audit entry and event.
 func (s *Service) recordCredential(ctx context.Context, id *keyward.Identity, cred *keyward.ManagedCredential) error {
-	actx, err := s.audit(ctx, id, "credential.create", "credential", cred.ID, cred.AccountID, credentialDetails(cred))
+	ch, err := s.audit(ctx, id, "credential.create", "credential", cred.ID, cred.AccountID, credentialDetails(cred))
 	if err != nil {
 		return err
 	}
-	return s.store.CreateCredential(actx, cred)
+	return s.store.CreateCredential(ctx, ch, cred)
 }
 
 // credentialDetails are the audit details (and event data) of a
@@ -546,11 +546,11 @@ func (s *Service) retire(ctx context.Context, id *keyward.Identity, cred *keywar
 	now := s.utc()
 	details := credentialDetails(cred)
 	details["status"], details["already_gone_at_provider"] = status, gone
-	actx, err := s.audit(ctx, id, action, "credential", cred.ID, cred.AccountID, details)
+	ch, err := s.audit(ctx, id, action, "credential", cred.ID, cred.AccountID, details)
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.store.UpdateCredential(actx, cred.ID, func(c *keyward.ManagedCredential) error {
+	out, err := s.store.UpdateCredential(ctx, ch, cred.ID, func(c *keyward.ManagedCredential) error {
 		if c.Status == keyward.CredentialRevoked || c.Status == keyward.CredentialExpired {
 			return errRetired // another call got there first
 		}
@@ -634,12 +634,12 @@ func rotatedName(name string, now time.Time) string {
 func (s *Service) recordRotation(ctx context.Context, id *keyward.Identity, next *keyward.ManagedCredential, grace time.Duration, now time.Time) error {
 	details := credentialDetails(next)
 	details["new_credential_id"], details["grace"] = next.ID, grace.String()
-	actx, err := s.audit(ctx, id, "credential.rotate", "credential", next.RotatedFrom, next.AccountID, details)
+	ch, err := s.audit(ctx, id, "credential.rotate", "credential", next.RotatedFrom, next.AccountID, details)
 	if err != nil {
 		return err
 	}
 	until := now.Add(grace)
-	_, _, err = s.store.RotateCredential(actx, next.RotatedFrom, func(old *keyward.ManagedCredential) (*keyward.ManagedCredential, error) {
+	_, _, err = s.store.RotateCredential(ctx, ch, next.RotatedFrom, func(old *keyward.ManagedCredential) (*keyward.ManagedCredential, error) {
 		if old.Status != keyward.CredentialActive {
 			return nil, keyward.Errorf(keyward.ECONFLICT, "credential %s is %s: only an active credential can be rotated", old.ID, old.Status)
 		}
@@ -839,11 +839,11 @@ func (s *Service) settleOrphans(ctx context.Context, id *keyward.Identity, recor
 			continue
 		}
 		now := s.utc()
-		actx, err := s.audit(ctx, id, "credential.revoke", "credential", rec.ID, rec.AccountID, credentialDetails(rec))
+		ch, err := s.audit(ctx, id, "credential.revoke", "credential", rec.ID, rec.AccountID, credentialDetails(rec))
 		if err != nil {
 			return err
 		}
-		if _, err := s.store.UpdateCredential(actx, rec.ID, func(c *keyward.ManagedCredential) error {
+		if _, err := s.store.UpdateCredential(ctx, ch, rec.ID, func(c *keyward.ManagedCredential) error {
 			c.Status, c.RevokedAt, c.UpdatedAt = keyward.CredentialRevoked, &now, now
 			return nil
 		}); err != nil {
@@ -856,11 +856,11 @@ func (s *Service) settleOrphans(ctx context.Context, id *keyward.Identity, recor
 // markVanished records that rec's token is gone at the provider.
 func (s *Service) markVanished(ctx context.Context, id *keyward.Identity, rec *keyward.ManagedCredential) error {
 	now := s.utc()
-	actx, err := s.audit(ctx, id, "credential.vanished", "credential", rec.ID, rec.AccountID, credentialDetails(rec))
+	ch, err := s.audit(ctx, id, "credential.vanished", "credential", rec.ID, rec.AccountID, credentialDetails(rec))
 	if err != nil {
 		return err
 	}
-	_, err = s.store.UpdateCredential(actx, rec.ID, func(c *keyward.ManagedCredential) error {
+	_, err = s.store.UpdateCredential(ctx, ch, rec.ID, func(c *keyward.ManagedCredential) error {
 		c.Status, c.UpdatedAt = keyward.CredentialVanished, now
 		return nil
 	})

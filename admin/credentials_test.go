@@ -22,14 +22,14 @@ type failingStore struct {
 	fail bool
 }
 
-func (s *failingStore) CreateCredential(ctx context.Context, c *keyward.ManagedCredential) error {
+func (s *failingStore) CreateCredential(ctx context.Context, ch keyward.Change, c *keyward.ManagedCredential) error {
 	s.mu.Lock()
 	fail := s.fail
 	s.mu.Unlock()
 	if fail && c.Status == keyward.CredentialActive {
 		return keyward.Errorf(keyward.EUNAVAILABLE, "database unavailable")
 	}
-	return s.Store.CreateCredential(ctx, c)
+	return s.Store.CreateCredential(ctx, keyward.Change{}, c)
 }
 
 // tokenSystem is a provider that records what it holds; revokeFails makes

@@ -82,11 +82,11 @@ func (s *Service) saveImports(ctx context.Context, id *keyward.Identity, imports
 	for i, im := range imports {
 		ids[i] = im.Key.ID
 	}
-	actx, err := s.audit(ctx, id, "key.import", "key", "", "", map[string]any{"count": len(ids), "key_ids": ids})
+	ch, err := s.audit(ctx, id, "key.import", "key", "", "", map[string]any{"count": len(ids), "key_ids": ids})
 	if err != nil {
 		return err
 	}
-	if err := s.store.ImportKeys(actx, imports); err != nil {
+	if err := s.store.ImportKeys(ctx, ch, imports); err != nil {
 		return err
 	}
 	s.log.InfoContext(ctx, "keys imported", "count", len(imports), "by", id.KeyID)

@@ -63,11 +63,11 @@ func (s *Service) CreateIPRule(ctx context.Context, c keyward.IPRuleCreate) (*ke
 	if r.Automatic {
 		details["automatic"] = true
 	}
-	actx, err := s.audit(ctx, id, "ip_rule.create", "ip_rule", r.ID, r.AccountID, details)
+	ch, err := s.audit(ctx, id, "ip_rule.create", "ip_rule", r.ID, r.AccountID, details)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.CreateIPRule(actx, r); err != nil {
+	if err := s.store.CreateIPRule(ctx, ch, r); err != nil {
 		return nil, err
 	}
 	s.ipRulesChanged(ctx)
@@ -122,11 +122,11 @@ func (s *Service) DeleteIPRule(ctx context.Context, ruleID string) error {
 	if !isRoot(id) && r.AccountID != id.AccountID {
 		return notFound("ip rule", ruleID)
 	}
-	actx, err := s.audit(ctx, id, "ip_rule.delete", "ip_rule", ruleID, r.AccountID, map[string]any{"action": r.Action, "cidr": r.CIDR.String()})
+	ch, err := s.audit(ctx, id, "ip_rule.delete", "ip_rule", ruleID, r.AccountID, map[string]any{"action": r.Action, "cidr": r.CIDR.String()})
 	if err != nil {
 		return err
 	}
-	if _, err := s.store.DeleteIPRule(actx, ruleID); err != nil {
+	if _, err := s.store.DeleteIPRule(ctx, ch, ruleID); err != nil {
 		return err
 	}
 	s.ipRulesChanged(ctx)

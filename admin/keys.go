@@ -113,11 +113,11 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 	if k.HasSecretMeta {
 		details["secret_meta"] = secretMeta.auditValue()
 	}
-	actx, err := s.audit(ctx, id, "key.create", "key", k.ID, k.AccountID, details)
+	ch, err := s.audit(ctx, id, "key.create", "key", k.ID, k.AccountID, details)
 	if err != nil {
 		return nil, err
 	}
-	created, err := s.issue(actx, k, s.store.CreateKey)
+	created, err := s.issue(ctx, ch, k, s.store.CreateKey)
 	if err != nil {
 		return nil, err
 	}
@@ -193,12 +193,12 @@ func (s *Service) mint(k *keyward.Key) (*keyward.CreatedKey, error) {
 
 // issue mints k, stores it with save and, after the commit, tells the
 // observer so any cached state for its hash is overwritten.
-func (s *Service) issue(ctx context.Context, k *keyward.Key, save func(context.Context, *keyward.Key) error) (*keyward.CreatedKey, error) {
+func (s *Service) issue(ctx context.Context, ch keyward.Change, k *keyward.Key, save func(context.Context, keyward.Change, *keyward.Key) error) (*keyward.CreatedKey, error) {
 	created, err := s.mint(k)
 	if err != nil {
 		return nil, err
 	}
-	if err := save(ctx, k); err != nil {
+	if err := save(ctx, ch, k); err != nil {
 		return nil, err
 	}
 	s.keyChanged(k)
@@ -218,11 +218,11 @@ func (s *Service) Bootstrap(ctx context.Context) (keyward.Secret, *keyward.Key, 
 		CreatedAt: now,
 		UpdatedAt: now,
 	}
-	actx, err := s.audit(ctx, systemIdentity, "key.bootstrap", "key", k.ID, "", nil)
+	ch, err := s.audit(ctx, systemIdentity, "key.bootstrap", "key", k.ID, "", nil)
 	if err != nil {
 		return "", nil, err
 	}
-	created, err := s.issue(actx, k, s.store.BootstrapRootKey)
+	created, err := s.issue(ctx, ch, k, s.store.BootstrapRootKey)
 	if err != nil {
 		return "", nil, err
 	}
@@ -350,12 +350,12 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 	if err != nil {
 		return nil, err
 	}
-	actx, err := s.audit(ctx, id, "key.update", "key", keyID, current.AccountID, keyUpdateDetails{KeyUpdate: u, SecretMeta: secretMeta.auditValue()})
+	ch, err := s.audit(ctx, id, "key.update", "key", keyID, current.AccountID, keyUpdateDetails{KeyUpdate: u, SecretMeta: secretMeta.auditValue()})
 	if err != nil {
 		return nil, err
 	}
 	now := s.utc()
-	k, err := s.store.UpdateKey(actx, keyID, func(k *keyward.Key) error {
+	k, err := s.store.UpdateKey(ctx, ch, keyID, func(k *keyward.Key) error {
 		if u.Name != nil {
 			k.Name = *u.Name
 		}
@@ -413,12 +413,12 @@ func (s *Service) RevokeKey(ctx context.Context, keyID string) (*keyward.Key, er
 	if err != nil {
 		return nil, err
 	}
-	actx, err := s.audit(ctx, id, "key.revoke", "key", keyID, current.AccountID, nil)
+	ch, err := s.audit(ctx, id, "key.revoke", "key", keyID, current.AccountID, nil)
 	if err != nil {
 		return nil, err
 	}
 	now := s.utc()
-	k, err := s.store.UpdateKey(actx, keyID, func(k *keyward.Key) error {
+	k, err := s.store.UpdateKey(ctx, ch, keyID, func(k *keyward.Key) error {
 		if revoked(k, now) {
 			return errUnchanged // aborts the transaction, audit entry and event included
 		}
@@ -490,11 +490,11 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 	now := s.utc()
 	var created *keyward.CreatedKey
 	nextID := apikey.NewID("key")
-	actx, err := s.audit(ctx, id, "key.rotate", "key", keyID, current.AccountID, map[string]any{"new_key_id": nextID, "grace": grace.String()})
+	ch, err := s.audit(ctx, id, "key.rotate", "key", keyID, current.AccountID, map[string]any{"new_key_id": nextID, "grace": grace.String()})
 	if err != nil {
 		return nil, err
 	}
-	old, _, err := s.store.RotateKey(actx, keyID, func(old *keyward.Key) (*keyward.Key, error) {
+	old, _, err := s.store.RotateKey(ctx, ch, keyID, func(old *keyward.Key) (*keyward.Key, error) {
 		if old.RevokedAt != nil {
 			if old.GraceUntil != nil {
 				return nil, keyward.Errorf(keyward.ECONFLICT, "key %s was already rotated", old.ID)
@@ -556,7 +556,7 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 	if old.Credits != nil && s.credits != nil {
 		// The store holds the old key's credits at zero; a ledger
 		// counting elsewhere (Redis) must be told too.
-		cleared, err := s.credits.SetCredits(ctx, old.ID, &keyward.Credits{}, s.utc())
+		cleared, err := s.credits.SetCredits(ctx, keyward.Change{}, old.ID, &keyward.Credits{}, s.utc())
 		if err != nil {
 			s.log.ErrorContext(ctx, "rotated key's credits not cleared in the ledger: clear them with keyward credits set", "key_id", old.ID, "err", err)
 		} else {
@@ -589,11 +589,11 @@ func (s *Service) DeleteKey(ctx context.Context, keyID string) error {
 			return keyward.Errorf(keyward.ECONFLICT, "key %s is the last usable root key: create another root key first", keyID)
 		}
 	}
-	actx, err := s.audit(ctx, id, "key.delete", "key", keyID, k.AccountID, nil)
+	ch, err := s.audit(ctx, id, "key.delete", "key", keyID, k.AccountID, nil)
 	if err != nil {
 		return err
 	}
-	if k, err = s.store.DeleteKey(actx, keyID); err != nil {
+	if k, err = s.store.DeleteKey(ctx, ch, keyID); err != nil {
 		return err
 	}
 	if err != nil {

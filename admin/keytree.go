@@ -66,7 +66,7 @@ func (s *Service) RevokeKeyCascade(ctx context.Context, keyID string) (*keyward.
 func (s *Service) revokeTree(ctx context.Context, id *keyward.Identity, rootID, reason string, rootEntry func(*keyward.Key, time.Time) (*keyward.AuditEntry, []*keyward.Event, error)) ([]*keyward.Key, error) {
 	now := s.utc()
 	revoke := revokeAt(now)
-	changed, err := s.store.UpdateKeyTree(ctx, rootID, func(k *keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error) {
+	changed, err := s.store.UpdateKeyTree(ctx, keyward.Change{}, rootID, func(k *keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error) {
 		var (
 			e      *keyward.AuditEntry
 			events []*keyward.Event

@@ -84,11 +84,11 @@ func (s *Service) revokeLeakedToken(ctx context.Context, id *keyward.Identity, t
 			return s.auditChange(ctx, id, "key.leaked", "key", k.ID, k.AccountID, details)
 		})
 	} else {
-		var actx context.Context
-		if actx, err = s.audit(ctx, id, "key.leaked", "key", k.ID, k.AccountID, details); err != nil {
+		var ch keyward.Change
+		if ch, err = s.audit(ctx, id, "key.leaked", "key", k.ID, k.AccountID, details); err != nil {
 			return nil, 0, err
 		}
-		if k, err = s.store.UpdateKey(actx, k.ID, revokeAt(s.utc())); err == nil {
+		if k, err = s.store.UpdateKey(ctx, ch, k.ID, revokeAt(s.utc())); err == nil {
 			s.keyChanged(k)
 			changed = []*keyward.Key{k}
 		}

@@ -33,12 +33,12 @@ func (s *Service) SetRotationPolicy(ctx context.Context, sc keyward.RotationScop
 		return nil, err
 	}
 	targetType, targetID := policyTarget(sc)
-	actx, err := s.audit(ctx, id, "rotation_policy.set", targetType, targetID, accountID,
+	ch, err := s.audit(ctx, id, "rotation_policy.set", targetType, targetID, accountID,
 		map[string]string{"max_age": time.Duration(p.MaxAge).String(), "expire_after": time.Duration(p.ExpireAfter).String()})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.SetRotationPolicy(actx, p); err != nil {
+	if err := s.store.SetRotationPolicy(ctx, ch, p); err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "rotation policy set", "scope", sc.String(), "max_age", time.Duration(p.MaxAge), "expire_after", time.Duration(p.ExpireAfter), "by", id.KeyID)
@@ -71,11 +71,11 @@ func (s *Service) DeleteRotationPolicy(ctx context.Context, sc keyward.RotationS
 		return err
 	}
 	targetType, targetID := policyTarget(sc)
-	actx, err := s.audit(ctx, id, "rotation_policy.delete", targetType, targetID, accountID, nil)
+	ch, err := s.audit(ctx, id, "rotation_policy.delete", targetType, targetID, accountID, nil)
 	if err != nil {
 		return err
 	}
-	if _, err := s.store.DeleteRotationPolicy(actx, sc); err != nil {
+	if _, err := s.store.DeleteRotationPolicy(ctx, ch, sc); err != nil {
 		return err
 	}
 	s.log.InfoContext(ctx, "rotation policy removed", "scope", sc.String(), "by", id.KeyID)
@@ -140,29 +140,30 @@ func keyEventData(k *keyward.Key, extra map[string]any) (json.RawMessage, error)
 	return b, nil
 }
 
-// announce returns ctx carrying the event of type typ about k, at now, and
-// the audit entry of the same action by keyward.
-func (s *Service) announce(ctx context.Context, typ string, k *keyward.Key, now time.Time, extra map[string]any) (context.Context, error) {
+// announce returns the change recording the event of type typ about k, at
+// now, and the audit entry of the same action by keyward.
+func (s *Service) announce(ctx context.Context, typ string, k *keyward.Key, now time.Time, extra map[string]any) (keyward.Change, error) {
 	data, err := keyEventData(k, extra)
 	if err != nil {
-		return nil, err
+		return keyward.Change{}, err
 	}
-	actx, err := s.audit(ctx, systemIdentity, typ, "key", k.ID, k.AccountID, extra)
+	ch, err := s.audit(ctx, systemIdentity, typ, "key", k.ID, k.AccountID, extra)
 	if err != nil {
-		return nil, err
+		return keyward.Change{}, err
 	}
-	return keyward.NewContextWithEvent(actx, &keyward.Event{ID: apikey.NewID("msg"), Type: typ, Time: now, AccountID: k.AccountID, Data: data}), nil
+	ch.Events = append(ch.Events, &keyward.Event{ID: apikey.NewID("msg"), Type: typ, Time: now, AccountID: k.AccountID, Data: data})
+	return ch, nil
 }
 
 // AnnounceExpired announces that k expired (key.expired), once: ECONFLICT if
 // its expiry was announced already.
 func (s *Service) AnnounceExpired(ctx context.Context, k *keyward.Key, now time.Time) error {
 	defer s.lock()()
-	actx, err := s.announce(ctx, keyward.EventKeyExpired, k, now, map[string]any{"expires_at": k.ExpiresAt})
+	ch, err := s.announce(ctx, keyward.EventKeyExpired, k, now, map[string]any{"expires_at": k.ExpiresAt})
 	if err != nil {
 		return err
 	}
-	return s.store.AddKeyNotice(actx, &keyward.KeyNotice{KeyID: k.ID, Kind: keyward.NoticeExpired, Subject: *k.ExpiresAt, At: now})
+	return s.store.AddKeyNotice(ctx, ch, &keyward.KeyNotice{KeyID: k.ID, Kind: keyward.NoticeExpired, Subject: *k.ExpiresAt, At: now})
 }
 
 // AnnounceRotationDue announces that a key is past the max age of its
@@ -182,11 +183,11 @@ func (s *Service) AnnounceRotationDue(ctx context.Context, d *keyward.RotationDu
 		}
 		extra["expires_at"] = at
 	}
-	actx, err := s.announce(ctx, keyward.EventKeyRotationDue, d.Key, now, extra)
+	ch, err := s.announce(ctx, keyward.EventKeyRotationDue, d.Key, now, extra)
 	if err != nil {
 		return err
 	}
-	return s.store.AddKeyNotice(actx, &keyward.KeyNotice{KeyID: d.Key.ID, Kind: keyward.NoticeRotationDue, Subject: d.DueAt, At: now})
+	return s.store.AddKeyNotice(ctx, ch, &keyward.KeyNotice{KeyID: d.Key.ID, Kind: keyward.NoticeRotationDue, Subject: d.DueAt, At: now})
 }
 
 func policyTargetName(p keyward.RotationPolicy) string {
@@ -206,7 +207,7 @@ var errUnchanged = errors.New("unchanged")
 func (s *Service) ScheduleExpiry(ctx context.Context, d *keyward.RotationDue, now time.Time) (*keyward.Key, error) {
 	defer s.lock()()
 	at := d.ExpireAt()
-	actx, err := s.audit(ctx, systemIdentity, "key.expire_scheduled", "key", d.Key.ID, d.Key.AccountID,
+	ch, err := s.audit(ctx, systemIdentity, "key.expire_scheduled", "key", d.Key.ID, d.Key.AccountID,
 		map[string]any{"expires_at": at, "notice_at": d.NoticeAt, "expire_after": time.Duration(d.Policy.ExpireAfter).String()})
 	if err != nil {
 		return nil, err
@@ -214,7 +215,8 @@ func (s *Service) ScheduleExpiry(ctx context.Context, d *keyward.RotationDue, no
 	notice := &keyward.KeyNotice{KeyID: d.Key.ID, Kind: keyward.NoticeExpiryScheduled, Subject: at, At: now}
 	// The notice commits with the change: an admin's later extension of
 	// the key is never undone by a second run.
-	k, err := s.store.UpdateKey(keyward.NewContextWithKeyNotice(actx, notice), d.Key.ID, func(k *keyward.Key) error {
+	ch.Notice = notice
+	k, err := s.store.UpdateKey(ctx, ch, d.Key.ID, func(k *keyward.Key) error {
 		if k.RevokedAt != nil || (k.ExpiresAt != nil && !k.ExpiresAt.After(at)) {
 			return errUnchanged
 		}
@@ -224,7 +226,7 @@ func (s *Service) ScheduleExpiry(ctx context.Context, d *keyward.RotationDue, no
 	switch {
 	case errors.Is(err, errUnchanged):
 		// Nothing to change: record that the key was dealt with.
-		if err := s.store.AddKeyNotice(ctx, notice); err != nil && keyward.ErrorCode(err) != keyward.ECONFLICT {
+		if err := s.store.AddKeyNotice(ctx, keyward.Change{}, notice); err != nil && keyward.ErrorCode(err) != keyward.ECONFLICT {
 			return nil, err
 		}
 		return nil, nil
@@ -248,12 +250,12 @@ func (s *Service) DeleteRetiredKey(ctx context.Context, k *keyward.Key, before t
 	if !retired || current.Role == keyward.RoleRoot {
 		return keyward.Errorf(keyward.ECONFLICT, "key %s is no longer retired: kept", k.ID)
 	}
-	actx, err := s.audit(ctx, systemIdentity, "key.delete", "key", k.ID, k.AccountID,
+	ch, err := s.audit(ctx, systemIdentity, "key.delete", "key", k.ID, k.AccountID,
 		map[string]any{"reason": "retention", "revoked_at": current.RevokedAt, "expires_at": current.ExpiresAt})
 	if err != nil {
 		return err
 	}
-	deleted, err := s.store.DeleteKey(actx, k.ID)
+	deleted, err := s.store.DeleteKey(ctx, ch, k.ID)
 	if err != nil {
 		return err
 	}
@@ -266,11 +268,11 @@ func (s *Service) DeleteRetiredKey(ctx context.Context, k *keyward.Key, before t
 // expired rule applies nowhere, so no instance needs to reload.
 func (s *Service) DeleteExpiredIPRule(ctx context.Context, r *keyward.IPRule) error {
 	defer s.lock()()
-	actx, err := s.audit(ctx, systemIdentity, "ip_rule.delete", "ip_rule", r.ID, r.AccountID,
+	ch, err := s.audit(ctx, systemIdentity, "ip_rule.delete", "ip_rule", r.ID, r.AccountID,
 		map[string]any{"reason": "retention", "action": r.Action, "cidr": r.CIDR.String(), "expires_at": r.ExpiresAt})
 	if err != nil {
 		return err
 	}
-	_, err = s.store.DeleteIPRule(actx, r.ID)
+	_, err = s.store.DeleteIPRule(ctx, ch, r.ID)
 	return err
 }

@@ -95,11 +95,11 @@ func (s *Service) SetCredits(ctx context.Context, keyID string, c *keyward.Credi
 	if err != nil {
 		return nil, err
 	}
-	actx, err := s.audit(ctx, id, "key.credits_set", "key", keyID, target.AccountID, c)
+	ch, err := s.audit(ctx, id, "key.credits_set", "key", keyID, target.AccountID, c)
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.credits.SetCredits(actx, keyID, c, s.utc())
+	k, err := s.credits.SetCredits(ctx, ch, keyID, c, s.utc())
 	if err != nil {
 		return nil, err
 	}

@@ -180,7 +180,7 @@ func TestAnomaliesAreScoped(t *testing.T) {
 	a, _, adminKey, userKey := e.tenant(t, "acme", "p")
 	b, _, otherAdmin, _ := e.tenant(t, "other", "p")
 	for _, acc := range []string{a.ID, b.ID} {
-		if err := e.store.CreateAnomaly(t.Context(), &keyward.Anomaly{ID: "anm_" + acc, Type: keyward.AnomalyFailureBurst, Severity: keyward.SeverityMedium, AccountID: acc, CreatedAt: e.now}); err != nil {
+		if err := e.store.CreateAnomaly(t.Context(), keyward.Change{}, &keyward.Anomaly{ID: "anm_" + acc, Type: keyward.AnomalyFailureBurst, Severity: keyward.SeverityMedium, AccountID: acc, CreatedAt: e.now}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -30,11 +30,11 @@ func (s *Service) CreateUser(ctx context.Context, accountID string, c keyward.Us
 		ExternalID: c.ExternalID,
 		CreatedAt:  s.utc(),
 	}
-	actx, err := s.audit(ctx, id, "user.create", "user", u.ID, accountID, map[string]any{"name": u.Name, "external_id": u.ExternalID})
+	ch, err := s.audit(ctx, id, "user.create", "user", u.ID, accountID, map[string]any{"name": u.Name, "external_id": u.ExternalID})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.CreateUser(actx, u); err != nil {
+	if err := s.store.CreateUser(ctx, ch, u); err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "user created", "account_id", accountID, "user_id", u.ID, "by", id.KeyID)
@@ -100,11 +100,11 @@ func (s *Service) DeleteUser(ctx context.Context, accountID, userID string) erro
 	if _, err := s.user(ctx, accountID, userID); err != nil {
 		return err
 	}
-	actx, err := s.audit(ctx, id, "user.delete", "user", userID, accountID, nil)
+	ch, err := s.audit(ctx, id, "user.delete", "user", userID, accountID, nil)
 	if err != nil {
 		return err
 	}
-	hashes, err := s.store.DeleteUser(actx, userID)
+	hashes, err := s.store.DeleteUser(ctx, ch, userID)
 	if err != nil {
 		return err
 	}

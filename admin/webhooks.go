@@ -53,12 +53,12 @@ func (s *Service) CreateWebhookEndpoint(ctx context.Context, n keyward.NewWebhoo
 	if err != nil {
 		return nil, err
 	}
-	actx, err := s.audit(ctx, id, "webhook.create", "webhook_endpoint", e.ID, e.AccountID,
+	ch, err := s.audit(ctx, id, "webhook.create", "webhook_endpoint", e.ID, e.AccountID,
 		map[string]any{"url": e.URL, "description": e.Description, "events": e.Events})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.CreateWebhookEndpoint(actx, e); err != nil {
+	if err := s.store.CreateWebhookEndpoint(ctx, ch, e); err != nil {
 		return nil, err
 	}
 	return &keyward.CreatedWebhookEndpoint{Endpoint: e, Secret: secret.Reveal()}, nil
@@ -160,14 +160,14 @@ func (s *Service) UpdateWebhookEndpoint(ctx context.Context, endpointID string, 
 	if err != nil {
 		return nil, err
 	}
-	actx, err := s.audit(ctx, id, "webhook.update", "webhook_endpoint", endpointID, cur.AccountID, u)
+	ch, err := s.audit(ctx, id, "webhook.update", "webhook_endpoint", endpointID, cur.AccountID, u)
 	if err != nil {
 		return nil, err
 	}
 	now := s.utc()
 	// Applied to the endpoint as stored in the transaction: a delivery
 	// that disabled it (410 Gone) since cur was read is not undone.
-	return s.store.UpdateWebhookEndpoint(actx, endpointID, func(e *keyward.WebhookEndpoint) error {
+	return s.store.UpdateWebhookEndpoint(ctx, ch, endpointID, func(e *keyward.WebhookEndpoint) error {
 		if u.URL != nil {
 			e.URL = *u.URL
 		}
@@ -204,12 +204,12 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, endpointID string) (*
 	if err != nil {
 		return nil, err
 	}
-	actx, err := s.audit(ctx, id, "webhook.rotate_secret", "webhook_endpoint", endpointID, cur.AccountID, nil)
+	ch, err := s.audit(ctx, id, "webhook.rotate_secret", "webhook_endpoint", endpointID, cur.AccountID, nil)
 	if err != nil {
 		return nil, err
 	}
 	now := s.utc()
-	e, err := s.store.UpdateWebhookEndpoint(actx, endpointID, func(e *keyward.WebhookEndpoint) error {
+	e, err := s.store.UpdateWebhookEndpoint(ctx, ch, endpointID, func(e *keyward.WebhookEndpoint) error {
 		e.SealedSecret, e.SecretVersion, e.UpdatedAt = cur.SealedSecret, cur.SecretVersion, now
 		return nil
 	})
@@ -231,11 +231,11 @@ func (s *Service) DeleteWebhookEndpoint(ctx context.Context, endpointID string) 
 	if err != nil {
 		return err
 	}
-	actx, err := s.audit(ctx, id, "webhook.delete", "webhook_endpoint", endpointID, cur.AccountID, map[string]any{"url": cur.URL})
+	ch, err := s.audit(ctx, id, "webhook.delete", "webhook_endpoint", endpointID, cur.AccountID, map[string]any{"url": cur.URL})
 	if err != nil {
 		return err
 	}
-	_, err = s.store.DeleteWebhookEndpoint(actx, endpointID)
+	_, err = s.store.DeleteWebhookEndpoint(ctx, ch, endpointID)
 	return err
 }
 

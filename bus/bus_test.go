@@ -141,7 +141,7 @@ func (e *env) want(raw string, d keyward.Decision) {
 // disable disables the key in the store without telling anyone.
 func (e *env) disable(id string) *keyward.Key {
 	e.t.Helper()
-	k, err := e.store.UpdateKey(context.Background(), id, func(k *keyward.Key) error {
+	k, err := e.store.UpdateKey(context.Background(), keyward.Change{}, id, func(k *keyward.Key) error {
 		k.Disabled = true
 		return nil
 	})

@@ -62,13 +62,13 @@ func (l *StoreLedger) Credits(ctx context.Context, keyID string, now time.Time) 
 
 // SetCredits implements keyward.CreditLedger. EINVALID if c does not
 // validate.
-func (l *StoreLedger) SetCredits(ctx context.Context, keyID string, c *keyward.Credits, now time.Time) (*keyward.Key, error) {
+func (l *StoreLedger) SetCredits(ctx context.Context, ch keyward.Change, keyID string, c *keyward.Credits, now time.Time) (*keyward.Key, error) {
 	if c != nil {
 		if err := c.Validate(); err != nil {
 			return nil, err
 		}
 	}
-	k, err := l.store.UpdateKey(ctx, keyID, func(k *keyward.Key) error {
+	k, err := l.store.UpdateKey(ctx, ch, keyID, func(k *keyward.Key) error {
 		if c == nil {
 			k.Credits = nil
 			return nil
@@ -88,7 +88,7 @@ func (l *StoreLedger) SetCredits(ctx context.Context, keyID string, c *keyward.C
 
 // TopUpCredits implements keyward.CreditLedger.
 func (l *StoreLedger) TopUpCredits(ctx context.Context, keyID string, n int64, now time.Time) (*keyward.Key, error) {
-	k, err := l.store.UpdateKey(ctx, keyID, func(k *keyward.Key) error {
+	k, err := l.store.UpdateKey(ctx, keyward.Change{}, keyID, func(k *keyward.Key) error {
 		var c *keyward.Credits
 		if k.Credits != nil {
 			at := k.Credits.At(now)

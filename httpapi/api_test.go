@@ -94,7 +94,7 @@ func TestAuthentication(t *testing.T) {
 	}
 	expired := keywardtest.NewUserKey(t, e.store, e.hasher, a.ID, u.ID)
 	e.remember(expired.Secret)
-	if _, err := e.store.UpdateKey(t.Context(), expired.ID, func(k *keyward.Key) error {
+	if _, err := e.store.UpdateKey(t.Context(), keyward.Change{}, expired.ID, func(k *keyward.Key) error {
 		past := keywardtest.Now().Add(-time.Minute)
 		k.ExpiresAt = &past
 		return nil

@@ -180,7 +180,7 @@ func (e *env) newWorld(n int) *world {
 	userB := e.mustKey(keyward.KeyCreate{AccountID: b.ID, UserID: ub.ID, Role: keyward.RoleUser, Permissions: perms})
 	target := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: ua.ID, Role: keyward.RoleUser, Permissions: []string{"memories:read"}})
 	metered := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: ua.ID, Role: keyward.RoleUser, Credits: &keyward.Credits{Remaining: 3}})
-	if err := e.store.CreateAnomaly(e.t.Context(), &keyward.Anomaly{ID: fmt.Sprintf("anm_%d", n), Type: keyward.AnomalyBruteForce, Severity: keyward.SeverityHigh, AccountID: a.ID, CreatedAt: time.Now()}); err != nil {
+	if err := e.store.CreateAnomaly(e.t.Context(), keyward.Change{}, &keyward.Anomaly{ID: fmt.Sprintf("anm_%d", n), Type: keyward.AnomalyBruteForce, Severity: keyward.SeverityHigh, AccountID: a.ID, CreatedAt: time.Now()}); err != nil {
 		e.t.Fatalf("create anomaly: %v", err)
 	}
 	gone := e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: perms})

@@ -100,7 +100,7 @@ func NewAccount(t testing.TB, s keyward.Store, name string) *keyward.Account {
 	t.Helper()
 	now := Now()
 	a := &keyward.Account{ID: apikey.NewID("acc"), Name: name, CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateAccount(t.Context(), a); err != nil {
+	if err := s.CreateAccount(t.Context(), keyward.Change{}, a); err != nil {
 		t.Fatalf("create account %q: %v", name, err)
 	}
 	return a
@@ -110,7 +110,7 @@ func NewAccount(t testing.TB, s keyward.Store, name string) *keyward.Account {
 func NewUser(t testing.TB, s keyward.Store, accountID, name string) *keyward.User {
 	t.Helper()
 	u := &keyward.User{ID: apikey.NewID("usr"), AccountID: accountID, Name: name, CreatedAt: Now()}
-	if err := s.CreateUser(t.Context(), u); err != nil {
+	if err := s.CreateUser(t.Context(), keyward.Change{}, u); err != nil {
 		t.Fatalf("create user %q: %v", name, err)
 	}
 	return u
@@ -144,7 +144,7 @@ func NewKey(t testing.TB, s keyward.Store, h *apikey.Hasher, k keyward.Key) *key
 	k.Hash = h.Hash(raw)
 	k.PepperVersion = h.Current()
 	k.Start = apikey.Start(raw)
-	if err := s.CreateKey(t.Context(), &k); err != nil {
+	if err := s.CreateKey(t.Context(), keyward.Change{}, &k); err != nil {
 		t.Fatalf("create %s key: %v", k.Role, err)
 	}
 	stored, err := s.Key(t.Context(), k.ID)

@@ -208,7 +208,7 @@ func testAccounts(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", KeyPrefix: "acme_live", Disabled: true,
 			RateLimits: accountLimits, CreatedAt: fixedTime, UpdatedAt: fixedTime.Add(time.Hour)}
-		must(t, f.s.CreateAccount(f.ctx, a))
+		must(t, f.s.CreateAccount(f.ctx, keyward.Change{}, a))
 		got, err := f.s.Account(f.ctx, a.ID)
 		must(t, err)
 		wantAccount(t, got, a)
@@ -221,13 +221,13 @@ func testAccounts(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("taken id is conflict", func(t *testing.T) {
 		f := newFixture(t, open)
 		a := f.account("acme")
-		err := f.s.CreateAccount(f.ctx, &keyward.Account{ID: a.ID, Name: "other", CreatedAt: fixedTime, UpdatedAt: fixedTime})
+		err := f.s.CreateAccount(f.ctx, keyward.Change{}, &keyward.Account{ID: a.ID, Name: "other", CreatedAt: fixedTime, UpdatedAt: fixedTime})
 		wantCode(t, err, keyward.ECONFLICT)
 	})
 	t.Run("taken name is conflict", func(t *testing.T) {
 		f := newFixture(t, open)
 		f.account("acme")
-		err := f.s.CreateAccount(f.ctx, &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", CreatedAt: fixedTime, UpdatedAt: fixedTime})
+		err := f.s.CreateAccount(f.ctx, keyward.Change{}, &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", CreatedAt: fixedTime, UpdatedAt: fixedTime})
 		wantCode(t, err, keyward.ECONFLICT)
 	})
 	t.Run("empty store lists nothing", func(t *testing.T) {
@@ -255,7 +255,7 @@ func testAccounts(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", KeyPrefix: "acme_live", Disabled: true,
 			RateLimits: accountLimits, CreatedAt: fixedTime, UpdatedAt: fixedTime}
-		must(t, f.s.CreateAccount(f.ctx, a))
+		must(t, f.s.CreateAccount(f.ctx, keyward.Change{}, a))
 		as, _, err := f.s.Accounts(f.ctx, keyward.Page{})
 		must(t, err)
 		if len(as) != 1 {
@@ -270,7 +270,7 @@ func testUpdateAccount(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := f.account("acme")
 		later := fixedTime.Add(time.Hour)
-		got, err := f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error {
+		got, err := f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(a *keyward.Account) error {
 			a.Name, a.KeyPrefix, a.Disabled, a.UpdatedAt = "acme corp", "acme_live", true, later
 			a.RateLimits = accountLimits
 			return nil
@@ -287,7 +287,7 @@ func testUpdateAccount(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("fn sees the stored account", func(t *testing.T) {
 		f := newFixture(t, open)
 		a := f.account("acme")
-		_, err := f.s.UpdateAccount(f.ctx, a.ID, func(got *keyward.Account) error {
+		_, err := f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(got *keyward.Account) error {
 			wantAccount(t, got, a)
 			return nil
 		})
@@ -296,7 +296,7 @@ func testUpdateAccount(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("an error from fn aborts and leaves the account unchanged", func(t *testing.T) {
 		f := newFixture(t, open)
 		a := f.account("acme")
-		_, err := f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error {
+		_, err := f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(a *keyward.Account) error {
 			a.Name, a.Disabled = "changed", true
 			return errAbort
 		})
@@ -309,7 +309,7 @@ func testUpdateAccount(t *testing.T, open func(*testing.T) keyward.Store) {
 	})
 	t.Run("unknown id is not_found and fn is not called", func(t *testing.T) {
 		f := newFixture(t, open)
-		_, err := f.s.UpdateAccount(f.ctx, "acc_missing", func(*keyward.Account) error {
+		_, err := f.s.UpdateAccount(f.ctx, keyward.Change{}, "acc_missing", func(*keyward.Account) error {
 			t.Error("fn called for a missing account")
 			return nil
 		})
@@ -319,7 +319,7 @@ func testUpdateAccount(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		f.account("acme")
 		b := f.account("globex")
-		_, err := f.s.UpdateAccount(f.ctx, b.ID, func(a *keyward.Account) error { a.Name = "acme"; return nil })
+		_, err := f.s.UpdateAccount(f.ctx, keyward.Change{}, b.ID, func(a *keyward.Account) error { a.Name = "acme"; return nil })
 		wantCode(t, err, keyward.ECONFLICT)
 		got, err := f.s.Account(f.ctx, b.ID)
 		must(t, err)
@@ -329,7 +329,7 @@ func testUpdateAccount(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := f.account("acme")
 		newID := apikey.NewID("acc")
-		_, err := f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error { a.ID = newID; return nil })
+		_, err := f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(a *keyward.Account) error { a.ID = newID; return nil })
 		if err == nil {
 			t.Fatal("UpdateAccount changed the id of an account")
 		}
@@ -349,7 +349,7 @@ func testDeleteAccount(t *testing.T, open func(*testing.T) keyward.Store) {
 		adminA, userA := f.adminKey(a.ID), f.userKey(a.ID, ua.ID)
 		adminB, userB, root := f.adminKey(b.ID), f.userKey(b.ID, ub.ID), f.rootKey()
 
-		hashes, err := f.s.DeleteAccount(f.ctx, a.ID)
+		hashes, err := f.s.DeleteAccount(f.ctx, keyward.Change{}, a.ID)
 		must(t, err)
 		wantHashes(t, hashes, adminA.Hash, userA.Hash)
 
@@ -373,19 +373,19 @@ func testDeleteAccount(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := f.account("acme")
 		f.user(a.ID, "alice")
-		hashes, err := f.s.DeleteAccount(f.ctx, a.ID)
+		hashes, err := f.s.DeleteAccount(f.ctx, keyward.Change{}, a.ID)
 		must(t, err)
 		wantHashes(t, hashes)
 	})
 	t.Run("unknown id is not_found", func(t *testing.T) {
 		f := newFixture(t, open)
-		_, err := f.s.DeleteAccount(f.ctx, "acc_missing")
+		_, err := f.s.DeleteAccount(f.ctx, keyward.Change{}, "acc_missing")
 		wantCode(t, err, keyward.ENOTFOUND)
 	})
 	t.Run("a deleted account's name is free again", func(t *testing.T) {
 		f := newFixture(t, open)
 		a := f.account("acme")
-		_, err := f.s.DeleteAccount(f.ctx, a.ID)
+		_, err := f.s.DeleteAccount(f.ctx, keyward.Change{}, a.ID)
 		must(t, err)
 		f.account("acme")
 	})
@@ -419,7 +419,7 @@ func testUsers(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := f.account("acme")
 		u := newUser(a.ID, "Alice", "ext-42")
-		must(t, f.s.CreateUser(f.ctx, u))
+		must(t, f.s.CreateUser(f.ctx, keyward.Change{}, u))
 		got, err := f.s.User(f.ctx, u.ID)
 		must(t, err)
 		wantUser(t, got, u)
@@ -431,7 +431,7 @@ func testUsers(t *testing.T, open func(*testing.T) keyward.Store) {
 	})
 	t.Run("unknown account is not_found", func(t *testing.T) {
 		f := newFixture(t, open)
-		err := f.s.CreateUser(f.ctx, newUser("acc_missing", "alice", ""))
+		err := f.s.CreateUser(f.ctx, keyward.Change{}, newUser("acc_missing", "alice", ""))
 		wantCode(t, err, keyward.ENOTFOUND)
 	})
 	t.Run("taken id is conflict", func(t *testing.T) {
@@ -440,20 +440,20 @@ func testUsers(t *testing.T, open func(*testing.T) keyward.Store) {
 		u := f.user(a.ID, "alice")
 		dup := newUser(a.ID, "bob", "")
 		dup.ID = u.ID
-		wantCode(t, f.s.CreateUser(f.ctx, dup), keyward.ECONFLICT)
+		wantCode(t, f.s.CreateUser(f.ctx, keyward.Change{}, dup), keyward.ECONFLICT)
 	})
 	t.Run("external id is unique within an account only", func(t *testing.T) {
 		f := newFixture(t, open)
 		a, b := f.account("acme"), f.account("globex")
-		must(t, f.s.CreateUser(f.ctx, newUser(a.ID, "alice", "ext-1")))
-		wantCode(t, f.s.CreateUser(f.ctx, newUser(a.ID, "alice again", "ext-1")), keyward.ECONFLICT)
-		must(t, f.s.CreateUser(f.ctx, newUser(b.ID, "alice at globex", "ext-1")))
+		must(t, f.s.CreateUser(f.ctx, keyward.Change{}, newUser(a.ID, "alice", "ext-1")))
+		wantCode(t, f.s.CreateUser(f.ctx, keyward.Change{}, newUser(a.ID, "alice again", "ext-1")), keyward.ECONFLICT)
+		must(t, f.s.CreateUser(f.ctx, keyward.Change{}, newUser(b.ID, "alice at globex", "ext-1")))
 	})
 	t.Run("many users may have no external id", func(t *testing.T) {
 		f := newFixture(t, open)
 		a := f.account("acme")
 		for _, name := range []string{"alice", "bob", "carol"} {
-			must(t, f.s.CreateUser(f.ctx, newUser(a.ID, name, "")))
+			must(t, f.s.CreateUser(f.ctx, keyward.Change{}, newUser(a.ID, name, "")))
 		}
 	})
 	t.Run("list holds only the account's users, page by page", func(t *testing.T) {
@@ -473,7 +473,7 @@ func testUsers(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := f.account("acme")
 		u := newUser(a.ID, "Alice", "ext-42")
-		must(t, f.s.CreateUser(f.ctx, u))
+		must(t, f.s.CreateUser(f.ctx, keyward.Change{}, u))
 		us, next, err := f.s.Users(f.ctx, a.ID, keyward.Page{})
 		must(t, err)
 		if len(us) != 1 || next != "" {
@@ -500,7 +500,7 @@ func testDeleteUser(t *testing.T, open func(*testing.T) keyward.Store) {
 		k1, k2 := f.userKey(a.ID, alice.ID), f.userKey(a.ID, alice.ID)
 		bobKey, admin := f.userKey(a.ID, bob.ID), f.adminKey(a.ID)
 
-		hashes, err := f.s.DeleteUser(f.ctx, alice.ID)
+		hashes, err := f.s.DeleteUser(f.ctx, keyward.Change{}, alice.ID)
 		must(t, err)
 		wantHashes(t, hashes, k1.Hash, k2.Hash)
 		_, err = f.s.User(f.ctx, alice.ID)
@@ -518,13 +518,13 @@ func testDeleteUser(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := f.account("acme")
 		u := f.user(a.ID, "alice")
-		hashes, err := f.s.DeleteUser(f.ctx, u.ID)
+		hashes, err := f.s.DeleteUser(f.ctx, keyward.Change{}, u.ID)
 		must(t, err)
 		wantHashes(t, hashes)
 	})
 	t.Run("unknown id is not_found", func(t *testing.T) {
 		f := newFixture(t, open)
-		_, err := f.s.DeleteUser(f.ctx, "usr_missing")
+		_, err := f.s.DeleteUser(f.ctx, keyward.Change{}, "usr_missing")
 		wantCode(t, err, keyward.ENOTFOUND)
 	})
 }

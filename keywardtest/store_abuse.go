@@ -32,15 +32,15 @@ func testRateLimits(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", RateLimits: accountLimits,
 			CreatedAt: fixedTime, UpdatedAt: fixedTime}
-		must(t, f.s.CreateAccount(f.ctx, a))
+		must(t, f.s.CreateAccount(f.ctx, keyward.Change{}, a))
 		u := f.user(a.ID, "alice")
 		k := fullKey(a.ID, u.ID)
-		must(t, f.s.CreateKey(f.ctx, k))
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
 		if !slices.Equal(k.AccountRateLimits, accountLimits) {
 			t.Fatalf("CreateKey filled AccountRateLimits %v, want the account's %v", k.AccountRateLimits, accountLimits)
 		}
 		batch := batchKeys(a.ID, u.ID, 3)
-		must(t, f.s.CreateKeys(f.ctx, batch))
+		must(t, f.s.CreateKeys(f.ctx, keyward.Change{}, batch))
 		for _, b := range batch {
 			want := slices.Clone(accountLimits)
 			if b.Role == keyward.RoleRoot {
@@ -70,15 +70,15 @@ func testRateLimits(t *testing.T, open func(*testing.T) keyward.Store) {
 			{Name: "burst", Limit: 5, Window: keyward.Duration(time.Second)},
 			{Name: "hourly", Limit: 1000, Window: keyward.Duration(time.Hour)},
 		}
-		_, err := f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error { a.RateLimits = other; return nil })
+		_, err := f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(a *keyward.Account) error { a.RateLimits = other; return nil })
 		must(t, err)
 		check(other)
-		updated, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.Name = "renamed"; return nil })
+		updated, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.Name = "renamed"; return nil })
 		must(t, err)
 		if !slices.Equal(updated.AccountRateLimits, other) {
 			t.Fatalf("UpdateKey returned AccountRateLimits %v, want %v", updated.AccountRateLimits, other)
 		}
-		_, err = f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error { a.RateLimits = nil; return nil })
+		_, err = f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(a *keyward.Account) error { a.RateLimits = nil; return nil })
 		must(t, err)
 		check(nil)
 		root, err := f.s.KeyByHash(f.ctx, f.rootKey().Hash)
@@ -91,13 +91,13 @@ func testRateLimits(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		k := f.rootKey()
 		limits := []keyward.RateLimit{{Name: "a.b_c-1", Limit: 10_000, Window: keyward.Duration(time.Second)}}
-		got, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.RateLimits = limits; return nil })
+		got, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.RateLimits = limits; return nil })
 		must(t, err)
 		want := k.Clone()
 		want.RateLimits = limits
 		wantKey(t, got, want)
 		wantKey(t, f.key(k.ID), want)
-		got, err = f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.RateLimits = []keyward.RateLimit{}; return nil })
+		got, err = f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.RateLimits = []keyward.RateLimit{}; return nil })
 		must(t, err)
 		if got.RateLimits != nil || f.key(k.ID).RateLimits != nil {
 			t.Fatalf("RateLimits after clearing = %v, want nil", got.RateLimits)
@@ -116,13 +116,13 @@ func testRateLimits(t *testing.T, open func(*testing.T) keyward.Store) {
 			t.Run(name, func(t *testing.T) {
 				nk := minimalKey()
 				nk.RateLimits = bad
-				wantCode(t, f.s.CreateKey(f.ctx, nk), keyward.EINVALID)
-				_, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.RateLimits = bad; return nil })
+				wantCode(t, f.s.CreateKey(f.ctx, keyward.Change{}, nk), keyward.EINVALID)
+				_, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.RateLimits = bad; return nil })
 				wantCode(t, err, keyward.EINVALID)
 				wantKey(t, f.key(k.ID), k)
 				na := &keyward.Account{ID: apikey.NewID("acc"), Name: "bad " + name, RateLimits: bad, CreatedAt: fixedTime, UpdatedAt: fixedTime}
-				wantCode(t, f.s.CreateAccount(f.ctx, na), keyward.EINVALID)
-				_, err = f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error { a.RateLimits = bad; return nil })
+				wantCode(t, f.s.CreateAccount(f.ctx, keyward.Change{}, na), keyward.EINVALID)
+				_, err = f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(a *keyward.Account) error { a.RateLimits = bad; return nil })
 				wantCode(t, err, keyward.EINVALID)
 				got, err := f.s.Account(f.ctx, a.ID)
 				must(t, err)
@@ -137,7 +137,7 @@ func testKeyCredits(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		k := f.rootKey()
 		c := &keyward.Credits{Remaining: 0, RefilledAt: fixedTime, Version: 3}
-		got, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.Credits = c; return nil })
+		got, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.Credits = c; return nil })
 		must(t, err)
 		want := k.Clone()
 		want.Credits = c
@@ -146,12 +146,12 @@ func testKeyCredits(t *testing.T, open func(*testing.T) keyward.Store) {
 
 		c = &keyward.Credits{Remaining: keyward.MaxCredits, RefilledAt: fixedTime.Add(time.Hour), Version: 4,
 			Refill: &keyward.CreditRefill{Amount: 1, Interval: keyward.Duration(time.Second)}}
-		got, err = f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.Credits = c; return nil })
+		got, err = f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.Credits = c; return nil })
 		must(t, err)
 		want.Credits = c
 		wantKey(t, got, want)
 
-		got, err = f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.Credits = nil; return nil })
+		got, err = f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.Credits = nil; return nil })
 		must(t, err)
 		want.Credits = nil
 		wantKey(t, got, want)
@@ -169,8 +169,8 @@ func testKeyCredits(t *testing.T, open func(*testing.T) keyward.Store) {
 			t.Run(name, func(t *testing.T) {
 				nk := minimalKey()
 				nk.Credits = bad
-				wantCode(t, f.s.CreateKey(f.ctx, nk), keyward.EINVALID)
-				_, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.Credits = bad; return nil })
+				wantCode(t, f.s.CreateKey(f.ctx, keyward.Change{}, nk), keyward.EINVALID)
+				_, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.Credits = bad; return nil })
 				wantCode(t, err, keyward.EINVALID)
 				wantKey(t, f.key(k.ID), k)
 			})
@@ -180,9 +180,9 @@ func testKeyCredits(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := f.account("acme")
 		old := fullKey(a.ID, f.user(a.ID, "alice").ID)
-		must(t, f.s.CreateKey(f.ctx, old))
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, old))
 		var next *keyward.Key
-		gotOld, gotNext, err := f.s.RotateKey(f.ctx, old.ID, func(o *keyward.Key) (*keyward.Key, error) {
+		gotOld, gotNext, err := f.s.RotateKey(f.ctx, keyward.Change{}, old.ID, func(o *keyward.Key) (*keyward.Key, error) {
 			n, err := rotation(fixedTime.Add(time.Hour), &next)(o)
 			n.RateLimits = []keyward.RateLimit{{Name: "rotated", Limit: 3, Window: keyward.Duration(time.Minute)}}
 			n.Credits = &keyward.Credits{Remaining: 99, RefilledAt: fixedTime.Add(time.Minute), Version: 1}
@@ -199,8 +199,8 @@ func testKeyCredits(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := f.account("acme")
 		k := fullKey(a.ID, f.user(a.ID, "alice").ID)
-		must(t, f.s.CreateKey(f.ctx, k))
-		got, err := f.s.DeleteKey(f.ctx, k.ID)
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
+		got, err := f.s.DeleteKey(f.ctx, keyward.Change{}, k.ID)
 		must(t, err)
 		wantKey(t, got, k)
 	})
@@ -208,7 +208,7 @@ func testKeyCredits(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		k := creditKey(5, 10, time.Hour)
 		k.RateLimits = accountLimits
-		must(t, f.s.BootstrapRootKey(f.ctx, k))
+		must(t, f.s.BootstrapRootKey(f.ctx, keyward.Change{}, k))
 		wantKey(t, f.key(k.ID), k)
 	})
 }
@@ -225,7 +225,7 @@ func testSpendCredits(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("spends, denies and refills", func(t *testing.T) {
 		f := newFixture(t, open)
 		k := creditKey(10, 10, time.Hour)
-		must(t, f.s.CreateKey(f.ctx, k))
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
 		step := func(cost int64, now time.Time, wantOK bool, want keyward.Credits) {
 			t.Helper()
 			c, ok := f.spend(k.ID, cost, now)
@@ -253,7 +253,7 @@ func testSpendCredits(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("credits without a refill never refill", func(t *testing.T) {
 		f := newFixture(t, open)
 		k := creditKey(2, 0, 0)
-		must(t, f.s.CreateKey(f.ctx, k))
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
 		if c, ok := f.spend(k.ID, 2, fixedTime); !ok || c.Remaining != 0 || c.Refill != nil {
 			t.Fatalf("spend 2 of 2 = %s, %v; want 0 left", fmtCredits(c), ok)
 		}
@@ -275,7 +275,7 @@ func testSpendCredits(t *testing.T, open func(*testing.T) keyward.Store) {
 		_, _, err := f.s.SpendCredits(f.ctx, "key_missing", 1, fixedTime)
 		wantCode(t, err, keyward.ENOTFOUND)
 		k := creditKey(5, 0, 0)
-		must(t, f.s.CreateKey(f.ctx, k))
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
 		for _, cost := range []int64{0, -1} {
 			_, _, err = f.s.SpendCredits(f.ctx, k.ID, cost, fixedTime)
 			wantCode(t, err, keyward.EINVALID)
@@ -286,7 +286,7 @@ func testSpendCredits(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		const credits, spends = 500, 1000
 		k := creditKey(credits, 0, 0)
-		must(t, f.s.CreateKey(f.ctx, k))
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
 		var admitted atomic.Int64
 		var wg sync.WaitGroup
 		for range spends {
@@ -320,7 +320,7 @@ func testWriteCredits(t *testing.T, open func(*testing.T) keyward.Store) {
 	k := creditKey(100, 100, time.Hour)
 	k.Credits.Version = 5
 	bare := f.rootKey()
-	must(t, f.s.CreateKey(f.ctx, k))
+	must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
 	later := fixedTime.Add(2 * time.Hour)
 	write := func(ws ...keyward.CreditWrite) {
 		t.Helper()
@@ -434,7 +434,7 @@ func testAnomalies(t *testing.T, open func(*testing.T) keyward.Store) {
 	burst := anomaly(keyward.AnomalyFailureBurst, a.ID, "", fixedTime.Add(4*time.Minute))
 	all := []*keyward.Anomaly{full, brute, gone, spike, burst}
 	for _, an := range all {
-		must(t, f.s.CreateAnomaly(f.ctx, an))
+		must(t, f.s.CreateAnomaly(f.ctx, keyward.Change{}, an))
 	}
 
 	t.Run("list returns every field, newest first", func(t *testing.T) {
@@ -491,8 +491,8 @@ func testAnomalies(t *testing.T, open func(*testing.T) keyward.Store) {
 		g := newFixture(t, open)
 		acc := g.account("doomed")
 		an := anomaly(keyward.AnomalyFailureBurst, acc.ID, "", fixedTime)
-		must(t, g.s.CreateAnomaly(g.ctx, an))
-		_, err := g.s.DeleteAccount(g.ctx, acc.ID)
+		must(t, g.s.CreateAnomaly(g.ctx, keyward.Change{}, an))
+		_, err := g.s.DeleteAccount(g.ctx, keyward.Change{}, acc.ID)
 		must(t, err)
 		if got := anomalyWalk(g, keyward.AnomalyFilter{AccountID: acc.ID}, 10); !slices.Equal(got, []string{an.ID}) {
 			t.Fatalf("anomalies of a deleted account = %v, want %v", got, []string{an.ID})
@@ -501,7 +501,7 @@ func testAnomalies(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("errors", func(t *testing.T) {
 		dup := anomaly(keyward.AnomalyUsageSpike, "", "", fixedTime)
 		dup.ID = full.ID
-		wantCode(t, f.s.CreateAnomaly(f.ctx, dup), keyward.ECONFLICT)
+		wantCode(t, f.s.CreateAnomaly(f.ctx, keyward.Change{}, dup), keyward.ECONFLICT)
 		for name, edit := range map[string]func(*keyward.Anomaly){
 			"no id":                   func(an *keyward.Anomaly) { an.ID = "" },
 			"an unknown type":         func(an *keyward.Anomaly) { an.Type = "weird" },
@@ -516,7 +516,7 @@ func testAnomalies(t *testing.T, open func(*testing.T) keyward.Store) {
 			t.Run(name, func(t *testing.T) {
 				an := anomaly(keyward.AnomalyUsageSpike, a.ID, "", fixedTime)
 				edit(an)
-				wantCode(t, f.s.CreateAnomaly(f.ctx, an), keyward.EINVALID)
+				wantCode(t, f.s.CreateAnomaly(f.ctx, keyward.Change{}, an), keyward.EINVALID)
 			})
 		}
 		if got := anomalyWalk(f, keyward.AnomalyFilter{}, 100); len(got) != len(all) {

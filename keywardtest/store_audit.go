@@ -2,7 +2,6 @@ package keywardtest
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,7 +18,7 @@ import (
 
 // NewAuditEntry returns an audit entry of action, acted by key keyID of
 // account accountID on target key targetID, sealed with made-up bytes.
-// It is ready for Store.AppendAudit or keyward.NewContextWithAudit.
+// It is ready for Store.AppendAudit or a keyward.Change.
 func NewAuditEntry(action, keyID, accountID, targetID string) *keyward.AuditEntry {
 	return &keyward.AuditEntry{
 		Time:       Now(),
@@ -83,9 +82,9 @@ func (f *fixture) wantAuditChain(n int) {
 	}
 }
 
-// audited returns f's context carrying a new entry of action.
-func (f *fixture) audited(action string) context.Context {
-	return keyward.NewContextWithAudit(f.ctx, NewAuditEntry(action, apikey.NewID("key"), "", ""))
+// audited returns a change recording a new entry of action.
+func (f *fixture) audited(action string) keyward.Change {
+	return keyward.Change{Audit: NewAuditEntry(action, apikey.NewID("key"), "", "")}
 }
 
 // wantAuditEntry fails unless got is want as the store completed it.
@@ -116,40 +115,48 @@ func testAudit(t *testing.T, open func(*testing.T) keyward.Store) {
 		)
 		mutations := []struct {
 			action string
-			do     func(ctx context.Context) error
+			do     func(ch keyward.Change) error
 		}{
-			{"account.create", func(ctx context.Context) error { return f.s.CreateAccount(ctx, a) }},
-			{"account.update", func(ctx context.Context) error {
-				_, err := f.s.UpdateAccount(ctx, a.ID, func(a *keyward.Account) error { a.Name = "acme2"; return nil })
+			{"account.create", func(ch keyward.Change) error { return f.s.CreateAccount(f.ctx, ch, a) }},
+			{"account.update", func(ch keyward.Change) error {
+				_, err := f.s.UpdateAccount(f.ctx, ch, a.ID, func(a *keyward.Account) error { a.Name = "acme2"; return nil })
 				return err
 			}},
-			{"user.create", func(ctx context.Context) error { return f.s.CreateUser(ctx, u) }},
-			{"key.bootstrap", func(ctx context.Context) error { return f.s.BootstrapRootKey(ctx, root) }},
-			{"key.create", func(ctx context.Context) error { k = fullKey(a.ID, u.ID); return f.s.CreateKey(ctx, k) }},
-			{"key.create_batch", func(ctx context.Context) error { return f.s.CreateKeys(ctx, batchKeys(a.ID, u.ID, 3)) }},
-			{"key.update", func(ctx context.Context) error {
-				_, err := f.s.UpdateKey(ctx, k.ID, func(k *keyward.Key) error { k.Name = "renamed"; return nil })
+			{"user.create", func(ch keyward.Change) error { return f.s.CreateUser(f.ctx, ch, u) }},
+			{"key.bootstrap", func(ch keyward.Change) error { return f.s.BootstrapRootKey(f.ctx, ch, root) }},
+			{"key.create", func(ch keyward.Change) error {
+				k = fullKey(a.ID, u.ID)
+				return f.s.CreateKey(f.ctx, ch, k)
+			}},
+			{"key.create_batch", func(ch keyward.Change) error {
+				return f.s.CreateKeys(f.ctx, ch, batchKeys(a.ID, u.ID, 3))
+			}},
+			{"key.update", func(ch keyward.Change) error {
+				_, err := f.s.UpdateKey(f.ctx, ch, k.ID, func(k *keyward.Key) error { k.Name = "renamed"; return nil })
 				return err
 			}},
-			{"key.rotate", func(ctx context.Context) error {
-				_, _, err := f.s.RotateKey(ctx, k.ID, rotation(fixedTime.Add(time.Hour), &next))
+			{"key.rotate", func(ch keyward.Change) error {
+				_, _, err := f.s.RotateKey(f.ctx, ch, k.ID, rotation(fixedTime.Add(time.Hour), &next))
 				return err
 			}},
-			{"ip.block", func(ctx context.Context) error { return f.s.CreateIPRule(ctx, rule) }},
-			{"ip.unblock", func(ctx context.Context) error { _, err := f.s.DeleteIPRule(ctx, rule.ID); return err }},
-			{"anomaly.detected", func(ctx context.Context) error {
-				return f.s.CreateAnomaly(ctx, anomaly(keyward.AnomalyIPSpread, a.ID, k.ID, fixedTime))
+			{"ip.block", func(ch keyward.Change) error { return f.s.CreateIPRule(f.ctx, ch, rule) }},
+			{"ip.unblock", func(ch keyward.Change) error {
+				_, err := f.s.DeleteIPRule(f.ctx, ch, rule.ID)
+				return err
 			}},
-			{"key.delete", func(ctx context.Context) error { _, err := f.s.DeleteKey(ctx, next.ID); return err }},
-			{"user.delete", func(ctx context.Context) error { _, err := f.s.DeleteUser(ctx, u.ID); return err }},
-			{"account.delete", func(ctx context.Context) error { _, err := f.s.DeleteAccount(ctx, a.ID); return err }},
+			{"anomaly.detected", func(ch keyward.Change) error {
+				return f.s.CreateAnomaly(f.ctx, ch, anomaly(keyward.AnomalyIPSpread, a.ID, k.ID, fixedTime))
+			}},
+			{"key.delete", func(ch keyward.Change) error { _, err := f.s.DeleteKey(f.ctx, ch, next.ID); return err }},
+			{"user.delete", func(ch keyward.Change) error { _, err := f.s.DeleteUser(f.ctx, ch, u.ID); return err }},
+			{"account.delete", func(ch keyward.Change) error { _, err := f.s.DeleteAccount(f.ctx, ch, a.ID); return err }},
 		}
 		for i, m := range mutations {
-			ctx := f.audited(m.action)
-			if err := m.do(ctx); err != nil {
+			ch := f.audited(m.action)
+			if err := m.do(ch); err != nil {
 				t.Fatalf("%s: %v", m.action, err)
 			}
-			e := keyward.AuditFrom(ctx)
+			e := ch.Audit
 			if e.Seq != int64(i+1) || len(e.Hash) == 0 {
 				t.Fatalf("%s: the store set Seq %d and Hash %x, want Seq %d and a hash", m.action, e.Seq, e.Hash, i+1)
 			}
@@ -169,27 +176,27 @@ func testAudit(t *testing.T, open func(*testing.T) keyward.Store) {
 		failures := []struct {
 			name string
 			code string // "" for errAbort
-			do   func(ctx context.Context) error
+			do   func(ch keyward.Change) error
 		}{
-			{"UpdateKey whose fn fails", "", func(ctx context.Context) error {
-				_, err := f.s.UpdateKey(ctx, k.ID, func(*keyward.Key) error { return errAbort })
+			{"UpdateKey whose fn fails", "", func(ch keyward.Change) error {
+				_, err := f.s.UpdateKey(f.ctx, ch, k.ID, func(*keyward.Key) error { return errAbort })
 				return err
 			}},
-			{"CreateKey with a taken id", keyward.ECONFLICT, func(ctx context.Context) error {
+			{"CreateKey with a taken id", keyward.ECONFLICT, func(ch keyward.Change) error {
 				dup := minimalKey()
 				dup.ID = k.ID
-				return f.s.CreateKey(ctx, dup)
+				return f.s.CreateKey(f.ctx, ch, dup)
 			}},
-			{"UpdateAccount of a missing account", keyward.ENOTFOUND, func(ctx context.Context) error {
-				_, err := f.s.UpdateAccount(ctx, apikey.NewID("acc"), func(*keyward.Account) error { return nil })
+			{"UpdateAccount of a missing account", keyward.ENOTFOUND, func(ch keyward.Change) error {
+				_, err := f.s.UpdateAccount(f.ctx, ch, apikey.NewID("acc"), func(*keyward.Account) error { return nil })
 				return err
 			}},
-			{"DeleteKey of a missing key", keyward.ENOTFOUND, func(ctx context.Context) error {
-				_, err := f.s.DeleteKey(ctx, apikey.NewID("key"))
+			{"DeleteKey of a missing key", keyward.ENOTFOUND, func(ch keyward.Change) error {
+				_, err := f.s.DeleteKey(f.ctx, ch, apikey.NewID("key"))
 				return err
 			}},
-			{"RotateKey whose fn fails", "", func(ctx context.Context) error {
-				_, _, err := f.s.RotateKey(ctx, k.ID, func(*keyward.Key) (*keyward.Key, error) { return nil, errAbort })
+			{"RotateKey whose fn fails", "", func(ch keyward.Change) error {
+				_, _, err := f.s.RotateKey(f.ctx, ch, k.ID, func(*keyward.Key) (*keyward.Key, error) { return nil, errAbort })
 				return err
 			}},
 		}
@@ -211,7 +218,7 @@ func testAudit(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		bad := NewAuditEntry("", "", "", "")
 		a := &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", CreatedAt: fixedTime, UpdatedAt: fixedTime}
-		wantCode(t, f.s.CreateAccount(keyward.NewContextWithAudit(f.ctx, bad), a), keyward.EINVALID)
+		wantCode(t, f.s.CreateAccount(f.ctx, keyward.Change{Audit: bad}, a), keyward.EINVALID)
 		_, err := f.s.Account(f.ctx, a.ID)
 		wantCode(t, err, keyward.ENOTFOUND)
 		if log := AuditLog(t, f.s); len(log) != 0 {
@@ -222,8 +229,8 @@ func testAudit(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("bookkeeping appends nothing", func(t *testing.T) {
 		f := newFixture(t, open)
 		k := creditKey(10, 0, 0)
-		must(t, f.s.CreateKey(f.ctx, k))
-		ctx := f.audited("test.bookkeeping")
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
+		ctx := f.ctx
 		must(t, f.s.TouchKeys(ctx, []keyward.KeyUse{{ID: k.ID, At: fixedTime}}))
 		_, _, err := f.s.SpendCredits(ctx, k.ID, 1, fixedTime)
 		must(t, err)
@@ -307,7 +314,7 @@ func testAudit(t *testing.T, open func(*testing.T) keyward.Store) {
 					return
 				}
 				a := &keyward.Account{ID: apikey.NewID("acc"), Name: fmt.Sprintf("acme %d", i), CreatedAt: fixedTime, UpdatedAt: fixedTime}
-				errs <- f.s.CreateAccount(f.audited("account.create"), a)
+				errs <- f.s.CreateAccount(f.ctx, f.audited("account.create"), a)
 			})
 		}
 		wg.Wait()

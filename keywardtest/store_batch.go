@@ -50,7 +50,7 @@ func testCreateKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 		for i, k := range keys {
 			want[i] = k.Clone()
 		}
-		must(t, f.s.CreateKeys(f.ctx, keys))
+		must(t, f.s.CreateKeys(f.ctx, keyward.Change{}, keys))
 		ids := make([]string, len(want))
 		for i, w := range want {
 			ids[i] = w.ID
@@ -67,11 +67,11 @@ func testCreateKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("fills AccountDisabled from the account", func(t *testing.T) {
 		f := newFixture(t, open)
 		a := f.account("acme")
-		_, err := f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error { a.Disabled = true; return nil })
+		_, err := f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(a *keyward.Account) error { a.Disabled = true; return nil })
 		must(t, err)
 		root := minimalKey()
 		keys := append(batchKeys(a.ID, f.user(a.ID, "alice").ID, 2), root)
-		must(t, f.s.CreateKeys(f.ctx, keys))
+		must(t, f.s.CreateKeys(f.ctx, keyward.Change{}, keys))
 		for _, k := range keys {
 			want := k.AccountID != ""
 			if k.AccountDisabled != want {
@@ -84,8 +84,8 @@ func testCreateKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 	})
 	t.Run("an empty batch does nothing", func(t *testing.T) {
 		f := newFixture(t, open)
-		must(t, f.s.CreateKeys(f.ctx, nil))
-		must(t, f.s.CreateKeys(f.ctx, []*keyward.Key{}))
+		must(t, f.s.CreateKeys(f.ctx, keyward.Change{}, nil))
+		must(t, f.s.CreateKeys(f.ctx, keyward.Change{}, []*keyward.Key{}))
 		if n := countKeys(f); n != 0 {
 			t.Fatalf("store holds %d keys after empty batches, want 0", n)
 		}
@@ -95,7 +95,7 @@ func testCreateKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 		a := f.account("acme")
 		single := f.adminKey(a.ID)
 		keys := batchKeys(a.ID, f.user(a.ID, "alice").ID, 10)
-		must(t, f.s.CreateKeys(f.ctx, keys))
+		must(t, f.s.CreateKeys(f.ctx, keyward.Change{}, keys))
 		ids := []string{single.ID}
 		for _, k := range keys {
 			ids = append(ids, k.ID)
@@ -143,11 +143,11 @@ func testCreateKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 			tc.edit(f, keys, bad)
 			keys[len(keys)-2] = bad
 			before := allKeyIDs(f)
-			wantCode(t, f.s.CreateKeys(f.ctx, keys), tc.code)
+			wantCode(t, f.s.CreateKeys(f.ctx, keyward.Change{}, keys), tc.code)
 			wantIDs(t, allKeyIDs(f), before...)
 			// The store is still usable, and the same keys, fixed, go in.
 			keys[len(keys)-2] = fullKey(a.ID, u.ID)
-			must(t, f.s.CreateKeys(f.ctx, keys))
+			must(t, f.s.CreateKeys(f.ctx, keyward.Change{}, keys))
 			if got, want := len(allKeyIDs(f)), len(before)+len(keys); got != want {
 				t.Fatalf("store holds %d keys after the fixed batch, want %d", got, want)
 			}
@@ -157,6 +157,6 @@ func testCreateKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("a closed store is unavailable", func(t *testing.T) {
 		f := newFixture(t, open)
 		must(t, f.s.Close())
-		wantCode(t, f.s.CreateKeys(f.ctx, []*keyward.Key{minimalKey()}), keyward.EUNAVAILABLE)
+		wantCode(t, f.s.CreateKeys(f.ctx, keyward.Change{}, []*keyward.Key{minimalKey()}), keyward.EUNAVAILABLE)
 	})
 }

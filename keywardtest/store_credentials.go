@@ -1,7 +1,6 @@
 package keywardtest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -36,7 +35,7 @@ func newCredential(conn *keyward.ProviderConnection, externalID string) *keyward
 func (f *fixture) connection(accountID, name string) *keyward.ProviderConnection {
 	f.t.Helper()
 	c := newConnection(accountID, name)
-	must(f.t, f.s.CreateProviderConnection(f.ctx, c))
+	must(f.t, f.s.CreateProviderConnection(f.ctx, keyward.Change{}, c))
 	return c
 }
 
@@ -44,7 +43,7 @@ func (f *fixture) credential(conn *keyward.ProviderConnection, externalID string
 	f.t.Helper()
 	c := newCredential(conn, externalID)
 	c.Status = status
-	must(f.t, f.s.CreateCredential(f.ctx, c))
+	must(f.t, f.s.CreateCredential(f.ctx, keyward.Change{}, c))
 	return c
 }
 
@@ -89,24 +88,24 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a, b := f.account("acme"), f.account("globex")
 		ca := newConnection(a.ID, "git")
-		must(t, f.s.CreateProviderConnection(f.ctx, ca))
+		must(t, f.s.CreateProviderConnection(f.ctx, keyward.Change{}, ca))
 		got, err := f.s.ProviderConnection(f.ctx, ca.ID)
 		must(t, err)
 		wantConnection(t, got, ca)
 
 		n8n := newConnection(a.ID, "automation")
 		n8n.Kind, n8n.SealedPassword, n8n.PasswordVersion, n8n.Timeout = "n8n", nil, 0, 0
-		must(t, f.s.CreateProviderConnection(f.ctx, n8n))
+		must(t, f.s.CreateProviderConnection(f.ctx, keyward.Change{}, n8n))
 		got, err = f.s.ProviderConnection(f.ctx, n8n.ID)
 		must(t, err)
 		wantConnection(t, got, n8n)
 
-		wantCode(t, f.s.CreateProviderConnection(f.ctx, ca), keyward.ECONFLICT)
-		wantCode(t, f.s.CreateProviderConnection(f.ctx, newConnection(a.ID, "git")), keyward.ECONFLICT)
-		wantCode(t, f.s.CreateProviderConnection(f.ctx, newConnection("acc_missing", "git")), keyward.ENOTFOUND)
+		wantCode(t, f.s.CreateProviderConnection(f.ctx, keyward.Change{}, ca), keyward.ECONFLICT)
+		wantCode(t, f.s.CreateProviderConnection(f.ctx, keyward.Change{}, newConnection(a.ID, "git")), keyward.ECONFLICT)
+		wantCode(t, f.s.CreateProviderConnection(f.ctx, keyward.Change{}, newConnection("acc_missing", "git")), keyward.ENOTFOUND)
 		unsealed := newConnection(a.ID, "plain")
 		unsealed.PasswordVersion = 0
-		wantCode(t, f.s.CreateProviderConnection(f.ctx, unsealed), keyward.EINVALID)
+		wantCode(t, f.s.CreateProviderConnection(f.ctx, keyward.Change{}, unsealed), keyward.EINVALID)
 		cb := f.connection(b.ID, "git") // the same name in another account
 		_, err = f.s.ProviderConnection(f.ctx, "pvc_missing")
 		wantCode(t, err, keyward.ENOTFOUND)
@@ -142,7 +141,7 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 		want := *c
 		want.Name, want.BaseURL, want.Username, want.SealedPassword, want.PasswordVersion, want.Timeout, want.UpdatedAt =
 			"forge", "https://forge.example.com", "root", []byte("resealed"), 2, keyward.Duration(30*time.Second), later
-		up, err := f.s.UpdateProviderConnection(f.ctx, c.ID, func(got *keyward.ProviderConnection) error {
+		up, err := f.s.UpdateProviderConnection(f.ctx, keyward.Change{}, c.ID, func(got *keyward.ProviderConnection) error {
 			wantConnection(t, got, c)
 			got.Name, got.BaseURL, got.Username, got.SealedPassword, got.PasswordVersion, got.Timeout, got.UpdatedAt =
 				want.Name, want.BaseURL, want.Username, want.SealedPassword, want.PasswordVersion, want.Timeout, want.UpdatedAt
@@ -159,7 +158,7 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 			"account": func(c *keyward.ProviderConnection) { c.AccountID = b.ID },
 			"kind":    func(c *keyward.ProviderConnection) { c.Kind = "n8n" },
 		} {
-			_, err := f.s.UpdateProviderConnection(f.ctx, c.ID, func(c *keyward.ProviderConnection) error {
+			_, err := f.s.UpdateProviderConnection(f.ctx, keyward.Change{}, c.ID, func(c *keyward.ProviderConnection) error {
 				c.Name = "changed"
 				change(c)
 				return nil
@@ -168,16 +167,16 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 				t.Errorf("changing the %s: error %v, want invalid", name, err)
 			}
 		}
-		_, err = f.s.UpdateProviderConnection(f.ctx, c.ID, func(c *keyward.ProviderConnection) error { c.Name = other.Name; return nil })
+		_, err = f.s.UpdateProviderConnection(f.ctx, keyward.Change{}, c.ID, func(c *keyward.ProviderConnection) error { c.Name = other.Name; return nil })
 		wantCode(t, err, keyward.ECONFLICT)
-		_, err = f.s.UpdateProviderConnection(f.ctx, c.ID, func(c *keyward.ProviderConnection) error { c.Name = "changed"; return errAbort })
+		_, err = f.s.UpdateProviderConnection(f.ctx, keyward.Change{}, c.ID, func(c *keyward.ProviderConnection) error { c.Name = "changed"; return errAbort })
 		if !errors.Is(err, errAbort) {
 			t.Fatalf("UpdateProviderConnection error = %v, want fn's error", err)
 		}
 		got, err = f.s.ProviderConnection(f.ctx, c.ID)
 		must(t, err)
 		wantConnection(t, got, &want)
-		_, err = f.s.UpdateProviderConnection(f.ctx, "pvc_missing", func(*keyward.ProviderConnection) error {
+		_, err = f.s.UpdateProviderConnection(f.ctx, keyward.Change{}, "pvc_missing", func(*keyward.ProviderConnection) error {
 			t.Error("fn called for a missing connection")
 			return nil
 		})
@@ -195,21 +194,21 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 		}
 		live := f.credential(c, "4", keyward.CredentialActive)
 		for _, st := range []keyward.CredentialStatus{keyward.CredentialActive, keyward.CredentialRotated, keyward.CredentialOrphaned} {
-			_, err := f.s.UpdateCredential(f.ctx, live.ID, func(c *keyward.ManagedCredential) error { c.Status = st; return nil })
+			_, err := f.s.UpdateCredential(f.ctx, keyward.Change{}, live.ID, func(c *keyward.ManagedCredential) error { c.Status = st; return nil })
 			must(t, err)
-			_, err = f.s.DeleteProviderConnection(f.ctx, c.ID)
+			_, err = f.s.DeleteProviderConnection(f.ctx, keyward.Change{}, c.ID)
 			if keyward.ErrorCode(err) != keyward.ECONFLICT {
 				t.Fatalf("deleting a connection with a credential %s: error %v, want conflict", st, err)
 			}
 		}
 		_, err := f.s.ProviderConnection(f.ctx, c.ID)
 		must(t, err)
-		_, err = f.s.UpdateCredential(f.ctx, live.ID, func(c *keyward.ManagedCredential) error {
+		_, err = f.s.UpdateCredential(f.ctx, keyward.Change{}, live.ID, func(c *keyward.ManagedCredential) error {
 			c.Status, c.RevokedAt = keyward.CredentialRevoked, ptr(fixedTime)
 			return nil
 		})
 		must(t, err)
-		del, err := f.s.DeleteProviderConnection(f.ctx, c.ID)
+		del, err := f.s.DeleteProviderConnection(f.ctx, keyward.Change{}, c.ID)
 		must(t, err)
 		wantConnection(t, del, c)
 		_, err = f.s.ProviderConnection(f.ctx, c.ID)
@@ -218,7 +217,7 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 			_, err = f.s.Credential(f.ctx, cr.ID)
 			wantCode(t, err, keyward.ENOTFOUND)
 		}
-		_, err = f.s.DeleteProviderConnection(f.ctx, c.ID)
+		_, err = f.s.DeleteProviderConnection(f.ctx, keyward.Change{}, c.ID)
 		wantCode(t, err, keyward.ENOTFOUND)
 		f.connection(a.ID, "git") // the name is free again
 	})
@@ -228,7 +227,7 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 		a, b := f.account("acme"), f.account("globex")
 		ca, cb := f.connection(a.ID, "git"), f.connection(b.ID, "git")
 		cra, crb := f.credential(ca, "1", keyward.CredentialActive), f.credential(cb, "1", keyward.CredentialActive)
-		_, err := f.s.DeleteAccount(f.ctx, a.ID)
+		_, err := f.s.DeleteAccount(f.ctx, keyward.Change{}, a.ID)
 		must(t, err)
 		_, err = f.s.ProviderConnection(f.ctx, ca.ID)
 		wantCode(t, err, keyward.ENOTFOUND)
@@ -248,14 +247,14 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 		full := newCredential(ca, "17")
 		full.Scopes, full.RotatedFrom, full.ReplacedBy = []string{"read:repository", "write:issue"}, "crd_before", "crd_after"
 		full.GraceUntil, full.RevokedAt, full.Status = ptr(fixedTime.Add(time.Hour)), ptr(fixedTime.Add(2*time.Hour)), keyward.CredentialRotated
-		must(t, f.s.CreateCredential(f.ctx, full))
+		must(t, f.s.CreateCredential(f.ctx, keyward.Change{}, full))
 		got, err := f.s.Credential(f.ctx, full.ID)
 		must(t, err)
 		wantCredential(t, got, full)
 
 		bare := newCredential(ca, "18")
 		bare.ExternalUser, bare.Scopes, bare.Hint, bare.ExpiresAt, bare.CreatedBy = "", nil, "", nil, ""
-		must(t, f.s.CreateCredential(f.ctx, bare))
+		must(t, f.s.CreateCredential(f.ctx, keyward.Change{}, bare))
 		got, err = f.s.Credential(f.ctx, bare.ID)
 		must(t, err)
 		wantCredential(t, got, bare)
@@ -263,17 +262,17 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 			t.Error("Scopes of a credential without scopes = nil, want []: the JSON must show an empty list")
 		}
 
-		wantCode(t, f.s.CreateCredential(f.ctx, full), keyward.ECONFLICT)
-		wantCode(t, f.s.CreateCredential(f.ctx, newCredential(ca, "17")), keyward.ECONFLICT)
+		wantCode(t, f.s.CreateCredential(f.ctx, keyward.Change{}, full), keyward.ECONFLICT)
+		wantCode(t, f.s.CreateCredential(f.ctx, keyward.Change{}, newCredential(ca, "17")), keyward.ECONFLICT)
 		missing := newCredential(ca, "19")
 		missing.ConnectionID = "pvc_missing"
-		wantCode(t, f.s.CreateCredential(f.ctx, missing), keyward.ENOTFOUND)
+		wantCode(t, f.s.CreateCredential(f.ctx, keyward.Change{}, missing), keyward.ENOTFOUND)
 		elsewhere := newCredential(ca, "19")
 		elsewhere.AccountID = b.ID
-		wantCode(t, f.s.CreateCredential(f.ctx, elsewhere), keyward.EINVALID)
+		wantCode(t, f.s.CreateCredential(f.ctx, keyward.Change{}, elsewhere), keyward.EINVALID)
 		unknown := newCredential(ca, "19")
 		unknown.Status = "lost"
-		wantCode(t, f.s.CreateCredential(f.ctx, unknown), keyward.EINVALID)
+		wantCode(t, f.s.CreateCredential(f.ctx, keyward.Change{}, unknown), keyward.EINVALID)
 		_, err = f.s.Credential(f.ctx, "crd_missing")
 		wantCode(t, err, keyward.ENOTFOUND)
 
@@ -321,7 +320,7 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 		want := *cr
 		want.Status, want.RevokedAt, want.Name, want.Scopes, want.Hint, want.ExpiresAt, want.UpdatedAt =
 			keyward.CredentialRevoked, ptr(later), "renamed", []string{"write:repository"}, "zzzz9999", nil, later
-		up, err := f.s.UpdateCredential(f.ctx, cr.ID, func(got *keyward.ManagedCredential) error {
+		up, err := f.s.UpdateCredential(f.ctx, keyward.Change{}, cr.ID, func(got *keyward.ManagedCredential) error {
 			wantCredential(t, got, cr)
 			got.Status, got.RevokedAt, got.Name, got.Scopes, got.Hint, got.ExpiresAt, got.UpdatedAt =
 				want.Status, want.RevokedAt, want.Name, want.Scopes, want.Hint, want.ExpiresAt, want.UpdatedAt
@@ -340,7 +339,7 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 			"external id": func(c *keyward.ManagedCredential) { c.ExternalID = "2" },
 			"status":      func(c *keyward.ManagedCredential) { c.Status = "lost" },
 		} {
-			_, err := f.s.UpdateCredential(f.ctx, cr.ID, func(c *keyward.ManagedCredential) error {
+			_, err := f.s.UpdateCredential(f.ctx, keyward.Change{}, cr.ID, func(c *keyward.ManagedCredential) error {
 				c.Name = "changed"
 				change(c)
 				return nil
@@ -349,14 +348,14 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 				t.Errorf("changing the %s: error %v, want invalid", name, err)
 			}
 		}
-		_, err = f.s.UpdateCredential(f.ctx, cr.ID, func(c *keyward.ManagedCredential) error { c.Name = "changed"; return errAbort })
+		_, err = f.s.UpdateCredential(f.ctx, keyward.Change{}, cr.ID, func(c *keyward.ManagedCredential) error { c.Name = "changed"; return errAbort })
 		if !errors.Is(err, errAbort) {
 			t.Fatalf("UpdateCredential error = %v, want fn's error", err)
 		}
 		got, err = f.s.Credential(f.ctx, cr.ID)
 		must(t, err)
 		wantCredential(t, got, &want)
-		_, err = f.s.UpdateCredential(f.ctx, "crd_missing", func(*keyward.ManagedCredential) error {
+		_, err = f.s.UpdateCredential(f.ctx, keyward.Change{}, "crd_missing", func(*keyward.ManagedCredential) error {
 			t.Error("fn called for a missing credential")
 			return nil
 		})
@@ -373,7 +372,7 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 		rotate := func(externalID string, fail error) (*keyward.ManagedCredential, *keyward.ManagedCredential, *keyward.ManagedCredential, error) {
 			n := newCredential(c, externalID)
 			n.RotatedFrom, n.CreatedAt, n.UpdatedAt = cr.ID, later, later
-			old, next, err := f.s.RotateCredential(f.ctx, cr.ID, func(old *keyward.ManagedCredential) (*keyward.ManagedCredential, error) {
+			old, next, err := f.s.RotateCredential(f.ctx, keyward.Change{}, cr.ID, func(old *keyward.ManagedCredential) (*keyward.ManagedCredential, error) {
 				old.Status, old.ReplacedBy, old.GraceUntil, old.UpdatedAt = keyward.CredentialRotated, n.ID, ptr(grace), later
 				return n, fail
 			})
@@ -401,10 +400,10 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 		_, _, _, err = rotate(taken.ExternalID, nil)
 		wantCode(t, err, keyward.ECONFLICT)
 		unchanged()
-		_, _, err = f.s.RotateCredential(f.ctx, cr.ID, func(*keyward.ManagedCredential) (*keyward.ManagedCredential, error) { return nil, nil })
+		_, _, err = f.s.RotateCredential(f.ctx, keyward.Change{}, cr.ID, func(*keyward.ManagedCredential) (*keyward.ManagedCredential, error) { return nil, nil })
 		wantCode(t, err, keyward.EINVALID)
 		unchanged()
-		_, _, err = f.s.RotateCredential(f.ctx, "crd_missing", func(*keyward.ManagedCredential) (*keyward.ManagedCredential, error) {
+		_, _, err = f.s.RotateCredential(f.ctx, keyward.Change{}, "crd_missing", func(*keyward.ManagedCredential) (*keyward.ManagedCredential, error) {
 			t.Error("fn called for a missing credential")
 			return nil, nil
 		})
@@ -434,7 +433,7 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 			i++
 			cr := newCredential(c, fmt.Sprint(i))
 			cr.Status, cr.ExpiresAt, cr.GraceUntil = st, expires, grace
-			must(t, f.s.CreateCredential(f.ctx, cr))
+			must(t, f.s.CreateCredential(f.ctx, keyward.Change{}, cr))
 			return cr.ID
 		}
 		past, future := ptr(now.Add(-time.Hour)), ptr(now.Add(time.Microsecond))
@@ -483,62 +482,61 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("audit entries and events commit with their change and only with it", func(t *testing.T) {
 		f := newFixture(t, open)
 		ep := newEndpoint("")
-		must(t, f.s.CreateWebhookEndpoint(f.ctx, ep))
+		must(t, f.s.CreateWebhookEndpoint(f.ctx, keyward.Change{}, ep))
 		a := f.account("acme")
 		var committed []string
-		changed := func(action, event string) (context.Context, string) {
+		changed := func(action, event string) (keyward.Change, string) {
 			ev := newEvent(event, a.ID)
-			ctx := keyward.NewContextWithEvent(f.ctx, ev)
-			return keyward.NewContextWithAudit(ctx, NewAuditEntry(action, apikey.NewID("key"), a.ID, "")), ev.ID
+			return keyward.Change{Audit: NewAuditEntry(action, apikey.NewID("key"), a.ID, ""), Events: []*keyward.Event{ev}}, ev.ID
 		}
-		ok := func(action, event string) context.Context {
-			ctx, id := changed(action, event)
+		ok := func(action, event string) keyward.Change {
+			ch, id := changed(action, event)
 			committed = append(committed, id)
-			return ctx
+			return ch
 		}
-		failed := func(action, event string) context.Context {
-			ctx, _ := changed(action, event)
-			return ctx
+		failed := func(action, event string) keyward.Change {
+			ch, _ := changed(action, event)
+			return ch
 		}
 
 		c := newConnection(a.ID, "git")
-		must(t, f.s.CreateProviderConnection(ok("provider.add", keyward.EventKeyCreated), c))
-		wantCode(t, f.s.CreateProviderConnection(failed("provider.add", keyward.EventKeyCreated), newConnection(a.ID, "git")), keyward.ECONFLICT)
-		_, err := f.s.UpdateProviderConnection(ok("provider.update", keyward.EventKeyUpdated), c.ID, func(c *keyward.ProviderConnection) error {
+		must(t, f.s.CreateProviderConnection(f.ctx, ok("provider.add", keyward.EventKeyCreated), c))
+		wantCode(t, f.s.CreateProviderConnection(f.ctx, failed("provider.add", keyward.EventKeyCreated), newConnection(a.ID, "git")), keyward.ECONFLICT)
+		_, err := f.s.UpdateProviderConnection(f.ctx, ok("provider.update", keyward.EventKeyUpdated), c.ID, func(c *keyward.ProviderConnection) error {
 			c.BaseURL = "https://forge.example.com"
 			return nil
 		})
 		must(t, err)
 
 		cr := newCredential(c, "1")
-		must(t, f.s.CreateCredential(ok("credential.create", keyward.EventCredentialCreated), cr))
-		wantCode(t, f.s.CreateCredential(failed("credential.create", keyward.EventCredentialCreated), newCredential(c, "1")), keyward.ECONFLICT)
-		_, err = f.s.UpdateCredential(failed("credential.revoke", keyward.EventCredentialRevoked), cr.ID, func(*keyward.ManagedCredential) error { return errAbort })
+		must(t, f.s.CreateCredential(f.ctx, ok("credential.create", keyward.EventCredentialCreated), cr))
+		wantCode(t, f.s.CreateCredential(f.ctx, failed("credential.create", keyward.EventCredentialCreated), newCredential(c, "1")), keyward.ECONFLICT)
+		_, err = f.s.UpdateCredential(f.ctx, failed("credential.revoke", keyward.EventCredentialRevoked), cr.ID, func(*keyward.ManagedCredential) error { return errAbort })
 		if !errors.Is(err, errAbort) {
 			t.Fatalf("UpdateCredential error = %v, want fn's error", err)
 		}
-		_, err = f.s.DeleteProviderConnection(failed("provider.remove", keyward.EventKeyRevoked), c.ID)
+		_, err = f.s.DeleteProviderConnection(f.ctx, failed("provider.remove", keyward.EventKeyRevoked), c.ID)
 		wantCode(t, err, keyward.ECONFLICT)
 		n := newCredential(c, "2")
-		_, _, err = f.s.RotateCredential(ok("credential.rotate", keyward.EventCredentialRotated), cr.ID, func(old *keyward.ManagedCredential) (*keyward.ManagedCredential, error) {
+		_, _, err = f.s.RotateCredential(f.ctx, ok("credential.rotate", keyward.EventCredentialRotated), cr.ID, func(old *keyward.ManagedCredential) (*keyward.ManagedCredential, error) {
 			old.Status, old.ReplacedBy, old.GraceUntil = keyward.CredentialRotated, n.ID, ptr(fixedTime)
 			return n, nil
 		})
 		must(t, err)
-		_, _, err = f.s.RotateCredential(failed("credential.rotate", keyward.EventCredentialRotated), n.ID, func(*keyward.ManagedCredential) (*keyward.ManagedCredential, error) {
+		_, _, err = f.s.RotateCredential(f.ctx, failed("credential.rotate", keyward.EventCredentialRotated), n.ID, func(*keyward.ManagedCredential) (*keyward.ManagedCredential, error) {
 			return nil, errAbort
 		})
 		if !errors.Is(err, errAbort) {
 			t.Fatalf("RotateCredential error = %v, want fn's error", err)
 		}
 		for _, id := range []string{cr.ID, n.ID} {
-			_, err = f.s.UpdateCredential(ok("credential.revoke", keyward.EventCredentialRevoked), id, func(c *keyward.ManagedCredential) error {
+			_, err = f.s.UpdateCredential(f.ctx, ok("credential.revoke", keyward.EventCredentialRevoked), id, func(c *keyward.ManagedCredential) error {
 				c.Status, c.RevokedAt = keyward.CredentialRevoked, ptr(fixedTime)
 				return nil
 			})
 			must(t, err)
 		}
-		_, err = f.s.DeleteProviderConnection(ok("provider.remove", keyward.EventKeyRevoked), c.ID)
+		_, err = f.s.DeleteProviderConnection(f.ctx, ok("provider.remove", keyward.EventKeyRevoked), c.ID)
 		must(t, err)
 
 		want := []string{"provider.add", "provider.update", "credential.create", "credential.rotate", "credential.revoke", "credential.revoke", "provider.remove"}

@@ -33,7 +33,7 @@ func testKeyImports(t *testing.T, open func(*testing.T) keyward.Store) {
 		u := f.user(a.ID, "alice")
 		full, root := importedKey(fullKey(a.ID, u.ID), "token-one"), importedKey(minimalKey(), "token-two")
 		want := []*keyward.Key{full.Key.Clone(), root.Key.Clone()}
-		must(t, f.s.ImportKeys(f.ctx, []keyward.KeyImport{full, root}))
+		must(t, f.s.ImportKeys(f.ctx, keyward.Change{}, []keyward.KeyImport{full, root}))
 		wantCounts(t, f, 2, 0)
 		for i, raw := range []string{"token-one", "token-two"} {
 			wantKey(t, f.key(want[i].ID), want[i])
@@ -48,7 +48,7 @@ func testKeyImports(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("adoption replaces the digest by the hash, once", func(t *testing.T) {
 		f := newFixture(t, open)
 		im := importedKey(minimalKey(), "legacy-token")
-		must(t, f.s.ImportKeys(f.ctx, []keyward.KeyImport{im}))
+		must(t, f.s.ImportKeys(f.ctx, keyward.Change{}, []keyward.KeyImport{im}))
 		h := f.h.Hash("legacy-token")
 		got, err := f.s.AdoptKey(f.ctx, im.Digest, h, f.h.Current())
 		must(t, err)
@@ -67,7 +67,7 @@ func testKeyImports(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("of concurrent adoptions exactly one wins", func(t *testing.T) {
 		f := newFixture(t, open)
 		im := importedKey(minimalKey(), "raced-token")
-		must(t, f.s.ImportKeys(f.ctx, []keyward.KeyImport{im}))
+		must(t, f.s.ImportKeys(f.ctx, keyward.Change{}, []keyward.KeyImport{im}))
 		h := f.h.Hash("raced-token")
 		const n = 8
 		errs := make([]error, n)
@@ -97,7 +97,7 @@ func testKeyImports(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("a batch is all or nothing", func(t *testing.T) {
 		f := newFixture(t, open)
 		a := f.account("acme")
-		must(t, f.s.ImportKeys(f.ctx, []keyward.KeyImport{importedKey(minimalKey(), "taken")}))
+		must(t, f.s.ImportKeys(f.ctx, keyward.Change{}, []keyward.KeyImport{importedKey(minimalKey(), "taken")}))
 		ok := func() *keyward.Key {
 			k := minimalKey()
 			k.Role, k.AccountID = keyward.RoleAccountAdmin, a.ID
@@ -118,7 +118,7 @@ func testKeyImports(t *testing.T, open func(*testing.T) keyward.Store) {
 			if tc.code == keyward.EINVALID {
 				tc.batch[1].Key.Hash = keyward.KeyHash{}
 			}
-			wantCode(t, f.s.ImportKeys(f.ctx, tc.batch), tc.code)
+			wantCode(t, f.s.ImportKeys(f.ctx, keyward.Change{}, tc.batch), tc.code)
 			wantCounts(t, f, 1, 0)
 			if n := len(allKeyIDs(f)); n != 1 {
 				t.Fatalf("%s: %d keys after a failed import, want 1", tc.name, n)
@@ -129,7 +129,7 @@ func testKeyImports(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		other := f.rootKey()
 		im := importedKey(minimalKey(), "clash")
-		must(t, f.s.ImportKeys(f.ctx, []keyward.KeyImport{im}))
+		must(t, f.s.ImportKeys(f.ctx, keyward.Change{}, []keyward.KeyImport{im}))
 		_, err := f.s.AdoptKey(f.ctx, im.Digest, other.Hash, 1)
 		wantCode(t, err, keyward.ECONFLICT)
 		if _, err := f.s.KeyByDigest(f.ctx, im.Digest); err != nil {
@@ -144,22 +144,22 @@ func testKeyImports(t *testing.T, open func(*testing.T) keyward.Store) {
 		adopted := minimalKey()
 		adopted.Role, adopted.AccountID = keyward.RoleAccountAdmin, a.ID
 		adoptedIm := importedKey(adopted, "adopted")
-		must(t, f.s.ImportKeys(f.ctx, []keyward.KeyImport{pending, adoptedIm}))
+		must(t, f.s.ImportKeys(f.ctx, keyward.Change{}, []keyward.KeyImport{pending, adoptedIm}))
 		_, err := f.s.AdoptKey(f.ctx, adoptedIm.Digest, f.h.Hash("adopted"), f.h.Current())
 		must(t, err)
 		wantCounts(t, f, 1, 1)
-		_, err = f.s.DeleteKey(f.ctx, pending.Key.ID)
+		_, err = f.s.DeleteKey(f.ctx, keyward.Change{}, pending.Key.ID)
 		must(t, err)
 		_, err = f.s.KeyByDigest(f.ctx, pending.Digest)
 		wantCode(t, err, keyward.ENOTFOUND)
-		_, err = f.s.DeleteAccount(f.ctx, a.ID)
+		_, err = f.s.DeleteAccount(f.ctx, keyward.Change{}, a.ID)
 		must(t, err)
 		wantCounts(t, f, 0, 0)
 	})
 	t.Run("the import's audit entry is appended with it", func(t *testing.T) {
 		f := newFixture(t, open)
-		ctx := keyward.NewContextWithAudit(f.ctx, NewAuditEntry("key.import", apikey.NewID("key"), "", ""))
-		must(t, f.s.ImportKeys(ctx, []keyward.KeyImport{importedKey(minimalKey(), "audited")}))
+		ch := keyward.Change{Audit: NewAuditEntry("key.import", apikey.NewID("key"), "", "")}
+		must(t, f.s.ImportKeys(f.ctx, ch, []keyward.KeyImport{importedKey(minimalKey(), "audited")}))
 		entries, _, err := f.s.AuditEntries(f.ctx, keyward.AuditFilter{Action: "key.import"}, keyward.Page{})
 		must(t, err)
 		if len(entries) != 1 {

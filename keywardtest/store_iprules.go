@@ -52,7 +52,7 @@ func testIPRules(t *testing.T, open func(*testing.T) keyward.Store) {
 	auto := ipRule("", keyward.IPBlock, "192.0.2.66/32")
 	auto.Automatic, auto.CreatedBy = true, ""
 	for _, r := range []*keyward.IPRule{global, v6, host, other, auto} {
-		must(t, f.s.CreateIPRule(f.ctx, r))
+		must(t, f.s.CreateIPRule(f.ctx, keyward.Change{}, r))
 	}
 	for _, r := range []*keyward.IPRule{global, v6, host, other, auto} {
 		got, err := f.s.IPRule(f.ctx, r.ID)
@@ -63,23 +63,23 @@ func testIPRules(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("errors", func(t *testing.T) {
 		_, err := f.s.IPRule(f.ctx, "ipr_missing")
 		wantCode(t, err, keyward.ENOTFOUND)
-		wantCode(t, f.s.CreateIPRule(f.ctx, ipRule("acc_missing", keyward.IPBlock, "10.0.0.0/8")), keyward.ENOTFOUND)
+		wantCode(t, f.s.CreateIPRule(f.ctx, keyward.Change{}, ipRule("acc_missing", keyward.IPBlock, "10.0.0.0/8")), keyward.ENOTFOUND)
 		dup := ipRule("", keyward.IPBlock, "10.0.0.0/8")
 		dup.ID = global.ID
-		wantCode(t, f.s.CreateIPRule(f.ctx, dup), keyward.ECONFLICT)
-		wantCode(t, f.s.CreateIPRule(f.ctx, ipRule("", "deny", "10.0.0.0/8")), keyward.EINVALID)
+		wantCode(t, f.s.CreateIPRule(f.ctx, keyward.Change{}, dup), keyward.ECONFLICT)
+		wantCode(t, f.s.CreateIPRule(f.ctx, keyward.Change{}, ipRule("", "deny", "10.0.0.0/8")), keyward.EINVALID)
 		unmasked := ipRule("", keyward.IPBlock, "10.0.0.0/8")
 		unmasked.CIDR = netip.MustParsePrefix("10.1.2.3/8")
-		wantCode(t, f.s.CreateIPRule(f.ctx, unmasked), keyward.EINVALID)
+		wantCode(t, f.s.CreateIPRule(f.ctx, keyward.Change{}, unmasked), keyward.EINVALID)
 		autoAllow := ipRule("", keyward.IPAllow, "10.0.0.0/8")
 		autoAllow.Automatic = true
-		wantCode(t, f.s.CreateIPRule(f.ctx, autoAllow), keyward.EINVALID)
+		wantCode(t, f.s.CreateIPRule(f.ctx, keyward.Change{}, autoAllow), keyward.EINVALID)
 		autoAccount := ipRule(a.ID, keyward.IPBlock, "10.0.0.0/8")
 		autoAccount.Automatic = true
-		wantCode(t, f.s.CreateIPRule(f.ctx, autoAccount), keyward.EINVALID)
+		wantCode(t, f.s.CreateIPRule(f.ctx, keyward.Change{}, autoAccount), keyward.EINVALID)
 		zero := ipRule("", keyward.IPBlock, "10.0.0.0/8")
 		zero.CIDR = netip.Prefix{}
-		wantCode(t, f.s.CreateIPRule(f.ctx, zero), keyward.EINVALID)
+		wantCode(t, f.s.CreateIPRule(f.ctx, keyward.Change{}, zero), keyward.EINVALID)
 		_, _, err = f.s.IPRules(f.ctx, keyward.IPRuleFilter{AccountID: a.ID, Global: true}, keyward.Page{})
 		wantCode(t, err, keyward.EINVALID)
 	})
@@ -112,20 +112,20 @@ func testIPRules(t *testing.T, open func(*testing.T) keyward.Store) {
 	})
 
 	t.Run("delete", func(t *testing.T) {
-		got, err := f.s.DeleteIPRule(f.ctx, host.ID)
+		got, err := f.s.DeleteIPRule(f.ctx, keyward.Change{}, host.ID)
 		must(t, err)
 		wantIPRule(t, got, host)
-		_, err = f.s.DeleteIPRule(f.ctx, host.ID)
+		_, err = f.s.DeleteIPRule(f.ctx, keyward.Change{}, host.ID)
 		wantCode(t, err, keyward.ENOTFOUND)
 		_, err = f.s.IPRule(f.ctx, host.ID)
 		wantCode(t, err, keyward.ENOTFOUND)
-		got, err = f.s.DeleteIPRule(f.ctx, auto.ID)
+		got, err = f.s.DeleteIPRule(f.ctx, keyward.Change{}, auto.ID)
 		must(t, err)
 		wantIPRule(t, got, auto)
 	})
 
 	t.Run("deleting an account deletes its rules", func(t *testing.T) {
-		_, err := f.s.DeleteAccount(f.ctx, b.ID)
+		_, err := f.s.DeleteAccount(f.ctx, keyward.Change{}, b.ID)
 		must(t, err)
 		_, err = f.s.IPRule(f.ctx, other.ID)
 		wantCode(t, err, keyward.ENOTFOUND)
@@ -144,7 +144,7 @@ func testActiveIPRules(t *testing.T, open func(*testing.T) keyward.Store) {
 	atNow := ipRule(a.ID, keyward.IPBlock, "10.0.0.0/8")
 	atNow.ExpiresAt = ptr(now) // ends at now: no longer active
 	for _, r := range []*keyward.IPRule{forever, later, expired, atNow} {
-		must(t, f.s.CreateIPRule(f.ctx, r))
+		must(t, f.s.CreateIPRule(f.ctx, keyward.Change{}, r))
 	}
 	rs, err := f.s.ActiveIPRules(f.ctx, now)
 	must(t, err)
@@ -173,7 +173,7 @@ func testKeyIPAllow(t *testing.T, open func(*testing.T) keyward.Store) {
 	a := f.account("a")
 	u := f.user(a.ID, "u")
 	k := fullKey(a.ID, u.ID)
-	must(t, f.s.CreateKey(f.ctx, k))
+	must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
 	wantKey(t, f.key(k.ID), k)
 	got, err := f.s.KeyByHash(f.ctx, k.Hash)
 	must(t, err)
@@ -181,12 +181,12 @@ func testKeyIPAllow(t *testing.T, open func(*testing.T) keyward.Store) {
 
 	// Update replaces the list, and an empty list removes it.
 	v6only := []netip.Prefix{netip.MustParsePrefix("2001:db8:42::1/128")}
-	up, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.IPAllow = v6only; return nil })
+	up, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.IPAllow = v6only; return nil })
 	must(t, err)
 	if len(up.IPAllow) != 1 || up.IPAllow[0] != v6only[0] {
 		t.Fatalf("IPAllow after update = %v, want %v", up.IPAllow, v6only)
 	}
-	up, err = f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.IPAllow = nil; return nil })
+	up, err = f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.IPAllow = nil; return nil })
 	must(t, err)
 	if len(up.IPAllow) != 0 {
 		t.Fatalf("IPAllow after clearing = %v, want none", up.IPAllow)
@@ -195,7 +195,7 @@ func testKeyIPAllow(t *testing.T, open func(*testing.T) keyward.Store) {
 	// CreateKeys keeps the lists too.
 	batch := batchKeys(a.ID, u.ID, 2)
 	batch[0].IPAllow = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
-	must(t, f.s.CreateKeys(f.ctx, batch))
+	must(t, f.s.CreateKeys(f.ctx, keyward.Change{}, batch))
 	wantKey(t, f.key(batch[0].ID), batch[0])
 	wantKey(t, f.key(batch[1].ID), batch[1])
 }

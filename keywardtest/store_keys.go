@@ -164,7 +164,7 @@ func testKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 		a := f.account("acme")
 		u := f.user(a.ID, "alice")
 		k := fullKey(a.ID, u.ID)
-		must(t, f.s.CreateKey(f.ctx, k))
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
 		wantKey(t, f.key(k.ID), k)
 		byHash, err := f.s.KeyByHash(f.ctx, k.Hash)
 		must(t, err)
@@ -179,7 +179,7 @@ func testKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("unset fields read back unset and permissions as an empty slice", func(t *testing.T) {
 		f := newFixture(t, open)
 		k := minimalKey()
-		must(t, f.s.CreateKey(f.ctx, k))
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
 		got := f.key(k.ID)
 		wantKey(t, got, k)
 		if got.Meta != nil || got.ExpiresAt != nil || got.RevokedAt != nil || got.GraceUntil != nil || got.LastUsedAt != nil {
@@ -190,7 +190,7 @@ func testKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		k := minimalKey()
 		k.Permissions = []string{}
-		must(t, f.s.CreateKey(f.ctx, k))
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
 		if got := f.key(k.ID); got.Permissions == nil || len(got.Permissions) != 0 {
 			t.Fatalf("Permissions = %#v, want []string{}", got.Permissions)
 		}
@@ -200,7 +200,7 @@ func testKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 		a := f.account("acme")
 		k := minimalKey()
 		k.Role, k.AccountID, k.Permissions = keyward.RoleAccountAdmin, a.ID, []string{"keys:verify"}
-		must(t, f.s.CreateKey(f.ctx, k))
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
 		wantKey(t, f.key(k.ID), k)
 	})
 	t.Run("unknown id is not_found", func(t *testing.T) {
@@ -240,7 +240,7 @@ func testKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 			k := fullKey(a.ID, f.user(a.ID, "alice").ID)
 			tc.edit(f, k)
 			before := countKeys(f)
-			wantCode(t, f.s.CreateKey(f.ctx, k), tc.code)
+			wantCode(t, f.s.CreateKey(f.ctx, keyward.Change{}, k), tc.code)
 			if after := countKeys(f); after != before {
 				t.Fatalf("a failed CreateKey left %d keys, want %d", after, before)
 			}
@@ -278,7 +278,7 @@ func testKeyByHash(t *testing.T, open func(*testing.T) keyward.Store) {
 		admin, user := f.adminKey(a.ID), f.userKey(a.ID, u.ID)
 		root := f.rootKey()
 		setDisabled := func(v bool) {
-			_, err := f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error { a.Disabled = v; return nil })
+			_, err := f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(a *keyward.Account) error { a.Disabled = v; return nil })
 			must(t, err)
 		}
 		check := func(want bool) {
@@ -380,7 +380,7 @@ func testDeleteKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := f.account("acme")
 		k, other := f.adminKey(a.ID), f.adminKey(a.ID)
-		got, err := f.s.DeleteKey(f.ctx, k.ID)
+		got, err := f.s.DeleteKey(f.ctx, keyward.Change{}, k.ID)
 		must(t, err)
 		wantKey(t, got, k)
 		_, err = f.s.Key(f.ctx, k.ID)
@@ -388,12 +388,12 @@ func testDeleteKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		_, err = f.s.KeyByHash(f.ctx, k.Hash)
 		wantCode(t, err, keyward.ENOTFOUND)
 		wantKey(t, f.key(other.ID), other)
-		_, err = f.s.DeleteKey(f.ctx, k.ID)
+		_, err = f.s.DeleteKey(f.ctx, keyward.Change{}, k.ID)
 		wantCode(t, err, keyward.ENOTFOUND)
 	})
 	t.Run("unknown id is not_found", func(t *testing.T) {
 		f := newFixture(t, open)
-		_, err := f.s.DeleteKey(f.ctx, "key_missing")
+		_, err := f.s.DeleteKey(f.ctx, keyward.Change{}, "key_missing")
 		wantCode(t, err, keyward.ENOTFOUND)
 	})
 }
@@ -453,21 +453,21 @@ func testBootstrapRootKey(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("inserts the first root key", func(t *testing.T) {
 		f := newFixture(t, open)
 		k := minimalKey()
-		must(t, f.s.BootstrapRootKey(f.ctx, k))
+		must(t, f.s.BootstrapRootKey(f.ctx, keyward.Change{}, k))
 		wantKey(t, f.key(k.ID), k)
 	})
 	t.Run("a second bootstrap is conflict and stores nothing", func(t *testing.T) {
 		f := newFixture(t, open)
-		must(t, f.s.BootstrapRootKey(f.ctx, minimalKey()))
+		must(t, f.s.BootstrapRootKey(f.ctx, keyward.Change{}, minimalKey()))
 		second := minimalKey()
-		wantCode(t, f.s.BootstrapRootKey(f.ctx, second), keyward.ECONFLICT)
+		wantCode(t, f.s.BootstrapRootKey(f.ctx, keyward.Change{}, second), keyward.ECONFLICT)
 		_, err := f.s.Key(f.ctx, second.ID)
 		wantCode(t, err, keyward.ENOTFOUND)
 	})
 	t.Run("any usable root key is conflict", func(t *testing.T) {
 		f := newFixture(t, open)
 		f.rootKey()
-		wantCode(t, f.s.BootstrapRootKey(f.ctx, minimalKey()), keyward.ECONFLICT)
+		wantCode(t, f.s.BootstrapRootKey(f.ctx, keyward.Change{}, minimalKey()), keyward.ECONFLICT)
 	})
 	t.Run("revoked, disabled and expired root keys do not count", func(t *testing.T) {
 		f := newFixture(t, open)
@@ -481,7 +481,7 @@ func testBootstrapRootKey(t *testing.T, open func(*testing.T) keyward.Store) {
 			NewKey(t, f.s, f.h, k)
 		}
 		k := minimalKey() // created at fixedTime
-		must(t, f.s.BootstrapRootKey(f.ctx, k))
+		must(t, f.s.BootstrapRootKey(f.ctx, keyward.Change{}, k))
 		wantKey(t, f.key(k.ID), k)
 	})
 	t.Run("a root key in its rotation grace window or expiring later counts", func(t *testing.T) {
@@ -493,14 +493,14 @@ func testBootstrapRootKey(t *testing.T, open func(*testing.T) keyward.Store) {
 				f := newFixture(t, open)
 				k.Role, k.CreatedAt, k.UpdatedAt = keyward.RoleRoot, fixedTime.Add(-24*time.Hour), fixedTime.Add(-24*time.Hour)
 				NewKey(t, f.s, f.h, k)
-				wantCode(t, f.s.BootstrapRootKey(f.ctx, minimalKey()), keyward.ECONFLICT)
+				wantCode(t, f.s.BootstrapRootKey(f.ctx, keyward.Change{}, minimalKey()), keyward.ECONFLICT)
 			})
 		}
 	})
 	t.Run("keys of other roles do not count", func(t *testing.T) {
 		f := newFixture(t, open)
 		f.adminKey(f.account("acme").ID)
-		must(t, f.s.BootstrapRootKey(f.ctx, minimalKey()))
+		must(t, f.s.BootstrapRootKey(f.ctx, keyward.Change{}, minimalKey()))
 	})
 	t.Run("concurrent bootstraps: exactly one wins", func(t *testing.T) {
 		f := newFixture(t, open)
@@ -508,7 +508,7 @@ func testBootstrapRootKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		errs := make([]error, n)
 		var wg sync.WaitGroup
 		for i := range n {
-			wg.Go(func() { errs[i] = f.s.BootstrapRootKey(f.ctx, minimalKey()) })
+			wg.Go(func() { errs[i] = f.s.BootstrapRootKey(f.ctx, keyward.Change{}, minimalKey()) })
 		}
 		wg.Wait()
 		wins := 0

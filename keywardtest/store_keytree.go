@@ -48,7 +48,7 @@ func testUpdateKeyTree(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("visits the key and every descendant, parents first, and writes each entry", func(t *testing.T) {
 		tr := newTree(t)
 		var seen []string
-		changed, err := tr.f.s.UpdateKeyTree(tr.f.ctx, tr.admin.ID, revokeAll(&seen))
+		changed, err := tr.f.s.UpdateKeyTree(tr.f.ctx, keyward.Change{}, tr.admin.ID, revokeAll(&seen))
 		must(t, err)
 		if len(seen) != 4 || seen[0] != tr.admin.ID || slices.Index(seen, tr.child.ID) > slices.Index(seen, tr.grandchild.ID) {
 			t.Fatalf("visited %v, want admin first and child before grandchild", seen)
@@ -87,7 +87,7 @@ func testUpdateKeyTree(t *testing.T, open func(*testing.T) keyward.Store) {
 
 	t.Run("a nil entry leaves the key as it was", func(t *testing.T) {
 		tr := newTree(t)
-		changed, err := tr.f.s.UpdateKeyTree(tr.f.ctx, tr.admin.ID, func(k *keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error) {
+		changed, err := tr.f.s.UpdateKeyTree(tr.f.ctx, keyward.Change{}, tr.admin.ID, func(k *keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error) {
 			at := fixedTime
 			k.RevokedAt = &at
 			if k.ID == tr.child.ID {
@@ -103,7 +103,7 @@ func testUpdateKeyTree(t *testing.T, open func(*testing.T) keyward.Store) {
 
 	t.Run("an error aborts the whole, unchanged", func(t *testing.T) {
 		tr := newTree(t)
-		_, err := tr.f.s.UpdateKeyTree(tr.f.ctx, tr.admin.ID, func(k *keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error) {
+		_, err := tr.f.s.UpdateKeyTree(tr.f.ctx, keyward.Change{}, tr.admin.ID, func(k *keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error) {
 			if k.ID == tr.grandchild.ID {
 				return nil, nil, errAbort
 			}
@@ -129,10 +129,10 @@ func testUpdateKeyTree(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("a key without descendants is a tree of one; an unknown id is not_found", func(t *testing.T) {
 		tr := newTree(t)
 		var seen []string
-		_, err := tr.f.s.UpdateKeyTree(tr.f.ctx, tr.grandchild.ID, revokeAll(&seen))
+		_, err := tr.f.s.UpdateKeyTree(tr.f.ctx, keyward.Change{}, tr.grandchild.ID, revokeAll(&seen))
 		must(t, err)
 		wantIDs(t, seen, tr.grandchild.ID)
-		_, err = tr.f.s.UpdateKeyTree(tr.f.ctx, apikey.NewID("key"), revokeAll(&seen))
+		_, err = tr.f.s.UpdateKeyTree(tr.f.ctx, keyward.Change{}, apikey.NewID("key"), revokeAll(&seen))
 		wantCode(t, err, keyward.ENOTFOUND)
 	})
 }
@@ -148,11 +148,11 @@ func testAccountPolicy(t *testing.T, open func(*testing.T) keyward.Store) {
 	}
 	a := &keyward.Account{ID: apikey.NewID("acc"), Name: "viking", Policy: keyward.AccountPolicy{NoUserMinting: true, NoAdminMinting: true},
 		CreatedAt: fixedTime, UpdatedAt: fixedTime}
-	must(t, f.s.CreateAccount(f.ctx, a))
+	must(t, f.s.CreateAccount(f.ctx, keyward.Change{}, a))
 	got, err := f.s.Account(f.ctx, a.ID)
 	must(t, err)
 	wantAccount(t, got, a)
-	up, err := f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error {
+	up, err := f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(a *keyward.Account) error {
 		a.Policy.NoAdminMinting = false
 		a.UpdatedAt = fixedTime.Add(time.Minute)
 		return nil

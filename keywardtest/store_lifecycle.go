@@ -40,7 +40,7 @@ func testRotationPolicies(t *testing.T, open func(*testing.T) keyward.Store) {
 	acct := &keyward.RotationPolicy{AccountID: a.ID, MaxAge: keyward.Duration(90 * 24 * time.Hour), UpdatedAt: fixedTime, UpdatedBy: k.ID}
 	own := &keyward.RotationPolicy{KeyID: k.ID, MaxAge: keyward.Duration(30 * 24 * time.Hour), ExpireAfter: keyward.Duration(7 * 24 * time.Hour), UpdatedAt: fixedTime}
 	for _, p := range []*keyward.RotationPolicy{acct, own} {
-		must(t, f.s.SetRotationPolicy(f.ctx, p))
+		must(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, p))
 		got, err := f.s.RotationPolicy(f.ctx, p.Scope())
 		must(t, err)
 		if *got != *p {
@@ -49,33 +49,33 @@ func testRotationPolicies(t *testing.T, open func(*testing.T) keyward.Store) {
 	}
 	// Set again: replaced.
 	acct.MaxAge, acct.ExpireAfter, acct.UpdatedAt = keyward.Duration(48*time.Hour), keyward.Duration(time.Hour), fixedTime.Add(time.Minute)
-	must(t, f.s.SetRotationPolicy(f.ctx, acct))
+	must(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, acct))
 	if got, err := f.s.RotationPolicy(f.ctx, acct.Scope()); err != nil || *got != *acct {
 		t.Fatalf("RotationPolicy after replace = %+v, %v; want %+v", got, err, acct)
 	}
 
-	wantCode(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{AccountID: "acc_missing", MaxAge: acct.MaxAge, UpdatedAt: fixedTime}), keyward.ENOTFOUND)
-	wantCode(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{KeyID: "key_missing", MaxAge: acct.MaxAge, UpdatedAt: fixedTime}), keyward.ENOTFOUND)
-	wantCode(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{AccountID: a.ID, KeyID: k.ID, MaxAge: acct.MaxAge, UpdatedAt: fixedTime}), keyward.EINVALID)
-	wantCode(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{AccountID: a.ID, MaxAge: keyward.Duration(time.Minute), UpdatedAt: fixedTime}), keyward.EINVALID)
+	wantCode(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, &keyward.RotationPolicy{AccountID: "acc_missing", MaxAge: acct.MaxAge, UpdatedAt: fixedTime}), keyward.ENOTFOUND)
+	wantCode(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, &keyward.RotationPolicy{KeyID: "key_missing", MaxAge: acct.MaxAge, UpdatedAt: fixedTime}), keyward.ENOTFOUND)
+	wantCode(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, &keyward.RotationPolicy{AccountID: a.ID, KeyID: k.ID, MaxAge: acct.MaxAge, UpdatedAt: fixedTime}), keyward.EINVALID)
+	wantCode(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, &keyward.RotationPolicy{AccountID: a.ID, MaxAge: keyward.Duration(time.Minute), UpdatedAt: fixedTime}), keyward.EINVALID)
 
-	got, err := f.s.DeleteRotationPolicy(f.ctx, own.Scope())
+	got, err := f.s.DeleteRotationPolicy(f.ctx, keyward.Change{}, own.Scope())
 	must(t, err)
 	if *got != *own {
 		t.Fatalf("DeleteRotationPolicy returned %+v, want %+v", got, own)
 	}
 	_, err = f.s.RotationPolicy(f.ctx, own.Scope())
 	wantCode(t, err, keyward.ENOTFOUND)
-	_, err = f.s.DeleteRotationPolicy(f.ctx, own.Scope())
+	_, err = f.s.DeleteRotationPolicy(f.ctx, keyward.Change{}, own.Scope())
 	wantCode(t, err, keyward.ENOTFOUND)
 
 	// Deleting the key or account deletes its policy.
-	must(t, f.s.SetRotationPolicy(f.ctx, own))
-	_, err = f.s.DeleteKey(f.ctx, k.ID)
+	must(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, own))
+	_, err = f.s.DeleteKey(f.ctx, keyward.Change{}, k.ID)
 	must(t, err)
 	_, err = f.s.RotationPolicy(f.ctx, own.Scope())
 	wantCode(t, err, keyward.ENOTFOUND)
-	_, err = f.s.DeleteAccount(f.ctx, a.ID)
+	_, err = f.s.DeleteAccount(f.ctx, keyward.Change{}, a.ID)
 	must(t, err)
 	_, err = f.s.RotationPolicy(f.ctx, acct.Scope())
 	wantCode(t, err, keyward.ENOTFOUND)
@@ -89,12 +89,12 @@ func testKeyNotices(t *testing.T, open func(*testing.T) keyward.Store) {
 	entry := func(action string) *keyward.AuditEntry {
 		return &keyward.AuditEntry{Time: fixedTime, Action: action, TargetType: "key", TargetID: k.ID, Outcome: keyward.AuditSuccess}
 	}
-	must(t, f.s.AddKeyNotice(keyward.NewContextWithAudit(f.ctx, entry("key.expired")), n))
+	must(t, f.s.AddKeyNotice(f.ctx, keyward.Change{Audit: entry("key.expired")}, n))
 	// The same notice again: a conflict, and its audit entry is not
 	// written.
 	dup := *n
 	dup.At = dup.At.Add(time.Hour)
-	wantCode(t, f.s.AddKeyNotice(keyward.NewContextWithAudit(f.ctx, entry("key.expired.again")), &dup), keyward.ECONFLICT)
+	wantCode(t, f.s.AddKeyNotice(f.ctx, keyward.Change{Audit: entry("key.expired.again")}, &dup), keyward.ECONFLICT)
 	entries, _, err := f.s.AuditEntries(f.ctx, keyward.AuditFilter{TargetID: k.ID}, keyward.Page{})
 	must(t, err)
 	if len(entries) != 1 || entries[0].Action != "key.expired" {
@@ -102,29 +102,29 @@ func testKeyNotices(t *testing.T, open func(*testing.T) keyward.Store) {
 	}
 	// Another subject replaces the notice; another kind is separate.
 	later := &keyward.KeyNotice{KeyID: k.ID, Kind: keyward.NoticeExpired, Subject: fixedTime.Add(24 * time.Hour), At: fixedTime.Add(25 * time.Hour)}
-	must(t, f.s.AddKeyNotice(f.ctx, later))
+	must(t, f.s.AddKeyNotice(f.ctx, keyward.Change{}, later))
 	due := &keyward.KeyNotice{KeyID: k.ID, Kind: keyward.NoticeRotationDue, Subject: fixedTime, At: fixedTime}
-	must(t, f.s.AddKeyNotice(f.ctx, due))
+	must(t, f.s.AddKeyNotice(f.ctx, keyward.Change{}, due))
 	ns, err := f.s.KeyNotices(f.ctx, k.ID)
 	must(t, err)
 	if len(ns) != 2 || *ns[0] != *later || *ns[1] != *due {
 		t.Fatalf("KeyNotices = %+v, want %+v and %+v", ns, later, due)
 	}
-	wantCode(t, f.s.AddKeyNotice(f.ctx, &keyward.KeyNotice{KeyID: "key_missing", Kind: keyward.NoticeExpired, Subject: fixedTime, At: fixedTime}), keyward.ENOTFOUND)
+	wantCode(t, f.s.AddKeyNotice(f.ctx, keyward.Change{}, &keyward.KeyNotice{KeyID: "key_missing", Kind: keyward.NoticeExpired, Subject: fixedTime, At: fixedTime}), keyward.ENOTFOUND)
 
-	// A notice carried by a write's context commits with its change, and
+	// A notice in a write's change commits with its change, and
 	// a notice the key has already refuses the change.
 	at := fixedTime.Add(48 * time.Hour)
 	scheduled := &keyward.KeyNotice{KeyID: k.ID, Kind: keyward.NoticeExpiryScheduled, Subject: at, At: fixedTime}
 	expire := func(k *keyward.Key) error { k.ExpiresAt = &at; return nil }
-	_, err = f.s.UpdateKey(keyward.NewContextWithKeyNotice(f.ctx, scheduled), k.ID, expire)
+	_, err = f.s.UpdateKey(f.ctx, keyward.Change{Notice: scheduled}, k.ID, expire)
 	must(t, err)
 	if got := f.key(k.ID); got.ExpiresAt == nil || !got.ExpiresAt.Equal(at) {
 		t.Fatalf("expires_at after the update = %v, want %v", got.ExpiresAt, at)
 	}
-	_, err = f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.ExpiresAt = nil; return nil })
+	_, err = f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.ExpiresAt = nil; return nil })
 	must(t, err)
-	_, err = f.s.UpdateKey(keyward.NewContextWithKeyNotice(f.ctx, scheduled), k.ID, expire)
+	_, err = f.s.UpdateKey(f.ctx, keyward.Change{Notice: scheduled}, k.ID, expire)
 	wantCode(t, err, keyward.ECONFLICT)
 	if got := f.key(k.ID); got.ExpiresAt != nil {
 		t.Fatalf("an update refused for its notice changed the key: expires_at %v", got.ExpiresAt)
@@ -174,11 +174,11 @@ func testExpiredKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 		t.Fatalf("ExpiredKeys after %s limit 1 = %v, want %v", want[0], got, want[1:2])
 	}
 	// Announced: no longer listed, until its expiry changes.
-	must(t, f.s.AddKeyNotice(f.ctx, &keyward.KeyNotice{KeyID: expired.ID, Kind: keyward.NoticeExpired, Subject: *expired.ExpiresAt, At: now}))
+	must(t, f.s.AddKeyNotice(f.ctx, keyward.Change{}, &keyward.KeyNotice{KeyID: expired.ID, Kind: keyward.NoticeExpired, Subject: *expired.ExpiresAt, At: now}))
 	if got := list("", 10); slices.Contains(got, expired.ID) {
 		t.Fatalf("ExpiredKeys lists %s after its expiry notice", expired.ID)
 	}
-	_, err := f.s.UpdateKey(f.ctx, expired.ID, func(k *keyward.Key) error { k.ExpiresAt = ptr(now.Add(-time.Minute)); return nil })
+	_, err := f.s.UpdateKey(f.ctx, keyward.Change{}, expired.ID, func(k *keyward.Key) error { k.ExpiresAt = ptr(now.Add(-time.Minute)); return nil })
 	must(t, err)
 	if got := list("", 10); !slices.Contains(got, expired.ID) {
 		t.Fatalf("ExpiredKeys does not list %s after its expiry changed", expired.ID)
@@ -199,9 +199,9 @@ func testRotationDueKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 	mk(a.ID, t0, ptr(t0.Add(time.Hour)))             // revoked
 	noPolicy := mk(b.ID, t0, nil)                    // account b has none
 	ownShort := mk(b.ID, t0.Add(day+time.Hour), nil) // its own policy
-	must(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{AccountID: a.ID, MaxAge: keyward.Duration(day), UpdatedAt: t0}))
-	must(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{KeyID: ownLonger.ID, MaxAge: keyward.Duration(3 * day), UpdatedAt: t0}))
-	must(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{KeyID: ownShort.ID, MaxAge: keyward.Duration(time.Hour), ExpireAfter: keyward.Duration(time.Hour), UpdatedAt: t0}))
+	must(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, &keyward.RotationPolicy{AccountID: a.ID, MaxAge: keyward.Duration(day), UpdatedAt: t0}))
+	must(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, &keyward.RotationPolicy{KeyID: ownLonger.ID, MaxAge: keyward.Duration(3 * day), UpdatedAt: t0}))
+	must(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, &keyward.RotationPolicy{KeyID: ownShort.ID, MaxAge: keyward.Duration(time.Hour), ExpireAfter: keyward.Duration(time.Hour), UpdatedAt: t0}))
 
 	now := t0.Add(2*day + time.Hour)
 	ds, err := f.s.RotationDueKeys(f.ctx, now, "", 10)
@@ -227,7 +227,7 @@ func testRotationDueKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 	// Announced: not listed again; ExpiryDueKeys lists the one whose
 	// policy expires keys, until its expiry is scheduled.
 	for id, w := range want {
-		must(t, f.s.AddKeyNotice(f.ctx, &keyward.KeyNotice{KeyID: id, Kind: keyward.NoticeRotationDue, Subject: w.DueAt, At: now}))
+		must(t, f.s.AddKeyNotice(f.ctx, keyward.Change{}, &keyward.KeyNotice{KeyID: id, Kind: keyward.NoticeRotationDue, Subject: w.DueAt, At: now}))
 	}
 	if ds, err := f.s.RotationDueKeys(f.ctx, now, "", 10); err != nil || len(ds) != 0 {
 		t.Fatalf("RotationDueKeys after the notices = %d keys, %v; want none", len(ds), err)
@@ -237,12 +237,12 @@ func testRotationDueKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 	if len(ex) != 1 || ex[0].Key.ID != ownShort.ID || !ex[0].NoticeAt.Equal(now) || !ex[0].ExpireAt().Equal(now.Add(time.Hour)) {
 		t.Fatalf("ExpiryDueKeys = %+v, want %s noticed at %v", ex, ownShort.ID, now)
 	}
-	must(t, f.s.AddKeyNotice(f.ctx, &keyward.KeyNotice{KeyID: ownShort.ID, Kind: keyward.NoticeExpiryScheduled, Subject: ex[0].ExpireAt(), At: now}))
+	must(t, f.s.AddKeyNotice(f.ctx, keyward.Change{}, &keyward.KeyNotice{KeyID: ownShort.ID, Kind: keyward.NoticeExpiryScheduled, Subject: ex[0].ExpireAt(), At: now}))
 	if ex, err := f.s.ExpiryDueKeys(f.ctx, "", 10); err != nil || len(ex) != 0 {
 		t.Fatalf("ExpiryDueKeys after scheduling = %d keys, %v; want none", len(ex), err)
 	}
 	// A longer max age moves the due time: announced again later.
-	must(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{AccountID: a.ID, MaxAge: keyward.Duration(3 * day), UpdatedAt: t0}))
+	must(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, &keyward.RotationPolicy{AccountID: a.ID, MaxAge: keyward.Duration(3 * day), UpdatedAt: t0}))
 	if ds, err := f.s.RotationDueKeys(f.ctx, now, "", 10); err != nil || len(ds) != 0 {
 		t.Fatalf("RotationDueKeys before the new due time = %d keys, %v", len(ds), err)
 	}
@@ -276,7 +276,7 @@ func testRetired(t *testing.T, open func(*testing.T) keyward.Store) {
 	rule := func(expires *time.Time) *keyward.IPRule {
 		r := ipRule("", keyward.IPBlock, "192.0.2.0/24")
 		r.ExpiresAt = expires
-		must(t, f.s.CreateIPRule(f.ctx, r))
+		must(t, f.s.CreateIPRule(f.ctx, keyward.Change{}, r))
 		return r
 	}
 	old := rule(ptr(t0.Add(-time.Hour)))

@@ -71,7 +71,7 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 		kr, _, _ := NewKeyrings(t)
 		a := &keyward.Account{ID: apikey.NewID("acc"), Name: "tenant", CreatedAt: fixedTime, UpdatedAt: fixedTime}
 		a.SecretMeta = seal(t, kr, `{"dsn":"postgres://tenant-a"}`, keyward.AccountSecretMetaAD(a.ID))
-		must(t, f.s.CreateAccount(f.ctx, a))
+		must(t, f.s.CreateAccount(f.ctx, keyward.Change{}, a))
 		got, err := f.s.Account(f.ctx, a.ID)
 		must(t, err)
 		if !sameSealed(got.SecretMeta, a.SecretMeta) || !got.HasSecretMeta {
@@ -110,7 +110,7 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 		// CreateKey fills the account's, like AccountDisabled.
 		fresh := &keyward.Key{ID: apikey.NewID("key"), Role: keyward.RoleAccountAdmin, AccountID: a.ID, Hash: keyward.KeyHash{1}, PepperVersion: 1,
 			Start: "kw_acct_abcd", Prefix: "kw_acct", Permissions: []string{}, CreatedAt: fixedTime, UpdatedAt: fixedTime}
-		must(t, f.s.CreateKey(f.ctx, fresh))
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, fresh))
 		if !sameSealed(fresh.AccountSecretMeta, a.SecretMeta) {
 			t.Errorf("CreateKey left AccountSecretMeta %+v, want the account's", fresh.AccountSecretMeta)
 		}
@@ -122,13 +122,13 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 		a := f.account("tenant")
 		k := f.adminKey(a.ID)
 		next := seal(t, kr, `{"dsn":"x"}`, keyward.KeySecretMetaAD(k.ID))
-		got, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.SecretMeta = next; return nil })
+		got, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.SecretMeta = next; return nil })
 		must(t, err)
 		if !sameSealed(got.SecretMeta, next) || !got.HasSecretMeta {
 			t.Fatalf("UpdateKey set: %+v", got.SecretMeta)
 		}
 		am := seal(t, kr, `{"dsn":"y"}`, keyward.AccountSecretMetaAD(a.ID))
-		ga, err := f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error { a.SecretMeta = am; return nil })
+		ga, err := f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(a *keyward.Account) error { a.SecretMeta = am; return nil })
 		must(t, err)
 		if !sameSealed(ga.SecretMeta, am) || !ga.HasSecretMeta {
 			t.Fatalf("UpdateAccount set: %+v", ga.SecretMeta)
@@ -139,14 +139,14 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 			t.Errorf("key read after the account's update: account secret meta %+v, want %+v", gk.AccountSecretMeta, am)
 		}
 		// Changing something else keeps it.
-		got, err = f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.Name = "renamed"; return nil })
+		got, err = f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.Name = "renamed"; return nil })
 		must(t, err)
 		if !sameSealed(got.SecretMeta, next) {
 			t.Errorf("UpdateKey of the name lost the secret meta")
 		}
-		got, err = f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.SecretMeta = nil; return nil })
+		got, err = f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.SecretMeta = nil; return nil })
 		must(t, err)
-		ga, err = f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error { a.SecretMeta = nil; return nil })
+		ga, err = f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(a *keyward.Account) error { a.SecretMeta = nil; return nil })
 		must(t, err)
 		gk, err = f.s.Key(f.ctx, k.ID)
 		must(t, err)
@@ -154,9 +154,9 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 			t.Errorf("after removal: key %+v, account %+v", got.SecretMeta, ga.SecretMeta)
 		}
 		// A value that is not sealed is refused.
-		_, err = f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.SecretMeta = &keyward.Sealed{Data: []byte("{}")}; return nil })
+		_, err = f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.SecretMeta = &keyward.Sealed{Data: []byte("{}")}; return nil })
 		wantCode(t, err, keyward.EINVALID)
-		_, err = f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error { a.SecretMeta = &keyward.Sealed{Version: 1}; return nil })
+		_, err = f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(a *keyward.Account) error { a.SecretMeta = &keyward.Sealed{Version: 1}; return nil })
 		wantCode(t, err, keyward.EINVALID)
 	})
 
@@ -172,7 +172,7 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 
 		a := &keyward.Account{ID: apikey.NewID("acc"), Name: "tenant", CreatedAt: fixedTime, UpdatedAt: fixedTime}
 		a.SecretMeta = seal(t, v1, `{"dsn":"account"}`, keyward.AccountSecretMetaAD(a.ID))
-		must(t, f.s.CreateAccount(f.ctx, a))
+		must(t, f.s.CreateAccount(f.ctx, keyward.Change{}, a))
 		n := keyward.ResealBatch*2 + 7
 		keys := make([]*keyward.Key, n)
 		for i := range keys {
@@ -181,18 +181,18 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 				PepperVersion: 1, Start: "kw_acct_" + strconv.Itoa(i), Prefix: "kw_acct", Permissions: []string{},
 				SecretMeta: seal(t, v1, fmt.Sprintf(`{"n":%d}`, i), keyward.KeySecretMetaAD(id)), CreatedAt: fixedTime, UpdatedAt: fixedTime}
 		}
-		must(t, f.s.CreateKeys(f.ctx, keys))
+		must(t, f.s.CreateKeys(f.ctx, keyward.Change{}, keys))
 		ep := newEndpoint(a.ID)
 		ep.SecretVersion, ep.SealedSecret, _ = v1.Seal([]byte("whsec_test"), keyward.WebhookSecretAD(ep.ID))
-		must(t, f.s.CreateWebhookEndpoint(f.ctx, ep))
+		must(t, f.s.CreateWebhookEndpoint(f.ctx, keyward.Change{}, ep))
 		conn := newConnection(a.ID, "git")
 		// A password sealed before passwords were bound to their kind,
 		// base URL and user name: the rekey binds it.
 		conn.PasswordVersion, conn.SealedPassword, _ = v1.Seal([]byte("gitea-pw"), keyward.LegacyProviderPasswordAD(conn.ID))
-		must(t, f.s.CreateProviderConnection(f.ctx, conn))
+		must(t, f.s.CreateProviderConnection(f.ctx, keyward.Change{}, conn))
 		nopw := newConnection(a.ID, "n8n")
 		nopw.SealedPassword, nopw.PasswordVersion = nil, 0
-		must(t, f.s.CreateProviderConnection(f.ctx, nopw))
+		must(t, f.s.CreateProviderConnection(f.ctx, keyward.Change{}, nopw))
 		for i := range 3 {
 			e := NewAuditEntry(fmt.Sprintf("enveloped.%d", i), "key_x", a.ID, keys[i].ID)
 			e.KeyVersion, e.WrappedKey, e.Sealed, _ = v1.SealEnvelope([]byte(fmt.Sprintf(`{"i":%d}`, i)), e.DetailsAD())
@@ -292,11 +292,11 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 		// Sealed by a keyward before the binding: the id only.
 		legacy := newConnection(a.ID, "old")
 		legacy.PasswordVersion, legacy.SealedPassword, _ = kr.Seal([]byte("old-pw"), keyward.LegacyProviderPasswordAD(legacy.ID))
-		must(t, f.s.CreateProviderConnection(f.ctx, legacy))
+		must(t, f.s.CreateProviderConnection(f.ctx, keyward.Change{}, legacy))
 		bound := newConnection(a.ID, "new")
 		bound.PasswordBound = true
 		bound.PasswordVersion, bound.SealedPassword, _ = kr.Seal([]byte("new-pw"), bound.PasswordAD())
-		must(t, f.s.CreateProviderConnection(f.ctx, bound))
+		must(t, f.s.CreateProviderConnection(f.ctx, keyward.Change{}, bound))
 
 		// The legacy one is re-sealed under the same version, bound; the
 		// bound one is left alone; a second pass does nothing.
@@ -316,7 +316,7 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 		// A base URL changed behind keyward's back: the password no
 		// longer opens, and marking it unbound to have it re-sealed with
 		// the new URL fails, naming the connection.
-		_, err = f.s.UpdateProviderConnection(f.ctx, bound.ID, func(c *keyward.ProviderConnection) error {
+		_, err = f.s.UpdateProviderConnection(f.ctx, keyward.Change{}, bound.ID, func(c *keyward.ProviderConnection) error {
 			c.BaseURL = "https://attacker.example"
 			return nil
 		})
@@ -326,7 +326,7 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 		if _, err := kr.Open(got.PasswordVersion, got.SealedPassword, got.PasswordAD()); err == nil {
 			t.Fatal("a password opened after its base URL was changed")
 		}
-		_, err = f.s.UpdateProviderConnection(f.ctx, bound.ID, func(c *keyward.ProviderConnection) error {
+		_, err = f.s.UpdateProviderConnection(f.ctx, keyward.Change{}, bound.ID, func(c *keyward.ProviderConnection) error {
 			c.PasswordBound = false
 			return nil
 		})

@@ -31,7 +31,7 @@ func testUpdateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		want.GraceUntil = ptr(fixedTime.Add(2 * time.Hour))
 		want.LastUsedAt = ptr(fixedTime)
 		want.UpdatedAt = fixedTime.Add(time.Hour)
-		got, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error {
+		got, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error {
 			k.Name, k.Permissions, k.Meta, k.ExpiresAt = want.Name, want.Permissions, want.Meta, want.ExpiresAt
 			k.ExpiryScheduled = want.ExpiryScheduled
 			k.Disabled, k.RevokedAt, k.GraceUntil = want.Disabled, want.RevokedAt, want.GraceUntil
@@ -50,8 +50,8 @@ func testUpdateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		a := f.account("acme")
 		u := f.user(a.ID, "alice")
 		k := fullKey(a.ID, u.ID)
-		must(t, f.s.CreateKey(f.ctx, k))
-		_, err := f.s.UpdateKey(f.ctx, k.ID, func(got *keyward.Key) error {
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
+		_, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(got *keyward.Key) error {
 			wantKey(t, got, k)
 			return nil
 		})
@@ -61,8 +61,8 @@ func testUpdateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := f.account("acme")
 		k := fullKey(a.ID, f.user(a.ID, "alice").ID)
-		must(t, f.s.CreateKey(f.ctx, k))
-		got, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error {
+		must(t, f.s.CreateKey(f.ctx, keyward.Change{}, k))
+		got, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error {
 			k.Meta, k.ExpiresAt, k.RevokedAt, k.GraceUntil, k.Permissions = nil, nil, nil, nil, nil
 			k.ExpiryScheduled = false
 			return nil
@@ -78,7 +78,7 @@ func testUpdateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := f.account("acme")
 		k := f.adminKey(a.ID)
-		_, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error {
+		_, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error {
 			k.Name, k.Disabled, k.Permissions = "changed", true, []string{"everything"}
 			return errAbort
 		})
@@ -90,14 +90,14 @@ func testUpdateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("a keyward error from fn keeps its code", func(t *testing.T) {
 		f := newFixture(t, open)
 		k := f.rootKey()
-		_, err := f.s.UpdateKey(f.ctx, k.ID, func(*keyward.Key) error {
+		_, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(*keyward.Key) error {
 			return keyward.Errorf(keyward.EFORBIDDEN, "no")
 		})
 		wantCode(t, err, keyward.EFORBIDDEN)
 	})
 	t.Run("unknown id is not_found and fn is not called", func(t *testing.T) {
 		f := newFixture(t, open)
-		_, err := f.s.UpdateKey(f.ctx, "key_missing", func(*keyward.Key) error {
+		_, err := f.s.UpdateKey(f.ctx, keyward.Change{}, "key_missing", func(*keyward.Key) error {
 			t.Error("fn called for a missing key")
 			return nil
 		})
@@ -106,7 +106,7 @@ func testUpdateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("meta that is not JSON is invalid", func(t *testing.T) {
 		f := newFixture(t, open)
 		k := f.rootKey()
-		_, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.Meta = json.RawMessage("{"); return nil })
+		_, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.Meta = json.RawMessage("{"); return nil })
 		wantCode(t, err, keyward.EINVALID)
 		wantKey(t, f.key(k.ID), k)
 	})
@@ -116,7 +116,7 @@ func testUpdateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 			a := f.account("acme")
 			k := f.userKey(a.ID, f.user(a.ID, "alice").ID)
 			edit := prepare(f, k)
-			_, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { edit(k); return nil })
+			_, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { edit(k); return nil })
 			if err == nil {
 				t.Fatalf("UpdateKey changed the %s of a key", field)
 			}
@@ -127,9 +127,9 @@ func testUpdateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		a := f.account("acme")
 		k := f.adminKey(a.ID)
-		_, err := f.s.UpdateAccount(f.ctx, a.ID, func(a *keyward.Account) error { a.Disabled = true; return nil })
+		_, err := f.s.UpdateAccount(f.ctx, keyward.Change{}, a.ID, func(a *keyward.Account) error { a.Disabled = true; return nil })
 		must(t, err)
-		got, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error { k.Name = "x"; return nil })
+		got, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.Name = "x"; return nil })
 		must(t, err)
 		if !got.AccountDisabled {
 			t.Fatal("UpdateKey returned AccountDisabled false for a key of a disabled account")
@@ -145,7 +145,7 @@ func testUpdateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 			perm := fmt.Sprintf("perm:%02d", i)
 			want = append(want, perm)
 			wg.Go(func() {
-				_, err := f.s.UpdateKey(f.ctx, k.ID, func(k *keyward.Key) error {
+				_, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error {
 					k.Permissions = append(k.Permissions, perm)
 					return nil
 				})
@@ -223,7 +223,7 @@ func testRotateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		a := f.account("acme")
 		k := f.userKey(a.ID, f.user(a.ID, "alice").ID, "memories:read")
 		var next *keyward.Key
-		gotOld, gotNext, err := f.s.RotateKey(f.ctx, k.ID, rotation(grace, &next))
+		gotOld, gotNext, err := f.s.RotateKey(f.ctx, keyward.Change{}, k.ID, rotation(grace, &next))
 		must(t, err)
 		wantOld := k.Clone()
 		wantOld.RevokedAt, wantOld.GraceUntil, wantOld.UpdatedAt = &grace, &grace, fixedTime
@@ -242,11 +242,11 @@ func testRotateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		a := f.account("acme")
 		k, other := f.adminKey(a.ID), f.adminKey(a.ID)
 		own := &keyward.RotationPolicy{KeyID: k.ID, MaxAge: keyward.Duration(48 * time.Hour), ExpireAfter: keyward.Duration(time.Hour), UpdatedAt: fixedTime, UpdatedBy: "key_admin"}
-		must(t, f.s.SetRotationPolicy(f.ctx, own))
-		must(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{KeyID: other.ID, MaxAge: keyward.Duration(72 * time.Hour), UpdatedAt: fixedTime}))
-		must(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{AccountID: a.ID, MaxAge: keyward.Duration(96 * time.Hour), UpdatedAt: fixedTime}))
+		must(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, own))
+		must(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, &keyward.RotationPolicy{KeyID: other.ID, MaxAge: keyward.Duration(72 * time.Hour), UpdatedAt: fixedTime}))
+		must(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, &keyward.RotationPolicy{AccountID: a.ID, MaxAge: keyward.Duration(96 * time.Hour), UpdatedAt: fixedTime}))
 		var next *keyward.Key
-		_, _, err := f.s.RotateKey(f.ctx, k.ID, rotation(grace, &next))
+		_, _, err := f.s.RotateKey(f.ctx, keyward.Change{}, k.ID, rotation(grace, &next))
 		must(t, err)
 		_, err = f.s.RotationPolicy(f.ctx, keyward.RotationScope{KeyID: k.ID})
 		wantCode(t, err, keyward.ENOTFOUND)
@@ -269,7 +269,7 @@ func testRotateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 			t.Fatalf("the account's policy changed: %+v", got)
 		}
 		// A key without a policy of its own rotates as before.
-		_, _, err = f.s.RotateKey(f.ctx, f.adminKey(a.ID).ID, rotation(grace, &next))
+		_, _, err = f.s.RotateKey(f.ctx, keyward.Change{}, f.adminKey(a.ID).ID, rotation(grace, &next))
 		must(t, err)
 		_, err = f.s.RotationPolicy(f.ctx, keyward.RotationScope{KeyID: next.ID})
 		wantCode(t, err, keyward.ENOTFOUND)
@@ -277,8 +277,8 @@ func testRotateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("an aborted rotation leaves the policy with the key", func(t *testing.T) {
 		f := newFixture(t, open)
 		k := f.adminKey(f.account("acme").ID)
-		must(t, f.s.SetRotationPolicy(f.ctx, &keyward.RotationPolicy{KeyID: k.ID, MaxAge: keyward.Duration(48 * time.Hour), UpdatedAt: fixedTime}))
-		_, _, err := f.s.RotateKey(f.ctx, k.ID, func(old *keyward.Key) (*keyward.Key, error) { return nil, errAbort })
+		must(t, f.s.SetRotationPolicy(f.ctx, keyward.Change{}, &keyward.RotationPolicy{KeyID: k.ID, MaxAge: keyward.Duration(48 * time.Hour), UpdatedAt: fixedTime}))
+		_, _, err := f.s.RotateKey(f.ctx, keyward.Change{}, k.ID, func(old *keyward.Key) (*keyward.Key, error) { return nil, errAbort })
 		if !errors.Is(err, errAbort) {
 			t.Fatalf("RotateKey error = %v, want fn's error", err)
 		}
@@ -288,7 +288,7 @@ func testRotateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("an error from fn changes nothing", func(t *testing.T) {
 		f := newFixture(t, open)
 		k := f.rootKey()
-		_, _, err := f.s.RotateKey(f.ctx, k.ID, func(old *keyward.Key) (*keyward.Key, error) {
+		_, _, err := f.s.RotateKey(f.ctx, keyward.Change{}, k.ID, func(old *keyward.Key) (*keyward.Key, error) {
 			old.RevokedAt = &grace
 			return nil, errAbort
 		})
@@ -304,7 +304,7 @@ func testRotateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		k, other := f.rootKey(), f.rootKey()
 		var next *keyward.Key
-		_, _, err := f.s.RotateKey(f.ctx, k.ID, func(old *keyward.Key) (*keyward.Key, error) {
+		_, _, err := f.s.RotateKey(f.ctx, keyward.Change{}, k.ID, func(old *keyward.Key) (*keyward.Key, error) {
 			n, err := rotation(grace, &next)(old)
 			n.Hash = other.Hash
 			return n, err
@@ -316,7 +316,7 @@ func testRotateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 	})
 	t.Run("unknown id is not_found and fn is not called", func(t *testing.T) {
 		f := newFixture(t, open)
-		_, _, err := f.s.RotateKey(f.ctx, "key_missing", func(*keyward.Key) (*keyward.Key, error) {
+		_, _, err := f.s.RotateKey(f.ctx, keyward.Change{}, "key_missing", func(*keyward.Key) (*keyward.Key, error) {
 			t.Error("fn called for a missing key")
 			return nil, errAbort
 		})
@@ -329,7 +329,7 @@ func testRotateKey(t *testing.T, open func(*testing.T) keyward.Store) {
 			k := f.userKey(a.ID, f.user(a.ID, "alice").ID)
 			edit := prepare(f, k)
 			var next *keyward.Key
-			_, _, err := f.s.RotateKey(f.ctx, k.ID, func(old *keyward.Key) (*keyward.Key, error) {
+			_, _, err := f.s.RotateKey(f.ctx, keyward.Change{}, k.ID, func(old *keyward.Key) (*keyward.Key, error) {
 				n, err := rotation(grace, &next)(old)
 				edit(old)
 				return n, err

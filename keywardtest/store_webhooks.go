@@ -33,10 +33,10 @@ func testWebhooks(t *testing.T, open func(*testing.T) keyward.Store) {
 		a, b := f.account("acme"), f.account("globex")
 		ea, eb, eg := newEndpoint(a.ID, keyward.EventKeyRevoked), newEndpoint(b.ID), newEndpoint("")
 		for _, e := range []*keyward.WebhookEndpoint{ea, eb, eg} {
-			must(t, f.s.CreateWebhookEndpoint(f.ctx, e))
+			must(t, f.s.CreateWebhookEndpoint(f.ctx, keyward.Change{}, e))
 		}
-		wantCode(t, f.s.CreateWebhookEndpoint(f.ctx, ea), keyward.ECONFLICT)
-		wantCode(t, f.s.CreateWebhookEndpoint(f.ctx, newEndpoint("acc_missing")), keyward.ENOTFOUND)
+		wantCode(t, f.s.CreateWebhookEndpoint(f.ctx, keyward.Change{}, ea), keyward.ECONFLICT)
+		wantCode(t, f.s.CreateWebhookEndpoint(f.ctx, keyward.Change{}, newEndpoint("acc_missing")), keyward.ENOTFOUND)
 
 		got, err := f.s.WebhookEndpoint(f.ctx, ea.ID)
 		must(t, err)
@@ -55,7 +55,7 @@ func testWebhooks(t *testing.T, open func(*testing.T) keyward.Store) {
 		wantIDs(t, all, sorted(ea.ID, eb.ID, eg.ID)...)
 
 		later := fixedTime.Add(time.Hour)
-		up, err := f.s.UpdateWebhookEndpoint(f.ctx, ea.ID, func(e *keyward.WebhookEndpoint) error {
+		up, err := f.s.UpdateWebhookEndpoint(f.ctx, keyward.Change{}, ea.ID, func(e *keyward.WebhookEndpoint) error {
 			e.Events, e.Disabled, e.DisabledReason, e.UpdatedAt = nil, true, "paused", later
 			return nil
 		})
@@ -63,41 +63,41 @@ func testWebhooks(t *testing.T, open func(*testing.T) keyward.Store) {
 		if len(up.Events) != 0 || !up.Disabled || up.DisabledReason != "paused" || !up.UpdatedAt.Equal(later) {
 			t.Fatalf("updated endpoint = %+v", up)
 		}
-		_, err = f.s.UpdateWebhookEndpoint(f.ctx, ea.ID, func(e *keyward.WebhookEndpoint) error {
+		_, err = f.s.UpdateWebhookEndpoint(f.ctx, keyward.Change{}, ea.ID, func(e *keyward.WebhookEndpoint) error {
 			e.AccountID = b.ID
 			return nil
 		})
 		wantCode(t, err, keyward.EINVALID)
-		_, err = f.s.UpdateWebhookEndpoint(f.ctx, ea.ID, func(*keyward.WebhookEndpoint) error { return errAbort })
+		_, err = f.s.UpdateWebhookEndpoint(f.ctx, keyward.Change{}, ea.ID, func(*keyward.WebhookEndpoint) error { return errAbort })
 		if err == nil {
 			t.Fatal("UpdateWebhookEndpoint ignored fn's error")
 		}
-		del, err := f.s.DeleteWebhookEndpoint(f.ctx, ea.ID)
+		del, err := f.s.DeleteWebhookEndpoint(f.ctx, keyward.Change{}, ea.ID)
 		must(t, err)
 		if del.ID != ea.ID {
 			t.Fatalf("DeleteWebhookEndpoint returned %s, want %s", del.ID, ea.ID)
 		}
 		_, err = f.s.WebhookEndpoint(f.ctx, ea.ID)
 		wantCode(t, err, keyward.ENOTFOUND)
-		_, err = f.s.DeleteWebhookEndpoint(f.ctx, ea.ID)
+		_, err = f.s.DeleteWebhookEndpoint(f.ctx, keyward.Change{}, ea.ID)
 		wantCode(t, err, keyward.ENOTFOUND)
 	})
 
 	t.Run("events commit with their change and only with it", func(t *testing.T) {
 		f := newFixture(t, open)
 		ep := newEndpoint("")
-		must(t, f.s.CreateWebhookEndpoint(f.ctx, ep))
+		must(t, f.s.CreateWebhookEndpoint(f.ctx, keyward.Change{}, ep))
 		a := &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", CreatedAt: fixedTime, UpdatedAt: fixedTime}
 		ok := newEvent(keyward.EventKeyCreated, a.ID)
-		must(t, f.s.CreateAccount(keyward.NewContextWithEvent(f.ctx, ok), a))
+		must(t, f.s.CreateAccount(f.ctx, keyward.Change{Events: []*keyward.Event{ok}}, a))
 
 		dup := &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", CreatedAt: fixedTime, UpdatedAt: fixedTime}
 		lost := newEvent(keyward.EventKeyCreated, dup.ID)
-		wantCode(t, f.s.CreateAccount(keyward.NewContextWithEvent(f.ctx, lost), dup), keyward.ECONFLICT)
+		wantCode(t, f.s.CreateAccount(f.ctx, keyward.Change{Events: []*keyward.Event{lost}}, dup), keyward.ECONFLICT)
 
 		bad := newEvent("key.exploded", a.ID)
 		other := &keyward.Account{ID: apikey.NewID("acc"), Name: "other", CreatedAt: fixedTime, UpdatedAt: fixedTime}
-		wantCode(t, f.s.CreateAccount(keyward.NewContextWithEvent(f.ctx, bad), other), keyward.EINVALID)
+		wantCode(t, f.s.CreateAccount(f.ctx, keyward.Change{Events: []*keyward.Event{bad}}, other), keyward.EINVALID)
 		_, err := f.s.Account(f.ctx, other.ID)
 		wantCode(t, err, keyward.ENOTFOUND)
 
@@ -121,7 +121,7 @@ func testWebhooks(t *testing.T, open func(*testing.T) keyward.Store) {
 		a, b := f.account("acme"), f.account("globex")
 		revokes, allA, allB, global := newEndpoint(a.ID, keyward.EventKeyRevoked), newEndpoint(a.ID), newEndpoint(b.ID), newEndpoint("")
 		for _, e := range []*keyward.WebhookEndpoint{revokes, allA, allB, global} {
-			must(t, f.s.CreateWebhookEndpoint(f.ctx, e))
+			must(t, f.s.CreateWebhookEndpoint(f.ctx, keyward.Change{}, e))
 		}
 		revoked, created, ofB, blocked := newEvent(keyward.EventKeyRevoked, a.ID), newEvent(keyward.EventKeyCreated, a.ID),
 			newEvent(keyward.EventKeyCreated, b.ID), newEvent(keyward.EventIPBlocked, "")
@@ -158,8 +158,8 @@ func testWebhooks(t *testing.T, open func(*testing.T) keyward.Store) {
 		f := newFixture(t, open)
 		ep, off := newEndpoint(""), newEndpoint("")
 		off.Disabled = true
-		must(t, f.s.CreateWebhookEndpoint(f.ctx, ep))
-		must(t, f.s.CreateWebhookEndpoint(f.ctx, off))
+		must(t, f.s.CreateWebhookEndpoint(f.ctx, keyward.Change{}, ep))
+		must(t, f.s.CreateWebhookEndpoint(f.ctx, keyward.Change{}, off))
 		ev := newEvent(keyward.EventKeyRevoked, "")
 		must(t, f.s.AppendEvents(f.ctx, []*keyward.Event{ev}))
 		_, err := f.s.DispatchEvents(f.ctx, fixedTime, 10)
@@ -219,7 +219,7 @@ func testWebhooks(t *testing.T, open func(*testing.T) keyward.Store) {
 		if left, err := f.s.ClaimDeliveries(f.ctx, retry.Add(24*time.Hour), lease, 10); err != nil || len(left) != 0 {
 			t.Fatalf("claim with no enabled endpoint = %d, %v; want none", len(left), err)
 		}
-		_, err = f.s.DeleteWebhookEndpoint(f.ctx, ep.ID)
+		_, err = f.s.DeleteWebhookEndpoint(f.ctx, keyward.Change{}, ep.ID)
 		must(t, err)
 		wantCode(t, f.s.FinishDelivery(f.ctx, keyward.DeliveryOutcome{EventID: ev.ID, EndpointID: ep.ID, LeaseUntil: due[0].LeaseUntil,
 			Time: retry, State: keyward.DeliveryDelivered, NextAttemptAt: retry}), keyward.ENOTFOUND)
@@ -228,7 +228,7 @@ func testWebhooks(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("retention deletes finished events only", func(t *testing.T) {
 		f := newFixture(t, open)
 		ep := newEndpoint("")
-		must(t, f.s.CreateWebhookEndpoint(f.ctx, ep))
+		must(t, f.s.CreateWebhookEndpoint(f.ctx, keyward.Change{}, ep))
 		old := func() *keyward.Event { return newEvent(keyward.EventKeyCreated, "") }
 		delivered, failed, pending, undispatched := old(), old(), old(), old()
 		recent := newEvent(keyward.EventKeyCreated, "")
@@ -264,7 +264,7 @@ func testWebhooks(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("concurrent claims never hand out a delivery twice", func(t *testing.T) {
 		f := newFixture(t, open)
 		ep := newEndpoint("")
-		must(t, f.s.CreateWebhookEndpoint(f.ctx, ep))
+		must(t, f.s.CreateWebhookEndpoint(f.ctx, keyward.Change{}, ep))
 		const events = 40
 		batch := make([]*keyward.Event, events)
 		for i := range batch {

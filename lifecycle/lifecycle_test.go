@@ -177,7 +177,7 @@ func TestSimulatedDays(t *testing.T) {
 	otherKey := mk(keyward.Key{Role: keyward.RoleAccountAdmin, AccountID: other.ID, Name: "no policy"}) // never due
 	refilled := mk(keyward.Key{Role: keyward.RoleAccountAdmin, AccountID: other.ID, Name: "credits", Credits: &keyward.Credits{Remaining: 0, RefilledAt: t0, Refill: &keyward.CreditRefill{Amount: 5, Interval: keyward.Duration(3 * time.Hour)}}})
 	rule := &keyward.IPRule{ID: apikey.NewID("ipr"), Action: keyward.IPBlock, CIDR: netip.MustParsePrefix("192.0.2.0/24"), ExpiresAt: ptr(t0.Add(90 * time.Minute)), CreatedAt: t0}
-	if err := s.CreateIPRule(ctx, rule); err != nil {
+	if err := s.CreateIPRule(ctx, keyward.Change{}, rule); err != nil {
 		t.Fatal(err)
 	}
 	rootCtx := keyward.NewContextWithIdentity(ctx, &keyward.Identity{KeyID: root.ID, Role: keyward.RoleRoot})
@@ -327,7 +327,7 @@ func TestScheduleExpiryKeepsEarlierExpiry(t *testing.T) {
 	acct := keywardtest.NewAccount(t, s, "acme")
 	early := &keywardtest.NewKey(t, s, h, keyward.Key{Role: keyward.RoleAccountAdmin, AccountID: acct.ID, CreatedAt: t0, ExpiresAt: ptr(t0.Add(day + time.Hour))}).Key
 	late := &keywardtest.NewKey(t, s, h, keyward.Key{Role: keyward.RoleAccountAdmin, AccountID: acct.ID, CreatedAt: t0}).Key
-	if err := s.SetRotationPolicy(t.Context(), &keyward.RotationPolicy{AccountID: acct.ID, MaxAge: keyward.Duration(day), ExpireAfter: keyward.Duration(7 * day), UpdatedAt: t0}); err != nil {
+	if err := s.SetRotationPolicy(t.Context(), keyward.Change{}, &keyward.RotationPolicy{AccountID: acct.ID, MaxAge: keyward.Duration(day), ExpireAfter: keyward.Duration(7 * day), UpdatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 	in.runOnce(t)
@@ -339,7 +339,7 @@ func TestScheduleExpiryKeepsEarlierExpiry(t *testing.T) {
 		t.Fatalf("expiry = %v, want %v", k.ExpiresAt, want)
 	}
 	// An admin extends it: the job leaves it.
-	if _, err := s.UpdateKey(t.Context(), late.ID, func(k *keyward.Key) error { k.ExpiresAt = ptr(t0.Add(30 * day)); return nil }); err != nil {
+	if _, err := s.UpdateKey(t.Context(), keyward.Change{}, late.ID, func(k *keyward.Key) error { k.ExpiresAt = ptr(t0.Add(30 * day)); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	c.Add(time.Hour)

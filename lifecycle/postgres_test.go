@@ -49,7 +49,7 @@ func TestInstancesShareTheWork(t *testing.T) {
 	a, b := newInstance(t, stores[0], c, cfg), newInstance(t, stores[1], c, cfg)
 	s, h := stores[0], keywardtest.NewHasher(t)
 	acct := keywardtest.NewAccount(t, s, "acme")
-	if err := s.SetRotationPolicy(t.Context(), &keyward.RotationPolicy{AccountID: acct.ID, MaxAge: keyward.Duration(2 * time.Hour), UpdatedAt: t0}); err != nil {
+	if err := s.SetRotationPolicy(t.Context(), keyward.Change{}, &keyward.RotationPolicy{AccountID: acct.ID, MaxAge: keyward.Duration(2 * time.Hour), UpdatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 40

@@ -13,7 +13,7 @@ const accountCols = "id, name, key_prefix, rate_limits, disabled, created_at, up
 
 // CreateAccount inserts a. ECONFLICT if the id or the name is taken,
 // EINVALID if its rate limits are not valid.
-func (s *Store) CreateAccount(ctx context.Context, a *keyward.Account) error {
+func (s *Store) CreateAccount(ctx context.Context, ch keyward.Change, a *keyward.Account) error {
 	if a.ID == "" {
 		return keyward.Errorf(keyward.EINVALID, "postgres: create account: id is required")
 	}
@@ -23,7 +23,7 @@ func (s *Store) CreateAccount(ctx context.Context, a *keyward.Account) error {
 	if err := a.SecretMeta.ValidateRecord("account secret_meta"); err != nil {
 		return fmt.Errorf("postgres: create account %s: %w", a.ID, err)
 	}
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		args := append([]any{a.ID, a.Name, a.KeyPrefix, encodeRateLimits(a.RateLimits), a.Disabled, a.CreatedAt, a.UpdatedAt},
 			sealedArgs(a.SecretMeta)...)
 		args = append(args, !a.Policy.NoUserMinting, !a.Policy.NoAdminMinting)
@@ -80,9 +80,9 @@ func (s *Store) Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Accoun
 // transaction. An error from fn aborts it and is returned. fn may not
 // change the id; ECONFLICT if the new name is taken, EINVALID if the rate
 // limits are not valid.
-func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.Account) error) (*keyward.Account, error) {
+func (s *Store) UpdateAccount(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Account) error) (*keyward.Account, error) {
 	var out *keyward.Account
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		a, err := s.account(ctx, tx, id, "FOR UPDATE")
 		if err != nil {
 			return err
@@ -118,9 +118,9 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.A
 // the hashes of the deleted keys. The account row is locked first, so a
 // key being created in it either commits before (and is returned) or fails
 // after (ENOTFOUND).
-func (s *Store) DeleteAccount(ctx context.Context, id string) ([]keyward.KeyHash, error) {
+func (s *Store) DeleteAccount(ctx context.Context, ch keyward.Change, id string) ([]keyward.KeyHash, error) {
 	var hashes []keyward.KeyHash
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		if _, err := s.account(ctx, tx, id, "FOR UPDATE"); err != nil {
 			return err
 		}
@@ -164,11 +164,11 @@ const userCols = "id, account_id, name, external_id, created_at"
 
 // CreateUser inserts u. ENOTFOUND if its account does not exist, ECONFLICT
 // if the id or the external id (within the account) is taken.
-func (s *Store) CreateUser(ctx context.Context, u *keyward.User) error {
+func (s *Store) CreateUser(ctx context.Context, ch keyward.Change, u *keyward.User) error {
 	if u.ID == "" {
 		return keyward.Errorf(keyward.EINVALID, "postgres: create user: id is required")
 	}
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO users (id, account_id, name, external_id, created_at)
 			VALUES ($1, $2, $3, $4, $5)`,
 			u.ID, u.AccountID, u.Name, u.ExternalID, u.CreatedAt)
@@ -216,9 +216,9 @@ func (s *Store) Users(ctx context.Context, accountID string, p keyward.Page) ([]
 
 // DeleteUser deletes the user with its keys and returns the hashes of the
 // deleted keys. The user row is locked first (see DeleteAccount).
-func (s *Store) DeleteUser(ctx context.Context, id string) ([]keyward.KeyHash, error) {
+func (s *Store) DeleteUser(ctx context.Context, ch keyward.Change, id string) ([]keyward.KeyHash, error) {
 	var hashes []keyward.KeyHash
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		var one int
 		err := tx.QueryRow(ctx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", id).Scan(&one)
 		if errors.Is(err, pgx.ErrNoRows) {

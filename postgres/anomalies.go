@@ -15,11 +15,11 @@ const selectAnomaly = `SELECT id, type, severity, COALESCE(account_id, ''), COAL
 // CreateAnomaly inserts a. ECONFLICT if the id is taken, EINVALID unless
 // it has an id, a known type and severity, and details that are a JSON
 // object or empty. The key and account it names need not exist.
-func (s *Store) CreateAnomaly(ctx context.Context, a *keyward.Anomaly) error {
+func (s *Store) CreateAnomaly(ctx context.Context, ch keyward.Change, a *keyward.Anomaly) error {
 	if err := a.Validate(); err != nil {
 		return fmt.Errorf("postgres: create anomaly %s: %w", a.ID, err)
 	}
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO anomalies (id, type, severity, account_id, key_id, ip, details,
 			action, action_error, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			a.ID, string(a.Type), string(a.Severity), nullString(a.AccountID), nullString(a.KeyID), nullString(a.IP),

@@ -22,12 +22,12 @@ func importConflicts(k *keyward.Key) conflicts {
 // transaction, all or none. Each key is checked and inserted as CreateKey
 // does; a digest already stored or given twice is ECONFLICT. The time of
 // the import is each key's CreatedAt.
-func (s *Store) ImportKeys(ctx context.Context, imports []keyward.KeyImport) error {
+func (s *Store) ImportKeys(ctx context.Context, ch keyward.Change, imports []keyward.KeyImport) error {
 	if len(imports) == 0 {
 		return nil
 	}
 	stored := make([]*keyward.Key, len(imports))
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		for i, im := range imports {
 			if im.Key == nil {
 				return keyward.Errorf(keyward.EINVALID, "an import has no key")

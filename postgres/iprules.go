@@ -16,11 +16,11 @@ const selectIPRule = `SELECT id, COALESCE(account_id, ''), action, cidr, reason,
 
 // CreateIPRule inserts r. ENOTFOUND if its account does not exist,
 // ECONFLICT if the id is taken, EINVALID for a bad action or CIDR.
-func (s *Store) CreateIPRule(ctx context.Context, r *keyward.IPRule) error {
+func (s *Store) CreateIPRule(ctx context.Context, ch keyward.Change, r *keyward.IPRule) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("postgres: create ip rule %s: %w", r.ID, err)
 	}
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO ip_rules (id, account_id, action, cidr, reason, expires_at, created_at, created_by, automatic)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			r.ID, nullString(r.AccountID), string(r.Action), r.CIDR.String(), r.Reason, r.ExpiresAt,
@@ -89,9 +89,9 @@ func (s *Store) ActiveIPRules(ctx context.Context, now time.Time) ([]*keyward.IP
 }
 
 // DeleteIPRule deletes the rule with id and returns it as it was.
-func (s *Store) DeleteIPRule(ctx context.Context, id string) (*keyward.IPRule, error) {
+func (s *Store) DeleteIPRule(ctx context.Context, ch keyward.Change, id string) (*keyward.IPRule, error) {
 	var r *keyward.IPRule
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		var err error
 		r, err = scanIPRule(tx.QueryRow(ctx, `DELETE FROM ip_rules WHERE id = $1
 			RETURNING id, COALESCE(account_id, ''), action, cidr, reason, expires_at, created_at, COALESCE(created_by, ''), automatic`, id))

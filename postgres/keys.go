@@ -55,9 +55,9 @@ func keyConflicts(k *keyward.Key) conflicts {
 // not JSON. It fills k.AccountDisabled, k.AccountRateLimits and
 // k.AccountSecretMeta from the account, so a caller that caches k caches the
 // state a read would return.
-func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
+func (s *Store) CreateKey(ctx context.Context, ch keyward.Change, k *keyward.Key) error {
 	var stored *keyward.Key
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		var err error
 		stored, err = s.insertKey(ctx, tx, k)
 		return err
@@ -74,11 +74,11 @@ func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
 // keyward.Key.Status VALID); ECONFLICT otherwise. Bootstraps serialise on an advisory
 // lock of the schema, held to the end of the transaction, so of concurrent
 // bootstraps from any number of instances exactly one inserts.
-func (s *Store) BootstrapRootKey(ctx context.Context, k *keyward.Key) error {
+func (s *Store) BootstrapRootKey(ctx context.Context, ch keyward.Change, k *keyward.Key) error {
 	if k.Role != keyward.RoleRoot {
 		return keyward.Errorf(keyward.EINVALID, "postgres: bootstrap root key %s: the bootstrap key must have role root, not %q", k.ID, k.Role)
 	}
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey(s.schema, "bootstrap")); err != nil {
 			return s.dbError(err, nil)
 		}
@@ -152,7 +152,7 @@ var batchConflicts = conflicts{
 // the foreign keys check their accounts and users. A conflict names no
 // key. It fills AccountDisabled and AccountRateLimits of every key once the
 // transaction has committed.
-func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
+func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keyward.Key) error {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -168,7 +168,7 @@ func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
 		}
 	}
 	accounts := map[string]*keyward.Account{}
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		i := 0
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"keys"}, keyColumns, pgx.CopyFromFunc(func() ([]any, error) {
 			if i == len(keys) {
@@ -275,9 +275,9 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 // transaction; an error from fn aborts it unchanged and is returned. fn
 // must not change the id, hash, pepper version, role, account or user
 // (EINVALID). It returns the key as stored.
-func (s *Store) UpdateKey(ctx context.Context, id string, fn func(*keyward.Key) error) (*keyward.Key, error) {
+func (s *Store) UpdateKey(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Key) error) (*keyward.Key, error) {
 	var out *keyward.Key
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		k, err := s.keyByID(ctx, tx, id, "FOR UPDATE OF k")
 		if err != nil {
 			return err
@@ -303,9 +303,9 @@ const keyTreeQuery = `WITH RECURSIVE tree(id) AS (
 
 // UpdateKeyTree locks the key with id and its descendants and calls fn on
 // each, in one transaction (see keyward.Store).
-func (s *Store) UpdateKeyTree(ctx context.Context, id string, fn func(*keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error)) ([]*keyward.Key, error) {
+func (s *Store) UpdateKeyTree(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error)) ([]*keyward.Key, error) {
 	var changed []*keyward.Key
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, keyTreeQuery, id)
 		if err != nil {
 			return s.dbError(err, nil)
@@ -351,8 +351,8 @@ func (s *Store) UpdateKeyTree(ctx context.Context, id string, fn func(*keyward.K
 // then saves both in one transaction: either the old key is updated, the
 // new one inserted and the old key's own rotation policy moved to it, or
 // nothing changes. It returns both as stored.
-func (s *Store) RotateKey(ctx context.Context, id string, fn func(old *keyward.Key) (*keyward.Key, error)) (old, next *keyward.Key, err error) {
-	err = s.write(ctx, func(tx pgx.Tx) error {
+func (s *Store) RotateKey(ctx context.Context, ch keyward.Change, id string, fn func(old *keyward.Key) (*keyward.Key, error)) (old, next *keyward.Key, err error) {
+	err = s.write(ctx, ch, func(tx pgx.Tx) error {
 		k, err := s.keyByID(ctx, tx, id, "FOR UPDATE OF k")
 		if err != nil {
 			return err
@@ -409,9 +409,9 @@ func (s *Store) saveKey(ctx context.Context, tx pgx.Tx, orig, k *keyward.Key) (*
 }
 
 // DeleteKey deletes the key with id and returns it as it was.
-func (s *Store) DeleteKey(ctx context.Context, id string) (*keyward.Key, error) {
+func (s *Store) DeleteKey(ctx context.Context, ch keyward.Change, id string) (*keyward.Key, error) {
 	var k *keyward.Key
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		var err error
 		k, err = scanKey(tx.QueryRow(ctx, "DELETE FROM keys AS k WHERE k.id = $1"+returningKey, id))
 		if err != nil {

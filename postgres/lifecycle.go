@@ -67,7 +67,7 @@ func usDuration(us int64) keyward.Duration {
 }
 
 // SetRotationPolicy inserts p or replaces the policy of its scope.
-func (s *Store) SetRotationPolicy(ctx context.Context, p *keyward.RotationPolicy) error {
+func (s *Store) SetRotationPolicy(ctx context.Context, ch keyward.Change, p *keyward.RotationPolicy) error {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("postgres: set rotation policy: %w", err)
 	}
@@ -75,7 +75,7 @@ func (s *Store) SetRotationPolicy(ctx context.Context, p *keyward.RotationPolicy
 	if p.AccountID != "" {
 		target = "account_id"
 	}
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO rotation_policies (account_id, key_id, max_age_us, expire_after_us, updated_at, updated_by)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (`+target+`) DO UPDATE SET max_age_us = excluded.max_age_us,
 			expire_after_us = excluded.expire_after_us, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
@@ -111,13 +111,13 @@ func (s *Store) policyError(err error, sc keyward.RotationScope) error {
 }
 
 // DeleteRotationPolicy deletes the policy of sc and returns it.
-func (s *Store) DeleteRotationPolicy(ctx context.Context, sc keyward.RotationScope) (*keyward.RotationPolicy, error) {
+func (s *Store) DeleteRotationPolicy(ctx context.Context, ch keyward.Change, sc keyward.RotationScope) (*keyward.RotationPolicy, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("postgres: delete rotation policy: %w", err)
 	}
 	cond, arg := scopeCond(sc)
 	var p *keyward.RotationPolicy
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		var err error
 		if p, err = scanPolicy(tx.QueryRow(ctx, selectPolicy+" WHERE "+cond+" FOR UPDATE", arg)); err != nil {
 			return s.policyError(err, sc)
@@ -134,8 +134,8 @@ func (s *Store) DeleteRotationPolicy(ctx context.Context, sc keyward.RotationSco
 // AddKeyNotice records n unless the key has it already (ECONFLICT).
 // Concurrent adds of one notice queue on its row: the first commits, the
 // others then find it and fail.
-func (s *Store) AddKeyNotice(ctx context.Context, n *keyward.KeyNotice) error {
-	err := s.write(ctx, func(tx pgx.Tx) error { return s.insertKeyNotice(ctx, tx, n) })
+func (s *Store) AddKeyNotice(ctx context.Context, ch keyward.Change, n *keyward.KeyNotice) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error { return s.insertKeyNotice(ctx, tx, n) })
 	if err != nil {
 		return fmt.Errorf("postgres: add %s notice of key %s: %w", n.Kind, n.KeyID, err)
 	}

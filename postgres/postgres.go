@@ -14,8 +14,8 @@
 // pooler that cannot keep prepared statements, set
 // default_query_exec_mode=exec in the URL.
 //
-// Every write method that changes state appends the audit entry its context
-// carries (keyward.NewContextWithAudit) in its own transaction; appends
+// Every write method that changes state appends the audit entry of its
+// keyward.Change in its own transaction; appends
 // queue on an advisory lock of the schema, so entries are numbered without
 // gaps across instances.
 //
@@ -165,26 +165,25 @@ func (s *Store) Close() error {
 }
 
 // write runs fn in a transaction (see inTx) and, if fn succeeds, writes the
-// events ctx carries (keyward.EventsFrom) to the outbox, records its key
-// notice (keyward.KeyNoticeFrom) and appends the
-// audit entry it carries (keyward.AuditFrom) in the same transaction, so
+// events of ch to the outbox, records its key notice and appends its audit
+// entry in the same transaction, so
 // the change, its announcements and its entry commit together or not at
 // all. Every write method that changes state uses it, except the hot-path
 // bookkeeping (TouchKeys, SpendCredits, WriteCredits).
-func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+func (s *Store) write(ctx context.Context, ch keyward.Change, fn func(tx pgx.Tx) error) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		if err := s.insertEvents(ctx, tx, keyward.EventsFrom(ctx)); err != nil {
+		if err := s.insertEvents(ctx, tx, ch.Events); err != nil {
 			return err
 		}
-		if n := keyward.KeyNoticeFrom(ctx); n != nil {
+		if n := ch.Notice; n != nil {
 			if err := s.insertKeyNotice(ctx, tx, n); err != nil {
 				return err
 			}
 		}
-		if e := keyward.AuditFrom(ctx); e != nil {
+		if e := ch.Audit; e != nil {
 			return s.appendAudit(ctx, tx, e)
 		}
 		return nil

@@ -254,7 +254,7 @@ func TestOutageIsUnavailableAndRecovers(t *testing.T) {
 	if _, err := s.KeyByHash(ctx, k.Hash); keyward.ErrorCode(err) != keyward.EUNAVAILABLE {
 		t.Fatalf("KeyByHash during an outage = %v, want unavailable", err)
 	}
-	_, err = s.UpdateKey(ctx, k.ID, func(k *keyward.Key) error { k.Disabled = true; return nil })
+	_, err = s.UpdateKey(ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.Disabled = true; return nil })
 	if keyward.ErrorCode(err) != keyward.EUNAVAILABLE {
 		t.Fatalf("UpdateKey during an outage = %v, want unavailable", err)
 	}
@@ -286,7 +286,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	for name, err := range map[string]error{
 		"Ping":      s.Ping(t.Context()),
 		"KeyByHash": func() error { _, err := s.KeyByHash(t.Context(), k.Hash); return err }(),
-		"CreateAccount": s.CreateAccount(t.Context(), &keyward.Account{ID: apikey.NewID("acc"), Name: "acme",
+		"CreateAccount": s.CreateAccount(t.Context(), keyward.Change{}, &keyward.Account{ID: apikey.NewID("acc"), Name: "acme",
 			CreatedAt: keywardtest.Now(), UpdatedAt: keywardtest.Now()}),
 	} {
 		if keyward.ErrorCode(err) != keyward.EUNAVAILABLE {
@@ -315,16 +315,16 @@ func TestErrorsMappedBySQLSTATE(t *testing.T) {
 		sqlstate string
 		prefix   string
 	}{
-		{"unique name", s.CreateAccount(ctx, &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", CreatedAt: now, UpdatedAt: now}),
+		{"unique name", s.CreateAccount(ctx, keyward.Change{}, &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", CreatedAt: now, UpdatedAt: now}),
 			keyward.ECONFLICT, "23505", "postgres: create account acc_"},
-		{"foreign key: account", s.CreateUser(ctx, &keyward.User{ID: apikey.NewID("usr"), AccountID: "acc_missing", CreatedAt: now}),
+		{"foreign key: account", s.CreateUser(ctx, keyward.Change{}, &keyward.User{ID: apikey.NewID("usr"), AccountID: "acc_missing", CreatedAt: now}),
 			keyward.ENOTFOUND, "23503", "postgres: create user usr_"},
-		{"foreign key: user of another account", s.CreateKey(ctx, key(func(k *keyward.Key) {
+		{"foreign key: user of another account", s.CreateKey(ctx, keyward.Change{}, key(func(k *keyward.Key) {
 			k.Role, k.UserID = keyward.RoleUser, bob.ID
 		})), keyward.ENOTFOUND, "23503", "postgres: create key key_"},
-		{"jsonb refuses \\u0000", s.CreateKey(ctx, key(func(k *keyward.Key) { k.Meta = json.RawMessage(`{"a":"\u0000"}`) })),
+		{"jsonb refuses \\u0000", s.CreateKey(ctx, keyward.Change{}, key(func(k *keyward.Key) { k.Meta = json.RawMessage(`{"a":"\u0000"}`) })),
 			keyward.EINVALID, "22P05", "postgres: create key key_"},
-		{"text refuses NUL", s.CreateKey(ctx, key(func(k *keyward.Key) { k.Name = "a\x00b" })),
+		{"text refuses NUL", s.CreateKey(ctx, keyward.Change{}, key(func(k *keyward.Key) { k.Name = "a\x00b" })),
 			keyward.EINVALID, "22021", "postgres: create key key_"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

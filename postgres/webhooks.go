@@ -16,8 +16,8 @@ const selectEndpoint = `SELECT id, COALESCE(account_id, ''), url, description, e
 
 // CreateWebhookEndpoint inserts e. ENOTFOUND if its account does not exist,
 // ECONFLICT if the id is taken.
-func (s *Store) CreateWebhookEndpoint(ctx context.Context, e *keyward.WebhookEndpoint) error {
-	err := s.write(ctx, func(tx pgx.Tx) error {
+func (s *Store) CreateWebhookEndpoint(ctx context.Context, ch keyward.Change, e *keyward.WebhookEndpoint) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO webhook_endpoints (id, account_id, url, description, events, secret,
 			secret_version, disabled, disabled_reason, created_by, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
@@ -81,9 +81,9 @@ func (s *Store) WebhookEndpoints(ctx context.Context, f keyward.WebhookEndpointF
 
 // UpdateWebhookEndpoint loads the endpoint, applies fn and saves the result
 // in one transaction. EINVALID if fn changes the id or account.
-func (s *Store) UpdateWebhookEndpoint(ctx context.Context, id string, fn func(*keyward.WebhookEndpoint) error) (*keyward.WebhookEndpoint, error) {
+func (s *Store) UpdateWebhookEndpoint(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.WebhookEndpoint) error) (*keyward.WebhookEndpoint, error) {
 	var out *keyward.WebhookEndpoint
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		e, err := s.endpoint(ctx, tx, id, "FOR UPDATE")
 		if err != nil {
 			return err
@@ -111,9 +111,9 @@ func (s *Store) UpdateWebhookEndpoint(ctx context.Context, id string, fn func(*k
 
 // DeleteWebhookEndpoint deletes the endpoint with its deliveries and
 // returns it.
-func (s *Store) DeleteWebhookEndpoint(ctx context.Context, id string) (*keyward.WebhookEndpoint, error) {
+func (s *Store) DeleteWebhookEndpoint(ctx context.Context, ch keyward.Change, id string) (*keyward.WebhookEndpoint, error) {
 	var e *keyward.WebhookEndpoint
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, ch, func(tx pgx.Tx) error {
 		var err error
 		e, err = scanEndpoint(tx.QueryRow(ctx, `DELETE FROM webhook_endpoints WHERE id = $1
 			RETURNING id, COALESCE(account_id, ''), url, description, events, secret, secret_version, disabled,

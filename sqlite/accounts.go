@@ -13,7 +13,7 @@ const selectAccount = "SELECT id, name, key_prefix, rate_limits, disabled, creat
 
 // CreateAccount inserts a. ECONFLICT if the id or the name is taken,
 // EINVALID if its rate limits are not valid.
-func (s *Store) CreateAccount(ctx context.Context, a *keyward.Account) error {
+func (s *Store) CreateAccount(ctx context.Context, ch keyward.Change, a *keyward.Account) error {
 	if a.ID == "" {
 		return keyward.Errorf(keyward.EINVALID, "sqlite: create account: id is required")
 	}
@@ -23,7 +23,7 @@ func (s *Store) CreateAccount(ctx context.Context, a *keyward.Account) error {
 	if err := a.SecretMeta.ValidateRecord("account secret_meta"); err != nil {
 		return fmt.Errorf("sqlite: create account %s: %w", a.ID, err)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		args := append([]any{a.ID, a.Name, a.KeyPrefix, encodeList(a.RateLimits), a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt)},
 			sealedArgs(a.SecretMeta)...)
 		args = append(args, !a.Policy.NoUserMinting, !a.Policy.NoAdminMinting)
@@ -87,9 +87,9 @@ func (s *Store) Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Accoun
 // transaction. An error from fn aborts it and is returned. fn may not
 // change the id; ECONFLICT if the new name is taken, EINVALID if the rate
 // limits are not valid.
-func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.Account) error) (*keyward.Account, error) {
+func (s *Store) UpdateAccount(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Account) error) (*keyward.Account, error) {
 	var out *keyward.Account
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		a, err := s.account(ctx, tx, id)
 		if err != nil {
 			return err
@@ -126,9 +126,9 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*keyward.A
 
 // DeleteAccount deletes the account with its users and keys (by cascade)
 // and returns the hashes of the deleted keys, read in the same transaction.
-func (s *Store) DeleteAccount(ctx context.Context, id string) ([]keyward.KeyHash, error) {
+func (s *Store) DeleteAccount(ctx context.Context, ch keyward.Change, id string) ([]keyward.KeyHash, error) {
 	var hashes []keyward.KeyHash
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		if _, err := s.account(ctx, tx, id); err != nil {
 			return err
 		}
@@ -174,11 +174,11 @@ const selectUser = "SELECT id, account_id, name, external_id, created_at FROM us
 
 // CreateUser inserts u. ENOTFOUND if its account does not exist, ECONFLICT
 // if the id or the external id (within the account) is taken.
-func (s *Store) CreateUser(ctx context.Context, u *keyward.User) error {
+func (s *Store) CreateUser(ctx context.Context, ch keyward.Change, u *keyward.User) error {
 	if u.ID == "" {
 		return keyward.Errorf(keyward.EINVALID, "sqlite: create user: id is required")
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		if _, err := s.account(ctx, tx, u.AccountID); err != nil {
 			return err
 		}
@@ -244,9 +244,9 @@ func (s *Store) Users(ctx context.Context, accountID string, p keyward.Page) ([]
 
 // DeleteUser deletes the user with its keys (by cascade) and returns the
 // hashes of the deleted keys, read in the same transaction.
-func (s *Store) DeleteUser(ctx context.Context, id string) ([]keyward.KeyHash, error) {
+func (s *Store) DeleteUser(ctx context.Context, ch keyward.Change, id string) ([]keyward.KeyHash, error) {
 	var hashes []keyward.KeyHash
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, "SELECT 1 FROM users WHERE id = ?", id).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {

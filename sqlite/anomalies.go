@@ -13,11 +13,11 @@ const selectAnomaly = "SELECT id, type, severity, account_id, key_id, ip, detail
 // CreateAnomaly inserts a. ECONFLICT if the id is taken, EINVALID unless
 // it has an id, a known type and severity, and details that are a JSON
 // object or empty. The key and account it names need not exist.
-func (s *Store) CreateAnomaly(ctx context.Context, a *keyward.Anomaly) error {
+func (s *Store) CreateAnomaly(ctx context.Context, ch keyward.Change, a *keyward.Anomaly) error {
 	if err := a.Validate(); err != nil {
 		return fmt.Errorf("sqlite: create anomaly %s: %w", a.ID, err)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO anomalies (id, type, severity, account_id, key_id, ip, details,
 			action, action_error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.ID, string(a.Type), string(a.Severity), nullString(a.AccountID), nullString(a.KeyID), nullString(a.IP),

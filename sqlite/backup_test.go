@@ -40,7 +40,7 @@ func TestBackup(t *testing.T) {
 			default:
 			}
 			now := keywardtest.Now()
-			if err := s.CreateAccount(ctx, &keyward.Account{ID: apikey.NewID("acc"), Name: fmt.Sprintf("writer-%d", i), CreatedAt: now, UpdatedAt: now}); err != nil {
+			if err := s.CreateAccount(ctx, keyward.Change{}, &keyward.Account{ID: apikey.NewID("acc"), Name: fmt.Sprintf("writer-%d", i), CreatedAt: now, UpdatedAt: now}); err != nil {
 				writeErr = err
 				return
 			}
@@ -91,7 +91,7 @@ func TestBackup(t *testing.T) {
 		t.Errorf("the copy's audit chain: %+v", v)
 	}
 	// Read-only: writes fail, and nothing appears beside the file.
-	if err := c.CreateAccount(ctx, &keyward.Account{ID: "acc_x", Name: "x", CreatedAt: keywardtest.Now(), UpdatedAt: keywardtest.Now()}); err == nil {
+	if err := c.CreateAccount(ctx, keyward.Change{}, &keyward.Account{ID: "acc_x", Name: "x", CreatedAt: keywardtest.Now(), UpdatedAt: keywardtest.Now()}); err == nil {
 		t.Error("a write to the read-only copy succeeded")
 	}
 	entries, _ := os.ReadDir(filepath.Dir(dst))

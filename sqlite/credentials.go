@@ -23,8 +23,8 @@ const liveStatuses = `('active', 'rotated', 'orphaned')`
 
 // CreateProviderConnection inserts c. ENOTFOUND if its account does not
 // exist, ECONFLICT if the id, or the name within the account, is taken.
-func (s *Store) CreateProviderConnection(ctx context.Context, c *keyward.ProviderConnection) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+func (s *Store) CreateProviderConnection(ctx context.Context, ch keyward.Change, c *keyward.ProviderConnection) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		if err := validConnection(c); err != nil {
 			return err
 		}
@@ -89,9 +89,9 @@ func (s *Store) ProviderConnections(ctx context.Context, accountID string, p key
 // result in one transaction. EINVALID if fn changes the id, account or
 // kind; ECONFLICT if it renames the connection to a name the account
 // already uses.
-func (s *Store) UpdateProviderConnection(ctx context.Context, id string, fn func(*keyward.ProviderConnection) error) (*keyward.ProviderConnection, error) {
+func (s *Store) UpdateProviderConnection(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.ProviderConnection) error) (*keyward.ProviderConnection, error) {
 	var out *keyward.ProviderConnection
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		c, err := s.connectionTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -126,9 +126,9 @@ func (s *Store) UpdateProviderConnection(ctx context.Context, id string, fn func
 // ENOTFOUND if none; ECONFLICT while credentials created through it are
 // active, rotated or orphaned. The records of its finished credentials
 // (revoked, expired, vanished) are deleted with it.
-func (s *Store) DeleteProviderConnection(ctx context.Context, id string) (*keyward.ProviderConnection, error) {
+func (s *Store) DeleteProviderConnection(ctx context.Context, ch keyward.Change, id string) (*keyward.ProviderConnection, error) {
 	var c *keyward.ProviderConnection
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		var err error
 		if c, err = s.connectionTx(ctx, tx, id); err != nil {
 			return err
@@ -157,8 +157,8 @@ func (s *Store) DeleteProviderConnection(ctx context.Context, id string) (*keywa
 // ECONFLICT if the id, or the external id within the connection, is taken;
 // EINVALID if its account or kind is not its connection's, or its status
 // is unknown.
-func (s *Store) CreateCredential(ctx context.Context, c *keyward.ManagedCredential) error {
-	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertCredential(ctx, tx, c) })
+func (s *Store) CreateCredential(ctx context.Context, ch keyward.Change, c *keyward.ManagedCredential) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error { return s.insertCredential(ctx, tx, c) })
 	if err != nil {
 		return fmt.Errorf("sqlite: create credential %s: %w", c.ID, err)
 	}
@@ -245,9 +245,9 @@ func (s *Store) Credentials(ctx context.Context, f keyward.CredentialFilter, p k
 // UpdateCredential loads the credential, applies fn and saves the result in
 // one transaction. EINVALID if fn changes the id, connection, account, kind
 // or external id, or sets an unknown status.
-func (s *Store) UpdateCredential(ctx context.Context, id string, fn func(*keyward.ManagedCredential) error) (*keyward.ManagedCredential, error) {
+func (s *Store) UpdateCredential(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.ManagedCredential) error) (*keyward.ManagedCredential, error) {
 	var out *keyward.ManagedCredential
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		c, err := s.credentialTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -271,8 +271,8 @@ func (s *Store) UpdateCredential(ctx context.Context, id string, fn func(*keywar
 // RotateCredential loads the credential, lets fn change it and return its
 // replacement, then saves both in one transaction: an error from fn, or
 // from saving either, leaves both as they were.
-func (s *Store) RotateCredential(ctx context.Context, id string, fn func(old *keyward.ManagedCredential) (*keyward.ManagedCredential, error)) (old, next *keyward.ManagedCredential, err error) {
-	err = s.write(ctx, func(tx *sql.Tx) error {
+func (s *Store) RotateCredential(ctx context.Context, ch keyward.Change, id string, fn func(old *keyward.ManagedCredential) (*keyward.ManagedCredential, error)) (old, next *keyward.ManagedCredential, err error) {
+	err = s.write(ctx, ch, func(tx *sql.Tx) error {
 		c, err := s.credentialTx(ctx, tx, id)
 		if err != nil {
 			return err

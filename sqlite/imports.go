@@ -14,11 +14,11 @@ import (
 // transaction, all or none. Each key is checked and inserted as CreateKey
 // does; a digest already stored or given twice is ECONFLICT. The time of
 // the import is the first key's CreatedAt.
-func (s *Store) ImportKeys(ctx context.Context, imports []keyward.KeyImport) error {
+func (s *Store) ImportKeys(ctx context.Context, ch keyward.Change, imports []keyward.KeyImport) error {
 	if len(imports) == 0 {
 		return nil
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, "INSERT INTO key_imports (key_id, digest, imported_at) VALUES (?, ?, ?)")
 		if err != nil {
 			return s.dbError(err, conflicts{})

@@ -15,11 +15,11 @@ const selectIPRule = "SELECT id, account_id, action, cidr, reason, expires_at, c
 
 // CreateIPRule inserts r. ENOTFOUND if its account does not exist,
 // ECONFLICT if the id is taken, EINVALID for a bad action or CIDR.
-func (s *Store) CreateIPRule(ctx context.Context, r *keyward.IPRule) error {
+func (s *Store) CreateIPRule(ctx context.Context, ch keyward.Change, r *keyward.IPRule) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("sqlite: create ip rule %s: %w", r.ID, err)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO ip_rules (id, account_id, action, cidr, reason, expires_at, created_at, created_by, automatic)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, nullString(r.AccountID), string(r.Action), r.CIDR.String(), r.Reason, nullTime(r.ExpiresAt),
@@ -100,9 +100,9 @@ func (s *Store) queryIPRules(ctx context.Context, query string, args ...any) ([]
 }
 
 // DeleteIPRule deletes the rule with id and returns it as it was.
-func (s *Store) DeleteIPRule(ctx context.Context, id string) (*keyward.IPRule, error) {
+func (s *Store) DeleteIPRule(ctx context.Context, ch keyward.Change, id string) (*keyward.IPRule, error) {
 	var r *keyward.IPRule
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		var err error
 		r, err = scanIPRule(tx.QueryRowContext(ctx, selectIPRule+" WHERE id = ?", id))
 		if errors.Is(err, sql.ErrNoRows) {

@@ -39,8 +39,8 @@ const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix,
 // not JSON. It fills k.AccountDisabled, k.AccountRateLimits and
 // k.AccountSecretMeta from the account, so a caller that caches k caches the
 // state a read would return.
-func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
-	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertKey(ctx, tx, k) })
+func (s *Store) CreateKey(ctx context.Context, ch keyward.Change, k *keyward.Key) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error { return s.insertKey(ctx, tx, k) })
 	if err != nil {
 		return fmt.Errorf("sqlite: create key %s: %w", k.ID, err)
 	}
@@ -51,8 +51,8 @@ func (s *Store) CreateKey(ctx context.Context, k *keyward.Key) error {
 // usable root key at k.CreatedAt (usableRoot); ECONFLICT otherwise. The
 // check and the insert share one write transaction, so two concurrent
 // bootstraps cannot both succeed.
-func (s *Store) BootstrapRootKey(ctx context.Context, k *keyward.Key) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+func (s *Store) BootstrapRootKey(ctx context.Context, ch keyward.Change, k *keyward.Key) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		if k.Role != keyward.RoleRoot {
 			return keyward.Errorf(keyward.EINVALID, "the bootstrap key must have role root, not %q", k.Role)
 		}
@@ -165,12 +165,12 @@ const createKeysChunk = 250
 // as CreateKey checks it (its account and user are looked up once per
 // batch); a conflict names no key. It fills AccountDisabled of every key
 // and AccountRateLimits once the transaction has committed.
-func (s *Store) CreateKeys(ctx context.Context, keys []*keyward.Key) error {
+func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keyward.Key) error {
 	if len(keys) == 0 {
 		return nil
 	}
 	var accounts map[string]*keyward.Account
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		var err error
 		if accounts, err = s.checkOwners(ctx, tx, keys); err != nil {
 			return err
@@ -332,9 +332,9 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 // transaction; an error from fn aborts it unchanged and is returned. fn
 // must not change the id, hash, pepper version, role, account or user
 // (EINVALID). It returns the key as stored.
-func (s *Store) UpdateKey(ctx context.Context, id string, fn func(*keyward.Key) error) (*keyward.Key, error) {
+func (s *Store) UpdateKey(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Key) error) (*keyward.Key, error) {
 	var out *keyward.Key
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		k, err := s.keyTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -363,9 +363,9 @@ const keyTreeQuery = `WITH RECURSIVE tree(id) AS (
 
 // UpdateKeyTree loads the key with id and its descendants and calls fn on
 // each, in one write transaction (see keyward.Store).
-func (s *Store) UpdateKeyTree(ctx context.Context, id string, fn func(*keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error)) ([]*keyward.Key, error) {
+func (s *Store) UpdateKeyTree(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error)) ([]*keyward.Key, error) {
 	var changed []*keyward.Key
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, keyTreeQuery, id)
 		if err != nil {
 			return s.dbError(err, conflicts{})
@@ -422,8 +422,8 @@ func (s *Store) UpdateKeyTree(ctx context.Context, id string, fn func(*keyward.K
 // then saves both in one write transaction: either the old key is updated,
 // the new one inserted and the old key's own rotation policy moved to it,
 // or nothing changes. It returns both as stored.
-func (s *Store) RotateKey(ctx context.Context, id string, fn func(old *keyward.Key) (*keyward.Key, error)) (old, next *keyward.Key, err error) {
-	err = s.write(ctx, func(tx *sql.Tx) error {
+func (s *Store) RotateKey(ctx context.Context, ch keyward.Change, id string, fn func(old *keyward.Key) (*keyward.Key, error)) (old, next *keyward.Key, err error) {
+	err = s.write(ctx, ch, func(tx *sql.Tx) error {
 		k, err := s.keyTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -485,9 +485,9 @@ func (s *Store) saveKey(ctx context.Context, tx *sql.Tx, orig, k *keyward.Key) e
 }
 
 // DeleteKey deletes the key with id and returns it as it was.
-func (s *Store) DeleteKey(ctx context.Context, id string) (*keyward.Key, error) {
+func (s *Store) DeleteKey(ctx context.Context, ch keyward.Change, id string) (*keyward.Key, error) {
 	var k *keyward.Key
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		var err error
 		if k, err = s.keyTx(ctx, tx, id); err != nil {
 			return err

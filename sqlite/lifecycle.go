@@ -92,7 +92,7 @@ func usDuration(us int64) keyward.Duration {
 }
 
 // SetRotationPolicy inserts p or replaces the policy of its scope.
-func (s *Store) SetRotationPolicy(ctx context.Context, p *keyward.RotationPolicy) error {
+func (s *Store) SetRotationPolicy(ctx context.Context, ch keyward.Change, p *keyward.RotationPolicy) error {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("sqlite: set rotation policy: %w", err)
 	}
@@ -100,7 +100,7 @@ func (s *Store) SetRotationPolicy(ctx context.Context, p *keyward.RotationPolicy
 	if p.AccountID != "" {
 		target = "account_id"
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO rotation_policies (account_id, key_id, max_age_us, expire_after_us, updated_at, updated_by)
 			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (`+target+`) DO UPDATE SET max_age_us = excluded.max_age_us,
 			expire_after_us = excluded.expire_after_us, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
@@ -132,13 +132,13 @@ func (s *Store) policyError(err error, sc keyward.RotationScope) error {
 }
 
 // DeleteRotationPolicy deletes the policy of sc and returns it.
-func (s *Store) DeleteRotationPolicy(ctx context.Context, sc keyward.RotationScope) (*keyward.RotationPolicy, error) {
+func (s *Store) DeleteRotationPolicy(ctx context.Context, ch keyward.Change, sc keyward.RotationScope) (*keyward.RotationPolicy, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("sqlite: delete rotation policy: %w", err)
 	}
 	cond, arg := scopeCond(sc)
 	var p *keyward.RotationPolicy
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		var err error
 		if p, err = scanPolicy(tx.QueryRowContext(ctx, selectPolicy+" WHERE "+cond, arg)); err != nil {
 			return s.policyError(err, sc)
@@ -153,8 +153,8 @@ func (s *Store) DeleteRotationPolicy(ctx context.Context, sc keyward.RotationSco
 }
 
 // AddKeyNotice records n unless the key has it already (ECONFLICT).
-func (s *Store) AddKeyNotice(ctx context.Context, n *keyward.KeyNotice) error {
-	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertKeyNotice(ctx, tx, n) })
+func (s *Store) AddKeyNotice(ctx context.Context, ch keyward.Change, n *keyward.KeyNotice) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error { return s.insertKeyNotice(ctx, tx, n) })
 	return wrapErr(err, "sqlite: add %s notice of key %s", n.Kind, n.KeyID)
 }
 

@@ -10,8 +10,8 @@
 // the writer. The fn given to UpdateAccount, UpdateKey and RotateKey runs
 // while the writer is held, so it must not call the Store.
 //
-// Every write method that changes state appends the audit entry its context
-// carries (keyward.NewContextWithAudit) in its own transaction; the single
+// Every write method that changes state appends the audit entry of its
+// keyward.Change in its own transaction; the single
 // writer numbers the entries without gaps.
 //
 // The schema is created and upgraded by embedded, numbered migrations when
@@ -164,26 +164,25 @@ func (s *Store) Close() error {
 }
 
 // write runs fn in a transaction on the writer connection (see
-// writeUnaudited) and, if fn succeeds, writes the events ctx carries
-// (keyward.EventsFrom) to the outbox, records its key notice
-// (keyward.KeyNoticeFrom) and appends the audit entry it carries
-// (keyward.AuditFrom) in the same transaction, so the change, its
+// writeUnaudited) and, if fn succeeds, writes the events of ch to the
+// outbox, records its key notice and appends its audit entry in the same
+// transaction, so the change, its
 // announcements and its entry commit together or not at all. Every write
 // method that changes state uses it, except the hot-path bookkeeping.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, ch keyward.Change, fn func(tx *sql.Tx) error) error {
 	return s.writeUnaudited(ctx, func(tx *sql.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		if err := insertEvents(ctx, tx, keyward.EventsFrom(ctx)); err != nil {
+		if err := insertEvents(ctx, tx, ch.Events); err != nil {
 			return err
 		}
-		if n := keyward.KeyNoticeFrom(ctx); n != nil {
+		if n := ch.Notice; n != nil {
 			if err := s.insertKeyNotice(ctx, tx, n); err != nil {
 				return err
 			}
 		}
-		if e := keyward.AuditFrom(ctx); e != nil {
+		if e := ch.Audit; e != nil {
 			return s.appendAudit(ctx, tx, e)
 		}
 		return nil

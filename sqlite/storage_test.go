@@ -34,7 +34,7 @@ func TestStorageFull(t *testing.T) {
 	for i := 0; len(failed) < 5 && i < 1000; i++ {
 		now := keywardtest.Now()
 		a := &keyward.Account{ID: apikey.NewID("acc"), Name: fmt.Sprintf("filler-%d-%s", i, strings.Repeat("x", 200)), CreatedAt: now, UpdatedAt: now}
-		if err := s.CreateAccount(ctx, a); err != nil {
+		if err := s.CreateAccount(ctx, keyward.Change{}, a); err != nil {
 			failed = append(failed, err)
 		}
 	}

@@ -15,12 +15,12 @@ const selectEndpoint = `SELECT id, account_id, url, description, events, secret,
 
 // CreateWebhookEndpoint inserts e. ENOTFOUND if its account does not exist,
 // ECONFLICT if the id is taken.
-func (s *Store) CreateWebhookEndpoint(ctx context.Context, e *keyward.WebhookEndpoint) error {
+func (s *Store) CreateWebhookEndpoint(ctx context.Context, ch keyward.Change, e *keyward.WebhookEndpoint) error {
 	events, err := json.Marshal(nonNil(e.Events))
 	if err != nil {
 		return fmt.Errorf("sqlite: create webhook endpoint %s: %w", e.ID, err)
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, ch, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_endpoints (id, account_id, url, description, events,
 			secret, secret_version, disabled, disabled_reason, created_by, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -69,9 +69,9 @@ func (s *Store) WebhookEndpoints(ctx context.Context, f keyward.WebhookEndpointF
 
 // UpdateWebhookEndpoint loads the endpoint, applies fn and saves the result
 // in one transaction. EINVALID if fn changes the id or account.
-func (s *Store) UpdateWebhookEndpoint(ctx context.Context, id string, fn func(*keyward.WebhookEndpoint) error) (*keyward.WebhookEndpoint, error) {
+func (s *Store) UpdateWebhookEndpoint(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.WebhookEndpoint) error) (*keyward.WebhookEndpoint, error) {
 	var out *keyward.WebhookEndpoint
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		e, err := s.endpointTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -105,9 +105,9 @@ func (s *Store) UpdateWebhookEndpoint(ctx context.Context, id string, fn func(*k
 
 // DeleteWebhookEndpoint deletes the endpoint with its deliveries and
 // returns it.
-func (s *Store) DeleteWebhookEndpoint(ctx context.Context, id string) (*keyward.WebhookEndpoint, error) {
+func (s *Store) DeleteWebhookEndpoint(ctx context.Context, ch keyward.Change, id string) (*keyward.WebhookEndpoint, error) {
 	var e *keyward.WebhookEndpoint
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *sql.Tx) error {
 		var err error
 		if e, err = s.endpointTx(ctx, tx, id); err != nil {
 			return err

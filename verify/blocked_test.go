@@ -16,7 +16,7 @@ func (e *env) autoRule(cidr string) *keyward.IPRule {
 	e.t.Helper()
 	r := &keyward.IPRule{ID: apikey.NewID("ipr"), Action: keyward.IPBlock, CIDR: netip.MustParsePrefix(cidr),
 		CreatedAt: e.clock.Now(), Automatic: true, Reason: "keyward abuse detection: brute_force"}
-	if err := e.store.CreateIPRule(e.ctx, r); err != nil {
+	if err := e.store.CreateIPRule(e.ctx, keyward.Change{}, r); err != nil {
 		e.t.Fatalf("CreateIPRule: %v", err)
 	}
 	if err := e.engine.ReloadIPRules(e.ctx); err != nil {

@@ -83,7 +83,7 @@ func TestInvalidationSeenAtOnce(t *testing.T) {
 	before := e.lookups()
 
 	t.Run("update", func(t *testing.T) {
-		u, err := e.store.UpdateKey(e.ctx, k.ID, func(k *keyward.Key) error {
+		u, err := e.store.UpdateKey(e.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error {
 			k.Permissions = []string{"b"}
 			return nil
 		})
@@ -99,7 +99,7 @@ func TestInvalidationSeenAtOnce(t *testing.T) {
 		e.want(k.Secret, keyward.DecisionRevoked)
 	})
 	t.Run("delete", func(t *testing.T) {
-		d, err := e.store.DeleteKey(e.ctx, k.ID)
+		d, err := e.store.DeleteKey(e.ctx, keyward.Change{}, k.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func TestAccountChangedReloadsItsKeys(t *testing.T) {
 	e.want(k.Secret, keyward.DecisionValid)
 	e.want(root.Secret, keyward.DecisionValid)
 	setDisabled := func(v bool) {
-		if _, err := e.store.UpdateAccount(e.ctx, e.acct.ID, func(a *keyward.Account) error {
+		if _, err := e.store.UpdateAccount(e.ctx, keyward.Change{}, e.acct.ID, func(a *keyward.Account) error {
 			a.Disabled = v
 			return nil
 		}); err != nil {
@@ -169,13 +169,13 @@ func TestLoadRacingInvalidation(t *testing.T) {
 	}{
 		{"revoke", func(e *env, k *keyward.CreatedKey) { e.engine.KeyChanged(e.revoke(k.ID)) }, keyward.DecisionRevoked},
 		{"delete", func(e *env, k *keyward.CreatedKey) {
-			if _, err := e.store.DeleteKey(e.ctx, k.ID); err != nil {
+			if _, err := e.store.DeleteKey(e.ctx, keyward.Change{}, k.ID); err != nil {
 				e.t.Fatal(err)
 			}
 			e.engine.KeysDeleted([]keyward.KeyHash{k.Hash})
 		}, keyward.DecisionNotFound},
 		{"account disabled", func(e *env, k *keyward.CreatedKey) {
-			if _, err := e.store.UpdateAccount(e.ctx, e.acct.ID, func(a *keyward.Account) error {
+			if _, err := e.store.UpdateAccount(e.ctx, keyward.Change{}, e.acct.ID, func(a *keyward.Account) error {
 				a.Disabled = true
 				return nil
 			}); err != nil {

@@ -177,7 +177,7 @@ func (e *env) wantLookups(from, n int64) {
 func (e *env) revoke(id string) *keyward.Key {
 	e.t.Helper()
 	now := e.clock.Now()
-	k, err := e.store.UpdateKey(e.ctx, id, func(k *keyward.Key) error {
+	k, err := e.store.UpdateKey(e.ctx, keyward.Change{}, id, func(k *keyward.Key) error {
 		k.RevokedAt, k.UpdatedAt = &now, now
 		return nil
 	})

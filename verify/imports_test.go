@@ -25,7 +25,7 @@ func (e *env) importKey(raw string, configure func(*keyward.Key)) *keyward.Key {
 	if configure != nil {
 		configure(k)
 	}
-	if err := e.store.ImportKeys(e.ctx, []keyward.KeyImport{{Key: k, Digest: keyward.DigestOf(raw)}}); err != nil {
+	if err := e.store.ImportKeys(e.ctx, keyward.Change{}, []keyward.KeyImport{{Key: k, Digest: keyward.DigestOf(raw)}}); err != nil {
 		e.t.Fatalf("ImportKeys: %v", err)
 	}
 	if err := e.engine.ReloadImports(e.ctx); err != nil {
@@ -110,7 +110,7 @@ func TestImportedKeyThatDoesNotVerifyIsNotAdopted(t *testing.T) {
 	// Enabled again (here: the revocation lifted in the store and the
 	// engine told), it verifies at once from the cache, and is adopted by
 	// the next use that loads it from the store.
-	k, err := e.store.UpdateKey(e.ctx, revoked.ID, func(k *keyward.Key) error { k.RevokedAt = nil; return nil })
+	k, err := e.store.UpdateKey(e.ctx, keyward.Change{}, revoked.ID, func(k *keyward.Key) error { k.RevokedAt = nil; return nil })
 	must(t, err)
 	e.engine.KeyChanged(k)
 	e.want("legacy-revoked", keyward.DecisionValid)
@@ -133,7 +133,7 @@ func TestGarbageCostsNoLookupWithoutImportedKeys(t *testing.T) {
 	e.wantLookups(from, 2)
 
 	// Once the imported keys are gone, garbage is refused unheard again.
-	_, err := e.store.DeleteKey(e.ctx, k.ID)
+	_, err := e.store.DeleteKey(e.ctx, keyward.Change{}, k.ID)
 	must(t, err)
 	must(t, e.engine.ReloadImports(e.ctx))
 	from = e.lookups()

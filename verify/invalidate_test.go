@@ -41,7 +41,7 @@ func TestInvalidateReloads(t *testing.T) {
 	e.engine.Invalidate(nil)
 
 	t.Run("account", func(t *testing.T) {
-		if _, err := e.store.UpdateAccount(e.ctx, e.acct.ID, func(a *keyward.Account) error {
+		if _, err := e.store.UpdateAccount(e.ctx, keyward.Change{}, e.acct.ID, func(a *keyward.Account) error {
 			a.Disabled = true
 			return nil
 		}); err != nil {

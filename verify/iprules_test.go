@@ -17,7 +17,7 @@ func (e *env) rule(accountID string, action keyward.IPAction, cidr string, expir
 	e.t.Helper()
 	r := &keyward.IPRule{ID: apikey.NewID("ipr"), AccountID: accountID, Action: action,
 		CIDR: netip.MustParsePrefix(cidr), ExpiresAt: expires, CreatedAt: e.clock.Now()}
-	if err := e.store.CreateIPRule(e.ctx, r); err != nil {
+	if err := e.store.CreateIPRule(e.ctx, keyward.Change{}, r); err != nil {
 		e.t.Fatalf("CreateIPRule: %v", err)
 	}
 	if err := e.engine.ReloadIPRules(e.ctx); err != nil {
@@ -102,7 +102,7 @@ func newAccount(e *env, name string) *keyward.Account {
 	e.t.Helper()
 	now := e.clock.Now()
 	a := &keyward.Account{ID: apikey.NewID("acc"), Name: name, CreatedAt: now, UpdatedAt: now}
-	if err := e.store.CreateAccount(e.ctx, a); err != nil {
+	if err := e.store.CreateAccount(e.ctx, keyward.Change{}, a); err != nil {
 		e.t.Fatal(err)
 	}
 	return a
@@ -152,7 +152,7 @@ func TestIPRuleExpiryAndDelete(t *testing.T) {
 		t.Fatalf("after a new rule: %s", d)
 	}
 	for _, id := range []string{r.ID, r2.ID} {
-		if _, err := e.store.DeleteIPRule(e.ctx, id); err != nil {
+		if _, err := e.store.DeleteIPRule(e.ctx, keyward.Change{}, id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -170,7 +170,7 @@ func TestIPRulesRefresh(t *testing.T) {
 	e := newEnv(t, func(c *verify.Config) { c.IPRuleRefresh = 20 * time.Millisecond })
 	k := e.key(keyward.Key{})
 	r := &keyward.IPRule{ID: apikey.NewID("ipr"), Action: keyward.IPBlock, CIDR: netip.MustParsePrefix("192.0.2.0/24"), CreatedAt: e.clock.Now()}
-	if err := e.store.CreateIPRule(e.ctx, r); err != nil {
+	if err := e.store.CreateIPRule(e.ctx, keyward.Change{}, r); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the rule to apply", func() bool {

@@ -90,7 +90,7 @@ func TestRateLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, nil)
 			if tc.defaults != nil {
-				if _, err := e.store.UpdateAccount(e.ctx, e.acct.ID, func(a *keyward.Account) error {
+				if _, err := e.store.UpdateAccount(e.ctx, keyward.Change{}, e.acct.ID, func(a *keyward.Account) error {
 					a.RateLimits = tc.defaults
 					return nil
 				}); err != nil {

@@ -55,7 +55,7 @@ func TestDecisions(t *testing.T) {
 	// A key of a disabled account is DISABLED, whatever its own state.
 	other := keywardtest.NewAccount(t, e.store, "other")
 	ofDisabled := keywardtest.NewAdminKey(t, e.store, e.hasher, other.ID)
-	if _, err := e.store.UpdateAccount(e.ctx, other.ID, func(a *keyward.Account) error {
+	if _, err := e.store.UpdateAccount(e.ctx, keyward.Change{}, other.ID, func(a *keyward.Account) error {
 		a.Disabled = true
 		return nil
 	}); err != nil {
@@ -142,7 +142,7 @@ func TestRotatedKeyValidUntilGraceEnds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			o, n, err := e.store.RotateKey(e.ctx, old.ID, func(k *keyward.Key) (*keyward.Key, error) {
+			o, n, err := e.store.RotateKey(e.ctx, keyward.Change{}, old.ID, func(k *keyward.Key) (*keyward.Key, error) {
 				k.RevokedAt, k.GraceUntil = &grace, &grace
 				n := k.Clone()
 				n.ID, n.RotatedFrom = apikey.NewID("key"), k.ID

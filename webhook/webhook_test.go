@@ -141,7 +141,7 @@ func newEnv(t *testing.T, cfg webhook.Config) *env {
 	if e.ep.SecretVersion, e.ep.SealedSecret, err = e.ring.Seal([]byte(secret), keyward.WebhookSecretAD(e.ep.ID)); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.store.CreateWebhookEndpoint(t.Context(), e.ep); err != nil {
+	if err := e.store.CreateWebhookEndpoint(t.Context(), keyward.Change{}, e.ep); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Store, cfg.Opener, cfg.Now = e.store, e.ring, func() time.Time { return e.now }
@@ -255,7 +255,7 @@ func TestGoneDisablesEndpointAndTheDeliveryWaits(t *testing.T) {
 	if n := e.run(t); n != 0 || len(e.rcv.received()) != 1 {
 		t.Fatalf("a disabled endpoint got %d more attempts", n)
 	}
-	if _, err := e.store.UpdateWebhookEndpoint(t.Context(), e.ep.ID, func(ep *keyward.WebhookEndpoint) error {
+	if _, err := e.store.UpdateWebhookEndpoint(t.Context(), keyward.Change{}, e.ep.ID, func(ep *keyward.WebhookEndpoint) error {
 		ep.Disabled, ep.DisabledReason = false, ""
 		return nil
 	}); err != nil {
@@ -479,7 +479,7 @@ func TestRateLimitedCoalescedPerKeyAndWindow(t *testing.T) {
 // windows end.
 func TestRateLimitedMemoryBounded(t *testing.T) {
 	e := newEnv(t, webhook.Config{})
-	if _, err := e.store.DeleteWebhookEndpoint(t.Context(), e.ep.ID); err != nil { // only the outbox is written
+	if _, err := e.store.DeleteWebhookEndpoint(t.Context(), keyward.Change{}, e.ep.ID); err != nil { // only the outbox is written
 		t.Fatal(err)
 	}
 	limit := keyward.RateLimit{Name: "l", Limit: 1, Window: keyward.Duration(time.Minute)}

@@ -263,7 +263,7 @@ func run(ctx context.Context, name string, open func() (keyward.Store, error), c
 func seed(ctx context.Context, s keyward.Store, h *apikey.Hasher, cfg config) ([]string, time.Duration, error) {
 	now := time.Now().UTC()
 	acc := &keyward.Account{ID: apikey.NewID("acc"), Name: "cachemiss", CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateAccount(ctx, acc); err != nil {
+	if err := s.CreateAccount(ctx, keyward.Change{}, acc); err != nil {
 		return nil, 0, err
 	}
 	prefix := apikey.DefaultPrefix(keyward.RoleAccountAdmin, acc.KeyPrefix)
@@ -302,7 +302,7 @@ func seed(ctx context.Context, s keyward.Store, h *apikey.Hasher, cfg config) ([
 						AccountID: acc.ID, Permissions: []string{}, CreatedAt: now, UpdatedAt: now,
 					})
 				}
-				if err := s.CreateKeys(gctx, keys); err != nil {
+				if err := s.CreateKeys(gctx, keyward.Change{}, keys); err != nil {
 					if gctx.Err() != nil && ctx.Err() == nil {
 						return nil // seed timeout: this batch is rolled back
 					}

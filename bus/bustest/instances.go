@@ -124,7 +124,7 @@ func (in *instance) waitGauge(v float64) {
 // this instance's observer.
 func (in *instance) update(id string, fn func(*keyward.Key)) {
 	in.t.Helper()
-	k, err := in.store.UpdateKey(context.Background(), id, func(k *keyward.Key) error {
+	k, err := in.store.UpdateKey(context.Background(), keyward.Change{}, id, func(k *keyward.Key) error {
 		fn(k)
 		k.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
 		return nil
@@ -188,7 +188,7 @@ func testTwoInstances(t *testing.T, b Backend) {
 	t.Run("delete on A is seen by B", func(t *testing.T) {
 		k := newKey()
 		bi.now(k.Secret, keyward.DecisionValid)
-		d, err := store.DeleteKey(context.Background(), k.ID)
+		d, err := store.DeleteKey(context.Background(), keyward.Change{}, k.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +199,7 @@ func testTwoInstances(t *testing.T, b Backend) {
 	t.Run("account disabled on A is seen by B", func(t *testing.T) {
 		k := newKey()
 		bi.now(k.Secret, keyward.DecisionValid)
-		if _, err := store.UpdateAccount(context.Background(), acct.ID, func(a *keyward.Account) error {
+		if _, err := store.UpdateAccount(context.Background(), keyward.Change{}, acct.ID, func(a *keyward.Account) error {
 			a.Disabled = true
 			return nil
 		}); err != nil {

@@ -148,7 +148,7 @@ func (a *app) seed(ctx context.Context, c *server.Core, accountName string, n, s
 					}
 					keys = append(keys, k)
 				}
-				if err := c.Store.CreateKeys(gctx, keys); err != nil {
+				if err := c.Store.CreateKeys(gctx, keyward.Change{}, keys); err != nil {
 					return fmt.Errorf("seeding keys: %w", err)
 				}
 				done.Add(int64(len(keys)))
@@ -166,7 +166,7 @@ func (a *app) seed(ctx context.Context, c *server.Core, accountName string, n, s
 func seedAccount(ctx context.Context, store keyward.Store, name string) (*keyward.Account, error) {
 	now := time.Now().UTC()
 	acc := &keyward.Account{ID: apikey.NewID("acc"), Name: name, CreatedAt: now, UpdatedAt: now}
-	err := store.CreateAccount(ctx, acc)
+	err := store.CreateAccount(ctx, keyward.Change{}, acc)
 	if err == nil || keyward.ErrorCode(err) != keyward.ECONFLICT {
 		return acc, err
 	}

@@ -194,7 +194,7 @@ func testNoCredits(t *testing.T, open Open) {
 
 	k = NewKey(t, s, Credits(1, 0, 0))
 	spend(t, l, k, 1, Epoch, 0, true)
-	got, err := l.SetCredits(t.Context(), k.ID, nil, Epoch)
+	got, err := l.SetCredits(t.Context(), keyward.Change{}, k.ID, nil, Epoch)
 	if err != nil || got.Credits != nil {
 		t.Fatalf("SetCredits(nil) = %+v, %v; want a key without credits", got, err)
 	}
@@ -209,7 +209,7 @@ func testNotFound(t *testing.T, open Open) {
 	_, l := open(t)
 	_, err := l.Credits(t.Context(), "key_missing", Epoch)
 	wantCode(t, "Credits", err, keyward.ENOTFOUND)
-	_, err = l.SetCredits(t.Context(), "key_missing", Credits(1, 0, 0), Epoch)
+	_, err = l.SetCredits(t.Context(), keyward.Change{}, "key_missing", Credits(1, 0, 0), Epoch)
 	wantCode(t, "SetCredits", err, keyward.ENOTFOUND)
 	_, err = l.TopUpCredits(t.Context(), "key_missing", 1, Epoch)
 	wantCode(t, "TopUpCredits", err, keyward.ENOTFOUND)
@@ -222,7 +222,7 @@ func testSet(t *testing.T, open Open) {
 	k := NewKey(t, s, Credits(10, 0, 0))
 	spend(t, l, k, 4, Epoch, 6, true)
 	at := Epoch.Add(30 * time.Second)
-	got, err := l.SetCredits(t.Context(), k.ID, Credits(3, 8, time.Minute), at)
+	got, err := l.SetCredits(t.Context(), keyward.Change{}, k.ID, Credits(3, 8, time.Minute), at)
 	if err != nil {
 		t.Fatalf("SetCredits: %v", err)
 	}
@@ -242,16 +242,16 @@ func testSet(t *testing.T, open Open) {
 	spend(t, l, got, 1, at.Add(time.Minute), 7, true)
 	live(t, l, k.ID, at.Add(time.Minute), 7, at.Add(time.Minute))
 
-	_, err = l.SetCredits(t.Context(), k.ID, &keyward.Credits{Remaining: -1}, Epoch)
+	_, err = l.SetCredits(t.Context(), keyward.Change{}, k.ID, &keyward.Credits{Remaining: -1}, Epoch)
 	wantCode(t, "SetCredits of negative credits", err, keyward.EINVALID)
 	live(t, l, k.ID, at.Add(time.Minute), 7, at.Add(time.Minute))
 
 	// Credits removed and set again start afresh.
-	if _, err := l.SetCredits(t.Context(), k.ID, nil, at); err != nil {
+	if _, err := l.SetCredits(t.Context(), keyward.Change{}, k.ID, nil, at); err != nil {
 		t.Fatal(err)
 	}
 	again := at.Add(time.Hour)
-	if _, err := l.SetCredits(t.Context(), k.ID, Credits(2, 0, 0), again); err != nil {
+	if _, err := l.SetCredits(t.Context(), keyward.Change{}, k.ID, Credits(2, 0, 0), again); err != nil {
 		t.Fatal(err)
 	}
 	spend(t, l, k, 1, again, 1, true)
@@ -278,7 +278,7 @@ func testTopUp(t *testing.T, open Open) {
 		wantCode(t, "TopUpCredits of less than 1", err, keyward.EINVALID)
 	}
 
-	if _, err := l.SetCredits(t.Context(), k.ID, Credits(keyward.MaxCredits-1, 0, 0), at); err != nil {
+	if _, err := l.SetCredits(t.Context(), keyward.Change{}, k.ID, Credits(keyward.MaxCredits-1, 0, 0), at); err != nil {
 		t.Fatal(err)
 	}
 	_, err = l.TopUpCredits(t.Context(), k.ID, 2, at)

@@ -269,7 +269,7 @@ func (l *Ledger) Credits(ctx context.Context, keyID string, now time.Time) (*key
 
 // SetCredits implements keyward.CreditLedger. EINVALID if c does not
 // validate. The counter is set first, then the store.
-func (l *Ledger) SetCredits(ctx context.Context, keyID string, c *keyward.Credits, now time.Time) (*keyward.Key, error) {
+func (l *Ledger) SetCredits(ctx context.Context, ch keyward.Change, keyID string, c *keyward.Credits, now time.Time) (*keyward.Key, error) {
 	if c != nil {
 		if err := c.Validate(); err != nil {
 			return nil, err
@@ -286,7 +286,7 @@ func (l *Ledger) SetCredits(ctx context.Context, keyID string, c *keyward.Credit
 		if err := l.client.Del(ctx, l.key(keyID)).Err(); err != nil {
 			return nil, unavailable(err, keyID)
 		}
-		return l.updateKey(ctx, keyID, func(k *keyward.Key) { k.Credits = nil })
+		return l.updateKey(ctx, ch, keyID, func(k *keyward.Key) { k.Credits = nil })
 	}
 	var floor int64
 	if k.Credits != nil {
@@ -297,7 +297,7 @@ func (l *Ledger) SetCredits(ctx context.Context, keyID string, c *keyward.Credit
 	if err != nil {
 		return nil, unavailable(err, keyID)
 	}
-	return l.updateKey(ctx, keyID, func(k *keyward.Key) {
+	return l.updateKey(ctx, ch, keyID, func(k *keyward.Key) {
 		set := credits.Fresh(c, now, v)
 		if old := k.Credits; old != nil && old.Version > v {
 			// A write-back of spends after the set got here first.
@@ -307,9 +307,9 @@ func (l *Ledger) SetCredits(ctx context.Context, keyID string, c *keyward.Credit
 	})
 }
 
-// updateKey applies fn to the stored key.
-func (l *Ledger) updateKey(ctx context.Context, keyID string, fn func(*keyward.Key)) (*keyward.Key, error) {
-	k, err := l.store.UpdateKey(ctx, keyID, func(k *keyward.Key) error {
+// updateKey applies fn to the stored key, recording ch with it.
+func (l *Ledger) updateKey(ctx context.Context, ch keyward.Change, keyID string, fn func(*keyward.Key)) (*keyward.Key, error) {
+	k, err := l.store.UpdateKey(ctx, ch, keyID, func(k *keyward.Key) error {
 		fn(k)
 		return nil
 	})

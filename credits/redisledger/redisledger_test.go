@@ -171,10 +171,10 @@ func TestStaleWriteBack(t *testing.T) {
 	}
 
 	old = counter(t, c, prefix, k.ID)
-	if _, err := l.SetCredits(t.Context(), k.ID, nil, epoch); err != nil {
+	if _, err := l.SetCredits(t.Context(), keyward.Change{}, k.ID, nil, epoch); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.SetCredits(t.Context(), k.ID, creditstest.Credits(3, 0, 0), epoch); err != nil {
+	if _, err := l.SetCredits(t.Context(), keyward.Change{}, k.ID, creditstest.Credits(3, 0, 0), epoch); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.WriteCredits(t.Context(), []keyward.CreditWrite{old}); err != nil {
@@ -246,9 +246,9 @@ func TestUnavailable(t *testing.T) {
 	}
 	_, err = l.Credits(t.Context(), k.ID, epoch)
 	unavailable("Credits", err)
-	_, err = l.SetCredits(t.Context(), k.ID, creditstest.Credits(1, 0, 0), epoch)
+	_, err = l.SetCredits(t.Context(), keyward.Change{}, k.ID, creditstest.Credits(1, 0, 0), epoch)
 	unavailable("SetCredits", err)
-	_, err = l.SetCredits(t.Context(), k.ID, nil, epoch)
+	_, err = l.SetCredits(t.Context(), keyward.Change{}, k.ID, nil, epoch)
 	unavailable("SetCredits(nil)", err)
 	_, err = l.TopUpCredits(t.Context(), k.ID, 1, epoch)
 	unavailable("TopUpCredits", err)

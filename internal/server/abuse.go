@@ -93,7 +93,7 @@ func (a abuseActions) DisableKey(ctx context.Context, keyID, reason string) erro
 }
 
 // CreateAnomaly stores a finding with its audit entry.
-func (a abuseActions) CreateAnomaly(ctx context.Context, an *keyward.Anomaly) error {
+func (a abuseActions) CreateAnomaly(ctx context.Context, ch keyward.Change, an *keyward.Anomaly) error {
 	return a.c.Admin.RecordAnomaly(ctx, an)
 }
 
