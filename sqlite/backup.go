@@ -77,21 +77,13 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	s := &Store{path: path, w: db, r: db}
-	if s.keyByHash, err = s.r.PrepareContext(ctx, selectKey+" WHERE k.key_hash = ?"); err == nil {
-		s.keyByID, err = s.r.PrepareContext(ctx, selectKey+" WHERE k.id = ?")
-	}
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	return s, nil
+	return newStore(ctx, path, db, db)
 }
 
 // CheckIntegrity runs SQLite's integrity check on the whole file: nil when
 // it finds nothing wrong, else an error listing what it found.
 func (s *Store) CheckIntegrity(ctx context.Context) error {
-	rows, err := s.r.QueryContext(ctx, "PRAGMA integrity_check")
+	rows, err := s.Reader().QueryContext(ctx, "PRAGMA integrity_check")
 	if err != nil {
 		return fmt.Errorf("sqlite: integrity check: %w", err)
 	}
@@ -119,7 +111,7 @@ func (s *Store) CheckIntegrity(ctx context.Context) error {
 // newest migration applied to it.
 func (s *Store) AppliedSchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	if err := s.r.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v); err != nil {
+	if err := s.Reader().QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v); err != nil {
 		return 0, keyward.WrapError(keyward.EINTERNAL, err, "sqlite: reading the schema version")
 	}
 	return v, nil

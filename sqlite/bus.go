@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/sqlstore"
 )
 
 // Timing of Bus.
@@ -76,18 +76,18 @@ func (b *Bus) Publish(ctx context.Context, inv keyward.Invalidation) error {
 	now := time.Now()
 	last := b.lastPrune.Load()
 	prune := now.UnixNano()-last >= int64(busPruneEvery) && b.lastPrune.CompareAndSwap(last, now.UnixNano())
-	err = b.s.writeUnaudited(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO invalidations (payload, created_at) VALUES (?, ?)", string(payload), formatTime(now)); err != nil {
+	err = b.s.WriteUnaudited(ctx, func(tx *sqlstore.Tx) error {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO invalidations (payload, created_at) VALUES (?, ?)", string(payload), sqlstore.FormatTime(now)); err != nil {
 			return err
 		}
 		if prune {
-			_, err := tx.ExecContext(ctx, "DELETE FROM invalidations WHERE created_at < ?", formatTime(now.Add(-busRetention)))
+			_, err := tx.ExecContext(ctx, "DELETE FROM invalidations WHERE created_at < ?", sqlstore.FormatTime(now.Add(-busRetention)))
 			return err
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: publish invalidation: %w", b.s.dbError(err, conflicts{}))
+		return fmt.Errorf("sqlite: publish invalidation: %w", b.s.Error(err, sqlstore.Conflicts{}))
 	}
 	return nil
 }
@@ -104,8 +104,8 @@ func (b *Bus) Subscribe(ctx context.Context, h keyward.BusHandler) error {
 // until a read fails. established says whether Connected was called.
 func (b *Bus) session(ctx context.Context, h keyward.BusHandler) (established bool, err error) {
 	var last int64
-	if err := b.s.r.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0) FROM invalidations").Scan(&last); err != nil {
-		return false, b.s.dbError(err, conflicts{})
+	if err := b.s.Reader().QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0) FROM invalidations").Scan(&last); err != nil {
+		return false, b.s.Error(err, sqlstore.Conflicts{})
 	}
 	if h.Connected != nil {
 		h.Connected()
@@ -128,9 +128,9 @@ func (b *Bus) session(ctx context.Context, h keyward.BusHandler) (established bo
 // it read. A gap after last (rows pruned before this subscriber read them)
 // calls h.Connected, since messages were lost.
 func (b *Bus) deliver(ctx context.Context, h keyward.BusHandler, last int64) (int64, error) {
-	rows, err := b.s.r.QueryContext(ctx, "SELECT seq, payload FROM invalidations WHERE seq > ? ORDER BY seq LIMIT ?", last, busBatch)
+	rows, err := b.s.Reader().QueryContext(ctx, "SELECT seq, payload FROM invalidations WHERE seq > ? ORDER BY seq LIMIT ?", last, busBatch)
 	if err != nil {
-		return last, b.s.dbError(err, conflicts{})
+		return last, b.s.Error(err, sqlstore.Conflicts{})
 	}
 	defer rows.Close()
 	first := true
@@ -138,7 +138,7 @@ func (b *Bus) deliver(ctx context.Context, h keyward.BusHandler, last int64) (in
 		var seq int64
 		var payload string
 		if err := rows.Scan(&seq, &payload); err != nil {
-			return last, b.s.dbError(err, conflicts{})
+			return last, b.s.Error(err, sqlstore.Conflicts{})
 		}
 		if first && seq > last+1 && h.Connected != nil {
 			h.Connected()
@@ -151,7 +151,7 @@ func (b *Bus) deliver(ctx context.Context, h keyward.BusHandler, last int64) (in
 		}
 		h.Receive(inv)
 	}
-	return last, b.s.dbError(rows.Err(), conflicts{})
+	return last, b.s.Error(rows.Err(), sqlstore.Conflicts{})
 }
 
 // badMessage logs an undecodable row, at most once a minute: a stale entry

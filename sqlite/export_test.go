@@ -10,9 +10,9 @@ import (
 // fail with SQLITE_FULL as on a full disk; a large extra lifts the cap.
 func (s *Store) LimitPages(ctx context.Context, extra int) error {
 	var pages int
-	if err := s.w.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+	if err := s.Writer().QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
 		return err
 	}
-	_, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", pages+extra))
+	_, err := s.Writer().ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", pages+extra))
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/sqlstore"
 )
 
 // migrationFiles holds the schema migrations: migrations/NNNN_name.sql,
@@ -86,7 +87,7 @@ func migrate(ctx context.Context, db *sql.DB, from *int) error {
 			return fmt.Errorf("migrate: apply %s: %w", m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-			m.Version, m.Name, formatTime(time.Now())); err != nil {
+			m.Version, m.Name, sqlstore.FormatTime(time.Now())); err != nil {
 			return fmt.Errorf("migrate: record %s: %w", m.Name, err)
 		}
 	}

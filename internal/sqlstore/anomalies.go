@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -15,17 +15,17 @@ const selectAnomaly = "SELECT id, type, severity, account_id, key_id, ip, detail
 // object or empty. The key and account it names need not exist.
 func (s *Store) CreateAnomaly(ctx context.Context, ch keyward.Change, a *keyward.Anomaly) error {
 	if err := a.Validate(); err != nil {
-		return fmt.Errorf("sqlite: create anomaly %s: %w", a.ID, err)
+		return s.errorf("create anomaly %s: %w", a.ID, err)
 	}
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO anomalies (id, type, severity, account_id, key_id, ip, details,
 			action, action_error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.ID, string(a.Type), string(a.Severity), nullString(a.AccountID), nullString(a.KeyID), nullString(a.IP),
-			nullJSON(a.Details), string(a.Action), a.ActionError, formatTime(a.CreatedAt))
-		return s.dbError(err, conflicts{pk: fmt.Sprintf("anomaly %s already exists", a.ID)})
+			nullJSON(a.Details), string(a.Action), a.ActionError, FormatTime(a.CreatedAt))
+		return s.dbError(err, Conflicts{PK: fmt.Sprintf("anomaly %s already exists", a.ID)})
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: create anomaly %s: %w", a.ID, err)
+		return s.errorf("create anomaly %s: %w", a.ID, err)
 	}
 	return nil
 }
@@ -44,24 +44,24 @@ func (s *Store) Anomalies(ctx context.Context, f keyward.AnomalyFilter, p keywar
 	}
 	if !f.Since.IsZero() {
 		query += " AND created_at >= ?"
-		args = append(args, formatTime(f.Since))
+		args = append(args, FormatTime(f.Since))
 	}
 	query, args = pageQuery(query, "id", newestFirst, args, p)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("sqlite: list anomalies: %w", s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list anomalies: %w", s.dbError(err, Conflicts{}))
 	}
 	defer rows.Close()
 	anomalies := []*keyward.Anomaly{}
 	for rows.Next() {
 		a, err := scanAnomaly(rows)
 		if err != nil {
-			return nil, "", fmt.Errorf("sqlite: list anomalies: %w", err)
+			return nil, "", s.errorf("list anomalies: %w", err)
 		}
 		anomalies = append(anomalies, a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("sqlite: list anomalies: %w", s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list anomalies: %w", s.dbError(err, Conflicts{}))
 	}
 	anomalies, next := page(anomalies, p, func(a *keyward.Anomaly) string { return a.ID })
 	return anomalies, next, nil

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"bytes"
@@ -40,9 +40,9 @@ const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix,
 // k.AccountSecretMeta from the account, so a caller that caches k caches the
 // state a read would return.
 func (s *Store) CreateKey(ctx context.Context, ch keyward.Change, k *keyward.Key) error {
-	err := s.write(ctx, ch, func(tx *sql.Tx) error { return s.insertKey(ctx, tx, k) })
+	err := s.write(ctx, ch, func(tx *Tx) error { return s.insertKey(ctx, tx, k) })
 	if err != nil {
-		return fmt.Errorf("sqlite: create key %s: %w", k.ID, err)
+		return s.errorf("create key %s: %w", k.ID, err)
 	}
 	return nil
 }
@@ -52,13 +52,13 @@ func (s *Store) CreateKey(ctx context.Context, ch keyward.Change, k *keyward.Key
 // check and the insert share one write transaction, so two concurrent
 // bootstraps cannot both succeed.
 func (s *Store) BootstrapRootKey(ctx context.Context, ch keyward.Change, k *keyward.Key) error {
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		if k.Role != keyward.RoleRoot {
 			return keyward.Errorf(keyward.EINVALID, "the bootstrap key must have role root, not %q", k.Role)
 		}
 		var exists bool
-		if err := tx.QueryRowContext(ctx, usableRoot, formatTime(k.CreatedAt)).Scan(&exists); err != nil {
-			return s.dbError(err, conflicts{})
+		if err := tx.QueryRowContext(ctx, usableRoot, FormatTime(k.CreatedAt)).Scan(&exists); err != nil {
+			return s.dbError(err, Conflicts{})
 		}
 		if exists {
 			return keyward.Errorf(keyward.ECONFLICT, "a usable root key already exists")
@@ -66,7 +66,7 @@ func (s *Store) BootstrapRootKey(ctx context.Context, ch keyward.Change, k *keyw
 		return s.insertKey(ctx, tx, k)
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: bootstrap root key %s: %w", k.ID, err)
+		return s.errorf("bootstrap root key %s: %w", k.ID, err)
 	}
 	return nil
 }
@@ -77,7 +77,7 @@ const usableRoot = `SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'root' AND di
 	AND (revoked_at IS NULL OR revoked_at > ?1) AND (expires_at IS NULL OR expires_at > ?1))`
 
 // insertKey checks k's shape and owners and inserts it.
-func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error {
+func (s *Store) insertKey(ctx context.Context, tx *Tx, k *keyward.Key) error {
 	if err := k.ValidateRecord(); err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error
 			return keyward.Errorf(keyward.ENOTFOUND, "user %s not found in account %s", k.UserID, k.AccountID)
 		}
 		if err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 	}
 	args, err := appendKeyArgs(nil, k)
@@ -103,10 +103,10 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error
 		return err
 	}
 	if _, err = tx.ExecContext(ctx, insertOneKey, args...); err != nil {
-		return s.dbError(err, conflicts{
-			pk:     fmt.Sprintf("key %s already exists", k.ID),
-			unique: "a key with the same hash already exists",
-			fk:     fmt.Sprintf("account %s or user %s not found", k.AccountID, k.UserID),
+		return s.dbError(err, Conflicts{
+			PK:     fmt.Sprintf("key %s already exists", k.ID),
+			Unique: "a key with the same hash already exists",
+			FK:     fmt.Sprintf("account %s or user %s not found", k.AccountID, k.UserID),
 		})
 	}
 	fillAccount(k, account)
@@ -150,7 +150,7 @@ func appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
 		k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
 		nullString(k.AccountID), nullString(k.UserID), perms, nullJSON(k.Meta), nullTime(k.ExpiresAt),
 		k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
-		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt),
+		FormatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), FormatTime(k.UpdatedAt),
 		encodeList(k.IPAllow), encodeList(k.RateLimits), nullString(k.MeterID))
 	args = append(args, creditArgs(k.Credits)...)
 	return append(append(args, sealedArgs(k.SecretMeta)...), k.ExpiryScheduled), nil
@@ -170,7 +170,7 @@ func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keywa
 		return nil
 	}
 	var accounts map[string]*keyward.Account
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		var err error
 		if accounts, err = s.checkOwners(ctx, tx, keys); err != nil {
 			return err
@@ -193,22 +193,22 @@ func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keywa
 			st := stmts[len(chunk)]
 			if st == nil {
 				if st, err = tx.PrepareContext(ctx, insertKeys(len(chunk))); err != nil {
-					return s.dbError(err, conflicts{})
+					return s.dbError(err, Conflicts{})
 				}
 				stmts[len(chunk)] = st
 			}
 			if _, err := st.ExecContext(ctx, args...); err != nil {
-				return s.dbError(err, conflicts{
-					pk:     "a key of the batch has an id that already exists",
-					unique: "a key of the batch has a hash that already exists",
-					fk:     "an account or user of the batch was not found",
+				return s.dbError(err, Conflicts{
+					PK:     "a key of the batch has an id that already exists",
+					Unique: "a key of the batch has a hash that already exists",
+					FK:     "an account or user of the batch was not found",
 				})
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: create %d keys: %w", len(keys), err)
+		return s.errorf("create %d keys: %w", len(keys), err)
 	}
 	for _, k := range keys {
 		fillAccount(k, accounts[k.AccountID])
@@ -219,7 +219,7 @@ func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keywa
 // checkOwners validates every key of a batch and checks its account and
 // user exist (and the user is in the account), looking each up once. It
 // returns every account named, by id.
-func (s *Store) checkOwners(ctx context.Context, tx *sql.Tx, keys []*keyward.Key) (map[string]*keyward.Account, error) {
+func (s *Store) checkOwners(ctx context.Context, tx *Tx, keys []*keyward.Key) (map[string]*keyward.Account, error) {
 	accounts := map[string]*keyward.Account{}
 	userAccount := map[string]string{}
 	for _, k := range keys {
@@ -240,7 +240,7 @@ func (s *Store) checkOwners(ctx context.Context, tx *sql.Tx, keys []*keyward.Key
 		if !ok {
 			err := tx.QueryRowContext(ctx, "SELECT account_id FROM users WHERE id = ?", k.UserID).Scan(&accountID)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return nil, s.dbError(err, conflicts{})
+				return nil, s.dbError(err, Conflicts{})
 			}
 			userAccount[k.UserID] = accountID // "" if none
 		}
@@ -255,7 +255,7 @@ func (s *Store) checkOwners(ctx context.Context, tx *sql.Tx, keys []*keyward.Key
 func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
 	k, err := scanKey(s.keyByID.QueryRowContext(ctx, id))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: key %s: %w", id, s.rowError(err, "key", id))
+		return nil, s.errorf("key %s: %w", id, s.rowError(err, "key", id))
 	}
 	return k, nil
 }
@@ -265,10 +265,10 @@ func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
 func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key, error) {
 	k, err := scanKey(s.keyByHash.QueryRowContext(ctx, h[:]))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlite: key by hash: %w", keyward.Errorf(keyward.ENOTFOUND, "key not found"))
+		return nil, s.errorf("key by hash: %w", keyward.Errorf(keyward.ENOTFOUND, "key not found"))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: key by hash: %w", s.dbError(err, conflicts{}))
+		return nil, s.errorf("key by hash: %w", s.dbError(err, Conflicts{}))
 	}
 	return k, nil
 }
@@ -280,11 +280,11 @@ func (s *Store) rowError(err error, kind, id string) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return keyward.Errorf(keyward.ENOTFOUND, "%s %s not found", kind, id)
 	}
-	return s.dbError(err, conflicts{})
+	return s.dbError(err, Conflicts{})
 }
 
 // keyTx reads a key inside a write transaction.
-func (s *Store) keyTx(ctx context.Context, tx *sql.Tx, id string) (*keyward.Key, error) {
+func (s *Store) keyTx(ctx context.Context, tx *Tx, id string) (*keyward.Key, error) {
 	k, err := scanKey(tx.QueryRowContext(ctx, selectKey+" WHERE k.id = ?", id))
 	if err != nil {
 		return nil, s.rowError(err, "key", id)
@@ -310,19 +310,19 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 	query, args = pageQuery(query, "k.id", ascending, args, p)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("sqlite: list keys: %w", s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list keys: %w", s.dbError(err, Conflicts{}))
 	}
 	defer rows.Close()
 	keys := []*keyward.Key{}
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
-			return nil, "", fmt.Errorf("sqlite: list keys: %w", err)
+			return nil, "", s.errorf("list keys: %w", err)
 		}
 		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("sqlite: list keys: %w", s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list keys: %w", s.dbError(err, Conflicts{}))
 	}
 	keys, next := page(keys, p, func(k *keyward.Key) string { return k.ID })
 	return keys, next, nil
@@ -334,7 +334,7 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 // (EINVALID). It returns the key as stored.
 func (s *Store) UpdateKey(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Key) error) (*keyward.Key, error) {
 	var out *keyward.Key
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		k, err := s.keyTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -350,7 +350,7 @@ func (s *Store) UpdateKey(ctx context.Context, ch keyward.Change, id string, fn 
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: update key %s: %w", id, err)
+		return nil, s.errorf("update key %s: %w", id, err)
 	}
 	return out, nil
 }
@@ -365,10 +365,10 @@ const keyTreeQuery = `WITH RECURSIVE tree(id) AS (
 // each, in one write transaction (see keyward.Store).
 func (s *Store) UpdateKeyTree(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error)) ([]*keyward.Key, error) {
 	var changed []*keyward.Key
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, keyTreeQuery, id)
 		if err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		var tree []*keyward.Key
 		for rows.Next() {
@@ -380,7 +380,7 @@ func (s *Store) UpdateKeyTree(ctx context.Context, ch keyward.Change, id string,
 			tree = append(tree, k)
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		tree = keyward.KeyTreeOrder(id, tree)
 		if len(tree) == 0 {
@@ -413,7 +413,7 @@ func (s *Store) UpdateKeyTree(ctx context.Context, ch keyward.Change, id string,
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: update key tree of %s: %w", id, err)
+		return nil, s.errorf("update key tree of %s: %w", id, err)
 	}
 	return changed, nil
 }
@@ -423,7 +423,7 @@ func (s *Store) UpdateKeyTree(ctx context.Context, ch keyward.Change, id string,
 // the new one inserted and the old key's own rotation policy moved to it,
 // or nothing changes. It returns both as stored.
 func (s *Store) RotateKey(ctx context.Context, ch keyward.Change, id string, fn func(old *keyward.Key) (*keyward.Key, error)) (old, next *keyward.Key, err error) {
-	err = s.write(ctx, ch, func(tx *sql.Tx) error {
+	err = s.write(ctx, ch, func(tx *Tx) error {
 		k, err := s.keyTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -443,7 +443,7 @@ func (s *Store) RotateKey(ctx context.Context, ch keyward.Change, id string, fn 
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE rotation_policies SET key_id = ? WHERE key_id = ?", n.ID, id); err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		if old, err = s.keyTx(ctx, tx, id); err != nil {
 			return err
@@ -452,13 +452,13 @@ func (s *Store) RotateKey(ctx context.Context, ch keyward.Change, id string, fn 
 		return err
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("sqlite: rotate key %s: %w", id, err)
+		return nil, nil, s.errorf("rotate key %s: %w", id, err)
 	}
 	return old, next, nil
 }
 
 // saveKey writes the mutable fields of k, loaded as orig.
-func (s *Store) saveKey(ctx context.Context, tx *sql.Tx, orig, k *keyward.Key) error {
+func (s *Store) saveKey(ctx context.Context, tx *Tx, orig, k *keyward.Key) error {
 	if k.ID != orig.ID || k.Hash != orig.Hash || k.PepperVersion != orig.PepperVersion ||
 		k.Role != orig.Role || k.AccountID != orig.AccountID || k.UserID != orig.UserID {
 		return keyward.Errorf(keyward.EINVALID, "the id, hash, role, account and user of a key cannot change")
@@ -472,7 +472,7 @@ func (s *Store) saveKey(ctx context.Context, tx *sql.Tx, orig, k *keyward.Key) e
 	}
 	args := []any{k.Start, k.Prefix, k.Name, perms, nullJSON(k.Meta),
 		nullTime(k.ExpiresAt), k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
-		formatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), formatTime(k.UpdatedAt),
+		FormatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), FormatTime(k.UpdatedAt),
 		encodeList(k.IPAllow), encodeList(k.RateLimits), nullString(k.MeterID)}
 	args = append(append(append(args, creditArgs(k.Credits)...), sealedArgs(k.SecretMeta)...), k.ExpiryScheduled, k.ID)
 	_, err = tx.ExecContext(ctx, `UPDATE keys SET start = ?, prefix = ?, name = ?, permissions = ?, meta = ?,
@@ -481,22 +481,22 @@ func (s *Store) saveKey(ctx context.Context, tx *sql.Tx, orig, k *keyward.Key) e
 		credits_remaining = ?, credits_refill_amount = ?, credits_refill_interval = ?, credits_refilled_at = ?,
 		credits_version = ?, secret_meta = ?, secret_meta_version = ?, expiry_scheduled = ?
 		WHERE id = ?`, args...)
-	return s.dbError(err, conflicts{})
+	return s.dbError(err, Conflicts{})
 }
 
 // DeleteKey deletes the key with id and returns it as it was.
 func (s *Store) DeleteKey(ctx context.Context, ch keyward.Change, id string) (*keyward.Key, error) {
 	var k *keyward.Key
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		var err error
 		if k, err = s.keyTx(ctx, tx, id); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, "DELETE FROM keys WHERE id = ?", id)
-		return s.dbError(err, conflicts{})
+		return s.dbError(err, Conflicts{})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: delete key %s: %w", id, err)
+		return nil, s.errorf("delete key %s: %w", id, err)
 	}
 	return k, nil
 }
@@ -507,22 +507,22 @@ func (s *Store) TouchKeys(ctx context.Context, uses []keyward.KeyUse) error {
 	if len(uses) == 0 {
 		return nil
 	}
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		st, err := tx.PrepareContext(ctx, `UPDATE keys SET last_used_at = ?1
 			WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)`)
 		if err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		defer st.Close()
 		for _, u := range uses {
-			if _, err := st.ExecContext(ctx, formatTime(u.At), u.ID); err != nil {
-				return s.dbError(err, conflicts{})
+			if _, err := st.ExecContext(ctx, FormatTime(u.At), u.ID); err != nil {
+				return s.dbError(err, Conflicts{})
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: touch %d keys: %w", len(uses), err)
+		return s.errorf("touch %d keys: %w", len(uses), err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -15,27 +15,27 @@ const selectAccount = "SELECT id, name, key_prefix, rate_limits, disabled, creat
 // EINVALID if its rate limits are not valid.
 func (s *Store) CreateAccount(ctx context.Context, ch keyward.Change, a *keyward.Account) error {
 	if a.ID == "" {
-		return keyward.Errorf(keyward.EINVALID, "sqlite: create account: id is required")
+		return keyward.Errorf(keyward.EINVALID, "%s: create account: id is required", s.name)
 	}
 	if err := keyward.ValidateRateLimits(a.RateLimits); err != nil {
-		return fmt.Errorf("sqlite: create account %s: %w", a.ID, err)
+		return s.errorf("create account %s: %w", a.ID, err)
 	}
 	if err := a.SecretMeta.ValidateRecord("account secret_meta"); err != nil {
-		return fmt.Errorf("sqlite: create account %s: %w", a.ID, err)
+		return s.errorf("create account %s: %w", a.ID, err)
 	}
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
-		args := append([]any{a.ID, a.Name, a.KeyPrefix, encodeList(a.RateLimits), a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt)},
+	err := s.write(ctx, ch, func(tx *Tx) error {
+		args := append([]any{a.ID, a.Name, a.KeyPrefix, encodeList(a.RateLimits), a.Disabled, FormatTime(a.CreatedAt), FormatTime(a.UpdatedAt)},
 			sealedArgs(a.SecretMeta)...)
 		args = append(args, !a.Policy.NoUserMinting, !a.Policy.NoAdminMinting)
 		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, name, key_prefix, rate_limits, disabled, created_at, updated_at,
 			secret_meta, secret_meta_version, users_may_mint_keys, admins_may_mint_admin_keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
-		return s.dbError(err, conflicts{
-			pk:     fmt.Sprintf("account %s already exists", a.ID),
-			unique: fmt.Sprintf("an account named %q already exists", a.Name),
+		return s.dbError(err, Conflicts{
+			PK:     fmt.Sprintf("account %s already exists", a.ID),
+			Unique: fmt.Sprintf("an account named %q already exists", a.Name),
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: create account %s: %w", a.ID, err)
+		return s.errorf("create account %s: %w", a.ID, err)
 	}
 	return nil
 }
@@ -44,15 +44,9 @@ func (s *Store) CreateAccount(ctx context.Context, ch keyward.Change, a *keyward
 func (s *Store) Account(ctx context.Context, id string) (*keyward.Account, error) {
 	a, err := s.account(ctx, s.r, id)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: account %s: %w", id, err)
+		return nil, s.errorf("account %s: %w", id, err)
 	}
 	return a, nil
-}
-
-// querier is a *sql.DB or *sql.Tx.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 func (s *Store) account(ctx context.Context, q querier, id string) (*keyward.Account, error) {
@@ -65,19 +59,19 @@ func (s *Store) Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Accoun
 	query, args := pageQuery(selectAccount+" WHERE 1=1", "id", ascending, nil, p)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("sqlite: list accounts: %w", s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list accounts: %w", s.dbError(err, Conflicts{}))
 	}
 	defer rows.Close()
 	accounts := []*keyward.Account{}
 	for rows.Next() {
 		a, err := scanAccount(rows)
 		if err != nil {
-			return nil, "", fmt.Errorf("sqlite: list accounts: %w", err)
+			return nil, "", s.errorf("list accounts: %w", err)
 		}
 		accounts = append(accounts, a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("sqlite: list accounts: %w", s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list accounts: %w", s.dbError(err, Conflicts{}))
 	}
 	accounts, next := page(accounts, p, func(a *keyward.Account) string { return a.ID })
 	return accounts, next, nil
@@ -89,7 +83,7 @@ func (s *Store) Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Accoun
 // limits are not valid.
 func (s *Store) UpdateAccount(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Account) error) (*keyward.Account, error) {
 	var out *keyward.Account
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		a, err := s.account(ctx, tx, id)
 		if err != nil {
 			return err
@@ -106,20 +100,20 @@ func (s *Store) UpdateAccount(ctx context.Context, ch keyward.Change, id string,
 		if err := a.SecretMeta.ValidateRecord("account secret_meta"); err != nil {
 			return err
 		}
-		args := append([]any{a.Name, a.KeyPrefix, encodeList(a.RateLimits), a.Disabled, formatTime(a.CreatedAt), formatTime(a.UpdatedAt)},
+		args := append([]any{a.Name, a.KeyPrefix, encodeList(a.RateLimits), a.Disabled, FormatTime(a.CreatedAt), FormatTime(a.UpdatedAt)},
 			sealedArgs(a.SecretMeta)...)
 		args = append(args, !a.Policy.NoUserMinting, !a.Policy.NoAdminMinting, id)
 		_, err = tx.ExecContext(ctx, `UPDATE accounts SET name = ?, key_prefix = ?, rate_limits = ?, disabled = ?,
 			created_at = ?, updated_at = ?, secret_meta = ?, secret_meta_version = ?,
 			users_may_mint_keys = ?, admins_may_mint_admin_keys = ? WHERE id = ?`, args...)
 		if err != nil {
-			return s.dbError(err, conflicts{unique: fmt.Sprintf("an account named %q already exists", a.Name)})
+			return s.dbError(err, Conflicts{Unique: fmt.Sprintf("an account named %q already exists", a.Name)})
 		}
 		out, err = s.account(ctx, tx, id)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: update account %s: %w", id, err)
+		return nil, s.errorf("update account %s: %w", id, err)
 	}
 	return out, nil
 }
@@ -128,7 +122,7 @@ func (s *Store) UpdateAccount(ctx context.Context, ch keyward.Change, id string,
 // and returns the hashes of the deleted keys, read in the same transaction.
 func (s *Store) DeleteAccount(ctx context.Context, ch keyward.Change, id string) ([]keyward.KeyHash, error) {
 	var hashes []keyward.KeyHash
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		if _, err := s.account(ctx, tx, id); err != nil {
 			return err
 		}
@@ -137,10 +131,10 @@ func (s *Store) DeleteAccount(ctx context.Context, ch keyward.Change, id string)
 			return err
 		}
 		_, err = tx.ExecContext(ctx, "DELETE FROM accounts WHERE id = ?", id)
-		return s.dbError(err, conflicts{})
+		return s.dbError(err, Conflicts{})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: delete account %s: %w", id, err)
+		return nil, s.errorf("delete account %s: %w", id, err)
 	}
 	return hashes, nil
 }
@@ -176,9 +170,9 @@ const selectUser = "SELECT id, account_id, name, external_id, created_at FROM us
 // if the id or the external id (within the account) is taken.
 func (s *Store) CreateUser(ctx context.Context, ch keyward.Change, u *keyward.User) error {
 	if u.ID == "" {
-		return keyward.Errorf(keyward.EINVALID, "sqlite: create user: id is required")
+		return keyward.Errorf(keyward.EINVALID, "%s: create user: id is required", s.name)
 	}
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		if _, err := s.account(ctx, tx, u.AccountID); err != nil {
 			return err
 		}
@@ -186,22 +180,22 @@ func (s *Store) CreateUser(ctx context.Context, ch keyward.Change, u *keyward.Us
 		// report a taken id as a taken external id.
 		var taken bool
 		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)", u.ID).Scan(&taken); err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		if taken {
 			return keyward.Errorf(keyward.ECONFLICT, "user %s already exists", u.ID)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO users (id, account_id, name, external_id, created_at)
 			VALUES (?, ?, ?, ?, ?)`,
-			u.ID, u.AccountID, u.Name, u.ExternalID, formatTime(u.CreatedAt))
-		return s.dbError(err, conflicts{
-			pk:     fmt.Sprintf("user %s already exists", u.ID),
-			unique: fmt.Sprintf("account %s already has a user with external id %q", u.AccountID, u.ExternalID),
-			fk:     fmt.Sprintf("account %s not found", u.AccountID),
+			u.ID, u.AccountID, u.Name, u.ExternalID, FormatTime(u.CreatedAt))
+		return s.dbError(err, Conflicts{
+			PK:     fmt.Sprintf("user %s already exists", u.ID),
+			Unique: fmt.Sprintf("account %s already has a user with external id %q", u.AccountID, u.ExternalID),
+			FK:     fmt.Sprintf("account %s not found", u.AccountID),
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: create user %s: %w", u.ID, err)
+		return s.errorf("create user %s: %w", u.ID, err)
 	}
 	return nil
 }
@@ -213,7 +207,7 @@ func (s *Store) User(ctx context.Context, id string) (*keyward.User, error) {
 		err = keyward.Errorf(keyward.ENOTFOUND, "user %s not found", id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: user %s: %w", id, s.dbError(err, conflicts{}))
+		return nil, s.errorf("user %s: %w", id, s.dbError(err, Conflicts{}))
 	}
 	return u, nil
 }
@@ -224,19 +218,19 @@ func (s *Store) Users(ctx context.Context, accountID string, p keyward.Page) ([]
 	query, args := pageQuery(selectUser+" WHERE account_id = ?", "id", ascending, []any{accountID}, p)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("sqlite: list users of %s: %w", accountID, s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list users of %s: %w", accountID, s.dbError(err, Conflicts{}))
 	}
 	defer rows.Close()
 	users := []*keyward.User{}
 	for rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {
-			return nil, "", fmt.Errorf("sqlite: list users of %s: %w", accountID, err)
+			return nil, "", s.errorf("list users of %s: %w", accountID, err)
 		}
 		users = append(users, u)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("sqlite: list users of %s: %w", accountID, s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list users of %s: %w", accountID, s.dbError(err, Conflicts{}))
 	}
 	users, next := page(users, p, func(u *keyward.User) string { return u.ID })
 	return users, next, nil
@@ -246,23 +240,23 @@ func (s *Store) Users(ctx context.Context, accountID string, p keyward.Page) ([]
 // hashes of the deleted keys, read in the same transaction.
 func (s *Store) DeleteUser(ctx context.Context, ch keyward.Change, id string) ([]keyward.KeyHash, error) {
 	var hashes []keyward.KeyHash
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, "SELECT 1 FROM users WHERE id = ?", id).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return keyward.Errorf(keyward.ENOTFOUND, "user %s not found", id)
 		}
 		if err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		if hashes, err = s.keyHashes(ctx, tx, "user_id", id); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, "DELETE FROM users WHERE id = ?", id)
-		return s.dbError(err, conflicts{})
+		return s.dbError(err, Conflicts{})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: delete user %s: %w", id, err)
+		return nil, s.errorf("delete user %s: %w", id, err)
 	}
 	return hashes, nil
 }
@@ -281,10 +275,10 @@ func scanUser(row scanner) (*keyward.User, error) {
 }
 
 // keyHashes returns the hashes of the keys whose column col equals v.
-func (s *Store) keyHashes(ctx context.Context, tx *sql.Tx, col, v string) ([]keyward.KeyHash, error) {
+func (s *Store) keyHashes(ctx context.Context, tx *Tx, col, v string) ([]keyward.KeyHash, error) {
 	rows, err := tx.QueryContext(ctx, "SELECT key_hash FROM keys WHERE "+col+" = ?", v)
 	if err != nil {
-		return nil, s.dbError(err, conflicts{})
+		return nil, s.dbError(err, Conflicts{})
 	}
 	defer rows.Close()
 	hashes := []keyward.KeyHash{}
@@ -299,5 +293,5 @@ func (s *Store) keyHashes(ctx context.Context, tx *sql.Tx, col, v string) ([]key
 		}
 		hashes = append(hashes, h)
 	}
-	return hashes, s.dbError(rows.Err(), conflicts{})
+	return hashes, s.dbError(rows.Err(), Conflicts{})
 }

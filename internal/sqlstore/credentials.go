@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -24,7 +24,7 @@ const liveStatuses = `('active', 'rotated', 'orphaned')`
 // CreateProviderConnection inserts c. ENOTFOUND if its account does not
 // exist, ECONFLICT if the id, or the name within the account, is taken.
 func (s *Store) CreateProviderConnection(ctx context.Context, ch keyward.Change, c *keyward.ProviderConnection) error {
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		if err := validConnection(c); err != nil {
 			return err
 		}
@@ -32,15 +32,15 @@ func (s *Store) CreateProviderConnection(ctx context.Context, ch keyward.Change,
 			password, password_version, password_bound, timeout_ms, created_by, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.AccountID, c.Kind, c.Name, c.BaseURL, c.Username, nonNil(c.SealedPassword), c.PasswordVersion, c.PasswordBound,
-			time.Duration(c.Timeout).Milliseconds(), c.CreatedBy, formatTime(c.CreatedAt), formatTime(c.UpdatedAt))
-		return s.dbError(err, conflicts{
-			pk:     fmt.Sprintf("provider connection %s already exists", c.ID),
-			unique: fmt.Sprintf("account %s already has a provider connection named %q", c.AccountID, c.Name),
-			fk:     fmt.Sprintf("account %s not found", c.AccountID),
+			time.Duration(c.Timeout).Milliseconds(), c.CreatedBy, FormatTime(c.CreatedAt), FormatTime(c.UpdatedAt))
+		return s.dbError(err, Conflicts{
+			PK:     fmt.Sprintf("provider connection %s already exists", c.ID),
+			Unique: fmt.Sprintf("account %s already has a provider connection named %q", c.AccountID, c.Name),
+			FK:     fmt.Sprintf("account %s not found", c.AccountID),
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: create provider connection %s: %w", c.ID, err)
+		return s.errorf("create provider connection %s: %w", c.ID, err)
 	}
 	return nil
 }
@@ -58,7 +58,7 @@ func validConnection(c *keyward.ProviderConnection) error {
 func (s *Store) ProviderConnection(ctx context.Context, id string) (*keyward.ProviderConnection, error) {
 	c, err := s.connectionTx(ctx, s.r, id)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: provider connection %s: %w", id, err)
+		return nil, s.errorf("provider connection %s: %w", id, err)
 	}
 	return c, nil
 }
@@ -79,7 +79,7 @@ func (s *Store) ProviderConnections(ctx context.Context, accountID string, p key
 	query, args = pageQuery(query, "id", ascending, args, p)
 	conns, err := queryRows(ctx, s.r, query, args, scanConnection)
 	if err != nil {
-		return nil, "", fmt.Errorf("sqlite: list provider connections: %w", s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list provider connections: %w", s.dbError(err, Conflicts{}))
 	}
 	conns, next := page(conns, p, func(c *keyward.ProviderConnection) string { return c.ID })
 	return conns, next, nil
@@ -91,7 +91,7 @@ func (s *Store) ProviderConnections(ctx context.Context, accountID string, p key
 // already uses.
 func (s *Store) UpdateProviderConnection(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.ProviderConnection) error) (*keyward.ProviderConnection, error) {
 	var out *keyward.ProviderConnection
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		c, err := s.connectionTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -109,15 +109,15 @@ func (s *Store) UpdateProviderConnection(ctx context.Context, ch keyward.Change,
 		_, err = tx.ExecContext(ctx, `UPDATE provider_connections SET name = ?, base_url = ?, username = ?, password = ?,
 			password_version = ?, password_bound = ?, timeout_ms = ?, updated_at = ? WHERE id = ?`,
 			c.Name, c.BaseURL, c.Username, nonNil(c.SealedPassword), c.PasswordVersion, c.PasswordBound,
-			time.Duration(c.Timeout).Milliseconds(), formatTime(c.UpdatedAt), id)
+			time.Duration(c.Timeout).Milliseconds(), FormatTime(c.UpdatedAt), id)
 		if err != nil {
-			return s.dbError(err, conflicts{unique: fmt.Sprintf("account %s already has a provider connection named %q", account, c.Name)})
+			return s.dbError(err, Conflicts{Unique: fmt.Sprintf("account %s already has a provider connection named %q", account, c.Name)})
 		}
 		out, err = s.connectionTx(ctx, tx, id)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: update provider connection %s: %w", id, err)
+		return nil, s.errorf("update provider connection %s: %w", id, err)
 	}
 	return out, nil
 }
@@ -128,7 +128,7 @@ func (s *Store) UpdateProviderConnection(ctx context.Context, ch keyward.Change,
 // (revoked, expired, vanished) are deleted with it.
 func (s *Store) DeleteProviderConnection(ctx context.Context, ch keyward.Change, id string) (*keyward.ProviderConnection, error) {
 	var c *keyward.ProviderConnection
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		var err error
 		if c, err = s.connectionTx(ctx, tx, id); err != nil {
 			return err
@@ -136,19 +136,19 @@ func (s *Store) DeleteProviderConnection(ctx context.Context, ch keyward.Change,
 		var live int
 		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM managed_credentials WHERE connection_id = ? AND status IN "+liveStatuses,
 			id).Scan(&live); err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		if live > 0 {
 			return keyward.Errorf(keyward.ECONFLICT, "provider connection %s still has %d credentials that are active, rotated or orphaned: revoke them first", id, live)
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM managed_credentials WHERE connection_id = ?", id); err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		_, err = tx.ExecContext(ctx, "DELETE FROM provider_connections WHERE id = ?", id)
-		return s.dbError(err, conflicts{})
+		return s.dbError(err, Conflicts{})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: delete provider connection %s: %w", id, err)
+		return nil, s.errorf("delete provider connection %s: %w", id, err)
 	}
 	return c, nil
 }
@@ -158,14 +158,14 @@ func (s *Store) DeleteProviderConnection(ctx context.Context, ch keyward.Change,
 // EINVALID if its account or kind is not its connection's, or its status
 // is unknown.
 func (s *Store) CreateCredential(ctx context.Context, ch keyward.Change, c *keyward.ManagedCredential) error {
-	err := s.write(ctx, ch, func(tx *sql.Tx) error { return s.insertCredential(ctx, tx, c) })
+	err := s.write(ctx, ch, func(tx *Tx) error { return s.insertCredential(ctx, tx, c) })
 	if err != nil {
-		return fmt.Errorf("sqlite: create credential %s: %w", c.ID, err)
+		return s.errorf("create credential %s: %w", c.ID, err)
 	}
 	return nil
 }
 
-func (s *Store) insertCredential(ctx context.Context, tx *sql.Tx, c *keyward.ManagedCredential) error {
+func (s *Store) insertCredential(ctx context.Context, tx *Tx, c *keyward.ManagedCredential) error {
 	conn, err := s.connectionTx(ctx, tx, c.ConnectionID)
 	if err != nil {
 		return err
@@ -185,11 +185,11 @@ func (s *Store) insertCredential(ctx context.Context, tx *sql.Tx, c *keyward.Man
 		created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.ConnectionID, c.Kind, c.AccountID, c.ExternalID, c.ExternalUser, c.Name, string(scopes), c.Hint,
 		nullTime(c.ExpiresAt), string(c.Status), nullString(c.RotatedFrom), nullString(c.ReplacedBy),
-		nullTime(c.GraceUntil), nullTime(c.RevokedAt), c.CreatedBy, formatTime(c.CreatedAt), formatTime(c.UpdatedAt))
-	return s.dbError(err, conflicts{
-		pk:     fmt.Sprintf("credential %s already exists", c.ID),
-		unique: fmt.Sprintf("provider connection %s already has a credential with external id %s", c.ConnectionID, c.ExternalID),
-		fk:     fmt.Sprintf("provider connection %s not found", c.ConnectionID),
+		nullTime(c.GraceUntil), nullTime(c.RevokedAt), c.CreatedBy, FormatTime(c.CreatedAt), FormatTime(c.UpdatedAt))
+	return s.dbError(err, Conflicts{
+		PK:     fmt.Sprintf("credential %s already exists", c.ID),
+		Unique: fmt.Sprintf("provider connection %s already has a credential with external id %s", c.ConnectionID, c.ExternalID),
+		FK:     fmt.Sprintf("provider connection %s not found", c.ConnectionID),
 	})
 }
 
@@ -208,7 +208,7 @@ func validStatus(st keyward.CredentialStatus) error {
 func (s *Store) Credential(ctx context.Context, id string) (*keyward.ManagedCredential, error) {
 	c, err := s.credentialTx(ctx, s.r, id)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: credential %s: %w", id, err)
+		return nil, s.errorf("credential %s: %w", id, err)
 	}
 	return c, nil
 }
@@ -236,7 +236,7 @@ func (s *Store) Credentials(ctx context.Context, f keyward.CredentialFilter, p k
 	query, args = pageQuery(query, "id", ascending, args, p)
 	creds, err := queryRows(ctx, s.r, query, args, scanCredential)
 	if err != nil {
-		return nil, "", fmt.Errorf("sqlite: list credentials: %w", s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list credentials: %w", s.dbError(err, Conflicts{}))
 	}
 	creds, next := page(creds, p, func(c *keyward.ManagedCredential) string { return c.ID })
 	return creds, next, nil
@@ -247,7 +247,7 @@ func (s *Store) Credentials(ctx context.Context, f keyward.CredentialFilter, p k
 // or external id, or sets an unknown status.
 func (s *Store) UpdateCredential(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.ManagedCredential) error) (*keyward.ManagedCredential, error) {
 	var out *keyward.ManagedCredential
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		c, err := s.credentialTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -263,7 +263,7 @@ func (s *Store) UpdateCredential(ctx context.Context, ch keyward.Change, id stri
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: update credential %s: %w", id, err)
+		return nil, s.errorf("update credential %s: %w", id, err)
 	}
 	return out, nil
 }
@@ -272,7 +272,7 @@ func (s *Store) UpdateCredential(ctx context.Context, ch keyward.Change, id stri
 // replacement, then saves both in one transaction: an error from fn, or
 // from saving either, leaves both as they were.
 func (s *Store) RotateCredential(ctx context.Context, ch keyward.Change, id string, fn func(old *keyward.ManagedCredential) (*keyward.ManagedCredential, error)) (old, next *keyward.ManagedCredential, err error) {
-	err = s.write(ctx, ch, func(tx *sql.Tx) error {
+	err = s.write(ctx, ch, func(tx *Tx) error {
 		c, err := s.credentialTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -298,13 +298,13 @@ func (s *Store) RotateCredential(ctx context.Context, ch keyward.Change, id stri
 		return err
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("sqlite: rotate credential %s: %w", id, err)
+		return nil, nil, s.errorf("rotate credential %s: %w", id, err)
 	}
 	return old, next, nil
 }
 
 // saveCredential writes the mutable fields of c, loaded as orig.
-func (s *Store) saveCredential(ctx context.Context, tx *sql.Tx, orig, c *keyward.ManagedCredential) error {
+func (s *Store) saveCredential(ctx context.Context, tx *Tx, orig, c *keyward.ManagedCredential) error {
 	if c.ID != orig.ID || c.ConnectionID != orig.ConnectionID || c.AccountID != orig.AccountID ||
 		c.Kind != orig.Kind || c.ExternalID != orig.ExternalID {
 		return keyward.Errorf(keyward.EINVALID, "the id, connection, account, kind and external id of a credential cannot change")
@@ -321,8 +321,8 @@ func (s *Store) saveCredential(ctx context.Context, tx *sql.Tx, orig, c *keyward
 		WHERE id = ?`,
 		c.ExternalUser, c.Name, string(scopes), c.Hint, nullTime(c.ExpiresAt), string(c.Status),
 		nullString(c.RotatedFrom), nullString(c.ReplacedBy), nullTime(c.GraceUntil), nullTime(c.RevokedAt),
-		formatTime(c.UpdatedAt), c.ID)
-	return s.dbError(err, conflicts{})
+		FormatTime(c.UpdatedAt), c.ID)
+	return s.dbError(err, Conflicts{})
 }
 
 // CredentialsDue lists, by id after the cursor, the active credentials
@@ -331,9 +331,9 @@ func (s *Store) saveCredential(ctx context.Context, tx *sql.Tx, orig, c *keyward
 func (s *Store) CredentialsDue(ctx context.Context, now time.Time, after string, limit int) ([]*keyward.ManagedCredential, error) {
 	creds, err := queryRows(ctx, s.r, selectCredential+` WHERE
 		((status = 'active' AND expires_at <= ?1) OR (status = 'rotated' AND grace_until <= ?1))
-		AND id > ?2 ORDER BY id LIMIT ?3`, []any{formatTime(now), after, limit}, scanCredential)
+		AND id > ?2 ORDER BY id LIMIT ?3`, []any{FormatTime(now), after, limit}, scanCredential)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: credentials due: %w", s.dbError(err, conflicts{}))
+		return nil, s.errorf("credentials due: %w", s.dbError(err, Conflicts{}))
 	}
 	return creds, nil
 }

@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strconv"
 
@@ -54,7 +53,7 @@ var sealedColumns = map[keyward.SealedKind]sealedColumn{
 func (s *Store) Reseal(ctx context.Context, kind keyward.SealedKind, keep int, fn keyward.ResealFunc) (int64, error) {
 	c, ok := sealedColumns[kind]
 	if !ok || kind == keyward.SealedAuditDetails {
-		return 0, keyward.Errorf(keyward.EINVALID, "sqlite: reseal: %q is not a kind of value that can be re-encrypted", kind)
+		return 0, keyward.Errorf(keyward.EINVALID, "%s: reseal: %q is not a kind of value that can be re-encrypted", s.name, kind)
 	}
 	adCols, stale, bind := "", c.version+" != ?", ""
 	switch kind {
@@ -72,7 +71,7 @@ func (s *Store) Reseal(ctx context.Context, kind keyward.SealedKind, keep int, f
 	cursor := c.start
 	for {
 		var n int
-		err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+		err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 			vals, last, err := s.sealedBatch(ctx, tx, query, kind, keep, cursor)
 			if err != nil || len(vals) == 0 {
 				return err
@@ -90,7 +89,7 @@ func (s *Store) Reseal(ctx context.Context, kind keyward.SealedKind, keep int, f
 				}
 				res, err := tx.ExecContext(ctx, update, out.Data, out.Version, v.ID, v.Version, v.Data)
 				if err != nil {
-					return s.dbError(err, conflicts{})
+					return s.dbError(err, Conflicts{})
 				}
 				if m, _ := res.RowsAffected(); m == 1 {
 					total++
@@ -100,7 +99,7 @@ func (s *Store) Reseal(ctx context.Context, kind keyward.SealedKind, keep int, f
 			return nil
 		})
 		if err != nil {
-			return total, fmt.Errorf("sqlite: reseal %s: %w", kind, err)
+			return total, s.errorf("reseal %s: %w", kind, err)
 		}
 		if n < keyward.ResealBatch {
 			return total, nil
@@ -110,10 +109,10 @@ func (s *Store) Reseal(ctx context.Context, kind keyward.SealedKind, keep int, f
 
 // sealedBatch reads the next batch of query and returns it with the cursor
 // after it.
-func (s *Store) sealedBatch(ctx context.Context, tx *sql.Tx, query string, kind keyward.SealedKind, keep int, cursor any) ([]keyward.SealedValue, any, error) {
+func (s *Store) sealedBatch(ctx context.Context, tx *Tx, query string, kind keyward.SealedKind, keep int, cursor any) ([]keyward.SealedValue, any, error) {
 	rows, err := tx.QueryContext(ctx, query, keep, cursor)
 	if err != nil {
-		return nil, nil, s.dbError(err, conflicts{})
+		return nil, nil, s.dbError(err, Conflicts{})
 	}
 	defer rows.Close()
 	var vals []keyward.SealedValue
@@ -135,7 +134,7 @@ func (s *Store) sealedBatch(ctx context.Context, tx *sql.Tx, query string, kind 
 			dest = append(dest, &ad1, &ad2, &ad3, &bound)
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return nil, nil, s.dbError(err, conflicts{})
+			return nil, nil, s.dbError(err, Conflicts{})
 		}
 		v.Kind, cursor = kind, id
 		switch id := id.(type) {
@@ -161,7 +160,7 @@ func (s *Store) sealedBatch(ctx context.Context, tx *sql.Tx, query string, kind 
 		vals = append(vals, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, s.dbError(err, conflicts{})
+		return nil, nil, s.dbError(err, Conflicts{})
 	}
 	return vals, cursor, nil
 }
@@ -175,20 +174,20 @@ func (s *Store) SealedCounts(ctx context.Context) ([]keyward.SealedCount, error)
 		c := sealedColumns[kind]
 		rows, err := s.r.QueryContext(ctx, "SELECT "+c.version+", count(*) FROM "+c.table+" WHERE "+c.has+" GROUP BY "+c.version+" ORDER BY "+c.version)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: count sealed values: %s: %w", kind, s.dbError(err, conflicts{}))
+			return nil, s.errorf("count sealed values: %s: %w", kind, s.dbError(err, Conflicts{}))
 		}
 		for rows.Next() {
 			sc := keyward.SealedCount{Kind: kind}
 			if err := rows.Scan(&sc.Version, &sc.Count); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("sqlite: count sealed values: %s: %w", kind, err)
+				return nil, s.errorf("count sealed values: %s: %w", kind, err)
 			}
 			out = append(out, sc)
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: count sealed values: %s: %w", kind, s.dbError(err, conflicts{}))
+			return nil, s.errorf("count sealed values: %s: %w", kind, s.dbError(err, Conflicts{}))
 		}
 	}
 	return out, nil

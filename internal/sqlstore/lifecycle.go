@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -29,24 +29,24 @@ func (s *Store) TryLock(ctx context.Context, name string) (func(), bool, error) 
 	holder := hex.EncodeToString(b[:])
 	now := time.Now()
 	var ok bool
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO job_locks (name, holder, expires_at) VALUES (?1, ?2, ?3)
 			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-			WHERE job_locks.expires_at <= ?4`, name, holder, formatTime(now.Add(keyward.LockLease)), formatTime(now))
+			WHERE job_locks.expires_at <= ?4`, name, holder, FormatTime(now.Add(keyward.LockLease)), FormatTime(now))
 		if err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		n, err := res.RowsAffected()
 		ok = n == 1
-		return s.dbError(err, conflicts{})
+		return s.dbError(err, Conflicts{})
 	})
 	if err != nil || !ok {
-		return nil, false, wrapErr(err, "sqlite: lock %s", name)
+		return nil, false, wrapErr(err, s.name+": lock %s", name)
 	}
 	release := func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+		s.WriteUnaudited(ctx, func(tx *Tx) error {
 			_, err := tx.ExecContext(ctx, "DELETE FROM job_locks WHERE name = ? AND holder = ?", name, holder)
 			return err
 		})
@@ -94,32 +94,32 @@ func usDuration(us int64) keyward.Duration {
 // SetRotationPolicy inserts p or replaces the policy of its scope.
 func (s *Store) SetRotationPolicy(ctx context.Context, ch keyward.Change, p *keyward.RotationPolicy) error {
 	if err := p.Validate(); err != nil {
-		return fmt.Errorf("sqlite: set rotation policy: %w", err)
+		return s.errorf("set rotation policy: %w", err)
 	}
 	target := "key_id"
 	if p.AccountID != "" {
 		target = "account_id"
 	}
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO rotation_policies (account_id, key_id, max_age_us, expire_after_us, updated_at, updated_by)
 			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (`+target+`) DO UPDATE SET max_age_us = excluded.max_age_us,
 			expire_after_us = excluded.expire_after_us, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
 			nullString(p.AccountID), nullString(p.KeyID), time.Duration(p.MaxAge).Microseconds(),
-			time.Duration(p.ExpireAfter).Microseconds(), formatTime(p.UpdatedAt), p.UpdatedBy)
-		return s.dbError(err, conflicts{fk: p.Scope().String() + " not found"})
+			time.Duration(p.ExpireAfter).Microseconds(), FormatTime(p.UpdatedAt), p.UpdatedBy)
+		return s.dbError(err, Conflicts{FK: p.Scope().String() + " not found"})
 	})
-	return wrapErr(err, "sqlite: set rotation policy of %s", p.Scope())
+	return wrapErr(err, s.name+": set rotation policy of %s", p.Scope())
 }
 
 // RotationPolicy returns the policy of sc. ENOTFOUND if none.
 func (s *Store) RotationPolicy(ctx context.Context, sc keyward.RotationScope) (*keyward.RotationPolicy, error) {
 	if err := sc.Validate(); err != nil {
-		return nil, fmt.Errorf("sqlite: rotation policy: %w", err)
+		return nil, s.errorf("rotation policy: %w", err)
 	}
 	cond, arg := scopeCond(sc)
 	p, err := scanPolicy(s.r.QueryRowContext(ctx, selectPolicy+" WHERE "+cond, arg))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: rotation policy of %s: %w", sc, s.policyError(err, sc))
+		return nil, s.errorf("rotation policy of %s: %w", sc, s.policyError(err, sc))
 	}
 	return p, nil
 }
@@ -128,46 +128,46 @@ func (s *Store) policyError(err error, sc keyward.RotationScope) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return keyward.Errorf(keyward.ENOTFOUND, "%s has no rotation policy", sc)
 	}
-	return s.dbError(err, conflicts{})
+	return s.dbError(err, Conflicts{})
 }
 
 // DeleteRotationPolicy deletes the policy of sc and returns it.
 func (s *Store) DeleteRotationPolicy(ctx context.Context, ch keyward.Change, sc keyward.RotationScope) (*keyward.RotationPolicy, error) {
 	if err := sc.Validate(); err != nil {
-		return nil, fmt.Errorf("sqlite: delete rotation policy: %w", err)
+		return nil, s.errorf("delete rotation policy: %w", err)
 	}
 	cond, arg := scopeCond(sc)
 	var p *keyward.RotationPolicy
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		var err error
 		if p, err = scanPolicy(tx.QueryRowContext(ctx, selectPolicy+" WHERE "+cond, arg)); err != nil {
 			return s.policyError(err, sc)
 		}
 		_, err = tx.ExecContext(ctx, "DELETE FROM rotation_policies WHERE "+cond, arg)
-		return s.dbError(err, conflicts{})
+		return s.dbError(err, Conflicts{})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: delete rotation policy of %s: %w", sc, err)
+		return nil, s.errorf("delete rotation policy of %s: %w", sc, err)
 	}
 	return p, nil
 }
 
 // AddKeyNotice records n unless the key has it already (ECONFLICT).
 func (s *Store) AddKeyNotice(ctx context.Context, ch keyward.Change, n *keyward.KeyNotice) error {
-	err := s.write(ctx, ch, func(tx *sql.Tx) error { return s.insertKeyNotice(ctx, tx, n) })
-	return wrapErr(err, "sqlite: add %s notice of key %s", n.Kind, n.KeyID)
+	err := s.write(ctx, ch, func(tx *Tx) error { return s.insertKeyNotice(ctx, tx, n) })
+	return wrapErr(err, s.name+": add %s notice of key %s", n.Kind, n.KeyID)
 }
 
 // insertKeyNotice records n in tx; ECONFLICT if the key has it already.
-func (s *Store) insertKeyNotice(ctx context.Context, tx *sql.Tx, n *keyward.KeyNotice) error {
+func (s *Store) insertKeyNotice(ctx context.Context, tx *Tx, n *keyward.KeyNotice) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO key_notices (key_id, kind, subject, at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (key_id, kind) DO UPDATE SET subject = excluded.subject, at = excluded.at
-		WHERE key_notices.subject <> excluded.subject`, n.KeyID, string(n.Kind), formatTime(n.Subject), formatTime(n.At))
+		WHERE key_notices.subject <> excluded.subject`, n.KeyID, string(n.Kind), FormatTime(n.Subject), FormatTime(n.At))
 	if err != nil {
-		return s.dbError(err, conflicts{fk: "key " + n.KeyID + " not found"})
+		return s.dbError(err, Conflicts{FK: "key " + n.KeyID + " not found"})
 	}
 	if c, err := res.RowsAffected(); err != nil {
-		return s.dbError(err, conflicts{})
+		return s.dbError(err, Conflicts{})
 	} else if c == 0 {
 		return keyward.Errorf(keyward.ECONFLICT, "key %s has its %s notice already", n.KeyID, n.Kind)
 	}
@@ -178,7 +178,7 @@ func (s *Store) insertKeyNotice(ctx context.Context, tx *sql.Tx, n *keyward.KeyN
 func (s *Store) KeyNotices(ctx context.Context, keyID string) ([]*keyward.KeyNotice, error) {
 	rows, err := s.r.QueryContext(ctx, "SELECT key_id, kind, subject, at FROM key_notices WHERE key_id = ? ORDER BY kind", keyID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: notices of key %s: %w", keyID, s.dbError(err, conflicts{}))
+		return nil, s.errorf("notices of key %s: %w", keyID, s.dbError(err, Conflicts{}))
 	}
 	defer rows.Close()
 	out := []*keyward.KeyNotice{}
@@ -188,18 +188,18 @@ func (s *Store) KeyNotices(ctx context.Context, keyID string) ([]*keyward.KeyNot
 			subject, at string
 		)
 		if err := rows.Scan(&n.KeyID, &n.Kind, &subject, &at); err != nil {
-			return nil, fmt.Errorf("sqlite: notices of key %s: %w", keyID, s.dbError(err, conflicts{}))
+			return nil, s.errorf("notices of key %s: %w", keyID, s.dbError(err, Conflicts{}))
 		}
 		if n.Subject, err = parseTime(subject); err == nil {
 			n.At, err = parseTime(at)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: notices of key %s: %w", keyID, err)
+			return nil, s.errorf("notices of key %s: %w", keyID, err)
 		}
 		out = append(out, &n)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: notices of key %s: %w", keyID, s.dbError(err, conflicts{}))
+		return nil, s.errorf("notices of key %s: %w", keyID, s.dbError(err, Conflicts{}))
 	}
 	return out, nil
 }
@@ -209,40 +209,40 @@ func (s *Store) ExpiredKeys(ctx context.Context, now time.Time, after string, li
 	keys, err := s.queryKeys(ctx, selectKey+` WHERE k.expires_at IS NOT NULL AND k.expires_at <= ?1
 		AND (k.revoked_at IS NULL OR k.revoked_at > k.expires_at)
 		AND NOT EXISTS (SELECT 1 FROM key_notices n WHERE n.key_id = k.id AND n.kind = 'expired' AND n.subject = k.expires_at)
-		AND k.id > ?2 ORDER BY k.id LIMIT ?3`, formatTime(now), after, limit)
-	return keys, wrapErr(err, "sqlite: expired keys")
+		AND k.id > ?2 ORDER BY k.id LIMIT ?3`, FormatTime(now), after, limit)
+	return keys, wrapErr(err, s.name+": expired keys")
 }
 
 // RetiredKeys lists the non-root keys revoked or expired by before.
 func (s *Store) RetiredKeys(ctx context.Context, before time.Time, after string, limit int) ([]*keyward.Key, error) {
 	keys, err := s.queryKeys(ctx, selectKey+` WHERE k.role <> 'root'
 		AND ((k.revoked_at IS NOT NULL AND k.revoked_at <= ?1) OR (k.expires_at IS NOT NULL AND k.expires_at <= ?1))
-		AND k.id > ?2 ORDER BY k.id LIMIT ?3`, formatTime(before), after, limit)
-	return keys, wrapErr(err, "sqlite: retired keys")
+		AND k.id > ?2 ORDER BY k.id LIMIT ?3`, FormatTime(before), after, limit)
+	return keys, wrapErr(err, s.name+": retired keys")
 }
 
 func (s *Store) queryKeys(ctx context.Context, query string, args ...any) ([]*keyward.Key, error) {
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, s.dbError(err, conflicts{})
+		return nil, s.dbError(err, Conflicts{})
 	}
 	defer rows.Close()
 	keys := []*keyward.Key{}
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
-			return nil, s.dbError(err, conflicts{})
+			return nil, s.dbError(err, Conflicts{})
 		}
 		keys = append(keys, k)
 	}
-	return keys, s.dbError(rows.Err(), conflicts{})
+	return keys, s.dbError(rows.Err(), Conflicts{})
 }
 
 // ExpiredIPRules lists the IP rules expired by before.
 func (s *Store) ExpiredIPRules(ctx context.Context, before time.Time, after string, limit int) ([]*keyward.IPRule, error) {
 	rules, err := s.queryIPRules(ctx, selectIPRule+" WHERE expires_at IS NOT NULL AND expires_at <= ? AND id > ? ORDER BY id LIMIT ?",
-		formatTime(before), after, limit)
-	return rules, wrapErr(err, "sqlite: expired ip rules")
+		FormatTime(before), after, limit)
+	return rules, wrapErr(err, s.name+": expired ip rules")
 }
 
 // CreditRefillsDue lists the keys whose stored credits have a refill due.
@@ -254,18 +254,18 @@ func (s *Store) CreditRefillsDue(ctx context.Context, now time.Time, after strin
 		AND `+micros("credits_refilled_at")+` + credits_refill_interval / 1000 <= ? AND id > ? ORDER BY id LIMIT ?`,
 		now.UnixMicro(), after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: credit refills due: %w", s.dbError(err, conflicts{}))
+		return nil, s.errorf("credit refills due: %w", s.dbError(err, Conflicts{}))
 	}
 	defer rows.Close()
 	ids := []string{}
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("sqlite: credit refills due: %w", s.dbError(err, conflicts{}))
+			return nil, s.errorf("credit refills due: %w", s.dbError(err, Conflicts{}))
 		}
 		ids = append(ids, id)
 	}
-	return ids, wrapErr(s.dbError(rows.Err(), conflicts{}), "sqlite: credit refills due")
+	return ids, wrapErr(s.dbError(rows.Err(), Conflicts{}), s.name+": credit refills due")
 }
 
 // policyFrom joins each key (and join) to its own rotation policy (kp) and
@@ -295,8 +295,8 @@ func (s *Store) RotationDueKeys(ctx context.Context, now time.Time, after string
 		AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?1)
 		AND `+dueAt+` <= ?2
 		AND NOT EXISTS (SELECT 1 FROM key_notices n WHERE n.key_id = k.id AND n.kind = 'rotation_due' AND `+micros("n.subject")+` = `+dueAt+`)
-		AND k.id > ?3 ORDER BY k.id LIMIT ?4`, formatTime(now), now.UnixMicro(), after, limit)
-	return ds, wrapErr(err, "sqlite: keys due for rotation")
+		AND k.id > ?3 ORDER BY k.id LIMIT ?4`, FormatTime(now), now.UnixMicro(), after, limit)
+	return ds, wrapErr(err, s.name+": keys due for rotation")
 }
 
 // ExpiryDueKeys lists the keys announced due whose policy expires them and
@@ -307,7 +307,7 @@ func (s *Store) ExpiryDueKeys(ctx context.Context, after string, limit int) ([]*
 		AND NOT EXISTS (SELECT 1 FROM key_notices x WHERE x.key_id = k.id AND x.kind = 'expiry_scheduled'
 			AND `+micros("x.subject")+` = `+micros("n.at")+` + `+effExpireAfter+`)
 		AND k.id > ?1 ORDER BY k.id LIMIT ?2`, after, limit)
-	return ds, wrapErr(err, "sqlite: keys due to expire by rotation policy")
+	return ds, wrapErr(err, s.name+": keys due to expire by rotation policy")
 }
 
 // queryDue runs a query of policyCols and a notice time (” for none) and
@@ -315,7 +315,7 @@ func (s *Store) ExpiryDueKeys(ctx context.Context, after string, limit int) ([]*
 func (s *Store) queryDue(ctx context.Context, query string, args ...any) ([]*keyward.RotationDue, error) {
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, s.dbError(err, conflicts{})
+		return nil, s.dbError(err, Conflicts{})
 	}
 	var ds []*keyward.RotationDue
 	for rows.Next() {
@@ -328,7 +328,7 @@ func (s *Store) queryDue(ctx context.Context, query string, args ...any) ([]*key
 		)
 		if err := rows.Scan(&keyID, &own, &maxAge, &expire, &updated, &d.Policy.UpdatedBy, &noticeAt); err != nil {
 			rows.Close()
-			return nil, s.dbError(err, conflicts{})
+			return nil, s.dbError(err, Conflicts{})
 		}
 		d.Key = &keyward.Key{ID: keyID}
 		d.Policy.MaxAge, d.Policy.ExpireAfter = usDuration(maxAge), usDuration(expire)
@@ -346,7 +346,7 @@ func (s *Store) queryDue(ctx context.Context, query string, args ...any) ([]*key
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, s.dbError(err, conflicts{})
+		return nil, s.dbError(err, Conflicts{})
 	}
 	out := make([]*keyward.RotationDue, 0, len(ds))
 	for _, d := range ds {

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -18,21 +18,21 @@ const selectEndpoint = `SELECT id, account_id, url, description, events, secret,
 func (s *Store) CreateWebhookEndpoint(ctx context.Context, ch keyward.Change, e *keyward.WebhookEndpoint) error {
 	events, err := json.Marshal(nonNil(e.Events))
 	if err != nil {
-		return fmt.Errorf("sqlite: create webhook endpoint %s: %w", e.ID, err)
+		return s.errorf("create webhook endpoint %s: %w", e.ID, err)
 	}
-	err = s.write(ctx, ch, func(tx *sql.Tx) error {
+	err = s.write(ctx, ch, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_endpoints (id, account_id, url, description, events,
 			secret, secret_version, disabled, disabled_reason, created_by, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			e.ID, nullString(e.AccountID), e.URL, e.Description, string(events), e.SealedSecret, e.SecretVersion,
-			e.Disabled, e.DisabledReason, e.CreatedBy, formatTime(e.CreatedAt), formatTime(e.UpdatedAt))
-		return s.dbError(err, conflicts{
-			pk: fmt.Sprintf("webhook endpoint %s already exists", e.ID),
-			fk: fmt.Sprintf("account %s not found", e.AccountID),
+			e.Disabled, e.DisabledReason, e.CreatedBy, FormatTime(e.CreatedAt), FormatTime(e.UpdatedAt))
+		return s.dbError(err, Conflicts{
+			PK: fmt.Sprintf("webhook endpoint %s already exists", e.ID),
+			FK: fmt.Sprintf("account %s not found", e.AccountID),
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: create webhook endpoint %s: %w", e.ID, err)
+		return s.errorf("create webhook endpoint %s: %w", e.ID, err)
 	}
 	return nil
 }
@@ -41,7 +41,7 @@ func (s *Store) CreateWebhookEndpoint(ctx context.Context, ch keyward.Change, e 
 func (s *Store) WebhookEndpoint(ctx context.Context, id string) (*keyward.WebhookEndpoint, error) {
 	e, err := s.endpointTx(ctx, s.r, id)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: webhook endpoint %s: %w", id, err)
+		return nil, s.errorf("webhook endpoint %s: %w", id, err)
 	}
 	return e, nil
 }
@@ -61,7 +61,7 @@ func (s *Store) WebhookEndpoints(ctx context.Context, f keyward.WebhookEndpointF
 	query, args = pageQuery(query, "id", ascending, args, p)
 	endpoints, err := queryRows(ctx, s.r, query, args, scanEndpoint)
 	if err != nil {
-		return nil, "", fmt.Errorf("sqlite: list webhook endpoints: %w", s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list webhook endpoints: %w", s.dbError(err, Conflicts{}))
 	}
 	endpoints, next := page(endpoints, p, func(e *keyward.WebhookEndpoint) string { return e.ID })
 	return endpoints, next, nil
@@ -71,7 +71,7 @@ func (s *Store) WebhookEndpoints(ctx context.Context, f keyward.WebhookEndpointF
 // in one transaction. EINVALID if fn changes the id or account.
 func (s *Store) UpdateWebhookEndpoint(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.WebhookEndpoint) error) (*keyward.WebhookEndpoint, error) {
 	var out *keyward.WebhookEndpoint
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		e, err := s.endpointTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -90,15 +90,15 @@ func (s *Store) UpdateWebhookEndpoint(ctx context.Context, ch keyward.Change, id
 		_, err = tx.ExecContext(ctx, `UPDATE webhook_endpoints SET url = ?, description = ?, events = ?, secret = ?,
 			secret_version = ?, disabled = ?, disabled_reason = ?, updated_at = ? WHERE id = ?`,
 			e.URL, e.Description, string(events), e.SealedSecret, e.SecretVersion, e.Disabled, e.DisabledReason,
-			formatTime(e.UpdatedAt), id)
+			FormatTime(e.UpdatedAt), id)
 		if err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		out, err = s.endpointTx(ctx, tx, id)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: update webhook endpoint %s: %w", id, err)
+		return nil, s.errorf("update webhook endpoint %s: %w", id, err)
 	}
 	return out, nil
 }
@@ -107,16 +107,16 @@ func (s *Store) UpdateWebhookEndpoint(ctx context.Context, ch keyward.Change, id
 // returns it.
 func (s *Store) DeleteWebhookEndpoint(ctx context.Context, ch keyward.Change, id string) (*keyward.WebhookEndpoint, error) {
 	var e *keyward.WebhookEndpoint
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		var err error
 		if e, err = s.endpointTx(ctx, tx, id); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, "DELETE FROM webhook_endpoints WHERE id = ?", id)
-		return s.dbError(err, conflicts{})
+		return s.dbError(err, Conflicts{})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: delete webhook endpoint %s: %w", id, err)
+		return nil, s.errorf("delete webhook endpoint %s: %w", id, err)
 	}
 	return e, nil
 }
@@ -126,21 +126,21 @@ func (s *Store) AppendEvents(ctx context.Context, events []*keyward.Event) error
 	if len(events) == 0 {
 		return nil
 	}
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error { return insertEvents(ctx, tx, events) })
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error { return insertEvents(ctx, tx, events) })
 	if err != nil {
-		return fmt.Errorf("sqlite: append events: %w", err)
+		return s.errorf("append events: %w", err)
 	}
 	return nil
 }
 
 // insertEvents writes events to the outbox in tx.
-func insertEvents(ctx context.Context, tx *sql.Tx, events []*keyward.Event) error {
+func insertEvents(ctx context.Context, tx *Tx, events []*keyward.Event) error {
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, "INSERT INTO webhook_events (id, type, time, account_id, data) VALUES (?, ?, ?, ?, ?)",
-			e.ID, e.Type, formatTime(e.Time), e.AccountID, string(e.Data))
+			e.ID, e.Type, FormatTime(e.Time), e.AccountID, string(e.Data))
 		if err != nil {
 			return err
 		}
@@ -152,10 +152,10 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []*keyward.Event) erro
 // before, with their deliveries and attempts (foreign keys cascade).
 func (s *Store) DeleteWebhookEventsBefore(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM webhook_events WHERE dispatched = 1 AND time < ?
 			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id AND d.state = 'pending')`,
-			formatTime(before))
+			FormatTime(before))
 		if err != nil {
 			return err
 		}
@@ -163,7 +163,7 @@ func (s *Store) DeleteWebhookEventsBefore(ctx context.Context, before time.Time)
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete webhook events: %w", s.dbError(err, conflicts{}))
+		return 0, s.errorf("delete webhook events: %w", s.dbError(err, Conflicts{}))
 	}
 	return n, nil
 }
@@ -173,7 +173,7 @@ func (s *Store) DeleteWebhookEventsBefore(ctx context.Context, before time.Time)
 // file never dispatch an event twice.
 func (s *Store) DispatchEvents(ctx context.Context, now time.Time, limit int) (int, error) {
 	n := 0
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		events, err := queryRows(ctx, tx, `SELECT id, type, time, account_id, data FROM webhook_events
 			WHERE dispatched = 0 ORDER BY id LIMIT ?`, []any{limit}, scanEvent)
 		if err != nil || len(events) == 0 {
@@ -183,7 +183,7 @@ func (s *Store) DispatchEvents(ctx context.Context, now time.Time, limit int) (i
 		if err != nil {
 			return err
 		}
-		at := formatTime(now)
+		at := FormatTime(now)
 		for _, ev := range events {
 			for _, ep := range endpoints {
 				if !ep.Wants(ev) {
@@ -202,7 +202,7 @@ func (s *Store) DispatchEvents(ctx context.Context, now time.Time, limit int) (i
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: dispatch events: %w", s.dbError(err, conflicts{}))
+		return 0, s.errorf("dispatch events: %w", s.dbError(err, Conflicts{}))
 	}
 	return n, nil
 }
@@ -210,8 +210,8 @@ func (s *Store) DispatchEvents(ctx context.Context, now time.Time, limit int) (i
 // ClaimDeliveries leases up to limit due deliveries until now+lease.
 func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*keyward.WebhookDelivery, error) {
 	var out []*keyward.WebhookDelivery
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
-		at := formatTime(now)
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
+		at := FormatTime(now)
 		var err error
 		out, err = queryRows(ctx, tx, `SELECT `+deliveryColumns+`,
 			e.time, e.account_id, e.data, p.url, p.secret, p.secret_version
@@ -223,7 +223,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 			return err
 		}
 		leaseUntil := now.Add(lease).UTC().Truncate(time.Microsecond)
-		until := formatTime(leaseUntil)
+		until := FormatTime(leaseUntil)
 		for _, d := range out {
 			d.LeaseUntil = leaseUntil
 			if _, err := tx.ExecContext(ctx, "UPDATE webhook_deliveries SET locked_until = ? WHERE event_id = ? AND endpoint_id = ?",
@@ -234,19 +234,19 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: claim webhook deliveries: %w", s.dbError(err, conflicts{}))
+		return nil, s.errorf("claim webhook deliveries: %w", s.dbError(err, Conflicts{}))
 	}
 	return out, nil
 }
 
 // FinishDelivery records an attempt and sets the delivery's state.
 func (s *Store) FinishDelivery(ctx context.Context, o keyward.DeliveryOutcome) error {
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1,
 			next_attempt_at = ?, locked_until = '', last_status = ?, last_error = ?, updated_at = ?
 			WHERE event_id = ? AND endpoint_id = ? AND state = 'pending' AND locked_until = ?`,
-			string(o.State), formatTime(o.NextAttemptAt), o.Status, o.Error, formatTime(o.Time.Add(o.Duration)),
-			o.EventID, o.EndpointID, formatTime(o.LeaseUntil))
+			string(o.State), FormatTime(o.NextAttemptAt), o.Status, o.Error, FormatTime(o.Time.Add(o.Duration)),
+			o.EventID, o.EndpointID, FormatTime(o.LeaseUntil))
 		if err != nil {
 			return err
 		}
@@ -257,18 +257,18 @@ func (s *Store) FinishDelivery(ctx context.Context, o keyward.DeliveryOutcome) e
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts (event_id, endpoint_id, attempt, time, status, error, duration_us)
 			SELECT ?, ?, attempts, ?, ?, ?, ? FROM webhook_deliveries WHERE event_id = ? AND endpoint_id = ?`,
-			o.EventID, o.EndpointID, formatTime(o.Time), o.Status, o.Error, o.Duration.Microseconds(),
+			o.EventID, o.EndpointID, FormatTime(o.Time), o.Status, o.Error, o.Duration.Microseconds(),
 			o.EventID, o.EndpointID); err != nil {
 			return err
 		}
 		if o.DisableEndpoint != "" {
 			_, err = tx.ExecContext(ctx, "UPDATE webhook_endpoints SET disabled = 1, disabled_reason = ?, updated_at = ? WHERE id = ?",
-				o.DisableEndpoint, formatTime(o.Time), o.EndpointID)
+				o.DisableEndpoint, FormatTime(o.Time), o.EndpointID)
 		}
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: finish webhook delivery: %w", s.dbError(err, conflicts{}))
+		return s.errorf("finish webhook delivery: %w", s.dbError(err, Conflicts{}))
 	}
 	return nil
 }
@@ -281,7 +281,7 @@ func (s *Store) WebhookDeliveries(ctx context.Context, endpointID string, p keyw
 	query, args = pageQuery(query, "d.event_id", newestFirst, args, p)
 	deliveries, err := queryRows(ctx, s.r, query, args, func(r scanner) (*keyward.WebhookDelivery, error) { return scanDeliveryWith(r) })
 	if err != nil {
-		return nil, "", fmt.Errorf("sqlite: list webhook deliveries of %s: %w", endpointID, s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list webhook deliveries of %s: %w", endpointID, s.dbError(err, Conflicts{}))
 	}
 	deliveries, next := page(deliveries, p, func(d *keyward.WebhookDelivery) string { return d.EventID })
 	return deliveries, next, nil

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -23,7 +23,7 @@ func creditArgs(c *keyward.Credits) []any {
 	if c.Refill != nil {
 		amount, interval = c.Refill.Amount, int64(c.Refill.Interval)
 	}
-	return []any{c.Remaining, amount, interval, formatTime(c.RefilledAt), c.Version}
+	return []any{c.Remaining, amount, interval, FormatTime(c.RefilledAt), c.Version}
 }
 
 // storedCredits receives creditCols.
@@ -61,13 +61,13 @@ func (c *storedCredits) credits() (*keyward.Credits, error) {
 // ENOTFOUND if the key does not exist, EINVALID if cost is below 1.
 func (s *Store) SpendCredits(ctx context.Context, keyID string, cost int64, now time.Time) (*keyward.Credits, bool, error) {
 	if cost < 1 {
-		return nil, false, keyward.Errorf(keyward.EINVALID, "sqlite: spend credits of key %s: cost must be at least 1, got %d", keyID, cost)
+		return nil, false, keyward.Errorf(keyward.EINVALID, "%s: spend credits of key %s: cost must be at least 1, got %d", s.name, keyID, cost)
 	}
 	var (
 		c  *keyward.Credits
 		ok bool
 	)
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		var sc storedCredits
 		err := tx.QueryRowContext(ctx, "SELECT "+creditCols+" FROM keys WHERE id = ?", keyID).Scan(sc.dest()...)
 		if err != nil {
@@ -85,11 +85,11 @@ func (s *Store) SpendCredits(ctx context.Context, keyID string, cost int64, now 
 			return nil
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE keys SET credits_remaining = ?, credits_refilled_at = ?, credits_version = ?
-			WHERE id = ?`, c.Remaining, formatTime(c.RefilledAt), c.Version, keyID)
-		return s.dbError(err, conflicts{})
+			WHERE id = ?`, c.Remaining, FormatTime(c.RefilledAt), c.Version, keyID)
+		return s.dbError(err, Conflicts{})
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("sqlite: spend credits of key %s: %w", keyID, err)
+		return nil, false, s.errorf("spend credits of key %s: %w", keyID, err)
 	}
 	return c, ok, nil
 }
@@ -102,22 +102,22 @@ func (s *Store) WriteCredits(ctx context.Context, writes []keyward.CreditWrite) 
 	if len(writes) == 0 {
 		return nil
 	}
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		st, err := tx.PrepareContext(ctx, `UPDATE keys SET credits_remaining = ?1, credits_refilled_at = ?2, credits_version = ?3
 			WHERE id = ?4 AND credits_remaining IS NOT NULL AND credits_version < ?3`)
 		if err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		defer st.Close()
 		for _, w := range writes {
-			if _, err := st.ExecContext(ctx, w.Remaining, formatTime(w.RefilledAt), w.Version, w.KeyID); err != nil {
-				return s.dbError(err, conflicts{})
+			if _, err := st.ExecContext(ctx, w.Remaining, FormatTime(w.RefilledAt), w.Version, w.KeyID); err != nil {
+				return s.dbError(err, Conflicts{})
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: write credits of %d keys: %w", len(writes), err)
+		return s.errorf("write credits of %d keys: %w", len(writes), err)
 	}
 	return nil
 }

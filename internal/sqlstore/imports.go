@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -18,10 +18,10 @@ func (s *Store) ImportKeys(ctx context.Context, ch keyward.Change, imports []key
 	if len(imports) == 0 {
 		return nil
 	}
-	err := s.write(ctx, ch, func(tx *sql.Tx) error {
+	err := s.write(ctx, ch, func(tx *Tx) error {
 		st, err := tx.PrepareContext(ctx, "INSERT INTO key_imports (key_id, digest, imported_at) VALUES (?, ?, ?)")
 		if err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		defer st.Close()
 		for _, im := range imports {
@@ -31,14 +31,14 @@ func (s *Store) ImportKeys(ctx context.Context, ch keyward.Change, imports []key
 			if err := s.insertKey(ctx, tx, im.Key); err != nil {
 				return fmt.Errorf("key %s: %w", im.Key.ID, err)
 			}
-			if _, err := st.ExecContext(ctx, im.Key.ID, im.Digest[:], formatTime(im.Key.CreatedAt)); err != nil {
-				return s.dbError(err, conflicts{unique: fmt.Sprintf("key %s: the digest is already imported", im.Key.ID)})
+			if _, err := st.ExecContext(ctx, im.Key.ID, im.Digest[:], FormatTime(im.Key.CreatedAt)); err != nil {
+				return s.dbError(err, Conflicts{Unique: fmt.Sprintf("key %s: the digest is already imported", im.Key.ID)})
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: import %d keys: %w", len(imports), err)
+		return s.errorf("import %d keys: %w", len(imports), err)
 	}
 	return nil
 }
@@ -48,10 +48,10 @@ func (s *Store) ImportKeys(ctx context.Context, ch keyward.Change, imports []key
 func (s *Store) KeyByDigest(ctx context.Context, d keyward.KeyDigest) (*keyward.Key, error) {
 	k, err := scanKey(s.r.QueryRowContext(ctx, selectKey+" JOIN key_imports i ON i.key_id = k.id WHERE i.digest = ?", d[:]))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlite: key by digest: %w", keyward.Errorf(keyward.ENOTFOUND, "key not found"))
+		return nil, s.errorf("key by digest: %w", keyward.Errorf(keyward.ENOTFOUND, "key not found"))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: key by digest: %w", s.dbError(err, conflicts{}))
+		return nil, s.errorf("key by digest: %w", s.dbError(err, Conflicts{}))
 	}
 	return k, nil
 }
@@ -62,27 +62,27 @@ func (s *Store) KeyByDigest(ctx context.Context, d keyward.KeyDigest) (*keyward.
 // second finds it gone: ENOTFOUND.
 func (s *Store) AdoptKey(ctx context.Context, d keyward.KeyDigest, h keyward.KeyHash, v int) (*keyward.Key, error) {
 	if h == (keyward.KeyHash{}) || v <= 0 {
-		return nil, keyward.Errorf(keyward.EINVALID, "sqlite: adopt key: a hash and a positive pepper version are required")
+		return nil, keyward.Errorf(keyward.EINVALID, "%s: adopt key: a hash and a positive pepper version are required", s.name)
 	}
 	var out *keyward.Key
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		var id string
-		now := formatTime(time.Now())
+		now := FormatTime(time.Now())
 		err := tx.QueryRowContext(ctx, "UPDATE key_imports SET digest = NULL, adopted_at = ? WHERE digest = ? RETURNING key_id", now, d[:]).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return keyward.Errorf(keyward.ENOTFOUND, "no imported key waits with that digest: adopted already, or deleted")
 		}
 		if err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE keys SET key_hash = ?, pepper_version = ? WHERE id = ?", h[:], v, id); err != nil {
-			return s.dbError(err, conflicts{unique: "another key has the same hash"})
+			return s.dbError(err, Conflicts{Unique: "another key has the same hash"})
 		}
 		out, err = s.keyTx(ctx, tx, id)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: adopt key: %w", err)
+		return nil, s.errorf("adopt key: %w", err)
 	}
 	return out, nil
 }
@@ -92,7 +92,7 @@ func (s *Store) KeyImportCounts(ctx context.Context) (keyward.KeyImportCounts, e
 	var c keyward.KeyImportCounts
 	err := s.r.QueryRowContext(ctx, "SELECT COUNT(digest), COUNT(*) - COUNT(digest) FROM key_imports").Scan(&c.Pending, &c.Adopted)
 	if err != nil {
-		return c, fmt.Errorf("sqlite: count imported keys: %w", s.dbError(err, conflicts{}))
+		return c, s.errorf("count imported keys: %w", s.dbError(err, Conflicts{}))
 	}
 	return c, nil
 }

@@ -1,9 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -17,27 +15,27 @@ func (s *Store) AddUsage(ctx context.Context, rows []keyward.UsageRow) error {
 	}
 	for _, r := range rows {
 		if err := r.ValidateAdd(); err != nil {
-			return fmt.Errorf("sqlite: add usage: %w", err)
+			return s.errorf("add usage: %w", err)
 		}
 	}
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO usage_counts (granularity, start, key_id, account_id, code, count)
 			VALUES ('minute', ?, ?, ?, ?, ?)
 			ON CONFLICT (granularity, start, key_id, account_id, code) DO UPDATE SET count = count + excluded.count`)
 		if err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		defer st.Close()
 		for _, r := range rows {
-			start := formatTime(keyward.UsageMinute.Truncate(r.Start))
+			start := FormatTime(keyward.UsageMinute.Truncate(r.Start))
 			if _, err := st.ExecContext(ctx, start, r.KeyID, r.AccountID, string(r.Code), r.Count); err != nil {
-				return s.dbError(err, conflicts{})
+				return s.dbError(err, Conflicts{})
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: add %d usage rows: %w", len(rows), err)
+		return s.errorf("add %d usage rows: %w", len(rows), err)
 	}
 	return nil
 }
@@ -57,26 +55,26 @@ var usageRollUps = []struct {
 // to the next coarser row, for complete periods before before, in one write
 // transaction. See keyward.Store.
 func (s *Store) RollUpUsage(ctx context.Context, before time.Time) error {
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		for _, r := range usageRollUps {
-			cutoff := formatTime(r.to.Truncate(before))
+			cutoff := FormatTime(r.to.Truncate(before))
 			if _, err := tx.ExecContext(ctx, `INSERT INTO usage_counts (granularity, start, key_id, account_id, code, count)
 				SELECT ?1, `+r.trunc+`, key_id, account_id, code, SUM(count - rolled) FROM usage_counts
 				WHERE granularity = ?2 AND start < ?3 AND count > rolled
 				GROUP BY 2, key_id, account_id, code
 				ON CONFLICT (granularity, start, key_id, account_id, code) DO UPDATE SET count = count + excluded.count`,
 				string(r.to), string(r.from), cutoff); err != nil {
-				return s.dbError(err, conflicts{})
+				return s.dbError(err, Conflicts{})
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE usage_counts SET rolled = count
 				WHERE granularity = ? AND start < ? AND count > rolled`, string(r.from), cutoff); err != nil {
-				return s.dbError(err, conflicts{})
+				return s.dbError(err, Conflicts{})
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: roll up usage before %s: %w", formatTime(before), err)
+		return s.errorf("roll up usage before %s: %w", FormatTime(before), err)
 	}
 	return nil
 }
@@ -84,7 +82,7 @@ func (s *Store) RollUpUsage(ctx context.Context, before time.Time) error {
 // Usage lists the rows of f.Granularity matching f. See keyward.Store.
 func (s *Store) Usage(ctx context.Context, f keyward.UsageFilter) ([]keyward.UsageRow, error) {
 	if err := f.Validate(); err != nil {
-		return nil, fmt.Errorf("sqlite: list usage: %w", err)
+		return nil, s.errorf("list usage: %w", err)
 	}
 	query := "SELECT start, key_id, account_id, code, count FROM usage_counts WHERE granularity = ?"
 	args := []any{string(f.Granularity)}
@@ -96,17 +94,17 @@ func (s *Store) Usage(ctx context.Context, f keyward.UsageFilter) ([]keyward.Usa
 	}
 	if !f.Since.IsZero() {
 		query += " AND start >= ?"
-		args = append(args, formatTime(f.Since))
+		args = append(args, FormatTime(f.Since))
 	}
 	if !f.Until.IsZero() {
 		query += " AND start < ?"
-		args = append(args, formatTime(f.Until))
+		args = append(args, FormatTime(f.Until))
 	}
 	query += " ORDER BY start, key_id, code, account_id LIMIT ?"
 	args = append(args, keyward.MaxUsageRows+1)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list usage: %w", s.dbError(err, conflicts{}))
+		return nil, s.errorf("list usage: %w", s.dbError(err, Conflicts{}))
 	}
 	defer rows.Close()
 	usage := []keyward.UsageRow{}
@@ -114,19 +112,19 @@ func (s *Store) Usage(ctx context.Context, f keyward.UsageFilter) ([]keyward.Usa
 		r := keyward.UsageRow{Granularity: f.Granularity}
 		var start, code string
 		if err := rows.Scan(&start, &r.KeyID, &r.AccountID, &code, &r.Count); err != nil {
-			return nil, fmt.Errorf("sqlite: list usage: %w", s.dbError(err, conflicts{}))
+			return nil, s.errorf("list usage: %w", s.dbError(err, Conflicts{}))
 		}
 		if r.Start, err = parseTime(start); err != nil {
-			return nil, fmt.Errorf("sqlite: list usage: %w", err)
+			return nil, s.errorf("list usage: %w", err)
 		}
 		r.Code = keyward.Decision(code)
 		usage = append(usage, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list usage: %w", s.dbError(err, conflicts{}))
+		return nil, s.errorf("list usage: %w", s.dbError(err, Conflicts{}))
 	}
 	if len(usage) > keyward.MaxUsageRows {
-		return nil, fmt.Errorf("sqlite: list usage: %w", keyward.ErrTooManyUsageRows(f))
+		return nil, s.errorf("list usage: %w", keyward.ErrTooManyUsageRows(f))
 	}
 	return usage, nil
 }
@@ -135,20 +133,20 @@ func (s *Store) Usage(ctx context.Context, f keyward.UsageFilter) ([]keyward.Usa
 // before. See keyward.Store.
 func (s *Store) DeleteUsageBefore(ctx context.Context, g keyward.UsageGranularity, before time.Time) (int64, error) {
 	if err := g.Validate(); err != nil {
-		return 0, fmt.Errorf("sqlite: delete usage: %w", err)
+		return 0, s.errorf("delete usage: %w", err)
 	}
 	var n int64
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error {
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, "DELETE FROM usage_counts WHERE granularity = ? AND start < ?",
-			string(g), formatTime(before))
+			string(g), FormatTime(before))
 		if err != nil {
-			return s.dbError(err, conflicts{})
+			return s.dbError(err, Conflicts{})
 		}
 		n, err = res.RowsAffected()
-		return s.dbError(err, conflicts{})
+		return s.dbError(err, Conflicts{})
 	})
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete %s usage before %s: %w", g, formatTime(before), err)
+		return 0, s.errorf("delete %s usage before %s: %w", g, FormatTime(before), err)
 	}
 	return n, nil
 }

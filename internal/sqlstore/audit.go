@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -20,9 +20,9 @@ const selectAudit = `SELECT seq, time, actor, action, target_type, target_id, ac
 // microseconds the store keeps). EINVALID without an Action, an Outcome or
 // a Time.
 func (s *Store) AppendAudit(ctx context.Context, e *keyward.AuditEntry) error {
-	err := s.writeUnaudited(ctx, func(tx *sql.Tx) error { return s.appendAudit(ctx, tx, e) })
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error { return s.appendAudit(ctx, tx, e) })
 	if err != nil {
-		return fmt.Errorf("sqlite: %w", err)
+		return s.errorf("%w", err)
 	}
 	return nil
 }
@@ -32,7 +32,7 @@ func (s *Store) AppendAudit(ctx context.Context, e *keyward.AuditEntry) error {
 // gaps (the single writer connection orders concurrent appends). e.Time is
 // truncated to microseconds before hashing, so the entry read back hashes
 // the same.
-func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, e *keyward.AuditEntry) error {
+func (s *Store) appendAudit(ctx context.Context, tx *Tx, e *keyward.AuditEntry) error {
 	if err := e.Validate(); err != nil {
 		return err
 	}
@@ -42,7 +42,7 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, e *keyward.AuditEnt
 	)
 	err := tx.QueryRowContext(ctx, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").Scan(&last, &prev)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("append audit entry: read the last entry: %w", s.dbError(err, conflicts{}))
+		return fmt.Errorf("append audit entry: read the last entry: %w", s.dbError(err, Conflicts{}))
 	}
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	e.Seq = last + 1
@@ -53,11 +53,11 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, e *keyward.AuditEnt
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (seq, time, actor, action, target_type, target_id,
 		account_id, outcome, sealed, key_version, prev_hash, hash, wrapped_key, chain_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, formatTime(e.Time), string(actor), e.Action, e.TargetType, e.TargetID, e.AccountID,
+		e.Seq, FormatTime(e.Time), string(actor), e.Action, e.TargetType, e.TargetID, e.AccountID,
 		string(e.Outcome), e.SealedBytes(), e.KeyVersion, e.PrevHash, e.Hash, e.WrappedKeyBytes(), e.ChainVersion)
 	if err != nil {
-		return fmt.Errorf("append audit entry %d: %w", e.Seq, s.dbError(err, conflicts{
-			pk: fmt.Sprintf("audit entry %d already exists", e.Seq),
+		return fmt.Errorf("append audit entry %d: %w", e.Seq, s.dbError(err, Conflicts{
+			PK: fmt.Sprintf("audit entry %d already exists", e.Seq),
 		}))
 	}
 	return nil
@@ -69,7 +69,7 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, e *keyward.AuditEnt
 func (s *Store) AuditEntries(ctx context.Context, f keyward.AuditFilter, p keyward.Page) ([]*keyward.AuditEntry, string, error) {
 	after, err := keyward.ParseAuditCursor(p.After)
 	if err != nil {
-		return nil, "", fmt.Errorf("sqlite: list audit entries: %w", err)
+		return nil, "", s.errorf("list audit entries: %w", err)
 	}
 	query, args := selectAudit+" WHERE seq > ?", []any{after}
 	for _, c := range []struct{ col, v string }{
@@ -83,28 +83,28 @@ func (s *Store) AuditEntries(ctx context.Context, f keyward.AuditFilter, p keywa
 	}
 	if !f.Since.IsZero() {
 		query += " AND time >= ?"
-		args = append(args, formatTime(f.Since))
+		args = append(args, FormatTime(f.Since))
 	}
 	if !f.Until.IsZero() {
 		query += " AND time < ?"
-		args = append(args, formatTime(f.Until))
+		args = append(args, FormatTime(f.Until))
 	}
 	query, args = pageQuery(query, "seq", ascending, args, keyward.Page{Limit: p.Limit})
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("sqlite: list audit entries: %w", s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list audit entries: %w", s.dbError(err, Conflicts{}))
 	}
 	defer rows.Close()
 	entries := []*keyward.AuditEntry{}
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {
-			return nil, "", fmt.Errorf("sqlite: list audit entries: %w", err)
+			return nil, "", s.errorf("list audit entries: %w", err)
 		}
 		entries = append(entries, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("sqlite: list audit entries: %w", s.dbError(err, conflicts{}))
+		return nil, "", s.errorf("list audit entries: %w", s.dbError(err, Conflicts{}))
 	}
 	entries, next := page(entries, p, func(e *keyward.AuditEntry) string { return strconv.FormatInt(e.Seq, 10) })
 	return entries, next, nil
@@ -138,7 +138,7 @@ func (s *Store) LastAuditEntry(ctx context.Context) (*keyward.AuditEntry, error)
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: last audit entry: %w", s.dbError(err, conflicts{}))
+		return nil, s.errorf("last audit entry: %w", s.dbError(err, Conflicts{}))
 	}
 	return e, nil
 }
