@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/sqlstore"
 )
 
 // migrationFiles holds the schema migrations: migrations/NNNN_name.sql,
@@ -42,7 +43,7 @@ func Migrate(ctx context.Context, url string, opts Options) (from, to int, err e
 	cfg.MaxConns = 1
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return 0, 0, fmt.Errorf("postgres: migrate: %w", mapError(err, nil))
+		return 0, 0, fmt.Errorf("postgres: migrate: %w", mapError(err, sqlstore.Conflicts{}))
 	}
 	defer pool.Close()
 	_, from, to, err = migrate(ctx, pool, schema)
@@ -68,14 +69,14 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (used strin
 
 	tx, err := pool.Begin(ctx)
 	if err != nil {
-		return "", 0, 0, fmt.Errorf("migrate: %w", mapError(err, nil))
+		return "", 0, 0, fmt.Errorf("migrate: %w", mapError(err, sqlstore.Conflicts{}))
 	}
 	defer tx.Rollback(ctx)
 
 	if schema == "" {
 		var current *string
 		if err := tx.QueryRow(ctx, "SELECT current_schema()").Scan(&current); err != nil {
-			return "", 0, 0, fmt.Errorf("migrate: read current schema: %w", mapError(err, nil))
+			return "", 0, 0, fmt.Errorf("migrate: read current schema: %w", mapError(err, sqlstore.Conflicts{}))
 		}
 		if current == nil {
 			return "", 0, 0, keyward.Errorf(keyward.EINVALID,
@@ -84,7 +85,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (used strin
 		schema = *current
 	}
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey(schema, "migrate")); err != nil {
-		return "", 0, 0, fmt.Errorf("migrate: lock schema %s: %w", schema, mapError(err, nil))
+		return "", 0, 0, fmt.Errorf("migrate: lock schema %s: %w", schema, mapError(err, sqlstore.Conflicts{}))
 	}
 	// Created under the lock (concurrent CREATE SCHEMA IF NOT EXISTS can
 	// fail on the catalog's unique index), and only when missing: CREATE
@@ -92,42 +93,42 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (used strin
 	// schema exists.
 	var exists bool
 	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil {
-		return "", 0, 0, fmt.Errorf("migrate: find schema %s: %w", schema, mapError(err, nil))
+		return "", 0, 0, fmt.Errorf("migrate: find schema %s: %w", schema, mapError(err, sqlstore.Conflicts{}))
 	}
 	if !exists {
 		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-			return "", 0, 0, fmt.Errorf("migrate: create schema %s: %w", schema, mapError(err, nil))
+			return "", 0, 0, fmt.Errorf("migrate: create schema %s: %w", schema, mapError(err, sqlstore.Conflicts{}))
 		}
 	}
 	// Every statement below names the schema or runs with it first on the
 	// search_path.
 	if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return "", 0, 0, fmt.Errorf("migrate: %w", mapError(err, nil))
+		return "", 0, 0, fmt.Errorf("migrate: %w", mapError(err, sqlstore.Conflicts{}))
 	}
 	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    integer     NOT NULL PRIMARY KEY,
 		name       text        NOT NULL,
 		applied_at timestamptz NOT NULL DEFAULT now()
 	)`); err != nil {
-		return "", 0, 0, fmt.Errorf("migrate: create schema_migrations: %w", mapError(err, nil))
+		return "", 0, 0, fmt.Errorf("migrate: create schema_migrations: %w", mapError(err, sqlstore.Conflicts{}))
 	}
 	var current int
 	if err := tx.QueryRow(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&current); err != nil {
-		return "", 0, 0, fmt.Errorf("migrate: read schema version: %w", mapError(err, nil))
+		return "", 0, 0, fmt.Errorf("migrate: read schema version: %w", mapError(err, sqlstore.Conflicts{}))
 	}
 	if current > latest {
 		return "", 0, 0, fmt.Errorf("migrate: %w: schema %s is version %d but this binary supports at most version %d: run a newer keyward binary (the database was upgraded by one)", keyward.ErrSchemaTooNew, schema, current, latest)
 	}
 	for _, m := range ms[current:] {
 		if _, err := tx.Exec(ctx, m.SQL); err != nil {
-			return "", 0, 0, fmt.Errorf("migrate: apply %s: %w", m.Name, mapError(err, nil))
+			return "", 0, 0, fmt.Errorf("migrate: apply %s: %w", m.Name, mapError(err, sqlstore.Conflicts{}))
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
-			return "", 0, 0, fmt.Errorf("migrate: record %s: %w", m.Name, mapError(err, nil))
+			return "", 0, 0, fmt.Errorf("migrate: record %s: %w", m.Name, mapError(err, sqlstore.Conflicts{}))
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return "", 0, 0, fmt.Errorf("migrate: commit: %w", mapError(err, nil))
+		return "", 0, 0, fmt.Errorf("migrate: commit: %w", mapError(err, sqlstore.Conflicts{}))
 	}
 	return schema, current, latest, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/sqlstore"
 )
 
 // DefaultNotifyChannel is the channel of NewNotifyBus when none is given.
@@ -109,7 +110,7 @@ func (b *NotifyBus) Publish(ctx context.Context, inv keyward.Invalidation) error
 	}
 	// One statement, one transaction: the parts arrive together.
 	if _, err := b.pool.Exec(ctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", b.channel, payloads); err != nil {
-		err = mapError(err, nil)
+		err = mapError(err, sqlstore.Conflicts{})
 		if keyward.ErrorCode(err) == keyward.EINTERNAL {
 			err = keyward.WrapError(keyward.EUNAVAILABLE, err, "database unavailable")
 		}

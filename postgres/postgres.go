@@ -1,6 +1,6 @@
-// Package postgres implements keyward.Store on PostgreSQL with pgx/v5 and
-// a connection pool, for deployments where several keyward instances share
-// one database.
+// Package postgres opens keyward's store (package internal/sqlstore) on
+// PostgreSQL, through pgx's database/sql driver, for deployments where
+// several keyward instances share one database.
 //
 // Every read-modify-write (UpdateAccount, UpdateKey, RotateKey) runs in one
 // transaction that first locks the row with SELECT ... FOR UPDATE, so
@@ -15,9 +15,8 @@
 // default_query_exec_mode=exec in the URL.
 //
 // Every write method that changes state appends the audit entry of its
-// keyward.Change in its own transaction; appends
-// queue on an advisory lock of the schema, so entries are numbered without
-// gaps across instances.
+// keyward.Change in its own transaction; appends queue on an advisory lock
+// of the schema, so entries are numbered without gaps across instances.
 //
 // The tables live in one schema (see Options.Schema) and are created and
 // upgraded by embedded, numbered migrations when the store is opened, under
@@ -32,14 +31,17 @@ import (
 	"io"
 	"net"
 	"regexp"
-	"strconv"
-	"sync/atomic"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/sqlstore"
 	"github.com/keyward/keyward/tracing"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -50,11 +52,9 @@ const defaultConnectTimeout = 5 * time.Second
 
 // Store is a keyward.Store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
-	pool   *pgxpool.Pool
+	*sqlstore.Store
+	conn   *pgx.ConnConfig // for the connections of TryLock
 	schema string
-	closed atomic.Bool
-	// storage tracks disk_full episodes.
-	storage keyward.StorageFull
 }
 
 var _ keyward.Store = (*Store)(nil)
@@ -88,22 +88,41 @@ func Open(ctx context.Context, url string) (*Store, error) {
 // schema if needed and applies pending migrations. It refuses a schema
 // newer than this binary knows. EUNAVAILABLE if the database cannot be
 // reached, EINVALID for a bad URL or schema name. Pool settings come from
-// the URL (pool_max_conns, ...); connect_timeout defaults to 5s.
+// the URL (pool_max_conns, pool_max_conn_lifetime,
+// pool_max_conn_idle_time); connect_timeout defaults to 5s.
 func OpenOptions(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, schema, err := parseConfig(url, opts)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: open: %w", mapError(err, nil))
-	}
-	s := &Store{pool: pool}
-	if s.schema, _, _, err = migrate(ctx, pool, schema); err != nil {
-		pool.Close()
+	if schema, _, _, err = migrateConfig(ctx, cfg, schema); err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	return s, nil
+	conn := cfg.ConnConfig.Copy()
+	conn.RuntimeParams["search_path"] = schema
+	db := stdlib.OpenDB(*conn)
+	db.SetMaxOpenConns(int(cfg.MaxConns))
+	db.SetMaxIdleConns(int(cfg.MaxConns))
+	db.SetConnMaxLifetime(cfg.MaxConnLifetime)
+	db.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
+	st, err := sqlstore.New(ctx, dialect{schema: schema}, db, db)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", mapError(err, sqlstore.Conflicts{}))
+	}
+	return &Store{Store: st, conn: conn, schema: schema}, nil
+}
+
+// migrateConfig migrates the schema (see migrate) on a connection of its
+// own.
+func migrateConfig(ctx context.Context, cfg *pgxpool.Config, schema string) (used string, from, to int, err error) {
+	cfg = cfg.Copy()
+	cfg.MaxConns, cfg.MinConns = 1, 0
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return "", 0, 0, mapError(err, sqlstore.Conflicts{})
+	}
+	defer pool.Close()
+	return migrate(ctx, pool, schema)
 }
 
 // parseConfig parses url and settles the schema: the returned schema is ""
@@ -142,73 +161,6 @@ func parseConfig(url string, opts Options) (*pgxpool.Config, string, error) {
 // Schema returns the name of the schema that holds the store's tables.
 func (s *Store) Schema() string { return s.schema }
 
-// Ping checks that the database answers; EUNAVAILABLE if it does not or
-// the store is closed.
-func (s *Store) Ping(ctx context.Context) error {
-	if s.closed.Load() {
-		return keyward.Errorf(keyward.EUNAVAILABLE, "postgres: ping: store is closed")
-	}
-	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres: ping: %w", keyward.WrapError(keyward.EUNAVAILABLE, err, "database unavailable"))
-	}
-	return nil
-}
-
-// Close closes the pool, waiting for connections in use to be released. It
-// is safe to call more than once.
-func (s *Store) Close() error {
-	if s.closed.Swap(true) {
-		return nil
-	}
-	s.pool.Close()
-	return nil
-}
-
-// write runs fn in a transaction (see inTx) and, if fn succeeds, writes the
-// events of ch to the outbox, records its key notice and appends its audit
-// entry in the same transaction, so
-// the change, its announcements and its entry commit together or not at
-// all. Every write method that changes state uses it, except the hot-path
-// bookkeeping (TouchKeys, SpendCredits, WriteCredits).
-func (s *Store) write(ctx context.Context, ch keyward.Change, fn func(tx pgx.Tx) error) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		if err := s.insertEvents(ctx, tx, ch.Events); err != nil {
-			return err
-		}
-		if n := ch.Notice; n != nil {
-			if err := s.insertKeyNotice(ctx, tx, n); err != nil {
-				return err
-			}
-		}
-		if e := ch.Audit; e != nil {
-			return s.appendAudit(ctx, tx, e)
-		}
-		return nil
-	})
-}
-
-// inTx runs fn in a transaction and commits it unless fn fails. Errors of
-// fn are returned as they are; fn maps its own driver errors. It does not
-// touch the audit log: see write.
-func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return s.dbError(err, nil)
-	}
-	defer tx.Rollback(ctx) // after Commit, a no-op
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return s.dbError(err, nil)
-	}
-	s.storage.Wrote()
-	return nil
-}
-
 // lockKey returns the advisory lock key of a named lock in schema, so that
 // stores in different schemas of one database do not wait for each other.
 func lockKey(schema, name string) int64 {
@@ -217,58 +169,55 @@ func lockKey(schema, name string) int64 {
 	return int64(h.Sum64())
 }
 
-// conflicts maps constraint names to the client-safe message of their
-// violation.
-type conflicts map[string]string
+// dialect is PostgreSQL's sqlstore.Dialect: numbered placeholders, row
+// locks and transaction-scoped advisory locks of the schema.
+type dialect struct{ schema string }
 
-// dbError maps a driver error to a *keyward.Error (see mapError), and any
-// error of a closed store to EUNAVAILABLE. *keyward.Error values pass
-// through unchanged.
-func (s *Store) dbError(err error, c conflicts) error {
-	if err == nil {
-		return nil
-	}
-	var ke *keyward.Error
-	if errors.As(err, &ke) {
-		return err
-	}
-	if s.closed.Load() {
-		return keyward.WrapError(keyward.EUNAVAILABLE, err, "database unavailable: store is closed")
-	}
+func (dialect) Name() string      { return "postgres" }
+func (dialect) Numbered() bool    { return true }
+func (dialect) ForUpdate() string { return "FOR UPDATE" }
+
+func (d dialect) Lock(ctx context.Context, tx *sqlstore.Tx, name string) error {
+	_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", lockKey(d.schema, name))
+	return err
+}
+
+func (dialect) JSONField(col, field string) string { return col + "->>'" + field + "'" }
+
+// Classify maps a driver error by its SQLSTATE (see mapError); disk_full
+// marks the storage full.
+func (dialect) Classify(err error, c sqlstore.Conflicts, storage *keyward.StorageFull) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "53100" { // disk_full
-		return s.storage.Refused(err)
+		return storage.Refused(err)
 	}
 	return mapError(err, c)
 }
 
-// Storage implements keyward.StorageReporter: whether writes are refused
-// with disk_full (SQLSTATE 53100).
-func (s *Store) Storage() *keyward.StorageFull { return &s.storage }
-
 // mapError maps a driver error to a *keyward.Error by its SQLSTATE, never
 // by message text, keeping the driver error as the internal cause; c gives
-// the messages of named constraints. Errors it does not recognise are
-// returned unchanged (EINTERNAL).
-func mapError(err error, c conflicts) error {
+// the messages of the constraint violations. Errors it does not recognise
+// are returned unchanged (EINTERNAL).
+func mapError(err error, c sqlstore.Conflicts) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		msg := c[pe.ConstraintName]
 		switch code := sqlstateCode(pe.Code); code {
 		case keyward.ECONFLICT:
+			msg := c.Unique
+			if strings.HasSuffix(pe.ConstraintName, "_pkey") {
+				msg = c.PK
+			}
 			return keyward.WrapError(code, err, "%s", or(msg, "value already exists"))
 		case keyward.ENOTFOUND:
-			return keyward.WrapError(code, err, "%s", or(msg, "referenced record does not exist"))
+			return keyward.WrapError(code, err, "%s", or(c.FK, "referenced record does not exist"))
 		case keyward.EINVALID:
-			return keyward.WrapError(code, err, "%s", or(msg, "value cannot be stored"))
+			return keyward.WrapError(code, err, "value cannot be stored")
 		case keyward.EUNAVAILABLE:
 			return keyward.WrapError(code, err, "database unavailable")
 		}
 		return err
 	}
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return keyward.WrapError(keyward.ENOTFOUND, err, "not found")
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err):
 		return keyward.WrapError(keyward.EUNAVAILABLE, err, "database request canceled or timed out")
 	case isConnError(err):
@@ -317,68 +266,31 @@ func or(s, def string) string {
 	return s
 }
 
-// nullString stores "" as NULL.
-func nullString(s string) any {
-	if s == "" {
-		return nil
+// typeMaps holds pgtype.Maps, which decode PostgreSQL values database/sql
+// does not know (arrays); a Map is not safe for concurrent use.
+var typeMaps = sync.Pool{New: func() any { return pgtype.NewMap() }}
+
+// List passes a list of strings as it is: pgx encodes it as text[].
+func (dialect) List(xs []string) any {
+	if xs == nil {
+		return []string{}
 	}
-	return s
+	return xs
 }
 
-// utc returns t in UTC; pgx reads timestamptz in the local zone.
-func utc(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
+func (dialect) ListDest(xs *[]string) any { return textArray{xs} }
+
+// textArray scans a text[].
+type textArray struct{ xs *[]string }
+
+func (a textArray) Scan(src any) error {
+	m := typeMaps.Get().(*pgtype.Map)
+	defer typeMaps.Put(m)
+	return m.SQLScanner(a.xs).Scan(src)
 }
 
-// order is the direction of a list by id.
-type order bool
-
-// The orders of lists: by ascending id (oldest first), or newest first.
-const (
-	ascending   order = false
-	newestFirst order = true
-)
-
-// pageQuery appends the cursor condition, order and limit (one more than
-// the page size, to learn whether another page follows) to a query whose
-// WHERE clause is already open ("WHERE true" or conditions).
-func pageQuery(query, idCol string, o order, args []any, p keyward.Page) (string, []any) {
-	cmp, dir := " > ", ""
-	if o == newestFirst {
-		cmp, dir = " < ", " DESC"
-	}
-	if p.After != "" {
-		args = append(args, p.After)
-		query += " AND " + idCol + cmp + "$" + strconv.Itoa(len(args))
-	}
-	args = append(args, p.Size()+1)
-	return query + " ORDER BY " + idCol + dir + " LIMIT $" + strconv.Itoa(len(args)), args
+func (dialect) Micros(col string) string {
+	return "CAST(EXTRACT(EPOCH FROM " + col + ") * 1000000 AS bigint)"
 }
 
-// page trims items fetched by pageQuery to the page size and returns the
-// cursor of the next page, "" if this is the last.
-func page[T any](items []T, p keyward.Page, id func(T) string) ([]T, string) {
-	if len(items) <= p.Size() {
-		return items, ""
-	}
-	items = items[:p.Size()]
-	return items, id(items[len(items)-1])
-}
-
-// collect reads every row with scan into a non-nil slice.
-func collect[T any](rows pgx.Rows, scan func(pgx.Row) (T, error)) ([]T, error) {
-	defer rows.Close()
-	items := []T{}
-	for rows.Next() {
-		it, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, it)
-	}
-	return items, rows.Err()
-}
+func (dialect) NoTime() string { return "NULL" }

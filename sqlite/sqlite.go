@@ -21,6 +21,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -160,3 +161,44 @@ func or(s, def string) string {
 	}
 	return s
 }
+
+func (dialect) JSONField(col, field string) string {
+	return "json_extract(" + col + ", '$." + field + "')"
+}
+
+// List stores a list of strings as a JSON array.
+func (dialect) List(xs []string) any {
+	if len(xs) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(xs)
+	return string(b)
+}
+
+func (dialect) ListDest(xs *[]string) any { return jsonList{xs} }
+
+// jsonList scans a JSON array of strings.
+type jsonList struct{ xs *[]string }
+
+func (l jsonList) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	default:
+		return fmt.Errorf("stored list: %T is not JSON text", src)
+	}
+	*l.xs = nil
+	return json.Unmarshal(b, l.xs)
+}
+
+// Micros reads a stored time as Unix microseconds, exactly: times are
+// fixed width, so the seconds are its first 19 characters and the
+// microseconds characters 21 to 26.
+func (dialect) Micros(col string) string {
+	return "(CAST(strftime('%s', substr(" + col + ", 1, 19)) AS INTEGER) * 1000000 + CAST(substr(" + col + ", 21, 6) AS INTEGER))"
+}
+
+func (dialect) NoTime() string { return "''" }

@@ -50,7 +50,7 @@ func (s *Store) Account(ctx context.Context, id string) (*keyward.Account, error
 }
 
 func (s *Store) account(ctx context.Context, q querier, id string) (*keyward.Account, error) {
-	a, err := scanAccount(q.QueryRowContext(ctx, selectAccount+" WHERE id = ?", id))
+	a, err := scanAccount(q.QueryRowContext(ctx, s.locked(q, selectAccount+" WHERE id = ?", ""), id))
 	return a, s.rowError(err, "account", id)
 }
 
@@ -242,7 +242,7 @@ func (s *Store) DeleteUser(ctx context.Context, ch keyward.Change, id string) ([
 	var hashes []keyward.KeyHash
 	err := s.write(ctx, ch, func(tx *Tx) error {
 		var one int
-		err := tx.QueryRowContext(ctx, "SELECT 1 FROM users WHERE id = ?", id).Scan(&one)
+		err := tx.QueryRowContext(ctx, s.locked(tx, "SELECT 1 FROM users WHERE id = ?", ""), id).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return keyward.Errorf(keyward.ENOTFOUND, "user %s not found", id)
 		}

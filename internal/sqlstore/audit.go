@@ -36,6 +36,11 @@ func (s *Store) appendAudit(ctx context.Context, tx *Tx, e *keyward.AuditEntry) 
 	if err := e.Validate(); err != nil {
 		return err
 	}
+	// Appends take turns (one writer, or a lock every instance takes), so
+	// entries are numbered without gaps.
+	if err := s.d.Lock(ctx, tx, "audit"); err != nil {
+		return fmt.Errorf("append audit entry: %w", s.dbError(err, Conflicts{}))
+	}
 	var (
 		last int64
 		prev []byte
@@ -73,7 +78,7 @@ func (s *Store) AuditEntries(ctx context.Context, f keyward.AuditFilter, p keywa
 	}
 	query, args := selectAudit+" WHERE seq > ?", []any{after}
 	for _, c := range []struct{ col, v string }{
-		{"json_extract(actor, '$.key_id')", f.ActorKeyID}, {"action", f.Action},
+		{s.d.JSONField("actor", "key_id"), f.ActorKeyID}, {"action", f.Action},
 		{"target_id", f.TargetID}, {"account_id", f.AccountID},
 	} {
 		if c.v != "" {

@@ -64,7 +64,7 @@ func (s *Store) ProviderConnection(ctx context.Context, id string) (*keyward.Pro
 }
 
 func (s *Store) connectionTx(ctx context.Context, q querier, id string) (*keyward.ProviderConnection, error) {
-	c, err := scanConnection(q.QueryRowContext(ctx, selectConnection+" WHERE id = ?", id))
+	c, err := scanConnection(q.QueryRowContext(ctx, s.locked(q, selectConnection+" WHERE id = ?", ""), id))
 	return c, s.rowError(err, "provider connection", id)
 }
 
@@ -214,7 +214,7 @@ func (s *Store) Credential(ctx context.Context, id string) (*keyward.ManagedCred
 }
 
 func (s *Store) credentialTx(ctx context.Context, q querier, id string) (*keyward.ManagedCredential, error) {
-	c, err := scanCredential(q.QueryRowContext(ctx, selectCredential+" WHERE id = ?", id))
+	c, err := scanCredential(q.QueryRowContext(ctx, s.locked(q, selectCredential+" WHERE id = ?", ""), id))
 	return c, s.rowError(err, "credential", id)
 }
 

@@ -69,7 +69,7 @@ func (s *Store) SpendCredits(ctx context.Context, keyID string, cost int64, now 
 	)
 	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		var sc storedCredits
-		err := tx.QueryRowContext(ctx, "SELECT "+creditCols+" FROM keys WHERE id = ?", keyID).Scan(sc.dest()...)
+		err := tx.QueryRowContext(ctx, s.locked(tx, "SELECT "+creditCols+" FROM keys WHERE id = ?", ""), keyID).Scan(sc.dest()...)
 		if err != nil {
 			return s.rowError(err, "key", keyID)
 		}

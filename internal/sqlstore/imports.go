@@ -46,7 +46,7 @@ func (s *Store) ImportKeys(ctx context.Context, ch keyward.Change, imports []key
 // KeyByDigest returns the pending imported key with digest d. ENOTFOUND if
 // none.
 func (s *Store) KeyByDigest(ctx context.Context, d keyward.KeyDigest) (*keyward.Key, error) {
-	k, err := scanKey(s.r.QueryRowContext(ctx, selectKey+" JOIN key_imports i ON i.key_id = k.id WHERE i.digest = ?", d[:]))
+	k, err := s.scanKey(s.r.QueryRowContext(ctx, selectKey+" JOIN key_imports i ON i.key_id = k.id WHERE i.digest = ?", d[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, s.errorf("key by digest: %w", keyward.Errorf(keyward.ENOTFOUND, "key not found"))
 	}

@@ -104,7 +104,7 @@ func (s *Store) DeleteIPRule(ctx context.Context, ch keyward.Change, id string) 
 	var r *keyward.IPRule
 	err := s.write(ctx, ch, func(tx *Tx) error {
 		var err error
-		r, err = scanIPRule(tx.QueryRowContext(ctx, selectIPRule+" WHERE id = ?", id))
+		r, err = scanIPRule(tx.QueryRowContext(ctx, s.locked(tx, selectIPRule+" WHERE id = ?", ""), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return keyward.Errorf(keyward.ENOTFOUND, "ip rule %s not found", id)
 		}

@@ -30,7 +30,7 @@ const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix,
 	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
 	k.ip_allow, k.rate_limits, k.meter_id, k.credits_remaining, k.credits_refill_amount, k.credits_refill_interval,
 	k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version, k.expiry_scheduled,
-	COALESCE(a.disabled, 0), COALESCE(a.rate_limits, '[]'), a.secret_meta, COALESCE(a.secret_meta_version, 0)
+	COALESCE(a.disabled, FALSE), COALESCE(a.rate_limits, '[]'), a.secret_meta, COALESCE(a.secret_meta_version, 0)
 	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id`
 
 // CreateKey inserts k. ENOTFOUND if its account or user does not exist (or
@@ -56,6 +56,10 @@ func (s *Store) BootstrapRootKey(ctx context.Context, ch keyward.Change, k *keyw
 		if k.Role != keyward.RoleRoot {
 			return keyward.Errorf(keyward.EINVALID, "the bootstrap key must have role root, not %q", k.Role)
 		}
+		// Bootstraps take turns: of two racing, one sees the other's key.
+		if err := s.d.Lock(ctx, tx, "bootstrap"); err != nil {
+			return s.dbError(err, Conflicts{})
+		}
 		var exists bool
 		if err := tx.QueryRowContext(ctx, usableRoot, FormatTime(k.CreatedAt)).Scan(&exists); err != nil {
 			return s.dbError(err, Conflicts{})
@@ -73,7 +77,7 @@ func (s *Store) BootstrapRootKey(ctx context.Context, ch keyward.Change, k *keyw
 
 // usableRoot asks whether a root key is usable at ?1: neither disabled,
 // revoked nor expired (keyward.Key.Status VALID).
-const usableRoot = `SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'root' AND disabled = 0
+const usableRoot = `SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'root' AND disabled = FALSE
 	AND (revoked_at IS NULL OR revoked_at > ?1) AND (expires_at IS NULL OR expires_at > ?1))`
 
 // insertKey checks k's shape and owners and inserts it.
@@ -98,7 +102,7 @@ func (s *Store) insertKey(ctx context.Context, tx *Tx, k *keyward.Key) error {
 			return s.dbError(err, Conflicts{})
 		}
 	}
-	args, err := appendKeyArgs(nil, k)
+	args, err := s.appendKeyArgs(nil, k)
 	if err != nil {
 		return err
 	}
@@ -141,17 +145,14 @@ func insertKeys(n int) string {
 var insertOneKey = insertKeys(1)
 
 // appendKeyArgs appends the keyParams column values of k, in keyCols' order.
-func appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
-	perms, err := encodePermissions(k.Permissions)
-	if err != nil {
-		return nil, err
-	}
+func (s *Store) appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
+	perms := s.d.List(k.Permissions)
 	args = append(args,
 		k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
 		nullString(k.AccountID), nullString(k.UserID), perms, nullJSON(k.Meta), nullTime(k.ExpiresAt),
 		k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
 		FormatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), FormatTime(k.UpdatedAt),
-		encodeList(k.IPAllow), encodeList(k.RateLimits), nullString(k.MeterID))
+		s.d.List(prefixStrings(k.IPAllow)), encodeList(k.RateLimits), nullString(k.MeterID))
 	args = append(args, creditArgs(k.Credits)...)
 	return append(append(args, sealedArgs(k.SecretMeta)...), k.ExpiryScheduled), nil
 }
@@ -186,7 +187,7 @@ func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keywa
 			chunk := keys[start:min(start+createKeysChunk, len(keys))]
 			args = args[:0]
 			for _, k := range chunk {
-				if args, err = appendKeyArgs(args, k); err != nil {
+				if args, err = s.appendKeyArgs(args, k); err != nil {
 					return err
 				}
 			}
@@ -253,7 +254,7 @@ func (s *Store) checkOwners(ctx context.Context, tx *Tx, keys []*keyward.Key) (m
 
 // Key returns the key with id. ENOTFOUND if none.
 func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
-	k, err := scanKey(s.keyByID.QueryRowContext(ctx, id))
+	k, err := s.scanKey(s.keyByID.QueryRowContext(ctx, id))
 	if err != nil {
 		return nil, s.errorf("key %s: %w", id, s.rowError(err, "key", id))
 	}
@@ -263,7 +264,7 @@ func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
 // KeyByHash returns the key with hash h, with AccountDisabled filled.
 // ENOTFOUND if none.
 func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key, error) {
-	k, err := scanKey(s.keyByHash.QueryRowContext(ctx, h[:]))
+	k, err := s.scanKey(s.keyByHash.QueryRowContext(ctx, h[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, s.errorf("key by hash: %w", keyward.Errorf(keyward.ENOTFOUND, "key not found"))
 	}
@@ -285,7 +286,7 @@ func (s *Store) rowError(err error, kind, id string) error {
 
 // keyTx reads a key inside a write transaction.
 func (s *Store) keyTx(ctx context.Context, tx *Tx, id string) (*keyward.Key, error) {
-	k, err := scanKey(tx.QueryRowContext(ctx, selectKey+" WHERE k.id = ?", id))
+	k, err := s.scanKey(tx.QueryRowContext(ctx, s.locked(tx, selectKey+" WHERE k.id = ?", "k"), id))
 	if err != nil {
 		return nil, s.rowError(err, "key", id)
 	}
@@ -315,7 +316,7 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 	defer rows.Close()
 	keys := []*keyward.Key{}
 	for rows.Next() {
-		k, err := scanKey(rows)
+		k, err := s.scanKey(rows)
 		if err != nil {
 			return nil, "", s.errorf("list keys: %w", err)
 		}
@@ -366,13 +367,13 @@ const keyTreeQuery = `WITH RECURSIVE tree(id) AS (
 func (s *Store) UpdateKeyTree(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error)) ([]*keyward.Key, error) {
 	var changed []*keyward.Key
 	err := s.write(ctx, ch, func(tx *Tx) error {
-		rows, err := tx.QueryContext(ctx, keyTreeQuery, id)
+		rows, err := tx.QueryContext(ctx, s.locked(tx, keyTreeQuery, "k"), id)
 		if err != nil {
 			return s.dbError(err, Conflicts{})
 		}
 		var tree []*keyward.Key
 		for rows.Next() {
-			k, err := scanKey(rows)
+			k, err := s.scanKey(rows)
 			if err != nil {
 				rows.Close()
 				return err
@@ -466,16 +467,12 @@ func (s *Store) saveKey(ctx context.Context, tx *Tx, orig, k *keyward.Key) error
 	if err := k.ValidateRecord(); err != nil {
 		return err
 	}
-	perms, err := encodePermissions(k.Permissions)
-	if err != nil {
-		return err
-	}
-	args := []any{k.Start, k.Prefix, k.Name, perms, nullJSON(k.Meta),
+	args := []any{k.Start, k.Prefix, k.Name, s.d.List(k.Permissions), nullJSON(k.Meta),
 		nullTime(k.ExpiresAt), k.Disabled, nullTime(k.RevokedAt), nullString(k.RotatedFrom), nullTime(k.GraceUntil),
 		FormatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), FormatTime(k.UpdatedAt),
-		encodeList(k.IPAllow), encodeList(k.RateLimits), nullString(k.MeterID)}
+		s.d.List(prefixStrings(k.IPAllow)), encodeList(k.RateLimits), nullString(k.MeterID)}
 	args = append(append(append(args, creditArgs(k.Credits)...), sealedArgs(k.SecretMeta)...), k.ExpiryScheduled, k.ID)
-	_, err = tx.ExecContext(ctx, `UPDATE keys SET start = ?, prefix = ?, name = ?, permissions = ?, meta = ?,
+	_, err := tx.ExecContext(ctx, `UPDATE keys SET start = ?, prefix = ?, name = ?, permissions = ?, meta = ?,
 		expires_at = ?, disabled = ?, revoked_at = ?, rotated_from = ?, grace_until = ?, created_at = ?,
 		created_by = ?, last_used_at = ?, updated_at = ?, ip_allow = ?, rate_limits = ?, meter_id = ?,
 		credits_remaining = ?, credits_refill_amount = ?, credits_refill_interval = ?, credits_refilled_at = ?,
@@ -527,11 +524,12 @@ func (s *Store) TouchKeys(ctx context.Context, uses []keyward.KeyUse) error {
 	return nil
 }
 
-func scanKey(row scanner) (*keyward.Key, error) {
+func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
 	var (
 		k                                               keyward.Key
 		hash                                            []byte
-		role, perms, ipAllow, rateLimits, accountLimits string
+		role, rateLimits, accountLimits                 string
+		perms, ipAllow                                  []string
 		accountID, userID, meta, rotatedFrom, createdBy sql.NullString
 		meterID                                         sql.NullString
 		expires, revoked, grace, lastUsed               sql.NullString
@@ -541,9 +539,9 @@ func scanKey(row scanner) (*keyward.Key, error) {
 		secretVersion, accountSecretVersion             int
 	)
 	dest := []any{&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
-		&accountID, &userID, &perms, &meta, &expires, &k.Disabled, &revoked,
+		&accountID, &userID, s.d.ListDest(&perms), &meta, &expires, &k.Disabled, &revoked,
 		&rotatedFrom, &grace, &created, &createdBy, &lastUsed, &updated,
-		&ipAllow, &rateLimits, &meterID}
+		s.d.ListDest(&ipAllow), &rateLimits, &meterID}
 	dest = append(append(dest, credits.dest()...), &secret, &secretVersion, &k.ExpiryScheduled,
 		&k.AccountDisabled, &accountLimits, &accountSecret, &accountSecretVersion)
 	err := row.Scan(dest...)
@@ -558,17 +556,16 @@ func scanKey(row scanner) (*keyward.Key, error) {
 	k.RotatedFrom, k.CreatedBy, k.MeterID = rotatedFrom.String, createdBy.String, meterID.String
 	k.SecretMeta, k.AccountSecretMeta = storedSealed(secret, secretVersion), storedSealed(accountSecret, accountSecretVersion)
 	k.HasSecretMeta = k.SecretMeta != nil
-	if err := json.Unmarshal([]byte(perms), &k.Permissions); err != nil {
-		return nil, fmt.Errorf("key %s: stored permissions: %w", k.ID, err)
-	}
-	if k.Permissions == nil {
-		k.Permissions = []string{}
-	}
+	k.Permissions = nonNil(perms)
 	if meta.Valid {
 		k.Meta = json.RawMessage(meta.String)
 	}
-	if k.IPAllow, err = decodeList[netip.Prefix](ipAllow); err != nil {
-		return nil, fmt.Errorf("key %s: stored ip_allow: %w", k.ID, err)
+	for _, p := range ipAllow {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: stored ip_allow: %w", k.ID, err)
+		}
+		k.IPAllow = append(k.IPAllow, prefix)
 	}
 	if k.RateLimits, err = decodeList[keyward.RateLimit](rateLimits); err != nil {
 		return nil, fmt.Errorf("key %s: stored rate_limits: %w", k.ID, err)
@@ -605,21 +602,18 @@ func toHash(b []byte) (keyward.KeyHash, error) {
 	return h, nil
 }
 
-// encodePermissions stores permissions as a JSON array; nil is "[]".
-func encodePermissions(p []string) (string, error) {
-	if p == nil {
-		p = []string{}
+// prefixStrings returns the text of each prefix.
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return "", keyward.WrapError(keyward.EINVALID, err, "permissions cannot be stored")
-	}
-	return string(b), nil
+	return out
 }
 
 // encodeList stores a list (an allow list of CIDRs, rate limits) as a JSON
 // array; nil is "[]". Its element types marshal without error.
-func encodeList[T netip.Prefix | keyward.RateLimit](xs []T) string {
+func encodeList[T keyward.RateLimit](xs []T) string {
 	if len(xs) == 0 {
 		return "[]"
 	}

@@ -12,13 +12,6 @@ import (
 	"github.com/keyward/keyward"
 )
 
-// micros returns the SQL expression of a stored time column as Unix
-// microseconds, exactly: times are fixed width (timeLayout), so the seconds
-// are its first 19 characters and the microseconds characters 21 to 26.
-func micros(col string) string {
-	return "(CAST(strftime('%s', substr(" + col + ", 1, 19)) AS INTEGER) * 1000000 + CAST(substr(" + col + ", 21, 6) AS INTEGER))"
-}
-
 // TryLock takes the lock called name with a lease of keyward.LockLease, in
 // the job_locks table: the processes sharing the database file take turns.
 // The release deletes the lease if it is still this holder's; if that
@@ -140,7 +133,7 @@ func (s *Store) DeleteRotationPolicy(ctx context.Context, ch keyward.Change, sc 
 	var p *keyward.RotationPolicy
 	err := s.write(ctx, ch, func(tx *Tx) error {
 		var err error
-		if p, err = scanPolicy(tx.QueryRowContext(ctx, selectPolicy+" WHERE "+cond, arg)); err != nil {
+		if p, err = scanPolicy(tx.QueryRowContext(ctx, s.locked(tx, selectPolicy+" WHERE "+cond, ""), arg)); err != nil {
 			return s.policyError(err, sc)
 		}
 		_, err = tx.ExecContext(ctx, "DELETE FROM rotation_policies WHERE "+cond, arg)
@@ -229,7 +222,7 @@ func (s *Store) queryKeys(ctx context.Context, query string, args ...any) ([]*ke
 	defer rows.Close()
 	keys := []*keyward.Key{}
 	for rows.Next() {
-		k, err := scanKey(rows)
+		k, err := s.scanKey(rows)
 		if err != nil {
 			return nil, s.dbError(err, Conflicts{})
 		}
@@ -251,7 +244,7 @@ func (s *Store) ExpiredIPRules(ctx context.Context, before time.Time, after stri
 // finds not due.
 func (s *Store) CreditRefillsDue(ctx context.Context, now time.Time, after string, limit int) ([]string, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id FROM keys WHERE credits_refill_amount IS NOT NULL AND credits_remaining IS NOT NULL
-		AND `+micros("credits_refilled_at")+` + credits_refill_interval / 1000 <= ? AND id > ? ORDER BY id LIMIT ?`,
+		AND `+s.d.Micros("credits_refilled_at")+` + credits_refill_interval / 1000 <= ? AND id > ? ORDER BY id LIMIT ?`,
 		now.UnixMicro(), after, limit)
 	if err != nil {
 		return nil, s.errorf("credit refills due: %w", s.dbError(err, Conflicts{}))
@@ -270,8 +263,7 @@ func (s *Store) CreditRefillsDue(ctx context.Context, now time.Time, after strin
 
 // policyFrom joins each key (and join) to its own rotation policy (kp) and
 // its account's (ap), keeping the keys that have one; the key's own wins.
-// policyCols reads the effective one (see queryDue); dueAt is the key's
-// DueAt in Unix microseconds.
+// policyCols reads the effective one (see queryDue).
 func policyFrom(join string) string {
 	return ` FROM keys k ` + join + `
 		LEFT JOIN rotation_policies kp ON kp.key_id = k.id
@@ -286,15 +278,16 @@ const (
 	effExpireAfter = "COALESCE(kp.expire_after_us, ap.expire_after_us)"
 )
 
-var dueAt = micros("k.created_at") + " + " + effMaxAge
+// dueAt is the expression of a key's DueAt in Unix microseconds.
+func (s *Store) dueAt() string { return s.d.Micros("k.created_at") + " + " + effMaxAge }
 
 // RotationDueKeys lists the live keys past their policy's max age that
 // were not announced due.
 func (s *Store) RotationDueKeys(ctx context.Context, now time.Time, after string, limit int) ([]*keyward.RotationDue, error) {
 	ds, err := s.queryDue(ctx, "SELECT "+policyCols+", ''"+policyFrom("")+`
 		AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?1)
-		AND `+dueAt+` <= ?2
-		AND NOT EXISTS (SELECT 1 FROM key_notices n WHERE n.key_id = k.id AND n.kind = 'rotation_due' AND `+micros("n.subject")+` = `+dueAt+`)
+		AND `+s.dueAt()+` <= ?2
+		AND NOT EXISTS (SELECT 1 FROM key_notices n WHERE n.key_id = k.id AND n.kind = 'rotation_due' AND `+s.d.Micros("n.subject")+` = `+s.dueAt()+`)
 		AND k.id > ?3 ORDER BY k.id LIMIT ?4`, FormatTime(now), now.UnixMicro(), after, limit)
 	return ds, wrapErr(err, s.name+": keys due for rotation")
 }
@@ -303,9 +296,9 @@ func (s *Store) RotationDueKeys(ctx context.Context, now time.Time, after string
 // whose expiry was not scheduled.
 func (s *Store) ExpiryDueKeys(ctx context.Context, after string, limit int) ([]*keyward.RotationDue, error) {
 	ds, err := s.queryDue(ctx, "SELECT "+policyCols+", n.at"+policyFrom("JOIN key_notices n ON n.key_id = k.id AND n.kind = 'rotation_due'")+`
-		AND `+effExpireAfter+` > 0 AND k.revoked_at IS NULL AND `+micros("n.subject")+` = `+dueAt+`
+		AND `+effExpireAfter+` > 0 AND k.revoked_at IS NULL AND `+s.d.Micros("n.subject")+` = `+s.dueAt()+`
 		AND NOT EXISTS (SELECT 1 FROM key_notices x WHERE x.key_id = k.id AND x.kind = 'expiry_scheduled'
-			AND `+micros("x.subject")+` = `+micros("n.at")+` + `+effExpireAfter+`)
+			AND `+s.d.Micros("x.subject")+` = `+s.d.Micros("n.at")+` + `+effExpireAfter+`)
 		AND k.id > ?1 ORDER BY k.id LIMIT ?2`, after, limit)
 	return ds, wrapErr(err, s.name+": keys due to expire by rotation policy")
 }

@@ -62,7 +62,7 @@ func (s *Store) Reseal(ctx context.Context, kind keyward.SealedKind, keep int, f
 	case keyward.SealedProviderPassword:
 		// A password not yet bound to its kind, base URL and user name
 		// is re-sealed under any version.
-		adCols, stale, bind = ", kind, base_url, username, password_bound", "("+stale+" OR password_bound = 0)", ", password_bound = 1"
+		adCols, stale, bind = ", kind, base_url, username, password_bound", "("+stale+" OR password_bound = FALSE)", ", password_bound = TRUE"
 	}
 	query := "SELECT " + c.id + ", " + c.data + ", " + c.version + adCols + " FROM " + c.table +
 		" WHERE " + c.has + " AND " + stale + " AND " + c.id + " > ? ORDER BY " + c.id + " LIMIT " + strconv.Itoa(keyward.ResealBatch)
@@ -110,7 +110,7 @@ func (s *Store) Reseal(ctx context.Context, kind keyward.SealedKind, keep int, f
 // sealedBatch reads the next batch of query and returns it with the cursor
 // after it.
 func (s *Store) sealedBatch(ctx context.Context, tx *Tx, query string, kind keyward.SealedKind, keep int, cursor any) ([]keyward.SealedValue, any, error) {
-	rows, err := tx.QueryContext(ctx, query, keep, cursor)
+	rows, err := tx.QueryContext(ctx, s.locked(tx, query, ""), keep, cursor)
 	if err != nil {
 		return nil, nil, s.dbError(err, Conflicts{})
 	}

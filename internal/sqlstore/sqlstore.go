@@ -50,6 +50,19 @@ type Dialect interface {
 	// instance sharing the database take turns (an audit append, a
 	// bootstrap); nil when the writer is already exclusive.
 	Lock(ctx context.Context, tx *Tx, name string) error
+	// List and ListDest encode and decode a list of strings stored in one
+	// column: a JSON array on SQLite, text[] on PostgreSQL. nil is stored
+	// as the empty list.
+	List(xs []string) any
+	ListDest(xs *[]string) any
+	// Micros is the expression of a time column as Unix microseconds.
+	Micros(col string) string
+	// NoTime is the SQL value of a time column that holds none where the
+	// column is NOT NULL on SQLite ('') and nullable on PostgreSQL (NULL).
+	NoTime() string
+	// JSONField is the expression of the text of field in the JSON object
+	// of column col.
+	JSONField(col, field string) string
 	// Classify maps a driver error to a *keyward.Error (with ECONFLICT,
 	// ENOTFOUND and EINVALID for the constraint violations, their message
 	// from c), keeping the driver error as the cause; errors it does not
@@ -90,8 +103,8 @@ func New(ctx context.Context, d Dialect, w, r *sql.DB) (*Store, error) {
 	s.w = &DB{DB: w, d: d}
 	s.r = &DB{DB: r, d: d}
 	var err error
-	if s.keyByHash, err = s.r.PrepareContext(ctx, s.r.rebind(selectKey+" WHERE k.key_hash = ?")); err == nil {
-		s.keyByID, err = s.r.PrepareContext(ctx, s.r.rebind(selectKey+" WHERE k.id = ?"))
+	if s.keyByHash, err = s.r.PrepareContext(ctx, selectKey+" WHERE k.key_hash = ?"); err == nil {
+		s.keyByID, err = s.r.PrepareContext(ctx, selectKey+" WHERE k.id = ?")
 	}
 	if err != nil {
 		s.Close()
@@ -238,7 +251,8 @@ type Tx struct {
 // rebound caches the queries rewritten for numbered placeholders.
 var rebound sync.Map
 
-// rebind rewrites the ? placeholders of query for d.
+// rebind rewrites the placeholders of query for d: ?N (SQLite's numbered
+// parameter) becomes $N, and each other ? the next number.
 func rebind(d Dialect, query string) string {
 	if !d.Numbered() || !strings.Contains(query, "?") {
 		return query
@@ -248,13 +262,18 @@ func rebind(d Dialect, query string) string {
 	}
 	var b strings.Builder
 	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		if c != '?' {
+			b.WriteByte(c)
 			continue
 		}
-		b.WriteRune(r)
+		if i+1 < len(query) && query[i+1] >= '0' && query[i+1] <= '9' {
+			b.WriteByte('$') // ?N is $N
+			continue
+		}
+		n++
+		b.WriteString("$" + strconv.Itoa(n))
 	}
 	q := b.String()
 	rebound.Store(query, q)
@@ -262,6 +281,11 @@ func rebind(d Dialect, query string) string {
 }
 
 func (db *DB) rebind(query string) string { return rebind(db.d, query) }
+
+// PrepareContext is sql.DB.PrepareContext of a query with ? placeholders.
+func (db *DB) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return db.DB.PrepareContext(ctx, db.rebind(query))
+}
 
 // ExecContext is sql.DB.ExecContext of a query with ? placeholders.
 func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -276,6 +300,11 @@ func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql
 // QueryRowContext is sql.DB.QueryRowContext of a query with ? placeholders.
 func (db *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	return db.DB.QueryRowContext(ctx, db.rebind(query), args...)
+}
+
+// PrepareContext is sql.Tx.PrepareContext of a query with ? placeholders.
+func (tx *Tx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return tx.Tx.PrepareContext(ctx, rebind(tx.d, query))
 }
 
 // ExecContext is sql.Tx.ExecContext of a query with ? placeholders.
@@ -293,10 +322,26 @@ func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *s
 	return tx.Tx.QueryRowContext(ctx, rebind(tx.d, query), args...)
 }
 
-// forUpdate returns query with the dialect's locking clause.
-func (s *Store) forUpdate(query string) string {
-	if f := s.d.ForUpdate(); f != "" {
-		return query + " " + f
+// locked returns query with the dialect's locking clause when q is a
+// transaction: the rows a read-modify-write reads stay locked until it
+// commits. of names the table to lock in a join ("" for all).
+func (s *Store) locked(q querier, query, of string) string {
+	f := s.d.ForUpdate()
+	if _, inTx := q.(*Tx); !inTx || f == "" {
+		return query
+	}
+	if of != "" {
+		f += " OF " + of
+	}
+	return query + " " + f
+}
+
+// claimed is locked for a claim: rows another instance holds are skipped
+// rather than waited for, so instances working at the same time take
+// different rows.
+func (s *Store) claimed(tx *Tx, query, of string) string {
+	if q := s.locked(tx, query, of); q != query {
+		return q + " SKIP LOCKED"
 	}
 	return query
 }

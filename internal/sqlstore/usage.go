@@ -21,7 +21,7 @@ func (s *Store) AddUsage(ctx context.Context, rows []keyward.UsageRow) error {
 	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO usage_counts (granularity, start, key_id, account_id, code, count)
 			VALUES ('minute', ?, ?, ?, ?, ?)
-			ON CONFLICT (granularity, start, key_id, account_id, code) DO UPDATE SET count = count + excluded.count`)
+			ON CONFLICT (granularity, start, key_id, account_id, code) DO UPDATE SET count = usage_counts.count + excluded.count`)
 		if err != nil {
 			return s.dbError(err, Conflicts{})
 		}
@@ -62,7 +62,7 @@ func (s *Store) RollUpUsage(ctx context.Context, before time.Time) error {
 				SELECT ?1, `+r.trunc+`, key_id, account_id, code, SUM(count - rolled) FROM usage_counts
 				WHERE granularity = ?2 AND start < ?3 AND count > rolled
 				GROUP BY 2, key_id, account_id, code
-				ON CONFLICT (granularity, start, key_id, account_id, code) DO UPDATE SET count = count + excluded.count`,
+				ON CONFLICT (granularity, start, key_id, account_id, code) DO UPDATE SET count = usage_counts.count + excluded.count`,
 				string(r.to), string(r.from), cutoff); err != nil {
 				return s.dbError(err, Conflicts{})
 			}

@@ -47,7 +47,7 @@ func (s *Store) WebhookEndpoint(ctx context.Context, id string) (*keyward.Webhoo
 }
 
 func (s *Store) endpointTx(ctx context.Context, q querier, id string) (*keyward.WebhookEndpoint, error) {
-	e, err := scanEndpoint(q.QueryRowContext(ctx, selectEndpoint+" WHERE id = ?", id))
+	e, err := scanEndpoint(q.QueryRowContext(ctx, s.locked(q, selectEndpoint+" WHERE id = ?", ""), id))
 	return e, s.rowError(err, "webhook endpoint", id)
 }
 
@@ -153,7 +153,7 @@ func insertEvents(ctx context.Context, tx *Tx, events []*keyward.Event) error {
 func (s *Store) DeleteWebhookEventsBefore(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM webhook_events WHERE dispatched = 1 AND time < ?
+		res, err := tx.ExecContext(ctx, `DELETE FROM webhook_events WHERE dispatched = TRUE AND time < ?
 			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id AND d.state = 'pending')`,
 			FormatTime(before))
 		if err != nil {
@@ -174,8 +174,8 @@ func (s *Store) DeleteWebhookEventsBefore(ctx context.Context, before time.Time)
 func (s *Store) DispatchEvents(ctx context.Context, now time.Time, limit int) (int, error) {
 	n := 0
 	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
-		events, err := queryRows(ctx, tx, `SELECT id, type, time, account_id, data FROM webhook_events
-			WHERE dispatched = 0 ORDER BY id LIMIT ?`, []any{limit}, scanEvent)
+		events, err := queryRows(ctx, tx, s.claimed(tx, `SELECT id, type, time, account_id, data FROM webhook_events
+			WHERE dispatched = FALSE ORDER BY id LIMIT ?`, ""), []any{limit}, scanEvent)
 		if err != nil || len(events) == 0 {
 			return err
 		}
@@ -194,7 +194,7 @@ func (s *Store) DispatchEvents(ctx context.Context, now time.Time, limit int) (i
 					return err
 				}
 			}
-			if _, err := tx.ExecContext(ctx, "UPDATE webhook_events SET dispatched = 1 WHERE id = ?", ev.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, "UPDATE webhook_events SET dispatched = TRUE WHERE id = ?", ev.ID); err != nil {
 				return err
 			}
 		}
@@ -213,12 +213,12 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		at := FormatTime(now)
 		var err error
-		out, err = queryRows(ctx, tx, `SELECT `+deliveryColumns+`,
+		out, err = queryRows(ctx, tx, s.claimed(tx, `SELECT `+deliveryColumns+`,
 			e.time, e.account_id, e.data, p.url, p.secret, p.secret_version
 			FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
 			JOIN webhook_endpoints p ON p.id = d.endpoint_id
-			WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND d.locked_until <= ? AND p.disabled = 0
-			ORDER BY d.next_attempt_at, d.event_id LIMIT ?`, []any{at, at, limit}, scanClaimed)
+			WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND (d.locked_until IS NULL OR d.locked_until <= ?) AND p.disabled = FALSE
+			ORDER BY d.next_attempt_at, d.event_id LIMIT ?`, "d"), []any{at, at, limit}, scanClaimed)
 		if err != nil {
 			return err
 		}
@@ -243,7 +243,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 func (s *Store) FinishDelivery(ctx context.Context, o keyward.DeliveryOutcome) error {
 	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1,
-			next_attempt_at = ?, locked_until = '', last_status = ?, last_error = ?, updated_at = ?
+			next_attempt_at = ?, locked_until = `+s.d.NoTime()+`, last_status = ?, last_error = ?, updated_at = ?
 			WHERE event_id = ? AND endpoint_id = ? AND state = 'pending' AND locked_until = ?`,
 			string(o.State), FormatTime(o.NextAttemptAt), o.Status, o.Error, FormatTime(o.Time.Add(o.Duration)),
 			o.EventID, o.EndpointID, FormatTime(o.LeaseUntil))
@@ -262,7 +262,7 @@ func (s *Store) FinishDelivery(ctx context.Context, o keyward.DeliveryOutcome) e
 			return err
 		}
 		if o.DisableEndpoint != "" {
-			_, err = tx.ExecContext(ctx, "UPDATE webhook_endpoints SET disabled = 1, disabled_reason = ?, updated_at = ? WHERE id = ?",
+			_, err = tx.ExecContext(ctx, "UPDATE webhook_endpoints SET disabled = TRUE, disabled_reason = ?, updated_at = ? WHERE id = ?",
 				o.DisableEndpoint, FormatTime(o.Time), o.EndpointID)
 		}
 		return err
