@@ -29,7 +29,7 @@ func (s *Store) AppendAudit(ctx context.Context, e *keyward.AuditEntry) error {
 
 // appendAudit appends e inside tx, a write transaction: it takes the
 // sequence number and hash of the last entry, so entries chain without
-// gaps (the single writer connection orders concurrent appends). e.Time is
+// gaps (appends take turns: see Dialect.Lock). e.Time is
 // truncated to microseconds before hashing, so the entry read back hashes
 // the same.
 func (s *Store) appendAudit(ctx context.Context, tx *Tx, e *keyward.AuditEntry) error {

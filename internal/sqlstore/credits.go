@@ -54,8 +54,9 @@ func (c *storedCredits) credits() (*keyward.Credits, error) {
 }
 
 // SpendCredits applies the refills due at now to the key's credits and
-// spends cost if that much remains, in one write transaction: spends run
-// one after another through the single writer, so they never overspend.
+// spends cost if that much remains, in one write transaction: spends of
+// a key run one after another (its row is locked, or the writer is single),
+// so they never overspend.
 // Every spend or refill raises Version. It returns the credits after the
 // call and whether cost was spent; a key without credits gives (nil, true).
 // ENOTFOUND if the key does not exist, EINVALID if cost is below 1.

@@ -158,7 +158,8 @@ func (s *Store) appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
 }
 
 // createKeysChunk is the number of rows of one multi-row INSERT in
-// CreateKeys: keyParams parameters each, far below SQLite's limit of 32766.
+// CreateKeys: keyParams parameters each, far below the limits of SQLite
+// (32766) and PostgreSQL (65535).
 const createKeysChunk = 250
 
 // CreateKeys inserts keys in one write transaction, all or none, with

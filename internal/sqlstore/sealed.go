@@ -47,7 +47,8 @@ var sealedColumns = map[keyward.SealedKind]sealedColumn{
 
 // Reseal passes every value of kind sealed under a version other than keep
 // to fn and writes what it returns in its place, keyward.ResealBatch values
-// per write transaction (the single writer: no write races a batch). It
+// per write transaction, its rows locked (or the writer single): no write
+// races a batch. It
 // returns how many values it rewrote. EINVALID for a kind not in
 // keyward.ResealKinds.
 func (s *Store) Reseal(ctx context.Context, kind keyward.SealedKind, keep int, fn keyward.ResealFunc) (int64, error) {

@@ -137,9 +137,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Closed reports whether Close was called.
-func (s *Store) Closed() bool { return s.closed.Load() }
-
 // Close closes the databases. It is safe to call more than once; later
 // calls return nil.
 func (s *Store) Close() error {
@@ -344,13 +341,6 @@ func (s *Store) claimed(tx *Tx, query, of string) string {
 		return q + " SKIP LOCKED"
 	}
 	return query
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // timeLayout is how times are written: UTC, fixed width, microseconds, so

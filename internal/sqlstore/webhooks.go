@@ -169,8 +169,8 @@ func (s *Store) DeleteWebhookEventsBefore(ctx context.Context, before time.Time)
 }
 
 // DispatchEvents fans undispatched events out to the endpoints that want
-// them. The writer runs one transaction at a time, so instances sharing the
-// file never dispatch an event twice.
+// them. The events are claimed (skipped if another instance holds them, or
+// the writer is single), so instances never dispatch an event twice.
 func (s *Store) DispatchEvents(ctx context.Context, now time.Time, limit int) (int, error) {
 	n := 0
 	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
