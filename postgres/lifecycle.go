@@ -16,7 +16,7 @@ import (
 // instance never blocks the job. The release unlocks and closes the
 // connection; closing alone drops the lock too.
 func (s *Store) TryLock(ctx context.Context, name string) (func(), bool, error) {
-	conn, err := pgx.ConnectConfig(ctx, s.conn.Copy())
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return nil, false, fmt.Errorf("postgres: lock %s: %w", name, s.Error(err, sqlstore.Conflicts{}))
 	}

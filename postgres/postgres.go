@@ -35,7 +35,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -53,7 +52,7 @@ const defaultConnectTimeout = 5 * time.Second
 // Store is a keyward.Store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
 	*sqlstore.Store
-	conn   *pgx.ConnConfig // for the connections of TryLock
+	pool   *pgxpool.Pool
 	schema string
 }
 
@@ -95,34 +94,31 @@ func OpenOptions(ctx context.Context, url string, opts Options) (*Store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	if schema, _, _, err = migrateConfig(ctx, cfg, schema); err != nil {
-		return nil, fmt.Errorf("postgres: open: %w", err)
-	}
-	conn := cfg.ConnConfig.Copy()
-	conn.RuntimeParams["search_path"] = schema
-	db := stdlib.OpenDB(*conn)
-	db.SetMaxOpenConns(int(cfg.MaxConns))
-	db.SetMaxIdleConns(int(cfg.MaxConns))
-	db.SetConnMaxLifetime(cfg.MaxConnLifetime)
-	db.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
-	st, err := sqlstore.New(ctx, dialect{schema: schema}, db, db)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", mapError(err, sqlstore.Conflicts{}))
 	}
-	return &Store{Store: st, conn: conn, schema: schema}, nil
+	if schema, _, _, err = migrate(ctx, pool, schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	// database/sql borrows the pool's connections, so pgx's statement
+	// cache and tracer serve both.
+	db := stdlib.OpenDBFromPool(pool)
+	st, err := sqlstore.New(ctx, dialect{schema: schema, pool: pool}, db, db)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open: %w", mapError(err, sqlstore.Conflicts{}))
+	}
+	return &Store{Store: st, pool: pool, schema: schema}, nil
 }
 
-// migrateConfig migrates the schema (see migrate) on a connection of its
-// own.
-func migrateConfig(ctx context.Context, cfg *pgxpool.Config, schema string) (used string, from, to int, err error) {
-	cfg = cfg.Copy()
-	cfg.MaxConns, cfg.MinConns = 1, 0
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return "", 0, 0, mapError(err, sqlstore.Conflicts{})
-	}
-	defer pool.Close()
-	return migrate(ctx, pool, schema)
+// Close closes the store and its connection pool, waiting for connections
+// in use to be released. It is safe to call more than once.
+func (s *Store) Close() error {
+	err := s.Store.Close()
+	s.pool.Close()
+	return err
 }
 
 // parseConfig parses url and settles the schema: the returned schema is ""
@@ -170,8 +166,19 @@ func lockKey(schema, name string) int64 {
 }
 
 // dialect is PostgreSQL's sqlstore.Dialect: numbered placeholders, row
-// locks and transaction-scoped advisory locks of the schema.
-type dialect struct{ schema string }
+// locks and transaction-scoped advisory locks of the schema. It reads the
+// keys of the verification cache's miss path with pgx directly
+// (sqlstore.RowReader): database/sql's conversions cost about as much CPU
+// as the rest of the lookup.
+type dialect struct {
+	schema string
+	pool   *pgxpool.Pool
+}
+
+// QueryRow implements sqlstore.RowReader.
+func (d dialect) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Scanner {
+	return d.pool.QueryRow(ctx, query, args...)
+}
 
 func (dialect) Name() string      { return "postgres" }
 func (dialect) Numbered() bool    { return true }
@@ -280,7 +287,8 @@ func (dialect) List(xs []string) any {
 
 func (dialect) ListDest(xs *[]string) any { return textArray{xs} }
 
-// textArray scans a text[].
+// textArray scans a text[]: from database/sql (sql.Scanner, the array's
+// text) and from pgx (pgtype.ArraySetter, its elements).
 type textArray struct{ xs *[]string }
 
 func (a textArray) Scan(src any) error {
@@ -288,6 +296,26 @@ func (a textArray) Scan(src any) error {
 	defer typeMaps.Put(m)
 	return m.SQLScanner(a.xs).Scan(src)
 }
+
+// SetDimensions implements pgtype.ArraySetter.
+func (a textArray) SetDimensions(dims []pgtype.ArrayDimension) error {
+	if len(dims) == 0 {
+		*a.xs = nil
+		return nil
+	}
+	n := 1
+	for _, d := range dims {
+		n *= int(d.Length)
+	}
+	*a.xs = make([]string, n)
+	return nil
+}
+
+// ScanIndex implements pgtype.ArraySetter.
+func (a textArray) ScanIndex(i int) any { return &(*a.xs)[i] }
+
+// ScanIndexType implements pgtype.ArraySetter.
+func (a textArray) ScanIndexType() any { return new(string) }
 
 func (dialect) Micros(col string) string {
 	return "CAST(EXTRACT(EPOCH FROM " + col + ") * 1000000 AS bigint)"

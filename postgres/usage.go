@@ -30,7 +30,7 @@ func (s *Store) RollUpUsage(ctx context.Context, before time.Time) error {
 	err := s.WriteUnaudited(ctx, func(tx *sqlstore.Tx) error {
 		// One roll-up at a time per schema: two concurrent ones would both
 		// read the same unrolled counts before either marks them.
-		if err := (dialect{s.schema}).Lock(ctx, tx, "usage_rollup"); err != nil {
+		if err := (dialect{schema: s.schema}).Lock(ctx, tx, "usage_rollup"); err != nil {
 			return s.Error(err, sqlstore.Conflicts{})
 		}
 		for _, r := range usageRollUps {

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -29,7 +28,7 @@ func creditArgs(c *keyward.Credits) []any {
 // storedCredits receives creditCols.
 type storedCredits struct {
 	remaining, amount, interval sql.NullInt64
-	refilledAt                  sql.NullString
+	refilledAt                  storedTime
 	version                     int64
 }
 
@@ -46,10 +45,7 @@ func (c *storedCredits) credits() (*keyward.Credits, error) {
 	if c.amount.Valid {
 		out.Refill = &keyward.CreditRefill{Amount: c.amount.Int64, Interval: keyward.Duration(c.interval.Int64)}
 	}
-	var err error
-	if out.RefilledAt, err = parseTime(c.refilledAt.String); err != nil {
-		return nil, fmt.Errorf("stored credits_refilled_at: %w", err)
-	}
+	out.RefilledAt = c.refilledAt.Time
 	return out, nil
 }
 

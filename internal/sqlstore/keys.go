@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/keyward/keyward"
 )
@@ -255,7 +254,7 @@ func (s *Store) checkOwners(ctx context.Context, tx *Tx, keys []*keyward.Key) (m
 
 // Key returns the key with id. ENOTFOUND if none.
 func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
-	k, err := s.scanKey(s.keyByID.QueryRowContext(ctx, id))
+	k, err := s.scanKey(s.lookup(ctx, s.keyByID, s.keyByIDSQL, id))
 	if err != nil {
 		return nil, s.errorf("key %s: %w", id, s.rowError(err, "key", id))
 	}
@@ -265,7 +264,7 @@ func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
 // KeyByHash returns the key with hash h, with AccountDisabled filled.
 // ENOTFOUND if none.
 func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key, error) {
-	k, err := s.scanKey(s.keyByHash.QueryRowContext(ctx, h[:]))
+	k, err := s.scanKey(s.lookup(ctx, s.keyByHash, s.keyByHashSQL, h[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, s.errorf("key by hash: %w", keyward.Errorf(keyward.ENOTFOUND, "key not found"))
 	}
@@ -273,6 +272,15 @@ func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key,
 		return nil, s.errorf("key by hash: %w", s.dbError(err, Conflicts{}))
 	}
 	return k, nil
+}
+
+// lookup reads a key with the prepared statement st, or with the
+// dialect's RowReader and query.
+func (s *Store) lookup(ctx context.Context, st *sql.Stmt, query string, v any) scanner {
+	if s.rows != nil {
+		return s.rows.QueryRow(ctx, query, v)
+	}
+	return st.QueryRowContext(ctx, v)
 }
 
 // rowError maps a failed read of the kind of row with id (a key, an
@@ -533,8 +541,8 @@ func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
 		perms, ipAllow                                  []string
 		accountID, userID, meta, rotatedFrom, createdBy sql.NullString
 		meterID                                         sql.NullString
-		expires, revoked, grace, lastUsed               sql.NullString
-		created, updated                                string
+		expires, revoked, grace, lastUsed               storedTime
+		created, updated                                storedTime
 		credits                                         storedCredits
 		secret, accountSecret                           []byte
 		secretVersion, accountSecretVersion             int
@@ -577,20 +585,8 @@ func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
 	if k.Credits, err = credits.credits(); err != nil {
 		return nil, fmt.Errorf("key %s: %w", k.ID, err)
 	}
-	for _, t := range []struct {
-		dst **time.Time
-		src sql.NullString
-	}{{&k.ExpiresAt, expires}, {&k.RevokedAt, revoked}, {&k.GraceUntil, grace}, {&k.LastUsedAt, lastUsed}} {
-		if *t.dst, err = parseNullTime(t.src); err != nil {
-			return nil, fmt.Errorf("key %s: %w", k.ID, err)
-		}
-	}
-	if k.CreatedAt, err = parseTime(created); err != nil {
-		return nil, fmt.Errorf("key %s: %w", k.ID, err)
-	}
-	if k.UpdatedAt, err = parseTime(updated); err != nil {
-		return nil, fmt.Errorf("key %s: %w", k.ID, err)
-	}
+	k.ExpiresAt, k.RevokedAt, k.GraceUntil, k.LastUsedAt = expires.ptr(), revoked.ptr(), grace.ptr(), lastUsed.ptr()
+	k.CreatedAt, k.UpdatedAt = created.Time, updated.Time
 	return &k, nil
 }
 

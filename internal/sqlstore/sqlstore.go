@@ -70,6 +70,21 @@ type Dialect interface {
 	Classify(err error, c Conflicts, storage *keyward.StorageFull) error
 }
 
+// Scanner reads the columns of a row: a *sql.Row, *sql.Rows or a driver's
+// own row.
+type Scanner interface {
+	Scan(dest ...any) error
+}
+
+// RowReader is implemented by a Dialect that reads one row faster than
+// database/sql can (PostgreSQL: pgx itself, without database/sql's
+// conversions); the store then reads the keys of Key and KeyByHash, the
+// verification cache's miss path, with it. A missing row is an error that
+// is sql.ErrNoRows.
+type RowReader interface {
+	QueryRow(ctx context.Context, query string, args ...any) Scanner
+}
+
 // Conflicts holds the client-safe messages for the constraint violations a
 // statement can cause.
 type Conflicts struct {
@@ -85,8 +100,10 @@ type Store struct {
 	w    *DB // every write goes through it
 	r    *DB // reads; the same pool as w on PostgreSQL
 
-	keyByHash *sql.Stmt
-	keyByID   *sql.Stmt
+	// The key lookups: prepared statements, or the queries of rows.
+	keyByHash, keyByID       *sql.Stmt
+	rows                     RowReader
+	keyByHashSQL, keyByIDSQL string
 
 	closed atomic.Bool
 	// storage tracks full-disk episodes.
@@ -102,6 +119,12 @@ func New(ctx context.Context, d Dialect, w, r *sql.DB) (*Store, error) {
 	s := &Store{d: d, name: d.Name()}
 	s.w = &DB{DB: w, d: d}
 	s.r = &DB{DB: r, d: d}
+	if rr, ok := d.(RowReader); ok {
+		s.rows = rr
+		s.keyByHashSQL = rebind(d, selectKey+" WHERE k.key_hash = ?")
+		s.keyByIDSQL = rebind(d, selectKey+" WHERE k.id = ?")
+		return s, nil
+	}
 	var err error
 	if s.keyByHash, err = s.r.PrepareContext(ctx, selectKey+" WHERE k.key_hash = ?"); err == nil {
 		s.keyByID, err = s.r.PrepareContext(ctx, selectKey+" WHERE k.id = ?")
@@ -376,6 +399,41 @@ func parseTime(s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
+// storedTime scans a stored time: a time.Time (PostgreSQL) or its text
+// (SQLite). Valid is false for NULL.
+type storedTime struct {
+	Time  time.Time
+	Valid bool
+}
+
+// Scan implements sql.Scanner.
+func (t *storedTime) Scan(src any) error {
+	var err error
+	switch v := src.(type) {
+	case nil:
+		*t = storedTime{}
+		return nil
+	case time.Time:
+		t.Time = v.UTC()
+	case string:
+		t.Time, err = parseTime(v)
+	case []byte:
+		t.Time, err = parseTime(string(v))
+	default:
+		return fmt.Errorf("stored time: %T is not a time", src)
+	}
+	t.Valid = err == nil
+	return err
+}
+
+// ptr returns the time, nil for NULL.
+func (t storedTime) ptr() *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	return &t.Time
+}
+
 func parseNullTime(s sql.NullString) (*time.Time, error) {
 	if !s.Valid {
 		return nil, nil
@@ -387,10 +445,8 @@ func parseNullTime(s sql.NullString) (*time.Time, error) {
 	return &t, nil
 }
 
-// scanner is a *sql.Row or *sql.Rows.
-type scanner interface {
-	Scan(dest ...any) error
-}
+// scanner is a *sql.Row, *sql.Rows or a RowReader's row.
+type scanner = Scanner
 
 // querier is a *DB or *Tx.
 type querier interface {
