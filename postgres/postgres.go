@@ -35,6 +35,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -322,3 +323,47 @@ func (dialect) Micros(col string) string {
 }
 
 func (dialect) NoTime() string { return "NULL" }
+
+// timestamptzColumns caches, per table, which columns hold times.
+var timestamptzColumns sync.Map // table -> map[string]bool
+
+// InsertRows implements sqlstore.BatchInserter with one COPY. COPY encodes
+// binary, so the times the store passes as text are parsed first.
+func (dialect) InsertRows(ctx context.Context, tx *sqlstore.Tx, table string, cols []string, rows [][]any) error {
+	return tx.Raw(func(dc any) error {
+		conn := dc.(*stdlib.Conn).Conn()
+		times, err := timeColumns(ctx, conn, table, cols)
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			for i, v := range row {
+				if s, ok := v.(string); ok && times[cols[i]] {
+					if row[i], err = time.Parse(time.RFC3339Nano, s); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		_, err = conn.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
+		return err
+	})
+}
+
+// timeColumns returns which of cols of table are timestamptz.
+func timeColumns(ctx context.Context, conn *pgx.Conn, table string, cols []string) (map[string]bool, error) {
+	if m, ok := timestamptzColumns.Load(table); ok {
+		return m.(map[string]bool), nil
+	}
+	rows, err := conn.Query(ctx, "SELECT "+strings.Join(cols, ", ")+" FROM "+pgx.Identifier{table}.Sanitize()+" LIMIT 0")
+	if err != nil {
+		return nil, err
+	}
+	rows.Close()
+	m := map[string]bool{}
+	for _, fd := range rows.FieldDescriptions() {
+		m[fd.Name] = fd.DataTypeOID == pgtype.TimestamptzOID
+	}
+	timestamptzColumns.Store(table, m)
+	return m, rows.Err()
+}

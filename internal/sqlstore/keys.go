@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode"
 
 	"github.com/keyward/keyward"
 )
@@ -19,8 +20,11 @@ const keyCols = `id, key_hash, pepper_version, start, prefix, name, role,
 	created_at, created_by, last_used_at, updated_at, ip_allow, rate_limits, meter_id, ` + creditCols +
 	`, secret_meta, secret_meta_version, expiry_scheduled`
 
+// keyColumns are the names of keyCols.
+var keyColumns = strings.FieldsFunc(keyCols, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+
 // keyParams is the number of keyCols.
-var keyParams = strings.Count(keyCols, ",") + 1
+var keyParams = len(keyColumns)
 
 // selectKey reads a key with its account's disabled flag and rate limits;
 // it is completed by a WHERE clause.
@@ -161,8 +165,16 @@ func (s *Store) appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
 // (32766) and PostgreSQL (65535).
 const createKeysChunk = 250
 
-// CreateKeys inserts keys in one write transaction, all or none, with
-// prepared multi-row INSERTs of createKeysChunk keys. Each key is checked
+// batchConflicts are the messages of the constraints CreateKeys can break.
+var batchConflicts = Conflicts{
+	PK:     "a key of the batch has an id that already exists",
+	Unique: "a key of the batch has a hash that already exists",
+	FK:     "an account or user of the batch was not found",
+}
+
+// CreateKeys inserts keys in one write transaction, all or none, with the
+// dialect's BatchInserter or prepared multi-row INSERTs of createKeysChunk
+// keys. Each key is checked
 // as CreateKey checks it (its account and user are looked up once per
 // batch); a conflict names no key. It fills AccountDisabled of every key
 // and AccountRateLimits once the transaction has committed.
@@ -175,6 +187,15 @@ func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keywa
 		var err error
 		if accounts, err = s.checkOwners(ctx, tx, keys); err != nil {
 			return err
+		}
+		if bi, ok := s.d.(BatchInserter); ok {
+			rows := make([][]any, len(keys))
+			for i, k := range keys {
+				if rows[i], err = s.appendKeyArgs(nil, k); err != nil {
+					return err
+				}
+			}
+			return s.dbError(bi.InsertRows(ctx, tx, "keys", keyColumns, rows), batchConflicts)
 		}
 		stmts := map[int]*sql.Stmt{} // by row count: the full chunk and the tail
 		defer func() {
@@ -199,11 +220,7 @@ func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keywa
 				stmts[len(chunk)] = st
 			}
 			if _, err := st.ExecContext(ctx, args...); err != nil {
-				return s.dbError(err, Conflicts{
-					PK:     "a key of the batch has an id that already exists",
-					Unique: "a key of the batch has a hash that already exists",
-					FK:     "an account or user of the batch was not found",
-				})
+				return s.dbError(err, batchConflicts)
 			}
 		}
 		return nil

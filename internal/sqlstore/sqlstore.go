@@ -85,6 +85,14 @@ type RowReader interface {
 	QueryRow(ctx context.Context, query string, args ...any) Scanner
 }
 
+// BatchInserter is implemented by a Dialect with a faster way than
+// multi-row INSERTs to insert many rows in a transaction (PostgreSQL:
+// COPY). The values of rows are those the store binds to an INSERT's
+// parameters, times as FormatTime writes them.
+type BatchInserter interface {
+	InsertRows(ctx context.Context, tx *Tx, table string, cols []string, rows [][]any) error
+}
+
 // Conflicts holds the client-safe messages for the constraint violations a
 // statement can cause.
 type Conflicts struct {
@@ -217,11 +225,16 @@ func (s *Store) write(ctx context.Context, ch keyward.Change, fn func(tx *Tx) er
 // the hot path (TouchKeys, SpendCredits, WriteCredits), for AppendAudit and
 // for the backends' own writes. Errors of fn are returned as they are.
 func (s *Store) WriteUnaudited(ctx context.Context, fn func(tx *Tx) error) error {
-	sqlTx, err := s.w.BeginTx(ctx, nil)
+	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return s.Error(err, Conflicts{})
 	}
-	tx := &Tx{Tx: sqlTx, d: s.d}
+	defer conn.Close()
+	sqlTx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return s.Error(err, Conflicts{})
+	}
+	tx := &Tx{Tx: sqlTx, conn: conn, d: s.d}
 	if err := fn(tx); err != nil {
 		sqlTx.Rollback()
 		return err
@@ -265,8 +278,13 @@ type DB struct {
 // Tx is a *sql.Tx whose queries are written with ? placeholders.
 type Tx struct {
 	*sql.Tx
-	d Dialect
+	conn *sql.Conn
+	d    Dialect
 }
+
+// Raw runs f with the driver's connection of the transaction (see
+// sql.Conn.Raw), for a statement database/sql cannot express.
+func (tx *Tx) Raw(f func(driverConn any) error) error { return tx.conn.Raw(f) }
 
 // rebound caches the queries rewritten for numbered placeholders.
 var rebound sync.Map
