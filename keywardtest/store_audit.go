@@ -103,7 +103,7 @@ func wantAuditEntry(t testing.TB, got, want *keyward.AuditEntry) {
 }
 
 func testAudit(t *testing.T, open func(*testing.T) keyward.Store) {
-	t.Run("every mutation appends the entry of its context", func(t *testing.T) {
+	t.Run("every mutation appends the entry of its change", func(t *testing.T) {
 		f := newFixture(t, open)
 		var (
 			a    = &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", CreatedAt: fixedTime, UpdatedAt: fixedTime}
