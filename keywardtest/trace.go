@@ -39,12 +39,12 @@ func TestQueriesTraced(t *testing.T, system string, open func(t *testing.T, tp t
 	}
 	const name = "an account name only the arguments carry"
 	now := Now()
-	if err := s.CreateAccount(ctx, &keyward.Account{ID: apikey.NewID("acc"), Name: name, CreatedAt: now, UpdatedAt: now}); err != nil {
+	if err := s.CreateAccount(ctx, keyward.Change{}, &keyward.Account{ID: apikey.NewID("acc"), Name: name, CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatalf("CreateAccount: %v", err)
 	}
 	// A failing statement keeps its error's meaning, and its span says
 	// it failed with the database's code, not its message.
-	if err := s.CreateAccount(ctx, &keyward.Account{ID: apikey.NewID("acc"), Name: name, CreatedAt: now, UpdatedAt: now}); keyward.ErrorCode(err) != keyward.ECONFLICT {
+	if err := s.CreateAccount(ctx, keyward.Change{}, &keyward.Account{ID: apikey.NewID("acc"), Name: name, CreatedAt: now, UpdatedAt: now}); keyward.ErrorCode(err) != keyward.ECONFLICT {
 		t.Fatalf("CreateAccount of a taken name: %v, want %s", err, keyward.ECONFLICT)
 	}
 	parent.End()
