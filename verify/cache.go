@@ -29,6 +29,11 @@ const staleRetry = int64(time.Second)
 // key") are an expiry time in a separate map, so each costs a few dozen
 // bytes; their total is bounded by Config.MaxNegative.
 //
+// Positive entries are bounded by Config.MaxBytes, as entryBytes counts
+// them: each shard holds at most a numShards-th of it and evicts by S3-FIFO
+// (see evictLocked) when an insert goes over. Eviction is only a miss
+// later: it never changes an answer.
+//
 // Every invalidation increments gen under the lock of the shard it writes.
 // A store load remembers gen before it reads the store and inserts its result
 // only if gen is unchanged (checked under the shard lock), so a load that
@@ -39,6 +44,11 @@ type cache struct {
 	shards   [numShards]shard
 	gen      atomic.Uint64
 	negCount atomic.Int64
+	// shardMax is Config.MaxBytes / numShards.
+	shardMax int64
+	// bytes and entries are the totals of the shards' positive entries;
+	// evictions counts the entries evicted to stay within MaxBytes.
+	bytes, entries, evictions atomic.Int64
 	// legacy is set once a key hashed with an older pepper is cached. Such
 	// an entry sits under the current-pepper hash of its key while the
 	// store and invalidations name it by its stored hash, so invalidations
@@ -50,10 +60,21 @@ type shard struct {
 	mu  sync.RWMutex
 	pos map[keyward.KeyHash]*entry
 	neg map[keyward.KeyHash]int64 // expiry, Unix nanoseconds
-	_   [24]byte                  // keep shards on separate cache lines
+
+	// The S3-FIFO queues of pos, under mu: small holds the hashes of
+	// entries cached since they last missed (entry.inMain false), main
+	// those seen again while in small or soon after their eviction from
+	// it (ghost). Both may also hold hashes that have since left pos or
+	// moved to the other queue; such items are skipped, and compact drops
+	// them when they outnumber the entries.
+	small, main fifo
+	ghost       ghost
+	bytes       int64 // entryBytes of the entries in pos
+	smallBytes  int64 // of those in small
 }
 
-func (c *cache) init() {
+func (c *cache) init(maxBytes int64) {
+	c.shardMax = max(1, maxBytes/numShards)
 	for i := range c.shards {
 		c.shards[i].pos = make(map[keyward.KeyHash]*entry)
 		c.shards[i].neg = make(map[keyward.KeyHash]int64)
@@ -92,6 +113,7 @@ func (e *Engine) cached(h keyward.KeyHash, now int64) (en *entry, ok bool) {
 	}
 	s.mu.RUnlock()
 	if en != nil {
+		en.touch()
 		return en, now < en.expires.Load()
 	}
 	return nil, now < negUntil
@@ -213,9 +235,10 @@ func (e *Engine) putNegative(h keyward.KeyHash, gen uint64) {
 	s.mu.Unlock()
 }
 
-// setLocked makes en the entry of h in s, whose lock is held. en inherits
-// the network of the entry it replaces, so a reload is no change of
-// network.
+// setLocked makes en the entry of h in s, whose lock is held, then evicts
+// what s holds beyond its share of Config.MaxBytes. en inherits the network
+// of the entry it replaces, so a reload is no change of network, and its
+// place in the eviction queues.
 func (e *Engine) setLocked(s *shard, h keyward.KeyHash, en *entry) {
 	if _, ok := s.neg[h]; ok {
 		delete(s.neg, h)
@@ -223,8 +246,10 @@ func (e *Engine) setLocked(s *shard, h keyward.KeyHash, en *entry) {
 	}
 	if old := s.pos[h]; old != nil {
 		en.network.Store(old.network.Load())
+		e.cache.replaceLocked(s, h, old, en)
+	} else {
+		e.cache.insertLocked(s, h, en)
 	}
-	s.pos[h] = en
 }
 
 // setNegativeLocked records that h is no key until the given time, in s,
@@ -232,7 +257,7 @@ func (e *Engine) setLocked(s *shard, h keyward.KeyHash, en *entry) {
 // another negative entry of s, or gives up if s has none: the bound holds
 // exactly, and a negative entry is only an optimisation.
 func (e *Engine) setNegativeLocked(s *shard, h keyward.KeyHash, until int64) {
-	delete(s.pos, h)
+	e.cache.removeLocked(s, h)
 	if _, ok := s.neg[h]; ok {
 		s.neg[h] = until
 		return
@@ -312,7 +337,7 @@ func (e *Engine) AccountChanged(accountID string) {
 	e.scan(func(s *shard) {
 		for h, en := range s.pos {
 			if en.accountID == accountID {
-				delete(s.pos, h)
+				e.cache.removeLocked(s, h)
 			}
 		}
 	})
@@ -340,16 +365,17 @@ func (e *Engine) invalidateLegacy(match func(en *entry, stored keyward.KeyHash) 
 // sweep drops negative entries that have expired and positive entries that
 // expired at least a TTL ago (nobody verified them since: a verification
 // reloads an expired entry), so the cache holds the keys in use, not every
-// key ever seen.
+// key ever seen, even when that is well under Config.MaxBytes.
 func (e *Engine) sweep() {
 	now := e.now().UnixNano()
 	ttl := e.ttl.Load()
 	e.scan(func(s *shard) {
 		for h, en := range s.pos {
 			if en.expires.Load()+ttl <= now {
-				delete(s.pos, h)
+				e.cache.removeLocked(s, h)
 			}
 		}
+		s.compact()
 		for h, until := range s.neg {
 			if until <= now {
 				delete(s.neg, h)

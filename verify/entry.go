@@ -39,6 +39,11 @@ type entry struct {
 
 	// queued says the entry waits in the usage batch; see usage.go.
 	queued atomic.Bool
+	// freq counts the entry's hits, up to maxFreq, and inMain says it is
+	// in its shard's main queue rather than small (under the shard's
+	// lock): see evict.go.
+	freq   atomic.Uint32
+	inMain bool
 	// loaded is when the entry's state was read from the store (or
 	// written to it by this instance), Unix nanoseconds by Config.Now:
 	// Config.MaxStale counts from it.

@@ -187,7 +187,7 @@ func (e *env) revoke(id string) *keyward.Key {
 	return k
 }
 
-// metric returns the value of a counter (the sample count of a histogram)
+// metric returns the value of a counter or gauge (the sample count of a histogram)
 // named name, with label code=code when code is not empty.
 func (e *env) metric(name string, code keyward.Decision) float64 {
 	e.t.Helper()
@@ -205,6 +205,9 @@ func (e *env) metric(name string, code keyward.Decision) float64 {
 			}
 			if h := m.GetHistogram(); h != nil {
 				return float64(h.GetSampleCount())
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
 			}
 			return m.GetCounter().GetValue()
 		}

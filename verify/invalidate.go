@@ -47,7 +47,7 @@ func (e *Engine) InvalidateAccount(accountID string) { e.AccountChanged(accountI
 func (e *Engine) Purge() {
 	e.cache.gen.Add(1)
 	e.scan(func(s *shard) {
-		clear(s.pos)
+		e.cache.clearLocked(s)
 		e.cache.negCount.Add(-int64(len(s.neg)))
 		clear(s.neg)
 	})
@@ -90,7 +90,7 @@ func (e *Engine) SetCacheTTL(d time.Duration) {
 
 // dropLocked removes any entry of h from s, whose lock is held.
 func (e *Engine) dropLocked(s *shard, h keyward.KeyHash) {
-	delete(s.pos, h)
+	e.cache.removeLocked(s, h)
 	if _, ok := s.neg[h]; ok {
 		delete(s.neg, h)
 		e.cache.negCount.Add(-1)

@@ -37,6 +37,16 @@ var (
 		"Verifications answered from the cache (positive or negative entry).", nil, nil)
 	missesDesc = prometheus.NewDesc("keyward_verify_cache_misses_total",
 		"Verifications that had to ask the store.", nil, nil)
+	entriesDesc = prometheus.NewDesc("keyward_verify_cache_entries",
+		"Keys in the verification cache.", nil, nil)
+	negativeDesc = prometheus.NewDesc("keyward_verify_cache_negative_entries",
+		"Negative entries (no such key) in the verification cache.", nil, nil)
+	bytesDesc = prometheus.NewDesc("keyward_verify_cache_bytes",
+		"Memory of the keys in the verification cache, as it estimates it.", nil, nil)
+	maxBytesDesc = prometheus.NewDesc("keyward_verify_cache_max_bytes",
+		"The bound of keyward_verify_cache_bytes (cache_max_bytes).", nil, nil)
+	evictionsDesc = prometheus.NewDesc("keyward_verify_cache_evictions_total",
+		"Keys evicted from the verification cache to stay within cache_max_bytes.", nil, nil)
 )
 
 func newMetrics() *metrics {
@@ -64,6 +74,11 @@ func (e *Engine) Describe(ch chan<- *prometheus.Desc) {
 	ch <- durationDesc
 	ch <- hitsDesc
 	ch <- missesDesc
+	ch <- entriesDesc
+	ch <- negativeDesc
+	ch <- bytesDesc
+	ch <- maxBytesDesc
+	ch <- evictionsDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -82,6 +97,12 @@ func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(durationDesc, count, float64(m.sumNanos.Load())/1e9, cumulative)
 	ch <- prometheus.MustNewConstMetric(hitsDesc, prometheus.CounterValue, float64(m.hits.Load()))
 	ch <- prometheus.MustNewConstMetric(missesDesc, prometheus.CounterValue, float64(m.misses.Load()))
+	c := &e.cache
+	ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(c.entries.Load()))
+	ch <- prometheus.MustNewConstMetric(negativeDesc, prometheus.GaugeValue, float64(c.negCount.Load()))
+	ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.GaugeValue, float64(c.bytes.Load()))
+	ch <- prometheus.MustNewConstMetric(maxBytesDesc, prometheus.GaugeValue, float64(c.shardMax*numShards))
+	ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(c.evictions.Load()))
 }
 
 var _ prometheus.Collector = (*Engine)(nil)

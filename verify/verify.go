@@ -76,6 +76,15 @@ type Config struct {
 	// MaxNegative bounds the number of negative entries; when full, an
 	// arbitrary one is evicted. Default DefaultMaxNegative.
 	MaxNegative int
+	// MaxBytes bounds the memory of the cached keys, as the cache
+	// estimates it: each entry, its strings and what few keys have beyond
+	// them (meta, limits, credits...), its map slot and eviction queue
+	// item. Shared permission lists and negative entries are not counted
+	// (MaxNegative bounds the latter). Beyond it, keys are evicted by
+	// S3-FIFO, which keeps the keys in frequent use (see evict.go); the
+	// bound is split over the cache's 256 shards, each holding at least
+	// one key. Default DefaultMaxBytes().
+	MaxBytes int64
 	// UsageFlushInterval is how often last_used_at is written, in one
 	// batch. Default DefaultUsageFlushInterval.
 	UsageFlushInterval time.Duration
@@ -324,6 +333,12 @@ func New(cfg Config) (*Engine, error) {
 	case cfg.MaxNegative == 0:
 		cfg.MaxNegative = DefaultMaxNegative
 	}
+	switch {
+	case cfg.MaxBytes < 0:
+		return nil, keyward.Errorf(keyward.EINVALID, "verify: Config.MaxBytes is %d; it must be positive (or zero for the default, a quarter of the memory available)", cfg.MaxBytes)
+	case cfg.MaxBytes == 0:
+		cfg.MaxBytes = DefaultMaxBytes()
+	}
 	realClock := cfg.Now == nil
 	if realClock {
 		cfg.Now = time.Now
@@ -363,7 +378,7 @@ func New(cfg Config) (*Engine, error) {
 		done:        make(chan struct{}),
 	}
 	e.ttl.Store(e.baseTTL)
-	e.cache.init()
+	e.cache.init(cfg.MaxBytes)
 	if err := e.ReloadIPRules(context.Background()); err != nil {
 		// Until a load succeeds, every verification answers UNAVAILABLE
 		// (see verify); the background goroutine keeps trying.

@@ -12,6 +12,9 @@
 //     advances 1/rate per request, so "requests per second" is simulated
 //     and the run takes as long as the CPU needs. After a warm-up of two
 //     TTLs, hits are counted as verifications that did not reach the store.
+//     Each rate runs with the cache bounded (cache_max_bytes) to each of
+//     -shares per cent of the working set (all N keys, as the cache counts
+//     their bytes), 0 meaning unbounded.
 //
 // It needs no database: the store is an in-memory map. Run it with
 // bench/cachemem.sh.
@@ -34,6 +37,7 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/verify"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func main() {
@@ -45,6 +49,7 @@ func main() {
 	rates := flag.String("rates", "100,1000,10000", "simulated request rates in requests per second, comma separated")
 	requests := flag.Int("requests", 2_000_000, "measured verifications per rate, after the warm-up (<= 50,000,000)")
 	seed := flag.Uint64("seed", 1, "seed of the key picks")
+	shares := flag.String("shares", "0,25", "cache_max_bytes as per cent of the working set's bytes, comma separated; 0 is unbounded")
 	flag.Parse()
 	if *memProfile != "" {
 		runtime.MemProfileRate = 64
@@ -68,7 +73,7 @@ func main() {
 		if *hitKeys < 1 || *hitKeys > 5_000_000 || *zipfS <= 1 || *requests < 1 || *requests > 50_000_000 {
 			fatalf("-hit-keys must be 1..5000000, -zipf-s > 1, -requests 1..50000000")
 		}
-		measureHitRate(hasher, *hitKeys, *zipfS, parseInts(*rates, 1, 10_000_000), *requests, *seed)
+		measureHitRate(hasher, *hitKeys, *zipfS, parseInts(*rates, 1, 10_000_000), parseInts(*shares, 0, 100), *requests, *seed)
 	}
 }
 
@@ -119,7 +124,7 @@ func realisticKey(h *apikey.Hasher, i int, now time.Time) *keyward.Key {
 }
 
 func measureMemory(h *apikey.Hasher, n int, profile string) {
-	eng, err := verify.New(verify.Config{Store: &loader{}, Hasher: h, CacheTTL: time.Hour})
+	eng, err := verify.New(verify.Config{Store: &loader{}, Hasher: h, CacheTTL: time.Hour, MaxBytes: unbounded})
 	check(err)
 	before := liveHeap()
 	now := time.Now()
@@ -142,8 +147,8 @@ func measureMemory(h *apikey.Hasher, n int, profile string) {
 	if perKey >= 512 {
 		verdict = fmt.Sprintf("missed by %.0f B (%.0f%%)", perKey-512, 100*(perKey-512)/512)
 	}
-	fmt.Printf("memory: %9d cached keys: heap +%7.1f MiB, %6.1f B per key (target < 512 B: %s); filled in %v\n",
-		n, float64(after-before)/(1<<20), perKey, verdict, fill.Round(time.Millisecond))
+	fmt.Printf("memory: %9d cached keys: heap +%7.1f MiB, %6.1f B per key (target < 512 B: %s; the cache counts %.1f B); filled in %v\n",
+		n, float64(after-before)/(1<<20), perKey, verdict, gauge(eng, "keyward_verify_cache_bytes")/float64(n), fill.Round(time.Millisecond))
 	runtime.KeepAlive(eng)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -159,7 +164,25 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
-func measureHitRate(h *apikey.Hasher, n int, s float64, rates []int, requests int, seed uint64) {
+// unbounded is a MaxBytes no test here reaches.
+const unbounded = 1 << 50
+
+// gauge returns the value of the engine's metric name.
+func gauge(eng *verify.Engine, name string) float64 {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(eng)
+	mfs, err := reg.Gather()
+	check(err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	fatalf("no metric %s", name)
+	return 0
+}
+
+func measureHitRate(h *apikey.Hasher, n int, s float64, rates, shares []int, requests int, seed uint64) {
 	start := time.Now()
 	secrets := make([]string, n)
 	l := &loader{keys: make(map[keyward.KeyHash]string, n)}
@@ -177,42 +200,57 @@ func measureHitRate(h *apikey.Hasher, n int, s float64, rates []int, requests in
 	}
 	fmt.Printf("hit rate: %d keys, Zipf s=%g v=1, default cache TTL %v, %d measured verifications per rate after a %v warm-up (keys made in %v)\n",
 		n, s, verify.DefaultCacheTTL, requests, 2*verify.DefaultCacheTTL, time.Since(start).Round(time.Millisecond))
-	fmt.Printf("%12s %10s %12s %12s %14s\n", "req/s", "hit rate", "store loads", "distinct keys", "wall time")
+	// The working set's bytes, as the cache counts them: every key cached.
+	probe, err := verify.New(verify.Config{Store: l, Hasher: h, MaxBytes: unbounded})
+	check(err)
+	for _, sec := range secrets {
+		probe.Verify(context.Background(), verify.Request{Key: sec})
+	}
+	working := gauge(probe, "keyward_verify_cache_bytes")
+	check(probe.Close(context.Background()))
+	fmt.Printf("working set: %.1f MiB as the cache counts it\n", working/(1<<20))
+	fmt.Printf("%12s %10s %10s %12s %12s %14s\n", "req/s", "cache", "hit rate", "store loads", "distinct keys", "wall time")
 	perms := []string{"memories:read"}
 	for _, rate := range rates {
-		var clock atomic.Int64 // injected clock, Unix nanoseconds
-		clock.Store(time.Now().UnixNano())
-		eng, err := verify.New(verify.Config{
-			Store: l, Hasher: h, Now: func() time.Time { return time.Unix(0, clock.Load()) },
-		})
-		check(err)
-		zipf := mrand.NewZipf(mrand.New(mrand.NewPCG(seed, uint64(rate))), s, 1, uint64(n-1))
-		step := int64(time.Second) / int64(rate)
-		warm := int(2 * verify.DefaultCacheTTL / time.Second * time.Duration(rate))
-		ctx := context.Background()
-		seen := make([]bool, n)
-		distinct := 0
-		var loadsAtStart int64
-		t0 := time.Now()
-		for i := range warm + requests {
-			if i == warm {
-				loadsAtStart = l.lookups.Load()
+		for _, share := range shares {
+			maxBytes, cache := int64(unbounded), "unbounded"
+			if share > 0 {
+				maxBytes, cache = int64(working)*int64(share)/100, fmt.Sprintf("%d%%", share)
 			}
-			k := zipf.Uint64()
-			if i >= warm && !seen[k] {
-				seen[k] = true
-				distinct++
+			var clock atomic.Int64 // injected clock, Unix nanoseconds
+			clock.Store(time.Now().UnixNano())
+			eng, err := verify.New(verify.Config{
+				Store: l, Hasher: h, Now: func() time.Time { return time.Unix(0, clock.Load()) }, MaxBytes: maxBytes,
+			})
+			check(err)
+			zipf := mrand.NewZipf(mrand.New(mrand.NewPCG(seed, uint64(rate))), s, 1, uint64(n-1))
+			step := int64(time.Second) / int64(rate)
+			warm := int(2 * verify.DefaultCacheTTL / time.Second * time.Duration(rate))
+			ctx := context.Background()
+			seen := make([]bool, n)
+			distinct := 0
+			var loadsAtStart int64
+			t0 := time.Now()
+			for i := range warm + requests {
+				if i == warm {
+					loadsAtStart = l.lookups.Load()
+				}
+				k := zipf.Uint64()
+				if i >= warm && !seen[k] {
+					seen[k] = true
+					distinct++
+				}
+				if d := eng.Verify(ctx, verify.Request{Key: secrets[k], Permissions: perms}).Decision; d != keyward.DecisionValid {
+					fatalf("verification %d: %s, want VALID", i, d)
+				}
+				clock.Add(step)
 			}
-			if d := eng.Verify(ctx, verify.Request{Key: secrets[k], Permissions: perms}).Decision; d != keyward.DecisionValid {
-				fatalf("verification %d: %s, want VALID", i, d)
-			}
-			clock.Add(step)
+			loads := l.lookups.Load() - loadsAtStart
+			fmt.Printf("%12d %10s %9.2f%% %12d %13d %14v\n", rate, cache, 100*(1-float64(loads)/float64(requests)), loads, distinct, time.Since(t0).Round(time.Millisecond))
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			check(eng.Close(cctx))
+			cancel()
 		}
-		loads := l.lookups.Load() - loadsAtStart
-		fmt.Printf("%12d %9.2f%% %12d %13d %14v\n", rate, 100*(1-float64(loads)/float64(requests)), loads, distinct, time.Since(t0).Round(time.Millisecond))
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		check(eng.Close(cctx))
-		cancel()
 	}
 }
 

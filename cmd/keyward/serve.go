@@ -41,7 +41,7 @@ SIGINT or SIGTERM shut it down gracefully, flushing recorded key usage.`,
 			})
 		},
 	}
-	config.AddFlags(cmd.Flags(), "listen", "data", "store", "redis", "bus-channel", "pepper-file", "cache-ttl", "max-stale", "bus-down-cache-ttl", "log-level", "log-format", "shutdown-timeout", "gateway-listen", "trusted-proxies", "www-authenticate-scheme", "www-authenticate-realm", "agent-headers")
+	config.AddFlags(cmd.Flags(), "listen", "data", "store", "redis", "bus-channel", "pepper-file", "cache-ttl", "max-stale", "cache-max-bytes", "bus-down-cache-ttl", "log-level", "log-format", "shutdown-timeout", "gateway-listen", "trusted-proxies", "www-authenticate-scheme", "www-authenticate-realm", "agent-headers")
 	return cmd
 }
 

@@ -67,6 +67,10 @@ type Config struct {
 	// key answers UNAVAILABLE. At least CacheTTL; it follows CacheTTL
 	// unless set (see deriveDefaults).
 	MaxStale time.Duration `yaml:"max_stale"`
+	// CacheMaxBytes bounds the memory of the verification cache (see
+	// verify.Config.MaxBytes); zero: a quarter of the memory available
+	// (verify.DefaultMaxBytes).
+	CacheMaxBytes ByteSize `yaml:"cache_max_bytes"`
 	// Store selects the store: empty for SQLite in Data, or a postgres://
 	// (postgresql://) URL. See store.go.
 	Store string `yaml:"store"`
@@ -184,6 +188,9 @@ var settings = []setting{
 	{key: "max_stale", env: "KEYWARD_MAX_STALE", flag: "max-stale", usage: "how old a cached key may be while the store cannot be reached, then 503; default cache_ttl",
 		set: func(c *Config, v string) error { return setDuration(&c.MaxStale, v) },
 		get: func(c *Config) string { return c.MaxStale.String() }},
+	{key: "cache_max_bytes", env: "KEYWARD_CACHE_MAX_BYTES", flag: "cache-max-bytes", usage: "memory bound of the verification cache, e.g. 2GiB; default a quarter of GOMEMLIMIT or of the memory",
+		set: func(c *Config, v string) error { return setByteSize(&c.CacheMaxBytes, v) },
+		get: func(c *Config) string { return c.CacheMaxBytes.String() }},
 	// The store and the invalidation bus: see store.go.
 	{key: "store", env: "KEYWARD_STORE", flag: "store", usage: "store: empty for SQLite in --data, or a postgres:// URL",
 		set: func(c *Config, v string) error { c.Store = v; return nil },
@@ -464,6 +471,9 @@ func (c *Config) Validate() error {
 		add("cache_ttl", "%s is out of range: use between %s and %s (a long TTL keeps revoked keys cached)", c.CacheTTL, minCacheTTL, maxCacheTTL)
 	} else if c.MaxStale < c.CacheTTL || c.MaxStale > maxMaxStale {
 		add("max_stale", "%s is out of range: use between cache_ttl (%s) and %s (a long max_stale keeps revoked keys working on an instance cut off from the store), e.g. %s", c.MaxStale, c.CacheTTL, maxMaxStale, c.CacheTTL)
+	}
+	if c.CacheMaxBytes != 0 && c.CacheMaxBytes < minCacheMaxBytes {
+		add("cache_max_bytes", "%s is too small: use at least 1MiB, or leave it unset for a quarter of the memory available", c.CacheMaxBytes)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		add("log_level", "%q is not a log level: use debug, info, warn or error", c.LogLevel)

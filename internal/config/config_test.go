@@ -81,7 +81,7 @@ func load(t *testing.T, yaml string, env map[string]string, args ...string) (*Co
 	t.Helper()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	fs.String("config", "", "")
-	AddFlags(fs, "listen", "data", "pepper-file", "cache-ttl", "log-level", "log-format", "shutdown-timeout")
+	AddFlags(fs, "listen", "data", "pepper-file", "cache-ttl", "cache-max-bytes", "log-level", "log-format", "shutdown-timeout")
 	if yaml != "" {
 		path := filepath.Join(t.TempDir(), "keyward.yaml")
 		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
@@ -193,6 +193,7 @@ func TestValidateNamesSettingAndFix(t *testing.T) {
 			c.PepperFile = "/x"
 		}, "peppers", "keep one"},
 		{"zero cache ttl", func(c *Config) { c.CacheTTL = 0 }, "cache_ttl", "between"},
+		{"tiny cache", func(c *Config) { c.CacheMaxBytes = 4096 }, "cache_max_bytes", "at least 1MiB"},
 		{"long cache ttl", func(c *Config) { c.CacheTTL = 24 * time.Hour }, "cache_ttl", "revoked"},
 		{"unknown log level", func(c *Config) { c.LogLevel = "verbose" }, "log_level", "debug, info, warn or error"},
 		{"unknown log format", func(c *Config) { c.LogFormat = "xml" }, "log_format", "text or json"},
@@ -472,5 +473,30 @@ func TestParseConfigFileMistakes(t *testing.T) {
 	}
 	if err != nil && (strings.Contains(err.Error(), "abcdef") || strings.Contains(err.Error(), "soon") || strings.Contains(err.Error(), "\n")) {
 		t.Errorf("error quotes a value or spans lines: %q", err)
+	}
+}
+
+// TestCacheMaxBytes: cache_max_bytes takes bytes or a unit, from the file,
+// the environment or a flag; zero (unset) is the engine's default.
+func TestCacheMaxBytes(t *testing.T) {
+	c, err := load(t, "cache_max_bytes: 2GiB\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CacheMaxBytes != 2<<30 {
+		t.Errorf("cache_max_bytes: 2GiB = %d", c.CacheMaxBytes)
+	}
+	c, err = load(t, "", map[string]string{"KEYWARD_CACHE_MAX_BYTES": "500000000"}, "--cache-max-bytes", "1.5GB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CacheMaxBytes != 1_500_000_000 || !strings.HasPrefix(c.Source("cache_max_bytes"), "flag --cache-max-bytes") {
+		t.Errorf("cache_max_bytes = %d from %s, want 1500000000 from the flag", c.CacheMaxBytes, c.Source("cache_max_bytes"))
+	}
+	if Default().CacheMaxBytes != 0 {
+		t.Error("cache_max_bytes has a default of its own: the engine derives it")
+	}
+	if _, err := load(t, "cache_max_bytes: lots\n", nil); err == nil || !strings.Contains(err.Error(), "512MiB") {
+		t.Errorf("cache_max_bytes: lots: %v, want an error naming the form", err)
 	}
 }

@@ -83,9 +83,15 @@ func Decode(n *yaml.Node, v any) []Problem {
 	return nil
 }
 
+// Describer is implemented by a type with a YAML form of its own (one
+// that unmarshals itself): it says how its values are written, for the
+// problem of a value that is not one ("a size such as 512MiB").
+type Describer interface{ YAMLDescription() string }
+
 var (
 	nodeType        = reflect.TypeFor[yaml.Node]()
 	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	describerType   = reflect.TypeFor[Describer]()
 )
 
 // check appends the problems of n as a value of type t at path.
@@ -192,6 +198,9 @@ func decodes(n *yaml.Node, t reflect.Type) bool {
 
 // describe names what a value of type t looks like in YAML.
 func describe(t reflect.Type) string {
+	if reflect.PointerTo(t).Implements(describerType) {
+		return reflect.New(t).Interface().(Describer).YAMLDescription()
+	}
 	if t.PkgPath() == "time" && t.Name() == "Duration" {
 		return "a duration such as 30s"
 	}

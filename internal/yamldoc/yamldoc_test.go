@@ -1,9 +1,12 @@
 package yamldoc
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 type block struct {
@@ -118,5 +121,40 @@ func TestDecodeMergeKeysAndRepeatedKeys(t *testing.T) {
 	probs := parse(t, "listen: a\ncount: 1\nlisten: b\n")
 	if len(probs) != 1 || probs[0] != (Problem{Line: 3, Path: "listen", Repeated: true}) {
 		t.Errorf("repeated key: %+v", probs)
+	}
+}
+
+// even is a type with a YAML form of its own: an even number.
+type even int
+
+func (e *even) UnmarshalYAML(n *yaml.Node) error {
+	var v int
+	if err := n.Decode(&v); err != nil || v%2 != 0 {
+		return errors.New("not even")
+	}
+	*e = even(v)
+	return nil
+}
+
+func (e *even) YAMLDescription() string { return "an even number" }
+
+// TestDecodeDescribedType: a type that unmarshals itself is checked by
+// decoding it, and its problem says the form its Describer gives.
+func TestDecodeDescribedType(t *testing.T) {
+	var d struct {
+		N even `yaml:"n"`
+	}
+	n, err := Parse([]byte("n: 4\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probs := Decode(n, &d); probs != nil || d.N != 4 {
+		t.Fatalf("n: 4: %v, %d", probs, d.N)
+	}
+	if n, err = Parse([]byte("n: 3\n")); err != nil {
+		t.Fatal(err)
+	}
+	if probs := Decode(n, &d); len(probs) != 1 || probs[0].Want != "an even number" || probs[0].Path != "n" {
+		t.Fatalf("n: 3: %+v, want one problem wanting an even number", probs)
 	}
 }
