@@ -474,3 +474,51 @@ func TestBruteForceActionFails(t *testing.T) {
 		t.Errorf("keyward_abuse_errors_total{op=action} = %v, want 1", got)
 	}
 }
+
+// TestFloodStaysBounded: a flood of distinct made-up keys, accounts and
+// addresses fills every in-memory table of the detector (and its local
+// counter) to Config.MaxTracked and no further.
+func TestFloodStaysBounded(t *testing.T) {
+	const max = 50
+	e := newEnv(t, func(c *abuse.Config) {
+		d := abuse.DefaultConfig()
+		c.BruteForce, c.IPSpread, c.UsageSpike, c.RevokedKeyUse, c.FailureBurst = d.BruteForce, d.IPSpread, d.UsageSpike, d.RevokedKeyUse, d.FailureBurst
+		c.MaxTracked = max
+	})
+	for i := range 3000 {
+		ip := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+		f := failure(ip, keyward.DecisionNotFound)
+		f.AccountID = fmt.Sprintf("acc_%d", i)
+		e.send(f,
+			keyward.Signal{Kind: keyward.SignalNetwork, Decision: keyward.DecisionValid, IP: addr(ip), KeyID: fmt.Sprintf("key_n%d", i), AccountID: "acc_1", Count: 1},
+			keyward.Signal{Kind: keyward.SignalUsage, KeyID: fmt.Sprintf("key_u%d", i), AccountID: "acc_1", Count: 1})
+		if i < 2*max {
+			r := failure(ip, keyward.DecisionRevoked)
+			r.KeyID = fmt.Sprintf("key_r%d", i)
+			e.send(r)
+		}
+	}
+	tracked := map[string]float64{}
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "keyward_abuse_tracked" {
+			for _, m := range mf.GetMetric() {
+				tracked[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	for _, table := range []string{"blocked", "revoked", "bursts", "spread", "usage", "counts", "markers"} {
+		n, ok := tracked[table]
+		if !ok || n > max {
+			t.Errorf("keyward_abuse_tracked{table=%q} = %v (present: %v), bound %d", table, n, ok, max)
+		}
+	}
+	for _, table := range []string{"spread", "usage", "counts"} {
+		if tracked[table] != max {
+			t.Errorf("the flood filled %s to %v, not its bound %d: it did not reach it", table, tracked[table], max)
+		}
+	}
+}

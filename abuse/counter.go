@@ -103,6 +103,13 @@ func (c *LocalCounter) Release(_ context.Context, key string) error {
 	return nil
 }
 
+// Len returns the number of counts and markers held, expired or not.
+func (c *LocalCounter) Len() (counts, markers int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.counts.m), len(c.marks.m)
+}
+
 func (c *LocalCounter) full(what string) error {
 	return keyward.Errorf(keyward.EUNAVAILABLE, "abuse: the local counter holds %d live %s, its bound: raise Config.MaxTracked", c.counts.max, what)
 }

@@ -3,6 +3,7 @@ package usage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -239,6 +240,24 @@ func TestFailedFlushKeepsCounts(t *testing.T) {
 	}
 	if got := s.calls.Load(); got != 3 {
 		t.Fatalf("AddUsage called %d times, want one per flush (3)", got)
+	}
+}
+
+// TestFloodOfKeysStaysBounded: signals of many distinct made-up keys and
+// accounts between two flushes hold at most MaxPending counters; the rest
+// are dropped and counted.
+func TestFloodOfKeysStaysBounded(t *testing.T) {
+	a, _ := newAggregator(t, keywardtest.NewSQLiteStore(t), usage.Config{MaxPending: 100})
+	t0 := day.Add(10 * time.Hour)
+	for i := range 5000 {
+		a.Signal(uses(t0, fmt.Sprintf("key_%d", i), fmt.Sprintf("acc_%d", i), 1))
+		a.Signal(failure(t0, keyward.DecisionRevoked, fmt.Sprintf("key_r%d", i), "acc_1"))
+		if got := a.Pending(); got > 100 {
+			t.Fatalf("after %d keys Pending() = %d, over MaxPending 100", i+1, got)
+		}
+	}
+	if got := a.Dropped(); got != 2*5000-100 {
+		t.Errorf("Dropped() = %d, want %d", got, 2*5000-100)
 	}
 }
 

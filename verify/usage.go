@@ -23,6 +23,12 @@ const flushTimeout = 10 * time.Second
 // fails; beyond it the failed batch is dropped (last_used_at is advisory).
 const maxUsageRetry = 250_000
 
+// maxUsagePending bounds the batch of entries used since the last flush: a
+// flood of distinct keys between two flushes (entries evicted and loaded
+// again each queue anew) queues no more. An entry that finds the batch full
+// is queued on a later use; its uses stay counted in it meanwhile.
+const maxUsagePending = 250_000
+
 // usage is the batch of entries used since the last flush. An entry is
 // queued once per flush (its queued flag), however often it is used; the
 // flusher reads its latest use when it writes the batch.
@@ -52,8 +58,14 @@ func (e *Engine) queue(en *entry) {
 		return
 	}
 	e.usage.mu.Lock()
-	e.usage.pending = append(e.usage.pending, en)
+	full := len(e.usage.pending) >= maxUsagePending
+	if !full {
+		e.usage.pending = append(e.usage.pending, en)
+	}
 	e.usage.mu.Unlock()
+	if full {
+		en.queued.Store(false)
+	}
 }
 
 // flush writes the latest use of every key used since the last flush with
