@@ -3,6 +3,7 @@ package verify
 import (
 	"encoding/binary"
 	"encoding/json"
+	"math"
 	"net/netip"
 	"slices"
 	"sync"
@@ -17,37 +18,19 @@ import (
 // rotation, and times of creation, update and last use stay in the store,
 // so a cached key costs under the 512 bytes of docs/benchmarks.md, targets
 // (bench/cachemem measures it). What few keys have (meta, limits,
-// credits...) is behind extra, so the others pay one pointer for it.
+// credits, a role other than the three) is behind extra, so the others pay
+// one pointer for it.
 //
-// Fields other than the atomics never change: a change of the key replaces
-// the entry. Its slices and pointers are shared with every Result that
-// found it, and permissions with other entries: read-only.
+// The layout is the hot path's: an entry is 160 bytes, so its offset in
+// its span is a multiple of 32 and each of its first two 32-byte halves
+// lies within one CPU cache line. A cache hit reads those two halves and
+// nothing else of the entry: expiry, last use, status and the use count in
+// the first, the permissions and extra in the second (TestEntryLayout).
+//
+// Fields other than the atomics and inMain never change: a change of the
+// key replaces the entry. Its slices and pointers are shared with every
+// Result that found it, and permissions with other entries: read-only.
 type entry struct {
-	id        string
-	accountID string
-	userID    string
-	role      keyward.Role // interned (internRole)
-	// permissions is shared by every entry with the same list (interner),
-	// its capacity clipped so that an append never writes into it.
-	permissions []string
-	expiresAt   *time.Time
-	revokedAt   *time.Time
-	extra       *extra // nil when the key has none of its fields
-
-	disabled        bool
-	accountDisabled bool
-
-	// queued says the entry waits in the usage batch; see usage.go.
-	queued atomic.Bool
-	// freq counts the entry's hits, up to maxFreq, and inMain says it is
-	// in its shard's main queue rather than small (under the shard's
-	// lock): see evict.go.
-	freq   atomic.Uint32
-	inMain bool
-	// loaded is when the entry's state was read from the store (or
-	// written to it by this instance), Unix nanoseconds by Config.Now:
-	// Config.MaxStale counts from it.
-	loaded int64
 	// expires is when the entry must be reloaded, Unix nanoseconds by
 	// Config.Now. It moves only to keep serving a key during an outage,
 	// and never past loaded + Config.MaxStale.
@@ -55,11 +38,92 @@ type entry struct {
 	// lastUsed is the latest authenticated use of the key through this
 	// entry, Unix nanoseconds. See usage.go.
 	lastUsed atomic.Int64
+	// until is the earlier of revokedAt and expiresAt in Unix nanoseconds
+	// (math.MaxInt64 for neither): before it, status needs neither.
+	until int64
+	// freq counts the entry's hits, up to maxFreq; see evict.go.
+	freq atomic.Uint32
+	// off is disabled || accountDisabled.
+	off bool
+	// role is the key's role as a roleKind: roleOther when it is none of
+	// the three, and extra holds it.
+	role roleKind
+	// inMain says the entry is in its shard's main queue rather than small,
+	// under the shard's lock: see evict.go.
+	inMain bool
+
+	// permissions is shared by every entry with the same list (interner),
+	// its capacity clipped so that an append never writes into it.
+	permissions []string
+	extra       *extra // nil when the key has none of its fields
+
+	id              string
+	accountID       string
+	userID          string
+	expiresAt       *time.Time
+	revokedAt       *time.Time
+	disabled        bool
+	accountDisabled bool
+	// queued says the entry waits in the usage batch; see usage.go.
+	queued atomic.Bool
+	// loaded is when the entry's state was read from the store (or
+	// written to it by this instance), Unix nanoseconds by Config.Now:
+	// Config.MaxStale counts from it.
+	loaded int64
 	// uses counts the VALID uses since the last usage flush, and network
 	// is the network of the latest (networkOf); both are kept only with
 	// a signal sink. See signals.go.
 	uses    atomic.Int64
 	network atomic.Uint64
+}
+
+// roleKind is a key's role in a byte.
+type roleKind uint8
+
+const (
+	roleOther roleKind = iota
+	roleUser
+	roleAccountAdmin
+	roleRoot
+)
+
+// roleKinds are the roles of the kinds after roleOther.
+var roleKinds = [...]keyward.Role{roleUser: keyward.RoleUser, roleAccountAdmin: keyward.RoleAccountAdmin, roleRoot: keyward.RoleRoot}
+
+// kindOf returns r's kind.
+func kindOf(r keyward.Role) roleKind {
+	for k := roleUser; k <= roleRoot; k++ {
+		if roleKinds[k] == r {
+			return k
+		}
+	}
+	return roleOther
+}
+
+// roleOf returns en's role.
+func (en *entry) roleOf() keyward.Role {
+	if en.role == roleOther {
+		return en.extra.role
+	}
+	return roleKinds[en.role]
+}
+
+// Bounds of the times Time.UnixNano represents.
+var (
+	minNanoTime = time.Unix(0, math.MinInt64)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)
+
+// nanosOf returns t in Unix nanoseconds, clamped to what an int64 holds;
+// math.MaxInt64 for nil.
+func nanosOf(t *time.Time) int64 {
+	switch {
+	case t == nil || t.After(maxNanoTime):
+		return math.MaxInt64
+	case t.Before(minNanoTime):
+		return math.MinInt64
+	}
+	return t.UnixNano()
 }
 
 // extra is the part of a cached key that most keys leave empty.
@@ -75,6 +139,8 @@ type extra struct {
 	// hash is the key's stored hash. The entry has an extra whenever it
 	// is cached under another hash (an older pepper's; see cache.legacy).
 	hash keyward.KeyHash
+	// role is the key's role when it is none of the three (roleOther).
+	role keyward.Role
 }
 
 // newEntry returns the entry of k, cached under hash h, to be reloaded a
@@ -82,10 +148,12 @@ type extra struct {
 // may modify afterwards.
 func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 	en := &entry{
+		until:           min(nanosOf(k.RevokedAt), nanosOf(k.ExpiresAt)),
+		off:             k.Disabled || k.AccountDisabled,
+		role:            kindOf(k.Role),
 		id:              k.ID,
 		accountID:       k.AccountID,
 		userID:          k.UserID,
-		role:            internRole(k.Role),
 		permissions:     e.interner.permissions(k.Permissions),
 		expiresAt:       k.ExpiresAt,
 		revokedAt:       k.RevokedAt,
@@ -103,7 +171,10 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		credits:           k.Credits,
 		hash:              k.Hash,
 	}
-	if k.Hash != h || x.meta != nil || x.secretMeta != nil || x.accountSecretMeta != nil || x.ipAllow != nil ||
+	if en.role == roleOther {
+		x.role = k.Role
+	}
+	if en.role == roleOther || k.Hash != h || x.meta != nil || x.secretMeta != nil || x.accountSecretMeta != nil || x.ipAllow != nil ||
 		x.rateLimits != nil || x.accountRateLimits != nil || x.meterID != "" || x.credits != nil {
 		en.extra = &x
 	}
@@ -128,7 +199,7 @@ func (en *entry) storedHash(h keyward.KeyHash) keyward.KeyHash {
 func (en *entry) key() *keyward.Key {
 	k := &keyward.Key{
 		ID:              en.id,
-		Role:            en.role,
+		Role:            en.roleOf(),
 		AccountID:       en.accountID,
 		UserID:          en.userID,
 		Permissions:     en.permissions,
@@ -158,8 +229,10 @@ func (en *entry) key() *keyward.Key {
 // status is keyward.Key.Status.
 func (en *entry) status(now time.Time) keyward.Decision {
 	switch {
-	case en.disabled || en.accountDisabled:
+	case en.off:
 		return keyward.DecisionDisabled
+	case now.UnixNano() < en.until:
+		return keyward.DecisionValid
 	case en.revokedAt != nil && !now.Before(*en.revokedAt):
 		return keyward.DecisionRevoked
 	case en.expiresAt != nil && !now.Before(*en.expiresAt):
@@ -170,7 +243,7 @@ func (en *entry) status(now time.Time) keyward.Decision {
 
 // hasPermissions is keyward.Key.HasPermissions.
 func (en *entry) hasPermissions(want []string) bool {
-	if en.role == keyward.RoleRoot {
+	if en.role == roleRoot {
 		return true
 	}
 	for _, p := range want {
@@ -207,7 +280,7 @@ func (en *entry) identity(agent string) *keyward.Identity {
 		KeyID:       en.id,
 		AccountID:   en.accountID,
 		UserID:      en.userID,
-		Role:        en.role,
+		Role:        en.roleOf(),
 		Agent:       agent,
 		Permissions: en.permissions,
 		ExpiresAt:   en.expiresAt,
@@ -217,17 +290,6 @@ func (en *entry) identity(agent string) *keyward.Identity {
 		id.ExpiresAt = en.revokedAt
 	}
 	return id
-}
-
-// internRole returns r as one of the role constants when it is one, so
-// cached keys do not each hold a copy of its name.
-func internRole(r keyward.Role) keyward.Role {
-	for _, c := range [...]keyward.Role{keyward.RoleUser, keyward.RoleAccountAdmin, keyward.RoleRoot} {
-		if r == c {
-			return c
-		}
-	}
-	return r
 }
 
 // An interner holds lists worth at most maxInterned bytes: the bytes of

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/keyward/keyward"
 )
@@ -135,5 +136,27 @@ func TestInternerSharesEqualPermissionLists(t *testing.T) {
 	}
 	if in.size > maxInterned {
 		t.Errorf("the interner holds %d bytes, over %d", in.size, maxInterned)
+	}
+}
+
+// TestEntryLayout: an entry fills its size class (160 bytes, so it starts
+// at a multiple of 32 in its span), and what a cache hit reads lies in its
+// first two 32-byte halves, each within one cache line.
+func TestEntryLayout(t *testing.T) {
+	var en entry
+	if n := unsafe.Sizeof(en); n != 160 {
+		t.Errorf("an entry is %d bytes, want 160", n)
+	}
+	for name, off := range map[string]uintptr{
+		"expires": unsafe.Offsetof(en.expires), "lastUsed": unsafe.Offsetof(en.lastUsed),
+		"until": unsafe.Offsetof(en.until), "freq": unsafe.Offsetof(en.freq),
+		"off": unsafe.Offsetof(en.off), "role": unsafe.Offsetof(en.role),
+	} {
+		if off >= 32 {
+			t.Errorf("%s at offset %d, outside the first half", name, off)
+		}
+	}
+	if p, x := unsafe.Offsetof(en.permissions), unsafe.Offsetof(en.extra); p < 32 || x+8 > 64 {
+		t.Errorf("permissions at %d and extra at %d, outside the second half", p, x)
 	}
 }

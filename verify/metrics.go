@@ -10,12 +10,15 @@ import (
 
 // metrics are the engine's Prometheus metrics, kept as plain atomic counters
 // that Collect turns into constant metrics: the hot path pays one atomic add
-// per number and never a float or a lock. The Engine is a
+// per number and never a float or a lock. A verification's decision and
+// latency bucket share one counter (cells), so it costs three adds: that
+// cell, the latency sum and a cache hit or miss. The Engine is a
 // prometheus.Collector; register it with the registry of your choice.
 type metrics struct {
-	decisions    []atomic.Uint64 // parallel to keyward.Decisions
+	// cells[d][b] counts the verifications with decision
+	// keyward.Decisions[d] in latency bucket b (the last is +Inf).
+	cells        [][len(durationBounds) + 1]atomic.Uint64
 	hits, misses atomic.Uint64
-	buckets      [len(durationBounds) + 1]atomic.Uint64 // the last is +Inf
 	sumNanos     atomic.Uint64
 }
 
@@ -50,21 +53,19 @@ var (
 )
 
 func newMetrics() *metrics {
-	return &metrics{decisions: make([]atomic.Uint64, len(keyward.Decisions))}
+	return &metrics{cells: make([][len(durationBounds) + 1]atomic.Uint64, len(keyward.Decisions))}
 }
 
 func (m *metrics) observe(d keyward.Decision, took time.Duration) {
-	for i := range keyward.Decisions {
-		if keyward.Decisions[i] == d {
-			m.decisions[i].Add(1)
-			break
-		}
+	i := 0
+	for i < len(keyward.Decisions)-1 && keyward.Decisions[i] != d {
+		i++
 	}
 	b := 0
 	for b < len(durationBounds) && took > durationBounds[b] {
 		b++
 	}
-	m.buckets[b].Add(1)
+	m.cells[i][b].Add(1)
 	m.sumNanos.Add(uint64(max(took, 0)))
 }
 
@@ -84,16 +85,23 @@ func (e *Engine) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 	m := e.m
+	var buckets [len(durationBounds) + 1]uint64
 	for i, d := range keyward.Decisions {
-		ch <- prometheus.MustNewConstMetric(verificationsDesc, prometheus.CounterValue, float64(m.decisions[i].Load()), string(d))
+		var n uint64
+		for b := range buckets {
+			c := m.cells[i][b].Load()
+			n += c
+			buckets[b] += c
+		}
+		ch <- prometheus.MustNewConstMetric(verificationsDesc, prometheus.CounterValue, float64(n), string(d))
 	}
 	var count uint64
 	cumulative := make(map[float64]uint64, len(durationBounds))
 	for i, le := range durationBounds {
-		count += m.buckets[i].Load()
+		count += buckets[i]
 		cumulative[le.Seconds()] = count
 	}
-	count += m.buckets[len(durationBounds)].Load()
+	count += buckets[len(durationBounds)]
 	ch <- prometheus.MustNewConstHistogram(durationDesc, count, float64(m.sumNanos.Load())/1e9, cumulative)
 	ch <- prometheus.MustNewConstMetric(hitsDesc, prometheus.CounterValue, float64(m.hits.Load()))
 	ch <- prometheus.MustNewConstMetric(missesDesc, prometheus.CounterValue, float64(m.misses.Load()))

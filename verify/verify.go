@@ -241,10 +241,15 @@ func (r Result) Key() *keyward.Key {
 // Engine verifies keys. It is safe for concurrent use. Close it to stop its
 // background goroutine and flush pending usage.
 type Engine struct {
-	store       KeyLoader
-	hasher      *apikey.Hasher
-	now         func() time.Time
-	realClock   bool // now is time.Now: Verify reads the clock once
+	store     KeyLoader
+	hasher    *apikey.Hasher
+	now       func() time.Time
+	realClock bool // now is time.Now: Verify reads the clock as wallBase says
+	// wallBase is a reading of time.Now, renewed every second by run:
+	// with the real clock, Verify takes the time as wallBase plus the
+	// monotonic clock's progress since, which reads only the monotonic
+	// clock, and a step of the wall clock shows within a second.
+	wallBase    atomic.Pointer[time.Time]
 	log         *slog.Logger
 	ttl         atomic.Int64 // nanoseconds; SetCacheTTL changes it
 	baseTTL     int64        // Config.CacheTTL, which SetCacheTTL(0) restores
@@ -378,6 +383,7 @@ func New(cfg Config) (*Engine, error) {
 		done:        make(chan struct{}),
 	}
 	e.ttl.Store(e.baseTTL)
+	e.rebase()
 	e.cache.init(cfg.MaxBytes)
 	if err := e.ReloadIPRules(context.Background()); err != nil {
 		// Until a load succeeds, every verification answers UNAVAILABLE
@@ -407,10 +413,13 @@ func New(cfg Config) (*Engine, error) {
 // each key are counted and reported as a SignalUsage with every usage
 // flush.
 func (e *Engine) Verify(ctx context.Context, req Request) Result {
-	start := time.Now()
-	now := start
-	if !e.realClock {
-		now = e.now()
+	var start, now time.Time
+	if e.realClock {
+		b := e.wallBase.Load()
+		now = b.Add(time.Since(*b))
+		start = now
+	} else {
+		start, now = time.Now(), e.now()
 	}
 	var span trace.Span
 	if e.tracer != nil {
@@ -541,6 +550,12 @@ func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rul
 	return res
 }
 
+// rebase renews wallBase.
+func (e *Engine) rebase() {
+	now := time.Now()
+	e.wallBase.Store(&now)
+}
+
 // Close stops the background goroutine and flushes pending usage. Verify
 // keeps working after Close, but usage recorded after it is not written.
 func (e *Engine) Close(ctx context.Context) error {
@@ -561,6 +576,12 @@ func (e *Engine) run(ttl time.Duration) {
 	defer flush.Stop()
 	sweep := time.NewTicker(ttl)
 	defer sweep.Stop()
+	var rebase <-chan time.Time
+	if e.realClock {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		rebase = t.C
+	}
 	var reload <-chan time.Time
 	if e.ipLoader != nil {
 		t := time.NewTicker(e.ipRefresh)
@@ -593,6 +614,8 @@ func (e *Engine) run(ttl time.Duration) {
 			cancel()
 		case <-sweep.C:
 			e.sweep()
+		case <-rebase:
+			e.rebase()
 		}
 	}
 }
