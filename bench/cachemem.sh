@@ -3,7 +3,8 @@
 # 1M realistic keys put in through KeyChanged; docs/benchmarks.md target:
 # under 512 B) and its hit rate when 1M keys are picked by a Zipf
 # distribution, with the default 30 s TTL and an injected clock at 100, 1k
-# and 10k requests/s. No database needed; about a minute and 2 GB of memory.
+# and 10k requests/s, each with the cache unbounded and bounded to 25% of the
+# working set (-shares). No database needed; a few minutes and 2 GB of memory.
 #
 #   bench/cachemem.sh
 #   bench/cachemem.sh -mode mem -mem-keys 100000 -memprofile /tmp/cache.pprof

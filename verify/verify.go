@@ -1,7 +1,8 @@
 // Package verify is keyward's verification engine, the hot path of every
 // authenticated request: parse the key and its checksum, hash it with the
-// current pepper, find it in an in-process cache (positive entries with a TTL
-// and a bounded set of negative entries), load it from the store on a miss
+// current pepper, find it in an in-process cache (positive entries with a TTL,
+// their memory bounded by Config.MaxBytes with S3-FIFO eviction, and a
+// bounded set of negative entries), load it from the store on a miss
 // with concurrent misses for one key collapsed into one lookup, then decide
 // on its status, the permissions the request needs, the key's rate limits
 // and its credits. Usage (last_used_at) is recorded asynchronously in
