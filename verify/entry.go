@@ -36,7 +36,8 @@ type entry struct {
 	// and never past loaded + Config.MaxStale.
 	expires atomic.Int64
 	// lastUsed is the latest authenticated use of the key through this
-	// entry, Unix nanoseconds. See usage.go.
+	// entry, Unix nanoseconds, and queuedBit: the entry waits in the usage
+	// batch. See usage.go.
 	lastUsed atomic.Int64
 	// until is the earlier of revokedAt and expiresAt in Unix nanoseconds
 	// (math.MaxInt64 for neither): before it, status needs neither.
@@ -64,8 +65,6 @@ type entry struct {
 	revokedAt       *time.Time
 	disabled        bool
 	accountDisabled bool
-	// queued says the entry waits in the usage batch; see usage.go.
-	queued atomic.Bool
 	// loaded is when the entry's state was read from the store (or
 	// written to it by this instance), Unix nanoseconds by Config.Now:
 	// Config.MaxStale counts from it.

@@ -76,7 +76,7 @@ func networkOf(ip netip.Addr) uint64 {
 
 // usageSignals reports the VALID uses counted in batch since its entries'
 // previous flush, one SignalUsage per key at now. Called by flush only
-// with a sink, after it cleared each entry's queued flag: a use counted
+// with a sink, after it cleared each entry's queuedBit: a use counted
 // after the swap below queues its entry again.
 func (e *Engine) usageSignals(batch []*entry, now time.Time) {
 	type usage struct {

@@ -29,8 +29,14 @@ const maxUsageRetry = 250_000
 // is queued on a later use; its uses stay counted in it meanwhile.
 const maxUsagePending = 250_000
 
+// queuedBit is the bit of entry.lastUsed that says the entry waits in the
+// usage batch: the flag shares the word (and the cache line) a use writes
+// anyway, and the flusher clears it and reads the time in one operation.
+// The times stored have it cleared: a nanosecond less precision.
+const queuedBit = 1
+
 // usage is the batch of entries used since the last flush. An entry is
-// queued once per flush (its queued flag), however often it is used; the
+// queued once per flush (its queuedBit), however often it is used; the
 // flusher reads its latest use when it writes the batch.
 type usage struct {
 	mu      sync.Mutex
@@ -43,19 +49,31 @@ type usage struct {
 
 // used records an authenticated use of en at now (Unix nanoseconds).
 func (e *Engine) used(en *entry, now int64) {
-	if now-en.lastUsed.Load() < usageResolution {
-		return
+	for {
+		old := en.lastUsed.Load()
+		if now-old&^queuedBit < usageResolution {
+			return
+		}
+		if en.lastUsed.CompareAndSwap(old, now&^queuedBit|old&queuedBit) {
+			break
+		}
 	}
-	en.lastUsed.Store(now)
 	e.queue(en)
 }
 
 // queue adds en to the next flush's batch unless it waits there already.
-// The flusher clears queued before it reads lastUsed and uses, so a use
-// stored after that read finds queued false and queues the entry again.
+// The flusher clears queuedBit as it reads lastUsed, and before it reads
+// uses, so a use stored after that finds the bit clear and queues the
+// entry again.
 func (e *Engine) queue(en *entry) {
-	if en.queued.Load() || !en.queued.CompareAndSwap(false, true) {
-		return
+	for {
+		v := en.lastUsed.Load()
+		if v&queuedBit != 0 {
+			return
+		}
+		if en.lastUsed.CompareAndSwap(v, v|queuedBit) {
+			break
+		}
 	}
 	e.usage.mu.Lock()
 	full := len(e.usage.pending) >= maxUsagePending
@@ -64,7 +82,7 @@ func (e *Engine) queue(en *entry) {
 	}
 	e.usage.mu.Unlock()
 	if full {
-		en.queued.Store(false)
+		en.lastUsed.And(^int64(queuedBit))
 	}
 }
 
@@ -93,8 +111,7 @@ func (e *Engine) flush(ctx context.Context) error {
 		at = make(map[string]int64, len(batch))
 	}
 	for _, en := range batch {
-		en.queued.Store(false)
-		if t := en.lastUsed.Load(); t > at[en.id] {
+		if t := en.lastUsed.And(^int64(queuedBit)) &^ queuedBit; t > at[en.id] {
 			at[en.id] = t
 		}
 	}

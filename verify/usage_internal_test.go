@@ -18,7 +18,7 @@ func TestUsageBatchBounded(t *testing.T) {
 	if n := len(e.usage.pending); n != maxUsagePending {
 		t.Fatalf("usage batch holds %d entries, bound %d", n, maxUsagePending)
 	}
-	if last.queued.Load() {
+	if last.lastUsed.Load()&queuedBit != 0 {
 		t.Error("an entry that found the batch full is marked queued: it would never be queued again")
 	}
 }
