@@ -26,6 +26,7 @@ type effectiveConfig struct {
 	PepperCurrent   int                    `json:"pepper_current_version"`
 	CacheTTL        string                 `json:"cache_ttl"`
 	MaxStale        string                 `json:"max_stale"`
+	CacheMaxBytes   int64                  `json:"cache_max_bytes"` // what the engine uses: set or derived
 	Store           string                 `json:"store"`
 	Redis           string                 `json:"redis"`
 	BusChannel      string                 `json:"bus_channel"`
@@ -96,6 +97,7 @@ creates nothing: a pepper that serve would generate is reported as such.`,
 				PepperSource:    cfg.PepperSource(),
 				CacheTTL:        cfg.CacheTTL.String(),
 				MaxStale:        cfg.MaxStale.String(),
+				CacheMaxBytes:   cfg.EffectiveCacheMaxBytes(),
 				Store:           config.RedactURL(cfg.Store),
 				Redis:           config.RedactURL(cfg.Redis),
 				BusChannel:      cfg.BusChannel,
@@ -175,6 +177,7 @@ func printEffective(w io.Writer, e *effectiveConfig) error {
 	t.row("peppers", pv, e.PepperSource)
 	t.row("cache_ttl", e.CacheTTL, e.Sources["cache_ttl"])
 	t.row("max_stale", e.MaxStale, e.Sources["max_stale"])
+	t.row("cache_max_bytes", config.ByteSize(e.CacheMaxBytes).String(), e.Sources["cache_max_bytes"])
 	t.row("redis", e.Redis, e.Sources["redis"])
 	t.row("bus_channel", e.BusChannel, e.Sources["bus_channel"])
 	t.row("bus_down_cache_ttl", e.BusDownCacheTTL, e.Sources["bus_down_cache_ttl"])

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/verify"
 )
 
 // TestConfigFilePermissionsExitCode: config check refuses a config file
@@ -80,5 +82,30 @@ func TestDefaultsFollowCacheTTL(t *testing.T) {
 		example = strings.Fields(example)[0]
 		fixed := append(slices.Clone(tc.args[:len(tc.args)-1]), example)
 		effective(fixed...) // the example is valid
+	}
+}
+
+// TestConfigCheckShowsCacheMaxBytes: config check reports the bound the
+// engine will use, set or derived.
+func TestConfigCheckShowsCacheMaxBytes(t *testing.T) {
+	env := map[string]string{"KEYWARD_PEPPER": testPepperHex, "KEYWARD_DATA": filepath.Join(t.TempDir(), "data")}
+	for _, tc := range []struct {
+		args []string
+		want int64
+	}{
+		{nil, verify.DefaultMaxBytes()},
+		{[]string{"--cache-max-bytes", "2GiB"}, 2 << 30},
+	} {
+		r := runCLI(t, env, append([]string{"config", "check", "-o", "json"}, tc.args...)...)
+		if r.code != 0 {
+			t.Fatalf("config check %v: exit %d, %s", tc.args, r.code, r.stderr)
+		}
+		var eff effectiveConfig
+		if err := json.Unmarshal([]byte(r.stdout), &eff); err != nil {
+			t.Fatal(err)
+		}
+		if eff.CacheMaxBytes != tc.want {
+			t.Errorf("config check %v: cache_max_bytes %d, want %d", tc.args, eff.CacheMaxBytes, tc.want)
+		}
 	}
 }

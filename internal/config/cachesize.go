@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/dustin/go-humanize"
+	"github.com/keyward/keyward/verify"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -40,4 +41,13 @@ func (b ByteSize) String() string {
 		return "default"
 	}
 	return humanize.IBytes(uint64(b))
+}
+
+// EffectiveCacheMaxBytes is the verification cache's bound: cache_max_bytes,
+// or the engine's default (verify.DefaultMaxBytes) when it is unset.
+func (c *Config) EffectiveCacheMaxBytes() int64 {
+	if c.CacheMaxBytes == 0 {
+		return verify.DefaultMaxBytes()
+	}
+	return int64(c.CacheMaxBytes)
 }

@@ -173,7 +173,7 @@ func (c *Core) openEngine(cfg *config.Config, log *slog.Logger, withEngine bool)
 		Hasher:   c.Hasher,
 		CacheTTL: cfg.CacheTTL,
 		MaxStale: cfg.MaxStale,
-		MaxBytes: int64(cfg.CacheMaxBytes),
+		MaxBytes: cfg.EffectiveCacheMaxBytes(),
 		Limiter:  limiter,
 		Credits:  ledger,
 		Signals:  usage.Tee(c.detector, c.usage, c.sender),
