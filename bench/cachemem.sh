@@ -10,6 +10,7 @@
 #   bench/cachemem.sh -mode mem -mem-keys 100000 -memprofile /tmp/cache.pprof
 #   go tool pprof -sample_index=inuse_space -top /tmp/cache.pprof
 #   bench/cachemem.sh -mode hit -zipf-s 1.3 -rates 1000   # flags: -h
+#   bench/cachemem.sh -mode flood -flood-keys 1000000 -flood-max-bytes 33554432
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)

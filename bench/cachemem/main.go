@@ -6,6 +6,7 @@
 //     key is shaped as a store load returns it: every string its own
 //     allocation, two permissions, last_used_at set, no meta. Target: under
 //     512 bytes;
+//
 //   - hit rate under a skewed key distribution: requests pick among N keys
 //     by a Zipf distribution (math/rand/v2, exponent -zipf-s) and go through
 //     the whole Engine.Verify with the default cache TTL; an injected clock
@@ -16,12 +17,19 @@
 //     -shares per cent of the working set (all N keys, as the cache counts
 //     their bytes), 0 meaning unbounded.
 //
+//   - memory under a flood (-mode flood): -flood-keys distinct keys, each of
+//     which the store holds, are verified once each through a cache bounded
+//     to -flood-max-bytes; the live heap is printed every tenth of the flood.
+//     Once the cache is full it must stay flat: the cache evicts, and
+//     nothing else in the engine grows with the keys seen.
+//
 // It needs no database: the store is an in-memory map. Run it with
 // bench/cachemem.sh.
 package main
 
 import (
 	"context"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -41,7 +49,9 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "all", "what to measure: mem, hit or all")
+	mode := flag.String("mode", "all", "what to measure: mem, hit, flood or all")
+	floodKeys := flag.Int("flood-keys", 2_000_000, "distinct keys of the flood (-mode flood)")
+	floodMax := flag.Int64("flood-max-bytes", 64<<20, "cache_max_bytes during the flood")
 	memKeys := flag.String("mem-keys", "100000,1000000", "cache sizes for the memory measurement, comma separated (each <= 5,000,000)")
 	memProfile := flag.String("memprofile", "", "write a heap profile of the last memory measurement to this file (go tool pprof -sample_index=inuse_space -top)")
 	hitKeys := flag.Int("hit-keys", 1_000_000, "keys the Zipf distribution picks from (<= 5,000,000)")
@@ -68,6 +78,9 @@ func main() {
 			}
 			measureMemory(hasher, n, prof)
 		}
+	}
+	if *mode == "flood" || *mode == "all" {
+		measureFlood(hasher, *floodKeys, *floodMax)
 	}
 	if *mode == "hit" || *mode == "all" {
 		if *hitKeys < 1 || *hitKeys > 5_000_000 || *zipfS <= 1 || *requests < 1 || *requests > 50_000_000 {
@@ -162,6 +175,45 @@ func liveHeap() uint64 {
 	runtime.GC()
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// anyKey is a store that holds a key for every hash: the keys of a flood.
+type anyKey struct{ tmpl keyward.Key }
+
+func (a *anyKey) KeyByHash(_ context.Context, h keyward.KeyHash) (*keyward.Key, error) {
+	k := a.tmpl
+	k.ID, k.Hash = "key_"+hex.EncodeToString(h[:13]), h
+	return &k, nil
+}
+
+func (a *anyKey) TouchKeys(context.Context, []keyward.KeyUse) error { return nil }
+
+func measureFlood(h *apikey.Hasher, n int, maxBytes int64) {
+	created := time.Now().Add(-24 * time.Hour)
+	store := &anyKey{tmpl: keyward.Key{
+		PepperVersion: h.Current(), Role: keyward.RoleUser, AccountID: apikey.NewID("acc"), UserID: apikey.NewID("usr"),
+		Permissions: []string{"memories:read"}, CreatedAt: created, UpdatedAt: created,
+	}}
+	eng, err := verify.New(verify.Config{Store: store, Hasher: h, MaxBytes: maxBytes, UsageFlushInterval: 100 * time.Millisecond})
+	check(err)
+	before := liveHeap()
+	fmt.Printf("flood: %d distinct keys through a cache bounded to %.0f MiB\n", n, float64(maxBytes)/(1<<20))
+	fmt.Printf("%12s %14s %12s %12s\n", "keys seen", "live heap +", "cache MiB", "cached keys")
+	ctx := context.Background()
+	for i := range n {
+		s, err := apikey.Generate(apikey.PrefixUser)
+		check(err)
+		if d := eng.Verify(ctx, verify.Request{Key: s.Reveal()}).Decision; d != keyward.DecisionValid {
+			fatalf("flood key %d: %s, want VALID", i, d)
+		}
+		if (i+1)%(max(1, n/10)) == 0 {
+			fmt.Printf("%12d %10.1f MiB %12.1f %12.0f\n", i+1, float64(int64(liveHeap())-int64(before))/(1<<20),
+				gauge(eng, "keyward_verify_cache_bytes")/(1<<20), gauge(eng, "keyward_verify_cache_entries"))
+		}
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	check(eng.Close(cctx))
 }
 
 // unbounded is a MaxBytes no test here reaches.
