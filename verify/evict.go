@@ -33,12 +33,13 @@ const smallShare = 10 // per cent
 const maxFreq = 3
 
 // minDefaultMaxBytes is the least DefaultMaxBytes returns.
-const minDefaultMaxBytes = 64 << 20
+const minDefaultMaxBytes = 16 << 20
 
 // DefaultMaxBytes returns the default of Config.MaxBytes: a quarter of the
 // memory available to the process, which is the Go memory limit (GOMEMLIMIT
 // or debug.SetMemoryLimit) when one is set, else the cgroup's memory limit
-// (a container's), else the machine's memory; 1 GiB if none can be read.
+// (a container's), else the machine's memory; 1 GiB if none can be read, and
+// at least 16 MiB.
 // The cache's accounting is an estimate of the heap it holds, which the
 // garbage collector may let grow to about twice its live size without a
 // memory limit: a quarter keeps the worst case at half of the memory.

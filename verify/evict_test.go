@@ -140,7 +140,7 @@ func TestMaxBytes(t *testing.T) {
 		t.Errorf("default keyward_verify_cache_max_bytes = %.0f", got)
 	}
 	debug.SetMemoryLimit(math.MaxInt64)
-	if got := verify.DefaultMaxBytes(); got < 64<<20 {
-		t.Errorf("DefaultMaxBytes without a memory limit = %d, want at least 64 MiB", got)
+	if got := verify.DefaultMaxBytes(); got < 16<<20 {
+		t.Errorf("DefaultMaxBytes without a memory limit = %d, want at least 16 MiB", got)
 	}
 }
