@@ -71,6 +71,8 @@ type shard struct {
 	ghost       ghost
 	bytes       int64 // entryBytes of the entries in pos
 	smallBytes  int64 // of those in small
+
+	_ [16]byte // a whole number of cache lines, so shards share none
 }
 
 func (c *cache) init(maxBytes int64) {

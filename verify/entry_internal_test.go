@@ -159,4 +159,7 @@ func TestEntryLayout(t *testing.T) {
 	if p, x := unsafe.Offsetof(en.permissions), unsafe.Offsetof(en.extra); p < 32 || x+8 > 64 {
 		t.Errorf("permissions at %d and extra at %d, outside the second half", p, x)
 	}
+	if n := unsafe.Sizeof(shard{}); n%64 != 0 {
+		t.Errorf("a cache shard is %d bytes, not a whole number of cache lines", n)
+	}
 }
