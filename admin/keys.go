@@ -596,9 +596,6 @@ func (s *Service) DeleteKey(ctx context.Context, keyID string) error {
 	if k, err = s.store.DeleteKey(ctx, ch, keyID); err != nil {
 		return err
 	}
-	if err != nil {
-		return err
-	}
 	s.keysDeleted([]keyward.KeyHash{k.Hash})
 	s.log.InfoContext(ctx, "key deleted", "key_id", k.ID, "by", id.KeyID)
 	return nil
