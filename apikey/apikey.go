@@ -2,6 +2,10 @@
 // parsing with checksum, the display start, ids, and hashing with versioned
 // peppers.
 //
+// Three packages with similar names: apikey is the format and hashing of
+// API keys, keyring the master keys that encrypt data at rest, keystore
+// the static key file of the simple modes.
+//
 // A key is prefix + "_" + 43 base62 characters of randomness (256 bits) + 6
 // base62 characters of CRC32 over everything before them:
 //

@@ -4,6 +4,10 @@
 // older keys still opens; re-encrypting under the newest version is a matter
 // of Open followed by Seal.
 //
+// Three packages with similar names: apikey is the format and hashing of
+// API keys, keyring the master keys that encrypt data at rest, keystore
+// the static key file of the simple modes.
+//
 // Master keys are written like peppers, as ENCODING:VALUE where ENCODING is
 // hex or base64 (standard or URL alphabet, padded or not), and listed as
 // VERSION:ENCODING:VALUE. Each must decode to exactly 32 bytes. No error of

@@ -14,6 +14,10 @@
 // any printable token verifies (see CheckToken). All three fail closed: a
 // file or key that could open the door by mistake is an error at start, and
 // a zero value verifies nothing. See docs/simple-modes.md.
+//
+// Three packages with similar names: apikey is the format and hashing of
+// API keys, keyring the master keys that encrypt data at rest, keystore
+// the static key file of the simple modes.
 package keystore
 
 import (
