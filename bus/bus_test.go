@@ -284,12 +284,12 @@ func TestBroadcasterPublishFailure(t *testing.T) {
 	for range 5 {
 		e.bc.KeyChanged(&k.Key)
 	}
-	waitFor(t, "the publish failures", func() bool { return e.counter("keyward_invalidation_publish_errors_total") >= 5 })
+	keywardtest.WaitFor(t, "the publish failures", func() bool { return e.counter("keyward_invalidation_publish_errors_total") >= 5 })
 	if e.gauge() != 0 {
 		t.Errorf("gauge %v while publishing fails, want 0", e.gauge())
 	}
 	e.fake.failPublish.Store(false)
-	waitFor(t, "a probe to succeed", func() bool { return e.gauge() == 1 })
+	keywardtest.WaitFor(t, "a probe to succeed", func() bool { return e.gauge() == 1 })
 	if n := e.logs.count(slog.LevelWarn, ""); n != 1 {
 		t.Errorf("%d warnings for one publishing outage, want 1: %v", n, e.logs.all())
 	}
@@ -358,17 +358,6 @@ func TestNewValidates(t *testing.T) {
 	}
 	cancel()
 	<-done
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // logs is a slog.Handler that keeps every record.

@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -32,7 +31,7 @@ type env struct {
 	rootKey *keyward.Key
 	acct    *keyward.Account
 	user    *keyward.User
-	logs    *syncBuffer
+	logs    *keywardtest.SyncBuffer
 
 	mu      sync.Mutex
 	secrets []string
@@ -42,7 +41,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	store := keywardtest.NewSQLiteStore(t)
 	hasher := keywardtest.NewHasher(t)
-	e := &env{t: t, logs: &syncBuffer{}}
+	e := &env{t: t, logs: &keywardtest.SyncBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ledger := credits.NewStoreLedger(store)
 	engine, err := verify.New(verify.Config{Store: store, Hasher: hasher, Credits: ledger, Logger: log})
@@ -136,20 +135,3 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func (c *countingTransport) n() int { return int(c.calls.Load()) }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -31,13 +30,13 @@ type env struct {
 	svc     *admin.Service
 	rootKey *keyward.Key
 	up      *upstream
-	logs    *syncBuffer
+	logs    *keywardtest.SyncBuffer
 	secrets []string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, store: keywardtest.NewSQLiteStore(t), hasher: keywardtest.NewHasher(t), logs: &syncBuffer{}}
+	e := &env{t: t, store: keywardtest.NewSQLiteStore(t), hasher: keywardtest.NewHasher(t), logs: &keywardtest.SyncBuffer{}}
 	engine, err := verify.New(verify.Config{Store: e.store, Hasher: e.hasher, Logger: e.logger()})
 	if err != nil {
 		t.Fatalf("verify.New: %v", err)
@@ -288,21 +287,4 @@ func checkNoForged(t *testing.T, s *seen) {
 			}
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -42,7 +42,7 @@ type env struct {
 	srv     *httpapi.Server
 	ts      *httptest.Server
 	rec     *recorder
-	logs    *syncBuffer
+	logs    *keywardtest.SyncBuffer
 	log     *slog.Logger
 	root    keyward.Secret
 	rootKey *keyward.Key
@@ -66,7 +66,7 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
 
 func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, store: o.store, hasher: keywardtest.NewHasher(t), ring: keywardtest.NewKeyring(t), logs: &syncBuffer{}, providers: newFakeProviders()}
+	e := &env{t: t, store: o.store, hasher: keywardtest.NewHasher(t), ring: keywardtest.NewKeyring(t), logs: &keywardtest.SyncBuffer{}, providers: newFakeProviders()}
 	if o.providers == nil {
 		o.providers = e.providers.open
 	}
@@ -315,22 +315,4 @@ func (r *recorder) exchanges() []exchange {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]exchange(nil), r.log...)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

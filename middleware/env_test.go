@@ -1,7 +1,6 @@
 package middleware_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -34,7 +33,7 @@ type env struct {
 	rootKey *keyward.Key
 	acct    *keyward.Account
 	user    *keyward.User
-	logs    *syncBuffer
+	logs    *keywardtest.SyncBuffer
 	log     *slog.Logger
 
 	mu      sync.Mutex
@@ -45,7 +44,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	store := keywardtest.NewSQLiteStore(t)
 	hasher := keywardtest.NewHasher(t)
-	e := &env{t: t, logs: &syncBuffer{}}
+	e := &env{t: t, logs: &keywardtest.SyncBuffer{}}
 	e.log = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	engine, err := verify.New(verify.Config{Store: store, Hasher: hasher, Logger: e.log})
 	if err != nil {
@@ -221,21 +220,4 @@ func (r *response) problem(t *testing.T, status int, code string) string {
 		t.Error("503 without Retry-After")
 	}
 	return p.Detail
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

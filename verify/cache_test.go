@@ -32,7 +32,7 @@ func TestConcurrentMissesCollapse(t *testing.T) {
 			// Hold the first store read until every verification has
 			// missed the cache.
 			e.store.afterRead = func(keyward.KeyHash) {
-				waitFor(t, "all misses", func() bool {
+				keywardtest.WaitFor(t, "all misses", func() bool {
 					return e.metric("keyward_verify_cache_misses_total", "") == n
 				})
 			}

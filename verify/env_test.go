@@ -226,17 +226,4 @@ func unknownKey(t testing.TB) string {
 	return s.Reveal()
 }
 
-// waitFor polls cond until it holds, failing the test after 10s. It waits
-// for a condition, never for time to pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func ptr[T any](v T) *T { return &v }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/keywardtest"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -173,7 +174,7 @@ func TestIPRulesRefresh(t *testing.T) {
 	if err := e.store.CreateIPRule(e.ctx, keyward.Change{}, r); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the rule to apply", func() bool {
+	keywardtest.WaitFor(t, "the rule to apply", func() bool {
 		return e.verifyFrom(k.Secret, "192.0.2.1").Decision == keyward.DecisionIPBlocked
 	})
 }
