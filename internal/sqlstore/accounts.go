@@ -56,25 +56,7 @@ func (s *Store) account(ctx context.Context, q querier, id string) (*keyward.Acc
 
 // Accounts lists accounts by id after p.After.
 func (s *Store) Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Account, string, error) {
-	query, args := pageQuery(selectAccount+" WHERE 1=1", "id", ascending, nil, p)
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, "", s.errorf("list accounts: %w", s.dbError(err, Conflicts{}))
-	}
-	defer rows.Close()
-	accounts := []*keyward.Account{}
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			return nil, "", s.errorf("list accounts: %w", err)
-		}
-		accounts = append(accounts, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", s.errorf("list accounts: %w", s.dbError(err, Conflicts{}))
-	}
-	accounts, next := page(accounts, p, func(a *keyward.Account) string { return a.ID })
-	return accounts, next, nil
+	return listPage(ctx, s, "list accounts", selectAccount+" WHERE 1=1", nil, "id", ascending, p, scanAccount, func(a *keyward.Account) string { return a.ID })
 }
 
 // UpdateAccount loads the account, applies fn and saves the result in one
@@ -215,25 +197,7 @@ func (s *Store) User(ctx context.Context, id string) (*keyward.User, error) {
 // Users lists the users of an account by id after p.After. An unknown
 // account has no users.
 func (s *Store) Users(ctx context.Context, accountID string, p keyward.Page) ([]*keyward.User, string, error) {
-	query, args := pageQuery(selectUser+" WHERE account_id = ?", "id", ascending, []any{accountID}, p)
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, "", s.errorf("list users of %s: %w", accountID, s.dbError(err, Conflicts{}))
-	}
-	defer rows.Close()
-	users := []*keyward.User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, "", s.errorf("list users of %s: %w", accountID, err)
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", s.errorf("list users of %s: %w", accountID, s.dbError(err, Conflicts{}))
-	}
-	users, next := page(users, p, func(u *keyward.User) string { return u.ID })
-	return users, next, nil
+	return listPage(ctx, s, "list users of "+accountID, selectUser+" WHERE account_id = ?", []any{accountID}, "id", ascending, p, scanUser, func(u *keyward.User) string { return u.ID })
 }
 
 // DeleteUser deletes the user with its keys (by cascade) and returns the

@@ -46,25 +46,7 @@ func (s *Store) Anomalies(ctx context.Context, f keyward.AnomalyFilter, p keywar
 		query += " AND created_at >= ?"
 		args = append(args, FormatTime(f.Since))
 	}
-	query, args = pageQuery(query, "id", newestFirst, args, p)
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, "", s.errorf("list anomalies: %w", s.dbError(err, Conflicts{}))
-	}
-	defer rows.Close()
-	anomalies := []*keyward.Anomaly{}
-	for rows.Next() {
-		a, err := scanAnomaly(rows)
-		if err != nil {
-			return nil, "", s.errorf("list anomalies: %w", err)
-		}
-		anomalies = append(anomalies, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", s.errorf("list anomalies: %w", s.dbError(err, Conflicts{}))
-	}
-	anomalies, next := page(anomalies, p, func(a *keyward.Anomaly) string { return a.ID })
-	return anomalies, next, nil
+	return listPage(ctx, s, "list anomalies", query, args, "id", newestFirst, p, scanAnomaly, func(a *keyward.Anomaly) string { return a.ID })
 }
 
 func scanAnomaly(row scanner) (*keyward.Anomaly, error) {

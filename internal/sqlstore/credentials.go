@@ -76,13 +76,7 @@ func (s *Store) ProviderConnections(ctx context.Context, accountID string, p key
 		query += " AND account_id = ?"
 		args = append(args, accountID)
 	}
-	query, args = pageQuery(query, "id", ascending, args, p)
-	conns, err := queryRows(ctx, s.r, query, args, scanConnection)
-	if err != nil {
-		return nil, "", s.errorf("list provider connections: %w", s.dbError(err, Conflicts{}))
-	}
-	conns, next := page(conns, p, func(c *keyward.ProviderConnection) string { return c.ID })
-	return conns, next, nil
+	return listPage(ctx, s, "list provider connections", query, args, "id", ascending, p, scanConnection, func(c *keyward.ProviderConnection) string { return c.ID })
 }
 
 // UpdateProviderConnection loads the connection, applies fn and saves the
@@ -233,13 +227,7 @@ func (s *Store) Credentials(ctx context.Context, f keyward.CredentialFilter, p k
 		query += " AND status = ?"
 		args = append(args, string(f.Status))
 	}
-	query, args = pageQuery(query, "id", ascending, args, p)
-	creds, err := queryRows(ctx, s.r, query, args, scanCredential)
-	if err != nil {
-		return nil, "", s.errorf("list credentials: %w", s.dbError(err, Conflicts{}))
-	}
-	creds, next := page(creds, p, func(c *keyward.ManagedCredential) string { return c.ID })
-	return creds, next, nil
+	return listPage(ctx, s, "list credentials", query, args, "id", ascending, p, scanCredential, func(c *keyward.ManagedCredential) string { return c.ID })
 }
 
 // UpdateCredential loads the credential, applies fn and saves the result in

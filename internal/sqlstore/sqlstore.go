@@ -507,6 +507,20 @@ func page[T any](items []T, p keyward.Page, id func(T) string) ([]T, string) {
 	return items, id(items[len(items)-1])
 }
 
+// listPage runs query, a list filtered by args, as one page p ordered by
+// idCol (pageQuery), scans its rows with scan and returns them with the
+// cursor of the next page (id of the last row). what names the list in
+// errors.
+func listPage[T any](ctx context.Context, s *Store, what, query string, args []any, idCol string, o order, p keyward.Page, scan func(scanner) (T, error), id func(T) string) ([]T, string, error) {
+	query, args = pageQuery(query, idCol, o, args, p)
+	items, err := queryRows(ctx, s.r, query, args, scan)
+	if err != nil {
+		return nil, "", s.errorf("%s: %w", what, s.dbError(err, Conflicts{}))
+	}
+	items, next := page(items, p, id)
+	return items, next, nil
+}
+
 // queryRows runs query on q and scans every row with scan.
 func queryRows[T any](ctx context.Context, q querier, query string, args []any, scan func(scanner) (T, error)) ([]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)

@@ -58,13 +58,7 @@ func (s *Store) WebhookEndpoints(ctx context.Context, f keyward.WebhookEndpointF
 		query += " AND account_id = ?"
 		args = append(args, f.AccountID)
 	}
-	query, args = pageQuery(query, "id", ascending, args, p)
-	endpoints, err := queryRows(ctx, s.r, query, args, scanEndpoint)
-	if err != nil {
-		return nil, "", s.errorf("list webhook endpoints: %w", s.dbError(err, Conflicts{}))
-	}
-	endpoints, next := page(endpoints, p, func(e *keyward.WebhookEndpoint) string { return e.ID })
-	return endpoints, next, nil
+	return listPage(ctx, s, "list webhook endpoints", query, args, "id", ascending, p, scanEndpoint, func(e *keyward.WebhookEndpoint) string { return e.ID })
 }
 
 // UpdateWebhookEndpoint loads the endpoint, applies fn and saves the result
@@ -278,13 +272,7 @@ func (s *Store) FinishDelivery(ctx context.Context, o keyward.DeliveryOutcome) e
 func (s *Store) WebhookDeliveries(ctx context.Context, endpointID string, p keyward.Page) ([]*keyward.WebhookDelivery, string, error) {
 	query, args := `SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
 		WHERE d.endpoint_id = ?`, []any{endpointID}
-	query, args = pageQuery(query, "d.event_id", newestFirst, args, p)
-	deliveries, err := queryRows(ctx, s.r, query, args, func(r scanner) (*keyward.WebhookDelivery, error) { return scanDeliveryWith(r) })
-	if err != nil {
-		return nil, "", s.errorf("list webhook deliveries of %s: %w", endpointID, s.dbError(err, Conflicts{}))
-	}
-	deliveries, next := page(deliveries, p, func(d *keyward.WebhookDelivery) string { return d.EventID })
-	return deliveries, next, nil
+	return listPage(ctx, s, "list webhook deliveries of "+endpointID, query, args, "d.event_id", newestFirst, p, func(r scanner) (*keyward.WebhookDelivery, error) { return scanDeliveryWith(r) }, func(d *keyward.WebhookDelivery) string { return d.EventID })
 }
 
 const deliveryColumns = `d.event_id, e.type, d.endpoint_id, d.state, d.attempts, d.next_attempt_at, d.last_status,
