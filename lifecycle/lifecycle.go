@@ -93,6 +93,28 @@ type Refiller interface {
 	RefillCredits(ctx context.Context, keyID string, now time.Time) (bool, error)
 }
 
+// Settings are what keyward.yaml's lifecycle block configures: how often
+// each job runs and how long what it deletes is kept.
+type Settings struct {
+	// ExpiryInterval, RotationInterval, CleanupInterval, RefillInterval
+	// and CheckpointInterval are how often Run runs each job.
+	ExpiryInterval     time.Duration `yaml:"expiry_interval"`
+	RotationInterval   time.Duration `yaml:"rotation_interval"`
+	CleanupInterval    time.Duration `yaml:"cleanup_interval"`
+	RefillInterval     time.Duration `yaml:"refill_interval"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// KeyRetention is how long keys are kept after they were revoked or
+	// expired; 0 keeps them forever. Root keys are never deleted.
+	KeyRetention time.Duration `yaml:"key_retention"`
+	// IPRuleRetention is how long IP rules are kept after they expired; 0
+	// keeps them forever.
+	IPRuleRetention time.Duration `yaml:"ip_rule_retention"`
+	// WebhookRetention is how long finished webhook events (all their
+	// deliveries delivered or failed) and their delivery log are kept; 0
+	// keeps them forever.
+	WebhookRetention time.Duration `yaml:"webhook_retention"`
+}
+
 // Config configures a Runner. Zero intervals and batch size take their
 // defaults.
 type Config struct {
@@ -102,19 +124,8 @@ type Config struct {
 	Actions Actions
 	// Credits is the credit ledger; nil turns the refill job off.
 	Credits Refiller
-	// ExpiryInterval, RotationInterval, CleanupInterval, RefillInterval
-	// and CheckpointInterval are how often Run runs each job.
-	ExpiryInterval, RotationInterval, CleanupInterval, RefillInterval, CheckpointInterval time.Duration
-	// KeyRetention is how long keys are kept after they were revoked or
-	// expired; 0 keeps them forever. Root keys are never deleted.
-	KeyRetention time.Duration
-	// IPRuleRetention is how long IP rules are kept after they expired; 0
-	// keeps them forever.
-	IPRuleRetention time.Duration
-	// WebhookRetention is how long finished webhook events (all their
-	// deliveries delivered or failed) and their delivery log are kept; 0
-	// keeps them forever.
-	WebhookRetention time.Duration
+	// Settings are the intervals of the jobs and the retentions.
+	Settings
 	// BatchSize is how many items a job reads at a time.
 	BatchSize int
 	// Now is the clock (time.Now).

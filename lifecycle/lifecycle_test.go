@@ -152,7 +152,7 @@ func TestSimulatedDays(t *testing.T) {
 	s := keywardtest.NewSQLiteStore(t)
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	c := &clock{t: t0}
-	in := newInstance(t, s, c, lifecycle.Config{KeyRetention: 12 * time.Hour, IPRuleRetention: time.Hour, BatchSize: 2})
+	in := newInstance(t, s, c, lifecycle.Config{Settings: lifecycle.Settings{KeyRetention: 12 * time.Hour, IPRuleRetention: time.Hour}, BatchSize: 2})
 	h := keywardtest.NewHasher(t)
 	ctx := t.Context()
 

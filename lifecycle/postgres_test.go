@@ -45,7 +45,7 @@ func TestInstancesShareTheWork(t *testing.T) {
 	stores, db, schema := sharedSchema(t, 2)
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	c := &clock{t: t0}
-	cfg := lifecycle.Config{KeyRetention: 6 * time.Hour, BatchSize: 7}
+	cfg := lifecycle.Config{Settings: lifecycle.Settings{KeyRetention: 6 * time.Hour}, BatchSize: 7}
 	a, b := newInstance(t, stores[0], c, cfg), newInstance(t, stores[1], c, cfg)
 	s, h := stores[0], keywardtest.NewHasher(t)
 	acct := keywardtest.NewAccount(t, s, "acme")

@@ -39,11 +39,8 @@ type Config struct {
 	// RollUpInterval is how often Run rolls up and applies retention
 	// (DefaultRollUpInterval).
 	RollUpInterval time.Duration
-	// MinuteRetention, HourRetention and DayRetention are how long rows of
-	// each granularity are kept (DefaultMinuteRetention,
-	// DefaultHourRetention, DefaultDayRetention). A negative value keeps
-	// rows of that granularity forever.
-	MinuteRetention, HourRetention, DayRetention time.Duration
+	// Retention is how long the rows of each granularity are kept.
+	Retention
 	// MaxPending bounds the counters held in memory (one per minute, key,
 	// account and code), also while the store fails; signals for a new
 	// counter beyond it are dropped and counted (DefaultMaxPending).
@@ -53,6 +50,16 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives flush and maintenance errors (slog.Default()).
 	Logger *slog.Logger
+}
+
+// Retention is how long rows of each granularity are kept
+// (DefaultMinuteRetention, DefaultHourRetention, DefaultDayRetention when
+// zero; a negative value keeps rows of that granularity forever). It is
+// also the usage block of keyward.yaml.
+type Retention struct {
+	MinuteRetention time.Duration `yaml:"minute_retention"`
+	HourRetention   time.Duration `yaml:"hour_retention"`
+	DayRetention    time.Duration `yaml:"day_retention"`
 }
 
 // withDefaults returns c with every zero field set to its default.

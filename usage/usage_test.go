@@ -128,7 +128,7 @@ func TestFlushAddsUpAcrossFlushes(t *testing.T) {
 
 func TestMaintainRollsUpAndAppliesRetention(t *testing.T) {
 	s := keywardtest.NewSQLiteStore(t)
-	a, clk := newAggregator(t, s, usage.Config{MinuteRetention: 48 * time.Hour, HourRetention: 96 * time.Hour, DayRetention: 5 * 24 * time.Hour})
+	a, clk := newAggregator(t, s, usage.Config{Retention: usage.Retention{MinuteRetention: 48 * time.Hour, HourRetention: 96 * time.Hour, DayRetention: 5 * 24 * time.Hour}})
 	ctx := t.Context()
 
 	// 10 uses in each hour of day 0 and day 1.
@@ -179,7 +179,7 @@ func TestMaintainRollsUpAndAppliesRetention(t *testing.T) {
 
 func TestRetentionNegativeKeepsForever(t *testing.T) {
 	s := keywardtest.NewSQLiteStore(t)
-	a, clk := newAggregator(t, s, usage.Config{MinuteRetention: -1})
+	a, clk := newAggregator(t, s, usage.Config{Retention: usage.Retention{MinuteRetention: -1}})
 	a.Signal(uses(day, "key_a", "acc_1", 3))
 	must(t, a.Flush(t.Context()))
 	clk.Set(day.Add(365 * 24 * time.Hour))

@@ -50,6 +50,25 @@ type Opener interface {
 	Open(version int, sealed, additionalData []byte) ([]byte, error)
 }
 
+// Settings are what keyward.yaml's webhooks block configures besides
+// the networks endpoints may be on. Zero values take the defaults named.
+type Settings struct {
+	// Timeout bounds one attempt, connection to response (10s).
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxAttempts is how many attempts a delivery gets before it fails
+	// for good (12: with the default backoff, about 1.5 days).
+	MaxAttempts int `yaml:"max_attempts"`
+	// RetryBase is the delay after the first failed attempt, doubled after
+	// each further one (30s), up to RetryMax (6h). Each delay is jittered:
+	// a random time between half of it and all of it.
+	RetryBase time.Duration `yaml:"retry_base"`
+	RetryMax  time.Duration `yaml:"retry_max"`
+	// PollInterval is how often the outbox is checked (1s).
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// Concurrency is how many deliveries are sent at once (8).
+	Concurrency int `yaml:"concurrency"`
+}
+
 // Config configures a Sender. Zero durations and counts take the defaults
 // named.
 type Config struct {
@@ -59,19 +78,8 @@ type Config struct {
 	Opener Opener
 	// Guard decides which addresses deliveries may reach.
 	Guard Guard
-	// Timeout bounds one attempt, connection to response (10s).
-	Timeout time.Duration
-	// MaxAttempts is how many attempts a delivery gets before it fails
-	// for good (12: with the default backoff, about 1.5 days).
-	MaxAttempts int
-	// RetryBase is the delay after the first failed attempt, doubled after
-	// each further one (30s), up to RetryMax (6h). Each delay is jittered:
-	// a random time between half of it and all of it.
-	RetryBase, RetryMax time.Duration
-	// PollInterval is how often the outbox is checked (1s).
-	PollInterval time.Duration
-	// Concurrency is how many deliveries are sent at once (8).
-	Concurrency int
+	// Settings are the timeouts, retries and concurrency of deliveries.
+	Settings
 	// Now is the clock (time.Now).
 	Now func() time.Time
 	// Logger defaults to slog.Default().

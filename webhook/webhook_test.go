@@ -204,7 +204,7 @@ func TestDeliverySignedAndLogged(t *testing.T) {
 
 func TestRetryHonoursRetryAfterThenBacksOff(t *testing.T) {
 	base := time.Minute
-	e := newEnv(t, webhook.Config{RetryBase: base, RetryMax: time.Hour})
+	e := newEnv(t, webhook.Config{Settings: webhook.Settings{RetryBase: base, RetryMax: time.Hour}})
 	e.rcv.reply(status(http.StatusServiceUnavailable, "Retry-After", "120"), status(http.StatusInternalServerError))
 	e.announce(t, keyward.EventKeyCreated)
 	start := e.now
@@ -270,7 +270,7 @@ func TestGoneDisablesEndpointAndTheDeliveryWaits(t *testing.T) {
 }
 
 func TestGivesUpAfterMaxAttempts(t *testing.T) {
-	e := newEnv(t, webhook.Config{MaxAttempts: 2, RetryBase: time.Second})
+	e := newEnv(t, webhook.Config{Settings: webhook.Settings{MaxAttempts: 2, RetryBase: time.Second}})
 	e.rcv.reply(status(500), status(500), status(500))
 	e.announce(t, keyward.EventKeyCreated)
 	e.run(t)

@@ -46,7 +46,7 @@ func TestSimulatedDay(t *testing.T) {
 	ledger := credits.NewStoreLedger(store)
 	agg := usage.New(store, usage.Config{Now: clock, Logger: quiet})
 	loopback := webhook.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	sender, err := webhook.New(webhook.Config{Store: store, Opener: ring, Guard: loopback, RetryBase: time.Minute, RetryMax: time.Hour, Now: clock, Logger: quiet})
+	sender, err := webhook.New(webhook.Config{Store: store, Opener: ring, Guard: loopback, Settings: webhook.Settings{RetryBase: time.Minute, RetryMax: time.Hour}, Now: clock, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

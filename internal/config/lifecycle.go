@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/keyward/keyward/lifecycle"
+)
 
 // Bounds of the lifecycle settings.
 const (
@@ -15,28 +19,13 @@ const (
 type Lifecycle struct {
 	// Disabled runs no job on this instance (others sharing the store
 	// still may).
-	Disabled bool `yaml:"disabled"`
-	// ExpiryInterval, RotationInterval, CleanupInterval, RefillInterval
-	// and CheckpointInterval are how often each job runs.
-	ExpiryInterval     time.Duration `yaml:"expiry_interval"`
-	RotationInterval   time.Duration `yaml:"rotation_interval"`
-	CleanupInterval    time.Duration `yaml:"cleanup_interval"`
-	RefillInterval     time.Duration `yaml:"refill_interval"`
-	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
-	// KeyRetention is how long a revoked or expired key is kept before
-	// cleanup deletes it; 0 keeps keys forever.
-	KeyRetention time.Duration `yaml:"key_retention"`
-	// IPRuleRetention is how long an expired IP rule is kept; 0 keeps
-	// them forever.
-	IPRuleRetention time.Duration `yaml:"ip_rule_retention"`
-	// WebhookRetention is how long finished webhook events and their
-	// delivery log are kept; 0 keeps them forever.
-	WebhookRetention time.Duration `yaml:"webhook_retention"`
+	Disabled           bool `yaml:"disabled"`
+	lifecycle.Settings `yaml:",inline"`
 }
 
 // defaultLifecycle is the lifecycle block when none is configured.
 func defaultLifecycle() Lifecycle {
-	return Lifecycle{KeyRetention: 90 * 24 * time.Hour, IPRuleRetention: 7 * 24 * time.Hour, WebhookRetention: 30 * 24 * time.Hour}
+	return Lifecycle{Settings: lifecycle.Settings{KeyRetention: 90 * 24 * time.Hour, IPRuleRetention: 7 * 24 * time.Hour, WebhookRetention: 30 * 24 * time.Hour}}
 }
 
 // validateLifecycle checks the lifecycle block.

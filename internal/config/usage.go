@@ -1,15 +1,15 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/keyward/keyward/usage"
+)
 
 // Usage is the usage: block of keyward.yaml: how long the counts of
 // each granularity are kept (docs/usage-reports.md). Zero keeps the
 // default.
-type Usage struct {
-	MinuteRetention time.Duration `yaml:"minute_retention"`
-	HourRetention   time.Duration `yaml:"hour_retention"`
-	DayRetention    time.Duration `yaml:"day_retention"`
-}
+type Usage = usage.Retention
 
 // validateUsage checks the usage block: a granularity's rows must outlive
 // the rollup into the next one (a minute row the hour it belongs to, an

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/webhook"
@@ -16,21 +15,15 @@ type Webhooks struct {
 	// AllowNetworks lists internal networks endpoints may be on (for a
 	// receiver on the same host or network: 127.0.0.0/8, 10.0.0.0/8);
 	// every other internal address is refused.
-	AllowNetworks []string      `yaml:"allow_networks"`
-	Timeout       time.Duration `yaml:"timeout"`
-	MaxAttempts   int           `yaml:"max_attempts"`
-	RetryBase     time.Duration `yaml:"retry_base"`
-	RetryMax      time.Duration `yaml:"retry_max"`
-	PollInterval  time.Duration `yaml:"poll_interval"`
-	Concurrency   int           `yaml:"concurrency"`
+	AllowNetworks    []string `yaml:"allow_networks"`
+	webhook.Settings `yaml:",inline"`
 }
 
 // SenderConfig returns the webhook sender configuration of c, without its
 // store and opener; the error names the setting.
 func (c *Config) SenderConfig() (webhook.Config, error) {
 	w := c.Webhooks
-	out := webhook.Config{Timeout: w.Timeout, MaxAttempts: w.MaxAttempts, RetryBase: w.RetryBase,
-		RetryMax: w.RetryMax, PollInterval: w.PollInterval, Concurrency: w.Concurrency}
+	out := webhook.Config{Settings: w.Settings}
 	for _, s := range w.AllowNetworks {
 		p, err := keyward.ParsePrefix(s)
 		if err != nil {

@@ -11,21 +11,7 @@ import (
 
 // newLifecycle returns the lifecycle runner of c.
 func (c *Core) newLifecycle(cfg *config.Config, log *slog.Logger) (*lifecycle.Runner, error) {
-	l := cfg.Lifecycle
-	lc := lifecycle.Config{
-		Store:            c.Store,
-		Actions:          c.Admin,
-		ExpiryInterval:   l.ExpiryInterval,
-		RotationInterval: l.RotationInterval,
-		CleanupInterval:  l.CleanupInterval,
-		RefillInterval:   l.RefillInterval,
-		KeyRetention:     l.KeyRetention,
-		WebhookRetention: l.WebhookRetention,
-		IPRuleRetention:  l.IPRuleRetention,
-		Logger:           log,
-
-		CheckpointInterval: l.CheckpointInterval,
-	}
+	lc := lifecycle.Config{Store: c.Store, Actions: c.Admin, Settings: cfg.Lifecycle.Settings, Logger: log}
 	if r, ok := c.ledger.(lifecycle.Refiller); ok {
 		lc.Credits = r
 	}

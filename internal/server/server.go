@@ -192,8 +192,7 @@ func (c *Core) openEngine(cfg *config.Config, log *slog.Logger, withEngine bool)
 // returns (Run only maintains after its first interval), so reports served
 // from the first request on include everything counted before this start.
 func startUsage(store keyward.Store, uc config.Usage, log *slog.Logger) (*usage.Aggregator, func() error) {
-	agg := usage.New(store, usage.Config{MinuteRetention: uc.MinuteRetention, HourRetention: uc.HourRetention,
-		DayRetention: uc.DayRetention, Logger: log})
+	agg := usage.New(store, usage.Config{Retention: uc, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := agg.Maintain(ctx); err != nil {
 		log.Error("usage maintenance failed; it is tried again every minute", "error", err)
