@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,38 +16,30 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// effectiveConfig is what config check prints: every setting with secrets
-// as REDACTED (keyward.Secret marshals so) and the passwords of URLs as
-// xxxxx (config.RedactURL).
-type effectiveConfig struct {
-	Listen          string                 `json:"listen"`
-	Data            string                 `json:"data"`
-	Database        string                 `json:"database"`
-	Peppers         map[int]keyward.Secret `json:"peppers"`
-	PepperSource    string                 `json:"pepper_source"`
-	PepperCurrent   int                    `json:"pepper_current_version"`
-	CacheTTL        string                 `json:"cache_ttl"`
-	MaxStale        string                 `json:"max_stale"`
-	CacheMaxBytes   int64                  `json:"cache_max_bytes"` // what the engine uses: set or derived
-	Store           string                 `json:"store"`
-	Redis           string                 `json:"redis"`
-	BusChannel      string                 `json:"bus_channel"`
-	BusDownCacheTTL string                 `json:"bus_down_cache_ttl"`
-	LogLevel        string                 `json:"log_level"`
-	LogFormat       string                 `json:"log_format"`
-	ShutdownTimeout string                 `json:"shutdown_timeout"`
-	GatewayListen   string                 `json:"gateway_listen"`
-	TrustedProxies  []string               `json:"trusted_proxies"`
-	// WWWAuthenticate is the challenge of every 401.
-	WWWAuthenticateScheme string   `json:"www_authenticate_scheme"`
-	WWWAuthenticateRealm  string   `json:"www_authenticate_realm"`
-	AgentHeaders          []string `json:"agent_headers"`
-	GatewayRoutes         int      `json:"gateway_routes"`
-	Keystore              string   `json:"keystore"`
-	DevMode               bool     `json:"dev_mode"`
-	// AdminAPIKey is REDACTED when KEYWARD_ADMIN_API_KEY is set, else empty.
-	AdminAPIKey keyward.Secret    `json:"admin_api_key,omitempty"`
-	Sources     map[string]string `json:"sources"`
+// effective is what config check prints: every setting of
+// config.Config.Shown with its source, then what is derived from them
+// (database, peppers, gateway routes, the admin key of the environment).
+// Secrets show as REDACTED (keyward.Secret marshals so) and the passwords
+// of URLs as xxxxx (config.RedactURL).
+type effective struct {
+	settings []config.Shown
+	peppers  map[int]keyward.Secret
+	current  int    // the pepper version that hashes new keys
+	source   string // where the peppers come from, or will
+	derived  []config.Shown
+}
+
+// MarshalJSON writes every setting by its key, each derived value
+// likewise, and "sources" mapping each key to where it came from.
+func (e *effective) MarshalJSON() ([]byte, error) {
+	m := map[string]any{"peppers": e.peppers, "pepper_current_version": e.current, "pepper_source": e.source}
+	sources := map[string]string{"peppers": e.source}
+	for _, s := range slices.Concat(e.settings, e.derived) {
+		m[s.Key] = s.Value
+		sources[s.Key] = s.Source
+	}
+	m["sources"] = sources
+	return json.Marshal(m)
 }
 
 func (a *app) configCommand() *cobra.Command {
@@ -89,56 +83,29 @@ creates nothing: a pepper that serve would generate is reported as such.`,
 			if _, err := server.LoadSimpleModes(cfg, a.getenv, cfg.Listen, slog.New(slog.DiscardHandler)); err != nil {
 				return err
 			}
-			eff := effectiveConfig{
-				Listen:          cfg.Listen,
-				Data:            cfg.Data,
-				Database:        cfg.StoreName(),
-				Peppers:         map[int]keyward.Secret{},
-				PepperSource:    cfg.PepperSource(),
-				CacheTTL:        cfg.CacheTTL.String(),
-				MaxStale:        cfg.MaxStale.String(),
-				CacheMaxBytes:   cfg.EffectiveCacheMaxBytes(),
-				Store:           config.RedactURL(cfg.Store),
-				Redis:           config.RedactURL(cfg.Redis),
-				BusChannel:      cfg.BusChannel,
-				BusDownCacheTTL: cfg.BusDownCacheTTL.String(),
-				LogLevel:        cfg.LogLevel,
-				LogFormat:       cfg.LogFormat,
-				ShutdownTimeout: cfg.ShutdownTimeout.String(),
-				GatewayListen:   cfg.GatewayListen,
-				TrustedProxies:  cfg.TrustedProxies,
-
-				WWWAuthenticateScheme: cfg.WWWAuthenticateScheme,
-				WWWAuthenticateRealm:  cfg.WWWAuthenticateRealm,
-				AgentHeaders:          cfg.AgentHeaders,
-				GatewayRoutes:         len(cfg.Gateway.Routes),
-				Keystore:              cfg.Keystore,
-				DevMode:               cfg.DevMode,
-				Sources:               map[string]string{},
-			}
-			if eff.TrustedProxies == nil {
-				eff.TrustedProxies = []string{}
-			}
-			if eff.AgentHeaders == nil {
-				eff.AgentHeaders = []string{}
-			}
-			if v := a.getenv(config.EnvAdminAPIKey); v != "" {
-				eff.AdminAPIKey = keyward.Secret(v)
-				eff.Sources["admin_api_key"] = "env " + config.EnvAdminAPIKey
+			eff := &effective{settings: cfg.Shown(), peppers: map[int]keyward.Secret{}}
+			for i, st := range eff.settings {
+				if st.Key == "cache_max_bytes" { // what the engine uses: set or derived
+					eff.settings[i].Value = config.ByteSize(cfg.EffectiveCacheMaxBytes())
+				}
 			}
 			for v, p := range peppers {
-				eff.Peppers[v] = p
-				eff.PepperCurrent = max(eff.PepperCurrent, v)
+				eff.peppers[v] = p
+				eff.current = max(eff.current, v)
 			}
+			eff.source = cfg.PepperSource()
 			if len(peppers) == 0 {
-				eff.PepperSource = "will be generated in " + cfg.DefaultPepperPath() + " on first start"
+				eff.source = "will be generated in " + cfg.DefaultPepperPath() + " on first start"
 			}
-			eff.Sources["peppers"] = cfg.Source("peppers")
-			eff.Sources["gateway"] = cfg.Source("gateway")
-			for _, key := range config.Keys() {
-				eff.Sources[key] = cfg.Source(key)
+			eff.derived = []config.Shown{
+				{Key: "database", Value: cfg.StoreName(), Source: "store"},
+				{Key: "gateway_routes", Value: len(cfg.Gateway.Routes), Source: cfg.Source("gateway")},
 			}
-			return a.show(eff, func(w io.Writer) error { return printEffective(w, &eff) })
+			// KEYWARD_ADMIN_API_KEY is shown REDACTED when set.
+			if v := a.getenv(config.EnvAdminAPIKey); v != "" {
+				eff.derived = append(eff.derived, config.Shown{Key: "admin_api_key", Value: keyward.Secret(v), Source: "env " + config.EnvAdminAPIKey})
+			}
+			return a.show(eff, func(w io.Writer) error { return printEffective(w, eff) })
 		},
 	}
 	// Every setting has its flag here, so config check can check exactly
@@ -147,16 +114,11 @@ creates nothing: a pepper that serve would generate is reported as such.`,
 	return check
 }
 
-func printEffective(w io.Writer, e *effectiveConfig) error {
-	var vs []int
-	for v := range e.Peppers {
-		vs = append(vs, v)
-	}
-	slices.Sort(vs)
+func printEffective(w io.Writer, e *effective) error {
 	var peppers []string
-	for _, v := range slices.Backward(vs) {
-		s := strconv.Itoa(v) + ": " + e.Peppers[v].String()
-		if v == e.PepperCurrent {
+	for _, v := range slices.Backward(slices.Sorted(maps.Keys(e.peppers))) {
+		s := strconv.Itoa(v) + ": " + e.peppers[v].String()
+		if v == e.current {
 			s += " (current)"
 		}
 		peppers = append(peppers, s)
@@ -165,42 +127,31 @@ func printEffective(w io.Writer, e *effectiveConfig) error {
 	if pv == "" {
 		pv = "none yet"
 	}
-	store := e.Store
-	if store == "" {
-		store = "sqlite"
-	}
 	t := newTable(w, "SETTING", "VALUE", "SOURCE")
-	t.row("listen", e.Listen, e.Sources["listen"])
-	t.row("data", e.Data, e.Sources["data"])
-	t.row("store", store, e.Sources["store"])
-	t.row("database", e.Database, "store")
-	t.row("peppers", pv, e.PepperSource)
-	t.row("cache_ttl", e.CacheTTL, e.Sources["cache_ttl"])
-	t.row("max_stale", e.MaxStale, e.Sources["max_stale"])
-	t.row("cache_max_bytes", config.ByteSize(e.CacheMaxBytes).String(), e.Sources["cache_max_bytes"])
-	t.row("redis", e.Redis, e.Sources["redis"])
-	t.row("bus_channel", e.BusChannel, e.Sources["bus_channel"])
-	t.row("bus_down_cache_ttl", e.BusDownCacheTTL, e.Sources["bus_down_cache_ttl"])
-	t.row("log_level", e.LogLevel, e.Sources["log_level"])
-	t.row("log_format", e.LogFormat, e.Sources["log_format"])
-	t.row("shutdown_timeout", e.ShutdownTimeout, e.Sources["shutdown_timeout"])
-	t.row("gateway_listen", e.GatewayListen, e.Sources["gateway_listen"])
-	t.row("trusted_proxies", strings.Join(e.TrustedProxies, ","), e.Sources["trusted_proxies"])
-	t.row("www_authenticate_scheme", e.WWWAuthenticateScheme, e.Sources["www_authenticate_scheme"])
-	t.row("www_authenticate_realm", e.WWWAuthenticateRealm, e.Sources["www_authenticate_realm"])
-	t.row("agent_headers", strings.Join(e.AgentHeaders, ","), e.Sources["agent_headers"])
-	t.row("gateway.routes", strconv.Itoa(e.GatewayRoutes), e.Sources["gateway"])
-	t.row("keystore", e.Keystore, e.Sources["keystore"])
-	dev := strconv.FormatBool(e.DevMode)
-	if e.DevMode {
-		dev += " (NO AUTHENTICATION)"
+	for _, s := range e.settings {
+		v := s.Text()
+		switch {
+		case s.Key == "store" && v == "":
+			v = "sqlite"
+		case s.Key == "dev_mode" && s.Value == true:
+			v += " (NO AUTHENTICATION)"
+		}
+		t.row(s.Key, v, s.Source)
 	}
-	t.row("dev_mode", dev, e.Sources["dev_mode"])
-	admin, src := "unset", "default"
-	if e.AdminAPIKey != "" {
-		admin, src = e.AdminAPIKey.String(), e.Sources["admin_api_key"]
+	t.row("peppers", pv, e.source)
+	admin := config.Shown{Key: "admin_api_key", Value: "unset", Source: "default"}
+	for _, s := range e.derived {
+		if s.Key == "admin_api_key" {
+			admin = s
+			continue
+		}
+		name := s.Key
+		if name == "gateway_routes" {
+			name = "gateway.routes" // the table names the block it counts
+		}
+		t.row(name, s.Text(), s.Source)
 	}
-	t.row("admin_api_key", admin, src)
+	t.row(admin.Key, admin.Text(), admin.Source)
 	if err := t.flush(); err != nil {
 		return err
 	}

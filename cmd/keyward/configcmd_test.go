@@ -9,12 +9,43 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/verify"
 )
 
 // TestConfigFilePermissionsExitCode: config check refuses a config file
 // holding peppers that others can read with the configuration exit code
 // (the refusal itself is tested in internal/config).
+// effectiveConfig decodes what config check -o json prints.
+type effectiveConfig struct {
+	Listen                string                 `json:"listen"`
+	Data                  string                 `json:"data"`
+	Database              string                 `json:"database"`
+	Peppers               map[int]keyward.Secret `json:"peppers"`
+	PepperSource          string                 `json:"pepper_source"`
+	PepperCurrent         int                    `json:"pepper_current_version"`
+	CacheTTL              string                 `json:"cache_ttl"`
+	MaxStale              string                 `json:"max_stale"`
+	CacheMaxBytes         int64                  `json:"cache_max_bytes"`
+	Store                 string                 `json:"store"`
+	Redis                 string                 `json:"redis"`
+	BusChannel            string                 `json:"bus_channel"`
+	BusDownCacheTTL       string                 `json:"bus_down_cache_ttl"`
+	LogLevel              string                 `json:"log_level"`
+	LogFormat             string                 `json:"log_format"`
+	ShutdownTimeout       string                 `json:"shutdown_timeout"`
+	GatewayListen         string                 `json:"gateway_listen"`
+	TrustedProxies        []string               `json:"trusted_proxies"`
+	WWWAuthenticateScheme string                 `json:"www_authenticate_scheme"`
+	WWWAuthenticateRealm  string                 `json:"www_authenticate_realm"`
+	AgentHeaders          []string               `json:"agent_headers"`
+	GatewayRoutes         int                    `json:"gateway_routes"`
+	Keystore              string                 `json:"keystore"`
+	DevMode               bool                   `json:"dev_mode"`
+	AdminAPIKey           keyward.Secret         `json:"admin_api_key,omitempty"`
+	Sources               map[string]string      `json:"sources"`
+}
+
 func TestConfigFilePermissionsExitCode(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no Unix permissions")

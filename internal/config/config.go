@@ -169,84 +169,87 @@ type setting struct {
 	// usage is the help of the flag; AddFlags adds the variable.
 	usage string
 	set   func(c *Config, v string) error
-	get   func(c *Config) string
+	// value is the setting's value as config check shows it (secrets and
+	// URL passwords redacted): a string, a list, a bool or a number; its
+	// text (Shown.Text) is also the flag's default.
+	value func(c *Config) any
 }
 
 var settings = []setting{
 	{key: "listen", env: "KEYWARD_LISTEN", flag: "listen", usage: "address to listen on, host:port",
-		set: func(c *Config, v string) error { c.Listen = v; return nil },
-		get: func(c *Config) string { return c.Listen }},
+		set:   func(c *Config, v string) error { c.Listen = v; return nil },
+		value: func(c *Config) any { return c.Listen }},
 	{key: "data", env: "KEYWARD_DATA", flag: "data", usage: "data directory: SQLite database and generated pepper",
-		set: func(c *Config, v string) error { c.Data = v; return nil },
-		get: func(c *Config) string { return c.Data }},
+		set:   func(c *Config, v string) error { c.Data = v; return nil },
+		value: func(c *Config) any { return c.Data }},
 	{key: "pepper_file", env: "KEYWARD_PEPPER_FILE", flag: "pepper-file", usage: "file holding the peppers, mode 0600",
-		set: func(c *Config, v string) error { c.PepperFile = v; c.Peppers = nil; return nil },
-		get: func(c *Config) string { return c.PepperFile }},
+		set:   func(c *Config, v string) error { c.PepperFile = v; c.Peppers = nil; return nil },
+		value: func(c *Config) any { return c.PepperFile }},
 	{key: "cache_ttl", env: "KEYWARD_CACHE_TTL", flag: "cache-ttl", usage: "how long verification results are cached",
-		set: func(c *Config, v string) error { return setDuration(&c.CacheTTL, v) },
-		get: func(c *Config) string { return c.CacheTTL.String() }},
+		set:   func(c *Config, v string) error { return setDuration(&c.CacheTTL, v) },
+		value: func(c *Config) any { return c.CacheTTL.String() }},
 	{key: "max_stale", env: "KEYWARD_MAX_STALE", flag: "max-stale", usage: "how old a cached key may be while the store cannot be reached, then 503; default cache_ttl",
-		set: func(c *Config, v string) error { return setDuration(&c.MaxStale, v) },
-		get: func(c *Config) string { return c.MaxStale.String() }},
+		set:   func(c *Config, v string) error { return setDuration(&c.MaxStale, v) },
+		value: func(c *Config) any { return c.MaxStale.String() }},
 	{key: "cache_max_bytes", env: "KEYWARD_CACHE_MAX_BYTES", flag: "cache-max-bytes", usage: "memory bound of the verification cache, e.g. 2GiB; default a quarter of GOMEMLIMIT or of the memory",
-		set: func(c *Config, v string) error { return setByteSize(&c.CacheMaxBytes, v) },
-		get: func(c *Config) string { return c.CacheMaxBytes.String() }},
+		set:   func(c *Config, v string) error { return setByteSize(&c.CacheMaxBytes, v) },
+		value: func(c *Config) any { return c.CacheMaxBytes }},
 	// The store and the invalidation bus: see store.go.
 	{key: "store", env: "KEYWARD_STORE", flag: "store", usage: "store: empty for SQLite in --data, or a postgres:// URL",
-		set: func(c *Config, v string) error { c.Store = v; return nil },
-		get: func(c *Config) string { return RedactURL(c.Store) }},
+		set:   func(c *Config, v string) error { c.Store = v; return nil },
+		value: func(c *Config) any { return RedactURL(c.Store) }},
 	{key: "redis", env: "KEYWARD_REDIS_URL", flag: "redis", usage: "redis:// or rediss:// URL of the invalidation bus",
-		set: func(c *Config, v string) error { c.Redis = v; return nil },
-		get: func(c *Config) string { return RedactURL(c.Redis) }},
+		set:   func(c *Config, v string) error { c.Redis = v; return nil },
+		value: func(c *Config) any { return RedactURL(c.Redis) }},
 	{key: "bus_channel", env: "KEYWARD_BUS_CHANNEL", flag: "bus-channel", usage: "channel of the invalidation bus, Redis or LISTEN/NOTIFY",
-		set: func(c *Config, v string) error { c.BusChannel = v; return nil },
-		get: func(c *Config) string { return c.BusChannel }},
+		set:   func(c *Config, v string) error { c.BusChannel = v; return nil },
+		value: func(c *Config) any { return c.BusChannel }},
 	{key: "bus_down_cache_ttl", env: "KEYWARD_BUS_DOWN_CACHE_TTL", flag: "bus-down-cache-ttl", usage: "cache TTL while the invalidation bus is down; default 5s, or cache_ttl if shorter",
-		set: func(c *Config, v string) error { return setDuration(&c.BusDownCacheTTL, v) },
-		get: func(c *Config) string { return c.BusDownCacheTTL.String() }},
+		set:   func(c *Config, v string) error { return setDuration(&c.BusDownCacheTTL, v) },
+		value: func(c *Config) any { return c.BusDownCacheTTL.String() }},
 	{key: "log_level", env: "KEYWARD_LOG_LEVEL", flag: "log-level", usage: "debug, info, warn or error",
-		set: func(c *Config, v string) error { c.LogLevel = v; return nil },
-		get: func(c *Config) string { return c.LogLevel }},
+		set:   func(c *Config, v string) error { c.LogLevel = v; return nil },
+		value: func(c *Config) any { return c.LogLevel }},
 	{key: "log_format", env: "KEYWARD_LOG_FORMAT", flag: "log-format", usage: "text or json",
-		set: func(c *Config, v string) error { c.LogFormat = v; return nil },
-		get: func(c *Config) string { return c.LogFormat }},
+		set:   func(c *Config, v string) error { c.LogFormat = v; return nil },
+		value: func(c *Config) any { return c.LogFormat }},
 	{key: "shutdown_timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", usage: "how long serve waits for requests on shutdown",
-		set: func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) },
-		get: func(c *Config) string { return c.ShutdownTimeout.String() }},
+		set:   func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) },
+		value: func(c *Config) any { return c.ShutdownTimeout.String() }},
 	// The gateway: see gateway.go.
 	{key: "gateway_listen", env: "KEYWARD_GATEWAY_LISTEN", flag: "gateway-listen", usage: "address serve runs the gateway routes on, host:port",
-		set: func(c *Config, v string) error { c.GatewayListen = v; return nil },
-		get: func(c *Config) string { return c.GatewayListen }},
+		set:   func(c *Config, v string) error { c.GatewayListen = v; return nil },
+		value: func(c *Config) any { return c.GatewayListen }},
 	{key: "trusted_proxies", env: "KEYWARD_TRUSTED_PROXIES", flag: "trusted-proxies", usage: "comma-separated CIDRs of proxies whose X-Forwarded-For is believed",
-		set: setTrustedProxies,
-		get: func(c *Config) string { return strings.Join(c.TrustedProxies, ",") }},
+		set:   setTrustedProxies,
+		value: func(c *Config) any { return list(c.TrustedProxies) }},
 	// What a client sees of authentication: see gateway.go.
 	{key: "www_authenticate_scheme", env: "KEYWARD_WWW_AUTHENTICATE_SCHEME", flag: "www-authenticate-scheme", usage: "scheme of the WWW-Authenticate challenge on a 401, e.g. ApiKey",
-		set: func(c *Config, v string) error { c.WWWAuthenticateScheme = v; return nil },
-		get: func(c *Config) string { return c.WWWAuthenticateScheme }},
+		set:   func(c *Config, v string) error { c.WWWAuthenticateScheme = v; return nil },
+		value: func(c *Config) any { return c.WWWAuthenticateScheme }},
 	{key: "www_authenticate_realm", env: "KEYWARD_WWW_AUTHENTICATE_REALM", flag: "www-authenticate-realm", usage: "realm of the WWW-Authenticate challenge on a 401",
-		set: func(c *Config, v string) error { c.WWWAuthenticateRealm = v; return nil },
-		get: func(c *Config) string { return c.WWWAuthenticateRealm }},
+		set:   func(c *Config, v string) error { c.WWWAuthenticateRealm = v; return nil },
+		value: func(c *Config) any { return c.WWWAuthenticateRealm }},
 	{key: "agent_headers", env: "KEYWARD_AGENT_HEADERS", flag: "agent-headers", usage: "comma-separated headers read as the agent besides X-Keyward-Agent, e.g. X-OpenViking-Agent",
-		set: func(c *Config, v string) error { c.AgentHeaders = splitList(v); return nil },
-		get: func(c *Config) string { return strings.Join(c.AgentHeaders, ",") }},
+		set:   func(c *Config, v string) error { c.AgentHeaders = splitList(v); return nil },
+		value: func(c *Config) any { return list(c.AgentHeaders) }},
 	// Master keys of the audit log: see masterkeys.go.
 	{key: "master_key_file", env: "KEYWARD_MASTER_KEY_FILE", flag: "master-key-file", usage: "file holding the master keys of the audit log, mode 0600",
-		set: func(c *Config, v string) error { c.MasterKeyFile = v; c.MasterKeys = nil; return nil },
-		get: func(c *Config) string { return c.MasterKeyFile }},
+		set:   func(c *Config, v string) error { c.MasterKeyFile = v; c.MasterKeys = nil; return nil },
+		value: func(c *Config) any { return c.MasterKeyFile }},
 	// Rate limits and credits: see abuse.go.
 	{key: "rate_limit_engine", env: "KEYWARD_RATE_LIMIT_ENGINE", flag: "rate-limit-engine", usage: "local or redis; empty: redis when --redis is set",
-		set: func(c *Config, v string) error { c.RateLimitEngine = v; return nil },
-		get: func(c *Config) string { return c.RateLimitEngine }},
+		set:   func(c *Config, v string) error { c.RateLimitEngine = v; return nil },
+		value: func(c *Config) any { return c.RateLimitEngine }},
 	{key: "credit_ledger", env: "KEYWARD_CREDIT_LEDGER", flag: "credit-ledger", usage: "store or redis; empty: redis when --redis is set",
-		set: func(c *Config, v string) error { c.CreditLedger = v; return nil },
-		get: func(c *Config) string { return c.CreditLedger }},
+		set:   func(c *Config, v string) error { c.CreditLedger = v; return nil },
+		value: func(c *Config) any { return c.CreditLedger }},
 	// The simple modes: see simple.go.
 	{key: "keystore", env: "KEYWARD_KEYSTORE", flag: "keystore", usage: "static keystore file of SHA-256 token digests, see docs/simple-modes.md",
-		set: func(c *Config, v string) error { c.Keystore = v; return nil },
-		get: func(c *Config) string { return c.Keystore }},
+		set:   func(c *Config, v string) error { c.Keystore = v; return nil },
+		value: func(c *Config) any { return c.Keystore }},
 	{key: "dev_mode", env: "KEYWARD_DEV_MODE", flag: "dev", usage: "DEV MODE: no authentication at all; loopback listen only", set: setDevMode,
-		get: func(c *Config) string { return strconv.FormatBool(c.DevMode) }},
+		value: func(c *Config) any { return c.DevMode }},
 }
 
 // Pepper environment variables. KEYWARD_PEPPER is a single pepper (version
@@ -429,7 +432,7 @@ func AddFlags(fs *pflag.FlagSet, flags ...string) {
 			fs.Bool(s.flag, d.DevMode, usage)
 			continue
 		}
-		fs.String(s.flag, s.get(d), usage)
+		fs.String(s.flag, Shown{Value: s.value(d)}.Text(), usage)
 	}
 }
 
@@ -673,6 +676,52 @@ func checkConfigFileMode(f *os.File, path string, c *Config) error {
 		return Errorf("config", "file %s holds peppers or master keys and has mode %04o, so others on this machine can read them: run chmod 600 %s (or move them to a pepper_file/master_key_file or KEYWARD_PEPPERS/KEYWARD_MASTER_KEYS)", path, perm, path)
 	}
 	return nil
+}
+
+// Shown is one setting as config check shows it.
+type Shown struct {
+	// Key is the yaml key.
+	Key string
+	// Value is what config check -o json prints: a string, a list, a
+	// bool or a number, with secrets and URL passwords redacted.
+	Value any
+	// Source is where the value came from (Config.Source).
+	Source string
+}
+
+// Text is the value as config check's table prints it.
+func (s Shown) Text() string {
+	switch v := s.Value.(type) {
+	case string:
+		return v
+	case []string:
+		return strings.Join(v, ",")
+	case bool:
+		return strconv.FormatBool(v)
+	case fmt.Stringer:
+		return v.String()
+	}
+	return fmt.Sprint(s.Value)
+}
+
+// Shown returns every setting of the table with its value and source, in
+// the table's order. Settings outside the table (peppers, master keys, the
+// blocks) are for the caller to show.
+func (c *Config) Shown() []Shown {
+	out := make([]Shown, len(settings))
+	for i, s := range settings {
+		out[i] = Shown{Key: s.key, Value: s.value(c), Source: c.Source(s.key)}
+	}
+	return out
+}
+
+// list is v, or an empty list for nil: a list setting shows as [] when
+// unset.
+func list(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
 }
 
 // Keys returns the yaml key of every setting of the table (those with an
