@@ -115,7 +115,7 @@ type AnomalyList struct {
 
 // AnomalyService lists anomalies: every one for root, those of its own
 // account for an account admin, none for a user (EFORBIDDEN). Implemented
-// by admin.Service and client.Client.
+// by admin.Abuse and client.Client.
 type AnomalyService interface {
 	Anomalies(ctx context.Context, f AnomalyFilter, p Page) (*AnomalyList, error)
 }

@@ -438,7 +438,7 @@ func RequestInfoFrom(ctx context.Context) RequestInfo {
 // ctx): root reads everything, an account admin its account's entries, a
 // user nothing (EFORBIDDEN); only root verifies the chain and reads its
 // head. Implemented by
-// admin.Service and client.Client.
+// admin.Audit and client.Client.
 type AuditService interface {
 	AuditEntries(ctx context.Context, f AuditFilter, p Page) (*AuditList, error)
 	// VerifyAudit checks the whole chain; with expect (nil: none) it also

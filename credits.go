@@ -95,7 +95,7 @@ func (c Credits) SpendVersioned(cost int64, now time.Time) (next Credits, ok, ch
 
 // CreditService reads and changes the credits of keys for a caller (the
 // identity in ctx): anyone who may see a key reads its live credits; only
-// root sets or tops them up. Implemented by admin.Service and client.Client.
+// root sets or tops them up. Implemented by admin.Keys and client.Client.
 type CreditService interface {
 	// Credits returns the key's live credits; ENOTFOUND if it has none.
 	Credits(ctx context.Context, keyID string) (*Credits, error)

@@ -88,7 +88,7 @@ type IPRuleList struct {
 
 // IPRuleService manages IP rules. Root manages global rules and those of
 // every account; an account admin only its own account's; a user none
-// (EFORBIDDEN). Implemented by admin.Service and client.Client.
+// (EFORBIDDEN). Implemented by admin.Abuse and client.Client.
 type IPRuleService interface {
 	CreateIPRule(ctx context.Context, c IPRuleCreate) (*IPRule, error)
 	IPRules(ctx context.Context, f IPRuleFilter, p Page) (*IPRuleList, error)

@@ -98,7 +98,7 @@ type KeyImportResult struct {
 }
 
 // KeyImportService imports keys hashed elsewhere. Implemented by
-// admin.Service (in process) and client.Client (over HTTP).
+// admin.Keys (in process) and client.Client (over HTTP).
 type KeyImportService interface {
 	// ImportKeys creates the keys of r, all or none. Root only
 	// (EFORBIDDEN). EINVALID for a bad entry (bad hex, a wrong length, a

@@ -61,7 +61,7 @@ type LeakResults struct {
 	Results []LeakResult `json:"results"`
 }
 
-// LeakService takes reports of leaked keys. Implemented by admin.Service (in
+// LeakService takes reports of leaked keys. Implemented by admin.Abuse (in
 // process) and client.Client (over HTTP).
 type LeakService interface {
 	// ReportLeaks revokes at once every key whose raw token is reported

@@ -87,7 +87,7 @@ type RotationPolicySet struct {
 
 // RotationPolicyService manages rotation policies for a caller (the identity
 // in ctx): root any, an account admin those of its account and its
-// account's keys; users none (EFORBIDDEN). Implemented by admin.Service and
+// account's keys; users none (EFORBIDDEN). Implemented by admin.Keys and
 // client.Client.
 type RotationPolicyService interface {
 	// SetRotationPolicy creates or replaces the policy of s.

@@ -43,7 +43,7 @@ type AccountList struct {
 }
 
 // AccountService manages accounts. The caller is the identity in ctx.
-// Implemented by admin.Service (in process) and client.Client (over HTTP).
+// Implemented by admin.Keys (in process) and client.Client (over HTTP).
 type AccountService interface {
 	CreateAccount(ctx context.Context, c AccountCreate) (*Account, error)
 	Account(ctx context.Context, id string) (*Account, error)

@@ -138,7 +138,7 @@ type UsageReport struct {
 
 // UsageService reports usage for a caller (the identity in ctx): root any
 // key or account, an account admin its own account's keys, a user nothing
-// (EFORBIDDEN). Implemented by admin.Service and client.Client.
+// (EFORBIDDEN). Implemented by admin.Audit and client.Client.
 type UsageService interface {
 	Usage(ctx context.Context, f UsageFilter) (*UsageReport, error)
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // CreateAccount creates an account. Root only.
-func (s *Service) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*keyward.Account, error) {
+func (s *Keys) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*keyward.Account, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -61,7 +61,7 @@ func (s *Service) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*
 }
 
 // Account returns an account to root or to its admins.
-func (s *Service) Account(ctx context.Context, accountID string) (*keyward.Account, error) {
+func (s *Keys) Account(ctx context.Context, accountID string) (*keyward.Account, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -73,7 +73,7 @@ func (s *Service) Account(ctx context.Context, accountID string) (*keyward.Accou
 }
 
 // Accounts lists accounts. Root only.
-func (s *Service) Accounts(ctx context.Context, p keyward.Page) (*keyward.AccountList, error) {
+func (s *Keys) Accounts(ctx context.Context, p keyward.Page) (*keyward.AccountList, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -92,7 +92,7 @@ func (s *Service) Accounts(ctx context.Context, p keyward.Page) (*keyward.Accoun
 // sets its default rate limits or its policy (keyward.AccountPolicy, which
 // applies to the next key created). Root only. Disabling an account makes all
 // its keys answer DISABLED at once; new default limits apply at once too.
-func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward.AccountUpdate) (*keyward.Account, error) {
+func (s *Keys) UpdateAccount(ctx context.Context, accountID string, u keyward.AccountUpdate) (*keyward.Account, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -164,7 +164,7 @@ func (s *Service) UpdateAccount(ctx context.Context, accountID string, u keyward
 }
 
 // DeleteAccount deletes an account with its users and keys. Root only.
-func (s *Service) DeleteAccount(ctx context.Context, accountID string) error {
+func (s *Keys) DeleteAccount(ctx context.Context, accountID string) error {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return err
@@ -187,5 +187,22 @@ func (s *Service) DeleteAccount(ctx context.Context, accountID string) error {
 	s.keysDeleted(hashes)
 	s.accountChanged(accountID)
 	s.log.InfoContext(ctx, "account deleted", "account_id", accountID, "keys", len(hashes), "by", id.KeyID)
+	return nil
+}
+
+// noLiveCredentials returns ECONFLICT if the account has credentials that
+// still work at their provider: deleting the account would drop their
+// records and leave the tokens working, with no place left to revoke them.
+func (s *Keys) noLiveCredentials(ctx context.Context, accountID string) error {
+	for _, st := range []keyward.CredentialStatus{keyward.CredentialActive, keyward.CredentialRotated, keyward.CredentialOrphaned} {
+		live, _, err := s.store.Credentials(ctx, keyward.CredentialFilter{AccountID: accountID, Status: st}, keyward.Page{Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(live) > 0 {
+			return keyward.Errorf(keyward.ECONFLICT, "account %s has %s external credentials (e.g. %s): revoke them first (keyward credentials list --account %s)",
+				accountID, st, live[0].ID, accountID)
+		}
+	}
 	return nil
 }

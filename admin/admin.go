@@ -1,8 +1,23 @@
-// Package admin implements keyward's account, user and key services on top
-// of a keyward.Store: the permission model (who may do what to whom), the key
+// Package admin implements keyward's management services on top of a
+// keyward.Store: the permission model (who may do what to whom), the key
 // lifecycle (create, update, revoke, rotate, delete) and the notifications
-// that keep verification caches current. The HTTP API and the CLI reach it
-// through the keyward service interfaces.
+// that keep verification caches current. The HTTP API and the CLI reach
+// them through the keyward service interfaces.
+//
+// New builds five services from one Config, each over only what it uses:
+//   - Keys: accounts, users, keys and their tree, rotation policies and the
+//     lifecycle jobs' key changes, secret metadata, rate limits and credits,
+//     imports (keys.go and the files it names);
+//   - Credentials: provider connections and the credentials managed through
+//     them (credentials.go);
+//   - Webhooks: webhook endpoints and their deliveries (webhooks.go);
+//   - Audit: the audit log and usage (audit.go);
+//   - Abuse: IP rules, anomalies and leak reports (abuse.go).
+//
+// What they share lives here once: the caller's identity (caller, changer),
+// the lock that orders changes with their cache notices (writes), the
+// audit records of a change (recorder, audit.go), the permission checks
+// (policy.go) and input validation (validate.go).
 package admin
 
 import (
@@ -17,7 +32,7 @@ import (
 	"github.com/keyward/keyward/webhook"
 )
 
-// Config configures a Service.
+// Config configures the services New returns.
 type Config struct {
 	// Store holds accounts, users and keys.
 	Store keyward.Store
@@ -47,63 +62,49 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Service implements keyward.AccountService, keyward.UserService and
-// keyward.KeyService. Every method acts for the identity in its context
-// (keyward.NewContextWithIdentity) and returns EUNAUTHORIZED without one.
-type Service struct {
-	mu sync.Mutex // serialises changes with their notices; see writer
-
-	store        keyward.Store
-	hasher       *apikey.Hasher
-	verifier     *verify.Engine
-	credits      keyward.CreditLedger
-	sealer       Sealer
-	observer     keyward.KeyObserver
-	webhookGuard webhook.Guard
-	factory      ProviderFactory
-
-	provMu sync.Mutex // guards provs
-	provs  providers
-	now    func() time.Time
-	log    *slog.Logger
+// Services are the admin services of one Config. Every method acts for the
+// identity in its context (keyward.NewContextWithIdentity) and returns
+// EUNAUTHORIZED without one.
+type Services struct {
+	Keys        *Keys
+	Credentials *Credentials
+	Webhooks    *Webhooks
+	Audit       *Audit
+	Abuse       *Abuse
 }
 
-var (
-	_ keyward.AccountService = (*Service)(nil)
-	_ keyward.UserService    = (*Service)(nil)
-	_ keyward.KeyService     = (*Service)(nil)
-	_ keyward.CreditService  = (*Service)(nil)
-	_ keyward.AnomalyService = (*Service)(nil)
-	_ keyward.AuditService   = (*Service)(nil)
-	_ keyward.LeakService    = (*Service)(nil)
-	_ keyward.WebhookService = (*Service)(nil)
-)
-
-// New returns a Service.
-func New(cfg Config) *Service {
-	s := &Service{
-		store:        cfg.Store,
-		hasher:       cfg.Hasher,
-		verifier:     cfg.Verifier,
-		credits:      cfg.Credits,
-		sealer:       cfg.Sealer,
-		observer:     cfg.Observer,
-		webhookGuard: cfg.WebhookGuard,
-		factory:      cfg.Providers,
-		now:          cfg.Now,
-		log:          cfg.Logger,
+// New returns the services of cfg. Keys and Abuse share one lock: both
+// change what verification caches hold (keys, IP rules), and observers
+// must hear of those changes in the order they were committed.
+func New(cfg Config) Services {
+	rec := recorder{sealer: cfg.Sealer, now: cfg.Now, log: cfg.Logger}
+	if rec.now == nil {
+		rec.now = time.Now
 	}
-	if s.observer == nil && cfg.Verifier != nil {
-		s.observer = cfg.Verifier
+	if rec.log == nil {
+		rec.log = slog.Default()
 	}
-	if s.now == nil {
-		s.now = time.Now
+	rec.log = rec.log.With("component", "admin")
+	w := &writes{observer: cfg.Observer}
+	var engine *verify.Engine // stays a nil interface below when unset
+	if cfg.Verifier != nil {
+		engine = cfg.Verifier
+		if w.observer == nil {
+			w.observer = cfg.Verifier
+		}
 	}
-	if s.log == nil {
-		s.log = slog.Default()
+	keys := &Keys{recorder: rec, writes: w, store: cfg.Store, hasher: cfg.Hasher, credits: cfg.Credits}
+	abuse := &Abuse{recorder: rec, writes: w, store: cfg.Store, hasher: cfg.Hasher, keys: keys}
+	if engine != nil {
+		keys.verifier, abuse.rules = engine, engine
 	}
-	s.log = s.log.With("component", "admin")
-	return s
+	return Services{
+		Keys:        keys,
+		Credentials: &Credentials{recorder: rec, store: cfg.Store, factory: cfg.Providers},
+		Webhooks:    &Webhooks{recorder: rec, writes: &writes{}, store: cfg.Store, guard: cfg.WebhookGuard},
+		Audit:       &Audit{recorder: rec, store: cfg.Store},
+		Abuse:       abuse,
+	}
 }
 
 // caller returns the authenticated identity of ctx.
@@ -115,26 +116,11 @@ func caller(ctx context.Context) (*keyward.Identity, error) {
 	return id, nil
 }
 
-// writer returns the authenticated identity of ctx for a change, and locks
-// the service until the returned unlock is called. A rotated key in its
-// grace window may not change anything: it was replaced, perhaps because it
-// leaked.
-//
-// The lock makes observers hear of changes in the order they were
-// committed: without it a slow notice of an older state (a key enabled)
-// could overwrite a newer one (the same key disabled) in the cache.
-func (s *Service) writer(ctx context.Context) (*keyward.Identity, func(), error) {
-	id, err := changer(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	s.mu.Lock()
-	return id, s.mu.Unlock, nil
-}
-
-// changer returns the authenticated identity of ctx for a change that no
-// verification cache depends on (external credentials), without the lock
-// writer takes: such changes may wait on other systems.
+// changer returns the authenticated identity of ctx for a change. A
+// rotated key in its grace window may not change anything: it was
+// replaced, perhaps because it leaked. Changes that no verification cache
+// depends on (external credentials) take no lock: they may wait on other
+// systems.
 func changer(ctx context.Context) (*keyward.Identity, error) {
 	id, err := caller(ctx)
 	if err != nil {
@@ -146,24 +132,51 @@ func changer(ctx context.Context) (*keyward.Identity, error) {
 	return id, nil
 }
 
-func (s *Service) keyChanged(k *keyward.Key) {
-	if s.observer != nil {
-		s.observer.KeyChanged(k)
+// writes serialises the changes of the services sharing it with their
+// notices to the observer.
+//
+// The lock makes observers hear of changes in the order they were
+// committed: without it a slow notice of an older state (a key enabled)
+// could overwrite a newer one (the same key disabled) in the cache. It
+// also keeps a per-account bound (IP rules, webhook endpoints) from being
+// overrun by concurrent changes on this instance.
+type writes struct {
+	mu       sync.Mutex
+	observer keyward.KeyObserver // nil: none
+}
+
+// writer returns the identity of ctx for a change (changer) and locks the
+// writes until the returned unlock is called.
+func (w *writes) writer(ctx context.Context) (*keyward.Identity, func(), error) {
+	id, err := changer(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	w.mu.Lock()
+	return id, w.mu.Unlock, nil
+}
+
+// lock serialises a lifecycle job's change with the admin changes of this
+// instance, as writer does, for keyward itself acting.
+func (w *writes) lock() func() {
+	w.mu.Lock()
+	return w.mu.Unlock
+}
+
+func (w *writes) keyChanged(k *keyward.Key) {
+	if w.observer != nil {
+		w.observer.KeyChanged(k)
 	}
 }
 
-func (s *Service) keysDeleted(hashes []keyward.KeyHash) {
-	if s.observer != nil && len(hashes) > 0 {
-		s.observer.KeysDeleted(hashes)
+func (w *writes) keysDeleted(hashes []keyward.KeyHash) {
+	if w.observer != nil && len(hashes) > 0 {
+		w.observer.KeysDeleted(hashes)
 	}
 }
 
-func (s *Service) accountChanged(id string) {
-	if s.observer != nil {
-		s.observer.AccountChanged(id)
+func (w *writes) accountChanged(id string) {
+	if w.observer != nil {
+		w.observer.AccountChanged(id)
 	}
 }
-
-// utc returns the current time, in UTC, truncated to microseconds so what
-// is returned equals what every backend stores.
-func (s *Service) utc() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

@@ -43,7 +43,7 @@ func (r *recorder) AccountChanged(id string) {
 }
 
 type env struct {
-	svc    *admin.Service
+	svc    admin.Services
 	store  keyward.Store
 	obs    *recorder
 	now    time.Time
@@ -58,7 +58,7 @@ type env struct {
 func (e *env) announced(t *testing.T) []*keyward.Event {
 	t.Helper()
 	if e.hook == "" {
-		e.hook = must(e.svc.CreateWebhookEndpoint(e.root, keyward.NewWebhookEndpoint{URL: "https://hooks.example.com/keyward"})).Endpoint.ID
+		e.hook = must(e.svc.Webhooks.CreateWebhookEndpoint(e.root, keyward.NewWebhookEndpoint{URL: "https://hooks.example.com/keyward"})).Endpoint.ID
 	}
 	must(e.store.DispatchEvents(t.Context(), e.now, keyward.MaxPageLimit))
 	ds := must(e.store.ClaimDeliveries(t.Context(), e.now, time.Hour, keyward.MaxPageLimit))
@@ -97,7 +97,7 @@ func newEnvOn(t *testing.T, s keyward.Store) *env {
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.engine = engine
 	e.svc = admin.New(admin.Config{Store: e.store, Hasher: h, Verifier: engine, Observer: e.obs, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Now: clock})
-	_, root, err := e.svc.Bootstrap(t.Context())
+	_, root, err := e.svc.Keys.Bootstrap(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,30 +127,30 @@ func wantCode(t *testing.T, err error, code string) {
 
 func (e *env) tenant(t *testing.T, name string, perms ...string) (*keyward.Account, *keyward.User, *keyward.CreatedKey, *keyward.CreatedKey) {
 	t.Helper()
-	a := must(e.svc.CreateAccount(e.root, keyward.AccountCreate{Name: name}))
-	u := must(e.svc.CreateUser(e.root, a.ID, keyward.UserCreate{Name: name + "-user"}))
-	adminKey := must(e.svc.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: perms}))
-	userKey := must(e.svc.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser, Permissions: perms}))
+	a := must(e.svc.Keys.CreateAccount(e.root, keyward.AccountCreate{Name: name}))
+	u := must(e.svc.Keys.CreateUser(e.root, a.ID, keyward.UserCreate{Name: name + "-user"}))
+	adminKey := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: perms}))
+	userKey := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser, Permissions: perms}))
 	return a, u, adminKey, userKey
 }
 
 func TestBootstrapOnlyOnce(t *testing.T) {
 	e := newEnv(t)
-	_, _, err := e.svc.Bootstrap(t.Context())
+	_, _, err := e.svc.Keys.Bootstrap(t.Context())
 	wantCode(t, err, keyward.ECONFLICT)
 }
 
 func TestNoCallerIsUnauthorized(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.svc.Accounts(t.Context(), keyward.Page{})
+	_, err := e.svc.Keys.Accounts(t.Context(), keyward.Page{})
 	wantCode(t, err, keyward.EUNAUTHORIZED)
 }
 
 func TestCreateKeyUsesAccountPrefix(t *testing.T) {
 	e := newEnv(t)
-	a := must(e.svc.CreateAccount(e.root, keyward.AccountCreate{Name: "acme", KeyPrefix: "acme_live"}))
-	u := must(e.svc.CreateUser(e.root, a.ID, keyward.UserCreate{Name: "alice"}))
-	k := must(e.svc.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID}))
+	a := must(e.svc.Keys.CreateAccount(e.root, keyward.AccountCreate{Name: "acme", KeyPrefix: "acme_live"}))
+	u := must(e.svc.Keys.CreateUser(e.root, a.ID, keyward.UserCreate{Name: "alice"}))
+	k := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID}))
 	if k.Role != keyward.RoleUser || k.Prefix != "acme_live" || k.Start != k.Secret[:len("acme_live_")+4] {
 		t.Fatalf("key = role %s prefix %q start %q", k.Role, k.Prefix, k.Start)
 	}
@@ -175,12 +175,12 @@ func TestCreateKeyRejectsBadInput(t *testing.T) {
 		"meta not object":     {AccountID: a.ID, Role: keyward.RoleAccountAdmin, Meta: []byte(`[1]`)},
 		"permission w/ space": {AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: []string{"a b"}},
 	} {
-		if _, err := e.svc.CreateKey(e.root, c); keyward.ErrorCode(err) != keyward.EINVALID {
+		if _, err := e.svc.Keys.CreateKey(e.root, c); keyward.ErrorCode(err) != keyward.EINVALID {
 			t.Errorf("%s: error = %v, want invalid", name, err)
 		}
 	}
-	other := must(e.svc.CreateAccount(e.root, keyward.AccountCreate{Name: "other"}))
-	_, err := e.svc.CreateKey(e.root, keyward.KeyCreate{AccountID: other.ID, UserID: u.ID})
+	other := must(e.svc.Keys.CreateAccount(e.root, keyward.AccountCreate{Name: "other"}))
+	_, err := e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{AccountID: other.ID, UserID: u.ID})
 	wantCode(t, err, keyward.ENOTFOUND)
 }
 
@@ -205,7 +205,7 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 		{"user own ok", asUser, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Permissions: []string{"memories:read"}, ExpiresAt: &later}, ""},
 	}
 	for _, c := range cases {
-		_, err := e.svc.CreateKey(c.ctx, c.c)
+		_, err := e.svc.Keys.CreateKey(c.ctx, c.c)
 		if got := keyward.ErrorCode(err); got != c.code {
 			t.Errorf("%s: error = %v, want code %q", c.name, err, c.code)
 		}
@@ -213,20 +213,20 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 
 	// Update cannot add what the caller lacks, nor outlive the caller.
 	perms := []string{"memories:read", "memories:write"}
-	_, err := e.svc.UpdateKey(asUser, userKey.ID, keyward.KeyUpdate{Permissions: &perms})
+	_, err := e.svc.Keys.UpdateKey(asUser, userKey.ID, keyward.KeyUpdate{Permissions: &perms})
 	wantCode(t, err, keyward.EFORBIDDEN)
-	short := must(e.svc.CreateKey(asUser, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, ExpiresAt: &later}))
-	_, err = e.svc.CreateKey(as(t, &short.Key), keyward.KeyCreate{AccountID: a.ID, UserID: u.ID})
+	short := must(e.svc.Keys.CreateKey(asUser, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, ExpiresAt: &later}))
+	_, err = e.svc.Keys.CreateKey(as(t, &short.Key), keyward.KeyCreate{AccountID: a.ID, UserID: u.ID})
 	wantCode(t, err, keyward.EFORBIDDEN)
-	_, err = e.svc.UpdateKey(as(t, &short.Key), short.ID, keyward.KeyUpdate{ClearExpiry: true})
+	_, err = e.svc.Keys.UpdateKey(as(t, &short.Key), short.ID, keyward.KeyUpdate{ClearExpiry: true})
 	wantCode(t, err, keyward.EFORBIDDEN)
 	if k := must(e.store.Key(t.Context(), short.ID)); k.ExpiresAt == nil {
 		t.Fatal("a refused update changed the key")
 	}
 
 	// Rotation cannot mint a secret more powerful than the caller.
-	strong := must(e.svc.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Permissions: []string{"memories:write"}}))
-	_, err = e.svc.RotateKey(asAdmin, strong.ID, keyward.KeyRotate{})
+	strong := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Permissions: []string{"memories:write"}}))
+	_, err = e.svc.Keys.RotateKey(asAdmin, strong.ID, keyward.KeyRotate{})
 	wantCode(t, err, keyward.EFORBIDDEN)
 }
 
@@ -235,26 +235,26 @@ func TestScopeHidesOtherAccounts(t *testing.T) {
 	_, _, adminA, userA := e.tenant(t, "a")
 	b, ub, _, userB := e.tenant(t, "b")
 	asAdminA := as(t, &adminA.Key)
-	_, err := e.svc.Key(asAdminA, userB.ID)
+	_, err := e.svc.Keys.Key(asAdminA, userB.ID)
 	wantCode(t, err, keyward.ENOTFOUND)
-	_, err = e.svc.Account(asAdminA, b.ID)
+	_, err = e.svc.Keys.Account(asAdminA, b.ID)
 	wantCode(t, err, keyward.ENOTFOUND)
-	_, err = e.svc.User(asAdminA, b.ID, ub.ID)
+	_, err = e.svc.Keys.User(asAdminA, b.ID, ub.ID)
 	wantCode(t, err, keyward.ENOTFOUND)
-	_, err = e.svc.Keys(asAdminA, keyward.KeyFilter{AccountID: b.ID}, keyward.Page{})
+	_, err = e.svc.Keys.Keys(asAdminA, keyward.KeyFilter{AccountID: b.ID}, keyward.Page{})
 	wantCode(t, err, keyward.ENOTFOUND)
-	list := must(e.svc.Keys(as(t, &userA.Key), keyward.KeyFilter{}, keyward.Page{}))
+	list := must(e.svc.Keys.Keys(as(t, &userA.Key), keyward.KeyFilter{}, keyward.Page{}))
 	if len(list.Items) != 1 || list.Items[0].ID != userA.ID {
 		t.Fatalf("user sees keys %v, want only its own", list.Items)
 	}
-	_, err = e.svc.Accounts(asAdminA, keyward.Page{})
+	_, err = e.svc.Keys.Accounts(asAdminA, keyward.Page{})
 	wantCode(t, err, keyward.EFORBIDDEN)
 }
 
 func TestRotate(t *testing.T) {
 	e := newEnv(t)
 	_, _, _, userKey := e.tenant(t, "acme", "memories:read")
-	next := must(e.svc.RotateKey(e.root, userKey.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)}))
+	next := must(e.svc.Keys.RotateKey(e.root, userKey.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)}))
 	if next.RotatedFrom != userKey.ID || next.Secret == userKey.Secret || len(next.Permissions) != 1 {
 		t.Fatalf("rotated key = %+v", next.Key)
 	}
@@ -268,17 +268,17 @@ func TestRotate(t *testing.T) {
 	if got := old.Status(e.now.Add(time.Hour)); got != keyward.DecisionRevoked {
 		t.Errorf("old key after grace: %s", got)
 	}
-	_, err := e.svc.RotateKey(e.root, userKey.ID, keyward.KeyRotate{})
+	_, err := e.svc.Keys.RotateKey(e.root, userKey.ID, keyward.KeyRotate{})
 	wantCode(t, err, keyward.ECONFLICT)
-	_, err = e.svc.RotateKey(e.root, next.ID, keyward.KeyRotate{Grace: keyward.Duration(admin.MaxGrace + time.Second)})
+	_, err = e.svc.Keys.RotateKey(e.root, next.ID, keyward.KeyRotate{Grace: keyward.Duration(admin.MaxGrace + time.Second)})
 	wantCode(t, err, keyward.EINVALID)
 
 	// Revoking a key in its grace window ends the window at once.
-	revoked := must(e.svc.RevokeKey(e.root, userKey.ID))
+	revoked := must(e.svc.Keys.RevokeKey(e.root, userKey.ID))
 	if !revoked.RevokedAt.Equal(e.now) {
 		t.Fatalf("revoked_at = %v, want now", revoked.RevokedAt)
 	}
-	_, err = e.svc.RotateKey(e.root, userKey.ID, keyward.KeyRotate{})
+	_, err = e.svc.Keys.RotateKey(e.root, userKey.ID, keyward.KeyRotate{})
 	wantCode(t, err, keyward.ECONFLICT)
 }
 
@@ -288,14 +288,14 @@ func TestObserverHearsEveryChange(t *testing.T) {
 	e.obs = &recorder{} // forget the set-up; the service holds the old one
 	svc := admin.New(admin.Config{Store: e.store, Hasher: keywardtest.NewHasher(t), Verifier: e.engine, Observer: e.obs, Now: func() time.Time { return e.now }})
 	disabled := true
-	must(svc.UpdateKey(e.root, userKey.ID, keyward.KeyUpdate{Disabled: &disabled}))
-	must(svc.RevokeKey(e.root, userKey.ID))
-	next := must(svc.RotateKey(e.root, adminKey.ID, keyward.KeyRotate{}))
-	must(svc.UpdateAccount(e.root, a.ID, keyward.AccountUpdate{Disabled: &disabled}))
-	if err := svc.DeleteUser(e.root, a.ID, u.ID); err != nil {
+	must(svc.Keys.UpdateKey(e.root, userKey.ID, keyward.KeyUpdate{Disabled: &disabled}))
+	must(svc.Keys.RevokeKey(e.root, userKey.ID))
+	next := must(svc.Keys.RotateKey(e.root, adminKey.ID, keyward.KeyRotate{}))
+	must(svc.Keys.UpdateAccount(e.root, a.ID, keyward.AccountUpdate{Disabled: &disabled}))
+	if err := svc.Keys.DeleteUser(e.root, a.ID, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.DeleteAccount(e.root, a.ID); err != nil {
+	if err := svc.Keys.DeleteAccount(e.root, a.ID); err != nil {
 		t.Fatal(err)
 	}
 	wantChanged := []string{userKey.ID, userKey.ID, adminKey.ID, next.ID}
@@ -319,16 +319,16 @@ func TestObserverHearsEveryChange(t *testing.T) {
 func TestVerifyKey(t *testing.T) {
 	e := newEnv(t)
 	_, _, adminA, userA := e.tenant(t, "a", "memories:read")
-	verifierA := must(e.svc.CreateKey(as(t, &adminA.Key), keyward.KeyCreate{AccountID: adminA.AccountID, Role: keyward.RoleAccountAdmin}))
-	_, err := e.svc.VerifyKey(as(t, &verifierA.Key), keyward.VerifyRequest{Key: userA.Secret})
+	verifierA := must(e.svc.Keys.CreateKey(as(t, &adminA.Key), keyward.KeyCreate{AccountID: adminA.AccountID, Role: keyward.RoleAccountAdmin}))
+	_, err := e.svc.Keys.VerifyKey(as(t, &verifierA.Key), keyward.VerifyRequest{Key: userA.Secret})
 	wantCode(t, err, keyward.EFORBIDDEN)
 
 	// Root may verify; the answer carries identity, permissions and meta.
-	res := must(e.svc.VerifyKey(e.root, keyward.VerifyRequest{Key: userA.Secret, Permissions: []string{"memories:read"}, Agent: "bot"}))
+	res := must(e.svc.Keys.VerifyKey(e.root, keyward.VerifyRequest{Key: userA.Secret, Permissions: []string{"memories:read"}, Agent: "bot"}))
 	if !res.Valid || res.Code != keyward.DecisionValid || res.KeyID != userA.ID || res.Identity.Agent != "bot" || res.Identity.UserID != userA.UserID {
 		t.Fatalf("verify = %+v", res)
 	}
-	res = must(e.svc.VerifyKey(e.root, keyward.VerifyRequest{Key: userA.Secret, Permissions: []string{"memories:write"}}))
+	res = must(e.svc.Keys.VerifyKey(e.root, keyward.VerifyRequest{Key: userA.Secret, Permissions: []string{"memories:write"}}))
 	if res.Valid || res.Code != keyward.DecisionInsufficientPermissions || res.Identity != nil {
 		t.Fatalf("verify without permission = %+v", res)
 	}
@@ -338,12 +338,12 @@ func TestVerifyKeyIsScopedToCallersAccount(t *testing.T) {
 	e := newEnv(t)
 	a, _, _, userA := e.tenant(t, "a")
 	_, _, _, userB := e.tenant(t, "b")
-	svcKey := must(e.svc.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: []string{admin.PermissionVerify}}))
+	svcKey := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: []string{admin.PermissionVerify}}))
 	ctx := as(t, &svcKey.Key)
-	if res := must(e.svc.VerifyKey(ctx, keyward.VerifyRequest{Key: userA.Secret})); !res.Valid {
+	if res := must(e.svc.Keys.VerifyKey(ctx, keyward.VerifyRequest{Key: userA.Secret})); !res.Valid {
 		t.Fatalf("own account key: %+v", res)
 	}
-	res := must(e.svc.VerifyKey(ctx, keyward.VerifyRequest{Key: userB.Secret}))
+	res := must(e.svc.Keys.VerifyKey(ctx, keyward.VerifyRequest{Key: userB.Secret}))
 	if res.Valid || res.Code != keyward.DecisionNotFound || res.KeyID != "" {
 		t.Fatalf("other account key answered %+v, want NOT_FOUND and nothing else", res)
 	}
@@ -352,19 +352,19 @@ func TestVerifyKeyIsScopedToCallersAccount(t *testing.T) {
 func TestRetiringKeyMayNotChangeAnything(t *testing.T) {
 	e := newEnv(t)
 	a, u, adminKey, _ := e.tenant(t, "acme", "memories:read")
-	must(e.svc.RotateKey(e.root, adminKey.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)}))
+	must(e.svc.Keys.RotateKey(e.root, adminKey.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)}))
 	old := must(e.store.Key(t.Context(), adminKey.ID))
 	id := keyward.IdentityOf(old, "")
 	if !id.Retiring || !id.ExpiresAt.Equal(*old.GraceUntil) {
 		t.Fatalf("identity of a key in grace = %+v, want retiring, expiring with its grace", id)
 	}
 	ctx := keyward.NewContextWithIdentity(t.Context(), id)
-	_, err := e.svc.CreateKey(ctx, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID})
+	_, err := e.svc.Keys.CreateKey(ctx, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID})
 	wantCode(t, err, keyward.EFORBIDDEN)
-	_, err = e.svc.RotateKey(ctx, adminKey.ID, keyward.KeyRotate{})
+	_, err = e.svc.Keys.RotateKey(ctx, adminKey.ID, keyward.KeyRotate{})
 	wantCode(t, err, keyward.EFORBIDDEN)
 	// It may still read.
-	if _, err := e.svc.Account(ctx, a.ID); err != nil {
+	if _, err := e.svc.Keys.Account(ctx, a.ID); err != nil {
 		t.Fatalf("a key in grace could not read its account: %v", err)
 	}
 }
@@ -373,12 +373,12 @@ func TestOnlyRootSetsMeta(t *testing.T) {
 	e := newEnv(t)
 	a, u, adminKey, userKey := e.tenant(t, "acme")
 	meta := []byte(`{"plan":"pro"}`)
-	_, err := e.svc.CreateKey(as(t, &adminKey.Key), keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Meta: meta})
+	_, err := e.svc.Keys.CreateKey(as(t, &adminKey.Key), keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Meta: meta})
 	wantCode(t, err, keyward.EFORBIDDEN)
 	raw := json.RawMessage(meta)
-	_, err = e.svc.UpdateKey(as(t, &userKey.Key), userKey.ID, keyward.KeyUpdate{Meta: &raw})
+	_, err = e.svc.Keys.UpdateKey(as(t, &userKey.Key), userKey.ID, keyward.KeyUpdate{Meta: &raw})
 	wantCode(t, err, keyward.EFORBIDDEN)
-	k := must(e.svc.UpdateKey(e.root, userKey.ID, keyward.KeyUpdate{Meta: &raw}))
+	k := must(e.svc.Keys.UpdateKey(e.root, userKey.ID, keyward.KeyUpdate{Meta: &raw}))
 	if string(k.Meta) != string(meta) {
 		t.Fatalf("meta = %s", k.Meta)
 	}
@@ -387,20 +387,20 @@ func TestOnlyRootSetsMeta(t *testing.T) {
 func TestLastRootKeyCannotBeDeleted(t *testing.T) {
 	e := newEnv(t)
 	rootID := keyward.IdentityFrom(e.root).KeyID
-	err := e.svc.DeleteKey(e.root, rootID)
+	err := e.svc.Keys.DeleteKey(e.root, rootID)
 	wantCode(t, err, keyward.ECONFLICT)
-	second := must(e.svc.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot}))
-	if err := e.svc.DeleteKey(e.root, rootID); err != nil {
+	second := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot}))
+	if err := e.svc.Keys.DeleteKey(e.root, rootID); err != nil {
 		t.Fatalf("deleting a root key with another one left: %v", err)
 	}
-	err = e.svc.DeleteKey(as(t, &second.Key), second.ID)
+	err = e.svc.Keys.DeleteKey(as(t, &second.Key), second.ID)
 	wantCode(t, err, keyward.ECONFLICT)
 }
 
 func TestVerifyKeyRejectsBadAgent(t *testing.T) {
 	e := newEnv(t)
 	_, _, _, userKey := e.tenant(t, "acme")
-	_, err := e.svc.VerifyKey(e.root, keyward.VerifyRequest{Key: userKey.Secret, Agent: "bot\nX-Injected: 1"})
+	_, err := e.svc.Keys.VerifyKey(e.root, keyward.VerifyRequest{Key: userKey.Secret, Agent: "bot\nX-Injected: 1"})
 	wantCode(t, err, keyward.EINVALID)
 }
 
@@ -413,7 +413,7 @@ func TestCacheFollowsCommitOrder(t *testing.T) {
 	for i := range 16 {
 		disabled := i%2 == 0
 		wg.Go(func() {
-			if _, err := e.svc.UpdateKey(e.root, userKey.ID, keyward.KeyUpdate{Disabled: &disabled}); err != nil {
+			if _, err := e.svc.Keys.UpdateKey(e.root, userKey.ID, keyward.KeyUpdate{Disabled: &disabled}); err != nil {
 				t.Error(err)
 			}
 		})

@@ -12,156 +12,33 @@ import (
 	"github.com/keyward/keyward/apikey"
 )
 
-// Sealer encrypts at rest (keyring.Keyring): the details of audit entries
-// by envelope (a data key per entry, wrapped by a master key, so a rekey
-// re-wraps the key without touching the hash chain), and secret metadata
-// directly. Additional data binds a sealed value to what it belongs to: an
-// entry's action and target, a key's or an account's id.
-type Sealer interface {
-	Seal(plaintext, additionalData []byte) (version int, sealed []byte, err error)
-	Open(version int, sealed, additionalData []byte) ([]byte, error)
-	SealEnvelope(plaintext, additionalData []byte) (version int, wrapped, sealed []byte, err error)
-	OpenEnvelope(version int, wrapped, sealed, additionalData []byte) ([]byte, error)
-	// CurrentAuditChainKey is the key new audit entries are chained
-	// with; AuditChainKey that of a master key version, to check them.
-	CurrentAuditChainKey() *keyward.AuditChainKey
-	AuditChainKey(version int) ([]byte, error)
+// Audit reads and checks the audit log, keeps its chain keyed and
+// checkpointed, and reports usage.
+type Audit struct {
+	recorder
+	store auditStore
+}
+
+var (
+	_ keyward.AuditService = (*Audit)(nil)
+	_ keyward.UsageService = (*Audit)(nil)
+)
+
+// auditStore is what Audit reads and writes.
+type auditStore interface {
+	AppendAudit(ctx context.Context, e *keyward.AuditEntry) error
+	LastAuditEntry(ctx context.Context) (*keyward.AuditEntry, error)
+	AuditEntries(ctx context.Context, f keyward.AuditFilter, p keyward.Page) ([]*keyward.AuditEntry, string, error)
+	AppendEvents(ctx context.Context, events []*keyward.Event) error
+	Usage(ctx context.Context, f keyward.UsageFilter) ([]keyward.UsageRow, error)
 }
 
 // auditPageSize is the page of entries VerifyAudit reads at a time.
 const auditPageSize = keyward.MaxPageLimit
 
-// audit returns the change recording an action by id on a target: its
-// audit entry and the webhook events announcing it, which the store writes
-// in the transaction of the change. details is marshalled to JSON and
-// sealed; nil means none.
-func (s *Service) audit(ctx context.Context, id *keyward.Identity, action, targetType, targetID, accountID string, details any) (keyward.Change, error) {
-	e, events, err := s.auditChange(ctx, id, action, targetType, targetID, accountID, details)
-	if err != nil {
-		return keyward.Change{}, err
-	}
-	return keyward.Change{Audit: e, Events: events}, nil
-}
-
-// auditChange returns the audit entry of an action by id on a target and
-// the webhook events announcing it, for a store to write with the change
-// (audit puts them in a keyward.Change; Store.UpdateKeyTree takes them per key).
-func (s *Service) auditChange(ctx context.Context, id *keyward.Identity, action, targetType, targetID, accountID string, details any) (*keyward.AuditEntry, []*keyward.Event, error) {
-	e, err := s.auditEntry(ctx, id, action, targetType, targetID, accountID, keyward.AuditSuccess, details)
-	if err != nil {
-		return nil, nil, err
-	}
-	ev, err := announcement(e, details)
-	if err != nil || ev == nil {
-		return e, nil, err
-	}
-	return e, []*keyward.Event{ev}, nil
-}
-
-// eventTypes maps audited actions to the webhook event announcing them.
-var eventTypes = map[string]string{
-	"key.create":        keyward.EventKeyCreated,
-	"key.update":        keyward.EventKeyUpdated,
-	"key.credits_set":   keyward.EventKeyUpdated,
-	"key.revoke":        keyward.EventKeyRevoked,
-	"key.rotate":        keyward.EventKeyRotated,
-	"key.leaked":        keyward.EventKeyLeaked,
-	"anomaly.detected":  keyward.EventAnomaly,
-	"ip_rule.create":    keyward.EventIPBlocked, // block rules only; see announcement
-	"credential.create": keyward.EventCredentialCreated,
-	"credential.revoke": keyward.EventCredentialRevoked,
-	"credential.rotate": keyward.EventCredentialRotated,
-	"credential.expire": keyward.EventCredentialExpired,
-}
-
-// announcement returns the webhook event of audit entry e with its clear
-// details, or nil if e announces nothing. The event's data is the details
-// with the target's id (key_id, anomaly_id, ...), account_id and the actor
-// (key id, role, or keyward itself).
-func announcement(e *keyward.AuditEntry, details any) (*keyward.Event, error) {
-	typ, ok := eventTypes[e.Action]
-	if !ok {
-		return nil, nil
-	}
-	data := map[string]any{}
-	if details != nil {
-		b, err := json.Marshal(details)
-		if err == nil {
-			err = json.Unmarshal(b, &data)
-		}
-		if err != nil {
-			return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: event data of %s", e.Action)
-		}
-	}
-	if data == nil { // details marshalled to null
-		data = map[string]any{}
-	}
-	if e.Action == "ip_rule.create" && data["action"] != string(keyward.IPBlock) {
-		return nil, nil
-	}
-	data[e.TargetType+"_id"] = e.TargetID
-	if e.AccountID != "" {
-		data["account_id"] = e.AccountID
-	}
-	// The event reaches the account's endpoints: an actor of another
-	// account is named by its role alone.
-	actor := e.Actor
-	if e.AccountID != "" {
-		actor = actor.RedactedFor(e.AccountID)
-	}
-	data["actor"] = keyward.AuditActor{KeyID: actor.KeyID, Role: actor.Role, System: actor.System, Redacted: actor.Redacted}
-	b, err := json.Marshal(data)
-	if err != nil {
-		return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: event data of %s", e.Action)
-	}
-	return &keyward.Event{ID: apikey.NewID("msg"), Type: typ, Time: e.Time, AccountID: e.AccountID, Data: b}, nil
-}
-
-func (s *Service) auditEntry(ctx context.Context, id *keyward.Identity, action, targetType, targetID, accountID string, outcome keyward.AuditOutcome, details any) (*keyward.AuditEntry, error) {
-	ri := keyward.RequestInfoFrom(ctx)
-	e := &keyward.AuditEntry{
-		Time:       s.utc(),
-		Actor:      keyward.AuditActor{IP: ri.IP, UserAgent: ri.UserAgent, RequestID: ri.RequestID},
-		Action:     action,
-		TargetType: targetType,
-		TargetID:   targetID,
-		AccountID:  accountID,
-		Outcome:    outcome,
-	}
-	if id != nil {
-		e.Actor.KeyID, e.Actor.AccountID, e.Actor.UserID = id.KeyID, id.AccountID, id.UserID
-		e.Actor.Role, e.Actor.Agent = id.Role, id.Agent
-		if id.KeyID == "" {
-			e.Actor.System = SystemActor
-		}
-	}
-	if s.sealer == nil {
-		return e, nil
-	}
-	e.ChainKey = s.sealer.CurrentAuditChainKey()
-	if details == nil {
-		return e, nil
-	}
-	b, err := json.Marshal(details)
-	if err != nil {
-		return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: audit details of %s", action)
-	}
-	if e.KeyVersion, e.WrappedKey, e.Sealed, err = s.sealer.SealEnvelope(b, e.DetailsAD()); err != nil {
-		return nil, keyward.WrapError(keyward.EINTERNAL, err, "admin: sealing the audit details of %s", action)
-	}
-	return e, nil
-}
-
-// systemIdentity is keyward itself acting, with no key.
-var systemIdentity = &keyward.Identity{Role: keyward.RoleRoot}
-
-// SystemActor names keyward itself in audit entries of actions with no key
-// (abuse detection's blocks and disables).
-const SystemActor = "keyward"
-
 // AuditDenied records a refused admin action (EFORBIDDEN) of the caller in
 // ctx: route names what was tried.
-func (s *Service) AuditDenied(ctx context.Context, route string, cause error) {
+func (s *Audit) AuditDenied(ctx context.Context, route string, cause error) {
 	id := keyward.IdentityFrom(ctx)
 	e, err := s.auditEntry(ctx, id, "auth.denied", "route", route, "", keyward.AuditDenied,
 		map[string]string{"route": route, "reason": keyward.ErrorMessage(cause)})
@@ -180,7 +57,7 @@ func (s *Service) AuditDenied(ctx context.Context, route string, cause error) {
 // root, its own account's for an account admin (entries about its
 // account's objects and those it made), with actors of other accounts
 // redacted (keyward.AuditActor.RedactedFor); a user may not.
-func (s *Service) AuditEntries(ctx context.Context, f keyward.AuditFilter, p keyward.Page) (*keyward.AuditList, error) {
+func (s *Audit) AuditEntries(ctx context.Context, f keyward.AuditFilter, p keyward.Page) (*keyward.AuditList, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -222,7 +99,7 @@ func (s *Service) AuditEntries(ctx context.Context, f keyward.AuditFilter, p key
 // VerifyAudit checks the whole audit log's chain, keyed entries with the
 // master keys; with expect, a checkpoint taken earlier, it also reports a
 // log that no longer reaches it (a deleted tail). Root only.
-func (s *Service) VerifyAudit(ctx context.Context, expect *keyward.AuditCheckpoint) (*keyward.AuditVerification, error) {
+func (s *Audit) VerifyAudit(ctx context.Context, expect *keyward.AuditCheckpoint) (*keyward.AuditVerification, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -257,7 +134,7 @@ func (s *Service) VerifyAudit(ctx context.Context, expect *keyward.AuditCheckpoi
 // VerifyAudit report a deleted tail later. Root only. The newest entry
 // must be keyed and its own MAC must fit (ECONFLICT otherwise: the log was
 // tampered with, see VerifyAudit); an empty log is ENOTFOUND.
-func (s *Service) AuditHead(ctx context.Context) (*keyward.AuditCheckpoint, error) {
+func (s *Audit) AuditHead(ctx context.Context) (*keyward.AuditCheckpoint, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -273,7 +150,7 @@ func (s *Service) AuditHead(ctx context.Context) (*keyward.AuditCheckpoint, erro
 // (global: only global endpoints receive it). It returns false, publishing
 // nothing, when the log is empty. The lifecycle job runs it on a schedule,
 // so that a copy of the head lives outside the database.
-func (s *Service) PublishAuditCheckpoint(ctx context.Context, now time.Time) (bool, error) {
+func (s *Audit) PublishAuditCheckpoint(ctx context.Context, now time.Time) (bool, error) {
 	cp, err := s.checkpoint(ctx)
 	if keyward.ErrorCode(err) == keyward.ENOTFOUND {
 		return false, nil
@@ -291,7 +168,7 @@ func (s *Service) PublishAuditCheckpoint(ctx context.Context, now time.Time) (bo
 }
 
 // checkpoint returns the signed checkpoint of the newest audit entry.
-func (s *Service) checkpoint(ctx context.Context) (*keyward.AuditCheckpoint, error) {
+func (s *Audit) checkpoint(ctx context.Context) (*keyward.AuditCheckpoint, error) {
 	if s.sealer == nil {
 		return nil, keyward.Errorf(keyward.EINTERNAL, "admin: audit checkpoints need master keys: configure master_keys")
 	}
@@ -324,7 +201,7 @@ func (s *Service) checkpoint(ctx context.Context) (*keyward.AuditCheckpoint, err
 // the entries before cannot be rewritten without the master keys. It
 // returns the Seq of the plain head it keyed from, 0 when the chain was
 // keyed already. serve calls it at start.
-func (s *Service) KeyAuditChain(ctx context.Context) (plainUntil int64, err error) {
+func (s *Audit) KeyAuditChain(ctx context.Context) (plainUntil int64, err error) {
 	if s.sealer == nil {
 		return 0, keyward.Errorf(keyward.EINTERNAL, "admin: keying the audit chain needs master keys: configure master_keys")
 	}
@@ -340,14 +217,27 @@ func (s *Service) KeyAuditChain(ctx context.Context) (plainUntil int64, err erro
 	return last.Seq, s.store.AppendAudit(ctx, e)
 }
 
-// RecordAnomaly stores a finding of abuse detection with its audit entry
-// (anomaly.detected, by keyward itself), in one transaction. It implements
-// abuse.Recorder.
-func (s *Service) RecordAnomaly(ctx context.Context, a *keyward.Anomaly) error {
-	ch, err := s.audit(ctx, systemIdentity, "anomaly.detected", "anomaly", a.ID, a.AccountID,
-		map[string]any{"type": a.Type, "severity": a.Severity, "key_id": a.KeyID, "ip": a.IP, "action": a.Action, "action_error": a.ActionError, "details": a.Details})
+// Usage reports verification outcomes per key, code and period: all for
+// root, its own account's keys for an account admin; a user may not.
+// Failures without a key (MALFORMED, NOT_FOUND) have no account: only root
+// sees them.
+func (s *Audit) Usage(ctx context.Context, f keyward.UsageFilter) (*keyward.UsageReport, error) {
+	id, err := caller(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return s.store.CreateAnomaly(ctx, ch, a)
+	if err := scopeToAccount(id, &f.AccountID, "read usage"); err != nil {
+		return nil, err
+	}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	rows, err := s.store.Usage(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	if rows == nil {
+		rows = []keyward.UsageRow{}
+	}
+	return &keyward.UsageReport{Granularity: f.Granularity, Items: rows}, nil
 }

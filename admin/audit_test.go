@@ -13,12 +13,12 @@ import (
 func TestAuditRecordsChangesWithTheirActor(t *testing.T) {
 	e := newEnv(t)
 	ctx := keyward.NewContextWithRequestInfo(e.root, keyward.RequestInfo{IP: "192.0.2.7", UserAgent: "curl/8", RequestID: "req-1"})
-	a := must(e.svc.CreateAccount(ctx, keyward.AccountCreate{Name: "acme"}))
-	u := must(e.svc.CreateUser(ctx, a.ID, keyward.UserCreate{Name: "alice"}))
-	k := must(e.svc.CreateKey(ctx, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Name: "laptop-of-alice"}))
-	must(e.svc.RevokeKey(ctx, k.ID))
+	a := must(e.svc.Keys.CreateAccount(ctx, keyward.AccountCreate{Name: "acme"}))
+	u := must(e.svc.Keys.CreateUser(ctx, a.ID, keyward.UserCreate{Name: "alice"}))
+	k := must(e.svc.Keys.CreateKey(ctx, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Name: "laptop-of-alice"}))
+	must(e.svc.Keys.RevokeKey(ctx, k.ID))
 
-	l := must(e.svc.AuditEntries(e.root, keyward.AuditFilter{}, keyward.Page{}))
+	l := must(e.svc.Audit.AuditEntries(e.root, keyward.AuditFilter{}, keyward.Page{}))
 	var actions []string
 	for _, en := range l.Items {
 		actions = append(actions, en.Action)
@@ -50,7 +50,7 @@ func TestAuditRecordsChangesWithTheirActor(t *testing.T) {
 		t.Errorf("stored entry is not sealed: %+v", raw[0])
 	}
 
-	v := must(e.svc.VerifyAudit(e.root, nil))
+	v := must(e.svc.Audit.VerifyAudit(e.root, nil))
 	if !v.OK || v.Entries != 5 {
 		t.Errorf("verify = %+v, want ok over 5 entries", v)
 	}
@@ -62,7 +62,7 @@ func TestAuditIsScopedAndDeniedActionsAreRecorded(t *testing.T) {
 	b, _, otherAdmin, _ := e.tenant(t, "other", "p")
 	asAdmin := as(t, &adminKey.Key)
 
-	l := must(e.svc.AuditEntries(asAdmin, keyward.AuditFilter{}, keyward.Page{}))
+	l := must(e.svc.Audit.AuditEntries(asAdmin, keyward.AuditFilter{}, keyward.Page{}))
 	if len(l.Items) == 0 {
 		t.Fatal("an account admin sees none of its account's entries")
 	}
@@ -71,17 +71,17 @@ func TestAuditIsScopedAndDeniedActionsAreRecorded(t *testing.T) {
 			t.Errorf("account admin of %s sees an entry of %q: %+v", a.ID, en.AccountID, en)
 		}
 	}
-	_, err := e.svc.AuditEntries(as(t, &otherAdmin.Key), keyward.AuditFilter{AccountID: a.ID}, keyward.Page{})
+	_, err := e.svc.Audit.AuditEntries(as(t, &otherAdmin.Key), keyward.AuditFilter{AccountID: a.ID}, keyward.Page{})
 	wantCode(t, err, keyward.ENOTFOUND)
-	_, err = e.svc.AuditEntries(as(t, &userKey.Key), keyward.AuditFilter{}, keyward.Page{})
+	_, err = e.svc.Audit.AuditEntries(as(t, &userKey.Key), keyward.AuditFilter{}, keyward.Page{})
 	wantCode(t, err, keyward.EFORBIDDEN)
-	_, err = e.svc.VerifyAudit(asAdmin, nil)
+	_, err = e.svc.Audit.VerifyAudit(asAdmin, nil)
 	wantCode(t, err, keyward.EFORBIDDEN)
-	_, err = e.svc.AuditEntries(e.root, keyward.AuditFilter{}, keyward.Page{After: "x"})
+	_, err = e.svc.Audit.AuditEntries(e.root, keyward.AuditFilter{}, keyward.Page{After: "x"})
 	wantCode(t, err, keyward.EINVALID)
 
-	e.svc.AuditDenied(asAdmin, "DELETE /v1/accounts/{id}", errors.New("only a root key may delete accounts"))
-	d := must(e.svc.AuditEntries(e.root, keyward.AuditFilter{Action: "auth.denied"}, keyward.Page{}))
+	e.svc.Audit.AuditDenied(asAdmin, "DELETE /v1/accounts/{id}", errors.New("only a root key may delete accounts"))
+	d := must(e.svc.Audit.AuditEntries(e.root, keyward.AuditFilter{Action: "auth.denied"}, keyward.Page{}))
 	if len(d.Items) != 1 || d.Items[0].Outcome != keyward.AuditDenied || d.Items[0].Actor.KeyID != adminKey.ID || d.Items[0].AccountID != a.ID {
 		t.Fatalf("denied entries = %+v", d.Items)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -13,7 +14,28 @@ import (
 	"github.com/keyward/keyward/provider"
 )
 
-var _ keyward.CredentialService = (*Service)(nil)
+// Credentials manages provider connections and the credentials created
+// through them at external systems (Gitea, n8n). Its changes reach no
+// verification cache, and may wait on the provider: they take no lock.
+type Credentials struct {
+	recorder
+	store   credentialStore
+	factory ProviderFactory
+
+	provMu sync.Mutex // guards provs
+	provs  providers
+}
+
+var _ keyward.CredentialService = (*Credentials)(nil)
+
+// credentialStore is what Credentials reads and writes: connections and
+// credentials, the account a connection joins, and the audit entries of
+// changes made at a provider alone.
+type credentialStore interface {
+	keyward.CredentialStore
+	Account(ctx context.Context, id string) (*keyward.Account, error)
+	AppendAudit(ctx context.Context, e *keyward.AuditEntry) error
+}
 
 // ProviderFactory returns the Provider of a connection (gitea.New, n8n.New
 // by kind); EINVALID for an unknown kind.
@@ -35,7 +57,7 @@ type cachedProvider struct {
 }
 
 // provider returns the Provider of c, opening its password.
-func (s *Service) provider(c *keyward.ProviderConnection) (provider.Provider, error) {
+func (s *Credentials) provider(c *keyward.ProviderConnection) (provider.Provider, error) {
 	s.provMu.Lock()
 	defer s.provMu.Unlock()
 	if e, ok := s.provs.byConn[c.ID]; ok && e.updated.Equal(c.UpdatedAt) {
@@ -66,7 +88,7 @@ func (s *Service) provider(c *keyward.ProviderConnection) (provider.Provider, er
 // base URL and user name it was sealed for: a connection whose fields were
 // changed in the database behind keyward's back is refused, and its
 // password is sent nowhere.
-func (s *Service) openPassword(c *keyward.ProviderConnection) ([]byte, error) {
+func (s *Credentials) openPassword(c *keyward.ProviderConnection) ([]byte, error) {
 	if !c.PasswordBound {
 		return nil, keyward.Errorf(keyward.ECONFLICT, "the password of provider connection %s was sealed by an older keyward and is not yet bound to its kind, base URL and user name: restart keyward serve or run keyward rekey to bind it (see docs/providers.md)", c.ID)
 	}
@@ -82,7 +104,7 @@ func (s *Service) openPassword(c *keyward.ProviderConnection) ([]byte, error) {
 // Only root adds, changes and removes connections: a connection makes
 // keyward send a password to a URL from its own network, which a tenant
 // must not be able to point anywhere. Account admins use their account's.
-func (s *Service) AddProviderConnection(ctx context.Context, n keyward.NewProviderConnection) (*keyward.ProviderConnection, error) {
+func (s *Credentials) AddProviderConnection(ctx context.Context, n keyward.NewProviderConnection) (*keyward.ProviderConnection, error) {
 	id, err := changer(ctx)
 	if err != nil {
 		return nil, err
@@ -148,7 +170,7 @@ func checkNew(ctx context.Context, p provider.Provider) error {
 // UpdateProviderConnection changes a connection's base URL, username,
 // password or timeout (root only), after checking the provider accepts the
 // result: the way to repair a connection whose admin password changed.
-func (s *Service) UpdateProviderConnection(ctx context.Context, connID string, u keyward.ProviderConnectionUpdate) (*keyward.ProviderConnection, error) {
+func (s *Credentials) UpdateProviderConnection(ctx context.Context, connID string, u keyward.ProviderConnectionUpdate) (*keyward.ProviderConnection, error) {
 	id, err := changer(ctx)
 	if err != nil {
 		return nil, err
@@ -246,7 +268,7 @@ func credentialOwner(kind string) string {
 }
 
 // forget drops the cached Provider of a connection.
-func (s *Service) forget(connID string) {
+func (s *Credentials) forget(connID string) {
 	s.provMu.Lock()
 	defer s.provMu.Unlock()
 	delete(s.provs.byConn, connID)
@@ -254,7 +276,7 @@ func (s *Service) forget(connID string) {
 
 // connection returns the connection with id if the caller may use it
 // (ENOTFOUND otherwise, as for a missing one).
-func (s *Service) connection(ctx context.Context, id *keyward.Identity, connID string) (*keyward.ProviderConnection, error) {
+func (s *Credentials) connection(ctx context.Context, id *keyward.Identity, connID string) (*keyward.ProviderConnection, error) {
 	account := ""
 	if err := scopeToAccount(id, &account, "manage provider connections"); err != nil {
 		return nil, err
@@ -270,7 +292,7 @@ func (s *Service) connection(ctx context.Context, id *keyward.Identity, connID s
 }
 
 // ProviderConnection returns a connection the caller may use.
-func (s *Service) ProviderConnection(ctx context.Context, connID string) (*keyward.ProviderConnection, error) {
+func (s *Credentials) ProviderConnection(ctx context.Context, connID string) (*keyward.ProviderConnection, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -279,7 +301,7 @@ func (s *Service) ProviderConnection(ctx context.Context, connID string) (*keywa
 }
 
 // ProviderConnections lists the connections the caller may use.
-func (s *Service) ProviderConnections(ctx context.Context, accountID string, p keyward.Page) (*keyward.ProviderConnectionList, error) {
+func (s *Credentials) ProviderConnections(ctx context.Context, accountID string, p keyward.Page) (*keyward.ProviderConnectionList, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -296,7 +318,7 @@ func (s *Service) ProviderConnections(ctx context.Context, accountID string, p k
 
 // TestProviderConnection checks the provider is reachable and accepts the
 // connection's credentials.
-func (s *Service) TestProviderConnection(ctx context.Context, connID string) error {
+func (s *Credentials) TestProviderConnection(ctx context.Context, connID string) error {
 	id, err := caller(ctx)
 	if err != nil {
 		return err
@@ -324,7 +346,7 @@ func upstream(err error) error {
 
 // RemoveProviderConnection deletes a connection; ECONFLICT while
 // credentials created through it still work (revoke them first).
-func (s *Service) RemoveProviderConnection(ctx context.Context, connID string) error {
+func (s *Credentials) RemoveProviderConnection(ctx context.Context, connID string) error {
 	id, err := changer(ctx)
 	if err != nil {
 		return err
@@ -352,7 +374,7 @@ func (s *Service) RemoveProviderConnection(ctx context.Context, connID string) e
 // cannot be written, the token is revoked at the provider again; if that
 // fails too, it is recorded as orphaned (or, failing even that, left for
 // reconcile to find) and the error says so.
-func (s *Service) CreateCredential(ctx context.Context, n keyward.NewCredential) (*keyward.CreatedCredential, error) {
+func (s *Credentials) CreateCredential(ctx context.Context, n keyward.NewCredential) (*keyward.CreatedCredential, error) {
 	id, err := changer(ctx)
 	if err != nil {
 		return nil, err
@@ -399,7 +421,7 @@ func validateNewCredential(n keyward.NewCredential, now time.Time) error {
 // createCredential creates and records a credential through c; for a
 // rotation, the record of the credential it replaces is updated in the
 // same transaction.
-func (s *Service) createCredential(ctx context.Context, id *keyward.Identity, c *keyward.ProviderConnection, n keyward.NewCredential, rot *rotation, now time.Time) (*keyward.CreatedCredential, error) {
+func (s *Credentials) createCredential(ctx context.Context, id *keyward.Identity, c *keyward.ProviderConnection, n keyward.NewCredential, rot *rotation, now time.Time) (*keyward.CreatedCredential, error) {
 	p, err := s.provider(c)
 	if err != nil {
 		return nil, err
@@ -450,7 +472,7 @@ func (s *Service) createCredential(ctx context.Context, id *keyward.Identity, c 
 const undoTimeout = 30 * time.Second
 
 // recordCredential stores a new credential with its audit entry and event.
-func (s *Service) recordCredential(ctx context.Context, id *keyward.Identity, cred *keyward.ManagedCredential) error {
+func (s *Credentials) recordCredential(ctx context.Context, id *keyward.Identity, cred *keyward.ManagedCredential) error {
 	ch, err := s.audit(ctx, id, "credential.create", "credential", cred.ID, cred.AccountID, credentialDetails(cred))
 	if err != nil {
 		return err
@@ -468,7 +490,7 @@ func credentialDetails(c *keyward.ManagedCredential) map[string]any {
 }
 
 // credential returns the credential with id if the caller may manage it.
-func (s *Service) credential(ctx context.Context, id *keyward.Identity, credID string) (*keyward.ManagedCredential, error) {
+func (s *Credentials) credential(ctx context.Context, id *keyward.Identity, credID string) (*keyward.ManagedCredential, error) {
 	account := ""
 	if err := scopeToAccount(id, &account, "manage credentials"); err != nil {
 		return nil, err
@@ -484,7 +506,7 @@ func (s *Service) credential(ctx context.Context, id *keyward.Identity, credID s
 }
 
 // Credential returns a credential the caller may manage.
-func (s *Service) Credential(ctx context.Context, credID string) (*keyward.ManagedCredential, error) {
+func (s *Credentials) Credential(ctx context.Context, credID string) (*keyward.ManagedCredential, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -493,7 +515,7 @@ func (s *Service) Credential(ctx context.Context, credID string) (*keyward.Manag
 }
 
 // Credentials lists the credentials the caller may manage.
-func (s *Service) Credentials(ctx context.Context, f keyward.CredentialFilter, p keyward.Page) (*keyward.CredentialList, error) {
+func (s *Credentials) Credentials(ctx context.Context, f keyward.CredentialFilter, p keyward.Page) (*keyward.CredentialList, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -511,7 +533,7 @@ func (s *Service) Credentials(ctx context.Context, f keyward.CredentialFilter, p
 // RevokeCredential revokes a credential at its provider and records it. A
 // token the provider no longer has counts as revoked. Revoking a revoked
 // or expired credential again does nothing.
-func (s *Service) RevokeCredential(ctx context.Context, credID string) (*keyward.ManagedCredential, error) {
+func (s *Credentials) RevokeCredential(ctx context.Context, credID string) (*keyward.ManagedCredential, error) {
 	id, err := changer(ctx)
 	if err != nil {
 		return nil, err
@@ -525,7 +547,7 @@ func (s *Service) RevokeCredential(ctx context.Context, credID string) (*keyward
 
 // retire revokes cred at its provider and records status with the audit
 // action (credential.revoke, credential.expire) and its event.
-func (s *Service) retire(ctx context.Context, id *keyward.Identity, cred *keyward.ManagedCredential, status keyward.CredentialStatus, action string) (*keyward.ManagedCredential, error) {
+func (s *Credentials) retire(ctx context.Context, id *keyward.Identity, cred *keyward.ManagedCredential, status keyward.CredentialStatus, action string) (*keyward.ManagedCredential, error) {
 	if cred.Status == keyward.CredentialRevoked || cred.Status == keyward.CredentialExpired {
 		return cred, nil
 	}
@@ -570,7 +592,7 @@ var errRetired = errors.New("already retired")
 // the same user, scopes and expiry and a name marking the rotation, and
 // returns it with its token. The old one keeps working until grace ends,
 // when the lifecycle job revokes it (at once for a zero grace).
-func (s *Service) RotateCredential(ctx context.Context, credID string, grace time.Duration) (*keyward.CreatedCredential, error) {
+func (s *Credentials) RotateCredential(ctx context.Context, credID string, grace time.Duration) (*keyward.CreatedCredential, error) {
 	id, err := changer(ctx)
 	if err != nil {
 		return nil, err
@@ -631,7 +653,7 @@ func rotatedName(name string, now time.Time) string {
 
 // recordRotation stores the replacement and marks the old credential
 // rotated, in one transaction with the audit entry and event.
-func (s *Service) recordRotation(ctx context.Context, id *keyward.Identity, next *keyward.ManagedCredential, grace time.Duration, now time.Time) error {
+func (s *Credentials) recordRotation(ctx context.Context, id *keyward.Identity, next *keyward.ManagedCredential, grace time.Duration, now time.Time) error {
 	details := credentialDetails(next)
 	details["new_credential_id"], details["grace"] = next.ID, grace.String()
 	ch, err := s.audit(ctx, id, "credential.rotate", "credential", next.RotatedFrom, next.AccountID, details)
@@ -650,7 +672,7 @@ func (s *Service) recordRotation(ctx context.Context, id *keyward.Identity, next
 }
 
 // VerifyCredential checks a token at a connection's provider.
-func (s *Service) VerifyCredential(ctx context.Context, connID, token string) (*keyward.CredentialVerification, error) {
+func (s *Credentials) VerifyCredential(ctx context.Context, connID, token string) (*keyward.CredentialVerification, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -687,7 +709,7 @@ func (s *Service) VerifyCredential(ctx context.Context, connID, token string) (*
 // not see, or revoke, each other's tokens as unmanaged. The provider is
 // listed before the records are read, so a credential created meanwhile is
 // known by then.
-func (s *Service) Reconcile(ctx context.Context, connID string, r keyward.ReconcileRequest) (*keyward.ReconcileReport, error) {
+func (s *Credentials) Reconcile(ctx context.Context, connID string, r keyward.ReconcileRequest) (*keyward.ReconcileReport, error) {
 	id, err := changer(ctx)
 	if err != nil {
 		return nil, err
@@ -774,7 +796,7 @@ func (s *Service) Reconcile(ctx context.Context, connID string, r keyward.Reconc
 }
 
 // allCredentials reads every credential matching f.
-func (s *Service) allCredentials(ctx context.Context, f keyward.CredentialFilter) ([]*keyward.ManagedCredential, error) {
+func (s *Credentials) allCredentials(ctx context.Context, f keyward.CredentialFilter) ([]*keyward.ManagedCredential, error) {
 	var out []*keyward.ManagedCredential
 	for page := (keyward.Page{Limit: keyward.MaxPageLimit}); ; {
 		items, next, err := s.store.Credentials(ctx, f, page)
@@ -790,7 +812,7 @@ func (s *Service) allCredentials(ctx context.Context, f keyward.CredentialFilter
 
 // managedAt returns the external ids keyward manages (orphans excepted) at
 // the system c reaches, through c or any other connection to it.
-func (s *Service) managedAt(ctx context.Context, c *keyward.ProviderConnection) (map[string]bool, error) {
+func (s *Credentials) managedAt(ctx context.Context, c *keyward.ProviderConnection) (map[string]bool, error) {
 	managed := map[string]bool{}
 	for page := (keyward.Page{Limit: keyward.MaxPageLimit}); ; {
 		conns, next, err := s.store.ProviderConnections(ctx, "", page)
@@ -819,7 +841,7 @@ func (s *Service) managedAt(ctx context.Context, c *keyward.ProviderConnection) 
 
 // revokeUnmanaged revokes a token keyward does not manage, with its audit
 // entry.
-func (s *Service) revokeUnmanaged(ctx context.Context, id *keyward.Identity, c *keyward.ProviderConnection, p provider.Provider, t keyward.ExternalToken) error {
+func (s *Credentials) revokeUnmanaged(ctx context.Context, id *keyward.Identity, c *keyward.ProviderConnection, p provider.Provider, t keyward.ExternalToken) error {
 	if err := p.Revoke(ctx, t.User, t.ExternalID); err != nil && keyward.ErrorCode(err) != keyward.ENOTFOUND {
 		return upstream(err)
 	}
@@ -833,7 +855,7 @@ func (s *Service) revokeUnmanaged(ctx context.Context, id *keyward.Identity, c *
 
 // settleOrphans marks the orphaned records as revoked once their tokens,
 // unmanaged by definition, have been revoked.
-func (s *Service) settleOrphans(ctx context.Context, id *keyward.Identity, records []*keyward.ManagedCredential) error {
+func (s *Credentials) settleOrphans(ctx context.Context, id *keyward.Identity, records []*keyward.ManagedCredential) error {
 	for _, rec := range records {
 		if rec.Status != keyward.CredentialOrphaned {
 			continue
@@ -854,7 +876,7 @@ func (s *Service) settleOrphans(ctx context.Context, id *keyward.Identity, recor
 }
 
 // markVanished records that rec's token is gone at the provider.
-func (s *Service) markVanished(ctx context.Context, id *keyward.Identity, rec *keyward.ManagedCredential) error {
+func (s *Credentials) markVanished(ctx context.Context, id *keyward.Identity, rec *keyward.ManagedCredential) error {
 	now := s.utc()
 	ch, err := s.audit(ctx, id, "credential.vanished", "credential", rec.ID, rec.AccountID, credentialDetails(rec))
 	if err != nil {
@@ -867,28 +889,11 @@ func (s *Service) markVanished(ctx context.Context, id *keyward.Identity, rec *k
 	return err
 }
 
-// noLiveCredentials returns ECONFLICT if the account has credentials that
-// still work at their provider: deleting the account would drop their
-// records and leave the tokens working, with no place left to revoke them.
-func (s *Service) noLiveCredentials(ctx context.Context, accountID string) error {
-	for _, st := range []keyward.CredentialStatus{keyward.CredentialActive, keyward.CredentialRotated, keyward.CredentialOrphaned} {
-		live, _, err := s.store.Credentials(ctx, keyward.CredentialFilter{AccountID: accountID, Status: st}, keyward.Page{Limit: 1})
-		if err != nil {
-			return err
-		}
-		if len(live) > 0 {
-			return keyward.Errorf(keyward.ECONFLICT, "account %s has %s external credentials (e.g. %s): revoke them first (keyward credentials list --account %s)",
-				accountID, st, live[0].ID, accountID)
-		}
-	}
-	return nil
-}
-
 // RetireDueCredential revokes at its provider a credential that expired
 // (credential.expired) or whose rotation grace ended (credential.revoked),
 // for the lifecycle job, as keyward itself. ECONFLICT if it changed since
 // it was listed.
-func (s *Service) RetireDueCredential(ctx context.Context, cred *keyward.ManagedCredential, now time.Time) error {
+func (s *Credentials) RetireDueCredential(ctx context.Context, cred *keyward.ManagedCredential, now time.Time) error {
 	cur, err := s.store.Credential(ctx, cred.ID)
 	if err != nil {
 		return err

@@ -75,16 +75,16 @@ func TestCreateCredentialLeavesNoHalfState(t *testing.T) {
 	sys := &tokenSystem{tokens: map[string]bool{}}
 	svc := admin.New(admin.Config{Store: store, Hasher: keywardtest.NewHasher(t), Sealer: keywardtest.NewKeyring(t),
 		Providers: func(string, provider.Connection) (provider.Provider, error) { return sys, nil }})
-	_, rootKey, err := svc.Bootstrap(t.Context())
+	_, rootKey, err := svc.Keys.Bootstrap(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := keyward.NewContextWithIdentity(t.Context(), keyward.IdentityOf(rootKey, ""))
-	acc := must(svc.CreateAccount(root, keyward.AccountCreate{Name: "acme"}))
-	conn := must(svc.AddProviderConnection(root, keyward.NewProviderConnection{AccountID: acc.ID, Kind: provider.KindGitea,
+	acc := must(svc.Keys.CreateAccount(root, keyward.AccountCreate{Name: "acme"}))
+	conn := must(svc.Credentials.AddProviderConnection(root, keyward.NewProviderConnection{AccountID: acc.ID, Kind: provider.KindGitea,
 		Name: "git", BaseURL: "https://git.example.com", Username: "admin", Password: "pw"}))
 	create := func() error {
-		_, err := svc.CreateCredential(root, keyward.NewCredential{ConnectionID: conn.ID, User: "alice", Name: "ci",
+		_, err := svc.Credentials.CreateCredential(root, keyward.NewCredential{ConnectionID: conn.ID, User: "alice", Name: "ci",
 			ExpiresAt: ptrTime(time.Now().Add(time.Hour))})
 		return err
 	}
@@ -100,7 +100,7 @@ func TestCreateCredentialLeavesNoHalfState(t *testing.T) {
 	if keyward.ErrorCode(err) != keyward.EUNAVAILABLE || !strings.Contains(keyward.ErrorMessage(err), "orphaned") || len(sys.tokens) != 1 {
 		t.Fatalf("record and revoke refused: err %v, tokens %v; want an error naming the orphan", err, sys.tokens)
 	}
-	l := must(svc.Credentials(root, keyward.CredentialFilter{Status: keyward.CredentialOrphaned}, keyward.Page{}))
+	l := must(svc.Credentials.Credentials(root, keyward.CredentialFilter{Status: keyward.CredentialOrphaned}, keyward.Page{}))
 	if len(l.Items) != 1 || !sys.tokens[l.Items[0].ExternalID] {
 		t.Fatalf("orphaned records: %+v, want the one token left at the provider", l.Items)
 	}

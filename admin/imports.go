@@ -10,7 +10,7 @@ import (
 	"github.com/keyward/keyward/apikey"
 )
 
-var _ keyward.KeyImportService = (*Service)(nil)
+var _ keyward.KeyImportService = (*Keys)(nil)
 
 // ImportKeys creates keys whose raw keys keyward does not know, from their
 // SHA-256 digests (docs/importing-keys.md). Root only. Every entry is
@@ -22,7 +22,7 @@ var _ keyward.KeyImportService = (*Service)(nil)
 // Each key is stored with a random placeholder hash and its digest; on its
 // first successful verification the engine re-hashes it with the pepper
 // and removes the digest (verify/imports.go).
-func (s *Service) ImportKeys(ctx context.Context, r keyward.KeyImportRequest) (*keyward.KeyImportResult, error) {
+func (s *Keys) ImportKeys(ctx context.Context, r keyward.KeyImportRequest) (*keyward.KeyImportResult, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -77,7 +77,7 @@ func (s *Service) ImportKeys(ctx context.Context, r keyward.KeyImportRequest) (*
 
 // saveImports stores checked imports with their audit entry and has the
 // local engine count them at once.
-func (s *Service) saveImports(ctx context.Context, id *keyward.Identity, imports []keyward.KeyImport) error {
+func (s *Keys) saveImports(ctx context.Context, id *keyward.Identity, imports []keyward.KeyImport) error {
 	ids := make([]string, len(imports))
 	for i, im := range imports {
 		ids[i] = im.Key.ID
@@ -99,7 +99,7 @@ func (s *Service) saveImports(ctx context.Context, id *keyward.Identity, imports
 }
 
 // importEntry checks one entry and returns its import.
-func (s *Service) importEntry(ctx context.Context, res *resolver, id *keyward.Identity, e keyward.KeyImportEntry, now time.Time) (keyward.KeyImport, error) {
+func (s *Keys) importEntry(ctx context.Context, res *resolver, id *keyward.Identity, e keyward.KeyImportEntry, now time.Time) (keyward.KeyImport, error) {
 	var im keyward.KeyImport
 	d, err := keyward.ParseDigest(e.SHA256)
 	if err != nil {
@@ -195,7 +195,7 @@ func importError(label string, err error) error {
 // resolver finds the accounts and users an import names, by id or by name
 // (an account) or external id (a user), each once.
 type resolver struct {
-	s        *Service
+	s        *Keys
 	accounts map[string]*keyward.Account
 	byName   map[string]*keyward.Account         // every account by name, read once when needed
 	users    map[string]map[string]*keyward.User // by account id, then by id and external id

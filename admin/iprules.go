@@ -2,16 +2,10 @@ package admin
 
 import (
 	"context"
-	"net/netip"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 )
-
-var _ keyward.IPRuleService = (*Service)(nil)
-
-// maxIPAllow bounds a key's allow list.
-const maxIPAllow = 100
 
 // maxAccountIPRules bounds the rules of one account: every instance holds
 // and recompiles all rules, so one tenant must not be able to slow every
@@ -22,7 +16,7 @@ const maxAccountIPRules = 1000
 // instances within their IP rule refresh interval). Root may create global
 // rules and rules of any account; an account admin only rules of its own
 // account; a user none.
-func (s *Service) CreateIPRule(ctx context.Context, c keyward.IPRuleCreate) (*keyward.IPRule, error) {
+func (s *Abuse) CreateIPRule(ctx context.Context, c keyward.IPRuleCreate) (*keyward.IPRule, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -77,7 +71,7 @@ func (s *Service) CreateIPRule(ctx context.Context, c keyward.IPRuleCreate) (*ke
 
 // IPRules lists the rules the caller may see: every rule for root (or those
 // of f), the rules of its own account for an admin.
-func (s *Service) IPRules(ctx context.Context, f keyward.IPRuleFilter, p keyward.Page) (*keyward.IPRuleList, error) {
+func (s *Abuse) IPRules(ctx context.Context, f keyward.IPRuleFilter, p keyward.Page) (*keyward.IPRuleList, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -106,7 +100,7 @@ func (s *Service) IPRules(ctx context.Context, f keyward.IPRuleFilter, p keyward
 }
 
 // DeleteIPRule deletes a rule the caller manages and applies the change.
-func (s *Service) DeleteIPRule(ctx context.Context, ruleID string) error {
+func (s *Abuse) DeleteIPRule(ctx context.Context, ruleID string) error {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return err
@@ -150,68 +144,24 @@ func checkIPRuleScope(id *keyward.Identity, accountID, action string) error {
 }
 
 // ipRulesChanged makes the local engine apply the committed rules now.
-func (s *Service) ipRulesChanged(ctx context.Context) {
-	if s.verifier == nil {
+func (s *Abuse) ipRulesChanged(ctx context.Context) {
+	if s.rules == nil {
 		return
 	}
-	if err := s.verifier.ReloadIPRules(context.WithoutCancel(ctx)); err != nil {
+	if err := s.rules.ReloadIPRules(context.WithoutCancel(ctx)); err != nil {
 		s.log.WarnContext(ctx, "applying IP rules failed; they apply at the next refresh", "err", err)
 	}
 }
 
-// checkIPAllow parses a key's allow list and applies the no-escalation
-// rule: a non-root caller whose own key has an allow list may only give
-// networks inside it (so not an empty list, which means "anywhere"). It
-// returns the list sorted, nil for none.
-func (s *Service) checkIPAllow(ctx context.Context, id *keyward.Identity, list []string) ([]netip.Prefix, error) {
-	if len(list) > maxIPAllow {
-		return nil, keyward.Errorf(keyward.EINVALID, "ip_allow holds at most %d networks", maxIPAllow)
-	}
-	ps, err := keyward.ParsePrefixes(list)
+// DeleteExpiredIPRule deletes an IP rule that expired, for retention. An
+// expired rule applies nowhere, so no instance needs to reload.
+func (s *Abuse) DeleteExpiredIPRule(ctx context.Context, r *keyward.IPRule) error {
+	defer s.lock()()
+	ch, err := s.audit(ctx, systemIdentity, "ip_rule.delete", "ip_rule", r.ID, r.AccountID,
+		map[string]any{"reason": "retention", "action": r.Action, "cidr": r.CIDR.String(), "expires_at": r.ExpiresAt})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	own, err := s.callerIPAllow(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := withinIPAllow(own, ps); err != nil {
-		return nil, err
-	}
-	return nilIfEmpty(ps), nil
-}
-
-// callerIPAllow returns the allow list of the caller's own key: nil for
-// root, for a key with no list, and for a caller that is not a stored key
-// (a simple mode).
-func (s *Service) callerIPAllow(ctx context.Context, id *keyward.Identity) ([]netip.Prefix, error) {
-	if isRoot(id) {
-		return nil, nil
-	}
-	own, err := s.store.Key(ctx, id.KeyID)
-	if keyward.ErrorCode(err) == keyward.ENOTFOUND {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return own.IPAllow, nil
-}
-
-// withinIPAllow refuses a key allow list ps that reaches beyond own, the
-// caller's list: with a list of its own, a caller may grant only keys bound
-// to networks inside it.
-func withinIPAllow(own, ps []netip.Prefix) error {
-	if len(own) == 0 {
-		return nil
-	}
-	if len(ps) == 0 {
-		return keyward.Errorf(keyward.EFORBIDDEN, "the calling key may be used only from its ip_allow networks: a key it grants needs an ip_allow within them")
-	}
-	for _, p := range ps {
-		if !keyward.PrefixCovered(own, p) {
-			return keyward.Errorf(keyward.EFORBIDDEN, "cannot allow %s: it is outside the calling key's ip_allow", p)
-		}
-	}
-	return nil
+	_, err = s.store.DeleteIPRule(ctx, ch, r.ID)
+	return err
 }

@@ -13,6 +13,73 @@ import (
 	"github.com/keyward/keyward/verify"
 )
 
+// Keys manages tenancy and keys: accounts (accounts.go) and their users
+// (users.go), keys and their tree (keytree.go), rotation policies and the
+// lifecycle jobs' key changes (lifecycle.go), secret metadata
+// (secretmeta.go), rate limits and credits (limits.go), imported keys
+// (imports.go) and verification for trusted callers.
+type Keys struct {
+	recorder
+	*writes  // shared with Abuse
+	store    keyStore
+	hasher   *apikey.Hasher
+	verifier keyEngine // nil: VerifyKey is not served
+	credits  keyward.CreditLedger
+}
+
+var (
+	_ keyward.AccountService = (*Keys)(nil)
+	_ keyward.UserService    = (*Keys)(nil)
+	_ keyward.KeyService     = (*Keys)(nil)
+	_ keyward.CreditService  = (*Keys)(nil)
+)
+
+// keyStore is what Keys reads and writes.
+type keyStore interface {
+	CreateAccount(ctx context.Context, ch keyward.Change, a *keyward.Account) error
+	Account(ctx context.Context, id string) (*keyward.Account, error)
+	Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Account, string, error)
+	UpdateAccount(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Account) error) (*keyward.Account, error)
+	DeleteAccount(ctx context.Context, ch keyward.Change, id string) ([]keyward.KeyHash, error)
+
+	CreateUser(ctx context.Context, ch keyward.Change, u *keyward.User) error
+	User(ctx context.Context, id string) (*keyward.User, error)
+	Users(ctx context.Context, accountID string, p keyward.Page) ([]*keyward.User, string, error)
+	DeleteUser(ctx context.Context, ch keyward.Change, id string) ([]keyward.KeyHash, error)
+
+	CreateKey(ctx context.Context, ch keyward.Change, k *keyward.Key) error
+	BootstrapRootKey(ctx context.Context, ch keyward.Change, k *keyward.Key) error
+	Key(ctx context.Context, id string) (*keyward.Key, error)
+	Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) ([]*keyward.Key, string, error)
+	UpdateKey(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Key) error) (*keyward.Key, error)
+	UpdateKeyTree(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error)) ([]*keyward.Key, error)
+	RotateKey(ctx context.Context, ch keyward.Change, id string, fn func(old *keyward.Key) (next *keyward.Key, err error)) (old, next *keyward.Key, err error)
+	DeleteKey(ctx context.Context, ch keyward.Change, id string) (*keyward.Key, error)
+
+	ImportKeys(ctx context.Context, ch keyward.Change, imports []keyward.KeyImport) error
+	KeyByDigest(ctx context.Context, d keyward.KeyDigest) (*keyward.Key, error)
+	KeyImportCounts(ctx context.Context) (keyward.KeyImportCounts, error)
+
+	SetRotationPolicy(ctx context.Context, ch keyward.Change, p *keyward.RotationPolicy) error
+	RotationPolicy(ctx context.Context, s keyward.RotationScope) (*keyward.RotationPolicy, error)
+	DeleteRotationPolicy(ctx context.Context, ch keyward.Change, s keyward.RotationScope) (*keyward.RotationPolicy, error)
+	AddKeyNotice(ctx context.Context, ch keyward.Change, n *keyward.KeyNotice) error
+
+	// Credentials tells whether an account still has live external
+	// credentials, which keep it from being deleted.
+	Credentials(ctx context.Context, f keyward.CredentialFilter, p keyward.Page) ([]*keyward.ManagedCredential, string, error)
+	// AppendAudit records a credit top-up, which a ledger may count
+	// outside the store.
+	AppendAudit(ctx context.Context, e *keyward.AuditEntry) error
+}
+
+// keyEngine is the local verification engine (verify.Engine): it answers
+// VerifyKey and counts imported keys.
+type keyEngine interface {
+	Verify(ctx context.Context, req verify.Request) verify.Result
+	ReloadImports(ctx context.Context) error
+}
+
 // MaxGrace bounds the grace window of a rotation.
 const MaxGrace = 30 * 24 * time.Hour
 
@@ -23,7 +90,7 @@ const PermissionVerify = "keys:verify"
 // Root may issue any key; an account admin keys of its own account below
 // root; a user keys for itself. No key may hold a permission, role or
 // lifetime beyond the caller's.
-func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.CreatedKey, error) {
+func (s *Keys) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.CreatedKey, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -128,7 +195,7 @@ func (s *Service) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.
 // metering validates the rate limits and credits of a new key and applies
 // the metering policy (see limits.go): only root sets them, and a key made by
 // anyone else inherits its maker's limits (and a user key's meter).
-func (s *Service) metering(ctx context.Context, id *keyward.Identity, limits []keyward.RateLimit, credits *keyward.Credits, now time.Time) ([]keyward.RateLimit, *keyward.Credits, string, error) {
+func (s *Keys) metering(ctx context.Context, id *keyward.Identity, limits []keyward.RateLimit, credits *keyward.Credits, now time.Time) ([]keyward.RateLimit, *keyward.Credits, string, error) {
 	if err := keyward.ValidateRateLimits(limits); err != nil {
 		return nil, nil, "", err
 	}
@@ -152,7 +219,7 @@ func (s *Service) metering(ctx context.Context, id *keyward.Identity, limits []k
 
 // checkCreate validates the shape of c and the caller's right to create a
 // key of that role in that account for that user.
-func (s *Service) checkCreate(id *keyward.Identity, c *keyward.KeyCreate) error {
+func (s *Keys) checkCreate(id *keyward.Identity, c *keyward.KeyCreate) error {
 	if err := validateName("name", c.Name, false); err != nil {
 		return err
 	}
@@ -176,7 +243,7 @@ func (s *Service) checkCreate(id *keyward.Identity, c *keyward.KeyCreate) error 
 
 // mint generates the secret of k and fills its hash, pepper version and
 // start. The secret is returned to be shown once; only the hash is stored.
-func (s *Service) mint(k *keyward.Key) (*keyward.CreatedKey, error) {
+func (s *Keys) mint(k *keyward.Key) (*keyward.CreatedKey, error) {
 	secret, err := apikey.Generate(k.Prefix)
 	if err != nil {
 		return nil, err
@@ -193,7 +260,7 @@ func (s *Service) mint(k *keyward.Key) (*keyward.CreatedKey, error) {
 
 // issue mints k, stores it with save and, after the commit, tells the
 // observer so any cached state for its hash is overwritten.
-func (s *Service) issue(ctx context.Context, ch keyward.Change, k *keyward.Key, save func(context.Context, keyward.Change, *keyward.Key) error) (*keyward.CreatedKey, error) {
+func (s *Keys) issue(ctx context.Context, ch keyward.Change, k *keyward.Key, save func(context.Context, keyward.Change, *keyward.Key) error) (*keyward.CreatedKey, error) {
 	created, err := s.mint(k)
 	if err != nil {
 		return nil, err
@@ -208,7 +275,7 @@ func (s *Service) issue(ctx context.Context, ch keyward.Change, k *keyward.Key, 
 // Bootstrap creates a root key in a store that has no usable one (none, or
 // only disabled, revoked or expired root keys) and returns its secret. It
 // fails with ECONFLICT while a usable root key exists.
-func (s *Service) Bootstrap(ctx context.Context) (keyward.Secret, *keyward.Key, error) {
+func (s *Keys) Bootstrap(ctx context.Context) (keyward.Secret, *keyward.Key, error) {
 	now := s.utc()
 	k := &keyward.Key{
 		ID:        apikey.NewID("key"),
@@ -231,7 +298,7 @@ func (s *Service) Bootstrap(ctx context.Context) (keyward.Secret, *keyward.Key, 
 }
 
 // Key returns a key the caller may see.
-func (s *Service) Key(ctx context.Context, keyID string) (*keyward.Key, error) {
+func (s *Keys) Key(ctx context.Context, keyID string) (*keyward.Key, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -247,7 +314,7 @@ func (s *Service) Key(ctx context.Context, keyID string) (*keyward.Key, error) {
 	return k, nil
 }
 
-func (s *Service) visibleKey(ctx context.Context, id *keyward.Identity, keyID string) (*keyward.Key, error) {
+func (s *Keys) visibleKey(ctx context.Context, id *keyward.Identity, keyID string) (*keyward.Key, error) {
 	k, err := s.store.Key(ctx, keyID)
 	if err != nil {
 		return nil, err
@@ -260,7 +327,7 @@ func (s *Service) visibleKey(ctx context.Context, id *keyward.Identity, keyID st
 
 // Keys lists the keys the caller may see: all for root, its account's for
 // an admin, its own for a user. A filter outside that scope finds nothing.
-func (s *Service) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (*keyward.KeyList, error) {
+func (s *Keys) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (*keyward.KeyList, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -290,7 +357,7 @@ func (s *Service) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page)
 // UpdateKey changes a key's name, permissions, meta, expiry, allow list or
 // disabled flag. Permissions, expiry and allow list may not exceed the
 // caller's.
-func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpdate) (*keyward.Key, error) {
+func (s *Keys) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpdate) (*keyward.Key, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -403,7 +470,7 @@ func (s *Service) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpda
 // RevokeKey makes a key stop working at once, also one in a rotation grace
 // window. Revoking a revoked key changes nothing: no audit entry, no
 // webhook event, no cache notice; it returns the key as it is.
-func (s *Service) RevokeKey(ctx context.Context, keyID string) (*keyward.Key, error) {
+func (s *Keys) RevokeKey(ctx context.Context, keyID string) (*keyward.Key, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -419,7 +486,7 @@ func (s *Service) RevokeKey(ctx context.Context, keyID string) (*keyward.Key, er
 	}
 	now := s.utc()
 	k, err := s.store.UpdateKey(ctx, ch, keyID, func(k *keyward.Key) error {
-		if revoked(k, now) {
+		if revokedAt(k, now) {
 			return errUnchanged // aborts the transaction, audit entry and event included
 		}
 		return revokeAt(now)(k)
@@ -440,7 +507,7 @@ func (s *Service) RevokeKey(ctx context.Context, keyID string) (*keyward.Key, er
 // now.
 func revokeAt(now time.Time) func(*keyward.Key) error {
 	return func(k *keyward.Key) error {
-		if revoked(k, now) {
+		if revokedAt(k, now) {
 			return nil
 		}
 		k.RevokedAt = &now
@@ -449,17 +516,11 @@ func revokeAt(now time.Time) func(*keyward.Key) error {
 	}
 }
 
-// revoked reports whether k stopped working by revocation at or before now
-// (a key in a rotation grace window has not).
-func revoked(k *keyward.Key, now time.Time) bool {
-	return k.RevokedAt != nil && !k.RevokedAt.After(now)
-}
-
 // RotateKey issues a replacement for a key with the same role, owner,
 // permissions, meta, rotation policy and expiry, except an expiry that the
 // rotation policy scheduled (ExpiryScheduled): the replacement is due again
 // only after the policy's max age. The old key keeps working for r.Grace.
-func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRotate) (*keyward.CreatedKey, error) {
+func (s *Keys) RotateKey(ctx context.Context, keyID string, r keyward.KeyRotate) (*keyward.CreatedKey, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -570,7 +631,7 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, r keyward.KeyRota
 }
 
 // DeleteKey deletes a key; it stops verifying at once.
-func (s *Service) DeleteKey(ctx context.Context, keyID string) error {
+func (s *Keys) DeleteKey(ctx context.Context, keyID string) error {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return err
@@ -604,7 +665,7 @@ func (s *Service) DeleteKey(ctx context.Context, keyID string) error {
 // otherUsableRoot reports whether a root key other than keyID is usable
 // now (Key.Status VALID), as BootstrapRootKey counts them: deleting keyID
 // then leaves the store manageable without a bootstrap.
-func (s *Service) otherUsableRoot(ctx context.Context, keyID string) (bool, error) {
+func (s *Keys) otherUsableRoot(ctx context.Context, keyID string) (bool, error) {
 	now := s.utc()
 	p := keyward.Page{Limit: keyward.MaxPageLimit}
 	for {
@@ -629,7 +690,7 @@ func (s *Service) otherUsableRoot(ctx context.Context, keyID string) (bool, erro
 // keys of other accounts: they answer NOT_FOUND. The secret metadata of a
 // valid key and of its account is returned, opened, only to root and to
 // callers holding keys:verify_secrets.
-func (s *Service) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyward.VerifyResult, error) {
+func (s *Keys) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyward.VerifyResult, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -660,6 +721,6 @@ func (s *Service) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyw
 }
 
 // WhoAmI returns the caller's identity.
-func (s *Service) WhoAmI(ctx context.Context) (*keyward.Identity, error) {
+func (s *Keys) WhoAmI(ctx context.Context) (*keyward.Identity, error) {
 	return caller(ctx)
 }

@@ -21,7 +21,7 @@ import (
 // A root key cannot be revoked with a cascade (EINVALID): root keys create
 // the keys of every account, and revoking them all would shut every tenant
 // out. Revoke the root key alone and review the keys it created.
-func (s *Service) RevokeKeyCascade(ctx context.Context, keyID string) (*keyward.KeyRevocation, error) {
+func (s *Keys) RevokeKeyCascade(ctx context.Context, keyID string) (*keyward.KeyRevocation, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ func (s *Service) RevokeKeyCascade(ctx context.Context, keyID string) (*keyward.
 // was revoked: "revoked", "leaked"). The observer is told of every key
 // changed; they are returned, the root first if it changed, every key
 // before the keys it created.
-func (s *Service) revokeTree(ctx context.Context, id *keyward.Identity, rootID, reason string, rootEntry func(*keyward.Key, time.Time) (*keyward.AuditEntry, []*keyward.Event, error)) ([]*keyward.Key, error) {
+func (s *Keys) revokeTree(ctx context.Context, id *keyward.Identity, rootID, reason string, rootEntry func(*keyward.Key, time.Time) (*keyward.AuditEntry, []*keyward.Event, error)) ([]*keyward.Key, error) {
 	now := s.utc()
 	revoke := revokeAt(now)
 	changed, err := s.store.UpdateKeyTree(ctx, keyward.Change{}, rootID, func(k *keyward.Key) (*keyward.AuditEntry, []*keyward.Event, error) {
@@ -92,8 +92,21 @@ func (s *Service) revokeTree(ctx context.Context, id *keyward.Identity, rootID, 
 	return changed, err
 }
 
-// revokedAt reports whether k stopped working at or before now (revoked,
-// or rotated and past its grace).
+// revokeWith revokes the key keyID now, recording the change ch, and
+// tells the observer: a leak report's revocation of a key without its
+// descendants (Abuse.ReportLeaks).
+func (s *Keys) revokeWith(ctx context.Context, ch keyward.Change, keyID string) (*keyward.Key, error) {
+	k, err := s.store.UpdateKey(ctx, ch, keyID, revokeAt(s.utc()))
+	if err != nil {
+		return nil, err
+	}
+	s.keyChanged(k)
+	return k, nil
+}
+
+// revokedAt reports whether k stopped working at or before now: revoked,
+// or rotated and past its grace (a key in a rotation grace window has
+// not).
 func revokedAt(k *keyward.Key, now time.Time) bool {
 	return k.RevokedAt != nil && !k.RevokedAt.After(now)
 }

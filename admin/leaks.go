@@ -33,7 +33,7 @@ import (
 // Tokens are handled one by one; a store failure ends the report with its
 // error, after the keys of earlier tokens were revoked. Reporting again is
 // safe.
-func (s *Service) ReportLeaks(ctx context.Context, r keyward.LeakReport) (*keyward.LeakResults, error) {
+func (s *Abuse) ReportLeaks(ctx context.Context, r keyward.LeakReport) (*keyward.LeakResults, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -72,7 +72,7 @@ func (s *Service) ReportLeaks(ctx context.Context, r keyward.LeakReport) (*keywa
 // key.revoke entry and event; never a root key's), in one transaction. It
 // returns the key and how many descendants it revoked; nil if the token is
 // no key's.
-func (s *Service) revokeLeakedToken(ctx context.Context, id *keyward.Identity, t keyward.LeakedToken, cascade bool) (*keyward.Key, int, error) {
+func (s *Abuse) revokeLeakedToken(ctx context.Context, id *keyward.Identity, t keyward.LeakedToken, cascade bool) (*keyward.Key, int, error) {
 	k, err := s.keyByToken(ctx, t.Token)
 	if k == nil || err != nil {
 		return nil, 0, err
@@ -80,7 +80,7 @@ func (s *Service) revokeLeakedToken(ctx context.Context, id *keyward.Identity, t
 	details := map[string]string{"source": t.Source, "url": t.URL}
 	var changed []*keyward.Key
 	if cascade && k.Role != keyward.RoleRoot {
-		changed, err = s.revokeTree(ctx, id, k.ID, "leaked", func(k *keyward.Key, _ time.Time) (*keyward.AuditEntry, []*keyward.Event, error) {
+		changed, err = s.keys.revokeTree(ctx, id, k.ID, "leaked", func(k *keyward.Key, _ time.Time) (*keyward.AuditEntry, []*keyward.Event, error) {
 			return s.auditChange(ctx, id, "key.leaked", "key", k.ID, k.AccountID, details)
 		})
 	} else {
@@ -88,8 +88,7 @@ func (s *Service) revokeLeakedToken(ctx context.Context, id *keyward.Identity, t
 		if ch, err = s.audit(ctx, id, "key.leaked", "key", k.ID, k.AccountID, details); err != nil {
 			return nil, 0, err
 		}
-		if k, err = s.store.UpdateKey(ctx, ch, k.ID, revokeAt(s.utc())); err == nil {
-			s.keyChanged(k)
+		if k, err = s.keys.revokeWith(ctx, ch, k.ID); err == nil {
 			changed = []*keyward.Key{k}
 		}
 	}
@@ -108,7 +107,7 @@ func (s *Service) revokeLeakedToken(ctx context.Context, id *keyward.Identity, t
 // keyByToken returns the key whose raw token is raw, found as verification
 // finds it (verify.FindKey): by its peppered hashes, then by its SHA-256
 // digest as an imported key; nil if raw is no key's.
-func (s *Service) keyByToken(ctx context.Context, raw string) (*keyward.Key, error) {
+func (s *Abuse) keyByToken(ctx context.Context, raw string) (*keyward.Key, error) {
 	k, err := verify.FindKey(ctx, s.store, s.hasher, raw)
 	if keyward.ErrorCode(err) == keyward.ENOTFOUND {
 		return nil, nil

@@ -22,7 +22,7 @@ func TestReportLeaksRevokesFoundKeys(t *testing.T) {
 		{Token: "not a key at all"},
 		{Token: userA.Secret, Source: "pastebin"}, // reported twice: still revoked
 	}}
-	res := must(e.svc.ReportLeaks(e.root, report))
+	res := must(e.svc.Abuse.ReportLeaks(e.root, report))
 	want := []keyward.LeakResult{
 		{Status: keyward.LeakRevoked, KeyID: userA.ID},
 		{Status: keyward.LeakNotFound},
@@ -33,16 +33,16 @@ func TestReportLeaksRevokesFoundKeys(t *testing.T) {
 	if !slices.Equal(res.Results, want) {
 		t.Fatalf("results = %+v, want %+v", res.Results, want)
 	}
-	if v := must(e.svc.VerifyKey(e.root, keyward.VerifyRequest{Key: userA.Secret})); v.Valid || v.Code != keyward.DecisionRevoked {
+	if v := must(e.svc.Keys.VerifyKey(e.root, keyward.VerifyRequest{Key: userA.Secret})); v.Valid || v.Code != keyward.DecisionRevoked {
 		t.Fatalf("verify after the report = %+v, want REVOKED", v)
 	}
-	if k := must(e.svc.Key(e.root, userA.ID)); k.RevokedAt == nil || !k.RevokedAt.Equal(e.now) {
+	if k := must(e.svc.Keys.Key(e.root, userA.ID)); k.RevokedAt == nil || !k.RevokedAt.Equal(e.now) {
 		t.Errorf("revoked_at = %v, want %v", k.RevokedAt, e.now)
 	}
 
 	// One audit entry per report of the key, with where it was found and
 	// never the token.
-	l := must(e.svc.AuditEntries(e.root, keyward.AuditFilter{Action: "key.leaked"}, keyward.Page{}))
+	l := must(e.svc.Audit.AuditEntries(e.root, keyward.AuditFilter{Action: "key.leaked"}, keyward.Page{}))
 	if len(l.Items) != 2 {
 		t.Fatalf("key.leaked entries = %d, want 2", len(l.Items))
 	}
@@ -94,26 +94,26 @@ func TestReportLeaksNeedsPermission(t *testing.T) {
 
 	// An account admin, even of the key's account, may not report.
 	for _, k := range []*keyward.Key{&adminA.Key, &userA.Key} {
-		_, err := e.svc.ReportLeaks(as(t, k), report)
+		_, err := e.svc.Abuse.ReportLeaks(as(t, k), report)
 		wantCode(t, err, keyward.EFORBIDDEN)
 	}
 	// (Not verified here: this env's observer is a recorder, so a cached
 	// answer would outlive the revocation below.)
-	if k := must(e.svc.Key(e.root, userB.ID)); k.RevokedAt != nil {
+	if k := must(e.svc.Keys.Key(e.root, userB.ID)); k.RevokedAt != nil {
 		t.Fatalf("a refused report revoked the key: %v", k.RevokedAt)
 	}
 
 	// A scanner's key reports keys of any account; it learns the status
 	// only, not the key's id.
-	scanner := must(e.svc.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: []string{keyward.PermissionReportLeak}}))
-	res := must(e.svc.ReportLeaks(as(t, &scanner.Key), report))
+	scanner := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: []string{keyward.PermissionReportLeak}}))
+	res := must(e.svc.Abuse.ReportLeaks(as(t, &scanner.Key), report))
 	if len(res.Results) != 1 || res.Results[0] != (keyward.LeakResult{Status: keyward.LeakRevoked}) {
 		t.Fatalf("scanner's results = %+v, want revoked without a key id", res.Results)
 	}
-	if v := must(e.svc.VerifyKey(e.root, keyward.VerifyRequest{Key: userB.Secret})); v.Code != keyward.DecisionRevoked {
+	if v := must(e.svc.Keys.VerifyKey(e.root, keyward.VerifyRequest{Key: userB.Secret})); v.Code != keyward.DecisionRevoked {
 		t.Fatalf("verify after the scanner's report = %+v, want REVOKED", v)
 	}
-	l := must(e.svc.AuditEntries(e.root, keyward.AuditFilter{Action: "key.leaked"}, keyward.Page{}))
+	l := must(e.svc.Audit.AuditEntries(e.root, keyward.AuditFilter{Action: "key.leaked"}, keyward.Page{}))
 	if len(l.Items) != 1 || l.Items[0].Actor.KeyID != scanner.ID || l.Items[0].TargetID != userB.ID {
 		t.Errorf("key.leaked entries = %+v", l.Items)
 	}
@@ -135,7 +135,7 @@ func TestReportLeaksBounds(t *testing.T) {
 		"long source":      {Tokens: []keyward.LeakedToken{{Token: "x", Source: strings.Repeat("s", keyward.MaxLeakSourceLen+1)}}},
 		"invalid utf8 url": {Tokens: []keyward.LeakedToken{{Token: "x", URL: "\xff"}}},
 	} {
-		_, err := e.svc.ReportLeaks(e.root, r)
+		_, err := e.svc.Abuse.ReportLeaks(e.root, r)
 		if keyward.ErrorCode(err) != keyward.EINVALID {
 			t.Errorf("%s: error %v, want EINVALID", name, err)
 		}
@@ -148,7 +148,7 @@ func TestReportLeaksBounds(t *testing.T) {
 	for i := range ok {
 		ok[i] = token(keyward.MaxLeakTokenLen)
 	}
-	res := must(e.svc.ReportLeaks(e.root, keyward.LeakReport{Tokens: ok}))
+	res := must(e.svc.Abuse.ReportLeaks(e.root, keyward.LeakReport{Tokens: ok}))
 	if len(res.Results) != keyward.MaxLeakTokens || res.Results[0].Status != keyward.LeakNotFound {
 		t.Errorf("results = %d, first %+v", len(res.Results), res.Results[0])
 	}

@@ -10,12 +10,12 @@ import (
 	"github.com/keyward/keyward/apikey"
 )
 
-var _ keyward.RotationPolicyService = (*Service)(nil)
+var _ keyward.RotationPolicyService = (*Keys)(nil)
 
 // SetRotationPolicy creates or replaces the rotation policy of an account
 // or a key: root any, an account admin those of its account and of its
 // account's keys; users none.
-func (s *Service) SetRotationPolicy(ctx context.Context, sc keyward.RotationScope, set keyward.RotationPolicySet) (*keyward.RotationPolicy, error) {
+func (s *Keys) SetRotationPolicy(ctx context.Context, sc keyward.RotationScope, set keyward.RotationPolicySet) (*keyward.RotationPolicy, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -47,7 +47,7 @@ func (s *Service) SetRotationPolicy(ctx context.Context, sc keyward.RotationScop
 
 // RotationPolicy returns the rotation policy of an account or a key, for
 // those who may set it.
-func (s *Service) RotationPolicy(ctx context.Context, sc keyward.RotationScope) (*keyward.RotationPolicy, error) {
+func (s *Keys) RotationPolicy(ctx context.Context, sc keyward.RotationScope) (*keyward.RotationPolicy, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -60,7 +60,7 @@ func (s *Service) RotationPolicy(ctx context.Context, sc keyward.RotationScope) 
 
 // DeleteRotationPolicy removes the rotation policy of an account or a key.
 // Notices already sent and expiries already scheduled stay.
-func (s *Service) DeleteRotationPolicy(ctx context.Context, sc keyward.RotationScope) error {
+func (s *Keys) DeleteRotationPolicy(ctx context.Context, sc keyward.RotationScope) error {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return err
@@ -84,7 +84,7 @@ func (s *Service) DeleteRotationPolicy(ctx context.Context, sc keyward.RotationS
 
 // policyScope checks that id may manage the rotation policy of sc and
 // returns the account it belongs to ("" for a root key's).
-func (s *Service) policyScope(ctx context.Context, id *keyward.Identity, sc keyward.RotationScope) (string, error) {
+func (s *Keys) policyScope(ctx context.Context, id *keyward.Identity, sc keyward.RotationScope) (string, error) {
 	if err := sc.Validate(); err != nil {
 		return "", err
 	}
@@ -119,13 +119,6 @@ func policyTarget(sc keyward.RotationScope) (targetType, targetID string) {
 // entry and webhook event, and the notices make it happen once: a change
 // another instance made first fails with ECONFLICT and announces nothing.
 
-// lock serialises a job's change with the admin changes of this instance,
-// so observers hear of them in commit order (see writer).
-func (s *Service) lock() func() {
-	s.mu.Lock()
-	return s.mu.Unlock
-}
-
 // keyEventData is the data of a key's webhook event: who the key belongs
 // to and extra.
 func keyEventData(k *keyward.Key, extra map[string]any) (json.RawMessage, error) {
@@ -142,7 +135,7 @@ func keyEventData(k *keyward.Key, extra map[string]any) (json.RawMessage, error)
 
 // announce returns the change recording the event of type typ about k, at
 // now, and the audit entry of the same action by keyward.
-func (s *Service) announce(ctx context.Context, typ string, k *keyward.Key, now time.Time, extra map[string]any) (keyward.Change, error) {
+func (s *Keys) announce(ctx context.Context, typ string, k *keyward.Key, now time.Time, extra map[string]any) (keyward.Change, error) {
 	data, err := keyEventData(k, extra)
 	if err != nil {
 		return keyward.Change{}, err
@@ -157,7 +150,7 @@ func (s *Service) announce(ctx context.Context, typ string, k *keyward.Key, now 
 
 // AnnounceExpired announces that k expired (key.expired), once: ECONFLICT if
 // its expiry was announced already.
-func (s *Service) AnnounceExpired(ctx context.Context, k *keyward.Key, now time.Time) error {
+func (s *Keys) AnnounceExpired(ctx context.Context, k *keyward.Key, now time.Time) error {
 	defer s.lock()()
 	ch, err := s.announce(ctx, keyward.EventKeyExpired, k, now, map[string]any{"expires_at": k.ExpiresAt})
 	if err != nil {
@@ -170,7 +163,7 @@ func (s *Service) AnnounceExpired(ctx context.Context, k *keyward.Key, now time.
 // rotation policy (key.rotation_due), once: ECONFLICT if it was announced
 // already. With the policy's ExpireAfter, the event says when the key will
 // expire; ScheduleExpiry then sets it.
-func (s *Service) AnnounceRotationDue(ctx context.Context, d *keyward.RotationDue, now time.Time) error {
+func (s *Keys) AnnounceRotationDue(ctx context.Context, d *keyward.RotationDue, now time.Time) error {
 	defer s.lock()()
 	extra := map[string]any{
 		"created_at": d.Key.CreatedAt, "due_at": d.DueAt,
@@ -204,7 +197,7 @@ var errUnchanged = errors.New("unchanged")
 // d.ExpireAt(), as its policy asks, unless it expires earlier or was
 // revoked; then it records that it did (NoticeExpiryScheduled), so an admin
 // may still extend the key afterwards. It returns the key if it changed.
-func (s *Service) ScheduleExpiry(ctx context.Context, d *keyward.RotationDue, now time.Time) (*keyward.Key, error) {
+func (s *Keys) ScheduleExpiry(ctx context.Context, d *keyward.RotationDue, now time.Time) (*keyward.Key, error) {
 	defer s.lock()()
 	at := d.ExpireAt()
 	ch, err := s.audit(ctx, systemIdentity, "key.expire_scheduled", "key", d.Key.ID, d.Key.AccountID,
@@ -240,7 +233,7 @@ func (s *Service) ScheduleExpiry(ctx context.Context, d *keyward.RotationDue, no
 // DeleteRetiredKey deletes k, revoked or expired at or before before, for
 // retention: it stops existing everywhere (caches are told). A key that
 // was extended since it was listed is kept (ECONFLICT).
-func (s *Service) DeleteRetiredKey(ctx context.Context, k *keyward.Key, before time.Time) error {
+func (s *Keys) DeleteRetiredKey(ctx context.Context, k *keyward.Key, before time.Time) error {
 	defer s.lock()()
 	current, err := s.store.Key(ctx, k.ID)
 	if err != nil {
@@ -262,17 +255,4 @@ func (s *Service) DeleteRetiredKey(ctx context.Context, k *keyward.Key, before t
 	s.keysDeleted([]keyward.KeyHash{deleted.Hash})
 	s.log.InfoContext(ctx, "key deleted by retention", "key_id", k.ID, "account_id", k.AccountID)
 	return nil
-}
-
-// DeleteExpiredIPRule deletes an IP rule that expired, for retention. An
-// expired rule applies nowhere, so no instance needs to reload.
-func (s *Service) DeleteExpiredIPRule(ctx context.Context, r *keyward.IPRule) error {
-	defer s.lock()()
-	ch, err := s.audit(ctx, systemIdentity, "ip_rule.delete", "ip_rule", r.ID, r.AccountID,
-		map[string]any{"reason": "retention", "action": r.Action, "cidr": r.CIDR.String(), "expires_at": r.ExpiresAt})
-	if err != nil {
-		return err
-	}
-	_, err = s.store.DeleteIPRule(ctx, ch, r.ID)
-	return err
 }

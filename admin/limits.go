@@ -37,7 +37,7 @@ func checkMetering(id *keyward.Identity, limits []keyward.RateLimit, credits *ke
 // inherited returns the rate limits and meter a key created by id, not
 // root, must carry: the caller key's own limits, and for a user key its
 // meter too. EFORBIDDEN if the caller's key has credits.
-func (s *Service) inherited(ctx context.Context, id *keyward.Identity) (limits []keyward.RateLimit, meter string, err error) {
+func (s *Keys) inherited(ctx context.Context, id *keyward.Identity) (limits []keyward.RateLimit, meter string, err error) {
 	own, err := s.store.Key(ctx, id.KeyID)
 	if err != nil {
 		return nil, "", err
@@ -52,7 +52,7 @@ func (s *Service) inherited(ctx context.Context, id *keyward.Identity) (limits [
 }
 
 // Credits returns the live credits of a key the caller may see.
-func (s *Service) Credits(ctx context.Context, keyID string) (*keyward.Credits, error) {
+func (s *Keys) Credits(ctx context.Context, keyID string) (*keyward.Credits, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -74,7 +74,7 @@ func (s *Service) Credits(ctx context.Context, keyID string) (*keyward.Credits, 
 }
 
 // SetCredits replaces a key's credits (nil removes them). Root only.
-func (s *Service) SetCredits(ctx context.Context, keyID string, c *keyward.Credits) (*keyward.Credits, error) {
+func (s *Keys) SetCredits(ctx context.Context, keyID string, c *keyward.Credits) (*keyward.Credits, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -109,7 +109,7 @@ func (s *Service) SetCredits(ctx context.Context, keyID string, c *keyward.Credi
 }
 
 // TopUpCredits adds n credits to a key. Root only.
-func (s *Service) TopUpCredits(ctx context.Context, keyID string, n int64) (*keyward.Credits, error) {
+func (s *Keys) TopUpCredits(ctx context.Context, keyID string, n int64) (*keyward.Credits, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -138,29 +138,9 @@ func (s *Service) TopUpCredits(ctx context.Context, keyID string, n int64) (*key
 	return k.Credits, nil
 }
 
-func (s *Service) ledgerConfigured() error {
+func (s *Keys) ledgerConfigured() error {
 	if s.credits == nil {
 		return keyward.Errorf(keyward.EINTERNAL, "admin: no credit ledger is configured")
 	}
 	return nil
-}
-
-// Anomalies lists anomalies: all for root, its own account's for an
-// account admin; a user may not.
-func (s *Service) Anomalies(ctx context.Context, f keyward.AnomalyFilter, p keyward.Page) (*keyward.AnomalyList, error) {
-	id, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := scopeToAccount(id, &f.AccountID, "list anomalies"); err != nil {
-		return nil, err
-	}
-	if f.Type != "" && !f.Type.Valid() {
-		return nil, keyward.Errorf(keyward.EINVALID, "anomaly type %q is not one of ip_spread, usage_spike, revoked_key_use, failure_burst, brute_force", f.Type)
-	}
-	items, next, err := s.store.Anomalies(ctx, f, p)
-	if err != nil {
-		return nil, err
-	}
-	return &keyward.AnomalyList{Items: items, Next: next}, nil
 }

@@ -38,14 +38,14 @@ func TestRevokeRevokedKeyChangesNothing(t *testing.T) {
 	onEachStore(t, func(t *testing.T, e *env) {
 		_, _, _, userKey := e.tenant(t, "acme")
 		e.announced(t)
-		first := must(e.svc.RevokeKey(e.root, userKey.ID))
+		first := must(e.svc.Keys.RevokeKey(e.root, userKey.ID))
 		if evs := e.announced(t); len(evs) != 1 || evs[0].Type != keyward.EventKeyRevoked {
 			t.Fatalf("first revoke announced %v, want one key.revoked", evs)
 		}
 		audits, changes := e.auditCount(t), e.changed()
 
 		e.now = e.now.Add(time.Minute)
-		again := must(e.svc.RevokeKey(e.root, userKey.ID))
+		again := must(e.svc.Keys.RevokeKey(e.root, userKey.ID))
 		if !again.RevokedAt.Equal(*first.RevokedAt) || !again.UpdatedAt.Equal(first.UpdatedAt) {
 			t.Fatalf("second revoke: revoked_at %v updated_at %v, want %v %v", again.RevokedAt, again.UpdatedAt, first.RevokedAt, first.UpdatedAt)
 		}
@@ -62,10 +62,10 @@ func TestRevokeRevokedKeyChangesNothing(t *testing.T) {
 		// Not a no-op: a rotated key in its grace window is not revoked
 		// yet; revoking it ends the window, audited and announced.
 		_, _, _, other := e.tenant(t, "other")
-		must(e.svc.RotateKey(e.root, other.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)}))
+		must(e.svc.Keys.RotateKey(e.root, other.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)}))
 		e.announced(t)
 		audits = e.auditCount(t)
-		stopped := must(e.svc.RevokeKey(e.root, other.ID))
+		stopped := must(e.svc.Keys.RevokeKey(e.root, other.ID))
 		if !stopped.RevokedAt.Equal(e.now) {
 			t.Fatalf("revoking a key in its grace window: revoked_at %v, want %v", stopped.RevokedAt, e.now)
 		}
@@ -84,46 +84,46 @@ func TestRevokeRevokedKeyChangesNothing(t *testing.T) {
 func TestOnlyUsableRootKeysCount(t *testing.T) {
 	onEachStore(t, func(t *testing.T, e *env) {
 		rootID := keyward.IdentityFrom(e.root).KeyID
-		revoked := must(e.svc.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot, Name: "revoked"}))
-		must(e.svc.RevokeKey(e.root, revoked.ID))
-		disabled := must(e.svc.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot, Name: "disabled"}))
-		must(e.svc.UpdateKey(e.root, disabled.ID, keyward.KeyUpdate{Disabled: ptr(true)}))
-		expiring := must(e.svc.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot, Name: "expiring", ExpiresAt: ptr(e.now.Add(time.Hour))}))
+		revoked := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot, Name: "revoked"}))
+		must(e.svc.Keys.RevokeKey(e.root, revoked.ID))
+		disabled := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot, Name: "disabled"}))
+		must(e.svc.Keys.UpdateKey(e.root, disabled.ID, keyward.KeyUpdate{Disabled: ptr(true)}))
+		expiring := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot, Name: "expiring", ExpiresAt: ptr(e.now.Add(time.Hour))}))
 
 		// The expiring key is usable: the bootstrap key may go.
-		second := must(e.svc.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot, Name: "second"}))
-		if err := e.svc.DeleteKey(e.root, second.ID); err != nil {
+		second := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{Role: keyward.RoleRoot, Name: "second"}))
+		if err := e.svc.Keys.DeleteKey(e.root, second.ID); err != nil {
 			t.Fatalf("deleting a root key while other usable ones exist: %v", err)
 		}
-		_, _, err := e.svc.Bootstrap(t.Context())
+		_, _, err := e.svc.Keys.Bootstrap(t.Context())
 		wantCode(t, err, keyward.ECONFLICT)
 
 		e.now = e.now.Add(2 * time.Hour) // the expiring key expired
-		err = e.svc.DeleteKey(e.root, rootID)
+		err = e.svc.Keys.DeleteKey(e.root, rootID)
 		wantCode(t, err, keyward.ECONFLICT)
 		if _, err := e.store.Key(t.Context(), rootID); err != nil {
 			t.Fatalf("the last usable root key was deleted: %v", err)
 		}
 		// Unusable root keys can always be deleted.
-		if err := e.svc.DeleteKey(e.root, expiring.ID); err != nil {
+		if err := e.svc.Keys.DeleteKey(e.root, expiring.ID); err != nil {
 			t.Fatalf("deleting an expired root key: %v", err)
 		}
 
 		// A leaked last root key is revoked all the same; bootstrap is
 		// the way back in, despite the unusable root keys left.
-		must(e.svc.RevokeKey(e.root, rootID))
-		_, fresh, err := e.svc.Bootstrap(t.Context())
+		must(e.svc.Keys.RevokeKey(e.root, rootID))
+		_, fresh, err := e.svc.Keys.Bootstrap(t.Context())
 		if err != nil {
 			t.Fatalf("bootstrap with only revoked and disabled root keys: %v", err)
 		}
 		if got := fresh.Status(e.now); got != keyward.DecisionValid {
 			t.Fatalf("bootstrapped root key is %s", got)
 		}
-		_, _, err = e.svc.Bootstrap(t.Context())
+		_, _, err = e.svc.Keys.Bootstrap(t.Context())
 		wantCode(t, err, keyward.ECONFLICT)
 		asFresh := as(t, fresh)
 		for _, id := range []string{rootID, revoked.ID, disabled.ID} {
-			if err := e.svc.DeleteKey(asFresh, id); err != nil {
+			if err := e.svc.Keys.DeleteKey(asFresh, id); err != nil {
 				t.Fatalf("deleting unusable root key %s: %v", id, err)
 			}
 		}

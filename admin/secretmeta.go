@@ -71,7 +71,7 @@ func checkSecretMetaWriter(id *keyward.Identity, in secretMetaInput) error {
 }
 
 // sealSecretMeta seals plain for the object whose additional data is ad.
-func (s *Service) sealSecretMeta(plain, ad []byte) (*keyward.Sealed, error) {
+func (s *Keys) sealSecretMeta(plain, ad []byte) (*keyward.Sealed, error) {
 	if s.sealer == nil {
 		return nil, keyward.Errorf(keyward.EINVALID, "secret_meta cannot be stored: this keyward has no master key (configure master_keys)")
 	}
@@ -84,7 +84,7 @@ func (s *Service) sealSecretMeta(plain, ad []byte) (*keyward.Sealed, error) {
 
 // apply returns the sealed value that replaces cur under in: cur when in
 // changes nothing, nil when it clears.
-func (s *Service) apply(in secretMetaInput, cur *keyward.Sealed, ad []byte) (*keyward.Sealed, error) {
+func (s *Keys) apply(in secretMetaInput, cur *keyward.Sealed, ad []byte) (*keyward.Sealed, error) {
 	switch {
 	case in.plain != nil:
 		return s.sealSecretMeta(in.plain, ad)
@@ -95,7 +95,7 @@ func (s *Service) apply(in secretMetaInput, cur *keyward.Sealed, ad []byte) (*ke
 }
 
 // openSecretMeta opens a sealed secret metadata; nil for none.
-func (s *Service) openSecretMeta(v *keyward.Sealed, ad []byte, what string) (json.RawMessage, error) {
+func (s *Keys) openSecretMeta(v *keyward.Sealed, ad []byte, what string) (json.RawMessage, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -117,7 +117,7 @@ func mayReadSecrets(id *keyward.Identity) bool {
 
 // revealSecretMeta fills the secret metadata of k and of its account into
 // a valid result.
-func (s *Service) revealSecretMeta(out *keyward.VerifyResult, k *keyward.Key) error {
+func (s *Keys) revealSecretMeta(out *keyward.VerifyResult, k *keyward.Key) error {
 	var err error
 	if out.SecretMeta, err = s.openSecretMeta(k.SecretMeta, keyward.KeySecretMetaAD(k.ID), "key "+k.ID); err != nil {
 		return err

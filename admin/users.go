@@ -8,7 +8,7 @@ import (
 )
 
 // CreateUser creates a user in an account: root, or the account's admins.
-func (s *Service) CreateUser(ctx context.Context, accountID string, c keyward.UserCreate) (*keyward.User, error) {
+func (s *Keys) CreateUser(ctx context.Context, accountID string, c keyward.UserCreate) (*keyward.User, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -42,7 +42,7 @@ func (s *Service) CreateUser(ctx context.Context, accountID string, c keyward.Us
 }
 
 // User returns a user to root, the account's admins, or the user itself.
-func (s *Service) User(ctx context.Context, accountID, userID string) (*keyward.User, error) {
+func (s *Keys) User(ctx context.Context, accountID, userID string) (*keyward.User, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -57,7 +57,7 @@ func (s *Service) User(ctx context.Context, accountID, userID string) (*keyward.
 }
 
 // user loads a user and checks that it belongs to accountID.
-func (s *Service) user(ctx context.Context, accountID, userID string) (*keyward.User, error) {
+func (s *Keys) user(ctx context.Context, accountID, userID string) (*keyward.User, error) {
 	u, err := s.store.User(ctx, userID)
 	if err != nil {
 		return nil, err
@@ -69,7 +69,7 @@ func (s *Service) user(ctx context.Context, accountID, userID string) (*keyward.
 }
 
 // Users lists an account's users: root, or the account's admins.
-func (s *Service) Users(ctx context.Context, accountID string, p keyward.Page) (*keyward.UserList, error) {
+func (s *Keys) Users(ctx context.Context, accountID string, p keyward.Page) (*keyward.UserList, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -88,7 +88,7 @@ func (s *Service) Users(ctx context.Context, accountID string, p keyward.Page) (
 }
 
 // DeleteUser deletes a user and its keys: root, or the account's admins.
-func (s *Service) DeleteUser(ctx context.Context, accountID, userID string) error {
+func (s *Keys) DeleteUser(ctx context.Context, accountID, userID string) error {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return err

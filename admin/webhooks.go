@@ -10,7 +10,26 @@ import (
 	"github.com/keyward/keyward/webhook/signature"
 )
 
-var _ keyward.WebhookService = (*Service)(nil)
+// Webhooks manages webhook endpoints and reads their deliveries; package
+// webhook delivers the events.
+type Webhooks struct {
+	recorder
+	*writes // its own: endpoint changes reach no verification cache
+	store   webhookStore
+	guard   webhook.Guard
+}
+
+var _ keyward.WebhookService = (*Webhooks)(nil)
+
+// webhookStore is what Webhooks reads and writes.
+type webhookStore interface {
+	CreateWebhookEndpoint(ctx context.Context, ch keyward.Change, e *keyward.WebhookEndpoint) error
+	WebhookEndpoint(ctx context.Context, id string) (*keyward.WebhookEndpoint, error)
+	WebhookEndpoints(ctx context.Context, f keyward.WebhookEndpointFilter, p keyward.Page) ([]*keyward.WebhookEndpoint, string, error)
+	UpdateWebhookEndpoint(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.WebhookEndpoint) error) (*keyward.WebhookEndpoint, error)
+	DeleteWebhookEndpoint(ctx context.Context, ch keyward.Change, id string) (*keyward.WebhookEndpoint, error)
+	WebhookDeliveries(ctx context.Context, endpointID string, p keyward.Page) ([]*keyward.WebhookDelivery, string, error)
+}
 
 // maxAccountWebhooks bounds the endpoints of one account: every event of
 // the account is delivered to each.
@@ -23,7 +42,7 @@ const maxURLLen = 2048
 // signing secret, shown this once. Root may create global endpoints
 // (receiving every event) and endpoints of any account; an account admin
 // only endpoints of its own account; a user none.
-func (s *Service) CreateWebhookEndpoint(ctx context.Context, n keyward.NewWebhookEndpoint) (*keyward.CreatedWebhookEndpoint, error) {
+func (s *Webhooks) CreateWebhookEndpoint(ctx context.Context, n keyward.NewWebhookEndpoint) (*keyward.CreatedWebhookEndpoint, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -65,7 +84,7 @@ func (s *Service) CreateWebhookEndpoint(ctx context.Context, n keyward.NewWebhoo
 }
 
 // newWebhookSecret generates a signing secret and seals it into e.
-func (s *Service) newWebhookSecret(e *keyward.WebhookEndpoint) (keyward.Secret, error) {
+func (s *Webhooks) newWebhookSecret(e *keyward.WebhookEndpoint) (keyward.Secret, error) {
 	if s.sealer == nil {
 		return "", keyward.Errorf(keyward.EINTERNAL, "webhooks need master keys to keep their secrets: configure master_keys")
 	}
@@ -80,14 +99,14 @@ func (s *Service) newWebhookSecret(e *keyward.WebhookEndpoint) (keyward.Secret, 
 }
 
 // validateEndpoint checks what a caller may set on an endpoint.
-func (s *Service) validateEndpoint(url, description string, events []string) error {
+func (s *Webhooks) validateEndpoint(url, description string, events []string) error {
 	if url == "" {
 		return keyward.Errorf(keyward.EINVALID, "url is required: give the https URL that receives the events")
 	}
 	if len(url) > maxURLLen {
 		return keyward.Errorf(keyward.EINVALID, "url is %d bytes long, more than %d", len(url), maxURLLen)
 	}
-	if err := s.webhookGuard.CheckURL(url); err != nil {
+	if err := s.guard.CheckURL(url); err != nil {
 		return err
 	}
 	if err := validateName("description", description, false); err != nil {
@@ -106,7 +125,7 @@ func (s *Service) validateEndpoint(url, description string, events []string) err
 
 // webhookEndpoint returns the endpoint with id if the caller may manage it
 // (ENOTFOUND otherwise, as for a missing one).
-func (s *Service) webhookEndpoint(ctx context.Context, id *keyward.Identity, endpointID string) (*keyward.WebhookEndpoint, error) {
+func (s *Webhooks) webhookEndpoint(ctx context.Context, id *keyward.Identity, endpointID string) (*keyward.WebhookEndpoint, error) {
 	account := ""
 	if err := scopeToAccount(id, &account, "manage webhooks"); err != nil {
 		return nil, err
@@ -122,7 +141,7 @@ func (s *Service) webhookEndpoint(ctx context.Context, id *keyward.Identity, end
 }
 
 // WebhookEndpoint returns an endpoint the caller may manage.
-func (s *Service) WebhookEndpoint(ctx context.Context, endpointID string) (*keyward.WebhookEndpoint, error) {
+func (s *Webhooks) WebhookEndpoint(ctx context.Context, endpointID string) (*keyward.WebhookEndpoint, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -132,7 +151,7 @@ func (s *Service) WebhookEndpoint(ctx context.Context, endpointID string) (*keyw
 
 // WebhookEndpoints lists the endpoints the caller may manage: all (or one
 // account's) for root, its account's for an account admin.
-func (s *Service) WebhookEndpoints(ctx context.Context, f keyward.WebhookEndpointFilter, p keyward.Page) (*keyward.WebhookEndpointList, error) {
+func (s *Webhooks) WebhookEndpoints(ctx context.Context, f keyward.WebhookEndpointFilter, p keyward.Page) (*keyward.WebhookEndpointList, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -150,7 +169,7 @@ func (s *Service) WebhookEndpoints(ctx context.Context, f keyward.WebhookEndpoin
 // UpdateWebhookEndpoint changes an endpoint's URL, description, events or
 // disabled state; enabling it clears the reason it was disabled for, and
 // its pending deliveries resume.
-func (s *Service) UpdateWebhookEndpoint(ctx context.Context, endpointID string, u keyward.WebhookEndpointUpdate) (*keyward.WebhookEndpoint, error) {
+func (s *Webhooks) UpdateWebhookEndpoint(ctx context.Context, endpointID string, u keyward.WebhookEndpointUpdate) (*keyward.WebhookEndpoint, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -190,7 +209,7 @@ func (s *Service) UpdateWebhookEndpoint(ctx context.Context, endpointID string, 
 
 // RotateWebhookSecret gives an endpoint a new signing secret, returned this
 // once; deliveries are signed with it from the next attempt on.
-func (s *Service) RotateWebhookSecret(ctx context.Context, endpointID string) (*keyward.CreatedWebhookEndpoint, error) {
+func (s *Webhooks) RotateWebhookSecret(ctx context.Context, endpointID string) (*keyward.CreatedWebhookEndpoint, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -221,7 +240,7 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, endpointID string) (*
 
 // DeleteWebhookEndpoint deletes an endpoint with its delivery log; its
 // pending deliveries are dropped.
-func (s *Service) DeleteWebhookEndpoint(ctx context.Context, endpointID string) error {
+func (s *Webhooks) DeleteWebhookEndpoint(ctx context.Context, endpointID string) error {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return err
@@ -242,7 +261,7 @@ func (s *Service) DeleteWebhookEndpoint(ctx context.Context, endpointID string) 
 // WebhookDeliveries returns a page of an endpoint's delivery log, newest
 // event first. Root reads each delivery's last error in full; an account
 // admin reads webhook.PublicError of it.
-func (s *Service) WebhookDeliveries(ctx context.Context, endpointID string, p keyward.Page) (*keyward.WebhookDeliveryList, error) {
+func (s *Webhooks) WebhookDeliveries(ctx context.Context, endpointID string, p keyward.Page) (*keyward.WebhookDeliveryList, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err

@@ -111,7 +111,7 @@ func TestCachedVerifierTTL(t *testing.T) {
 
 	verifyCode(t, v, r, keyward.DecisionValid)
 	// Revoked at keyward: the cache answers VALID until its entry expires.
-	if _, err := e.svc.RevokeKey(e.rootCtx(), k.ID); err != nil {
+	if _, err := e.svc.Keys.RevokeKey(e.rootCtx(), k.ID); err != nil {
 		t.Fatal(err)
 	}
 	clk.advance(time.Minute - time.Nanosecond)
@@ -157,7 +157,7 @@ func TestCachedVerifierNegative(t *testing.T) {
 	v := client.NewCachedVerifier(c, client.CacheConfig{MaxNegative: 2, Now: newClock().Now})
 
 	unknown := e.userKey()
-	if err := e.svc.DeleteKey(e.rootCtx(), unknown.ID); err != nil {
+	if err := e.svc.Keys.DeleteKey(e.rootCtx(), unknown.ID); err != nil {
 		t.Fatal(err)
 	}
 	bad := []string{unknown.Secret, "kw_user_not-a-key", "garbage"}

@@ -1,6 +1,6 @@
 // Package client is keyward's Go client for its HTTP API. A *Client
 // implements keyward.AccountService, UserService and KeyService, so code
-// written against those interfaces runs the same in process (admin.Service)
+// written against those interfaces runs the same in process (admin.Keys)
 // or over the network. Errors come back as *keyward.Error with the code the
 // server sent, so keyward.ErrorCode and errors.As work across the network.
 //

@@ -24,7 +24,7 @@ import (
 // with a user. Its logs are checked for every secret when the test ends.
 type env struct {
 	t       *testing.T
-	svc     *admin.Service
+	svc     admin.Services
 	handler http.Handler
 	ts      *httptest.Server
 	root    keyward.Secret
@@ -50,20 +50,20 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.svc = admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: engine, Credits: ledger, Logger: log})
-	e.handler = httpapi.New(httpapi.Config{Service: e.svc, Engine: engine, Store: store, Logger: log, Version: "test"})
+	e.handler = httpapi.New(httpapi.Config{Services: httpapi.Services{Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse}, Engine: engine, Store: store, Logger: log, Version: "test"})
 	e.ts = httptest.NewServer(e.handler)
 	t.Cleanup(e.ts.Close)
 	t.Cleanup(e.checkLogs)
-	e.root, e.rootKey, err = e.svc.Bootstrap(t.Context())
+	e.root, e.rootKey, err = e.svc.Keys.Bootstrap(t.Context())
 	if err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
 	e.remember(e.root.Reveal())
-	e.acct, err = e.svc.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: "acme"})
+	e.acct, err = e.svc.Keys.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: "acme"})
 	if err != nil {
 		t.Fatalf("create account: %v", err)
 	}
-	e.user, err = e.svc.CreateUser(e.rootCtx(), e.acct.ID, keyward.UserCreate{Name: "alice"})
+	e.user, err = e.svc.Keys.CreateUser(e.rootCtx(), e.acct.ID, keyward.UserCreate{Name: "alice"})
 	if err != nil {
 		t.Fatalf("create user: %v", err)
 	}
@@ -82,7 +82,7 @@ func (e *env) userKey(perms ...string) *keyward.CreatedKey {
 
 func (e *env) key(c keyward.KeyCreate) *keyward.CreatedKey {
 	e.t.Helper()
-	k, err := e.svc.CreateKey(e.rootCtx(), c)
+	k, err := e.svc.Keys.CreateKey(e.rootCtx(), c)
 	if err != nil {
 		e.t.Fatalf("create key: %v", err)
 	}

@@ -27,7 +27,7 @@ type env struct {
 	store   keyward.Store
 	hasher  *apikey.Hasher
 	engine  *verify.Engine
-	svc     *admin.Service
+	svc     admin.Services
 	rootKey *keyward.Key
 	up      *upstream
 	logs    *keywardtest.SyncBuffer
@@ -44,7 +44,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.engine = engine
 	e.svc = admin.New(admin.Config{Store: e.store, Hasher: e.hasher, Verifier: engine, Logger: e.logger()})
-	secret, k, err := e.svc.Bootstrap(t.Context())
+	secret, k, err := e.svc.Keys.Bootstrap(t.Context())
 	if err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
@@ -74,15 +74,15 @@ func (e *env) rootCtx() context.Context {
 func (e *env) userKey(perms ...string) *keyward.CreatedKey {
 	e.t.Helper()
 	ctx := e.rootCtx()
-	acc, err := e.svc.CreateAccount(ctx, keyward.AccountCreate{Name: "acct-" + apikey.NewID("n")})
+	acc, err := e.svc.Keys.CreateAccount(ctx, keyward.AccountCreate{Name: "acct-" + apikey.NewID("n")})
 	if err != nil {
 		e.t.Fatalf("create account: %v", err)
 	}
-	u, err := e.svc.CreateUser(ctx, acc.ID, keyward.UserCreate{Name: "alice"})
+	u, err := e.svc.Keys.CreateUser(ctx, acc.ID, keyward.UserCreate{Name: "alice"})
 	if err != nil {
 		e.t.Fatalf("create user: %v", err)
 	}
-	k, err := e.svc.CreateKey(ctx, keyward.KeyCreate{AccountID: acc.ID, UserID: u.ID, Role: keyward.RoleUser, Name: "test", Permissions: perms})
+	k, err := e.svc.Keys.CreateKey(ctx, keyward.KeyCreate{AccountID: acc.ID, UserID: u.ID, Role: keyward.RoleUser, Name: "test", Permissions: perms})
 	if err != nil {
 		e.t.Fatalf("create key: %v", err)
 	}

@@ -78,12 +78,12 @@ func TestRefusedRequestsNeverReachUpstream(t *testing.T) {
 	ctx := e.rootCtx()
 	good := e.userKey("read")
 	revoked := e.userKey("read")
-	if _, err := e.svc.RevokeKey(ctx, revoked.ID); err != nil {
+	if _, err := e.svc.Keys.RevokeKey(ctx, revoked.ID); err != nil {
 		t.Fatal(err)
 	}
 	disabled := e.userKey("read")
 	yes := true
-	if _, err := e.svc.UpdateKey(ctx, disabled.ID, keyward.KeyUpdate{Disabled: &yes}); err != nil {
+	if _, err := e.svc.Keys.UpdateKey(ctx, disabled.ID, keyward.KeyUpdate{Disabled: &yes}); err != nil {
 		t.Fatal(err)
 	}
 	weak := e.userKey("other")
@@ -627,12 +627,12 @@ func TestBodyLimitStreamed(t *testing.T) {
 func TestStampValue(t *testing.T) {
 	e := newEnv(t)
 	k := e.userKey()
-	rotated, err := e.svc.RotateKey(e.rootCtx(), k.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)}) // both keys work
+	rotated, err := e.svc.Keys.RotateKey(e.rootCtx(), k.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)}) // both keys work
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.secrets = append(e.secrets, rotated.Secret)
-	admin, err := e.svc.CreateKey(e.rootCtx(), keyward.KeyCreate{AccountID: k.AccountID, Role: keyward.RoleAccountAdmin})
+	admin, err := e.svc.Keys.CreateKey(e.rootCtx(), keyward.KeyCreate{AccountID: k.AccountID, Role: keyward.RoleAccountAdmin})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,19 +9,19 @@ import (
 )
 
 func (s *Server) getCredits(ctx context.Context, r *http.Request, _ noBody) (*keyward.Credits, error) {
-	return s.svc.Credits(ctx, r.PathValue("id"))
+	return s.svc.Keys.Credits(ctx, r.PathValue("id"))
 }
 
 // setCredits is PUT /v1/keys/{id}/credits: the body replaces the key's
 // credits.
 func (s *Server) setCredits(ctx context.Context, r *http.Request, in keyward.Credits) (*keyward.Credits, error) {
-	return s.svc.SetCredits(ctx, r.PathValue("id"), &in)
+	return s.svc.Keys.SetCredits(ctx, r.PathValue("id"), &in)
 }
 
 // deleteCredits is DELETE /v1/keys/{id}/credits: the key has no quota any
 // more.
 func (s *Server) deleteCredits(ctx context.Context, r *http.Request, _ noBody) (*struct{}, error) {
-	_, err := s.svc.SetCredits(ctx, r.PathValue("id"), nil)
+	_, err := s.svc.Keys.SetCredits(ctx, r.PathValue("id"), nil)
 	return nil, err
 }
 
@@ -31,7 +31,7 @@ type CreditsTopUp struct {
 }
 
 func (s *Server) topUpCredits(ctx context.Context, r *http.Request, in CreditsTopUp) (*keyward.Credits, error) {
-	return s.svc.TopUpCredits(ctx, r.PathValue("id"), in.Amount)
+	return s.svc.Keys.TopUpCredits(ctx, r.PathValue("id"), in.Amount)
 }
 
 // listAnomalies is GET /v1/anomalies[?account_id=..&key_id=..&type=..&since=..].
@@ -48,7 +48,7 @@ func (s *Server) listAnomalies(ctx context.Context, r *http.Request, _ noBody) (
 	if err := timeParams(q, map[string]*time.Time{"since": &f.Since}); err != nil {
 		return nil, err
 	}
-	l, err := s.svc.Anomalies(ctx, f, p)
+	l, err := s.svc.Abuse.Anomalies(ctx, f, p)
 	if l != nil && l.Items == nil {
 		l.Items = []*keyward.Anomaly{}
 	}

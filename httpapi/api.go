@@ -16,7 +16,7 @@ import (
 // authorisation decision to the service.
 
 func (s *Server) createAccount(ctx context.Context, _ *http.Request, in keyward.AccountCreate) (*keyward.Account, error) {
-	return s.svc.CreateAccount(ctx, in)
+	return s.svc.Keys.CreateAccount(ctx, in)
 }
 
 func (s *Server) listAccounts(ctx context.Context, r *http.Request, _ noBody) (*keyward.AccountList, error) {
@@ -28,7 +28,7 @@ func (s *Server) listAccounts(ctx context.Context, r *http.Request, _ noBody) (*
 	if err != nil {
 		return nil, err
 	}
-	l, err := s.svc.Accounts(ctx, p)
+	l, err := s.svc.Keys.Accounts(ctx, p)
 	if l != nil && l.Items == nil {
 		l.Items = []*keyward.Account{}
 	}
@@ -36,19 +36,19 @@ func (s *Server) listAccounts(ctx context.Context, r *http.Request, _ noBody) (*
 }
 
 func (s *Server) getAccount(ctx context.Context, r *http.Request, _ noBody) (*keyward.Account, error) {
-	return s.svc.Account(ctx, r.PathValue("id"))
+	return s.svc.Keys.Account(ctx, r.PathValue("id"))
 }
 
 func (s *Server) updateAccount(ctx context.Context, r *http.Request, in keyward.AccountUpdate) (*keyward.Account, error) {
-	return s.svc.UpdateAccount(ctx, r.PathValue("id"), in)
+	return s.svc.Keys.UpdateAccount(ctx, r.PathValue("id"), in)
 }
 
 func (s *Server) deleteAccount(ctx context.Context, r *http.Request, _ noBody) (*struct{}, error) {
-	return nil, s.svc.DeleteAccount(ctx, r.PathValue("id"))
+	return nil, s.svc.Keys.DeleteAccount(ctx, r.PathValue("id"))
 }
 
 func (s *Server) createUser(ctx context.Context, r *http.Request, in keyward.UserCreate) (*keyward.User, error) {
-	return s.svc.CreateUser(ctx, r.PathValue("id"), in)
+	return s.svc.Keys.CreateUser(ctx, r.PathValue("id"), in)
 }
 
 func (s *Server) listUsers(ctx context.Context, r *http.Request, _ noBody) (*keyward.UserList, error) {
@@ -60,7 +60,7 @@ func (s *Server) listUsers(ctx context.Context, r *http.Request, _ noBody) (*key
 	if err != nil {
 		return nil, err
 	}
-	l, err := s.svc.Users(ctx, r.PathValue("id"), p)
+	l, err := s.svc.Keys.Users(ctx, r.PathValue("id"), p)
 	if l != nil && l.Items == nil {
 		l.Items = []*keyward.User{}
 	}
@@ -68,15 +68,15 @@ func (s *Server) listUsers(ctx context.Context, r *http.Request, _ noBody) (*key
 }
 
 func (s *Server) getUser(ctx context.Context, r *http.Request, _ noBody) (*keyward.User, error) {
-	return s.svc.User(ctx, r.PathValue("id"), r.PathValue("uid"))
+	return s.svc.Keys.User(ctx, r.PathValue("id"), r.PathValue("uid"))
 }
 
 func (s *Server) deleteUser(ctx context.Context, r *http.Request, _ noBody) (*struct{}, error) {
-	return nil, s.svc.DeleteUser(ctx, r.PathValue("id"), r.PathValue("uid"))
+	return nil, s.svc.Keys.DeleteUser(ctx, r.PathValue("id"), r.PathValue("uid"))
 }
 
 func (s *Server) createKey(ctx context.Context, _ *http.Request, in keyward.KeyCreate) (*keyward.CreatedKey, error) {
-	return s.svc.CreateKey(ctx, in)
+	return s.svc.Keys.CreateKey(ctx, in)
 }
 
 func (s *Server) listKeys(ctx context.Context, r *http.Request, _ noBody) (*keyward.KeyList, error) {
@@ -92,7 +92,7 @@ func (s *Server) listKeys(ctx context.Context, r *http.Request, _ noBody) (*keyw
 	if f.Role != "" && !f.Role.Valid() {
 		return nil, keyward.Errorf(keyward.EINVALID, "role must be root, account_admin or user")
 	}
-	l, err := s.svc.Keys(ctx, f, p)
+	l, err := s.svc.Keys.Keys(ctx, f, p)
 	if l != nil && l.Items == nil {
 		l.Items = []*keyward.Key{}
 	}
@@ -100,15 +100,15 @@ func (s *Server) listKeys(ctx context.Context, r *http.Request, _ noBody) (*keyw
 }
 
 func (s *Server) getKey(ctx context.Context, r *http.Request, _ noBody) (*keyward.Key, error) {
-	return s.svc.Key(ctx, r.PathValue("id"))
+	return s.svc.Keys.Key(ctx, r.PathValue("id"))
 }
 
 func (s *Server) updateKey(ctx context.Context, r *http.Request, in keyward.KeyUpdate) (*keyward.Key, error) {
-	return s.svc.UpdateKey(ctx, r.PathValue("id"), in)
+	return s.svc.Keys.UpdateKey(ctx, r.PathValue("id"), in)
 }
 
 func (s *Server) deleteKey(ctx context.Context, r *http.Request, _ noBody) (*struct{}, error) {
-	return nil, s.svc.DeleteKey(ctx, r.PathValue("id"))
+	return nil, s.svc.Keys.DeleteKey(ctx, r.PathValue("id"))
 }
 
 // revokeKey revokes a key; with ?cascade=true its descendants too.
@@ -119,26 +119,26 @@ func (s *Server) revokeKey(ctx context.Context, r *http.Request, _ noBody) (*key
 	}
 	switch q.Get("cascade") {
 	case "", "false":
-		k, err := s.svc.RevokeKey(ctx, r.PathValue("id"))
+		k, err := s.svc.Keys.RevokeKey(ctx, r.PathValue("id"))
 		if err != nil {
 			return nil, err
 		}
 		return &keyward.KeyRevocation{Key: *k}, nil
 	case "true":
-		return s.svc.RevokeKeyCascade(ctx, r.PathValue("id"))
+		return s.svc.Keys.RevokeKeyCascade(ctx, r.PathValue("id"))
 	}
 	return nil, keyward.Errorf(keyward.EINVALID, "cascade must be true or false")
 }
 
 func (s *Server) rotateKey(ctx context.Context, r *http.Request, in keyward.KeyRotate) (*keyward.CreatedKey, error) {
-	return s.svc.RotateKey(ctx, r.PathValue("id"), in)
+	return s.svc.Keys.RotateKey(ctx, r.PathValue("id"), in)
 }
 
 // setKeyDisabled is POST /v1/keys/{id}/disable and /enable: PATCH with
 // only "disabled".
 func (s *Server) setKeyDisabled(disabled bool) handlerFunc[noBody, *keyward.Key] {
 	return func(ctx context.Context, r *http.Request, _ noBody) (*keyward.Key, error) {
-		return s.svc.UpdateKey(ctx, r.PathValue("id"), keyward.KeyUpdate{Disabled: &disabled})
+		return s.svc.Keys.UpdateKey(ctx, r.PathValue("id"), keyward.KeyUpdate{Disabled: &disabled})
 	}
 }
 
@@ -157,11 +157,11 @@ func (s *Server) verifyKey(ctx context.Context, r *http.Request, in keyward.Veri
 	if in.Agent == "" {
 		in.Agent = keyward.IdentityFrom(ctx).Agent
 	}
-	return s.svc.VerifyKey(ctx, in)
+	return s.svc.Keys.VerifyKey(ctx, in)
 }
 
 func (s *Server) whoami(ctx context.Context, _ *http.Request, _ noBody) (*keyward.Identity, error) {
-	return s.svc.WhoAmI(ctx)
+	return s.svc.Keys.WhoAmI(ctx)
 }
 
 // query returns r's query after checking that it holds only the allowed

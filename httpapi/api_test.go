@@ -89,7 +89,7 @@ func TestAuthentication(t *testing.T) {
 	k := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser})
 	other := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser})
 	disabled := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser})
-	if _, err := e.svc.UpdateKey(e.rootCtx(), disabled.ID, keyward.KeyUpdate{Disabled: ptr(true)}); err != nil {
+	if _, err := e.svc.Keys.UpdateKey(e.rootCtx(), disabled.ID, keyward.KeyUpdate{Disabled: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
 	expired := keywardtest.NewUserKey(t, e.store, e.hasher, a.ID, u.ID)

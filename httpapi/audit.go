@@ -22,7 +22,7 @@ func (s *Server) listAudit(ctx context.Context, r *http.Request, _ noBody) (*key
 	if err := timeParams(q, map[string]*time.Time{"since": &f.Since, "until": &f.Until}); err != nil {
 		return nil, err
 	}
-	l, err := s.svc.AuditEntries(ctx, f, p)
+	l, err := s.svc.Audit.AuditEntries(ctx, f, p)
 	if l != nil && l.Items == nil {
 		l.Items = []*keyward.AuditEntry{}
 	}
@@ -41,10 +41,10 @@ func (s *Server) verifyAudit(ctx context.Context, r *http.Request, _ noBody) (*k
 			return nil, err
 		}
 	}
-	return s.svc.VerifyAudit(ctx, expect)
+	return s.svc.Audit.VerifyAudit(ctx, expect)
 }
 
 // auditHead is GET /v1/audit/head.
 func (s *Server) auditHead(ctx context.Context, _ *http.Request, _ noBody) (*keyward.AuditCheckpoint, error) {
-	return s.svc.AuditHead(ctx)
+	return s.svc.Audit.AuditHead(ctx)
 }

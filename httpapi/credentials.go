@@ -14,7 +14,7 @@ import (
 // are never logged, and errors never quote them.
 
 func (s *Server) addProvider(ctx context.Context, _ *http.Request, in keyward.NewProviderConnection) (*keyward.ProviderConnection, error) {
-	return s.svc.AddProviderConnection(ctx, in)
+	return s.svc.Credentials.AddProviderConnection(ctx, in)
 }
 
 // listProviders is GET /v1/providers[?account_id=..].
@@ -27,7 +27,7 @@ func (s *Server) listProviders(ctx context.Context, r *http.Request, _ noBody) (
 	if err != nil {
 		return nil, err
 	}
-	l, err := s.svc.ProviderConnections(ctx, q.Get("account_id"), p)
+	l, err := s.svc.Credentials.ProviderConnections(ctx, q.Get("account_id"), p)
 	if l != nil && l.Items == nil {
 		l.Items = []*keyward.ProviderConnection{}
 	}
@@ -35,15 +35,15 @@ func (s *Server) listProviders(ctx context.Context, r *http.Request, _ noBody) (
 }
 
 func (s *Server) getProvider(ctx context.Context, r *http.Request, _ noBody) (*keyward.ProviderConnection, error) {
-	return s.svc.ProviderConnection(ctx, r.PathValue("id"))
+	return s.svc.Credentials.ProviderConnection(ctx, r.PathValue("id"))
 }
 
 func (s *Server) updateProvider(ctx context.Context, r *http.Request, in keyward.ProviderConnectionUpdate) (*keyward.ProviderConnection, error) {
-	return s.svc.UpdateProviderConnection(ctx, r.PathValue("id"), in)
+	return s.svc.Credentials.UpdateProviderConnection(ctx, r.PathValue("id"), in)
 }
 
 func (s *Server) removeProvider(ctx context.Context, r *http.Request, _ noBody) (*struct{}, error) {
-	return nil, s.svc.RemoveProviderConnection(ctx, r.PathValue("id"))
+	return nil, s.svc.Credentials.RemoveProviderConnection(ctx, r.PathValue("id"))
 }
 
 // providerTest is the answer of a connection test that passed.
@@ -56,18 +56,18 @@ type providerTest struct {
 // error saying what is wrong otherwise (upstream_error 502,
 // upstream_timeout 504 when the provider fails).
 func (s *Server) testProvider(ctx context.Context, r *http.Request, _ noBody) (*providerTest, error) {
-	if err := s.svc.TestProviderConnection(ctx, r.PathValue("id")); err != nil {
+	if err := s.svc.Credentials.TestProviderConnection(ctx, r.PathValue("id")); err != nil {
 		return nil, err
 	}
 	return &providerTest{OK: true}, nil
 }
 
 func (s *Server) reconcileProvider(ctx context.Context, r *http.Request, in keyward.ReconcileRequest) (*keyward.ReconcileReport, error) {
-	return s.svc.Reconcile(ctx, r.PathValue("id"), in)
+	return s.svc.Credentials.Reconcile(ctx, r.PathValue("id"), in)
 }
 
 func (s *Server) createCredential(ctx context.Context, _ *http.Request, in keyward.NewCredential) (*keyward.CreatedCredential, error) {
-	return s.svc.CreateCredential(ctx, in)
+	return s.svc.Credentials.CreateCredential(ctx, in)
 }
 
 // listCredentials is GET
@@ -85,7 +85,7 @@ func (s *Server) listCredentials(ctx context.Context, r *http.Request, _ noBody)
 	if f.Status != "" && !knownCredentialStatus(f.Status) {
 		return nil, keyward.Errorf(keyward.EINVALID, "status %q: use active, rotated, revoked, expired, orphaned or vanished", f.Status)
 	}
-	l, err := s.svc.Credentials(ctx, f, p)
+	l, err := s.svc.Credentials.Credentials(ctx, f, p)
 	if l != nil && l.Items == nil {
 		l.Items = []*keyward.ManagedCredential{}
 	}
@@ -104,11 +104,11 @@ func knownCredentialStatus(st keyward.CredentialStatus) bool {
 }
 
 func (s *Server) getCredential(ctx context.Context, r *http.Request, _ noBody) (*keyward.ManagedCredential, error) {
-	return s.svc.Credential(ctx, r.PathValue("id"))
+	return s.svc.Credentials.Credential(ctx, r.PathValue("id"))
 }
 
 func (s *Server) revokeCredential(ctx context.Context, r *http.Request, _ noBody) (*keyward.ManagedCredential, error) {
-	return s.svc.RevokeCredential(ctx, r.PathValue("id"))
+	return s.svc.Credentials.RevokeCredential(ctx, r.PathValue("id"))
 }
 
 // credentialRotate is the body of POST /v1/credentials/{id}/rotate.
@@ -119,7 +119,7 @@ type credentialRotate struct {
 }
 
 func (s *Server) rotateCredential(ctx context.Context, r *http.Request, in credentialRotate) (*keyward.CreatedCredential, error) {
-	return s.svc.RotateCredential(ctx, r.PathValue("id"), time.Duration(in.Grace))
+	return s.svc.Credentials.RotateCredential(ctx, r.PathValue("id"), time.Duration(in.Grace))
 }
 
 // credentialVerify is the body of POST /v1/credentials/verify.
@@ -135,5 +135,5 @@ func (s *Server) verifyCredential(ctx context.Context, _ *http.Request, in crede
 	if in.ConnectionID == "" {
 		return nil, keyward.Errorf(keyward.EINVALID, "connection_id is required: the provider connection to check the token at")
 	}
-	return s.svc.VerifyCredential(ctx, in.ConnectionID, in.Token)
+	return s.svc.Credentials.VerifyCredential(ctx, in.ConnectionID, in.Token)
 }

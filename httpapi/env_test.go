@@ -37,7 +37,7 @@ type env struct {
 	hasher  *apikey.Hasher
 	ring    *keyring.Keyring
 	engine  *verify.Engine
-	svc     *admin.Service
+	svc     admin.Services
 	reg     *prometheus.Registry
 	srv     *httpapi.Server
 	ts      *httptest.Server
@@ -94,7 +94,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		t.Fatalf("gateway.NewForwardAuth: %v", err)
 	}
 	e.srv = httpapi.New(httpapi.Config{
-		Service:     e.svc,
+		Services:    httpapi.Services{Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse},
 		Engine:      engine,
 		Store:       e.store,
 		Gatherer:    e.reg,
@@ -113,7 +113,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		e.checkLogs()
 	})
 
-	secret, k, err := e.svc.Bootstrap(t.Context())
+	secret, k, err := e.svc.Keys.Bootstrap(t.Context())
 	if err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
@@ -162,7 +162,7 @@ func (e *env) rootCtx() context.Context { return e.as(e.rootKey) }
 // mustKey creates a key through the admin service acting as the root key.
 func (e *env) mustKey(c keyward.KeyCreate) *keyward.CreatedKey {
 	e.t.Helper()
-	k, err := e.svc.CreateKey(e.rootCtx(), c)
+	k, err := e.svc.Keys.CreateKey(e.rootCtx(), c)
 	if err != nil {
 		e.t.Fatalf("create %s key: %v", c.Role, err)
 	}
@@ -172,7 +172,7 @@ func (e *env) mustKey(c keyward.KeyCreate) *keyward.CreatedKey {
 
 func (e *env) mustAccount(name string) *keyward.Account {
 	e.t.Helper()
-	a, err := e.svc.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: name})
+	a, err := e.svc.Keys.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: name})
 	if err != nil {
 		e.t.Fatalf("create account %q: %v", name, err)
 	}
@@ -181,7 +181,7 @@ func (e *env) mustAccount(name string) *keyward.Account {
 
 func (e *env) mustUser(accountID, name string) *keyward.User {
 	e.t.Helper()
-	u, err := e.svc.CreateUser(e.rootCtx(), accountID, keyward.UserCreate{Name: name})
+	u, err := e.svc.Keys.CreateUser(e.rootCtx(), accountID, keyward.UserCreate{Name: name})
 	if err != nil {
 		e.t.Fatalf("create user %q: %v", name, err)
 	}

@@ -74,7 +74,7 @@ func serveJSON[REQ, RESP any](s *Server, status int, fn handlerFunc[REQ, RESP]) 
 		ctx = keyward.NewContextWithRequestInfo(ctx, s.requestInfo(r))
 		out, err := fn(ctx, r, in)
 		if err != nil {
-			if d, ok := s.svc.(deniedAuditor); ok && keyward.ErrorCode(err) == keyward.EFORBIDDEN {
+			if d, ok := s.svc.Audit.(deniedAuditor); ok && keyward.ErrorCode(err) == keyward.EFORBIDDEN {
 				d.AuditDenied(ctx, r.Pattern, err)
 			}
 			s.writeError(w, r, err)
@@ -111,7 +111,7 @@ func (s *Server) authenticate(r *http.Request) (*keyward.Identity, error) {
 }
 
 // deniedAuditor records refused admin actions in the audit log;
-// admin.Service is one.
+// admin.Audit is one.
 type deniedAuditor interface {
 	AuditDenied(ctx context.Context, route string, cause error)
 }

@@ -9,5 +9,5 @@ import (
 
 // importKeys is POST /v1/keys/import.
 func (s *Server) importKeys(ctx context.Context, _ *http.Request, in keyward.KeyImportRequest) (*keyward.KeyImportResult, error) {
-	return s.svc.ImportKeys(ctx, in)
+	return s.svc.Keys.ImportKeys(ctx, in)
 }

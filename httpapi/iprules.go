@@ -8,7 +8,7 @@ import (
 )
 
 func (s *Server) createIPRule(ctx context.Context, _ *http.Request, in keyward.IPRuleCreate) (*keyward.IPRule, error) {
-	return s.svc.CreateIPRule(ctx, in)
+	return s.svc.Abuse.CreateIPRule(ctx, in)
 }
 
 // listIPRules is GET /v1/ip-rules[?account_id=..|?scope=global].
@@ -29,7 +29,7 @@ func (s *Server) listIPRules(ctx context.Context, r *http.Request, _ noBody) (*k
 	default:
 		return nil, keyward.Errorf(keyward.EINVALID, "scope %q: the only scope is global (use account_id for an account's rules)", q.Get("scope"))
 	}
-	l, err := s.svc.IPRules(ctx, f, p)
+	l, err := s.svc.Abuse.IPRules(ctx, f, p)
 	if l != nil && l.Items == nil {
 		l.Items = []*keyward.IPRule{}
 	}
@@ -37,5 +37,5 @@ func (s *Server) listIPRules(ctx context.Context, r *http.Request, _ noBody) (*k
 }
 
 func (s *Server) deleteIPRule(ctx context.Context, r *http.Request, _ noBody) (*struct{}, error) {
-	return nil, s.svc.DeleteIPRule(ctx, r.PathValue("id"))
+	return nil, s.svc.Abuse.DeleteIPRule(ctx, r.PathValue("id"))
 }

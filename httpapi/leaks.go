@@ -9,5 +9,5 @@ import (
 
 // reportLeaks is POST /v1/leaks.
 func (s *Server) reportLeaks(ctx context.Context, _ *http.Request, in keyward.LeakReport) (*keyward.LeakResults, error) {
-	return s.svc.ReportLeaks(ctx, in)
+	return s.svc.Abuse.ReportLeaks(ctx, in)
 }

@@ -184,22 +184,22 @@ func (e *env) newWorld(n int) *world {
 		e.t.Fatalf("create anomaly: %v", err)
 	}
 	gone := e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: perms})
-	if _, err := e.svc.RevokeKey(e.rootCtx(), gone.ID); err != nil {
+	if _, err := e.svc.Keys.RevokeKey(e.rootCtx(), gone.ID); err != nil {
 		e.t.Fatalf("revoke: %v", err)
 	}
 	// Rules on documentation networks: they never match the test client.
-	acctRule, err := e.svc.CreateIPRule(e.rootCtx(), keyward.IPRuleCreate{AccountID: a.ID, Action: keyward.IPBlock, CIDR: "192.0.2.0/24"})
+	acctRule, err := e.svc.Abuse.CreateIPRule(e.rootCtx(), keyward.IPRuleCreate{AccountID: a.ID, Action: keyward.IPBlock, CIDR: "192.0.2.0/24"})
 	if err != nil {
 		e.t.Fatalf("create ip rule: %v", err)
 	}
-	globalRule, err := e.svc.CreateIPRule(e.rootCtx(), keyward.IPRuleCreate{Action: keyward.IPBlock, CIDR: fmt.Sprintf("198.18.%d.0/24", n%256)})
+	globalRule, err := e.svc.Abuse.CreateIPRule(e.rootCtx(), keyward.IPRuleCreate{Action: keyward.IPBlock, CIDR: fmt.Sprintf("198.18.%d.0/24", n%256)})
 	if err != nil {
 		e.t.Fatalf("create ip rule: %v", err)
 	}
 	// Rotation policies of the account and of {key}, for the GET and
 	// DELETE rows.
 	for _, sc := range []keyward.RotationScope{{AccountID: a.ID}, {KeyID: target.ID}} {
-		if _, err := e.svc.SetRotationPolicy(e.rootCtx(), sc, keyward.RotationPolicySet{MaxAge: keyward.Duration(90 * 24 * time.Hour)}); err != nil {
+		if _, err := e.svc.Keys.SetRotationPolicy(e.rootCtx(), sc, keyward.RotationPolicySet{MaxAge: keyward.Duration(90 * 24 * time.Hour)}); err != nil {
 			e.t.Fatalf("set rotation policy: %v", err)
 		}
 	}

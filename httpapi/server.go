@@ -28,23 +28,47 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Service is what the API serves: the account, user and key services of
-// package keyward, acting for the identity in the context. admin.Service
-// implements it in process; client.Client over HTTP.
-type Service interface {
+// Services are what the API serves, by domain: the service interfaces of
+// package keyward, acting for the identity in the context. admin.New
+// returns them in process (admin.Services); client.Client implements every
+// one over HTTP.
+type Services struct {
+	// Keys serves accounts, users, keys, credits, imports and rotation
+	// policies.
+	Keys KeyServices
+	// Credentials serves provider connections and their credentials.
+	Credentials keyward.CredentialService
+	// Webhooks serves webhook endpoints and their deliveries.
+	Webhooks keyward.WebhookService
+	// Audit serves the audit log and usage. If it also records refused
+	// actions (AuditDenied, as admin.Audit does), every EFORBIDDEN answer
+	// is recorded.
+	Audit AuditServices
+	// Abuse serves IP rules, anomalies and leak reports.
+	Abuse AbuseServices
+}
+
+// KeyServices manage tenancy and keys.
+type KeyServices interface {
 	keyward.AccountService
 	keyward.UserService
 	keyward.KeyService
-	keyward.IPRuleService
 	keyward.CreditService
-	keyward.AnomalyService
-	keyward.AuditService
-	keyward.LeakService
 	keyward.KeyImportService
-	keyward.UsageService
-	keyward.WebhookService
 	keyward.RotationPolicyService
-	keyward.CredentialService
+}
+
+// AuditServices read the audit log and usage.
+type AuditServices interface {
+	keyward.AuditService
+	keyward.UsageService
+}
+
+// AbuseServices manage IP rules, anomalies and leak reports.
+type AbuseServices interface {
+	keyward.IPRuleService
+	keyward.AnomalyService
+	keyward.LeakService
 }
 
 // Pinger reports whether storage is reachable; keyward.Store is one.
@@ -54,8 +78,9 @@ type Pinger interface {
 
 // Config configures a Server.
 type Config struct {
-	// Service answers every /v1 route except authentication. Required.
-	Service Service
+	// Services answer every /v1 route except authentication. Each is
+	// required.
+	Services Services
 	// Engine authenticates the caller's key on every /v1 request.
 	// Required.
 	Engine *verify.Engine
@@ -104,7 +129,7 @@ const ForwardAuthPath = httpedge.ForwardAuthPath
 
 // Server is the keyward HTTP API; it is an http.Handler.
 type Server struct {
-	svc          Service
+	svc          Services
 	engine       *verify.Engine
 	store        Pinger
 	readyTimeout time.Duration
@@ -120,18 +145,19 @@ type Server struct {
 	tracer       trace.Tracer // nil: tracing is off
 }
 
-// New returns a Server for cfg. It panics if Service or Engine is missing,
+// New returns a Server for cfg. It panics if a service or Engine is missing,
 // an agent header cannot be one or the metrics cannot be registered: all
 // are wiring bugs.
 func New(cfg Config) *Server {
-	if cfg.Service == nil || cfg.Engine == nil {
-		panic("httpapi: Config.Service and Config.Engine are required")
+	sv := cfg.Services
+	if sv.Keys == nil || sv.Credentials == nil || sv.Webhooks == nil || sv.Audit == nil || sv.Abuse == nil || cfg.Engine == nil {
+		panic("httpapi: Config.Services (each of them) and Config.Engine are required")
 	}
 	if err := httpedge.CheckAgentHeaders(cfg.AgentHeaders); err != nil {
 		panic("httpapi: Config.AgentHeaders: " + keyward.ErrorMessage(err))
 	}
 	s := &Server{
-		svc:          cfg.Service,
+		svc:          cfg.Services,
 		engine:       cfg.Engine,
 		store:        cfg.Store,
 		readyTimeout: cfg.ReadyTimeout,

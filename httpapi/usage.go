@@ -21,5 +21,5 @@ func (s *Server) usage(ctx context.Context, r *http.Request, _ noBody) (*keyward
 	if err := timeParams(q, map[string]*time.Time{"since": &f.Since, "until": &f.Until}); err != nil {
 		return nil, err
 	}
-	return s.svc.Usage(ctx, f)
+	return s.svc.Audit.Usage(ctx, f)
 }

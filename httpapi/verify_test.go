@@ -30,11 +30,11 @@ func TestVerify(t *testing.T) {
 	valid := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser,
 		Permissions: []string{"memories:read"}, Meta: []byte(`{"tenant":"acme"}`)})
 	gone := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser})
-	if _, err := e.svc.RevokeKey(e.rootCtx(), gone.ID); err != nil {
+	if _, err := e.svc.Keys.RevokeKey(e.rootCtx(), gone.ID); err != nil {
 		t.Fatal(err)
 	}
 	off := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser})
-	if _, err := e.svc.UpdateKey(e.rootCtx(), off.ID, keyward.KeyUpdate{Disabled: ptr(true)}); err != nil {
+	if _, err := e.svc.Keys.UpdateKey(e.rootCtx(), off.ID, keyward.KeyUpdate{Disabled: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
 	expired := keywardtest.NewKey(t, e.store, e.hasher, keyward.Key{Role: keyward.RoleUser, AccountID: a.ID, UserID: u.ID,
@@ -265,21 +265,21 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	}
 	b.Cleanup(func() { engine.Close(context.Background()) })
 	svc := admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: engine, Logger: slog.New(slog.DiscardHandler)})
-	srv := httpapi.New(httpapi.Config{Service: svc, Engine: engine, Logger: slog.New(slog.DiscardHandler)})
-	root, rootKey, err := svc.Bootstrap(b.Context())
+	srv := httpapi.New(httpapi.Config{Services: httpapi.Services{Keys: svc.Keys, Credentials: svc.Credentials, Webhooks: svc.Webhooks, Audit: svc.Audit, Abuse: svc.Abuse}, Engine: engine, Logger: slog.New(slog.DiscardHandler)})
+	root, rootKey, err := svc.Keys.Bootstrap(b.Context())
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := keyward.NewContextWithIdentity(b.Context(), keyward.IdentityOf(rootKey, ""))
-	a, err := svc.CreateAccount(ctx, keyward.AccountCreate{Name: "bench"})
+	a, err := svc.Keys.CreateAccount(ctx, keyward.AccountCreate{Name: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	u, err := svc.CreateUser(ctx, a.ID, keyward.UserCreate{Name: "u"})
+	u, err := svc.Keys.CreateUser(ctx, a.ID, keyward.UserCreate{Name: "u"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	k, err := svc.CreateKey(ctx, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser, Permissions: []string{"memories:read"}})
+	k, err := svc.Keys.CreateKey(ctx, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser, Permissions: []string{"memories:read"}})
 	if err != nil {
 		b.Fatal(err)
 	}

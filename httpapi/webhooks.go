@@ -8,7 +8,7 @@ import (
 )
 
 func (s *Server) createWebhook(ctx context.Context, _ *http.Request, in keyward.NewWebhookEndpoint) (*keyward.CreatedWebhookEndpoint, error) {
-	return s.svc.CreateWebhookEndpoint(ctx, in)
+	return s.svc.Webhooks.CreateWebhookEndpoint(ctx, in)
 }
 
 // listWebhooks is GET /v1/webhooks[?account_id=..].
@@ -21,23 +21,23 @@ func (s *Server) listWebhooks(ctx context.Context, r *http.Request, _ noBody) (*
 	if err != nil {
 		return nil, err
 	}
-	return s.svc.WebhookEndpoints(ctx, keyward.WebhookEndpointFilter{AccountID: q.Get("account_id")}, p)
+	return s.svc.Webhooks.WebhookEndpoints(ctx, keyward.WebhookEndpointFilter{AccountID: q.Get("account_id")}, p)
 }
 
 func (s *Server) getWebhook(ctx context.Context, r *http.Request, _ noBody) (*keyward.WebhookEndpoint, error) {
-	return s.svc.WebhookEndpoint(ctx, r.PathValue("id"))
+	return s.svc.Webhooks.WebhookEndpoint(ctx, r.PathValue("id"))
 }
 
 func (s *Server) updateWebhook(ctx context.Context, r *http.Request, in keyward.WebhookEndpointUpdate) (*keyward.WebhookEndpoint, error) {
-	return s.svc.UpdateWebhookEndpoint(ctx, r.PathValue("id"), in)
+	return s.svc.Webhooks.UpdateWebhookEndpoint(ctx, r.PathValue("id"), in)
 }
 
 func (s *Server) rotateWebhookSecret(ctx context.Context, r *http.Request, _ noBody) (*keyward.CreatedWebhookEndpoint, error) {
-	return s.svc.RotateWebhookSecret(ctx, r.PathValue("id"))
+	return s.svc.Webhooks.RotateWebhookSecret(ctx, r.PathValue("id"))
 }
 
 func (s *Server) deleteWebhook(ctx context.Context, r *http.Request, _ noBody) (*struct{}, error) {
-	return nil, s.svc.DeleteWebhookEndpoint(ctx, r.PathValue("id"))
+	return nil, s.svc.Webhooks.DeleteWebhookEndpoint(ctx, r.PathValue("id"))
 }
 
 // listWebhookDeliveries is GET /v1/webhooks/{id}/deliveries: the
@@ -51,5 +51,5 @@ func (s *Server) listWebhookDeliveries(ctx context.Context, r *http.Request, _ n
 	if err != nil {
 		return nil, err
 	}
-	return s.svc.WebhookDeliveries(ctx, r.PathValue("id"), p)
+	return s.svc.Webhooks.WebhookDeliveries(ctx, r.PathValue("id"), p)
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // importedKey returns an import of key k with the digest of raw, as
-// admin.Service makes it: a random placeholder hash and pepper version 0.
+// admin.Keys makes it: a random placeholder hash and pepper version 0.
 func importedKey(k *keyward.Key, raw string) keyward.KeyImport {
 	k.Hash, k.PepperVersion = randomHash(), 0
 	return keyward.KeyImport{Key: k, Digest: keyward.DigestOf(raw)}

@@ -61,7 +61,7 @@ const (
 )
 
 // Actions makes the jobs' changes, each with its audit entry and webhook
-// event in one transaction, telling caches of changed keys; admin.Service
+// event in one transaction, telling caches of changed keys; admin.Jobs
 // implements it. A change that another instance made first, or whose
 // object is gone, returns ECONFLICT or ENOTFOUND and is skipped.
 type Actions interface {

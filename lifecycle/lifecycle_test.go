@@ -20,7 +20,7 @@ import (
 )
 
 var (
-	_ lifecycle.Actions  = (*admin.Service)(nil)
+	_ lifecycle.Actions  = admin.Jobs{}
 	_ lifecycle.Refiller = (*credits.StoreLedger)(nil)
 )
 
@@ -65,7 +65,7 @@ func (o *observer) AccountChanged(string) {}
 // instance is one keyward instance's lifecycle machinery on a store.
 type instance struct {
 	store  keyward.Store
-	admin  *admin.Service
+	admin  admin.Services
 	runner *lifecycle.Runner
 	obs    *observer
 }
@@ -75,7 +75,7 @@ func newInstance(t *testing.T, s keyward.Store, c *clock, cfg lifecycle.Config) 
 	in := &instance{store: s, obs: &observer{}}
 	quiet := slog.New(slog.DiscardHandler)
 	in.admin = admin.New(admin.Config{Store: s, Hasher: keywardtest.NewHasher(t), Observer: in.obs, Sealer: keywardtest.NewKeyring(t), Now: c.Now, Logger: quiet})
-	cfg.Store, cfg.Actions, cfg.Now, cfg.Logger = s, in.admin, c.Now, quiet
+	cfg.Store, cfg.Actions, cfg.Now, cfg.Logger = s, in.admin.Jobs(), c.Now, quiet
 	if cfg.Credits == nil {
 		cfg.Credits = credits.NewStoreLedger(s)
 	}
@@ -181,7 +181,7 @@ func TestSimulatedDays(t *testing.T) {
 		t.Fatal(err)
 	}
 	rootCtx := keyward.NewContextWithIdentity(ctx, &keyward.Identity{KeyID: root.ID, Role: keyward.RoleRoot})
-	if _, err := in.admin.SetRotationPolicy(rootCtx, keyward.RotationScope{AccountID: acct.ID},
+	if _, err := in.admin.Keys.SetRotationPolicy(rootCtx, keyward.RotationScope{AccountID: acct.ID},
 		keyward.RotationPolicySet{MaxAge: keyward.Duration(day), ExpireAfter: keyward.Duration(2 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -395,12 +395,12 @@ func TestCheckpointJob(t *testing.T) {
 		t.Fatalf("checkpoint of an empty log = %+v, %v, events %v; want nothing published", res, err, checkpoints())
 	}
 
-	_, rootKey, err := in.admin.Bootstrap(t.Context())
+	_, rootKey, err := in.admin.Keys.Bootstrap(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := keyward.NewContextWithIdentity(t.Context(), keyward.IdentityOf(rootKey, ""))
-	if _, err := in.admin.CreateAccount(root, keyward.AccountCreate{Name: "acme"}); err != nil {
+	if _, err := in.admin.Keys.CreateAccount(root, keyward.AccountCreate{Name: "acme"}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := in.runner.RunJob(t.Context(), lifecycle.JobCheckpoint)
@@ -426,7 +426,7 @@ func TestCheckpointJob(t *testing.T) {
 		cp.MAC != hex.EncodeToString(keyward.CheckpointMAC(key, cp.Seq, head.Hash)) {
 		t.Fatalf("checkpoint %+v, want entry %d's hash signed with the chain key at %v", cp, head.Seq, c.Now())
 	}
-	if v, err := in.admin.VerifyAudit(root, &keyward.AuditCheckpoint{Seq: cp.Seq, Hash: cp.Hash}); err != nil || !v.OK {
+	if v, err := in.admin.Audit.VerifyAudit(root, &keyward.AuditCheckpoint{Seq: cp.Seq, Hash: cp.Hash}); err != nil || !v.OK {
 		t.Fatalf("verify against the published checkpoint = %+v, %v", v, err)
 	}
 }

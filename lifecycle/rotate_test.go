@@ -41,7 +41,7 @@ func testRotationHandsOverThePolicy(t *testing.T, s keyward.Store) {
 	explicit := mk("explicit", ptr(t0.Add(11*day))) // expires before the notice period ends
 	extended := mk("extended", nil)                 // scheduled, then extended by an admin
 	for _, k := range []*keyward.Key{deploy, explicit, extended} {
-		if _, err := in.admin.SetRotationPolicy(rootCtx, keyward.RotationScope{KeyID: k.ID}, policy); err != nil {
+		if _, err := in.admin.Keys.SetRotationPolicy(rootCtx, keyward.RotationScope{KeyID: k.ID}, policy); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -56,7 +56,7 @@ func testRotationHandsOverThePolicy(t *testing.T, s keyward.Store) {
 		t.Fatalf("key expiring earlier: expires_at %v scheduled %v, want its own expiry", k.ExpiresAt, k.ExpiryScheduled)
 	}
 	later := t0.Add(40 * day)
-	k, err := in.admin.UpdateKey(rootCtx, extended.ID, keyward.KeyUpdate{ExpiresAt: &later})
+	k, err := in.admin.Keys.UpdateKey(rootCtx, extended.ID, keyward.KeyUpdate{ExpiresAt: &later})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func testRotationHandsOverThePolicy(t *testing.T, s keyward.Store) {
 
 	rotate := func(k *keyward.Key) *keyward.CreatedKey {
 		t.Helper()
-		next, err := in.admin.RotateKey(rootCtx, k.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)})
+		next, err := in.admin.Keys.RotateKey(rootCtx, k.ID, keyward.KeyRotate{Grace: keyward.Duration(time.Hour)})
 		if err != nil {
 			t.Fatalf("rotate %s: %v", k.Name, err)
 		}

@@ -44,11 +44,11 @@ func TestRemote(t *testing.T) {
 	admin := e.userKey("notes:read", "notes:admin")
 	writer := e.userKey("notes:write")
 	revoked := e.userKey("notes:read")
-	if _, err := e.svc.RevokeKey(e.rootCtx(), revoked.ID); err != nil {
+	if _, err := e.svc.Keys.RevokeKey(e.rootCtx(), revoked.ID); err != nil {
 		t.Fatal(err)
 	}
 	unknown := e.userKey("notes:read")
-	if err := e.svc.DeleteKey(e.rootCtx(), unknown.ID); err != nil {
+	if err := e.svc.Keys.DeleteKey(e.rootCtx(), unknown.ID); err != nil {
 		t.Fatal(err)
 	}
 
@@ -129,7 +129,7 @@ func TestRemote(t *testing.T) {
 func TestRemoteAccountAdminVerifier(t *testing.T) {
 	e := newEnv(t)
 	verifier := e.key(keyward.KeyCreate{AccountID: e.acct.ID, Role: keyward.RoleAccountAdmin, Permissions: []string{"keys:verify"}})
-	other, err := e.svc.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: "other"})
+	other, err := e.svc.Keys.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: "other"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestInProcess(t *testing.T) {
 	get(t, ts, "/").seen(t)
 
 	// In process, a revocation is seen at once.
-	if _, err := e.svc.RevokeKey(e.rootCtx(), reader.ID); err != nil {
+	if _, err := e.svc.Keys.RevokeKey(e.rootCtx(), reader.ID); err != nil {
 		t.Fatal(err)
 	}
 	get(t, ts, "/notes", "X-API-Key", reader.Secret).problem(t, 401, keyward.EUNAUTHORIZED)

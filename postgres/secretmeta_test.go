@@ -19,17 +19,17 @@ func TestSecretMetaNotInClear(t *testing.T) {
 	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	s := open(t, dbURL, schema)
 	svc := admin.New(admin.Config{Store: s, Hasher: keywardtest.NewHasher(t), Sealer: keywardtest.NewKeyring(t), Logger: slog.New(slog.DiscardHandler)})
-	_, rootKey, err := svc.Bootstrap(t.Context())
+	_, rootKey, err := svc.Keys.Bootstrap(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := keyward.NewContextWithIdentity(t.Context(), keyward.IdentityOf(rootKey, ""))
 	const accountDSN, keyDSN = "postgres://acme:account-pw-5e1d@db.internal/acme", "postgres://alice:key-pw-c0ff@db.internal/alice"
-	acc, err := svc.CreateAccount(root, keyward.AccountCreate{Name: "acme", SecretMeta: json.RawMessage(`{"dsn":"` + accountDSN + `"}`)})
+	acc, err := svc.Keys.CreateAccount(root, keyward.AccountCreate{Name: "acme", SecretMeta: json.RawMessage(`{"dsn":"` + accountDSN + `"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.CreateKey(root, keyward.KeyCreate{AccountID: acc.ID, Role: keyward.RoleAccountAdmin,
+	if _, err := svc.Keys.CreateKey(root, keyward.KeyCreate{AccountID: acc.ID, Role: keyward.RoleAccountAdmin,
 		SecretMeta: json.RawMessage(`{"dsn":"` + keyDSN + `"}`)}); err != nil {
 		t.Fatal(err)
 	}

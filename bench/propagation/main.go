@@ -4,7 +4,7 @@
 //
 // Two instances run in this process, each as `keyward serve` wires it: its
 // own PostgreSQL pool on one shared schema, its own verify.Engine, its own
-// bus client and bus.Broadcaster; instance A also has an admin.Service
+// bus client and bus.Broadcaster; instance A also has admin.Keys
 // whose observer is its Broadcaster. For each key, B verifies it first (so
 // B's cache holds it as VALID), then A revokes it through the admin service,
 // and B is polled, a cache-hit Verify at a time, until it answers REVOKED.
@@ -251,19 +251,19 @@ func measure(ctx context.Context, o options, busName string) (res *result, err e
 	}
 
 	svc := admin.New(admin.Config{Store: a.store, Hasher: hasher, Verifier: a.engine, Observer: a.bcast, Logger: log})
-	_, root, err := svc.Bootstrap(ctx)
+	_, root, err := svc.Keys.Bootstrap(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	rootCtx := keyward.NewContextWithIdentity(ctx, keyward.IdentityOf(root, ""))
-	acct, err := svc.CreateAccount(rootCtx, keyward.AccountCreate{Name: "propagation bench"})
+	acct, err := svc.Keys.CreateAccount(rootCtx, keyward.AccountCreate{Name: "propagation bench"})
 	if err != nil {
 		return nil, fmt.Errorf("create account: %w", err)
 	}
 	total := o.warmup + o.n
 	keys := make([]*keyward.CreatedKey, total)
 	for i := range keys {
-		if keys[i], err = svc.CreateKey(rootCtx, keyward.KeyCreate{
+		if keys[i], err = svc.Keys.CreateKey(rootCtx, keyward.KeyCreate{
 			AccountID: acct.ID, Role: keyward.RoleAccountAdmin, Name: fmt.Sprintf("bench %d", i), Permissions: []string{"bench:read"},
 		}); err != nil {
 			return nil, fmt.Errorf("create key %d: %w", i, err)
@@ -285,7 +285,7 @@ func measure(ctx context.Context, o options, busName string) (res *result, err e
 		tb.forget(k.Hash) // its creation was delivered too
 
 		t0 := time.Now()
-		if _, err := svc.RevokeKey(rootCtx, k.ID); err != nil {
+		if _, err := svc.Keys.RevokeKey(rootCtx, k.ID); err != nil {
 			return nil, fmt.Errorf("revoke key %d: %w", i, err)
 		}
 		t1 := time.Now()

@@ -57,11 +57,11 @@ func TestSimulatedDay(t *testing.T) {
 	}
 	svc := admin.New(admin.Config{Store: store, Hasher: keywardtest.NewHasher(t), Verifier: engine, Credits: ledger,
 		Sealer: ring, WebhookGuard: loopback, Now: clock, Logger: quiet})
-	jobs, err := lifecycle.New(lifecycle.Config{Store: store, Actions: svc, Credits: ledger, Now: clock, Logger: quiet})
+	jobs, err := lifecycle.New(lifecycle.Config{Store: store, Actions: svc.Jobs(), Credits: ledger, Now: clock, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rootKey, err := svc.Bootstrap(ctx)
+	_, rootKey, err := svc.Keys.Bootstrap(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestSimulatedDay(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	hook, err := svc.CreateWebhookEndpoint(root, keyward.NewWebhookEndpoint{URL: "http://" + addr + "/hook"})
+	hook, err := svc.Webhooks.CreateWebhookEndpoint(root, keyward.NewWebhookEndpoint{URL: "http://" + addr + "/hook"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,13 +97,13 @@ func TestSimulatedDay(t *testing.T) {
 	})}
 	go receiver.Serve(ln)
 
-	acc, err := svc.CreateAccount(root, keyward.AccountCreate{Name: "acme"})
+	acc, err := svc.Keys.CreateAccount(root, keyward.AccountCreate{Name: "acme"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	expires := now.Add(12 * time.Hour)
 	mustKey := func(c keyward.KeyCreate) *keyward.CreatedKey {
-		k, err := svc.CreateKey(root, c)
+		k, err := svc.Keys.CreateKey(root, c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +145,7 @@ func TestSimulatedDay(t *testing.T) {
 			receiver = &http.Server{Handler: receiver.Handler}
 			go receiver.Serve(ln)
 		case 15:
-			res, err := svc.ReportLeaks(root, keyward.LeakReport{Tokens: []keyward.LeakedToken{{Token: leaked.Secret, Source: "github"}}})
+			res, err := svc.Abuse.ReportLeaks(root, keyward.LeakReport{Tokens: []keyward.LeakedToken{{Token: leaked.Secret, Source: "github"}}})
 			if err != nil || res.Results[0].Status != keyward.LeakRevoked {
 				t.Fatalf("leak report: %+v, %v", res, err)
 			}
@@ -184,7 +184,7 @@ func TestSimulatedDay(t *testing.T) {
 		}
 	}
 	rmu.Unlock()
-	ds, err := svc.WebhookDeliveries(root, hook.Endpoint.ID, keyward.Page{Limit: keyward.MaxPageLimit})
+	ds, err := svc.Webhooks.WebhookDeliveries(root, hook.Endpoint.ID, keyward.Page{Limit: keyward.MaxPageLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestSimulatedDay(t *testing.T) {
 	// The audit log: exported, verified, tampered with, found out.
 	var export bytes.Buffer
 	for p := (keyward.Page{}); ; {
-		l, err := svc.AuditEntries(root, keyward.AuditFilter{}, p)
+		l, err := svc.Audit.AuditEntries(root, keyward.AuditFilter{}, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +217,7 @@ func TestSimulatedDay(t *testing.T) {
 	if !strings.Contains(export.String(), `"action":"key.leaked"`) || !strings.Contains(export.String(), `"system":"keyward"`) {
 		t.Errorf("the audit export lacks the leak or the jobs' entries:\n%s", export.String())
 	}
-	if v, err := svc.VerifyAudit(root, nil); err != nil || !v.OK {
+	if v, err := svc.Audit.VerifyAudit(root, nil); err != nil || !v.OK {
 		t.Fatalf("audit verify of the day: %+v, %v", v, err)
 	}
 	db, err := sql.Open("sqlite", store.Path())
@@ -228,7 +228,7 @@ func TestSimulatedDay(t *testing.T) {
 	if _, err := db.ExecContext(ctx, "UPDATE audit_log SET target_id = 'key_someone_else' WHERE seq = 4"); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := svc.VerifyAudit(root, nil); err != nil || v.OK || v.FirstBad != 4 {
+	if v, err := svc.Audit.VerifyAudit(root, nil); err != nil || v.OK || v.FirstBad != 4 {
 		t.Fatalf("audit verify after tampering with entry 4: %+v, %v", v, err)
 	}
 
@@ -242,7 +242,7 @@ func TestSimulatedDay(t *testing.T) {
 	if err := agg.Maintain(ctx); err != nil {
 		t.Fatal(err)
 	}
-	report, err := svc.Usage(root, keyward.UsageFilter{AccountID: acc.ID, Granularity: keyward.UsageHour})
+	report, err := svc.Audit.Usage(root, keyward.UsageFilter{AccountID: acc.ID, Granularity: keyward.UsageHour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,46 +33,46 @@ func TestCredentialExpiryJob(t *testing.T) {
 	store := keywardtest.NewSQLiteStore(t)
 	svc := admin.New(admin.Config{Store: store, Hasher: keywardtest.NewHasher(t), Sealer: keywardtest.NewKeyring(t),
 		Providers: (&server.Core{}).OpenProvider, Now: clock, Logger: quiet})
-	jobs, err := lifecycle.New(lifecycle.Config{Store: store, Actions: svc, Now: clock, Logger: quiet})
+	jobs, err := lifecycle.New(lifecycle.Config{Store: store, Actions: svc.Jobs(), Now: clock, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rootKey, err := svc.Bootstrap(ctx)
+	_, rootKey, err := svc.Keys.Bootstrap(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := keyward.NewContextWithIdentity(ctx, keyward.IdentityOf(rootKey, ""))
-	acc, err := svc.CreateAccount(root, keyward.AccountCreate{Name: "acme"})
+	acc, err := svc.Keys.CreateAccount(root, keyward.AccountCreate{Name: "acme"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc, err := svc.AddProviderConnection(root, keyward.NewProviderConnection{AccountID: acc.ID, Kind: provider.KindGitea,
+	gc, err := svc.Credentials.AddProviderConnection(root, keyward.NewProviderConnection{AccountID: acc.ID, Kind: provider.KindGitea,
 		Name: "git", BaseURL: g.URL, Username: g.Admin.Name, Password: g.Admin.Password})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := svc.AddProviderConnection(root, keyward.NewProviderConnection{AccountID: acc.ID, Kind: provider.KindN8n,
+	nc, err := svc.Credentials.AddProviderConnection(root, keyward.NewProviderConnection{AccountID: acc.ID, Kind: provider.KindN8n,
 		Name: "automation", BaseURL: n.URL, Username: n.Email, Password: n.Password})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.CreateWebhookEndpoint(root, keyward.NewWebhookEndpoint{URL: "https://hooks.example.com/keyward"}); err != nil {
+	if _, err := svc.Webhooks.CreateWebhookEndpoint(root, keyward.NewWebhookEndpoint{URL: "https://hooks.example.com/keyward"}); err != nil {
 		t.Fatal(err)
 	}
 	in := func(d time.Duration) *time.Time { at := clock().Add(d); return &at }
-	gitToken, err := svc.CreateCredential(root, keyward.NewCredential{ConnectionID: gc.ID, User: g.User.Name, Name: "ci",
+	gitToken, err := svc.Credentials.CreateCredential(root, keyward.NewCredential{ConnectionID: gc.ID, User: g.User.Name, Name: "ci",
 		Scopes: []string{"read:repository", "read:user"}, ExpiresAt: in(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n8nKey, err := svc.CreateCredential(root, keyward.NewCredential{ConnectionID: nc.ID, Name: "ci",
+	n8nKey, err := svc.Credentials.CreateCredential(root, keyward.NewCredential{ConnectionID: nc.ID, Name: "ci",
 		Scopes: []string{"workflow:list"}, ExpiresAt: in(24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	valid := func(connID, token string) bool {
 		t.Helper()
-		v, err := svc.VerifyCredential(root, connID, token)
+		v, err := svc.Credentials.VerifyCredential(root, connID, token)
 		if err != nil {
 			t.Fatalf("verify at %s: %v", connID, err)
 		}
@@ -83,12 +83,12 @@ func TestCredentialExpiryJob(t *testing.T) {
 	}
 	// A rotation with a grace: both tokens work until the grace ends,
 	// then the job revokes the old one.
-	deploy, err := svc.CreateCredential(root, keyward.NewCredential{ConnectionID: gc.ID, User: g.User.Name, Name: "deploy",
+	deploy, err := svc.Credentials.CreateCredential(root, keyward.NewCredential{ConnectionID: gc.ID, User: g.User.Name, Name: "deploy",
 		Scopes: []string{"read:user"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rotated, err := svc.RotateCredential(root, deploy.Credential.ID, 90*time.Minute)
+	rotated, err := svc.Credentials.RotateCredential(root, deploy.Credential.ID, 90*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestCredentialExpiryJob(t *testing.T) {
 	if valid(gc.ID, deploy.Secret) || !valid(gc.ID, rotated.Secret) {
 		t.Fatal("after the grace the job must revoke the old token and keep the new one")
 	}
-	if c, err := svc.Credential(root, deploy.Credential.ID); err != nil || c.Status != keyward.CredentialRevoked {
+	if c, err := svc.Credentials.Credential(root, deploy.Credential.ID); err != nil || c.Status != keyward.CredentialRevoked {
 		t.Fatalf("the rotated credential after its grace: %+v, %v; want revoked", c, err)
 	}
 	if !valid(nc.ID, n8nKey.Secret) {
@@ -131,12 +131,12 @@ func TestCredentialExpiryJob(t *testing.T) {
 		t.Fatal("the expired n8n key still works at n8n")
 	}
 	for _, id := range []string{gitToken.Credential.ID, n8nKey.Credential.ID} {
-		c, err := svc.Credential(root, id)
+		c, err := svc.Credentials.Credential(root, id)
 		if err != nil || c.Status != keyward.CredentialExpired || c.RevokedAt == nil {
 			t.Fatalf("credential %s after the job: %+v, %v; want expired", id, c, err)
 		}
 	}
-	l, err := svc.AuditEntries(root, keyward.AuditFilter{Action: "credential.expire"}, keyward.Page{})
+	l, err := svc.Audit.AuditEntries(root, keyward.AuditFilter{Action: "credential.expire"}, keyward.Page{})
 	if err != nil || len(l.Items) != 2 || l.Items[0].Actor.System != admin.SystemActor {
 		t.Fatalf("credential.expire audit entries: %+v, %v; want 2 by keyward itself", l, err)
 	}

@@ -64,7 +64,7 @@ print the bare key on stdout (for scripts). Uses the same configuration as serve
 			if err != nil {
 				return err
 			}
-			secret, _, err := c.Admin.Bootstrap(cmd.Context())
+			secret, _, err := c.Admin.Keys.Bootstrap(cmd.Context())
 			if err == nil {
 				// Print before closing: the key is committed, and a
 				// failing close must not lose the only copy.

@@ -81,20 +81,20 @@ var systemIdentity = &keyward.Identity{Role: keyward.RoleRoot}
 
 func (a abuseActions) BlockIP(ctx context.Context, network netip.Prefix, until time.Time, reason string) error {
 	ctx = keyward.NewContextWithIdentity(ctx, systemIdentity)
-	_, err := a.c.Admin.CreateIPRule(ctx, keyward.IPRuleCreate{Action: keyward.IPBlock, CIDR: network.String(), Reason: reason, ExpiresAt: &until, Automatic: true})
+	_, err := a.c.Admin.Abuse.CreateIPRule(ctx, keyward.IPRuleCreate{Action: keyward.IPBlock, CIDR: network.String(), Reason: reason, ExpiresAt: &until, Automatic: true})
 	return err
 }
 
 func (a abuseActions) DisableKey(ctx context.Context, keyID, reason string) error {
 	ctx = keyward.NewContextWithIdentity(ctx, systemIdentity)
 	disabled := true
-	_, err := a.c.Admin.UpdateKey(ctx, keyID, keyward.KeyUpdate{Disabled: &disabled})
+	_, err := a.c.Admin.Keys.UpdateKey(ctx, keyID, keyward.KeyUpdate{Disabled: &disabled})
 	return err
 }
 
 // CreateAnomaly stores a finding with its audit entry.
 func (a abuseActions) CreateAnomaly(ctx context.Context, ch keyward.Change, an *keyward.Anomaly) error {
-	return a.c.Admin.RecordAnomaly(ctx, an)
+	return a.c.Admin.Abuse.RecordAnomaly(ctx, an)
 }
 
 func (a abuseActions) ReloadIPRules(ctx context.Context) error {

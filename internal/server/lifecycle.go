@@ -11,7 +11,7 @@ import (
 
 // newLifecycle returns the lifecycle runner of c.
 func (c *Core) newLifecycle(cfg *config.Config, log *slog.Logger) (*lifecycle.Runner, error) {
-	lc := lifecycle.Config{Store: c.Store, Actions: c.Admin, Settings: cfg.Lifecycle.Settings, Logger: log}
+	lc := lifecycle.Config{Store: c.Store, Actions: c.Admin.Jobs(), Settings: cfg.Lifecycle.Settings, Logger: log}
 	if r, ok := c.ledger.(lifecycle.Refiller); ok {
 		lc.Credits = r
 	}

@@ -46,14 +46,14 @@ const (
 
 // Core is the wired server side of serve, gateway and the commands that
 // work on the store directly: the store, the hasher, the verification
-// engine and the admin service, with what they run on.
+// engine and the admin services, with what they run on.
 type Core struct {
 	// Store is the opened store, migrations applied.
 	Store keyward.Store
 	// Engine verifies keys; nil unless Open was asked for it.
 	Engine *verify.Engine
-	// Admin is the admin service over Store.
-	Admin *admin.Service
+	// Admin are the admin services over Store.
+	Admin admin.Services
 	// Hasher hashes keys with the configured peppers.
 	Hasher *apikey.Hasher
 	// keyring seals audit details, secret metadata and webhook secrets.
@@ -277,7 +277,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		return err
 	}
 	c.bindProviderPasswords(ctx, log)
-	if plainUntil, err := c.Admin.KeyAuditChain(ctx); err != nil {
+	if plainUntil, err := c.Admin.Audit.KeyAuditChain(ctx); err != nil {
 		return fmt.Errorf("keying the audit chain: %w", err)
 	} else if plainUntil > 0 {
 		log.Warn("the audit log's newest entry is hashed with plain SHA-256: keyed the chain from it on (audit.chain_keyed). Expected once, at the upgrade that keys the chain; if this keyward was upgraded before, the log was rewritten: check it with keyward audit verify --expect against a checkpoint (docs/audit.md)", "plain_until", plainUntil)
@@ -323,7 +323,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 	// The first start of a store without a usable root key creates one and
 	// shows it once; while a usable root key exists this is a conflict and
 	// prints nothing.
-	secret, key, err := c.Admin.Bootstrap(ctx)
+	secret, key, err := c.Admin.Keys.Bootstrap(ctx)
 	switch {
 	case err == nil:
 		opts.RootKey(secret)
@@ -375,7 +375,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		TrustedProxies: trusted,
 		Challenge:      challenge,
 		AgentHeaders:   cfg.AgentHeaders,
-		Service:        c.Admin,
+		Services:       httpapi.Services{Keys: c.Admin.Keys, Credentials: c.Admin.Credentials, Webhooks: c.Admin.Webhooks, Audit: c.Admin.Audit, Abuse: c.Admin.Abuse},
 		Engine:         c.Engine,
 		Store:          c.Store,
 		Gatherer:       reg,

@@ -62,9 +62,9 @@ func SharedPepperError(cfg *config.Config) error {
 	return config.Errorf("peppers", "none configured, and the PostgreSQL store is shared by instances that must all hash keys with the same pepper: set %s (or pepper_file) to the same value on every instance, e.g. %s=%s", config.EnvPepper, config.EnvPepper, config.PepperExample)
 }
 
-// newAdmin returns the admin service of c telling observer about changes
+// newAdmin returns the admin services of c telling observer about changes
 // (nil: the engine).
-func (c *Core) newAdmin(observer keyward.KeyObserver, log *slog.Logger) *admin.Service {
+func (c *Core) newAdmin(observer keyward.KeyObserver, log *slog.Logger) admin.Services {
 	return admin.New(admin.Config{Store: c.Store, Hasher: c.Hasher, Verifier: c.Engine, Observer: observer, Credits: c.ledger, Sealer: c.keyring, WebhookGuard: c.guard, Providers: c.OpenProvider, Logger: log})
 }
 
