@@ -64,8 +64,8 @@ func (c *ProviderConnection) PasswordAD() []byte {
 // with before they were bound to their kind, base URL and user name: the
 // connection id only. Only a re-seal (serve at start, rekey) opens with
 // it, to seal the password again with PasswordAD.
-func LegacyProviderPasswordAD(connectionID string) []byte {
-	return []byte("provider_connection\x00" + connectionID)
+func LegacyProviderPasswordAD(providerID string) []byte {
+	return []byte("provider_connection\x00" + providerID)
 }
 
 // CredentialStatus is where a managed credential stands.
@@ -96,11 +96,11 @@ const (
 // manages: recorded without its secret.
 type ManagedCredential struct {
 	ID string `json:"id"`
-	// ConnectionID is the provider connection it was created through;
+	// ProviderID is the provider connection it was created through;
 	// Kind its provider.
-	ConnectionID string `json:"connection_id"`
-	Kind         string `json:"kind"`
-	AccountID    string `json:"account_id"`
+	ProviderID string `json:"provider_id"`
+	Kind       string `json:"kind"`
+	AccountID  string `json:"account_id"`
 	// ExternalID is the provider's id of the token; ExternalUser the
 	// account at the provider that owns it.
 	ExternalID   string   `json:"external_id"`
@@ -126,9 +126,9 @@ type ManagedCredential struct {
 // CredentialFilter narrows a credential list. Empty fields match
 // everything.
 type CredentialFilter struct {
-	AccountID    string
-	ConnectionID string
-	Status       CredentialStatus
+	AccountID  string
+	ProviderID string
+	Status     CredentialStatus
 }
 
 // CredentialStore is the part of Store that holds provider connections and
@@ -217,8 +217,8 @@ type ProviderConnectionList struct {
 
 // NewCredential is what creating a managed credential takes.
 type NewCredential struct {
-	// ConnectionID is the connection to create it through.
-	ConnectionID string `json:"connection_id"`
+	// ProviderID is the connection to create it through.
+	ProviderID string `json:"provider_id"`
 	// User is the account at the provider the token is for (Gitea; empty:
 	// the connection's own user). n8n keys belong to the owner.
 	User   string   `json:"user,omitempty"`
@@ -283,7 +283,7 @@ type ReconcileReport struct {
 // created through them: root for every account, an account admin for its
 // own; users may not.
 type CredentialService interface {
-	AddProviderConnection(ctx context.Context, n NewProviderConnection) (*ProviderConnection, error)
+	CreateProviderConnection(ctx context.Context, n NewProviderConnection) (*ProviderConnection, error)
 	// UpdateProviderConnection changes a connection after checking the
 	// provider accepts the result (root only).
 	UpdateProviderConnection(ctx context.Context, id string, u ProviderConnectionUpdate) (*ProviderConnection, error)
@@ -292,7 +292,7 @@ type CredentialService interface {
 	// TestProviderConnection checks that the provider is reachable and
 	// accepts the connection's credentials; the error says what is wrong.
 	TestProviderConnection(ctx context.Context, id string) error
-	RemoveProviderConnection(ctx context.Context, id string) error
+	DeleteProviderConnection(ctx context.Context, id string) error
 
 	CreateCredential(ctx context.Context, n NewCredential) (*CreatedCredential, error)
 	Credential(ctx context.Context, id string) (*ManagedCredential, error)
@@ -303,8 +303,8 @@ type CredentialService interface {
 	// revokes it (at once for a zero grace).
 	RotateCredential(ctx context.Context, id string, grace time.Duration) (*CreatedCredential, error)
 	// VerifyCredential checks token at the connection's provider.
-	VerifyCredential(ctx context.Context, connectionID, token string) (*CredentialVerification, error)
-	Reconcile(ctx context.Context, connectionID string, r ReconcileRequest) (*ReconcileReport, error)
+	VerifyCredential(ctx context.Context, providerID, token string) (*CredentialVerification, error)
+	Reconcile(ctx context.Context, providerID string, r ReconcileRequest) (*ReconcileReport, error)
 }
 
 // Credential events announced to webhooks.

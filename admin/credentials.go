@@ -99,12 +99,12 @@ func (s *Credentials) openPassword(c *keyward.ProviderConnection) ([]byte, error
 	return pw, nil
 }
 
-// AddProviderConnection checks that the provider is reachable and accepts
+// CreateProviderConnection checks that the provider is reachable and accepts
 // the credentials, then stores the connection with its password sealed.
 // Only root adds, changes and removes connections: a connection makes
 // keyward send a password to a URL from its own network, which a tenant
 // must not be able to point anywhere. Account admins use their account's.
-func (s *Credentials) AddProviderConnection(ctx context.Context, n keyward.NewProviderConnection) (*keyward.ProviderConnection, error) {
+func (s *Credentials) CreateProviderConnection(ctx context.Context, n keyward.NewProviderConnection) (*keyward.ProviderConnection, error) {
 	id, err := changer(ctx)
 	if err != nil {
 		return nil, err
@@ -344,9 +344,9 @@ func upstream(err error) error {
 	return err
 }
 
-// RemoveProviderConnection deletes a connection; ECONFLICT while
+// DeleteProviderConnection deletes a connection; ECONFLICT while
 // credentials created through it still work (revoke them first).
-func (s *Credentials) RemoveProviderConnection(ctx context.Context, connID string) error {
+func (s *Credentials) DeleteProviderConnection(ctx context.Context, connID string) error {
 	id, err := changer(ctx)
 	if err != nil {
 		return err
@@ -379,7 +379,7 @@ func (s *Credentials) CreateCredential(ctx context.Context, n keyward.NewCredent
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.connection(ctx, id, n.ConnectionID)
+	c, err := s.connection(ctx, id, n.ProviderID)
 	if err != nil {
 		return nil, err
 	}
@@ -431,7 +431,7 @@ func (s *Credentials) createCredential(ctx context.Context, id *keyward.Identity
 		return nil, upstream(err)
 	}
 	cred := &keyward.ManagedCredential{
-		ID: apikey.NewID("crd"), ConnectionID: c.ID, Kind: c.Kind, AccountID: c.AccountID,
+		ID: apikey.NewID("crd"), ProviderID: c.ID, Kind: c.Kind, AccountID: c.AccountID,
 		ExternalID: created.ExternalID, ExternalUser: cmp.Or(created.User, n.User), Name: created.Name,
 		Scopes: append([]string{}, n.Scopes...), Hint: created.Hint, ExpiresAt: n.ExpiresAt,
 		Status: keyward.CredentialActive, CreatedBy: id.KeyID, CreatedAt: now, UpdatedAt: now,
@@ -484,7 +484,7 @@ func (s *Credentials) recordCredential(ctx context.Context, id *keyward.Identity
 // credential: what it is, never its token.
 func credentialDetails(c *keyward.ManagedCredential) map[string]any {
 	return map[string]any{
-		"connection_id": c.ConnectionID, "kind": c.Kind, "external_id": c.ExternalID, "external_user": c.ExternalUser,
+		"provider_id": c.ProviderID, "kind": c.Kind, "external_id": c.ExternalID, "external_user": c.ExternalUser,
 		"name": c.Name, "scopes": c.Scopes, "expires_at": c.ExpiresAt, "status": c.Status,
 	}
 }
@@ -551,7 +551,7 @@ func (s *Credentials) retire(ctx context.Context, id *keyward.Identity, cred *ke
 	if cred.Status == keyward.CredentialRevoked || cred.Status == keyward.CredentialExpired {
 		return cred, nil
 	}
-	conn, err := s.store.ProviderConnection(ctx, cred.ConnectionID)
+	conn, err := s.store.ProviderConnection(ctx, cred.ProviderID)
 	if err != nil {
 		return nil, err
 	}
@@ -607,12 +607,12 @@ func (s *Credentials) RotateCredential(ctx context.Context, credID string, grace
 	if grace < 0 || grace > 30*24*time.Hour {
 		return nil, keyward.Errorf(keyward.EINVALID, "grace %s is out of range: use 0 to 720h", grace)
 	}
-	conn, err := s.store.ProviderConnection(ctx, old.ConnectionID)
+	conn, err := s.store.ProviderConnection(ctx, old.ProviderID)
 	if err != nil {
 		return nil, err
 	}
 	now := s.utc()
-	n := keyward.NewCredential{ConnectionID: conn.ID, User: old.ExternalUser, Name: rotatedName(old.Name, now),
+	n := keyward.NewCredential{ProviderID: conn.ID, User: old.ExternalUser, Name: rotatedName(old.Name, now),
 		Scopes: old.Scopes, ExpiresAt: old.ExpiresAt}
 	if n.ExpiresAt != nil && !n.ExpiresAt.After(now) {
 		return nil, keyward.Errorf(keyward.ECONFLICT, "credential %s has expired: create a new one", old.ID)
@@ -727,7 +727,7 @@ func (s *Credentials) Reconcile(ctx context.Context, connID string, r keyward.Re
 	if err != nil {
 		return nil, err
 	}
-	own, err := s.allCredentials(ctx, keyward.CredentialFilter{ConnectionID: c.ID})
+	own, err := s.allCredentials(ctx, keyward.CredentialFilter{ProviderID: c.ID})
 	if err != nil {
 		return nil, err
 	}
@@ -823,7 +823,7 @@ func (s *Credentials) managedAt(ctx context.Context, c *keyward.ProviderConnecti
 			if other.Kind != c.Kind || !strings.EqualFold(other.BaseURL, c.BaseURL) {
 				continue
 			}
-			recs, err := s.allCredentials(ctx, keyward.CredentialFilter{ConnectionID: other.ID})
+			recs, err := s.allCredentials(ctx, keyward.CredentialFilter{ProviderID: other.ID})
 			if err != nil {
 				return nil, err
 			}

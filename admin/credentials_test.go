@@ -81,10 +81,10 @@ func TestCreateCredentialLeavesNoHalfState(t *testing.T) {
 	}
 	root := keyward.NewContextWithIdentity(t.Context(), keyward.IdentityOf(rootKey, ""))
 	acc := must(svc.Keys.CreateAccount(root, keyward.AccountCreate{Name: "acme"}))
-	conn := must(svc.Credentials.AddProviderConnection(root, keyward.NewProviderConnection{AccountID: acc.ID, Kind: provider.KindGitea,
+	conn := must(svc.Credentials.CreateProviderConnection(root, keyward.NewProviderConnection{AccountID: acc.ID, Kind: provider.KindGitea,
 		Name: "git", BaseURL: "https://git.example.com", Username: "admin", Password: "pw"}))
 	create := func() error {
-		_, err := svc.Credentials.CreateCredential(root, keyward.NewCredential{ConnectionID: conn.ID, User: "alice", Name: "ci",
+		_, err := svc.Credentials.CreateCredential(root, keyward.NewCredential{ProviderID: conn.ID, User: "alice", Name: "ci",
 			ExpiresAt: ptrTime(time.Now().Add(time.Hour))})
 		return err
 	}

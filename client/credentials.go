@@ -10,10 +10,10 @@ import (
 
 var _ keyward.CredentialService = (*Client)(nil)
 
-// AddProviderConnection adds a connection to a provider (a Gitea, an n8n);
+// CreateProviderConnection adds a connection to a provider (a Gitea, an n8n);
 // the server checks that the provider accepts its credentials first. The
 // password is sent this once and never returned.
-func (c *Client) AddProviderConnection(ctx context.Context, n keyward.NewProviderConnection) (*keyward.ProviderConnection, error) {
+func (c *Client) CreateProviderConnection(ctx context.Context, n keyward.NewProviderConnection) (*keyward.ProviderConnection, error) {
 	return send[keyward.ProviderConnection](ctx, c, http.MethodPost, "/v1/providers", nil, n)
 }
 
@@ -45,9 +45,9 @@ func (c *Client) TestProviderConnection(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodPost, path("/v1/providers", id, "test"), nil, nil, nil)
 }
 
-// RemoveProviderConnection deletes a connection; ECONFLICT while
+// DeleteProviderConnection deletes a connection; ECONFLICT while
 // credentials created through it still work.
-func (c *Client) RemoveProviderConnection(ctx context.Context, id string) error {
+func (c *Client) DeleteProviderConnection(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, path("/v1/providers", id), nil, nil, nil)
 }
 
@@ -68,8 +68,8 @@ func (c *Client) Credentials(ctx context.Context, f keyward.CredentialFilter, p 
 	if f.AccountID != "" {
 		q.Set("account_id", f.AccountID)
 	}
-	if f.ConnectionID != "" {
-		q.Set("connection_id", f.ConnectionID)
+	if f.ProviderID != "" {
+		q.Set("provider_id", f.ProviderID)
 	}
 	if f.Status != "" {
 		q.Set("status", string(f.Status))
@@ -96,18 +96,18 @@ func (c *Client) RotateCredential(ctx context.Context, id string, grace time.Dur
 
 // credentialVerify is the body of POST /v1/credentials/verify.
 type credentialVerify struct {
-	ConnectionID string `json:"connection_id"`
-	Token        string `json:"token"`
+	ProviderID string `json:"provider_id"`
+	Token      string `json:"token"`
 }
 
 // VerifyCredential asks the connection's provider whether token is valid.
 // An invalid token is a result (Valid false), not an error.
-func (c *Client) VerifyCredential(ctx context.Context, connectionID, token string) (*keyward.CredentialVerification, error) {
-	return send[keyward.CredentialVerification](ctx, c, http.MethodPost, "/v1/credentials/verify", nil, credentialVerify{ConnectionID: connectionID, Token: token})
+func (c *Client) VerifyCredential(ctx context.Context, providerID, token string) (*keyward.CredentialVerification, error) {
+	return send[keyward.CredentialVerification](ctx, c, http.MethodPost, "/v1/credentials/verify", nil, credentialVerify{ProviderID: providerID, Token: token})
 }
 
 // Reconcile compares a connection's tokens at the provider with keyward's
 // records, acting on the differences only when r asks to.
-func (c *Client) Reconcile(ctx context.Context, connectionID string, r keyward.ReconcileRequest) (*keyward.ReconcileReport, error) {
-	return send[keyward.ReconcileReport](ctx, c, http.MethodPost, path("/v1/providers", connectionID, "reconcile"), nil, r)
+func (c *Client) Reconcile(ctx context.Context, providerID string, r keyward.ReconcileRequest) (*keyward.ReconcileReport, error) {
+	return send[keyward.ReconcileReport](ctx, c, http.MethodPost, path("/v1/providers", providerID, "reconcile"), nil, r)
 }

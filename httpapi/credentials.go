@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"time"
@@ -14,7 +15,7 @@ import (
 // are never logged, and errors never quote them.
 
 func (s *Server) addProvider(ctx context.Context, _ *http.Request, in keyward.NewProviderConnection) (*keyward.ProviderConnection, error) {
-	return s.svc.Credentials.AddProviderConnection(ctx, in)
+	return s.svc.Credentials.CreateProviderConnection(ctx, in)
 }
 
 // listProviders is GET /v1/providers[?account_id=..].
@@ -43,7 +44,7 @@ func (s *Server) updateProvider(ctx context.Context, r *http.Request, in keyward
 }
 
 func (s *Server) removeProvider(ctx context.Context, r *http.Request, _ noBody) (*struct{}, error) {
-	return nil, s.svc.Credentials.RemoveProviderConnection(ctx, r.PathValue("id"))
+	return nil, s.svc.Credentials.DeleteProviderConnection(ctx, r.PathValue("id"))
 }
 
 // providerTest is the answer of a connection test that passed.
@@ -66,14 +67,36 @@ func (s *Server) reconcileProvider(ctx context.Context, r *http.Request, in keyw
 	return s.svc.Credentials.Reconcile(ctx, r.PathValue("id"), in)
 }
 
-func (s *Server) createCredential(ctx context.Context, _ *http.Request, in keyward.NewCredential) (*keyward.CreatedCredential, error) {
-	return s.svc.Credentials.CreateCredential(ctx, in)
+// providerID returns the provider a request names by provider_id or by
+// connection_id, the name it had before (deprecated, accepted on input for
+// one release); both at once must agree.
+func providerID(providerID, connectionID string) (string, error) {
+	if providerID != "" && connectionID != "" && providerID != connectionID {
+		return "", keyward.Errorf(keyward.EINVALID, "provider_id %q and connection_id %q differ: give provider_id only (connection_id is its deprecated name)", providerID, connectionID)
+	}
+	return cmp.Or(providerID, connectionID), nil
+}
+
+// credentialCreate is the body of POST /v1/credentials.
+type credentialCreate struct {
+	keyward.NewCredential
+	// ConnectionID is the deprecated name of provider_id.
+	ConnectionID string `json:"connection_id,omitempty"`
+}
+
+func (s *Server) createCredential(ctx context.Context, _ *http.Request, in credentialCreate) (*keyward.CreatedCredential, error) {
+	var err error
+	if in.ProviderID, err = providerID(in.ProviderID, in.ConnectionID); err != nil {
+		return nil, err
+	}
+	return s.svc.Credentials.CreateCredential(ctx, in.NewCredential)
 }
 
 // listCredentials is GET
-// /v1/credentials[?account_id=..&connection_id=..&status=..].
+// /v1/credentials[?account_id=..&provider_id=..&status=..]; connection_id
+// is the deprecated name of provider_id.
 func (s *Server) listCredentials(ctx context.Context, r *http.Request, _ noBody) (*keyward.CredentialList, error) {
-	q, err := query(r, "account_id", "connection_id", "status", "after", "limit")
+	q, err := query(r, "account_id", "provider_id", "connection_id", "status", "after", "limit")
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +104,11 @@ func (s *Server) listCredentials(ctx context.Context, r *http.Request, _ noBody)
 	if err != nil {
 		return nil, err
 	}
-	f := keyward.CredentialFilter{AccountID: q.Get("account_id"), ConnectionID: q.Get("connection_id"), Status: keyward.CredentialStatus(q.Get("status"))}
+	prov, err := providerID(q.Get("provider_id"), q.Get("connection_id"))
+	if err != nil {
+		return nil, err
+	}
+	f := keyward.CredentialFilter{AccountID: q.Get("account_id"), ProviderID: prov, Status: keyward.CredentialStatus(q.Get("status"))}
 	if f.Status != "" && !knownCredentialStatus(f.Status) {
 		return nil, keyward.Errorf(keyward.EINVALID, "status %q: use active, rotated, revoked, expired, orphaned or vanished", f.Status)
 	}
@@ -124,7 +151,9 @@ func (s *Server) rotateCredential(ctx context.Context, r *http.Request, in crede
 
 // credentialVerify is the body of POST /v1/credentials/verify.
 type credentialVerify struct {
-	ConnectionID string `json:"connection_id"`
+	ProviderID string `json:"provider_id"`
+	// ConnectionID is the deprecated name of provider_id.
+	ConnectionID string `json:"connection_id,omitempty"`
 	Token        string `json:"token"`
 }
 
@@ -132,8 +161,12 @@ type credentialVerify struct {
 // verdict on the token, valid or not; errors are about the caller, the
 // connection or the provider being unreachable.
 func (s *Server) verifyCredential(ctx context.Context, _ *http.Request, in credentialVerify) (*keyward.CredentialVerification, error) {
-	if in.ConnectionID == "" {
-		return nil, keyward.Errorf(keyward.EINVALID, "connection_id is required: the provider connection to check the token at")
+	prov, err := providerID(in.ProviderID, in.ConnectionID)
+	if err != nil {
+		return nil, err
 	}
-	return s.svc.Credentials.VerifyCredential(ctx, in.ConnectionID, in.Token)
+	if prov == "" {
+		return nil, keyward.Errorf(keyward.EINVALID, "provider_id is required: the provider connection to check the token at")
+	}
+	return s.svc.Credentials.VerifyCredential(ctx, prov, in.Token)
 }

@@ -425,6 +425,70 @@ func TestCredentials(t *testing.T) {
 	}
 }
 
+// TestCredentialsProviderID: a credential names its provider connection
+// provider_id, in requests, in the list's filter and in every answer;
+// connection_id, its former name, is still accepted on input (the other
+// tests send it), and giving both with different values is refused.
+func TestCredentialsProviderID(t *testing.T) {
+	e := newEnv(t)
+	a := e.mustAccount("a")
+	const base = "https://git.example.com"
+	password := "Gitea-admin-" + rand.Text()
+	e.remember(password)
+	e.providers.system(base).password = password
+	var conn keyward.ProviderConnection
+	if r := e.do("POST", "/v1/providers", e.root, `{"account_id":"`+a.ID+`","kind":"gitea","name":"gitea","base_url":"`+base+`","username":"admin","password":"`+password+`"}`); r.status != http.StatusCreated {
+		t.Fatalf("create provider: %d %s", r.status, r.body)
+	} else {
+		r.decode(t, &conn)
+	}
+
+	r := e.do("POST", "/v1/credentials", e.root, `{"provider_id":"`+conn.ID+`","user":"alice","name":"ci"}`)
+	if r.status != http.StatusCreated || !strings.Contains(string(r.body), `"provider_id":"`+conn.ID+`"`) || strings.Contains(string(r.body), "connection_id") {
+		t.Fatalf("create with provider_id: %d %s, want 201 naming provider_id only", r.status, r.body)
+	}
+	var created keyward.CreatedCredential
+	r.decode(t, &created)
+	e.remember(created.Secret)
+	for _, q := range []string{"provider_id=" + conn.ID, "connection_id=" + conn.ID} {
+		var l keyward.CredentialList
+		e.do("GET", "/v1/credentials?"+q, e.root, "").decode(t, &l)
+		if len(l.Items) != 1 || l.Items[0].ProviderID != conn.ID {
+			t.Errorf("list ?%s: %+v, want the credential", q, l.Items)
+		}
+	}
+	var none keyward.CredentialList
+	e.do("GET", "/v1/credentials?provider_id=prv_other", e.root, "").decode(t, &none)
+	if len(none.Items) != 0 {
+		t.Errorf("list ?provider_id=prv_other: %d credentials, want none", len(none.Items))
+	}
+	var v keyward.CredentialVerification
+	if r := e.do("POST", "/v1/credentials/verify", e.root, `{"provider_id":"`+conn.ID+`","token":"`+created.Secret+`"}`); r.status != http.StatusOK {
+		t.Fatalf("verify with provider_id: %d %s", r.status, r.body)
+	} else if r.decode(t, &v); !v.Valid {
+		t.Fatalf("verify with provider_id: %+v, want valid", v)
+	}
+
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/v1/credentials", `{"provider_id":"` + conn.ID + `","connection_id":"prv_other","name":"x"}`},
+		{"POST", "/v1/credentials/verify", `{"provider_id":"` + conn.ID + `","connection_id":"prv_other","token":"x"}`},
+		{"GET", "/v1/credentials?provider_id=" + conn.ID + "&connection_id=prv_other", ""},
+		{"POST", "/v1/credentials/verify", `{"token":"x"}`},
+	} {
+		if r := e.do(c.method, c.path, e.root, c.body); r.status != http.StatusBadRequest || r.problem(t).Code != keyward.EINVALID {
+			t.Errorf("%s %s %s: %d %s, want 400 invalid", c.method, c.path, c.body, r.status, r.body)
+		}
+	}
+	// Both names with the same value are one provider.
+	if r := e.do("POST", "/v1/credentials", e.root, `{"provider_id":"`+conn.ID+`","connection_id":"`+conn.ID+`","user":"alice","name":"ci2"}`); r.status != http.StatusCreated {
+		t.Errorf("create with both names agreeing: %d %s, want 201", r.status, r.body)
+	} else {
+		var c2 keyward.CreatedCredential
+		r.decode(t, &c2)
+		e.remember(c2.Secret)
+	}
+}
+
 // TestCredentialsClient drives the same routes through the Go client, which
 // implements keyward.CredentialService over HTTP: results and error codes
 // survive the trip.
@@ -440,9 +504,9 @@ func TestCredentialsClient(t *testing.T) {
 	sys := e.providers.system(base)
 	sys.password = password
 
-	conn, err := e.client(e.root).AddProviderConnection(ctx, keyward.NewProviderConnection{AccountID: a.ID, Kind: "n8n", Name: "flows", BaseURL: base, Username: "owner@example.com", Password: password})
+	conn, err := e.client(e.root).CreateProviderConnection(ctx, keyward.NewProviderConnection{AccountID: a.ID, Kind: "n8n", Name: "flows", BaseURL: base, Username: "owner@example.com", Password: password})
 	if err != nil || conn.AccountID != a.ID || conn.Kind != "n8n" {
-		t.Fatalf("AddProviderConnection: %+v, %v", conn, err)
+		t.Fatalf("CreateProviderConnection: %+v, %v", conn, err)
 	}
 	if l, err := c.ProviderConnections(ctx, "", keyward.Page{}); err != nil || len(l.Items) != 1 || l.Items[0].ID != conn.ID {
 		t.Fatalf("ProviderConnections: %+v, %v", l, err)
@@ -454,7 +518,7 @@ func TestCredentialsClient(t *testing.T) {
 		t.Fatalf("TestProviderConnection: %v", err)
 	}
 	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
-	created, err := c.CreateCredential(ctx, keyward.NewCredential{ConnectionID: conn.ID, Name: "workflows", Scopes: []string{"workflow:read"}, ExpiresAt: &exp})
+	created, err := c.CreateCredential(ctx, keyward.NewCredential{ProviderID: conn.ID, Name: "workflows", Scopes: []string{"workflow:read"}, ExpiresAt: &exp})
 	if err != nil {
 		t.Fatalf("CreateCredential: %v", err)
 	}
@@ -462,7 +526,7 @@ func TestCredentialsClient(t *testing.T) {
 	if created.Credential.ExternalUser != "owner@example.com" || !created.Credential.ExpiresAt.Equal(exp) {
 		t.Errorf("created = %+v", created.Credential)
 	}
-	if l, err := c.Credentials(ctx, keyward.CredentialFilter{ConnectionID: conn.ID, Status: keyward.CredentialActive}, keyward.Page{Limit: 10}); err != nil || len(l.Items) != 1 {
+	if l, err := c.Credentials(ctx, keyward.CredentialFilter{ProviderID: conn.ID, Status: keyward.CredentialActive}, keyward.Page{Limit: 10}); err != nil || len(l.Items) != 1 {
 		t.Fatalf("Credentials: %+v, %v", l, err)
 	}
 	if v, err := c.VerifyCredential(ctx, conn.ID, created.Secret); err != nil || !v.Valid {
@@ -502,8 +566,8 @@ func TestCredentialsClient(t *testing.T) {
 	if _, err := e.client(e.root).UpdateProviderConnection(ctx, conn.ID, keyward.ProviderConnectionUpdate{Password: &wrong}); keyward.ErrorCode(err) != keyward.EINVALID {
 		t.Fatalf("UpdateProviderConnection with a password the provider refuses: %v, want invalid", err)
 	}
-	if err := e.client(e.root).RemoveProviderConnection(ctx, conn.ID); err != nil {
-		t.Fatalf("RemoveProviderConnection: %v", err)
+	if err := e.client(e.root).DeleteProviderConnection(ctx, conn.ID); err != nil {
+		t.Fatalf("DeleteProviderConnection: %v", err)
 	}
 	if _, err := c.ProviderConnection(ctx, conn.ID); keyward.ErrorCode(err) != keyward.ENOTFOUND {
 		t.Errorf("ProviderConnection after removal: %v, want not_found", err)

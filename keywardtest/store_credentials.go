@@ -25,7 +25,7 @@ func newConnection(accountID, name string) *keyward.ProviderConnection {
 // the provider's id externalID, expiring 30 days after fixedTime.
 func newCredential(conn *keyward.ProviderConnection, externalID string) *keyward.ManagedCredential {
 	return &keyward.ManagedCredential{
-		ID: apikey.NewID("crd"), ConnectionID: conn.ID, Kind: conn.Kind, AccountID: conn.AccountID,
+		ID: apikey.NewID("crd"), ProviderID: conn.ID, Kind: conn.Kind, AccountID: conn.AccountID,
 		ExternalID: externalID, ExternalUser: "alice", Name: "ci-" + externalID, Scopes: []string{"read:repository"},
 		Hint: "abcd1234", ExpiresAt: ptr(fixedTime.Add(30 * 24 * time.Hour)), Status: keyward.CredentialActive,
 		CreatedBy: "key_x", CreatedAt: fixedTime, UpdatedAt: fixedTime,
@@ -68,7 +68,7 @@ func sameTime(a, b *time.Time) bool {
 
 func wantCredential(t testing.TB, got, want *keyward.ManagedCredential) {
 	t.Helper()
-	if got.ID != want.ID || got.ConnectionID != want.ConnectionID || got.Kind != want.Kind || got.AccountID != want.AccountID ||
+	if got.ID != want.ID || got.ProviderID != want.ProviderID || got.Kind != want.Kind || got.AccountID != want.AccountID ||
 		got.ExternalID != want.ExternalID || got.ExternalUser != want.ExternalUser || got.Name != want.Name ||
 		!slices.Equal(got.Scopes, want.Scopes) || got.Hint != want.Hint || !sameTime(got.ExpiresAt, want.ExpiresAt) ||
 		got.Status != want.Status || got.RotatedFrom != want.RotatedFrom || got.ReplacedBy != want.ReplacedBy ||
@@ -80,8 +80,8 @@ func wantCredential(t testing.TB, got, want *keyward.ManagedCredential) {
 	isUTC(t, "UpdatedAt", got.UpdatedAt)
 }
 
-func connectionID(c *keyward.ProviderConnection) string { return c.ID }
-func credentialID(c *keyward.ManagedCredential) string  { return c.ID }
+func providerID(c *keyward.ProviderConnection) string  { return c.ID }
+func credentialID(c *keyward.ManagedCredential) string { return c.ID }
 
 func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 	t.Run("connections are created, read and listed", func(t *testing.T) {
@@ -125,11 +125,11 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 		}
 		ofB := pageWalk(t, 2, func(p keyward.Page) ([]*keyward.ProviderConnection, string, error) {
 			return f.s.ProviderConnections(f.ctx, b.ID, p)
-		}, connectionID)
+		}, providerID)
 		wantIDs(t, ofB, append(more, cb.ID)...)
 		all := pageWalk(t, 2, func(p keyward.Page) ([]*keyward.ProviderConnection, string, error) {
 			return f.s.ProviderConnections(f.ctx, "", p)
-		}, connectionID)
+		}, providerID)
 		wantIDs(t, all, append(more, cb.ID, ca.ID, n8n.ID)...)
 	})
 
@@ -265,7 +265,7 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 		wantCode(t, f.s.CreateCredential(f.ctx, keyward.Change{}, full), keyward.ECONFLICT)
 		wantCode(t, f.s.CreateCredential(f.ctx, keyward.Change{}, newCredential(ca, "17")), keyward.ECONFLICT)
 		missing := newCredential(ca, "19")
-		missing.ConnectionID = "pvc_missing"
+		missing.ProviderID = "pvc_missing"
 		wantCode(t, f.s.CreateCredential(f.ctx, keyward.Change{}, missing), keyward.ENOTFOUND)
 		elsewhere := newCredential(ca, "19")
 		elsewhere.AccountID = b.ID
@@ -289,11 +289,11 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 		}{
 			{"all", keyward.CredentialFilter{}, []string{full.ID, bare.ID, same.ID, ofB.ID, revokedA.ID}},
 			{"account", keyward.CredentialFilter{AccountID: a.ID}, []string{full.ID, bare.ID, same.ID, revokedA.ID}},
-			{"connection", keyward.CredentialFilter{ConnectionID: ca.ID}, []string{full.ID, bare.ID}},
+			{"connection", keyward.CredentialFilter{ProviderID: ca.ID}, []string{full.ID, bare.ID}},
 			{"status", keyward.CredentialFilter{Status: keyward.CredentialRevoked}, []string{ofB.ID, revokedA.ID}},
 			{"account and status", keyward.CredentialFilter{AccountID: a.ID, Status: keyward.CredentialRevoked}, []string{revokedA.ID}},
-			{"connection and status", keyward.CredentialFilter{ConnectionID: ca2.ID, Status: keyward.CredentialActive}, []string{same.ID}},
-			{"nothing", keyward.CredentialFilter{ConnectionID: cb.ID, Status: keyward.CredentialActive}, nil},
+			{"connection and status", keyward.CredentialFilter{ProviderID: ca2.ID, Status: keyward.CredentialActive}, []string{same.ID}},
+			{"nothing", keyward.CredentialFilter{ProviderID: cb.ID, Status: keyward.CredentialActive}, nil},
 		} {
 			got := pageWalk(t, 2, func(p keyward.Page) ([]*keyward.ManagedCredential, string, error) {
 				return f.s.Credentials(f.ctx, c.f, p)
@@ -302,7 +302,7 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 				t.Errorf("credentials by %s = %v, want %v", c.name, got, want)
 			}
 		}
-		list, _, err := f.s.Credentials(f.ctx, keyward.CredentialFilter{ConnectionID: ca.ID}, keyward.Page{})
+		list, _, err := f.s.Credentials(f.ctx, keyward.CredentialFilter{ProviderID: ca.ID}, keyward.Page{})
 		must(t, err)
 		byID := map[string]*keyward.ManagedCredential{full.ID: full, bare.ID: bare}
 		for _, c := range list {
@@ -334,7 +334,7 @@ func testCredentials(t *testing.T, open func(*testing.T) keyward.Store) {
 
 		for name, change := range map[string]func(*keyward.ManagedCredential){
 			"id":          func(c *keyward.ManagedCredential) { c.ID = apikey.NewID("crd") },
-			"connection":  func(c *keyward.ManagedCredential) { c.ConnectionID = c2.ID },
+			"connection":  func(c *keyward.ManagedCredential) { c.ProviderID = c2.ID },
 			"account":     func(c *keyward.ManagedCredential) { c.AccountID = b.ID },
 			"external id": func(c *keyward.ManagedCredential) { c.ExternalID = "2" },
 			"status":      func(c *keyward.ManagedCredential) { c.Status = "lost" },

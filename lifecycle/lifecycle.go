@@ -369,7 +369,7 @@ func (r *Runner) expiry(ctx context.Context, res *Result) error {
 				// credential is tried again on the next run.
 				r.m.errors[JobExpiry].Add(1)
 				r.log.WarnContext(ctx, "revoking a due credential at its provider failed; retrying on the next run",
-					"credential", c.ID, "connection", c.ConnectionID, "err", err)
+					"credential", c.ID, "connection", c.ProviderID, "err", err)
 				return false, nil
 			}
 			return changed(err)

@@ -29,12 +29,12 @@ keeps encrypted with its master keys. "keyward credentials" creates tokens
 through it. See docs/providers.md.`,
 	}
 	a.addClientFlags(cmd)
-	cmd.AddCommand(a.providersAddCommand(), a.providersListCommand(), a.providersGetCommand(),
-		a.providersUpdateCommand(), a.providersTestCommand(), a.providersRemoveCommand())
+	cmd.AddCommand(a.providersCreateCommand(), a.providersListCommand(), a.providersGetCommand(),
+		a.providersUpdateCommand(), a.providersTestCommand(), a.providersDeleteCommand())
 	return cmd
 }
 
-func (a *app) providersAddCommand() *cobra.Command {
+func (a *app) providersCreateCommand() *cobra.Command {
 	var (
 		n             keyward.NewProviderConnection
 		passwordFile  string
@@ -42,9 +42,10 @@ func (a *app) providersAddCommand() *cobra.Command {
 		timeout       string
 	)
 	cmd := &cobra.Command{
-		Use:   "add --kind gitea|n8n --name NAME --url URL --username USER (--password-file FILE | --password-stdin) [--account ACCOUNT_ID] [--timeout 10s]",
-		Short: "Add a provider connection; keyward checks it works first",
-		Long: `Add a connection to a Gitea (the user name and password of a Gitea admin:
+		Use:     "create --kind gitea|n8n --name NAME --url URL --username USER (--password-file FILE | --password-stdin) [--account ACCOUNT_ID] [--timeout 10s]",
+		Aliases: []string{"add"}, // its former name, kept for existing scripts
+		Short:   "Create a provider connection; keyward checks it works first",
+		Long: `Create a connection to a Gitea (the user name and password of a Gitea admin:
 Gitea manages tokens only with basic auth) or an n8n (the owner's email and
 password). keyward checks that the system is reachable and accepts the
 credentials, then keeps the password encrypted; it is never shown again.
@@ -52,7 +53,7 @@ credentials, then keeps the password encrypted; it is never shown again.
 The password is read from a file or from stdin, never from a flag: a command
 line is visible to every user of the machine.
 
-  keyward providers add --kind gitea --name gitea --url https://git.example.com \
+  keyward providers create --kind gitea --name gitea --url https://git.example.com \
     --username keyward-admin --password-file /run/secrets/gitea-admin`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -78,7 +79,7 @@ line is visible to every user of the machine.
 			if err != nil {
 				return err
 			}
-			conn, err := c.AddProviderConnection(cmd.Context(), n)
+			conn, err := c.CreateProviderConnection(cmd.Context(), n)
 			if err != nil {
 				return err
 			}
@@ -335,17 +336,19 @@ an admin) and the exit code is 8 when the system failed.`,
 		})
 }
 
-func (a *app) providersRemoveCommand() *cobra.Command {
-	return a.providerCommand("remove", "Remove a provider connection (revoke its credentials first)",
-		`Remove a connection and its stored password. While credentials created
-through it are active, rotated or orphaned, the removal is refused (exit 7):
+func (a *app) providersDeleteCommand() *cobra.Command {
+	cmd := a.providerCommand("delete", "Delete a provider connection (revoke its credentials first)",
+		`Delete a connection and its stored password. While credentials created
+through it are active, rotated or orphaned, the deletion is refused (exit 7):
 revoke them first. Tokens at the system are not touched.`,
 		func(cmd *cobra.Command, c *client.Client, conn *keyward.ProviderConnection) error {
-			if err := c.RemoveProviderConnection(cmd.Context(), conn.ID); err != nil {
+			if err := c.DeleteProviderConnection(cmd.Context(), conn.ID); err != nil {
 				return err
 			}
-			return a.done("removed", conn.ID)
+			return a.done("deleted", conn.ID)
 		})
+	cmd.Aliases = []string{"remove"} // its former name, kept for existing scripts
+	return cmd
 }
 
 // resolveProvider finds the connection ref names: its id (prv_...), or
@@ -453,7 +456,7 @@ unique among the user's tokens; the default is keyward-<time>.
 			if err != nil {
 				return err
 			}
-			n.ConnectionID = conn.ID
+			n.ProviderID = conn.ID
 			created, err := c.CreateCredential(cmd.Context(), n)
 			if err != nil {
 				return err
@@ -484,7 +487,7 @@ func (a *app) showCreatedCredential(c *keyward.CreatedCredential) error {
 func printCredential(w io.Writer, c *keyward.ManagedCredential) error {
 	return fields(w,
 		"id", c.ID,
-		"provider", c.Kind+" "+c.ConnectionID,
+		"provider", c.Kind+" "+c.ProviderID,
 		"account", c.AccountID,
 		"external id", c.ExternalID,
 		"user", c.ExternalUser,
@@ -540,16 +543,16 @@ func (a *app) credentialsListCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				f.ConnectionID = conn.ID
+				f.ProviderID = conn.ID
 			}
 			l, err := c.Credentials(cmd.Context(), f, page)
 			if err != nil {
 				return err
 			}
 			return a.show(l, func(w io.Writer) error {
-				t := newTable(w, "ID", "KIND", "CONNECTION", "USER", "NAME", "SCOPES", "STATUS", "EXPIRES")
+				t := newTable(w, "ID", "KIND", "PROVIDER", "USER", "NAME", "SCOPES", "STATUS", "EXPIRES")
 				for _, cr := range l.Items {
-					t.row(cr.ID, cr.Kind, cr.ConnectionID, cr.ExternalUser, cr.Name, strings.Join(cr.Scopes, ","), string(cr.Status), formatTimePtr(cr.ExpiresAt))
+					t.row(cr.ID, cr.Kind, cr.ProviderID, cr.ExternalUser, cr.Name, strings.Join(cr.Scopes, ","), string(cr.Status), formatTimePtr(cr.ExpiresAt))
 				}
 				err := t.flush()
 				printNext(w, l.Next)

@@ -16,6 +16,40 @@ import (
 	"github.com/keyward/keyward/client"
 )
 
+// TestProvidersVocabulary: provider connections are created and deleted
+// like everything else (providers create, providers delete); add and
+// remove, their former names, still run the same commands.
+func TestProvidersVocabulary(t *testing.T) {
+	env := map[string]string{"KEYWARD_URL": "http://127.0.0.1:1", "KEYWARD_API_KEY": "kw_root_unused"}
+	run := func(args ...string) result {
+		var stdout, stderr bytes.Buffer
+		m := &Main{Getenv: mapEnv(env), Stdin: strings.NewReader(""), Version: "test"}
+		return result{code: m.Run(context.Background(), args, &stdout, &stderr), stdout: stdout.String(), stderr: stderr.String()}
+	}
+	help := run("providers", "--help")
+	for _, want := range []string{"\n  create ", "\n  delete "} {
+		if help.code != 0 || !strings.Contains(help.stdout, want) {
+			t.Errorf("providers --help (exit %d) does not list %q:\n%s", help.code, strings.TrimSpace(want), help.stdout)
+		}
+	}
+	for _, old := range []string{"\n  add ", "\n  remove "} {
+		if strings.Contains(help.stdout, old) {
+			t.Errorf("providers --help still lists %q as a command:\n%s", strings.TrimSpace(old), help.stdout)
+		}
+	}
+	for _, verb := range []string{"create", "add"} {
+		args := []string{"providers", verb, "--kind", "gitea", "--name", "g", "--url", "https://git.example.com", "--username", "admin", "--account", "acc_x"}
+		if msg := checkFails(t, run(args...), ExitUsage, args); !strings.Contains(msg, "--password-file FILE or --password-stdin") {
+			t.Errorf("providers %s without a password: %q", verb, msg)
+		}
+	}
+	for _, verb := range []string{"delete", "remove"} {
+		if msg := checkFails(t, run("providers", verb), ExitUsage, []string{"providers", verb}); !strings.Contains(msg, "missing PROVIDER") {
+			t.Errorf("providers %s without a provider: %q", verb, msg)
+		}
+	}
+}
+
 // TestCredentialsUsage: mistakes on the command line of providers and
 // credentials are usage errors found before any request (the URL points
 // nowhere: a request would exit 8), and a password is never a flag.

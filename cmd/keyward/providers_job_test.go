@@ -46,12 +46,12 @@ func TestCredentialExpiryJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc, err := svc.Credentials.AddProviderConnection(root, keyward.NewProviderConnection{AccountID: acc.ID, Kind: provider.KindGitea,
+	gc, err := svc.Credentials.CreateProviderConnection(root, keyward.NewProviderConnection{AccountID: acc.ID, Kind: provider.KindGitea,
 		Name: "git", BaseURL: g.URL, Username: g.Admin.Name, Password: g.Admin.Password})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := svc.Credentials.AddProviderConnection(root, keyward.NewProviderConnection{AccountID: acc.ID, Kind: provider.KindN8n,
+	nc, err := svc.Credentials.CreateProviderConnection(root, keyward.NewProviderConnection{AccountID: acc.ID, Kind: provider.KindN8n,
 		Name: "automation", BaseURL: n.URL, Username: n.Email, Password: n.Password})
 	if err != nil {
 		t.Fatal(err)
@@ -60,12 +60,12 @@ func TestCredentialExpiryJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := func(d time.Duration) *time.Time { at := clock().Add(d); return &at }
-	gitToken, err := svc.Credentials.CreateCredential(root, keyward.NewCredential{ConnectionID: gc.ID, User: g.User.Name, Name: "ci",
+	gitToken, err := svc.Credentials.CreateCredential(root, keyward.NewCredential{ProviderID: gc.ID, User: g.User.Name, Name: "ci",
 		Scopes: []string{"read:repository", "read:user"}, ExpiresAt: in(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n8nKey, err := svc.Credentials.CreateCredential(root, keyward.NewCredential{ConnectionID: nc.ID, Name: "ci",
+	n8nKey, err := svc.Credentials.CreateCredential(root, keyward.NewCredential{ProviderID: nc.ID, Name: "ci",
 		Scopes: []string{"workflow:list"}, ExpiresAt: in(24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestCredentialExpiryJob(t *testing.T) {
 	}
 	// A rotation with a grace: both tokens work until the grace ends,
 	// then the job revokes the old one.
-	deploy, err := svc.Credentials.CreateCredential(root, keyward.NewCredential{ConnectionID: gc.ID, User: g.User.Name, Name: "deploy",
+	deploy, err := svc.Credentials.CreateCredential(root, keyward.NewCredential{ProviderID: gc.ID, User: g.User.Name, Name: "deploy",
 		Scopes: []string{"read:user"}})
 	if err != nil {
 		t.Fatal(err)

@@ -160,7 +160,7 @@ func (s *Store) CreateCredential(ctx context.Context, ch keyward.Change, c *keyw
 }
 
 func (s *Store) insertCredential(ctx context.Context, tx *Tx, c *keyward.ManagedCredential) error {
-	conn, err := s.connectionTx(ctx, tx, c.ConnectionID)
+	conn, err := s.connectionTx(ctx, tx, c.ProviderID)
 	if err != nil {
 		return err
 	}
@@ -177,13 +177,13 @@ func (s *Store) insertCredential(ctx context.Context, tx *Tx, c *keyward.Managed
 	_, err = tx.ExecContext(ctx, `INSERT INTO managed_credentials (id, connection_id, kind, account_id, external_id,
 		external_user, name, scopes, hint, expires_at, status, rotated_from, replaced_by, grace_until, revoked_at,
 		created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.ConnectionID, c.Kind, c.AccountID, c.ExternalID, c.ExternalUser, c.Name, string(scopes), c.Hint,
+		c.ID, c.ProviderID, c.Kind, c.AccountID, c.ExternalID, c.ExternalUser, c.Name, string(scopes), c.Hint,
 		nullTime(c.ExpiresAt), string(c.Status), nullString(c.RotatedFrom), nullString(c.ReplacedBy),
 		nullTime(c.GraceUntil), nullTime(c.RevokedAt), c.CreatedBy, FormatTime(c.CreatedAt), FormatTime(c.UpdatedAt))
 	return s.dbError(err, Conflicts{
 		PK:     fmt.Sprintf("credential %s already exists", c.ID),
-		Unique: fmt.Sprintf("provider connection %s already has a credential with external id %s", c.ConnectionID, c.ExternalID),
-		FK:     fmt.Sprintf("provider connection %s not found", c.ConnectionID),
+		Unique: fmt.Sprintf("provider connection %s already has a credential with external id %s", c.ProviderID, c.ExternalID),
+		FK:     fmt.Sprintf("provider connection %s not found", c.ProviderID),
 	})
 }
 
@@ -219,9 +219,9 @@ func (s *Store) Credentials(ctx context.Context, f keyward.CredentialFilter, p k
 		query += " AND account_id = ?"
 		args = append(args, f.AccountID)
 	}
-	if f.ConnectionID != "" {
+	if f.ProviderID != "" {
 		query += " AND connection_id = ?"
-		args = append(args, f.ConnectionID)
+		args = append(args, f.ProviderID)
 	}
 	if f.Status != "" {
 		query += " AND status = ?"
@@ -293,7 +293,7 @@ func (s *Store) RotateCredential(ctx context.Context, ch keyward.Change, id stri
 
 // saveCredential writes the mutable fields of c, loaded as orig.
 func (s *Store) saveCredential(ctx context.Context, tx *Tx, orig, c *keyward.ManagedCredential) error {
-	if c.ID != orig.ID || c.ConnectionID != orig.ConnectionID || c.AccountID != orig.AccountID ||
+	if c.ID != orig.ID || c.ProviderID != orig.ProviderID || c.AccountID != orig.AccountID ||
 		c.Kind != orig.Kind || c.ExternalID != orig.ExternalID {
 		return keyward.Errorf(keyward.EINVALID, "the id, connection, account, kind and external id of a credential cannot change")
 	}
@@ -356,7 +356,7 @@ func scanCredential(row scanner) (*keyward.ManagedCredential, error) {
 		rotatedFrom, replacedBy   sql.NullString
 		expires, grace, revokedAt sql.NullString
 	)
-	if err := row.Scan(&c.ID, &c.ConnectionID, &c.Kind, &c.AccountID, &c.ExternalID, &c.ExternalUser, &c.Name,
+	if err := row.Scan(&c.ID, &c.ProviderID, &c.Kind, &c.AccountID, &c.ExternalID, &c.ExternalUser, &c.Name,
 		&scopes, &c.Hint, &expires, &status, &rotatedFrom, &replacedBy, &grace, &revokedAt, &c.CreatedBy,
 		&created, &updated); err != nil {
 		return nil, err

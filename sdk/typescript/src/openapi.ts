@@ -948,10 +948,10 @@ export interface paths {
         get: operations["listProviderConnections"];
         put?: never;
         /**
-         * Add a provider connection
+         * Create a provider connection
          * @description Root only (account_id is required): a connection makes keyward send a password to a URL from its own network, which a tenant must not be able to choose. Account admins use their account's connections. keyward first checks that the provider is reachable and accepts the credentials (a Gitea admin's user name and password, or the n8n owner's email and password), then stores the password encrypted with the master keys. The password is never returned. Credentials the provider refuses (or a user who is not an admin there) answer invalid (400) with a detail naming the provider; a base_url carrying credentials is invalid too.
          */
-        post: operations["addProviderConnection"];
+        post: operations["createProviderConnection"];
         delete?: never;
         options?: never;
         head?: never;
@@ -976,10 +976,10 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Remove a provider connection
+         * Delete a provider connection
          * @description Root only. Conflict while credentials created through it are active, rotated or orphaned: revoke them first. Tokens at the provider are not touched.
          */
-        delete: operations["removeProviderConnection"];
+        delete: operations["deleteProviderConnection"];
         options?: never;
         head?: never;
         /**
@@ -1961,7 +1961,8 @@ export interface components {
         ManagedCredential: {
             /** @example crd_0Qx3Zk1aBcDeFgHiJkLmNo */
             id: string;
-            connection_id: string;
+            /** @description The provider (connection) the credential was created through. */
+            provider_id: string;
             kind: components["schemas"]["ProviderKind"];
             account_id: string;
             /** @description The provider's id of the token. */
@@ -1993,8 +1994,13 @@ export interface components {
             updated_at: string;
         };
         NewCredential: {
-            /** @description The connection to create the token through. */
-            connection_id: string;
+            /** @description The provider (connection) to create the token through. Required: give it, or (deprecated) connection_id. */
+            provider_id?: string;
+            /**
+             * @deprecated
+             * @description Deprecated: the former name of provider_id, still accepted instead of it for one release; giving both with different values is invalid (400).
+             */
+            connection_id?: string;
             /** @description Gitea: the user the token is for (default: the connection's own). n8n keys always belong to the owner. */
             user?: string;
             /**
@@ -2032,8 +2038,13 @@ export interface components {
             grace?: string;
         };
         CredentialVerifyRequest: {
-            /** @description The connection whose provider checks the token. */
-            connection_id: string;
+            /** @description The provider (connection) whose system checks the token. Required: give it, or (deprecated) connection_id. */
+            provider_id?: string;
+            /**
+             * @deprecated
+             * @description Deprecated: the former name of provider_id, still accepted instead of it for one release; giving both with different values is invalid (400).
+             */
+            connection_id?: string;
             /** @description The token to check; never logged. */
             token: string;
         };
@@ -4566,7 +4577,7 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
-    addProviderConnection: {
+    createProviderConnection: {
         parameters: {
             query?: never;
             header?: {
@@ -4637,7 +4648,7 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
-    removeProviderConnection: {
+    deleteProviderConnection: {
         parameters: {
             query?: never;
             header?: {
@@ -4790,7 +4801,12 @@ export interface operations {
             query?: {
                 /** @description Only credentials of this account. */
                 account_id?: string;
-                /** @description Only credentials created through this connection. */
+                /** @description Only credentials created through this provider (connection). */
+                provider_id?: string;
+                /**
+                 * @deprecated
+                 * @description The former name of provider_id, accepted for one release.
+                 */
                 connection_id?: string;
                 /** @description Only credentials in this status. */
                 status?: components["schemas"]["CredentialStatus"];
