@@ -14,10 +14,12 @@
 //   - Audit: the audit log and usage (audit.go);
 //   - Abuse: IP rules, anomalies and leak reports (abuse.go).
 //
-// What they share lives here once: the caller's identity (caller, changer),
-// the lock that orders changes with their cache notices (writes), the
-// audit records of a change (recorder, audit.go), the permission checks
-// (policy.go) and input validation (validate.go).
+// Jobs gives the lifecycle jobs their changes, each through the service of
+// its domain (jobs.go). What the services share is in one place each: the
+// caller's identity (caller, changer) and the lock that orders changes with
+// their cache notices (writes) here, the audit records of a change
+// (recorder, record.go), the permission checks (policy.go) and input
+// validation (validate.go).
 package admin
 
 import (
@@ -86,17 +88,13 @@ func New(cfg Config) Services {
 	}
 	rec.log = rec.log.With("component", "admin")
 	w := &writes{observer: cfg.Observer}
-	var engine *verify.Engine // stays a nil interface below when unset
-	if cfg.Verifier != nil {
-		engine = cfg.Verifier
+	keys := &Keys{recorder: rec, writes: w, store: cfg.Store, hasher: cfg.Hasher, credits: cfg.Credits}
+	abuse := &Abuse{recorder: rec, writes: w, store: cfg.Store, hasher: cfg.Hasher, keys: keys}
+	if cfg.Verifier != nil { // else the interfaces stay nil, not a nil *Engine
+		keys.verifier, abuse.rules = cfg.Verifier, cfg.Verifier
 		if w.observer == nil {
 			w.observer = cfg.Verifier
 		}
-	}
-	keys := &Keys{recorder: rec, writes: w, store: cfg.Store, hasher: cfg.Hasher, credits: cfg.Credits}
-	abuse := &Abuse{recorder: rec, writes: w, store: cfg.Store, hasher: cfg.Hasher, keys: keys}
-	if engine != nil {
-		keys.verifier, abuse.rules = engine, engine
 	}
 	return Services{
 		Keys:        keys,
