@@ -7,6 +7,8 @@ package keyward
 import (
 	"errors"
 	"fmt"
+
+	"github.com/keyward/keyward/permission"
 )
 
 // Error codes are stable strings shared by the API, the client and the CLI.
@@ -26,7 +28,34 @@ const (
 	EUPSTREAM = "upstream_error"
 	// EUPSTREAMTIMEOUT is another system not answering in time.
 	EUPSTREAMTIMEOUT = "upstream_timeout"
+	// EQUERY is a permission query that does not parse; the problem
+	// names the position (QueryError).
+	EQUERY = "invalid_query"
 )
+
+// QueryError returns err, the failure of permission.Parse, as an EQUERY
+// error whose message names the position; the *permission.SyntaxError
+// stays in its chain, for the problem's position member.
+func QueryError(err error) error {
+	var se *permission.SyntaxError
+	if !errors.As(err, &se) {
+		return err
+	}
+	return &Error{Code: EQUERY, Message: se.Error(), Err: se}
+}
+
+// ParseQuery parses the query of a request with c: nil for an empty
+// query, an EQUERY error (QueryError) for one that does not parse.
+func ParseQuery(c *permission.Cache, s string) (*permission.Query, error) {
+	if s == "" {
+		return nil, nil
+	}
+	q, err := c.Parse(s)
+	if err != nil {
+		return nil, QueryError(err)
+	}
+	return q, nil
+}
 
 // Error is a domain error: a stable code and a message safe to show to the
 // caller. Anything not safe to show stays in the wrapped Err, which is logged

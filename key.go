@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/keyward/keyward/permission"
 )
 
 // Role is the tier of a key. Roles are ordered: root > account_admin > user.
@@ -180,18 +182,26 @@ func (k *Key) Status(now time.Time) Decision {
 	return DecisionValid
 }
 
-// HasPermissions reports whether the key holds every permission in want.
-// Root keys hold all permissions.
+// HasPermissions reports whether the key holds every permission in want:
+// one of its permissions covers each (permission.Covers: "memories:*"
+// covers "memories:read"). Root keys hold all permissions.
 func (k *Key) HasPermissions(want []string) bool {
-	if k.Role == RoleRoot {
-		return true
+	return k.Role == RoleRoot || permission.HoldsAll(k.Permissions, want)
+}
+
+// Allows reports whether the key holds every permission in want and
+// satisfies q (nil: no query) and, when role is set, whether its role
+// covers role (Role.Covers). It also returns what the key lacks: the
+// missing permissions (permission.Set.Missing), and role when the role
+// refused. Root keys hold all permissions.
+func (k *Key) Allows(want []string, q *permission.Query, role Role) (ok bool, missing []string, missingRole Role) {
+	if role != "" && !k.Role.Covers(role) {
+		missingRole = role
 	}
-	for _, p := range want {
-		if !slices.Contains(k.Permissions, p) {
-			return false
-		}
+	if k.Role != RoleRoot {
+		missing = permission.NewSet(k.Permissions).Missing(want, q)
 	}
-	return true
+	return missing == nil && missingRole == "", missing, missingRole
 }
 
 // Clone returns a deep copy of k.

@@ -33,6 +33,9 @@ type Problem struct {
 	Code string `json:"code"`
 	// Instance is the path of the request that failed.
 	Instance string `json:"instance,omitempty"`
+	// Position, with EQUERY, is the 1-based byte position of the syntax
+	// error in the permission query.
+	Position int `json:"position,omitempty"`
 }
 
 // codeInfo is one row of the error table.
@@ -59,6 +62,7 @@ var errorTable = map[string]codeInfo{
 	// detail names it.
 	EUPSTREAM:        {502, "Provider error"},
 	EUPSTREAMTIMEOUT: {504, "Provider timeout"},
+	EQUERY:           {400, "Invalid permission query"},
 }
 
 // HTTPStatus returns the HTTP status of an error code; unknown codes are
@@ -78,13 +82,13 @@ func ProblemTitle(code string) string {
 
 // CodeOfHTTPStatus returns the error code of an HTTP status for an error
 // response that carries no code of its own (a proxy's HTML page, say): the
-// code the error table gives that status, except that 405 and 415 are
-// EINVALID and a bare 502 or 504 is EUNAVAILABLE (a proxy could not reach
-// keyward; keyward's own provider errors always carry their code). Any other
-// status is EINTERNAL.
+// code the error table gives that status, except that 400 (which EQUERY
+// shares), 405 and 415 are EINVALID and a bare 502 or 504 is EUNAVAILABLE
+// (a proxy could not reach keyward; keyward's own provider errors always
+// carry their code). Any other status is EINTERNAL.
 func CodeOfHTTPStatus(status int) string {
 	switch status {
-	case 405, 415:
+	case 400, 405, 415:
 		return EINVALID
 	case 502, 504:
 		return EUNAVAILABLE

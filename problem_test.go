@@ -24,6 +24,7 @@ func TestErrorTable(t *testing.T) {
 		keyward.EINTERNAL:        {500, "Internal error"},
 		keyward.EUPSTREAM:        {502, "Provider error"},
 		keyward.EUPSTREAMTIMEOUT: {504, "Provider timeout"},
+		keyward.EQUERY:           {400, "Invalid permission query"},
 	} {
 		if got := keyward.HTTPStatus(code); got != want.status {
 			t.Errorf("HTTPStatus(%q) = %d, want %d", code, got, want.status)

@@ -139,8 +139,18 @@ type KeyList struct {
 
 // VerifyRequest asks whether a key is valid for some permissions.
 type VerifyRequest struct {
-	Key         string   `json:"key"`
+	Key string `json:"key"`
+	// Permissions the key must hold, all of them; a held wildcard covers
+	// them ("memories:*" covers "memories:read", docs/permissions.md).
 	Permissions []string `json:"permissions,omitempty"`
+	// Query is a permission query the key must satisfy besides
+	// Permissions: permissions joined by AND and OR, AND binding tighter,
+	// with parentheses ("memories:read AND (search:run OR admin:*)"). A
+	// query that does not parse is an EQUERY error naming the position.
+	Query string `json:"query,omitempty"`
+	// RequireRole, when set, is the least role the key must have: root,
+	// account_admin or user (a role covers those below it).
+	RequireRole Role `json:"require_role,omitempty"`
 	// Agent names the agent acting with the key; it is echoed in the
 	// identity and grants nothing.
 	Agent string `json:"agent,omitempty"`
@@ -165,6 +175,14 @@ type VerifyResult struct {
 	Permissions []string        `json:"permissions,omitempty"`
 	Meta        json.RawMessage `json:"meta,omitempty"`
 	ExpiresAt   *time.Time      `json:"expires_at"`
+	// MissingPermissions, with INSUFFICIENT_PERMISSIONS, are the
+	// permissions the key lacks: those of Permissions it does not hold,
+	// then those of Query that kept it from being satisfied (of a failed
+	// OR, each alternative).
+	MissingPermissions []string `json:"missing_permissions,omitempty"`
+	// MissingRole, with INSUFFICIENT_PERMISSIONS, is RequireRole when the
+	// key's role is below it.
+	MissingRole Role `json:"missing_role,omitempty"`
 	// RateLimits is the state of each limit the call counted against,
 	// when the key was found valid up to its limits (VALID, RATE_LIMITED,
 	// or USAGE_EXCEEDED: a call refused for credits has counted against

@@ -12,6 +12,7 @@ package httpedge
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/permission"
 	"github.com/keyward/keyward/ratelimit"
 )
 
@@ -37,7 +39,8 @@ const internalDetail = "internal error: the cause has been logged"
 // any other error), its client-safe message as the detail, a generic
 // detail for internal errors. A client may put a raw key where an id
 // belongs (a path, a filter, a body field): detail and instance are
-// redacted, so it is never echoed.
+// redacted, so it is never echoed. A permission query that does not parse
+// (EQUERY) gets the position of the problem.
 func ProblemOf(err error, instance string) *keyward.Problem {
 	code := keyward.ErrorCode(err)
 	if keyward.ProblemTitle(code) == "" {
@@ -47,7 +50,12 @@ func ProblemOf(err error, instance string) *keyward.Problem {
 	if code == keyward.EINTERNAL {
 		detail = internalDetail
 	}
-	return keyward.NewProblem(code, apikey.Redact(detail), apikey.Redact(instance))
+	p := keyward.NewProblem(code, apikey.Redact(detail), apikey.Redact(instance))
+	var se *permission.SyntaxError
+	if code == keyward.EQUERY && errors.As(err, &se) {
+		p.Position = se.Pos
+	}
+	return p
 }
 
 // SetRefusalHeaders sets the headers every refusal with status needs:

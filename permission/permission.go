@@ -186,13 +186,22 @@ func (s *Set) HoldsAll(want []string) bool {
 	return true
 }
 
-// Missing returns the permissions of want that s does not hold, in their
-// order, without duplicates; nil when it holds them all.
-func (s *Set) Missing(want []string) []string {
+// Missing returns what keeps s from holding every permission of want and
+// satisfying q (nil: no query): the permissions of want it does not hold,
+// in their order, then those of q.Missing; without duplicates, nil when
+// nothing is missing.
+func (s *Set) Missing(want []string, q *Query) []string {
 	var out []string
 	for _, g := range want {
 		if !s.Holds(g) && !slices.Contains(out, g) {
 			out = append(out, g)
+		}
+	}
+	if q != nil {
+		for _, g := range q.Missing(s) {
+			if !slices.Contains(out, g) {
+				out = append(out, g)
+			}
 		}
 	}
 	return out

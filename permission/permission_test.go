@@ -72,7 +72,11 @@ func TestSetAgreesWithHoldsAll(t *testing.T) {
 	if !reflect.DeepEqual(s.List(), held) {
 		t.Errorf("List = %v, want %v", s.List(), held)
 	}
-	if got := s.Missing([]string{"search:run", "other", "x", "other"}); !reflect.DeepEqual(got, []string{"other", "x"}) {
+	q, err := permission.Parse("other OR (y AND search:run)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Missing([]string{"search:run", "other", "x", "other"}, q); !reflect.DeepEqual(got, []string{"other", "x", "y"}) {
 		t.Errorf("Missing = %v", got)
 	}
 	if !permission.NewSet([]string{"*"}).HoldsAll([]string{"a", "b:*"}) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/permission"
 )
 
 // entry is a cached key: what a verification and its result read of a
@@ -25,11 +26,11 @@ import (
 // its span is a multiple of 32 and each of its first two 32-byte halves
 // lies within one CPU cache line. A cache hit reads those two halves and
 // nothing else of the entry: expiry, last use, status and the use count in
-// the first, the permissions and extra in the second (TestEntryLayout).
+// the first, the permission set and extra in the second (TestEntryLayout).
 //
 // Fields other than the atomics and inMain never change: a change of the
 // key replaces the entry. Its slices and pointers are shared with every
-// Result that found it, and permissions with other entries: read-only.
+// Result that found it, and perms with other entries: read-only.
 type entry struct {
 	// expires is when the entry must be reloaded, Unix nanoseconds by
 	// Config.Now. It moves only to keep serving a key during an outage,
@@ -53,10 +54,14 @@ type entry struct {
 	// under the shard's lock: see evict.go.
 	inMain bool
 
-	// permissions is shared by every entry with the same list (interner),
-	// its capacity clipped so that an append never writes into it.
-	permissions []string
-	extra       *extra // nil when the key has none of its fields
+	// perms is the key's permissions prepared for matching, shared by
+	// every entry with the same list (interner); its List is the key's
+	// list, its capacity clipped so that an append never writes into it.
+	perms *permission.Set
+	extra *extra // nil when the key has none of its fields
+	// pad keeps the entry at 160 bytes, whose size class puts every
+	// entry at a multiple of 32 bytes in its span (TestEntryLayout).
+	_ [16]byte
 
 	id              string
 	accountID       string
@@ -153,7 +158,7 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		id:              k.ID,
 		accountID:       k.AccountID,
 		userID:          k.UserID,
-		permissions:     e.interner.permissions(k.Permissions),
+		perms:           e.interner.set(k.Permissions),
 		expiresAt:       k.ExpiresAt,
 		revokedAt:       k.RevokedAt,
 		disabled:        k.Disabled,
@@ -201,7 +206,7 @@ func (en *entry) key() *keyward.Key {
 		Role:            en.roleOf(),
 		AccountID:       en.accountID,
 		UserID:          en.userID,
-		Permissions:     en.permissions,
+		Permissions:     en.perms.List(),
 		ExpiresAt:       en.expiresAt,
 		RevokedAt:       en.revokedAt,
 		Disabled:        en.disabled,
@@ -242,15 +247,17 @@ func (en *entry) status(now time.Time) keyward.Decision {
 
 // hasPermissions is keyward.Key.HasPermissions.
 func (en *entry) hasPermissions(want []string) bool {
-	if en.role == roleRoot {
-		return true
+	return en.role == roleRoot || en.perms.HoldsAll(want)
+}
+
+// allows is keyward.Key.Allows without the missing permissions: whether
+// the key holds want, satisfies q (nil: none) and has role (empty: any).
+// It allocates nothing.
+func (en *entry) allows(want []string, q *permission.Query, role keyward.Role) bool {
+	if role != "" && !en.roleOf().Covers(role) {
+		return false
 	}
-	for _, p := range want {
-		if !slices.Contains(en.permissions, p) {
-			return false
-		}
-	}
-	return true
+	return en.role == roleRoot || en.perms.HoldsAll(want) && (q == nil || q.Eval(en.perms))
 }
 
 // effectiveRateLimits is keyward.Key.EffectiveRateLimits.
@@ -281,7 +288,7 @@ func (en *entry) identity(agent string) *keyward.Identity {
 		UserID:      en.userID,
 		Role:        en.roleOf(),
 		Agent:       agent,
-		Permissions: en.permissions,
+		Permissions: en.perms.List(),
 		ExpiresAt:   en.expiresAt,
 		Retiring:    en.revokedAt != nil,
 	}
@@ -291,49 +298,60 @@ func (en *entry) identity(agent string) *keyward.Identity {
 	return id
 }
 
-// An interner holds lists worth at most maxInterned bytes: the bytes of
-// their strings plus internOverhead for each list and each of its strings.
+// An interner holds sets worth at most maxInterned bytes: the bytes of
+// their strings plus internOverhead for each set and twice for each of its
+// strings (a set holds its list and a sorted copy).
 const (
 	maxInterned    = 256 << 10
 	internOverhead = 32
 )
 
-// interner shares equal permission lists among cache entries: most keys
-// hold one of a few lists, which then cost their bytes once rather than
-// once per cached key. When it would hold more than maxInterned it starts
-// over, so keys with lists of their own cost it a bounded amount (and each
-// keeps its own list, as without interning).
+// The sets of the empty lists: nil and empty lists differ in JSON.
+var (
+	nilSet   = permission.NewSet(nil)
+	emptySet = permission.NewSet([]string{})
+)
+
+// interner shares the permission sets of equal lists among cache entries:
+// most keys hold one of a few lists, which then cost their bytes, and the
+// set's preparation, once rather than once per cached key. When it would
+// hold more than maxInterned it starts over, so keys with lists of their
+// own cost it a bounded amount (and each keeps its own set, as without
+// interning).
 type interner struct {
-	mu    sync.Mutex
-	lists map[string][]string // by encodeList
-	size  int                 // of lists, as maxInterned counts it
+	mu   sync.Mutex
+	sets map[string]*permission.Set // by encodeList
+	size int                        // of sets, as maxInterned counts it
 }
 
-// permissions returns the list equal to p that the interner holds, adding
-// p (which nobody may modify afterwards) if it holds none; its capacity is
-// clipped to its length. An empty p is returned as it is: nil and empty
-// lists differ in JSON.
-func (in *interner) permissions(p []string) []string {
-	if len(p) == 0 {
-		return p
+// set returns the set of the list equal to p that the interner holds,
+// adding one of p (which nobody may modify afterwards) if it holds none;
+// the capacity of its list is clipped to its length.
+func (in *interner) set(p []string) *permission.Set {
+	switch {
+	case p == nil:
+		return nilSet
+	case len(p) == 0:
+		return emptySet
 	}
 	p = slices.Clip(p)
 	key := encodeList(nil, p)
-	size := len(key) + internOverhead*(1+len(p))
+	size := len(key) + internOverhead*(1+2*len(p))
 	if size > maxInterned {
-		return p
+		return permission.NewSet(p)
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if shared, ok := in.lists[string(key)]; ok {
+	if shared, ok := in.sets[string(key)]; ok {
 		return shared
 	}
-	if in.lists == nil || in.size+size > maxInterned {
-		in.lists, in.size = make(map[string][]string), 0
+	if in.sets == nil || in.size+size > maxInterned {
+		in.sets, in.size = make(map[string]*permission.Set), 0
 	}
-	in.lists[string(key)] = p
+	set := permission.NewSet(p)
+	in.sets[string(key)] = set
 	in.size += size
-	return p
+	return set
 }
 
 // encodeList appends p to b, each string preceded by its length, so that

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/permission"
 )
 
 // TestEntryMatchesKey checks that a cache entry answers every question a
@@ -55,12 +56,22 @@ func TestEntryMatchesKey(t *testing.T) {
 		"account limits": with(func(k *keyward.Key) { k.AccountRateLimits = accountLimits }),
 		"meter":          with(func(k *keyward.Key) { k.MeterID = "key_0" }),
 		"credits":        with(func(k *keyward.Key) { k.Credits = &keyward.Credits{Remaining: 5} }),
+		"wildcards": with(func(k *keyward.Key) { k.Permissions = []string{"a:read", "b:*"} }),
+		"everything": with(func(k *keyward.Key) { k.Role, k.Permissions = keyward.RoleAccountAdmin, []string{"*"} }),
 		"extras": with(func(k *keyward.Key) {
 			k.Meta = json.RawMessage(`{"plan":"pro"}`)
 			k.SecretMeta, k.HasSecretMeta = &keyward.Sealed{Version: 1, Data: []byte("k")}, true
 			k.AccountSecretMeta = &keyward.Sealed{Version: 1, Data: []byte("a")}
 			k.IPAllow = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
 		}),
+	}
+	queries := []*permission.Query{nil}
+	for _, q := range []string{"a:read", "a:write AND (b:read OR c)", "b:* OR a:write", "c AND d"} {
+		parsed, err := permission.Parse(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queries = append(queries, parsed)
 	}
 	var e Engine
 	for name, k := range keys {
@@ -71,9 +82,21 @@ func TestEntryMatchesKey(t *testing.T) {
 					t.Errorf("%s: status at %v = %s, want %s", name, d, got, want)
 				}
 			}
-			for _, want := range [][]string{nil, {"a:read"}, {"a:read", "a:write"}, {"b:read"}} {
+			for _, want := range [][]string{nil, {"a:read"}, {"a:read", "a:write"}, {"b:read"}, {"b:x.y"}, {"b:*"}, {"*"}} {
 				if got, want := en.hasPermissions(want), k.HasPermissions(want); got != want {
 					t.Errorf("%s: hasPermissions = %t, want %t", name, got, want)
+				}
+				for _, q := range queries {
+					for _, role := range []keyward.Role{"", keyward.RoleUser, keyward.RoleAccountAdmin, keyward.RoleRoot} {
+						ok, missing, missingRole := k.Allows(want, q, role)
+						if got := en.allows(want, q, role); got != ok {
+							t.Errorf("%s: allows(%q, %v, %q) = %t, want %t", name, want, q, role, got, ok)
+						}
+						res := Result{Decision: keyward.DecisionInsufficientPermissions, key: en, need: need{want, q, role}}.VerifyResult()
+						if !reflect.DeepEqual(res.MissingPermissions, missing) || res.MissingRole != missingRole {
+							t.Errorf("%s: missing %q %q, want %q %q", name, res.MissingPermissions, res.MissingRole, missing, missingRole)
+						}
+					}
 				}
 			}
 			if got, want := en.effectiveRateLimits(), k.EffectiveRateLimits(); !reflect.DeepEqual(got, want) {
@@ -101,37 +124,37 @@ func TestEntryMatchesKey(t *testing.T) {
 
 func TestInternerSharesEqualPermissionLists(t *testing.T) {
 	var in interner
-	a := in.permissions([]string{"a:read", "a:write"})
-	b := in.permissions([]string{"a:read", "a:write"})
-	if &a[0] != &b[0] {
+	sa := in.set([]string{"a:read", "a:write"})
+	a, b := sa.List(), in.set([]string{"a:read", "a:write"}).List()
+	if &a[0] != &b[0] || in.set([]string{"a:read", "a:write"}) != sa {
 		t.Error("equal lists are not shared")
 	}
-	if c := in.permissions([]string{"a:read"}); &c[0] == &a[0] {
+	if c := in.set([]string{"a:read"}).List(); &c[0] == &a[0] {
 		t.Error("a shorter list shares a longer one")
 	}
 	// Length prefixes keep lists apart that concatenate alike.
-	if c := in.permissions([]string{"a:reada:write"}); len(c) != 1 {
+	if c := in.set([]string{"a:reada:write"}).List(); len(c) != 1 {
 		t.Errorf("got %q", c)
 	}
 	if cap(a) != len(a) {
 		t.Errorf("cap = %d, want the length %d: an append would write into the shared list", cap(a), len(a))
 	}
-	if p := in.permissions(nil); p != nil {
+	if p := in.set(nil).List(); p != nil {
 		t.Errorf("nil became %q", p)
 	}
-	if p := in.permissions([]string{}); p == nil {
+	if p := in.set([]string{}).List(); p == nil {
 		t.Error("an empty list became nil")
 	}
 	for i := range maxInterned / internOverhead {
-		in.permissions([]string{strconv.Itoa(i)})
+		in.set([]string{strconv.Itoa(i)})
 	}
-	if n := len(in.lists); n == 0 || n > maxInterned/(2*internOverhead) {
-		t.Errorf("the interner holds %d lists, want 1 to %d", n, maxInterned/(2*internOverhead))
+	if n := len(in.sets); n == 0 || n > maxInterned/(3*internOverhead) {
+		t.Errorf("the interner holds %d sets, want 1 to %d", n, maxInterned/(3*internOverhead))
 	}
 	// A list over the bound is returned as it is, never held.
 	huge := []string{strings.Repeat("x", maxInterned)}
 	again := slices.Clone(huge)
-	if p, q := in.permissions(huge), in.permissions(again); &p[0] != &huge[0] || &q[0] != &again[0] {
+	if p, q := in.set(huge).List(), in.set(again).List(); &p[0] != &huge[0] || &q[0] != &again[0] {
 		t.Error("a list over the bound was interned")
 	}
 	if in.size > maxInterned {
@@ -156,8 +179,8 @@ func TestEntryLayout(t *testing.T) {
 			t.Errorf("%s at offset %d, outside the first half", name, off)
 		}
 	}
-	if p, x := unsafe.Offsetof(en.permissions), unsafe.Offsetof(en.extra); p < 32 || x+8 > 64 {
-		t.Errorf("permissions at %d and extra at %d, outside the second half", p, x)
+	if p, x := unsafe.Offsetof(en.perms), unsafe.Offsetof(en.extra); p < 32 || x+8 > 64 {
+		t.Errorf("perms at %d and extra at %d, outside the second half", p, x)
 	}
 	if n := unsafe.Sizeof(shard{}); n%64 != 0 {
 		t.Errorf("a cache shard is %d bytes, not a whole number of cache lines", n)

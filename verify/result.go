@@ -5,20 +5,34 @@ import (
 	"net/netip"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/permission"
 	"github.com/keyward/keyward/ratelimit"
 )
 
 var _ keyward.KeyVerifier = (*Engine)(nil)
 
+// queries holds the queries NewRequest parsed: each distinct query is
+// parsed once.
+var queries permission.Cache
+
 // NewRequest returns r in the engine's shape, or EINVALID naming what
-// cannot be verified: an IP that is not an address, or a cost outside 0 to
-// keyward.MaxVerificationCost. Every entry point taking the API's shape
+// cannot be verified: an IP that is not an address, a cost outside 0 to
+// keyward.MaxVerificationCost, a require_role that is not a role; EQUERY
+// for a query that does not parse (keyward.QueryError). Every entry point taking the API's shape
 // (VerifyKey, the HTTP API) converts through it.
 func NewRequest(r keyward.VerifyRequest) (Request, error) {
-	req := Request{Key: r.Key, Permissions: r.Permissions, Agent: r.Agent, Limits: r.Limits, Cost: r.Cost}
+	req := Request{Key: r.Key, Permissions: r.Permissions, Agent: r.Agent, Limits: r.Limits, Cost: r.Cost, Role: r.RequireRole}
 	if err := CheckCost(r.Cost); err != nil {
 		return Request{}, err
 	}
+	if r.RequireRole != "" && !r.RequireRole.Valid() {
+		return Request{}, keyward.Errorf(keyward.EINVALID, "require_role %q is not one of root, account_admin, user", r.RequireRole)
+	}
+	q, err := keyward.ParseQuery(&queries, r.Query)
+	if err != nil {
+		return Request{}, err
+	}
+	req.Query = q
 	if r.IP != "" {
 		ip, err := netip.ParseAddr(r.IP)
 		if err != nil {
@@ -52,7 +66,8 @@ func (e *Engine) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keywa
 
 // VerifyResult returns r in the API's shape: the key id and expiry whenever
 // the key was found, identity, permissions and meta only when it is valid,
-// the rate limits and the credits left whenever the call reached them.
+// the rate limits and the credits left whenever the call reached them, and
+// what the key lacked when it was refused INSUFFICIENT_PERMISSIONS.
 func (r Result) VerifyResult() *keyward.VerifyResult {
 	out := &keyward.VerifyResult{Valid: r.Decision.Valid(), Code: r.Decision}
 	if en := r.key; en != nil {
@@ -61,9 +76,17 @@ func (r Result) VerifyResult() *keyward.VerifyResult {
 		out.ExpiresAt = id.ExpiresAt // a rotated key ends with its grace
 		if out.Valid {
 			out.Identity = id
-			out.Permissions = en.permissions
+			out.Permissions = en.perms.List()
 			if en.extra != nil {
 				out.Meta = en.extra.meta
+			}
+		}
+		if r.Decision == keyward.DecisionInsufficientPermissions {
+			if en.role != roleRoot {
+				out.MissingPermissions = en.perms.Missing(r.need.perms, r.need.query)
+			}
+			if r.need.role != "" && !en.roleOf().Covers(r.need.role) {
+				out.MissingRole = r.need.role
 			}
 		}
 	}

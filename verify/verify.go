@@ -4,7 +4,8 @@
 // their memory bounded by Config.MaxBytes with S3-FIFO eviction, and a
 // bounded set of negative entries), load it from the store on a miss
 // with concurrent misses for one key collapsed into one lookup, then decide
-// on its status, the permissions the request needs, the key's rate limits
+// on its status, the permissions (a list, a query) and the role the request
+// needs, the key's rate limits
 // and its credits. Usage (last_used_at) is recorded asynchronously in
 // batches, and outcomes are reported to a keyward.SignalSink (abuse
 // detection) off the hot path.
@@ -33,6 +34,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/permission"
 	"github.com/keyward/keyward/ratelimit"
 	"github.com/keyward/keyward/tracing"
 	"go.opentelemetry.io/otel/trace"
@@ -145,8 +147,14 @@ type Config struct {
 type Request struct {
 	// Key is the raw credential presented by the client.
 	Key string
-	// Permissions the request needs; the key must hold all of them.
+	// Permissions the request needs; the key must hold all of them (a
+	// held wildcard covers them: permission.Covers).
 	Permissions []string
+	// Query, when set, is a permission query the key must satisfy too
+	// (parse it once: permission.Cache, or at startup).
+	Query *permission.Query
+	// Role, when set, is the least role the key must have (Role.Covers).
+	Role keyward.Role
 	// Agent names the agent acting with the key; it is echoed in the
 	// identity and grants nothing.
 	Agent string
@@ -195,12 +203,23 @@ type Result struct {
 
 	// key is the cache entry of the key found, nil if none (see Key).
 	key *entry
+	// need is what the request asked of the key, kept when the key
+	// lacked it (INSUFFICIENT_PERMISSIONS) so that VerifyResult can say
+	// what was missing.
+	need need
 
 	// The decisions of RateLimits: the first inlineLimits in limits, all
 	// of them in moreLimits when there are more.
 	limits     [inlineLimits]ratelimit.Decision
 	nLimits    int
 	moreLimits []ratelimit.Decision
+}
+
+// need is what a request asked of a key beyond its validity.
+type need struct {
+	perms []string
+	query *permission.Query
+	role  keyward.Role
 }
 
 // Identity returns who the key speaks for, or nil if no key was found.
@@ -522,9 +541,10 @@ func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rul
 	// permission check below says.
 	e.used(en, now.UnixNano())
 
-	// Required permissions.
-	if !en.hasPermissions(req.Permissions) {
-		return Result{Decision: keyward.DecisionInsufficientPermissions, key: en, Agent: req.Agent}
+	// Required role, permissions and query.
+	if !en.allows(req.Permissions, req.Query, req.Role) {
+		return Result{Decision: keyward.DecisionInsufficientPermissions, key: en, Agent: req.Agent,
+			need: need{perms: req.Permissions, query: req.Query, role: req.Role}}
 	}
 
 	// 7. Rate limits, then credits: a call the limits refuse spends no
