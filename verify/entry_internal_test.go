@@ -56,8 +56,8 @@ func TestEntryMatchesKey(t *testing.T) {
 		"account limits": with(func(k *keyward.Key) { k.AccountRateLimits = accountLimits }),
 		"meter":          with(func(k *keyward.Key) { k.MeterID = "key_0" }),
 		"credits":        with(func(k *keyward.Key) { k.Credits = &keyward.Credits{Remaining: 5} }),
-		"wildcards": with(func(k *keyward.Key) { k.Permissions = []string{"a:read", "b:*"} }),
-		"everything": with(func(k *keyward.Key) { k.Role, k.Permissions = keyward.RoleAccountAdmin, []string{"*"} }),
+		"wildcards":      with(func(k *keyward.Key) { k.Permissions = []string{"a:read", "b:*"} }),
+		"everything":     with(func(k *keyward.Key) { k.Role, k.Permissions = keyward.RoleAccountAdmin, []string{"*"} }),
 		"extras": with(func(k *keyward.Key) {
 			k.Meta = json.RawMessage(`{"plan":"pro"}`)
 			k.SecretMeta, k.HasSecretMeta = &keyward.Sealed{Version: 1, Data: []byte("k")}, true
