@@ -122,6 +122,9 @@ func (s *Keys) importEntry(ctx context.Context, res *resolver, id *keyward.Ident
 	if err != nil {
 		return im, err
 	}
+	if err := checkEverything(role, perms); err != nil {
+		return im, err
+	}
 	meta, err := normalizeMeta(e.Meta)
 	if err != nil {
 		return im, err

@@ -10,6 +10,7 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/credits"
+	"github.com/keyward/keyward/permission"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -695,7 +696,7 @@ func (s *Keys) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keyward
 	if err != nil {
 		return nil, err
 	}
-	if !isRoot(id) && !slices.Contains(id.Permissions, PermissionVerify) && !mayReadSecrets(id) {
+	if !isRoot(id) && !permission.Holds(id.Permissions, PermissionVerify) && !mayReadSecrets(id) {
 		return nil, keyward.Errorf(keyward.EFORBIDDEN, "verifying keys needs a root key or a key with the %s permission", PermissionVerify)
 	}
 	if err := validateAgent(r.Agent); err != nil {

@@ -2,11 +2,11 @@ package admin
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/permission"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -39,7 +39,7 @@ func (s *Abuse) ReportLeaks(ctx context.Context, r keyward.LeakReport) (*keyward
 		return nil, err
 	}
 	defer unlock()
-	if !isRoot(id) && !slices.Contains(id.Permissions, keyward.PermissionReportLeak) {
+	if !isRoot(id) && !permission.Holds(id.Permissions, keyward.PermissionReportLeak) {
 		return nil, keyward.Errorf(keyward.EFORBIDDEN, "reporting leaked keys needs a root key or a key with the %s permission", keyward.PermissionReportLeak)
 	}
 	if err := validateLeakReport(r); err != nil {

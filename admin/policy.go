@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/permission"
 )
 
 // The permission model. Two kinds of refusal, used consistently:
@@ -55,21 +56,36 @@ func canSeeKey(id *keyward.Identity, k *keyward.Key) bool {
 }
 
 // checkGrant refuses a key that would hold more power than the caller: a
-// higher role, a permission the caller lacks, or a longer life.
+// higher role, a permission the caller holds nothing covering (a wildcard
+// is granted only by a key holding it or a broader one:
+// permission.Covers), the permission "*" on a key other than root, or a
+// longer life.
 func checkGrant(id *keyward.Identity, role keyward.Role, perms []string, expiresAt *time.Time) error {
 	if !id.Role.Covers(role) {
 		return keyward.Errorf(keyward.EFORBIDDEN, "a %s key cannot grant role %s", id.Role, role)
+	}
+	if err := checkEverything(role, perms); err != nil {
+		return err
 	}
 	if isRoot(id) {
 		return nil
 	}
 	for _, p := range perms {
-		if !slices.Contains(id.Permissions, p) {
-			return keyward.Errorf(keyward.EFORBIDDEN, "cannot grant permission %q: the calling key does not hold it", p)
+		if !permission.Holds(id.Permissions, p) {
+			return keyward.Errorf(keyward.EFORBIDDEN, "cannot grant permission %q: the calling key holds no permission that covers it (it may grant what it holds, or narrower: memories:* covers memories:read)", p)
 		}
 	}
 	if id.ExpiresAt != nil && (expiresAt == nil || expiresAt.After(*id.ExpiresAt)) {
 		return keyward.Errorf(keyward.EFORBIDDEN, "a key cannot outlive the key that grants it: set expires_at at or before %s", id.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// checkEverything refuses the permission "*" (every permission) on a key
+// of role other than root: every permission is the power of root keys.
+func checkEverything(role keyward.Role, perms []string) error {
+	if role != keyward.RoleRoot && slices.Contains(perms, permission.Wildcard) {
+		return keyward.Errorf(keyward.EFORBIDDEN, "permission \"*\" (every permission) is for root keys only: grant the wildcards of services instead, e.g. memories:*")
 	}
 	return nil
 }

@@ -3,9 +3,9 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/permission"
 )
 
 // Secret metadata (tenant resolution): a JSON object on a key or an account,
@@ -112,7 +112,7 @@ func (s *Keys) openSecretMeta(v *keyward.Sealed, ad []byte, what string) (json.R
 // mayReadSecrets reports whether id may receive secret metadata from
 // VerifyKey.
 func mayReadSecrets(id *keyward.Identity) bool {
-	return isRoot(id) || slices.Contains(id.Permissions, keyward.PermissionVerifySecrets)
+	return isRoot(id) || permission.Holds(id.Permissions, keyward.PermissionVerifySecrets)
 }
 
 // revealSecretMeta fills the secret metadata of k and of its account into

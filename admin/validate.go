@@ -11,14 +11,14 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/permission"
 )
 
 // Input limits.
 const (
-	maxNameLen       = 200
-	maxPermissions   = 100
-	maxPermissionLen = 128
-	maxMetaLen       = 16 << 10
+	maxNameLen     = 200
+	maxPermissions = 100
+	maxMetaLen     = 16 << 10
 )
 
 func validateName(field, v string, required bool) error {
@@ -52,18 +52,16 @@ func validateAccountPrefix(p string) error {
 	return nil
 }
 
-// normalizePermissions validates perms and returns them sorted without
-// duplicates, never nil.
+// normalizePermissions validates perms (permission.Check: a wildcard is a
+// whole segment) and returns them sorted without duplicates, never nil.
 func normalizePermissions(perms []string) ([]string, error) {
 	if len(perms) > maxPermissions {
 		return nil, keyward.Errorf(keyward.EINVALID, "a key holds at most %d permissions", maxPermissions)
 	}
 	out := make([]string, 0, len(perms))
 	for _, p := range perms {
-		if p == "" || len(p) > maxPermissionLen || strings.ContainsFunc(p, func(r rune) bool {
-			return unicode.IsSpace(r) || unicode.IsControl(r)
-		}) {
-			return nil, keyward.Errorf(keyward.EINVALID, "permission %q must be 1-%d characters without spaces", p, maxPermissionLen)
+		if err := permission.Check(p); err != nil {
+			return nil, keyward.Errorf(keyward.EINVALID, "%v", err)
 		}
 		out = append(out, p)
 	}

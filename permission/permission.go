@@ -113,15 +113,16 @@ func cut(p string) (seg, rest string, sep byte) {
 // Covers). It allocates nothing; Set answers the same faster.
 func HoldsAll(held, want []string) bool {
 	for _, g := range want {
-		if !holds(held, g) {
+		if !Holds(held, g) {
 			return false
 		}
 	}
 	return true
 }
 
-// holds reports whether a permission of held covers g.
-func holds(held []string, g string) bool {
+// Holds reports whether a permission of held covers g. It allocates
+// nothing.
+func Holds(held []string, g string) bool {
 	for _, h := range held {
 		if Covers(h, g) {
 			return true

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/keystore"
+	"github.com/keyward/keyward/permission"
 	"github.com/keyward/keyward/tracing"
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel/trace"
@@ -275,7 +275,7 @@ func (a *app) remoteVerifier(ctx context.Context, cfg *config.Config, tp trace.T
 		return nil, config.Errorf("remote", "the remote keyward refused the API key: set KEYWARD_API_KEY to a root key or one with keys:verify")
 	case err != nil:
 		log.Warn("the remote keyward cannot be reached yet; requests get 503 until it can", "remote", u.Redacted(), "err", err)
-	case id.Role != keyward.RoleRoot && !slices.Contains(id.Permissions, admin.PermissionVerify):
+	case id.Role != keyward.RoleRoot && !permission.Holds(id.Permissions, admin.PermissionVerify):
 		log.Warn("the API key may lack keys:verify: the remote keyward may refuse to verify", "key_id", id.KeyID)
 	}
 	// --cache-ttl bounds how long a revocation on the remote takes to be
