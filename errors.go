@@ -44,19 +44,6 @@ func QueryError(err error) error {
 	return &Error{Code: EQUERY, Message: se.Error(), Err: se}
 }
 
-// ParseQuery parses the query of a request with c: nil for an empty
-// query, an EQUERY error (QueryError) for one that does not parse.
-func ParseQuery(c *permission.Cache, s string) (*permission.Query, error) {
-	if s == "" {
-		return nil, nil
-	}
-	q, err := c.Parse(s)
-	if err != nil {
-		return nil, QueryError(err)
-	}
-	return q, nil
-}
-
 // Error is a domain error: a stable code and a message safe to show to the
 // caller. Anything not safe to show stays in the wrapped Err, which is logged
 // but never sent to a client.

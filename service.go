@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/keyward/keyward/permission"
 )
 
 // AccountCreate is the input of AccountService.CreateAccount.
@@ -163,6 +165,25 @@ type VerifyRequest struct {
 	// Cost is what the call spends from each rate limit and from the
 	// key's credits; 0 means 1.
 	Cost int64 `json:"cost,omitempty"`
+}
+
+// CompileNeeds checks what r asks of the key beyond its validity and
+// returns its query parsed with c (nil when it has none): EINVALID for a
+// require_role that is not a role, EQUERY for a query that does not parse
+// (QueryError). Every verifier calls it before looking the key up, so a
+// bad request is refused whatever the key.
+func (r *VerifyRequest) CompileNeeds(c *permission.Cache) (*permission.Query, error) {
+	if r.RequireRole != "" && !r.RequireRole.Valid() {
+		return nil, Errorf(EINVALID, "require_role %q is not one of root, account_admin, user", r.RequireRole)
+	}
+	if r.Query == "" {
+		return nil, nil
+	}
+	q, err := c.Parse(r.Query)
+	if err != nil {
+		return nil, QueryError(err)
+	}
+	return q, nil
 }
 
 // VerifyResult is the answer to a VerifyRequest. Code says why a key is not

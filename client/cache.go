@@ -321,13 +321,15 @@ func put(m map[digest]cacheEntry, max int, d digest, e cacheEntry, now time.Time
 
 // digestOf hashes what decides a verification: the key, the sets of
 // permissions and of limits (order and duplicates do not matter), the
-// cost and the IP. Each part is length-prefixed so no two requests share a
+// query, the role required, the cost and the IP. Each part is length-prefixed so no two requests share a
 // digest by concatenation.
 func digestOf(r keyward.VerifyRequest) digest {
 	h := sha256.New()
 	writePart(h, r.Key)
 	writeSet(h, r.Permissions)
 	writeSet(h, r.Limits)
+	writePart(h, r.Query)
+	writePart(h, string(r.RequireRole))
 	var n [binary.MaxVarintLen64]byte
 	h.Write(n[:binary.PutVarint(n[:], r.Cost)])
 	writePart(h, r.IP)
@@ -357,6 +359,7 @@ func writePart(h hash.Hash, s string) {
 func copyResult(res *keyward.VerifyResult, agent string) *keyward.VerifyResult {
 	out := *res
 	out.Permissions = slices.Clone(res.Permissions)
+	out.MissingPermissions = slices.Clone(res.MissingPermissions)
 	out.Meta = slices.Clone(res.Meta)
 	if res.Identity != nil {
 		id := *res.Identity

@@ -63,10 +63,15 @@ func isLoopback(host string) bool {
 
 // VerifyKey implements keyward.KeyVerifier: every key, the empty key
 // included, is VALID as identity "dev" with role root. It returns an error
-// only on the zero Dev.
+// only for a request that cannot be verified (VerifyRequest.CompileNeeds)
+// and on the zero Dev.
 func (d *Dev) VerifyKey(_ context.Context, r keyward.VerifyRequest) (*keyward.VerifyResult, error) {
 	if d.key == nil {
 		return nil, keyward.Errorf(keyward.EINTERNAL, "keystore: Dev not made by keystore.NewDev")
 	}
-	return decide(d.key, r), nil
+	q, err := r.CompileNeeds(&queries)
+	if err != nil {
+		return nil, err
+	}
+	return decide(d.key, r, q), nil
 }

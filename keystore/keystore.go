@@ -62,10 +62,15 @@ func Load(path string) (*Keystore, error) {
 // it again in constant time. The answer is MALFORMED for an empty key,
 // NOT_FOUND for any key that is not in the file (including one that differs
 // only in case or white space: keys are never trimmed),
-// INSUFFICIENT_PERMISSIONS when the entry lacks a permission asked for
-// (root holds all), else VALID with the entry's identity, permissions and
-// meta. It never returns an error.
+// INSUFFICIENT_PERMISSIONS when the entry lacks a permission asked for, the
+// query or the role (root holds all permissions), else VALID with the
+// entry's identity, permissions and meta. It returns an error only for a
+// request that cannot be verified (VerifyRequest.CompileNeeds).
 func (k *Keystore) VerifyKey(_ context.Context, r keyward.VerifyRequest) (*keyward.VerifyResult, error) {
+	q, err := r.CompileNeeds(&queries)
+	if err != nil {
+		return nil, err
+	}
 	if res, ok := precheck(r.Key); !ok {
 		return res, nil
 	}
@@ -74,7 +79,7 @@ func (k *Keystore) VerifyKey(_ context.Context, r keyward.VerifyRequest) (*keywa
 	if !ok || subtle.ConstantTimeCompare(e.digest[:], sum[:]) != 1 {
 		return notFound(), nil
 	}
-	return decide(&e.key, r), nil
+	return decide(&e.key, r, q), nil
 }
 
 // Len returns the number of keys in the keystore.

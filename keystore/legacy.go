@@ -59,11 +59,16 @@ func Legacy(key keyward.Secret, logger *slog.Logger) (*LegacyKey, error) {
 // VerifyKey implements keyward.KeyVerifier: VALID with identity "owner",
 // role root, for the legacy key (root holds every permission); MALFORMED for
 // an empty key; NOT_FOUND for anything else, including the key with a
-// different case or white space around it. It returns an error only on the
+// different case or white space around it. It returns an error only for a
+// request that cannot be verified (VerifyRequest.CompileNeeds) and on the
 // zero LegacyKey.
 func (l *LegacyKey) VerifyKey(_ context.Context, r keyward.VerifyRequest) (*keyward.VerifyResult, error) {
 	if l.key == nil {
 		return nil, keyward.Errorf(keyward.EINTERNAL, "keystore: LegacyKey not made by keystore.Legacy")
+	}
+	q, err := r.CompileNeeds(&queries)
+	if err != nil {
+		return nil, err
 	}
 	if res, ok := precheck(r.Key); !ok {
 		return res, nil
@@ -72,5 +77,5 @@ func (l *LegacyKey) VerifyKey(_ context.Context, r keyward.VerifyRequest) (*keyw
 	if subtle.ConstantTimeCompare(sum[:], l.digest[:]) != 1 {
 		return notFound(), nil
 	}
-	return decide(l.key, r), nil
+	return decide(l.key, r, q), nil
 }

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/permission"
 )
 
 // MaxTokenLength is the longest token, in bytes, a simple mode accepts.
@@ -78,12 +79,18 @@ func notFound() *keyward.VerifyResult {
 	return &keyward.VerifyResult{Code: keyward.DecisionNotFound}
 }
 
+// queries holds the queries the keystore's verifiers parsed: each
+// distinct query is parsed once.
+var queries permission.Cache
+
 // decide answers for a key that matched: INSUFFICIENT_PERMISSIONS if it
-// lacks one of the permissions asked for (root holds all), else VALID with
-// its identity, permissions and meta. The result shares nothing with k.
-func decide(k *keyward.Key, r keyward.VerifyRequest) *keyward.VerifyResult {
-	if !k.HasPermissions(r.Permissions) {
-		return &keyward.VerifyResult{Code: keyward.DecisionInsufficientPermissions, KeyID: k.ID}
+// lacks one of the permissions asked for, does not satisfy the query q
+// (r.CompileNeeds) or has a role below r.RequireRole (root holds every
+// permission), saying what is missing; else VALID with its identity,
+// permissions and meta. The result shares nothing with k.
+func decide(k *keyward.Key, r keyward.VerifyRequest, q *permission.Query) *keyward.VerifyResult {
+	if ok, missing, role := k.Allows(r.Permissions, q, r.RequireRole); !ok {
+		return &keyward.VerifyResult{Code: keyward.DecisionInsufficientPermissions, KeyID: k.ID, MissingPermissions: missing, MissingRole: role}
 	}
 	c := k.Clone()
 	return &keyward.VerifyResult{

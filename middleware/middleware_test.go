@@ -407,11 +407,12 @@ func TestDependencies(t *testing.T) {
 		"github.com/keyward/keyward/clientaddr": true,
 		"github.com/keyward/keyward/httpedge":   true,
 		"github.com/keyward/keyward/middleware": true,
+		"github.com/keyward/keyward/permission": true,
 		"github.com/keyward/keyward/ratelimit":  true,
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		if !allowed[dep] {
-			t.Errorf("middleware depends on %s; it may import only the standard library, the root package, apikey, clientaddr, httpedge and ratelimit", dep)
+			t.Errorf("middleware depends on %s; it may import only the standard library, the root package, apikey, clientaddr, httpedge, permission and ratelimit", dep)
 		}
 	}
 }

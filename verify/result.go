@@ -25,10 +25,7 @@ func NewRequest(r keyward.VerifyRequest) (Request, error) {
 	if err := CheckCost(r.Cost); err != nil {
 		return Request{}, err
 	}
-	if r.RequireRole != "" && !r.RequireRole.Valid() {
-		return Request{}, keyward.Errorf(keyward.EINVALID, "require_role %q is not one of root, account_admin, user", r.RequireRole)
-	}
-	q, err := keyward.ParseQuery(&queries, r.Query)
+	q, err := r.CompileNeeds(&queries)
 	if err != nil {
 		return Request{}, err
 	}
