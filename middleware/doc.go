@@ -52,6 +52,14 @@
 //	mux.Handle("POST /notes", middleware.RequirePermissions("notes:write")(createNote))
 //	handler := auth(mux)
 //
+// A held wildcard covers a permission ("notes:*" covers "notes:write").
+// WithQuery and RequireQuery take a permission query, parsed once,
+// WithRole a least role (docs/permissions.md):
+//
+//	middleware.New(v, middleware.WithQuery("notes:read AND (search:run OR admin:*)"))
+//	mux.Handle("GET /search", middleware.RequireQuery("search:run OR admin:*")(search))
+//	middleware.New(v, middleware.WithRole(keyward.RoleAccountAdmin))
+//
 // # Exempt paths
 //
 // WithExempt lets some paths through without a key; "*" at the end makes a

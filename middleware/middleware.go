@@ -27,6 +27,8 @@ type Option func(*config)
 
 type config struct {
 	perms    []string
+	query    string
+	role     keyward.Role
 	exempt   []string
 	exemptFn func(*http.Request) bool
 	write    ErrorWriter
@@ -43,6 +45,23 @@ type config struct {
 // checked with RequirePermissions.
 func WithPermissions(perms ...string) Option {
 	return func(c *config) { c.perms = append(c.perms, perms...) }
+}
+
+// WithQuery makes every request need the permission query q as well:
+// permissions joined by AND and OR, AND binding tighter, with parentheses
+// ("memories:read AND (search:run OR admin:*)"); a valid key that does not
+// satisfy it is refused with 403. q is parsed once, by New, which panics
+// if it does not parse (the message names the position). Queries of single
+// routes are checked with RequireQuery.
+func WithQuery(q string) Option {
+	return func(c *config) { c.query = q }
+}
+
+// WithRole makes every request need a key of role at least role: root,
+// account_admin or user (keyward.Role.Covers); a key of a lower role is
+// refused with 403. New panics if role is not one of the three.
+func WithRole(role keyward.Role) Option {
+	return func(c *config) { c.role = role }
 }
 
 // WithExempt lets requests for paths through without a key (a landing
@@ -119,15 +138,15 @@ func WithAgentHeaders(names ...string) Option {
 // RateLimit-Policy and RateLimit fields when the key has rate limits.
 // Anything else is refused as RFC 9457 problem+json: 401 with
 // WWW-Authenticate for a missing or refused key, 403 for missing
-// permissions or a refused address, 429 with the RateLimit fields for a
+// permissions (a list, a query, a role) or a refused address, 429 with the RateLimit fields for a
 // rate limit (and Retry-After) or quota, 503 when v fails or answers
 // UNAVAILABLE, 400 for a malformed X-Keyward-Agent. Refusals never say
 // which check failed.
 //
 // v is typically a client.CachedVerifier (a remote keyward) or a
 // verify.Engine (in process). New panics if v is nil, an exempt path does
-// not start with "/", or WithChallenge or WithAgentHeaders is given
-// something unusable: all are wiring bugs.
+// not start with "/", or WithChallenge, WithAgentHeaders, WithQuery or
+// WithRole is given something unusable: all are wiring bugs.
 func New(v keyward.KeyVerifier, opts ...Option) func(http.Handler) http.Handler {
 	if v == nil {
 		panic("middleware: New needs a keyward.KeyVerifier")
@@ -143,6 +162,12 @@ func New(v keyward.KeyVerifier, opts ...Option) func(http.Handler) http.Handler 
 	}
 	if err := httpedge.CheckAgentHeaders(c.agentHeaders); err != nil {
 		panic("middleware: " + keyward.ErrorMessage(err))
+	}
+	if c.query != "" {
+		mustParse(c.query)
+	}
+	if c.role != "" && !c.role.Valid() {
+		panic("middleware: WithRole(" + string(c.role) + "): use root, account_admin or user")
 	}
 	if c.challenge == "" {
 		c.challenge = WWWAuthenticate
@@ -187,7 +212,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.deny(w, r, refusal(err))
 		return
 	}
-	req := keyward.VerifyRequest{Key: raw, Permissions: h.c.perms, Agent: agent}
+	req := keyward.VerifyRequest{Key: raw, Permissions: h.c.perms, Query: h.c.query, RequireRole: h.c.role, Agent: agent}
 	if ip := clientaddr.FromRequest(r, h.c.trusted); ip.IsValid() {
 		req.IP = ip.String()
 	}

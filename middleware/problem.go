@@ -30,6 +30,12 @@ type Denial struct {
 	Decision keyward.Decision
 	// KeyID names the key presented, when the verifier found it. For logs.
 	KeyID string
+	// MissingPermissions and MissingRole, with
+	// INSUFFICIENT_PERMISSIONS from the verifier, say what the key lacks
+	// (keyward.VerifyResult). WriteProblem does not show them: an
+	// ErrorWriter may.
+	MissingPermissions []string
+	MissingRole        keyward.Role
 	// Err is why no decision could be made (a 503). For logs, never for
 	// the client.
 	Err error
@@ -77,6 +83,7 @@ func denialOf(res *keyward.VerifyResult) *Denial {
 	}
 	d := refusal(e)
 	d.Decision, d.KeyID = res.Code, res.KeyID
+	d.MissingPermissions, d.MissingRole = res.MissingPermissions, res.MissingRole
 	if d.Status == http.StatusTooManyRequests {
 		d.RateLimits = res.RateLimits
 	}
