@@ -18,7 +18,11 @@ import (
 var (
 	errNoRoute  = keyward.Errorf(keyward.ENOTFOUND, "no route for this path")
 	errUpstream = keyward.Errorf(keyward.EUNAVAILABLE, "the upstream service did not answer: try again shortly")
+	errMethod   = keyward.Errorf(keyward.EFORBIDDEN, "this route admits no request of this method")
 )
+
+// anyMethod is the key of Route.Methods for the methods it does not list.
+const anyMethod = "*"
 
 // authenticator verifies the credential of a request; the gateway and the
 // forward-auth handler share it.
@@ -32,19 +36,25 @@ type authenticator struct {
 	log       *slog.Logger
 }
 
-// verify checks the credential in h for the permissions of rt (nil: none)
-// on behalf of agent at ip, counting against the route's rate limits with
-// its cost. It returns the identity of a valid key, or the client-facing
+// verify checks the credential in h for the permissions, query and role
+// rt (nil: none) needs of a request of method, on behalf of agent at ip,
+// counting against the route's rate limits with its cost; a method rt
+// does not admit is refused at once (403). It returns the identity of a valid key, or the client-facing
 // error: 401 for no or a refused credential, 403, 429, or 503 when no
 // decision could be made (the verifier failed, or answered UNAVAILABLE);
 // and in both cases the state of the rate limits the request counted
 // against, for the RateLimit headers (see setLimitHeaders).
-func (a *authenticator) verify(ctx context.Context, h http.Header, rt *route, agent string, ip netip.Addr) (*keyward.Identity, []keyward.RateLimitStatus, error) {
+func (a *authenticator) verify(ctx context.Context, h http.Header, rt *route, method, agent string, ip netip.Addr) (*keyward.Identity, []keyward.RateLimitStatus, error) {
 	name := "(none)"
 	var req keyward.VerifyRequest
 	if rt != nil {
 		name = rt.name
-		req = keyward.VerifyRequest{Permissions: rt.Permissions, Limits: rt.Limits, Cost: rt.Cost}
+		q, ok := rt.query(method)
+		if !ok {
+			a.log.DebugContext(ctx, "request refused", "route", name, "reason", "method not admitted", "method", method)
+			return nil, nil, errMethod
+		}
+		req = keyward.VerifyRequest{Permissions: rt.Permissions, Query: q, RequireRole: rt.RequireRole, Limits: rt.Limits, Cost: rt.Cost}
 	}
 	raw, err := apikey.FromHeaders(h)
 	if err != nil && !(a.anonymous && err == apikey.ErrNoCredential) {
@@ -93,7 +103,35 @@ type route struct {
 	host   string
 	name   string // for logs: host + prefix
 	exempt map[string]bool
-	proxy  http.Handler // set by New
+	// queries is the query of each method of Methods (anyMethod
+	// included), joined with Query; nil without Methods.
+	queries map[string]string
+	proxy   http.Handler // set by New
+}
+
+// query returns the permission query a request of method needs on r, and
+// false when r does not admit the method (see Route.Methods).
+func (r *route) query(method string) (string, bool) {
+	if r.queries == nil {
+		return r.Query, true
+	}
+	q, ok := r.queries[method]
+	if !ok && method == http.MethodHead {
+		q, ok = r.queries[http.MethodGet]
+	}
+	if !ok {
+		q, ok = r.queries[anyMethod]
+	}
+	return q, ok
+}
+
+// andQuery returns the query of a AND b, either alone when the other is
+// empty.
+func andQuery(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return "(" + a + ") AND (" + b + ")"
 }
 
 // router finds the route of a request: the longest matching prefix among
@@ -111,6 +149,12 @@ func newRouter(routes []Route) *router {
 		x.name = x.host + x.prefix
 		for _, e := range r.Exempt {
 			x.exempt[e] = true
+		}
+		if r.Methods != nil {
+			x.queries = make(map[string]string, len(r.Methods))
+			for m, q := range r.Methods {
+				x.queries[m] = andQuery(r.Query, q)
+			}
 		}
 		if x.host == "" {
 			rt.any = append(rt.any, x)

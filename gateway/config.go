@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/httpedge"
+	"github.com/keyward/keyward/permission"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -91,8 +92,29 @@ type Route struct {
 	// host, with an optional base path that the request path is appended
 	// to. Required by New; ignored by NewForwardAuth.
 	Upstream *url.URL
-	// Permissions the key must hold for every request of the route.
+	// Permissions the key must hold for every request of the route; a
+	// held wildcard covers them ("memories:*" covers "memories:read").
 	Permissions []string
+	// Query is a permission query every request of the route must
+	// satisfy too (YAML "query"): permissions joined by AND and OR, AND
+	// binding tighter, with parentheses, e.g. "memories:read AND
+	// (search:run OR admin:*)". Validate parses it and names the position
+	// of a syntax error.
+	Query string
+	// Methods gives the query of each request method (YAML "methods"),
+	// needed besides Permissions and Query: {"GET": "memories:read",
+	// "POST": "memories:write"}; "*" stands for every method not listed,
+	// and an empty query needs nothing more. HEAD takes GET's query when
+	// it is not listed. When Methods is set, a request with a method it
+	// neither lists nor covers by "*" is refused (403) before its key is
+	// checked: a method the configuration forgot is never open.
+	// Forward-auth reads the method from X-Forwarded-Method or
+	// X-Original-Method.
+	Methods map[string]string
+	// RequireRole, when set, is the least role of the keys the route
+	// admits (YAML "require_role"): root, account_admin or user, a role
+	// admitting those above it (keyward.Role.Covers).
+	RequireRole keyward.Role
 	// Limits names the key's rate limits every request of the route
 	// counts against (YAML "limits"); empty: all of the key's limits. A
 	// name the key does not carry is ignored, so a route naming only
@@ -299,9 +321,27 @@ func Validate(cfg Config, needUpstream bool) error {
 			}
 		}
 		for _, p := range r.Permissions {
-			if p == "" || strings.ContainsFunc(p, isSpaceOrControl) {
-				add(f+".permissions", "%q is not a permission: use 1 or more characters without spaces, e.g. memories:read", p)
+			if err := permission.Check(p); err != nil {
+				add(f+".permissions", "%v: use e.g. memories:read or memories:*", err)
 			}
+		}
+		if r.Query != "" {
+			if _, err := permission.Parse(r.Query); err != nil {
+				add(f+".query", "%q: %v", r.Query, err)
+			}
+		}
+		for m, q := range r.Methods {
+			if m != anyMethod && !validMethod(m) {
+				add(f+".methods", "%q is not a request method: use an upper-case method such as GET or POST, or \"*\" for the others", m)
+			}
+			if q != "" {
+				if _, err := permission.Parse(q); err != nil {
+					add(f+".methods."+m, "%q: %v", q, err)
+				}
+			}
+		}
+		if r.RequireRole != "" && !r.RequireRole.Valid() {
+			add(f+".require_role", "%q is not one of root, account_admin, user", r.RequireRole)
 		}
 		for j, name := range r.Limits {
 			if err := (keyward.RateLimit{Name: name, Limit: 1, Window: keyward.Duration(time.Second)}).Validate(); err != nil {

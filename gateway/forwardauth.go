@@ -25,6 +25,8 @@ var (
 	errURIConflict = keyward.Errorf(keyward.EINVALID, "the original URI headers (X-Forwarded-Uri, X-Original-URI, X-Original-URL) and the path below the forward-auth endpoint disagree or repeat: the proxy must name one path")
 	errBadURI      = keyward.Errorf(keyward.EINVALID, "the original URI is not a valid request URI")
 	errNoURI       = keyward.Errorf(keyward.EINVALID, "no original URI: the proxy must send X-Forwarded-Uri or X-Original-URI (routes with permissions depend on it)")
+	errBadMethod   = keyward.Errorf(keyward.EINVALID, "the original method headers (X-Forwarded-Method, X-Original-Method) disagree, repeat or name no upper-case method: the proxy must name one method")
+	errNoMethod    = keyward.Errorf(keyward.EINVALID, "no original method: the proxy must send X-Forwarded-Method or X-Original-Method (this route's permissions depend on it)")
 )
 
 // ForwardAuth answers authentication subrequests of reverse proxies (nginx
@@ -37,8 +39,11 @@ var (
 // Config.ForwardAuthPath (Envoy); when several are sent they must agree.
 // It is checked in the gateway's canonical form, and refused (400) where
 // the gateway would refuse it. Its route (path prefix, and
-// X-Forwarded-Host from a trusted proxy, else Host) gives the permissions
-// required and the exempt paths. Without a matching route a valid key is
+// X-Forwarded-Host from a trusted proxy, else Host) gives the permissions,
+// query and role required and the exempt paths; a route with per-method
+// queries (Route.Methods) needs the original method, from
+// X-Forwarded-Method or X-Original-Method (400 without it when the proxy
+// names the URI in headers; Envoy's own method otherwise). Without a matching route a valid key is
 // enough. The client address is the peer's X-Forwarded-For only when the
 // peer is a trusted proxy.
 //
@@ -110,8 +115,17 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.auth.refuse(w, r, nil, err)
 		return
 	}
+	method, err := originalMethod(r)
+	if err != nil {
+		f.auth.refuse(w, r, nil, err)
+		return
+	}
+	if method == "" && rt != nil && rt.queries != nil {
+		f.auth.refuse(w, r, nil, errNoMethod)
+		return
+	}
 	ip := clientaddr.FromRequest(r, f.auth.trusted)
-	id, limits, err := f.auth.verify(r.Context(), r.Header, rt, agent, ip)
+	id, limits, err := f.auth.verify(r.Context(), r.Header, rt, method, agent, ip)
 	if err != nil {
 		f.auth.refuse(w, r, limits, err)
 		return
@@ -175,6 +189,33 @@ func (f *ForwardAuth) originalPath(r *http.Request) (reqPath, bool, error) {
 		return reqPath{}, false, errURIConflict
 	}
 	return p, true, nil
+}
+
+// originalMethod returns the method of the original request: the one the
+// method headers name (they must agree), else the subrequest's own when
+// the proxy sends the original request itself (Envoy ext_authz: no
+// original URI headers), else "" (unknown: nginx's auth_request, say,
+// always sends GET).
+func originalMethod(r *http.Request) (string, error) {
+	var m string
+	for _, name := range [...]string{HeaderForwardedMethod, HeaderOriginalMethod} {
+		vs := r.Header[http.CanonicalHeaderKey(name)]
+		if len(vs) > 1 || len(vs) == 1 && (!validMethod(vs[0]) || m != "" && vs[0] != m) {
+			return "", errBadMethod
+		}
+		if len(vs) == 1 {
+			m = vs[0]
+		}
+	}
+	if m != "" {
+		return m, nil
+	}
+	for _, name := range [...]string{HeaderForwardedURI, HeaderOriginalURI, HeaderOriginalURL} {
+		if r.Header.Get(name) != "" {
+			return "", nil
+		}
+	}
+	return r.Method, nil
 }
 
 // firstValue returns the first element of a comma-separated header value.

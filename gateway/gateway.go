@@ -207,7 +207,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := clientaddr.FromRequest(r, g.auth.trusted)
-	id, limits, err := g.auth.verify(r.Context(), r.Header, rt, agent, ip)
+	id, limits, err := g.auth.verify(r.Context(), r.Header, rt, r.Method, agent, ip)
 	if err != nil {
 		g.auth.refuse(w, r, limits, err)
 		return

@@ -187,6 +187,17 @@ func hasEscape(s string) bool {
 	return false
 }
 
+// validMethod reports whether m is a method as a configuration names it:
+// upper-case letters only, e.g. GET.
+func validMethod(m string) bool {
+	for i := 0; i < len(m); i++ {
+		if c := m[i]; c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return m != ""
+}
+
 // canonicalMethod reports whether m is written as methods are registered:
 // no lower-case letters. Upstreams that upper-case methods would read
 // "post" as POST, which the gateway's body stamping must not miss.
