@@ -224,7 +224,7 @@ func (a *app) describe(cmd *cobra.Command, err error) (int, string) {
 	}
 	code := ExitError
 	switch keyward.ErrorCode(err) {
-	case keyward.EINVALID, keyward.ETOOLARGE:
+	case keyward.EINVALID, keyward.EQUERY, keyward.ETOOLARGE:
 		code = ExitUsage
 	case keyward.EUNAUTHORIZED:
 		code = ExitUnauthorized

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -165,6 +166,16 @@ func TestLifecycle(t *testing.T) {
 	}
 	if res, code := verify(user.Secret, "memories:write"); res.Valid || res.Code != keyward.DecisionInsufficientPermissions || code != ExitKeyInvalid {
 		t.Errorf("verify without permission = %+v, exit %d", res, code)
+	}
+	// A query: the answer names what is missing; a bad one is a usage
+	// error naming the position.
+	var res keyward.VerifyResult
+	if r := s.cli(t, admin.Secret, "verify", user.Secret, "-o", "json", "--query", "memories:read AND (memories:write OR search:run)"); r.code != ExitKeyInvalid ||
+		json.Unmarshal([]byte(r.stdout), &res) != nil || !slices.Equal(res.MissingPermissions, []string{"memories:write", "search:run"}) {
+		t.Errorf("verify --query: exit %d, %+v\n%s%s", r.code, res, r.stdout, r.stderr)
+	}
+	if r := s.cli(t, admin.Secret, "verify", user.Secret, "--query", "memories:read AND"); r.code != ExitUsage || !strings.Contains(r.stderr, "at position 18") {
+		t.Errorf("verify with a bad query: exit %d, %s", r.code, r.stderr)
 	}
 	s.okJSON(t, admin.Secret, &k, "keys", "disable", user.ID)
 	if !k.Disabled {

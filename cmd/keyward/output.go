@@ -204,6 +204,9 @@ func printVerifyResult(w io.Writer, r *keyward.VerifyResult) error {
 		"permissions", strings.Join(r.Permissions, ","),
 		"meta", meta,
 		"expires", formatTimePtr(r.ExpiresAt))
+	if r.Code == keyward.DecisionInsufficientPermissions {
+		kv = append(kv, "missing", strings.Join(r.MissingPermissions, ","), "missing role", string(r.MissingRole))
+	}
 	return fields(w, kv...)
 }
 

@@ -14,11 +14,13 @@ import (
 func (a *app) verifyCommand() *cobra.Command {
 	var r keyward.VerifyRequest
 	cmd := &cobra.Command{
-		Use:   "verify KEY|- [--permission P]...",
+		Use:   "verify KEY|- [--permission P]... [--query Q] [--require-role ROLE]",
 		Short: "Ask the server whether a key is valid (exit 9 if not)",
 		Long: `Verify a key as a service would on each request. Give the key as an argument,
 or "-" to read it from stdin (keeps it out of your shell history and ps).
 Needs a root key or a key with the keys:verify permission in --api-key.
+--query takes a permission query, e.g. 'memories:read AND (search:run OR admin:*)'
+(docs/permissions.md); the answer names the permissions the key lacks.
 Exits 0 when the key is valid and 9 when it is not.`,
 		Args: exactArgs("KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -51,6 +53,8 @@ Exits 0 when the key is valid and 9 when it is not.`,
 		},
 	}
 	cmd.Flags().StringSliceVar(&r.Permissions, "permission", nil, "permission the key must hold (repeatable)")
+	cmd.Flags().StringVar(&r.Query, "query", "", "permission query the key must satisfy, e.g. 'a:read AND (b:run OR c:*)'")
+	cmd.Flags().StringVar((*string)(&r.RequireRole), "require-role", "", "least role of the key: root, account_admin or user")
 	a.addClientFlags(cmd)
 	return cmd
 }

@@ -45,11 +45,15 @@ type Route struct {
 	Host        string   `yaml:"host"`
 	Upstream    string   `yaml:"upstream"`
 	Permissions []string `yaml:"permissions"`
-	Limits      []string `yaml:"limits"`
-	Cost        int64    `yaml:"cost"`
-	Exempt      []string `yaml:"exempt"`
-	StampField  string   `yaml:"stamp_field"`
-	StampValue  string   `yaml:"stamp_value"`
+	// Query, Methods and RequireRole: see gateway.Route.
+	Query       string            `yaml:"query"`
+	Methods     map[string]string `yaml:"methods"`
+	RequireRole string            `yaml:"require_role"`
+	Limits      []string          `yaml:"limits"`
+	Cost        int64             `yaml:"cost"`
+	Exempt      []string          `yaml:"exempt"`
+	StampField  string            `yaml:"stamp_field"`
+	StampValue  string            `yaml:"stamp_value"`
 	// CaseInsensitive, AllowSemicolon and AllowBackslash: see gateway.Route.
 	CaseInsensitive bool `yaml:"case_insensitive"`
 	AllowSemicolon  bool `yaml:"allow_semicolon"`
@@ -133,7 +137,7 @@ func (c *Config) GatewayConfig() (gateway.Config, []*SettingError) {
 	}
 	cfg.TrustedProxies = tp
 	for i, r := range g.Routes {
-		route := gateway.Route{PathPrefix: r.Prefix, Host: r.Host, Permissions: r.Permissions, Limits: r.Limits, Cost: r.Cost, Exempt: r.Exempt, StampField: r.StampField, StampValue: r.StampValue,
+		route := gateway.Route{PathPrefix: r.Prefix, Host: r.Host, Permissions: r.Permissions, Query: r.Query, Methods: r.Methods, RequireRole: keyward.Role(r.RequireRole), Limits: r.Limits, Cost: r.Cost, Exempt: r.Exempt, StampField: r.StampField, StampValue: r.StampValue,
 			CaseInsensitive: r.CaseInsensitive, AllowSemicolon: r.AllowSemicolon, AllowBackslash: r.AllowBackslash}
 		if route.PathPrefix == "" {
 			route.PathPrefix = "/"
