@@ -9,6 +9,7 @@ class ErrorCode:
     """The stable error codes of keyward's API (``KeywardError.code``)."""
 
     INVALID = "invalid"
+    INVALID_QUERY = "invalid_query"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"

@@ -128,6 +128,11 @@ class VerifyResult:
     secret_meta: Optional[Dict[str, Any]] = dataclasses.field(default=None, repr=False)
     #: The secret metadata of the key's account, on the same terms.
     account_secret_meta: Optional[Dict[str, Any]] = dataclasses.field(default=None, repr=False)
+    #: With INSUFFICIENT_PERMISSIONS: the permissions the key lacks (of
+    #: the permissions asked, then of the query).
+    missing_permissions: Tuple[str, ...] = ()
+    #: With INSUFFICIENT_PERMISSIONS: the role asked, when the key's is below it.
+    missing_role: Optional[str] = None
 
     @property
     def metered(self) -> bool:

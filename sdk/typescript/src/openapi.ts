@@ -1251,12 +1251,14 @@ export interface components {
             code: components["schemas"]["ErrorCode"];
             /** @description Path of the request that failed. */
             instance?: string;
+            /** @description With invalid_query: the 1-based byte position of the syntax error in the permission query. */
+            position?: number;
         };
         /**
-         * @description Stable error code: invalid 400, unauthorized 401, forbidden 403, not_found 404, conflict 409, too_large 413, rate_limited 429, internal 500, unavailable 503, upstream_error 502 and upstream_timeout 504 (a provider of external credentials failed or did not answer in time).
+         * @description Stable error code: invalid 400, invalid_query 400 (a permission query that does not parse), unauthorized 401, forbidden 403, not_found 404, conflict 409, too_large 413, rate_limited 429, internal 500, unavailable 503, upstream_error 502 and upstream_timeout 504 (a provider of external credentials failed or did not answer in time).
          * @enum {string}
          */
-        ErrorCode: "invalid" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "too_large" | "rate_limited" | "unavailable" | "internal" | "upstream_error" | "upstream_timeout";
+        ErrorCode: "invalid" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "too_large" | "rate_limited" | "unavailable" | "internal" | "upstream_error" | "upstream_timeout" | "invalid_query";
         /**
          * @description Key tier: root > account_admin > user.
          * @enum {string}
@@ -1567,8 +1569,12 @@ export interface components {
         VerifyRequest: {
             /** @description The API key to check. */
             key: string;
-            /** @description Permissions the key must all hold. */
+            /** @description Permissions the key must all hold; a held wildcard covers them (memories:* covers memories:read). */
             permissions?: components["schemas"]["Permissions"];
+            /** @description A permission query the key must satisfy too: permissions joined by AND and OR (any case; AND binds tighter) with parentheses, e.g. memories:read AND (search:run OR admin:*). One that does not parse is refused with 400 invalid_query, the problem's position naming where. */
+            query?: string;
+            /** @description The least role of the key (root admits every role, account_admin also user). */
+            require_role?: components["schemas"]["Role"];
             /** @description Agent acting with the key, echoed in the identity; defaults to the X-Keyward-Agent header of this request. */
             agent?: string;
             /** @description Address of the client that presented the key (IPv4 or IPv6), for IP rules. */
@@ -1590,6 +1596,10 @@ export interface components {
             meta?: components["schemas"]["Meta"];
             /** Format: date-time */
             expires_at: string | null;
+            /** @description With INSUFFICIENT_PERMISSIONS: the permissions the key lacks, those of permissions first, then those of query that kept it from being satisfied (of a failed OR, each alternative). */
+            missing_permissions?: string[];
+            /** @description With INSUFFICIENT_PERMISSIONS: require_role, when the key's role is below it. */
+            missing_role?: components["schemas"]["Role"];
             /** @description State of each limit the call counted against (VALID, RATE_LIMITED, or USAGE_EXCEEDED: a call refused for credits has counted against the limits). */
             rate_limits?: components["schemas"]["RateLimitStatus"][];
             /** @description Credits left after the call, when the key has credits (VALID or USAGE_EXCEEDED). */
@@ -2120,7 +2130,7 @@ export interface components {
         };
     };
     responses: {
-        /** @description invalid: a malformed body or query, an unknown field, or a value the service refuses. */
+        /** @description invalid: a malformed body or query, an unknown field, or a value the service refuses; invalid_query: a permission query that does not parse (position says where). */
         BadRequest: {
             headers: {
                 [name: string]: unknown;
