@@ -136,10 +136,14 @@ func Holds(held []string, g string) bool {
 // (a verification cache builds it when it loads a key); it is read-only
 // and safe for concurrent use.
 type Set struct {
-	list     []string
-	sorted   []string
-	patterns []string
-	all      bool // holds "*"
+	list   []string
+	sorted []string
+	// prefixes are the patterns whose one wildcard is their last segment,
+	// without it: such a pattern covers exactly the permissions that start
+	// with its prefix ("memories:*" those starting "memories:").
+	prefixes []string
+	patterns []string // the other patterns
+	all      bool     // holds "*"
 }
 
 // NewSet returns the set of held, which it keeps (List returns it): nobody
@@ -149,9 +153,13 @@ func NewSet(held []string) *Set {
 	slices.Sort(s.sorted)
 	s.sorted = slices.Compact(s.sorted)
 	for _, h := range s.sorted {
-		if IsPattern(h) {
+		switch prefix, final := strings.CutSuffix(h, Wildcard); {
+		case h == Wildcard:
+			s.all = true
+		case final && len(prefix) > 0 && isSep(prefix[len(prefix)-1]) && !IsPattern(prefix[:len(prefix)-1]):
+			s.prefixes = append(s.prefixes, prefix)
+		case IsPattern(h):
 			s.patterns = append(s.patterns, h)
-			s.all = s.all || h == Wildcard
 		}
 	}
 	return s
@@ -167,6 +175,11 @@ func (s *Set) Holds(g string) bool {
 	}
 	if _, ok := slices.BinarySearch(s.sorted, g); ok {
 		return true
+	}
+	for _, p := range s.prefixes {
+		if strings.HasPrefix(g, p) {
+			return true
+		}
 	}
 	for _, h := range s.patterns {
 		if Covers(h, g) {
