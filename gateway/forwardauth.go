@@ -115,14 +115,16 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.auth.refuse(w, r, nil, err)
 		return
 	}
-	method, err := originalMethod(r)
-	if err != nil {
-		f.auth.refuse(w, r, nil, err)
-		return
-	}
-	if method == "" && rt != nil && rt.queries != nil {
-		f.auth.refuse(w, r, nil, errNoMethod)
-		return
+	// Only a route with per-method queries depends on the method.
+	var method string
+	if rt != nil && rt.queries != nil {
+		if method, err = originalMethod(r); err == nil && method == "" {
+			err = errNoMethod
+		}
+		if err != nil {
+			f.auth.refuse(w, r, nil, err)
+			return
+		}
 	}
 	ip := clientaddr.FromRequest(r, f.auth.trusted)
 	id, limits, err := f.auth.verify(r.Context(), r.Header, rt, method, agent, ip)
