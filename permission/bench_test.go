@@ -12,7 +12,7 @@ import (
 // "contains" is the exact-match check keyward made before wildcards (5
 // permissions against a list of 20, slices.Contains), "list" the same
 // request against a Set, "query" a 5-term query against 20 permissions
-// with 4 wildcards, two terms held through one.
+// with 4 wildcards, three terms held through one.
 func BenchmarkCheck(b *testing.B) {
 	exact := make([]string, 20)
 	for i := range exact {

@@ -198,7 +198,7 @@ func (dropExporter) Shutdown(context.Context) error                             
 // keys holding 20 permissions: "list" asks for 5 of them as a plain list,
 // exact permissions against exact ones (the check before wildcards and
 // queries); "query" asks a parsed query of 5 terms of a key whose 20
-// permissions include 4 wildcards, two terms held through a wildcard. The
+// permissions include 4 wildcards, three terms held through one. The
 // target is "query" within 10% of "list", with no allocation.
 func BenchmarkVerifyPermissions(b *testing.B) {
 	exact := make([]string, 20)
