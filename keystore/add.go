@@ -58,8 +58,21 @@ func GenerateToken() (keyward.Secret, error) {
 // it: a file that is invalid already, an id in use, a bad role, account,
 // subject or permission, or keys written in flow style or JSON (which
 // cannot be appended to as text) change nothing and return an error.
+// Concurrent Adds to one file, from any number of processes, each hold
+// an exclusive lock on the lock file beside it (see lockFile) from
+// reading the file to replacing it, so none loses another's entry.
 // Processes that read the file pick the key up when restarted.
 func Add(path string, e NewEntry) (keyward.Secret, error) {
+	unlock, err := lockFile(path)
+	if err != nil {
+		return "", fmt.Errorf("keystore: %w", err)
+	}
+	defer unlock()
+	return add(path, e)
+}
+
+// add is Add under the lock.
+func add(path string, e NewEntry) (keyward.Secret, error) {
 	old, err := os.ReadFile(path)
 	exists := err == nil
 	switch {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -175,6 +176,36 @@ func TestKeystoreAdd(t *testing.T) {
 	broken := filepath.Join(t.TempDir(), "broken.yaml")
 	writeFile(t, broken, "keys:\n  nope: {id: a, role: user}\n")
 	checkFails(t, runCLI(t, nil, "keystore", "add", "--id", "b", broken), ExitConfig, nil)
+}
+
+// TestKeystoreAddConcurrent: keyward keystore add processes racing on one
+// file each wait for the file's lock: every token they print verifies.
+func TestKeystoreAddConcurrent(t *testing.T) {
+	requireBinary(t)
+	file := filepath.Join(t.TempDir(), "keys.yaml")
+	const n = 8
+	out := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			out[i] = runBinary(t, "", "", "keystore", "add", "--id", fmt.Sprintf("key-%d", i), "--subject", "svc", file)
+		})
+	}
+	wg.Wait()
+	ks, err := keystore.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks.Len() != n {
+		t.Errorf("%d adds left %d keys: %v", n, ks.Len(), ks.IDs())
+	}
+	for i, r := range out {
+		token := strings.TrimSuffix(r.stdout, "\n")
+		res, _ := ks.VerifyKey(t.Context(), keyward.VerifyRequest{Key: token})
+		if r.code != ExitOK || !res.Valid || res.KeyID != fmt.Sprintf("key-%d", i) {
+			t.Errorf("add of key-%d: %+v; its token verifies as %+v", i, r, res)
+		}
+	}
 }
 
 // TestGatewayDropIn: a gateway in the dialect of the service it replaces:
