@@ -80,7 +80,11 @@ export interface GuardOptions {
 
 /** What a framework gives the guard about a request. */
 export interface GuardRequest {
-  /** All values of a header, by lower-case name (one joined value is fine). */
+  /**
+   * Every value of a header, by lower-case name, one per time the header
+   * was sent (repeated headers are refused). A Fetch API Headers object
+   * joins repeated headers with ", ": read it with fetchHeader.
+   */
   header(name: string): string[];
   /** The request path, as routed. */
   path: string;
@@ -195,6 +199,21 @@ export class Guard {
     }
     return { ok: false, denial: d };
   }
+}
+
+/**
+ * fetchHeader reads a Fetch API Headers object for GuardRequest.header.
+ * Headers joins a header sent twice into one value with ", ", so a value
+ * with a comma is taken as repeated: a repeated X-Keyward-Agent is then
+ * refused (400), as keyward refuses it, and so is one agent holding a
+ * comma, which cannot be told apart from two (keys hold no comma).
+ */
+export function fetchHeader(headers: Headers): (name: string) => string[] {
+  return (name) => {
+    const v = headers.get(name);
+    if (v === null) return [];
+    return v.includes(",") ? v.split(",") : [v];
+  };
 }
 
 /** hasPermissions reports whether identity holds every one of perms; root holds all. */

@@ -2,7 +2,7 @@
 // requirePermissions(...) on single routes. The identity is
 // c.get("keyward"). Runs wherever Hono runs (Node, Bun, Deno, workers).
 import type { Context, MiddlewareHandler } from "hono";
-import { Guard, hasPermissions, problemResponse, rateLimitHeaders, refusalHeaders, type Denial, type GuardOptions } from "./guard.js";
+import { fetchHeader, Guard, hasPermissions, problemResponse, rateLimitHeaders, refusalHeaders, type Denial, type GuardOptions } from "./guard.js";
 import type { Identity, VerifyResult } from "./types.js";
 
 /** The variables the middleware sets on the context. */
@@ -54,12 +54,8 @@ export function keyward(opts: HonoOptions = {}): MiddlewareHandler<KeywardEnv> {
   const clientIp = opts.clientIp ?? nodePeer;
   return async (c, next) => {
     if (opts.exemptIf?.(c)) return next();
-    const headers = c.req.raw.headers;
     const out = await guard.check({
-      header: (name) => {
-        const v = headers.get(name);
-        return v === null ? [] : [v];
-      },
+      header: fetchHeader(c.req.raw.headers),
       path: c.req.path,
       method: c.req.method,
       ip: clientIp(c),

@@ -1,7 +1,7 @@
 // Next.js App Router route handlers (and any (req: Request) => Response
 // handler: Remix, SvelteKit endpoints, workers): withKeyward(handler)
 // checks the key before the handler runs and passes it the identity.
-import { Guard, problemResponse, rateLimitHeaders, refusalHeaders, type Denial, type GuardOptions } from "./guard.js";
+import { fetchHeader, Guard, problemResponse, rateLimitHeaders, refusalHeaders, type Denial, type GuardOptions } from "./guard.js";
 import type { Identity, VerifyResult } from "./types.js";
 
 /** A route handler behind withKeyward: Next's (request, context) and the caller. */
@@ -41,10 +41,7 @@ export function withKeyward<R extends Request = Request, C = unknown>(
   const write = opts.errorWriter ?? ((req: Request, d: Denial) => problemResponse(d, new URL(req.url).pathname));
   return async (req, ctx) => {
     const out = await guard.verify({
-      header: (name) => {
-        const v = req.headers.get(name);
-        return v === null ? [] : [v];
-      },
+      header: fetchHeader(req.headers),
       path: new URL(req.url).pathname,
       method: req.method,
       ip: opts.clientIp?.(req),

@@ -117,6 +117,15 @@ export function conformance(name, serve, features = { exempt: true, rawHeaders: 
       assert.equal(r.status, 401);
     });
 
+    test("X-Keyward-Agent sent twice: 400, as keyward refuses it; sent once it passes", async () => {
+      const auth = ["Authorization", `Bearer ${reader.key}`];
+      for (const agents of [["claude", "cursor"], ["claude", "claude"]]) {
+        const r = await rawGet(app + "/whoami", [auth, ...agents.map((a) => ["X-Keyward-Agent", a])]);
+        assert.equal(r.status, 400, `agents ${agents}`);
+      }
+      assert.equal((await rawGet(app + "/whoami", [auth, ["X-Keyward-Agent", "claude code"]])).status, 200);
+    });
+
     test("a per-route permission: 403 without it, 200 with it", async () => {
       let r = await get(app + "/admin", { Authorization: `Bearer ${reader.key}` });
       assert.equal(r.status, 403);
