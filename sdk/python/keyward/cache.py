@@ -126,6 +126,19 @@ class _Cache:
                 del m[d]
         return False, None
 
+    def lookup(self, key: str, permissions: Optional[Sequence[str]] = None, ip: Optional[str] = None,
+               agent: Optional[str] = None) -> Optional[t.VerifyResult]:
+        """The cached answer to ``verify_key(key, permissions=, ip=, agent=)``, None when keyward must be asked.
+
+        A guard asks it first: a cache hit then costs neither a coroutine nor
+        the call's bookkeeping. None for a miss, an expired entry or a metered
+        key (whose requests each go to keyward); ``verify_key`` handles those.
+        """
+        d = _digest(key, permissions, None, None, ip)
+        with self._lock:
+            hit, res = self._cached(d, self.clock())
+        return _for_agent(res, agent) if hit and res is not None else None
+
     def _store(self, d: bytes, res: t.VerifyResult, start: float) -> None:
         """Caches res, asked for at start, if its kind is cacheable."""
         code = res.code

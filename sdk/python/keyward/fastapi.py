@@ -61,8 +61,9 @@ def require(*permissions: str, verifier: Verifier = None, **options: Any) -> Cal
         # For current_identity/current_result, and for the next require of
         # this request: it checks this identity instead of asking again.
         request.scope.setdefault("state", {})[STATE_KEY] = passed
-        for k, v in passed.headers():
-            response.headers[k] = v
+        if passed.result is not None and passed.result.rate_limits:
+            for k, v in passed.headers():
+                response.headers[k] = v
         assert passed.identity is not None  # the guard exempts nothing
         return passed.identity
 

@@ -23,6 +23,8 @@ from typing import Any, Awaitable, Callable, Iterable, List, Optional, Sequence,
 
 from . import _types as t
 from ._errors import ConfigError, ErrorCode, KeywardError
+from .cache import AsyncCachedVerifier, CachedVerifier, _Cache
+from .client import AsyncClient, Client
 
 __all__ = ["DEFAULT_CHALLENGE", "Denial", "Guard", "Request"]
 
@@ -365,9 +367,9 @@ _defaults: dict = {}
 
 def default_verifier(asynchronous: bool) -> Verifier:
     """The process's cached verifier configured from ``KEYWARD_URL`` and ``KEYWARD_API_KEY``, made on first use."""
-    from .cache import AsyncCachedVerifier, CachedVerifier
-    from .client import AsyncClient, Client
-
+    v = _defaults.get(asynchronous)
+    if v is not None:
+        return v
     with _default_lock:
         v = _defaults.get(asynchronous)
         if v is None:
@@ -439,15 +441,23 @@ class Guard:
                 return True
         return False
 
-    def _prepare(self, r: Request) -> Tuple[str, dict]:
+    def _prepare(self, r: Request) -> Tuple[str, Optional[str], Optional[str]]:
+        """The key, agent and client IP of r; raises ``Denial``."""
         key = read_key(r.headers)
         agent = read_agent(r.headers, self.agent_headers)
         if self.trusted:
             ip = client_address(r.peer, r.headers("x-forwarded-for"), self.trusted)
-            ip_s = str(ip) if ip else None
-        else:
-            ip_s = _peer_ip(r.peer) if r.peer else None
-        return key, {"permissions": self.permissions or None, "agent": agent, "ip": ip_s}
+            return key, agent, str(ip) if ip else None
+        return key, agent, _peer_ip(r.peer) if r.peer else None
+
+    def _ask(self, v: Verifier, key: str, agent: Optional[str], ip: Optional[str]) -> Any:
+        """v's answer from its cache when it holds one, else its verify_key (a result or an awaitable)."""
+        perms = self.permissions or None
+        if isinstance(v, _Cache):
+            res = v.lookup(key, perms, ip, agent)
+            if res is not None:
+                return res
+        return v.verify_key(key, permissions=perms, agent=agent, ip=ip)
 
     def _decide(self, r: Request, res: Any, agent: Optional[str]) -> Passed:
         if not isinstance(res, t.VerifyResult):
@@ -476,33 +486,33 @@ class Guard:
         if self.is_exempt(r):
             return Passed()
         try:
-            key, kw = self._prepare(r)
+            key, agent, ip = self._prepare(r)
         except Denial as d:
             raise self._refused(r, d) from None
         try:
-            res = self.verifier(False).verify_key(key, **kw)
+            res = self._ask(self.verifier(False), key, agent, ip)
         except (KeywardError, ConfigError, OSError) as e:
             raise self._unavailable(r, e) from None
         if inspect.isawaitable(res):
             getattr(res, "close", lambda: None)()
             raise ConfigError("Guard.check needs a blocking verifier (CachedVerifier or Client): use acheck")
-        return self._decide(r, res, kw["agent"])
+        return self._decide(r, res, agent)
 
     async def acheck(self, r: Request) -> Passed:
         """Checks r with an asyncio verifier (or a blocking one); raises ``Denial``."""
         if self.is_exempt(r):
             return Passed()
         try:
-            key, kw = self._prepare(r)
+            key, agent, ip = self._prepare(r)
         except Denial as d:
             raise self._refused(r, d) from None
         try:
-            res: Union[t.VerifyResult, Awaitable[t.VerifyResult]] = self.verifier(True).verify_key(key, **kw)
+            res: Union[t.VerifyResult, Awaitable[t.VerifyResult]] = self._ask(self.verifier(True), key, agent, ip)
             if not isinstance(res, t.VerifyResult) and inspect.isawaitable(res):
                 res = await res
         except (KeywardError, ConfigError, OSError) as e:
             raise self._unavailable(r, e) from None
-        return self._decide(r, res, kw["agent"])
+        return self._decide(r, res, agent)
 
     def authorize(self, r: Request, identity: Optional[t.Identity], permissions: Sequence[str]) -> None:
         """Checks an identity already verified for more permissions; raises ``Denial`` (401 without one, 403)."""
