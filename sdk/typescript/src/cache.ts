@@ -173,6 +173,19 @@ export class CachedVerifier implements Verifier {
     return withAgent(res, req.agent);
   }
 
+  /**
+   * lookup answers req from the cache alone, synchronously: the cached
+   * answer (carrying req's agent), or undefined when keyward must be asked
+   * (a miss, an expired entry, a metered key, or a runtime without a
+   * synchronous SHA-256). The middleware asks it first, so that a cache
+   * hit costs no promise.
+   */
+  lookup(req: VerifyRequest): VerifyResult | undefined {
+    if (!syncSHA256) return undefined;
+    const e = this.#cached(syncSHA256(materialOf(req)), this.#now());
+    return e && e.res !== null ? withAgent(e.res, req.agent) : undefined;
+  }
+
   /** The call of the requests waiting on d: it outlives any one of them. */
   async #fetch(d: string, req: VerifyRequest): Promise<VerifyResult> {
     try {

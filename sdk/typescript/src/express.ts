@@ -1,7 +1,7 @@
 // Express middleware: keyward({ permissions, exempt }) in front of routes,
 // requirePermissions(...) on single routes. The identity is req.keyward.
 import type { NextFunction, Request, RequestHandler, Response } from "express";
-import { Guard, hasPermissions, PROBLEM_CONTENT_TYPE, problemBody, rateLimitHeaders, refusalHeaders, type Denial, type GuardOptions } from "./guard.js";
+import { Guard, hasPermissions, PROBLEM_CONTENT_TYPE, problemBody, rateLimitHeaders, refusalHeaders, type Denial, type GuardOptions, type Outcome } from "./guard.js";
 import type { Identity, VerifyResult } from "./types.js";
 
 declare global {
@@ -48,19 +48,22 @@ export function keyward(opts: ExpressOptions = {}): RequestHandler {
   const write = opts.errorWriter ?? writeProblem;
   return (req: Request, res: Response, next: NextFunction) => {
     if (opts.exemptIf?.(req)) return next();
-    const path = pathOf(req);
-    guard
-      .check({ header: (name) => headerValues(req, name), path, method: req.method, ip: req.ip })
-      .then((out) => {
-        if (out.ok === "exempt") return next();
-        if (!out.ok) return deny(req, res, write, out.denial);
-        req.keyward = out.identity;
-        req.keywardResult = out.result;
-        if (opts.errorWriter) (req as WithWriter)[writerKey] = write;
+    const gr = { header: (name: string) => headerValues(req, name), path: pathOf(req), method: req.method, ip: req.ip };
+    const pass = (out: Outcome) => {
+      if (out.ok === "exempt") return next();
+      if (!out.ok) return deny(req, res, write, out.denial);
+      req.keyward = out.identity;
+      req.keywardResult = out.result;
+      if (opts.errorWriter) (req as WithWriter)[writerKey] = write;
+      if (out.result.rate_limits?.length) {
         for (const [k, v] of Object.entries(rateLimitHeaders(out.result.rate_limits))) res.setHeader(k, v);
-        next();
-      })
-      .catch(next);
+      }
+      next();
+    };
+    // A cached answer passes the request on at once, without a promise.
+    const now = guard.checkNow(gr);
+    if (now) return pass(now);
+    guard.verify(gr).then(pass).catch(next);
   };
 }
 

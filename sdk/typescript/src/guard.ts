@@ -5,7 +5,7 @@
 import { CachedVerifier, type CacheOptions } from "./cache.js";
 import { Client, type ClientOptions, type Verifier } from "./client.js";
 import { KeywardError } from "./errors.js";
-import type { ErrorCode, Identity, RateLimitStatus, VerifyResult } from "./types.js";
+import type { ErrorCode, Identity, RateLimitStatus, VerifyRequest, VerifyResult } from "./types.js";
 
 /** The challenge sent with every 401, as keyward's own. */
 export const WWW_AUTHENTICATE = 'Bearer realm="keyward"';
@@ -154,24 +154,48 @@ export class Guard {
 
   /** check lets an exempt path through, else verifies r; it never throws. */
   check(r: GuardRequest): Promise<Outcome> {
-    return this.isExempt(r.path) ? Promise.resolve(EXEMPT) : this.verify(r);
+    const now = this.checkNow(r);
+    return now ? Promise.resolve(now) : this.verify(r);
+  }
+
+  /**
+   * checkNow is check without waiting, for the outcomes that need no call
+   * to keyward: an exempt path, a request refused for its headers, or a
+   * key whose answer the verifier (a CachedVerifier) holds. Undefined when
+   * keyward must be asked: then call verify. It never throws.
+   */
+  checkNow(r: GuardRequest): Outcome | undefined {
+    if (this.isExempt(r.path)) return EXEMPT;
+    const read = this.#read(r);
+    if ("status" in read) return this.#deny(r, read);
+    const res = this.verifier instanceof CachedVerifier ? this.verifier.lookup(read.req) : undefined;
+    return res && this.#decide(r, res, read.agent);
   }
 
   /** verify reads the key of r and asks the verifier; it never throws. */
   async verify(r: GuardRequest): Promise<Verdict> {
-    const key = keyOf(r);
-    if (typeof key !== "string") return this.#deny(r, key);
-    const agent = agentOf(r.header("x-keyward-agent"));
-    if (agent === null) return this.#deny(r, { status: 400, code: "invalid", detail: ERR_BAD_AGENT });
+    const read = this.#read(r);
+    if ("status" in read) return this.#deny(r, read);
     let res: VerifyResult;
     try {
-      res = await this.verifier.verifyKey(
-        { key, permissions: this.#perms, agent: agent || undefined, ip: unmapped(r.ip) },
-        { signal: r.signal },
-      );
+      res = await this.verifier.verifyKey(read.req, { signal: r.signal });
     } catch (err) {
       return this.#deny(r, unavailable(err));
     }
+    return this.#decide(r, res, read.agent);
+  }
+
+  /** The verification r asks for, and its agent; or the refusal of its headers. */
+  #read(r: GuardRequest): { req: VerifyRequest; agent: string } | Denial {
+    const key = keyOf(r);
+    if (typeof key !== "string") return key;
+    const agent = agentOf(r.header("x-keyward-agent"));
+    if (agent === null) return { status: 400, code: "invalid", detail: ERR_BAD_AGENT };
+    return { req: { key, permissions: this.#perms, agent: agent || undefined, ip: unmapped(r.ip) }, agent };
+  }
+
+  /** The verdict of the verifier's answer res to r. */
+  #decide(r: GuardRequest, res: VerifyResult, agent: string): Verdict {
     if (!res || typeof res !== "object") {
       return this.#deny(r, unavailable(new KeywardError("internal", "the verifier returned neither a result nor an error")));
     }

@@ -54,22 +54,24 @@ export function keyward(opts: HonoOptions = {}): MiddlewareHandler<KeywardEnv> {
   const clientIp = opts.clientIp ?? nodePeer;
   return async (c, next) => {
     if (opts.exemptIf?.(c)) return next();
-    const out = await guard.check({
+    const r = {
       header: fetchHeader(c.req.raw.headers),
       path: c.req.path,
       method: c.req.method,
       ip: clientIp(c),
       // No signal: reading c.req.raw.signal makes @hono/node-server build
       // a whole Request, the largest cost of a cached request.
-    });
+    };
+    // A cached answer needs no promise of the guard's.
+    const out = guard.checkNow(r) ?? (await guard.verify(r));
     if (out.ok === "exempt") return next();
     if (!out.ok) return deny(c, write, out.denial);
     c.set("keyward", out.identity);
     c.set("keywardResult", out.result);
     if (opts.errorWriter) c.set(writerKey as never, write as never);
     await next();
+    if (!out.result.rate_limits?.length) return;
     const limits = Object.entries(rateLimitHeaders(out.result.rate_limits));
-    if (limits.length === 0) return;
     try {
       for (const [k, v] of limits) c.res.headers.set(k, v);
     } catch {

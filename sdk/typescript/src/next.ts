@@ -1,7 +1,7 @@
 // Next.js App Router route handlers (and any (req: Request) => Response
 // handler: Remix, SvelteKit endpoints, workers): withKeyward(handler)
 // checks the key before the handler runs and passes it the identity.
-import { fetchHeader, Guard, problemResponse, rateLimitHeaders, refusalHeaders, type Denial, type GuardOptions } from "./guard.js";
+import { fetchHeader, Guard, problemResponse, rateLimitHeaders, refusalHeaders, type Denial, type GuardOptions, type Outcome } from "./guard.js";
 import type { Identity, VerifyResult } from "./types.js";
 
 /** A route handler behind withKeyward: Next's (request, context) and the caller. */
@@ -40,13 +40,15 @@ export function withKeyward<R extends Request = Request, C = unknown>(
   const guard = new Guard(opts);
   const write = opts.errorWriter ?? ((req: Request, d: Denial) => problemResponse(d, new URL(req.url).pathname));
   return async (req, ctx) => {
-    const out = await guard.verify({
+    const r = {
       header: fetchHeader(req.headers),
       path: new URL(req.url).pathname,
       method: req.method,
       ip: opts.clientIp?.(req),
       signal: req.signal,
-    });
+    };
+    // Next's wrapper has no exempt paths: checkNow answers refusals and cache hits.
+    const out = (guard.checkNow(r) as Exclude<Outcome, { ok: "exempt" }> | undefined) ?? (await guard.verify(r));
     if (!out.ok) {
       const res = await write(req, out.denial);
       const refused = new Response(res.body, res);

@@ -44,6 +44,28 @@ describe("CachedVerifier against a real keyward", { skip: skipReason() }, () => 
     assert.equal(inner.calls, 2);
   });
 
+  test("lookup answers from the cache alone: undefined on a miss, after the TTL and for a metered key", async () => {
+    const clock = fakeClock();
+    const inner = counting(remote);
+    const v = new CachedVerifier(inner, { ttlMs: 10_000, now: clock.now });
+    const k = await kw.userKey(["notes:read"]);
+    assert.equal(v.lookup({ key: k.key }), undefined);
+    await v.verifyKey({ key: k.key });
+    const hit = v.lookup({ key: k.key, agent: "claude" });
+    assert.equal(hit.code, "VALID");
+    assert.equal(hit.identity.key_id, k.id);
+    assert.equal(hit.identity.agent, "claude", "the hit carries the request's agent");
+    assert.equal(v.lookup({ key: k.key, permissions: ["other"] }), undefined, "another permission set is another entry");
+    assert.equal((await v.verifyKey({ key: "kw_user_nope" })).code, "MALFORMED");
+    assert.equal(v.lookup({ key: "kw_user_nope" }).code, "MALFORMED", "refusals are cached too");
+    clock.advance(10_000);
+    assert.equal(v.lookup({ key: k.key }), undefined, "expired");
+    const limited = await kw.root.createKey({ account_id: kw.account.id, user_id: kw.user.id, rate_limits: [{ name: "m", limit: 100, window: "1m" }] });
+    await v.verifyKey({ key: limited.key });
+    assert.equal(v.lookup({ key: limited.key }), undefined, "a metered key must reach keyward every time");
+    assert.equal(inner.calls, 3);
+  });
+
   test("the entry depends on the permissions (as a set) and the IP, not on the agent", async () => {
     const inner = counting(remote);
     const v = new CachedVerifier(inner);
