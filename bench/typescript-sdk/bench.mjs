@@ -10,6 +10,7 @@
 // 5), CONNS (default 32), ITER (micro-benchmark iterations, default 100000).
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -91,22 +92,28 @@ try {
     const apps = {};
     for (const variant of variants) apps[variant] = await startApp(fw, variant, env, userKey);
     const rps = { bare: [], noop: [], auth: [] };
+    const perCPU = { bare: [], noop: [], auth: [] };
     for (let r = 0; r < ROUNDS; r++) {
       // Rotate which goes first, so a trend in the load favours none.
       for (let i = 0; i < variants.length; i++) {
         const v = variants[(i + r) % variants.length];
-        rps[v].push(await wrk(`http://127.0.0.1:${apps[v].port}/notes`, userKey));
+        const cpu0 = cpuSeconds(apps[v].child.pid);
+        const { rate, requests } = await wrk(`http://127.0.0.1:${apps[v].port}/notes`, userKey);
+        rps[v].push(rate);
+        perCPU[v].push(requests / (cpuSeconds(apps[v].child.pid) - cpu0));
       }
     }
     for (const a of Object.values(apps)) a.child.kill();
-    const ratio = (a, b) => median(rps[a].map((x, i) => x / rps[b][i]));
     console.log(`  ${fw}:`);
-    for (const v of variants) console.log(`    ${labels[v].padEnd(17)} ${median(rps[v]).toFixed(0).padStart(7)} req/s`);
-    console.log(
-      `    keyward() keeps ${(ratio("auth", "bare") * 100).toFixed(1)}% of the bare app's requests/s ` +
-        `(${(ratio("auth", "noop") * 100).toFixed(1)}% of the no-op middleware's; the no-op keeps ${(ratio("noop", "bare") * 100).toFixed(1)}%); ` +
-        `rounds: ${rps.auth.map((x, i) => ((x / rps.bare[i]) * 100).toFixed(0) + "%").join(" ")}; target >= 90%`,
-    );
+    for (const [unit, m] of [["req/s", rps], ["req per CPU-second of the app's process", perCPU]]) {
+      const ratio = (a, b) => median(m[a].map((x, i) => x / m[b][i]));
+      for (const v of variants) console.log(`    ${labels[v].padEnd(17)} ${median(m[v]).toFixed(0).padStart(7)} ${unit}`);
+      console.log(
+        `    keyward() keeps ${(ratio("auth", "bare") * 100).toFixed(1)}% of the bare app's ${unit} ` +
+          `(${(ratio("auth", "noop") * 100).toFixed(1)}% of the no-op middleware's; the no-op keeps ${(ratio("noop", "bare") * 100).toFixed(1)}%); ` +
+          `rounds: ${m.auth.map((x, i) => ((x / m.bare[i]) * 100).toFixed(0) + "%").join(" ")}; target >= 90%`,
+      );
+    }
   }
 } finally {
   for (const c of children) c.kill();
@@ -168,7 +175,18 @@ async function startApp(framework, variant, env, key) {
   return { port, child };
 }
 
-/** wrk loads url with the key for DURATION seconds and resolves to requests/s; non-2xx answers fail the run. */
+/**
+ * cpuSeconds is the user and system CPU time process pid has used so far
+ * (Linux /proc). Requests per CPU-second of the app is what it serves on a
+ * core of its own: steady on a machine shared with other work, where
+ * requests/s swings with the load.
+ */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(")").pop().trim().split(/\s+/);
+  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ, 100 on Linux
+}
+
+/** wrk loads url with the key for DURATION seconds and resolves to { rate: requests/s, requests }; non-2xx answers fail the run. */
 async function wrk(url, key) {
   const child = spawn("wrk", ["-t1", `-c${CONNS}`, `-d${DURATION}s`, "-H", `Authorization: Bearer ${key}`, url], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
@@ -179,6 +197,7 @@ async function wrk(url, key) {
   if (code !== 0) throw new Error(`wrk failed: ${err}`);
   if (/Non-2xx or 3xx responses/.test(out)) throw new Error(`wrk saw refusals:\n${out}`);
   const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
-  if (!m) throw new Error(`no Requests/sec in wrk's output:\n${out}`);
-  return Number(m[1]);
+  const n = /(\d+) requests in /.exec(out);
+  if (!m || !n) throw new Error(`no Requests/sec in wrk's output:\n${out}`);
+  return { rate: Number(m[1]), requests: Number(n[1]) };
 }

@@ -1,8 +1,8 @@
 // Hono middleware: keyward({ permissions, exempt }) in front of routes,
 // requirePermissions(...) on single routes. The identity is
 // c.get("keyward"). Runs wherever Hono runs (Node, Bun, Deno, workers).
-import type { Context, MiddlewareHandler } from "hono";
-import { fetchHeader, Guard, hasPermissions, problemResponse, rateLimitHeaders, refusalHeaders, type Denial, type GuardOptions } from "./guard.js";
+import type { Context, MiddlewareHandler, Next } from "hono";
+import { fetchHeader, Guard, hasPermissions, problemResponse, rateLimitHeaders, refusalHeaders, type Denial, type GuardOptions, type Outcome } from "./guard.js";
 import type { Identity, VerifyResult } from "./types.js";
 
 /** The variables the middleware sets on the context. */
@@ -52,7 +52,29 @@ export function keyward(opts: HonoOptions = {}): MiddlewareHandler<KeywardEnv> {
   const guard = new Guard(opts);
   const write = opts.errorWriter ?? defaultWriter;
   const clientIp = opts.clientIp ?? nodePeer;
-  return async (c, next) => {
+  /** Lets the request on after the verdict out, or refuses it. */
+  const pass = (c: Context<KeywardEnv>, next: Next, out: Outcome): Promise<Response | void> => {
+    if (out.ok === "exempt") return next();
+    if (!out.ok) return deny(c, write, out.denial);
+    c.set("keyward", out.identity);
+    c.set("keywardResult", out.result);
+    if (opts.errorWriter) c.set(writerKey as never, write as never);
+    // A key without rate limits (every cached one) adds nothing to the response.
+    const limits = out.result.rate_limits;
+    if (!limits?.length) return next();
+    return next().then(() => {
+      const h = Object.entries(rateLimitHeaders(limits));
+      try {
+        for (const [k, v] of h) c.res.headers.set(k, v);
+      } catch {
+        // The handler returned a response whose headers cannot change (a
+        // fetched one): copy it.
+        c.res = new Response(c.res.body, c.res);
+        for (const [k, v] of h) c.res.headers.set(k, v);
+      }
+    });
+  };
+  return (c, next) => {
     if (opts.exemptIf?.(c)) return next();
     const r = {
       header: fetchHeader(c.req.raw.headers),
@@ -62,24 +84,9 @@ export function keyward(opts: HonoOptions = {}): MiddlewareHandler<KeywardEnv> {
       // No signal: reading c.req.raw.signal makes @hono/node-server build
       // a whole Request, the largest cost of a cached request.
     };
-    // A cached answer needs no promise of the guard's.
-    const out = guard.checkNow(r) ?? (await guard.verify(r));
-    if (out.ok === "exempt") return next();
-    if (!out.ok) return deny(c, write, out.denial);
-    c.set("keyward", out.identity);
-    c.set("keywardResult", out.result);
-    if (opts.errorWriter) c.set(writerKey as never, write as never);
-    await next();
-    if (!out.result.rate_limits?.length) return;
-    const limits = Object.entries(rateLimitHeaders(out.result.rate_limits));
-    try {
-      for (const [k, v] of limits) c.res.headers.set(k, v);
-    } catch {
-      // The handler returned a response whose headers cannot change (a
-      // fetched one): copy it.
-      c.res = new Response(c.res.body, c.res);
-      for (const [k, v] of limits) c.res.headers.set(k, v);
-    }
+    // A cached answer goes on without a promise of the guard's.
+    const now = guard.checkNow(r);
+    return now ? pass(c, next, now) : guard.verify(r).then((out) => pass(c, next, out));
   };
 }
 
