@@ -46,6 +46,26 @@ def test_valid_answers_are_reused_and_revocation_shows_within_ttl(tenant, clock)
     assert c.calls == 2
 
 
+def test_lookup_answers_from_the_cache_alone(tenant, clock) -> None:
+    """lookup: the cached answer with the request's agent, else None (a miss, expired, metered)."""
+    k = tenant.user_key("notes:read")
+    c = counting(tenant)
+    v = keyward.CachedVerifier(c, ttl=15, clock=clock)
+    assert v.lookup(k.key, ("notes:read",)) is None
+    v.verify_key(k.key, permissions=["notes:read"], ip="127.0.0.1")
+    hit = v.lookup(k.key, ("notes:read",), "127.0.0.1", "claude")
+    assert hit is not None and hit.valid and hit.identity is not None
+    assert hit.identity.key_id == k.id and hit.identity.agent == "claude"
+    assert v.lookup(k.key, ("notes:read",)) is None, "another IP is another entry"
+    assert v.lookup(k.key, ("notes:write",), "127.0.0.1") is None, "another permission set is another entry"
+    clock.advance(15)
+    assert v.lookup(k.key, ("notes:read",), "127.0.0.1") is None, "expired"
+    limited = tenant.user_key(rate_limits=[keyward.RateLimit(name="m", limit=100, window="1m")])
+    assert v.verify_key(limited.key).valid
+    assert v.lookup(limited.key) is None, "a metered key must reach keyward every time"
+    assert c.calls == 2
+
+
 def test_refusals_are_cached_for_the_negative_ttl(tenant, clock) -> None:
     c = counting(tenant)
     v = keyward.CachedVerifier(c, negative_ttl=5, clock=clock)
