@@ -78,7 +78,12 @@ func open(ctx context.Context, path string, opts Options, from *int) (*Store, er
 	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)", busyTimeout.Milliseconds())
 	// synchronous(FULL): a revocation must survive a power cut; writes are
 	// rare admin operations and batched usage, so the fsync is affordable.
-	w, err := sqlOpen(path+"?"+pragmas+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate", opts.TracerProvider)
+	// Only tests turn it off (Options.UnsafeNoSync).
+	synchronous := "FULL"
+	if opts.UnsafeNoSync {
+		synchronous = "OFF"
+	}
+	w, err := sqlOpen(path+"?"+pragmas+"&_pragma=journal_mode(WAL)&_pragma=synchronous("+synchronous+")&_txlock=immediate", opts.TracerProvider)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}

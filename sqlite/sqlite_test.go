@@ -14,6 +14,7 @@ import (
 )
 
 func TestStore(t *testing.T) {
+	t.Parallel()
 	keywardtest.TestStore(t, func(t *testing.T) keyward.Store {
 		return keywardtest.NewSQLiteStore(t)
 	})
@@ -60,6 +61,7 @@ func schemaVersions(t *testing.T, path string) []int {
 }
 
 func TestMigrationsAreIdempotent(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "keyward.db")
 	for range 3 {
 		s := open(t, path)
@@ -74,6 +76,7 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 }
 
 func TestDataSurvivesReopen(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "keyward.db")
 	h := keywardtest.NewHasher(t)
 	s := open(t, path)
@@ -94,6 +97,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 }
 
 func TestRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "keyward.db")
 	s := open(t, path)
 	if err := s.Close(); err != nil {
@@ -116,6 +120,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 }
 
 func TestWAL(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "keyward.db")
 	open(t, path)
 	var mode string
@@ -127,7 +132,31 @@ func TestWAL(t *testing.T) {
 	}
 }
 
+// TestSynchronous: a store commits with synchronous FULL (a revocation
+// survives a power cut) unless a test opens it with UnsafeNoSync.
+func TestSynchronous(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		opts sqlite.Options
+		want int // PRAGMA synchronous: 0 OFF, 2 FULL
+	}{{sqlite.Options{}, 2}, {sqlite.Options{UnsafeNoSync: true}, 0}} {
+		s, err := sqlite.OpenOptions(t.Context(), filepath.Join(t.TempDir(), "keyward.db"), c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		var got int
+		if err := s.Writer().QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("with %+v the writer's synchronous = %d, want %d", c.opts, got, c.want)
+		}
+	}
+}
+
 func TestDatabaseFileIsPrivate(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "keyward.db")
 	open(t, path)
 	fi, err := os.Stat(path)
@@ -140,6 +169,7 @@ func TestDatabaseFileIsPrivate(t *testing.T) {
 }
 
 func TestOpenRejectsBadPaths(t *testing.T) {
+	t.Parallel()
 	for _, path := range []string{"", ":memory:", "file:x.db", "x.db?mode=ro"} {
 		_, err := sqlite.Open(t.Context(), path)
 		if keyward.ErrorCode(err) != keyward.EINVALID {
@@ -149,6 +179,7 @@ func TestOpenRejectsBadPaths(t *testing.T) {
 }
 
 func TestOpenMissingDirectory(t *testing.T) {
+	t.Parallel()
 	_, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "missing", "keyward.db"))
 	if err == nil {
 		t.Fatal("Open succeeded in a directory that does not exist")

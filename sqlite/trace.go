@@ -24,6 +24,15 @@ type Options struct {
 	// text nor its arguments. Nil (or a no-op provider) opens the
 	// database untraced: no wrapper, no work per query.
 	TracerProvider trace.TracerProvider
+
+	// UnsafeNoSync is for tests only: it opens the database with
+	// PRAGMA synchronous(OFF), so no commit waits for an fsync. A commit
+	// then survives the process crashing but not the machine losing
+	// power, which a revocation must. Tests set it (keywardtest) because
+	// they throw their databases away and a suite pays an fsync per
+	// write otherwise; no configuration setting reaches it
+	// (internal/server opens the store with TracerProvider only).
+	UnsafeNoSync bool
 }
 
 // sqlOpen opens dsn with the sqlite driver, wrapped to trace queries when
