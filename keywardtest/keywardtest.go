@@ -8,8 +8,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,10 +31,34 @@ import (
 const Pepper keyward.Secret = "keywardtest-pepper-not-a-secret-0123456789"
 
 // NewSQLiteStore returns a store on a new SQLite database in t.TempDir(),
-// closed when the test ends.
+// closed when the test ends. The database starts as a copy of one migrated
+// once per test binary (running the migrations costs more than most tests),
+// and its commits skip the fsync (sqlite.Options.UnsafeNoSync): it is
+// thrown away.
 func NewSQLiteStore(t testing.TB) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keyward.db"))
+	return OpenSQLiteStore(t, filepath.Join(t.TempDir(), "keyward.db"))
+}
+
+// OpenSQLiteStore opens the SQLite database at path like NewSQLiteStore,
+// closed when the test ends; a missing file is created as a copy of the
+// migrated database. It is for a test that needs the path, to reopen the
+// database or share it.
+func OpenSQLiteStore(t testing.TB, path string) *sqlite.Store {
+	t.Helper()
+	if f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		migrated, err := migratedSQLite()
+		if err == nil {
+			_, err = f.Write(migrated)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatalf("copy the migrated sqlite database to %s: %v", path, err)
+		}
+	}
+	s, err := sqlite.OpenOptions(t.Context(), path, sqlite.Options{UnsafeNoSync: true})
 	if err != nil {
 		t.Fatalf("open sqlite store: %v", err)
 	}
@@ -39,6 +69,30 @@ func NewSQLiteStore(t testing.TB) *sqlite.Store {
 	})
 	return s
 }
+
+// migratedSQLite returns the file of an empty SQLite database with every
+// migration applied, made once per test binary.
+var migratedSQLite = sync.OnceValues(func() ([]byte, error) {
+	dir, err := os.MkdirTemp("", "keywardtest-sqlite-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "keyward.db")
+	s, err := sqlite.OpenOptions(context.Background(), path, sqlite.Options{UnsafeNoSync: true})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Close(); err != nil {
+		return nil, err
+	}
+	// Closing the last connection checkpoints the write-ahead log into
+	// the file and removes it: the file alone is the database.
+	if _, err := os.Stat(path + "-wal"); !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("the write-ahead log of %s is still there after Close (%v)", path, err)
+	}
+	return os.ReadFile(path)
+})
 
 // NewPostgresSchema returns the name of a new schema of the PostgreSQL
 // test database at dbURL, which no other test uses; the schema and
@@ -65,14 +119,32 @@ func NewPostgresSchema(t testing.TB, dbURL string) string {
 	return schema
 }
 
+// PostgresNoSync returns dbURL (a postgres:// URL or a key=value DSN) with
+// synchronous_commit off for its sessions: a commit returns before its WAL
+// record is flushed, so a crash of the server may lose it. It is for tests
+// only, like sqlite.Options.UnsafeNoSync: their schemas are dropped
+// anyway, and a suite would otherwise wait for a flush per write and per
+// migration of every schema it creates.
+func PostgresNoSync(dbURL string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return dbURL + " synchronous_commit=off"
+	}
+	q := u.Query()
+	q.Set("synchronous_commit", "off")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 // NewPostgresStore returns a store in a new schema of the PostgreSQL test
 // database (PostgresURL: skipped when it is not set, outside CI), closed
-// and dropped with its schema when the test ends.
+// and dropped with its schema when the test ends. Its commits do not wait
+// for the WAL flush (PostgresNoSync).
 func NewPostgresStore(t testing.TB) *postgres.Store {
 	t.Helper()
 	dbURL := PostgresURL(t)
 	schema := NewPostgresSchema(t, dbURL)
-	s, err := postgres.OpenOptions(t.Context(), dbURL, postgres.Options{Schema: schema})
+	s, err := postgres.OpenOptions(t.Context(), PostgresNoSync(dbURL), postgres.Options{Schema: schema})
 	if err != nil {
 		t.Fatalf("open postgres store in schema %s: %v", schema, err)
 	}

@@ -17,7 +17,8 @@ import (
 // and it is the executable specification of the interface. open must return
 // a new, empty store for each call; it is called once per subtest. The
 // suite closes some stores itself, so whatever cleanup open registers must
-// tolerate a store that is already closed.
+// tolerate a store that is already closed. The subtests run in parallel
+// (each on its own stores), so open must be safe to call concurrently.
 //
 // The fn given to UpdateAccount, UpdateKey and RotateKey runs inside the
 // store's transaction and must not call the store.
@@ -25,44 +26,54 @@ import (
 // Times given to a store carry microseconds at most (see Now): that is the
 // precision every backend keeps.
 func TestStore(t *testing.T, open func(t *testing.T) keyward.Store) {
-	t.Run("Accounts", func(t *testing.T) { testAccounts(t, open) })
-	t.Run("UpdateAccount", func(t *testing.T) { testUpdateAccount(t, open) })
-	t.Run("DeleteAccount", func(t *testing.T) { testDeleteAccount(t, open) })
-	t.Run("Users", func(t *testing.T) { testUsers(t, open) })
-	t.Run("DeleteUser", func(t *testing.T) { testDeleteUser(t, open) })
-	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
-	t.Run("CreateKeys", func(t *testing.T) { testCreateKeys(t, open) })
-	t.Run("KeyByHash", func(t *testing.T) { testKeyByHash(t, open) })
-	t.Run("ListKeys", func(t *testing.T) { testListKeys(t, open) })
-	t.Run("UpdateKey", func(t *testing.T) { testUpdateKey(t, open) })
-	t.Run("RotateKey", func(t *testing.T) { testRotateKey(t, open) })
-	t.Run("UpdateKeyTree", func(t *testing.T) { testUpdateKeyTree(t, open) })
-	t.Run("AccountPolicy", func(t *testing.T) { testAccountPolicy(t, open) })
-	t.Run("DeleteKey", func(t *testing.T) { testDeleteKey(t, open) })
-	t.Run("TouchKeys", func(t *testing.T) { testTouchKeys(t, open) })
-	t.Run("BootstrapRootKey", func(t *testing.T) { testBootstrapRootKey(t, open) })
-	t.Run("IPRules", func(t *testing.T) { testIPRules(t, open) })
-	t.Run("ActiveIPRules", func(t *testing.T) { testActiveIPRules(t, open) })
-	t.Run("KeyIPAllow", func(t *testing.T) { testKeyIPAllow(t, open) })
-	t.Run("RateLimits", func(t *testing.T) { testRateLimits(t, open) })
-	t.Run("KeyCredits", func(t *testing.T) { testKeyCredits(t, open) })
-	t.Run("SpendCredits", func(t *testing.T) { testSpendCredits(t, open) })
-	t.Run("WriteCredits", func(t *testing.T) { testWriteCredits(t, open) })
-	t.Run("Anomalies", func(t *testing.T) { testAnomalies(t, open) })
-	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
-	t.Run("Usage", func(t *testing.T) { testUsage(t, open) })
-	t.Run("TryLock", func(t *testing.T) { testTryLock(t, open) })
-	t.Run("RotationPolicies", func(t *testing.T) { testRotationPolicies(t, open) })
-	t.Run("KeyNotices", func(t *testing.T) { testKeyNotices(t, open) })
-	t.Run("ExpiredKeys", func(t *testing.T) { testExpiredKeys(t, open) })
-	t.Run("RotationDueKeys", func(t *testing.T) { testRotationDueKeys(t, open) })
-	t.Run("RetiredKeysAndIPRules", func(t *testing.T) { testRetired(t, open) })
-	t.Run("CreditRefillsDue", func(t *testing.T) { testCreditRefillsDue(t, open) })
-	t.Run("KeyImports", func(t *testing.T) { testKeyImports(t, open) })
-	t.Run("Webhooks", func(t *testing.T) { testWebhooks(t, open) })
-	t.Run("Credentials", func(t *testing.T) { testCredentials(t, open) })
-	t.Run("SecretMeta", func(t *testing.T) { testSecretMeta(t, open) })
-	t.Run("Ping", func(t *testing.T) { testPing(t, open) })
+	for _, c := range []struct {
+		name string
+		test func(*testing.T, func(*testing.T) keyward.Store)
+	}{
+		{"Accounts", testAccounts},
+		{"UpdateAccount", testUpdateAccount},
+		{"DeleteAccount", testDeleteAccount},
+		{"Users", testUsers},
+		{"DeleteUser", testDeleteUser},
+		{"Keys", testKeys},
+		{"CreateKeys", testCreateKeys},
+		{"KeyByHash", testKeyByHash},
+		{"ListKeys", testListKeys},
+		{"UpdateKey", testUpdateKey},
+		{"RotateKey", testRotateKey},
+		{"UpdateKeyTree", testUpdateKeyTree},
+		{"AccountPolicy", testAccountPolicy},
+		{"DeleteKey", testDeleteKey},
+		{"TouchKeys", testTouchKeys},
+		{"BootstrapRootKey", testBootstrapRootKey},
+		{"IPRules", testIPRules},
+		{"ActiveIPRules", testActiveIPRules},
+		{"KeyIPAllow", testKeyIPAllow},
+		{"RateLimits", testRateLimits},
+		{"KeyCredits", testKeyCredits},
+		{"SpendCredits", testSpendCredits},
+		{"WriteCredits", testWriteCredits},
+		{"Anomalies", testAnomalies},
+		{"Audit", testAudit},
+		{"Usage", testUsage},
+		{"TryLock", testTryLock},
+		{"RotationPolicies", testRotationPolicies},
+		{"KeyNotices", testKeyNotices},
+		{"ExpiredKeys", testExpiredKeys},
+		{"RotationDueKeys", testRotationDueKeys},
+		{"RetiredKeysAndIPRules", testRetired},
+		{"CreditRefillsDue", testCreditRefillsDue},
+		{"KeyImports", testKeyImports},
+		{"Webhooks", testWebhooks},
+		{"Credentials", testCredentials},
+		{"SecretMeta", testSecretMeta},
+		{"Ping", testPing},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.test(t, open)
+		})
+	}
 }
 
 // fixture is a fresh store with a hasher, for one subtest.

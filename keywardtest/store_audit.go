@@ -393,9 +393,12 @@ func testAudit(t *testing.T, open func(*testing.T) keyward.Store) {
 // of an audit log tampered with directly in the database. For each case,
 // open returns a new, empty store and exec, which runs a statement on the
 // store's database behind its back (the table is audit_log), with
-// arguments numbered $1, $2, ...
+// arguments numbered $1, $2, ... The cases run in parallel.
 func TestAuditTamper(t *testing.T, open func(t *testing.T) (s keyward.Store, exec func(query string, args ...any) error)) {
-	t.Run("keyed", func(t *testing.T) { testKeyedAuditTamper(t, open) })
+	t.Run("keyed", func(t *testing.T) {
+		t.Parallel()
+		testKeyedAuditTamper(t, open)
+	})
 	for _, c := range []struct {
 		name     string
 		tamper   []string
@@ -412,6 +415,7 @@ func TestAuditTamper(t *testing.T, open func(t *testing.T) (s keyward.Store, exe
 		}, 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			s, exec := open(t)
 			AppendAuditEntries(t, s, 5)
 			if v := VerifyAudit(t, s); !v.OK || v.Entries != 5 {

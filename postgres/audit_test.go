@@ -8,11 +8,12 @@ import (
 )
 
 func TestAuditTamper(t *testing.T) {
+	t.Parallel()
+	dbURL := keywardtest.PostgresURL(t)
+	schemas := keywardtest.NewPostgresSchemas(t, dbURL)
 	keywardtest.TestAuditTamper(t, func(t *testing.T) (keyward.Store, func(string, ...any) error) {
-		dbURL := keywardtest.PostgresURL(t)
-		schema := keywardtest.NewPostgresSchema(t, dbURL)
-		s, conn := open(t, dbURL, schema), rawConn(t, dbURL)
-		if _, err := conn.Exec(t.Context(), "SET search_path TO "+schema); err != nil {
+		s, conn := schemas.Open(t), rawConn(t, dbURL)
+		if _, err := conn.Exec(t.Context(), "SET search_path TO "+s.Schema()); err != nil {
 			t.Fatal(err)
 		}
 		return s, func(query string, args ...any) error {

@@ -21,10 +21,11 @@ import (
 	"github.com/keyward/keyward/postgres"
 )
 
-// open opens the store in schema, closed when the test ends.
+// open opens the store in schema, closed when the test ends. Its commits
+// do not wait for the WAL flush (keywardtest.PostgresNoSync).
 func open(t testing.TB, dbURL, schema string) *postgres.Store {
 	t.Helper()
-	s, err := postgres.OpenOptions(t.Context(), dbURL, postgres.Options{Schema: schema})
+	s, err := postgres.OpenOptions(t.Context(), keywardtest.PostgresNoSync(dbURL), postgres.Options{Schema: schema})
 	if err != nil {
 		t.Fatalf("OpenOptions(schema %s): %v", schema, err)
 	}
@@ -71,11 +72,13 @@ func wantAllVersionsOnce(t testing.TB, vs []int) {
 }
 
 func TestStore(t *testing.T) {
-	dbURL := keywardtest.PostgresURL(t) // skip (or fail in CI) once, not per subtest
-	keywardtest.TestStore(t, func(t *testing.T) keyward.Store { return open(t, dbURL, keywardtest.NewPostgresSchema(t, dbURL)) })
+	t.Parallel()
+	schemas := keywardtest.NewPostgresSchemas(t, keywardtest.PostgresURL(t)) // skip (or fail in CI) once, not per subtest
+	keywardtest.TestStore(t, func(t *testing.T) keyward.Store { return schemas.Open(t) })
 }
 
 func TestMigrationsAreIdempotent(t *testing.T) {
+	t.Parallel()
 	dbURL := keywardtest.PostgresURL(t)
 	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	for range 3 {
@@ -87,6 +90,7 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 }
 
 func TestConcurrentOpensMigrateOnce(t *testing.T) {
+	t.Parallel()
 	dbURL := keywardtest.PostgresURL(t)
 	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	const n = 8
@@ -112,6 +116,7 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 }
 
 func TestMigrate(t *testing.T) {
+	t.Parallel()
 	dbURL := keywardtest.PostgresURL(t)
 	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	opts := postgres.Options{Schema: schema}
@@ -129,6 +134,7 @@ func TestMigrate(t *testing.T) {
 }
 
 func TestRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
 	dbURL := keywardtest.PostgresURL(t)
 	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	if err := open(t, dbURL, schema).Close(); err != nil {
@@ -168,6 +174,7 @@ func withQuery(t testing.TB, dbURL, name, value string) string {
 }
 
 func TestSchemaFromURLSearchPath(t *testing.T) {
+	t.Parallel()
 	dbURL := keywardtest.PostgresURL(t)
 	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	s, err := postgres.Open(t.Context(), withQuery(t, dbURL, "search_path", schema))
@@ -186,6 +193,7 @@ func TestSchemaFromURLSearchPath(t *testing.T) {
 }
 
 func TestOpenRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	// No database is needed: these fail before connecting.
 	for _, tc := range []struct {
 		url    string
@@ -216,6 +224,7 @@ func closedPort(t testing.TB) string {
 }
 
 func TestUnreachableIsUnavailable(t *testing.T) {
+	t.Parallel()
 	// No database is needed: nothing listens at the address.
 	dbURL := "postgres://postgres@" + closedPort(t) + "/test?sslmode=disable"
 	_, err := postgres.Open(t.Context(), dbURL)
@@ -229,6 +238,7 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 }
 
 func TestOutageIsUnavailableAndRecovers(t *testing.T) {
+	t.Parallel()
 	dbURL := keywardtest.PostgresURL(t)
 	cfg, err := pgx.ParseConfig(dbURL)
 	if err != nil {
@@ -274,6 +284,7 @@ func TestOutageIsUnavailableAndRecovers(t *testing.T) {
 }
 
 func TestClosedStoreIsUnavailable(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	h := keywardtest.NewHasher(t)
 	k := keywardtest.NewRootKey(t, s, h)
@@ -296,6 +307,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 }
 
 func TestErrorsMappedBySQLSTATE(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := t.Context()
 	h := keywardtest.NewHasher(t)
@@ -349,6 +361,7 @@ func TestErrorsMappedBySQLSTATE(t *testing.T) {
 }
 
 func TestConcurrentTouchKeysDoNotDeadlock(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	h := keywardtest.NewHasher(t)
 	a := keywardtest.NewAccount(t, s, "acme")

@@ -15,6 +15,7 @@ import (
 // through the admin service, then reads every row of the tables that could
 // hold it, as text, straight from PostgreSQL: the values appear nowhere.
 func TestSecretMetaNotInClear(t *testing.T) {
+	t.Parallel()
 	dbURL := keywardtest.PostgresURL(t)
 	schema := keywardtest.NewPostgresSchema(t, dbURL)
 	s := open(t, dbURL, schema)

@@ -14,6 +14,7 @@ import (
 // from other outages as storage full; other insufficient-resources errors
 // stay "database unavailable".
 func TestDiskFullIsStorageFull(t *testing.T) {
+	t.Parallel()
 	var (
 		d       dialect
 		storage keyward.StorageFull
@@ -32,6 +33,7 @@ func TestDiskFullIsStorageFull(t *testing.T) {
 // with the message given for it, the PgError kept as the cause; a unique
 // violation is ECONFLICT, with the primary key's message for a _pkey.
 func TestForeignKeyIsNotFound(t *testing.T) {
+	t.Parallel()
 	var (
 		d       dialect
 		storage keyward.StorageFull

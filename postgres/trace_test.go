@@ -11,9 +11,10 @@ import (
 
 // TestQueriesTraced: PostgreSQL meets the tracing contract of a SQL store.
 func TestQueriesTraced(t *testing.T) {
+	t.Parallel()
 	keywardtest.TestQueriesTraced(t, "postgres", func(t *testing.T, tp trace.TracerProvider) keyward.Store {
 		dbURL := keywardtest.PostgresURL(t)
-		s, err := postgres.OpenOptions(t.Context(), dbURL, postgres.Options{Schema: keywardtest.NewPostgresSchema(t, dbURL), TracerProvider: tp})
+		s, err := postgres.OpenOptions(t.Context(), keywardtest.PostgresNoSync(dbURL), postgres.Options{Schema: keywardtest.NewPostgresSchema(t, dbURL), TracerProvider: tp})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,9 +9,10 @@ import (
 )
 
 func TestAuditTamper(t *testing.T) {
+	t.Parallel()
 	keywardtest.TestAuditTamper(t, func(t *testing.T) (keyward.Store, func(string, ...any) error) {
 		path := filepath.Join(t.TempDir(), "keyward.db")
-		s, db := open(t, path), rawDB(t, path)
+		s, db := keywardtest.OpenSQLiteStore(t, path), rawDB(t, path)
 		return s, func(query string, args ...any) error {
 			_, err := db.ExecContext(t.Context(), query, args...)
 			return err

@@ -19,6 +19,7 @@ import (
 // whole (it holds what was only in the WAL), private, self-contained,
 // consistent, and opens read-only without changing anything.
 func TestBackup(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dir := t.TempDir()
 	s := open(t, filepath.Join(dir, "keyward.db"))

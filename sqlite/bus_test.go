@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/bus/bustest"
+	"github.com/keyward/keyward/keywardtest"
 	"github.com/keyward/keyward/sqlite"
 )
 
@@ -19,15 +20,11 @@ var busFiles sync.Map
 
 func openBus(t testing.TB, channel string, log *slog.Logger) *sqlite.Bus {
 	path, _ := busFiles.LoadOrStore(channel, filepath.Join(t.TempDir(), "keyward.db"))
-	s, err := sqlite.Open(t.Context(), path.(string))
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return sqlite.NewBus(s, 0, log)
+	return sqlite.NewBus(keywardtest.OpenSQLiteStore(t, path.(string)), 0, log)
 }
 
 func TestBus(t *testing.T) {
+	t.Parallel()
 	bustest.Run(t, bustest.Backend{
 		Open: func(t testing.TB, channel, _ string, log *slog.Logger) keyward.Bus { return openBus(t, channel, log) },
 	})
@@ -38,6 +35,7 @@ func TestBus(t *testing.T) {
 // about one poll interval (sqlite.DefaultBusPoll). It asserts delivery, not
 // the time, which it logs.
 func TestBusPropagation(t *testing.T) {
+	t.Parallel()
 	ch := bustest.Channel(t)
 	pub, sub := openBus(t, ch, nil), openBus(t, ch, nil)
 	got := make(chan keyward.Invalidation, 16)

@@ -10,6 +10,7 @@ import (
 // brute-force blocking made before it (global, no creating key, its
 // reason) automatic, and no rule made by hand.
 func TestMigrationMarksAutomaticBlocks(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "keyward.db")
 	db := rawDB(t, path)
 	files, err := filepath.Glob("migrations/*.sql")

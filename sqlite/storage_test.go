@@ -19,6 +19,7 @@ import (
 // other outages, logged once at error level however many fail; reads go
 // on; when there is room again writes resume and the episode ends.
 func TestStorageFull(t *testing.T) {
+	t.Parallel()
 	s := open(t, filepath.Join(t.TempDir(), "keyward.db"))
 	var logs bytes.Buffer
 	s.Storage().SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
