@@ -15,6 +15,8 @@ type Proxy struct {
 	ln     net.Listener
 
 	stalled atomic.Bool
+	// answers counts the reads forwarded from the target to a client.
+	answers atomic.Int64
 
 	mu    sync.Mutex
 	cut   bool
@@ -54,6 +56,13 @@ func (p *Proxy) Cut() {
 	}
 	clear(p.conns)
 }
+
+// Answers returns how many times bytes have come back from the target and
+// been forwarded to a client. A test of an idle connection waits for it to
+// grow by the number of health checks (pings) it expects answered: a
+// positive sign that time has passed with the connection in use, where
+// waiting for a while proves nothing on a busy machine.
+func (p *Proxy) Answers() int64 { return p.answers.Load() }
 
 // Stall keeps every connection open but drops the bytes in both
 // directions, as a network partition does: nothing tells either side that
@@ -106,7 +115,7 @@ func (p *Proxy) forward(c net.Conn) {
 		return
 	}
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
+	pipe := func(dst, src net.Conn, count *atomic.Int64) {
 		// Ends when either side closes, or on Cut.
 		buf := make([]byte, 32<<10)
 		for {
@@ -114,6 +123,9 @@ func (p *Proxy) forward(c net.Conn) {
 			if n > 0 && !p.stalled.Load() {
 				if _, err := dst.Write(buf[:n]); err != nil {
 					break
+				}
+				if count != nil {
+					count.Add(1)
 				}
 			}
 			if err != nil {
@@ -124,8 +136,8 @@ func (p *Proxy) forward(c net.Conn) {
 		src.Close()
 		done <- struct{}{}
 	}
-	go pipe(up, c)
-	go pipe(c, up)
+	go pipe(up, c, nil)
+	go pipe(c, up, &p.answers)
 	<-done
 	<-done
 	p.mu.Lock()

@@ -46,6 +46,7 @@ func dbAddr(t testing.TB, dbURL string) string {
 }
 
 func TestNotifyBus(t *testing.T) {
+	t.Parallel()
 	dbURL := keywardtest.PostgresURL(t)
 	bustest.Run(t, bustest.Backend{
 		Target: dbAddr(t, dbURL),
@@ -59,6 +60,7 @@ func TestNotifyBus(t *testing.T) {
 // without being closed (a network partition) is found dead by the ping, and
 // re-established once the network is back.
 func TestNotifyBusSilentOutage(t *testing.T) {
+	// Not parallel: its pings must be answered within 100ms.
 	dbURL := keywardtest.PostgresURL(t)
 	proxy := keywardtest.NewProxy(t, dbAddr(t, dbURL))
 	b := notifyBus(t, dbURL, bustest.Channel(t), proxy.Addr(), slog.New(slog.DiscardHandler))
@@ -83,11 +85,14 @@ func TestNotifyBusSilentOutage(t *testing.T) {
 		}
 	}
 	next("connected")
-	// Idle but healthy for several ping intervals: no reconnection.
+	// Idle but healthy through several pings, which the proxy sees
+	// answered: no reconnection.
+	pinged := proxy.Answers() + 5
+	keywardtest.WaitFor(t, "five pings answered", func() bool { return proxy.Answers() >= pinged })
 	select {
 	case e := <-events:
 		t.Fatalf("event %q on a healthy idle connection", e)
-	case <-time.After(500 * time.Millisecond):
+	default:
 	}
 	proxy.Stall()
 	next("disconnected")
@@ -96,6 +101,7 @@ func TestNotifyBusSilentOutage(t *testing.T) {
 }
 
 func TestNotifyPayloadsSplit(t *testing.T) {
+	t.Parallel()
 	hashes := make([]keyward.KeyHash, 1000)
 	for i := range hashes {
 		rand.Read(hashes[i][:])
@@ -142,6 +148,7 @@ func TestNotifyPayloadsSplit(t *testing.T) {
 }
 
 func TestNewNotifyBusRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ url, channel string }{
 		{"postgres://h/db", "Not-A-Channel"},
 		{"postgres://h/db", "1abc"},

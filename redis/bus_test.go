@@ -186,11 +186,14 @@ func TestBusSilentOutage(t *testing.T) {
 		}
 	}
 	next("connected")
-	// Idle but healthy for several ping intervals: no reconnection.
+	// Idle but healthy through several pings, which the proxy sees
+	// answered: no reconnection.
+	pinged := proxy.Answers() + 5
+	keywardtest.WaitFor(t, "five pings answered", func() bool { return proxy.Answers() >= pinged })
 	select {
 	case e := <-events:
 		t.Fatalf("event %q on a healthy idle connection", e)
-	case <-time.After(500 * time.Millisecond):
+	default:
 	}
 	proxy.Stall()
 	next("disconnected")

@@ -145,7 +145,8 @@ func testDelivery(t *testing.T, b Backend) {
 	pub, sub := b.Open(t, ch, b.Target, log), b.Open(t, ch, b.Target, log)
 	own, other := subscribe(t, pub), subscribe(t, sub)
 	// Another channel hears nothing.
-	elsewhere := subscribe(t, b.Open(t, Channel(t), b.Target, log))
+	elseBus := b.Open(t, Channel(t), b.Target, log)
+	elsewhere := subscribe(t, elseBus)
 
 	want := []keyward.Invalidation{
 		{Origin: "inst_a", KeyHashes: hashes(2, 1)},
@@ -169,8 +170,15 @@ func testDelivery(t *testing.T, b Backend) {
 			t.Errorf("%s received %d messages, want %d", name, len(got), len(want))
 		}
 	}
-	if got := elsewhere.state().received; len(got) != 0 {
-		t.Errorf("a subscription on another channel received %+v", got)
+	// A marker published on the other channel after the messages: once it
+	// has arrived, any of them sent to that channel would have too.
+	marker := keyward.Invalidation{Origin: "inst_b", AccountID: "acc_marker"}
+	if err := elseBus.Publish(t.Context(), marker); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	waitFor(t, "the subscription on another channel to receive its marker", func() bool { return len(elsewhere.state().received) > 0 })
+	if got := elsewhere.state().received; len(got) != 1 || !equal(got[0], marker) {
+		t.Errorf("a subscription on another channel received %+v, want only its marker %+v", got, marker)
 	}
 	if s := other.state(); s.connected != 1 || s.disconnected != 0 {
 		t.Errorf("a healthy subscription connected %d times and disconnected %d times, want 1 and 0", s.connected, s.disconnected)
