@@ -12,6 +12,7 @@ import (
 // The admin API's own authentication meters nothing: a key with credits
 // calls it freely, and its credits stay for the service it pays for.
 func TestAPIAuthenticationSpendsNoCredits(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.mustAccount("acme")
 	u := e.mustUser(a.ID, "alice")
@@ -41,6 +42,7 @@ func TestAPIAuthenticationSpendsNoCredits(t *testing.T) {
 }
 
 func TestCreditsAndAnomaliesRejectBadInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.mustAccount("acme")
 	u := e.mustUser(a.ID, "alice")

@@ -15,6 +15,7 @@ import (
 )
 
 func TestProblemShape(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.do("GET", "/v1/accounts/acc_doesnotexist", e.root, "")
 	if r.status != http.StatusNotFound {
@@ -31,6 +32,7 @@ func TestProblemShape(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.mustAccount("acme")
 	for _, c := range []struct {
@@ -83,6 +85,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestAuthentication(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.mustAccount("acme")
 	u := e.mustUser(a.ID, "alice")
@@ -149,6 +152,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestWhoAmIAgent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.client(e.root)
 	c.Agent = "claude-code/1.0"
@@ -162,6 +166,7 @@ func TestWhoAmIAgent(t *testing.T) {
 }
 
 func TestKeyLifecycle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.client(e.root)
 	ctx := t.Context()
@@ -284,6 +289,7 @@ func TestKeyLifecycle(t *testing.T) {
 }
 
 func TestPagination(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.client(e.root)
 	var want []string

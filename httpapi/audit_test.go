@@ -13,6 +13,7 @@ import (
 // The API records who acted from where: the key, the client address, the
 // User-Agent and the X-Request-Id; refused admin actions are recorded too.
 func TestAuditOverHTTP(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.mustAccount("acme")
 	admin := e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin})
@@ -69,6 +70,7 @@ func TestAuditOverHTTP(t *testing.T) {
 // and event without the scanner's key, account, user, address, User-Agent
 // or request id; root sees them all; A's own actors stay visible to A.
 func TestAuditRedactsActorsOfOtherAccounts(t *testing.T) {
+	t.Parallel()
 	e := newEnvWith(t, envOptions{webhookGuard: loopback})
 	a, b := e.mustAccount("a"), e.mustAccount("b")
 	adminA := keyward.Secret(e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin}).Secret)

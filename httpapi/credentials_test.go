@@ -188,6 +188,7 @@ func (p *fakeProvider) Verify(_ context.Context, secret keyward.Secret) (*provid
 // that is down (502) or slow (504), and that neither the connection's
 // password nor a token is shown again or logged.
 func TestCredentials(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a, b := e.mustAccount("a"), e.mustAccount("b")
 	adminA := keyward.Secret(e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin}).Secret)
@@ -493,6 +494,7 @@ func TestCredentialsProviderID(t *testing.T) {
 // implements keyward.CredentialService over HTTP: results and error codes
 // survive the trip.
 func TestCredentialsClient(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.mustAccount("a")
 	admin := keyward.Secret(e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin}).Secret)

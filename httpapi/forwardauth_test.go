@@ -13,6 +13,7 @@ import (
 // /v1/forward-auth for any method and below it (Envoy), and that its
 // answers match openapi.json (checked when the env ends).
 func TestForwardAuthMounted(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	acc := e.mustAccount("acme")
 	admin := e.mustKey(keyward.KeyCreate{AccountID: acc.ID, Role: keyward.RoleAccountAdmin, Permissions: []string{"admin"}})
@@ -59,6 +60,7 @@ func TestForwardAuthMounted(t *testing.T) {
 // TestForwardAuthRateLimits: the mounted handler answers for a key's rate
 // limits with the RateLimit fields, and 429 with Retry-After beyond them.
 func TestForwardAuthRateLimits(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	acc := e.mustAccount("acme")
 	k := e.mustKey(keyward.KeyCreate{AccountID: acc.ID, Role: keyward.RoleAccountAdmin,

@@ -9,6 +9,7 @@ import (
 )
 
 func TestIPRuleBadCIDR(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, cidr := range []string{"10.0.0.0/33", "not-an-ip", "::ffff:10.0.0.1/128", ""} {
 		r := e.do("POST", "/v1/ip-rules", e.root, `{"action":"block","cidr":"`+cidr+`"}`)
@@ -38,6 +39,7 @@ func TestIPRuleBadCIDR(t *testing.T) {
 // TestIPRulesProtectTheAPI: the API's own authentication obeys the rules,
 // and a change applies at once. The test client is 127.0.0.1.
 func TestIPRulesProtectTheAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.mustAccount("a")
 	admin := keyward.Secret(e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin}).Secret)
@@ -101,6 +103,7 @@ func TestIPRulesProtectTheAPI(t *testing.T) {
 // TestIPAllowNoEscalation: a non-root caller whose key has an allow list
 // may only give keys networks inside it.
 func TestIPAllowNoEscalation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.mustAccount("a")
 	u := e.mustUser(a.ID, "u")

@@ -43,6 +43,7 @@ func wantDecisions(t *testing.T, e *env, want keyward.Decision, keys ...*keyward
 }
 
 func TestRevokeCascade(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	admin, child, grandchild, bystander := mintChain(t, e)
 	wantDecisions(t, e, keyward.DecisionValid, admin, child, grandchild, bystander) // cached as valid
@@ -84,6 +85,7 @@ func TestRevokeCascade(t *testing.T) {
 }
 
 func TestReportLeaksCascades(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	admin, child, grandchild, bystander := mintChain(t, e)
 	res, err := e.client(e.root).ReportLeaks(t.Context(), keyward.LeakReport{Tokens: []keyward.LeakedToken{{Token: admin.Secret, Source: "github"}}})
@@ -102,6 +104,7 @@ func TestReportLeaksCascades(t *testing.T) {
 }
 
 func TestReportLeaksWithoutCascade(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	admin, child, grandchild, _ := mintChain(t, e)
 	off := false
@@ -117,6 +120,7 @@ func TestReportLeaksWithoutCascade(t *testing.T) {
 }
 
 func TestAccountMintPolicy(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.mustAccount("viking")
 	u := e.mustUser(a.ID, "alice")

@@ -14,6 +14,7 @@ import (
 )
 
 func TestReportLeaks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.mustAccount("acme")
 	u := e.mustUser(a.ID, "alice")
@@ -80,6 +81,7 @@ func TestReportLeaks(t *testing.T) {
 }
 
 func TestReportLeaksBounds(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tokens := func(n, size int) string {
 		var b strings.Builder
@@ -120,6 +122,7 @@ func TestReportLeaksBounds(t *testing.T) {
 // report as verification finds it, whether it waits for its first use or
 // was adopted by one, and is revoked: it verifies REVOKED afterwards.
 func TestReportLeaksRevokesImportedKeys(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.mustAccount("acme")
 	pending, adopted, native := "legacy-token-pending-0123456789", "sk_live_adopted_0123456789", "ghp_never_imported_0123456789"

@@ -12,6 +12,7 @@ import (
 // account and of a key through the API, as root and as the account's
 // admin, and checks the scoping and the validation.
 func TestRotationPolicies(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a, b := e.mustAccount("a"), e.mustAccount("b")
 	adminA := keyward.Secret(e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin}).Secret)

@@ -129,6 +129,7 @@ func loadSpec(t *testing.T) *openapiSpec {
 // TestOpenAPIRoutes checks that the document describes exactly the routes
 // the server registers.
 func TestOpenAPIRoutes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	s := loadSpec(t)
 	ops := s.operations()

@@ -16,6 +16,7 @@ import (
 // scans the logs for every remembered secret when the test ends). Ids are
 // still echoed as before.
 func TestRawKeysNeverEchoed(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.mustAccount("acme")
 	raw := e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin}).Secret

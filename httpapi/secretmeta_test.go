@@ -14,6 +14,7 @@ import (
 // API and sees it returned by verify to root and to a keys:verify_secrets
 // caller only, never by a read, a list, the audit log or a log line.
 func TestSecretMeta(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	const accountDSN = "postgres://acme:account-pw-7f3a@db.internal/acme"
 	const keyDSN = "postgres://alice:key-pw-91bc@db.internal/alice"

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +16,11 @@ import (
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/keywardtest"
-	"github.com/keyward/keyward/sqlite"
 	"github.com/keyward/keyward/verify"
 )
 
 func TestVerify(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
 	a := e.mustAccount("acme")
@@ -159,10 +158,8 @@ func TestVerify(t *testing.T) {
 }
 
 func TestOperations(t *testing.T) {
-	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keyward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	store := keywardtest.NewSQLiteStore(t)
 	e := newEnvWith(t, envOptions{store: store})
 
 	r := e.send(request{method: "GET", path: "/healthz"})
@@ -290,6 +287,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 // RATE_LIMITED in the body (never as headers) and the state of each limit,
 // and refuses a cost out of range with 400.
 func TestVerifyLimits(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.mustAccount("acme")
 	u := e.mustUser(a.ID, "alice")
@@ -338,10 +336,8 @@ func TestVerifyLimits(t *testing.T) {
 // store out of its balancer) with the status storage_full, and the metrics
 // show it; the API keeps verifying keys; a committed write ends it.
 func TestReadyzStorageFull(t *testing.T) {
-	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keyward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	store := keywardtest.NewSQLiteStore(t)
 	e := newEnvWith(t, envOptions{store: store})
 	metric := func(name string) string {
 		t.Helper()

@@ -18,6 +18,7 @@ import (
 // account admin, and checks the scoping, the URL guard and that the secret
 // is shown only on creation and rotation.
 func TestWebhookEndpoints(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a, b := e.mustAccount("a"), e.mustAccount("b")
 	adminA := keyward.Secret(e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin}).Secret)
@@ -157,6 +158,7 @@ func (e *env) deliveries(key keyward.Secret, endpointID string) []*keyward.Webho
 // with the endpoint, disabled, and goes out when an admin enables it
 // again; other events wait too.
 func TestGoneDeliveryResumesOnEnable(t *testing.T) {
+	t.Parallel()
 	e := newEnvWith(t, envOptions{webhookGuard: loopback})
 	a := e.mustAccount("a")
 	adminA := keyward.Secret(e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin}).Secret)
@@ -217,6 +219,7 @@ func TestGoneDeliveryResumesOnEnable(t *testing.T) {
 // account admin only the kind of failure, while root and the log get the
 // detail; the endpoint's own answers are shown to both.
 func TestDeliveryErrorsRedactedForAccountAdmins(t *testing.T) {
+	t.Parallel()
 	e := newEnvWith(t, envOptions{webhookGuard: loopback})
 	a := e.mustAccount("a")
 	adminA := keyward.Secret(e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin}).Secret)
