@@ -19,9 +19,19 @@ import (
 // as the gateway does, with Retry-After) rather than VALID for as long as
 // the partition lasts; once the partition heals it knows the key is
 // revoked.
-func TestPartitionRedis(t *testing.T) { testPartition(t, true) }
+//
+// The two wait on real time (max_stale) and run in parallel with each
+// other; only the first uses Redis, whose counters the package's other
+// tests share, so they stay the package's only parallel tests.
+func TestPartitionRedis(t *testing.T) {
+	t.Parallel()
+	testPartition(t, true)
+}
 
-func TestPartitionListenNotify(t *testing.T) { testPartition(t, false) }
+func TestPartitionListenNotify(t *testing.T) {
+	t.Parallel()
+	testPartition(t, false)
+}
 
 func testPartition(t *testing.T, withRedis bool) {
 	const maxStale = 6 * time.Second
