@@ -26,11 +26,11 @@ func TestRouteQueryMethodsAndRole(t *testing.T) {
 	reader := e.userKey("memories:read")
 	writer := e.userKey("memories:*")
 	other := e.userKey("search:run")
-	acct, err := e.svc.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: "admins"})
+	acct, err := e.svc.Keys.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: "admins"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	acctAdmin, err := e.svc.CreateKey(e.rootCtx(), keyward.KeyCreate{AccountID: acct.ID, Role: keyward.RoleAccountAdmin})
+	acctAdmin, err := e.svc.Keys.CreateKey(e.rootCtx(), keyward.KeyCreate{AccountID: acct.ID, Role: keyward.RoleAccountAdmin})
 	if err != nil {
 		t.Fatal(err)
 	}
