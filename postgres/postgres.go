@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"log/slog"
 	"net"
 	"regexp"
 	"strings"
@@ -53,8 +54,11 @@ const defaultConnectTimeout = 5 * time.Second
 // Store is a keyward.Store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
 	*sqlstore.Store
-	pool   *pgxpool.Pool
-	schema string
+	pool     *pgxpool.Pool
+	schema   string
+	replicas *replicaSet // nil without Options.Replicas
+	// closeReplicas closes replicas once, as Close may be called again.
+	closeReplicas sync.Once
 }
 
 var _ keyward.Store = (*Store)(nil)
@@ -71,6 +75,19 @@ type Options struct {
 	// TracerProvider traces the queries run inside a sampled request, a
 	// client span each (trace.go). Nil: none.
 	TracerProvider trace.TracerProvider
+	// Replicas are URLs of streaming read replicas of the database (hot
+	// standbys): key lookups on a cache miss read them when they are
+	// fresh enough (replica.go). Every other statement goes to the primary.
+	Replicas []string
+	// ReplicaMaxLag is how far behind the primary a replica may fall and
+	// still be read. Default DefaultReplicaMaxLag.
+	ReplicaMaxLag time.Duration
+	// ReplicaPoll is how often the replicas' lag is measured. Default
+	// DefaultReplicaPoll.
+	ReplicaPoll time.Duration
+	// Logger logs the replicas that are not read, and why. Nil:
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // schemaName is what Options.Schema accepts: identifiers PostgreSQL does not
@@ -111,12 +128,44 @@ func OpenOptions(ctx context.Context, url string, opts Options) (*Store, error) 
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", mapError(err, sqlstore.Conflicts{}))
 	}
-	return &Store{Store: st, pool: pool, schema: schema}, nil
+	s := &Store{Store: st, pool: pool, schema: schema}
+	if len(opts.Replicas) > 0 {
+		if s.replicas, err = openReplicas(opts.Replicas, schema, pool, opts); err != nil {
+			st.Close()
+			pool.Close()
+			return nil, fmt.Errorf("postgres: open: %w", err)
+		}
+	}
+	return s, nil
 }
+
+// KeyByHash returns the key with hash h, with AccountDisabled filled;
+// ENOTFOUND if none. With Options.Replicas it reads a replica fresh enough
+// for ctx (see replica.go), then the primary.
+func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key, error) {
+	if s.replicas == nil {
+		return s.Store.KeyByHash(ctx, h)
+	}
+	return s.keyByHash(ctx, h)
+}
+
+// ReplicaMaxLag implements keyward.ReplicaReader: Options.ReplicaMaxLag,
+// zero without replicas.
+func (s *Store) ReplicaMaxLag() time.Duration {
+	if s.replicas == nil {
+		return 0
+	}
+	return s.replicas.maxLag
+}
+
+var _ keyward.ReplicaReader = (*Store)(nil)
 
 // Close closes the store and its connection pool, waiting for connections
 // in use to be released. It is safe to call more than once.
 func (s *Store) Close() error {
+	if s.replicas != nil {
+		s.closeReplicas.Do(s.replicas.close)
+	}
 	err := s.Store.Close()
 	s.pool.Close()
 	return err

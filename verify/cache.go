@@ -195,7 +195,7 @@ func (e *Engine) fetch(ctx context.Context, h keyward.KeyHash, raw string, gen u
 	if e.tracer != nil {
 		ctx, span = e.startSpan(ctx, spanStoreLookup)
 	}
-	k, byDigest, err := findKey(ctx, e.store, digests, e.hasher, h, raw)
+	k, byDigest, err := findKey(ctx, e.keys, digests, e.hasher, h, raw)
 	if byDigest {
 		k, err = e.adopt(ctx, h, raw, k)
 	}
@@ -291,6 +291,7 @@ func (e *Engine) KeyChanged(k *keyward.Key) {
 	}
 	k = k.Clone()
 	now := e.now().UnixNano()
+	e.changes.changed(k.Hash)
 	if k.PepperVersion == e.hasher.Current() || k.PepperVersion == 0 {
 		s := e.cache.shard(k.Hash)
 		s.mu.Lock()
@@ -312,6 +313,7 @@ func (e *Engine) KeysDeleted(hashes []keyward.KeyHash) {
 		return
 	}
 	until := e.now().UnixNano() + e.negTTL
+	e.changes.changed(hashes...)
 	for _, h := range hashes {
 		s := e.cache.shard(h)
 		s.mu.Lock()
@@ -335,6 +337,7 @@ func (e *Engine) KeysDeleted(hashes []keyward.KeyHash) {
 // account is dropped, to be reloaded (with the account's new state) on its
 // next verification.
 func (e *Engine) AccountChanged(accountID string) {
+	e.changes.changedAll()
 	e.cache.gen.Add(1)
 	e.scan(func(s *shard) {
 		for h, en := range s.pos {

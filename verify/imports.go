@@ -113,7 +113,7 @@ func (e *Engine) adopt(ctx context.Context, h keyward.KeyHash, raw string, k *ke
 		e.log.InfoContext(ctx, "imported key adopted: re-hashed with the pepper, its SHA-256 digest removed", "key_id", adopted.ID)
 		return adopted, nil
 	case keyward.ENOTFOUND:
-		return keyByHashes(ctx, e.store, e.hasher, h, raw)
+		return keyByHashes(ctx, e.keys, e.hasher, h, raw)
 	default:
 		e.log.WarnContext(ctx, "adopting an imported key failed; it verifies by its digest until a later load adopts it", "key_id", k.ID, "err", err)
 		return k, nil

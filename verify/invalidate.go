@@ -11,7 +11,9 @@ import (
 // change another instance made, known only by name (keyward.Invalidation),
 // so they drop entries and the next verification reloads the committed state.
 // Each one increments the cache generation first, so a store load that began
-// before it never re-inserts what it dropped (see cache).
+// before it never re-inserts what it dropped (see cache), and before that
+// records the change in the change log, so a load that begins after it is
+// not answered by a replica that has not applied it (see changeLog).
 
 // Invalidate drops the cached entries, positive and negative, of the keys
 // with the given hashes.
@@ -19,6 +21,7 @@ func (e *Engine) Invalidate(hashes []keyward.KeyHash) {
 	if len(hashes) == 0 {
 		return
 	}
+	e.changes.changed(hashes...)
 	for _, h := range hashes {
 		s := e.cache.shard(h)
 		s.mu.Lock()
@@ -45,6 +48,7 @@ func (e *Engine) InvalidateAccount(accountID string) { e.AccountChanged(accountI
 // instance calls it when its invalidation bus reconnects, since it may have
 // missed messages while disconnected.
 func (e *Engine) Purge() {
+	e.changes.changedAll()
 	e.cache.gen.Add(1)
 	e.scan(func(s *shard) {
 		e.cache.clearLocked(s)

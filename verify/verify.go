@@ -261,7 +261,11 @@ func (r Result) Key() *keyward.Key {
 // Engine verifies keys. It is safe for concurrent use. Close it to stop its
 // background goroutine and flush pending usage.
 type Engine struct {
-	store     KeyLoader
+	store KeyLoader
+	// keys is store as key lookups read it: through freshLoader when the
+	// store reads replicas.
+	keys      hashFinder
+	changes   *changeLog
 	hasher    *apikey.Hasher
 	now       func() time.Time
 	realClock bool // now is time.Now: Verify reads the clock as wallBase says
@@ -401,6 +405,10 @@ func New(cfg Config) (*Engine, error) {
 		m:           newMetrics(),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
+	}
+	e.keys, e.changes = cfg.Store, newChangeLog(cfg.Store)
+	if e.changes.window > 0 {
+		e.keys = freshLoader{store: cfg.Store, changes: e.changes}
 	}
 	e.ttl.Store(e.baseTTL)
 	e.rebase()

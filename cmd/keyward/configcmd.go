@@ -59,7 +59,7 @@ func (a *app) configCheckCommand() *cobra.Command {
 setting (including the permissions of the config file, the data directory
 and the pepper file, and the keystore file) and print the result with the
 source of each setting. Secrets are printed as REDACTED and passwords in the
-store and redis URLs as xxxxx. Exits 3 if the configuration is invalid. It
+store, store_replicas and redis URLs as xxxxx. Exits 3 if the configuration is invalid. It
 creates nothing: a pepper that serve would generate is reported as such.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {

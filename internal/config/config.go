@@ -74,6 +74,10 @@ type Config struct {
 	// Store selects the store: empty for SQLite in Data, or a postgres://
 	// (postgresql://) URL. See store.go.
 	Store string `yaml:"store"`
+	// StoreReplicas are the URLs of streaming read replicas of a
+	// PostgreSQL Store: key lookups on a cache miss read them when they
+	// are fresh enough (see postgres.Options.Replicas).
+	StoreReplicas []string `yaml:"store_replicas"`
 	// Redis is an optional redis:// or rediss:// URL; set, it carries the
 	// invalidation bus between instances.
 	Redis string `yaml:"redis"`
@@ -198,6 +202,9 @@ var settings = []setting{
 	{key: "store", env: "KEYWARD_STORE", flag: "store", usage: "store: empty for SQLite in --data, or a postgres:// URL",
 		set:   func(c *Config, v string) error { c.Store = v; return nil },
 		value: func(c *Config) any { return RedactURL(c.Store) }},
+	{key: "store_replicas", env: "KEYWARD_STORE_REPLICAS", flag: "store-replicas", usage: "comma-separated postgres:// URLs of read replicas of the store, for key lookups",
+		set:   func(c *Config, v string) error { c.StoreReplicas = splitList(v); return nil },
+		value: func(c *Config) any { return redactURLs(c.StoreReplicas) }},
 	{key: "redis", env: "KEYWARD_REDIS_URL", flag: "redis", usage: "redis:// or rediss:// URL of the invalidation bus",
 		set:   func(c *Config, v string) error { c.Redis = v; return nil },
 		value: func(c *Config) any { return RedactURL(c.Redis) }},

@@ -205,6 +205,13 @@ func TestValidateNamesSettingAndFix(t *testing.T) {
 		{"setting of another rule", func(c *Config) { c.Abuse.BruteForce.Factor = 2 }, "abuse", "brute_force.factor: not a setting of that rule"},
 		{"bad allow list", func(c *Config) { c.Abuse.AllowList = []string{"10.0.0.0/99"} }, "abuse", "allow_list"},
 		{"unknown action", func(c *Config) { c.Abuse.IPSpread.Action = "block_ip" }, "abuse", "IPSpread.Action"},
+		{"replicas without PostgreSQL", func(c *Config) { c.StoreReplicas = []string{"postgres://r.internal/k"} }, "store_replicas", "set store to the primary's URL"},
+		{"replica not PostgreSQL", func(c *Config) {
+			c.Store, c.StoreReplicas = "postgres://p.internal/k", []string{"postgres://r.internal/k", "mysql://r2.internal/k"}
+		}, "store_replicas", "entry 2: a URL with scheme \"mysql\" is not a PostgreSQL URL"},
+		{"replica is the store", func(c *Config) {
+			c.Store, c.StoreReplicas = "postgres://p.internal/k", []string{"postgres://p.internal/k"}
+		}, "store_replicas", "list only read replicas"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,6 +235,38 @@ func TestValidateNamesSettingAndFix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStoreReplicas: replicas of a PostgreSQL store are accepted, read
+// comma-separated from the environment, and shown without their passwords.
+func TestStoreReplicas(t *testing.T) {
+	c := Default()
+	s := settingByKey(t, "store_replicas")
+	if err := s.set(c, "postgres://k:hunter2@r1.internal/k, postgres://r2.internal/k"); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.StoreReplicas) != 2 || c.StoreReplicas[1] != "postgres://r2.internal/k" {
+		t.Fatalf("StoreReplicas = %q, want the two URLs", c.StoreReplicas)
+	}
+	if got := s.get(c); strings.Contains(got, "hunter2") || !strings.Contains(got, "r1.internal") {
+		t.Errorf("shown as %q: want the replicas without the password", got)
+	}
+	c.Store = "postgres://p.internal/k"
+	if err := c.Validate(); err != nil && strings.Contains(err.Error(), "store_replicas") {
+		t.Errorf("Validate refused replicas of a PostgreSQL store: %v", err)
+	}
+}
+
+// settingByKey returns the setting of key.
+func settingByKey(t *testing.T, key string) setting {
+	t.Helper()
+	for _, s := range settings {
+		if s.key == key {
+			return s
+		}
+	}
+	t.Fatalf("no setting %q", key)
+	return setting{}
 }
 
 func TestAbuseConfig(t *testing.T) {

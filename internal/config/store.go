@@ -25,7 +25,7 @@ func (c *Config) StoreName() string {
 	return "sqlite " + c.DatabasePath()
 }
 
-// validateStore checks store, redis, redis_channel and bus_down_cache_ttl.
+// validateStore checks store, store_replicas, redis, redis_channel and bus_down_cache_ttl.
 // Messages never quote a URL: it may hold a password.
 func (c *Config) validateStore(add func(key, format string, args ...any)) {
 	if c.Store != "" && !c.UsesPostgres() {
@@ -33,6 +33,19 @@ func (c *Config) validateStore(add func(key, format string, args ...any)) {
 	} else if c.Store != "" {
 		if _, err := url.Parse(c.Store); err != nil {
 			add("store", "is not a valid URL: write it as %s (percent-encode special characters in the password)", storeExample)
+		}
+	}
+	for i, r := range c.StoreReplicas {
+		switch _, err := url.Parse(r); {
+		case !c.UsesPostgres():
+			add("store_replicas", "read replicas need a PostgreSQL store: set store to the primary's URL, e.g. %s, or unset store_replicas", storeExample)
+			return
+		case !hasScheme(r, "postgres", "postgresql"):
+			add("store_replicas", "entry %d: %s is not a PostgreSQL URL: name a streaming replica of the store, e.g. postgres://keyward:PASSWORD@replica1.internal:5432/keyward", i+1, describeValue(r))
+		case err != nil:
+			add("store_replicas", "entry %d is not a valid URL: write it as postgres://keyward:PASSWORD@replica1.internal:5432/keyward (percent-encode special characters in the password)", i+1)
+		case r == c.Store:
+			add("store_replicas", "entry %d is the store itself: list only read replicas (hot standbys) of it", i+1)
 		}
 	}
 	if c.Redis != "" {
@@ -79,6 +92,15 @@ func describeValue(s string) string {
 		return fmt.Sprintf("a URL with scheme %q", scheme)
 	}
 	return "the value"
+}
+
+// redactURLs is RedactURL of each of urls.
+func redactURLs(urls []string) []string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = RedactURL(u)
+	}
+	return out
 }
 
 // RedactURL returns s with the password of its user info and of its

@@ -25,6 +25,7 @@ import (
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/keyring"
+	"github.com/keyward/keyward/postgres"
 	"github.com/keyward/keyward/redis"
 	"github.com/keyward/keyward/usage"
 	"github.com/keyward/keyward/verify"
@@ -101,7 +102,11 @@ func Open(ctx context.Context, cfg *config.Config, tp trace.TracerProvider, log 
 	if err != nil {
 		return nil, config.Errorf("peppers", "%s", keyward.ErrorMessage(err))
 	}
-	store, err := OpenStore(ctx, cfg, tp)
+	pg := postgres.Options{TracerProvider: tp, Logger: log}
+	if withEngine { // only key lookups read replicas
+		pg.Replicas = cfg.StoreReplicas
+	}
+	store, err := openStore(ctx, cfg, pg)
 	if err != nil {
 		return nil, err
 	}
@@ -344,6 +349,11 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 	reg := prometheus.NewRegistry()
 	if jobs != nil {
 		if err := reg.Register(jobs); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	if col, ok := c.Store.(prometheus.Collector); ok { // read replicas
+		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("registering metrics: %w", err)
 		}
 	}

@@ -30,10 +30,18 @@ import (
 // other processes on the same file (a gateway --data beside serve).
 
 // OpenStore opens the configured store, applying pending migrations; its
-// errors come from StoreError.
+// errors come from StoreError. It reads no replica (store_replicas): the
+// commands that open it alone do not verify keys.
 func OpenStore(ctx context.Context, cfg *config.Config, tp trace.TracerProvider) (keyward.Store, error) {
+	return openStore(ctx, cfg, postgres.Options{TracerProvider: tp})
+}
+
+// openStore opens the configured store with pg, the options of a
+// PostgreSQL store.
+func openStore(ctx context.Context, cfg *config.Config, pg postgres.Options) (keyward.Store, error) {
+	tp := pg.TracerProvider
 	if cfg.UsesPostgres() {
-		s, err := postgres.OpenOptions(ctx, cfg.Store, postgres.Options{TracerProvider: tp})
+		s, err := postgres.OpenOptions(ctx, cfg.Store, pg)
 		if err != nil {
 			return nil, StoreError(cfg, err)
 		}

@@ -281,7 +281,19 @@ func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
 // KeyByHash returns the key with hash h, with AccountDisabled filled.
 // ENOTFOUND if none.
 func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key, error) {
-	k, err := s.scanKey(s.lookup(ctx, s.keyByHash, s.keyByHashSQL, h[:]))
+	return s.keyByHashRow(s.lookup(ctx, s.keyByHash, s.keyByHashSQL, h[:]))
+}
+
+// KeyByHashOn is KeyByHash read with r, another connection to a database
+// holding the same tables (a PostgreSQL read replica). The dialect must be
+// a RowReader.
+func (s *Store) KeyByHashOn(ctx context.Context, r RowReader, h keyward.KeyHash) (*keyward.Key, error) {
+	return s.keyByHashRow(r.QueryRow(ctx, s.keyByHashSQL, h[:]))
+}
+
+// keyByHashRow reads the key of KeyByHash from its row.
+func (s *Store) keyByHashRow(row scanner) (*keyward.Key, error) {
+	k, err := s.scanKey(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, s.errorf("key by hash: %w", keyward.Errorf(keyward.ENOTFOUND, "key not found"))
 	}
