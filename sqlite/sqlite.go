@@ -120,6 +120,18 @@ func newStore(ctx context.Context, path string, w, r *sql.DB) (*Store, error) {
 	return &Store{Store: st, path: path}, nil
 }
 
+// SetWriteCache sets the page cache of the writer connection to n bytes
+// (SQLite's default is 2 MiB), for a bulk load: keys are inserted into
+// indexes at random places (hash, id), and past a few hundred thousand keys
+// each insert reads index pages a small cache no longer holds. keyward dev
+// seed uses it; the cache lasts as long as the store is open.
+func (s *Store) SetWriteCache(ctx context.Context, n int64) error {
+	if _, err := s.Writer().ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", max(n>>10, 1))); err != nil {
+		return fmt.Errorf("sqlite: set the write cache: %w", err)
+	}
+	return nil
+}
+
 // Path returns the database file path.
 func (s *Store) Path() string { return s.path }
 

@@ -155,6 +155,29 @@ func TestSynchronous(t *testing.T) {
 	}
 }
 
+// TestSetWriteCache: the writer's page cache takes the size asked for a
+// bulk load, and writes still commit.
+func TestSetWriteCache(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "keyward.db"))
+	var kib int64
+	if err := s.Writer().QueryRowContext(t.Context(), "PRAGMA cache_size").Scan(&kib); err != nil {
+		t.Fatal(err)
+	}
+	if kib != -2000 {
+		t.Fatalf("cache_size before = %d, want SQLite's default -2000 (KiB)", kib)
+	}
+	if err := s.SetWriteCache(t.Context(), 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Writer().QueryRowContext(t.Context(), "PRAGMA cache_size").Scan(&kib); err != nil {
+		t.Fatal(err)
+	}
+	if kib != -64<<10 {
+		t.Fatalf("cache_size after SetWriteCache(64 MiB) = %d, want %d (KiB)", kib, -64<<10)
+	}
+	keywardtest.NewAccount(t, s, "after")
+}
+
 func TestDatabaseFileIsPrivate(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "keyward.db")

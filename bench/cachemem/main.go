@@ -15,7 +15,11 @@
 //     TTLs, hits are counted as verifications that did not reach the store.
 //     Each rate runs with the cache bounded (cache_max_bytes) to each of
 //     -shares per cent of the working set (all N keys, as the cache counts
-//     their bytes), 0 meaning unbounded.
+//     their bytes), 0 meaning unbounded and -1 the default bound. Each run
+//     also reports the growth of the process's resident memory (VmRSS,
+//     after returning what earlier runs freed) per key cached at its end:
+//     the engine's whole memory per key, the garbage collector's headroom
+//     included;
 //
 //   - memory under a flood (-mode flood): -flood-keys distinct keys, each of
 //     which the store holds, are verified once each through a cache bounded
@@ -36,6 +40,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -54,12 +59,12 @@ func main() {
 	floodMax := flag.Int64("flood-max-bytes", 64<<20, "cache_max_bytes during the flood")
 	memKeys := flag.String("mem-keys", "100000,1000000", "cache sizes for the memory measurement, comma separated (each <= 5,000,000)")
 	memProfile := flag.String("memprofile", "", "write a heap profile of the last memory measurement to this file (go tool pprof -sample_index=inuse_space -top)")
-	hitKeys := flag.Int("hit-keys", 1_000_000, "keys the Zipf distribution picks from (<= 5,000,000)")
+	hitKeys := flag.Int("hit-keys", 1_000_000, "keys the Zipf distribution picks from (<= 10,000,000)")
 	zipfS := flag.Float64("zipf-s", 1.1, "Zipf exponent s (> 1): larger is more skewed")
 	rates := flag.String("rates", "100,1000,10000", "simulated request rates in requests per second, comma separated")
 	requests := flag.Int("requests", 2_000_000, "measured verifications per rate, after the warm-up (<= 50,000,000)")
 	seed := flag.Uint64("seed", 1, "seed of the key picks")
-	shares := flag.String("shares", "0,25", "cache_max_bytes as per cent of the working set's bytes, comma separated; 0 is unbounded")
+	shares := flag.String("shares", "0,25", "cache_max_bytes as per cent of the working set's bytes, comma separated; 0 is unbounded, -1 the default bound (verify.DefaultMaxBytes)")
 	flag.Parse()
 	if *memProfile != "" {
 		runtime.MemProfileRate = 64
@@ -83,10 +88,10 @@ func main() {
 		measureFlood(hasher, *floodKeys, *floodMax)
 	}
 	if *mode == "hit" || *mode == "all" {
-		if *hitKeys < 1 || *hitKeys > 5_000_000 || *zipfS <= 1 || *requests < 1 || *requests > 50_000_000 {
-			fatalf("-hit-keys must be 1..5000000, -zipf-s > 1, -requests 1..50000000")
+		if *hitKeys < 1 || *hitKeys > 10_000_000 || *zipfS <= 1 || *requests < 1 || *requests > 50_000_000 {
+			fatalf("-hit-keys must be 1..10000000, -zipf-s > 1, -requests 1..50000000")
 		}
-		measureHitRate(hasher, *hitKeys, *zipfS, parseInts(*rates, 1, 10_000_000), parseInts(*shares, 0, 100), *requests, *seed)
+		measureHitRate(hasher, *hitKeys, *zipfS, parseInts(*rates, 1, 10_000_000), parseInts(*shares, -1, 100), *requests, *seed)
 	}
 }
 
@@ -261,14 +266,19 @@ func measureHitRate(h *apikey.Hasher, n int, s float64, rates, shares []int, req
 	working := gauge(probe, "keyward_verify_cache_bytes")
 	check(probe.Close(context.Background()))
 	fmt.Printf("working set: %.1f MiB as the cache counts it\n", working/(1<<20))
-	fmt.Printf("%12s %10s %10s %12s %12s %14s\n", "req/s", "cache", "hit rate", "store loads", "distinct keys", "wall time")
+	fmt.Printf("%12s %10s %10s %12s %12s %14s %14s\n", "req/s", "cache", "hit rate", "store loads", "distinct keys", "wall time", "RSS per key")
 	perms := []string{"memories:read"}
 	for _, rate := range rates {
 		for _, share := range shares {
 			maxBytes, cache := int64(unbounded), "unbounded"
-			if share > 0 {
+			switch {
+			case share > 0:
 				maxBytes, cache = int64(working)*int64(share)/100, fmt.Sprintf("%d%%", share)
+			case share < 0:
+				maxBytes, cache = verify.DefaultMaxBytes(), "default"
 			}
+			debug.FreeOSMemory() // what earlier engines held goes back to the system
+			rss0 := rssBytes()
 			var clock atomic.Int64 // injected clock, Unix nanoseconds
 			clock.Store(time.Now().UnixNano())
 			eng, err := verify.New(verify.Config{
@@ -298,12 +308,32 @@ func measureHitRate(h *apikey.Hasher, n int, s float64, rates, shares []int, req
 				clock.Add(step)
 			}
 			loads := l.lookups.Load() - loadsAtStart
-			fmt.Printf("%12d %10s %9.2f%% %12d %13d %14v\n", rate, cache, 100*(1-float64(loads)/float64(requests)), loads, distinct, time.Since(t0).Round(time.Millisecond))
+			// The growth of the process's resident memory since before the
+			// engine, per key it caches: everything the engine holds,
+			// with the garbage collector's headroom.
+			perKey := float64(rssBytes()-rss0) / gauge(eng, "keyward_verify_cache_entries")
+			fmt.Printf("%12d %10s %9.2f%% %12d %13d %14v %12.0f B\n", rate, cache, 100*(1-float64(loads)/float64(requests)), loads, distinct, time.Since(t0).Round(time.Millisecond), perKey)
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			check(eng.Close(cctx))
 			cancel()
 		}
 	}
+}
+
+// rssBytes returns the resident memory of the process (VmRSS), 0 where
+// /proc is missing.
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 func parseInts(s string, lo, hi int) []int {

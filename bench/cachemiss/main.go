@@ -175,6 +175,16 @@ func run(ctx context.Context, name string, open func() (keyward.Store, error), c
 	if err != nil {
 		return err
 	}
+	// As keyward dev seed does: SQLite's writer keeps the keys' indexes in
+	// a large page cache while seeding.
+	if wc, ok := s.(interface {
+		SetWriteCache(ctx context.Context, n int64) error
+	}); ok {
+		if err := wc.SetWriteCache(ctx, 1<<30); err != nil {
+			s.Close()
+			return err
+		}
+	}
 	secrets, took, err := seed(ctx, s, hasher, cfg)
 	if cerr := s.Close(); err == nil {
 		err = cerr
