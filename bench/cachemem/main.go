@@ -258,7 +258,8 @@ func measureHitRate(h *apikey.Hasher, n int, s float64, rates, shares []int, req
 	fmt.Printf("hit rate: %d keys, Zipf s=%g v=1, default cache TTL %v, %d measured verifications per rate after a %v warm-up (keys made in %v)\n",
 		n, s, verify.DefaultCacheTTL, requests, 2*verify.DefaultCacheTTL, time.Since(start).Round(time.Millisecond))
 	// The working set's bytes, as the cache counts them: every key cached.
-	probe, err := verify.New(verify.Config{Store: l, Hasher: h, MaxBytes: unbounded})
+	// A TTL longer than the probe, so no entry expires before it is counted.
+	probe, err := verify.New(verify.Config{Store: l, Hasher: h, MaxBytes: unbounded, CacheTTL: 24 * time.Hour})
 	check(err)
 	for _, sec := range secrets {
 		probe.Verify(context.Background(), verify.Request{Key: sec})
@@ -266,7 +267,7 @@ func measureHitRate(h *apikey.Hasher, n int, s float64, rates, shares []int, req
 	working := gauge(probe, "keyward_verify_cache_bytes")
 	check(probe.Close(context.Background()))
 	fmt.Printf("working set: %.1f MiB as the cache counts it\n", working/(1<<20))
-	fmt.Printf("%12s %10s %10s %12s %12s %14s %14s\n", "req/s", "cache", "hit rate", "store loads", "distinct keys", "wall time", "RSS per key")
+	fmt.Printf("%12s %10s %10s %12s %12s %14s %14s %14s %10s\n", "req/s", "cache", "hit rate", "store loads", "distinct keys", "wall time", "RSS per key", "live per key", "cached")
 	perms := []string{"memories:read"}
 	for _, rate := range rates {
 		for _, share := range shares {
@@ -278,7 +279,7 @@ func measureHitRate(h *apikey.Hasher, n int, s float64, rates, shares []int, req
 				maxBytes, cache = verify.DefaultMaxBytes(), "default"
 			}
 			debug.FreeOSMemory() // what earlier engines held goes back to the system
-			rss0 := rssBytes()
+			rss0, live0 := rssBytes(), liveHeap()
 			var clock atomic.Int64 // injected clock, Unix nanoseconds
 			clock.Store(time.Now().UnixNano())
 			eng, err := verify.New(verify.Config{
@@ -311,8 +312,12 @@ func measureHitRate(h *apikey.Hasher, n int, s float64, rates, shares []int, req
 			// The growth of the process's resident memory since before the
 			// engine, per key it caches: everything the engine holds,
 			// with the garbage collector's headroom.
-			perKey := float64(rssBytes()-rss0) / gauge(eng, "keyward_verify_cache_entries")
-			fmt.Printf("%12d %10s %9.2f%% %12d %13d %14v %12.0f B\n", rate, cache, 100*(1-float64(loads)/float64(requests)), loads, distinct, time.Since(t0).Round(time.Millisecond), perKey)
+			// Then the live heap's growth per key (after a full GC): what
+			// the engine holds without the headroom.
+			entries := gauge(eng, "keyward_verify_cache_entries")
+			perKey := float64(rssBytes()-rss0) / entries
+			livePerKey := (float64(liveHeap()) - float64(live0)) / entries
+			fmt.Printf("%12d %10s %9.2f%% %12d %13d %14v %12.0f B %12.0f B %10.0f\n", rate, cache, 100*(1-float64(loads)/float64(requests)), loads, distinct, time.Since(t0).Round(time.Millisecond), perKey, livePerKey, entries)
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			check(eng.Close(cctx))
 			cancel()
