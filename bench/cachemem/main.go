@@ -318,6 +318,12 @@ func measureHitRate(h *apikey.Hasher, n int, s float64, rates, shares []int, req
 			perKey := float64(rssBytes()-rss0) / entries
 			livePerKey := (float64(liveHeap()) - float64(live0)) / entries
 			fmt.Printf("%12d %10s %9.2f%% %12d %13d %14v %12.0f B %12.0f B %10.0f\n", rate, cache, 100*(1-float64(loads)/float64(requests)), loads, distinct, time.Since(t0).Round(time.Millisecond), perKey, livePerKey, entries)
+			// Where the resident memory is, after that GC: spans in use
+			// beyond the live objects, free spans not yet returned.
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			fmt.Printf("  memstats: heap live %d MiB, in spans in use %d MiB, free spans kept %d MiB, returned %d MiB, other %d MiB\n",
+				ms.HeapAlloc>>20, ms.HeapInuse>>20, (ms.HeapIdle-ms.HeapReleased)>>20, ms.HeapReleased>>20, (ms.Sys-ms.HeapSys)>>20)
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			check(eng.Close(cctx))
 			cancel()

@@ -140,3 +140,27 @@ func TestConfigCheckShowsCacheMaxBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigCheckShowsStoreReplicasWithoutPasswords(t *testing.T) {
+	env := map[string]string{
+		"KEYWARD_PEPPER":         testPepperHex,
+		"KEYWARD_MASTER_KEYS":    "1:" + testPepperHex,
+		"KEYWARD_STORE":          "postgres://keyward:primarypw@db.internal/keyward",
+		"KEYWARD_STORE_REPLICAS": "postgres://keyward:replicapw@r1.internal/keyward,postgres://r2.internal/keyward",
+	}
+	r := runCLI(t, env, "config", "check", "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("config check: exit %d, %s", r.code, r.stderr)
+	}
+	var eff effectiveConfig
+	if err := json.Unmarshal([]byte(r.stdout), &eff); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"postgres://keyward:xxxxx@r1.internal/keyward", "postgres://r2.internal/keyward"}
+	if !slices.Equal(eff.StoreReplicas, want) {
+		t.Errorf("store_replicas = %q, want %q", eff.StoreReplicas, want)
+	}
+	if strings.Contains(r.stdout, "replicapw") {
+		t.Errorf("config check shows a replica's password:\n%s", r.stdout)
+	}
+}
