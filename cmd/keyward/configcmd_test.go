@@ -28,6 +28,7 @@ type effectiveConfig struct {
 	MaxStale              string                 `json:"max_stale"`
 	CacheMaxBytes         int64                  `json:"cache_max_bytes"`
 	Store                 string                 `json:"store"`
+	StoreReplicas         []string               `json:"store_replicas"`
 	Redis                 string                 `json:"redis"`
 	BusChannel            string                 `json:"bus_channel"`
 	BusDownCacheTTL       string                 `json:"bus_down_cache_ttl"`

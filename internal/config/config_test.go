@@ -248,7 +248,7 @@ func TestStoreReplicas(t *testing.T) {
 	if len(c.StoreReplicas) != 2 || c.StoreReplicas[1] != "postgres://r2.internal/k" {
 		t.Fatalf("StoreReplicas = %q, want the two URLs", c.StoreReplicas)
 	}
-	if got := s.get(c); strings.Contains(got, "hunter2") || !strings.Contains(got, "r1.internal") {
+	if got := (Shown{Value: s.value(c)}).Text(); strings.Contains(got, "hunter2") || !strings.Contains(got, "r1.internal") {
 		t.Errorf("shown as %q: want the replicas without the password", got)
 	}
 	c.Store = "postgres://p.internal/k"
