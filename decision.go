@@ -15,17 +15,21 @@ const (
 	DecisionIPBlocked               Decision = "IP_BLOCKED"
 	DecisionIPNotAllowed            Decision = "IP_NOT_ALLOWED"
 	DecisionInsufficientPermissions Decision = "INSUFFICIENT_PERMISSIONS"
-	DecisionRateLimited             Decision = "RATE_LIMITED"
-	DecisionUsageExceeded           Decision = "USAGE_EXCEEDED"
-	DecisionUnavailable             Decision = "UNAVAILABLE"
+	// DecisionWrongEnvironment: the key is valid but of another
+	// environment than the one the verification required (a test key
+	// on a live route).
+	DecisionWrongEnvironment Decision = "WRONG_ENVIRONMENT"
+	DecisionRateLimited      Decision = "RATE_LIMITED"
+	DecisionUsageExceeded    Decision = "USAGE_EXCEEDED"
+	DecisionUnavailable      Decision = "UNAVAILABLE"
 )
 
 // Decisions lists every decision code, for metrics and documentation.
 var Decisions = []Decision{
 	DecisionValid, DecisionMalformed, DecisionNotFound, DecisionDisabled,
 	DecisionRevoked, DecisionExpired, DecisionIPBlocked, DecisionIPNotAllowed,
-	DecisionInsufficientPermissions, DecisionRateLimited, DecisionUsageExceeded,
-	DecisionUnavailable,
+	DecisionInsufficientPermissions, DecisionWrongEnvironment, DecisionRateLimited,
+	DecisionUsageExceeded, DecisionUnavailable,
 }
 
 // Valid reports whether d lets the request through.
@@ -52,11 +56,12 @@ var (
 	errUsageExceeded           = Errorf(ERATELIMITED, "usage quota exhausted")
 	errIPRefused               = Errorf(EFORBIDDEN, "requests from this address are not allowed")
 	errInsufficientPermissions = Errorf(EFORBIDDEN, "the API key lacks the required permissions")
+	errWrongEnvironment        = Errorf(EFORBIDDEN, "the API key is for another environment: use a key of this service's environment")
 )
 
 // Refusal returns the client-facing error for a key refused with decision
 // d: EUNAUTHORIZED "invalid API key" for every decision about the
-// credential itself, EFORBIDDEN for permissions and IP rules, ERATELIMITED
+// credential itself, EFORBIDDEN for permissions, environment and IP rules, ERATELIMITED
 // for limits and EUNAVAILABLE when the key could not be checked; EINTERNAL
 // for VALID or a decision keyward does not define. Every service that
 // protects requests with keyward (the API, the gateway, forward-auth, the
@@ -75,6 +80,8 @@ func (d Decision) Refusal() *Error {
 		return errIPRefused
 	case d == DecisionInsufficientPermissions:
 		return errInsufficientPermissions
+	case d == DecisionWrongEnvironment:
+		return errWrongEnvironment
 	}
 	return Errorf(EINTERNAL, "unexpected decision %q", d)
 }

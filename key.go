@@ -86,8 +86,13 @@ type Key struct {
 	PepperVersion int     `json:"-"`
 	// Start is the prefix plus the first four characters of the body, for
 	// people to recognise a key.
-	Start       string          `json:"start"`
-	Prefix      string          `json:"prefix"`
+	Start  string `json:"start"`
+	Prefix string `json:"prefix"`
+	// Environment is the key's environment (live, test...): it picks the
+	// prefix at creation, verify returns it, and a verification may
+	// require one (WRONG_ENVIRONMENT). It never changes; a rotation keeps
+	// it. Stores write an empty one as DefaultEnvironment.
+	Environment string          `json:"environment"`
 	Name        string          `json:"name"`
 	Role        Role            `json:"role"`
 	AccountID   string          `json:"account_id,omitempty"`
@@ -254,6 +259,8 @@ type Identity struct {
 	// Retiring is set for a rotated key in its grace window: it still
 	// authenticates, but may not change anything (use its replacement).
 	Retiring bool `json:"retiring,omitempty"`
+	// Environment is the key's environment (Key.Environment).
+	Environment string `json:"environment,omitempty"`
 }
 
 // IdentityOf returns the identity of key k acting through agent.
@@ -267,11 +274,41 @@ func IdentityOf(k *Key, agent string) *Identity {
 		Permissions: k.Permissions,
 		ExpiresAt:   k.ExpiresAt,
 		Retiring:    k.RevokedAt != nil,
+		Environment: EnvironmentOf(k.Environment),
 	}
 	if k.RevokedAt != nil && (k.ExpiresAt == nil || k.RevokedAt.Before(*k.ExpiresAt)) {
 		id.ExpiresAt = k.RevokedAt
 	}
 	return id
+}
+
+// DefaultEnvironment is the environment of a key created without one, and
+// of every key made before keys had environments.
+const DefaultEnvironment = "live"
+
+// MaxEnvironmentLen bounds the length of an environment name.
+const MaxEnvironmentLen = 16
+
+// EnvironmentOf returns env, or DefaultEnvironment when env is empty.
+func EnvironmentOf(env string) string {
+	if env == "" {
+		return DefaultEnvironment
+	}
+	return env
+}
+
+// ValidateEnvironment checks that env is an environment name:
+// [a-z][a-z0-9]{0,15}. It returns EINVALID naming field.
+func ValidateEnvironment(field, env string) error {
+	ok := len(env) > 0 && len(env) <= MaxEnvironmentLen && env[0] >= 'a' && env[0] <= 'z'
+	for i := 1; ok && i < len(env); i++ {
+		c := env[i]
+		ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+	}
+	if !ok {
+		return Errorf(EINVALID, "%s %q is not an environment name: use a lowercase letter and up to %d lowercase letters or digits, such as live or test", field, env, MaxEnvironmentLen-1)
+	}
+	return nil
 }
 
 // ValidateOwner checks that a key's role and owner fit together: a root key
@@ -299,7 +336,7 @@ func ValidateOwner(r Role, accountID, userID string) error {
 
 // ValidateRecord checks what every store's schema requires of a key about
 // to be written, with clear messages (EINVALID): an id, a hash, a role that
-// fits its owner (ValidateOwner), valid rate limits and credits, secret
+// fits its owner (ValidateOwner), an environment name or none, valid rate limits and credits, secret
 // meta that is sealed, and meta that is JSON.
 func (k *Key) ValidateRecord() error {
 	if k.ID == "" {
@@ -310,6 +347,11 @@ func (k *Key) ValidateRecord() error {
 	}
 	if err := ValidateOwner(k.Role, k.AccountID, k.UserID); err != nil {
 		return err
+	}
+	if k.Environment != "" {
+		if err := ValidateEnvironment("key environment", k.Environment); err != nil {
+			return err
+		}
 	}
 	if err := ValidateRateLimits(k.RateLimits); err != nil {
 		return err

@@ -83,6 +83,10 @@ type KeyCreate struct {
 	Name        string          `json:"name,omitempty"`
 	Permissions []string        `json:"permissions,omitempty"`
 	Meta        json.RawMessage `json:"meta,omitempty"`
+	// Environment is the key's environment, one the deployment's
+	// key_prefixes define; empty means DefaultEnvironment. It picks the
+	// key's prefix.
+	Environment string `json:"environment,omitempty"`
 	// SecretMeta is a JSON object of at most MaxSecretMetaBytes (such as
 	// a per-tenant database DSN), stored encrypted and returned only by
 	// verify, to callers holding keys:verify_secrets (or root).
@@ -165,6 +169,9 @@ type VerifyRequest struct {
 	// Cost is what the call spends from each rate limit and from the
 	// key's credits; 0 means 1.
 	Cost int64 `json:"cost,omitempty"`
+	// Environment, when set, is the environment the key must be in: a
+	// key of another answers WRONG_ENVIRONMENT.
+	Environment string `json:"environment,omitempty"`
 }
 
 // CompileNeeds checks what r asks of the key beyond its validity and
@@ -204,6 +211,8 @@ type VerifyResult struct {
 	// MissingRole, with INSUFFICIENT_PERMISSIONS, is RequireRole when the
 	// key's role is below it.
 	MissingRole Role `json:"missing_role,omitempty"`
+	// Environment is the key's environment, whenever the key was found.
+	Environment string `json:"environment,omitempty"`
 	// RateLimits is the state of each limit the call counted against,
 	// when the key was found valid up to its limits (VALID, RATE_LIMITED,
 	// or USAGE_EXCEEDED: a call refused for credits has counted against

@@ -39,6 +39,8 @@ type KeyFilter struct {
 	AccountID string
 	UserID    string
 	Role      Role
+	// Environment selects the keys of one environment.
+	Environment string
 }
 
 // KeyUse records that a key was used at a time.

@@ -50,19 +50,14 @@ const (
 
 const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-// DefaultPrefix returns the prefix for keys of role r; accountPrefix, when
-// set, replaces the default for user keys.
+// DefaultPrefix returns the prefix for keys of role r in the default
+// environment of a deployment that configures no prefixes (see
+// Prefixes); accountPrefix, when set, replaces the default for user keys.
 func DefaultPrefix(r keyward.Role, accountPrefix string) string {
-	switch r {
-	case keyward.RoleRoot:
-		return PrefixRoot
-	case keyward.RoleAccountAdmin:
-		return PrefixAccountAdmin
-	}
-	if accountPrefix != "" {
+	if accountPrefix != "" && r != keyward.RoleRoot && r != keyward.RoleAccountAdmin {
 		return accountPrefix
 	}
-	return PrefixUser
+	return DefaultPrefixes().tier(r)
 }
 
 // ValidPrefix reports whether p matches [a-z][a-z0-9_]{0,18}[a-z0-9].
