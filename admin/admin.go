@@ -58,6 +58,11 @@ type Config struct {
 	// Providers opens the providers of external credentials (package
 	// provider); the credential methods answer EINTERNAL without it.
 	Providers ProviderFactory
+	// Prefixes are the key prefixes of each tier and environment; the zero
+	// value is apikey.DefaultPrefixes. They must be valid
+	// (apikey.Prefixes.Validate): a prefix the format refuses fails the
+	// creation of its keys with EINVALID.
+	Prefixes apikey.Prefixes
 	// Now is the clock; it defaults to time.Now.
 	Now func() time.Time
 	// Logger defaults to slog.Default().
@@ -88,7 +93,7 @@ func New(cfg Config) Services {
 	}
 	rec.log = rec.log.With("component", "admin")
 	w := &writes{observer: cfg.Observer}
-	keys := &Keys{recorder: rec, writes: w, store: cfg.Store, hasher: cfg.Hasher, credits: cfg.Credits}
+	keys := &Keys{recorder: rec, writes: w, store: cfg.Store, hasher: cfg.Hasher, credits: cfg.Credits, prefixes: cfg.Prefixes}
 	abuse := &Abuse{recorder: rec, writes: w, store: cfg.Store, hasher: cfg.Hasher, keys: keys}
 	if cfg.Verifier != nil { // else the interfaces stay nil, not a nil *Engine
 		keys.verifier, abuse.rules = cfg.Verifier, cfg.Verifier

@@ -26,6 +26,7 @@ type Keys struct {
 	hasher   *apikey.Hasher
 	verifier keyEngine // nil: VerifyKey is not served
 	credits  keyward.CreditLedger
+	prefixes apikey.Prefixes
 }
 
 var (
@@ -152,9 +153,15 @@ func (s *Keys) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.Cre
 			return nil, err
 		}
 	}
+	env := keyward.EnvironmentOf(c.Environment)
+	prefix, err := s.prefixes.Prefix(c.Role, env, account.KeyPrefix)
+	if err != nil {
+		return nil, err
+	}
 	k := &keyward.Key{
 		ID:          apikey.NewID("key"),
-		Prefix:      apikey.DefaultPrefix(c.Role, account.KeyPrefix),
+		Prefix:      prefix,
+		Environment: env,
 		Name:        c.Name,
 		Role:        c.Role,
 		AccountID:   c.AccountID,
@@ -177,7 +184,7 @@ func (s *Keys) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.Cre
 		return nil, err
 	}
 	k.HasSecretMeta = k.SecretMeta != nil
-	details := map[string]any{"role": k.Role, "name": k.Name, "user_id": k.UserID, "permissions": k.Permissions, "expires_at": k.ExpiresAt, "ip_allow": k.IPAllow, "rate_limits": k.RateLimits, "credits": k.Credits}
+	details := map[string]any{"role": k.Role, "environment": k.Environment, "name": k.Name, "user_id": k.UserID, "permissions": k.Permissions, "expires_at": k.ExpiresAt, "ip_allow": k.IPAllow, "rate_limits": k.RateLimits, "credits": k.Credits}
 	if k.HasSecretMeta {
 		details["secret_meta"] = secretMeta.auditValue()
 	}
@@ -223,6 +230,11 @@ func (s *Keys) metering(ctx context.Context, id *keyward.Identity, limits []keyw
 func (s *Keys) checkCreate(id *keyward.Identity, c *keyward.KeyCreate) error {
 	if err := validateName("name", c.Name, false); err != nil {
 		return err
+	}
+	if c.Environment != "" {
+		if err := keyward.ValidateEnvironment("environment", c.Environment); err != nil {
+			return err
+		}
 	}
 	if err := keyward.ValidateOwner(c.Role, c.AccountID, c.UserID); err != nil {
 		return err
@@ -275,16 +287,22 @@ func (s *Keys) issue(ctx context.Context, ch keyward.Change, k *keyward.Key, sav
 
 // Bootstrap creates a root key in a store that has no usable one (none, or
 // only disabled, revoked or expired root keys) and returns its secret. It
-// fails with ECONFLICT while a usable root key exists.
+// fails with ECONFLICT while a usable root key exists. The key is live,
+// with the configured root prefix.
 func (s *Keys) Bootstrap(ctx context.Context) (keyward.Secret, *keyward.Key, error) {
+	prefix, err := s.prefixes.Prefix(keyward.RoleRoot, keyward.DefaultEnvironment, "")
+	if err != nil {
+		return "", nil, err
+	}
 	now := s.utc()
 	k := &keyward.Key{
-		ID:        apikey.NewID("key"),
-		Prefix:    apikey.PrefixRoot,
-		Name:      "bootstrap root key",
-		Role:      keyward.RoleRoot,
-		CreatedAt: now,
-		UpdatedAt: now,
+		ID:          apikey.NewID("key"),
+		Prefix:      prefix,
+		Environment: keyward.DefaultEnvironment,
+		Name:        "bootstrap root key",
+		Role:        keyward.RoleRoot,
+		CreatedAt:   now,
+		UpdatedAt:   now,
 	}
 	ch, err := s.audit(ctx, systemIdentity, "key.bootstrap", "key", k.ID, "", nil)
 	if err != nil {
@@ -347,6 +365,11 @@ func (s *Keys) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (*
 	}
 	if f.Role != "" && !f.Role.Valid() {
 		return nil, keyward.Errorf(keyward.EINVALID, "role must be root, account_admin or user")
+	}
+	if f.Environment != "" {
+		if err := keyward.ValidateEnvironment("environment", f.Environment); err != nil {
+			return nil, err
+		}
 	}
 	items, next, err := s.store.Keys(ctx, f, p)
 	if err != nil {

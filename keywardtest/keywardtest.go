@@ -191,7 +191,7 @@ func NewUser(t testing.TB, s keyward.Store, accountID, name string) *keyward.Use
 // NewKey creates a key from the template k and returns it as stored, with
 // its secret. Role, AccountID and UserID must be set as the role requires;
 // the other fields are kept when set. NewKey fills an empty ID, Prefix
-// (the role's default), CreatedAt and UpdatedAt, and always fills Hash,
+// (the default of the role and environment), CreatedAt and UpdatedAt, and always fills Hash,
 // PepperVersion and Start from a newly generated secret hashed with h.
 func NewKey(t testing.TB, s keyward.Store, h *apikey.Hasher, k keyward.Key) *keyward.CreatedKey {
 	t.Helper()
@@ -199,7 +199,11 @@ func NewKey(t testing.TB, s keyward.Store, h *apikey.Hasher, k keyward.Key) *key
 		k.ID = apikey.NewID("key")
 	}
 	if k.Prefix == "" {
-		k.Prefix = apikey.DefaultPrefix(k.Role, "")
+		prefix, err := apikey.DefaultPrefixes().Prefix(k.Role, k.Environment, "")
+		if err != nil {
+			t.Fatalf("key prefix: %v", err)
+		}
+		k.Prefix = prefix
 	}
 	now := Now()
 	if k.CreatedAt.IsZero() {

@@ -36,6 +36,8 @@ func diffKey(got, want *keyward.Key) string {
 	check("PepperVersion", got.PepperVersion == want.PepperVersion, got.PepperVersion, want.PepperVersion)
 	check("Start", got.Start == want.Start, got.Start, want.Start)
 	check("Prefix", got.Prefix == want.Prefix, got.Prefix, want.Prefix)
+	// A key written without an environment reads back live.
+	check("Environment", got.Environment == keyward.EnvironmentOf(want.Environment), got.Environment, keyward.EnvironmentOf(want.Environment))
 	check("Name", got.Name == want.Name, got.Name, want.Name)
 	check("Role", got.Role == want.Role, got.Role, want.Role)
 	check("AccountID", got.AccountID == want.AccountID, got.AccountID, want.AccountID)
@@ -118,8 +120,9 @@ func fullKey(accountID, userID string) *keyward.Key {
 		ID:            apikey.NewID("key"),
 		Hash:          randomHash(),
 		PepperVersion: 3,
-		Start:         "acme_live_3vQb",
-		Prefix:        "acme_live",
+		Start:         "acme_test_3vQb",
+		Prefix:        "acme_test",
+		Environment:   "test",
 		Name:          "ci deploys",
 		Role:          keyward.RoleUser,
 		AccountID:     accountID,
@@ -184,6 +187,11 @@ func testKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 		wantKey(t, got, k)
 		if got.Meta != nil || got.ExpiresAt != nil || got.RevokedAt != nil || got.GraceUntil != nil || got.LastUsedAt != nil {
 			t.Fatalf("unset fields read back set: %+v", got)
+		}
+		// A key made without an environment is live, in the key given
+		// and in what reads return.
+		if k.Environment != keyward.DefaultEnvironment || got.Environment != keyward.DefaultEnvironment {
+			t.Fatalf("Environment = %q written, %q read back; want %q", k.Environment, got.Environment, keyward.DefaultEnvironment)
 		}
 	})
 	t.Run("empty permissions read back as an empty slice", func(t *testing.T) {
@@ -319,7 +327,8 @@ func testListKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 	alice, amy, bob := f.user(a.ID, "alice"), f.user(a.ID, "amy"), f.user(b.ID, "bob")
 	root := f.rootKey()
 	adminA, adminB := f.adminKey(a.ID), f.adminKey(b.ID)
-	alice1, alice2 := f.userKey(a.ID, alice.ID), f.userKey(a.ID, alice.ID)
+	alice1 := f.userKey(a.ID, alice.ID)
+	alice2 := &NewKey(t, f.s, f.h, keyward.Key{Role: keyward.RoleUser, AccountID: a.ID, UserID: alice.ID, Environment: "test"}).Key
 	amy1, bob1 := f.userKey(a.ID, amy.ID), f.userKey(b.ID, bob.ID)
 	all := []*keyward.Key{root, adminA, adminB, alice1, alice2, amy1, bob1}
 
@@ -335,6 +344,9 @@ func testListKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 		{"root keys", keyward.KeyFilter{Role: keyward.RoleRoot}, []*keyward.Key{root}},
 		{"by account and role", keyward.KeyFilter{AccountID: b.ID, Role: keyward.RoleAccountAdmin}, []*keyward.Key{adminB}},
 		{"by account and user", keyward.KeyFilter{AccountID: a.ID, UserID: amy.ID}, []*keyward.Key{amy1}},
+		{"by environment", keyward.KeyFilter{Environment: "test"}, []*keyward.Key{alice2}},
+		{"live keys", keyward.KeyFilter{Environment: "live", UserID: alice.ID}, []*keyward.Key{alice1}},
+		{"an environment no key has matches nothing", keyward.KeyFilter{Environment: "staging"}, nil},
 		{"a user of another account matches nothing", keyward.KeyFilter{AccountID: b.ID, UserID: alice.ID}, nil},
 		{"an unknown account matches nothing", keyward.KeyFilter{AccountID: "acc_missing"}, nil},
 	} {

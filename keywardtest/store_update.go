@@ -187,6 +187,9 @@ func immutableEdits() map[string]func(f *fixture, k *keyward.Key) func(*keyward.
 			other := f.user(k.AccountID, "bob").ID
 			return func(k *keyward.Key) { k.UserID = other }
 		},
+		"environment": func(f *fixture, k *keyward.Key) func(*keyward.Key) {
+			return func(k *keyward.Key) { k.Environment = "test" }
+		},
 	}
 }
 

@@ -145,6 +145,9 @@ type extra struct {
 	hash keyward.KeyHash
 	// role is the key's role when it is none of the three (roleOther).
 	role keyward.Role
+	// environment is the key's environment when it is not
+	// keyward.DefaultEnvironment; "" when it is.
+	environment string
 }
 
 // newEntry returns the entry of k, cached under hash h, to be reloaded a
@@ -178,7 +181,10 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 	if en.role == roleOther {
 		x.role = k.Role
 	}
-	if en.role == roleOther || k.Hash != h || x.meta != nil || x.secretMeta != nil || x.accountSecretMeta != nil || x.ipAllow != nil ||
+	if env := keyward.EnvironmentOf(k.Environment); env != keyward.DefaultEnvironment {
+		x.environment = env
+	}
+	if en.role == roleOther || x.environment != "" || k.Hash != h || x.meta != nil || x.secretMeta != nil || x.accountSecretMeta != nil || x.ipAllow != nil ||
 		x.rateLimits != nil || x.accountRateLimits != nil || x.meterID != "" || x.credits != nil {
 		en.extra = &x
 	}
@@ -197,7 +203,8 @@ func (en *entry) storedHash(h keyward.KeyHash) keyward.KeyHash {
 }
 
 // key returns the key en holds as a new keyward.Key sharing en's slices
-// and pointers: every field a verification reads, and HasSecretMeta. Name,
+// and pointers: every field a verification reads (the environment too),
+// and HasSecretMeta. Name,
 // Start, Prefix, CreatedBy, RotatedFrom, GraceUntil, CreatedAt, UpdatedAt,
 // LastUsedAt, Hash and PepperVersion are zero.
 func (en *entry) key() *keyward.Key {
@@ -211,6 +218,7 @@ func (en *entry) key() *keyward.Key {
 		RevokedAt:       en.revokedAt,
 		Disabled:        en.disabled,
 		AccountDisabled: en.accountDisabled,
+		Environment:     en.environment(),
 	}
 	if x := en.extra; x != nil {
 		k.Meta = x.meta
@@ -272,6 +280,14 @@ func (en *entry) effectiveRateLimits() []keyward.RateLimit {
 	return x.accountRateLimits
 }
 
+// environment is keyward.EnvironmentOf(Key.Environment).
+func (en *entry) environment() string {
+	if en.extra != nil && en.extra.environment != "" {
+		return en.extra.environment
+	}
+	return keyward.DefaultEnvironment
+}
+
 // meter is keyward.Key.Meter.
 func (en *entry) meter() string {
 	if en.extra != nil && en.extra.meterID != "" {
@@ -291,6 +307,7 @@ func (en *entry) identity(agent string) *keyward.Identity {
 		Permissions: en.perms.List(),
 		ExpiresAt:   en.expiresAt,
 		Retiring:    en.revokedAt != nil,
+		Environment: en.environment(),
 	}
 	if en.revokedAt != nil && (en.expiresAt == nil || en.revokedAt.Before(*en.expiresAt)) {
 		id.ExpiresAt = en.revokedAt

@@ -58,6 +58,8 @@ func TestEntryMatchesKey(t *testing.T) {
 		"credits":        with(func(k *keyward.Key) { k.Credits = &keyward.Credits{Remaining: 5} }),
 		"wildcards":      with(func(k *keyward.Key) { k.Permissions = []string{"a:read", "b:*"} }),
 		"everything":     with(func(k *keyward.Key) { k.Role, k.Permissions = keyward.RoleAccountAdmin, []string{"*"} }),
+		"live":           with(func(k *keyward.Key) { k.Environment = keyward.DefaultEnvironment }),
+		"test":           with(func(k *keyward.Key) { k.Environment = "test" }),
 		"extras": with(func(k *keyward.Key) {
 			k.Meta = json.RawMessage(`{"plan":"pro"}`)
 			k.SecretMeta, k.HasSecretMeta = &keyward.Sealed{Version: 1, Data: []byte("k")}, true
@@ -115,6 +117,10 @@ func TestEntryMatchesKey(t *testing.T) {
 			want.Hash, want.PepperVersion, want.Start, want.Prefix, want.Name = keyward.KeyHash{}, 0, "", "", ""
 			want.RotatedFrom, want.GraceUntil, want.CreatedAt, want.CreatedBy = "", nil, time.Time{}, ""
 			want.LastUsedAt, want.UpdatedAt = nil, time.Time{}
+			want.Environment = keyward.EnvironmentOf(k.Environment)
+			if got := en.environment(); got != want.Environment {
+				t.Errorf("%s: environment = %q, want %q", name, got, want.Environment)
+			}
 			if got := (Result{key: en}).Key(); !reflect.DeepEqual(got, &want) {
 				t.Errorf("%s: Result.Key =\n%+v, want\n%+v", name, got, &want)
 			}

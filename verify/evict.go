@@ -101,7 +101,7 @@ var entryOverhead = int64(roundAlloc(int(unsafe.Sizeof(entry{})))) + 48 + 48 + 1
 func entryBytes(en *entry) int64 {
 	n := entryOverhead + int64(roundAlloc(len(en.id))+roundAlloc(len(en.accountID))+roundAlloc(len(en.userID)))
 	if x := en.extra; x != nil {
-		n += int64(roundAlloc(int(unsafe.Sizeof(*x))) + roundAlloc(len(x.meta)) + roundAlloc(len(x.meterID)) +
+		n += int64(roundAlloc(int(unsafe.Sizeof(*x))) + roundAlloc(len(x.meta)) + roundAlloc(len(x.meterID)) + roundAlloc(len(x.environment)) +
 			roundAlloc(len(x.ipAllow)*int(unsafe.Sizeof(netip.Prefix{}))))
 		for _, l := range [...][]keyward.RateLimit{x.rateLimits, x.accountRateLimits} {
 			n += int64(roundAlloc(len(l) * int(unsafe.Sizeof(keyward.RateLimit{}))))

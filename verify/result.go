@@ -17,13 +17,19 @@ var queries permission.Cache
 
 // NewRequest returns r in the engine's shape, or EINVALID naming what
 // cannot be verified: an IP that is not an address, a cost outside 0 to
-// keyward.MaxVerificationCost, a require_role that is not a role; EQUERY
-// for a query that does not parse (keyward.QueryError). Every entry point taking the API's shape
-// (VerifyKey, the HTTP API) converts through it.
+// keyward.MaxVerificationCost, a require_role that is not a role, an
+// environment that is not an environment name; EQUERY for a query that
+// does not parse (keyward.QueryError). Every entry point taking the API's
+// shape (VerifyKey, the HTTP API) converts through it.
 func NewRequest(r keyward.VerifyRequest) (Request, error) {
-	req := Request{Key: r.Key, Permissions: r.Permissions, Agent: r.Agent, Limits: r.Limits, Cost: r.Cost, Role: r.RequireRole}
+	req := Request{Key: r.Key, Permissions: r.Permissions, Agent: r.Agent, Limits: r.Limits, Cost: r.Cost, Role: r.RequireRole, Environment: r.Environment}
 	if err := CheckCost(r.Cost); err != nil {
 		return Request{}, err
+	}
+	if r.Environment != "" {
+		if err := keyward.ValidateEnvironment("environment", r.Environment); err != nil {
+			return Request{}, err
+		}
 	}
 	q, err := r.CompileNeeds(&queries)
 	if err != nil {
@@ -61,15 +67,17 @@ func (e *Engine) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keywa
 	return e.Verify(ctx, req).VerifyResult(), nil
 }
 
-// VerifyResult returns r in the API's shape: the key id and expiry whenever
-// the key was found, identity, permissions and meta only when it is valid,
-// the rate limits and the credits left whenever the call reached them, and
-// what the key lacked when it was refused INSUFFICIENT_PERMISSIONS.
+// VerifyResult returns r in the API's shape: the key id, environment and
+// expiry whenever the key was found, identity, permissions and meta only
+// when it is valid, the rate limits and the credits left whenever the call
+// reached them, and what the key lacked when it was refused
+// INSUFFICIENT_PERMISSIONS.
 func (r Result) VerifyResult() *keyward.VerifyResult {
 	out := &keyward.VerifyResult{Valid: r.Decision.Valid(), Code: r.Decision}
 	if en := r.key; en != nil {
 		id := r.Identity()
 		out.KeyID = en.id
+		out.Environment = en.environment()
 		out.ExpiresAt = id.ExpiresAt // a rotated key ends with its grace
 		if out.Valid {
 			out.Identity = id

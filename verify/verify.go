@@ -174,6 +174,10 @@ type Request struct {
 	// UNAVAILABLE for any other cost, clamping nothing. A cost above a
 	// limit's Limit never fits that limit: RATE_LIMITED.
 	Cost int64
+	// Environment, when set, is the environment the key must be in: a
+	// key of another answers WRONG_ENVIRONMENT (after its status and
+	// allow list, before its permissions).
+	Environment string
 	// Account, when set, scopes the verification to that account's keys:
 	// any other key answers NOT_FOUND before anything about it is
 	// checked or spent (a tenant's verifier must not spend another
@@ -246,8 +250,8 @@ func (r Result) KeyID() string {
 // read; an UNAVAILABLE of the rate limits or credits names it). It is the
 // key as the cache holds it: the fields a verification and its result read
 // (id, owner, role, permissions, meta and secret metadata, expiry and
-// revocation, disabled flags, IP allow list, rate limits, meter and
-// credits); its name, start, prefix, hash, pepper version, creator,
+// revocation, disabled flags, IP allow list, environment, rate limits,
+// meter and credits); its name, start, prefix, hash, pepper version, creator,
 // rotation and times of creation, update and last use are zero. Each call
 // returns a new Key (one allocation: Verify and a cache hit make none)
 // whose slices and pointers are shared with the cache: read-only.
@@ -549,7 +553,11 @@ func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rul
 	// permission check below says.
 	e.used(en, now.UnixNano())
 
-	// Required role, permissions and query.
+	// The environment the request requires, then its role, permissions
+	// and query.
+	if req.Environment != "" && en.environment() != req.Environment {
+		return Result{Decision: keyward.DecisionWrongEnvironment, key: en, Agent: req.Agent}
+	}
 	if !en.allows(req.Permissions, req.Query, req.Role) {
 		return Result{Decision: keyward.DecisionInsufficientPermissions, key: en, Agent: req.Agent,
 			need: need{perms: req.Permissions, query: req.Query, role: req.Role}}

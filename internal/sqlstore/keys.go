@@ -18,7 +18,7 @@ import (
 const keyCols = `id, key_hash, pepper_version, start, prefix, name, role,
 	account_id, user_id, permissions, meta, expires_at, disabled, revoked_at, rotated_from, grace_until,
 	created_at, created_by, last_used_at, updated_at, ip_allow, rate_limits, meter_id, ` + creditCols +
-	`, secret_meta, secret_meta_version, expiry_scheduled`
+	`, secret_meta, secret_meta_version, expiry_scheduled, environment`
 
 // keyColumns are the names of keyCols.
 var keyColumns = strings.FieldsFunc(keyCols, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
@@ -32,7 +32,7 @@ const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix,
 	k.account_id, k.user_id, k.permissions, k.meta, k.expires_at, k.disabled, k.revoked_at,
 	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
 	k.ip_allow, k.rate_limits, k.meter_id, k.credits_remaining, k.credits_refill_amount, k.credits_refill_interval,
-	k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version, k.expiry_scheduled,
+	k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version, k.expiry_scheduled, k.environment,
 	COALESCE(a.disabled, FALSE), COALESCE(a.rate_limits, '[]'), a.secret_meta, COALESCE(a.secret_meta_version, 0)
 	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id`
 
@@ -147,8 +147,11 @@ func insertKeys(n int) string {
 // insertOneKey is the INSERT of CreateKey.
 var insertOneKey = insertKeys(1)
 
-// appendKeyArgs appends the keyParams column values of k, in keyCols' order.
+// appendKeyArgs appends the keyParams column values of k, in keyCols'
+// order. An empty environment is written, and set in k, as
+// keyward.DefaultEnvironment.
 func (s *Store) appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
+	k.Environment = keyward.EnvironmentOf(k.Environment)
 	perms := s.d.List(k.Permissions)
 	args = append(args,
 		k.ID, k.Hash[:], k.PepperVersion, k.Start, k.Prefix, k.Name, string(k.Role),
@@ -157,7 +160,7 @@ func (s *Store) appendKeyArgs(args []any, k *keyward.Key) ([]any, error) {
 		FormatTime(k.CreatedAt), nullString(k.CreatedBy), nullTime(k.LastUsedAt), FormatTime(k.UpdatedAt),
 		s.d.List(prefixStrings(k.IPAllow)), encodeList(k.RateLimits), nullString(k.MeterID))
 	args = append(args, creditArgs(k.Credits)...)
-	return append(append(args, sealedArgs(k.SecretMeta)...), k.ExpiryScheduled), nil
+	return append(append(args, sealedArgs(k.SecretMeta)...), k.ExpiryScheduled, k.Environment), nil
 }
 
 // createKeysChunk is the number of rows of one multi-row INSERT in
@@ -346,6 +349,10 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 		query += " AND k.role = ?"
 		args = append(args, string(f.Role))
 	}
+	if f.Environment != "" {
+		query += " AND k.environment = ?"
+		args = append(args, f.Environment)
+	}
 	query, args = pageQuery(query, "k.id", ascending, args, p)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -502,6 +509,9 @@ func (s *Store) saveKey(ctx context.Context, tx *Tx, orig, k *keyward.Key) error
 		k.Role != orig.Role || k.AccountID != orig.AccountID || k.UserID != orig.UserID {
 		return keyward.Errorf(keyward.EINVALID, "the id, hash, role, account and user of a key cannot change")
 	}
+	if keyward.EnvironmentOf(k.Environment) != orig.Environment {
+		return keyward.Errorf(keyward.EINVALID, "the environment of a key cannot change: create a key in the other environment")
+	}
 	if err := k.ValidateRecord(); err != nil {
 		return err
 	}
@@ -580,7 +590,7 @@ func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
 		&accountID, &userID, s.d.ListDest(&perms), &meta, &expires, &k.Disabled, &revoked,
 		&rotatedFrom, &grace, &created, &createdBy, &lastUsed, &updated,
 		s.d.ListDest(&ipAllow), &rateLimits, &meterID}
-	dest = append(append(dest, credits.dest()...), &secret, &secretVersion, &k.ExpiryScheduled,
+	dest = append(append(dest, credits.dest()...), &secret, &secretVersion, &k.ExpiryScheduled, &k.Environment,
 		&k.AccountDisabled, &accountLimits, &accountSecret, &accountSecretVersion)
 	err := row.Scan(dest...)
 	if err != nil {
