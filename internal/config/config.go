@@ -139,6 +139,9 @@ type Config struct {
 	Usage Usage `yaml:"usage"`
 	// Webhooks configures the delivery of webhook events (webhooks.go).
 	Webhooks Webhooks `yaml:"webhooks"`
+	// KeyPrefixes are the prefixes of new keys by tier and environment
+	// (prefixes.go).
+	KeyPrefixes KeyPrefixes `yaml:"key_prefixes"`
 	// DevMode turns authentication off for local development; Validate
 	// allows it only with a loopback Listen.
 	DevMode bool `yaml:"dev_mode"`
@@ -502,6 +505,7 @@ func (c *Config) Validate() error {
 	c.validateLifecycle(add)
 	c.validateUsage(add)
 	c.validateWebhooks(add)
+	c.validateKeyPrefixes(add)
 	if len(errs) > 0 {
 		return &Error{Errors: errs}
 	}

@@ -82,6 +82,8 @@ type Core struct {
 	stopSender func()
 	// tracer traces provider calls; nil: tracing is off.
 	tracer trace.TracerProvider
+	// prefixes are the configured key prefixes (key_prefixes).
+	prefixes apikey.Prefixes
 }
 
 // Open opens the data directory, loads (or generates) the peppers and
@@ -113,7 +115,7 @@ func Open(ctx context.Context, cfg *config.Config, tp trace.TracerProvider, log 
 	if r, ok := store.(keyward.StorageReporter); ok {
 		r.Storage().SetLogger(log.With("component", "store"))
 	}
-	c := &Core{Store: store, Hasher: hasher, tracer: tp}
+	c := &Core{Store: store, Hasher: hasher, tracer: tp, prefixes: cfg.KeyPrefixes}
 	if c.keyring, err = cfg.OpenKeyring(log); err != nil {
 		store.Close()
 		return nil, err
