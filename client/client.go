@@ -118,6 +118,9 @@ func (c *Client) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) 
 	if f.Role != "" {
 		q.Set("role", string(f.Role))
 	}
+	if f.Environment != "" {
+		q.Set("environment", f.Environment)
+	}
 	return send[keyward.KeyList](ctx, c, http.MethodGet, "/v1/keys", q, nil)
 }
 

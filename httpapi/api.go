@@ -80,7 +80,7 @@ func (s *Server) createKey(ctx context.Context, _ *http.Request, in keyward.KeyC
 }
 
 func (s *Server) listKeys(ctx context.Context, r *http.Request, _ noBody) (*keyward.KeyList, error) {
-	q, err := query(r, "account_id", "user_id", "role", "after", "limit")
+	q, err := query(r, "account_id", "user_id", "role", "environment", "after", "limit")
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func (s *Server) listKeys(ctx context.Context, r *http.Request, _ noBody) (*keyw
 	if err != nil {
 		return nil, err
 	}
-	f := keyward.KeyFilter{AccountID: q.Get("account_id"), UserID: q.Get("user_id"), Role: keyward.Role(q.Get("role"))}
+	f := keyward.KeyFilter{AccountID: q.Get("account_id"), UserID: q.Get("user_id"), Role: keyward.Role(q.Get("role")), Environment: q.Get("environment")}
 	if f.Role != "" && !f.Role.Valid() {
 		return nil, keyward.Errorf(keyward.EINVALID, "role must be root, account_admin or user")
 	}
