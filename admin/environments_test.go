@@ -25,7 +25,7 @@ func TestKeyEnvironments(t *testing.T) {
 	}
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	svc := admin.New(admin.Config{Store: s, Hasher: h, Verifier: engine, Sealer: keywardtest.NewKeyring(t),
-		Prefixes: apikey.Prefixes{Root: "ovk_root_", AccountAdmin: "ovk_acct_", User: "ovk_user_"}})
+		Prefixes: apikey.Prefixes{Root: "ovk_root_", AccountAdmin: "ovk_acct_", User: "ovk_user_"}}).Keys
 	secret, root, err := svc.Bootstrap(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -321,8 +321,9 @@ func put(m map[digest]cacheEntry, max int, d digest, e cacheEntry, now time.Time
 
 // digestOf hashes what decides a verification: the key, the sets of
 // permissions and of limits (order and duplicates do not matter), the
-// query, the role required, the cost and the IP. Each part is length-prefixed so no two requests share a
-// digest by concatenation.
+// query, the role required, the cost, the IP and the environment required.
+// Each part is length-prefixed so no two requests share a digest by
+// concatenation.
 func digestOf(r keyward.VerifyRequest) digest {
 	h := sha256.New()
 	writePart(h, r.Key)
@@ -333,6 +334,7 @@ func digestOf(r keyward.VerifyRequest) digest {
 	var n [binary.MaxVarintLen64]byte
 	h.Write(n[:binary.PutVarint(n[:], r.Cost)])
 	writePart(h, r.IP)
+	writePart(h, r.Environment)
 	var d digest
 	h.Sum(d[:0])
 	return d

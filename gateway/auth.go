@@ -54,7 +54,7 @@ func (a *authenticator) verify(ctx context.Context, h http.Header, rt *route, me
 			a.log.DebugContext(ctx, "request refused", "route", name, "reason", "method not admitted", "method", method)
 			return nil, nil, errMethod
 		}
-		req = keyward.VerifyRequest{Permissions: rt.Permissions, Query: q, RequireRole: rt.RequireRole, Limits: rt.Limits, Cost: rt.Cost}
+		req = keyward.VerifyRequest{Permissions: rt.Permissions, Query: q, RequireRole: rt.RequireRole, Limits: rt.Limits, Cost: rt.Cost, Environment: rt.Environment}
 	}
 	raw, err := apikey.FromHeaders(h)
 	if err != nil && !(a.anonymous && err == apikey.ErrNoCredential) {
@@ -76,6 +76,10 @@ func (a *authenticator) verify(ctx context.Context, h http.Header, rt *route, me
 	case !res.Valid:
 		a.log.DebugContext(ctx, "request refused", "route", name, "decision", res.Code, "key_id", res.KeyID, "agent", agent, "ip", req.IP)
 		return nil, res.RateLimits, res.Code.Refusal()
+	case req.Environment != "" && res.Environment != req.Environment:
+		// A verifier that does not know environments answered VALID.
+		a.log.DebugContext(ctx, "request refused", "route", name, "decision", keyward.DecisionWrongEnvironment, "key_id", res.KeyID, "environment", res.Environment, "agent", agent, "ip", req.IP)
+		return nil, res.RateLimits, keyward.DecisionWrongEnvironment.Refusal()
 	}
 	id := *res.Identity
 	if id.KeyID == "" {

@@ -124,6 +124,12 @@ type Route struct {
 	// credits (YAML "cost"): 0 to keyward.MaxVerificationCost, 0 meaning
 	// 1.
 	Cost int64
+	// Environment, if set, is the environment every key of the route
+	// must be in (YAML "environment", e.g. live): a key of another is
+	// refused with 403 (WRONG_ENVIRONMENT), and so is a valid answer that
+	// names no environment or another (a verifier that does not know
+	// environments).
+	Environment string
 	// Exempt lists exact paths that pass without a key ("/", "/docs",
 	// "/openapi.json"), compared case-sensitively with the decoded path.
 	// Identity headers sent by the client are removed from them too.
@@ -352,6 +358,11 @@ func Validate(cfg Config, needUpstream bool) error {
 		}
 		if r.Cost < 0 || r.Cost > keyward.MaxVerificationCost {
 			add(f+".cost", "%d is out of range: use 1 to %d (0 or omitted means 1)", r.Cost, int64(keyward.MaxVerificationCost))
+		}
+		if r.Environment != "" {
+			if err := keyward.ValidateEnvironment("environment", r.Environment); err != nil {
+				add(f+".environment", "%s", keyward.ErrorMessage(err))
+			}
 		}
 		for _, p := range r.Exempt {
 			if !strings.HasPrefix(p, "/") || !canonicalPath(p) || !plainPath(p) {

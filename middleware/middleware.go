@@ -38,6 +38,8 @@ type config struct {
 	challenge string
 	// agentHeaders are read as the agent besides X-Keyward-Agent.
 	agentHeaders []string
+	// env is the environment every key must be in; "" for any.
+	env string
 }
 
 // WithPermissions makes every request need all of perms: a valid key
@@ -62,6 +64,15 @@ func WithQuery(q string) Option {
 // refused with 403. New panics if role is not one of the three.
 func WithRole(role keyward.Role) Option {
 	return func(c *config) { c.role = role }
+}
+
+// WithEnvironment makes every request need a key of environment env
+// (such as live): a valid key of another is refused with 403
+// (WRONG_ENVIRONMENT), and so is a valid answer naming no environment or
+// another (a verifier that does not know environments). New panics if env
+// is not an environment name.
+func WithEnvironment(env string) Option {
+	return func(c *config) { c.env = env }
 }
 
 // WithExempt lets requests for paths through without a key (a landing
@@ -145,8 +156,9 @@ func WithAgentHeaders(names ...string) Option {
 //
 // v is typically a client.CachedVerifier (a remote keyward) or a
 // verify.Engine (in process). New panics if v is nil, an exempt path does
-// not start with "/", or WithChallenge, WithAgentHeaders, WithQuery or
-// WithRole is given something unusable: all are wiring bugs.
+// not start with "/", or WithChallenge, WithAgentHeaders, WithQuery,
+// WithRole or WithEnvironment is given something unusable: all are wiring
+// bugs.
 func New(v keyward.KeyVerifier, opts ...Option) func(http.Handler) http.Handler {
 	if v == nil {
 		panic("middleware: New needs a keyward.KeyVerifier")
@@ -168,6 +180,11 @@ func New(v keyward.KeyVerifier, opts ...Option) func(http.Handler) http.Handler 
 	}
 	if c.role != "" && !c.role.Valid() {
 		panic("middleware: WithRole(" + string(c.role) + "): use root, account_admin or user")
+	}
+	if c.env != "" {
+		if err := keyward.ValidateEnvironment("WithEnvironment", c.env); err != nil {
+			panic("middleware: " + keyward.ErrorMessage(err))
+		}
 	}
 	if c.challenge == "" {
 		c.challenge = WWWAuthenticate
@@ -212,7 +229,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.deny(w, r, refusal(err))
 		return
 	}
-	req := keyward.VerifyRequest{Key: raw, Permissions: h.c.perms, Query: h.c.query, RequireRole: h.c.role, Agent: agent}
+	req := keyward.VerifyRequest{Key: raw, Permissions: h.c.perms, Query: h.c.query, RequireRole: h.c.role, Agent: agent, Environment: h.c.env}
 	if ip := clientaddr.FromRequest(r, h.c.trusted); ip.IsValid() {
 		req.IP = ip.String()
 	}
@@ -226,6 +243,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !res.Valid || res.Code != keyward.DecisionValid {
 		h.deny(w, r, denialOf(res))
+		return
+	}
+	if h.c.env != "" && res.Environment != h.c.env {
+		h.deny(w, r, denialOf(&keyward.VerifyResult{Code: keyward.DecisionWrongEnvironment, KeyID: res.KeyID}))
 		return
 	}
 	// The state of the key's rate limits goes out with the handler's

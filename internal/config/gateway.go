@@ -51,6 +51,7 @@ type Route struct {
 	RequireRole string            `yaml:"require_role"`
 	Limits      []string          `yaml:"limits"`
 	Cost        int64             `yaml:"cost"`
+	Environment string            `yaml:"environment"`
 	Exempt      []string          `yaml:"exempt"`
 	StampField  string            `yaml:"stamp_field"`
 	StampValue  string            `yaml:"stamp_value"`
@@ -137,7 +138,7 @@ func (c *Config) GatewayConfig() (gateway.Config, []*SettingError) {
 	}
 	cfg.TrustedProxies = tp
 	for i, r := range g.Routes {
-		route := gateway.Route{PathPrefix: r.Prefix, Host: r.Host, Permissions: r.Permissions, Query: r.Query, Methods: r.Methods, RequireRole: keyward.Role(r.RequireRole), Limits: r.Limits, Cost: r.Cost, Exempt: r.Exempt, StampField: r.StampField, StampValue: r.StampValue,
+		route := gateway.Route{PathPrefix: r.Prefix, Host: r.Host, Permissions: r.Permissions, Query: r.Query, Methods: r.Methods, RequireRole: keyward.Role(r.RequireRole), Limits: r.Limits, Cost: r.Cost, Environment: r.Environment, Exempt: r.Exempt, StampField: r.StampField, StampValue: r.StampValue,
 			CaseInsensitive: r.CaseInsensitive, AllowSemicolon: r.AllowSemicolon, AllowBackslash: r.AllowBackslash}
 		if route.PathPrefix == "" {
 			route.PathPrefix = "/"
