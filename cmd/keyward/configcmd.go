@@ -47,7 +47,7 @@ func (a *app) configCommand() *cobra.Command {
 		Use:   "config",
 		Short: "Inspect the server configuration",
 	}
-	cmd.AddCommand(a.configCheckCommand())
+	cmd.AddCommand(a.configCheckCommand(), a.configScanPatternsCommand())
 	return cmd
 }
 

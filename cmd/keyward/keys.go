@@ -53,8 +53,11 @@ func (a *app) keysCreateCommand() *cobra.Command {
   root key:           keyward keys create --role root --name ops
   account admin key:  keyward keys create --account acc_... --role account_admin --name ci
   user key:           keyward keys create --account acc_... --user usr_... --name laptop
+  test key:           keyward keys create --account acc_... --user usr_... --environment test
 
 --role defaults to user when --user is given and is required otherwise.
+--environment (default live) picks the key's prefix, such as kw_test_user_
+for test; it must be one of the server's key_prefixes environments.
 
 --emit prints a ready client configuration with the new key instead of its
 fields, for the URL given by --emit-url (default: the keyward URL):
@@ -116,6 +119,7 @@ fields, for the URL given by --emit-url (default: the keyward URL):
 	f.StringVar(&c.AccountID, "account", "", "account id (required unless --role root)")
 	f.StringVar(&c.UserID, "user", "", "user id (for --role user)")
 	f.StringVar(&role, "role", "", "root, account_admin or user")
+	f.StringVar(&c.Environment, "environment", "", "the key's environment, e.g. live or test (default live)")
 	f.StringVar(&c.Name, "name", "", "a label for people, e.g. ci or alice-laptop")
 	f.StringSliceVar(&c.Permissions, "permission", nil, "permission granted to the key, e.g. memories:read (repeatable)")
 	f.StringVar(&meta, "meta", "", `JSON object returned to verifiers, e.g. '{"plan":"pro"}'`)
@@ -136,7 +140,7 @@ func (a *app) keysListCommand() *cobra.Command {
 		page keyward.Page
 	)
 	cmd := &cobra.Command{
-		Use:   "list [--account ACCOUNT_ID] [--user USER_ID] [--role ROLE]",
+		Use:   "list [--account ACCOUNT_ID] [--user USER_ID] [--role ROLE] [--environment ENV]",
 		Short: "List the keys you may see (never their secrets)",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -167,6 +171,7 @@ func (a *app) keysListCommand() *cobra.Command {
 	cmd.Flags().StringVar(&f.AccountID, "account", "", "only keys of this account")
 	cmd.Flags().StringVar(&f.UserID, "user", "", "only keys of this user")
 	cmd.Flags().StringVar(&role, "role", "", "only keys of this role")
+	cmd.Flags().StringVar(&f.Environment, "environment", "", "only keys of this environment, e.g. test")
 	pageFlags(cmd, &page)
 	return cmd
 }

@@ -146,6 +146,7 @@ func printKey(w io.Writer, k *keyward.Key, now time.Time) error {
 		"id", k.ID,
 		"start", k.Start,
 		"role", string(k.Role),
+		"environment", k.Environment,
 		"name", k.Name,
 		"account", k.AccountID,
 		"user", k.UserID,
@@ -188,7 +189,7 @@ func printIdentity(w io.Writer, id *keyward.Identity) error {
 }
 
 func printVerifyResult(w io.Writer, r *keyward.VerifyResult) error {
-	kv := []string{"valid", yesNo(r.Valid), "code", string(r.Code), "key id", r.KeyID}
+	kv := []string{"valid", yesNo(r.Valid), "code", string(r.Code), "key id", r.KeyID, "environment", r.Environment}
 	if r.Identity != nil {
 		kv = append(kv,
 			"role", string(r.Identity.Role),

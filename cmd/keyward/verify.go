@@ -14,7 +14,7 @@ import (
 func (a *app) verifyCommand() *cobra.Command {
 	var r keyward.VerifyRequest
 	cmd := &cobra.Command{
-		Use:   "verify KEY|- [--permission P]... [--query Q] [--require-role ROLE]",
+		Use:   "verify KEY|- [--permission P]... [--query Q] [--require-role ROLE] [--environment ENV]",
 		Short: "Ask the server whether a key is valid (exit 9 if not)",
 		Long: `Verify a key as a service would on each request. Give the key as an argument,
 or "-" to read it from stdin (keeps it out of your shell history and ps).
@@ -55,6 +55,7 @@ Exits 0 when the key is valid and 9 when it is not.`,
 	cmd.Flags().StringSliceVar(&r.Permissions, "permission", nil, "permission the key must hold (repeatable)")
 	cmd.Flags().StringVar(&r.Query, "query", "", "permission query the key must satisfy, e.g. 'a:read AND (b:run OR c:*)'")
 	cmd.Flags().StringVar((*string)(&r.RequireRole), "require-role", "", "least role of the key: root, account_admin or user")
+	cmd.Flags().StringVar(&r.Environment, "environment", "", "environment the key must be in, e.g. live (WRONG_ENVIRONMENT otherwise)")
 	a.addClientFlags(cmd)
 	return cmd
 }
