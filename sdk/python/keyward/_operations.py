@@ -45,7 +45,7 @@ OPERATIONS = {
         Operation("getUser", "GET", "/v1/accounts/{id}/users/{uid}", None, t.User),
         Operation("deleteUser", "DELETE", "/v1/accounts/{id}/users/{uid}"),
         Operation("createKey", "POST", "/v1/keys", "KeyCreate", t.CreatedKey),
-        Operation("listKeys", "GET", "/v1/keys", None, t.KeyList, ("account_id", "user_id", "role") + _PAGE),
+        Operation("listKeys", "GET", "/v1/keys", None, t.KeyList, ("account_id", "user_id", "role", "environment") + _PAGE),
         Operation("getKey", "GET", "/v1/keys/{id}", None, t.Key),
         Operation("updateKey", "PATCH", "/v1/keys/{id}", "KeyUpdate", t.Key),
         Operation("disableKey", "POST", "/v1/keys/{id}/disable", None, t.Key),

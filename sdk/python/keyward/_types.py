@@ -56,6 +56,7 @@ class Decision:
     IP_BLOCKED = "IP_BLOCKED"
     IP_NOT_ALLOWED = "IP_NOT_ALLOWED"
     INSUFFICIENT_PERMISSIONS = "INSUFFICIENT_PERMISSIONS"
+    WRONG_ENVIRONMENT = "WRONG_ENVIRONMENT"
     RATE_LIMITED = "RATE_LIMITED"
     USAGE_EXCEEDED = "USAGE_EXCEEDED"
     UNAVAILABLE = "UNAVAILABLE"
@@ -63,7 +64,7 @@ class Decision:
     #: Every code, in the server's order.
     ALL: Tuple[str, ...] = (
         VALID, MALFORMED, NOT_FOUND, DISABLED, REVOKED, EXPIRED, IP_BLOCKED, IP_NOT_ALLOWED,
-        INSUFFICIENT_PERMISSIONS, RATE_LIMITED, USAGE_EXCEEDED, UNAVAILABLE,
+        INSUFFICIENT_PERMISSIONS, WRONG_ENVIRONMENT, RATE_LIMITED, USAGE_EXCEEDED, UNAVAILABLE,
     )
     #: Codes meaning the credential itself was not accepted (HTTP 401).
     UNAUTHENTICATED: Tuple[str, ...] = (MALFORMED, NOT_FOUND, DISABLED, REVOKED, EXPIRED)
@@ -84,6 +85,8 @@ class Identity:
     expires_at: Optional[_dt.datetime] = None
     #: A rotated key in its grace window: it may not change anything.
     retiring: bool = False
+    #: The key's environment, such as ``live`` or ``test``.
+    environment: Optional[str] = None
 
     def has_permissions(self, *permissions: str) -> bool:
         """Whether the key holds every one of permissions (a root key holds all)."""
@@ -118,6 +121,8 @@ class VerifyResult:
     code: str
     expires_at: Optional[_dt.datetime] = None
     key_id: Optional[str] = None
+    #: The key's environment, whenever the key was found.
+    environment: Optional[str] = None
     identity: Optional[Identity] = None
     permissions: Tuple[str, ...] = ()
     meta: Optional[Dict[str, Any]] = None
@@ -243,6 +248,9 @@ class Key:
     rate_limits: Tuple[RateLimit, ...] = ()
     credits: Optional[Credits] = None
     meter_id: Optional[str] = None
+    #: The key's environment (``live`` unless created in another): it
+    #: picked the key's prefix and never changes.
+    environment: str = "live"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -306,6 +306,7 @@ class Client:
         account_id: Optional[str] = None,
         user_id: Optional[str] = None,
         role: Optional[str] = None,
+        environment: Optional[str] = None,
         name: Optional[str] = None,
         permissions: Optional[Sequence[str]] = None,
         meta: Optional[Dict[str, Any]] = None,
@@ -324,6 +325,7 @@ class Client:
         account_id: Optional[str] = None,
         user_id: Optional[str] = None,
         role: Optional[str] = None,
+        environment: Optional[str] = None,
         after: Optional[str] = None,
         limit: Optional[int] = None,
     ) -> t.KeyList:
@@ -383,6 +385,7 @@ class Client:
         ip: Optional[str] = None,
         limits: Optional[Sequence[str]] = None,
         cost: Optional[int] = None,
+        environment: Optional[str] = None,
     ) -> t.VerifyResult:
         """Asks keyward whether ``key`` is valid and holds ``permissions``.
 

@@ -333,6 +333,8 @@ def denial_of(res: t.VerifyResult) -> Denial:
         d.status, d.code, d.detail = 401, ErrorCode.UNAUTHORIZED, ERR_INVALID_KEY
     elif c == t.Decision.INSUFFICIENT_PERMISSIONS:
         d.status, d.code, d.detail = 403, ErrorCode.FORBIDDEN, ERR_PERMISSIONS
+    elif c == t.Decision.WRONG_ENVIRONMENT:
+        d.status, d.code, d.detail = 403, ErrorCode.FORBIDDEN, "the API key is for another environment: use a key of this service's environment"
     elif c in (t.Decision.IP_BLOCKED, t.Decision.IP_NOT_ALLOWED):
         d.status, d.code, d.detail = 403, ErrorCode.FORBIDDEN, "requests from this address are not allowed"
     elif c == t.Decision.RATE_LIMITED:

@@ -101,12 +101,25 @@ def test_verify_and_whoami(tenant) -> None:
     r = c.verify_key(k.key, permissions=["notes:read"], agent="cursor")
     assert r.valid and r.code == keyward.Decision.VALID and r.key_id == k.id
     assert r.identity == keyward.Identity(key_id=k.id, role="user", account_id=tenant.account.id,
-                                          user_id=tenant.user.id, agent="cursor", permissions=("notes:read",))
+                                          user_id=tenant.user.id, agent="cursor", permissions=("notes:read",),
+                                          environment="live")
+    assert r.environment == "live" and k.environment == "live"
     assert c.verify_key(k.key, permissions=["notes:write"]).code == keyward.Decision.INSUFFICIENT_PERMISSIONS
     assert c.verify_key("kw_user_nonsense").code == keyward.Decision.MALFORMED
     me = keyward.Client(tenant.server.url, k.key, agent="ci", environ={}).whoami()
     assert me.key_id == k.id and me.agent == "ci" and me.has_permissions("notes:read")
     assert not me.has_permissions("notes:read", "notes:write")
+
+
+def test_environments(tenant) -> None:
+    root = tenant.root
+    k = tenant.user_key(environment="test")
+    assert k.environment == "test" and k.key.startswith("kw_test_user_")
+    assert [x.id for x in root.list_keys(account_id=tenant.account.id, environment="test").items] == [k.id]
+    r = root.verify_key(k.key, environment="live")
+    assert not r.valid and r.code == keyward.Decision.WRONG_ENVIRONMENT and r.environment == "test"
+    r = root.verify_key(k.key, environment="test")
+    assert r.valid and r.identity is not None and r.identity.environment == "test"
 
 
 def test_refused_key_is_an_error(server) -> None:

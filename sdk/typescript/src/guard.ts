@@ -339,6 +339,8 @@ function denialOf(res: VerifyResult): Denial {
       return { ...base, status: 401, code: "unauthorized", detail: ERR_INVALID_KEY };
     case "INSUFFICIENT_PERMISSIONS":
       return { ...base, status: 403, code: "forbidden", detail: ERR_PERMISSIONS };
+    case "WRONG_ENVIRONMENT":
+      return { ...base, status: 403, code: "forbidden", detail: "the API key is for another environment: use a key of this service's environment" };
     case "IP_BLOCKED":
     case "IP_NOT_ALLOWED":
       return { ...base, status: 403, code: "forbidden", detail: "requests from this address are not allowed" };

@@ -1268,7 +1268,7 @@ export interface components {
          * @description Outcome of a verification.
          * @enum {string}
          */
-        Decision: "VALID" | "MALFORMED" | "NOT_FOUND" | "DISABLED" | "REVOKED" | "EXPIRED" | "IP_BLOCKED" | "IP_NOT_ALLOWED" | "INSUFFICIENT_PERMISSIONS" | "RATE_LIMITED" | "USAGE_EXCEEDED" | "UNAVAILABLE";
+        Decision: "VALID" | "MALFORMED" | "NOT_FOUND" | "DISABLED" | "REVOKED" | "EXPIRED" | "IP_BLOCKED" | "IP_NOT_ALLOWED" | "INSUFFICIENT_PERMISSIONS" | "WRONG_ENVIRONMENT" | "RATE_LIMITED" | "USAGE_EXCEEDED" | "UNAVAILABLE";
         /** @description Permission strings, e.g. memories:read. keys:verify lets a key call POST /v1/keys/verify; keys:report_leak lets it call POST /v1/leaks. */
         Permissions: string[];
         /** @description Free-form JSON object (at most 16 KiB) returned to verifiers. */
@@ -1362,6 +1362,7 @@ export interface components {
             start: string;
             /** @example kw_user */
             prefix: string;
+            environment: components["schemas"]["Environment"];
             name: string;
             role: components["schemas"]["Role"];
             /** @description Absent for root keys. */
@@ -1424,6 +1425,8 @@ export interface components {
             account_id?: string;
             user_id?: string;
             role?: components["schemas"]["Role"];
+            /** @description One the deployment's key_prefixes define (live and test unless configured otherwise); absent: live. It picks the key's prefix and never changes. */
+            environment?: components["schemas"]["Environment"];
             name?: string;
             permissions?: components["schemas"]["Permissions"];
             meta?: components["schemas"]["Meta"];
@@ -1565,6 +1568,8 @@ export interface components {
             expires_at?: string;
             /** @description The key was rotated and works only until its grace ends; it may not change anything. */
             retiring?: boolean;
+            /** @description The key's environment. */
+            environment?: components["schemas"]["Environment"];
         };
         VerifyRequest: {
             /** @description The API key to check. */
@@ -1583,12 +1588,16 @@ export interface components {
             limits?: string[];
             /** @description What the call spends from each rate limit and from the credits; 0 or absent means 1. */
             cost?: number;
+            /** @description Environment the key must be in: a key of another answers WRONG_ENVIRONMENT. Absent: any. */
+            environment?: components["schemas"]["Environment"];
         };
         VerifyResult: {
             valid: boolean;
             code: components["schemas"]["Decision"];
             /** @description Set when the key exists (and is visible to the caller). */
             key_id?: string;
+            /** @description The key's environment; set when the key exists (and is visible to the caller). */
+            environment?: components["schemas"]["Environment"];
             /** @description Set when valid. */
             identity?: components["schemas"]["Identity"];
             /** @description The key's permissions; set when valid. */
@@ -2128,6 +2137,12 @@ export interface components {
             /** @description Ids of the descendants the cascade revoked (those revoked already are not listed), every key before the keys it created; absent if none. */
             cascaded?: string[];
         };
+        /**
+         * @description Environment of a key, such as live or test: it picks the key's prefix, and a verification may require it. Keys made without one are live.
+         * @example live
+         * @example test
+         */
+        Environment: string;
     };
     responses: {
         /** @description invalid: a malformed body or query, an unknown field, or a value the service refuses; invalid_query: a permission query that does not parse (position says where). */
@@ -2600,6 +2615,8 @@ export interface operations {
                 user_id?: string;
                 /** @description Only keys of this role. */
                 role?: components["schemas"]["Role"];
+                /** @description Only keys of this environment. */
+                environment?: components["schemas"]["Environment"];
                 /** @description Cursor: the next value of the previous page. */
                 after?: components["parameters"]["After"];
                 /** @description Page size; default 100, larger values are capped at 1000. */
