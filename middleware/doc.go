@@ -60,6 +60,13 @@
 //	mux.Handle("GET /search", middleware.RequireQuery("search:run OR admin:*")(search))
 //	middleware.New(v, middleware.WithRole(keyward.RoleAccountAdmin))
 //
+// # Environments
+//
+// WithEnvironment lets only keys of one environment through (a test key on
+// a live service answers 403):
+//
+//	middleware.New(v, middleware.WithEnvironment("live"))
+//
 // # Exempt paths
 //
 // WithExempt lets some paths through without a key; "*" at the end makes a
