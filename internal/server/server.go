@@ -194,16 +194,27 @@ func (c *Core) openEngine(cfg *config.Config, log *slog.Logger, withEngine bool)
 	return nil
 }
 
+// startMaintainTimeout bounds the usage maintenance a start waits for.
+var startMaintainTimeout = 10 * time.Second
+
 // startUsage runs the usage aggregator of store until the returned stop,
 // which writes its last counts. It brings the rollups up to date before it
 // returns (Run only maintains after its first interval), so reports served
 // from the first request on include everything counted before this start.
+// It waits for that at most startMaintainTimeout: instances starting
+// together on one PostgreSQL queue on the roll-up's lock, and the one
+// holding it brings the same rollups up to date, so the others serve
+// rather than wait behind a long roll-up.
 func startUsage(store keyward.Store, uc config.Usage, log *slog.Logger) (*usage.Aggregator, func() error) {
 	agg := usage.New(store, usage.Config{Retention: uc, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := agg.Maintain(ctx); err != nil {
+	mctx, mcancel := context.WithTimeout(ctx, startMaintainTimeout)
+	if err := agg.Maintain(mctx); errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("usage maintenance did not finish at start (another instance may hold the roll-up); serving now, it is tried again every minute", "waited", startMaintainTimeout)
+	} else if err != nil {
 		log.Error("usage maintenance failed; it is tried again every minute", "error", err)
 	}
+	mcancel()
 	done := make(chan error, 1)
 	go func() { done <- agg.Run(ctx) }()
 	return agg, func() error { cancel(); return <-done }
