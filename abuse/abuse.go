@@ -91,13 +91,13 @@ import (
 	"github.com/keyward/keyward/apikey"
 )
 
-// Recorder stores anomalies. keyward.Store implements it.
+// Recorder stores anomalies with what else a finding records (the admin
+// service's Abuse.RecordAnomaly writes its audit entry in the same
+// transaction).
 type Recorder interface {
-	// CreateAnomaly inserts a; ECONFLICT if its id is taken.
-	CreateAnomaly(ctx context.Context, ch keyward.Change, a *keyward.Anomaly) error
+	// RecordAnomaly stores a; ECONFLICT if its id is taken.
+	RecordAnomaly(ctx context.Context, a *keyward.Anomaly) error
 }
-
-var _ Recorder = keyward.Store(nil)
 
 // Actions carries out what the detector decides. The serve command
 // implements it with the store, the admin service's change notification
@@ -313,7 +313,7 @@ func (d *Detector) report(ctx context.Context, a *keyward.Anomaly, details map[s
 		}
 	}
 	d.m.anomalies[a.Type].Add(1)
-	if err := d.cfg.Recorder.CreateAnomaly(ctx, keyward.Change{}, a); err != nil {
+	if err := d.cfg.Recorder.RecordAnomaly(ctx, a); err != nil {
 		d.fail(opRecord, fmt.Errorf("anomaly %s (%s): %w", a.ID, a.Type, err))
 	}
 	if d.cfg.Events != nil {

@@ -92,7 +92,7 @@ func newEnv(t *testing.T, edit func(*abuse.Config)) *env {
 	t.Helper()
 	e := &env{t: t, clock: &clock{now: t0}, store: keywardtest.NewSQLiteStore(t), acts: &actions{}, events: &events{}}
 	cfg := abuse.Config{
-		Recorder: e.store, Actions: e.acts, Events: e.events, Now: e.clock.Now,
+		Recorder: keywardtest.AnomalyRecorder{Store: e.store}, Actions: e.acts, Events: e.events, Now: e.clock.Now,
 		Logger: slog.New(slog.DiscardHandler),
 	}
 	edit(&cfg)
@@ -253,7 +253,7 @@ func TestConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := abuse.DefaultConfig()
-			cfg.Recorder, cfg.Actions = store, acts
+			cfg.Recorder, cfg.Actions = keywardtest.AnomalyRecorder{Store: store}, acts
 			tc.edit(&cfg)
 			_, err := abuse.New(cfg)
 			if keyward.ErrorCode(err) != keyward.EINVALID || !strings.Contains(err.Error(), tc.field+" ") {
@@ -262,12 +262,12 @@ func TestConfig(t *testing.T) {
 		})
 	}
 	cfg := abuse.DefaultConfig()
-	cfg.Recorder, cfg.Actions = store, acts
+	cfg.Recorder, cfg.Actions = keywardtest.AnomalyRecorder{Store: store}, acts
 	if _, err := abuse.New(cfg); err != nil {
 		t.Fatalf("New(DefaultConfig()) = %v", err)
 	}
 	// Zero values take the defaults.
-	if _, err := abuse.New(abuse.Config{Recorder: store, Actions: acts, BruteForce: abuse.BruteForce{Enabled: true}}); err != nil {
+	if _, err := abuse.New(abuse.Config{Recorder: keywardtest.AnomalyRecorder{Store: store}, Actions: acts, BruteForce: abuse.BruteForce{Enabled: true}}); err != nil {
 		t.Fatalf("New with zero thresholds = %v", err)
 	}
 }

@@ -152,7 +152,7 @@ func TestTwoDetectors(t *testing.T) {
 	for i := range inst {
 		inst[i].acts = &actions{}
 		cfg := abuse.DefaultConfig()
-		cfg.Recorder, cfg.Actions, cfg.Now = store, inst[i].acts, now
+		cfg.Recorder, cfg.Actions, cfg.Now = keywardtest.AnomalyRecorder{Store: store}, inst[i].acts, now
 		cfg.Counter = redisabuse.New(rc, p)
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		d, err := abuse.New(cfg)

@@ -47,7 +47,7 @@ func startDetector(cfg *config.Config, c *Core, log *slog.Logger) (*abuse.Detect
 	if err != nil {
 		return nil, nil, config.Errorf("abuse", "%v", err)
 	}
-	ac.Recorder, ac.Actions, ac.Logger = abuseActions{c}, abuseActions{c}, log
+	ac.Recorder, ac.Actions, ac.Logger = c.Admin.Abuse, abuseActions{c}, log
 	if ac.TrustedProxies, err = cfg.TrustedProxyPrefixes(); err != nil {
 		return nil, nil, config.Errorf("trusted_proxies", "%v", err)
 	}
@@ -90,11 +90,6 @@ func (a abuseActions) DisableKey(ctx context.Context, keyID, reason string) erro
 	disabled := true
 	_, err := a.c.Admin.Keys.UpdateKey(ctx, keyID, keyward.KeyUpdate{Disabled: &disabled})
 	return err
-}
-
-// CreateAnomaly stores a finding with its audit entry.
-func (a abuseActions) CreateAnomaly(ctx context.Context, ch keyward.Change, an *keyward.Anomaly) error {
-	return a.c.Admin.Abuse.RecordAnomaly(ctx, an)
 }
 
 func (a abuseActions) ReloadIPRules(ctx context.Context) error {
