@@ -47,7 +47,7 @@ func startDetector(cfg *config.Config, c *Core, log *slog.Logger) (*abuse.Detect
 	if err != nil {
 		return nil, nil, config.Errorf("abuse", "%v", err)
 	}
-	ac.Recorder, ac.Actions, ac.Logger = c.Admin.Abuse, abuseActions{c}, log
+	ac.Recorder, ac.Actions, ac.Logger = abuseActions{c}, abuseActions{c}, log
 	if ac.TrustedProxies, err = cfg.TrustedProxyPrefixes(); err != nil {
 		return nil, nil, config.Errorf("trusted_proxies", "%v", err)
 	}
@@ -90,6 +90,12 @@ func (a abuseActions) DisableKey(ctx context.Context, keyID, reason string) erro
 	disabled := true
 	_, err := a.c.Admin.Keys.UpdateKey(ctx, keyID, keyward.KeyUpdate{Disabled: &disabled})
 	return err
+}
+
+// RecordAnomaly stores a finding with its audit entry (Core.Admin is set
+// after the detector is made, so it is read here, at use).
+func (a abuseActions) RecordAnomaly(ctx context.Context, an *keyward.Anomaly) error {
+	return a.c.Admin.Abuse.RecordAnomaly(ctx, an)
 }
 
 func (a abuseActions) ReloadIPRules(ctx context.Context) error {
