@@ -79,28 +79,30 @@ func (h *HeaderNames) list() []struct {
 }
 
 // Route sends the requests under PathPrefix (on Host, if set) to Upstream.
+// Its yaml tags are the keys of a route in keyward.yaml (the upstream is
+// read as text there and parsed by the configuration).
 type Route struct {
 	// PathPrefix selects the requests of this route: the path equals it or
 	// continues it with a "/" ("/api" matches /api and /api/x, not
 	// /apix). "/" matches every path. The longest matching prefix wins.
-	PathPrefix string
+	PathPrefix string `yaml:"prefix"`
 	// Host, if set, limits the route to requests for this host (the Host
 	// header, port ignored, case-insensitive). Routes of the request's
 	// host are tried first, then those without a host.
-	Host string
+	Host string `yaml:"host"`
 	// Upstream is where requests are sent: scheme http or https and a
 	// host, with an optional base path that the request path is appended
 	// to. Required by New; ignored by NewForwardAuth.
-	Upstream *url.URL
+	Upstream *url.URL `yaml:"-"`
 	// Permissions the key must hold for every request of the route; a
 	// held wildcard covers them ("memories:*" covers "memories:read").
-	Permissions []string
+	Permissions []string `yaml:"permissions"`
 	// Query is a permission query every request of the route must
 	// satisfy too (YAML "query"): permissions joined by AND and OR, AND
 	// binding tighter, with parentheses, e.g. "memories:read AND
 	// (search:run OR admin:*)". Validate parses it and names the position
 	// of a syntax error.
-	Query string
+	Query string `yaml:"query"`
 	// Methods gives the query of each request method (YAML "methods"),
 	// needed besides Permissions and Query: {"GET": "memories:read",
 	// "POST": "memories:write"}; "*" stands for every method not listed,
@@ -110,61 +112,61 @@ type Route struct {
 	// checked: a method the configuration forgot is never open.
 	// Forward-auth reads the method from X-Forwarded-Method or
 	// X-Original-Method.
-	Methods map[string]string
+	Methods map[string]string `yaml:"methods"`
 	// RequireRole, when set, is the least role of the keys the route
 	// admits (YAML "require_role"): root, account_admin or user, a role
 	// admitting those above it (keyward.Role.Covers).
-	RequireRole keyward.Role
+	RequireRole keyward.Role `yaml:"require_role"`
 	// Limits names the key's rate limits every request of the route
 	// counts against (YAML "limits"); empty: all of the key's limits. A
 	// name the key does not carry is ignored, so a route naming only
 	// "heavy" is unlimited for keys without a limit of that name.
-	Limits []string
+	Limits []string `yaml:"limits"`
 	// Cost is what each request spends from those limits and the key's
 	// credits (YAML "cost"): 0 to keyward.MaxVerificationCost, 0 meaning
 	// 1.
-	Cost int64
+	Cost int64 `yaml:"cost"`
 	// Environment, if set, is the environment every key of the route
 	// must be in (YAML "environment", e.g. live): a key of another is
 	// refused with 403 (WRONG_ENVIRONMENT), and so is a valid answer that
 	// names no environment or another (a verifier that does not know
 	// environments).
-	Environment string
+	Environment string `yaml:"environment"`
 	// Exempt lists exact paths that pass without a key ("/", "/docs",
 	// "/openapi.json"), compared case-sensitively with the decoded path.
 	// Identity headers sent by the client are removed from them too.
-	Exempt []string
+	Exempt []string `yaml:"exempt"`
 	// StampField, if set, is a top-level field of the JSON body of every
 	// request with a body, whatever its method, that is overwritten with
 	// the id of the verified key (e.g. "created_by"), whatever the client
 	// sent; fields with the same name in another case are removed. Such
 	// requests must send Content-Type: application/json (or +json), no
 	// Content-Encoding, and a JSON object of at most MaxBodyBytes.
-	StampField string
+	StampField string `yaml:"stamp_field"`
 	// StampValue says what StampField is set to (YAML "stamp_value"):
 	// StampKey (the default) the key's id; StampUser its user, refusing
 	// (403) keys that belong to no user; StampSubject whom the key speaks
 	// for: its user, else its account, else its id. The user and the
 	// subject stay the same when a key is rotated or a keystore token
 	// replaced, so attribution survives. Needs StampField.
-	StampValue string
+	StampValue string `yaml:"stamp_value"`
 	// CaseInsensitive matches PathPrefix ignoring case (YAML
 	// "case_insensitive"), for an upstream that serves /ADMIN as /admin:
 	// then /ADMIN/x needs this route's permissions too. Every route whose
 	// prefix lies under a case-insensitive one must be case-insensitive
 	// as well. Exempt paths still match exactly.
-	CaseInsensitive bool
+	CaseInsensitive bool `yaml:"case_insensitive"`
 	// AllowSemicolon lets request paths of this route hold ';' or %3B
 	// (YAML "allow_semicolon"); by default they get 400, because servlet
 	// containers and others cut ";params" off path segments and would
 	// serve /admin;x as /admin. Even then a path is refused if, cut so,
 	// it would have another route or a dot segment.
-	AllowSemicolon bool
+	AllowSemicolon bool `yaml:"allow_semicolon"`
 	// AllowBackslash lets request paths of this route hold '\' or %5C
 	// (YAML "allow_backslash"); by default they get 400, because some
 	// upstreams take '\' for '/'. Even then a path is refused if, read
 	// so, it would have another route or a dot segment.
-	AllowBackslash bool
+	AllowBackslash bool `yaml:"allow_backslash"`
 }
 
 // What Route.StampValue stamps.

@@ -39,26 +39,11 @@ type Gateway struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 }
 
-// Route is one route of Gateway; see gateway.Route.
+// Route is one route of Gateway: a gateway.Route, whose yaml tags name
+// its settings, with the upstream as text (parsed by GatewayConfig).
 type Route struct {
-	Prefix      string   `yaml:"prefix"`
-	Host        string   `yaml:"host"`
-	Upstream    string   `yaml:"upstream"`
-	Permissions []string `yaml:"permissions"`
-	// Query, Methods and RequireRole: see gateway.Route.
-	Query       string            `yaml:"query"`
-	Methods     map[string]string `yaml:"methods"`
-	RequireRole string            `yaml:"require_role"`
-	Limits      []string          `yaml:"limits"`
-	Cost        int64             `yaml:"cost"`
-	Environment string            `yaml:"environment"`
-	Exempt      []string          `yaml:"exempt"`
-	StampField  string            `yaml:"stamp_field"`
-	StampValue  string            `yaml:"stamp_value"`
-	// CaseInsensitive, AllowSemicolon and AllowBackslash: see gateway.Route.
-	CaseInsensitive bool `yaml:"case_insensitive"`
-	AllowSemicolon  bool `yaml:"allow_semicolon"`
-	AllowBackslash  bool `yaml:"allow_backslash"`
+	gateway.Route `yaml:",inline"`
+	Upstream      string `yaml:"upstream"`
 }
 
 func setTrustedProxies(c *Config, v string) error {
@@ -138,8 +123,7 @@ func (c *Config) GatewayConfig() (gateway.Config, []*SettingError) {
 	}
 	cfg.TrustedProxies = tp
 	for i, r := range g.Routes {
-		route := gateway.Route{PathPrefix: r.Prefix, Host: r.Host, Permissions: r.Permissions, Query: r.Query, Methods: r.Methods, RequireRole: keyward.Role(r.RequireRole), Limits: r.Limits, Cost: r.Cost, Environment: r.Environment, Exempt: r.Exempt, StampField: r.StampField, StampValue: r.StampValue,
-			CaseInsensitive: r.CaseInsensitive, AllowSemicolon: r.AllowSemicolon, AllowBackslash: r.AllowBackslash}
+		route := r.Route
 		if route.PathPrefix == "" {
 			route.PathPrefix = "/"
 		}
