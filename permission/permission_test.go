@@ -1,7 +1,9 @@
 package permission_test
 
 import (
+	"encoding/json"
 	"errors"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -24,39 +26,32 @@ func TestCheck(t *testing.T) {
 }
 
 func TestCovers(t *testing.T) {
-	for _, c := range []struct {
-		h, g string
-		want bool
-	}{
-		{"memories:read", "memories:read", true},
-		{"memories:read", "memories:write", false},
-		{"memories:read", "memories", false},
-		{"memories", "memories:read", false},
-		{"memories:*", "memories:read", true},
-		{"memories:*", "memories:notes.read", true},
-		{"memories:*", "memories:*", true},
-		{"memories:*", "memories:*:read", true},
-		{"memories:*", "memories", false},
-		{"memories:*", "memories.read", false}, // separators compare exactly
-		{"memories:*", "memoriesx:read", false},
-		{"memories:*", "*", false},
-		{"memories:read", "memories:*", false},
-		{"*", "anything:at.all", true},
-		{"*", "*", true},
-		{"*", "memories:*", true},
-		{"memories:*:read", "memories:notes:read", true},
-		{"memories:*:read", "memories:*:read", true},
-		{"memories:*:read", "memories:notes:write", false},
-		{"memories:*:read", "memories:a:b:read", false},
-		{"memories:*:read", "memories:*", false},
-		{"memories:notes:read", "memories:*:read", false},
-		{"a:*:*", "a:b:*", true},
-		{"a:b:*", "a:*:*", false},
-	} {
-		if got := permission.Covers(c.h, c.g); got != c.want {
-			t.Errorf("Covers(%q, %q) = %v, want %v", c.h, c.g, got, c.want)
+	for _, c := range coverCases(t) {
+		if got := permission.Covers(c.Held, c.Wanted); got != c.Covers {
+			t.Errorf("Covers(%q, %q) = %v, want %v", c.Held, c.Wanted, got, c.Covers)
 		}
 	}
+}
+
+// coverCases reads testdata/covers.json, the cases of Covers that the
+// Python and TypeScript SDKs check their own matching against too.
+func coverCases(t *testing.T) []struct {
+	Held, Wanted string
+	Covers       bool
+} {
+	t.Helper()
+	b, err := os.ReadFile("testdata/covers.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Held, Wanted string
+		Covers       bool
+	}
+	if err := json.Unmarshal(b, &cases); err != nil || len(cases) == 0 {
+		t.Fatalf("testdata/covers.json: %v (%d cases)", err, len(cases))
+	}
+	return cases
 }
 
 // TestSetAgreesWithHoldsAll checks that a Set answers as the plain list

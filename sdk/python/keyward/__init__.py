@@ -38,6 +38,7 @@ from ._types import (
     User,
     UserList,
     VerifyResult,
+    covers,
 )
 from .cache import AsyncCachedVerifier, CachedVerifier
 from .client import DEFAULT_URL, AsyncClient, Client
@@ -75,6 +76,7 @@ __all__ = [
     "User",
     "UserList",
     "VerifyResult",
+    "covers",
     "require",
 ]
 

@@ -70,6 +70,37 @@ class Decision:
     UNAUTHENTICATED: Tuple[str, ...] = (MALFORMED, NOT_FOUND, DISABLED, REVOKED, EXPIRED)
 
 
+def _cut(p: str) -> "tuple[str, str, str]":
+    """The first segment of p, what follows its separator, and the separator ("" for the last)."""
+    for i, c in enumerate(p):
+        if c in ":.":
+            return p[:i], p[i + 1:], c
+    return p, "", ""
+
+
+def covers(held: str, wanted: str) -> bool:
+    """Whether the held permission covers wanted, segment by segment as keyward matches them.
+
+    Segments are separated by ``:`` or ``.``; a ``*`` segment stands for any
+    one segment, and as the last segment for any rest of one segment or more:
+    ``memories:*`` covers ``memories:read`` and ``memories:notes.read``, not
+    ``memories``; ``*`` covers everything.
+    """
+    h, g = held, wanted
+    while True:
+        hs, hrest, hsep = _cut(h)
+        gs, grest, gsep = _cut(g)
+        if hs == "*" and not hsep:
+            return True
+        if gs == "*" and not gsep:
+            return False
+        if (hs != "*" and hs != gs) or hsep != gsep:
+            return False
+        if not hsep:
+            return True
+        h, g = hrest, grest
+
+
 @dataclasses.dataclass(frozen=True)
 class Identity:
     """Who a key is: what a protected handler receives."""
@@ -89,10 +120,14 @@ class Identity:
     environment: Optional[str] = None
 
     def has_permissions(self, *permissions: str) -> bool:
-        """Whether the key holds every one of permissions (a root key holds all)."""
+        """Whether the key holds every one of permissions (a root key holds all).
+
+        A held wildcard covers as keyward's does: ``memories:*`` holds
+        ``memories:read`` (see ``covers``).
+        """
         if self.role == Role.ROOT:
             return True
-        return all(p in self.permissions for p in permissions)
+        return all(any(covers(h, p) for h in self.permissions) for p in permissions)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+import pathlib
 
 import pytest
 
@@ -121,3 +123,21 @@ def test_exempt_paths() -> None:
         assert not exempt(p), p
     with pytest.raises(keyward.ConfigError, match="must start with /"):
         keyward.Guard(exempt=["docs"])
+
+
+# permission/testdata/covers.json: the cases keyward's own matching is tested with.
+_COVERS = json.loads((pathlib.Path(__file__).resolve().parents[3] / "permission" / "testdata" / "covers.json").read_text())
+
+
+@pytest.mark.parametrize("case", _COVERS, ids=lambda c: f"{c['held']}>{c['wanted']}")
+def test_covers_as_keyward(case):
+    assert keyward.covers(case["held"], case["wanted"]) is case["covers"]
+
+
+def test_identity_holds_through_wildcards():
+    ident = keyward.Identity(key_id="key_1", role=keyward.Role.USER, permissions=("memories:*", "search:run"))
+    assert ident.has_permissions("memories:read", "search:run")
+    assert not ident.has_permissions("memories")
+    assert not ident.has_permissions("memories:read", "admin:keys")
+    root = keyward.Identity(key_id="key_2", role=keyward.Role.ROOT)
+    assert root.has_permissions("anything:at.all")

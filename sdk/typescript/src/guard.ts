@@ -240,12 +240,46 @@ export function fetchHeader(headers: Headers): (name: string) => string[] {
   };
 }
 
-/** hasPermissions reports whether identity holds every one of perms; root holds all. */
+/**
+ * hasPermissions reports whether identity holds every one of perms; root
+ * holds all. A held wildcard covers as keyward's does (see covers).
+ */
 export function hasPermissions(identity: Identity | undefined, perms: readonly string[]): boolean {
   if (!identity) return false;
   if (identity.role === "root") return true;
   const held = identity.permissions ?? [];
-  return perms.every((p) => held.includes(p));
+  return perms.every((p) => held.some((h) => covers(h, p)));
+}
+
+/** cut returns the first segment of p, what follows its separator, and the separator ("" for the last). */
+function cut(p: string): [string, string, string] {
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i];
+    if (c === ":" || c === ".") return [p.slice(0, i), p.slice(i + 1), c];
+  }
+  return [p, "", ""];
+}
+
+/**
+ * covers reports whether the held permission covers wanted, segment by
+ * segment as keyward matches them: segments are separated by ":" or ".";
+ * a "*" segment stands for any one segment, and as the last segment for
+ * any rest of one segment or more ("memories:*" covers "memories:read"
+ * and "memories:notes.read", not "memories"); "*" covers everything.
+ */
+export function covers(held: string, wanted: string): boolean {
+  let h = held;
+  let g = wanted;
+  for (;;) {
+    const [hs, hrest, hsep] = cut(h);
+    const [gs, grest, gsep] = cut(g);
+    if (hs === "*" && hsep === "") return true;
+    if (gs === "*" && gsep === "") return false;
+    if ((hs !== "*" && hs !== gs) || hsep !== gsep) return false;
+    if (hsep === "") return true;
+    h = hrest;
+    g = grest;
+  }
 }
 
 /**

@@ -15,6 +15,7 @@ export {
 export { DEFAULT_URL } from "./config.js";
 export { errorCode, KeywardError } from "./errors.js";
 export {
+  covers,
   fetchHeader,
   Guard,
   HEADER_AGENT,
