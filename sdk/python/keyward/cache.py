@@ -81,11 +81,35 @@ def _set_part(items: Optional[Sequence[str]]) -> str:
     return part
 
 
+class Needs:
+    """What a verification asks of a key besides its permissions: a permission query, a least role, an environment.
+
+    Made once (a guard makes it from its options); ``part`` is its share of
+    the cache digest, so answers to different needs never mix.
+    """
+
+    __slots__ = ("query", "require_role", "environment", "part")
+
+    def __init__(self, query: Optional[str] = None, require_role: Optional[str] = None,
+                 environment: Optional[str] = None) -> None:
+        self.query = query or None
+        self.require_role = require_role or None
+        self.environment = environment or None
+        parts = (self.query or "", self.require_role or "", self.environment or "")
+        self.part = "|" + "".join(f"{len(p)}:{p}" for p in parts) if any(parts) else ""
+
+    def fields(self) -> Dict[str, Optional[str]]:
+        """The request fields of these needs (None: not asked)."""
+        return {"query": self.query, "require_role": self.require_role, "environment": self.environment}
+
+
 def _digest(key: str, permissions: Optional[Sequence[str]], limits: Optional[Sequence[str]],
-            cost: Optional[int], ip: Optional[str]) -> bytes:
+            cost: Optional[int], ip: Optional[str], needs: "Optional[Needs]" = None) -> bytes:
     """What decides a verification, hashed: each part length-prefixed so no two requests share a digest."""
     ip = ip or ""
     s = f"{len(key)}:{key}{_set_part(permissions)}{_set_part(limits)}{cost or 0}|{len(ip)}:{ip}"
+    if needs is not None:
+        s += needs.part
     try:
         b = s.encode()
     except UnicodeEncodeError:  # lone surrogates: not from HTTP, but still a distinct key
@@ -127,14 +151,14 @@ class _Cache:
         return False, None
 
     def lookup(self, key: str, permissions: Optional[Sequence[str]] = None, ip: Optional[str] = None,
-               agent: Optional[str] = None) -> Optional[t.VerifyResult]:
+               agent: Optional[str] = None, needs: Optional[Needs] = None) -> Optional[t.VerifyResult]:
         """The cached answer to ``verify_key(key, permissions=, ip=, agent=)``, None when keyward must be asked.
 
         A guard asks it first: a cache hit then costs neither a coroutine nor
         the call's bookkeeping. None for a miss, an expired entry or a metered
         key (whose requests each go to keyward); ``verify_key`` handles those.
         """
-        d = _digest(key, permissions, None, None, ip)
+        d = _digest(key, permissions, None, None, ip, needs)
         with self._lock:
             hit, res = self._cached(d, self.clock())
         return _for_agent(res, agent) if hit and res is not None else None
@@ -224,9 +248,11 @@ class CachedVerifier(_Cache):
 
     def verify_key(self, key: str, *, permissions: Optional[Sequence[str]] = None, agent: Optional[str] = None,
                    ip: Optional[str] = None, limits: Optional[Sequence[str]] = None,
-                   cost: Optional[int] = None) -> t.VerifyResult:
+                   cost: Optional[int] = None, query: Optional[str] = None, require_role: Optional[str] = None,
+                   environment: Optional[str] = None) -> t.VerifyResult:
         """``Client.verify_key`` answered from the cache when it holds an answer; raises ``KeywardError``."""
-        d = _digest(key, permissions, limits, cost, ip)
+        needs = Needs(query, require_role, environment)
+        d = _digest(key, permissions, limits, cost, ip, needs)
         with self._lock:
             hit, res = self._cached(d, self.clock())
             if not hit:
@@ -239,7 +265,7 @@ class CachedVerifier(_Cache):
         if hit and res is not None:
             return _for_agent(res, agent)
         args = (key,)
-        kw = dict(permissions=permissions, agent=agent, ip=ip, limits=limits, cost=cost)
+        kw = dict(permissions=permissions, agent=agent, ip=ip, limits=limits, cost=cost, **needs.fields())
         if hit:
             return self._direct(d, args, kw)
         assert call is not None
@@ -296,15 +322,18 @@ class AsyncCachedVerifier(_Cache):
 
     async def verify_key(self, key: str, *, permissions: Optional[Sequence[str]] = None,
                          agent: Optional[str] = None, ip: Optional[str] = None,
-                         limits: Optional[Sequence[str]] = None, cost: Optional[int] = None) -> t.VerifyResult:
+                         limits: Optional[Sequence[str]] = None, cost: Optional[int] = None,
+                         query: Optional[str] = None, require_role: Optional[str] = None,
+                         environment: Optional[str] = None) -> t.VerifyResult:
         """``AsyncClient.verify_key`` answered from the cache when it holds an answer; raises ``KeywardError``."""
-        d = _digest(key, permissions, limits, cost, ip)
+        needs = Needs(query, require_role, environment)
+        d = _digest(key, permissions, limits, cost, ip, needs)
         with self._lock:
             hit, res = self._cached(d, self.clock())
         if hit and res is not None:
             return _for_agent(res, agent)
         args = (key,)
-        kw = dict(permissions=permissions, agent=agent, ip=ip, limits=limits, cost=cost)
+        kw = dict(permissions=permissions, agent=agent, ip=ip, limits=limits, cost=cost, **needs.fields())
         if hit:
             return await self._direct(d, args, kw)
         task = self._calls.get(d)

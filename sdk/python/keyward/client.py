@@ -386,8 +386,17 @@ class Client:
         limits: Optional[Sequence[str]] = None,
         cost: Optional[int] = None,
         environment: Optional[str] = None,
+        query: Optional[str] = None,
+        require_role: Optional[str] = None,
     ) -> t.VerifyResult:
         """Asks keyward whether ``key`` is valid and holds ``permissions``.
+
+        ``query`` is a permission query the key must satisfy too
+        (``"memories:read AND (search:run OR admin:*)"``; a malformed one is
+        ``invalid_query`` with its position), ``require_role`` the least role
+        of the key and ``environment`` the environment it must be in; the
+        result's ``missing_permissions`` and ``missing_role`` say what a
+        refused key lacked.
 
         Every outcome for the key is a result (see its ``code``); an error is
         about the client's own key (root, or holding ``keys:verify``) or an

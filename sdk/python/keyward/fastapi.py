@@ -44,7 +44,8 @@ def require(*permissions: str, verifier: Verifier = None, **options: Any) -> Cal
     checks the permissions. Missing key or refused: 401 with
     ``WWW-Authenticate``; missing permission: 403; keyward unreachable and
     the key not cached: 503 with ``Retry-After``. ``options`` are ``Guard``'s
-    (``trusted_proxies``, ``challenge``, ``agent_headers``).
+    (``query``, ``require_role``, ``environment``, ``trusted_proxies``,
+    ``challenge``, ``agent_headers``).
     """
     guard = Guard(verifier, permissions=permissions, **options)
 
@@ -52,7 +53,9 @@ def require(*permissions: str, verifier: Verifier = None, **options: Any) -> Cal
         r = request_of(request.scope)
         passed = passed_of(request.scope)
         try:
-            if passed is not None and passed.identity is not None:
+            if passed is not None and passed.identity is not None and not guard.needs.part:
+                # The middleware verified the key; a query, role or
+                # environment of this route is asked of keyward below.
                 guard.authorize(r, passed.identity, permissions)
                 return passed.identity
             passed = await guard.acheck(r)

@@ -34,7 +34,8 @@ def require(*permissions: str, verifier: Verifier = None, **options: Any) -> Cal
     """A decorator admitting a request to the view only with a valid key holding every one of ``permissions``.
 
     The identity is ``current_identity()`` (also ``flask.g.keyward.identity``).
-    ``options`` are ``Guard``'s (``trusted_proxies``, ``challenge``, ``agent_headers``).
+    ``options`` are ``Guard``'s (``query``, ``require_role``, ``environment``,
+    ``trusted_proxies``, ``challenge``, ``agent_headers``).
     """
     guard = Guard(verifier, permissions=permissions, **options)
 

@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Iterable, List, Optional, Sequence,
 
 from . import _types as t
 from ._errors import ConfigError, ErrorCode, KeywardError
-from .cache import AsyncCachedVerifier, CachedVerifier, _Cache
+from .cache import AsyncCachedVerifier, CachedVerifier, Needs, _Cache
 from .client import AsyncClient, Client
 
 __all__ = ["DEFAULT_CHALLENGE", "Denial", "Guard", "Request"]
@@ -413,8 +413,13 @@ class Guard:
         trusted_proxies: Iterable[str] = (),
         challenge: str = DEFAULT_CHALLENGE,
         agent_headers: Iterable[str] = (HEADER_AGENT,),
+        query: Optional[str] = None,
+        require_role: Optional[str] = None,
+        environment: Optional[str] = None,
     ) -> None:
         self.permissions = tuple(permissions)
+        #: The query, least role and environment every key must meet too.
+        self.needs = Needs(query, require_role, environment)
         self.agent_headers = tuple(agent_headers)
         self.exempt = tuple(exempt)
         for p in self.exempt:
@@ -456,9 +461,11 @@ class Guard:
         """v's answer from its cache when it holds one, else its verify_key (a result or an awaitable)."""
         perms = self.permissions or None
         if isinstance(v, _Cache):
-            res = v.lookup(key, perms, ip, agent)
+            res = v.lookup(key, perms, ip, agent, self.needs)
             if res is not None:
                 return res
+        if self.needs.part:
+            return v.verify_key(key, permissions=perms, agent=agent, ip=ip, **self.needs.fields())
         return v.verify_key(key, permissions=perms, agent=agent, ip=ip)
 
     def _decide(self, r: Request, res: Any, agent: Optional[str]) -> Passed:
@@ -469,6 +476,11 @@ class Guard:
             if d.cause is not None:
                 raise self._unavailable(r, d.cause)
             raise self._refused(r, d)
+        env = self.needs.environment
+        if env is not None and res.environment != env:
+            # A verifier that answered without the environment asked for
+            # (one that knows none) fails closed, as keyward's middleware does.
+            raise self._refused(r, denial_of(dataclasses.replace(res, valid=False, code=t.Decision.WRONG_ENVIRONMENT)))
         return Passed(identity_of(res, agent), res)
 
     def _unavailable(self, r: Request, cause: BaseException) -> Denial:

@@ -315,3 +315,46 @@ def test_flask_needs_a_blocking_verifier(tenant) -> None:
     c = app.test_client()
     with pytest.raises(keyward.ConfigError, match="blocking verifier"):
         c.get("/notes", headers=bearer(tenant.user_key("notes:read").key))
+
+
+def test_require_query_role_and_environment(tenant) -> None:
+    """A route's query, least role and environment are asked of keyward, answered apart in the cache,
+    and checked again behind the middleware (which verified the key without them)."""
+    both = tenant.user_key("notes:read", "search:run")
+    wild = tenant.user_key("notes:*", "admin:*")
+    reader = tenant.user_key("notes:read")
+    query = "notes:read AND (search:run OR admin:*)"
+    v = keyward.AsyncCachedVerifier(tenant.async_client())
+    app = FastAPI()
+    app.add_middleware(KeywardMiddleware, verifier=v)
+
+    @app.get("/search")
+    async def search(identity: keyward.Identity = Depends(keyward.require(verifier=v, query=query))):
+        return {"key_id": identity.key_id}
+
+    @app.get("/notes")
+    async def notes(identity: keyward.Identity = Depends(keyward.require("notes:read", verifier=v))):
+        return {"key_id": identity.key_id}
+
+    @app.get("/admin")
+    async def admin(identity: keyward.Identity = Depends(keyward.require(verifier=v, require_role="account_admin"))):
+        return {}
+
+    @app.get("/test-only")
+    async def test_only(identity: keyward.Identity = Depends(keyward.require(verifier=v, environment="test"))):
+        return {}
+
+    tc = TestClient(app)
+    assert tc.get("/search", headers=bearer(both.key)).json() == {"key_id": both.id}
+    assert tc.get("/search", headers=bearer(wild.key)).json() == {"key_id": wild.id}
+    # The same key, cached for /notes, is still refused the query it does not meet.
+    assert tc.get("/notes", headers=bearer(reader.key)).status_code == 200
+    r = tc.get("/search", headers=bearer(reader.key))
+    assert r.status_code == 403 and r.json() == {"detail": FORBIDDEN["detail"]}
+    assert tc.get("/notes", headers=bearer(wild.key)).status_code == 200  # a held wildcard, checked locally
+    assert tc.get("/admin", headers=bearer(both.key)).status_code == 403
+    r = tc.get("/test-only", headers=bearer(both.key))
+    assert r.status_code == 403 and "another environment" in r.json()["detail"]
+    res = keyward.CachedVerifier(tenant.client()).verify_key(reader.key, query=query)
+    assert not res.valid and res.code == keyward.Decision.INSUFFICIENT_PERMISSIONS
+    assert "search:run" in res.missing_permissions
