@@ -102,7 +102,8 @@ async function webSHA256(s: string): Promise<string> {
  * - VALID answers are reused for ttlMs (never past the key's expiry),
  *   refusals for negativeTtlMs, each bounded in number.
  * - Entries are keyed by a SHA-256 digest of the key, the permissions, the
- *   limits, the cost, the IP and the environment required: raw keys are held only while their call
+ *   limits, the cost, the IP and the environment, query and role required:
+ *   raw keys are held only while their call
  *   is in flight. The agent is not part of the entry; each answer carries
  *   the agent of its own request.
  * - Concurrent requests with the same uncached key make one call; a
@@ -276,13 +277,16 @@ export function metered(res: VerifyResult): boolean {
 /**
  * materialOf is what decides a verification, hashed into the cache key:
  * the key, the sets of permissions and of limits (order and duplicates do
- * not matter), the cost, the IP and the environment required. Every part
- * is length-prefixed, so no two requests share it by concatenation.
+ * not matter), the cost, the IP, the environment, the query and the role
+ * required. Every part is length-prefixed, so no two requests share it by
+ * concatenation.
  */
 function materialOf(req: VerifyRequest): string {
   const ip = req.ip ?? "";
   const env = req.environment ?? "";
-  return `${req.key.length}:${req.key}${setOf(req.permissions)}${setOf(req.limits)}${req.cost || 0};${ip.length}:${ip}${env.length}:${env}`;
+  const q = req.query ?? "";
+  const role = req.require_role ?? "";
+  return `${req.key.length}:${req.key}${setOf(req.permissions)}${setOf(req.limits)}${req.cost || 0};${ip.length}:${ip}${env.length}:${env}${q.length}:${q}${role.length}:${role}`;
 }
 
 /** setOf encodes the distinct strings of ss, sorted, after their number. */

@@ -65,6 +65,19 @@ export interface GuardOptions {
   /** Permissions every request needs, checked by keyward (403 without them). */
   permissions?: string[];
   /**
+   * A permission query every request's key must satisfy too, evaluated by
+   * keyward: "notes:read AND (search:run OR admin:*)". A malformed one
+   * refuses every request with 503 (the log names invalid_query).
+   */
+  query?: string;
+  /** The least role of the keys admitted: "root", "account_admin" or "user". */
+  requireRole?: "root" | "account_admin" | "user";
+  /**
+   * The environment keys must be in, e.g. "live": a key of another gets
+   * 403, and so does an answer naming none (fail closed).
+   */
+  environment?: string;
+  /**
    * Paths let through without a key: exact ("/healthz"), or a prefix when
    * ending in "*" ("/public/*"). A path that is not clean is never exempt.
    */
@@ -125,6 +138,7 @@ function defaultVerifier(opts: GuardOptions): Verifier {
 export class Guard {
   readonly verifier: Verifier;
   readonly #perms: string[] | undefined;
+  readonly #needs: Pick<VerifyRequest, "query" | "require_role" | "environment">;
   readonly #exempt: readonly string[];
   readonly #log: Logger;
   readonly #challenge: string | undefined;
@@ -135,6 +149,11 @@ export class Guard {
     }
     this.verifier = opts.verifier ?? defaultVerifier(opts);
     this.#perms = opts.permissions?.length ? [...opts.permissions] : undefined;
+    this.#needs = {
+      ...(opts.query ? { query: opts.query } : {}),
+      ...(opts.requireRole ? { require_role: opts.requireRole } : {}),
+      ...(opts.environment ? { environment: opts.environment } : {}),
+    };
     this.#exempt = [...(opts.exempt ?? [])];
     this.#log = opts.logger ?? defaultLogger;
     if (opts.wwwAuthenticate !== undefined && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+( [\x20-\x7e]*)?$/.test(opts.wwwAuthenticate)) {
@@ -191,7 +210,7 @@ export class Guard {
     if (typeof key !== "string") return key;
     const agent = agentOf(r.header("x-keyward-agent"));
     if (agent === null) return { status: 400, code: "invalid", detail: ERR_BAD_AGENT };
-    return { req: { key, permissions: this.#perms, agent: agent || undefined, ip: unmapped(r.ip) }, agent };
+    return { req: { key, permissions: this.#perms, ...this.#needs, agent: agent || undefined, ip: unmapped(r.ip) }, agent };
   }
 
   /** The verdict of the verifier's answer res to r. */
@@ -200,6 +219,12 @@ export class Guard {
       return this.#deny(r, unavailable(new KeywardError("internal", "the verifier returned neither a result nor an error")));
     }
     if (!res.valid || res.code !== "VALID") return this.#deny(r, denialOf(res));
+    const env = this.#needs.environment;
+    if (env !== undefined && res.environment !== env) {
+      // A verifier that answered without the environment asked for (one
+      // that knows none) fails closed, as keyward's middleware does.
+      return this.#deny(r, denialOf({ ...res, valid: false, code: "WRONG_ENVIRONMENT" }));
+    }
     return { ok: true, identity: identityOf(res, agent), result: res };
   }
 
