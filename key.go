@@ -259,7 +259,8 @@ type Identity struct {
 	// Retiring is set for a rotated key in its grace window: it still
 	// authenticates, but may not change anything (use its replacement).
 	Retiring bool `json:"retiring,omitempty"`
-	// Environment is the key's environment (Key.Environment).
+	// Environment is the key's environment (Key.Environment); empty for
+	// keys that have none (those of a keystore file).
 	Environment string `json:"environment,omitempty"`
 }
 
@@ -274,7 +275,7 @@ func IdentityOf(k *Key, agent string) *Identity {
 		Permissions: k.Permissions,
 		ExpiresAt:   k.ExpiresAt,
 		Retiring:    k.RevokedAt != nil,
-		Environment: EnvironmentOf(k.Environment),
+		Environment: k.Environment,
 	}
 	if k.RevokedAt != nil && (k.ExpiresAt == nil || k.RevokedAt.Before(*k.ExpiresAt)) {
 		id.ExpiresAt = k.RevokedAt
