@@ -168,18 +168,18 @@ func (p Prefixes) Validate() error {
 type Pattern struct {
 	// ID names the pattern: keyward-ENVIRONMENT-TIER (tier root, acct or
 	// user).
-	ID          string
-	Role        keyward.Role
-	Environment string
+	ID          string       `json:"id"`
+	Environment string       `json:"environment"`
+	Role        keyward.Role `json:"role"`
 	// Prefix is the keys' prefix, without the underscore that follows it.
-	Prefix string
+	Prefix string `json:"prefix"`
 	// Regex matches the keys of this tier and environment and nothing
 	// else a key Parse accepts: the prefix, the underscore, RandomLen
 	// base62 characters and the ChecksumLen of the CRC32 (whose first
 	// can only be 0 to 4), between word boundaries. Go's regexp (RE2),
 	// and with it gitleaks, trufflehog and GitHub's custom patterns,
 	// accept it.
-	Regex string
+	Regex string `json:"regex"`
 }
 
 // setting is the setting of Prefixes that makes pt's prefix: its

@@ -10,15 +10,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// scanPattern is one pattern as config scan-patterns prints it in JSON.
-type scanPattern struct {
-	ID          string `json:"id"`
-	Environment string `json:"environment"`
-	Role        string `json:"role"`
-	Prefix      string `json:"prefix"`
-	Regex       string `json:"regex"`
-}
-
 // Formats of config scan-patterns.
 const (
 	scanFormatTable    = "table"
@@ -64,11 +55,7 @@ report) do. Exits 3 if the configuration is invalid.`,
 			if err != nil {
 				return err
 			}
-			out := make([]scanPattern, len(patterns))
-			for i, p := range patterns {
-				out[i] = scanPattern{ID: p.ID, Environment: p.Environment, Role: string(p.Role), Prefix: p.Prefix, Regex: p.Regex}
-			}
-			return a.show(out, func(w io.Writer) error { return printScanPatterns(w, format, patterns) })
+			return a.show(patterns, func(w io.Writer) error { return printScanPatterns(w, format, patterns) })
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", format, "table, regex or gitleaks")

@@ -36,7 +36,7 @@ func TestConfigScanPatterns(t *testing.T) {
 		}
 		return r.stdout
 	}
-	var patterns []scanPattern
+	var patterns []apikey.Pattern
 	if err := json.Unmarshal([]byte(run("-o", "json")), &patterns); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestConfigScanPatterns(t *testing.T) {
 			t.Fatalf("pattern %s: regex format %q, gitleaks %q, want %q in every format", p.ID, regexes[i], gitleaks[i], p.Regex)
 		}
 	}
-	if p := patterns[5]; p.ID != "keyward-staging-user" || p.Prefix != "ovk_stg_user" || p.Environment != "staging" || p.Role != string(keyward.RoleUser) {
+	if p := patterns[5]; p.ID != "keyward-staging-user" || p.Prefix != "ovk_stg_user" || p.Environment != "staging" || p.Role != keyward.RoleUser {
 		t.Errorf("sixth pattern = %+v, want the staging user one (live first, then by name)", p)
 	}
 	for i, p := range patterns {
