@@ -45,7 +45,7 @@ type AccountList struct {
 }
 
 // AccountService manages accounts. The caller is the identity in ctx.
-// Implemented by admin.Keys (in process) and client.Client (over HTTP).
+// Implemented by admin.Tenancy (in process) and client.Client (over HTTP).
 type AccountService interface {
 	CreateAccount(ctx context.Context, c AccountCreate) (*Account, error)
 	Account(ctx context.Context, id string) (*Account, error)
@@ -66,7 +66,8 @@ type UserList struct {
 	Next  string  `json:"next,omitempty"`
 }
 
-// UserService manages the users of an account.
+// UserService manages the users of an account. Implemented by admin.Tenancy
+// and client.Client.
 type UserService interface {
 	CreateUser(ctx context.Context, accountID string, c UserCreate) (*User, error)
 	User(ctx context.Context, accountID, id string) (*User, error)

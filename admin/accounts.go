@@ -8,8 +8,40 @@ import (
 	"github.com/keyward/keyward/apikey"
 )
 
+// Tenancy manages accounts (this file) and their users (users.go): the
+// owners of keys. Deleting or disabling one changes what verification
+// caches hold, so it shares the write lock of Keys.
+type Tenancy struct {
+	recorder
+	*writes // shared with Keys and Abuse
+	store   tenancyStore
+}
+
+var (
+	_ keyward.AccountService = (*Tenancy)(nil)
+	_ keyward.UserService    = (*Tenancy)(nil)
+)
+
+// tenancyStore is what Tenancy reads and writes.
+type tenancyStore interface {
+	CreateAccount(ctx context.Context, ch keyward.Change, a *keyward.Account) error
+	Account(ctx context.Context, id string) (*keyward.Account, error)
+	Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Account, string, error)
+	UpdateAccount(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Account) error) (*keyward.Account, error)
+	DeleteAccount(ctx context.Context, ch keyward.Change, id string) ([]keyward.KeyHash, error)
+
+	CreateUser(ctx context.Context, ch keyward.Change, u *keyward.User) error
+	User(ctx context.Context, id string) (*keyward.User, error)
+	Users(ctx context.Context, accountID string, p keyward.Page) ([]*keyward.User, string, error)
+	DeleteUser(ctx context.Context, ch keyward.Change, id string) ([]keyward.KeyHash, error)
+
+	// Credentials tells whether an account still has live external
+	// credentials, which keep it from being deleted.
+	Credentials(ctx context.Context, f keyward.CredentialFilter, p keyward.Page) ([]*keyward.ManagedCredential, string, error)
+}
+
 // CreateAccount creates an account. Root only.
-func (s *Keys) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*keyward.Account, error) {
+func (s *Tenancy) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*keyward.Account, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -61,7 +93,7 @@ func (s *Keys) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*key
 }
 
 // Account returns an account to root or to its admins.
-func (s *Keys) Account(ctx context.Context, accountID string) (*keyward.Account, error) {
+func (s *Tenancy) Account(ctx context.Context, accountID string) (*keyward.Account, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -73,7 +105,7 @@ func (s *Keys) Account(ctx context.Context, accountID string) (*keyward.Account,
 }
 
 // Accounts lists accounts. Root only.
-func (s *Keys) Accounts(ctx context.Context, p keyward.Page) (*keyward.AccountList, error) {
+func (s *Tenancy) Accounts(ctx context.Context, p keyward.Page) (*keyward.AccountList, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -92,7 +124,7 @@ func (s *Keys) Accounts(ctx context.Context, p keyward.Page) (*keyward.AccountLi
 // sets its default rate limits or its policy (keyward.AccountPolicy, which
 // applies to the next key created). Root only. Disabling an account makes all
 // its keys answer DISABLED at once; new default limits apply at once too.
-func (s *Keys) UpdateAccount(ctx context.Context, accountID string, u keyward.AccountUpdate) (*keyward.Account, error) {
+func (s *Tenancy) UpdateAccount(ctx context.Context, accountID string, u keyward.AccountUpdate) (*keyward.Account, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -164,7 +196,7 @@ func (s *Keys) UpdateAccount(ctx context.Context, accountID string, u keyward.Ac
 }
 
 // DeleteAccount deletes an account with its users and keys. Root only.
-func (s *Keys) DeleteAccount(ctx context.Context, accountID string) error {
+func (s *Tenancy) DeleteAccount(ctx context.Context, accountID string) error {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return err
@@ -193,7 +225,7 @@ func (s *Keys) DeleteAccount(ctx context.Context, accountID string) error {
 // noLiveCredentials returns ECONFLICT if the account has credentials that
 // still work at their provider: deleting the account would drop their
 // records and leave the tokens working, with no place left to revoke them.
-func (s *Keys) noLiveCredentials(ctx context.Context, accountID string) error {
+func (s *Tenancy) noLiveCredentials(ctx context.Context, accountID string) error {
 	for _, st := range []keyward.CredentialStatus{keyward.CredentialActive, keyward.CredentialRotated, keyward.CredentialOrphaned} {
 		live, _, err := s.store.Credentials(ctx, keyward.CredentialFilter{AccountID: accountID, Status: st}, keyward.Page{Limit: 1})
 		if err != nil {

@@ -4,10 +4,11 @@
 // that keep verification caches current. The HTTP API and the CLI reach
 // them through the keyward service interfaces.
 //
-// New builds five services from one Config, each over only what it uses:
-//   - Keys: accounts, users, keys and their tree, rotation policies and the
-//     lifecycle jobs' key changes, secret metadata, rate limits and credits,
-//     imports (keys.go and the files it names);
+// New builds six services from one Config, each over only what it uses:
+//   - Tenancy: accounts and their users (accounts.go, users.go);
+//   - Keys: keys and their tree, rotation policies and the lifecycle jobs'
+//     key changes, secret metadata, rate limits and credits, imports
+//     (keys.go and the files it names);
 //   - Credentials: provider connections and the credentials managed through
 //     them (credentials.go);
 //   - Webhooks: webhook endpoints and their deliveries (webhooks.go);
@@ -73,6 +74,7 @@ type Config struct {
 // identity in its context (keyward.NewContextWithIdentity) and returns
 // EUNAUTHORIZED without one.
 type Services struct {
+	Tenancy     *Tenancy
 	Keys        *Keys
 	Credentials *Credentials
 	Webhooks    *Webhooks
@@ -80,8 +82,9 @@ type Services struct {
 	Abuse       *Abuse
 }
 
-// New returns the services of cfg. Keys and Abuse share one lock: both
-// change what verification caches hold (keys, IP rules), and observers
+// New returns the services of cfg. Tenancy, Keys and Abuse share one lock:
+// they change what verification caches hold (accounts, users, keys, IP
+// rules), and observers
 // must hear of those changes in the order they were committed.
 func New(cfg Config) Services {
 	rec := recorder{sealer: cfg.Sealer, now: cfg.Now, log: cfg.Logger}
@@ -102,6 +105,7 @@ func New(cfg Config) Services {
 		}
 	}
 	return Services{
+		Tenancy:     &Tenancy{recorder: rec, writes: w, store: cfg.Store},
 		Keys:        keys,
 		Credentials: &Credentials{recorder: rec, store: cfg.Store, factory: cfg.Providers},
 		Webhooks:    &Webhooks{recorder: rec, writes: &writes{}, store: cfg.Store, guard: cfg.WebhookGuard},

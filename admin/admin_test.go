@@ -127,8 +127,8 @@ func wantCode(t *testing.T, err error, code string) {
 
 func (e *env) tenant(t *testing.T, name string, perms ...string) (*keyward.Account, *keyward.User, *keyward.CreatedKey, *keyward.CreatedKey) {
 	t.Helper()
-	a := must(e.svc.Keys.CreateAccount(e.root, keyward.AccountCreate{Name: name}))
-	u := must(e.svc.Keys.CreateUser(e.root, a.ID, keyward.UserCreate{Name: name + "-user"}))
+	a := must(e.svc.Tenancy.CreateAccount(e.root, keyward.AccountCreate{Name: name}))
+	u := must(e.svc.Tenancy.CreateUser(e.root, a.ID, keyward.UserCreate{Name: name + "-user"}))
 	adminKey := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: perms}))
 	userKey := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser, Permissions: perms}))
 	return a, u, adminKey, userKey
@@ -142,14 +142,14 @@ func TestBootstrapOnlyOnce(t *testing.T) {
 
 func TestNoCallerIsUnauthorized(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.svc.Keys.Accounts(t.Context(), keyward.Page{})
+	_, err := e.svc.Tenancy.Accounts(t.Context(), keyward.Page{})
 	wantCode(t, err, keyward.EUNAUTHORIZED)
 }
 
 func TestCreateKeyUsesAccountPrefix(t *testing.T) {
 	e := newEnv(t)
-	a := must(e.svc.Keys.CreateAccount(e.root, keyward.AccountCreate{Name: "acme", KeyPrefix: "acme_live"}))
-	u := must(e.svc.Keys.CreateUser(e.root, a.ID, keyward.UserCreate{Name: "alice"}))
+	a := must(e.svc.Tenancy.CreateAccount(e.root, keyward.AccountCreate{Name: "acme", KeyPrefix: "acme_live"}))
+	u := must(e.svc.Tenancy.CreateUser(e.root, a.ID, keyward.UserCreate{Name: "alice"}))
 	k := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID}))
 	if k.Role != keyward.RoleUser || k.Prefix != "acme_live" || k.Start != k.Secret[:len("acme_live_")+4] {
 		t.Fatalf("key = role %s prefix %q start %q", k.Role, k.Prefix, k.Start)
@@ -179,7 +179,7 @@ func TestCreateKeyRejectsBadInput(t *testing.T) {
 			t.Errorf("%s: error = %v, want invalid", name, err)
 		}
 	}
-	other := must(e.svc.Keys.CreateAccount(e.root, keyward.AccountCreate{Name: "other"}))
+	other := must(e.svc.Tenancy.CreateAccount(e.root, keyward.AccountCreate{Name: "other"}))
 	_, err := e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{AccountID: other.ID, UserID: u.ID})
 	wantCode(t, err, keyward.ENOTFOUND)
 }
@@ -237,9 +237,9 @@ func TestScopeHidesOtherAccounts(t *testing.T) {
 	asAdminA := as(t, &adminA.Key)
 	_, err := e.svc.Keys.Key(asAdminA, userB.ID)
 	wantCode(t, err, keyward.ENOTFOUND)
-	_, err = e.svc.Keys.Account(asAdminA, b.ID)
+	_, err = e.svc.Tenancy.Account(asAdminA, b.ID)
 	wantCode(t, err, keyward.ENOTFOUND)
-	_, err = e.svc.Keys.User(asAdminA, b.ID, ub.ID)
+	_, err = e.svc.Tenancy.User(asAdminA, b.ID, ub.ID)
 	wantCode(t, err, keyward.ENOTFOUND)
 	_, err = e.svc.Keys.Keys(asAdminA, keyward.KeyFilter{AccountID: b.ID}, keyward.Page{})
 	wantCode(t, err, keyward.ENOTFOUND)
@@ -247,7 +247,7 @@ func TestScopeHidesOtherAccounts(t *testing.T) {
 	if len(list.Items) != 1 || list.Items[0].ID != userA.ID {
 		t.Fatalf("user sees keys %v, want only its own", list.Items)
 	}
-	_, err = e.svc.Keys.Accounts(asAdminA, keyward.Page{})
+	_, err = e.svc.Tenancy.Accounts(asAdminA, keyward.Page{})
 	wantCode(t, err, keyward.EFORBIDDEN)
 }
 
@@ -291,11 +291,11 @@ func TestObserverHearsEveryChange(t *testing.T) {
 	must(svc.Keys.UpdateKey(e.root, userKey.ID, keyward.KeyUpdate{Disabled: &disabled}))
 	must(svc.Keys.RevokeKey(e.root, userKey.ID))
 	next := must(svc.Keys.RotateKey(e.root, adminKey.ID, keyward.KeyRotate{}))
-	must(svc.Keys.UpdateAccount(e.root, a.ID, keyward.AccountUpdate{Disabled: &disabled}))
-	if err := svc.Keys.DeleteUser(e.root, a.ID, u.ID); err != nil {
+	must(svc.Tenancy.UpdateAccount(e.root, a.ID, keyward.AccountUpdate{Disabled: &disabled}))
+	if err := svc.Tenancy.DeleteUser(e.root, a.ID, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.Keys.DeleteAccount(e.root, a.ID); err != nil {
+	if err := svc.Tenancy.DeleteAccount(e.root, a.ID); err != nil {
 		t.Fatal(err)
 	}
 	wantChanged := []string{userKey.ID, userKey.ID, adminKey.ID, next.ID}
@@ -364,7 +364,7 @@ func TestRetiringKeyMayNotChangeAnything(t *testing.T) {
 	_, err = e.svc.Keys.RotateKey(ctx, adminKey.ID, keyward.KeyRotate{})
 	wantCode(t, err, keyward.EFORBIDDEN)
 	// It may still read.
-	if _, err := e.svc.Keys.Account(ctx, a.ID); err != nil {
+	if _, err := e.svc.Tenancy.Account(ctx, a.ID); err != nil {
 		t.Fatalf("a key in grace could not read its account: %v", err)
 	}
 }

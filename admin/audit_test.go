@@ -13,8 +13,8 @@ import (
 func TestAuditRecordsChangesWithTheirActor(t *testing.T) {
 	e := newEnv(t)
 	ctx := keyward.NewContextWithRequestInfo(e.root, keyward.RequestInfo{IP: "192.0.2.7", UserAgent: "curl/8", RequestID: "req-1"})
-	a := must(e.svc.Keys.CreateAccount(ctx, keyward.AccountCreate{Name: "acme"}))
-	u := must(e.svc.Keys.CreateUser(ctx, a.ID, keyward.UserCreate{Name: "alice"}))
+	a := must(e.svc.Tenancy.CreateAccount(ctx, keyward.AccountCreate{Name: "acme"}))
+	u := must(e.svc.Tenancy.CreateUser(ctx, a.ID, keyward.UserCreate{Name: "alice"}))
 	k := must(e.svc.Keys.CreateKey(ctx, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Name: "laptop-of-alice"}))
 	must(e.svc.Keys.RevokeKey(ctx, k.ID))
 

@@ -80,7 +80,7 @@ func TestCreateCredentialLeavesNoHalfState(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := keyward.NewContextWithIdentity(t.Context(), keyward.IdentityOf(rootKey, ""))
-	acc := must(svc.Keys.CreateAccount(root, keyward.AccountCreate{Name: "acme"}))
+	acc := must(svc.Tenancy.CreateAccount(root, keyward.AccountCreate{Name: "acme"}))
 	conn := must(svc.Credentials.CreateProviderConnection(root, keyward.NewProviderConnection{AccountID: acc.ID, Kind: provider.KindGitea,
 		Name: "git", BaseURL: "https://git.example.com", Username: "admin", Password: "pw"}))
 	create := func() error {

@@ -25,8 +25,9 @@ func TestKeyEnvironments(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { engine.Close(context.Background()) })
-	svc := admin.New(admin.Config{Store: s, Hasher: h, Verifier: engine, Sealer: keywardtest.NewKeyring(t),
-		Prefixes: apikey.Prefixes{Root: "ovk_root_", AccountAdmin: "ovk_acct_", User: "ovk_user_"}}).Keys
+	all := admin.New(admin.Config{Store: s, Hasher: h, Verifier: engine, Sealer: keywardtest.NewKeyring(t),
+		Prefixes: apikey.Prefixes{Root: "ovk_root_", AccountAdmin: "ovk_acct_", User: "ovk_user_"}})
+	svc := all.Keys
 	secret, root, err := svc.Bootstrap(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -35,8 +36,8 @@ func TestKeyEnvironments(t *testing.T) {
 		t.Fatalf("bootstrap key starts %q, environment %q; want ovk_root_, live", apikey.Start(raw), root.Environment)
 	}
 	ctx := keyward.NewContextWithIdentity(t.Context(), keyward.IdentityOf(root, ""))
-	a := must(svc.CreateAccount(ctx, keyward.AccountCreate{Name: "acme"}))
-	u := must(svc.CreateUser(ctx, a.ID, keyward.UserCreate{Name: "alice"}))
+	a := must(all.Tenancy.CreateAccount(ctx, keyward.AccountCreate{Name: "acme"}))
+	u := must(all.Tenancy.CreateUser(ctx, a.ID, keyward.UserCreate{Name: "alice"}))
 	live := must(svc.CreateKey(ctx, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID}))
 	test := must(svc.CreateKey(ctx, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Environment: "test"}))
 	adminTest := must(svc.CreateKey(ctx, keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Environment: "test"}))

@@ -14,14 +14,14 @@ import (
 	"github.com/keyward/keyward/verify"
 )
 
-// Keys manages tenancy and keys: accounts (accounts.go) and their users
-// (users.go), keys and their tree (keytree.go), rotation policies and the
-// lifecycle jobs' key changes (lifecycle.go), secret metadata
+// Keys manages keys: keys and their tree (keytree.go), rotation policies
+// and the lifecycle jobs' key changes (lifecycle.go), secret metadata
 // (secretmeta.go), rate limits and credits (limits.go), imported keys
-// (imports.go) and verification for trusted callers.
+// (imports.go) and verification for trusted callers. Tenancy manages the
+// accounts and users that own them.
 type Keys struct {
 	recorder
-	*writes  // shared with Abuse
+	*writes  // shared with Tenancy and Abuse
 	store    keyStore
 	hasher   *apikey.Hasher
 	verifier keyEngine // nil: VerifyKey is not served
@@ -30,24 +30,18 @@ type Keys struct {
 }
 
 var (
-	_ keyward.AccountService = (*Keys)(nil)
-	_ keyward.UserService    = (*Keys)(nil)
-	_ keyward.KeyService     = (*Keys)(nil)
-	_ keyward.CreditService  = (*Keys)(nil)
+	_ keyward.KeyService    = (*Keys)(nil)
+	_ keyward.CreditService = (*Keys)(nil)
 )
 
 // keyStore is what Keys reads and writes.
 type keyStore interface {
-	CreateAccount(ctx context.Context, ch keyward.Change, a *keyward.Account) error
+	// Accounts and users are read to check and resolve the owners of
+	// keys (Tenancy changes them).
 	Account(ctx context.Context, id string) (*keyward.Account, error)
 	Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Account, string, error)
-	UpdateAccount(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.Account) error) (*keyward.Account, error)
-	DeleteAccount(ctx context.Context, ch keyward.Change, id string) ([]keyward.KeyHash, error)
-
-	CreateUser(ctx context.Context, ch keyward.Change, u *keyward.User) error
 	User(ctx context.Context, id string) (*keyward.User, error)
 	Users(ctx context.Context, accountID string, p keyward.Page) ([]*keyward.User, string, error)
-	DeleteUser(ctx context.Context, ch keyward.Change, id string) ([]keyward.KeyHash, error)
 
 	CreateKey(ctx context.Context, ch keyward.Change, k *keyward.Key) error
 	BootstrapRootKey(ctx context.Context, ch keyward.Change, k *keyward.Key) error
@@ -67,9 +61,6 @@ type keyStore interface {
 	DeleteRotationPolicy(ctx context.Context, ch keyward.Change, s keyward.RotationScope) (*keyward.RotationPolicy, error)
 	AddKeyNotice(ctx context.Context, ch keyward.Change, n *keyward.KeyNotice) error
 
-	// Credentials tells whether an account still has live external
-	// credentials, which keep it from being deleted.
-	Credentials(ctx context.Context, f keyward.CredentialFilter, p keyward.Page) ([]*keyward.ManagedCredential, string, error)
 	// AppendAudit records a credit top-up, which a ledger may count
 	// outside the store.
 	AppendAudit(ctx context.Context, e *keyward.AuditEntry) error
@@ -149,7 +140,7 @@ func (s *Keys) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.Cre
 		}
 	}
 	if c.Role == keyward.RoleUser {
-		if _, err := s.user(ctx, c.AccountID, c.UserID); err != nil {
+		if _, err := accountUser(ctx, s.store, c.AccountID, c.UserID); err != nil {
 			return nil, err
 		}
 	}

@@ -155,14 +155,14 @@ func TestAccountDefaultLimits(t *testing.T) {
 	e := newEnv(t)
 	a, _, adminKey, userKey := e.tenant(t, "acme", "p")
 	limits := []keyward.RateLimit{perMinute}
-	_, err := e.svc.Keys.UpdateAccount(as(t, &adminKey.Key), a.ID, keyward.AccountUpdate{RateLimits: &limits})
+	_, err := e.svc.Tenancy.UpdateAccount(as(t, &adminKey.Key), a.ID, keyward.AccountUpdate{RateLimits: &limits})
 	wantCode(t, err, keyward.EFORBIDDEN)
 	bad := []keyward.RateLimit{perMinute, perMinute}
-	_, err = e.svc.Keys.UpdateAccount(e.root, a.ID, keyward.AccountUpdate{RateLimits: &bad})
+	_, err = e.svc.Tenancy.UpdateAccount(e.root, a.ID, keyward.AccountUpdate{RateLimits: &bad})
 	wantCode(t, err, keyward.EINVALID)
 
 	before := len(e.obs.accountIDs())
-	acc := must(e.svc.Keys.UpdateAccount(e.root, a.ID, keyward.AccountUpdate{RateLimits: &limits}))
+	acc := must(e.svc.Tenancy.UpdateAccount(e.root, a.ID, keyward.AccountUpdate{RateLimits: &limits}))
 	if len(acc.RateLimits) != 1 {
 		t.Fatalf("account limits = %v", acc.RateLimits)
 	}

@@ -71,7 +71,7 @@ func checkSecretMetaWriter(id *keyward.Identity, in secretMetaInput) error {
 }
 
 // sealSecretMeta seals plain for the object whose additional data is ad.
-func (s *Keys) sealSecretMeta(plain, ad []byte) (*keyward.Sealed, error) {
+func (s recorder) sealSecretMeta(plain, ad []byte) (*keyward.Sealed, error) {
 	if s.sealer == nil {
 		return nil, keyward.Errorf(keyward.EINVALID, "secret_meta cannot be stored: this keyward has no master key (configure master_keys)")
 	}
@@ -84,7 +84,7 @@ func (s *Keys) sealSecretMeta(plain, ad []byte) (*keyward.Sealed, error) {
 
 // apply returns the sealed value that replaces cur under in: cur when in
 // changes nothing, nil when it clears.
-func (s *Keys) apply(in secretMetaInput, cur *keyward.Sealed, ad []byte) (*keyward.Sealed, error) {
+func (s recorder) apply(in secretMetaInput, cur *keyward.Sealed, ad []byte) (*keyward.Sealed, error) {
 	switch {
 	case in.plain != nil:
 		return s.sealSecretMeta(in.plain, ad)
@@ -95,7 +95,7 @@ func (s *Keys) apply(in secretMetaInput, cur *keyward.Sealed, ad []byte) (*keywa
 }
 
 // openSecretMeta opens a sealed secret metadata; nil for none.
-func (s *Keys) openSecretMeta(v *keyward.Sealed, ad []byte, what string) (json.RawMessage, error) {
+func (s recorder) openSecretMeta(v *keyward.Sealed, ad []byte, what string) (json.RawMessage, error) {
 	if v == nil {
 		return nil, nil
 	}

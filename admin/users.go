@@ -8,7 +8,7 @@ import (
 )
 
 // CreateUser creates a user in an account: root, or the account's admins.
-func (s *Keys) CreateUser(ctx context.Context, accountID string, c keyward.UserCreate) (*keyward.User, error) {
+func (s *Tenancy) CreateUser(ctx context.Context, accountID string, c keyward.UserCreate) (*keyward.User, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return nil, err
@@ -42,7 +42,7 @@ func (s *Keys) CreateUser(ctx context.Context, accountID string, c keyward.UserC
 }
 
 // User returns a user to root, the account's admins, or the user itself.
-func (s *Keys) User(ctx context.Context, accountID, userID string) (*keyward.User, error) {
+func (s *Tenancy) User(ctx context.Context, accountID, userID string) (*keyward.User, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -53,12 +53,17 @@ func (s *Keys) User(ctx context.Context, accountID, userID string) (*keyward.Use
 			return nil, err
 		}
 	}
-	return s.user(ctx, accountID, userID)
+	return accountUser(ctx, s.store, accountID, userID)
 }
 
-// user loads a user and checks that it belongs to accountID.
-func (s *Keys) user(ctx context.Context, accountID, userID string) (*keyward.User, error) {
-	u, err := s.store.User(ctx, userID)
+// userReader reads users; the stores of Tenancy and Keys are ones.
+type userReader interface {
+	User(ctx context.Context, id string) (*keyward.User, error)
+}
+
+// accountUser loads a user and checks that it belongs to accountID.
+func accountUser(ctx context.Context, st userReader, accountID, userID string) (*keyward.User, error) {
+	u, err := st.User(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +74,7 @@ func (s *Keys) user(ctx context.Context, accountID, userID string) (*keyward.Use
 }
 
 // Users lists an account's users: root, or the account's admins.
-func (s *Keys) Users(ctx context.Context, accountID string, p keyward.Page) (*keyward.UserList, error) {
+func (s *Tenancy) Users(ctx context.Context, accountID string, p keyward.Page) (*keyward.UserList, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -88,7 +93,7 @@ func (s *Keys) Users(ctx context.Context, accountID string, p keyward.Page) (*ke
 }
 
 // DeleteUser deletes a user and its keys: root, or the account's admins.
-func (s *Keys) DeleteUser(ctx context.Context, accountID, userID string) error {
+func (s *Tenancy) DeleteUser(ctx context.Context, accountID, userID string) error {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
 		return err
@@ -97,7 +102,7 @@ func (s *Keys) DeleteUser(ctx context.Context, accountID, userID string) error {
 	if err := requireAccountManager(id, accountID, "delete users"); err != nil {
 		return err
 	}
-	if _, err := s.user(ctx, accountID, userID); err != nil {
+	if _, err := accountUser(ctx, s.store, accountID, userID); err != nil {
 		return err
 	}
 	ch, err := s.audit(ctx, id, "user.delete", "user", userID, accountID, nil)

@@ -50,7 +50,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.svc = admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: engine, Credits: ledger, Logger: log})
-	e.handler = httpapi.New(httpapi.Config{Services: httpapi.Services{Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse}, Engine: engine, Store: store, Logger: log, Version: "test"})
+	e.handler = httpapi.New(httpapi.Config{Services: httpapi.Services{Tenancy: e.svc.Tenancy, Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse}, Engine: engine, Store: store, Logger: log, Version: "test"})
 	e.ts = httptest.NewServer(e.handler)
 	t.Cleanup(e.ts.Close)
 	t.Cleanup(e.checkLogs)
@@ -59,11 +59,11 @@ func newEnv(t *testing.T) *env {
 		t.Fatalf("bootstrap: %v", err)
 	}
 	e.remember(e.root.Reveal())
-	e.acct, err = e.svc.Keys.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: "acme"})
+	e.acct, err = e.svc.Tenancy.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: "acme"})
 	if err != nil {
 		t.Fatalf("create account: %v", err)
 	}
-	e.user, err = e.svc.Keys.CreateUser(e.rootCtx(), e.acct.ID, keyward.UserCreate{Name: "alice"})
+	e.user, err = e.svc.Tenancy.CreateUser(e.rootCtx(), e.acct.ID, keyward.UserCreate{Name: "alice"})
 	if err != nil {
 		t.Fatalf("create user: %v", err)
 	}

@@ -74,11 +74,11 @@ func (e *env) rootCtx() context.Context {
 func (e *env) userKey(perms ...string) *keyward.CreatedKey {
 	e.t.Helper()
 	ctx := e.rootCtx()
-	acc, err := e.svc.Keys.CreateAccount(ctx, keyward.AccountCreate{Name: "acct-" + apikey.NewID("n")})
+	acc, err := e.svc.Tenancy.CreateAccount(ctx, keyward.AccountCreate{Name: "acct-" + apikey.NewID("n")})
 	if err != nil {
 		e.t.Fatalf("create account: %v", err)
 	}
-	u, err := e.svc.Keys.CreateUser(ctx, acc.ID, keyward.UserCreate{Name: "alice"})
+	u, err := e.svc.Tenancy.CreateUser(ctx, acc.ID, keyward.UserCreate{Name: "alice"})
 	if err != nil {
 		e.t.Fatalf("create user: %v", err)
 	}

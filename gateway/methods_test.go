@@ -26,7 +26,7 @@ func TestRouteQueryMethodsAndRole(t *testing.T) {
 	reader := e.userKey("memories:read")
 	writer := e.userKey("memories:*")
 	other := e.userKey("search:run")
-	acct, err := e.svc.Keys.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: "admins"})
+	acct, err := e.svc.Tenancy.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: "admins"})
 	if err != nil {
 		t.Fatal(err)
 	}

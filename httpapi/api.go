@@ -16,7 +16,7 @@ import (
 // authorisation decision to the service.
 
 func (s *Server) createAccount(ctx context.Context, _ *http.Request, in keyward.AccountCreate) (*keyward.Account, error) {
-	return s.svc.Keys.CreateAccount(ctx, in)
+	return s.svc.Tenancy.CreateAccount(ctx, in)
 }
 
 func (s *Server) listAccounts(ctx context.Context, r *http.Request, _ noBody) (*keyward.AccountList, error) {
@@ -28,7 +28,7 @@ func (s *Server) listAccounts(ctx context.Context, r *http.Request, _ noBody) (*
 	if err != nil {
 		return nil, err
 	}
-	l, err := s.svc.Keys.Accounts(ctx, p)
+	l, err := s.svc.Tenancy.Accounts(ctx, p)
 	if l != nil && l.Items == nil {
 		l.Items = []*keyward.Account{}
 	}
@@ -36,19 +36,19 @@ func (s *Server) listAccounts(ctx context.Context, r *http.Request, _ noBody) (*
 }
 
 func (s *Server) getAccount(ctx context.Context, r *http.Request, _ noBody) (*keyward.Account, error) {
-	return s.svc.Keys.Account(ctx, r.PathValue("id"))
+	return s.svc.Tenancy.Account(ctx, r.PathValue("id"))
 }
 
 func (s *Server) updateAccount(ctx context.Context, r *http.Request, in keyward.AccountUpdate) (*keyward.Account, error) {
-	return s.svc.Keys.UpdateAccount(ctx, r.PathValue("id"), in)
+	return s.svc.Tenancy.UpdateAccount(ctx, r.PathValue("id"), in)
 }
 
 func (s *Server) deleteAccount(ctx context.Context, r *http.Request, _ noBody) (*struct{}, error) {
-	return nil, s.svc.Keys.DeleteAccount(ctx, r.PathValue("id"))
+	return nil, s.svc.Tenancy.DeleteAccount(ctx, r.PathValue("id"))
 }
 
 func (s *Server) createUser(ctx context.Context, r *http.Request, in keyward.UserCreate) (*keyward.User, error) {
-	return s.svc.Keys.CreateUser(ctx, r.PathValue("id"), in)
+	return s.svc.Tenancy.CreateUser(ctx, r.PathValue("id"), in)
 }
 
 func (s *Server) listUsers(ctx context.Context, r *http.Request, _ noBody) (*keyward.UserList, error) {
@@ -60,7 +60,7 @@ func (s *Server) listUsers(ctx context.Context, r *http.Request, _ noBody) (*key
 	if err != nil {
 		return nil, err
 	}
-	l, err := s.svc.Keys.Users(ctx, r.PathValue("id"), p)
+	l, err := s.svc.Tenancy.Users(ctx, r.PathValue("id"), p)
 	if l != nil && l.Items == nil {
 		l.Items = []*keyward.User{}
 	}
@@ -68,11 +68,11 @@ func (s *Server) listUsers(ctx context.Context, r *http.Request, _ noBody) (*key
 }
 
 func (s *Server) getUser(ctx context.Context, r *http.Request, _ noBody) (*keyward.User, error) {
-	return s.svc.Keys.User(ctx, r.PathValue("id"), r.PathValue("uid"))
+	return s.svc.Tenancy.User(ctx, r.PathValue("id"), r.PathValue("uid"))
 }
 
 func (s *Server) deleteUser(ctx context.Context, r *http.Request, _ noBody) (*struct{}, error) {
-	return nil, s.svc.Keys.DeleteUser(ctx, r.PathValue("id"), r.PathValue("uid"))
+	return nil, s.svc.Tenancy.DeleteUser(ctx, r.PathValue("id"), r.PathValue("uid"))
 }
 
 func (s *Server) createKey(ctx context.Context, _ *http.Request, in keyward.KeyCreate) (*keyward.CreatedKey, error) {

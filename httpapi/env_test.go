@@ -94,7 +94,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		t.Fatalf("gateway.NewForwardAuth: %v", err)
 	}
 	e.srv = httpapi.New(httpapi.Config{
-		Services:    httpapi.Services{Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse},
+		Services:    httpapi.Services{Tenancy: e.svc.Tenancy, Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse},
 		Engine:      engine,
 		Store:       e.store,
 		Gatherer:    e.reg,
@@ -172,7 +172,7 @@ func (e *env) mustKey(c keyward.KeyCreate) *keyward.CreatedKey {
 
 func (e *env) mustAccount(name string) *keyward.Account {
 	e.t.Helper()
-	a, err := e.svc.Keys.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: name})
+	a, err := e.svc.Tenancy.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: name})
 	if err != nil {
 		e.t.Fatalf("create account %q: %v", name, err)
 	}
@@ -181,7 +181,7 @@ func (e *env) mustAccount(name string) *keyward.Account {
 
 func (e *env) mustUser(accountID, name string) *keyward.User {
 	e.t.Helper()
-	u, err := e.svc.Keys.CreateUser(e.rootCtx(), accountID, keyward.UserCreate{Name: name})
+	u, err := e.svc.Tenancy.CreateUser(e.rootCtx(), accountID, keyward.UserCreate{Name: name})
 	if err != nil {
 		e.t.Fatalf("create user %q: %v", name, err)
 	}

@@ -33,8 +33,9 @@ import (
 // returns them in process (admin.Services); client.Client implements every
 // one over HTTP.
 type Services struct {
-	// Keys serves accounts, users, keys, credits, imports and rotation
-	// policies.
+	// Tenancy serves accounts and their users.
+	Tenancy TenancyServices
+	// Keys serves keys, credits, imports and rotation policies.
 	Keys KeyServices
 	// Credentials serves provider connections and their credentials.
 	Credentials keyward.CredentialService
@@ -48,10 +49,14 @@ type Services struct {
 	Abuse AbuseServices
 }
 
-// KeyServices manage tenancy and keys.
-type KeyServices interface {
+// TenancyServices manage accounts and their users.
+type TenancyServices interface {
 	keyward.AccountService
 	keyward.UserService
+}
+
+// KeyServices manage keys.
+type KeyServices interface {
 	keyward.KeyService
 	keyward.CreditService
 	keyward.KeyImportService
@@ -150,7 +155,7 @@ type Server struct {
 // are wiring bugs.
 func New(cfg Config) *Server {
 	sv := cfg.Services
-	if sv.Keys == nil || sv.Credentials == nil || sv.Webhooks == nil || sv.Audit == nil || sv.Abuse == nil || cfg.Engine == nil {
+	if sv.Tenancy == nil || sv.Keys == nil || sv.Credentials == nil || sv.Webhooks == nil || sv.Audit == nil || sv.Abuse == nil || cfg.Engine == nil {
 		panic("httpapi: Config.Services (each of them) and Config.Engine are required")
 	}
 	if err := httpedge.CheckAgentHeaders(cfg.AgentHeaders); err != nil {

@@ -262,17 +262,17 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	}
 	b.Cleanup(func() { engine.Close(context.Background()) })
 	svc := admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: engine, Logger: slog.New(slog.DiscardHandler)})
-	srv := httpapi.New(httpapi.Config{Services: httpapi.Services{Keys: svc.Keys, Credentials: svc.Credentials, Webhooks: svc.Webhooks, Audit: svc.Audit, Abuse: svc.Abuse}, Engine: engine, Logger: slog.New(slog.DiscardHandler)})
+	srv := httpapi.New(httpapi.Config{Services: httpapi.Services{Tenancy: svc.Tenancy, Keys: svc.Keys, Credentials: svc.Credentials, Webhooks: svc.Webhooks, Audit: svc.Audit, Abuse: svc.Abuse}, Engine: engine, Logger: slog.New(slog.DiscardHandler)})
 	root, rootKey, err := svc.Keys.Bootstrap(b.Context())
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := keyward.NewContextWithIdentity(b.Context(), keyward.IdentityOf(rootKey, ""))
-	a, err := svc.Keys.CreateAccount(ctx, keyward.AccountCreate{Name: "bench"})
+	a, err := svc.Tenancy.CreateAccount(ctx, keyward.AccountCreate{Name: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	u, err := svc.Keys.CreateUser(ctx, a.ID, keyward.UserCreate{Name: "u"})
+	u, err := svc.Tenancy.CreateUser(ctx, a.ID, keyward.UserCreate{Name: "u"})
 	if err != nil {
 		b.Fatal(err)
 	}

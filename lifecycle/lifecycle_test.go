@@ -400,7 +400,7 @@ func TestCheckpointJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := keyward.NewContextWithIdentity(t.Context(), keyward.IdentityOf(rootKey, ""))
-	if _, err := in.admin.Keys.CreateAccount(root, keyward.AccountCreate{Name: "acme"}); err != nil {
+	if _, err := in.admin.Tenancy.CreateAccount(root, keyward.AccountCreate{Name: "acme"}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := in.runner.RunJob(t.Context(), lifecycle.JobCheckpoint)

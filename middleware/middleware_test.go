@@ -129,7 +129,7 @@ func TestRemote(t *testing.T) {
 func TestRemoteAccountAdminVerifier(t *testing.T) {
 	e := newEnv(t)
 	verifier := e.key(keyward.KeyCreate{AccountID: e.acct.ID, Role: keyward.RoleAccountAdmin, Permissions: []string{"keys:verify"}})
-	other, err := e.svc.Keys.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: "other"})
+	other, err := e.svc.Tenancy.CreateAccount(e.rootCtx(), keyward.AccountCreate{Name: "other"})
 	if err != nil {
 		t.Fatal(err)
 	}

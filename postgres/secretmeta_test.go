@@ -26,7 +26,7 @@ func TestSecretMetaNotInClear(t *testing.T) {
 	}
 	root := keyward.NewContextWithIdentity(t.Context(), keyward.IdentityOf(rootKey, ""))
 	const accountDSN, keyDSN = "postgres://acme:account-pw-5e1d@db.internal/acme", "postgres://alice:key-pw-c0ff@db.internal/alice"
-	acc, err := svc.Keys.CreateAccount(root, keyward.AccountCreate{Name: "acme", SecretMeta: json.RawMessage(`{"dsn":"` + accountDSN + `"}`)})
+	acc, err := svc.Tenancy.CreateAccount(root, keyward.AccountCreate{Name: "acme", SecretMeta: json.RawMessage(`{"dsn":"` + accountDSN + `"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

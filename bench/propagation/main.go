@@ -256,7 +256,7 @@ func measure(ctx context.Context, o options, busName string) (res *result, err e
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	rootCtx := keyward.NewContextWithIdentity(ctx, keyward.IdentityOf(root, ""))
-	acct, err := svc.Keys.CreateAccount(rootCtx, keyward.AccountCreate{Name: "propagation bench"})
+	acct, err := svc.Tenancy.CreateAccount(rootCtx, keyward.AccountCreate{Name: "propagation bench"})
 	if err != nil {
 		return nil, fmt.Errorf("create account: %w", err)
 	}

@@ -97,7 +97,7 @@ func TestSimulatedDay(t *testing.T) {
 	})}
 	go receiver.Serve(ln)
 
-	acc, err := svc.Keys.CreateAccount(root, keyward.AccountCreate{Name: "acme"})
+	acc, err := svc.Tenancy.CreateAccount(root, keyward.AccountCreate{Name: "acme"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func TestCredentialExpiryJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := keyward.NewContextWithIdentity(ctx, keyward.IdentityOf(rootKey, ""))
-	acc, err := svc.Keys.CreateAccount(root, keyward.AccountCreate{Name: "acme"})
+	acc, err := svc.Tenancy.CreateAccount(root, keyward.AccountCreate{Name: "acme"})
 	if err != nil {
 		t.Fatal(err)
 	}
