@@ -117,16 +117,16 @@ type Config struct {
 // an anomaly of type brute_force with action block_ip.
 type BruteForce struct {
 	// Enabled turns brute-force blocking on.
-	Enabled bool
+	Enabled bool `yaml:"enabled"`
 	// Threshold is the failure that triggers the block: the Threshold-th
 	// in one window. Default DefaultBruteForceThreshold (20).
-	Threshold int64
+	Threshold int64 `yaml:"threshold"`
 	// Window is the length of the fixed counting windows, at least 1s.
 	// Default DefaultBruteForceWindow (1m).
-	Window time.Duration
+	Window time.Duration `yaml:"window"`
 	// Severity of the brute_force anomaly. Default
 	// DefaultBruteForceSeverity (high).
-	Severity keyward.Severity
+	Severity keyward.Severity `yaml:"severity"`
 }
 
 // IPSpread configures the ip_spread rule: a key used from more distinct
@@ -134,24 +134,24 @@ type BruteForce struct {
 // the key's mean per window over the Windows before).
 type IPSpread struct {
 	// Enabled turns the rule on.
-	Enabled bool
+	Enabled bool `yaml:"enabled"`
 	// Window is the length of the fixed windows, at least 1s. Default
 	// DefaultIPSpreadWindow (1h).
-	Window time.Duration
+	Window time.Duration `yaml:"window"`
 	// Windows is how many past windows the baseline averages, 1 to
 	// MaxWindows. Default DefaultIPSpreadWindows (24).
-	Windows int
+	Windows int `yaml:"windows"`
 	// MinNetworks is the floor of the limit: a key is reported only when
 	// used from more networks than this in a window. Default
 	// DefaultIPSpreadMinNetworks (10).
-	MinNetworks int
+	MinNetworks int `yaml:"min_networks"`
 	// Factor multiplies the baseline, above 0. Default
 	// DefaultIPSpreadFactor (3).
-	Factor float64
+	Factor float64 `yaml:"factor"`
 	// Severity of the anomaly. Default DefaultIPSpreadSeverity (medium).
-	Severity keyward.Severity
+	Severity keyward.Severity `yaml:"severity"`
 	// Action is "" (none) or disable_key. Default none.
-	Action keyward.AnomalyAction
+	Action keyward.AnomalyAction `yaml:"action"`
 }
 
 // UsageSpike configures the usage_spike rule: a key's uses in one Window
@@ -160,38 +160,38 @@ type IPSpread struct {
 // windows.
 type UsageSpike struct {
 	// Enabled turns the rule on.
-	Enabled bool
+	Enabled bool `yaml:"enabled"`
 	// Window is the length of the fixed windows, at least 1s. Default
 	// DefaultUsageSpikeWindow (5m).
-	Window time.Duration
+	Window time.Duration `yaml:"window"`
 	// Windows is how many past windows the trailing mean covers, 1 to
 	// MaxWindows. Default DefaultUsageSpikeWindows (12).
-	Windows int
+	Windows int `yaml:"windows"`
 	// Factor multiplies the trailing mean, above 0. Default
 	// DefaultUsageSpikeFactor (10).
-	Factor float64
+	Factor float64 `yaml:"factor"`
 	// Minimum is the fewest uses in a window that can be a spike. Default
 	// DefaultUsageSpikeMinimum (100).
-	Minimum int64
+	Minimum int64 `yaml:"minimum"`
 	// Severity of the anomaly. Default DefaultUsageSpikeSeverity (medium).
-	Severity keyward.Severity
+	Severity keyward.Severity `yaml:"severity"`
 	// Action is "" (none) or disable_key. Default none.
-	Action keyward.AnomalyAction
+	Action keyward.AnomalyAction `yaml:"action"`
 }
 
 // RevokedKeyUse configures the revoked_key_use rule: a revoked or expired
 // key presented, reported at most once per key per Window.
 type RevokedKeyUse struct {
 	// Enabled turns the rule on.
-	Enabled bool
+	Enabled bool `yaml:"enabled"`
 	// Window is how long a reported key is not reported again, at least
 	// 1s. Default DefaultRevokedKeyUseWindow (1h).
-	Window time.Duration
+	Window time.Duration `yaml:"window"`
 	// Severity of the anomaly. Default DefaultRevokedKeyUseSeverity (high).
-	Severity keyward.Severity
+	Severity keyward.Severity `yaml:"severity"`
 	// Action is "" (none) or block_ip (the presenting network, for
 	// Config.BlockFor). Default none.
-	Action keyward.AnomalyAction
+	Action keyward.AnomalyAction `yaml:"action"`
 }
 
 // FailureBurst configures the failure_burst rule: Threshold failed
@@ -199,16 +199,16 @@ type RevokedKeyUse struct {
 // RATE_LIMITED and USAGE_EXCEEDED. It has no action.
 type FailureBurst struct {
 	// Enabled turns the rule on.
-	Enabled bool
+	Enabled bool `yaml:"enabled"`
 	// Threshold is the failure that is reported: the Threshold-th in one
 	// window. Default DefaultFailureBurstThreshold (50).
-	Threshold int64
+	Threshold int64 `yaml:"threshold"`
 	// Window is the length of the fixed counting windows, at least 1s.
 	// Default DefaultFailureBurstWindow (5m).
-	Window time.Duration
+	Window time.Duration `yaml:"window"`
 	// Severity of the anomaly. Default DefaultFailureBurstSeverity
 	// (medium).
-	Severity keyward.Severity
+	Severity keyward.Severity `yaml:"severity"`
 }
 
 // DefaultConfig returns a Config with every rule enabled, no action and

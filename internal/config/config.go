@@ -162,6 +162,7 @@ func Default() *Config {
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
 		Lifecycle:       defaultLifecycle(),
+		Abuse:           defaultAbuse(),
 
 		WWWAuthenticateScheme: httpedge.DefaultScheme,
 		WWWAuthenticateRealm:  httpedge.DefaultRealm,

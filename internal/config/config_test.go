@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/abuse"
 	"github.com/spf13/pflag"
 )
 
@@ -202,7 +203,6 @@ func TestValidateNamesSettingAndFix(t *testing.T) {
 		{"redis limits without redis", func(c *Config) { c.RateLimitEngine = "redis" }, "rate_limit_engine", "set redis"},
 		{"redis credits without redis", func(c *Config) { c.CreditLedger = "redis" }, "credit_ledger", "or use store"},
 		{"short brute-force window", func(c *Config) { c.Abuse.BruteForce.Window = 500 * time.Millisecond }, "abuse", "BruteForce.Window"},
-		{"setting of another rule", func(c *Config) { c.Abuse.BruteForce.Factor = 2 }, "abuse", "brute_force.factor: not a setting of that rule"},
 		{"bad allow list", func(c *Config) { c.Abuse.AllowList = []string{"10.0.0.0/99"} }, "abuse", "allow_list"},
 		{"unknown action", func(c *Config) { c.Abuse.IPSpread.Action = "block_ip" }, "abuse", "IPSpread.Action"},
 		{"replicas without PostgreSQL", func(c *Config) { c.StoreReplicas = []string{"postgres://r.internal/k"} }, "store_replicas", "set store to the primary's URL"},
@@ -297,6 +297,20 @@ abuse:
 	c.Abuse.Disabled = true
 	if ac, _ = c.DetectorConfig(); ac.BruteForce.Enabled || ac.IPSpread.Enabled || ac.FailureBurst.Enabled {
 		t.Error("abuse.disabled left a rule on")
+	}
+
+	// Each rule has only its own settings: brute force has no factor.
+	_, err = ParseConfig(strings.NewReader("abuse:\n  brute_force: {threshold: 5, factor: 2}\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 2: abuse.brute_force.factor is not a keyward setting") {
+		t.Errorf("a setting of another rule: err = %v", err)
+	}
+	// An explicit zero keeps the default, as an unset setting does.
+	c, err = ParseConfig(strings.NewReader("abuse:\n  ip_spread: {factor: 0, windows: 6}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ac, err = c.DetectorConfig(); err != nil || ac.IPSpread.Factor != abuse.DefaultIPSpreadFactor || ac.IPSpread.Windows != 6 || !ac.IPSpread.Enabled {
+		t.Errorf("ip_spread = %+v, %v; want the default factor, 6 windows, enabled", ac.IPSpread, err)
 	}
 }
 
