@@ -40,6 +40,7 @@ ERR_NO_KEY = 'no API key: send it as "Authorization: Bearer <key>" or "X-API-Key
 ERR_AMBIGUOUS = "Authorization and X-API-Key carry different keys: send one"
 ERR_BAD_AUTHORIZATION = 'Authorization must be "Bearer <key>"'
 ERR_BAD_AGENT = "X-Keyward-Agent must be printable text of at most 200 bytes"
+ERR_AGENT_CONFLICT = "the agent headers name different agents: send the agent in one header"
 ERR_INVALID_KEY = "invalid API key"
 ERR_UNAVAILABLE = "API keys cannot be checked right now: try again shortly"
 ERR_PERMISSIONS = "the API key lacks the required permissions"
@@ -209,15 +210,30 @@ def read_key(headers: HeaderGetter) -> str:
 
 
 def read_agent(headers: HeaderGetter, names: Sequence[str] = (HEADER_AGENT,)) -> Optional[str]:
-    """The agent of a request, from the first of the headers ``names`` it sends (``X-Keyward-Agent``).
+    """The agent of a request, from ``X-Keyward-Agent`` and the headers ``names`` (aliases such as
+    ``X-OpenViking-Agent``).
 
-    It is checked as keyward checks its own header; raises ``Denial`` (400).
+    Each header is checked as keyward checks its own; headers naming different agents are refused,
+    as keyward refuses them. Raises ``Denial`` (400).
     """
-    vs: List[str] = []
-    for name in names:
-        vs = headers(name.lower())
-        if vs:
-            break
+    agent: Optional[str] = None
+    seen = set()
+    for name in (HEADER_AGENT, *names):
+        lower = name.lower()
+        if lower in seen:
+            continue
+        seen.add(lower)
+        a = _agent_in(headers(lower))
+        if a is None:
+            continue
+        if agent is not None and a != agent:
+            raise Denial(400, ErrorCode.INVALID, ERR_AGENT_CONFLICT)
+        agent = a
+    return agent
+
+
+def _agent_in(vs: Sequence[str]) -> Optional[str]:
+    """The agent in the values of one header: None when absent or empty; raises ``Denial``."""
     if not vs:
         return None
     if len(vs) > 1:
@@ -398,9 +414,10 @@ class Guard:
     (say, OPTIONS requests). ``trusted_proxies`` are the networks whose
     ``X-Forwarded-For`` is believed for the client IP sent to keyward.
     ``challenge`` is the ``WWW-Authenticate`` value of a 401 (``'ApiKey
-    realm="notes"'``). ``agent_headers`` name the headers the agent is read
-    from, the first one sent wins (default ``X-Keyward-Agent``; a service
-    whose clients send ``X-OpenViking-Agent`` adds it).
+    realm="notes"'``). ``agent_headers`` name headers read as the agent
+    besides ``X-Keyward-Agent``, which is always read (a service whose
+    clients send ``X-OpenViking-Agent`` adds it); headers naming different
+    agents are refused with 400, as keyward refuses them.
     """
 
     def __init__(
@@ -421,6 +438,11 @@ class Guard:
         #: The query, least role and environment every key must meet too.
         self.needs = Needs(query, require_role, environment)
         self.agent_headers = tuple(agent_headers)
+        for h in self.agent_headers:
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", h):
+                raise ConfigError(f"agent header {h!r} is not a header name: use letters, digits and '-', e.g. X-OpenViking-Agent")
+            if h.lower() in ("authorization", "x-api-key"):
+                raise ConfigError(f"agent header {h!r} is a credential header: pick another name")
         self.exempt = tuple(exempt)
         for p in self.exempt:
             if not p.startswith("/"):

@@ -185,8 +185,15 @@ def test_agent_headers_and_challenge(tenant) -> None:
                                   agent_headers=["X-OpenViking-Agent", "X-Keyward-Agent"],
                                   challenge='ApiKey realm="memories"'))
     r = tc.get("/x", headers=dict(bearer(k.key), **{"X-OpenViking-Agent": "ov", "X-Keyward-Agent": "kw"}))
-    assert r.json()["agent"] == "ov", "the first header named wins"
+    assert r.status_code == 400, "headers naming different agents are refused, as keyward refuses them"
+    assert r.json()["detail"] == "the agent headers name different agents: send the agent in one header"
+    r = tc.get("/x", headers=dict(bearer(k.key), **{"X-OpenViking-Agent": "ov", "X-Keyward-Agent": "ov"}))
+    assert r.json()["agent"] == "ov", "the same agent in both passes"
+    assert tc.get("/x", headers=dict(bearer(k.key), **{"X-OpenViking-Agent": "ov"})).json()["agent"] == "ov"
     assert tc.get("/x", headers=dict(bearer(k.key), **{"X-Keyward-Agent": "kw"})).json()["agent"] == "kw"
+    no_alias = TestClient(starlette_app(keyward.AsyncCachedVerifier(tenant.async_client()), agent_headers=["X-OpenViking-Agent"]))
+    assert no_alias.get("/x", headers=dict(bearer(k.key), **{"X-Keyward-Agent": "kw"})).json()["agent"] == "kw", \
+        "X-Keyward-Agent is read even when not listed"
     r = tc.get("/x", headers=dict(bearer(k.key), **{"X-OpenViking-Agent": "x" * 201}))
     assert r.status_code == 400
     assert tc.get("/x").headers["www-authenticate"] == 'ApiKey realm="memories"'

@@ -20,6 +20,7 @@ const ERR_NO_KEY = 'no API key: send it as "Authorization: Bearer <key>" or "X-A
 const ERR_AMBIGUOUS = "Authorization and X-API-Key carry different keys: send one";
 const ERR_BAD_AUTHORIZATION = 'Authorization must be "Bearer <key>"';
 const ERR_BAD_AGENT = "X-Keyward-Agent must be printable text of at most 200 bytes";
+const ERR_AGENT_CONFLICT = "the agent headers name different agents: send the agent in one header";
 const ERR_INVALID_KEY = "invalid API key";
 const ERR_UNAVAILABLE = "API keys cannot be checked right now: try again shortly";
 const ERR_PERMISSIONS = "the API key lacks the required permissions";
@@ -89,6 +90,13 @@ export interface GuardOptions {
    * another scheme (e.g. 'ApiKey realm="notes"'). Default: 'Bearer realm="keyward"'.
    */
   wwwAuthenticate?: string;
+  /**
+   * Headers read as the agent besides X-Keyward-Agent, for clients that
+   * send their own (e.g. ["X-OpenViking-Agent"]). Each is checked as
+   * X-Keyward-Agent is; headers naming different agents are refused (400),
+   * as keyward refuses them.
+   */
+  agentHeaders?: string[];
 }
 
 /** What a framework gives the guard about a request. */
@@ -142,6 +150,7 @@ export class Guard {
   readonly #exempt: readonly string[];
   readonly #log: Logger;
   readonly #challenge: string | undefined;
+  readonly #agentHeaders: readonly string[];
 
   constructor(opts: GuardOptions = {}) {
     for (const p of opts.exempt ?? []) {
@@ -160,6 +169,7 @@ export class Guard {
       throw new KeywardError("invalid", `wwwAuthenticate ${JSON.stringify(opts.wwwAuthenticate)} must be an auth scheme, optionally followed by printable parameters`);
     }
     this.#challenge = opts.wwwAuthenticate;
+    this.#agentHeaders = agentHeaderNames(opts.agentHeaders ?? []);
   }
 
   /** isExempt reports whether path may pass without a key. */
@@ -208,7 +218,15 @@ export class Guard {
   #read(r: GuardRequest): { req: VerifyRequest; agent: string } | Denial {
     const key = keyOf(r);
     if (typeof key !== "string") return key;
-    const agent = agentOf(r.header("x-keyward-agent"));
+    let agent = agentOf(r.header("x-keyward-agent"));
+    for (const name of this.#agentHeaders) {
+      if (agent === null) break;
+      const a = agentOf(r.header(name));
+      if (a === null || (a !== "" && agent !== "" && a !== agent)) {
+        return { status: 400, code: "invalid", detail: a === null ? ERR_BAD_AGENT : ERR_AGENT_CONFLICT };
+      }
+      agent ||= a;
+    }
     if (agent === null) return { status: 400, code: "invalid", detail: ERR_BAD_AGENT };
     return { req: { key, permissions: this.#perms, ...this.#needs, agent: agent || undefined, ip: unmapped(r.ip) }, agent };
   }
@@ -337,6 +355,26 @@ function keyOf(r: GuardRequest): string | Denial {
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * agentHeaderNames checks the agentHeaders option as keyward checks its
+ * agent_headers setting and returns the names in lower case: header names,
+ * neither X-Keyward-Agent (always read) nor a credential header, each once.
+ */
+function agentHeaderNames(names: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const n of names) {
+    const lower = n.toLowerCase();
+    let problem = "";
+    if (!/^[A-Za-z0-9_-]+$/.test(n)) problem = "is not a header name: use letters, digits and '-', e.g. X-OpenViking-Agent";
+    else if (lower === "x-keyward-agent") problem = "is always read: list only other names";
+    else if (lower === "authorization" || lower === "x-api-key") problem = "is a credential header: pick another name";
+    else if (out.includes(lower)) problem = "is listed twice: list it once";
+    if (problem) throw new KeywardError("invalid", `agent header ${JSON.stringify(n)} ${problem}`);
+    out.push(lower);
+  }
+  return out;
+}
 
 /**
  * agentOf returns X-Keyward-Agent checked as the server does: "" when

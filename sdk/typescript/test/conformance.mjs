@@ -126,6 +126,19 @@ export function conformance(name, serve, features = { exempt: true, rawHeaders: 
       assert.equal((await rawGet(app + "/whoami", [auth, ["X-Keyward-Agent", "claude code"]])).status, 200);
     });
 
+    test("agentHeaders: an alias names the agent; aliases naming different agents: 400", async () => {
+      const url = await start({ verifier: new Client({ url: kw.url, apiKey: kw.verifierKey }), agentHeaders: ["X-OpenViking-Agent"] });
+      const auth = { Authorization: `Bearer ${reader.key}` };
+      assert.equal((await get(url + "/whoami", { ...auth, "X-OpenViking-Agent": "ov" })).body.agent, "ov");
+      assert.equal((await get(url + "/whoami", { ...auth, "X-Keyward-Agent": "kw" })).body.agent, "kw", "X-Keyward-Agent is still read");
+      assert.equal((await get(url + "/whoami", { ...auth, "X-Keyward-Agent": "ov", "X-OpenViking-Agent": "ov" })).body.agent, "ov", "the same agent twice passes");
+      const r = await get(url + "/whoami", { ...auth, "X-Keyward-Agent": "kw", "X-OpenViking-Agent": "ov" });
+      assert.equal(r.status, 400);
+      assert.equal(r.body.detail, "the agent headers name different agents: send the agent in one header");
+      assert.equal((await get(url + "/whoami", { ...auth, "X-OpenViking-Agent": "x".repeat(201) })).status, 400);
+      assert.equal((await get(app + "/whoami", { ...auth, "X-OpenViking-Agent": "ov" })).body.agent, undefined, "without the option the alias is not read");
+    });
+
     test("a per-route permission: 403 without it, 200 with it", async () => {
       let r = await get(app + "/admin", { Authorization: `Bearer ${reader.key}` });
       assert.equal(r.status, 403);
