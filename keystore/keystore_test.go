@@ -149,6 +149,23 @@ func TestKeystoreVerifyKey(t *testing.T) {
 	})
 }
 
+// TestKeystoreWildcards checks that a keystore file's permissions are read
+// in the permission language of the database's keys: a wildcard segment
+// covers what it stands for and nothing beside it, and root may hold "*".
+func TestKeystoreWildcards(t *testing.T) {
+	ks := mustParse(t, "keys:\n"+
+		"  "+keystore.Digest(tokCI)+": {id: ci, role: user, permissions: ['memories:*', 'search.*.run']}\n"+
+		"  "+keystore.Digest(tokRoot)+": {id: ops, role: root, permissions: ['*']}\n")
+	checkVerify(t, ks, []verifyCase{
+		{name: "final wildcard covers a permission under it", key: tokCI, perms: []string{"memories:read", "memories:notes.write"}, code: keyward.DecisionValid, id: "ci", role: keyward.RoleUser},
+		{name: "inner wildcard covers one segment", key: tokCI, perms: []string{"search.docs.run"}, code: keyward.DecisionValid, id: "ci", role: keyward.RoleUser},
+		{name: "final wildcard does not cover its stem", key: tokCI, perms: []string{"memories"}, code: keyward.DecisionInsufficientPermissions, id: "ci"},
+		{name: "inner wildcard does not cover two segments", key: tokCI, perms: []string{"search.docs.all.run"}, code: keyward.DecisionInsufficientPermissions, id: "ci"},
+		{name: "other service refused", key: tokCI, perms: []string{"billing:read"}, code: keyward.DecisionInsufficientPermissions, id: "ci"},
+		{name: "root with every permission", key: tokRoot, perms: []string{"billing:read"}, code: keyward.DecisionValid, id: "ops", role: keyward.RoleRoot},
+	})
+}
+
 func TestKeystoreResult(t *testing.T) {
 	ks := mustParse(t, testFile())
 	res, err := ks.VerifyKey(context.Background(), keyward.VerifyRequest{Key: tokCI})
@@ -270,6 +287,10 @@ func TestParseRefuses(t *testing.T) {
 		{"blank permission", "keys:\n  " + d1 + ": {id: ci, role: user, permissions: [a, '']}\n", []string{`key "ci" (line 2): permission 2 must be`}},
 		{"permission with space", "keys:\n  " + d1 + ": {id: ci, role: user, permissions: ['a b']}\n", []string{"permission 1 must be"}},
 		{"permission with comma", "keys:\n  " + d1 + ": {id: ci, role: user, permissions: ['a,b']}\n", []string{"without white space, commas"}},
+		{"wildcard within a segment", "keys:\n  " + d1 + ": {id: ci, role: user, permissions: ['mem*:read']}\n", []string{`key "ci" (line 2): permission 1 must be`, "'*' only as a whole segment"}},
+		{"every permission on a user key", "keys:\n  " + d1 + ": {id: ci, role: user, permissions: ['*']}\n", []string{`key "ci" (line 2): permission "*" (every permission) is for root keys only`}},
+		{"every permission on an account admin key", "keys:\n  " + d1 + ": {id: ci, role: account_admin, account: acme, permissions: [a, '*']}\n", []string{"is for root keys only"}},
+		{"permission not text", "keys:\n  " + d1 + ": {id: ci, role: user, permissions: [[a]]}\n", []string{"permission 1 must be text"}},
 		{"meta a list", "keys:\n  " + d1 + ": {id: ci, role: user, meta: [a]}\n", []string{"meta must be a mapping"}},
 		{"meta not JSON", "keys:\n  " + d1 + ": {id: ci, role: user, meta: {x: .inf}}\n", []string{"cannot be written as JSON"}},
 		{"meta too large", "keys:\n  " + d1 + ": {id: ci, role: user, meta: {x: " + strings.Repeat("y", 17<<10) + "}}\n", []string{"meta is larger than"}},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/yamldoc"
+	"github.com/keyward/keyward/permission"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -23,11 +24,10 @@ import (
 const (
 	// MaxFileSize bounds a keystore file: the simple modes are for a few
 	// keys; many keys belong in keyward serve's store.
-	MaxFileSize      = 4 << 20
-	maxIDLen         = 200
-	maxPermissions   = 100
-	maxPermissionLen = 128
-	maxMetaLen       = 16 << 10
+	MaxFileSize    = 4 << 20
+	maxIDLen       = 200
+	maxPermissions = 100
+	maxMetaLen     = 16 << 10
 )
 
 const seeDocs = "see docs/simple-modes.md"
@@ -259,6 +259,9 @@ func (p *parser) entry(kn, vn *yaml.Node) (e *entry, digestOK, idOK bool) {
 			bad("an account_admin key needs an account: add account: NAME")
 		}
 	}
+	if keyward.Role(role) != keyward.RoleRoot && slices.Contains(perms, permission.Wildcard) {
+		bad("permission \"*\" (every permission) is for root keys only: grant the wildcards of services instead, e.g. memories:*")
+	}
 	e.key = keyward.Key{ID: id, Role: keyward.Role(role), AccountID: account, UserID: subject, Permissions: perms, Meta: meta}
 	label := e.label(idOK)
 	for _, pr := range probs {
@@ -291,10 +294,12 @@ func permissions(n *yaml.Node, bad func(string, ...any), onLine func(int) string
 	out := make([]string, 0, len(n.Content))
 	for i, item := range n.Content {
 		v, ok := scalar(item)
-		if !ok || v == "" || len(v) > maxPermissionLen || !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool {
-			return unicode.IsSpace(r) || unicode.IsControl(r) || r == ','
-		}) {
-			bad("permission %d%s must be 1-%d characters without white space, commas or control characters, e.g. memories:read", i+1, onLine(item.Line), maxPermissionLen)
+		if !ok {
+			bad("permission %d%s must be text, e.g. memories:read", i+1, onLine(item.Line))
+			continue
+		}
+		if err := permission.Check(v); err != nil || strings.Contains(v, ",") {
+			bad("permission %d%s must be 1-%d characters without white space, commas or control characters, with '*' only as a whole segment, e.g. memories:read or memories:*", i+1, onLine(item.Line), permission.MaxLen)
 			continue
 		}
 		out = append(out, v)
