@@ -13,8 +13,9 @@ import (
 // caches hold, so it shares the write lock of Keys.
 type Tenancy struct {
 	recorder
-	*writes // shared with Keys and Abuse
-	store   tenancyStore
+	*writes  // shared with Keys and Abuse
+	store    tenancyStore
+	prefixes apikey.Prefixes // an account's key_prefix may not overlap them
 }
 
 var (
@@ -53,7 +54,7 @@ func (s *Tenancy) CreateAccount(ctx context.Context, c keyward.AccountCreate) (*
 	if err := validateName("name", c.Name, true); err != nil {
 		return nil, err
 	}
-	if err := validateAccountPrefix(c.KeyPrefix); err != nil {
+	if err := validateAccountPrefix(s.prefixes, c.KeyPrefix); err != nil {
 		return nil, err
 	}
 	if err := keyward.ValidateRateLimits(c.RateLimits); err != nil {
@@ -139,7 +140,7 @@ func (s *Tenancy) UpdateAccount(ctx context.Context, accountID string, u keyward
 		}
 	}
 	if u.KeyPrefix != nil {
-		if err := validateAccountPrefix(*u.KeyPrefix); err != nil {
+		if err := validateAccountPrefix(s.prefixes, *u.KeyPrefix); err != nil {
 			return nil, err
 		}
 	}

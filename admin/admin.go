@@ -105,7 +105,7 @@ func New(cfg Config) Services {
 		}
 	}
 	return Services{
-		Tenancy:     &Tenancy{recorder: rec, writes: w, store: cfg.Store},
+		Tenancy:     &Tenancy{recorder: rec, writes: w, store: cfg.Store, prefixes: cfg.Prefixes},
 		Keys:        keys,
 		Credentials: &Credentials{recorder: rec, store: cfg.Store, factory: cfg.Providers},
 		Webhooks:    &Webhooks{recorder: rec, writes: &writes{}, store: cfg.Store, guard: cfg.WebhookGuard},

@@ -59,6 +59,26 @@ func TestKeyEnvironments(t *testing.T) {
 	_, err = svc.CreateKey(ctx, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Environment: "Test"})
 	wantCode(t, err, keyward.EINVALID)
 
+	// An account's own prefix may not overlap the configured tiers and
+	// environments, at creation or by an update, and a refusal changes
+	// nothing; the defaults' reserved prefixes are free under others.
+	before := must(all.Tenancy.Accounts(ctx, keyward.Page{}))
+	for _, p := range []string{"ovk_root", "ovk_test_acct", "ovk"} {
+		_, err = all.Tenancy.CreateAccount(ctx, keyward.AccountCreate{Name: "overlap", KeyPrefix: p})
+		wantCode(t, err, keyward.EINVALID)
+	}
+	bad := "ovk_acct_acme"
+	_, err = all.Tenancy.UpdateAccount(ctx, a.ID, keyward.AccountUpdate{KeyPrefix: &bad})
+	wantCode(t, err, keyward.EINVALID)
+	if after := must(all.Tenancy.Accounts(ctx, keyward.Page{})); len(after.Items) != len(before.Items) || must(all.Tenancy.Account(ctx, a.ID)).KeyPrefix != "" {
+		t.Errorf("refused prefixes changed the accounts: %d before, %d after", len(before.Items), len(after.Items))
+	}
+	kw := must(all.Tenancy.CreateAccount(ctx, keyward.AccountCreate{Name: "old style", KeyPrefix: "kw_root"}))
+	kwUser := must(all.Tenancy.CreateUser(ctx, kw.ID, keyward.UserCreate{Name: "bob"}))
+	if k := must(svc.CreateKey(ctx, keyward.KeyCreate{AccountID: kw.ID, UserID: kwUser.ID})); !strings.HasPrefix(k.Secret, "kw_root_") {
+		t.Errorf("user key of an account with prefix kw_root starts %q", apikey.Start(k.Secret))
+	}
+
 	// Verify returns the environment and refuses another when required.
 	res := must(svc.VerifyKey(ctx, keyward.VerifyRequest{Key: test.Secret}))
 	if !res.Valid || res.Environment != "test" || res.Identity.Environment != "test" {

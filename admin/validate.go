@@ -38,18 +38,16 @@ func validateName(field, v string, required bool) error {
 }
 
 // validateAccountPrefix checks an account's user-key prefix: the key
-// format's prefix rule, and not one of the reserved tier prefixes.
-func validateAccountPrefix(p string) error {
+// format's prefix rule, and no overlap with the deployment's other tiers
+// and environments (apikey.Prefixes.CheckAccountPrefix).
+func validateAccountPrefix(prefixes apikey.Prefixes, p string) error {
 	if p == "" {
 		return nil
 	}
 	if !apikey.ValidPrefix(p) {
 		return keyward.Errorf(keyward.EINVALID, "key_prefix %q must match [a-z][a-z0-9_]{0,18}[a-z0-9]", p)
 	}
-	if p == apikey.PrefixRoot || p == apikey.PrefixAccountAdmin {
-		return keyward.Errorf(keyward.EINVALID, "key_prefix %q is reserved for keyward's own tiers", p)
-	}
-	return nil
+	return prefixes.CheckAccountPrefix(p)
 }
 
 // normalizePermissions validates perms (permission.Check: a wildcard is a

@@ -164,6 +164,31 @@ func (p Prefixes) Validate() error {
 	return nil
 }
 
+// CheckAccountPrefix returns EINVALID when an account's user-key prefix
+// (keyward.Account.KeyPrefix) would make keys that can be taken for
+// another tier's or environment's: in some environment, its keys'
+// beginning (prefix and underscore) begins, or is begun by, the beginning
+// of root or account-admin keys, or of user keys of another environment.
+// The prefixes must be valid (Validate).
+func (p Prefixes) CheckAccountPrefix(accountPrefix string) error {
+	all, err := p.Patterns()
+	if err != nil {
+		return err
+	}
+	for env, seg := range p.environments() {
+		own := withSegment(accountPrefix, seg) + "_"
+		for _, pt := range all {
+			if pt.Role == keyward.RoleUser && pt.Environment == env {
+				continue
+			}
+			if other := pt.Prefix + "_"; strings.HasPrefix(own, other) || strings.HasPrefix(other, own) {
+				return keyward.Errorf(keyward.EINVALID, "key_prefix %q would make %s keys beginning %s, which overlaps the %s %s keys' %s: choose a prefix that neither begins nor is begun by another tier's or environment's", accountPrefix, env, own, pt.Environment, pt.Role, other)
+			}
+		}
+	}
+	return nil
+}
+
 // Pattern is the secret-scanning pattern of one tier and environment.
 type Pattern struct {
 	// ID names the pattern: keyward-ENVIRONMENT-TIER (tier root, acct or

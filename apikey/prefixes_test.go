@@ -92,6 +92,35 @@ func TestPrefixesValidate(t *testing.T) {
 	}
 }
 
+// TestCheckAccountPrefix: an account's user-key prefix may not make keys
+// that begin like another tier's or another environment's, and must still
+// be free to share letters with them, or to equal the user tier's own.
+func TestCheckAccountPrefix(t *testing.T) {
+	for _, c := range []struct {
+		p       Prefixes
+		refused []string
+		allowed []string
+	}{
+		{Prefixes{},
+			[]string{"kw_root", "kw_acct", "kw", "kw_root_x", "kw_test_user", "kw_test"},
+			[]string{"acme", "acme_live", "kw_user", "kw_users", "kw_roots", "kwx"}},
+		{Prefixes{Root: "ovk_root_", AccountAdmin: "ovk_acct_", User: "ovk_user_"},
+			[]string{"ovk_root", "ovk", "ovk_test_acct", "ovk_acct_acme"},
+			[]string{"kw_root", "kw_acct", "ovk_user", "ovk_user_acme", "ovkx"}},
+	} {
+		for _, ap := range c.refused {
+			if err := c.p.CheckAccountPrefix(ap); keyward.ErrorCode(err) != keyward.EINVALID || !strings.Contains(err.Error(), "overlaps") {
+				t.Errorf("%+v: CheckAccountPrefix(%q) = %v, want EINVALID naming the overlap", c.p, ap, err)
+			}
+		}
+		for _, ap := range c.allowed {
+			if err := c.p.CheckAccountPrefix(ap); err != nil {
+				t.Errorf("%+v: CheckAccountPrefix(%q) = %v, want nil", c.p, ap, err)
+			}
+		}
+	}
+}
+
 // TestPatternsMatchKeys checks the scanning patterns against real keys of
 // every tier and environment, and against near-misses.
 func TestPatternsMatchKeys(t *testing.T) {
