@@ -69,6 +69,9 @@ type KeyImportEntry struct {
 	Permissions []string        `json:"permissions,omitempty"`
 	Meta        json.RawMessage `json:"meta,omitempty"`
 	ExpiresAt   *time.Time      `json:"expires_at,omitempty"`
+	// Environment is one the deployment's key_prefixes define, as in
+	// KeyCreate; empty means DefaultEnvironment.
+	Environment string `json:"environment,omitempty"`
 	// Line is where the entry was read from (a file's line), named in
 	// errors about it; 0 names the entry by its position instead.
 	Line int `json:"line,omitempty"`

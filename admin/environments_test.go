@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"encoding/hex"
 	"slices"
 	"strings"
 	"testing"
@@ -79,6 +80,30 @@ func TestKeyEnvironments(t *testing.T) {
 		t.Errorf("user key of an account with prefix kw_root starts %q", apikey.Start(k.Secret))
 	}
 
+	// Imported keys take an environment too, checked as a created key's;
+	// an import naming one that is not configured imports nothing.
+	const legacy = "legacy-token-of-the-test-environment"
+	_, err = svc.ImportKeys(ctx, keyward.KeyImportRequest{Keys: []keyward.KeyImportEntry{
+		{SHA256: hexDigest(legacy), Role: keyward.RoleAccountAdmin, Account: a.ID, Environment: "test"},
+		{SHA256: hexDigest("another-legacy-token"), Role: keyward.RoleAccountAdmin, Account: a.ID, Environment: "staging"},
+	}})
+	wantCode(t, err, keyward.EINVALID)
+	if c := must(s.KeyImportCounts(t.Context())); c.Pending != 0 {
+		t.Fatalf("a refused import left %d keys pending", c.Pending)
+	}
+	imported := must(svc.ImportKeys(ctx, keyward.KeyImportRequest{Keys: []keyward.KeyImportEntry{
+		{SHA256: hexDigest(legacy), Role: keyward.RoleAccountAdmin, Account: a.ID, Environment: "test"},
+	}}))
+	if got := must(s.Key(t.Context(), imported.Imported[0].ID)); got.Environment != "test" {
+		t.Errorf("imported key's environment = %q, want test", got.Environment)
+	}
+	if err := engine.ReloadImports(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if res := must(svc.VerifyKey(ctx, keyward.VerifyRequest{Key: legacy, Environment: "live"})); res.Code != keyward.DecisionWrongEnvironment || res.Environment != "test" {
+		t.Errorf("imported test key verified for live = %+v, want WRONG_ENVIRONMENT naming test", res)
+	}
+
 	// Verify returns the environment and refuses another when required.
 	res := must(svc.VerifyKey(ctx, keyward.VerifyRequest{Key: test.Secret}))
 	if !res.Valid || res.Environment != "test" || res.Identity.Environment != "test" {
@@ -108,7 +133,7 @@ func TestKeyEnvironments(t *testing.T) {
 		ids = append(ids, k.ID)
 	}
 	// Ids made within one millisecond list in any order.
-	want := []string{test.ID, adminTest.ID, next.ID}
+	want := []string{test.ID, adminTest.ID, next.ID, imported.Imported[0].ID}
 	slices.Sort(ids)
 	slices.Sort(want)
 	if !slices.Equal(ids, want) {
@@ -121,4 +146,10 @@ func TestKeyEnvironments(t *testing.T) {
 	if got := must(svc.Keys(userCtx, keyward.KeyFilter{Environment: "live"}, keyward.Page{})); len(got.Items) != 1 || got.Items[0].ID != live.ID {
 		t.Errorf("the user's live keys = %d keys, want only %s", len(got.Items), live.ID)
 	}
+}
+
+// hexDigest is the SHA-256 hex digest of raw, as an import names a key.
+func hexDigest(raw string) string {
+	d := keyward.DigestOf(raw)
+	return hex.EncodeToString(d[:])
 }

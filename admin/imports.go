@@ -118,6 +118,10 @@ func (s *Keys) importEntry(ctx context.Context, res *resolver, id *keyward.Ident
 	if err := validateName("name", e.Name, false); err != nil {
 		return im, err
 	}
+	env := keyward.EnvironmentOf(e.Environment)
+	if err := keyward.ValidateEnvironment("environment", env); err != nil {
+		return im, err
+	}
 	perms, err := normalizePermissions(e.Permissions)
 	if err != nil {
 		return im, err
@@ -155,6 +159,7 @@ func (s *Keys) importEntry(ctx context.Context, res *resolver, id *keyward.Ident
 		Permissions: perms,
 		Meta:        meta,
 		ExpiresAt:   expires,
+		Environment: env,
 		CreatedAt:   now,
 		UpdatedAt:   now,
 		CreatedBy:   id.KeyID,
@@ -166,6 +171,15 @@ func (s *Keys) importEntry(ctx context.Context, res *resolver, id *keyward.Ident
 		k.UserID = user.ID
 	}
 	if err := keyward.ValidateOwner(k.Role, k.AccountID, k.UserID); err != nil {
+		return im, err
+	}
+	// The environment must be one keys may be created in; the prefix the
+	// key would get is not its own (it was made elsewhere), so none is set.
+	var accountPrefix string
+	if account != nil {
+		accountPrefix = account.KeyPrefix
+	}
+	if _, err := s.prefixes.Prefix(role, env, accountPrefix); err != nil {
 		return im, err
 	}
 	if k.Permissions == nil {

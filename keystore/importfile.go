@@ -21,7 +21,7 @@ const MaxImportFileSize = 64 << 20
 const maxImportLine = 1 << 20
 
 // importFields are the fields of a JSON-lines entry.
-var importFields = []string{"sha256", "name", "role", "account", "user", "permissions", "meta", "expires_at"}
+var importFields = []string{"sha256", "name", "role", "account", "user", "permissions", "meta", "expires_at", "environment"}
 
 const seeImportDocs = "see docs/importing-keys.md"
 
@@ -176,6 +176,8 @@ func parseImportLine(line []byte) (keyward.KeyImportEntry, error) {
 			continue
 		case "expires_at":
 			dst = &e.ExpiresAt
+		case "environment":
+			dst = &e.Environment
 		}
 		if err := json.Unmarshal(v, dst); err != nil {
 			return e, fmt.Errorf("%s has the wrong type: %s", f, importFieldHelp(f))

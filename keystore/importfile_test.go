@@ -11,7 +11,7 @@ import (
 func TestParseImportJSONLines(t *testing.T) {
 	d1, d2 := keystore.Digest("legacy-one"), keystore.Digest("legacy-two")
 	src := "# exported from the old service\n\n" +
-		`{"sha256": "` + d1 + `", "name": "ci", "role": "user", "account": "acme", "user": "alice", "permissions": ["memories:read"], "meta": {"plan": "pro"}, "expires_at": "2030-01-01T00:00:00Z"}` + "\n" +
+		`{"sha256": "` + d1 + `", "name": "ci", "role": "user", "account": "acme", "user": "alice", "permissions": ["memories:read"], "meta": {"plan": "pro"}, "expires_at": "2030-01-01T00:00:00Z", "environment": "test"}` + "\n" +
 		`{"sha256": "` + strings.ToUpper(d2) + `", "role": "root"}` + "\n"
 	got, err := keystore.ParseImport(strings.NewReader(src), "keys.jsonl")
 	if err != nil {
@@ -22,10 +22,10 @@ func TestParseImportJSONLines(t *testing.T) {
 	}
 	e := got[0]
 	if e.Line != 3 || e.SHA256 != d1 || e.Name != "ci" || e.Role != keyward.RoleUser || e.Account != "acme" || e.User != "alice" ||
-		len(e.Permissions) != 1 || string(e.Meta) != `{"plan": "pro"}` || e.ExpiresAt == nil || e.ExpiresAt.Year() != 2030 {
+		len(e.Permissions) != 1 || string(e.Meta) != `{"plan": "pro"}` || e.ExpiresAt == nil || e.ExpiresAt.Year() != 2030 || e.Environment != "test" {
 		t.Fatalf("entry 1 = %+v", e)
 	}
-	if got[1].Line != 4 || got[1].Role != keyward.RoleRoot {
+	if got[1].Line != 4 || got[1].Role != keyward.RoleRoot || got[1].Environment != "" {
 		t.Fatalf("entry 2 = %+v", got[1])
 	}
 }

@@ -1484,6 +1484,8 @@ export interface components {
             meta?: components["schemas"]["Meta"];
             /** Format: date-time */
             expires_at?: string;
+            /** @description One the deployment's key_prefixes define, as for a created key; absent: live. */
+            environment?: components["schemas"]["Environment"];
             /** @description Where the entry was read from; errors about it name this line. */
             line?: number;
         };
