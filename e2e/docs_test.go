@@ -56,15 +56,17 @@ func docBlock(doc, marker string) (string, bool) {
 	return body + "\n", true
 }
 
-// TestCIInstallsCaddy keeps the Caddy release .ci/run installs equal to the
-// one the skip message names.
-func TestCIInstallsCaddy(t *testing.T) {
+// TestCIInstallsTools keeps the Caddy and gitleaks releases .ci/run
+// installs equal to the ones the skip messages name.
+func TestCIInstallsTools(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("..", ".ci", "run"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), "github.com/caddyserver/caddy/v2/cmd/caddy@"+caddyVersion) {
-		t.Errorf(".ci/run does not install caddy %s: update caddyVersion or .ci/run", caddyVersion)
+	for _, tool := range []string{"github.com/caddyserver/caddy/v2/cmd/caddy@" + caddyVersion, "github.com/zricethezav/gitleaks/v8@" + gitleaksVersion} {
+		if !strings.Contains(string(b), "go install "+tool) {
+			t.Errorf(".ci/run does not install %s: update the version constant or .ci/run", tool)
+		}
 	}
 }
 

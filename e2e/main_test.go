@@ -24,7 +24,7 @@ import (
 // to exit.
 const waitTimeout = 30 * time.Second
 
-// caddyVersion is the Caddy release .ci/run installs (TestCIInstallsCaddy
+// caddyVersion is the Caddy release .ci/run installs (TestCIInstallsTools
 // keeps the two equal).
 const caddyVersion = "v2.11.9"
 
