@@ -12,7 +12,7 @@ import (
 // The hot path's bookkeeping (TouchKeys, WriteCredits, AddUsage) runs in
 // one statement over arrays on PostgreSQL, replacing sqlstore's statement
 // per row: a batch costs one round trip, and the rows it locks are locked
-// in id order, so concurrent batches of several instances never deadlock.
+// in key order, so concurrent batches of several instances never deadlock.
 
 const touchKeys = `WITH u AS (
 		SELECT t.id, max(t.at) AS at FROM unnest($1::text[], $2::timestamptz[]) AS t(id, at) GROUP BY t.id
@@ -91,11 +91,16 @@ func (s *Store) AddUsage(ctx context.Context, rows []keyward.UsageRow) error {
 		keys[i], accounts[i], codes[i], counts[i] = r.KeyID, r.AccountID, string(r.Code), r.Count
 	}
 	// GROUP BY merges rows of the batch that share a minute row: ON
-	// CONFLICT DO UPDATE cannot touch one row twice in a statement.
+	// CONFLICT DO UPDATE cannot touch one row twice in a statement. ORDER
+	// BY makes the rows be inserted, and so locked, in the order of the
+	// key of usage_counts, the order RollUpUsage locks them in too: two
+	// instances flushing the same minute rows, or a flush beside a roll-up,
+	// then wait for each other instead of deadlocking.
 	_, err := s.Writer().ExecContext(ctx, `INSERT INTO usage_counts (granularity, start, key_id, account_id, code, count)
 		SELECT 'minute', s, k, a, c, sum(n) FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::bigint[])
 			AS u(s, k, a, c, n)
 		GROUP BY s, k, a, c
+		ORDER BY s, k, a, c
 		ON CONFLICT (granularity, start, key_id, account_id, code)
 		DO UPDATE SET count = usage_counts.count + excluded.count`,
 		starts, keys, accounts, codes, counts)

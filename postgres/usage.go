@@ -37,10 +37,13 @@ func (s *Store) RollUpUsage(ctx context.Context, before time.Time) error {
 			// One statement, so one snapshot: the rows it sums are the rows
 			// it marks. FOR UPDATE makes a concurrent AddUsage to a source
 			// row wait, and rolled is set to the count that was summed, so
-			// a count added meanwhile is left for the next roll-up.
+			// a count added meanwhile is left for the next roll-up. The
+			// rows are locked in AddUsage's order, so the two never
+			// deadlock.
 			if _, err := tx.ExecContext(ctx, `WITH src AS (
 					SELECT start, key_id, account_id, code, count, rolled FROM usage_counts
 					WHERE granularity = ?2 AND start < ?3 AND count > rolled
+					ORDER BY start, key_id, account_id, code
 					FOR UPDATE
 				), marked AS (
 					UPDATE usage_counts u SET rolled = src.count FROM src
