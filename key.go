@@ -99,6 +99,9 @@ type Key struct {
 	UserID      string          `json:"user_id,omitempty"`
 	Permissions []string        `json:"permissions"`
 	Meta        json.RawMessage `json:"meta,omitempty"`
+	// Roles names the named roles of the key's account it holds
+	// (NamedRole), sorted: it holds their permissions too.
+	Roles []string `json:"roles,omitempty"`
 	// SecretMeta is the key's secret metadata sealed with
 	// KeySecretMetaAD; nil when it has none. It is never listed nor
 	// returned by a get: only verify returns it, opened, to callers
@@ -153,6 +156,10 @@ type Key struct {
 	// metadata, filled by stores on reads like AccountDisabled, so verify
 	// can return it without another lookup.
 	AccountSecretMeta *Sealed `json:"-"`
+	// RolePermissions are the permissions of the key's roles, filled by
+	// stores on reads like AccountDisabled (sorted, without duplicates; nil
+	// without roles), so a verification needs one lookup.
+	RolePermissions []string `json:"-"`
 }
 
 // Meter returns the id whose rate limit buckets the key counts against:
@@ -188,23 +195,26 @@ func (k *Key) Status(now time.Time) Decision {
 }
 
 // HasPermissions reports whether the key holds every permission in want:
-// one of its permissions covers each (permission.Covers: "memories:*"
-// covers "memories:read"). Root keys hold all permissions.
+// one of its effective permissions (EffectivePermissions) covers each
+// (permission.Covers: "memories:*" covers "memories:read"). Root keys hold
+// all permissions.
 func (k *Key) HasPermissions(want []string) bool {
-	return k.Role == RoleRoot || permission.HoldsAll(k.Permissions, want)
+	return k.Role == RoleRoot || permission.HoldsAll(k.EffectivePermissions(), want)
 }
 
 // Allows reports whether the key holds every permission in want and
-// satisfies q (nil: no query) and, when role is set, whether its role
-// covers role (Role.Covers). It also returns what the key lacks: the
-// missing permissions (permission.Set.Missing), and role when the role
-// refused. Root keys hold all permissions.
+// satisfies q (nil: no query) with its effective permissions
+// (EffectivePermissions) and, when role is set, whether it meets the guard
+// role (HasRole: its tier covers role, or it holds the named role). It also
+// returns what the key lacks: the missing permissions
+// (permission.Set.Missing), and role when the role refused. Root keys hold
+// all permissions.
 func (k *Key) Allows(want []string, q *permission.Query, role Role) (ok bool, missing []string, missingRole Role) {
-	if role != "" && !k.Role.Covers(role) {
+	if role != "" && !k.HasRole(role) {
 		missingRole = role
 	}
 	if k.Role != RoleRoot {
-		missing = permission.NewSet(k.Permissions).Missing(want, q)
+		missing = permission.NewSet(k.EffectivePermissions()).Missing(want, q)
 	}
 	return missing == nil && missingRole == "", missing, missingRole
 }
@@ -213,6 +223,8 @@ func (k *Key) Allows(want []string, q *permission.Query, role Role) (ok bool, mi
 func (k *Key) Clone() *Key {
 	c := *k
 	c.Permissions = slices.Clone(k.Permissions)
+	c.Roles = slices.Clone(k.Roles)
+	c.RolePermissions = slices.Clone(k.RolePermissions)
 	c.Meta = slices.Clone(k.Meta)
 	c.IPAllow = slices.Clone(k.IPAllow)
 	c.RateLimits = slices.Clone(k.RateLimits)
@@ -252,6 +264,9 @@ type Identity struct {
 	// informational and never grants anything.
 	Agent       string   `json:"agent,omitempty"`
 	Permissions []string `json:"permissions,omitempty"`
+	// Roles names the key's named roles (Key.Roles); Permissions are its
+	// effective permissions (Key.EffectivePermissions).
+	Roles []string `json:"roles,omitempty"`
 	// ExpiresAt is when the key stops working: its expiry or, for a key
 	// rotated with a grace window, the end of the window, whichever is
 	// first.
@@ -272,7 +287,8 @@ func IdentityOf(k *Key, agent string) *Identity {
 		UserID:      k.UserID,
 		Role:        k.Role,
 		Agent:       agent,
-		Permissions: k.Permissions,
+		Permissions: k.EffectivePermissions(),
+		Roles:       k.Roles,
 		ExpiresAt:   k.ExpiresAt,
 		Retiring:    k.RevokedAt != nil,
 		Environment: k.Environment,
@@ -337,7 +353,7 @@ func ValidateOwner(r Role, accountID, userID string) error {
 
 // ValidateRecord checks what every store's schema requires of a key about
 // to be written, with clear messages (EINVALID): an id, a hash, a role that
-// fits its owner (ValidateOwner), an environment name or none, valid rate limits and credits, secret
+// fits its owner (ValidateOwner), named roles only on a key of an account, an environment name or none, valid rate limits and credits, secret
 // meta that is sealed, and meta that is JSON.
 func (k *Key) ValidateRecord() error {
 	if k.ID == "" {
@@ -355,6 +371,9 @@ func (k *Key) ValidateRecord() error {
 		}
 	}
 	if err := ValidateRateLimits(k.RateLimits); err != nil {
+		return err
+	}
+	if err := validateKeyRoles(k); err != nil {
 		return err
 	}
 	if err := k.SecretMeta.ValidateRecord("key secret_meta"); err != nil {

@@ -84,6 +84,9 @@ type KeyCreate struct {
 	Name        string          `json:"name,omitempty"`
 	Permissions []string        `json:"permissions,omitempty"`
 	Meta        json.RawMessage `json:"meta,omitempty"`
+	// Roles names named roles of the account (NamedRole) the key holds
+	// besides Permissions.
+	Roles []string `json:"roles,omitempty"`
 	// Environment is the key's environment, one the deployment's
 	// key_prefixes define; empty means DefaultEnvironment. It picks the
 	// key's prefix.
@@ -121,6 +124,8 @@ type KeyUpdate struct {
 	ExpiresAt   *time.Time       `json:"expires_at,omitempty"`
 	ClearExpiry bool             `json:"clear_expiry,omitempty"`
 	Disabled    *bool            `json:"disabled,omitempty"`
+	// Roles replaces the key's named roles; an empty list removes them.
+	Roles *[]string `json:"roles,omitempty"`
 	// IPAllow replaces the key's allow list; an empty list removes it.
 	IPAllow *[]string `json:"ip_allow,omitempty"`
 	// RateLimits replaces the key's limits; an empty list removes them
@@ -156,7 +161,8 @@ type VerifyRequest struct {
 	// query that does not parse is an EQUERY error naming the position.
 	Query string `json:"query,omitempty"`
 	// RequireRole, when set, is the least role the key must have: root,
-	// account_admin or user (a role covers those below it).
+	// account_admin or user (a role covers those below it), or a named
+	// role the key must hold (Key.HasRole).
 	RequireRole Role `json:"require_role,omitempty"`
 	// Agent names the agent acting with the key; it is echoed in the
 	// identity and grants nothing.
@@ -177,12 +183,14 @@ type VerifyRequest struct {
 
 // CompileNeeds checks what r asks of the key beyond its validity and
 // returns its query parsed with c (nil when it has none): EINVALID for a
-// require_role that is not a role, EQUERY for a query that does not parse
+// require_role that is neither a tier nor a role name, EQUERY for a query that does not parse
 // (QueryError). Every verifier calls it before looking the key up, so a
 // bad request is refused whatever the key.
 func (r *VerifyRequest) CompileNeeds(c *permission.Cache) (*permission.Query, error) {
-	if r.RequireRole != "" && !r.RequireRole.Valid() {
-		return nil, Errorf(EINVALID, "require_role %q is not one of root, account_admin, user", r.RequireRole)
+	if r.RequireRole != "" {
+		if err := ValidateRequiredRole(r.RequireRole); err != nil {
+			return nil, err
+		}
 	}
 	if r.Query == "" {
 		return nil, nil

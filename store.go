@@ -240,6 +240,9 @@ type Store interface {
 	// managed through them (see credential.go).
 	CredentialStore
 
+	// RoleStore holds the named roles of accounts (see role.go).
+	RoleStore
+
 	// LifecycleStore holds job locks, rotation policies and key notices,
 	// and finds the work of the lifecycle jobs (see lifecycle.go).
 	LifecycleStore

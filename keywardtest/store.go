@@ -67,6 +67,7 @@ func TestStore(t *testing.T, open func(t *testing.T) keyward.Store) {
 		{"Webhooks", testWebhooks},
 		{"Credentials", testCredentials},
 		{"SecretMeta", testSecretMeta},
+		{"Roles", testRoles},
 		{"Ping", testPing},
 	} {
 		t.Run(c.name, func(t *testing.T) {

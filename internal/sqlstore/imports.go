@@ -47,6 +47,9 @@ func (s *Store) ImportKeys(ctx context.Context, ch keyward.Change, imports []key
 // none.
 func (s *Store) KeyByDigest(ctx context.Context, d keyward.KeyDigest) (*keyward.Key, error) {
 	k, err := s.scanKey(s.r.QueryRowContext(ctx, selectKey+" JOIN key_imports i ON i.key_id = k.id WHERE i.digest = ?", d[:]))
+	if err == nil {
+		err = s.fillRoles(ctx, s.r, k)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, s.errorf("key by digest: %w", keyward.Errorf(keyward.ENOTFOUND, "key not found"))
 	}

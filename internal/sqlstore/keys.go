@@ -26,14 +26,16 @@ var keyColumns = strings.FieldsFunc(keyCols, func(r rune) bool { return r == ','
 // keyParams is the number of keyCols.
 var keyParams = len(keyColumns)
 
-// selectKey reads a key with its account's disabled flag and rate limits;
-// it is completed by a WHERE clause.
+// selectKey reads a key with its account's disabled flag and rate limits,
+// and whether it has roles (see fillRoles); it is completed by a WHERE
+// clause.
 const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
 	k.account_id, k.user_id, k.permissions, k.meta, k.expires_at, k.disabled, k.revoked_at,
 	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
 	k.ip_allow, k.rate_limits, k.meter_id, k.credits_remaining, k.credits_refill_amount, k.credits_refill_interval,
 	k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version, k.expiry_scheduled, k.environment,
-	COALESCE(a.disabled, FALSE), COALESCE(a.rate_limits, '[]'), a.secret_meta, COALESCE(a.secret_meta_version, 0)
+	COALESCE(a.disabled, FALSE), COALESCE(a.rate_limits, '[]'), a.secret_meta, COALESCE(a.secret_meta_version, 0),
+	EXISTS (SELECT 1 FROM key_roles kr WHERE kr.key_id = k.id)
 	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id`
 
 // CreateKey inserts k. ENOTFOUND if its account or user does not exist (or
@@ -117,7 +119,10 @@ func (s *Store) insertKey(ctx context.Context, tx *Tx, k *keyward.Key) error {
 		})
 	}
 	fillAccount(k, account)
-	return nil
+	if err := s.insertKeyRoles(ctx, tx, k); err != nil {
+		return err
+	}
+	return s.fillRoles(ctx, tx, k)
 }
 
 // fillAccount sets the fields of k that mirror its account a (nil for a
@@ -198,7 +203,10 @@ func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keywa
 					return err
 				}
 			}
-			return s.dbError(bi.InsertRows(ctx, tx, "keys", keyColumns, rows), batchConflicts)
+			if err := bi.InsertRows(ctx, tx, "keys", keyColumns, rows); err != nil {
+				return s.dbError(err, batchConflicts)
+			}
+			return s.insertBatchRoles(ctx, tx, keys)
 		}
 		stmts := map[int]*sql.Stmt{} // by row count: the full chunk and the tail
 		defer func() {
@@ -226,13 +234,30 @@ func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keywa
 				return s.dbError(err, batchConflicts)
 			}
 		}
-		return nil
+		return s.insertBatchRoles(ctx, tx, keys)
 	})
 	if err != nil {
 		return s.errorf("create %d keys: %w", len(keys), err)
 	}
 	for _, k := range keys {
 		fillAccount(k, accounts[k.AccountID])
+	}
+	return nil
+}
+
+// insertBatchRoles attaches the roles of the keys of a batch and fills
+// their RolePermissions.
+func (s *Store) insertBatchRoles(ctx context.Context, tx *Tx, keys []*keyward.Key) error {
+	for _, k := range keys {
+		if len(k.Roles) == 0 {
+			continue
+		}
+		if err := s.insertKeyRoles(ctx, tx, k); err != nil {
+			return err
+		}
+		if err := s.fillRoles(ctx, tx, k); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -275,6 +300,9 @@ func (s *Store) checkOwners(ctx context.Context, tx *Tx, keys []*keyward.Key) (m
 // Key returns the key with id. ENOTFOUND if none.
 func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
 	k, err := s.scanKey(s.lookup(ctx, s.keyByID, s.keyByIDSQL, id))
+	if err == nil {
+		err = s.fillRoles(ctx, s.r, k)
+	}
 	if err != nil {
 		return nil, s.errorf("key %s: %w", id, s.rowError(err, "key", id))
 	}
@@ -284,19 +312,23 @@ func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
 // KeyByHash returns the key with hash h, with AccountDisabled filled.
 // ENOTFOUND if none.
 func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key, error) {
-	return s.keyByHashRow(s.lookup(ctx, s.keyByHash, s.keyByHashSQL, h[:]))
+	return s.keyByHashRow(ctx, s.lookup(ctx, s.keyByHash, s.keyByHashSQL, h[:]))
 }
 
 // KeyByHashOn is KeyByHash read with r, another connection to a database
 // holding the same tables (a PostgreSQL read replica). The dialect must be
-// a RowReader.
+// a RowReader. The roles of a key that has some are read from the
+// store's own reader.
 func (s *Store) KeyByHashOn(ctx context.Context, r RowReader, h keyward.KeyHash) (*keyward.Key, error) {
-	return s.keyByHashRow(r.QueryRow(ctx, s.keyByHashSQL, h[:]))
+	return s.keyByHashRow(ctx, r.QueryRow(ctx, s.keyByHashSQL, h[:]))
 }
 
-// keyByHashRow reads the key of KeyByHash from its row.
-func (s *Store) keyByHashRow(row scanner) (*keyward.Key, error) {
+// keyByHashRow reads the key of KeyByHash from its row, and its roles.
+func (s *Store) keyByHashRow(ctx context.Context, row scanner) (*keyward.Key, error) {
 	k, err := s.scanKey(row)
+	if err == nil {
+		err = s.fillRoles(ctx, s.r, k)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, s.errorf("key by hash: %w", keyward.Errorf(keyward.ENOTFOUND, "key not found"))
 	}
@@ -331,7 +363,7 @@ func (s *Store) keyTx(ctx context.Context, tx *Tx, id string) (*keyward.Key, err
 	if err != nil {
 		return nil, s.rowError(err, "key", id)
 	}
-	return k, nil
+	return k, s.fillRoles(ctx, tx, k)
 }
 
 // Keys lists the keys matching f by id after p.After.
@@ -367,10 +399,13 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 		}
 		keys = append(keys, k)
 	}
-	if err := rows.Err(); err != nil {
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, "", s.errorf("list keys: %w", s.dbError(err, Conflicts{}))
 	}
 	keys, next := page(keys, p, func(k *keyward.Key) string { return k.ID })
+	if err := s.fillRoles(ctx, s.r, keys...); err != nil {
+		return nil, "", s.errorf("list keys: %w", err)
+	}
 	return keys, next, nil
 }
 
@@ -427,6 +462,9 @@ func (s *Store) UpdateKeyTree(ctx context.Context, ch keyward.Change, id string,
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return s.dbError(err, Conflicts{})
+		}
+		if err := s.fillRoles(ctx, tx, tree...); err != nil {
+			return err
 		}
 		tree = keyward.KeyTreeOrder(id, tree)
 		if len(tree) == 0 {
@@ -526,7 +564,10 @@ func (s *Store) saveKey(ctx context.Context, tx *Tx, orig, k *keyward.Key) error
 		credits_remaining = ?, credits_refill_amount = ?, credits_refill_interval = ?, credits_refilled_at = ?,
 		credits_version = ?, secret_meta = ?, secret_meta_version = ?, expiry_scheduled = ?
 		WHERE id = ?`, args...)
-	return s.dbError(err, Conflicts{})
+	if err != nil {
+		return s.dbError(err, Conflicts{})
+	}
+	return s.saveKeyRoles(ctx, tx, orig, k)
 }
 
 // DeleteKey deletes the key with id and returns it as it was.
@@ -585,13 +626,14 @@ func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
 		credits                                         storedCredits
 		secret, accountSecret                           []byte
 		secretVersion, accountSecretVersion             int
+		roles                                           bool
 	)
 	dest := []any{&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
 		&accountID, &userID, s.d.ListDest(&perms), &meta, &expires, &k.Disabled, &revoked,
 		&rotatedFrom, &grace, &created, &createdBy, &lastUsed, &updated,
 		s.d.ListDest(&ipAllow), &rateLimits, &meterID}
 	dest = append(append(dest, credits.dest()...), &secret, &secretVersion, &k.ExpiryScheduled, &k.Environment,
-		&k.AccountDisabled, &accountLimits, &accountSecret, &accountSecretVersion)
+		&k.AccountDisabled, &accountLimits, &accountSecret, &accountSecretVersion, &roles)
 	err := row.Scan(dest...)
 	if err != nil {
 		return nil, err
@@ -605,6 +647,9 @@ func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
 	k.SecretMeta, k.AccountSecretMeta = storedSealed(secret, secretVersion), storedSealed(accountSecret, accountSecretVersion)
 	k.HasSecretMeta = k.SecretMeta != nil
 	k.Permissions = nonNil(perms)
+	if roles {
+		k.Roles = []string{} // for fillRoles: hasRoles
+	}
 	if meta.Valid {
 		k.Meta = json.RawMessage(meta.String)
 	}

@@ -228,7 +228,10 @@ func (s *Store) queryKeys(ctx context.Context, query string, args ...any) ([]*ke
 		}
 		keys = append(keys, k)
 	}
-	return keys, s.dbError(rows.Err(), Conflicts{})
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, s.dbError(err, Conflicts{})
+	}
+	return keys, s.fillRoles(ctx, s.r, keys...)
 }
 
 // ExpiredIPRules lists the IP rules expired by before.
