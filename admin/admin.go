@@ -4,8 +4,9 @@
 // that keep verification caches current. The HTTP API and the CLI reach
 // them through the keyward service interfaces.
 //
-// New builds six services from one Config, each over only what it uses:
+// New builds seven services from one Config, each over only what it uses:
 //   - Tenancy: accounts and their users (accounts.go, users.go);
+//   - Roles: the named roles of accounts, attached to keys (roles.go);
 //   - Keys: keys and their tree, rotation policies and the lifecycle jobs'
 //     key changes, secret metadata, rate limits and credits, imports
 //     (keys.go and the files it names);
@@ -75,6 +76,7 @@ type Config struct {
 // EUNAUTHORIZED without one.
 type Services struct {
 	Tenancy     *Tenancy
+	Roles       *Roles
 	Keys        *Keys
 	Credentials *Credentials
 	Webhooks    *Webhooks
@@ -82,9 +84,9 @@ type Services struct {
 	Abuse       *Abuse
 }
 
-// New returns the services of cfg. Tenancy, Keys and Abuse share one lock:
-// they change what verification caches hold (accounts, users, keys, IP
-// rules), and observers
+// New returns the services of cfg. Tenancy, Roles, Keys and Abuse share one
+// lock: they change what verification caches hold (accounts, users, roles,
+// keys, IP rules), and observers
 // must hear of those changes in the order they were committed.
 func New(cfg Config) Services {
 	rec := recorder{sealer: cfg.Sealer, now: cfg.Now, log: cfg.Logger}
@@ -106,6 +108,7 @@ func New(cfg Config) Services {
 	}
 	return Services{
 		Tenancy:     &Tenancy{recorder: rec, writes: w, store: cfg.Store, prefixes: cfg.Prefixes},
+		Roles:       &Roles{recorder: rec, writes: w, store: cfg.Store},
 		Keys:        keys,
 		Credentials: &Credentials{recorder: rec, store: cfg.Store, factory: cfg.Providers},
 		Webhooks:    &Webhooks{recorder: rec, writes: &writes{}, store: cfg.Store, guard: cfg.WebhookGuard},

@@ -42,6 +42,8 @@ type keyStore interface {
 	Accounts(ctx context.Context, p keyward.Page) ([]*keyward.Account, string, error)
 	User(ctx context.Context, id string) (*keyward.User, error)
 	Users(ctx context.Context, accountID string, p keyward.Page) ([]*keyward.User, string, error)
+	// Roles are read to attach them to keys (Roles changes them).
+	Role(ctx context.Context, accountID, name string) (*keyward.NamedRole, error)
 
 	CreateKey(ctx context.Context, ch keyward.Change, k *keyward.Key) error
 	BootstrapRootKey(ctx context.Context, ch keyward.Change, k *keyward.Key) error
@@ -120,6 +122,10 @@ func (s *Keys) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.Cre
 	if err := checkGrant(id, c.Role, perms, c.ExpiresAt); err != nil {
 		return nil, err
 	}
+	roles, err := keyRoles(ctx, s.store, id, c.AccountID, c.Roles)
+	if err != nil {
+		return nil, err
+	}
 	ipAllow, err := s.checkIPAllow(ctx, id, c.IPAllow)
 	if err != nil {
 		return nil, err
@@ -158,6 +164,7 @@ func (s *Keys) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.Cre
 		AccountID:   c.AccountID,
 		UserID:      c.UserID,
 		Permissions: perms,
+		Roles:       roles,
 		Meta:        meta,
 		ExpiresAt:   c.ExpiresAt,
 		IPAllow:     ipAllow,
@@ -175,7 +182,7 @@ func (s *Keys) CreateKey(ctx context.Context, c keyward.KeyCreate) (*keyward.Cre
 		return nil, err
 	}
 	k.HasSecretMeta = k.SecretMeta != nil
-	details := map[string]any{"role": k.Role, "environment": k.Environment, "name": k.Name, "user_id": k.UserID, "permissions": k.Permissions, "expires_at": k.ExpiresAt, "ip_allow": k.IPAllow, "rate_limits": k.RateLimits, "credits": k.Credits}
+	details := map[string]any{"role": k.Role, "environment": k.Environment, "name": k.Name, "user_id": k.UserID, "permissions": k.Permissions, "roles": k.Roles, "expires_at": k.ExpiresAt, "ip_allow": k.IPAllow, "rate_limits": k.RateLimits, "credits": k.Credits}
 	if k.HasSecretMeta {
 		details["secret_meta"] = secretMeta.auditValue()
 	}
@@ -272,6 +279,7 @@ func (s *Keys) issue(ctx context.Context, ch keyward.Change, k *keyward.Key, sav
 	if err := save(ctx, ch, k); err != nil {
 		return nil, err
 	}
+	created.RolePermissions = k.RolePermissions // read by the store
 	s.keyChanged(k)
 	return created, nil
 }
@@ -369,9 +377,9 @@ func (s *Keys) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (*
 	return &keyward.KeyList{Items: items, Next: next}, nil
 }
 
-// UpdateKey changes a key's name, permissions, meta, expiry, allow list or
-// disabled flag. Permissions, expiry and allow list may not exceed the
-// caller's.
+// UpdateKey changes a key's name, permissions, named roles, meta, expiry,
+// allow list or disabled flag. Permissions, roles, expiry and allow list
+// may not exceed the caller's.
 func (s *Keys) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpdate) (*keyward.Key, error) {
 	id, unlock, err := s.writer(ctx)
 	if err != nil {
@@ -390,6 +398,12 @@ func (s *Keys) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpdate)
 	}
 	if u.Name != nil {
 		if err := validateName("name", *u.Name, false); err != nil {
+			return nil, err
+		}
+	}
+	var roles []string
+	if u.Roles != nil {
+		if roles, err = keyRoles(ctx, s.store, id, current.AccountID, *u.Roles); err != nil {
 			return nil, err
 		}
 	}
@@ -443,6 +457,9 @@ func (s *Keys) UpdateKey(ctx context.Context, keyID string, u keyward.KeyUpdate)
 		}
 		if u.Permissions != nil {
 			k.Permissions = perms
+		}
+		if u.Roles != nil {
+			k.Roles = roles
 		}
 		if u.Meta != nil {
 			k.Meta = meta

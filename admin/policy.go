@@ -70,13 +70,27 @@ func checkGrant(id *keyward.Identity, role keyward.Role, perms []string, expires
 	if isRoot(id) {
 		return nil
 	}
+	if err := checkHeld(id, perms); err != nil {
+		return err
+	}
+	if id.ExpiresAt != nil && (expiresAt == nil || expiresAt.After(*id.ExpiresAt)) {
+		return keyward.Errorf(keyward.EFORBIDDEN, "a key cannot outlive the key that grants it: set expires_at at or before %s", id.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// checkHeld refuses a permission of perms that the caller holds nothing
+// covering (permission.Covers), its named roles' permissions included:
+// nobody grants more than they hold, whether to a key or to a role. Root
+// holds everything.
+func checkHeld(id *keyward.Identity, perms []string) error {
+	if isRoot(id) {
+		return nil
+	}
 	for _, p := range perms {
 		if !permission.Holds(id.Permissions, p) {
 			return keyward.Errorf(keyward.EFORBIDDEN, "cannot grant permission %q: the calling key holds no permission that covers it (it may grant what it holds, or narrower: memories:* covers memories:read)", p)
 		}
-	}
-	if id.ExpiresAt != nil && (expiresAt == nil || expiresAt.After(*id.ExpiresAt)) {
-		return keyward.Errorf(keyward.EFORBIDDEN, "a key cannot outlive the key that grants it: set expires_at at or before %s", id.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

@@ -54,9 +54,11 @@ type entry struct {
 	// under the shard's lock: see evict.go.
 	inMain bool
 
-	// perms is the key's permissions prepared for matching, shared by
-	// every entry with the same list (interner); its List is the key's
-	// list, its capacity clipped so that an append never writes into it.
+	// perms is the key's effective permissions (its own and its named
+	// roles': keyward.Key.EffectivePermissions, computed once as the key
+	// is loaded) prepared for matching, shared by every entry with the
+	// same list (interner); its List is that list, its capacity clipped
+	// so that an append never writes into it.
 	perms *permission.Set
 	extra *extra // nil when the key has none of its fields
 	// pad keeps the entry at 160 bytes, whose size class puts every
@@ -148,6 +150,9 @@ type extra struct {
 	// environment is the key's environment when it is not
 	// keyward.DefaultEnvironment; "" when it is.
 	environment string
+	// roles names the key's named roles (keyward.Key.Roles), whose
+	// permissions perms holds.
+	roles []string
 }
 
 // newEntry returns the entry of k, cached under hash h, to be reloaded a
@@ -161,7 +166,7 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		id:              k.ID,
 		accountID:       k.AccountID,
 		userID:          k.UserID,
-		perms:           e.interner.set(k.Permissions),
+		perms:           e.interner.set(k.EffectivePermissions()),
 		expiresAt:       k.ExpiresAt,
 		revokedAt:       k.RevokedAt,
 		disabled:        k.Disabled,
@@ -177,6 +182,7 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		meterID:           k.MeterID,
 		credits:           k.Credits,
 		hash:              k.Hash,
+		roles:             k.Roles,
 	}
 	if en.role == roleOther {
 		x.role = k.Role
@@ -185,7 +191,7 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		x.environment = env
 	}
 	if en.role == roleOther || x.environment != "" || k.Hash != h || x.meta != nil || x.secretMeta != nil || x.accountSecretMeta != nil || x.ipAllow != nil ||
-		x.rateLimits != nil || x.accountRateLimits != nil || x.meterID != "" || x.credits != nil {
+		x.rateLimits != nil || x.accountRateLimits != nil || x.meterID != "" || x.credits != nil || x.roles != nil {
 		en.extra = &x
 	}
 	en.loaded = now
@@ -204,7 +210,8 @@ func (en *entry) storedHash(h keyward.KeyHash) keyward.KeyHash {
 
 // key returns the key en holds as a new keyward.Key sharing en's slices
 // and pointers: every field a verification reads (the environment too),
-// and HasSecretMeta. Name,
+// and HasSecretMeta. Its Permissions are the effective ones (perms) and
+// RolePermissions nil, so its EffectivePermissions are en's. Name,
 // Start, Prefix, CreatedBy, RotatedFrom, GraceUntil, CreatedAt, UpdatedAt,
 // LastUsedAt, Hash and PepperVersion are zero.
 func (en *entry) key() *keyward.Key {
@@ -230,6 +237,7 @@ func (en *entry) key() *keyward.Key {
 		k.AccountRateLimits = x.accountRateLimits
 		k.MeterID = x.meterID
 		k.Credits = x.credits
+		k.Roles = x.roles
 	}
 	return k
 }
@@ -262,10 +270,24 @@ func (en *entry) hasPermissions(want []string) bool {
 // the key holds want, satisfies q (nil: none) and has role (empty: any).
 // It allocates nothing.
 func (en *entry) allows(want []string, q *permission.Query, role keyward.Role) bool {
-	if role != "" && !en.roleOf().Covers(role) {
+	if role != "" && !en.hasRole(role) {
 		return false
 	}
 	return en.role == roleRoot || en.perms.HoldsAll(want) && (q == nil || q.Eval(en.perms))
+}
+
+// hasRole is keyward.Key.HasRole: the key's tier covers r, or it holds
+// the named role r.
+func (en *entry) hasRole(r keyward.Role) bool {
+	return en.roleOf().Covers(r) || en.extra != nil && slices.Contains(en.extra.roles, string(r))
+}
+
+// roles is keyward.Key.Roles.
+func (en *entry) roles() []string {
+	if en.extra != nil {
+		return en.extra.roles
+	}
+	return nil
 }
 
 // effectiveRateLimits is keyward.Key.EffectiveRateLimits.
@@ -305,6 +327,7 @@ func (en *entry) identity(agent string) *keyward.Identity {
 		Role:        en.roleOf(),
 		Agent:       agent,
 		Permissions: en.perms.List(),
+		Roles:       en.roles(),
 		ExpiresAt:   en.expiresAt,
 		Retiring:    en.revokedAt != nil,
 		Environment: en.environment(),

@@ -59,6 +59,9 @@ func TestEntryMatchesKey(t *testing.T) {
 		"wildcards":      with(func(k *keyward.Key) { k.Permissions = []string{"a:read", "b:*"} }),
 		"everything":     with(func(k *keyward.Key) { k.Role, k.Permissions = keyward.RoleAccountAdmin, []string{"*"} }),
 		"live":           with(func(k *keyward.Key) { k.Environment = keyward.DefaultEnvironment }),
+		"named roles": with(func(k *keyward.Key) {
+			k.Roles, k.RolePermissions = []string{"ops", "reader"}, []string{"a:read", "b:*", "c"}
+		}),
 		"test":           with(func(k *keyward.Key) { k.Environment = "test" }),
 		"extras": with(func(k *keyward.Key) {
 			k.Meta = json.RawMessage(`{"plan":"pro"}`)
@@ -89,7 +92,7 @@ func TestEntryMatchesKey(t *testing.T) {
 					t.Errorf("%s: hasPermissions = %t, want %t", name, got, want)
 				}
 				for _, q := range queries {
-					for _, role := range []keyward.Role{"", keyward.RoleUser, keyward.RoleAccountAdmin, keyward.RoleRoot} {
+					for _, role := range []keyward.Role{"", keyward.RoleUser, keyward.RoleAccountAdmin, keyward.RoleRoot, "reader", "writer"} {
 						ok, missing, missingRole := k.Allows(want, q, role)
 						if got := en.allows(want, q, role); got != ok {
 							t.Errorf("%s: allows(%q, %v, %q) = %t, want %t", name, want, q, role, got, ok)
@@ -121,6 +124,8 @@ func TestEntryMatchesKey(t *testing.T) {
 			want.RotatedFrom, want.GraceUntil, want.CreatedAt, want.CreatedBy = "", nil, time.Time{}, ""
 			want.LastUsedAt, want.UpdatedAt = nil, time.Time{}
 			want.Environment = keyward.EnvironmentOf(k.Environment)
+			// The entry holds the effective permissions as the key's own.
+			want.Permissions, want.RolePermissions = k.EffectivePermissions(), nil
 			if got := en.environment(); got != want.Environment {
 				t.Errorf("%s: environment = %q, want %q", name, got, want.Environment)
 			}

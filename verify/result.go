@@ -17,7 +17,7 @@ var queries permission.Cache
 
 // NewRequest returns r in the engine's shape, or EINVALID naming what
 // cannot be verified: an IP that is not an address, a cost outside 0 to
-// keyward.MaxVerificationCost, a require_role that is not a role, an
+// keyward.MaxVerificationCost, a require_role that is neither a tier nor a role name, an
 // environment that is not an environment name; EQUERY for a query that
 // does not parse (keyward.QueryError). Every entry point taking the API's
 // shape (VerifyKey, the HTTP API) converts through it.
@@ -90,7 +90,7 @@ func (r Result) VerifyResult() *keyward.VerifyResult {
 			if en.role != roleRoot {
 				out.MissingPermissions = en.perms.Missing(r.need.perms, r.need.query)
 			}
-			if r.need.role != "" && !en.roleOf().Covers(r.need.role) {
+			if r.need.role != "" && !en.hasRole(r.need.role) {
 				out.MissingRole = r.need.role
 			}
 		}

@@ -153,7 +153,8 @@ type Request struct {
 	// Query, when set, is a permission query the key must satisfy too
 	// (parse it once: permission.Cache, or at startup).
 	Query *permission.Query
-	// Role, when set, is the least role the key must have (Role.Covers).
+	// Role, when set, is the least role the key must have (Role.Covers),
+	// or a named role it must hold (keyward.Key.HasRole).
 	Role keyward.Role
 	// Agent names the agent acting with the key; it is echoed in the
 	// identity and grants nothing.
