@@ -115,7 +115,8 @@ type Route struct {
 	Methods map[string]string `yaml:"methods"`
 	// RequireRole, when set, is the least role of the keys the route
 	// admits (YAML "require_role"): root, account_admin or user, a role
-	// admitting those above it (keyward.Role.Covers).
+	// admitting those above it (keyward.Role.Covers), or a named role
+	// the key must hold (keyward.Key.HasRole).
 	RequireRole keyward.Role `yaml:"require_role"`
 	// Limits names the key's rate limits every request of the route
 	// counts against (YAML "limits"); empty: all of the key's limits. A
@@ -348,8 +349,8 @@ func Validate(cfg Config, needUpstream bool) error {
 				}
 			}
 		}
-		if r.RequireRole != "" && !r.RequireRole.Valid() {
-			add(f+".require_role", "%q is not one of root, account_admin, user", r.RequireRole)
+		if r.RequireRole != "" && keyward.ValidateRequiredRole(r.RequireRole) != nil {
+			add(f+".require_role", "%q is neither root, account_admin, user nor a role name (a lowercase letter, then lowercase letters, digits, '_' or '-')", r.RequireRole)
 		}
 		for j, name := range r.Limits {
 			if err := (keyward.RateLimit{Name: name, Limit: 1, Window: keyward.Duration(time.Second)}).Validate(); err != nil {

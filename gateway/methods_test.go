@@ -123,7 +123,7 @@ func TestValidateQueriesAndRoles(t *testing.T) {
 		t.Fatalf("a good route: %v", err)
 	}
 	bad := gateway.Route{PathPrefix: "/", Query: "a AND (b", Permissions: []string{"mem*"},
-		Methods: map[string]string{"get": "", "POST": "a b"}, RequireRole: "owner"}
+		Methods: map[string]string{"get": "", "POST": "a b"}, RequireRole: "Owner!"}
 	err := gateway.Validate(gateway.Config{Verifier: e.engine, Routes: []gateway.Route{bad}}, false)
 	var ce *gateway.ConfigError
 	if !errors.As(err, &ce) {
@@ -138,7 +138,7 @@ func TestValidateQueriesAndRoles(t *testing.T) {
 		"routes[0].permissions":  "within a segment",
 		"routes[0].methods":      `"get" is not a request method`,
 		"routes[0].methods.POST": "at position 3",
-		"routes[0].require_role": `"owner" is not one of root, account_admin, user`,
+		"routes[0].require_role": `"Owner!" is neither root, account_admin, user nor a role name`,
 	} {
 		if !strings.Contains(got[field], want) {
 			t.Errorf("%s: %q, want it to say %q", field, got[field], want)

@@ -60,8 +60,9 @@ func WithQuery(q string) Option {
 }
 
 // WithRole makes every request need a key of role at least role: root,
-// account_admin or user (keyward.Role.Covers); a key of a lower role is
-// refused with 403. New panics if role is not one of the three.
+// account_admin or user (keyward.Role.Covers), or a key holding the named
+// role role (keyward.Key.HasRole); another key is refused with 403. New
+// panics if role is neither a tier nor a role name.
 func WithRole(role keyward.Role) Option {
 	return func(c *config) { c.role = role }
 }
@@ -178,8 +179,10 @@ func New(v keyward.KeyVerifier, opts ...Option) func(http.Handler) http.Handler 
 	if c.query != "" {
 		mustParse(c.query)
 	}
-	if c.role != "" && !c.role.Valid() {
-		panic("middleware: WithRole(" + string(c.role) + "): use root, account_admin or user")
+	if c.role != "" {
+		if err := keyward.ValidateRequiredRole(c.role); err != nil {
+			panic("middleware: WithRole: " + keyward.ErrorMessage(err))
+		}
 	}
 	if c.env != "" {
 		if err := keyward.ValidateEnvironment("WithEnvironment", c.env); err != nil {

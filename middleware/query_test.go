@@ -53,7 +53,7 @@ func TestQueryAndRole(t *testing.T) {
 func TestQueryOptionsPanicOnWiringBugs(t *testing.T) {
 	for name, f := range map[string]func(){
 		"bad query":        func() { middleware.New(&recordingVerifier{}, middleware.WithQuery("a AND")) },
-		"bad role":         func() { middleware.New(&recordingVerifier{}, middleware.WithRole("owner")) },
+		"bad role":         func() { middleware.New(&recordingVerifier{}, middleware.WithRole("Owner!")) },
 		"bad route query":  func() { middleware.RequireQuery("(a OR b") },
 		"wildcard segment": func() { middleware.RequireQuery("a*") },
 	} {

@@ -33,7 +33,7 @@ func TestGatewayRouteQueries(t *testing.T) {
 		t.Errorf("route = %+v", r)
 	}
 
-	_, err = load(t, "gateway:\n  routes:\n    - prefix: /x\n      query: a OR (b\n      require_role: admin\n", nil)
+	_, err = load(t, "gateway:\n  routes:\n    - prefix: /x\n      query: a OR (b\n      require_role: Admin\n", nil)
 	for _, want := range []string{"gateway.routes[0].query", "at position 8", "gateway.routes[0].require_role"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want it to say %q", err, want)
