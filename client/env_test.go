@@ -50,7 +50,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.svc = admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: engine, Credits: ledger, Logger: log})
-	e.handler = httpapi.New(httpapi.Config{Services: httpapi.Services{Tenancy: e.svc.Tenancy, Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse}, Engine: engine, Store: store, Logger: log, Version: "test"})
+	e.handler = httpapi.New(httpapi.Config{Services: httpapi.Services{Tenancy: e.svc.Tenancy, Roles: e.svc.Roles, Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse}, Engine: engine, Store: store, Logger: log, Version: "test"})
 	e.ts = httptest.NewServer(e.handler)
 	t.Cleanup(e.ts.Close)
 	t.Cleanup(e.checkLogs)

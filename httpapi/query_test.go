@@ -53,7 +53,7 @@ func TestVerifyQuery(t *testing.T) {
 		{`{"key":"kw_user_unknown","query":"memories:read AND (search:run"}`, keyward.EQUERY, 30, "expected ')'"},
 		{`{"key":"` + k.Secret + `","query":"memories:read OR OR"}`, keyward.EQUERY, 18, "got OR"},
 		{`{"key":"` + k.Secret + `","query":"mem*"}`, keyward.EQUERY, 1, "within a segment"},
-		{`{"key":"` + k.Secret + `","require_role":"owner"}`, keyward.EINVALID, 0, "require_role"},
+		{`{"key":"` + k.Secret + `","require_role":"Owner!"}`, keyward.EINVALID, 0, "require_role"},
 	} {
 		r := e.do(http.MethodPost, "/v1/keys/verify", e.root, c.body)
 		if r.status != http.StatusBadRequest {

@@ -35,6 +35,8 @@ import (
 type Services struct {
 	// Tenancy serves accounts and their users.
 	Tenancy TenancyServices
+	// Roles serves the named roles of accounts.
+	Roles keyward.RoleService
 	// Keys serves keys, credits, imports and rotation policies.
 	Keys KeyServices
 	// Credentials serves provider connections and their credentials.
@@ -155,7 +157,7 @@ type Server struct {
 // are wiring bugs.
 func New(cfg Config) *Server {
 	sv := cfg.Services
-	if sv.Tenancy == nil || sv.Keys == nil || sv.Credentials == nil || sv.Webhooks == nil || sv.Audit == nil || sv.Abuse == nil || cfg.Engine == nil {
+	if sv.Tenancy == nil || sv.Roles == nil || sv.Keys == nil || sv.Credentials == nil || sv.Webhooks == nil || sv.Audit == nil || sv.Abuse == nil || cfg.Engine == nil {
 		panic("httpapi: Config.Services (each of them) and Config.Engine are required")
 	}
 	if err := httpedge.CheckAgentHeaders(cfg.AgentHeaders); err != nil {
@@ -223,6 +225,7 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("GET /v1/accounts/{id}/users", serveJSON(s, http.StatusOK, s.listUsers))
 	s.handle("GET /v1/accounts/{id}/users/{uid}", serveJSON(s, http.StatusOK, s.getUser))
 	s.handle("DELETE /v1/accounts/{id}/users/{uid}", serveJSON(s, http.StatusNoContent, s.deleteUser))
+	s.addRoleRoutes()
 
 	// Keys.
 	s.handle("POST /v1/keys", serveJSON(s, http.StatusCreated, s.createKey))

@@ -262,7 +262,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	}
 	b.Cleanup(func() { engine.Close(context.Background()) })
 	svc := admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: engine, Logger: slog.New(slog.DiscardHandler)})
-	srv := httpapi.New(httpapi.Config{Services: httpapi.Services{Tenancy: svc.Tenancy, Keys: svc.Keys, Credentials: svc.Credentials, Webhooks: svc.Webhooks, Audit: svc.Audit, Abuse: svc.Abuse}, Engine: engine, Logger: slog.New(slog.DiscardHandler)})
+	srv := httpapi.New(httpapi.Config{Services: httpapi.Services{Tenancy: svc.Tenancy, Roles: svc.Roles, Keys: svc.Keys, Credentials: svc.Credentials, Webhooks: svc.Webhooks, Audit: svc.Audit, Abuse: svc.Abuse}, Engine: engine, Logger: slog.New(slog.DiscardHandler)})
 	root, rootKey, err := svc.Keys.Bootstrap(b.Context())
 	if err != nil {
 		b.Fatal(err)

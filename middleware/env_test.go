@@ -53,7 +53,7 @@ func newEnv(t *testing.T) *env {
 	e.engine = engine
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.svc = admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: engine, Logger: e.log})
-	e.ts = httptest.NewServer(httpapi.New(httpapi.Config{Services: httpapi.Services{Tenancy: e.svc.Tenancy, Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse}, Engine: engine, Store: store, Logger: e.log, Version: "test"}))
+	e.ts = httptest.NewServer(httpapi.New(httpapi.Config{Services: httpapi.Services{Tenancy: e.svc.Tenancy, Roles: e.svc.Roles, Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse}, Engine: engine, Store: store, Logger: e.log, Version: "test"}))
 	t.Cleanup(e.ts.Close)
 	t.Cleanup(e.checkLogs)
 	e.root, e.rootKey, err = e.svc.Keys.Bootstrap(t.Context())

@@ -111,7 +111,10 @@ class Identity:
     user_id: Optional[str] = None
     #: The agent named by the request (``X-Keyward-Agent``); grants nothing.
     agent: Optional[str] = None
+    #: What the key holds: its own permissions and its named roles'.
     permissions: Tuple[str, ...] = ()
+    #: The key's named roles (``require_role`` may name one).
+    roles: Tuple[str, ...] = ()
     #: When the key stops working: its expiry or a rotation's grace end.
     expires_at: Optional[_dt.datetime] = None
     #: A rotated key in its grace window: it may not change anything.
@@ -269,6 +272,8 @@ class Key:
     created_at: _dt.datetime
     updated_at: _dt.datetime
     permissions: Tuple[str, ...] = ()
+    #: Named roles of the account the key holds besides its permissions.
+    roles: Tuple[str, ...] = ()
     expires_at: Optional[_dt.datetime] = None
     account_id: Optional[str] = None
     user_id: Optional[str] = None

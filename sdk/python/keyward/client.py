@@ -309,6 +309,7 @@ class Client:
         environment: Optional[str] = None,
         name: Optional[str] = None,
         permissions: Optional[Sequence[str]] = None,
+        roles: Optional[Sequence[str]] = None,
         meta: Optional[Dict[str, Any]] = None,
         secret_meta: Optional[Dict[str, Any]] = None,
         expires_at: Optional[_dt.datetime] = None,
@@ -342,6 +343,7 @@ class Client:
         *,
         name: Optional[str] = None,
         permissions: Optional[Sequence[str]] = None,
+        roles: Optional[Sequence[str]] = None,
         meta: Optional[Dict[str, Any]] = None,
         expires_at: Optional[_dt.datetime] = None,
         clear_expiry: Optional[bool] = None,
@@ -351,7 +353,7 @@ class Client:
         secret_meta: Optional[Dict[str, Any]] = None,
         clear_secret_meta: Optional[bool] = None,
     ) -> t.Key:
-        """Changes the fields given; ``permissions`` replaces the whole list."""
+        """Changes the fields given; ``permissions`` and ``roles`` replace the whole list."""
 
     @_route("disableKey", id="id")
     def disable_key(self, id: str) -> t.Key:
