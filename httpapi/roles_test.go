@@ -141,6 +141,30 @@ var roleTable = []struct {
 	{"DELETE /v1/ip-rules/{ip_rule}", ``, accountManager(204)},
 	{"DELETE /v1/ip-rules/{global_rule}", ``, want{root: 204, adminOf: 404, adminOther: 404, userOf: 403, userOther: 403}},
 
+	// Named roles: root, or the account's admins, and nobody puts in a
+	// role, or attaches to a key through one, a permission they do not
+	// hold (wildcards included: the admins hold memories:read and
+	// memories:write, not memories:*). {role} is reader = [memories:read],
+	// {wide_role} is wide = [memories:*].
+	{"POST /v1/accounts/{account}/roles", `{"name":"r{n}","permissions":["memories:read","memories:write"]}`, accountManager(201)},
+	{"POST /v1/accounts/{account}/roles", `{"name":"w{n}","permissions":["memories:*"]}`, accountManager(201).with(adminOf, 403)},
+	{"POST /v1/accounts/{account}/roles", `{"name":"n{n}","permissions":["memories:*:read"]}`, accountManager(201).with(adminOf, 403)},
+	{"POST /v1/accounts/{account}/roles", `{"name":"all","permissions":["*"]}`, accountManager(403)},
+	{"POST /v1/accounts/{account}/roles", `{"name":"user","permissions":[]}`, accountManager(400)},
+	{"GET /v1/accounts/{account}/roles", ``, accountManager(200)},
+	{"GET /v1/accounts/{account}/roles/{role}", ``, accountManager(200)},
+	{"PATCH /v1/accounts/{account}/roles/{role}", `{"permissions":["memories:read","memories:write"]}`, accountManager(200)},
+	{"PATCH /v1/accounts/{account}/roles/{role}", `{"permissions":["memories:*"]}`, accountManager(200).with(adminOf, 403)},
+	{"DELETE /v1/accounts/{account}/roles/{role}", ``, accountManager(204)},
+	{"DELETE /v1/accounts/{account}/roles/{wide_role}", ``, accountManager(204)},
+	{"POST /v1/keys", `{"account_id":"{account}","user_id":"{user}","roles":["{role}"]}`,
+		want{root: 201, adminOf: 201, adminOther: 403, userOf: 201, userOther: 403}},
+	{"POST /v1/keys", `{"account_id":"{account}","user_id":"{user}","roles":["{wide_role}"]}`, onlyRoot(201)},
+	{"POST /v1/keys", `{"role":"root","roles":["{role}"]}`, onlyRoot(400)},
+	{"PATCH /v1/keys/{key}", `{"roles":["{role}"]}`, keyOwner(200)},
+	{"PATCH /v1/keys/{key}", `{"roles":["{wide_role}"]}`, keyOwner(200).with(adminOf, 403).with(userOf, 403)},
+	{"PATCH /v1/keys/{key}", `{"roles":["nosuch"]}`, keyOwner(404)},
+
 	// Rotation policies: root any, an account_admin those of its account
 	// and its account's keys; users none (403, even for their own key).
 	{"PUT /v1/accounts/{account}/rotation-policy", `{"max_age":"2160h","expire_after":"336h"}`, accountManager(200)},
@@ -197,6 +221,12 @@ func (e *env) newWorld(n int) *world {
 	if err != nil {
 		e.t.Fatalf("create ip rule: %v", err)
 	}
+	// The named roles of the rows on roles.
+	for _, r := range []keyward.RoleCreate{{Name: "reader", Permissions: []string{"memories:read"}}, {Name: "wide", Permissions: []string{"memories:*"}}} {
+		if _, err := e.svc.Roles.CreateRole(e.rootCtx(), a.ID, r); err != nil {
+			e.t.Fatalf("create role: %v", err)
+		}
+	}
 	// Rotation policies of the account and of {key}, for the GET and
 	// DELETE rows.
 	for _, sc := range []keyward.RotationScope{{AccountID: a.ID}, {KeyID: target.ID}} {
@@ -223,6 +253,8 @@ func (e *env) newWorld(n int) *world {
 			"{key_secret}":  target.Secret,
 			"{metered_key}": metered.ID,
 			"{admin_key}":   adminA.ID,
+			"{role}":        "reader",
+			"{wide_role}":   "wide",
 			"{ip_rule}":     acctRule.ID,
 			"{global_rule}": globalRule.ID,
 			"{n}":           fmt.Sprint(n),

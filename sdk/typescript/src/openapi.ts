@@ -125,6 +125,72 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/accounts/{id}/roles": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List named roles
+         * @description Root, or an account_admin of this account (an admin of another account gets 404). By name.
+         */
+        get: operations["listRoles"];
+        put?: never;
+        /**
+         * Create a named role
+         * @description Root, or an account_admin of this account (an admin of another account gets 404). The caller must hold every permission it puts in the role; * is refused.
+         */
+        post: operations["createRole"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/accounts/{id}/roles/{name}": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+                /** @description Role name. */
+                name: components["parameters"]["RoleName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a named role
+         * @description Root, or an account_admin of this account (an admin of another account gets 404).
+         */
+        get: operations["getRole"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a named role
+         * @description Root, or an account_admin of this account (an admin of another account gets 404). Detaches it from every key holding it.
+         */
+        delete: operations["deleteRole"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a named role
+         * @description Root, or an account_admin of this account (an admin of another account gets 404). Every key holding the role holds its new permissions at once, on every instance.
+         */
+        patch: operations["updateRole"];
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -1370,6 +1436,7 @@ export interface components {
             /** @description Present for user keys only. */
             user_id?: string;
             permissions: components["schemas"]["Permissions"];
+            roles?: components["schemas"]["RoleNames"];
             meta?: components["schemas"]["Meta"];
             /** @description The object carries secret metadata (its value is returned only by verify, to callers holding keys:verify_secrets). Absent: none. */
             has_secret_meta?: boolean;
@@ -1429,6 +1496,8 @@ export interface components {
             environment?: components["schemas"]["Environment"];
             name?: string;
             permissions?: components["schemas"]["Permissions"];
+            /** @description Named roles of the account to attach; the caller must hold every permission they give. */
+            roles?: components["schemas"]["RoleNames"];
             meta?: components["schemas"]["Meta"];
             secret_meta?: components["schemas"]["SecretMeta"];
             /**
@@ -1446,6 +1515,8 @@ export interface components {
         KeyUpdate: {
             name?: string;
             permissions?: components["schemas"]["Permissions"];
+            /** @description Replaces the key's named roles; [] removes them. The caller must hold every permission they give. */
+            roles?: components["schemas"]["RoleNames"];
             meta?: Record<string, unknown> | null;
             /** Format: date-time */
             expires_at?: string;
@@ -1562,7 +1633,10 @@ export interface components {
             role: components["schemas"]["Role"];
             /** @description Agent named by the request (X-Keyward-Agent or the verify body's agent); grants nothing. */
             agent?: string;
+            /** @description What the key holds: its own permissions and those of its named roles. */
             permissions?: components["schemas"]["Permissions"];
+            /** @description The key's named roles; permissions are its own and theirs. */
+            roles?: components["schemas"]["RoleNames"];
             /**
              * Format: date-time
              * @description When the key stops working: its expiry or, for a rotated key, the end of its grace window.
@@ -1580,8 +1654,12 @@ export interface components {
             permissions?: components["schemas"]["Permissions"];
             /** @description A permission query the key must satisfy too: permissions joined by AND and OR (any case; AND binds tighter) with parentheses, e.g. memories:read AND (search:run OR admin:*). One that does not parse is refused with 400 invalid_query, the problem's position naming where. */
             query?: string;
-            /** @description The least role of the key (root admits every role, account_admin also user). */
-            require_role?: components["schemas"]["Role"];
+            /**
+             * @description The least tier of the key (root admits every tier, account_admin also user), or a named role the key must hold.
+             * @example account_admin
+             * @example reader
+             */
+            require_role?: string;
             /** @description Agent acting with the key, echoed in the identity; defaults to the X-Keyward-Agent header of this request. */
             agent?: string;
             /** @description Address of the client that presented the key (IPv4 or IPv6), for IP rules. */
@@ -1602,15 +1680,15 @@ export interface components {
             environment?: components["schemas"]["Environment"];
             /** @description Set when valid. */
             identity?: components["schemas"]["Identity"];
-            /** @description The key's permissions; set when valid. */
+            /** @description The key's permissions (its own and those of its named roles); set when valid. */
             permissions?: components["schemas"]["Permissions"];
             meta?: components["schemas"]["Meta"];
             /** Format: date-time */
             expires_at: string | null;
             /** @description With INSUFFICIENT_PERMISSIONS: the permissions the key lacks, those of permissions first, then those of query that kept it from being satisfied (of a failed OR, each alternative). */
             missing_permissions?: string[];
-            /** @description With INSUFFICIENT_PERMISSIONS: require_role, when the key's role is below it. */
-            missing_role?: components["schemas"]["Role"];
+            /** @description With INSUFFICIENT_PERMISSIONS: the require_role the key does not meet (a tier above the key's, or a named role it does not hold). */
+            missing_role?: string;
             /** @description State of each limit the call counted against (VALID, RATE_LIMITED, or USAGE_EXCEEDED: a call refused for credits has counted against the limits). */
             rate_limits?: components["schemas"]["RateLimitStatus"][];
             /** @description Credits left after the call, when the key has credits (VALID or USAGE_EXCEEDED). */
@@ -2145,6 +2223,40 @@ export interface components {
          * @example test
          */
         Environment: string;
+        /**
+         * @description Name of a named role, unique in its account; never root, account_admin or user (the key tiers).
+         * @example reader
+         */
+        RoleName: string;
+        /** @description Named roles of the key's account: the key holds their permissions besides its own. */
+        RoleNames: components["schemas"]["RoleName"][];
+        NamedRole: {
+            /**
+             * @description Account of the role.
+             * @example acc_0Qx3Zk1aBcDeFgHiJkLmNo
+             */
+            account_id: string;
+            name: components["schemas"]["RoleName"];
+            permissions: components["schemas"]["Permissions"];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description The caller must hold every permission (wildcards included); * is refused. */
+        RoleCreate: {
+            name: components["schemas"]["RoleName"];
+            permissions?: components["schemas"]["Permissions"];
+        };
+        /** @description permissions replaces the whole list; the caller must hold every permission. Every key holding the role holds the new list at once. */
+        RoleUpdate: {
+            permissions?: components["schemas"]["Permissions"];
+        };
+        RoleList: {
+            items: components["schemas"]["NamedRole"][];
+            /** @description Cursor (a role name) of the next page; absent on the last. */
+            next?: string;
+        };
     };
     responses: {
         /** @description invalid: a malformed body or query, an unknown field, or a value the service refuses; invalid_query: a permission query that does not parse (position says where). */
@@ -2276,6 +2388,8 @@ export interface components {
         ForwardedHost: string;
         /** @description Client address chain; read only when the caller is a configured trusted proxy. */
         ForwardedFor: string;
+        /** @description Role name. */
+        RoleName: components["schemas"]["RoleName"];
     };
     requestBodies: never;
     headers: {
@@ -2603,6 +2717,191 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listRoles: {
+        parameters: {
+            query?: {
+                /** @description Cursor: the next value of the previous page. */
+                after?: components["parameters"]["After"];
+                /** @description Page size; default 100, larger values are capped at 1000. */
+                limit?: components["parameters"]["Limit"];
+            };
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of roles. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoleList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createRole: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoleCreate"];
+            };
+        };
+        responses: {
+            /** @description The new role. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NamedRole"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getRole: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+                /** @description Role name. */
+                name: components["parameters"]["RoleName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The role. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NamedRole"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteRole: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+                /** @description Role name. */
+                name: components["parameters"]["RoleName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    updateRole: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+                /** @description Role name. */
+                name: components["parameters"]["RoleName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoleUpdate"];
+            };
+        };
+        responses: {
+            /** @description The role as updated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NamedRole"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
