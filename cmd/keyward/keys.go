@@ -55,7 +55,9 @@ func (a *app) keysCreateCommand() *cobra.Command {
   user key:           keyward keys create --account acc_... --user usr_... --name laptop
   test key:           keyward keys create --account acc_... --user usr_... --environment test
 
---role defaults to user when --user is given and is required otherwise.
+--role (the key's tier) defaults to user when --user is given and is
+required otherwise. --named-role attaches a named role of the account
+(keyward roles): the key holds its permissions too.
 --environment (default live) picks the key's prefix, such as kw_test_user_
 for test; it must be one of the server's key_prefixes environments.
 
@@ -122,6 +124,7 @@ fields, for the URL given by --emit-url (default: the keyward URL):
 	f.StringVar(&c.Environment, "environment", "", "the key's environment, e.g. live or test (default live)")
 	f.StringVar(&c.Name, "name", "", "a label for people, e.g. ci or alice-laptop")
 	f.StringSliceVar(&c.Permissions, "permission", nil, "permission granted to the key, e.g. memories:read (repeatable)")
+	f.StringSliceVar(&c.Roles, "named-role", nil, "named role of the account the key holds, e.g. reader (repeatable; see keyward roles)")
 	f.StringVar(&meta, "meta", "", `JSON object returned to verifiers, e.g. '{"plan":"pro"}'`)
 	secret.add(cmd, false)
 	f.StringVar(&expires, "expires", "", "expiry: an RFC 3339 time (2027-01-01T00:00:00Z) or a duration from now (30d, 720h, 1d12h)")
@@ -203,16 +206,19 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 	var (
 		name, meta, expires string
 		perms, ipAllow      []string
+		namedRoles          []string
 		clearPerms, noExp   bool
 		clearIPAllow        bool
+		clearNamedRoles     bool
 		limits              limitFlags
 		secret              secretMetaFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "update KEY_ID [--name NAME] [--permission P]... [--ip-allow CIDR]... [--meta JSON] [--expires WHEN | --no-expiry]",
+		Use:   "update KEY_ID [--name NAME] [--permission P]... [--named-role NAME]... [--ip-allow CIDR]... [--meta JSON] [--expires WHEN | --no-expiry]",
 		Short: "Change a key's name, permissions, metadata or expiry",
 		Long: `Change the fields given by flags; others stay as they are.
 --permission replaces the whole list; --clear-permissions empties it.
+--named-role replaces the key's named roles; --clear-named-roles detaches them.
 --ip-allow replaces the key's allow list; --clear-ip-allow removes it.`,
 		Args: exactArgs("KEY_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -228,6 +234,14 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 				u.Permissions = &[]string{}
 			case f.Changed("permission"):
 				u.Permissions = &perms
+			}
+			switch {
+			case clearNamedRoles && f.Changed("named-role"):
+				return usageErrorf("give --named-role or --clear-named-roles, not both")
+			case clearNamedRoles:
+				u.Roles = &[]string{}
+			case f.Changed("named-role"):
+				u.Roles = &namedRoles
 			}
 			switch {
 			case clearIPAllow && f.Changed("ip-allow"):
@@ -266,9 +280,9 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 				}
 				u.ExpiresAt = &t
 			}
-			if u.Name == nil && u.Permissions == nil && u.Meta == nil && u.ExpiresAt == nil && !u.ClearExpiry && u.IPAllow == nil && u.RateLimits == nil &&
+			if u.Name == nil && u.Permissions == nil && u.Roles == nil && u.Meta == nil && u.ExpiresAt == nil && !u.ClearExpiry && u.IPAllow == nil && u.RateLimits == nil &&
 				u.SecretMeta == nil && !u.ClearSecretMeta {
-				return usageErrorf("nothing to update: give --name, --permission, --clear-permissions, --ip-allow, --clear-ip-allow, --rate-limit, --clear-rate-limits, --meta, --secret-meta, --secret-meta-file, --clear-secret-meta, --expires or --no-expiry")
+				return usageErrorf("nothing to update: give --name, --permission, --clear-permissions, --named-role, --clear-named-roles, --ip-allow, --clear-ip-allow, --rate-limit, --clear-rate-limits, --meta, --secret-meta, --secret-meta-file, --clear-secret-meta, --expires or --no-expiry")
 			}
 			c, err := a.client()
 			if err != nil {
@@ -285,6 +299,8 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 	f.StringVar(&name, "name", "", "new name")
 	f.StringSliceVar(&perms, "permission", nil, "permission (repeatable); replaces the list")
 	f.BoolVar(&clearPerms, "clear-permissions", false, "remove every permission")
+	f.StringSliceVar(&namedRoles, "named-role", nil, "named role of the account (repeatable); replaces the key's roles")
+	f.BoolVar(&clearNamedRoles, "clear-named-roles", false, "detach every named role")
 	f.StringVar(&meta, "meta", "", "new metadata, a JSON object (replaces the old)")
 	secret.add(cmd, true)
 	f.StringVar(&expires, "expires", "", "new expiry: RFC 3339 time or a duration from now (30d, 720h)")

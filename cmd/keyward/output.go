@@ -151,6 +151,7 @@ func printKey(w io.Writer, k *keyward.Key, now time.Time) error {
 		"account", k.AccountID,
 		"user", k.UserID,
 		"permissions", strings.Join(k.Permissions, ","),
+		"named roles", strings.Join(k.Roles, ","),
 		"ip allow", prefixList(k.IPAllow),
 		"rate limits", formatRateLimits(k.RateLimits),
 		"credits", formatCredits(k.Credits),
@@ -184,6 +185,7 @@ func printIdentity(w io.Writer, id *keyward.Identity) error {
 		"user", id.UserID,
 		"agent", id.Agent,
 		"permissions", strings.Join(id.Permissions, ","),
+		"named roles", strings.Join(id.Roles, ","),
 		"expires", formatTimePtr(id.ExpiresAt),
 	)
 }
@@ -195,7 +197,8 @@ func printVerifyResult(w io.Writer, r *keyward.VerifyResult) error {
 			"role", string(r.Identity.Role),
 			"account", r.Identity.AccountID,
 			"user", r.Identity.UserID,
-			"agent", r.Identity.Agent)
+			"agent", r.Identity.Agent,
+			"named roles", strings.Join(r.Identity.Roles, ","))
 	}
 	meta := ""
 	if len(r.Meta) > 0 {

@@ -54,7 +54,7 @@ Exits 0 when the key is valid and 9 when it is not.`,
 	}
 	cmd.Flags().StringSliceVar(&r.Permissions, "permission", nil, "permission the key must hold (repeatable)")
 	cmd.Flags().StringVar(&r.Query, "query", "", "permission query the key must satisfy, e.g. 'a:read AND (b:run OR c:*)'")
-	cmd.Flags().StringVar((*string)(&r.RequireRole), "require-role", "", "least role of the key: root, account_admin or user")
+	cmd.Flags().StringVar((*string)(&r.RequireRole), "require-role", "", "least role of the key (root, account_admin or user), or a named role it must hold")
 	cmd.Flags().StringVar(&r.Environment, "environment", "", "environment the key must be in, e.g. live (WRONG_ENVIRONMENT otherwise)")
 	a.addClientFlags(cmd)
 	return cmd
