@@ -31,6 +31,12 @@ func benchKeysWith(b *testing.B, n int, limits []keyward.RateLimit, perms []stri
 	if perms == nil {
 		perms = []string{"memories:read", "memories:write"}
 	}
+	return benchKeysShaped(b, n, configure, func(k *keyward.Key) { k.Permissions, k.RateLimits = perms, limits })
+}
+
+// benchKeysShaped is benchKeys with shape applied to every key before it is
+// cached, and configure to the engine's config.
+func benchKeysShaped(b *testing.B, n int, configure func(*verify.Config), shape func(*keyward.Key)) (*env, []string) {
 	// The real clock: the test clock's mutex would be measured too.
 	e := newEnv(b, func(c *verify.Config) {
 		c.CacheTTL = time.Hour
@@ -48,14 +54,17 @@ func benchKeysWith(b *testing.B, n int, limits []keyward.RateLimit, perms []stri
 		}
 		raw := s.Reveal()
 		secrets[i] = raw
-		e.engine.KeyChanged(&keyward.Key{
+		k := &keyward.Key{
 			ID: apikey.NewID("key"), Hash: e.hasher.Hash(raw), PepperVersion: e.hasher.Current(),
 			Start: apikey.Start(raw), Prefix: apikey.PrefixUser, Role: keyward.RoleUser,
-			AccountID: e.acct.ID, UserID: e.user.ID, Permissions: perms,
-			RateLimits: limits, CreatedAt: now, UpdatedAt: now,
-		})
+			AccountID: e.acct.ID, UserID: e.user.ID, CreatedAt: now, UpdatedAt: now,
+		}
+		shape(k)
+		e.engine.KeyChanged(k)
+		if i == 0 {
+			e.want(raw, keyward.DecisionValid, k.EffectivePermissions()[0])
+		}
 	}
-	e.want(secrets[0], keyward.DecisionValid, perms[0])
 	return e, secrets
 }
 
@@ -198,8 +207,12 @@ func (dropExporter) Shutdown(context.Context) error                             
 // keys holding 20 permissions: "list" asks for 5 of them as a plain list,
 // exact permissions against exact ones (the check before wildcards and
 // queries); "query" asks a parsed query of 5 terms of a key whose 20
-// permissions include 4 wildcards, three terms held through one. The
-// target is "query" within 10% of "list", with no allocation.
+// permissions include 4 wildcards, three terms held through one; "roles"
+// asks the same query of a key holding those 20 permissions through 3 named
+// roles and its own (the cache entry holds the union, prepared as the key
+// is loaded), and "roles+require_role" also names one of its roles as
+// require_role. The target is "query" within 10% of "list", and "roles"
+// as fast as "query", with no allocation.
 func BenchmarkVerifyPermissions(b *testing.B) {
 	exact := make([]string, 20)
 	for i := range exact {
@@ -210,21 +223,29 @@ func BenchmarkVerifyPermissions(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// withWildcards again, spread over the key's own list and 3 roles.
+	own, roles := withWildcards[12:], []string{"ops", "reader", "search"}
+	roleShape := func(k *keyward.Key) {
+		k.Permissions, k.Roles, k.RolePermissions = own, roles, keyward.UnionPermissions(withWildcards[:4], withWildcards[4:12])
+	}
 	for _, bc := range []struct {
 		name  string
-		held  []string
+		shape func(*keyward.Key)
 		perms []string
 		query *permission.Query
+		role  keyward.Role
 	}{
-		{"list", exact, []string{"service10:read", "service03:read", "service17:read", "service15:read", "service06:read"}, nil},
-		{"query", withWildcards, nil, query},
+		{"list", func(k *keyward.Key) { k.Permissions = exact }, []string{"service10:read", "service03:read", "service17:read", "service15:read", "service06:read"}, nil, ""},
+		{"query", func(k *keyward.Key) { k.Permissions = withWildcards }, nil, query, ""},
+		{"roles", roleShape, nil, query, ""},
+		{"roles+require_role", roleShape, nil, query, "search"},
 	} {
-		e, secrets := benchKeysWith(b, 10, nil, bc.held, nil)
+		e, secrets := benchKeysShaped(b, 10, nil, bc.shape)
 		b.Run(bc.name, func(b *testing.B) {
 			before := e.lookups()
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				res := e.engine.Verify(e.ctx, verify.Request{Key: secrets[i%len(secrets)], Permissions: bc.perms, Query: bc.query})
+				res := e.engine.Verify(e.ctx, verify.Request{Key: secrets[i%len(secrets)], Permissions: bc.perms, Query: bc.query, Role: bc.role})
 				if res.Decision != keyward.DecisionValid {
 					b.Fatalf("Decision = %s", res.Decision)
 				}

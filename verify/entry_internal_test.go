@@ -62,7 +62,7 @@ func TestEntryMatchesKey(t *testing.T) {
 		"named roles": with(func(k *keyward.Key) {
 			k.Roles, k.RolePermissions = []string{"ops", "reader"}, []string{"a:read", "b:*", "c"}
 		}),
-		"test":           with(func(k *keyward.Key) { k.Environment = "test" }),
+		"test": with(func(k *keyward.Key) { k.Environment = "test" }),
 		"extras": with(func(k *keyward.Key) {
 			k.Meta = json.RawMessage(`{"plan":"pro"}`)
 			k.SecretMeta, k.HasSecretMeta = &keyward.Sealed{Version: 1, Data: []byte("k")}, true
