@@ -1,6 +1,7 @@
-// Command propagation measures how long a revocation made on one keyward
-// instance takes to be seen by another (docs/benchmarks.md, targets: p99 under
-// 100 ms with Redis or LISTEN/NOTIFY).
+// Command propagation measures how long a revocation, or a change of a named
+// role, made on one keyward instance takes to be seen by another
+// (docs/benchmarks.md, targets: p99 under 100 ms with Redis or
+// LISTEN/NOTIFY).
 //
 // Two instances run in this process, each as `keyward serve` wires it: its
 // own PostgreSQL pool on one shared schema, its own verify.Engine, its own
@@ -17,8 +18,15 @@
 //   - delivery: from RevokeKey returning on A to the invalidation reaching
 //     B's Broadcaster (its bus handler is wrapped to note the time), so
 //     propagation minus delivery is B's wake-up and reload;
-//   - revoke call: RevokeKey itself on A (store transaction);
+//   - change call: RevokeKey (or UpdateRole) itself on A (store transaction);
 //   - end to end: from calling RevokeKey to B answering REVOKED.
+//
+// The role change (-change role) is timed the same way: one key holds a
+// named role granting one permission; B verifies the key for it (VALID,
+// cached), A replaces the role's permission through admin.Roles (which
+// invalidates the account's keys on every instance), and B is polled until
+// it answers INSUFFICIENT_PERMISSIONS; the next change takes away the
+// permission the previous one gave.
 //
 // Everything is on loopback: PostgreSQL at KEYWARD_TEST_POSTGRES_URL (a
 // fresh schema, dropped at the end) and Redis at KEYWARD_TEST_REDIS_URL (a
@@ -56,6 +64,7 @@ type options struct {
 	pgURL    string
 	redisURL string
 	buses    []string
+	changes  []string
 	n        int
 	warmup   int
 	gap      time.Duration
@@ -65,17 +74,18 @@ type options struct {
 
 func main() {
 	var o options
-	var buses, level string
+	var buses, changes, level string
 	flag.StringVar(&o.pgURL, "postgres", envOr("KEYWARD_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"), "PostgreSQL URL (a schema is created in it and dropped)")
 	flag.StringVar(&o.redisURL, "redis", envOr("KEYWARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
 	flag.StringVar(&buses, "bus", "redis,notify", "buses to measure, comma separated: redis, notify (PostgreSQL LISTEN/NOTIFY)")
-	flag.IntVar(&o.n, "n", 200, "measured revocations per bus (1..10000)")
+	flag.StringVar(&changes, "change", "revoke,role", "changes to measure, comma separated: revoke (a key), role (a named role's permissions)")
+	flag.IntVar(&o.n, "n", 200, "measured changes per bus and kind (1..10000)")
 	flag.IntVar(&o.warmup, "warmup", 5, "revocations before the measured ones, not counted")
 	flag.DurationVar(&o.gap, "gap", 10*time.Millisecond, "pause between revocations, so each one meets an idle bus")
 	flag.DurationVar(&o.deadline, "deadline", 5*time.Second, "longest wait for B to see one revocation (or for the bus to come up)")
 	flag.StringVar(&level, "log-level", "warn", "log level of the instances: debug, info, warn, error")
 	flag.Parse()
-	o.buses = strings.Split(buses, ",")
+	o.buses, o.changes = strings.Split(buses, ","), strings.Split(changes, ",")
 	if o.n < 1 || o.n > 10000 || o.warmup < 0 || o.warmup > 1000 {
 		fatalf("-n must be 1..10000 and -warmup 0..1000")
 	}
@@ -83,30 +93,33 @@ func main() {
 		fatalf("-log-level: %v", err)
 	}
 
-	fmt.Printf("revocation propagation: %d revocations per bus (+%d warm-up), %v apart, %d CPUs, GOMAXPROCS %d, %s\n",
+	fmt.Printf("change propagation: %d changes per bus and kind (+%d warm-up), %v apart, %d CPUs, GOMAXPROCS %d, %s\n",
 		o.n, o.warmup, o.gap, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
-	fmt.Printf("%-22s %-14s %9s %9s %9s %9s %9s\n", "bus", "figure", "p50", "p90", "p99", "max", "mean")
+	fmt.Printf("%-22s %-7s %-14s %9s %9s %9s %9s %9s\n", "bus", "change", "figure", "p50", "p90", "p99", "max", "mean")
 	failed := false
 	for _, name := range o.buses {
-		res, err := measure(context.Background(), o, strings.TrimSpace(name))
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "propagation: %s: %v\n", name, err)
-			failed = true
-			continue
+		for _, change := range o.changes {
+			res, err := measure(context.Background(), o, strings.TrimSpace(name), strings.TrimSpace(change))
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "propagation: %s, %s: %v\n", name, change, err)
+				failed = true
+				continue
+			}
+			res.print()
 		}
-		res.print()
 	}
 	if failed {
 		os.Exit(1)
 	}
 }
 
-// result holds the timings of one bus, one entry per measured revocation.
+// result holds the timings of one bus and kind of change, one entry per
+// measured change.
 type result struct {
-	bus                           string
-	propagation, delivery, revoke []time.Duration
-	endToEnd                      []time.Duration
-	polls                         int
+	bus, change                 string
+	propagation, delivery, call []time.Duration
+	endToEnd                    []time.Duration
+	polls                       int
 }
 
 func (r *result) print() {
@@ -116,7 +129,7 @@ func (r *result) print() {
 	}{
 		{"propagation", r.propagation},
 		{"delivery", r.delivery},
-		{"revoke call", r.revoke},
+		{"change call", r.call},
 		{"end to end", r.endToEnd},
 	} {
 		d := slices.Clone(f.d)
@@ -125,10 +138,10 @@ func (r *result) print() {
 		for _, v := range d {
 			sum += v
 		}
-		fmt.Printf("%-22s %-14s %9s %9s %9s %9s %9s\n", r.bus, f.name,
+		fmt.Printf("%-22s %-7s %-14s %9s %9s %9s %9s %9s\n", r.bus, r.change, f.name,
 			ms(pct(d, 0.50)), ms(pct(d, 0.90)), ms(pct(d, 0.99)), ms(d[len(d)-1]), ms(sum/time.Duration(len(d))))
 	}
-	fmt.Printf("%-22s %d revocations seen by B, %d verifications on B while waiting\n", r.bus, len(r.propagation), r.polls)
+	fmt.Printf("%-22s %-7s %d changes seen by B, %d verifications on B while waiting\n", r.bus, r.change, len(r.propagation), r.polls)
 }
 
 // pct is the nearest-rank percentile of sorted d.
@@ -146,9 +159,13 @@ type instance struct {
 	bcast  *bus.Broadcaster
 }
 
-// measure runs two instances on the named bus and revokes o.warmup+o.n keys
-// on A, timing each until B answers REVOKED.
-func measure(ctx context.Context, o options, busName string) (res *result, err error) {
+// measure runs two instances on the named bus and makes o.warmup+o.n changes
+// of the kind change on A (revoke: revocations of keys; role: changes of a
+// named role), timing each until B answers as A does.
+func measure(ctx context.Context, o options, busName, change string) (res *result, err error) {
+	if change != "revoke" && change != "role" {
+		return nil, fmt.Errorf("unknown change %q: use revoke or role", change)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: o.logLevel}))
@@ -239,7 +256,7 @@ func measure(ctx context.Context, o options, busName string) (res *result, err e
 	if err != nil {
 		return nil, fmt.Errorf("instance A: %w", err)
 	}
-	tb := &timedBus{Bus: busB, at: make(map[keyward.KeyHash]time.Time)}
+	tb := &timedBus{Bus: busB, at: make(map[string]time.Time)}
 	b, err := newInstance(tb, "bench-b-"+suffix)
 	if err != nil {
 		return nil, fmt.Errorf("instance B: %w", err)
@@ -260,6 +277,10 @@ func measure(ctx context.Context, o options, busName string) (res *result, err e
 	if err != nil {
 		return nil, fmt.Errorf("create account: %w", err)
 	}
+	res = &result{bus: label, change: change}
+	if change == "role" {
+		return res, roleChanges(ctx, o, svc, rootCtx, acct.ID, a, b, tb, res)
+	}
 	total := o.warmup + o.n
 	keys := make([]*keyward.CreatedKey, total)
 	for i := range keys {
@@ -270,7 +291,6 @@ func measure(ctx context.Context, o options, busName string) (res *result, err e
 		}
 	}
 
-	res = &result{bus: label}
 	perms := []string{"bench:read"}
 	for i, k := range keys {
 		req := verify.Request{Key: k.Secret, Permissions: perms}
@@ -282,7 +302,7 @@ func measure(ctx context.Context, o options, busName string) (res *result, err e
 			}
 		}
 		time.Sleep(o.gap)
-		tb.forget(k.Hash) // its creation was delivered too
+		tb.forget(hashMark(k.Hash)) // its creation was delivered too
 
 		t0 := time.Now()
 		if _, err := svc.Keys.RevokeKey(rootCtx, k.ID); err != nil {
@@ -312,10 +332,10 @@ func measure(ctx context.Context, o options, busName string) (res *result, err e
 			continue
 		}
 		res.polls += polls
-		res.revoke = append(res.revoke, t1.Sub(t0))
+		res.call = append(res.call, t1.Sub(t0))
 		res.propagation = append(res.propagation, t2.Sub(t1))
 		res.endToEnd = append(res.endToEnd, t2.Sub(t0))
-		tr, ok := tb.received(k.Hash)
+		tr, ok := tb.received(hashMark(k.Hash))
 		if !ok {
 			return nil, fmt.Errorf("key %d: B answered REVOKED but its bus never delivered the invalidation", i)
 		}
@@ -324,22 +344,98 @@ func measure(ctx context.Context, o options, busName string) (res *result, err e
 	return res, nil
 }
 
-// timedBus notes when each key hash is delivered to the subscriber, just
-// before the Broadcaster applies it.
+// roleChanges makes o.warmup+o.n changes of a named role held by one key on
+// A, timing each until B answers INSUFFICIENT_PERMISSIONS for the
+// permission the change took away.
+func roleChanges(ctx context.Context, o options, svc admin.Services, rootCtx context.Context, accountID string, a, b *instance, tb *timedBus, res *result) error {
+	grant := func(i int) []string { return []string{fmt.Sprintf("bench:r%d", i)} }
+	if _, err := svc.Roles.CreateRole(rootCtx, accountID, keyward.RoleCreate{Name: "bench", Permissions: grant(0)}); err != nil {
+		return fmt.Errorf("create role: %w", err)
+	}
+	k, err := svc.Keys.CreateKey(rootCtx, keyward.KeyCreate{AccountID: accountID, Role: keyward.RoleAccountAdmin, Name: "bench role holder", Roles: []string{"bench"}})
+	if err != nil {
+		return fmt.Errorf("create key: %w", err)
+	}
+	for i := range o.warmup + o.n {
+		req := verify.Request{Key: k.Secret, Permissions: grant(i)}
+		// B holds the key with the role's current permission: the first
+		// verification may load it, the second must be a hit.
+		for range 2 {
+			if d := b.engine.Verify(ctx, req).Decision; d != keyward.DecisionValid {
+				return fmt.Errorf("change %d: B answers %s before the change, want VALID", i, d)
+			}
+		}
+		time.Sleep(o.gap)
+		tb.forget(accountMark(accountID))
+
+		next := grant(i + 1)
+		t0 := time.Now()
+		if _, err := svc.Roles.UpdateRole(rootCtx, accountID, "bench", keyward.RoleUpdate{Permissions: &next}); err != nil {
+			return fmt.Errorf("change %d: update role: %w", i, err)
+		}
+		t1 := time.Now()
+		polls := 0
+		for {
+			d := b.engine.Verify(ctx, req).Decision
+			polls++
+			if d == keyward.DecisionInsufficientPermissions {
+				break
+			}
+			if d != keyward.DecisionValid {
+				return fmt.Errorf("change %d: B answers %s while waiting, want VALID then INSUFFICIENT_PERMISSIONS", i, d)
+			}
+			if time.Since(t1) > o.deadline {
+				return fmt.Errorf("change %d: B still answers VALID %v after the role change on A", i, o.deadline)
+			}
+			runtime.Gosched()
+		}
+		t2 := time.Now()
+		if d := a.engine.Verify(ctx, req).Decision; d != keyward.DecisionInsufficientPermissions {
+			return fmt.Errorf("change %d: A answers %s after changing the role", i, d)
+		}
+		if i < o.warmup {
+			continue
+		}
+		res.polls += polls
+		res.call = append(res.call, t1.Sub(t0))
+		res.propagation = append(res.propagation, t2.Sub(t1))
+		res.endToEnd = append(res.endToEnd, t2.Sub(t0))
+		tr, ok := tb.received(accountMark(accountID))
+		if !ok {
+			return fmt.Errorf("change %d: B saw the change but its bus never delivered the invalidation", i)
+		}
+		res.delivery = append(res.delivery, tr.Sub(t1))
+	}
+	return nil
+}
+
+// timedBus notes when each key hash, or account, is delivered to the
+// subscriber, just before the Broadcaster applies it.
 type timedBus struct {
 	keyward.Bus
 	mu sync.Mutex
-	at map[keyward.KeyHash]time.Time
+	at map[string]time.Time // by hashMark or accountMark
 }
+
+// hashMark and accountMark name what an invalidation names in timedBus.
+func hashMark(h keyward.KeyHash) string { return "key " + hex.EncodeToString(h[:]) }
+func accountMark(id string) string      { return "account " + id }
 
 func (t *timedBus) Subscribe(ctx context.Context, h keyward.BusHandler) error {
 	receive := h.Receive
 	h.Receive = func(inv keyward.Invalidation) {
 		now := time.Now()
 		t.mu.Lock()
+		marks := make([]string, 0, len(inv.KeyHashes)+1)
 		for _, kh := range inv.KeyHashes {
-			if _, ok := t.at[kh]; !ok {
-				t.at[kh] = now
+			marks = append(marks, hashMark(kh))
+		}
+		if inv.AccountID != "" {
+			marks = append(marks, accountMark(inv.AccountID))
+		}
+		for _, m := range marks {
+			if _, ok := t.at[m]; !ok {
+				t.at[m] = now
 			}
 		}
 		t.mu.Unlock()
@@ -348,16 +444,16 @@ func (t *timedBus) Subscribe(ctx context.Context, h keyward.BusHandler) error {
 	return t.Bus.Subscribe(ctx, h)
 }
 
-func (t *timedBus) forget(kh keyward.KeyHash) {
+func (t *timedBus) forget(mark string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.at, kh)
+	delete(t.at, mark)
 }
 
-func (t *timedBus) received(kh keyward.KeyHash) (time.Time, bool) {
+func (t *timedBus) received(mark string) (time.Time, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	at, ok := t.at[kh]
+	at, ok := t.at[mark]
 	return at, ok
 }
 

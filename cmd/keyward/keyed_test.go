@@ -292,8 +292,10 @@ func TestAuditUpgradeKeysChain(t *testing.T) {
 			b.exec(t, "ALTER TABLE audit_log DROP COLUMN chain_version")
 			b.exec(t, "ALTER TABLE provider_connections DROP COLUMN password_bound")
 			// Schema 15 predates the later migrations too (17: key
-			// environments).
+			// environments, 18: named roles).
 			b.exec(t, "ALTER TABLE keys DROP COLUMN environment")
+			b.exec(t, "DROP TABLE key_roles")
+			b.exec(t, "DROP TABLE roles")
 			b.exec(t, "DELETE FROM schema_migrations WHERE version >= 16")
 
 			s = startServer(t, b.env)
