@@ -48,6 +48,17 @@ func TestQueryAndRole(t *testing.T) {
 	acctAdmin := e.key(keyward.KeyCreate{AccountID: e.acct.ID, Role: keyward.RoleAccountAdmin})
 	get(t, roles, "/", "X-API-Key", acctAdmin.Secret).seen(t)
 	get(t, roles, "/", "X-API-Key", e.root.Reveal()).seen(t)
+
+	// WithRole may name a named role: only its holders pass, root too is
+	// refused (it holds no named role).
+	if _, err := e.svc.Roles.CreateRole(e.rootCtx(), e.acct.ID, keyward.RoleCreate{Name: "reader", Permissions: []string{"notes:read"}}); err != nil {
+		t.Fatal(err)
+	}
+	named := e.protect(e.engine, whoami(), middleware.WithRole("reader"))
+	holder := e.key(keyward.KeyCreate{AccountID: e.acct.ID, Role: keyward.RoleAccountAdmin, Roles: []string{"reader"}})
+	get(t, named, "/", "X-API-Key", holder.Secret).seen(t)
+	get(t, named, "/", "X-API-Key", acctAdmin.Secret).problem(t, 403, keyward.EFORBIDDEN)
+	get(t, named, "/", "X-API-Key", e.root.Reveal()).problem(t, 403, keyward.EFORBIDDEN)
 }
 
 func TestQueryOptionsPanicOnWiringBugs(t *testing.T) {

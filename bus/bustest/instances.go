@@ -196,6 +196,35 @@ func testTwoInstances(t *testing.T, b Backend) {
 		bi.want(k.Secret, keyward.DecisionNotFound)
 	})
 
+	t.Run("a named role changed on A is seen by B", func(t *testing.T) {
+		ctx := context.Background()
+		now := keywardtest.Now()
+		role := &keyward.NamedRole{AccountID: acct.ID, Name: "reader", Permissions: []string{"notes:read"}, CreatedAt: now, UpdatedAt: now}
+		if err := store.CreateRole(ctx, keyward.Change{}, role); err != nil {
+			t.Fatal(err)
+		}
+		k := keywardtest.NewKey(t, store, hasher, keyward.Key{Role: keyward.RoleUser, AccountID: acct.ID, UserID: user.ID, Roles: []string{"reader"}})
+		req := verify.Request{Key: k.Secret, Permissions: []string{"notes:read"}}
+		for _, in := range []*instance{a, bi} {
+			if d := in.engine.Verify(ctx, req).Decision; d != keyward.DecisionValid {
+				t.Fatalf("%s: Verify = %s before the change, want VALID", in.name, d)
+			}
+		}
+		if _, err := store.UpdateRole(ctx, keyward.Change{}, acct.ID, "reader", func(r *keyward.NamedRole) error {
+			r.Permissions = []string{"notes:write"}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		a.bc.AccountChanged(acct.ID) // as admin.Roles does after the commit
+		if d := a.engine.Verify(ctx, req).Decision; d != keyward.DecisionInsufficientPermissions {
+			t.Fatalf("inst_a: Verify = %s at once after the change, want INSUFFICIENT_PERMISSIONS", d)
+		}
+		waitFor(t, "inst_b to refuse the permission the role lost", func() bool {
+			return bi.engine.Verify(ctx, req).Decision == keyward.DecisionInsufficientPermissions
+		})
+	})
+
 	t.Run("account disabled on A is seen by B", func(t *testing.T) {
 		k := newKey()
 		bi.now(k.Secret, keyward.DecisionValid)
