@@ -618,6 +618,11 @@ func (s *Keys) RotateKey(ctx context.Context, keyID string, r keyward.KeyRotate)
 		if err := checkGrant(id, next.Role, next.Permissions, next.ExpiresAt); err != nil {
 			return nil, err
 		}
+		// The replacement keeps the key's named roles: their permissions
+		// are granted again too.
+		if err := checkHeld(id, next.RolePermissions); err != nil {
+			return nil, err
+		}
 		// The secret metadata moves to the replacement, sealed for its id.
 		if old.SecretMeta != nil {
 			plain, err := s.openSecretMeta(old.SecretMeta, keyward.KeySecretMetaAD(old.ID), "key "+old.ID)

@@ -87,6 +87,16 @@ func TestRolesNoEscalation(t *testing.T) {
 	// Root attaches any role.
 	must(e.svc.Keys.UpdateKey(e.root, k.ID, keyward.KeyUpdate{Roles: &billing}))
 
+	// Rotating a key re-grants its roles' permissions: the admin may not
+	// rotate a key holding "billing", root may, and the replacement keeps
+	// the roles.
+	_, err = e.svc.Keys.RotateKey(asAdmin, k.ID, keyward.KeyRotate{})
+	wantCode(t, err, keyward.EFORBIDDEN)
+	next := must(e.svc.Keys.RotateKey(e.root, k.ID, keyward.KeyRotate{}))
+	if got := must(e.svc.Keys.Key(e.root, next.ID)); !slices.Equal(got.Roles, []string{"billing", "ra"}) {
+		t.Fatalf("the replacement's roles = %q", got.Roles)
+	}
+
 	// A key holding a role may grant what the role gives it.
 	roleHolder := must(e.svc.Keys.CreateKey(e.root, keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Roles: []string{"billing"}}))
 	must(e.svc.Keys.CreateKey(as(t, &roleHolder.Key), keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Permissions: []string{"billing:read"}}))
