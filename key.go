@@ -373,7 +373,7 @@ func (k *Key) ValidateRecord() error {
 	if err := ValidateRateLimits(k.RateLimits); err != nil {
 		return err
 	}
-	if err := validateKeyRoles(k); err != nil {
+	if err := ValidateKeyRoles(k.AccountID, k.Roles); err != nil {
 		return err
 	}
 	if err := k.SecretMeta.ValidateRecord("key secret_meta"); err != nil {

@@ -138,24 +138,24 @@ type RoleStore interface {
 	DeleteRole(ctx context.Context, ch Change, accountID, name string) (*NamedRole, error)
 }
 
-// validateKeyRoles checks the named roles of a key about to be written:
-// role names, at most MaxKeyRoles, no duplicates, and only on a key of an
-// account (EINVALID).
-func validateKeyRoles(k *Key) error {
-	if len(k.Roles) == 0 {
+// ValidateKeyRoles checks the named roles of a key of accountID (empty for
+// a root key): role names, at most MaxKeyRoles, no duplicates, and none on
+// a root key. It returns EINVALID.
+func ValidateKeyRoles(accountID string, roles []string) error {
+	if len(roles) == 0 {
 		return nil
 	}
-	if k.AccountID == "" {
+	if accountID == "" {
 		return Errorf(EINVALID, "a root key holds every permission and no named roles: omit roles")
 	}
-	if len(k.Roles) > MaxKeyRoles {
+	if len(roles) > MaxKeyRoles {
 		return Errorf(EINVALID, "a key holds at most %d roles", MaxKeyRoles)
 	}
-	for i, r := range k.Roles {
+	for i, r := range roles {
 		if err := ValidateRoleName("role", r); err != nil {
 			return err
 		}
-		if slices.Contains(k.Roles[:i], r) {
+		if slices.Contains(roles[:i], r) {
 			return Errorf(EINVALID, "role %q is named twice", r)
 		}
 	}

@@ -172,29 +172,27 @@ func (s *Roles) DeleteRole(ctx context.Context, accountID, name string) error {
 	return nil
 }
 
-// keyRoles validates the named roles to attach to a key of accountID and
-// reads them with st, checking that the caller holds every permission they
-// grant. It returns their names sorted without duplicates (nil for none).
-// ENOTFOUND for a role the account does not have.
-func keyRoles(ctx context.Context, st interface {
+// roleReader reads roles; the stores of Roles and Keys are ones.
+type roleReader interface {
 	Role(ctx context.Context, accountID, name string) (*keyward.NamedRole, error)
-}, id *keyward.Identity, accountID string, names []string) ([]string, error) {
+}
+
+// keyRoles validates the named roles to attach to a key of accountID
+// (keyward.ValidateKeyRoles) and reads them with st, checking that the
+// caller holds every permission they grant. It returns their names sorted
+// without duplicates (nil for none). ENOTFOUND for a role the account does
+// not have.
+func keyRoles(ctx context.Context, st roleReader, id *keyward.Identity, accountID string, names []string) ([]string, error) {
 	if len(names) == 0 {
 		return nil, nil
-	}
-	if accountID == "" {
-		return nil, keyward.Errorf(keyward.EINVALID, "a root key holds every permission and no named roles: omit roles")
 	}
 	out := slices.Clone(names)
 	slices.Sort(out)
 	out = slices.Compact(out)
-	if len(out) > keyward.MaxKeyRoles {
-		return nil, keyward.Errorf(keyward.EINVALID, "a key holds at most %d roles", keyward.MaxKeyRoles)
+	if err := keyward.ValidateKeyRoles(accountID, out); err != nil {
+		return nil, err
 	}
 	for _, name := range out {
-		if err := keyward.ValidateRoleName("role", name); err != nil {
-			return nil, err
-		}
 		r, err := st.Role(ctx, accountID, name)
 		if err != nil {
 			return nil, err
