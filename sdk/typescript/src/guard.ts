@@ -71,8 +71,11 @@ export interface GuardOptions {
    * refuses every request with 503 (the log names invalid_query).
    */
   query?: string;
-  /** The least role of the keys admitted: "root", "account_admin" or "user". */
-  requireRole?: "root" | "account_admin" | "user";
+  /**
+   * The least role of the keys admitted: "root", "account_admin" or "user";
+   * or a named role of their account they must hold, such as "reader".
+   */
+  requireRole?: "root" | "account_admin" | "user" | (string & {});
   /**
    * The environment keys must be in, e.g. "live": a key of another gets
    * 403, and so does an answer naming none (fail closed).
