@@ -94,15 +94,15 @@ func main() {
 
 // fleet is what every instance of a run shares.
 type fleet struct {
-	o        options
-	dir      string
-	config   string
-	env      []string
-	rootKey  keyward.Secret
-	pgAdmin  string // URL of the run's database
-	rdb      *goredis.Client
-	secrets  []string // every key verified: the plain ones, then the metered ones
-	plain    string   // the account of the plain keys (keyward dev seed's)
+	o       options
+	dir     string
+	config  string
+	env     []string
+	rootKey keyward.Secret
+	pgAdmin string // URL of the run's database
+	rdb     *goredis.Client
+	secrets []string // every key verified: the plain ones, then the metered ones
+	plain   string   // the account of the plain keys (keyward dev seed's)
 }
 
 func run(ctx context.Context, o options) (err error) {
