@@ -69,9 +69,22 @@ type User struct {
 	AccountID string `json:"account_id"`
 	Name      string `json:"name"`
 	// ExternalID is the caller's own id for this user, unique per account
-	// when set.
-	ExternalID string    `json:"external_id,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
+	// when set. Verify returns it in the identity of the user's keys.
+	ExternalID string `json:"external_id,omitempty"`
+	// Meta is a JSON object the user's keys inherit: verify returns it
+	// merged under each key's own meta (MergeMeta), a key's fields winning.
+	Meta json.RawMessage `json:"meta,omitempty"`
+	// SecretMeta is the user's secret metadata sealed with
+	// UserSecretMetaAD; nil when it has none. Like a key's, it is never
+	// listed nor returned by a get: verify returns it, opened and merged
+	// under the key's own, to callers holding keys:verify_secrets.
+	SecretMeta *Sealed `json:"-"`
+	// HasSecretMeta says SecretMeta is set; filled by stores on reads.
+	HasSecretMeta bool      `json:"has_secret_meta,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	// UpdatedAt is when the user was last changed (its creation, for a
+	// user never updated).
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // KeyHash is HMAC-SHA256(pepper[v], raw key): the only form in which a key's
@@ -160,6 +173,13 @@ type Key struct {
 	// stores on reads like AccountDisabled (sorted, without duplicates; nil
 	// without roles), so a verification needs one lookup.
 	RolePermissions []string `json:"-"`
+	// UserExternalID, UserMeta and UserSecretMeta mirror the owning user's
+	// external id, meta and sealed secret metadata (for a key with a
+	// user), filled by stores on reads like AccountDisabled, so verify
+	// answers with them without another lookup.
+	UserExternalID string          `json:"-"`
+	UserMeta       json.RawMessage `json:"-"`
+	UserSecretMeta *Sealed         `json:"-"`
 }
 
 // Meter returns the id whose rate limit buckets the key counts against:
@@ -231,6 +251,8 @@ func (k *Key) Clone() *Key {
 	c.AccountRateLimits = slices.Clone(k.AccountRateLimits)
 	c.SecretMeta = k.SecretMeta.Clone()
 	c.AccountSecretMeta = k.AccountSecretMeta.Clone()
+	c.UserMeta = slices.Clone(k.UserMeta)
+	c.UserSecretMeta = k.UserSecretMeta.Clone()
 	if k.Credits != nil {
 		cr := *k.Credits
 		if cr.Refill != nil {
@@ -259,7 +281,10 @@ type Identity struct {
 	KeyID     string `json:"key_id"`
 	AccountID string `json:"account_id,omitempty"`
 	UserID    string `json:"user_id,omitempty"`
-	Role      Role   `json:"role"`
+	// ExternalID is the external id of the key's user (User.ExternalID),
+	// when it has one.
+	ExternalID string `json:"external_id,omitempty"`
+	Role       Role   `json:"role"`
 	// Agent is the agent named by the request (X-Keyward-Agent); it is
 	// informational and never grants anything.
 	Agent       string   `json:"agent,omitempty"`
@@ -285,6 +310,7 @@ func IdentityOf(k *Key, agent string) *Identity {
 		KeyID:       k.ID,
 		AccountID:   k.AccountID,
 		UserID:      k.UserID,
+		ExternalID:  k.UserExternalID,
 		Role:        k.Role,
 		Agent:       agent,
 		Permissions: k.EffectivePermissions(),

@@ -40,6 +40,10 @@ func AccountSecretMetaAD(accountID string) []byte {
 	return []byte("account_secret_meta\x00" + accountID)
 }
 
+// UserSecretMetaAD is the additional data of a user's sealed secret
+// metadata: it opens only as the secret metadata of that user.
+func UserSecretMetaAD(userID string) []byte { return []byte("user_secret_meta\x00" + userID) }
+
 // SealedKind names a column of values sealed at rest under master keys,
 // which a rekey re-encrypts under the newest master key.
 type SealedKind string
@@ -52,6 +56,9 @@ const (
 	// SealedAccountSecretMeta is accounts.secret_meta; additional data
 	// AccountSecretMetaAD(id).
 	SealedAccountSecretMeta SealedKind = "account_secret_meta"
+	// SealedUserSecretMeta is users.secret_meta; additional data
+	// UserSecretMetaAD(id).
+	SealedUserSecretMeta SealedKind = "user_secret_meta"
 	// SealedWebhookSecret is webhook_endpoints.secret; additional data
 	// WebhookSecretAD(id).
 	SealedWebhookSecret SealedKind = "webhook_secret"
@@ -77,7 +84,7 @@ const (
 
 // ResealKinds are the kinds Reseal re-encrypts, in the order a rekey walks
 // them.
-var ResealKinds = []SealedKind{SealedKeySecretMeta, SealedAccountSecretMeta, SealedWebhookSecret, SealedProviderPassword, SealedAuditKey}
+var ResealKinds = []SealedKind{SealedKeySecretMeta, SealedAccountSecretMeta, SealedUserSecretMeta, SealedWebhookSecret, SealedProviderPassword, SealedAuditKey}
 
 // SealedValue is one value sealed at rest, as Reseal passes it.
 type SealedValue struct {
@@ -139,6 +146,8 @@ func SealedAD(kind SealedKind, id string) []byte {
 		return KeySecretMetaAD(id)
 	case SealedAccountSecretMeta:
 		return AccountSecretMetaAD(id)
+	case SealedUserSecretMeta:
+		return UserSecretMetaAD(id)
 	case SealedWebhookSecret:
 		return WebhookSecretAD(id)
 	}

@@ -58,6 +58,26 @@ type AccountService interface {
 type UserCreate struct {
 	Name       string `json:"name"`
 	ExternalID string `json:"external_id,omitempty"`
+	// Meta is a JSON object the user's keys inherit (User.Meta).
+	Meta json.RawMessage `json:"meta,omitempty"`
+	// SecretMeta is a JSON object of at most MaxSecretMetaBytes (such as
+	// the user's database DSN), stored encrypted and inherited by the
+	// user's keys at verify, for callers holding keys:verify_secrets.
+	SecretMeta json.RawMessage `json:"secret_meta,omitempty"`
+}
+
+// UserUpdate changes the fields of a user that are set.
+type UserUpdate struct {
+	Name *string `json:"name,omitempty"`
+	// ExternalID replaces the external id; "" removes it. ECONFLICT if
+	// another user of the account has it.
+	ExternalID *string `json:"external_id,omitempty"`
+	// Meta replaces the meta; {} or null removes it.
+	Meta *json.RawMessage `json:"meta,omitempty"`
+	// SecretMeta replaces the secret metadata (see UserCreate);
+	// ClearSecretMeta removes it.
+	SecretMeta      *json.RawMessage `json:"secret_meta,omitempty"`
+	ClearSecretMeta bool             `json:"clear_secret_meta,omitempty"`
 }
 
 // UserList is one page of users.
@@ -72,6 +92,9 @@ type UserService interface {
 	CreateUser(ctx context.Context, accountID string, c UserCreate) (*User, error)
 	User(ctx context.Context, accountID, id string) (*User, error)
 	Users(ctx context.Context, accountID string, p Page) (*UserList, error)
+	// UserByExternalID returns the account's user with that external id.
+	UserByExternalID(ctx context.Context, accountID, externalID string) (*User, error)
+	UpdateUser(ctx context.Context, accountID, id string, u UserUpdate) (*User, error)
 	DeleteUser(ctx context.Context, accountID, id string) error
 }
 

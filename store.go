@@ -102,6 +102,15 @@ type Store interface {
 	User(ctx context.Context, id string) (*User, error)
 	// Users lists the users of an account.
 	Users(ctx context.Context, accountID string, p Page) (users []*User, next string, err error)
+	// UserByExternalID returns the user of the account with that
+	// (non-empty) external id. ENOTFOUND if none.
+	UserByExternalID(ctx context.Context, accountID, externalID string) (*User, error)
+	// UpdateUser loads the user, applies fn and saves the result in one
+	// transaction; an error from fn aborts it unchanged. fn may not change
+	// the id or the account. ECONFLICT if the new external id is taken in
+	// the account. It returns the user and its keys as read after the
+	// change (carrying the user's new state), for caches to replace.
+	UpdateUser(ctx context.Context, ch Change, id string, fn func(*User) error) (*User, []*Key, error)
 	// DeleteUser deletes the user with its keys and returns their hashes.
 	DeleteUser(ctx context.Context, ch Change, id string) ([]KeyHash, error)
 

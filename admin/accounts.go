@@ -34,6 +34,8 @@ type tenancyStore interface {
 	CreateUser(ctx context.Context, ch keyward.Change, u *keyward.User) error
 	User(ctx context.Context, id string) (*keyward.User, error)
 	Users(ctx context.Context, accountID string, p keyward.Page) ([]*keyward.User, string, error)
+	UserByExternalID(ctx context.Context, accountID, externalID string) (*keyward.User, error)
+	UpdateUser(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.User) error) (*keyward.User, []*keyward.Key, error)
 	DeleteUser(ctx context.Context, ch keyward.Change, id string) ([]keyward.KeyHash, error)
 
 	// Credentials tells whether an account still has live external

@@ -115,13 +115,18 @@ func mayReadSecrets(id *keyward.Identity) bool {
 	return isRoot(id) || permission.Holds(id.Permissions, keyward.PermissionVerifySecrets)
 }
 
-// revealSecretMeta fills the secret metadata of k and of its account into
-// a valid result.
+// revealSecretMeta fills the secret metadata of k (its own laid over its
+// user's, keyward.MergeMeta) and of its account into a valid result.
 func (s *Keys) revealSecretMeta(out *keyward.VerifyResult, k *keyward.Key) error {
-	var err error
-	if out.SecretMeta, err = s.openSecretMeta(k.SecretMeta, keyward.KeySecretMetaAD(k.ID), "key "+k.ID); err != nil {
+	own, err := s.openSecretMeta(k.SecretMeta, keyward.KeySecretMetaAD(k.ID), "key "+k.ID)
+	if err != nil {
 		return err
 	}
+	user, err := s.openSecretMeta(k.UserSecretMeta, keyward.UserSecretMetaAD(k.UserID), "user "+k.UserID)
+	if err != nil {
+		return err
+	}
+	out.SecretMeta = keyward.MergeMeta(user, own)
 	out.AccountSecretMeta, err = s.openSecretMeta(k.AccountSecretMeta, keyward.AccountSecretMetaAD(k.AccountID), "account "+k.AccountID)
 	return err
 }
@@ -131,6 +136,13 @@ func (s *Keys) revealSecretMeta(out *keyward.VerifyResult, k *keyward.Key) error
 // embedded one from encoding/json).
 type keyUpdateDetails struct {
 	keyward.KeyUpdate
+	SecretMeta string `json:"secret_meta,omitempty"`
+}
+
+// userUpdateDetails is a UserUpdate as audit details, like
+// keyUpdateDetails.
+type userUpdateDetails struct {
+	keyward.UserUpdate
 	SecretMeta string `json:"secret_meta,omitempty"`
 }
 

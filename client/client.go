@@ -91,6 +91,17 @@ func (c *Client) Users(ctx context.Context, accountID string, p keyward.Page) (*
 	return send[keyward.UserList](ctx, c, http.MethodGet, path("/v1/accounts", accountID, "users"), pageQuery(p), nil)
 }
 
+// UserByExternalID returns the account's user with that external id
+// (ENOTFOUND if none).
+func (c *Client) UserByExternalID(ctx context.Context, accountID, externalID string) (*keyward.User, error) {
+	return send[keyward.User](ctx, c, http.MethodGet, path("/v1/accounts", accountID, "users", "lookup"), url.Values{"external_id": {externalID}}, nil)
+}
+
+// UpdateUser changes the fields of a user that are set.
+func (c *Client) UpdateUser(ctx context.Context, accountID, id string, in keyward.UserUpdate) (*keyward.User, error) {
+	return send[keyward.User](ctx, c, http.MethodPatch, path("/v1/accounts", accountID, "users", id), nil, in)
+}
+
 // DeleteUser deletes a user and its keys.
 func (c *Client) DeleteUser(ctx context.Context, accountID, id string) error {
 	return c.do(ctx, http.MethodDelete, path("/v1/accounts", accountID, "users", id), nil, nil, nil)

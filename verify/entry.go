@@ -137,6 +137,14 @@ type extra struct {
 	meta              json.RawMessage
 	secretMeta        *keyward.Sealed
 	accountSecretMeta *keyward.Sealed
+	// userExternalID, userMeta and userSecretMeta are the key's user's
+	// (keyward.Key.UserExternalID...); verifiedMeta is the meta verify
+	// answers with, meta laid over userMeta (keyward.MergeMeta), merged
+	// once here rather than on every verification.
+	userExternalID string
+	userMeta       json.RawMessage
+	userSecretMeta *keyward.Sealed
+	verifiedMeta   json.RawMessage
 	ipAllow           []netip.Prefix
 	rateLimits        []keyward.RateLimit
 	accountRateLimits []keyward.RateLimit
@@ -176,6 +184,10 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		meta:              k.Meta,
 		secretMeta:        k.SecretMeta,
 		accountSecretMeta: k.AccountSecretMeta,
+		userExternalID:    k.UserExternalID,
+		userMeta:          k.UserMeta,
+		userSecretMeta:    k.UserSecretMeta,
+		verifiedMeta:      keyward.MergeMeta(k.UserMeta, k.Meta),
 		ipAllow:           k.IPAllow,
 		rateLimits:        k.RateLimits,
 		accountRateLimits: k.AccountRateLimits,
@@ -191,6 +203,7 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		x.environment = env
 	}
 	if en.role == roleOther || x.environment != "" || k.Hash != h || x.meta != nil || x.secretMeta != nil || x.accountSecretMeta != nil || x.ipAllow != nil ||
+		x.userExternalID != "" || x.userMeta != nil || x.userSecretMeta != nil ||
 		x.rateLimits != nil || x.accountRateLimits != nil || x.meterID != "" || x.credits != nil || x.roles != nil {
 		en.extra = &x
 	}
@@ -209,9 +222,10 @@ func (en *entry) storedHash(h keyward.KeyHash) keyward.KeyHash {
 }
 
 // key returns the key en holds as a new keyward.Key sharing en's slices
-// and pointers: every field a verification reads (the environment too),
-// and HasSecretMeta. Its Permissions are the effective ones (perms) and
-// RolePermissions nil, so its EffectivePermissions are en's. Name,
+// and pointers: every field a verification reads (the environment and its
+// user's fields too), and HasSecretMeta. Its Permissions are the effective
+// ones (perms) and RolePermissions nil, so its EffectivePermissions are
+// en's. Name,
 // Start, Prefix, CreatedBy, RotatedFrom, GraceUntil, CreatedAt, UpdatedAt,
 // LastUsedAt, Hash and PepperVersion are zero.
 func (en *entry) key() *keyward.Key {
@@ -232,6 +246,9 @@ func (en *entry) key() *keyward.Key {
 		k.SecretMeta = x.secretMeta
 		k.HasSecretMeta = x.secretMeta != nil
 		k.AccountSecretMeta = x.accountSecretMeta
+		k.UserExternalID = x.userExternalID
+		k.UserMeta = x.userMeta
+		k.UserSecretMeta = x.userSecretMeta
 		k.IPAllow = x.ipAllow
 		k.RateLimits = x.rateLimits
 		k.AccountRateLimits = x.accountRateLimits
@@ -334,6 +351,9 @@ func (en *entry) identity(agent string) *keyward.Identity {
 	}
 	if en.revokedAt != nil && (en.expiresAt == nil || en.revokedAt.Before(*en.expiresAt)) {
 		id.ExpiresAt = en.revokedAt
+	}
+	if en.extra != nil {
+		id.ExternalID = en.extra.userExternalID
 	}
 	return id
 }

@@ -69,6 +69,13 @@ func TestEntryMatchesKey(t *testing.T) {
 			k.AccountSecretMeta = &keyward.Sealed{Version: 1, Data: []byte("a")}
 			k.IPAllow = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
 		}),
+		"user identity": with(func(k *keyward.Key) {
+			k.Meta = json.RawMessage(`{"plan":"pro"}`)
+			k.UserExternalID = "alice@example.com"
+			k.UserMeta = json.RawMessage(`{"plan":"free","region":"eu"}`)
+			k.UserSecretMeta = &keyward.Sealed{Version: 1, Data: []byte("u")}
+		}),
+		"user meta alone": with(func(k *keyward.Key) { k.UserMeta = json.RawMessage(`{"region":"eu"}`) }),
 	}
 	queries := []*permission.Query{nil}
 	for _, q := range []string{"a:read", "a:write AND (b:read OR c)", "b:* OR a:write", "c AND d"} {
@@ -115,6 +122,10 @@ func TestEntryMatchesKey(t *testing.T) {
 			stored.Environment = keyward.EnvironmentOf(k.Environment)
 			if got, want := en.identity("agent"), keyward.IdentityOf(&stored, "agent"); !reflect.DeepEqual(got, want) {
 				t.Errorf("%s: identity = %+v, want %+v", name, got, want)
+			}
+			valid := Result{Decision: keyward.DecisionValid, key: en}.VerifyResult()
+			if got, want := string(valid.Meta), string(keyward.MergeMeta(k.UserMeta, k.Meta)); got != want {
+				t.Errorf("%s: verified meta = %s, want %s", name, got, want)
 			}
 			if got := en.storedHash(cachedUnder); got != k.Hash {
 				t.Errorf("%s: storedHash = %x, want %x", name, got, k.Hash)

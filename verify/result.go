@@ -68,8 +68,8 @@ func (e *Engine) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keywa
 }
 
 // VerifyResult returns r in the API's shape: the key id, environment and
-// expiry whenever the key was found, identity, permissions and meta only
-// when it is valid, the rate limits and the credits left whenever the call
+// expiry whenever the key was found, identity, permissions and meta (the
+// key's laid over its user's) only when it is valid, the rate limits and the credits left whenever the call
 // reached them, and what the key lacked when it was refused
 // INSUFFICIENT_PERMISSIONS.
 func (r Result) VerifyResult() *keyward.VerifyResult {
@@ -83,7 +83,7 @@ func (r Result) VerifyResult() *keyward.VerifyResult {
 			out.Identity = id
 			out.Permissions = en.perms.List()
 			if en.extra != nil {
-				out.Meta = en.extra.meta
+				out.Meta = en.extra.verifiedMeta
 			}
 		}
 		if r.Decision == keyward.DecisionInsufficientPermissions {

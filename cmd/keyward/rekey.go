@@ -82,6 +82,7 @@ version. Keep that version configured to read their details.
 var sealedKindNames = map[keyward.SealedKind]string{
 	keyward.SealedKeySecretMeta:     "key secret metadata",
 	keyward.SealedAccountSecretMeta: "account secret metadata",
+	keyward.SealedUserSecretMeta:    "user secret metadata",
 	keyward.SealedWebhookSecret:     "webhook secrets",
 	keyward.SealedProviderPassword:  "provider connection passwords",
 	keyward.SealedAuditKey:          "audit data keys",

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -146,13 +147,20 @@ func scanAccount(row scanner) (*keyward.Account, error) {
 	return &a, nil
 }
 
-const selectUser = "SELECT id, account_id, name, external_id, created_at FROM users"
+const selectUser = "SELECT id, account_id, name, external_id, created_at, meta, secret_meta, secret_meta_version, updated_at FROM users"
 
 // CreateUser inserts u. ENOTFOUND if its account does not exist, ECONFLICT
-// if the id or the external id (within the account) is taken.
+// if the id or the external id (within the account) is taken, EINVALID if
+// its meta is not JSON. A zero UpdatedAt is stored as CreatedAt.
 func (s *Store) CreateUser(ctx context.Context, ch keyward.Change, u *keyward.User) error {
 	if u.ID == "" {
 		return keyward.Errorf(keyward.EINVALID, "%s: create user: id is required", s.name)
+	}
+	if u.UpdatedAt.IsZero() {
+		u.UpdatedAt = u.CreatedAt
+	}
+	if err := validateUser(u); err != nil {
+		return s.errorf("create user %s: %w", u.ID, err)
 	}
 	err := s.write(ctx, ch, func(tx *Tx) error {
 		if _, err := s.account(ctx, tx, u.AccountID); err != nil {
@@ -167,12 +175,13 @@ func (s *Store) CreateUser(ctx context.Context, ch keyward.Change, u *keyward.Us
 		if taken {
 			return keyward.Errorf(keyward.ECONFLICT, "user %s already exists", u.ID)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO users (id, account_id, name, external_id, created_at)
-			VALUES (?, ?, ?, ?, ?)`,
-			u.ID, u.AccountID, u.Name, u.ExternalID, FormatTime(u.CreatedAt))
+		args := append([]any{u.ID, u.AccountID, u.Name, u.ExternalID, FormatTime(u.CreatedAt), nullJSON(u.Meta)},
+			sealedArgs(u.SecretMeta)...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO users (id, account_id, name, external_id, created_at, meta, secret_meta, secret_meta_version, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, append(args, FormatTime(u.UpdatedAt))...)
 		return s.dbError(err, Conflicts{
 			PK:     fmt.Sprintf("user %s already exists", u.ID),
-			Unique: fmt.Sprintf("account %s already has a user with external id %q", u.AccountID, u.ExternalID),
+			Unique: externalIDTaken(u),
 			FK:     fmt.Sprintf("account %s not found", u.AccountID),
 		})
 	})
@@ -226,13 +235,26 @@ func (s *Store) DeleteUser(ctx context.Context, ch keyward.Change, id string) ([
 }
 
 func scanUser(row scanner) (*keyward.User, error) {
-	var u keyward.User
-	var created string
-	if err := row.Scan(&u.ID, &u.AccountID, &u.Name, &u.ExternalID, &created); err != nil {
+	var (
+		u                keyward.User
+		created, updated string
+		meta             sql.NullString
+		secret           []byte
+		secretVersion    int
+	)
+	if err := row.Scan(&u.ID, &u.AccountID, &u.Name, &u.ExternalID, &created, &meta, &secret, &secretVersion, &updated); err != nil {
 		return nil, err
 	}
+	if meta.Valid {
+		u.Meta = json.RawMessage(meta.String)
+	}
+	u.SecretMeta = storedSealed(secret, secretVersion)
+	u.HasSecretMeta = u.SecretMeta != nil
 	var err error
 	if u.CreatedAt, err = parseTime(created); err != nil {
+		return nil, err
+	}
+	if u.UpdatedAt, err = parseTime(updated); err != nil {
 		return nil, err
 	}
 	return &u, nil

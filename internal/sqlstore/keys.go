@@ -26,24 +26,25 @@ var keyColumns = strings.FieldsFunc(keyCols, func(r rune) bool { return r == ','
 // keyParams is the number of keyCols.
 var keyParams = len(keyColumns)
 
-// selectKey reads a key with its account's disabled flag and rate limits,
-// and whether it has roles (see fillRoles); it is completed by a WHERE
-// clause.
+// selectKey reads a key with its account's disabled flag, rate limits and
+// secret metadata, its user's external id, meta and secret metadata, and
+// whether it has roles (see fillRoles); it is completed by a WHERE clause.
 const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
 	k.account_id, k.user_id, k.permissions, k.meta, k.expires_at, k.disabled, k.revoked_at,
 	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
 	k.ip_allow, k.rate_limits, k.meter_id, k.credits_remaining, k.credits_refill_amount, k.credits_refill_interval,
 	k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version, k.expiry_scheduled, k.environment,
 	COALESCE(a.disabled, FALSE), COALESCE(a.rate_limits, '[]'), a.secret_meta, COALESCE(a.secret_meta_version, 0),
+	COALESCE(u.external_id, ''), u.meta, u.secret_meta, COALESCE(u.secret_meta_version, 0),
 	EXISTS (SELECT 1 FROM key_roles kr WHERE kr.key_id = k.id)
-	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id`
+	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id LEFT JOIN users u ON u.id = k.user_id`
 
 // CreateKey inserts k. ENOTFOUND if its account or user does not exist (or
 // the user is not in the account), ECONFLICT if the id or hash is taken,
 // EINVALID if the role does not match the account and user or the meta is
 // not JSON. It fills k.AccountDisabled, k.AccountRateLimits and
-// k.AccountSecretMeta from the account, so a caller that caches k caches the
-// state a read would return.
+// k.AccountSecretMeta from the account, and k's User fields from its user,
+// so a caller that caches k caches the state a read would return.
 func (s *Store) CreateKey(ctx context.Context, ch keyward.Change, k *keyward.Key) error {
 	err := s.write(ctx, ch, func(tx *Tx) error { return s.insertKey(ctx, tx, k) })
 	if err != nil {
@@ -97,15 +98,9 @@ func (s *Store) insertKey(ctx context.Context, tx *Tx, k *keyward.Key) error {
 			return err
 		}
 	}
-	if k.UserID != "" {
-		var accountID string
-		err := tx.QueryRowContext(ctx, "SELECT account_id FROM users WHERE id = ?", k.UserID).Scan(&accountID)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && accountID != k.AccountID {
-			return keyward.Errorf(keyward.ENOTFOUND, "user %s not found in account %s", k.UserID, k.AccountID)
-		}
-		if err != nil {
-			return s.dbError(err, Conflicts{})
-		}
+	user, err := s.keyUser(ctx, tx, k)
+	if err != nil {
+		return err
 	}
 	args, err := s.appendKeyArgs(nil, k)
 	if err != nil {
@@ -119,10 +114,27 @@ func (s *Store) insertKey(ctx context.Context, tx *Tx, k *keyward.Key) error {
 		})
 	}
 	fillAccount(k, account)
+	fillUser(k, user)
 	if err := s.insertKeyRoles(ctx, tx, k); err != nil {
 		return err
 	}
 	return s.fillRoles(ctx, tx, k)
+}
+
+// keyUser returns the user of k (nil for none), read in tx. ENOTFOUND
+// unless it exists in k's account.
+func (s *Store) keyUser(ctx context.Context, tx *Tx, k *keyward.Key) (*keyward.User, error) {
+	if k.UserID == "" {
+		return nil, nil
+	}
+	u, err := scanUser(tx.QueryRowContext(ctx, selectUser+" WHERE id = ?", k.UserID))
+	if errors.Is(err, sql.ErrNoRows) || err == nil && u.AccountID != k.AccountID {
+		return nil, keyward.Errorf(keyward.ENOTFOUND, "user %s not found in account %s", k.UserID, k.AccountID)
+	}
+	if err != nil {
+		return nil, s.dbError(err, Conflicts{})
+	}
+	return u, nil
 }
 
 // fillAccount sets the fields of k that mirror its account a (nil for a
@@ -184,16 +196,19 @@ var batchConflicts = Conflicts{
 // dialect's BatchInserter or prepared multi-row INSERTs of createKeysChunk
 // keys. Each key is checked
 // as CreateKey checks it (its account and user are looked up once per
-// batch); a conflict names no key. It fills AccountDisabled of every key
-// and AccountRateLimits once the transaction has committed.
+// batch); a conflict names no key. It fills the Account and User fields of
+// every key once the transaction has committed.
 func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keyward.Key) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	var accounts map[string]*keyward.Account
+	var (
+		accounts map[string]*keyward.Account
+		users    map[string]*keyward.User
+	)
 	err := s.write(ctx, ch, func(tx *Tx) error {
 		var err error
-		if accounts, err = s.checkOwners(ctx, tx, keys); err != nil {
+		if accounts, users, err = s.checkOwners(ctx, tx, keys); err != nil {
 			return err
 		}
 		if bi, ok := s.d.(BatchInserter); ok {
@@ -241,6 +256,7 @@ func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keywa
 	}
 	for _, k := range keys {
 		fillAccount(k, accounts[k.AccountID])
+		fillUser(k, users[k.UserID])
 	}
 	return nil
 }
@@ -264,37 +280,34 @@ func (s *Store) insertBatchRoles(ctx context.Context, tx *Tx, keys []*keyward.Ke
 
 // checkOwners validates every key of a batch and checks its account and
 // user exist (and the user is in the account), looking each up once. It
-// returns every account named, by id.
-func (s *Store) checkOwners(ctx context.Context, tx *Tx, keys []*keyward.Key) (map[string]*keyward.Account, error) {
+// returns every account and user named, by id.
+func (s *Store) checkOwners(ctx context.Context, tx *Tx, keys []*keyward.Key) (map[string]*keyward.Account, map[string]*keyward.User, error) {
 	accounts := map[string]*keyward.Account{}
-	userAccount := map[string]string{}
+	users := map[string]*keyward.User{}
 	for _, k := range keys {
 		if err := k.ValidateRecord(); err != nil {
-			return nil, fmt.Errorf("key %s: %w", k.ID, err)
+			return nil, nil, fmt.Errorf("key %s: %w", k.ID, err)
 		}
 		if _, ok := accounts[k.AccountID]; !ok && k.AccountID != "" {
 			a, err := s.account(ctx, tx, k.AccountID)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			accounts[k.AccountID] = a
 		}
 		if k.UserID == "" {
 			continue
 		}
-		accountID, ok := userAccount[k.UserID]
-		if !ok {
-			err := tx.QueryRowContext(ctx, "SELECT account_id FROM users WHERE id = ?", k.UserID).Scan(&accountID)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return nil, s.dbError(err, Conflicts{})
-			}
-			userAccount[k.UserID] = accountID // "" if none
+		if u, ok := users[k.UserID]; ok && u.AccountID == k.AccountID {
+			continue
 		}
-		if accountID != k.AccountID {
-			return nil, keyward.Errorf(keyward.ENOTFOUND, "user %s not found in account %s", k.UserID, k.AccountID)
+		u, err := s.keyUser(ctx, tx, k)
+		if err != nil {
+			return nil, nil, err
 		}
+		users[k.UserID] = u
 	}
-	return accounts, nil
+	return accounts, users, nil
 }
 
 // Key returns the key with id. ENOTFOUND if none.
@@ -624,16 +637,19 @@ func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
 		expires, revoked, grace, lastUsed               storedTime
 		created, updated                                storedTime
 		credits                                         storedCredits
-		secret, accountSecret                           []byte
+		secret, accountSecret, userSecret               []byte
 		secretVersion, accountSecretVersion             int
 		roles                                           bool
+		userMeta                                        sql.NullString
+		userSecretVersion                               int
 	)
 	dest := []any{&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
 		&accountID, &userID, s.d.ListDest(&perms), &meta, &expires, &k.Disabled, &revoked,
 		&rotatedFrom, &grace, &created, &createdBy, &lastUsed, &updated,
 		s.d.ListDest(&ipAllow), &rateLimits, &meterID}
 	dest = append(append(dest, credits.dest()...), &secret, &secretVersion, &k.ExpiryScheduled, &k.Environment,
-		&k.AccountDisabled, &accountLimits, &accountSecret, &accountSecretVersion, &roles)
+		&k.AccountDisabled, &accountLimits, &accountSecret, &accountSecretVersion,
+		&k.UserExternalID, &userMeta, &userSecret, &userSecretVersion, &roles)
 	err := row.Scan(dest...)
 	if err != nil {
 		return nil, err
@@ -653,6 +669,10 @@ func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
 	if meta.Valid {
 		k.Meta = json.RawMessage(meta.String)
 	}
+	if userMeta.Valid {
+		k.UserMeta = json.RawMessage(userMeta.String)
+	}
+	k.UserSecretMeta = storedSealed(userSecret, userSecretVersion)
 	for _, p := range ipAllow {
 		prefix, err := netip.ParsePrefix(p)
 		if err != nil {

@@ -199,7 +199,7 @@ func (s *Store) KeyNotices(ctx context.Context, keyID string) ([]*keyward.KeyNot
 
 // ExpiredKeys lists the expired keys whose expiry was not announced.
 func (s *Store) ExpiredKeys(ctx context.Context, now time.Time, after string, limit int) ([]*keyward.Key, error) {
-	keys, err := s.queryKeys(ctx, selectKey+` WHERE k.expires_at IS NOT NULL AND k.expires_at <= ?1
+	keys, err := s.queryKeys(ctx, s.r, selectKey+` WHERE k.expires_at IS NOT NULL AND k.expires_at <= ?1
 		AND (k.revoked_at IS NULL OR k.revoked_at > k.expires_at)
 		AND NOT EXISTS (SELECT 1 FROM key_notices n WHERE n.key_id = k.id AND n.kind = 'expired' AND n.subject = k.expires_at)
 		AND k.id > ?2 ORDER BY k.id LIMIT ?3`, FormatTime(now), after, limit)
@@ -208,14 +208,14 @@ func (s *Store) ExpiredKeys(ctx context.Context, now time.Time, after string, li
 
 // RetiredKeys lists the non-root keys revoked or expired by before.
 func (s *Store) RetiredKeys(ctx context.Context, before time.Time, after string, limit int) ([]*keyward.Key, error) {
-	keys, err := s.queryKeys(ctx, selectKey+` WHERE k.role <> 'root'
+	keys, err := s.queryKeys(ctx, s.r, selectKey+` WHERE k.role <> 'root'
 		AND ((k.revoked_at IS NOT NULL AND k.revoked_at <= ?1) OR (k.expires_at IS NOT NULL AND k.expires_at <= ?1))
 		AND k.id > ?2 ORDER BY k.id LIMIT ?3`, FormatTime(before), after, limit)
 	return keys, wrapErr(err, s.name+": retired keys")
 }
 
-func (s *Store) queryKeys(ctx context.Context, query string, args ...any) ([]*keyward.Key, error) {
-	rows, err := s.r.QueryContext(ctx, query, args...)
+func (s *Store) queryKeys(ctx context.Context, q querier, query string, args ...any) ([]*keyward.Key, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, s.dbError(err, Conflicts{})
 	}

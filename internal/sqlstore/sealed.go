@@ -39,6 +39,7 @@ type sealedColumn struct {
 var sealedColumns = map[keyward.SealedKind]sealedColumn{
 	keyward.SealedKeySecretMeta:     {"keys", "id", "secret_meta", "secret_meta_version", "secret_meta IS NOT NULL", ""},
 	keyward.SealedAccountSecretMeta: {"accounts", "id", "secret_meta", "secret_meta_version", "secret_meta IS NOT NULL", ""},
+	keyward.SealedUserSecretMeta:    {"users", "id", "secret_meta", "secret_meta_version", "secret_meta IS NOT NULL", ""},
 	keyward.SealedWebhookSecret:     {"webhook_endpoints", "id", "secret", "secret_version", "length(secret) > 0", ""},
 	keyward.SealedProviderPassword:  {"provider_connections", "id", "password", "password_version", "length(password) > 0", ""},
 	keyward.SealedAuditKey:          {"audit_log", "seq", "wrapped_key", "key_version", "length(wrapped_key) > 0", int64(0)},
