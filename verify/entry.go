@@ -141,10 +141,10 @@ type extra struct {
 	// (keyward.Key.UserExternalID...); verifiedMeta is the meta verify
 	// answers with, meta laid over userMeta (keyward.MergeMeta), merged
 	// once here rather than on every verification.
-	userExternalID string
-	userMeta       json.RawMessage
-	userSecretMeta *keyward.Sealed
-	verifiedMeta   json.RawMessage
+	userExternalID    string
+	userMeta          json.RawMessage
+	userSecretMeta    *keyward.Sealed
+	verifiedMeta      json.RawMessage
 	ipAllow           []netip.Prefix
 	rateLimits        []keyward.RateLimit
 	accountRateLimits []keyward.RateLimit
