@@ -20,7 +20,7 @@ import (
 // tolerate a store that is already closed. The subtests run in parallel
 // (each on its own stores), so open must be safe to call concurrently.
 //
-// The fn given to UpdateAccount, UpdateKey and RotateKey runs inside the
+// The fn given to UpdateAccount, UpdateUser, UpdateKey and RotateKey runs inside the
 // store's transaction and must not call the store.
 //
 // Times given to a store carry microseconds at most (see Now): that is the
@@ -35,6 +35,7 @@ func TestStore(t *testing.T, open func(t *testing.T) keyward.Store) {
 		{"DeleteAccount", testDeleteAccount},
 		{"Users", testUsers},
 		{"DeleteUser", testDeleteUser},
+		{"UserIdentity", testUserIdentity},
 		{"Keys", testKeys},
 		{"CreateKeys", testCreateKeys},
 		{"KeyByHash", testKeyByHash},

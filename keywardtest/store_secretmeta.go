@@ -173,6 +173,9 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 		a := &keyward.Account{ID: apikey.NewID("acc"), Name: "tenant", CreatedAt: fixedTime, UpdatedAt: fixedTime}
 		a.SecretMeta = seal(t, v1, `{"dsn":"account"}`, keyward.AccountSecretMetaAD(a.ID))
 		must(t, f.s.CreateAccount(f.ctx, keyward.Change{}, a))
+		u := &keyward.User{ID: apikey.NewID("usr"), AccountID: a.ID, Name: "alice", CreatedAt: fixedTime}
+		u.SecretMeta = seal(t, v1, `{"dsn":"user"}`, keyward.UserSecretMetaAD(u.ID))
+		must(t, f.s.CreateUser(f.ctx, keyward.Change{}, u))
 		n := keyward.ResealBatch*2 + 7
 		keys := make([]*keyward.Key, n)
 		for i := range keys {
@@ -212,7 +215,7 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 				t.Errorf("SealedCounts = %s, want %s", strings.Join(got, " "), want)
 			}
 		}
-		wantCounts(fmt.Sprintf("key_secret_meta/1=%d account_secret_meta/1=1 webhook_secret/1=1 provider_password/1=1 audit_key/1=3 audit_details/1=1", n))
+		wantCounts(fmt.Sprintf("key_secret_meta/1=%d account_secret_meta/1=1 user_secret_meta/1=1 webhook_secret/1=1 provider_password/1=1 audit_key/1=3 audit_details/1=1", n))
 
 		_, err := f.s.Reseal(f.ctx, keyward.SealedAuditDetails, 2, nil)
 		wantCode(t, err, keyward.EINVALID)
@@ -223,13 +226,13 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 		for _, c := range report.Resealed {
 			got = append(got, fmt.Sprintf("%s=%d", c.Kind, c.Count))
 		}
-		if want := fmt.Sprintf("key_secret_meta=%d account_secret_meta=1 webhook_secret=1 provider_password=1 audit_key=3", n); strings.Join(got, " ") != want {
+		if want := fmt.Sprintf("key_secret_meta=%d account_secret_meta=1 user_secret_meta=1 webhook_secret=1 provider_password=1 audit_key=3", n); strings.Join(got, " ") != want {
 			t.Errorf("Rekey resealed %s, want %s", strings.Join(got, " "), want)
 		}
 		if len(report.Left) != 1 || report.Left[0].Kind != keyward.SealedAuditDetails || report.Left[0].Version != 1 || report.Left[0].Count != 1 {
 			t.Errorf("Rekey left %+v, want the one legacy audit entry under version 1", report.Left)
 		}
-		wantCounts(fmt.Sprintf("key_secret_meta/2=%d account_secret_meta/2=1 webhook_secret/2=1 provider_password/2=1 audit_key/2=3 audit_details/1=1", n))
+		wantCounts(fmt.Sprintf("key_secret_meta/2=%d account_secret_meta/2=1 user_secret_meta/2=1 webhook_secret/2=1 provider_password/2=1 audit_key/2=3 audit_details/1=1", n))
 
 		// Everything but the legacy entry opens with version 2 alone.
 		for i, k := range keys {
@@ -241,6 +244,11 @@ func testSecretMeta(t *testing.T, open func(t *testing.T) keyward.Store) {
 			if i == 0 && openSealed(t, v2, got.AccountSecretMeta, keyward.AccountSecretMetaAD(a.ID)) != `{"dsn":"account"}` {
 				t.Fatalf("account secret meta after rekey")
 			}
+		}
+		gu, err := f.s.User(f.ctx, u.ID)
+		must(t, err)
+		if s := openSealed(t, v2, gu.SecretMeta, keyward.UserSecretMetaAD(u.ID)); s != `{"dsn":"user"}` {
+			t.Errorf("user secret meta after rekey = %q", s)
 		}
 		gep, err := f.s.WebhookEndpoint(f.ctx, ep.ID)
 		must(t, err)
