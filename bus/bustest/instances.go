@@ -2,6 +2,7 @@ package bustest
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/admin"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/bus"
 	"github.com/keyward/keyward/keywardtest"
@@ -223,6 +225,42 @@ func testTwoInstances(t *testing.T, b Backend) {
 		waitFor(t, "inst_b to refuse the permission the role lost", func() bool {
 			return bi.engine.Verify(ctx, req).Decision == keyward.DecisionInsufficientPermissions
 		})
+	})
+
+	t.Run("user identity changed through the admin service on A is seen by B", func(t *testing.T) {
+		kr := keywardtest.NewKeyring(t)
+		root := keyward.NewContextWithIdentity(context.Background(), &keyward.Identity{KeyID: "key_test_root", Role: keyward.RoleRoot})
+		adminOf := func(in *instance) admin.Services {
+			return admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: in.engine, Observer: in.bc, Sealer: kr})
+		}
+		adminA, adminB := adminOf(a), adminOf(bi)
+		k := newKey()
+		verifyOn := func(svc admin.Services) *keyward.VerifyResult {
+			t.Helper()
+			res, err := svc.Keys.VerifyKey(root, keyward.VerifyRequest{Key: k.Secret})
+			if err != nil || !res.Valid {
+				t.Fatalf("verify = %+v, %v", res, err)
+			}
+			return res
+		}
+		changed := func(res *keyward.VerifyResult) bool {
+			return res.Identity.ExternalID == "ext-alice" && string(res.Meta) == `{"plan":"pro"}` &&
+				string(res.SecretMeta) == `{"dsn":"postgres://alice@db/alice"}`
+		}
+		for _, svc := range []admin.Services{adminA, adminB} { // cached on both, for an hour
+			if res := verifyOn(svc); changed(res) || res.Meta != nil || res.SecretMeta != nil {
+				t.Fatalf("before the change: %+v", res)
+			}
+		}
+		meta, secret := json.RawMessage(`{"plan":"pro"}`), json.RawMessage(`{"dsn":"postgres://alice@db/alice"}`)
+		ext := "ext-alice"
+		if _, err := adminA.Tenancy.UpdateUser(root, acct.ID, user.ID, keyward.UserUpdate{ExternalID: &ext, Meta: &meta, SecretMeta: &secret}); err != nil {
+			t.Fatal(err)
+		}
+		if res := verifyOn(adminA); !changed(res) { // at once on A
+			t.Fatalf("A after the change: %+v", res)
+		}
+		waitFor(t, "B to answer with the user's new identity", func() bool { return changed(verifyOn(adminB)) })
 	})
 
 	t.Run("account disabled on A is seen by B", func(t *testing.T) {
