@@ -12,7 +12,7 @@ import (
 )
 
 func raw(s string) *json.RawMessage { m := json.RawMessage(s); return &m }
-func str(s string) *string           { return &s }
+func str(s string) *string          { return &s }
 
 // sameJSON reports whether got holds the JSON value of want (PostgreSQL's
 // jsonb spaces and orders objects its own way); both empty are the same.
