@@ -71,6 +71,18 @@ func (s *Server) getUser(ctx context.Context, r *http.Request, _ noBody) (*keywa
 	return s.svc.Tenancy.User(ctx, r.PathValue("id"), r.PathValue("uid"))
 }
 
+func (s *Server) lookupUser(ctx context.Context, r *http.Request, _ noBody) (*keyward.User, error) {
+	q, err := query(r, "external_id")
+	if err != nil {
+		return nil, err
+	}
+	return s.svc.Tenancy.UserByExternalID(ctx, r.PathValue("id"), q.Get("external_id"))
+}
+
+func (s *Server) updateUser(ctx context.Context, r *http.Request, in keyward.UserUpdate) (*keyward.User, error) {
+	return s.svc.Tenancy.UpdateUser(ctx, r.PathValue("id"), r.PathValue("uid"), in)
+}
+
 func (s *Server) deleteUser(ctx context.Context, r *http.Request, _ noBody) (*struct{}, error) {
 	return nil, s.svc.Tenancy.DeleteUser(ctx, r.PathValue("id"), r.PathValue("uid"))
 }

@@ -223,7 +223,9 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	// Users.
 	s.handle("POST /v1/accounts/{id}/users", serveJSON(s, http.StatusCreated, s.createUser))
 	s.handle("GET /v1/accounts/{id}/users", serveJSON(s, http.StatusOK, s.listUsers))
+	s.handle("GET /v1/accounts/{id}/users/lookup", serveJSON(s, http.StatusOK, s.lookupUser))
 	s.handle("GET /v1/accounts/{id}/users/{uid}", serveJSON(s, http.StatusOK, s.getUser))
+	s.handle("PATCH /v1/accounts/{id}/users/{uid}", serveJSON(s, http.StatusOK, s.updateUser))
 	s.handle("DELETE /v1/accounts/{id}/users/{uid}", serveJSON(s, http.StatusNoContent, s.deleteUser))
 	s.addRoleRoutes()
 
