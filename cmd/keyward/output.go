@@ -126,7 +126,10 @@ func printUser(w io.Writer, u *keyward.User) error {
 		"account", u.AccountID,
 		"name", u.Name,
 		"external id", u.ExternalID,
+		"meta", string(u.Meta),
+		"secret meta", secretMetaState(u.HasSecretMeta),
 		"created", formatTime(u.CreatedAt),
+		"updated", formatTime(u.UpdatedAt),
 	)
 }
 
