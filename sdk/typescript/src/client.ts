@@ -19,6 +19,7 @@ import type {
   User,
   UserCreate,
   UserList,
+  UserUpdate,
   VerifyRequest,
   VerifyResult,
 } from "./types.js";
@@ -176,6 +177,23 @@ export class Client implements Verifier {
   /** Returns one page of an account's users. */
   listUsers(accountId: string, page: Page = {}, opts?: CallOptions): Promise<UserList> {
     return this.#call("get", "/v1/accounts/{id}/users", { path: { id: accountId }, query: page, signal: opts?.signal });
+  }
+
+  /** Returns the account's user with that external id (not_found if none). */
+  lookupUser(accountId: string, externalId: string, opts?: CallOptions): Promise<User> {
+    return this.#call("get", "/v1/accounts/{id}/users/lookup", {
+      path: { id: accountId },
+      query: { external_id: externalId },
+      signal: opts?.signal,
+    });
+  }
+
+  /**
+   * Changes the fields of a user that body sets. Its keys inherit its meta
+   * and secret metadata at verify; a taken external_id is a conflict.
+   */
+  updateUser(accountId: string, id: string, body: UserUpdate, opts?: CallOptions): Promise<User> {
+    return this.#call("patch", "/v1/accounts/{id}/users/{uid}", { path: { id: accountId, uid: id }, body, signal: opts?.signal });
   }
 
   /** Deletes a user and its keys. */

@@ -93,6 +93,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/accounts/{id}/users/lookup": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Find a user by external id
+         * @description Root, or an account_admin of this account (an admin of another account gets 404). 404 when no user of the account has the external id.
+         */
+        get: operations["lookupUser"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/accounts/{id}/users/{uid}": {
         parameters: {
             query?: never;
@@ -122,7 +148,11 @@ export interface paths {
         delete: operations["deleteUser"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Update a user
+         * @description Root, or an account_admin of this account (an admin of another account gets 404); only root sets meta, and a user key may change nothing of its user. Changing the external id, meta or secret metadata reaches the verification of the user's keys at once, on every instance.
+         */
+        patch: operations["updateUser"];
         trace?: never;
     };
     "/v1/accounts/{id}/roles": {
@@ -1401,14 +1431,39 @@ export interface components {
              */
             account_id: string;
             name: string;
-            /** @description Your own id for this user, unique in the account. */
+            /** @description Your own id for this user (such as your identity provider's subject), unique in the account. Verify returns it in the identity of the user's keys. */
             external_id?: string;
+            /** @description Inherited by the user's keys: verify returns it with each key's own meta laid over it, field by field. Only root sets it. */
+            meta?: components["schemas"]["Meta"];
+            /** @description The user has secret metadata, which its keys inherit (the value is returned only by verify). */
+            has_secret_meta?: boolean;
             /** Format: date-time */
             created_at: string;
+            /**
+             * Format: date-time
+             * @description When the user was last changed.
+             */
+            updated_at: string;
         };
         UserCreate: {
             name: string;
             external_id?: string;
+            /** @description Inherited by the user's keys (see User.meta). Root only. */
+            meta?: components["schemas"]["Meta"];
+            /** @description Inherited by the user's keys: verify returns it merged under each key's own secret_meta. Root or the account's admins. */
+            secret_meta?: components["schemas"]["SecretMeta"];
+        };
+        /** @description Fields to change; absent fields stay. */
+        UserUpdate: {
+            name?: string;
+            /** @description New external id; empty removes it. 409 if another user of the account has it (nothing is changed). */
+            external_id?: string;
+            /** @description Replaces the meta the user's keys inherit; {} or null removes it. Root only. */
+            meta?: Record<string, unknown> | null;
+            /** @description Replaces the secret metadata the user's keys inherit. Root or the account's admins. */
+            secret_meta?: components["schemas"]["SecretMeta"];
+            /** @description Remove the secret metadata. Not with secret_meta. */
+            clear_secret_meta?: boolean;
         };
         UserList: {
             items: components["schemas"]["User"][];
@@ -1630,6 +1685,8 @@ export interface components {
             key_id: string;
             account_id?: string;
             user_id?: string;
+            /** @description The external id of the key's user, when it has one. */
+            external_id?: string;
             role: components["schemas"]["Role"];
             /** @description Agent named by the request (X-Keyward-Agent or the verify body's agent); grants nothing. */
             agent?: string;
@@ -1682,6 +1739,7 @@ export interface components {
             identity?: components["schemas"]["Identity"];
             /** @description The key's permissions (its own and those of its named roles); set when valid. */
             permissions?: components["schemas"]["Permissions"];
+            /** @description The key's meta laid over its user's, field by field (the key's value wins). */
             meta?: components["schemas"]["Meta"];
             /** Format: date-time */
             expires_at: string | null;
@@ -1693,7 +1751,7 @@ export interface components {
             rate_limits?: components["schemas"]["RateLimitStatus"][];
             /** @description Credits left after the call, when the key has credits (VALID or USAGE_EXCEEDED). */
             credits_remaining?: number;
-            /** @description The key's secret metadata, in clear: only for a VALID key, and only when the caller is root or holds keys:verify_secrets. */
+            /** @description The key's secret metadata laid over its user's, field by field (the key's value wins), in clear: only for a VALID key, and only when the caller is root or holds keys:verify_secrets. */
             secret_meta?: Record<string, unknown>;
             /** @description The secret metadata of the key's account, in clear, under the same conditions as secret_meta. */
             account_secret_meta?: Record<string, unknown>;
@@ -2654,6 +2712,42 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    lookupUser: {
+        parameters: {
+            query: {
+                /** @description The external id to look up, matched exactly. */
+                external_id: string;
+            };
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     getUser: {
         parameters: {
             query?: never;
@@ -2717,6 +2811,46 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    updateUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+                /** @description User id. */
+                uid: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated user. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];

@@ -33,6 +33,8 @@ export type AccountList = Schemas["AccountList"];
 export type User = Schemas["User"];
 /** The fields of a new user. */
 export type UserCreate = Schemas["UserCreate"];
+/** Fields of a user to change (its external id, meta, secret metadata). */
+export type UserUpdate = Schemas["UserUpdate"];
 /** One page of users. */
 export type UserList = Schemas["UserList"];
 /** A key (never its secret). */

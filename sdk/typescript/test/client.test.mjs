@@ -74,6 +74,21 @@ describe("Client against a real keyward", { skip: skipReason() }, () => {
     const u = await root.createUser(a.id, { name: "bob", external_id: "b-1" });
     assert.equal((await root.getUser(a.id, u.id)).external_id, "b-1");
     assert.deepEqual((await root.listUsers(a.id)).items.map((x) => x.id), [u.id]);
+    const updated = await root.updateUser(a.id, u.id, { external_id: "b-2", meta: { plan: "pro" }, secret_meta: { dsn: "postgres://bob" } });
+    assert.equal(updated.external_id, "b-2");
+    assert.equal(updated.has_secret_meta, true);
+    assert.equal(updated.secret_meta, undefined, "a user never returns its secret metadata");
+    assert.equal((await root.lookupUser(a.id, "b-2")).id, u.id);
+    await assert.rejects(root.lookupUser(a.id, "b-1"), { code: "not_found" });
+    const other = await root.createUser(a.id, { name: "carol", external_id: "c-1" });
+    await assert.rejects(root.updateUser(a.id, other.id, { external_id: "b-2" }), { code: "conflict" });
+    // The user's keys verify with its external id and inherit its meta.
+    const k = await root.createKey({ account_id: a.id, user_id: u.id, meta: { region: "eu" } });
+    const res = await root.verifyKey({ key: k.key });
+    assert.equal(res.identity?.external_id, "b-2");
+    assert.deepEqual(res.meta, { plan: "pro", region: "eu" });
+    assert.deepEqual(res.secret_meta, { dsn: "postgres://bob" });
+    await root.deleteUser(a.id, other.id);
     await root.deleteUser(a.id, u.id);
     await assert.rejects(root.getUser(a.id, u.id), { code: "not_found" });
     await root.deleteAccount(a.id);
