@@ -65,7 +65,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatalf("create account: %v", err)
 	}
-	e.user, err = e.svc.Tenancy.CreateUser(e.rootCtx(), e.acct.ID, keyward.UserCreate{Name: "alice"})
+	e.user, err = e.svc.Tenancy.CreateUser(e.rootCtx(), e.acct.ID, keyward.UserCreate{Name: "alice", ExternalID: "idp|alice"})
 	if err != nil {
 		t.Fatalf("create user: %v", err)
 	}

@@ -55,7 +55,7 @@ func TestRemote(t *testing.T) {
 	t.Run("valid key: identity in context", func(t *testing.T) {
 		s := get(t, ts, "/notes", "Authorization", "Bearer "+reader.Secret, "X-Keyward-Agent", "claude").seen(t)
 		id := s.Identity
-		if id == nil || id.KeyID != reader.ID || id.AccountID != e.acct.ID || id.UserID != e.user.ID ||
+		if id == nil || id.KeyID != reader.ID || id.AccountID != e.acct.ID || id.UserID != e.user.ID || id.ExternalID != "idp|alice" ||
 			id.Role != keyward.RoleUser || id.Agent != "claude" || len(id.Permissions) != 1 {
 			t.Errorf("identity = %+v", id)
 		}

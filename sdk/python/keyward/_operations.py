@@ -43,6 +43,8 @@ OPERATIONS = {
         Operation("createUser", "POST", "/v1/accounts/{id}/users", "UserCreate", t.User),
         Operation("listUsers", "GET", "/v1/accounts/{id}/users", None, t.UserList, _PAGE),
         Operation("getUser", "GET", "/v1/accounts/{id}/users/{uid}", None, t.User),
+        Operation("lookupUser", "GET", "/v1/accounts/{id}/users/lookup", None, t.User, ("external_id",)),
+        Operation("updateUser", "PATCH", "/v1/accounts/{id}/users/{uid}", "UserUpdate", t.User),
         Operation("deleteUser", "DELETE", "/v1/accounts/{id}/users/{uid}"),
         Operation("createKey", "POST", "/v1/keys", "KeyCreate", t.CreatedKey),
         Operation("listKeys", "GET", "/v1/keys", None, t.KeyList, ("account_id", "user_id", "role", "environment") + _PAGE),

@@ -109,6 +109,9 @@ class Identity:
     role: str
     account_id: Optional[str] = None
     user_id: Optional[str] = None
+    #: The external id of the key's user (your own id for it, such as your
+    #: identity provider's subject), when it has one.
+    external_id: Optional[str] = None
     #: The agent named by the request (``X-Keyward-Agent``); grants nothing.
     agent: Optional[str] = None
     #: What the key holds: its own permissions and its named roles'.
@@ -248,7 +251,17 @@ class User:
     account_id: str
     name: str
     created_at: _dt.datetime
+    #: When the user was last changed.
+    updated_at: _dt.datetime
+    #: Your own id for the user, unique in its account; verify returns it
+    #: in the identity of the user's keys.
     external_id: Optional[str] = None
+    #: Inherited by the user's keys: verify returns it with each key's own
+    #: meta laid over it, field by field.
+    meta: Optional[Dict[str, Any]] = None
+    #: The user has secret metadata, which its keys inherit (only verify
+    #: returns the value).
+    has_secret_meta: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

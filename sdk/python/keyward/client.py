@@ -282,8 +282,20 @@ class Client:
     # Users ----------------------------------------------------------------
 
     @_route("createUser", account_id="id")
-    def create_user(self, account_id: str, *, name: str, external_id: Optional[str] = None) -> t.User:
-        """Creates a user in an account; ``external_id`` is your own id for it."""
+    def create_user(
+        self,
+        account_id: str,
+        *,
+        name: str,
+        external_id: Optional[str] = None,
+        meta: Optional[Dict[str, Any]] = None,
+        secret_meta: Optional[Dict[str, Any]] = None,
+    ) -> t.User:
+        """Creates a user in an account; ``external_id`` is your own id for it.
+
+        Its keys inherit ``meta`` (root only) and ``secret_meta`` at verify,
+        each key's own fields winning.
+        """
 
     @_route("listUsers", account_id="id")
     def list_users(self, account_id: str, *, after: Optional[str] = None, limit: Optional[int] = None) -> t.UserList:
@@ -292,6 +304,29 @@ class Client:
     @_route("getUser", account_id="id", user_id="uid")
     def get_user(self, account_id: str, user_id: str) -> t.User:
         """Returns a user of an account."""
+
+    @_route("lookupUser", account_id="id")
+    def lookup_user(self, account_id: str, *, external_id: str) -> t.User:
+        """Returns the account's user with that external id (``not_found`` if none)."""
+
+    @_route("updateUser", account_id="id", user_id="uid")
+    def update_user(
+        self,
+        account_id: str,
+        user_id: str,
+        *,
+        name: Optional[str] = None,
+        external_id: Optional[str] = None,
+        meta: Optional[Dict[str, Any]] = None,
+        secret_meta: Optional[Dict[str, Any]] = None,
+        clear_secret_meta: Optional[bool] = None,
+    ) -> t.User:
+        """Changes the fields given; a taken ``external_id`` is a ``conflict``.
+
+        The user's keys inherit its meta and secret metadata at verify: a
+        change reaches every keyward instance at once. ``meta={}`` removes
+        the meta (root only sets it).
+        """
 
     @_route("deleteUser", account_id="id", user_id="uid")
     def delete_user(self, account_id: str, user_id: str) -> None:
@@ -477,6 +512,8 @@ class AsyncClient:
     create_user = _in_thread(Client.create_user)
     list_users = _in_thread(Client.list_users)
     get_user = _in_thread(Client.get_user)
+    lookup_user = _in_thread(Client.lookup_user)
+    update_user = _in_thread(Client.update_user)
     delete_user = _in_thread(Client.delete_user)
     create_key = _in_thread(Client.create_key)
     list_keys = _in_thread(Client.list_keys)

@@ -13,6 +13,30 @@ import keyward
 from keyward import ErrorCode, KeywardError
 
 
+def test_user_identity(tenant) -> None:
+    root, acct = tenant.root, tenant.account
+    carol = root.create_user(acct.id, name="carol", external_id="idp|carol", meta={"plan": "pro"})
+    assert carol.meta == {"plan": "pro"} and not carol.has_secret_meta and carol.updated_at == carol.created_at
+    u = root.update_user(acct.id, carol.id, external_id="idp|carol2", secret_meta={"dsn": "postgres://carol"})
+    assert u.external_id == "idp|carol2" and u.has_secret_meta and u.updated_at >= u.created_at
+    assert root.lookup_user(acct.id, external_id="idp|carol2").id == carol.id
+    with pytest.raises(KeywardError) as e:
+        root.lookup_user(acct.id, external_id="idp|carol")
+    assert e.value.code == ErrorCode.NOT_FOUND
+    with pytest.raises(KeywardError) as e:
+        root.update_user(acct.id, tenant.user.id, external_id="idp|carol2")
+    assert e.value.code == ErrorCode.CONFLICT and e.value.status == 409
+    assert root.get_user(acct.id, tenant.user.id).external_id == "u-1"
+
+    # The user's keys verify with its external id and inherit its meta.
+    k = root.create_key(account_id=acct.id, user_id=carol.id, meta={"region": "eu"})
+    tenant.secrets.append(k.key)
+    res = root.verify_key(k.key)
+    assert res.valid and res.identity is not None and res.identity.external_id == "idp|carol2"
+    assert res.meta == {"plan": "pro", "region": "eu"} and res.secret_meta == {"dsn": "postgres://carol"}
+    assert keyward.Client(root.url, k.key, environ={}).whoami().external_id == "idp|carol2"
+
+
 def test_accounts_users_keys(tenant) -> None:
     root = tenant.root
     acct = root.get_account(tenant.account.id)
@@ -101,8 +125,8 @@ def test_verify_and_whoami(tenant) -> None:
     r = c.verify_key(k.key, permissions=["notes:read"], agent="cursor")
     assert r.valid and r.code == keyward.Decision.VALID and r.key_id == k.id
     assert r.identity == keyward.Identity(key_id=k.id, role="user", account_id=tenant.account.id,
-                                          user_id=tenant.user.id, agent="cursor", permissions=("notes:read",),
-                                          environment="live")
+                                          user_id=tenant.user.id, external_id="u-1", agent="cursor",
+                                          permissions=("notes:read",), environment="live")
     assert r.environment == "live" and k.environment == "live"
     assert c.verify_key(k.key, permissions=["notes:write"]).code == keyward.Decision.INSUFFICIENT_PERMISSIONS
     assert c.verify_key("kw_user_nonsense").code == keyward.Decision.MALFORMED
