@@ -137,14 +137,10 @@ type extra struct {
 	meta              json.RawMessage
 	secretMeta        *keyward.Sealed
 	accountSecretMeta *keyward.Sealed
-	// userExternalID, userMeta and userSecretMeta are the key's user's
-	// (keyward.Key.UserExternalID...); verifiedMeta is the meta verify
-	// answers with, meta laid over userMeta (keyward.MergeMeta), merged
-	// once here rather than on every verification.
-	userExternalID    string
-	userMeta          json.RawMessage
-	userSecretMeta    *keyward.Sealed
-	verifiedMeta      json.RawMessage
+	// user is what the key has of its user; nil when the user has
+	// neither external id nor meta nor secret metadata (or there is no
+	// user), so other keys pay one pointer for it.
+	user              *userExtra
 	ipAllow           []netip.Prefix
 	rateLimits        []keyward.RateLimit
 	accountRateLimits []keyward.RateLimit
@@ -161,6 +157,35 @@ type extra struct {
 	// roles names the key's named roles (keyward.Key.Roles), whose
 	// permissions perms holds.
 	roles []string
+}
+
+// userExtra is what a cached key holds of its user: keyward.Key's
+// UserExternalID, UserMeta and UserSecretMeta, and verifiedMeta, the meta
+// verify answers with (the key's laid over the user's, keyward.MergeMeta),
+// merged once here rather than on every verification.
+type userExtra struct {
+	externalID   string
+	meta         json.RawMessage
+	secretMeta   *keyward.Sealed
+	verifiedMeta json.RawMessage
+}
+
+// userExtraOf returns the userExtra of k, nil when its user gives it none.
+func userExtraOf(k *keyward.Key) *userExtra {
+	if k.UserExternalID == "" && k.UserMeta == nil && k.UserSecretMeta == nil {
+		return nil
+	}
+	return &userExtra{externalID: k.UserExternalID, meta: k.UserMeta, secretMeta: k.UserSecretMeta,
+		verifiedMeta: keyward.MergeMeta(k.UserMeta, k.Meta)}
+}
+
+// verifiedMeta is the meta verify answers with: the key's laid over its
+// user's.
+func (x *extra) verifiedMeta() json.RawMessage {
+	if x.user != nil {
+		return x.user.verifiedMeta
+	}
+	return x.meta
 }
 
 // newEntry returns the entry of k, cached under hash h, to be reloaded a
@@ -184,10 +209,7 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		meta:              k.Meta,
 		secretMeta:        k.SecretMeta,
 		accountSecretMeta: k.AccountSecretMeta,
-		userExternalID:    k.UserExternalID,
-		userMeta:          k.UserMeta,
-		userSecretMeta:    k.UserSecretMeta,
-		verifiedMeta:      keyward.MergeMeta(k.UserMeta, k.Meta),
+		user:              userExtraOf(k),
 		ipAllow:           k.IPAllow,
 		rateLimits:        k.RateLimits,
 		accountRateLimits: k.AccountRateLimits,
@@ -203,8 +225,7 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		x.environment = env
 	}
 	if en.role == roleOther || x.environment != "" || k.Hash != h || x.meta != nil || x.secretMeta != nil || x.accountSecretMeta != nil || x.ipAllow != nil ||
-		x.userExternalID != "" || x.userMeta != nil || x.userSecretMeta != nil ||
-		x.rateLimits != nil || x.accountRateLimits != nil || x.meterID != "" || x.credits != nil || x.roles != nil {
+		x.user != nil || x.rateLimits != nil || x.accountRateLimits != nil || x.meterID != "" || x.credits != nil || x.roles != nil {
 		en.extra = &x
 	}
 	en.loaded = now
@@ -246,9 +267,9 @@ func (en *entry) key() *keyward.Key {
 		k.SecretMeta = x.secretMeta
 		k.HasSecretMeta = x.secretMeta != nil
 		k.AccountSecretMeta = x.accountSecretMeta
-		k.UserExternalID = x.userExternalID
-		k.UserMeta = x.userMeta
-		k.UserSecretMeta = x.userSecretMeta
+		if u := x.user; u != nil {
+			k.UserExternalID, k.UserMeta, k.UserSecretMeta = u.externalID, u.meta, u.secretMeta
+		}
 		k.IPAllow = x.ipAllow
 		k.RateLimits = x.rateLimits
 		k.AccountRateLimits = x.accountRateLimits
@@ -352,8 +373,8 @@ func (en *entry) identity(agent string) *keyward.Identity {
 	if en.revokedAt != nil && (en.expiresAt == nil || en.revokedAt.Before(*en.expiresAt)) {
 		id.ExpiresAt = en.revokedAt
 	}
-	if en.extra != nil {
-		id.ExternalID = en.extra.userExternalID
+	if en.extra != nil && en.extra.user != nil {
+		id.ExternalID = en.extra.user.externalID
 	}
 	return id
 }

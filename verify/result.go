@@ -83,7 +83,7 @@ func (r Result) VerifyResult() *keyward.VerifyResult {
 			out.Identity = id
 			out.Permissions = en.perms.List()
 			if en.extra != nil {
-				out.Meta = en.extra.verifiedMeta
+				out.Meta = en.extra.verifiedMeta()
 			}
 		}
 		if r.Decision == keyward.DecisionInsufficientPermissions {
