@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 )
@@ -133,8 +134,9 @@ func Holds(held []string, g string) bool {
 
 // Set is a list of held permissions prepared for matching: the exact ones
 // sorted for a binary search, the patterns apart. Build it once per list
-// (a verification cache builds it when it loads a key); it is read-only
-// and safe for concurrent use.
+// (a verification cache builds it when it loads a key); it does not change,
+// is safe for concurrent use, and must not be copied (it remembers the
+// answers of recent queries).
 type Set struct {
 	list   []string
 	sorted []string
@@ -144,7 +146,17 @@ type Set struct {
 	prefixes []string
 	patterns []string // the other patterns
 	all      bool     // holds "*"
+	// results remembers whether s satisfies the queries evaluated on it
+	// last, by query id (Query.Eval): a set and a parsed query never
+	// change, so neither does the answer, and a key checked against its
+	// route's query on every request evaluates it once. Each slot holds
+	// id<<1 | satisfied, 0 when empty; a query takes slot id%len.
+	results [resultSlots]atomic.Uint64
 }
+
+// resultSlots is how many queries' answers a Set remembers; queries whose
+// ids share a slot replace each other's answer.
+const resultSlots = 4
 
 // NewSet returns the set of held, which it keeps (List returns it): nobody
 // may modify held afterwards.

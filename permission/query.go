@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 )
@@ -25,7 +26,13 @@ const (
 type Query struct {
 	terms []string // distinct, in order of first appearance
 	nodes []node   // the expression tree in prefix order (see node)
+	// id tells this parse from every other in the process (from 1), so a
+	// Set can remember its answer (Eval).
+	id uint64
 }
+
+// queryIDs numbers the queries Parse returns.
+var queryIDs atomic.Uint64
 
 // node is one node of a Query's tree. The nodes of a subtree are
 // consecutive, its root first; end is the index after its last node, so
@@ -103,7 +110,7 @@ func Parse(s string) (*Query, error) {
 		}
 		return nil, &SyntaxError{Pos: tk.pos, Msg: fmt.Sprintf("expected AND, OR or the end, got %s", describe(tk.text))}
 	}
-	q := &Query{}
+	q := &Query{id: queryIDs.Add(1)}
 	q.flatten(t)
 	return q, nil
 }
@@ -292,8 +299,25 @@ func (q *Query) write(b *strings.Builder, i int32) {
 	}
 }
 
-// Eval reports whether s satisfies q. It allocates nothing.
-func (q *Query) Eval(s *Set) bool { return q.eval(s, 0) }
+// Eval reports whether s satisfies q. It allocates nothing. The answer is
+// remembered in s, so evaluating the same parsed query on the same set
+// again costs a load and a comparison.
+func (q *Query) Eval(s *Set) bool {
+	if q.id == 0 || q.id >= 1<<63 {
+		return q.eval(s, 0)
+	}
+	slot := &s.results[q.id%resultSlots]
+	if v := slot.Load(); v>>1 == q.id {
+		return v&1 == 1
+	}
+	ok := q.eval(s, 0)
+	v := q.id << 1
+	if ok {
+		v |= 1
+	}
+	slot.Store(v)
+	return ok
+}
 
 func (q *Query) eval(s *Set, i int32) bool {
 	n := &q.nodes[i]
@@ -320,7 +344,7 @@ func (q *Query) eval(s *Set, i int32) bool {
 // duplicates, nil when it does: each missing permission of a failed AND,
 // every missing permission of a failed OR (any one of them would do).
 func (q *Query) Missing(s *Set) []string {
-	if q.eval(s, 0) {
+	if q.Eval(s) {
 		return nil
 	}
 	var out []string
