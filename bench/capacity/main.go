@@ -26,6 +26,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -38,6 +39,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -352,6 +354,27 @@ func (c counters) scripts() int64 {
 	return c.redis["evalsha"] + c.redis["eval"] + c.redis["evalsha_ro"] + c.redis["eval_ro"] + c.redis["fcall"]
 }
 
+// redisDelta lists the Redis commands called since before, by name,
+// most called first.
+func (c counters) redisDelta(before counters) string {
+	type count struct {
+		name string
+		n    int64
+	}
+	var counts []count
+	for name, n := range c.redis {
+		if d := n - before.redis[name]; d > 0 && name != "info" {
+			counts = append(counts, count{name, d})
+		}
+	}
+	slices.SortFunc(counts, func(a, b count) int { return cmp.Or(cmp.Compare(b.n, a.n), strings.Compare(a.name, b.name)) })
+	var b strings.Builder
+	for _, c := range counts {
+		fmt.Fprintf(&b, "%s=%d ", c.name, c.n)
+	}
+	return strings.TrimSpace(b.String())
+}
+
 func (c counters) total() int64 {
 	var t int64
 	for name, n := range c.redis {
@@ -411,6 +434,7 @@ func (f *fleet) measure(ctx context.Context, n int) error {
 		}
 		fmt.Printf("%-3d %-8s %9d %11d %11.0f %9d %12d %12d %11d %10.1f\n", n, pass, v, lookups, after.misses-before.misses,
 			after.xacts-before.xacts, metered*int64(n), after.scripts()-before.scripts(), after.total()-before.total(), secs)
+		fmt.Printf("    redis commands: %s\n", after.redisDelta(before))
 	}
 
 	// Revocations on the first instance: one message each, received by
