@@ -180,6 +180,12 @@ type Key struct {
 	UserExternalID string          `json:"-"`
 	UserMeta       json.RawMessage `json:"-"`
 	UserSecretMeta *Sealed         `json:"-"`
+	// UserMeter and AccountMeter mirror the shared rate limits and credits
+	// of the key's user and account (nil when they have none), filled by
+	// stores on reads like AccountDisabled, so a verification counts every
+	// level without another lookup.
+	UserMeter    *Meter `json:"-"`
+	AccountMeter *Meter `json:"-"`
 }
 
 // Meter returns the id whose rate limit buckets the key counts against:
@@ -253,14 +259,8 @@ func (k *Key) Clone() *Key {
 	c.AccountSecretMeta = k.AccountSecretMeta.Clone()
 	c.UserMeta = slices.Clone(k.UserMeta)
 	c.UserSecretMeta = k.UserSecretMeta.Clone()
-	if k.Credits != nil {
-		cr := *k.Credits
-		if cr.Refill != nil {
-			rf := *cr.Refill
-			cr.Refill = &rf
-		}
-		c.Credits = &cr
-	}
+	c.Credits = k.Credits.clone()
+	c.UserMeter, c.AccountMeter = k.UserMeter.Clone(), k.AccountMeter.Clone()
 	c.ExpiresAt = cloneTime(k.ExpiresAt)
 	c.RevokedAt = cloneTime(k.RevokedAt)
 	c.GraceUntil = cloneTime(k.GraceUntil)

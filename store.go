@@ -49,8 +49,12 @@ type KeyUse struct {
 	At time.Time
 }
 
-// CreditWrite is one key's credits in a Store.WriteCredits batch.
+// CreditWrite is one key's credits in a Store.WriteCredits batch, or a
+// user's or account's shared credits (Level set, KeyID the meter's id).
 type CreditWrite struct {
+	// Level is LevelUser or LevelAccount for a meter's credits; empty (or
+	// LevelKey) for a key's.
+	Level      LimitLevel
 	KeyID      string
 	Remaining  int64
 	RefilledAt time.Time
@@ -191,6 +195,26 @@ type Store interface {
 	// one, Remaining, RefilledAt and Version are replaced; older writes,
 	// keys without credits and unknown ids are ignored.
 	WriteCredits(ctx context.Context, writes []CreditWrite) error
+
+	// Meter returns the shared rate limits and credits of the user or
+	// account with id. ENOTFOUND if it has none.
+	Meter(ctx context.Context, id string) (*Meter, error)
+	// SetMeter stores m (m.Validate), replacing what the user or account
+	// had; m.Credits is stored as given (version included). ENOTFOUND if
+	// the user or account does not exist (or the user is not in
+	// m.AccountID). It sets m.UpdatedAt as stored.
+	SetMeter(ctx context.Context, ch Change, m *Meter) error
+	// DeleteMeter removes the shared limits and credits of the user or
+	// account with id. ENOTFOUND if it has none.
+	DeleteMeter(ctx context.Context, ch Change, id string) error
+	// SpendLevelCredits applies the refills due at now to the credits of
+	// each holder in refs (keys and meters) and spends cost from every one
+	// of them, or from none: atomically, so concurrent spends never take
+	// one below zero. It returns the credits of each after the call (nil
+	// for a holder without credits) and the index in refs of the first
+	// holder with too few (-1 when cost was spent). Every spend or refill
+	// bumps Version. ENOTFOUND if a key does not exist.
+	SpendLevelCredits(ctx context.Context, refs []LevelRef, cost int64, now time.Time) (cs []*Credits, refused int, err error)
 
 	// CreateAnomaly inserts a. ECONFLICT if the id is taken. A key or
 	// account it names need not exist any more.

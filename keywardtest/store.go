@@ -54,6 +54,7 @@ func TestStore(t *testing.T, open func(t *testing.T) keyward.Store) {
 		{"KeyCredits", testKeyCredits},
 		{"SpendCredits", testSpendCredits},
 		{"WriteCredits", testWriteCredits},
+		{"Meters", testMeters},
 		{"Anomalies", testAnomalies},
 		{"Audit", testAudit},
 		{"Usage", testUsage},

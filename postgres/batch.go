@@ -55,9 +55,20 @@ const writeCredits = `WITH w AS (
 
 // WriteCredits stores credits counted elsewhere in one statement: each
 // write replaces Remaining, RefilledAt and Version of a key that has
-// credits of an older version. Other writes are ignored. EINVALID, and
-// nothing written, if a Remaining is negative.
+// credits of an older version; the writes of meters' credits are written
+// by sqlstore's WriteMeterCredits first. Other writes are ignored. EINVALID,
+// and nothing written, if a Remaining is negative.
 func (s *Store) WriteCredits(ctx context.Context, writes []keyward.CreditWrite) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	writes, meters := sqlstore.SplitCreditWrites(writes)
+	if len(meters) > 0 {
+		err := s.WriteUnaudited(ctx, func(tx *sqlstore.Tx) error { return s.WriteMeterCredits(ctx, tx, meters) })
+		if err != nil {
+			return fmt.Errorf("postgres: write shared credits of %d users and accounts: %w", len(meters), err)
+		}
+	}
 	if len(writes) == 0 {
 		return nil
 	}

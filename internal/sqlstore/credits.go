@@ -92,21 +92,25 @@ func (s *Store) SpendCredits(ctx context.Context, keyID string, cost int64, now 
 }
 
 // WriteCredits stores credits counted elsewhere in one write transaction:
-// each write replaces Remaining, RefilledAt and Version of a key that has
-// credits of an older version. Other writes are ignored. EINVALID, and
+// each write replaces Remaining, RefilledAt and Version of a key (or of a
+// meter, WriteMeterCredits) that has credits of an older version. Other writes are ignored. EINVALID, and
 // nothing written, if a Remaining is negative.
 func (s *Store) WriteCredits(ctx context.Context, writes []keyward.CreditWrite) error {
 	if len(writes) == 0 {
 		return nil
 	}
+	keys, meters := SplitCreditWrites(writes)
 	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
+		if err := s.WriteMeterCredits(ctx, tx, meters); err != nil {
+			return err
+		}
 		st, err := tx.PrepareContext(ctx, `UPDATE keys SET credits_remaining = ?1, credits_refilled_at = ?2, credits_version = ?3
 			WHERE id = ?4 AND credits_remaining IS NOT NULL AND credits_version < ?3`)
 		if err != nil {
 			return s.dbError(err, Conflicts{})
 		}
 		defer st.Close()
-		for _, w := range writes {
+		for _, w := range keys {
 			if _, err := st.ExecContext(ctx, w.Remaining, FormatTime(w.RefilledAt), w.Version, w.KeyID); err != nil {
 				return s.dbError(err, Conflicts{})
 			}

@@ -27,8 +27,9 @@ var keyColumns = strings.FieldsFunc(keyCols, func(r rune) bool { return r == ','
 var keyParams = len(keyColumns)
 
 // selectKey reads a key with its account's disabled flag, rate limits and
-// secret metadata, its user's external id, meta and secret metadata, and
-// whether it has roles (see fillRoles); it is completed by a WHERE clause.
+// secret metadata, its user's external id, meta and secret metadata,
+// whether it has roles (see fillRoles), and the shared limits of its user
+// and account (meters.go); it is completed by a WHERE clause.
 const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
 	k.account_id, k.user_id, k.permissions, k.meta, k.expires_at, k.disabled, k.revoked_at,
 	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
@@ -36,8 +37,13 @@ const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix,
 	k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version, k.expiry_scheduled, k.environment,
 	COALESCE(a.disabled, FALSE), COALESCE(a.rate_limits, '[]'), a.secret_meta, COALESCE(a.secret_meta_version, 0),
 	COALESCE(u.external_id, ''), u.meta, u.secret_meta, COALESCE(u.secret_meta_version, 0),
-	EXISTS (SELECT 1 FROM key_roles kr WHERE kr.key_id = k.id)
-	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id LEFT JOIN users u ON u.id = k.user_id`
+	EXISTS (SELECT 1 FROM key_roles kr WHERE kr.key_id = k.id),
+	um.id, COALESCE(um.rate_limits, '[]'), um.credits_remaining, um.credits_refill_amount, um.credits_refill_interval,
+	um.credits_refilled_at, COALESCE(um.credits_version, 0),
+	am.id, COALESCE(am.rate_limits, '[]'), am.credits_remaining, am.credits_refill_amount, am.credits_refill_interval,
+	am.credits_refilled_at, COALESCE(am.credits_version, 0)
+	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id LEFT JOIN users u ON u.id = k.user_id
+	LEFT JOIN meters um ON um.id = k.user_id LEFT JOIN meters am ON am.id = k.account_id`
 
 // CreateKey inserts k. ENOTFOUND if its account or user does not exist (or
 // the user is not in the account), ECONFLICT if the id or hash is taken,
@@ -118,7 +124,10 @@ func (s *Store) insertKey(ctx context.Context, tx *Tx, k *keyward.Key) error {
 	if err := s.insertKeyRoles(ctx, tx, k); err != nil {
 		return err
 	}
-	return s.fillRoles(ctx, tx, k)
+	if err := s.fillRoles(ctx, tx, k); err != nil {
+		return err
+	}
+	return s.fillMeters(ctx, tx, k, map[string]*keyward.Meter{})
 }
 
 // keyUser returns the user of k (nil for none), read in tx. ENOTFOUND
@@ -221,7 +230,10 @@ func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keywa
 			if err := bi.InsertRows(ctx, tx, "keys", keyColumns, rows); err != nil {
 				return s.dbError(err, batchConflicts)
 			}
-			return s.insertBatchRoles(ctx, tx, keys)
+			if err := s.insertBatchRoles(ctx, tx, keys); err != nil {
+				return err
+			}
+			return s.fillBatchMeters(ctx, tx, keys)
 		}
 		stmts := map[int]*sql.Stmt{} // by row count: the full chunk and the tail
 		defer func() {
@@ -249,7 +261,10 @@ func (s *Store) CreateKeys(ctx context.Context, ch keyward.Change, keys []*keywa
 				return s.dbError(err, batchConflicts)
 			}
 		}
-		return s.insertBatchRoles(ctx, tx, keys)
+		if err := s.insertBatchRoles(ctx, tx, keys); err != nil {
+			return err
+		}
+		return s.fillBatchMeters(ctx, tx, keys)
 	})
 	if err != nil {
 		return s.errorf("create %d keys: %w", len(keys), err)
@@ -650,6 +665,8 @@ func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
 	dest = append(append(dest, credits.dest()...), &secret, &secretVersion, &k.ExpiryScheduled, &k.Environment,
 		&k.AccountDisabled, &accountLimits, &accountSecret, &accountSecretVersion,
 		&k.UserExternalID, &userMeta, &userSecret, &userSecretVersion, &roles)
+	var userMeter, accountMeter mirroredMeter
+	dest = append(append(dest, userMeter.dest()...), accountMeter.dest()...)
 	err := row.Scan(dest...)
 	if err != nil {
 		return nil, err
@@ -688,6 +705,12 @@ func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
 	}
 	if k.Credits, err = credits.credits(); err != nil {
 		return nil, fmt.Errorf("key %s: %w", k.ID, err)
+	}
+	if k.UserMeter, err = userMeter.meter(keyward.LevelUser, k.AccountID); err != nil {
+		return nil, fmt.Errorf("key %s: user %w", k.ID, err)
+	}
+	if k.AccountMeter, err = accountMeter.meter(keyward.LevelAccount, k.AccountID); err != nil {
+		return nil, fmt.Errorf("key %s: account %w", k.ID, err)
 	}
 	k.ExpiresAt, k.RevokedAt, k.GraceUntil, k.LastUsedAt = expires.ptr(), revoked.ptr(), grace.ptr(), lastUsed.ptr()
 	k.CreatedAt, k.UpdatedAt = created.Time, updated.Time

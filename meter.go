@@ -1,0 +1,107 @@
+package keyward
+
+import (
+	"slices"
+	"time"
+)
+
+// LimitLevel is a level at which rate limits and credits apply to a
+// verification (docs/abuse-protection.md#shared-limits): the key's own, its
+// user's (shared by all the user's keys) and its account's (shared by all
+// the account's keys). A verification counts against every level that
+// applies, all or nothing, and a refusal names the level that refused.
+type LimitLevel string
+
+// The levels, in the order a verification reports them.
+const (
+	LevelKey     LimitLevel = "key"
+	LevelUser    LimitLevel = "user"
+	LevelAccount LimitLevel = "account"
+)
+
+// Meter is the shared rate limits and credits of a user or an account:
+// every key of the user (or of the account) counts against them, together,
+// next to its own limits and credits. They are not the account's default
+// limits (Account.RateLimits), which each key counts alone.
+type Meter struct {
+	// ID is the user's or the account's id.
+	ID string `json:"id"`
+	// Level is LevelUser or LevelAccount.
+	Level     LimitLevel `json:"level"`
+	AccountID string     `json:"account_id"`
+	// RateLimits are shared by all the keys of the user or account.
+	RateLimits []RateLimit `json:"rate_limits"`
+	// Credits, when set, are spent by all the keys of the user or account.
+	// In a meter read with a key from the cache it is a snapshot: the
+	// ledger holds the live count.
+	Credits   *Credits  `json:"credits,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Validate returns EINVALID unless the level is user or account, the ids
+// are set, and the rate limits and credits validate.
+func (m *Meter) Validate() error {
+	if m.Level != LevelUser && m.Level != LevelAccount {
+		return Errorf(EINVALID, "shared limits belong to a user or an account, not %q", m.Level)
+	}
+	if m.ID == "" || m.AccountID == "" || m.Level == LevelAccount && m.ID != m.AccountID {
+		return Errorf(EINVALID, "shared limits of a %s need its id and its account's", m.Level)
+	}
+	if err := ValidateRateLimits(m.RateLimits); err != nil {
+		return err
+	}
+	if m.Credits != nil {
+		return m.Credits.Validate()
+	}
+	return nil
+}
+
+// Empty reports whether m sets neither rate limits nor credits.
+func (m *Meter) Empty() bool { return len(m.RateLimits) == 0 && m.Credits == nil }
+
+// Clone returns a deep copy of m; nil for nil.
+func (m *Meter) Clone() *Meter {
+	if m == nil {
+		return nil
+	}
+	c := *m
+	c.RateLimits = slices.Clone(m.RateLimits)
+	c.Credits = m.Credits.clone()
+	return &c
+}
+
+// clone returns a deep copy of c; nil for nil.
+func (c *Credits) clone() *Credits {
+	if c == nil {
+		return nil
+	}
+	cr := *c
+	if cr.Refill != nil {
+		rf := *cr.Refill
+		cr.Refill = &rf
+	}
+	return &cr
+}
+
+// LevelRef names the holder of credits at a level: a key (its id), a user
+// or an account (the meter's id).
+type LevelRef struct {
+	Level LimitLevel
+	ID    string
+}
+
+// CreditLevels returns the holders of credits a verification of k spends
+// from, key first: k itself if it has credits, then its user's and its
+// account's meters that have credits.
+func (k *Key) CreditLevels() []LevelRef {
+	var refs []LevelRef
+	if k.Credits != nil {
+		refs = append(refs, LevelRef{Level: LevelKey, ID: k.ID})
+	}
+	for _, m := range [...]*Meter{k.UserMeter, k.AccountMeter} {
+		if m != nil && m.Credits != nil {
+			refs = append(refs, LevelRef{Level: m.Level, ID: m.ID})
+		}
+	}
+	return refs
+}
