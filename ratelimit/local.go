@@ -63,9 +63,9 @@ func NewLocal(opts LocalOptions) *Local {
 	return l
 }
 
-func (l *Local) shard(key string) *shard {
-	return &l.shards[maphash.String(l.seed, key)&(numShards-1)]
-}
+func (l *Local) shard(key string) *shard { return &l.shards[l.shardIndex(key)] }
+
+func (l *Local) shardIndex(key string) uint64 { return maphash.String(l.seed, key) & (numShards - 1) }
 
 // Allow implements Limiter. It never returns EUNAVAILABLE.
 func (l *Local) Allow(ctx context.Context, key string, limit keyward.RateLimit, cost int64, now time.Time) (Decision, error) {
@@ -128,6 +128,60 @@ func (l *Local) AllowAll(ctx context.Context, key string, limits []keyward.RateL
 		l.store(s, id, ok, newTAT, t)
 	}
 	return dst, true, nil
+}
+
+// AllowLevels implements Limiter. It locks the shards of every level, in
+// shard order, so the decision is atomic across levels. It never returns
+// EUNAVAILABLE.
+func (l *Local) AllowLevels(ctx context.Context, group string, levels []Level, cost int64, now time.Time, dst []Decision) ([]Decision, int, error) {
+	for _, lv := range levels {
+		for _, lim := range lv.Limits {
+			if err := Check(lim, cost); err != nil {
+				return dst, -1, err
+			}
+		}
+	}
+	var locked [numShards]bool
+	for _, lv := range levels {
+		locked[l.shardIndex(lv.Key)] = true
+	}
+	for i := range locked {
+		if locked[i] {
+			l.shards[i].mu.Lock()
+			defer l.shards[i].mu.Unlock()
+		}
+	}
+	t := now.UnixNano()
+	first := len(dst)
+	for _, lv := range levels {
+		s := l.shard(lv.Key)
+		for _, lim := range lv.Limits {
+			tat := s.m[bucketID{lv.Key, lim.Name}]
+			_, allowed, remaining, reset, retry := gcra(tat, t, int64(lim.Window)/lim.Limit, lim.Limit, cost)
+			dst = append(dst, Decision{Limit: lim, Level: lv.Level, Allowed: allowed, Remaining: remaining,
+				ResetAfter: time.Duration(reset), RetryAfter: time.Duration(retry)})
+		}
+	}
+	refused := RefusedLevel(levels, dst[first:])
+	i := first
+	for _, lv := range levels {
+		s := l.shard(lv.Key)
+		for _, lim := range lv.Limits {
+			id := bucketID{lv.Key, lim.Name}
+			tat, ok := s.m[id]
+			interval := int64(lim.Window) / lim.Limit
+			if refused < 0 {
+				newTAT, _, _, _, _ := gcra(tat, t, interval, lim.Limit, cost)
+				l.store(s, id, ok, newTAT, t)
+			} else if d := &dst[i]; d.Allowed {
+				// Nothing is consumed: report the bucket as it is.
+				remaining, reset := unspent(tat, t, interval, lim.Limit)
+				d.Remaining, d.ResetAfter = remaining, time.Duration(reset)
+			}
+			i++
+		}
+	}
+	return dst, refused, nil
 }
 
 // store records tat for id in s (locked), making room first if id is new

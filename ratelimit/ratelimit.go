@@ -46,12 +46,54 @@ type Limiter interface {
 	// Each Decision's Allowed says whether that limit alone would admit
 	// the call. Limit names must be distinct.
 	AllowAll(ctx context.Context, key string, limits []keyward.RateLimit, cost int64, now time.Time, dst []Decision) ([]Decision, bool, error)
+
+	// AllowLevels decides the limits of several levels at once (a key's
+	// own, its user's and its account's, docs/abuse-protection.md#shared-limits),
+	// all or nothing across every level: the call is admitted, and cost
+	// consumed from every bucket of every level, only if every limit of
+	// every level admits it; otherwise nothing is consumed anywhere. The
+	// bucket of a limit is identified by its level's Key and the limit's
+	// Name. group is the account the levels belong to: an engine may keep
+	// the buckets of one group together (Redis: in one hash slot), apart
+	// from the buckets of Allow and AllowAll. It appends one Decision per
+	// limit, level after level, each naming its level, and returns the
+	// index of the first level with a limit that refused, -1 when the call
+	// is admitted. Level keys must be distinct, and limit names within a
+	// level.
+	AllowLevels(ctx context.Context, group string, levels []Level, cost int64, now time.Time, dst []Decision) ([]Decision, int, error)
+}
+
+// Level is the limits of one level in AllowLevels, counted in the buckets
+// of Key: the key's meter (keyward.Key.Meter), the user's or the account's
+// id.
+type Level struct {
+	Level  keyward.LimitLevel
+	Key    string
+	Limits []keyward.RateLimit
+}
+
+// RefusedLevel returns the index of the first level of levels whose
+// decisions in ds (one per limit, level after level, as AllowLevels appends
+// them) hold a refusal; -1 if none.
+func RefusedLevel(levels []Level, ds []Decision) int {
+	i := 0
+	for n, lv := range levels {
+		for range lv.Limits {
+			if !ds[i].Allowed {
+				return n
+			}
+			i++
+		}
+	}
+	return -1
 }
 
 // Decision is the answer of one limit to one call.
 type Decision struct {
 	// Limit is the limit decided, for the headers.
 	Limit keyward.RateLimit
+	// Level is the level of the limit in AllowLevels; empty otherwise.
+	Level keyward.LimitLevel
 	// Allowed says whether the limit admits the call.
 	Allowed bool
 	// Remaining is the cost the bucket would still admit right now, after

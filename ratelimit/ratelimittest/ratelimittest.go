@@ -163,6 +163,102 @@ func Run(t *testing.T, newLimiter func(t *testing.T) ratelimit.Limiter) {
 		}
 	})
 
+	t.Run("AllowLevelsIsAllOrNothingAcrossLevels", func(t *testing.T) {
+		c := checker{t, newLimiter(t)}
+		two := keyward.RateLimit{Name: "shared", Limit: 2, Window: keyward.Duration(time.Second)}
+		// Keys of one user: each its own per-second, the user two per
+		// second across them, the account ten.
+		levels := func(key string) []ratelimit.Level {
+			return []ratelimit.Level{
+				{Level: keyward.LevelKey, Key: key, Limits: []keyward.RateLimit{perSecond}},
+				{Level: keyward.LevelUser, Key: "usr_1", Limits: []keyward.RateLimit{two}},
+				{Level: keyward.LevelAccount, Key: "acc_1", Limits: []keyward.RateLimit{perSecond}},
+			}
+		}
+		for i, key := range []string{"k1", "k2"} {
+			ds, refused, err := c.l.AllowLevels(t.Context(), "acc_1", levels(key), 1, Epoch, nil)
+			if err != nil || refused != -1 || len(ds) != 3 {
+				t.Fatalf("call %d: AllowLevels = %v, %d, %v; want admitted", i, ds, refused, err)
+			}
+			c.want(ds[0], ratelimit.Decision{Limit: perSecond, Level: keyward.LevelKey, Allowed: true, Remaining: 9, ResetAfter: 100 * time.Millisecond})
+			c.want(ds[1], ratelimit.Decision{Limit: two, Level: keyward.LevelUser, Allowed: true, Remaining: int64(1 - i), ResetAfter: time.Duration(i+1) * 500 * time.Millisecond})
+		}
+		prefix := []ratelimit.Decision{{}}
+		ds, refused, err := c.l.AllowLevels(t.Context(), "acc_1", levels("k3"), 1, Epoch, prefix)
+		if err != nil || refused != 1 || len(ds) != 4 {
+			t.Fatalf("third call: AllowLevels = %v, %d, %v; want refused by level 1 (the user), appended after the one given", ds, refused, err)
+		}
+		// The key and the account admit but the user refuses: nothing is
+		// consumed from any level.
+		c.want(ds[1], ratelimit.Decision{Limit: perSecond, Level: keyward.LevelKey, Allowed: true, Remaining: 10})
+		c.want(ds[2], ratelimit.Decision{Limit: two, Level: keyward.LevelUser, Remaining: 0, ResetAfter: time.Second, RetryAfter: 500 * time.Millisecond})
+		c.want(ds[3], ratelimit.Decision{Limit: perSecond, Level: keyward.LevelAccount, Allowed: true, Remaining: 8, ResetAfter: 200 * time.Millisecond})
+		for range 20 {
+			if _, refused, _ := c.l.AllowLevels(t.Context(), "acc_1", levels("k1"), 1, Epoch, nil); refused != 1 {
+				t.Fatalf("refused by level %d, want the user's", refused)
+			}
+		}
+		// Another user's key of the account still has the account's eight.
+		other := func() []ratelimit.Level {
+			return []ratelimit.Level{{Level: keyward.LevelKey, Key: "k4", Limits: []keyward.RateLimit{perSecond}},
+				{Level: keyward.LevelAccount, Key: "acc_1", Limits: []keyward.RateLimit{perSecond}}}
+		}
+		for i := range 8 {
+			if _, refused, err := c.l.AllowLevels(t.Context(), "acc_1", other(), 1, Epoch, nil); err != nil || refused != -1 {
+				t.Fatalf("other user's call %d: refused %d, %v; want admitted", i, refused, err)
+			}
+		}
+		ds, refused, err = c.l.AllowLevels(t.Context(), "acc_1", other(), 1, Epoch, nil)
+		if err != nil || refused != 1 || !ds[0].Allowed || ds[0].Remaining != 2 {
+			t.Fatalf("ninth call: %v, refused %d, %v; want refused by the account, the key's own bucket untouched (2 left)", ds, refused, err)
+		}
+		// Levels without limits admit; invalid limits consume nothing.
+		if ds, refused, err := c.l.AllowLevels(t.Context(), "acc_1", nil, 1, Epoch, nil); err != nil || refused != -1 || len(ds) != 0 {
+			t.Errorf("no levels: %v, %d, %v; want admitted", ds, refused, err)
+		}
+		_, _, err = c.l.AllowLevels(t.Context(), "acc_2", []ratelimit.Level{
+			{Level: keyward.LevelKey, Key: "k5", Limits: []keyward.RateLimit{perSecond}},
+			{Level: keyward.LevelUser, Key: "usr_2", Limits: []keyward.RateLimit{perSecond}}}, 11, Epoch, nil)
+		if code := keyward.ErrorCode(err); code != keyward.EINVALID {
+			t.Errorf("cost above a limit: %v, want EINVALID", err)
+		}
+		// A whole window later the user's two are back.
+		for i, key := range []string{"k1", "k3"} {
+			if _, refused, err := c.l.AllowLevels(t.Context(), "acc_1", levels(key), 1, Epoch.Add(time.Second), nil); err != nil || refused != -1 {
+				t.Fatalf("a second later, call %d: refused %d, %v", i, refused, err)
+			}
+		}
+	})
+
+	t.Run("ConcurrentSharedLevelNeverOverAdmits", func(t *testing.T) {
+		l := newLimiter(t)
+		hundred := keyward.RateLimit{Name: "hundred", Limit: 100, Window: keyward.Duration(time.Minute)}
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		for g := range 32 {
+			key := []string{"k1", "k2", "k3"}[g%3]
+			wg.Go(func() {
+				for range 20 {
+					_, refused, err := l.AllowLevels(t.Context(), "acc_1", []ratelimit.Level{
+						{Level: keyward.LevelKey, Key: key, Limits: []keyward.RateLimit{hundred}},
+						{Level: keyward.LevelUser, Key: "usr_1", Limits: []keyward.RateLimit{hundred}},
+					}, 1, Epoch, nil)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if refused == -1 {
+						admitted.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if n := admitted.Load(); n != 100 {
+			t.Errorf("640 concurrent calls over 3 keys of a user limited to 100 admitted %d", n)
+		}
+	})
+
 	t.Run("ConcurrentNeverOverAdmits", func(t *testing.T) {
 		l := newLimiter(t)
 		hundred := keyward.RateLimit{Name: "hundred", Limit: 100, Window: keyward.Duration(time.Minute)}

@@ -7,7 +7,10 @@
 // until it is full again (a full bucket holds no information, so expiry loses
 // nothing). The braces are a Cluster hash tag: all the buckets of one key sit
 // in one slot, which is what lets AllowAll decide several limits in one
-// script, all or nothing, on a Cluster too.
+// script, all or nothing, on a Cluster too. The buckets of AllowLevels (a
+// key's, its user's and its account's limits decided together) live at
+// <prefix>{<account id>}:<level key>:<limit name>: one slot per account, so
+// one script decides every level.
 //
 // Time. The script uses the now of the caller (its injected clock), not
 // Redis TIME: tests drive refills without sleeping, and both engines decide
@@ -79,6 +82,40 @@ func (l *Limiter) Allow(ctx context.Context, key string, limit keyward.RateLimit
 	return ds[0], nil
 }
 
+// AllowLevels implements ratelimit.Limiter: one script for every limit of
+// every level, so the decision is atomic across levels. Their buckets live
+// at <prefix>{<group>}:<level key>:<limit name>, all in the hash slot of
+// the account (group), apart from the buckets of AllowAll.
+func (l *Limiter) AllowLevels(ctx context.Context, group string, levels []ratelimit.Level, cost int64, now time.Time, dst []ratelimit.Decision) ([]ratelimit.Decision, int, error) {
+	var limits []keyward.RateLimit
+	var keys []string
+	for _, lv := range levels {
+		if lv.Key == "" {
+			return dst, -1, keyward.Errorf(keyward.EINVALID, "redislimit: empty key of the %s level", lv.Level)
+		}
+		for _, lim := range lv.Limits {
+			limits = append(limits, lim)
+			keys = append(keys, l.prefix+"{"+group+"}:"+lv.Key+":"+lim.Name)
+		}
+	}
+	if group == "" {
+		return dst, -1, keyward.Errorf(keyward.EINVALID, "redislimit: empty group")
+	}
+	first := len(dst)
+	dst, _, err := l.run(ctx, group, keys, limits, cost, now, dst)
+	if err != nil {
+		return dst, -1, err
+	}
+	i := first
+	for _, lv := range levels {
+		for range lv.Limits {
+			dst[i].Level = lv.Level
+			i++
+		}
+	}
+	return dst, ratelimit.RefusedLevel(levels, dst[first:]), nil
+}
+
 // AllowAll implements ratelimit.Limiter: one round trip for all the limits.
 func (l *Limiter) AllowAll(ctx context.Context, key string, limits []keyward.RateLimit, cost int64, now time.Time, dst []ratelimit.Decision) ([]ratelimit.Decision, bool, error) {
 	if len(limits) == 0 {
@@ -88,13 +125,24 @@ func (l *Limiter) AllowAll(ctx context.Context, key string, limits []keyward.Rat
 		return dst, false, keyward.Errorf(keyward.EINVALID, "redislimit: empty key")
 	}
 	keys := make([]string, len(limits))
+	for i, lim := range limits {
+		keys[i] = l.prefix + "{" + key + "}:" + lim.Name
+	}
+	return l.run(ctx, key, keys, limits, cost, now, dst)
+}
+
+// run decides limits, whose buckets are keys, in one script; key names
+// them in errors.
+func (l *Limiter) run(ctx context.Context, key string, keys []string, limits []keyward.RateLimit, cost int64, now time.Time, dst []ratelimit.Decision) ([]ratelimit.Decision, bool, error) {
+	if len(limits) == 0 {
+		return dst, true, nil
+	}
 	args := make([]any, 2, 2+2*len(limits))
 	args[0], args[1] = now.UnixMicro(), cost
-	for i, lim := range limits {
+	for _, lim := range limits {
 		if err := ratelimit.Check(lim, cost); err != nil {
 			return dst, false, err
 		}
-		keys[i] = l.prefix + "{" + key + "}:" + lim.Name
 		args = append(args, time.Duration(lim.Window).Microseconds()/lim.Limit, lim.Limit)
 	}
 	res, err := script.Run(ctx, l.client, keys, args...).Int64Slice()
