@@ -131,4 +131,55 @@ type CreditLedger interface {
 	// returns the key as stored, its Credits live. EINVALID if the key has
 	// no credits (set them first) or the sum exceeds MaxCredits.
 	TopUpCredits(ctx context.Context, keyID string, n int64, now time.Time) (*Key, error)
+
+	// SpendLevels spends cost from the credits of every level of k that
+	// has credits (k.CreditLevels: its own, its user's and its account's,
+	// docs/abuse-protection.md#shared-limits), all or nothing, atomically
+	// across every instance sharing the ledger: when one level has too
+	// few, nothing is spent from any. k is the key as the caller knows it
+	// (possibly a cached snapshot): which levels have credits and their
+	// refill settings come from it, never their Remaining. A k without
+	// credits at any level spends nothing. EUNAVAILABLE if the ledger
+	// cannot decide; nothing is then spent.
+	SpendLevels(ctx context.Context, k *Key, cost int64, now time.Time) (LevelSpend, error)
+	// MeterCredits returns the live shared credits of the user or account
+	// with id at now, nil if it has none. ENOTFOUND if it has no meter.
+	MeterCredits(ctx context.Context, id string, now time.Time) (*Credits, error)
+	// SetMeter stores m, the shared limits and credits of a user or an
+	// account (its credits starting a refill period at now, with a
+	// version above any before), recording ch with it, and returns it as
+	// stored.
+	SetMeter(ctx context.Context, ch Change, m *Meter, now time.Time) (*Meter, error)
+	// DeleteMeter removes the shared limits and credits of the user or
+	// account with id, recording ch. ENOTFOUND if it has none.
+	DeleteMeter(ctx context.Context, ch Change, m *Meter) error
+}
+
+// LevelSpend is the outcome of CreditLedger.SpendLevels.
+type LevelSpend struct {
+	// Remaining holds what remains at each level with credits, in the
+	// order of Key.CreditLevels, after the call.
+	Remaining []LevelCredits
+	// Refused is the first level with too few credits; empty when cost
+	// was spent from every level.
+	Refused LimitLevel
+}
+
+// LevelCredits is what remains of the credits at one level.
+type LevelCredits struct {
+	Level     LimitLevel
+	Remaining int64
+}
+
+// Least returns the smallest Remaining of s, what the key can still spend,
+// and whether any level has credits.
+func (s LevelSpend) Least() (int64, bool) {
+	if len(s.Remaining) == 0 {
+		return 0, false
+	}
+	least := s.Remaining[0].Remaining
+	for _, lc := range s.Remaining[1:] {
+		least = min(least, lc.Remaining)
+	}
+	return least, true
 }

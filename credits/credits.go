@@ -180,3 +180,93 @@ func CheckTopUp(keyID string, c *keyward.Credits, n int64) error {
 	}
 	return nil
 }
+
+// SpendLevels implements keyward.CreditLedger: one Store.SpendLevelCredits,
+// so every level is spent in one transaction.
+func (l *StoreLedger) SpendLevels(ctx context.Context, k *keyward.Key, cost int64, now time.Time) (keyward.LevelSpend, error) {
+	refs := k.CreditLevels()
+	if len(refs) == 0 {
+		return keyward.LevelSpend{}, nil
+	}
+	if err := CheckCost(cost); err != nil {
+		return keyward.LevelSpend{}, err
+	}
+	cs, refused, err := l.store.SpendLevelCredits(ctx, refs, cost, now)
+	if err != nil {
+		return keyward.LevelSpend{}, fmt.Errorf("credits: spend %d of key %s and its user and account: %w", cost, k.ID, err)
+	}
+	return LevelOutcome(refs, cs, refused), nil
+}
+
+// LevelOutcome returns the LevelSpend of a spend from refs that left cs (nil
+// for a holder without credits) and was refused by refs[refused] (-1: spent).
+func LevelOutcome(refs []keyward.LevelRef, cs []*keyward.Credits, refused int) keyward.LevelSpend {
+	var out keyward.LevelSpend
+	for i, c := range cs {
+		if c != nil {
+			out.Remaining = append(out.Remaining, keyward.LevelCredits{Level: refs[i].Level, Remaining: c.Remaining})
+		}
+	}
+	if refused >= 0 {
+		out.Refused = refs[refused].Level
+	}
+	return out
+}
+
+// MeterCredits implements keyward.CreditLedger.
+func (l *StoreLedger) MeterCredits(ctx context.Context, id string, now time.Time) (*keyward.Credits, error) {
+	m, err := l.store.Meter(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("credits: shared credits of %s: %w", id, err)
+	}
+	if m.Credits == nil {
+		return nil, nil
+	}
+	c := m.Credits.At(now)
+	return &c, nil
+}
+
+// SetMeter implements keyward.CreditLedger. EINVALID if m does not
+// validate.
+func (l *StoreLedger) SetMeter(ctx context.Context, ch keyward.Change, m *keyward.Meter, now time.Time) (*keyward.Meter, error) {
+	out, err := PrepareMeter(ctx, l.store, m, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.store.SetMeter(ctx, ch, out); err != nil {
+		return nil, fmt.Errorf("credits: set shared limits of %s: %w", m.ID, err)
+	}
+	return out, nil
+}
+
+// PrepareMeter returns a copy of m as a ledger stores it at now: validated,
+// updated at now, its credits (if any) Fresh with a version above those
+// of the meter stored before.
+func PrepareMeter(ctx context.Context, store keyward.Store, m *keyward.Meter, now time.Time) (*keyward.Meter, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	out := m.Clone()
+	out.UpdatedAt = now.UTC().Truncate(time.Microsecond)
+	if m.Credits == nil {
+		return out, nil
+	}
+	var prev int64
+	old, err := store.Meter(ctx, m.ID)
+	switch {
+	case err == nil && old.Credits != nil:
+		prev = old.Credits.Version
+	case err != nil && keyward.ErrorCode(err) != keyward.ENOTFOUND:
+		return nil, fmt.Errorf("credits: set shared limits of %s: %w", m.ID, err)
+	}
+	out.Credits = Fresh(m.Credits, now, NextVersion(prev, now))
+	return out, nil
+}
+
+// DeleteMeter implements keyward.CreditLedger.
+func (l *StoreLedger) DeleteMeter(ctx context.Context, ch keyward.Change, m *keyward.Meter) error {
+	if err := l.store.DeleteMeter(ctx, ch, m.ID); err != nil {
+		return fmt.Errorf("credits: remove shared limits of %s: %w", m.ID, err)
+	}
+	return nil
+}

@@ -94,6 +94,9 @@ func Run(t *testing.T, open Open) {
 	t.Run("NotFound", func(t *testing.T) { testNotFound(t, open) })
 	t.Run("Set", func(t *testing.T) { testSet(t, open) })
 	t.Run("TopUp", func(t *testing.T) { testTopUp(t, open) })
+	t.Run("Levels", func(t *testing.T) { testLevels(t, open) })
+	t.Run("LevelsConcurrent", func(t *testing.T) { testLevelsConcurrent(t, open) })
+	t.Run("Meters", func(t *testing.T) { testMeters(t, open) })
 }
 
 // spend spends cost of k at now and fails t unless the result is want.

@@ -70,6 +70,8 @@ var (
 	applySource string
 	//go:embed set.lua
 	setSource string
+	//go:embed spendlevels.lua
+	spendLevelsSource string
 )
 
 // The scripts are sent with EVALSHA, and with EVAL once after a NOSCRIPT (a
@@ -77,6 +79,7 @@ var (
 var (
 	applyScript = goredis.NewScript(applySource)
 	setScript   = goredis.NewScript(setSource)
+	spendLevels = goredis.NewScript(spendLevelsSource)
 )
 
 // Options configures a Ledger. The zero value is ready to use.
@@ -105,7 +108,7 @@ type Ledger struct {
 	log    *slog.Logger
 
 	mu    sync.Mutex
-	dirty map[string]struct{} // ids of keys whose counters changed since the last write-back
+	dirty map[holder]struct{} // holders whose counters changed since the last write-back
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -145,7 +148,7 @@ func New(client goredis.UniversalClient, store keyward.Store, opts Options) (*Le
 		prefix: opts.Prefix,
 		ttlMS:  max(1, opts.IdleTTL.Milliseconds()),
 		log:    opts.Logger.With("component", "redisledger"),
-		dirty:  make(map[string]struct{}),
+		dirty:  make(map[holder]struct{}),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
@@ -224,9 +227,7 @@ func (l *Ledger) runApply(ctx context.Context, keyID string, refill *keyward.Cre
 		return nil, keyward.WrapError(keyward.EINTERNAL, fmt.Errorf("script returned %d values, want 5", len(res)), "redisledger: credits of key %s", keyID)
 	}
 	if res[4] == 1 {
-		l.mu.Lock()
-		l.dirty[keyID] = struct{}{}
-		l.mu.Unlock()
+		l.markDirty(holder{keyward.LevelKey, keyID, ""})
 	}
 	return &counter{
 		applied: res[0] == 1,
@@ -242,6 +243,30 @@ func unavailable(err error, keyID string) error {
 
 // key returns the Redis key of keyID's counter.
 func (l *Ledger) key(keyID string) string { return l.prefix + "{" + keyID + "}" }
+
+// holder names a counter: a key's (Level LevelKey, ID its id), or a user's
+// or account's meter (ID its id, AccountID its account's).
+type holder struct {
+	Level         keyward.LimitLevel
+	ID, AccountID string
+}
+
+// counterKey returns the Redis key of h's counter: a key's at
+// <prefix>{<key id>}, a meter's at <prefix>{<account id>}:<id>, so the
+// counters of a user and of its account share a hash slot.
+func (l *Ledger) counterKey(h holder) string {
+	if h.Level == keyward.LevelUser || h.Level == keyward.LevelAccount {
+		return l.prefix + "{" + h.AccountID + "}:" + h.ID
+	}
+	return l.key(h.ID)
+}
+
+// markDirty marks h's counter for the next write-back.
+func (l *Ledger) markDirty(h holder) {
+	l.mu.Lock()
+	l.dirty[h] = struct{}{}
+	l.mu.Unlock()
+}
 
 // Credits implements keyward.CreditLedger: the counter in Redis if there is
 // one, else the store's credits, with the refills due at now applied.
@@ -413,7 +438,7 @@ func parseCounter(keyID string, vals []any) (w keyward.CreditWrite, ok bool, err
 // loop and Close call it; tests may too.
 func (l *Ledger) Flush(ctx context.Context) error {
 	l.mu.Lock()
-	ids := make([]string, 0, len(l.dirty))
+	ids := make([]holder, 0, len(l.dirty))
 	for id := range l.dirty {
 		ids = append(ids, id)
 	}
@@ -434,11 +459,11 @@ func (l *Ledger) Flush(ctx context.Context) error {
 }
 
 // flush writes the counters of ids back to the store.
-func (l *Ledger) flush(ctx context.Context, ids []string) error {
+func (l *Ledger) flush(ctx context.Context, ids []holder) error {
 	cmds := make([]*goredis.SliceCmd, len(ids))
 	_, err := l.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.HMGet(ctx, l.key(id), "r", "t", "v")
+			cmds[i] = p.HMGet(ctx, l.counterKey(id), "r", "t", "v")
 		}
 		return nil
 	})
@@ -447,11 +472,14 @@ func (l *Ledger) flush(ctx context.Context, ids []string) error {
 	}
 	writes := make([]keyward.CreditWrite, 0, len(ids))
 	for i, id := range ids {
-		w, ok, err := parseCounter(id, cmds[i].Val())
+		w, ok, err := parseCounter(id.ID, cmds[i].Val())
 		if err != nil {
 			return err
 		}
 		if ok {
+			if id.Level != keyward.LevelKey {
+				w.Level = id.Level
+			}
 			writes = append(writes, w)
 		}
 	}
