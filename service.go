@@ -251,8 +251,14 @@ type VerifyResult struct {
 	// the limits).
 	RateLimits []RateLimitStatus `json:"rate_limits,omitempty"`
 	// CreditsRemaining is what the key has left after this call, when it
-	// has credits and the call reached them (VALID or USAGE_EXCEEDED).
+	// has credits and the call reached them (VALID or USAGE_EXCEEDED):
+	// the least of what its own, its user's and its account's credits
+	// hold.
 	CreditsRemaining *int64 `json:"credits_remaining,omitempty"`
+	// LimitLevel, with RATE_LIMITED or USAGE_EXCEEDED, names the level
+	// whose limits or credits refused the call: key, user or account
+	// (docs/abuse-protection.md#shared-limits).
+	LimitLevel LimitLevel `json:"limit_level,omitempty"`
 	// SecretMeta and AccountSecretMeta are the secret metadata of the key
 	// and of its account, in clear, when the key is VALID and the caller
 	// holds keys:verify_secrets (or is root); absent otherwise.
@@ -267,6 +273,9 @@ type RateLimitStatus struct {
 	Window Duration `json:"window"`
 	// Allowed says whether this limit admitted the call.
 	Allowed bool `json:"allowed"`
+	// Level is the level the limit belongs to when the key's user or
+	// account has shared limits (key, user or account); empty otherwise.
+	Level LimitLevel `json:"level,omitempty"`
 	// Remaining is the cost the limit would still admit now.
 	Remaining int64 `json:"remaining"`
 	// ResetMS is how many milliseconds until the limit is full again.

@@ -17,6 +17,7 @@ func statusOf(d Decision) keyward.RateLimitStatus {
 		Limit:        d.Limit.Limit,
 		Window:       d.Limit.Window,
 		Allowed:      d.Allowed,
+		Level:        d.Level,
 		Remaining:    d.Remaining,
 		ResetMS:      millis(d.ResetAfter),
 		RetryAfterMS: millis(d.RetryAfter),
@@ -29,6 +30,7 @@ func DecisionOf(s keyward.RateLimitStatus) Decision {
 	return Decision{
 		Limit:      keyward.RateLimit{Name: s.Name, Limit: s.Limit, Window: s.Window},
 		Allowed:    s.Allowed,
+		Level:      s.Level,
 		Remaining:  s.Remaining,
 		ResetAfter: time.Duration(s.ResetMS) * time.Millisecond,
 		RetryAfter: time.Duration(s.RetryAfterMS) * time.Millisecond,

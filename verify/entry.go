@@ -146,6 +146,9 @@ type extra struct {
 	accountRateLimits []keyward.RateLimit
 	meterID           string
 	credits           *keyward.Credits
+	// userMeter and accountMeter are the shared limits and credits of the
+	// key's user and account; nil when they have none.
+	userMeter, accountMeter *keyward.Meter
 	// hash is the key's stored hash. The entry has an extra whenever it
 	// is cached under another hash (an older pepper's; see cache.legacy).
 	hash keyward.KeyHash
@@ -215,6 +218,8 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		accountRateLimits: k.AccountRateLimits,
 		meterID:           k.MeterID,
 		credits:           k.Credits,
+		userMeter:         k.UserMeter,
+		accountMeter:      k.AccountMeter,
 		hash:              k.Hash,
 		roles:             k.Roles,
 	}
@@ -225,7 +230,8 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		x.environment = env
 	}
 	if en.role == roleOther || x.environment != "" || k.Hash != h || x.meta != nil || x.secretMeta != nil || x.accountSecretMeta != nil || x.ipAllow != nil ||
-		x.user != nil || x.rateLimits != nil || x.accountRateLimits != nil || x.meterID != "" || x.credits != nil || x.roles != nil {
+		x.user != nil || x.rateLimits != nil || x.accountRateLimits != nil || x.meterID != "" || x.credits != nil || x.roles != nil ||
+		x.userMeter != nil || x.accountMeter != nil {
 		en.extra = &x
 	}
 	en.loaded = now
@@ -276,6 +282,7 @@ func (en *entry) key() *keyward.Key {
 		k.MeterID = x.meterID
 		k.Credits = x.credits
 		k.Roles = x.roles
+		k.UserMeter, k.AccountMeter = x.userMeter, x.accountMeter
 	}
 	return k
 }

@@ -63,6 +63,10 @@ func TestEntryMatchesKey(t *testing.T) {
 			k.Roles, k.RolePermissions = []string{"ops", "reader"}, []string{"a:read", "b:*", "c"}
 		}),
 		"test": with(func(k *keyward.Key) { k.Environment = "test" }),
+		"shared limits": with(func(k *keyward.Key) {
+			k.UserMeter = &keyward.Meter{ID: "usr_1", Level: keyward.LevelUser, AccountID: "acc_1", RateLimits: limits}
+			k.AccountMeter = &keyward.Meter{ID: "acc_1", Level: keyward.LevelAccount, AccountID: "acc_1", Credits: &keyward.Credits{Remaining: 5}}
+		}),
 		"extras": with(func(k *keyward.Key) {
 			k.Meta = json.RawMessage(`{"plan":"pro"}`)
 			k.SecretMeta, k.HasSecretMeta = &keyward.Sealed{Version: 1, Data: []byte("k")}, true

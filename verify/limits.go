@@ -88,7 +88,7 @@ func (e *Engine) rateLimit(ctx context.Context, res *Result, req *Request, limit
 	if len(ds) > 0 {
 		buf.ds = ds
 		res.setRateLimits(ds)
-		res.Decision = keyward.DecisionRateLimited
+		res.Decision, res.LimitLevel = keyward.DecisionRateLimited, keyward.LevelKey
 		return
 	}
 	ds, ok, err := e.limiter.AllowAll(ctx, res.key.meter(), limits, cost, now, ds)
@@ -100,7 +100,7 @@ func (e *Engine) rateLimit(ctx context.Context, res *Result, req *Request, limit
 	}
 	res.setRateLimits(ds)
 	if !ok {
-		res.Decision = keyward.DecisionRateLimited
+		res.Decision, res.LimitLevel = keyward.DecisionRateLimited, keyward.LevelKey
 	}
 }
 
@@ -110,30 +110,46 @@ func (e *Engine) rateLimit(ctx context.Context, res *Result, req *Request, limit
 // (without the rate limits, although they counted the call) when there is
 // no ledger or it cannot decide.
 func (e *Engine) spend(ctx context.Context, res *Result, req *Request, now time.Time) {
-	if e.credits == nil {
-		e.noLedger.Do(func() {
-			e.log.Error("a key has credits but the engine has no credit ledger (verify.Config.Credits): keys with credits answer UNAVAILABLE until one is configured",
-				"key_id", res.key.id)
-		})
-		res.Decision = keyward.DecisionUnavailable
-		res.setRateLimits(nil)
+	if e.noCreditLedger(res) {
 		return
 	}
 	remaining, ok, err := e.credits.Spend(ctx, res.key.key(), req.cost(), now)
 	if err != nil {
-		e.warn("credits could not be spent: keys with credits answer UNAVAILABLE", "key_id", res.key.id, "err", err)
-		res.Decision = keyward.DecisionUnavailable
-		res.setRateLimits(nil)
+		e.creditsUnavailable(res, err)
 		return
 	}
 	res.CreditsRemaining, res.HasCredits = remaining, true
 	switch {
 	case !ok:
-		res.Decision = keyward.DecisionUsageExceeded
+		res.Decision, res.LimitLevel = keyward.DecisionUsageExceeded, keyward.LevelKey
 	case remaining == 0 && req.cost() > 0 && e.signals != nil:
 		e.signals.Signal(keyward.Signal{Kind: keyward.SignalQuotaExhausted, At: now, Decision: keyward.DecisionValid,
 			KeyID: res.key.id, AccountID: res.key.accountID, Count: 1})
 	}
+}
+
+// noCreditLedger reports whether the engine has no ledger, and then
+// answers res UNAVAILABLE (without the rate limits, although they counted
+// the call), logging it once.
+func (e *Engine) noCreditLedger(res *Result) bool {
+	if e.credits != nil {
+		return false
+	}
+	e.noLedger.Do(func() {
+		e.log.Error("a key has credits but the engine has no credit ledger (verify.Config.Credits): keys with credits answer UNAVAILABLE until one is configured",
+			"key_id", res.key.id)
+	})
+	res.Decision = keyward.DecisionUnavailable
+	res.setRateLimits(nil)
+	return true
+}
+
+// creditsUnavailable answers res UNAVAILABLE (without the rate limits)
+// for a ledger that could not decide, logging err throttled.
+func (e *Engine) creditsUnavailable(res *Result, err error) {
+	e.warn("credits could not be spent: keys with credits answer UNAVAILABLE", "key_id", res.key.id, "err", err)
+	res.Decision = keyward.DecisionUnavailable
+	res.setRateLimits(nil)
 }
 
 // badCost logs a Request.Cost out of range, a bug of the caller (NewRequest

@@ -100,5 +100,6 @@ func (r Result) VerifyResult() *keyward.VerifyResult {
 		remaining := r.CreditsRemaining
 		out.CreditsRemaining = &remaining
 	}
+	out.LimitLevel = r.LimitLevel
 	return out
 }

@@ -205,6 +205,9 @@ type Result struct {
 	// HasCredits says the key has credits and the call reached them
 	// (VALID or USAGE_EXCEEDED).
 	HasCredits bool
+	// LimitLevel, with RATE_LIMITED or USAGE_EXCEEDED, is the level whose
+	// limits or credits refused the call.
+	LimitLevel keyward.LimitLevel
 
 	// key is the cache entry of the key found, nil if none (see Key).
 	key *entry
@@ -567,19 +570,25 @@ func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rul
 	// 7. Rate limits, then credits: a call the limits refuse spends no
 	// credits (but one the credits refuse has counted against the
 	// limits: they measure attempts, credits what was served).
+	// Shared limits and credits of the key's user and account count
+	// with the key's own, every level all or nothing.
 	res := Result{Decision: keyward.DecisionValid, key: en, Agent: req.Agent}
-	if !req.Unmetered && en.extra != nil {
-		if limits := en.effectiveRateLimits(); len(limits) > 0 {
+	if x := en.extra; !req.Unmetered && x != nil {
+		if x.sharedLimits() {
+			e.rateLimitLevels(ctx, &res, req, now)
+		} else if limits := en.effectiveRateLimits(); len(limits) > 0 {
 			e.rateLimit(ctx, &res, req, limits, now)
-			if res.Decision != keyward.DecisionValid {
-				return res
-			}
 		}
-		if en.extra.credits != nil {
+		if res.Decision != keyward.DecisionValid {
+			return res
+		}
+		if x.sharedCredits() {
+			e.spendLevels(ctx, &res, req, now)
+		} else if x.credits != nil {
 			e.spend(ctx, &res, req, now)
-			if res.Decision != keyward.DecisionValid {
-				return res
-			}
+		}
+		if res.Decision != keyward.DecisionValid {
+			return res
 		}
 	}
 	if e.signals != nil {

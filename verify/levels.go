@@ -1,0 +1,125 @@
+package verify
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/ratelimit"
+)
+
+// Shared limits (docs/abuse-protection.md#shared-limits): a key whose user
+// or account has a meter counts against the meter's limits and credits
+// together with its own, through the multi-level operations of the limiter
+// (AllowLevels) and the ledger (SpendLevels). Keys without shared limits
+// keep the single-level path of limits.go.
+
+// sharedLimits reports whether the key's user or account has shared rate
+// limits.
+func (x *extra) sharedLimits() bool {
+	return x.userMeter != nil && len(x.userMeter.RateLimits) > 0 ||
+		x.accountMeter != nil && len(x.accountMeter.RateLimits) > 0
+}
+
+// sharedCredits reports whether the key's user or account has shared
+// credits.
+func (x *extra) sharedCredits() bool {
+	return x.userMeter != nil && x.userMeter.Credits != nil ||
+		x.accountMeter != nil && x.accountMeter.Credits != nil
+}
+
+// named returns the limits of ls that req counts against: all of them, or
+// those named by req.Limits.
+func (req *Request) named(ls []keyward.RateLimit) []keyward.RateLimit {
+	if len(req.Limits) == 0 {
+		return ls
+	}
+	var out []keyward.RateLimit
+	for _, l := range ls {
+		if slices.Contains(req.Limits, l.Name) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// rateLimitLevels decides step 7's rate limits of every level of the key
+// of res for req, all or nothing: the key's effective limits (counted in
+// its meter's buckets), its user's and its account's shared limits, each
+// restricted to those named by req.Limits. It sets res.Decision to
+// RATE_LIMITED, and res.LimitLevel to the level that refused, when a limit
+// refuses (and nothing is consumed at any level), UNAVAILABLE when the
+// limiter cannot decide.
+func (e *Engine) rateLimitLevels(ctx context.Context, res *Result, req *Request, now time.Time) {
+	en, x := res.key, res.key.extra
+	var levels []ratelimit.Level
+	add := func(level keyward.LimitLevel, key string, ls []keyward.RateLimit) {
+		if ls = req.named(ls); len(ls) > 0 {
+			levels = append(levels, ratelimit.Level{Level: level, Key: key, Limits: ls})
+		}
+	}
+	add(keyward.LevelKey, en.meter(), en.effectiveRateLimits())
+	if x.userMeter != nil {
+		add(keyward.LevelUser, x.userMeter.ID, x.userMeter.RateLimits)
+	}
+	if x.accountMeter != nil {
+		add(keyward.LevelAccount, x.accountMeter.ID, x.accountMeter.RateLimits)
+	}
+	if len(levels) == 0 {
+		return
+	}
+	cost := req.cost()
+	// A cost above a limit never fits it: refuse without asking the
+	// limiter, reporting only such limits (as rateLimit does).
+	var ds []ratelimit.Decision
+	for _, lv := range levels {
+		for _, l := range lv.Limits {
+			if cost > l.Limit {
+				w := time.Duration(l.Window)
+				ds = append(ds, ratelimit.Decision{Limit: l, Level: lv.Level, ResetAfter: w, RetryAfter: w})
+			}
+		}
+	}
+	if len(ds) > 0 {
+		res.setRateLimits(ds)
+		res.Decision, res.LimitLevel = keyward.DecisionRateLimited, ds[0].Level
+		return
+	}
+	ds, refused, err := e.limiter.AllowLevels(ctx, en.accountID, levels, cost, now, nil)
+	if err != nil {
+		e.warn("rate limits could not be decided: keys with limits answer UNAVAILABLE", "key_id", en.id, "err", err)
+		res.Decision = keyward.DecisionUnavailable
+		return
+	}
+	res.setRateLimits(ds)
+	if refused >= 0 {
+		res.Decision, res.LimitLevel = keyward.DecisionRateLimited, levels[refused].Level
+	}
+}
+
+// spendLevels spends req's cost from the credits of every level of the
+// key of res (its own, its user's, its account's) through the ledger, all
+// or nothing. It sets res.Decision to USAGE_EXCEEDED, and res.LimitLevel to
+// the level with too few, when one has too few (nothing is then spent at
+// any level), UNAVAILABLE (without the rate limits) when there is no
+// ledger or it cannot decide. CreditsRemaining is the least any level
+// holds after the call.
+func (e *Engine) spendLevels(ctx context.Context, res *Result, req *Request, now time.Time) {
+	if e.noCreditLedger(res) {
+		return
+	}
+	sp, err := e.credits.SpendLevels(ctx, res.key.key(), req.cost(), now)
+	if err != nil {
+		e.creditsUnavailable(res, err)
+		return
+	}
+	res.CreditsRemaining, res.HasCredits = sp.Least()
+	switch {
+	case sp.Refused != "":
+		res.Decision, res.LimitLevel = keyward.DecisionUsageExceeded, sp.Refused
+	case res.HasCredits && res.CreditsRemaining == 0 && e.signals != nil:
+		e.signals.Signal(keyward.Signal{Kind: keyward.SignalQuotaExhausted, At: now, Decision: keyward.DecisionValid,
+			KeyID: res.key.id, AccountID: res.key.accountID, Count: 1})
+	}
+}
