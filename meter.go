@@ -1,6 +1,7 @@
 package keyward
 
 import (
+	"context"
 	"slices"
 	"time"
 )
@@ -104,4 +105,28 @@ func (k *Key) CreditLevels() []LevelRef {
 		}
 	}
 	return refs
+}
+
+// MeterSet is the body that sets a user's or an account's shared limits:
+// it replaces both the rate limits and the credits (whose refill period
+// starts anew). At least one must be set; removing both is a delete.
+type MeterSet struct {
+	RateLimits []RateLimit `json:"rate_limits,omitempty"`
+	// Credits: Remaining and Refill are used; RefilledAt is set by keyward.
+	Credits *Credits `json:"credits,omitempty"`
+}
+
+// MeterService reads and sets the shared rate limits and credits of
+// accounts and users (docs/abuse-protection.md#shared-limits) for a caller
+// (the identity in ctx). userID "" names the account's own. Only root sets
+// or removes them (they are how a provider meters its tenants); root and
+// the account's admins read them, a user its own, with live credits.
+// Implemented by admin.Keys and client.Client.
+type MeterService interface {
+	// Meter returns the shared limits; ENOTFOUND if there are none.
+	Meter(ctx context.Context, accountID, userID string) (*Meter, error)
+	// SetMeter replaces the shared limits and returns them as stored.
+	SetMeter(ctx context.Context, accountID, userID string, m MeterSet) (*Meter, error)
+	// DeleteMeter removes the shared limits; ENOTFOUND if there are none.
+	DeleteMeter(ctx context.Context, accountID, userID string) error
 }

@@ -66,6 +66,8 @@ type keyStore interface {
 	// AppendAudit records a credit top-up, which a ledger may count
 	// outside the store.
 	AppendAudit(ctx context.Context, e *keyward.AuditEntry) error
+
+	meterStore
 }
 
 // keyEngine is the local verification engine (verify.Engine): it answers
