@@ -31,7 +31,7 @@ type Meter struct {
 	Level     LimitLevel `json:"level"`
 	AccountID string     `json:"account_id"`
 	// RateLimits are shared by all the keys of the user or account.
-	RateLimits []RateLimit `json:"rate_limits"`
+	RateLimits []RateLimit `json:"rate_limits,omitempty"`
 	// Credits, when set, are spent by all the keys of the user or account.
 	// In a meter read with a key from the cache it is a snapshot: the
 	// ledger holds the live count.

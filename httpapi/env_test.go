@@ -21,6 +21,7 @@ import (
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/keywardtest"
+	"github.com/keyward/keyward/ratelimit"
 	"github.com/keyward/keyward/verify"
 	"github.com/keyward/keyward/webhook"
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,10 @@ type envOptions struct {
 	providers admin.ProviderFactory
 	// webhookGuard checks the URLs of webhook endpoints (admin.Config).
 	webhookGuard webhook.Guard
+	// limiter replaces the engine's local limiter; ledger, given the
+	// store, replaces the store ledger.
+	limiter ratelimit.Limiter
+	ledger  func(keyward.Store) keyward.CreditLedger
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
@@ -75,8 +80,11 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.log = log
-	ledger := credits.NewStoreLedger(e.store)
-	engine, err := verify.New(verify.Config{Store: e.store, Hasher: e.hasher, Credits: ledger, Logger: log})
+	var ledger keyward.CreditLedger = credits.NewStoreLedger(e.store)
+	if o.ledger != nil {
+		ledger = o.ledger(e.store)
+	}
+	engine, err := verify.New(verify.Config{Store: e.store, Hasher: e.hasher, Credits: ledger, Limiter: o.limiter, Logger: log})
 	if err != nil {
 		t.Fatalf("verify.New: %v", err)
 	}

@@ -37,7 +37,8 @@ type Services struct {
 	Tenancy TenancyServices
 	// Roles serves the named roles of accounts.
 	Roles keyward.RoleService
-	// Keys serves keys, credits, imports and rotation policies.
+	// Keys serves keys, credits, shared limits, imports and rotation
+	// policies.
 	Keys KeyServices
 	// Credentials serves provider connections and their credentials.
 	Credentials keyward.CredentialService
@@ -61,6 +62,7 @@ type TenancyServices interface {
 type KeyServices interface {
 	keyward.KeyService
 	keyward.CreditService
+	keyward.MeterService
 	keyward.KeyImportService
 	keyward.RotationPolicyService
 }
@@ -228,6 +230,14 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("PATCH /v1/accounts/{id}/users/{uid}", serveJSON(s, http.StatusOK, s.updateUser))
 	s.handle("DELETE /v1/accounts/{id}/users/{uid}", serveJSON(s, http.StatusNoContent, s.deleteUser))
 	s.addRoleRoutes()
+
+	// Shared limits of accounts and users.
+	s.handle("GET /v1/accounts/{id}/limits", serveJSON(s, http.StatusOK, s.getMeter))
+	s.handle("PUT /v1/accounts/{id}/limits", serveJSON(s, http.StatusOK, s.setMeter))
+	s.handle("DELETE /v1/accounts/{id}/limits", serveJSON(s, http.StatusNoContent, s.deleteMeter))
+	s.handle("GET /v1/accounts/{id}/users/{uid}/limits", serveJSON(s, http.StatusOK, s.getMeter))
+	s.handle("PUT /v1/accounts/{id}/users/{uid}/limits", serveJSON(s, http.StatusOK, s.setMeter))
+	s.handle("DELETE /v1/accounts/{id}/users/{uid}/limits", serveJSON(s, http.StatusNoContent, s.deleteMeter))
 
 	// Keys.
 	s.handle("POST /v1/keys", serveJSON(s, http.StatusCreated, s.createKey))
