@@ -14,6 +14,7 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/admin"
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/credits"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/keywardtest"
 	"github.com/keyward/keyward/middleware"
@@ -46,13 +47,14 @@ func newEnv(t *testing.T) *env {
 	hasher := keywardtest.NewHasher(t)
 	e := &env{t: t, logs: &keywardtest.SyncBuffer{}}
 	e.log = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	engine, err := verify.New(verify.Config{Store: store, Hasher: hasher, Logger: e.log})
+	ledger := credits.NewStoreLedger(store)
+	engine, err := verify.New(verify.Config{Store: store, Hasher: hasher, Credits: ledger, Logger: e.log})
 	if err != nil {
 		t.Fatalf("verify.New: %v", err)
 	}
 	e.engine = engine
 	t.Cleanup(func() { engine.Close(context.Background()) })
-	e.svc = admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: engine, Logger: e.log})
+	e.svc = admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: engine, Credits: ledger, Logger: e.log})
 	e.ts = httptest.NewServer(httpapi.New(httpapi.Config{Services: httpapi.Services{Tenancy: e.svc.Tenancy, Roles: e.svc.Roles, Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse}, Engine: engine, Store: store, Logger: e.log, Version: "test"}))
 	t.Cleanup(e.ts.Close)
 	t.Cleanup(e.checkLogs)

@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -72,5 +73,50 @@ func TestUsageExceeded(t *testing.T) {
 	}
 	if denial == nil || len(denial.RateLimits) != 1 || denial.RateLimits[0] != status {
 		t.Errorf("denial = %+v", denial)
+	}
+}
+
+// TestLimitLevel: a refusal by a user's shared limit names the level in
+// the Denial and in the problem's limit_level, in process and through a
+// remote keyward; a refusal of another kind names none.
+func TestLimitLevel(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name string
+		v    keyward.KeyVerifier
+	}{
+		{"in process", e.engine},
+		{"remote", e.remote(e.root)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := e.svc.Tenancy.CreateUser(e.rootCtx(), e.acct.ID, keyward.UserCreate{Name: "shared-" + strings.ReplaceAll(tc.name, " ", "-")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.svc.Keys.SetMeter(e.rootCtx(), e.acct.ID, u.ID, keyward.MeterSet{RateLimits: []keyward.RateLimit{{Name: "min", Limit: 1, Window: keyward.Duration(time.Minute)}}}); err != nil {
+				t.Fatal(err)
+			}
+			k1 := e.key(keyward.KeyCreate{AccountID: e.acct.ID, UserID: u.ID, Role: keyward.RoleUser})
+			k2 := e.key(keyward.KeyCreate{AccountID: e.acct.ID, UserID: u.ID, Role: keyward.RoleUser})
+			var denial *middleware.Denial
+			write := func(w http.ResponseWriter, r *http.Request, d *middleware.Denial) {
+				denial = d
+				middleware.WriteProblem(w, r, d)
+			}
+			ts := e.protect(tc.v, whoami(), middleware.WithErrorWriter(write))
+			get(t, ts, "/x", "X-API-Key", k1.Secret).seen(t)
+			r := get(t, ts, "/x", "X-API-Key", k2.Secret)
+			r.problem(t, http.StatusTooManyRequests, keyward.ERATELIMITED)
+			var p keyward.Problem
+			if err := json.Unmarshal(r.body, &p); err != nil || p.LimitLevel != keyward.LevelUser || denial == nil || denial.LimitLevel != keyward.LevelUser {
+				t.Errorf("the second key of a user limited to 1: %s, denial %+v; want limit_level user", r.body, denial)
+			}
+			denial = nil
+			r = get(t, ts, "/x", "X-API-Key", "kw_user_nothing")
+			r.problem(t, http.StatusUnauthorized, keyward.EUNAUTHORIZED)
+			if strings.Contains(string(r.body), "limit_level") || denial == nil || denial.LimitLevel != "" {
+				t.Errorf("a 401 names a level: %s", r.body)
+			}
+		})
 	}
 }

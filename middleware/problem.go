@@ -43,6 +43,10 @@ type Denial struct {
 	// which the RateLimit-Policy, RateLimit and Retry-After fields are
 	// set before the ErrorWriter is called.
 	RateLimits []keyward.RateLimitStatus
+	// LimitLevel, on a 429, names the level whose rate limits or credits
+	// refused the request: key, user or account (shared by all the keys
+	// of the user or account). WriteProblem shows it as limit_level.
+	LimitLevel keyward.LimitLevel
 }
 
 // ErrorWriter writes a refusal. The status, body and any other header are
@@ -60,6 +64,7 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, d *Denial) {
 		// A code keyward does not define, from a custom Denial.
 		p.Type, p.Title, p.Code = keyward.ProblemTypePrefix+d.Code, http.StatusText(d.Status), d.Code
 	}
+	p.LimitLevel = d.LimitLevel
 	httpedge.WriteProblem(w, p)
 }
 
@@ -85,7 +90,7 @@ func denialOf(res *keyward.VerifyResult) *Denial {
 	d.Decision, d.KeyID = res.Code, res.KeyID
 	d.MissingPermissions, d.MissingRole = res.MissingPermissions, res.MissingRole
 	if d.Status == http.StatusTooManyRequests {
-		d.RateLimits = res.RateLimits
+		d.RateLimits, d.LimitLevel = res.RateLimits, res.LimitLevel
 	}
 	return d
 }
