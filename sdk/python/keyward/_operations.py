@@ -61,5 +61,11 @@ OPERATIONS = {
         Operation("setCredits", "PUT", "/v1/keys/{id}/credits", "Credits", t.Credits),
         Operation("deleteCredits", "DELETE", "/v1/keys/{id}/credits"),
         Operation("topUpCredits", "POST", "/v1/keys/{id}/credits/top-up", "CreditsTopUp", t.Credits),
+        Operation("getAccountLimits", "GET", "/v1/accounts/{id}/limits", None, t.Meter),
+        Operation("setAccountLimits", "PUT", "/v1/accounts/{id}/limits", "MeterSet", t.Meter),
+        Operation("deleteAccountLimits", "DELETE", "/v1/accounts/{id}/limits"),
+        Operation("getUserLimits", "GET", "/v1/accounts/{id}/users/{uid}/limits", None, t.Meter),
+        Operation("setUserLimits", "PUT", "/v1/accounts/{id}/users/{uid}/limits", "MeterSet", t.Meter),
+        Operation("deleteUserLimits", "DELETE", "/v1/accounts/{id}/users/{uid}/limits"),
     )
 }

@@ -148,6 +148,9 @@ class RateLimitStatus:
     remaining: int
     reset_ms: int
     retry_after_ms: int = 0
+    #: The limit's level (``key``, ``user`` or ``account``), when the key's
+    #: user or account has shared limits.
+    level: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +182,10 @@ class VerifyResult:
     missing_permissions: Tuple[str, ...] = ()
     #: With INSUFFICIENT_PERMISSIONS: the role asked, when the key's is below it.
     missing_role: Optional[str] = None
+    #: With RATE_LIMITED or USAGE_EXCEEDED: the level whose limits or
+    #: credits refused the call: ``key``, ``user`` or ``account`` (the last
+    #: two shared by all the keys of the user or account).
+    limit_level: Optional[str] = None
 
     @property
     def metered(self) -> bool:
@@ -210,6 +217,20 @@ class Credits:
     remaining: int
     refill: Optional[CreditRefill] = None
     refilled_at: Optional[_dt.datetime] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Meter:
+    """The rate limits and credits shared by all the keys of a user or an account."""
+
+    id: str
+    #: ``user`` or ``account``.
+    level: str
+    account_id: str
+    updated_at: _dt.datetime
+    rate_limits: Tuple[RateLimit, ...] = ()
+    #: Live on a read.
+    credits: Optional[Credits] = None
 
 
 @dataclasses.dataclass(frozen=True)

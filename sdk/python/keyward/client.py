@@ -462,6 +462,36 @@ class Client:
     def top_up_credits(self, id: str, *, amount: int) -> t.Credits:
         """Adds ``amount`` to what a key has left (root only)."""
 
+    # Shared limits of accounts and users -----------------------------------
+
+    @_route("getAccountLimits", account_id="id")
+    def get_account_limits(self, account_id: str) -> t.Meter:
+        """Returns the rate limits and live credits all of an account's keys share."""
+
+    @_route("setAccountLimits", account_id="id")
+    def set_account_limits(
+        self, account_id: str, *, rate_limits: Optional[Sequence[t.RateLimit]] = None, credits: Optional[t.Credits] = None
+    ) -> t.Meter:
+        """Replaces the rate limits and credits all of an account's keys share (root only)."""
+
+    @_route("deleteAccountLimits", account_id="id")
+    def delete_account_limits(self, account_id: str) -> None:
+        """Removes an account's shared rate limits and credits (root only)."""
+
+    @_route("getUserLimits", account_id="id", user_id="uid")
+    def get_user_limits(self, account_id: str, user_id: str) -> t.Meter:
+        """Returns the rate limits and live credits all of a user's keys share."""
+
+    @_route("setUserLimits", account_id="id", user_id="uid")
+    def set_user_limits(
+        self, account_id: str, user_id: str, *, rate_limits: Optional[Sequence[t.RateLimit]] = None, credits: Optional[t.Credits] = None
+    ) -> t.Meter:
+        """Replaces the rate limits and credits all of a user's keys share (root only)."""
+
+    @_route("deleteUserLimits", account_id="id", user_id="uid")
+    def delete_user_limits(self, account_id: str, user_id: str) -> None:
+        """Removes a user's shared rate limits and credits (root only)."""
+
 
 def _in_thread(f: Callable[Concatenate[Client, P], R]) -> Callable[Concatenate[AsyncClient, P], Awaitable[R]]:
     """The method f of Client as a coroutine method of AsyncClient, run in a worker thread."""
@@ -530,3 +560,9 @@ class AsyncClient:
     set_credits = _in_thread(Client.set_credits)
     delete_credits = _in_thread(Client.delete_credits)
     top_up_credits = _in_thread(Client.top_up_credits)
+    get_account_limits = _in_thread(Client.get_account_limits)
+    set_account_limits = _in_thread(Client.set_account_limits)
+    delete_account_limits = _in_thread(Client.delete_account_limits)
+    get_user_limits = _in_thread(Client.get_user_limits)
+    set_user_limits = _in_thread(Client.set_user_limits)
+    delete_user_limits = _in_thread(Client.delete_user_limits)

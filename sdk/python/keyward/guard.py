@@ -86,6 +86,10 @@ class Denial(Exception):
     cause: Optional[BaseException] = None
     rate_limits: Tuple[t.RateLimitStatus, ...] = ()
     challenge: str = DEFAULT_CHALLENGE
+    #: On a 429, the level whose limits or credits refused the request
+    #: (``key``, ``user`` or ``account``); the problem shows it as
+    #: ``limit_level``.
+    limit_level: Optional[str] = None
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.detail}"
@@ -97,7 +101,7 @@ class Denial(Exception):
 
     def problem(self, instance: str) -> dict:
         """The RFC 9457 problem body in the shape of keyward's own API errors."""
-        return {
+        p = {
             "type": "urn:keyward:error:" + self.code,
             "title": self.title,
             "status": self.status,
@@ -105,6 +109,9 @@ class Denial(Exception):
             "code": self.code,
             "instance": instance,
         }
+        if self.limit_level:
+            p["limit_level"] = self.limit_level
+        return p
 
     def body(self, instance: str) -> bytes:
         """``problem(instance)`` encoded."""
@@ -355,10 +362,10 @@ def denial_of(res: t.VerifyResult) -> Denial:
         d.status, d.code, d.detail = 403, ErrorCode.FORBIDDEN, "requests from this address are not allowed"
     elif c == t.Decision.RATE_LIMITED:
         d.status, d.code, d.detail = 429, ErrorCode.RATE_LIMITED, "rate limit exceeded: slow down"
-        d.rate_limits = res.rate_limits
+        d.rate_limits, d.limit_level = res.rate_limits, res.limit_level
     elif c == t.Decision.USAGE_EXCEEDED:
         d.status, d.code, d.detail = 429, ErrorCode.RATE_LIMITED, "usage quota exhausted"
-        d.rate_limits = res.rate_limits
+        d.rate_limits, d.limit_level = res.rate_limits, res.limit_level
     elif c != t.Decision.UNAVAILABLE:
         # An unknown code, or VALID with valid false: fail closed.
         d.cause = KeywardError(ErrorCode.INTERNAL, f"the verifier answered code {c!r} with valid={res.valid}")

@@ -11,6 +11,7 @@ import pytest
 
 import keyward
 from keyward import ErrorCode, KeywardError
+from keyward.guard import denial_of
 
 
 def test_user_identity(tenant) -> None:
@@ -269,3 +270,38 @@ def test_non_problem_error_body(server) -> None:
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_shared_limits(tenant) -> None:
+    """A user's limit binds all its keys; the refusal names the level, in the result and the guard's problem."""
+    root = tenant.root
+    a, u = tenant.account, tenant.user
+    keys = [tenant.user_key(credits=keyward.Credits(remaining=10)) for _ in range(3)]
+    with pytest.raises(KeywardError) as e:
+        root.get_user_limits(a.id, u.id)
+    assert e.value.code == ErrorCode.NOT_FOUND
+    m = root.set_user_limits(a.id, u.id, rate_limits=[keyward.RateLimit(name="min", limit=2, window="1m")])
+    assert isinstance(m, keyward.Meter) and m.level == "user" and m.id == u.id
+    assert root.verify_key(keys[0].key).valid
+    second = root.verify_key(keys[1].key)
+    assert second.valid and second.rate_limits[0].level == "user"
+    third = root.verify_key(keys[2].key)
+    assert third.code == keyward.Decision.RATE_LIMITED and third.limit_level == "user"
+    assert root.get_credits(keys[2].id).remaining == 10, "a refused request spends none of the key's own credits"
+    d = denial_of(third)
+    assert d.status == 429 and d.limit_level == "user" and d.problem("/x")["limit_level"] == "user"
+    assert "limit_level" not in denial_of(root.verify_key("kw_user_nothing")).problem("/x")
+    root.delete_user_limits(a.id, u.id)
+    assert root.verify_key(keys[2].key).valid
+
+    shared = root.set_account_limits(a.id, credits=keyward.Credits(remaining=1))
+    assert shared.level == "account" and shared.credits is not None and shared.credits.remaining == 1
+    assert root.verify_key(keys[0].key).valid
+    spent = root.verify_key(keys[1].key)
+    assert spent.code == keyward.Decision.USAGE_EXCEEDED and spent.limit_level == "account"
+    limits = root.get_account_limits(a.id)
+    assert limits.credits is not None and limits.credits.remaining == 0
+    with pytest.raises(KeywardError) as e:
+        tenant.client().set_account_limits(a.id, credits=keyward.Credits(remaining=5))
+    assert e.value.code == ErrorCode.FORBIDDEN
+    root.delete_account_limits(a.id)

@@ -15,6 +15,8 @@ import type {
   KeyRevocation,
   KeyRotate,
   KeyUpdate,
+  Meter,
+  MeterSet,
   Role,
   User,
   UserCreate,
@@ -270,6 +272,38 @@ export class Client implements Verifier {
   /** Adds amount credits to a key (root only). */
   topUpCredits(keyId: string, amount: number, opts?: CallOptions): Promise<Credits> {
     return this.#call("post", "/v1/keys/{id}/credits/top-up", { path: { id: keyId }, body: { amount }, signal: opts?.signal });
+  }
+
+  /**
+   * Returns the shared rate limits and live credits of an account, or of
+   * one of its users when userId is given.
+   */
+  getLimits(accountId: string, userId?: string, opts?: CallOptions): Promise<Meter> {
+    if (userId === undefined) {
+      return this.#call("get", "/v1/accounts/{id}/limits", { path: { id: accountId }, signal: opts?.signal });
+    }
+    return this.#call("get", "/v1/accounts/{id}/users/{uid}/limits", { path: { id: accountId, uid: userId }, signal: opts?.signal });
+  }
+
+  /**
+   * Replaces the shared rate limits and credits of an account, or of one of
+   * its users when userId is given (root only); null removes them.
+   */
+  async setLimits(accountId: string, userId: string | undefined, limits: MeterSet | null, opts?: CallOptions): Promise<Meter | null> {
+    if (userId === undefined) {
+      const path = { id: accountId };
+      if (limits === null) {
+        await this.#call("delete", "/v1/accounts/{id}/limits", { path, signal: opts?.signal });
+        return null;
+      }
+      return this.#call("put", "/v1/accounts/{id}/limits", { path, body: limits, signal: opts?.signal });
+    }
+    const path = { id: accountId, uid: userId };
+    if (limits === null) {
+      await this.#call("delete", "/v1/accounts/{id}/users/{uid}/limits", { path, signal: opts?.signal });
+      return null;
+    }
+    return this.#call("put", "/v1/accounts/{id}/users/{uid}/limits", { path, body: limits, signal: opts?.signal });
   }
 
   /**

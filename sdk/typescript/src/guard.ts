@@ -5,7 +5,7 @@
 import { CachedVerifier, type CacheOptions } from "./cache.js";
 import { Client, type ClientOptions, type Verifier } from "./client.js";
 import { KeywardError } from "./errors.js";
-import type { ErrorCode, Identity, RateLimitStatus, VerifyRequest, VerifyResult } from "./types.js";
+import type { ErrorCode, Identity, LimitLevel, RateLimitStatus, VerifyRequest, VerifyResult } from "./types.js";
 
 /** The challenge sent with every 401, as keyward's own. */
 export const WWW_AUTHENTICATE = 'Bearer realm="keyward"';
@@ -41,6 +41,12 @@ export interface Denial {
   cause?: unknown;
   /** The key's rate limits on a 429, from which the RateLimit fields are set. */
   rateLimits?: RateLimitStatus[];
+  /**
+   * On a 429, the level whose rate limits or credits refused the request:
+   * the key's own, its user's or its account's (shared by all their keys).
+   * problemBody shows it as limit_level.
+   */
+  limitLevel?: LimitLevel;
   /** The WWW-Authenticate challenge of a 401; absent: WWW_AUTHENTICATE. */
   challenge?: string;
 }
@@ -445,9 +451,9 @@ function denialOf(res: VerifyResult): Denial {
     case "IP_NOT_ALLOWED":
       return { ...base, status: 403, code: "forbidden", detail: "requests from this address are not allowed" };
     case "RATE_LIMITED":
-      return { ...base, status: 429, code: "rate_limited", detail: "rate limit exceeded: slow down", rateLimits: res.rate_limits };
+      return { ...base, status: 429, code: "rate_limited", detail: "rate limit exceeded: slow down", rateLimits: res.rate_limits, limitLevel: res.limit_level };
     case "USAGE_EXCEEDED":
-      return { ...base, status: 429, code: "rate_limited", detail: "usage quota exhausted", rateLimits: res.rate_limits };
+      return { ...base, status: 429, code: "rate_limited", detail: "usage quota exhausted", rateLimits: res.rate_limits, limitLevel: res.limit_level };
     case "UNAVAILABLE":
       return { ...base, status: 503, code: "unavailable", detail: ERR_UNAVAILABLE };
   }
@@ -506,6 +512,7 @@ export function problemBody(d: Denial, instance: string): string {
     detail: d.detail,
     code: d.code,
     instance,
+    ...(d.limitLevel ? { limit_level: d.limitLevel } : {}),
   });
 }
 

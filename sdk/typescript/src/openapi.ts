@@ -155,6 +155,76 @@ export interface paths {
         patch: operations["updateUser"];
         trace?: never;
     };
+    "/v1/accounts/{id}/limits": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Read the shared limits of an account
+         * @description Root and the account's admins. 404 if there are none.
+         */
+        get: operations["getAccountLimits"];
+        /**
+         * Replace the shared limits of an account
+         * @description Root only. All the keys of the account count against them together, next to their own, at once.
+         */
+        put: operations["setAccountLimits"];
+        post?: never;
+        /**
+         * Remove the shared limits of an account
+         * @description Root only.
+         */
+        delete: operations["deleteAccountLimits"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/accounts/{id}/users/{uid}/limits": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+                /** @description User id. */
+                uid: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Read the shared limits of a user
+         * @description Root and the account's admins, and the user itself. 404 if there are none.
+         */
+        get: operations["getUserLimits"];
+        /**
+         * Replace the shared limits of a user
+         * @description Root only. All the keys of the user count against them together, next to their own, at once.
+         */
+        put: operations["setUserLimits"];
+        post?: never;
+        /**
+         * Remove the shared limits of a user
+         * @description Root only.
+         */
+        delete: operations["deleteUserLimits"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/accounts/{id}/roles": {
         parameters: {
             query?: never;
@@ -1349,6 +1419,8 @@ export interface components {
             instance?: string;
             /** @description With invalid_query: the 1-based byte position of the syntax error in the permission query. */
             position?: number;
+            /** @description On a 429 written by the Go middleware: the level whose rate limits or credits refused the request. */
+            limit_level?: components["schemas"]["LimitLevel"];
         };
         /**
          * @description Stable error code: invalid 400, invalid_query 400 (a permission query that does not parse), unauthorized 401, forbidden 403, not_found 404, conflict 409, too_large 413, rate_limited 429, internal 500, unavailable 503, upstream_error 502 and upstream_timeout 504 (a provider of external credentials failed or did not answer in time).
@@ -1749,8 +1821,10 @@ export interface components {
             missing_role?: string;
             /** @description State of each limit the call counted against (VALID, RATE_LIMITED, or USAGE_EXCEEDED: a call refused for credits has counted against the limits). */
             rate_limits?: components["schemas"]["RateLimitStatus"][];
-            /** @description Credits left after the call, when the key has credits (VALID or USAGE_EXCEEDED). */
+            /** @description Credits left after the call, when the key or its user or account has credits (VALID or USAGE_EXCEEDED): the least of what its own, its user's and its account's hold. */
             credits_remaining?: number;
+            /** @description With RATE_LIMITED or USAGE_EXCEEDED: the level whose limits or credits refused the call. */
+            limit_level?: components["schemas"]["LimitLevel"];
             /** @description The key's secret metadata laid over its user's, field by field (the key's value wins), in clear: only for a VALID key, and only when the caller is root or holds keys:verify_secrets. */
             secret_meta?: Record<string, unknown>;
             /** @description The secret metadata of the key's account, in clear, under the same conditions as secret_meta. */
@@ -1806,6 +1880,8 @@ export interface components {
             window: string;
             /** @description Whether this limit admitted the call. */
             allowed: boolean;
+            /** @description The level of the limit, when the key's user or account has shared limits. */
+            level?: components["schemas"]["LimitLevel"];
             /** @description Cost the limit would still admit now. */
             remaining: number;
             /** @description Milliseconds until the limit is full again. */
@@ -2314,6 +2390,30 @@ export interface components {
             items: components["schemas"]["NamedRole"][];
             /** @description Cursor (a role name) of the next page; absent on the last. */
             next?: string;
+        };
+        /**
+         * @description A level of rate limits and credits: the key's own, its user's (shared by all the user's keys) or its account's (shared by all the account's keys).
+         * @enum {string}
+         */
+        LimitLevel: "key" | "user" | "account";
+        /** @description The shared rate limits and credits of a user or an account: all its keys count against them together, next to their own (docs/abuse-protection.md#shared-limits). */
+        Meter: {
+            /** @description The user's or the account's id. */
+            id: string;
+            /** @enum {string} */
+            level: "user" | "account";
+            account_id: string;
+            /** @description Limits shared by all the keys of the user or account. */
+            rate_limits?: components["schemas"]["RateLimits"];
+            /** @description Credits spent by all the keys of the user or account; live on a read. */
+            credits?: components["schemas"]["Credits"];
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description Replaces the shared rate limits and credits (whose refill period starts now); at least one must be set. */
+        MeterSet: {
+            rate_limits?: components["schemas"]["RateLimits"];
+            credits?: components["schemas"]["Credits"];
         };
     };
     responses: {
@@ -2851,6 +2951,216 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getAccountLimits: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The shared limits, with live credits. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Meter"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    setAccountLimits: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MeterSet"];
+            };
+        };
+        responses: {
+            /** @description The shared limits as stored. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Meter"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteAccountLimits: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getUserLimits: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+                /** @description User id. */
+                uid: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The shared limits, with live credits. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Meter"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    setUserLimits: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+                /** @description User id. */
+                uid: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MeterSet"];
+            };
+        };
+        responses: {
+            /** @description The shared limits as stored. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Meter"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteUserLimits: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+                /** @description User id. */
+                uid: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];

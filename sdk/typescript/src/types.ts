@@ -53,3 +53,12 @@ export type KeyList = Schemas["KeyList"];
 export type KeyRevocation = Schemas["KeyRevocation"];
 /** A key's credits (quota). */
 export type Credits = Schemas["Credits"];
+/**
+ * A level of rate limits and credits: the key's own, its user's or its
+ * account's (shared by all their keys); a refusal's limit_level names it.
+ */
+export type LimitLevel = Schemas["LimitLevel"];
+/** The rate limits and credits shared by all the keys of a user or an account. */
+export type Meter = Schemas["Meter"];
+/** The body that replaces a user's or an account's shared limits. */
+export type MeterSet = Schemas["MeterSet"];
