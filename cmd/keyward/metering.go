@@ -86,10 +86,13 @@ type meteringFlags struct {
 	refill  string
 }
 
-func (m *meteringFlags) add(cmd *cobra.Command) {
+func (m *meteringFlags) add(cmd *cobra.Command) { m.addFor(cmd, "the key") }
+
+// addFor adds the flags, saying whose credits they set.
+func (m *meteringFlags) addFor(cmd *cobra.Command, whose string) {
 	f := cmd.Flags()
 	f.StringArrayVar(&m.limits, "rate-limit", nil, "named rate limit NAME=LIMIT/WINDOW, e.g. per-minute=100/1m (repeatable; root only)")
-	f.Int64Var(&m.credits, "credits", 0, "give the key a quota of this many credits; each verification spends its cost (root only)")
+	f.Int64Var(&m.credits, "credits", 0, "give "+whose+" a quota of this many credits; each verification spends its cost (root only)")
 	f.StringVar(&m.refill, "refill", "", "with --credits: raise the credits to AMOUNT every INTERVAL, e.g. 1000/1d")
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +73,60 @@ func TestMeteringCLI(t *testing.T) {
 	s.okJSON(t, root, &l, "anomalies", "list", "--since", "1h", "--type", "brute_force")
 	if len(l.Items) != 0 {
 		t.Errorf("anomalies on a quiet server: %+v", l.Items)
+	}
+}
+
+// TestLimitsCLI sets, reads and removes a user's and an account's shared
+// limits through the CLI, and keyward verify names the level that refused.
+func TestLimitsCLI(t *testing.T) {
+	s := startServer(t, nil)
+	root := s.rootKey
+	var acme keyward.Account
+	s.okJSON(t, root, &acme, "accounts", "create", "--name", "acme")
+	var ann keyward.User
+	s.okJSON(t, root, &ann, "users", "create", "--account", acme.ID, "--name", "ann")
+	keys := make([]keyward.CreatedKey, 3)
+	for i := range keys {
+		s.okJSON(t, root, &keys[i], "keys", "create", "--account", acme.ID, "--user", ann.ID)
+	}
+	var m keyward.Meter
+	s.okJSON(t, root, &m, "limits", "set", "--account", acme.ID, "--user", ann.ID, "--rate-limit", "per-minute=2/1m", "--credits", "50", "--refill", "50/1d")
+	if m.Level != keyward.LevelUser || m.ID != ann.ID || len(m.RateLimits) != 1 || m.Credits == nil || m.Credits.Remaining != 50 {
+		t.Fatalf("limits set = %+v", m)
+	}
+	if out := s.ok(t, root, "limits", "get", "--account", acme.ID, "--user", ann.ID); !strings.Contains(out, "per-minute=2/1m0s") || !strings.Contains(out, "50 every 24h0m0s") {
+		t.Errorf("limits get does not show the limits and credits:\n%s", out)
+	}
+	for _, k := range keys[:2] {
+		s.ok(t, root, "verify", k.Secret)
+	}
+	r := s.cli(t, root, "verify", keys[2].Secret, "-o", "json")
+	var res keyward.VerifyResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != ExitKeyInvalid {
+		t.Fatalf("verify of the third key: exit %d, %v\n%s", r.code, err, r.stdout)
+	}
+	if res.Code != keyward.DecisionRateLimited || res.LimitLevel != keyward.LevelUser {
+		t.Fatalf("the third key's request: %s at level %q, want RATE_LIMITED at user", res.Code, res.LimitLevel)
+	}
+	if r := s.cli(t, root, "verify", keys[2].Secret); !strings.Contains(r.stdout, "user limits") {
+		t.Errorf("keyward verify does not name the level:\n%s", r.stdout)
+	}
+	s.fails(t, ExitForbidden, keys[0].Secret, "limits", "set", "--account", acme.ID, "--user", ann.ID, "--credits", "1000")
+	s.ok(t, root, "limits", "remove", "--account", acme.ID, "--user", ann.ID)
+	s.fails(t, ExitNotFound, root, "limits", "get", "--account", acme.ID, "--user", ann.ID)
+
+	s.okJSON(t, root, &m, "limits", "set", "--account", acme.ID, "--credits", "7")
+	if m.Level != keyward.LevelAccount || m.ID != acme.ID {
+		t.Fatalf("account limits set = %+v", m)
+	}
+	for _, args := range [][]string{
+		{"limits", "set", "--user", ann.ID, "--credits", "5"},
+		{"limits", "set", "--account", acme.ID},
+		{"limits", "set", "--account", acme.ID, "--rate-limit", "m=0/1m"},
+		{"limits", "set", "--account", acme.ID, "--refill", "10/1d"},
+		{"limits", "get"},
+		{"limits", "remove", "extra"},
+	} {
+		s.fails(t, ExitUsage, root, args...)
 	}
 }

@@ -214,6 +214,9 @@ func printVerifyResult(w io.Writer, r *keyward.VerifyResult) error {
 	if r.Code == keyward.DecisionInsufficientPermissions {
 		kv = append(kv, "missing", strings.Join(r.MissingPermissions, ","), "missing role", string(r.MissingRole))
 	}
+	if r.LimitLevel != "" {
+		kv = append(kv, "refused by", string(r.LimitLevel)+" limits")
+	}
 	return fields(w, kv...)
 }
 
