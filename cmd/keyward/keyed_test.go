@@ -292,13 +292,15 @@ func TestAuditUpgradeKeysChain(t *testing.T) {
 			b.exec(t, "ALTER TABLE audit_log DROP COLUMN chain_version")
 			b.exec(t, "ALTER TABLE provider_connections DROP COLUMN password_bound")
 			// Schema 15 predates the later migrations too (17: key
-			// environments, 18: named roles, 19: user meta).
+			// environments, 18: named roles, 19: user meta, 20: shared
+			// limits).
 			b.exec(t, "ALTER TABLE keys DROP COLUMN environment")
 			b.exec(t, "DROP TABLE key_roles")
 			b.exec(t, "DROP TABLE roles")
 			for _, col := range []string{"meta", "secret_meta", "secret_meta_version", "updated_at"} {
 				b.exec(t, "ALTER TABLE users DROP COLUMN "+col)
 			}
+			b.exec(t, "DROP TABLE meters")
 			b.exec(t, "DELETE FROM schema_migrations WHERE version >= 16")
 
 			s = startServer(t, b.env)
