@@ -148,9 +148,15 @@ func (l *Local) AllowLevels(ctx context.Context, group string, levels []Level, c
 	for i := range locked {
 		if locked[i] {
 			l.shards[i].mu.Lock()
-			defer l.shards[i].mu.Unlock()
 		}
 	}
+	defer func() {
+		for i := range locked {
+			if locked[i] {
+				l.shards[i].mu.Unlock()
+			}
+		}
+	}()
 	t := now.UnixNano()
 	first := len(dst)
 	for _, lv := range levels {

@@ -53,7 +53,9 @@ func (req *Request) named(ls []keyward.RateLimit) []keyward.RateLimit {
 // limiter cannot decide.
 func (e *Engine) rateLimitLevels(ctx context.Context, res *Result, req *Request, now time.Time) {
 	en, x := res.key, res.key.extra
-	var levels []ratelimit.Level
+	buf := limitBufs.Get().(*limitBuf)
+	defer limitBufs.Put(buf)
+	levels := buf.levels[:0]
 	add := func(level keyward.LimitLevel, key string, ls []keyward.RateLimit) {
 		if ls = req.named(ls); len(ls) > 0 {
 			levels = append(levels, ratelimit.Level{Level: level, Key: key, Limits: ls})
@@ -66,13 +68,14 @@ func (e *Engine) rateLimitLevels(ctx context.Context, res *Result, req *Request,
 	if x.accountMeter != nil {
 		add(keyward.LevelAccount, x.accountMeter.ID, x.accountMeter.RateLimits)
 	}
+	buf.levels = levels
 	if len(levels) == 0 {
 		return
 	}
 	cost := req.cost()
 	// A cost above a limit never fits it: refuse without asking the
 	// limiter, reporting only such limits (as rateLimit does).
-	var ds []ratelimit.Decision
+	ds := buf.ds[:0]
 	for _, lv := range levels {
 		for _, l := range lv.Limits {
 			if cost > l.Limit {
@@ -82,11 +85,13 @@ func (e *Engine) rateLimitLevels(ctx context.Context, res *Result, req *Request,
 		}
 	}
 	if len(ds) > 0 {
+		buf.ds = ds
 		res.setRateLimits(ds)
 		res.Decision, res.LimitLevel = keyward.DecisionRateLimited, ds[0].Level
 		return
 	}
-	ds, refused, err := e.limiter.AllowLevels(ctx, en.accountID, levels, cost, now, nil)
+	ds, refused, err := e.limiter.AllowLevels(ctx, en.accountID, levels, cost, now, ds)
+	buf.ds = ds
 	if err != nil {
 		e.warn("rate limits could not be decided: keys with limits answer UNAVAILABLE", "key_id", en.id, "err", err)
 		res.Decision = keyward.DecisionUnavailable

@@ -25,6 +25,7 @@ const warnEvery = int64(10 * time.Second)
 type limitBuf struct {
 	limits []keyward.RateLimit
 	ds     []ratelimit.Decision
+	levels []ratelimit.Level // of rateLimitLevels
 }
 
 var limitBufs = sync.Pool{New: func() any { return new(limitBuf) }}
