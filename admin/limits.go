@@ -18,7 +18,9 @@ import (
 //   - a key with credits may not create keys, since its credits could not
 //     bind them.
 // An account admin's keys for its users each get their own buckets: per-key
-// limits bound each key, not the account as a whole.
+// limits bound each key, not the account as a whole; shared limits of a
+// user or an account (meters.go, root only too) bind all their keys
+// together.
 
 // checkMetering refuses limits or credits from a non-root caller.
 func checkMetering(id *keyward.Identity, limits []keyward.RateLimit, credits *keyward.Credits) error {
