@@ -36,8 +36,9 @@ type Problem struct {
 	// Position, with EQUERY, is the 1-based byte position of the syntax
 	// error in the permission query.
 	Position int `json:"position,omitempty"`
-	// LimitLevel, on a 429 written by the middleware, is the level whose
-	// rate limits or credits refused the request: key, user or account.
+	// LimitLevel, on a 429 of the middleware, the gateway or forward-auth,
+	// is the level whose rate limits or credits refused the request: key,
+	// user or account.
 	LimitLevel LimitLevel `json:"limit_level,omitempty"`
 }
 

@@ -75,6 +75,9 @@ func (a *authenticator) verify(ctx context.Context, h http.Header, rt *route, me
 		return nil, nil, keyward.DecisionUnavailable.Refusal()
 	case !res.Valid:
 		a.log.DebugContext(ctx, "request refused", "route", name, "decision", res.Code, "key_id", res.KeyID, "agent", agent, "ip", req.IP)
+		if res.LimitLevel != "" {
+			return nil, res.RateLimits, &httpedge.LimitRefusal{Err: res.Code.Refusal(), Level: res.LimitLevel}
+		}
 		return nil, res.RateLimits, res.Code.Refusal()
 	case req.Environment != "" && res.Environment != req.Environment:
 		// A verifier that does not know environments answered VALID.
@@ -95,7 +98,8 @@ func (a *authenticator) verify(ctx context.Context, h http.Header, rt *route, me
 // refuse writes err, the refusal of r, in the keyward API's shape
 // (httpedge.WriteError), with the RateLimit headers of limits on a 429
 // (Retry-After too when a limit refused; a request refused for its credits
-// gets none: when they refill is not known here).
+// gets none, since when they refill is not known here) and the level that
+// refused. It logs nothing: verify logged what the client must not see.
 func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, limits []keyward.RateLimitStatus, err error) {
 	httpedge.WriteError(w, r, err, a.challenge, limits)
 }

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -163,5 +164,61 @@ func TestRouteLimitErrors(t *testing.T) {
 	ok := gateway.Route{PathPrefix: "/", Upstream: e.up.url, Limits: []string{"per-minute", "day.v2"}, Cost: keyward.MaxVerificationCost}
 	if err := gateway.Validate(gateway.Config{Verifier: e.engine, Routes: []gateway.Route{ok}}, true); err != nil {
 		t.Errorf("valid limits and cost: %v", err)
+	}
+}
+
+// TestSharedLimitLevel: a request refused by the limit a user's keys share
+// gets the gateway's and forward-auth's 429 naming the level (user), and
+// does not reach the upstream; the other keys of the user are refused
+// alike, and a key of another user is not.
+func TestSharedLimitLevel(t *testing.T) {
+	e := newEnv(t)
+	acc := keywardtest.NewAccount(t, e.store, "shared")
+	alice := keywardtest.NewUser(t, e.store, acc.ID, "alice")
+	bob := keywardtest.NewUser(t, e.store, acc.ID, "bob")
+	shared := keyward.RateLimit{Name: "user", Limit: 2, Window: keyward.Duration(time.Minute)}
+	if err := e.store.SetMeter(t.Context(), keyward.Change{}, &keyward.Meter{ID: alice.ID, Level: keyward.LevelUser, AccountID: acc.ID,
+		RateLimits: []keyward.RateLimit{shared}, UpdatedAt: keywardtest.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	key := func(u *keyward.User) string {
+		k := keywardtest.NewKey(t, e.store, e.hasher, keyward.Key{Role: keyward.RoleUser, AccountID: acc.ID, UserID: u.ID})
+		e.secrets = append(e.secrets, k.Secret)
+		return k.Secret
+	}
+	alice1, alice2, bob1 := key(alice), key(alice), key(bob)
+	engine := e.meteredEngine()
+	gw := e.gateway(gateway.Config{Verifier: engine, Routes: []gateway.Route{e.route("/")}})
+	fa := e.forwardAuth(gateway.Config{Verifier: engine, Routes: []gateway.Route{{PathPrefix: "/"}}})
+	level := func(r *reply) string {
+		var p struct {
+			LimitLevel string `json:"limit_level"`
+		}
+		if err := json.Unmarshal(r.body, &p); err != nil {
+			t.Fatalf("body %s: %v", r.body, err)
+		}
+		return p.LimitLevel
+	}
+	for i, k := range []string{alice1, alice2} { // the user's 2 requests, over two keys
+		if r := do(t, call{url: gw.URL + "/x", header: bearer(k)}); r.status != http.StatusOK {
+			t.Fatalf("request %d of alice: status %d: %s", i+1, r.status, r.body)
+		}
+	}
+	n := len(e.up.requests())
+	for _, k := range []string{alice1, alice2} {
+		r := do(t, call{url: gw.URL + "/x", header: bearer(k)})
+		if code, _ := r.problem(t); r.status != http.StatusTooManyRequests || code != keyward.ERATELIMITED || level(r) != "user" {
+			t.Errorf("gateway, alice over the shared limit: %d %s", r.status, r.body)
+		}
+		r = do(t, call{url: fa.URL + "/v1/forward-auth", header: with(bearer(k), "X-Forwarded-Uri", "/x")})
+		if r.status != http.StatusTooManyRequests || level(r) != "user" {
+			t.Errorf("forward-auth, alice over the shared limit: %d %s", r.status, r.body)
+		}
+	}
+	if len(e.up.requests()) != n {
+		t.Error("a refused request reached the upstream")
+	}
+	if r := do(t, call{url: gw.URL + "/x", header: bearer(bob1)}); r.status != http.StatusOK {
+		t.Errorf("bob, whose keys share no limit with alice's: %d %s", r.status, r.body)
 	}
 }

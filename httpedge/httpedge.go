@@ -96,13 +96,30 @@ func WriteProblem(w http.ResponseWriter, p *keyward.Problem) {
 
 // WriteError renders err as a refusal of r in the API's shape (see
 // ProblemOf and SetRefusalHeaders), with challenge on a 401 and the state
-// of limits on a 429. It logs nothing: the caller logs what the client
-// must not see.
+// of limits on a 429; a *LimitRefusal in err names its level as
+// limit_level. It logs nothing: the caller logs what the client must not
+// see.
 func WriteError(w http.ResponseWriter, r *http.Request, err error, challenge string, limits []keyward.RateLimitStatus) {
 	p := ProblemOf(err, r.URL.Path)
+	if lr, ok := errors.AsType[*LimitRefusal](err); ok {
+		p.LimitLevel = lr.Level
+	}
 	SetRefusalHeaders(w.Header(), p.Status, challenge, limits)
 	WriteProblem(w, p)
 }
+
+// LimitRefusal is the refusal Err (a 429) of a key refused by the rate
+// limits or credits of Level (keyward.VerifyResult.LimitLevel): the key's
+// own, or those its user's or account's keys all share.
+type LimitRefusal struct {
+	Err   error
+	Level keyward.LimitLevel
+}
+
+func (e *LimitRefusal) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err, so the refusal's code and message are Err's.
+func (e *LimitRefusal) Unwrap() error { return e.Err }
 
 // ErrBadAgent refuses a request whose agent header is not printable text
 // of at most keyward.MaxAgentLen bytes, or is sent more than once.

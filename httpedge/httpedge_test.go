@@ -61,6 +61,15 @@ func TestWriteError(t *testing.T) {
 	if w.Code != 429 || p.Code != keyward.ERATELIMITED || w.Header().Get("RateLimit-Policy") == "" || w.Header().Get("Retry-After") == "" {
 		t.Errorf("429: %d %+v %v", w.Code, p, w.Header())
 	}
+	if p.LimitLevel != "" {
+		t.Errorf("a refusal naming no level has limit_level %q", p.LimitLevel)
+	}
+	// A limit of a user shared by its keys names its level, and is still
+	// the same 429 otherwise.
+	w, p = refusal(t, "/", &httpedge.LimitRefusal{Err: keyward.DecisionRateLimited.Refusal(), Level: keyward.LevelUser}, "", limits)
+	if w.Code != 429 || p.Code != keyward.ERATELIMITED || p.LimitLevel != keyward.LevelUser || p.Detail != keyward.ErrorMessage(keyward.DecisionRateLimited.Refusal()) || w.Header().Get("Retry-After") == "" {
+		t.Errorf("429 of a user's limit: %d %+v %v", w.Code, p, w.Header())
+	}
 	// The limits go out on a 429 only.
 	w, _ = refusal(t, "/", keyward.DecisionInsufficientPermissions.Refusal(), "", limits)
 	if w.Code != 403 || w.Header().Get("RateLimit-Policy") != "" {
