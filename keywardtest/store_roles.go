@@ -78,6 +78,33 @@ func testRoles(t *testing.T, open func(*testing.T) keyward.Store) {
 	// A key without roles has none.
 	plain := f.userKey(acc.ID, u.ID, "notes:read")
 	wantRoles(plain, nil)
+	// A page of many keys reads every key's own roles, more keys than one
+	// query of roles takes, mixed with keys without roles.
+	many := f.account("many")
+	for _, r := range []*keyward.NamedRole{namedRole(many.ID, "a", "a:read"), namedRole(many.ID, "b", "b:read")} {
+		if err := f.s.CreateRole(f.ctx, keyward.Change{}, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu := f.user(many.ID, "m")
+	want := map[string][]string{}
+	for i := range 150 {
+		roles := [][]string{{"a"}, {"b"}, {"a", "b"}, nil}[i%4]
+		mk := NewKey(t, f.s, f.h, keyward.Key{Role: keyward.RoleUser, AccountID: many.ID, UserID: mu.ID, Roles: roles}).Key
+		want[mk.ID] = roles
+	}
+	page, _, err := f.s.Keys(f.ctx, keyward.KeyFilter{AccountID: many.ID}, keyward.Page{Limit: 200})
+	if err != nil || len(page) != 150 {
+		t.Fatalf("Keys of 150 = %d keys, %v", len(page), err)
+	}
+	for _, pk := range page {
+		var perms []string
+		for _, r := range want[pk.ID] {
+			perms = append(perms, r+":read")
+		}
+		wantRoles(pk, want[pk.ID], perms...)
+	}
+
 
 	// A role of another account, or none, cannot be attached.
 	bad := keyward.Key{ID: apikey.NewID("key"), Hash: randomHash(), PepperVersion: 1, Role: keyward.RoleUser,

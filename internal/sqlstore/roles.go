@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/keyward/keyward"
 )
@@ -125,43 +126,85 @@ func (s *Store) scanRole(row scanner) (*keyward.NamedRole, error) {
 // this empty, non-nil list until fillRoles reads them.
 func hasRoles(k *keyward.Key) bool { return k.Roles != nil }
 
+// Key roles are read for one key, or for up to rolesBatch keys with one
+// query: a shorter batch repeats its first id, so the statement's text
+// (and its prepared form) stays the same.
+const rolesBatch = 64
+
+const selectKeyRoles = `SELECT kr.key_id, kr.role_name, r.permissions FROM key_roles kr
+	JOIN roles r ON r.account_id = kr.account_id AND r.name = kr.role_name WHERE kr.key_id `
+
+var (
+	keyRolesOne   = selectKeyRoles + "= ? ORDER BY kr.role_name"
+	keyRolesBatch = selectKeyRoles + "IN (" + strings.TrimSuffix(strings.Repeat("?, ", rolesBatch), ", ") + ") ORDER BY kr.key_id, kr.role_name"
+)
+
 // fillRoles reads the roles of each key that has some (hasRoles) with q:
 // their names into Roles, in order, and the union of their permissions into
-// RolePermissions.
+// RolePermissions. A page of keys costs a query per rolesBatch keys with
+// roles, not one per key.
 func (s *Store) fillRoles(ctx context.Context, q querier, keys ...*keyward.Key) error {
+	var pending []*keyward.Key
 	for _, k := range keys {
-		if k == nil || !hasRoles(k) {
-			continue
+		if k != nil && hasRoles(k) {
+			pending = append(pending, k)
 		}
-		rows, err := q.QueryContext(ctx, `SELECT kr.role_name, r.permissions FROM key_roles kr
-			JOIN roles r ON r.account_id = kr.account_id AND r.name = kr.role_name
-			WHERE kr.key_id = ? ORDER BY kr.role_name`, k.ID)
-		if err != nil {
+	}
+	for len(pending) > 0 {
+		batch := pending[:min(len(pending), rolesBatch)]
+		pending = pending[len(batch):]
+		if err := s.fillRolesBatch(ctx, q, batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fillRolesBatch is fillRoles of at most rolesBatch keys, with one query.
+func (s *Store) fillRolesBatch(ctx context.Context, q querier, batch []*keyward.Key) error {
+	query, args := keyRolesOne, []any{batch[0].ID}
+	if len(batch) > 1 {
+		query, args = keyRolesBatch, make([]any, rolesBatch)
+		for i := range args {
+			args[i] = batch[min(i, len(batch)-1)].ID
+		}
+	}
+	byID := make(map[string][]*keyward.Key, len(batch))
+	perms := make(map[string][]string, len(batch))
+	for _, k := range batch {
+		byID[k.ID] = append(byID[k.ID], k)
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return s.dbError(err, Conflicts{})
+	}
+	names := make(map[string][]string, len(batch))
+	for rows.Next() {
+		var id, name string
+		var p []string
+		if err := rows.Scan(&id, &name, s.d.ListDest(&p)); err != nil {
+			rows.Close()
 			return s.dbError(err, Conflicts{})
 		}
-		k.Roles, k.RolePermissions = []string{}, nil
-		var perms []string
-		for rows.Next() {
-			var name string
-			var p []string
-			if err := rows.Scan(&name, s.d.ListDest(&p)); err != nil {
-				rows.Close()
-				return s.dbError(err, Conflicts{})
+		names[id] = append(names[id], name)
+		perms[id] = append(perms[id], p...)
+	}
+	if err := rows.Close(); err != nil {
+		return s.dbError(err, Conflicts{})
+	}
+	if err := rows.Err(); err != nil {
+		return s.dbError(err, Conflicts{})
+	}
+	for id, ks := range byID {
+		for _, k := range ks {
+			// No roles left: they were detached since the key was read.
+			k.Roles, k.RolePermissions = nil, nil
+			if len(names[id]) > 0 {
+				k.Roles = slices.Clone(names[id])
 			}
-			k.Roles = append(k.Roles, name)
-			perms = append(perms, p...)
-		}
-		if err := rows.Close(); err != nil {
-			return s.dbError(err, Conflicts{})
-		}
-		if err := rows.Err(); err != nil {
-			return s.dbError(err, Conflicts{})
-		}
-		if len(k.Roles) == 0 { // detached since the key was read
-			k.Roles = nil
-		}
-		if len(perms) > 0 {
-			k.RolePermissions = keyward.UnionPermissions(nil, perms)
+			if len(perms[id]) > 0 {
+				k.RolePermissions = keyward.UnionPermissions(nil, perms[id])
+			}
 		}
 	}
 	return nil
