@@ -27,6 +27,7 @@ import (
 	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/postgres"
 	"github.com/keyward/keyward/redis"
+	"github.com/keyward/keyward/unkeyv2"
 	"github.com/keyward/keyward/usage"
 	"github.com/keyward/keyward/verify"
 	"github.com/keyward/keyward/webhook"
@@ -394,7 +395,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 	if err != nil {
 		return config.Errorf("www_authenticate_scheme", "%s", keyward.ErrorMessage(err))
 	}
-	handler := httpapi.New(httpapi.Config{
+	api := httpapi.New(httpapi.Config{
 		TrustedProxies: trusted,
 		Challenge:      challenge,
 		AgentHeaders:   cfg.AgentHeaders,
@@ -408,6 +409,21 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		Version:        opts.Version,
 		TracerProvider: tp,
 	})
+	// The Unkey v2 keys API (docs/unkey.md) beside /v1, with the same
+	// services, authentication and client addresses.
+	handler := http.NewServeMux()
+	handler.Handle("/", api)
+	handler.Handle(unkeyv2.Prefix, unkeyv2.New(unkeyv2.Config{
+		Tenancy:        c.Admin.Tenancy,
+		Keys:           c.Admin.Keys,
+		Engine:         c.Engine,
+		Denied:         c.Admin.Audit,
+		Prefixes:       cfg.KeyPrefixes,
+		TrustedProxies: trusted,
+		Challenge:      challenge,
+		AgentHeaders:   cfg.AgentHeaders,
+		Logger:         log,
+	}))
 
 	addr := ln.Addr().String()
 	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
