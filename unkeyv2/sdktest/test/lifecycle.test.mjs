@@ -1,0 +1,155 @@
+// Runs the published @unkey/api SDK against the real keyward binary: the SDK's
+// server URL is keyward's, its root key a keyward root key, and every call goes
+// through the SDK's own request building and response validation.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { setTimeout as sleepUntil } from "node:timers/promises";
+import { Unkey } from "@unkey/api";
+import * as errors from "@unkey/api/models/errors";
+import { missingBinary, startKeyward } from "../../../sdk/typescript/scripts/server.mjs";
+
+// With CI=true a missing binary fails the tests instead of skipping them.
+const why = missingBinary();
+if (why && process.env.CI === "true") throw new Error(`CI=true: ${why}`);
+const skip = why || false;
+
+let kw;
+let unkey;
+let apiId;
+
+before(async () => {
+  if (skip) return;
+  kw = await startKeyward();
+  unkey = new Unkey({ rootKey: kw.rootKey, serverURL: kw.url, retryConfig: { strategy: "none" } });
+  apiId = (await unkey.apis.createApi({ name: "acme" })).data.apiId;
+  // Named roles are keyward's own API: the SDK's roles name them.
+  const res = await fetch(`${kw.url}/v1/accounts/${apiId}/roles`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${kw.rootKey}` },
+    body: JSON.stringify({ name: "reader", permissions: ["docs.read"] }),
+  });
+  assert.equal(res.status, 201, await res.text());
+});
+
+after(async () => {
+  await kw?.stop();
+});
+
+/** Expects fn to throw an error of class cls; returns it. */
+async function refused(fn, cls) {
+  try {
+    await fn();
+  } catch (err) {
+    assert.ok(err instanceof cls, `${err.name}: ${err.message}`);
+    return err;
+  }
+  assert.fail(`expected ${cls.name}`);
+}
+
+test("apis: create, get, delete", { skip }, async () => {
+  const { data } = await unkey.apis.createApi({ name: "temp" });
+  const got = await unkey.apis.getApi({ apiId: data.apiId });
+  assert.deepEqual(got.data, { id: data.apiId, name: "temp" });
+  assert.match(got.meta.requestId, /^req_/);
+  await unkey.apis.deleteApi({ apiId: data.apiId });
+  const err = await refused(() => unkey.apis.getApi({ apiId: data.apiId }), errors.NotFoundErrorResponse);
+  assert.equal(err.error.status, 404);
+});
+
+test("the key lifecycle through the SDK", { skip }, async () => {
+  const { data: created } = await unkey.keys.createKey({
+    apiId,
+    name: "ci",
+    externalId: "user-1",
+    meta: { plan: "pro" },
+    roles: ["reader"],
+    permissions: ["docs.write"],
+    credits: { remaining: 3, refill: { interval: "daily", amount: 3 } },
+    ratelimits: [{ name: "per-minute", limit: 2, duration: 60_000, autoApply: true }],
+  });
+  const { keyId, key } = created;
+  assert.match(keyId, /^key_/);
+
+  let v = (await unkey.keys.verifyKey({ key, permissions: "docs.read AND docs.write" })).data;
+  assert.equal(v.valid, true);
+  assert.equal(v.code, "VALID");
+  assert.equal(v.keyId, keyId);
+  assert.equal(v.credits, 2);
+  assert.deepEqual(v.meta, { plan: "pro" });
+  assert.deepEqual(v.roles, ["reader"]);
+  assert.ok(v.permissions.includes("docs.read"));
+  assert.equal(v.identity.externalId, "user-1");
+  assert.equal(v.ratelimits[0].remaining, 1);
+
+  v = (await unkey.keys.verifyKey({ key, permissions: "admin" })).data;
+  assert.equal(v.code, "INSUFFICIENT_PERMISSIONS");
+  assert.equal(v.valid, false);
+
+  assert.equal((await unkey.keys.verifyKey({ key })).data.code, "VALID");
+  v = (await unkey.keys.verifyKey({ key })).data;
+  assert.equal(v.code, "RATE_LIMITED");
+  assert.equal(v.ratelimits[0].exceeded, true);
+
+  // Lift the limit, then spend the last credit.
+  await unkey.keys.updateKey({ keyId, ratelimits: [], name: "ci-2" });
+  assert.equal((await unkey.keys.verifyKey({ key })).data.credits, 0);
+  assert.equal((await unkey.keys.verifyKey({ key })).data.code, "USAGE_EXCEEDED");
+
+  await unkey.keys.updateKey({ keyId, credits: { remaining: 100 }, enabled: false });
+  v = (await unkey.keys.verifyKey({ key })).data;
+  assert.equal(v.code, "DISABLED");
+  assert.equal(v.enabled, false);
+  await unkey.keys.updateKey({ keyId, enabled: true });
+
+  const got = (await unkey.keys.getKey({ keyId })).data;
+  assert.equal(got.name, "ci-2");
+  assert.equal(got.enabled, true);
+  assert.equal(got.credits.remaining, 100);
+  assert.equal(got.identity.externalId, "user-1");
+  assert.deepEqual((await unkey.keys.whoami({ key })).data.keyId, keyId);
+
+  await unkey.keys.deleteKey({ keyId });
+  assert.equal((await unkey.keys.verifyKey({ key })).data.code, "NOT_FOUND");
+  await refused(() => unkey.keys.getKey({ keyId }), errors.NotFoundErrorResponse);
+});
+
+test("an expired key", { skip }, async () => {
+  const expires = Date.now() + 1000;
+  const { data } = await unkey.keys.createKey({ apiId, expires });
+  assert.equal((await unkey.keys.verifyKey({ key: data.key })).data.code, "VALID");
+  // Expiry is the wall clock: wait until it has passed.
+  await sleepUntil(Math.max(0, expires - Date.now() + 50));
+  const v = (await unkey.keys.verifyKey({ key: data.key })).data;
+  assert.equal(v.code, "EXPIRED");
+  assert.equal(v.expires, expires);
+});
+
+test("listKeys pages with a cursor", { skip }, async () => {
+  const { data } = await unkey.apis.createApi({ name: "paged" });
+  const ids = [];
+  for (let i = 0; i < 3; i++) ids.push((await unkey.keys.createKey({ apiId: data.apiId, externalId: "u" })).data.keyId);
+  // The SDK's page iterator follows pagination.cursor until it is absent.
+  const seen = [];
+  const more = [];
+  for await (const page of await unkey.apis.listKeys({ apiId: data.apiId, limit: 2 })) {
+    seen.push(...page.result.data.map((k) => k.keyId));
+    more.push(page.result.pagination.hasMore);
+  }
+  assert.deepEqual(more, [true, false]);
+  assert.deepEqual(seen, ids);
+});
+
+test("refusals reach the SDK as its error classes", { skip }, async () => {
+  let err = await refused(() => unkey.keys.createKey({ apiId, recoverable: true }), errors.BadRequestErrorResponse);
+  assert.equal(err.error.errors[0].location, "body.recoverable");
+  err = await refused(
+    () => unkey.keys.createKey({ apiId, credits: { remaining: 1, refill: { interval: "monthly", amount: 1 } } }),
+    errors.BadRequestErrorResponse,
+  );
+  assert.equal(err.error.errors[0].location, "body.credits.refill.interval");
+  err = await refused(() => unkey.keys.verifyKey({ key: "x", tags: ["a"] }), errors.BadRequestErrorResponse);
+  assert.equal(err.error.errors[0].location, "body.tags");
+  const stranger = new Unkey({ rootKey: "kw_root_" + "A".repeat(49), serverURL: kw.url, retryConfig: { strategy: "none" } });
+  err = await refused(() => stranger.apis.getApi({ apiId }), errors.UnauthorizedErrorResponse);
+  assert.equal(err.error.status, 401);
+});
