@@ -35,7 +35,8 @@ type keyData struct {
 // creditsData is a key's credits; a refill is answered only when keyward's
 // interval is Unkey's daily one (docs/unkey.md).
 type creditsData struct {
-	Remaining int64       `json:"remaining"`
+	// Remaining is null for a key without credits (unlimited).
+	Remaining *int64      `json:"remaining"`
 	Refill    *refillData `json:"refill,omitempty"`
 }
 
@@ -85,16 +86,22 @@ func keyDataOf(k *keyward.Key, c *keyward.Credits) *keyData {
 		d.Expires = k.ExpiresAt.UnixMilli()
 	}
 	if c != nil {
-		d.Credits = &creditsData{Remaining: c.Remaining}
-		if c.Refill != nil && time.Duration(c.Refill.Interval) == daily {
-			d.Credits.Refill = &refillData{Interval: "daily", Amount: c.Refill.Amount}
-		}
+		d.Credits = creditsDataOf(c)
 	}
 	if k.UserExternalID != "" {
 		d.Identity = &identityData{ID: k.UserID, ExternalID: k.UserExternalID, Meta: k.UserMeta}
 	}
 	for _, l := range k.RateLimits {
 		d.Ratelimits = append(d.Ratelimits, ratelimitData{ID: l.Name, Name: l.Name, Limit: l.Limit, Duration: time.Duration(l.Window).Milliseconds(), AutoApply: true})
+	}
+	return d
+}
+
+// creditsDataOf returns credits c as Unkey answers them.
+func creditsDataOf(c *keyward.Credits) *creditsData {
+	d := &creditsData{Remaining: &c.Remaining}
+	if c.Refill != nil && time.Duration(c.Refill.Interval) == daily {
+		d.Refill = &refillData{Interval: "daily", Amount: c.Refill.Amount}
 	}
 	return d
 }

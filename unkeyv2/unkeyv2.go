@@ -45,10 +45,12 @@ type TenancyServices interface {
 	keyward.UserService
 }
 
-// KeyServices are the key and credit services the operations call.
+// KeyServices are the key, credit and import services the operations
+// call.
 type KeyServices interface {
 	keyward.KeyService
 	keyward.CreditService
+	keyward.KeyImportService
 }
 
 // DeniedAuditor records refused actions in the audit log; admin.Audit is
@@ -114,16 +116,25 @@ func New(cfg Config) *Server {
 	}
 	s.log = s.log.With("component", "unkeyv2")
 	s.ops = map[string]operation{
-		"apis.createApi": op(s.createAPI),
-		"apis.getApi":    op(s.getAPI),
-		"apis.deleteApi": op(s.deleteAPI),
-		"apis.listKeys":  s.listKeys,
-		"keys.createKey": op(s.createKey),
-		"keys.getKey":    op(s.getKey),
-		"keys.deleteKey": op(s.deleteKey),
-		"keys.updateKey": op(s.updateKey),
-		"keys.whoami":    op(s.whoami),
-		"keys.verifyKey": op(s.verifyKey),
+		"apis.createApi":         op(s.createAPI),
+		"apis.getApi":            op(s.getAPI),
+		"apis.deleteApi":         op(s.deleteAPI),
+		"apis.listKeys":          s.listKeys,
+		"keys.createKey":         op(s.createKey),
+		"keys.getKey":            op(s.getKey),
+		"keys.deleteKey":         op(s.deleteKey),
+		"keys.updateKey":         op(s.updateKey),
+		"keys.whoami":            op(s.whoami),
+		"keys.verifyKey":         op(s.verifyKey),
+		"keys.rerollKey":         op(s.rerollKey),
+		"keys.updateCredits":     op(s.updateCredits),
+		"keys.addPermissions":    s.changePermissions(addTo),
+		"keys.removePermissions": s.changePermissions(removeFrom),
+		"keys.setPermissions":    s.changePermissions(replaceWith),
+		"keys.addRoles":          s.changeRoles(addTo),
+		"keys.removeRoles":       s.changeRoles(removeFrom),
+		"keys.setRoles":          s.changeRoles(replaceWith),
+		"keys.migrateKeys":       op(s.migrateKeys),
 	}
 	return s
 }
