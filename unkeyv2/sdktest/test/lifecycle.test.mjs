@@ -2,6 +2,7 @@
 // server URL is keyward's, its root key a keyward root key, and every call goes
 // through the SDK's own request building and response validation.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { after, before, test } from "node:test";
 import { setTimeout as sleepUntil } from "node:timers/promises";
 import { Unkey } from "@unkey/api";
@@ -153,4 +154,58 @@ test("refusals reach the SDK as its error classes", { skip }, async () => {
   const stranger = new Unkey({ rootKey: "kw_root_" + "A".repeat(49), serverURL: kw.url, retryConfig: { strategy: "none" } });
   err = await refused(() => stranger.apis.getApi({ apiId }), errors.UnauthorizedErrorResponse);
   assert.equal(err.error.status, 401);
+});
+
+test("reroll, credits, permissions and roles through the SDK", { skip }, async () => {
+  const { data } = await unkey.keys.createKey({ apiId, externalId: "user-2", credits: { remaining: 5 } });
+  const rolled = (await unkey.keys.rerollKey({ keyId: data.keyId, expiration: 0 })).data;
+  assert.notEqual(rolled.keyId, data.keyId);
+  assert.equal((await unkey.keys.verifyKey({ key: data.key })).data.code, "NOT_FOUND");
+  const v = (await unkey.keys.verifyKey({ key: rolled.key })).data;
+  assert.equal(v.code, "VALID");
+  assert.equal(v.identity.externalId, "user-2");
+
+  let credits = (await unkey.keys.updateCredits({ keyId: rolled.keyId, operation: "set", value: 10 })).data;
+  assert.equal(credits.remaining, 10);
+  credits = (await unkey.keys.updateCredits({ keyId: rolled.keyId, operation: "increment", value: 5 })).data;
+  assert.equal(credits.remaining, 15);
+  const err = await refused(
+    () => unkey.keys.updateCredits({ keyId: rolled.keyId, operation: "decrement", value: 1 }),
+    errors.BadRequestErrorResponse,
+  );
+  assert.equal(err.error.errors[0].location, "body.operation");
+  credits = (await unkey.keys.updateCredits({ keyId: rolled.keyId, operation: "set", value: null })).data;
+  assert.equal(credits.remaining, null);
+
+  const perms = (await unkey.keys.addPermissions({ keyId: rolled.keyId, permissions: ["docs.write"] })).data;
+  assert.deepEqual(perms.map((p) => p.slug), ["docs.write"]);
+  const roles = (await unkey.keys.setRoles({ keyId: rolled.keyId, roles: ["reader"] })).data;
+  assert.deepEqual(roles.map((r) => r.name), ["reader"]);
+  assert.equal((await unkey.keys.verifyKey({ key: rolled.key, permissions: "docs.read AND docs.write" })).data.code, "VALID");
+  await unkey.keys.removePermissions({ keyId: rolled.keyId, permissions: ["docs.write"] });
+  await unkey.keys.removeRoles({ keyId: rolled.keyId, roles: ["reader"] });
+  assert.equal((await unkey.keys.verifyKey({ key: rolled.key, permissions: "docs.read" })).data.code, "INSUFFICIENT_PERMISSIONS");
+  await unkey.keys.setPermissions({ keyId: rolled.keyId, permissions: ["docs.read"] });
+  assert.equal((await unkey.keys.verifyKey({ key: rolled.key, permissions: "docs.read" })).data.code, "VALID");
+});
+
+test("migrate a key by its hash, then verify it", { skip }, async () => {
+  const raw = "uk_5Tq9LmZx2RbW7cYn4KdP8s";
+  const hash = createHash("sha256").update(raw).digest("base64");
+  assert.equal((await unkey.keys.verifyKey({ key: raw })).data.code, "NOT_FOUND");
+  const { data } = await unkey.keys.migrateKeys({
+    migrationId: "from-unkey",
+    apiId,
+    keys: [{ hash, name: "migrated", externalId: "user-3", permissions: ["docs.read"], meta: { plan: "pro" } }],
+  });
+  assert.deepEqual(data.failed, []);
+  assert.equal(data.migrated[0].hash, hash);
+  // A digest imported and not yet used is a conflict.
+  const err = await refused(() => unkey.keys.migrateKeys({ migrationId: "again", apiId, keys: [{ hash }] }), errors.UnkeyError);
+  assert.equal(err.statusCode, 409);
+  const v = (await unkey.keys.verifyKey({ key: raw, permissions: "docs.read" })).data;
+  assert.equal(v.code, "VALID");
+  assert.equal(v.keyId, data.migrated[0].keyId);
+  assert.equal(v.identity.externalId, "user-3");
+  assert.deepEqual(v.meta, { plan: "pro" });
 });
