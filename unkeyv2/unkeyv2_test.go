@@ -303,7 +303,8 @@ func TestEnvelopeErrors(t *testing.T) {
 		}
 	})
 	t.Run("missing required", func(t *testing.T) {
-		for op, field := range map[string]string{"apis.createApi": "name", "apis.getApi": "apiId", "apis.deleteApi": "apiId", "apis.listKeys": "apiId", "keys.createKey": "apiId", "keys.getKey": "keyId", "keys.deleteKey": "keyId", "keys.updateKey": "keyId", "keys.whoami": "key", "keys.verifyKey": "key"} {
+		for op, field := range map[string]string{"apis.createApi": "name", "apis.getApi": "apiId", "apis.deleteApi": "apiId", "apis.listKeys": "apiId", "keys.createKey": "apiId", "keys.getKey": "keyId", "keys.deleteKey": "keyId", "keys.updateKey": "keyId", "keys.whoami": "key", "keys.verifyKey": "key",
+			"keys.rerollKey": "keyId", "keys.updateCredits": "keyId", "keys.addPermissions": "keyId", "keys.removeRoles": "keyId", "keys.migrateKeys": "migrationId"} {
 			er := e.refused(e.root, op, map[string]any{}, http.StatusBadRequest)
 			if location(er) != "body."+field {
 				t.Fatalf("%s: %v", op, er)
