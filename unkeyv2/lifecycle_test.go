@@ -68,6 +68,7 @@ func TestListKeys(t *testing.T) {
 			t.Fatal("pagination does not end")
 		}
 	}
+	u2 := ids[2]
 	// Ids order keys made within one millisecond by their random part.
 	slices.Sort(got)
 	slices.Sort(ids)
@@ -75,7 +76,7 @@ func TestListKeys(t *testing.T) {
 		t.Fatalf("listed %v, want %v", got, ids)
 	}
 	one := e.ok(e.root, "apis.listKeys", map[string]any{"apiId": api, "externalId": "u2"}).([]any)
-	if len(one) != 1 || one[0].(map[string]any)["keyId"] != ids[2] || one[0].(map[string]any)["identity"].(map[string]any)["externalId"] != "u2" {
+	if len(one) != 1 || one[0].(map[string]any)["keyId"] != u2 || one[0].(map[string]any)["identity"].(map[string]any)["externalId"] != "u2" {
 		t.Fatalf("by externalId: %v", one)
 	}
 	if none := e.ok(e.root, "apis.listKeys", map[string]any{"apiId": api, "externalId": "nobody"}).([]any); len(none) != 0 {
