@@ -68,8 +68,8 @@ type listKeysRequest struct {
 // maxListLimit is the largest page Unkey's listKeys answers.
 const maxListLimit = 100
 
-// listKeys lists an account's keys, or those of its user with an external
-// id. revalidateKeysCache is accepted: keyward's caches never answer a
+// listKeys lists an account's user keys, or those of its user with an
+// external id. revalidateKeysCache is accepted: keyward's caches never answer a
 // key's state from before a change.
 func (s *Server) listKeys(ctx context.Context, _ *http.Request, body []byte) (any, *pagination, error) {
 	var in listKeysRequest
@@ -89,7 +89,9 @@ func (s *Server) listKeys(ctx context.Context, _ *http.Request, body []byte) (an
 		}
 		page.Limit = *in.Limit
 	}
-	filter := keyward.KeyFilter{AccountID: in.APIID}
+	// The API's keys are the account's user keys: its admin keys (a
+	// verifier's, say) are keyward's own, not the API's.
+	filter := keyward.KeyFilter{AccountID: in.APIID, Role: keyward.RoleUser}
 	if in.ExternalID != "" {
 		u, err := s.cfg.Tenancy.UserByExternalID(ctx, in.APIID, in.ExternalID)
 		if keyward.ErrorCode(err) == keyward.ENOTFOUND {

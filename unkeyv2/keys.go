@@ -399,7 +399,9 @@ func (n *nullable[T]) UnmarshalJSON(b []byte) error {
 		n.Null = true
 		return nil
 	}
-	return json.Unmarshal(b, &n.Value)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(&n.Value)
 }
 
 type updateKeyRequest struct {

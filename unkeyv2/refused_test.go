@@ -128,6 +128,7 @@ func TestUpdateKeyRefused(t *testing.T) {
 		{e.root, map[string]any{"name": "after", "meta": []int{1}, "credits": map[string]any{"remaining": 50}}, "", 400},
 		{e.root, map[string]any{"name": "after", "roles": []string{"nope"}, "credits": map[string]any{"remaining": 50}}, "", 404},
 		{e.root, map[string]any{"name": "after", "bogus": true}, "body.bogus", 400},
+		{e.root, map[string]any{"name": "after", "credits": map[string]any{"remaining": 50, "bogus": true}}, "body.bogus", 400},
 	} {
 		c.body["keyId"] = id
 		er := e.refused(c.key, "keys.updateKey", c.body, c.status)
