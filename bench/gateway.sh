@@ -8,6 +8,9 @@
 #   - POST /v1/keys/verify of "keyward serve" against a bare net/http JSON
 #     handler (bench/benchserver json) answering the same request with the
 #     same JSON (target: >= 60% of its requests/s);
+#   - POST /v2/keys.verifyKey of "keyward serve" (the Unkey v2 API,
+#     docs/unkey.md) against its own POST /v1/keys/verify for the same key
+#     (target: >= 90% of its requests/s);
 #   - /v1/forward-auth of "keyward serve", beside the bare upstream handler
 #     (200 "ok") for scale (no target).
 #
@@ -82,6 +85,11 @@ export WRK_BODY="{\"key\":\"$key\",\"permissions\":[\"bench:read\"]}"
 curl -sf -X POST -H "Authorization: Bearer $root" -H 'Content-Type: application/json' -d "$WRK_BODY" \
 	"http://$api/v1/keys/verify" >"$work/verify.json" || { echo "bench/gateway.sh: POST /v1/keys/verify failed" >&2; exit 1; }
 grep -q '"valid": *true' "$work/verify.json" || { echo "bench/gateway.sh: the key did not verify: $(cat "$work/verify.json")" >&2; exit 1; }
+# The same verification through the Unkey v2 API (post.lua reads WRK_BODY,
+# which run's callers set per target).
+V2_BODY="{\"key\":\"$key\",\"permissions\":\"bench:read\"}"
+curl -sf -X POST -H "Authorization: Bearer $root" -H 'Content-Type: application/json' -d "$V2_BODY" \
+	"http://$api/v2/keys.verifyKey" | grep -q '"code": *"VALID"' || { echo "bench/gateway.sh: POST /v2/keys.verifyKey did not verify the key" >&2; exit 1; }
 "$work/benchserver" json "$barejson" "$work/verify.json" 2>"$work/barejson.log" & pids+=($!)
 wait_port "$barejson"
 
@@ -118,12 +126,14 @@ wrk -t1 -c8 -d2s "http://$bare/x" >/dev/null # warm up
 wrk -t1 -c8 -d2s -H "Authorization: Bearer $key" "http://$gw/x" >/dev/null
 wrk -t1 -c8 -d1s -s bench/post.lua -H "Authorization: Bearer $root" "http://$api/v1/keys/verify" >/dev/null
 wrk -t1 -c8 -d1s -s bench/post.lua "http://$barejson/v1/keys/verify" >/dev/null
+WRK_BODY=$V2_BODY wrk -t1 -c8 -d1s -s bench/post.lua -H "Authorization: Bearer $root" "http://$api/v2/keys.verifyKey" >/dev/null
 for round in $(seq "$ROUNDS"); do
-	echo "round $round of $ROUNDS: 6 targets x $DURATION" >&2
+	echo "round $round of $ROUNDS: 7 targets x $DURATION" >&2
 	run bare-proxy "http://$bare/x" >>"$results"
 	run gateway "http://$gw/x" -H "Authorization: Bearer $key" >>"$results"
 	run bare-json "http://$barejson/v1/keys/verify" -s bench/post.lua >>"$results"
 	run verify "http://$api/v1/keys/verify" -s bench/post.lua -H "Authorization: Bearer $root" >>"$results"
+	WRK_BODY=$V2_BODY run unkey-verify "http://$api/v2/keys.verifyKey" -s bench/post.lua -H "Authorization: Bearer $root" >>"$results"
 	run bare-handler "http://$up/x" >>"$results"
 	run forward-auth "http://$api/v1/forward-auth" -H "Authorization: Bearer $key" -H "X-Original-URI: /x" >>"$results"
 done
@@ -139,9 +149,10 @@ awk '
 	{ rps[$1] = rps[$1] " " $2; p50[$1] = p50[$1] " " $3; p99[$1] = p99[$1] " " $4 }
 	END {
 		printf "%-14s %14s %10s %10s   %s\n", "target", "req/s (median)", "p50 ms", "p99 ms", "req/s per round"
-		split("bare-proxy gateway bare-json verify bare-handler forward-auth", order, " ")
-		for (i = 1; i <= 6; i++) { t = order[i]; printf "%-14s %14.0f %10.3f %10.3f  %s\n", t, median(rps[t]), median(p50[t]), median(p99[t]), rps[t] }
+		split("bare-proxy gateway bare-json verify unkey-verify bare-handler forward-auth", order, " ")
+		for (i = 1; i <= 7; i++) { t = order[i]; printf "%-14s %14.0f %10.3f %10.3f  %s\n", t, median(rps[t]), median(p50[t]), median(p99[t]), rps[t] }
 		printf "gateway / bare proxy:        %.1f%% (target >= 85%%)\n", 100 * median(rps["gateway"]) / median(rps["bare-proxy"])
 		printf "verify / bare JSON handler:  %.1f%% (target >= 60%%)\n", 100 * median(rps["verify"]) / median(rps["bare-json"])
+		printf "unkey-verify / verify:       %.1f%% (target >= 90%%)\n", 100 * median(rps["unkey-verify"]) / median(rps["verify"])
 		printf "forward-auth / bare handler: %.1f%% (no target)\n", 100 * median(rps["forward-auth"]) / median(rps["bare-handler"])
 	}' "$results"
