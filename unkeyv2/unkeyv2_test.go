@@ -316,6 +316,10 @@ func TestEnvelopeErrors(t *testing.T) {
 			e.refused(e.root, "apis.getApi", body, http.StatusBadRequest)
 		}
 	})
+	t.Run("too large", func(t *testing.T) {
+		body := `{"name": "` + strings.Repeat("a", maxBodyBytes) + `"}`
+		e.refused(e.root, "apis.createApi", body, http.StatusRequestEntityTooLarge)
+	})
 	t.Run("not found", func(t *testing.T) {
 		e.refused(e.root, "apis.getApi", map[string]any{"apiId": "acc_nope"}, http.StatusNotFound)
 		e.refused(e.root, "keys.getKey", map[string]any{"keyId": "key_nope"}, http.StatusNotFound)
