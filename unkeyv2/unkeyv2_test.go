@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -350,4 +351,25 @@ func TestEnvelopeErrors(t *testing.T) {
 		a.header.Set("X-Request-Id", "req_1")
 		e.checkError(a, "429", http.StatusTooManyRequests)
 	})
+}
+
+// TestOperationsDocumented keeps docs/unkey.md naming every operation
+// served.
+func TestOperationsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/unkey.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	s := New(Config{Tenancy: e.svc.Tenancy, Keys: e.svc.Keys, Engine: &verify.Engine{}})
+	ops := s.Operations()
+	if len(ops) != 19 {
+		t.Fatalf("%d operations: %v", len(ops), ops)
+	}
+	for _, op := range ops {
+		_, name, _ := strings.Cut(op, ".")
+		if !bytes.Contains(doc, []byte("`"+op+"`")) && !bytes.Contains(doc, []byte("`"+name+"`")) {
+			t.Errorf("docs/unkey.md does not name %s", op)
+		}
+	}
 }
