@@ -95,9 +95,12 @@ func (s *Server) updateCredits(ctx context.Context, _ *http.Request, in *updateC
 	return creditsDataOf(c), nil
 }
 
-type permissionsRequest struct {
+// listRequest is the body of the operations that change a key's
+// permissions or roles: the list is in the field named by the operation.
+type listRequest struct {
 	KeyID       string   `json:"keyId"`
 	Permissions []string `json:"permissions"`
+	Roles       []string `json:"roles"`
 }
 
 // permissionData is a permission as Unkey answers it; a keyward permission
@@ -106,11 +109,6 @@ type permissionData struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	Slug string `json:"slug"`
-}
-
-type rolesRequest struct {
-	KeyID string   `json:"keyId"`
-	Roles []string `json:"roles"`
 }
 
 // roleData is a named role as Unkey answers it; a keyward role's name is
@@ -139,53 +137,67 @@ func removeFrom(have, given []string) []string {
 
 func replaceWith(_, given []string) []string { return slices.Clone(given) }
 
-// changePermissions returns the operation changing a key's own
-// permissions by change; it answers them all.
-func (s *Server) changePermissions(change listChange) operation {
-	return op(func(ctx context.Context, _ *http.Request, in *permissionsRequest) ([]permissionData, error) {
-		if in.KeyID == "" {
-			return nil, badField("keyId", "is required")
-		}
-		if in.Permissions == nil {
-			return nil, badField("permissions", "is required")
-		}
-		k, err := s.cfg.Keys.Key(ctx, in.KeyID)
-		if err != nil {
-			return nil, err
-		}
-		next := change(k.Permissions, in.Permissions)
-		if k, err = s.cfg.Keys.UpdateKey(ctx, in.KeyID, keyward.KeyUpdate{Permissions: &next}); err != nil {
-			return nil, err
-		}
-		out := make([]permissionData, len(k.Permissions))
-		for i, p := range k.Permissions {
-			out[i] = permissionData{ID: p, Name: p, Slug: p}
-		}
-		return out, nil
-	})
+// keyList is one of a key's lists the operations change: its field in
+// the request, how it is read from a key and written in an update, and how
+// each item is answered.
+type keyList[T any] struct {
+	field  string
+	given  func(*listRequest) []string
+	of     func(*keyward.Key) []string
+	update func(*keyward.KeyUpdate, *[]string)
+	answer func(string) T
 }
 
-// changeRoles returns the operation changing a key's named roles by
-// change; it answers them all.
-func (s *Server) changeRoles(change listChange) operation {
-	return op(func(ctx context.Context, _ *http.Request, in *rolesRequest) ([]roleData, error) {
+var (
+	permissionList = keyList[permissionData]{
+		field:  "permissions",
+		given:  func(r *listRequest) []string { return r.Permissions },
+		of:     func(k *keyward.Key) []string { return k.Permissions },
+		update: func(u *keyward.KeyUpdate, l *[]string) { u.Permissions = l },
+		answer: func(p string) permissionData { return permissionData{ID: p, Name: p, Slug: p} },
+	}
+	roleList = keyList[roleData]{
+		field:  "roles",
+		given:  func(r *listRequest) []string { return r.Roles },
+		of:     func(k *keyward.Key) []string { return k.Roles },
+		update: func(u *keyward.KeyUpdate, l *[]string) { u.Roles = l },
+		answer: func(r string) roleData { return roleData{ID: r, Name: r} },
+	}
+)
+
+// changeList returns the operation changing list l of a key by change; it
+// answers the whole list after the change. The other list's field is
+// refused as unknown, as any field the operation does not take.
+func changeList[T any](s *Server, l keyList[T], change listChange) operation {
+	return op(func(ctx context.Context, _ *http.Request, in *listRequest) ([]T, error) {
+		other, otherField := in.Roles, "roles"
+		if l.field == "roles" {
+			other, otherField = in.Permissions, "permissions"
+		}
+		if other != nil {
+			return nil, badField(otherField, "unknown field: this operation changes a key's %s only", l.field)
+		}
 		if in.KeyID == "" {
 			return nil, badField("keyId", "is required")
 		}
-		if in.Roles == nil {
-			return nil, badField("roles", "is required")
+		given := l.given(in)
+		if given == nil {
+			return nil, badField(l.field, "is required")
 		}
 		k, err := s.cfg.Keys.Key(ctx, in.KeyID)
 		if err != nil {
 			return nil, err
 		}
-		next := change(k.Roles, in.Roles)
-		if k, err = s.cfg.Keys.UpdateKey(ctx, in.KeyID, keyward.KeyUpdate{Roles: &next}); err != nil {
+		var u keyward.KeyUpdate
+		next := change(l.of(k), given)
+		l.update(&u, &next)
+		if k, err = s.cfg.Keys.UpdateKey(ctx, in.KeyID, u); err != nil {
 			return nil, err
 		}
-		out := make([]roleData, len(k.Roles))
-		for i, r := range k.Roles {
-			out[i] = roleData{ID: r, Name: r}
+		have := l.of(k)
+		out := make([]T, len(have))
+		for i, v := range have {
+			out[i] = l.answer(v)
 		}
 		return out, nil
 	})

@@ -139,6 +139,12 @@ func TestPermissionsAndRoles(t *testing.T) {
 	// An admin may not grant what it does not hold; nothing changes.
 	e.refused(e.adminKey(api, "c.read"), "keys.addPermissions", map[string]any{"keyId": id, "permissions": []string{"d.write"}}, http.StatusForbidden)
 	e.refused(e.root, "keys.setPermissions", map[string]any{"keyId": id}, http.StatusBadRequest)
+	if er := e.refused(e.root, "keys.addPermissions", map[string]any{"keyId": id, "permissions": []string{}, "roles": []string{"reader"}}, http.StatusBadRequest); location(er) != "body.roles" {
+		t.Fatalf("roles given to addPermissions: %v", er)
+	}
+	if er := e.refused(e.root, "keys.setRoles", map[string]any{"keyId": id, "roles": []string{}, "permissions": []string{}}, http.StatusBadRequest); location(er) != "body.permissions" {
+		t.Fatalf("permissions given to setRoles: %v", er)
+	}
 
 	if got := names(e.ok(e.root, "keys.addRoles", map[string]any{"keyId": id, "roles": []string{"reader", "writer"}})); !slices.Equal(got, []string{"reader", "writer"}) {
 		t.Fatalf("add roles: %v", got)

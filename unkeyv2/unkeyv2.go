@@ -103,10 +103,13 @@ type pagination struct {
 }
 
 // New returns a Server for cfg. It panics if a service or the engine is
-// missing: a wiring bug.
+// missing or an agent header cannot be one: wiring bugs.
 func New(cfg Config) *Server {
 	if cfg.Tenancy == nil || cfg.Keys == nil || cfg.Engine == nil {
 		panic("unkeyv2: Config.Tenancy, Config.Keys and Config.Engine are required")
+	}
+	if err := httpedge.CheckAgentHeaders(cfg.AgentHeaders); err != nil {
+		panic("unkeyv2: Config.AgentHeaders: " + keyward.ErrorMessage(err))
 	}
 	cfg.TrustedProxies = slices.Clone(cfg.TrustedProxies)
 	cfg.AgentHeaders = slices.Clone(cfg.AgentHeaders)
@@ -128,12 +131,12 @@ func New(cfg Config) *Server {
 		"keys.verifyKey":         op(s.verifyKey),
 		"keys.rerollKey":         op(s.rerollKey),
 		"keys.updateCredits":     op(s.updateCredits),
-		"keys.addPermissions":    s.changePermissions(addTo),
-		"keys.removePermissions": s.changePermissions(removeFrom),
-		"keys.setPermissions":    s.changePermissions(replaceWith),
-		"keys.addRoles":          s.changeRoles(addTo),
-		"keys.removeRoles":       s.changeRoles(removeFrom),
-		"keys.setRoles":          s.changeRoles(replaceWith),
+		"keys.addPermissions":    changeList(s, permissionList, addTo),
+		"keys.removePermissions": changeList(s, permissionList, removeFrom),
+		"keys.setPermissions":    changeList(s, permissionList, replaceWith),
+		"keys.addRoles":          changeList(s, roleList, addTo),
+		"keys.removeRoles":       changeList(s, roleList, removeFrom),
+		"keys.setRoles":          changeList(s, roleList, replaceWith),
 		"keys.migrateKeys":       op(s.migrateKeys),
 	}
 	return s
