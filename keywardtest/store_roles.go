@@ -105,7 +105,6 @@ func testRoles(t *testing.T, open func(*testing.T) keyward.Store) {
 		wantRoles(pk, want[pk.ID], perms...)
 	}
 
-
 	// A role of another account, or none, cannot be attached.
 	bad := keyward.Key{ID: apikey.NewID("key"), Hash: randomHash(), PepperVersion: 1, Role: keyward.RoleUser,
 		AccountID: other.ID, UserID: f.user(other.ID, "o").ID, Roles: []string{"writer"}, CreatedAt: Now(), UpdatedAt: Now()}
