@@ -25,11 +25,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/clientaddr"
 	"github.com/keyward/keyward/httpedge"
+	"github.com/keyward/keyward/ratelimit"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -80,6 +82,12 @@ type Config struct {
 	Challenge string
 	// AgentHeaders are read as the agent besides X-Keyward-Agent.
 	AgentHeaders []string
+	// Limiter is the deployment's rate limit engine, which counts
+	// ratelimit.limit's standalone limits; nil: that operation is not
+	// served.
+	Limiter ratelimit.Limiter
+	// Now is the clock of ratelimit.limit; nil: time.Now.
+	Now func() time.Time
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -139,7 +147,18 @@ func New(cfg Config) *Server {
 		"keys.setRoles":          changeList(s, roleList, replaceWith),
 		"keys.migrateKeys":       op(s.migrateKeys),
 	}
+	if cfg.Limiter != nil {
+		s.ops["ratelimit.limit"] = op(s.ratelimitLimit)
+	}
 	return s
+}
+
+// now is the time of the configured clock.
+func (s *Server) now() time.Time {
+	if s.cfg.Now != nil {
+		return s.cfg.Now()
+	}
+	return time.Now()
 }
 
 // Operations returns the names of the operations served, sorted.

@@ -18,6 +18,7 @@ import (
 	"github.com/keyward/keyward/admin"
 	"github.com/keyward/keyward/credits"
 	"github.com/keyward/keyward/keywardtest"
+	"github.com/keyward/keyward/ratelimit"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -66,7 +67,8 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	svc := admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: engine, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Logger: log, Now: clk.now})
-	srv := New(Config{Tenancy: svc.Tenancy, Keys: svc.Keys, Engine: engine, Denied: svc.Audit, Logger: log})
+	srv := New(Config{Tenancy: svc.Tenancy, Keys: svc.Keys, Engine: engine, Denied: svc.Audit, Logger: log,
+		Limiter: ratelimit.NewLocal(ratelimit.LocalOptions{}), Now: clk.now})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	secret, k, err := svc.Keys.Bootstrap(t.Context())
@@ -268,7 +270,7 @@ func TestEnvelopeErrors(t *testing.T) {
 		}
 	})
 	t.Run("unknown operation", func(t *testing.T) {
-		for _, op := range []string{"keys.frobnicate", "ratelimit.limit", "", "keys.createKey/x"} {
+		for _, op := range []string{"keys.frobnicate", "ratelimit.multiLimit", "", "keys.createKey/x"} {
 			er := e.refused(e.root, op, map[string]any{}, http.StatusBadRequest)
 			if location(er) != "path" || !strings.Contains(er["detail"].(string), "not served") {
 				t.Fatalf("%q: %v", op, er)
@@ -361,9 +363,9 @@ func TestOperationsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnv(t)
-	s := New(Config{Tenancy: e.svc.Tenancy, Keys: e.svc.Keys, Engine: &verify.Engine{}})
+	s := New(Config{Tenancy: e.svc.Tenancy, Keys: e.svc.Keys, Engine: &verify.Engine{}, Limiter: ratelimit.NewLocal(ratelimit.LocalOptions{})})
 	ops := s.Operations()
-	if len(ops) != 19 {
+	if len(ops) != 20 {
 		t.Fatalf("%d operations: %v", len(ops), ops)
 	}
 	for _, op := range ops {

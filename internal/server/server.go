@@ -26,6 +26,7 @@ import (
 	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/postgres"
+	"github.com/keyward/keyward/ratelimit"
 	"github.com/keyward/keyward/redis"
 	"github.com/keyward/keyward/unkeyv2"
 	"github.com/keyward/keyward/usage"
@@ -63,6 +64,9 @@ type Core struct {
 	// redis is the client shared by the bus, the rate limiter, the credit
 	// ledger and the abuse counter; nil without Redis.
 	redis goredis.UniversalClient
+	// limiter is the rate limit engine of the verification engine and of
+	// the Unkey v2 API's standalone limits.
+	limiter ratelimit.Limiter
 	// ledger holds the live credits; closeLedger writes back its last
 	// counts.
 	ledger      keyward.CreditLedger
@@ -165,7 +169,7 @@ func (c *Core) openEngine(cfg *config.Config, log *slog.Logger, withEngine bool)
 	if err != nil {
 		return fmt.Errorf("opening the rate limiter and credit ledger: %w", err)
 	}
-	c.ledger, c.closeLedger = ledger, closeLedger
+	c.limiter, c.ledger, c.closeLedger = limiter, ledger, closeLedger
 	if !withEngine {
 		return nil
 	}
@@ -422,6 +426,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		TrustedProxies: trusted,
 		Challenge:      challenge,
 		AgentHeaders:   cfg.AgentHeaders,
+		Limiter:        c.limiter,
 		Logger:         log,
 	}))
 

@@ -209,3 +209,16 @@ test("migrate a key by its hash, then verify it", { skip }, async () => {
   assert.equal(v.identity.externalId, "user-3");
   assert.deepEqual(v.meta, { plan: "pro" });
 });
+
+test("ratelimit.limit: a standalone limit through the SDK", { skip }, async () => {
+  const ask = (identifier) => unkey.ratelimit.limit({ namespace: "email", identifier, limit: 2, duration: 60_000 });
+  const first = (await ask("user_1")).data;
+  assert.equal(first.success, true);
+  assert.equal(first.limit, 2);
+  assert.equal(first.remaining, 1);
+  assert.equal((await ask("user_1")).data.remaining, 0);
+  const third = (await ask("user_1")).data;
+  assert.equal(third.success, false, "the third call in the window is refused");
+  assert.ok(third.reset > Date.now() - 1000, "reset is a time in the window, in milliseconds");
+  assert.equal((await ask("user_2")).data.success, true, "another identifier counts apart");
+});
