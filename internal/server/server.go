@@ -22,6 +22,7 @@ import (
 	"github.com/keyward/keyward/admin"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/bus"
+	"github.com/keyward/keyward/console"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/keyring"
@@ -427,6 +428,14 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		Challenge:      challenge,
 		AgentHeaders:   cfg.AgentHeaders,
 		Limiter:        c.limiter,
+		Logger:         log,
+	}))
+	handler.Handle(console.Path+"/", console.New(console.Config{
+		Tenancy:        c.Admin.Tenancy,
+		Keys:           c.Admin.Keys,
+		Audit:          c.Admin.Audit,
+		Engine:         c.Engine,
+		TrustedProxies: trusted,
 		Logger:         log,
 	}))
 
