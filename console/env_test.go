@@ -47,21 +47,23 @@ type envOptions struct {
 	trusted []netip.Prefix
 }
 
-// clock is the console's injected clock.
+// clock is the console's injected clock: the time plus what the test
+// advanced it by, so sessions expire without waiting and keys changed by
+// the services (with the real time) read as they are.
 type clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	offset time.Duration
 }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.now
+	return time.Now().Add(c.offset)
 }
 
 func (c *clock) advance(d time.Duration) {
 	c.mu.Lock()
-	c.now = c.now.Add(d)
+	c.offset += d
 	c.mu.Unlock()
 }
 
@@ -94,7 +96,7 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
 
 func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, store: keywardtest.NewSQLiteStore(t), logs: &keywardtest.SyncBuffer{}, signals: &signalSink{}, clock: &clock{now: time.Now()}}
+	e := &env{t: t, store: keywardtest.NewSQLiteStore(t), logs: &keywardtest.SyncBuffer{}, signals: &signalSink{}, clock: &clock{}}
 	hasher := keywardtest.NewHasher(t)
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ledger := credits.NewStoreLedger(e.store)
@@ -248,7 +250,7 @@ func (b *browser) signIn(key string) {
 		b.e.t.Fatalf("sign-in: status %d, location %q, body %.300s", p.status, p.header.Get("Location"), p.body)
 	}
 	b.e.remember(b.cookie(console.SessionCookie).Value) // a bearer credential too
-	b.get("/console/keys")                                // picks up the session's CSRF token
+	b.get("/console/keys")                              // picks up the session's CSRF token
 }
 
 func (b *browser) cookie(name string) *http.Cookie {
@@ -282,6 +284,5 @@ func setCookie(p page, name string) *http.Cookie {
 	}
 	return nil
 }
-
 
 func mustRE(s string) *regexp.Regexp { return regexp.MustCompile(s) }
