@@ -317,16 +317,15 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	res := c.engine.Verify(r.Context(), verify.Request{Key: raw, IP: clientaddr.FromRequest(r, c.trusted), Unmetered: true})
 	if !res.Decision.Valid() {
-		c.log.InfoContext(r.Context(), "console sign-in refused", "decision", res.Decision, "key_id", res.KeyID())
-		status := http.StatusUnauthorized
-		if res.Decision == keyward.DecisionUnavailable {
-			status = http.StatusServiceUnavailable
-		}
+		c.log.DebugContext(r.Context(), "console sign-in refused", "decision", res.Decision, "key_id", res.KeyID())
+		// The API's answer: 401 and nothing more for a wrong key, 403
+		// from a blocked address, 503 when the key cannot be checked.
+		p := httpedge.ProblemOf(res.Decision.Refusal(), "")
 		msg := errSignIn
-		if p := httpedge.ProblemOf(res.Decision.Refusal(), ""); p.Status != http.StatusUnauthorized {
+		if p.Status != http.StatusUnauthorized {
 			msg = p.Detail
 		}
-		c.renderSignIn(w, r, status, msg)
+		c.renderSignIn(w, r, p.Status, msg)
 		return
 	}
 	id, _ := c.sessions.create(keyward.Secret(raw))

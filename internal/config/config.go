@@ -137,6 +137,8 @@ type Config struct {
 	Lifecycle Lifecycle `yaml:"lifecycle"`
 	// Usage configures how long usage analytics are kept (usage.go).
 	Usage Usage `yaml:"usage"`
+	// Console configures the web console at /console (console.go).
+	Console Console `yaml:"console"`
 	// Webhooks configures the delivery of webhook events (webhooks.go).
 	Webhooks Webhooks `yaml:"webhooks"`
 	// KeyPrefixes are the prefixes of new keys by tier and environment
@@ -505,6 +507,7 @@ func (c *Config) Validate() error {
 	c.validateAbuse(add)
 	c.validateLifecycle(add)
 	c.validateUsage(add)
+	c.validateConsole(add)
 	c.validateWebhooks(add)
 	c.validateKeyPrefixes(add)
 	if len(errs) > 0 {

@@ -430,14 +430,18 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		Limiter:        c.limiter,
 		Logger:         log,
 	}))
-	handler.Handle(console.Path+"/", console.New(console.Config{
-		Tenancy:        c.Admin.Tenancy,
-		Keys:           c.Admin.Keys,
-		Audit:          c.Admin.Audit,
-		Engine:         c.Engine,
-		TrustedProxies: trusted,
-		Logger:         log,
-	}))
+	if !cfg.Console.Disabled {
+		handler.Handle(console.Path+"/", console.New(console.Config{
+			Tenancy:        c.Admin.Tenancy,
+			Keys:           c.Admin.Keys,
+			Audit:          c.Admin.Audit,
+			Engine:         c.Engine,
+			TrustedProxies: trusted,
+			IdleTimeout:    cfg.Console.IdleTimeout,
+			MaxAge:         cfg.Console.SessionLifetime,
+			Logger:         log,
+		}))
+	}
 
 	addr := ln.Addr().String()
 	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
@@ -456,6 +460,9 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("listening", "addr", addr, "url", "http://"+addr)
+	if !cfg.Console.Disabled {
+		log.Info("web console", "url", "http://"+addr+console.Path+"/")
+	}
 	var gwErr chan error // nil (never ready) without a gateway
 	if gw != nil {
 		gw.Start(log)

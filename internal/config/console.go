@@ -1,0 +1,40 @@
+package config
+
+import "time"
+
+// Console is the console: block of keyward.yaml: the web console that
+// serve mounts at /console (docs/console.md). The zero value serves it with
+// the default timeouts.
+type Console struct {
+	// Disabled turns the console off: /console answers like any unknown
+	// path of the API.
+	Disabled bool `yaml:"disabled"`
+	// IdleTimeout ends a session after this long without a request; zero:
+	// console.DefaultIdleTimeout.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// SessionLifetime ends a session this long after its sign-in, however
+	// active; zero: console.DefaultMaxAge.
+	SessionLifetime time.Duration `yaml:"session_lifetime"`
+}
+
+// Bounds of the console's timeouts.
+const (
+	minConsoleIdle     = time.Minute
+	maxConsoleIdle     = 24 * time.Hour
+	maxConsoleLifetime = 30 * 24 * time.Hour
+)
+
+// validateConsole checks the console block: timeouts in range, and a
+// lifetime no shorter than the idle timeout it bounds.
+func (c *Config) validateConsole(add func(key, format string, args ...any)) {
+	cc := c.Console
+	if cc.IdleTimeout != 0 && (cc.IdleTimeout < minConsoleIdle || cc.IdleTimeout > maxConsoleIdle) {
+		add("console.idle_timeout", "%s is out of range: use between %s and %s, e.g. 30m, or omit it for the default", cc.IdleTimeout, minConsoleIdle, maxConsoleIdle)
+	}
+	if cc.SessionLifetime != 0 && (cc.SessionLifetime < minConsoleIdle || cc.SessionLifetime > maxConsoleLifetime) {
+		add("console.session_lifetime", "%s is out of range: use between %s and %s, e.g. 12h, or omit it for the default", cc.SessionLifetime, minConsoleIdle, maxConsoleLifetime)
+	}
+	if cc.IdleTimeout != 0 && cc.SessionLifetime != 0 && cc.SessionLifetime < cc.IdleTimeout {
+		add("console.session_lifetime", "%s is shorter than console.idle_timeout (%s): use a lifetime at least as long as the idle timeout", cc.SessionLifetime, cc.IdleTimeout)
+	}
+}
