@@ -128,7 +128,8 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 	base := e.ts.URL
 
 	// Not signed in: the keys page sends the browser to sign-in.
-	run(t, tab, "opening keys", chromedp.Navigate(base+"/console/keys"), chromedp.WaitVisible(chromedp.CSS("#key")))
+	run(t, tab, "opening keys", chromedp.EmulateViewport(1100, 700), chromedp.Navigate(base+"/console/keys"), chromedp.WaitVisible(chromedp.CSS("#key")))
+	shot(t, tab, "console-sign-in.png")
 	if h := text(t, tab, "h1"); h != "Sign in" {
 		t.Fatalf("h1 = %q, want Sign in", h)
 	}
@@ -172,6 +173,7 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 	)
 	keyPage := read(t, tab, "reading the key page", chromedp.OuterHTML(chromedp.CSS("html")))
 	keyURL := read(t, tab, "reading the key page's address", chromedp.Location())
+	shot(t, tab, "console-key.png")
 	if strings.Contains(keyPage, secret) {
 		t.Fatal("the key page shows the secret again")
 	}
@@ -193,7 +195,10 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`form[action$="/revoke"]`)),
 		chromedp.Click(chromedp.CSS(`form[action$="/revoke"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(".status.revoked")),
+		chromedp.Navigate(base+"/console/keys"),
+		chromedp.WaitVisible(chromedp.CSS("table")),
 	)
+	shot(t, tab, "console-keys.png")
 	if valid, code := verifyCode(t, e, secret); valid || code != string(keyward.DecisionRevoked) {
 		t.Errorf("after revoking in the console, verify = %v %q, want REVOKED", valid, code)
 	}
