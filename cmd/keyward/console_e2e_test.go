@@ -57,7 +57,7 @@ func TestConsoleServedAndGuarded(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "/console/" {
+	if resp.StatusCode/100 != 3 || resp.Header.Get("Location") != "/console/" {
 		t.Fatalf("GET /console: %d %q, want a redirect to /console/", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	if s := consoleSignIn(t, p.url, root); s != http.StatusSeeOther {
