@@ -28,7 +28,7 @@ import (
 // env is a console and the API over one SQLite store, served by an
 // httptest server: /console/ by the console, the rest by the API.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	store   keyward.Store
 	svc     admin.Services
 	console *console.Console
@@ -92,9 +92,9 @@ func (s *signalSink) failures() []keyward.Signal {
 	return out
 }
 
-func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
+func newEnv(t testing.TB) *env { return newEnvWith(t, envOptions{}) }
 
-func newEnvWith(t *testing.T, o envOptions) *env {
+func newEnvWith(t testing.TB, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, store: keywardtest.NewSQLiteStore(t), logs: &keywardtest.SyncBuffer{}, signals: &signalSink{}, clock: &clock{}}
 	hasher := keywardtest.NewHasher(t)
