@@ -328,6 +328,9 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.renderSignIn(w, r, p.Status, msg)
 		return
 	}
+	if old := sessionID(r); old != "" {
+		c.sessions.end(old) // a new sign-in replaces the browser's session
+	}
 	id, _ := c.sessions.create(keyward.Secret(raw))
 	http.SetCookie(w, c.cookie(r, SessionCookie, id, 0))
 	http.SetCookie(w, c.cookie(r, signInCookie, "", -1))

@@ -34,6 +34,18 @@ func TestSignInStartsASession(t *testing.T) {
 	if strings.Contains(ck.Value, e.root) {
 		t.Error("the session cookie holds the key")
 	}
+	// Signing in again replaces the session: the first id stops working.
+	first := ck.Value
+	b.get("/console/sign-in")
+	if p := b.post("/console/sign-in", url.Values{"key": {e.root}}); setCookie(p, console.SessionCookie) == nil || setCookie(p, console.SessionCookie).Value == first {
+		t.Fatal("a second sign-in kept the session id")
+	}
+	stale := e.browser()
+	u0, _ := url.Parse(e.ts.URL + "/console/")
+	stale.client.Jar.SetCookies(u0, []*http.Cookie{{Name: console.SessionCookie, Value: first, Path: "/console"}})
+	if p := stale.get("/console/keys"); p.status != http.StatusSeeOther {
+		t.Errorf("the replaced session still works: %d", p.status)
+	}
 	p = b.get("/console/keys")
 	if p.status != 200 || !strings.Contains(p.body, "Sign out") {
 		t.Fatalf("keys page: %d %.300s", p.status, p.body)
@@ -326,6 +338,28 @@ func TestKeyLifecycle(t *testing.T) {
 	if p := act("delete", nil); p.status != http.StatusSeeOther || p.header.Get("Location") != "/console/keys" || state() != keyward.ENOTFOUND {
 		t.Fatalf("delete: %d, state %s", p.status, state())
 	}
+	// An expiry is a duration from now; a bad one is refused.
+	p = b.post("/console/keys", url.Values{"role": {"account_admin"}, "account_id": {a.ID}, "expires_in": {"720h"}, "name": {"expiring"}})
+	if p.status != http.StatusCreated {
+		t.Fatalf("create with an expiry: %d %.300s", p.status, p.body)
+	}
+	e.remember(secretOf(t, p))
+	l, _ := e.svc.Keys.Keys(e.rootCtx(), keyward.KeyFilter{AccountID: a.ID}, keyward.Page{})
+	var expiring *keyward.Key
+	for _, k := range l.Items {
+		if k.Name == "expiring" {
+			expiring = k
+		}
+	}
+	if expiring == nil || expiring.ExpiresAt == nil || expiring.ExpiresAt.Sub(time.Now()) < 719*time.Hour || expiring.ExpiresAt.Sub(time.Now()) > 721*time.Hour {
+		t.Errorf("key created to expire in 720h: %+v", expiring)
+	}
+	if p := b.post("/console/keys", url.Values{"role": {"account_admin"}, "account_id": {a.ID}, "expires_in": {"soon"}}); p.status != http.StatusBadRequest || !strings.Contains(p.body, "720h") {
+		t.Errorf("create with a bad expiry: %d", p.status)
+	}
+	if p := b.post("/console/keys", url.Values{"role": {"user"}, "account_id": {a.ID}, "permissions": {"*"}, "user_id": {u.ID}}); p.status != http.StatusForbidden && p.status != http.StatusBadRequest {
+		t.Errorf("a user key with *: %d, want the API's refusal", p.status)
+	}
 	if p := act("explode", nil); p.status != http.StatusNotFound {
 		t.Errorf("unknown action: %d", p.status)
 	}
@@ -456,6 +490,19 @@ func TestRoleGating(t *testing.T) {
 	}
 	if strings.Contains(p.body, "/console/accounts") {
 		t.Error("a user key's navigation links to accounts")
+	}
+	// A user key creates keys for itself: its account and user are its own.
+	p = user.post("/console/keys", url.Values{"name": {"bob-made"}})
+	if p.status != http.StatusCreated {
+		t.Fatalf("user key creates a key: %d %.300s", p.status, p.body)
+	}
+	e.remember(secretOf(t, p))
+	mine, err := e.svc.Keys.Keys(e.rootCtx(), keyward.KeyFilter{UserID: userB.ID}, keyward.Page{})
+	if err != nil || len(mine.Items) != 2 {
+		t.Fatalf("bob's keys after creating one: %v, %v", mine, err)
+	}
+	if p := user.post("/console/keys", url.Values{"user_id": {userB2.ID}}); p.status != http.StatusForbidden && p.status != http.StatusNotFound {
+		t.Errorf("user key creates a key for another user: %d", p.status)
 	}
 	if p := user.get("/console/keys/" + keyB2.ID); p.status != http.StatusNotFound {
 		t.Errorf("user key reads another user's key: %d, want 404", p.status)
