@@ -28,10 +28,13 @@ func TestFormControlsLabelled(t *testing.T) {
 	a := e.account("acme")
 	u := e.user(a.ID, "alice")
 	k := e.key(keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser, Name: "labelled"})
+	if _, err := e.svc.Roles.CreateRole(e.rootCtx(), a.ID, keyward.RoleCreate{Name: "reader", Permissions: []string{"memories:read"}}); err != nil {
+		t.Fatal(err)
+	}
 	b := e.browser()
 	pages := map[string]page{"sign-in": b.get("/console/sign-in")}
 	b.signIn(e.root)
-	for _, path := range []string{"/console/keys", "/console/keys/new", "/console/keys/" + k.ID, "/console/accounts", "/console/accounts/" + a.ID, "/console/accounts/" + a.ID + "/users/" + u.ID, "/console/keys/key_nothere"} {
+	for _, path := range []string{"/console/keys", "/console/keys/new", "/console/keys/" + k.ID, "/console/accounts", "/console/accounts/" + a.ID, "/console/accounts/" + a.ID + "/users/" + u.ID, "/console/accounts/" + a.ID + "/roles", "/console/keys/key_nothere"} {
 		pages[path] = b.get(path)
 	}
 	b.get("/console/keys/new")

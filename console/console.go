@@ -57,10 +57,11 @@ type DeniedAuditor interface {
 
 // Config configures a Console.
 type Config struct {
-	// Tenancy and Keys are the admin services the pages act through, as
-	// the API does. Required.
+	// Tenancy, Keys and Roles are the admin services the pages act
+	// through, as the API does. Required.
 	Tenancy Tenancy
 	Keys    keyward.KeyService
+	Roles   keyward.RoleService
 	// Audit, if set, records refused actions as the API does.
 	Audit DeniedAuditor
 	// Engine verifies the signed-in key on sign-in and on every request.
@@ -94,6 +95,7 @@ var staticFS embed.FS
 type Console struct {
 	tenancy  Tenancy
 	keys     keyward.KeyService
+	roles    keyward.RoleService
 	audit    DeniedAuditor
 	engine   *verify.Engine
 	trusted  []netip.Prefix
@@ -107,12 +109,13 @@ type Console struct {
 // New returns a Console for cfg. It panics if a service or the engine is
 // missing, or a template does not parse: wiring bugs.
 func New(cfg Config) *Console {
-	if cfg.Tenancy == nil || cfg.Keys == nil || cfg.Engine == nil {
-		panic("console: Config.Tenancy, Config.Keys and Config.Engine are required")
+	if cfg.Tenancy == nil || cfg.Keys == nil || cfg.Roles == nil || cfg.Engine == nil {
+		panic("console: Config.Tenancy, Config.Keys, Config.Roles and Config.Engine are required")
 	}
 	c := &Console{
 		tenancy: cfg.Tenancy,
 		keys:    cfg.Keys,
+		roles:   cfg.Roles,
 		audit:   cfg.Audit,
 		engine:  cfg.Engine,
 		trusted: slices.Clone(cfg.TrustedProxies),
@@ -160,6 +163,10 @@ func (c *Console) routes() {
 	c.mux.Handle("GET "+Path+"/accounts/{id}", c.authed(c.accountPage))
 	c.mux.Handle("POST "+Path+"/accounts/{id}/users", c.authed(c.createUser))
 	c.mux.Handle("GET "+Path+"/accounts/{id}/users/{uid}", c.authed(c.userPage))
+	c.mux.Handle("GET "+Path+"/accounts/{id}/roles", c.authed(c.rolesPage))
+	c.mux.Handle("POST "+Path+"/accounts/{id}/roles", c.authed(c.createRole))
+	c.mux.Handle("POST "+Path+"/accounts/{id}/roles/{name}", c.authed(c.updateRole))
+	c.mux.Handle("POST "+Path+"/accounts/{id}/roles/{name}/delete", c.authed(c.deleteRole))
 }
 
 // ServeHTTP sets the security headers every console response carries and

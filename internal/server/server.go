@@ -434,6 +434,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		handler.Handle(console.Path+"/", console.New(console.Config{
 			Tenancy:        c.Admin.Tenancy,
 			Keys:           c.Admin.Keys,
+			Roles:          c.Admin.Roles,
 			Audit:          c.Admin.Audit,
 			Engine:         c.Engine,
 			TrustedProxies: trusted,
