@@ -49,9 +49,10 @@ type Tenancy interface {
 	keyward.UserService
 }
 
-// DeniedAuditor records refused admin actions in the audit log;
-// admin.Audit is one.
-type DeniedAuditor interface {
+// Audit reads the audit log and records refused admin actions in it, as
+// the API does; admin.Audit is one.
+type Audit interface {
+	keyward.AuditService
 	AuditDenied(ctx context.Context, route string, cause error)
 }
 
@@ -62,8 +63,9 @@ type Config struct {
 	Tenancy Tenancy
 	Keys    keyward.KeyService
 	Roles   keyward.RoleService
-	// Audit, if set, records refused actions as the API does.
-	Audit DeniedAuditor
+	// Audit serves the audit log page and records refused actions.
+	// Required.
+	Audit Audit
 	// Engine verifies the signed-in key on sign-in and on every request.
 	// Required.
 	Engine *verify.Engine
@@ -96,7 +98,7 @@ type Console struct {
 	tenancy  Tenancy
 	keys     keyward.KeyService
 	roles    keyward.RoleService
-	audit    DeniedAuditor
+	audit    Audit
 	engine   *verify.Engine
 	trusted  []netip.Prefix
 	sessions *sessions
@@ -109,8 +111,8 @@ type Console struct {
 // New returns a Console for cfg. It panics if a service or the engine is
 // missing, or a template does not parse: wiring bugs.
 func New(cfg Config) *Console {
-	if cfg.Tenancy == nil || cfg.Keys == nil || cfg.Roles == nil || cfg.Engine == nil {
-		panic("console: Config.Tenancy, Config.Keys, Config.Roles and Config.Engine are required")
+	if cfg.Tenancy == nil || cfg.Keys == nil || cfg.Roles == nil || cfg.Audit == nil || cfg.Engine == nil {
+		panic("console: Config.Tenancy, Config.Keys, Config.Roles, Config.Audit and Config.Engine are required")
 	}
 	c := &Console{
 		tenancy: cfg.Tenancy,
@@ -167,6 +169,8 @@ func (c *Console) routes() {
 	c.mux.Handle("POST "+Path+"/accounts/{id}/roles", c.authed(c.createRole))
 	c.mux.Handle("POST "+Path+"/accounts/{id}/roles/{name}", c.authed(c.updateRole))
 	c.mux.Handle("POST "+Path+"/accounts/{id}/roles/{name}/delete", c.authed(c.deleteRole))
+	c.mux.Handle("GET "+Path+"/audit", c.authed(c.auditPage))
+	c.mux.Handle("GET "+Path+"/audit/verify", c.authed(c.auditVerifyPage))
 }
 
 // ServeHTTP sets the security headers every console response carries and
@@ -354,7 +358,7 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request, cl *caller) {
 // fail renders err for a signed-in caller, recording a refusal in the
 // audit log as the API does.
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, cl *caller, err error) {
-	if c.audit != nil && keyward.ErrorCode(err) == keyward.EFORBIDDEN {
+	if keyward.ErrorCode(err) == keyward.EFORBIDDEN {
 		c.audit.AuditDenied(r.Context(), r.Pattern, err)
 	}
 	c.renderError(w, r, cl, err)
