@@ -2,7 +2,6 @@ package console
 
 import (
 	"net/http"
-	"net/url"
 
 	"github.com/keyward/keyward"
 )
@@ -22,18 +21,7 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, cl *caller) 
 		c.fail(w, r, cl, err)
 		return
 	}
-	next := ""
-	if l.Next != "" {
-		nq := url.Values{}
-		for name, vs := range q {
-			if name != "after" && len(vs) > 0 && vs[0] != "" {
-				nq.Set(name, vs[0])
-			}
-		}
-		nq.Set("after", l.Next)
-		next = Path + "/audit?" + nq.Encode()
-	}
-	c.render(w, r, http.StatusOK, "audit", cl, map[string]any{"Entries": l.Items, "Next": next, "Filter": f})
+	c.render(w, r, http.StatusOK, "audit", cl, map[string]any{"Entries": l.Items, "Next": nextURL(Path+"/audit", q, l.Next), "Filter": f})
 }
 
 // auditVerifyPage checks the whole hash chain of the audit log (root

@@ -56,13 +56,20 @@ type Audit interface {
 	AuditDenied(ctx context.Context, route string, cause error)
 }
 
+// Abuse manages IP rules and reads anomalies (admin.Abuse is one).
+type Abuse interface {
+	keyward.IPRuleService
+	keyward.AnomalyService
+}
+
 // Config configures a Console.
 type Config struct {
-	// Tenancy, Keys and Roles are the admin services the pages act
-	// through, as the API does. Required.
+	// Tenancy, Keys, Roles and Abuse are the admin services the pages
+	// act through, as the API does. Required.
 	Tenancy Tenancy
 	Keys    keyward.KeyService
 	Roles   keyward.RoleService
+	Abuse   Abuse
 	// Audit serves the audit log page and records refused actions.
 	// Required.
 	Audit Audit
@@ -98,6 +105,7 @@ type Console struct {
 	tenancy  Tenancy
 	keys     keyward.KeyService
 	roles    keyward.RoleService
+	abuse    Abuse
 	audit    Audit
 	engine   *verify.Engine
 	trusted  []netip.Prefix
@@ -111,13 +119,14 @@ type Console struct {
 // New returns a Console for cfg. It panics if a service or the engine is
 // missing, or a template does not parse: wiring bugs.
 func New(cfg Config) *Console {
-	if cfg.Tenancy == nil || cfg.Keys == nil || cfg.Roles == nil || cfg.Audit == nil || cfg.Engine == nil {
-		panic("console: Config.Tenancy, Config.Keys, Config.Roles, Config.Audit and Config.Engine are required")
+	if cfg.Tenancy == nil || cfg.Keys == nil || cfg.Roles == nil || cfg.Abuse == nil || cfg.Audit == nil || cfg.Engine == nil {
+		panic("console: Config.Tenancy, Config.Keys, Config.Roles, Config.Abuse, Config.Audit and Config.Engine are required")
 	}
 	c := &Console{
 		tenancy: cfg.Tenancy,
 		keys:    cfg.Keys,
 		roles:   cfg.Roles,
+		abuse:   cfg.Abuse,
 		audit:   cfg.Audit,
 		engine:  cfg.Engine,
 		trusted: slices.Clone(cfg.TrustedProxies),
@@ -170,6 +179,10 @@ func (c *Console) routes() {
 	c.mux.Handle("POST "+Path+"/accounts/{id}/roles/{name}", c.authed(c.updateRole))
 	c.mux.Handle("POST "+Path+"/accounts/{id}/roles/{name}/delete", c.authed(c.deleteRole))
 	c.mux.Handle("GET "+Path+"/audit", c.authed(c.auditPage))
+	c.mux.Handle("GET "+Path+"/ip-rules", c.authed(c.ipRulesPage))
+	c.mux.Handle("POST "+Path+"/ip-rules", c.authed(c.createIPRule))
+	c.mux.Handle("POST "+Path+"/ip-rules/{id}/delete", c.authed(c.deleteIPRule))
+	c.mux.Handle("GET "+Path+"/anomalies", c.authed(c.anomaliesPage))
 	c.mux.Handle("GET "+Path+"/audit/verify", c.authed(c.auditVerifyPage))
 }
 

@@ -14,7 +14,7 @@ import (
 
 // pageNames are the templates of the pages; each is parsed with the
 // layout.
-var pageNames = []string{"signin", "error", "keys", "key", "newkey", "created", "accounts", "account", "user", "roles", "audit", "auditverify"}
+var pageNames = []string{"signin", "error", "keys", "key", "newkey", "created", "accounts", "account", "user", "roles", "audit", "auditverify", "iprules", "anomalies"}
 
 var funcs = template.FuncMap{
 	"time": func(t any) string {
@@ -30,6 +30,7 @@ var funcs = template.FuncMap{
 		return ""
 	},
 	"join": strings.Join,
+	"list": func(v ...string) []string { return v },
 }
 
 func parsePages() map[string]*template.Template {
@@ -146,19 +147,8 @@ func (c *Console) listKeys(w http.ResponseWriter, r *http.Request, cl *caller) {
 		}
 		next = l.Next
 	}
-	var nextURL string
-	if next != "" {
-		nq := url.Values{}
-		for name, vs := range q {
-			if name != "after" && len(vs) > 0 && vs[0] != "" {
-				nq.Set(name, vs[0])
-			}
-		}
-		nq.Set("after", next)
-		nextURL = Path + "/keys?" + nq.Encode()
-	}
 	c.render(w, r, http.StatusOK, "keys", cl, map[string]any{
-		"Keys": rows, "Next": nextURL, "Filter": f, "Status": status, "Query": q.Get("q"),
+		"Keys": rows, "Next": nextURL(Path+"/keys", q, next), "Filter": f, "Status": status, "Query": q.Get("q"),
 		"Statuses": []string{"active", "rotated", "disabled", "revoked", "expired"},
 	})
 }

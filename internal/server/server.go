@@ -435,6 +435,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 			Tenancy:        c.Admin.Tenancy,
 			Keys:           c.Admin.Keys,
 			Roles:          c.Admin.Roles,
+			Abuse:          c.Admin.Abuse,
 			Audit:          c.Admin.Audit,
 			Engine:         c.Engine,
 			TrustedProxies: trusted,
