@@ -64,12 +64,13 @@ type Abuse interface {
 
 // Config configures a Console.
 type Config struct {
-	// Tenancy, Keys, Roles and Abuse are the admin services the pages
-	// act through, as the API does. Required.
+	// Tenancy, Keys, Roles, Abuse and Hooks (webhooks) are the admin
+	// services the pages act through, as the API does. Required.
 	Tenancy Tenancy
 	Keys    keyward.KeyService
 	Roles   keyward.RoleService
 	Abuse   Abuse
+	Hooks   keyward.WebhookService
 	// Audit serves the audit log page and records refused actions.
 	// Required.
 	Audit Audit
@@ -106,6 +107,7 @@ type Console struct {
 	keys     keyward.KeyService
 	roles    keyward.RoleService
 	abuse    Abuse
+	hooks    keyward.WebhookService
 	audit    Audit
 	engine   *verify.Engine
 	trusted  []netip.Prefix
@@ -119,14 +121,15 @@ type Console struct {
 // New returns a Console for cfg. It panics if a service or the engine is
 // missing, or a template does not parse: wiring bugs.
 func New(cfg Config) *Console {
-	if cfg.Tenancy == nil || cfg.Keys == nil || cfg.Roles == nil || cfg.Abuse == nil || cfg.Audit == nil || cfg.Engine == nil {
-		panic("console: Config.Tenancy, Config.Keys, Config.Roles, Config.Abuse, Config.Audit and Config.Engine are required")
+	if cfg.Tenancy == nil || cfg.Keys == nil || cfg.Roles == nil || cfg.Abuse == nil || cfg.Hooks == nil || cfg.Audit == nil || cfg.Engine == nil {
+		panic("console: Config.Tenancy, Config.Keys, Config.Roles, Config.Abuse, Config.Hooks, Config.Audit and Config.Engine are required")
 	}
 	c := &Console{
 		tenancy: cfg.Tenancy,
 		keys:    cfg.Keys,
 		roles:   cfg.Roles,
 		abuse:   cfg.Abuse,
+		hooks:   cfg.Hooks,
 		audit:   cfg.Audit,
 		engine:  cfg.Engine,
 		trusted: slices.Clone(cfg.TrustedProxies),
@@ -183,6 +186,10 @@ func (c *Console) routes() {
 	c.mux.Handle("POST "+Path+"/ip-rules", c.authed(c.createIPRule))
 	c.mux.Handle("POST "+Path+"/ip-rules/{id}/delete", c.authed(c.deleteIPRule))
 	c.mux.Handle("GET "+Path+"/anomalies", c.authed(c.anomaliesPage))
+	c.mux.Handle("GET "+Path+"/webhooks", c.authed(c.webhooksPage))
+	c.mux.Handle("POST "+Path+"/webhooks", c.authed(c.createWebhook))
+	c.mux.Handle("GET "+Path+"/webhooks/{id}", c.authed(c.webhookPage))
+	c.mux.Handle("POST "+Path+"/webhooks/{id}/{action}", c.authed(c.webhookAction))
 	c.mux.Handle("GET "+Path+"/audit/verify", c.authed(c.auditVerifyPage))
 }
 

@@ -436,6 +436,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 			Keys:           c.Admin.Keys,
 			Roles:          c.Admin.Roles,
 			Abuse:          c.Admin.Abuse,
+			Hooks:          c.Admin.Webhooks,
 			Audit:          c.Admin.Audit,
 			Engine:         c.Engine,
 			TrustedProxies: trusted,
