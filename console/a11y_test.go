@@ -34,7 +34,7 @@ func TestFormControlsLabelled(t *testing.T) {
 	b := e.browser()
 	pages := map[string]page{"sign-in": b.get("/console/sign-in")}
 	b.signIn(e.root)
-	for _, path := range []string{"/console/keys", "/console/keys/new", "/console/keys/" + k.ID, "/console/accounts", "/console/accounts/" + a.ID, "/console/accounts/" + a.ID + "/users/" + u.ID, "/console/accounts/" + a.ID + "/roles", "/console/audit", "/console/audit/verify", "/console/ip-rules", "/console/anomalies", "/console/webhooks", "/console/keys/key_nothere"} {
+	for _, path := range []string{"/console/keys", "/console/keys/new", "/console/keys/" + k.ID, "/console/accounts", "/console/accounts/" + a.ID, "/console/accounts/" + a.ID + "/users/" + u.ID, "/console/accounts/" + a.ID + "/roles", "/console/audit", "/console/audit/verify", "/console/ip-rules", "/console/anomalies", "/console/webhooks", "/console/usage", "/console/keys/key_nothere"} {
 		pages[path] = b.get(path)
 	}
 	b.get("/console/keys/new")
@@ -114,7 +114,7 @@ func TestBrowserPhoneAndKeyboard(t *testing.T) {
 			t.Errorf("Tab never reaches %q; order: %s", want, order)
 		}
 	}
-	for _, path := range []string{"/console/keys", "/console/keys/" + k.ID, "/console/keys/new", "/console/accounts", "/console/accounts/" + a.ID, "/console/audit", "/console/ip-rules", "/console/anomalies", "/console/webhooks"} {
+	for _, path := range []string{"/console/keys", "/console/keys/" + k.ID, "/console/keys/new", "/console/accounts", "/console/accounts/" + a.ID, "/console/audit", "/console/ip-rules", "/console/anomalies", "/console/webhooks", "/console/usage"} {
 		run(t, tab, "opening "+path, chromedp.Navigate(base+path), chromedp.WaitVisible(chromedp.CSS("h1")))
 		if fits := read(t, tab, "measuring "+path, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth && Array.from(document.querySelectorAll(".table")).every(function(d){return d.scrollWidth <= d.clientWidth})`)); !fits {
 			t.Errorf("%s, or a table on it, scrolls sideways on a 390px screen", path)

@@ -49,10 +49,11 @@ type Tenancy interface {
 	keyward.UserService
 }
 
-// Audit reads the audit log and records refused admin actions in it, as
-// the API does; admin.Audit is one.
+// Audit reads the audit log and usage, and records refused admin actions
+// in the audit log, as the API does; admin.Audit is one.
 type Audit interface {
 	keyward.AuditService
+	keyward.UsageService
 	AuditDenied(ctx context.Context, route string, cause error)
 }
 
@@ -71,8 +72,8 @@ type Config struct {
 	Roles   keyward.RoleService
 	Abuse   Abuse
 	Hooks   keyward.WebhookService
-	// Audit serves the audit log page and records refused actions.
-	// Required.
+	// Audit serves the audit log and usage pages and records refused
+	// actions. Required.
 	Audit Audit
 	// Engine verifies the signed-in key on sign-in and on every request.
 	// Required.
@@ -191,6 +192,7 @@ func (c *Console) routes() {
 	c.mux.Handle("GET "+Path+"/webhooks/{id}", c.authed(c.webhookPage))
 	c.mux.Handle("POST "+Path+"/webhooks/{id}/{action}", c.authed(c.webhookAction))
 	c.mux.Handle("GET "+Path+"/audit/verify", c.authed(c.auditVerifyPage))
+	c.mux.Handle("GET "+Path+"/usage", c.authed(c.usagePage))
 }
 
 // ServeHTTP sets the security headers every console response carries and
