@@ -57,6 +57,14 @@ type Audit interface {
 	AuditDenied(ctx context.Context, route string, cause error)
 }
 
+// Keys manages keys, their credits and the shared limits of accounts
+// and users (admin.Keys is one).
+type Keys interface {
+	keyward.KeyService
+	keyward.CreditService
+	keyward.MeterService
+}
+
 // Abuse manages IP rules and reads anomalies (admin.Abuse is one).
 type Abuse interface {
 	keyward.IPRuleService
@@ -68,7 +76,7 @@ type Config struct {
 	// Tenancy, Keys, Roles, Abuse and Hooks (webhooks) are the admin
 	// services the pages act through, as the API does. Required.
 	Tenancy Tenancy
-	Keys    keyward.KeyService
+	Keys    Keys
 	Roles   keyward.RoleService
 	Abuse   Abuse
 	Hooks   keyward.WebhookService
@@ -105,7 +113,7 @@ var staticFS embed.FS
 // Path.
 type Console struct {
 	tenancy  Tenancy
-	keys     keyward.KeyService
+	keys     Keys
 	roles    keyward.RoleService
 	abuse    Abuse
 	hooks    keyward.WebhookService
@@ -178,6 +186,10 @@ func (c *Console) routes() {
 	c.mux.Handle("GET "+Path+"/accounts/{id}", c.authed(c.accountPage))
 	c.mux.Handle("POST "+Path+"/accounts/{id}/users", c.authed(c.createUser))
 	c.mux.Handle("GET "+Path+"/accounts/{id}/users/{uid}", c.authed(c.userPage))
+	c.mux.Handle("POST "+Path+"/accounts/{id}/limits", c.authed(c.setMeter(false)))
+	c.mux.Handle("POST "+Path+"/accounts/{id}/limits/delete", c.authed(c.setMeter(true)))
+	c.mux.Handle("POST "+Path+"/accounts/{id}/users/{uid}/limits", c.authed(c.setMeter(false)))
+	c.mux.Handle("POST "+Path+"/accounts/{id}/users/{uid}/limits/delete", c.authed(c.setMeter(true)))
 	c.mux.Handle("GET "+Path+"/accounts/{id}/roles", c.authed(c.rolesPage))
 	c.mux.Handle("POST "+Path+"/accounts/{id}/roles", c.authed(c.createRole))
 	c.mux.Handle("POST "+Path+"/accounts/{id}/roles/{name}", c.authed(c.updateRole))

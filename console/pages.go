@@ -30,13 +30,14 @@ var funcs = template.FuncMap{
 		return ""
 	},
 	"join": strings.Join,
+	"dur":  func(d keyward.Duration) string { return time.Duration(d).String() },
 	"list": func(v ...string) []string { return v },
 }
 
 func parsePages() map[string]*template.Template {
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/limits.html", "templates/"+name+".html"))
 	}
 	return pages
 }
@@ -163,7 +164,12 @@ func (c *Console) keyPage(w http.ResponseWriter, r *http.Request, cl *caller) {
 		c.fail(w, r, cl, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "key", cl, map[string]any{"Key": keyRow{Key: k, Status: statusWord(k, c.now())}})
+	credits, err := c.keys.Credits(r.Context(), k.ID)
+	if err != nil && keyward.ErrorCode(err) != keyward.ENOTFOUND {
+		c.fail(w, r, cl, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "key", cl, map[string]any{"Key": keyRow{Key: k, Status: statusWord(k, c.now())}, "Credits": credits})
 }
 
 func (c *Console) newKeyPage(w http.ResponseWriter, r *http.Request, cl *caller) {
@@ -255,8 +261,20 @@ func (c *Console) keyAction(w http.ResponseWriter, r *http.Request, cl *caller) 
 			c.render(w, r, http.StatusCreated, "created", cl, map[string]any{"Key": k, "Secret": k.Secret, "Rotated": id})
 			return
 		}
+	case "credits":
+		var cr *keyward.Credits
+		if cr, err = creditsForm(r); err == nil {
+			_, err = c.keys.SetCredits(ctx, id, cr)
+		}
+	case "remove-credits":
+		_, err = c.keys.SetCredits(ctx, id, nil)
+	case "top-up":
+		var n int64
+		if n, err = positiveInt(r.PostFormValue("amount"), "the top-up amount"); err == nil {
+			_, err = c.keys.TopUpCredits(ctx, id, n)
+		}
 	default:
-		err = keyward.Errorf(keyward.ENOTFOUND, "no such key action: use disable, enable, rotate, revoke or delete")
+		err = keyward.Errorf(keyward.ENOTFOUND, "no such key action: use disable, enable, rotate, revoke, delete, credits, remove-credits or top-up")
 	}
 	if err != nil {
 		c.fail(w, r, cl, err)
@@ -310,7 +328,12 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request, cl *caller
 	if l.Next != "" {
 		next = Path + "/accounts/" + url.PathEscape(a.ID) + "?after=" + url.QueryEscape(l.Next)
 	}
-	c.render(w, r, http.StatusOK, "account", cl, map[string]any{"Account": a, "Users": l.Items, "Next": next})
+	m, err := c.meterOf(r, a.ID, "")
+	if err != nil {
+		c.fail(w, r, cl, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "account", cl, map[string]any{"Account": a, "Users": l.Items, "Next": next, "Meter": m, "LimitsPath": Path + "/accounts/" + a.ID + "/limits"})
 }
 
 func (c *Console) createUser(w http.ResponseWriter, r *http.Request, cl *caller) {
@@ -332,5 +355,10 @@ func (c *Console) userPage(w http.ResponseWriter, r *http.Request, cl *caller) {
 		c.fail(w, r, cl, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "user", cl, map[string]any{"User": u})
+	m, err := c.meterOf(r, u.AccountID, u.ID)
+	if err != nil {
+		c.fail(w, r, cl, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "user", cl, map[string]any{"User": u, "Meter": m, "LimitsPath": Path + "/accounts/" + u.AccountID + "/users/" + u.ID + "/limits"})
 }
