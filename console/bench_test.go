@@ -16,8 +16,8 @@ const benchKeys = 100_000
 // BenchmarkPages renders the console's pages, signed in as root, with
 // benchKeys keys in one account (SQLite): the first and a middle page of
 // keys, a page filtered by a status no key has (the console reads its
-// most, 1,000 keys), a search, a key, and an account with its users. The
-// target is under 50 ms a page (docs/console.md).
+// most, 1,000 keys), a search, a key, an account with its users, and the
+// other pages. The target is under 50 ms a page (docs/console.md).
 func BenchmarkPages(b *testing.B) {
 	e := newEnv(b)
 	a := e.account("bench")
@@ -51,6 +51,12 @@ func BenchmarkPages(b *testing.B) {
 		{"key", "/console/keys/" + middle},
 		{"account", "/console/accounts/" + a.ID},
 		{"accounts", "/console/accounts"},
+		{"roles", "/console/accounts/" + a.ID + "/roles"},
+		{"ip_rules", "/console/ip-rules"},
+		{"anomalies", "/console/anomalies"},
+		{"webhooks", "/console/webhooks"},
+		{"usage_30d", "/console/usage?period=30d"},
+		{"audit", "/console/audit"},
 	} {
 		b.Run(p.name, func(b *testing.B) {
 			for b.Loop() {

@@ -1,6 +1,8 @@
 // Package console serves keyward's web console at /console: server-rendered
 // pages (html/template, one small committed script, no front-end build)
-// for signing in with an API key and managing keys, accounts and users.
+// for signing in with an API key and managing keys, accounts, users, named
+// roles, credits and shared limits, IP rules and webhooks, and reading
+// anomalies, usage and the audit log.
 //
 // The console is another edge over the admin services, like httpapi: a
 // sign-in verifies the key with the verification engine (its failures
