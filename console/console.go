@@ -15,7 +15,6 @@ package console
 import (
 	"context"
 	"embed"
-	"errors"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -405,10 +404,6 @@ func (c *Console) renderError(w http.ResponseWriter, r *http.Request, cl *caller
 	p := httpedge.ProblemOf(err, r.URL.Path)
 	if keyward.ErrorCode(err) == keyward.EINTERNAL {
 		c.log.ErrorContext(r.Context(), "console request failed", "route", r.Pattern, "err", apikey.Redact(err.Error()))
-	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		p.Status = http.StatusRequestEntityTooLarge
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	c.render(w, r, p.Status, "error", cl, map[string]any{"Title": p.Title, "Detail": p.Detail})

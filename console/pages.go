@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,13 +80,9 @@ const (
 	keysScanned = 1000
 )
 
-// keyStatuses are the values of the status filter.
-var keyStatuses = map[string]keyward.Decision{
-	"active":   keyward.DecisionValid,
-	"disabled": keyward.DecisionDisabled,
-	"revoked":  keyward.DecisionRevoked,
-	"expired":  keyward.DecisionExpired,
-}
+// keyStatuses are the values of the status filter: the words statusWord
+// gives.
+var keyStatuses = []string{"active", "rotated", "disabled", "revoked", "expired"}
 
 // keyRow is a key with its status as a word.
 type keyRow struct {
@@ -115,7 +112,7 @@ func (c *Console) listKeys(w http.ResponseWriter, r *http.Request, cl *caller) {
 	q := r.URL.Query()
 	f := keyward.KeyFilter{AccountID: q.Get("account"), UserID: q.Get("user"), Environment: q.Get("environment")}
 	status, search := q.Get("status"), strings.ToLower(strings.TrimSpace(q.Get("q")))
-	if _, ok := keyStatuses[status]; status != "" && status != "rotated" && !ok {
+	if status != "" && !slices.Contains(keyStatuses, status) {
 		c.fail(w, r, cl, keyward.Errorf(keyward.EINVALID, "status must be active, rotated, disabled, revoked or expired"))
 		return
 	}
@@ -150,7 +147,7 @@ func (c *Console) listKeys(w http.ResponseWriter, r *http.Request, cl *caller) {
 	}
 	c.render(w, r, http.StatusOK, "keys", cl, map[string]any{
 		"Keys": rows, "Next": nextURL(Path+"/keys", q, next), "Filter": f, "Status": status, "Query": q.Get("q"),
-		"Statuses": []string{"active", "rotated", "disabled", "revoked", "expired"},
+		"Statuses": keyStatuses,
 	})
 }
 

@@ -123,13 +123,6 @@ func (s *sessions) end(id string) {
 	s.mu.Unlock()
 }
 
-// len returns how many sessions are held, expired ones included.
-func (s *sessions) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.byID)
-}
-
 // tokensEqual compares two CSRF tokens in constant time; an empty token
 // never matches.
 func tokensEqual(a, b string) bool {
