@@ -351,7 +351,7 @@ func TestKeyLifecycle(t *testing.T) {
 			expiring = k
 		}
 	}
-	if expiring == nil || expiring.ExpiresAt == nil || expiring.ExpiresAt.Sub(time.Now()) < 719*time.Hour || expiring.ExpiresAt.Sub(time.Now()) > 721*time.Hour {
+	if expiring == nil || expiring.ExpiresAt == nil || time.Until(*expiring.ExpiresAt) < 719*time.Hour || time.Until(*expiring.ExpiresAt) > 721*time.Hour {
 		t.Errorf("key created to expire in 720h: %+v", expiring)
 	}
 	if p := b.post("/console/keys", url.Values{"role": {"account_admin"}, "account_id": {a.ID}, "expires_in": {"soon"}}); p.status != http.StatusBadRequest || !strings.Contains(p.body, "720h") {
