@@ -244,9 +244,19 @@ func (r *Runner) RunOnce(ctx context.Context) ([]Result, error) {
 	return results, nil
 }
 
-// RunJob runs the named job once, if its lock is free. EINVALID for an
-// unknown job.
+// JobTimeout bounds one run of a job. A job works in batches, each
+// committed, so a run cut short leaves what it did and the next run goes
+// on from there. Without the bound, a job whose statement was lost in a
+// network partition (nothing tells either side) would hold its database
+// connection forever, and a few such jobs would leave the pool to nobody
+// else, key lookups included, long after the partition healed.
+const JobTimeout = 30 * time.Second
+
+// RunJob runs the named job once, if its lock is free, for at most
+// JobTimeout. EINVALID for an unknown job.
 func (r *Runner) RunJob(ctx context.Context, job string) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, JobTimeout)
+	defer cancel()
 	res := Result{Job: job, Changes: map[string]int{}}
 	run, ok := r.jobs[job]
 	if !ok {

@@ -242,6 +242,16 @@ func (a *Aggregator) Maintain(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// FlushTimeout and MaintainTimeout bound Run's flushes and maintenance: a
+// statement lost in a network partition (nothing tells either side) would
+// otherwise hold its database connection forever. A flush that fails keeps
+// its counters for the next one; maintenance is tried again at its next
+// tick and goes on from where it stopped.
+const (
+	FlushTimeout    = 30 * time.Second
+	MaintainTimeout = 2 * time.Minute
+)
+
 // finalFlushTimeout bounds the flush Run makes when its context ends.
 const finalFlushTimeout = 5 * time.Second
 
@@ -262,13 +272,17 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			defer cancel()
 			return a.Flush(fctx)
 		case <-flush.C:
-			a.logErr(a.Flush(ctx), "usage flush failed")
+			fctx, cancel := context.WithTimeout(ctx, FlushTimeout)
+			a.logErr(a.Flush(fctx), "usage flush failed")
+			cancel()
 			if n := a.Dropped(); n > 0 {
 				a.cfg.Logger.Warn("usage counts dropped: too many pending counters", "dropped", n,
 					"max_pending", a.cfg.MaxPending)
 			}
 		case <-maintain.C:
-			a.logErr(a.Maintain(ctx), "usage maintenance failed")
+			mctx, cancel := context.WithTimeout(ctx, MaintainTimeout)
+			a.logErr(a.Maintain(mctx), "usage maintenance failed")
+			cancel()
 		}
 	}
 }

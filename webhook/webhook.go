@@ -259,7 +259,7 @@ func (s *Sender) announceSignals(ctx context.Context) error {
 // appendSignaled writes the events of signals to the outbox; when it
 // cannot, they are counted as dropped.
 func (s *Sender) appendSignaled(ctx context.Context, events []*keyward.Event) error {
-	err := s.cfg.Store.AppendEvents(ctx, events)
+	_, err := bounded(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.cfg.Store.AppendEvents(ctx, events) })
 	if err != nil {
 		s.dropped.Add(int64(len(events)))
 	}
@@ -328,6 +328,19 @@ func (s *Sender) Run(ctx context.Context) {
 	}
 }
 
+// StoreTimeout bounds each of the sender's store calls: a statement lost in
+// a network partition (nothing tells either side) would otherwise hold its
+// database connection forever. A delivery whose outcome could not be
+// written is sent again when its lease ends, as after a crash.
+const StoreTimeout = 30 * time.Second
+
+// bounded runs call with ctx bounded by StoreTimeout.
+func bounded[T any](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, StoreTimeout)
+	defer cancel()
+	return call(ctx)
+}
+
 // RunOnce writes the events of the queued signals to the outbox,
 // dispatches the outbox's new events and sends the deliveries due now,
 // until none is left, and returns how many attempts it made.
@@ -338,7 +351,7 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 		}
 	}
 	for {
-		n, err := s.cfg.Store.DispatchEvents(ctx, s.cfg.Now(), batch)
+		n, err := bounded(ctx, func(ctx context.Context) (int, error) { return s.cfg.Store.DispatchEvents(ctx, s.cfg.Now(), batch) })
 		if err != nil {
 			return 0, err
 		}
@@ -350,7 +363,9 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 	// well within its lease.
 	total := 0
 	for {
-		ds, err := s.cfg.Store.ClaimDeliveries(ctx, s.cfg.Now(), s.lease, s.cfg.Concurrency)
+		ds, err := bounded(ctx, func(ctx context.Context) ([]*keyward.WebhookDelivery, error) {
+			return s.cfg.Store.ClaimDeliveries(ctx, s.cfg.Now(), s.lease, s.cfg.Concurrency)
+		})
 		if err != nil || len(ds) == 0 {
 			return total, err
 		}
@@ -358,7 +373,10 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 		var wg sync.WaitGroup
 		errs := make([]error, len(ds))
 		for i, d := range ds {
-			wg.Go(func() { errs[i] = s.cfg.Store.FinishDelivery(ctx, s.attempt(ctx, d)) })
+			wg.Go(func() {
+				o := s.attempt(ctx, d)
+				_, errs[i] = bounded(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.cfg.Store.FinishDelivery(ctx, o) })
+			})
 		}
 		wg.Wait()
 		for _, err := range errs {

@@ -93,9 +93,11 @@ func testPartition(t *testing.T, withRedis bool) {
 	}
 
 	restore()
-	// A liveness bound, not a timing: B's reload must first outwait the
-	// connections the stall left hanging. Under a loaded machine 20 s was
-	// seen to fall short (3 times in one day), so the bound is generous.
+	// A liveness bound, not a timing. The statements the stall swallowed
+	// hang until their deadlines; background jobs once had none, held the
+	// whole connection pool for ever and kept B answering 503 after the
+	// heal (lifecycle.JobTimeout, usage.FlushTimeout and
+	// webhook.StoreTimeout bound them now, at 30 s).
 	eventually(t, 60*time.Second, "the revoked key refused once the partition heals", func() string {
 		if s, _ := forwardAuth(); s != http.StatusUnauthorized {
 			return fmt.Sprint(s)
