@@ -279,7 +279,7 @@ func (c *Console) authed(fn authedFunc) http.Handler {
 			}
 		}
 		ctx := keyward.NewContextWithIdentity(r.Context(), res.Identity())
-		ctx = keyward.NewContextWithRequestInfo(ctx, c.requestInfo(r))
+		ctx = keyward.NewContextWithRequestInfo(ctx, httpedge.RequestInfo(r, clientaddr.FromRequest(r, c.trusted)))
 		fn(w, r.WithContext(ctx), &caller{id: id, session: ss, ident: res.Identity()})
 	})
 }
@@ -299,22 +299,6 @@ func sessionID(r *http.Request) string {
 
 func (c *Console) toSignIn(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, Path+"/sign-in", http.StatusSeeOther)
-}
-
-// requestInfo is what the audit log records of r, as the API records it.
-func (c *Console) requestInfo(r *http.Request) keyward.RequestInfo {
-	ri := keyward.RequestInfo{UserAgent: bounded(r.UserAgent()), RequestID: bounded(r.Header.Get("X-Request-Id"))}
-	if ip := clientaddr.FromRequest(r, c.trusted); ip.IsValid() {
-		ri.IP = ip.String()
-	}
-	return ri
-}
-
-func bounded(s string) string {
-	if len(s) > 200 {
-		return s[:200]
-	}
-	return s
 }
 
 func (c *Console) home(w http.ResponseWriter, r *http.Request) {

@@ -71,7 +71,7 @@ func serveJSON[REQ, RESP any](s *Server, status int, fn handlerFunc[REQ, RESP]) 
 			}
 		}
 		ctx := keyward.NewContextWithIdentity(r.Context(), id)
-		ctx = keyward.NewContextWithRequestInfo(ctx, s.requestInfo(r))
+		ctx = keyward.NewContextWithRequestInfo(ctx, httpedge.RequestInfo(r, s.clientIP(r)))
 		out, err := fn(ctx, r, in)
 		if err != nil {
 			if d, ok := s.svc.Audit.(deniedAuditor); ok && keyward.ErrorCode(err) == keyward.EFORBIDDEN {
@@ -114,26 +114,6 @@ func (s *Server) authenticate(r *http.Request) (*keyward.Identity, error) {
 // admin.Audit is one.
 type deniedAuditor interface {
 	AuditDenied(ctx context.Context, route string, cause error)
-}
-
-// requestInfo returns what the audit log records of r: the client address
-// (see clientIP), its User-Agent and its X-Request-Id, each cut to a
-// bounded length.
-func (s *Server) requestInfo(r *http.Request) keyward.RequestInfo {
-	ri := keyward.RequestInfo{UserAgent: bounded(r.UserAgent()), RequestID: bounded(r.Header.Get("X-Request-Id"))}
-	if ip := s.clientIP(r); ip.IsValid() {
-		ri.IP = ip.String()
-	}
-	return ri
-}
-
-// bounded cuts s to 200 bytes: enough for a user agent or a request id,
-// not a way to fill the audit log.
-func bounded(s string) string {
-	if len(s) > 200 {
-		return s[:200]
-	}
-	return s
 }
 
 // clientIP is the address of the client of r: the peer, or, from one of

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"unicode"
@@ -257,4 +258,26 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// maxRequestInfoLen bounds the User-Agent and request id RequestInfo keeps:
+// enough for either, not a way to fill the audit log.
+const maxRequestInfoLen = 200
+
+// RequestInfo returns what the audit log records of r, whose client is
+// client (package clientaddr; invalid for none): the address, and the
+// User-Agent and X-Request-Id headers, each cut to 200 bytes.
+func RequestInfo(r *http.Request, client netip.Addr) keyward.RequestInfo {
+	ri := keyward.RequestInfo{UserAgent: cut(r.UserAgent()), RequestID: cut(r.Header.Get("X-Request-Id"))}
+	if client.IsValid() {
+		ri.IP = client.String()
+	}
+	return ri
+}
+
+func cut(s string) string {
+	if len(s) > maxRequestInfoLen {
+		return s[:maxRequestInfoLen]
+	}
+	return s
 }

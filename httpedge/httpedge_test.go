@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +179,20 @@ func TestChallenge(t *testing.T) {
 		if got, err := httpedge.Challenge(tc.scheme, tc.realm); keyward.ErrorCode(err) != keyward.EINVALID {
 			t.Errorf("Challenge(%q, %q) = %q, %v; want invalid", tc.scheme, tc.realm, got, err)
 		}
+	}
+}
+
+// TestRequestInfo: the audit log's view of a request keeps the client
+// address given, and cuts the User-Agent and X-Request-Id to 200 bytes.
+func TestRequestInfo(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("User-Agent", strings.Repeat("u", 300))
+	r.Header.Set("X-Request-Id", "req-1")
+	ri := httpedge.RequestInfo(r, netip.MustParseAddr("203.0.113.7"))
+	if len(ri.UserAgent) != 200 || ri.RequestID != "req-1" || ri.IP != "203.0.113.7" {
+		t.Errorf("RequestInfo = %+v", ri)
+	}
+	if ri := httpedge.RequestInfo(httptest.NewRequest("GET", "/", nil), netip.Addr{}); ri.IP != "" || ri.RequestID != "" {
+		t.Errorf("RequestInfo without a client or id = %+v", ri)
 	}
 }

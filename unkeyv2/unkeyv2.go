@@ -256,26 +256,15 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 	return clientaddr.FromRequest(r, s.cfg.TrustedProxies)
 }
 
-// requestInfo is what the audit log records of r: its client address,
-// User-Agent and request id (the one the answer's meta carries, unless
-// the client sent X-Request-Id).
+// requestInfo is what the audit log records of r (httpedge.RequestInfo),
+// with reqID, the id the answer's meta carries, unless the client sent
+// X-Request-Id.
 func (s *Server) requestInfo(r *http.Request, reqID string) keyward.RequestInfo {
-	ri := keyward.RequestInfo{UserAgent: bounded(r.UserAgent()), RequestID: bounded(r.Header.Get("X-Request-Id"))}
+	ri := httpedge.RequestInfo(r, s.clientIP(r))
 	if ri.RequestID == "" {
 		ri.RequestID = reqID
 	}
-	if ip := s.clientIP(r); ip.IsValid() {
-		ri.IP = ip.String()
-	}
 	return ri
-}
-
-// bounded cuts s to 200 bytes.
-func bounded(s string) string {
-	if len(s) > 200 {
-		return s[:200]
-	}
-	return s
 }
 
 type meta struct {
