@@ -115,6 +115,21 @@ func testMeters(t *testing.T, open func(*testing.T) keyward.Store) {
 		if k := f.key(annKey.ID); k.UserMeter != nil || !meterEqual(k.AccountMeter, am) {
 			t.Fatalf("after removing the user's meter the key mirrors %+v, %+v", k.UserMeter, k.AccountMeter)
 		}
+		// KeyByHash reads the account's meter of a key without a user only
+		// while the account is flagged as having one (accounts.has_meter):
+		// the flag follows the meter's removal and return.
+		for _, set := range []bool{false, true} {
+			if set {
+				must(t, f.s.SetMeter(f.ctx, keyward.Change{}, am))
+			} else {
+				must(t, f.s.DeleteMeter(f.ctx, keyward.Change{}, a.ID))
+			}
+			byHash, err := f.s.KeyByHash(f.ctx, admin.Hash)
+			must(t, err)
+			if want := map[bool]*keyward.Meter{true: am}[set]; byHash.UserMeter != nil || !meterEqual(byHash.AccountMeter, want) {
+				t.Fatalf("account meter set %v: KeyByHash of the admin key mirrors %+v, %+v", set, byHash.UserMeter, byHash.AccountMeter)
+			}
+		}
 	})
 
 	t.Run("deleting the user or account deletes its meter", func(t *testing.T) {

@@ -163,6 +163,29 @@ func testRoles(t *testing.T, open func(*testing.T) keyward.Store) {
 		t.Fatalf("the other account's role: %v", err)
 	}
 
+	// KeyByHash reads the roles of a key only while it is flagged as
+	// having some (keys.has_roles): the flag follows a role's deletion and
+	// every detach and attach.
+	keyByHash := func() *keyward.Key {
+		t.Helper()
+		k, err := f.s.KeyByHash(f.ctx, k.Hash)
+		if err != nil {
+			t.Fatalf("KeyByHash: %v", err)
+		}
+		return k
+	}
+	wantRoles(keyByHash(), []string{"writer"}, "memories:write")
+	for _, roles := range [][]string{nil, {"writer"}} {
+		if _, err := f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.Roles = roles; return nil }); err != nil {
+			t.Fatalf("UpdateKey roles %q: %v", roles, err)
+		}
+		if roles == nil {
+			wantRoles(keyByHash(), nil)
+		} else {
+			wantRoles(keyByHash(), roles, "memories:write")
+		}
+	}
+
 	// Deleting the key, then the account, deletes what hangs on them.
 	if _, err := f.s.DeleteKey(f.ctx, keyward.Change{}, k.ID); err != nil {
 		t.Fatalf("DeleteKey: %v", err)

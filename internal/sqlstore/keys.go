@@ -26,24 +26,46 @@ var keyColumns = strings.FieldsFunc(keyCols, func(r rune) bool { return r == ','
 // keyParams is the number of keyCols.
 var keyParams = len(keyColumns)
 
-// selectKey reads a key with its account's disabled flag, rate limits and
-// secret metadata, its user's external id, meta and secret metadata,
-// whether it has roles (see fillRoles), and the shared limits of its user
-// and account (meters.go); it is completed by a WHERE clause.
-const selectKey = `SELECT k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
+// keyRowCols are the columns of a key row read with its account's
+// disabled flag, rate limits and secret metadata, and whether it has roles
+// (see fillRoles), from "keys k LEFT JOIN accounts a" (scanKeyRow).
+const keyRowCols = `k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
 	k.account_id, k.user_id, k.permissions, k.meta, k.expires_at, k.disabled, k.revoked_at,
 	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
 	k.ip_allow, k.rate_limits, k.meter_id, k.credits_remaining, k.credits_refill_amount, k.credits_refill_interval,
 	k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version, k.expiry_scheduled, k.environment,
 	COALESCE(a.disabled, FALSE), COALESCE(a.rate_limits, '[]'), a.secret_meta, COALESCE(a.secret_meta_version, 0),
-	COALESCE(u.external_id, ''), u.meta, u.secret_meta, COALESCE(u.secret_meta_version, 0),
-	EXISTS (SELECT 1 FROM key_roles kr WHERE kr.key_id = k.id),
+	k.has_roles`
+
+// ownerCols are the columns of a key's user (u: external id, meta and
+// secret metadata) and of the shared limits of its user (um) and account
+// (am; meters.go), scanned by keyOwner.
+const ownerCols = `COALESCE(u.external_id, ''), u.meta, u.secret_meta, COALESCE(u.secret_meta_version, 0),
 	um.id, COALESCE(um.rate_limits, '[]'), um.credits_remaining, um.credits_refill_amount, um.credits_refill_interval,
 	um.credits_refilled_at, COALESCE(um.credits_version, 0),
 	am.id, COALESCE(am.rate_limits, '[]'), am.credits_remaining, am.credits_refill_amount, am.credits_refill_interval,
-	am.credits_refilled_at, COALESCE(am.credits_version, 0)
+	am.credits_refilled_at, COALESCE(am.credits_version, 0)`
+
+// selectKey reads a key whole (keyRowCols and ownerCols) in one statement;
+// it is completed by a WHERE clause.
+const selectKey = "SELECT " + keyRowCols + ", " + ownerCols + `
 	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id LEFT JOIN users u ON u.id = k.user_id
 	LEFT JOIN meters um ON um.id = k.user_id LEFT JOIN meters am ON am.id = k.account_id`
+
+// The verification cache's miss path (KeyByHash) reads a key in two
+// steps: selectKeyRow, the key and its account and whether the account
+// has shared limits, then selectOwner only for a key that has a user or
+// whose account has shared limits. A key without either, the most common,
+// costs the query of a key and its account alone: each further join costs
+// every lookup a plan node whether it finds a row or not (docs/benchmarks.md,
+// "The key lookup's joins").
+const (
+	selectKeyRow = "SELECT " + keyRowCols + `, COALESCE(a.has_meter, FALSE)
+	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = ?`
+	selectOwner = "SELECT " + ownerCols + `
+	FROM (SELECT 1 AS one) o LEFT JOIN users u ON u.id = ? LEFT JOIN meters um ON um.id = u.id
+	LEFT JOIN meters am ON am.id = ?`
+)
 
 // CreateKey inserts k. ENOTFOUND if its account or user does not exist (or
 // the user is not in the account), ECONFLICT if the id or hash is taken,
@@ -327,7 +349,7 @@ func (s *Store) checkOwners(ctx context.Context, tx *Tx, keys []*keyward.Key) (m
 
 // Key returns the key with id. ENOTFOUND if none.
 func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
-	k, err := s.scanKey(s.lookup(ctx, s.keyByID, s.keyByIDSQL, id))
+	k, err := s.scanKey(s.lookup(ctx, s.keyByIDStmt, s.keyByIDSQL, id))
 	if err == nil {
 		err = s.fillRoles(ctx, s.r, k)
 	}
@@ -340,7 +362,7 @@ func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
 // KeyByHash returns the key with hash h, with AccountDisabled filled.
 // ENOTFOUND if none.
 func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key, error) {
-	return s.keyByHashRow(ctx, s.lookup(ctx, s.keyByHash, s.keyByHashSQL, h[:]))
+	return s.keyByHash(ctx, nil, h)
 }
 
 // KeyByHashOn is KeyByHash read with r, another connection to a database
@@ -348,12 +370,29 @@ func (s *Store) KeyByHash(ctx context.Context, h keyward.KeyHash) (*keyward.Key,
 // a RowReader. The roles of a key that has some are read from the
 // store's own reader.
 func (s *Store) KeyByHashOn(ctx context.Context, r RowReader, h keyward.KeyHash) (*keyward.Key, error) {
-	return s.keyByHashRow(ctx, r.QueryRow(ctx, s.keyByHashSQL, h[:]))
+	return s.keyByHash(ctx, r, h)
 }
 
-// keyByHashRow reads the key of KeyByHash from its row, and its roles.
-func (s *Store) keyByHashRow(ctx context.Context, row scanner) (*keyward.Key, error) {
-	k, err := s.scanKey(row)
+// keyByHash reads the key of KeyByHash with r (nil: the store's own
+// lookup statements), its owner's part with r too if it has one, then its
+// roles with the store's reader.
+func (s *Store) keyByHash(ctx context.Context, r RowReader, h keyward.KeyHash) (*keyward.Key, error) {
+	row := func(st *sql.Stmt, query string, args ...any) scanner {
+		if r != nil {
+			return r.QueryRow(ctx, query, args...)
+		}
+		return s.lookup(ctx, st, query, args...)
+	}
+	var accountMeter bool
+	k := new(keyward.Key)
+	err := s.scanKeyRow(row(s.keyByHashStmt, s.keyByHashSQL, h[:]), k, &accountMeter)
+	if err == nil && (k.UserID != "" || accountMeter) {
+		var o keyOwner
+		err = row(s.ownerStmt, s.ownerSQL, nullString(k.UserID), nullString(k.AccountID)).Scan(o.dest(k)...)
+		if err == nil {
+			err = o.fill(k)
+		}
+	}
 	if err == nil {
 		err = s.fillRoles(ctx, s.r, k)
 	}
@@ -368,11 +407,11 @@ func (s *Store) keyByHashRow(ctx context.Context, row scanner) (*keyward.Key, er
 
 // lookup reads a key with the prepared statement st, or with the
 // dialect's RowReader and query.
-func (s *Store) lookup(ctx context.Context, st *sql.Stmt, query string, v any) scanner {
+func (s *Store) lookup(ctx context.Context, st *sql.Stmt, query string, args ...any) scanner {
 	if s.rows != nil {
-		return s.rows.QueryRow(ctx, query, v)
+		return s.rows.QueryRow(ctx, query, args...)
 	}
-	return st.QueryRowContext(ctx, v)
+	return st.QueryRowContext(ctx, args...)
 }
 
 // rowError maps a failed read of the kind of row with id (a key, an
@@ -641,9 +680,24 @@ func (s *Store) TouchKeys(ctx context.Context, uses []keyward.KeyUse) error {
 	return nil
 }
 
+// scanKey scans a row of selectKey: the key and its account
+// (scanKeyRow), then its owner's part (keyOwner).
 func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
+	var o keyOwner
+	k := new(keyward.Key)
+	if err := s.scanKeyRow(row, k, o.dest(k)...); err != nil {
+		return nil, err
+	}
+	if err := o.fill(k); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// scanKeyRow scans keyRowCols into k, then the columns that follow them
+// into more.
+func (s *Store) scanKeyRow(row scanner, k *keyward.Key, more ...any) error {
 	var (
-		k                                               keyward.Key
 		hash                                            []byte
 		role, rateLimits, accountLimits                 string
 		perms, ipAllow                                  []string
@@ -652,27 +706,22 @@ func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
 		expires, revoked, grace, lastUsed               storedTime
 		created, updated                                storedTime
 		credits                                         storedCredits
-		secret, accountSecret, userSecret               []byte
+		secret, accountSecret                           []byte
 		secretVersion, accountSecretVersion             int
 		roles                                           bool
-		userMeta                                        sql.NullString
-		userSecretVersion                               int
 	)
 	dest := []any{&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
 		&accountID, &userID, s.d.ListDest(&perms), &meta, &expires, &k.Disabled, &revoked,
 		&rotatedFrom, &grace, &created, &createdBy, &lastUsed, &updated,
 		s.d.ListDest(&ipAllow), &rateLimits, &meterID}
 	dest = append(append(dest, credits.dest()...), &secret, &secretVersion, &k.ExpiryScheduled, &k.Environment,
-		&k.AccountDisabled, &accountLimits, &accountSecret, &accountSecretVersion,
-		&k.UserExternalID, &userMeta, &userSecret, &userSecretVersion, &roles)
-	var userMeter, accountMeter mirroredMeter
-	dest = append(append(dest, userMeter.dest()...), accountMeter.dest()...)
-	err := row.Scan(dest...)
+		&k.AccountDisabled, &accountLimits, &accountSecret, &accountSecretVersion, &roles)
+	err := row.Scan(append(dest, more...)...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if k.Hash, err = toHash(hash); err != nil {
-		return nil, err
+		return err
 	}
 	k.Role = keyward.Role(role)
 	k.AccountID, k.UserID = accountID.String, userID.String
@@ -686,35 +735,57 @@ func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
 	if meta.Valid {
 		k.Meta = json.RawMessage(meta.String)
 	}
-	if userMeta.Valid {
-		k.UserMeta = json.RawMessage(userMeta.String)
-	}
-	k.UserSecretMeta = storedSealed(userSecret, userSecretVersion)
 	for _, p := range ipAllow {
 		prefix, err := netip.ParsePrefix(p)
 		if err != nil {
-			return nil, fmt.Errorf("key %s: stored ip_allow: %w", k.ID, err)
+			return fmt.Errorf("key %s: stored ip_allow: %w", k.ID, err)
 		}
 		k.IPAllow = append(k.IPAllow, prefix)
 	}
 	if k.RateLimits, err = decodeList[keyward.RateLimit](rateLimits); err != nil {
-		return nil, fmt.Errorf("key %s: stored rate_limits: %w", k.ID, err)
+		return fmt.Errorf("key %s: stored rate_limits: %w", k.ID, err)
 	}
 	if k.AccountRateLimits, err = decodeList[keyward.RateLimit](accountLimits); err != nil {
-		return nil, fmt.Errorf("key %s: stored account rate_limits: %w", k.ID, err)
+		return fmt.Errorf("key %s: stored account rate_limits: %w", k.ID, err)
 	}
 	if k.Credits, err = credits.credits(); err != nil {
-		return nil, fmt.Errorf("key %s: %w", k.ID, err)
-	}
-	if k.UserMeter, err = userMeter.meter(keyward.LevelUser, k.AccountID); err != nil {
-		return nil, fmt.Errorf("key %s: user %w", k.ID, err)
-	}
-	if k.AccountMeter, err = accountMeter.meter(keyward.LevelAccount, k.AccountID); err != nil {
-		return nil, fmt.Errorf("key %s: account %w", k.ID, err)
+		return fmt.Errorf("key %s: %w", k.ID, err)
 	}
 	k.ExpiresAt, k.RevokedAt, k.GraceUntil, k.LastUsedAt = expires.ptr(), revoked.ptr(), grace.ptr(), lastUsed.ptr()
 	k.CreatedAt, k.UpdatedAt = created.Time, updated.Time
-	return &k, nil
+	return nil
+}
+
+// keyOwner scans ownerCols: a key's user and the shared limits of its
+// user and account.
+type keyOwner struct {
+	userMeta                sql.NullString
+	userSecret              []byte
+	userSecretVersion       int
+	userMeter, accountMeter mirroredMeter
+}
+
+// dest returns the scan destinations of ownerCols; the user's external id
+// goes straight to k.
+func (o *keyOwner) dest(k *keyward.Key) []any {
+	dest := []any{&k.UserExternalID, &o.userMeta, &o.userSecret, &o.userSecretVersion}
+	return append(append(dest, o.userMeter.dest()...), o.accountMeter.dest()...)
+}
+
+// fill sets k's user and meter fields from what was scanned.
+func (o *keyOwner) fill(k *keyward.Key) error {
+	if o.userMeta.Valid {
+		k.UserMeta = json.RawMessage(o.userMeta.String)
+	}
+	k.UserSecretMeta = storedSealed(o.userSecret, o.userSecretVersion)
+	var err error
+	if k.UserMeter, err = o.userMeter.meter(keyward.LevelUser, k.AccountID); err != nil {
+		return fmt.Errorf("key %s: user %w", k.ID, err)
+	}
+	if k.AccountMeter, err = o.accountMeter.meter(keyward.LevelAccount, k.AccountID); err != nil {
+		return fmt.Errorf("key %s: account %w", k.ID, err)
+	}
+	return nil
 }
 
 func toHash(b []byte) (keyward.KeyHash, error) {

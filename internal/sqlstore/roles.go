@@ -10,9 +10,10 @@ import (
 )
 
 // Named roles (keyward.RoleStore): the roles table, and key_roles, the
-// roles attached to each key. A key read with selectKey says whether it has
-// roles (its last column); fillRoles then reads their names and
-// permissions, so a key without roles costs no other query.
+// roles attached to each key. A key row says whether it has roles
+// (keys.has_roles, kept by triggers on key_roles); fillRoles then reads
+// their names and permissions, so a key without roles costs no other
+// query.
 
 const selectRole = "SELECT account_id, name, permissions, created_at, updated_at FROM roles"
 

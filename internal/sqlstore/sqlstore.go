@@ -108,10 +108,11 @@ type Store struct {
 	w    *DB // every write goes through it
 	r    *DB // reads; the same pool as w on PostgreSQL
 
-	// The key lookups: prepared statements, or the queries of rows.
-	keyByHash, keyByID       *sql.Stmt
-	rows                     RowReader
-	keyByHashSQL, keyByIDSQL string
+	// The key lookups (KeyByHash's two steps and Key): prepared
+	// statements, or the queries of rows.
+	keyByHashStmt, ownerStmt, keyByIDStmt *sql.Stmt
+	rows                                  RowReader
+	keyByHashSQL, ownerSQL, keyByIDSQL    string
 
 	closed atomic.Bool
 	// storage tracks full-disk episodes.
@@ -127,15 +128,20 @@ func New(ctx context.Context, d Dialect, w, r *sql.DB) (*Store, error) {
 	s := &Store{d: d, name: d.Name()}
 	s.w = &DB{DB: w, d: d}
 	s.r = &DB{DB: r, d: d}
+	s.keyByHashSQL, s.ownerSQL = rebind(d, selectKeyRow), rebind(d, selectOwner)
+	s.keyByIDSQL = rebind(d, selectKey+" WHERE k.id = ?")
 	if rr, ok := d.(RowReader); ok {
 		s.rows = rr
-		s.keyByHashSQL = rebind(d, selectKey+" WHERE k.key_hash = ?")
-		s.keyByIDSQL = rebind(d, selectKey+" WHERE k.id = ?")
 		return s, nil
 	}
 	var err error
-	if s.keyByHash, err = s.r.PrepareContext(ctx, selectKey+" WHERE k.key_hash = ?"); err == nil {
-		s.keyByID, err = s.r.PrepareContext(ctx, selectKey+" WHERE k.id = ?")
+	for _, st := range []struct {
+		stmt  **sql.Stmt
+		query string
+	}{{&s.keyByHashStmt, selectKeyRow}, {&s.ownerStmt, selectOwner}, {&s.keyByIDStmt, selectKey + " WHERE k.id = ?"}} {
+		if *st.stmt, err = s.r.PrepareContext(ctx, st.query); err != nil {
+			break
+		}
 	}
 	if err != nil {
 		s.Close()
@@ -175,7 +181,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{s.keyByHash, s.keyByID} {
+	for _, st := range []*sql.Stmt{s.keyByHashStmt, s.ownerStmt, s.keyByIDStmt} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
