@@ -31,6 +31,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -68,6 +69,7 @@ func main() {
 		workers     = flag.Int("workers", 2, "concurrent key generators/writers while seeding")
 		dir         = flag.String("dir", "", "directory of the SQLite file (default: a new temporary directory, removed at the end)")
 		keep        = flag.String("keep-sqlite", "", "leave the SQLite store in this new directory as a keyward data directory, with secrets.txt")
+		userKeys    = flag.Bool("user-keys", false, "seed user keys of one user with meta, so each lookup also reads its user (default: account_admin keys)")
 	)
 	flag.Parse()
 	if *n <= 0 || *samples <= 0 || *batch <= 0 || *workers <= 0 {
@@ -83,13 +85,13 @@ func main() {
 		var err error
 		switch strings.TrimSpace(name) {
 		case "sqlite":
-			err = runSQLite(ctx, *dir, *keep, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers})
+			err = runSQLite(ctx, *dir, *keep, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers, userKeys: *userKeys})
 		case "postgres":
 			if *pgURL == "" {
 				fmt.Fprintln(os.Stderr, "cachemiss: postgres: skipped, set KEYWARD_TEST_POSTGRES_URL or -postgres")
 				continue
 			}
-			err = runPostgres(ctx, *pgURL, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers})
+			err = runPostgres(ctx, *pgURL, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers, userKeys: *userKeys})
 		default:
 			fatalf("unknown store %q (want sqlite or postgres)", name)
 		}
@@ -109,6 +111,7 @@ func main() {
 type config struct {
 	n, samples, batch, workers int
 	seedTimeout                time.Duration
+	userKeys                   bool // seed user keys of one user
 	// seeded, if set, is called with the pepper and the secrets of the
 	// keys stored once seeding is done.
 	seeded func(pepper []byte, secrets []string) error
@@ -276,7 +279,16 @@ func seed(ctx context.Context, s keyward.Store, h *apikey.Hasher, cfg config) ([
 	if err := s.CreateAccount(ctx, keyward.Change{}, acc); err != nil {
 		return nil, 0, err
 	}
-	prefix := apikey.DefaultPrefix(keyward.RoleAccountAdmin, acc.KeyPrefix)
+	role, userID := keyward.RoleAccountAdmin, ""
+	if cfg.userKeys {
+		u := &keyward.User{ID: apikey.NewID("usr"), AccountID: acc.ID, Name: "cachemiss", Meta: json.RawMessage(`{"plan":"pro"}`),
+			CreatedAt: now, UpdatedAt: now}
+		if err := s.CreateUser(ctx, keyward.Change{}, u); err != nil {
+			return nil, 0, err
+		}
+		role, userID = keyward.RoleUser, u.ID
+	}
+	prefix := apikey.DefaultPrefix(role, acc.KeyPrefix)
 	secrets := make([]string, cfg.n)
 	start := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, cfg.seedTimeout)
@@ -308,8 +320,8 @@ func seed(ctx context.Context, s keyward.Store, h *apikey.Hasher, cfg config) ([
 					secrets[i] = raw
 					keys = append(keys, &keyward.Key{
 						ID: apikey.NewID("key"), Hash: h.Hash(raw), PepperVersion: h.Current(), Start: apikey.Start(raw),
-						Prefix: prefix, Name: fmt.Sprintf("cachemiss %d", i), Role: keyward.RoleAccountAdmin,
-						AccountID: acc.ID, Permissions: []string{}, CreatedAt: now, UpdatedAt: now,
+						Prefix: prefix, Name: fmt.Sprintf("cachemiss %d", i), Role: role,
+						AccountID: acc.ID, UserID: userID, Permissions: []string{}, CreatedAt: now, UpdatedAt: now,
 					})
 				}
 				if err := s.CreateKeys(gctx, keyward.Change{}, keys); err != nil {
