@@ -42,6 +42,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -69,6 +70,7 @@ func main() {
 		workers     = flag.Int("workers", 2, "concurrent key generators/writers while seeding")
 		dir         = flag.String("dir", "", "directory of the SQLite file (default: a new temporary directory, removed at the end)")
 		keep        = flag.String("keep-sqlite", "", "leave the SQLite store in this new directory as a keyward data directory, with secrets.txt")
+		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the Verify (miss) runs to this file (one store: the last one measured)")
 		userKeys    = flag.Bool("user-keys", false, "seed user keys of one user with meta, so each lookup also reads its user (default: account_admin keys)")
 	)
 	flag.Parse()
@@ -85,13 +87,13 @@ func main() {
 		var err error
 		switch strings.TrimSpace(name) {
 		case "sqlite":
-			err = runSQLite(ctx, *dir, *keep, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers, userKeys: *userKeys})
+			err = runSQLite(ctx, *dir, *keep, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers, userKeys: *userKeys, cpuProfile: *cpuProfile})
 		case "postgres":
 			if *pgURL == "" {
 				fmt.Fprintln(os.Stderr, "cachemiss: postgres: skipped, set KEYWARD_TEST_POSTGRES_URL or -postgres")
 				continue
 			}
-			err = runPostgres(ctx, *pgURL, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers, userKeys: *userKeys})
+			err = runPostgres(ctx, *pgURL, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers, userKeys: *userKeys, cpuProfile: *cpuProfile})
 		default:
 			fatalf("unknown store %q (want sqlite or postgres)", name)
 		}
@@ -111,7 +113,8 @@ func main() {
 type config struct {
 	n, samples, batch, workers int
 	seedTimeout                time.Duration
-	userKeys                   bool // seed user keys of one user
+	userKeys                   bool   // seed user keys of one user
+	cpuProfile                 string // profile the Verify runs into this file
 	// seeded, if set, is called with the pepper and the secrets of the
 	// keys stored once seeding is done.
 	seeded func(pepper []byte, secrets []string) error
@@ -253,6 +256,16 @@ func run(ctx context.Context, name string, open func() (keyward.Store, error), c
 		return err
 	}
 	lat, invalid := lat[:0], 0
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	for _, i := range byVerify {
 		t0 := time.Now()
 		res := engine.Verify(ctx, verify.Request{Key: secrets[i]})
@@ -261,6 +274,7 @@ func run(ctx context.Context, name string, open func() (keyward.Store, error), c
 			invalid++
 		}
 	}
+	pprof.StopCPUProfile() // a no-op without -cpuprofile
 	if err := engine.Close(ctx); err != nil {
 		return err
 	}
