@@ -115,19 +115,27 @@ func testMeters(t *testing.T, open func(*testing.T) keyward.Store) {
 		if k := f.key(annKey.ID); k.UserMeter != nil || !meterEqual(k.AccountMeter, am) {
 			t.Fatalf("after removing the user's meter the key mirrors %+v, %+v", k.UserMeter, k.AccountMeter)
 		}
-		// KeyByHash reads the account's meter of a key without a user only
-		// while the account is flagged as having one (accounts.has_meter):
-		// the flag follows the meter's removal and return.
+		// KeyByHash reads the meters of a key's user and account only while
+		// the user or account is flagged as having one (users.has_meter,
+		// accounts.has_meter): the flags follow each meter's removal and
+		// return.
 		for _, set := range []bool{false, true} {
 			if set {
+				must(t, f.s.SetMeter(f.ctx, keyward.Change{}, um))
 				must(t, f.s.SetMeter(f.ctx, keyward.Change{}, am))
 			} else {
-				must(t, f.s.DeleteMeter(f.ctx, keyward.Change{}, a.ID))
+				must(t, f.s.DeleteMeter(f.ctx, keyward.Change{}, a.ID)) // the user's went above
 			}
-			byHash, err := f.s.KeyByHash(f.ctx, admin.Hash)
-			must(t, err)
-			if want := map[bool]*keyward.Meter{true: am}[set]; byHash.UserMeter != nil || !meterEqual(byHash.AccountMeter, want) {
-				t.Fatalf("account meter set %v: KeyByHash of the admin key mirrors %+v, %+v", set, byHash.UserMeter, byHash.AccountMeter)
+			want := map[bool][2]*keyward.Meter{true: {um, am}}[set]
+			for _, c := range []struct {
+				k           *keyward.Key
+				user, accnt *keyward.Meter
+			}{{&annKey.Key, want[0], want[1]}, {admin, nil, want[1]}} {
+				byHash, err := f.s.KeyByHash(f.ctx, c.k.Hash)
+				must(t, err)
+				if !meterEqual(byHash.UserMeter, c.user) || !meterEqual(byHash.AccountMeter, c.accnt) {
+					t.Fatalf("meters set %v: KeyByHash of %s mirrors %+v, %+v; want %+v, %+v", set, c.k.ID, byHash.UserMeter, byHash.AccountMeter, c.user, c.accnt)
+				}
 			}
 		}
 	})

@@ -12,9 +12,9 @@ import (
 
 // TestLookupFlagsBackfilled upgrades a database written before migration
 // 0021 (its flags and triggers removed, its record of 0021 deleted): the
-// migration sets keys.has_roles and accounts.has_meter from the rows
-// already there, so KeyByHash still reads the roles and the account's
-// shared limits of existing keys.
+// migration sets keys.has_roles, users.has_meter and accounts.has_meter
+// from the rows already there, so KeyByHash still reads the roles and the
+// user's and account's shared limits of existing keys.
 func TestLookupFlagsBackfilled(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "keyward.db")
@@ -32,7 +32,13 @@ func TestLookupFlagsBackfilled(t *testing.T) {
 	if err := s.SetMeter(ctx, keyward.Change{}, meter); err != nil {
 		t.Fatal(err)
 	}
-	k := keywardtest.NewKey(t, s, h, keyward.Key{Role: keyward.RoleAccountAdmin, AccountID: a.ID, Roles: []string{"reader"}})
+	u := keywardtest.NewUser(t, s, a.ID, "ann")
+	userMeter := &keyward.Meter{ID: u.ID, Level: keyward.LevelUser, AccountID: a.ID, UpdatedAt: now,
+		RateLimits: []keyward.RateLimit{{Name: "per-user", Limit: 5, Window: keyward.Duration(time.Minute)}}}
+	if err := s.SetMeter(ctx, keyward.Change{}, userMeter); err != nil {
+		t.Fatal(err)
+	}
+	k := keywardtest.NewKey(t, s, h, keyward.Key{Role: keyward.RoleUser, AccountID: a.ID, UserID: u.ID, Roles: []string{"reader"}})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +47,7 @@ func TestLookupFlagsBackfilled(t *testing.T) {
 	for _, stmt := range []string{
 		"DROP TRIGGER key_roles_flag_insert", "DROP TRIGGER key_roles_flag_delete",
 		"DROP TRIGGER meters_flag_insert", "DROP TRIGGER meters_flag_delete",
-		"ALTER TABLE keys DROP COLUMN has_roles", "ALTER TABLE accounts DROP COLUMN has_meter",
+		"ALTER TABLE keys DROP COLUMN has_roles", "ALTER TABLE users DROP COLUMN has_meter", "ALTER TABLE accounts DROP COLUMN has_meter",
 		"DELETE FROM schema_migrations WHERE version = 21",
 	} {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
@@ -60,5 +66,8 @@ func TestLookupFlagsBackfilled(t *testing.T) {
 	}
 	if got.AccountMeter == nil || !slices.Equal(got.AccountMeter.RateLimits, meter.RateLimits) {
 		t.Errorf("after the upgrade the key mirrors account meter %+v; want %+v", got.AccountMeter, meter)
+	}
+	if got.UserMeter == nil || !slices.Equal(got.UserMeter.RateLimits, userMeter.RateLimits) {
+		t.Errorf("after the upgrade the key mirrors user meter %+v; want %+v", got.UserMeter, userMeter)
 	}
 }

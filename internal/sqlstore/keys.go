@@ -26,45 +26,46 @@ var keyColumns = strings.FieldsFunc(keyCols, func(r rune) bool { return r == ','
 // keyParams is the number of keyCols.
 var keyParams = len(keyColumns)
 
-// keyRowCols are the columns of a key row read with its account's
-// disabled flag, rate limits and secret metadata, and whether it has roles
-// (see fillRoles), from "keys k LEFT JOIN accounts a" (scanKeyRow).
+// keyRowCols are the columns of a key read with its account's disabled
+// flag, rate limits and secret metadata, whether it has roles (see
+// fillRoles), and its user's external id, meta and secret metadata, from
+// "keys k LEFT JOIN accounts a ... LEFT JOIN users u" (scanKeyRow).
 const keyRowCols = `k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.name, k.role,
 	k.account_id, k.user_id, k.permissions, k.meta, k.expires_at, k.disabled, k.revoked_at,
 	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
 	k.ip_allow, k.rate_limits, k.meter_id, k.credits_remaining, k.credits_refill_amount, k.credits_refill_interval,
 	k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version, k.expiry_scheduled, k.environment,
 	COALESCE(a.disabled, FALSE), COALESCE(a.rate_limits, '[]'), a.secret_meta, COALESCE(a.secret_meta_version, 0),
-	k.has_roles`
+	k.has_roles, COALESCE(u.external_id, ''), u.meta, u.secret_meta, COALESCE(u.secret_meta_version, 0)`
 
-// ownerCols are the columns of a key's user (u: external id, meta and
-// secret metadata) and of the shared limits of its user (um) and account
-// (am; meters.go), scanned by keyOwner.
-const ownerCols = `COALESCE(u.external_id, ''), u.meta, u.secret_meta, COALESCE(u.secret_meta_version, 0),
-	um.id, COALESCE(um.rate_limits, '[]'), um.credits_remaining, um.credits_refill_amount, um.credits_refill_interval,
+// keyRowFrom is what keyRowCols read from.
+const keyRowFrom = ` FROM keys k LEFT JOIN accounts a ON a.id = k.account_id LEFT JOIN users u ON u.id = k.user_id`
+
+// meterCols are the columns of the shared limits of a key's user (um) and
+// account (am; meters.go), scanned by keyMeters.
+const meterCols = `um.id, COALESCE(um.rate_limits, '[]'), um.credits_remaining, um.credits_refill_amount, um.credits_refill_interval,
 	um.credits_refilled_at, COALESCE(um.credits_version, 0),
 	am.id, COALESCE(am.rate_limits, '[]'), am.credits_remaining, am.credits_refill_amount, am.credits_refill_interval,
 	am.credits_refilled_at, COALESCE(am.credits_version, 0)`
 
-// selectKey reads a key whole (keyRowCols and ownerCols) in one statement;
+// selectKey reads a key whole (keyRowCols and meterCols) in one statement;
 // it is completed by a WHERE clause.
-const selectKey = "SELECT " + keyRowCols + ", " + ownerCols + `
-	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id LEFT JOIN users u ON u.id = k.user_id
-	LEFT JOIN meters um ON um.id = k.user_id LEFT JOIN meters am ON am.id = k.account_id`
+const selectKey = "SELECT " + keyRowCols + ", " + meterCols + keyRowFrom +
+	` LEFT JOIN meters um ON um.id = k.user_id LEFT JOIN meters am ON am.id = k.account_id`
 
-// The verification cache's miss path (KeyByHash) reads a key in two
-// steps: selectKeyRow, the key and its account and whether the account
-// has shared limits, then selectOwner only for a key that has a user or
-// whose account has shared limits. A key without either, the most common,
-// costs the query of a key and its account alone: each further join costs
-// every lookup a plan node whether it finds a row or not (docs/benchmarks.md,
-// "The key lookup's joins").
+// The verification cache's miss path (KeyByHash) reads a key with
+// selectKeyRow: the key, its account and user, and whether the user and
+// the account have shared limits (users.has_meter, accounts.has_meter);
+// then selectMeters only if one has. Each join costs every lookup a plan
+// node whether it finds a row or not, and the meters' two joins cost a
+// lookup more than its account's and user's together (docs/benchmarks.md,
+// "The key lookup's joins"); a second statement costs a key that has
+// shared limits a round trip, which only such keys pay.
 const (
-	selectKeyRow = "SELECT " + keyRowCols + `, COALESCE(a.has_meter, FALSE)
-	FROM keys k LEFT JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = ?`
-	selectOwner = "SELECT " + ownerCols + `
-	FROM (SELECT 1 AS one) o LEFT JOIN users u ON u.id = ? LEFT JOIN meters um ON um.id = u.id
-	LEFT JOIN meters am ON am.id = ?`
+	selectKeyRow = "SELECT " + keyRowCols + `, COALESCE(u.has_meter, FALSE), COALESCE(a.has_meter, FALSE)` +
+		keyRowFrom + ` WHERE k.key_hash = ?`
+	selectMeters = "SELECT " + meterCols + `
+	FROM (SELECT 1 AS one) o LEFT JOIN meters um ON um.id = ? LEFT JOIN meters am ON am.id = ?`
 )
 
 // CreateKey inserts k. ENOTFOUND if its account or user does not exist (or
@@ -383,14 +384,20 @@ func (s *Store) keyByHash(ctx context.Context, r RowReader, h keyward.KeyHash) (
 		}
 		return s.lookup(ctx, st, query, args...)
 	}
-	var accountMeter bool
+	var userMeter, accountMeter bool
 	k := new(keyward.Key)
-	err := s.scanKeyRow(row(s.keyByHashStmt, s.keyByHashSQL, h[:]), k, &accountMeter)
-	if err == nil && (k.UserID != "" || accountMeter) {
-		var o keyOwner
-		err = row(s.ownerStmt, s.ownerSQL, nullString(k.UserID), nullString(k.AccountID)).Scan(o.dest(k)...)
-		if err == nil {
-			err = o.fill(k)
+	err := s.scanKeyRow(row(s.keyByHashStmt, s.keyByHashSQL, h[:]), k, &userMeter, &accountMeter)
+	if err == nil && (userMeter || accountMeter) {
+		var m keyMeters
+		var userID, accountID any
+		if userMeter {
+			userID = k.UserID
+		}
+		if accountMeter {
+			accountID = k.AccountID
+		}
+		if err = row(s.metersStmt, s.metersSQL, userID, accountID).Scan(m.dest()...); err == nil {
+			err = m.fill(k)
 		}
 	}
 	if err == nil {
@@ -680,15 +687,15 @@ func (s *Store) TouchKeys(ctx context.Context, uses []keyward.KeyUse) error {
 	return nil
 }
 
-// scanKey scans a row of selectKey: the key and its account
-// (scanKeyRow), then its owner's part (keyOwner).
+// scanKey scans a row of selectKey: the key, its account and user
+// (scanKeyRow), then the shared limits (keyMeters).
 func (s *Store) scanKey(row scanner) (*keyward.Key, error) {
-	var o keyOwner
+	var m keyMeters
 	k := new(keyward.Key)
-	if err := s.scanKeyRow(row, k, o.dest(k)...); err != nil {
+	if err := s.scanKeyRow(row, k, m.dest()...); err != nil {
 		return nil, err
 	}
-	if err := o.fill(k); err != nil {
+	if err := m.fill(k); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -709,13 +716,17 @@ func (s *Store) scanKeyRow(row scanner, k *keyward.Key, more ...any) error {
 		secret, accountSecret                           []byte
 		secretVersion, accountSecretVersion             int
 		roles                                           bool
+		userMeta                                        sql.NullString
+		userSecret                                      []byte
+		userSecretVersion                               int
 	)
 	dest := []any{&k.ID, &hash, &k.PepperVersion, &k.Start, &k.Prefix, &k.Name, &role,
 		&accountID, &userID, s.d.ListDest(&perms), &meta, &expires, &k.Disabled, &revoked,
 		&rotatedFrom, &grace, &created, &createdBy, &lastUsed, &updated,
 		s.d.ListDest(&ipAllow), &rateLimits, &meterID}
 	dest = append(append(dest, credits.dest()...), &secret, &secretVersion, &k.ExpiryScheduled, &k.Environment,
-		&k.AccountDisabled, &accountLimits, &accountSecret, &accountSecretVersion, &roles)
+		&k.AccountDisabled, &accountLimits, &accountSecret, &accountSecretVersion, &roles,
+		&k.UserExternalID, &userMeta, &userSecret, &userSecretVersion)
 	err := row.Scan(append(dest, more...)...)
 	if err != nil {
 		return err
@@ -735,6 +746,10 @@ func (s *Store) scanKeyRow(row scanner, k *keyward.Key, more ...any) error {
 	if meta.Valid {
 		k.Meta = json.RawMessage(meta.String)
 	}
+	if userMeta.Valid {
+		k.UserMeta = json.RawMessage(userMeta.String)
+	}
+	k.UserSecretMeta = storedSealed(userSecret, userSecretVersion)
 	for _, p := range ipAllow {
 		prefix, err := netip.ParsePrefix(p)
 		if err != nil {
@@ -756,33 +771,19 @@ func (s *Store) scanKeyRow(row scanner, k *keyward.Key, more ...any) error {
 	return nil
 }
 
-// keyOwner scans ownerCols: a key's user and the shared limits of its
-// user and account.
-type keyOwner struct {
-	userMeta                sql.NullString
-	userSecret              []byte
-	userSecretVersion       int
-	userMeter, accountMeter mirroredMeter
-}
+// keyMeters scans meterCols: the shared limits of a key's user and
+// account.
+type keyMeters struct{ user, account mirroredMeter }
 
-// dest returns the scan destinations of ownerCols; the user's external id
-// goes straight to k.
-func (o *keyOwner) dest(k *keyward.Key) []any {
-	dest := []any{&k.UserExternalID, &o.userMeta, &o.userSecret, &o.userSecretVersion}
-	return append(append(dest, o.userMeter.dest()...), o.accountMeter.dest()...)
-}
+func (m *keyMeters) dest() []any { return append(m.user.dest(), m.account.dest()...) }
 
-// fill sets k's user and meter fields from what was scanned.
-func (o *keyOwner) fill(k *keyward.Key) error {
-	if o.userMeta.Valid {
-		k.UserMeta = json.RawMessage(o.userMeta.String)
-	}
-	k.UserSecretMeta = storedSealed(o.userSecret, o.userSecretVersion)
+// fill sets k's meters from what was scanned.
+func (m *keyMeters) fill(k *keyward.Key) error {
 	var err error
-	if k.UserMeter, err = o.userMeter.meter(keyward.LevelUser, k.AccountID); err != nil {
+	if k.UserMeter, err = m.user.meter(keyward.LevelUser, k.AccountID); err != nil {
 		return fmt.Errorf("key %s: user %w", k.ID, err)
 	}
-	if k.AccountMeter, err = o.accountMeter.meter(keyward.LevelAccount, k.AccountID); err != nil {
+	if k.AccountMeter, err = m.account.meter(keyward.LevelAccount, k.AccountID); err != nil {
 		return fmt.Errorf("key %s: account %w", k.ID, err)
 	}
 	return nil

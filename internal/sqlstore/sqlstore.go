@@ -110,9 +110,9 @@ type Store struct {
 
 	// The key lookups (KeyByHash's two steps and Key): prepared
 	// statements, or the queries of rows.
-	keyByHashStmt, ownerStmt, keyByIDStmt *sql.Stmt
-	rows                                  RowReader
-	keyByHashSQL, ownerSQL, keyByIDSQL    string
+	keyByHashStmt, metersStmt, keyByIDStmt *sql.Stmt
+	rows                                   RowReader
+	keyByHashSQL, metersSQL, keyByIDSQL    string
 
 	closed atomic.Bool
 	// storage tracks full-disk episodes.
@@ -128,7 +128,7 @@ func New(ctx context.Context, d Dialect, w, r *sql.DB) (*Store, error) {
 	s := &Store{d: d, name: d.Name()}
 	s.w = &DB{DB: w, d: d}
 	s.r = &DB{DB: r, d: d}
-	s.keyByHashSQL, s.ownerSQL = rebind(d, selectKeyRow), rebind(d, selectOwner)
+	s.keyByHashSQL, s.metersSQL = rebind(d, selectKeyRow), rebind(d, selectMeters)
 	s.keyByIDSQL = rebind(d, selectKey+" WHERE k.id = ?")
 	if rr, ok := d.(RowReader); ok {
 		s.rows = rr
@@ -138,7 +138,7 @@ func New(ctx context.Context, d Dialect, w, r *sql.DB) (*Store, error) {
 	for _, st := range []struct {
 		stmt  **sql.Stmt
 		query string
-	}{{&s.keyByHashStmt, selectKeyRow}, {&s.ownerStmt, selectOwner}, {&s.keyByIDStmt, selectKey + " WHERE k.id = ?"}} {
+	}{{&s.keyByHashStmt, selectKeyRow}, {&s.metersStmt, selectMeters}, {&s.keyByIDStmt, selectKey + " WHERE k.id = ?"}} {
 		if *st.stmt, err = s.r.PrepareContext(ctx, st.query); err != nil {
 			break
 		}
@@ -181,7 +181,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{s.keyByHashStmt, s.ownerStmt, s.keyByIDStmt} {
+	for _, st := range []*sql.Stmt{s.keyByHashStmt, s.metersStmt, s.keyByIDStmt} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
