@@ -131,6 +131,10 @@ type CreditLedger interface {
 	// returns the key as stored, its Credits live. EINVALID if the key has
 	// no credits (set them first) or the sum exceeds MaxCredits.
 	TopUpCredits(ctx context.Context, keyID string, n int64, now time.Time) (*Key, error)
+	// DecrementCredits takes n (>= 1) from what remains after due
+	// refills, leaving zero when fewer than n remain, and returns the key
+	// as stored, its Credits live. EINVALID if the key has no credits.
+	DecrementCredits(ctx context.Context, keyID string, n int64, now time.Time) (*Key, error)
 
 	// SpendLevels spends cost from the credits of every level of k that
 	// has credits (k.CreditLevels: its own, its user's and its account's,

@@ -140,6 +140,37 @@ func (s *Keys) TopUpCredits(ctx context.Context, keyID string, n int64) (*keywar
 	return k.Credits, nil
 }
 
+// DecrementCredits takes n credits from a key, leaving zero when fewer
+// remain (as the Unkey v2 API's decrement does). Root only.
+func (s *Keys) DecrementCredits(ctx context.Context, keyID string, n int64) (*keyward.Credits, error) {
+	id, unlock, err := s.writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := requireRoot(id, "decrement credits"); err != nil {
+		return nil, err
+	}
+	if n < 1 || n > keyward.MaxCredits {
+		return nil, keyward.Errorf(keyward.EINVALID, "decrement amount must be between 1 and %d, got %d", int64(keyward.MaxCredits), n)
+	}
+	if err := s.ledgerConfigured(); err != nil {
+		return nil, err
+	}
+	k, err := s.credits.DecrementCredits(ctx, keyID, n, s.utc())
+	if err != nil {
+		return nil, err
+	}
+	// As a top-up: the ledger may count outside the store, so the entry
+	// is appended on its own, after the decrement.
+	if e, err := s.auditEntry(ctx, id, "key.credits_decrement", "key", keyID, k.AccountID, keyward.AuditSuccess, map[string]any{"amount": n, "remaining": k.Credits.Remaining}); err != nil || s.store.AppendAudit(ctx, e) != nil {
+		s.log.ErrorContext(ctx, "recording a credit decrement in the audit log failed", "key_id", keyID)
+	}
+	s.keyChanged(k)
+	s.log.InfoContext(ctx, "key credits decremented", "key_id", keyID, "amount", n, "by", id.KeyID)
+	return k.Credits, nil
+}
+
 func (s *Keys) ledgerConfigured() error {
 	if s.credits == nil {
 		return keyward.Errorf(keyward.EINTERNAL, "admin: no credit ledger is configured")

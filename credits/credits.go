@@ -108,6 +108,28 @@ func (l *StoreLedger) TopUpCredits(ctx context.Context, keyID string, n int64, n
 	return k, nil
 }
 
+// DecrementCredits implements keyward.CreditLedger.
+func (l *StoreLedger) DecrementCredits(ctx context.Context, keyID string, n int64, now time.Time) (*keyward.Key, error) {
+	k, err := l.store.UpdateKey(ctx, keyward.Change{}, keyID, func(k *keyward.Key) error {
+		var c *keyward.Credits
+		if k.Credits != nil {
+			at := k.Credits.At(now)
+			c = &at
+		}
+		if err := CheckDecrement(keyID, c, n); err != nil {
+			return err
+		}
+		c.Remaining -= min(n, c.Remaining)
+		c.Version++
+		k.Credits = c
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("credits: decrement key %s: %w", keyID, err)
+	}
+	return k, nil
+}
+
 // RefillCredits stores the refills due at now in the key's credits, so
 // that reads of the store (key lists) show them; spends apply them anyway.
 // It writes with the next version of the credits it read (WriteCredits),
@@ -177,6 +199,19 @@ func CheckTopUp(keyID string, c *keyward.Credits, n int64) error {
 		return keyward.Errorf(keyward.EINVALID, "key %s has no credits to top up: set its credits first", keyID)
 	case n > keyward.MaxCredits-c.Remaining:
 		return keyward.Errorf(keyward.EINVALID, "key %s has %d credits: topping up %d would exceed the maximum of %d", keyID, c.Remaining, n, int64(keyward.MaxCredits))
+	}
+	return nil
+}
+
+// CheckDecrement returns EINVALID unless n credits may be taken from c,
+// the credits of key keyID after due refills: n must be between 1 and
+// keyward.MaxCredits and c not nil. Taking more than remains leaves zero.
+func CheckDecrement(keyID string, c *keyward.Credits, n int64) error {
+	switch {
+	case n < 1 || n > keyward.MaxCredits:
+		return keyward.Errorf(keyward.EINVALID, "credit decrement must be between 1 and %d, got %d", int64(keyward.MaxCredits), n)
+	case c == nil:
+		return keyward.Errorf(keyward.EINVALID, "key %s has no credits to decrement: set its credits first", keyID)
 	}
 	return nil
 }

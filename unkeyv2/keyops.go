@@ -45,8 +45,8 @@ type updateCreditsRequest struct {
 }
 
 // updateCredits sets the key's credits (keeping its refill; null removes
-// them) or adds to them. Decrementing is refused: keyward's credits are
-// spent by verifications only.
+// them), adds to them or takes from them (leaving zero when fewer remain,
+// as Unkey does).
 func (s *Server) updateCredits(ctx context.Context, _ *http.Request, in *updateCreditsRequest) (*creditsData, error) {
 	if in.KeyID == "" {
 		return nil, badField("keyId", "is required")
@@ -79,11 +79,14 @@ func (s *Server) updateCredits(ctx context.Context, _ *http.Request, in *updateC
 		}
 		c, err = s.cfg.Keys.TopUpCredits(ctx, in.KeyID, in.Value.Value)
 	case "decrement":
-		return nil, badField("operation", "keyward's credits are spent by verifications only: use set with the new value")
+		if !in.Value.Set || in.Value.Null {
+			return nil, badField("value", "is required with decrement")
+		}
+		c, err = s.cfg.Keys.DecrementCredits(ctx, in.KeyID, in.Value.Value)
 	case "":
-		return nil, badField("operation", "is required: set or increment")
+		return nil, badField("operation", "is required: set, increment or decrement")
 	default:
-		return nil, badField("operation", "must be set or increment")
+		return nil, badField("operation", "must be set, increment or decrement")
 	}
 	if err != nil {
 		return nil, err

@@ -60,13 +60,26 @@ func TestUpdateCredits(t *testing.T) {
 	if d := e.obj(e.root, "keys.updateCredits", map[string]any{"keyId": id, "operation": "increment", "value": 5}); d["remaining"] != float64(15) {
 		t.Fatalf("increment: %v", d)
 	}
+	if d := e.obj(e.root, "keys.updateCredits", map[string]any{"keyId": id, "operation": "decrement", "value": 4}); d["remaining"] != float64(11) || d["refill"] == nil {
+		t.Fatalf("decrement: %v", d)
+	}
+	// Below zero leaves zero, as Unkey does, and the key is then spent.
+	if d := e.obj(e.root, "keys.updateCredits", map[string]any{"keyId": id, "operation": "decrement", "value": 100}); d["remaining"] != float64(0) {
+		t.Fatalf("decrement below zero: %v", d)
+	}
+	if v := e.verify(map[string]any{"key": secret}); v["code"] != "USAGE_EXCEEDED" {
+		t.Fatalf("verify with no credits left: %v", v)
+	}
+	e.obj(e.root, "keys.updateCredits", map[string]any{"keyId": id, "operation": "set", "value": 15})
 	for _, c := range []struct {
 		key      string
 		body     map[string]any
 		status   int
 		location string
 	}{
-		{e.root, map[string]any{"operation": "decrement", "value": 1}, 400, "body.operation"},
+		{e.root, map[string]any{"operation": "decrement"}, 400, "body.value"},
+		{e.root, map[string]any{"operation": "decrement", "value": 0}, 400, ""},
+		{e.adminKey(api), map[string]any{"operation": "decrement", "value": 1}, 403, ""},
 		{e.root, map[string]any{"operation": "set"}, 400, "body.value"},
 		{e.root, map[string]any{"operation": "increment", "value": nil}, 400, "body.value"},
 		{e.root, map[string]any{"operation": "increment", "value": 0}, 400, ""},

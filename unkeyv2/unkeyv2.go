@@ -53,6 +53,9 @@ type KeyServices interface {
 	keyward.KeyService
 	keyward.CreditService
 	keyward.KeyImportService
+	// DecrementCredits takes n credits from a key, leaving zero when
+	// fewer remain; admin.Keys is one.
+	DecrementCredits(ctx context.Context, keyID string, n int64) (*keyward.Credits, error)
 }
 
 // DeniedAuditor records refused actions in the audit log; admin.Audit is

@@ -94,6 +94,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("NotFound", func(t *testing.T) { testNotFound(t, open) })
 	t.Run("Set", func(t *testing.T) { testSet(t, open) })
 	t.Run("TopUp", func(t *testing.T) { testTopUp(t, open) })
+	t.Run("Decrement", func(t *testing.T) { testDecrement(t, open) })
 	t.Run("Levels", func(t *testing.T) { testLevels(t, open) })
 	t.Run("LevelsConcurrent", func(t *testing.T) { testLevelsConcurrent(t, open) })
 	t.Run("Meters", func(t *testing.T) { testMeters(t, open) })
@@ -216,6 +217,8 @@ func testNotFound(t *testing.T, open Open) {
 	wantCode(t, "SetCredits", err, keyward.ENOTFOUND)
 	_, err = l.TopUpCredits(t.Context(), "key_missing", 1, Epoch)
 	wantCode(t, "TopUpCredits", err, keyward.ENOTFOUND)
+	_, err = l.DecrementCredits(t.Context(), "key_missing", 1, Epoch)
+	wantCode(t, "DecrementCredits", err, keyward.ENOTFOUND)
 }
 
 // testSet: SetCredits replaces the live count and the refill, starting the
@@ -289,5 +292,47 @@ func testTopUp(t *testing.T, open Open) {
 	live(t, l, k.ID, at, keyward.MaxCredits-1, at)
 	if got, err := l.TopUpCredits(t.Context(), k.ID, 1, at); err != nil || got.Credits.Remaining != keyward.MaxCredits {
 		t.Fatalf("TopUpCredits to MaxCredits = %+v, %v", got, err)
+	}
+}
+
+// testDecrement: DecrementCredits takes from what remains after due
+// refills, leaving zero (never less) when fewer remain; a key without
+// credits and an amount below 1 are refused, changing nothing.
+func testDecrement(t *testing.T, open Open) {
+	s, l := open(t)
+	k := NewKey(t, s, Credits(2, 10, time.Minute))
+	spend(t, l, k, 2, Epoch, 0, true)
+	at := Epoch.Add(time.Minute)
+	got, err := l.DecrementCredits(t.Context(), k.ID, 3, at)
+	if err != nil {
+		t.Fatalf("DecrementCredits: %v", err)
+	}
+	if c := got.Credits; c == nil || c.Remaining != 7 || !c.RefilledAt.Equal(at) {
+		t.Fatalf("DecrementCredits returned credits %+v; want 10 refilled - 3 = 7, refilled at %v", c, at)
+	}
+	spend(t, l, k, 7, at, 0, true)
+	if _, err := l.TopUpCredits(t.Context(), k.ID, 4, at); err != nil {
+		t.Fatal(err)
+	}
+	got, err = l.DecrementCredits(t.Context(), k.ID, 9, at)
+	if err != nil || got.Credits == nil || got.Credits.Remaining != 0 {
+		t.Fatalf("DecrementCredits of 9 from 4 = %+v, %v; want 0 remaining", got, err)
+	}
+	live(t, l, k.ID, at, 0, at)
+	spend(t, l, k, 1, at, 0, false)
+	stored, err := s.Key(t.Context(), k.ID)
+	if err != nil || stored.Credits == nil || stored.Credits.Remaining != 0 {
+		t.Fatalf("stored key after DecrementCredits: %+v, %v; want 0 remaining", stored, err)
+	}
+	for _, n := range []int64{0, -1} {
+		_, err = l.DecrementCredits(t.Context(), k.ID, n, at)
+		wantCode(t, "DecrementCredits of less than 1", err, keyward.EINVALID)
+	}
+
+	none := NewKey(t, s, nil)
+	_, err = l.DecrementCredits(t.Context(), none.ID, 1, Epoch)
+	wantCode(t, "DecrementCredits of a key without credits", err, keyward.EINVALID)
+	if c, err := l.Credits(t.Context(), none.ID, Epoch); c != nil || err != nil {
+		t.Fatalf("Credits after a refused decrement = %+v, %v; want none", c, err)
 	}
 }

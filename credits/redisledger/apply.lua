@@ -1,6 +1,7 @@
 -- Applies the refills due at now to a key's credits, then adds delta (a
 -- spend when negative, a top-up when positive) if the result stays between
--- 0 and the maximum. The refill is a transcription of keyward.Credits.At
+-- 0 and the maximum; with ARGV[7] 1, a negative delta larger than what
+-- remains leaves 0 instead (a decrement). The refill is a transcription of keyward.Credits.At
 -- (credits.go): change both together.
 --
 -- KEYS[1]   the key's counter, a hash: r remaining, t refilled at (Unix µs),
@@ -11,18 +12,20 @@
 -- ARGV[4]   refill interval, µs
 -- ARGV[5]   idle TTL, ms
 -- ARGV[6]   the maximum of remaining (keyward.MaxCredits)
--- ARGV[7-9] optional: r, t and v to create the counter with if it is absent
+-- ARGV[7]   1 to clamp a negative delta at what remains, else 0
+-- ARGV[8-10] optional: r, t and v to create the counter with if it is
+--           absent
 --
 -- Returns {applied, r, t, v, changed} (applied and changed 1 or 0; changed
--- when v was bumped), or {-1} if the counter is absent and ARGV[7-9] are
+-- when v was bumped), or {-1} if the counter is absent and ARGV[8-10] are
 -- not given. Every number stays below 2^53, exact in Lua's doubles.
 local r, t, v
 local write = false
 local h = redis.call('HMGET', KEYS[1], 'r', 't', 'v')
 if h[1] then
   r, t, v = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
-elseif ARGV[7] then
-  r, t, v = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+elseif ARGV[8] then
+  r, t, v = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
   write = true
 else
   return {-1}
@@ -39,6 +42,7 @@ if amount > 0 and interval > 0 and now - t >= interval then
   if r < amount then r = amount end
   changed = 1
 end
+if ARGV[7] == '1' and delta < -r then delta = -r end
 local applied = 0
 -- Compared so, not as r + delta, which could pass 2^53 and round.
 if delta >= -r and delta <= tonumber(ARGV[6]) - r then

@@ -171,7 +171,7 @@ func (l *Ledger) Spend(ctx context.Context, k *keyward.Key, cost int64, now time
 	if err := credits.CheckCost(cost); err != nil {
 		return 0, false, err
 	}
-	c, err := l.apply(ctx, k.ID, k.Credits.Refill, -cost, now, nil)
+	c, err := l.apply(ctx, k.ID, k.Credits.Refill, delta{n: -cost}, now, nil)
 	if err != nil {
 		return 0, false, err
 	}
@@ -185,8 +185,8 @@ func (l *Ledger) Spend(ctx context.Context, k *keyward.Key, cost int64, now time
 // exist it is created from init or, with init nil, from the key as the store
 // holds it (whose refill settings then apply). It returns nil when the key
 // has no credits in the store.
-func (l *Ledger) apply(ctx context.Context, keyID string, refill *keyward.CreditRefill, delta int64, now time.Time, init *keyward.Credits) (*counter, error) {
-	c, err := l.runApply(ctx, keyID, refill, delta, now, init)
+func (l *Ledger) apply(ctx context.Context, keyID string, refill *keyward.CreditRefill, d delta, now time.Time, init *keyward.Credits) (*counter, error) {
+	c, err := l.runApply(ctx, keyID, refill, d, now, init)
 	if err != nil || c != nil {
 		return c, err
 	}
@@ -197,22 +197,33 @@ func (l *Ledger) apply(ctx context.Context, keyID string, refill *keyward.Credit
 	if k.Credits == nil {
 		return nil, nil
 	}
-	c, err = l.runApply(ctx, keyID, k.Credits.Refill, delta, now, k.Credits)
+	c, err = l.runApply(ctx, keyID, k.Credits.Refill, d, now, k.Credits)
 	if err == nil && c == nil {
 		err = keyward.Errorf(keyward.EINTERNAL, "redisledger: the counter of key %s was not created", keyID)
 	}
 	return c, err
 }
 
+// delta is what the apply script adds to a counter: n, negative for a
+// spend; with clamp, a negative n larger than what remains leaves zero.
+type delta struct {
+	n     int64
+	clamp bool
+}
+
 // runApply runs the apply script once; nil without error means the counter
 // does not exist and init is nil.
-func (l *Ledger) runApply(ctx context.Context, keyID string, refill *keyward.CreditRefill, delta int64, now time.Time, init *keyward.Credits) (*counter, error) {
+func (l *Ledger) runApply(ctx context.Context, keyID string, refill *keyward.CreditRefill, d delta, now time.Time, init *keyward.Credits) (*counter, error) {
 	var amount, interval int64
 	if refill != nil {
 		amount, interval = refill.Amount, time.Duration(refill.Interval).Microseconds()
 	}
-	args := make([]any, 6, 9)
-	args[0], args[1], args[2], args[3], args[4], args[5] = delta, now.UnixMicro(), amount, interval, l.ttlMS, int64(keyward.MaxCredits)
+	clamp := 0
+	if d.clamp {
+		clamp = 1
+	}
+	args := make([]any, 7, 10)
+	args[0], args[1], args[2], args[3], args[4], args[5], args[6] = d.n, now.UnixMicro(), amount, interval, l.ttlMS, int64(keyward.MaxCredits), clamp
 	if init != nil {
 		args = append(args, init.Remaining, init.RefilledAt.UnixMicro(), init.Version)
 	}
@@ -358,7 +369,7 @@ func (l *Ledger) TopUpCredits(ctx context.Context, keyID string, n int64, now ti
 	if k.Credits == nil {
 		return nil, credits.CheckTopUp(keyID, nil, n)
 	}
-	c, err := l.apply(ctx, keyID, k.Credits.Refill, n, now, k.Credits)
+	c, err := l.apply(ctx, keyID, k.Credits.Refill, delta{n: n}, now, k.Credits)
 	if err != nil {
 		return nil, err
 	}
@@ -369,6 +380,31 @@ func (l *Ledger) TopUpCredits(ctx context.Context, keyID string, n int64, now ti
 	w := keyward.CreditWrite{KeyID: keyID, Remaining: c.Remaining, RefilledAt: c.RefilledAt, Version: c.Version}
 	if err := l.store.WriteCredits(ctx, []keyward.CreditWrite{w}); err != nil {
 		l.log.Warn("write back topped up credits; retrying in the background", "key_id", keyID, "err", err)
+	}
+	return k, nil
+}
+
+// DecrementCredits implements keyward.CreditLedger. The counter is
+// decremented, then written back at once, as TopUpCredits does.
+func (l *Ledger) DecrementCredits(ctx context.Context, keyID string, n int64, now time.Time) (*keyward.Key, error) {
+	if n < 1 || n > keyward.MaxCredits {
+		return nil, credits.CheckDecrement(keyID, nil, n)
+	}
+	k, err := l.store.Key(ctx, keyID)
+	if err != nil {
+		return nil, fmt.Errorf("redisledger: decrement key %s: %w", keyID, err)
+	}
+	if k.Credits == nil {
+		return nil, credits.CheckDecrement(keyID, nil, n)
+	}
+	c, err := l.apply(ctx, keyID, k.Credits.Refill, delta{n: -n, clamp: true}, now, k.Credits)
+	if err != nil {
+		return nil, err
+	}
+	k.Credits.Remaining, k.Credits.RefilledAt, k.Credits.Version = c.Remaining, c.RefilledAt, c.Version
+	w := keyward.CreditWrite{KeyID: keyID, Remaining: c.Remaining, RefilledAt: c.RefilledAt, Version: c.Version}
+	if err := l.store.WriteCredits(ctx, []keyward.CreditWrite{w}); err != nil {
+		l.log.Warn("write back decremented credits; retrying in the background", "key_id", keyID, "err", err)
 	}
 	return k, nil
 }
@@ -403,7 +439,7 @@ func (l *Ledger) RefillCredits(ctx context.Context, keyID string, now time.Time)
 	}
 	due := !live.At(now).RefilledAt.Equal(live.RefilledAt)
 	if due {
-		c, err := l.apply(ctx, keyID, k.Credits.Refill, 0, now, k.Credits)
+		c, err := l.apply(ctx, keyID, k.Credits.Refill, delta{}, now, k.Credits)
 		if err != nil {
 			return false, err
 		}

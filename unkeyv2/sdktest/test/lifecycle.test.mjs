@@ -169,11 +169,11 @@ test("reroll, credits, permissions and roles through the SDK", { skip }, async (
   assert.equal(credits.remaining, 10);
   credits = (await unkey.keys.updateCredits({ keyId: rolled.keyId, operation: "increment", value: 5 })).data;
   assert.equal(credits.remaining, 15);
-  const err = await refused(
-    () => unkey.keys.updateCredits({ keyId: rolled.keyId, operation: "decrement", value: 1 }),
-    errors.BadRequestErrorResponse,
-  );
-  assert.equal(err.error.errors[0].location, "body.operation");
+  credits = (await unkey.keys.updateCredits({ keyId: rolled.keyId, operation: "decrement", value: 6 })).data;
+  assert.equal(credits.remaining, 9);
+  credits = (await unkey.keys.updateCredits({ keyId: rolled.keyId, operation: "decrement", value: 100 })).data;
+  assert.equal(credits.remaining, 0);
+  assert.equal((await unkey.keys.verifyKey({ key: rolled.key })).data.code, "USAGE_EXCEEDED");
   credits = (await unkey.keys.updateCredits({ keyId: rolled.keyId, operation: "set", value: null })).data;
   assert.equal(credits.remaining, null);
 
