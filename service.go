@@ -264,6 +264,14 @@ type VerifyResult struct {
 	// holds keys:verify_secrets (or is root); absent otherwise.
 	SecretMeta        json.RawMessage `json:"secret_meta,omitempty"`
 	AccountSecretMeta json.RawMessage `json:"account_secret_meta,omitempty"`
+	// Name is the key's name, UserMeta its user's own meta (Meta has it
+	// merged with the key's) and UserRateLimits its user's shared rate
+	// limits, when the key is VALID. They are answered in process only
+	// (verify.Engine, admin.Keys: the Unkey v2 API's verifyKey), not by
+	// the /v1 API, whose callers read them with the key.
+	Name           string          `json:"-"`
+	UserMeta       json.RawMessage `json:"-"`
+	UserRateLimits []RateLimit     `json:"-"`
 }
 
 // RateLimitStatus is the state of one rate limit after a verification.

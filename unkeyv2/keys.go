@@ -45,10 +45,33 @@ type refillData struct {
 	Amount   int64  `json:"amount"`
 }
 
+// identityData is a key's identity: its user with an external id, with the
+// user's own meta and shared rate limits.
 type identityData struct {
 	ID         string          `json:"id"`
 	ExternalID string          `json:"externalId"`
 	Meta       json.RawMessage `json:"meta,omitempty"`
+	Ratelimits []ratelimitData `json:"ratelimits,omitempty"`
+}
+
+// identityDataOf returns the identity of the user with id, externalID,
+// meta and shared rate limits ls; nil without an external id (a user made
+// for a key alone is no identity).
+func identityDataOf(id, externalID string, meta json.RawMessage, ls []keyward.RateLimit) *identityData {
+	if externalID == "" {
+		return nil
+	}
+	return &identityData{ID: id, ExternalID: externalID, Meta: meta, Ratelimits: ratelimitsData(ls)}
+}
+
+// ratelimitsData returns ls as Unkey answers a key's or an identity's
+// limits.
+func ratelimitsData(ls []keyward.RateLimit) []ratelimitData {
+	var out []ratelimitData
+	for _, l := range ls {
+		out = append(out, ratelimitData{ID: l.Name, Name: l.Name, Limit: l.Limit, Duration: time.Duration(l.Window).Milliseconds(), AutoApply: true})
+	}
+	return out
 }
 
 // ratelimitData is a key's rate limit. Every limit of a keyward key
@@ -88,12 +111,12 @@ func keyDataOf(k *keyward.Key, c *keyward.Credits) *keyData {
 	if c != nil {
 		d.Credits = creditsDataOf(c)
 	}
-	if k.UserExternalID != "" {
-		d.Identity = &identityData{ID: k.UserID, ExternalID: k.UserExternalID, Meta: k.UserMeta}
+	var shared []keyward.RateLimit
+	if k.UserMeter != nil {
+		shared = k.UserMeter.RateLimits
 	}
-	for _, l := range k.RateLimits {
-		d.Ratelimits = append(d.Ratelimits, ratelimitData{ID: l.Name, Name: l.Name, Limit: l.Limit, Duration: time.Duration(l.Window).Milliseconds(), AutoApply: true})
-	}
+	d.Identity = identityDataOf(k.UserID, k.UserExternalID, k.UserMeta, shared)
+	d.Ratelimits = ratelimitsData(k.RateLimits)
 	return d
 }
 

@@ -1,9 +1,11 @@
 package unkeyv2
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
@@ -160,7 +162,6 @@ func TestVerifyKeyRefused(t *testing.T) {
 		location string
 	}{
 		{map[string]any{"tags": []string{"a"}}, "body.tags"},
-		{map[string]any{"migrationId": "m1"}, "body.migrationId"},
 		{map[string]any{"credits": map[string]any{"cost": 0}}, "body.credits.cost"},
 		{map[string]any{"credits": map[string]any{"cost": 2}, "ratelimits": []any{map[string]any{"name": "m", "cost": 1}}}, "body.ratelimits[0].cost"},
 		{map[string]any{"ratelimits": []any{map[string]any{"name": "m", "limit": 10, "duration": 1000}}}, "body.ratelimits[0]"},
@@ -178,6 +179,10 @@ func TestVerifyKeyRefused(t *testing.T) {
 	}
 	if v := e.verify(map[string]any{"key": secret, "credits": map[string]any{"cost": 2}, "ratelimits": []any{map[string]any{"name": "m", "cost": 2}}}); v["credits"] != float64(3) {
 		t.Fatalf("cost 2: %v", v)
+	}
+	// A migrationId is accepted and changes nothing (docs/unkey.md).
+	if v := e.verify(map[string]any{"key": secret, "migrationId": "m1"}); v["code"] != "VALID" || v["credits"] != float64(2) {
+		t.Fatalf("with a migrationId: %v", v)
 	}
 	// A key without keys:verify may not verify; an account admin holding
 	// it verifies its own account's keys only.
@@ -211,5 +216,57 @@ func TestVerifyKeyUnavailable(t *testing.T) {
 	e.checkError(a, "verifyKey", http.StatusServiceUnavailable)
 	if a.header.Get("Retry-After") == "" {
 		t.Fatal("a 503 without Retry-After")
+	}
+}
+
+// TestVerifyKeyIdentity checks the answer's name and identity: the user's
+// own meta (the key's meta answered merged over it) and its shared rate
+// limits; a key without an identity answers none, and a refused key
+// neither name nor identity.
+func TestVerifyKeyIdentity(t *testing.T) {
+	e := newEnv(t)
+	api := e.api("acme")
+	id, secret := e.createKey(map[string]any{"apiId": api, "name": "ci key", "externalId": "user-1", "meta": map[string]any{"plan": "pro"}})
+	u, err := e.svc.Tenancy.UserByExternalID(e.rootC, api, "user-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := json.RawMessage(`{"org":"acme","plan":"free"}`)
+	if _, err := e.svc.Tenancy.UpdateUser(e.rootC, api, u.ID, keyward.UserUpdate{Meta: &meta}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Keys.SetMeter(e.rootC, api, u.ID, keyward.MeterSet{RateLimits: []keyward.RateLimit{{Name: "org", Limit: 100, Window: keyward.Duration(time.Minute)}}}); err != nil {
+		t.Fatal(err)
+	}
+	v := e.verify(map[string]any{"key": secret})
+	idn, _ := v["identity"].(map[string]any)
+	if v["code"] != "VALID" || v["name"] != "ci key" || idn == nil {
+		t.Fatalf("verify: %v", v)
+	}
+	if m := v["meta"].(map[string]any); m["plan"] != "pro" || m["org"] != "acme" {
+		t.Fatalf("meta, the key's over the user's: %v", m)
+	}
+	if m := idn["meta"].(map[string]any); m["plan"] != "free" || m["org"] != "acme" || idn["id"] != u.ID || idn["externalId"] != "user-1" {
+		t.Fatalf("identity, with the user's own meta: %v", idn)
+	}
+	rl, _ := idn["ratelimits"].([]any)
+	if len(rl) != 1 {
+		t.Fatalf("identity ratelimits: %v", idn)
+	}
+	if l := rl[0].(map[string]any); l["id"] != "org" || l["name"] != "org" || l["limit"] != float64(100) || l["duration"] != float64(60000) || l["autoApply"] != true {
+		t.Fatalf("identity ratelimit: %v", l)
+	}
+	if k := e.obj(e.root, "keys.getKey", map[string]any{"keyId": id}); len(k["identity"].(map[string]any)["ratelimits"].([]any)) != 1 {
+		t.Fatalf("getKey identity: %v", k["identity"])
+	}
+
+	// Disabled: the key is found, but answers neither name nor identity.
+	e.obj(e.root, "keys.updateKey", map[string]any{"keyId": id, "enabled": false})
+	if v := e.verify(map[string]any{"key": secret}); v["code"] != "DISABLED" || v["name"] != nil || v["identity"] != nil {
+		t.Fatalf("disabled: %v", v)
+	}
+	_, alone := e.createKey(map[string]any{"apiId": api, "name": "alone"})
+	if v := e.verify(map[string]any{"key": alone}); v["code"] != "VALID" || v["name"] != "alone" || v["identity"] != nil {
+		t.Fatalf("a key without an identity: %v", v)
 	}
 }

@@ -36,6 +36,7 @@ type verifyKeyData struct {
 	Valid       bool                  `json:"valid"`
 	Code        string                `json:"code"`
 	KeyID       string                `json:"keyId,omitempty"`
+	Name        string                `json:"name,omitempty"`
 	Meta        json.RawMessage       `json:"meta,omitempty"`
 	Expires     int64                 `json:"expires,omitempty"`
 	Credits     *int64                `json:"credits,omitempty"`
@@ -99,7 +100,7 @@ func (s *Server) verifyKey(ctx context.Context, r *http.Request, in *verifyKeyRe
 	if !ok {
 		return nil, keyward.Errorf(keyward.EUNAVAILABLE, "the key cannot be verified now (%s): try again", res.Code)
 	}
-	out := &verifyKeyData{Valid: res.Valid, Code: code, Meta: res.Meta, Credits: res.CreditsRemaining}
+	out := &verifyKeyData{Valid: res.Valid, Code: code, Name: res.Name, Meta: res.Meta, Credits: res.CreditsRemaining}
 	if res.Code != keyward.DecisionMalformed && res.Code != keyward.DecisionRevoked {
 		out.KeyID = res.KeyID
 	}
@@ -114,9 +115,7 @@ func (s *Server) verifyKey(ctx context.Context, r *http.Request, in *verifyKeyRe
 	}
 	if id := res.Identity; id != nil {
 		out.Permissions, out.Roles = id.Permissions, id.Roles
-		if id.ExternalID != "" {
-			out.Identity = &identityData{ID: id.UserID, ExternalID: id.ExternalID}
-		}
+		out.Identity = identityDataOf(id.UserID, id.ExternalID, res.UserMeta, res.UserRateLimits)
 	}
 	now := time.Now()
 	for _, l := range res.RateLimits {
@@ -142,11 +141,11 @@ func verifyRequest(in *verifyKeyRequest) (keyward.VerifyRequest, error) {
 		return req, badField("key", "is required")
 	}
 	if len(in.Tags) > 0 {
-		return req, badField("tags", "keyward does not record tags of verifications; leave them out")
+		return req, badField("tags", "keyward does not record tags of verifications (its usage counts are per key and outcome); leave them out")
 	}
-	if in.MigrationID != "" {
-		return req, badField("migrationId", "keyward finds imported keys without a migration id; leave it out")
-	}
+	// migrationId is accepted and changes nothing: keyward finds every
+	// imported key by its digest, whichever migration imported it
+	// (docs/unkey.md).
 	// keyward spends one cost from a key's limits and its credits: the
 	// credits' cost (1 by default) must be every limit's.
 	cost := int64(1)

@@ -61,9 +61,10 @@ type entry struct {
 	// so that an append never writes into it.
 	perms *permission.Set
 	extra *extra // nil when the key has none of its fields
-	// pad keeps the entry at 160 bytes, whose size class puts every
-	// entry at a multiple of 32 bytes in its span (TestEntryLayout).
-	_ [16]byte
+	// name is the key's name. It takes the place of padding that kept
+	// the entry at 160 bytes, whose size class puts every entry at a
+	// multiple of 32 bytes in its span (TestEntryLayout).
+	name string
 
 	id              string
 	accountID       string
@@ -199,6 +200,7 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		until:           min(nanosOf(k.RevokedAt), nanosOf(k.ExpiresAt)),
 		off:             k.Disabled || k.AccountDisabled,
 		role:            kindOf(k.Role),
+		name:            k.Name,
 		id:              k.ID,
 		accountID:       k.AccountID,
 		userID:          k.UserID,
@@ -252,12 +254,12 @@ func (en *entry) storedHash(h keyward.KeyHash) keyward.KeyHash {
 // and pointers: every field a verification reads (the environment and its
 // user's fields too), and HasSecretMeta. Its Permissions are the effective
 // ones (perms) and RolePermissions nil, so its EffectivePermissions are
-// en's. Name,
-// Start, Prefix, CreatedBy, RotatedFrom, GraceUntil, CreatedAt, UpdatedAt,
+// en's. Start, Prefix, CreatedBy, RotatedFrom, GraceUntil, CreatedAt, UpdatedAt,
 // LastUsedAt, Hash and PepperVersion are zero.
 func (en *entry) key() *keyward.Key {
 	k := &keyward.Key{
 		ID:              en.id,
+		Name:            en.name,
 		Role:            en.roleOf(),
 		AccountID:       en.accountID,
 		UserID:          en.userID,

@@ -131,11 +131,18 @@ func TestEntryMatchesKey(t *testing.T) {
 			if got, want := string(valid.Meta), string(keyward.MergeMeta(k.UserMeta, k.Meta)); got != want {
 				t.Errorf("%s: verified meta = %s, want %s", name, got, want)
 			}
+			var userLimits []keyward.RateLimit
+			if k.UserMeter != nil {
+				userLimits = k.UserMeter.RateLimits
+			}
+			if valid.Name != k.Name || string(valid.UserMeta) != string(k.UserMeta) || !reflect.DeepEqual(valid.UserRateLimits, userLimits) {
+				t.Errorf("%s: verified name %q, user meta %s, user limits %v; want %q, %s, %v", name, valid.Name, valid.UserMeta, valid.UserRateLimits, k.Name, k.UserMeta, userLimits)
+			}
 			if got := en.storedHash(cachedUnder); got != k.Hash {
 				t.Errorf("%s: storedHash = %x, want %x", name, got, k.Hash)
 			}
 			want := k
-			want.Hash, want.PepperVersion, want.Start, want.Prefix, want.Name = keyward.KeyHash{}, 0, "", "", ""
+			want.Hash, want.PepperVersion, want.Start, want.Prefix = keyward.KeyHash{}, 0, "", ""
 			want.RotatedFrom, want.GraceUntil, want.CreatedAt, want.CreatedBy = "", nil, time.Time{}, ""
 			want.LastUsedAt, want.UpdatedAt = nil, time.Time{}
 			want.Environment = keyward.EnvironmentOf(k.Environment)

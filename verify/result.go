@@ -68,8 +68,9 @@ func (e *Engine) VerifyKey(ctx context.Context, r keyward.VerifyRequest) (*keywa
 }
 
 // VerifyResult returns r in the API's shape: the key id, environment and
-// expiry whenever the key was found, identity, permissions and meta (the
-// key's laid over its user's) only when it is valid, the rate limits and the credits left whenever the call
+// expiry whenever the key was found, identity, permissions, meta (the
+// key's laid over its user's), name and the user's meta and shared limits
+// only when it is valid, the rate limits and the credits left whenever the call
 // reached them, and what the key lacked when it was refused
 // INSUFFICIENT_PERMISSIONS.
 func (r Result) VerifyResult() *keyward.VerifyResult {
@@ -82,8 +83,15 @@ func (r Result) VerifyResult() *keyward.VerifyResult {
 		if out.Valid {
 			out.Identity = id
 			out.Permissions = en.perms.List()
-			if en.extra != nil {
-				out.Meta = en.extra.verifiedMeta()
+			out.Name = en.name
+			if x := en.extra; x != nil {
+				out.Meta = x.verifiedMeta()
+				if x.user != nil {
+					out.UserMeta = x.user.meta
+				}
+				if x.userMeter != nil {
+					out.UserRateLimits = x.userMeter.RateLimits
+				}
 			}
 		}
 		if r.Decision == keyward.DecisionInsufficientPermissions {
