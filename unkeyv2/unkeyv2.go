@@ -53,6 +53,7 @@ type KeyServices interface {
 	keyward.KeyService
 	keyward.CreditService
 	keyward.KeyImportService
+	keyward.MeterService
 	// DecrementCredits takes n credits from a key, leaving zero when
 	// fewer remain; admin.Keys is one.
 	DecrementCredits(ctx context.Context, keyID string, n int64) (*keyward.Credits, error)
@@ -69,6 +70,9 @@ type Config struct {
 	// Tenancy and Keys answer the operations; both are required.
 	Tenancy TenancyServices
 	Keys    KeyServices
+	// Roles answers permissions.*'s role operations; nil: they are not
+	// served.
+	Roles keyward.RoleService
 	// Engine authenticates the caller's key, as on the /v1 API. Required.
 	Engine *verify.Engine
 	// Denied, when set, records every refusal for lack of permission
@@ -130,25 +134,37 @@ func New(cfg Config) *Server {
 	}
 	s.log = s.log.With("component", "unkeyv2")
 	s.ops = map[string]operation{
-		"apis.createApi":         op(s.createAPI),
-		"apis.getApi":            op(s.getAPI),
-		"apis.deleteApi":         op(s.deleteAPI),
-		"apis.listKeys":          s.listKeys,
-		"keys.createKey":         op(s.createKey),
-		"keys.getKey":            op(s.getKey),
-		"keys.deleteKey":         op(s.deleteKey),
-		"keys.updateKey":         op(s.updateKey),
-		"keys.whoami":            op(s.whoami),
-		"keys.verifyKey":         op(s.verifyKey),
-		"keys.rerollKey":         op(s.rerollKey),
-		"keys.updateCredits":     op(s.updateCredits),
-		"keys.addPermissions":    changeList(s, permissionList, addTo),
-		"keys.removePermissions": changeList(s, permissionList, removeFrom),
-		"keys.setPermissions":    changeList(s, permissionList, replaceWith),
-		"keys.addRoles":          changeList(s, roleList, addTo),
-		"keys.removeRoles":       changeList(s, roleList, removeFrom),
-		"keys.setRoles":          changeList(s, roleList, replaceWith),
-		"keys.migrateKeys":       op(s.migrateKeys),
+		"apis.createApi":            op(s.createAPI),
+		"apis.getApi":               op(s.getAPI),
+		"apis.deleteApi":            op(s.deleteAPI),
+		"apis.listKeys":             s.listKeys,
+		"keys.createKey":            op(s.createKey),
+		"keys.getKey":               op(s.getKey),
+		"keys.deleteKey":            op(s.deleteKey),
+		"keys.updateKey":            op(s.updateKey),
+		"keys.whoami":               op(s.whoami),
+		"keys.verifyKey":            op(s.verifyKey),
+		"keys.rerollKey":            op(s.rerollKey),
+		"keys.updateCredits":        op(s.updateCredits),
+		"keys.addPermissions":       changeList(s, permissionList, addTo),
+		"keys.removePermissions":    changeList(s, permissionList, removeFrom),
+		"keys.setPermissions":       changeList(s, permissionList, replaceWith),
+		"keys.addRoles":             changeList(s, roleList, addTo),
+		"keys.removeRoles":          changeList(s, roleList, removeFrom),
+		"keys.setRoles":             changeList(s, roleList, replaceWith),
+		"keys.migrateKeys":          op(s.migrateKeys),
+		"identities.createIdentity": op(s.createIdentity),
+		"identities.getIdentity":    op(s.getIdentity),
+		"identities.listIdentities": s.listIdentities,
+		"identities.updateIdentity": op(s.updateIdentity),
+		"identities.deleteIdentity": op(s.deleteIdentity),
+	}
+	if cfg.Roles != nil {
+		s.ops["permissions.createRole"] = op(s.createRole)
+		s.ops["permissions.getRole"] = op(s.getRole)
+		s.ops["permissions.listRoles"] = s.listRoles
+		s.ops["permissions.deleteRole"] = op(s.deleteRole)
+		s.ops["permissions.setRolePermissions"] = op(s.setRolePermissions)
 	}
 	if cfg.Limiter != nil {
 		s.ops["ratelimit.limit"] = op(s.ratelimitLimit)

@@ -67,7 +67,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	svc := admin.New(admin.Config{Store: store, Hasher: hasher, Verifier: engine, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Logger: log, Now: clk.now})
-	srv := New(Config{Tenancy: svc.Tenancy, Keys: svc.Keys, Engine: engine, Denied: svc.Audit, Logger: log,
+	srv := New(Config{Tenancy: svc.Tenancy, Keys: svc.Keys, Roles: svc.Roles, Engine: engine, Denied: svc.Audit, Logger: log,
 		Limiter: ratelimit.NewLocal(ratelimit.LocalOptions{}), Now: clk.now})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
@@ -363,9 +363,9 @@ func TestOperationsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnv(t)
-	s := New(Config{Tenancy: e.svc.Tenancy, Keys: e.svc.Keys, Engine: &verify.Engine{}, Limiter: ratelimit.NewLocal(ratelimit.LocalOptions{})})
+	s := New(Config{Tenancy: e.svc.Tenancy, Keys: e.svc.Keys, Roles: e.svc.Roles, Engine: &verify.Engine{}, Limiter: ratelimit.NewLocal(ratelimit.LocalOptions{})})
 	ops := s.Operations()
-	if len(ops) != 20 {
+	if len(ops) != 30 {
 		t.Fatalf("%d operations: %v", len(ops), ops)
 	}
 	for _, op := range ops {

@@ -421,6 +421,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 	handler.Handle(unkeyv2.Prefix, unkeyv2.New(unkeyv2.Config{
 		Tenancy:        c.Admin.Tenancy,
 		Keys:           c.Admin.Keys,
+		Roles:          c.Admin.Roles,
 		Engine:         c.Engine,
 		Denied:         c.Admin.Audit,
 		Prefixes:       cfg.KeyPrefixes,

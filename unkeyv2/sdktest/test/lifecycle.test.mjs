@@ -224,3 +224,60 @@ test("ratelimit.limit: a standalone limit through the SDK", { skip }, async () =
   assert.ok(third.reset > Date.now() - 1000, "reset is a time in the window, in milliseconds");
   assert.equal((await ask("user_2")).data.success, true, "another identifier counts apart");
 });
+
+test("identities and roles through the SDK, in the API the header names", { skip }, async () => {
+  // The deployment has several APIs by now: a root key names the one
+  // identities and roles belong to.
+  const inApi = { headers: { "X-Keyward-Api-Id": apiId } };
+  const err = await refused(() => unkey.identities.listIdentities({}), errors.BadRequestErrorResponse);
+  assert.equal(err.error.errors[0].location, "header.X-Keyward-Api-Id");
+
+  const orgLimit = { name: "org", limit: 100, duration: 60_000, autoApply: true };
+  const { identityId } = (
+    await unkey.identities.createIdentity({ externalId: "org-1", meta: { tier: "gold" }, ratelimits: [orgLimit] }, inApi)
+  ).data;
+  let idn = (await unkey.identities.getIdentity({ identity: "org-1" }, inApi)).data;
+  assert.equal(idn.id, identityId);
+  assert.deepEqual(idn.meta, { tier: "gold" });
+  assert.deepEqual(idn.ratelimits, [{ id: "org", name: "org", limit: 100, duration: 60_000, autoApply: true }]);
+
+  const { key } = (await unkey.keys.createKey({ apiId, externalId: "org-1", name: "org key" })).data;
+  let v = (await unkey.keys.verifyKey({ key })).data;
+  assert.equal(v.name, "org key");
+  assert.equal(v.identity.id, identityId);
+  assert.deepEqual(v.identity.meta, { tier: "gold" });
+  assert.equal(v.identity.ratelimits[0].name, "org");
+
+  idn = (await unkey.identities.updateIdentity({ identity: identityId, meta: { tier: "silver" }, ratelimits: [] }, inApi)).data;
+  assert.deepEqual(idn.meta, { tier: "silver" });
+  assert.equal(idn.ratelimits, undefined);
+  const listed = [];
+  for await (const page of await unkey.identities.listIdentities({ limit: 50 }, inApi)) {
+    listed.push(...page.result.data.map((i) => i.externalId));
+  }
+  assert.ok(listed.includes("org-1"), listed.join(","));
+
+  await unkey.identities.deleteIdentity({ identity: "org-1" }, inApi);
+  await refused(() => unkey.identities.getIdentity({ identity: "org-1" }, inApi), errors.NotFoundErrorResponse);
+  v = (await unkey.keys.verifyKey({ key })).data;
+  assert.equal(v.code, "VALID");
+  assert.equal(v.identity, undefined);
+
+  // Roles: named roles of the API, granted to keys by name.
+  assert.equal((await unkey.permissions.createRole({ name: "editor", permissions: ["docs.edit"] }, inApi)).data.roleId, "editor");
+  const role = (await unkey.permissions.getRole({ role: "editor" }, inApi)).data;
+  assert.deepEqual(role.permissions.map((p) => p.slug), ["docs.edit"]);
+  const roles = [];
+  for await (const page of await unkey.permissions.listRoles({ limit: 1 }, inApi)) {
+    roles.push(...page.result.data.map((r) => r.name));
+  }
+  assert.deepEqual(roles.sort(), ["editor", "reader"]);
+  const perms = (await unkey.permissions.setRolePermissions({ roleId: "editor", permissions: ["docs.edit", "docs.publish"] }, inApi)).data;
+  assert.deepEqual(perms.map((p) => p.slug), ["docs.edit", "docs.publish"]);
+  await unkey.keys.addRoles({ keyId: (await unkey.keys.whoami({ key })).data.keyId, roles: ["editor"] });
+  assert.equal((await unkey.keys.verifyKey({ key, permissions: "docs.publish" })).data.code, "VALID");
+  await unkey.permissions.deleteRole({ role: "editor" }, inApi);
+  assert.equal((await unkey.keys.verifyKey({ key, permissions: "docs.publish" })).data.code, "INSUFFICIENT_PERMISSIONS");
+  const perm = await refused(() => unkey.permissions.createPermission({ name: "docs.edit", slug: "docs.edit" }), errors.BadRequestErrorResponse);
+  assert.equal(perm.error.errors[0].location, "path");
+});
