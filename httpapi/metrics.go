@@ -92,13 +92,19 @@ func (m *httpMetrics) init(routes []string) {
 }
 
 func (m *httpMetrics) observe(route string, status int, d time.Duration) {
+	m.observeIn(m.byRoute, route, status, d)
+}
+
+// observeIn records a request of route, taking its histogram from byRoute
+// when it is there.
+func (m *httpMetrics) observeIn(byRoute map[string]prometheus.Observer, route string, status int, d time.Duration) {
 	if route == "" {
 		route = routeUnmatched
 	}
 	if status == 0 {
 		status = http.StatusOK
 	}
-	o, ok := m.byRoute[route]
+	o, ok := byRoute[route]
 	if !ok {
 		o = m.durations.WithLabelValues(route)
 	}

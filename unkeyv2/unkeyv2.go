@@ -190,6 +190,26 @@ func (s *Server) Operations() []string {
 	return names
 }
 
+// Routes returns the route of each operation served ("POST
+// /v2/keys.verifyKey"), the labels of its requests in metrics and traces.
+func (s *Server) Routes() []string {
+	ops := s.Operations()
+	for i, name := range ops {
+		ops[i] = http.MethodPost + " " + Prefix + name
+	}
+	return ops
+}
+
+// Route returns the route of r, one of Routes, or "" when r names no
+// operation served or is not a POST.
+func (s *Server) Route(r *http.Request) string {
+	name, ok := strings.CutPrefix(r.URL.Path, Prefix)
+	if _, served := s.ops[name]; !ok || !served || r.Method != http.MethodPost {
+		return ""
+	}
+	return http.MethodPost + " " + r.URL.Path
+}
+
 // op adapts a handler of a decoded request to an operation.
 func op[REQ, RESP any](fn func(ctx context.Context, r *http.Request, in *REQ) (RESP, error)) operation {
 	return func(ctx context.Context, r *http.Request, body []byte) (any, *pagination, error) {

@@ -43,14 +43,15 @@ func (c *clock) advance(d time.Duration) {
 // env is a real keyward (SQLite store, engine, admin services) serving
 // the Unkey v2 API.
 type env struct {
-	t     *testing.T
-	url   string
-	svc   admin.Services
-	root  string // the root key
-	rootC context.Context
-	clock *clock
-	store interface{ Close() error }
-	logs  *keywardtest.SyncBuffer
+	t      *testing.T
+	url    string
+	svc    admin.Services
+	engine *verify.Engine
+	root   string // the root key
+	rootC  context.Context
+	clock  *clock
+	store  interface{ Close() error }
+	logs   *keywardtest.SyncBuffer
 }
 
 func newEnv(t *testing.T) *env {
@@ -75,7 +76,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
-	e := &env{t: t, url: ts.URL, svc: svc, root: secret.Reveal(), clock: clk, store: store, logs: logs}
+	e := &env{t: t, url: ts.URL, svc: svc, engine: engine, root: secret.Reveal(), clock: clk, store: store, logs: logs}
 	e.rootC = keyward.NewContextWithIdentity(context.Background(), keyward.IdentityOf(k, ""))
 	t.Cleanup(func() {
 		if strings.Contains(logs.String(), e.root) {

@@ -418,7 +418,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 	// services, authentication and client addresses.
 	handler := http.NewServeMux()
 	handler.Handle("/", api)
-	handler.Handle(unkeyv2.Prefix, unkeyv2.New(unkeyv2.Config{
+	v2 := unkeyv2.New(unkeyv2.Config{
 		Tenancy:        c.Admin.Tenancy,
 		Keys:           c.Admin.Keys,
 		Roles:          c.Admin.Roles,
@@ -430,7 +430,9 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		AgentHeaders:   cfg.AgentHeaders,
 		Limiter:        c.limiter,
 		Logger:         log,
-	}))
+	})
+	// Counted in /metrics and traced as /v1 requests are.
+	handler.Handle(unkeyv2.Prefix, api.Instrument(v2, v2.Routes(), v2.Route))
 	if !cfg.Console.Disabled {
 		handler.Handle(console.Path+"/", console.New(console.Config{
 			Tenancy:        c.Admin.Tenancy,
