@@ -60,4 +60,25 @@ func TestServeUnkeyV2(t *testing.T) {
 	if status, _ := post("/v1/keys/verify", "", map[string]any{"key": key["key"], "ip": "10.1.2.3"}); status != http.StatusOK {
 		t.Fatalf("/v1 beside /v2: %d", status)
 	}
+	// Named roles are served through permissions.* (the only API is
+	// the root key's).
+	if status, out := post("/v2/permissions.createRole", "", map[string]any{"name": "reader", "permissions": []string{"docs.read"}}); status != http.StatusOK {
+		t.Fatalf("createRole: %d %v", status, out)
+	}
+	// /v2 requests are in /metrics beside /v1's, by operation.
+	res, err = http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`keyward_http_requests_total{code="200",route="POST /v2/keys.verifyKey"} 3`,
+		`keyward_http_requests_total{code="200",route="POST /v2/permissions.createRole"} 1`,
+		`keyward_http_requests_total{code="200",route="POST /v1/keys/verify"} 1`,
+	} {
+		if !bytes.Contains(metrics, []byte(want+"\n")) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
