@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,19 @@ func TestUpdateCredits(t *testing.T) {
 	}
 	if v := e.verify(map[string]any{"key": secret}); v["code"] != "USAGE_EXCEEDED" {
 		t.Fatalf("verify with no credits left: %v", v)
+	}
+	list, err := e.svc.Audit.AuditEntries(e.rootC, keyward.AuditFilter{}, keyward.Page{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decrements []string
+	for _, en := range list.Items {
+		if en.Action == "key.credits_decrement" && en.TargetID == id {
+			decrements = append(decrements, string(en.Details))
+		}
+	}
+	if len(decrements) != 2 || !strings.Contains(strings.Join(decrements, " "), `"amount":100`) {
+		t.Fatalf("decrements audited: %v", decrements)
 	}
 	e.obj(e.root, "keys.updateCredits", map[string]any{"keyId": id, "operation": "set", "value": 15})
 	for _, c := range []struct {
