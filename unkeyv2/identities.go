@@ -204,9 +204,10 @@ func pageOf(limit *int, cursor, search string) (keyward.Page, error) {
 }
 
 type updateIdentityRequest struct {
-	Identity   string              `json:"identity"`
-	Meta       *json.RawMessage    `json:"meta"`
-	Ratelimits *[]ratelimitRequest `json:"ratelimits"`
+	Identity string `json:"identity"`
+	// Meta replaces the meta; null or {} removes it.
+	Meta       nullable[json.RawMessage] `json:"meta"`
+	Ratelimits *[]ratelimitRequest       `json:"ratelimits"`
 }
 
 // updateIdentity replaces the meta and the shared rate limits given
@@ -228,8 +229,12 @@ func (s *Server) updateIdentity(ctx context.Context, r *http.Request, in *update
 	if err != nil {
 		return nil, err
 	}
-	if in.Meta != nil {
-		if u, err = s.cfg.Tenancy.UpdateUser(ctx, account, u.ID, keyward.UserUpdate{Meta: in.Meta}); err != nil {
+	if in.Meta.Set {
+		m := in.Meta.Value
+		if in.Meta.Null {
+			m = json.RawMessage("null")
+		}
+		if u, err = s.cfg.Tenancy.UpdateUser(ctx, account, u.ID, keyward.UserUpdate{Meta: &m}); err != nil {
 			return nil, err
 		}
 	}

@@ -45,6 +45,15 @@ func TestIdentities(t *testing.T) {
 	if idn := e.verify(map[string]any{"key": secret})["identity"].(map[string]any); idn["meta"].(map[string]any)["org"] != "beta" || idn["ratelimits"] != nil {
 		t.Fatalf("verify after the update: %v", idn)
 	}
+	// Meta null removes it; an update without meta keeps it.
+	e.obj(e.root, "identities.updateIdentity", map[string]any{"identity": "u1", "meta": map[string]any{"org": "gamma"}})
+	if got := e.obj(e.root, "identities.updateIdentity", map[string]any{"identity": "u1"}); got["meta"].(map[string]any)["org"] != "gamma" {
+		t.Fatalf("an update without meta changed it: %v", got)
+	}
+	if got := e.obj(e.root, "identities.updateIdentity", map[string]any{"identity": "u1", "meta": nil}); got["meta"] != nil {
+		t.Fatalf("meta null: %v", got)
+	}
+	e.obj(e.root, "identities.updateIdentity", map[string]any{"identity": "u1", "meta": map[string]any{"org": "beta"}})
 
 	// Pages list identities only: a key without externalId has a user of
 	// its own, which is no identity.
