@@ -293,7 +293,7 @@ func TestAuditUpgradeKeysChain(t *testing.T) {
 			b.exec(t, "ALTER TABLE provider_connections DROP COLUMN password_bound")
 			// Schema 15 predates the later migrations too (17: key
 			// environments, 18: named roles, 19: user meta, 20: shared
-			// limits).
+			// limits, 21: lookup flags).
 			b.exec(t, "ALTER TABLE keys DROP COLUMN environment")
 			b.exec(t, "DROP TABLE key_roles")
 			b.exec(t, "DROP TABLE roles")
@@ -301,6 +301,13 @@ func TestAuditUpgradeKeysChain(t *testing.T) {
 				b.exec(t, "ALTER TABLE users DROP COLUMN "+col)
 			}
 			b.exec(t, "DROP TABLE meters")
+			// 21: lookup flags (the triggers went with their tables).
+			b.exec(t, "ALTER TABLE keys DROP COLUMN has_roles")
+			b.exec(t, "ALTER TABLE users DROP COLUMN has_meter")
+			b.exec(t, "ALTER TABLE accounts DROP COLUMN has_meter")
+			if b.name == "postgres" {
+				b.exec(t, "DROP FUNCTION key_roles_flag(), meters_flag()")
+			}
 			b.exec(t, "DELETE FROM schema_migrations WHERE version >= 16")
 
 			s = startServer(t, b.env)
