@@ -302,6 +302,10 @@ type Identity struct {
 	// Environment is the key's environment (Key.Environment); empty for
 	// keys that have none (those of a keystore file).
 	Environment string `json:"environment,omitempty"`
+	// PortalSession is the id of the portal session acting (KeyID is the
+	// same id), empty for a key: the portal's customer acts as a user of
+	// its account within what the session granted (PortalSession.Identity).
+	PortalSession string `json:"-"`
 }
 
 // IdentityOf returns the identity of key k acting through agent.

@@ -275,6 +275,9 @@ type Store interface {
 
 	// RoleStore holds the named roles of accounts (see role.go).
 	RoleStore
+	// PortalStore holds portal sessions and the branding of accounts
+	// (see portal.go).
+	PortalStore
 
 	// LifecycleStore holds job locks, rotation policies and key notices,
 	// and finds the work of the lifecycle jobs (see lifecycle.go).

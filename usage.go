@@ -95,6 +95,9 @@ func (r UsageRow) ValidateAdd() error {
 type UsageFilter struct {
 	KeyID     string `json:"key_id,omitempty"`
 	AccountID string `json:"account_id,omitempty"`
+	// UserID selects the rows of the user's keys (those that exist: the
+	// usage of a deleted key has no user).
+	UserID string `json:"user_id,omitempty"`
 	// Since is the earliest start included; zero means no bound.
 	Since time.Time `json:"since,omitzero"`
 	// Until is the first start excluded; zero means no bound.

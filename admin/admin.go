@@ -82,6 +82,7 @@ type Services struct {
 	Webhooks    *Webhooks
 	Audit       *Audit
 	Abuse       *Abuse
+	Portal      *Portal
 }
 
 // New returns the services of cfg. Tenancy, Roles, Keys and Abuse share one
@@ -114,6 +115,7 @@ func New(cfg Config) Services {
 		Webhooks:    &Webhooks{recorder: rec, writes: &writes{}, store: cfg.Store, guard: cfg.WebhookGuard},
 		Audit:       &Audit{recorder: rec, store: cfg.Store},
 		Abuse:       abuse,
+		Portal:      &Portal{recorder: rec, store: cfg.Store, keys: keys},
 	}
 }
 

@@ -221,6 +221,11 @@ func (s *Keys) metering(ctx context.Context, id *keyward.Identity, limits []keyw
 	if isRoot(id) {
 		return limits, credits, "", nil
 	}
+	if id.PortalSession != "" {
+		// A portal session has no key to inherit from: the shared limits
+		// of its user and account bind the keys it creates.
+		return nil, credits, "", nil
+	}
 	inherited, meter, err := s.inherited(ctx, id)
 	return inherited, credits, meter, err
 }

@@ -211,19 +211,25 @@ func (s *Store) write(ctx context.Context, ch keyward.Change, fn func(tx *Tx) er
 		if err := fn(tx); err != nil {
 			return err
 		}
-		if err := insertEvents(ctx, tx, ch.Events); err != nil {
+		return s.writeChange(ctx, tx, ch)
+	})
+}
+
+// writeChange writes the records of a change in its transaction: its
+// events, key notice and audit entry.
+func (s *Store) writeChange(ctx context.Context, tx *Tx, ch keyward.Change) error {
+	if err := insertEvents(ctx, tx, ch.Events); err != nil {
+		return err
+	}
+	if n := ch.Notice; n != nil {
+		if err := s.insertKeyNotice(ctx, tx, n); err != nil {
 			return err
 		}
-		if n := ch.Notice; n != nil {
-			if err := s.insertKeyNotice(ctx, tx, n); err != nil {
-				return err
-			}
-		}
-		if e := ch.Audit; e != nil {
-			return s.appendAudit(ctx, tx, e)
-		}
-		return nil
-	})
+	}
+	if e := ch.Audit; e != nil {
+		return s.appendAudit(ctx, tx, e)
+	}
+	return nil
 }
 
 // WriteUnaudited runs fn in a transaction on the writer and commits it

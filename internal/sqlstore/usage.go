@@ -92,6 +92,10 @@ func (s *Store) Usage(ctx context.Context, f keyward.UsageFilter) ([]keyward.Usa
 			args = append(args, c.v)
 		}
 	}
+	if f.UserID != "" {
+		query += " AND key_id IN (SELECT id FROM keys WHERE user_id = ?)"
+		args = append(args, f.UserID)
+	}
 	if !f.Since.IsZero() {
 		query += " AND start >= ?"
 		args = append(args, FormatTime(f.Since))
