@@ -107,7 +107,7 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 	t.Cleanup(func() { engine.Close(context.Background()) })
 	e.svc = admin.New(admin.Config{Store: e.store, Hasher: hasher, Verifier: engine, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Logger: log})
 	api := httpapi.New(httpapi.Config{
-		Services: httpapi.Services{Tenancy: e.svc.Tenancy, Roles: e.svc.Roles, Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse},
+		Services: httpapi.Services{Tenancy: e.svc.Tenancy, Roles: e.svc.Roles, Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse, Portal: e.svc.Portal},
 		Engine:   engine, Store: e.store, Logger: log, Version: "test", TrustedProxies: o.trusted,
 	})
 	e.console = console.New(console.Config{

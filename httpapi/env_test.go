@@ -102,7 +102,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		t.Fatalf("gateway.NewForwardAuth: %v", err)
 	}
 	e.srv = httpapi.New(httpapi.Config{
-		Services:    httpapi.Services{Tenancy: e.svc.Tenancy, Roles: e.svc.Roles, Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse},
+		Services:    httpapi.Services{Tenancy: e.svc.Tenancy, Roles: e.svc.Roles, Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse, Portal: e.svc.Portal},
 		Engine:      engine,
 		Store:       e.store,
 		Gatherer:    e.reg,

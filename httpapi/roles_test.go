@@ -174,6 +174,14 @@ var roleTable = []struct {
 	{"GET /v1/keys/{key}/rotation-policy", ``, accountManager(200)},
 	{"DELETE /v1/keys/{key}/rotation-policy", ``, accountManager(204)},
 	{"PUT /v1/keys/{admin_key}/rotation-policy", `{"max_age":"720h"}`, accountManager(200)},
+
+	// The end-user portal: root, or the account's admins, grant a user of
+	// the account what they hold (the admins hold memories:read and
+	// memories:write, not memories:*), and set the account's branding.
+	{"POST /v1/portal/sessions", `{"account_id":"{account}","external_id":"{external_id}","permissions":["memories:read"],"return_url":"https://app.example.com/keys"}`, accountManager(201)},
+	{"POST /v1/portal/sessions", `{"account_id":"{account}","external_id":"{external_id}","permissions":["memories:*"],"return_url":"https://app.example.com/keys"}`, accountManager(201).with(adminOf, 403)},
+	{"GET /v1/accounts/{account}/portal-branding", ``, accountManager(200)},
+	{"PUT /v1/accounts/{account}/portal-branding", `{"title":"Example","accent_color":"#1f6feb"}`, accountManager(200)},
 }
 
 // with returns a copy of w with p expecting status.
@@ -199,6 +207,9 @@ func (e *env) newWorld(n int) *world {
 	a := e.mustAccount(fmt.Sprintf("A %d", n))
 	b := e.mustAccount(fmt.Sprintf("B %d", n))
 	ua, ua2, ub := e.mustUser(a.ID, "ua"), e.mustUser(a.ID, "ua2"), e.mustUser(b.ID, "ub")
+	if _, err := e.svc.Tenancy.CreateUser(e.rootCtx(), a.ID, keyward.UserCreate{Name: "customer", ExternalID: "cust-" + fmt.Sprint(n)}); err != nil {
+		e.t.Fatalf("create user: %v", err)
+	}
 	adminA := e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: perms})
 	adminB := e.mustKey(keyward.KeyCreate{AccountID: b.ID, Role: keyward.RoleAccountAdmin, Permissions: perms})
 	userA := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: ua.ID, Role: keyward.RoleUser, Permissions: perms})
@@ -257,6 +268,7 @@ func (e *env) newWorld(n int) *world {
 			"{wide_role}":   "wide",
 			"{ip_rule}":     acctRule.ID,
 			"{global_rule}": globalRule.ID,
+			"{external_id}": "cust-" + fmt.Sprint(n),
 			"{n}":           fmt.Sprint(n),
 			"{n8}":          fmt.Sprint(n % 256), // for an IPv4 address
 		},

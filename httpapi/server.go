@@ -50,6 +50,9 @@ type Services struct {
 	Audit AuditServices
 	// Abuse serves IP rules, anomalies and leak reports.
 	Abuse AbuseServices
+	// Portal serves portal sessions and the portal branding of accounts;
+	// nil leaves their routes unregistered (404).
+	Portal keyward.PortalService
 }
 
 // TenancyServices manage accounts and their users.
@@ -88,7 +91,7 @@ type Pinger interface {
 // Config configures a Server.
 type Config struct {
 	// Services answer every /v1 route except authentication. Each is
-	// required.
+	// required but Portal.
 	Services Services
 	// Engine authenticates the caller's key on every /v1 request.
 	// Required.
@@ -230,6 +233,9 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("PATCH /v1/accounts/{id}/users/{uid}", serveJSON(s, http.StatusOK, s.updateUser))
 	s.handle("DELETE /v1/accounts/{id}/users/{uid}", serveJSON(s, http.StatusNoContent, s.deleteUser))
 	s.addRoleRoutes()
+	if s.svc.Portal != nil {
+		s.addPortalRoutes()
+	}
 
 	// Shared limits of accounts and users.
 	s.handle("GET /v1/accounts/{id}/limits", serveJSON(s, http.StatusOK, s.getMeter))

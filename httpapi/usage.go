@@ -8,13 +8,13 @@ import (
 	"github.com/keyward/keyward"
 )
 
-// usage is GET /v1/usage?granularity=minute|hour|day[&key_id=..&account_id=..&since=..&until=..].
+// usage is GET /v1/usage?granularity=minute|hour|day[&key_id=..&account_id=..&user_id=..&since=..&until=..].
 func (s *Server) usage(ctx context.Context, r *http.Request, _ noBody) (*keyward.UsageReport, error) {
-	q, err := query(r, "granularity", "key_id", "account_id", "since", "until")
+	q, err := query(r, "granularity", "key_id", "account_id", "user_id", "since", "until")
 	if err != nil {
 		return nil, err
 	}
-	f := keyward.UsageFilter{KeyID: q.Get("key_id"), AccountID: q.Get("account_id"), Granularity: keyward.UsageGranularity(q.Get("granularity"))}
+	f := keyward.UsageFilter{KeyID: q.Get("key_id"), AccountID: q.Get("account_id"), UserID: q.Get("user_id"), Granularity: keyward.UsageGranularity(q.Get("granularity"))}
 	if f.Granularity == "" {
 		f.Granularity = keyward.UsageDay
 	}

@@ -404,7 +404,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		TrustedProxies: trusted,
 		Challenge:      challenge,
 		AgentHeaders:   cfg.AgentHeaders,
-		Services:       httpapi.Services{Tenancy: c.Admin.Tenancy, Roles: c.Admin.Roles, Keys: c.Admin.Keys, Credentials: c.Admin.Credentials, Webhooks: c.Admin.Webhooks, Audit: c.Admin.Audit, Abuse: c.Admin.Abuse},
+		Services:       httpapi.Services{Tenancy: c.Admin.Tenancy, Roles: c.Admin.Roles, Keys: c.Admin.Keys, Credentials: c.Admin.Credentials, Webhooks: c.Admin.Webhooks, Audit: c.Admin.Audit, Abuse: c.Admin.Abuse, Portal: c.Admin.Portal},
 		Engine:         c.Engine,
 		Store:          c.Store,
 		Gatherer:       reg,

@@ -1,0 +1,87 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/keyward/keyward"
+)
+
+func TestPortalSessionAPI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.mustAccount("shop")
+	if _, err := e.svc.Tenancy.CreateUser(e.rootCtx(), a.ID, keyward.UserCreate{Name: "alice", ExternalID: "cust-1"}); err != nil {
+		t.Fatal(err)
+	}
+	adm := e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Permissions: []string{"notes:read", "notes:write"}})
+	key := keyward.Secret(adm.Secret)
+
+	r := e.do("POST", "/v1/portal/sessions", key, `{"external_id":"cust-1","permissions":["notes:read"],"environments":["test"],"return_url":"https://shop.example/account"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var l keyward.PortalLink
+	r.decode(t, &l)
+	if !strings.HasPrefix(l.URL, e.ts.URL+"/portal/link/kwp_") || l.AccountID != a.ID || l.CreatedBy != adm.ID || l.StartedAt != nil {
+		t.Fatalf("link = %+v", l)
+	}
+	// Behind a trusted proxy the link is on the address the caller used;
+	// from anyone else the forwarding headers are ignored.
+	r = e.send(request{method: "POST", path: "/v1/portal/sessions", header: map[string]string{"Authorization": "Bearer " + adm.Secret, "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"},
+		body: `{"external_id":"cust-1","return_url":"https://shop.example/"}`})
+	r.decode(t, &l)
+	if strings.Contains(l.URL, "evil.example") || !strings.HasPrefix(l.URL, "http://") {
+		t.Fatalf("an untrusted peer's X-Forwarded-Host made the link %s", l.URL)
+	}
+
+	for _, c := range []struct {
+		name, body, code string
+		status          int
+	}{
+		{"unknown external_id", `{"external_id":"nobody","return_url":"https://shop.example/"}`, keyward.ENOTFOUND, 404},
+		{"no external_id", `{"return_url":"https://shop.example/"}`, keyward.EINVALID, 400},
+		{"a permission the caller lacks", `{"external_id":"cust-1","permissions":["notes:*"],"return_url":"https://shop.example/"}`, keyward.EFORBIDDEN, 403},
+		{"every permission", `{"external_id":"cust-1","permissions":["*"],"return_url":"https://shop.example/"}`, keyward.EFORBIDDEN, 403},
+		{"a relative return URL", `{"external_id":"cust-1","return_url":"/account"}`, keyward.EINVALID, 400},
+		{"a scheme-relative return URL", `{"external_id":"cust-1","return_url":"//evil.example/"}`, keyward.EINVALID, 400},
+		{"a javascript: return URL", `{"external_id":"cust-1","return_url":"javascript:alert(1)"}`, keyward.EINVALID, 400},
+		{"a return URL with user info", `{"external_id":"cust-1","return_url":"https://shop.example@evil.example/"}`, keyward.EINVALID, 400},
+		{"no return URL", `{"external_id":"cust-1"}`, keyward.EINVALID, 400},
+		{"a bad environment", `{"external_id":"cust-1","environments":["Live"],"return_url":"https://shop.example/"}`, keyward.EINVALID, 400},
+		{"a link ttl too long", `{"external_id":"cust-1","link_ttl":"2h","return_url":"https://shop.example/"}`, keyward.EINVALID, 400},
+		{"a bad duration", `{"external_id":"cust-1","session_ttl":"soon","return_url":"https://shop.example/"}`, keyward.EINVALID, 400},
+		{"an unknown field", `{"external_id":"cust-1","return_url":"https://shop.example/","role":"root"}`, keyward.EINVALID, 400},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.do("POST", "/v1/portal/sessions", key, c.body)
+			if p := r.problem(t); r.status != c.status || p.Code != c.code {
+				t.Fatalf("%d %s, want %d %s", r.status, r.body, c.status, c.code)
+			}
+		})
+	}
+}
+
+func TestPortalBrandingAPI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.mustAccount("shop")
+	adm := keyward.Secret(e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin}).Secret)
+	path := "/v1/accounts/" + a.ID + "/portal-branding"
+	r := e.do("PUT", path, adm, `{"title":"Shop API","accent_color":"#1f6feb","background_color":"#fafafa","text_color":"#111111"}`)
+	if r.status != http.StatusOK {
+		t.Fatalf("put: %d %s", r.status, r.body)
+	}
+	var b keyward.PortalBranding
+	e.do("GET", path, adm, "").decode(t, &b)
+	if b.Title != "Shop API" || b.AccentColor != "#1f6feb" || b.AccountID != a.ID {
+		t.Fatalf("branding = %+v", b)
+	}
+	for _, body := range []string{`{"accent_color":"red"}`, `{"text_color":"#fff"}`, `{"background_color":"#000000;}*{display:none"}`, `{"title":"a\u0000b"}`} {
+		r := e.do("PUT", path, adm, body)
+		if p := r.problem(t); r.status != 400 || p.Code != keyward.EINVALID {
+			t.Fatalf("%s: %d %s", body, r.status, r.body)
+		}
+	}
+}
