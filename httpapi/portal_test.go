@@ -38,7 +38,7 @@ func TestPortalSessionAPI(t *testing.T) {
 
 	for _, c := range []struct {
 		name, body, code string
-		status          int
+		status           int
 	}{
 		{"unknown external_id", `{"external_id":"nobody","return_url":"https://shop.example/"}`, keyward.ENOTFOUND, 404},
 		{"no external_id", `{"return_url":"https://shop.example/"}`, keyward.EINVALID, 400},
