@@ -211,14 +211,7 @@ func (c *Console) routes() {
 // ServeHTTP sets the security headers every console response carries and
 // routes r.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", ContentSecurityPolicy)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Frame-Options", "DENY")
-	if c.https(r) {
-		h.Set("Strict-Transport-Security", "max-age=31536000")
-	}
+	securityHeaders(w, c.https(r))
 	if _, pattern := c.mux.Handler(r); pattern == "" {
 		c.renderError(w, r, nil, keyward.Errorf(keyward.ENOTFOUND, "no such console page"))
 		return
@@ -226,13 +219,30 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mux.ServeHTTP(w, r)
 }
 
-// https reports whether the browser reached the console over https: TLS
-// here, or a trusted proxy saying so in X-Forwarded-Proto.
-func (c *Console) https(r *http.Request) bool {
+// securityHeaders sets the headers every console and portal response
+// carries: the strict CSP, no sniffing, no referrer, no framing, and HSTS
+// over https.
+func securityHeaders(w http.ResponseWriter, https bool) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", ContentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	if https {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
+}
+
+// https reports whether the browser reached the console over https.
+func (c *Console) https(r *http.Request) bool { return isHTTPS(r, c.trusted) }
+
+// isHTTPS reports whether the browser reached keyward over https: TLS
+// here, or a proxy of trusted saying so in X-Forwarded-Proto.
+func isHTTPS(r *http.Request, trusted []netip.Prefix) bool {
 	if r.TLS != nil {
 		return true
 	}
-	return clientaddr.PeerTrusted(r.RemoteAddr, c.trusted) && r.Header.Get("X-Forwarded-Proto") == "https"
+	return clientaddr.PeerTrusted(r.RemoteAddr, trusted) && r.Header.Get("X-Forwarded-Proto") == "https"
 }
 
 // cookie returns a console cookie: HttpOnly, SameSite=Strict, scoped to

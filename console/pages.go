@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -61,9 +62,15 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	if cl != nil {
 		v.Signed, v.CSRF = cl.ident, cl.session.csrf
 	}
+	execute(w, r, c.log, status, c.pages[name], name, v)
+}
+
+// execute writes page t with v, buffered so a failing template never sends
+// half a page.
+func execute(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, t *template.Template, name string, v any) {
 	var buf bytes.Buffer
-	if err := c.pages[name].Execute(&buf, v); err != nil {
-		c.log.ErrorContext(r.Context(), "rendering a console page", "page", name, "err", err)
+	if err := t.Execute(&buf, v); err != nil {
+		log.ErrorContext(r.Context(), "rendering a page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

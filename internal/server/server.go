@@ -400,11 +400,15 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 	if err != nil {
 		return config.Errorf("www_authenticate_scheme", "%s", keyward.ErrorMessage(err))
 	}
+	services := httpapi.Services{Tenancy: c.Admin.Tenancy, Roles: c.Admin.Roles, Keys: c.Admin.Keys, Credentials: c.Admin.Credentials, Webhooks: c.Admin.Webhooks, Audit: c.Admin.Audit, Abuse: c.Admin.Abuse}
+	if !cfg.Console.Disabled { // the portal's links lead to its pages, served with the console
+		services.Portal = c.Admin.Portal
+	}
 	api := httpapi.New(httpapi.Config{
 		TrustedProxies: trusted,
 		Challenge:      challenge,
 		AgentHeaders:   cfg.AgentHeaders,
-		Services:       httpapi.Services{Tenancy: c.Admin.Tenancy, Roles: c.Admin.Roles, Keys: c.Admin.Keys, Credentials: c.Admin.Credentials, Webhooks: c.Admin.Webhooks, Audit: c.Admin.Audit, Abuse: c.Admin.Abuse, Portal: c.Admin.Portal},
+		Services:       services,
 		Engine:         c.Engine,
 		Store:          c.Store,
 		Gatherer:       reg,
@@ -447,6 +451,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 			MaxAge:         cfg.Console.SessionLifetime,
 			Logger:         log,
 		}))
+		handler.Handle(console.PortalPath+"/", console.NewPortal(console.PortalConfig{Sessions: c.Admin.Portal, TrustedProxies: trusted, Logger: log}))
 	}
 
 	addr := ln.Addr().String()
