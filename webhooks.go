@@ -157,6 +157,11 @@ type WebhookStore interface {
 	// WebhookDeliveries lists the deliveries to an endpoint, newest event
 	// first; the cursor is the last event id of the previous page.
 	WebhookDeliveries(ctx context.Context, endpointID string, p Page) (deliveries []*WebhookDelivery, next string, err error)
+	// RetryDelivery makes a delivered or failed delivery pending again,
+	// due at now, so the sender attempts it once more (its attempts go on
+	// counting), and returns it. ENOTFOUND if there is no such delivery,
+	// ECONFLICT if it is pending already.
+	RetryDelivery(ctx context.Context, ch Change, endpointID, eventID string, now time.Time) (*WebhookDelivery, error)
 }
 
 // WebhookEndpointUpdate changes an endpoint; nil fields stay as they are.
@@ -211,4 +216,7 @@ type WebhookService interface {
 	RotateWebhookSecret(ctx context.Context, id string) (*CreatedWebhookEndpoint, error)
 	DeleteWebhookEndpoint(ctx context.Context, id string) error
 	WebhookDeliveries(ctx context.Context, id string, p Page) (*WebhookDeliveryList, error)
+	// RetryWebhookDelivery sends a delivery of the endpoint's log again:
+	// the sender attempts it once more, as soon as it can.
+	RetryWebhookDelivery(ctx context.Context, id, eventID string) (*WebhookDelivery, error)
 }

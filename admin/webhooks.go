@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
@@ -29,6 +30,7 @@ type webhookStore interface {
 	UpdateWebhookEndpoint(ctx context.Context, ch keyward.Change, id string, fn func(*keyward.WebhookEndpoint) error) (*keyward.WebhookEndpoint, error)
 	DeleteWebhookEndpoint(ctx context.Context, ch keyward.Change, id string) (*keyward.WebhookEndpoint, error)
 	WebhookDeliveries(ctx context.Context, endpointID string, p keyward.Page) ([]*keyward.WebhookDelivery, string, error)
+	RetryDelivery(ctx context.Context, ch keyward.Change, endpointID, eventID string, now time.Time) (*keyward.WebhookDelivery, error)
 }
 
 // maxAccountWebhooks bounds the endpoints of one account: every event of
@@ -281,4 +283,33 @@ func (s *Webhooks) WebhookDeliveries(ctx context.Context, endpointID string, p k
 		}
 	}
 	return &keyward.WebhookDeliveryList{Items: items, Next: next}, nil
+}
+
+// RetryWebhookDelivery sends a delivered or failed delivery of the
+// endpoint's log again: it is pending once more, due now, and the webhook
+// sender attempts it at its next run (its attempts go on counting, so a
+// failure does not start a new series of retries). Root, or the account
+// admins of the endpoint's account. Audited.
+func (s *Webhooks) RetryWebhookDelivery(ctx context.Context, endpointID, eventID string) (*keyward.WebhookDelivery, error) {
+	id, unlock, err := s.writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	cur, err := s.webhookEndpoint(ctx, id, endpointID)
+	if err != nil {
+		return nil, err
+	}
+	ch, err := s.audit(ctx, id, "webhook.retry_delivery", "webhook_endpoint", endpointID, cur.AccountID, map[string]any{"event_id": eventID})
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.store.RetryDelivery(ctx, ch, endpointID, eventID, s.utc())
+	if err != nil {
+		return nil, err
+	}
+	if !isRoot(id) {
+		d.LastError = webhook.PublicError(d.LastStatus, d.LastError)
+	}
+	return d, nil
 }

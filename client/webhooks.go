@@ -50,3 +50,8 @@ func (c *Client) DeleteWebhookEndpoint(ctx context.Context, id string) error {
 func (c *Client) WebhookDeliveries(ctx context.Context, id string, p keyward.Page) (*keyward.WebhookDeliveryList, error) {
 	return send[keyward.WebhookDeliveryList](ctx, c, http.MethodGet, path("/v1/webhooks", id, "deliveries"), pageQuery(p), nil)
 }
+
+// RetryWebhookDelivery sends a delivery of an endpoint's log again.
+func (c *Client) RetryWebhookDelivery(ctx context.Context, id, eventID string) (*keyward.WebhookDelivery, error) {
+	return send[keyward.WebhookDelivery](ctx, c, http.MethodPost, path("/v1/webhooks", id, "deliveries", eventID, "retry"), nil, nil)
+}

@@ -204,6 +204,7 @@ func (c *Console) routes() {
 	c.mux.Handle("POST "+Path+"/webhooks", c.authed(c.createWebhook))
 	c.mux.Handle("GET "+Path+"/webhooks/{id}", c.authed(c.webhookPage))
 	c.mux.Handle("POST "+Path+"/webhooks/{id}/{action}", c.authed(c.webhookAction))
+	c.mux.Handle("POST "+Path+"/webhooks/{id}/deliveries/{event}/retry", c.authed(c.retryDelivery))
 	c.mux.Handle("GET "+Path+"/audit/verify", c.authed(c.auditVerifyPage))
 	c.mux.Handle("GET "+Path+"/usage", c.authed(c.usagePage))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/keyward/keyward/console"
 	"github.com/keyward/keyward/credits"
 	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/keyring"
 	"github.com/keyward/keyward/keywardtest"
 	"github.com/keyward/keyward/verify"
 )
@@ -37,6 +38,7 @@ type env struct {
 	signals *signalSink
 	clock   *clock
 	root    string
+	keyring *keyring.Keyring // seals audit details and webhook secrets
 
 	mu      sync.Mutex
 	secrets []string
@@ -105,7 +107,8 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 		t.Fatalf("verify.New: %v", err)
 	}
 	t.Cleanup(func() { engine.Close(context.Background()) })
-	e.svc = admin.New(admin.Config{Store: e.store, Hasher: hasher, Verifier: engine, Credits: ledger, Sealer: keywardtest.NewKeyring(t), Logger: log})
+	e.keyring = keywardtest.NewKeyring(t)
+	e.svc = admin.New(admin.Config{Store: e.store, Hasher: hasher, Verifier: engine, Credits: ledger, Sealer: e.keyring, Logger: log})
 	api := httpapi.New(httpapi.Config{
 		Services: httpapi.Services{Tenancy: e.svc.Tenancy, Roles: e.svc.Roles, Keys: e.svc.Keys, Credentials: e.svc.Credentials, Webhooks: e.svc.Webhooks, Audit: e.svc.Audit, Abuse: e.svc.Abuse, Portal: e.svc.Portal},
 		Engine:   engine, Store: e.store, Logger: log, Version: "test", TrustedProxies: o.trusted,

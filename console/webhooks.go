@@ -92,3 +92,14 @@ func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, cl *call
 	}
 	http.Redirect(w, r, Path+"/webhooks/"+url.PathEscape(id), http.StatusSeeOther)
 }
+
+// retryDelivery sends a delivery of the endpoint's log again, through the
+// Webhooks service: the webhook sender attempts it at its next run.
+func (c *Console) retryDelivery(w http.ResponseWriter, r *http.Request, cl *caller) {
+	id := r.PathValue("id")
+	if _, err := c.hooks.RetryWebhookDelivery(r.Context(), id, r.PathValue("event")); err != nil {
+		c.fail(w, r, cl, err)
+		return
+	}
+	http.Redirect(w, r, Path+"/webhooks/"+url.PathEscape(id), http.StatusSeeOther)
+}

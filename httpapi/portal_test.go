@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward"
 )
@@ -83,5 +84,50 @@ func TestPortalBrandingAPI(t *testing.T) {
 		if p := r.problem(t); r.status != 400 || p.Code != keyward.EINVALID {
 			t.Fatalf("%s: %d %s", body, r.status, r.body)
 		}
+	}
+}
+
+func TestRetryWebhookDeliveryAPI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, b := e.mustAccount("alpha"), e.mustAccount("beta")
+	adm := keyward.Secret(e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin}).Secret)
+	other := keyward.Secret(e.mustKey(keyward.KeyCreate{AccountID: b.ID, Role: keyward.RoleAccountAdmin}).Secret)
+	if _, err := e.store.DispatchEvents(t.Context(), time.Now().Add(time.Second), 100); err != nil { // the events so far go nowhere
+		t.Fatal(err)
+	}
+	hook, err := e.svc.Webhooks.CreateWebhookEndpoint(e.rootCtx(), keyward.NewWebhookEndpoint{AccountID: a.ID, URL: "https://93.184.215.14/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.remember(hook.Secret)
+	e.mustKey(keyward.KeyCreate{AccountID: a.ID, Role: keyward.RoleAccountAdmin, Name: "event-maker"})
+	now := time.Now().Add(time.Second)
+	if _, err := e.store.DispatchEvents(t.Context(), now, 100); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := e.store.ClaimDeliveries(t.Context(), now, time.Minute, 100)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("claim: %d, %v", len(ds), err)
+	}
+	path := "/v1/webhooks/" + hook.Endpoint.ID + "/deliveries/" + ds[0].EventID + "/retry"
+	wantProblem := func(r *response, status int, code string) {
+		t.Helper()
+		if p := r.problem(t); r.status != status || p.Code != code {
+			t.Fatalf("%d %s, want %d %s", r.status, r.body, status, code)
+		}
+	}
+	wantProblem(e.do("POST", path, adm, ""), 409, keyward.ECONFLICT) // pending
+	if err := e.store.FinishDelivery(t.Context(), keyward.DeliveryOutcome{EventID: ds[0].EventID, EndpointID: hook.Endpoint.ID, LeaseUntil: ds[0].LeaseUntil,
+		Time: now, Status: 500, Error: "boom", State: keyward.DeliveryFailed, NextAttemptAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(e.do("POST", path, other, ""), 404, keyward.ENOTFOUND)
+	wantProblem(e.do("POST", "/v1/webhooks/"+hook.Endpoint.ID+"/deliveries/msg_nosuch/retry", adm, ""), 404, keyward.ENOTFOUND)
+	r := e.do("POST", path, adm, "")
+	var d keyward.WebhookDelivery
+	r.decode(t, &d)
+	if r.status != 200 || d.State != keyward.DeliveryPending || d.Attempts != 1 || d.EventID != ds[0].EventID {
+		t.Fatalf("retry: %d %+v", r.status, d)
 	}
 }

@@ -282,6 +282,7 @@ func (s *Server) addRoutes(gatherer prometheus.Gatherer, forwardAuth http.Handle
 	s.handle("DELETE /v1/webhooks/{id}", serveJSON(s, http.StatusNoContent, s.deleteWebhook))
 	s.handle("POST /v1/webhooks/{id}/rotate-secret", serveJSON(s, http.StatusOK, s.rotateWebhookSecret))
 	s.handle("GET /v1/webhooks/{id}/deliveries", serveJSON(s, http.StatusOK, s.listWebhookDeliveries))
+	s.handle("POST /v1/webhooks/{id}/deliveries/{event_id}/retry", serveJSON(s, http.StatusOK, s.retryWebhookDelivery))
 
 	// Provider connections and the external credentials managed through
 	// them.

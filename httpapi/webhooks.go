@@ -53,3 +53,7 @@ func (s *Server) listWebhookDeliveries(ctx context.Context, r *http.Request, _ n
 	}
 	return s.svc.Webhooks.WebhookDeliveries(ctx, r.PathValue("id"), p)
 }
+
+func (s *Server) retryWebhookDelivery(ctx context.Context, r *http.Request, _ noBody) (*keyward.WebhookDelivery, error) {
+	return s.svc.Webhooks.RetryWebhookDelivery(ctx, r.PathValue("id"), r.PathValue("event_id"))
+}

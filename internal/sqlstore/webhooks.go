@@ -275,6 +275,36 @@ func (s *Store) WebhookDeliveries(ctx context.Context, endpointID string, p keyw
 	return listPage(ctx, s, "list webhook deliveries of "+endpointID, query, args, "d.event_id", newestFirst, p, func(r scanner) (*keyward.WebhookDelivery, error) { return scanDeliveryWith(r) }, func(d *keyward.WebhookDelivery) string { return d.EventID })
 }
 
+// RetryDelivery makes a finished delivery pending again, due at now.
+func (s *Store) RetryDelivery(ctx context.Context, ch keyward.Change, endpointID, eventID string, now time.Time) (*keyward.WebhookDelivery, error) {
+	var out *keyward.WebhookDelivery
+	err := s.write(ctx, ch, func(tx *Tx) error {
+		d, err := scanDeliveryWith(tx.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+			WHERE d.endpoint_id = ? AND d.event_id = ?`, endpointID, eventID))
+		if err != nil {
+			return s.rowError(err, "delivery of event", eventID+" to webhook endpoint "+endpointID)
+		}
+		if d.State == keyward.DeliveryPending {
+			return keyward.Errorf(keyward.ECONFLICT, "the delivery of event %s is pending already: the sender attempts it at %s", eventID, d.NextAttemptAt.UTC().Format(time.RFC3339))
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ?, locked_until = `+s.d.NoTime()+`, updated_at = ?
+			WHERE endpoint_id = ? AND event_id = ? AND state <> 'pending'`, FormatTime(now), FormatTime(now), endpointID, eventID)
+		if err != nil {
+			return s.dbError(err, Conflicts{})
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return keyward.Errorf(keyward.ECONFLICT, "the delivery of event %s changed meanwhile: reload its log", eventID)
+		}
+		d.State, d.NextAttemptAt, d.UpdatedAt = keyward.DeliveryPending, now, now
+		out = d
+		return nil
+	})
+	if err != nil {
+		return nil, s.errorf("retry webhook delivery: %w", err)
+	}
+	return out, nil
+}
+
 const deliveryColumns = `d.event_id, e.type, d.endpoint_id, d.state, d.attempts, d.next_attempt_at, d.last_status,
 	d.last_error, d.updated_at`
 
