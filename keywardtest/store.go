@@ -70,6 +70,7 @@ func TestStore(t *testing.T, open func(t *testing.T) keyward.Store) {
 		{"Credentials", testCredentials},
 		{"SecretMeta", testSecretMeta},
 		{"Roles", testRoles},
+		{"Portal", testPortal},
 		{"Ping", testPing},
 	} {
 		t.Run(c.name, func(t *testing.T) {

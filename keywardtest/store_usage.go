@@ -67,6 +67,22 @@ func testUsage(t *testing.T, open func(*testing.T) keyward.Store) {
 		)
 	})
 
+	t.Run("a user's rows are those of its keys", func(t *testing.T) {
+		f := newFixture(t, open)
+		a := f.account("acme")
+		ann, bob := f.user(a.ID, "ann"), f.user(a.ID, "bob")
+		k1, k2, kb := f.userKey(a.ID, ann.ID), f.userKey(a.ID, ann.ID), f.userKey(a.ID, bob.ID)
+		rows := []keyward.UsageRow{minuteRow(time.Minute, k1.ID, a.ID, valid, 1), minuteRow(time.Minute, k2.ID, a.ID, valid, 2), minuteRow(time.Minute, kb.ID, a.ID, valid, 4)}
+		must(t, f.s.AddUsage(f.ctx, rows))
+		ofAnn := []keyward.UsageRow{rows[0], rows[1]}
+		if k1.ID > k2.ID {
+			ofAnn = []keyward.UsageRow{rows[1], rows[0]}
+		}
+		f.wantUsage(keyward.UsageFilter{Granularity: keyward.UsageMinute, UserID: ann.ID}, ofAnn...)
+		f.wantUsage(keyward.UsageFilter{Granularity: keyward.UsageMinute, UserID: bob.ID, AccountID: a.ID}, rows[2])
+		f.wantUsage(keyward.UsageFilter{Granularity: keyward.UsageMinute, UserID: bob.ID, AccountID: "acc_other"})
+	})
+
 	t.Run("AddUsage refuses invalid rows and adds none", func(t *testing.T) {
 		f := newFixture(t, open)
 		good := minuteRow(0, "key_a", "acc_1", valid, 1)

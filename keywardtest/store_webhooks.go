@@ -225,6 +225,38 @@ func testWebhooks(t *testing.T, open func(*testing.T) keyward.Store) {
 			Time: retry, State: keyward.DeliveryDelivered, NextAttemptAt: retry}), keyward.ENOTFOUND)
 	})
 
+	t.Run("a finished delivery is sent again once, its attempts counting on", func(t *testing.T) {
+		f := newFixture(t, open)
+		ep := newEndpoint("")
+		must(t, f.s.CreateWebhookEndpoint(f.ctx, keyward.Change{}, ep))
+		ev := newEvent(keyward.EventKeyRevoked, "")
+		must(t, f.s.AppendEvents(f.ctx, []*keyward.Event{ev}))
+		_, err := f.s.DispatchEvents(f.ctx, fixedTime, 10)
+		must(t, err)
+		_, err = f.s.RetryDelivery(f.ctx, keyward.Change{}, ep.ID, ev.ID, fixedTime)
+		wantCode(t, err, keyward.ECONFLICT) // pending
+		_, err = f.s.RetryDelivery(f.ctx, keyward.Change{}, ep.ID, "msg_nosuch", fixedTime)
+		wantCode(t, err, keyward.ENOTFOUND)
+		claimed, err := f.s.ClaimDeliveries(f.ctx, fixedTime, time.Minute, 10)
+		must(t, err)
+		must(t, f.s.FinishDelivery(f.ctx, keyward.DeliveryOutcome{EventID: ev.ID, EndpointID: ep.ID, LeaseUntil: claimed[0].LeaseUntil, Time: fixedTime,
+			Status: 500, Error: "500", State: keyward.DeliveryFailed, NextAttemptAt: fixedTime}))
+		later := fixedTime.Add(time.Hour)
+		d, err := f.s.RetryDelivery(f.ctx, f.audited("webhook.retry_delivery"), ep.ID, ev.ID, later)
+		if err != nil || d.State != keyward.DeliveryPending || !d.NextAttemptAt.Equal(later) || d.Attempts != 1 || d.EventType != ev.Type {
+			t.Fatalf("RetryDelivery = %+v, %v", d, err)
+		}
+		f.wantAuditChain(1)
+		again, err := f.s.ClaimDeliveries(f.ctx, later, time.Minute, 10)
+		if err != nil || len(again) != 1 {
+			t.Fatalf("claim after the retry = %d, %v", len(again), err)
+		}
+		must(t, f.s.FinishDelivery(f.ctx, keyward.DeliveryOutcome{EventID: ev.ID, EndpointID: ep.ID, LeaseUntil: again[0].LeaseUntil, Time: later,
+			Status: 204, State: keyward.DeliveryDelivered, NextAttemptAt: later}))
+		if ds := deliveries(t, f, ep.ID); ds[0].State != keyward.DeliveryDelivered || ds[0].Attempts != 2 {
+			t.Fatalf("delivery log = %+v", ds[0])
+		}
+	})
 	t.Run("retention deletes finished events only", func(t *testing.T) {
 		f := newFixture(t, open)
 		ep := newEndpoint("")
