@@ -1400,6 +1400,87 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/portal/sessions": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a portal session and its single-use link
+         * @description Root, or an account_admin of the account (an admin of another account gets 404; a user key 403). The user is found by external_id (404 if the account has none). The link works once, before link_expires_at; using it gives the browser a portal session (a cookie) and leads to the portal without the token. The customer lists, creates, rotates and revokes only the keys of that user in the granted environments, with permissions within the granted ones, and sees their usage. Redirect the customer's browser to url.
+         */
+        post: operations["createPortalSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/accounts/{id}/portal-branding": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Read the portal branding of an account
+         * @description Root, or an account_admin of this account (an admin of another account gets 404). Empty fields when none is set.
+         */
+        get: operations["getPortalBranding"];
+        /**
+         * Replace the portal branding of an account
+         * @description Root, or an account_admin of this account (an admin of another account gets 404). Colours are #rrggbb only, so nothing but a colour reaches the portal's stylesheet.
+         */
+        put: operations["setPortalBranding"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/deliveries/{event_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Webhook endpoint id. */
+                id: string;
+                /** @description The event of the delivery (WebhookDelivery.event_id). */
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a delivery again
+         * @description Root, or an account_admin of the endpoint's account (an admin of another account gets 404; a user key 403). A delivered or failed delivery becomes pending, due now: the sender attempts it once more at its next run (its attempts go on counting). 409 if it is pending already. A disabled endpoint gets it once enabled. Audited as webhook.retry_delivery.
+         */
+        post: operations["retryWebhookDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2414,6 +2495,119 @@ export interface components {
         MeterSet: {
             rate_limits?: components["schemas"]["RateLimits"];
             credits?: components["schemas"]["Credits"];
+        };
+        PortalSessionCreate: {
+            /**
+             * @description The account of the user. An account_admin may leave it out (its own account); root must give it.
+             * @example acc_0Qx3Zk1aBcDeFgHiJkLmNo
+             */
+            account_id?: string;
+            /**
+             * @description The user's external id in the account (User.external_id).
+             * @example cust_42
+             */
+            external_id: string;
+            /** @description What the customer's new keys may hold, each a subset. The caller must hold every one (no escalation); * is refused. Absent: keys without permissions. */
+            permissions?: components["schemas"]["Permissions"];
+            /** @description The environments of the keys the customer sees and creates. Absent: live only. */
+            environments?: components["schemas"]["Environment"][];
+            /**
+             * Format: uri
+             * @description Where the portal's Back link leads: an absolute http or https URL, without user info.
+             * @example https://app.example.com/settings/api
+             */
+            return_url: string;
+            /**
+             * @description How long the link may be used (once), as a Go duration: 1m to 1h; absent: 5m.
+             * @example 5m
+             */
+            link_ttl?: string;
+            /**
+             * @description How long the portal session lasts once the link is used, as a Go duration: 1m to 12h; absent: 1h.
+             * @example 1h
+             */
+            session_ttl?: string;
+        };
+        PortalLink: {
+            /**
+             * @description The portal session; the audit log names it as the actor of what the customer does.
+             * @example psn_0Qx3Zk1aBcDeFgHiJkLmNo
+             */
+            id: string;
+            account_id: string;
+            user_id: string;
+            external_id: string;
+            permissions: components["schemas"]["Permissions"];
+            environments: components["schemas"]["Environment"][];
+            return_url: string;
+            /** @description How long the session lasts once the link is used (a Go duration). */
+            session_ttl: string;
+            /** @description The key that created the session. */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description The link works once, until then.
+             */
+            link_expires_at: string;
+            /** Format: date-time */
+            started_at?: string;
+            /** Format: date-time */
+            expires_at?: string;
+            /**
+             * Format: uri
+             * @description The single-use link to send the customer's browser to. Shown this once: keyward keeps only its hash.
+             * @example https://keys.example.com/portal/link/kwp_...
+             */
+            url: string;
+        };
+        PortalBranding: {
+            account_id: string;
+            /**
+             * @description The portal's title (at most 80 printable characters); empty: API keys.
+             * @example Example API
+             */
+            title?: string;
+            /**
+             * @description Buttons and links: #rrggbb; empty: the default.
+             * @example #1f6feb
+             */
+            accent_color?: string;
+            /**
+             * @description The page: #rrggbb; empty: the default.
+             * @example #1f6feb
+             */
+            background_color?: string;
+            /**
+             * @description The text: #rrggbb; empty: the default.
+             * @example #1f6feb
+             */
+            text_color?: string;
+            /** Format: date-time */
+            updated_at?: string;
+        };
+        PortalBrandingSet: {
+            /**
+             * @description The portal's title (at most 80 printable characters); empty: API keys.
+             * @example Example API
+             */
+            title?: string;
+            /**
+             * @description Buttons and links: #rrggbb; empty: the default.
+             * @example #1f6feb
+             */
+            accent_color?: string;
+            /**
+             * @description The page: #rrggbb; empty: the default.
+             * @example #1f6feb
+             */
+            background_color?: string;
+            /**
+             * @description The text: #rrggbb; empty: the default.
+             * @example #1f6feb
+             */
+            text_color?: string;
         };
     };
     responses: {
@@ -5034,6 +5228,8 @@ export interface operations {
                 key_id?: string;
                 /** @description Only this account's keys. */
                 account_id?: string;
+                /** @description Only the keys of this user (its keys that exist: a deleted key's usage has no user). */
+                user_id?: string;
                 /** @description First period start included (RFC 3339). */
                 since?: string;
                 /** @description First period start excluded (RFC 3339). */
@@ -5997,6 +6193,148 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createPortalSession: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PortalSessionCreate"];
+            };
+        };
+        responses: {
+            /** @description The session and its link, shown once. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortalLink"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getPortalBranding: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The branding. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortalBranding"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    setPortalBranding: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Account id. */
+                id: components["parameters"]["AccountID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PortalBrandingSet"];
+            };
+        };
+        responses: {
+            /** @description The branding as stored. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortalBranding"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    retryWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the agent acting with the key (at most 200 printable bytes); part of the identity, grants nothing. */
+                "X-Keyward-Agent"?: components["parameters"]["Agent"];
+            };
+            path: {
+                /** @description Webhook endpoint id. */
+                id: string;
+                /** @description The event of the delivery (WebhookDelivery.event_id). */
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery, pending again. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
