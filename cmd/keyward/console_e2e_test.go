@@ -104,5 +104,22 @@ func TestConsoleDisabled(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
 		t.Errorf("GET /console/sign-in with the console off: %d %q, want the API's 404", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
+	// The end-user portal goes with it: its pages, and the links to them.
+	resp, err = http.Get(p.url + "/portal/link/kwp_x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
+		t.Errorf("GET /portal/link/... with the console off: %d %q, want the API's 404", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	resp, err = http.Post(p.url+"/v1/portal/sessions", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("POST /v1/portal/sessions with the console off: %d, want 404", resp.StatusCode)
+	}
 	p.stop(t)
 }
