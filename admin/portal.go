@@ -217,11 +217,16 @@ func as(ctx context.Context, p *keyward.PortalSession) context.Context {
 	return keyward.NewContextWithIdentity(ctx, p.Identity())
 }
 
-// PortalKeys lists the keys of p's user in the environments p grants,
-// after the key id after (a page of the store; the list may be shorter
-// than limit) and returns the cursor of the next page.
+// PortalKeys lists the keys of p's user in the environments p grants, a
+// page of the store: with one environment granted the store filters it;
+// with several, the keys of the others are left out of the page, which
+// may then be shorter than its limit.
 func (s *Portal) PortalKeys(ctx context.Context, p *keyward.PortalSession, pg keyward.Page) (*keyward.KeyList, error) {
-	l, err := s.keys.Keys(as(ctx, p), keyward.KeyFilter{AccountID: p.AccountID, UserID: p.UserID}, pg)
+	f := keyward.KeyFilter{AccountID: p.AccountID, UserID: p.UserID}
+	if len(p.Environments) == 1 {
+		f.Environment = p.Environments[0]
+	}
+	l, err := s.keys.Keys(as(ctx, p), f, pg)
 	if err != nil {
 		return nil, err
 	}
