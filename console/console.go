@@ -81,6 +81,9 @@ type Config struct {
 	Roles   keyward.RoleService
 	Abuse   Abuse
 	Hooks   keyward.WebhookService
+	// Branding reads and sets the end-user portal's branding of accounts.
+	// Required.
+	Branding keyward.PortalService
 	// Audit serves the audit log and usage pages and records refused
 	// actions. Required.
 	Audit Audit
@@ -118,6 +121,7 @@ type Console struct {
 	roles    keyward.RoleService
 	abuse    Abuse
 	hooks    keyward.WebhookService
+	branding keyward.PortalService
 	audit    Audit
 	engine   *verify.Engine
 	trusted  []netip.Prefix
@@ -131,21 +135,22 @@ type Console struct {
 // New returns a Console for cfg. It panics if a service or the engine is
 // missing, or a template does not parse: wiring bugs.
 func New(cfg Config) *Console {
-	if cfg.Tenancy == nil || cfg.Keys == nil || cfg.Roles == nil || cfg.Abuse == nil || cfg.Hooks == nil || cfg.Audit == nil || cfg.Engine == nil {
-		panic("console: Config.Tenancy, Config.Keys, Config.Roles, Config.Abuse, Config.Hooks, Config.Audit and Config.Engine are required")
+	if cfg.Tenancy == nil || cfg.Keys == nil || cfg.Roles == nil || cfg.Abuse == nil || cfg.Hooks == nil || cfg.Branding == nil || cfg.Audit == nil || cfg.Engine == nil {
+		panic("console: Config.Tenancy, Config.Keys, Config.Roles, Config.Abuse, Config.Hooks, Config.Branding, Config.Audit and Config.Engine are required")
 	}
 	c := &Console{
-		tenancy: cfg.Tenancy,
-		keys:    cfg.Keys,
-		roles:   cfg.Roles,
-		abuse:   cfg.Abuse,
-		hooks:   cfg.Hooks,
-		audit:   cfg.Audit,
-		engine:  cfg.Engine,
-		trusted: slices.Clone(cfg.TrustedProxies),
-		now:     cfg.Now,
-		log:     cfg.Logger,
-		mux:     http.NewServeMux(),
+		tenancy:  cfg.Tenancy,
+		keys:     cfg.Keys,
+		roles:    cfg.Roles,
+		abuse:    cfg.Abuse,
+		hooks:    cfg.Hooks,
+		branding: cfg.Branding,
+		audit:    cfg.Audit,
+		engine:   cfg.Engine,
+		trusted:  slices.Clone(cfg.TrustedProxies),
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		mux:      http.NewServeMux(),
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -191,6 +196,8 @@ func (c *Console) routes() {
 	c.mux.Handle("POST "+Path+"/accounts/{id}/limits/delete", c.authed(c.setMeter(true)))
 	c.mux.Handle("POST "+Path+"/accounts/{id}/users/{uid}/limits", c.authed(c.setMeter(false)))
 	c.mux.Handle("POST "+Path+"/accounts/{id}/users/{uid}/limits/delete", c.authed(c.setMeter(true)))
+	c.mux.Handle("GET "+Path+"/accounts/{id}/portal", c.authed(c.brandingPage))
+	c.mux.Handle("POST "+Path+"/accounts/{id}/portal", c.authed(c.setBranding))
 	c.mux.Handle("GET "+Path+"/accounts/{id}/roles", c.authed(c.rolesPage))
 	c.mux.Handle("POST "+Path+"/accounts/{id}/roles", c.authed(c.createRole))
 	c.mux.Handle("POST "+Path+"/accounts/{id}/roles/{name}", c.authed(c.updateRole))

@@ -114,7 +114,7 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 		Engine:   engine, Store: e.store, Logger: log, Version: "test", TrustedProxies: o.trusted,
 	})
 	e.console = console.New(console.Config{
-		Tenancy: e.svc.Tenancy, Keys: e.svc.Keys, Roles: e.svc.Roles, Abuse: e.svc.Abuse, Hooks: e.svc.Webhooks, Audit: e.svc.Audit, Engine: engine,
+		Tenancy: e.svc.Tenancy, Keys: e.svc.Keys, Roles: e.svc.Roles, Abuse: e.svc.Abuse, Hooks: e.svc.Webhooks, Branding: e.svc.Portal, Audit: e.svc.Audit, Engine: engine,
 		TrustedProxies: o.trusted, IdleTimeout: 10 * time.Minute, MaxAge: time.Hour, Now: e.clock.Now, Logger: log,
 	})
 	mux := http.NewServeMux()

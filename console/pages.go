@@ -16,7 +16,7 @@ import (
 
 // pageNames are the templates of the pages; each is parsed with the
 // layout.
-var pageNames = []string{"signin", "error", "keys", "key", "newkey", "created", "accounts", "account", "user", "roles", "audit", "auditverify", "iprules", "anomalies", "webhooks", "webhook", "whsecret", "usage"}
+var pageNames = []string{"signin", "error", "keys", "key", "newkey", "created", "accounts", "account", "user", "roles", "audit", "auditverify", "iprules", "anomalies", "webhooks", "webhook", "whsecret", "usage", "branding"}
 
 var funcs = template.FuncMap{
 	"time": func(t any) string {

@@ -444,6 +444,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 			Roles:          c.Admin.Roles,
 			Abuse:          c.Admin.Abuse,
 			Hooks:          c.Admin.Webhooks,
+			Branding:       c.Admin.Portal,
 			Audit:          c.Admin.Audit,
 			Engine:         c.Engine,
 			TrustedProxies: trusted,
