@@ -236,8 +236,13 @@ func (s *Audit) Usage(ctx context.Context, f keyward.UsageFilter) (*keyward.Usag
 	if err != nil {
 		return nil, err
 	}
+	return usageReport(f.Granularity, rows), nil
+}
+
+// usageReport is the report of rows, an empty list rather than none.
+func usageReport(g keyward.UsageGranularity, rows []keyward.UsageRow) *keyward.UsageReport {
 	if rows == nil {
 		rows = []keyward.UsageRow{}
 	}
-	return &keyward.UsageReport{Granularity: f.Granularity, Items: rows}, nil
+	return &keyward.UsageReport{Granularity: g, Items: rows}
 }

@@ -301,14 +301,7 @@ func (s *Portal) PortalUsage(ctx context.Context, p *keyward.PortalSession, f ke
 	if err != nil {
 		return nil, err
 	}
-	return &keyward.UsageReport{Granularity: f.Granularity, Items: nonNilRows(rows)}, nil
-}
-
-func nonNilRows(rows []keyward.UsageRow) []keyward.UsageRow {
-	if rows == nil {
-		return []keyward.UsageRow{}
-	}
-	return rows
+	return usageReport(f.Granularity, rows), nil
 }
 
 // PortalBranding returns the branding of an account: root or the account's

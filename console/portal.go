@@ -137,7 +137,7 @@ func (p *Portal) useLink(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, nil, err)
 		return
 	}
-	maxAge := int(time.Until(*s.ExpiresAt).Seconds())
+	maxAge := int(s.ExpiresAt.Sub(p.now()).Seconds())
 	http.SetCookie(w, p.cookie(r, cookie, max(maxAge, 1)))
 	http.Redirect(w, r, PortalPath+"/keys", http.StatusSeeOther)
 }

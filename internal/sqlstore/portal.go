@@ -46,8 +46,18 @@ func (s *Store) CreatePortalSession(ctx context.Context, ch keyward.Change, p *k
 
 // StartPortalSession uses a link once. See keyward.PortalStore.
 func (s *Store) StartPortalSession(ctx context.Context, record func(*keyward.PortalSession) (keyward.Change, error), linkHash, sessionHash [32]byte, now time.Time) (*keyward.PortalSession, error) {
+	// A read first: an unknown or used link (a guess, a replay) costs no
+	// write transaction.
+	var started storedTime
+	err := s.r.QueryRowContext(ctx, "SELECT started_at FROM portal_sessions WHERE link_hash = ?", linkHash[:]).Scan(&started)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && started.Valid) {
+		return nil, s.errorf("start portal session: %w", errPortalLink)
+	}
+	if err != nil {
+		return nil, s.errorf("start portal session: %w", s.dbError(err, Conflicts{}))
+	}
 	var out *keyward.PortalSession
-	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
+	err = s.WriteUnaudited(ctx, func(tx *Tx) error {
 		p, err := s.scanPortalSession(tx.QueryRowContext(ctx, selectPortalSession+" WHERE link_hash = ?", linkHash[:]))
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && (p.StartedAt != nil || !now.Before(p.LinkExpiresAt))) {
 			return errPortalLink
