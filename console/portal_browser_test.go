@@ -104,3 +104,51 @@ func TestBrowserPortal(t *testing.T) {
 		t.Fatalf("second use: h1 = %q", h)
 	}
 }
+
+// TestBrowserPortalPhoneAndKeyboard: on a 390px screen no portal page
+// scrolls sideways, and the keys page is used with the keyboard alone:
+// the first Tab reaches the skip link, then the menu, sign-out, the key's
+// actions and the new key's form, which Enter submits.
+func TestBrowserPortalPhoneAndKeyboard(t *testing.T) {
+	e := newEnv(t)
+	tab := newTab(t)
+	w := e.portalWorld()
+	w.portalPermissions = []string{"notes:read", "notes:write", "notes:export_everything_as_an_archive"}
+	e.key(keyward.KeyCreate{AccountID: w.acc.ID, UserID: w.customer.ID, Environment: "test", Name: "a-rather-long-key-name-for-a-small-screen", Permissions: []string{"notes:read", "notes:write"}})
+	run(t, tab, "opening the portal on a phone",
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		chromedp.Navigate(e.ts.URL+e.portalLink(w)),
+		chromedp.WaitVisible(chromedp.CSS(`form[action="/portal/keys"]`)),
+	)
+	focused := func() string {
+		return read(t, tab, "reading the focus", chromedp.Evaluate[string](`(function(){var a=document.activeElement;return a.tagName+" "+(a.getAttribute("href")||a.id||a.textContent.trim())})()`))
+	}
+	run(t, tab, "first Tab", chromedp.KeyEvent("\t"))
+	if f := focused(); f != "A #main" {
+		t.Errorf("first Tab focuses %q, want the skip link", f)
+	}
+	var seen []string
+	for range 14 {
+		run(t, tab, "Tab", chromedp.KeyEvent("\t"))
+		seen = append(seen, focused())
+	}
+	order := strings.Join(seen, " | ")
+	for _, want := range []string{"A /portal/keys", "A /portal/usage", "BUTTON Sign out", "BUTTON Rotate", "BUTTON Revoke", "INPUT name", "SELECT environment"} {
+		if !strings.Contains(order, want) {
+			t.Errorf("Tab never reaches %q; order: %s", want, order)
+		}
+	}
+	run(t, tab, "creating a key with the keyboard",
+		chromedp.Focus(chromedp.CSS("#name")),
+		chromedp.KeyEvent("phone"),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.CSS("#secret")),
+	)
+	e.remember(read(t, tab, "reading the secret", chromedp.Value(chromedp.CSS("#secret"))))
+	for _, path := range []string{"/portal/keys", "/portal/usage"} {
+		run(t, tab, "opening "+path, chromedp.Navigate(e.ts.URL+path), chromedp.WaitVisible(chromedp.CSS("h1")))
+		if fits := read(t, tab, "measuring "+path, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth && Array.from(document.querySelectorAll(".table")).every(function(d){return d.scrollWidth <= d.clientWidth})`)); !fits {
+			t.Errorf("%s, or a table on it, scrolls sideways on a 390px screen", path)
+		}
+	}
+}
