@@ -65,6 +65,8 @@ type envOptions struct {
 	// store, replaces the store ledger.
 	limiter ratelimit.Limiter
 	ledger  func(keyward.Store) keyward.CreditLedger
+	// portalURL is the base of portal links (httpapi.Config.PortalURL).
+	portalURL string
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
@@ -108,6 +110,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		Gatherer:    e.reg,
 		Registerer:  e.reg,
 		ForwardAuth: fa,
+		PortalURL:   o.portalURL,
 		Logger:      log,
 		Version:     "test",
 	})

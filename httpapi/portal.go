@@ -17,13 +17,17 @@ func (s *Server) addPortalRoutes() {
 }
 
 // createPortalSession answers the session with its link made absolute on
-// the address the caller reached keyward at: https when TLS ends here or a
-// trusted proxy says so (X-Forwarded-Proto), the host of a trusted proxy's
-// X-Forwarded-Host or else the request's.
+// Config.PortalURL or else the address the caller reached keyward at:
+// https when TLS ends here or a trusted proxy says so (X-Forwarded-Proto),
+// the host of a trusted proxy's X-Forwarded-Host or else the request's.
 func (s *Server) createPortalSession(ctx context.Context, r *http.Request, in keyward.PortalSessionCreate) (*keyward.PortalLink, error) {
 	l, err := s.svc.Portal.CreatePortalSession(ctx, in)
 	if err != nil {
 		return nil, err
+	}
+	if s.portalURL != "" {
+		l.URL = s.portalURL + l.URL
+		return l, nil
 	}
 	scheme, host := "http", r.Host
 	trusted := clientaddr.PeerTrusted(r.RemoteAddr, s.trusted)

@@ -64,6 +64,23 @@ func TestPortalSessionAPI(t *testing.T) {
 	}
 }
 
+// TestPortalLinkOnPublicURL: with a public URL configured, links are made
+// on it, whatever address the caller used.
+func TestPortalLinkOnPublicURL(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, envOptions{portalURL: "https://keys.example.com"})
+	a := e.mustAccount("shop")
+	if _, err := e.svc.Tenancy.CreateUser(e.rootCtx(), a.ID, keyward.UserCreate{Name: "alice", ExternalID: "cust-1"}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("POST", "/v1/portal/sessions", e.root, `{"account_id":"`+a.ID+`","external_id":"cust-1","return_url":"https://shop.example/"}`)
+	var l keyward.PortalLink
+	r.decode(t, &l)
+	if r.status != http.StatusCreated || !strings.HasPrefix(l.URL, "https://keys.example.com/portal/link/kwp_") {
+		t.Fatalf("link: %d %s", r.status, l.URL)
+	}
+}
+
 func TestPortalBrandingAPI(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

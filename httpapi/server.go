@@ -124,6 +124,10 @@ type Config struct {
 	// httpedge.Challenge); empty: keyward.WWWAuthenticate. Serve passes
 	// its www_authenticate_scheme and _realm settings.
 	Challenge string
+	// PortalURL is the base of the end-user portal's links, such as
+	// https://keys.example.com (serve's console.public_url); empty: the
+	// address each request reached keyward at.
+	PortalURL string
 	// AgentHeaders are read as the agent besides X-Keyward-Agent (see
 	// httpedge.Agent). Serve passes its agent_headers setting.
 	AgentHeaders []string
@@ -153,6 +157,7 @@ type Server struct {
 	docs         []byte
 	trusted      []netip.Prefix
 	challenge    string
+	portalURL    string
 	agentHeaders []string
 	tracer       trace.Tracer // nil: tracing is off
 }
@@ -178,6 +183,7 @@ func New(cfg Config) *Server {
 		mux:          http.NewServeMux(),
 		trusted:      slices.Clone(cfg.TrustedProxies),
 		challenge:    cfg.Challenge,
+		portalURL:    cfg.PortalURL,
 		agentHeaders: slices.Clone(cfg.AgentHeaders),
 		tracer:       tracing.Tracer(cfg.TracerProvider),
 	}

@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"net/url"
+	"strings"
+	"time"
+)
 
 // Console is the console: block of keyward.yaml: the web console that
 // serve mounts at /console (docs/console.md). The zero value serves it with
@@ -15,6 +19,11 @@ type Console struct {
 	// SessionLifetime ends a session this long after its sign-in, however
 	// active; zero: console.DefaultMaxAge.
 	SessionLifetime time.Duration `yaml:"session_lifetime"`
+	// PublicURL is the address customers' browsers reach keyward at, such
+	// as https://keys.example.com: the links of the end-user portal
+	// (docs/portal.md) are made on it. Empty: on the address each
+	// POST /v1/portal/sessions reached keyward at.
+	PublicURL string `yaml:"public_url"`
 }
 
 // Bounds of the console's timeouts.
@@ -24,8 +33,9 @@ const (
 	maxConsoleLifetime = 30 * 24 * time.Hour
 )
 
-// validateConsole checks the console block: timeouts in range, and a
-// lifetime no shorter than the idle timeout it bounds.
+// validateConsole checks the console block: timeouts in range, a
+// lifetime no shorter than the idle timeout it bounds, and a public URL
+// that is an http(s) address without more than a path.
 func (c *Config) validateConsole(add func(key, format string, args ...any)) {
 	cc := c.Console
 	if cc.IdleTimeout != 0 && (cc.IdleTimeout < minConsoleIdle || cc.IdleTimeout > maxConsoleIdle) {
@@ -37,4 +47,14 @@ func (c *Config) validateConsole(add func(key, format string, args ...any)) {
 	if cc.IdleTimeout != 0 && cc.SessionLifetime != 0 && cc.SessionLifetime < cc.IdleTimeout {
 		add("console.session_lifetime", "%s is shorter than console.idle_timeout (%s): use a lifetime at least as long as the idle timeout", cc.SessionLifetime, cc.IdleTimeout)
 	}
+	if cc.PublicURL != "" {
+		u, err := url.Parse(cc.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			add("console.public_url", "%q is not the address of keyward: use an http or https URL such as https://keys.example.com, without a query", cc.PublicURL)
+		}
+	}
 }
+
+// PortalURL returns the base of the portal's links: the public URL
+// without a trailing slash, or "" (the address of each request).
+func (cc Console) PortalURL() string { return strings.TrimSuffix(cc.PublicURL, "/") }

@@ -21,6 +21,9 @@ func TestConsoleConfig(t *testing.T) {
 	if c.Console.IdleTimeout != 15*time.Minute || c.Console.SessionLifetime != 8*time.Hour {
 		t.Errorf("console = %+v", c.Console)
 	}
+	if c, err = ParseConfig(strings.NewReader("console:\n  public_url: https://keys.example.com/\n")); err != nil || c.Validate() != nil || c.Console.PortalURL() != "https://keys.example.com" {
+		t.Errorf("console.public_url: %+v, %v", c.Console, err)
+	}
 	if c, err = ParseConfig(strings.NewReader("console:\n  disabled: true\n")); err != nil || !c.Console.Disabled {
 		t.Errorf("console.disabled: %+v, %v", c, err)
 	}
@@ -34,6 +37,9 @@ func TestConsoleConfig(t *testing.T) {
 		{"idle negative", "console:\n  idle_timeout: -5m\n", "console.idle_timeout", "out of range"},
 		{"lifetime too long", "console:\n  session_lifetime: 2000h\n", "console.session_lifetime", "between"},
 		{"lifetime below idle", "console:\n  idle_timeout: 2h\n  session_lifetime: 1h\n", "console.session_lifetime", "at least as long as the idle timeout"},
+		{"public url relative", "console:\n  public_url: /keys\n", "console.public_url", "https://keys.example.com"},
+		{"public url not http", "console:\n  public_url: ftp://keys.example.com\n", "console.public_url", "http or https"},
+		{"public url with a query", "console:\n  public_url: https://keys.example.com/?a=b\n", "console.public_url", "without a query"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg, err := ParseConfig(strings.NewReader(c.yaml))

@@ -408,6 +408,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		TrustedProxies: trusted,
 		Challenge:      challenge,
 		AgentHeaders:   cfg.AgentHeaders,
+		PortalURL:      cfg.Console.PortalURL(),
 		Services:       services,
 		Engine:         c.Engine,
 		Store:          c.Store,
