@@ -154,7 +154,8 @@ func IsHexColor(s string) bool {
 }
 
 // ValidateReturnURL checks a portal session's return URL: absolute http or
-// https with a host, no user info, no fragment-only tricks, at most
+// https with a host, without user info, spaces, control characters or
+// backslashes (which browsers may read as a slash), at most
 // MaxPortalReturnURLLen bytes. It returns EINVALID.
 func ValidateReturnURL(s string) error {
 	if s == "" {

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/admin"
+	"github.com/keyward/keyward/keywardtest"
+	"github.com/keyward/keyward/postgres"
 )
 
 // portalFixture is an account with an admin key holding notes:*, a user
@@ -212,4 +215,35 @@ func TestPortalBranding(t *testing.T) {
 	wantCode(t, err, keyward.ENOTFOUND)
 	_, err = e.svc.Portal.PortalBranding(as(t, &userKey.Key), f.acc.ID)
 	wantCode(t, err, keyward.EFORBIDDEN)
+}
+
+// TestPortalLinkAcrossInstances: two instances on one PostgreSQL database,
+// each with its own store pool and services: a link created on one starts
+// a session on the other, which both then serve; the link is refused on
+// both afterwards.
+func TestPortalLinkAcrossInstances(t *testing.T) {
+	dbURL := keywardtest.PostgresURL(t)
+	schema := keywardtest.NewPostgresSchema(t, dbURL)
+	open := func() keyward.Store {
+		s, err := postgres.OpenOptions(t.Context(), keywardtest.PostgresNoSync(dbURL), postgres.Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a := newEnvOn(t, open())
+	f := newPortalFixture(t, a)
+	b := admin.New(admin.Config{Store: open(), Hasher: keywardtest.NewHasher(t), Sealer: keywardtest.NewKeyring(t)})
+
+	link := must(a.svc.Portal.CreatePortalSession(as(t, &f.adminKey.Key), f.grant()))
+	token := strings.TrimPrefix(link.URL, "/portal/link/")
+	cookie, _ := must2(b.Portal.StartPortalSession(t.Context(), token))
+	for name, svc := range map[string]*admin.Portal{"a": a.svc.Portal, "b": b.Portal} {
+		if p, err := svc.PortalSession(t.Context(), cookie); err != nil || p.ID != link.ID {
+			t.Fatalf("instance %s: session %+v, %v", name, p, err)
+		}
+		_, _, err := svc.StartPortalSession(t.Context(), token)
+		wantCode(t, err, keyward.ENOTFOUND)
+	}
 }
