@@ -119,7 +119,7 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 	})
 	mux := http.NewServeMux()
 	mux.Handle(console.Path+"/", e.console)
-	mux.Handle(console.PortalPath+"/", console.NewPortal(console.PortalConfig{Sessions: e.svc.Portal, TrustedProxies: o.trusted, Now: e.clock.Now, Logger: log}))
+	mux.Handle(console.PortalPath+"/", console.NewPortal(console.PortalConfig{Sessions: e.svc.Portal, Denied: e.svc.Audit, TrustedProxies: o.trusted, Now: e.clock.Now, Logger: log}))
 	mux.Handle("/", api)
 	if o.tls {
 		e.ts = httptest.NewTLSServer(mux)

@@ -41,10 +41,18 @@ type PortalSessions interface {
 	PortalUsage(ctx context.Context, p *keyward.PortalSession, f keyward.UsageFilter) (*keyward.UsageReport, error)
 }
 
+// Denials records refused actions in the audit log (admin.Audit is one).
+type Denials interface {
+	AuditDenied(ctx context.Context, route string, cause error)
+}
+
 // PortalConfig configures a Portal.
 type PortalConfig struct {
 	// Sessions serves the customers. Required.
 	Sessions PortalSessions
+	// Denied records the customers' refused actions as auth.denied, as
+	// the API and the console record theirs. Required.
+	Denied Denials
 	// TrustedProxies: as Config.TrustedProxies.
 	TrustedProxies []netip.Prefix
 	// Now is the clock of usage periods; nil: time.Now.
@@ -61,6 +69,7 @@ type PortalConfig struct {
 // PortalPath.
 type Portal struct {
 	sessions PortalSessions
+	denied   Denials
 	trusted  []netip.Prefix
 	now      func() time.Time
 	log      *slog.Logger
@@ -73,10 +82,10 @@ var portalPages = []string{"portal_keys", "portal_created", "portal_usage", "por
 // NewPortal returns a Portal for cfg. It panics without Sessions or if a
 // template does not parse: wiring bugs.
 func NewPortal(cfg PortalConfig) *Portal {
-	if cfg.Sessions == nil {
-		panic("console: PortalConfig.Sessions is required")
+	if cfg.Sessions == nil || cfg.Denied == nil {
+		panic("console: PortalConfig.Sessions and PortalConfig.Denied are required")
 	}
-	p := &Portal{sessions: cfg.Sessions, trusted: slices.Clone(cfg.TrustedProxies), now: cfg.Now, log: cfg.Logger, mux: http.NewServeMux(), pages: map[string]*template.Template{}}
+	p := &Portal{sessions: cfg.Sessions, denied: cfg.Denied, trusted: slices.Clone(cfg.TrustedProxies), now: cfg.Now, log: cfg.Logger, mux: http.NewServeMux(), pages: map[string]*template.Template{}}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -181,11 +190,14 @@ func (p *Portal) authed(fn portalFunc) http.Handler {
 			p.fail(w, r, nil, err)
 			return
 		}
+		// The session's identity, for the audit log of a refusal (the
+		// services act with it too).
+		r = r.WithContext(keyward.NewContextWithIdentity(r.Context(), ps.Identity()))
 		s := &portalSession{PortalSession: ps, cookie: cookie, branding: b}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 			if !tokensEqual(s.csrf(), r.PostFormValue("csrf")) {
-				p.fail(w, r, s, errCSRF)
+				p.show(w, r, s, errCSRF) // a forgery, not the customer's refused action
 				return
 			}
 		}
@@ -227,8 +239,17 @@ func (p *Portal) message(w http.ResponseWriter, r *http.Request, s *portalSessio
 	p.render(w, r, status, "portal_message", s, map[string]any{"Heading": heading, "Detail": detail, "Alert": status >= 400, "Back": back})
 }
 
-// fail renders err with the status the API would answer.
+// fail renders err with the status the API would answer, recording a
+// refusal of a customer in the audit log.
 func (p *Portal) fail(w http.ResponseWriter, r *http.Request, s *portalSession, err error) {
+	if s != nil && keyward.ErrorCode(err) == keyward.EFORBIDDEN {
+		p.denied.AuditDenied(r.Context(), r.Pattern, err)
+	}
+	p.show(w, r, s, err)
+}
+
+// show renders err with the status the API would answer.
+func (p *Portal) show(w http.ResponseWriter, r *http.Request, s *portalSession, err error) {
 	pr := httpedge.ProblemOf(err, r.URL.Path)
 	if keyward.ErrorCode(err) == keyward.EINTERNAL {
 		p.log.ErrorContext(r.Context(), "portal request failed", "route", r.Pattern, "err", apikey.Redact(err.Error()))

@@ -184,6 +184,11 @@ func TestPortalCustomerKeys(t *testing.T) {
 			t.Fatalf("%v: %d %.300s", form, p.status, p.body)
 		}
 	}
+	// A refusal is in the audit log, with the session as the actor.
+	denied, err := e.svc.Audit.AuditEntries(e.rootCtx(), keyward.AuditFilter{Action: "auth.denied"}, keyward.Page{})
+	if err != nil || len(denied.Items) != 2 || !strings.HasPrefix(denied.Items[0].Actor.KeyID, "psn_") || denied.Items[0].Actor.UserID != w.customer.ID {
+		t.Fatalf("auth.denied entries: %+v, %v", denied, err)
+	}
 	// Another user's key: not found, unchanged.
 	if p := b.post("/portal/keys/"+w.otherKey.ID+"/revoke", nil); p.status != http.StatusNotFound {
 		t.Fatalf("revoke another user's key: %d", p.status)

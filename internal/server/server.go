@@ -453,7 +453,7 @@ func Serve(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 			MaxAge:         cfg.Console.SessionLifetime,
 			Logger:         log,
 		}))
-		handler.Handle(console.PortalPath+"/", console.NewPortal(console.PortalConfig{Sessions: c.Admin.Portal, TrustedProxies: trusted, Logger: log}))
+		handler.Handle(console.PortalPath+"/", console.NewPortal(console.PortalConfig{Sessions: c.Admin.Portal, Denied: c.Admin.Audit, TrustedProxies: trusted, Logger: log}))
 	}
 
 	addr := ln.Addr().String()
