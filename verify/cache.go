@@ -57,14 +57,16 @@ type cache struct {
 }
 
 type shard struct {
-	mu  sync.RWMutex
-	pos map[keyward.KeyHash]*entry
+	mu sync.RWMutex
+	// pos holds the positive entries by slotOf their hash; get finds the
+	// entry of a hash there and checks its tag.
+	pos map[uint64]*entry
 	neg map[keyward.KeyHash]int64 // expiry, Unix nanoseconds
 
-	// The S3-FIFO queues of pos, under mu: small holds the hashes of
+	// The S3-FIFO queues of pos, under mu: small holds the slots of
 	// entries cached since they last missed (entry.inMain false), main
 	// those seen again while in small or soon after their eviction from
-	// it (ghost). Both may also hold hashes that have since left pos or
+	// it (ghost). Both may also hold slots that have since left pos or
 	// moved to the other queue; such items are skipped, and compact drops
 	// them when they outnumber the entries.
 	small, main fifo
@@ -78,12 +80,35 @@ type shard struct {
 func (c *cache) init(maxBytes int64) {
 	c.shardMax = max(1, maxBytes/numShards)
 	for i := range c.shards {
-		c.shards[i].pos = make(map[keyward.KeyHash]*entry)
+		c.shards[i].pos = make(map[uint64]*entry)
 		c.shards[i].neg = make(map[keyward.KeyHash]int64)
 	}
 }
 
 func (c *cache) shard(h keyward.KeyHash) *shard { return &c.shards[h[0]] }
+
+// A positive entry is found by 200 of its hash's 256 bits: the shard by the
+// first byte, the slot in the shard's map by bytes 8 to 16 (slotOf) and
+// the entry's tag by bytes 16 to 32 (tagOf). A 64-bit map key and an
+// 8-byte queue item cost far less than the whole hash in each; the hashes
+// are HMACs under a secret pepper, so two keys that agree on those 200
+// bits are as unlikely as two equal hashes, and nobody can make them.
+// Two keys that share a slot but not a tag do not share an entry: the one
+// cached last takes the slot.
+type tag [16]byte
+
+func slotOf(h keyward.KeyHash) uint64 { return binary.LittleEndian.Uint64(h[8:16]) }
+
+func tagOf(h keyward.KeyHash) tag { return tag(h[16:32]) }
+
+// get returns the entry of h in s, whose lock is held (for reading or
+// writing), or nil.
+func (s *shard) get(h keyward.KeyHash) *entry {
+	if en := s.pos[slotOf(h)]; en != nil && en.tag == tagOf(h) {
+		return en
+	}
+	return nil
+}
 
 // lookup returns the entry for hash h of the raw key, from the cache or, on a
 // miss or an expired entry, from the store. It returns nil, nil if no key
@@ -108,7 +133,7 @@ func (e *Engine) lookup(ctx context.Context, h keyward.KeyHash, raw string, now 
 func (e *Engine) cached(h keyward.KeyHash, now int64) (en *entry, ok bool) {
 	s := e.cache.shard(h)
 	s.mu.RLock()
-	en = s.pos[h]
+	en = s.get(h)
 	var negUntil int64
 	if en == nil {
 		negUntil = s.neg[h]
@@ -148,7 +173,7 @@ func (e *Engine) load(ctx context.Context, h keyward.KeyHash, raw string) (*entr
 	}
 	s := e.cache.shard(h)
 	s.mu.RLock()
-	stale := s.pos[h]
+	stale := s.get(h)
 	s.mu.RUnlock()
 	if stale == nil {
 		return nil, err
@@ -237,21 +262,25 @@ func (e *Engine) putNegative(h keyward.KeyHash, gen uint64) {
 	s.mu.Unlock()
 }
 
-// setLocked makes en the entry of h in s, whose lock is held, then evicts
-// what s holds beyond its share of Config.MaxBytes. en inherits the network
-// of the entry it replaces, so a reload is no change of network, and its
-// place in the eviction queues.
+// setLocked makes en the entry of h (whose tag en has) in s, whose lock is
+// held, then evicts what s holds beyond its share of Config.MaxBytes. en
+// inherits the network of the entry it replaces, so a reload is no change
+// of network, and its place in the eviction queues. A key that shares h's
+// slot but not its tag loses its entry.
 func (e *Engine) setLocked(s *shard, h keyward.KeyHash, en *entry) {
 	if _, ok := s.neg[h]; ok {
 		delete(s.neg, h)
 		e.cache.negCount.Add(-1)
 	}
-	if old := s.pos[h]; old != nil {
+	slot := slotOf(h)
+	old := s.pos[slot]
+	if old != nil && old.tag == en.tag {
 		en.network.Store(old.network.Load())
-		e.cache.replaceLocked(s, h, old, en)
-	} else {
-		e.cache.insertLocked(s, h, en)
+		e.cache.replaceLocked(s, slot, old, en)
+		return
 	}
+	e.cache.removeLocked(s, slot)
+	e.cache.insertLocked(s, slot, en)
 }
 
 // setNegativeLocked records that h is no key until the given time, in s,
@@ -259,7 +288,7 @@ func (e *Engine) setLocked(s *shard, h keyward.KeyHash, en *entry) {
 // another negative entry of s, or gives up if s has none: the bound holds
 // exactly, and a negative entry is only an optimisation.
 func (e *Engine) setNegativeLocked(s *shard, h keyward.KeyHash, until int64) {
-	e.cache.removeLocked(s, h)
+	e.cache.removeHashLocked(s, h)
 	if _, ok := s.neg[h]; ok {
 		s.neg[h] = until
 		return
@@ -301,7 +330,7 @@ func (e *Engine) KeyChanged(k *keyward.Key) {
 	} else {
 		e.cache.gen.Add(1)
 	}
-	e.invalidateLegacy(func(old *entry, _ keyward.KeyHash) bool { return old.id == k.ID }, func(s *shard, h keyward.KeyHash) {
+	e.invalidateLegacy(func(old *entry, _ keyward.KeyHash) bool { return old.keyID() == k.ID }, func(s *shard, h keyward.KeyHash) {
 		e.setLocked(s, h, e.newEntry(k, h, now))
 	})
 }
@@ -340,9 +369,9 @@ func (e *Engine) AccountChanged(accountID string) {
 	e.changes.changedAll()
 	e.cache.gen.Add(1)
 	e.scan(func(s *shard) {
-		for h, en := range s.pos {
-			if en.accountID == accountID {
-				e.cache.removeLocked(s, h)
+		for slot, en := range s.pos {
+			if en.accountID() == accountID {
+				e.cache.removeLocked(s, slot)
 			}
 		}
 	})
@@ -350,18 +379,18 @@ func (e *Engine) AccountChanged(accountID string) {
 
 // invalidateLegacy applies set to every entry cached under a hash other
 // than its key's stored one (an older pepper) that matches, given that
-// stored hash. It scans the whole cache, and does so only once such a key
-// has been cached; the caller has already incremented gen, so a load racing
-// with the scan either inserts before the scan reaches its shard or sees the
-// new gen.
+// stored hash, with the hash it is cached under. It scans the whole cache,
+// and does so only once such a key has been cached; the caller has already
+// incremented gen, so a load racing with the scan either inserts before the
+// scan reaches its shard or sees the new gen.
 func (e *Engine) invalidateLegacy(match func(en *entry, stored keyward.KeyHash) bool, set func(s *shard, h keyward.KeyHash)) {
 	if !e.cache.legacy.Load() {
 		return
 	}
 	e.scan(func(s *shard) {
-		for h, en := range s.pos {
-			if stored := en.storedHash(h); stored != h && match(en, stored) {
-				set(s, h)
+		for _, en := range s.pos {
+			if stored, under, ok := en.legacy(); ok && match(en, stored) {
+				set(s, under)
 			}
 		}
 	})
@@ -375,9 +404,9 @@ func (e *Engine) sweep() {
 	now := e.now().UnixNano()
 	ttl := e.ttl.Load()
 	e.scan(func(s *shard) {
-		for h, en := range s.pos {
+		for slot, en := range s.pos {
 			if en.expires.Load()+ttl <= now {
-				e.cache.removeLocked(s, h)
+				e.cache.removeLocked(s, slot)
 			}
 		}
 		s.compact()

@@ -16,17 +16,17 @@ import (
 
 // entry is a cached key: what a verification and its result read of a
 // keyward.Key, and nothing else. A key's name, start, prefix, creator,
-// rotation, and times of creation, update and last use stay in the store,
-// so a cached key costs under the 512 bytes of docs/benchmarks.md, targets
-// (bench/cachemem measures it). What few keys have (meta, limits,
-// credits, a role other than the three) is behind extra, so the others pay
-// one pointer for it.
+// rotation, and times of creation, update and last use stay in the store.
+// What few keys have (meta, limits, credits, a role other than the three)
+// is behind extra, so the others pay one pointer for it, and the key's
+// three ids share one string, so a cached key is two allocations: the
+// entry and its ids (bench/cachemem measures what it costs).
 //
-// The layout is the hot path's: an entry is 160 bytes, so its offset in
-// its span is a multiple of 32 and each of its first two 32-byte halves
-// lies within one CPU cache line. A cache hit reads those two halves and
-// nothing else of the entry: expiry, last use, status and the use count in
-// the first, the permission set and extra in the second (TestEntryLayout).
+// The layout is the hot path's: an entry is 128 bytes, a size class whose
+// objects start at a multiple of 128 in their span, so its first 64 bytes
+// are one CPU cache line. A cache hit reads that line and nothing else of
+// the entry: the tag it is found by, expiry, last use, status, the use
+// count, the permission set and extra (TestEntryLayout).
 //
 // Fields other than the atomics and inMain never change: a change of the
 // key replaces the entry. Its slices and pointers are shared with every
@@ -53,6 +53,8 @@ type entry struct {
 	// inMain says the entry is in its shard's main queue rather than small,
 	// under the shard's lock: see evict.go.
 	inMain bool
+	// flags holds flagDisabled and flagAccountDisabled.
+	flags uint8
 
 	// perms is the key's effective permissions (its own and its named
 	// roles': keyward.Key.EffectivePermissions, computed once as the key
@@ -61,18 +63,16 @@ type entry struct {
 	// so that an append never writes into it.
 	perms *permission.Set
 	extra *extra // nil when the key has none of its fields
-	// name is the key's name. It takes the place of padding that kept
-	// the entry at 160 bytes, whose size class puts every entry at a
-	// multiple of 32 bytes in its span (TestEntryLayout).
-	name string
+	// tag is the part of the hash the entry is cached under that its
+	// shard's map does not key it by (see slotOf).
+	tag tag
 
-	id              string
-	accountID       string
-	userID          string
-	expiresAt       *time.Time
-	revokedAt       *time.Time
-	disabled        bool
-	accountDisabled bool
+	// ids is the key's id, its account's and its user's, one after the
+	// other: idLen and accountLen bytes, then the user's.
+	ids               string
+	idLen, accountLen uint32
+	expiresAt         *time.Time
+	revokedAt         *time.Time
 	// loaded is when the entry's state was read from the store (or
 	// written to it by this instance), Unix nanoseconds by Config.Now:
 	// Config.MaxStale counts from it.
@@ -83,6 +83,27 @@ type entry struct {
 	uses    atomic.Int64
 	network atomic.Uint64
 }
+
+// The bits of entry.flags.
+const (
+	flagDisabled uint8 = 1 << iota
+	flagAccountDisabled
+)
+
+// keyID is the key's id.
+func (en *entry) keyID() string { return en.ids[:en.idLen] }
+
+// accountID is the id of the key's account.
+func (en *entry) accountID() string { return en.ids[en.idLen : en.idLen+en.accountLen] }
+
+// userID is the id of the key's user.
+func (en *entry) userID() string { return en.ids[en.idLen+en.accountLen:] }
+
+// disabled is keyward.Key.Disabled.
+func (en *entry) disabled() bool { return en.flags&flagDisabled != 0 }
+
+// accountDisabled is keyward.Key.AccountDisabled.
+func (en *entry) accountDisabled() bool { return en.flags&flagAccountDisabled != 0 }
 
 // roleKind is a key's role in a byte.
 type roleKind uint8
@@ -150,9 +171,11 @@ type extra struct {
 	// userMeter and accountMeter are the shared limits and credits of the
 	// key's user and account; nil when they have none.
 	userMeter, accountMeter *keyward.Meter
-	// hash is the key's stored hash. The entry has an extra whenever it
-	// is cached under another hash (an older pepper's; see cache.legacy).
-	hash keyward.KeyHash
+	// hash is the key's stored hash, and under the hash the entry is
+	// cached under when that is another (an older pepper's; see
+	// cache.legacy), else nil: such an entry always has an extra.
+	hash  keyward.KeyHash
+	under *keyward.KeyHash
 	// role is the key's role when it is none of the three (roleOther).
 	role keyward.Role
 	// environment is the key's environment when it is not
@@ -193,22 +216,26 @@ func (x *extra) verifiedMeta() json.RawMessage {
 }
 
 // newEntry returns the entry of k, cached under hash h, to be reloaded a
-// TTL after now. It shares k's strings, slices and pointers, which nobody
-// may modify afterwards.
+// TTL after now. It shares k's slices and pointers, which nobody may modify
+// afterwards.
 func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 	en := &entry{
-		until:           min(nanosOf(k.RevokedAt), nanosOf(k.ExpiresAt)),
-		off:             k.Disabled || k.AccountDisabled,
-		role:            kindOf(k.Role),
-		name:            k.Name,
-		id:              k.ID,
-		accountID:       k.AccountID,
-		userID:          k.UserID,
-		perms:           e.interner.set(k.EffectivePermissions()),
-		expiresAt:       k.ExpiresAt,
-		revokedAt:       k.RevokedAt,
-		disabled:        k.Disabled,
-		accountDisabled: k.AccountDisabled,
+		until:      min(nanosOf(k.RevokedAt), nanosOf(k.ExpiresAt)),
+		off:        k.Disabled || k.AccountDisabled,
+		role:       kindOf(k.Role),
+		tag:        tagOf(h),
+		ids:        k.ID + k.AccountID + k.UserID,
+		idLen:      uint32(len(k.ID)),
+		accountLen: uint32(len(k.AccountID)),
+		perms:      e.interner.set(k.EffectivePermissions()),
+		expiresAt:  k.ExpiresAt,
+		revokedAt:  k.RevokedAt,
+	}
+	if k.Disabled {
+		en.flags |= flagDisabled
+	}
+	if k.AccountDisabled {
+		en.flags |= flagAccountDisabled
 	}
 	x := extra{
 		meta:              k.Meta,
@@ -228,10 +255,13 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 	if en.role == roleOther {
 		x.role = k.Role
 	}
+	if k.Hash != h {
+		x.under = &h
+	}
 	if env := keyward.EnvironmentOf(k.Environment); env != keyward.DefaultEnvironment {
 		x.environment = env
 	}
-	if en.role == roleOther || x.environment != "" || k.Hash != h || x.meta != nil || x.secretMeta != nil || x.accountSecretMeta != nil || x.ipAllow != nil ||
+	if en.role == roleOther || x.environment != "" || x.under != nil || x.meta != nil || x.secretMeta != nil || x.accountSecretMeta != nil || x.ipAllow != nil ||
 		x.user != nil || x.rateLimits != nil || x.accountRateLimits != nil || x.meterID != "" || x.credits != nil || x.roles != nil ||
 		x.userMeter != nil || x.accountMeter != nil {
 		en.extra = &x
@@ -241,13 +271,13 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 	return en
 }
 
-// storedHash returns the key's stored hash; h is the hash en is cached
-// under.
-func (en *entry) storedHash(h keyward.KeyHash) keyward.KeyHash {
-	if en.extra != nil {
-		return en.extra.hash
+// legacy returns the stored hash of a key cached under another hash (an
+// older pepper's) and that hash, and false for any other entry.
+func (en *entry) legacy() (stored, under keyward.KeyHash, ok bool) {
+	if x := en.extra; x != nil && x.under != nil {
+		return x.hash, *x.under, true
 	}
-	return h
+	return keyward.KeyHash{}, keyward.KeyHash{}, false
 }
 
 // key returns the key en holds as a new keyward.Key sharing en's slices
@@ -258,16 +288,15 @@ func (en *entry) storedHash(h keyward.KeyHash) keyward.KeyHash {
 // LastUsedAt, Hash and PepperVersion are zero.
 func (en *entry) key() *keyward.Key {
 	k := &keyward.Key{
-		ID:              en.id,
-		Name:            en.name,
+		ID:              en.keyID(),
 		Role:            en.roleOf(),
-		AccountID:       en.accountID,
-		UserID:          en.userID,
+		AccountID:       en.accountID(),
+		UserID:          en.userID(),
 		Permissions:     en.perms.List(),
 		ExpiresAt:       en.expiresAt,
 		RevokedAt:       en.revokedAt,
-		Disabled:        en.disabled,
-		AccountDisabled: en.accountDisabled,
+		Disabled:        en.disabled(),
+		AccountDisabled: en.accountDisabled(),
 		Environment:     en.environment(),
 	}
 	if x := en.extra; x != nil {
@@ -362,15 +391,15 @@ func (en *entry) meter() string {
 	if en.extra != nil && en.extra.meterID != "" {
 		return en.extra.meterID
 	}
-	return en.id
+	return en.keyID()
 }
 
 // identity is keyward.IdentityOf.
 func (en *entry) identity(agent string) *keyward.Identity {
 	id := &keyward.Identity{
-		KeyID:       en.id,
-		AccountID:   en.accountID,
-		UserID:      en.userID,
+		KeyID:       en.keyID(),
+		AccountID:   en.accountID(),
+		UserID:      en.userID(),
 		Role:        en.roleOf(),
 		Agent:       agent,
 		Permissions: en.perms.List(),

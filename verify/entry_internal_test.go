@@ -131,15 +131,11 @@ func TestEntryMatchesKey(t *testing.T) {
 			if got, want := string(valid.Meta), string(keyward.MergeMeta(k.UserMeta, k.Meta)); got != want {
 				t.Errorf("%s: verified meta = %s, want %s", name, got, want)
 			}
-			var userLimits []keyward.RateLimit
-			if k.UserMeter != nil {
-				userLimits = k.UserMeter.RateLimits
+			if stored, under, legacy := en.legacy(); legacy != (cachedUnder != k.Hash) || legacy && (stored != k.Hash || under != cachedUnder) {
+				t.Errorf("%s cached under %x: legacy = %x, %x, %t; want %x, %x, %t", name, cachedUnder[0], stored, under, legacy, k.Hash, cachedUnder, cachedUnder != k.Hash)
 			}
-			if valid.Name != k.Name || string(valid.UserMeta) != string(k.UserMeta) || !reflect.DeepEqual(valid.UserRateLimits, userLimits) {
-				t.Errorf("%s: verified name %q, user meta %s, user limits %v; want %q, %s, %v", name, valid.Name, valid.UserMeta, valid.UserRateLimits, k.Name, k.UserMeta, userLimits)
-			}
-			if got := en.storedHash(cachedUnder); got != k.Hash {
-				t.Errorf("%s: storedHash = %x, want %x", name, got, k.Hash)
+			if en.keyID() != k.ID || en.accountID() != k.AccountID || en.userID() != k.UserID {
+				t.Errorf("%s: ids %q, %q, %q; want %q, %q, %q", name, en.keyID(), en.accountID(), en.userID(), k.ID, k.AccountID, k.UserID)
 			}
 			want := k
 			want.Hash, want.PepperVersion, want.Start, want.Prefix = keyward.KeyHash{}, 0, "", ""
@@ -198,25 +194,24 @@ func TestInternerSharesEqualPermissionLists(t *testing.T) {
 	}
 }
 
-// TestEntryLayout: an entry fills its size class (160 bytes, so it starts
-// at a multiple of 32 in its span), and what a cache hit reads lies in its
-// first two 32-byte halves, each within one cache line.
+// TestEntryLayout: an entry fills its size class (128 bytes, so it starts
+// at a multiple of 128 in its span), and what a cache hit reads lies in its
+// first 64 bytes, one cache line.
 func TestEntryLayout(t *testing.T) {
 	var en entry
-	if n := unsafe.Sizeof(en); n != 160 {
-		t.Errorf("an entry is %d bytes, want 160", n)
+	if n := unsafe.Sizeof(en); n != 128 {
+		t.Errorf("an entry is %d bytes, want 128", n)
 	}
-	for name, off := range map[string]uintptr{
-		"expires": unsafe.Offsetof(en.expires), "lastUsed": unsafe.Offsetof(en.lastUsed),
-		"until": unsafe.Offsetof(en.until), "freq": unsafe.Offsetof(en.freq),
-		"off": unsafe.Offsetof(en.off), "role": unsafe.Offsetof(en.role),
+	for name, end := range map[string]uintptr{
+		"expires": unsafe.Offsetof(en.expires) + 8, "lastUsed": unsafe.Offsetof(en.lastUsed) + 8,
+		"until": unsafe.Offsetof(en.until) + 8, "freq": unsafe.Offsetof(en.freq) + 4,
+		"off": unsafe.Offsetof(en.off) + 1, "role": unsafe.Offsetof(en.role) + 1,
+		"perms": unsafe.Offsetof(en.perms) + 8, "extra": unsafe.Offsetof(en.extra) + 8,
+		"tag": unsafe.Offsetof(en.tag) + unsafe.Sizeof(en.tag),
 	} {
-		if off >= 32 {
-			t.Errorf("%s at offset %d, outside the first half", name, off)
+		if end > 64 {
+			t.Errorf("%s ends at offset %d, outside the first cache line", name, end)
 		}
-	}
-	if p, x := unsafe.Offsetof(en.perms), unsafe.Offsetof(en.extra); p < 32 || x+8 > 64 {
-		t.Errorf("perms at %d and extra at %d, outside the second half", p, x)
 	}
 	if n := unsafe.Sizeof(shard{}); n%64 != 0 {
 		t.Errorf("a cache shard is %d bytes, not a whole number of cache lines", n)

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"bufio"
-	"encoding/binary"
 	"math"
 	"net/netip"
 	"os"
@@ -18,8 +17,8 @@ import (
 // are all you need for cache eviction", SOSP 2023), per shard. A key cached
 // after a miss enters the small queue; one verified again before it leaves
 // that queue moves to the main queue, the others are evicted and remembered
-// (by fingerprint) in the ghost, and a key that misses again while its
-// fingerprint is there enters the main queue at once. The main queue is a
+// (by slot) in the ghost, and a key that misses again while its
+// slot is there enters the main queue at once. The main queue is a
 // CLOCK over entries with a two-bit use count. Under skewed traffic the keys
 // used once (scans, a flood of made-up keys that exist) pass through small
 // and never push the hot keys out; a hit costs one atomic load (and a store
@@ -89,17 +88,17 @@ func memTotal() int64 {
 	return math.MaxInt64
 }
 
-// entryOverhead is what a cached key costs beyond its strings and extra:
-// the entry (allocated in its size class), its slot in the shard's map (a
-// 32-byte hash and a pointer, at the map's load factor), its item in an
-// eviction queue (a hash, with the ring's slack) and a ghost fingerprint.
+// entryOverhead is what a cached key costs beyond its ids and extra: the
+// entry (allocated in its size class), its place in the shard's map (an
+// 8-byte slot and a pointer, at the map's load factor), its item in an
+// eviction queue (a slot, with the ring's slack) and a ghost slot.
 // bench/cachemem checks the sum against the heap a filled cache holds.
-var entryOverhead = int64(roundAlloc(int(unsafe.Sizeof(entry{})))) + 48 + 48 + 16
+var entryOverhead = int64(roundAlloc(int(unsafe.Sizeof(entry{})))) + 24 + 16 + 16
 
 // entryBytes estimates the heap that caching en costs, for Config.MaxBytes.
 // Interned permission lists and roles cost nothing per entry.
 func entryBytes(en *entry) int64 {
-	n := entryOverhead + int64(roundAlloc(len(en.id))+roundAlloc(len(en.accountID))+roundAlloc(len(en.userID)))
+	n := entryOverhead + int64(roundAlloc(len(en.ids)))
 	if x := en.extra; x != nil {
 		n += int64(roundAlloc(int(unsafe.Sizeof(*x))) + roundAlloc(len(x.meta)) + roundAlloc(len(x.meterID)) + roundAlloc(len(x.environment)) +
 			roundAlloc(len(x.ipAllow)*int(unsafe.Sizeof(netip.Prefix{}))))
@@ -117,6 +116,9 @@ func entryBytes(en *entry) int64 {
 		if x.credits != nil {
 			n += int64(roundAlloc(int(unsafe.Sizeof(*x.credits))))
 		}
+		if x.under != nil {
+			n += int64(roundAlloc(len(x.under)))
+		}
 	}
 	return n
 }
@@ -132,37 +134,45 @@ func (en *entry) touch() {
 	}
 }
 
-// insertLocked adds en as the entry of h, which s (locked) does not hold,
-// then evicts as needed.
-func (c *cache) insertLocked(s *shard, h keyward.KeyHash, en *entry) {
-	en.inMain = s.ghost.has(fingerprint(h))
+// insertLocked adds en as the entry of slot, which s (locked) does not
+// hold, then evicts as needed.
+func (c *cache) insertLocked(s *shard, slot uint64, en *entry) {
+	en.inMain = s.ghost.has(slot)
 	if en.inMain {
-		s.main.push(h)
+		s.main.push(slot)
 	} else {
-		s.small.push(h)
+		s.small.push(slot)
 	}
-	s.pos[h] = en
+	s.pos[slot] = en
 	c.account(s, en, 1)
 	c.evictLocked(s)
 }
 
-// replaceLocked makes en the entry of h in s (locked) in place of old,
+// replaceLocked makes en the entry of slot in s (locked) in place of old,
 // keeping old's place in the queues and its use count.
-func (c *cache) replaceLocked(s *shard, h keyward.KeyHash, old, en *entry) {
+func (c *cache) replaceLocked(s *shard, slot uint64, old, en *entry) {
 	en.inMain = old.inMain
 	en.freq.Store(old.freq.Load())
 	c.account(s, old, -1)
-	s.pos[h] = en
+	s.pos[slot] = en
 	c.account(s, en, 1)
 	c.evictLocked(s)
 }
 
-// removeLocked drops the entry of h, if any, from s (locked). Its queue
+// removeLocked drops the entry of slot, if any, from s (locked). Its queue
 // item stays, to be skipped.
-func (c *cache) removeLocked(s *shard, h keyward.KeyHash) {
-	if en := s.pos[h]; en != nil {
-		delete(s.pos, h)
+func (c *cache) removeLocked(s *shard, slot uint64) {
+	if en := s.pos[slot]; en != nil {
+		delete(s.pos, slot)
 		c.account(s, en, -1)
+	}
+}
+
+// removeHashLocked drops the entry of h, if any, from s (locked); an entry
+// of another hash in the same slot stays.
+func (c *cache) removeHashLocked(s *shard, h keyward.KeyHash) {
+	if s.get(h) != nil {
+		c.removeLocked(s, slotOf(h))
 	}
 }
 
@@ -203,8 +213,8 @@ func (c *cache) evictLocked(s *shard) {
 // entries used again since they were queued move to main instead.
 func (c *cache) evictSmall(s *shard) {
 	for s.small.len() > 0 {
-		h := s.small.pop()
-		en := s.pos[h]
+		slot := s.small.pop()
+		en := s.pos[slot]
 		if en == nil || en.inMain {
 			continue
 		}
@@ -213,11 +223,11 @@ func (c *cache) evictSmall(s *shard) {
 			s.smallBytes -= n
 			en.inMain = true
 			en.freq.Store(0)
-			s.main.push(h)
+			s.main.push(slot)
 			continue
 		}
-		c.removeLocked(s, h)
-		s.ghost.add(fingerprint(h), len(s.pos)+1)
+		c.removeLocked(s, slot)
+		s.ghost.add(slot, len(s.pos)+1)
 		c.evictions.Add(1)
 		return
 	}
@@ -232,17 +242,17 @@ func (c *cache) evictSmall(s *shard) {
 // count decremented.
 func (c *cache) evictMain(s *shard) {
 	for s.main.len() > 0 {
-		h := s.main.pop()
-		en := s.pos[h]
+		slot := s.main.pop()
+		en := s.pos[slot]
 		if en == nil || !en.inMain {
 			continue
 		}
 		if f := en.freq.Load(); f > 0 {
 			en.freq.Store(f - 1)
-			s.main.push(h)
+			s.main.push(slot)
 			continue
 		}
-		c.removeLocked(s, h)
+		c.removeLocked(s, slot)
 		c.evictions.Add(1)
 		return
 	}
@@ -255,15 +265,15 @@ func (s *shard) compact() {
 	if s.small.len()+s.main.len() <= 2*len(s.pos)+16 {
 		return
 	}
-	seen := make(map[keyward.KeyHash]struct{}, len(s.pos))
+	seen := make(map[uint64]struct{}, len(s.pos))
 	keep := func(q *fifo, inMain bool) {
 		var out fifo
 		for q.len() > 0 {
-			h := q.pop()
-			if en := s.pos[h]; en != nil && en.inMain == inMain {
-				if _, dup := seen[h]; !dup {
-					seen[h] = struct{}{}
-					out.push(h)
+			slot := q.pop()
+			if en := s.pos[slot]; en != nil && en.inMain == inMain {
+				if _, dup := seen[slot]; !dup {
+					seen[slot] = struct{}{}
+					out.push(slot)
 				}
 			}
 		}
@@ -273,44 +283,44 @@ func (s *shard) compact() {
 	keep(&s.main, true)
 }
 
-// fifo is a queue of hashes in a ring buffer that grows by doubling.
+// fifo is a queue of slots in a ring buffer that grows by doubling.
 type fifo struct {
-	buf        []keyward.KeyHash
+	buf        []uint64
 	head, size int
 }
 
 func (q *fifo) len() int { return q.size }
 
-func (q *fifo) push(h keyward.KeyHash) {
+func (q *fifo) push(slot uint64) {
 	if q.size == len(q.buf) {
-		buf := make([]keyward.KeyHash, max(8, 2*len(q.buf)))
+		buf := make([]uint64, max(8, 2*len(q.buf)))
 		n := copy(buf, q.buf[q.head:])
 		copy(buf[n:], q.buf[:q.head])
 		q.buf, q.head = buf, 0
 	}
-	q.buf[(q.head+q.size)%len(q.buf)] = h
+	q.buf[(q.head+q.size)%len(q.buf)] = slot
 	q.size++
 }
 
-func (q *fifo) pop() keyward.KeyHash {
-	h := q.buf[q.head]
+func (q *fifo) pop() uint64 {
+	slot := q.buf[q.head]
 	q.head = (q.head + 1) % len(q.buf)
 	q.size--
 	if q.size == 0 && len(q.buf) > 64 {
 		*q = fifo{} // give back the memory of a burst
 	}
-	return h
+	return slot
 }
 
-// ghost remembers the fingerprints of the entries last evicted from a
-// shard's small queue, at most as many as the shard holds entries.
+// ghost remembers the slots of the entries last evicted from a shard's
+// small queue, at most as many as the shard holds entries.
 type ghost struct {
 	ring []uint64
 	head int
-	set  map[uint64]int32 // fingerprint -> items in ring
+	set  map[uint64]int32 // slot -> items in ring
 }
 
-// add remembers fp, forgetting the oldest fingerprints beyond limit.
+// add remembers fp, forgetting the oldest slots beyond limit.
 func (g *ghost) add(fp uint64, limit int) {
 	if g.set == nil {
 		g.set = make(map[uint64]int32)
@@ -337,7 +347,3 @@ func (g *ghost) forget(fp uint64) {
 		g.set[fp] = n - 1
 	}
 }
-
-// fingerprint is 64 bits of h other than the shard's byte: hashes are
-// uniformly random.
-func fingerprint(h keyward.KeyHash) uint64 { return binary.LittleEndian.Uint64(h[8:]) }

@@ -94,7 +94,7 @@ func (e *Engine) SetCacheTTL(d time.Duration) {
 
 // dropLocked removes any entry of h from s, whose lock is held.
 func (e *Engine) dropLocked(s *shard, h keyward.KeyHash) {
-	e.cache.removeLocked(s, h)
+	e.cache.removeHashLocked(s, h)
 	if _, ok := s.neg[h]; ok {
 		delete(s.neg, h)
 		e.cache.negCount.Add(-1)

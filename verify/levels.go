@@ -90,10 +90,10 @@ func (e *Engine) rateLimitLevels(ctx context.Context, res *Result, req *Request,
 		res.Decision, res.LimitLevel = keyward.DecisionRateLimited, ds[0].Level
 		return
 	}
-	ds, refused, err := e.limiter.AllowLevels(ctx, en.accountID, levels, cost, now, ds)
+	ds, refused, err := e.limiter.AllowLevels(ctx, en.accountID(), levels, cost, now, ds)
 	buf.ds = ds
 	if err != nil {
-		e.warn("rate limits could not be decided: keys with limits answer UNAVAILABLE", "key_id", en.id, "err", err)
+		e.warn("rate limits could not be decided: keys with limits answer UNAVAILABLE", "key_id", en.keyID(), "err", err)
 		res.Decision = keyward.DecisionUnavailable
 		return
 	}
@@ -125,6 +125,6 @@ func (e *Engine) spendLevels(ctx context.Context, res *Result, req *Request, now
 		res.Decision, res.LimitLevel = keyward.DecisionUsageExceeded, sp.Refused
 	case res.HasCredits && res.CreditsRemaining == 0 && e.signals != nil:
 		e.signals.Signal(keyward.Signal{Kind: keyward.SignalQuotaExhausted, At: now, Decision: keyward.DecisionValid,
-			KeyID: res.key.id, AccountID: res.key.accountID, Count: 1})
+			KeyID: res.key.keyID(), AccountID: res.key.accountID(), Count: 1})
 	}
 }

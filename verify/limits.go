@@ -95,7 +95,7 @@ func (e *Engine) rateLimit(ctx context.Context, res *Result, req *Request, limit
 	ds, ok, err := e.limiter.AllowAll(ctx, res.key.meter(), limits, cost, now, ds)
 	buf.ds = ds
 	if err != nil {
-		e.warn("rate limits could not be decided: keys with limits answer UNAVAILABLE", "key_id", res.key.id, "err", err)
+		e.warn("rate limits could not be decided: keys with limits answer UNAVAILABLE", "key_id", res.key.keyID(), "err", err)
 		res.Decision = keyward.DecisionUnavailable
 		return
 	}
@@ -125,7 +125,7 @@ func (e *Engine) spend(ctx context.Context, res *Result, req *Request, now time.
 		res.Decision, res.LimitLevel = keyward.DecisionUsageExceeded, keyward.LevelKey
 	case remaining == 0 && req.cost() > 0 && e.signals != nil:
 		e.signals.Signal(keyward.Signal{Kind: keyward.SignalQuotaExhausted, At: now, Decision: keyward.DecisionValid,
-			KeyID: res.key.id, AccountID: res.key.accountID, Count: 1})
+			KeyID: res.key.keyID(), AccountID: res.key.accountID(), Count: 1})
 	}
 }
 
@@ -138,7 +138,7 @@ func (e *Engine) noCreditLedger(res *Result) bool {
 	}
 	e.noLedger.Do(func() {
 		e.log.Error("a key has credits but the engine has no credit ledger (verify.Config.Credits): keys with credits answer UNAVAILABLE until one is configured",
-			"key_id", res.key.id)
+			"key_id", res.key.keyID())
 	})
 	res.Decision = keyward.DecisionUnavailable
 	res.setRateLimits(nil)
@@ -148,7 +148,7 @@ func (e *Engine) noCreditLedger(res *Result) bool {
 // creditsUnavailable answers res UNAVAILABLE (without the rate limits)
 // for a ledger that could not decide, logging err throttled.
 func (e *Engine) creditsUnavailable(res *Result, err error) {
-	e.warn("credits could not be spent: keys with credits answer UNAVAILABLE", "key_id", res.key.id, "err", err)
+	e.warn("credits could not be spent: keys with credits answer UNAVAILABLE", "key_id", res.key.keyID(), "err", err)
 	res.Decision = keyward.DecisionUnavailable
 	res.setRateLimits(nil)
 }

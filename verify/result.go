@@ -77,7 +77,7 @@ func (r Result) VerifyResult() *keyward.VerifyResult {
 	out := &keyward.VerifyResult{Valid: r.Decision.Valid(), Code: r.Decision}
 	if en := r.key; en != nil {
 		id := r.Identity()
-		out.KeyID = en.id
+		out.KeyID = en.keyID()
 		out.Environment = en.environment()
 		out.ExpiresAt = id.ExpiresAt // a rotated key ends with its grace
 		if out.Valid {

@@ -13,7 +13,7 @@ import (
 func (e *Engine) signalFailure(req *Request, res *Result, now time.Time) {
 	s := keyward.Signal{Kind: keyward.SignalFailure, At: now, Decision: res.Decision, IP: req.signalIP(), Count: 1}
 	if en := res.key; en != nil {
-		s.KeyID, s.AccountID = en.id, en.accountID
+		s.KeyID, s.AccountID = en.keyID(), en.accountID()
 	}
 	if res.Decision == keyward.DecisionRateLimited {
 		if d, ok := ratelimit.Denied(res.RateLimits()); ok {
@@ -48,7 +48,7 @@ func (e *Engine) validUse(en *entry, ip netip.Addr, now time.Time) {
 	}
 	e.signals.Signal(keyward.Signal{
 		Kind: keyward.SignalNetwork, At: now, Decision: keyward.DecisionValid, IP: ip,
-		KeyID: en.id, AccountID: en.accountID, Count: 1,
+		KeyID: en.keyID(), AccountID: en.accountID(), Count: 1,
 	})
 }
 
@@ -90,11 +90,11 @@ func (e *Engine) usageSignals(batch []*entry, now time.Time) {
 		if n == 0 {
 			continue
 		}
-		u, seen := byKey[en.id]
+		u, seen := byKey[en.keyID()]
 		if !seen {
-			order = append(order, en.id)
+			order = append(order, en.keyID())
 		}
-		byKey[en.id] = usage{en.accountID, u.n + n}
+		byKey[en.keyID()] = usage{en.accountID(), u.n + n}
 	}
 	for _, id := range order {
 		u := byKey[id]

@@ -111,8 +111,8 @@ func (e *Engine) flush(ctx context.Context) error {
 		at = make(map[string]int64, len(batch))
 	}
 	for _, en := range batch {
-		if t := en.lastUsed.And(^int64(queuedBit)) &^ queuedBit; t > at[en.id] {
-			at[en.id] = t
+		if t := en.lastUsed.And(^int64(queuedBit)) &^ queuedBit; t > at[en.keyID()] {
+			at[en.keyID()] = t
 		}
 	}
 	if e.signals != nil {

@@ -12,7 +12,8 @@ func TestUsageBatchBounded(t *testing.T) {
 	var e Engine
 	var last *entry
 	for i := range maxUsagePending + 1000 {
-		last = &entry{id: "key_" + strconv.Itoa(i)}
+		id := "key_" + strconv.Itoa(i)
+		last = &entry{ids: id, idLen: uint32(len(id))}
 		e.used(last, int64(i+1)*usageResolution)
 	}
 	if n := len(e.usage.pending); n != maxUsagePending {

@@ -246,7 +246,7 @@ func (r Result) KeyID() string {
 	if r.key == nil {
 		return ""
 	}
-	return r.key.id
+	return r.key.keyID()
 }
 
 // Key returns the key found, whatever the decision, or nil unless the key
@@ -532,13 +532,13 @@ func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rul
 	if en == nil {
 		return Result{Decision: keyward.DecisionNotFound, Agent: req.Agent}
 	}
-	if req.Account != "" && en.accountID != req.Account {
+	if req.Account != "" && en.accountID() != req.Account {
 		return Result{Decision: keyward.DecisionNotFound, Agent: req.Agent}
 	}
 
 	// 2, continued. The rules of the key's account, known only now.
 	if rules != nil {
-		if d := rules.forAccount(en.accountID, req.IP); d != keyward.DecisionValid {
+		if d := rules.forAccount(en.accountID(), req.IP); d != keyward.DecisionValid {
 			return Result{Decision: d, key: en, Agent: req.Agent}
 		}
 	}
