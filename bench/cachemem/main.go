@@ -63,7 +63,7 @@ func main() {
 	floodKeys := flag.Int("flood-keys", 2_000_000, "distinct keys of the flood (-mode flood)")
 	floodMax := flag.Int64("flood-max-bytes", 64<<20, "cache_max_bytes during the flood")
 	memKeys := flag.String("mem-keys", "100000,1000000", "cache sizes for the memory measurement, comma separated (each <= 5,000,000)")
-	memProfile := flag.String("memprofile", "", "write a heap profile of the last memory measurement to this file (go tool pprof -sample_index=inuse_space -top)")
+	memProfile := flag.String("memprofile", "", "write a heap profile of the last memory measurement, and of the last hit-rate run's end, to this file (go tool pprof -sample_index=inuse_space -top)")
 	hitKeys := flag.Int("hit-keys", 1_000_000, "keys the Zipf distribution picks from (<= 10,000,000)")
 	zipfS := flag.Float64("zipf-s", 1.1, "Zipf exponent s (> 1): larger is more skewed")
 	rates := flag.String("rates", "100,1000,10000", "simulated request rates in requests per second, comma separated")
@@ -96,7 +96,7 @@ func main() {
 		if *hitKeys < 1 || *hitKeys > 10_000_000 || *zipfS <= 1 || *requests < 1 || *requests > 50_000_000 {
 			fatalf("-hit-keys must be 1..10000000, -zipf-s > 1, -requests 1..50000000")
 		}
-		measureHitRate(hasher, *hitKeys, *zipfS, parseInts(*rates, 1, 10_000_000), parseInts(*shares, -1, 100), *requests, *seed)
+		measureHitRate(hasher, *hitKeys, *zipfS, parseInts(*rates, 1, 10_000_000), parseInts(*shares, -1, 100), *requests, *seed, *memProfile)
 	}
 }
 
@@ -190,10 +190,7 @@ func measureMemory(h *apikey.Hasher, n int, profile string) {
 	fill := time.Since(start)
 	after := liveHeap()
 	if profile != "" {
-		f, err := os.Create(profile)
-		check(err)
-		check(pprof.Lookup("heap").WriteTo(f, 0))
-		check(f.Close())
+		writeHeapProfile(profile)
 	}
 	perKey := float64(after-before) / float64(n)
 	verdict := "met"
@@ -206,6 +203,14 @@ func measureMemory(h *apikey.Hasher, n int, profile string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	check(eng.Close(ctx))
+}
+
+// writeHeapProfile writes the heap profile to the file path.
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	check(err)
+	check(pprof.Lookup("heap").WriteTo(f, 0))
+	check(f.Close())
 }
 
 // liveHeap returns the live heap after a complete collection.
@@ -274,7 +279,7 @@ func gauge(eng *verify.Engine, name string) float64 {
 	return 0
 }
 
-func measureHitRate(h *apikey.Hasher, n int, s float64, rates, shares []int, requests int, seed uint64) {
+func measureHitRate(h *apikey.Hasher, n int, s float64, rates, shares []int, requests int, seed uint64, profile string) {
 	start := time.Now()
 	secrets := newSecretTable(n)
 	created := time.Now().Add(-24 * time.Hour)
@@ -344,6 +349,9 @@ func measureHitRate(h *apikey.Hasher, n int, s float64, rates, shares []int, req
 			entries := gauge(eng, "keyward_verify_cache_entries")
 			perKey := float64(rssBytes()-rss0) / entries
 			livePerKey := (float64(liveHeap()) - float64(live0)) / entries
+			if profile != "" {
+				writeHeapProfile(profile)
+			}
 			fmt.Printf("%12d %10s %9.2f%% %12d %13d %14v %12.0f B %12.0f B %10.0f\n", rate, cache, 100*(1-float64(loads)/float64(requests)), loads, distinct, time.Since(t0).Round(time.Millisecond), perKey, livePerKey, entries)
 			// Where the resident memory is, after that GC: spans in use
 			// beyond the live objects, free spans not yet returned.
