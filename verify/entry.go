@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/permission"
@@ -19,11 +20,11 @@ import (
 // rotation, and times of creation, update and last use stay in the store.
 // What few keys have (meta, limits, credits, a role other than the three)
 // is behind extra, so the others pay one pointer for it, and the key's
-// three ids share one string, so a cached key is two allocations: the
-// entry and its ids (bench/cachemem measures what it costs).
+// three ids are bytes of the entry, so a cached key is one allocation
+// (bench/cachemem measures what it costs).
 //
-// The layout is the hot path's: an entry is 128 bytes, a size class whose
-// objects start at a multiple of 128 in their span, so its first 64 bytes
+// The layout is the hot path's: an entry is 192 bytes, a size class whose
+// objects start at a multiple of 192 in their span, so its first 64 bytes
 // are one CPU cache line. A cache hit reads that line and nothing else of
 // the entry: the tag it is found by, expiry, last use, status, the use
 // count, the permission set and extra (TestEntryLayout).
@@ -67,12 +68,8 @@ type entry struct {
 	// shard's map does not key it by (see slotOf).
 	tag tag
 
-	// ids is the key's id, its account's and its user's, one after the
-	// other: idLen and accountLen bytes, then the user's.
-	ids               string
-	idLen, accountLen uint32
-	expiresAt         *time.Time
-	revokedAt         *time.Time
+	expiresAt *time.Time
+	revokedAt *time.Time
 	// loaded is when the entry's state was read from the store (or
 	// written to it by this instance), Unix nanoseconds by Config.Now:
 	// Config.MaxStale counts from it.
@@ -82,7 +79,15 @@ type entry struct {
 	// a signal sink. See signals.go.
 	uses    atomic.Int64
 	network atomic.Uint64
+	// idBuf holds the key's id, its account's and its user's, one after
+	// the other, of the lengths idLen; ids too long for it are in
+	// extra.longIDs, and idLen[0] is longIDs.
+	idLen [3]uint8
+	idBuf [85]byte
 }
+
+// longIDs in entry.idLen[0] says the ids are in extra.longIDs.
+const longIDs = 255
 
 // The bits of entry.flags.
 const (
@@ -91,13 +96,45 @@ const (
 )
 
 // keyID is the key's id.
-func (en *entry) keyID() string { return en.ids[:en.idLen] }
+func (en *entry) keyID() string { return en.ids(0) }
 
 // accountID is the id of the key's account.
-func (en *entry) accountID() string { return en.ids[en.idLen : en.idLen+en.accountLen] }
+func (en *entry) accountID() string { return en.ids(1) }
 
 // userID is the id of the key's user.
-func (en *entry) userID() string { return en.ids[en.idLen+en.accountLen:] }
+func (en *entry) userID() string { return en.ids(2) }
+
+// ids returns the key's id (i = 0), its account's (1) or its user's (2).
+// An id in idBuf is returned without a copy: the bytes never change once
+// the entry is made, and the string keeps the entry alive.
+func (en *entry) ids(i int) string {
+	if en.idLen[0] == longIDs {
+		return en.extra.longIDs[i]
+	}
+	n := int(en.idLen[i])
+	if n == 0 {
+		return ""
+	}
+	off := 0
+	for _, l := range en.idLen[:i] {
+		off += int(l)
+	}
+	return unsafe.String(&en.idBuf[off], n)
+}
+
+// setIDs stores ids in en, in idBuf if they fit, else in x.longIDs.
+func (en *entry) setIDs(x *extra, ids [3]string) {
+	n := 0
+	for i, id := range ids {
+		if n+len(id) > len(en.idBuf) {
+			en.idLen[0] = longIDs
+			x.longIDs = &ids
+			return
+		}
+		en.idLen[i] = uint8(len(id))
+		n += copy(en.idBuf[n:], id)
+	}
+}
 
 // disabled is keyward.Key.Disabled.
 func (en *entry) disabled() bool { return en.flags&flagDisabled != 0 }
@@ -176,6 +213,9 @@ type extra struct {
 	// cache.legacy), else nil: such an entry always has an extra.
 	hash  keyward.KeyHash
 	under *keyward.KeyHash
+	// longIDs holds the key's id, its account's and its user's when they
+	// do not fit in entry.idBuf; nil when they do.
+	longIDs *[3]string
 	// role is the key's role when it is none of the three (roleOther).
 	role keyward.Role
 	// environment is the key's environment when it is not
@@ -220,16 +260,13 @@ func (x *extra) verifiedMeta() json.RawMessage {
 // afterwards.
 func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 	en := &entry{
-		until:      min(nanosOf(k.RevokedAt), nanosOf(k.ExpiresAt)),
-		off:        k.Disabled || k.AccountDisabled,
-		role:       kindOf(k.Role),
-		tag:        tagOf(h),
-		ids:        k.ID + k.AccountID + k.UserID,
-		idLen:      uint32(len(k.ID)),
-		accountLen: uint32(len(k.AccountID)),
-		perms:      e.interner.set(k.EffectivePermissions()),
-		expiresAt:  k.ExpiresAt,
-		revokedAt:  k.RevokedAt,
+		until:     min(nanosOf(k.RevokedAt), nanosOf(k.ExpiresAt)),
+		off:       k.Disabled || k.AccountDisabled,
+		role:      kindOf(k.Role),
+		tag:       tagOf(h),
+		perms:     e.interner.set(k.EffectivePermissions()),
+		expiresAt: k.ExpiresAt,
+		revokedAt: k.RevokedAt,
 	}
 	if k.Disabled {
 		en.flags |= flagDisabled
@@ -258,10 +295,11 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 	if k.Hash != h {
 		x.under = &h
 	}
+	en.setIDs(&x, [3]string{k.ID, k.AccountID, k.UserID})
 	if env := keyward.EnvironmentOf(k.Environment); env != keyward.DefaultEnvironment {
 		x.environment = env
 	}
-	if en.role == roleOther || x.environment != "" || x.under != nil || x.meta != nil || x.secretMeta != nil || x.accountSecretMeta != nil || x.ipAllow != nil ||
+	if en.role == roleOther || x.environment != "" || x.under != nil || x.longIDs != nil || x.meta != nil || x.secretMeta != nil || x.accountSecretMeta != nil || x.ipAllow != nil ||
 		x.user != nil || x.rateLimits != nil || x.accountRateLimits != nil || x.meterID != "" || x.credits != nil || x.roles != nil ||
 		x.userMeter != nil || x.accountMeter != nil {
 		en.extra = &x

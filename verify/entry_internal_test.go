@@ -63,6 +63,11 @@ func TestEntryMatchesKey(t *testing.T) {
 			k.Roles, k.RolePermissions = []string{"ops", "reader"}, []string{"a:read", "b:*", "c"}
 		}),
 		"test": with(func(k *keyward.Key) { k.Environment = "test" }),
+		// The ids fill the entry's buffer, then overflow it by a byte.
+		"ids filling the entry": with(func(k *keyward.Key) { k.ID = "key_" + strings.Repeat("k", 85-4-10) }),
+		"ids longer than the entry holds": with(func(k *keyward.Key) {
+			k.ID, k.UserID = "key_"+strings.Repeat("k", 85-4-10), "usr_12"
+		}),
 		"shared limits": with(func(k *keyward.Key) {
 			k.UserMeter = &keyward.Meter{ID: "usr_1", Level: keyward.LevelUser, AccountID: "acc_1", RateLimits: limits}
 			k.AccountMeter = &keyward.Meter{ID: "acc_1", Level: keyward.LevelAccount, AccountID: "acc_1", Credits: &keyward.Credits{Remaining: 5}}
@@ -194,13 +199,13 @@ func TestInternerSharesEqualPermissionLists(t *testing.T) {
 	}
 }
 
-// TestEntryLayout: an entry fills its size class (128 bytes, so it starts
-// at a multiple of 128 in its span), and what a cache hit reads lies in its
+// TestEntryLayout: an entry fills its size class (192 bytes, so it starts
+// at a multiple of 64 in its span), and what a cache hit reads lies in its
 // first 64 bytes, one cache line.
 func TestEntryLayout(t *testing.T) {
 	var en entry
-	if n := unsafe.Sizeof(en); n != 128 {
-		t.Errorf("an entry is %d bytes, want 128", n)
+	if n := unsafe.Sizeof(en); n != 192 {
+		t.Errorf("an entry is %d bytes, want 192", n)
 	}
 	for name, end := range map[string]uintptr{
 		"expires": unsafe.Offsetof(en.expires) + 8, "lastUsed": unsafe.Offsetof(en.lastUsed) + 8,

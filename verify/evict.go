@@ -88,8 +88,8 @@ func memTotal() int64 {
 	return math.MaxInt64
 }
 
-// entryOverhead is what a cached key costs beyond its ids and extra: the
-// entry (allocated in its size class), its place in the shard's map (an
+// entryOverhead is what a cached key costs beyond its extra: the entry
+// (allocated in its size class, the ids in it), its place in the shard's map (an
 // 8-byte slot and a pointer, at the map's load factor), its item in an
 // eviction queue (a slot, with the ring's slack) and a ghost slot.
 // bench/cachemem checks the sum against the heap a filled cache holds.
@@ -98,7 +98,7 @@ var entryOverhead = int64(roundAlloc(int(unsafe.Sizeof(entry{})))) + 24 + 16 + 1
 // entryBytes estimates the heap that caching en costs, for Config.MaxBytes.
 // Interned permission lists and roles cost nothing per entry.
 func entryBytes(en *entry) int64 {
-	n := entryOverhead + int64(roundAlloc(len(en.ids)))
+	n := entryOverhead
 	if x := en.extra; x != nil {
 		n += int64(roundAlloc(int(unsafe.Sizeof(*x))) + roundAlloc(len(x.meta)) + roundAlloc(len(x.meterID)) + roundAlloc(len(x.environment)) +
 			roundAlloc(len(x.ipAllow)*int(unsafe.Sizeof(netip.Prefix{}))))
@@ -118,6 +118,12 @@ func entryBytes(en *entry) int64 {
 		}
 		if x.under != nil {
 			n += int64(roundAlloc(len(x.under)))
+		}
+		if x.longIDs != nil {
+			n += int64(roundAlloc(int(unsafe.Sizeof(*x.longIDs))))
+			for _, id := range x.longIDs {
+				n += int64(roundAlloc(len(id)))
+			}
 		}
 	}
 	return n

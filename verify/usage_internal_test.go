@@ -12,8 +12,8 @@ func TestUsageBatchBounded(t *testing.T) {
 	var e Engine
 	var last *entry
 	for i := range maxUsagePending + 1000 {
-		id := "key_" + strconv.Itoa(i)
-		last = &entry{ids: id, idLen: uint32(len(id))}
+		last = &entry{}
+		last.setIDs(nil, [3]string{"key_" + strconv.Itoa(i)})
 		e.used(last, int64(i+1)*usageResolution)
 	}
 	if n := len(e.usage.pending); n != maxUsagePending {
