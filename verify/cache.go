@@ -396,6 +396,12 @@ func (e *Engine) invalidateLegacy(match func(en *entry, stored keyward.KeyHash) 
 	})
 }
 
+// Sweep drops the cache entries nobody verified for a TTL, as the engine
+// does by itself every Config.CacheTTL of real time; a caller that drives
+// Config.Now faster than real time (a simulation) calls it every TTL of
+// its clock.
+func (e *Engine) Sweep() { e.sweep() }
+
 // sweep drops negative entries that have expired and positive entries that
 // expired at least a TTL ago (nobody verified them since: a verification
 // reloads an expired entry), so the cache holds the keys in use, not every

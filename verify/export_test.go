@@ -5,9 +5,6 @@ import "context"
 // Test access to the engine's internals: no hooks, only observation and the
 // background work run on demand.
 
-// Sweep runs the cache sweep now.
-func (e *Engine) Sweep() { e.sweep() }
-
 // Flush writes pending usage now.
 func (e *Engine) Flush(ctx context.Context) error { return e.flush(ctx) }
 
