@@ -19,9 +19,12 @@
 //     also reports the growth of the process's resident memory (VmRSS,
 //     after returning what earlier runs freed) per key cached at its end:
 //     the engine's whole memory per key, the garbage collector's headroom
-//     included. The harness keeps its raw keys outside the Go heap and its
-//     store makes each key from its hash, so nothing of its own grows with
-//     N on the heap (their headroom would otherwise count as the engine's);
+//     included. The cache is swept every TTL of the simulated clock, as a
+//     server at that rate would sweep it; the run ends just before a sweep
+//     and reports again after one. The harness keeps its raw keys outside
+//     the Go heap and its store makes each key from its hash, so nothing of
+//     its own grows with N on the heap (their headroom would otherwise
+//     count as the engine's);
 //
 //   - memory under a flood (-mode flood): -flood-keys distinct keys, each of
 //     which the store holds, are verified once each through a cache bounded
@@ -29,7 +32,7 @@
 //     Once the cache is full it must stay flat: the cache evicts, and
 //     nothing else in the engine grows with the keys seen.
 //
-// It needs no database: the store is an in-memory map. Run it with
+// It needs no database: the store is in memory. Run it with
 // bench/cachemem.sh.
 package main
 
