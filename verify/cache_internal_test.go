@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"testing"
+	"unsafe"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
@@ -79,5 +80,29 @@ func TestSlotSharedByTwoHashes(t *testing.T) {
 	}
 	if n, want := e.cache.bytes.Load(), entryBytes(e.cache.shard(a).get(a)); n != want {
 		t.Errorf("the cache counts %d bytes, want the one entry's %d", n, want)
+	}
+}
+
+// TestIDsLiveInTheEntry: the ids a verification reads are views into the
+// entry (no allocation), and those a signal carries are copies, so abuse
+// detection's tables never keep an entry alive.
+func TestIDsLiveInTheEntry(t *testing.T) {
+	var e Engine
+	k := &keyward.Key{ID: "key_01", AccountID: "acc_01", UserID: "usr_01", Role: keyward.RoleUser}
+	en := e.newEntry(k, keyward.KeyHash{1}, 0)
+	start := uintptr(unsafe.Pointer(en))
+	inEntry := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return p >= start && p < start+unsafe.Sizeof(*en)
+	}
+	if !inEntry(en.keyID()) || !inEntry(en.accountID()) || !inEntry(en.userID()) {
+		t.Error("an id of an entry is not a view into it")
+	}
+	id, account := en.signalIDs()
+	if id != k.ID || account != k.AccountID {
+		t.Errorf("signalIDs = %q, %q; want %q, %q", id, account, k.ID, k.AccountID)
+	}
+	if inEntry(id) || inEntry(account) {
+		t.Error("a signal's id is a view into the entry: abuse detection would keep the entry alive")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,6 +121,13 @@ func (en *entry) ids(i int) string {
 		off += int(l)
 	}
 	return unsafe.String(&en.idBuf[off], n)
+}
+
+// signalIDs returns copies of the key's id and its account's, for a
+// signal: abuse detection keeps them in its tables, where a view into
+// idBuf would keep the whole entry alive after the cache dropped it.
+func (en *entry) signalIDs() (keyID, accountID string) {
+	return strings.Clone(en.keyID()), strings.Clone(en.accountID())
 }
 
 // setIDs stores ids in en, in idBuf if they fit, else in x.longIDs.

@@ -124,7 +124,8 @@ func (e *Engine) spendLevels(ctx context.Context, res *Result, req *Request, now
 	case sp.Refused != "":
 		res.Decision, res.LimitLevel = keyward.DecisionUsageExceeded, sp.Refused
 	case res.HasCredits && res.CreditsRemaining == 0 && e.signals != nil:
-		e.signals.Signal(keyward.Signal{Kind: keyward.SignalQuotaExhausted, At: now, Decision: keyward.DecisionValid,
-			KeyID: res.key.keyID(), AccountID: res.key.accountID(), Count: 1})
+		sig := keyward.Signal{Kind: keyward.SignalQuotaExhausted, At: now, Decision: keyward.DecisionValid, Count: 1}
+		sig.KeyID, sig.AccountID = res.key.signalIDs()
+		e.signals.Signal(sig)
 	}
 }

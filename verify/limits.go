@@ -124,8 +124,9 @@ func (e *Engine) spend(ctx context.Context, res *Result, req *Request, now time.
 	case !ok:
 		res.Decision, res.LimitLevel = keyward.DecisionUsageExceeded, keyward.LevelKey
 	case remaining == 0 && req.cost() > 0 && e.signals != nil:
-		e.signals.Signal(keyward.Signal{Kind: keyward.SignalQuotaExhausted, At: now, Decision: keyward.DecisionValid,
-			KeyID: res.key.keyID(), AccountID: res.key.accountID(), Count: 1})
+		sig := keyward.Signal{Kind: keyward.SignalQuotaExhausted, At: now, Decision: keyward.DecisionValid, Count: 1}
+		sig.KeyID, sig.AccountID = res.key.signalIDs()
+		e.signals.Signal(sig)
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 func (e *Engine) signalFailure(req *Request, res *Result, now time.Time) {
 	s := keyward.Signal{Kind: keyward.SignalFailure, At: now, Decision: res.Decision, IP: req.signalIP(), Count: 1}
 	if en := res.key; en != nil {
-		s.KeyID, s.AccountID = en.keyID(), en.accountID()
+		s.KeyID, s.AccountID = en.signalIDs()
 	}
 	if res.Decision == keyward.DecisionRateLimited {
 		if d, ok := ratelimit.Denied(res.RateLimits()); ok {
@@ -46,10 +46,9 @@ func (e *Engine) validUse(en *entry, ip netip.Addr, now time.Time) {
 	if n == 0 || en.network.Load() == n || en.network.Swap(n) == n {
 		return
 	}
-	e.signals.Signal(keyward.Signal{
-		Kind: keyward.SignalNetwork, At: now, Decision: keyward.DecisionValid, IP: ip,
-		KeyID: en.keyID(), AccountID: en.accountID(), Count: 1,
-	})
+	sig := keyward.Signal{Kind: keyward.SignalNetwork, At: now, Decision: keyward.DecisionValid, IP: ip, Count: 1}
+	sig.KeyID, sig.AccountID = en.signalIDs()
+	e.signals.Signal(sig)
 }
 
 // ipv4Tag marks an IPv4 network in networkOf's value: its top 32 bits are
@@ -90,11 +89,13 @@ func (e *Engine) usageSignals(batch []*entry, now time.Time) {
 		if n == 0 {
 			continue
 		}
-		u, seen := byKey[en.keyID()]
-		if !seen {
-			order = append(order, en.keyID())
+		if u, seen := byKey[en.keyID()]; seen {
+			byKey[en.keyID()] = usage{u.accountID, u.n + n}
+			continue
 		}
-		byKey[en.keyID()] = usage{en.accountID(), u.n + n}
+		id, accountID := en.signalIDs()
+		order = append(order, id)
+		byKey[id] = usage{accountID, n}
 	}
 	for _, id := range order {
 		u := byKey[id]
