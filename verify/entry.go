@@ -80,11 +80,12 @@ type entry struct {
 	// a signal sink. See signals.go.
 	uses    atomic.Int64
 	network atomic.Uint64
-	// idBuf holds the key's id, its account's and its user's, one after
-	// the other, of the lengths idLen; ids too long for it are in
-	// extra.longIDs, and idLen[0] is longIDs.
-	idLen [3]uint8
-	idBuf [85]byte
+	// idBuf holds the key's id, its account's, its user's and the key's
+	// name (for answers that show it, such as Unkey's verifyKey), one
+	// after the other, of the lengths idLen; strings too long for it are
+	// in extra.longIDs, and idLen[0] is longIDs.
+	idLen [4]uint8
+	idBuf [84]byte
 }
 
 // longIDs in entry.idLen[0] says the ids are in extra.longIDs.
@@ -105,7 +106,11 @@ func (en *entry) accountID() string { return en.ids(1) }
 // userID is the id of the key's user.
 func (en *entry) userID() string { return en.ids(2) }
 
-// ids returns the key's id (i = 0), its account's (1) or its user's (2).
+// name is the key's name.
+func (en *entry) name() string { return en.ids(3) }
+
+// ids returns the key's id (i = 0), its account's (1), its user's (2) or
+// the key's name (3).
 // An id in idBuf is returned without a copy: the bytes never change once
 // the entry is made, and the string keeps the entry alive.
 func (en *entry) ids(i int) string {
@@ -131,7 +136,7 @@ func (en *entry) signalIDs() (keyID, accountID string) {
 }
 
 // setIDs stores ids in en, in idBuf if they fit, else in x.longIDs.
-func (en *entry) setIDs(x *extra, ids [3]string) {
+func (en *entry) setIDs(x *extra, ids [4]string) {
 	n := 0
 	for i, id := range ids {
 		if n+len(id) > len(en.idBuf) {
@@ -221,9 +226,9 @@ type extra struct {
 	// cache.legacy), else nil: such an entry always has an extra.
 	hash  keyward.KeyHash
 	under *keyward.KeyHash
-	// longIDs holds the key's id, its account's and its user's when they
-	// do not fit in entry.idBuf; nil when they do.
-	longIDs *[3]string
+	// longIDs holds the key's id, its account's, its user's and its name
+	// when they do not fit in entry.idBuf; nil when they do.
+	longIDs *[4]string
 	// role is the key's role when it is none of the three (roleOther).
 	role keyward.Role
 	// environment is the key's environment when it is not
@@ -303,7 +308,7 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 	if k.Hash != h {
 		x.under = &h
 	}
-	en.setIDs(&x, [3]string{k.ID, k.AccountID, k.UserID})
+	en.setIDs(&x, [4]string{k.ID, k.AccountID, k.UserID, k.Name})
 	if env := keyward.EnvironmentOf(k.Environment); env != keyward.DefaultEnvironment {
 		x.environment = env
 	}
@@ -335,6 +340,7 @@ func (en *entry) legacy() (stored, under keyward.KeyHash, ok bool) {
 func (en *entry) key() *keyward.Key {
 	k := &keyward.Key{
 		ID:              en.keyID(),
+		Name:            en.name(),
 		Role:            en.roleOf(),
 		AccountID:       en.accountID(),
 		UserID:          en.userID(),

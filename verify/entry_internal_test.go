@@ -63,11 +63,13 @@ func TestEntryMatchesKey(t *testing.T) {
 			k.Roles, k.RolePermissions = []string{"ops", "reader"}, []string{"a:read", "b:*", "c"}
 		}),
 		"test": with(func(k *keyward.Key) { k.Environment = "test" }),
-		// The ids fill the entry's buffer, then overflow it by a byte.
-		"ids filling the entry": with(func(k *keyward.Key) { k.ID = "key_" + strings.Repeat("k", 85-4-10) }),
+		// The ids and the name ("ci") fill the entry's buffer (84 bytes),
+		// then overflow it by a byte; then a long name alone overflows it.
+		"ids filling the entry": with(func(k *keyward.Key) { k.ID = "key_" + strings.Repeat("k", 84-4-12) }),
 		"ids longer than the entry holds": with(func(k *keyward.Key) {
-			k.ID, k.UserID = "key_"+strings.Repeat("k", 85-4-10), "usr_12"
+			k.ID, k.UserID = "key_"+strings.Repeat("k", 84-4-12), "usr_12"
 		}),
+		"a name longer than the entry holds": with(func(k *keyward.Key) { k.Name = strings.Repeat("n", 75) }),
 		"shared limits": with(func(k *keyward.Key) {
 			k.UserMeter = &keyward.Meter{ID: "usr_1", Level: keyward.LevelUser, AccountID: "acc_1", RateLimits: limits}
 			k.AccountMeter = &keyward.Meter{ID: "acc_1", Level: keyward.LevelAccount, AccountID: "acc_1", Credits: &keyward.Credits{Remaining: 5}}

@@ -83,7 +83,7 @@ func (r Result) VerifyResult() *keyward.VerifyResult {
 		if out.Valid {
 			out.Identity = id
 			out.Permissions = en.perms.List()
-			out.Name = en.name
+			out.Name = en.name()
 			if x := en.extra; x != nil {
 				out.Meta = x.verifiedMeta()
 				if x.user != nil {

@@ -13,7 +13,7 @@ func TestUsageBatchBounded(t *testing.T) {
 	var last *entry
 	for i := range maxUsagePending + 1000 {
 		last = &entry{}
-		last.setIDs(nil, [3]string{"key_" + strconv.Itoa(i)})
+		last.setIDs(nil, [4]string{"key_" + strconv.Itoa(i)})
 		e.used(last, int64(i+1)*usageResolution)
 	}
 	if n := len(e.usage.pending); n != maxUsagePending {
