@@ -1,6 +1,9 @@
 package keyward
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // RateLimit is a named limit on a key: at most Limit units of cost per
 // Window, refilled smoothly (one unit every Window/Limit), with a burst of
@@ -10,6 +13,21 @@ type RateLimit struct {
 	Name   string   `json:"name"`
 	Limit  int64    `json:"limit"`
 	Window Duration `json:"window"`
+	// Manual makes the limit count only against verifications that name
+	// it (VerifyRequest.Limits or ManualLimits); a limit that is not
+	// manual counts against every verification that names no limits.
+	Manual bool `json:"manual,omitempty"`
+}
+
+// Counts reports whether a verification naming limits (VerifyRequest.Limits)
+// and manual (VerifyRequest.ManualLimits) counts against l: with limits,
+// those named in either; without, every limit that is not manual and the
+// manual ones named in manual.
+func (l RateLimit) Counts(limits, manual []string) bool {
+	if len(limits) > 0 {
+		return slices.Contains(limits, l.Name) || slices.Contains(manual, l.Name)
+	}
+	return !l.Manual || slices.Contains(manual, l.Name)
 }
 
 // Bounds of a RateLimit, checked by Validate.

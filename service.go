@@ -194,8 +194,13 @@ type VerifyRequest struct {
 	// IP rules are checked against it.
 	IP string `json:"ip,omitempty"`
 	// Limits names which of the key's rate limits this call counts
-	// against; empty means all of them.
+	// against (manual ones included); empty means all of them but the
+	// manual ones (RateLimit.Manual).
 	Limits []string `json:"limits,omitempty"`
+	// ManualLimits names manual limits this call counts against besides
+	// those Limits selects: with Limits empty, the key's other limits and
+	// these (Unkey's verifyKey ratelimits, docs/unkey.md).
+	ManualLimits []string `json:"manual_limits,omitempty"`
 	// Cost is what the call spends from each rate limit and from the
 	// key's credits; 0 means 1.
 	Cost int64 `json:"cost,omitempty"`

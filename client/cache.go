@@ -320,8 +320,9 @@ func put(m map[digest]cacheEntry, max int, d digest, e cacheEntry, now time.Time
 }
 
 // digestOf hashes what decides a verification: the key, the sets of
-// permissions and of limits (order and duplicates do not matter), the
-// query, the role required, the cost, the IP and the environment required.
+// permissions, of limits and of manual limits (order and duplicates do
+// not matter), the query, the role required, the cost, the IP and the
+// environment required.
 // Each part is length-prefixed so no two requests share a digest by
 // concatenation.
 func digestOf(r keyward.VerifyRequest) digest {
@@ -329,6 +330,7 @@ func digestOf(r keyward.VerifyRequest) digest {
 	writePart(h, r.Key)
 	writeSet(h, r.Permissions)
 	writeSet(h, r.Limits)
+	writeSet(h, r.ManualLimits)
 	writePart(h, r.Query)
 	writePart(h, string(r.RequireRole))
 	var n [binary.MaxVarintLen64]byte

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -29,15 +28,15 @@ func (x *extra) sharedCredits() bool {
 		x.accountMeter != nil && x.accountMeter.Credits != nil
 }
 
-// named returns the limits of ls that req counts against: all of them, or
-// those named by req.Limits.
+// named returns the limits of ls that req counts against
+// (keyward.RateLimit.Counts).
 func (req *Request) named(ls []keyward.RateLimit) []keyward.RateLimit {
-	if len(req.Limits) == 0 {
+	if req.countsAll(ls) {
 		return ls
 	}
 	var out []keyward.RateLimit
 	for _, l := range ls {
-		if slices.Contains(req.Limits, l.Name) {
+		if l.Counts(req.Limits, req.ManualLimits) {
 			out = append(out, l)
 		}
 	}
@@ -47,7 +46,7 @@ func (req *Request) named(ls []keyward.RateLimit) []keyward.RateLimit {
 // rateLimitLevels decides step 7's rate limits of every level of the key
 // of res for req, all or nothing: the key's effective limits (counted in
 // its meter's buckets), its user's and its account's shared limits, each
-// restricted to those named by req.Limits. It sets res.Decision to
+// restricted to those req counts against (Request.named). It sets res.Decision to
 // RATE_LIMITED, and res.LimitLevel to the level that refused, when a limit
 // refuses (and nothing is consumed at any level), UNAVAILABLE when the
 // limiter cannot decide.

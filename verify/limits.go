@@ -50,22 +50,33 @@ func (r *Result) setRateLimits(ds []ratelimit.Decision) {
 	r.nLimits = copy(r.limits[:], ds)
 }
 
+// countsAll reports whether req counts against every limit of ls, which
+// then need no copy.
+func (req *Request) countsAll(ls []keyward.RateLimit) bool {
+	for _, l := range ls {
+		if !l.Counts(req.Limits, req.ManualLimits) {
+			return false
+		}
+	}
+	return true
+}
+
 // cost returns the cost of req: Cost, 0 meaning 1.
 func (req *Request) cost() int64 { return max(req.Cost, 1) }
 
 // rateLimit decides step 7's rate limits of the key of res for req: limits are
 // the key's effective limits (its own, else its account's defaults, each
-// counted per key: the bucket is the key's id), restricted to those named
-// by req.Limits. It sets res.Decision to RATE_LIMITED when one of them
-// refuses (and nothing is consumed from any), UNAVAILABLE when the limiter
-// cannot decide.
+// counted per key: the bucket is the key's id), restricted to those req
+// counts against (keyward.RateLimit.Counts). It sets res.Decision to
+// RATE_LIMITED when one of them refuses (and nothing is consumed from any),
+// UNAVAILABLE when the limiter cannot decide.
 func (e *Engine) rateLimit(ctx context.Context, res *Result, req *Request, limits []keyward.RateLimit, now time.Time) {
 	buf := limitBufs.Get().(*limitBuf)
 	defer limitBufs.Put(buf)
-	if len(req.Limits) > 0 {
+	if !req.countsAll(limits) {
 		buf.limits = buf.limits[:0]
 		for _, l := range limits {
-			if slices.Contains(req.Limits, l.Name) {
+			if l.Counts(req.Limits, req.ManualLimits) {
 				buf.limits = append(buf.limits, l)
 			}
 		}

@@ -30,6 +30,7 @@ type step struct {
 	advance time.Duration
 	key     string // a name of the test's keys
 	limits  []string
+	manual  []string // Request.ManualLimits
 	cost    int64
 	want    keyward.Decision
 	report  []string
@@ -39,6 +40,8 @@ func TestRateLimits(t *testing.T) {
 	sec := limit("sec", 2, time.Second)
 	minute := limit("min", 3, time.Minute)
 	ten := limit("ten", 10, time.Minute)
+	manualMin := minute
+	manualMin.Manual = true
 	for _, tc := range []struct {
 		name     string
 		defaults []keyward.RateLimit // the account's
@@ -63,6 +66,20 @@ func TestRateLimits(t *testing.T) {
 			// All of them: sec refuses, min admits but is not spent.
 			{key: "k", want: keyward.DecisionRateLimited, report: []string{"sec!:0", "min:2"}},
 			{advance: time.Second, key: "k", want: keyward.DecisionValid, report: []string{"sec:1", "min:1"}},
+		}},
+		{"manual limits count only when named", nil, map[string][]keyward.RateLimit{"k": {sec, manualMin}}, []step{
+			{key: "k", want: keyward.DecisionValid, report: []string{"sec:1"}},
+			// Named as manual: the automatic limit and it.
+			{key: "k", manual: []string{"min"}, want: keyward.DecisionValid, report: []string{"sec:0", "min:2"}},
+			// The automatic limit refuses: min is not spent.
+			{key: "k", manual: []string{"min"}, want: keyward.DecisionRateLimited, report: []string{"sec!:0", "min:2"}},
+			// Named in Limits: it alone, as for any limit.
+			{key: "k", limits: []string{"min"}, want: keyward.DecisionValid, report: []string{"min:1"}},
+			{key: "k", limits: []string{"min"}, manual: []string{"sec", "nope"}, want: keyward.DecisionRateLimited, report: []string{"sec!:0", "min:1"}},
+			// Without names: never the manual limit, however spent.
+			{key: "k", limits: []string{"min"}, want: keyward.DecisionValid, report: []string{"min:0"}},
+			{advance: time.Second, key: "k", want: keyward.DecisionValid, report: []string{"sec:1"}},
+			{key: "k", manual: []string{"min"}, want: keyward.DecisionRateLimited, report: []string{"sec:1", "min!:0"}},
 		}},
 		{"cost", nil, map[string][]keyward.RateLimit{"k": {ten}}, []step{
 			{key: "k", cost: 4, want: keyward.DecisionValid, report: []string{"ten:6"}},
@@ -103,7 +120,7 @@ func TestRateLimits(t *testing.T) {
 			}
 			for i, s := range tc.steps {
 				e.clock.Advance(s.advance)
-				res := e.call(secrets[s.key], s.limits, s.cost)
+				res := e.engine.Verify(e.ctx, verify.Request{Key: secrets[s.key], Limits: s.limits, ManualLimits: s.manual, Cost: s.cost})
 				var got []string
 				for _, d := range res.RateLimits() {
 					mark := ""
@@ -116,7 +133,7 @@ func TestRateLimits(t *testing.T) {
 					got = append(got, d.Limit.Name+mark+":"+strconv.FormatInt(d.Remaining, 10))
 				}
 				if res.Decision != s.want || !slices.Equal(got, s.report) {
-					t.Fatalf("step %d (%s, limits %v, cost %d): %s %v, want %s %v", i, s.key, s.limits, s.cost, res.Decision, got, s.want, s.report)
+					t.Fatalf("step %d (%s, limits %v, manual %v, cost %d): %s %v, want %s %v", i, s.key, s.limits, s.manual, s.cost, res.Decision, got, s.want, s.report)
 				}
 				vr := res.VerifyResult()
 				if len(vr.RateLimits) != len(got) || vr.Valid != (s.want == keyward.DecisionValid) {

@@ -22,7 +22,7 @@ var queries permission.Cache
 // does not parse (keyward.QueryError). Every entry point taking the API's
 // shape (VerifyKey, the HTTP API) converts through it.
 func NewRequest(r keyward.VerifyRequest) (Request, error) {
-	req := Request{Key: r.Key, Permissions: r.Permissions, Agent: r.Agent, Limits: r.Limits, Cost: r.Cost, Role: r.RequireRole, Environment: r.Environment}
+	req := Request{Key: r.Key, Permissions: r.Permissions, Agent: r.Agent, Limits: r.Limits, ManualLimits: r.ManualLimits, Cost: r.Cost, Role: r.RequireRole, Environment: r.Environment}
 	if err := CheckCost(r.Cost); err != nil {
 		return Request{}, err
 	}

@@ -164,11 +164,15 @@ type Request struct {
 	// block rule refuses it, and an allow list (global, the account's or
 	// the key's) refuses it with IP_NOT_ALLOWED.
 	IP netip.Addr
-	// Limits names the key's rate limits the call counts against; empty:
-	// all of them. A name the key does not have is ignored, not an error
-	// (a service names the limits some of its keys carry), so a call that
-	// names none of the key's limits counts against none.
+	// Limits names the key's rate limits the call counts against, manual
+	// ones included; empty: all of them but the manual ones
+	// (keyward.RateLimit.Manual). A name the key does not have is ignored,
+	// not an error (a service names the limits some of its keys carry), so
+	// a call that names none of the key's limits counts against none.
 	Limits []string
+	// ManualLimits names manual limits the call counts against besides
+	// those Limits selects (keyward.RateLimit.Counts).
+	ManualLimits []string
 	// Cost is what the call spends from each of those limits and from the
 	// key's credits; 0 means 1. It must be between 0 and
 	// keyward.MaxVerificationCost (NewRequest checks it); Verify answers
