@@ -284,6 +284,9 @@ type RateLimitStatus struct {
 	Name   string   `json:"name"`
 	Limit  int64    `json:"limit"`
 	Window Duration `json:"window"`
+	// Manual says the limit counted because the call named it
+	// (RateLimit.Manual).
+	Manual bool `json:"manual,omitempty"`
 	// Allowed says whether this limit admitted the call.
 	Allowed bool `json:"allowed"`
 	// Level is the level the limit belongs to when the key's user or

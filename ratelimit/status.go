@@ -16,6 +16,7 @@ func statusOf(d Decision) keyward.RateLimitStatus {
 		Name:         d.Limit.Name,
 		Limit:        d.Limit.Limit,
 		Window:       d.Limit.Window,
+		Manual:       d.Limit.Manual,
 		Allowed:      d.Allowed,
 		Level:        d.Level,
 		Remaining:    d.Remaining,
@@ -28,7 +29,7 @@ func statusOf(d Decision) keyward.RateLimitStatus {
 // millisecond): the inverse of statusOf.
 func DecisionOf(s keyward.RateLimitStatus) Decision {
 	return Decision{
-		Limit:      keyward.RateLimit{Name: s.Name, Limit: s.Limit, Window: s.Window},
+		Limit:      keyward.RateLimit{Name: s.Name, Limit: s.Limit, Window: s.Window, Manual: s.Manual},
 		Allowed:    s.Allowed,
 		Level:      s.Level,
 		Remaining:  s.Remaining,

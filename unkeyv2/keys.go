@@ -69,14 +69,14 @@ func identityDataOf(id, externalID string, meta json.RawMessage, ls []keyward.Ra
 func ratelimitsData(ls []keyward.RateLimit) []ratelimitData {
 	var out []ratelimitData
 	for _, l := range ls {
-		out = append(out, ratelimitData{ID: l.Name, Name: l.Name, Limit: l.Limit, Duration: time.Duration(l.Window).Milliseconds(), AutoApply: true})
+		out = append(out, ratelimitData{ID: l.Name, Name: l.Name, Limit: l.Limit, Duration: time.Duration(l.Window).Milliseconds(), AutoApply: !l.Manual})
 	}
 	return out
 }
 
-// ratelimitData is a key's rate limit. Every limit of a keyward key
-// applies to every verification, so each is autoApply; its id is its name,
-// unique among the key's limits.
+// ratelimitData is a key's rate limit: autoApply unless it is manual
+// (keyward.RateLimit.Manual); its id is its name, unique among the key's
+// limits.
 type ratelimitData struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
@@ -176,7 +176,7 @@ type ratelimitRequest struct {
 	Name      string `json:"name"`
 	Limit     int64  `json:"limit"`
 	Duration  int64  `json:"duration"`
-	AutoApply bool   `json:"autoApply"`
+	AutoApply *bool  `json:"autoApply"`
 }
 
 // rateLimits returns rs as keyward's rate limits, or a refusal naming the
@@ -185,13 +185,13 @@ func rateLimits(rs []ratelimitRequest) ([]keyward.RateLimit, error) {
 	out := make([]keyward.RateLimit, len(rs))
 	for i, r := range rs {
 		field := fmt.Sprintf("ratelimits[%d]", i)
-		if !r.AutoApply {
-			return nil, badField(field+".autoApply", "keyward applies every rate limit of a key to every verification: send autoApply: true")
+		if r.AutoApply == nil {
+			return nil, badField(field+".autoApply", "is required: true counts the limit against every verification, false only against those naming it in ratelimits")
 		}
 		if r.Duration <= 0 {
 			return nil, badField(field+".duration", "must be a positive number of milliseconds")
 		}
-		out[i] = keyward.RateLimit{Name: r.Name, Limit: r.Limit, Window: keyward.Duration(time.Duration(r.Duration) * time.Millisecond)}
+		out[i] = keyward.RateLimit{Name: r.Name, Limit: r.Limit, Window: keyward.Duration(time.Duration(r.Duration) * time.Millisecond), Manual: !*r.AutoApply}
 		if err := out[i].Validate(); err != nil {
 			return nil, fieldErr("body."+field, keyward.Errorf(keyward.EINVALID, "%s: %s", field, keyward.ErrorMessage(err)))
 		}

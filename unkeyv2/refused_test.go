@@ -36,7 +36,7 @@ func TestCreateKeyRefused(t *testing.T) {
 		{map[string]any{"credits": map[string]any{"remaining": 5, "refill": map[string]any{"interval": "daily", "amount": 5, "refillDay": 3}}}, "body.credits.refill.refillDay", 400},
 		{map[string]any{"credits": map[string]any{"remaining": nil, "refill": map[string]any{"interval": "daily", "amount": 5}}}, "body.credits.refill", 400},
 		{map[string]any{"credits": map[string]any{"remaining": -1}}, "body.credits", 400},
-		{map[string]any{"ratelimits": rl(map[string]any{"autoApply": false})}, "body.ratelimits[0].autoApply", 400},
+		{map[string]any{"ratelimits": rl(map[string]any{"autoApply": nil})}, "body.ratelimits[0].autoApply", 400},
 		{map[string]any{"ratelimits": rl(map[string]any{"duration": 0})}, "body.ratelimits[0].duration", 400},
 		{map[string]any{"ratelimits": rl(map[string]any{"limit": 0})}, "body.ratelimits[0]", 400},
 		{map[string]any{"expires": 1000}, "", 400},

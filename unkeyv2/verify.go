@@ -127,7 +127,7 @@ func (s *Server) verifyKey(ctx context.Context, r *http.Request, in *verifyKeyRe
 			Duration:  time.Duration(l.Window).Milliseconds(),
 			Reset:     now.Add(time.Duration(l.ResetMS) * time.Millisecond).UnixMilli(),
 			Remaining: l.Remaining,
-			AutoApply: true,
+			AutoApply: !l.Manual,
 		})
 	}
 	return out, nil
@@ -156,8 +156,14 @@ func verifyRequest(in *verifyKeyRequest) (keyward.VerifyRequest, error) {
 	if cost < 1 || cost > keyward.MaxVerificationCost {
 		return req, badField(costField, "must be between 1 and %d", keyward.MaxVerificationCost)
 	}
+	// The limits named count besides those that apply by themselves
+	// (autoApply): Unkey's semantics, keyward's ManualLimits.
 	for i, l := range in.Ratelimits {
 		field := fmt.Sprintf("ratelimits[%d]", i)
+		if l.Name == "" {
+			return req, badField(field+".name", "is required: the name of one of the key's rate limits")
+		}
+		req.ManualLimits = append(req.ManualLimits, l.Name)
 		if l.Limit != nil || l.Duration != nil {
 			return req, badField(field, "keyward verifies against the limits a key was given; set them with keys.updateKey, not per verification")
 		}
