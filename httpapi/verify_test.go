@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -370,5 +372,49 @@ func TestReadyzStorageFull(t *testing.T) {
 	}
 	if v := metric("keyward_storage_full"); v != "0" {
 		t.Errorf("keyward_storage_full = %s after a write committed, want 0", v)
+	}
+}
+
+// TestVerifyManualLimits: a manual limit, set and read back as JSON, counts
+// only when the call names it (limits or manual_limits); manual_limits adds
+// to the key's other limits, and the answer marks the manual limit.
+func TestVerifyManualLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.mustAccount("acme")
+	u := e.mustUser(a.ID, "alice")
+	k := e.mustKey(keyward.KeyCreate{AccountID: a.ID, UserID: u.ID, Role: keyward.RoleUser})
+	r := e.do("PATCH", "/v1/keys/"+k.ID, e.root, `{"rate_limits":[{"name":"min","limit":5,"window":"1m"},{"name":"tokens","limit":1,"window":"1m","manual":true}]}`)
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `{"name":"tokens","limit":1,"window":"1m0s","manual":true}`) ||
+		!strings.Contains(string(r.body), `{"name":"min","limit":5,"window":"1m0s"}`) {
+		t.Fatalf("PATCH rate_limits: %d %s", r.status, r.body)
+	}
+	verify := func(extra string) keyward.VerifyResult {
+		t.Helper()
+		r := e.do("POST", "/v1/keys/verify", e.root, `{"key":"`+k.Secret+`"`+extra+`}`)
+		var out keyward.VerifyResult
+		r.decode(t, &out)
+		return out
+	}
+	report := func(res keyward.VerifyResult) (out []string) {
+		for _, s := range res.RateLimits {
+			out = append(out, fmt.Sprintf("%s manual=%v allowed=%v", s.Name, s.Manual, s.Allowed))
+		}
+		return out
+	}
+	for i, c := range []struct {
+		extra string
+		code  keyward.Decision
+		want  []string
+	}{
+		{``, keyward.DecisionValid, []string{"min manual=false allowed=true"}},
+		{`,"manual_limits":["tokens"]`, keyward.DecisionValid, []string{"min manual=false allowed=true", "tokens manual=true allowed=true"}},
+		{`,"manual_limits":["tokens"]`, keyward.DecisionRateLimited, []string{"min manual=false allowed=true", "tokens manual=true allowed=false"}},
+		{`,"limits":["tokens"]`, keyward.DecisionRateLimited, []string{"tokens manual=true allowed=false"}},
+		{``, keyward.DecisionValid, []string{"min manual=false allowed=true"}},
+	} {
+		if res := verify(c.extra); res.Code != c.code || !slices.Equal(report(res), c.want) {
+			t.Fatalf("step %d (%s): %s %v, want %s %v", i, c.extra, res.Code, report(res), c.code, c.want)
+		}
 	}
 }
