@@ -1874,8 +1874,10 @@ export interface components {
             agent?: string;
             /** @description Address of the client that presented the key (IPv4 or IPv6), for IP rules. */
             ip?: string;
-            /** @description Names of the key's rate limits this call counts against; absent: all. Unknown names are ignored. */
+            /** @description Names of the key's rate limits this call counts against, manual ones included; absent: all but the manual ones. Unknown names are ignored. */
             limits?: string[];
+            /** @description Names of manual rate limits this call counts against besides those limits selects (without limits: every limit that is not manual). Unknown names are ignored. */
+            manual_limits?: string[];
             /** @description What the call spends from each rate limit and from the credits; 0 or absent means 1. */
             cost?: number;
             /** @description Environment the key must be in: a key of another answers WRONG_ENVIRONMENT. Absent: any. */
@@ -1930,6 +1932,8 @@ export interface components {
              * @example 24h
              */
             window: string;
+            /** @description Counts only against verifications that name it (limits or manual_limits); absent or false: against every verification that names no limits. */
+            manual?: boolean;
         };
         /** @description Named rate limits; names are unique. */
         RateLimits: components["schemas"]["RateLimit"][];
@@ -1959,6 +1963,8 @@ export interface components {
             name: string;
             limit: number;
             window: string;
+            /** @description The limit is manual: it counted because the call named it. */
+            manual?: boolean;
             /** @description Whether this limit admitted the call. */
             allowed: boolean;
             /** @description The level of the limit, when the key's user or account has shared limits. */
