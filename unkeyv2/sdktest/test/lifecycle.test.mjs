@@ -116,6 +116,26 @@ test("the key lifecycle through the SDK", { skip }, async () => {
   await refused(() => unkey.keys.getKey({ keyId }), errors.NotFoundErrorResponse);
 });
 
+test("a limit with autoApply false counts when verifyKey names it", { skip }, async () => {
+  const { data } = await unkey.keys.createKey({
+    apiId,
+    ratelimits: [
+      { name: "requests", limit: 10, duration: 60_000, autoApply: true },
+      { name: "tokens", limit: 1, duration: 60_000, autoApply: false },
+    ],
+  });
+  const got = (await unkey.keys.getKey({ keyId: data.keyId })).data;
+  assert.deepEqual(got.ratelimits.map((l) => [l.name, l.autoApply]), [["requests", true], ["tokens", false]]);
+  let v = (await unkey.keys.verifyKey({ key: data.key })).data;
+  assert.deepEqual(v.ratelimits.map((l) => l.name), ["requests"]);
+  v = (await unkey.keys.verifyKey({ key: data.key, ratelimits: [{ name: "tokens" }] })).data;
+  assert.equal(v.code, "VALID");
+  assert.deepEqual(v.ratelimits.map((l) => [l.name, l.autoApply, l.remaining]), [["requests", true, 8], ["tokens", false, 0]]);
+  v = (await unkey.keys.verifyKey({ key: data.key, ratelimits: [{ name: "tokens" }] })).data;
+  assert.equal(v.code, "RATE_LIMITED");
+  assert.equal((await unkey.keys.verifyKey({ key: data.key })).data.code, "VALID");
+});
+
 test("an expired key", { skip }, async () => {
   const expires = Date.now() + 1000;
   const { data } = await unkey.keys.createKey({ apiId, expires });
