@@ -9,7 +9,8 @@ import (
 // spends its cost from Remaining, and a key with too few remaining answers
 // USAGE_EXCEEDED. Remaining never goes below zero. With a Refill, Remaining
 // is raised back to Refill.Amount (never lowered: credits topped up beyond it
-// are kept) once per Refill.Interval, counted from RefilledAt.
+// are kept) once per Refill.Interval, counted from RefilledAt, or, for a
+// monthly refill, at the start of every Refill.Day.
 type Credits struct {
 	Remaining int64         `json:"remaining"`
 	Refill    *CreditRefill `json:"refill,omitempty"`
@@ -21,10 +22,35 @@ type Credits struct {
 	Version int64 `json:"-"`
 }
 
-// CreditRefill raises a key's credits to Amount every Interval.
+// CreditRefill raises a key's credits to Amount every Interval, or, with
+// Day set instead, every month at midnight UTC starting that day of the
+// month (the month's last day when it has fewer days).
 type CreditRefill struct {
 	Amount   int64    `json:"amount"`
-	Interval Duration `json:"interval"`
+	Interval Duration `json:"interval,omitempty"`
+	// Day is the day of the month, 1 to 31, of a monthly refill; 0 for a
+	// refill every Interval.
+	Day int `json:"day,omitempty"`
+}
+
+// PeriodStart returns when the monthly refill period holding t began:
+// midnight UTC of the latest refill day (Day, or the month's last day when
+// the month is shorter) at or before t. r must have a Day.
+func (r *CreditRefill) PeriodStart(t time.Time) time.Time {
+	t = t.UTC()
+	y, m, _ := t.Date()
+	start := refillDay(y, m, r.Day)
+	if start.After(t) {
+		start = refillDay(y, m-1, r.Day)
+	}
+	return start
+}
+
+// refillDay returns midnight UTC of day of month m of year y, or of the
+// month's last day when it has fewer days (m may be 0: December of y-1).
+func refillDay(y int, m time.Month, day int) time.Time {
+	last := time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	return time.Date(y, m, min(day, last), 0, 0, 0, 0, time.UTC)
 }
 
 // Bounds of Credits, checked by Validate.
@@ -33,11 +59,12 @@ const (
 	MinRefillInterval   = time.Second
 	MaxRefillInterval   = 366 * 24 * time.Hour
 	MaxVerificationCost = 1 << 20
+	MaxRefillDay        = 31
 )
 
 // Validate returns EINVALID, naming the field, unless Remaining is between 0
-// and MaxCredits and a Refill has an Amount of 1 to MaxCredits and an Interval
-// between a second and 366 days.
+// and MaxCredits and a Refill has an Amount of 1 to MaxCredits and either an
+// Interval between a second and 366 days or a Day of 1 to 31.
 func (c *Credits) Validate() error {
 	if c.Remaining < 0 || c.Remaining > MaxCredits {
 		return Errorf(EINVALID, "credits remaining must be between 0 and %d, got %d", int64(MaxCredits), c.Remaining)
@@ -46,7 +73,14 @@ func (c *Credits) Validate() error {
 		if r.Amount < 1 || r.Amount > MaxCredits {
 			return Errorf(EINVALID, "credit refill amount must be between 1 and %d, got %d", int64(MaxCredits), r.Amount)
 		}
-		if iv := time.Duration(r.Interval); iv < MinRefillInterval || iv > MaxRefillInterval {
+		switch iv := time.Duration(r.Interval); {
+		case r.Day != 0 && iv != 0:
+			return Errorf(EINVALID, "credit refill: give an interval or a day of the month (a monthly refill), not both")
+		case r.Day != 0:
+			if r.Day < 1 || r.Day > MaxRefillDay {
+				return Errorf(EINVALID, "credit refill day must be a day of the month, 1 to %d (the month's last day when it has fewer), got %d", MaxRefillDay, r.Day)
+			}
+		case iv < MinRefillInterval || iv > MaxRefillInterval:
 			return Errorf(EINVALID, "credit refill interval must be between %v and %v, got %v", MinRefillInterval, MaxRefillInterval, iv)
 		}
 	}
@@ -55,9 +89,17 @@ func (c *Credits) Validate() error {
 
 // At returns the credits as they stand at now, with every refill due by then
 // applied: Remaining raised to Refill.Amount and RefilledAt advanced by whole
-// intervals. A clock that went backwards refills nothing.
+// intervals, or, for a monthly refill, to the start of the period holding
+// now. A clock that went backwards refills nothing.
 func (c Credits) At(now time.Time) Credits {
 	if c.Refill == nil {
+		return c
+	}
+	if c.Refill.Day != 0 {
+		if start := c.Refill.PeriodStart(now); start.After(c.RefilledAt) {
+			c.RefilledAt = start
+			c.Remaining = max(c.Remaining, c.Refill.Amount)
+		}
 		return c
 	}
 	iv := time.Duration(c.Refill.Interval)
