@@ -152,6 +152,19 @@ func testKeyCredits(t *testing.T, open func(*testing.T) keyward.Store) {
 		want.Credits = c
 		wantKey(t, got, want)
 
+		// A monthly refill: a day and no interval.
+		c = &keyward.Credits{Remaining: 2, RefilledAt: fixedTime, Version: 5, Refill: &keyward.CreditRefill{Amount: 9, Day: 31}}
+		got, err = f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.Credits = c; return nil })
+		must(t, err)
+		want.Credits = c
+		wantKey(t, got, want)
+		wantKey(t, f.key(k.ID), want)
+		byHash, err := f.s.KeyByHash(f.ctx, k.Hash)
+		must(t, err)
+		if !creditsEqual(byHash.Credits, c) {
+			t.Fatalf("KeyByHash credits %s, want %s", fmtCredits(byHash.Credits), fmtCredits(c))
+		}
+
 		got, err = f.s.UpdateKey(f.ctx, keyward.Change{}, k.ID, func(k *keyward.Key) error { k.Credits = nil; return nil })
 		must(t, err)
 		want.Credits = nil

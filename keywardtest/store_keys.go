@@ -89,6 +89,9 @@ func fmtCredits(c *keyward.Credits) string {
 	refill := "none"
 	if c.Refill != nil {
 		refill = fmt.Sprintf("%d per %v", c.Refill.Amount, time.Duration(c.Refill.Interval))
+		if c.Refill.Day != 0 {
+			refill = fmt.Sprintf("%d monthly on day %d", c.Refill.Amount, c.Refill.Day)
+		}
 	}
 	return fmt.Sprintf("{remaining %d, refill %s, refilled at %v, version %d}", c.Remaining, refill, c.RefilledAt, c.Version)
 }

@@ -324,4 +324,46 @@ func testCreditRefillsDue(t *testing.T, open func(*testing.T) keyward.Store) {
 	if got := due(t0.Add(time.Hour)); len(got) != 0 {
 		t.Fatalf("CreditRefillsDue after the refill = %v, want none", got)
 	}
+
+	// Monthly refills (t0 is 2026-03-14): due at midnight UTC of their
+	// day, the month's last when it is shorter.
+	monthly := func(day int, refilledAt time.Time) string {
+		return mk(&keyward.Credits{Remaining: 1, Refill: &keyward.CreditRefill{Amount: 10, Day: day}, RefilledAt: refilledAt}).ID
+	}
+	day5, day15, day31 := monthly(5, t0), monthly(15, t0), monthly(31, t0)
+	april31 := monthly(31, time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC))
+	isMonthly := []string{day5, day15, day31, april31}
+	dueMonthly := func(now time.Time) []string {
+		t.Helper()
+		var out []string
+		for _, id := range due(now) {
+			if slices.Contains(isMonthly, id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	at := func(s string) time.Time {
+		tm, err := time.Parse(time.RFC3339, s)
+		must(t, err)
+		return tm
+	}
+	for _, c := range []struct {
+		now  string
+		want []string
+	}{
+		{"2026-03-14T23:59:59Z", nil},
+		{"2026-03-15T00:00:00Z", []string{day15}},
+		{"2026-03-30T23:59:59Z", []string{day15}},
+		{"2026-03-31T00:00:00Z", sortedIDs(day15, day31)},
+		{"2026-04-04T23:59:59Z", sortedIDs(day15, day31)},
+		{"2026-04-05T00:00:00Z", sortedIDs(day5, day15, day31)},
+		// April has 30 days: day 31 is due on the 30th.
+		{"2026-04-29T23:59:59Z", sortedIDs(day5, day15, day31)},
+		{"2026-04-30T00:00:00Z", sortedIDs(day5, day15, day31, april31)},
+	} {
+		if got := dueMonthly(at(c.now)); !slices.Equal(got, c.want) {
+			t.Errorf("monthly refills due at %s = %v, want %v", c.now, got, c.want)
+		}
+	}
 }

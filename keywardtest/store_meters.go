@@ -45,7 +45,8 @@ func testMeters(t *testing.T, open func(*testing.T) keyward.Store) {
 				t.Fatalf("Meter(%s) = %+v, want %+v", m.ID, got, m)
 			}
 			m2 := m.Clone()
-			m2.RateLimits, m2.Credits = nil, &keyward.Credits{Remaining: 3, RefilledAt: fixedTime, Version: 7}
+			m2.RateLimits, m2.Credits = nil, &keyward.Credits{Remaining: 3, RefilledAt: fixedTime, Version: 7,
+				Refill: &keyward.CreditRefill{Amount: 9, Day: 28}}
 			must(t, f.s.SetMeter(f.ctx, keyward.Change{}, m2))
 			if got, err := f.s.Meter(f.ctx, m.ID); err != nil || !meterEqual(got, m2) {
 				t.Fatalf("after replacing: Meter = %+v, %v; want %+v", got, err, m2)
@@ -78,6 +79,7 @@ func testMeters(t *testing.T, open func(*testing.T) keyward.Store) {
 		a := f.account("acme")
 		ann, bob := f.user(a.ID, "ann"), f.user(a.ID, "bob")
 		um, am := newMeter(keyward.LevelUser, ann.ID, a.ID, 5), newMeter(keyward.LevelAccount, a.ID, a.ID, -1)
+		um.Credits.Refill = &keyward.CreditRefill{Amount: 5, Day: 1} // read back by the key lookup
 		must(t, f.s.SetMeter(f.ctx, keyward.Change{}, um))
 		must(t, f.s.SetMeter(f.ctx, keyward.Change{}, am))
 		annKey := NewKey(t, f.s, f.h, keyward.Key{Role: keyward.RoleUser, AccountID: a.ID, UserID: ann.ID})

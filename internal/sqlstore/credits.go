@@ -8,21 +8,25 @@ import (
 	"github.com/keyward/keyward"
 )
 
-// creditCols are the credits columns of keys, in creditArgs' and
-// storedCredits' order.
-const creditCols = "credits_remaining, credits_refill_amount, credits_refill_interval, credits_refilled_at, credits_version"
+// creditCols are the credits columns of keys and meters, in creditArgs' and
+// storedCredits' order. A monthly refill has a day and no interval.
+const creditCols = "credits_remaining, credits_refill_amount, credits_refill_interval, credits_refilled_at, credits_version, credits_refill_day"
 
 // creditArgs returns the values of c for creditCols: NULLs and version 0
 // for a key without credits.
 func creditArgs(c *keyward.Credits) []any {
 	if c == nil {
-		return []any{nil, nil, nil, nil, 0}
+		return []any{nil, nil, nil, nil, 0, nil}
 	}
-	var amount, interval any
-	if c.Refill != nil {
-		amount, interval = c.Refill.Amount, int64(c.Refill.Interval)
+	var amount, interval, day any
+	switch r := c.Refill; {
+	case r == nil:
+	case r.Day != 0:
+		amount, day = r.Amount, r.Day
+	default:
+		amount, interval = r.Amount, int64(r.Interval)
 	}
-	return []any{c.Remaining, amount, interval, FormatTime(c.RefilledAt), c.Version}
+	return []any{c.Remaining, amount, interval, FormatTime(c.RefilledAt), c.Version, day}
 }
 
 // storedCredits receives creditCols.
@@ -30,10 +34,11 @@ type storedCredits struct {
 	remaining, amount, interval sql.NullInt64
 	refilledAt                  storedTime
 	version                     int64
+	day                         sql.NullInt64
 }
 
 func (c *storedCredits) dest() []any {
-	return []any{&c.remaining, &c.amount, &c.interval, &c.refilledAt, &c.version}
+	return []any{&c.remaining, &c.amount, &c.interval, &c.refilledAt, &c.version, &c.day}
 }
 
 // credits returns the credits scanned, nil if the key has none.
@@ -43,7 +48,7 @@ func (c *storedCredits) credits() (*keyward.Credits, error) {
 	}
 	out := &keyward.Credits{Remaining: c.remaining.Int64, Version: c.version}
 	if c.amount.Valid {
-		out.Refill = &keyward.CreditRefill{Amount: c.amount.Int64, Interval: keyward.Duration(c.interval.Int64)}
+		out.Refill = &keyward.CreditRefill{Amount: c.amount.Int64, Interval: keyward.Duration(c.interval.Int64), Day: int(c.day.Int64)}
 	}
 	out.RefilledAt = c.refilledAt.Time
 	return out, nil

@@ -34,7 +34,7 @@ const keyRowCols = `k.id, k.key_hash, k.pepper_version, k.start, k.prefix, k.nam
 	k.account_id, k.user_id, k.permissions, k.meta, k.expires_at, k.disabled, k.revoked_at,
 	k.rotated_from, k.grace_until, k.created_at, k.created_by, k.last_used_at, k.updated_at,
 	k.ip_allow, k.rate_limits, k.meter_id, k.credits_remaining, k.credits_refill_amount, k.credits_refill_interval,
-	k.credits_refilled_at, k.credits_version, k.secret_meta, k.secret_meta_version, k.expiry_scheduled, k.environment,
+	k.credits_refilled_at, k.credits_version, k.credits_refill_day, k.secret_meta, k.secret_meta_version, k.expiry_scheduled, k.environment,
 	COALESCE(a.disabled, FALSE), COALESCE(a.rate_limits, '[]'), a.secret_meta, COALESCE(a.secret_meta_version, 0),
 	k.has_roles, COALESCE(u.external_id, ''), u.meta, u.secret_meta, COALESCE(u.secret_meta_version, 0)`
 
@@ -44,9 +44,9 @@ const keyRowFrom = ` FROM keys k LEFT JOIN accounts a ON a.id = k.account_id LEF
 // meterCols are the columns of the shared limits of a key's user (um) and
 // account (am; meters.go), scanned by keyMeters.
 const meterCols = `um.id, COALESCE(um.rate_limits, '[]'), um.credits_remaining, um.credits_refill_amount, um.credits_refill_interval,
-	um.credits_refilled_at, COALESCE(um.credits_version, 0),
+	um.credits_refilled_at, COALESCE(um.credits_version, 0), um.credits_refill_day,
 	am.id, COALESCE(am.rate_limits, '[]'), am.credits_remaining, am.credits_refill_amount, am.credits_refill_interval,
-	am.credits_refilled_at, COALESCE(am.credits_version, 0)`
+	am.credits_refilled_at, COALESCE(am.credits_version, 0), am.credits_refill_day`
 
 // selectKey reads a key whole (keyRowCols and meterCols) in one statement;
 // it is completed by a WHERE clause.
@@ -636,7 +636,7 @@ func (s *Store) saveKey(ctx context.Context, tx *Tx, orig, k *keyward.Key) error
 		expires_at = ?, disabled = ?, revoked_at = ?, rotated_from = ?, grace_until = ?, created_at = ?,
 		created_by = ?, last_used_at = ?, updated_at = ?, ip_allow = ?, rate_limits = ?, meter_id = ?,
 		credits_remaining = ?, credits_refill_amount = ?, credits_refill_interval = ?, credits_refilled_at = ?,
-		credits_version = ?, secret_meta = ?, secret_meta_version = ?, expiry_scheduled = ?
+		credits_version = ?, credits_refill_day = ?, secret_meta = ?, secret_meta_version = ?, expiry_scheduled = ?
 		WHERE id = ?`, args...)
 	if err != nil {
 		return s.dbError(err, Conflicts{})

@@ -244,11 +244,34 @@ func (s *Store) ExpiredIPRules(ctx context.Context, before time.Time, after stri
 // CreditRefillsDue lists the keys whose stored credits have a refill due.
 // The interval is stored in nanoseconds; rounding it down to microseconds
 // may list a key a fraction of a microsecond early, which a refill then
-// finds not due.
+// finds not due. A monthly refill is due when the key was last refilled
+// before the start of its period (keyward.CreditRefill.PeriodStart):
+// this month's refill day if it has come (its last day for a shorter
+// month), else last month's.
 func (s *Store) CreditRefillsDue(ctx context.Context, now time.Time, after string, limit int) ([]string, error) {
+	now = now.UTC()
+	y, m, today := now.Date()
+	thisMonth := time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
+	lastMonth := thisMonth.AddDate(0, -1, 0)
+	daysThis, daysLast := thisMonth.AddDate(0, 1, -1).Day(), thisMonth.AddDate(0, 0, -1).Day()
+	const day = int64(24 * time.Hour / time.Microsecond)
+	// The refill days whose period began this month: up to today, every
+	// one on the month's last day.
+	come := today
+	if today == daysThis {
+		come = keyward.MaxRefillDay
+	}
+	// The period's start, in Unix microseconds, of a key's refill day.
+	start := `CASE WHEN credits_refill_day <= ?
+		THEN CAST(? AS BIGINT) + (CASE WHEN credits_refill_day < ? THEN credits_refill_day ELSE ? END - 1) * CAST(? AS BIGINT)
+		ELSE CAST(? AS BIGINT) + (CASE WHEN credits_refill_day < ? THEN credits_refill_day ELSE ? END - 1) * CAST(? AS BIGINT) END`
 	rows, err := s.r.QueryContext(ctx, `SELECT id FROM keys WHERE credits_refill_amount IS NOT NULL AND credits_remaining IS NOT NULL
-		AND `+s.d.Micros("credits_refilled_at")+` + credits_refill_interval / 1000 <= ? AND id > ? ORDER BY id LIMIT ?`,
-		now.UnixMicro(), after, limit)
+		AND (credits_refill_day IS NULL AND `+s.d.Micros("credits_refilled_at")+` + credits_refill_interval / 1000 <= ?
+			OR credits_refill_day IS NOT NULL AND `+s.d.Micros("credits_refilled_at")+` < `+start+`)
+		AND id > ? ORDER BY id LIMIT ?`,
+		now.UnixMicro(),
+		come, thisMonth.UnixMicro(), daysThis, daysThis, day, lastMonth.UnixMicro(), daysLast, daysLast, day,
+		after, limit)
 	if err != nil {
 		return nil, s.errorf("credit refills due: %w", s.dbError(err, Conflicts{}))
 	}

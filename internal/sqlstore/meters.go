@@ -106,7 +106,7 @@ func (s *Store) SetMeter(ctx context.Context, ch keyward.Change, m *keyward.Mete
 			return s.dbError(err, Conflicts{})
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO meters (id, level, account_id, user_id, rate_limits, `+creditCols+`, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		return s.dbError(err, Conflicts{FK: fmt.Sprintf("%s %s not found", m.Level, m.ID)})
 	})
 	if err != nil {
