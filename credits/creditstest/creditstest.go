@@ -90,6 +90,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open) })
 	t.Run("Spend", func(t *testing.T) { testSpend(t, open) })
 	t.Run("Refill", func(t *testing.T) { testRefill(t, open) })
+	t.Run("MonthlyRefill", func(t *testing.T) { testMonthlyRefill(t, open) })
 	t.Run("NoCredits", func(t *testing.T) { testNoCredits(t, open) })
 	t.Run("NotFound", func(t *testing.T) { testNotFound(t, open) })
 	t.Run("Set", func(t *testing.T) { testSet(t, open) })
@@ -182,6 +183,39 @@ func testRefill(t *testing.T, open Open) {
 	}
 	spend(t, l, k, 1, Epoch.Add(7*time.Minute), 14, true)
 	live(t, l, k.ID, Epoch.Add(7*time.Minute), 14, Epoch.Add(7*time.Minute))
+}
+
+// Monthly returns credits of remaining at Epoch, refilled to amount every
+// month on day.
+func Monthly(remaining, amount int64, day int) *keyward.Credits {
+	return &keyward.Credits{Remaining: remaining, RefilledAt: Epoch, Refill: &keyward.CreditRefill{Amount: amount, Day: day}}
+}
+
+// testMonthlyRefill: a monthly refill is due at midnight UTC of its day,
+// the month's last when it is shorter, once a month; for a key's credits
+// and for a user's shared ones.
+func testMonthlyRefill(t *testing.T, open Open) {
+	s, l := open(t)
+	at := func(month time.Month, day int) time.Time { return time.Date(2030, month, day, 0, 0, 0, 0, time.UTC) }
+	k := NewKey(t, s, Monthly(2, 5, 31))
+	spend(t, l, k, 2, Epoch, 0, true)
+	spend(t, l, k, 1, at(1, 31).Add(-time.Second), 0, false)
+	spend(t, l, k, 1, at(1, 31), 4, true)
+	spend(t, l, k, 1, at(2, 27).Add(23*time.Hour), 3, true)
+	// February 2030 has 28 days.
+	spend(t, l, k, 1, at(2, 28), 4, true)
+	// A clock gone backwards refills nothing.
+	spend(t, l, k, 1, at(2, 1), 3, true)
+	// Read months later: one refill, at the latest day passed (April's 30th).
+	live(t, l, k.ID, at(5, 20), 5, at(4, 30))
+
+	keys := SharedKeys(t, s, l, 1, nil, Monthly(1, 3, 1), nil)
+	spendLevels(t, l, keys[0], 1, Epoch, "", 0)
+	spendLevels(t, l, keys[0], 1, at(2, 1).Add(-time.Second), keyward.LevelUser, 0)
+	spendLevels(t, l, keys[0], 1, at(2, 1), "", 2)
+	if c, err := l.MeterCredits(t.Context(), keys[0].UserID, at(2, 1)); err != nil || c == nil || c.Remaining != 2 || !c.RefilledAt.Equal(at(2, 1)) {
+		t.Fatalf("MeterCredits of the user = %+v, %v; want 2 remaining, refilled on February 1st", c, err)
+	}
 }
 
 // testNoCredits: a key without credits spends nothing and cannot be topped

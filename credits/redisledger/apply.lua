@@ -13,19 +13,21 @@
 -- ARGV[5]   idle TTL, ms
 -- ARGV[6]   the maximum of remaining (keyward.MaxCredits)
 -- ARGV[7]   1 to clamp a negative delta at what remains, else 0
--- ARGV[8-10] optional: r, t and v to create the counter with if it is
+-- ARGV[8]   the start of a monthly refill's period holding now, Unix µs,
+--           0 for none (the interval is then 0: the caller's calendar)
+-- ARGV[9-11] optional: r, t and v to create the counter with if it is
 --           absent
 --
 -- Returns {applied, r, t, v, changed} (applied and changed 1 or 0; changed
--- when v was bumped), or {-1} if the counter is absent and ARGV[8-10] are
+-- when v was bumped), or {-1} if the counter is absent and ARGV[9-11] are
 -- not given. Every number stays below 2^53, exact in Lua's doubles.
 local r, t, v
 local write = false
 local h = redis.call('HMGET', KEYS[1], 'r', 't', 'v')
 if h[1] then
   r, t, v = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
-elseif ARGV[8] then
-  r, t, v = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+elseif ARGV[9] then
+  r, t, v = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
   write = true
 else
   return {-1}
@@ -34,11 +36,16 @@ local delta = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
 local amount = tonumber(ARGV[3])
 local interval = tonumber(ARGV[4])
+local start = tonumber(ARGV[8])
 local changed = 0
 if amount > 0 and interval > 0 and now - t >= interval then
   local elapsed = now - t
   -- fmod is exact, where a floor of the quotient may round.
   t = t + elapsed - math.fmod(elapsed, interval)
+  if r < amount then r = amount end
+  changed = 1
+elseif amount > 0 and start > t then
+  t = start
   if r < amount then r = amount end
   changed = 1
 end

@@ -96,15 +96,12 @@ func (l *Ledger) stored(ctx context.Context, h holder) (*keyward.Credits, error)
 // was spent.
 func (l *Ledger) runSpendLevels(ctx context.Context, hs []holder, refills []*keyward.CreditRefill, inits []*keyward.Credits, cost int64, now time.Time) (cs []*keyward.Credits, refused, missing int, err error) {
 	keys := make([]string, len(hs))
-	args := make([]any, 3, 3+5*len(hs))
+	args := make([]any, 3, 3+6*len(hs))
 	args[0], args[1], args[2] = cost, now.UnixMicro(), l.ttlMS
 	for i, h := range hs {
 		keys[i] = l.counterKey(h)
-		var amount, interval int64
-		if r := refills[i]; r != nil {
-			amount, interval = r.Amount, time.Duration(r.Interval).Microseconds()
-		}
-		args = append(args, amount, interval)
+		amount, interval, start := refillArgs(refills[i], now)
+		args = append(args, amount, interval, start)
 		if c := inits[i]; c != nil {
 			args = append(args, c.Remaining, c.RefilledAt.UnixMicro(), c.Version)
 		} else {

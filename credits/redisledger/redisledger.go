@@ -214,16 +214,13 @@ type delta struct {
 // runApply runs the apply script once; nil without error means the counter
 // does not exist and init is nil.
 func (l *Ledger) runApply(ctx context.Context, keyID string, refill *keyward.CreditRefill, d delta, now time.Time, init *keyward.Credits) (*counter, error) {
-	var amount, interval int64
-	if refill != nil {
-		amount, interval = refill.Amount, time.Duration(refill.Interval).Microseconds()
-	}
+	amount, interval, start := refillArgs(refill, now)
 	clamp := 0
 	if d.clamp {
 		clamp = 1
 	}
-	args := make([]any, 7, 10)
-	args[0], args[1], args[2], args[3], args[4], args[5], args[6] = d.n, now.UnixMicro(), amount, interval, l.ttlMS, int64(keyward.MaxCredits), clamp
+	args := make([]any, 8, 11)
+	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7] = d.n, now.UnixMicro(), amount, interval, l.ttlMS, int64(keyward.MaxCredits), clamp, start
 	if init != nil {
 		args = append(args, init.Remaining, init.RefilledAt.UnixMicro(), init.Version)
 	}
@@ -244,6 +241,20 @@ func (l *Ledger) runApply(ctx context.Context, keyID string, refill *keyward.Cre
 		applied: res[0] == 1,
 		Credits: keyward.Credits{Remaining: res[1], RefilledAt: time.UnixMicro(res[2]).UTC(), Version: res[3]},
 	}, nil
+}
+
+// refillArgs returns refill r as the scripts take it at now: its amount (0
+// for none), its interval in µs (0 for a monthly refill) and, for a
+// monthly refill, the start of the period holding now in Unix µs
+// (keyward.CreditRefill.PeriodStart; 0 otherwise).
+func refillArgs(r *keyward.CreditRefill, now time.Time) (amount, interval, start int64) {
+	switch {
+	case r == nil:
+		return 0, 0, 0
+	case r.Day != 0:
+		return r.Amount, 0, r.PeriodStart(now).UnixMicro()
+	}
+	return r.Amount, time.Duration(r.Interval).Microseconds(), 0
 }
 
 // unavailable returns the EUNAVAILABLE of a Redis error about the counter

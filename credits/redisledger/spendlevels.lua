@@ -9,9 +9,11 @@
 -- ARGV[1]       cost
 -- ARGV[2]       now, Unix µs (the caller's clock)
 -- ARGV[3]       idle TTL, ms
--- ARGV[4+5(i-1)..8+5(i-1)]  for counter i: refill amount (0 for none),
---               refill interval µs, then r, t and v to create it with if
---               it is absent (r = -1: not given)
+-- ARGV[4+6(i-1)..9+6(i-1)]  for counter i: refill amount (0 for none),
+--               refill interval µs (0 for a monthly refill), the start of
+--               a monthly refill's period holding now (Unix µs, else 0),
+--               then r, t and v to create it with if it is absent (r = -1:
+--               not given)
 --
 -- Returns {-1, i} if counter i is absent and not given (nothing changed),
 -- else {refused, then per counter r, t, v, changed}: refused is 0 when
@@ -22,25 +24,29 @@ local cost = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
 local rs, ts, vs, write, changed = {}, {}, {}, {}, {}
 for i = 1, #KEYS do
-  local b = 3 + 5 * (i - 1)
+  local b = 3 + 6 * (i - 1)
   local h = redis.call('HMGET', KEYS[i], 'r', 't', 'v')
   if h[1] then
     rs[i], ts[i], vs[i], write[i] = tonumber(h[1]), tonumber(h[2]), tonumber(h[3]), false
-  elseif tonumber(ARGV[b + 3]) >= 0 then
-    rs[i], ts[i], vs[i], write[i] = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), true
+  elseif tonumber(ARGV[b + 4]) >= 0 then
+    rs[i], ts[i], vs[i], write[i] = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6]), true
   else
     return {-1, i}
   end
 end
 local refused = 0
 for i = 1, #KEYS do
-  local b = 3 + 5 * (i - 1)
-  local amount, interval = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+  local b = 3 + 6 * (i - 1)
+  local amount, interval, start = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   changed[i] = 0
   if amount > 0 and interval > 0 and now - ts[i] >= interval then
     local elapsed = now - ts[i]
     -- fmod is exact, where a floor of the quotient may round.
     ts[i] = ts[i] + elapsed - math.fmod(elapsed, interval)
+    if rs[i] < amount then rs[i] = amount end
+    changed[i] = 1
+  elseif amount > 0 and start > ts[i] then
+    ts[i] = start
     if rs[i] < amount then rs[i] = amount end
     changed[i] = 1
   end
