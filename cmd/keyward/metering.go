@@ -33,18 +33,23 @@ func parseRateLimits(vs []string) ([]keyward.RateLimit, error) {
 	return out, nil
 }
 
-// parseRefill reads --refill: AMOUNT/INTERVAL, such as 1000/1d.
+// parseRefill reads --refill: AMOUNT/INTERVAL, such as 1000/1d, or
+// AMOUNT/monthly:DAY, such as 1000/monthly:15.
 func parseRefill(v string) (*keyward.CreditRefill, error) {
 	amount, interval, ok := strings.Cut(v, "/")
 	n, err := strconv.ParseInt(amount, 10, 64)
-	var iv time.Duration
-	if err == nil {
+	r := &keyward.CreditRefill{Amount: n}
+	if day, monthly := strings.CutPrefix(interval, "monthly:"); err == nil && monthly {
+		r.Day, err = strconv.Atoi(day)
+	} else if err == nil {
+		var iv time.Duration
 		iv, err = parseDays(interval)
+		r.Interval = keyward.Duration(iv)
 	}
 	if !ok || err != nil {
-		return nil, usageErrorf("--refill %q: use AMOUNT/INTERVAL, e.g. 1000/1d (raise the credits to 1000 every day)", v)
+		return nil, usageErrorf("--refill %q: use AMOUNT/INTERVAL, e.g. 1000/1d (raise the credits to 1000 every day), or AMOUNT/monthly:DAY, e.g. 1000/monthly:1 (on the 1st of every month)", v)
 	}
-	return &keyward.CreditRefill{Amount: n, Interval: keyward.Duration(iv)}, nil
+	return r, nil
 }
 
 // limitFlags are the --rate-limit and --clear-rate-limits flags of an
@@ -93,7 +98,7 @@ func (m *meteringFlags) addFor(cmd *cobra.Command, whose string) {
 	f := cmd.Flags()
 	f.StringArrayVar(&m.limits, "rate-limit", nil, "named rate limit NAME=LIMIT/WINDOW, e.g. per-minute=100/1m (repeatable; root only)")
 	f.Int64Var(&m.credits, "credits", 0, "give "+whose+" a quota of this many credits; each verification spends its cost (root only)")
-	f.StringVar(&m.refill, "refill", "", "with --credits: raise the credits to AMOUNT every INTERVAL, e.g. 1000/1d")
+	f.StringVar(&m.refill, "refill", "", "with --credits: raise the credits to AMOUNT every INTERVAL, e.g. 1000/1d, or monthly on a day, e.g. 1000/monthly:1")
 }
 
 // apply sets the rate limits and credits of c from the flags.
@@ -131,8 +136,12 @@ func formatRateLimits(ls []keyward.RateLimit) string {
 	return strings.Join(parts, ", ")
 }
 
-// formatRefill shows a refill: "500 every 24h0m0s".
+// formatRefill shows a refill: "500 every 24h0m0s", or "500 monthly on
+// day 15".
 func formatRefill(r *keyward.CreditRefill) string {
+	if r.Day != 0 {
+		return strconv.FormatInt(r.Amount, 10) + " monthly on day " + strconv.Itoa(r.Day)
+	}
 	return strconv.FormatInt(r.Amount, 10) + " every " + time.Duration(r.Interval).String()
 }
 
@@ -187,7 +196,7 @@ func (a *app) creditsSetCommand() *cobra.Command {
 			})
 		},
 	}
-	set.Flags().StringVar(&refill, "refill", "", "raise the credits to AMOUNT every INTERVAL, e.g. 1000/1d")
+	set.Flags().StringVar(&refill, "refill", "", "raise the credits to AMOUNT every INTERVAL, e.g. 1000/1d, or monthly on a day, e.g. 1000/monthly:1")
 	return set
 }
 

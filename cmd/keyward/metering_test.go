@@ -48,6 +48,16 @@ func TestMeteringCLI(t *testing.T) {
 	s.ok(t, root, "credits", "remove", k.ID)
 	s.fails(t, ExitNotFound, root, "credits", "get", k.ID)
 
+	// A monthly refill: on the 31st, the month's last day when shorter.
+	var monthly keyward.CreatedKey
+	s.okJSON(t, root, &monthly, "keys", "create", "--account", acme.ID, "--role", "account_admin", "--credits", "7", "--refill", "7/monthly:31")
+	if r := monthly.Credits.Refill; r == nil || r.Amount != 7 || r.Day != 31 || r.Interval != 0 {
+		t.Fatalf("created key refill %+v", r)
+	}
+	if out := s.ok(t, root, "keys", "get", monthly.ID); !strings.Contains(out, "7 (refill to 7 monthly on day 31)") {
+		t.Errorf("keys get does not show the monthly refill:\n%s", out)
+	}
+
 	var updated keyward.Key
 	s.okJSON(t, root, &updated, "keys", "update", k.ID, "--clear-rate-limits")
 	if len(updated.RateLimits) != 0 {
@@ -60,6 +70,7 @@ func TestMeteringCLI(t *testing.T) {
 		{"keys", "create", "--role", "root", "--rate-limit", "m=5/1m", "--rate-limit", "m=6/1m"},
 		{"keys", "create", "--role", "root", "--refill", "10/1d"},
 		{"keys", "create", "--role", "root", "--credits", "5", "--refill", "ten/day"},
+		{"keys", "create", "--role", "root", "--credits", "5", "--refill", "5/monthly:first"},
 		{"keys", "update", k.ID, "--rate-limit", "m=5/1m", "--clear-rate-limits"},
 		{"credits", "set", k.ID, "many"},
 		{"credits", "top-up", k.ID, "0"},
