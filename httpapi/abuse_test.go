@@ -51,6 +51,9 @@ func TestCreditsAndAnomaliesRejectBadInput(t *testing.T) {
 		{"PUT", "/v1/keys/" + k.ID + "/credits", `{"remaining":-1}`, "invalid"},
 		{"PUT", "/v1/keys/" + k.ID + "/credits", `{"remaining":5,"refill":{"amount":5,"interval":"1ms"}}`, "invalid"},
 		{"PUT", "/v1/keys/" + k.ID + "/credits", `{"remaining":"lots"}`, "invalid"},
+		{"PUT", "/v1/keys/" + k.ID + "/credits", `{"remaining":5,"refill":{"amount":5,"day":32}}`, "invalid"},
+		{"PUT", "/v1/keys/" + k.ID + "/credits", `{"remaining":5,"refill":{"amount":5,"day":15,"interval":"24h"}}`, "invalid"},
+		{"PUT", "/v1/keys/" + k.ID + "/credits", `{"remaining":5,"refill":{"amount":5}}`, "invalid"},
 		{"POST", "/v1/keys/" + k.ID + "/credits/top-up", `{"amount":5}`, "invalid"}, // no credits yet
 		{"POST", "/v1/keys/" + k.ID + "/credits/top-up", `{"amount":0}`, "invalid"},
 		{"GET", "/v1/keys/" + k.ID + "/credits", ``, "not_found"},
@@ -71,5 +74,13 @@ func TestCreditsAndAnomaliesRejectBadInput(t *testing.T) {
 	}
 	if r := e.do("GET", "/v1/keys/"+k.ID, e.root, ""); r.status != http.StatusOK || bytes.Contains(r.body, []byte(`"credits"`)) {
 		t.Errorf("a refused change changed the key: %s", r.body)
+	}
+	// A monthly refill: a day, no interval, as set and as read.
+	want := `"refill":{"amount":5,"day":15}`
+	if r := e.do("PUT", "/v1/keys/"+k.ID+"/credits", e.root, `{"remaining":5,"refill":{"amount":5,"day":15}}`); r.status != http.StatusOK || !bytes.Contains(r.body, []byte(want)) {
+		t.Errorf("PUT a monthly refill: %d %s, want %s", r.status, r.body, want)
+	}
+	if r := e.do("GET", "/v1/keys/"+k.ID+"/credits", e.root, ""); r.status != http.StatusOK || !bytes.Contains(r.body, []byte(want)) {
+		t.Errorf("GET a monthly refill: %d %s, want %s", r.status, r.body, want)
 	}
 }

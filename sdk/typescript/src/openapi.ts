@@ -1937,14 +1937,17 @@ export interface components {
         };
         /** @description Named rate limits; names are unique. */
         RateLimits: components["schemas"]["RateLimit"][];
+        /** @description Raises the credits every interval, or every month on day: give one of interval and day. */
         CreditRefill: {
-            /** @description Credits are raised to this amount (never lowered) every interval. */
+            /** @description Credits are raised to this amount (never lowered) every interval, or every month. */
             amount: number;
             /**
-             * @description A Go duration between 1s and 8784h.
+             * @description A Go duration between 1s and 8784h; absent for a monthly refill.
              * @example 24h0m0s
              */
-            interval: string;
+            interval?: string;
+            /** @description A monthly refill: at midnight UTC of this day of every month, the month's last day when it has fewer. */
+            day?: number;
         };
         /** @description A key's quota: each verification spends its cost; USAGE_EXCEEDED when too few remain. */
         Credits: {
