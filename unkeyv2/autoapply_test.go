@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 )
 
 // limitsOf returns the ratelimits of a verifyKey answer as
@@ -92,5 +93,41 @@ func TestAutoApply(t *testing.T) {
 		if v := e.verify(body); v["code"] != want {
 			t.Fatalf("identity limit, verification %d: %v, want %s", i, v, want)
 		}
+	}
+}
+
+// TestMonthlyRefill checks that a monthly refill with a refillDay is
+// stored as keyward's monthly refill, answered as Unkey's, and refills the
+// credits once its day has come.
+func TestMonthlyRefill(t *testing.T) {
+	e := newEnv(t)
+	api := e.api("acme")
+	monthly := map[string]any{"interval": "monthly", "amount": 2, "refillDay": 31}
+	id, secret := e.createKey(map[string]any{"apiId": api, "credits": map[string]any{"remaining": 1, "refill": monthly}})
+	k := e.obj(e.root, "keys.getKey", map[string]any{"keyId": id})
+	if r := k["credits"].(map[string]any)["refill"].(map[string]any); r["interval"] != "monthly" || r["amount"] != float64(2) || r["refillDay"] != float64(31) {
+		t.Fatalf("getKey refill: %v", r)
+	}
+	if stored, err := e.svc.Keys.Credits(e.rootC, id); err != nil || stored.Refill == nil || stored.Refill.Day != 31 || stored.Refill.Interval != 0 {
+		t.Fatalf("keyward's credits: %+v, %v", stored, err)
+	}
+	if v := e.verify(map[string]any{"key": secret}); v["code"] != "VALID" || v["credits"] != float64(0) {
+		t.Fatalf("first verify: %v", v)
+	}
+	if v := e.verify(map[string]any{"key": secret}); v["code"] != "USAGE_EXCEEDED" {
+		t.Fatalf("credits spent: %v", v)
+	}
+	// Every month has a refill day (the 31st, or its last day) within 31
+	// days of any moment.
+	e.clock.advance(32 * 24 * time.Hour)
+	if v := e.verify(map[string]any{"key": secret}); v["code"] != "VALID" || v["credits"] != float64(1) {
+		t.Fatalf("after the refill day: %v", v)
+	}
+
+	// updateKey replaces the refill; a daily one has no refillDay.
+	e.obj(e.root, "keys.updateKey", map[string]any{"keyId": id, "credits": map[string]any{"remaining": 5, "refill": map[string]any{"interval": "daily", "amount": 5}}})
+	k = e.obj(e.root, "keys.getKey", map[string]any{"keyId": id})
+	if r := k["credits"].(map[string]any)["refill"].(map[string]any); r["interval"] != "daily" || r["refillDay"] != nil {
+		t.Fatalf("getKey refill after updateKey: %v", r)
 	}
 }

@@ -32,8 +32,8 @@ type keyData struct {
 	Ratelimits  []ratelimitData `json:"ratelimits,omitempty"`
 }
 
-// creditsData is a key's credits; a refill is answered only when keyward's
-// interval is Unkey's daily one (docs/unkey.md).
+// creditsData is a key's credits; a refill is answered only when it is
+// Unkey's daily (an interval of 24 hours) or monthly one (docs/unkey.md).
 type creditsData struct {
 	// Remaining is null for a key without credits (unlimited).
 	Remaining *int64      `json:"remaining"`
@@ -41,8 +41,9 @@ type creditsData struct {
 }
 
 type refillData struct {
-	Interval string `json:"interval"`
-	Amount   int64  `json:"amount"`
+	Interval  string `json:"interval"`
+	Amount    int64  `json:"amount"`
+	RefillDay int    `json:"refillDay,omitempty"`
 }
 
 // identityData is a key's identity: its user with an external id, with the
@@ -123,8 +124,12 @@ func keyDataOf(k *keyward.Key, c *keyward.Credits) *keyData {
 // creditsDataOf returns credits c as Unkey answers them.
 func creditsDataOf(c *keyward.Credits) *creditsData {
 	d := &creditsData{Remaining: &c.Remaining}
-	if c.Refill != nil && time.Duration(c.Refill.Interval) == daily {
-		d.Refill = &refillData{Interval: "daily", Amount: c.Refill.Amount}
+	switch r := c.Refill; {
+	case r == nil:
+	case r.Day != 0:
+		d.Refill = &refillData{Interval: "monthly", Amount: r.Amount, RefillDay: r.Day}
+	case time.Duration(r.Interval) == daily:
+		d.Refill = &refillData{Interval: "daily", Amount: r.Amount}
 	}
 	return d
 }
@@ -155,15 +160,21 @@ func (c *creditsRequest) credits(field string) (*keyward.Credits, error) {
 	if r := c.Refill; r != nil {
 		switch r.Interval {
 		case "daily":
+			if r.RefillDay != nil {
+				return nil, badField(field+".refill.refillDay", "applies to monthly refills: leave it out of a daily one")
+			}
+			out.Refill = &keyward.CreditRefill{Amount: r.Amount, Interval: keyward.Duration(daily)}
 		case "monthly":
-			return nil, badField(field+".refill.interval", "keyward refills credits every fixed interval, and a month is not one; use daily, or keyward's /v1 credits API for another interval")
+			if r.RefillDay == nil {
+				return nil, badField(field+".refill.refillDay", "is required with interval monthly: the day of the month, 1 to 31 (the month's last day when it has fewer)")
+			}
+			if *r.RefillDay < 1 || *r.RefillDay > keyward.MaxRefillDay {
+				return nil, badField(field+".refill.refillDay", "must be a day of the month, 1 to %d (the month's last day when it has fewer)", keyward.MaxRefillDay)
+			}
+			out.Refill = &keyward.CreditRefill{Amount: r.Amount, Day: *r.RefillDay}
 		default:
-			return nil, badField(field+".refill.interval", "must be daily")
+			return nil, badField(field+".refill.interval", "must be daily or monthly")
 		}
-		if r.RefillDay != nil {
-			return nil, badField(field+".refill.refillDay", "applies to monthly refills, which keyward does not have")
-		}
-		out.Refill = &keyward.CreditRefill{Amount: r.Amount, Interval: keyward.Duration(daily)}
 	}
 	if err := out.Validate(); err != nil {
 		return nil, fieldErr("body."+field, keyward.Errorf(keyward.EINVALID, "%s: %s", field, keyward.ErrorMessage(err)))

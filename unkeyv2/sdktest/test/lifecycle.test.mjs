@@ -136,6 +136,18 @@ test("a limit with autoApply false counts when verifyKey names it", { skip }, as
   assert.equal((await unkey.keys.verifyKey({ key: data.key })).data.code, "VALID");
 });
 
+test("a monthly refill on a refillDay", { skip }, async () => {
+  const { data } = await unkey.keys.createKey({
+    apiId,
+    credits: { remaining: 3, refill: { interval: "monthly", amount: 10, refillDay: 31 } },
+  });
+  const got = (await unkey.keys.getKey({ keyId: data.keyId })).data;
+  assert.deepEqual(got.credits, { remaining: 3, refill: { interval: "monthly", amount: 10, refillDay: 31 } });
+  assert.equal((await unkey.keys.verifyKey({ key: data.key })).data.credits, 2);
+  await unkey.keys.updateCredits({ keyId: data.keyId, operation: "set", value: 7 });
+  assert.equal((await unkey.keys.getKey({ keyId: data.keyId })).data.credits.refill.refillDay, 31);
+});
+
 test("an expired key", { skip }, async () => {
   const expires = Date.now() + 1000;
   const { data } = await unkey.keys.createKey({ apiId, expires });
@@ -170,7 +182,7 @@ test("refusals reach the SDK as its error classes", { skip }, async () => {
     () => unkey.keys.createKey({ apiId, credits: { remaining: 1, refill: { interval: "monthly", amount: 1 } } }),
     errors.BadRequestErrorResponse,
   );
-  assert.equal(err.error.errors[0].location, "body.credits.refill.interval");
+  assert.equal(err.error.errors[0].location, "body.credits.refill.refillDay");
   err = await refused(() => unkey.keys.verifyKey({ key: "x", tags: ["a"] }), errors.BadRequestErrorResponse);
   assert.equal(err.error.errors[0].location, "body.tags");
   const stranger = new Unkey({ rootKey: "kw_root_" + "A".repeat(49), serverURL: kw.url, retryConfig: { strategy: "none" } });
