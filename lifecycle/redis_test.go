@@ -72,3 +72,42 @@ func TestRefillWithRedisLedger(t *testing.T) {
 		t.Fatalf("live credits = %+v, %v; want 6", live, err)
 	}
 }
+
+// TestMonthlyRefillJob: the refill job refills a monthly refill on its
+// day (April's 30th for day 31), once, through the Redis ledger.
+func TestMonthlyRefillJob(t *testing.T) {
+	s := keywardtest.NewSQLiteStore(t)
+	l, err := redisledger.New(keywardtest.NewRedisClient(t, ""), s, redisledger.Options{Prefix: "keyward:test:" + apikey.NewID("p") + ":", FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	t0 := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	c := &clock{t: t0}
+	in := newInstance(t, s, c, lifecycle.Config{Credits: l})
+	acct := keywardtest.NewAccount(t, s, "acme")
+	k := &keywardtest.NewKey(t, s, keywardtest.NewHasher(t), keyward.Key{Role: keyward.RoleAccountAdmin, AccountID: acct.ID,
+		Credits: &keyward.Credits{Remaining: 10, RefilledAt: t0, Refill: &keyward.CreditRefill{Amount: 10, Day: 31}}}).Key
+	ctx := t.Context()
+	if _, ok, err := l.Spend(ctx, k, 7, t0.Add(time.Hour)); err != nil || !ok {
+		t.Fatalf("Spend = %v, %v", ok, err)
+	}
+	run := func(at time.Time, want int) {
+		t.Helper()
+		c.mu.Lock()
+		c.t = at
+		c.mu.Unlock()
+		res, err := in.runner.RunJob(ctx, lifecycle.JobRefill)
+		if err != nil || res.Changes["credits_refilled"] != want {
+			t.Fatalf("refill job at %v = %+v, %v; want %d refills", at, res, err, want)
+		}
+	}
+	run(time.Date(2026, 4, 29, 23, 59, 59, 0, time.UTC), 0)
+	day := time.Date(2026, 4, 30, 0, 0, 0, 0, time.UTC)
+	run(day, 1)
+	got, err := s.Key(ctx, k.ID)
+	if err != nil || got.Credits.Remaining != 10 || !got.Credits.RefilledAt.Equal(day) {
+		t.Fatalf("stored after the refill: %+v, %v; want 10 refilled on April 30th", got.Credits, err)
+	}
+	run(day.Add(time.Hour), 0)
+}
