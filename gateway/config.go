@@ -119,7 +119,8 @@ type Route struct {
 	// the key must hold (keyward.Key.HasRole).
 	RequireRole keyward.Role `yaml:"require_role"`
 	// Limits names the key's rate limits every request of the route
-	// counts against (YAML "limits"); empty: all of the key's limits. A
+	// counts against (YAML "limits"), manual ones included; empty: all of
+	// the key's limits but the manual ones (keyward.RateLimit.Manual). A
 	// name the key does not carry is ignored, so a route naming only
 	// "heavy" is unlimited for keys without a limit of that name.
 	Limits []string `yaml:"limits"`
