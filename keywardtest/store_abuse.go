@@ -29,6 +29,27 @@ func creditKey(remaining, amount int64, interval time.Duration) *keyward.Key {
 }
 
 func testRateLimits(t *testing.T, open func(*testing.T) keyward.Store) {
+	t.Run("manual limits are kept on keys, accounts and meters", func(t *testing.T) {
+		f := newFixture(t, open)
+		limits := []keyward.RateLimit{{Name: "requests", Limit: 10, Window: keyward.Duration(time.Minute)},
+			{Name: "tokens", Limit: 1000, Window: keyward.Duration(time.Hour), Manual: true}}
+		a := &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", RateLimits: limits, CreatedAt: fixedTime, UpdatedAt: fixedTime}
+		must(t, f.s.CreateAccount(f.ctx, keyward.Change{}, a))
+		u := f.user(a.ID, "alice")
+		m := newMeter(keyward.LevelUser, u.ID, a.ID, -1)
+		m.RateLimits = limits
+		must(t, f.s.SetMeter(f.ctx, keyward.Change{}, m))
+		k := NewKey(t, f.s, f.h, keyward.Key{Role: keyward.RoleUser, AccountID: a.ID, UserID: u.ID, RateLimits: limits})
+		byHash, err := f.s.KeyByHash(f.ctx, k.Hash)
+		must(t, err)
+		for _, got := range []*keyward.Key{byHash, f.key(k.ID)} {
+			if !slices.Equal(got.RateLimits, limits) || !slices.Equal(got.AccountRateLimits, limits) ||
+				got.UserMeter == nil || !slices.Equal(got.UserMeter.RateLimits, limits) {
+				t.Fatalf("key read back with limits %+v, account's %+v, user's %+v; want %+v", got.RateLimits, got.AccountRateLimits, got.UserMeter, limits)
+			}
+		}
+	})
+
 	t.Run("keys mirror their account's limits on every read", func(t *testing.T) {
 		f := newFixture(t, open)
 		a := &keyward.Account{ID: apikey.NewID("acc"), Name: "acme", RateLimits: accountLimits,
