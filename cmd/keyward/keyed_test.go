@@ -293,7 +293,7 @@ func TestAuditUpgradeKeysChain(t *testing.T) {
 			b.exec(t, "ALTER TABLE provider_connections DROP COLUMN password_bound")
 			// Schema 15 predates the later migrations too (17: key
 			// environments, 18: named roles, 19: user meta, 20: shared
-			// limits, 21: lookup flags, 22: the portal).
+			// limits, 21: lookup flags, 22: the portal, 23: monthly refills).
 			b.exec(t, "ALTER TABLE keys DROP COLUMN environment")
 			b.exec(t, "DROP TABLE key_roles")
 			b.exec(t, "DROP TABLE roles")
@@ -308,6 +308,8 @@ func TestAuditUpgradeKeysChain(t *testing.T) {
 			if b.name == "postgres" {
 				b.exec(t, "DROP FUNCTION key_roles_flag(), meters_flag()")
 			}
+			// 23: monthly refills (meters went above).
+			b.exec(t, "ALTER TABLE keys DROP COLUMN credits_refill_day")
 			// 22: the portal.
 			b.exec(t, "DROP TABLE portal_sessions")
 			b.exec(t, "DROP TABLE portal_branding")
