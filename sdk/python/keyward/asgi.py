@@ -52,6 +52,36 @@ def request_of(scope: Scope) -> Request:
                    method=scope.get("method") or "GET")
 
 
+def cached_pass(guard: Guard, scope: Scope) -> Optional[Passed]:
+    """``guard.cached`` for a plain ASGI request; None when the request is not plain or not cached (ask ``acheck``).
+
+    Plain: one ``Authorization: Bearer <key>`` or ``X-API-Key`` header with a
+    key that needs no trimming, none of the other headers the guard reads, and
+    every header name lowercase, as ASGI servers give them. One pass over the
+    headers, and no ``Request``: what a cache hit costs a protected request.
+    """
+    names = guard.raw_header_names
+    name = value = None
+    for k, v in scope.get("headers") or ():
+        if k in names:
+            if name is not None or (k != b"authorization" and k != b"x-api-key"):
+                return None
+            name, value = k, v
+        elif not k.islower():
+            return None
+    if value is None:
+        return None
+    if name == b"authorization":
+        if value[:7] != b"Bearer ":
+            return None
+        value = value[7:]
+    key = value.decode("latin-1")
+    if not key or key.strip() != key:
+        return None
+    client = scope.get("client")
+    return guard.cached(key, client[0] if client else None, scope.get("path") or "/")
+
+
 def passed_of(scope: Scope) -> Optional[Passed]:
     """The outcome the middleware left in scope, None when it did not run."""
     state = scope.get("state")
@@ -85,15 +115,17 @@ class KeywardMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        r = request_of(scope)
-        try:
-            passed = await self.guard.acheck(r)
-        except Denial as d:
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-            else:
-                await send_denial(send, d, r.path)
-            return
+        passed = cached_pass(self.guard, scope)
+        if passed is None:
+            r = request_of(scope)
+            try:
+                passed = await self.guard.acheck(r)
+            except Denial as d:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                else:
+                    await send_denial(send, d, r.path)
+                return
         scope.setdefault("state", {})[STATE_KEY] = passed
         extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in passed.headers()]
         if not extra or scope["type"] != "http":

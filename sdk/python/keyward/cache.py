@@ -103,13 +103,19 @@ class Needs:
         return {"query": self.query, "require_role": self.require_role, "environment": self.environment}
 
 
-def _digest(key: str, permissions: Optional[Sequence[str]], limits: Optional[Sequence[str]],
-            cost: Optional[int], ip: Optional[str], needs: "Optional[Needs]" = None) -> bytes:
-    """What decides a verification, hashed: each part length-prefixed so no two requests share a digest."""
+def _tail(permissions: Optional[Sequence[str]], limits: Optional[Sequence[str]], cost: Optional[int],
+          needs: "Optional[Needs]" = None) -> str:
+    """What decides a verification besides the key and the client IP, encoded for ``_digest``.
+
+    A guard asks the same every time: it encodes this once.
+    """
+    return f"{_set_part(permissions)}{_set_part(limits)}{cost or 0}{needs.part if needs is not None else ''}"
+
+
+def _digest(key: str, ip: Optional[str], tail: str) -> bytes:
+    """What decides a verification, hashed: each part length-prefixed or delimited, so no two requests share a digest."""
     ip = ip or ""
-    s = f"{len(key)}:{key}{_set_part(permissions)}{_set_part(limits)}{cost or 0}|{len(ip)}:{ip}"
-    if needs is not None:
-        s += needs.part
+    s = f"{len(key)}:{key}|{len(ip)}:{ip}{tail}"
     try:
         b = s.encode()
     except UnicodeEncodeError:  # lone surrogates: not from HTTP, but still a distinct key
@@ -158,10 +164,25 @@ class _Cache:
         the call's bookkeeping. None for a miss, an expired entry or a metered
         key (whose requests each go to keyward); ``verify_key`` handles those.
         """
-        d = _digest(key, permissions, None, None, ip, needs)
+        d = _digest(key, ip, _tail(permissions, None, None, needs))
         with self._lock:
             hit, res = self._cached(d, self.clock())
         return _for_agent(res, agent) if hit and res is not None else None
+
+    def hit(self, key: str, ip: Optional[str], tail: str) -> Optional[t.VerifyResult]:
+        """``lookup`` for a request without an agent, when it finds a VALID answer; None otherwise.
+
+        ``tail`` is ``_tail(permissions, None, None, needs)``. A guard's
+        shortcut for the common request: it reads without the lock (one dict
+        read, atomic; entries are never changed once stored, and only VALID
+        answers are kept in ``_pos``) and leaves expired entries to ``lookup``,
+        which removes them.
+        """
+        e = self._pos.get(_digest(key, ip, tail))
+        if e is None or e.result is None or self.clock() >= e.expires:
+            return None
+        res = e.result
+        return res if res.identity is None or res.identity.agent is None else _for_agent(res, None)
 
     def _store(self, d: bytes, res: t.VerifyResult, start: float) -> None:
         """Caches res, asked for at start, if its kind is cacheable."""
@@ -252,7 +273,7 @@ class CachedVerifier(_Cache):
                    environment: Optional[str] = None) -> t.VerifyResult:
         """``Client.verify_key`` answered from the cache when it holds an answer; raises ``KeywardError``."""
         needs = Needs(query, require_role, environment)
-        d = _digest(key, permissions, limits, cost, ip, needs)
+        d = _digest(key, ip, _tail(permissions, limits, cost, needs))
         with self._lock:
             hit, res = self._cached(d, self.clock())
             if not hit:
@@ -327,7 +348,7 @@ class AsyncCachedVerifier(_Cache):
                          environment: Optional[str] = None) -> t.VerifyResult:
         """``AsyncClient.verify_key`` answered from the cache when it holds an answer; raises ``KeywardError``."""
         needs = Needs(query, require_role, environment)
-        d = _digest(key, permissions, limits, cost, ip, needs)
+        d = _digest(key, ip, _tail(permissions, limits, cost, needs))
         with self._lock:
             hit, res = self._cached(d, self.clock())
         if hit and res is not None:

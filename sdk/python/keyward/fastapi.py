@@ -19,7 +19,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response
 
 from ._types import Identity, VerifyResult
-from .asgi import STATE_KEY, passed_of, request_of
+from .asgi import STATE_KEY, cached_pass, passed_of, request_of
 from .guard import Denial, Guard, Verifier
 
 __all__ = ["KeywardHTTPException", "current_identity", "current_result", "require", "use_problem_details"]
@@ -50,20 +50,27 @@ def require(*permissions: str, verifier: Verifier = None, **options: Any) -> Cal
     guard = Guard(verifier, permissions=permissions, **options)
 
     async def keyward_identity(request: StarletteRequest, response: Response) -> Identity:
-        r = request_of(request.scope)
-        passed = passed_of(request.scope)
-        try:
-            if passed is not None and passed.identity is not None and not guard.needs.part:
-                # The middleware verified the key; a query, role or
-                # environment of this route is asked of keyward below.
+        scope = request.scope
+        passed = passed_of(scope)
+        if passed is not None and passed.identity is not None and not guard.needs.part:
+            # The middleware verified the key; a query, role or
+            # environment of this route is asked of keyward below.
+            r = request_of(scope)
+            try:
                 guard.authorize(r, passed.identity, permissions)
-                return passed.identity
-            passed = await guard.acheck(r)
-        except Denial as d:
-            raise KeywardHTTPException(d, r.path) from None
+            except Denial as d:
+                raise KeywardHTTPException(d, r.path) from None
+            return passed.identity
+        passed = cached_pass(guard, scope)
+        if passed is None:
+            r = request_of(scope)
+            try:
+                passed = await guard.acheck(r)
+            except Denial as d:
+                raise KeywardHTTPException(d, r.path) from None
         # For current_identity/current_result, and for the next require of
         # this request: it checks this identity instead of asking again.
-        request.scope.setdefault("state", {})[STATE_KEY] = passed
+        scope.setdefault("state", {})[STATE_KEY] = passed
         if passed.result is not None and passed.result.rate_limits:
             for k, v in passed.headers():
                 response.headers[k] = v

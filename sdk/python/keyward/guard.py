@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Iterable, List, Optional, Sequence,
 
 from . import _types as t
 from ._errors import ConfigError, ErrorCode, KeywardError
-from .cache import AsyncCachedVerifier, CachedVerifier, Needs, _Cache
+from .cache import AsyncCachedVerifier, CachedVerifier, Needs, _Cache, _tail
 from .client import AsyncClient, Client
 
 __all__ = ["DEFAULT_CHALLENGE", "Denial", "Guard", "Request"]
@@ -444,6 +444,7 @@ class Guard:
         self.permissions = tuple(permissions)
         #: The query, least role and environment every key must meet too.
         self.needs = Needs(query, require_role, environment)
+        self._tail = _tail(self.permissions or None, None, None, self.needs)
         self.agent_headers = tuple(agent_headers)
         for h in self.agent_headers:
             if not re.fullmatch(r"[A-Za-z0-9_-]+", h):
@@ -458,6 +459,12 @@ class Guard:
         self.trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
         self.challenge = challenge
         self._verifier = verifier
+        #: The lowercase names, as bytes, of every header the guard reads.
+        self.raw_header_names = frozenset(
+            n.lower().encode("latin-1")
+            for n in ("authorization", "x-api-key", HEADER_AGENT, *self.agent_headers)
+            + (("x-forwarded-for",) if self.trusted else ())
+        )
 
     def verifier(self, asynchronous: bool) -> Verifier:
         """The verifier, the environment's default when none was given."""
@@ -467,15 +474,46 @@ class Guard:
         """Whether r may pass without a key."""
         if self.exempt_func is not None and self.exempt_func(r):
             return True
-        if not self.exempt or not _is_clean(r.path):
+        return self._exempt_path(r.path)
+
+    def _exempt_path(self, path: str) -> bool:
+        """Whether path is one of the exempt paths."""
+        if not self.exempt or not _is_clean(path):
             return False
         for e in self.exempt:
             if e.endswith("*"):
-                if r.path.startswith(e[:-1]):
+                if path.startswith(e[:-1]):
                     return True
-            elif r.path == e:
+            elif path == e:
                 return True
         return False
+
+    def cached(self, key: str, peer: Optional[str], path: str, asynchronous: bool = True) -> Optional[Passed]:
+        """What ``acheck`` (``check`` when not ``asynchronous``) decides, for a request that sends only
+        ``key``, no agent and no ``X-Forwarded-For``, when the verifier's cache holds a VALID answer for it.
+
+        The shortcut of the common request: no ``Request`` is built and no
+        header read twice. None when it cannot answer (a miss, an exempt path
+        or ``exempt_func``, the environment not the one required): the caller
+        then asks ``acheck``, which decides everything else (no verifier
+        configured included).
+        """
+        if self.exempt_func is not None or (self.exempt and self._exempt_path(path)):
+            return None
+        v = self._verifier
+        if v is None:
+            v = _defaults.get(asynchronous)
+            if v is None:
+                return None  # acheck makes the default verifier, or refuses with 503 when it cannot
+        if not isinstance(v, _Cache):
+            return None
+        res = v.hit(key, _peer_ip(peer) if peer else None, self._tail)
+        if res is None or (self.needs.environment is not None and res.environment != self.needs.environment):
+            return None
+        ident = res.identity
+        if ident is None or not ident.key_id:
+            ident = identity_of(res, None)
+        return Passed(ident, res)
 
     def _prepare(self, r: Request) -> Tuple[str, Optional[str], Optional[str]]:
         """The key, agent and client IP of r; raises ``Denial``."""

@@ -258,6 +258,84 @@ def test_require_behind_the_middleware_makes_no_second_call(tenant) -> None:
     assert tc.get("/open", headers=bearer(k.key)).json() == {"key_id": k.id} and calls == 3
 
 
+def asgi_get(app, headers: list, path: str = "/notes") -> tuple:  # type: ignore[no-untyped-def]
+    """One GET through app with these raw ASGI headers (names as given: TestClient lowercases them)."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80)}
+    out: dict = {"body": b""}
+
+    async def receive():  # type: ignore[no-untyped-def]
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(m):  # type: ignore[no-untyped-def]
+        if m["type"] == "http.response.start":
+            out["status"] = m["status"]
+        else:
+            out["body"] += m.get("body", b"")
+
+    asyncio.run(app(scope, receive, send))
+    return out["status"], out["body"]
+
+
+def test_cache_hits_decide_as_the_whole_check(tenant) -> None:
+    # A plain request (one well-formed credential header, none of the other
+    # headers a guard reads) answered from the cache takes a shortcut
+    # (keyward.asgi.cached_pass); every other request the whole check. Both
+    # must decide alike, and the shortcut must never skip a header.
+    import json
+
+    k, other = tenant.user_key("notes:read"), tenant.user_key("notes:read")
+    calls = 0
+    client = tenant.async_client()
+    real = client.sync._send
+
+    def send(*a, **kw):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return real(*a, **kw)
+
+    client.sync._send = send  # type: ignore[method-assign]
+    v = keyward.AsyncCachedVerifier(client)
+    app = fastapi_app(v)
+    key = k.key.encode()
+
+    def get(*headers: tuple, path: str = "/notes"):  # type: ignore[no-untyped-def]
+        status, body = asgi_get(app, [(b"host", b"svc"), *headers], path)
+        return status, json.loads(body)
+
+    want = {"key_id": k.id, "account": tenant.account.id, "user": tenant.user.id, "agent": None}
+    assert get((b"authorization", b"Bearer " + key)) == (200, want) and calls == 1
+    assert get((b"authorization", b"Bearer " + key)) == (200, want) and calls == 1, "a cache hit"
+    assert get((b"x-api-key", key)) == (200, want) and calls == 1
+    # Not plain: the whole check reads them, from the same cache.
+    assert get((b"authorization", b"bearer " + key)) == (200, want)
+    assert get((b"authorization", b"Bearer  " + key + b" ")) == (200, want)
+    assert get((b"Authorization", b"Bearer " + key)) == (200, want), "a server that keeps the header's case"
+    assert get((b"authorization", b"Bearer " + key), (b"x-api-key", key)) == (200, want)
+    assert get((b"authorization", b"Bearer " + key), (b"X-Keyward-Agent", b"cli")) == (200, dict(want, agent="cli"))
+    assert get((b"authorization", b"Bearer " + key), (b"x-keyward-agent", b"cli")) == (200, dict(want, agent="cli"))
+    assert calls == 1
+    status, body = get((b"authorization", b"Bearer " + key), (b"authorization", b"Bearer " + key))
+    assert status == 401 and body["detail"] == "Authorization and X-API-Key carry different keys: send one"
+    status, body = get((b"authorization", b"Bearer " + key), (b"x-api-key", other.key.encode()))
+    assert status == 401 and body["detail"] == "Authorization and X-API-Key carry different keys: send one"
+    status, body = get((b"authorization", b"Bearer " + key), (b"X-Keyward-Agent", b"bad\x01agent"))
+    assert status == 400 and body["detail"] == "X-Keyward-Agent must be printable text of at most 200 bytes"
+    # An answer cached for a request with an agent serves one without: no agent.
+    assert get((b"authorization", b"Bearer " + other.key.encode()), (b"x-keyward-agent", b"cli"))[1]["agent"] == "cli"
+    assert get((b"authorization", b"Bearer " + other.key.encode()))[1] == dict(want, key_id=other.id)
+    assert calls == 2
+
+    # The middleware takes the shortcut too (it asks for no permission: an
+    # answer of its own), and an exempt path stays exempt with a cached key.
+    mw = starlette_app(v, exempt=["/open"])
+    passed = (200, b'{"key_id":"%s","agent":null}' % k.id.encode())
+    assert asgi_get(mw, [(b"authorization", b"Bearer " + key)], "/x") == passed and calls == 3
+    assert asgi_get(mw, [(b"authorization", b"Bearer " + key)], "/x") == passed and calls == 3
+    assert asgi_get(mw, [(b"authorization", b"Bearer " + key)], "/open") == (200, b'{"key_id":null,"agent":null}')
+
+
 def test_trusted_proxies(tenant) -> None:
     k = tenant.user_key(ip_allow=["203.0.113.0/24"])
 
