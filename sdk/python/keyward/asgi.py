@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable, List, MutableMapping, Optional
 
 from .guard import Denial, Guard, Passed, Request, Verifier
 
-__all__ = ["KeywardMiddleware", "STATE_KEY", "passed_of"]
+__all__ = ["KeywardMiddleware", "STATE_KEY", "cached_pass", "passed_of"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
