@@ -488,9 +488,9 @@ class Guard:
                 return True
         return False
 
-    def cached(self, key: str, peer: Optional[str], path: str, asynchronous: bool = True) -> Optional[Passed]:
-        """What ``acheck`` (``check`` when not ``asynchronous``) decides, for a request that sends only
-        ``key``, no agent and no ``X-Forwarded-For``, when the verifier's cache holds a VALID answer for it.
+    def cached(self, key: str, peer: Optional[str], path: str) -> Optional[Passed]:
+        """What ``acheck`` decides for a request from peer that sends ``key`` and no agent nor
+        ``X-Forwarded-For``, when the verifier's cache holds a VALID answer for it.
 
         The shortcut of the common request: no ``Request`` is built and no
         header read twice. None when it cannot answer (a miss, an exempt path
@@ -502,7 +502,7 @@ class Guard:
             return None
         v = self._verifier
         if v is None:
-            v = _defaults.get(asynchronous)
+            v = _defaults.get(True)
             if v is None:
                 return None  # acheck makes the default verifier, or refuses with 503 when it cannot
         if not isinstance(v, _Cache):
