@@ -151,6 +151,9 @@ class RateLimitStatus:
     #: The limit's level (``key``, ``user`` or ``account``), when the key's
     #: user or account has shared limits.
     level: Optional[str] = None
+    #: Whether the limit is manual: counted only because the verification
+    #: named it (``manual_limits``).
+    manual: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,14 +203,19 @@ class RateLimit:
     name: str
     limit: int
     window: str
+    #: A manual limit counts only when a verification names it.
+    manual: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class CreditRefill:
-    """Credits are raised to ``amount`` every ``interval`` (a Go duration)."""
+    """Credits are raised to ``amount`` every ``interval`` (a Go duration), or
+    monthly on ``day`` (1 to 31, midnight UTC; the month's last day when it
+    is shorter)."""
 
     amount: int
-    interval: str
+    interval: Optional[str] = None
+    day: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)

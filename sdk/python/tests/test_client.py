@@ -118,6 +118,17 @@ def test_credits(tenant) -> None:
     root.delete_credits(k.id)
     with pytest.raises(KeywardError):
         root.get_credits(k.id)
+    monthly = root.set_credits(k.id, remaining=7, refill=keyward.CreditRefill(amount=10, day=31))
+    assert monthly.refill == keyward.CreditRefill(amount=10, day=31) and monthly.refill.interval is None
+
+
+def test_manual_rate_limits(tenant) -> None:
+    k = tenant.user_key(rate_limits=[keyward.RateLimit(name="always", limit=100, window="1m"),
+                                     keyward.RateLimit(name="on-demand", limit=1, window="1m", manual=True)])
+    assert [rl.manual for rl in tenant.root.get_key(k.id).rate_limits] == [False, True]
+    r = tenant.client().verify_key(k.key)
+    assert r.valid and [(s.name, s.manual) for s in r.rate_limits] == [("always", False)], \
+        "a manual limit counts only when the verification names it"
 
 
 def test_verify_and_whoami(tenant) -> None:
