@@ -20,8 +20,8 @@ func positiveInt(v, what string) (int64, error) {
 }
 
 // creditsForm reads credits from a form: "remaining" (0 or more) and,
-// optionally, a refill of "refill_amount" every "refill_interval". The
-// service checks the bounds.
+// optionally, a refill of "refill_amount" every "refill_interval" (a
+// duration, or monthly:DAY). The service checks the bounds.
 func creditsForm(r *http.Request) (*keyward.Credits, error) {
 	n, err := strconv.ParseInt(strings.TrimSpace(r.PostFormValue("remaining")), 10, 64)
 	if err != nil || n < 0 {
@@ -36,11 +36,18 @@ func creditsForm(r *http.Request) (*keyward.Credits, error) {
 	if err != nil {
 		return nil, err
 	}
+	cr.Refill = &keyward.CreditRefill{Amount: a}
+	if day, monthly := strings.CutPrefix(interval, "monthly:"); monthly {
+		if cr.Refill.Day, err = strconv.Atoi(day); err != nil {
+			return nil, keyward.Errorf(keyward.EINVALID, "a monthly refill is monthly:DAY, the day of the month from 1 to 31, such as monthly:15")
+		}
+		return cr, nil
+	}
 	d, err := time.ParseDuration(interval)
 	if err != nil {
-		return nil, keyward.Errorf(keyward.EINVALID, "the refill interval must be a duration such as 24h or 720h")
+		return nil, keyward.Errorf(keyward.EINVALID, "the refill interval must be a duration such as 24h or 720h, or monthly:DAY such as monthly:15")
 	}
-	cr.Refill = &keyward.CreditRefill{Amount: a, Interval: keyward.Duration(d)}
+	cr.Refill.Interval = keyward.Duration(d)
 	return cr, nil
 }
 

@@ -34,7 +34,8 @@ func TestCreditsAndSharedLimits(t *testing.T) {
 	if err != nil || cr.Remaining != 125 || cr.Refill == nil || cr.Refill.Amount != 50 || time.Duration(cr.Refill.Interval) != 24*time.Hour {
 		t.Fatalf("credits after set and top-up: %+v, %v", cr, err)
 	}
-	for _, bad := range []url.Values{{"remaining": {"-1"}}, {"remaining": {"10"}, "refill_amount": {"5"}, "refill_interval": {"soon"}}} {
+	for _, bad := range []url.Values{{"remaining": {"-1"}}, {"remaining": {"10"}, "refill_amount": {"5"}, "refill_interval": {"soon"}},
+		{"remaining": {"10"}, "refill_amount": {"5"}, "refill_interval": {"monthly:x"}}, {"remaining": {"10"}, "refill_amount": {"5"}, "refill_interval": {"monthly:32"}}} {
 		if p := root.post(keyPath+"/credits", bad); p.status != http.StatusBadRequest {
 			t.Errorf("credits %v: %d, want 400", bad, p.status)
 		}
@@ -52,6 +53,16 @@ func TestCreditsAndSharedLimits(t *testing.T) {
 	}
 	if p := admin.post(keyPath+"/top-up", url.Values{"amount": {"1000"}}); p.status != http.StatusForbidden {
 		t.Errorf("admin tops up credits: %d, want 403", p.status)
+	}
+	// A monthly refill is set as monthly:DAY and shown as such.
+	if p := root.post(keyPath+"/credits", url.Values{"remaining": {"100"}, "refill_amount": {"50"}, "refill_interval": {"monthly:15"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("set monthly credits: %d %.300s", p.status, p.body)
+	}
+	if cr, err := e.svc.Keys.Credits(e.rootCtx(), keyB.ID); err != nil || cr.Refill == nil || cr.Refill.Day != 15 || cr.Refill.Interval != 0 {
+		t.Fatalf("credits after a monthly refill was set: %+v, %v", cr, err)
+	}
+	if p := admin.get(keyPath); !strings.Contains(p.body, "100 left, 50 added on day 15 of every month") {
+		t.Error("the key page does not show the monthly refill")
 	}
 	if p := root.post(keyPath+"/remove-credits", nil); p.status != http.StatusSeeOther {
 		t.Fatalf("remove credits: %d", p.status)
