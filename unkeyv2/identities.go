@@ -147,21 +147,15 @@ func (s *Server) getIdentity(ctx context.Context, r *http.Request, in *identityR
 	return s.identityAnswer(ctx, account, u)
 }
 
-type listIdentitiesRequest struct {
-	Limit  *int   `json:"limit"`
-	Cursor string `json:"cursor"`
-	Search string `json:"search"`
-}
-
 // listIdentities lists the account's users with an external id. A page
 // may hold fewer than limit identities while more follow: users made for
 // a key alone are in the pages, not in the answer.
 func (s *Server) listIdentities(ctx context.Context, r *http.Request, body []byte) (any, *pagination, error) {
-	var in listIdentitiesRequest
+	var in pageRequest
 	if err := decode(body, &in); err != nil {
 		return nil, nil, err
 	}
-	page, err := pageOf(in.Limit, in.Cursor, in.Search)
+	page, err := in.page()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -187,18 +181,26 @@ func (s *Server) listIdentities(ctx context.Context, r *http.Request, body []byt
 	return out, &pagination{Cursor: list.Next, HasMore: list.Next != ""}, nil
 }
 
-// pageOf returns the page a list operation asks for; search is refused,
+// pageRequest is the body of the list operations of identities and
+// roles.
+type pageRequest struct {
+	Limit  *int   `json:"limit"`
+	Cursor string `json:"cursor"`
+	Search string `json:"search"`
+}
+
+// page returns the page the request asks for; search is refused,
 // keyward's lists have no search.
-func pageOf(limit *int, cursor, search string) (keyward.Page, error) {
-	if search != "" {
+func (r *pageRequest) page() (keyward.Page, error) {
+	if r.Search != "" {
 		return keyward.Page{}, badField("search", "keyward's lists have no search: leave it out and filter the pages")
 	}
-	page := keyward.Page{After: cursor, Limit: maxListLimit}
-	if limit != nil {
-		if *limit < 1 || *limit > maxListLimit {
+	page := keyward.Page{After: r.Cursor, Limit: maxListLimit}
+	if r.Limit != nil {
+		if *r.Limit < 1 || *r.Limit > maxListLimit {
 			return keyward.Page{}, badField("limit", "must be between 1 and %d", maxListLimit)
 		}
-		page.Limit = *limit
+		page.Limit = *r.Limit
 	}
 	return page, nil
 }

@@ -82,18 +82,12 @@ func (s *Server) getRole(ctx context.Context, r *http.Request, in *roleRequest) 
 	return roleAnswerOf(role), nil
 }
 
-type listRolesRequest struct {
-	Limit  *int   `json:"limit"`
-	Cursor string `json:"cursor"`
-	Search string `json:"search"`
-}
-
 func (s *Server) listRoles(ctx context.Context, r *http.Request, body []byte) (any, *pagination, error) {
-	var in listRolesRequest
+	var in pageRequest
 	if err := decode(body, &in); err != nil {
 		return nil, nil, err
 	}
-	page, err := pageOf(in.Limit, in.Cursor, in.Search)
+	page, err := in.page()
 	if err != nil {
 		return nil, nil, err
 	}
