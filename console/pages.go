@@ -39,7 +39,7 @@ var funcs = template.FuncMap{
 func parsePages() map[string]*template.Template {
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/limits.html", "templates/"+name+".html"))
+		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/limits.html", "templates/usage_totals.html", "templates/"+name+".html"))
 	}
 	return pages
 }

@@ -94,7 +94,7 @@ func NewPortal(cfg PortalConfig) *Portal {
 	}
 	p.log = p.log.With("component", "portal")
 	for _, name := range portalPages {
-		p.pages[name] = template.Must(template.New("portal_layout.html").Funcs(funcs).ParseFS(templateFS, "templates/portal_layout.html", "templates/"+name+".html"))
+		p.pages[name] = template.Must(template.New("portal_layout.html").Funcs(funcs).ParseFS(templateFS, "templates/portal_layout.html", "templates/usage_totals.html", "templates/"+name+".html"))
 	}
 	static, _ := fs.Sub(staticFS, "static")
 	p.mux.Handle("GET "+PortalPath+"/static/", http.StripPrefix(PortalPath+"/static/", http.FileServerFS(static)))
