@@ -36,8 +36,10 @@ out[1] = all
 for i = 1, #KEYS do
   local b = 2 + 4 * (i - 1)
   if all == 1 then
-    -- %d: a number argument would be formatted with %.17g.
-    local ttl = math.max(1, math.ceil((nexts[i] - now) / 1000))
+    -- %d: a number argument would be formatted with %.17g. The TTL is
+    -- the time until the bucket is full again by the caller's clock, plus
+    -- a margin (see the package doc, Keys).
+    local ttl = math.max(1, math.ceil((nexts[i] - now) / 1000)) + 5000
     redis.call('SET', KEYS[i], string.format('%d', nexts[i]), 'PX', ttl)
   elseif out[b] == 1 then
     -- This limit admits but another denies: nothing is consumed, so

@@ -4,8 +4,12 @@
 //
 // Keys. A bucket lives at <prefix>{<key>}:<limit name> and holds its
 // theoretical arrival time in Unix microseconds, with a TTL of the time
-// until it is full again (a full bucket holds no information, so expiry loses
-// nothing). The braces are a Cluster hash tag: all the buckets of one key sit
+// until it is full again plus 5 seconds (a full bucket holds no
+// information, so expiry loses nothing, and keeping it longer changes no
+// decision). The TTL runs on Redis's clock, the time until full on the
+// caller's: the margin keeps a bucket from expiring before it is full on
+// the clock of an instance that lags the writer's, or while a caller with
+// an injected clock, such as a test's, stalls. The braces are a Cluster hash tag: all the buckets of one key sit
 // in one slot, which is what lets AllowAll decide several limits in one
 // script, all or nothing, on a Cluster too. The buckets of AllowLevels (a
 // key's, its user's and its account's limits decided together) live at
