@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/keyward/keyward"
@@ -104,5 +105,18 @@ func TestIDsLiveInTheEntry(t *testing.T) {
 	}
 	if inEntry(id) || inEntry(account) {
 		t.Error("a signal's id is a view into the entry: abuse detection would keep the entry alive")
+	}
+
+	// The key of a limited key's rate-limit buckets, which the limiter
+	// keeps, is a copy too; a meter's id is the meter's own string.
+	k.RateLimits = []keyward.RateLimit{{Name: "m", Limit: 1, Window: keyward.Duration(time.Minute)}}
+	limited := e.newEntry(k, keyward.KeyHash{2}, 0)
+	start = uintptr(unsafe.Pointer(limited))
+	if b := limited.meter(); b != k.ID || inEntry(b) {
+		t.Errorf("the buckets' key of a limited key is %q (a view into the entry: %v); want a copy of %q", b, inEntry(b), k.ID)
+	}
+	k.MeterID = "key_00"
+	if b := e.newEntry(k, keyward.KeyHash{3}, 0).meter(); b != "key_00" {
+		t.Errorf("the buckets' key of a key with a meter is %q, want key_00", b)
 	}
 }

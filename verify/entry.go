@@ -217,7 +217,11 @@ type extra struct {
 	rateLimits        []keyward.RateLimit
 	accountRateLimits []keyward.RateLimit
 	meterID           string
-	credits           *keyward.Credits
+	// bucket is a copy of the key's id for a key with rate limits and no
+	// meter: the key of its buckets, which the limiter keeps (a view into
+	// idBuf would keep the whole entry alive as long as its buckets).
+	bucket  string
+	credits *keyward.Credits
 	// userMeter and accountMeter are the shared limits and credits of the
 	// key's user and account; nil when they have none.
 	userMeter, accountMeter *keyward.Meter
@@ -309,6 +313,9 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		x.under = &h
 	}
 	en.setIDs(&x, [4]string{k.ID, k.AccountID, k.UserID, k.Name})
+	if x.meterID == "" && (x.rateLimits != nil || x.accountRateLimits != nil) {
+		x.bucket = strings.Clone(k.ID)
+	}
 	if env := keyward.EnvironmentOf(k.Environment); env != keyward.DefaultEnvironment {
 		x.environment = env
 	}
@@ -438,10 +445,15 @@ func (en *entry) environment() string {
 	return keyward.DefaultEnvironment
 }
 
-// meter is keyward.Key.Meter.
+// meter is keyward.Key.Meter: the key of the key's rate-limit buckets.
 func (en *entry) meter() string {
-	if en.extra != nil && en.extra.meterID != "" {
-		return en.extra.meterID
+	if x := en.extra; x != nil {
+		if x.meterID != "" {
+			return x.meterID
+		}
+		if x.bucket != "" {
+			return x.bucket
+		}
 	}
 	return en.keyID()
 }

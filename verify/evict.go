@@ -100,7 +100,7 @@ var entryOverhead = int64(roundAlloc(int(unsafe.Sizeof(entry{})))) + 24 + 16 + 1
 func entryBytes(en *entry) int64 {
 	n := entryOverhead
 	if x := en.extra; x != nil {
-		n += int64(roundAlloc(int(unsafe.Sizeof(*x))) + roundAlloc(len(x.meta)) + roundAlloc(len(x.meterID)) + roundAlloc(len(x.environment)) +
+		n += int64(roundAlloc(int(unsafe.Sizeof(*x))) + roundAlloc(len(x.meta)) + roundAlloc(len(x.meterID)) + roundAlloc(len(x.bucket)) + roundAlloc(len(x.environment)) +
 			roundAlloc(len(x.ipAllow)*int(unsafe.Sizeof(netip.Prefix{}))))
 		for _, l := range [...][]keyward.RateLimit{x.rateLimits, x.accountRateLimits} {
 			n += int64(roundAlloc(len(l) * int(unsafe.Sizeof(keyward.RateLimit{}))))
