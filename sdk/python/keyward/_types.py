@@ -242,6 +242,43 @@ class Meter:
 
 
 @dataclasses.dataclass(frozen=True)
+class PortalLink:
+    """A new end-user portal session with its single-use link, shown once.
+
+    Send the customer's browser to ``url`` before ``link_expires_at``.
+    """
+
+    id: str
+    account_id: str
+    user_id: str
+    external_id: str
+    return_url: str
+    #: How long the session lasts once the link is used (a Go duration).
+    session_ttl: str
+    #: The key that created the session.
+    created_by: str
+    created_at: _dt.datetime
+    link_expires_at: _dt.datetime
+    url: str
+    permissions: Tuple[str, ...] = ()
+    environments: Tuple[str, ...] = ()
+    started_at: Optional[_dt.datetime] = None
+    expires_at: Optional[_dt.datetime] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PortalBranding:
+    """How an account's portal pages look: colours are ``#rrggbb``; empty means the default."""
+
+    account_id: str
+    title: str = ""
+    accent_color: str = ""
+    background_color: str = ""
+    text_color: str = ""
+    updated_at: Optional[_dt.datetime] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class AccountPolicy:
     """What an account's keys may do beyond their role."""
 

@@ -492,6 +492,37 @@ class Client:
     def delete_user_limits(self, account_id: str, user_id: str) -> None:
         """Removes a user's shared rate limits and credits (root only)."""
 
+    # End-user portal -------------------------------------------------------
+
+    @_route("createPortalSession")
+    def create_portal_session(
+        self,
+        *,
+        external_id: str,
+        return_url: str,
+        account_id: Optional[str] = None,
+        permissions: Optional[Sequence[str]] = None,
+        environments: Optional[Sequence[str]] = None,
+        link_ttl: Optional[str] = None,
+        session_ttl: Optional[str] = None,
+    ) -> t.PortalLink:
+        """Creates an end-user portal session for the user with ``external_id`` and returns its
+        single-use link, to send the customer's browser to (the link is shown once).
+
+        The caller must hold every permission it grants; root must name ``account_id``.
+        ``link_ttl`` and ``session_ttl`` are Go durations (``5m``, ``1h``).
+        """
+
+    @_route("getPortalBranding", account_id="id")
+    def get_portal_branding(self, account_id: str) -> t.PortalBranding:
+        """Returns how an account's portal pages look."""
+
+    @_route("setPortalBranding", account_id="id")
+    def set_portal_branding(
+        self, account_id: str, *, title: str = "", accent_color: str = "", background_color: str = "", text_color: str = ""
+    ) -> t.PortalBranding:
+        """Replaces an account's portal branding; colours are ``#rrggbb``, empty means the default."""
+
 
 def _in_thread(f: Callable[Concatenate[Client, P], R]) -> Callable[Concatenate[AsyncClient, P], Awaitable[R]]:
     """The method f of Client as a coroutine method of AsyncClient, run in a worker thread."""
@@ -566,3 +597,6 @@ class AsyncClient:
     get_user_limits = _in_thread(Client.get_user_limits)
     set_user_limits = _in_thread(Client.set_user_limits)
     delete_user_limits = _in_thread(Client.delete_user_limits)
+    create_portal_session = _in_thread(Client.create_portal_session)
+    get_portal_branding = _in_thread(Client.get_portal_branding)
+    set_portal_branding = _in_thread(Client.set_portal_branding)

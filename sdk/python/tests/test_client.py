@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import http.cookiejar
 import http.server
 import threading
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -316,3 +319,32 @@ def test_shared_limits(tenant) -> None:
         tenant.client().set_account_limits(a.id, credits=keyward.Credits(remaining=5))
     assert e.value.code == ErrorCode.FORBIDDEN
     root.delete_account_limits(a.id)
+
+
+def test_portal(tenant) -> None:
+    root = tenant.root
+    link = root.create_portal_session(account_id=tenant.account.id, external_id="u-1", return_url="https://shop.example/",
+                                      permissions=["notes:read"], link_ttl="2m")
+    assert isinstance(link, keyward.PortalLink) and link.user_id == tenant.user.id and link.permissions == ("notes:read",)
+    assert link.url.startswith(tenant.server.url + "/portal/link/") and link.started_at is None
+    assert (link.link_expires_at - link.created_at).total_seconds() == 120
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with browser.open(link.url) as r:
+        assert r.status == 200 and r.url.endswith("/portal/keys"), "the link starts a session and leaves the address bar"
+    with pytest.raises(urllib.error.HTTPError) as used:
+        browser.open(link.url)
+    assert used.value.code == 404, "a link works once"
+    with pytest.raises(KeywardError) as e:
+        root.create_portal_session(account_id=tenant.account.id, external_id="u-1", return_url="javascript:alert(1)")
+    assert e.value.code == ErrorCode.INVALID
+    with pytest.raises(KeywardError) as e:
+        tenant.client().create_portal_session(external_id="u-1", return_url="https://shop.example/", permissions=["billing:read"])
+    assert e.value.code == ErrorCode.FORBIDDEN, "nobody grants what it does not hold"
+
+    async_root = keyward.AsyncClient(tenant.server.url, tenant.server.root_key, environ={})
+    b = asyncio.run(async_root.set_portal_branding(tenant.account.id, title="Acme keys", accent_color="#112233"))
+    assert b == keyward.PortalBranding(account_id=tenant.account.id, title="Acme keys", accent_color="#112233", updated_at=b.updated_at)
+    with pytest.raises(KeywardError) as e:
+        root.set_portal_branding(tenant.account.id, accent_color="red;}body{")
+    assert e.value.code == ErrorCode.INVALID
+    assert root.get_portal_branding(tenant.account.id).accent_color == "#112233"
