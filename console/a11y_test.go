@@ -96,19 +96,7 @@ func TestBrowserPhoneAndKeyboard(t *testing.T) {
 		chromedp.KeyEvent("\r"),
 		chromedp.WaitVisible(chromedp.CSS(`a[href="/console/keys/new"]`)),
 	)
-	focused := func() string {
-		return read(t, tab, "reading the focus", chromedp.Evaluate[string](`(function(){var a=document.activeElement;return a.tagName+" "+(a.getAttribute("href")||a.id||a.textContent.trim())})()`))
-	}
-	run(t, tab, "first Tab", chromedp.KeyEvent("\t"))
-	if f := focused(); f != "A #main" {
-		t.Errorf("first Tab focuses %q, want the skip link", f)
-	}
-	var seen []string
-	for range 12 {
-		run(t, tab, "Tab", chromedp.KeyEvent("\t"))
-		seen = append(seen, focused())
-	}
-	order := strings.Join(seen, " | ")
+	order := tabOrder(t, tab, 12)
 	for _, want := range []string{"A /console/keys", "A /console/accounts", "BUTTON Sign out", "A /console/keys/new", "INPUT q", "SELECT status"} {
 		if !strings.Contains(order, want) {
 			t.Errorf("Tab never reaches %q; order: %s", want, order)

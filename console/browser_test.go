@@ -246,3 +246,23 @@ func TestBrowserAccountAdminIsConfined(t *testing.T) {
 		t.Errorf("own account h1 = %q", h)
 	}
 }
+
+// tabOrder presses Tab on tab's page: the first press must focus the skip
+// link; it returns what each of the next n presses focuses ("A /href",
+// "BUTTON text", "INPUT id"), joined by " | ".
+func tabOrder(t *testing.T, tab context.Context, n int) string {
+	t.Helper()
+	focused := func() string {
+		return read(t, tab, "reading the focus", chromedp.Evaluate[string](`(function(){var a=document.activeElement;return a.tagName+" "+(a.getAttribute("href")||a.id||a.textContent.trim())})()`))
+	}
+	run(t, tab, "first Tab", chromedp.KeyEvent("\t"))
+	if f := focused(); f != "A #main" {
+		t.Errorf("first Tab focuses %q, want the skip link", f)
+	}
+	var seen []string
+	for range n {
+		run(t, tab, "Tab", chromedp.KeyEvent("\t"))
+		seen = append(seen, focused())
+	}
+	return strings.Join(seen, " | ")
+}

@@ -120,19 +120,7 @@ func TestBrowserPortalPhoneAndKeyboard(t *testing.T) {
 		chromedp.Navigate(e.ts.URL+e.portalLink(w)),
 		chromedp.WaitVisible(chromedp.CSS(`form[action="/portal/keys"]`)),
 	)
-	focused := func() string {
-		return read(t, tab, "reading the focus", chromedp.Evaluate[string](`(function(){var a=document.activeElement;return a.tagName+" "+(a.getAttribute("href")||a.id||a.textContent.trim())})()`))
-	}
-	run(t, tab, "first Tab", chromedp.KeyEvent("\t"))
-	if f := focused(); f != "A #main" {
-		t.Errorf("first Tab focuses %q, want the skip link", f)
-	}
-	var seen []string
-	for range 14 {
-		run(t, tab, "Tab", chromedp.KeyEvent("\t"))
-		seen = append(seen, focused())
-	}
-	order := strings.Join(seen, " | ")
+	order := tabOrder(t, tab, 14)
 	for _, want := range []string{"A /portal/keys", "A /portal/usage", "BUTTON Sign out", "BUTTON Rotate", "BUTTON Revoke", "INPUT name", "SELECT environment"} {
 		if !strings.Contains(order, want) {
 			t.Errorf("Tab never reaches %q; order: %s", want, order)

@@ -151,15 +151,7 @@ func (s *Server) getIdentity(ctx context.Context, r *http.Request, in *identityR
 // may hold fewer than limit identities while more follow: users made for
 // a key alone are in the pages, not in the answer.
 func (s *Server) listIdentities(ctx context.Context, r *http.Request, body []byte) (any, *pagination, error) {
-	var in pageRequest
-	if err := decode(body, &in); err != nil {
-		return nil, nil, err
-	}
-	page, err := in.page()
-	if err != nil {
-		return nil, nil, err
-	}
-	account, err := s.workspace(ctx, r)
+	account, page, err := s.listedPage(ctx, r, body)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -179,6 +171,21 @@ func (s *Server) listIdentities(ctx context.Context, r *http.Request, body []byt
 		out = append(out, d)
 	}
 	return out, &pagination{Cursor: list.Next, HasMore: list.Next != ""}, nil
+}
+
+// listedPage reads the body of a list operation of identities or roles:
+// the account it lists in (workspace) and the page it asks for.
+func (s *Server) listedPage(ctx context.Context, r *http.Request, body []byte) (string, keyward.Page, error) {
+	var in pageRequest
+	if err := decode(body, &in); err != nil {
+		return "", keyward.Page{}, err
+	}
+	page, err := in.page()
+	if err != nil {
+		return "", keyward.Page{}, err
+	}
+	account, err := s.workspace(ctx, r)
+	return account, page, err
 }
 
 // pageRequest is the body of the list operations of identities and

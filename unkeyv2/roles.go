@@ -83,15 +83,7 @@ func (s *Server) getRole(ctx context.Context, r *http.Request, in *roleRequest) 
 }
 
 func (s *Server) listRoles(ctx context.Context, r *http.Request, body []byte) (any, *pagination, error) {
-	var in pageRequest
-	if err := decode(body, &in); err != nil {
-		return nil, nil, err
-	}
-	page, err := in.page()
-	if err != nil {
-		return nil, nil, err
-	}
-	account, err := s.workspace(ctx, r)
+	account, page, err := s.listedPage(ctx, r, body)
 	if err != nil {
 		return nil, nil, err
 	}
