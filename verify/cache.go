@@ -87,19 +87,20 @@ func (c *cache) init(maxBytes int64) {
 
 func (c *cache) shard(h keyward.KeyHash) *shard { return &c.shards[h[0]] }
 
-// A positive entry is found by 200 of its hash's 256 bits: the shard by the
+// A positive entry is found by 136 of its hash's 256 bits: the shard by the
 // first byte, the slot in the shard's map by bytes 8 to 16 (slotOf) and
-// the entry's tag by bytes 16 to 32 (tagOf). A 64-bit map key and an
-// 8-byte queue item cost far less than the whole hash in each; the hashes
-// are HMACs under a secret pepper, so two keys that agree on those 200
-// bits are as unlikely as two equal hashes, and nobody can make them.
-// Two keys that share a slot but not a tag do not share an entry: the one
+// the entry's tag by bytes 16 to 24 (tagOf). A 64-bit map key, an 8-byte
+// tag and an 8-byte queue item cost far less than the whole hash in each;
+// the hashes are HMACs under a secret pepper, so two keys that agree on
+// those 136 bits are as unlikely as two equal hashes (one guess in 2^136,
+// over 2^110 at 10 million cached keys), and nobody can make them. Two
+// keys that share a slot but not a tag do not share an entry: the one
 // cached last takes the slot.
-type tag [16]byte
+type tag [8]byte
 
 func slotOf(h keyward.KeyHash) uint64 { return binary.LittleEndian.Uint64(h[8:16]) }
 
-func tagOf(h keyward.KeyHash) tag { return tag(h[16:32]) }
+func tagOf(h keyward.KeyHash) tag { return tag(h[16:24]) }
 
 // get returns the entry of h in s, whose lock is held (for reading or
 // writing), or nil.

@@ -28,7 +28,9 @@ import (
 // objects start at a multiple of 192 in their span, so its first 64 bytes
 // are one CPU cache line. A cache hit reads that line and nothing else of
 // the entry: the tag it is found by, expiry, last use, status, the use
-// count, the permission set and extra (TestEntryLayout).
+// count, the permission set and extra (TestEntryLayout). The rest holds
+// the key's ids and its name: 100 bytes, the usual three 26-byte ids and
+// a name of up to 22 (TestEntryIDsInline).
 //
 // Fields other than the atomics and inMain never change: a change of the
 // key replaces the entry. Its slices and pointers are shared with every
@@ -69,8 +71,8 @@ type entry struct {
 	// shard's map does not key it by (see slotOf).
 	tag tag
 
+	// expiresAt is the key's; its revocation time, rarer, is in extra.
 	expiresAt *time.Time
-	revokedAt *time.Time
 	// loaded is when the entry's state was read from the store (or
 	// written to it by this instance), Unix nanoseconds by Config.Now:
 	// Config.MaxStale counts from it.
@@ -85,7 +87,7 @@ type entry struct {
 	// after the other, of the lengths idLen; strings too long for it are
 	// in extra.longIDs, and idLen[0] is longIDs.
 	idLen [4]uint8
-	idBuf [84]byte
+	idBuf [100]byte
 }
 
 // longIDs in entry.idLen[0] says the ids are in extra.longIDs.
@@ -147,6 +149,14 @@ func (en *entry) setIDs(x *extra, ids [4]string) {
 		en.idLen[i] = uint8(len(id))
 		n += copy(en.idBuf[n:], id)
 	}
+}
+
+// revokedAt is keyward.Key.RevokedAt.
+func (en *entry) revokedAt() *time.Time {
+	if en.extra != nil {
+		return en.extra.revokedAt
+	}
+	return nil
 }
 
 // disabled is keyward.Key.Disabled.
@@ -241,6 +251,9 @@ type extra struct {
 	// roles names the key's named roles (keyward.Key.Roles), whose
 	// permissions perms holds.
 	roles []string
+	// revokedAt is keyward.Key.RevokedAt: set for a key revoked or
+	// rotated with a grace period, which few cached keys are.
+	revokedAt *time.Time
 }
 
 // userExtra is what a cached key holds of its user: keyward.Key's
@@ -283,7 +296,6 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		tag:       tagOf(h),
 		perms:     e.interner.set(k.EffectivePermissions()),
 		expiresAt: k.ExpiresAt,
-		revokedAt: k.RevokedAt,
 	}
 	if k.Disabled {
 		en.flags |= flagDisabled
@@ -305,6 +317,7 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 		accountMeter:      k.AccountMeter,
 		hash:              k.Hash,
 		roles:             k.Roles,
+		revokedAt:         k.RevokedAt,
 	}
 	if en.role == roleOther {
 		x.role = k.Role
@@ -321,7 +334,7 @@ func (e *Engine) newEntry(k *keyward.Key, h keyward.KeyHash, now int64) *entry {
 	}
 	if en.role == roleOther || x.environment != "" || x.under != nil || x.longIDs != nil || x.meta != nil || x.secretMeta != nil || x.accountSecretMeta != nil || x.ipAllow != nil ||
 		x.user != nil || x.rateLimits != nil || x.accountRateLimits != nil || x.meterID != "" || x.credits != nil || x.roles != nil ||
-		x.userMeter != nil || x.accountMeter != nil {
+		x.userMeter != nil || x.accountMeter != nil || x.revokedAt != nil {
 		en.extra = &x
 	}
 	en.loaded = now
@@ -353,7 +366,7 @@ func (en *entry) key() *keyward.Key {
 		UserID:          en.userID(),
 		Permissions:     en.perms.List(),
 		ExpiresAt:       en.expiresAt,
-		RevokedAt:       en.revokedAt,
+		RevokedAt:       en.revokedAt(),
 		Disabled:        en.disabled(),
 		AccountDisabled: en.accountDisabled(),
 		Environment:     en.environment(),
@@ -388,7 +401,7 @@ func (en *entry) status(now time.Time) keyward.Decision {
 		return keyward.DecisionDisabled
 	case now.UnixNano() < en.until:
 		return keyward.DecisionValid
-	case en.revokedAt != nil && !now.Before(*en.revokedAt):
+	case en.revokedAt() != nil && !now.Before(*en.revokedAt()):
 		return keyward.DecisionRevoked
 	case en.expiresAt != nil && !now.Before(*en.expiresAt):
 		return keyward.DecisionExpired
@@ -469,11 +482,11 @@ func (en *entry) identity(agent string) *keyward.Identity {
 		Permissions: en.perms.List(),
 		Roles:       en.roles(),
 		ExpiresAt:   en.expiresAt,
-		Retiring:    en.revokedAt != nil,
+		Retiring:    en.revokedAt() != nil,
 		Environment: en.environment(),
 	}
-	if en.revokedAt != nil && (en.expiresAt == nil || en.revokedAt.Before(*en.expiresAt)) {
-		id.ExpiresAt = en.revokedAt
+	if r := en.revokedAt(); r != nil && (en.expiresAt == nil || r.Before(*en.expiresAt)) {
+		id.ExpiresAt = r
 	}
 	if en.extra != nil && en.extra.user != nil {
 		id.ExternalID = en.extra.user.externalID

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/permission"
 )
 
@@ -63,13 +64,13 @@ func TestEntryMatchesKey(t *testing.T) {
 			k.Roles, k.RolePermissions = []string{"ops", "reader"}, []string{"a:read", "b:*", "c"}
 		}),
 		"test": with(func(k *keyward.Key) { k.Environment = "test" }),
-		// The ids and the name ("ci") fill the entry's buffer (84 bytes),
+		// The ids and the name ("ci") fill the entry's buffer (100 bytes),
 		// then overflow it by a byte; then a long name alone overflows it.
-		"ids filling the entry": with(func(k *keyward.Key) { k.ID = "key_" + strings.Repeat("k", 84-4-12) }),
+		"ids filling the entry": with(func(k *keyward.Key) { k.ID = "key_" + strings.Repeat("k", 100-4-12) }),
 		"ids longer than the entry holds": with(func(k *keyward.Key) {
-			k.ID, k.UserID = "key_"+strings.Repeat("k", 84-4-12), "usr_12"
+			k.ID, k.UserID = "key_"+strings.Repeat("k", 100-4-12), "usr_12"
 		}),
-		"a name longer than the entry holds": with(func(k *keyward.Key) { k.Name = strings.Repeat("n", 75) }),
+		"a name longer than the entry holds": with(func(k *keyward.Key) { k.Name = strings.Repeat("n", 91) }),
 		"shared limits": with(func(k *keyward.Key) {
 			k.UserMeter = &keyward.Meter{ID: "usr_1", Level: keyward.LevelUser, AccountID: "acc_1", RateLimits: limits}
 			k.AccountMeter = &keyward.Meter{ID: "acc_1", Level: keyward.LevelAccount, AccountID: "acc_1", Credits: &keyward.Credits{Remaining: 5}}
@@ -222,5 +223,45 @@ func TestEntryLayout(t *testing.T) {
 	}
 	if n := unsafe.Sizeof(shard{}); n%64 != 0 {
 		t.Errorf("a cache shard is %d bytes, not a whole number of cache lines", n)
+	}
+}
+
+// TestEntryIDsInline: a user key with the three ids keyward makes (26
+// bytes each) and a name of up to 22 bytes is one allocation, the entry,
+// with no extra; a longer name, or a revocation time, moves what does not
+// fit behind extra.
+func TestEntryIDsInline(t *testing.T) {
+	now := time.Now()
+	base := keyward.Key{
+		ID: apikey.NewID("key"), AccountID: apikey.NewID("acc"), UserID: apikey.NewID("usr"),
+		Role: keyward.RoleUser, Permissions: []string{"memories:read"}, ExpiresAt: &now,
+	}
+	var e Engine
+	for _, c := range []struct {
+		name    string
+		revoked bool
+		extra   bool
+	}{
+		{name: "", extra: false},
+		{name: "production backend 22", extra: false},
+		{name: "production backend 022", extra: false},
+		{name: "production backend 0022", extra: true},
+		{name: "ci", revoked: true, extra: true},
+	} {
+		k := base
+		k.Name = c.name
+		if c.revoked {
+			k.RevokedAt = &now
+		}
+		en := e.newEntry(&k, k.Hash, 0)
+		if got := en.extra != nil; got != c.extra {
+			t.Errorf("name %q (%d bytes), revoked %t: extra %t, want %t", c.name, len(c.name), c.revoked, got, c.extra)
+		}
+		if en.keyID() != k.ID || en.accountID() != k.AccountID || en.userID() != k.UserID || en.name() != k.Name {
+			t.Errorf("name %q: ids %q %q %q %q", c.name, en.keyID(), en.accountID(), en.userID(), en.name())
+		}
+		if got := en.revokedAt(); got != k.RevokedAt {
+			t.Errorf("name %q: revokedAt %v, want %v", c.name, got, k.RevokedAt)
+		}
 	}
 }
