@@ -60,8 +60,7 @@ func (e *Engine) verifyAutoBlocked(ctx context.Context, req *Request, now time.T
 // network bn: a fresh cache entry (a key, or "no such key") answers as
 // usual, and so does an expired key entry, reloaded; a hash the cache does
 // not know is looked up only within bn's budget, else errBlockedMiss.
-func (e *Engine) lookupBlocked(ctx context.Context, h keyward.KeyHash, raw string, now int64, bn blockedNet) (*entry, error) {
-	en, ok := e.cached(h, now)
+func (e *Engine) lookupBlocked(ctx context.Context, h keyward.KeyHash, raw string, now int64, bn blockedNet, en *entry, ok bool) (*entry, error) {
 	if ok {
 		e.m.hits.Add(1)
 		return en, nil

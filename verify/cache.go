@@ -111,11 +111,12 @@ func (s *shard) get(h keyward.KeyHash) *entry {
 	return nil
 }
 
-// lookup returns the entry for hash h of the raw key, from the cache or, on a
-// miss or an expired entry, from the store. It returns nil, nil if no key
-// has that hash and an error if the store could not tell.
-func (e *Engine) lookup(ctx context.Context, h keyward.KeyHash, raw string, now int64) (*entry, error) {
-	if en, ok := e.cached(h, now); ok {
+// lookup returns the entry for hash h of the raw key, given what cached
+// answered for h (en, ok): en on a hit, else the store's answer. It
+// returns nil, nil if no key has that hash and an error if the store
+// could not tell.
+func (e *Engine) lookup(ctx context.Context, h keyward.KeyHash, raw string, en *entry, ok bool) (*entry, error) {
+	if ok {
 		e.m.hits.Add(1)
 		if e.tracer != nil {
 			addEvent(ctx, eventCacheHit)

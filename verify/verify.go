@@ -506,23 +506,30 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 // holds the client address, whose misses reach the store only within its
 // budget (see lookupBlocked).
 func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rules *ipMatcher, blocked *blockedNet) Result {
-	// 3. Format and checksum: garbage costs no hashing and no lookup,
-	// unless imported keys (of any format) exist.
-	_, wellFormed := apikey.Parse(req.Key)
-	if !wellFormed && !e.mayBeImported(req.Key) {
+	// 3. HMAC and cache. Input longer than any key is refused unhashed.
+	// A key the cache holds is well-formed (its hash is a stored key's:
+	// see slotOf), so a hit needs no format check.
+	if len(req.Key) > apikey.MaxLen && !e.mayBeImported(req.Key) {
 		return Result{Decision: keyward.DecisionMalformed, Agent: req.Agent}
 	}
-
-	// 4. HMAC, cache, store.
 	h := e.hasher.Hash(req.Key)
-	var (
-		en  *entry
-		err error
-	)
+	en, fresh := e.cached(h, now.UnixNano())
+
+	// 4. Format and checksum of anything else: garbage costs a hash but
+	// no lookup, unless imported keys (of any format) exist.
+	wellFormed := true
+	if !fresh || en == nil {
+		if _, wellFormed = apikey.Parse(req.Key); !wellFormed && !e.mayBeImported(req.Key) {
+			return Result{Decision: keyward.DecisionMalformed, Agent: req.Agent}
+		}
+	}
+
+	// 5. The store, on a miss.
+	var err error
 	if blocked == nil {
-		en, err = e.lookup(ctx, h, req.Key, now.UnixNano())
+		en, err = e.lookup(ctx, h, req.Key, en, fresh)
 	} else {
-		en, err = e.lookupBlocked(ctx, h, req.Key, now.UnixNano(), *blocked)
+		en, err = e.lookupBlocked(ctx, h, req.Key, now.UnixNano(), *blocked, en, fresh)
 	}
 	if err == errBlockedMiss {
 		return Result{Decision: keyward.DecisionIPBlocked, Agent: req.Agent}
@@ -547,12 +554,12 @@ func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rul
 		}
 	}
 
-	// 5. Status: disabled (key or account), revoked (a rotated key at the
+	// 6. Status: disabled (key or account), revoked (a rotated key at the
 	// end of its grace), expired.
 	if d := en.status(now); d != keyward.DecisionValid {
 		return Result{Decision: d, key: en, Agent: req.Agent}
 	}
-	// 6. The key's own allow list: a key used from elsewhere did not
+	// 7. The key's own allow list: a key used from elsewhere did not
 	// authenticate the request.
 	if x := en.extra; x != nil && len(x.ipAllow) > 0 && !keyward.PrefixesContain(x.ipAllow, req.IP) {
 		return Result{Decision: keyward.DecisionIPNotAllowed, key: en, Agent: req.Agent}
@@ -571,7 +578,7 @@ func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rul
 			need: need{perms: req.Permissions, query: req.Query, role: req.Role}}
 	}
 
-	// 7. Rate limits, then credits: a call the limits refuse spends no
+	// 8. Rate limits, then credits: a call the limits refuse spends no
 	// credits (but one the credits refuse has counted against the
 	// limits: they measure attempts, credits what was served).
 	// Shared limits and credits of the key's user and account count
