@@ -15,6 +15,9 @@
 // Seeding stops after -seed-timeout; the latencies are then measured at
 // the number of keys reached, which the report states.
 //
+// A PostgreSQL schema is settled before it is measured: its tables
+// vacuumed and analyzed and a checkpoint taken (see settle).
+//
 // With -keep-sqlite DIR the SQLite store is left in DIR as a keyward data
 // directory (keyward.db and the pepper file) beside secrets.txt, the
 // secrets of its keys one per line, so "keyward serve --data DIR" can
@@ -72,10 +75,15 @@ func main() {
 		keep        = flag.String("keep-sqlite", "", "leave the SQLite store in this new directory as a keyward data directory, with secrets.txt")
 		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the Verify (miss) runs to this file (one store: the last one measured)")
 		userKeys    = flag.Bool("user-keys", false, "seed user keys of one user with meta, so each lookup also reads its user (default: account_admin keys)")
+		quietLoad   = flag.Float64("quiet-load", 0, "after seeding, wait until the 1-minute load average is at most this before measuring (0: do not wait); for a seed run beside other work")
+		quietWait   = flag.Duration("quiet-wait", 30*time.Minute, "longest wait for -quiet-load; the measurement then runs at whatever load there is, and says so")
 	)
 	flag.Parse()
 	if *n <= 0 || *samples <= 0 || *batch <= 0 || *workers <= 0 {
 		fatalf("-keys, -samples, -batch and -workers must be positive")
+	}
+	if *quietLoad < 0 || *quietWait <= 0 {
+		fatalf("-quiet-load must be 0 or more and -quiet-wait positive")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -87,13 +95,13 @@ func main() {
 		var err error
 		switch strings.TrimSpace(name) {
 		case "sqlite":
-			err = runSQLite(ctx, *dir, *keep, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers, userKeys: *userKeys, cpuProfile: *cpuProfile})
+			err = runSQLite(ctx, *dir, *keep, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers, userKeys: *userKeys, cpuProfile: *cpuProfile, quietLoad: *quietLoad, quietWait: *quietWait})
 		case "postgres":
 			if *pgURL == "" {
 				fmt.Fprintln(os.Stderr, "cachemiss: postgres: skipped, set KEYWARD_TEST_POSTGRES_URL or -postgres")
 				continue
 			}
-			err = runPostgres(ctx, *pgURL, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers, userKeys: *userKeys, cpuProfile: *cpuProfile})
+			err = runPostgres(ctx, *pgURL, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers, userKeys: *userKeys, cpuProfile: *cpuProfile, quietLoad: *quietLoad, quietWait: *quietWait})
 		default:
 			fatalf("unknown store %q (want sqlite or postgres)", name)
 		}
@@ -115,6 +123,10 @@ type config struct {
 	seedTimeout                time.Duration
 	userKeys                   bool   // seed user keys of one user
 	cpuProfile                 string // profile the Verify runs into this file
+	// quietLoad, if positive, is the 1-minute load average to wait for
+	// (at most quietWait) between seeding and measuring.
+	quietLoad float64
+	quietWait time.Duration
 	// seeded, if set, is called with the pepper and the secrets of the
 	// keys stored once seeding is done.
 	seeded func(pepper []byte, secrets []string) error
@@ -166,7 +178,41 @@ func runPostgres(ctx context.Context, url string, cfg config) error {
 	open := func() (keyward.Store, error) {
 		return postgres.OpenOptions(ctx, url, postgres.Options{Schema: schema})
 	}
+	cfg.seeded = func([]byte, []string) error { return settle(ctx, url, schema) }
 	return run(ctx, "postgres", open, cfg)
+}
+
+// settle brings a freshly seeded PostgreSQL schema to the state a running
+// deployment's database is in, so the lookups are not timed against the
+// seed's aftermath: VACUUM (ANALYZE) of its tables (what autovacuum does
+// within minutes of a bulk load) and a CHECKPOINT, which writes the
+// seed's gigabytes of dirty pages now rather than during the measurement.
+// A CHECKPOINT the role may not run is reported and skipped.
+func settle(ctx context.Context, url, schema string) error {
+	start := time.Now()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+	if err != nil {
+		return err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) "+pgx.Identifier{schema, t}.Sanitize()); err != nil {
+			return fmt.Errorf("vacuum %s: %w", t, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		fmt.Printf("postgres: CHECKPOINT not run (%v): the seed's dirty pages are written during the measurement\n", err)
+	}
+	fmt.Printf("postgres: settled (VACUUM (ANALYZE) of %d tables, CHECKPOINT) in %s\n", len(tables), time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // run seeds a fresh store, reopens it and measures it.
@@ -211,6 +257,11 @@ func run(ctx context.Context, name string, open func() (keyward.Store, error), c
 			name, cfg.seedTimeout, seeded, cfg.n, seeded)
 	}
 
+	if cfg.quietLoad > 0 {
+		if err := waitQuiet(ctx, name, cfg.quietLoad, cfg.quietWait); err != nil {
+			return err
+		}
+	}
 	// Reopen: the lookups run on fresh connections, not those that wrote.
 	if s, err = open(); err != nil {
 		return err
@@ -435,4 +486,35 @@ func report(store, what string, keys int, lat []time.Duration) {
 func fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "cachemiss: "+format+"\n", args...)
 	os.Exit(2)
+}
+
+// waitQuiet waits, checking every 10 s for at most wait, until the
+// 1-minute load average (Linux's /proc/loadavg) is at most load, and says
+// at which load the measurement starts.
+func waitQuiet(ctx context.Context, name string, load float64, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		b, err := os.ReadFile("/proc/loadavg")
+		if err != nil {
+			fmt.Printf("%s: -quiet-load needs /proc/loadavg (%v): measuring now\n", name, err)
+			return nil
+		}
+		var now float64
+		if _, err := fmt.Sscan(string(b), &now); err != nil {
+			return fmt.Errorf("reading /proc/loadavg: %w", err)
+		}
+		switch {
+		case now <= load:
+			fmt.Printf("%s: load average %.2f (at most %.2f asked): measuring, %s\n", name, now, load, time.Now().UTC().Format(time.RFC3339))
+			return nil
+		case time.Now().After(deadline):
+			fmt.Printf("%s: NOTE: load average still %.2f after waiting %s for %.2f: measuring at that load\n", name, now, wait, load)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Second):
+		}
+	}
 }
