@@ -45,15 +45,14 @@ type blockedNet struct {
 // hold: a key that authenticates keeps its own answer (VALID, or a refusal
 // about what it may do); any credential refusal, and a miss beyond the
 // budget, is IP_BLOCKED, with no key named.
-func (e *Engine) verifyAutoBlocked(ctx context.Context, req *Request, now time.Time, rules *ipMatcher) Result {
+func (e *Engine) verifyAutoBlocked(ctx context.Context, req *Request, now time.Time, rules *ipMatcher, res *Result) {
 	ip := req.IP.Unmap()
 	r, _ := rules.autoBlock.find(ip)
 	bn := blockedNet{lo: r.lo, v6: !ip.Is4()}
-	res := e.verifyKey(ctx, req, now, rules, &bn)
+	e.verifyKey(ctx, req, now, rules, &bn, res)
 	if res.Decision.Unauthenticated() {
-		return Result{Decision: keyward.DecisionIPBlocked, Agent: req.Agent}
+		*res = Result{Decision: keyward.DecisionIPBlocked, Agent: req.Agent}
 	}
-	return res
 }
 
 // lookupBlocked is lookup for a client in the automatically blocked

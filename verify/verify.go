@@ -465,7 +465,8 @@ func (e *Engine) Verify(ctx context.Context, req Request) Result {
 	if e.tracer != nil {
 		ctx, span = e.startSpan(ctx, spanVerify)
 	}
-	res := e.verify(ctx, &req, now)
+	var res Result
+	e.verify(ctx, &req, now, &res)
 	if e.signals != nil && res.Decision != keyward.DecisionValid && res.Decision != keyward.DecisionUnavailable {
 		e.signalFailure(&req, &res, now)
 	}
@@ -476,11 +477,13 @@ func (e *Engine) Verify(ctx context.Context, req Request) Result {
 	return res
 }
 
-// verify runs the pipeline of docs/architecture.md, verification pipeline from step 2.
-func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result {
+// verify runs the pipeline of docs/architecture.md, verification pipeline
+// from step 2, into res, which is zero on entry.
+func (e *Engine) verify(ctx context.Context, req *Request, now time.Time, res *Result) {
 	if CheckCost(req.Cost) != nil {
 		e.badCost(req.Cost)
-		return Result{Decision: keyward.DecisionUnavailable, Agent: req.Agent}
+		*res = Result{Decision: keyward.DecisionUnavailable, Agent: req.Agent}
+		return
 	}
 
 	// 2. Global IP rules: a blocked address costs no parsing, hashing or
@@ -488,29 +491,36 @@ func (e *Engine) verify(ctx context.Context, req *Request, now time.Time) Result
 	var rules *ipMatcher
 	if e.ipLoader != nil {
 		if rules = e.ipRulesAt(now); rules == nil {
-			return Result{Decision: keyward.DecisionUnavailable, Agent: req.Agent}
+			*res = Result{Decision: keyward.DecisionUnavailable, Agent: req.Agent}
+			return
 		}
 		d, auto := rules.global(req.IP)
 		if d != keyward.DecisionValid {
-			return Result{Decision: d, Agent: req.Agent}
+			*res = Result{Decision: d, Agent: req.Agent}
+			return
 		}
 		if auto {
-			return e.verifyAutoBlocked(ctx, req, now, rules)
+			e.verifyAutoBlocked(ctx, req, now, rules, res)
+			return
 		}
 	}
-	return e.verifyKey(ctx, req, now, rules, nil)
+	e.verifyKey(ctx, req, now, rules, nil, res)
 }
 
 // verifyKey runs the pipeline from step 3 with the IP rules in force (nil
-// for none). blocked is nil, or the network of the automatic block that
-// holds the client address, whose misses reach the store only within its
-// budget (see lookupBlocked).
-func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rules *ipMatcher, blocked *blockedNet) Result {
+// for none), into res, which is zero on entry. blocked is nil, or the
+// network of the automatic block that holds the client address, whose
+// misses reach the store only within its budget (see lookupBlocked).
+// The result is written in place: Result is large (the decisions of up
+// to inlineLimits rate limits), and returning it by value copied it at
+// every level of the call.
+func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rules *ipMatcher, blocked *blockedNet, res *Result) {
 	// 3. HMAC and cache. Input longer than any key is refused unhashed.
 	// A key the cache holds is well-formed (its hash is a stored key's:
 	// see slotOf), so a hit needs no format check.
 	if len(req.Key) > apikey.MaxLen && !e.mayBeImported(req.Key) {
-		return Result{Decision: keyward.DecisionMalformed, Agent: req.Agent}
+		*res = Result{Decision: keyward.DecisionMalformed, Agent: req.Agent}
+		return
 	}
 	h := e.hasher.Hash(req.Key)
 	en, fresh := e.cached(h, now.UnixNano())
@@ -520,7 +530,8 @@ func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rul
 	wellFormed := true
 	if !fresh || en == nil {
 		if _, wellFormed = apikey.Parse(req.Key); !wellFormed && !e.mayBeImported(req.Key) {
-			return Result{Decision: keyward.DecisionMalformed, Agent: req.Agent}
+			*res = Result{Decision: keyward.DecisionMalformed, Agent: req.Agent}
+			return
 		}
 	}
 
@@ -532,37 +543,45 @@ func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rul
 		en, err = e.lookupBlocked(ctx, h, req.Key, now.UnixNano(), *blocked, en, fresh)
 	}
 	if err == errBlockedMiss {
-		return Result{Decision: keyward.DecisionIPBlocked, Agent: req.Agent}
+		*res = Result{Decision: keyward.DecisionIPBlocked, Agent: req.Agent}
+		return
 	}
 	if err != nil {
-		return Result{Decision: keyward.DecisionUnavailable, Agent: req.Agent}
+		*res = Result{Decision: keyward.DecisionUnavailable, Agent: req.Agent}
+		return
 	}
 	if en == nil && !wellFormed {
-		return Result{Decision: keyward.DecisionMalformed, Agent: req.Agent}
+		*res = Result{Decision: keyward.DecisionMalformed, Agent: req.Agent}
+		return
 	}
 	if en == nil {
-		return Result{Decision: keyward.DecisionNotFound, Agent: req.Agent}
+		*res = Result{Decision: keyward.DecisionNotFound, Agent: req.Agent}
+		return
 	}
 	if req.Account != "" && en.accountID() != req.Account {
-		return Result{Decision: keyward.DecisionNotFound, Agent: req.Agent}
+		*res = Result{Decision: keyward.DecisionNotFound, Agent: req.Agent}
+		return
 	}
 
 	// 2, continued. The rules of the key's account, known only now.
 	if rules != nil {
 		if d := rules.forAccount(en.accountID(), req.IP); d != keyward.DecisionValid {
-			return Result{Decision: d, key: en, Agent: req.Agent}
+			*res = Result{Decision: d, key: en, Agent: req.Agent}
+			return
 		}
 	}
 
 	// 6. Status: disabled (key or account), revoked (a rotated key at the
 	// end of its grace), expired.
 	if d := en.status(now); d != keyward.DecisionValid {
-		return Result{Decision: d, key: en, Agent: req.Agent}
+		*res = Result{Decision: d, key: en, Agent: req.Agent}
+		return
 	}
 	// 7. The key's own allow list: a key used from elsewhere did not
 	// authenticate the request.
 	if x := en.extra; x != nil && len(x.ipAllow) > 0 && !keyward.PrefixesContain(x.ipAllow, req.IP) {
-		return Result{Decision: keyward.DecisionIPNotAllowed, key: en, Agent: req.Agent}
+		*res = Result{Decision: keyward.DecisionIPNotAllowed, key: en, Agent: req.Agent}
+		return
 	}
 	// The key authenticated the request: that is a use, whatever the
 	// permission check below says.
@@ -571,11 +590,13 @@ func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rul
 	// The environment the request requires, then its role, permissions
 	// and query.
 	if req.Environment != "" && en.environment() != req.Environment {
-		return Result{Decision: keyward.DecisionWrongEnvironment, key: en, Agent: req.Agent}
+		*res = Result{Decision: keyward.DecisionWrongEnvironment, key: en, Agent: req.Agent}
+		return
 	}
 	if !en.allows(req.Permissions, req.Query, req.Role) {
-		return Result{Decision: keyward.DecisionInsufficientPermissions, key: en, Agent: req.Agent,
+		*res = Result{Decision: keyward.DecisionInsufficientPermissions, key: en, Agent: req.Agent,
 			need: need{perms: req.Permissions, query: req.Query, role: req.Role}}
+		return
 	}
 
 	// 8. Rate limits, then credits: a call the limits refuse spends no
@@ -583,29 +604,28 @@ func (e *Engine) verifyKey(ctx context.Context, req *Request, now time.Time, rul
 	// limits: they measure attempts, credits what was served).
 	// Shared limits and credits of the key's user and account count
 	// with the key's own, every level all or nothing.
-	res := Result{Decision: keyward.DecisionValid, key: en, Agent: req.Agent}
+	res.Decision, res.key, res.Agent = keyward.DecisionValid, en, req.Agent
 	if x := en.extra; !req.Unmetered && x != nil {
 		if x.sharedLimits() {
-			e.rateLimitLevels(ctx, &res, req, now)
+			e.rateLimitLevels(ctx, res, req, now)
 		} else if limits := en.effectiveRateLimits(); len(limits) > 0 {
-			e.rateLimit(ctx, &res, req, limits, now)
+			e.rateLimit(ctx, res, req, limits, now)
 		}
 		if res.Decision != keyward.DecisionValid {
-			return res
+			return
 		}
 		if x.sharedCredits() {
-			e.spendLevels(ctx, &res, req, now)
+			e.spendLevels(ctx, res, req, now)
 		} else if x.credits != nil {
-			e.spend(ctx, &res, req, now)
+			e.spend(ctx, res, req, now)
 		}
 		if res.Decision != keyward.DecisionValid {
-			return res
+			return
 		}
 	}
 	if e.signals != nil {
 		e.validUse(en, req.signalIP(), now)
 	}
-	return res
 }
 
 // rebase renews wallBase.
