@@ -67,9 +67,11 @@
 // ip_spread and usage_spike keep their history in memory, per instance: each
 // instance judges the share of a key's traffic it serves, and both start
 // learning afresh after a restart. At most Config.MaxTracked keys are
-// tracked per rule (default 100,000, about Windows × 8 bytes of history
-// plus some 150 bytes each); keys idle for a whole history are forgotten
-// first, and keys beyond the bound are not judged until room frees up.
+// tracked per rule (default 100,000; about 330 bytes for both rules of a
+// key seen in one window, BenchmarkTrackedKeys, and Windows × 8 bytes of
+// history per rule once a key has counts in two windows); keys idle for a
+// whole history are forgotten first, and keys beyond the bound are not
+// judged until room frees up.
 //
 // # Events
 //

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -77,7 +78,7 @@ func (e *events) AnomalyDetected(_ context.Context, a *keyward.Anomaly) { e.got 
 
 // env is a detector on a real SQLite store with an injected clock.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *clock
 	store  keyward.Store
 	acts   *actions
@@ -88,7 +89,7 @@ type env struct {
 
 // newEnv returns an env whose config is edit applied to one with only the
 // recorder, actions, events and clock set (every rule off).
-func newEnv(t *testing.T, edit func(*abuse.Config)) *env {
+func newEnv(t testing.TB, edit func(*abuse.Config)) *env {
 	t.Helper()
 	e := &env{t: t, clock: &clock{now: t0}, store: keywardtest.NewSQLiteStore(t), acts: &actions{}, events: &events{}}
 	cfg := abuse.Config{
@@ -147,8 +148,8 @@ func ofKey(keyID string) func(*keyward.Anomaly) bool {
 	return func(a *keyward.Anomaly) bool { return a.KeyID == keyID }
 }
 
-// metric returns the value of the counter name with labels (name=value
-// pairs).
+// metric returns the value of the counter or gauge name with labels
+// (name=value pairs).
 func (e *env) metric(name string, labels ...string) float64 {
 	e.t.Helper()
 	mfs, err := e.reg.Gather()
@@ -169,6 +170,9 @@ func (e *env) metric(name string, labels ...string) float64 {
 				if !ok {
 					continue next
 				}
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
 			}
 			return m.GetCounter().GetValue()
 		}
@@ -520,5 +524,36 @@ func TestFloodStaysBounded(t *testing.T) {
 		if tracked[table] != max {
 			t.Errorf("the flood filled %s to %v, not its bound %d: it did not reach it", table, tracked[table], max)
 		}
+	}
+}
+
+// BenchmarkTrackedKeys reports the live heap that ip_spread and usage_spike
+// (default settings) hold per key they track, for keys each seen from one
+// network with one usage report in one window, as most keys of a skewed
+// load are; each signal carries its own copies of the ids, as the
+// verification engine's do. A server holds this for at most MaxTracked keys
+// (docs/benchmarks.md, the server's memory per cached key).
+func BenchmarkTrackedKeys(b *testing.B) {
+	const keys = 100_000
+	for b.Loop() {
+		e := newEnv(b, func(c *abuse.Config) {
+			d := abuse.DefaultConfig()
+			c.IPSpread, c.UsageSpike, c.MaxTracked = d.IPSpread, d.UsageSpike, keys
+		})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range keys {
+			id := fmt.Sprintf("key_%022d", i) // the length of apikey.NewID's
+			ip := fmt.Sprintf("10.%d.%d.1", i>>8&255, i&255)
+			e.send(network(strings.Clone(id), ip), usage(strings.Clone(id), 1))
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if n := e.metric("keyward_abuse_tracked", "table", "spread"); n != keys {
+			b.Fatalf("ip_spread tracks %v keys, want %d", n, keys)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/keys, "B/key")
+		runtime.KeepAlive(e)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -181,20 +182,20 @@ func (d *Detector) ipSpread(ctx context.Context, s *keyward.Signal) {
 	start := WindowStart(s.At, c.Window)
 	st := d.spread.m[s.KeyID]
 	if st == nil {
-		st = &spreadState{history: newHistory(start, c.Window, c.Windows), nets: make(map[netip.Prefix]struct{})}
+		st = &spreadState{history: newHistory(start, c.Window, c.Windows)}
 		if !d.spread.put(now, s.KeyID, st, func(st *spreadState) bool { return st.idle(now) }) {
 			d.fail(opTrack, fmt.Errorf("ip_spread tracks %d keys, Config.MaxTracked: key %s is not judged", d.spread.max, s.KeyID))
 			return
 		}
 	}
 	if st.roll(start) {
-		clear(st.nets)
+		st.nets = st.nets[:0]
 	}
 	if st.reported {
 		return
 	}
 	if len(st.nets) < maxNetworksPerWindow {
-		st.nets[spreadNetwork(ip)] = struct{}{}
+		st.add(spreadNetwork(ip))
 		st.cur = int64(len(st.nets))
 	}
 	baseline := st.mean()
@@ -262,7 +263,18 @@ func (d *Detector) usageSpike(ctx context.Context, s *keyward.Signal) {
 // spreadState is ip_spread's state of one key.
 type spreadState struct {
 	history
-	nets map[netip.Prefix]struct{} // the networks of the current window
+	// nets are the networks of the current window, sorted: most keys are
+	// used from one or a few, which a slice holds in 32 bytes each where a
+	// map took over 300 for the first.
+	nets []netip.Prefix
+}
+
+// add adds network to s.nets unless it is there.
+func (s *spreadState) add(network netip.Prefix) {
+	i, found := slices.BinarySearchFunc(s.nets, network, netip.Prefix.Compare)
+	if !found {
+		s.nets = slices.Insert(s.nets, i, network)
+	}
 }
 
 // spreadNetwork is the network ip_spread counts ip in: its /24 or /64.
@@ -274,19 +286,22 @@ func spreadNetwork(ip netip.Addr) netip.Prefix {
 }
 
 // history is one key's counts in fixed windows: the current window's, and
-// those of the windows before it in a ring indexed by window number.
+// those of the windows before it in a ring indexed by window number. The
+// ring is made when a window with a count ends: most keys tracked are seen
+// in one window only, and need none.
 type history struct {
 	w        int64   // window length, ms
 	first    int64   // start of the first window tracked, Unix ms
 	start    int64   // start of the current window, Unix ms
 	cur      int64   // count of the current window
-	past     []int64 // past[i%len(past)]: count of window number i
+	past     []int64 // nil (all 0) or past[i%windows]: count of window number i
+	windows  int32   // how many windows before the current the history holds
 	reported bool    // the current window is reported
 }
 
 func newHistory(start time.Time, window time.Duration, windows int) history {
 	ms := start.UnixMilli()
-	return history{w: window.Milliseconds(), first: ms, start: ms, past: make([]int64, windows)}
+	return history{w: window.Milliseconds(), first: ms, start: ms, windows: int32(windows)}
 }
 
 // roll moves h to the window starting at start and reports whether that is
@@ -296,11 +311,15 @@ func (h *history) roll(start time.Time) bool {
 	if ms <= h.start {
 		return false
 	}
-	n := int64(len(h.past))
+	n := int64(h.windows)
 	gap := (ms - h.start) / h.w
-	if gap > n {
-		clear(h.past)
-	} else {
+	switch {
+	case gap > n:
+		h.past = nil
+	case h.past != nil || h.cur != 0:
+		if h.past == nil {
+			h.past = make([]int64, n)
+		}
 		i := h.start / h.w
 		h.past[i%n] = h.cur
 		for j := int64(1); j < gap; j++ {
@@ -317,11 +336,11 @@ func (h *history) mean() float64 {
 	for _, c := range h.past {
 		sum += c
 	}
-	return float64(sum) / float64(len(h.past))
+	return float64(sum) / float64(h.windows)
 }
 
 // idle reports whether h has seen nothing for a whole history by now, so
 // forgetting it loses nothing.
 func (h *history) idle(now time.Time) bool {
-	return now.UnixMilli() >= h.start+int64(len(h.past)+1)*h.w
+	return now.UnixMilli() >= h.start+(int64(h.windows)+1)*h.w
 }

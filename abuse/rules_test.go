@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,30 @@ func TestIPSpread(t *testing.T) {
 	if !slices.Equal(e.acts.disabled, []string{"key_new", "key_busy"}) {
 		t.Errorf("disabled %v", e.acts.disabled)
 	}
+}
+
+// TestIPSpreadCountsEachNetworkOnce: a network seen again later in the
+// window, in any order and either family, is not counted again.
+func TestIPSpreadCountsEachNetworkOnce(t *testing.T) {
+	e := newEnv(t, func(c *abuse.Config) { c.IPSpread = abuse.IPSpread{Enabled: true} })
+	ips := []string{"198.51.7.1", "2001:db8:0:9::1", "198.51.2.1", "198.51.9.1", "2001:db8::1", "198.51.0.1",
+		"198.51.5.1", "2001:db8:0:3::1", "198.51.1.1", "198.51.8.1"}
+	for round := range 3 {
+		for i := range ips {
+			// Each round in another order, another address of the network.
+			ip := ips[(i*7+round*3)%len(ips)]
+			e.send(network("key_1", strings.TrimSuffix(ip, "1")+strconv.Itoa(round+1)))
+		}
+	}
+	if as := e.anomalies(keyward.AnomalyIPSpread); len(as) != 0 {
+		t.Fatalf("reported with 10 networks seen three times each: %v", as)
+	}
+	e.send(network("key_1", "198.51.4.1"))
+	as := e.anomalies(keyward.AnomalyIPSpread)
+	if len(as) != 1 {
+		t.Fatalf("ip_spread anomalies = %d, want 1 at the 11th network", len(as))
+	}
+	wantNumber(t, details(t, as[0]), "networks", 11)
 }
 
 func TestUsageSpike(t *testing.T) {
