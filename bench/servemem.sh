@@ -62,3 +62,7 @@ curl -sf -o /dev/null "http://127.0.0.1:$PORT/metrics" || { echo "bench/servemem
 "$bin/fill" -url "http://127.0.0.1:$PORT" -secrets "$data/secrets.txt" -n "$KEYS" -conns "$CONNS" \
 	-zipf "$REQUESTS" -zipf-s "$ZIPF_S" -duration "$DURATION" -pid "$serve_pid"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+# A loaded machine shows here first (e.g. usage writes timing out, which
+# keeps their batch in memory): the figures of such a run are not comparable.
+echo "server log: $(grep -c 'level=WARN' "$work/serve.log") warnings, $(grep -c 'level=ERROR' "$work/serve.log") errors"
+sed -n 's/.*level=\(WARN\|ERROR\) msg="\([^"]*\)".*/  \1 \2/p' "$work/serve.log" | sort | uniq -c | sort -rn | head -5 || true
