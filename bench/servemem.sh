@@ -16,7 +16,7 @@
 # 30 s the keys of the run's start expire while the heap keeps their memory).
 #
 #   bench/servemem.sh                                 # 1M keys, 3M requests, at most 5 min
-#   DATA=/var/tmp/kw1m bench/servemem.sh              # seeds DATA once, reuses it after (kept)
+#   DATA=DIR bench/servemem.sh                        # seeds DIR once, reuses it after (kept)
 #   KEYS=100000 REQUESTS=300000 DURATION=60s bench/servemem.sh
 #
 # BIN may name a directory holding keyward, cachemiss and fill already built
