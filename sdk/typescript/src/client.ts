@@ -17,6 +17,10 @@ import type {
   KeyUpdate,
   Meter,
   MeterSet,
+  PortalBranding,
+  PortalBrandingSet,
+  PortalLink,
+  PortalSessionCreate,
   Role,
   User,
   UserCreate,
@@ -304,6 +308,26 @@ export class Client implements Verifier {
       return null;
     }
     return this.#call("put", "/v1/accounts/{id}/users/{uid}/limits", { path, body: limits, signal: opts?.signal });
+  }
+
+  /**
+   * Creates a portal session for the user of body.external_id (root, or an
+   * account_admin of the account, which may leave account_id out) and
+   * returns its link: send the customer's browser to url, which works once,
+   * before link_expires_at. Permissions granted must be held by the caller.
+   */
+  createPortalSession(body: PortalSessionCreate, opts?: CallOptions): Promise<PortalLink> {
+    return this.#call("post", "/v1/portal/sessions", { body, signal: opts?.signal });
+  }
+
+  /** Returns the portal branding of an account (empty fields when none is set). */
+  getPortalBranding(accountId: string, opts?: CallOptions): Promise<PortalBranding> {
+    return this.#call("get", "/v1/accounts/{id}/portal-branding", { path: { id: accountId }, signal: opts?.signal });
+  }
+
+  /** Replaces the portal branding of an account: title and #rrggbb colours; a field left out is reset. */
+  setPortalBranding(accountId: string, body: PortalBrandingSet, opts?: CallOptions): Promise<PortalBranding> {
+    return this.#call("put", "/v1/accounts/{id}/portal-branding", { path: { id: accountId }, body, signal: opts?.signal });
   }
 
   /**

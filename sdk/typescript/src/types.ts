@@ -62,3 +62,11 @@ export type LimitLevel = Schemas["LimitLevel"];
 export type Meter = Schemas["Meter"];
 /** The body that replaces a user's or an account's shared limits. */
 export type MeterSet = Schemas["MeterSet"];
+/** What a portal session grants: the user (by external id), permissions, environments, return URL, lifetimes. */
+export type PortalSessionCreate = Schemas["PortalSessionCreate"];
+/** A portal session and its single-use link (url), shown once. */
+export type PortalLink = Schemas["PortalLink"];
+/** An account's portal branding: title and #rrggbb colours; empty fields for the defaults. */
+export type PortalBranding = Schemas["PortalBranding"];
+/** The body that replaces an account's portal branding. */
+export type PortalBrandingSet = Schemas["PortalBrandingSet"];

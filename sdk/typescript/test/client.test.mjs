@@ -123,6 +123,56 @@ describe("Client against a real keyward", { skip: skipReason() }, () => {
     await assert.rejects(nobody.whoami(), { code: "unauthorized" });
   });
 
+  test("portal: a session's link works once; branding set then read back; bad requests are refused", async () => {
+    const { root, account, url } = kw;
+    const u = await root.createUser(account.id, { name: "carol", external_id: "cust-portal" });
+    const link = await root.createPortalSession({
+      account_id: account.id,
+      external_id: "cust-portal",
+      return_url: "https://shop.example/",
+      permissions: ["notes:read"],
+      link_ttl: "2m",
+    });
+    assert.equal(link.user_id, u.id);
+    assert.deepEqual(link.permissions, ["notes:read"]);
+    assert.ok(link.url.startsWith(url + "/portal/link/"), link.url);
+    assert.equal(link.started_at, undefined, "the link is not used yet");
+    assert.equal(Date.parse(link.link_expires_at) - Date.parse(link.created_at), 120_000);
+
+    const first = await fetch(link.url, { redirect: "manual" });
+    await first.body?.cancel();
+    assert.ok(first.status >= 300 && first.status < 400, `the link leads to the portal (status ${first.status})`);
+    assert.match(first.headers.get("location") ?? "", /\/portal\/keys$/);
+    assert.ok(first.headers.get("set-cookie"), "the link starts a session");
+    const second = await fetch(link.url, { redirect: "manual" });
+    await second.body?.cancel();
+    assert.equal(second.status, 404, "a link works once");
+
+    await assert.rejects(
+      root.createPortalSession({ account_id: account.id, external_id: "cust-portal", return_url: "javascript:alert(1)" }),
+      (err) => err instanceof KeywardError && err.code === "invalid" && err.status === 400,
+    );
+    await assert.rejects(
+      root.createPortalSession({ account_id: account.id, external_id: "nobody", return_url: "https://shop.example/" }),
+      (err) => err instanceof KeywardError && err.code === "not_found",
+    );
+
+    const empty = await root.getPortalBranding(account.id);
+    assert.equal(empty.account_id, account.id);
+    assert.equal(empty.title ?? "", "", "no branding set yet");
+    const set = await root.setPortalBranding(account.id, { title: "Acme keys", accent_color: "#112233" });
+    assert.equal(set.title, "Acme keys");
+    assert.equal(set.accent_color, "#112233");
+    const got = await root.getPortalBranding(account.id);
+    assert.equal(got.title, "Acme keys");
+    assert.equal(got.accent_color, "#112233");
+    await assert.rejects(
+      root.setPortalBranding(account.id, { accent_color: "red;}body{" }),
+      (err) => err instanceof KeywardError && err.code === "invalid" && err.status === 400,
+    );
+    assert.equal((await root.getPortalBranding(account.id)).accent_color, "#112233", "a refused branding changes nothing");
+  });
+
   test("whoami and the agent option", async () => {
     const id = await new Client({ url: kw.url, apiKey: kw.verifierKey, agent: "billing" }).whoami();
     assert.equal(id.role, "account_admin");
