@@ -1,7 +1,20 @@
 // Express middleware: keyward({ permissions, exempt }) in front of routes,
-// requirePermissions(...) on single routes. The identity is req.keyward.
+// requirePermissions(...) on single routes, or withKeyward(handler, {
+// permissions }) as a route's one handler. The identity is req.keyward.
 import type { NextFunction, Request, RequestHandler, Response } from "express";
-import { Guard, hasPermissions, PROBLEM_CONTENT_TYPE, problemBody, rateLimitHeaders, refusalHeaders, type Denial, type GuardOptions, type Outcome } from "./guard.js";
+import {
+  Guard,
+  hasPermissions,
+  PROBLEM_CONTENT_TYPE,
+  problemBody,
+  rateLimitHeaders,
+  refusalHeaders,
+  type Denial,
+  type GuardOptions,
+  type GuardRequest,
+  type Outcome,
+  type Verdict,
+} from "./guard.js";
 import type { Identity, VerifyResult } from "./types.js";
 
 declare global {
@@ -46,18 +59,14 @@ type WithWriter = Request & { [writerKey]?: ExpressErrorWriter };
 export function keyward(opts: ExpressOptions = {}): RequestHandler {
   const guard = new Guard(opts);
   const write = opts.errorWriter ?? writeProblem;
+  const writer = opts.errorWriter && write;
   return (req: Request, res: Response, next: NextFunction) => {
     if (opts.exemptIf?.(req)) return next();
-    const gr = { header: (name: string) => headerValues(req, name), path: pathOf(req), method: req.method, ip: req.ip };
+    const gr = guardRequest(req);
     const pass = (out: Outcome) => {
       if (out.ok === "exempt") return next();
       if (!out.ok) return deny(req, res, write, out.denial);
-      req.keyward = out.identity;
-      req.keywardResult = out.result;
-      if (opts.errorWriter) (req as WithWriter)[writerKey] = write;
-      if (out.result.rate_limits?.length) {
-        for (const [k, v] of Object.entries(rateLimitHeaders(out.result.rate_limits))) res.setHeader(k, v);
-      }
+      admit(req, res, out, writer);
       next();
     };
     // A cached answer passes the request on at once, without a promise.
@@ -65,6 +74,60 @@ export function keyward(opts: ExpressOptions = {}): RequestHandler {
     if (now) return pass(now);
     guard.verify(gr).then(pass).catch(next);
   };
+}
+
+/** Options of withKeyward: the middleware's, without exempt paths (a wrapped route always needs a key). */
+export type ExpressRouteOptions = Omit<ExpressOptions, "exempt" | "exemptIf">;
+
+/**
+ * withKeyward wraps one route's handler so that it runs only for a request
+ * with a key keyward accepts (for opts.permissions, checked by keyward),
+ * with req.keyward and req.keywardResult set. It refuses exactly as
+ * keyward() does and fails closed (503 with Retry-After when keyward is
+ * unreachable). The route keeps one handler (no middleware layer in front
+ * of the router, none added to the route); on a cache hit the handler is
+ * called at once. Use it where each route names its own permissions; use
+ * keyward() to protect every route at once.
+ *
+ *   app.get("/notes", withKeyward((req, res) => res.json(notesOf(req.keyward!.account_id)), { permissions: ["notes:read"] }));
+ */
+export function withKeyward<P = Request["params"], ResBody = any, ReqBody = any, ReqQuery = Request["query"], Locals extends Record<string, any> = Record<string, any>>(
+  handler: RequestHandler<P, ResBody, ReqBody, ReqQuery, Locals>,
+  opts: ExpressRouteOptions = {},
+): RequestHandler<P, ResBody, ReqBody, ReqQuery, Locals> {
+  const guard = new Guard({ ...opts, exempt: undefined });
+  const write = opts.errorWriter ?? writeProblem;
+  const writer = opts.errorWriter && write;
+  type Req = Request<P, ResBody, ReqBody, ReqQuery, Locals>;
+  type Res = Response<ResBody, Locals>;
+  const run = (req: Req, res: Res, next: NextFunction, out: Verdict) => {
+    if (!out.ok) return deny(req as Request, res, write, out.denial);
+    admit(req as Request, res, out, writer);
+    return handler(req, res, next);
+  };
+  return (req, res, next) => {
+    const gr = guardRequest(req as Request);
+    // No exempt paths: checkNow answers refusals and cache hits, never "exempt".
+    const now = guard.checkNow(gr) as Verdict | undefined;
+    if (now) return run(req, res, next, now);
+    // The handler's own rejection, if it returns a promise, goes to next too.
+    guard.verify(gr).then((out) => run(req, res, next, out)).catch(next);
+  };
+}
+
+/** guardRequest is what the guard reads of req. */
+function guardRequest(req: Request): GuardRequest {
+  return { header: (name: string) => headerValues(req, name), path: pathOf(req), method: req.method, ip: req.ip };
+}
+
+/** admit sets the caller of an admitted request on req, its rate limits on res, and the error writer for requirePermissions. */
+function admit(req: Request, res: Response, out: Extract<Verdict, { ok: true }>, writer: ExpressErrorWriter | undefined): void {
+  req.keyward = out.identity;
+  req.keywardResult = out.result;
+  if (writer) (req as WithWriter)[writerKey] = writer;
+  if (out.result.rate_limits?.length) {
+    for (const [k, v] of Object.entries(rateLimitHeaders(out.result.rate_limits))) res.setHeader(k, v);
+  }
 }
 
 /**

@@ -1,8 +1,21 @@
 // Hono middleware: keyward({ permissions, exempt }) in front of routes,
-// requirePermissions(...) on single routes. The identity is
+// requirePermissions(...) on single routes, or withKeyward(handler, {
+// permissions }) as a route's one handler. The identity is
 // c.get("keyward"). Runs wherever Hono runs (Node, Bun, Deno, workers).
 import type { Context, MiddlewareHandler, Next } from "hono";
-import { fetchHeader, Guard, hasPermissions, problemResponse, rateLimitHeaders, refusalHeaders, type Denial, type GuardOptions, type Outcome } from "./guard.js";
+import {
+  fetchHeader,
+  Guard,
+  hasPermissions,
+  problemResponse,
+  rateLimitHeaders,
+  refusalHeaders,
+  type Denial,
+  type GuardOptions,
+  type GuardRequest,
+  type Outcome,
+  type Verdict,
+} from "./guard.js";
 import type { Identity, VerifyResult } from "./types.js";
 
 /** The variables the middleware sets on the context. */
@@ -56,38 +69,93 @@ export function keyward(opts: HonoOptions = {}): MiddlewareHandler<KeywardEnv> {
   const pass = (c: Context<KeywardEnv>, next: Next, out: Outcome): Promise<Response | void> => {
     if (out.ok === "exempt") return next();
     if (!out.ok) return deny(c, write, out.denial);
-    c.set("keyward", out.identity);
-    c.set("keywardResult", out.result);
-    if (opts.errorWriter) c.set(writerKey as never, write as never);
+    admit(c, out, opts.errorWriter && write);
     // A key without rate limits (every cached one) adds nothing to the response.
     const limits = out.result.rate_limits;
     if (!limits?.length) return next();
     return next().then(() => {
-      const h = Object.entries(rateLimitHeaders(limits));
-      try {
-        for (const [k, v] of h) c.res.headers.set(k, v);
-      } catch {
-        // The handler returned a response whose headers cannot change (a
-        // fetched one): copy it.
-        c.res = new Response(c.res.body, c.res);
-        for (const [k, v] of h) c.res.headers.set(k, v);
-      }
+      const res = withHeaders(c.res, rateLimitHeaders(limits));
+      if (res !== c.res) c.res = res;
     });
   };
   return (c, next) => {
     if (opts.exemptIf?.(c)) return next();
-    const r = {
-      header: fetchHeader(c.req.raw.headers),
-      path: c.req.path,
-      method: c.req.method,
-      ip: clientIp(c),
-      // No signal: reading c.req.raw.signal makes @hono/node-server build
-      // a whole Request, the largest cost of a cached request.
-    };
+    const r = guardRequest(c, clientIp);
     // A cached answer goes on without a promise of the guard's.
     const now = guard.checkNow(r);
     return now ? pass(c, next, now) : guard.verify(r).then((out) => pass(c, next, out));
   };
+}
+
+/** Options of withKeyward: the middleware's, without exempt paths (a wrapped route always needs a key). */
+export type HonoRouteOptions = Omit<HonoOptions, "exempt" | "exemptIf">;
+
+/** A route handler behind withKeyward: c.get("keyward") is the caller. */
+export type KeywardHandler<E extends KeywardEnv = KeywardEnv> = (c: Context<E, any, any>) => Response | Promise<Response>;
+
+/**
+ * withKeyward wraps one route's handler so that it runs only for a request
+ * with a key keyward accepts (for opts.permissions, checked by keyward),
+ * with c.get("keyward") and c.get("keywardResult") set. It refuses exactly
+ * as keyward() does and fails closed (503 with Retry-After when keyward is
+ * unreachable). A route with one handler keeps Hono's fast path (no
+ * middleware chain, no promise on a cache hit), which keyward() in app.use
+ * gives up: use it where throughput matters and each route names its own
+ * permissions; use keyward() to protect every route at once.
+ *
+ *   app.get("/notes", withKeyward((c) => c.json(notesOf(c.get("keyward").account_id)), { permissions: ["notes:read"] }));
+ */
+export function withKeyward<E extends KeywardEnv = KeywardEnv>(handler: KeywardHandler<E>, opts: HonoRouteOptions = {}): KeywardHandler<E> {
+  const guard = new Guard({ ...opts, exempt: undefined });
+  const write = opts.errorWriter ?? defaultWriter;
+  const clientIp = opts.clientIp ?? nodePeer;
+  const run = (c: Context<E, any, any>, out: Verdict): Response | Promise<Response> => {
+    if (!out.ok) return deny(c, write, out.denial);
+    admit(c, out, opts.errorWriter && write);
+    const limits = out.result.rate_limits;
+    const res = handler(c);
+    if (!limits?.length) return res;
+    const h = rateLimitHeaders(limits);
+    return res instanceof Promise ? res.then((r) => withHeaders(r, h)) : withHeaders(res, h);
+  };
+  return (c) => {
+    const r = guardRequest(c, clientIp);
+    // No exempt paths: checkNow answers refusals and cache hits, never "exempt".
+    const now = guard.checkNow(r) as Verdict | undefined;
+    return now ? run(c, now) : guard.verify(r).then((out) => run(c, out));
+  };
+}
+
+/** guardRequest is what the guard reads of c. */
+function guardRequest(c: Context, clientIp: (c: Context) => string | undefined): GuardRequest {
+  return {
+    header: fetchHeader(c.req.raw.headers),
+    path: c.req.path,
+    method: c.req.method,
+    ip: clientIp(c),
+    // No signal: reading c.req.raw.signal makes @hono/node-server build
+    // a whole Request, the largest cost of a cached request.
+  };
+}
+
+/** admit sets the caller of an admitted request on c, and the error writer for requirePermissions. */
+function admit(c: Context, out: Extract<Verdict, { ok: true }>, writer: HonoErrorWriter | undefined): void {
+  c.set("keyward", out.identity);
+  c.set("keywardResult", out.result);
+  if (writer) c.set(writerKey as never, writer as never);
+}
+
+/** withHeaders sets h on res, or on a copy when res's headers cannot change (a fetched response). */
+function withHeaders(res: Response, h: Record<string, string>): Response {
+  const entries = Object.entries(h);
+  try {
+    for (const [k, v] of entries) res.headers.set(k, v);
+    return res;
+  } catch {
+    const out = new Response(res.body, res);
+    for (const [k, v] of entries) out.headers.set(k, v);
+    return out;
+  }
 }
 
 /**

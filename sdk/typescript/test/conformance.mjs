@@ -15,8 +15,10 @@ import { deadURL, fakeClock, get, setup, skipReason } from "./helpers.mjs";
  *   GET /admin           also needs "notes:admin" (the adapter's per-route check)
  *   GET /healthz         exempt (where the adapter has exempt paths)
  *   GET /public/*        exempt prefix (idem)
- * and resolves to { url, close }. features.exempt says whether the adapter
- * has exempt paths; features.rawHeaders whether it sees repeated headers.
+ * and resolves to { url, close, reached }, reached() telling how many
+ * requests the handlers of /whoami and /admin have run.
+ * features.exempt says whether the adapter has exempt paths;
+ * features.rawHeaders whether it sees repeated headers.
  */
 export function conformance(name, serve, features = { exempt: true, rawHeaders: true }) {
   describe(`${name} middleware against a real keyward`, { skip: skipReason() }, () => {
@@ -157,6 +159,27 @@ export function conformance(name, serve, features = { exempt: true, rawHeaders: 
       const writer = await kw.userKey(["notes:write"]);
       r = await get(url + "/whoami", { Authorization: `Bearer ${writer.key}` });
       assert.equal(r.status, 200);
+    });
+
+    test("refused requests never reach the handler", async () => {
+      const down = await serve({ verifier: new CachedVerifier(new Client({ url: await deadURL(), apiKey: kw.verifierKey })), logger: { warn() {} } });
+      servers.push(down);
+      const s = servers[0];
+      const before = s.reached();
+      const unknown = reader.key.slice(0, 8) + "A".repeat(49);
+      for (const [url, headers, status] of [
+        [s.url + "/whoami", {}, 401],
+        [s.url + "/whoami", { Authorization: `Bearer ${unknown}` }, 401],
+        [s.url + "/admin", { Authorization: `Bearer ${reader.key}` }, 403],
+        [down.url + "/whoami", { Authorization: `Bearer ${reader.key}` }, 503],
+      ]) {
+        const r = await get(url, headers);
+        assert.equal(r.status, status, `${url} ${JSON.stringify(headers)}`);
+      }
+      assert.equal(s.reached(), before, "no refused request reached the handler");
+      assert.equal(down.reached(), 0, "keyward unreachable: the handler never ran");
+      assert.equal((await get(s.url + "/whoami", { Authorization: `Bearer ${reader.key}` })).status, 200);
+      assert.equal(s.reached(), before + 1, "an admitted request reaches it once");
     });
 
     if (features.exempt) {

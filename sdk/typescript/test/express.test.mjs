@@ -20,9 +20,14 @@ for (const [major, express, pkg, publicRoute] of [
     if (errorWriter) {
       opts.errorWriter = (req, res, d) => res.status(d.status).json({ error: d.detail });
     }
+    let reached = 0;
+    const whoami = (req, res) => {
+      reached++;
+      res.json(req.keyward);
+    };
     app.use(keyward(opts));
-    app.get("/whoami", (req, res) => res.json(req.keyward));
-    app.get("/admin", requirePermissions("notes:admin"), (req, res) => res.json(req.keyward));
+    app.get("/whoami", whoami);
+    app.get("/admin", requirePermissions("notes:admin"), whoami);
     app.get("/healthz", (req, res) => res.send("ok"));
     app.get(publicRoute, (req, res) => res.send("public"));
     const server = await new Promise((resolve) => {
@@ -30,6 +35,7 @@ for (const [major, express, pkg, publicRoute] of [
     });
     return {
       url: `http://127.0.0.1:${server.address().port}`,
+      reached: () => reached,
       close: () => new Promise((resolve) => server.close(resolve)),
     };
   });

@@ -8,11 +8,16 @@ conformance("Hono", async ({ errorWriter, ...opts }) => {
   if (errorWriter) {
     opts.errorWriter = (c, d) => c.json({ error: d.detail }, d.status);
   }
+  let reached = 0;
+  const whoami = (c) => {
+    reached++;
+    return c.json(c.get("keyward"));
+  };
   app.use(keyward(opts));
-  app.get("/whoami", (c) => c.json(c.get("keyward")));
-  app.get("/admin", requirePermissions("notes:admin"), (c) => c.json(c.get("keyward")));
+  app.get("/whoami", whoami);
+  app.get("/admin", requirePermissions("notes:admin"), whoami);
   app.get("/healthz", (c) => c.text("ok"));
   app.get("/public/*", (c) => c.text("public"));
-  return listen(app.fetch);
+  return { ...(await listen(app.fetch)), reached: () => reached };
 });
 

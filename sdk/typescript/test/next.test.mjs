@@ -11,18 +11,24 @@ conformance(
     if (errorWriter) {
       opts.errorWriter = (req, d) => Response.json({ error: d.detail }, { status: d.status });
     }
+    let reached = 0;
+    const whoami = (req, ctx, identity) => {
+      reached++;
+      return Response.json(identity);
+    };
     const routes = {
-      "/whoami": withKeyward((req, ctx, identity) => Response.json(identity), { ...opts, permissions }),
-      "/admin": withKeyward((req, ctx, identity) => Response.json(identity), {
+      "/whoami": withKeyward(whoami, { ...opts, permissions }),
+      "/admin": withKeyward(whoami, {
         ...opts,
         permissions: [...(permissions ?? []), "notes:admin"],
       }),
       "/healthz": () => new Response("ok"),
     };
-    return listen((req) => {
+    const s = await listen((req) => {
       const route = routes[new URL(req.url).pathname];
       return route ? route(req, { params: Promise.resolve({}) }) : new Response("not found", { status: 404 });
     });
+    return { ...s, reached: () => reached };
   },
   { exempt: false, rawHeaders: true },
 );
