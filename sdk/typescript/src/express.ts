@@ -2,12 +2,14 @@
 // requirePermissions(...) on single routes, or withKeyward(handler, {
 // permissions }) as a route's one handler. The identity is req.keyward.
 import type { NextFunction, Request, RequestHandler, Response } from "express";
+import { IncomingMessage } from "node:http";
 import {
   Guard,
   hasPermissions,
   PROBLEM_CONTENT_TYPE,
   problemBody,
   rateLimitHeaders,
+  rawHeader,
   refusalHeaders,
   type Denial,
   type GuardOptions,
@@ -40,10 +42,60 @@ export interface ExpressOptions extends GuardOptions {
   errorWriter?: ExpressErrorWriter;
 }
 
-/** Where keyward() leaves its error writer on the request, for requirePermissions. */
-const writerKey = Symbol("keyward.errorWriter");
+/** What keyward() or withKeyward left for a request: the caller, and the error writer for requirePermissions. */
+interface Admitted {
+  identity?: Identity | undefined;
+  result?: VerifyResult | undefined;
+  writer?: ExpressErrorWriter | undefined;
+}
 
-type WithWriter = Request & { [writerKey]?: ExpressErrorWriter };
+/**
+ * The admitted requests. req.keyward and req.keywardResult are accessors
+ * reading it, not properties of each request: adding properties to a
+ * request whose prototype Express has switched (to app.request) costs
+ * V8 a new hidden class per request, several microseconds and garbage.
+ */
+const admitted = new WeakMap<object, Admitted>();
+
+/** Set on the prototype holding the accessors. */
+const accessorsKey = Symbol("keyward.accessors");
+
+/**
+ * withAccessors defines req.keyward and req.keywardResult, once, on
+ * Express's request prototype (the one below IncomingMessage's, shared by
+ * every app and sub-app), or on req itself when it has none.
+ */
+function withAccessors(req: Request): void {
+  if ((req as unknown as Record<symbol, unknown>)[accessorsKey] === true) return;
+  let p: object | null = Object.getPrototypeOf(req);
+  while (p !== null && Object.getPrototypeOf(p) !== IncomingMessage.prototype) p = Object.getPrototypeOf(p);
+  const entry = (r: object): Admitted => {
+    let a = admitted.get(r);
+    if (!a) admitted.set(r, (a = {}));
+    return a;
+  };
+  Object.defineProperties(p ?? req, {
+    keyward: {
+      configurable: true,
+      get(this: object) {
+        return admitted.get(this)?.identity;
+      },
+      set(this: object, v: Identity | undefined) {
+        entry(this).identity = v;
+      },
+    },
+    keywardResult: {
+      configurable: true,
+      get(this: object) {
+        return admitted.get(this)?.result;
+      },
+      set(this: object, v: VerifyResult | undefined) {
+        entry(this).result = v;
+      },
+    },
+    [accessorsKey]: { configurable: true, value: true },
+  });
+}
 
 /**
  * keyward returns middleware that admits a request only with a key keyward
@@ -117,14 +169,37 @@ export function withKeyward<P = Request["params"], ResBody = any, ReqBody = any,
 
 /** guardRequest is what the guard reads of req. */
 function guardRequest(req: Request): GuardRequest {
-  return { header: (name: string) => headerValues(req, name), path: pathOf(req), method: req.method, ip: req.ip };
+  return new ExpressRequest(req);
+}
+
+/** The guard's view of an Express request: methods, not a closure per request; the path read only when asked. */
+class ExpressRequest implements GuardRequest {
+  readonly req: Request;
+  readonly method: string;
+  readonly ip: string | undefined;
+
+  constructor(req: Request) {
+    this.req = req;
+    this.method = req.method;
+    // req.ip, Express's proxy-addr walk of X-Forwarded-For under its "trust
+    // proxy" setting, is the socket's peer whatever the setting when the
+    // header is absent: read that directly then.
+    this.ip = req.headers["x-forwarded-for"] === undefined ? req.socket?.remoteAddress : req.ip;
+  }
+
+  header(name: string): string[] {
+    return rawHeader(this.req.rawHeaders, name);
+  }
+
+  get path(): string {
+    return pathOf(this.req);
+  }
 }
 
 /** admit sets the caller of an admitted request on req, its rate limits on res, and the error writer for requirePermissions. */
 function admit(req: Request, res: Response, out: Extract<Verdict, { ok: true }>, writer: ExpressErrorWriter | undefined): void {
-  req.keyward = out.identity;
-  req.keywardResult = out.result;
-  if (writer) (req as WithWriter)[writerKey] = writer;
+  withAccessors(req);
+  admitted.set(req, { identity: out.identity, result: out.result, writer });
   if (out.result.rate_limits?.length) {
     for (const [k, v] of Object.entries(rateLimitHeaders(out.result.rate_limits))) res.setHeader(k, v);
   }
@@ -142,7 +217,7 @@ export function requirePermissions(...perms: string[]): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     const d = Guard.requirePermissions(req.keyward, need);
     if (!d) return next();
-    deny(req, res, (req as WithWriter)[writerKey] ?? writeProblem, d);
+    deny(req, res, admitted.get(req)?.writer ?? writeProblem, d);
   };
 }
 
@@ -168,15 +243,3 @@ function pathOf(req: Request): string {
   return q < 0 ? u : u.slice(0, q);
 }
 
-/**
- * headerValues returns every value of a header as sent, from the raw
- * headers: Node keeps only the first of several Authorization headers.
- */
-function headerValues(req: Request, name: string): string[] {
-  const raw = req.rawHeaders;
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) out.push(raw[i + 1]!);
-  }
-  return out;
-}

@@ -156,6 +156,7 @@ export class Guard {
   readonly verifier: Verifier;
   readonly #perms: string[] | undefined;
   readonly #needs: Pick<VerifyRequest, "query" | "require_role" | "environment">;
+  readonly #hasNeeds: boolean;
   readonly #exempt: readonly string[];
   readonly #log: Logger;
   readonly #challenge: string | undefined;
@@ -172,6 +173,7 @@ export class Guard {
       ...(opts.requireRole ? { require_role: opts.requireRole } : {}),
       ...(opts.environment ? { environment: opts.environment } : {}),
     };
+    this.#hasNeeds = Object.keys(this.#needs).length > 0;
     this.#exempt = [...(opts.exempt ?? [])];
     this.#log = opts.logger ?? defaultLogger;
     if (opts.wwwAuthenticate !== undefined && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+( [\x20-\x7e]*)?$/.test(opts.wwwAuthenticate)) {
@@ -203,7 +205,7 @@ export class Guard {
    * keyward must be asked: then call verify. It never throws.
    */
   checkNow(r: GuardRequest): Outcome | undefined {
-    if (this.isExempt(r.path)) return EXEMPT;
+    if (this.#exempt.length > 0 && this.isExempt(r.path)) return EXEMPT;
     const read = this.#read(r);
     if ("status" in read) return this.#deny(r, read);
     const res = this.verifier instanceof CachedVerifier ? this.verifier.lookup(read.req) : undefined;
@@ -237,7 +239,9 @@ export class Guard {
       agent ||= a;
     }
     if (agent === null) return { status: 400, code: "invalid", detail: ERR_BAD_AGENT };
-    return { req: { key, permissions: this.#perms, ...this.#needs, agent: agent || undefined, ip: unmapped(r.ip) }, agent };
+    const req: VerifyRequest = { key, permissions: this.#perms, agent: agent || undefined, ip: unmapped(r.ip) };
+    if (this.#hasNeeds) Object.assign(req, this.#needs);
+    return { req, agent };
   }
 
   /** The verdict of the verifier's answer res to r. */
@@ -290,6 +294,20 @@ export function fetchHeader(headers: Headers): (name: string) => string[] {
     if (v === null) return [];
     return v.includes(",") ? v.split(",") : [v];
   };
+}
+
+/**
+ * rawHeader returns every value of header name (lower case) from a Node
+ * request's rawHeaders, one per time it was sent: Node's parsed headers
+ * keep only the first of several Authorization headers.
+ */
+export function rawHeader(raw: readonly string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length === name.length && n.toLowerCase() === name) out.push(raw[i + 1]!);
+  }
+  return out;
 }
 
 /**

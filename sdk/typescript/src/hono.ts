@@ -9,6 +9,7 @@ import {
   hasPermissions,
   problemResponse,
   rateLimitHeaders,
+  rawHeader,
   refusalHeaders,
   type Denial,
   type GuardOptions,
@@ -128,14 +129,39 @@ export function withKeyward<E extends KeywardEnv = KeywardEnv>(handler: KeywardH
 
 /** guardRequest is what the guard reads of c. */
 function guardRequest(c: Context, clientIp: (c: Context) => string | undefined): GuardRequest {
-  return {
-    header: fetchHeader(c.req.raw.headers),
-    path: c.req.path,
-    method: c.req.method,
-    ip: clientIp(c),
-    // No signal: reading c.req.raw.signal makes @hono/node-server build
-    // a whole Request, the largest cost of a cached request.
-  };
+  return new HonoRequest(c, clientIp(c));
+}
+
+/**
+ * The guard's view of a Hono request: methods, not a closure per request;
+ * the path read only when asked. Under @hono/node-server the headers are
+ * read from the Node request's raw headers, each value as sent (a
+ * repeated header is seen as repeated, a comma is only a comma); elsewhere
+ * from the Fetch API Headers (see fetchHeader). No signal: reading
+ * c.req.raw.signal makes @hono/node-server build a whole Request, the
+ * largest cost of a cached request.
+ */
+class HonoRequest implements GuardRequest {
+  readonly c: Context;
+  readonly ip: string | undefined;
+
+  constructor(c: Context, ip: string | undefined) {
+    this.c = c;
+    this.ip = ip;
+  }
+
+  header(name: string): string[] {
+    const raw = nodeIncoming(this.c)?.rawHeaders;
+    return raw ? rawHeader(raw, name) : fetchHeader(this.c.req.raw.headers)(name);
+  }
+
+  get path(): string {
+    return this.c.req.path;
+  }
+
+  get method(): string {
+    return this.c.req.method;
+  }
 }
 
 /** admit sets the caller of an admitted request on c, and the error writer for requirePermissions. */
@@ -187,8 +213,12 @@ function defaultWriter(c: Context, d: Denial): Response {
   return problemResponse(d, c.req.path);
 }
 
-/** nodePeer is the peer address under @hono/node-server, which puts the Node request in c.env.incoming. */
+/** nodeIncoming is the Node request under @hono/node-server, which puts it in c.env.incoming. */
+function nodeIncoming(c: Context): { rawHeaders?: string[]; socket?: { remoteAddress?: string } } | undefined {
+  return (c.env as { incoming?: { rawHeaders?: string[]; socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+}
+
+/** nodePeer is the peer address under @hono/node-server. */
 function nodePeer(c: Context): string | undefined {
-  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
-  return env?.incoming?.socket?.remoteAddress;
+  return nodeIncoming(c)?.socket?.remoteAddress;
 }

@@ -25,6 +25,7 @@ export {
   problemBody,
   problemResponse,
   rateLimitHeaders,
+  rawHeader,
   refusalHeaders,
   WWW_AUTHENTICATE,
   type Denial,
