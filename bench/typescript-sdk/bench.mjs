@@ -1,13 +1,17 @@
 // Benchmarks of the TypeScript SDK (not timed tests): what a cache hit
 // costs per request beside the framework's own per-request cost, and the
-// throughput Express and Hono apps keep behind the middleware, all in one
-// run on loopback against the real keyward. Targets (docs/benchmarks.md):
-// a cache hit under 2 us; >= 90% of the bare app's requests/s.
+// throughput Express and Hono apps keep behind the middleware and with
+// withKeyward on the route, in process and under wrk, all in one run on
+// loopback against the real keyward. Targets (docs/benchmarks.md): a cache
+// hit under 2 us; >= 90% of the bare app's requests/s.
 //
 //   node bench/typescript-sdk/bench.mjs   (bench/typescript-sdk/run builds first)
 //
 // Environment: DURATION (wrk seconds per run, default 3), ROUNDS (default
-// 5), CONNS (default 32), ITER (micro-benchmark iterations, default 100000).
+// 7), CONNS (default 32), ITER (micro-benchmark iterations, default
+// 100000), APP_ITER and APP_ROUNDS (of inproc.mjs, default 2000 and 41),
+// PARTS (of micro,app,wrk; default all), FRAMEWORKS (default express,hono),
+// VARIANTS of app.mjs (default bare,noop,auth,route).
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
@@ -17,15 +21,17 @@ import { fileURLToPath } from "node:url";
 import { sdk } from "./sdk.mjs";
 
 const DURATION = Number(process.env.DURATION || 3);
-const ROUNDS = Number(process.env.ROUNDS || 5);
+const ROUNDS = Number(process.env.ROUNDS || 7);
 const CONNS = Number(process.env.CONNS || 32);
 const ITER = Number(process.env.ITER || 100_000);
+const PARTS = (process.env.PARTS || "micro,app,wrk").split(",");
 const here = dirname(fileURLToPath(import.meta.url));
 
 const { Client, CachedVerifier, Guard } = await sdk.module("index");
-const { keyward: honoKeyward } = await sdk.module("hono");
+const { keyward: honoKeyward, withKeyward: honoWithKeyward } = await sdk.module("hono");
 const { keyward: expressKeyward } = await sdk.module("express");
 const { Hono } = await sdk.dep("hono");
+const { default: express } = await sdk.dep("express");
 const { startKeyward } = await sdk.server();
 
 const kw = await startKeyward();
@@ -54,67 +60,123 @@ try {
   const bare = new Hono().get("/notes", (c) => c.json({ ok: true }));
   const noop = new Hono().use((c, next) => next()).get("/notes", (c) => c.json({ ok: true }));
   const authed = new Hono().use(honoKeyward({ verifier })).get("/notes", (c) => c.json({ ok: c.get("keyward").key_id }));
+  const wrapped = new Hono().get("/notes", honoWithKeyward((c) => c.json({ ok: c.get("keyward").key_id }), { verifier }));
   const request = () => new Request("http://127.0.0.1/notes", { headers: { Authorization: `Bearer ${userKey}` } });
 
-  // The Express middleware alone, on the fields of a request it reads.
-  const expressMw = expressKeyward({ verifier });
-  const rawHeaders = ["Host", "127.0.0.1", "User-Agent", "wrk", "Authorization", `Bearer ${userKey}`];
-  const noHeaders = { setHeader() {} };
-  const expressCall = () =>
-    new Promise((next) => expressMw({ rawHeaders, ip: "127.0.0.1", originalUrl: "/notes", url: "/notes", method: "GET" }, noHeaders, next));
-  const micro = {
-    "CachedVerifier.verifyKey, cache hit": () => verifier.verifyKey({ key: userKey, ip: "127.0.0.1" }),
-    "Guard.check (headers, agent, cache hit)": () => guard.check(greq),
-    "Express keyward() middleware call (cache hit)": expressCall,
-    "Hono app.fetch, no auth (framework's own cost)": () => bare.fetch(request()),
-    "Hono app.fetch behind a no-op middleware": () => noop.fetch(request()),
-    "Hono app.fetch behind keyward() (cache hit)": () => authed.fetch(request()),
-  };
-  console.log(`per request, in process (${ITER} iterations, 5 interleaved rounds, median; CPU time of the process, then wall time):`);
-  const perOp = await nsPerOp(micro);
-  for (const [name, { cpu, wall }] of Object.entries(perOp)) {
-    console.log(`  ${name.padEnd(48)} ${(cpu / 1000).toFixed(3).padStart(7)} us CPU ${(wall / 1000).toFixed(3).padStart(8)} us wall`);
+  if (PARTS.includes("micro")) {
+    // The Express middleware alone, on a request of an app's prototype
+    // holding the fields it reads.
+    const expressMw = expressKeyward({ verifier });
+    const rawHeaders = ["Host", "127.0.0.1", "User-Agent", "wrk", "Authorization", `Bearer ${userKey}`];
+    const fields = { rawHeaders, headers: {}, socket: { remoteAddress: "127.0.0.1" }, originalUrl: "/notes", url: "/notes", method: "GET" };
+    const expressReq = Object.assign(Object.create(express().request), fields);
+    const noHeaders = { setHeader() {} };
+    const expressCall = () => new Promise((next) => expressMw(expressReq, noHeaders, next));
+    const micro = {
+      "CachedVerifier.verifyKey, cache hit": () => verifier.verifyKey({ key: userKey, ip: "127.0.0.1" }),
+      "Guard.check (headers, agent, cache hit)": () => guard.check(greq),
+      "Express keyward() middleware call (cache hit)": expressCall,
+      "Hono app.fetch, no auth (framework's own cost)": () => bare.fetch(request()),
+      "Hono app.fetch behind a no-op middleware": () => noop.fetch(request()),
+      "Hono app.fetch behind keyward() (cache hit)": () => authed.fetch(request()),
+      "Hono app.fetch, withKeyward route (cache hit)": () => wrapped.fetch(request()),
+    };
+    console.log(`per request, in process (${ITER} iterations, 5 interleaved rounds, median; CPU time of the process, then wall time):`);
+    const perOp = await nsPerOp(micro);
+    for (const [name, { cpu, wall }] of Object.entries(perOp)) {
+      console.log(`  ${name.padEnd(48)} ${(cpu / 1000).toFixed(3).padStart(7)} us CPU ${(wall / 1000).toFixed(3).padStart(8)} us wall`);
+    }
+    const framework = perOp["Hono app.fetch, no auth (framework's own cost)"].cpu;
+    const added = perOp["Hono app.fetch behind keyward() (cache hit)"].cpu - framework;
+    const addedRoute = perOp["Hono app.fetch, withKeyward route (cache hit)"].cpu - framework;
+    console.log(
+      `  keyward() adds ${(added / 1000).toFixed(3)} us CPU, withKeyward ${(addedRoute / 1000).toFixed(3)} us, to Hono's own ${(framework / 1000).toFixed(3)} us per request`,
+    );
   }
-  const framework = perOp["Hono app.fetch, no auth (framework's own cost)"].cpu;
-  const added = perOp["Hono app.fetch behind keyward() (cache hit)"].cpu - framework;
-  console.log(`  keyward() adds ${(added / 1000).toFixed(3)} us CPU to Hono's own ${(framework / 1000).toFixed(3)} us per request`);
+
+  const env = { ...process.env, KEYWARD_URL: kw.url, KEYWARD_API_KEY: verifierKey, BENCH_USER_KEY: userKey };
+  const variants = (process.env.VARIANTS || "bare,noop,auth,route").split(",");
+  const labels = { bare: "bare", noop: "no-op middleware", auth: "keyward()", route: "withKeyward" };
+  const frameworks = (process.env.FRAMEWORKS || "express,hono").split(",");
+
+  // --- whole apps in process ---------------------------------------------
+  if (PARTS.includes("app")) {
+    console.log(
+      `\nwhole app in process (inproc.mjs: each variant's request listener without a socket, all in one process per ` +
+        `framework, rounds of APP_ITER requests taking each variant in turn; CPU µs per request, median of rounds; ` +
+        `ratio: bare's µs / the variant's, median of the rounds' ratios):`,
+    );
+    for (const fw of frameworks) {
+      const out = spawnSync(process.execPath, [join(here, "inproc.mjs"), fw, ...variants], { env, encoding: "utf8" });
+      if (out.status !== 0) throw new Error(`inproc.mjs ${fw}: ${out.stderr}`);
+      const us = JSON.parse(out.stdout);
+      console.log(`  ${fw} (${us[variants[0]].length} rounds):`);
+      for (const v of variants) {
+        let line = `    ${(labels[v] ?? v).padEnd(17)} ${median(us[v]).toFixed(2).padStart(7)} µs`;
+        if (v !== "bare" && us.bare) {
+          const ratios = us[v].map((x, i) => us.bare[i] / x);
+          const q = [...ratios].sort((a, b) => a - b);
+          line +=
+            `  +${(median(us[v]) - median(us.bare)).toFixed(2)} µs; ${(median(ratios) * 100).toFixed(1)}% of bare ` +
+            `(quartiles ${(q[Math.floor(q.length / 4)] * 100).toFixed(0)}% to ${(q[Math.floor((3 * q.length) / 4)] * 100).toFixed(0)}%)`;
+        }
+        console.log(line);
+      }
+    }
+  }
 
   // --- throughput under wrk -----------------------------------------------
-  if (spawnSync("wrk", ["--version"]).error) throw new Error("wrk not found: apt-get install -y wrk");
-  const env = { ...process.env, KEYWARD_URL: kw.url, KEYWARD_API_KEY: verifierKey };
-  console.log(
-    `\nthroughput, ${ROUNDS} rounds; in each, wrk -t1 -c${CONNS} -d${DURATION}s loads the bare app, one behind a no-op ` +
-      `middleware and one behind keyward(), one after the other in an order that rotates each round; medians:`,
-  );
-  const variants = ["bare", "noop", "auth"];
-  const labels = { bare: "bare", noop: "no-op middleware", auth: "keyward()" };
-  for (const fw of (process.env.FRAMEWORKS || "express,hono").split(",")) {
+  if (PARTS.includes("wrk")) {
+    if (spawnSync("wrk", ["--version"]).error) throw new Error("wrk not found: apt-get install -y wrk");
+    console.log(
+      `\nthroughput, ${ROUNDS} rounds; in each, wrk -t1 -c${CONNS} -d${DURATION}s loads the bare app, one behind a no-op ` +
+        `middleware, one behind keyward() and one with its handler wrapped in withKeyward, one after the other in an ` +
+        `order that rotates each round:`,
+    );
+  }
+  for (const fw of PARTS.includes("wrk") ? frameworks : []) {
     const apps = {};
     for (const variant of variants) apps[variant] = await startApp(fw, variant, env, userKey);
-    const rps = { bare: [], noop: [], auth: [] };
-    const perCPU = { bare: [], noop: [], auth: [] };
+    const rps = Object.fromEntries(variants.map((v) => [v, []]));
+    const perCPU = Object.fromEntries(variants.map((v) => [v, []]));
+    const perUser = Object.fromEntries(variants.map((v) => [v, []]));
+    /** load runs wrk on the app of v and records its rate and requests per CPU-second. */
+    const load = async (v) => {
+      const cpu0 = cpuSeconds(apps[v].child.pid);
+      const { rate, requests } = await wrk(`http://127.0.0.1:${apps[v].port}/notes`, userKey);
+      const cpu = cpuSeconds(apps[v].child.pid);
+      rps[v].push(rate);
+      perCPU[v].push(requests / (cpu.total - cpu0.total));
+      perUser[v].push(requests / (cpu.user - cpu0.user));
+    };
     for (let r = 0; r < ROUNDS; r++) {
       // Rotate which goes first, so a trend in the load favours none.
-      for (let i = 0; i < variants.length; i++) {
-        const v = variants[(i + r) % variants.length];
-        const cpu0 = cpuSeconds(apps[v].child.pid);
-        const { rate, requests } = await wrk(`http://127.0.0.1:${apps[v].port}/notes`, userKey);
-        rps[v].push(rate);
-        perCPU[v].push(requests / (cpuSeconds(apps[v].child.pid) - cpu0));
-      }
+      for (let i = 0; i < variants.length; i++) await load(variants[(i + r) % variants.length]);
     }
     for (const a of Object.values(apps)) a.child.kill();
     console.log(`  ${fw}:`);
-    for (const [unit, m] of [["req/s", rps], ["req per CPU-second of the app's process", perCPU]]) {
+    for (const [unit, m] of [
+      ["req/s", rps],
+      ["req per CPU-second of the app's process", perCPU],
+      ["req per user CPU-second (the JavaScript; the kernel's socket work left out)", perUser],
+    ]) {
+      // Ratios are taken round by round (same minute of load), then their median.
       const ratio = (a, b) => median(m[a].map((x, i) => x / m[b][i]));
-      for (const v of variants) console.log(`    ${labels[v].padEnd(17)} ${median(m[v]).toFixed(0).padStart(7)} ${unit}`);
-      console.log(
-        `    keyward() keeps ${(ratio("auth", "bare") * 100).toFixed(1)}% of the bare app's ${unit} ` +
-          `(${(ratio("auth", "noop") * 100).toFixed(1)}% of the no-op middleware's; the no-op keeps ${(ratio("noop", "bare") * 100).toFixed(1)}%); ` +
-          `rounds: ${m.auth.map((x, i) => ((x / m.bare[i]) * 100).toFixed(0) + "%").join(" ")}; target >= 90%`,
-      );
+      const pct = (x) => (x * 100).toFixed(1) + "%";
+      console.log(`    ${unit}, median of ${ROUNDS} rounds:`);
+      for (const v of variants) {
+        let line = `      ${(labels[v] ?? v).padEnd(17)} ${median(m[v]).toFixed(0).padStart(7)}`;
+        if (v !== "bare" && m.bare) {
+          const rounds = m[v].map((x, i) => ((x / m.bare[i]) * 100).toFixed(0) + "%");
+          line += `  ${pct(ratio(v, "bare"))} of bare`;
+          if (v !== "noop" && m.noop) line += `, ${pct(ratio(v, "noop"))} of the no-op`;
+          line += `; rounds ${rounds.join(" ")}`;
+        }
+        console.log(line);
+      }
     }
   }
+  console.log(`\ntarget: keyward() or withKeyward >= 90% of the bare app; load average at the end: ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
 } finally {
   for (const c of children) c.kill();
   await kw.stop();
@@ -176,14 +238,17 @@ async function startApp(framework, variant, env, key) {
 }
 
 /**
- * cpuSeconds is the user and system CPU time process pid has used so far
- * (Linux /proc). Requests per CPU-second of the app is what it serves on a
- * core of its own: steady on a machine shared with other work, where
- * requests/s swings with the load.
+ * cpuSeconds is the CPU time process pid has used so far (Linux /proc):
+ * { user, total } (total adds the kernel's time, mostly the socket writes).
+ * Requests per CPU-second of the app is what it serves on a core of its
+ * own, steadier than requests/s on a machine shared with other work; per
+ * user CPU-second leaves out the kernel's share, the same work for every
+ * variant but slower per request when the machine is busy.
  */
 function cpuSeconds(pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(")").pop().trim().split(/\s+/);
-  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ, 100 on Linux
+  const user = Number(fields[11]) / 100; // USER_HZ, 100 on Linux
+  return { user, total: user + Number(fields[12]) / 100 };
 }
 
 /** wrk loads url with the key for DURATION seconds and resolves to { rate: requests/s, requests }; non-2xx answers fail the run. */
@@ -193,7 +258,7 @@ async function wrk(url, key) {
   let err = "";
   child.stdout.setEncoding("utf8").on("data", (s) => (out += s));
   child.stderr.setEncoding("utf8").on("data", (s) => (err += s));
-  const [code] = await once(child, "exit");
+  const [code] = await once(child, "close"); // "close": after its output, which "exit" may precede
   if (code !== 0) throw new Error(`wrk failed: ${err}`);
   if (/Non-2xx or 3xx responses/.test(out)) throw new Error(`wrk saw refusals:\n${out}`);
   const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
