@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/servemem.sh: resident memory of `keyward serve` per cached key after a
 # Zipf run, all of the server's state included (verification cache, usage
-# counters, abuse detection's tables, HTTP): issue 19's target is under 600 B
+# counters, abuse detection's tables, HTTP): the target (docs/benchmarks.md) is under 600 B
 # of RSS per cached key after a Zipf(1.1) run over 1M keys.
 #
 # It seeds KEYS keys into a SQLite store (bench/cachemiss -keep-sqlite; about
