@@ -450,6 +450,22 @@ func testTouchKeys(t *testing.T, open func(*testing.T) keyward.Store) {
 		wantLastUsed(t, lastUsed(f, k1.ID), t2)
 		wantLastUsed(t, lastUsed(f, k2.ID), t3)
 	})
+	t.Run("touches every key of a large batch", func(t *testing.T) {
+		// Stores may write a batch in parts (SQLite: 1,000 keys a
+		// transaction): keys at the start, across a part's end and at the
+		// end of 2,500 uses are all touched.
+		f := newFixture(t, open)
+		k1, k2, k3 := f.rootKey(), f.rootKey(), f.rootKey()
+		uses := make([]keyward.KeyUse, 2500)
+		for i := range uses {
+			uses[i] = keyward.KeyUse{ID: fmt.Sprintf("key_missing_%04d", i), At: t1}
+		}
+		uses[0], uses[1000], uses[2499] = keyward.KeyUse{ID: k1.ID, At: t1}, keyward.KeyUse{ID: k2.ID, At: t2}, keyward.KeyUse{ID: k3.ID, At: t3}
+		must(t, f.s.TouchKeys(f.ctx, uses))
+		wantLastUsed(t, lastUsed(f, k1.ID), t1)
+		wantLastUsed(t, lastUsed(f, k2.ID), t2)
+		wantLastUsed(t, lastUsed(f, k3.ID), t3)
+	})
 	t.Run("changes nothing else", func(t *testing.T) {
 		f := newFixture(t, open)
 		k := f.rootKey()

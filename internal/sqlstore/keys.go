@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -661,28 +662,36 @@ func (s *Store) DeleteKey(ctx context.Context, ch keyward.Change, id string) (*k
 	return k, nil
 }
 
+// touchChunk is how many keys one transaction of TouchKeys updates: the
+// single writer is held for one chunk at a time, so the other writes
+// (a key created through the API, usage, credits) take their turn during
+// a large flush, and a flush cut short by its deadline keeps the chunks it
+// wrote.
+const touchChunk = 1000
+
 // TouchKeys raises last_used_at of each key to the given time, never
-// lowering it, in one transaction. Unknown ids are ignored.
+// lowering it, in transactions of touchChunk keys. Unknown ids are
+// ignored. On an error the chunks before it are written; writing them
+// again (the caller's retry) changes nothing.
 func (s *Store) TouchKeys(ctx context.Context, uses []keyward.KeyUse) error {
-	if len(uses) == 0 {
-		return nil
-	}
-	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
-		st, err := tx.PrepareContext(ctx, `UPDATE keys SET last_used_at = ?1
-			WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)`)
-		if err != nil {
-			return s.dbError(err, Conflicts{})
-		}
-		defer st.Close()
-		for _, u := range uses {
-			if _, err := st.ExecContext(ctx, FormatTime(u.At), u.ID); err != nil {
+	for chunk := range slices.Chunk(uses, touchChunk) {
+		err := s.WriteUnaudited(ctx, func(tx *Tx) error {
+			st, err := tx.PrepareContext(ctx, `UPDATE keys SET last_used_at = ?1
+				WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)`)
+			if err != nil {
 				return s.dbError(err, Conflicts{})
 			}
+			defer st.Close()
+			for _, u := range chunk {
+				if _, err := st.ExecContext(ctx, FormatTime(u.At), u.ID); err != nil {
+					return s.dbError(err, Conflicts{})
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return s.errorf("touch %d keys: %w", len(uses), err)
 		}
-		return nil
-	})
-	if err != nil {
-		return s.errorf("touch %d keys: %w", len(uses), err)
 	}
 	return nil
 }
