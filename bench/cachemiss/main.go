@@ -219,8 +219,8 @@ func settle(ctx context.Context, url, schema string) error {
 // warm reads the schema's tables and indexes once into the operating
 // system's page cache (pg_prewarm's 'read' mode), as a database server that
 // has been answering lookups holds them; without it the first lookups
-// after a long seed time the disk (and on a VM whose host reclaims the
-// page cache, those a while later too). The extension is created in the
+// after a long seed time the disk (and on a VM that reclaims cold page
+// cache, such as one running DAMON-based reclaim, those a while later too). The extension is created in the
 // schema, so it goes with it; without pg_prewarm the run says so and
 // measures cold.
 func warm(ctx context.Context, conn *pgx.Conn, schema string) error {
