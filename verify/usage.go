@@ -128,7 +128,12 @@ func (e *Engine) flush(ctx context.Context) error {
 	slices.SortFunc(uses, func(a, b keyward.KeyUse) int { return strings.Compare(a.ID, b.ID) })
 	if err := e.store.TouchKeys(ctx, uses); err != nil {
 		if len(at) <= maxUsageRetry {
-			u.retry = at
+			// Kept past this flush: copies of the ids, which are views
+			// into entries the cache may drop meanwhile.
+			u.retry = make(map[string]int64, len(at))
+			for id, t := range at {
+				u.retry[strings.Clone(id)] = t
+			}
 		} else {
 			e.log.Warn("dropping key usage after a failed flush", "keys", len(at))
 		}
