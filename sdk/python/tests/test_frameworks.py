@@ -222,18 +222,24 @@ def test_asgi_permissions_limits_and_outage(tenant) -> None:
     assert r.status_code == 503 and r.headers["retry-after"] == "1" and r.json() == problem(UNAVAILABLE, "/x")
 
 
+class Sends:
+    """Counts, in n, the requests an AsyncClient sends to keyward."""
+
+    def __init__(self, client: keyward.AsyncClient) -> None:
+        self.n = 0
+        real = client.sync._send
+
+        def send(*a, **kw):  # type: ignore[no-untyped-def]
+            self.n += 1
+            return real(*a, **kw)
+
+        client.sync._send = send  # type: ignore[method-assign]
+
+
 def test_require_behind_the_middleware_makes_no_second_call(tenant) -> None:
     k = tenant.user_key("notes:read")
-    calls = 0
     client = tenant.async_client()
-    real = client.sync._send
-
-    def send(*a, **kw):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        calls += 1
-        return real(*a, **kw)
-
-    client.sync._send = send  # type: ignore[method-assign]
+    calls = Sends(client)
     v = keyward.AsyncCachedVerifier(client, ttl=-1)
     app = FastAPI()
     app.add_middleware(KeywardMiddleware, verifier=v, exempt=["/open"])
@@ -251,11 +257,11 @@ def test_require_behind_the_middleware_makes_no_second_call(tenant) -> None:
         return {"key_id": identity.key_id}
 
     tc = TestClient(app)
-    assert tc.get("/notes", headers=bearer(k.key)).json() == {"key_id": k.id} and calls == 1
-    assert tc.get("/admin", headers=bearer(k.key)).status_code == 403 and calls == 2
+    assert tc.get("/notes", headers=bearer(k.key)).json() == {"key_id": k.id} and calls.n == 1
+    assert tc.get("/admin", headers=bearer(k.key)).status_code == 403 and calls.n == 2
     # An exempt path with require still needs a key: the dependency verifies it.
-    assert tc.get("/open").status_code == 401 and calls == 2
-    assert tc.get("/open", headers=bearer(k.key)).json() == {"key_id": k.id} and calls == 3
+    assert tc.get("/open").status_code == 401 and calls.n == 2
+    assert tc.get("/open", headers=bearer(k.key)).json() == {"key_id": k.id} and calls.n == 3
 
 
 def asgi_get(app, headers: list, path: str = "/notes") -> tuple:  # type: ignore[no-untyped-def]
@@ -286,16 +292,8 @@ def test_cache_hits_decide_as_the_whole_check(tenant) -> None:
     import json
 
     k, other = tenant.user_key("notes:read"), tenant.user_key("notes:read")
-    calls = 0
     client = tenant.async_client()
-    real = client.sync._send
-
-    def send(*a, **kw):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        calls += 1
-        return real(*a, **kw)
-
-    client.sync._send = send  # type: ignore[method-assign]
+    calls = Sends(client)
     v = keyward.AsyncCachedVerifier(client)
     app = fastapi_app(v)
     key = k.key.encode()
@@ -305,9 +303,9 @@ def test_cache_hits_decide_as_the_whole_check(tenant) -> None:
         return status, json.loads(body)
 
     want = {"key_id": k.id, "account": tenant.account.id, "user": tenant.user.id, "agent": None}
-    assert get((b"authorization", b"Bearer " + key)) == (200, want) and calls == 1
-    assert get((b"authorization", b"Bearer " + key)) == (200, want) and calls == 1, "a cache hit"
-    assert get((b"x-api-key", key)) == (200, want) and calls == 1
+    assert get((b"authorization", b"Bearer " + key)) == (200, want) and calls.n == 1
+    assert get((b"authorization", b"Bearer " + key)) == (200, want) and calls.n == 1, "a cache hit"
+    assert get((b"x-api-key", key)) == (200, want) and calls.n == 1
     # Not plain: the whole check reads them, from the same cache.
     assert get((b"authorization", b"bearer " + key)) == (200, want)
     assert get((b"authorization", b"Bearer  " + key + b" ")) == (200, want)
@@ -315,7 +313,7 @@ def test_cache_hits_decide_as_the_whole_check(tenant) -> None:
     assert get((b"authorization", b"Bearer " + key), (b"x-api-key", key)) == (200, want)
     assert get((b"authorization", b"Bearer " + key), (b"X-Keyward-Agent", b"cli")) == (200, dict(want, agent="cli"))
     assert get((b"authorization", b"Bearer " + key), (b"x-keyward-agent", b"cli")) == (200, dict(want, agent="cli"))
-    assert calls == 1
+    assert calls.n == 1
     status, body = get((b"authorization", b"Bearer " + key), (b"authorization", b"Bearer " + key))
     assert status == 401 and body["detail"] == "Authorization and X-API-Key carry different keys: send one"
     status, body = get((b"authorization", b"Bearer " + key), (b"x-api-key", other.key.encode()))
@@ -325,14 +323,14 @@ def test_cache_hits_decide_as_the_whole_check(tenant) -> None:
     # An answer cached for a request with an agent serves one without: no agent.
     assert get((b"authorization", b"Bearer " + other.key.encode()), (b"x-keyward-agent", b"cli"))[1]["agent"] == "cli"
     assert get((b"authorization", b"Bearer " + other.key.encode()))[1] == dict(want, key_id=other.id)
-    assert calls == 2
+    assert calls.n == 2
 
     # The middleware takes the shortcut too (it asks for no permission: an
     # answer of its own), and an exempt path stays exempt with a cached key.
     mw = starlette_app(v, exempt=["/open"])
     passed = (200, b'{"key_id":"%s","agent":null}' % k.id.encode())
-    assert asgi_get(mw, [(b"authorization", b"Bearer " + key)], "/x") == passed and calls == 3
-    assert asgi_get(mw, [(b"authorization", b"Bearer " + key)], "/x") == passed and calls == 3
+    assert asgi_get(mw, [(b"authorization", b"Bearer " + key)], "/x") == passed and calls.n == 3
+    assert asgi_get(mw, [(b"authorization", b"Bearer " + key)], "/x") == passed and calls.n == 3
     assert asgi_get(mw, [(b"authorization", b"Bearer " + key)], "/open") == (200, b'{"key_id":null,"agent":null}')
 
 
