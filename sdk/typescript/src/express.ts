@@ -111,14 +111,13 @@ function withAccessors(req: Request): void {
 export function keyward(opts: ExpressOptions = {}): RequestHandler {
   const guard = new Guard(opts);
   const write = opts.errorWriter ?? writeProblem;
-  const writer = opts.errorWriter && write;
   return (req: Request, res: Response, next: NextFunction) => {
     if (opts.exemptIf?.(req)) return next();
     const gr = guardRequest(req);
     const pass = (out: Outcome) => {
       if (out.ok === "exempt") return next();
       if (!out.ok) return deny(req, res, write, out.denial);
-      admit(req, res, out, writer);
+      admit(req, res, out, opts.errorWriter);
       next();
     };
     // A cached answer passes the request on at once, without a promise.
@@ -149,12 +148,11 @@ export function withKeyward<P = Request["params"], ResBody = any, ReqBody = any,
 ): RequestHandler<P, ResBody, ReqBody, ReqQuery, Locals> {
   const guard = new Guard({ ...opts, exempt: undefined });
   const write = opts.errorWriter ?? writeProblem;
-  const writer = opts.errorWriter && write;
   type Req = Request<P, ResBody, ReqBody, ReqQuery, Locals>;
   type Res = Response<ResBody, Locals>;
   const run = (req: Req, res: Res, next: NextFunction, out: Verdict) => {
     if (!out.ok) return deny(req as Request, res, write, out.denial);
-    admit(req as Request, res, out, writer);
+    admit(req as Request, res, out, opts.errorWriter);
     return handler(req, res, next);
   };
   return (req, res, next) => {

@@ -70,7 +70,7 @@ export function keyward(opts: HonoOptions = {}): MiddlewareHandler<KeywardEnv> {
   const pass = (c: Context<KeywardEnv>, next: Next, out: Outcome): Promise<Response | void> => {
     if (out.ok === "exempt") return next();
     if (!out.ok) return deny(c, write, out.denial);
-    admit(c, out, opts.errorWriter && write);
+    admit(c, out, opts.errorWriter);
     // A key without rate limits (every cached one) adds nothing to the response.
     const limits = out.result.rate_limits;
     if (!limits?.length) return next();
@@ -112,7 +112,7 @@ export function withKeyward<E extends KeywardEnv = KeywardEnv>(handler: KeywardH
   const clientIp = opts.clientIp ?? nodePeer;
   const run = (c: Context<E, any, any>, out: Verdict): Response | Promise<Response> => {
     if (!out.ok) return deny(c, write, out.denial);
-    admit(c, out, opts.errorWriter && write);
+    admit(c, out, opts.errorWriter);
     const limits = out.result.rate_limits;
     const res = handler(c);
     if (!limits?.length) return res;
@@ -214,9 +214,12 @@ function defaultWriter(c: Context, d: Denial): Response {
 }
 
 /** nodeIncoming is the Node request under @hono/node-server, which puts it in c.env.incoming. */
-function nodeIncoming(c: Context): { rawHeaders?: string[]; socket?: { remoteAddress?: string } } | undefined {
-  return (c.env as { incoming?: { rawHeaders?: string[]; socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+function nodeIncoming(c: Context): NodeIncoming | undefined {
+  return (c.env as { incoming?: NodeIncoming } | undefined)?.incoming;
 }
+
+/** What the guard reads of the Node request under @hono/node-server. */
+type NodeIncoming = { rawHeaders?: string[]; socket?: { remoteAddress?: string } };
 
 /** nodePeer is the peer address under @hono/node-server. */
 function nodePeer(c: Context): string | undefined {
