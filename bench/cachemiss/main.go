@@ -91,18 +91,19 @@ func main() {
 
 	fmt.Printf("cache-miss benchmark: %d keys per store, %d samples, GOMAXPROCS %d, %s\n",
 		*n, *samples, runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
+	cfg := config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers, userKeys: *userKeys, cpuProfile: *cpuProfile, quietLoad: *quietLoad, quietWait: *quietWait}
 	failed := false
 	for _, name := range strings.Split(*stores, ",") {
 		var err error
 		switch strings.TrimSpace(name) {
 		case "sqlite":
-			err = runSQLite(ctx, *dir, *keep, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers, userKeys: *userKeys, cpuProfile: *cpuProfile, quietLoad: *quietLoad, quietWait: *quietWait})
+			err = runSQLite(ctx, *dir, *keep, cfg)
 		case "postgres":
 			if *pgURL == "" {
 				fmt.Fprintln(os.Stderr, "cachemiss: postgres: skipped, set KEYWARD_TEST_POSTGRES_URL or -postgres")
 				continue
 			}
-			err = runPostgres(ctx, *pgURL, config{n: *n, samples: *samples, seedTimeout: *seedTimeout, batch: *batch, workers: *workers, userKeys: *userKeys, cpuProfile: *cpuProfile, quietLoad: *quietLoad, quietWait: *quietWait})
+			err = runPostgres(ctx, *pgURL, cfg)
 		default:
 			fatalf("unknown store %q (want sqlite or postgres)", name)
 		}
