@@ -261,10 +261,12 @@ func (s *Store) CreditRefillsDue(ctx context.Context, now time.Time, after strin
 	if today == daysThis {
 		come = keyward.MaxRefillDay
 	}
-	// The period's start, in Unix microseconds, of a key's refill day.
-	start := `CASE WHEN credits_refill_day <= ?
-		THEN CAST(? AS BIGINT) + (CASE WHEN credits_refill_day < ? THEN credits_refill_day ELSE ? END - 1) * CAST(? AS BIGINT)
-		ELSE CAST(? AS BIGINT) + (CASE WHEN credits_refill_day < ? THEN credits_refill_day ELSE ? END - 1) * CAST(? AS BIGINT) END`
+	// The refill day's start in a month (its first day, its number of
+	// days, a day), in Unix microseconds.
+	const dayIn = `CAST(? AS BIGINT) + (CASE WHEN credits_refill_day < ? THEN credits_refill_day ELSE ? END - 1) * CAST(? AS BIGINT)`
+	// The period's start of a key's refill day: in this month if it has
+	// come, else in last month.
+	start := `CASE WHEN credits_refill_day <= ? THEN ` + dayIn + ` ELSE ` + dayIn + ` END`
 	rows, err := s.r.QueryContext(ctx, `SELECT id FROM keys WHERE credits_refill_amount IS NOT NULL AND credits_remaining IS NOT NULL
 		AND (credits_refill_day IS NULL AND `+s.d.Micros("credits_refilled_at")+` + credits_refill_interval / 1000 <= ?
 			OR credits_refill_day IS NOT NULL AND `+s.d.Micros("credits_refilled_at")+` < `+start+`)

@@ -65,7 +65,8 @@ func (s *Store) StartPortalSession(ctx context.Context, record func(*keyward.Por
 		if err != nil {
 			return s.dbError(err, Conflicts{})
 		}
-		start, end := now.UTC().Truncate(time.Microsecond), now.UTC().Truncate(time.Microsecond).Add(time.Duration(p.SessionTTL))
+		start := now.UTC().Truncate(time.Microsecond)
+		end := start.Add(time.Duration(p.SessionTTL))
 		res, err := tx.ExecContext(ctx, `UPDATE portal_sessions SET session_hash = ?, started_at = ?, expires_at = ?
 			WHERE link_hash = ? AND started_at IS NULL`, sessionHash[:], FormatTime(start), FormatTime(end), linkHash[:])
 		if err != nil {
