@@ -34,13 +34,7 @@ func (req *Request) named(ls []keyward.RateLimit) []keyward.RateLimit {
 	if req.countsAll(ls) {
 		return ls
 	}
-	var out []keyward.RateLimit
-	for _, l := range ls {
-		if l.Counts(req.Limits, req.ManualLimits) {
-			out = append(out, l)
-		}
-	}
-	return out
+	return req.appendCounted(nil, ls)
 }
 
 // rateLimitLevels decides step 7's rate limits of every level of the key

@@ -61,6 +61,16 @@ func (req *Request) countsAll(ls []keyward.RateLimit) bool {
 	return true
 }
 
+// appendCounted appends to dst the limits of ls that req counts against.
+func (req *Request) appendCounted(dst, ls []keyward.RateLimit) []keyward.RateLimit {
+	for _, l := range ls {
+		if l.Counts(req.Limits, req.ManualLimits) {
+			dst = append(dst, l)
+		}
+	}
+	return dst
+}
+
 // cost returns the cost of req: Cost, 0 meaning 1.
 func (req *Request) cost() int64 { return max(req.Cost, 1) }
 
@@ -74,12 +84,7 @@ func (e *Engine) rateLimit(ctx context.Context, res *Result, req *Request, limit
 	buf := limitBufs.Get().(*limitBuf)
 	defer limitBufs.Put(buf)
 	if !req.countsAll(limits) {
-		buf.limits = buf.limits[:0]
-		for _, l := range limits {
-			if l.Counts(req.Limits, req.ManualLimits) {
-				buf.limits = append(buf.limits, l)
-			}
-		}
+		buf.limits = req.appendCounted(buf.limits[:0], limits)
 		limits = buf.limits
 		if len(limits) == 0 {
 			return
