@@ -101,6 +101,10 @@ func (p *PortalSession) Identity() *Identity {
 // PortalAgent is the agent of a portal session's identity.
 const PortalAgent = "portal"
 
+// PortalPath is where the portal is served under keyward's address; a
+// link is PortalPath + "/link/" + its token.
+const PortalPath = "/portal"
+
 // PortalLink is a new portal session with its single-use link, shown once.
 type PortalLink struct {
 	PortalSession

@@ -36,10 +36,6 @@ type portalStore interface {
 	Usage(ctx context.Context, f keyward.UsageFilter) ([]keyward.UsageRow, error)
 }
 
-// PortalPath is the path of the portal under the API's address; a link is
-// PortalPath + "/link/" + its token.
-const PortalPath = "/portal"
-
 // portalLinkPrefix marks a portal link's token, so a leaked one is
 // recognisable.
 const portalLinkPrefix = "kwp_"
@@ -129,7 +125,7 @@ func (s *Portal) CreatePortalSession(ctx context.Context, c keyward.PortalSessio
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "portal session created", "portal_session", p.ID, "account_id", p.AccountID, "user_id", p.UserID, "by", id.KeyID)
-	return &keyward.PortalLink{PortalSession: p, URL: PortalPath + "/link/" + token}, nil
+	return &keyward.PortalLink{PortalSession: p, URL: keyward.PortalPath + "/link/" + token}, nil
 }
 
 // portalEnvironments validates the environments a session grants, sorted

@@ -20,8 +20,9 @@ import (
 	"github.com/keyward/keyward/httpedge"
 )
 
-// PortalPath is where the end-user portal is mounted.
-const PortalPath = "/portal"
+// PortalPath is where the end-user portal is mounted (keyward.PortalPath,
+// where admin.Portal's links lead).
+const PortalPath = keyward.PortalPath
 
 // PortalCookie is the portal session's cookie.
 const PortalCookie = "keyward_portal"
