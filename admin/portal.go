@@ -2,9 +2,7 @@ package admin
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"slices"
 	"time"
 
@@ -113,7 +111,7 @@ func (s *Portal) CreatePortalSession(ctx context.Context, c keyward.PortalSessio
 		CreatedAt:     now,
 		LinkExpiresAt: now.Add(linkTTL),
 	}
-	token := portalLinkPrefix + randomToken()
+	token := portalLinkPrefix + apikey.NewToken()
 	ch, err := s.audit(ctx, id, "portal_session.create", "portal_session", p.ID, p.AccountID, map[string]any{
 		"user_id": p.UserID, "external_id": p.ExternalID, "permissions": p.Permissions, "environments": p.Environments,
 		"return_url": p.ReturnURL, "link_expires_at": p.LinkExpiresAt, "session_ttl": p.SessionTTL,
@@ -159,19 +157,12 @@ func portalTTL(field string, d keyward.Duration, def, max time.Duration) (time.D
 	}
 }
 
-// randomToken returns 32 random bytes, base64url-encoded.
-func randomToken() string {
-	b := make([]byte, 32)
-	rand.Read(b) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // StartPortalSession uses a portal link (its token, as in the link's URL)
 // and returns the session with the token of its cookie, shown once. A link
 // works once, before it expires; every other use is ENOTFOUND, which says
 // nothing about why. The start is audited with the session as the actor.
 func (s *Portal) StartPortalSession(ctx context.Context, linkToken string) (string, *keyward.PortalSession, error) {
-	cookie := randomToken()
+	cookie := apikey.NewToken()
 	p, err := s.store.StartPortalSession(ctx, func(p *keyward.PortalSession) (keyward.Change, error) {
 		return s.audit(ctx, p.Identity(), "portal_session.start", "portal_session", p.ID, p.AccountID, map[string]any{"user_id": p.UserID, "expires_at": p.ExpiresAt})
 	}, sha256.Sum256([]byte(linkToken)), sha256.Sum256([]byte(cookie)), s.now())

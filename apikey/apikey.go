@@ -17,6 +17,7 @@ package apikey
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -200,6 +201,15 @@ func NewID(kind string) string {
 		panic("apikey: crypto/rand failed: " + err.Error())
 	}
 	return string(b)
+}
+
+// NewToken returns a new random token: 32 random bytes, base64url-encoded
+// (the console's session ids and CSRF tokens, the portal's links and
+// cookies).
+func NewToken() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func appendTime(b []byte, ms uint64) []byte {

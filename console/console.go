@@ -335,7 +335,7 @@ func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
 // as a cookie the POST must send back (no session exists yet).
 func (c *Console) renderSignIn(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	w.Header().Set("Cache-Control", "no-store")
-	token := randomToken()
+	token := apikey.NewToken()
 	http.SetCookie(w, c.cookie(r, signInCookie, token, 3600))
 	c.render(w, r, status, "signin", nil, map[string]any{"CSRF": token, "Error": msg})
 }

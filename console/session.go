@@ -1,14 +1,13 @@
 package console
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"sync"
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 )
 
 // Session timeouts and bounds; Config overrides the timeouts.
@@ -49,18 +48,11 @@ func newSessions(idle, maxAge time.Duration, max int, now func() time.Time) *ses
 	return &sessions{byID: make(map[[32]byte]*session), idle: idle, maxAge: maxAge, max: max, now: now}
 }
 
-// randomToken returns 32 random bytes, base64url-encoded.
-func randomToken() string {
-	b := make([]byte, 32)
-	rand.Read(b) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // create starts a session for key and returns its id.
 func (s *sessions) create(key keyward.Secret) (string, *session) {
-	id := randomToken()
+	id := apikey.NewToken()
 	now := s.now()
-	ss := &session{key: key, csrf: randomToken(), created: now, lastSeen: now}
+	ss := &session{key: key, csrf: apikey.NewToken(), created: now, lastSeen: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.byID) >= s.max {
