@@ -118,3 +118,12 @@ func Trusted(a netip.Addr, trusted []netip.Prefix) bool {
 func PeerTrusted(remoteAddr string, trusted []netip.Prefix) bool {
 	return Trusted(Parse(remoteAddr), trusted)
 }
+
+// HTTPS reports whether the client reached keyward over https: TLS ends
+// here, or a trusted proxy says so in X-Forwarded-Proto.
+func HTTPS(r *http.Request, trusted []netip.Prefix) bool {
+	if r.TLS != nil {
+		return true
+	}
+	return PeerTrusted(r.RemoteAddr, trusted) && r.Header.Get("X-Forwarded-Proto") == "https"
+}

@@ -242,16 +242,7 @@ func securityHeaders(w http.ResponseWriter, https bool) {
 }
 
 // https reports whether the browser reached the console over https.
-func (c *Console) https(r *http.Request) bool { return isHTTPS(r, c.trusted) }
-
-// isHTTPS reports whether the browser reached keyward over https: TLS
-// here, or a proxy of trusted saying so in X-Forwarded-Proto.
-func isHTTPS(r *http.Request, trusted []netip.Prefix) bool {
-	if r.TLS != nil {
-		return true
-	}
-	return clientaddr.PeerTrusted(r.RemoteAddr, trusted) && r.Header.Get("X-Forwarded-Proto") == "https"
-}
+func (c *Console) https(r *http.Request) bool { return clientaddr.HTTPS(r, c.trusted) }
 
 // cookie returns a console cookie: HttpOnly, SameSite=Strict, scoped to
 // Path, Secure over https. maxAge < 0 deletes it.

@@ -114,7 +114,7 @@ func NewPortal(cfg PortalConfig) *Portal {
 
 // ServeHTTP sets the console's security headers and routes r.
 func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	securityHeaders(w, isHTTPS(r, p.trusted))
+	securityHeaders(w, clientaddr.HTTPS(r, p.trusted))
 	w.Header().Set("Cache-Control", "no-store")
 	if _, pattern := p.mux.Handler(r); pattern == "" {
 		p.message(w, r, nil, http.StatusNotFound, "Not found", "There is no such portal page.", "")
@@ -129,7 +129,7 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // navigation would not be sent on the redirect to the portal. Forms are
 // protected by CSRF tokens. maxAge < 0 deletes it.
 func (p *Portal) cookie(r *http.Request, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: PortalCookie, Value: value, Path: PortalPath, MaxAge: maxAge, HttpOnly: true, Secure: isHTTPS(r, p.trusted), SameSite: http.SameSiteLaxMode}
+	return &http.Cookie{Name: PortalCookie, Value: value, Path: PortalPath, MaxAge: maxAge, HttpOnly: true, Secure: clientaddr.HTTPS(r, p.trusted), SameSite: http.SameSiteLaxMode}
 }
 
 // useLink uses a portal link once: it starts the session, sets its cookie

@@ -30,11 +30,10 @@ func (s *Server) createPortalSession(ctx context.Context, r *http.Request, in ke
 		return l, nil
 	}
 	scheme, host := "http", r.Host
-	trusted := clientaddr.PeerTrusted(r.RemoteAddr, s.trusted)
-	if r.TLS != nil || (trusted && r.Header.Get("X-Forwarded-Proto") == "https") {
+	if clientaddr.HTTPS(r, s.trusted) {
 		scheme = "https"
 	}
-	if h := r.Header.Get("X-Forwarded-Host"); trusted && h != "" {
+	if h := r.Header.Get("X-Forwarded-Host"); h != "" && clientaddr.PeerTrusted(r.RemoteAddr, s.trusted) {
 		host = h
 	}
 	l.URL = scheme + "://" + host + l.URL
