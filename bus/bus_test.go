@@ -213,6 +213,9 @@ func TestBroadcasterAppliesAndPublishes(t *testing.T) {
 	if inv := e.published(); inv.AccountID != e.acct.ID || len(inv.KeyHashes) != 0 {
 		t.Errorf("AccountChanged published %+v", inv)
 	}
+	// The counter moves after Publish returns, so after the fake has seen
+	// the message: wait for it rather than read it once.
+	keywardtest.WaitFor(t, "three counted publishes", func() bool { return e.counter("keyward_invalidations_published_total") >= 3 })
 	if got := e.counter("keyward_invalidations_published_total"); got != 3 {
 		t.Errorf("keyward_invalidations_published_total = %v, want 3", got)
 	}
