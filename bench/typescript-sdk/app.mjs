@@ -7,7 +7,9 @@
 // auth behind the SDK's middleware, keyward() in app.use; with route its
 // handler wrapped in the SDK's per-route withKeyward (both a
 // CachedVerifier in front of the keyward at KEYWARD_URL, authenticated by
-// KEYWARD_API_KEY).
+// KEYWARD_API_KEY); with spin, the
+// control: bare's handler after SPIN_NS nanoseconds of busy CPU and no SDK,
+// so that the load runs show what adding that much work costs by itself).
 import { createServer } from "node:http";
 import { fileURLToPath } from "node:url";
 import { sdk } from "./sdk.mjs";
@@ -17,10 +19,23 @@ const notes = [{ id: 1, text: "hello" }];
 // that every variant answers the same number of bytes.
 const nobody = "acc_" + "0".repeat(22);
 
+/**
+ * spun returns handler run after SPIN_NS (default 1500) nanoseconds of busy
+ * CPU, without allocating: the control variant.
+ */
+function spun(handler) {
+  const ms = Number(process.env.SPIN_NS || 1500) / 1e6;
+  return (...args) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until);
+    return handler(...args);
+  };
+}
+
 /** listener returns the Node request listener of the app FRAMEWORK VARIANT. */
 export async function listener(framework, variantArg) {
   const variant = variantArg.split("#")[0];
-  if (!["bare", "noop", "auth", "route"].includes(variant)) throw new Error(`unknown variant ${variantArg}`);
+  if (!["bare", "noop", "auth", "route", "spin"].includes(variant)) throw new Error(`unknown variant ${variantArg}`);
   if (framework === "express") {
     const { default: express } = await sdk.dep("express");
     const { keyward, withKeyward } = await sdk.module("express");
@@ -28,7 +43,7 @@ export async function listener(framework, variantArg) {
     if (variant === "auth") app.use(keyward());
     if (variant === "noop") app.use((req, res, next) => next());
     const handler = (req, res) => res.json({ owner: req.keyward?.account_id ?? nobody, notes });
-    app.get("/notes", variant === "route" ? withKeyward(handler) : handler);
+    app.get("/notes", variant === "route" ? withKeyward(handler) : variant === "spin" ? spun(handler) : handler);
     return app;
   }
   if (framework === "hono") {
@@ -39,7 +54,7 @@ export async function listener(framework, variantArg) {
     if (variant === "auth") app.use(keyward());
     if (variant === "noop") app.use((c, next) => next());
     const handler = (c) => c.json({ owner: c.get("keyward")?.account_id ?? nobody, notes });
-    app.get("/notes", variant === "route" ? withKeyward(handler) : handler);
+    app.get("/notes", variant === "route" ? withKeyward(handler) : variant === "spin" ? spun(handler) : handler);
     // As @hono/node-server's serve() makes it.
     return getRequestListener(app.fetch, { hostname: "127.0.0.1" });
   }

@@ -11,7 +11,9 @@
 // 7), CONNS (default 32), ITER (micro-benchmark iterations, default
 // 100000), APP_ITER and APP_ROUNDS (of inproc.mjs, default 2000 and 41),
 // PARTS (of micro,app,wrk; default all), FRAMEWORKS (default express,hono),
-// VARIANTS of app.mjs (default bare,noop,auth,route).
+// VARIANTS of app.mjs (default bare,noop,auth,route; spin, the control,
+// joins the load runs: bare plus as much busy CPU as withKeyward added in
+// process, SPIN_NS when the in-process part did not run).
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
@@ -96,7 +98,10 @@ try {
 
   const env = { ...process.env, KEYWARD_URL: kw.url, KEYWARD_API_KEY: verifierKey, BENCH_USER_KEY: userKey };
   const variants = (process.env.VARIANTS || "bare,noop,auth,route").split(",");
-  const labels = { bare: "bare", noop: "no-op middleware", auth: "keyward()", route: "withKeyward" };
+  const labels = { bare: "bare", noop: "no-op middleware", auth: "keyward()", route: "withKeyward", spin: "control (spin)" };
+  // What withKeyward added per request in process, by framework: the
+  // control spins as long in the load runs.
+  const spinNs = {};
   const frameworks = (process.env.FRAMEWORKS || "express,hono").split(",");
 
   // --- whole apps in process ---------------------------------------------
@@ -111,6 +116,7 @@ try {
       if (out.status !== 0) throw new Error(`inproc.mjs ${fw}: ${out.stderr}`);
       const us = JSON.parse(out.stdout);
       console.log(`  ${fw} (${us[variants[0]].length} rounds):`);
+      if (us.route && us.bare) spinNs[fw] = Math.max(0, Math.round((median(us.route) - median(us.bare)) * 1000));
       for (const v of variants) {
         let line = `    ${(labels[v] ?? v).padEnd(17)} ${median(us[v]).toFixed(2).padStart(7)} µs`;
         if (v !== "bare" && us.bare) {
@@ -136,10 +142,12 @@ try {
   }
   for (const fw of PARTS.includes("wrk") ? frameworks : []) {
     const apps = {};
-    for (const variant of variants) apps[variant] = await startApp(fw, variant, env, userKey);
-    const rps = Object.fromEntries(variants.map((v) => [v, []]));
-    const perCPU = Object.fromEntries(variants.map((v) => [v, []]));
-    const perUser = Object.fromEntries(variants.map((v) => [v, []]));
+    const loaded = process.env.VARIANTS ? variants : [...variants, "spin"];
+    const spin = spinNs[fw] ?? Number(process.env.SPIN_NS || 1500);
+    for (const variant of loaded) apps[variant] = await startApp(fw, variant, { ...env, SPIN_NS: String(spin) }, userKey);
+    const rps = Object.fromEntries(loaded.map((v) => [v, []]));
+    const perCPU = Object.fromEntries(loaded.map((v) => [v, []]));
+    const perUser = Object.fromEntries(loaded.map((v) => [v, []]));
     /** load runs wrk on the app of v and records its rate and requests per CPU-second. */
     const load = async (v) => {
       const cpu0 = cpuSeconds(apps[v].child.pid);
@@ -151,10 +159,10 @@ try {
     };
     for (let r = 0; r < ROUNDS; r++) {
       // Rotate which goes first, so a trend in the load favours none.
-      for (let i = 0; i < variants.length; i++) await load(variants[(i + r) % variants.length]);
+      for (let i = 0; i < loaded.length; i++) await load(loaded[(i + r) % loaded.length]);
     }
     for (const a of Object.values(apps)) a.child.kill();
-    console.log(`  ${fw}:`);
+    console.log(`  ${fw} (the control spins ${(spin / 1000).toFixed(2)} µs per request):`);
     for (const [unit, m] of [
       ["req/s", rps],
       ["req per CPU-second of the app's process", perCPU],
@@ -164,7 +172,7 @@ try {
       const ratio = (a, b) => median(m[a].map((x, i) => x / m[b][i]));
       const pct = (x) => (x * 100).toFixed(1) + "%";
       console.log(`    ${unit}, median of ${ROUNDS} rounds:`);
-      for (const v of variants) {
+      for (const v of loaded) {
         let line = `      ${(labels[v] ?? v).padEnd(17)} ${median(m[v]).toFixed(0).padStart(7)}`;
         if (v !== "bare" && m.bare) {
           const rounds = m[v].map((x, i) => ((x / m.bare[i]) * 100).toFixed(0) + "%");
