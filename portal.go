@@ -32,6 +32,10 @@ const (
 	MaxPortalGrants = 100
 )
 
+// ErrPortalLink is the one answer for a portal link that cannot be used:
+// unknown, used, expired, or created by a key no longer valid, alike.
+var ErrPortalLink = Errorf(ENOTFOUND, "this portal link is unknown, was used already or has expired: ask the service for a new one")
+
 // PortalSessionCreate is the input of PortalService.CreatePortalSession.
 type PortalSessionCreate struct {
 	// AccountID is the account of the user; an account admin may leave it

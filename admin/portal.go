@@ -31,6 +31,7 @@ type portalStore interface {
 	keyward.PortalStore
 	Account(ctx context.Context, id string) (*keyward.Account, error)
 	UserByExternalID(ctx context.Context, accountID, externalID string) (*keyward.User, error)
+	Key(ctx context.Context, id string) (*keyward.Key, error)
 	Usage(ctx context.Context, f keyward.UsageFilter) ([]keyward.UsageRow, error)
 }
 
@@ -164,6 +165,10 @@ func portalTTL(field string, d keyward.Duration, def, max time.Duration) (time.D
 func (s *Portal) StartPortalSession(ctx context.Context, linkToken string) (string, *keyward.PortalSession, error) {
 	cookie := apikey.NewToken()
 	p, err := s.store.StartPortalSession(ctx, func(p *keyward.PortalSession) (keyward.Change, error) {
+		// Refused before the write: the link stays unused.
+		if err := s.creatorValid(ctx, p, keyward.ErrPortalLink); err != nil {
+			return keyward.Change{}, err
+		}
 		return s.audit(ctx, p.Identity(), "portal_session.start", "portal_session", p.ID, p.AccountID, map[string]any{"user_id": p.UserID, "expires_at": p.ExpiresAt})
 	}, sha256.Sum256([]byte(linkToken)), sha256.Sum256([]byte(cookie)), s.now())
 	if err != nil {
@@ -177,7 +182,9 @@ func (s *Portal) StartPortalSession(ctx context.Context, linkToken string) (stri
 var errPortalEnded = keyward.Errorf(keyward.EUNAUTHORIZED, "the portal session has ended: go back to the service and open the portal again")
 
 // PortalSession returns the live session of a cookie's token;
-// EUNAUTHORIZED if it ended or never existed.
+// EUNAUTHORIZED if it ended or never existed, or if the key that created
+// it is no longer valid (revoked, deleted, disabled or expired): a session
+// acts within its creator's grant, so it lasts only while that key does.
 func (s *Portal) PortalSession(ctx context.Context, cookie string) (*keyward.PortalSession, error) {
 	if cookie == "" {
 		return nil, errPortalEnded
@@ -186,7 +193,29 @@ func (s *Portal) PortalSession(ctx context.Context, cookie string) (*keyward.Por
 	if keyward.ErrorCode(err) == keyward.ENOTFOUND || (err == nil && (p.ExpiresAt == nil || !s.now().Before(*p.ExpiresAt))) {
 		return nil, errPortalEnded
 	}
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	if err := s.creatorValid(ctx, p, errPortalEnded); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// creatorValid returns ended unless the key that created p verifies now
+// (Key.Status VALID); a store failure is returned as it is.
+func (s *Portal) creatorValid(ctx context.Context, p *keyward.PortalSession, ended error) error {
+	k, err := s.store.Key(ctx, p.CreatedBy)
+	if keyward.ErrorCode(err) == keyward.ENOTFOUND {
+		return ended
+	}
+	if err != nil {
+		return err
+	}
+	if k.Status(s.now()) != keyward.DecisionValid {
+		return ended
+	}
+	return nil
 }
 
 // EndPortalSession ends the session of a cookie's token (the portal's

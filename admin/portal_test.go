@@ -119,6 +119,51 @@ func TestPortalLinkWorksOnceAndBeforeItExpires(t *testing.T) {
 	})
 }
 
+// TestPortalSessionLastsWhileItsCreatorKeyIsValid: a session acts within
+// the grant of the key that created it, so it ends while that key is
+// disabled, and for good once it is revoked; an unused link of that key is
+// refused and stays unused. Sessions of other creators go on.
+func TestPortalSessionLastsWhileItsCreatorKeyIsValid(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e *env) {
+		f := newPortalFixture(t, e)
+		ctx := as(t, &f.adminKey.Key)
+		token := func(l *keyward.PortalLink) string { return strings.TrimPrefix(l.URL, "/portal/link/") }
+		cookie, _ := must2(e.svc.Portal.StartPortalSession(t.Context(), token(must(e.svc.Portal.CreatePortalSession(ctx, f.grant())))))
+		unused := must(e.svc.Portal.CreatePortalSession(ctx, f.grant()))
+		byRoot := f.grant()
+		byRoot.AccountID = f.acc.ID
+		rootCookie, _ := must2(e.svc.Portal.StartPortalSession(t.Context(), token(must(e.svc.Portal.CreatePortalSession(e.root, byRoot)))))
+		live := func(cookie string, want bool) {
+			t.Helper()
+			_, err := e.svc.Portal.PortalSession(t.Context(), cookie)
+			if want && err != nil {
+				t.Fatalf("PortalSession: %v, want the session", err)
+			}
+			if !want {
+				wantCode(t, err, keyward.EUNAUTHORIZED)
+			}
+		}
+		live(cookie, true)
+
+		yes, no := true, false
+		must(e.svc.Keys.UpdateKey(e.root, f.adminKey.ID, keyward.KeyUpdate{Disabled: &yes}))
+		live(cookie, false)
+		live(rootCookie, true)
+		must(e.svc.Keys.UpdateKey(e.root, f.adminKey.ID, keyward.KeyUpdate{Disabled: &no}))
+		live(cookie, true)
+
+		must(e.svc.Keys.RevokeKey(e.root, f.adminKey.ID))
+		live(cookie, false)
+		_, _, err := e.svc.Portal.StartPortalSession(t.Context(), token(unused))
+		wantCode(t, err, keyward.ENOTFOUND)
+		live(rootCookie, true)
+		entries := must(e.svc.Audit.AuditEntries(e.root, keyward.AuditFilter{TargetID: unused.ID}, keyward.Page{}))
+		if len(entries.Items) != 1 || entries.Items[0].Action != "portal_session.create" {
+			t.Fatalf("audit of the refused link = %+v, want its creation only", entries.Items)
+		}
+	})
+}
+
 // must2 returns the two values, or panics on a set-up error.
 func must2[A, B any](a A, b B, err error) (A, B) {
 	if err != nil {

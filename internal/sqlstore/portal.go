@@ -51,7 +51,7 @@ func (s *Store) StartPortalSession(ctx context.Context, record func(*keyward.Por
 	var started storedTime
 	err := s.r.QueryRowContext(ctx, "SELECT started_at FROM portal_sessions WHERE link_hash = ?", linkHash[:]).Scan(&started)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && started.Valid) {
-		return nil, s.errorf("start portal session: %w", errPortalLink)
+		return nil, s.errorf("start portal session: %w", keyward.ErrPortalLink)
 	}
 	if err != nil {
 		return nil, s.errorf("start portal session: %w", s.dbError(err, Conflicts{}))
@@ -60,7 +60,7 @@ func (s *Store) StartPortalSession(ctx context.Context, record func(*keyward.Por
 	err = s.WriteUnaudited(ctx, func(tx *Tx) error {
 		p, err := s.scanPortalSession(tx.QueryRowContext(ctx, selectPortalSession+" WHERE link_hash = ?", linkHash[:]))
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && (p.StartedAt != nil || !now.Before(p.LinkExpiresAt))) {
-			return errPortalLink
+			return keyward.ErrPortalLink
 		}
 		if err != nil {
 			return s.dbError(err, Conflicts{})
@@ -73,7 +73,7 @@ func (s *Store) StartPortalSession(ctx context.Context, record func(*keyward.Por
 			return s.dbError(err, Conflicts{Unique: "the portal session is taken"})
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return errPortalLink // another instance used it first
+			return keyward.ErrPortalLink // another instance used it first
 		}
 		p.StartedAt, p.ExpiresAt = &start, &end
 		ch, err := record(p)
@@ -91,10 +91,6 @@ func (s *Store) StartPortalSession(ctx context.Context, record func(*keyward.Por
 	}
 	return out, nil
 }
-
-// errPortalLink is the one answer for a link that cannot be used: unknown,
-// used or expired alike.
-var errPortalLink = keyward.Errorf(keyward.ENOTFOUND, "this portal link is unknown, was used already or has expired: ask the service for a new one")
 
 // PortalSessionByHash returns a started session by the hash of its cookie.
 func (s *Store) PortalSessionByHash(ctx context.Context, sessionHash [32]byte) (*keyward.PortalSession, error) {
