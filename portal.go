@@ -25,6 +25,9 @@ const (
 	// MaxPortalSessionTTL bounds it.
 	DefaultPortalSessionTTL = time.Hour
 	MaxPortalSessionTTL     = 12 * time.Hour
+	// DefaultPortalIdleTimeout ends a portal session after this long
+	// without a request, unless the server sets another.
+	DefaultPortalIdleTimeout = 30 * time.Minute
 	// MaxPortalReturnURLLen bounds the return URL of a portal session.
 	MaxPortalReturnURLLen = 2048
 	// MaxPortalGrants bounds the permissions and the environments a
@@ -82,6 +85,9 @@ type PortalSession struct {
 	// ends at ExpiresAt.
 	StartedAt *time.Time `json:"started_at,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// LastSeenAt is when the session was last used (its start, then
+	// about once a minute while it is used); not part of the API.
+	LastSeenAt *time.Time `json:"-"`
 }
 
 // Identity returns the identity the portal session acts with: a user of
@@ -208,8 +214,8 @@ type PortalStore interface {
 	CreatePortalSession(ctx context.Context, ch Change, p *PortalSession, linkHash [32]byte) error
 	// StartPortalSession uses the link whose token hashes to linkHash:
 	// if it was never used and LinkExpiresAt is after now, it records the
-	// SHA-256 of the session's cookie, StartedAt now and ExpiresAt now
-	// plus the session's SessionTTL, and returns the session. Exactly one
+	// SHA-256 of the session's cookie, StartedAt and LastSeenAt now and
+	// ExpiresAt now plus the session's SessionTTL, and returns the session. Exactly one
 	// of concurrent calls for one link succeeds; the others, and every
 	// call for an unknown, used or expired link, get ENOTFOUND. record
 	// returns the change to write with it, from the started session.
@@ -218,6 +224,10 @@ type PortalStore interface {
 	// to sessionHash, ended or not (the caller checks ExpiresAt).
 	// ENOTFOUND if none.
 	PortalSessionByHash(ctx context.Context, sessionHash [32]byte) (*PortalSession, error)
+	// TouchPortalSession sets the LastSeenAt of the live session whose
+	// cookie hashes to sessionHash to now. ENOTFOUND if none, or if it
+	// ended at or before now.
+	TouchPortalSession(ctx context.Context, sessionHash [32]byte, now time.Time) error
 	// EndPortalSession ends the session whose cookie hashes to
 	// sessionHash at now. ENOTFOUND if none.
 	EndPortalSession(ctx context.Context, sessionHash [32]byte, now time.Time) error

@@ -65,6 +65,9 @@ type Config struct {
 	// (apikey.Prefixes.Validate): a prefix the format refuses fails the
 	// creation of its keys with EINVALID.
 	Prefixes apikey.Prefixes
+	// PortalIdleTimeout ends a portal session after this long without a
+	// request; zero: keyward.DefaultPortalIdleTimeout.
+	PortalIdleTimeout time.Duration
 	// Now is the clock; it defaults to time.Now.
 	Now func() time.Time
 	// Logger defaults to slog.Default().
@@ -115,7 +118,7 @@ func New(cfg Config) Services {
 		Webhooks:    &Webhooks{recorder: rec, writes: &writes{}, store: cfg.Store, guard: cfg.WebhookGuard},
 		Audit:       &Audit{recorder: rec, store: cfg.Store},
 		Abuse:       abuse,
-		Portal:      &Portal{recorder: rec, store: cfg.Store, keys: keys},
+		Portal:      newPortal(rec, cfg.Store, keys, cfg.PortalIdleTimeout),
 	}
 }
 

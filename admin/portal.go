@@ -22,6 +22,19 @@ type Portal struct {
 	recorder
 	store portalStore
 	keys  *Keys
+	// idle ends a session unused this long; a use is written when the
+	// last one written is touchAfter old, so a session may end up to
+	// touchAfter early.
+	idle, touchAfter time.Duration
+}
+
+// newPortal returns the portal service; idle 0 is
+// keyward.DefaultPortalIdleTimeout.
+func newPortal(rec recorder, store portalStore, keys *Keys, idle time.Duration) *Portal {
+	if idle <= 0 {
+		idle = keyward.DefaultPortalIdleTimeout
+	}
+	return &Portal{recorder: rec, store: store, keys: keys, idle: idle, touchAfter: min(idle/10, time.Minute)}
 }
 
 var _ keyward.PortalService = (*Portal)(nil)
@@ -181,23 +194,39 @@ func (s *Portal) StartPortalSession(ctx context.Context, linkToken string) (stri
 // errPortalEnded is the answer for a cookie of no live session.
 var errPortalEnded = keyward.Errorf(keyward.EUNAUTHORIZED, "the portal session has ended: go back to the service and open the portal again")
 
-// PortalSession returns the live session of a cookie's token;
-// EUNAUTHORIZED if it ended or never existed, or if the key that created
-// it is no longer valid (revoked, deleted, disabled or expired): a session
-// acts within its creator's grant, so it lasts only while that key does.
+// PortalSession returns the live session of a cookie's token and records
+// the use; EUNAUTHORIZED if it ended, never existed or went unused for the
+// idle timeout, or if the key that created it is no longer valid
+// (revoked, deleted, disabled or expired): a session acts within its
+// creator's grant, so it lasts only while that key does.
 func (s *Portal) PortalSession(ctx context.Context, cookie string) (*keyward.PortalSession, error) {
 	if cookie == "" {
 		return nil, errPortalEnded
 	}
-	p, err := s.store.PortalSessionByHash(ctx, sha256.Sum256([]byte(cookie)))
-	if keyward.ErrorCode(err) == keyward.ENOTFOUND || (err == nil && (p.ExpiresAt == nil || !s.now().Before(*p.ExpiresAt))) {
+	hash := sha256.Sum256([]byte(cookie))
+	p, err := s.store.PortalSessionByHash(ctx, hash)
+	now := s.now()
+	if keyward.ErrorCode(err) == keyward.ENOTFOUND || (err == nil && (p.ExpiresAt == nil || !now.Before(*p.ExpiresAt))) {
 		return nil, errPortalEnded
 	}
 	if err != nil {
 		return nil, err
 	}
+	if p.LastSeenAt != nil && now.Sub(*p.LastSeenAt) >= s.idle {
+		return nil, errPortalEnded // and stays so: its last use will not move
+	}
 	if err := s.creatorValid(ctx, p, errPortalEnded); err != nil {
 		return nil, err
+	}
+	if p.LastSeenAt == nil || now.Sub(*p.LastSeenAt) >= s.touchAfter {
+		err := s.store.TouchPortalSession(ctx, hash, now)
+		if keyward.ErrorCode(err) == keyward.ENOTFOUND {
+			return nil, errPortalEnded // ended since it was read
+		}
+		if err != nil {
+			return nil, err
+		}
+		p.LastSeenAt = &now
 	}
 	return p, nil
 }

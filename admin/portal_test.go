@@ -164,6 +164,46 @@ func TestPortalSessionLastsWhileItsCreatorKeyIsValid(t *testing.T) {
 	})
 }
 
+// TestPortalSessionIdleTimeout: a session unused for the idle timeout
+// (the default, 30 minutes) has ended for good; one used more often than
+// that lasts to its ttl. Uses are written at most about once a minute.
+func TestPortalSessionIdleTimeout(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e *env) {
+		f := newPortalFixture(t, e)
+		ctx := as(t, &f.adminKey.Key)
+		grant := f.grant()
+		grant.SessionTTL = keyward.Duration(2 * time.Hour)
+		start := func() string {
+			l := must(e.svc.Portal.CreatePortalSession(ctx, grant))
+			c, _ := must2(e.svc.Portal.StartPortalSession(t.Context(), strings.TrimPrefix(l.URL, "/portal/link/")))
+			return c
+		}
+		active, idle := start(), start()
+		started := e.now
+		use := func(cookie string) (*keyward.PortalSession, error) {
+			return e.svc.Portal.PortalSession(t.Context(), cookie)
+		}
+		// Used every 29 minutes, the active one outlives the idle timeout.
+		for range 4 {
+			e.now = e.now.Add(29 * time.Minute)
+			if _, err := use(active); err != nil {
+				t.Fatalf("a session used every 29 minutes, at %v: %v", e.now.Sub(started), err)
+			}
+		}
+		// Uses closer together than a minute are not written.
+		e.now = e.now.Add(30 * time.Second)
+		p, err := use(active)
+		if err != nil || !p.LastSeenAt.Equal(started.Add(4*29*time.Minute)) {
+			t.Fatalf("a use 30 s after the last = %+v, %v; want last seen still at the last write", p, err)
+		}
+		// The other, unused since its start, has ended, and stays ended.
+		for range 2 {
+			_, err = use(idle)
+			wantCode(t, err, keyward.EUNAUTHORIZED)
+		}
+	})
+}
+
 // must2 returns the two values, or panics on a set-up error.
 func must2[A, B any](a A, b B, err error) (A, B) {
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 
 // testPortal: a portal session is created with its link's hash, started
 // once before the link expires (of concurrent starts exactly one wins),
-// read by its cookie's hash and ended; ended sessions are deleted when a
+// read by its cookie's hash, its last use recorded, and ended; ended sessions are deleted when a
 // new one is created, and deleting the user deletes its sessions. The
 // branding of an account is set, replaced and read, colours #rrggbb only.
 func testPortal(t *testing.T, open func(*testing.T) keyward.Store) {
@@ -82,6 +82,17 @@ func testPortal(t *testing.T, open func(*testing.T) keyward.Store) {
 	}
 	f.wantAuditChain(1)
 
+	// The last use: the start's, then each touch's; no live session, no touch.
+	used, err := f.s.PortalSessionByHash(f.ctx, cookie)
+	if err != nil || used.LastSeenAt == nil || !used.LastSeenAt.Equal(now.Add(time.Minute)) {
+		t.Fatalf("started session = %+v, %v; want last seen at its start", used, err)
+	}
+	must(t, f.s.TouchPortalSession(f.ctx, cookie, now.Add(90*time.Second)))
+	if used, err = f.s.PortalSessionByHash(f.ctx, cookie); err != nil || !used.LastSeenAt.Equal(now.Add(90*time.Second)) {
+		t.Fatalf("touched session = %+v, %v", used, err)
+	}
+	wantCode(t, f.s.TouchPortalSession(f.ctx, sha256.Sum256([]byte("nosuch")), now), keyward.ENOTFOUND)
+
 	// Ending a session: read as ended; ending it again is not found.
 	must(t, f.s.EndPortalSession(f.ctx, cookie, now.Add(2*time.Minute)))
 	got, err := f.s.PortalSessionByHash(f.ctx, cookie)
@@ -89,6 +100,7 @@ func testPortal(t *testing.T, open func(*testing.T) keyward.Store) {
 		t.Fatalf("ended session = %+v, %v", got, err)
 	}
 	wantCode(t, f.s.EndPortalSession(f.ctx, cookie, now.Add(3*time.Minute)), keyward.ENOTFOUND)
+	wantCode(t, f.s.TouchPortalSession(f.ctx, cookie, now.Add(3*time.Minute)), keyward.ENOTFOUND)
 	// A new session deletes those that ended before it; the live one stays.
 	session("link-4", now.Add(2*time.Hour))
 	_, err = f.s.PortalSessionByHash(f.ctx, cookie)

@@ -13,8 +13,8 @@ type Console struct {
 	// Disabled turns the console off: /console answers like any unknown
 	// path of the API.
 	Disabled bool `yaml:"disabled"`
-	// IdleTimeout ends a session after this long without a request; zero:
-	// console.DefaultIdleTimeout.
+	// IdleTimeout ends a console or portal session after this long
+	// without a request; zero: console.DefaultIdleTimeout.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// SessionLifetime ends a session this long after its sign-in, however
 	// active; zero: console.DefaultMaxAge.

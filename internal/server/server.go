@@ -7,6 +7,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -90,6 +91,9 @@ type Core struct {
 	tracer trace.TracerProvider
 	// prefixes are the configured key prefixes (key_prefixes).
 	prefixes apikey.Prefixes
+	// portalIdle ends portal sessions unused this long: the console's
+	// idle timeout (console.idle_timeout, or the console's default).
+	portalIdle time.Duration
 }
 
 // Open opens the data directory, loads (or generates) the peppers and
@@ -121,7 +125,7 @@ func Open(ctx context.Context, cfg *config.Config, tp trace.TracerProvider, log 
 	if r, ok := store.(keyward.StorageReporter); ok {
 		r.Storage().SetLogger(log.With("component", "store"))
 	}
-	c := &Core{Store: store, Hasher: hasher, tracer: tp, prefixes: cfg.KeyPrefixes}
+	c := &Core{Store: store, Hasher: hasher, tracer: tp, prefixes: cfg.KeyPrefixes, portalIdle: cmp.Or(cfg.Console.IdleTimeout, console.DefaultIdleTimeout)}
 	if c.keyring, err = cfg.OpenKeyring(log); err != nil {
 		store.Close()
 		return nil, err

@@ -73,7 +73,7 @@ func SharedPepperError(cfg *config.Config) error {
 // newAdmin returns the admin services of c telling observer about changes
 // (nil: the engine).
 func (c *Core) newAdmin(observer keyward.KeyObserver, log *slog.Logger) admin.Services {
-	return admin.New(admin.Config{Store: c.Store, Hasher: c.Hasher, Verifier: c.Engine, Observer: observer, Credits: c.ledger, Sealer: c.keyring, WebhookGuard: c.guard, Providers: c.OpenProvider, Prefixes: c.prefixes, Logger: log})
+	return admin.New(admin.Config{Store: c.Store, Hasher: c.Hasher, Verifier: c.Engine, Observer: observer, Credits: c.ledger, Sealer: c.keyring, WebhookGuard: c.guard, Providers: c.OpenProvider, Prefixes: c.prefixes, PortalIdleTimeout: c.portalIdle, Logger: log})
 }
 
 // OpenProvider opens the provider of an external credentials connection,

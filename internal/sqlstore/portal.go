@@ -15,7 +15,7 @@ import (
 // same link at once exactly one succeeds.
 
 const selectPortalSession = `SELECT id, account_id, user_id, external_id, permissions, environments, return_url,
-	session_ttl_us, created_by, created_at, link_expires_at, started_at, expires_at FROM portal_sessions`
+	session_ttl_us, created_by, created_at, link_expires_at, started_at, expires_at, last_seen_at FROM portal_sessions`
 
 // CreatePortalSession inserts p with the hash of its link's token and
 // deletes the sessions that ended before p.CreatedAt.
@@ -67,15 +67,15 @@ func (s *Store) StartPortalSession(ctx context.Context, record func(*keyward.Por
 		}
 		start := now.UTC().Truncate(time.Microsecond)
 		end := start.Add(time.Duration(p.SessionTTL))
-		res, err := tx.ExecContext(ctx, `UPDATE portal_sessions SET session_hash = ?, started_at = ?, expires_at = ?
-			WHERE link_hash = ? AND started_at IS NULL`, sessionHash[:], FormatTime(start), FormatTime(end), linkHash[:])
+		res, err := tx.ExecContext(ctx, `UPDATE portal_sessions SET session_hash = ?, started_at = ?, expires_at = ?, last_seen_at = ?
+			WHERE link_hash = ? AND started_at IS NULL`, sessionHash[:], FormatTime(start), FormatTime(end), FormatTime(start), linkHash[:])
 		if err != nil {
 			return s.dbError(err, Conflicts{Unique: "the portal session is taken"})
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return keyward.ErrPortalLink // another instance used it first
 		}
-		p.StartedAt, p.ExpiresAt = &start, &end
+		p.StartedAt, p.ExpiresAt, p.LastSeenAt = &start, &end, &start
 		ch, err := record(p)
 		if err != nil {
 			return err
@@ -104,6 +104,27 @@ func (s *Store) PortalSessionByHash(ctx context.Context, sessionHash [32]byte) (
 	return p, nil
 }
 
+// TouchPortalSession records now as the last use of a live session. See
+// keyward.PortalStore.
+func (s *Store) TouchPortalSession(ctx context.Context, sessionHash [32]byte, now time.Time) error {
+	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
+		at := FormatTime(now.UTC().Truncate(time.Microsecond))
+		res, err := tx.ExecContext(ctx, "UPDATE portal_sessions SET last_seen_at = ? WHERE session_hash = ? AND expires_at > ?",
+			at, sessionHash[:], at)
+		if err != nil {
+			return s.dbError(err, Conflicts{})
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return keyward.Errorf(keyward.ENOTFOUND, "portal session not found")
+		}
+		return nil
+	})
+	if err != nil {
+		return s.errorf("touch portal session: %w", err)
+	}
+	return nil
+}
+
 // EndPortalSession ends a started session at now.
 func (s *Store) EndPortalSession(ctx context.Context, sessionHash [32]byte, now time.Time) error {
 	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
@@ -126,14 +147,18 @@ func (s *Store) EndPortalSession(ctx context.Context, sessionHash [32]byte, now 
 func (s *Store) scanPortalSession(row scanner) (*keyward.PortalSession, error) {
 	var p keyward.PortalSession
 	var ttl int64
-	var created, linkExpires, started, expires storedTime
+	var created, linkExpires, started, expires, lastSeen storedTime
 	if err := row.Scan(&p.ID, &p.AccountID, &p.UserID, &p.ExternalID, s.d.ListDest(&p.Permissions), s.d.ListDest(&p.Environments),
-		&p.ReturnURL, &ttl, &p.CreatedBy, &created, &linkExpires, &started, &expires); err != nil {
+		&p.ReturnURL, &ttl, &p.CreatedBy, &created, &linkExpires, &started, &expires, &lastSeen); err != nil {
 		return nil, err
 	}
 	p.Permissions, p.Environments = nonNil(p.Permissions), nonNil(p.Environments)
 	p.SessionTTL = keyward.Duration(time.Duration(ttl) * time.Microsecond)
 	p.CreatedAt, p.LinkExpiresAt, p.StartedAt, p.ExpiresAt = created.Time, linkExpires.Time, started.ptr(), expires.ptr()
+	p.LastSeenAt = lastSeen.ptr()
+	if p.LastSeenAt == nil {
+		p.LastSeenAt = p.StartedAt // started before last_seen_at was kept
+	}
 	return &p, nil
 }
 
