@@ -107,29 +107,20 @@ func (s *Store) PortalSessionByHash(ctx context.Context, sessionHash [32]byte) (
 // TouchPortalSession records now as the last use of a live session. See
 // keyward.PortalStore.
 func (s *Store) TouchPortalSession(ctx context.Context, sessionHash [32]byte, now time.Time) error {
-	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
-		at := FormatTime(now.UTC().Truncate(time.Microsecond))
-		res, err := tx.ExecContext(ctx, "UPDATE portal_sessions SET last_seen_at = ? WHERE session_hash = ? AND expires_at > ?",
-			at, sessionHash[:], at)
-		if err != nil {
-			return s.dbError(err, Conflicts{})
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return keyward.Errorf(keyward.ENOTFOUND, "portal session not found")
-		}
-		return nil
-	})
-	if err != nil {
-		return s.errorf("touch portal session: %w", err)
-	}
-	return nil
+	return s.setLivePortalSession(ctx, "touch", "last_seen_at", sessionHash, now)
 }
 
 // EndPortalSession ends a started session at now.
 func (s *Store) EndPortalSession(ctx context.Context, sessionHash [32]byte, now time.Time) error {
+	return s.setLivePortalSession(ctx, "end", "expires_at", sessionHash, now)
+}
+
+// setLivePortalSession sets column (a time) to now in the session whose
+// cookie hashes to sessionHash, if it is live at now; ENOTFOUND if not.
+func (s *Store) setLivePortalSession(ctx context.Context, op, column string, sessionHash [32]byte, now time.Time) error {
 	err := s.WriteUnaudited(ctx, func(tx *Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE portal_sessions SET expires_at = ? WHERE session_hash = ? AND expires_at > ?",
-			FormatTime(now), sessionHash[:], FormatTime(now))
+		at := FormatTime(now)
+		res, err := tx.ExecContext(ctx, "UPDATE portal_sessions SET "+column+" = ? WHERE session_hash = ? AND expires_at > ?", at, sessionHash[:], at)
 		if err != nil {
 			return s.dbError(err, Conflicts{})
 		}
@@ -139,7 +130,7 @@ func (s *Store) EndPortalSession(ctx context.Context, sessionHash [32]byte, now 
 		return nil
 	})
 	if err != nil {
-		return s.errorf("end portal session: %w", err)
+		return s.errorf("%s portal session: %w", op, err)
 	}
 	return nil
 }
