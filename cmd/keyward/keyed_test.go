@@ -52,6 +52,20 @@ func migrationFiles(t *testing.T, backend string, version int) []string {
 	return files[:version]
 }
 
+// applyMigrations runs backend's first version migration files with run,
+// each followed by record (its version and file name as arguments).
+func applyMigrations(t *testing.T, backend string, version int, run func(query string, args ...any), record string) {
+	t.Helper()
+	for i, f := range migrationFiles(t, backend, version) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(string(b))
+		run(record, i+1, filepath.Base(f))
+	}
+}
+
 // backends returns a fresh SQLite store and a fresh PostgreSQL schema.
 func backends(t *testing.T) []backend {
 	t.Helper()
@@ -84,14 +98,7 @@ func backends(t *testing.T) []backend {
 			}
 		}
 		run("CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT")
-		for i, f := range migrationFiles(t, "sqlite", version) {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			run(string(b))
-			run("INSERT INTO schema_migrations VALUES (?, ?, '2026-01-01T00:00:00.000000Z')", i+1, filepath.Base(f))
-		}
+		applyMigrations(t, "sqlite", version, run, "INSERT INTO schema_migrations VALUES (?, ?, '2026-01-01T00:00:00.000000Z')")
 		run("ATTACH DATABASE ? AS old", path)
 		var copies []string
 		rows, err := db.QueryContext(ctx, `SELECT 'INSERT INTO main."' || t.name || '" (' || group_concat('"' || c.name || '"', ', ') ||
@@ -181,14 +188,7 @@ func backends(t *testing.T) []backend {
 		run("CREATE SCHEMA " + built)
 		run("SET search_path TO " + built)
 		run("CREATE TABLE schema_migrations (version integer NOT NULL PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
-		for i, f := range migrationFiles(t, "postgres", version) {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			run(string(b))
-			run("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", i+1, filepath.Base(f))
-		}
+		applyMigrations(t, "postgres", version, run, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
 		rows, err := conn.Query(ctx, `SELECT format('INSERT INTO %I.%I (%s) SELECT %s FROM %I.%I', $1::text, c.table_name,
 				string_agg(quote_ident(c.column_name), ', ' ORDER BY c.ordinal_position),
 				string_agg(quote_ident(c.column_name), ', ' ORDER BY c.ordinal_position), $2::text, c.table_name)
